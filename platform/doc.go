@@ -1,0 +1,2 @@
+// Package platform is the shared infrastructure of Gatehouse's services.
+package platform

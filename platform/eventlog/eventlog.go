@@ -1,0 +1,350 @@
+// Package eventlog stores domain events in NATS JetStream.
+//
+// Each service owns one stream (for example ACCOUNTS with subjects "accounts.>").
+// Each aggregate instance has its own subject, "<prefix>.<aggregate type>.<id>",
+// so an append can demand that the aggregate has not changed since the command
+// read it (JetStream's expected-last-subject-sequence check). A lost race is a
+// *ConflictError, which the command runner retries after reloading.
+//
+// Every event gets a ULID that is also its JetStream message id, so a retried
+// publish inside the stream's duplicate window stores the event once.
+//
+// A command that must change several aggregates at once (registering a user and
+// reserving the username) appends its events as one JetStream atomic batch: all
+// are stored, or none.
+package eventlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/oklog/ulid/v2"
+	"github.com/synadia-io/orbit.go/jetstreamext"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
+)
+
+// Message headers written with every event.
+const (
+	// HeaderEventType carries the event's protobuf full name, so consumers can filter without decoding.
+	HeaderEventType = "Gatehouse-Event-Type"
+	// DefaultDuplicateWindow is how long JetStream remembers message ids.
+	DefaultDuplicateWindow = 2 * time.Minute
+)
+
+// StreamConfig describes a service's event stream.
+type StreamConfig struct {
+	// Name of the JetStream stream, for example "ACCOUNTS".
+	Name string
+	// Prefix of every subject in the stream, for example "accounts".
+	Prefix string
+	// Replicas of the stream in a JetStream cluster (1 for a single server).
+	Replicas int
+	// Duplicates is the deduplication window; DefaultDuplicateWindow when zero.
+	Duplicates time.Duration
+}
+
+// Log appends to and reads from one service's event stream.
+type Log struct {
+	js         jetstream.JetStream
+	st         jetstream.Stream
+	stream     string
+	prefix     string
+	propagator propagation.TextMapPropagator
+	now        func() time.Time
+}
+
+// Option configures a Log.
+type Option func(*Log)
+
+// WithPropagator carries the trace context of appends in message headers.
+func WithPropagator(p propagation.TextMapPropagator) Option {
+	return func(l *Log) { l.propagator = p }
+}
+
+// WithClock replaces time.Now (tests).
+func WithClock(now func() time.Time) Option {
+	return func(l *Log) { l.now = now }
+}
+
+// Open creates or updates the stream and returns a Log for it.
+// The stream keeps events forever and denies deletes and purges: the log is the
+// source of truth and the audit trail.
+func Open(ctx context.Context, js jetstream.JetStream, cfg StreamConfig, opts ...Option) (*Log, error) {
+	if cfg.Name == "" || cfg.Prefix == "" {
+		return nil, errors.New("eventlog: stream name and prefix are required")
+	}
+	if strings.ContainsAny(cfg.Prefix, ".*> ") {
+		return nil, fmt.Errorf("eventlog: prefix %q must be a single subject token", cfg.Prefix)
+	}
+	replicas := max(cfg.Replicas, 1)
+	dup := cfg.Duplicates
+	if dup == 0 {
+		dup = DefaultDuplicateWindow
+	}
+	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:               cfg.Name,
+		Description:        "Gatehouse domain events (" + cfg.Prefix + ")",
+		Subjects:           []string{cfg.Prefix + ".>"},
+		Retention:          jetstream.LimitsPolicy,
+		Storage:            jetstream.FileStorage,
+		Replicas:           replicas,
+		Duplicates:         dup,
+		DenyDelete:         true,
+		DenyPurge:          true,
+		AllowDirect:        true,
+		AllowAtomicPublish: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("eventlog: create stream %s: %w", cfg.Name, err)
+	}
+	l := &Log{js: js, st: stream, stream: cfg.Name, prefix: cfg.Prefix, now: time.Now}
+	for _, o := range opts {
+		o(l)
+	}
+	return l, nil
+}
+
+// Stream is the JetStream stream name.
+func (l *Log) Stream() string { return l.stream }
+
+// JetStream is the JetStream context the log uses.
+func (l *Log) JetStream() jetstream.JetStream { return l.js }
+
+// Subject is the subject of one aggregate instance.
+func (l *Log) Subject(ref Ref) string {
+	return l.prefix + "." + ref.Type + "." + ref.ID
+}
+
+// Subjects is the wildcard subject of every instance of an aggregate type.
+func (l *Log) Subjects(aggregateType string) string {
+	return l.prefix + "." + aggregateType + ".*"
+}
+
+// Ref names one aggregate instance.
+type Ref struct {
+	// Type of the aggregate, a single subject token such as "user".
+	Type string
+	// ID of the instance, a single subject token (ULIDs, hex).
+	ID string
+}
+
+// valid reports whether the reference forms a safe subject.
+func (r Ref) valid() bool {
+	return validToken(r.Type) && validToken(r.ID)
+}
+
+func validToken(s string) bool {
+	if s == "" || len(s) > 200 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// Event is a domain event to append.
+type Event struct {
+	// ID is the event's ULID and JetStream message id. Generated when empty;
+	// set it yourself to make a retried command idempotent.
+	ID string
+	// Aggregate the event belongs to.
+	Aggregate Ref
+	// Actor is who caused the event ("user:<id>", "admin", "system").
+	Actor string
+	// Payload is the event, a message from gatehouse.events.v1.
+	Payload proto.Message
+}
+
+// Expect is the concurrency expectation of one write.
+type Expect struct {
+	seq uint64
+	set bool
+}
+
+// ExpectVersion demands that the aggregate's last event has this stream sequence
+// (0: the aggregate has no events yet).
+func ExpectVersion(seq uint64) Expect { return Expect{seq: seq, set: true} }
+
+// ExpectNew demands that the aggregate has no events yet.
+func ExpectNew() Expect { return ExpectVersion(0) }
+
+// ExpectAny appends whatever the aggregate's version.
+func ExpectAny() Expect { return Expect{} }
+
+// Write is one event with its concurrency expectation.
+type Write struct {
+	Event  Event
+	Expect Expect
+}
+
+// ConflictError reports that an aggregate changed after the command read it.
+// It is retryable: reload the aggregate and decide again.
+type ConflictError struct {
+	Err error
+}
+
+func (e *ConflictError) Error() string {
+	return "eventlog: aggregate changed concurrently: " + e.Err.Error()
+}
+
+func (e *ConflictError) Unwrap() error { return e.Err }
+
+// IsConflict reports whether err is a *ConflictError.
+func IsConflict(err error) bool {
+	var c *ConflictError
+	return errors.As(err, &c)
+}
+
+// classify turns JetStream's wrong-last-sequence error codes into a *ConflictError.
+func classify(err error) error {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case jetstream.JSErrCodeStreamWrongLastSequence, jetstream.JSErrCodeStreamWrongLastSequenceConstant:
+			return &ConflictError{Err: err}
+		}
+	}
+	var jsErr jetstream.JetStreamError
+	if errors.As(err, &jsErr) && jsErr.APIError() != nil {
+		switch jsErr.APIError().ErrorCode {
+		case jetstream.JSErrCodeStreamWrongLastSequence, jetstream.JSErrCodeStreamWrongLastSequenceConstant:
+			return &ConflictError{Err: err}
+		}
+	}
+	return err
+}
+
+// Appended reports where the events of one Append were stored.
+type Appended struct {
+	// Seqs holds the stream sequence of each write, in order.
+	Seqs []uint64
+	// Duplicate is true when JetStream recognised a single event as a retry of one already stored.
+	Duplicate bool
+}
+
+// Last is the sequence of the last event appended.
+func (a Appended) Last() uint64 {
+	if len(a.Seqs) == 0 {
+		return 0
+	}
+	return a.Seqs[len(a.Seqs)-1]
+}
+
+// Append stores the writes. One write is a plain publish; several are one
+// atomic batch. A failed expectation is a *ConflictError.
+func (l *Log) Append(ctx context.Context, writes ...Write) (Appended, error) {
+	if len(writes) == 0 {
+		return Appended{}, errors.New("eventlog: nothing to append")
+	}
+	msgs := make([]*nats.Msg, len(writes))
+	for i := range writes {
+		m, err := l.message(ctx, &writes[i])
+		if err != nil {
+			return Appended{}, err
+		}
+		msgs[i] = m
+	}
+	if len(msgs) == 1 {
+		ack, err := l.js.PublishMsg(ctx, msgs[0])
+		if err != nil {
+			err = classify(err)
+			if IsConflict(err) {
+				if stored, ok := l.alreadyStored(ctx, writes); ok {
+					return stored, nil
+				}
+			}
+			return Appended{}, fmt.Errorf("eventlog: append to %s: %w", msgs[0].Subject, err)
+		}
+		return Appended{Seqs: []uint64{ack.Sequence}, Duplicate: ack.Duplicate}, nil
+	}
+	ack, err := jetstreamext.PublishMsgBatch(ctx, l.js, msgs)
+	if err != nil {
+		err = classify(err)
+		if IsConflict(err) {
+			if stored, ok := l.alreadyStored(ctx, writes); ok {
+				return stored, nil
+			}
+		}
+		return Appended{}, fmt.Errorf("eventlog: append batch of %d: %w", len(msgs), err)
+	}
+	// An atomic batch is stored contiguously and acknowledged with its last sequence.
+	seqs := make([]uint64, len(msgs))
+	for i := range seqs {
+		seqs[i] = ack.Sequence - uint64(len(msgs)-1-i)
+	}
+	return Appended{Seqs: seqs}, nil
+}
+
+// alreadyStored recognises a retry whose first attempt was stored but whose
+// acknowledgement was lost: JetStream checks expectations before message ids, so
+// such a retry fails its expectation. It is a success when every write's
+// aggregate ends with the write's own event.
+func (l *Log) alreadyStored(ctx context.Context, writes []Write) (Appended, bool) {
+	got := Appended{Seqs: make([]uint64, len(writes)), Duplicate: true}
+	for i, w := range writes {
+		last, err := l.st.GetLastMsgForSubject(ctx, l.Subject(w.Event.Aggregate))
+		if err != nil || last.Header.Get(jetstream.MsgIDHeader) != w.Event.ID {
+			return Appended{}, false
+		}
+		got.Seqs[i] = last.Sequence
+	}
+	return got, true
+}
+
+// message builds the stream message of one write, filling the event id.
+func (l *Log) message(ctx context.Context, w *Write) (*nats.Msg, error) {
+	ev := &w.Event
+	if !ev.Aggregate.valid() {
+		return nil, fmt.Errorf("eventlog: invalid aggregate reference %q/%q", ev.Aggregate.Type, ev.Aggregate.ID)
+	}
+	if ev.Payload == nil {
+		return nil, errors.New("eventlog: event without payload")
+	}
+	if ev.ID == "" {
+		ev.ID = ulid.Make().String()
+	}
+	payload, err := anypb.New(ev.Payload)
+	if err != nil {
+		return nil, fmt.Errorf("eventlog: pack %T: %w", ev.Payload, err)
+	}
+	env := &eventsv1.Envelope{
+		Id:            ev.ID,
+		AggregateType: ev.Aggregate.Type,
+		AggregateId:   ev.Aggregate.ID,
+		OccurredAt:    timestamppb.New(l.now()),
+		Actor:         ev.Actor,
+		Payload:       payload,
+	}
+	msg := nats.NewMsg(l.Subject(ev.Aggregate))
+	if l.propagator != nil {
+		l.propagator.Inject(ctx, propagation.HeaderCarrier(msg.Header))
+	}
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		env.TraceParent = fmt.Sprintf("00-%s-%s-%s", sc.TraceID(), sc.SpanID(), sc.TraceFlags())
+	}
+	msg.Data, err = proto.Marshal(env)
+	if err != nil {
+		return nil, fmt.Errorf("eventlog: marshal envelope: %w", err)
+	}
+	msg.Header.Set(jetstream.MsgIDHeader, ev.ID)
+	msg.Header.Set(HeaderEventType, string(ev.Payload.ProtoReflect().Descriptor().FullName()))
+	if w.Expect.set {
+		msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(w.Expect.seq, 10))
+	}
+	return msg, nil
+}

@@ -1,0 +1,153 @@
+package eventlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoregistry"
+
+	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
+)
+
+// Record is an event read back from the stream.
+type Record struct {
+	// Seq is the event's stream sequence: its position in the service's log.
+	Seq uint64
+	// Subject is the aggregate subject the event was stored under.
+	Subject string
+	// Envelope is the stored envelope.
+	Envelope *eventsv1.Envelope
+	// Event is the decoded payload; nil when this binary does not know the event type,
+	// so older binaries skip events added by newer ones.
+	Event proto.Message
+}
+
+// ID is the event's id.
+func (r Record) ID() string { return r.Envelope.GetId() }
+
+// Aggregate names the aggregate the event belongs to.
+func (r Record) Aggregate() Ref {
+	return Ref{Type: r.Envelope.GetAggregateType(), ID: r.Envelope.GetAggregateId()}
+}
+
+// OccurredAt is when the event was decided.
+func (r Record) OccurredAt() time.Time { return r.Envelope.GetOccurredAt().AsTime() }
+
+// Type is the event's protobuf full name, for example "gatehouse.events.v1.UserLocked".
+func (r Record) Type() string {
+	name := r.Envelope.GetPayload().GetTypeUrl()
+	for i := len(name) - 1; i >= 0; i-- {
+		if name[i] == '/' {
+			return name[i+1:]
+		}
+	}
+	return name
+}
+
+// Decode turns a stored message body into a Record.
+func Decode(seq uint64, subject string, data []byte) (Record, error) {
+	env := &eventsv1.Envelope{}
+	if err := proto.Unmarshal(data, env); err != nil {
+		return Record{}, fmt.Errorf("eventlog: decode envelope at seq %d: %w", seq, err)
+	}
+	rec := Record{Seq: seq, Subject: subject, Envelope: env}
+	if env.GetPayload() == nil {
+		return Record{}, fmt.Errorf("eventlog: event at seq %d has no payload", seq)
+	}
+	ev, err := env.GetPayload().UnmarshalNew()
+	switch {
+	case errors.Is(err, protoregistry.NotFound):
+		// Unknown type: leave Event nil.
+	case err != nil:
+		return Record{}, fmt.Errorf("eventlog: decode %s at seq %d: %w", rec.Type(), seq, err)
+	default:
+		rec.Event = ev
+	}
+	return rec, nil
+}
+
+// DecodeMsg decodes a message delivered by a consumer.
+func DecodeMsg(msg jetstream.Msg) (Record, error) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		return Record{}, fmt.Errorf("eventlog: message metadata: %w", err)
+	}
+	return Decode(meta.Sequence.Stream, msg.Subject(), msg.Data())
+}
+
+// loadBatch is how many events one direct-get request returns while loading.
+const loadBatch = 256
+
+// Load returns every event of one aggregate in order, and its version: the
+// sequence of its last event, or 0 when it has none. Pass the version to
+// ExpectVersion when appending the events a command decides on this history.
+func (l *Log) Load(ctx context.Context, ref Ref) ([]Record, uint64, error) {
+	if !ref.valid() {
+		return nil, 0, fmt.Errorf("eventlog: invalid aggregate reference %q/%q", ref.Type, ref.ID)
+	}
+	subject := l.Subject(ref)
+	var (
+		records []Record
+		next    uint64 = 1
+	)
+	for {
+		msgs, err := jetstreamext.GetBatch(ctx, l.js, l.stream, loadBatch,
+			jetstreamext.GetBatchSubject(subject), jetstreamext.GetBatchSeq(next))
+		if err != nil {
+			return nil, 0, fmt.Errorf("eventlog: load %s: %w", subject, err)
+		}
+		n := 0
+		for msg, err := range msgs {
+			if errors.Is(err, jetstreamext.ErrNoMessages) {
+				break
+			}
+			if err != nil {
+				return nil, 0, fmt.Errorf("eventlog: load %s: %w", subject, err)
+			}
+			rec, err := Decode(msg.Sequence, msg.Subject, msg.Data)
+			if err != nil {
+				return nil, 0, err
+			}
+			records = append(records, rec)
+			next = msg.Sequence + 1
+			n++
+		}
+		if n < loadBatch {
+			break
+		}
+	}
+	if len(records) == 0 {
+		return nil, 0, nil
+	}
+	return records, records[len(records)-1].Seq, nil
+}
+
+// Version returns the sequence of an aggregate's last event, 0 when it has none,
+// without loading its history.
+func (l *Log) Version(ctx context.Context, ref Ref) (uint64, error) {
+	if !ref.valid() {
+		return 0, fmt.Errorf("eventlog: invalid aggregate reference %q/%q", ref.Type, ref.ID)
+	}
+	msg, err := l.st.GetLastMsgForSubject(ctx, l.Subject(ref))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("eventlog: version of %s: %w", l.Subject(ref), err)
+	}
+	return msg.Sequence, nil
+}
+
+// LastSeq is the sequence of the newest event in the stream (0 when empty).
+func (l *Log) LastSeq(ctx context.Context) (uint64, error) {
+	info, err := l.st.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("eventlog: stream %s info: %w", l.stream, err)
+	}
+	return info.State.LastSeq, nil
+}

@@ -1,0 +1,84 @@
+// Package natsserver runs the real nats-server with JetStream inside the process.
+//
+// It is used by `gatehouse serve` when no external NATS URL is configured, and
+// by the test kit. File storage lives under the given directory, so a restart of
+// the process keeps every acknowledged event.
+package natsserver
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// Options configures an embedded server.
+type Options struct {
+	// StoreDir holds JetStream's file storage. Required.
+	StoreDir string
+	// Host to listen on; defaults to 127.0.0.1.
+	Host string
+	// Port to listen on; 0 or -1 picks a free port.
+	Port int
+	// ServerName names the server in JetStream metadata; defaults to "gatehouse".
+	ServerName string
+	// Logs enables nats-server's own logging to stderr.
+	Logs bool
+}
+
+// Server is a running embedded nats-server.
+type Server struct {
+	srv *server.Server
+}
+
+// Start starts a server and waits until it accepts connections.
+func Start(opts Options) (*Server, error) {
+	if opts.StoreDir == "" {
+		return nil, errors.New("natsserver: StoreDir is required")
+	}
+	host := opts.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	port := opts.Port
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	name := opts.ServerName
+	if name == "" {
+		name = "gatehouse"
+	}
+	srv, err := server.NewServer(&server.Options{
+		ServerName: name,
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   opts.StoreDir,
+		NoSigs:     true,
+		NoLog:      !opts.Logs,
+		// Events are small; a generous payload limit still guards the server.
+		MaxPayload: 8 << 20,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("natsserver: configure: %w", err)
+	}
+	if opts.Logs {
+		srv.ConfigureLogger()
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("natsserver: not ready for connections after 30s")
+	}
+	return &Server{srv: srv}, nil
+}
+
+// ClientURL is the nats:// URL clients connect to.
+func (s *Server) ClientURL() string { return s.srv.ClientURL() }
+
+// Shutdown stops the server and waits for it to finish, flushing JetStream storage.
+func (s *Server) Shutdown() {
+	s.srv.Shutdown()
+	s.srv.WaitForShutdown()
+}

@@ -1,0 +1,53 @@
+package testkit
+
+import (
+	"testing"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"gatehouse.dev/platform/natsserver"
+)
+
+// NATSServer is an embedded real nats-server with JetStream for one test.
+type NATSServer struct {
+	*natsserver.Server
+	// Dir is the JetStream store directory; it survives Restart.
+	Dir string
+}
+
+// StartNATS starts a real nats-server with JetStream on a random port with its
+// store in a temporary directory; it is shut down when the test ends.
+func StartNATS(t testing.TB) *NATSServer {
+	t.Helper()
+	dir := t.TempDir()
+	srv, err := natsserver.Start(natsserver.Options{StoreDir: dir})
+	if err != nil {
+		t.Fatalf("start nats: %v", err)
+	}
+	ns := &NATSServer{Server: srv, Dir: dir}
+	t.Cleanup(func() { ns.Shutdown() })
+	return ns
+}
+
+// Connect opens a client connection closed when the test ends.
+func (s *NATSServer) Connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatalf("connect nats: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("jetstream: %v", err)
+	}
+	return nc, js
+}
+
+// NATS starts a server and returns a connected JetStream context.
+func NATS(t testing.TB) jetstream.JetStream {
+	t.Helper()
+	_, js := StartNATS(t).Connect(t)
+	return js
+}

@@ -151,3 +151,20 @@ func (l *Log) LastSeq(ctx context.Context) (uint64, error) {
 	}
 	return info.State.LastSeq, nil
 }
+
+// LastSeqOf is the sequence of the newest event on any of the subjects, which
+// may hold wildcards (0 when none has events).
+func (l *Log) LastSeqOf(ctx context.Context, subjects ...string) (uint64, error) {
+	var last uint64
+	for _, subj := range subjects {
+		msg, err := l.st.GetLastMsgForSubject(ctx, subj)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("eventlog: last event of %s: %w", subj, err)
+		}
+		last = max(last, msg.Sequence)
+	}
+	return last, nil
+}

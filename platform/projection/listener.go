@@ -1,0 +1,154 @@
+package projection
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Listener follows the checkpoint announcements of one schema's projections
+// over a single LISTEN connection, and wakes whoever waits on them.
+type Listener struct {
+	pool   *pgxpool.Pool
+	logger *slog.Logger
+
+	mu     sync.Mutex
+	epoch  uint64 // bumped on every (re)connect: announcements may have been missed
+	states map[string]*watchState
+}
+
+// watchState is what the listener knows of one projection.
+type watchState struct {
+	seq    uint64        // highest checkpoint announced since the last connect
+	resets uint64        // resets announced
+	wake   chan struct{} // closed and replaced on every announcement
+}
+
+// NewListener returns a Listener for the pool's schema; call Run to start it.
+func NewListener(pool *pgxpool.Pool, logger *slog.Logger) *Listener {
+	return &Listener{pool: pool, logger: logger, states: map[string]*watchState{}}
+}
+
+// Run listens until ctx ends, reconnecting after failures.
+func (l *Listener) Run(ctx context.Context) error {
+	for {
+		err := l.listen(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		l.logger.Warn("projection listener disconnected; reconnecting", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (l *Listener) listen(ctx context.Context) error {
+	conn, err := l.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire: %w", err)
+	}
+	// A LISTEN connection must not go back to the pool.
+	pgc := conn.Hijack()
+	defer pgc.Close(context.WithoutCancel(ctx))
+	var schema string
+	if err := pgc.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		return fmt.Errorf("current schema: %w", err)
+	}
+	if _, err := pgc.Exec(ctx, `LISTEN "`+notifyChannel(schema)+`"`); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	l.reconnected()
+	for {
+		n, err := pgc.WaitForNotification(ctx)
+		if err != nil {
+			return fmt.Errorf("wait: %w", err)
+		}
+		l.announce(n.Payload)
+	}
+}
+
+// reconnected forgets what was announced, since announcements may have been missed,
+// and wakes every waiter so it reads the checkpoints again.
+func (l *Listener) reconnected() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.epoch++
+	for _, st := range l.states {
+		st.seq = 0
+		close(st.wake)
+		st.wake = make(chan struct{})
+	}
+}
+
+// announce handles one "name:seq" or "name:reset" payload.
+func (l *Listener) announce(payload string) {
+	name, value, ok := strings.Cut(payload, ":")
+	if !ok {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st := l.stateLocked(name)
+	if value == "reset" {
+		st.resets++
+		st.seq = 0
+	} else if seq, err := strconv.ParseUint(value, 10, 64); err == nil && seq > st.seq {
+		st.seq = seq
+	}
+	close(st.wake)
+	st.wake = make(chan struct{})
+}
+
+func (l *Listener) stateLocked(name string) *watchState {
+	st, ok := l.states[name]
+	if !ok {
+		st = &watchState{wake: make(chan struct{})}
+		l.states[name] = st
+	}
+	return st
+}
+
+// watch returns what is known of a projection and a channel closed on the next announcement.
+func (l *Listener) watch(name string) (seq, resets, epoch uint64, wake <-chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st := l.stateLocked(name)
+	return st.seq, st.resets, l.epoch, st.wake
+}
+
+// WaitFor blocks until the projection has applied the event at stream sequence
+// seq (its checkpoint is at or past seq), or ctx ends. Use it after appending, so
+// that the next read of the projection sees the command's own writes.
+//
+// The checkpoint row decides; announcements only say when to read it again:
+// first, whenever one reaches seq, and after the listener reconnects.
+func (l *Listener) WaitFor(ctx context.Context, name string, seq uint64) error {
+	checkedEpoch := ^uint64(0)
+	for {
+		announced, _, epoch, wake := l.watch(name)
+		if epoch != checkedEpoch || announced >= seq {
+			cp, err := Checkpoint(ctx, l.pool, name)
+			if err != nil {
+				return err
+			}
+			if cp >= seq {
+				return nil
+			}
+			checkedEpoch = epoch
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("projection %s: waiting for seq %d: %w", name, seq, ctx.Err())
+		case <-wake:
+		}
+	}
+}

@@ -1,0 +1,235 @@
+package projection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"gatehouse.dev/platform/eventlog"
+)
+
+// DefaultBatch is how many events one transaction applies at most.
+const DefaultBatch = 256
+
+// errRewound means the checkpoint moved under the runner (a rebuild, or a
+// second leader after a network split): consumption restarts from the checkpoint.
+var errRewound = errors.New("checkpoint changed by someone else")
+
+// Runner runs one projection: it waits to be its leader, then applies events.
+type Runner struct {
+	pool     *pgxpool.Pool
+	log      *eventlog.Log
+	listener *Listener
+	proj     Projection
+	logger   *slog.Logger
+	batch    int
+
+	// afterCommit, when set, runs after a batch commits and before it is
+	// acknowledged; returning an error abandons the batch unacknowledged (tests
+	// use it to crash at the worst moment).
+	afterCommit func(lastSeq uint64) error
+}
+
+// RunnerOption configures a Runner.
+type RunnerOption func(*Runner)
+
+// WithBatch sets how many events one transaction applies at most.
+func WithBatch(n int) RunnerOption { return func(r *Runner) { r.batch = max(n, 1) } }
+
+// WithAfterCommit installs a hook between a batch's commit and its ack (tests).
+func WithAfterCommit(fn func(lastSeq uint64) error) RunnerOption {
+	return func(r *Runner) { r.afterCommit = fn }
+}
+
+// NewRunner returns a Runner for p. The listener tells it about rebuilds.
+func NewRunner(pool *pgxpool.Pool, log *eventlog.Log, listener *Listener, p Projection, logger *slog.Logger, opts ...RunnerOption) (*Runner, error) {
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	r := &Runner{pool: pool, log: log, listener: listener, proj: p, logger: logger.With("projection", p.Name), batch: DefaultBatch}
+	for _, o := range opts {
+		o(r)
+	}
+	return r, nil
+}
+
+// Projection is the projection the runner applies.
+func (r *Runner) Projection() Projection { return r.proj }
+
+// Run applies events until ctx ends. It returns nil on cancellation and
+// recovers from every other failure by starting over from the checkpoint.
+func (r *Runner) Run(ctx context.Context) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := r.lead(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, errRewound) {
+			r.logger.Info("checkpoint rewound; replaying from it")
+			backoff = 100 * time.Millisecond
+			continue
+		}
+		r.logger.Error("projection stopped; restarting from checkpoint", "err", err, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+
+// lead becomes the projection's leader and consumes until an error.
+func (r *Runner) lead(ctx context.Context) error {
+	conn, err := r.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire leader connection: %w", err)
+	}
+	// The advisory lock belongs to this session: keep the connection out of the pool.
+	lockConn := conn.Hijack()
+	defer lockConn.Close(context.WithoutCancel(ctx))
+	key := "gatehouse.projection." + r.proj.Name
+	if _, err := lockConn.Exec(ctx, `SELECT pg_advisory_lock(hashtextextended(current_schema() || '.' || $1, 0))`, key); err != nil {
+		return fmt.Errorf("wait for leadership: %w", err)
+	}
+	if _, err := r.pool.Exec(ctx, `INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING`, r.proj.Name); err != nil {
+		return fmt.Errorf("ensure checkpoint: %w", err)
+	}
+	checkpoint, err := Checkpoint(ctx, r.pool, r.proj.Name)
+	if err != nil {
+		return err
+	}
+	_, resets, _, _ := r.listener.watch(r.proj.Name)
+	consumer, err := r.consumer(ctx, checkpoint)
+	if err != nil {
+		return err
+	}
+
+	msgs := make(chan jetstream.Msg, r.batch)
+	stop := make(chan struct{})
+	cc, err := consumer.Consume(func(m jetstream.Msg) {
+		select {
+		case msgs <- m:
+		case <-stop:
+		}
+	}, jetstream.PullMaxMessages(r.batch))
+	if err != nil {
+		return fmt.Errorf("consume: %w", err)
+	}
+	defer func() { close(stop); cc.Stop() }()
+
+	r.logger.Debug("leading projection", "checkpoint", checkpoint)
+	for {
+		_, nowResets, _, wake := r.listener.watch(r.proj.Name)
+		if nowResets != resets {
+			return errRewound
+		}
+		var first jetstream.Msg
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-cc.Closed():
+			return errors.New("consumer closed")
+		case <-wake:
+			continue
+		case first = <-msgs:
+		}
+		batch := []jetstream.Msg{first}
+	drain:
+		for len(batch) < r.batch {
+			select {
+			case m := <-msgs:
+				batch = append(batch, m)
+			default:
+				break drain
+			}
+		}
+		checkpoint, err = r.apply(ctx, checkpoint, batch)
+		if err != nil {
+			return err
+		}
+		if r.afterCommit != nil {
+			if err := r.afterCommit(checkpoint); err != nil {
+				return err
+			}
+		}
+		// AckAll: acknowledging the last message acknowledges the whole batch.
+		if err := batch[len(batch)-1].Ack(); err != nil {
+			r.logger.Warn("ack failed; the batch will be redelivered and skipped", "err", err)
+		}
+	}
+}
+
+// consumer (re)creates the projection's durable consumer so that it delivers
+// from just after the checkpoint.
+func (r *Runner) consumer(ctx context.Context, checkpoint uint64) (jetstream.Consumer, error) {
+	js := r.log.JetStream()
+	durable := "projection_" + r.proj.Name
+	if err := js.DeleteConsumer(ctx, r.log.Stream(), durable); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, fmt.Errorf("reset consumer: %w", err)
+	}
+	cfg := jetstream.ConsumerConfig{
+		Durable:        durable,
+		Description:    "Gatehouse projection " + r.proj.Name,
+		FilterSubjects: r.proj.Subjects,
+		AckPolicy:      jetstream.AckAllPolicy,
+		AckWait:        time.Minute,
+		MaxAckPending:  r.batch * 4,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	}
+	if checkpoint > 0 {
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = checkpoint + 1
+	}
+	c, err := js.CreateConsumer(ctx, r.log.Stream(), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create consumer: %w", err)
+	}
+	return c, nil
+}
+
+// apply applies a batch in one transaction with the checkpoint and returns the
+// new checkpoint.
+func (r *Runner) apply(ctx context.Context, checkpoint uint64, batch []jetstream.Msg) (uint64, error) {
+	next := checkpoint
+	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+		var stored int64
+		if err := tx.QueryRow(ctx, `SELECT last_seq FROM projection_checkpoints WHERE name = $1 FOR UPDATE`, r.proj.Name).Scan(&stored); err != nil {
+			return fmt.Errorf("lock checkpoint: %w", err)
+		}
+		if uint64(stored) != checkpoint {
+			return errRewound
+		}
+		for _, m := range batch {
+			rec, err := eventlog.DecodeMsg(m)
+			if err != nil {
+				return err
+			}
+			if rec.Seq <= next {
+				continue // already applied: a redelivery
+			}
+			if err := r.proj.Apply(ctx, tx, rec); err != nil {
+				return fmt.Errorf("apply %s at seq %d: %w", rec.Type(), rec.Seq, err)
+			}
+			next = rec.Seq
+		}
+		if next == checkpoint {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET last_seq = $2, updated_at = now() WHERE name = $1`, r.proj.Name, int64(next)); err != nil {
+			return fmt.Errorf("advance checkpoint: %w", err)
+		}
+		return notify(ctx, tx, r.proj.Name, fmt.Sprint(next))
+	})
+	if err != nil {
+		return checkpoint, err
+	}
+	return next, nil
+}

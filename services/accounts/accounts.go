@@ -1,0 +1,108 @@
+// Package accounts is the accounts service: it owns users — registration,
+// passwords, locking, deactivation, display names — and the audit log.
+//
+// Commands are decided on the user aggregate's history and appended to the
+// ACCOUNTS stream; queries read the users and audit_log projections, which the
+// service keeps in its own PostgreSQL schema. A command returns once its own
+// projection has applied it, so a client reads its writes.
+package accounts
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/propagation"
+	"google.golang.org/grpc"
+
+	"gatehouse.dev/platform/eventlog"
+	"gatehouse.dev/platform/pg"
+	"gatehouse.dev/platform/projection"
+	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
+	"gatehouse.dev/services/accounts/internal/password"
+	"gatehouse.dev/services/accounts/migrations"
+)
+
+// Stream and schema names of the service.
+const (
+	// StreamName is the JetStream stream holding the service's events.
+	StreamName = "ACCOUNTS"
+	// Schema is the PostgreSQL schema holding the service's read models.
+	Schema        = "accounts"
+	subjectPrefix = "accounts"
+)
+
+// Config is what the service needs to know about the deployment.
+type Config struct {
+	// ServerName is the Matrix server name; it bounds usernames' length.
+	ServerName string
+	// Password hashing parameters.
+	Passwords password.Params
+	// Replicas of the event stream in a JetStream cluster.
+	Replicas int
+}
+
+// Deps are the service's connections.
+type Deps struct {
+	// Pool connects to the service's own schema (see pg.Connect with Schema).
+	Pool      *pgxpool.Pool
+	JetStream jetstream.JetStream
+	Logger    *slog.Logger
+	// Propagator carries trace context into event headers; may be nil.
+	Propagator propagation.TextMapPropagator
+}
+
+// Service is the accounts service.
+type Service struct {
+	cfg         Config
+	pool        *pgxpool.Pool
+	log         *eventlog.Log
+	projections *projection.Set
+	hasher      *password.Hasher
+	logger      *slog.Logger
+}
+
+// New migrates the service's schema, opens its stream and prepares its projections.
+func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
+	if cfg.ServerName == "" {
+		return nil, fmt.Errorf("accounts: server name is required")
+	}
+	if err := pg.Migrate(ctx, deps.Pool, migrations.FS); err != nil {
+		return nil, fmt.Errorf("accounts: migrate: %w", err)
+	}
+	var opts []eventlog.Option
+	if deps.Propagator != nil {
+		opts = append(opts, eventlog.WithPropagator(deps.Propagator))
+	}
+	log, err := eventlog.Open(ctx, deps.JetStream, eventlog.StreamConfig{Name: StreamName, Prefix: subjectPrefix, Replicas: cfg.Replicas}, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("accounts: %w", err)
+	}
+	set, err := projection.NewSet(ctx, deps.Pool, log, deps.Logger, usersReadModel(), auditReadModel())
+	if err != nil {
+		return nil, fmt.Errorf("accounts: %w", err)
+	}
+	return &Service{
+		cfg:         cfg,
+		pool:        deps.Pool,
+		log:         log,
+		projections: set,
+		hasher:      password.New(cfg.Passwords),
+		logger:      deps.Logger,
+	}, nil
+}
+
+// Run keeps the projections current until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	return s.projections.Run(ctx)
+}
+
+// Projections is the service's projection set (for the projections admin API).
+func (s *Service) Projections() *projection.Set { return s.projections }
+
+// RegisterGRPC registers gatehouse.accounts.v1.AccountsService on srv.
+func (s *Service) RegisterGRPC(srv grpc.ServiceRegistrar) {
+	accountsv1.RegisterAccountsServiceServer(srv, &grpcServer{svc: s})
+}

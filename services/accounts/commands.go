@@ -1,0 +1,237 @@
+package accounts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	"gatehouse.dev/platform/errs"
+	"gatehouse.dev/platform/eventlog"
+	"gatehouse.dev/platform/ids"
+	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
+	"gatehouse.dev/services/accounts/internal/password"
+	"gatehouse.dev/services/accounts/internal/user"
+)
+
+// Aggregate types of the service's subjects.
+const (
+	userAggregate     = "user"
+	usernameAggregate = "username"
+	emailAggregate    = "email"
+)
+
+// registration is the input of Register.
+type registration struct {
+	Username, Password, Email, DisplayName string
+	Admin                                  bool
+}
+
+// register creates a user. The username (and email, if any) are claimed in the
+// same atomic batch as the user's first event, each on a subject of its own
+// that must still be empty: of two concurrent registrations of one name,
+// exactly one is stored.
+func (s *Service) register(ctx context.Context, in registration, actor string) (*userRow, error) {
+	if err := user.ValidateUsername(in.Username, s.cfg.ServerName); err != nil {
+		return nil, err
+	}
+	var email string
+	if in.Email != "" {
+		var err error
+		if email, err = user.NormalizeEmail(in.Email); err != nil {
+			return nil, err
+		}
+	}
+	var hash string
+	if in.Password != "" {
+		if err := password.CheckPolicy(in.Password); err != nil {
+			return nil, err
+		}
+		var err error
+		if hash, err = s.hasher.Hash(in.Password); err != nil {
+			return nil, errs.Wrap(errs.KindInternal, "", fmt.Errorf("hash password: %w", err))
+		}
+	}
+	id := ids.New()
+	decided, err := user.Register(user.State{}, user.RegisterCommand{
+		UserID: id, Username: in.Username, ServerName: s.cfg.ServerName,
+		Email: email, PasswordHash: hash, Admin: in.Admin, DisplayName: in.DisplayName,
+	})
+	if err != nil {
+		return nil, err
+	}
+	nameRef := eventlog.Ref{Type: usernameAggregate, ID: user.UsernameKey(in.Username)}
+	writes := []eventlog.Write{{
+		Expect: eventlog.ExpectNew(),
+		Event:  eventlog.Event{Aggregate: nameRef, Actor: actor, Payload: &eventsv1.UsernameReserved{Username: in.Username, UserId: id}},
+	}}
+	var emailRef eventlog.Ref
+	if email != "" {
+		emailRef = eventlog.Ref{Type: emailAggregate, ID: user.EmailKey(email)}
+		writes = append(writes, eventlog.Write{
+			Expect: eventlog.ExpectNew(),
+			Event:  eventlog.Event{Aggregate: emailRef, Actor: actor, Payload: &eventsv1.EmailReserved{Email: email, UserId: id}},
+		})
+	}
+	userRef := eventlog.Ref{Type: userAggregate, ID: id}
+	for _, ev := range decided {
+		writes = append(writes, eventlog.Write{Expect: eventlog.ExpectNew(), Event: eventlog.Event{Aggregate: userRef, Actor: actor, Payload: ev}})
+	}
+	appended, err := s.log.Append(ctx, writes...)
+	if eventlog.IsConflict(err) {
+		return nil, s.whichClaimLost(ctx, nameRef, emailRef, err)
+	}
+	if err != nil {
+		return nil, errs.Wrap(errs.KindUnavailable, "The account could not be created right now; try again.", err)
+	}
+	if err := s.projections.WaitFor(ctx, usersProjection, appended.Last()); err != nil {
+		return nil, errs.Wrap(errs.KindUnavailable, "The account was created but is not visible yet; try again shortly.", err)
+	}
+	return s.userByID(ctx, id)
+}
+
+// whichClaimLost explains a lost registration race: the username or the email was taken.
+func (s *Service) whichClaimLost(ctx context.Context, nameRef, emailRef eventlog.Ref, cause error) error {
+	if v, err := s.log.Version(ctx, nameRef); err == nil && v > 0 {
+		e := errs.AlreadyExists("This username is already taken.")
+		e.Field, e.Err = "username", cause
+		return e
+	}
+	if emailRef.ID != "" {
+		if v, err := s.log.Version(ctx, emailRef); err == nil && v > 0 {
+			e := errs.AlreadyExists("This email address is already in use.")
+			e.Field, e.Err = "email", cause
+			return e
+		}
+	}
+	return errs.Wrap(errs.KindConflict, "The account could not be created; try again.", cause)
+}
+
+// decision decides a command on a user's current state.
+type decision func(user.State) ([]proto.Message, error)
+
+// update runs a command on one user: load, decide, append (retrying lost
+// races), and wait until the users projection shows the result.
+func (s *Service) update(ctx context.Context, userID, actor string, decide decision) (*userRow, error) {
+	if !ids.Valid(userID) {
+		return nil, errs.InvalidField("user_id", "user_id must be a user id such as 01HZX3…")
+	}
+	ref := eventlog.Ref{Type: userAggregate, ID: userID}
+	appended, err := s.log.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
+		decided, err := decide(user.Fold(history))
+		switch {
+		case err != nil || len(decided) == 0:
+			return nil, err
+		case len(decided) > 1:
+			// One event per command keeps every append a single expected-version publish.
+			return nil, errs.Internalf("accounts: a command decided %d events; commands decide one", len(decided))
+		}
+		return []eventlog.Write{{
+			Expect: eventlog.ExpectVersion(version),
+			Event:  eventlog.Event{Aggregate: ref, Actor: actor, Payload: decided[0]},
+		}}, nil
+	})
+	if err != nil {
+		var e *errs.Error
+		if errors.As(err, &e) {
+			return nil, err
+		}
+		return nil, errs.Wrap(errs.KindUnavailable, "The change could not be saved right now; try again.", err)
+	}
+	if appended.Last() > 0 {
+		if err := s.projections.WaitFor(ctx, usersProjection, appended.Last()); err != nil {
+			return nil, errs.Wrap(errs.KindUnavailable, "The change was saved but is not visible yet; try again shortly.", err)
+		}
+	}
+	return s.userByID(ctx, userID)
+}
+
+// verifyPassword checks a username and password. Every failure before the
+// password is known to be right looks the same and costs the same time, so
+// neither the answer nor its timing tells whether the user exists.
+func (s *Service) verifyPassword(ctx context.Context, username, pw string) (*userRow, error) {
+	wrong := errs.Unauthenticated("Wrong username or password.")
+	if username == "" || pw == "" || len(pw) > 1024 {
+		s.hasher.VerifyDummy(pw)
+		return nil, wrong
+	}
+	u, err := s.userByUsername(ctx, username)
+	if errs.KindOf(err) == errs.KindNotFound || (err == nil && u.passwordHash == "") {
+		s.hasher.VerifyDummy(pw)
+		return nil, wrong
+	}
+	if err != nil {
+		return nil, err
+	}
+	ok, rehash, err := s.hasher.Verify(u.passwordHash, pw)
+	if err != nil {
+		s.logger.ErrorContext(ctx, "stored password hash is malformed", "user_id", u.id, "err", err)
+		return nil, wrong
+	}
+	if !ok {
+		return nil, wrong
+	}
+	switch {
+	case u.deactivated:
+		return nil, errs.FailedPrecondition("This account has been deactivated.")
+	case u.locked:
+		return nil, errs.FailedPrecondition("This account is locked.")
+	}
+	if rehash {
+		s.upgradeHash(ctx, u, pw)
+	}
+	return u, nil
+}
+
+// upgradeHash re-hashes a password with the current scheme after a successful
+// login. It is best effort: the login succeeds whatever happens here.
+func (s *Service) upgradeHash(ctx context.Context, u *userRow, pw string) {
+	hash, err := s.hasher.Hash(pw)
+	if err != nil {
+		s.logger.WarnContext(ctx, "password hash upgrade failed", "user_id", u.id, "err", err)
+		return
+	}
+	ref := eventlog.Ref{Type: userAggregate, ID: u.id}
+	_, err = s.log.Append(ctx, eventlog.Write{
+		Expect: eventlog.ExpectVersion(u.version),
+		Event: eventlog.Event{Aggregate: ref, Actor: "system", Payload: &eventsv1.PasswordChanged{
+			UserId: u.id, PasswordHash: hash, Reason: eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_UPGRADE,
+		}},
+	})
+	if err != nil && !eventlog.IsConflict(err) {
+		s.logger.WarnContext(ctx, "password hash upgrade not stored", "user_id", u.id, "err", err)
+	}
+}
+
+// changePassword replaces a password after checking the current one.
+func (s *Service) changePassword(ctx context.Context, userID, current, next, actor string) error {
+	if err := password.CheckPolicy(next); err != nil {
+		return err
+	}
+	u, err := s.userByID(ctx, userID)
+	if err != nil {
+		return err
+	}
+	if ok, _, err := s.hasher.Verify(u.passwordHash, current); u.passwordHash == "" || err != nil || !ok {
+		e := errs.Unauthenticated("The current password is wrong.")
+		e.Field = "current_password"
+		return e
+	}
+	return s.setPassword(ctx, userID, next, eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_USER, actor)
+}
+
+// setPassword replaces a password for reason.
+func (s *Service) setPassword(ctx context.Context, userID, next string, reason eventsv1.PasswordChangeReason, actor string) error {
+	if err := password.CheckPolicy(next); err != nil {
+		return err
+	}
+	hash, err := s.hasher.Hash(next)
+	if err != nil {
+		return errs.Wrap(errs.KindInternal, "", fmt.Errorf("hash password: %w", err))
+	}
+	_, err = s.update(ctx, userID, actor, func(st user.State) ([]proto.Message, error) {
+		return user.ChangePassword(st, hash, reason)
+	})
+	return err
+}

@@ -1,0 +1,175 @@
+package accounts
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"gatehouse.dev/platform/errs"
+	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
+)
+
+// userRow is a row of the users read model.
+type userRow struct {
+	id, username, email, displayName, passwordHash string
+	admin, locked, deactivated                     bool
+	createdAt, updatedAt                           time.Time
+	version                                        uint64
+}
+
+const userColumns = `id, username, email, display_name, password_hash, admin, locked, deactivated, created_at, updated_at, version`
+
+func scanUser(row pgx.Row) (*userRow, error) {
+	u := &userRow{}
+	var version int64
+	err := row.Scan(&u.id, &u.username, &u.email, &u.displayName, &u.passwordHash, &u.admin, &u.locked, &u.deactivated, &u.createdAt, &u.updatedAt, &version)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, errs.NotFound("No such user.")
+	}
+	if err != nil {
+		return nil, errs.Wrap(errs.KindUnavailable, "Users cannot be read right now.", err)
+	}
+	u.version = uint64(version)
+	return u, nil
+}
+
+// proto is the public view of the user, without the password hash.
+func (u *userRow) proto() *accountsv1.User {
+	return &accountsv1.User{
+		Id: u.id, Username: u.username, Email: u.email, DisplayName: u.displayName,
+		Admin: u.admin, Locked: u.locked, Deactivated: u.deactivated, HasPassword: u.passwordHash != "",
+		CreatedAt: timestamppb.New(u.createdAt), UpdatedAt: timestamppb.New(u.updatedAt),
+	}
+}
+
+func (s *Service) userByID(ctx context.Context, id string) (*userRow, error) {
+	return scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id))
+}
+
+func (s *Service) userByUsername(ctx context.Context, username string) (*userRow, error) {
+	return scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE username = $1`, username))
+}
+
+// Page sizes of list calls.
+const (
+	defaultPageSize = 50
+	maxPageSize     = 500
+)
+
+func pageSize(n int32) (int, error) {
+	switch {
+	case n < 0 || n > maxPageSize:
+		return 0, errs.InvalidField("page_size", fmt.Sprintf("page_size must be between 1 and %d", maxPageSize))
+	case n == 0:
+		return defaultPageSize, nil
+	}
+	return int(n), nil
+}
+
+// Page tokens are opaque to clients: base64 of the last key of the previous page.
+func encodeToken(key string) string { return base64.RawURLEncoding.EncodeToString([]byte(key)) }
+
+func decodeToken(token string) (string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil {
+		return "", errs.InvalidField("page_token", "page_token is not a token from a previous page")
+	}
+	return string(b), nil
+}
+
+// listUsers pages through users in id (creation) order.
+func (s *Service) listUsers(ctx context.Context, req *accountsv1.ListUsersRequest) (*accountsv1.ListUsersResponse, error) {
+	size, err := pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	after, err := decodeToken(req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	filter := ""
+	switch req.GetStatus() {
+	case accountsv1.UserStatus_USER_STATUS_UNSPECIFIED:
+	case accountsv1.UserStatus_USER_STATUS_ACTIVE:
+		filter = ` AND NOT locked AND NOT deactivated`
+	case accountsv1.UserStatus_USER_STATUS_LOCKED:
+		filter = ` AND locked`
+	case accountsv1.UserStatus_USER_STATUS_DEACTIVATED:
+		filter = ` AND deactivated`
+	default:
+		return nil, errs.InvalidField("status", "unknown status filter")
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+userColumns+` FROM users WHERE id > $1`+filter+` ORDER BY id LIMIT $2`, after, size+1)
+	if err != nil {
+		return nil, errs.Wrap(errs.KindUnavailable, "Users cannot be read right now.", err)
+	}
+	defer rows.Close()
+	resp := &accountsv1.ListUsersResponse{}
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, err
+		}
+		if len(resp.Users) == size {
+			resp.NextPageToken = encodeToken(resp.Users[size-1].GetId())
+			break
+		}
+		resp.Users = append(resp.Users, u.proto())
+	}
+	if err := rows.Err(); err != nil {
+		return nil, errs.Wrap(errs.KindUnavailable, "Users cannot be read right now.", err)
+	}
+	return resp, nil
+}
+
+// listAudit pages through the audit log, newest first.
+func (s *Service) listAudit(ctx context.Context, req *accountsv1.ListAuditEntriesRequest) (*accountsv1.ListAuditEntriesResponse, error) {
+	size, err := pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	before := int64(1<<62 - 1)
+	if req.GetPageToken() != "" {
+		tok, err := decodeToken(req.GetPageToken())
+		if err != nil {
+			return nil, err
+		}
+		if before, err = strconv.ParseInt(tok, 10, 64); err != nil {
+			return nil, errs.InvalidField("page_token", "page_token is not a token from a previous page")
+		}
+	}
+	rows, err := s.pool.Query(ctx, `
+		SELECT seq, event_id, event_type, user_id, actor, occurred_at, summary FROM audit_log
+		WHERE seq < $1 AND ($2 = '' OR user_id = $2) ORDER BY seq DESC LIMIT $3`, before, req.GetUserId(), size+1)
+	if err != nil {
+		return nil, errs.Wrap(errs.KindUnavailable, "The audit log cannot be read right now.", err)
+	}
+	defer rows.Close()
+	resp := &accountsv1.ListAuditEntriesResponse{}
+	for rows.Next() {
+		var (
+			e  accountsv1.AuditEntry
+			at time.Time
+			sq int64
+		)
+		if err := rows.Scan(&sq, &e.EventId, &e.EventType, &e.UserId, &e.Actor, &at, &e.Summary); err != nil {
+			return nil, errs.Wrap(errs.KindUnavailable, "The audit log cannot be read right now.", err)
+		}
+		if len(resp.Entries) == size {
+			resp.NextPageToken = encodeToken(strconv.FormatUint(resp.Entries[size-1].GetSequence(), 10))
+			break
+		}
+		e.Sequence, e.OccurredAt = uint64(sq), timestamppb.New(at)
+		resp.Entries = append(resp.Entries, &e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, errs.Wrap(errs.KindUnavailable, "The audit log cannot be read right now.", err)
+	}
+	return resp, nil
+}

@@ -146,7 +146,7 @@ func (r Ref) valid() bool {
 }
 
 func validToken(s string) bool {
-	if s == "" || len(s) > 200 {
+	if s == "" || len(s) > 512 {
 		return false
 	}
 	for _, c := range s {

@@ -1,0 +1,43 @@
+// Package user is the user aggregate of the accounts service: a pure reducer
+// that folds a user's events into a State, and pure decisions that turn a
+// command and the current State into the events to append. Nothing here does
+// I/O; the command handlers load the history, call a decision and append its
+// events with the State's Version as the expected subject sequence.
+//
+// Decisions return the events for the user aggregate only. Reserving the
+// username and email (and releasing an email) are events of their own
+// aggregates, which the handler appends in the same atomic batch, keyed by
+// UsernameKey and EmailKey.
+//
+// The rules:
+//
+//   - Every decision but Register needs an existing user, else it fails with
+//     errs.KindNotFound. Register needs a user that does not exist yet, else
+//     errs.KindAlreadyExists.
+//   - Register needs the user id and the homeserver's name (a caller bug,
+//     errs.KindInternal, without them). It validates the username with
+//     ValidateUsername (Matrix localpart rules), the optional email with
+//     NormalizeEmail (stored lower-cased) and the optional display name with
+//     ValidateDisplayName. Its password hash is opaque here and may be empty
+//     for users who sign in upstream only.
+//   - Decisions that would not change the state return no events and no error:
+//     locking a locked user, unlocking an unlocked one, deactivating a
+//     deactivated one, reactivating an active one, setting the display name or
+//     admin flag to its current value, or setting the password hash it has.
+//     This is checked after input validation but before the preconditions
+//     below, so a retried command that already took effect succeeds.
+//   - A deactivated user's password and display name cannot change
+//     (errs.KindFailedPrecondition), and a deactivated user cannot be made an
+//     administrator; removing admin rights is always allowed. Reactivate first.
+//   - Locking is independent of deactivation: a deactivated user may be locked
+//     or unlocked, and reactivating keeps the lock.
+//   - A locked user's password may change (an administrator resetting it, or
+//     recovery); the lock still prevents signing in.
+//   - Deactivate's erase flag only has an effect when the user is active:
+//     deactivating again with erase set is a no-op, so erasing later means
+//     reactivating and deactivating with erase.
+//   - Lock reasons and display names are at most 256 characters of valid
+//     UTF-8 without control characters (errs.KindInvalid, Field "reason" or
+//     "display_name"). ChangePassword needs a non-empty hash and a specified
+//     reason; anything else is a caller bug (errs.KindInternal).
+package user

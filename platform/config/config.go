@@ -1,0 +1,259 @@
+// Package config is the configuration of a Gatehouse deployment: one YAML
+// file, then GATEHOUSE_* environment variables over it, validated once at
+// start with every problem reported together.
+//
+// Each setting's YAML key, environment variable and meaning are listed in one
+// table (see fields), from which both the environment overrides and the
+// annotated template of YAML are made.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// The services a Gatehouse process can run.
+const (
+	ServiceAuthorize = "authorize"
+	ServiceToken     = "token"
+	ServiceAccounts  = "accounts"
+	ServiceNotify    = "notify"
+	ServiceWeb       = "web"
+)
+
+// AllServices returns the names of every service, in start order.
+func AllServices() []string {
+	return []string{ServiceAuthorize, ServiceToken, ServiceAccounts, ServiceNotify, ServiceWeb}
+}
+
+// Config is the configuration of one Gatehouse process. Environment variable
+// names are given next to each field; Default has the defaults.
+type Config struct {
+	// PublicURL is the base URL users and clients reach Gatehouse at; it is the
+	// OIDC issuer and always ends with "/" (GATEHOUSE_PUBLIC_URL).
+	PublicURL string `yaml:"public_url"`
+	// DataDir holds the embedded database and NATS store (GATEHOUSE_DATA_DIR).
+	DataDir string `yaml:"data_dir"`
+	// HTTP is the public HTTP listener (GATEHOUSE_HTTP_ADDR).
+	HTTP Listener `yaml:"http"`
+	// GRPC is the internal gRPC listener (GATEHOUSE_GRPC_ADDR).
+	GRPC Listener `yaml:"grpc"`
+	// Ops is the health and metrics listener (GATEHOUSE_OPS_ADDR).
+	Ops Listener `yaml:"ops"`
+	// Database is the PostgreSQL holding the projections.
+	Database Database `yaml:"database"`
+	// NATS is the JetStream holding the events.
+	NATS NATS `yaml:"nats"`
+	// Log configures the process log.
+	Log Log `yaml:"log"`
+	// Telemetry configures traces.
+	Telemetry Telemetry `yaml:"telemetry"`
+	// Passwords configures password hashing.
+	Passwords Passwords `yaml:"passwords"`
+	// Matrix is the homeserver Gatehouse authenticates for.
+	Matrix Matrix `yaml:"matrix"`
+	// Services says which services this process runs and where the others are.
+	Services Services `yaml:"services"`
+}
+
+// Listener is a TCP address to listen on.
+type Listener struct {
+	// Addr is host:port; port 0 picks a free port.
+	Addr string `yaml:"addr"`
+}
+
+// Database configures PostgreSQL.
+type Database struct {
+	// URL is a postgres:// URL; empty runs a private cluster under the data
+	// directory (GATEHOUSE_DATABASE_URL).
+	URL string `yaml:"url"`
+	// MaxConns bounds the connection pool (GATEHOUSE_DATABASE_MAX_CONNS).
+	MaxConns int `yaml:"max_conns"`
+}
+
+// NATS configures the event store.
+type NATS struct {
+	// URL lists nats:// servers, comma-separated; empty runs an embedded
+	// server under the data directory (GATEHOUSE_NATS_URL).
+	URL string `yaml:"url"`
+	// Replicas is the JetStream replication factor, 1..5 (GATEHOUSE_NATS_REPLICAS).
+	Replicas int `yaml:"replicas"`
+}
+
+// Log configures the process log.
+type Log struct {
+	// Level is debug, info, warn or error (GATEHOUSE_LOG_LEVEL).
+	Level string `yaml:"level"`
+	// Format is text or json (GATEHOUSE_LOG_FORMAT).
+	Format string `yaml:"format"`
+}
+
+// Telemetry configures tracing; metrics are always served on the ops listener.
+type Telemetry struct {
+	// Traces is the trace exporter: none or stdout (GATEHOUSE_TRACES).
+	Traces string `yaml:"traces"`
+	// SampleRatio is the share of new traces sampled, 0..1 (GATEHOUSE_TRACE_SAMPLE_RATIO).
+	SampleRatio float64 `yaml:"sample_ratio"`
+}
+
+// Passwords configures password hashing.
+type Passwords struct {
+	// Argon2 holds the argon2id cost parameters.
+	Argon2 Argon2 `yaml:"argon2"`
+}
+
+// Argon2 holds argon2id cost parameters; the OWASP minimum is m=19456 KiB, t=2, p=1.
+type Argon2 struct {
+	// MemoryKiB is the memory cost in KiB (GATEHOUSE_ARGON2_MEMORY_KIB).
+	MemoryKiB int `yaml:"memory_kib"`
+	// Iterations is the time cost (GATEHOUSE_ARGON2_ITERATIONS).
+	Iterations int `yaml:"iterations"`
+	// Parallelism is the number of lanes (GATEHOUSE_ARGON2_PARALLELISM).
+	Parallelism int `yaml:"parallelism"`
+}
+
+// Matrix configures the homeserver Gatehouse serves.
+type Matrix struct {
+	// ServerName is the homeserver's server name (GATEHOUSE_MATRIX_SERVER_NAME).
+	ServerName string `yaml:"server_name"`
+	// HomeserverURL is the homeserver's client-server API base URL
+	// (GATEHOUSE_MATRIX_HOMESERVER_URL).
+	HomeserverURL string `yaml:"homeserver_url"`
+	// Secret is shared with the homeserver to authenticate it (GATEHOUSE_MATRIX_SECRET).
+	Secret Secret `yaml:"secret"`
+}
+
+// Services says which services run in this process and how to reach the rest.
+type Services struct {
+	// Run lists the services this process runs (GATEHOUSE_SERVICES, comma-separated).
+	Run []string `yaml:"run"`
+	// Endpoints maps a service name to its gRPC target for split deployments
+	// (GATEHOUSE_ENDPOINT_<SERVICE>, e.g. GATEHOUSE_ENDPOINT_ACCOUNTS).
+	// A service without one is reached at this process's own gRPC address.
+	Endpoints map[string]string `yaml:"endpoints"`
+}
+
+// Default returns the configuration of a single-process development deployment.
+func Default() Config {
+	return Config{
+		PublicURL: "http://localhost:8080/",
+		DataDir:   "./data",
+		HTTP:      Listener{Addr: "127.0.0.1:8080"},
+		GRPC:      Listener{Addr: "127.0.0.1:9090"},
+		Ops:       Listener{Addr: "127.0.0.1:8081"},
+		Database:  Database{MaxConns: 10},
+		NATS:      NATS{Replicas: 1},
+		Log:       Log{Level: "info", Format: "text"},
+		Telemetry: Telemetry{Traces: "none", SampleRatio: 1},
+		Passwords: Passwords{Argon2: Argon2{MemoryKiB: 19456, Iterations: 2, Parallelism: 1}},
+		Matrix: Matrix{
+			ServerName:    "localhost",
+			HomeserverURL: "http://localhost:8008/",
+		},
+		Services: Services{
+			Run:       AllServices(),
+			Endpoints: map[string]string{},
+		},
+	}
+}
+
+// Load reads the YAML file at path (none when path is empty) over the
+// defaults, applies the GATEHOUSE_* variables of environ ("KEY=value" as
+// os.Environ returns) over that, normalises and validates the result. Unknown
+// YAML keys are errors. The error lists every problem found.
+func Load(path string, environ []string) (Config, error) {
+	c := Default()
+	if path != "" {
+		if err := c.readFile(path); err != nil {
+			return Config{}, err
+		}
+	}
+	envErr := c.applyEnv(environ)
+	c = c.normalized()
+	if err := errors.Join(envErr, c.Validate()); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// readFile decodes the YAML file at path over c.
+func (c *Config) readFile(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return yamlError(path, err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config %s: holds more than one YAML document", path)
+	}
+	return nil
+}
+
+// yamlError reports a decoding error of the file at path as one error per
+// problem, with yaml.v3's unknown-field errors reworded as
+// "line N: unknown key "k"".
+func yamlError(path string, err error) error {
+	te, ok := errors.AsType[*yaml.TypeError](err)
+	if !ok {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	out := make([]error, 0, len(te.Errors))
+	for _, msg := range te.Errors {
+		var line int
+		var key string
+		if n, _ := fmt.Sscanf(msg, "line %d: field %s not found in type", &line, &key); n == 2 {
+			msg = fmt.Sprintf("line %d: unknown key %q", line, key)
+		}
+		out = append(out, fmt.Errorf("config %s: %s", path, msg))
+	}
+	return errors.Join(out...)
+}
+
+// normalized returns c with the public URL ending in "/" and service names trimmed.
+func (c Config) normalized() Config {
+	c.PublicURL = strings.TrimSpace(c.PublicURL)
+	if c.PublicURL != "" && !strings.HasSuffix(c.PublicURL, "/") {
+		c.PublicURL += "/"
+	}
+	run := make([]string, 0, len(c.Services.Run))
+	for _, s := range c.Services.Run {
+		run = append(run, strings.ToLower(strings.TrimSpace(s)))
+	}
+	c.Services.Run = run
+	return c
+}
+
+// Runs reports whether this process runs the named service.
+func (c Config) Runs(service string) bool {
+	return slices.Contains(c.Services.Run, service)
+}
+
+// Endpoint returns the gRPC target of the named service: its configured
+// endpoint, or else this process's own gRPC address (with a wildcard host
+// replaced by localhost so it can be dialled).
+func (c Config) Endpoint(service string) string {
+	if ep := c.Services.Endpoints[service]; ep != "" {
+		return ep
+	}
+	host, port, err := net.SplitHostPort(c.GRPC.Addr)
+	if err != nil {
+		return c.GRPC.Addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}

@@ -1,0 +1,175 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// envPrefix starts the name of every Gatehouse environment variable.
+const envPrefix = "GATEHOUSE_"
+
+// endpointEnvPrefix starts GATEHOUSE_ENDPOINT_<SERVICE>.
+const endpointEnvPrefix = envPrefix + "ENDPOINT_"
+
+// field is one setting: its YAML key, its environment variable, what it
+// means, and how the variable's text is applied to a Config.
+type field struct {
+	key string
+	env string
+	doc string
+	set func(c *Config, v string) error
+}
+
+// fields returns the table of every setting overridable from the environment.
+// Service endpoints are not in it: their variables are named by service.
+func fields() []field {
+	return []field{
+		{"public_url", "GATEHOUSE_PUBLIC_URL",
+			"Base URL users and clients reach Gatehouse at; the OIDC issuer.",
+			setString(func(c *Config) *string { return &c.PublicURL })},
+		{"data_dir", "GATEHOUSE_DATA_DIR",
+			"Directory of the embedded database and NATS store.",
+			setString(func(c *Config) *string { return &c.DataDir })},
+		{"http.addr", "GATEHOUSE_HTTP_ADDR",
+			"host:port of the public HTTP listener.",
+			setString(func(c *Config) *string { return &c.HTTP.Addr })},
+		{"grpc.addr", "GATEHOUSE_GRPC_ADDR",
+			"host:port of the internal gRPC listener; keep it on a private network.",
+			setString(func(c *Config) *string { return &c.GRPC.Addr })},
+		{"ops.addr", "GATEHOUSE_OPS_ADDR",
+			"host:port of the /health, /ready and /metrics listener.",
+			setString(func(c *Config) *string { return &c.Ops.Addr })},
+		{"database.url", "GATEHOUSE_DATABASE_URL",
+			"postgres:// URL; empty runs a private cluster under data_dir.",
+			setString(func(c *Config) *string { return &c.Database.URL })},
+		{"database.max_conns", "GATEHOUSE_DATABASE_MAX_CONNS",
+			"Size of the database connection pool, 1..1000.",
+			setInt(func(c *Config) *int { return &c.Database.MaxConns })},
+		{"nats.url", "GATEHOUSE_NATS_URL",
+			"nats:// server URLs, comma-separated; empty runs an embedded server under data_dir.",
+			setString(func(c *Config) *string { return &c.NATS.URL })},
+		{"nats.replicas", "GATEHOUSE_NATS_REPLICAS",
+			"JetStream replicas of each stream, 1..5; 1 with the embedded server.",
+			setInt(func(c *Config) *int { return &c.NATS.Replicas })},
+		{"log.level", "GATEHOUSE_LOG_LEVEL",
+			"debug, info, warn or error.",
+			setString(func(c *Config) *string { return &c.Log.Level })},
+		{"log.format", "GATEHOUSE_LOG_FORMAT",
+			"text or json.",
+			setString(func(c *Config) *string { return &c.Log.Format })},
+		{"telemetry.traces", "GATEHOUSE_TRACES",
+			"Trace exporter: none or stdout. Metrics are always on the ops listener.",
+			setString(func(c *Config) *string { return &c.Telemetry.Traces })},
+		{"telemetry.sample_ratio", "GATEHOUSE_TRACE_SAMPLE_RATIO",
+			"Share of new traces sampled, 0..1.",
+			setFloat(func(c *Config) *float64 { return &c.Telemetry.SampleRatio })},
+		{"passwords.argon2.memory_kib", "GATEHOUSE_ARGON2_MEMORY_KIB",
+			"argon2id memory cost in KiB; at least 19456 (OWASP).",
+			setInt(func(c *Config) *int { return &c.Passwords.Argon2.MemoryKiB })},
+		{"passwords.argon2.iterations", "GATEHOUSE_ARGON2_ITERATIONS",
+			"argon2id time cost; at least 2 (OWASP).",
+			setInt(func(c *Config) *int { return &c.Passwords.Argon2.Iterations })},
+		{"passwords.argon2.parallelism", "GATEHOUSE_ARGON2_PARALLELISM",
+			"argon2id lanes; at least 1.",
+			setInt(func(c *Config) *int { return &c.Passwords.Argon2.Parallelism })},
+		{"matrix.server_name", "GATEHOUSE_MATRIX_SERVER_NAME",
+			"Server name of the Matrix homeserver, as in @user:server_name.",
+			setString(func(c *Config) *string { return &c.Matrix.ServerName })},
+		{"matrix.homeserver_url", "GATEHOUSE_MATRIX_HOMESERVER_URL",
+			"Base URL of the homeserver's client-server API.",
+			setString(func(c *Config) *string { return &c.Matrix.HomeserverURL })},
+		{"matrix.secret", "GATEHOUSE_MATRIX_SECRET",
+			"Secret shared with the homeserver, at least 16 characters; never logged.",
+			func(c *Config, v string) error { c.Matrix.Secret = Secret(v); return nil }},
+		{"services.run", "GATEHOUSE_SERVICES",
+			"Services this process runs: authorize, token, accounts, notify, web (comma-separated in the environment).",
+			func(c *Config, v string) error { c.Services.Run = splitList(v); return nil }},
+		{"services.endpoints", "GATEHOUSE_ENDPOINT_<SERVICE>",
+			"gRPC target of each service run elsewhere, e.g. accounts: accounts:9090; others are reached at grpc.addr.",
+			nil},
+	}
+}
+
+// applyEnv applies the GATEHOUSE_* variables of environ to c. A variable set
+// to the empty string counts as unset. It reports every bad value.
+func (c *Config) applyEnv(environ []string) error {
+	env := make(map[string]string)
+	for _, kv := range environ {
+		k, v, ok := strings.Cut(kv, "=")
+		if ok && strings.HasPrefix(k, envPrefix) && v != "" {
+			env[k] = v
+		}
+	}
+	var problems []error
+	for _, f := range fields() {
+		v, ok := env[f.env]
+		if !ok || f.set == nil {
+			continue
+		}
+		if err := f.set(c, v); err != nil {
+			problems = append(problems, fmt.Errorf("%s: %w", f.env, err))
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		v := env[k]
+		service, ok := strings.CutPrefix(k, endpointEnvPrefix)
+		if !ok {
+			continue
+		}
+		service = strings.ToLower(service)
+		if !isService(service) {
+			problems = append(problems, fmt.Errorf("%s: %q is not a service (want one of %s)",
+				k, service, strings.Join(AllServices(), ", ")))
+			continue
+		}
+		if c.Services.Endpoints == nil {
+			c.Services.Endpoints = map[string]string{}
+		}
+		c.Services.Endpoints[service] = v
+	}
+	return errors.Join(problems...)
+}
+
+// setString makes a setter of the string field that at returns.
+func setString(at func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error { *at(c) = v; return nil }
+}
+
+// setInt makes a setter of the int field that at returns.
+func setInt(at func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("%q is not an integer", v)
+		}
+		*at(c) = n
+		return nil
+	}
+}
+
+// setFloat makes a setter of the float64 field that at returns.
+func setFloat(at func(*Config) *float64) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		x, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a number", v)
+		}
+		*at(c) = x
+		return nil
+	}
+}
+
+// splitList splits a comma-separated list, dropping blanks.
+func splitList(v string) []string {
+	var out []string
+	for s := range strings.SplitSeq(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -1,0 +1,130 @@
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/url"
+	"strings"
+)
+
+// redacted replaces a secret in every printed form of a Config.
+const redacted = "[redacted]"
+
+// redactedInURL replaces a password in a URL, as url.URL.Redacted does.
+const redactedInURL = "xxxxx"
+
+// Secret is a string that prints, formats and logs as "[redacted]" (or ""
+// when empty). Convert it with string(s) where the value itself is needed.
+type Secret string
+
+// String returns "[redacted]", or "" for an empty secret.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
+
+// GoString returns the quoted redacted form, so %#v does not reveal the secret.
+func (s Secret) GoString() string { return fmt.Sprintf("%q", s.String()) }
+
+// LogValue returns the redacted form.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// Redacted returns a copy of c with the homeserver secret and the passwords
+// of the database and NATS URLs replaced by "[redacted]" and "xxxxx".
+func (c Config) Redacted() Config {
+	c.Matrix.Secret = Secret(c.Matrix.Secret.String())
+	c.Database.URL = redactURLs(c.Database.URL, false)
+	c.NATS.URL = redactURLs(c.NATS.URL, true)
+	c.Services.Run = append([]string(nil), c.Services.Run...)
+	c.Services.Endpoints = maps.Clone(c.Services.Endpoints)
+	return c
+}
+
+// String returns the redacted configuration as YAML.
+func (c Config) String() string {
+	b, err := c.Redacted().marshal(false)
+	if err != nil {
+		return "config: " + err.Error()
+	}
+	return string(b)
+}
+
+// GoString returns the redacted configuration in Go syntax, for %#v.
+func (c Config) GoString() string {
+	type plain Config // drops the methods, so Sprintf does not recurse
+	return fmt.Sprintf("%#v", plain(c.Redacted()))
+}
+
+// LogValue returns the redacted configuration as a group of attributes.
+func (c Config) LogValue() slog.Value {
+	r := c.Redacted()
+	return slog.GroupValue(
+		slog.String("public_url", r.PublicURL),
+		slog.String("data_dir", r.DataDir),
+		slog.String("http_addr", r.HTTP.Addr),
+		slog.String("grpc_addr", r.GRPC.Addr),
+		slog.String("ops_addr", r.Ops.Addr),
+		slog.String("database_url", orEmbedded(r.Database.URL)),
+		slog.Int("database_max_conns", r.Database.MaxConns),
+		slog.String("nats_url", orEmbedded(r.NATS.URL)),
+		slog.Int("nats_replicas", r.NATS.Replicas),
+		slog.String("log_level", r.Log.Level),
+		slog.String("log_format", r.Log.Format),
+		slog.String("traces", r.Telemetry.Traces),
+		slog.Float64("trace_sample_ratio", r.Telemetry.SampleRatio),
+		slog.Int("argon2_memory_kib", r.Passwords.Argon2.MemoryKiB),
+		slog.Int("argon2_iterations", r.Passwords.Argon2.Iterations),
+		slog.Int("argon2_parallelism", r.Passwords.Argon2.Parallelism),
+		slog.String("matrix_server_name", r.Matrix.ServerName),
+		slog.String("matrix_homeserver_url", r.Matrix.HomeserverURL),
+		slog.String("matrix_secret", string(r.Matrix.Secret)),
+		slog.Any("services", r.Services.Run),
+		slog.Any("endpoints", r.Services.Endpoints),
+	)
+}
+
+// orEmbedded names an empty URL as the embedded server.
+func orEmbedded(u string) string {
+	if u == "" {
+		return "(embedded)"
+	}
+	return u
+}
+
+// redactURLs redacts each URL of a comma-separated list: the password of its
+// user info and any password query parameter, and with wholeUser also a user
+// with no password (NATS takes a bare token as the user). A value that does
+// not parse is redacted whole.
+func redactURLs(list string, wholeUser bool) string {
+	if list == "" {
+		return ""
+	}
+	parts := strings.Split(list, ",")
+	for i, s := range parts {
+		parts[i] = redactURL(strings.TrimSpace(s), wholeUser)
+	}
+	return strings.Join(parts, ",")
+}
+
+// redactURL redacts the secrets of one URL; see redactURLs.
+func redactURL(s string, wholeUser bool) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return redacted
+	}
+	if u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), redactedInURL)
+		} else if wholeUser {
+			u.User = url.User(redactedInURL)
+		}
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", redactedInURL)
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}

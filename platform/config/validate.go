@@ -1,0 +1,260 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// OWASP's minimum argon2id parameters, and the bounds beyond which hashing
+// one password would take the server down rather than slow an attacker.
+const (
+	minArgon2MemoryKiB   = 19456
+	maxArgon2MemoryKiB   = 4 << 20 // 4 GiB
+	minArgon2Iterations  = 2
+	maxArgon2Iterations  = 100
+	minArgon2Parallelism = 1
+	maxArgon2Parallelism = 255
+)
+
+// minSecretLen is the shortest accepted homeserver secret.
+const minSecretLen = 16
+
+// Validate reports every problem of c, each as "field: problem", joined.
+func (c Config) Validate() error {
+	var p problems
+
+	p.check("public_url", checkBaseURL(c.PublicURL))
+	if c.DataDir == "" {
+		p.add("data_dir", "must not be empty")
+	}
+
+	p.check("http.addr", checkHostPort(c.HTTP.Addr))
+	p.check("grpc.addr", checkHostPort(c.GRPC.Addr))
+	p.check("ops.addr", checkHostPort(c.Ops.Addr))
+	p.distinctAddrs([]string{"http.addr", "grpc.addr", "ops.addr"},
+		[]string{c.HTTP.Addr, c.GRPC.Addr, c.Ops.Addr})
+
+	if c.Database.URL != "" {
+		p.check("database.url", checkURL(c.Database.URL, "postgres", "postgresql"))
+	}
+	p.inRange("database.max_conns", c.Database.MaxConns, 1, 1000)
+
+	if c.NATS.URL != "" {
+		for u := range strings.SplitSeq(c.NATS.URL, ",") {
+			p.check("nats.url", checkURL(strings.TrimSpace(u), "nats", "tls", "ws", "wss"))
+		}
+	}
+	p.inRange("nats.replicas", c.NATS.Replicas, 1, 5)
+	if c.NATS.URL == "" && c.NATS.Replicas > 1 {
+		p.add("nats.replicas", "must be 1 with the embedded server (nats.url empty)")
+	}
+
+	p.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	p.oneOf("log.format", c.Log.Format, "text", "json")
+	p.oneOf("telemetry.traces", c.Telemetry.Traces, "none", "stdout")
+	if r := c.Telemetry.SampleRatio; math.IsNaN(r) || r < 0 || r > 1 {
+		p.add("telemetry.sample_ratio", "%v is not between 0 and 1", r)
+	}
+
+	a := c.Passwords.Argon2
+	p.argon2("passwords.argon2.memory_kib", a.MemoryKiB, minArgon2MemoryKiB, maxArgon2MemoryKiB)
+	p.argon2("passwords.argon2.iterations", a.Iterations, minArgon2Iterations, maxArgon2Iterations)
+	p.argon2("passwords.argon2.parallelism", a.Parallelism, minArgon2Parallelism, maxArgon2Parallelism)
+
+	p.check("matrix.server_name", checkServerName(c.Matrix.ServerName))
+	p.check("matrix.homeserver_url", checkHTTPURL(c.Matrix.HomeserverURL))
+	if n := len(c.Matrix.Secret); n > 0 && n < minSecretLen {
+		p.add("matrix.secret", "is %d characters, want at least %d", n, minSecretLen)
+	}
+
+	if len(c.Services.Run) == 0 {
+		p.add("services.run", "must name at least one service")
+	}
+	for i, s := range c.Services.Run {
+		switch {
+		case !isService(s):
+			p.add("services.run", "%q is not a service (want %s)", s, strings.Join(AllServices(), ", "))
+		case slices.Index(c.Services.Run, s) < i:
+			p.add("services.run", "%q is listed twice", s)
+		}
+	}
+	for _, s := range slices.Sorted(maps.Keys(c.Services.Endpoints)) {
+		key := "services.endpoints." + s
+		if !isService(s) {
+			p.add(key, "%q is not a service (want %s)", s, strings.Join(AllServices(), ", "))
+			continue
+		}
+		p.check(key, checkTarget(c.Services.Endpoints[s]))
+	}
+
+	return errors.Join(p...)
+}
+
+// problems collects "field: problem" errors.
+type problems []error
+
+// add records a problem of field.
+func (p *problems) add(field, format string, args ...any) {
+	*p = append(*p, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+}
+
+// check records err, when not nil, as a problem of field.
+func (p *problems) check(field string, err error) {
+	if err != nil {
+		*p = append(*p, fmt.Errorf("%s: %w", field, err))
+	}
+}
+
+// inRange records a problem when n is outside lo..hi.
+func (p *problems) inRange(field string, n, lo, hi int) {
+	if n < lo || n > hi {
+		p.add(field, "%d is not between %d and %d", n, lo, hi)
+	}
+}
+
+// argon2 records a problem when an argon2 parameter is weaker than the OWASP
+// minimum or beyond its upper bound.
+func (p *problems) argon2(field string, n, lo, hi int) {
+	switch {
+	case n < lo:
+		p.add(field, "%d is weaker than the OWASP minimum of %d", n, lo)
+	case n > hi:
+		p.add(field, "%d is above the maximum of %d", n, hi)
+	}
+}
+
+// oneOf records a problem when v is not one of allowed.
+func (p *problems) oneOf(field, v string, allowed ...string) {
+	if !slices.Contains(allowed, v) {
+		p.add(field, "%q is not one of %s", v, strings.Join(allowed, ", "))
+	}
+}
+
+// distinctAddrs records a problem for each address equal to an earlier one;
+// port 0 (pick a free port) may repeat.
+func (p *problems) distinctAddrs(names, addrs []string) {
+	for i, a := range addrs {
+		if _, port, err := net.SplitHostPort(a); err != nil || port == "0" {
+			continue
+		}
+		if j := slices.Index(addrs, a); j < i {
+			p.add(names[i], "%q is also %s", a, names[j])
+		}
+	}
+}
+
+// checkHostPort accepts host:port with a numeric port (host may be empty).
+func checkHostPort(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q does not have a port number 0..65535", addr)
+	}
+	return nil
+}
+
+// checkBaseURL accepts an absolute http(s) URL with no credentials, query or
+// fragment, ending in "/".
+func checkBaseURL(s string) error {
+	if err := checkHTTPURL(s); err != nil {
+		return err
+	}
+	u, _ := url.Parse(s)
+	switch {
+	case u.User != nil:
+		return fmt.Errorf("%q must not contain credentials", s)
+	case u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(s, "?") || strings.HasSuffix(s, "#"):
+		return fmt.Errorf("%q must not have a query or fragment", s)
+	case !strings.HasSuffix(u.Path, "/"):
+		return fmt.Errorf("%q must end with \"/\"", s)
+	}
+	return nil
+}
+
+// checkHTTPURL accepts an absolute http or https URL with a host.
+func checkHTTPURL(s string) error {
+	if s == "" {
+		return errors.New("must not be empty")
+	}
+	return checkURL(s, "http", "https")
+}
+
+// checkURL accepts an absolute URL with one of the given schemes and a host.
+// Its messages never repeat the URL, which may hold a password.
+func checkURL(s string, schemes ...string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("is not a URL")
+	}
+	if !slices.Contains(schemes, u.Scheme) {
+		return fmt.Errorf("scheme %q is not one of %s", u.Scheme, strings.Join(schemes, ", "))
+	}
+	if u.Host == "" && u.Query().Get("host") == "" {
+		return errors.New("has no host")
+	}
+	return nil
+}
+
+// checkServerName accepts a Matrix server name: hostname[:port], where the
+// hostname is a DNS name, an IPv4 address or a bracketed IPv6 address.
+func checkServerName(s string) error {
+	if s == "" {
+		return errors.New("must not be empty")
+	}
+	bad := fmt.Errorf("%q is not a server name (hostname[:port])", s)
+	host, port := s, ""
+	if i := strings.LastIndex(s, ":"); i >= 0 && !strings.HasSuffix(s, "]") {
+		host, port = s[:i], s[i+1:]
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return bad
+		}
+	}
+	if ip, ok := strings.CutPrefix(host, "["); ok {
+		ip, ok = strings.CutSuffix(ip, "]")
+		if !ok || net.ParseIP(ip) == nil || !strings.Contains(ip, ":") {
+			return bad
+		}
+		return nil
+	}
+	if host == "" || len(host) > 255 {
+		return bad
+	}
+	for _, r := range host {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-') {
+			return bad
+		}
+	}
+	return nil
+}
+
+// checkTarget accepts host:port or a gRPC target with a scheme such as
+// dns:///host:port or unix:///path.
+func checkTarget(s string) error {
+	if strings.Contains(s, ":///") || strings.HasPrefix(s, "unix:") {
+		if _, err := url.Parse(s); err != nil {
+			return fmt.Errorf("%q is not a gRPC target", s)
+		}
+		return nil
+	}
+	if err := checkHostPort(s); err != nil {
+		return err
+	}
+	if host, _, _ := net.SplitHostPort(s); host == "" {
+		return fmt.Errorf("%q has no host", s)
+	}
+	return nil
+}
+
+// isService reports whether name is one of AllServices.
+func isService(name string) bool {
+	return slices.Contains(AllServices(), name)
+}

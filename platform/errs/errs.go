@@ -1,0 +1,175 @@
+// Package errs is Gatehouse's one error type: a Kind that every transport maps
+// to its own vocabulary, a message safe to show a client, and an internal cause
+// that is logged but never shown.
+//
+// Handlers return *Error values; the gRPC and HTTP plumbing turn them into
+// status codes, OAuth 2.0 error codes or Matrix errcodes through the methods of
+// Kind, which hold the only copy of those mappings:
+//
+//	client, err := store.Client(ctx, id)
+//	if err != nil {
+//		return errs.Internalf("load client %s: %w", id, err)
+//	}
+//	if client == nil {
+//		return errs.NotFound("unknown client")
+//	}
+//
+// and callers, across gRPC too, decide with errs.KindOf(err) == errs.KindConflict.
+package errs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Kind classifies an error by what the caller can do about it.
+//
+// The zero Kind is KindInternal, so an Error built without a Kind fails closed
+// as a server error rather than passing for the client's fault.
+type Kind int
+
+// The kinds of error. Each maps to one gRPC code, HTTP status, OAuth error and
+// Matrix errcode.
+const (
+	// KindInternal is a bug or an unexpected failure; its cause is never shown.
+	KindInternal Kind = iota
+	// KindInvalid means the request itself is malformed or fails validation.
+	KindInvalid
+	// KindNotFound means the addressed thing does not exist (or is hidden).
+	KindNotFound
+	// KindConflict means an aggregate's optimistic concurrency was lost; retrying may succeed.
+	KindConflict
+	// KindAlreadyExists means a create collided with an existing thing.
+	KindAlreadyExists
+	// KindUnauthenticated means the caller's credentials are missing or wrong.
+	KindUnauthenticated
+	// KindPermissionDenied means the caller is known but may not do this.
+	KindPermissionDenied
+	// KindFailedPrecondition means the system is not in the state the operation needs.
+	KindFailedPrecondition
+	// KindRateLimited means the caller must slow down.
+	KindRateLimited
+	// KindUnavailable means a dependency is down or too slow; retrying later may succeed.
+	KindUnavailable
+)
+
+// String returns the kind's snake_case name, e.g. "not_found".
+func (k Kind) String() string { return k.info().name }
+
+// Retryable reports whether repeating the same operation later may succeed.
+func (k Kind) Retryable() bool {
+	return k == KindConflict || k == KindUnavailable || k == KindRateLimited
+}
+
+// Error is Gatehouse's error value.
+type Error struct {
+	// Kind classifies the error; it decides every status code.
+	Kind Kind
+	// Public is a message safe to show a client; empty means the kind's default.
+	Public string
+	// Err is the internal cause, for logs only; it is never shown to a client.
+	Err error
+	// Field optionally names the input field at fault.
+	Field string
+}
+
+// Error returns the public message, prefixed by the field and followed by the
+// internal cause: it is meant for logs, not for clients.
+func (e *Error) Error() string {
+	msg := e.message()
+	if e.Field != "" {
+		msg = e.Field + ": " + msg
+	}
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+// Unwrap returns the internal cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// message returns the public message, or the kind's default when empty.
+func (e *Error) message() string {
+	if e.Public != "" {
+		return e.Public
+	}
+	return e.Kind.info().message
+}
+
+// Invalid reports a malformed request.
+func Invalid(msg string) *Error { return &Error{Kind: KindInvalid, Public: msg} }
+
+// InvalidField reports a malformed request input field.
+func InvalidField(field, msg string) *Error {
+	return &Error{Kind: KindInvalid, Public: msg, Field: field}
+}
+
+// NotFound reports that the addressed thing does not exist.
+func NotFound(msg string) *Error { return &Error{Kind: KindNotFound, Public: msg} }
+
+// Conflict reports a lost optimistic-concurrency race; the caller may retry.
+func Conflict(msg string) *Error { return &Error{Kind: KindConflict, Public: msg} }
+
+// AlreadyExists reports a create that collided with an existing thing.
+func AlreadyExists(msg string) *Error { return &Error{Kind: KindAlreadyExists, Public: msg} }
+
+// Unauthenticated reports missing or wrong credentials.
+func Unauthenticated(msg string) *Error { return &Error{Kind: KindUnauthenticated, Public: msg} }
+
+// PermissionDenied reports a known caller doing something it may not do.
+func PermissionDenied(msg string) *Error { return &Error{Kind: KindPermissionDenied, Public: msg} }
+
+// FailedPrecondition reports that the system is not in the state the operation needs.
+func FailedPrecondition(msg string) *Error {
+	return &Error{Kind: KindFailedPrecondition, Public: msg}
+}
+
+// RateLimited reports that the caller must slow down.
+func RateLimited(msg string) *Error { return &Error{Kind: KindRateLimited, Public: msg} }
+
+// Unavailable reports a dependency that is down; the caller may retry later.
+func Unavailable(msg string) *Error { return &Error{Kind: KindUnavailable, Public: msg} }
+
+// Internalf reports an unexpected failure; the formatted text (which may wrap
+// a cause with %w) is kept for logs and the client sees a generic message.
+func Internalf(format string, args ...any) *Error {
+	return &Error{Kind: KindInternal, Err: fmt.Errorf(format, args...)}
+}
+
+// Wrap returns an error of the given kind with a public message and an
+// internal cause.
+func Wrap(kind Kind, public string, err error) *Error {
+	return &Error{Kind: kind, Public: public, Err: err}
+}
+
+// KindOf returns the kind of the first *Error in err's chain. Without one,
+// context cancellation and deadlines are KindUnavailable and anything else
+// (nil included) is KindInternal.
+func KindOf(err error) Kind {
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e.Kind
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return KindUnavailable
+	}
+	return KindInternal
+}
+
+// PublicMessage returns the text of err that is safe to show a client: the
+// Public message of its *Error, or a generic one for its kind.
+func PublicMessage(err error) string {
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e.message()
+	}
+	return KindOf(err).info().message
+}
+
+// FieldOf returns the input field named by err's *Error, or "".
+func FieldOf(err error) string {
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e.Field
+	}
+	return ""
+}

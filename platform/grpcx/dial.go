@@ -1,0 +1,110 @@
+package grpcx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+
+	"gatehouse.dev/platform/errs"
+	"gatehouse.dev/platform/telemetry"
+)
+
+// DefaultTimeout is the deadline given to a unary call whose context has none.
+const DefaultTimeout = 10 * time.Second
+
+// DialOptions configures Dial.
+type DialOptions struct {
+	// Telemetry traces and measures calls and propagates the trace; nil disables it.
+	Telemetry *telemetry.Telemetry
+	// DefaultTimeout is the deadline of unary calls whose context has none;
+	// zero means DefaultTimeout.
+	DefaultTimeout time.Duration
+}
+
+// Dial returns a client connection to target (host:port or any grpc-go
+// target such as dns:///host:port). It connects lazily, in plaintext: internal
+// traffic belongs on a private network or a service mesh providing mTLS.
+// Unary calls get a default deadline, and every error a call returns is an
+// *errs.Error rebuilt by errs.FromStatus, so callers switch on errs.KindOf.
+func Dial(target string, opts DialOptions) (*grpc.ClientConn, error) {
+	timeout := opts.DefaultTimeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	dialOpts := []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithChainUnaryInterceptor(unaryClientInterceptor(timeout)),
+		grpc.WithChainStreamInterceptor(streamClientInterceptor),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{
+			Time:                30 * time.Second, // above the server's 10s enforcement
+			Timeout:             10 * time.Second,
+			PermitWithoutStream: true,
+		}),
+	}
+	if t := opts.Telemetry; t != nil {
+		dialOpts = append(dialOpts, grpc.WithStatsHandler(otelgrpc.NewClientHandler(
+			otelgrpc.WithTracerProvider(t.TracerProvider()),
+			otelgrpc.WithMeterProvider(t.MeterProvider()),
+			otelgrpc.WithPropagators(t.Propagator()),
+		)))
+	}
+	conn, err := grpc.NewClient(target, dialOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("grpcx: dial %s: %w", target, err)
+	}
+	return conn, nil
+}
+
+// unaryClientInterceptor applies the default deadline and converts errors.
+func unaryClientInterceptor(timeout time.Duration) grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
+		invoker grpc.UnaryInvoker, opts ...grpc.CallOption,
+	) error {
+		if _, ok := ctx.Deadline(); !ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, timeout)
+			defer cancel()
+		}
+		return errs.FromStatus(invoker(ctx, method, req, reply, cc, opts...))
+	}
+}
+
+// streamClientInterceptor converts the errors of a stream. Streams get no
+// default deadline: they may rightly outlive any.
+func streamClientInterceptor(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn,
+	method string, streamer grpc.Streamer, opts ...grpc.CallOption,
+) (grpc.ClientStream, error) {
+	cs, err := streamer(ctx, desc, cc, method, opts...)
+	if err != nil {
+		return nil, errs.FromStatus(err)
+	}
+	return clientStream{cs}, nil
+}
+
+// clientStream converts the errors of its stream, leaving io.EOF alone.
+type clientStream struct{ grpc.ClientStream }
+
+// SendMsg sends m, converting a status error.
+func (s clientStream) SendMsg(m any) error { return convertStreamErr(s.ClientStream.SendMsg(m)) }
+
+// RecvMsg receives into m, converting a status error.
+func (s clientStream) RecvMsg(m any) error { return convertStreamErr(s.ClientStream.RecvMsg(m)) }
+
+// CloseSend closes the sending side, converting a status error.
+func (s clientStream) CloseSend() error { return convertStreamErr(s.ClientStream.CloseSend()) }
+
+// convertStreamErr converts err with errs.FromStatus unless it is io.EOF,
+// which marks the normal end of a stream.
+func convertStreamErr(err error) error {
+	if err == nil || errors.Is(err, io.EOF) {
+		return err
+	}
+	return errs.FromStatus(err)
+}

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 
 	"gatehouse.dev/platform/eventlog"
+	"gatehouse.dev/platform/host"
 	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/projection"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
@@ -69,6 +70,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if cfg.ServerName == "" {
 		return nil, fmt.Errorf("accounts: server name is required")
 	}
+	if err := cfg.Passwords.Validate(); err != nil {
+		return nil, fmt.Errorf("accounts: password hashing parameters: %w", err)
+	}
 	if err := pg.Migrate(ctx, deps.Pool, migrations.FS); err != nil {
 		return nil, fmt.Errorf("accounts: migrate: %w", err)
 	}
@@ -105,4 +109,21 @@ func (s *Service) Projections() *projection.Set { return s.projections }
 // RegisterGRPC registers gatehouse.accounts.v1.AccountsService on srv.
 func (s *Service) RegisterGRPC(srv grpc.ServiceRegistrar) {
 	accountsv1.RegisterAccountsServiceServer(srv, &grpcServer{svc: s})
+}
+
+// Name is the service's name.
+func (s *Service) Name() string { return "accounts" }
+
+// FromRuntime builds the service on a host runtime, from the deployment's configuration.
+func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
+	pool, err := rt.Pool(ctx, Schema)
+	if err != nil {
+		return nil, err
+	}
+	a := rt.Config.Passwords.Argon2
+	return New(ctx, Config{
+		ServerName: rt.Config.Matrix.ServerName,
+		Passwords:  password.Params{MemoryKiB: uint32(a.MemoryKiB), Iterations: uint32(a.Iterations), Parallelism: uint8(a.Parallelism)},
+		Replicas:   rt.Config.NATS.Replicas,
+	}, Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "accounts"), Propagator: rt.Telemetry.Propagator()})
 }

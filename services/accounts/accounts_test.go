@@ -277,10 +277,16 @@ func TestBadInput(t *testing.T) {
 		call func() error
 		want codes.Code
 	}{
-		{"register without username", func() error { _, err := c.Register(ctx, &accountsv1.RegisterRequest{Password: "long enough"}); return err }, codes.InvalidArgument},
+		{"register without username", func() error {
+			_, err := c.Register(ctx, &accountsv1.RegisterRequest{Password: "long enough"})
+			return err
+		}, codes.InvalidArgument},
 		{"register upper-case username", func() error { _, err := c.Register(ctx, &accountsv1.RegisterRequest{Username: "Grace"}); return err }, codes.InvalidArgument},
 		{"register numeric username", func() error { _, err := c.Register(ctx, &accountsv1.RegisterRequest{Username: "12345"}); return err }, codes.InvalidArgument},
-		{"register short password", func() error { _, err := c.Register(ctx, &accountsv1.RegisterRequest{Username: "heidi", Password: "short"}); return err }, codes.InvalidArgument},
+		{"register short password", func() error {
+			_, err := c.Register(ctx, &accountsv1.RegisterRequest{Username: "heidi", Password: "short"})
+			return err
+		}, codes.InvalidArgument},
 		{"register bad email", func() error {
 			_, err := c.Register(ctx, &accountsv1.RegisterRequest{Username: "ivan", Password: "long enough", Email: "not an email"})
 			return err
@@ -320,7 +326,10 @@ func TestBadInput(t *testing.T) {
 			_, err := c.ListAuditEntries(ctx, &accountsv1.ListAuditEntriesRequest{PageToken: "bm90LWEtbnVtYmVy"})
 			return err
 		}, codes.InvalidArgument},
-		{"audit huge page", func() error { _, err := c.ListAuditEntries(ctx, &accountsv1.ListAuditEntriesRequest{PageSize: 100000}); return err }, codes.InvalidArgument},
+		{"audit huge page", func() error {
+			_, err := c.ListAuditEntries(ctx, &accountsv1.ListAuditEntriesRequest{PageSize: 100000})
+			return err
+		}, codes.InvalidArgument},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

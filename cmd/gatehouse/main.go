@@ -1,0 +1,69 @@
+// Command gatehouse is the all-in-one Gatehouse binary and its admin CLI.
+//
+//	gatehouse serve                       run all five services in one process
+//	gatehouse user add|list|lock|unlock|set-password|deactivate|reactivate
+//	gatehouse projections list|rebuild NAME
+//	gatehouse config generate|check
+//
+// The admin commands talk to a running Gatehouse over its gRPC API
+// (--grpc, default the configured gRPC address), so they work the same against
+// the all-in-one process and a deployment that scales services separately.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+)
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// usage is printed for `gatehouse help` and after a wrong command.
+const usage = `usage: gatehouse <command> [flags]
+
+commands:
+  serve                                run every service in one process
+  user add --username U [--password P | --password-file F] [--email E] [--admin] [--display-name N]
+  user list [--status active|locked|deactivated]
+  user lock USERNAME [--reason R]
+  user unlock USERNAME
+  user deactivate USERNAME [--erase]
+  user reactivate USERNAME
+  user set-password USERNAME [--password P | --password-file F]
+  user audit [USERNAME]
+  projections list
+  projections rebuild NAME             e.g. accounts.users
+  config generate                      print a configuration file with every default
+  config check [--config F]            validate a configuration file
+
+Every command takes --config F (env GATEHOUSE_CONFIG); admin commands take --grpc ADDR.
+`
+
+// run dispatches a command line and returns the exit code: 0 success,
+// 1 failure, 2 wrong usage.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return serve(rest, stderr)
+	case "user":
+		return userCommand(ctx, rest, stdin, stdout, stderr)
+	case "projections":
+		return projectionsCommand(ctx, rest, stdout, stderr)
+	case "config":
+		return configCommand(rest, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "gatehouse: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+}

@@ -1,0 +1,165 @@
+// Package host runs Gatehouse services in a process: it connects (or starts)
+// NATS and PostgreSQL, sets up logging and telemetry, and serves the services'
+// gRPC APIs, public HTTP routes, health and metrics until the context ends.
+//
+// The all-in-one `gatehouse serve` and every per-service binary use it the
+// same way, so a service behaves identically whether it runs alone or with
+// the others.
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/grpc"
+
+	"gatehouse.dev/platform/config"
+	"gatehouse.dev/platform/grpcx"
+	"gatehouse.dev/platform/natsserver"
+	"gatehouse.dev/platform/pg"
+	"gatehouse.dev/platform/pgcluster"
+	"gatehouse.dev/platform/telemetry"
+)
+
+// Runtime is the infrastructure a process's services share.
+type Runtime struct {
+	Config    config.Config
+	Logger    *slog.Logger
+	Telemetry *telemetry.Telemetry
+	NATS      *nats.Conn
+	JetStream jetstream.JetStream
+
+	dbURL   string
+	natsSrv *natsserver.Server
+	cluster *pgcluster.Cluster
+
+	mu    sync.Mutex
+	pools []*pgxpool.Pool
+	conns map[string]*grpc.ClientConn
+}
+
+// Start prepares the runtime: embedded NATS JetStream under the data dir when
+// no NATS URL is configured, a private PostgreSQL cluster under the data dir
+// when no database URL is configured.
+func Start(ctx context.Context, cfg config.Config, name string, logger *slog.Logger) (_ *Runtime, err error) {
+	rt := &Runtime{Config: cfg, Logger: logger, conns: map[string]*grpc.ClientConn{}}
+	defer func() {
+		if err != nil {
+			rt.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	rt.Telemetry, err = telemetry.Setup(ctx, telemetry.Options{
+		ServiceName: name, Traces: cfg.Telemetry.Traces, SampleRatio: cfg.Telemetry.SampleRatio, Logger: logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	// The data dir must be traversable (not listable) by other users: a private
+	// PostgreSQL cluster under it runs as an unprivileged user when we are root.
+	if err := os.MkdirAll(cfg.DataDir, 0o711); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	natsURL := cfg.NATS.URL
+	if natsURL == "" {
+		dir := filepath.Join(cfg.DataDir, "nats")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("nats store: %w", err)
+		}
+		rt.natsSrv, err = natsserver.Start(natsserver.Options{StoreDir: dir})
+		if err != nil {
+			return nil, err
+		}
+		natsURL = rt.natsSrv.ClientURL()
+		logger.Info("embedded NATS JetStream started", "store", dir)
+	}
+	rt.NATS, err = nats.Connect(natsURL, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS: %w", err)
+	}
+	rt.JetStream, err = jetstream.New(rt.NATS)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+
+	rt.dbURL = cfg.Database.URL
+	if rt.dbURL == "" {
+		dir, err := filepath.Abs(filepath.Join(cfg.DataDir, "postgres"))
+		if err != nil {
+			return nil, err
+		}
+		rt.cluster, err = pgcluster.Start(ctx, pgcluster.Options{Dir: dir, Logger: logger})
+		if err != nil {
+			return nil, err
+		}
+		if err := pg.CreateDatabase(ctx, rt.cluster.URL("postgres"), "gatehouse"); err != nil {
+			return nil, err
+		}
+		rt.dbURL = rt.cluster.URL("gatehouse")
+		logger.Info("private PostgreSQL cluster started", "dir", dir)
+	}
+	return rt, nil
+}
+
+// Pool connects to the database with search_path set to a service's schema.
+func (rt *Runtime) Pool(ctx context.Context, schema string) (*pgxpool.Pool, error) {
+	pool, err := pg.Connect(ctx, rt.dbURL, schema)
+	if err != nil {
+		return nil, err
+	}
+	rt.mu.Lock()
+	rt.pools = append(rt.pools, pool)
+	rt.mu.Unlock()
+	return pool, nil
+}
+
+// Dial returns a client connection to another service, at the endpoint the
+// configuration names for it (this process's own gRPC address by default).
+func (rt *Runtime) Dial(service string) (*grpc.ClientConn, error) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if c, ok := rt.conns[service]; ok {
+		return c, nil
+	}
+	c, err := grpcx.Dial(rt.Config.Endpoint(service), grpcx.DialOptions{Telemetry: rt.Telemetry})
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", service, err)
+	}
+	rt.conns[service] = c
+	return c, nil
+}
+
+// Close releases everything in reverse order of start.
+func (rt *Runtime) Close(ctx context.Context) error {
+	var errs []error
+	rt.mu.Lock()
+	for _, c := range rt.conns {
+		c.Close()
+	}
+	for _, p := range rt.pools {
+		p.Close()
+	}
+	rt.mu.Unlock()
+	if rt.cluster != nil {
+		errs = append(errs, rt.cluster.Stop(ctx))
+	}
+	if rt.NATS != nil {
+		rt.NATS.Close()
+	}
+	if rt.natsSrv != nil {
+		rt.natsSrv.Shutdown()
+	}
+	if rt.Telemetry != nil {
+		errs = append(errs, rt.Telemetry.Shutdown(ctx))
+	}
+	return errors.Join(errs...)
+}

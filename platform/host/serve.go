@@ -1,0 +1,116 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+
+	"github.com/nats-io/nats.go"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"gatehouse.dev/platform/grpcx"
+	"gatehouse.dev/platform/httpx"
+	"gatehouse.dev/platform/projection"
+	projectionsv1 "gatehouse.dev/proto/gatehouse/projections/v1"
+)
+
+// Service is one Gatehouse service hosted in the process.
+type Service interface {
+	// Name is the service's name: accounts, authorize, token, notify or web.
+	Name() string
+	// RegisterGRPC registers the service's gRPC APIs.
+	RegisterGRPC(grpc.ServiceRegistrar)
+	// Run does the service's background work (projections, consumers) until ctx ends.
+	Run(ctx context.Context) error
+}
+
+// HTTPService is a service with public HTTP routes.
+type HTTPService interface {
+	Service
+	// RegisterHTTP adds the service's routes to the public mux.
+	RegisterHTTP(mux *http.ServeMux)
+}
+
+// ProjectionService is a service that keeps projections.
+type ProjectionService interface {
+	Service
+	// Projections is the service's projection set.
+	Projections() *projection.Set
+}
+
+// maxBody bounds public request bodies; OAuth and form posts are small.
+const maxBody = 1 << 20
+
+// Serve serves the services until ctx ends: their gRPC APIs (with health,
+// reflection and the projections admin API) on the gRPC address, their public
+// routes on the HTTP address, and health and metrics on the ops address.
+func (rt *Runtime) Serve(ctx context.Context, services ...Service) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	healthSrv := health.NewServer()
+	srv := grpcx.NewServer(grpcx.ServerOptions{Logger: rt.Logger, Telemetry: rt.Telemetry, Health: healthSrv})
+	mux := http.NewServeMux()
+	sets := map[string]*projection.Set{}
+	serveHTTP := false
+	for _, s := range services {
+		s.RegisterGRPC(srv)
+		if h, ok := s.(HTTPService); ok {
+			h.RegisterHTTP(mux)
+			serveHTTP = true
+		}
+		if p, ok := s.(ProjectionService); ok {
+			sets[s.Name()] = p.Projections()
+		}
+		healthSrv.SetServingStatus("gatehouse."+s.Name(), healthpb.HealthCheckResponse_SERVING)
+	}
+	projectionsv1.RegisterProjectionsServiceServer(srv, projection.NewAdmin(sets))
+
+	checks := []httpx.Check{{Name: "nats", Fn: func(context.Context) error {
+		if st := rt.NATS.Status(); st != nats.CONNECTED {
+			return fmt.Errorf("nats connection is %s", st)
+		}
+		return nil
+	}}}
+	rt.mu.Lock()
+	for i, p := range rt.pools {
+		checks = append(checks, httpx.Check{Name: fmt.Sprintf("postgres-%d", i), Fn: p.Ping})
+	}
+	rt.mu.Unlock()
+	healthChecks := httpx.NewHealth(checks...)
+	ops := httpx.OpsMux(healthChecks, rt.Telemetry.MetricsHandler())
+
+	var (
+		wg      sync.WaitGroup
+		errMu   sync.Mutex
+		errList []error
+	)
+	run := func(what string, fn func(context.Context) error) {
+		wg.Go(func() {
+			if err := fn(ctx); err != nil && ctx.Err() == nil {
+				errMu.Lock()
+				errList = append(errList, fmt.Errorf("%s: %w", what, err))
+				errMu.Unlock()
+				cancel() // one part failing stops the process, so an orchestrator restarts it
+			}
+		})
+	}
+	for _, s := range services {
+		run(s.Name(), s.Run)
+	}
+	run("grpc", func(ctx context.Context) error { return grpcx.Serve(ctx, srv, rt.Config.GRPC.Addr, rt.Logger) })
+	if serveHTTP {
+		public := httpx.Instrument(httpx.SecurityHeaders(httpx.LimitBody(mux, maxBody)), rt.Telemetry, "public")
+		run("http", func(ctx context.Context) error { return httpx.Serve(ctx, rt.Config.HTTP.Addr, public, rt.Logger) })
+	}
+	run("ops", func(ctx context.Context) error { return httpx.Serve(ctx, rt.Config.Ops.Addr, ops, rt.Logger) })
+	healthChecks.SetReady(true)
+	go func() { <-ctx.Done(); healthChecks.SetReady(false) }() // draining: take us out of load balancing
+	rt.Logger.Info("serving", "grpc", rt.Config.GRPC.Addr, "http", rt.Config.HTTP.Addr, "ops", rt.Config.Ops.Addr, "services", len(services))
+	wg.Wait()
+	return errors.Join(errList...)
+}

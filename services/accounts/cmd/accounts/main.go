@@ -1,0 +1,21 @@
+// Command accounts runs the accounts service on its own, for deployments that
+// scale each service separately.
+package main
+
+import (
+	"context"
+	"os"
+
+	"gatehouse.dev/platform/host"
+	"gatehouse.dev/services/accounts"
+)
+
+func main() {
+	os.Exit(host.Main("accounts", os.Args[1:], os.Stderr, func(ctx context.Context, rt *host.Runtime) ([]host.Service, error) {
+		svc, err := accounts.FromRuntime(ctx, rt)
+		if err != nil {
+			return nil, err
+		}
+		return []host.Service{svc}, nil
+	}))
+}

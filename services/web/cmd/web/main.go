@@ -1,0 +1,17 @@
+// Command web runs the web service on its own, for deployments that scale
+// each service separately.
+package main
+
+import (
+	"context"
+	"os"
+
+	"gatehouse.dev/platform/host"
+	"gatehouse.dev/services/web"
+)
+
+func main() {
+	os.Exit(host.Main("web", os.Args[1:], os.Stderr, func(context.Context, *host.Runtime) ([]host.Service, error) {
+		return []host.Service{web.New()}, nil
+	}))
+}

@@ -70,7 +70,18 @@ deps:
 
 ## bench: Go benchmarks and a load test of a running system; prints numbers
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchtime 2s $(PKGS)
+	@echo "== event log: appends, atomic batches, loads (embedded NATS JetStream, file storage) =="
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./platform/eventlog/
+	@echo "== projections: catching up with a backlog (PostgreSQL, one statement per event) =="
+	$(GO) test -run '^$$' -bench '^BenchmarkProjectionApply$$' -benchtime 2s ./platform/projection/
+	@echo "== projections: full rebuild of 100,000 events (one run; about 30 s of setup first) =="
+	$(GO) test -run '^$$' -bench '^BenchmarkRebuild100k$$' -benchtime 1x -timeout 15m ./platform/projection/
+	@echo "== passwords: argon2id with the default parameters =="
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./services/accounts/internal/password/
+	@echo "== benchmarks of every other package =="
+	@pkgs=$$(grep -rl --include='*_test.go' '^func Benchmark' $(MODULES) | xargs -r -n1 dirname | sort -u | \
+	  grep -vx -e platform/eventlog -e platform/projection -e services/accounts/internal/password | sed 's|^|./|'); \
+	if [ -z "$$pkgs" ]; then echo "(none)"; else set -x; $(GO) test -run '^$$' -bench . -benchtime 2s $$pkgs; fi
 
 clean:
 	rm -rf bin .data

@@ -40,6 +40,9 @@ func Dial(target string, opts DialOptions) (*grpc.ClientConn, error) {
 	}
 	dialOpts := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		// With a dns:/// target naming every replica (a headless Kubernetes
+		// Service), calls are spread over all of them.
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
 		grpc.WithChainUnaryInterceptor(unaryClientInterceptor(timeout)),
 		grpc.WithChainStreamInterceptor(streamClientInterceptor),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{

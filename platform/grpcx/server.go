@@ -57,8 +57,11 @@ func NewServer(opts ServerOptions) *grpc.Server {
 		}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
 			MaxConnectionIdle: 15 * time.Minute,
-			Time:              time.Minute,
-			Timeout:           20 * time.Second,
+			// Recycle connections so clients re-resolve and spread over new replicas.
+			MaxConnectionAge:      5 * time.Minute,
+			MaxConnectionAgeGrace: 30 * time.Second,
+			Time:                  time.Minute,
+			Timeout:               20 * time.Second,
 		}),
 	}
 	if t := opts.Telemetry; t != nil {

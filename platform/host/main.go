@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -51,6 +52,7 @@ func Run(ctx context.Context, cfg config.Config, name string, logOut io.Writer, 
 		return err
 	}
 	logger = logger.With("process", name)
+	slog.SetDefault(logger) // libraries that log through slog's default use the same handler
 	logger.Info("starting", "config", cfg)
 	rt, err := Start(ctx, cfg, name, logger)
 	if err != nil {

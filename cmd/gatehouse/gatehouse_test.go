@@ -74,7 +74,7 @@ type server struct {
 
 // startServe runs `gatehouse serve` on dataDir with embedded NATS and a
 // private PostgreSQL cluster, and waits until its health endpoint answers.
-func startServe(t *testing.T, dataDir string) *server {
+func startServe(t *testing.T, dataDir string, env ...string) *server {
 	t.Helper()
 	s := &server{grpc: freeAddr(t), http: freeAddr(t), ops: freeAddr(t), dataDir: dataDir, log: &bytes.Buffer{}, exited: make(chan struct{})}
 	s.cmd = exec.Command(binary, "serve")
@@ -86,6 +86,7 @@ func startServe(t *testing.T, dataDir string) *server {
 		"GATEHOUSE_PUBLIC_URL=http://"+s.http+"/",
 		"GATEHOUSE_LOG_LEVEL=warn",
 	)
+	s.cmd.Env = append(s.cmd.Env, env...)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)

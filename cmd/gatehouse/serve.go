@@ -16,18 +16,30 @@ import (
 // this process.
 func serve(args []string, stderr io.Writer) int {
 	return host.Main("gatehouse", args, stderr, func(ctx context.Context, rt *host.Runtime) ([]host.Service, error) {
+		builders := []struct {
+			name  string
+			build func(context.Context, *host.Runtime) (host.Service, error)
+		}{
+			{"accounts", func(ctx context.Context, rt *host.Runtime) (host.Service, error) {
+				return accounts.FromRuntime(ctx, rt)
+			}},
+			{"authorize", func(ctx context.Context, rt *host.Runtime) (host.Service, error) {
+				return authorize.FromRuntime(ctx, rt)
+			}},
+			{"token", func(ctx context.Context, rt *host.Runtime) (host.Service, error) { return token.FromRuntime(ctx, rt) }},
+			{"notify", func(context.Context, *host.Runtime) (host.Service, error) { return notify.New(), nil }},
+			{"web", func(context.Context, *host.Runtime) (host.Service, error) { return web.New(), nil }},
+		}
 		var services []host.Service
-		if rt.Config.Runs("accounts") {
-			svc, err := accounts.FromRuntime(ctx, rt)
+		for _, b := range builders {
+			if !rt.Config.Runs(b.name) {
+				continue
+			}
+			svc, err := b.build(ctx, rt)
 			if err != nil {
 				return nil, err
 			}
 			services = append(services, svc)
-		}
-		for _, s := range []host.Service{authorize.New(), token.New(), notify.New(), web.New()} {
-			if rt.Config.Runs(s.Name()) {
-				services = append(services, s)
-			}
 		}
 		return services, nil
 	})

@@ -1,29 +1,130 @@
-// Package authorize is the authorize service: OAuth 2.0 / OpenID Connect discovery, dynamic client registration, the authorization and device authorization endpoints, and grants as aggregates.
+// Package authorize is the authorize service: OAuth 2.0 / OpenID Connect
+// discovery, dynamic client registration (RFC 7591 with MSC2966's rules), and
+// the authorization endpoint. Clients and authorization grants are aggregates
+// in the AUTHORIZE stream; their read models live in the service's schema.
 //
-// This module so far only takes its place in the process: it is hosted,
-// reports health and has no API of its own yet.
+// The browser steps (sign in, consent) belong to the web service, which asks
+// this service over gRPC for a grant's details and approves or denies it; the
+// token service exchanges codes through the same API.
 package authorize
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/propagation"
 	"google.golang.org/grpc"
+
+	"gatehouse.dev/platform/eventlog"
+	"gatehouse.dev/platform/host"
+	"gatehouse.dev/platform/pg"
+	"gatehouse.dev/platform/projection"
+	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
+	"gatehouse.dev/services/authorize/migrations"
 )
 
-// Service is the authorize service.
-type Service struct{}
+// Stream and schema of the service.
+const (
+	// StreamName is the JetStream stream holding the service's events.
+	StreamName = "AUTHORIZE"
+	// Schema is the PostgreSQL schema of the service's read models.
+	Schema        = "authorize"
+	subjectPrefix = "authorize"
+)
 
-// New returns the authorize service.
-func New() *Service { return &Service{} }
+// Config is what the service needs to know about the deployment.
+type Config struct {
+	// Issuer is the public base URL, ending in "/".
+	Issuer string
+	// GrantTTL is how long a person has to sign in and consent.
+	GrantTTL time.Duration
+	// CodeTTL is how long an authorization code may wait for its exchange (at most 10 minutes).
+	CodeTTL time.Duration
+	// AllowInsecureClients relaxes the https rules of client registration (development only).
+	AllowInsecureClients bool
+	// Replicas of the event stream.
+	Replicas int
+}
+
+// Deps are the service's connections.
+type Deps struct {
+	Pool       *pgxpool.Pool
+	JetStream  jetstream.JetStream
+	Logger     *slog.Logger
+	Propagator propagation.TextMapPropagator
+}
+
+// Service is the authorize service.
+type Service struct {
+	cfg         Config
+	issuer      *url.URL
+	pool        *pgxpool.Pool
+	log         *eventlog.Log
+	projections *projection.Set
+	logger      *slog.Logger
+	now         func() time.Time
+}
+
+// New migrates the schema, opens the stream and prepares the projections.
+func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
+	issuer, err := url.Parse(cfg.Issuer)
+	if err != nil || issuer.Scheme == "" || issuer.Host == "" {
+		return nil, fmt.Errorf("authorize: issuer %q is not an absolute URL", cfg.Issuer)
+	}
+	if cfg.GrantTTL <= 0 {
+		cfg.GrantTTL = 30 * time.Minute
+	}
+	if cfg.CodeTTL <= 0 || cfg.CodeTTL > 10*time.Minute {
+		cfg.CodeTTL = 10 * time.Minute
+	}
+	if err := pg.Migrate(ctx, deps.Pool, migrations.FS); err != nil {
+		return nil, fmt.Errorf("authorize: migrate: %w", err)
+	}
+	var opts []eventlog.Option
+	if deps.Propagator != nil {
+		opts = append(opts, eventlog.WithPropagator(deps.Propagator))
+	}
+	log, err := eventlog.Open(ctx, deps.JetStream, eventlog.StreamConfig{Name: StreamName, Prefix: subjectPrefix, Replicas: cfg.Replicas}, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("authorize: %w", err)
+	}
+	set, err := projection.NewSet(ctx, deps.Pool, log, deps.Logger, clientsReadModel(), grantsReadModel())
+	if err != nil {
+		return nil, fmt.Errorf("authorize: %w", err)
+	}
+	return &Service{cfg: cfg, issuer: issuer, pool: deps.Pool, log: log, projections: set, logger: deps.Logger, now: time.Now}, nil
+}
+
+// FromRuntime builds the service on a host runtime.
+func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
+	pool, err := rt.Pool(ctx, Schema)
+	if err != nil {
+		return nil, err
+	}
+	return New(ctx, Config{Issuer: rt.Config.PublicURL, Replicas: rt.Config.NATS.Replicas},
+		Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "authorize"), Propagator: rt.Telemetry.Propagator()})
+}
 
 // Name is the service's name.
-func (*Service) Name() string { return "authorize" }
+func (s *Service) Name() string { return "authorize" }
 
-// RegisterGRPC registers the service's gRPC APIs; it has none yet.
-func (*Service) RegisterGRPC(grpc.ServiceRegistrar) {}
+// Run keeps the projections current until ctx ends.
+func (s *Service) Run(ctx context.Context) error { return s.projections.Run(ctx) }
 
-// Run waits until ctx ends; the service has no background work yet.
-func (*Service) Run(ctx context.Context) error {
-	<-ctx.Done()
-	return nil
+// Projections is the service's projection set.
+func (s *Service) Projections() *projection.Set { return s.projections }
+
+// RegisterGRPC registers gatehouse.authorize.v1.AuthorizeService.
+func (s *Service) RegisterGRPC(srv grpc.ServiceRegistrar) {
+	authorizev1.RegisterAuthorizeServiceServer(srv, &grpcServer{svc: s})
+}
+
+// endpoint is an absolute URL under the issuer.
+func (s *Service) endpoint(path string) string {
+	return s.issuer.ResolveReference(&url.URL{Path: path}).String()
 }

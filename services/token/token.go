@@ -1,29 +1,218 @@
-// Package token is the token service: the token, introspection, revocation and userinfo endpoints, and sessions and tokens as aggregates.
+// Package token is the token service: the token endpoint (authorization code,
+// refresh token and client credentials grants), introspection for homeservers
+// (HTTP and gRPC), revocation, userinfo and the JSON Web Key Set.
 //
-// This module so far only takes its place in the process: it is hosted,
-// reports health and has no API of its own yet.
+// Sessions are aggregates in the TOKEN stream: a session starts with its first
+// tokens, rotates its refresh token on every use and ends. Tokens are opaque,
+// prefixed and carry a MAC, and are stored only as SHA-256 hashes.
+// Introspection answers from memory: every replica follows the stream, so a
+// session ended anywhere stops working everywhere at once.
 package token
 
 import (
 	"context"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/propagation"
 	"google.golang.org/grpc"
+
+	"gatehouse.dev/platform/eventlog"
+	"gatehouse.dev/platform/host"
+	"gatehouse.dev/platform/pg"
+	"gatehouse.dev/platform/projection"
+	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
+	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
+	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
+	tokenv1 "gatehouse.dev/proto/gatehouse/token/v1"
+	"gatehouse.dev/services/token/internal/keys"
+	"gatehouse.dev/services/token/internal/tokenfmt"
+	"gatehouse.dev/services/token/migrations"
 )
 
-// Service is the token service.
-type Service struct{}
+// Stream and schema of the service.
+const (
+	// StreamName is the JetStream stream holding the service's events.
+	StreamName = "TOKEN"
+	// Schema is the PostgreSQL schema of the service's read models.
+	Schema        = "token"
+	subjectPrefix = "token"
+)
 
-// New returns the token service.
-func New() *Service { return &Service{} }
+// Config is what the service needs to know about the deployment.
+type Config struct {
+	// Issuer is the public base URL, ending in "/".
+	Issuer string
+	// AccessTTL is the lifetime of access tokens (default 5 minutes).
+	AccessTTL time.Duration
+	// MatrixSecret lets the homeserver introspect with "Authorization: Bearer <secret>".
+	MatrixSecret string
+	// Replicas of the event stream.
+	Replicas int
+}
+
+// Deps are the service's connections.
+type Deps struct {
+	Pool       *pgxpool.Pool
+	JetStream  jetstream.JetStream
+	Logger     *slog.Logger
+	Propagator propagation.TextMapPropagator
+	Authorize  authorizev1.AuthorizeServiceClient
+	Accounts   accountsv1.AccountsServiceClient
+}
+
+// Service is the token service.
+type Service struct {
+	cfg         Config
+	issuer      *url.URL
+	pool        *pgxpool.Pool
+	log         *eventlog.Log
+	projections *projection.Set
+	index       *index
+	keys        *keys.Keyset
+	minter      *tokenfmt.Minter
+	authorize   authorizev1.AuthorizeServiceClient
+	accounts    accountsv1.AccountsServiceClient
+	clients     *clientCache
+	logger      *slog.Logger
+	now         func() time.Time
+}
+
+// New migrates the schema, opens the stream, loads (or generates, on first
+// start) the signing keys and prepares the projections.
+func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
+	issuer, err := url.Parse(cfg.Issuer)
+	if err != nil || issuer.Scheme == "" || issuer.Host == "" {
+		return nil, fmt.Errorf("token: issuer %q is not an absolute URL", cfg.Issuer)
+	}
+	if cfg.AccessTTL <= 0 {
+		cfg.AccessTTL = 5 * time.Minute
+	}
+	if err := pg.Migrate(ctx, deps.Pool, migrations.FS); err != nil {
+		return nil, fmt.Errorf("token: migrate: %w", err)
+	}
+	var opts []eventlog.Option
+	if deps.Propagator != nil {
+		opts = append(opts, eventlog.WithPropagator(deps.Propagator))
+	}
+	log, err := eventlog.Open(ctx, deps.JetStream, eventlog.StreamConfig{Name: StreamName, Prefix: subjectPrefix, Replicas: cfg.Replicas}, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("token: %w", err)
+	}
+	set, err := projection.NewSet(ctx, deps.Pool, log, deps.Logger, sessionsReadModel())
+	if err != nil {
+		return nil, fmt.Errorf("token: %w", err)
+	}
+	s := &Service{
+		cfg: cfg, issuer: issuer, pool: deps.Pool, log: log, projections: set,
+		index:     newIndex(deps.Pool, log, deps.Logger),
+		authorize: deps.Authorize, accounts: deps.Accounts, logger: deps.Logger, now: time.Now,
+	}
+	s.clients = newClientCache(deps.Authorize)
+	if err := s.loadKeys(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// keysRef is the aggregate holding the service's keys.
+var keysRef = eventlog.Ref{Type: "keys", ID: "current"}
+
+// loadKeys reads the keys from the stream, generating them on first start.
+// Replicas starting together race with ExpectNew: one set wins, all use it.
+func (s *Service) loadKeys(ctx context.Context) error {
+	for range 3 {
+		history, _, err := s.log.Load(ctx, keysRef)
+		if err != nil {
+			return fmt.Errorf("token: load keys: %w", err)
+		}
+		for i := len(history) - 1; i >= 0; i-- {
+			if ev, ok := history[i].Event.(*eventsv1.SigningKeysGenerated); ok {
+				ks, err := keys.UnmarshalPrivate(ev.GetPrivateJwks())
+				if err != nil {
+					return fmt.Errorf("token: stored keys: %w", err)
+				}
+				minter, err := tokenfmt.NewMinter([][]byte{ev.GetTokenMacKey()})
+				if err != nil {
+					return fmt.Errorf("token: stored MAC key: %w", err)
+				}
+				s.keys, s.minter = ks, minter
+				return nil
+			}
+		}
+		ks, err := keys.Generate("RS256", "ES256")
+		if err != nil {
+			return fmt.Errorf("token: generate keys: %w", err)
+		}
+		private, err := ks.MarshalPrivate()
+		if err != nil {
+			return err
+		}
+		mac := make([]byte, 32)
+		if _, err := rand.Read(mac); err != nil {
+			return err
+		}
+		_, err = s.log.Append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), Event: eventlog.Event{
+			Aggregate: keysRef, Actor: "system",
+			Payload: &eventsv1.SigningKeysGenerated{PrivateJwks: private, TokenMacKey: mac},
+		}})
+		if err != nil && !eventlog.IsConflict(err) {
+			return fmt.Errorf("token: store keys: %w", err)
+		}
+		s.logger.Info("generated signing keys", "algorithms", ks.Algorithms())
+	}
+	return fmt.Errorf("token: keys could not be loaded")
+}
+
+// FromRuntime builds the service on a host runtime.
+func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
+	pool, err := rt.Pool(ctx, Schema)
+	if err != nil {
+		return nil, err
+	}
+	authConn, err := rt.Dial("authorize")
+	if err != nil {
+		return nil, err
+	}
+	accConn, err := rt.Dial("accounts")
+	if err != nil {
+		return nil, err
+	}
+	return New(ctx, Config{Issuer: rt.Config.PublicURL, MatrixSecret: string(rt.Config.Matrix.Secret), Replicas: rt.Config.NATS.Replicas},
+		Deps{
+			Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "token"), Propagator: rt.Telemetry.Propagator(),
+			Authorize: authorizev1.NewAuthorizeServiceClient(authConn), Accounts: accountsv1.NewAccountsServiceClient(accConn),
+		})
+}
 
 // Name is the service's name.
-func (*Service) Name() string { return "token" }
+func (s *Service) Name() string { return "token" }
 
-// RegisterGRPC registers the service's gRPC APIs; it has none yet.
-func (*Service) RegisterGRPC(grpc.ServiceRegistrar) {}
-
-// Run waits until ctx ends; the service has no background work yet.
-func (*Service) Run(ctx context.Context) error {
-	<-ctx.Done()
+// Run keeps the projection and the introspection index current until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Go(func() { s.projections.Run(ctx) })
+	wg.Go(func() { s.index.follow(ctx) })
+	wg.Go(func() { s.index.sweepEvery(ctx, time.Minute) })
+	wg.Wait()
 	return nil
+}
+
+// Projections is the service's projection set.
+func (s *Service) Projections() *projection.Set { return s.projections }
+
+// RegisterGRPC registers gatehouse.token.v1.TokenService.
+func (s *Service) RegisterGRPC(srv grpc.ServiceRegistrar) {
+	tokenv1.RegisterTokenServiceServer(srv, &grpcServer{svc: s})
+}
+
+// endpoint is an absolute URL under the issuer.
+func (s *Service) endpoint(path string) string {
+	return s.issuer.ResolveReference(&url.URL{Path: path}).String()
 }

@@ -35,7 +35,9 @@ type SessionStarted struct {
 	Scope    string `protobuf:"bytes,6,opt,name=scope,proto3" json:"scope,omitempty"`
 	DeviceId string `protobuf:"bytes,7,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
 	// The authorization grant the session came from, if any.
-	GrantId       string `protobuf:"bytes,8,opt,name=grant_id,json=grantId,proto3" json:"grant_id,omitempty"`
+	GrantId string `protobuf:"bytes,8,opt,name=grant_id,json=grantId,proto3" json:"grant_id,omitempty"`
+	// The session's first tokens.
+	Tokens        *TokensIssued `protobuf:"bytes,9,opt,name=tokens,proto3" json:"tokens,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -126,6 +128,13 @@ func (x *SessionStarted) GetGrantId() string {
 	return ""
 }
 
+func (x *SessionStarted) GetTokens() *TokensIssued {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
 // TokensIssued records a new token pair (or a lone access token). Only hashes are stored.
 type TokensIssued struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -137,8 +146,10 @@ type TokensIssued struct {
 	RefreshHash string `protobuf:"bytes,4,opt,name=refresh_hash,json=refreshHash,proto3" json:"refresh_hash,omitempty"`
 	// The refresh token this pair replaces (rotation); empty for the first pair.
 	ReplacesRefreshHash string `protobuf:"bytes,5,opt,name=replaces_refresh_hash,json=replacesRefreshHash,proto3" json:"replaces_refresh_hash,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// The access token issued with the replaced refresh token, which stops working.
+	RevokesAccessHash string `protobuf:"bytes,6,opt,name=revokes_access_hash,json=revokesAccessHash,proto3" json:"revokes_access_hash,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *TokensIssued) Reset() {
@@ -206,6 +217,68 @@ func (x *TokensIssued) GetReplacesRefreshHash() string {
 	return ""
 }
 
+func (x *TokensIssued) GetRevokesAccessHash() string {
+	if x != nil {
+		return x.RevokesAccessHash
+	}
+	return ""
+}
+
+// SigningKeysGenerated records the service's keys, generated on first start:
+// the private JSON Web Key Set that signs ID tokens and the key that makes
+// opaque tokens' checksums unforgeable. Subject: token.keys.current.
+type SigningKeysGenerated struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PrivateJwks   []byte                 `protobuf:"bytes,1,opt,name=private_jwks,json=privateJwks,proto3" json:"private_jwks,omitempty"`
+	TokenMacKey   []byte                 `protobuf:"bytes,2,opt,name=token_mac_key,json=tokenMacKey,proto3" json:"token_mac_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SigningKeysGenerated) Reset() {
+	*x = SigningKeysGenerated{}
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SigningKeysGenerated) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SigningKeysGenerated) ProtoMessage() {}
+
+func (x *SigningKeysGenerated) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SigningKeysGenerated.ProtoReflect.Descriptor instead.
+func (*SigningKeysGenerated) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SigningKeysGenerated) GetPrivateJwks() []byte {
+	if x != nil {
+		return x.PrivateJwks
+	}
+	return nil
+}
+
+func (x *SigningKeysGenerated) GetTokenMacKey() []byte {
+	if x != nil {
+		return x.TokenMacKey
+	}
+	return nil
+}
+
 // SessionEnded ends a session: every token issued in it stops working.
 type SessionEnded struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -218,7 +291,7 @@ type SessionEnded struct {
 
 func (x *SessionEnded) Reset() {
 	*x = SessionEnded{}
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[2]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -230,7 +303,7 @@ func (x *SessionEnded) String() string {
 func (*SessionEnded) ProtoMessage() {}
 
 func (x *SessionEnded) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[2]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -243,7 +316,7 @@ func (x *SessionEnded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionEnded.ProtoReflect.Descriptor instead.
 func (*SessionEnded) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{2}
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *SessionEnded) GetSessionId() string {
@@ -260,11 +333,66 @@ func (x *SessionEnded) GetReason() string {
 	return ""
 }
 
+// ClientAssertionUsed records the single use of a client assertion's jti
+// (RFC 7523): appended with an expected-empty subject
+// token.assertion.<sha256(client_id, jti)>, so a replay finds it taken.
+type ClientAssertionUsed struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClientId      string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClientAssertionUsed) Reset() {
+	*x = ClientAssertionUsed{}
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClientAssertionUsed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClientAssertionUsed) ProtoMessage() {}
+
+func (x *ClientAssertionUsed) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClientAssertionUsed.ProtoReflect.Descriptor instead.
+func (*ClientAssertionUsed) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ClientAssertionUsed) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *ClientAssertionUsed) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
 var File_gatehouse_events_v1_token_proto protoreflect.FileDescriptor
 
 const file_gatehouse_events_v1_token_proto_rawDesc = "" +
 	"\n" +
-	"\x1fgatehouse/events/v1/token.proto\x12\x13gatehouse.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe3\x01\n" +
+	"\x1fgatehouse/events/v1/token.proto\x12\x13gatehouse.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9e\x02\n" +
 	"\x0eSessionStarted\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x12\n" +
@@ -274,7 +402,8 @@ const file_gatehouse_events_v1_token_proto_rawDesc = "" +
 	"\busername\x18\x05 \x01(\tR\busername\x12\x14\n" +
 	"\x05scope\x18\x06 \x01(\tR\x05scope\x12\x1b\n" +
 	"\tdevice_id\x18\a \x01(\tR\bdeviceId\x12\x19\n" +
-	"\bgrant_id\x18\b \x01(\tR\agrantId\"\xed\x01\n" +
+	"\bgrant_id\x18\b \x01(\tR\agrantId\x129\n" +
+	"\x06tokens\x18\t \x01(\v2!.gatehouse.events.v1.TokensIssuedR\x06tokens\"\x9d\x02\n" +
 	"\fTokensIssued\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1f\n" +
@@ -282,11 +411,19 @@ const file_gatehouse_events_v1_token_proto_rawDesc = "" +
 	"accessHash\x12F\n" +
 	"\x11access_expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x0faccessExpiresAt\x12!\n" +
 	"\frefresh_hash\x18\x04 \x01(\tR\vrefreshHash\x122\n" +
-	"\x15replaces_refresh_hash\x18\x05 \x01(\tR\x13replacesRefreshHash\"E\n" +
+	"\x15replaces_refresh_hash\x18\x05 \x01(\tR\x13replacesRefreshHash\x12.\n" +
+	"\x13revokes_access_hash\x18\x06 \x01(\tR\x11revokesAccessHash\"]\n" +
+	"\x14SigningKeysGenerated\x12!\n" +
+	"\fprivate_jwks\x18\x01 \x01(\fR\vprivateJwks\x12\"\n" +
+	"\rtoken_mac_key\x18\x02 \x01(\fR\vtokenMacKey\"E\n" +
 	"\fSessionEnded\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reasonB2Z0gatehouse.dev/proto/gatehouse/events/v1;eventsv1b\x06proto3"
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"m\n" +
+	"\x13ClientAssertionUsed\x12\x1b\n" +
+	"\tclient_id\x18\x01 \x01(\tR\bclientId\x129\n" +
+	"\n" +
+	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAtB2Z0gatehouse.dev/proto/gatehouse/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_gatehouse_events_v1_token_proto_rawDescOnce sync.Once
@@ -300,20 +437,24 @@ func file_gatehouse_events_v1_token_proto_rawDescGZIP() []byte {
 	return file_gatehouse_events_v1_token_proto_rawDescData
 }
 
-var file_gatehouse_events_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_gatehouse_events_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_gatehouse_events_v1_token_proto_goTypes = []any{
 	(*SessionStarted)(nil),        // 0: gatehouse.events.v1.SessionStarted
 	(*TokensIssued)(nil),          // 1: gatehouse.events.v1.TokensIssued
-	(*SessionEnded)(nil),          // 2: gatehouse.events.v1.SessionEnded
-	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
+	(*SigningKeysGenerated)(nil),  // 2: gatehouse.events.v1.SigningKeysGenerated
+	(*SessionEnded)(nil),          // 3: gatehouse.events.v1.SessionEnded
+	(*ClientAssertionUsed)(nil),   // 4: gatehouse.events.v1.ClientAssertionUsed
+	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
 }
 var file_gatehouse_events_v1_token_proto_depIdxs = []int32{
-	3, // 0: gatehouse.events.v1.TokensIssued.access_expires_at:type_name -> google.protobuf.Timestamp
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	1, // 0: gatehouse.events.v1.SessionStarted.tokens:type_name -> gatehouse.events.v1.TokensIssued
+	5, // 1: gatehouse.events.v1.TokensIssued.access_expires_at:type_name -> google.protobuf.Timestamp
+	5, // 2: gatehouse.events.v1.ClientAssertionUsed.expires_at:type_name -> google.protobuf.Timestamp
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_events_v1_token_proto_init() }
@@ -327,7 +468,7 @@ func file_gatehouse_events_v1_token_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_events_v1_token_proto_rawDesc), len(file_gatehouse_events_v1_token_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,11 @@
+package authorize
+
+import "net/http"
+
+// RegisterHTTP adds the service's public routes.
+func (s *Service) RegisterHTTP(mux *http.ServeMux) {
+	mux.HandleFunc("/.well-known/openid-configuration", s.handleDiscovery)
+	mux.HandleFunc("/.well-known/oauth-authorization-server", s.handleDiscovery)
+	mux.HandleFunc("/oauth2/registration", s.handleRegister)
+	mux.HandleFunc("/authorize", s.handleAuthorize)
+}

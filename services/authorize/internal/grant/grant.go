@@ -1,0 +1,154 @@
+// Package grant is the authorization grant aggregate: one authorization
+// request from the moment the client asks until its code is exchanged. It is
+// a pure reducer with pure decisions; the service does the I/O.
+package grant
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"gatehouse.dev/platform/errs"
+	"gatehouse.dev/platform/eventlog"
+	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
+)
+
+// Status is where a grant stands.
+type Status int
+
+// Grant statuses.
+const (
+	Unknown Status = iota
+	Pending
+	Approved
+	Denied
+	Exchanged
+)
+
+// State is a grant folded from its events.
+type State struct {
+	Status    Status
+	Request   *eventsv1.GrantRequested
+	Approval  *eventsv1.GrantApproved
+	SessionID string
+	Version   uint64
+}
+
+// Fold rebuilds a grant from its history.
+func Fold(history []eventlog.Record) State {
+	var s State
+	for _, rec := range history {
+		s.Version = rec.Seq
+		switch ev := rec.Event.(type) {
+		case *eventsv1.GrantRequested:
+			s.Status, s.Request = Pending, ev
+		case *eventsv1.GrantApproved:
+			s.Status, s.Approval = Approved, ev
+		case *eventsv1.GrantDenied:
+			s.Status = Denied
+		case *eventsv1.GrantExchanged:
+			s.Status, s.SessionID = Exchanged, ev.GetSessionId()
+		}
+	}
+	return s
+}
+
+// CodeHash is the stored form of an authorization code.
+func CodeHash(code string) string {
+	sum := sha256.Sum256([]byte(code))
+	return hex.EncodeToString(sum[:])
+}
+
+// Approve decides the user's consent to a pending, unexpired grant.
+func Approve(s State, now time.Time, a *eventsv1.GrantApproved) ([]proto.Message, error) {
+	switch {
+	case s.Status == Unknown:
+		return nil, errs.NotFound("This authorization request does not exist.")
+	case s.Status != Pending:
+		return nil, errs.FailedPrecondition("This authorization request has already been answered.")
+	case now.After(s.Request.GetExpiresAt().AsTime()):
+		return nil, errs.FailedPrecondition("This authorization request has expired; start again from the application.")
+	}
+	return []proto.Message{a}, nil
+}
+
+// Deny decides the user's refusal of a pending grant.
+func Deny(s State) ([]proto.Message, error) {
+	switch s.Status {
+	case Unknown:
+		return nil, errs.NotFound("This authorization request does not exist.")
+	case Pending:
+		return []proto.Message{&eventsv1.GrantDenied{GrantId: s.Request.GetGrantId()}}, nil
+	case Denied:
+		return nil, nil
+	default:
+		return nil, errs.FailedPrecondition("This authorization request has already been answered.")
+	}
+}
+
+// Exchange is a code exchange as the token endpoint received it.
+type Exchange struct {
+	Code, ClientID, RedirectURI, Verifier, SessionID string
+	Now                                              time.Time
+}
+
+// invalidGrant is the answer to every failed exchange: the token service maps
+// it to RFC 6749's invalid_grant; the description is safe to show.
+func invalidGrant(msg string) error {
+	return errs.FailedPrecondition(msg)
+}
+
+// Replayed reports that a code was used twice: the session its first use
+// started must end.
+type Replayed struct{ SessionID string }
+
+// DecideExchange checks a code exchange against the grant. It returns the
+// GrantExchanged event, a *Replayed when the code was already used, or an
+// invalid-grant error.
+func DecideExchange(s State, x Exchange) ([]proto.Message, *Replayed, error) {
+	if s.Status == Exchanged {
+		if subtle.ConstantTimeCompare([]byte(CodeHash(x.Code)), []byte(s.Approval.GetCodeHash())) == 1 {
+			return nil, &Replayed{SessionID: s.SessionID}, nil
+		}
+	}
+	if s.Status != Approved || subtle.ConstantTimeCompare([]byte(CodeHash(x.Code)), []byte(s.Approval.GetCodeHash())) != 1 {
+		return nil, nil, invalidGrant("The authorization code is invalid.")
+	}
+	req := s.Request
+	switch {
+	case x.Now.After(s.Approval.GetCodeExpiresAt().AsTime()):
+		return nil, nil, invalidGrant("The authorization code has expired.")
+	case x.ClientID != req.GetClientId():
+		return nil, nil, invalidGrant("The authorization code was issued to another client.")
+	case x.RedirectURI != req.GetRedirectUri():
+		return nil, nil, invalidGrant("redirect_uri does not match the one of the authorization request.")
+	case req.GetCodeChallenge() == "" && x.Verifier != "":
+		// A verifier without a challenge is a PKCE downgrade attempt (RFC 9700 §4.8).
+		return nil, nil, invalidGrant("code_verifier was sent but the authorization request had no code_challenge.")
+	case req.GetCodeChallenge() != "" && !verifyS256(req.GetCodeChallenge(), x.Verifier):
+		return nil, nil, invalidGrant("code_verifier does not match the code_challenge.")
+	}
+	return []proto.Message{&eventsv1.GrantExchanged{GrantId: req.GetGrantId(), SessionId: x.SessionID}}, nil, nil
+}
+
+// verifyS256 checks a PKCE verifier (RFC 7636 §4.6) in constant time.
+func verifyS256(challenge, verifier string) bool {
+	if len(verifier) < 43 || len(verifier) > 128 {
+		return false
+	}
+	for _, c := range verifier {
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~') {
+			return false
+		}
+	}
+	sum := sha256.Sum256([]byte(verifier))
+	return subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(challenge)) == 1
+}
+
+// Timestamp converts a time for an event.
+func Timestamp(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }

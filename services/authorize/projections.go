@@ -1,0 +1,74 @@
+package authorize
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"gatehouse.dev/platform/eventlog"
+	"gatehouse.dev/platform/projection"
+	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
+)
+
+// Projection names.
+const (
+	clientsProjection = "clients"
+	grantsProjection  = "grants"
+)
+
+func clientsReadModel() projection.Projection {
+	return projection.Projection{
+		Name:     clientsProjection,
+		Subjects: []string{subjectPrefix + ".client.*"},
+		Apply: func(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
+			ev, ok := rec.Event.(*eventsv1.ClientRegistered)
+			if !ok {
+				return nil
+			}
+			_, err := tx.Exec(ctx, `
+				INSERT INTO clients (client_id, metadata, secret_hash, source, registered_at) VALUES ($1, $2, $3, $4, $5)
+				ON CONFLICT (client_id) DO UPDATE SET metadata = $2, secret_hash = $3, source = $4`,
+				ev.GetClientId(), ev.GetMetadataJson(), ev.GetSecretHash(), ev.GetSource(), rec.OccurredAt())
+			if err != nil {
+				return fmt.Errorf("clients: %w", err)
+			}
+			return nil
+		},
+		Reset: func(ctx context.Context, tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `TRUNCATE clients`)
+			return err
+		},
+	}
+}
+
+func grantsReadModel() projection.Projection {
+	return projection.Projection{
+		Name:     grantsProjection,
+		Subjects: []string{subjectPrefix + ".grant.*"},
+		Apply: func(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
+			at := rec.OccurredAt()
+			var err error
+			switch ev := rec.Event.(type) {
+			case *eventsv1.GrantRequested:
+				_, err = tx.Exec(ctx, `INSERT INTO grants (grant_id, client_id, status, created_at, updated_at) VALUES ($1, $2, 'pending', $3, $3)`,
+					ev.GetGrantId(), ev.GetClientId(), at)
+			case *eventsv1.GrantApproved:
+				_, err = tx.Exec(ctx, `UPDATE grants SET status = 'approved', code_hash = $2, user_id = $3, updated_at = $4 WHERE grant_id = $1`,
+					ev.GetGrantId(), ev.GetCodeHash(), ev.GetUserId(), at)
+			case *eventsv1.GrantDenied:
+				_, err = tx.Exec(ctx, `UPDATE grants SET status = 'denied', updated_at = $2 WHERE grant_id = $1`, ev.GetGrantId(), at)
+			case *eventsv1.GrantExchanged:
+				_, err = tx.Exec(ctx, `UPDATE grants SET status = 'exchanged', updated_at = $2 WHERE grant_id = $1`, ev.GetGrantId(), at)
+			}
+			if err != nil {
+				return fmt.Errorf("grants: %s: %w", rec.Type(), err)
+			}
+			return nil
+		},
+		Reset: func(ctx context.Context, tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `TRUNCATE grants`)
+			return err
+		},
+	}
+}

@@ -1,0 +1,82 @@
+package token
+
+import (
+	"context"
+	"time"
+
+	"gatehouse.dev/platform/errs"
+	"gatehouse.dev/platform/ids"
+	tokenv1 "gatehouse.dev/proto/gatehouse/token/v1"
+)
+
+// grpcServer adapts the service to gatehouse.token.v1.TokenService. Its
+// callers are trusted services and homeservers on the internal network.
+type grpcServer struct {
+	tokenv1.UnimplementedTokenServiceServer
+	svc *Service
+}
+
+func (g *grpcServer) Introspect(ctx context.Context, req *tokenv1.IntrospectRequest) (*tokenv1.IntrospectResponse, error) {
+	if req.GetToken() == "" {
+		return nil, errs.InvalidField("token", "token is required")
+	}
+	res, err := g.svc.introspect(ctx, req.GetToken())
+	if err != nil {
+		return nil, errs.Wrap(errs.KindUnavailable, "Introspection is unavailable right now.", err)
+	}
+	return res.toProto(), nil
+}
+
+func (g *grpcServer) Revoke(ctx context.Context, req *tokenv1.RevokeRequest) (*tokenv1.RevokeResponse, error) {
+	if req.GetToken() == "" {
+		return nil, errs.InvalidField("token", "token is required")
+	}
+	if err := g.svc.revoke(ctx, req.GetToken(), ""); err != nil {
+		return nil, errs.Wrap(errs.KindUnavailable, "The token could not be revoked right now.", err)
+	}
+	return &tokenv1.RevokeResponse{}, nil
+}
+
+func (g *grpcServer) ListSessions(ctx context.Context, req *tokenv1.ListSessionsRequest) (*tokenv1.ListSessionsResponse, error) {
+	if !ids.Valid(req.GetUserId()) {
+		return nil, errs.InvalidField("user_id", "user_id is not a user id")
+	}
+	rows, err := g.svc.pool.Query(ctx, `
+		SELECT session_id, kind, client_id, user_id, scope, device_id, created_at, ended_at FROM sessions
+		WHERE user_id = $1 AND ($2 OR ended_at IS NULL) ORDER BY created_at DESC LIMIT 1000`, req.GetUserId(), req.GetIncludeEnded())
+	if err != nil {
+		return nil, errs.Wrap(errs.KindUnavailable, "Sessions cannot be read right now.", err)
+	}
+	defer rows.Close()
+	resp := &tokenv1.ListSessionsResponse{}
+	for rows.Next() {
+		var (
+			s     tokenv1.Session
+			start time.Time
+			end   *time.Time
+		)
+		if err := rows.Scan(&s.SessionId, &s.Kind, &s.ClientId, &s.UserId, &s.Scope, &s.DeviceId, &start, &end); err != nil {
+			return nil, errs.Wrap(errs.KindUnavailable, "Sessions cannot be read right now.", err)
+		}
+		s.CreatedAt = timestamp(start)
+		if end != nil {
+			s.EndedAt = timestamp(*end)
+		}
+		resp.Sessions = append(resp.Sessions, &s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, errs.Wrap(errs.KindUnavailable, "Sessions cannot be read right now.", err)
+	}
+	return resp, nil
+}
+
+func (g *grpcServer) EndSession(ctx context.Context, req *tokenv1.EndSessionRequest) (*tokenv1.EndSessionResponse, error) {
+	reason := req.GetReason()
+	if reason == "" {
+		reason = "ended"
+	}
+	if err := g.svc.endSession(ctx, req.GetSessionId(), reason, "api"); err != nil {
+		return nil, err
+	}
+	return &tokenv1.EndSessionResponse{}, nil
+}

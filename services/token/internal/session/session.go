@@ -1,0 +1,118 @@
+// Package session is the session aggregate of the token service: a session
+// starts with its first tokens, rotates its refresh token on every use, and
+// ends. A pure reducer with pure decisions; the service does the I/O.
+package session
+
+import (
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"gatehouse.dev/platform/errs"
+	"gatehouse.dev/platform/eventlog"
+	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
+)
+
+// State is a session folded from its events.
+type State struct {
+	Started *eventsv1.SessionStarted
+	Ended   bool
+	// CurrentRefresh and CurrentAccess are the hashes of the live token pair.
+	CurrentRefresh, CurrentAccess string
+	// consumed maps each rotated-out refresh hash to the sequence of the event that replaced it.
+	consumed map[string]uint64
+	Version  uint64
+}
+
+// Fold rebuilds a session from its history.
+func Fold(history []eventlog.Record) State {
+	s := State{consumed: map[string]uint64{}}
+	for _, rec := range history {
+		s.Version = rec.Seq
+		switch ev := rec.Event.(type) {
+		case *eventsv1.SessionStarted:
+			s.Started = ev
+			s.CurrentRefresh, s.CurrentAccess = ev.GetTokens().GetRefreshHash(), ev.GetTokens().GetAccessHash()
+		case *eventsv1.TokensIssued:
+			if ev.GetReplacesRefreshHash() != "" {
+				s.consumed[ev.GetReplacesRefreshHash()] = rec.Seq
+			}
+			s.CurrentRefresh, s.CurrentAccess = ev.GetRefreshHash(), ev.GetAccessHash()
+		case *eventsv1.SessionEnded:
+			s.Ended = true
+		}
+	}
+	return s
+}
+
+// Exists reports whether the session has started.
+func (s State) Exists() bool { return s.Started != nil }
+
+// Rotation asks to exchange a refresh token for a new pair.
+type Rotation struct {
+	// ClientID is the authenticated client.
+	ClientID string
+	// PresentedHash is the hash of the refresh token presented.
+	PresentedHash string
+	// FirstSeen is the session version when this request first read it: a
+	// token consumed after that was consumed by a concurrent request.
+	FirstSeen uint64
+	// Next is the new pair.
+	Next *eventsv1.TokensIssued
+}
+
+// Outcome says what a refresh decided.
+type Outcome int
+
+// Refresh outcomes.
+const (
+	// Rotated: the new pair is issued.
+	Rotated Outcome = iota + 1
+	// Reused: a consumed refresh token came back; the session ends (MSC2964).
+	Reused
+	// LostRace: a concurrent refresh with the same token won; nothing changes.
+	LostRace
+)
+
+func invalidGrant(msg string) error { return errs.FailedPrecondition(msg) }
+
+// Refresh decides a refresh-token rotation.
+func Refresh(s State, r Rotation) ([]proto.Message, Outcome, error) {
+	switch {
+	case !s.Exists():
+		return nil, 0, invalidGrant("The refresh token is invalid.")
+	case s.Started.GetClientId() != r.ClientID:
+		return nil, 0, invalidGrant("The refresh token was issued to another client.")
+	case s.Ended:
+		return nil, 0, invalidGrant("The session has ended.")
+	}
+	if r.PresentedHash == s.CurrentRefresh && r.PresentedHash != "" {
+		next := proto.Clone(r.Next).(*eventsv1.TokensIssued)
+		next.SessionId = s.Started.GetSessionId()
+		next.ReplacesRefreshHash = s.CurrentRefresh
+		next.RevokesAccessHash = s.CurrentAccess
+		return []proto.Message{next}, Rotated, nil
+	}
+	if seq, ok := s.consumed[r.PresentedHash]; ok {
+		if seq > r.FirstSeen {
+			return nil, LostRace, invalidGrant("The refresh token was just used by a concurrent request.")
+		}
+		return []proto.Message{&eventsv1.SessionEnded{SessionId: s.Started.GetSessionId(), Reason: "refresh_token_reused"}},
+			Reused, invalidGrant("The refresh token has already been used; the session has been ended.")
+	}
+	return nil, 0, invalidGrant("The refresh token is invalid.")
+}
+
+// End decides ending a session; ending an ended session changes nothing.
+func End(s State, reason string) ([]proto.Message, error) {
+	if !s.Exists() {
+		return nil, errs.NotFound("No such session.")
+	}
+	if s.Ended {
+		return nil, nil
+	}
+	return []proto.Message{&eventsv1.SessionEnded{SessionId: s.Started.GetSessionId(), Reason: reason}}, nil
+}
+
+// Expiry is when an access token issued now expires.
+func Expiry(now time.Time, ttl time.Duration) time.Time { return now.Add(ttl).Truncate(time.Second) }

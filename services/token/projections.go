@@ -1,0 +1,75 @@
+package token
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"gatehouse.dev/platform/eventlog"
+	"gatehouse.dev/platform/projection"
+	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
+)
+
+const sessionsProjection = "sessions"
+
+// sessionsReadModel keeps the sessions and tokens tables.
+func sessionsReadModel() projection.Projection {
+	return projection.Projection{
+		Name:     sessionsProjection,
+		Subjects: []string{subjectPrefix + ".session.*"},
+		Apply:    applySessionEvent,
+		Reset: func(ctx context.Context, tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `TRUNCATE tokens, sessions`)
+			return err
+		},
+	}
+}
+
+func applySessionEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
+	at := rec.OccurredAt()
+	var err error
+	switch ev := rec.Event.(type) {
+	case *eventsv1.SessionStarted:
+		_, err = tx.Exec(ctx, `
+			INSERT INTO sessions (session_id, kind, client_id, user_id, username, scope, device_id, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			ev.GetSessionId(), ev.GetKind(), ev.GetClientId(), ev.GetUserId(), ev.GetUsername(), ev.GetScope(), ev.GetDeviceId(), at)
+		if err == nil {
+			err = insertTokens(ctx, tx, ev.GetTokens(), at)
+		}
+	case *eventsv1.TokensIssued:
+		_, err = tx.Exec(ctx, `UPDATE tokens SET revoked = true WHERE token_hash = ANY($1)`,
+			[]string{ev.GetReplacesRefreshHash(), ev.GetRevokesAccessHash()})
+		if err == nil {
+			err = insertTokens(ctx, tx, ev, at)
+		}
+	case *eventsv1.SessionEnded:
+		_, err = tx.Exec(ctx, `UPDATE sessions SET ended_at = $2, end_reason = $3 WHERE session_id = $1 AND ended_at IS NULL`,
+			ev.GetSessionId(), at, ev.GetReason())
+		if err == nil {
+			_, err = tx.Exec(ctx, `UPDATE tokens SET revoked = true WHERE session_id = $1`, ev.GetSessionId())
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("sessions: %s: %w", rec.Type(), err)
+	}
+	return nil
+}
+
+func insertTokens(ctx context.Context, tx pgx.Tx, t *eventsv1.TokensIssued, at time.Time) error {
+	if t.GetAccessHash() != "" {
+		if _, err := tx.Exec(ctx, `INSERT INTO tokens (token_hash, session_id, kind, issued_at, expires_at) VALUES ($1, $2, 'access_token', $3, $4)`,
+			t.GetAccessHash(), t.GetSessionId(), at, t.GetAccessExpiresAt().AsTime()); err != nil {
+			return err
+		}
+	}
+	if t.GetRefreshHash() != "" {
+		if _, err := tx.Exec(ctx, `INSERT INTO tokens (token_hash, session_id, kind, issued_at) VALUES ($1, $2, 'refresh_token', $3)`,
+			t.GetRefreshHash(), t.GetSessionId(), at); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"gatehouse.dev/platform/config"
+	"gatehouse.dev/platform/testkit"
 )
 
 // binary is the gatehouse binary built once for the end-to-end tests.
@@ -33,7 +34,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build gatehouse:", err)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := testkit.Run(m) // stops the PostgreSQL cluster that multi-process tests share
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -76,9 +77,8 @@ type server struct {
 // private PostgreSQL cluster, and waits until its health endpoint answers.
 func startServe(t *testing.T, dataDir string, env ...string) *server {
 	t.Helper()
-	s := &server{grpc: freeAddr(t), http: freeAddr(t), ops: freeAddr(t), dataDir: dataDir, log: &bytes.Buffer{}, exited: make(chan struct{})}
-	s.cmd = exec.Command(binary, "serve")
-	s.cmd.Env = append(os.Environ(),
+	s := &server{grpc: freeAddr(t), http: freeAddr(t), ops: freeAddr(t), dataDir: dataDir}
+	base := append(os.Environ(),
 		"GATEHOUSE_DATA_DIR="+dataDir,
 		"GATEHOUSE_GRPC_ADDR="+s.grpc,
 		"GATEHOUSE_HTTP_ADDR="+s.http,
@@ -86,7 +86,16 @@ func startServe(t *testing.T, dataDir string, env ...string) *server {
 		"GATEHOUSE_PUBLIC_URL=http://"+s.http+"/",
 		"GATEHOUSE_LOG_LEVEL=warn",
 	)
-	s.cmd.Env = append(s.cmd.Env, env...)
+	return startServeOn(t, s, append(base, env...))
+}
+
+// startServeOn starts the process for s with the given environment and waits
+// until its health endpoint answers.
+func startServeOn(t *testing.T, s *server, env []string) *server {
+	t.Helper()
+	s.log, s.exited = &bytes.Buffer{}, make(chan struct{})
+	s.cmd = exec.Command(binary, "serve")
+	s.cmd.Env = env
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)

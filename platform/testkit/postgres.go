@@ -74,7 +74,11 @@ func Postgres(t testing.TB) string {
 // Call it from TestMain in every package that uses Postgres:
 //
 //	func TestMain(m *testing.M) { testkit.Main(m) }
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main without the exit: it runs the tests, stops the private cluster
+// and returns the exit code, for a TestMain with more to clean up.
+func Run(m *testing.M) int {
 	code := m.Run()
 	shared.mu.Lock()
 	srv := shared.srv
@@ -90,7 +94,7 @@ func Main(m *testing.M) {
 		}
 		cancel()
 	}
-	os.Exit(code)
+	return code
 }
 
 // sharedServer returns the process's server, setting it up on first use. A

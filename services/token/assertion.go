@@ -35,22 +35,24 @@ func (l logReplay) Seen(ctx context.Context, clientID, jti string, until time.Ti
 	return false, err
 }
 
+// newAssertionVerifier accepts assertions addressed to the issuer or to the
+// endpoints that authenticate clients.
+func (s *Service) newAssertionVerifier() (*assertion.Verifier, error) {
+	return assertion.NewVerifier(assertion.Config{
+		Audiences: []string{s.endpoint("oauth2/token"), s.cfg.Issuer, s.endpoint("oauth2/introspect"), s.endpoint("oauth2/revoke")},
+		Replay:    logReplay{log: s.log},
+	})
+}
+
 // verifyAssertion checks a private_key_jwt client assertion (RFC 7523).
 func (s *Service) verifyAssertion(ctx context.Context, c *client, a string) error {
 	var set jose.JSONWebKeySet
 	if len(c.Meta.JWKS) == 0 || json.Unmarshal(c.Meta.JWKS, &set) != nil {
 		return errs.Unauthenticated("the client has no usable jwks")
 	}
-	v, err := assertion.NewVerifier(assertion.Config{
-		Audiences: []string{s.endpoint("oauth2/token"), s.cfg.Issuer, s.endpoint("oauth2/introspect"), s.endpoint("oauth2/revoke")},
-		Replay:    logReplay{log: s.log},
-	})
-	if err != nil {
-		return err
-	}
 	var algs []string
 	if c.Meta.SigningAlg != "" {
 		algs = []string{c.Meta.SigningAlg}
 	}
-	return v.Verify(ctx, a, c.ID, assertion.PublicKeys(set, algs...))
+	return s.assertions.Verify(ctx, a, c.ID, assertion.PublicKeys(set, algs...))
 }

@@ -31,6 +31,7 @@ import (
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	tokenv1 "gatehouse.dev/proto/gatehouse/token/v1"
+	"gatehouse.dev/services/token/internal/assertion"
 	"gatehouse.dev/services/token/internal/keys"
 	"gatehouse.dev/services/token/internal/tokenfmt"
 	"gatehouse.dev/services/token/migrations"
@@ -80,6 +81,7 @@ type Service struct {
 	authorize   authorizev1.AuthorizeServiceClient
 	accounts    accountsv1.AccountsServiceClient
 	clients     *clientCache
+	assertions  *assertion.Verifier
 	logger      *slog.Logger
 	now         func() time.Time
 }
@@ -115,6 +117,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		authorize: deps.Authorize, accounts: deps.Accounts, logger: deps.Logger, now: time.Now,
 	}
 	s.clients = newClientCache(deps.Authorize)
+	if s.assertions, err = s.newAssertionVerifier(); err != nil {
+		return nil, fmt.Errorf("token: %w", err)
+	}
 	if err := s.loadKeys(ctx); err != nil {
 		return nil, err
 	}

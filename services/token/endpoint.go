@@ -202,15 +202,19 @@ func (s *Service) tokenResponse(p pair, scope string) map[string]any {
 }
 
 func (s *Service) idToken(clientID string, x *authorizev1.ExchangeCodeResponse, access string) (string, error) {
-	alg := "RS256"
+	alg := s.keys.DefaultAlgorithm()
 	atHash, err := idtoken.HalfHash(alg, access)
 	if err != nil {
 		return "", err
 	}
 	now := s.now()
+	var authTime time.Time
+	if x.GetAuthTime() != nil {
+		authTime = x.GetAuthTime().AsTime()
+	}
 	return idtoken.Sign(s.keys, alg, idtoken.Claims{
 		Issuer: s.cfg.Issuer, Subject: x.GetUserId(), Audience: clientID, AuthorizedParty: clientID,
-		IssuedAt: now, Expiry: now.Add(time.Hour), AuthTime: x.GetAuthTime().AsTime(), Nonce: x.GetNonce(),
+		IssuedAt: now, Expiry: now.Add(time.Hour), AuthTime: authTime, Nonce: x.GetNonce(),
 		AccessTokenHash: atHash, Extra: map[string]any{"username": x.GetUsername()},
 	})
 }

@@ -18,6 +18,7 @@ import (
 	"gatehouse.dev/services/authorize/internal/clientmeta"
 	"gatehouse.dev/services/authorize/internal/grant"
 	"gatehouse.dev/services/authorize/internal/oautherr"
+	"gatehouse.dev/services/authorize/internal/pkce"
 	"gatehouse.dev/services/authorize/internal/redirect"
 	"gatehouse.dev/services/authorize/internal/scope"
 )
@@ -150,8 +151,10 @@ func (s *Service) requestGrant(ctx context.Context, ar *authRequest, q url.Value
 		return "", oautherr.Errorf(oautherr.InvalidRequest, "code_challenge_method is required with code_challenge (S256)")
 	case challenge == "" && ar.client.Meta.IsPublic():
 		return "", oautherr.Errorf(oautherr.InvalidRequest, "public clients must use PKCE: send code_challenge with code_challenge_method S256")
-	case challenge != "" && !validChallenge(challenge):
-		return "", oautherr.Errorf(oautherr.InvalidRequest, "code_challenge must be 43 base64url characters (S256)")
+	case challenge != "":
+		if err := pkce.ValidChallenge(method, challenge); err != nil {
+			return "", oautherr.Errorf(oautherr.InvalidRequest, "%s", errs.PublicMessage(err))
+		}
 	}
 	for _, p := range strings.Fields(q.Get("prompt")) {
 		switch p {
@@ -183,18 +186,6 @@ func (s *Service) requestGrant(ctx context.Context, ar *authRequest, q url.Value
 		return "", &oautherr.Error{Code: "temporarily_unavailable", Description: "the authorization server cannot record the request right now"}
 	}
 	return id, nil
-}
-
-func validChallenge(c string) bool {
-	if len(c) != 43 {
-		return false
-	}
-	for _, ch := range c {
-		if !(ch >= 'A' && ch <= 'Z' || ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 func contains(list []string, v string) bool {

@@ -6,7 +6,6 @@ package grant
 import (
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/hex"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/eventlog"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
+	"gatehouse.dev/services/authorize/internal/pkce"
 )
 
 // Status is where a grant stands.
@@ -130,24 +130,10 @@ func DecideExchange(s State, x Exchange) ([]proto.Message, *Replayed, error) {
 	case req.GetCodeChallenge() == "" && x.Verifier != "":
 		// A verifier without a challenge is a PKCE downgrade attempt (RFC 9700 §4.8).
 		return nil, nil, invalidGrant("code_verifier was sent but the authorization request had no code_challenge.")
-	case req.GetCodeChallenge() != "" && !verifyS256(req.GetCodeChallenge(), x.Verifier):
+	case req.GetCodeChallenge() != "" && !pkce.Verify(req.GetCodeChallenge(), x.Verifier):
 		return nil, nil, invalidGrant("code_verifier does not match the code_challenge.")
 	}
 	return []proto.Message{&eventsv1.GrantExchanged{GrantId: req.GetGrantId(), SessionId: x.SessionID}}, nil, nil
-}
-
-// verifyS256 checks a PKCE verifier (RFC 7636 §4.6) in constant time.
-func verifyS256(challenge, verifier string) bool {
-	if len(verifier) < 43 || len(verifier) > 128 {
-		return false
-	}
-	for _, c := range verifier {
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~') {
-			return false
-		}
-	}
-	sum := sha256.Sum256([]byte(verifier))
-	return subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(challenge)) == 1
 }
 
 // Timestamp converts a time for an event.

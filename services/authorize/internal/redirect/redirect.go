@@ -78,7 +78,7 @@ var deniedSchemes = map[string]bool{
 // and returns it parsed. A URI passes only if it:
 //   - is absolute and at most MaxLength bytes of printable ASCII from RFC
 //     3986's character set, with no backslash;
-//   - has no fragment and no userinfo;
+//   - has no fragment, no userinfo and no percent-encoding in its authority;
 //   - has no "." or ".." path segment, even percent-encoded or followed by
 //     ";", and no encoded slash, backslash or control character;
 //   - has an authority with a valid lower-case host and port, or else a path
@@ -106,6 +106,9 @@ func ParseRegistered(raw string) (*url.URL, error) {
 	}
 	if strings.Contains(raw, "#") {
 		return nil, invalid("URI %q has a fragment", raw)
+	}
+	if strings.Contains(authority(raw), "%") {
+		return nil, invalid("URI %q has percent-encoding in its authority", raw)
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -215,6 +218,20 @@ func Classify(u *url.URL) Kind {
 // localhost.evil.test and 127.0.0.1.evil are not loopback.
 func isLoopbackHost(host string) bool {
 	return host == "localhost" || host == "127.0.0.1" || host == "::1"
+}
+
+// authority returns the authority of raw, between "scheme://" and the next
+// "/", "?" or "#", or "" if it has none.
+func authority(raw string) string {
+	i := strings.IndexByte(raw, ':')
+	if i < 0 || !strings.HasPrefix(raw[i+1:], "//") {
+		return ""
+	}
+	rest := raw[i+3:]
+	if end := strings.IndexAny(rest, "/?#"); end >= 0 {
+		rest = rest[:end]
+	}
+	return rest
 }
 
 // sniffScheme returns the lower-cased scheme of raw as a browser would read

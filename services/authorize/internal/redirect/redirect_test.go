@@ -104,7 +104,7 @@ func TestParseRegisteredRejectsMalformed(t *testing.T) {
 		{"https://exa_mple.com/cb", "invalid host name"},
 		{"https://-example.com/cb", "invalid host name"},
 		{"https://example..com/cb", "invalid host name"},
-		{"https://[::1%25eth0]/cb", "IPv6"},
+		{"https://[::1%25eth0]/cb", "percent-encoding in its authority"},
 		{"https://[0:0:0:0:0:0:0:1]/cb", "non-canonical IPv6"},
 		{"https://[::ffff:127.0.0.1]/cb", "IPv6"},
 		{"https://example.com/a%zz", "malformed percent-encoding"},
@@ -446,4 +446,16 @@ func TestKindString(t *testing.T) {
 	if got := Classify(nil); got != Other {
 		t.Errorf("Classify(nil) = %v, want other", got)
 	}
+}
+
+// Percent-encoding in the host lets a validator and a browser read different
+// hosts (evil.test%2F.example.com is evil.test/ to some parsers).
+func TestRejectsEncodedHost(t *testing.T) {
+	rejectAll(t, []struct{ raw, want string }{
+		{"https://evil.test%2F.example.com/cb", "percent-encoding in its authority"},
+		{"https://evil.test%23.example.com/cb", "percent-encoding in its authority"},
+		{"https://%65xample.com/cb", "percent-encoding in its authority"},
+		{"http://127.0.0.1%2Eevil.test/cb", "percent-encoding in its authority"},
+		{"http://127.0.0.1:80%2F@evil.test/cb", "percent-encoding in its authority"},
+	})
 }

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"gatehouse.dev/platform/errs"
-	"gatehouse.dev/services/token/internal/pkce"
+	"gatehouse.dev/services/authorize/internal/pkce"
 )
 
 // The example of RFC 7636 Appendix B.

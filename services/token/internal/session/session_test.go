@@ -1,0 +1,70 @@
+package session
+
+import (
+	"testing"
+
+	"gatehouse.dev/platform/errs"
+	"gatehouse.dev/platform/eventlog"
+	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
+)
+
+// rotatedOnce is a session whose first refresh token r1 was rotated to r2 at seq 2.
+func rotatedOnce() State {
+	return Fold([]eventlog.Record{
+		{Seq: 1, Event: &eventsv1.SessionStarted{SessionId: "s", ClientId: "c", Tokens: &eventsv1.TokensIssued{AccessHash: "a1", RefreshHash: "r1"}}},
+		{Seq: 2, Event: &eventsv1.TokensIssued{AccessHash: "a2", RefreshHash: "r2", ReplacesRefreshHash: "r1", RevokesAccessHash: "a1"}},
+	})
+}
+
+func TestRefresh(t *testing.T) {
+	next := &eventsv1.TokensIssued{AccessHash: "a3", RefreshHash: "r3"}
+	ended := rotatedOnce()
+	ended.Ended = true
+	tests := []struct {
+		name    string
+		state   State
+		r       Rotation
+		outcome Outcome
+		events  int
+		err     bool
+	}{
+		{"current token rotates", rotatedOnce(), Rotation{ClientID: "c", PresentedHash: "r2", FirstSeen: 2, Next: next}, Rotated, 1, false},
+		{"consumed token ends the session", rotatedOnce(), Rotation{ClientID: "c", PresentedHash: "r1", FirstSeen: 2, Next: next}, Reused, 1, true},
+		{"concurrent loser does not end it", rotatedOnce(), Rotation{ClientID: "c", PresentedHash: "r1", FirstSeen: 1, Next: next}, LostRace, 0, true},
+		{"another client", rotatedOnce(), Rotation{ClientID: "evil", PresentedHash: "r2", Next: next}, 0, 0, true},
+		{"unknown token", rotatedOnce(), Rotation{ClientID: "c", PresentedHash: "zz", Next: next}, 0, 0, true},
+		{"ended session", ended, Rotation{ClientID: "c", PresentedHash: "r2", Next: next}, 0, 0, true},
+		{"no session", State{}, Rotation{ClientID: "c", PresentedHash: "r2", Next: next}, 0, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			events, outcome, err := Refresh(tt.state, tt.r)
+			if outcome != tt.outcome || len(events) != tt.events || (err != nil) != tt.err {
+				t.Fatalf("events %v, outcome %v, err %v", events, outcome, err)
+			}
+			if err != nil && errs.KindOf(err) != errs.KindFailedPrecondition {
+				t.Fatalf("error kind %v", errs.KindOf(err))
+			}
+			if tt.outcome == Rotated {
+				ev := events[0].(*eventsv1.TokensIssued)
+				if ev.GetReplacesRefreshHash() != "r2" || ev.GetRevokesAccessHash() != "a2" || ev.GetSessionId() != "s" {
+					t.Fatalf("rotation event %v", ev)
+				}
+			}
+		})
+	}
+}
+
+func TestEnd(t *testing.T) {
+	s := rotatedOnce()
+	if evs, err := End(s, "logout"); err != nil || len(evs) != 1 {
+		t.Fatalf("end: %v %v", evs, err)
+	}
+	s.Ended = true
+	if evs, err := End(s, "logout"); err != nil || len(evs) != 0 {
+		t.Fatalf("end twice: %v %v", evs, err)
+	}
+	if _, err := End(State{}, "logout"); errs.KindOf(err) != errs.KindNotFound {
+		t.Fatalf("end unknown: %v", err)
+	}
+}

@@ -78,9 +78,11 @@ bench: deps
 	$(GO) test -run '^$$' -bench '^BenchmarkRebuild100k$$' -benchtime 1x -timeout 15m ./platform/projection/
 	@echo "== passwords: argon2id with the default parameters =="
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./services/accounts/internal/password/
+	@echo "== load test of a running gatehouse serve: introspection (HTTP, gRPC), client_credentials; 64 concurrent clients =="
+	$(GO) test -run '^$$' -bench '^BenchmarkLoad$$' -benchtime 5000x ./cmd/gatehouse/
 	@echo "== benchmarks of every other package =="
 	@pkgs=$$(grep -rl --include='*_test.go' '^func Benchmark' $(MODULES) | xargs -r -n1 dirname | sort -u | \
-	  grep -vx -e platform/eventlog -e platform/projection -e services/accounts/internal/password | sed 's|^|./|'); \
+	  grep -vx -e platform/eventlog -e platform/projection -e services/accounts/internal/password -e cmd/gatehouse | sed 's|^|./|'); \
 	if [ -z "$$pkgs" ]; then echo "(none)"; else set -x; $(GO) test -run '^$$' -bench . -benchtime 2s $$pkgs; fi
 
 clean:

@@ -41,7 +41,7 @@ func TestMain(m *testing.M) {
 
 // dataDir returns a fresh data directory that an unprivileged PostgreSQL can
 // traverse (t.TempDir's parent is private to the user running the tests).
-func dataDir(t *testing.T) string {
+func dataDir(t testing.TB) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "gatehouse-data-")
 	if err != nil {
@@ -54,7 +54,7 @@ func dataDir(t *testing.T) string {
 	return dir
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -75,7 +75,7 @@ type server struct {
 
 // startServe runs `gatehouse serve` on dataDir with embedded NATS and a
 // private PostgreSQL cluster, and waits until its health endpoint answers.
-func startServe(t *testing.T, dataDir string, env ...string) *server {
+func startServe(t testing.TB, dataDir string, env ...string) *server {
 	t.Helper()
 	s := &server{grpc: freeAddr(t), http: freeAddr(t), ops: freeAddr(t), dataDir: dataDir}
 	base := append(os.Environ(),
@@ -91,7 +91,7 @@ func startServe(t *testing.T, dataDir string, env ...string) *server {
 
 // startServeOn starts the process for s with the given environment and waits
 // until its health endpoint answers.
-func startServeOn(t *testing.T, s *server, env []string) *server {
+func startServeOn(t testing.TB, s *server, env []string) *server {
 	t.Helper()
 	s.log, s.exited = &bytes.Buffer{}, make(chan struct{})
 	s.cmd = exec.Command(binary, "serve")
@@ -124,7 +124,7 @@ func startServeOn(t *testing.T, s *server, env []string) *server {
 }
 
 // stop ends the process gracefully (SIGTERM) and waits for it.
-func (s *server) stop(t *testing.T) {
+func (s *server) stop(t testing.TB) {
 	if s.cmd.ProcessState != nil {
 		return
 	}

@@ -16,6 +16,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -62,6 +63,14 @@ type Config struct {
 	Matrix Matrix `yaml:"matrix"`
 	// Services says which services this process runs and where the others are.
 	Services Services `yaml:"services"`
+	// OAuth configures tokens, signing keys and static clients.
+	OAuth OAuth `yaml:"oauth"`
+	// SMTP is the mail server the notify service sends through.
+	SMTP SMTP `yaml:"smtp"`
+	// Email configures the envelope of the emails Gatehouse sends.
+	Email Email `yaml:"email"`
+	// Branding names the service in emails and pages.
+	Branding Branding `yaml:"branding"`
 }
 
 // Listener is a TCP address to listen on.
@@ -141,6 +150,30 @@ type Services struct {
 	Endpoints map[string]string `yaml:"endpoints"`
 }
 
+// SMTP configures outgoing email.
+type SMTP struct {
+	// URL is smtp://user:password@host:port (STARTTLS whenever the server
+	// offers it; port 587 by default) or smtps://user:password@host:port
+	// (implicit TLS; port 465 by default). Empty writes emails to
+	// data_dir/outbox and logs them instead of sending them (GATEHOUSE_SMTP_URL).
+	URL string `yaml:"url"`
+}
+
+// Email configures the envelope of outgoing email.
+type Email struct {
+	// From is the sender, "Name <address>" or a bare address; required with an
+	// SMTP URL (GATEHOUSE_EMAIL_FROM).
+	From string `yaml:"from"`
+	// ReplyTo is where replies go; empty for none (GATEHOUSE_EMAIL_REPLY_TO).
+	ReplyTo string `yaml:"reply_to"`
+}
+
+// Branding names the deployment to its users.
+type Branding struct {
+	// ServiceName appears in email subjects and bodies (GATEHOUSE_BRANDING_SERVICE_NAME).
+	ServiceName string `yaml:"service_name"`
+}
+
 // Default returns the configuration of a single-process development deployment.
 func Default() Config {
 	return Config{
@@ -162,6 +195,8 @@ func Default() Config {
 			Run:       AllServices(),
 			Endpoints: map[string]string{},
 		},
+		OAuth:    OAuth{AccessTokenTTL: 5 * time.Minute},
+		Branding: Branding{ServiceName: "Gatehouse"},
 	}
 }
 
@@ -233,6 +268,10 @@ func (c Config) normalized() Config {
 		run = append(run, strings.ToLower(strings.TrimSpace(s)))
 	}
 	c.Services.Run = run
+	c.SMTP.URL = strings.TrimSpace(c.SMTP.URL)
+	c.Email.From = strings.TrimSpace(c.Email.From)
+	c.Email.ReplyTo = strings.TrimSpace(c.Email.ReplyTo)
+	c.Branding.ServiceName = strings.TrimSpace(c.Branding.ServiceName)
 	return c
 }
 

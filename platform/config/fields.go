@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // envPrefix starts the name of every Gatehouse environment variable.
@@ -88,6 +89,25 @@ func fields() []field {
 		{"services.run", "GATEHOUSE_SERVICES",
 			"Services this process runs: authorize, token, accounts, notify, web (comma-separated in the environment).",
 			func(c *Config, v string) error { c.Services.Run = splitList(v); return nil }},
+		{"oauth.access_token_ttl", "GATEHOUSE_ACCESS_TOKEN_TTL",
+			"Lifetime of access tokens, e.g. 5m; 1m..24h.",
+			func(c *Config, v string) error {
+				d, err := time.ParseDuration(v)
+				c.OAuth.AccessTokenTTL = d
+				return err
+			}},
+		{"smtp.url", "GATEHOUSE_SMTP_URL",
+			"smtp://user:password@host:port (STARTTLS when offered, port 587 by default) or smtps://... (implicit TLS, port 465); empty writes emails to data_dir/outbox and logs them. The password is never logged.",
+			setString(func(c *Config) *string { return &c.SMTP.URL })},
+		{"email.from", "GATEHOUSE_EMAIL_FROM",
+			"Sender of emails, \"Name <address>\" or an address; required with smtp.url.",
+			setString(func(c *Config) *string { return &c.Email.From })},
+		{"email.reply_to", "GATEHOUSE_EMAIL_REPLY_TO",
+			"Reply-To address of emails; empty for none.",
+			setString(func(c *Config) *string { return &c.Email.ReplyTo })},
+		{"branding.service_name", "GATEHOUSE_BRANDING_SERVICE_NAME",
+			"Name of the service shown to users in emails.",
+			setString(func(c *Config) *string { return &c.Branding.ServiceName })},
 		{"services.endpoints", "GATEHOUSE_ENDPOINT_<SERVICE>",
 			"gRPC target of each service run elsewhere, e.g. accounts: accounts:9090; others are reached at grpc.addr.",
 			nil},

@@ -33,11 +33,16 @@ func (s Secret) GoString() string { return fmt.Sprintf("%q", s.String()) }
 func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
 
 // Redacted returns a copy of c with the homeserver secret and the passwords
-// of the database and NATS URLs replaced by "[redacted]" and "xxxxx".
+// of the database, NATS and SMTP URLs replaced by "[redacted]" and "xxxxx".
 func (c Config) Redacted() Config {
 	c.Matrix.Secret = Secret(c.Matrix.Secret.String())
+	c.OAuth.Clients = append([]StaticClient(nil), c.OAuth.Clients...)
+	for i := range c.OAuth.Clients {
+		c.OAuth.Clients[i].ClientSecret = Secret(c.OAuth.Clients[i].ClientSecret.String())
+	}
 	c.Database.URL = redactURLs(c.Database.URL, false)
 	c.NATS.URL = redactURLs(c.NATS.URL, true)
+	c.SMTP.URL = redactURLs(c.SMTP.URL, false)
 	c.Services.Run = append([]string(nil), c.Services.Run...)
 	c.Services.Endpoints = maps.Clone(c.Services.Endpoints)
 	return c
@@ -83,6 +88,10 @@ func (c Config) LogValue() slog.Value {
 		slog.String("matrix_secret", string(r.Matrix.Secret)),
 		slog.Any("services", r.Services.Run),
 		slog.Any("endpoints", r.Services.Endpoints),
+		slog.String("smtp_url", orOutbox(r.SMTP.URL)),
+		slog.String("email_from", r.Email.From),
+		slog.String("email_reply_to", r.Email.ReplyTo),
+		slog.String("service_name", r.Branding.ServiceName),
 	)
 }
 
@@ -90,6 +99,14 @@ func (c Config) LogValue() slog.Value {
 func orEmbedded(u string) string {
 	if u == "" {
 		return "(embedded)"
+	}
+	return u
+}
+
+// orOutbox names an empty SMTP URL as the development outbox.
+func orOutbox(u string) string {
+	if u == "" {
+		return "(outbox under data_dir)"
 	}
 	return u
 }

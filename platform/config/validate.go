@@ -6,10 +6,13 @@ import (
 	"maps"
 	"math"
 	"net"
+	"net/mail"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // OWASP's minimum argon2id parameters, and the bounds beyond which hashing
@@ -26,6 +29,9 @@ const (
 // minSecretLen is the shortest accepted homeserver secret.
 const minSecretLen = 16
 
+// maxServiceNameLen bounds branding.service_name, which goes into subjects.
+const maxServiceNameLen = 64
+
 // Validate reports every problem of c, each as "field: problem", joined.
 func (c Config) Validate() error {
 	var p problems
@@ -35,6 +41,7 @@ func (c Config) Validate() error {
 		p.add("data_dir", "must not be empty")
 	}
 
+	p.validateOAuth(c.OAuth)
 	p.check("http.addr", checkHostPort(c.HTTP.Addr))
 	p.check("grpc.addr", checkHostPort(c.GRPC.Addr))
 	p.check("ops.addr", checkHostPort(c.Ops.Addr))
@@ -93,6 +100,20 @@ func (c Config) Validate() error {
 		}
 		p.check(key, checkTarget(c.Services.Endpoints[s]))
 	}
+
+	if c.SMTP.URL != "" {
+		p.check("smtp.url", checkSMTPURL(c.SMTP.URL))
+		if c.Email.From == "" {
+			p.add("email.from", "must be set when smtp.url is")
+		}
+	}
+	if c.Email.From != "" {
+		p.check("email.from", checkMailbox(c.Email.From))
+	}
+	if c.Email.ReplyTo != "" {
+		p.check("email.reply_to", checkMailbox(c.Email.ReplyTo))
+	}
+	p.check("branding.service_name", checkServiceName(c.Branding.ServiceName))
 
 	return errors.Join(p...)
 }
@@ -250,6 +271,58 @@ func checkTarget(s string) error {
 	}
 	if host, _, _ := net.SplitHostPort(s); host == "" {
 		return fmt.Errorf("%q has no host", s)
+	}
+	return nil
+}
+
+// checkSMTPURL accepts smtp:// or smtps:// with a host, an optional numeric
+// port and optional user info, and nothing else. Its messages never repeat
+// the URL, which may hold a password.
+func checkSMTPURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return errors.New("is not a URL")
+	}
+	switch {
+	case u.Scheme != "smtp" && u.Scheme != "smtps":
+		return fmt.Errorf("scheme %q is not one of smtp, smtps", u.Scheme)
+	case u.Hostname() == "":
+		return errors.New("has no host")
+	case u.Path != "" && u.Path != "/", u.RawQuery != "", u.Fragment != "":
+		return errors.New("must not have a path, query or fragment")
+	}
+	if port := u.Port(); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return errors.New("does not have a port number 1..65535")
+		}
+	}
+	if u.User != nil && u.User.Username() == "" {
+		return errors.New("has a password but no user name")
+	}
+	return nil
+}
+
+// checkMailbox accepts one address as net/mail parses it, "Name <a@b>" or
+// "a@b", without control characters (which could inject headers).
+func checkMailbox(s string) error {
+	if strings.ContainsFunc(s, unicode.IsControl) {
+		return errors.New("must not contain control characters")
+	}
+	if _, err := mail.ParseAddress(s); err != nil {
+		return fmt.Errorf("%q is not an email address such as \"Example <noreply@example.org>\"", s)
+	}
+	return nil
+}
+
+// checkServiceName accepts a short, printable name.
+func checkServiceName(s string) error {
+	switch {
+	case s == "":
+		return errors.New("must not be empty")
+	case !utf8.ValidString(s) || strings.ContainsFunc(s, unicode.IsControl):
+		return errors.New("must be printable text")
+	case utf8.RuneCountInString(s) > maxServiceNameLen:
+		return fmt.Errorf("is longer than %d characters", maxServiceNameLen)
 	}
 	return nil
 }

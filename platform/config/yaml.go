@@ -29,6 +29,9 @@ func sectionDocs() map[string]string {
 		"matrix":             "The Matrix homeserver Gatehouse authenticates for.",
 		"services":           "Which services run in this process, and where the others are.",
 		"services.endpoints": "",
+		"smtp":               "Outgoing email (verification codes, recovery links).",
+		"email":              "Envelope of outgoing email.",
+		"branding":           "How Gatehouse names itself to users.",
 	}
 }
 

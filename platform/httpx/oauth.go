@@ -22,9 +22,10 @@ type OAuthError struct {
 }
 
 // WriteOAuthError writes an OAuth error response. A 401 carries the
-// WWW-Authenticate challenge RFC 6749 §5.2 asks for.
+// WWW-Authenticate challenge RFC 6749 §5.2 asks for, unless the handler set
+// its own (a Bearer challenge for a protected resource, RFC 6750 §3).
 func WriteOAuthError(w http.ResponseWriter, status int, code, description string) {
-	if status == http.StatusUnauthorized {
+	if status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
 		w.Header().Set("WWW-Authenticate", `Basic realm="gatehouse", error="`+code+`"`)
 	}
 	WriteJSON(w, status, OAuthError{Code: code, Description: description})

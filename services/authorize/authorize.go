@@ -25,6 +25,7 @@ import (
 	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/projection"
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
+	"gatehouse.dev/services/authorize/internal/device"
 	"gatehouse.dev/services/authorize/migrations"
 )
 
@@ -49,6 +50,8 @@ type Config struct {
 	AllowInsecureClients bool
 	// Replicas of the event stream.
 	Replicas int
+	// StaticClients are registered at start.
+	StaticClients []StaticClient
 }
 
 // Deps are the service's connections.
@@ -68,6 +71,8 @@ type Service struct {
 	projections *projection.Set
 	logger      *slog.Logger
 	now         func() time.Time
+	// devicePacer answers slow_down to devices polling too fast (this replica's view).
+	devicePacer *device.Pacer
 }
 
 // New migrates the schema, opens the stream and prepares the projections.
@@ -93,11 +98,15 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("authorize: %w", err)
 	}
-	set, err := projection.NewSet(ctx, deps.Pool, log, deps.Logger, clientsReadModel(), grantsReadModel())
+	set, err := projection.NewSet(ctx, deps.Pool, log, deps.Logger, clientsReadModel(), grantsReadModel(), devicesReadModel())
 	if err != nil {
 		return nil, fmt.Errorf("authorize: %w", err)
 	}
-	return &Service{cfg: cfg, issuer: issuer, pool: deps.Pool, log: log, projections: set, logger: deps.Logger, now: time.Now}, nil
+	s := &Service{cfg: cfg, issuer: issuer, pool: deps.Pool, log: log, projections: set, logger: deps.Logger, now: time.Now, devicePacer: device.NewPacer()}
+	if err := s.syncStaticClients(ctx, cfg.StaticClients); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // FromRuntime builds the service on a host runtime.
@@ -106,7 +115,14 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(ctx, Config{Issuer: rt.Config.PublicURL, Replicas: rt.Config.NATS.Replicas},
+	var static []StaticClient
+	for _, c := range rt.Config.OAuth.Clients {
+		static = append(static, StaticClient{
+			ID: c.ClientID, Secret: string(c.ClientSecret), AuthMethod: c.AuthMethod, Name: c.ClientName, URI: c.ClientURI,
+			RedirectURIs: c.RedirectURIs, GrantTypes: c.GrantTypes,
+		})
+	}
+	return New(ctx, Config{Issuer: rt.Config.PublicURL, Replicas: rt.Config.NATS.Replicas, StaticClients: static},
 		Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "authorize"), Propagator: rt.Telemetry.Propagator()})
 }
 

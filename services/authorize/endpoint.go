@@ -38,15 +38,48 @@ func (s *Service) client(ctx context.Context, id string) (*client, error) {
 	var raw []byte
 	err := s.pool.QueryRow(ctx, `SELECT metadata, secret_hash FROM clients WHERE client_id = $1`, id).Scan(&raw, &c.SecretHash)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, errs.NotFound("Unknown client.")
+		// The read model may lag a registration that just happened (on this or
+		// another replica, or from configuration at start): the log decides.
+		raw, c.SecretHash, err = s.clientFromLog(ctx, id)
 	}
 	if err != nil {
+		if errs.KindOf(err) == errs.KindNotFound {
+			return nil, err
+		}
 		return nil, errs.Wrap(errs.KindUnavailable, "Clients cannot be read right now.", err)
 	}
 	if err := json.Unmarshal(raw, &c.Meta); err != nil {
 		return nil, errs.Wrap(errs.KindInternal, "", err)
 	}
 	return c, nil
+}
+
+// clientFromLog reads a client's latest registration from the event log.
+func (s *Service) clientFromLog(ctx context.Context, id string) ([]byte, string, error) {
+	ref := eventlog.Ref{Type: "client", ID: id}
+	if !validClientID(id) {
+		return nil, "", errs.NotFound("Unknown client.")
+	}
+	history, _, err := s.log.Load(ctx, ref)
+	if err != nil {
+		return nil, "", err
+	}
+	for i := len(history) - 1; i >= 0; i-- {
+		if ev, ok := history[i].Event.(*eventsv1.ClientRegistered); ok {
+			return ev.GetMetadataJson(), ev.GetSecretHash(), nil
+		}
+	}
+	return nil, "", errs.NotFound("Unknown client.")
+}
+
+// validClientID reports whether id can name a client (and a subject token).
+func validClientID(id string) bool {
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return id != "" && len(id) <= 64
 }
 
 // authRequest is a parsed authorization request whose client and redirect

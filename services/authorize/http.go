@@ -8,4 +8,5 @@ func (s *Service) RegisterHTTP(mux *http.ServeMux) {
 	mux.HandleFunc("/.well-known/oauth-authorization-server", s.handleDiscovery)
 	mux.HandleFunc("/oauth2/registration", s.handleRegister)
 	mux.HandleFunc("/authorize", s.handleAuthorize)
+	mux.HandleFunc("/oauth2/device", s.handleDeviceAuthorization)
 }

@@ -78,7 +78,7 @@ func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) {
 		err  error
 	)
 	switch grantType {
-	case "authorization_code", "refresh_token", "client_credentials":
+	case "authorization_code", "refresh_token", "client_credentials", deviceCodeGrant:
 		if !c.Meta.allows(grantType) {
 			writeError(w, &oauthError{status: http.StatusBadRequest, code: "unauthorized_client", description: "this client is not registered for the " + grantType + " grant"})
 			return
@@ -94,6 +94,8 @@ func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) {
 		resp, err = s.refresh(r.Context(), c, form)
 	case "client_credentials":
 		resp, err = s.clientCredentials(r.Context(), c, form)
+	case deviceCodeGrant:
+		resp, err = s.deviceCode(r.Context(), c, form)
 	}
 	if err != nil {
 		writeError(w, toOAuth(s, r.Context(), err))

@@ -75,8 +75,9 @@ func (s *Service) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.homeserverAuthorized(r) {
-		if _, oe := s.authenticateClient(r.Context(), r, form); oe != nil {
-			if oe.code != "temporarily_unavailable" {
+		// A public client proves nothing by naming its client_id (RFC 7662 §2.1).
+		if c, oe := s.authenticateClient(r.Context(), r, form); oe != nil || c.Meta.AuthMethod == "none" {
+			if oe == nil || oe.code != "temporarily_unavailable" {
 				oe = invalidClient("introspection needs client authentication or the homeserver's secret")
 			}
 			writeError(w, oe)

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"sync"
 	"time"
 
@@ -56,6 +57,9 @@ type Config struct {
 	MatrixSecret string
 	// Replicas of the event stream.
 	Replicas int
+	// SigningKeys, when set, sign ID tokens instead of the generated keys,
+	// which stay published for an hour so tokens they signed still verify.
+	SigningKeys *keys.Keyset
 }
 
 // Deps are the service's connections.
@@ -123,6 +127,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err := s.loadKeys(ctx); err != nil {
 		return nil, err
 	}
+	if cfg.SigningKeys != nil {
+		s.keys = s.keys.Rotate(cfg.SigningKeys, s.now().Add(time.Hour))
+	}
 	return s, nil
 }
 
@@ -189,7 +196,22 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(ctx, Config{Issuer: rt.Config.PublicURL, MatrixSecret: string(rt.Config.Matrix.Secret), Replicas: rt.Config.NATS.Replicas},
+	cfg := Config{Issuer: rt.Config.PublicURL, MatrixSecret: string(rt.Config.Matrix.Secret), Replicas: rt.Config.NATS.Replicas,
+		AccessTTL: rt.Config.OAuth.AccessTokenTTL}
+	if files := rt.Config.OAuth.SigningKeyFiles; len(files) > 0 {
+		var pems [][]byte
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return nil, fmt.Errorf("token: signing key: %w", err)
+			}
+			pems = append(pems, b)
+		}
+		if cfg.SigningKeys, err = keys.LoadPEM(pems); err != nil {
+			return nil, fmt.Errorf("token: signing keys: %w", err)
+		}
+	}
+	return New(ctx, cfg,
 		Deps{
 			Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "token"), Propagator: rt.Telemetry.Propagator(),
 			Authorize: authorizev1.NewAuthorizeServiceClient(authConn), Accounts: accountsv1.NewAccountsServiceClient(accConn),

@@ -75,6 +75,1053 @@ func (UserStatus) EnumDescriptor() ([]byte, []int) {
 	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{0}
 }
 
+type GetUserByEmailRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Email         string                 `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUserByEmailRequest) Reset() {
+	*x = GetUserByEmailRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUserByEmailRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUserByEmailRequest) ProtoMessage() {}
+
+func (x *GetUserByEmailRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUserByEmailRequest.ProtoReflect.Descriptor instead.
+func (*GetUserByEmailRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *GetUserByEmailRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+type GetUserByEmailResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          *User                  `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUserByEmailResponse) Reset() {
+	*x = GetUserByEmailResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUserByEmailResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUserByEmailResponse) ProtoMessage() {}
+
+func (x *GetUserByEmailResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUserByEmailResponse.ProtoReflect.Descriptor instead.
+func (*GetUserByEmailResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *GetUserByEmailResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+// Email is one of a user's addresses.
+type Email struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Email         string                 `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	Primary       bool                   `protobuf:"varint,2,opt,name=primary,proto3" json:"primary,omitempty"`
+	Verified      bool                   `protobuf:"varint,3,opt,name=verified,proto3" json:"verified,omitempty"`
+	AddedAt       *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=added_at,json=addedAt,proto3" json:"added_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Email) Reset() {
+	*x = Email{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Email) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Email) ProtoMessage() {}
+
+func (x *Email) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Email.ProtoReflect.Descriptor instead.
+func (*Email) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Email) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *Email) GetPrimary() bool {
+	if x != nil {
+		return x.Primary
+	}
+	return false
+}
+
+func (x *Email) GetVerified() bool {
+	if x != nil {
+		return x.Verified
+	}
+	return false
+}
+
+func (x *Email) GetAddedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AddedAt
+	}
+	return nil
+}
+
+type AddEmailRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Email  string                 `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
+	// The notify service's verification that proved the address (recorded for the audit).
+	VerificationId string `protobuf:"bytes,3,opt,name=verification_id,json=verificationId,proto3" json:"verification_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *AddEmailRequest) Reset() {
+	*x = AddEmailRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddEmailRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddEmailRequest) ProtoMessage() {}
+
+func (x *AddEmailRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddEmailRequest.ProtoReflect.Descriptor instead.
+func (*AddEmailRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *AddEmailRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *AddEmailRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *AddEmailRequest) GetVerificationId() string {
+	if x != nil {
+		return x.VerificationId
+	}
+	return ""
+}
+
+type AddEmailResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Emails        []*Email               `protobuf:"bytes,1,rep,name=emails,proto3" json:"emails,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddEmailResponse) Reset() {
+	*x = AddEmailResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddEmailResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddEmailResponse) ProtoMessage() {}
+
+func (x *AddEmailResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddEmailResponse.ProtoReflect.Descriptor instead.
+func (*AddEmailResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *AddEmailResponse) GetEmails() []*Email {
+	if x != nil {
+		return x.Emails
+	}
+	return nil
+}
+
+type RemoveEmailRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Email         string                 `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveEmailRequest) Reset() {
+	*x = RemoveEmailRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveEmailRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveEmailRequest) ProtoMessage() {}
+
+func (x *RemoveEmailRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveEmailRequest.ProtoReflect.Descriptor instead.
+func (*RemoveEmailRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *RemoveEmailRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *RemoveEmailRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+type RemoveEmailResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Emails        []*Email               `protobuf:"bytes,1,rep,name=emails,proto3" json:"emails,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveEmailResponse) Reset() {
+	*x = RemoveEmailResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveEmailResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveEmailResponse) ProtoMessage() {}
+
+func (x *RemoveEmailResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveEmailResponse.ProtoReflect.Descriptor instead.
+func (*RemoveEmailResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RemoveEmailResponse) GetEmails() []*Email {
+	if x != nil {
+		return x.Emails
+	}
+	return nil
+}
+
+type SetPrimaryEmailRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Email         string                 `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPrimaryEmailRequest) Reset() {
+	*x = SetPrimaryEmailRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPrimaryEmailRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPrimaryEmailRequest) ProtoMessage() {}
+
+func (x *SetPrimaryEmailRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPrimaryEmailRequest.ProtoReflect.Descriptor instead.
+func (*SetPrimaryEmailRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SetPrimaryEmailRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *SetPrimaryEmailRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+type SetPrimaryEmailResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Emails        []*Email               `protobuf:"bytes,1,rep,name=emails,proto3" json:"emails,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPrimaryEmailResponse) Reset() {
+	*x = SetPrimaryEmailResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPrimaryEmailResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPrimaryEmailResponse) ProtoMessage() {}
+
+func (x *SetPrimaryEmailResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPrimaryEmailResponse.ProtoReflect.Descriptor instead.
+func (*SetPrimaryEmailResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *SetPrimaryEmailResponse) GetEmails() []*Email {
+	if x != nil {
+		return x.Emails
+	}
+	return nil
+}
+
+type ListEmailsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListEmailsRequest) Reset() {
+	*x = ListEmailsRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEmailsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEmailsRequest) ProtoMessage() {}
+
+func (x *ListEmailsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEmailsRequest.ProtoReflect.Descriptor instead.
+func (*ListEmailsRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ListEmailsRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+type ListEmailsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Emails        []*Email               `protobuf:"bytes,1,rep,name=emails,proto3" json:"emails,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListEmailsResponse) Reset() {
+	*x = ListEmailsResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEmailsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEmailsResponse) ProtoMessage() {}
+
+func (x *ListEmailsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEmailsResponse.ProtoReflect.Descriptor instead.
+func (*ListEmailsResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ListEmailsResponse) GetEmails() []*Email {
+	if x != nil {
+		return x.Emails
+	}
+	return nil
+}
+
+// BrowserSession is a signed-in browser.
+type BrowserSession struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	SessionId    string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	UserId       string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	UserAgent    string                 `protobuf:"bytes,3,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
+	IpAddress    string                 `protobuf:"bytes,4,opt,name=ip_address,json=ipAddress,proto3" json:"ip_address,omitempty"`
+	CreatedAt    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	LastActiveAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_active_at,json=lastActiveAt,proto3" json:"last_active_at,omitempty"`
+	EndedAt      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=ended_at,json=endedAt,proto3" json:"ended_at,omitempty"`
+	// When the user last proved who they are (password) in this session.
+	AuthenticatedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=authenticated_at,json=authenticatedAt,proto3" json:"authenticated_at,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *BrowserSession) Reset() {
+	*x = BrowserSession{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BrowserSession) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BrowserSession) ProtoMessage() {}
+
+func (x *BrowserSession) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BrowserSession.ProtoReflect.Descriptor instead.
+func (*BrowserSession) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *BrowserSession) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *BrowserSession) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *BrowserSession) GetUserAgent() string {
+	if x != nil {
+		return x.UserAgent
+	}
+	return ""
+}
+
+func (x *BrowserSession) GetIpAddress() string {
+	if x != nil {
+		return x.IpAddress
+	}
+	return ""
+}
+
+func (x *BrowserSession) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *BrowserSession) GetLastActiveAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastActiveAt
+	}
+	return nil
+}
+
+func (x *BrowserSession) GetEndedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndedAt
+	}
+	return nil
+}
+
+func (x *BrowserSession) GetAuthenticatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AuthenticatedAt
+	}
+	return nil
+}
+
+type StartBrowserSessionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	UserAgent     string                 `protobuf:"bytes,2,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
+	IpAddress     string                 `protobuf:"bytes,3,opt,name=ip_address,json=ipAddress,proto3" json:"ip_address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartBrowserSessionRequest) Reset() {
+	*x = StartBrowserSessionRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartBrowserSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartBrowserSessionRequest) ProtoMessage() {}
+
+func (x *StartBrowserSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartBrowserSessionRequest.ProtoReflect.Descriptor instead.
+func (*StartBrowserSessionRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *StartBrowserSessionRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *StartBrowserSessionRequest) GetUserAgent() string {
+	if x != nil {
+		return x.UserAgent
+	}
+	return ""
+}
+
+func (x *StartBrowserSessionRequest) GetIpAddress() string {
+	if x != nil {
+		return x.IpAddress
+	}
+	return ""
+}
+
+type StartBrowserSessionResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Session *BrowserSession        `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	// The cookie value: shown once, stored only hashed.
+	Secret        string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartBrowserSessionResponse) Reset() {
+	*x = StartBrowserSessionResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartBrowserSessionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartBrowserSessionResponse) ProtoMessage() {}
+
+func (x *StartBrowserSessionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartBrowserSessionResponse.ProtoReflect.Descriptor instead.
+func (*StartBrowserSessionResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *StartBrowserSessionResponse) GetSession() *BrowserSession {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+func (x *StartBrowserSessionResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+type AuthenticateBrowserSessionRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Secret string                 `protobuf:"bytes,1,opt,name=secret,proto3" json:"secret,omitempty"`
+	// Recorded as last activity (written in batches, not per request).
+	IpAddress     string `protobuf:"bytes,2,opt,name=ip_address,json=ipAddress,proto3" json:"ip_address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthenticateBrowserSessionRequest) Reset() {
+	*x = AuthenticateBrowserSessionRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthenticateBrowserSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthenticateBrowserSessionRequest) ProtoMessage() {}
+
+func (x *AuthenticateBrowserSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthenticateBrowserSessionRequest.ProtoReflect.Descriptor instead.
+func (*AuthenticateBrowserSessionRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *AuthenticateBrowserSessionRequest) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *AuthenticateBrowserSessionRequest) GetIpAddress() string {
+	if x != nil {
+		return x.IpAddress
+	}
+	return ""
+}
+
+type AuthenticateBrowserSessionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       *BrowserSession        `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	User          *User                  `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthenticateBrowserSessionResponse) Reset() {
+	*x = AuthenticateBrowserSessionResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthenticateBrowserSessionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthenticateBrowserSessionResponse) ProtoMessage() {}
+
+func (x *AuthenticateBrowserSessionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthenticateBrowserSessionResponse.ProtoReflect.Descriptor instead.
+func (*AuthenticateBrowserSessionResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *AuthenticateBrowserSessionResponse) GetSession() *BrowserSession {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+func (x *AuthenticateBrowserSessionResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+type EndBrowserSessionRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// When set, the session must belong to this user.
+	UserId        string `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndBrowserSessionRequest) Reset() {
+	*x = EndBrowserSessionRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndBrowserSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndBrowserSessionRequest) ProtoMessage() {}
+
+func (x *EndBrowserSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndBrowserSessionRequest.ProtoReflect.Descriptor instead.
+func (*EndBrowserSessionRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *EndBrowserSessionRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *EndBrowserSessionRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+type EndBrowserSessionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndBrowserSessionResponse) Reset() {
+	*x = EndBrowserSessionResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndBrowserSessionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndBrowserSessionResponse) ProtoMessage() {}
+
+func (x *EndBrowserSessionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndBrowserSessionResponse.ProtoReflect.Descriptor instead.
+func (*EndBrowserSessionResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{17}
+}
+
+type ListBrowserSessionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	IncludeEnded  bool                   `protobuf:"varint,2,opt,name=include_ended,json=includeEnded,proto3" json:"include_ended,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBrowserSessionsRequest) Reset() {
+	*x = ListBrowserSessionsRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBrowserSessionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBrowserSessionsRequest) ProtoMessage() {}
+
+func (x *ListBrowserSessionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBrowserSessionsRequest.ProtoReflect.Descriptor instead.
+func (*ListBrowserSessionsRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListBrowserSessionsRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *ListBrowserSessionsRequest) GetIncludeEnded() bool {
+	if x != nil {
+		return x.IncludeEnded
+	}
+	return false
+}
+
+type ListBrowserSessionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sessions      []*BrowserSession      `protobuf:"bytes,1,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBrowserSessionsResponse) Reset() {
+	*x = ListBrowserSessionsResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBrowserSessionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBrowserSessionsResponse) ProtoMessage() {}
+
+func (x *ListBrowserSessionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBrowserSessionsResponse.ProtoReflect.Descriptor instead.
+func (*ListBrowserSessionsResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListBrowserSessionsResponse) GetSessions() []*BrowserSession {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
 // User is the public view of a user; it never carries the password hash.
 type User struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -94,7 +1141,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[0]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -106,7 +1153,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[0]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -119,7 +1166,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{0}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *User) GetId() string {
@@ -206,7 +1253,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[1]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -218,7 +1265,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[1]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -231,7 +1278,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{1}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RegisterRequest) GetUsername() string {
@@ -278,7 +1325,7 @@ type RegisterResponse struct {
 
 func (x *RegisterResponse) Reset() {
 	*x = RegisterResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[2]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -290,7 +1337,7 @@ func (x *RegisterResponse) String() string {
 func (*RegisterResponse) ProtoMessage() {}
 
 func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[2]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -303,7 +1350,7 @@ func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{2}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RegisterResponse) GetUser() *User {
@@ -322,7 +1369,7 @@ type GetUserRequest struct {
 
 func (x *GetUserRequest) Reset() {
 	*x = GetUserRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[3]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -334,7 +1381,7 @@ func (x *GetUserRequest) String() string {
 func (*GetUserRequest) ProtoMessage() {}
 
 func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[3]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -347,7 +1394,7 @@ func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserRequest.ProtoReflect.Descriptor instead.
 func (*GetUserRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{3}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetUserRequest) GetUserId() string {
@@ -366,7 +1413,7 @@ type GetUserByUsernameRequest struct {
 
 func (x *GetUserByUsernameRequest) Reset() {
 	*x = GetUserByUsernameRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[4]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -378,7 +1425,7 @@ func (x *GetUserByUsernameRequest) String() string {
 func (*GetUserByUsernameRequest) ProtoMessage() {}
 
 func (x *GetUserByUsernameRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[4]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -391,7 +1438,7 @@ func (x *GetUserByUsernameRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserByUsernameRequest.ProtoReflect.Descriptor instead.
 func (*GetUserByUsernameRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{4}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetUserByUsernameRequest) GetUsername() string {
@@ -410,7 +1457,7 @@ type GetUserResponse struct {
 
 func (x *GetUserResponse) Reset() {
 	*x = GetUserResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[5]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -422,7 +1469,7 @@ func (x *GetUserResponse) String() string {
 func (*GetUserResponse) ProtoMessage() {}
 
 func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[5]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -435,7 +1482,7 @@ func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserResponse.ProtoReflect.Descriptor instead.
 func (*GetUserResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{5}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetUserResponse) GetUser() *User {
@@ -454,7 +1501,7 @@ type GetUserByUsernameResponse struct {
 
 func (x *GetUserByUsernameResponse) Reset() {
 	*x = GetUserByUsernameResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[6]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -466,7 +1513,7 @@ func (x *GetUserByUsernameResponse) String() string {
 func (*GetUserByUsernameResponse) ProtoMessage() {}
 
 func (x *GetUserByUsernameResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[6]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -479,7 +1526,7 @@ func (x *GetUserByUsernameResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserByUsernameResponse.ProtoReflect.Descriptor instead.
 func (*GetUserByUsernameResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{6}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetUserByUsernameResponse) GetUser() *User {
@@ -499,7 +1546,7 @@ type VerifyPasswordRequest struct {
 
 func (x *VerifyPasswordRequest) Reset() {
 	*x = VerifyPasswordRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[7]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -511,7 +1558,7 @@ func (x *VerifyPasswordRequest) String() string {
 func (*VerifyPasswordRequest) ProtoMessage() {}
 
 func (x *VerifyPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[7]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -524,7 +1571,7 @@ func (x *VerifyPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyPasswordRequest.ProtoReflect.Descriptor instead.
 func (*VerifyPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{7}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *VerifyPasswordRequest) GetUsername() string {
@@ -550,7 +1597,7 @@ type VerifyPasswordResponse struct {
 
 func (x *VerifyPasswordResponse) Reset() {
 	*x = VerifyPasswordResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[8]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -562,7 +1609,7 @@ func (x *VerifyPasswordResponse) String() string {
 func (*VerifyPasswordResponse) ProtoMessage() {}
 
 func (x *VerifyPasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[8]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -575,7 +1622,7 @@ func (x *VerifyPasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyPasswordResponse.ProtoReflect.Descriptor instead.
 func (*VerifyPasswordResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{8}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *VerifyPasswordResponse) GetUser() *User {
@@ -596,7 +1643,7 @@ type ChangePasswordRequest struct {
 
 func (x *ChangePasswordRequest) Reset() {
 	*x = ChangePasswordRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[9]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -608,7 +1655,7 @@ func (x *ChangePasswordRequest) String() string {
 func (*ChangePasswordRequest) ProtoMessage() {}
 
 func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[9]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -621,7 +1668,7 @@ func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordRequest.ProtoReflect.Descriptor instead.
 func (*ChangePasswordRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{9}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ChangePasswordRequest) GetUserId() string {
@@ -653,7 +1700,7 @@ type ChangePasswordResponse struct {
 
 func (x *ChangePasswordResponse) Reset() {
 	*x = ChangePasswordResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[10]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -665,7 +1712,7 @@ func (x *ChangePasswordResponse) String() string {
 func (*ChangePasswordResponse) ProtoMessage() {}
 
 func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[10]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -678,7 +1725,7 @@ func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordResponse.ProtoReflect.Descriptor instead.
 func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{10}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{30}
 }
 
 type SetPasswordRequest struct {
@@ -691,7 +1738,7 @@ type SetPasswordRequest struct {
 
 func (x *SetPasswordRequest) Reset() {
 	*x = SetPasswordRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[11]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -703,7 +1750,7 @@ func (x *SetPasswordRequest) String() string {
 func (*SetPasswordRequest) ProtoMessage() {}
 
 func (x *SetPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[11]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -716,7 +1763,7 @@ func (x *SetPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPasswordRequest.ProtoReflect.Descriptor instead.
 func (*SetPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{11}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SetPasswordRequest) GetUserId() string {
@@ -741,7 +1788,7 @@ type SetPasswordResponse struct {
 
 func (x *SetPasswordResponse) Reset() {
 	*x = SetPasswordResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[12]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -753,7 +1800,7 @@ func (x *SetPasswordResponse) String() string {
 func (*SetPasswordResponse) ProtoMessage() {}
 
 func (x *SetPasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[12]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -766,7 +1813,7 @@ func (x *SetPasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPasswordResponse.ProtoReflect.Descriptor instead.
 func (*SetPasswordResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{12}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{32}
 }
 
 type LockUserRequest struct {
@@ -779,7 +1826,7 @@ type LockUserRequest struct {
 
 func (x *LockUserRequest) Reset() {
 	*x = LockUserRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[13]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -791,7 +1838,7 @@ func (x *LockUserRequest) String() string {
 func (*LockUserRequest) ProtoMessage() {}
 
 func (x *LockUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[13]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -804,7 +1851,7 @@ func (x *LockUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockUserRequest.ProtoReflect.Descriptor instead.
 func (*LockUserRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{13}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *LockUserRequest) GetUserId() string {
@@ -830,7 +1877,7 @@ type LockUserResponse struct {
 
 func (x *LockUserResponse) Reset() {
 	*x = LockUserResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[14]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -842,7 +1889,7 @@ func (x *LockUserResponse) String() string {
 func (*LockUserResponse) ProtoMessage() {}
 
 func (x *LockUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[14]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -855,7 +1902,7 @@ func (x *LockUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockUserResponse.ProtoReflect.Descriptor instead.
 func (*LockUserResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{14}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *LockUserResponse) GetUser() *User {
@@ -874,7 +1921,7 @@ type UnlockUserRequest struct {
 
 func (x *UnlockUserRequest) Reset() {
 	*x = UnlockUserRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[15]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -886,7 +1933,7 @@ func (x *UnlockUserRequest) String() string {
 func (*UnlockUserRequest) ProtoMessage() {}
 
 func (x *UnlockUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[15]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -899,7 +1946,7 @@ func (x *UnlockUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockUserRequest.ProtoReflect.Descriptor instead.
 func (*UnlockUserRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{15}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *UnlockUserRequest) GetUserId() string {
@@ -918,7 +1965,7 @@ type UnlockUserResponse struct {
 
 func (x *UnlockUserResponse) Reset() {
 	*x = UnlockUserResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[16]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -930,7 +1977,7 @@ func (x *UnlockUserResponse) String() string {
 func (*UnlockUserResponse) ProtoMessage() {}
 
 func (x *UnlockUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[16]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -943,7 +1990,7 @@ func (x *UnlockUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockUserResponse.ProtoReflect.Descriptor instead.
 func (*UnlockUserResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{16}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *UnlockUserResponse) GetUser() *User {
@@ -963,7 +2010,7 @@ type DeactivateUserRequest struct {
 
 func (x *DeactivateUserRequest) Reset() {
 	*x = DeactivateUserRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[17]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -975,7 +2022,7 @@ func (x *DeactivateUserRequest) String() string {
 func (*DeactivateUserRequest) ProtoMessage() {}
 
 func (x *DeactivateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[17]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -988,7 +2035,7 @@ func (x *DeactivateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeactivateUserRequest.ProtoReflect.Descriptor instead.
 func (*DeactivateUserRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{17}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DeactivateUserRequest) GetUserId() string {
@@ -1014,7 +2061,7 @@ type DeactivateUserResponse struct {
 
 func (x *DeactivateUserResponse) Reset() {
 	*x = DeactivateUserResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[18]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1026,7 +2073,7 @@ func (x *DeactivateUserResponse) String() string {
 func (*DeactivateUserResponse) ProtoMessage() {}
 
 func (x *DeactivateUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[18]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1039,7 +2086,7 @@ func (x *DeactivateUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeactivateUserResponse.ProtoReflect.Descriptor instead.
 func (*DeactivateUserResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{18}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *DeactivateUserResponse) GetUser() *User {
@@ -1058,7 +2105,7 @@ type ReactivateUserRequest struct {
 
 func (x *ReactivateUserRequest) Reset() {
 	*x = ReactivateUserRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[19]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1070,7 +2117,7 @@ func (x *ReactivateUserRequest) String() string {
 func (*ReactivateUserRequest) ProtoMessage() {}
 
 func (x *ReactivateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[19]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1083,7 +2130,7 @@ func (x *ReactivateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReactivateUserRequest.ProtoReflect.Descriptor instead.
 func (*ReactivateUserRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{19}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ReactivateUserRequest) GetUserId() string {
@@ -1102,7 +2149,7 @@ type ReactivateUserResponse struct {
 
 func (x *ReactivateUserResponse) Reset() {
 	*x = ReactivateUserResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[20]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1114,7 +2161,7 @@ func (x *ReactivateUserResponse) String() string {
 func (*ReactivateUserResponse) ProtoMessage() {}
 
 func (x *ReactivateUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[20]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1127,7 +2174,7 @@ func (x *ReactivateUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReactivateUserResponse.ProtoReflect.Descriptor instead.
 func (*ReactivateUserResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{20}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ReactivateUserResponse) GetUser() *User {
@@ -1147,7 +2194,7 @@ type SetDisplayNameRequest struct {
 
 func (x *SetDisplayNameRequest) Reset() {
 	*x = SetDisplayNameRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[21]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1159,7 +2206,7 @@ func (x *SetDisplayNameRequest) String() string {
 func (*SetDisplayNameRequest) ProtoMessage() {}
 
 func (x *SetDisplayNameRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[21]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1172,7 +2219,7 @@ func (x *SetDisplayNameRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDisplayNameRequest.ProtoReflect.Descriptor instead.
 func (*SetDisplayNameRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{21}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SetDisplayNameRequest) GetUserId() string {
@@ -1198,7 +2245,7 @@ type SetDisplayNameResponse struct {
 
 func (x *SetDisplayNameResponse) Reset() {
 	*x = SetDisplayNameResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[22]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1210,7 +2257,7 @@ func (x *SetDisplayNameResponse) String() string {
 func (*SetDisplayNameResponse) ProtoMessage() {}
 
 func (x *SetDisplayNameResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[22]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1223,7 +2270,7 @@ func (x *SetDisplayNameResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDisplayNameResponse.ProtoReflect.Descriptor instead.
 func (*SetDisplayNameResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{22}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SetDisplayNameResponse) GetUser() *User {
@@ -1246,7 +2293,7 @@ type ListUsersRequest struct {
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[23]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1258,7 +2305,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[23]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1271,7 +2318,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{23}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListUsersRequest) GetPageSize() int32 {
@@ -1306,7 +2353,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[24]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1318,7 +2365,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[24]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1331,7 +2378,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{24}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListUsersResponse) GetUsers() []*User {
@@ -1367,7 +2414,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[25]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1379,7 +2426,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[25]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1392,7 +2439,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{25}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *AuditEntry) GetSequence() uint64 {
@@ -1456,7 +2503,7 @@ type ListAuditEntriesRequest struct {
 
 func (x *ListAuditEntriesRequest) Reset() {
 	*x = ListAuditEntriesRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[26]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1468,7 +2515,7 @@ func (x *ListAuditEntriesRequest) String() string {
 func (*ListAuditEntriesRequest) ProtoMessage() {}
 
 func (x *ListAuditEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[26]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1481,7 +2528,7 @@ func (x *ListAuditEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEntriesRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{26}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListAuditEntriesRequest) GetUserId() string {
@@ -1515,7 +2562,7 @@ type ListAuditEntriesResponse struct {
 
 func (x *ListAuditEntriesResponse) Reset() {
 	*x = ListAuditEntriesResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[27]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1527,7 +2574,7 @@ func (x *ListAuditEntriesResponse) String() string {
 func (*ListAuditEntriesResponse) ProtoMessage() {}
 
 func (x *ListAuditEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[27]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1540,7 +2587,7 @@ func (x *ListAuditEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEntriesResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{27}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ListAuditEntriesResponse) GetEntries() []*AuditEntry {
@@ -1561,7 +2608,75 @@ var File_gatehouse_accounts_v1_accounts_proto protoreflect.FileDescriptor
 
 const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\n" +
-	"$gatehouse/accounts/v1/accounts.proto\x12\x15gatehouse.accounts.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd4\x02\n" +
+	"$gatehouse/accounts/v1/accounts.proto\x12\x15gatehouse.accounts.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"-\n" +
+	"\x15GetUserByEmailRequest\x12\x14\n" +
+	"\x05email\x18\x01 \x01(\tR\x05email\"I\n" +
+	"\x16GetUserByEmailResponse\x12/\n" +
+	"\x04user\x18\x01 \x01(\v2\x1b.gatehouse.accounts.v1.UserR\x04user\"\x8a\x01\n" +
+	"\x05Email\x12\x14\n" +
+	"\x05email\x18\x01 \x01(\tR\x05email\x12\x18\n" +
+	"\aprimary\x18\x02 \x01(\bR\aprimary\x12\x1a\n" +
+	"\bverified\x18\x03 \x01(\bR\bverified\x125\n" +
+	"\badded_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aaddedAt\"i\n" +
+	"\x0fAddEmailRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
+	"\x05email\x18\x02 \x01(\tR\x05email\x12'\n" +
+	"\x0fverification_id\x18\x03 \x01(\tR\x0everificationId\"H\n" +
+	"\x10AddEmailResponse\x124\n" +
+	"\x06emails\x18\x01 \x03(\v2\x1c.gatehouse.accounts.v1.EmailR\x06emails\"C\n" +
+	"\x12RemoveEmailRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
+	"\x05email\x18\x02 \x01(\tR\x05email\"K\n" +
+	"\x13RemoveEmailResponse\x124\n" +
+	"\x06emails\x18\x01 \x03(\v2\x1c.gatehouse.accounts.v1.EmailR\x06emails\"G\n" +
+	"\x16SetPrimaryEmailRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
+	"\x05email\x18\x02 \x01(\tR\x05email\"O\n" +
+	"\x17SetPrimaryEmailResponse\x124\n" +
+	"\x06emails\x18\x01 \x03(\v2\x1c.gatehouse.accounts.v1.EmailR\x06emails\",\n" +
+	"\x11ListEmailsRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\"J\n" +
+	"\x12ListEmailsResponse\x124\n" +
+	"\x06emails\x18\x01 \x03(\v2\x1c.gatehouse.accounts.v1.EmailR\x06emails\"\x81\x03\n" +
+	"\x0eBrowserSession\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1d\n" +
+	"\n" +
+	"user_agent\x18\x03 \x01(\tR\tuserAgent\x12\x1d\n" +
+	"\n" +
+	"ip_address\x18\x04 \x01(\tR\tipAddress\x129\n" +
+	"\n" +
+	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12@\n" +
+	"\x0elast_active_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\flastActiveAt\x125\n" +
+	"\bended_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\aendedAt\x12E\n" +
+	"\x10authenticated_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x0fauthenticatedAt\"s\n" +
+	"\x1aStartBrowserSessionRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
+	"\n" +
+	"user_agent\x18\x02 \x01(\tR\tuserAgent\x12\x1d\n" +
+	"\n" +
+	"ip_address\x18\x03 \x01(\tR\tipAddress\"v\n" +
+	"\x1bStartBrowserSessionResponse\x12?\n" +
+	"\asession\x18\x01 \x01(\v2%.gatehouse.accounts.v1.BrowserSessionR\asession\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\"Z\n" +
+	"!AuthenticateBrowserSessionRequest\x12\x16\n" +
+	"\x06secret\x18\x01 \x01(\tR\x06secret\x12\x1d\n" +
+	"\n" +
+	"ip_address\x18\x02 \x01(\tR\tipAddress\"\x96\x01\n" +
+	"\"AuthenticateBrowserSessionResponse\x12?\n" +
+	"\asession\x18\x01 \x01(\v2%.gatehouse.accounts.v1.BrowserSessionR\asession\x12/\n" +
+	"\x04user\x18\x02 \x01(\v2\x1b.gatehouse.accounts.v1.UserR\x04user\"R\n" +
+	"\x18EndBrowserSessionRequest\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\"\x1b\n" +
+	"\x19EndBrowserSessionResponse\"Z\n" +
+	"\x1aListBrowserSessionsRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12#\n" +
+	"\rinclude_ended\x18\x02 \x01(\bR\fincludeEnded\"`\n" +
+	"\x1bListBrowserSessionsResponse\x12A\n" +
+	"\bsessions\x18\x01 \x03(\v2%.gatehouse.accounts.v1.BrowserSessionR\bsessions\"\xd4\x02\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x14\n" +
@@ -1661,8 +2776,7 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x17USER_STATUS_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12USER_STATUS_ACTIVE\x10\x01\x12\x16\n" +
 	"\x12USER_STATUS_LOCKED\x10\x02\x12\x1b\n" +
-	"\x17USER_STATUS_DEACTIVATED\x10\x032\xe6\n" +
-	"\n" +
+	"\x17USER_STATUS_DEACTIVATED\x10\x032\xf5\x12\n" +
 	"\x0fAccountsService\x12[\n" +
 	"\bRegister\x12&.gatehouse.accounts.v1.RegisterRequest\x1a'.gatehouse.accounts.v1.RegisterResponse\x12X\n" +
 	"\aGetUser\x12%.gatehouse.accounts.v1.GetUserRequest\x1a&.gatehouse.accounts.v1.GetUserResponse\x12v\n" +
@@ -1677,7 +2791,17 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x0eReactivateUser\x12,.gatehouse.accounts.v1.ReactivateUserRequest\x1a-.gatehouse.accounts.v1.ReactivateUserResponse\x12m\n" +
 	"\x0eSetDisplayName\x12,.gatehouse.accounts.v1.SetDisplayNameRequest\x1a-.gatehouse.accounts.v1.SetDisplayNameResponse\x12^\n" +
 	"\tListUsers\x12'.gatehouse.accounts.v1.ListUsersRequest\x1a(.gatehouse.accounts.v1.ListUsersResponse\x12s\n" +
-	"\x10ListAuditEntries\x12..gatehouse.accounts.v1.ListAuditEntriesRequest\x1a/.gatehouse.accounts.v1.ListAuditEntriesResponseB6Z4gatehouse.dev/proto/gatehouse/accounts/v1;accountsv1b\x06proto3"
+	"\x10ListAuditEntries\x12..gatehouse.accounts.v1.ListAuditEntriesRequest\x1a/.gatehouse.accounts.v1.ListAuditEntriesResponse\x12m\n" +
+	"\x0eGetUserByEmail\x12,.gatehouse.accounts.v1.GetUserByEmailRequest\x1a-.gatehouse.accounts.v1.GetUserByEmailResponse\x12[\n" +
+	"\bAddEmail\x12&.gatehouse.accounts.v1.AddEmailRequest\x1a'.gatehouse.accounts.v1.AddEmailResponse\x12d\n" +
+	"\vRemoveEmail\x12).gatehouse.accounts.v1.RemoveEmailRequest\x1a*.gatehouse.accounts.v1.RemoveEmailResponse\x12p\n" +
+	"\x0fSetPrimaryEmail\x12-.gatehouse.accounts.v1.SetPrimaryEmailRequest\x1a..gatehouse.accounts.v1.SetPrimaryEmailResponse\x12a\n" +
+	"\n" +
+	"ListEmails\x12(.gatehouse.accounts.v1.ListEmailsRequest\x1a).gatehouse.accounts.v1.ListEmailsResponse\x12|\n" +
+	"\x13StartBrowserSession\x121.gatehouse.accounts.v1.StartBrowserSessionRequest\x1a2.gatehouse.accounts.v1.StartBrowserSessionResponse\x12\x91\x01\n" +
+	"\x1aAuthenticateBrowserSession\x128.gatehouse.accounts.v1.AuthenticateBrowserSessionRequest\x1a9.gatehouse.accounts.v1.AuthenticateBrowserSessionResponse\x12v\n" +
+	"\x11EndBrowserSession\x12/.gatehouse.accounts.v1.EndBrowserSessionRequest\x1a0.gatehouse.accounts.v1.EndBrowserSessionResponse\x12|\n" +
+	"\x13ListBrowserSessions\x121.gatehouse.accounts.v1.ListBrowserSessionsRequest\x1a2.gatehouse.accounts.v1.ListBrowserSessionsResponseB6Z4gatehouse.dev/proto/gatehouse/accounts/v1;accountsv1b\x06proto3"
 
 var (
 	file_gatehouse_accounts_v1_accounts_proto_rawDescOnce sync.Once
@@ -1692,86 +2816,138 @@ func file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP() []byte {
 }
 
 var file_gatehouse_accounts_v1_accounts_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_gatehouse_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_gatehouse_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_gatehouse_accounts_v1_accounts_proto_goTypes = []any{
-	(UserStatus)(0),                   // 0: gatehouse.accounts.v1.UserStatus
-	(*User)(nil),                      // 1: gatehouse.accounts.v1.User
-	(*RegisterRequest)(nil),           // 2: gatehouse.accounts.v1.RegisterRequest
-	(*RegisterResponse)(nil),          // 3: gatehouse.accounts.v1.RegisterResponse
-	(*GetUserRequest)(nil),            // 4: gatehouse.accounts.v1.GetUserRequest
-	(*GetUserByUsernameRequest)(nil),  // 5: gatehouse.accounts.v1.GetUserByUsernameRequest
-	(*GetUserResponse)(nil),           // 6: gatehouse.accounts.v1.GetUserResponse
-	(*GetUserByUsernameResponse)(nil), // 7: gatehouse.accounts.v1.GetUserByUsernameResponse
-	(*VerifyPasswordRequest)(nil),     // 8: gatehouse.accounts.v1.VerifyPasswordRequest
-	(*VerifyPasswordResponse)(nil),    // 9: gatehouse.accounts.v1.VerifyPasswordResponse
-	(*ChangePasswordRequest)(nil),     // 10: gatehouse.accounts.v1.ChangePasswordRequest
-	(*ChangePasswordResponse)(nil),    // 11: gatehouse.accounts.v1.ChangePasswordResponse
-	(*SetPasswordRequest)(nil),        // 12: gatehouse.accounts.v1.SetPasswordRequest
-	(*SetPasswordResponse)(nil),       // 13: gatehouse.accounts.v1.SetPasswordResponse
-	(*LockUserRequest)(nil),           // 14: gatehouse.accounts.v1.LockUserRequest
-	(*LockUserResponse)(nil),          // 15: gatehouse.accounts.v1.LockUserResponse
-	(*UnlockUserRequest)(nil),         // 16: gatehouse.accounts.v1.UnlockUserRequest
-	(*UnlockUserResponse)(nil),        // 17: gatehouse.accounts.v1.UnlockUserResponse
-	(*DeactivateUserRequest)(nil),     // 18: gatehouse.accounts.v1.DeactivateUserRequest
-	(*DeactivateUserResponse)(nil),    // 19: gatehouse.accounts.v1.DeactivateUserResponse
-	(*ReactivateUserRequest)(nil),     // 20: gatehouse.accounts.v1.ReactivateUserRequest
-	(*ReactivateUserResponse)(nil),    // 21: gatehouse.accounts.v1.ReactivateUserResponse
-	(*SetDisplayNameRequest)(nil),     // 22: gatehouse.accounts.v1.SetDisplayNameRequest
-	(*SetDisplayNameResponse)(nil),    // 23: gatehouse.accounts.v1.SetDisplayNameResponse
-	(*ListUsersRequest)(nil),          // 24: gatehouse.accounts.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),         // 25: gatehouse.accounts.v1.ListUsersResponse
-	(*AuditEntry)(nil),                // 26: gatehouse.accounts.v1.AuditEntry
-	(*ListAuditEntriesRequest)(nil),   // 27: gatehouse.accounts.v1.ListAuditEntriesRequest
-	(*ListAuditEntriesResponse)(nil),  // 28: gatehouse.accounts.v1.ListAuditEntriesResponse
-	(*timestamppb.Timestamp)(nil),     // 29: google.protobuf.Timestamp
+	(UserStatus)(0),                            // 0: gatehouse.accounts.v1.UserStatus
+	(*GetUserByEmailRequest)(nil),              // 1: gatehouse.accounts.v1.GetUserByEmailRequest
+	(*GetUserByEmailResponse)(nil),             // 2: gatehouse.accounts.v1.GetUserByEmailResponse
+	(*Email)(nil),                              // 3: gatehouse.accounts.v1.Email
+	(*AddEmailRequest)(nil),                    // 4: gatehouse.accounts.v1.AddEmailRequest
+	(*AddEmailResponse)(nil),                   // 5: gatehouse.accounts.v1.AddEmailResponse
+	(*RemoveEmailRequest)(nil),                 // 6: gatehouse.accounts.v1.RemoveEmailRequest
+	(*RemoveEmailResponse)(nil),                // 7: gatehouse.accounts.v1.RemoveEmailResponse
+	(*SetPrimaryEmailRequest)(nil),             // 8: gatehouse.accounts.v1.SetPrimaryEmailRequest
+	(*SetPrimaryEmailResponse)(nil),            // 9: gatehouse.accounts.v1.SetPrimaryEmailResponse
+	(*ListEmailsRequest)(nil),                  // 10: gatehouse.accounts.v1.ListEmailsRequest
+	(*ListEmailsResponse)(nil),                 // 11: gatehouse.accounts.v1.ListEmailsResponse
+	(*BrowserSession)(nil),                     // 12: gatehouse.accounts.v1.BrowserSession
+	(*StartBrowserSessionRequest)(nil),         // 13: gatehouse.accounts.v1.StartBrowserSessionRequest
+	(*StartBrowserSessionResponse)(nil),        // 14: gatehouse.accounts.v1.StartBrowserSessionResponse
+	(*AuthenticateBrowserSessionRequest)(nil),  // 15: gatehouse.accounts.v1.AuthenticateBrowserSessionRequest
+	(*AuthenticateBrowserSessionResponse)(nil), // 16: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse
+	(*EndBrowserSessionRequest)(nil),           // 17: gatehouse.accounts.v1.EndBrowserSessionRequest
+	(*EndBrowserSessionResponse)(nil),          // 18: gatehouse.accounts.v1.EndBrowserSessionResponse
+	(*ListBrowserSessionsRequest)(nil),         // 19: gatehouse.accounts.v1.ListBrowserSessionsRequest
+	(*ListBrowserSessionsResponse)(nil),        // 20: gatehouse.accounts.v1.ListBrowserSessionsResponse
+	(*User)(nil),                               // 21: gatehouse.accounts.v1.User
+	(*RegisterRequest)(nil),                    // 22: gatehouse.accounts.v1.RegisterRequest
+	(*RegisterResponse)(nil),                   // 23: gatehouse.accounts.v1.RegisterResponse
+	(*GetUserRequest)(nil),                     // 24: gatehouse.accounts.v1.GetUserRequest
+	(*GetUserByUsernameRequest)(nil),           // 25: gatehouse.accounts.v1.GetUserByUsernameRequest
+	(*GetUserResponse)(nil),                    // 26: gatehouse.accounts.v1.GetUserResponse
+	(*GetUserByUsernameResponse)(nil),          // 27: gatehouse.accounts.v1.GetUserByUsernameResponse
+	(*VerifyPasswordRequest)(nil),              // 28: gatehouse.accounts.v1.VerifyPasswordRequest
+	(*VerifyPasswordResponse)(nil),             // 29: gatehouse.accounts.v1.VerifyPasswordResponse
+	(*ChangePasswordRequest)(nil),              // 30: gatehouse.accounts.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil),             // 31: gatehouse.accounts.v1.ChangePasswordResponse
+	(*SetPasswordRequest)(nil),                 // 32: gatehouse.accounts.v1.SetPasswordRequest
+	(*SetPasswordResponse)(nil),                // 33: gatehouse.accounts.v1.SetPasswordResponse
+	(*LockUserRequest)(nil),                    // 34: gatehouse.accounts.v1.LockUserRequest
+	(*LockUserResponse)(nil),                   // 35: gatehouse.accounts.v1.LockUserResponse
+	(*UnlockUserRequest)(nil),                  // 36: gatehouse.accounts.v1.UnlockUserRequest
+	(*UnlockUserResponse)(nil),                 // 37: gatehouse.accounts.v1.UnlockUserResponse
+	(*DeactivateUserRequest)(nil),              // 38: gatehouse.accounts.v1.DeactivateUserRequest
+	(*DeactivateUserResponse)(nil),             // 39: gatehouse.accounts.v1.DeactivateUserResponse
+	(*ReactivateUserRequest)(nil),              // 40: gatehouse.accounts.v1.ReactivateUserRequest
+	(*ReactivateUserResponse)(nil),             // 41: gatehouse.accounts.v1.ReactivateUserResponse
+	(*SetDisplayNameRequest)(nil),              // 42: gatehouse.accounts.v1.SetDisplayNameRequest
+	(*SetDisplayNameResponse)(nil),             // 43: gatehouse.accounts.v1.SetDisplayNameResponse
+	(*ListUsersRequest)(nil),                   // 44: gatehouse.accounts.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),                  // 45: gatehouse.accounts.v1.ListUsersResponse
+	(*AuditEntry)(nil),                         // 46: gatehouse.accounts.v1.AuditEntry
+	(*ListAuditEntriesRequest)(nil),            // 47: gatehouse.accounts.v1.ListAuditEntriesRequest
+	(*ListAuditEntriesResponse)(nil),           // 48: gatehouse.accounts.v1.ListAuditEntriesResponse
+	(*timestamppb.Timestamp)(nil),              // 49: google.protobuf.Timestamp
 }
 var file_gatehouse_accounts_v1_accounts_proto_depIdxs = []int32{
-	29, // 0: gatehouse.accounts.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	29, // 1: gatehouse.accounts.v1.User.updated_at:type_name -> google.protobuf.Timestamp
-	1,  // 2: gatehouse.accounts.v1.RegisterResponse.user:type_name -> gatehouse.accounts.v1.User
-	1,  // 3: gatehouse.accounts.v1.GetUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	1,  // 4: gatehouse.accounts.v1.GetUserByUsernameResponse.user:type_name -> gatehouse.accounts.v1.User
-	1,  // 5: gatehouse.accounts.v1.VerifyPasswordResponse.user:type_name -> gatehouse.accounts.v1.User
-	1,  // 6: gatehouse.accounts.v1.LockUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	1,  // 7: gatehouse.accounts.v1.UnlockUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	1,  // 8: gatehouse.accounts.v1.DeactivateUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	1,  // 9: gatehouse.accounts.v1.ReactivateUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	1,  // 10: gatehouse.accounts.v1.SetDisplayNameResponse.user:type_name -> gatehouse.accounts.v1.User
-	0,  // 11: gatehouse.accounts.v1.ListUsersRequest.status:type_name -> gatehouse.accounts.v1.UserStatus
-	1,  // 12: gatehouse.accounts.v1.ListUsersResponse.users:type_name -> gatehouse.accounts.v1.User
-	29, // 13: gatehouse.accounts.v1.AuditEntry.occurred_at:type_name -> google.protobuf.Timestamp
-	26, // 14: gatehouse.accounts.v1.ListAuditEntriesResponse.entries:type_name -> gatehouse.accounts.v1.AuditEntry
-	2,  // 15: gatehouse.accounts.v1.AccountsService.Register:input_type -> gatehouse.accounts.v1.RegisterRequest
-	4,  // 16: gatehouse.accounts.v1.AccountsService.GetUser:input_type -> gatehouse.accounts.v1.GetUserRequest
-	5,  // 17: gatehouse.accounts.v1.AccountsService.GetUserByUsername:input_type -> gatehouse.accounts.v1.GetUserByUsernameRequest
-	8,  // 18: gatehouse.accounts.v1.AccountsService.VerifyPassword:input_type -> gatehouse.accounts.v1.VerifyPasswordRequest
-	10, // 19: gatehouse.accounts.v1.AccountsService.ChangePassword:input_type -> gatehouse.accounts.v1.ChangePasswordRequest
-	12, // 20: gatehouse.accounts.v1.AccountsService.SetPassword:input_type -> gatehouse.accounts.v1.SetPasswordRequest
-	14, // 21: gatehouse.accounts.v1.AccountsService.LockUser:input_type -> gatehouse.accounts.v1.LockUserRequest
-	16, // 22: gatehouse.accounts.v1.AccountsService.UnlockUser:input_type -> gatehouse.accounts.v1.UnlockUserRequest
-	18, // 23: gatehouse.accounts.v1.AccountsService.DeactivateUser:input_type -> gatehouse.accounts.v1.DeactivateUserRequest
-	20, // 24: gatehouse.accounts.v1.AccountsService.ReactivateUser:input_type -> gatehouse.accounts.v1.ReactivateUserRequest
-	22, // 25: gatehouse.accounts.v1.AccountsService.SetDisplayName:input_type -> gatehouse.accounts.v1.SetDisplayNameRequest
-	24, // 26: gatehouse.accounts.v1.AccountsService.ListUsers:input_type -> gatehouse.accounts.v1.ListUsersRequest
-	27, // 27: gatehouse.accounts.v1.AccountsService.ListAuditEntries:input_type -> gatehouse.accounts.v1.ListAuditEntriesRequest
-	3,  // 28: gatehouse.accounts.v1.AccountsService.Register:output_type -> gatehouse.accounts.v1.RegisterResponse
-	6,  // 29: gatehouse.accounts.v1.AccountsService.GetUser:output_type -> gatehouse.accounts.v1.GetUserResponse
-	7,  // 30: gatehouse.accounts.v1.AccountsService.GetUserByUsername:output_type -> gatehouse.accounts.v1.GetUserByUsernameResponse
-	9,  // 31: gatehouse.accounts.v1.AccountsService.VerifyPassword:output_type -> gatehouse.accounts.v1.VerifyPasswordResponse
-	11, // 32: gatehouse.accounts.v1.AccountsService.ChangePassword:output_type -> gatehouse.accounts.v1.ChangePasswordResponse
-	13, // 33: gatehouse.accounts.v1.AccountsService.SetPassword:output_type -> gatehouse.accounts.v1.SetPasswordResponse
-	15, // 34: gatehouse.accounts.v1.AccountsService.LockUser:output_type -> gatehouse.accounts.v1.LockUserResponse
-	17, // 35: gatehouse.accounts.v1.AccountsService.UnlockUser:output_type -> gatehouse.accounts.v1.UnlockUserResponse
-	19, // 36: gatehouse.accounts.v1.AccountsService.DeactivateUser:output_type -> gatehouse.accounts.v1.DeactivateUserResponse
-	21, // 37: gatehouse.accounts.v1.AccountsService.ReactivateUser:output_type -> gatehouse.accounts.v1.ReactivateUserResponse
-	23, // 38: gatehouse.accounts.v1.AccountsService.SetDisplayName:output_type -> gatehouse.accounts.v1.SetDisplayNameResponse
-	25, // 39: gatehouse.accounts.v1.AccountsService.ListUsers:output_type -> gatehouse.accounts.v1.ListUsersResponse
-	28, // 40: gatehouse.accounts.v1.AccountsService.ListAuditEntries:output_type -> gatehouse.accounts.v1.ListAuditEntriesResponse
-	28, // [28:41] is the sub-list for method output_type
-	15, // [15:28] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	21, // 0: gatehouse.accounts.v1.GetUserByEmailResponse.user:type_name -> gatehouse.accounts.v1.User
+	49, // 1: gatehouse.accounts.v1.Email.added_at:type_name -> google.protobuf.Timestamp
+	3,  // 2: gatehouse.accounts.v1.AddEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
+	3,  // 3: gatehouse.accounts.v1.RemoveEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
+	3,  // 4: gatehouse.accounts.v1.SetPrimaryEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
+	3,  // 5: gatehouse.accounts.v1.ListEmailsResponse.emails:type_name -> gatehouse.accounts.v1.Email
+	49, // 6: gatehouse.accounts.v1.BrowserSession.created_at:type_name -> google.protobuf.Timestamp
+	49, // 7: gatehouse.accounts.v1.BrowserSession.last_active_at:type_name -> google.protobuf.Timestamp
+	49, // 8: gatehouse.accounts.v1.BrowserSession.ended_at:type_name -> google.protobuf.Timestamp
+	49, // 9: gatehouse.accounts.v1.BrowserSession.authenticated_at:type_name -> google.protobuf.Timestamp
+	12, // 10: gatehouse.accounts.v1.StartBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
+	12, // 11: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
+	21, // 12: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse.user:type_name -> gatehouse.accounts.v1.User
+	12, // 13: gatehouse.accounts.v1.ListBrowserSessionsResponse.sessions:type_name -> gatehouse.accounts.v1.BrowserSession
+	49, // 14: gatehouse.accounts.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	49, // 15: gatehouse.accounts.v1.User.updated_at:type_name -> google.protobuf.Timestamp
+	21, // 16: gatehouse.accounts.v1.RegisterResponse.user:type_name -> gatehouse.accounts.v1.User
+	21, // 17: gatehouse.accounts.v1.GetUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	21, // 18: gatehouse.accounts.v1.GetUserByUsernameResponse.user:type_name -> gatehouse.accounts.v1.User
+	21, // 19: gatehouse.accounts.v1.VerifyPasswordResponse.user:type_name -> gatehouse.accounts.v1.User
+	21, // 20: gatehouse.accounts.v1.LockUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	21, // 21: gatehouse.accounts.v1.UnlockUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	21, // 22: gatehouse.accounts.v1.DeactivateUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	21, // 23: gatehouse.accounts.v1.ReactivateUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	21, // 24: gatehouse.accounts.v1.SetDisplayNameResponse.user:type_name -> gatehouse.accounts.v1.User
+	0,  // 25: gatehouse.accounts.v1.ListUsersRequest.status:type_name -> gatehouse.accounts.v1.UserStatus
+	21, // 26: gatehouse.accounts.v1.ListUsersResponse.users:type_name -> gatehouse.accounts.v1.User
+	49, // 27: gatehouse.accounts.v1.AuditEntry.occurred_at:type_name -> google.protobuf.Timestamp
+	46, // 28: gatehouse.accounts.v1.ListAuditEntriesResponse.entries:type_name -> gatehouse.accounts.v1.AuditEntry
+	22, // 29: gatehouse.accounts.v1.AccountsService.Register:input_type -> gatehouse.accounts.v1.RegisterRequest
+	24, // 30: gatehouse.accounts.v1.AccountsService.GetUser:input_type -> gatehouse.accounts.v1.GetUserRequest
+	25, // 31: gatehouse.accounts.v1.AccountsService.GetUserByUsername:input_type -> gatehouse.accounts.v1.GetUserByUsernameRequest
+	28, // 32: gatehouse.accounts.v1.AccountsService.VerifyPassword:input_type -> gatehouse.accounts.v1.VerifyPasswordRequest
+	30, // 33: gatehouse.accounts.v1.AccountsService.ChangePassword:input_type -> gatehouse.accounts.v1.ChangePasswordRequest
+	32, // 34: gatehouse.accounts.v1.AccountsService.SetPassword:input_type -> gatehouse.accounts.v1.SetPasswordRequest
+	34, // 35: gatehouse.accounts.v1.AccountsService.LockUser:input_type -> gatehouse.accounts.v1.LockUserRequest
+	36, // 36: gatehouse.accounts.v1.AccountsService.UnlockUser:input_type -> gatehouse.accounts.v1.UnlockUserRequest
+	38, // 37: gatehouse.accounts.v1.AccountsService.DeactivateUser:input_type -> gatehouse.accounts.v1.DeactivateUserRequest
+	40, // 38: gatehouse.accounts.v1.AccountsService.ReactivateUser:input_type -> gatehouse.accounts.v1.ReactivateUserRequest
+	42, // 39: gatehouse.accounts.v1.AccountsService.SetDisplayName:input_type -> gatehouse.accounts.v1.SetDisplayNameRequest
+	44, // 40: gatehouse.accounts.v1.AccountsService.ListUsers:input_type -> gatehouse.accounts.v1.ListUsersRequest
+	47, // 41: gatehouse.accounts.v1.AccountsService.ListAuditEntries:input_type -> gatehouse.accounts.v1.ListAuditEntriesRequest
+	1,  // 42: gatehouse.accounts.v1.AccountsService.GetUserByEmail:input_type -> gatehouse.accounts.v1.GetUserByEmailRequest
+	4,  // 43: gatehouse.accounts.v1.AccountsService.AddEmail:input_type -> gatehouse.accounts.v1.AddEmailRequest
+	6,  // 44: gatehouse.accounts.v1.AccountsService.RemoveEmail:input_type -> gatehouse.accounts.v1.RemoveEmailRequest
+	8,  // 45: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:input_type -> gatehouse.accounts.v1.SetPrimaryEmailRequest
+	10, // 46: gatehouse.accounts.v1.AccountsService.ListEmails:input_type -> gatehouse.accounts.v1.ListEmailsRequest
+	13, // 47: gatehouse.accounts.v1.AccountsService.StartBrowserSession:input_type -> gatehouse.accounts.v1.StartBrowserSessionRequest
+	15, // 48: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:input_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionRequest
+	17, // 49: gatehouse.accounts.v1.AccountsService.EndBrowserSession:input_type -> gatehouse.accounts.v1.EndBrowserSessionRequest
+	19, // 50: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:input_type -> gatehouse.accounts.v1.ListBrowserSessionsRequest
+	23, // 51: gatehouse.accounts.v1.AccountsService.Register:output_type -> gatehouse.accounts.v1.RegisterResponse
+	26, // 52: gatehouse.accounts.v1.AccountsService.GetUser:output_type -> gatehouse.accounts.v1.GetUserResponse
+	27, // 53: gatehouse.accounts.v1.AccountsService.GetUserByUsername:output_type -> gatehouse.accounts.v1.GetUserByUsernameResponse
+	29, // 54: gatehouse.accounts.v1.AccountsService.VerifyPassword:output_type -> gatehouse.accounts.v1.VerifyPasswordResponse
+	31, // 55: gatehouse.accounts.v1.AccountsService.ChangePassword:output_type -> gatehouse.accounts.v1.ChangePasswordResponse
+	33, // 56: gatehouse.accounts.v1.AccountsService.SetPassword:output_type -> gatehouse.accounts.v1.SetPasswordResponse
+	35, // 57: gatehouse.accounts.v1.AccountsService.LockUser:output_type -> gatehouse.accounts.v1.LockUserResponse
+	37, // 58: gatehouse.accounts.v1.AccountsService.UnlockUser:output_type -> gatehouse.accounts.v1.UnlockUserResponse
+	39, // 59: gatehouse.accounts.v1.AccountsService.DeactivateUser:output_type -> gatehouse.accounts.v1.DeactivateUserResponse
+	41, // 60: gatehouse.accounts.v1.AccountsService.ReactivateUser:output_type -> gatehouse.accounts.v1.ReactivateUserResponse
+	43, // 61: gatehouse.accounts.v1.AccountsService.SetDisplayName:output_type -> gatehouse.accounts.v1.SetDisplayNameResponse
+	45, // 62: gatehouse.accounts.v1.AccountsService.ListUsers:output_type -> gatehouse.accounts.v1.ListUsersResponse
+	48, // 63: gatehouse.accounts.v1.AccountsService.ListAuditEntries:output_type -> gatehouse.accounts.v1.ListAuditEntriesResponse
+	2,  // 64: gatehouse.accounts.v1.AccountsService.GetUserByEmail:output_type -> gatehouse.accounts.v1.GetUserByEmailResponse
+	5,  // 65: gatehouse.accounts.v1.AccountsService.AddEmail:output_type -> gatehouse.accounts.v1.AddEmailResponse
+	7,  // 66: gatehouse.accounts.v1.AccountsService.RemoveEmail:output_type -> gatehouse.accounts.v1.RemoveEmailResponse
+	9,  // 67: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:output_type -> gatehouse.accounts.v1.SetPrimaryEmailResponse
+	11, // 68: gatehouse.accounts.v1.AccountsService.ListEmails:output_type -> gatehouse.accounts.v1.ListEmailsResponse
+	14, // 69: gatehouse.accounts.v1.AccountsService.StartBrowserSession:output_type -> gatehouse.accounts.v1.StartBrowserSessionResponse
+	16, // 70: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:output_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionResponse
+	18, // 71: gatehouse.accounts.v1.AccountsService.EndBrowserSession:output_type -> gatehouse.accounts.v1.EndBrowserSessionResponse
+	20, // 72: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:output_type -> gatehouse.accounts.v1.ListBrowserSessionsResponse
+	51, // [51:73] is the sub-list for method output_type
+	29, // [29:51] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_accounts_v1_accounts_proto_init() }
@@ -1785,7 +2961,7 @@ func file_gatehouse_accounts_v1_accounts_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_accounts_v1_accounts_proto_rawDesc), len(file_gatehouse_accounts_v1_accounts_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   28,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,19 +19,28 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AccountsService_Register_FullMethodName          = "/gatehouse.accounts.v1.AccountsService/Register"
-	AccountsService_GetUser_FullMethodName           = "/gatehouse.accounts.v1.AccountsService/GetUser"
-	AccountsService_GetUserByUsername_FullMethodName = "/gatehouse.accounts.v1.AccountsService/GetUserByUsername"
-	AccountsService_VerifyPassword_FullMethodName    = "/gatehouse.accounts.v1.AccountsService/VerifyPassword"
-	AccountsService_ChangePassword_FullMethodName    = "/gatehouse.accounts.v1.AccountsService/ChangePassword"
-	AccountsService_SetPassword_FullMethodName       = "/gatehouse.accounts.v1.AccountsService/SetPassword"
-	AccountsService_LockUser_FullMethodName          = "/gatehouse.accounts.v1.AccountsService/LockUser"
-	AccountsService_UnlockUser_FullMethodName        = "/gatehouse.accounts.v1.AccountsService/UnlockUser"
-	AccountsService_DeactivateUser_FullMethodName    = "/gatehouse.accounts.v1.AccountsService/DeactivateUser"
-	AccountsService_ReactivateUser_FullMethodName    = "/gatehouse.accounts.v1.AccountsService/ReactivateUser"
-	AccountsService_SetDisplayName_FullMethodName    = "/gatehouse.accounts.v1.AccountsService/SetDisplayName"
-	AccountsService_ListUsers_FullMethodName         = "/gatehouse.accounts.v1.AccountsService/ListUsers"
-	AccountsService_ListAuditEntries_FullMethodName  = "/gatehouse.accounts.v1.AccountsService/ListAuditEntries"
+	AccountsService_Register_FullMethodName                   = "/gatehouse.accounts.v1.AccountsService/Register"
+	AccountsService_GetUser_FullMethodName                    = "/gatehouse.accounts.v1.AccountsService/GetUser"
+	AccountsService_GetUserByUsername_FullMethodName          = "/gatehouse.accounts.v1.AccountsService/GetUserByUsername"
+	AccountsService_VerifyPassword_FullMethodName             = "/gatehouse.accounts.v1.AccountsService/VerifyPassword"
+	AccountsService_ChangePassword_FullMethodName             = "/gatehouse.accounts.v1.AccountsService/ChangePassword"
+	AccountsService_SetPassword_FullMethodName                = "/gatehouse.accounts.v1.AccountsService/SetPassword"
+	AccountsService_LockUser_FullMethodName                   = "/gatehouse.accounts.v1.AccountsService/LockUser"
+	AccountsService_UnlockUser_FullMethodName                 = "/gatehouse.accounts.v1.AccountsService/UnlockUser"
+	AccountsService_DeactivateUser_FullMethodName             = "/gatehouse.accounts.v1.AccountsService/DeactivateUser"
+	AccountsService_ReactivateUser_FullMethodName             = "/gatehouse.accounts.v1.AccountsService/ReactivateUser"
+	AccountsService_SetDisplayName_FullMethodName             = "/gatehouse.accounts.v1.AccountsService/SetDisplayName"
+	AccountsService_ListUsers_FullMethodName                  = "/gatehouse.accounts.v1.AccountsService/ListUsers"
+	AccountsService_ListAuditEntries_FullMethodName           = "/gatehouse.accounts.v1.AccountsService/ListAuditEntries"
+	AccountsService_GetUserByEmail_FullMethodName             = "/gatehouse.accounts.v1.AccountsService/GetUserByEmail"
+	AccountsService_AddEmail_FullMethodName                   = "/gatehouse.accounts.v1.AccountsService/AddEmail"
+	AccountsService_RemoveEmail_FullMethodName                = "/gatehouse.accounts.v1.AccountsService/RemoveEmail"
+	AccountsService_SetPrimaryEmail_FullMethodName            = "/gatehouse.accounts.v1.AccountsService/SetPrimaryEmail"
+	AccountsService_ListEmails_FullMethodName                 = "/gatehouse.accounts.v1.AccountsService/ListEmails"
+	AccountsService_StartBrowserSession_FullMethodName        = "/gatehouse.accounts.v1.AccountsService/StartBrowserSession"
+	AccountsService_AuthenticateBrowserSession_FullMethodName = "/gatehouse.accounts.v1.AccountsService/AuthenticateBrowserSession"
+	AccountsService_EndBrowserSession_FullMethodName          = "/gatehouse.accounts.v1.AccountsService/EndBrowserSession"
+	AccountsService_ListBrowserSessions_FullMethodName        = "/gatehouse.accounts.v1.AccountsService/ListBrowserSessions"
 )
 
 // AccountsServiceClient is the client API for AccountsService service.
@@ -68,6 +77,26 @@ type AccountsServiceClient interface {
 	ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error)
 	// ListAuditEntries pages through the audit log, optionally for one user, newest first.
 	ListAuditEntries(ctx context.Context, in *ListAuditEntriesRequest, opts ...grpc.CallOption) (*ListAuditEntriesResponse, error)
+	// GetUserByEmail finds the user owning a (verified or primary) email address. NOT_FOUND when none.
+	GetUserByEmail(ctx context.Context, in *GetUserByEmailRequest, opts ...grpc.CallOption) (*GetUserByEmailResponse, error)
+	// AddEmail adds an address the caller has verified (through the notify service) to a user.
+	AddEmail(ctx context.Context, in *AddEmailRequest, opts ...grpc.CallOption) (*AddEmailResponse, error)
+	// RemoveEmail removes a non-primary address.
+	RemoveEmail(ctx context.Context, in *RemoveEmailRequest, opts ...grpc.CallOption) (*RemoveEmailResponse, error)
+	// SetPrimaryEmail makes one of the user's verified addresses the primary one.
+	SetPrimaryEmail(ctx context.Context, in *SetPrimaryEmailRequest, opts ...grpc.CallOption) (*SetPrimaryEmailResponse, error)
+	// ListEmails lists a user's addresses.
+	ListEmails(ctx context.Context, in *ListEmailsRequest, opts ...grpc.CallOption) (*ListEmailsResponse, error)
+	// StartBrowserSession signs a user in on a browser. The answer carries the
+	// cookie secret once; only its hash is kept.
+	StartBrowserSession(ctx context.Context, in *StartBrowserSessionRequest, opts ...grpc.CallOption) (*StartBrowserSessionResponse, error)
+	// AuthenticateBrowserSession resolves a cookie secret to its live session and user.
+	// UNAUTHENTICATED for an unknown, ended or expired session, or a locked or deactivated user.
+	AuthenticateBrowserSession(ctx context.Context, in *AuthenticateBrowserSessionRequest, opts ...grpc.CallOption) (*AuthenticateBrowserSessionResponse, error)
+	// EndBrowserSession signs a browser out.
+	EndBrowserSession(ctx context.Context, in *EndBrowserSessionRequest, opts ...grpc.CallOption) (*EndBrowserSessionResponse, error)
+	// ListBrowserSessions lists a user's browser sessions, newest first.
+	ListBrowserSessions(ctx context.Context, in *ListBrowserSessionsRequest, opts ...grpc.CallOption) (*ListBrowserSessionsResponse, error)
 }
 
 type accountsServiceClient struct {
@@ -208,6 +237,96 @@ func (c *accountsServiceClient) ListAuditEntries(ctx context.Context, in *ListAu
 	return out, nil
 }
 
+func (c *accountsServiceClient) GetUserByEmail(ctx context.Context, in *GetUserByEmailRequest, opts ...grpc.CallOption) (*GetUserByEmailResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetUserByEmailResponse)
+	err := c.cc.Invoke(ctx, AccountsService_GetUserByEmail_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) AddEmail(ctx context.Context, in *AddEmailRequest, opts ...grpc.CallOption) (*AddEmailResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddEmailResponse)
+	err := c.cc.Invoke(ctx, AccountsService_AddEmail_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) RemoveEmail(ctx context.Context, in *RemoveEmailRequest, opts ...grpc.CallOption) (*RemoveEmailResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveEmailResponse)
+	err := c.cc.Invoke(ctx, AccountsService_RemoveEmail_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) SetPrimaryEmail(ctx context.Context, in *SetPrimaryEmailRequest, opts ...grpc.CallOption) (*SetPrimaryEmailResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetPrimaryEmailResponse)
+	err := c.cc.Invoke(ctx, AccountsService_SetPrimaryEmail_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) ListEmails(ctx context.Context, in *ListEmailsRequest, opts ...grpc.CallOption) (*ListEmailsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListEmailsResponse)
+	err := c.cc.Invoke(ctx, AccountsService_ListEmails_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) StartBrowserSession(ctx context.Context, in *StartBrowserSessionRequest, opts ...grpc.CallOption) (*StartBrowserSessionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StartBrowserSessionResponse)
+	err := c.cc.Invoke(ctx, AccountsService_StartBrowserSession_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) AuthenticateBrowserSession(ctx context.Context, in *AuthenticateBrowserSessionRequest, opts ...grpc.CallOption) (*AuthenticateBrowserSessionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AuthenticateBrowserSessionResponse)
+	err := c.cc.Invoke(ctx, AccountsService_AuthenticateBrowserSession_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) EndBrowserSession(ctx context.Context, in *EndBrowserSessionRequest, opts ...grpc.CallOption) (*EndBrowserSessionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EndBrowserSessionResponse)
+	err := c.cc.Invoke(ctx, AccountsService_EndBrowserSession_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) ListBrowserSessions(ctx context.Context, in *ListBrowserSessionsRequest, opts ...grpc.CallOption) (*ListBrowserSessionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListBrowserSessionsResponse)
+	err := c.cc.Invoke(ctx, AccountsService_ListBrowserSessions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AccountsServiceServer is the server API for AccountsService service.
 // All implementations must embed UnimplementedAccountsServiceServer
 // for forward compatibility.
@@ -242,6 +361,26 @@ type AccountsServiceServer interface {
 	ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error)
 	// ListAuditEntries pages through the audit log, optionally for one user, newest first.
 	ListAuditEntries(context.Context, *ListAuditEntriesRequest) (*ListAuditEntriesResponse, error)
+	// GetUserByEmail finds the user owning a (verified or primary) email address. NOT_FOUND when none.
+	GetUserByEmail(context.Context, *GetUserByEmailRequest) (*GetUserByEmailResponse, error)
+	// AddEmail adds an address the caller has verified (through the notify service) to a user.
+	AddEmail(context.Context, *AddEmailRequest) (*AddEmailResponse, error)
+	// RemoveEmail removes a non-primary address.
+	RemoveEmail(context.Context, *RemoveEmailRequest) (*RemoveEmailResponse, error)
+	// SetPrimaryEmail makes one of the user's verified addresses the primary one.
+	SetPrimaryEmail(context.Context, *SetPrimaryEmailRequest) (*SetPrimaryEmailResponse, error)
+	// ListEmails lists a user's addresses.
+	ListEmails(context.Context, *ListEmailsRequest) (*ListEmailsResponse, error)
+	// StartBrowserSession signs a user in on a browser. The answer carries the
+	// cookie secret once; only its hash is kept.
+	StartBrowserSession(context.Context, *StartBrowserSessionRequest) (*StartBrowserSessionResponse, error)
+	// AuthenticateBrowserSession resolves a cookie secret to its live session and user.
+	// UNAUTHENTICATED for an unknown, ended or expired session, or a locked or deactivated user.
+	AuthenticateBrowserSession(context.Context, *AuthenticateBrowserSessionRequest) (*AuthenticateBrowserSessionResponse, error)
+	// EndBrowserSession signs a browser out.
+	EndBrowserSession(context.Context, *EndBrowserSessionRequest) (*EndBrowserSessionResponse, error)
+	// ListBrowserSessions lists a user's browser sessions, newest first.
+	ListBrowserSessions(context.Context, *ListBrowserSessionsRequest) (*ListBrowserSessionsResponse, error)
 	mustEmbedUnimplementedAccountsServiceServer()
 }
 
@@ -290,6 +429,33 @@ func (UnimplementedAccountsServiceServer) ListUsers(context.Context, *ListUsersR
 }
 func (UnimplementedAccountsServiceServer) ListAuditEntries(context.Context, *ListAuditEntriesRequest) (*ListAuditEntriesResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListAuditEntries not implemented")
+}
+func (UnimplementedAccountsServiceServer) GetUserByEmail(context.Context, *GetUserByEmailRequest) (*GetUserByEmailResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetUserByEmail not implemented")
+}
+func (UnimplementedAccountsServiceServer) AddEmail(context.Context, *AddEmailRequest) (*AddEmailResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method AddEmail not implemented")
+}
+func (UnimplementedAccountsServiceServer) RemoveEmail(context.Context, *RemoveEmailRequest) (*RemoveEmailResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RemoveEmail not implemented")
+}
+func (UnimplementedAccountsServiceServer) SetPrimaryEmail(context.Context, *SetPrimaryEmailRequest) (*SetPrimaryEmailResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SetPrimaryEmail not implemented")
+}
+func (UnimplementedAccountsServiceServer) ListEmails(context.Context, *ListEmailsRequest) (*ListEmailsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListEmails not implemented")
+}
+func (UnimplementedAccountsServiceServer) StartBrowserSession(context.Context, *StartBrowserSessionRequest) (*StartBrowserSessionResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method StartBrowserSession not implemented")
+}
+func (UnimplementedAccountsServiceServer) AuthenticateBrowserSession(context.Context, *AuthenticateBrowserSessionRequest) (*AuthenticateBrowserSessionResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method AuthenticateBrowserSession not implemented")
+}
+func (UnimplementedAccountsServiceServer) EndBrowserSession(context.Context, *EndBrowserSessionRequest) (*EndBrowserSessionResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method EndBrowserSession not implemented")
+}
+func (UnimplementedAccountsServiceServer) ListBrowserSessions(context.Context, *ListBrowserSessionsRequest) (*ListBrowserSessionsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListBrowserSessions not implemented")
 }
 func (UnimplementedAccountsServiceServer) mustEmbedUnimplementedAccountsServiceServer() {}
 func (UnimplementedAccountsServiceServer) testEmbeddedByValue()                         {}
@@ -546,6 +712,168 @@ func _AccountsService_ListAuditEntries_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AccountsService_GetUserByEmail_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetUserByEmailRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).GetUserByEmail(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_GetUserByEmail_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).GetUserByEmail(ctx, req.(*GetUserByEmailRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_AddEmail_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddEmailRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).AddEmail(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_AddEmail_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).AddEmail(ctx, req.(*AddEmailRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_RemoveEmail_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveEmailRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).RemoveEmail(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_RemoveEmail_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).RemoveEmail(ctx, req.(*RemoveEmailRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_SetPrimaryEmail_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetPrimaryEmailRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).SetPrimaryEmail(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_SetPrimaryEmail_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).SetPrimaryEmail(ctx, req.(*SetPrimaryEmailRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_ListEmails_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListEmailsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).ListEmails(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_ListEmails_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).ListEmails(ctx, req.(*ListEmailsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_StartBrowserSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StartBrowserSessionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).StartBrowserSession(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_StartBrowserSession_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).StartBrowserSession(ctx, req.(*StartBrowserSessionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_AuthenticateBrowserSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AuthenticateBrowserSessionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).AuthenticateBrowserSession(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_AuthenticateBrowserSession_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).AuthenticateBrowserSession(ctx, req.(*AuthenticateBrowserSessionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_EndBrowserSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EndBrowserSessionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).EndBrowserSession(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_EndBrowserSession_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).EndBrowserSession(ctx, req.(*EndBrowserSessionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_ListBrowserSessions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListBrowserSessionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).ListBrowserSessions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_ListBrowserSessions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).ListBrowserSessions(ctx, req.(*ListBrowserSessionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AccountsService_ServiceDesc is the grpc.ServiceDesc for AccountsService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -604,6 +932,42 @@ var AccountsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListAuditEntries",
 			Handler:    _AccountsService_ListAuditEntries_Handler,
+		},
+		{
+			MethodName: "GetUserByEmail",
+			Handler:    _AccountsService_GetUserByEmail_Handler,
+		},
+		{
+			MethodName: "AddEmail",
+			Handler:    _AccountsService_AddEmail_Handler,
+		},
+		{
+			MethodName: "RemoveEmail",
+			Handler:    _AccountsService_RemoveEmail_Handler,
+		},
+		{
+			MethodName: "SetPrimaryEmail",
+			Handler:    _AccountsService_SetPrimaryEmail_Handler,
+		},
+		{
+			MethodName: "ListEmails",
+			Handler:    _AccountsService_ListEmails_Handler,
+		},
+		{
+			MethodName: "StartBrowserSession",
+			Handler:    _AccountsService_StartBrowserSession_Handler,
+		},
+		{
+			MethodName: "AuthenticateBrowserSession",
+			Handler:    _AccountsService_AuthenticateBrowserSession_Handler,
+		},
+		{
+			MethodName: "EndBrowserSession",
+			Handler:    _AccountsService_EndBrowserSession_Handler,
+		},
+		{
+			MethodName: "ListBrowserSessions",
+			Handler:    _AccountsService_ListBrowserSessions_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -78,6 +78,135 @@ func (GrantStatus) EnumDescriptor() ([]byte, []int) {
 	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{0}
 }
 
+// DeviceGrantStatus is where a device authorization stands.
+type DeviceGrantStatus int32
+
+const (
+	DeviceGrantStatus_DEVICE_GRANT_STATUS_UNSPECIFIED DeviceGrantStatus = 0
+	DeviceGrantStatus_DEVICE_GRANT_STATUS_PENDING     DeviceGrantStatus = 1
+	DeviceGrantStatus_DEVICE_GRANT_STATUS_APPROVED    DeviceGrantStatus = 2
+	DeviceGrantStatus_DEVICE_GRANT_STATUS_DENIED      DeviceGrantStatus = 3
+	// The device has received its tokens.
+	DeviceGrantStatus_DEVICE_GRANT_STATUS_USED DeviceGrantStatus = 4
+	// Not answered or not used in time.
+	DeviceGrantStatus_DEVICE_GRANT_STATUS_EXPIRED DeviceGrantStatus = 5
+)
+
+// Enum value maps for DeviceGrantStatus.
+var (
+	DeviceGrantStatus_name = map[int32]string{
+		0: "DEVICE_GRANT_STATUS_UNSPECIFIED",
+		1: "DEVICE_GRANT_STATUS_PENDING",
+		2: "DEVICE_GRANT_STATUS_APPROVED",
+		3: "DEVICE_GRANT_STATUS_DENIED",
+		4: "DEVICE_GRANT_STATUS_USED",
+		5: "DEVICE_GRANT_STATUS_EXPIRED",
+	}
+	DeviceGrantStatus_value = map[string]int32{
+		"DEVICE_GRANT_STATUS_UNSPECIFIED": 0,
+		"DEVICE_GRANT_STATUS_PENDING":     1,
+		"DEVICE_GRANT_STATUS_APPROVED":    2,
+		"DEVICE_GRANT_STATUS_DENIED":      3,
+		"DEVICE_GRANT_STATUS_USED":        4,
+		"DEVICE_GRANT_STATUS_EXPIRED":     5,
+	}
+)
+
+func (x DeviceGrantStatus) Enum() *DeviceGrantStatus {
+	p := new(DeviceGrantStatus)
+	*p = x
+	return p
+}
+
+func (x DeviceGrantStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DeviceGrantStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_gatehouse_authorize_v1_authorize_proto_enumTypes[1].Descriptor()
+}
+
+func (DeviceGrantStatus) Type() protoreflect.EnumType {
+	return &file_gatehouse_authorize_v1_authorize_proto_enumTypes[1]
+}
+
+func (x DeviceGrantStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DeviceGrantStatus.Descriptor instead.
+func (DeviceGrantStatus) EnumDescriptor() ([]byte, []int) {
+	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{1}
+}
+
+// DevicePollStatus is the answer to one poll of a device code.
+type DevicePollStatus int32
+
+const (
+	DevicePollStatus_DEVICE_POLL_STATUS_UNSPECIFIED DevicePollStatus = 0
+	// authorization_pending: keep polling.
+	DevicePollStatus_DEVICE_POLL_STATUS_PENDING DevicePollStatus = 1
+	// slow_down: keep polling, 5 seconds more apart (the new interval is in the response).
+	DevicePollStatus_DEVICE_POLL_STATUS_SLOW_DOWN DevicePollStatus = 2
+	// access_denied: the user refused.
+	DevicePollStatus_DEVICE_POLL_STATUS_DENIED DevicePollStatus = 3
+	// expired_token: the device code has expired.
+	DevicePollStatus_DEVICE_POLL_STATUS_EXPIRED DevicePollStatus = 4
+	// The code has already yielded tokens (invalid_grant).
+	DevicePollStatus_DEVICE_POLL_STATUS_USED DevicePollStatus = 5
+	// Approved: issue tokens for the user and scope in the response.
+	DevicePollStatus_DEVICE_POLL_STATUS_APPROVED DevicePollStatus = 6
+)
+
+// Enum value maps for DevicePollStatus.
+var (
+	DevicePollStatus_name = map[int32]string{
+		0: "DEVICE_POLL_STATUS_UNSPECIFIED",
+		1: "DEVICE_POLL_STATUS_PENDING",
+		2: "DEVICE_POLL_STATUS_SLOW_DOWN",
+		3: "DEVICE_POLL_STATUS_DENIED",
+		4: "DEVICE_POLL_STATUS_EXPIRED",
+		5: "DEVICE_POLL_STATUS_USED",
+		6: "DEVICE_POLL_STATUS_APPROVED",
+	}
+	DevicePollStatus_value = map[string]int32{
+		"DEVICE_POLL_STATUS_UNSPECIFIED": 0,
+		"DEVICE_POLL_STATUS_PENDING":     1,
+		"DEVICE_POLL_STATUS_SLOW_DOWN":   2,
+		"DEVICE_POLL_STATUS_DENIED":      3,
+		"DEVICE_POLL_STATUS_EXPIRED":     4,
+		"DEVICE_POLL_STATUS_USED":        5,
+		"DEVICE_POLL_STATUS_APPROVED":    6,
+	}
+)
+
+func (x DevicePollStatus) Enum() *DevicePollStatus {
+	p := new(DevicePollStatus)
+	*p = x
+	return p
+}
+
+func (x DevicePollStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DevicePollStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_gatehouse_authorize_v1_authorize_proto_enumTypes[2].Descriptor()
+}
+
+func (DevicePollStatus) Type() protoreflect.EnumType {
+	return &file_gatehouse_authorize_v1_authorize_proto_enumTypes[2]
+}
+
+func (x DevicePollStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DevicePollStatus.Descriptor instead.
+func (DevicePollStatus) EnumDescriptor() ([]byte, []int) {
+	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{2}
+}
+
 // ClientInfo is what a person is shown about a client.
 type ClientInfo struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -840,6 +969,558 @@ func (x *GetClientResponse) GetSecretHash() string {
 	return ""
 }
 
+type DeviceGrant struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeviceGrantId string                 `protobuf:"bytes,1,opt,name=device_grant_id,json=deviceGrantId,proto3" json:"device_grant_id,omitempty"`
+	Client        *ClientInfo            `protobuf:"bytes,2,opt,name=client,proto3" json:"client,omitempty"`
+	// The scope the device asked for.
+	Scope     string                 `protobuf:"bytes,3,opt,name=scope,proto3" json:"scope,omitempty"`
+	Status    DeviceGrantStatus      `protobuf:"varint,4,opt,name=status,proto3,enum=gatehouse.authorize.v1.DeviceGrantStatus" json:"status,omitempty"`
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// The user code, formatted as the device shows it (XXXX-XXXX).
+	UserCode      string `protobuf:"bytes,6,opt,name=user_code,json=userCode,proto3" json:"user_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeviceGrant) Reset() {
+	*x = DeviceGrant{}
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeviceGrant) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeviceGrant) ProtoMessage() {}
+
+func (x *DeviceGrant) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeviceGrant.ProtoReflect.Descriptor instead.
+func (*DeviceGrant) Descriptor() ([]byte, []int) {
+	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *DeviceGrant) GetDeviceGrantId() string {
+	if x != nil {
+		return x.DeviceGrantId
+	}
+	return ""
+}
+
+func (x *DeviceGrant) GetClient() *ClientInfo {
+	if x != nil {
+		return x.Client
+	}
+	return nil
+}
+
+func (x *DeviceGrant) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *DeviceGrant) GetStatus() DeviceGrantStatus {
+	if x != nil {
+		return x.Status
+	}
+	return DeviceGrantStatus_DEVICE_GRANT_STATUS_UNSPECIFIED
+}
+
+func (x *DeviceGrant) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *DeviceGrant) GetUserCode() string {
+	if x != nil {
+		return x.UserCode
+	}
+	return ""
+}
+
+type GetDeviceGrantRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// As the person typed it: case, spaces and dashes do not matter.
+	UserCode      string `protobuf:"bytes,1,opt,name=user_code,json=userCode,proto3" json:"user_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDeviceGrantRequest) Reset() {
+	*x = GetDeviceGrantRequest{}
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDeviceGrantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDeviceGrantRequest) ProtoMessage() {}
+
+func (x *GetDeviceGrantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDeviceGrantRequest.ProtoReflect.Descriptor instead.
+func (*GetDeviceGrantRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *GetDeviceGrantRequest) GetUserCode() string {
+	if x != nil {
+		return x.UserCode
+	}
+	return ""
+}
+
+type GetDeviceGrantResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeviceGrant   *DeviceGrant           `protobuf:"bytes,1,opt,name=device_grant,json=deviceGrant,proto3" json:"device_grant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDeviceGrantResponse) Reset() {
+	*x = GetDeviceGrantResponse{}
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDeviceGrantResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDeviceGrantResponse) ProtoMessage() {}
+
+func (x *GetDeviceGrantResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDeviceGrantResponse.ProtoReflect.Descriptor instead.
+func (*GetDeviceGrantResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *GetDeviceGrantResponse) GetDeviceGrant() *DeviceGrant {
+	if x != nil {
+		return x.DeviceGrant
+	}
+	return nil
+}
+
+type ApproveDeviceGrantRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	UserCode string                 `protobuf:"bytes,1,opt,name=user_code,json=userCode,proto3" json:"user_code,omitempty"`
+	UserId   string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Username string                 `protobuf:"bytes,3,opt,name=username,proto3" json:"username,omitempty"`
+	// Whether the user is an administrator (may be granted urn:synapse:admin:*).
+	Admin bool `protobuf:"varint,4,opt,name=admin,proto3" json:"admin,omitempty"`
+	// When the user authenticated; now when unset.
+	AuthTime      *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=auth_time,json=authTime,proto3" json:"auth_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveDeviceGrantRequest) Reset() {
+	*x = ApproveDeviceGrantRequest{}
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveDeviceGrantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveDeviceGrantRequest) ProtoMessage() {}
+
+func (x *ApproveDeviceGrantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveDeviceGrantRequest.ProtoReflect.Descriptor instead.
+func (*ApproveDeviceGrantRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ApproveDeviceGrantRequest) GetUserCode() string {
+	if x != nil {
+		return x.UserCode
+	}
+	return ""
+}
+
+func (x *ApproveDeviceGrantRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *ApproveDeviceGrantRequest) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *ApproveDeviceGrantRequest) GetAdmin() bool {
+	if x != nil {
+		return x.Admin
+	}
+	return false
+}
+
+func (x *ApproveDeviceGrantRequest) GetAuthTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AuthTime
+	}
+	return nil
+}
+
+type ApproveDeviceGrantResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeviceGrant   *DeviceGrant           `protobuf:"bytes,1,opt,name=device_grant,json=deviceGrant,proto3" json:"device_grant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveDeviceGrantResponse) Reset() {
+	*x = ApproveDeviceGrantResponse{}
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveDeviceGrantResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveDeviceGrantResponse) ProtoMessage() {}
+
+func (x *ApproveDeviceGrantResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveDeviceGrantResponse.ProtoReflect.Descriptor instead.
+func (*ApproveDeviceGrantResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ApproveDeviceGrantResponse) GetDeviceGrant() *DeviceGrant {
+	if x != nil {
+		return x.DeviceGrant
+	}
+	return nil
+}
+
+type DenyDeviceGrantRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	UserCode string                 `protobuf:"bytes,1,opt,name=user_code,json=userCode,proto3" json:"user_code,omitempty"`
+	// The signed-in user who refused, for the record; may be empty.
+	UserId        string `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DenyDeviceGrantRequest) Reset() {
+	*x = DenyDeviceGrantRequest{}
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DenyDeviceGrantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DenyDeviceGrantRequest) ProtoMessage() {}
+
+func (x *DenyDeviceGrantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DenyDeviceGrantRequest.ProtoReflect.Descriptor instead.
+func (*DenyDeviceGrantRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *DenyDeviceGrantRequest) GetUserCode() string {
+	if x != nil {
+		return x.UserCode
+	}
+	return ""
+}
+
+func (x *DenyDeviceGrantRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+type DenyDeviceGrantResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DenyDeviceGrantResponse) Reset() {
+	*x = DenyDeviceGrantResponse{}
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DenyDeviceGrantResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DenyDeviceGrantResponse) ProtoMessage() {}
+
+func (x *DenyDeviceGrantResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DenyDeviceGrantResponse.ProtoReflect.Descriptor instead.
+func (*DenyDeviceGrantResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{18}
+}
+
+type PollDeviceCodeRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	DeviceCode string                 `protobuf:"bytes,1,opt,name=device_code,json=deviceCode,proto3" json:"device_code,omitempty"`
+	// The authenticated client polling.
+	ClientId string `protobuf:"bytes,2,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// The session the token service will start when the code is approved; recorded with its use.
+	SessionId     string `protobuf:"bytes,3,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PollDeviceCodeRequest) Reset() {
+	*x = PollDeviceCodeRequest{}
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PollDeviceCodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PollDeviceCodeRequest) ProtoMessage() {}
+
+func (x *PollDeviceCodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PollDeviceCodeRequest.ProtoReflect.Descriptor instead.
+func (*PollDeviceCodeRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *PollDeviceCodeRequest) GetDeviceCode() string {
+	if x != nil {
+		return x.DeviceCode
+	}
+	return ""
+}
+
+func (x *PollDeviceCodeRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *PollDeviceCodeRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+// PollDeviceCodeResponse: an unknown device code, or one issued to another
+// client, is a FAILED_PRECONDITION error (invalid_grant), not a status.
+type PollDeviceCodeResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Status DevicePollStatus       `protobuf:"varint,1,opt,name=status,proto3,enum=gatehouse.authorize.v1.DevicePollStatus" json:"status,omitempty"`
+	// The interval, in seconds, the device must now keep between polls.
+	Interval int32 `protobuf:"varint,2,opt,name=interval,proto3" json:"interval,omitempty"`
+	// The fields below are set when the status is APPROVED.
+	DeviceGrantId string                 `protobuf:"bytes,3,opt,name=device_grant_id,json=deviceGrantId,proto3" json:"device_grant_id,omitempty"`
+	UserId        string                 `protobuf:"bytes,4,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Username      string                 `protobuf:"bytes,5,opt,name=username,proto3" json:"username,omitempty"`
+	Scope         string                 `protobuf:"bytes,6,opt,name=scope,proto3" json:"scope,omitempty"`
+	AuthTime      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=auth_time,json=authTime,proto3" json:"auth_time,omitempty"`
+	Admin         bool                   `protobuf:"varint,8,opt,name=admin,proto3" json:"admin,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PollDeviceCodeResponse) Reset() {
+	*x = PollDeviceCodeResponse{}
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PollDeviceCodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PollDeviceCodeResponse) ProtoMessage() {}
+
+func (x *PollDeviceCodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PollDeviceCodeResponse.ProtoReflect.Descriptor instead.
+func (*PollDeviceCodeResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *PollDeviceCodeResponse) GetStatus() DevicePollStatus {
+	if x != nil {
+		return x.Status
+	}
+	return DevicePollStatus_DEVICE_POLL_STATUS_UNSPECIFIED
+}
+
+func (x *PollDeviceCodeResponse) GetInterval() int32 {
+	if x != nil {
+		return x.Interval
+	}
+	return 0
+}
+
+func (x *PollDeviceCodeResponse) GetDeviceGrantId() string {
+	if x != nil {
+		return x.DeviceGrantId
+	}
+	return ""
+}
+
+func (x *PollDeviceCodeResponse) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *PollDeviceCodeResponse) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *PollDeviceCodeResponse) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *PollDeviceCodeResponse) GetAuthTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AuthTime
+	}
+	return nil
+}
+
+func (x *PollDeviceCodeResponse) GetAdmin() bool {
+	if x != nil {
+		return x.Admin
+	}
+	return false
+}
+
 var File_gatehouse_authorize_v1_authorize_proto protoreflect.FileDescriptor
 
 const file_gatehouse_authorize_v1_authorize_proto_rawDesc = "" +
@@ -904,19 +1585,77 @@ const file_gatehouse_authorize_v1_authorize_proto_rawDesc = "" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12#\n" +
 	"\rmetadata_json\x18\x02 \x01(\fR\fmetadataJson\x12\x1f\n" +
 	"\vsecret_hash\x18\x03 \x01(\tR\n" +
-	"secretHash*\x95\x01\n" +
+	"secretHash\"\xa2\x02\n" +
+	"\vDeviceGrant\x12&\n" +
+	"\x0fdevice_grant_id\x18\x01 \x01(\tR\rdeviceGrantId\x12:\n" +
+	"\x06client\x18\x02 \x01(\v2\".gatehouse.authorize.v1.ClientInfoR\x06client\x12\x14\n" +
+	"\x05scope\x18\x03 \x01(\tR\x05scope\x12A\n" +
+	"\x06status\x18\x04 \x01(\x0e2).gatehouse.authorize.v1.DeviceGrantStatusR\x06status\x129\n" +
+	"\n" +
+	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x1b\n" +
+	"\tuser_code\x18\x06 \x01(\tR\buserCode\"4\n" +
+	"\x15GetDeviceGrantRequest\x12\x1b\n" +
+	"\tuser_code\x18\x01 \x01(\tR\buserCode\"`\n" +
+	"\x16GetDeviceGrantResponse\x12F\n" +
+	"\fdevice_grant\x18\x01 \x01(\v2#.gatehouse.authorize.v1.DeviceGrantR\vdeviceGrant\"\xbc\x01\n" +
+	"\x19ApproveDeviceGrantRequest\x12\x1b\n" +
+	"\tuser_code\x18\x01 \x01(\tR\buserCode\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1a\n" +
+	"\busername\x18\x03 \x01(\tR\busername\x12\x14\n" +
+	"\x05admin\x18\x04 \x01(\bR\x05admin\x127\n" +
+	"\tauth_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bauthTime\"d\n" +
+	"\x1aApproveDeviceGrantResponse\x12F\n" +
+	"\fdevice_grant\x18\x01 \x01(\v2#.gatehouse.authorize.v1.DeviceGrantR\vdeviceGrant\"N\n" +
+	"\x16DenyDeviceGrantRequest\x12\x1b\n" +
+	"\tuser_code\x18\x01 \x01(\tR\buserCode\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\"\x19\n" +
+	"\x17DenyDeviceGrantResponse\"t\n" +
+	"\x15PollDeviceCodeRequest\x12\x1f\n" +
+	"\vdevice_code\x18\x01 \x01(\tR\n" +
+	"deviceCode\x12\x1b\n" +
+	"\tclient_id\x18\x02 \x01(\tR\bclientId\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x03 \x01(\tR\tsessionId\"\xb8\x02\n" +
+	"\x16PollDeviceCodeResponse\x12@\n" +
+	"\x06status\x18\x01 \x01(\x0e2(.gatehouse.authorize.v1.DevicePollStatusR\x06status\x12\x1a\n" +
+	"\binterval\x18\x02 \x01(\x05R\binterval\x12&\n" +
+	"\x0fdevice_grant_id\x18\x03 \x01(\tR\rdeviceGrantId\x12\x17\n" +
+	"\auser_id\x18\x04 \x01(\tR\x06userId\x12\x1a\n" +
+	"\busername\x18\x05 \x01(\tR\busername\x12\x14\n" +
+	"\x05scope\x18\x06 \x01(\tR\x05scope\x127\n" +
+	"\tauth_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bauthTime\x12\x14\n" +
+	"\x05admin\x18\b \x01(\bR\x05admin*\x95\x01\n" +
 	"\vGrantStatus\x12\x1c\n" +
 	"\x18GRANT_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14GRANT_STATUS_PENDING\x10\x01\x12\x19\n" +
 	"\x15GRANT_STATUS_APPROVED\x10\x02\x12\x17\n" +
 	"\x13GRANT_STATUS_DENIED\x10\x03\x12\x1a\n" +
-	"\x16GRANT_STATUS_EXCHANGED\x10\x042\x8b\x04\n" +
+	"\x16GRANT_STATUS_EXCHANGED\x10\x04*\xda\x01\n" +
+	"\x11DeviceGrantStatus\x12#\n" +
+	"\x1fDEVICE_GRANT_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n" +
+	"\x1bDEVICE_GRANT_STATUS_PENDING\x10\x01\x12 \n" +
+	"\x1cDEVICE_GRANT_STATUS_APPROVED\x10\x02\x12\x1e\n" +
+	"\x1aDEVICE_GRANT_STATUS_DENIED\x10\x03\x12\x1c\n" +
+	"\x18DEVICE_GRANT_STATUS_USED\x10\x04\x12\x1f\n" +
+	"\x1bDEVICE_GRANT_STATUS_EXPIRED\x10\x05*\xf5\x01\n" +
+	"\x10DevicePollStatus\x12\"\n" +
+	"\x1eDEVICE_POLL_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aDEVICE_POLL_STATUS_PENDING\x10\x01\x12 \n" +
+	"\x1cDEVICE_POLL_STATUS_SLOW_DOWN\x10\x02\x12\x1d\n" +
+	"\x19DEVICE_POLL_STATUS_DENIED\x10\x03\x12\x1e\n" +
+	"\x1aDEVICE_POLL_STATUS_EXPIRED\x10\x04\x12\x1b\n" +
+	"\x17DEVICE_POLL_STATUS_USED\x10\x05\x12\x1f\n" +
+	"\x1bDEVICE_POLL_STATUS_APPROVED\x10\x062\xde\a\n" +
 	"\x10AuthorizeService\x12]\n" +
 	"\bGetGrant\x12'.gatehouse.authorize.v1.GetGrantRequest\x1a(.gatehouse.authorize.v1.GetGrantResponse\x12i\n" +
 	"\fApproveGrant\x12+.gatehouse.authorize.v1.ApproveGrantRequest\x1a,.gatehouse.authorize.v1.ApproveGrantResponse\x12`\n" +
 	"\tDenyGrant\x12(.gatehouse.authorize.v1.DenyGrantRequest\x1a).gatehouse.authorize.v1.DenyGrantResponse\x12i\n" +
 	"\fExchangeCode\x12+.gatehouse.authorize.v1.ExchangeCodeRequest\x1a,.gatehouse.authorize.v1.ExchangeCodeResponse\x12`\n" +
-	"\tGetClient\x12(.gatehouse.authorize.v1.GetClientRequest\x1a).gatehouse.authorize.v1.GetClientResponseB8Z6gatehouse.dev/proto/gatehouse/authorize/v1;authorizev1b\x06proto3"
+	"\tGetClient\x12(.gatehouse.authorize.v1.GetClientRequest\x1a).gatehouse.authorize.v1.GetClientResponse\x12o\n" +
+	"\x0eGetDeviceGrant\x12-.gatehouse.authorize.v1.GetDeviceGrantRequest\x1a..gatehouse.authorize.v1.GetDeviceGrantResponse\x12{\n" +
+	"\x12ApproveDeviceGrant\x121.gatehouse.authorize.v1.ApproveDeviceGrantRequest\x1a2.gatehouse.authorize.v1.ApproveDeviceGrantResponse\x12r\n" +
+	"\x0fDenyDeviceGrant\x12..gatehouse.authorize.v1.DenyDeviceGrantRequest\x1a/.gatehouse.authorize.v1.DenyDeviceGrantResponse\x12o\n" +
+	"\x0ePollDeviceCode\x12-.gatehouse.authorize.v1.PollDeviceCodeRequest\x1a..gatehouse.authorize.v1.PollDeviceCodeResponseB8Z6gatehouse.dev/proto/gatehouse/authorize/v1;authorizev1b\x06proto3"
 
 var (
 	file_gatehouse_authorize_v1_authorize_proto_rawDescOnce sync.Once
@@ -930,46 +1669,73 @@ func file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP() []byte {
 	return file_gatehouse_authorize_v1_authorize_proto_rawDescData
 }
 
-var file_gatehouse_authorize_v1_authorize_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_gatehouse_authorize_v1_authorize_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_gatehouse_authorize_v1_authorize_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_gatehouse_authorize_v1_authorize_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_gatehouse_authorize_v1_authorize_proto_goTypes = []any{
-	(GrantStatus)(0),              // 0: gatehouse.authorize.v1.GrantStatus
-	(*ClientInfo)(nil),            // 1: gatehouse.authorize.v1.ClientInfo
-	(*Grant)(nil),                 // 2: gatehouse.authorize.v1.Grant
-	(*GetGrantRequest)(nil),       // 3: gatehouse.authorize.v1.GetGrantRequest
-	(*GetGrantResponse)(nil),      // 4: gatehouse.authorize.v1.GetGrantResponse
-	(*ApproveGrantRequest)(nil),   // 5: gatehouse.authorize.v1.ApproveGrantRequest
-	(*ApproveGrantResponse)(nil),  // 6: gatehouse.authorize.v1.ApproveGrantResponse
-	(*DenyGrantRequest)(nil),      // 7: gatehouse.authorize.v1.DenyGrantRequest
-	(*DenyGrantResponse)(nil),     // 8: gatehouse.authorize.v1.DenyGrantResponse
-	(*ExchangeCodeRequest)(nil),   // 9: gatehouse.authorize.v1.ExchangeCodeRequest
-	(*ExchangeCodeResponse)(nil),  // 10: gatehouse.authorize.v1.ExchangeCodeResponse
-	(*GetClientRequest)(nil),      // 11: gatehouse.authorize.v1.GetClientRequest
-	(*GetClientResponse)(nil),     // 12: gatehouse.authorize.v1.GetClientResponse
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
+	(GrantStatus)(0),                   // 0: gatehouse.authorize.v1.GrantStatus
+	(DeviceGrantStatus)(0),             // 1: gatehouse.authorize.v1.DeviceGrantStatus
+	(DevicePollStatus)(0),              // 2: gatehouse.authorize.v1.DevicePollStatus
+	(*ClientInfo)(nil),                 // 3: gatehouse.authorize.v1.ClientInfo
+	(*Grant)(nil),                      // 4: gatehouse.authorize.v1.Grant
+	(*GetGrantRequest)(nil),            // 5: gatehouse.authorize.v1.GetGrantRequest
+	(*GetGrantResponse)(nil),           // 6: gatehouse.authorize.v1.GetGrantResponse
+	(*ApproveGrantRequest)(nil),        // 7: gatehouse.authorize.v1.ApproveGrantRequest
+	(*ApproveGrantResponse)(nil),       // 8: gatehouse.authorize.v1.ApproveGrantResponse
+	(*DenyGrantRequest)(nil),           // 9: gatehouse.authorize.v1.DenyGrantRequest
+	(*DenyGrantResponse)(nil),          // 10: gatehouse.authorize.v1.DenyGrantResponse
+	(*ExchangeCodeRequest)(nil),        // 11: gatehouse.authorize.v1.ExchangeCodeRequest
+	(*ExchangeCodeResponse)(nil),       // 12: gatehouse.authorize.v1.ExchangeCodeResponse
+	(*GetClientRequest)(nil),           // 13: gatehouse.authorize.v1.GetClientRequest
+	(*GetClientResponse)(nil),          // 14: gatehouse.authorize.v1.GetClientResponse
+	(*DeviceGrant)(nil),                // 15: gatehouse.authorize.v1.DeviceGrant
+	(*GetDeviceGrantRequest)(nil),      // 16: gatehouse.authorize.v1.GetDeviceGrantRequest
+	(*GetDeviceGrantResponse)(nil),     // 17: gatehouse.authorize.v1.GetDeviceGrantResponse
+	(*ApproveDeviceGrantRequest)(nil),  // 18: gatehouse.authorize.v1.ApproveDeviceGrantRequest
+	(*ApproveDeviceGrantResponse)(nil), // 19: gatehouse.authorize.v1.ApproveDeviceGrantResponse
+	(*DenyDeviceGrantRequest)(nil),     // 20: gatehouse.authorize.v1.DenyDeviceGrantRequest
+	(*DenyDeviceGrantResponse)(nil),    // 21: gatehouse.authorize.v1.DenyDeviceGrantResponse
+	(*PollDeviceCodeRequest)(nil),      // 22: gatehouse.authorize.v1.PollDeviceCodeRequest
+	(*PollDeviceCodeResponse)(nil),     // 23: gatehouse.authorize.v1.PollDeviceCodeResponse
+	(*timestamppb.Timestamp)(nil),      // 24: google.protobuf.Timestamp
 }
 var file_gatehouse_authorize_v1_authorize_proto_depIdxs = []int32{
-	1,  // 0: gatehouse.authorize.v1.Grant.client:type_name -> gatehouse.authorize.v1.ClientInfo
+	3,  // 0: gatehouse.authorize.v1.Grant.client:type_name -> gatehouse.authorize.v1.ClientInfo
 	0,  // 1: gatehouse.authorize.v1.Grant.status:type_name -> gatehouse.authorize.v1.GrantStatus
-	13, // 2: gatehouse.authorize.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
-	2,  // 3: gatehouse.authorize.v1.GetGrantResponse.grant:type_name -> gatehouse.authorize.v1.Grant
-	13, // 4: gatehouse.authorize.v1.ApproveGrantRequest.auth_time:type_name -> google.protobuf.Timestamp
-	13, // 5: gatehouse.authorize.v1.ExchangeCodeResponse.auth_time:type_name -> google.protobuf.Timestamp
-	3,  // 6: gatehouse.authorize.v1.AuthorizeService.GetGrant:input_type -> gatehouse.authorize.v1.GetGrantRequest
-	5,  // 7: gatehouse.authorize.v1.AuthorizeService.ApproveGrant:input_type -> gatehouse.authorize.v1.ApproveGrantRequest
-	7,  // 8: gatehouse.authorize.v1.AuthorizeService.DenyGrant:input_type -> gatehouse.authorize.v1.DenyGrantRequest
-	9,  // 9: gatehouse.authorize.v1.AuthorizeService.ExchangeCode:input_type -> gatehouse.authorize.v1.ExchangeCodeRequest
-	11, // 10: gatehouse.authorize.v1.AuthorizeService.GetClient:input_type -> gatehouse.authorize.v1.GetClientRequest
-	4,  // 11: gatehouse.authorize.v1.AuthorizeService.GetGrant:output_type -> gatehouse.authorize.v1.GetGrantResponse
-	6,  // 12: gatehouse.authorize.v1.AuthorizeService.ApproveGrant:output_type -> gatehouse.authorize.v1.ApproveGrantResponse
-	8,  // 13: gatehouse.authorize.v1.AuthorizeService.DenyGrant:output_type -> gatehouse.authorize.v1.DenyGrantResponse
-	10, // 14: gatehouse.authorize.v1.AuthorizeService.ExchangeCode:output_type -> gatehouse.authorize.v1.ExchangeCodeResponse
-	12, // 15: gatehouse.authorize.v1.AuthorizeService.GetClient:output_type -> gatehouse.authorize.v1.GetClientResponse
-	11, // [11:16] is the sub-list for method output_type
-	6,  // [6:11] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	24, // 2: gatehouse.authorize.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
+	4,  // 3: gatehouse.authorize.v1.GetGrantResponse.grant:type_name -> gatehouse.authorize.v1.Grant
+	24, // 4: gatehouse.authorize.v1.ApproveGrantRequest.auth_time:type_name -> google.protobuf.Timestamp
+	24, // 5: gatehouse.authorize.v1.ExchangeCodeResponse.auth_time:type_name -> google.protobuf.Timestamp
+	3,  // 6: gatehouse.authorize.v1.DeviceGrant.client:type_name -> gatehouse.authorize.v1.ClientInfo
+	1,  // 7: gatehouse.authorize.v1.DeviceGrant.status:type_name -> gatehouse.authorize.v1.DeviceGrantStatus
+	24, // 8: gatehouse.authorize.v1.DeviceGrant.expires_at:type_name -> google.protobuf.Timestamp
+	15, // 9: gatehouse.authorize.v1.GetDeviceGrantResponse.device_grant:type_name -> gatehouse.authorize.v1.DeviceGrant
+	24, // 10: gatehouse.authorize.v1.ApproveDeviceGrantRequest.auth_time:type_name -> google.protobuf.Timestamp
+	15, // 11: gatehouse.authorize.v1.ApproveDeviceGrantResponse.device_grant:type_name -> gatehouse.authorize.v1.DeviceGrant
+	2,  // 12: gatehouse.authorize.v1.PollDeviceCodeResponse.status:type_name -> gatehouse.authorize.v1.DevicePollStatus
+	24, // 13: gatehouse.authorize.v1.PollDeviceCodeResponse.auth_time:type_name -> google.protobuf.Timestamp
+	5,  // 14: gatehouse.authorize.v1.AuthorizeService.GetGrant:input_type -> gatehouse.authorize.v1.GetGrantRequest
+	7,  // 15: gatehouse.authorize.v1.AuthorizeService.ApproveGrant:input_type -> gatehouse.authorize.v1.ApproveGrantRequest
+	9,  // 16: gatehouse.authorize.v1.AuthorizeService.DenyGrant:input_type -> gatehouse.authorize.v1.DenyGrantRequest
+	11, // 17: gatehouse.authorize.v1.AuthorizeService.ExchangeCode:input_type -> gatehouse.authorize.v1.ExchangeCodeRequest
+	13, // 18: gatehouse.authorize.v1.AuthorizeService.GetClient:input_type -> gatehouse.authorize.v1.GetClientRequest
+	16, // 19: gatehouse.authorize.v1.AuthorizeService.GetDeviceGrant:input_type -> gatehouse.authorize.v1.GetDeviceGrantRequest
+	18, // 20: gatehouse.authorize.v1.AuthorizeService.ApproveDeviceGrant:input_type -> gatehouse.authorize.v1.ApproveDeviceGrantRequest
+	20, // 21: gatehouse.authorize.v1.AuthorizeService.DenyDeviceGrant:input_type -> gatehouse.authorize.v1.DenyDeviceGrantRequest
+	22, // 22: gatehouse.authorize.v1.AuthorizeService.PollDeviceCode:input_type -> gatehouse.authorize.v1.PollDeviceCodeRequest
+	6,  // 23: gatehouse.authorize.v1.AuthorizeService.GetGrant:output_type -> gatehouse.authorize.v1.GetGrantResponse
+	8,  // 24: gatehouse.authorize.v1.AuthorizeService.ApproveGrant:output_type -> gatehouse.authorize.v1.ApproveGrantResponse
+	10, // 25: gatehouse.authorize.v1.AuthorizeService.DenyGrant:output_type -> gatehouse.authorize.v1.DenyGrantResponse
+	12, // 26: gatehouse.authorize.v1.AuthorizeService.ExchangeCode:output_type -> gatehouse.authorize.v1.ExchangeCodeResponse
+	14, // 27: gatehouse.authorize.v1.AuthorizeService.GetClient:output_type -> gatehouse.authorize.v1.GetClientResponse
+	17, // 28: gatehouse.authorize.v1.AuthorizeService.GetDeviceGrant:output_type -> gatehouse.authorize.v1.GetDeviceGrantResponse
+	19, // 29: gatehouse.authorize.v1.AuthorizeService.ApproveDeviceGrant:output_type -> gatehouse.authorize.v1.ApproveDeviceGrantResponse
+	21, // 30: gatehouse.authorize.v1.AuthorizeService.DenyDeviceGrant:output_type -> gatehouse.authorize.v1.DenyDeviceGrantResponse
+	23, // 31: gatehouse.authorize.v1.AuthorizeService.PollDeviceCode:output_type -> gatehouse.authorize.v1.PollDeviceCodeResponse
+	23, // [23:32] is the sub-list for method output_type
+	14, // [14:23] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_authorize_v1_authorize_proto_init() }
@@ -982,8 +1748,8 @@ func file_gatehouse_authorize_v1_authorize_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_authorize_v1_authorize_proto_rawDesc), len(file_gatehouse_authorize_v1_authorize_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   12,
+			NumEnums:      3,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,11 +19,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AuthorizeService_GetGrant_FullMethodName     = "/gatehouse.authorize.v1.AuthorizeService/GetGrant"
-	AuthorizeService_ApproveGrant_FullMethodName = "/gatehouse.authorize.v1.AuthorizeService/ApproveGrant"
-	AuthorizeService_DenyGrant_FullMethodName    = "/gatehouse.authorize.v1.AuthorizeService/DenyGrant"
-	AuthorizeService_ExchangeCode_FullMethodName = "/gatehouse.authorize.v1.AuthorizeService/ExchangeCode"
-	AuthorizeService_GetClient_FullMethodName    = "/gatehouse.authorize.v1.AuthorizeService/GetClient"
+	AuthorizeService_GetGrant_FullMethodName           = "/gatehouse.authorize.v1.AuthorizeService/GetGrant"
+	AuthorizeService_ApproveGrant_FullMethodName       = "/gatehouse.authorize.v1.AuthorizeService/ApproveGrant"
+	AuthorizeService_DenyGrant_FullMethodName          = "/gatehouse.authorize.v1.AuthorizeService/DenyGrant"
+	AuthorizeService_ExchangeCode_FullMethodName       = "/gatehouse.authorize.v1.AuthorizeService/ExchangeCode"
+	AuthorizeService_GetClient_FullMethodName          = "/gatehouse.authorize.v1.AuthorizeService/GetClient"
+	AuthorizeService_GetDeviceGrant_FullMethodName     = "/gatehouse.authorize.v1.AuthorizeService/GetDeviceGrant"
+	AuthorizeService_ApproveDeviceGrant_FullMethodName = "/gatehouse.authorize.v1.AuthorizeService/ApproveDeviceGrant"
+	AuthorizeService_DenyDeviceGrant_FullMethodName    = "/gatehouse.authorize.v1.AuthorizeService/DenyDeviceGrant"
+	AuthorizeService_PollDeviceCode_FullMethodName     = "/gatehouse.authorize.v1.AuthorizeService/PollDeviceCode"
 )
 
 // AuthorizeServiceClient is the client API for AuthorizeService service.
@@ -43,6 +47,15 @@ type AuthorizeServiceClient interface {
 	ExchangeCode(ctx context.Context, in *ExchangeCodeRequest, opts ...grpc.CallOption) (*ExchangeCodeResponse, error)
 	// GetClient returns a registered client.
 	GetClient(ctx context.Context, in *GetClientRequest, opts ...grpc.CallOption) (*GetClientResponse, error)
+	// GetDeviceGrant describes a device authorization (RFC 8628) by its user code, for the /link page.
+	GetDeviceGrant(ctx context.Context, in *GetDeviceGrantRequest, opts ...grpc.CallOption) (*GetDeviceGrantResponse, error)
+	// ApproveDeviceGrant records the signed-in user's approval of a device.
+	ApproveDeviceGrant(ctx context.Context, in *ApproveDeviceGrantRequest, opts ...grpc.CallOption) (*ApproveDeviceGrantResponse, error)
+	// DenyDeviceGrant records the user's refusal of a device.
+	DenyDeviceGrant(ctx context.Context, in *DenyDeviceGrantRequest, opts ...grpc.CallOption) (*DenyDeviceGrantResponse, error)
+	// PollDeviceCode answers a device's token request (RFC 8628 §3.4). Approved,
+	// it records the code's single use with the session the token service starts.
+	PollDeviceCode(ctx context.Context, in *PollDeviceCodeRequest, opts ...grpc.CallOption) (*PollDeviceCodeResponse, error)
 }
 
 type authorizeServiceClient struct {
@@ -103,6 +116,46 @@ func (c *authorizeServiceClient) GetClient(ctx context.Context, in *GetClientReq
 	return out, nil
 }
 
+func (c *authorizeServiceClient) GetDeviceGrant(ctx context.Context, in *GetDeviceGrantRequest, opts ...grpc.CallOption) (*GetDeviceGrantResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetDeviceGrantResponse)
+	err := c.cc.Invoke(ctx, AuthorizeService_GetDeviceGrant_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authorizeServiceClient) ApproveDeviceGrant(ctx context.Context, in *ApproveDeviceGrantRequest, opts ...grpc.CallOption) (*ApproveDeviceGrantResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ApproveDeviceGrantResponse)
+	err := c.cc.Invoke(ctx, AuthorizeService_ApproveDeviceGrant_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authorizeServiceClient) DenyDeviceGrant(ctx context.Context, in *DenyDeviceGrantRequest, opts ...grpc.CallOption) (*DenyDeviceGrantResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DenyDeviceGrantResponse)
+	err := c.cc.Invoke(ctx, AuthorizeService_DenyDeviceGrant_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authorizeServiceClient) PollDeviceCode(ctx context.Context, in *PollDeviceCodeRequest, opts ...grpc.CallOption) (*PollDeviceCodeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PollDeviceCodeResponse)
+	err := c.cc.Invoke(ctx, AuthorizeService_PollDeviceCode_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuthorizeServiceServer is the server API for AuthorizeService service.
 // All implementations must embed UnimplementedAuthorizeServiceServer
 // for forward compatibility.
@@ -120,6 +173,15 @@ type AuthorizeServiceServer interface {
 	ExchangeCode(context.Context, *ExchangeCodeRequest) (*ExchangeCodeResponse, error)
 	// GetClient returns a registered client.
 	GetClient(context.Context, *GetClientRequest) (*GetClientResponse, error)
+	// GetDeviceGrant describes a device authorization (RFC 8628) by its user code, for the /link page.
+	GetDeviceGrant(context.Context, *GetDeviceGrantRequest) (*GetDeviceGrantResponse, error)
+	// ApproveDeviceGrant records the signed-in user's approval of a device.
+	ApproveDeviceGrant(context.Context, *ApproveDeviceGrantRequest) (*ApproveDeviceGrantResponse, error)
+	// DenyDeviceGrant records the user's refusal of a device.
+	DenyDeviceGrant(context.Context, *DenyDeviceGrantRequest) (*DenyDeviceGrantResponse, error)
+	// PollDeviceCode answers a device's token request (RFC 8628 §3.4). Approved,
+	// it records the code's single use with the session the token service starts.
+	PollDeviceCode(context.Context, *PollDeviceCodeRequest) (*PollDeviceCodeResponse, error)
 	mustEmbedUnimplementedAuthorizeServiceServer()
 }
 
@@ -144,6 +206,18 @@ func (UnimplementedAuthorizeServiceServer) ExchangeCode(context.Context, *Exchan
 }
 func (UnimplementedAuthorizeServiceServer) GetClient(context.Context, *GetClientRequest) (*GetClientResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetClient not implemented")
+}
+func (UnimplementedAuthorizeServiceServer) GetDeviceGrant(context.Context, *GetDeviceGrantRequest) (*GetDeviceGrantResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetDeviceGrant not implemented")
+}
+func (UnimplementedAuthorizeServiceServer) ApproveDeviceGrant(context.Context, *ApproveDeviceGrantRequest) (*ApproveDeviceGrantResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ApproveDeviceGrant not implemented")
+}
+func (UnimplementedAuthorizeServiceServer) DenyDeviceGrant(context.Context, *DenyDeviceGrantRequest) (*DenyDeviceGrantResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DenyDeviceGrant not implemented")
+}
+func (UnimplementedAuthorizeServiceServer) PollDeviceCode(context.Context, *PollDeviceCodeRequest) (*PollDeviceCodeResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method PollDeviceCode not implemented")
 }
 func (UnimplementedAuthorizeServiceServer) mustEmbedUnimplementedAuthorizeServiceServer() {}
 func (UnimplementedAuthorizeServiceServer) testEmbeddedByValue()                          {}
@@ -256,6 +330,78 @@ func _AuthorizeService_GetClient_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuthorizeService_GetDeviceGrant_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetDeviceGrantRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthorizeServiceServer).GetDeviceGrant(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthorizeService_GetDeviceGrant_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthorizeServiceServer).GetDeviceGrant(ctx, req.(*GetDeviceGrantRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthorizeService_ApproveDeviceGrant_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ApproveDeviceGrantRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthorizeServiceServer).ApproveDeviceGrant(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthorizeService_ApproveDeviceGrant_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthorizeServiceServer).ApproveDeviceGrant(ctx, req.(*ApproveDeviceGrantRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthorizeService_DenyDeviceGrant_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DenyDeviceGrantRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthorizeServiceServer).DenyDeviceGrant(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthorizeService_DenyDeviceGrant_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthorizeServiceServer).DenyDeviceGrant(ctx, req.(*DenyDeviceGrantRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthorizeService_PollDeviceCode_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PollDeviceCodeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthorizeServiceServer).PollDeviceCode(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthorizeService_PollDeviceCode_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthorizeServiceServer).PollDeviceCode(ctx, req.(*PollDeviceCodeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuthorizeService_ServiceDesc is the grpc.ServiceDesc for AuthorizeService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -282,6 +428,22 @@ var AuthorizeService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetClient",
 			Handler:    _AuthorizeService_GetClient_Handler,
+		},
+		{
+			MethodName: "GetDeviceGrant",
+			Handler:    _AuthorizeService_GetDeviceGrant_Handler,
+		},
+		{
+			MethodName: "ApproveDeviceGrant",
+			Handler:    _AuthorizeService_ApproveDeviceGrant_Handler,
+		},
+		{
+			MethodName: "DenyDeviceGrant",
+			Handler:    _AuthorizeService_DenyDeviceGrant_Handler,
+		},
+		{
+			MethodName: "PollDeviceCode",
+			Handler:    _AuthorizeService_PollDeviceCode_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -693,6 +693,420 @@ func (x *AdminSet) GetAdmin() bool {
 	return false
 }
 
+// EmailAdded adds a verified address to a user. The address was first
+// reserved (EmailReserved) in the same atomic batch.
+type EmailAdded struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	UserId         string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Email          string                 `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
+	VerificationId string                 `protobuf:"bytes,3,opt,name=verification_id,json=verificationId,proto3" json:"verification_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *EmailAdded) Reset() {
+	*x = EmailAdded{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EmailAdded) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EmailAdded) ProtoMessage() {}
+
+func (x *EmailAdded) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EmailAdded.ProtoReflect.Descriptor instead.
+func (*EmailAdded) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *EmailAdded) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *EmailAdded) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *EmailAdded) GetVerificationId() string {
+	if x != nil {
+		return x.VerificationId
+	}
+	return ""
+}
+
+// EmailRemoved removes an address from a user (its reservation is released in the same batch).
+type EmailRemoved struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Email         string                 `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EmailRemoved) Reset() {
+	*x = EmailRemoved{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EmailRemoved) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EmailRemoved) ProtoMessage() {}
+
+func (x *EmailRemoved) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EmailRemoved.ProtoReflect.Descriptor instead.
+func (*EmailRemoved) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *EmailRemoved) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *EmailRemoved) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+// PrimaryEmailSet makes an address the user's primary one.
+type PrimaryEmailSet struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Email         string                 `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrimaryEmailSet) Reset() {
+	*x = PrimaryEmailSet{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrimaryEmailSet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrimaryEmailSet) ProtoMessage() {}
+
+func (x *PrimaryEmailSet) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrimaryEmailSet.ProtoReflect.Descriptor instead.
+func (*PrimaryEmailSet) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *PrimaryEmailSet) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *PrimaryEmailSet) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+// BrowserSessionStarted signs a user in on a browser.
+type BrowserSessionStarted struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	UserId    string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// SHA-256 (hex) of the cookie secret.
+	SecretHash    string `protobuf:"bytes,3,opt,name=secret_hash,json=secretHash,proto3" json:"secret_hash,omitempty"`
+	UserAgent     string `protobuf:"bytes,4,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
+	IpAddress     string `protobuf:"bytes,5,opt,name=ip_address,json=ipAddress,proto3" json:"ip_address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BrowserSessionStarted) Reset() {
+	*x = BrowserSessionStarted{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BrowserSessionStarted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BrowserSessionStarted) ProtoMessage() {}
+
+func (x *BrowserSessionStarted) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BrowserSessionStarted.ProtoReflect.Descriptor instead.
+func (*BrowserSessionStarted) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *BrowserSessionStarted) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *BrowserSessionStarted) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *BrowserSessionStarted) GetSecretHash() string {
+	if x != nil {
+		return x.SecretHash
+	}
+	return ""
+}
+
+func (x *BrowserSessionStarted) GetUserAgent() string {
+	if x != nil {
+		return x.UserAgent
+	}
+	return ""
+}
+
+func (x *BrowserSessionStarted) GetIpAddress() string {
+	if x != nil {
+		return x.IpAddress
+	}
+	return ""
+}
+
+// BrowserSessionsActive records, in one batch, when sessions were last used.
+// Subject: accounts.activity.<batch id>
+type BrowserSessionsActive struct {
+	state         protoimpl.MessageState         `protogen:"open.v1"`
+	Entries       []*BrowserSessionsActive_Entry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BrowserSessionsActive) Reset() {
+	*x = BrowserSessionsActive{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BrowserSessionsActive) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BrowserSessionsActive) ProtoMessage() {}
+
+func (x *BrowserSessionsActive) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BrowserSessionsActive.ProtoReflect.Descriptor instead.
+func (*BrowserSessionsActive) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *BrowserSessionsActive) GetEntries() []*BrowserSessionsActive_Entry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+// BrowserSessionEnded signs a browser out.
+type BrowserSessionEnded struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	UserId    string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// "logout", "password_changed", "deactivated", "ended_by_user", ...
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BrowserSessionEnded) Reset() {
+	*x = BrowserSessionEnded{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BrowserSessionEnded) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BrowserSessionEnded) ProtoMessage() {}
+
+func (x *BrowserSessionEnded) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BrowserSessionEnded.ProtoReflect.Descriptor instead.
+func (*BrowserSessionEnded) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *BrowserSessionEnded) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *BrowserSessionEnded) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *BrowserSessionEnded) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type BrowserSessionsActive_Entry struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	SessionId      string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	IpAddress      string                 `protobuf:"bytes,2,opt,name=ip_address,json=ipAddress,proto3" json:"ip_address,omitempty"`
+	LastActiveUnix int64                  `protobuf:"varint,3,opt,name=last_active_unix,json=lastActiveUnix,proto3" json:"last_active_unix,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *BrowserSessionsActive_Entry) Reset() {
+	*x = BrowserSessionsActive_Entry{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BrowserSessionsActive_Entry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BrowserSessionsActive_Entry) ProtoMessage() {}
+
+func (x *BrowserSessionsActive_Entry) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BrowserSessionsActive_Entry.ProtoReflect.Descriptor instead.
+func (*BrowserSessionsActive_Entry) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{15, 0}
+}
+
+func (x *BrowserSessionsActive_Entry) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *BrowserSessionsActive_Entry) GetIpAddress() string {
+	if x != nil {
+		return x.IpAddress
+	}
+	return ""
+}
+
+func (x *BrowserSessionsActive_Entry) GetLastActiveUnix() int64 {
+	if x != nil {
+		return x.LastActiveUnix
+	}
+	return 0
+}
+
 var File_gatehouse_events_v1_accounts_proto protoreflect.FileDescriptor
 
 const file_gatehouse_events_v1_accounts_proto_rawDesc = "" +
@@ -734,7 +1148,41 @@ const file_gatehouse_events_v1_accounts_proto_rawDesc = "" +
 	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\"9\n" +
 	"\bAdminSet\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
-	"\x05admin\x18\x02 \x01(\bR\x05admin*\xca\x01\n" +
+	"\x05admin\x18\x02 \x01(\bR\x05admin\"d\n" +
+	"\n" +
+	"EmailAdded\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
+	"\x05email\x18\x02 \x01(\tR\x05email\x12'\n" +
+	"\x0fverification_id\x18\x03 \x01(\tR\x0everificationId\"=\n" +
+	"\fEmailRemoved\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
+	"\x05email\x18\x02 \x01(\tR\x05email\"@\n" +
+	"\x0fPrimaryEmailSet\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
+	"\x05email\x18\x02 \x01(\tR\x05email\"\xae\x01\n" +
+	"\x15BrowserSessionStarted\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1f\n" +
+	"\vsecret_hash\x18\x03 \x01(\tR\n" +
+	"secretHash\x12\x1d\n" +
+	"\n" +
+	"user_agent\x18\x04 \x01(\tR\tuserAgent\x12\x1d\n" +
+	"\n" +
+	"ip_address\x18\x05 \x01(\tR\tipAddress\"\xd4\x01\n" +
+	"\x15BrowserSessionsActive\x12J\n" +
+	"\aentries\x18\x01 \x03(\v20.gatehouse.events.v1.BrowserSessionsActive.EntryR\aentries\x1ao\n" +
+	"\x05Entry\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1d\n" +
+	"\n" +
+	"ip_address\x18\x02 \x01(\tR\tipAddress\x12(\n" +
+	"\x10last_active_unix\x18\x03 \x01(\x03R\x0elastActiveUnix\"e\n" +
+	"\x13BrowserSessionEnded\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason*\xca\x01\n" +
 	"\x14PasswordChangeReason\x12&\n" +
 	"\"PASSWORD_CHANGE_REASON_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bPASSWORD_CHANGE_REASON_USER\x10\x01\x12 \n" +
@@ -755,28 +1203,36 @@ func file_gatehouse_events_v1_accounts_proto_rawDescGZIP() []byte {
 }
 
 var file_gatehouse_events_v1_accounts_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_gatehouse_events_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_gatehouse_events_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_gatehouse_events_v1_accounts_proto_goTypes = []any{
-	(PasswordChangeReason)(0), // 0: gatehouse.events.v1.PasswordChangeReason
-	(*UsernameReserved)(nil),  // 1: gatehouse.events.v1.UsernameReserved
-	(*EmailReserved)(nil),     // 2: gatehouse.events.v1.EmailReserved
-	(*EmailReleased)(nil),     // 3: gatehouse.events.v1.EmailReleased
-	(*UserRegistered)(nil),    // 4: gatehouse.events.v1.UserRegistered
-	(*PasswordChanged)(nil),   // 5: gatehouse.events.v1.PasswordChanged
-	(*UserLocked)(nil),        // 6: gatehouse.events.v1.UserLocked
-	(*UserUnlocked)(nil),      // 7: gatehouse.events.v1.UserUnlocked
-	(*UserDeactivated)(nil),   // 8: gatehouse.events.v1.UserDeactivated
-	(*UserReactivated)(nil),   // 9: gatehouse.events.v1.UserReactivated
-	(*DisplayNameSet)(nil),    // 10: gatehouse.events.v1.DisplayNameSet
-	(*AdminSet)(nil),          // 11: gatehouse.events.v1.AdminSet
+	(PasswordChangeReason)(0),           // 0: gatehouse.events.v1.PasswordChangeReason
+	(*UsernameReserved)(nil),            // 1: gatehouse.events.v1.UsernameReserved
+	(*EmailReserved)(nil),               // 2: gatehouse.events.v1.EmailReserved
+	(*EmailReleased)(nil),               // 3: gatehouse.events.v1.EmailReleased
+	(*UserRegistered)(nil),              // 4: gatehouse.events.v1.UserRegistered
+	(*PasswordChanged)(nil),             // 5: gatehouse.events.v1.PasswordChanged
+	(*UserLocked)(nil),                  // 6: gatehouse.events.v1.UserLocked
+	(*UserUnlocked)(nil),                // 7: gatehouse.events.v1.UserUnlocked
+	(*UserDeactivated)(nil),             // 8: gatehouse.events.v1.UserDeactivated
+	(*UserReactivated)(nil),             // 9: gatehouse.events.v1.UserReactivated
+	(*DisplayNameSet)(nil),              // 10: gatehouse.events.v1.DisplayNameSet
+	(*AdminSet)(nil),                    // 11: gatehouse.events.v1.AdminSet
+	(*EmailAdded)(nil),                  // 12: gatehouse.events.v1.EmailAdded
+	(*EmailRemoved)(nil),                // 13: gatehouse.events.v1.EmailRemoved
+	(*PrimaryEmailSet)(nil),             // 14: gatehouse.events.v1.PrimaryEmailSet
+	(*BrowserSessionStarted)(nil),       // 15: gatehouse.events.v1.BrowserSessionStarted
+	(*BrowserSessionsActive)(nil),       // 16: gatehouse.events.v1.BrowserSessionsActive
+	(*BrowserSessionEnded)(nil),         // 17: gatehouse.events.v1.BrowserSessionEnded
+	(*BrowserSessionsActive_Entry)(nil), // 18: gatehouse.events.v1.BrowserSessionsActive.Entry
 }
 var file_gatehouse_events_v1_accounts_proto_depIdxs = []int32{
-	0, // 0: gatehouse.events.v1.PasswordChanged.reason:type_name -> gatehouse.events.v1.PasswordChangeReason
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	0,  // 0: gatehouse.events.v1.PasswordChanged.reason:type_name -> gatehouse.events.v1.PasswordChangeReason
+	18, // 1: gatehouse.events.v1.BrowserSessionsActive.entries:type_name -> gatehouse.events.v1.BrowserSessionsActive.Entry
+	2,  // [2:2] is the sub-list for method output_type
+	2,  // [2:2] is the sub-list for method input_type
+	2,  // [2:2] is the sub-list for extension type_name
+	2,  // [2:2] is the sub-list for extension extendee
+	0,  // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_events_v1_accounts_proto_init() }
@@ -790,7 +1246,7 @@ func file_gatehouse_events_v1_accounts_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_events_v1_accounts_proto_rawDesc), len(file_gatehouse_events_v1_accounts_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   11,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -424,6 +424,291 @@ func (x *GrantExchanged) GetSessionId() string {
 	return ""
 }
 
+// DeviceAuthorizationRequested records a device authorization request of a client.
+type DeviceAuthorizationRequested struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeviceGrantId string                 `protobuf:"bytes,1,opt,name=device_grant_id,json=deviceGrantId,proto3" json:"device_grant_id,omitempty"`
+	ClientId      string                 `protobuf:"bytes,2,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// The scope the client asked for, normalised.
+	Scope string `protobuf:"bytes,3,opt,name=scope,proto3" json:"scope,omitempty"`
+	// SHA-256 (hex) of the device code (high-entropy; never stored in clear).
+	DeviceCodeHash string `protobuf:"bytes,4,opt,name=device_code_hash,json=deviceCodeHash,proto3" json:"device_code_hash,omitempty"`
+	// SHA-256 (hex) of the normalised user code (8 characters, no dash). The
+	// code has only about 35 bits and lives 20 minutes, so the hash is no
+	// protection against guessing; it keeps live codes out of the log and the
+	// read model.
+	UserCodeHash string                 `protobuf:"bytes,5,opt,name=user_code_hash,json=userCodeHash,proto3" json:"user_code_hash,omitempty"`
+	ExpiresAt    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// Seconds the device is asked to wait between polls.
+	Interval      int32 `protobuf:"varint,7,opt,name=interval,proto3" json:"interval,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeviceAuthorizationRequested) Reset() {
+	*x = DeviceAuthorizationRequested{}
+	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeviceAuthorizationRequested) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeviceAuthorizationRequested) ProtoMessage() {}
+
+func (x *DeviceAuthorizationRequested) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeviceAuthorizationRequested.ProtoReflect.Descriptor instead.
+func (*DeviceAuthorizationRequested) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_authorize_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *DeviceAuthorizationRequested) GetDeviceGrantId() string {
+	if x != nil {
+		return x.DeviceGrantId
+	}
+	return ""
+}
+
+func (x *DeviceAuthorizationRequested) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *DeviceAuthorizationRequested) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *DeviceAuthorizationRequested) GetDeviceCodeHash() string {
+	if x != nil {
+		return x.DeviceCodeHash
+	}
+	return ""
+}
+
+func (x *DeviceAuthorizationRequested) GetUserCodeHash() string {
+	if x != nil {
+		return x.UserCodeHash
+	}
+	return ""
+}
+
+func (x *DeviceAuthorizationRequested) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *DeviceAuthorizationRequested) GetInterval() int32 {
+	if x != nil {
+		return x.Interval
+	}
+	return 0
+}
+
+// DeviceApproved records that a signed-in user approved the device on the /link page.
+type DeviceApproved struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeviceGrantId string                 `protobuf:"bytes,1,opt,name=device_grant_id,json=deviceGrantId,proto3" json:"device_grant_id,omitempty"`
+	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Username      string                 `protobuf:"bytes,3,opt,name=username,proto3" json:"username,omitempty"`
+	Admin         bool                   `protobuf:"varint,4,opt,name=admin,proto3" json:"admin,omitempty"`
+	// The scope finally granted (a Matrix device scope filled in when the client asked for none).
+	Scope         string                 `protobuf:"bytes,5,opt,name=scope,proto3" json:"scope,omitempty"`
+	AuthTime      *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=auth_time,json=authTime,proto3" json:"auth_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeviceApproved) Reset() {
+	*x = DeviceApproved{}
+	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeviceApproved) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeviceApproved) ProtoMessage() {}
+
+func (x *DeviceApproved) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeviceApproved.ProtoReflect.Descriptor instead.
+func (*DeviceApproved) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_authorize_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *DeviceApproved) GetDeviceGrantId() string {
+	if x != nil {
+		return x.DeviceGrantId
+	}
+	return ""
+}
+
+func (x *DeviceApproved) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *DeviceApproved) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *DeviceApproved) GetAdmin() bool {
+	if x != nil {
+		return x.Admin
+	}
+	return false
+}
+
+func (x *DeviceApproved) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *DeviceApproved) GetAuthTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AuthTime
+	}
+	return nil
+}
+
+// DeviceDenied records that the user refused the device.
+type DeviceDenied struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeviceGrantId string                 `protobuf:"bytes,1,opt,name=device_grant_id,json=deviceGrantId,proto3" json:"device_grant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeviceDenied) Reset() {
+	*x = DeviceDenied{}
+	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeviceDenied) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeviceDenied) ProtoMessage() {}
+
+func (x *DeviceDenied) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeviceDenied.ProtoReflect.Descriptor instead.
+func (*DeviceDenied) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_authorize_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *DeviceDenied) GetDeviceGrantId() string {
+	if x != nil {
+		return x.DeviceGrantId
+	}
+	return ""
+}
+
+// DeviceTokenIssued records the single use of an approved device code.
+type DeviceTokenIssued struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeviceGrantId string                 `protobuf:"bytes,1,opt,name=device_grant_id,json=deviceGrantId,proto3" json:"device_grant_id,omitempty"`
+	// The session the token service started from this grant.
+	SessionId     string `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeviceTokenIssued) Reset() {
+	*x = DeviceTokenIssued{}
+	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeviceTokenIssued) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeviceTokenIssued) ProtoMessage() {}
+
+func (x *DeviceTokenIssued) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeviceTokenIssued.ProtoReflect.Descriptor instead.
+func (*DeviceTokenIssued) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_authorize_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *DeviceTokenIssued) GetDeviceGrantId() string {
+	if x != nil {
+		return x.DeviceGrantId
+	}
+	return ""
+}
+
+func (x *DeviceTokenIssued) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
 var File_gatehouse_events_v1_authorize_proto protoreflect.FileDescriptor
 
 const file_gatehouse_events_v1_authorize_proto_rawDesc = "" +
@@ -464,6 +749,28 @@ const file_gatehouse_events_v1_authorize_proto_rawDesc = "" +
 	"\x0eGrantExchanged\x12\x19\n" +
 	"\bgrant_id\x18\x01 \x01(\tR\agrantId\x12\x1d\n" +
 	"\n" +
+	"session_id\x18\x02 \x01(\tR\tsessionId\"\xa0\x02\n" +
+	"\x1cDeviceAuthorizationRequested\x12&\n" +
+	"\x0fdevice_grant_id\x18\x01 \x01(\tR\rdeviceGrantId\x12\x1b\n" +
+	"\tclient_id\x18\x02 \x01(\tR\bclientId\x12\x14\n" +
+	"\x05scope\x18\x03 \x01(\tR\x05scope\x12(\n" +
+	"\x10device_code_hash\x18\x04 \x01(\tR\x0edeviceCodeHash\x12$\n" +
+	"\x0euser_code_hash\x18\x05 \x01(\tR\fuserCodeHash\x129\n" +
+	"\n" +
+	"expires_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x1a\n" +
+	"\binterval\x18\a \x01(\x05R\binterval\"\xd2\x01\n" +
+	"\x0eDeviceApproved\x12&\n" +
+	"\x0fdevice_grant_id\x18\x01 \x01(\tR\rdeviceGrantId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1a\n" +
+	"\busername\x18\x03 \x01(\tR\busername\x12\x14\n" +
+	"\x05admin\x18\x04 \x01(\bR\x05admin\x12\x14\n" +
+	"\x05scope\x18\x05 \x01(\tR\x05scope\x127\n" +
+	"\tauth_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bauthTime\"6\n" +
+	"\fDeviceDenied\x12&\n" +
+	"\x0fdevice_grant_id\x18\x01 \x01(\tR\rdeviceGrantId\"Z\n" +
+	"\x11DeviceTokenIssued\x12&\n" +
+	"\x0fdevice_grant_id\x18\x01 \x01(\tR\rdeviceGrantId\x12\x1d\n" +
+	"\n" +
 	"session_id\x18\x02 \x01(\tR\tsessionIdB2Z0gatehouse.dev/proto/gatehouse/events/v1;eventsv1b\x06proto3"
 
 var (
@@ -478,24 +785,30 @@ func file_gatehouse_events_v1_authorize_proto_rawDescGZIP() []byte {
 	return file_gatehouse_events_v1_authorize_proto_rawDescData
 }
 
-var file_gatehouse_events_v1_authorize_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_gatehouse_events_v1_authorize_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_gatehouse_events_v1_authorize_proto_goTypes = []any{
-	(*ClientRegistered)(nil),      // 0: gatehouse.events.v1.ClientRegistered
-	(*GrantRequested)(nil),        // 1: gatehouse.events.v1.GrantRequested
-	(*GrantApproved)(nil),         // 2: gatehouse.events.v1.GrantApproved
-	(*GrantDenied)(nil),           // 3: gatehouse.events.v1.GrantDenied
-	(*GrantExchanged)(nil),        // 4: gatehouse.events.v1.GrantExchanged
-	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
+	(*ClientRegistered)(nil),             // 0: gatehouse.events.v1.ClientRegistered
+	(*GrantRequested)(nil),               // 1: gatehouse.events.v1.GrantRequested
+	(*GrantApproved)(nil),                // 2: gatehouse.events.v1.GrantApproved
+	(*GrantDenied)(nil),                  // 3: gatehouse.events.v1.GrantDenied
+	(*GrantExchanged)(nil),               // 4: gatehouse.events.v1.GrantExchanged
+	(*DeviceAuthorizationRequested)(nil), // 5: gatehouse.events.v1.DeviceAuthorizationRequested
+	(*DeviceApproved)(nil),               // 6: gatehouse.events.v1.DeviceApproved
+	(*DeviceDenied)(nil),                 // 7: gatehouse.events.v1.DeviceDenied
+	(*DeviceTokenIssued)(nil),            // 8: gatehouse.events.v1.DeviceTokenIssued
+	(*timestamppb.Timestamp)(nil),        // 9: google.protobuf.Timestamp
 }
 var file_gatehouse_events_v1_authorize_proto_depIdxs = []int32{
-	5, // 0: gatehouse.events.v1.GrantRequested.expires_at:type_name -> google.protobuf.Timestamp
-	5, // 1: gatehouse.events.v1.GrantApproved.auth_time:type_name -> google.protobuf.Timestamp
-	5, // 2: gatehouse.events.v1.GrantApproved.code_expires_at:type_name -> google.protobuf.Timestamp
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	9, // 0: gatehouse.events.v1.GrantRequested.expires_at:type_name -> google.protobuf.Timestamp
+	9, // 1: gatehouse.events.v1.GrantApproved.auth_time:type_name -> google.protobuf.Timestamp
+	9, // 2: gatehouse.events.v1.GrantApproved.code_expires_at:type_name -> google.protobuf.Timestamp
+	9, // 3: gatehouse.events.v1.DeviceAuthorizationRequested.expires_at:type_name -> google.protobuf.Timestamp
+	9, // 4: gatehouse.events.v1.DeviceApproved.auth_time:type_name -> google.protobuf.Timestamp
+	5, // [5:5] is the sub-list for method output_type
+	5, // [5:5] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_events_v1_authorize_proto_init() }
@@ -509,7 +822,7 @@ func file_gatehouse_events_v1_authorize_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_events_v1_authorize_proto_rawDesc), len(file_gatehouse_events_v1_authorize_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

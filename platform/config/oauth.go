@@ -1,0 +1,68 @@
+package config
+
+import (
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// OAuth configures tokens, signing keys and clients known in advance.
+type OAuth struct {
+	// AccessTokenTTL is the lifetime of access tokens (GATEHOUSE_ACCESS_TOKEN_TTL), 1m..24h.
+	AccessTokenTTL time.Duration `yaml:"access_token_ttl"`
+	// SigningKeyFiles are PEM private keys (RSA ≥ 2048, EC P-256/P-384) that sign
+	// ID tokens; empty: keys are generated on first start and kept in the event log.
+	SigningKeyFiles []string `yaml:"signing_key_files,omitempty"`
+	// Clients are registered at start from configuration (the homeserver's own
+	// client, first-party apps), next to those registered dynamically.
+	Clients []StaticClient `yaml:"clients,omitempty"`
+}
+
+// StaticClient is an OAuth client defined in configuration.
+type StaticClient struct {
+	// ClientID is the client's id: letters, digits, '-' and '_'.
+	ClientID string `yaml:"client_id"`
+	// ClientSecret is required for client_secret_basic and client_secret_post; never logged.
+	ClientSecret Secret `yaml:"client_secret"`
+	// AuthMethod is the token_endpoint_auth_method: none, client_secret_basic or client_secret_post.
+	AuthMethod   string   `yaml:"token_endpoint_auth_method"`
+	ClientName   string   `yaml:"client_name"`
+	ClientURI    string   `yaml:"client_uri"`
+	RedirectURIs []string `yaml:"redirect_uris"`
+	GrantTypes   []string `yaml:"grant_types"`
+}
+
+var staticClientID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// validateOAuth adds the problems of the oauth section.
+func (p *problems) validateOAuth(o OAuth) {
+	if o.AccessTokenTTL < time.Minute || o.AccessTokenTTL > 24*time.Hour {
+		p.add("oauth.access_token_ttl", "%s is outside 1m..24h", o.AccessTokenTTL)
+	}
+	seen := map[string]bool{}
+	for i, c := range o.Clients {
+		field := fmt.Sprintf("oauth.clients[%d]", i)
+		if !staticClientID.MatchString(c.ClientID) {
+			p.add(field+".client_id", "%q must be 1 to 64 letters, digits, '-' or '_'", c.ClientID)
+		}
+		if seen[c.ClientID] {
+			p.add(field+".client_id", "%q is defined twice", c.ClientID)
+		}
+		seen[c.ClientID] = true
+		switch c.AuthMethod {
+		case "none":
+			if c.ClientSecret != "" {
+				p.add(field+".client_secret", "a public client (none) has no secret")
+			}
+		case "client_secret_basic", "client_secret_post":
+			if len(c.ClientSecret) < 16 {
+				p.add(field+".client_secret", "must be at least 16 characters for %s", c.AuthMethod)
+			}
+		default:
+			p.add(field+".token_endpoint_auth_method", "%q must be none, client_secret_basic or client_secret_post", c.AuthMethod)
+		}
+		if len(c.GrantTypes) == 0 {
+			p.add(field+".grant_types", "at least one grant type is required")
+		}
+	}
+}

@@ -1,0 +1,74 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestOAuthSection(t *testing.T) {
+	good := StaticClient{ClientID: "synapse", ClientSecret: "0123456789abcdefXYZ", AuthMethod: "client_secret_basic", GrantTypes: []string{"client_credentials"}}
+	tests := []struct {
+		name string
+		edit func(*Config)
+		want string // substring of the error; empty: valid
+	}{
+		{"defaults", func(*Config) {}, ""},
+		{"a static client", func(c *Config) { c.OAuth.Clients = []StaticClient{good} }, ""},
+		{"TTL too short", func(c *Config) { c.OAuth.AccessTokenTTL = time.Second }, "oauth.access_token_ttl"},
+		{"bad client id", func(c *Config) { g := good; g.ClientID = "a.b"; c.OAuth.Clients = []StaticClient{g} }, "oauth.clients[0].client_id"},
+		{"duplicate client", func(c *Config) { c.OAuth.Clients = []StaticClient{good, good} }, "defined twice"},
+		{"short secret", func(c *Config) { g := good; g.ClientSecret = "short"; c.OAuth.Clients = []StaticClient{g} }, "at least 16"},
+		{"public client with secret", func(c *Config) { g := good; g.AuthMethod = "none"; c.OAuth.Clients = []StaticClient{g} }, "no secret"},
+		{"unknown method", func(c *Config) { g := good; g.AuthMethod = "magic"; c.OAuth.Clients = []StaticClient{g} }, "token_endpoint_auth_method"},
+		{"no grants", func(c *Config) { g := good; g.GrantTypes = nil; c.OAuth.Clients = []StaticClient{g} }, "grant_types"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			tt.edit(&c)
+			err := c.Validate()
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("error %v, want one mentioning %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestOAuthFromFileAndEnv(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gatehouse.yaml")
+	yaml := `oauth:
+  access_token_ttl: 10m
+  clients:
+    - client_id: synapse
+      client_secret: "0123456789abcdefXYZ"
+      token_endpoint_auth_method: client_secret_basic
+      grant_types: [client_credentials]
+`
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.OAuth.AccessTokenTTL != 10*time.Minute || len(c.OAuth.Clients) != 1 || string(c.OAuth.Clients[0].ClientSecret) != "0123456789abcdefXYZ" {
+		t.Fatalf("oauth = %+v", c.OAuth)
+	}
+	if strings.Contains(fmt.Sprint(c), "0123456789abcdefXYZ") {
+		t.Fatal("a client secret is printed")
+	}
+	c, err = Load(path, []string{"GATEHOUSE_ACCESS_TOKEN_TTL=2m"})
+	if err != nil || c.OAuth.AccessTokenTTL != 2*time.Minute {
+		t.Fatalf("env override: %v, %v", c.OAuth.AccessTokenTTL, err)
+	}
+	if _, err := Load(path, []string{"GATEHOUSE_ACCESS_TOKEN_TTL=soon"}); err == nil {
+		t.Fatal("a bad duration was accepted")
+	}
+}

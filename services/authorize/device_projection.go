@@ -1,0 +1,49 @@
+package authorize
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"gatehouse.dev/platform/eventlog"
+	"gatehouse.dev/platform/projection"
+	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
+)
+
+// devicesProjection is the read model of device authorization grants.
+const devicesProjection = "devices"
+
+// devicesReadModel maps device and user codes (hashed) to device grants.
+func devicesReadModel() projection.Projection {
+	return projection.Projection{
+		Name:     devicesProjection,
+		Subjects: []string{subjectPrefix + ".device.*"},
+		Apply: func(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
+			at := rec.OccurredAt()
+			var err error
+			switch ev := rec.Event.(type) {
+			case *eventsv1.DeviceAuthorizationRequested:
+				_, err = tx.Exec(ctx, `
+					INSERT INTO devices (device_grant_id, client_id, device_code_hash, user_code_hash, status, expires_at, created_at, updated_at)
+					VALUES ($1, $2, $3, $4, 'pending', $5, $6, $6)`,
+					ev.GetDeviceGrantId(), ev.GetClientId(), ev.GetDeviceCodeHash(), ev.GetUserCodeHash(), ev.GetExpiresAt().AsTime(), at)
+			case *eventsv1.DeviceApproved:
+				_, err = tx.Exec(ctx, `UPDATE devices SET status = 'approved', user_id = $2, updated_at = $3 WHERE device_grant_id = $1`,
+					ev.GetDeviceGrantId(), ev.GetUserId(), at)
+			case *eventsv1.DeviceDenied:
+				_, err = tx.Exec(ctx, `UPDATE devices SET status = 'denied', updated_at = $2 WHERE device_grant_id = $1`, ev.GetDeviceGrantId(), at)
+			case *eventsv1.DeviceTokenIssued:
+				_, err = tx.Exec(ctx, `UPDATE devices SET status = 'used', updated_at = $2 WHERE device_grant_id = $1`, ev.GetDeviceGrantId(), at)
+			}
+			if err != nil {
+				return fmt.Errorf("devices: %s: %w", rec.Type(), err)
+			}
+			return nil
+		},
+		Reset: func(ctx context.Context, tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `TRUNCATE devices`)
+			return err
+		},
+	}
+}

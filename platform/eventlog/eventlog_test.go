@@ -320,3 +320,35 @@ func TestDecodeUnknownEventType(t *testing.T) {
 		t.Fatal("garbage decoded without error")
 	}
 }
+
+// Concurrent creators of a write-once aggregate all get the same event.
+func TestOnceCreatesOneEvent(t *testing.T) {
+	ctx := context.Background()
+	l, _ := openLog(t)
+	ref := eventlog.Ref{Type: "keys", ID: "current"}
+	const n = 6
+	got := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			rec, err := l.Once(ctx, ref, "test", func() (proto.Message, error) {
+				return &eventsv1.DisplayNameSet{DisplayName: ulid.Make().String()}, nil
+			})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			got[i] = rec.Event.(*eventsv1.DisplayNameSet).GetDisplayName()
+		})
+	}
+	wg.Wait()
+	for i := range got {
+		if got[i] != got[0] || got[i] == "" {
+			t.Fatalf("creators disagree: %v", got)
+		}
+	}
+	history, _, _ := l.Load(ctx, ref)
+	if len(history) != 1 {
+		t.Fatalf("stored %d events, want 1", len(history))
+	}
+}

@@ -71,6 +71,8 @@ type Service struct {
 	projections *projection.Set
 	logger      *slog.Logger
 	now         func() time.Time
+	// secretKey derives client secrets (see clientSecret).
+	secretKey []byte
 	// devicePacer answers slow_down to devices polling too fast (this replica's view).
 	devicePacer *device.Pacer
 }
@@ -103,6 +105,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		return nil, fmt.Errorf("authorize: %w", err)
 	}
 	s := &Service{cfg: cfg, issuer: issuer, pool: deps.Pool, log: log, projections: set, logger: deps.Logger, now: time.Now, devicePacer: device.NewPacer()}
+	if err := s.loadSecretKey(ctx); err != nil {
+		return nil, err
+	}
 	if err := s.syncStaticClients(ctx, cfg.StaticClients); err != nil {
 		return nil, err
 	}

@@ -8,7 +8,7 @@ import (
 // metadata is the authorization server metadata (RFC 8414, OpenID Connect
 // Discovery, MSC2965). Matrix clients read it to find every endpoint.
 func (s *Service) metadata() map[string]any {
-	authMethods := []string{"none", "client_secret_basic", "client_secret_post", "private_key_jwt"}
+	authMethods := []string{"none", "client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt"}
 	return map[string]any{
 		"issuer":                                           s.cfg.Issuer,
 		"authorization_endpoint":                           s.endpoint("authorize"),
@@ -25,11 +25,11 @@ func (s *Service) metadata() map[string]any {
 		"grant_types_supported":                            []string{"authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code"},
 		"code_challenge_methods_supported":                 []string{"S256"},
 		"token_endpoint_auth_methods_supported":            authMethods,
-		"token_endpoint_auth_signing_alg_values_supported": []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384"},
+		"token_endpoint_auth_signing_alg_values_supported": []string{"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384"},
 		"revocation_endpoint_auth_methods_supported":       authMethods,
-		"introspection_endpoint_auth_methods_supported":    []string{"client_secret_basic", "client_secret_post", "private_key_jwt"},
+		"introspection_endpoint_auth_methods_supported":    []string{"client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt"},
 		"scopes_supported":                                 []string{"openid", "email", "urn:matrix:client:api:*", "urn:matrix:org.matrix.msc2967.client:api:*", "urn:synapse:admin:*"},
-		"claims_supported":                                 []string{"iss", "sub", "aud", "azp", "iat", "exp", "auth_time", "nonce", "at_hash", "c_hash", "username", "email"},
+		"claims_supported":                                 []string{"iss", "sub", "aud", "azp", "iat", "exp", "auth_time", "nonce", "at_hash", "username", "email"},
 		"subject_types_supported":                          []string{"public"},
 		"id_token_signing_alg_values_supported":            []string{"RS256", "ES256"},
 		"userinfo_signing_alg_values_supported":            []string{"none"},

@@ -216,5 +216,9 @@ func (g *grpcServer) GetClient(ctx context.Context, req *authorizev1.GetClientRe
 	if err != nil {
 		return nil, errs.Wrap(errs.KindInternal, "", err)
 	}
-	return &authorizev1.GetClientResponse{ClientId: c.ID, MetadataJson: raw, SecretHash: c.SecretHash}, nil
+	resp := &authorizev1.GetClientResponse{ClientId: c.ID, MetadataJson: raw, SecretHash: c.SecretHash}
+	if c.Meta.TokenEndpointAuthMethod == "client_secret_jwt" {
+		resp.JwtSecret = g.svc.clientSecret(c.ID)
+	}
+	return resp, nil
 }

@@ -2,14 +2,19 @@ package authorize
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
+
+	"google.golang.org/protobuf/proto"
 
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/httpx"
@@ -60,13 +65,10 @@ func (s *Service) handleRegister(w http.ResponseWriter, r *http.Request) {
 	httpx.WriteJSON(w, http.StatusCreated, resp)
 }
 
-// supported refuses valid metadata that this server cannot serve: secrets are
-// stored only as hashes, so client_secret_jwt (which needs the secret itself)
-// is not offered, and client keys must be registered inline.
+// supported refuses valid metadata that this server cannot serve: client keys
+// must be registered inline (jwks_uri is not fetched).
 func supported(m clientmeta.Metadata) error {
 	switch {
-	case m.TokenEndpointAuthMethod == "client_secret_jwt":
-		return oautherr.Errorf(oautherr.InvalidClientMetadata, "client_secret_jwt is not supported; use private_key_jwt, client_secret_basic or client_secret_post")
 	case m.TokenEndpointAuthMethod == "private_key_jwt" && len(m.JWKS) == 0:
 		return oautherr.Errorf(oautherr.InvalidClientMetadata, "private_key_jwt clients must register their keys inline in jwks (jwks_uri is not supported)")
 	}
@@ -79,11 +81,7 @@ func (s *Service) registerClient(ctx context.Context, meta clientmeta.Metadata, 
 	id := ids.New()
 	var secret, secretHash string
 	if meta.UsesSecret() {
-		var b [32]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			return nil, err
-		}
-		secret = base64.RawURLEncoding.EncodeToString(b[:])
+		secret = s.clientSecret(id)
 		secretHash = SecretHash(secret)
 	}
 	raw, err := json.Marshal(meta)
@@ -111,6 +109,37 @@ func (s *Service) registerClient(ctx context.Context, meta clientmeta.Metadata, 
 		resp["client_secret_expires_at"] = 0
 	}
 	return resp, nil
+}
+
+// clientSecret derives a client's secret from the service's key: 64 bytes of
+// HMAC-SHA512, so it is long enough for every HS* algorithm of
+// client_secret_jwt. Secrets are not stored; only their hashes are, and the
+// secret of a client_secret_jwt client can be derived again when its
+// assertions must be checked.
+func (s *Service) clientSecret(clientID string) string {
+	mac := hmac.New(sha512.New, s.secretKey)
+	mac.Write([]byte("gatehouse client secret\x00" + clientID))
+	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// loadSecretKey reads the client-secret key, generating it on first start.
+func (s *Service) loadSecretKey(ctx context.Context) error {
+	rec, err := s.log.Once(ctx, eventlog.Ref{Type: "keys", ID: "current"}, "system", func() (proto.Message, error) {
+		key := make([]byte, 64)
+		if _, err := rand.Read(key); err != nil {
+			return nil, err
+		}
+		return &eventsv1.ClientSecretKeyGenerated{Key: key}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("authorize: client secret key: %w", err)
+	}
+	ev, ok := rec.Event.(*eventsv1.ClientSecretKeyGenerated)
+	if !ok || len(ev.GetKey()) < 32 {
+		return fmt.Errorf("authorize: %s does not hold a client secret key", rec.Subject)
+	}
+	s.secretKey = ev.GetKey()
+	return nil
 }
 
 // SecretHash is the stored form of a client secret: secrets are 256 random

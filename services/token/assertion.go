@@ -44,15 +44,23 @@ func (s *Service) newAssertionVerifier() (*assertion.Verifier, error) {
 	})
 }
 
-// verifyAssertion checks a private_key_jwt client assertion (RFC 7523).
+// verifyAssertion checks a client assertion (RFC 7523): signed with the
+// client's registered keys (private_key_jwt) or keyed with its secret
+// (client_secret_jwt).
 func (s *Service) verifyAssertion(ctx context.Context, c *client, a string) error {
-	var set jose.JSONWebKeySet
-	if len(c.Meta.JWKS) == 0 || json.Unmarshal(c.Meta.JWKS, &set) != nil {
-		return errs.Unauthenticated("the client has no usable jwks")
-	}
 	var algs []string
 	if c.Meta.SigningAlg != "" {
 		algs = []string{c.Meta.SigningAlg}
+	}
+	if c.Meta.AuthMethod == "client_secret_jwt" {
+		if c.jwtSecret == "" {
+			return errs.Unauthenticated("the client has no secret")
+		}
+		return s.assertions.Verify(ctx, a, c.ID, assertion.SharedSecret([]byte(c.jwtSecret), algs...))
+	}
+	var set jose.JSONWebKeySet
+	if len(c.Meta.JWKS) == 0 || json.Unmarshal(c.Meta.JWKS, &set) != nil {
+		return errs.Unauthenticated("the client has no usable jwks")
 	}
 	return s.assertions.Verify(ctx, a, c.ID, assertion.PublicKeys(set, algs...))
 }

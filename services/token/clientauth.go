@@ -38,6 +38,8 @@ type client struct {
 	ID         string
 	Meta       clientMeta
 	secretHash string
+	// jwtSecret keys the assertions of a client_secret_jwt client.
+	jwtSecret string
 }
 
 // clientCache remembers clients for a short while: registrations do not
@@ -70,7 +72,7 @@ func (cc *clientCache) get(ctx context.Context, id string) (*client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &client{ID: resp.GetClientId(), secretHash: resp.GetSecretHash()}
+	c := &client{ID: resp.GetClientId(), secretHash: resp.GetSecretHash(), jwtSecret: resp.GetJwtSecret()}
 	if err := json.Unmarshal(resp.GetMetadataJson(), &c.Meta); err != nil {
 		return nil, errs.Wrap(errs.KindInternal, "", err)
 	}
@@ -167,7 +169,7 @@ func (s *Service) authenticateClient(ctx context.Context, r *http.Request, form 
 		if c.secretHash == "" || subtle.ConstantTimeCompare([]byte(hex.EncodeToString(sum[:])), []byte(c.secretHash)) != 1 {
 			return nil, invalidClient("client authentication failed")
 		}
-	case method == "private_key_jwt" && hasAssertion:
+	case (method == "private_key_jwt" || method == "client_secret_jwt") && hasAssertion:
 		if err := s.verifyAssertion(ctx, c, assertion); err != nil {
 			return nil, invalidClient("client authentication failed: " + errs.PublicMessage(err))
 		}

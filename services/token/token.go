@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/propagation"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/host"
@@ -137,49 +138,37 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 var keysRef = eventlog.Ref{Type: "keys", ID: "current"}
 
 // loadKeys reads the keys from the stream, generating them on first start.
-// Replicas starting together race with ExpectNew: one set wins, all use it.
 func (s *Service) loadKeys(ctx context.Context) error {
-	for range 3 {
-		history, _, err := s.log.Load(ctx, keysRef)
-		if err != nil {
-			return fmt.Errorf("token: load keys: %w", err)
-		}
-		for i := len(history) - 1; i >= 0; i-- {
-			if ev, ok := history[i].Event.(*eventsv1.SigningKeysGenerated); ok {
-				ks, err := keys.UnmarshalPrivate(ev.GetPrivateJwks())
-				if err != nil {
-					return fmt.Errorf("token: stored keys: %w", err)
-				}
-				minter, err := tokenfmt.NewMinter([][]byte{ev.GetTokenMacKey()})
-				if err != nil {
-					return fmt.Errorf("token: stored MAC key: %w", err)
-				}
-				s.keys, s.minter = ks, minter
-				return nil
-			}
-		}
+	rec, err := s.log.Once(ctx, keysRef, "system", func() (proto.Message, error) {
 		ks, err := keys.Generate("RS256", "ES256")
 		if err != nil {
-			return fmt.Errorf("token: generate keys: %w", err)
+			return nil, err
 		}
 		private, err := ks.MarshalPrivate()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		mac := make([]byte, 32)
 		if _, err := rand.Read(mac); err != nil {
-			return err
-		}
-		_, err = s.log.Append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), Event: eventlog.Event{
-			Aggregate: keysRef, Actor: "system",
-			Payload: &eventsv1.SigningKeysGenerated{PrivateJwks: private, TokenMacKey: mac},
-		}})
-		if err != nil && !eventlog.IsConflict(err) {
-			return fmt.Errorf("token: store keys: %w", err)
+			return nil, err
 		}
 		s.logger.Info("generated signing keys", "algorithms", ks.Algorithms())
+		return &eventsv1.SigningKeysGenerated{PrivateJwks: private, TokenMacKey: mac}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("token: keys: %w", err)
 	}
-	return fmt.Errorf("token: keys could not be loaded")
+	ev, ok := rec.Event.(*eventsv1.SigningKeysGenerated)
+	if !ok {
+		return fmt.Errorf("token: %s holds %s, not keys", s.log.Subject(keysRef), rec.Type())
+	}
+	if s.keys, err = keys.UnmarshalPrivate(ev.GetPrivateJwks()); err != nil {
+		return fmt.Errorf("token: stored keys: %w", err)
+	}
+	if s.minter, err = tokenfmt.NewMinter([][]byte{ev.GetTokenMacKey()}); err != nil {
+		return fmt.Errorf("token: stored MAC key: %w", err)
+	}
+	return nil
 }
 
 // FromRuntime builds the service on a host runtime.

@@ -913,7 +913,10 @@ type GetClientResponse struct {
 	// RFC 7591 metadata as JSON.
 	MetadataJson []byte `protobuf:"bytes,2,opt,name=metadata_json,json=metadataJson,proto3" json:"metadata_json,omitempty"`
 	// SHA-256 (hex) of the client secret; empty for public clients.
-	SecretHash    string `protobuf:"bytes,3,opt,name=secret_hash,json=secretHash,proto3" json:"secret_hash,omitempty"`
+	SecretHash string `protobuf:"bytes,3,opt,name=secret_hash,json=secretHash,proto3" json:"secret_hash,omitempty"`
+	// The secret itself, only for client_secret_jwt clients, whose assertions are
+	// HMACs keyed with it. It is never stored: the authorize service derives it.
+	JwtSecret     string `protobuf:"bytes,4,opt,name=jwt_secret,json=jwtSecret,proto3" json:"jwt_secret,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -965,6 +968,13 @@ func (x *GetClientResponse) GetMetadataJson() []byte {
 func (x *GetClientResponse) GetSecretHash() string {
 	if x != nil {
 		return x.SecretHash
+	}
+	return ""
+}
+
+func (x *GetClientResponse) GetJwtSecret() string {
+	if x != nil {
+		return x.JwtSecret
 	}
 	return ""
 }
@@ -1580,12 +1590,14 @@ const file_gatehouse_authorize_v1_authorize_proto_rawDesc = "" +
 	"\x05admin\x18\a \x01(\bR\x05admin\x12.\n" +
 	"\x13replayed_session_id\x18\b \x01(\tR\x11replayedSessionId\"/\n" +
 	"\x10GetClientRequest\x12\x1b\n" +
-	"\tclient_id\x18\x01 \x01(\tR\bclientId\"v\n" +
+	"\tclient_id\x18\x01 \x01(\tR\bclientId\"\x95\x01\n" +
 	"\x11GetClientResponse\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12#\n" +
 	"\rmetadata_json\x18\x02 \x01(\fR\fmetadataJson\x12\x1f\n" +
 	"\vsecret_hash\x18\x03 \x01(\tR\n" +
-	"secretHash\"\xa2\x02\n" +
+	"secretHash\x12\x1d\n" +
+	"\n" +
+	"jwt_secret\x18\x04 \x01(\tR\tjwtSecret\"\xa2\x02\n" +
 	"\vDeviceGrant\x12&\n" +
 	"\x0fdevice_grant_id\x18\x01 \x01(\tR\rdeviceGrantId\x12:\n" +
 	"\x06client\x18\x02 \x01(\v2\".gatehouse.authorize.v1.ClientInfoR\x06client\x12\x14\n" +

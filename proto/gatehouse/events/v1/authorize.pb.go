@@ -709,6 +709,54 @@ func (x *DeviceTokenIssued) GetSessionId() string {
 	return ""
 }
 
+// ClientSecretKeyGenerated records the key client secrets are derived from
+// (HMAC-SHA512 of the client id), generated on first start. Subject:
+// authorize.keys.current. Secrets themselves are never stored; their SHA-256
+// hashes are.
+type ClientSecretKeyGenerated struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClientSecretKeyGenerated) Reset() {
+	*x = ClientSecretKeyGenerated{}
+	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClientSecretKeyGenerated) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClientSecretKeyGenerated) ProtoMessage() {}
+
+func (x *ClientSecretKeyGenerated) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClientSecretKeyGenerated.ProtoReflect.Descriptor instead.
+func (*ClientSecretKeyGenerated) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_authorize_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ClientSecretKeyGenerated) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
 var File_gatehouse_events_v1_authorize_proto protoreflect.FileDescriptor
 
 const file_gatehouse_events_v1_authorize_proto_rawDesc = "" +
@@ -771,7 +819,9 @@ const file_gatehouse_events_v1_authorize_proto_rawDesc = "" +
 	"\x11DeviceTokenIssued\x12&\n" +
 	"\x0fdevice_grant_id\x18\x01 \x01(\tR\rdeviceGrantId\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\x02 \x01(\tR\tsessionIdB2Z0gatehouse.dev/proto/gatehouse/events/v1;eventsv1b\x06proto3"
+	"session_id\x18\x02 \x01(\tR\tsessionId\",\n" +
+	"\x18ClientSecretKeyGenerated\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03keyB2Z0gatehouse.dev/proto/gatehouse/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_gatehouse_events_v1_authorize_proto_rawDescOnce sync.Once
@@ -785,7 +835,7 @@ func file_gatehouse_events_v1_authorize_proto_rawDescGZIP() []byte {
 	return file_gatehouse_events_v1_authorize_proto_rawDescData
 }
 
-var file_gatehouse_events_v1_authorize_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_gatehouse_events_v1_authorize_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_gatehouse_events_v1_authorize_proto_goTypes = []any{
 	(*ClientRegistered)(nil),             // 0: gatehouse.events.v1.ClientRegistered
 	(*GrantRequested)(nil),               // 1: gatehouse.events.v1.GrantRequested
@@ -796,19 +846,20 @@ var file_gatehouse_events_v1_authorize_proto_goTypes = []any{
 	(*DeviceApproved)(nil),               // 6: gatehouse.events.v1.DeviceApproved
 	(*DeviceDenied)(nil),                 // 7: gatehouse.events.v1.DeviceDenied
 	(*DeviceTokenIssued)(nil),            // 8: gatehouse.events.v1.DeviceTokenIssued
-	(*timestamppb.Timestamp)(nil),        // 9: google.protobuf.Timestamp
+	(*ClientSecretKeyGenerated)(nil),     // 9: gatehouse.events.v1.ClientSecretKeyGenerated
+	(*timestamppb.Timestamp)(nil),        // 10: google.protobuf.Timestamp
 }
 var file_gatehouse_events_v1_authorize_proto_depIdxs = []int32{
-	9, // 0: gatehouse.events.v1.GrantRequested.expires_at:type_name -> google.protobuf.Timestamp
-	9, // 1: gatehouse.events.v1.GrantApproved.auth_time:type_name -> google.protobuf.Timestamp
-	9, // 2: gatehouse.events.v1.GrantApproved.code_expires_at:type_name -> google.protobuf.Timestamp
-	9, // 3: gatehouse.events.v1.DeviceAuthorizationRequested.expires_at:type_name -> google.protobuf.Timestamp
-	9, // 4: gatehouse.events.v1.DeviceApproved.auth_time:type_name -> google.protobuf.Timestamp
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	10, // 0: gatehouse.events.v1.GrantRequested.expires_at:type_name -> google.protobuf.Timestamp
+	10, // 1: gatehouse.events.v1.GrantApproved.auth_time:type_name -> google.protobuf.Timestamp
+	10, // 2: gatehouse.events.v1.GrantApproved.code_expires_at:type_name -> google.protobuf.Timestamp
+	10, // 3: gatehouse.events.v1.DeviceAuthorizationRequested.expires_at:type_name -> google.protobuf.Timestamp
+	10, // 4: gatehouse.events.v1.DeviceApproved.auth_time:type_name -> google.protobuf.Timestamp
+	5,  // [5:5] is the sub-list for method output_type
+	5,  // [5:5] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_events_v1_authorize_proto_init() }
@@ -822,7 +873,7 @@ func file_gatehouse_events_v1_authorize_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_events_v1_authorize_proto_rawDesc), len(file_gatehouse_events_v1_authorize_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

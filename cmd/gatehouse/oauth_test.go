@@ -39,9 +39,9 @@ func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastR
 
 var plainHTTP = &http.Client{CheckRedirect: noRedirects, Timeout: 30 * time.Second}
 
-func newOAuthEnv(t *testing.T) *oauthEnv {
+func newOAuthEnv(t *testing.T, env ...string) *oauthEnv {
 	t.Helper()
-	s := startServe(t, dataDir(t), "GATEHOUSE_MATRIX_SECRET="+homeserverSecret, "GATEHOUSE_MATRIX_SERVER_NAME=example.org")
+	s := startServe(t, dataDir(t), append([]string{"GATEHOUSE_MATRIX_SECRET=" + homeserverSecret, "GATEHOUSE_MATRIX_SERVER_NAME=example.org"}, env...)...)
 	e := &oauthEnv{s: s, issuer: "http://" + s.http + "/"}
 	ctx := context.Background()
 	var err error
@@ -218,9 +218,10 @@ func TestAuthorizationCodeFlowWithRealClients(t *testing.T) {
 	}
 }
 
-// A refresh token used twice ends the whole session (MSC2964).
+// A refresh token used twice ends the whole session (MSC2964). With no grace
+// period, even an immediate second use is a replay.
 func TestRefreshTokenReplayEndsSession(t *testing.T) {
-	e := newOAuthEnv(t)
+	e := newOAuthEnv(t, "GATEHOUSE_REFRESH_REUSE_GRACE=0s")
 	ctx := context.Background()
 	verifier := oauth2.GenerateVerifier()
 	back := e.authorize(t, e.client, oauth2.S256ChallengeOption(verifier))

@@ -195,7 +195,7 @@ func Default() Config {
 			Run:       AllServices(),
 			Endpoints: map[string]string{},
 		},
-		OAuth:    OAuth{AccessTokenTTL: 5 * time.Minute},
+		OAuth:    OAuth{AccessTokenTTL: 5 * time.Minute, RefreshReuseGrace: 10 * time.Second},
 		Branding: Branding{ServiceName: "Gatehouse"},
 	}
 }

@@ -108,6 +108,13 @@ func fields() []field {
 		{"branding.service_name", "GATEHOUSE_BRANDING_SERVICE_NAME",
 			"Name of the service shown to users in emails.",
 			setString(func(c *Config) *string { return &c.Branding.ServiceName })},
+		{"oauth.refresh_reuse_grace", "GATEHOUSE_REFRESH_REUSE_GRACE",
+			"A rotated-out refresh token used again within this time (e.g. 10s) is refused without ending the session.",
+			func(c *Config, v string) error {
+				d, err := time.ParseDuration(v)
+				c.OAuth.RefreshReuseGrace = d
+				return err
+			}},
 		{"services.endpoints", "GATEHOUSE_ENDPOINT_<SERVICE>",
 			"gRPC target of each service run elsewhere, e.g. accounts: accounts:9090; others are reached at grpc.addr.",
 			nil},

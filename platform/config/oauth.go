@@ -10,6 +10,10 @@ import (
 type OAuth struct {
 	// AccessTokenTTL is the lifetime of access tokens (GATEHOUSE_ACCESS_TOKEN_TTL), 1m..24h.
 	AccessTokenTTL time.Duration `yaml:"access_token_ttl"`
+	// RefreshReuseGrace (GATEHOUSE_REFRESH_REUSE_GRACE, 0..1m): a rotated-out refresh
+	// token used again within this time is refused as a concurrent request; later
+	// it is a replay and ends the session (MSC2964).
+	RefreshReuseGrace time.Duration `yaml:"refresh_reuse_grace"`
 	// SigningKeyFiles are PEM private keys (RSA ≥ 2048, EC P-256/P-384) that sign
 	// ID tokens; empty: keys are generated on first start and kept in the event log.
 	SigningKeyFiles []string `yaml:"signing_key_files,omitempty"`
@@ -38,6 +42,9 @@ var staticClientID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 func (p *problems) validateOAuth(o OAuth) {
 	if o.AccessTokenTTL < time.Minute || o.AccessTokenTTL > 24*time.Hour {
 		p.add("oauth.access_token_ttl", "%s is outside 1m..24h", o.AccessTokenTTL)
+	}
+	if o.RefreshReuseGrace < 0 || o.RefreshReuseGrace > time.Minute {
+		p.add("oauth.refresh_reuse_grace", "%s is outside 0..1m", o.RefreshReuseGrace)
 	}
 	seen := map[string]bool{}
 	for i, c := range o.Clients {

@@ -250,7 +250,9 @@ func (s *Service) refresh(ctx context.Context, c *client, form url.Values) (map[
 			firstSeen = version
 		}
 		st = session.Fold(history)
-		decided, o, err := session.Refresh(st, session.Rotation{ClientID: c.ID, PresentedHash: hash, FirstSeen: firstSeen, Next: p.issued})
+		decided, o, err := session.Refresh(st, session.Rotation{
+			ClientID: c.ID, PresentedHash: hash, FirstSeen: firstSeen, Next: p.issued, Now: s.now(), Grace: s.cfg.RefreshReuseGrace,
+		})
 		outcome = o
 		if o == session.Reused {
 			err = nil // append the end of the session, then answer invalid_grant

@@ -54,6 +54,10 @@ type Config struct {
 	Issuer string
 	// AccessTTL is the lifetime of access tokens (default 5 minutes).
 	AccessTTL time.Duration
+	// RefreshReuseGrace is how long after a rotation the rotated-out refresh
+	// token is refused without ending the session (a concurrent refresh);
+	// after that, its use is a replay and ends the session.
+	RefreshReuseGrace time.Duration
 	// MatrixSecret lets the homeserver introspect with "Authorization: Bearer <secret>".
 	MatrixSecret string
 	// Replicas of the event stream.
@@ -186,7 +190,7 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 		return nil, err
 	}
 	cfg := Config{Issuer: rt.Config.PublicURL, MatrixSecret: string(rt.Config.Matrix.Secret), Replicas: rt.Config.NATS.Replicas,
-		AccessTTL: rt.Config.OAuth.AccessTokenTTL}
+		AccessTTL: rt.Config.OAuth.AccessTokenTTL, RefreshReuseGrace: rt.Config.OAuth.RefreshReuseGrace}
 	if files := rt.Config.OAuth.SigningKeyFiles; len(files) > 0 {
 		var pems [][]byte
 		for _, f := range files {

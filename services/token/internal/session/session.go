@@ -19,14 +19,20 @@ type State struct {
 	Ended   bool
 	// CurrentRefresh and CurrentAccess are the hashes of the live token pair.
 	CurrentRefresh, CurrentAccess string
-	// consumed maps each rotated-out refresh hash to the sequence of the event that replaced it.
-	consumed map[string]uint64
+	// consumed maps each rotated-out refresh hash to the event that replaced it.
+	consumed map[string]consumption
 	Version  uint64
+}
+
+// consumption is when a refresh token was rotated out.
+type consumption struct {
+	seq uint64
+	at  time.Time
 }
 
 // Fold rebuilds a session from its history.
 func Fold(history []eventlog.Record) State {
-	s := State{consumed: map[string]uint64{}}
+	s := State{consumed: map[string]consumption{}}
 	for _, rec := range history {
 		s.Version = rec.Seq
 		switch ev := rec.Event.(type) {
@@ -35,7 +41,7 @@ func Fold(history []eventlog.Record) State {
 			s.CurrentRefresh, s.CurrentAccess = ev.GetTokens().GetRefreshHash(), ev.GetTokens().GetAccessHash()
 		case *eventsv1.TokensIssued:
 			if ev.GetReplacesRefreshHash() != "" {
-				s.consumed[ev.GetReplacesRefreshHash()] = rec.Seq
+				s.consumed[ev.GetReplacesRefreshHash()] = consumption{seq: rec.Seq, at: rec.OccurredAt()}
 			}
 			s.CurrentRefresh, s.CurrentAccess = ev.GetRefreshHash(), ev.GetAccessHash()
 		case *eventsv1.SessionEnded:
@@ -59,6 +65,12 @@ type Rotation struct {
 	FirstSeen uint64
 	// Next is the new pair.
 	Next *eventsv1.TokensIssued
+	// Now is the time of the request.
+	Now time.Time
+	// Grace is how long after a rotation a second use of the rotated-out token
+	// still counts as a concurrent request (two tabs refreshing at once) rather
+	// than a replay.
+	Grace time.Duration
 }
 
 // Outcome says what a refresh decided.
@@ -93,8 +105,8 @@ func Refresh(s State, r Rotation) ([]proto.Message, Outcome, error) {
 		next.RevokesAccessHash = s.CurrentAccess
 		return []proto.Message{next}, Rotated, nil
 	}
-	if seq, ok := s.consumed[r.PresentedHash]; ok {
-		if seq > r.FirstSeen {
+	if c, ok := s.consumed[r.PresentedHash]; ok {
+		if c.seq > r.FirstSeen || r.Now.Sub(c.at) < r.Grace {
 			return nil, LostRace, invalidGrant("The refresh token was just used by a concurrent request.")
 		}
 		return []proto.Message{&eventsv1.SessionEnded{SessionId: s.Started.GetSessionId(), Reason: "refresh_token_reused"}},

@@ -2,17 +2,23 @@ package session
 
 import (
 	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/eventlog"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 )
 
+var rotatedAt = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
 // rotatedOnce is a session whose first refresh token r1 was rotated to r2 at seq 2.
 func rotatedOnce() State {
 	return Fold([]eventlog.Record{
 		{Seq: 1, Event: &eventsv1.SessionStarted{SessionId: "s", ClientId: "c", Tokens: &eventsv1.TokensIssued{AccessHash: "a1", RefreshHash: "r1"}}},
-		{Seq: 2, Event: &eventsv1.TokensIssued{AccessHash: "a2", RefreshHash: "r2", ReplacesRefreshHash: "r1", RevokesAccessHash: "a1"}},
+		{Seq: 2, Envelope: &eventsv1.Envelope{OccurredAt: timestamppb.New(rotatedAt)},
+			Event: &eventsv1.TokensIssued{AccessHash: "a2", RefreshHash: "r2", ReplacesRefreshHash: "r1", RevokesAccessHash: "a1"}},
 	})
 }
 
@@ -29,8 +35,10 @@ func TestRefresh(t *testing.T) {
 		err     bool
 	}{
 		{"current token rotates", rotatedOnce(), Rotation{ClientID: "c", PresentedHash: "r2", FirstSeen: 2, Next: next}, Rotated, 1, false},
-		{"consumed token ends the session", rotatedOnce(), Rotation{ClientID: "c", PresentedHash: "r1", FirstSeen: 2, Next: next}, Reused, 1, true},
-		{"concurrent loser does not end it", rotatedOnce(), Rotation{ClientID: "c", PresentedHash: "r1", FirstSeen: 1, Next: next}, LostRace, 0, true},
+		{"consumed token ends the session", rotatedOnce(), Rotation{ClientID: "c", PresentedHash: "r1", FirstSeen: 2, Next: next, Now: rotatedAt.Add(time.Minute), Grace: 10 * time.Second}, Reused, 1, true},
+		{"concurrent loser does not end it", rotatedOnce(), Rotation{ClientID: "c", PresentedHash: "r1", FirstSeen: 1, Next: next, Now: rotatedAt.Add(time.Minute), Grace: 10 * time.Second}, LostRace, 0, true},
+		{"a second use within the grace does not end it", rotatedOnce(), Rotation{ClientID: "c", PresentedHash: "r1", FirstSeen: 2, Next: next, Now: rotatedAt.Add(3 * time.Second), Grace: 10 * time.Second}, LostRace, 0, true},
+		{"no grace: an immediate replay ends it", rotatedOnce(), Rotation{ClientID: "c", PresentedHash: "r1", FirstSeen: 2, Next: next, Now: rotatedAt.Add(time.Second)}, Reused, 1, true},
 		{"another client", rotatedOnce(), Rotation{ClientID: "evil", PresentedHash: "r2", Next: next}, 0, 0, true},
 		{"unknown token", rotatedOnce(), Rotation{ClientID: "c", PresentedHash: "zz", Next: next}, 0, 0, true},
 		{"ended session", ended, Rotation{ClientID: "c", PresentedHash: "r2", Next: next}, 0, 0, true},

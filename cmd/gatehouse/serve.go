@@ -27,7 +27,7 @@ func serve(args []string, stderr io.Writer) int {
 				return authorize.FromRuntime(ctx, rt)
 			}},
 			{"token", func(ctx context.Context, rt *host.Runtime) (host.Service, error) { return token.FromRuntime(ctx, rt) }},
-			{"notify", func(context.Context, *host.Runtime) (host.Service, error) { return notify.New(), nil }},
+			{"notify", func(ctx context.Context, rt *host.Runtime) (host.Service, error) { return notify.FromRuntime(ctx, rt) }},
 			{"web", func(context.Context, *host.Runtime) (host.Service, error) { return web.New(), nil }},
 		}
 		var services []host.Service

@@ -134,7 +134,9 @@ type Matrix struct {
 	// ServerName is the homeserver's server name (GATEHOUSE_MATRIX_SERVER_NAME).
 	ServerName string `yaml:"server_name"`
 	// HomeserverURL is the homeserver's client-server API base URL
-	// (GATEHOUSE_MATRIX_HOMESERVER_URL).
+	// (GATEHOUSE_MATRIX_HOMESERVER_URL). With Secret set, users and devices
+	// are provisioned there through its /_synapse/mas/ API; empty (the
+	// default), nothing is provisioned.
 	HomeserverURL string `yaml:"homeserver_url"`
 	// Secret is shared with the homeserver to authenticate it (GATEHOUSE_MATRIX_SECRET).
 	Secret Secret `yaml:"secret"`
@@ -188,8 +190,7 @@ func Default() Config {
 		Telemetry: Telemetry{Traces: "none", SampleRatio: 1},
 		Passwords: Passwords{Argon2: Argon2{MemoryKiB: 19456, Iterations: 2, Parallelism: 1}},
 		Matrix: Matrix{
-			ServerName:    "localhost",
-			HomeserverURL: "http://localhost:8008/",
+			ServerName: "localhost",
 		},
 		Services: Services{
 			Run:       AllServices(),

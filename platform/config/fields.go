@@ -81,7 +81,7 @@ func fields() []field {
 			"Server name of the Matrix homeserver, as in @user:server_name.",
 			setString(func(c *Config) *string { return &c.Matrix.ServerName })},
 		{"matrix.homeserver_url", "GATEHOUSE_MATRIX_HOMESERVER_URL",
-			"Base URL of the homeserver's client-server API.",
+			"Base URL of the homeserver's client-server API; with matrix.secret, users and devices are provisioned there (/_synapse/mas/). Empty: no provisioning.",
 			setString(func(c *Config) *string { return &c.Matrix.HomeserverURL })},
 		{"matrix.secret", "GATEHOUSE_MATRIX_SECRET",
 			"Secret shared with the homeserver, at least 16 characters; never logged.",

@@ -76,7 +76,9 @@ func (c Config) Validate() error {
 	p.argon2("passwords.argon2.parallelism", a.Parallelism, minArgon2Parallelism, maxArgon2Parallelism)
 
 	p.check("matrix.server_name", checkServerName(c.Matrix.ServerName))
-	p.check("matrix.homeserver_url", checkHTTPURL(c.Matrix.HomeserverURL))
+	if c.Matrix.HomeserverURL != "" { // empty: no homeserver provisioning
+		p.check("matrix.homeserver_url", checkHTTPURL(c.Matrix.HomeserverURL))
+	}
 	if n := len(c.Matrix.Secret); n > 0 && n < minSecretLen {
 		p.add("matrix.secret", "is %d characters, want at least %d", n, minSecretLen)
 	}

@@ -1,8 +1,10 @@
 // Package accounts is the accounts service: it owns users — registration,
-// passwords, locking, deactivation, display names — and the audit log.
+// passwords, email addresses, locking, deactivation, display names — their
+// browser sessions, and the audit log.
 //
-// Commands are decided on the user aggregate's history and appended to the
-// ACCOUNTS stream; queries read the users and audit_log projections, which the
+// Commands are decided on the aggregates' histories (users, email claims,
+// browser sessions) and appended to the ACCOUNTS stream; queries read the
+// users, user_emails, browser_sessions and audit_log projections, which the
 // service keeps in its own PostgreSQL schema. A command returns once its own
 // projection has applied it, so a client reads its writes.
 package accounts
@@ -11,6 +13,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
@@ -43,6 +47,12 @@ type Config struct {
 	Passwords password.Params
 	// Replicas of the event stream in a JetStream cluster.
 	Replicas int
+	// ActivityFlushInterval is how often browser session activity is
+	// written; DefaultActivityFlushInterval when zero.
+	ActivityFlushInterval time.Duration
+	// Clock replaces time.Now for events and session lifetimes (tests); nil
+	// means time.Now.
+	Clock func() time.Time
 }
 
 // Deps are the service's connections.
@@ -63,6 +73,9 @@ type Service struct {
 	projections *projection.Set
 	hasher      *password.Hasher
 	logger      *slog.Logger
+	clock       func() time.Time
+	activity    *activity
+	flushEvery  time.Duration
 }
 
 // New migrates the service's schema, opens its stream and prepares its projections.
@@ -80,11 +93,21 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if deps.Propagator != nil {
 		opts = append(opts, eventlog.WithPropagator(deps.Propagator))
 	}
+	clock := cfg.Clock
+	if clock == nil {
+		clock = time.Now
+	} else {
+		opts = append(opts, eventlog.WithClock(clock))
+	}
+	flushEvery := cfg.ActivityFlushInterval
+	if flushEvery <= 0 {
+		flushEvery = DefaultActivityFlushInterval
+	}
 	log, err := eventlog.Open(ctx, deps.JetStream, eventlog.StreamConfig{Name: StreamName, Prefix: subjectPrefix, Replicas: cfg.Replicas}, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("accounts: %w", err)
 	}
-	set, err := projection.NewSet(ctx, deps.Pool, log, deps.Logger, usersReadModel(), auditReadModel())
+	set, err := projection.NewSet(ctx, deps.Pool, log, deps.Logger, usersReadModel(), auditReadModel(), sessionsReadModel())
 	if err != nil {
 		return nil, fmt.Errorf("accounts: %w", err)
 	}
@@ -95,12 +118,20 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		projections: set,
 		hasher:      password.New(cfg.Passwords),
 		logger:      deps.Logger,
+		clock:       clock,
+		activity:    newActivity(),
+		flushEvery:  flushEvery,
 	}, nil
 }
 
-// Run keeps the projections current until ctx ends.
+// Run keeps the projections current and writes browser session activity
+// until ctx ends; then it writes the activity noted since the last flush.
 func (s *Service) Run(ctx context.Context) error {
-	return s.projections.Run(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { s.runActivity(ctx) })
+	err := s.projections.Run(ctx)
+	wg.Wait()
+	return err
 }
 
 // Projections is the service's projection set (for the projections admin API).

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -20,6 +22,10 @@ const (
 	userAggregate     = "user"
 	usernameAggregate = "username"
 	emailAggregate    = "email"
+	// browserAggregate is a browser session (see internal/browser).
+	browserAggregate = "browser"
+	// activityAggregate is one batch of browser session activity (see activity.go).
+	activityAggregate = "activity"
 )
 
 // registration is the input of Register.
@@ -30,8 +36,8 @@ type registration struct {
 
 // register creates a user. The username (and email, if any) are claimed in the
 // same atomic batch as the user's first event, each on a subject of its own
-// that must still be empty: of two concurrent registrations of one name,
-// exactly one is stored.
+// that must still be empty (or, for an email address, end in its release):
+// of two concurrent registrations of one name, exactly one is stored.
 func (s *Service) register(ctx context.Context, in registration, actor string) (*userRow, error) {
 	if err := user.ValidateUsername(in.Username, s.cfg.ServerName); err != nil {
 		return nil, err
@@ -68,9 +74,16 @@ func (s *Service) register(ctx context.Context, in registration, actor string) (
 	}}
 	var emailRef eventlog.Ref
 	if email != "" {
-		emailRef = eventlog.Ref{Type: emailAggregate, ID: user.EmailKey(email)}
+		ref, claim, err := s.emailClaim(ctx, email)
+		if err != nil {
+			return nil, err
+		}
+		if claim.Holder != "" {
+			return nil, emailTaken(nil)
+		}
+		emailRef = ref
 		writes = append(writes, eventlog.Write{
-			Expect: eventlog.ExpectNew(),
+			Expect: eventlog.ExpectVersion(claim.Version),
 			Event:  eventlog.Event{Aggregate: emailRef, Actor: actor, Payload: &eventsv1.EmailReserved{Email: email, UserId: id}},
 		})
 	}
@@ -99,14 +112,45 @@ func (s *Service) whichClaimLost(ctx context.Context, nameRef, emailRef eventlog
 		return e
 	}
 	if emailRef.ID != "" {
-		if v, err := s.log.Version(ctx, emailRef); err == nil && v > 0 {
-			e := errs.AlreadyExists("This email address is already in use.")
-			e.Field, e.Err = "email", cause
-			return e
+		if history, _, err := s.log.Load(ctx, emailRef); err == nil && user.FoldEmailClaim(history).Holder != "" {
+			return emailTaken(cause)
 		}
 	}
 	return errs.Wrap(errs.KindConflict, "The account could not be created; try again.", cause)
 }
+
+// executeBatch runs a command that appends to several aggregates in one
+// atomic batch: build loads the aggregates, decides and returns the writes,
+// each expecting the version it decided on. When another writer changed any
+// of them in between, build runs again on the new state. No writes append
+// nothing.
+func (s *Service) executeBatch(ctx context.Context, build func() ([]eventlog.Write, error)) (eventlog.Appended, error) {
+	for attempt := 1; ; attempt++ {
+		writes, err := build()
+		if err != nil || len(writes) == 0 {
+			return eventlog.Appended{}, err
+		}
+		appended, err := s.log.Append(ctx, writes...)
+		switch {
+		case err == nil:
+			return appended, nil
+		case !eventlog.IsConflict(err):
+			return eventlog.Appended{}, errs.Wrap(errs.KindUnavailable, "The change could not be saved right now; try again.", err)
+		case attempt == maxBatchAttempts:
+			return eventlog.Appended{}, errs.Wrap(errs.KindConflict, "The change collided with others; try again.", err)
+		}
+		// Back off a little, with jitter, so contenders do not collide again.
+		backoff := time.Duration(attempt*attempt) * time.Millisecond * time.Duration(1+rand.IntN(4))
+		select {
+		case <-ctx.Done():
+			return eventlog.Appended{}, errs.Wrap(errs.KindUnavailable, "The change could not be saved right now; try again.", ctx.Err())
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// maxBatchAttempts bounds how often executeBatch decides again after losing a race.
+const maxBatchAttempts = 8
 
 // decision decides a command on a user's current state.
 type decision func(user.State) ([]proto.Message, error)

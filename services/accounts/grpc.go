@@ -114,12 +114,13 @@ func (g *grpcServer) UnlockUser(ctx context.Context, req *accountsv1.UnlockUserR
 	return &accountsv1.UnlockUserResponse{User: u}, nil
 }
 
+// DeactivateUser deactivates the user and ends all of their browser sessions.
 func (g *grpcServer) DeactivateUser(ctx context.Context, req *accountsv1.DeactivateUserRequest) (*accountsv1.DeactivateUserResponse, error) {
-	u, err := g.change(ctx, req.GetUserId(), func(s user.State) ([]proto.Message, error) { return user.Deactivate(s, req.GetErase()) })
+	u, err := g.svc.deactivate(ctx, req.GetUserId(), req.GetErase(), actor(ctx))
 	if err != nil {
 		return nil, err
 	}
-	return &accountsv1.DeactivateUserResponse{User: u}, nil
+	return &accountsv1.DeactivateUserResponse{User: u.proto()}, nil
 }
 
 func (g *grpcServer) ReactivateUser(ctx context.Context, req *accountsv1.ReactivateUserRequest) (*accountsv1.ReactivateUserResponse, error) {
@@ -144,4 +145,80 @@ func (g *grpcServer) ListUsers(ctx context.Context, req *accountsv1.ListUsersReq
 
 func (g *grpcServer) ListAuditEntries(ctx context.Context, req *accountsv1.ListAuditEntriesRequest) (*accountsv1.ListAuditEntriesResponse, error) {
 	return g.svc.listAudit(ctx, req)
+}
+
+func (g *grpcServer) GetUserByEmail(ctx context.Context, req *accountsv1.GetUserByEmailRequest) (*accountsv1.GetUserByEmailResponse, error) {
+	u, err := g.svc.userByEmail(ctx, req.GetEmail())
+	if err != nil {
+		return nil, err
+	}
+	return &accountsv1.GetUserByEmailResponse{User: u.proto()}, nil
+}
+
+func (g *grpcServer) AddEmail(ctx context.Context, req *accountsv1.AddEmailRequest) (*accountsv1.AddEmailResponse, error) {
+	emails, err := g.svc.addEmail(ctx, req.GetUserId(), req.GetEmail(), req.GetVerificationId(), actor(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return &accountsv1.AddEmailResponse{Emails: emails}, nil
+}
+
+func (g *grpcServer) RemoveEmail(ctx context.Context, req *accountsv1.RemoveEmailRequest) (*accountsv1.RemoveEmailResponse, error) {
+	emails, err := g.svc.removeEmail(ctx, req.GetUserId(), req.GetEmail(), actor(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return &accountsv1.RemoveEmailResponse{Emails: emails}, nil
+}
+
+func (g *grpcServer) SetPrimaryEmail(ctx context.Context, req *accountsv1.SetPrimaryEmailRequest) (*accountsv1.SetPrimaryEmailResponse, error) {
+	emails, err := g.svc.setPrimaryEmail(ctx, req.GetUserId(), req.GetEmail(), actor(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return &accountsv1.SetPrimaryEmailResponse{Emails: emails}, nil
+}
+
+func (g *grpcServer) ListEmails(ctx context.Context, req *accountsv1.ListEmailsRequest) (*accountsv1.ListEmailsResponse, error) {
+	emails, err := g.svc.listEmails(ctx, req.GetUserId())
+	if err != nil {
+		return nil, err
+	}
+	return &accountsv1.ListEmailsResponse{Emails: emails}, nil
+}
+
+func (g *grpcServer) StartBrowserSession(ctx context.Context, req *accountsv1.StartBrowserSessionRequest) (*accountsv1.StartBrowserSessionResponse, error) {
+	r, secret, err := g.svc.startBrowserSession(ctx, req.GetUserId(), req.GetUserAgent(), req.GetIpAddress(), actor(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return &accountsv1.StartBrowserSessionResponse{Session: r.proto(g.svc.now()), Secret: secret}, nil
+}
+
+func (g *grpcServer) AuthenticateBrowserSession(ctx context.Context, req *accountsv1.AuthenticateBrowserSessionRequest) (*accountsv1.AuthenticateBrowserSessionResponse, error) {
+	r, u, err := g.svc.authenticateBrowserSession(ctx, req.GetSecret(), req.GetIpAddress())
+	if err != nil {
+		return nil, err
+	}
+	return &accountsv1.AuthenticateBrowserSessionResponse{Session: r.proto(g.svc.now()), User: u.proto()}, nil
+}
+
+func (g *grpcServer) EndBrowserSession(ctx context.Context, req *accountsv1.EndBrowserSessionRequest) (*accountsv1.EndBrowserSessionResponse, error) {
+	if err := g.svc.signOut(ctx, req.GetSessionId(), req.GetUserId(), actor(ctx)); err != nil {
+		return nil, err
+	}
+	return &accountsv1.EndBrowserSessionResponse{}, nil
+}
+
+func (g *grpcServer) ListBrowserSessions(ctx context.Context, req *accountsv1.ListBrowserSessionsRequest) (*accountsv1.ListBrowserSessionsResponse, error) {
+	rows, err := g.svc.listBrowserSessions(ctx, req.GetUserId(), req.GetIncludeEnded())
+	if err != nil {
+		return nil, err
+	}
+	now := g.svc.now()
+	resp := &accountsv1.ListBrowserSessionsResponse{}
+	for _, r := range rows {
+		resp.Sessions = append(resp.Sessions, r.proto(now))
+	}
+	return resp, nil
 }

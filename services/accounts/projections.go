@@ -13,21 +13,29 @@ import (
 
 // Projection names.
 const (
-	usersProjection = "users"
-	auditProjection = "audit"
+	usersProjection    = "users"
+	auditProjection    = "audit"
+	sessionsProjection = "browser_sessions"
 )
 
-// usersReadModel keeps the users table from the user aggregates' events.
+// usersReadModel keeps the users and user_emails tables from the user
+// aggregates' events. users.email is the primary address.
 func usersReadModel() projection.Projection {
 	return projection.Projection{
 		Name:     usersProjection,
-		Subjects: []string{subjectPrefix + ".user.*"},
+		Subjects: []string{subjectPrefix + "." + userAggregate + ".*"},
 		Apply:    applyUserEvent,
 		Reset: func(ctx context.Context, tx pgx.Tx) error {
-			_, err := tx.Exec(ctx, `TRUNCATE users`)
+			_, err := tx.Exec(ctx, `TRUNCATE users, user_emails`)
 			return err
 		},
 	}
+}
+
+// statement is one SQL statement with its arguments.
+type statement struct {
+	sql  string
+	args []any
 }
 
 func applyUserEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
@@ -37,12 +45,19 @@ func applyUserEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
 	var (
 		sql  string
 		args []any
+		// emails runs before the users statement.
+		emails *statement
 	)
 	switch ev := rec.Event.(type) {
 	case *eventsv1.UserRegistered:
 		sql = `INSERT INTO users (id, username, email, display_name, password_hash, admin, created_at, updated_at, version)
 		       VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)`
 		args = []any{id, ev.GetUsername(), ev.GetEmail(), ev.GetDisplayName(), ev.GetPasswordHash(), ev.GetAdmin(), at, seq}
+		if ev.GetEmail() != "" {
+			emails = &statement{`INSERT INTO user_emails (email, user_id, is_primary, added_at) VALUES ($1, $2, true, $3)
+				ON CONFLICT (email) DO UPDATE SET user_id = EXCLUDED.user_id, is_primary = true, added_at = EXCLUDED.added_at`,
+				[]any{ev.GetEmail(), id, at}}
+		}
 	case *eventsv1.PasswordChanged:
 		sql, args = update("password_hash = $4", id, at, seq, ev.GetPasswordHash())
 	case *eventsv1.UserLocked:
@@ -57,8 +72,33 @@ func applyUserEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
 		sql, args = update("display_name = $4", id, at, seq, ev.GetDisplayName())
 	case *eventsv1.AdminSet:
 		sql, args = update("admin = $4", id, at, seq, ev.GetAdmin())
+	case *eventsv1.EmailAdded:
+		// As in user.State: a user's first address becomes the primary one.
+		// The reservation makes an address one user's at a time; should a row
+		// of another user remain anyway, the event, which is later, wins.
+		emails = &statement{`INSERT INTO user_emails (email, user_id, is_primary, added_at)
+			VALUES ($1, $2, NOT EXISTS (SELECT 1 FROM user_emails WHERE user_id = $2 AND is_primary), $3)
+			ON CONFLICT (email) DO UPDATE SET user_id = EXCLUDED.user_id, is_primary = EXCLUDED.is_primary, added_at = EXCLUDED.added_at
+			WHERE user_emails.user_id <> EXCLUDED.user_id`,
+			[]any{ev.GetEmail(), id, at}}
+		sql, args = update("email = CASE WHEN email = '' THEN $4 ELSE email END", id, at, seq, ev.GetEmail())
+	case *eventsv1.EmailRemoved:
+		emails = &statement{`DELETE FROM user_emails WHERE email = $1 AND user_id = $2`, []any{ev.GetEmail(), id}}
+		sql, args = update("email = CASE WHEN email = $4 THEN '' ELSE email END", id, at, seq, ev.GetEmail())
+	case *eventsv1.PrimaryEmailSet:
+		// Only one of the user's addresses becomes primary; others change nothing.
+		emails = &statement{`UPDATE user_emails SET is_primary = (email = $2)
+			WHERE user_id = $1 AND EXISTS (SELECT 1 FROM user_emails WHERE user_id = $1 AND email = $2)`,
+			[]any{id, ev.GetEmail()}}
+		sql, args = update("email = CASE WHEN EXISTS (SELECT 1 FROM user_emails WHERE user_id = $1 AND email = $4) THEN $4 ELSE email END",
+			id, at, seq, ev.GetEmail())
 	default:
 		return nil
+	}
+	if emails != nil {
+		if _, err := tx.Exec(ctx, emails.sql, emails.args...); err != nil {
+			return fmt.Errorf("users: %s: emails: %w", rec.Type(), err)
+		}
 	}
 	if _, err := tx.Exec(ctx, sql, args...); err != nil {
 		return fmt.Errorf("users: %s: %w", rec.Type(), err)
@@ -142,6 +182,33 @@ func describe(rec eventlog.Record) (userID, summary string) {
 			return ev.GetUserId(), "made an administrator"
 		}
 		return ev.GetUserId(), "administrator rights removed"
+	case *eventsv1.EmailAdded:
+		if ev.GetVerificationId() != "" {
+			return ev.GetUserId(), fmt.Sprintf("email %q added (verification %s)", ev.GetEmail(), ev.GetVerificationId())
+		}
+		return ev.GetUserId(), fmt.Sprintf("email %q added", ev.GetEmail())
+	case *eventsv1.EmailRemoved:
+		return ev.GetUserId(), fmt.Sprintf("email %q removed", ev.GetEmail())
+	case *eventsv1.PrimaryEmailSet:
+		return ev.GetUserId(), fmt.Sprintf("primary email set to %q", ev.GetEmail())
+	case *eventsv1.BrowserSessionStarted:
+		// Never the secret's hash.
+		s := "browser session " + ev.GetSessionId() + " started"
+		if ev.GetIpAddress() != "" {
+			s += " from " + ev.GetIpAddress()
+		}
+		if ev.GetUserAgent() != "" {
+			s += fmt.Sprintf(" (%q)", ev.GetUserAgent())
+		}
+		return ev.GetUserId(), s
+	case *eventsv1.BrowserSessionEnded:
+		if ev.GetReason() != "" {
+			return ev.GetUserId(), fmt.Sprintf("browser session %s ended: %s", ev.GetSessionId(), ev.GetReason())
+		}
+		return ev.GetUserId(), fmt.Sprintf("browser session %s ended", ev.GetSessionId())
+	case *eventsv1.BrowserSessionsActive:
+		// Activity of many users' sessions: no single user.
+		return "", fmt.Sprintf("activity recorded for %d browser sessions", len(ev.GetEntries()))
 	default:
 		return rec.Aggregate().ID, rec.Type()
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -24,6 +25,9 @@ type userRow struct {
 }
 
 const userColumns = `id, username, email, display_name, password_hash, admin, locked, deactivated, created_at, updated_at, version`
+
+// qualifiedUserColumns are userColumns of the users table aliased "u", for joins.
+var qualifiedUserColumns = "u." + strings.ReplaceAll(userColumns, ", ", ", u.")
 
 func scanUser(row pgx.Row) (*userRow, error) {
 	u := &userRow{}

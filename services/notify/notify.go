@@ -1,29 +1,233 @@
-// Package notify is the notify service: email verification codes and their delivery over SMTP, driven by the event stream.
+// Package notify is the notify service: it verifies email addresses. It
+// emails 6-digit codes (registration, adding an address) and single-use
+// recovery links, checks them, and delivers the emails over SMTP, driven by
+// the event stream.
 //
-// This module so far only takes its place in the process: it is hosted,
-// reports health and has no API of its own yet.
+// Verifications are aggregates in the NOTIFY stream (notify.verification.<id>).
+// A command appends and answers; the delivery consumer (delivery.go) sends
+// the email from the stream afterwards, exactly once as far as the log knows.
+// Codes and tickets are derived from the service's key (keys.go) and never
+// stored, only their hashes. The verifications projection keeps a status row
+// per verification and the index of recovery tickets by hash.
 package notify
 
 import (
 	"context"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/propagation"
 	"google.golang.org/grpc"
+
+	"gatehouse.dev/platform/eventlog"
+	"gatehouse.dev/platform/host"
+	"gatehouse.dev/platform/pg"
+	"gatehouse.dev/platform/projection"
+	notifyv1 "gatehouse.dev/proto/gatehouse/notify/v1"
+	"gatehouse.dev/services/notify/internal/mailer"
+	"gatehouse.dev/services/notify/internal/ratelimit"
+	"gatehouse.dev/services/notify/internal/verification"
+	"gatehouse.dev/services/notify/migrations"
 )
 
-// Service is the notify service.
-type Service struct{}
+// Stream and schema names of the service.
+const (
+	// StreamName is the JetStream stream holding the service's events.
+	StreamName = "NOTIFY"
+	// Schema is the PostgreSQL schema holding the service's read models.
+	Schema        = "notify"
+	subjectPrefix = "notify"
+)
 
-// New returns the notify service.
-func New() *Service { return &Service{} }
+// Default rate limits of StartVerification.
+const (
+	DefaultAddressLimit = 5  // verifications per hour per address
+	DefaultIPLimit      = 20 // emails per hour per client IP (IPv6: per /64)
+)
+
+// Config is what the service needs to know about the deployment.
+type Config struct {
+	// PublicURL is the base URL users reach Gatehouse at, ending in "/";
+	// recovery links are <PublicURL>recover/<ticket>.
+	PublicURL string
+	// ServiceName brands the emails; "Gatehouse" when empty.
+	ServiceName string
+	// From is the sender of emails; "<ServiceName> <noreply@<public host>>" when empty.
+	From string
+	// ReplyTo is the Reply-To of emails; empty for none.
+	ReplyTo string
+	// SMTPURL is smtp://user:password@host:port or smtps://...; empty writes
+	// emails to OutboxDir and logs them (development).
+	SMTPURL string
+	// OutboxDir receives emails when SMTPURL is empty.
+	OutboxDir string
+	// Replicas of the event stream in a JetStream cluster.
+	Replicas int
+	// AddressLimit and IPLimit are StartVerification's allowances per hour
+	// (resends count toward the IP's); DefaultAddressLimit and DefaultIPLimit
+	// when zero.
+	AddressLimit, IPLimit int
+	// DisableDelivery leaves the delivery consumer out: the service records
+	// verifications but sends nothing until a process with delivery runs.
+	DisableDelivery bool
+}
+
+// Deps are the service's connections.
+type Deps struct {
+	// Pool connects to the service's own schema (see pg.Connect with Schema).
+	Pool      *pgxpool.Pool
+	JetStream jetstream.JetStream
+	Logger    *slog.Logger
+	// Propagator carries trace context into event headers; may be nil.
+	Propagator propagation.TextMapPropagator
+	// SMTPRootCAs verify the mail server's certificate; nil uses the system's roots.
+	SMTPRootCAs *x509.CertPool
+	// Now replaces time.Now (tests); it also stamps events.
+	Now func() time.Time
+}
+
+// Service is the notify service.
+type Service struct {
+	cfg         Config
+	pool        *pgxpool.Pool
+	log         *eventlog.Log
+	projections *projection.Set
+	logger      *slog.Logger
+	now         func() time.Time
+
+	key                 verification.Key
+	limits              *ratelimit.Limiter
+	addressRule, ipRule ratelimit.Rule
+	sender              mailer.Sender
+	templates           *mailer.Templates
+	publicURL           string // ends in "/"
+	from                string // the From header
+	domain              string // of Message-IDs: the sender's domain
+}
+
+// New migrates the service's schema, opens its stream, loads (or generates,
+// on first start) its key and prepares its projections and mail sender.
+func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
+	public, err := url.Parse(cfg.PublicURL)
+	if err != nil || public.Scheme == "" || public.Host == "" {
+		return nil, fmt.Errorf("notify: public URL %q is not an absolute URL", cfg.PublicURL)
+	}
+	if !strings.HasSuffix(cfg.PublicURL, "/") {
+		cfg.PublicURL += "/"
+	}
+	if cfg.ServiceName == "" {
+		cfg.ServiceName = "Gatehouse"
+	}
+	if cfg.From == "" {
+		cfg.From = (&mail.Address{Name: cfg.ServiceName, Address: "noreply@" + public.Hostname()}).String()
+	}
+	from, err := mail.ParseAddress(cfg.From)
+	if err != nil {
+		return nil, fmt.Errorf("notify: sender %q: %w", cfg.From, err)
+	}
+	if cfg.ReplyTo != "" {
+		if _, err := mail.ParseAddress(cfg.ReplyTo); err != nil {
+			return nil, fmt.Errorf("notify: reply-to %q: %w", cfg.ReplyTo, err)
+		}
+	}
+	if cfg.AddressLimit <= 0 {
+		cfg.AddressLimit = DefaultAddressLimit
+	}
+	if cfg.IPLimit <= 0 {
+		cfg.IPLimit = DefaultIPLimit
+	}
+	now := deps.Now
+	if now == nil {
+		now = time.Now
+	}
+	templates, err := mailer.LoadTemplates()
+	if err != nil {
+		return nil, fmt.Errorf("notify: %w", err)
+	}
+	s := &Service{
+		cfg: cfg, pool: deps.Pool, logger: deps.Logger, now: now,
+		limits:      ratelimit.New(),
+		addressRule: ratelimit.Rule{Name: "address", Burst: cfg.AddressLimit, Per: time.Hour},
+		ipRule:      ratelimit.Rule{Name: "ip", Burst: cfg.IPLimit, Per: time.Hour},
+		templates:   templates,
+		publicURL:   cfg.PublicURL,
+		from:        from.String(),
+		domain:      from.Address[strings.LastIndex(from.Address, "@")+1:],
+	}
+	if cfg.SMTPURL != "" {
+		if s.sender, err = mailer.NewSMTP(cfg.SMTPURL, mailer.SMTPOptions{RootCAs: deps.SMTPRootCAs, HelloName: public.Hostname()}); err != nil {
+			return nil, fmt.Errorf("notify: %w", err)
+		}
+	} else {
+		if cfg.OutboxDir == "" {
+			return nil, fmt.Errorf("notify: an SMTP URL or an outbox directory is required")
+		}
+		s.sender = mailer.NewOutbox(cfg.OutboxDir, deps.Logger)
+		deps.Logger.Info("no SMTP server configured: emails go to the outbox and the log", "outbox", cfg.OutboxDir)
+	}
+
+	if err := pg.Migrate(ctx, deps.Pool, migrations.FS); err != nil {
+		return nil, fmt.Errorf("notify: migrate: %w", err)
+	}
+	opts := []eventlog.Option{eventlog.WithClock(now)}
+	if deps.Propagator != nil {
+		opts = append(opts, eventlog.WithPropagator(deps.Propagator))
+	}
+	if s.log, err = eventlog.Open(ctx, deps.JetStream, eventlog.StreamConfig{Name: StreamName, Prefix: subjectPrefix, Replicas: cfg.Replicas}, opts...); err != nil {
+		return nil, fmt.Errorf("notify: %w", err)
+	}
+	if err := s.loadKey(ctx); err != nil {
+		return nil, err
+	}
+	readModels := []projection.Projection{verificationsReadModel()}
+	if !cfg.DisableDelivery {
+		readModels = append(readModels, s.deliveryReadModel())
+	}
+	if s.projections, err = projection.NewSet(ctx, deps.Pool, s.log, deps.Logger, readModels...); err != nil {
+		return nil, fmt.Errorf("notify: %w", err)
+	}
+	return s, nil
+}
+
+// Run keeps the projections current and delivers emails until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	return s.projections.Run(ctx)
+}
+
+// Projections is the service's projection set (for the projections admin API):
+// "verifications" and the delivery consumer, "delivery".
+func (s *Service) Projections() *projection.Set { return s.projections }
+
+// RegisterGRPC registers gatehouse.notify.v1.NotifyService on srv.
+func (s *Service) RegisterGRPC(srv grpc.ServiceRegistrar) {
+	notifyv1.RegisterNotifyServiceServer(srv, &grpcServer{svc: s})
+}
 
 // Name is the service's name.
-func (*Service) Name() string { return "notify" }
+func (s *Service) Name() string { return "notify" }
 
-// RegisterGRPC registers the service's gRPC APIs; it has none yet.
-func (*Service) RegisterGRPC(grpc.ServiceRegistrar) {}
-
-// Run waits until ctx ends; the service has no background work yet.
-func (*Service) Run(ctx context.Context) error {
-	<-ctx.Done()
-	return nil
+// FromRuntime builds the service on a host runtime, from the deployment's configuration.
+func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
+	pool, err := rt.Pool(ctx, Schema)
+	if err != nil {
+		return nil, err
+	}
+	c := rt.Config
+	return New(ctx, Config{
+		PublicURL:   c.PublicURL,
+		ServiceName: c.Branding.ServiceName,
+		From:        c.Email.From,
+		ReplyTo:     c.Email.ReplyTo,
+		SMTPURL:     c.SMTP.URL,
+		OutboxDir:   filepath.Join(c.DataDir, "outbox"),
+		Replicas:    c.NATS.Replicas,
+	}, Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "notify"), Propagator: rt.Telemetry.Propagator()})
 }

@@ -165,9 +165,12 @@ func (x *GetUserByEmailResponse) GetUser() *User {
 
 // Email is one of a user's addresses.
 type Email struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Email         string                 `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
-	Primary       bool                   `protobuf:"varint,2,opt,name=primary,proto3" json:"primary,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Email   string                 `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	Primary bool                   `protobuf:"varint,2,opt,name=primary,proto3" json:"primary,omitempty"`
+	// Always true: a user only holds verified addresses (the one given at
+	// registration and those added with AddEmail, each verified by the caller
+	// through the notify service first).
 	Verified      bool                   `protobuf:"varint,3,opt,name=verified,proto3" json:"verified,omitempty"`
 	AddedAt       *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=added_at,json=addedAt,proto3" json:"added_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1243,7 +1246,9 @@ type RegisterRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Username string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
 	// Optional; a user without a password cannot sign in with one.
-	Password      string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	Password string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	// Optional; becomes the user's primary address and counts as verified, so
+	// the caller verifies it (through the notify service) before registering.
 	Email         string `protobuf:"bytes,3,opt,name=email,proto3" json:"email,omitempty"`
 	Admin         bool   `protobuf:"varint,4,opt,name=admin,proto3" json:"admin,omitempty"`
 	DisplayName   string `protobuf:"bytes,5,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`

@@ -94,7 +94,9 @@ type VerificationStarted struct {
 	TicketHash string                 `protobuf:"bytes,6,opt,name=ticket_hash,json=ticketHash,proto3" json:"ticket_hash,omitempty"`
 	ExpiresAt  *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	// BCP 47 language tag the email should be written in; may be empty.
-	Locale        string `protobuf:"bytes,8,opt,name=locale,proto3" json:"locale,omitempty"`
+	Locale string `protobuf:"bytes,8,opt,name=locale,proto3" json:"locale,omitempty"`
+	// When the code or ticket was issued; another may be asked for 30 s later.
+	IssuedAt      *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=issued_at,json=issuedAt,proto3" json:"issued_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -185,6 +187,13 @@ func (x *VerificationStarted) GetLocale() string {
 	return ""
 }
 
+func (x *VerificationStarted) GetIssuedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.IssuedAt
+	}
+	return nil
+}
+
 // VerificationCodeReissued replaces the code (or ticket): the previous one stops working.
 type VerificationCodeReissued struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -194,6 +203,7 @@ type VerificationCodeReissued struct {
 	CodeHash      string                 `protobuf:"bytes,3,opt,name=code_hash,json=codeHash,proto3" json:"code_hash,omitempty"`
 	TicketHash    string                 `protobuf:"bytes,4,opt,name=ticket_hash,json=ticketHash,proto3" json:"ticket_hash,omitempty"`
 	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	IssuedAt      *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=issued_at,json=issuedAt,proto3" json:"issued_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -259,6 +269,13 @@ func (x *VerificationCodeReissued) GetTicketHash() string {
 func (x *VerificationCodeReissued) GetExpiresAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *VerificationCodeReissued) GetIssuedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.IssuedAt
 	}
 	return nil
 }
@@ -561,7 +578,7 @@ var File_gatehouse_events_v1_notify_proto protoreflect.FileDescriptor
 
 const file_gatehouse_events_v1_notify_proto_rawDesc = "" +
 	"\n" +
-	" gatehouse/events/v1/notify.proto\x12\x13gatehouse.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc2\x02\n" +
+	" gatehouse/events/v1/notify.proto\x12\x13gatehouse.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfb\x02\n" +
 	"\x13VerificationStarted\x12'\n" +
 	"\x0fverification_id\x18\x01 \x01(\tR\x0everificationId\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12B\n" +
@@ -572,7 +589,8 @@ const file_gatehouse_events_v1_notify_proto_rawDesc = "" +
 	"ticketHash\x129\n" +
 	"\n" +
 	"expires_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x16\n" +
-	"\x06locale\x18\b \x01(\tR\x06locale\"\xd2\x01\n" +
+	"\x06locale\x18\b \x01(\tR\x06locale\x127\n" +
+	"\tissued_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt\"\x8b\x02\n" +
 	"\x18VerificationCodeReissued\x12'\n" +
 	"\x0fverification_id\x18\x01 \x01(\tR\x0everificationId\x12\x14\n" +
 	"\x05issue\x18\x02 \x01(\rR\x05issue\x12\x1b\n" +
@@ -580,7 +598,8 @@ const file_gatehouse_events_v1_notify_proto_rawDesc = "" +
 	"\vticket_hash\x18\x04 \x01(\tR\n" +
 	"ticketHash\x129\n" +
 	"\n" +
-	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"`\n" +
+	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x127\n" +
+	"\tissued_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt\"`\n" +
 	"\x19VerificationAttemptFailed\x12'\n" +
 	"\x0fverification_id\x18\x01 \x01(\tR\x0everificationId\x12\x1a\n" +
 	"\battempts\x18\x02 \x01(\rR\battempts\"\xb3\x01\n" +
@@ -634,13 +653,15 @@ var file_gatehouse_events_v1_notify_proto_goTypes = []any{
 var file_gatehouse_events_v1_notify_proto_depIdxs = []int32{
 	0, // 0: gatehouse.events.v1.VerificationStarted.purpose:type_name -> gatehouse.events.v1.VerificationPurpose
 	8, // 1: gatehouse.events.v1.VerificationStarted.expires_at:type_name -> google.protobuf.Timestamp
-	8, // 2: gatehouse.events.v1.VerificationCodeReissued.expires_at:type_name -> google.protobuf.Timestamp
-	0, // 3: gatehouse.events.v1.VerificationConfirmed.purpose:type_name -> gatehouse.events.v1.VerificationPurpose
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	8, // 2: gatehouse.events.v1.VerificationStarted.issued_at:type_name -> google.protobuf.Timestamp
+	8, // 3: gatehouse.events.v1.VerificationCodeReissued.expires_at:type_name -> google.protobuf.Timestamp
+	8, // 4: gatehouse.events.v1.VerificationCodeReissued.issued_at:type_name -> google.protobuf.Timestamp
+	0, // 5: gatehouse.events.v1.VerificationConfirmed.purpose:type_name -> gatehouse.events.v1.VerificationPurpose
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_events_v1_notify_proto_init() }

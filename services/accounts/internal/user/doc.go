@@ -40,4 +40,20 @@
 //     UTF-8 without control characters (errs.KindInvalid, Field "reason" or
 //     "display_name"). ChangePassword needs a non-empty hash and a specified
 //     reason; anything else is a caller bug (errs.KindInternal).
+//   - Email addresses: the address given at registration is the user's first,
+//     primary one. AddEmail adds an address the caller has verified (every
+//     address a user holds counts as verified); a user's first address
+//     becomes primary, which is how a user registered without one gets one.
+//     Adding an address the user has, removing one they do not have, or
+//     making the primary address primary changes nothing. The primary
+//     address cannot be removed, and only one of the user's addresses can
+//     become primary (errs.KindFailedPrecondition, Field "email"). A
+//     deactivated user cannot gain addresses or change the primary one, but
+//     may lose non-primary ones. Addresses are normalized with NormalizeEmail
+//     (errs.KindInvalid, Field "email").
+//   - Every address is held by one user at a time through its reservation
+//     aggregate (EmailClaim): a claim appends EmailReserved expecting the
+//     claim's Version (an empty subject or one ending in EmailReleased), in
+//     the same atomic batch as UserRegistered or EmailAdded; EmailRemoved goes
+//     with EmailReleased, so a removed address can be claimed again.
 package user

@@ -1,6 +1,7 @@
 package user
 
 import (
+	"slices"
 	"time"
 
 	"gatehouse.dev/platform/eventlog"
@@ -13,8 +14,13 @@ type State struct {
 	ID string
 	// Username is the user's Matrix localpart.
 	Username string
-	// Email is the user's lower-cased email address, or empty.
+	// Email is the user's primary email address (lower-cased), or empty
+	// without one. It is always one of Emails.
 	Email string
+	// Emails are the user's addresses in the order they were added, the
+	// primary one flagged. They are all verified: the address given at
+	// registration and every address added after the caller verified it.
+	Emails []Email
 	// DisplayName is the user's display name, or empty.
 	DisplayName string
 	// PasswordHash is the PHC string of the password, or empty without one.
@@ -31,6 +37,22 @@ type State struct {
 	CreatedAt time.Time
 	// UpdatedAt is when a known event last changed the user.
 	UpdatedAt time.Time
+}
+
+// Email is one of a user's email addresses.
+type Email struct {
+	// Address is the lower-cased address.
+	Address string
+	// Primary marks the address notices go to; a user with addresses has
+	// exactly one primary address.
+	Primary bool
+	// AddedAt is when the address was registered or added.
+	AddedAt time.Time
+}
+
+// HasEmail reports whether address (normalized) is one of the user's addresses.
+func (s State) HasEmail(address string) bool {
+	return slices.ContainsFunc(s.Emails, func(e Email) bool { return e.Address == address })
 }
 
 // Exists reports whether the user has been registered.
@@ -56,6 +78,10 @@ func (s *State) Apply(rec eventlog.Record) {
 		s.ID = ev.GetUserId()
 		s.Username = ev.GetUsername()
 		s.Email = ev.GetEmail()
+		s.Emails = nil
+		if s.Email != "" {
+			s.Emails = []Email{{Address: s.Email, Primary: true, AddedAt: rec.OccurredAt()}}
+		}
 		s.PasswordHash = ev.GetPasswordHash()
 		s.Admin = ev.GetAdmin()
 		s.DisplayName = ev.GetDisplayName()
@@ -74,8 +100,42 @@ func (s *State) Apply(rec eventlog.Record) {
 		s.DisplayName = ev.GetDisplayName()
 	case *eventsv1.AdminSet:
 		s.Admin = ev.GetAdmin()
+	case *eventsv1.EmailAdded:
+		s.addEmail(ev.GetEmail(), rec.OccurredAt())
+	case *eventsv1.EmailRemoved:
+		s.Emails = slices.DeleteFunc(slices.Clone(s.Emails), func(e Email) bool { return e.Address == ev.GetEmail() })
+		if s.Email == ev.GetEmail() { // not decided, but keep Email one of Emails
+			s.Email = ""
+		}
+	case *eventsv1.PrimaryEmailSet:
+		s.setPrimary(ev.GetEmail())
 	default:
 		return
 	}
 	s.UpdatedAt = rec.OccurredAt()
+}
+
+// addEmail adds an address. A user's first address becomes the primary one:
+// that is how a user registered without an address gets one.
+func (s *State) addEmail(address string, at time.Time) {
+	if s.HasEmail(address) {
+		return
+	}
+	first := s.Email == ""
+	s.Emails = append(slices.Clone(s.Emails), Email{Address: address, Primary: first, AddedAt: at})
+	if first {
+		s.Email = address
+	}
+}
+
+// setPrimary makes address, which must be one of the user's, the primary one.
+func (s *State) setPrimary(address string) {
+	if !s.HasEmail(address) {
+		return
+	}
+	emails := slices.Clone(s.Emails)
+	for i := range emails {
+		emails[i].Primary = emails[i].Address == address
+	}
+	s.Emails, s.Email = emails, address
 }

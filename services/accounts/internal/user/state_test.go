@@ -1,6 +1,8 @@
 package user
 
 import (
+	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -54,6 +56,7 @@ func alice() State {
 		ID:           "u1",
 		Username:     "alice",
 		Email:        "alice@example.org",
+		Emails:       []Email{{Address: "alice@example.org", Primary: true, AddedAt: t0}},
 		DisplayName:  "Alice",
 		PasswordHash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA",
 		Version:      1,
@@ -73,8 +76,15 @@ func sameState(a, b State) bool {
 	if !a.CreatedAt.Equal(b.CreatedAt) || !a.UpdatedAt.Equal(b.UpdatedAt) {
 		return false
 	}
+	sameEmail := func(x, y Email) bool {
+		return x.Address == y.Address && x.Primary == y.Primary && x.AddedAt.Equal(y.AddedAt)
+	}
+	if !slices.EqualFunc(a.Emails, b.Emails, sameEmail) {
+		return false
+	}
 	a.CreatedAt, a.UpdatedAt, b.CreatedAt, b.UpdatedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
-	return a == b
+	a.Emails, b.Emails = nil, nil
+	return reflect.DeepEqual(a, b)
 }
 
 func TestFold(t *testing.T) {

@@ -1,0 +1,71 @@
+package accounts_test
+
+import (
+	"context"
+	"io/fs"
+	"log/slog"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"gatehouse.dev/platform/pg"
+	"gatehouse.dev/platform/testkit"
+	"gatehouse.dev/services/accounts"
+	"gatehouse.dev/services/accounts/migrations"
+)
+
+// A schema from before user_emails gains a row for every user's address
+// when the service migrates it, as the projection would have written.
+func TestUserEmailsMigrationBackfills(t *testing.T) {
+	ctx := context.Background()
+	pool, err := pg.Connect(ctx, testkit.Postgres(t), accounts.Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	old := fstest.MapFS{}
+	for _, name := range []string{"0001_users.sql", "0002_audit.sql"} {
+		b, err := fs.ReadFile(migrations.FS, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old[name] = &fstest.MapFile{Data: b}
+	}
+	if err := pg.Migrate(ctx, pool, old); err != nil {
+		t.Fatal(err)
+	}
+	created := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	if _, err := pool.Exec(ctx, `INSERT INTO users (id, username, email, created_at, updated_at, version) VALUES
+		('01J00000000000000000000001', 'alice', 'alice@example.org', $1, $1, 3),
+		('01J00000000000000000000002', 'bob', '', $1, $1, 6)`, created); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := accounts.New(ctx, accounts.Config{ServerName: "example.org", Passwords: cheap},
+		accounts.Deps{Pool: pool, JetStream: testkit.NATS(t), Logger: slog.New(slog.DiscardHandler)}); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := pool.Query(ctx, `SELECT email, user_id, is_primary, added_at FROM user_emails ORDER BY email`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var n int
+	for rows.Next() {
+		var (
+			email, userID string
+			primary       bool
+			added         time.Time
+		)
+		if err := rows.Scan(&email, &userID, &primary, &added); err != nil {
+			t.Fatal(err)
+		}
+		if email != "alice@example.org" || userID != "01J00000000000000000000001" || !primary || !added.Equal(created) {
+			t.Errorf("row %s %s %v %v", email, userID, primary, added)
+		}
+		n++
+	}
+	if rows.Err() != nil || n != 1 {
+		t.Fatalf("%d rows, %v", n, rows.Err())
+	}
+}

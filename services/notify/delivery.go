@@ -1,0 +1,162 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
+
+	"gatehouse.dev/platform/eventlog"
+	"gatehouse.dev/platform/projection"
+	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
+	"gatehouse.dev/services/notify/internal/mailer"
+	"gatehouse.dev/services/notify/internal/verification"
+)
+
+// deliveryProjection is the consumer that sends emails.
+const deliveryProjection = "delivery"
+
+// deliveryReadModel sends the email of every issued code and ticket. It is a
+// projection without tables: the platform's runner gives it one leader at a
+// time, a checkpoint in PostgreSQL and a restart right after that checkpoint,
+// so delivery is driven by the stream alone. A command appends
+// VerificationStarted (or VerificationCodeReissued) and answers; the email
+// follows from here, also when the process died between the two.
+//
+// The log, not the checkpoint, says what was sent: before sending, the
+// aggregate is loaded and an issue already recorded as delivered (or refused,
+// superseded, expired, confirmed) is skipped, so a redelivered event, a
+// replay after a crash or a rebuild sends nothing twice. EmailDelivered is
+// appended with the version the decision was made on (Execute reloads and
+// re-decides on a conflict, and never records an issue twice).
+//
+// What remains is the at-least-once window between the mail server's
+// acceptance and that append: a crash inside it sends the email again on
+// restart. It is kept small: the SMTP session ends without waiting for the
+// reply to QUIT, the append is a single publish, and a failing append is
+// retried before the event is given up. The Message-ID of a resent email is
+// the same ("<verification id>.<issue>@domain"), so mail systems that
+// deduplicate by Message-ID show it once.
+func (s *Service) deliveryReadModel() projection.Projection {
+	return projection.Projection{
+		Name:     deliveryProjection,
+		Subjects: []string{subjectPrefix + "." + verificationAggregate + ".*"},
+		Apply: func(ctx context.Context, _ pgx.Tx, rec eventlog.Record) error {
+			return s.deliver(ctx, rec)
+		},
+		// Nothing to empty: a rebuild replays the stream and sends nothing twice.
+		Reset: func(context.Context, pgx.Tx) error { return nil },
+	}
+}
+
+// deliver sends the email of the issue an event created, if it still should be.
+// An error makes the runner retry from its checkpoint, with backoff.
+func (s *Service) deliver(ctx context.Context, rec eventlog.Record) error {
+	var issue uint32
+	switch ev := rec.Event.(type) {
+	case *eventsv1.VerificationStarted:
+		issue = 1
+	case *eventsv1.VerificationCodeReissued:
+		issue = ev.GetIssue()
+	default:
+		return nil
+	}
+	ref := eventlog.Ref{Type: verificationAggregate, ID: rec.Aggregate().ID}
+	history, _, err := s.log.Load(ctx, ref)
+	if err != nil {
+		return err
+	}
+	st := verification.Fold(history)
+	if ok, why := verification.ShouldDeliver(st, issue, s.now()); !ok {
+		s.logger.DebugContext(ctx, "email not sent", "verification_id", st.ID, "issue", issue, "why", why)
+		return nil
+	}
+	msg, err := s.compose(st, issue)
+	if err != nil {
+		return err
+	}
+	err = s.sender.Send(ctx, msg)
+	if refused, ok := errors.AsType[*mailer.PermanentError](err); ok {
+		s.logger.WarnContext(ctx, "mail server refused an email for good", "verification_id", st.ID, "issue", issue, "reply", refused.Reply)
+		return s.record(ctx, ref, func(st verification.State) []proto.Message {
+			return verification.DeliveryFailed(st, issue, refused.Reply)
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("send email of verification %s issue %d: %w", st.ID, issue, err)
+	}
+	// The server has the email now: record that even when shutdown begins.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	if err := s.record(rctx, ref, func(st verification.State) []proto.Message {
+		return verification.Delivered(st, issue, msg.MessageID)
+	}); err != nil {
+		s.logger.ErrorContext(ctx, "email sent but its delivery not recorded: it will be sent again",
+			"verification_id", st.ID, "issue", issue, "message_id", msg.MessageID, "err", err)
+		return err
+	}
+	s.logger.InfoContext(ctx, "email delivered", "verification_id", st.ID, "issue", issue, "message_id", msg.MessageID)
+	return nil
+}
+
+// recordAttempts bounds how often record retries a failing append, and
+// recordTimeout how long recording a delivery may take, shutdown or not.
+const (
+	recordAttempts = 6
+	recordTimeout  = 5 * time.Second
+)
+
+// record appends the outcome of a delivery, retrying failures of the log for
+// a few seconds: every failed attempt widens the window in which the email
+// would be sent twice.
+func (s *Service) record(ctx context.Context, ref eventlog.Ref, decide func(verification.State) []proto.Message) error {
+	backoff := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		_, err := s.log.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
+			return writes(ref, "system", version, decide(verification.Fold(history))), nil
+		})
+		if err == nil || attempt == recordAttempts || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff *= 2
+	}
+}
+
+// compose writes the email of one issue of a verification.
+func (s *Service) compose(st verification.State, issue uint32) (*mailer.Message, error) {
+	now := s.now()
+	c := mailer.Content{
+		ServiceName: s.cfg.ServiceName,
+		Email:       st.Email,
+		Purpose:     purposeName(st.Purpose),
+		// Whole minutes left, rounded up: an email sent late says so.
+		Minutes: int((st.ExpiresAt.Sub(now) + time.Minute - 1) / time.Minute),
+	}
+	var secret string
+	if st.UsesCode() {
+		c.Kind, c.Code = mailer.KindCode, s.key.Code(st.ID, issue)
+		secret = c.Code
+	} else {
+		c.Kind, c.Link = mailer.KindRecovery, s.publicURL+"recover/"+s.key.Ticket(st.ID, issue)
+		secret = c.Link
+	}
+	subject, text, html, err := s.templates.Render(c, st.Locale)
+	if err != nil {
+		return nil, err
+	}
+	return &mailer.Message{
+		From: s.from, ReplyTo: s.cfg.ReplyTo, To: st.Email,
+		Subject: subject, Text: text, HTML: html,
+		MessageID: fmt.Sprintf("<%s.%d@%s>", st.ID, issue, s.domain),
+		Date:      now,
+		Secret:    secret,
+	}, nil
+}

@@ -1,0 +1,114 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"gatehouse.dev/platform/errs"
+	"gatehouse.dev/platform/eventlog"
+	"gatehouse.dev/platform/projection"
+	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
+	"gatehouse.dev/services/notify/internal/verification"
+)
+
+// verificationsProjection keeps the verifications and recovery_tickets tables.
+const verificationsProjection = "verifications"
+
+// verificationsReadModel keeps one row per verification (its status, for
+// operators) and the index of recovery tickets by hash.
+func verificationsReadModel() projection.Projection {
+	return projection.Projection{
+		Name:     verificationsProjection,
+		Subjects: []string{subjectPrefix + "." + verificationAggregate + ".*"},
+		Apply:    applyVerificationEvent,
+		Reset: func(ctx context.Context, tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `TRUNCATE verifications, recovery_tickets`)
+			return err
+		},
+	}
+}
+
+func applyVerificationEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
+	at, seq, id := rec.OccurredAt(), int64(rec.Seq), rec.Aggregate().ID
+	var (
+		sql  string
+		args []any
+	)
+	switch ev := rec.Event.(type) {
+	case *eventsv1.VerificationStarted:
+		if err := indexTicket(ctx, tx, ev.GetTicketHash(), id, 1); err != nil {
+			return err
+		}
+		sql = `INSERT INTO verifications (id, email, purpose, user_id, status, issue, expires_at, created_at, updated_at, version)
+		       VALUES ($1, $2, $3, $4, 'pending', 1, $5, $6, $6, $7)`
+		args = []any{id, ev.GetEmail(), purposeName(ev.GetPurpose()), ev.GetUserId(), ev.GetExpiresAt().AsTime(), at, seq}
+	case *eventsv1.VerificationCodeReissued:
+		if err := indexTicket(ctx, tx, ev.GetTicketHash(), id, ev.GetIssue()); err != nil {
+			return err
+		}
+		sql, args = update("issue = $4, expires_at = $5", id, at, seq, int32(ev.GetIssue()), ev.GetExpiresAt().AsTime())
+	case *eventsv1.VerificationAttemptFailed:
+		sql, args = update("failed_attempts = $4::integer, status = CASE WHEN $4::integer >= $5::integer THEN 'locked' ELSE status END",
+			id, at, seq, int32(ev.GetAttempts()), verification.MaxAttempts)
+	case *eventsv1.VerificationConfirmed:
+		sql, args = update("status = 'confirmed'", id, at, seq)
+	case *eventsv1.EmailDelivered:
+		sql, args = update("delivered_issue = GREATEST(delivered_issue, $4)", id, at, seq, int32(ev.GetIssue()))
+	case *eventsv1.EmailDeliveryFailed:
+		sql, args = update("delivery_error = $4", id, at, seq, ev.GetReason())
+	default:
+		return nil
+	}
+	if _, err := tx.Exec(ctx, sql, args...); err != nil {
+		return fmt.Errorf("verifications: %s: %w", rec.Type(), err)
+	}
+	return nil
+}
+
+// indexTicket records a recovery ticket's hash; there is none for code
+// verifications and for recoveries of unknown addresses.
+func indexTicket(ctx context.Context, tx pgx.Tx, hash, id string, issue uint32) error {
+	if hash == "" {
+		return nil
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO recovery_tickets (ticket_hash, verification_id, issue) VALUES ($1, $2, $3)`, hash, id, int32(issue))
+	if err != nil {
+		return fmt.Errorf("verifications: index ticket: %w", err)
+	}
+	return nil
+}
+
+// update builds an UPDATE of one verification row; extra arguments start at $4.
+func update(set, id string, at any, seq int64, extra ...any) (string, []any) {
+	return `UPDATE verifications SET ` + set + `, updated_at = $2, version = $3 WHERE id = $1`, append([]any{id, at, seq}, extra...)
+}
+
+// purposeName is the stored name of a purpose.
+func purposeName(p eventsv1.VerificationPurpose) string {
+	switch p {
+	case eventsv1.VerificationPurpose_VERIFICATION_PURPOSE_REGISTRATION:
+		return "registration"
+	case eventsv1.VerificationPurpose_VERIFICATION_PURPOSE_ADD_EMAIL:
+		return "add_email"
+	case eventsv1.VerificationPurpose_VERIFICATION_PURPOSE_RECOVERY:
+		return "recovery"
+	}
+	return "unspecified"
+}
+
+// verificationByTicket finds the verification a recovery ticket was issued for.
+func (s *Service) verificationByTicket(ctx context.Context, ticket string) (string, error) {
+	var id string
+	err := s.pool.QueryRow(ctx, `SELECT verification_id FROM recovery_tickets WHERE ticket_hash = $1`,
+		verification.TicketHash(ticket)).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", errs.NotFound("This recovery link is not valid")
+	}
+	if err != nil {
+		return "", errs.Wrap(errs.KindUnavailable, "Recovery links cannot be checked right now; try again.", err)
+	}
+	return id, nil
+}

@@ -3,6 +3,7 @@
 //	gatehouse serve                       run all five services in one process
 //	gatehouse user add|list|lock|unlock|set-password|deactivate|reactivate
 //	gatehouse projections list|rebuild NAME
+//	gatehouse homeserver sync
 //	gatehouse config generate|check
 //
 // The admin commands talk to a running Gatehouse over its gRPC API
@@ -36,6 +37,7 @@ commands:
   user audit [USERNAME]
   projections list
   projections rebuild NAME             e.g. accounts.users
+  homeserver sync [--timeout D]        provision every user and device on the homeserver
   config generate                      print a configuration file with every default
   config check [--config F]            validate a configuration file
 
@@ -57,6 +59,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return userCommand(ctx, rest, stdin, stdout, stderr)
 	case "projections":
 		return projectionsCommand(ctx, rest, stdout, stderr)
+	case "homeserver":
+		return homeserverCommand(ctx, rest, stdout, stderr)
 	case "config":
 		return configCommand(rest, stdout, stderr)
 	case "help", "-h", "--help":

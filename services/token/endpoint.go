@@ -187,7 +187,10 @@ func (s *Service) start(ctx context.Context, ev *eventsv1.SessionStarted, actor 
 	if err != nil {
 		return err
 	}
-	return s.projections.WaitFor(ctx, sessionsProjection, appended.Last())
+	if err := s.projections.WaitFor(ctx, sessionsProjection, appended.Last()); err != nil {
+		return err
+	}
+	return s.provisionStarted(ctx, ev) // the homeserver gets the device before the tokens go out (provision_events.go)
 }
 
 func (s *Service) tokenResponse(p pair, scope string) map[string]any {

@@ -15,6 +15,7 @@ func (s *Service) RegisterHTTP(mux *http.ServeMux) {
 	mux.HandleFunc("/oauth2/revoke", s.handleRevoke)
 	mux.HandleFunc("/oauth2/userinfo", s.handleUserinfo)
 	mux.HandleFunc("GET /oauth2/keys.json", s.handleJWKS)
+	s.registerCompat(mux) // /_matrix/client/{version}/login, logout, logout/all, refresh (compat.go)
 }
 
 // handleJWKS publishes the public signing keys, including retired ones whose

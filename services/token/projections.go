@@ -60,8 +60,13 @@ func applySessionEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) erro
 
 func insertTokens(ctx context.Context, tx pgx.Tx, t *eventsv1.TokensIssued, at time.Time) error {
 	if t.GetAccessHash() != "" {
+		var expires *time.Time // NULL: a compat access token issued without a refresh token never expires
+		if t.GetAccessExpiresAt() != nil {
+			e := t.GetAccessExpiresAt().AsTime()
+			expires = &e
+		}
 		if _, err := tx.Exec(ctx, `INSERT INTO tokens (token_hash, session_id, kind, issued_at, expires_at) VALUES ($1, $2, 'access_token', $3, $4)`,
-			t.GetAccessHash(), t.GetSessionId(), at, t.GetAccessExpiresAt().AsTime()); err != nil {
+			t.GetAccessHash(), t.GetSessionId(), at, expires); err != nil {
 			return err
 		}
 	}

@@ -60,6 +60,12 @@ type Config struct {
 	RefreshReuseGrace time.Duration
 	// MatrixSecret lets the homeserver introspect with "Authorization: Bearer <secret>".
 	MatrixSecret string
+	// HomeserverURL is where the homeserver's /_synapse/mas/ API is; with
+	// MatrixSecret it switches homeserver provisioning on (provision.go).
+	HomeserverURL string
+	// ServerName is the homeserver's server name, as in @localpart:server_name
+	// (the Matrix compatibility login API).
+	ServerName string
 	// Replicas of the event stream.
 	Replicas int
 	// SigningKeys, when set, sign ID tokens instead of the generated keys,
@@ -91,8 +97,12 @@ type Service struct {
 	accounts    accountsv1.AccountsServiceClient
 	clients     *clientCache
 	assertions  *assertion.Verifier
+	compat      compatState // the Matrix compatibility login API (compat.go)
 	logger      *slog.Logger
 	now         func() time.Time
+
+	// provisioner keeps the homeserver in step; nil when that is off (provision.go).
+	provisioner *provisioner
 }
 
 // New migrates the schema, opens the stream, loads (or generates, on first
@@ -131,6 +141,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	}
 	if err := s.loadKeys(ctx); err != nil {
 		return nil, err
+	}
+	if s.provisioner, err = newProvisioner(s, cfg); err != nil {
+		return nil, fmt.Errorf("token: %w", err)
 	}
 	if cfg.SigningKeys != nil {
 		s.keys = s.keys.Rotate(cfg.SigningKeys, s.now().Add(time.Hour))
@@ -189,7 +202,7 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := Config{Issuer: rt.Config.PublicURL, MatrixSecret: string(rt.Config.Matrix.Secret), Replicas: rt.Config.NATS.Replicas,
+	cfg := Config{Issuer: rt.Config.PublicURL, MatrixSecret: string(rt.Config.Matrix.Secret), HomeserverURL: rt.Config.Matrix.HomeserverURL, ServerName: rt.Config.Matrix.ServerName, Replicas: rt.Config.NATS.Replicas,
 		AccessTTL: rt.Config.OAuth.AccessTokenTTL, RefreshReuseGrace: rt.Config.OAuth.RefreshReuseGrace}
 	if files := rt.Config.OAuth.SigningKeyFiles; len(files) > 0 {
 		var pems [][]byte
@@ -220,6 +233,7 @@ func (s *Service) Run(ctx context.Context) error {
 	wg.Go(func() { s.projections.Run(ctx) })
 	wg.Go(func() { s.index.follow(ctx) })
 	wg.Go(func() { s.index.sweepEvery(ctx, time.Minute) })
+	wg.Go(func() { s.provisioner.run(ctx) })
 	wg.Wait()
 	return nil
 }

@@ -37,9 +37,12 @@ type SessionStarted struct {
 	// The authorization grant the session came from, if any.
 	GrantId string `protobuf:"bytes,8,opt,name=grant_id,json=grantId,proto3" json:"grant_id,omitempty"`
 	// The session's first tokens.
-	Tokens        *TokensIssued `protobuf:"bytes,9,opt,name=tokens,proto3" json:"tokens,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Tokens *TokensIssued `protobuf:"bytes,9,opt,name=tokens,proto3" json:"tokens,omitempty"`
+	// The device's display name a compat client asked for at login
+	// (initial_device_display_name); empty otherwise.
+	DeviceDisplayName string `protobuf:"bytes,10,opt,name=device_display_name,json=deviceDisplayName,proto3" json:"device_display_name,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *SessionStarted) Reset() {
@@ -133,6 +136,13 @@ func (x *SessionStarted) GetTokens() *TokensIssued {
 		return x.Tokens
 	}
 	return nil
+}
+
+func (x *SessionStarted) GetDeviceDisplayName() string {
+	if x != nil {
+		return x.DeviceDisplayName
+	}
+	return ""
 }
 
 // TokensIssued records a new token pair (or a lone access token). Only hashes are stored.
@@ -388,11 +398,130 @@ func (x *ClientAssertionUsed) GetExpiresAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// LoginTokenIssued records a single-use Matrix login token (m.login.token),
+// issued for a user who signed in on the web (compat SSO). Subject:
+// token.logintoken.<sha256 hex of the token>; the token itself is never stored.
+type LoginTokenIssued struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// Matrix localpart.
+	Username string `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	// Whether the session may get urn:synapse:admin:*.
+	Admin         bool                   `protobuf:"varint,3,opt,name=admin,proto3" json:"admin,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoginTokenIssued) Reset() {
+	*x = LoginTokenIssued{}
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoginTokenIssued) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoginTokenIssued) ProtoMessage() {}
+
+func (x *LoginTokenIssued) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoginTokenIssued.ProtoReflect.Descriptor instead.
+func (*LoginTokenIssued) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *LoginTokenIssued) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *LoginTokenIssued) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *LoginTokenIssued) GetAdmin() bool {
+	if x != nil {
+		return x.Admin
+	}
+	return false
+}
+
+func (x *LoginTokenIssued) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+// LoginTokenUsed records the one exchange of a login token for a compat
+// session; appended with the token's expected version, so a token logs in once.
+type LoginTokenUsed struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoginTokenUsed) Reset() {
+	*x = LoginTokenUsed{}
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoginTokenUsed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoginTokenUsed) ProtoMessage() {}
+
+func (x *LoginTokenUsed) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoginTokenUsed.ProtoReflect.Descriptor instead.
+func (*LoginTokenUsed) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *LoginTokenUsed) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
 var File_gatehouse_events_v1_token_proto protoreflect.FileDescriptor
 
 const file_gatehouse_events_v1_token_proto_rawDesc = "" +
 	"\n" +
-	"\x1fgatehouse/events/v1/token.proto\x12\x13gatehouse.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9e\x02\n" +
+	"\x1fgatehouse/events/v1/token.proto\x12\x13gatehouse.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xce\x02\n" +
 	"\x0eSessionStarted\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x12\n" +
@@ -403,7 +532,9 @@ const file_gatehouse_events_v1_token_proto_rawDesc = "" +
 	"\x05scope\x18\x06 \x01(\tR\x05scope\x12\x1b\n" +
 	"\tdevice_id\x18\a \x01(\tR\bdeviceId\x12\x19\n" +
 	"\bgrant_id\x18\b \x01(\tR\agrantId\x129\n" +
-	"\x06tokens\x18\t \x01(\v2!.gatehouse.events.v1.TokensIssuedR\x06tokens\"\x9d\x02\n" +
+	"\x06tokens\x18\t \x01(\v2!.gatehouse.events.v1.TokensIssuedR\x06tokens\x12.\n" +
+	"\x13device_display_name\x18\n" +
+	" \x01(\tR\x11deviceDisplayName\"\x9d\x02\n" +
 	"\fTokensIssued\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1f\n" +
@@ -423,7 +554,16 @@ const file_gatehouse_events_v1_token_proto_rawDesc = "" +
 	"\x13ClientAssertionUsed\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x129\n" +
 	"\n" +
-	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAtB2Z0gatehouse.dev/proto/gatehouse/events/v1;eventsv1b\x06proto3"
+	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\x98\x01\n" +
+	"\x10LoginTokenIssued\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1a\n" +
+	"\busername\x18\x02 \x01(\tR\busername\x12\x14\n" +
+	"\x05admin\x18\x03 \x01(\bR\x05admin\x129\n" +
+	"\n" +
+	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"/\n" +
+	"\x0eLoginTokenUsed\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionIdB2Z0gatehouse.dev/proto/gatehouse/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_gatehouse_events_v1_token_proto_rawDescOnce sync.Once
@@ -437,24 +577,27 @@ func file_gatehouse_events_v1_token_proto_rawDescGZIP() []byte {
 	return file_gatehouse_events_v1_token_proto_rawDescData
 }
 
-var file_gatehouse_events_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_gatehouse_events_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_gatehouse_events_v1_token_proto_goTypes = []any{
 	(*SessionStarted)(nil),        // 0: gatehouse.events.v1.SessionStarted
 	(*TokensIssued)(nil),          // 1: gatehouse.events.v1.TokensIssued
 	(*SigningKeysGenerated)(nil),  // 2: gatehouse.events.v1.SigningKeysGenerated
 	(*SessionEnded)(nil),          // 3: gatehouse.events.v1.SessionEnded
 	(*ClientAssertionUsed)(nil),   // 4: gatehouse.events.v1.ClientAssertionUsed
-	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
+	(*LoginTokenIssued)(nil),      // 5: gatehouse.events.v1.LoginTokenIssued
+	(*LoginTokenUsed)(nil),        // 6: gatehouse.events.v1.LoginTokenUsed
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
 }
 var file_gatehouse_events_v1_token_proto_depIdxs = []int32{
 	1, // 0: gatehouse.events.v1.SessionStarted.tokens:type_name -> gatehouse.events.v1.TokensIssued
-	5, // 1: gatehouse.events.v1.TokensIssued.access_expires_at:type_name -> google.protobuf.Timestamp
-	5, // 2: gatehouse.events.v1.ClientAssertionUsed.expires_at:type_name -> google.protobuf.Timestamp
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	7, // 1: gatehouse.events.v1.TokensIssued.access_expires_at:type_name -> google.protobuf.Timestamp
+	7, // 2: gatehouse.events.v1.ClientAssertionUsed.expires_at:type_name -> google.protobuf.Timestamp
+	7, // 3: gatehouse.events.v1.LoginTokenIssued.expires_at:type_name -> google.protobuf.Timestamp
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_events_v1_token_proto_init() }
@@ -468,7 +611,7 @@ func file_gatehouse_events_v1_token_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_events_v1_token_proto_rawDesc), len(file_gatehouse_events_v1_token_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

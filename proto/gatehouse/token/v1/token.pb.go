@@ -550,6 +550,245 @@ func (*EndSessionResponse) Descriptor() ([]byte, []int) {
 	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{8}
 }
 
+type CreateLoginTokenRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// Matrix localpart.
+	Username string `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	// Whether the compat session may get urn:synapse:admin:*.
+	Admin         bool `protobuf:"varint,3,opt,name=admin,proto3" json:"admin,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateLoginTokenRequest) Reset() {
+	*x = CreateLoginTokenRequest{}
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateLoginTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateLoginTokenRequest) ProtoMessage() {}
+
+func (x *CreateLoginTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateLoginTokenRequest.ProtoReflect.Descriptor instead.
+func (*CreateLoginTokenRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *CreateLoginTokenRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *CreateLoginTokenRequest) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *CreateLoginTokenRequest) GetAdmin() bool {
+	if x != nil {
+		return x.Admin
+	}
+	return false
+}
+
+type CreateLoginTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 32 characters; shown once, stored only hashed.
+	LoginToken    string                 `protobuf:"bytes,1,opt,name=login_token,json=loginToken,proto3" json:"login_token,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateLoginTokenResponse) Reset() {
+	*x = CreateLoginTokenResponse{}
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateLoginTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateLoginTokenResponse) ProtoMessage() {}
+
+func (x *CreateLoginTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateLoginTokenResponse.ProtoReflect.Descriptor instead.
+func (*CreateLoginTokenResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *CreateLoginTokenResponse) GetLoginToken() string {
+	if x != nil {
+		return x.LoginToken
+	}
+	return ""
+}
+
+func (x *CreateLoginTokenResponse) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+type SyncHomeserverRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SyncHomeserverRequest) Reset() {
+	*x = SyncHomeserverRequest{}
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SyncHomeserverRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SyncHomeserverRequest) ProtoMessage() {}
+
+func (x *SyncHomeserverRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SyncHomeserverRequest.ProtoReflect.Descriptor instead.
+func (*SyncHomeserverRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{11}
+}
+
+type SyncHomeserverResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Active users provisioned; created counts those the homeserver did not know.
+	UsersProvisioned int64 `protobuf:"varint,1,opt,name=users_provisioned,json=usersProvisioned,proto3" json:"users_provisioned,omitempty"`
+	UsersCreated     int64 `protobuf:"varint,2,opt,name=users_created,json=usersCreated,proto3" json:"users_created,omitempty"`
+	// Deactivated users deactivated on the homeserver (or absent from it).
+	UsersDeactivated int64 `protobuf:"varint,3,opt,name=users_deactivated,json=usersDeactivated,proto3" json:"users_deactivated,omitempty"`
+	// Devices the active users have on the homeserver after the sync.
+	Devices int64 `protobuf:"varint,4,opt,name=devices,proto3" json:"devices,omitempty"`
+	// Users the homeserver refused, with the first few reasons ("localpart: why").
+	UsersFailed   int64    `protobuf:"varint,5,opt,name=users_failed,json=usersFailed,proto3" json:"users_failed,omitempty"`
+	Failures      []string `protobuf:"bytes,6,rep,name=failures,proto3" json:"failures,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SyncHomeserverResponse) Reset() {
+	*x = SyncHomeserverResponse{}
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SyncHomeserverResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SyncHomeserverResponse) ProtoMessage() {}
+
+func (x *SyncHomeserverResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SyncHomeserverResponse.ProtoReflect.Descriptor instead.
+func (*SyncHomeserverResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *SyncHomeserverResponse) GetUsersProvisioned() int64 {
+	if x != nil {
+		return x.UsersProvisioned
+	}
+	return 0
+}
+
+func (x *SyncHomeserverResponse) GetUsersCreated() int64 {
+	if x != nil {
+		return x.UsersCreated
+	}
+	return 0
+}
+
+func (x *SyncHomeserverResponse) GetUsersDeactivated() int64 {
+	if x != nil {
+		return x.UsersDeactivated
+	}
+	return 0
+}
+
+func (x *SyncHomeserverResponse) GetDevices() int64 {
+	if x != nil {
+		return x.Devices
+	}
+	return 0
+}
+
+func (x *SyncHomeserverResponse) GetUsersFailed() int64 {
+	if x != nil {
+		return x.UsersFailed
+	}
+	return 0
+}
+
+func (x *SyncHomeserverResponse) GetFailures() []string {
+	if x != nil {
+		return x.Failures
+	}
+	return nil
+}
+
 var File_gatehouse_token_v1_token_proto protoreflect.FileDescriptor
 
 const file_gatehouse_token_v1_token_proto_rawDesc = "" +
@@ -594,14 +833,33 @@ const file_gatehouse_token_v1_token_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x14\n" +
-	"\x12EndSessionResponse2\xfc\x02\n" +
+	"\x12EndSessionResponse\"d\n" +
+	"\x17CreateLoginTokenRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1a\n" +
+	"\busername\x18\x02 \x01(\tR\busername\x12\x14\n" +
+	"\x05admin\x18\x03 \x01(\bR\x05admin\"v\n" +
+	"\x18CreateLoginTokenResponse\x12\x1f\n" +
+	"\vlogin_token\x18\x01 \x01(\tR\n" +
+	"loginToken\x129\n" +
+	"\n" +
+	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\x17\n" +
+	"\x15SyncHomeserverRequest\"\xf0\x01\n" +
+	"\x16SyncHomeserverResponse\x12+\n" +
+	"\x11users_provisioned\x18\x01 \x01(\x03R\x10usersProvisioned\x12#\n" +
+	"\rusers_created\x18\x02 \x01(\x03R\fusersCreated\x12+\n" +
+	"\x11users_deactivated\x18\x03 \x01(\x03R\x10usersDeactivated\x12\x18\n" +
+	"\adevices\x18\x04 \x01(\x03R\adevices\x12!\n" +
+	"\fusers_failed\x18\x05 \x01(\x03R\vusersFailed\x12\x1a\n" +
+	"\bfailures\x18\x06 \x03(\tR\bfailures2\xd4\x04\n" +
 	"\fTokenService\x12[\n" +
 	"\n" +
 	"Introspect\x12%.gatehouse.token.v1.IntrospectRequest\x1a&.gatehouse.token.v1.IntrospectResponse\x12O\n" +
 	"\x06Revoke\x12!.gatehouse.token.v1.RevokeRequest\x1a\".gatehouse.token.v1.RevokeResponse\x12a\n" +
 	"\fListSessions\x12'.gatehouse.token.v1.ListSessionsRequest\x1a(.gatehouse.token.v1.ListSessionsResponse\x12[\n" +
 	"\n" +
-	"EndSession\x12%.gatehouse.token.v1.EndSessionRequest\x1a&.gatehouse.token.v1.EndSessionResponseB0Z.gatehouse.dev/proto/gatehouse/token/v1;tokenv1b\x06proto3"
+	"EndSession\x12%.gatehouse.token.v1.EndSessionRequest\x1a&.gatehouse.token.v1.EndSessionResponse\x12m\n" +
+	"\x10CreateLoginToken\x12+.gatehouse.token.v1.CreateLoginTokenRequest\x1a,.gatehouse.token.v1.CreateLoginTokenResponse\x12g\n" +
+	"\x0eSyncHomeserver\x12).gatehouse.token.v1.SyncHomeserverRequest\x1a*.gatehouse.token.v1.SyncHomeserverResponseB0Z.gatehouse.dev/proto/gatehouse/token/v1;tokenv1b\x06proto3"
 
 var (
 	file_gatehouse_token_v1_token_proto_rawDescOnce sync.Once
@@ -615,38 +873,47 @@ func file_gatehouse_token_v1_token_proto_rawDescGZIP() []byte {
 	return file_gatehouse_token_v1_token_proto_rawDescData
 }
 
-var file_gatehouse_token_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_gatehouse_token_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_gatehouse_token_v1_token_proto_goTypes = []any{
-	(*IntrospectRequest)(nil),     // 0: gatehouse.token.v1.IntrospectRequest
-	(*IntrospectResponse)(nil),    // 1: gatehouse.token.v1.IntrospectResponse
-	(*RevokeRequest)(nil),         // 2: gatehouse.token.v1.RevokeRequest
-	(*RevokeResponse)(nil),        // 3: gatehouse.token.v1.RevokeResponse
-	(*Session)(nil),               // 4: gatehouse.token.v1.Session
-	(*ListSessionsRequest)(nil),   // 5: gatehouse.token.v1.ListSessionsRequest
-	(*ListSessionsResponse)(nil),  // 6: gatehouse.token.v1.ListSessionsResponse
-	(*EndSessionRequest)(nil),     // 7: gatehouse.token.v1.EndSessionRequest
-	(*EndSessionResponse)(nil),    // 8: gatehouse.token.v1.EndSessionResponse
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	(*IntrospectRequest)(nil),        // 0: gatehouse.token.v1.IntrospectRequest
+	(*IntrospectResponse)(nil),       // 1: gatehouse.token.v1.IntrospectResponse
+	(*RevokeRequest)(nil),            // 2: gatehouse.token.v1.RevokeRequest
+	(*RevokeResponse)(nil),           // 3: gatehouse.token.v1.RevokeResponse
+	(*Session)(nil),                  // 4: gatehouse.token.v1.Session
+	(*ListSessionsRequest)(nil),      // 5: gatehouse.token.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),     // 6: gatehouse.token.v1.ListSessionsResponse
+	(*EndSessionRequest)(nil),        // 7: gatehouse.token.v1.EndSessionRequest
+	(*EndSessionResponse)(nil),       // 8: gatehouse.token.v1.EndSessionResponse
+	(*CreateLoginTokenRequest)(nil),  // 9: gatehouse.token.v1.CreateLoginTokenRequest
+	(*CreateLoginTokenResponse)(nil), // 10: gatehouse.token.v1.CreateLoginTokenResponse
+	(*SyncHomeserverRequest)(nil),    // 11: gatehouse.token.v1.SyncHomeserverRequest
+	(*SyncHomeserverResponse)(nil),   // 12: gatehouse.token.v1.SyncHomeserverResponse
+	(*timestamppb.Timestamp)(nil),    // 13: google.protobuf.Timestamp
 }
 var file_gatehouse_token_v1_token_proto_depIdxs = []int32{
-	9, // 0: gatehouse.token.v1.IntrospectResponse.exp:type_name -> google.protobuf.Timestamp
-	9, // 1: gatehouse.token.v1.IntrospectResponse.iat:type_name -> google.protobuf.Timestamp
-	9, // 2: gatehouse.token.v1.Session.created_at:type_name -> google.protobuf.Timestamp
-	9, // 3: gatehouse.token.v1.Session.ended_at:type_name -> google.protobuf.Timestamp
-	4, // 4: gatehouse.token.v1.ListSessionsResponse.sessions:type_name -> gatehouse.token.v1.Session
-	0, // 5: gatehouse.token.v1.TokenService.Introspect:input_type -> gatehouse.token.v1.IntrospectRequest
-	2, // 6: gatehouse.token.v1.TokenService.Revoke:input_type -> gatehouse.token.v1.RevokeRequest
-	5, // 7: gatehouse.token.v1.TokenService.ListSessions:input_type -> gatehouse.token.v1.ListSessionsRequest
-	7, // 8: gatehouse.token.v1.TokenService.EndSession:input_type -> gatehouse.token.v1.EndSessionRequest
-	1, // 9: gatehouse.token.v1.TokenService.Introspect:output_type -> gatehouse.token.v1.IntrospectResponse
-	3, // 10: gatehouse.token.v1.TokenService.Revoke:output_type -> gatehouse.token.v1.RevokeResponse
-	6, // 11: gatehouse.token.v1.TokenService.ListSessions:output_type -> gatehouse.token.v1.ListSessionsResponse
-	8, // 12: gatehouse.token.v1.TokenService.EndSession:output_type -> gatehouse.token.v1.EndSessionResponse
-	9, // [9:13] is the sub-list for method output_type
-	5, // [5:9] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	13, // 0: gatehouse.token.v1.IntrospectResponse.exp:type_name -> google.protobuf.Timestamp
+	13, // 1: gatehouse.token.v1.IntrospectResponse.iat:type_name -> google.protobuf.Timestamp
+	13, // 2: gatehouse.token.v1.Session.created_at:type_name -> google.protobuf.Timestamp
+	13, // 3: gatehouse.token.v1.Session.ended_at:type_name -> google.protobuf.Timestamp
+	4,  // 4: gatehouse.token.v1.ListSessionsResponse.sessions:type_name -> gatehouse.token.v1.Session
+	13, // 5: gatehouse.token.v1.CreateLoginTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	0,  // 6: gatehouse.token.v1.TokenService.Introspect:input_type -> gatehouse.token.v1.IntrospectRequest
+	2,  // 7: gatehouse.token.v1.TokenService.Revoke:input_type -> gatehouse.token.v1.RevokeRequest
+	5,  // 8: gatehouse.token.v1.TokenService.ListSessions:input_type -> gatehouse.token.v1.ListSessionsRequest
+	7,  // 9: gatehouse.token.v1.TokenService.EndSession:input_type -> gatehouse.token.v1.EndSessionRequest
+	9,  // 10: gatehouse.token.v1.TokenService.CreateLoginToken:input_type -> gatehouse.token.v1.CreateLoginTokenRequest
+	11, // 11: gatehouse.token.v1.TokenService.SyncHomeserver:input_type -> gatehouse.token.v1.SyncHomeserverRequest
+	1,  // 12: gatehouse.token.v1.TokenService.Introspect:output_type -> gatehouse.token.v1.IntrospectResponse
+	3,  // 13: gatehouse.token.v1.TokenService.Revoke:output_type -> gatehouse.token.v1.RevokeResponse
+	6,  // 14: gatehouse.token.v1.TokenService.ListSessions:output_type -> gatehouse.token.v1.ListSessionsResponse
+	8,  // 15: gatehouse.token.v1.TokenService.EndSession:output_type -> gatehouse.token.v1.EndSessionResponse
+	10, // 16: gatehouse.token.v1.TokenService.CreateLoginToken:output_type -> gatehouse.token.v1.CreateLoginTokenResponse
+	12, // 17: gatehouse.token.v1.TokenService.SyncHomeserver:output_type -> gatehouse.token.v1.SyncHomeserverResponse
+	12, // [12:18] is the sub-list for method output_type
+	6,  // [6:12] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_token_v1_token_proto_init() }
@@ -660,7 +927,7 @@ func file_gatehouse_token_v1_token_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_token_v1_token_proto_rawDesc), len(file_gatehouse_token_v1_token_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,10 +19,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	TokenService_Introspect_FullMethodName   = "/gatehouse.token.v1.TokenService/Introspect"
-	TokenService_Revoke_FullMethodName       = "/gatehouse.token.v1.TokenService/Revoke"
-	TokenService_ListSessions_FullMethodName = "/gatehouse.token.v1.TokenService/ListSessions"
-	TokenService_EndSession_FullMethodName   = "/gatehouse.token.v1.TokenService/EndSession"
+	TokenService_Introspect_FullMethodName       = "/gatehouse.token.v1.TokenService/Introspect"
+	TokenService_Revoke_FullMethodName           = "/gatehouse.token.v1.TokenService/Revoke"
+	TokenService_ListSessions_FullMethodName     = "/gatehouse.token.v1.TokenService/ListSessions"
+	TokenService_EndSession_FullMethodName       = "/gatehouse.token.v1.TokenService/EndSession"
+	TokenService_CreateLoginToken_FullMethodName = "/gatehouse.token.v1.TokenService/CreateLoginToken"
+	TokenService_SyncHomeserver_FullMethodName   = "/gatehouse.token.v1.TokenService/SyncHomeserver"
 )
 
 // TokenServiceClient is the client API for TokenService service.
@@ -39,6 +41,15 @@ type TokenServiceClient interface {
 	ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...grpc.CallOption) (*ListSessionsResponse, error)
 	// EndSession ends one session.
 	EndSession(ctx context.Context, in *EndSessionRequest, opts ...grpc.CallOption) (*EndSessionResponse, error)
+	// CreateLoginToken issues a single-use Matrix login token (m.login.token,
+	// valid 30 seconds) for a user the caller has authenticated, as the web
+	// service's compat SSO page does.
+	CreateLoginToken(ctx context.Context, in *CreateLoginTokenRequest, opts ...grpc.CallOption) (*CreateLoginTokenResponse, error)
+	// SyncHomeserver reconciles the homeserver with Gatehouse through its
+	// /_synapse/mas/ API: every active user is provisioned (display name, email
+	// addresses, lock) with exactly the devices of their live sessions, and every
+	// deactivated user is deactivated there too. It answers when all are done.
+	SyncHomeserver(ctx context.Context, in *SyncHomeserverRequest, opts ...grpc.CallOption) (*SyncHomeserverResponse, error)
 }
 
 type tokenServiceClient struct {
@@ -89,6 +100,26 @@ func (c *tokenServiceClient) EndSession(ctx context.Context, in *EndSessionReque
 	return out, nil
 }
 
+func (c *tokenServiceClient) CreateLoginToken(ctx context.Context, in *CreateLoginTokenRequest, opts ...grpc.CallOption) (*CreateLoginTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateLoginTokenResponse)
+	err := c.cc.Invoke(ctx, TokenService_CreateLoginToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenServiceClient) SyncHomeserver(ctx context.Context, in *SyncHomeserverRequest, opts ...grpc.CallOption) (*SyncHomeserverResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SyncHomeserverResponse)
+	err := c.cc.Invoke(ctx, TokenService_SyncHomeserver_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TokenServiceServer is the server API for TokenService service.
 // All implementations must embed UnimplementedTokenServiceServer
 // for forward compatibility.
@@ -103,6 +134,15 @@ type TokenServiceServer interface {
 	ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error)
 	// EndSession ends one session.
 	EndSession(context.Context, *EndSessionRequest) (*EndSessionResponse, error)
+	// CreateLoginToken issues a single-use Matrix login token (m.login.token,
+	// valid 30 seconds) for a user the caller has authenticated, as the web
+	// service's compat SSO page does.
+	CreateLoginToken(context.Context, *CreateLoginTokenRequest) (*CreateLoginTokenResponse, error)
+	// SyncHomeserver reconciles the homeserver with Gatehouse through its
+	// /_synapse/mas/ API: every active user is provisioned (display name, email
+	// addresses, lock) with exactly the devices of their live sessions, and every
+	// deactivated user is deactivated there too. It answers when all are done.
+	SyncHomeserver(context.Context, *SyncHomeserverRequest) (*SyncHomeserverResponse, error)
 	mustEmbedUnimplementedTokenServiceServer()
 }
 
@@ -124,6 +164,12 @@ func (UnimplementedTokenServiceServer) ListSessions(context.Context, *ListSessio
 }
 func (UnimplementedTokenServiceServer) EndSession(context.Context, *EndSessionRequest) (*EndSessionResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method EndSession not implemented")
+}
+func (UnimplementedTokenServiceServer) CreateLoginToken(context.Context, *CreateLoginTokenRequest) (*CreateLoginTokenResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CreateLoginToken not implemented")
+}
+func (UnimplementedTokenServiceServer) SyncHomeserver(context.Context, *SyncHomeserverRequest) (*SyncHomeserverResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SyncHomeserver not implemented")
 }
 func (UnimplementedTokenServiceServer) mustEmbedUnimplementedTokenServiceServer() {}
 func (UnimplementedTokenServiceServer) testEmbeddedByValue()                      {}
@@ -218,6 +264,42 @@ func _TokenService_EndSession_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TokenService_CreateLoginToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateLoginTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).CreateLoginToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_CreateLoginToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).CreateLoginToken(ctx, req.(*CreateLoginTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenService_SyncHomeserver_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SyncHomeserverRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).SyncHomeserver(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_SyncHomeserver_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).SyncHomeserver(ctx, req.(*SyncHomeserverRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TokenService_ServiceDesc is the grpc.ServiceDesc for TokenService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -240,6 +322,14 @@ var TokenService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "EndSession",
 			Handler:    _TokenService_EndSession_Handler,
+		},
+		{
+			MethodName: "CreateLoginToken",
+			Handler:    _TokenService_CreateLoginToken_Handler,
+		},
+		{
+			MethodName: "SyncHomeserver",
+			Handler:    _TokenService_SyncHomeserver_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,258 @@
+package token
+
+// The Matrix compatibility login API (MSC3824) for clients that only know the
+// client-server API's own login: GET and POST /_matrix/client/{version}/login,
+// POST …/logout, …/logout/all and …/refresh, with any version segment v<n> or
+// r0. A login starts a session of kind "compat" in the TOKEN stream, like an
+// OAuth session but with mct_/mcr_ tokens and no client, so introspection,
+// revocation and the session list treat both alike. Every answer on these
+// paths is a Matrix error ({"errcode", "error"}) or a Matrix body, with the
+// CORS headers the client-server API asks for.
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"google.golang.org/grpc/metadata"
+
+	"gatehouse.dev/platform/errs"
+	"gatehouse.dev/platform/httpx"
+	"gatehouse.dev/platform/ids"
+	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
+	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
+	"gatehouse.dev/services/token/internal/compat"
+)
+
+const (
+	// compatKind is the kind of compat sessions.
+	compatKind = "compat"
+	// compatClientID is the client_id of compat sessions, as MAS reports them
+	// in introspection: they belong to no OAuth client.
+	compatClientID = "legacy"
+)
+
+// compatState is what the compatibility API keeps in memory: the password
+// login rate limits (compat.PerIP, compat.PerAccount).
+type compatState struct {
+	limits compat.Limiter
+}
+
+// matrixVersion is a version segment of the client-server API.
+var matrixVersion = regexp.MustCompile(`^(r0|v[0-9]+)$`)
+
+// matrixFunc handles one method of a compat route: a body for 200, or an error.
+type matrixFunc func(w http.ResponseWriter, r *http.Request) (any, error)
+
+// registerCompat adds the compatibility routes.
+func (s *Service) registerCompat(mux *http.ServeMux) {
+	mux.Handle("/_matrix/client/{version}/login", s.matrixRoute(map[string]matrixFunc{
+		http.MethodGet:  func(http.ResponseWriter, *http.Request) (any, error) { return compat.Flows(), nil },
+		http.MethodPost: s.compatLogin,
+	}))
+	mux.Handle("/_matrix/client/{version}/logout", s.matrixRoute(map[string]matrixFunc{http.MethodPost: s.compatLogout}))
+	mux.Handle("/_matrix/client/{version}/logout/all", s.matrixRoute(map[string]matrixFunc{http.MethodPost: s.compatLogoutAll}))
+	mux.Handle("/_matrix/client/{version}/refresh", s.matrixRoute(map[string]matrixFunc{http.MethodPost: s.compatRefresh}))
+}
+
+// matrixRoute serves a compat route: CORS on every answer (pre-flights
+// included), the version segment checked, and errors in Matrix form.
+func (s *Service) matrixRoute(methods map[string]matrixFunc) http.HandlerFunc {
+	allow := []string{http.MethodOptions}
+	for m := range methods {
+		allow = append(allow, m)
+	}
+	slices.Sort(allow)
+	return func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", "*")
+		h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
+		h.Set("Access-Control-Allow-Headers", "X-Requested-With, Content-Type, Authorization")
+		if !matrixVersion.MatchString(r.PathValue("version")) {
+			s.writeMatrixError(w, r, compat.Unrecognized(http.StatusNotFound, "Unrecognized request."))
+			return
+		}
+		if r.Method == http.MethodOptions {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		fn, ok := methods[r.Method]
+		if !ok {
+			h.Set("Allow", strings.Join(allow, ", "))
+			s.writeMatrixError(w, r, compat.Unrecognized(http.StatusMethodNotAllowed, "Unrecognized request: use "+strings.Join(allow, " or ")+"."))
+			return
+		}
+		body, err := fn(w, r)
+		if err != nil {
+			s.writeMatrixError(w, r, err)
+			return
+		}
+		httpx.WriteJSON(w, http.StatusOK, body)
+	}
+}
+
+// writeMatrixError answers err as a Matrix error. A client's mistake is a
+// compat.Error; anything else is the server's, logged with its cause.
+func (s *Service) writeMatrixError(w http.ResponseWriter, r *http.Request, err error) {
+	var me *compat.Error
+	if !errors.As(err, &me) {
+		s.logger.ErrorContext(r.Context(), "compat request failed", "path", r.URL.Path, "err", err)
+		me = &compat.Error{Status: http.StatusInternalServerError, Code: "M_UNKNOWN", Message: "Internal server error."}
+		if k := errs.KindOf(err); k == errs.KindUnavailable || k == errs.KindConflict {
+			msg := "The request could not be completed right now; try again."
+			if _, ok := errors.AsType[*errs.Error](err); ok && k == errs.KindUnavailable {
+				msg = errs.PublicMessage(err) // e.g. the homeserver did not take the device
+			}
+			me = &compat.Error{Status: http.StatusServiceUnavailable, Code: "M_UNKNOWN", Message: msg}
+		}
+	}
+	if me.Code == "M_LIMIT_EXCEEDED" {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(me.RetryAfter.Seconds()))))
+	}
+	if me.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="matrix"`)
+	}
+	httpx.WriteJSON(w, me.Status, me.Body())
+}
+
+// readMatrixBody reads a request body of at most 64 KiB. Content types are
+// not checked: older clients send JSON under any of them.
+func readMatrixBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBody))
+	if err != nil {
+		if _, tooBig := errors.AsType[*http.MaxBytesError](err); tooBig {
+			return nil, compat.TooLarge()
+		}
+		return nil, compat.NotJSON()
+	}
+	return b, nil
+}
+
+// compatUser is who a login is for.
+type compatUser struct {
+	id, username string
+	admin        bool
+}
+
+// compatLogin is POST /login: m.login.password or m.login.token, answered
+// with a new compat session's tokens. A device_id the client names is reused,
+// and the user's earlier compat session on that device ends.
+func (s *Service) compatLogin(w http.ResponseWriter, r *http.Request) (any, error) {
+	body, err := readMatrixBody(w, r)
+	if err != nil {
+		return nil, err
+	}
+	req, e := compat.ParseLogin(body)
+	if e != nil {
+		return nil, e
+	}
+	ctx := r.Context()
+	sessionID := ids.New()
+	var u compatUser
+	switch req.Type {
+	case compat.PasswordLogin:
+		u, err = s.compatPasswordUser(ctx, clientIP(r), req.User, req.Password)
+	case compat.TokenLogin:
+		u, err = s.useLoginToken(ctx, req.Token, sessionID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	deviceID := req.DeviceID
+	if deviceID == "" {
+		deviceID = compat.NewDeviceID()
+	}
+	p := s.mintCompat(sessionID, req.Refresh)
+	start := &eventsv1.SessionStarted{
+		SessionId: sessionID, Kind: compatKind, ClientId: compatClientID, UserId: u.id, Username: u.username,
+		Scope: compat.Scope(deviceID, u.admin), DeviceId: deviceID, DeviceDisplayName: req.DisplayName, Tokens: p.issued,
+	}
+	if err := s.start(ctx, start, "user:"+u.id); err != nil {
+		return nil, err
+	}
+	if req.DeviceID != "" {
+		// The device is taken over: its earlier session ends. A failure here
+		// leaves that session alive but must not lose the new one's tokens.
+		if err := s.endCompatSessions(ctx, u.id, deviceID, sessionID, "device_replaced", "user:"+u.id); err != nil {
+			s.logger.ErrorContext(ctx, "ending the earlier compat session of a reused device", "user_id", u.id, "device_id", deviceID, "err", err)
+		}
+	}
+	resp := map[string]any{
+		"user_id":      compat.UserID(u.username, s.cfg.ServerName),
+		"access_token": p.access,
+		"device_id":    deviceID,
+		"home_server":  s.cfg.ServerName,
+	}
+	if p.refresh != "" {
+		resp["refresh_token"] = p.refresh
+		resp["expires_in_ms"] = p.expires.Sub(s.now()).Milliseconds()
+	}
+	return resp, nil
+}
+
+// maxLocalpart bounds the user names worth asking about: a user id is at most
+// 255 bytes.
+const maxLocalpart = 255
+
+// compatPasswordUser checks a password login through the accounts service,
+// within the per-address and per-account rate limits.
+func (s *Service) compatPasswordUser(ctx context.Context, ip, user, password string) (compatUser, error) {
+	local, e := compat.Localpart(user, s.cfg.ServerName)
+	if e != nil {
+		return compatUser{}, e
+	}
+	if len(local) > maxLocalpart {
+		return compatUser{}, compat.WrongCredentials()
+	}
+	if ok, wait := s.compat.limits.Allow(s.now(), compat.Key{Rule: compat.PerIP, Subject: ip}, compat.Key{Rule: compat.PerAccount, Subject: local}); !ok {
+		return compatUser{}, compat.LimitExceeded(wait)
+	}
+	resp, err := s.accounts.VerifyPassword(asToken(ctx), &accountsv1.VerifyPasswordRequest{Username: local, Password: password})
+	if err != nil {
+		return compatUser{}, accountRefusal(err)
+	}
+	u := resp.GetUser()
+	return compatUser{id: u.GetId(), username: u.GetUsername(), admin: u.GetAdmin()}, nil
+}
+
+// accountRefusal maps an accounts service refusal to its Matrix error. An
+// unknown user and a wrong password get the same answer; a locked or
+// deactivated account is only revealed after a correct password.
+func accountRefusal(err error) error {
+	switch errs.KindOf(err) {
+	case errs.KindUnauthenticated, errs.KindNotFound, errs.KindInvalid:
+		return compat.WrongCredentials()
+	case errs.KindFailedPrecondition, errs.KindPermissionDenied:
+		msg := errs.PublicMessage(err)
+		switch {
+		case strings.Contains(msg, "deactivated"):
+			return compat.UserDeactivated()
+		case strings.Contains(msg, "locked"):
+			return compat.UserLocked()
+		}
+		return compat.Forbidden(msg)
+	}
+	return err
+}
+
+// asToken names the token service as the actor of a call to another service.
+func asToken(ctx context.Context) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "gatehouse-actor", "token")
+}
+
+// clientIP is the TCP peer's address. Forwarded headers are not trusted (as
+// in the web sign-in): behind a proxy, everyone shares the proxy's bucket.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

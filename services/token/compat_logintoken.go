@@ -1,0 +1,85 @@
+package token
+
+import (
+	"context"
+
+	"gatehouse.dev/platform/errs"
+	"gatehouse.dev/platform/eventlog"
+	"gatehouse.dev/platform/ids"
+	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
+	tokenv1 "gatehouse.dev/proto/gatehouse/token/v1"
+	"gatehouse.dev/services/token/internal/compat"
+	"gatehouse.dev/services/token/internal/tokenfmt"
+)
+
+// Login tokens (m.login.token) let a user who signed in on the web hand a
+// compat client one login: 32 random characters, valid 30 seconds, used
+// once. Each is an aggregate token.logintoken.<sha256 of the token> —
+// LoginTokenIssued (expected empty), then LoginTokenUsed appended with the
+// expected version, so of two concurrent uses exactly one logs in, on any
+// replica. Nothing but the hash is stored, and nothing needs a read model:
+// the token's subject is found from the token itself.
+
+// loginTokenRef is the aggregate of a login token.
+func loginTokenRef(token string) eventlog.Ref {
+	return eventlog.Ref{Type: compat.LoginTokenAggregate, ID: tokenfmt.HashString(token)}
+}
+
+// CreateLoginToken issues a login token for a user the caller (the web
+// service's SSO page) has authenticated.
+func (g *grpcServer) CreateLoginToken(ctx context.Context, req *tokenv1.CreateLoginTokenRequest) (*tokenv1.CreateLoginTokenResponse, error) {
+	if !ids.Valid(req.GetUserId()) {
+		return nil, errs.InvalidField("user_id", "user_id is not a user id")
+	}
+	if req.GetUsername() == "" || len(req.GetUsername()) > maxLocalpart {
+		return nil, errs.InvalidField("username", "username must be a Matrix localpart")
+	}
+	s := g.svc
+	token := ids.Token(compat.LoginTokenLen)
+	issued := compat.IssueLoginToken(req.GetUserId(), req.GetUsername(), req.GetAdmin(), s.now())
+	if _, err := s.log.Append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), Event: eventlog.Event{
+		Aggregate: loginTokenRef(token), Actor: "user:" + req.GetUserId(), Payload: issued,
+	}}); err != nil {
+		return nil, errs.Wrap(errs.KindUnavailable, "The login token could not be issued right now.", err)
+	}
+	return &tokenv1.CreateLoginTokenResponse{LoginToken: token, ExpiresAt: issued.GetExpiresAt()}, nil
+}
+
+// useLoginToken spends a login token on the session sessionID and returns
+// whom it logs in. The user must still be active; the session is an
+// administrator's only if the token said so and the user still is one.
+func (s *Service) useLoginToken(ctx context.Context, token, sessionID string) (compatUser, error) {
+	if !compat.WellFormedLoginToken(token) {
+		return compatUser{}, compat.Forbidden("Invalid login token.")
+	}
+	ref := loginTokenRef(token)
+	var lt compat.LoginToken
+	_, err := s.log.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
+		lt = compat.FoldLoginToken(history)
+		used, e := compat.UseLoginToken(lt, sessionID, s.now())
+		if e != nil {
+			return nil, e
+		}
+		return []eventlog.Write{{Expect: eventlog.ExpectVersion(version), Event: eventlog.Event{
+			Aggregate: ref, Actor: "user:" + lt.Issued.GetUserId(), Payload: used,
+		}}}, nil
+	})
+	if err != nil {
+		return compatUser{}, err
+	}
+	resp, err := s.accounts.GetUser(asToken(ctx), &accountsv1.GetUserRequest{UserId: lt.Issued.GetUserId()})
+	if errs.KindOf(err) == errs.KindNotFound {
+		return compatUser{}, compat.Forbidden("Invalid login token.")
+	}
+	if err != nil {
+		return compatUser{}, err
+	}
+	u := resp.GetUser()
+	switch {
+	case u.GetDeactivated():
+		return compatUser{}, compat.UserDeactivated()
+	case u.GetLocked():
+		return compatUser{}, compat.UserLocked()
+	}
+	return compatUser{id: u.GetId(), username: u.GetUsername(), admin: lt.Issued.GetAdmin() && u.GetAdmin()}, nil
+}

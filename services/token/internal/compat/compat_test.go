@@ -1,0 +1,217 @@
+package compat
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"gatehouse.dev/platform/eventlog"
+	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
+)
+
+func TestParseLogin(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		want Login
+		code string
+	}{
+		{"identifier", `{"type":"m.login.password","identifier":{"type":"m.id.user","user":"alice"},"password":"pw"}`,
+			Login{Type: PasswordLogin, User: "alice", Password: "pw"}, ""},
+		{"legacy user", `{"type":"m.login.password","user":"@alice:example.org","password":"pw","device_id":"ABCDEFGHIJ","initial_device_display_name":"  Phone ","refresh_token":true}`,
+			Login{Type: PasswordLogin, User: "@alice:example.org", Password: "pw", DeviceID: "ABCDEFGHIJ", DisplayName: "Phone", Refresh: true}, ""},
+		{"identifier wins over user", `{"type":"m.login.password","identifier":{"type":"m.id.user","user":"bob"},"user":"alice","password":"pw"}`,
+			Login{Type: PasswordLogin, User: "bob", Password: "pw"}, ""},
+		{"nulls are absent", `{"type":"m.login.token","token":"t","device_id":null,"refresh_token":null,"initial_device_display_name":null}`,
+			Login{Type: TokenLogin, Token: "t"}, ""},
+		{"not json", `{"type":`, Login{}, "M_NOT_JSON"},
+		{"empty body", ``, Login{}, "M_NOT_JSON"},
+		{"array", `[1]`, Login{}, "M_BAD_JSON"},
+		{"null", `null`, Login{}, "M_BAD_JSON"},
+		{"type not a string", `{"type":1}`, Login{}, "M_BAD_JSON"},
+		{"no type", `{"user":"alice"}`, Login{}, "M_MISSING_PARAM"},
+		{"unknown type", `{"type":"m.login.magic"}`, Login{}, "M_UNRECOGNIZED"},
+		{"appservice", `{"type":"m.login.application_service","identifier":{"type":"m.id.user","user":"x"}}`, Login{}, "M_APPSERVICE_LOGIN_UNSUPPORTED"},
+		{"no password", `{"type":"m.login.password","user":"alice"}`, Login{}, "M_MISSING_PARAM"},
+		{"no user", `{"type":"m.login.password","password":"pw"}`, Login{}, "M_MISSING_PARAM"},
+		{"password not a string", `{"type":"m.login.password","user":"alice","password":7}`, Login{}, "M_BAD_JSON"},
+		{"identifier not an object", `{"type":"m.login.password","identifier":"alice","password":"pw"}`, Login{}, "M_BAD_JSON"},
+		{"third-party identifier", `{"type":"m.login.password","identifier":{"type":"m.id.thirdparty","medium":"email","address":"a@b.c"},"password":"pw"}`, Login{}, "M_UNRECOGNIZED"},
+		{"no token", `{"type":"m.login.token"}`, Login{}, "M_MISSING_PARAM"},
+		{"refresh_token not a bool", `{"type":"m.login.token","token":"t","refresh_token":"yes"}`, Login{}, "M_BAD_JSON"},
+		{"device id with a space", `{"type":"m.login.token","token":"t","device_id":"A B"}`, Login{}, "M_INVALID_PARAM"},
+		{"device id too long", `{"type":"m.login.token","token":"t","device_id":"` + strings.Repeat("A", 256) + `"}`, Login{}, "M_INVALID_PARAM"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, e := ParseLogin([]byte(tt.body))
+			if tt.code != "" {
+				if e == nil || e.Code != tt.code || e.Status != 400 {
+					t.Fatalf("error = %v, want 400 %s", e, tt.code)
+				}
+				return
+			}
+			if e != nil {
+				t.Fatalf("error = %v", e)
+			}
+			if got != tt.want {
+				t.Fatalf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDisplayNameIsCut(t *testing.T) {
+	got, e := ParseLogin([]byte(`{"type":"m.login.token","token":"t","initial_device_display_name":"` + strings.Repeat("é", 150) + `"}`))
+	if e != nil || got.DisplayName != strings.Repeat("é", MaxDisplayName) {
+		t.Fatalf("got %q, %v", got.DisplayName, e)
+	}
+}
+
+func TestLocalpart(t *testing.T) {
+	tests := []struct {
+		user, want, code string
+	}{
+		{"alice", "alice", ""},
+		{"Alice", "alice", ""},
+		{"@alice:example.org", "alice", ""},
+		{"@Alice:EXAMPLE.org", "alice", ""},
+		{"@alice:other.org", "", "M_FORBIDDEN"},
+		{"@alice", "", "M_INVALID_PARAM"},
+		{"@:example.org", "", "M_INVALID_PARAM"},
+	}
+	for _, tt := range tests {
+		got, e := Localpart(tt.user, "example.org")
+		if tt.code != "" {
+			if e == nil || e.Code != tt.code {
+				t.Errorf("Localpart(%q) error = %v, want %s", tt.user, e, tt.code)
+			}
+			continue
+		}
+		if e != nil || got != tt.want {
+			t.Errorf("Localpart(%q) = %q, %v; want %q", tt.user, got, e, tt.want)
+		}
+	}
+}
+
+func TestDeviceIDsAndScope(t *testing.T) {
+	shape := regexp.MustCompile(`^[A-Z0-9]{10}$`)
+	seen := map[string]bool{}
+	for range 100 {
+		id := NewDeviceID()
+		if !shape.MatchString(id) || !ValidDeviceID(id) || seen[id] {
+			t.Fatalf("device id %q", id)
+		}
+		seen[id] = true
+	}
+	if got := Scope("DEV", false); got != "urn:matrix:client:api:* urn:matrix:client:device:DEV" {
+		t.Errorf("Scope = %q", got)
+	}
+	if got := Scope("DEV", true); got != "urn:matrix:client:api:* urn:matrix:client:device:DEV urn:synapse:admin:*" {
+		t.Errorf("admin Scope = %q", got)
+	}
+}
+
+func TestParseRefreshAndLogoutAll(t *testing.T) {
+	if tok, e := ParseRefresh([]byte(`{"refresh_token":"mcr_x"}`)); e != nil || tok != "mcr_x" {
+		t.Errorf("ParseRefresh = %q, %v", tok, e)
+	}
+	for body, code := range map[string]string{`{}`: "M_MISSING_PARAM", `{"refresh_token":1}`: "M_BAD_JSON", `x`: "M_NOT_JSON"} {
+		if _, e := ParseRefresh([]byte(body)); e == nil || e.Code != code {
+			t.Errorf("ParseRefresh(%s) = %v, want %s", body, e, code)
+		}
+	}
+	for body, want := range map[string]bool{``: false, ` `: false, `{}`: false, `{"io.element.only_compat_is_fine":true}`: true} {
+		if got, e := ParseLogoutAll([]byte(body)); e != nil || got != want {
+			t.Errorf("ParseLogoutAll(%q) = %v, %v; want %v", body, got, e, want)
+		}
+	}
+	if _, e := ParseLogoutAll([]byte(`{"io.element.only_compat_is_fine":"yes"}`)); e == nil || e.Code != "M_BAD_JSON" {
+		t.Errorf("ParseLogoutAll with a string = %v", e)
+	}
+}
+
+func TestLoginToken(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	issued := IssueLoginToken("01J0000000000000000000USER", "alice", true, now)
+	fresh := FoldLoginToken([]eventlog.Record{{Seq: 1, Event: issued}})
+	used := FoldLoginToken([]eventlog.Record{{Seq: 1, Event: issued}, {Seq: 2, Event: &eventsv1.LoginTokenUsed{SessionId: "S1"}}})
+	tests := []struct {
+		name  string
+		state LoginToken
+		at    time.Time
+		ok    bool
+	}{
+		{"fresh", fresh, now.Add(29 * time.Second), true},
+		{"expired", fresh, now.Add(LoginTokenTTL), false},
+		{"used", used, now.Add(time.Second), false},
+		{"unknown", LoginToken{}, now, false},
+	}
+	for _, tt := range tests {
+		ev, e := UseLoginToken(tt.state, "S2", tt.at)
+		if tt.ok != (e == nil) {
+			t.Errorf("%s: error %v", tt.name, e)
+			continue
+		}
+		if e != nil && (e.Code != "M_FORBIDDEN" || e.Status != 403) {
+			t.Errorf("%s: error %v, want 403 M_FORBIDDEN", tt.name, e)
+		}
+		if e == nil && ev.GetSessionId() != "S2" {
+			t.Errorf("%s: event %v", tt.name, ev)
+		}
+	}
+	if used.UsedBy != "S1" || fresh.Issued.GetUsername() != "alice" || !fresh.Issued.GetAdmin() {
+		t.Errorf("fold: %+v %+v", used, fresh)
+	}
+	if !WellFormedLoginToken(strings.Repeat("aZ9", 10)+"ab") || WellFormedLoginToken("short") || WellFormedLoginToken(strings.Repeat("-", 32)) {
+		t.Error("WellFormedLoginToken")
+	}
+}
+
+func TestLimiter(t *testing.T) {
+	var l Limiter
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	ip := Key{Rule: PerIP, Subject: "192.0.2.1"}
+	acct := func(s string) Key { return Key{Rule: PerAccount, Subject: s} }
+	for i := range PerIP.Burst {
+		if ok, _ := l.Allow(now, ip, acct("alice")); !ok {
+			t.Fatalf("attempt %d refused within the burst", i+1)
+		}
+	}
+	ok, wait := l.Allow(now, ip, acct("bob"))
+	if ok || wait <= 0 || wait > 20*time.Second {
+		t.Fatalf("after the burst: ok %v, wait %v (want about 20s)", ok, wait)
+	}
+	if ok, _ := l.Allow(now, Key{Rule: PerIP, Subject: "192.0.2.2"}, acct("bob")); !ok {
+		t.Fatal("another address is limited too")
+	}
+	if ok, _ := l.Allow(now.Add(wait), ip, acct("carol")); !ok {
+		t.Fatal("still refused after the wait")
+	}
+	// A refused attempt takes nothing from the other buckets.
+	var m Limiter
+	tight := Rule{Name: "tight", Burst: 1, Per: time.Hour}
+	m.Allow(now, Key{Rule: tight, Subject: "x"})
+	for range 5 {
+		m.Allow(now, Key{Rule: tight, Subject: "x"}, acct("dave"))
+	}
+	if got := m.buckets[bucketKey{"account", "dave"}].tokens; got != float64(PerAccount.Burst) {
+		t.Fatalf("refused attempts spent the account's allowance: %v left", got)
+	}
+}
+
+func TestErrorBodies(t *testing.T) {
+	if b := LimitExceeded(1500 * time.Millisecond).Body(); b["retry_after_ms"] != int64(1500) || b["errcode"] != "M_LIMIT_EXCEEDED" {
+		t.Errorf("limit body %v", b)
+	}
+	if b := UnknownToken("x").Body(); b["soft_logout"] != false {
+		t.Errorf("unknown token body %v", b)
+	}
+	if e := UserLocked(); e.Status != 401 || e.Code != "M_USER_LOCKED" {
+		t.Errorf("locked %v", e)
+	}
+	if e := UserDeactivated(); e.Status != 403 || e.Code != "M_USER_DEACTIVATED" {
+		t.Errorf("deactivated %v", e)
+	}
+}

@@ -68,7 +68,8 @@ type Log struct {
 // Option configures a Log.
 type Option func(*Log)
 
-// WithPropagator carries the trace context of appends in message headers.
+// WithPropagator carries the trace context of appends in message headers;
+// a nil propagator carries none.
 func WithPropagator(p propagation.TextMapPropagator) Option {
 	return func(l *Log) { l.propagator = p }
 }

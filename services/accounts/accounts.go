@@ -89,10 +89,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err := pg.Migrate(ctx, deps.Pool, migrations.FS); err != nil {
 		return nil, fmt.Errorf("accounts: migrate: %w", err)
 	}
-	var opts []eventlog.Option
-	if deps.Propagator != nil {
-		opts = append(opts, eventlog.WithPropagator(deps.Propagator))
-	}
+	opts := []eventlog.Option{eventlog.WithPropagator(deps.Propagator)}
 	clock := cfg.Clock
 	if clock == nil {
 		clock = time.Now

@@ -92,11 +92,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err := pg.Migrate(ctx, deps.Pool, migrations.FS); err != nil {
 		return nil, fmt.Errorf("authorize: migrate: %w", err)
 	}
-	var opts []eventlog.Option
-	if deps.Propagator != nil {
-		opts = append(opts, eventlog.WithPropagator(deps.Propagator))
-	}
-	log, err := eventlog.Open(ctx, deps.JetStream, eventlog.StreamConfig{Name: StreamName, Prefix: subjectPrefix, Replicas: cfg.Replicas}, opts...)
+	log, err := eventlog.Open(ctx, deps.JetStream, eventlog.StreamConfig{Name: StreamName, Prefix: subjectPrefix, Replicas: cfg.Replicas}, eventlog.WithPropagator(deps.Propagator))
 	if err != nil {
 		return nil, fmt.Errorf("authorize: %w", err)
 	}

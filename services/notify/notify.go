@@ -177,10 +177,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err := pg.Migrate(ctx, deps.Pool, migrations.FS); err != nil {
 		return nil, fmt.Errorf("notify: migrate: %w", err)
 	}
-	opts := []eventlog.Option{eventlog.WithClock(now)}
-	if deps.Propagator != nil {
-		opts = append(opts, eventlog.WithPropagator(deps.Propagator))
-	}
+	opts := []eventlog.Option{eventlog.WithClock(now), eventlog.WithPropagator(deps.Propagator)}
 	if s.log, err = eventlog.Open(ctx, deps.JetStream, eventlog.StreamConfig{Name: StreamName, Prefix: subjectPrefix, Replicas: cfg.Replicas}, opts...); err != nil {
 		return nil, fmt.Errorf("notify: %w", err)
 	}

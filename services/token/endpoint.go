@@ -55,17 +55,25 @@ func writeError(w http.ResponseWriter, e *oauthError) {
 	httpx.WriteOAuthError(w, e.status, e.code, e.description)
 }
 
-// handleToken is the token endpoint (RFC 6749 §3.2).
-func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) {
+// clientRequest reads a form POST from a browser-facing client endpoint and
+// authenticates its client; on failure it has answered and returns false.
+func (s *Service) clientRequest(w http.ResponseWriter, r *http.Request) (url.Values, *client, bool) {
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 	form, oe := readForm(w, r)
-	if oe != nil {
-		writeError(w, oe)
-		return
+	if oe == nil {
+		var c *client
+		if c, oe = s.authenticateClient(r.Context(), r, form); oe == nil {
+			return form, c, true
+		}
 	}
-	c, oe := s.authenticateClient(r.Context(), r, form)
-	if oe != nil {
-		writeError(w, oe)
+	writeError(w, oe)
+	return nil, nil, false
+}
+
+// handleToken is the token endpoint (RFC 6749 §3.2).
+func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) {
+	form, c, ok := s.clientRequest(w, r)
+	if !ok {
 		return
 	}
 	grantType := form.Get("grant_type")

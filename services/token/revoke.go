@@ -15,15 +15,8 @@ import (
 // the whole session (MSC4254, as MAS does). An unknown token is a success; a
 // storage failure is a 503, never a false success.
 func (s *Service) handleRevoke(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Access-Control-Allow-Origin", "*")
-	form, oe := readForm(w, r)
-	if oe != nil {
-		writeError(w, oe)
-		return
-	}
-	c, oe := s.authenticateClient(r.Context(), r, form)
-	if oe != nil {
-		writeError(w, oe)
+	form, c, ok := s.clientRequest(w, r)
+	if !ok {
 		return
 	}
 	token := form.Get("token")

@@ -60,12 +60,22 @@ $(BIN)/protoc-gen-go:
 $(BIN)/protoc-gen-go-grpc:
 	GOBIN=$(BIN) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
 
-## deps: install the PostgreSQL server binaries from Debian when missing
+## deps: install the PostgreSQL server binaries and Chromium (browser tests) from Debian,
+## and axe-core (accessibility checks in the browser tests) from npm, when missing
 deps:
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then \
 	  echo "installing PostgreSQL from Debian packages"; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; fi; \
+	fi
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  echo "installing Chromium from Debian packages"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; \
+	fi
+	@if [ ! -f $(CURDIR)/.cache/axe/node_modules/axe-core/axe.min.js ]; then \
+	  echo "installing axe-core from npm"; \
+	  npm install --no-save --no-audit --no-fund --silent --prefix $(CURDIR)/.cache/axe axe-core@4 >/dev/null; \
 	fi
 
 ## bench: Go benchmarks and a load test of a running system; prints numbers

@@ -1,29 +1,257 @@
-// Package web is the web service: the pages people use in the browser — sign in, sign up, consent, device link, account management.
+// Package web is the web service: the pages people use in the browser — sign
+// in, sign up with an emailed code, consent to an application, connect a
+// device (RFC 8628) and sign out.
 //
-// This module so far only takes its place in the process: it is hosted,
-// reports health and has no API of its own yet.
+// Pages are rendered on the server with html/template from embedded templates
+// and work without JavaScript; the one stylesheet and the one small script
+// are embedded too. The service keeps no data of its own: browser sessions
+// and users belong to accounts, authorization requests to authorize, email
+// codes to notify, all reached over gRPC.
+//
+// What the service holds in memory, per process (per replica):
+//   - the CSRF key, random at start: a form rendered by one replica is only
+//     accepted by that replica or after a restart it is not, so a replicated
+//     deployment needs sticky sessions for the web service until the key is
+//     shared through configuration;
+//   - the sign-in and registration rate limits (token buckets per IP address
+//     and per account), which each replica counts on its own;
+//   - pending registrations between the form and the emailed code (see
+//     pending.go), so the code must be entered on the replica that sent it.
 package web
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
 
 	"google.golang.org/grpc"
+
+	"gatehouse.dev/platform/host"
+	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
+	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
+	notifyv1 "gatehouse.dev/proto/gatehouse/notify/v1"
+	tokenv1 "gatehouse.dev/proto/gatehouse/token/v1"
 )
 
+// Config is what the service needs to know about the deployment.
+type Config struct {
+	// PublicURL is the base URL people reach the pages at (the OIDC issuer), ending in "/".
+	PublicURL string
+	// ServiceName names the deployment on every page.
+	ServiceName string
+	// ServerName is the Matrix server name, shown in user IDs (@alice:example.org).
+	ServerName string
+	// TermsURI, when set, must be accepted to create an account.
+	TermsURI string
+}
+
+// Deps are the service's connections to the other services.
+type Deps struct {
+	Accounts  accountsv1.AccountsServiceClient
+	Authorize authorizev1.AuthorizeServiceClient
+	Token     tokenv1.TokenServiceClient
+	Notify    notifyv1.NotifyServiceClient
+	Logger    *slog.Logger
+}
+
 // Service is the web service.
-type Service struct{}
+type Service struct {
+	cfg       Config
+	base      *url.URL // the public URL
+	secure    bool     // the public URL is https: cookies are Secure and __Host- prefixed
+	accounts  accountsv1.AccountsServiceClient
+	authorize authorizev1.AuthorizeServiceClient
+	token     tokenv1.TokenServiceClient
+	notify    notifyv1.NotifyServiceClient
+	logger    *slog.Logger
+	now       func() time.Time
+
+	pages   *pages
+	csrf    *csrfKey
+	cop     *http.CrossOriginProtection
+	pending *pendingStore
+	// Token buckets (MAS's defaults): sign-in attempts per IP address and per
+	// account, registrations per IP address, device code lookups per IP address.
+	loginPerIP      *limiter
+	loginPerAccount *limiter
+	registerPerIP   *limiter
+	linkPerIP       *limiter
+}
 
 // New returns the web service.
-func New() *Service { return &Service{} }
+func New(cfg Config, deps Deps) (*Service, error) {
+	base, err := url.Parse(cfg.PublicURL)
+	if err != nil || base.Scheme == "" || base.Host == "" || !strings.HasSuffix(base.Path, "/") {
+		return nil, fmt.Errorf("web: public URL %q is not an absolute URL ending in /", cfg.PublicURL)
+	}
+	if cfg.ServiceName == "" {
+		cfg.ServiceName = "Gatehouse"
+	}
+	if deps.Accounts == nil || deps.Authorize == nil || deps.Notify == nil {
+		return nil, errors.New("web: the accounts, authorize and notify clients are required")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	p, err := loadPages(base.Path)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{
+		cfg: cfg, base: base, secure: base.Scheme == "https",
+		accounts: deps.Accounts, authorize: deps.Authorize, token: deps.Token, notify: deps.Notify,
+		logger: deps.Logger, now: time.Now,
+		pages:           p,
+		csrf:            newCSRFKey(),
+		pending:         newPendingStore(),
+		loginPerIP:      newLimiter(3, 3.0/60),
+		loginPerAccount: newLimiter(1800, 1800.0/3600),
+		registerPerIP:   newLimiter(3, 3.0/3600),
+		linkPerIP:       newLimiter(10, 10.0/60),
+	}
+	s.cop = http.NewCrossOriginProtection()
+	// The public origin is ours even when a proxy in front rewrites Host.
+	if err := s.cop.AddTrustedOrigin(base.Scheme + "://" + base.Host); err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
+	s.cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.errorPage(w, r, http.StatusForbidden, msgErrCrossOriginTitle, msgErrCrossOrigin)
+	}))
+	return s, nil
+}
+
+// FromRuntime builds the service on a host runtime, dialing the other services.
+func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
+	conns := map[string]*grpc.ClientConn{}
+	for _, name := range []string{"accounts", "authorize", "token", "notify"} {
+		c, err := rt.Dial(name)
+		if err != nil {
+			return nil, fmt.Errorf("web: %w", err)
+		}
+		conns[name] = c
+	}
+	return New(Config{
+		PublicURL:   rt.Config.PublicURL,
+		ServiceName: rt.Config.Branding.ServiceName,
+		ServerName:  rt.Config.Matrix.ServerName,
+	}, Deps{
+		Accounts:  accountsv1.NewAccountsServiceClient(conns["accounts"]),
+		Authorize: authorizev1.NewAuthorizeServiceClient(conns["authorize"]),
+		Token:     tokenv1.NewTokenServiceClient(conns["token"]),
+		Notify:    notifyv1.NewNotifyServiceClient(conns["notify"]),
+		Logger:    rt.Logger.With("service", "web"),
+	})
+}
 
 // Name is the service's name.
 func (*Service) Name() string { return "web" }
 
-// RegisterGRPC registers the service's gRPC APIs; it has none yet.
+// RegisterGRPC registers the service's gRPC APIs; it has none.
 func (*Service) RegisterGRPC(grpc.ServiceRegistrar) {}
 
-// Run waits until ctx ends; the service has no background work yet.
-func (*Service) Run(ctx context.Context) error {
-	<-ctx.Done()
-	return nil
+// Run forgets idle rate-limit buckets and expired pending registrations until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	tick := time.NewTicker(time.Minute)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			now := s.now()
+			for _, l := range []*limiter{s.loginPerIP, s.loginPerAccount, s.registerPerIP, s.linkPerIP} {
+				l.sweep(now)
+			}
+			s.pending.sweep(now)
+		}
+	}
+}
+
+// RegisterHTTP adds the pages to the public mux. Each handler answers its
+// own methods, so that a wrong one gets the 405 page rather than the 404.
+func (s *Service) RegisterHTTP(mux *http.ServeMux) {
+	mux.Handle("/static/", s.staticHandler())
+	mux.Handle("/{$}", s.page(s.handleHome, nil))
+	mux.Handle("/login", s.page(s.handleLoginGet, s.handleLoginPost))
+	mux.Handle("/register", s.page(s.handleRegisterGet, s.handleRegisterPost))
+	mux.Handle("/register/verify", s.page(s.handleVerifyGet, s.handleVerifyPost))
+	mux.Handle("/register/resend", s.page(nil, s.handleResendPost))
+	mux.Handle("/consent", s.page(s.handleConsentGet, s.handleConsentPost))
+	mux.Handle("/link", s.page(s.handleLinkGet, s.handleLinkPost))
+	mux.Handle("/link/done", s.page(s.handleLinkDone, nil))
+	mux.Handle("/logout", s.page(nil, s.handleLogoutPost))
+	mux.Handle("/", s.page(s.handleNotFound, s.handleNotFound))
+}
+
+// csp is the Content-Security-Policy of every page: no inline script or
+// style, images from here or https (client logos), no framing. Forms may post
+// only here, except on the consent page (cspConsent), whose answer redirects
+// to the client: browsers apply form-action to the redirects after a form
+// submission, and the client's redirect URI is not known when the page is made.
+const (
+	cspBase    = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https:; base-uri 'none'; frame-ancestors 'none'"
+	csp        = cspBase + "; form-action 'self'"
+	cspConsent = cspBase
+)
+
+// page wraps the GET (and HEAD) and POST handlers of one address: security
+// headers and no caching on every answer, and for POST the cross-origin
+// protection of net/http before the handler (which checks the CSRF token).
+func (s *Service) page(get, post http.HandlerFunc) http.Handler {
+	var protected http.Handler
+	if post != nil {
+		protected = s.cop.Handler(post)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", csp)
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cache-Control", "no-store")
+		switch {
+		case (r.Method == http.MethodGet || r.Method == http.MethodHead) && get != nil:
+			get(w, r)
+		case r.Method == http.MethodPost && post != nil:
+			protected.ServeHTTP(w, r)
+		default:
+			var allow []string
+			if get != nil {
+				allow = append(allow, "GET", "HEAD")
+			}
+			if post != nil {
+				allow = append(allow, "POST")
+			}
+			h.Set("Allow", strings.Join(allow, ", "))
+			s.errorPage(w, r, http.StatusMethodNotAllowed, msgErrMethodTitle, msgErrMethod)
+		}
+	})
+}
+
+// path is the absolute path of a page under the public URL, e.g. "/login".
+func (s *Service) path(page string) string { return s.base.Path + page }
+
+// redirect answers 303 See Other to a page under the public URL with query q.
+func (s *Service) redirect(w http.ResponseWriter, r *http.Request, page string, q url.Values) {
+	target := s.path(page)
+	if len(q) > 0 {
+		target += "?" + q.Encode()
+	}
+	http.Redirect(w, r, target, http.StatusSeeOther)
+}
+
+// clientIP is the address the request came from. Forwarded headers are not
+// trusted: behind a proxy every person shares its address (see the notes in
+// the package documentation of the rate limits).
+func clientIP(r *http.Request) string {
+	host := r.RemoteAddr
+	if i := strings.LastIndexByte(host, ':'); i >= 0 {
+		host = host[:i]
+	}
+	return strings.Trim(host, "[]")
 }

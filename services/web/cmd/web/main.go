@@ -11,7 +11,11 @@ import (
 )
 
 func main() {
-	os.Exit(host.Main("web", os.Args[1:], os.Stderr, func(context.Context, *host.Runtime) ([]host.Service, error) {
-		return []host.Service{web.New()}, nil
+	os.Exit(host.Main("web", os.Args[1:], os.Stderr, func(ctx context.Context, rt *host.Runtime) ([]host.Service, error) {
+		svc, err := web.FromRuntime(ctx, rt)
+		if err != nil {
+			return nil, err
+		}
+		return []host.Service{svc}, nil
 	}))
 }

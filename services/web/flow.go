@@ -1,0 +1,142 @@
+package web
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"gatehouse.dev/platform/errs"
+	"gatehouse.dev/platform/ids"
+	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
+)
+
+// flow is what a person is in the middle of while signing in or signing up:
+// an authorization request (grant, from /authorize) or a device to connect
+// (device, a user code from /link). It travels in the query string of every
+// page and form on the way, and decides where to go once signed in. Only
+// these two are accepted, never a URL, so there is no open redirect.
+type flow struct {
+	grant  string
+	device string
+}
+
+// invalidGrant stands for a grant parameter that is not a grant id.
+const invalidGrant = "invalid"
+
+// flowOf reads the flow from a request's query string.
+func flowOf(r *http.Request) flow {
+	q := r.URL.Query()
+	f := flow{device: cleanUserCode(q.Get("device"))}
+	if g := q.Get("grant"); ids.Valid(g) {
+		f.grant = g
+	} else if g != "" {
+		f.grant = invalidGrant
+	}
+	return f
+}
+
+// query is the flow as query parameters.
+func (f flow) query() url.Values {
+	q := url.Values{}
+	if f.grant != "" {
+		q.Set("grant", f.grant)
+	}
+	if f.device != "" {
+		q.Set("device", f.device)
+	}
+	return q
+}
+
+// flowURL is the path of a page carrying the flow.
+func (s *Service) flowURL(page string, f flow) string {
+	u := s.path(page)
+	if q := f.query(); len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	return u
+}
+
+// continueFlow sends a signed-in browser on: to the consent page of its
+// authorization request, to the device it is connecting, or to the start page.
+func (s *Service) continueFlow(w http.ResponseWriter, r *http.Request, f flow) {
+	switch {
+	case f.grant != "":
+		s.redirect(w, r, "consent", url.Values{"grant": {f.grant}})
+	case f.device != "":
+		s.redirect(w, r, "link", url.Values{"code": {f.device}})
+	default:
+		s.redirect(w, r, "", nil)
+	}
+}
+
+// loadGrant fetches the flow's authorization request, if it has one, and
+// checks that it still waits for an answer. When it does not, it shows the
+// error page and reports false.
+func (s *Service) loadGrant(w http.ResponseWriter, r *http.Request, f flow) (*authorizev1.Grant, bool) {
+	if f.grant == "" {
+		return nil, true
+	}
+	if f.grant == invalidGrant {
+		s.grantError(w, r, http.StatusBadRequest, msgErrGrantUnknown)
+		return nil, false
+	}
+	resp, err := s.authorize.GetGrant(s.asWeb(r.Context()), &authorizev1.GetGrantRequest{GrantId: f.grant})
+	if err != nil {
+		if k := errs.KindOf(err); k == errs.KindNotFound || k == errs.KindInvalid {
+			s.grantError(w, r, http.StatusNotFound, msgErrGrantUnknown)
+		} else {
+			s.failure(w, r, "get grant", err)
+		}
+		return nil, false
+	}
+	g := resp.GetGrant()
+	switch {
+	case g.GetStatus() != authorizev1.GrantStatus_GRANT_STATUS_PENDING:
+		s.grantError(w, r, http.StatusConflict, msgErrGrantAnswered)
+		return nil, false
+	case g.GetExpiresAt() != nil && s.now().After(g.GetExpiresAt().AsTime()):
+		s.grantError(w, r, http.StatusGone, msgErrGrantExpired)
+		return nil, false
+	}
+	return g, true
+}
+
+// grantError shows the error page of a sign-in request that cannot go on.
+func (s *Service) grantError(w http.ResponseWriter, r *http.Request, status int, message msgID) {
+	l := s.localizer(r)
+	s.render(w, r, status, "error", &view{Title: l.T(msgErrTitle), Page: errorView{Message: l.T(message), Back: true}})
+}
+
+// clientName is how a client is named to people: its name, else its id.
+func clientName(c *authorizev1.ClientInfo) string {
+	if n := strings.TrimSpace(c.GetClientName()); n != "" {
+		return n
+	}
+	return c.GetClientId()
+}
+
+// cleanUserCode keeps what a user code may hold (letters, digits, spaces and
+// dashes, at most 32), upper-cased, or returns ""; authorize normalises the rest.
+func cleanUserCode(s string) string {
+	s = strings.ToUpper(strings.TrimSpace(s))
+	if len(s) > 32 {
+		return ""
+	}
+	for _, c := range s {
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == ' ') {
+			return ""
+		}
+	}
+	return s
+}
+
+// retryAfter sets Retry-After to a whole number of seconds, at least 1.
+func retryAfter(w http.ResponseWriter, d time.Duration) {
+	secs := int((d + time.Second - 1) / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+}

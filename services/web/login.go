@@ -1,0 +1,169 @@
+package web
+
+import (
+	"net/http"
+	"strings"
+
+	"gatehouse.dev/platform/errs"
+	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
+	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
+)
+
+// loginView is the data of the sign-in page.
+type loginView struct {
+	Action      string
+	Subtitle    string
+	Username    field
+	Password    field
+	RegisterURL string
+}
+
+// handleLoginGet shows the sign-in form, or sends a browser that is signed
+// in already straight on.
+func (s *Service) handleLoginGet(w http.ResponseWriter, r *http.Request) {
+	f := flowOf(r)
+	g, ok := s.loadGrant(w, r, f)
+	if !ok {
+		return
+	}
+	who, err := s.currentUser(w, r)
+	if err != nil {
+		s.failure(w, r, "authenticate browser session", err)
+		return
+	}
+	if who != nil {
+		s.continueFlow(w, r, f)
+		return
+	}
+	s.renderLogin(w, r, http.StatusOK, f, g, loginErrors{}, s.usernameFromHint(g.GetLoginHint()))
+}
+
+// loginErrors are the messages of a sign-in form: next to the username, next
+// to the password, and about the whole form.
+type loginErrors struct{ username, password, form string }
+
+// handleLoginPost checks a username and password and starts a browser session.
+func (s *Service) handleLoginPost(w http.ResponseWriter, r *http.Request) {
+	f := flowOf(r)
+	if err := r.ParseForm(); err != nil {
+		s.errorPage(w, r, http.StatusBadRequest, msgErrTitle, msgErrBadRequest)
+		return
+	}
+	g, ok := s.loadGrant(w, r, f)
+	if !ok {
+		return
+	}
+	who, err := s.currentUser(w, r)
+	if err != nil {
+		s.failure(w, r, "authenticate browser session", err)
+		return
+	}
+	if who != nil {
+		// Signed in meanwhile (in another tab): one session per browser.
+		s.continueFlow(w, r, f)
+		return
+	}
+	l := s.localizer(r)
+	typed := truncate(strings.TrimSpace(r.PostFormValue("username")), 255)
+	password := r.PostFormValue("password")
+	if !s.checkCSRF(r, "login") {
+		s.renderLogin(w, r, http.StatusForbidden, f, g, loginErrors{form: l.T(msgErrFormExpired)}, typed)
+		return
+	}
+	var e loginErrors
+	if typed == "" {
+		e.username = l.T(msgLoginUsernameNone)
+	}
+	if password == "" {
+		e.password = l.T(msgLoginPasswordNone)
+	}
+	if e != (loginErrors{}) {
+		s.renderLogin(w, r, http.StatusBadRequest, f, g, e, typed)
+		return
+	}
+	username := s.normalizeUsername(typed)
+	now := s.now()
+	if ok, wait := s.loginPerIP.allow(clientIP(r), now); !ok {
+		retryAfter(w, wait)
+		s.renderLogin(w, r, http.StatusTooManyRequests, f, g, loginErrors{form: l.T(msgLoginRateLimited)}, typed)
+		return
+	}
+	if ok, wait := s.loginPerAccount.allow(username, now); !ok {
+		retryAfter(w, wait)
+		s.renderLogin(w, r, http.StatusTooManyRequests, f, g, loginErrors{form: l.T(msgLoginRateLimited)}, typed)
+		return
+	}
+	resp, err := s.accounts.VerifyPassword(s.asWeb(r.Context()), &accountsv1.VerifyPasswordRequest{Username: username, Password: password})
+	if err != nil {
+		switch errs.KindOf(err) {
+		case errs.KindUnauthenticated, errs.KindNotFound, errs.KindInvalid:
+			// One answer for an unknown user and a wrong password.
+			s.renderLogin(w, r, http.StatusUnauthorized, f, g, loginErrors{password: l.T(msgLoginWrong)}, typed)
+		case errs.KindFailedPrecondition, errs.KindPermissionDenied:
+			// Only said after a correct password (accounts checks that first).
+			s.renderLogin(w, r, http.StatusForbidden, f, g, loginErrors{form: l.T(msgLoginBlocked)}, typed)
+		default:
+			s.failure(w, r, "verify password", err)
+		}
+		return
+	}
+	if err := s.startSession(w, r, resp.GetUser()); err != nil {
+		s.failure(w, r, "start browser session", err)
+		return
+	}
+	s.continueFlow(w, r, f)
+}
+
+// renderLogin shows the sign-in form with the username filled in and its
+// errors. The password is never shown again.
+func (s *Service) renderLogin(w http.ResponseWriter, r *http.Request, status int, f flow, g *authorizev1.Grant, e loginErrors, username string) {
+	l := s.localizer(r)
+	v := loginView{
+		Action:      s.flowURL("login", f),
+		RegisterURL: s.flowURL("register", f),
+		Username: field{
+			ID: "username", Name: "username", Type: "text", Label: l.T(msgFieldUsername), Autocomplete: "username",
+			Autocapitalize: "none", Value: username, Error: e.username, Required: true, MaxLength: 255,
+		},
+		Password: field{
+			ID: "password", Name: "password", Type: "password", Label: l.T(msgFieldPassword), Autocomplete: "current-password",
+			Error: e.password, Required: true,
+		},
+	}
+	switch {
+	case g != nil:
+		v.Subtitle = l.T(msgLoginFor, clientName(g.GetClient()))
+	case f.device != "":
+		v.Subtitle = l.T(msgLoginForDevice)
+	}
+	focusFirst(&v.Username, &v.Password)
+	if e.form != "" && username != "" {
+		v.Username.Autofocus, v.Password.Autofocus = false, true
+	}
+	s.render(w, r, status, "login", &view{Title: l.T(msgLoginTitle), CSRF: s.csrfToken(w, r, "login"), Error: e.form, Page: v})
+}
+
+// normalizeUsername turns what a person typed into a localpart: "@alice",
+// "@alice:example.org" (of this server) and "Alice" all mean "alice".
+// Anything else is passed on as typed, and fails like a wrong password.
+func (s *Service) normalizeUsername(typed string) string {
+	u := strings.TrimPrefix(typed, "@")
+	if s.cfg.ServerName != "" {
+		u = strings.TrimSuffix(u, ":"+s.cfg.ServerName)
+	}
+	return strings.ToLower(u)
+}
+
+// usernameFromHint reads an OIDC login_hint of the form mxid:@alice:server
+// (of this server) as the username to fill in.
+func (s *Service) usernameFromHint(hint string) string {
+	mxid, ok := strings.CutPrefix(hint, "mxid:")
+	if !ok || !strings.HasPrefix(mxid, "@") {
+		return ""
+	}
+	local, server, ok := strings.Cut(mxid[1:], ":")
+	if !ok || local == "" || (s.cfg.ServerName != "" && server != s.cfg.ServerName) {
+		return ""
+	}
+	return truncate(local, 255)
+}

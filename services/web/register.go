@@ -1,0 +1,379 @@
+package web
+
+import (
+	"net/http"
+	"net/mail"
+	"strings"
+
+	"gatehouse.dev/platform/errs"
+	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
+	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
+	notifyv1 "gatehouse.dev/proto/gatehouse/notify/v1"
+)
+
+// Registration takes three steps: the form (username, email, password), then
+// the 6-digit code the notify service emails, then the account is created and
+// signed in. Between the first two the registration waits in memory
+// (pending.go).
+
+// registerView is the data of the registration page.
+type registerView struct {
+	Action    string
+	Subtitle  string
+	Username  field
+	Email     field
+	Password  field
+	Confirm   field
+	TermsURI  string
+	Terms     bool
+	TermsErr  string
+	SignInURL string
+}
+
+// registerForm is what a person typed on the registration page.
+type registerForm struct {
+	username, email, password, confirm string
+	terms                              bool
+	errors                             map[string]string
+}
+
+func (s *Service) handleRegisterGet(w http.ResponseWriter, r *http.Request) {
+	f := flowOf(r)
+	g, ok := s.loadGrant(w, r, f)
+	if !ok {
+		return
+	}
+	who, err := s.currentUser(w, r)
+	if err != nil {
+		s.failure(w, r, "authenticate browser session", err)
+		return
+	}
+	if who != nil {
+		s.continueFlow(w, r, f)
+		return
+	}
+	s.renderRegister(w, r, http.StatusOK, f, g, registerForm{username: s.usernameFromHint(g.GetLoginHint())}, "")
+}
+
+func (s *Service) handleRegisterPost(w http.ResponseWriter, r *http.Request) {
+	f := flowOf(r)
+	if err := r.ParseForm(); err != nil {
+		s.errorPage(w, r, http.StatusBadRequest, msgErrTitle, msgErrBadRequest)
+		return
+	}
+	g, ok := s.loadGrant(w, r, f)
+	if !ok {
+		return
+	}
+	l := s.localizer(r)
+	form := registerForm{
+		username: strings.ToLower(truncate(strings.TrimPrefix(strings.TrimSpace(r.PostFormValue("username")), "@"), 255)),
+		email:    truncate(strings.TrimSpace(r.PostFormValue("email")), 254),
+		password: r.PostFormValue("password"),
+		confirm:  r.PostFormValue("password_confirm"),
+		terms:    r.PostFormValue("terms") == "accept",
+		errors:   map[string]string{},
+	}
+	if !s.checkCSRF(r, "register") {
+		s.renderRegister(w, r, http.StatusForbidden, f, g, form, l.T(msgErrFormExpired))
+		return
+	}
+	if id := s.checkUsername(form.username); id != "" {
+		form.errors["username"] = l.T(id)
+	}
+	if addr, err := mail.ParseAddress(form.email); err != nil || addr.Name != "" || addr.Address != form.email {
+		form.errors["email"] = l.T(msgRegisterEmailBad)
+	}
+	if id := checkNewPassword(form.password, form.username); id != "" {
+		form.errors["password"] = l.T(id)
+	} else if form.confirm != form.password {
+		form.errors["password_confirm"] = l.T(msgRegisterConfirmWrong)
+	}
+	if s.cfg.TermsURI != "" && !form.terms {
+		form.errors["terms"] = l.T(msgRegisterTermsNeeded)
+	}
+	if len(form.errors) > 0 {
+		s.renderRegister(w, r, http.StatusBadRequest, f, g, form, "")
+		return
+	}
+	ctx := s.asWeb(r.Context())
+	// Usernames are public in Matrix, so saying that one is taken reveals
+	// nothing; whether an address has an account is only said once the
+	// person has proved the address is theirs.
+	_, err := s.accounts.GetUserByUsername(ctx, &accountsv1.GetUserByUsernameRequest{Username: form.username})
+	switch {
+	case err == nil:
+		form.errors["username"] = l.T(msgRegisterUsernameTaken)
+		s.renderRegister(w, r, http.StatusConflict, f, g, form, "")
+		return
+	case errs.KindOf(err) != errs.KindNotFound:
+		s.failure(w, r, "check username", err)
+		return
+	}
+	if ok, wait := s.registerPerIP.allow(clientIP(r), s.now()); !ok {
+		retryAfter(w, wait)
+		s.renderRegister(w, r, http.StatusTooManyRequests, f, g, form, l.T(msgRegisterRateLimited))
+		return
+	}
+	started, err := s.notify.StartVerification(ctx, &notifyv1.StartVerificationRequest{
+		Email: form.email, Purpose: notifyv1.Purpose_PURPOSE_REGISTRATION, ClientIp: clientIP(r), Locale: l.lang,
+	})
+	if err != nil {
+		switch errs.KindOf(err) {
+		case errs.KindInvalid:
+			form.errors["email"] = l.T(msgRegisterEmailBad)
+			s.renderRegister(w, r, http.StatusBadRequest, f, g, form, "")
+		case errs.KindRateLimited:
+			// notify's message says when to try again.
+			form.errors["email"] = errs.PublicMessage(err)
+			s.renderRegister(w, r, http.StatusTooManyRequests, f, g, form, "")
+		default:
+			s.failure(w, r, "start email verification", err)
+		}
+		return
+	}
+	s.pending.remove(s.cookie(r, registrationCookie))
+	cookie, err := s.pending.add(&pendingRegistration{
+		username: form.username, email: form.email, grant: f.grant, device: f.device,
+		verificationID: started.GetVerificationId(),
+	}, form.password, s.now())
+	if err != nil {
+		s.renderRegister(w, r, http.StatusServiceUnavailable, f, g, form, l.T(msgRegisterBusy))
+		return
+	}
+	s.setCookie(w, registrationCookie, cookie, int(pendingTTL.Seconds()))
+	s.redirect(w, r, "register/verify", f.query())
+}
+
+// checkUsername applies the Matrix localpart rules accounts enforces, to say
+// early what is wrong.
+func (s *Service) checkUsername(u string) msgID {
+	if u == "" {
+		return msgRegisterUsernameNone
+	}
+	digits := true
+	for i := 0; i < len(u); i++ {
+		c := u[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.IndexByte("._=/+-", c) >= 0) {
+			return msgRegisterUsernameBad
+		}
+		digits = digits && c >= '0' && c <= '9'
+	}
+	if digits {
+		return msgRegisterUsernameBad
+	}
+	if len("@:")+len(u)+len(s.cfg.ServerName) > 255 {
+		return msgRegisterUsernameLong
+	}
+	return ""
+}
+
+// renderRegister shows the registration form with what was typed (except
+// the passwords) and its errors.
+func (s *Service) renderRegister(w http.ResponseWriter, r *http.Request, status int, f flow, g *authorizev1.Grant, form registerForm, formErr string) {
+	l := s.localizer(r)
+	server := s.serverName()
+	v := registerView{
+		Action:    s.flowURL("register", f),
+		SignInURL: s.flowURL("login", f),
+		Subtitle:  l.T(msgRegisterIntro, server),
+		Username: field{
+			ID: "username", Name: "username", Type: "text", Label: l.T(msgFieldUsername), Hint: l.T(msgFieldUsernameHint, server),
+			Autocomplete: "username", Autocapitalize: "none", Value: form.username, Error: form.errors["username"], Required: true, MaxLength: 255,
+		},
+		Email: field{
+			ID: "email", Name: "email", Type: "email", Label: l.T(msgFieldEmail), Hint: l.T(msgFieldEmailHint),
+			Autocomplete: "email", Value: form.email, Error: form.errors["email"], Required: true, MaxLength: 254,
+		},
+		Password: field{
+			ID: "password", Name: "password", Type: "password", Label: l.T(msgFieldNewPassword), Hint: l.T(msgFieldNewPasswordHint),
+			Autocomplete: "new-password", Error: form.errors["password"], Required: true,
+		},
+		Confirm: field{
+			ID: "password_confirm", Name: "password_confirm", Type: "password", Label: l.T(msgFieldConfirmPassword),
+			Autocomplete: "new-password", Error: form.errors["password_confirm"], Required: true,
+		},
+		TermsURI: s.cfg.TermsURI, Terms: form.terms, TermsErr: form.errors["terms"],
+	}
+	if g != nil {
+		v.Subtitle = l.T(msgLoginFor, clientName(g.GetClient()))
+	}
+	focusFirst(&v.Username, &v.Email, &v.Password, &v.Confirm)
+	s.render(w, r, status, "register", &view{Title: l.T(msgRegisterTitle), CSRF: s.csrfToken(w, r, "register"), Error: formErr, Page: v})
+}
+
+// verifyView is the data of the page asking for the emailed code.
+type verifyView struct {
+	Action       string
+	ResendAction string
+	ResendCSRF   string
+	StartOverURL string
+	Sent         string
+	Code         field
+}
+
+// pendingOf finds the browser's pending registration. Without one, it shows
+// the registration form again, saying so, and reports false.
+func (s *Service) pendingOf(w http.ResponseWriter, r *http.Request, f flow) (*pendingRegistration, string, bool) {
+	p, password, ok := s.pending.get(s.cookie(r, registrationCookie), s.now())
+	if !ok {
+		s.clearCookie(w, registrationCookie)
+		s.renderRegister(w, r, http.StatusBadRequest, f, nil, registerForm{}, s.localizer(r).T(msgVerifyNoPending))
+		return nil, "", false
+	}
+	return p, password, true
+}
+
+func (s *Service) handleVerifyGet(w http.ResponseWriter, r *http.Request) {
+	f := flowOf(r)
+	p, _, ok := s.pendingOf(w, r, f)
+	if !ok {
+		return
+	}
+	notice := ""
+	if r.URL.Query().Get("resent") == "1" {
+		notice = s.localizer(r).T(msgVerifyResent)
+	}
+	s.renderVerify(w, r, http.StatusOK, f, p, "", "", notice)
+}
+
+func (s *Service) handleVerifyPost(w http.ResponseWriter, r *http.Request) {
+	f := flowOf(r)
+	if err := r.ParseForm(); err != nil {
+		s.errorPage(w, r, http.StatusBadRequest, msgErrTitle, msgErrBadRequest)
+		return
+	}
+	l := s.localizer(r)
+	p, password, ok := s.pendingOf(w, r, f)
+	if !ok {
+		return
+	}
+	code := truncate(strings.TrimSpace(r.PostFormValue("code")), 32)
+	if !s.checkCSRF(r, "verify") {
+		s.renderVerify(w, r, http.StatusForbidden, f, p, code, l.T(msgErrFormExpired), "")
+		return
+	}
+	if code == "" {
+		s.renderVerify(w, r, http.StatusBadRequest, f, p, code, l.T(msgVerifyNoCode), "")
+		return
+	}
+	ctx := s.asWeb(r.Context())
+	checked, err := s.notify.CheckCode(ctx, &notifyv1.CheckCodeRequest{VerificationId: p.verificationID, Code: code})
+	if err != nil {
+		switch errs.KindOf(err) {
+		case errs.KindInvalid:
+			// notify's message says how many attempts are left.
+			msg := errs.PublicMessage(err)
+			if name := errs.FieldOf(err); name != "" && name != "code" {
+				msg = l.T(msgVerifyWrong)
+			}
+			s.renderVerify(w, r, http.StatusBadRequest, f, p, code, msg, "")
+		case errs.KindFailedPrecondition, errs.KindNotFound:
+			s.renderVerify(w, r, http.StatusBadRequest, f, p, code, l.T(msgVerifyExpired), "")
+		case errs.KindRateLimited:
+			s.renderVerify(w, r, http.StatusTooManyRequests, f, p, code, errs.PublicMessage(err), "")
+		default:
+			s.failure(w, r, "check email code", err)
+		}
+		return
+	}
+	if !strings.EqualFold(checked.GetEmail(), p.email) || checked.GetPurpose() != notifyv1.Purpose_PURPOSE_REGISTRATION {
+		s.logger.ErrorContext(r.Context(), "verification does not match the pending registration", "verification", p.verificationID)
+		s.errorPage(w, r, http.StatusInternalServerError, msgErrTitle, msgErrInternal)
+		return
+	}
+	resp, err := s.accounts.Register(ctx, &accountsv1.RegisterRequest{Username: p.username, Password: password, Email: p.email})
+	if err != nil {
+		s.registrationFailed(w, r, p, err)
+		return
+	}
+	s.pending.remove(s.cookie(r, registrationCookie))
+	s.clearCookie(w, registrationCookie)
+	if err := s.startSession(w, r, resp.GetUser()); err != nil {
+		s.failure(w, r, "start browser session", err)
+		return
+	}
+	s.continueFlow(w, r, flow{grant: p.grant, device: p.device})
+}
+
+// registrationFailed answers a refused Register after the address was
+// proved: back to the form, with the field at fault (a username taken in the
+// meantime, an address that has an account, a password accounts refuses).
+func (s *Service) registrationFailed(w http.ResponseWriter, r *http.Request, p *pendingRegistration, err error) {
+	l := s.localizer(r)
+	form := registerForm{username: p.username, email: p.email, errors: map[string]string{}}
+	switch errs.KindOf(err) {
+	case errs.KindAlreadyExists:
+		if errs.FieldOf(err) == "email" {
+			form.errors["email"] = l.T(msgRegisterEmailTaken)
+		} else {
+			form.errors["username"] = l.T(msgRegisterUsernameTaken)
+		}
+	case errs.KindInvalid:
+		name := errs.FieldOf(err)
+		if name != "username" && name != "email" {
+			name = "password"
+		}
+		form.errors[name] = errs.PublicMessage(err)
+	default:
+		s.failure(w, r, "register", err)
+		return
+	}
+	s.pending.remove(s.cookie(r, registrationCookie))
+	s.clearCookie(w, registrationCookie)
+	s.renderRegister(w, r, http.StatusConflict, flow{grant: p.grant, device: p.device}, nil, form, "")
+}
+
+// handleResendPost emails a new code.
+func (s *Service) handleResendPost(w http.ResponseWriter, r *http.Request) {
+	f := flowOf(r)
+	if err := r.ParseForm(); err != nil {
+		s.errorPage(w, r, http.StatusBadRequest, msgErrTitle, msgErrBadRequest)
+		return
+	}
+	l := s.localizer(r)
+	p, _, ok := s.pendingOf(w, r, f)
+	if !ok {
+		return
+	}
+	if !s.checkCSRF(r, "resend") {
+		s.renderVerify(w, r, http.StatusForbidden, f, p, "", "", l.T(msgErrFormExpired))
+		return
+	}
+	_, err := s.notify.ResendVerification(s.asWeb(r.Context()), &notifyv1.ResendVerificationRequest{
+		VerificationId: p.verificationID, ClientIp: clientIP(r),
+	})
+	if err != nil {
+		switch errs.KindOf(err) {
+		case errs.KindRateLimited:
+			s.renderVerify(w, r, http.StatusTooManyRequests, f, p, "", "", l.T(msgVerifyWait))
+		case errs.KindFailedPrecondition, errs.KindNotFound:
+			s.renderVerify(w, r, http.StatusBadRequest, f, p, "", "", l.T(msgVerifyExpired))
+		default:
+			s.failure(w, r, "resend email code", err)
+		}
+		return
+	}
+	q := f.query()
+	q.Set("resent", "1")
+	s.redirect(w, r, "register/verify", q)
+}
+
+// renderVerify shows the code form. codeErr goes next to the field; notice
+// is about the page (a new code was sent, or could not be).
+func (s *Service) renderVerify(w http.ResponseWriter, r *http.Request, status int, f flow, p *pendingRegistration, code, codeErr, notice string) {
+	l := s.localizer(r)
+	v := verifyView{
+		Action:       s.flowURL("register/verify", f),
+		ResendAction: s.flowURL("register/resend", f),
+		ResendCSRF:   s.csrfToken(w, r, "resend"),
+		StartOverURL: s.flowURL("register", f),
+		Sent:         l.T(msgVerifySent, p.email),
+		Code: field{
+			ID: "code", Name: "code", Type: "text", Label: l.T(msgFieldCode), Hint: l.T(msgFieldCodeHint),
+			Autocomplete: "one-time-code", InputMode: "numeric", Value: code, Error: codeErr, Required: true,
+			MaxLength: 12, Autofocus: true,
+		},
+	}
+	s.render(w, r, status, "verify", &view{Title: l.T(msgVerifyTitle), CSRF: s.csrfToken(w, r, "verify"), Notice: notice, Page: v})
+}

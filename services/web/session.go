@@ -1,0 +1,200 @@
+package web
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"net/http"
+
+	"google.golang.org/grpc/metadata"
+
+	"gatehouse.dev/platform/errs"
+	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
+)
+
+// Cookies. Over https they carry the __Host- prefix (Secure, Path=/, no
+// Domain: only this host can set or read them); over plain http (local
+// development) they cannot, and go without it. All are HttpOnly and
+// SameSite=Lax.
+const (
+	// sessionCookie holds the browser session's secret from
+	// accounts.StartBrowserSession. It lasts until the browser ends its
+	// session; accounts decides how long the session itself is valid.
+	sessionCookie = "gatehouse-session"
+	// csrfCookie is a random value that binds the CSRF tokens of forms shown
+	// before sign-in (the "pre-session").
+	csrfCookie = "gatehouse-csrf"
+	// registrationCookie names a pending registration and holds the key of
+	// its sealed password (see pending.go).
+	registrationCookie = "gatehouse-registration"
+)
+
+// cookieName is the name of a cookie as this deployment sets it.
+func (s *Service) cookieName(name string) string {
+	if s.secure {
+		return "__Host-" + name
+	}
+	return name
+}
+
+// setCookie sets a cookie on Path=/; maxAge 0 makes it last until the
+// browser ends the session, a negative one deletes it.
+func (s *Service) setCookie(w http.ResponseWriter, name, value string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{
+		Name: s.cookieName(name), Value: value, Path: "/", MaxAge: maxAge,
+		Secure: s.secure, HttpOnly: true, SameSite: http.SameSiteLaxMode,
+	})
+}
+
+func (s *Service) clearCookie(w http.ResponseWriter, name string) { s.setCookie(w, name, "", -1) }
+
+// cookie returns a cookie's value, or "".
+func (s *Service) cookie(r *http.Request, name string) string {
+	c, err := r.Cookie(s.cookieName(name))
+	if err != nil || len(c.Value) > 512 {
+		return ""
+	}
+	return c.Value
+}
+
+// dropCookie removes a cookie from the request, so that the rest of its
+// handling sees what the browser will send next time.
+func dropCookie(r *http.Request, name string) {
+	all := r.Cookies()
+	r.Header.Del("Cookie")
+	for _, c := range all {
+		if c.Name != name {
+			r.AddCookie(c)
+		}
+	}
+}
+
+// signedIn is the browser session of a request and its user.
+type signedIn struct {
+	session *accountsv1.BrowserSession
+	user    *accountsv1.User
+}
+
+// currentUser resolves the session cookie. It returns nil without error when
+// nobody is signed in (no cookie, or a session that ended, expired or whose
+// user may no longer sign in); a stale cookie is then cleared.
+func (s *Service) currentUser(w http.ResponseWriter, r *http.Request) (*signedIn, error) {
+	secret := s.cookie(r, sessionCookie)
+	if secret == "" {
+		return nil, nil
+	}
+	resp, err := s.accounts.AuthenticateBrowserSession(s.asWeb(r.Context()), &accountsv1.AuthenticateBrowserSessionRequest{
+		Secret: secret, IpAddress: clientIP(r),
+	})
+	if err != nil {
+		switch errs.KindOf(err) {
+		case errs.KindUnauthenticated, errs.KindNotFound, errs.KindInvalid, errs.KindFailedPrecondition, errs.KindPermissionDenied:
+			s.clearCookie(w, sessionCookie)
+			dropCookie(r, s.cookieName(sessionCookie))
+			return nil, nil
+		}
+		return nil, err
+	}
+	return &signedIn{session: resp.GetSession(), user: resp.GetUser()}, nil
+}
+
+// startSession signs the user in on this browser.
+func (s *Service) startSession(w http.ResponseWriter, r *http.Request, user *accountsv1.User) error {
+	resp, err := s.accounts.StartBrowserSession(s.asUser(r.Context(), user.GetId()), &accountsv1.StartBrowserSessionRequest{
+		UserId: user.GetId(), UserAgent: truncate(r.UserAgent(), 512), IpAddress: clientIP(r),
+	})
+	if err != nil {
+		return err
+	}
+	s.setCookie(w, sessionCookie, resp.GetSecret(), 0)
+	return nil
+}
+
+// asWeb names the web service as the actor of calls made for nobody in particular.
+func (s *Service) asWeb(ctx context.Context) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "gatehouse-actor", "web")
+}
+
+// asUser names a user as the actor of calls made on their behalf.
+func (s *Service) asUser(ctx context.Context, userID string) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "gatehouse-actor", "user:"+userID)
+}
+
+// CSRF tokens. Every form carries a hidden token that is the HMAC-SHA256,
+// under a key held in memory by this process, of the form's name and of the
+// browser's binding: the session cookie when there is one, else the
+// pre-session cookie (set with the first form). A cross-site attacker can
+// read neither the cookies nor the key, so cannot make a token; a token of
+// one form does not work in another, and signing in or out changes the
+// binding. net/http's CrossOriginProtection (Sec-Fetch-Site, Origin) runs in
+// front of this; the token also covers browsers that send neither header.
+//
+// The key is random per process: tokens do not survive a restart (the page
+// then says the form expired and shows it again) and are not accepted by
+// another replica. Sharing the key through configuration is left for later.
+type csrfKey struct{ key []byte }
+
+func newCSRFKey() *csrfKey {
+	k := make([]byte, 32)
+	rand.Read(k)
+	return &csrfKey{key: k}
+}
+
+func (k *csrfKey) token(form, binding string) string {
+	mac := hmac.New(sha256.New, k.key)
+	mac.Write([]byte("gatehouse-csrf\x00" + form + "\x00" + binding))
+	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+func (k *csrfKey) valid(form, binding, token string) bool {
+	if binding == "" || token == "" {
+		return false
+	}
+	return hmac.Equal([]byte(k.token(form, binding)), []byte(token))
+}
+
+// csrfBinding returns the value a request's CSRF tokens are bound to. When
+// issuing tokens (create), it sets a pre-session cookie if the browser has
+// neither it nor a session cookie.
+func (s *Service) csrfBinding(w http.ResponseWriter, r *http.Request, create bool) string {
+	if v := s.cookie(r, sessionCookie); v != "" {
+		return "session:" + v
+	}
+	if v := s.cookie(r, csrfCookie); v != "" {
+		return "pre:" + v
+	}
+	if !create {
+		return ""
+	}
+	v := randomToken(32)
+	s.setCookie(w, csrfCookie, v, 0)
+	// Later tokens of this response must see the new cookie.
+	r.AddCookie(&http.Cookie{Name: s.cookieName(csrfCookie), Value: v})
+	return "pre:" + v
+}
+
+// csrfToken returns the token for a form rendered in response to r.
+func (s *Service) csrfToken(w http.ResponseWriter, r *http.Request, form string) string {
+	return s.csrf.token(form, s.csrfBinding(w, r, true))
+}
+
+// checkCSRF reports whether the posted form carries a valid token for form.
+func (s *Service) checkCSRF(r *http.Request, form string) bool {
+	return s.csrf.valid(form, s.csrfBinding(nil, r, false), r.PostFormValue("csrf"))
+}
+
+// randomToken returns n random bytes, base64url-encoded.
+func randomToken(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

@@ -9,6 +9,7 @@ import (
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
 	notifyv1 "gatehouse.dev/proto/gatehouse/notify/v1"
+	tokenv1 "gatehouse.dev/proto/gatehouse/token/v1"
 )
 
 // Registration takes three steps: the form (username, email, password), then
@@ -108,6 +109,17 @@ func (s *Service) handleRegisterPost(w http.ResponseWriter, r *http.Request) {
 		return
 	case errs.KindOf(err) != errs.KindNotFound:
 		s.failure(w, r, "check username", err)
+		return
+	}
+	// The homeserver may hold users Gatehouse does not know (appservices, old accounts).
+	avail, err := s.token.IsLocalpartAvailable(ctx, &tokenv1.IsLocalpartAvailableRequest{Localpart: form.username})
+	switch {
+	case err != nil:
+		s.failure(w, r, "ask the homeserver about the username", err)
+		return
+	case !avail.GetAvailable():
+		form.errors["username"] = l.T(msgRegisterUsernameTaken)
+		s.renderRegister(w, r, http.StatusConflict, f, g, form, "")
 		return
 	}
 	if ok, wait := s.registerPerIP.allow(clientIP(r), s.now()); !ok {

@@ -789,6 +789,174 @@ func (x *SyncHomeserverResponse) GetFailures() []string {
 	return nil
 }
 
+type IsLocalpartAvailableRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Localpart     string                 `protobuf:"bytes,1,opt,name=localpart,proto3" json:"localpart,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IsLocalpartAvailableRequest) Reset() {
+	*x = IsLocalpartAvailableRequest{}
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IsLocalpartAvailableRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IsLocalpartAvailableRequest) ProtoMessage() {}
+
+func (x *IsLocalpartAvailableRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IsLocalpartAvailableRequest.ProtoReflect.Descriptor instead.
+func (*IsLocalpartAvailableRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *IsLocalpartAvailableRequest) GetLocalpart() string {
+	if x != nil {
+		return x.Localpart
+	}
+	return ""
+}
+
+type IsLocalpartAvailableResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Available     bool                   `protobuf:"varint,1,opt,name=available,proto3" json:"available,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IsLocalpartAvailableResponse) Reset() {
+	*x = IsLocalpartAvailableResponse{}
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IsLocalpartAvailableResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IsLocalpartAvailableResponse) ProtoMessage() {}
+
+func (x *IsLocalpartAvailableResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IsLocalpartAvailableResponse.ProtoReflect.Descriptor instead.
+func (*IsLocalpartAvailableResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *IsLocalpartAvailableResponse) GetAvailable() bool {
+	if x != nil {
+		return x.Available
+	}
+	return false
+}
+
+type AllowCrossSigningResetRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Localpart     string                 `protobuf:"bytes,1,opt,name=localpart,proto3" json:"localpart,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AllowCrossSigningResetRequest) Reset() {
+	*x = AllowCrossSigningResetRequest{}
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AllowCrossSigningResetRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AllowCrossSigningResetRequest) ProtoMessage() {}
+
+func (x *AllowCrossSigningResetRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AllowCrossSigningResetRequest.ProtoReflect.Descriptor instead.
+func (*AllowCrossSigningResetRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *AllowCrossSigningResetRequest) GetLocalpart() string {
+	if x != nil {
+		return x.Localpart
+	}
+	return ""
+}
+
+type AllowCrossSigningResetResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AllowCrossSigningResetResponse) Reset() {
+	*x = AllowCrossSigningResetResponse{}
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AllowCrossSigningResetResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AllowCrossSigningResetResponse) ProtoMessage() {}
+
+func (x *AllowCrossSigningResetResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AllowCrossSigningResetResponse.ProtoReflect.Descriptor instead.
+func (*AllowCrossSigningResetResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{16}
+}
+
 var File_gatehouse_token_v1_token_proto protoreflect.FileDescriptor
 
 const file_gatehouse_token_v1_token_proto_rawDesc = "" +
@@ -850,7 +1018,14 @@ const file_gatehouse_token_v1_token_proto_rawDesc = "" +
 	"\x11users_deactivated\x18\x03 \x01(\x03R\x10usersDeactivated\x12\x18\n" +
 	"\adevices\x18\x04 \x01(\x03R\adevices\x12!\n" +
 	"\fusers_failed\x18\x05 \x01(\x03R\vusersFailed\x12\x1a\n" +
-	"\bfailures\x18\x06 \x03(\tR\bfailures2\xd4\x04\n" +
+	"\bfailures\x18\x06 \x03(\tR\bfailures\";\n" +
+	"\x1bIsLocalpartAvailableRequest\x12\x1c\n" +
+	"\tlocalpart\x18\x01 \x01(\tR\tlocalpart\"<\n" +
+	"\x1cIsLocalpartAvailableResponse\x12\x1c\n" +
+	"\tavailable\x18\x01 \x01(\bR\tavailable\"=\n" +
+	"\x1dAllowCrossSigningResetRequest\x12\x1c\n" +
+	"\tlocalpart\x18\x01 \x01(\tR\tlocalpart\" \n" +
+	"\x1eAllowCrossSigningResetResponse2\xd0\x06\n" +
 	"\fTokenService\x12[\n" +
 	"\n" +
 	"Introspect\x12%.gatehouse.token.v1.IntrospectRequest\x1a&.gatehouse.token.v1.IntrospectResponse\x12O\n" +
@@ -859,7 +1034,9 @@ const file_gatehouse_token_v1_token_proto_rawDesc = "" +
 	"\n" +
 	"EndSession\x12%.gatehouse.token.v1.EndSessionRequest\x1a&.gatehouse.token.v1.EndSessionResponse\x12m\n" +
 	"\x10CreateLoginToken\x12+.gatehouse.token.v1.CreateLoginTokenRequest\x1a,.gatehouse.token.v1.CreateLoginTokenResponse\x12g\n" +
-	"\x0eSyncHomeserver\x12).gatehouse.token.v1.SyncHomeserverRequest\x1a*.gatehouse.token.v1.SyncHomeserverResponseB0Z.gatehouse.dev/proto/gatehouse/token/v1;tokenv1b\x06proto3"
+	"\x0eSyncHomeserver\x12).gatehouse.token.v1.SyncHomeserverRequest\x1a*.gatehouse.token.v1.SyncHomeserverResponse\x12y\n" +
+	"\x14IsLocalpartAvailable\x12/.gatehouse.token.v1.IsLocalpartAvailableRequest\x1a0.gatehouse.token.v1.IsLocalpartAvailableResponse\x12\x7f\n" +
+	"\x16AllowCrossSigningReset\x121.gatehouse.token.v1.AllowCrossSigningResetRequest\x1a2.gatehouse.token.v1.AllowCrossSigningResetResponseB0Z.gatehouse.dev/proto/gatehouse/token/v1;tokenv1b\x06proto3"
 
 var (
 	file_gatehouse_token_v1_token_proto_rawDescOnce sync.Once
@@ -873,44 +1050,52 @@ func file_gatehouse_token_v1_token_proto_rawDescGZIP() []byte {
 	return file_gatehouse_token_v1_token_proto_rawDescData
 }
 
-var file_gatehouse_token_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_gatehouse_token_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_gatehouse_token_v1_token_proto_goTypes = []any{
-	(*IntrospectRequest)(nil),        // 0: gatehouse.token.v1.IntrospectRequest
-	(*IntrospectResponse)(nil),       // 1: gatehouse.token.v1.IntrospectResponse
-	(*RevokeRequest)(nil),            // 2: gatehouse.token.v1.RevokeRequest
-	(*RevokeResponse)(nil),           // 3: gatehouse.token.v1.RevokeResponse
-	(*Session)(nil),                  // 4: gatehouse.token.v1.Session
-	(*ListSessionsRequest)(nil),      // 5: gatehouse.token.v1.ListSessionsRequest
-	(*ListSessionsResponse)(nil),     // 6: gatehouse.token.v1.ListSessionsResponse
-	(*EndSessionRequest)(nil),        // 7: gatehouse.token.v1.EndSessionRequest
-	(*EndSessionResponse)(nil),       // 8: gatehouse.token.v1.EndSessionResponse
-	(*CreateLoginTokenRequest)(nil),  // 9: gatehouse.token.v1.CreateLoginTokenRequest
-	(*CreateLoginTokenResponse)(nil), // 10: gatehouse.token.v1.CreateLoginTokenResponse
-	(*SyncHomeserverRequest)(nil),    // 11: gatehouse.token.v1.SyncHomeserverRequest
-	(*SyncHomeserverResponse)(nil),   // 12: gatehouse.token.v1.SyncHomeserverResponse
-	(*timestamppb.Timestamp)(nil),    // 13: google.protobuf.Timestamp
+	(*IntrospectRequest)(nil),              // 0: gatehouse.token.v1.IntrospectRequest
+	(*IntrospectResponse)(nil),             // 1: gatehouse.token.v1.IntrospectResponse
+	(*RevokeRequest)(nil),                  // 2: gatehouse.token.v1.RevokeRequest
+	(*RevokeResponse)(nil),                 // 3: gatehouse.token.v1.RevokeResponse
+	(*Session)(nil),                        // 4: gatehouse.token.v1.Session
+	(*ListSessionsRequest)(nil),            // 5: gatehouse.token.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),           // 6: gatehouse.token.v1.ListSessionsResponse
+	(*EndSessionRequest)(nil),              // 7: gatehouse.token.v1.EndSessionRequest
+	(*EndSessionResponse)(nil),             // 8: gatehouse.token.v1.EndSessionResponse
+	(*CreateLoginTokenRequest)(nil),        // 9: gatehouse.token.v1.CreateLoginTokenRequest
+	(*CreateLoginTokenResponse)(nil),       // 10: gatehouse.token.v1.CreateLoginTokenResponse
+	(*SyncHomeserverRequest)(nil),          // 11: gatehouse.token.v1.SyncHomeserverRequest
+	(*SyncHomeserverResponse)(nil),         // 12: gatehouse.token.v1.SyncHomeserverResponse
+	(*IsLocalpartAvailableRequest)(nil),    // 13: gatehouse.token.v1.IsLocalpartAvailableRequest
+	(*IsLocalpartAvailableResponse)(nil),   // 14: gatehouse.token.v1.IsLocalpartAvailableResponse
+	(*AllowCrossSigningResetRequest)(nil),  // 15: gatehouse.token.v1.AllowCrossSigningResetRequest
+	(*AllowCrossSigningResetResponse)(nil), // 16: gatehouse.token.v1.AllowCrossSigningResetResponse
+	(*timestamppb.Timestamp)(nil),          // 17: google.protobuf.Timestamp
 }
 var file_gatehouse_token_v1_token_proto_depIdxs = []int32{
-	13, // 0: gatehouse.token.v1.IntrospectResponse.exp:type_name -> google.protobuf.Timestamp
-	13, // 1: gatehouse.token.v1.IntrospectResponse.iat:type_name -> google.protobuf.Timestamp
-	13, // 2: gatehouse.token.v1.Session.created_at:type_name -> google.protobuf.Timestamp
-	13, // 3: gatehouse.token.v1.Session.ended_at:type_name -> google.protobuf.Timestamp
+	17, // 0: gatehouse.token.v1.IntrospectResponse.exp:type_name -> google.protobuf.Timestamp
+	17, // 1: gatehouse.token.v1.IntrospectResponse.iat:type_name -> google.protobuf.Timestamp
+	17, // 2: gatehouse.token.v1.Session.created_at:type_name -> google.protobuf.Timestamp
+	17, // 3: gatehouse.token.v1.Session.ended_at:type_name -> google.protobuf.Timestamp
 	4,  // 4: gatehouse.token.v1.ListSessionsResponse.sessions:type_name -> gatehouse.token.v1.Session
-	13, // 5: gatehouse.token.v1.CreateLoginTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	17, // 5: gatehouse.token.v1.CreateLoginTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 6: gatehouse.token.v1.TokenService.Introspect:input_type -> gatehouse.token.v1.IntrospectRequest
 	2,  // 7: gatehouse.token.v1.TokenService.Revoke:input_type -> gatehouse.token.v1.RevokeRequest
 	5,  // 8: gatehouse.token.v1.TokenService.ListSessions:input_type -> gatehouse.token.v1.ListSessionsRequest
 	7,  // 9: gatehouse.token.v1.TokenService.EndSession:input_type -> gatehouse.token.v1.EndSessionRequest
 	9,  // 10: gatehouse.token.v1.TokenService.CreateLoginToken:input_type -> gatehouse.token.v1.CreateLoginTokenRequest
 	11, // 11: gatehouse.token.v1.TokenService.SyncHomeserver:input_type -> gatehouse.token.v1.SyncHomeserverRequest
-	1,  // 12: gatehouse.token.v1.TokenService.Introspect:output_type -> gatehouse.token.v1.IntrospectResponse
-	3,  // 13: gatehouse.token.v1.TokenService.Revoke:output_type -> gatehouse.token.v1.RevokeResponse
-	6,  // 14: gatehouse.token.v1.TokenService.ListSessions:output_type -> gatehouse.token.v1.ListSessionsResponse
-	8,  // 15: gatehouse.token.v1.TokenService.EndSession:output_type -> gatehouse.token.v1.EndSessionResponse
-	10, // 16: gatehouse.token.v1.TokenService.CreateLoginToken:output_type -> gatehouse.token.v1.CreateLoginTokenResponse
-	12, // 17: gatehouse.token.v1.TokenService.SyncHomeserver:output_type -> gatehouse.token.v1.SyncHomeserverResponse
-	12, // [12:18] is the sub-list for method output_type
-	6,  // [6:12] is the sub-list for method input_type
+	13, // 12: gatehouse.token.v1.TokenService.IsLocalpartAvailable:input_type -> gatehouse.token.v1.IsLocalpartAvailableRequest
+	15, // 13: gatehouse.token.v1.TokenService.AllowCrossSigningReset:input_type -> gatehouse.token.v1.AllowCrossSigningResetRequest
+	1,  // 14: gatehouse.token.v1.TokenService.Introspect:output_type -> gatehouse.token.v1.IntrospectResponse
+	3,  // 15: gatehouse.token.v1.TokenService.Revoke:output_type -> gatehouse.token.v1.RevokeResponse
+	6,  // 16: gatehouse.token.v1.TokenService.ListSessions:output_type -> gatehouse.token.v1.ListSessionsResponse
+	8,  // 17: gatehouse.token.v1.TokenService.EndSession:output_type -> gatehouse.token.v1.EndSessionResponse
+	10, // 18: gatehouse.token.v1.TokenService.CreateLoginToken:output_type -> gatehouse.token.v1.CreateLoginTokenResponse
+	12, // 19: gatehouse.token.v1.TokenService.SyncHomeserver:output_type -> gatehouse.token.v1.SyncHomeserverResponse
+	14, // 20: gatehouse.token.v1.TokenService.IsLocalpartAvailable:output_type -> gatehouse.token.v1.IsLocalpartAvailableResponse
+	16, // 21: gatehouse.token.v1.TokenService.AllowCrossSigningReset:output_type -> gatehouse.token.v1.AllowCrossSigningResetResponse
+	14, // [14:22] is the sub-list for method output_type
+	6,  // [6:14] is the sub-list for method input_type
 	6,  // [6:6] is the sub-list for extension type_name
 	6,  // [6:6] is the sub-list for extension extendee
 	0,  // [0:6] is the sub-list for field type_name
@@ -927,7 +1112,7 @@ func file_gatehouse_token_v1_token_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_token_v1_token_proto_rawDesc), len(file_gatehouse_token_v1_token_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,12 +19,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	TokenService_Introspect_FullMethodName       = "/gatehouse.token.v1.TokenService/Introspect"
-	TokenService_Revoke_FullMethodName           = "/gatehouse.token.v1.TokenService/Revoke"
-	TokenService_ListSessions_FullMethodName     = "/gatehouse.token.v1.TokenService/ListSessions"
-	TokenService_EndSession_FullMethodName       = "/gatehouse.token.v1.TokenService/EndSession"
-	TokenService_CreateLoginToken_FullMethodName = "/gatehouse.token.v1.TokenService/CreateLoginToken"
-	TokenService_SyncHomeserver_FullMethodName   = "/gatehouse.token.v1.TokenService/SyncHomeserver"
+	TokenService_Introspect_FullMethodName             = "/gatehouse.token.v1.TokenService/Introspect"
+	TokenService_Revoke_FullMethodName                 = "/gatehouse.token.v1.TokenService/Revoke"
+	TokenService_ListSessions_FullMethodName           = "/gatehouse.token.v1.TokenService/ListSessions"
+	TokenService_EndSession_FullMethodName             = "/gatehouse.token.v1.TokenService/EndSession"
+	TokenService_CreateLoginToken_FullMethodName       = "/gatehouse.token.v1.TokenService/CreateLoginToken"
+	TokenService_SyncHomeserver_FullMethodName         = "/gatehouse.token.v1.TokenService/SyncHomeserver"
+	TokenService_IsLocalpartAvailable_FullMethodName   = "/gatehouse.token.v1.TokenService/IsLocalpartAvailable"
+	TokenService_AllowCrossSigningReset_FullMethodName = "/gatehouse.token.v1.TokenService/AllowCrossSigningReset"
 )
 
 // TokenServiceClient is the client API for TokenService service.
@@ -50,6 +52,14 @@ type TokenServiceClient interface {
 	// addresses, lock) with exactly the devices of their live sessions, and every
 	// deactivated user is deactivated there too. It answers when all are done.
 	SyncHomeserver(ctx context.Context, in *SyncHomeserverRequest, opts ...grpc.CallOption) (*SyncHomeserverResponse, error)
+	// IsLocalpartAvailable asks the homeserver whether a username is free there
+	// (it may hold users Gatehouse does not know, such as appservice users).
+	// Without homeserver provisioning, every localpart is available.
+	IsLocalpartAvailable(ctx context.Context, in *IsLocalpartAvailableRequest, opts ...grpc.CallOption) (*IsLocalpartAvailableResponse, error)
+	// AllowCrossSigningReset lets the user replace their cross-signing keys
+	// without user-interactive auth for a while (MSC4312), as the account page's
+	// org.matrix.cross_signing_reset action asks.
+	AllowCrossSigningReset(ctx context.Context, in *AllowCrossSigningResetRequest, opts ...grpc.CallOption) (*AllowCrossSigningResetResponse, error)
 }
 
 type tokenServiceClient struct {
@@ -120,6 +130,26 @@ func (c *tokenServiceClient) SyncHomeserver(ctx context.Context, in *SyncHomeser
 	return out, nil
 }
 
+func (c *tokenServiceClient) IsLocalpartAvailable(ctx context.Context, in *IsLocalpartAvailableRequest, opts ...grpc.CallOption) (*IsLocalpartAvailableResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(IsLocalpartAvailableResponse)
+	err := c.cc.Invoke(ctx, TokenService_IsLocalpartAvailable_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenServiceClient) AllowCrossSigningReset(ctx context.Context, in *AllowCrossSigningResetRequest, opts ...grpc.CallOption) (*AllowCrossSigningResetResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AllowCrossSigningResetResponse)
+	err := c.cc.Invoke(ctx, TokenService_AllowCrossSigningReset_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TokenServiceServer is the server API for TokenService service.
 // All implementations must embed UnimplementedTokenServiceServer
 // for forward compatibility.
@@ -143,6 +173,14 @@ type TokenServiceServer interface {
 	// addresses, lock) with exactly the devices of their live sessions, and every
 	// deactivated user is deactivated there too. It answers when all are done.
 	SyncHomeserver(context.Context, *SyncHomeserverRequest) (*SyncHomeserverResponse, error)
+	// IsLocalpartAvailable asks the homeserver whether a username is free there
+	// (it may hold users Gatehouse does not know, such as appservice users).
+	// Without homeserver provisioning, every localpart is available.
+	IsLocalpartAvailable(context.Context, *IsLocalpartAvailableRequest) (*IsLocalpartAvailableResponse, error)
+	// AllowCrossSigningReset lets the user replace their cross-signing keys
+	// without user-interactive auth for a while (MSC4312), as the account page's
+	// org.matrix.cross_signing_reset action asks.
+	AllowCrossSigningReset(context.Context, *AllowCrossSigningResetRequest) (*AllowCrossSigningResetResponse, error)
 	mustEmbedUnimplementedTokenServiceServer()
 }
 
@@ -170,6 +208,12 @@ func (UnimplementedTokenServiceServer) CreateLoginToken(context.Context, *Create
 }
 func (UnimplementedTokenServiceServer) SyncHomeserver(context.Context, *SyncHomeserverRequest) (*SyncHomeserverResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method SyncHomeserver not implemented")
+}
+func (UnimplementedTokenServiceServer) IsLocalpartAvailable(context.Context, *IsLocalpartAvailableRequest) (*IsLocalpartAvailableResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method IsLocalpartAvailable not implemented")
+}
+func (UnimplementedTokenServiceServer) AllowCrossSigningReset(context.Context, *AllowCrossSigningResetRequest) (*AllowCrossSigningResetResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method AllowCrossSigningReset not implemented")
 }
 func (UnimplementedTokenServiceServer) mustEmbedUnimplementedTokenServiceServer() {}
 func (UnimplementedTokenServiceServer) testEmbeddedByValue()                      {}
@@ -300,6 +344,42 @@ func _TokenService_SyncHomeserver_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TokenService_IsLocalpartAvailable_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(IsLocalpartAvailableRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).IsLocalpartAvailable(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_IsLocalpartAvailable_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).IsLocalpartAvailable(ctx, req.(*IsLocalpartAvailableRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenService_AllowCrossSigningReset_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AllowCrossSigningResetRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).AllowCrossSigningReset(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_AllowCrossSigningReset_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).AllowCrossSigningReset(ctx, req.(*AllowCrossSigningResetRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TokenService_ServiceDesc is the grpc.ServiceDesc for TokenService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -330,6 +410,14 @@ var TokenService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SyncHomeserver",
 			Handler:    _TokenService_SyncHomeserver_Handler,
+		},
+		{
+			MethodName: "IsLocalpartAvailable",
+			Handler:    _TokenService_IsLocalpartAvailable_Handler,
+		},
+		{
+			MethodName: "AllowCrossSigningReset",
+			Handler:    _TokenService_AllowCrossSigningReset_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -90,6 +90,8 @@ bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./services/accounts/internal/password/
 	@echo "== load test of a running gatehouse serve: introspection (HTTP, gRPC), client_credentials; 64 concurrent clients =="
 	$(GO) test -run '^$$' -bench '^BenchmarkLoad$$' -benchtime 5000x ./cmd/gatehouse/
+	@echo "== pages: sign-in and consent rendering, and the signed-in authorize → consent → code exchange round trip =="
+	$(GO) test -run '^$$' -bench '^BenchmarkWeb$$' -benchtime 1000x ./cmd/gatehouse/
 	@echo "== benchmarks of every other package =="
 	@pkgs=$$(grep -rl --include='*_test.go' '^func Benchmark' $(MODULES) | xargs -r -n1 dirname | sort -u | \
 	  grep -vx -e platform/eventlog -e platform/projection -e services/accounts/internal/password -e cmd/gatehouse | sed 's|^|./|'); \

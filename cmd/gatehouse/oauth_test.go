@@ -39,7 +39,7 @@ func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastR
 
 var plainHTTP = &http.Client{CheckRedirect: noRedirects, Timeout: 30 * time.Second}
 
-func newOAuthEnv(t *testing.T, env ...string) *oauthEnv {
+func newOAuthEnv(t testing.TB, env ...string) *oauthEnv {
 	t.Helper()
 	s := startServe(t, dataDir(t), append([]string{"GATEHOUSE_MATRIX_SECRET=" + homeserverSecret, "GATEHOUSE_MATRIX_SERVER_NAME=example.org"}, env...)...)
 	e := &oauthEnv{s: s, issuer: "http://" + s.http + "/"}
@@ -78,7 +78,7 @@ func newOAuthEnv(t *testing.T, env ...string) *oauthEnv {
 }
 
 // register posts client metadata to the registration endpoint.
-func (e *oauthEnv) register(t *testing.T, meta map[string]any, wantStatus int) map[string]any {
+func (e *oauthEnv) register(t testing.TB, meta map[string]any, wantStatus int) map[string]any {
 	t.Helper()
 	body, _ := json.Marshal(meta)
 	resp, err := http.Post(e.issuer+"oauth2/registration", "application/json", bytes.NewReader(body))
@@ -99,7 +99,7 @@ func (e *oauthEnv) register(t *testing.T, meta map[string]any, wantStatus int) m
 // authorize starts an authorization in the "browser" and approves it as the
 // user through the authorize gRPC API (the consent page's call), returning the
 // redirect back to the client.
-func (e *oauthEnv) authorize(t *testing.T, cfg oauth2.Config, opts ...oauth2.AuthCodeOption) *url.URL {
+func (e *oauthEnv) authorize(t testing.TB, cfg oauth2.Config, opts ...oauth2.AuthCodeOption) *url.URL {
 	t.Helper()
 	resp, err := plainHTTP.Get(cfg.AuthCodeURL("state-123", opts...))
 	if err != nil {
@@ -124,7 +124,7 @@ func (e *oauthEnv) authorize(t *testing.T, cfg oauth2.Config, opts ...oauth2.Aut
 }
 
 // introspect asks as the homeserver does.
-func (e *oauthEnv) introspect(t *testing.T, token string) map[string]any {
+func (e *oauthEnv) introspect(t testing.TB, token string) map[string]any {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, e.issuer+"oauth2/introspect", strings.NewReader(url.Values{"token": {token}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")

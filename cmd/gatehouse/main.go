@@ -4,6 +4,7 @@
 //	gatehouse user add|list|lock|unlock|set-password|deactivate|reactivate
 //	gatehouse projections list|rebuild NAME
 //	gatehouse homeserver sync
+//	gatehouse registration-token add|list|revoke
 //	gatehouse config generate|check
 //
 // The admin commands talk to a running Gatehouse over its gRPC API
@@ -38,6 +39,8 @@ commands:
   projections list
   projections rebuild NAME             e.g. accounts.users
   homeserver sync [--timeout D]        provision every user and device on the homeserver
+  registration-token add [--uses N] [--expires D]   a token for account.registration: token
+  registration-token list | revoke ID
   config generate                      print a configuration file with every default
   config check [--config F]            validate a configuration file
 
@@ -61,6 +64,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return projectionsCommand(ctx, rest, stdout, stderr)
 	case "homeserver":
 		return homeserverCommand(ctx, rest, stdout, stderr)
+	case "registration-token":
+		return registrationTokenCommand(ctx, rest, stdout, stderr)
 	case "config":
 		return configCommand(rest, stdout, stderr)
 	case "help", "-h", "--help":

@@ -71,6 +71,8 @@ type Config struct {
 	Email Email `yaml:"email"`
 	// Branding names the service in emails and pages.
 	Branding Branding `yaml:"branding"`
+	// Account configures registration and sign-in.
+	Account Account `yaml:"account"`
 }
 
 // Listener is a TCP address to listen on.
@@ -174,6 +176,19 @@ type Email struct {
 type Branding struct {
 	// ServiceName appears in email subjects and bodies (GATEHOUSE_BRANDING_SERVICE_NAME).
 	ServiceName string `yaml:"service_name"`
+	// TermsURI, when set, is linked on the pages and must be accepted to create an account.
+	TermsURI string `yaml:"terms_uri"`
+	// PolicyURI, when set, is the privacy policy linked on the pages.
+	PolicyURI string `yaml:"policy_uri"`
+}
+
+// Account configures what people may do with their accounts.
+type Account struct {
+	// Registration is open, token (a registration token is required) or closed
+	// (GATEHOUSE_REGISTRATION). Administrators can always add users.
+	Registration string `yaml:"registration"`
+	// LoginWithEmail lets people sign in with an email address instead of their username.
+	LoginWithEmail bool `yaml:"login_with_email"`
 }
 
 // Default returns the configuration of a single-process development deployment.
@@ -198,6 +213,7 @@ func Default() Config {
 		},
 		OAuth:    OAuth{AccessTokenTTL: 5 * time.Minute, RefreshReuseGrace: 10 * time.Second},
 		Branding: Branding{ServiceName: "Gatehouse"},
+		Account:  Account{Registration: "open"},
 	}
 }
 

@@ -115,6 +115,22 @@ func fields() []field {
 				c.OAuth.RefreshReuseGrace = d
 				return err
 			}},
+		{"account.registration", "GATEHOUSE_REGISTRATION",
+			"open, token (a registration token is required) or closed.",
+			setString(func(c *Config) *string { return &c.Account.Registration })},
+		{"account.login_with_email", "GATEHOUSE_LOGIN_WITH_EMAIL",
+			"true lets people sign in with an email address instead of their username.",
+			func(c *Config, v string) error {
+				b, err := strconv.ParseBool(v)
+				c.Account.LoginWithEmail = b
+				return err
+			}},
+		{"branding.terms_uri", "GATEHOUSE_BRANDING_TERMS_URI",
+			"Terms of service people accept when they create an account; empty: none.",
+			setString(func(c *Config) *string { return &c.Branding.TermsURI })},
+		{"branding.policy_uri", "GATEHOUSE_BRANDING_POLICY_URI",
+			"Privacy policy linked on the pages; empty: none.",
+			setString(func(c *Config) *string { return &c.Branding.PolicyURI })},
 		{"services.endpoints", "GATEHOUSE_ENDPOINT_<SERVICE>",
 			"gRPC target of each service run elsewhere, e.g. accounts: accounts:9090; others are reached at grpc.addr.",
 			nil},

@@ -72,3 +72,18 @@ func TestOAuthFromFileAndEnv(t *testing.T) {
 		t.Fatal("a bad duration was accepted")
 	}
 }
+
+func TestAccountAndBranding(t *testing.T) {
+	c, err := Load("", []string{"GATEHOUSE_REGISTRATION=token", "GATEHOUSE_LOGIN_WITH_EMAIL=true", "GATEHOUSE_BRANDING_TERMS_URI=https://example.org/terms"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Account.Registration != "token" || !c.Account.LoginWithEmail || c.Branding.TermsURI != "https://example.org/terms" {
+		t.Fatalf("account %+v branding %+v", c.Account, c.Branding)
+	}
+	for _, env := range []string{"GATEHOUSE_REGISTRATION=sometimes", "GATEHOUSE_LOGIN_WITH_EMAIL=perhaps", "GATEHOUSE_BRANDING_TERMS_URI=javascript:alert(1)"} {
+		if _, err := Load("", []string{env}); err == nil {
+			t.Errorf("%s was accepted", env)
+		}
+	}
+}

@@ -42,6 +42,12 @@ func (c Config) Validate() error {
 	}
 
 	p.validateOAuth(c.OAuth)
+	p.oneOf("account.registration", c.Account.Registration, "open", "token", "closed")
+	for field, u := range map[string]string{"branding.terms_uri": c.Branding.TermsURI, "branding.policy_uri": c.Branding.PolicyURI} {
+		if u != "" {
+			p.check(field, checkHTTPURL(u))
+		}
+	}
 	p.check("http.addr", checkHostPort(c.HTTP.Addr))
 	p.check("grpc.addr", checkHostPort(c.GRPC.Addr))
 	p.check("ops.addr", checkHostPort(c.Ops.Addr))

@@ -104,7 +104,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("accounts: %w", err)
 	}
-	set, err := projection.NewSet(ctx, deps.Pool, log, deps.Logger, usersReadModel(), auditReadModel(), sessionsReadModel())
+	set, err := projection.NewSet(ctx, deps.Pool, log, deps.Logger, usersReadModel(), auditReadModel(), sessionsReadModel(), regTokensReadModel())
 	if err != nil {
 		return nil, fmt.Errorf("accounts: %w", err)
 	}

@@ -209,6 +209,15 @@ func describe(rec eventlog.Record) (userID, summary string) {
 	case *eventsv1.BrowserSessionsActive:
 		// Activity of many users' sessions: no single user.
 		return "", fmt.Sprintf("activity recorded for %d browser sessions", len(ev.GetEntries()))
+	case *eventsv1.RegistrationTokenCreated:
+		if ev.GetUsesAllowed() > 0 {
+			return "", fmt.Sprintf("registration token %s created for %d uses", ev.GetTokenId(), ev.GetUsesAllowed())
+		}
+		return "", fmt.Sprintf("registration token %s created", ev.GetTokenId())
+	case *eventsv1.RegistrationTokenUsed:
+		return "", fmt.Sprintf("registration token %s used", ev.GetTokenId())
+	case *eventsv1.RegistrationTokenRevoked:
+		return "", fmt.Sprintf("registration token %s revoked", ev.GetTokenId())
 	default:
 		return rec.Aggregate().ID, rec.Type()
 	}

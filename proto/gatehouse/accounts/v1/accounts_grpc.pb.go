@@ -41,6 +41,10 @@ const (
 	AccountsService_AuthenticateBrowserSession_FullMethodName = "/gatehouse.accounts.v1.AccountsService/AuthenticateBrowserSession"
 	AccountsService_EndBrowserSession_FullMethodName          = "/gatehouse.accounts.v1.AccountsService/EndBrowserSession"
 	AccountsService_ListBrowserSessions_FullMethodName        = "/gatehouse.accounts.v1.AccountsService/ListBrowserSessions"
+	AccountsService_CreateRegistrationToken_FullMethodName    = "/gatehouse.accounts.v1.AccountsService/CreateRegistrationToken"
+	AccountsService_UseRegistrationToken_FullMethodName       = "/gatehouse.accounts.v1.AccountsService/UseRegistrationToken"
+	AccountsService_RevokeRegistrationToken_FullMethodName    = "/gatehouse.accounts.v1.AccountsService/RevokeRegistrationToken"
+	AccountsService_ListRegistrationTokens_FullMethodName     = "/gatehouse.accounts.v1.AccountsService/ListRegistrationTokens"
 )
 
 // AccountsServiceClient is the client API for AccountsService service.
@@ -97,6 +101,16 @@ type AccountsServiceClient interface {
 	EndBrowserSession(ctx context.Context, in *EndBrowserSessionRequest, opts ...grpc.CallOption) (*EndBrowserSessionResponse, error)
 	// ListBrowserSessions lists a user's browser sessions, newest first.
 	ListBrowserSessions(ctx context.Context, in *ListBrowserSessionsRequest, opts ...grpc.CallOption) (*ListBrowserSessionsResponse, error)
+	// CreateRegistrationToken issues a token that lets people create accounts
+	// when registration requires one. The token is returned once; only its hash is kept.
+	CreateRegistrationToken(ctx context.Context, in *CreateRegistrationTokenRequest, opts ...grpc.CallOption) (*CreateRegistrationTokenResponse, error)
+	// UseRegistrationToken spends one use of a token. FAILED_PRECONDITION when it
+	// is unknown, revoked, expired or used up (one message for all).
+	UseRegistrationToken(ctx context.Context, in *UseRegistrationTokenRequest, opts ...grpc.CallOption) (*UseRegistrationTokenResponse, error)
+	// RevokeRegistrationToken stops a token from working.
+	RevokeRegistrationToken(ctx context.Context, in *RevokeRegistrationTokenRequest, opts ...grpc.CallOption) (*RevokeRegistrationTokenResponse, error)
+	// ListRegistrationTokens lists the tokens, newest first.
+	ListRegistrationTokens(ctx context.Context, in *ListRegistrationTokensRequest, opts ...grpc.CallOption) (*ListRegistrationTokensResponse, error)
 }
 
 type accountsServiceClient struct {
@@ -327,6 +341,46 @@ func (c *accountsServiceClient) ListBrowserSessions(ctx context.Context, in *Lis
 	return out, nil
 }
 
+func (c *accountsServiceClient) CreateRegistrationToken(ctx context.Context, in *CreateRegistrationTokenRequest, opts ...grpc.CallOption) (*CreateRegistrationTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateRegistrationTokenResponse)
+	err := c.cc.Invoke(ctx, AccountsService_CreateRegistrationToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) UseRegistrationToken(ctx context.Context, in *UseRegistrationTokenRequest, opts ...grpc.CallOption) (*UseRegistrationTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UseRegistrationTokenResponse)
+	err := c.cc.Invoke(ctx, AccountsService_UseRegistrationToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) RevokeRegistrationToken(ctx context.Context, in *RevokeRegistrationTokenRequest, opts ...grpc.CallOption) (*RevokeRegistrationTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeRegistrationTokenResponse)
+	err := c.cc.Invoke(ctx, AccountsService_RevokeRegistrationToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) ListRegistrationTokens(ctx context.Context, in *ListRegistrationTokensRequest, opts ...grpc.CallOption) (*ListRegistrationTokensResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListRegistrationTokensResponse)
+	err := c.cc.Invoke(ctx, AccountsService_ListRegistrationTokens_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AccountsServiceServer is the server API for AccountsService service.
 // All implementations must embed UnimplementedAccountsServiceServer
 // for forward compatibility.
@@ -381,6 +435,16 @@ type AccountsServiceServer interface {
 	EndBrowserSession(context.Context, *EndBrowserSessionRequest) (*EndBrowserSessionResponse, error)
 	// ListBrowserSessions lists a user's browser sessions, newest first.
 	ListBrowserSessions(context.Context, *ListBrowserSessionsRequest) (*ListBrowserSessionsResponse, error)
+	// CreateRegistrationToken issues a token that lets people create accounts
+	// when registration requires one. The token is returned once; only its hash is kept.
+	CreateRegistrationToken(context.Context, *CreateRegistrationTokenRequest) (*CreateRegistrationTokenResponse, error)
+	// UseRegistrationToken spends one use of a token. FAILED_PRECONDITION when it
+	// is unknown, revoked, expired or used up (one message for all).
+	UseRegistrationToken(context.Context, *UseRegistrationTokenRequest) (*UseRegistrationTokenResponse, error)
+	// RevokeRegistrationToken stops a token from working.
+	RevokeRegistrationToken(context.Context, *RevokeRegistrationTokenRequest) (*RevokeRegistrationTokenResponse, error)
+	// ListRegistrationTokens lists the tokens, newest first.
+	ListRegistrationTokens(context.Context, *ListRegistrationTokensRequest) (*ListRegistrationTokensResponse, error)
 	mustEmbedUnimplementedAccountsServiceServer()
 }
 
@@ -456,6 +520,18 @@ func (UnimplementedAccountsServiceServer) EndBrowserSession(context.Context, *En
 }
 func (UnimplementedAccountsServiceServer) ListBrowserSessions(context.Context, *ListBrowserSessionsRequest) (*ListBrowserSessionsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListBrowserSessions not implemented")
+}
+func (UnimplementedAccountsServiceServer) CreateRegistrationToken(context.Context, *CreateRegistrationTokenRequest) (*CreateRegistrationTokenResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CreateRegistrationToken not implemented")
+}
+func (UnimplementedAccountsServiceServer) UseRegistrationToken(context.Context, *UseRegistrationTokenRequest) (*UseRegistrationTokenResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method UseRegistrationToken not implemented")
+}
+func (UnimplementedAccountsServiceServer) RevokeRegistrationToken(context.Context, *RevokeRegistrationTokenRequest) (*RevokeRegistrationTokenResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RevokeRegistrationToken not implemented")
+}
+func (UnimplementedAccountsServiceServer) ListRegistrationTokens(context.Context, *ListRegistrationTokensRequest) (*ListRegistrationTokensResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListRegistrationTokens not implemented")
 }
 func (UnimplementedAccountsServiceServer) mustEmbedUnimplementedAccountsServiceServer() {}
 func (UnimplementedAccountsServiceServer) testEmbeddedByValue()                         {}
@@ -874,6 +950,78 @@ func _AccountsService_ListBrowserSessions_Handler(srv interface{}, ctx context.C
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AccountsService_CreateRegistrationToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateRegistrationTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).CreateRegistrationToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_CreateRegistrationToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).CreateRegistrationToken(ctx, req.(*CreateRegistrationTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_UseRegistrationToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UseRegistrationTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).UseRegistrationToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_UseRegistrationToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).UseRegistrationToken(ctx, req.(*UseRegistrationTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_RevokeRegistrationToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeRegistrationTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).RevokeRegistrationToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_RevokeRegistrationToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).RevokeRegistrationToken(ctx, req.(*RevokeRegistrationTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_ListRegistrationTokens_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRegistrationTokensRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).ListRegistrationTokens(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_ListRegistrationTokens_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).ListRegistrationTokens(ctx, req.(*ListRegistrationTokensRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AccountsService_ServiceDesc is the grpc.ServiceDesc for AccountsService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -968,6 +1116,22 @@ var AccountsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListBrowserSessions",
 			Handler:    _AccountsService_ListBrowserSessions_Handler,
+		},
+		{
+			MethodName: "CreateRegistrationToken",
+			Handler:    _AccountsService_CreateRegistrationToken_Handler,
+		},
+		{
+			MethodName: "UseRegistrationToken",
+			Handler:    _AccountsService_UseRegistrationToken_Handler,
+		},
+		{
+			MethodName: "RevokeRegistrationToken",
+			Handler:    _AccountsService_RevokeRegistrationToken_Handler,
+		},
+		{
+			MethodName: "ListRegistrationTokens",
+			Handler:    _AccountsService_ListRegistrationTokens_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

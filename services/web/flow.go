@@ -16,10 +16,13 @@ import (
 // an authorization request (grant, from /authorize) or a device to connect
 // (device, a user code from /link). It travels in the query string of every
 // page and form on the way, and decides where to go once signed in. Only
-// these two are accepted, never a URL, so there is no open redirect.
+// these two are accepted, never a URL, so there is no open redirect — except
+// next, a page of this site to return to (a same-origin relative path, see
+// safeNext), used when no grant or device is under way.
 type flow struct {
 	grant  string
 	device string
+	next   string
 }
 
 // invalidGrant stands for a grant parameter that is not a grant id.
@@ -28,7 +31,7 @@ const invalidGrant = "invalid"
 // flowOf reads the flow from a request's query string.
 func flowOf(r *http.Request) flow {
 	q := r.URL.Query()
-	f := flow{device: cleanUserCode(q.Get("device"))}
+	f := flow{device: cleanUserCode(q.Get("device")), next: safeNext(q.Get("next"))}
 	if g := q.Get("grant"); ids.Valid(g) {
 		f.grant = g
 	} else if g != "" {
@@ -45,6 +48,9 @@ func (f flow) query() url.Values {
 	}
 	if f.device != "" {
 		q.Set("device", f.device)
+	}
+	if f.next != "" {
+		q.Set("next", f.next)
 	}
 	return q
 }
@@ -66,6 +72,8 @@ func (s *Service) continueFlow(w http.ResponseWriter, r *http.Request, f flow) {
 		s.redirect(w, r, "consent", url.Values{"grant": {f.grant}})
 	case f.device != "":
 		s.redirect(w, r, "link", url.Values{"code": {f.device}})
+	case f.next != "" && strings.HasPrefix(f.next, s.base.Path):
+		http.Redirect(w, r, f.next, http.StatusSeeOther)
 	default:
 		s.redirect(w, r, "", nil)
 	}

@@ -82,6 +82,13 @@ func (s *Service) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	username := s.normalizeUsername(typed)
+	if s.cfg.LoginWithEmail && strings.Contains(typed, "@") && !strings.HasPrefix(strings.TrimSpace(typed), "@") {
+		// An email address: sign in as its owner. An unknown address is left as
+		// it is, so the answer is the same "wrong username or password".
+		if u, err := s.accounts.GetUserByEmail(s.asWeb(r.Context()), &accountsv1.GetUserByEmailRequest{Email: strings.TrimSpace(typed)}); err == nil {
+			username = u.GetUser().GetUsername()
+		}
+	}
 	now := s.now()
 	if ok, wait := s.loginPerIP.allow(clientIP(r), now); !ok {
 		retryAfter(w, wait)

@@ -34,7 +34,7 @@ func (s *Service) handleLogoutPost(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.clearCookie(w, sessionCookie)
-	if f.grant != "" || f.device != "" {
+	if f.grant != "" || f.device != "" || f.next != "" {
 		s.redirect(w, r, "login", f.query())
 		return
 	}

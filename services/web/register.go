@@ -19,12 +19,15 @@ import (
 
 // registerView is the data of the registration page.
 type registerView struct {
-	Action    string
-	Subtitle  string
-	Username  field
-	Email     field
-	Password  field
-	Confirm   field
+	Action   string
+	Subtitle string
+	Username field
+	Email    field
+	Password field
+	Confirm  field
+	// Token is shown when registration requires a registration token.
+	Token     field
+	NeedToken bool
 	TermsURI  string
 	Terms     bool
 	TermsErr  string
@@ -33,12 +36,24 @@ type registerView struct {
 
 // registerForm is what a person typed on the registration page.
 type registerForm struct {
-	username, email, password, confirm string
-	terms                              bool
-	errors                             map[string]string
+	username, email, password, confirm, token string
+	terms                                     bool
+	errors                                    map[string]string
+}
+
+// registrationClosed answers when the deployment does not let people create accounts.
+func (s *Service) registrationClosed(w http.ResponseWriter, r *http.Request) bool {
+	if s.cfg.Registration != "closed" {
+		return false
+	}
+	s.errorPage(w, r, http.StatusForbidden, msgRegisterClosedTitle, msgRegisterClosedBody)
+	return true
 }
 
 func (s *Service) handleRegisterGet(w http.ResponseWriter, r *http.Request) {
+	if s.registrationClosed(w, r) {
+		return
+	}
 	f := flowOf(r)
 	g, ok := s.loadGrant(w, r, f)
 	if !ok {
@@ -57,6 +72,9 @@ func (s *Service) handleRegisterGet(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) handleRegisterPost(w http.ResponseWriter, r *http.Request) {
+	if s.registrationClosed(w, r) {
+		return
+	}
 	f := flowOf(r)
 	if err := r.ParseForm(); err != nil {
 		s.errorPage(w, r, http.StatusBadRequest, msgErrTitle, msgErrBadRequest)
@@ -72,6 +90,7 @@ func (s *Service) handleRegisterPost(w http.ResponseWriter, r *http.Request) {
 		email:    truncate(strings.TrimSpace(r.PostFormValue("email")), 254),
 		password: r.PostFormValue("password"),
 		confirm:  r.PostFormValue("password_confirm"),
+		token:    truncate(strings.TrimSpace(r.PostFormValue("registration_token")), 128),
 		terms:    r.PostFormValue("terms") == "accept",
 		errors:   map[string]string{},
 	}
@@ -84,6 +103,9 @@ func (s *Service) handleRegisterPost(w http.ResponseWriter, r *http.Request) {
 	}
 	if addr, err := mail.ParseAddress(form.email); err != nil || addr.Name != "" || addr.Address != form.email {
 		form.errors["email"] = l.T(msgRegisterEmailBad)
+	}
+	if s.cfg.Registration == "token" && form.token == "" {
+		form.errors["registration_token"] = l.T(msgRegisterTokenRequired)
 	}
 	if id := checkNewPassword(form.password, form.username); id != "" {
 		form.errors["password"] = l.T(id)
@@ -126,6 +148,19 @@ func (s *Service) handleRegisterPost(w http.ResponseWriter, r *http.Request) {
 		retryAfter(w, wait)
 		s.renderRegister(w, r, http.StatusTooManyRequests, f, g, form, l.T(msgRegisterRateLimited))
 		return
+	}
+	if s.cfg.Registration == "token" {
+		// The use is spent here, before the email is sent: a registration that is
+		// never finished costs one use of the token.
+		if _, err := s.accounts.UseRegistrationToken(ctx, &accountsv1.UseRegistrationTokenRequest{Token: form.token}); err != nil {
+			if errs.KindOf(err) != errs.KindFailedPrecondition {
+				s.failure(w, r, "use registration token", err)
+				return
+			}
+			form.errors["registration_token"] = l.T(msgRegisterTokenInvalid)
+			s.renderRegister(w, r, http.StatusForbidden, f, g, form, "")
+			return
+		}
 	}
 	started, err := s.notify.StartVerification(ctx, &notifyv1.StartVerificationRequest{
 		Email: form.email, Purpose: notifyv1.Purpose_PURPOSE_REGISTRATION, ClientIp: clientIP(r), Locale: l.lang,
@@ -206,11 +241,16 @@ func (s *Service) renderRegister(w http.ResponseWriter, r *http.Request, status 
 			Autocomplete: "new-password", Error: form.errors["password_confirm"], Required: true,
 		},
 		TermsURI: s.cfg.TermsURI, Terms: form.terms, TermsErr: form.errors["terms"],
+		NeedToken: s.cfg.Registration == "token",
+		Token: field{
+			ID: "registration_token", Name: "registration_token", Type: "text", Label: l.T(msgFieldRegToken), Hint: l.T(msgFieldRegTokenHint),
+			Autocomplete: "off", Autocapitalize: "none", Value: form.token, Error: form.errors["registration_token"], Required: true, MaxLength: 128,
+		},
 	}
 	if g != nil {
 		v.Subtitle = l.T(msgLoginFor, clientName(g.GetClient()))
 	}
-	focusFirst(&v.Username, &v.Email, &v.Password, &v.Confirm)
+	focusFirst(&v.Username, &v.Email, &v.Password, &v.Confirm, &v.Token)
 	s.render(w, r, status, "register", &view{Title: l.T(msgRegisterTitle), CSRF: s.csrfToken(w, r, "register"), Error: formErr, Page: v})
 }
 
@@ -305,7 +345,7 @@ func (s *Service) handleVerifyPost(w http.ResponseWriter, r *http.Request) {
 		s.failure(w, r, "start browser session", err)
 		return
 	}
-	s.continueFlow(w, r, flow{grant: p.grant, device: p.device})
+	s.continueFlow(w, r, flow{grant: p.grant, device: p.device, next: f.next})
 }
 
 // registrationFailed answers a refused Register after the address was

@@ -48,6 +48,10 @@ type Config struct {
 	ServerName string
 	// TermsURI, when set, must be accepted to create an account.
 	TermsURI string
+	// Registration is open, token (a registration token is required) or closed.
+	Registration string
+	// LoginWithEmail lets people sign in with an email address.
+	LoginWithEmail bool
 }
 
 // Deps are the service's connections to the other services.
@@ -81,6 +85,8 @@ type Service struct {
 	loginPerAccount *limiter
 	registerPerIP   *limiter
 	linkPerIP       *limiter
+	recoverPerIP    *limiter  // recovery emails per IP address (recover.go)
+	sso             *ssoStore // pending compat SSO sign-ins (sso.go)
 }
 
 // New returns the web service.
@@ -113,6 +119,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		loginPerAccount: newLimiter(1800, 1800.0/3600),
 		registerPerIP:   newLimiter(3, 3.0/3600),
 		linkPerIP:       newLimiter(10, 10.0/60),
+		recoverPerIP:    newLimiter(3, 3.0/3600),
+		sso:             newSSOStore(),
 	}
 	s.cop = http.NewCrossOriginProtection()
 	// The public origin is ours even when a proxy in front rewrites Host.
@@ -138,7 +146,8 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 	return New(Config{
 		PublicURL:   rt.Config.PublicURL,
 		ServiceName: rt.Config.Branding.ServiceName,
-		ServerName:  rt.Config.Matrix.ServerName,
+		TermsURI:    rt.Config.Branding.TermsURI, Registration: rt.Config.Account.Registration, LoginWithEmail: rt.Config.Account.LoginWithEmail,
+		ServerName: rt.Config.Matrix.ServerName,
 	}, Deps{
 		Accounts:  accountsv1.NewAccountsServiceClient(conns["accounts"]),
 		Authorize: authorizev1.NewAuthorizeServiceClient(conns["authorize"]),
@@ -164,10 +173,11 @@ func (s *Service) Run(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 			now := s.now()
-			for _, l := range []*limiter{s.loginPerIP, s.loginPerAccount, s.registerPerIP, s.linkPerIP} {
+			for _, l := range []*limiter{s.loginPerIP, s.loginPerAccount, s.registerPerIP, s.linkPerIP, s.recoverPerIP} {
 				l.sweep(now)
 			}
 			s.pending.sweep(now)
+			s.sso.sweep(now)
 		}
 	}
 }
@@ -185,6 +195,10 @@ func (s *Service) RegisterHTTP(mux *http.ServeMux) {
 	mux.Handle("/link", s.page(s.handleLinkGet, s.handleLinkPost))
 	mux.Handle("/link/done", s.page(s.handleLinkDone, nil))
 	mux.Handle("/logout", s.page(nil, s.handleLogoutPost))
+	s.registerAccount(mux)
+	mux.Handle("/recover", s.page(s.handleRecoverGet, s.handleRecoverPost))
+	mux.Handle("/recover/{ticket}", s.page(s.handleRecoverTicketGet, s.handleRecoverTicketPost))
+	s.registerSSO(mux)
 	mux.Handle("/", s.page(s.handleNotFound, s.handleNotFound))
 }
 

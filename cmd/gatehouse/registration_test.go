@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
+)
+
+// form is a browser without JavaScript: it loads a page, keeps its cookies and
+// posts the page's form back with its CSRF token.
+type form struct {
+	c    *http.Client
+	base string
+}
+
+func newForm(t *testing.T, base string) *form {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &form{c: &http.Client{Jar: jar, CheckRedirect: noRedirects, Timeout: 30 * time.Second}, base: base}
+}
+
+func (f *form) get(t *testing.T, path string) (int, string) {
+	t.Helper()
+	resp, err := f.c.Get(f.base + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// post loads path, then posts values with the page's CSRF token.
+func (f *form) post(t *testing.T, path string, values url.Values) (*http.Response, string) {
+	t.Helper()
+	_, page := f.get(t, path)
+	m := csrfField.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no CSRF token on %s:\n%s", path, page)
+	}
+	values.Set("csrf", m[1])
+	req, _ := http.NewRequest(http.MethodPost, f.base+path, strings.NewReader(values.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", strings.TrimSuffix(f.base, "/"))
+	resp, err := f.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+// Registration can be closed, or require a registration token; people may
+// sign in with their email address when the deployment allows it.
+func TestRegistrationPolicy(t *testing.T) {
+	t.Run("closed", func(t *testing.T) {
+		s := startServe(t, dataDir(t), "GATEHOUSE_REGISTRATION=closed")
+		f := newForm(t, "http://"+s.http+"/")
+		if status, body := f.get(t, "register"); status != http.StatusForbidden || !strings.Contains(body, "Registration is closed") {
+			t.Fatalf("closed registration page: %d", status)
+		}
+	})
+	t.Run("token", func(t *testing.T) {
+		s := startServe(t, dataDir(t), "GATEHOUSE_REGISTRATION=token")
+		f := newForm(t, "http://"+s.http+"/")
+		code, out, errOut := s.cli(t, "registration-token", "add", "--uses", "1")
+		if code != 0 {
+			t.Fatalf("registration-token add: %s", errOut)
+		}
+		token := strings.Fields(out)[0]
+		fields := func(tok, user string) url.Values {
+			return url.Values{"username": {user}, "email": {user + "@example.com"}, "password": {"a long passphrase 42"},
+				"password_confirm": {"a long passphrase 42"}, "registration_token": {tok}}
+		}
+		if _, body := f.post(t, "register", fields("", "dora")); !strings.Contains(body, "Enter the registration token") {
+			t.Fatal("a registration without a token was not asked for one")
+		}
+		if resp, body := f.post(t, "register", fields("made-up-token", "dora")); resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "not valid") {
+			t.Fatalf("a made-up token: %d", resp.StatusCode)
+		}
+		if resp, _ := f.post(t, "register", fields(token, "dora")); resp.StatusCode != http.StatusSeeOther || !strings.Contains(resp.Header.Get("Location"), "register/verify") {
+			t.Fatalf("a valid token: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+		}
+		// The one use is spent.
+		other := newForm(t, "http://"+s.http+"/")
+		if resp, _ := other.post(t, "register", fields(token, "erik")); resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("a used-up token: %d", resp.StatusCode)
+		}
+		if _, out, _ := s.cli(t, "registration-token", "list"); !strings.Contains(out, "1/1") {
+			t.Fatalf("registration-token list:\n%s", out)
+		}
+	})
+	t.Run("login with email", func(t *testing.T) {
+		e := newOAuthEnv(t, "GATEHOUSE_LOGIN_WITH_EMAIL=true")
+		_, err := accountsv1.NewAccountsServiceClient(e.conn).Register(context.Background(),
+			&accountsv1.RegisterRequest{Username: "fay", Password: "fay's password", Email: "fay@example.com"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := newForm(t, e.issuer)
+		resp, _ := f.post(t, "login", url.Values{"username": {"fay@example.com"}, "password": {"fay's password"}})
+		if resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("sign-in with an email address: %d", resp.StatusCode)
+		}
+		if _, body := f.get(t, ""); !strings.Contains(body, "fay") {
+			t.Fatal("not signed in as fay after signing in with her email address")
+		}
+	})
+}

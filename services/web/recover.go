@@ -1,0 +1,278 @@
+package web
+
+import (
+	"net/http"
+	"net/mail"
+	"strings"
+
+	"gatehouse.dev/platform/errs"
+	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
+	notifyv1 "gatehouse.dev/proto/gatehouse/notify/v1"
+)
+
+// Password recovery.
+//
+//   - GET /recover asks for an email address. POST /recover asks notify for a
+//     RECOVERY verification, naming the account when accounts knows the
+//     address (notify then emails a link to <public_url>recover/<ticket>, and
+//     sends nothing otherwise, at the same cost). The answer is always the same
+//     page, whether or not an account uses the address. Requests are limited
+//     per IP address here (recoverPerIP) and per address and IP by notify.
+//   - GET /recover/<ticket> only shows the form to choose a new password: a
+//     ticket works once (notify.CheckRecoveryTicket consumes it), and mail
+//     scanners open the links of the emails they check, so opening the link
+//     must not use it up.
+//   - POST /recover/<ticket> checks the new password first (a refused password
+//     does not cost the ticket), then consumes the ticket, sets the password
+//     and ends all of the user's browser sessions.
+
+// recoverTicketLength is the length of notify's recovery tickets, of
+// letters and digits: anything else is refused without a call.
+const recoverTicketLength = 32
+
+// recoverView is the data of the page asking for the email address.
+type recoverView struct {
+	Action    string
+	Email     field
+	SignInURL string
+}
+
+// recoverPasswordView is the data of the page choosing the new password.
+type recoverPasswordView struct {
+	Action   string
+	Password field
+	Confirm  field
+}
+
+// recoverMessageView is the data of the recovery pages that only say
+// something, with a link to go on.
+type recoverMessageView struct {
+	Message  string
+	Detail   string
+	LinkURL  string
+	LinkText string
+	// Primary shows the link as the page's main button.
+	Primary bool
+}
+
+func (s *Service) handleRecoverGet(w http.ResponseWriter, r *http.Request) {
+	s.renderRecover(w, r, http.StatusOK, "", "", "")
+}
+
+func (s *Service) handleRecoverPost(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		s.errorPage(w, r, http.StatusBadRequest, msgErrTitle, msgErrBadRequest)
+		return
+	}
+	l := s.localizer(r)
+	email := truncate(strings.TrimSpace(r.PostFormValue("email")), 254)
+	if !s.checkCSRF(r, "recover") {
+		s.renderRecover(w, r, http.StatusForbidden, email, "", l.T(msgErrFormExpired))
+		return
+	}
+	if email == "" {
+		s.renderRecover(w, r, http.StatusBadRequest, email, l.T(msgRecoverEmailNone), "")
+		return
+	}
+	if addr, err := mail.ParseAddress(email); err != nil || addr.Name != "" || addr.Address != email {
+		s.renderRecover(w, r, http.StatusBadRequest, email, l.T(msgRegisterEmailBad), "")
+		return
+	}
+	if ok, wait := s.recoverPerIP.allow(clientIP(r), s.now()); !ok {
+		retryAfter(w, wait)
+		s.renderRecover(w, r, http.StatusTooManyRequests, email, "", l.T(msgRecoverRateLimited))
+		return
+	}
+	ctx := s.asWeb(r.Context())
+	// Only an active account gets a link; for the others, as for unknown
+	// addresses, notify sends nothing and answers the same.
+	var userID string
+	found, err := s.accounts.GetUserByEmail(ctx, &accountsv1.GetUserByEmailRequest{Email: email})
+	switch {
+	case err == nil:
+		if u := found.GetUser(); !u.GetLocked() && !u.GetDeactivated() {
+			userID = found.GetUser().GetId()
+		}
+	case errs.KindOf(err) != errs.KindNotFound && errs.KindOf(err) != errs.KindInvalid:
+		s.failure(w, r, "find user by email", err)
+		return
+	}
+	_, err = s.notify.StartVerification(ctx, &notifyv1.StartVerificationRequest{
+		Email: email, Purpose: notifyv1.Purpose_PURPOSE_RECOVERY, UserId: userID, ClientIp: clientIP(r), Locale: l.lang,
+	})
+	if err != nil {
+		switch errs.KindOf(err) {
+		case errs.KindInvalid:
+			s.renderRecover(w, r, http.StatusBadRequest, email, l.T(msgRegisterEmailBad), "")
+		case errs.KindRateLimited:
+			// notify's message says when to try again.
+			s.renderRecover(w, r, http.StatusTooManyRequests, email, "", errs.PublicMessage(err))
+		default:
+			s.failure(w, r, "start recovery", err)
+		}
+		return
+	}
+	s.render(w, r, http.StatusOK, "recover_message", &view{Title: l.T(msgRecoverSentTitle), Page: recoverMessageView{
+		Message: l.T(msgRecoverSentBody, email), Detail: l.T(msgRecoverSentSpam),
+		LinkURL: s.path("recover"), LinkText: l.T(msgRecoverSentAgain),
+	}})
+}
+
+// renderRecover shows the form asking for the address.
+func (s *Service) renderRecover(w http.ResponseWriter, r *http.Request, status int, email, emailErr, formErr string) {
+	l := s.localizer(r)
+	v := recoverView{
+		Action:    s.path("recover"),
+		SignInURL: s.path("login"),
+		Email: field{
+			ID: "email", Name: "email", Type: "email", Label: l.T(msgFieldEmail), Hint: l.T(msgRecoverEmailHint),
+			Autocomplete: "email", Value: email, Error: emailErr, Required: true, MaxLength: 254,
+		},
+	}
+	focusFirst(&v.Email)
+	s.render(w, r, status, "recover", &view{Title: l.T(msgRecoverTitle), CSRF: s.csrfToken(w, r, "recover"), Error: formErr, Page: v})
+}
+
+// recoverTicket reads the ticket of a recovery link, or shows the page of an
+// invalid link and reports false.
+func (s *Service) recoverTicket(w http.ResponseWriter, r *http.Request) (string, bool) {
+	t := r.PathValue("ticket")
+	ok := len(t) == recoverTicketLength
+	for i := 0; ok && i < len(t); i++ {
+		c := t[i]
+		ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+	}
+	if !ok {
+		s.recoverInvalid(w, r, http.StatusNotFound, msgRecoverInvalidLink)
+		return "", false
+	}
+	return t, true
+}
+
+// recoverInvalid shows why a recovery link does not work, with a way to ask
+// for a new one.
+func (s *Service) recoverInvalid(w http.ResponseWriter, r *http.Request, status int, message msgID) {
+	l := s.localizer(r)
+	s.render(w, r, status, "recover_message", &view{Title: l.T(msgRecoverInvalidTitle), Page: recoverMessageView{
+		Message: l.T(message), LinkURL: s.path("recover"), LinkText: l.T(msgRecoverStartAgain), Primary: true,
+	}})
+}
+
+// handleRecoverTicketGet shows the new password form. It does not use the
+// ticket up (see the top of this file).
+func (s *Service) handleRecoverTicketGet(w http.ResponseWriter, r *http.Request) {
+	ticket, ok := s.recoverTicket(w, r)
+	if !ok {
+		return
+	}
+	s.renderRecoverPassword(w, r, http.StatusOK, ticket, map[string]string{}, "")
+}
+
+func (s *Service) handleRecoverTicketPost(w http.ResponseWriter, r *http.Request) {
+	ticket, ok := s.recoverTicket(w, r)
+	if !ok {
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		s.errorPage(w, r, http.StatusBadRequest, msgErrTitle, msgErrBadRequest)
+		return
+	}
+	l := s.localizer(r)
+	password, confirm := r.PostFormValue("password"), r.PostFormValue("password_confirm")
+	if !s.checkCSRF(r, "recover-password") {
+		s.renderRecoverPassword(w, r, http.StatusForbidden, ticket, map[string]string{}, l.T(msgErrFormExpired))
+		return
+	}
+	fieldErrs := map[string]string{}
+	if id := checkNewPassword(password, ""); id != "" {
+		fieldErrs["password"] = l.T(id)
+	} else if confirm != password {
+		fieldErrs["password_confirm"] = l.T(msgRegisterConfirmWrong)
+	}
+	if len(fieldErrs) > 0 {
+		s.renderRecoverPassword(w, r, http.StatusBadRequest, ticket, fieldErrs, "")
+		return
+	}
+	checked, err := s.notify.CheckRecoveryTicket(s.asWeb(r.Context()), &notifyv1.CheckRecoveryTicketRequest{Ticket: ticket})
+	if err != nil {
+		switch errs.KindOf(err) {
+		case errs.KindNotFound, errs.KindInvalid:
+			s.recoverInvalid(w, r, http.StatusNotFound, msgRecoverInvalidLink)
+		case errs.KindFailedPrecondition:
+			s.recoverInvalid(w, r, http.StatusGone, msgRecoverExpiredLink)
+		default:
+			s.failure(w, r, "check recovery ticket", err)
+		}
+		return
+	}
+	userID := checked.GetUserId()
+	if userID == "" {
+		// notify issues no ticket for an address without an account.
+		s.logger.ErrorContext(r.Context(), "recovery ticket without a user", "verification", checked.GetVerificationId())
+		s.recoverInvalid(w, r, http.StatusNotFound, msgRecoverInvalidLink)
+		return
+	}
+	ctx := s.asUser(r.Context(), userID)
+	if _, err := s.accounts.SetPassword(ctx, &accountsv1.SetPasswordRequest{UserId: userID, NewPassword: password}); err != nil {
+		switch errs.KindOf(err) {
+		case errs.KindFailedPrecondition, errs.KindPermissionDenied, errs.KindNotFound:
+			s.errorPage(w, r, http.StatusForbidden, msgErrTitle, msgRecoverAccountBlocked)
+		case errs.KindInvalid:
+			// accounts refused a password these pages accepted: the ticket
+			// is spent, so the person asks for a new link.
+			s.recoverInvalid(w, r, http.StatusBadRequest, msgRecoverExpiredLink)
+		default:
+			s.failure(w, r, "set password", err)
+		}
+		return
+	}
+	if err := s.endBrowserSessions(r, userID); err != nil {
+		// The password is changed; say so, and log what could not be ended.
+		s.logger.ErrorContext(r.Context(), "end browser sessions after recovery", "user", userID, "err", err)
+	}
+	// Whoever this browser was signed in as, it now starts afresh.
+	s.clearCookie(w, sessionCookie)
+	s.render(w, r, http.StatusOK, "recover_message", &view{Title: l.T(msgRecoverDoneTitle), Page: recoverMessageView{
+		Message: l.T(msgRecoverDoneBody), LinkURL: s.path("login"), LinkText: l.T(msgRecoverDoneSignIn), Primary: true,
+	}})
+}
+
+// endBrowserSessions signs the user out of every browser.
+func (s *Service) endBrowserSessions(r *http.Request, userID string) error {
+	ctx := s.asUser(r.Context(), userID)
+	list, err := s.accounts.ListBrowserSessions(ctx, &accountsv1.ListBrowserSessionsRequest{UserId: userID})
+	if err != nil {
+		return err
+	}
+	var first error
+	for _, bs := range list.GetSessions() {
+		if bs.GetEndedAt() != nil {
+			continue
+		}
+		_, err := s.accounts.EndBrowserSession(ctx, &accountsv1.EndBrowserSessionRequest{SessionId: bs.GetSessionId(), UserId: userID})
+		if err != nil && first == nil && errs.KindOf(err) != errs.KindFailedPrecondition && errs.KindOf(err) != errs.KindNotFound {
+			first = err
+		}
+	}
+	return first
+}
+
+// renderRecoverPassword shows the form choosing the new password.
+func (s *Service) renderRecoverPassword(w http.ResponseWriter, r *http.Request, status int, ticket string, fieldErrs map[string]string, formErr string) {
+	l := s.localizer(r)
+	v := recoverPasswordView{
+		Action: s.path("recover/" + ticket),
+		Password: field{
+			ID: "password", Name: "password", Type: "password", Label: l.T(msgFieldNewPassword), Hint: l.T(msgFieldNewPasswordHint),
+			Autocomplete: "new-password", Error: fieldErrs["password"], Required: true,
+		},
+		Confirm: field{
+			ID: "password_confirm", Name: "password_confirm", Type: "password", Label: l.T(msgFieldConfirmPassword),
+			Autocomplete: "new-password", Error: fieldErrs["password_confirm"], Required: true,
+		},
+	}
+	focusFirst(&v.Password, &v.Confirm)
+	s.render(w, r, status, "recover_password", &view{
+		Title: l.T(msgRecoverChooseTitle), CSRF: s.csrfToken(w, r, "recover-password"), Error: formErr, Page: v,
+	})
+}

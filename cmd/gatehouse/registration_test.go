@@ -118,3 +118,29 @@ func TestRegistrationPolicy(t *testing.T) {
 		}
 	})
 }
+
+// Wrong codes on the verification page are limited: after five, even the
+// right code no longer works and the page says to ask for a new one.
+func TestWrongCodeAttemptsLimited(t *testing.T) {
+	dir := dataDir(t)
+	s := startServe(t, dir)
+	f := newForm(t, "http://"+s.http+"/")
+	resp, _ := f.post(t, "register", url.Values{"username": {"gina"}, "email": {"gina@example.com"},
+		"password": {"a long passphrase 42"}, "password_confirm": {"a long passphrase 42"}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("registration form: %d", resp.StatusCode)
+	}
+	code := emailedCode(t, dir, "gina@example.com")
+	wrong := "000000"
+	if code == wrong {
+		wrong = "111111"
+	}
+	for i, left := range []string{"4 attempts left", "3 attempts left", "2 attempts left", "1 attempt left", "no attempts left"} {
+		if _, body := f.post(t, "register/verify", url.Values{"code": {wrong}}); !strings.Contains(body, left) {
+			t.Fatalf("wrong code %d: the page does not say %q", i+1, left)
+		}
+	}
+	if _, body := f.post(t, "register/verify", url.Values{"code": {code}}); !strings.Contains(body, "tried too many times") {
+		t.Fatal("the right code still worked after five wrong ones")
+	}
+}

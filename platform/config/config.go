@@ -119,6 +119,9 @@ type Telemetry struct {
 type Passwords struct {
 	// Argon2 holds the argon2id cost parameters.
 	Argon2 Argon2 `yaml:"argon2"`
+	// MinStrengthBits is the least estimated strength, in bits, of a new password
+	// chosen on the pages (GATEHOUSE_PASSWORD_MIN_STRENGTH_BITS, 20..128; 40 by default).
+	MinStrengthBits int `yaml:"min_strength_bits"`
 }
 
 // Argon2 holds argon2id cost parameters; the OWASP minimum is m=19456 KiB, t=2, p=1.
@@ -203,7 +206,7 @@ func Default() Config {
 		NATS:      NATS{Replicas: 1},
 		Log:       Log{Level: "info", Format: "text"},
 		Telemetry: Telemetry{Traces: "none", SampleRatio: 1},
-		Passwords: Passwords{Argon2: Argon2{MemoryKiB: 19456, Iterations: 2, Parallelism: 1}},
+		Passwords: Passwords{Argon2: Argon2{MemoryKiB: 19456, Iterations: 2, Parallelism: 1}, MinStrengthBits: 40},
 		Matrix: Matrix{
 			ServerName: "localhost",
 		},

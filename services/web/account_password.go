@@ -79,7 +79,7 @@ func (s *Service) handlePasswordPost(w http.ResponseWriter, r *http.Request) {
 	if current == "" {
 		e.current = l.T(msgLoginPasswordNone)
 	}
-	if id := checkNewPassword(next, who.user.GetUsername()); id != "" {
+	if id := checkNewPassword(next, who.user.GetUsername(), s.minPasswordBits()); id != "" {
 		e.next = l.T(id)
 	} else if confirm != next {
 		e.confirm = l.T(msgRegisterConfirmWrong)

@@ -77,7 +77,7 @@ func passwordBits(pw string) float64 {
 
 // checkNewPassword returns the message to show for a new password that is
 // not good enough, or "".
-func checkNewPassword(pw, username string) msgID {
+func checkNewPassword(pw, username string, minBits float64) msgID {
 	n := utf8.RuneCountInString(pw)
 	lower := strings.ToLower(pw)
 	user := strings.ToLower(username)
@@ -89,9 +89,9 @@ func checkNewPassword(pw, username string) msgID {
 	case commonPasswords[lower] || commonPasswords[strings.TrimRightFunc(lower, unicode.IsDigit)] ||
 		commonPasswords[strings.TrimRightFunc(lower, func(c rune) bool { return unicode.IsDigit(c) || unicode.IsPunct(c) })]:
 		return msgRegisterPasswordCommn
-	case len(user) >= 3 && strings.Contains(lower, user) && passwordBits(strings.ReplaceAll(lower, user, "")) < minPasswordBits:
+	case len(user) >= 3 && strings.Contains(lower, user) && passwordBits(strings.ReplaceAll(lower, user, "")) < minBits:
 		return msgRegisterPasswordUser
-	case passwordBits(pw) < minPasswordBits:
+	case passwordBits(pw) < minBits:
 		return msgRegisterPasswordWeak
 	}
 	return ""

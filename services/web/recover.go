@@ -184,7 +184,7 @@ func (s *Service) handleRecoverTicketPost(w http.ResponseWriter, r *http.Request
 		return
 	}
 	fieldErrs := map[string]string{}
-	if id := checkNewPassword(password, ""); id != "" {
+	if id := checkNewPassword(password, "", s.minPasswordBits()); id != "" {
 		fieldErrs["password"] = l.T(id)
 	} else if confirm != password {
 		fieldErrs["password_confirm"] = l.T(msgRegisterConfirmWrong)

@@ -107,7 +107,7 @@ func (s *Service) handleRegisterPost(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Registration == "token" && form.token == "" {
 		form.errors["registration_token"] = l.T(msgRegisterTokenRequired)
 	}
-	if id := checkNewPassword(form.password, form.username); id != "" {
+	if id := checkNewPassword(form.password, form.username, s.minPasswordBits()); id != "" {
 		form.errors["password"] = l.T(id)
 	} else if form.confirm != form.password {
 		form.errors["password_confirm"] = l.T(msgRegisterConfirmWrong)

@@ -52,6 +52,9 @@ type Config struct {
 	Registration string
 	// LoginWithEmail lets people sign in with an email address.
 	LoginWithEmail bool
+	// MinPasswordBits is the least estimated strength of a new password, in
+	// bits; zero means the default (minPasswordBits).
+	MinPasswordBits int
 }
 
 // Deps are the service's connections to the other services.
@@ -147,7 +150,8 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 		PublicURL:   rt.Config.PublicURL,
 		ServiceName: rt.Config.Branding.ServiceName,
 		TermsURI:    rt.Config.Branding.TermsURI, Registration: rt.Config.Account.Registration, LoginWithEmail: rt.Config.Account.LoginWithEmail,
-		ServerName: rt.Config.Matrix.ServerName,
+		MinPasswordBits: rt.Config.Passwords.MinStrengthBits,
+		ServerName:      rt.Config.Matrix.ServerName,
 	}, Deps{
 		Accounts:  accountsv1.NewAccountsServiceClient(conns["accounts"]),
 		Authorize: authorizev1.NewAuthorizeServiceClient(conns["authorize"]),
@@ -268,4 +272,12 @@ func clientIP(r *http.Request) string {
 		host = host[:i]
 	}
 	return strings.Trim(host, "[]")
+}
+
+// minPasswordBits is the configured least strength of a new password.
+func (s *Service) minPasswordBits() float64 {
+	if s.cfg.MinPasswordBits > 0 {
+		return float64(s.cfg.MinPasswordBits)
+	}
+	return minPasswordBits
 }

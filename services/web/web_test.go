@@ -368,7 +368,7 @@ func TestPasswordStrength(t *testing.T) {
 		{strings.Repeat("ab", 129), "", msgRegisterPasswordLong},
 	}
 	for _, tt := range tests {
-		if got := checkNewPassword(tt.pw, tt.user); got != tt.want {
+		if got := checkNewPassword(tt.pw, tt.user, minPasswordBits); got != tt.want {
 			t.Errorf("checkNewPassword(%q, %q) = %q, want %q", tt.pw, tt.user, got, tt.want)
 		}
 	}
@@ -472,5 +472,21 @@ func TestMessageCatalog(t *testing.T) {
 				t.Errorf("%s lacks %q", lang, id)
 			}
 		}
+	}
+}
+
+// The strength minimum comes from configuration: a password good enough by
+// default is refused under a stricter minimum.
+func TestConfiguredPasswordStrength(t *testing.T) {
+	const pw = "Tr0ub4dor"
+	if got := checkNewPassword(pw, "", minPasswordBits); got != "" {
+		t.Fatalf("default minimum refused %q: %s", pw, got)
+	}
+	if got := checkNewPassword(pw, "", 80); got != msgRegisterPasswordWeak {
+		t.Fatalf("an 80-bit minimum accepted %q (%s)", pw, got)
+	}
+	s := &Service{cfg: Config{MinPasswordBits: 80}}
+	if s.minPasswordBits() != 80 || (&Service{}).minPasswordBits() != minPasswordBits {
+		t.Fatal("the configured minimum is not used")
 	}
 }

@@ -183,6 +183,8 @@ type Branding struct {
 	TermsURI string `yaml:"terms_uri"`
 	// PolicyURI, when set, is the privacy policy linked on the pages.
 	PolicyURI string `yaml:"policy_uri"`
+	// LogoURI, when set, is an https image shown next to the service name.
+	LogoURI string `yaml:"logo_uri"`
 }
 
 // Account configures what people may do with their accounts.

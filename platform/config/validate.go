@@ -44,7 +44,10 @@ func (c Config) Validate() error {
 	p.validateOAuth(c.OAuth)
 	p.inRange("passwords.min_strength_bits", c.Passwords.MinStrengthBits, 20, 128)
 	p.oneOf("account.registration", c.Account.Registration, "open", "token", "closed")
-	for field, u := range map[string]string{"branding.terms_uri": c.Branding.TermsURI, "branding.policy_uri": c.Branding.PolicyURI} {
+	if u := c.Branding.LogoURI; u != "" && !strings.HasPrefix(u, "https://") {
+		p.add("branding.logo_uri", "must be an https URL")
+	}
+	for field, u := range map[string]string{"branding.terms_uri": c.Branding.TermsURI, "branding.policy_uri": c.Branding.PolicyURI, "branding.logo_uri": c.Branding.LogoURI} {
 		if u != "" {
 			p.check(field, checkHTTPURL(u))
 		}

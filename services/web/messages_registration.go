@@ -13,6 +13,7 @@ const (
 	msgCrossSigningAllowedH  msgID = "account.cross_signing.allowed_heading"
 	msgCrossSigningAllowed   msgID = "account.cross_signing.allowed"
 	msgHomeAccount           msgID = "home.account"
+	msgLayoutPrivacy         msgID = "layout.privacy"
 )
 
 var registrationCatalogs = map[string]map[msgID]string{
@@ -27,6 +28,7 @@ var registrationCatalogs = map[string]map[msgID]string{
 		msgCrossSigningAllowedH:  "You can reset your digital identity now",
 		msgCrossSigningAllowed:   "Go back to your app and finish the reset within 10 minutes. After that, it will ask you to come here again.",
 		msgHomeAccount:           "Manage your account",
+		msgLayoutPrivacy:         "Privacy policy",
 	},
 }
 

@@ -83,6 +83,10 @@ type view struct {
 	Base string
 	// ServerName is the Matrix server the accounts belong to.
 	ServerName string
+	// TermsURI and PolicyURI are the deployment's terms and privacy policy, linked in the footer.
+	TermsURI, PolicyURI string
+	// LogoURI is the deployment's logo, shown next to its name (https only).
+	LogoURI string
 	// User is the signed-in user, if the page shows them.
 	User *accountsv1.User
 	// UserID is the user's Matrix ID, @alice:example.org.
@@ -138,6 +142,7 @@ func focusFirst(fields ...*field) {
 func (s *Service) render(w http.ResponseWriter, r *http.Request, status int, name string, v *view) {
 	l := s.localizer(r)
 	v.Lang, v.ServiceName, v.Base, v.ServerName = l.lang, s.cfg.ServiceName, s.base.Path, s.serverName()
+	v.TermsURI, v.PolicyURI, v.LogoURI = s.cfg.TermsURI, s.cfg.PolicyURI, s.cfg.LogoURI
 	if v.User != nil && v.UserID == "" {
 		v.UserID = s.matrixID(v.User.GetUsername())
 	}

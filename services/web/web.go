@@ -48,6 +48,10 @@ type Config struct {
 	ServerName string
 	// TermsURI, when set, must be accepted to create an account.
 	TermsURI string
+	// PolicyURI is the privacy policy linked on every page.
+	PolicyURI string
+	// LogoURI is the deployment's logo (https).
+	LogoURI string
 	// Registration is open, token (a registration token is required) or closed.
 	Registration string
 	// LoginWithEmail lets people sign in with an email address.
@@ -149,7 +153,7 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 	return New(Config{
 		PublicURL:   rt.Config.PublicURL,
 		ServiceName: rt.Config.Branding.ServiceName,
-		TermsURI:    rt.Config.Branding.TermsURI, Registration: rt.Config.Account.Registration, LoginWithEmail: rt.Config.Account.LoginWithEmail,
+		TermsURI:    rt.Config.Branding.TermsURI, PolicyURI: rt.Config.Branding.PolicyURI, LogoURI: rt.Config.Branding.LogoURI, Registration: rt.Config.Account.Registration, LoginWithEmail: rt.Config.Account.LoginWithEmail,
 		MinPasswordBits: rt.Config.Passwords.MinStrengthBits,
 		ServerName:      rt.Config.Matrix.ServerName,
 	}, Deps{

@@ -227,7 +227,7 @@ func TestAccountPagesInBrowser(t *testing.T) {
 		{"org.matrix.profile", "/account", "", "Email addresses"},
 		{"org.matrix.devices_list", "/account/sessions", "", "Browsers"},
 		{"org.matrix.sessions_list", "/account/sessions", "", "Browsers"},
-		{"org.matrix.cross_signing_reset", "/account/cross-signing-reset", "account-cross-signing-reset", "cannot approve the reset yet"},
+		{"org.matrix.cross_signing_reset", "/account/cross-signing-reset", "account-cross-signing-reset", "Allow the reset for 10 minutes"},
 		{"org.matrix.account_deactivate", "/account/deactivate", "account-deactivate", "Deactivate your account"},
 	} {
 		b.open(action.action, e.issuer+"account?action="+action.action)
@@ -238,6 +238,13 @@ func TestAccountPagesInBrowser(t *testing.T) {
 			b.page(action.shot)
 		}
 	}
+	// With no homeserver connected, the reset cannot be approved, and the page says so.
+	b.open("cross-signing", e.issuer+"account/cross-signing-reset")
+	b.submit("allow the reset", `form button.primary`)
+	if !strings.Contains(b.text("main"), "not connected to a homeserver") {
+		t.Errorf("allowing a reset without a homeserver:\n%s", b.pageText())
+	}
+	b.open("deactivate", e.issuer+"account?action=org.matrix.account_deactivate")
 
 	// Deactivation needs the password and the confirmation.
 	b.fill("password", newPassword)

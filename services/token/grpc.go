@@ -42,7 +42,7 @@ func (g *grpcServer) ListSessions(ctx context.Context, req *tokenv1.ListSessions
 		return nil, errs.InvalidField("user_id", "user_id is not a user id")
 	}
 	rows, err := g.svc.pool.Query(ctx, `
-		SELECT session_id, kind, client_id, user_id, scope, device_id, created_at, ended_at FROM sessions
+		SELECT session_id, kind, client_id, user_id, scope, device_id, created_at, ended_at, device_display_name FROM sessions
 		WHERE user_id = $1 AND ($2 OR ended_at IS NULL) ORDER BY created_at DESC LIMIT 1000`, req.GetUserId(), req.GetIncludeEnded())
 	if err != nil {
 		return nil, errs.Wrap(errs.KindUnavailable, "Sessions cannot be read right now.", err)
@@ -55,7 +55,7 @@ func (g *grpcServer) ListSessions(ctx context.Context, req *tokenv1.ListSessions
 			start time.Time
 			end   *time.Time
 		)
-		if err := rows.Scan(&s.SessionId, &s.Kind, &s.ClientId, &s.UserId, &s.Scope, &s.DeviceId, &start, &end); err != nil {
+		if err := rows.Scan(&s.SessionId, &s.Kind, &s.ClientId, &s.UserId, &s.Scope, &s.DeviceId, &start, &end, &s.DeviceDisplayName); err != nil {
 			return nil, errs.Wrap(errs.KindUnavailable, "Sessions cannot be read right now.", err)
 		}
 		s.CreatedAt = timestamp(start)

@@ -33,9 +33,9 @@ func applySessionEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) erro
 	switch ev := rec.Event.(type) {
 	case *eventsv1.SessionStarted:
 		_, err = tx.Exec(ctx, `
-			INSERT INTO sessions (session_id, kind, client_id, user_id, username, scope, device_id, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			ev.GetSessionId(), ev.GetKind(), ev.GetClientId(), ev.GetUserId(), ev.GetUsername(), ev.GetScope(), ev.GetDeviceId(), at)
+			INSERT INTO sessions (session_id, kind, client_id, user_id, username, scope, device_id, created_at, device_display_name)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			ev.GetSessionId(), ev.GetKind(), ev.GetClientId(), ev.GetUserId(), ev.GetUsername(), ev.GetScope(), ev.GetDeviceId(), at, ev.GetDeviceDisplayName())
 		if err == nil {
 			err = insertTokens(ctx, tx, ev.GetTokens(), at)
 		}
@@ -45,6 +45,8 @@ func applySessionEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) erro
 		if err == nil {
 			err = insertTokens(ctx, tx, ev, at)
 		}
+	case *eventsv1.SessionRenamed:
+		_, err = tx.Exec(ctx, `UPDATE sessions SET device_display_name = $2 WHERE session_id = $1`, ev.GetSessionId(), ev.GetDeviceDisplayName())
 	case *eventsv1.SessionEnded:
 		_, err = tx.Exec(ctx, `UPDATE sessions SET ended_at = $2, end_reason = $3 WHERE session_id = $1 AND ended_at IS NULL`,
 			ev.GetSessionId(), at, ev.GetReason())

@@ -53,6 +53,16 @@ func (p *provisioner) applySessionEvent(ctx context.Context, rec eventlog.Record
 			return nil // already over (its SessionEnded follows): no device to create
 		}
 		return p.upsertDevice(ctx, ev)
+	case *eventsv1.SessionRenamed:
+		st, err := p.session(ctx, ev.GetSessionId())
+		if err != nil || st.Ended || st.Started.GetDeviceId() == "" || st.Started.GetUsername() == "" {
+			return err
+		}
+		err = p.hs.UpdateDeviceDisplayName(ctx, st.Started.GetUsername(), st.Started.GetDeviceId(), ev.GetDeviceDisplayName())
+		if homeserver.IsNotFound(err) {
+			return nil // the device is gone from the homeserver: nothing to rename
+		}
+		return err
 	case *eventsv1.SessionEnded:
 		st, err := p.session(ctx, ev.GetSessionId())
 		if err != nil {

@@ -517,6 +517,60 @@ func (x *LoginTokenUsed) GetSessionId() string {
 	return ""
 }
 
+// SessionRenamed gives a session's device a new display name (shown in the
+// account page and on the homeserver).
+type SessionRenamed struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	SessionId         string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	DeviceDisplayName string                 `protobuf:"bytes,2,opt,name=device_display_name,json=deviceDisplayName,proto3" json:"device_display_name,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *SessionRenamed) Reset() {
+	*x = SessionRenamed{}
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionRenamed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionRenamed) ProtoMessage() {}
+
+func (x *SessionRenamed) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionRenamed.ProtoReflect.Descriptor instead.
+func (*SessionRenamed) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SessionRenamed) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *SessionRenamed) GetDeviceDisplayName() string {
+	if x != nil {
+		return x.DeviceDisplayName
+	}
+	return ""
+}
+
 var File_gatehouse_events_v1_token_proto protoreflect.FileDescriptor
 
 const file_gatehouse_events_v1_token_proto_rawDesc = "" +
@@ -563,7 +617,11 @@ const file_gatehouse_events_v1_token_proto_rawDesc = "" +
 	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"/\n" +
 	"\x0eLoginTokenUsed\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\x01 \x01(\tR\tsessionIdB2Z0gatehouse.dev/proto/gatehouse/events/v1;eventsv1b\x06proto3"
+	"session_id\x18\x01 \x01(\tR\tsessionId\"_\n" +
+	"\x0eSessionRenamed\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12.\n" +
+	"\x13device_display_name\x18\x02 \x01(\tR\x11deviceDisplayNameB2Z0gatehouse.dev/proto/gatehouse/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_gatehouse_events_v1_token_proto_rawDescOnce sync.Once
@@ -577,7 +635,7 @@ func file_gatehouse_events_v1_token_proto_rawDescGZIP() []byte {
 	return file_gatehouse_events_v1_token_proto_rawDescData
 }
 
-var file_gatehouse_events_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_gatehouse_events_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_gatehouse_events_v1_token_proto_goTypes = []any{
 	(*SessionStarted)(nil),        // 0: gatehouse.events.v1.SessionStarted
 	(*TokensIssued)(nil),          // 1: gatehouse.events.v1.TokensIssued
@@ -586,13 +644,14 @@ var file_gatehouse_events_v1_token_proto_goTypes = []any{
 	(*ClientAssertionUsed)(nil),   // 4: gatehouse.events.v1.ClientAssertionUsed
 	(*LoginTokenIssued)(nil),      // 5: gatehouse.events.v1.LoginTokenIssued
 	(*LoginTokenUsed)(nil),        // 6: gatehouse.events.v1.LoginTokenUsed
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*SessionRenamed)(nil),        // 7: gatehouse.events.v1.SessionRenamed
+	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
 }
 var file_gatehouse_events_v1_token_proto_depIdxs = []int32{
 	1, // 0: gatehouse.events.v1.SessionStarted.tokens:type_name -> gatehouse.events.v1.TokensIssued
-	7, // 1: gatehouse.events.v1.TokensIssued.access_expires_at:type_name -> google.protobuf.Timestamp
-	7, // 2: gatehouse.events.v1.ClientAssertionUsed.expires_at:type_name -> google.protobuf.Timestamp
-	7, // 3: gatehouse.events.v1.LoginTokenIssued.expires_at:type_name -> google.protobuf.Timestamp
+	8, // 1: gatehouse.events.v1.TokensIssued.access_expires_at:type_name -> google.protobuf.Timestamp
+	8, // 2: gatehouse.events.v1.ClientAssertionUsed.expires_at:type_name -> google.protobuf.Timestamp
+	8, // 3: gatehouse.events.v1.LoginTokenIssued.expires_at:type_name -> google.protobuf.Timestamp
 	4, // [4:4] is the sub-list for method output_type
 	4, // [4:4] is the sub-list for method input_type
 	4, // [4:4] is the sub-list for extension type_name
@@ -611,7 +670,7 @@ func file_gatehouse_events_v1_token_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_events_v1_token_proto_rawDesc), len(file_gatehouse_events_v1_token_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

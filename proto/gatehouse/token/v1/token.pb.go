@@ -267,17 +267,19 @@ func (*RevokeResponse) Descriptor() ([]byte, []int) {
 }
 
 type Session struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	Kind          string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
-	ClientId      string                 `protobuf:"bytes,3,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
-	UserId        string                 `protobuf:"bytes,4,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	Scope         string                 `protobuf:"bytes,5,opt,name=scope,proto3" json:"scope,omitempty"`
-	DeviceId      string                 `protobuf:"bytes,6,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	EndedAt       *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=ended_at,json=endedAt,proto3" json:"ended_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The device's display name, when one was given or set.
+	DeviceDisplayName string                 `protobuf:"bytes,9,opt,name=device_display_name,json=deviceDisplayName,proto3" json:"device_display_name,omitempty"`
+	SessionId         string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	Kind              string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	ClientId          string                 `protobuf:"bytes,3,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	UserId            string                 `protobuf:"bytes,4,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Scope             string                 `protobuf:"bytes,5,opt,name=scope,proto3" json:"scope,omitempty"`
+	DeviceId          string                 `protobuf:"bytes,6,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	CreatedAt         *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	EndedAt           *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=ended_at,json=endedAt,proto3" json:"ended_at,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Session) Reset() {
@@ -308,6 +310,13 @@ func (x *Session) ProtoReflect() protoreflect.Message {
 // Deprecated: Use Session.ProtoReflect.Descriptor instead.
 func (*Session) Descriptor() ([]byte, []int) {
 	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Session) GetDeviceDisplayName() string {
+	if x != nil {
+		return x.DeviceDisplayName
+	}
+	return ""
 }
 
 func (x *Session) GetSessionId() string {
@@ -957,6 +966,104 @@ func (*AllowCrossSigningResetResponse) Descriptor() ([]byte, []int) {
 	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{16}
 }
 
+type RenameSessionRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// When set, the session must belong to this user.
+	UserId string `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// At most 100 characters; empty clears the name.
+	DeviceDisplayName string `protobuf:"bytes,3,opt,name=device_display_name,json=deviceDisplayName,proto3" json:"device_display_name,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *RenameSessionRequest) Reset() {
+	*x = RenameSessionRequest{}
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenameSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenameSessionRequest) ProtoMessage() {}
+
+func (x *RenameSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenameSessionRequest.ProtoReflect.Descriptor instead.
+func (*RenameSessionRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *RenameSessionRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *RenameSessionRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *RenameSessionRequest) GetDeviceDisplayName() string {
+	if x != nil {
+		return x.DeviceDisplayName
+	}
+	return ""
+}
+
+type RenameSessionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenameSessionResponse) Reset() {
+	*x = RenameSessionResponse{}
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenameSessionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenameSessionResponse) ProtoMessage() {}
+
+func (x *RenameSessionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenameSessionResponse.ProtoReflect.Descriptor instead.
+func (*RenameSessionResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{18}
+}
+
 var File_gatehouse_token_v1_token_proto protoreflect.FileDescriptor
 
 const file_gatehouse_token_v1_token_proto_rawDesc = "" +
@@ -980,8 +1087,9 @@ const file_gatehouse_token_v1_token_proto_rawDesc = "" +
 	" \x01(\tR\tsessionId\"%\n" +
 	"\rRevokeRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\"\x10\n" +
-	"\x0eRevokeResponse\"\x97\x02\n" +
-	"\aSession\x12\x1d\n" +
+	"\x0eRevokeResponse\"\xc7\x02\n" +
+	"\aSession\x12.\n" +
+	"\x13device_display_name\x18\t \x01(\tR\x11deviceDisplayName\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x1b\n" +
@@ -1025,7 +1133,13 @@ const file_gatehouse_token_v1_token_proto_rawDesc = "" +
 	"\tavailable\x18\x01 \x01(\bR\tavailable\"=\n" +
 	"\x1dAllowCrossSigningResetRequest\x12\x1c\n" +
 	"\tlocalpart\x18\x01 \x01(\tR\tlocalpart\" \n" +
-	"\x1eAllowCrossSigningResetResponse2\xd0\x06\n" +
+	"\x1eAllowCrossSigningResetResponse\"~\n" +
+	"\x14RenameSessionRequest\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12.\n" +
+	"\x13device_display_name\x18\x03 \x01(\tR\x11deviceDisplayName\"\x17\n" +
+	"\x15RenameSessionResponse2\xb6\a\n" +
 	"\fTokenService\x12[\n" +
 	"\n" +
 	"Introspect\x12%.gatehouse.token.v1.IntrospectRequest\x1a&.gatehouse.token.v1.IntrospectResponse\x12O\n" +
@@ -1036,7 +1150,8 @@ const file_gatehouse_token_v1_token_proto_rawDesc = "" +
 	"\x10CreateLoginToken\x12+.gatehouse.token.v1.CreateLoginTokenRequest\x1a,.gatehouse.token.v1.CreateLoginTokenResponse\x12g\n" +
 	"\x0eSyncHomeserver\x12).gatehouse.token.v1.SyncHomeserverRequest\x1a*.gatehouse.token.v1.SyncHomeserverResponse\x12y\n" +
 	"\x14IsLocalpartAvailable\x12/.gatehouse.token.v1.IsLocalpartAvailableRequest\x1a0.gatehouse.token.v1.IsLocalpartAvailableResponse\x12\x7f\n" +
-	"\x16AllowCrossSigningReset\x121.gatehouse.token.v1.AllowCrossSigningResetRequest\x1a2.gatehouse.token.v1.AllowCrossSigningResetResponseB0Z.gatehouse.dev/proto/gatehouse/token/v1;tokenv1b\x06proto3"
+	"\x16AllowCrossSigningReset\x121.gatehouse.token.v1.AllowCrossSigningResetRequest\x1a2.gatehouse.token.v1.AllowCrossSigningResetResponse\x12d\n" +
+	"\rRenameSession\x12(.gatehouse.token.v1.RenameSessionRequest\x1a).gatehouse.token.v1.RenameSessionResponseB0Z.gatehouse.dev/proto/gatehouse/token/v1;tokenv1b\x06proto3"
 
 var (
 	file_gatehouse_token_v1_token_proto_rawDescOnce sync.Once
@@ -1050,7 +1165,7 @@ func file_gatehouse_token_v1_token_proto_rawDescGZIP() []byte {
 	return file_gatehouse_token_v1_token_proto_rawDescData
 }
 
-var file_gatehouse_token_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_gatehouse_token_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_gatehouse_token_v1_token_proto_goTypes = []any{
 	(*IntrospectRequest)(nil),              // 0: gatehouse.token.v1.IntrospectRequest
 	(*IntrospectResponse)(nil),             // 1: gatehouse.token.v1.IntrospectResponse
@@ -1069,15 +1184,17 @@ var file_gatehouse_token_v1_token_proto_goTypes = []any{
 	(*IsLocalpartAvailableResponse)(nil),   // 14: gatehouse.token.v1.IsLocalpartAvailableResponse
 	(*AllowCrossSigningResetRequest)(nil),  // 15: gatehouse.token.v1.AllowCrossSigningResetRequest
 	(*AllowCrossSigningResetResponse)(nil), // 16: gatehouse.token.v1.AllowCrossSigningResetResponse
-	(*timestamppb.Timestamp)(nil),          // 17: google.protobuf.Timestamp
+	(*RenameSessionRequest)(nil),           // 17: gatehouse.token.v1.RenameSessionRequest
+	(*RenameSessionResponse)(nil),          // 18: gatehouse.token.v1.RenameSessionResponse
+	(*timestamppb.Timestamp)(nil),          // 19: google.protobuf.Timestamp
 }
 var file_gatehouse_token_v1_token_proto_depIdxs = []int32{
-	17, // 0: gatehouse.token.v1.IntrospectResponse.exp:type_name -> google.protobuf.Timestamp
-	17, // 1: gatehouse.token.v1.IntrospectResponse.iat:type_name -> google.protobuf.Timestamp
-	17, // 2: gatehouse.token.v1.Session.created_at:type_name -> google.protobuf.Timestamp
-	17, // 3: gatehouse.token.v1.Session.ended_at:type_name -> google.protobuf.Timestamp
+	19, // 0: gatehouse.token.v1.IntrospectResponse.exp:type_name -> google.protobuf.Timestamp
+	19, // 1: gatehouse.token.v1.IntrospectResponse.iat:type_name -> google.protobuf.Timestamp
+	19, // 2: gatehouse.token.v1.Session.created_at:type_name -> google.protobuf.Timestamp
+	19, // 3: gatehouse.token.v1.Session.ended_at:type_name -> google.protobuf.Timestamp
 	4,  // 4: gatehouse.token.v1.ListSessionsResponse.sessions:type_name -> gatehouse.token.v1.Session
-	17, // 5: gatehouse.token.v1.CreateLoginTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	19, // 5: gatehouse.token.v1.CreateLoginTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 6: gatehouse.token.v1.TokenService.Introspect:input_type -> gatehouse.token.v1.IntrospectRequest
 	2,  // 7: gatehouse.token.v1.TokenService.Revoke:input_type -> gatehouse.token.v1.RevokeRequest
 	5,  // 8: gatehouse.token.v1.TokenService.ListSessions:input_type -> gatehouse.token.v1.ListSessionsRequest
@@ -1086,16 +1203,18 @@ var file_gatehouse_token_v1_token_proto_depIdxs = []int32{
 	11, // 11: gatehouse.token.v1.TokenService.SyncHomeserver:input_type -> gatehouse.token.v1.SyncHomeserverRequest
 	13, // 12: gatehouse.token.v1.TokenService.IsLocalpartAvailable:input_type -> gatehouse.token.v1.IsLocalpartAvailableRequest
 	15, // 13: gatehouse.token.v1.TokenService.AllowCrossSigningReset:input_type -> gatehouse.token.v1.AllowCrossSigningResetRequest
-	1,  // 14: gatehouse.token.v1.TokenService.Introspect:output_type -> gatehouse.token.v1.IntrospectResponse
-	3,  // 15: gatehouse.token.v1.TokenService.Revoke:output_type -> gatehouse.token.v1.RevokeResponse
-	6,  // 16: gatehouse.token.v1.TokenService.ListSessions:output_type -> gatehouse.token.v1.ListSessionsResponse
-	8,  // 17: gatehouse.token.v1.TokenService.EndSession:output_type -> gatehouse.token.v1.EndSessionResponse
-	10, // 18: gatehouse.token.v1.TokenService.CreateLoginToken:output_type -> gatehouse.token.v1.CreateLoginTokenResponse
-	12, // 19: gatehouse.token.v1.TokenService.SyncHomeserver:output_type -> gatehouse.token.v1.SyncHomeserverResponse
-	14, // 20: gatehouse.token.v1.TokenService.IsLocalpartAvailable:output_type -> gatehouse.token.v1.IsLocalpartAvailableResponse
-	16, // 21: gatehouse.token.v1.TokenService.AllowCrossSigningReset:output_type -> gatehouse.token.v1.AllowCrossSigningResetResponse
-	14, // [14:22] is the sub-list for method output_type
-	6,  // [6:14] is the sub-list for method input_type
+	17, // 14: gatehouse.token.v1.TokenService.RenameSession:input_type -> gatehouse.token.v1.RenameSessionRequest
+	1,  // 15: gatehouse.token.v1.TokenService.Introspect:output_type -> gatehouse.token.v1.IntrospectResponse
+	3,  // 16: gatehouse.token.v1.TokenService.Revoke:output_type -> gatehouse.token.v1.RevokeResponse
+	6,  // 17: gatehouse.token.v1.TokenService.ListSessions:output_type -> gatehouse.token.v1.ListSessionsResponse
+	8,  // 18: gatehouse.token.v1.TokenService.EndSession:output_type -> gatehouse.token.v1.EndSessionResponse
+	10, // 19: gatehouse.token.v1.TokenService.CreateLoginToken:output_type -> gatehouse.token.v1.CreateLoginTokenResponse
+	12, // 20: gatehouse.token.v1.TokenService.SyncHomeserver:output_type -> gatehouse.token.v1.SyncHomeserverResponse
+	14, // 21: gatehouse.token.v1.TokenService.IsLocalpartAvailable:output_type -> gatehouse.token.v1.IsLocalpartAvailableResponse
+	16, // 22: gatehouse.token.v1.TokenService.AllowCrossSigningReset:output_type -> gatehouse.token.v1.AllowCrossSigningResetResponse
+	18, // 23: gatehouse.token.v1.TokenService.RenameSession:output_type -> gatehouse.token.v1.RenameSessionResponse
+	15, // [15:24] is the sub-list for method output_type
+	6,  // [6:15] is the sub-list for method input_type
 	6,  // [6:6] is the sub-list for extension type_name
 	6,  // [6:6] is the sub-list for extension extendee
 	0,  // [0:6] is the sub-list for field type_name
@@ -1112,7 +1231,7 @@ func file_gatehouse_token_v1_token_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_token_v1_token_proto_rawDesc), len(file_gatehouse_token_v1_token_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

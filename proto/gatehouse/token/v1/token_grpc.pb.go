@@ -27,6 +27,7 @@ const (
 	TokenService_SyncHomeserver_FullMethodName         = "/gatehouse.token.v1.TokenService/SyncHomeserver"
 	TokenService_IsLocalpartAvailable_FullMethodName   = "/gatehouse.token.v1.TokenService/IsLocalpartAvailable"
 	TokenService_AllowCrossSigningReset_FullMethodName = "/gatehouse.token.v1.TokenService/AllowCrossSigningReset"
+	TokenService_RenameSession_FullMethodName          = "/gatehouse.token.v1.TokenService/RenameSession"
 )
 
 // TokenServiceClient is the client API for TokenService service.
@@ -60,6 +61,9 @@ type TokenServiceClient interface {
 	// without user-interactive auth for a while (MSC4312), as the account page's
 	// org.matrix.cross_signing_reset action asks.
 	AllowCrossSigningReset(ctx context.Context, in *AllowCrossSigningResetRequest, opts ...grpc.CallOption) (*AllowCrossSigningResetResponse, error)
+	// RenameSession gives a live session's device a display name; the homeserver
+	// is told through provisioning (update_device_display_name).
+	RenameSession(ctx context.Context, in *RenameSessionRequest, opts ...grpc.CallOption) (*RenameSessionResponse, error)
 }
 
 type tokenServiceClient struct {
@@ -150,6 +154,16 @@ func (c *tokenServiceClient) AllowCrossSigningReset(ctx context.Context, in *All
 	return out, nil
 }
 
+func (c *tokenServiceClient) RenameSession(ctx context.Context, in *RenameSessionRequest, opts ...grpc.CallOption) (*RenameSessionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RenameSessionResponse)
+	err := c.cc.Invoke(ctx, TokenService_RenameSession_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TokenServiceServer is the server API for TokenService service.
 // All implementations must embed UnimplementedTokenServiceServer
 // for forward compatibility.
@@ -181,6 +195,9 @@ type TokenServiceServer interface {
 	// without user-interactive auth for a while (MSC4312), as the account page's
 	// org.matrix.cross_signing_reset action asks.
 	AllowCrossSigningReset(context.Context, *AllowCrossSigningResetRequest) (*AllowCrossSigningResetResponse, error)
+	// RenameSession gives a live session's device a display name; the homeserver
+	// is told through provisioning (update_device_display_name).
+	RenameSession(context.Context, *RenameSessionRequest) (*RenameSessionResponse, error)
 	mustEmbedUnimplementedTokenServiceServer()
 }
 
@@ -214,6 +231,9 @@ func (UnimplementedTokenServiceServer) IsLocalpartAvailable(context.Context, *Is
 }
 func (UnimplementedTokenServiceServer) AllowCrossSigningReset(context.Context, *AllowCrossSigningResetRequest) (*AllowCrossSigningResetResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method AllowCrossSigningReset not implemented")
+}
+func (UnimplementedTokenServiceServer) RenameSession(context.Context, *RenameSessionRequest) (*RenameSessionResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RenameSession not implemented")
 }
 func (UnimplementedTokenServiceServer) mustEmbedUnimplementedTokenServiceServer() {}
 func (UnimplementedTokenServiceServer) testEmbeddedByValue()                      {}
@@ -380,6 +400,24 @@ func _TokenService_AllowCrossSigningReset_Handler(srv interface{}, ctx context.C
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TokenService_RenameSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RenameSessionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).RenameSession(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_RenameSession_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).RenameSession(ctx, req.(*RenameSessionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TokenService_ServiceDesc is the grpc.ServiceDesc for TokenService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -418,6 +456,10 @@ var TokenService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "AllowCrossSigningReset",
 			Handler:    _TokenService_AllowCrossSigningReset_Handler,
+		},
+		{
+			MethodName: "RenameSession",
+			Handler:    _TokenService_RenameSession_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -4,7 +4,11 @@
 package session
 
 import (
+	"fmt"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/proto"
 
@@ -17,6 +21,8 @@ import (
 type State struct {
 	Started *eventsv1.SessionStarted
 	Ended   bool
+	// DisplayName is the device's display name.
+	DisplayName string
 	// CurrentRefresh and CurrentAccess are the hashes of the live token pair.
 	CurrentRefresh, CurrentAccess string
 	// consumed maps each rotated-out refresh hash to the event that replaced it.
@@ -38,12 +44,15 @@ func Fold(history []eventlog.Record) State {
 		switch ev := rec.Event.(type) {
 		case *eventsv1.SessionStarted:
 			s.Started = ev
+			s.DisplayName = ev.GetDeviceDisplayName()
 			s.CurrentRefresh, s.CurrentAccess = ev.GetTokens().GetRefreshHash(), ev.GetTokens().GetAccessHash()
 		case *eventsv1.TokensIssued:
 			if ev.GetReplacesRefreshHash() != "" {
 				s.consumed[ev.GetReplacesRefreshHash()] = consumption{seq: rec.Seq, at: rec.OccurredAt()}
 			}
 			s.CurrentRefresh, s.CurrentAccess = ev.GetRefreshHash(), ev.GetAccessHash()
+		case *eventsv1.SessionRenamed:
+			s.DisplayName = ev.GetDeviceDisplayName()
 		case *eventsv1.SessionEnded:
 			s.Ended = true
 		}
@@ -128,3 +137,24 @@ func End(s State, reason string) ([]proto.Message, error) {
 
 // Expiry is when an access token issued now expires.
 func Expiry(now time.Time, ttl time.Duration) time.Time { return now.Add(ttl).Truncate(time.Second) }
+
+// MaxDisplayName bounds a device's display name, in characters.
+const MaxDisplayName = 100
+
+// Rename decides giving a live session's device a display name. owner, when
+// set, must be the session's user: otherwise the session is reported missing.
+func Rename(s State, owner, name string) ([]proto.Message, error) {
+	switch {
+	case !s.Exists(), owner != "" && s.Started.GetUserId() != owner:
+		return nil, errs.NotFound("No such session.")
+	case s.Ended:
+		return nil, errs.FailedPrecondition("This session has ended.")
+	case utf8.RuneCountInString(name) > MaxDisplayName:
+		return nil, errs.InvalidField("device_display_name", fmt.Sprintf("A device name has at most %d characters.", MaxDisplayName))
+	case strings.IndexFunc(name, unicode.IsControl) >= 0 || !utf8.ValidString(name):
+		return nil, errs.InvalidField("device_display_name", "A device name cannot contain control characters.")
+	case name == s.DisplayName:
+		return nil, nil
+	}
+	return []proto.Message{&eventsv1.SessionRenamed{SessionId: s.Started.GetSessionId(), DeviceDisplayName: name}}, nil
+}

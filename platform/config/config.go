@@ -216,7 +216,7 @@ func Default() Config {
 			Run:       AllServices(),
 			Endpoints: map[string]string{},
 		},
-		OAuth:    OAuth{AccessTokenTTL: 5 * time.Minute, RefreshReuseGrace: 10 * time.Second},
+		OAuth:    OAuth{AccessTokenTTL: 5 * time.Minute, RefreshReuseGrace: 10 * time.Second, ActivityFlushInterval: 30 * time.Second},
 		Branding: Branding{ServiceName: "Gatehouse"},
 		Account:  Account{Registration: "open"},
 	}

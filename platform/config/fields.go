@@ -118,6 +118,13 @@ func fields() []field {
 				c.OAuth.RefreshReuseGrace = d
 				return err
 			}},
+		{"oauth.activity_flush_interval", "GATEHOUSE_ACTIVITY_FLUSH_INTERVAL",
+			"How often the last use of OAuth and compat sessions is written, e.g. 30s; 1s..10m.",
+			func(c *Config, v string) error {
+				d, err := time.ParseDuration(v)
+				c.OAuth.ActivityFlushInterval = d
+				return err
+			}},
 		{"account.registration", "GATEHOUSE_REGISTRATION",
 			"open, token (a registration token is required) or closed.",
 			setString(func(c *Config) *string { return &c.Account.Registration })},

@@ -14,6 +14,10 @@ type OAuth struct {
 	// token used again within this time is refused as a concurrent request; later
 	// it is a replay and ends the session (MSC2964).
 	RefreshReuseGrace time.Duration `yaml:"refresh_reuse_grace"`
+	// ActivityFlushInterval (GATEHOUSE_ACTIVITY_FLUSH_INTERVAL, 1s..10m) is how
+	// often the token service writes when OAuth and compat sessions were last
+	// used (noted in memory on introspection and refresh).
+	ActivityFlushInterval time.Duration `yaml:"activity_flush_interval"`
 	// SigningKeyFiles are PEM private keys (RSA ≥ 2048, EC P-256/P-384) that sign
 	// ID tokens; empty: keys are generated on first start and kept in the event log.
 	SigningKeyFiles []string `yaml:"signing_key_files,omitempty"`
@@ -45,6 +49,9 @@ func (p *problems) validateOAuth(o OAuth) {
 	}
 	if o.RefreshReuseGrace < 0 || o.RefreshReuseGrace > time.Minute {
 		p.add("oauth.refresh_reuse_grace", "%s is outside 0..1m", o.RefreshReuseGrace)
+	}
+	if o.ActivityFlushInterval < time.Second || o.ActivityFlushInterval > 10*time.Minute {
+		p.add("oauth.activity_flush_interval", "%s is outside 1s..10m", o.ActivityFlushInterval)
 	}
 	seen := map[string]bool{}
 	for i, c := range o.Clients {

@@ -19,6 +19,9 @@ func TestOAuthSection(t *testing.T) {
 		{"defaults", func(*Config) {}, ""},
 		{"a static client", func(c *Config) { c.OAuth.Clients = []StaticClient{good} }, ""},
 		{"TTL too short", func(c *Config) { c.OAuth.AccessTokenTTL = time.Second }, "oauth.access_token_ttl"},
+		{"activity flush too short", func(c *Config) { c.OAuth.ActivityFlushInterval = 500 * time.Millisecond }, "oauth.activity_flush_interval"},
+		{"activity flush too long", func(c *Config) { c.OAuth.ActivityFlushInterval = 11 * time.Minute }, "oauth.activity_flush_interval"},
+		{"activity flush unset", func(c *Config) { c.OAuth.ActivityFlushInterval = 0 }, "oauth.activity_flush_interval"},
 		{"bad client id", func(c *Config) { g := good; g.ClientID = "a.b"; c.OAuth.Clients = []StaticClient{g} }, "oauth.clients[0].client_id"},
 		{"duplicate client", func(c *Config) { c.OAuth.Clients = []StaticClient{good, good} }, "defined twice"},
 		{"short secret", func(c *Config) { g := good; g.ClientSecret = "short"; c.OAuth.Clients = []StaticClient{g} }, "at least 16"},
@@ -70,6 +73,28 @@ func TestOAuthFromFileAndEnv(t *testing.T) {
 	}
 	if _, err := Load(path, []string{"GATEHOUSE_ACCESS_TOKEN_TTL=soon"}); err == nil {
 		t.Fatal("a bad duration was accepted")
+	}
+}
+
+func TestActivityFlushInterval(t *testing.T) {
+	c, err := Load("", nil)
+	if err != nil || c.OAuth.ActivityFlushInterval != 30*time.Second {
+		t.Fatalf("default: %v, %v", c.OAuth.ActivityFlushInterval, err)
+	}
+	path := filepath.Join(t.TempDir(), "gatehouse.yaml")
+	if err := os.WriteFile(path, []byte("oauth:\n  activity_flush_interval: 2m\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = Load(path, nil); err != nil || c.OAuth.ActivityFlushInterval != 2*time.Minute {
+		t.Fatalf("from file: %v, %v", c.OAuth.ActivityFlushInterval, err)
+	}
+	if c, err = Load(path, []string{"GATEHOUSE_ACTIVITY_FLUSH_INTERVAL=1s"}); err != nil || c.OAuth.ActivityFlushInterval != time.Second {
+		t.Fatalf("env override: %v, %v", c.OAuth.ActivityFlushInterval, err)
+	}
+	for _, bad := range []string{"soon", "100ms", "1h"} {
+		if _, err := Load("", []string{"GATEHOUSE_ACTIVITY_FLUSH_INTERVAL=" + bad}); err == nil {
+			t.Fatalf("GATEHOUSE_ACTIVITY_FLUSH_INTERVAL=%s was accepted", bad)
+		}
 	}
 }
 

@@ -174,6 +174,8 @@ func (s *Service) compatLogin(w http.ResponseWriter, r *http.Request) (any, erro
 		SessionId: sessionID, Kind: compatKind, ClientId: compatClientID, UserId: u.id, Username: u.username,
 		Scope: compat.Scope(deviceID, u.admin), DeviceId: deviceID, DeviceDisplayName: req.DisplayName, Tokens: p.issued,
 	}
+	from := originOf(r)
+	start.IpAddress, start.UserAgent = from.ip, from.userAgent
 	if err := s.start(ctx, start, "user:"+u.id); err != nil {
 		return nil, err
 	}

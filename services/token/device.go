@@ -19,7 +19,7 @@ const deviceCodeGrant = "urn:ietf:params:oauth:grant-type:device_code"
 // service says where the device grant stands; approved, this starts an
 // "oauth" session and answers exactly as the authorization_code grant does.
 // Every error is HTTP 400, as RFC 8628 §3.5 and RFC 6749 §5.2 have it.
-func (s *Service) deviceCode(ctx context.Context, c *client, form url.Values) (map[string]any, error) {
+func (s *Service) deviceCode(ctx context.Context, c *client, form url.Values, from origin) (map[string]any, error) {
 	code := form.Get("device_code")
 	if code == "" {
 		return nil, invalidRequest("device_code is required")
@@ -51,6 +51,7 @@ func (s *Service) deviceCode(ctx context.Context, c *client, form url.Values) (m
 	start := &eventsv1.SessionStarted{
 		SessionId: sessionID, Kind: "oauth", ClientId: c.ID, UserId: poll.GetUserId(), Username: poll.GetUsername(),
 		Scope: poll.GetScope(), DeviceId: deviceOf(poll.GetScope()), GrantId: poll.GetDeviceGrantId(), Tokens: p.issued,
+		IpAddress: from.ip, UserAgent: from.userAgent,
 	}
 	if err := s.start(ctx, start, "user:"+poll.GetUserId()); err != nil {
 		return nil, err

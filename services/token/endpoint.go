@@ -95,15 +95,16 @@ func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &oauthError{status: http.StatusBadRequest, code: "unsupported_grant_type", description: "unsupported grant_type"})
 		return
 	}
+	from := originOf(r)
 	switch grantType {
 	case "authorization_code":
-		resp, err = s.exchangeCode(r.Context(), c, form)
+		resp, err = s.exchangeCode(r.Context(), c, form, from)
 	case "refresh_token":
-		resp, err = s.refresh(r.Context(), c, form)
+		resp, err = s.refresh(r.Context(), c, form, from)
 	case "client_credentials":
-		resp, err = s.clientCredentials(r.Context(), c, form)
+		resp, err = s.clientCredentials(r.Context(), c, form, from)
 	case deviceCodeGrant:
-		resp, err = s.deviceCode(r.Context(), c, form)
+		resp, err = s.deviceCode(r.Context(), c, form, from)
 	}
 	if err != nil {
 		writeError(w, toOAuth(s, r.Context(), err))
@@ -148,7 +149,7 @@ func (s *Service) mint(sessionID string, withRefresh bool) pair {
 }
 
 // exchangeCode is the authorization_code grant.
-func (s *Service) exchangeCode(ctx context.Context, c *client, form url.Values) (map[string]any, error) {
+func (s *Service) exchangeCode(ctx context.Context, c *client, form url.Values, from origin) (map[string]any, error) {
 	code := form.Get("code")
 	if code == "" {
 		return nil, invalidRequest("code is required")
@@ -171,6 +172,7 @@ func (s *Service) exchangeCode(ctx context.Context, c *client, form url.Values) 
 	start := &eventsv1.SessionStarted{
 		SessionId: sessionID, Kind: "oauth", ClientId: c.ID, UserId: x.GetUserId(), Username: x.GetUsername(),
 		Scope: x.GetScope(), DeviceId: deviceOf(x.GetScope()), GrantId: x.GetGrantId(), Tokens: p.issued,
+		IpAddress: from.ip, UserAgent: from.userAgent,
 	}
 	if err := s.start(ctx, start, "user:"+x.GetUserId()); err != nil {
 		return nil, err
@@ -235,7 +237,7 @@ func (s *Service) idToken(clientID string, x *authorizev1.ExchangeCodeResponse, 
 // refresh is the refresh_token grant: rotation on every use, decided on the
 // session aggregate, so of two concurrent refreshes exactly one wins; a
 // consumed token presented again ends the session (MSC2964).
-func (s *Service) refresh(ctx context.Context, c *client, form url.Values) (map[string]any, error) {
+func (s *Service) refresh(ctx context.Context, c *client, form url.Values, from origin) (map[string]any, error) {
 	presented := form.Get("refresh_token")
 	if presented == "" {
 		return nil, invalidRequest("refresh_token is required")
@@ -285,6 +287,7 @@ func (s *Service) refresh(ctx context.Context, c *client, form url.Values) (map[
 		return nil, errs.FailedPrecondition("The refresh token has already been used; the session has been ended.")
 	}
 	s.index.markRevoked(st.CurrentRefresh, st.CurrentAccess)
+	s.activity.touch(sessionID, from.ip, s.now())
 	if err := s.projections.WaitFor(ctx, sessionsProjection, appended.Last()); err != nil {
 		return nil, err
 	}
@@ -293,7 +296,7 @@ func (s *Service) refresh(ctx context.Context, c *client, form url.Values) (map[
 
 // clientCredentials is the client_credentials grant: confidential clients
 // only, an access token for the client itself.
-func (s *Service) clientCredentials(ctx context.Context, c *client, form url.Values) (map[string]any, error) {
+func (s *Service) clientCredentials(ctx context.Context, c *client, form url.Values, from origin) (map[string]any, error) {
 	if c.Meta.AuthMethod == "none" {
 		return nil, &oauthError{status: http.StatusBadRequest, code: "unauthorized_client", description: "public clients cannot use client_credentials"}
 	}
@@ -303,7 +306,11 @@ func (s *Service) clientCredentials(ctx context.Context, c *client, form url.Val
 	}
 	sessionID := ids.New()
 	p := s.mint(sessionID, false)
-	if err := s.start(ctx, &eventsv1.SessionStarted{SessionId: sessionID, Kind: "client_credentials", ClientId: c.ID, Scope: scope, Tokens: p.issued}, "client:"+c.ID); err != nil {
+	start := &eventsv1.SessionStarted{
+		SessionId: sessionID, Kind: "client_credentials", ClientId: c.ID, Scope: scope, Tokens: p.issued,
+		IpAddress: from.ip, UserAgent: from.userAgent,
+	}
+	if err := s.start(ctx, start, "client:"+c.ID); err != nil {
 		return nil, err
 	}
 	return s.tokenResponse(p, scope), nil

@@ -42,7 +42,8 @@ func (g *grpcServer) ListSessions(ctx context.Context, req *tokenv1.ListSessions
 		return nil, errs.InvalidField("user_id", "user_id is not a user id")
 	}
 	rows, err := g.svc.pool.Query(ctx, `
-		SELECT session_id, kind, client_id, user_id, scope, device_id, created_at, ended_at, device_display_name FROM sessions
+		SELECT session_id, kind, client_id, user_id, scope, device_id, created_at, ended_at, device_display_name,
+		       last_active_at, ip_address, user_agent FROM sessions
 		WHERE user_id = $1 AND ($2 OR ended_at IS NULL) ORDER BY created_at DESC LIMIT 1000`, req.GetUserId(), req.GetIncludeEnded())
 	if err != nil {
 		return nil, errs.Wrap(errs.KindUnavailable, "Sessions cannot be read right now.", err)
@@ -51,16 +52,32 @@ func (g *grpcServer) ListSessions(ctx context.Context, req *tokenv1.ListSessions
 	resp := &tokenv1.ListSessionsResponse{}
 	for rows.Next() {
 		var (
-			s     tokenv1.Session
-			start time.Time
-			end   *time.Time
+			s          tokenv1.Session
+			start      time.Time
+			end        *time.Time
+			lastActive *time.Time
 		)
-		if err := rows.Scan(&s.SessionId, &s.Kind, &s.ClientId, &s.UserId, &s.Scope, &s.DeviceId, &start, &end, &s.DeviceDisplayName); err != nil {
+		if err := rows.Scan(&s.SessionId, &s.Kind, &s.ClientId, &s.UserId, &s.Scope, &s.DeviceId, &start, &end, &s.DeviceDisplayName,
+			&lastActive, &s.IpAddress, &s.UserAgent); err != nil {
 			return nil, errs.Wrap(errs.KindUnavailable, "Sessions cannot be read right now.", err)
 		}
 		s.CreatedAt = timestamp(start)
 		if end != nil {
 			s.EndedAt = timestamp(*end)
+		}
+		// What this replica noted but has not written yet shows at once.
+		if n, ok := g.svc.activity.last(s.SessionId); ok && end == nil && (lastActive == nil || n.at.After(*lastActive)) {
+			at := n.at
+			if at.Before(start) {
+				at = start
+			}
+			lastActive = &at
+			if n.ip != "" {
+				s.IpAddress = n.ip
+			}
+		}
+		if lastActive != nil {
+			s.LastActiveAt = timestamp(*lastActive)
 		}
 		resp.Sessions = append(resp.Sessions, &s)
 	}

@@ -21,7 +21,8 @@ type introspection struct {
 
 // introspect looks a token up without writing anything: malformed and forged
 // tokens are refused by their MAC before any lookup, known tokens are
-// answered from memory.
+// answered from memory. A live token's session is noted as used, in memory
+// only (activity.go); the caller is the homeserver, so no address is noted.
 func (s *Service) introspect(ctx context.Context, token string) (introspection, error) {
 	kind, err := s.minter.Parse(token)
 	if err != nil {
@@ -40,6 +41,7 @@ func (s *Service) introspect(ctx context.Context, token string) (introspection, 
 	if err != nil || !live || info.Kind != tokenType {
 		return introspection{}, err
 	}
+	s.activity.touch(info.SessionID, "", s.now())
 	return introspection{Active: true, Info: info, TokenType: tokenType}, nil
 }
 

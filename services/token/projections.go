@@ -18,7 +18,7 @@ const sessionsProjection = "sessions"
 func sessionsReadModel() projection.Projection {
 	return projection.Projection{
 		Name:     sessionsProjection,
-		Subjects: []string{subjectPrefix + ".session.*"},
+		Subjects: []string{subjectPrefix + ".session.*", subjectPrefix + "." + activityAggregate + ".*"},
 		Apply:    applySessionEvent,
 		Reset: func(ctx context.Context, tx pgx.Tx) error {
 			_, err := tx.Exec(ctx, `TRUNCATE tokens, sessions`)
@@ -33,9 +33,10 @@ func applySessionEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) erro
 	switch ev := rec.Event.(type) {
 	case *eventsv1.SessionStarted:
 		_, err = tx.Exec(ctx, `
-			INSERT INTO sessions (session_id, kind, client_id, user_id, username, scope, device_id, created_at, device_display_name)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-			ev.GetSessionId(), ev.GetKind(), ev.GetClientId(), ev.GetUserId(), ev.GetUsername(), ev.GetScope(), ev.GetDeviceId(), at, ev.GetDeviceDisplayName())
+			INSERT INTO sessions (session_id, kind, client_id, user_id, username, scope, device_id, created_at, device_display_name, ip_address, user_agent)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+			ev.GetSessionId(), ev.GetKind(), ev.GetClientId(), ev.GetUserId(), ev.GetUsername(), ev.GetScope(), ev.GetDeviceId(), at, ev.GetDeviceDisplayName(),
+			ev.GetIpAddress(), ev.GetUserAgent())
 		if err == nil {
 			err = insertTokens(ctx, tx, ev.GetTokens(), at)
 		}
@@ -47,6 +48,24 @@ func applySessionEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) erro
 		}
 	case *eventsv1.SessionRenamed:
 		_, err = tx.Exec(ctx, `UPDATE sessions SET device_display_name = $2 WHERE session_id = $1`, ev.GetSessionId(), ev.GetDeviceDisplayName())
+	case *eventsv1.SessionsActive:
+		// One statement for the whole batch. Activity only moves forward
+		// (several replicas flush their own batches), never before the session
+		// started (times are whole seconds), and is not recorded on ended
+		// sessions. An entry without an address keeps the one known.
+		n := len(ev.GetEntries())
+		ids, ips, ats := make([]string, 0, n), make([]string, 0, n), make([]time.Time, 0, n)
+		for _, e := range ev.GetEntries() {
+			ids = append(ids, e.GetSessionId())
+			ips = append(ips, e.GetIpAddress())
+			ats = append(ats, time.Unix(e.GetLastActiveUnix(), 0).UTC())
+		}
+		_, err = tx.Exec(ctx, `
+			UPDATE sessions s
+			SET last_active_at = GREATEST(v.at, s.created_at), ip_address = CASE WHEN v.ip <> '' THEN v.ip ELSE s.ip_address END
+			FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS v(id, ip, at)
+			WHERE s.session_id = v.id AND s.ended_at IS NULL AND v.at > COALESCE(s.last_active_at, '-infinity')`,
+			ids, ips, ats)
 	case *eventsv1.SessionEnded:
 		_, err = tx.Exec(ctx, `UPDATE sessions SET ended_at = $2, end_reason = $3 WHERE session_id = $1 AND ended_at IS NULL`,
 			ev.GetSessionId(), at, ev.GetReason())

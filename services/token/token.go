@@ -71,6 +71,9 @@ type Config struct {
 	// SigningKeys, when set, sign ID tokens instead of the generated keys,
 	// which stay published for an hour so tokens they signed still verify.
 	SigningKeys *keys.Keyset
+	// ActivityFlushInterval is how often session activity (introspections,
+	// refreshes) is written; DefaultActivityFlushInterval when zero.
+	ActivityFlushInterval time.Duration
 }
 
 // Deps are the service's connections.
@@ -98,6 +101,7 @@ type Service struct {
 	clients     *clientCache
 	assertions  *assertion.Verifier
 	compat      compatState // the Matrix compatibility login API (compat.go)
+	activity    *activity   // session use not yet written (activity.go)
 	logger      *slog.Logger
 	now         func() time.Time
 
@@ -115,6 +119,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if cfg.AccessTTL <= 0 {
 		cfg.AccessTTL = 5 * time.Minute
 	}
+	if cfg.ActivityFlushInterval <= 0 {
+		cfg.ActivityFlushInterval = DefaultActivityFlushInterval
+	}
 	if err := pg.Migrate(ctx, deps.Pool, migrations.FS); err != nil {
 		return nil, fmt.Errorf("token: migrate: %w", err)
 	}
@@ -128,7 +135,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	}
 	s := &Service{
 		cfg: cfg, issuer: issuer, pool: deps.Pool, log: log, projections: set,
-		index:     newIndex(deps.Pool, log, deps.Logger),
+		index: newIndex(deps.Pool, log, deps.Logger), activity: newActivity(),
 		authorize: deps.Authorize, accounts: deps.Accounts, logger: deps.Logger, now: time.Now,
 	}
 	s.clients = newClientCache(deps.Authorize)
@@ -199,7 +206,8 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 		return nil, err
 	}
 	cfg := Config{Issuer: rt.Config.PublicURL, MatrixSecret: string(rt.Config.Matrix.Secret), HomeserverURL: rt.Config.Matrix.HomeserverURL, ServerName: rt.Config.Matrix.ServerName, Replicas: rt.Config.NATS.Replicas,
-		AccessTTL: rt.Config.OAuth.AccessTokenTTL, RefreshReuseGrace: rt.Config.OAuth.RefreshReuseGrace}
+		AccessTTL: rt.Config.OAuth.AccessTokenTTL, RefreshReuseGrace: rt.Config.OAuth.RefreshReuseGrace,
+		ActivityFlushInterval: rt.Config.OAuth.ActivityFlushInterval}
 	if files := rt.Config.OAuth.SigningKeyFiles; len(files) > 0 {
 		var pems [][]byte
 		for _, f := range files {
@@ -223,13 +231,15 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 // Name is the service's name.
 func (s *Service) Name() string { return "token" }
 
-// Run keeps the projection and the introspection index current until ctx ends.
+// Run keeps the projection and the introspection index current and writes
+// session activity until ctx ends (then once more).
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.projections.Run(ctx) })
 	wg.Go(func() { s.index.follow(ctx) })
 	wg.Go(func() { s.index.sweepEvery(ctx, time.Minute) })
 	wg.Go(func() { s.provisioner.run(ctx) })
+	wg.Go(func() { s.runActivity(ctx) })
 	wg.Wait()
 	return nil
 }

@@ -52,8 +52,15 @@ type appView struct {
 	ClientID   string
 	DeviceID   string
 	Created    *timeView
-	ViewURL    string
-	EndURL     string
+	LastActive *timeView
+	// IP is the client's last known address (its sign-in, then refreshes).
+	IP string
+	// UserAgent is the User-Agent of the sign-in; Software names it for
+	// people, as browsers are named ("Chrome on Linux").
+	UserAgent string
+	Software  string
+	ViewURL   string
+	EndURL    string
 	// EndAction and EndCSRF make the sign-out form.
 	EndAction string
 	EndCSRF   string
@@ -104,7 +111,7 @@ func (s *Service) showSessions(w http.ResponseWriter, r *http.Request, status in
 	}
 	names := s.clientNames(ctx)
 	for _, ts := range apps {
-		a := s.appView(ts, names)
+		a := s.appView(l, ts, names)
 		a.EndAction, a.EndCSRF = v.EndAction, v.EndCSRF
 		if a.Compat {
 			v.Compat = append(v.Compat, a)
@@ -134,10 +141,14 @@ func (s *Service) userSessions(ctx context.Context, who *signedIn) ([]*tokenv1.S
 }
 
 // appView describes a token session.
-func (s *Service) appView(ts *tokenv1.Session, names func(string) string) appView {
+func (s *Service) appView(l localizer, ts *tokenv1.Session, names func(string) string) appView {
 	a := appView{
 		ID: ts.GetSessionId(), Compat: ts.GetKind() == "compat", ClientID: ts.GetClientId(),
-		DeviceID: ts.GetDeviceId(), Created: when(ts.GetCreatedAt()),
+		DeviceID: ts.GetDeviceId(), Created: when(ts.GetCreatedAt()), LastActive: when(ts.GetLastActiveAt()),
+		IP: ts.GetIpAddress(), UserAgent: ts.GetUserAgent(),
+	}
+	if a.UserAgent != "" {
+		a.Software = describeUserAgent(l, a.UserAgent)
 	}
 	if !a.Compat && a.ClientID != "" {
 		a.ClientName = names(a.ClientID)
@@ -229,7 +240,7 @@ func (s *Service) showDevice(w http.ResponseWriter, r *http.Request, section str
 	}
 	names := s.clientNames(ctx)
 	for _, ts := range found {
-		v.Sessions = append(v.Sessions, s.appView(ts, names))
+		v.Sessions = append(v.Sessions, s.appView(l, ts, names))
 	}
 	status, title := http.StatusOK, l.T(msgAccountDeviceTitle)
 	if section == sectionDeviceEnd {

@@ -151,6 +151,8 @@ var accountCatalogs = map[string]map[msgID]string{
 		"account.sessions.ip":                   "IP address",
 		"account.sessions.signed_in":            "Signed in",
 		"account.sessions.last_active":          "Last active",
+		"account.sessions.software":             "Signed in with",
+		"account.sessions.user_agent":           "User agent",
 		"account.sessions.device_id":            "Device ID",
 		"account.sessions.device":               "Device %s",
 		"account.sessions.details":              "Details",

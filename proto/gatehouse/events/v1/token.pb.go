@@ -41,8 +41,13 @@ type SessionStarted struct {
 	// The device's display name a compat client asked for at login
 	// (initial_device_display_name); empty otherwise.
 	DeviceDisplayName string `protobuf:"bytes,10,opt,name=device_display_name,json=deviceDisplayName,proto3" json:"device_display_name,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The TCP peer address of the request that started the session (the token
+	// endpoint or the compat login); empty when unknown.
+	IpAddress string `protobuf:"bytes,11,opt,name=ip_address,json=ipAddress,proto3" json:"ip_address,omitempty"`
+	// That request's User-Agent, valid UTF-8 and at most 512 bytes.
+	UserAgent     string `protobuf:"bytes,12,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SessionStarted) Reset() {
@@ -141,6 +146,20 @@ func (x *SessionStarted) GetTokens() *TokensIssued {
 func (x *SessionStarted) GetDeviceDisplayName() string {
 	if x != nil {
 		return x.DeviceDisplayName
+	}
+	return ""
+}
+
+func (x *SessionStarted) GetIpAddress() string {
+	if x != nil {
+		return x.IpAddress
+	}
+	return ""
+}
+
+func (x *SessionStarted) GetUserAgent() string {
+	if x != nil {
+		return x.UserAgent
 	}
 	return ""
 }
@@ -571,11 +590,121 @@ func (x *SessionRenamed) GetDeviceDisplayName() string {
 	return ""
 }
 
+// SessionsActive records, in one batch, when sessions were last used (an
+// introspection of one of their tokens, a refresh). Several replicas flush
+// their own batches; activity only moves forward.
+// Subject: token.activity.<batch id>
+type SessionsActive struct {
+	state         protoimpl.MessageState  `protogen:"open.v1"`
+	Entries       []*SessionsActive_Entry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionsActive) Reset() {
+	*x = SessionsActive{}
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionsActive) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionsActive) ProtoMessage() {}
+
+func (x *SessionsActive) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionsActive.ProtoReflect.Descriptor instead.
+func (*SessionsActive) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *SessionsActive) GetEntries() []*SessionsActive_Entry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+type SessionsActive_Entry struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	SessionId      string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	LastActiveUnix int64                  `protobuf:"varint,2,opt,name=last_active_unix,json=lastActiveUnix,proto3" json:"last_active_unix,omitempty"`
+	// The client's address when it was seen (a refresh); empty when the use
+	// was an introspection, whose caller is the homeserver.
+	IpAddress     string `protobuf:"bytes,3,opt,name=ip_address,json=ipAddress,proto3" json:"ip_address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionsActive_Entry) Reset() {
+	*x = SessionsActive_Entry{}
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionsActive_Entry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionsActive_Entry) ProtoMessage() {}
+
+func (x *SessionsActive_Entry) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionsActive_Entry.ProtoReflect.Descriptor instead.
+func (*SessionsActive_Entry) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{8, 0}
+}
+
+func (x *SessionsActive_Entry) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *SessionsActive_Entry) GetLastActiveUnix() int64 {
+	if x != nil {
+		return x.LastActiveUnix
+	}
+	return 0
+}
+
+func (x *SessionsActive_Entry) GetIpAddress() string {
+	if x != nil {
+		return x.IpAddress
+	}
+	return ""
+}
+
 var File_gatehouse_events_v1_token_proto protoreflect.FileDescriptor
 
 const file_gatehouse_events_v1_token_proto_rawDesc = "" +
 	"\n" +
-	"\x1fgatehouse/events/v1/token.proto\x12\x13gatehouse.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xce\x02\n" +
+	"\x1fgatehouse/events/v1/token.proto\x12\x13gatehouse.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\x03\n" +
 	"\x0eSessionStarted\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x12\n" +
@@ -588,7 +717,11 @@ const file_gatehouse_events_v1_token_proto_rawDesc = "" +
 	"\bgrant_id\x18\b \x01(\tR\agrantId\x129\n" +
 	"\x06tokens\x18\t \x01(\v2!.gatehouse.events.v1.TokensIssuedR\x06tokens\x12.\n" +
 	"\x13device_display_name\x18\n" +
-	" \x01(\tR\x11deviceDisplayName\"\x9d\x02\n" +
+	" \x01(\tR\x11deviceDisplayName\x12\x1d\n" +
+	"\n" +
+	"ip_address\x18\v \x01(\tR\tipAddress\x12\x1d\n" +
+	"\n" +
+	"user_agent\x18\f \x01(\tR\tuserAgent\"\x9d\x02\n" +
 	"\fTokensIssued\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1f\n" +
@@ -621,7 +754,15 @@ const file_gatehouse_events_v1_token_proto_rawDesc = "" +
 	"\x0eSessionRenamed\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12.\n" +
-	"\x13device_display_name\x18\x02 \x01(\tR\x11deviceDisplayNameB2Z0gatehouse.dev/proto/gatehouse/events/v1;eventsv1b\x06proto3"
+	"\x13device_display_name\x18\x02 \x01(\tR\x11deviceDisplayName\"\xc6\x01\n" +
+	"\x0eSessionsActive\x12C\n" +
+	"\aentries\x18\x01 \x03(\v2).gatehouse.events.v1.SessionsActive.EntryR\aentries\x1ao\n" +
+	"\x05Entry\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12(\n" +
+	"\x10last_active_unix\x18\x02 \x01(\x03R\x0elastActiveUnix\x12\x1d\n" +
+	"\n" +
+	"ip_address\x18\x03 \x01(\tR\tipAddressB2Z0gatehouse.dev/proto/gatehouse/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_gatehouse_events_v1_token_proto_rawDescOnce sync.Once
@@ -635,7 +776,7 @@ func file_gatehouse_events_v1_token_proto_rawDescGZIP() []byte {
 	return file_gatehouse_events_v1_token_proto_rawDescData
 }
 
-var file_gatehouse_events_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_gatehouse_events_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_gatehouse_events_v1_token_proto_goTypes = []any{
 	(*SessionStarted)(nil),        // 0: gatehouse.events.v1.SessionStarted
 	(*TokensIssued)(nil),          // 1: gatehouse.events.v1.TokensIssued
@@ -645,18 +786,21 @@ var file_gatehouse_events_v1_token_proto_goTypes = []any{
 	(*LoginTokenIssued)(nil),      // 5: gatehouse.events.v1.LoginTokenIssued
 	(*LoginTokenUsed)(nil),        // 6: gatehouse.events.v1.LoginTokenUsed
 	(*SessionRenamed)(nil),        // 7: gatehouse.events.v1.SessionRenamed
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
+	(*SessionsActive)(nil),        // 8: gatehouse.events.v1.SessionsActive
+	(*SessionsActive_Entry)(nil),  // 9: gatehouse.events.v1.SessionsActive.Entry
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
 }
 var file_gatehouse_events_v1_token_proto_depIdxs = []int32{
-	1, // 0: gatehouse.events.v1.SessionStarted.tokens:type_name -> gatehouse.events.v1.TokensIssued
-	8, // 1: gatehouse.events.v1.TokensIssued.access_expires_at:type_name -> google.protobuf.Timestamp
-	8, // 2: gatehouse.events.v1.ClientAssertionUsed.expires_at:type_name -> google.protobuf.Timestamp
-	8, // 3: gatehouse.events.v1.LoginTokenIssued.expires_at:type_name -> google.protobuf.Timestamp
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	1,  // 0: gatehouse.events.v1.SessionStarted.tokens:type_name -> gatehouse.events.v1.TokensIssued
+	10, // 1: gatehouse.events.v1.TokensIssued.access_expires_at:type_name -> google.protobuf.Timestamp
+	10, // 2: gatehouse.events.v1.ClientAssertionUsed.expires_at:type_name -> google.protobuf.Timestamp
+	10, // 3: gatehouse.events.v1.LoginTokenIssued.expires_at:type_name -> google.protobuf.Timestamp
+	9,  // 4: gatehouse.events.v1.SessionsActive.entries:type_name -> gatehouse.events.v1.SessionsActive.Entry
+	5,  // [5:5] is the sub-list for method output_type
+	5,  // [5:5] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_events_v1_token_proto_init() }
@@ -670,7 +814,7 @@ func file_gatehouse_events_v1_token_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_events_v1_token_proto_rawDesc), len(file_gatehouse_events_v1_token_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -104,6 +104,20 @@ func TestStaticClientAndConfiguredKeys(t *testing.T) {
 	if !found || len(jwks.Keys) < 2 {
 		t.Fatalf("configured key not published: %+v", jwks.Keys)
 	}
+
+	// Discovery announces the configured key's algorithm.
+	resp, err = http.Get(base + ".well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta struct {
+		Algs []string `json:"id_token_signing_alg_values_supported"`
+	}
+	json.NewDecoder(resp.Body).Decode(&meta)
+	resp.Body.Close()
+	if len(meta.Algs) != 1 || meta.Algs[0] != "ES256" {
+		t.Fatalf("discovery announces %v, want [ES256]", meta.Algs)
+	}
 }
 
 func b64url(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }

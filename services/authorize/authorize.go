@@ -52,6 +52,8 @@ type Config struct {
 	Replicas int
 	// StaticClients are registered at start.
 	StaticClients []StaticClient
+	// SigningAlgorithms are the ID-token signing algorithms discovery announces.
+	SigningAlgorithms []string
 }
 
 // Deps are the service's connections.
@@ -85,6 +87,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	}
 	if cfg.GrantTTL <= 0 {
 		cfg.GrantTTL = 30 * time.Minute
+	}
+	if len(cfg.SigningAlgorithms) == 0 {
+		cfg.SigningAlgorithms = defaultSigningAlgorithms
 	}
 	if cfg.CodeTTL <= 0 || cfg.CodeTTL > 10*time.Minute {
 		cfg.CodeTTL = 10 * time.Minute
@@ -123,7 +128,11 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 			RedirectURIs: c.RedirectURIs, GrantTypes: c.GrantTypes,
 		})
 	}
-	return New(ctx, Config{Issuer: rt.Config.PublicURL, Replicas: rt.Config.NATS.Replicas, StaticClients: static},
+	algs, err := signingAlgorithms(rt.Config.OAuth.SigningKeyFiles)
+	if err != nil {
+		return nil, err
+	}
+	return New(ctx, Config{Issuer: rt.Config.PublicURL, Replicas: rt.Config.NATS.Replicas, StaticClients: static, SigningAlgorithms: algs},
 		Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "authorize"), Propagator: rt.Telemetry.Propagator()})
 }
 

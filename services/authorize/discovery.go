@@ -31,7 +31,7 @@ func (s *Service) metadata() map[string]any {
 		"scopes_supported":                                 []string{"openid", "email", "urn:matrix:client:api:*", "urn:matrix:org.matrix.msc2967.client:api:*", "urn:synapse:admin:*"},
 		"claims_supported":                                 []string{"iss", "sub", "aud", "azp", "iat", "exp", "auth_time", "nonce", "at_hash", "username", "email"},
 		"subject_types_supported":                          []string{"public"},
-		"id_token_signing_alg_values_supported":            []string{"RS256", "ES256"},
+		"id_token_signing_alg_values_supported":            s.cfg.SigningAlgorithms,
 		"userinfo_signing_alg_values_supported":            []string{"none"},
 		"display_values_supported":                         []string{"page"},
 		"prompt_values_supported":                          []string{"none", "login", "consent", "create"},

@@ -13,8 +13,8 @@ import (
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/ids"
+	"gatehouse.dev/platform/ratelimit"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
-	"gatehouse.dev/services/notify/internal/ratelimit"
 	"gatehouse.dev/services/notify/internal/verification"
 )
 

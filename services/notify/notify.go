@@ -31,9 +31,9 @@ import (
 	"gatehouse.dev/platform/host"
 	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/projection"
+	"gatehouse.dev/platform/ratelimit"
 	notifyv1 "gatehouse.dev/proto/gatehouse/notify/v1"
 	"gatehouse.dev/services/notify/internal/mailer"
-	"gatehouse.dev/services/notify/internal/ratelimit"
 	"gatehouse.dev/services/notify/internal/verification"
 	"gatehouse.dev/services/notify/migrations"
 )

@@ -26,6 +26,7 @@ import (
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/httpx"
 	"gatehouse.dev/platform/ids"
+	"gatehouse.dev/platform/ratelimit"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	"gatehouse.dev/services/token/internal/compat"
@@ -42,7 +43,7 @@ const (
 // compatState is what the compatibility API keeps in memory: the password
 // login rate limits (compat.PerIP, compat.PerAccount).
 type compatState struct {
-	limits compat.Limiter
+	limits ratelimit.Limiter
 }
 
 // matrixVersion is a version segment of the client-server API.
@@ -213,7 +214,7 @@ func (s *Service) compatPasswordUser(ctx context.Context, ip, user, password str
 	if len(local) > maxLocalpart {
 		return compatUser{}, compat.WrongCredentials()
 	}
-	if ok, wait := s.compat.limits.Allow(s.now(), compat.Key{Rule: compat.PerIP, Subject: ip}, compat.Key{Rule: compat.PerAccount, Subject: local}); !ok {
+	if ok, wait := s.compat.limits.Allow(s.now(), ratelimit.Key{Rule: compat.PerIP, Subject: ip}, ratelimit.Key{Rule: compat.PerAccount, Subject: local}); !ok {
 		return compatUser{}, compat.LimitExceeded(wait)
 	}
 	resp, err := s.accounts.VerifyPassword(asToken(ctx), &accountsv1.VerifyPasswordRequest{Username: local, Password: password})

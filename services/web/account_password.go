@@ -1,6 +1,7 @@
 package web
 
 import (
+	"gatehouse.dev/platform/ratelimit"
 	"net/http"
 
 	"gatehouse.dev/platform/errs"
@@ -88,7 +89,7 @@ func (s *Service) handlePasswordPost(w http.ResponseWriter, r *http.Request) {
 		s.showPassword(w, r, http.StatusBadRequest, who, e, signOutOthers, "")
 		return
 	}
-	if ok, wait := s.loginPerAccount.allow(who.user.GetUsername(), s.now()); !ok {
+	if ok, wait := s.limits.Allow(s.now(), ratelimit.Key{Rule: s.loginPerAccount, Subject: who.user.GetUsername()}); !ok {
 		retryAfter(w, wait)
 		s.showPassword(w, r, http.StatusTooManyRequests, who, passwordErrors{form: l.T(msgLoginRateLimited)}, signOutOthers, "")
 		return
@@ -197,7 +198,7 @@ func (s *Service) handleDeactivatePost(w http.ResponseWriter, r *http.Request) {
 		s.showDeactivate(w, r, http.StatusBadRequest, who, passwordErr, confirmErr, confirm)
 		return
 	}
-	if ok, wait := s.loginPerAccount.allow(who.user.GetUsername(), s.now()); !ok {
+	if ok, wait := s.limits.Allow(s.now(), ratelimit.Key{Rule: s.loginPerAccount, Subject: who.user.GetUsername()}); !ok {
 		retryAfter(w, wait)
 		s.showDeactivate(w, r, http.StatusTooManyRequests, who, l.T(msgLoginRateLimited), "", confirm)
 		return

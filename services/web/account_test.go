@@ -1,10 +1,12 @@
 package web
 
 import (
+	"gatehouse.dev/platform/ratelimit"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestAccountSafeNext(t *testing.T) {
@@ -75,7 +77,7 @@ func TestAccountRequiresSignIn(t *testing.T) {
 		t.Errorf("POST /account/profile signed out: %d %s", resp.StatusCode, loc)
 	}
 
-	e.svc.loginPerIP = newLimiter(100, 1) // several sign-ins from one address
+	e.svc.loginPerIP = ratelimit.Rule{Name: "test-login-ip", Burst: 100, Per: 100 * time.Second} // several sign-ins from one address
 	signIn := func(next string) string {
 		c := e.client()
 		_, body := get(t, c, e.srv.URL+"/login?next="+url.QueryEscape(next))

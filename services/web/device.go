@@ -1,6 +1,7 @@
 package web
 
 import (
+	"gatehouse.dev/platform/ratelimit"
 	"net/http"
 	"net/url"
 
@@ -39,7 +40,7 @@ func (s *Service) handleLinkGet(w http.ResponseWriter, r *http.Request) {
 		s.renderLink(w, r, http.StatusBadRequest, truncate(typed, 32), l.T(msgLinkCodeUnknown))
 		return
 	}
-	if ok, wait := s.linkPerIP.allow(clientIP(r), s.now()); !ok {
+	if ok, wait := s.limits.Allow(s.now(), ratelimit.Key{Rule: s.linkPerIP, Subject: clientIP(r)}); !ok {
 		retryAfter(w, wait)
 		s.renderLink(w, r, http.StatusTooManyRequests, code, l.T(msgLinkRateLimited))
 		return

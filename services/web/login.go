@@ -1,6 +1,7 @@
 package web
 
 import (
+	"gatehouse.dev/platform/ratelimit"
 	"net/http"
 	"strings"
 
@@ -90,12 +91,12 @@ func (s *Service) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	now := s.now()
-	if ok, wait := s.loginPerIP.allow(clientIP(r), now); !ok {
+	if ok, wait := s.limits.Allow(now, ratelimit.Key{Rule: s.loginPerIP, Subject: clientIP(r)}); !ok {
 		retryAfter(w, wait)
 		s.renderLogin(w, r, http.StatusTooManyRequests, f, g, loginErrors{form: l.T(msgLoginRateLimited)}, typed)
 		return
 	}
-	if ok, wait := s.loginPerAccount.allow(username, now); !ok {
+	if ok, wait := s.limits.Allow(now, ratelimit.Key{Rule: s.loginPerAccount, Subject: username}); !ok {
 		retryAfter(w, wait)
 		s.renderLogin(w, r, http.StatusTooManyRequests, f, g, loginErrors{form: l.T(msgLoginRateLimited)}, typed)
 		return

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"gatehouse.dev/platform/ratelimit"
 	"net/http"
 	"net/mail"
 	"strings"
@@ -78,7 +79,7 @@ func (s *Service) handleRecoverPost(w http.ResponseWriter, r *http.Request) {
 		s.renderRecover(w, r, http.StatusBadRequest, email, l.T(msgRegisterEmailBad), "")
 		return
 	}
-	if ok, wait := s.recoverPerIP.allow(clientIP(r), s.now()); !ok {
+	if ok, wait := s.limits.Allow(s.now(), ratelimit.Key{Rule: s.recoverPerIP, Subject: clientIP(r)}); !ok {
 		retryAfter(w, wait)
 		s.renderRecover(w, r, http.StatusTooManyRequests, email, "", l.T(msgRecoverRateLimited))
 		return

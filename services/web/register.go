@@ -1,6 +1,7 @@
 package web
 
 import (
+	"gatehouse.dev/platform/ratelimit"
 	"net/http"
 	"net/mail"
 	"strings"
@@ -144,7 +145,7 @@ func (s *Service) handleRegisterPost(w http.ResponseWriter, r *http.Request) {
 		s.renderRegister(w, r, http.StatusConflict, f, g, form, "")
 		return
 	}
-	if ok, wait := s.registerPerIP.allow(clientIP(r), s.now()); !ok {
+	if ok, wait := s.limits.Allow(s.now(), ratelimit.Key{Rule: s.registerPerIP, Subject: clientIP(r)}); !ok {
 		retryAfter(w, wait)
 		s.renderRegister(w, r, http.StatusTooManyRequests, f, g, form, l.T(msgRegisterRateLimited))
 		return

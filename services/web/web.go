@@ -23,6 +23,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"gatehouse.dev/platform/ratelimit"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -88,12 +89,16 @@ type Service struct {
 	pending *pendingStore
 	// Token buckets (MAS's defaults): sign-in attempts per IP address and per
 	// account, registrations per IP address, device code lookups per IP address.
-	loginPerIP      *limiter
-	loginPerAccount *limiter
-	registerPerIP   *limiter
-	linkPerIP       *limiter
-	recoverPerIP    *limiter  // recovery emails per IP address (recover.go)
-	sso             *ssoStore // pending compat SSO sign-ins (sso.go)
+	// limits holds the token buckets of every rule below, in this process's
+	// memory: each replica counts on its own, and addresses are the TCP
+	// peer's (behind a proxy, the proxy's).
+	limits          ratelimit.Limiter
+	loginPerIP      ratelimit.Rule
+	loginPerAccount ratelimit.Rule
+	registerPerIP   ratelimit.Rule
+	linkPerIP       ratelimit.Rule
+	recoverPerIP    ratelimit.Rule // recovery emails per IP address (recover.go)
+	sso             *ssoStore      // pending compat SSO sign-ins (sso.go)
 }
 
 // New returns the web service.
@@ -119,14 +124,15 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		cfg: cfg, base: base, secure: base.Scheme == "https",
 		accounts: deps.Accounts, authorize: deps.Authorize, token: deps.Token, notify: deps.Notify,
 		logger: deps.Logger, now: time.Now,
-		pages:           p,
-		csrf:            newCSRFKey(),
-		pending:         newPendingStore(),
-		loginPerIP:      newLimiter(3, 3.0/60),
-		loginPerAccount: newLimiter(1800, 1800.0/3600),
-		registerPerIP:   newLimiter(3, 3.0/3600),
-		linkPerIP:       newLimiter(10, 10.0/60),
-		recoverPerIP:    newLimiter(3, 3.0/3600),
+		pages:   p,
+		csrf:    newCSRFKey(),
+		pending: newPendingStore(),
+		// MAS's defaults for sign-in; registration and recovery emails per hour.
+		loginPerIP:      ratelimit.Rule{Name: "login-ip", Burst: 3, Per: time.Minute},
+		loginPerAccount: ratelimit.Rule{Name: "login-account", Burst: 1800, Per: time.Hour},
+		registerPerIP:   ratelimit.Rule{Name: "register-ip", Burst: 3, Per: time.Hour},
+		linkPerIP:       ratelimit.Rule{Name: "link-ip", Burst: 10, Per: time.Minute},
+		recoverPerIP:    ratelimit.Rule{Name: "recover-ip", Burst: 3, Per: time.Hour},
 		sso:             newSSOStore(),
 	}
 	s.cop = http.NewCrossOriginProtection()
@@ -181,9 +187,6 @@ func (s *Service) Run(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 			now := s.now()
-			for _, l := range []*limiter{s.loginPerIP, s.loginPerAccount, s.registerPerIP, s.linkPerIP, s.recoverPerIP} {
-				l.sweep(now)
-			}
 			s.pending.sweep(now)
 			s.sso.sweep(now)
 		}

@@ -374,30 +374,6 @@ func TestPasswordStrength(t *testing.T) {
 	}
 }
 
-func TestLimiter(t *testing.T) {
-	l := newLimiter(3, 3.0/60)
-	now := time.Unix(1000, 0)
-	for i := range 3 {
-		if ok, _ := l.allow("ip", now); !ok {
-			t.Fatalf("attempt %d refused within the burst", i+1)
-		}
-	}
-	ok, wait := l.allow("ip", now)
-	if ok || wait != 20*time.Second {
-		t.Fatalf("4th attempt: %v, wait %v; want refused for 20s", ok, wait)
-	}
-	if ok, _ := l.allow("other", now); !ok {
-		t.Fatal("another key was refused")
-	}
-	if ok, _ := l.allow("ip", now.Add(20*time.Second)); !ok {
-		t.Fatal("a token did not come back after 20s")
-	}
-	l.sweep(now.Add(time.Hour))
-	if len(l.b) != 0 {
-		t.Errorf("sweep kept %d full buckets", len(l.b))
-	}
-}
-
 func TestPendingRegistrations(t *testing.T) {
 	ps := newPendingStore()
 	now := time.Unix(1000, 0)

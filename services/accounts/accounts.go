@@ -12,6 +12,7 @@ package accounts
 import (
 	"context"
 	"fmt"
+	"gatehouse.dev/platform/activity"
 	"log/slog"
 	"sync"
 	"time"
@@ -74,7 +75,7 @@ type Service struct {
 	hasher      *password.Hasher
 	logger      *slog.Logger
 	clock       func() time.Time
-	activity    *activity
+	activity    *activity.Recorder
 	flushEvery  time.Duration
 }
 
@@ -116,7 +117,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		hasher:      password.New(cfg.Passwords),
 		logger:      deps.Logger,
 		clock:       clock,
-		activity:    newActivity(),
+		activity:    activity.New(),
 		flushEvery:  flushEvery,
 	}, nil
 }

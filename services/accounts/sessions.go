@@ -91,7 +91,7 @@ func (s *Service) authenticateBrowserSession(ctx context.Context, secret, ip str
 	if !r.live(now) {
 		return nil, nil, refused
 	}
-	s.activity.touch(r.id, ip, now)
+	s.activity.Touch(r.id, ip, now)
 	r.lastActive = now
 	if ip != "" {
 		r.ip = ip

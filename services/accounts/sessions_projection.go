@@ -111,10 +111,10 @@ func (r *sessionRow) proto(now time.Time) *accountsv1.BrowserSession {
 // withActivity brings the row's last activity up to what this process has
 // recorded but not yet written.
 func (s *Service) withActivity(r *sessionRow) {
-	if at, ip, ok := s.activity.last(r.id); ok && at.After(r.lastActive) {
-		r.lastActive = at
-		if ip != "" {
-			r.ip = ip
+	if n, ok := s.activity.Last(r.id); ok && n.At.After(r.lastActive) {
+		r.lastActive = n.At
+		if n.IP != "" {
+			r.ip = n.IP
 		}
 	}
 }

@@ -3,12 +3,11 @@ package token
 import (
 	"context"
 	"net/http"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
+	"gatehouse.dev/platform/activity"
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/ids"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
@@ -65,121 +64,29 @@ func truncateUTF8(s string, n int) string {
 	return s[:cut]
 }
 
-// activity is the notes of session use not yet written. It is safe for
-// concurrent use.
-type activity struct {
-	mu      sync.Mutex
-	pending map[string]activityNote
-}
-
-type activityNote struct {
-	at time.Time
-	ip string
-}
-
-func newActivity() *activity { return &activity{pending: map[string]activityNote{}} }
-
-// touch notes that session id was used at at, from ip ("" when unknown).
-func (a *activity) touch(id, ip string, at time.Time) {
-	if id == "" {
-		return
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.noteLocked(id, activityNote{at: at, ip: ip})
-}
-
-// noteLocked keeps the later of two notes; a later note without an address
-// keeps the earlier address.
-func (a *activity) noteLocked(id string, n activityNote) {
-	old, ok := a.pending[id]
-	switch {
-	case !ok:
-	case n.at.Before(old.at):
-		n, old = old, n
-		fallthrough
-	default:
-		if n.ip == "" {
-			n.ip = old.ip
-		}
-	}
-	a.pending[id] = n
-}
-
-// last returns the latest unwritten note of session id.
-func (a *activity) last(id string) (activityNote, bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	n, ok := a.pending[id]
-	return n, ok
-}
-
-// take removes and returns every note.
-func (a *activity) take() map[string]activityNote {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	notes := a.pending
-	a.pending = map[string]activityNote{}
-	return notes
-}
-
-// restore puts back notes that could not be written, keeping newer ones.
-func (a *activity) restore(notes map[string]activityNote) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for id, n := range notes {
-		a.noteLocked(id, n)
-	}
-}
-
 // runActivity flushes session activity every interval until ctx ends, then
 // once more.
 func (s *Service) runActivity(ctx context.Context) {
-	tick := time.NewTicker(s.cfg.ActivityFlushInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-tick.C:
-			s.flushActivity(ctx)
-		case <-ctx.Done():
-			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), activityFlushTimeout)
-			defer cancel()
-			s.flushActivity(final)
-			return
-		}
-	}
+	activity.Run(ctx, s.cfg.ActivityFlushInterval, activityFlushTimeout, s.flushActivity)
 }
 
 // flushActivity appends the notes taken since the last flush as
 // SessionsActive events of at most maxActivityEntries entries. Notes that
 // could not be written are kept for the next flush.
 func (s *Service) flushActivity(ctx context.Context) {
-	notes := s.activity.take()
-	if len(notes) == 0 {
-		return
-	}
-	sessionIDs := make([]string, 0, len(notes))
-	for id := range notes {
-		sessionIDs = append(sessionIDs, id)
-	}
-	slices.Sort(sessionIDs)
-	for chunk := range slices.Chunk(sessionIDs, maxActivityEntries) {
+	err := s.activity.Flush(ctx, maxActivityEntries, func(ctx context.Context, sessionIDs []string, notes map[string]activity.Note) error {
 		ev := &eventsv1.SessionsActive{}
-		for _, id := range chunk {
+		for _, id := range sessionIDs {
 			n := notes[id]
-			ev.Entries = append(ev.Entries, &eventsv1.SessionsActive_Entry{SessionId: id, LastActiveUnix: n.at.Unix(), IpAddress: n.ip})
+			ev.Entries = append(ev.Entries, &eventsv1.SessionsActive_Entry{SessionId: id, LastActiveUnix: n.At.Unix(), IpAddress: n.IP})
 		}
 		_, err := s.log.Append(ctx, eventlog.Write{
 			Expect: eventlog.ExpectNew(),
 			Event:  eventlog.Event{Aggregate: eventlog.Ref{Type: activityAggregate, ID: ids.New()}, Actor: "system", Payload: ev},
 		})
-		if err != nil {
-			s.logger.WarnContext(ctx, "session activity not written; keeping it for the next flush", "sessions", len(chunk), "err", err)
-			s.activity.restore(notes)
-			return
-		}
-		for _, id := range chunk {
-			delete(notes, id)
-		}
+		return err
+	})
+	if err != nil {
+		s.logger.WarnContext(ctx, "session activity not written; keeping it for the next flush", "err", err)
 	}
 }

@@ -189,7 +189,7 @@ func (s *Service) compatRefresh(w http.ResponseWriter, r *http.Request) (any, er
 		return nil, compat.UnknownToken("The refresh token has already been used; the session has been ended.")
 	}
 	s.index.markRevoked(st.CurrentRefresh, st.CurrentAccess)
-	s.activity.touch(sessionID, clientIP(r), s.now())
+	s.activity.Touch(sessionID, clientIP(r), s.now())
 	if err := s.projections.WaitFor(ctx, sessionsProjection, appended.Last()); err != nil {
 		return nil, err
 	}

@@ -287,7 +287,7 @@ func (s *Service) refresh(ctx context.Context, c *client, form url.Values, from 
 		return nil, errs.FailedPrecondition("The refresh token has already been used; the session has been ended.")
 	}
 	s.index.markRevoked(st.CurrentRefresh, st.CurrentAccess)
-	s.activity.touch(sessionID, from.ip, s.now())
+	s.activity.Touch(sessionID, from.ip, s.now())
 	if err := s.projections.WaitFor(ctx, sessionsProjection, appended.Last()); err != nil {
 		return nil, err
 	}

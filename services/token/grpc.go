@@ -66,14 +66,14 @@ func (g *grpcServer) ListSessions(ctx context.Context, req *tokenv1.ListSessions
 			s.EndedAt = timestamp(*end)
 		}
 		// What this replica noted but has not written yet shows at once.
-		if n, ok := g.svc.activity.last(s.SessionId); ok && end == nil && (lastActive == nil || n.at.After(*lastActive)) {
-			at := n.at
+		if n, ok := g.svc.activity.Last(s.SessionId); ok && end == nil && (lastActive == nil || n.At.After(*lastActive)) {
+			at := n.At
 			if at.Before(start) {
 				at = start
 			}
 			lastActive = &at
-			if n.ip != "" {
-				s.IpAddress = n.ip
+			if n.IP != "" {
+				s.IpAddress = n.IP
 			}
 		}
 		if lastActive != nil {

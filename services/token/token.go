@@ -13,6 +13,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"gatehouse.dev/platform/activity"
 	"log/slog"
 	"net/url"
 	"os"
@@ -100,8 +101,8 @@ type Service struct {
 	accounts    accountsv1.AccountsServiceClient
 	clients     *clientCache
 	assertions  *assertion.Verifier
-	compat      compatState // the Matrix compatibility login API (compat.go)
-	activity    *activity   // session use not yet written (activity.go)
+	compat      compatState        // the Matrix compatibility login API (compat.go)
+	activity    *activity.Recorder // session use not yet written (activity.go)
 	logger      *slog.Logger
 	now         func() time.Time
 
@@ -135,7 +136,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	}
 	s := &Service{
 		cfg: cfg, issuer: issuer, pool: deps.Pool, log: log, projections: set,
-		index: newIndex(deps.Pool, log, deps.Logger), activity: newActivity(),
+		index: newIndex(deps.Pool, log, deps.Logger), activity: activity.New(),
 		authorize: deps.Authorize, accounts: deps.Accounts, logger: deps.Logger, now: time.Now,
 	}
 	s.clients = newClientCache(deps.Authorize)

@@ -54,6 +54,22 @@ func dataDir(t testing.TB) string {
 	return dir
 }
 
+// freeAddrs returns n distinct free loopback addresses: the listeners are all
+// open at once while they are picked, so the kernel cannot hand one out twice.
+func freeAddrs(t testing.TB, n int) []string {
+	t.Helper()
+	var addrs []string
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		addrs = append(addrs, l.Addr().String())
+	}
+	return addrs
+}
+
 func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -77,7 +93,8 @@ type server struct {
 // private PostgreSQL cluster, and waits until its health endpoint answers.
 func startServe(t testing.TB, dataDir string, env ...string) *server {
 	t.Helper()
-	s := &server{grpc: freeAddr(t), http: freeAddr(t), ops: freeAddr(t), dataDir: dataDir}
+	addrs := freeAddrs(t, 3)
+	s := &server{grpc: addrs[0], http: addrs[1], ops: addrs[2], dataDir: dataDir}
 	base := append(os.Environ(),
 		"GATEHOUSE_DATA_DIR="+dataDir,
 		"GATEHOUSE_GRPC_ADDR="+s.grpc,

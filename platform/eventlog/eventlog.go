@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -57,8 +58,12 @@ type StreamConfig struct {
 
 // Log appends to and reads from one service's event stream.
 type Log struct {
-	js         jetstream.JetStream
+	js jetstream.JetStream
+	// st is the stream's handle; a followed log looks it up on first use
+	// (under mu), as the stream may not exist yet.
+	mu         sync.Mutex
 	st         jetstream.Stream
+	readOnly   bool
 	stream     string
 	prefix     string
 	propagator propagation.TextMapPropagator
@@ -115,6 +120,35 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg StreamConfig, opts ..
 		o(l)
 	}
 	return l, nil
+}
+
+// Follow returns a read-only Log of another service's stream: it loads
+// aggregates and feeds projections but never appends, and it neither creates
+// nor changes the stream. The stream may not exist yet (its owner has not
+// started); reads fail until it does, and projections retry.
+func Follow(js jetstream.JetStream, cfg StreamConfig) (*Log, error) {
+	if cfg.Name == "" || cfg.Prefix == "" {
+		return nil, errors.New("eventlog: stream name and prefix are required")
+	}
+	if strings.ContainsAny(cfg.Prefix, ".*> ") {
+		return nil, fmt.Errorf("eventlog: prefix %q must be a single subject token", cfg.Prefix)
+	}
+	return &Log{js: js, stream: cfg.Name, prefix: cfg.Prefix, readOnly: true, now: time.Now}, nil
+}
+
+// handle returns the stream's handle, looking it up on first use.
+func (l *Log) handle(ctx context.Context) (jetstream.Stream, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.st != nil {
+		return l.st, nil
+	}
+	st, err := l.js.Stream(ctx, l.stream)
+	if err != nil {
+		return nil, fmt.Errorf("eventlog: stream %s: %w", l.stream, err)
+	}
+	l.st = st
+	return st, nil
 }
 
 // Stream is the JetStream stream name.
@@ -252,6 +286,9 @@ func (l *Log) Append(ctx context.Context, writes ...Write) (Appended, error) {
 	if len(writes) == 0 {
 		return Appended{}, errors.New("eventlog: nothing to append")
 	}
+	if l.readOnly {
+		return Appended{}, fmt.Errorf("eventlog: %s is followed, not owned: it cannot be appended to", l.stream)
+	}
 	msgs := make([]*nats.Msg, len(writes))
 	for i := range writes {
 		m, err := l.message(ctx, &writes[i])
@@ -296,9 +333,13 @@ func (l *Log) Append(ctx context.Context, writes ...Write) (Appended, error) {
 // such a retry fails its expectation. It is a success when every write's
 // aggregate ends with the write's own event.
 func (l *Log) alreadyStored(ctx context.Context, writes []Write) (Appended, bool) {
+	st, err := l.handle(ctx)
+	if err != nil {
+		return Appended{}, false
+	}
 	got := Appended{Seqs: make([]uint64, len(writes)), Duplicate: true}
 	for i, w := range writes {
-		last, err := l.st.GetLastMsgForSubject(ctx, l.Subject(w.Event.Aggregate))
+		last, err := st.GetLastMsgForSubject(ctx, l.Subject(w.Event.Aggregate))
 		if err != nil || last.Header.Get(jetstream.MsgIDHeader) != w.Event.ID {
 			return Appended{}, false
 		}

@@ -352,3 +352,49 @@ func TestOnceCreatesOneEvent(t *testing.T) {
 		t.Fatalf("stored %d events, want 1", len(history))
 	}
 }
+
+// A followed stream is another service's: it is read before and after its
+// owner creates it, and never written or reconfigured.
+func TestFollowReadsAnotherServicesStream(t *testing.T) {
+	ctx := context.Background()
+	js := testkit.NATS(t)
+	follower, err := eventlog.Follow(js, eventlog.StreamConfig{Name: "OWNED", Prefix: "owned"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := userRef()
+	if _, err := follower.Version(ctx, ref); err == nil {
+		t.Fatal("Version of a stream that does not exist yet succeeded")
+	}
+	if _, err := js.Stream(ctx, "OWNED"); err == nil {
+		t.Fatal("following a stream created it")
+	}
+
+	owner, err := eventlog.Open(ctx, js, eventlog.StreamConfig{Name: "OWNED", Prefix: "owned"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := renamed(ref, "Alice")
+	stored, err := owner.Append(ctx, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	history, version, err := follower.Load(ctx, ref)
+	if err != nil || len(history) != 1 || version != stored.Last() {
+		t.Fatalf("follower loaded %d events at version %d (%v), want 1 at %d", len(history), version, err, stored.Last())
+	}
+	if v, err := follower.Version(ctx, ref); err != nil || v != stored.Last() {
+		t.Fatalf("follower version %d (%v), want %d", v, err, stored.Last())
+	}
+	if _, err := follower.Append(ctx, renamed(ref, "Mallory")); err == nil {
+		t.Fatal("appending to a followed stream succeeded")
+	}
+	if _, version, _ := owner.Load(ctx, ref); version != stored.Last() {
+		t.Fatalf("the followed stream changed: version %d, want %d", version, stored.Last())
+	}
+	for _, bad := range []eventlog.StreamConfig{{Name: "", Prefix: "x"}, {Name: "X", Prefix: "a.b"}} {
+		if _, err := eventlog.Follow(js, bad); err == nil {
+			t.Errorf("Follow(%+v) accepted a bad configuration", bad)
+		}
+	}
+}

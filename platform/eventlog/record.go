@@ -133,7 +133,11 @@ func (l *Log) Version(ctx context.Context, ref Ref) (uint64, error) {
 	if !ref.valid() {
 		return 0, fmt.Errorf("eventlog: invalid aggregate reference %q/%q", ref.Type, ref.ID)
 	}
-	msg, err := l.st.GetLastMsgForSubject(ctx, l.Subject(ref))
+	st, err := l.handle(ctx)
+	if err != nil {
+		return 0, err
+	}
+	msg, err := st.GetLastMsgForSubject(ctx, l.Subject(ref))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0, nil
 	}
@@ -145,7 +149,11 @@ func (l *Log) Version(ctx context.Context, ref Ref) (uint64, error) {
 
 // LastSeq is the sequence of the newest event in the stream (0 when empty).
 func (l *Log) LastSeq(ctx context.Context) (uint64, error) {
-	info, err := l.st.Info(ctx)
+	st, err := l.handle(ctx)
+	if err != nil {
+		return 0, err
+	}
+	info, err := st.Info(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("eventlog: stream %s info: %w", l.stream, err)
 	}
@@ -155,9 +163,13 @@ func (l *Log) LastSeq(ctx context.Context) (uint64, error) {
 // LastSeqOf is the sequence of the newest event on any of the subjects, which
 // may hold wildcards (0 when none has events).
 func (l *Log) LastSeqOf(ctx context.Context, subjects ...string) (uint64, error) {
+	st, err := l.handle(ctx)
+	if err != nil {
+		return 0, err
+	}
 	var last uint64
 	for _, subj := range subjects {
-		msg, err := l.st.GetLastMsgForSubject(ctx, subj)
+		msg, err := st.GetLastMsgForSubject(ctx, subj)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			continue
 		}

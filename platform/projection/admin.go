@@ -38,7 +38,7 @@ func (a *Admin) ListProjections(ctx context.Context, _ *projectionsv1.ListProjec
 			if err != nil {
 				return nil, errs.Wrap(errs.KindUnavailable, "could not read the checkpoint of "+svc+"."+name, err)
 			}
-			resp.Projections = append(resp.Projections, &projectionsv1.Projection{Name: svc + "." + name, Stream: set.Stream(), Checkpoint: cp})
+			resp.Projections = append(resp.Projections, &projectionsv1.Projection{Name: svc + "." + name, Stream: set.StreamOf(name), Checkpoint: cp})
 		}
 	}
 	return resp, nil
@@ -58,7 +58,7 @@ func (a *Admin) RebuildProjection(ctx context.Context, req *projectionsv1.Rebuil
 	if err != nil {
 		return nil, errs.Wrap(errs.KindUnavailable, "rebuild of "+req.GetName()+" did not finish", err)
 	}
-	return &projectionsv1.RebuildProjectionResponse{Projection: &projectionsv1.Projection{Name: req.GetName(), Stream: set.Stream(), Checkpoint: cp}}, nil
+	return &projectionsv1.RebuildProjectionResponse{Projection: &projectionsv1.Projection{Name: req.GetName(), Stream: set.StreamOf(name), Checkpoint: cp}}, nil
 }
 
 func quote(s string) string { return "\"" + s + "\"" }

@@ -34,6 +34,9 @@ type Projection struct {
 	Apply func(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error
 	// Reset empties the projection's tables before a rebuild.
 	Reset func(ctx context.Context, tx pgx.Tx) error
+	// Source is the stream the events come from when it is not the service's
+	// own: another service's stream, followed read-only (eventlog.Follow).
+	Source *eventlog.Log
 }
 
 var validName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)

@@ -76,7 +76,12 @@ func (r *Runner) Run(ctx context.Context) error {
 			backoff = 100 * time.Millisecond
 			continue
 		}
-		r.logger.Error("projection stopped; restarting from checkpoint", "err", err, "backoff", backoff)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			// Another service's stream that its owner has not created yet.
+			r.logger.Info("waiting for the projection's stream to exist", "err", err, "backoff", backoff)
+		} else {
+			r.logger.Error("projection stopped; restarting from checkpoint", "err", err, "backoff", backoff)
+		}
 		select {
 		case <-ctx.Done():
 			return nil

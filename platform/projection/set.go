@@ -32,7 +32,11 @@ func NewSet(ctx context.Context, pool *pgxpool.Pool, log *eventlog.Log, logger *
 		if _, dup := s.runners[p.Name]; dup {
 			return nil, fmt.Errorf("projection %s registered twice", p.Name)
 		}
-		r, err := NewRunner(pool, log, s.listener, p, logger)
+		source := log
+		if p.Source != nil {
+			source = p.Source
+		}
+		r, err := NewRunner(pool, source, s.listener, p, logger)
 		if err != nil {
 			return nil, err
 		}
@@ -59,8 +63,16 @@ func (s *Set) WaitFor(ctx context.Context, name string, seq uint64) error {
 	return s.listener.WaitFor(ctx, name, seq)
 }
 
-// Stream is the name of the stream the set's projections consume.
+// Stream is the name of the service's own stream.
 func (s *Set) Stream() string { return s.log.Stream() }
+
+// StreamOf is the name of the stream one projection consumes.
+func (s *Set) StreamOf(name string) string {
+	if r, ok := s.runners[name]; ok {
+		return r.log.Stream()
+	}
+	return s.log.Stream()
+}
 
 // Names lists the projections in registration order.
 func (s *Set) Names() []string { return append([]string(nil), s.order...) }
@@ -81,7 +93,7 @@ func (s *Set) Rebuild(ctx context.Context, name string) (uint64, error) {
 	if !ok {
 		return 0, fmt.Errorf("projection %s: %w", name, ErrUnknown)
 	}
-	target, err := s.log.LastSeqOf(ctx, r.proj.Subjects...)
+	target, err := r.log.LastSeqOf(ctx, r.proj.Subjects...)
 	if err != nil {
 		return 0, err
 	}

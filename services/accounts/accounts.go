@@ -3,10 +3,13 @@
 // browser sessions, and the audit log.
 //
 // Commands are decided on the aggregates' histories (users, email claims,
-// browser sessions) and appended to the ACCOUNTS stream; queries read the
-// users, user_emails, browser_sessions and audit_log projections, which the
-// service keeps in its own PostgreSQL schema. A command returns once its own
-// projection has applied it, so a client reads its writes.
+// browser sessions, registrations) and appended to the ACCOUNTS stream;
+// queries read the users, user_emails, browser_sessions and audit_log
+// projections, which the service keeps in its own PostgreSQL schema. A
+// command returns once its own projection has applied it, so a client reads
+// its writes. Email addresses are proved by the notify service's
+// confirmations, which the service projects from the NOTIFY stream
+// (verifications.go).
 package accounts
 
 import (
@@ -71,6 +74,7 @@ type Service struct {
 	cfg         Config
 	pool        *pgxpool.Pool
 	log         *eventlog.Log
+	notify      *eventlog.Log // the notify service's stream, followed (verifications.go)
 	projections *projection.Set
 	hasher      *password.Hasher
 	logger      *slog.Logger
@@ -105,7 +109,12 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("accounts: %w", err)
 	}
-	set, err := projection.NewSet(ctx, deps.Pool, log, deps.Logger, usersReadModel(), auditReadModel(), sessionsReadModel(), regTokensReadModel())
+	notify, err := eventlog.Follow(deps.JetStream, eventlog.StreamConfig{Name: notifyStream, Prefix: notifyPrefix})
+	if err != nil {
+		return nil, fmt.Errorf("accounts: %w", err)
+	}
+	set, err := projection.NewSet(ctx, deps.Pool, log, deps.Logger,
+		usersReadModel(), auditReadModel(), sessionsReadModel(), regTokensReadModel(), verificationsReadModel(notify))
 	if err != nil {
 		return nil, fmt.Errorf("accounts: %w", err)
 	}
@@ -113,6 +122,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		cfg:         cfg,
 		pool:        deps.Pool,
 		log:         log,
+		notify:      notify,
 		projections: set,
 		hasher:      password.New(cfg.Passwords),
 		logger:      deps.Logger,

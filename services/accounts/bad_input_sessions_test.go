@@ -50,24 +50,24 @@ func TestBadInputToEmailsAndSessions(t *testing.T) {
 
 		// AddEmail.
 		{"add without user", func() error {
-			_, err := c.AddEmail(ctx, &accountsv1.AddEmailRequest{Email: "x@example.com"})
+			_, err := c.AddEmail(ctx, &accountsv1.AddEmailRequest{SkipVerification: true, Email: "x@example.com"})
 			return err
 		}, codes.InvalidArgument},
 		{"add to subject wildcard", func() error {
-			_, err := c.AddEmail(ctx, &accountsv1.AddEmailRequest{UserId: "a.>", Email: "x@example.com"})
+			_, err := c.AddEmail(ctx, &accountsv1.AddEmailRequest{SkipVerification: true, UserId: "a.>", Email: "x@example.com"})
 			return err
 		}, codes.InvalidArgument},
 		{"add to unknown user", func() error {
-			_, err := c.AddEmail(ctx, &accountsv1.AddEmailRequest{UserId: unknown, Email: "x@example.com"})
+			_, err := c.AddEmail(ctx, &accountsv1.AddEmailRequest{SkipVerification: true, UserId: unknown, Email: "x@example.com"})
 			return err
 		}, codes.NotFound},
 		{"add empty email", func() error { _, err := c.AddEmail(ctx, &accountsv1.AddEmailRequest{UserId: id}); return err }, codes.InvalidArgument},
 		{"add malformed email", func() error {
-			_, err := c.AddEmail(ctx, &accountsv1.AddEmailRequest{UserId: id, Email: "not an email"})
+			_, err := c.AddEmail(ctx, &accountsv1.AddEmailRequest{SkipVerification: true, UserId: id, Email: "not an email"})
 			return err
 		}, codes.InvalidArgument},
 		{"add overlong email", func() error {
-			_, err := c.AddEmail(ctx, &accountsv1.AddEmailRequest{UserId: id, Email: strings.Repeat("a", 300) + "@example.com"})
+			_, err := c.AddEmail(ctx, &accountsv1.AddEmailRequest{SkipVerification: true, UserId: id, Email: strings.Repeat("a", 300) + "@example.com"})
 			return err
 		}, codes.InvalidArgument},
 		{"add with malformed verification id", func() error {
@@ -75,11 +75,11 @@ func TestBadInputToEmailsAndSessions(t *testing.T) {
 			return err
 		}, codes.InvalidArgument},
 		{"add another user's address", func() error {
-			_, err := c.AddEmail(ctx, &accountsv1.AddEmailRequest{UserId: id, Email: other.GetEmail()})
+			_, err := c.AddEmail(ctx, &accountsv1.AddEmailRequest{SkipVerification: true, UserId: id, Email: other.GetEmail()})
 			return err
 		}, codes.AlreadyExists},
 		{"add to deactivated user", func() error {
-			_, err := c.AddEmail(ctx, &accountsv1.AddEmailRequest{UserId: deactivated.GetId(), Email: "ken2@example.com"})
+			_, err := c.AddEmail(ctx, &accountsv1.AddEmailRequest{SkipVerification: true, UserId: deactivated.GetId(), Email: "ken2@example.com"})
 			return err
 		}, codes.FailedPrecondition},
 

@@ -26,18 +26,22 @@ const (
 	browserAggregate = "browser"
 	// activityAggregate is one batch of browser session activity (see activity.go).
 	activityAggregate = "activity"
+	// registrationAggregate is a pending self-service registration (see registrations.go).
+	registrationAggregate = "registration"
 )
 
 // registration is the input of Register.
 type registration struct {
 	Username, Password, Email, DisplayName string
 	Admin                                  bool
+	// VerificationID is the notify service's confirmed verification of Email.
+	VerificationID string
+	// SkipVerification: an administrator vouches for Email.
+	SkipVerification bool
 }
 
-// register creates a user. The username (and email, if any) are claimed in the
-// same atomic batch as the user's first event, each on a subject of its own
-// that must still be empty (or, for an email address, end in its release):
-// of two concurrent registrations of one name, exactly one is stored.
+// register creates a user directly (administrators, the CLI). An email
+// address must be proved by a confirmed verification, or vouched for.
 func (s *Service) register(ctx context.Context, in registration, actor string) (*userRow, error) {
 	if err := user.ValidateUsername(in.Username, s.cfg.ServerName); err != nil {
 		return nil, err
@@ -47,6 +51,18 @@ func (s *Service) register(ctx context.Context, in registration, actor string) (
 		var err error
 		if email, err = user.NormalizeEmail(in.Email); err != nil {
 			return nil, err
+		}
+		switch {
+		case in.VerificationID != "":
+			if err := s.checkProof(ctx, proof{
+				verificationID: in.VerificationID, email: email,
+				purpose: eventsv1.VerificationPurpose_VERIFICATION_PURPOSE_REGISTRATION,
+				after:   s.clock().Add(-verificationMaxAge),
+			}); err != nil {
+				return nil, err
+			}
+		case !in.SkipVerification:
+			return nil, errs.InvalidField("verification_id", "An email address needs verification_id (a confirmed verification) or skip_verification (an administrator vouches for it)")
 		}
 	}
 	var hash string
@@ -59,22 +75,33 @@ func (s *Service) register(ctx context.Context, in registration, actor string) (
 			return nil, errs.Wrap(errs.KindInternal, "", fmt.Errorf("hash password: %w", err))
 		}
 	}
+	return s.createUser(ctx, user.RegisterCommand{
+		Username: in.Username, Email: email, PasswordHash: hash, Admin: in.Admin,
+		DisplayName: in.DisplayName, EmailVerificationID: in.VerificationID,
+	}, actor, nil)
+}
+
+// createUser appends a new user's first event. The username (and email, if
+// any) are claimed in the same atomic batch, each on a subject of its own
+// that must still be empty (or, for an email address, end in its release):
+// of two concurrent registrations of one name, exactly one is stored. more
+// is appended in the same batch (a registration's completion), after the
+// user's event; it gets the new user's id.
+func (s *Service) createUser(ctx context.Context, cmd user.RegisterCommand, actor string, more func(userID string) eventlog.Write) (*userRow, error) {
 	id := ids.New()
-	decided, err := user.Register(user.State{}, user.RegisterCommand{
-		UserID: id, Username: in.Username, ServerName: s.cfg.ServerName,
-		Email: email, PasswordHash: hash, Admin: in.Admin, DisplayName: in.DisplayName,
-	})
+	cmd.UserID, cmd.ServerName = id, s.cfg.ServerName
+	decided, err := user.Register(user.State{}, cmd)
 	if err != nil {
 		return nil, err
 	}
-	nameRef := eventlog.Ref{Type: usernameAggregate, ID: user.UsernameKey(in.Username)}
+	nameRef := eventlog.Ref{Type: usernameAggregate, ID: user.UsernameKey(cmd.Username)}
 	writes := []eventlog.Write{{
 		Expect: eventlog.ExpectNew(),
-		Event:  eventlog.Event{Aggregate: nameRef, Actor: actor, Payload: &eventsv1.UsernameReserved{Username: in.Username, UserId: id}},
+		Event:  eventlog.Event{Aggregate: nameRef, Actor: actor, Payload: &eventsv1.UsernameReserved{Username: cmd.Username, UserId: id}},
 	}}
 	var emailRef eventlog.Ref
-	if email != "" {
-		ref, claim, err := s.emailClaim(ctx, email)
+	if cmd.Email != "" {
+		ref, claim, err := s.emailClaim(ctx, cmd.Email)
 		if err != nil {
 			return nil, err
 		}
@@ -84,12 +111,16 @@ func (s *Service) register(ctx context.Context, in registration, actor string) (
 		emailRef = ref
 		writes = append(writes, eventlog.Write{
 			Expect: eventlog.ExpectVersion(claim.Version),
-			Event:  eventlog.Event{Aggregate: emailRef, Actor: actor, Payload: &eventsv1.EmailReserved{Email: email, UserId: id}},
+			Event:  eventlog.Event{Aggregate: emailRef, Actor: actor, Payload: &eventsv1.EmailReserved{Email: cmd.Email, UserId: id}},
 		})
 	}
 	userRef := eventlog.Ref{Type: userAggregate, ID: id}
 	for _, ev := range decided {
 		writes = append(writes, eventlog.Write{Expect: eventlog.ExpectNew(), Event: eventlog.Event{Aggregate: userRef, Actor: actor, Payload: ev}})
+	}
+	userSeq := len(writes) - 1
+	if more != nil {
+		writes = append(writes, more(id))
 	}
 	appended, err := s.log.Append(ctx, writes...)
 	if eventlog.IsConflict(err) {
@@ -98,7 +129,7 @@ func (s *Service) register(ctx context.Context, in registration, actor string) (
 	if err != nil {
 		return nil, errs.Wrap(errs.KindUnavailable, "The account could not be created right now; try again.", err)
 	}
-	if err := s.projections.WaitFor(ctx, usersProjection, appended.Last()); err != nil {
+	if err := s.projections.WaitFor(ctx, usersProjection, appended.Seqs[userSeq]); err != nil {
 		return nil, errs.Wrap(errs.KindUnavailable, "The account was created but is not visible yet; try again shortly.", err)
 	}
 	return s.userByID(ctx, id)

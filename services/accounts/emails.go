@@ -52,8 +52,29 @@ func (s *Service) loadUser(ctx context.Context, userID string) (eventlog.Ref, us
 	return ref, user.Fold(history), nil
 }
 
-// addEmail adds a verified address to a user and returns the user's addresses.
-func (s *Service) addEmail(ctx context.Context, userID, email, verificationID, actor string) ([]*accountsv1.Email, error) {
+// addEmail adds an address to a user and returns the user's addresses. The
+// address must be proved by a verification the notify service confirmed for
+// this user, or vouched for by an administrator (skip).
+func (s *Service) addEmail(ctx context.Context, userID, email, verificationID string, skip bool, actor string) ([]*accountsv1.Email, error) {
+	if !ids.Valid(userID) {
+		return nil, errs.InvalidField("user_id", "user_id must be a user id such as 01HZX3…")
+	}
+	normalized, err := user.NormalizeEmail(email)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case verificationID != "":
+		if err := s.checkProof(ctx, proof{
+			verificationID: verificationID, email: normalized, userID: userID,
+			purpose: eventsv1.VerificationPurpose_VERIFICATION_PURPOSE_ADD_EMAIL,
+			after:   s.clock().Add(-verificationMaxAge),
+		}); err != nil {
+			return nil, err
+		}
+	case !skip:
+		return nil, errs.InvalidField("verification_id", "Adding an address needs verification_id (a confirmed verification) or skip_verification (an administrator vouches for it)")
+	}
 	return s.changeEmails(ctx, userID, actor, func(st user.State) ([]proto.Message, error) {
 		return user.AddEmail(st, email, verificationID)
 	})
@@ -148,7 +169,7 @@ func (s *Service) listEmails(ctx context.Context, userID string) ([]*accountsv1.
 	if !ids.Valid(userID) {
 		return nil, errs.InvalidField("user_id", "user_id must be a user id such as 01HZX3…")
 	}
-	rows, err := s.pool.Query(ctx, `SELECT email, is_primary, added_at FROM user_emails WHERE user_id = $1
+	rows, err := s.pool.Query(ctx, `SELECT email, is_primary, added_at, verification_id FROM user_emails WHERE user_id = $1
 		ORDER BY is_primary DESC, added_at, email`, userID)
 	if err != nil {
 		return nil, errs.Wrap(errs.KindUnavailable, "Email addresses cannot be read right now.", err)
@@ -160,10 +181,10 @@ func (s *Service) listEmails(ctx context.Context, userID string) ([]*accountsv1.
 			e  accountsv1.Email
 			at time.Time
 		)
-		if err := rows.Scan(&e.Email, &e.Primary, &at); err != nil {
+		if err := rows.Scan(&e.Email, &e.Primary, &at, &e.VerificationId); err != nil {
 			return nil, errs.Wrap(errs.KindUnavailable, "Email addresses cannot be read right now.", err)
 		}
-		// Every address a user holds was verified before it was added.
+		// Every address a user holds was proved before it was added.
 		e.Verified, e.AddedAt = true, timestamppb.New(at)
 		out = append(out, &e)
 	}

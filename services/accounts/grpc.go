@@ -37,6 +37,7 @@ func (g *grpcServer) Register(ctx context.Context, req *accountsv1.RegisterReque
 	u, err := g.svc.register(ctx, registration{
 		Username: req.GetUsername(), Password: req.GetPassword(), Email: req.GetEmail(),
 		DisplayName: req.GetDisplayName(), Admin: req.GetAdmin(),
+		VerificationID: req.GetVerificationId(), SkipVerification: req.GetSkipVerification(),
 	}, actor(ctx))
 	if err != nil {
 		return nil, err
@@ -156,7 +157,7 @@ func (g *grpcServer) GetUserByEmail(ctx context.Context, req *accountsv1.GetUser
 }
 
 func (g *grpcServer) AddEmail(ctx context.Context, req *accountsv1.AddEmailRequest) (*accountsv1.AddEmailResponse, error) {
-	emails, err := g.svc.addEmail(ctx, req.GetUserId(), req.GetEmail(), req.GetVerificationId(), actor(ctx))
+	emails, err := g.svc.addEmail(ctx, req.GetUserId(), req.GetEmail(), req.GetVerificationId(), req.GetSkipVerification(), actor(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -221,4 +222,30 @@ func (g *grpcServer) ListBrowserSessions(ctx context.Context, req *accountsv1.Li
 		resp.Sessions = append(resp.Sessions, r.proto(now))
 	}
 	return resp, nil
+}
+
+func (g *grpcServer) StartRegistration(ctx context.Context, req *accountsv1.StartRegistrationRequest) (*accountsv1.StartRegistrationResponse, error) {
+	r, err := g.svc.startRegistration(ctx, registration{
+		Username: req.GetUsername(), Password: req.GetPassword(), Email: req.GetEmail(), DisplayName: req.GetDisplayName(),
+	}, actor(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return &accountsv1.StartRegistrationResponse{Registration: r.proto()}, nil
+}
+
+func (g *grpcServer) GetRegistration(ctx context.Context, req *accountsv1.GetRegistrationRequest) (*accountsv1.GetRegistrationResponse, error) {
+	r, err := g.svc.loadRegistration(ctx, req.GetRegistrationId())
+	if err != nil {
+		return nil, err
+	}
+	return &accountsv1.GetRegistrationResponse{Registration: r.proto()}, nil
+}
+
+func (g *grpcServer) CompleteRegistration(ctx context.Context, req *accountsv1.CompleteRegistrationRequest) (*accountsv1.CompleteRegistrationResponse, error) {
+	u, err := g.svc.completeRegistration(ctx, req.GetRegistrationId(), req.GetVerificationId(), actor(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return &accountsv1.CompleteRegistrationResponse{User: u.proto()}, nil
 }

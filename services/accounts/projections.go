@@ -54,9 +54,10 @@ func applyUserEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
 		       VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)`
 		args = []any{id, ev.GetUsername(), ev.GetEmail(), ev.GetDisplayName(), ev.GetPasswordHash(), ev.GetAdmin(), at, seq}
 		if ev.GetEmail() != "" {
-			emails = &statement{`INSERT INTO user_emails (email, user_id, is_primary, added_at) VALUES ($1, $2, true, $3)
-				ON CONFLICT (email) DO UPDATE SET user_id = EXCLUDED.user_id, is_primary = true, added_at = EXCLUDED.added_at`,
-				[]any{ev.GetEmail(), id, at}}
+			emails = &statement{`INSERT INTO user_emails (email, user_id, is_primary, added_at, verification_id) VALUES ($1, $2, true, $3, $4)
+				ON CONFLICT (email) DO UPDATE SET user_id = EXCLUDED.user_id, is_primary = true, added_at = EXCLUDED.added_at,
+				verification_id = EXCLUDED.verification_id`,
+				[]any{ev.GetEmail(), id, at, ev.GetEmailVerificationId()}}
 		}
 	case *eventsv1.PasswordChanged:
 		sql, args = update("password_hash = $4", id, at, seq, ev.GetPasswordHash())
@@ -76,11 +77,12 @@ func applyUserEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
 		// As in user.State: a user's first address becomes the primary one.
 		// The reservation makes an address one user's at a time; should a row
 		// of another user remain anyway, the event, which is later, wins.
-		emails = &statement{`INSERT INTO user_emails (email, user_id, is_primary, added_at)
-			VALUES ($1, $2, NOT EXISTS (SELECT 1 FROM user_emails WHERE user_id = $2 AND is_primary), $3)
-			ON CONFLICT (email) DO UPDATE SET user_id = EXCLUDED.user_id, is_primary = EXCLUDED.is_primary, added_at = EXCLUDED.added_at
+		emails = &statement{`INSERT INTO user_emails (email, user_id, is_primary, added_at, verification_id)
+			VALUES ($1, $2, NOT EXISTS (SELECT 1 FROM user_emails WHERE user_id = $2 AND is_primary), $3, $4)
+			ON CONFLICT (email) DO UPDATE SET user_id = EXCLUDED.user_id, is_primary = EXCLUDED.is_primary, added_at = EXCLUDED.added_at,
+			verification_id = EXCLUDED.verification_id
 			WHERE user_emails.user_id <> EXCLUDED.user_id`,
-			[]any{ev.GetEmail(), id, at}}
+			[]any{ev.GetEmail(), id, at, ev.GetVerificationId()}}
 		sql, args = update("email = CASE WHEN email = '' THEN $4 ELSE email END", id, at, seq, ev.GetEmail())
 	case *eventsv1.EmailRemoved:
 		emails = &statement{`DELETE FROM user_emails WHERE email = $1 AND user_id = $2`, []any{ev.GetEmail(), id}}
@@ -149,6 +151,11 @@ func describe(rec eventlog.Record) (userID, summary string) {
 		if ev.GetAdmin() {
 			s += " (administrator)"
 		}
+		if ev.GetEmailVerificationId() != "" {
+			s += fmt.Sprintf(" with email %q (verification %s)", ev.GetEmail(), ev.GetEmailVerificationId())
+		} else if ev.GetEmail() != "" {
+			s += fmt.Sprintf(" with email %q (vouched for by %s)", ev.GetEmail(), rec.Envelope.GetActor())
+		}
 		return ev.GetUserId(), s
 	case *eventsv1.PasswordChanged:
 		reasons := map[eventsv1.PasswordChangeReason]string{
@@ -186,7 +193,7 @@ func describe(rec eventlog.Record) (userID, summary string) {
 		if ev.GetVerificationId() != "" {
 			return ev.GetUserId(), fmt.Sprintf("email %q added (verification %s)", ev.GetEmail(), ev.GetVerificationId())
 		}
-		return ev.GetUserId(), fmt.Sprintf("email %q added", ev.GetEmail())
+		return ev.GetUserId(), fmt.Sprintf("email %q added (vouched for by %s)", ev.GetEmail(), rec.Envelope.GetActor())
 	case *eventsv1.EmailRemoved:
 		return ev.GetUserId(), fmt.Sprintf("email %q removed", ev.GetEmail())
 	case *eventsv1.PrimaryEmailSet:
@@ -209,6 +216,11 @@ func describe(rec eventlog.Record) (userID, summary string) {
 	case *eventsv1.BrowserSessionsActive:
 		// Activity of many users' sessions: no single user.
 		return "", fmt.Sprintf("activity recorded for %d browser sessions", len(ev.GetEntries()))
+	case *eventsv1.RegistrationStarted:
+		// Never the password hash.
+		return "", fmt.Sprintf("registration %s of %q started (email %q)", ev.GetRegistrationId(), ev.GetUsername(), ev.GetEmail())
+	case *eventsv1.RegistrationCompleted:
+		return ev.GetUserId(), fmt.Sprintf("registration %s completed (verification %s)", ev.GetRegistrationId(), ev.GetVerificationId())
 	case *eventsv1.RegistrationTokenCreated:
 		if ev.GetUsesAllowed() > 0 {
 			return "", fmt.Sprintf("registration token %s created for %d uses", ev.GetTokenId(), ev.GetUsesAllowed())

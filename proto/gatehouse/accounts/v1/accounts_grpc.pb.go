@@ -20,6 +20,9 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	AccountsService_Register_FullMethodName                   = "/gatehouse.accounts.v1.AccountsService/Register"
+	AccountsService_StartRegistration_FullMethodName          = "/gatehouse.accounts.v1.AccountsService/StartRegistration"
+	AccountsService_GetRegistration_FullMethodName            = "/gatehouse.accounts.v1.AccountsService/GetRegistration"
+	AccountsService_CompleteRegistration_FullMethodName       = "/gatehouse.accounts.v1.AccountsService/CompleteRegistration"
 	AccountsService_GetUser_FullMethodName                    = "/gatehouse.accounts.v1.AccountsService/GetUser"
 	AccountsService_GetUserByUsername_FullMethodName          = "/gatehouse.accounts.v1.AccountsService/GetUserByUsername"
 	AccountsService_VerifyPassword_FullMethodName             = "/gatehouse.accounts.v1.AccountsService/VerifyPassword"
@@ -55,6 +58,14 @@ const (
 type AccountsServiceClient interface {
 	// Register creates a user. ALREADY_EXISTS when the username or email is taken.
 	Register(ctx context.Context, in *RegisterRequest, opts ...grpc.CallOption) (*RegisterResponse, error)
+	// StartRegistration keeps a self-service registration (username, address,
+	// password hash) until its address is proved; nothing is reserved yet.
+	StartRegistration(ctx context.Context, in *StartRegistrationRequest, opts ...grpc.CallOption) (*StartRegistrationResponse, error)
+	// GetRegistration shows a pending registration (never its password hash).
+	GetRegistration(ctx context.Context, in *GetRegistrationRequest, opts ...grpc.CallOption) (*GetRegistrationResponse, error)
+	// CompleteRegistration creates the user of a registration once the notify
+	// service has confirmed a code sent to its address after it started.
+	CompleteRegistration(ctx context.Context, in *CompleteRegistrationRequest, opts ...grpc.CallOption) (*CompleteRegistrationResponse, error)
 	// GetUser returns a user by id. NOT_FOUND when unknown.
 	GetUser(ctx context.Context, in *GetUserRequest, opts ...grpc.CallOption) (*GetUserResponse, error)
 	// GetUserByUsername returns a user by Matrix localpart. NOT_FOUND when unknown.
@@ -125,6 +136,36 @@ func (c *accountsServiceClient) Register(ctx context.Context, in *RegisterReques
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RegisterResponse)
 	err := c.cc.Invoke(ctx, AccountsService_Register_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) StartRegistration(ctx context.Context, in *StartRegistrationRequest, opts ...grpc.CallOption) (*StartRegistrationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StartRegistrationResponse)
+	err := c.cc.Invoke(ctx, AccountsService_StartRegistration_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) GetRegistration(ctx context.Context, in *GetRegistrationRequest, opts ...grpc.CallOption) (*GetRegistrationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetRegistrationResponse)
+	err := c.cc.Invoke(ctx, AccountsService_GetRegistration_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) CompleteRegistration(ctx context.Context, in *CompleteRegistrationRequest, opts ...grpc.CallOption) (*CompleteRegistrationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CompleteRegistrationResponse)
+	err := c.cc.Invoke(ctx, AccountsService_CompleteRegistration_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -389,6 +430,14 @@ func (c *accountsServiceClient) ListRegistrationTokens(ctx context.Context, in *
 type AccountsServiceServer interface {
 	// Register creates a user. ALREADY_EXISTS when the username or email is taken.
 	Register(context.Context, *RegisterRequest) (*RegisterResponse, error)
+	// StartRegistration keeps a self-service registration (username, address,
+	// password hash) until its address is proved; nothing is reserved yet.
+	StartRegistration(context.Context, *StartRegistrationRequest) (*StartRegistrationResponse, error)
+	// GetRegistration shows a pending registration (never its password hash).
+	GetRegistration(context.Context, *GetRegistrationRequest) (*GetRegistrationResponse, error)
+	// CompleteRegistration creates the user of a registration once the notify
+	// service has confirmed a code sent to its address after it started.
+	CompleteRegistration(context.Context, *CompleteRegistrationRequest) (*CompleteRegistrationResponse, error)
 	// GetUser returns a user by id. NOT_FOUND when unknown.
 	GetUser(context.Context, *GetUserRequest) (*GetUserResponse, error)
 	// GetUserByUsername returns a user by Matrix localpart. NOT_FOUND when unknown.
@@ -457,6 +506,15 @@ type UnimplementedAccountsServiceServer struct{}
 
 func (UnimplementedAccountsServiceServer) Register(context.Context, *RegisterRequest) (*RegisterResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Register not implemented")
+}
+func (UnimplementedAccountsServiceServer) StartRegistration(context.Context, *StartRegistrationRequest) (*StartRegistrationResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method StartRegistration not implemented")
+}
+func (UnimplementedAccountsServiceServer) GetRegistration(context.Context, *GetRegistrationRequest) (*GetRegistrationResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetRegistration not implemented")
+}
+func (UnimplementedAccountsServiceServer) CompleteRegistration(context.Context, *CompleteRegistrationRequest) (*CompleteRegistrationResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CompleteRegistration not implemented")
 }
 func (UnimplementedAccountsServiceServer) GetUser(context.Context, *GetUserRequest) (*GetUserResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetUser not implemented")
@@ -568,6 +626,60 @@ func _AccountsService_Register_Handler(srv interface{}, ctx context.Context, dec
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AccountsServiceServer).Register(ctx, req.(*RegisterRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_StartRegistration_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StartRegistrationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).StartRegistration(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_StartRegistration_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).StartRegistration(ctx, req.(*StartRegistrationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_GetRegistration_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetRegistrationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).GetRegistration(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_GetRegistration_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).GetRegistration(ctx, req.(*GetRegistrationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_CompleteRegistration_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CompleteRegistrationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).CompleteRegistration(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_CompleteRegistration_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).CompleteRegistration(ctx, req.(*CompleteRegistrationRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1032,6 +1144,18 @@ var AccountsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Register",
 			Handler:    _AccountsService_Register_Handler,
+		},
+		{
+			MethodName: "StartRegistration",
+			Handler:    _AccountsService_StartRegistration_Handler,
+		},
+		{
+			MethodName: "GetRegistration",
+			Handler:    _AccountsService_GetRegistration_Handler,
+		},
+		{
+			MethodName: "CompleteRegistration",
+			Handler:    _AccountsService_CompleteRegistration_Handler,
 		},
 		{
 			MethodName: "GetUser",

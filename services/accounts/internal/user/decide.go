@@ -23,6 +23,9 @@ type RegisterCommand struct {
 	Admin bool
 	// DisplayName is an optional display name; see ValidateDisplayName.
 	DisplayName string
+	// EmailVerificationID is the confirmed verification that proved Email;
+	// empty when an administrator vouched for it.
+	EmailVerificationID string
 }
 
 // Register decides the creation of a user who does not exist yet.
@@ -47,13 +50,17 @@ func Register(s State, cmd RegisterCommand) ([]proto.Message, error) {
 	if err := ValidateDisplayName(cmd.DisplayName); err != nil {
 		return nil, err
 	}
+	if !validVerificationID(cmd.EmailVerificationID) || (email == "" && cmd.EmailVerificationID != "") {
+		return nil, errs.InvalidField("verification_id", "verification_id must be the id of a verification of the email address")
+	}
 	return events(&eventsv1.UserRegistered{
-		UserId:       cmd.UserID,
-		Username:     cmd.Username,
-		Email:        email,
-		PasswordHash: cmd.PasswordHash,
-		Admin:        cmd.Admin,
-		DisplayName:  cmd.DisplayName,
+		UserId:              cmd.UserID,
+		Username:            cmd.Username,
+		Email:               email,
+		PasswordHash:        cmd.PasswordHash,
+		Admin:               cmd.Admin,
+		DisplayName:         cmd.DisplayName,
+		EmailVerificationId: cmd.EmailVerificationID,
 	}), nil
 }
 

@@ -1,0 +1,158 @@
+package accounts
+
+// Proof of email addresses. The notify service owns verifications: it emails
+// a code and, when the right one is typed, appends VerificationConfirmed to
+// its stream (NOTIFY, notify.verification.<id>). The accounts service follows
+// that stream read-only and projects every confirmation into
+// email_verifications; an address becomes one of a user's only against such
+// a row, never on a caller's word:
+//
+//   - CompleteRegistration: a registration verification of the
+//     registration's address, confirmed after the registration started;
+//   - Register and AddEmail with a verification id: a confirmation of that
+//     address for that purpose (and, for AddEmail, that user) in the last
+//     verificationMaxAge;
+//   - Register and AddEmail with skip_verification: an administrator vouches
+//     for the address (the CLI); the event records no verification.
+//
+// A caller usually asks right after notify confirmed the code, before the
+// projection has seen it. So the check first reads the version of the
+// verification aggregate from the stream itself (one direct get), waits until
+// the projection has applied up to it, and only then reads the row: a
+// confirmation that exists is never missed, and none is taken on trust.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"gatehouse.dev/platform/errs"
+	"gatehouse.dev/platform/eventlog"
+	"gatehouse.dev/platform/projection"
+	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
+	"gatehouse.dev/services/accounts/internal/user"
+)
+
+// The notify service's stream and subjects: part of the event contract
+// (ARCHITECTURE.md, "Events and streams"), read here, never written.
+const (
+	notifyStream          = "NOTIFY"
+	notifyPrefix          = "notify"
+	verificationAggregate = "verification"
+)
+
+const (
+	verificationsProjection = "email_verifications"
+	// verificationMaxAge is how long a confirmation proves an address for
+	// Register and AddEmail.
+	verificationMaxAge = 30 * time.Minute
+	// verificationWait bounds the wait for the projection to catch up.
+	verificationWait = 10 * time.Second
+)
+
+// purposeNames are the purposes as stored in email_verifications.
+var purposeNames = map[eventsv1.VerificationPurpose]string{
+	eventsv1.VerificationPurpose_VERIFICATION_PURPOSE_REGISTRATION: "registration",
+	eventsv1.VerificationPurpose_VERIFICATION_PURPOSE_ADD_EMAIL:    "add_email",
+	eventsv1.VerificationPurpose_VERIFICATION_PURPOSE_RECOVERY:     "recovery",
+}
+
+// verificationsReadModel projects the notify service's confirmations.
+func verificationsReadModel(notify *eventlog.Log) projection.Projection {
+	return projection.Projection{
+		Name:     verificationsProjection,
+		Source:   notify,
+		Subjects: []string{notifyPrefix + "." + verificationAggregate + ".*"},
+		Apply: func(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
+			ev, ok := rec.Event.(*eventsv1.VerificationConfirmed)
+			if !ok {
+				return nil
+			}
+			purpose, known := purposeNames[ev.GetPurpose()]
+			if !known {
+				return nil
+			}
+			_, err := tx.Exec(ctx, `INSERT INTO email_verifications (verification_id, email, purpose, user_id, confirmed_at, seq)
+				VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (verification_id) DO NOTHING`,
+				rec.Aggregate().ID, strings.ToLower(ev.GetEmail()), purpose, ev.GetUserId(), rec.OccurredAt(), int64(rec.Seq))
+			if err != nil {
+				return fmt.Errorf("email verifications: %w", err)
+			}
+			return nil
+		},
+		Reset: func(ctx context.Context, tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `TRUNCATE email_verifications`)
+			return err
+		},
+	}
+}
+
+// proof is what an address must have been proved for.
+type proof struct {
+	verificationID string
+	email          string // normalized
+	purpose        eventsv1.VerificationPurpose
+	// userID, when set, must be the account the verification was for.
+	userID string
+	// after is the earliest confirmation accepted.
+	after time.Time
+}
+
+// errNotProved is the answer when no matching confirmation exists.
+func errNotProved() error {
+	e := errs.FailedPrecondition("The email address has not been verified; ask for a new code.")
+	e.Field = "verification_id"
+	return e
+}
+
+// checkProof reports whether the notify service confirmed p.
+func (s *Service) checkProof(ctx context.Context, p proof) error {
+	ref := eventlog.Ref{Type: verificationAggregate, ID: p.verificationID}
+	if !validVerificationRef(p.verificationID) {
+		return errs.InvalidField("verification_id", "verification_id must be the id of a verification from the notify service")
+	}
+	version, err := s.notify.Version(ctx, ref)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return errNotProved() // no verification was ever started
+	}
+	if err != nil {
+		return errs.Wrap(errs.KindUnavailable, "Email verifications cannot be checked right now; try again.", err)
+	}
+	if version == 0 {
+		return errNotProved()
+	}
+	wait, cancel := context.WithTimeout(ctx, verificationWait)
+	defer cancel()
+	if err := s.projections.WaitFor(wait, verificationsProjection, version); err != nil {
+		return errs.Wrap(errs.KindUnavailable, "Email verifications cannot be checked right now; try again.", err)
+	}
+	var (
+		email, purpose, userID string
+		confirmedAt            time.Time
+	)
+	err = s.pool.QueryRow(ctx, `SELECT email, purpose, user_id, confirmed_at FROM email_verifications WHERE verification_id = $1`,
+		p.verificationID).Scan(&email, &purpose, &userID, &confirmedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return errNotProved()
+	}
+	if err != nil {
+		return errs.Wrap(errs.KindUnavailable, "Email verifications cannot be checked right now; try again.", err)
+	}
+	switch {
+	case email != p.email, purpose != purposeNames[p.purpose],
+		p.userID != "" && userID != p.userID,
+		confirmedAt.Before(p.after):
+		return errNotProved()
+	}
+	return nil
+}
+
+// validVerificationRef reports whether id can name a verification aggregate.
+func validVerificationRef(id string) bool {
+	return id != "" && len(id) <= user.MaxVerificationIDLength && strings.Trim(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == ""
+}

@@ -171,7 +171,7 @@ func (a *admin) userAdd(ctx context.Context, args []string) error {
 	username := a.fs.String("username", "", "Matrix localpart of the new user (required)")
 	pw := a.fs.String("password", "", "password")
 	pwFile := a.fs.String("password-file", "", "read the password from this file, - for standard input")
-	email := a.fs.String("email", "", "email address")
+	email := a.fs.String("email", "", "email address (the administrator vouches for it: no code is sent)")
 	displayName := a.fs.String("display-name", "", "display name")
 	isAdmin := a.fs.Bool("admin", false, "make the user an administrator")
 	if err := a.parse(args, 0); err != nil {

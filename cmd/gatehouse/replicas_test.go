@@ -31,14 +31,14 @@ func newSplitDeployment(t *testing.T) *splitDeployment {
 
 // process starts `gatehouse serve` running only the named services; the
 // others are reached at the gRPC address of `peer` (when given).
-func (d *splitDeployment) process(t *testing.T, services string, peer *server, publicURL string) *server {
+func (d *splitDeployment) process(t *testing.T, services string, peer *server, publicURL string, extra ...string) *server {
 	t.Helper()
-	env := []string{
+	env := append([]string{
 		"GATEHOUSE_NATS_URL=" + d.natsURL,
 		"GATEHOUSE_DATABASE_URL=" + d.dbURL,
 		"GATEHOUSE_SERVICES=" + services,
 		"GATEHOUSE_MATRIX_SECRET=" + homeserverSecret,
-	}
+	}, extra...)
 	if publicURL != "" {
 		env = append(env, "GATEHOUSE_PUBLIC_URL="+publicURL)
 	}

@@ -127,9 +127,14 @@ func TestCompatSSOInBrowser(t *testing.T) {
 	again := m.post(t, "/_matrix/client/v3/login", "", map[string]any{"type": "m.login.token", "token": token})
 	wantMatrixError(t, "a login token used twice", again, http.StatusForbidden, "M_FORBIDDEN")
 
-	// The confirmation was answered: it cannot give a second token.
-	if status := b.open("answered confirmation", confirm); status != http.StatusNotFound {
+	// The confirmation is signed, not stored (services/web/sso.go): until it
+	// expires the same signed-in browser may see it again (and each Continue
+	// gives a new single-use login token). A changed id is refused.
+	if status := b.open("answered confirmation", confirm); status != http.StatusOK {
 		t.Errorf("an answered confirmation shows %d\n%s", status, b.pageText())
+	}
+	if status := b.open("changed confirmation", confirm+"x"); status != http.StatusNotFound {
+		t.Errorf("a changed confirmation id shows %d\n%s", status, b.pageText())
 	}
 
 	// Signed in already (r0, with an idp): straight to the confirmation;

@@ -73,6 +73,8 @@ type Config struct {
 	Branding Branding `yaml:"branding"`
 	// Account configures registration and sign-in.
 	Account Account `yaml:"account"`
+	// Web configures the web service's pages.
+	Web Web `yaml:"web"`
 }
 
 // Listener is a TCP address to listen on.
@@ -194,6 +196,26 @@ type Account struct {
 	Registration string `yaml:"registration"`
 	// LoginWithEmail lets people sign in with an email address instead of their username.
 	LoginWithEmail bool `yaml:"login_with_email"`
+}
+
+// Web configures the web service.
+type Web struct {
+	// Secret is shared by every web replica; the keys of form (CSRF) tokens and
+	// of compat SSO confirmations are derived from it. At least
+	// minWebSecretLen characters; empty, each process picks a random one at
+	// start (GATEHOUSE_WEB_SECRET).
+	Secret Secret `yaml:"secret"`
+}
+
+// minWebSecretLen is the shortest accepted web secret.
+const minWebSecretLen = 32
+
+// checkWebSecret accepts an empty web secret or one of at least minWebSecretLen characters.
+func checkWebSecret(s Secret) error {
+	if n := len(s); n > 0 && n < minWebSecretLen {
+		return fmt.Errorf("is %d characters, want at least %d (or empty for a random secret per process)", n, minWebSecretLen)
+	}
+	return nil
 }
 
 // Default returns the configuration of a single-process development deployment.

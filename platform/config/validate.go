@@ -92,6 +92,7 @@ func (c Config) Validate() error {
 	if n := len(c.Matrix.Secret); n > 0 && n < minSecretLen {
 		p.add("matrix.secret", "is %d characters, want at least %d", n, minSecretLen)
 	}
+	p.check("web.secret", checkWebSecret(c.Web.Secret))
 
 	if len(c.Services.Run) == 0 {
 		p.add("services.run", "must name at least one service")

@@ -32,6 +32,7 @@ func sectionDocs() map[string]string {
 		"smtp":               "Outgoing email (verification codes, recovery links).",
 		"email":              "Envelope of outgoing email.",
 		"branding":           "How Gatehouse names itself to users.",
+		"web":                "The web service's pages (sign-in, registration, consent, account).",
 	}
 }
 

@@ -1,10 +1,12 @@
 package web
 
 import (
-	"gatehouse.dev/platform/ratelimit"
 	"net/http"
 	"net/mail"
 	"strings"
+	"time"
+
+	"gatehouse.dev/platform/ratelimit"
 
 	"gatehouse.dev/platform/errs"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
@@ -15,8 +17,12 @@ import (
 
 // Registration takes three steps: the form (username, email, password), then
 // the 6-digit code the notify service emails, then the account is created and
-// signed in. Between the first two the registration waits in memory
-// (pending.go).
+// signed in. Between the first two the registration waits in the accounts
+// service (StartRegistration keeps the username, the address and the
+// password's hash); the browser holds only a cookie naming the registration
+// and the verification, so any replica can take the next step, and the
+// password is never kept by this service. The accounts service creates the
+// user only against the notify service's confirmation of the code.
 
 // registerView is the data of the registration page.
 type registerView struct {
@@ -163,6 +169,13 @@ func (s *Service) handleRegisterPost(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	reg, err := s.accounts.StartRegistration(ctx, &accountsv1.StartRegistrationRequest{
+		Username: form.username, Password: form.password, Email: form.email,
+	})
+	if err != nil {
+		s.registrationRefused(w, r, f, g, form, err)
+		return
+	}
 	started, err := s.notify.StartVerification(ctx, &notifyv1.StartVerificationRequest{
 		Email: form.email, Purpose: notifyv1.Purpose_PURPOSE_REGISTRATION, ClientIp: clientIP(r), Locale: l.lang,
 	})
@@ -180,17 +193,42 @@ func (s *Service) handleRegisterPost(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	s.pending.remove(s.cookie(r, registrationCookie))
-	cookie, err := s.pending.add(&pendingRegistration{
-		username: form.username, email: form.email, grant: f.grant, device: f.device,
-		verificationID: started.GetVerificationId(),
-	}, form.password, s.now())
-	if err != nil {
-		s.renderRegister(w, r, http.StatusServiceUnavailable, f, g, form, l.T(msgRegisterBusy))
-		return
-	}
+	cookie := reg.GetRegistration().GetRegistrationId() + "." + started.GetVerificationId()
 	s.setCookie(w, registrationCookie, cookie, int(pendingTTL.Seconds()))
 	s.redirect(w, r, "register/verify", f.query())
+}
+
+// pendingTTL is how long the registration cookie lives: the accounts
+// service's registrations expire after 30 minutes too.
+const pendingTTL = 30 * time.Minute
+
+// registrationRefused shows the form again with the accounts service's
+// reason next to the field at fault.
+func (s *Service) registrationRefused(w http.ResponseWriter, r *http.Request, f flow, g *authorizev1.Grant, form registerForm, err error) {
+	l := s.localizer(r)
+	if form.errors == nil {
+		form.errors = map[string]string{}
+	}
+	status := http.StatusConflict
+	switch errs.KindOf(err) {
+	case errs.KindAlreadyExists:
+		if errs.FieldOf(err) == "email" {
+			form.errors["email"] = l.T(msgRegisterEmailTaken)
+		} else {
+			form.errors["username"] = l.T(msgRegisterUsernameTaken)
+		}
+	case errs.KindInvalid:
+		name := errs.FieldOf(err)
+		if name != "username" && name != "email" {
+			name = "password"
+		}
+		form.errors[name] = errs.PublicMessage(err)
+		status = http.StatusBadRequest
+	default:
+		s.failure(w, r, "register", err)
+		return
+	}
+	s.renderRegister(w, r, status, f, g, form, "")
 }
 
 // checkUsername applies the Matrix localpart rules accounts enforces, to say
@@ -265,21 +303,35 @@ type verifyView struct {
 	Code         field
 }
 
-// pendingOf finds the browser's pending registration. Without one, it shows
-// the registration form again, saying so, and reports false.
-func (s *Service) pendingOf(w http.ResponseWriter, r *http.Request, f flow) (*pendingRegistration, string, bool) {
-	p, password, ok := s.pending.get(s.cookie(r, registrationCookie), s.now())
-	if !ok {
-		s.clearCookie(w, registrationCookie)
-		s.renderRegister(w, r, http.StatusBadRequest, f, nil, registerForm{}, s.localizer(r).T(msgVerifyNoPending))
-		return nil, "", false
+// pendingRegistration is the browser's registration waiting for its code.
+type pendingRegistration struct {
+	id, verificationID, username, email string
+}
+
+// pendingOf finds the browser's pending registration. Without one (no
+// cookie, or a registration that expired or is complete), it shows the
+// registration form again, saying so, and reports false.
+func (s *Service) pendingOf(w http.ResponseWriter, r *http.Request, f flow) (*pendingRegistration, bool) {
+	id, verificationID, _ := strings.Cut(s.cookie(r, registrationCookie), ".")
+	if id != "" && verificationID != "" {
+		got, err := s.accounts.GetRegistration(s.asWeb(r.Context()), &accountsv1.GetRegistrationRequest{RegistrationId: id})
+		reg := got.GetRegistration()
+		switch {
+		case err == nil && reg.GetUserId() == "" && s.now().Before(reg.GetExpiresAt().AsTime()):
+			return &pendingRegistration{id: id, verificationID: verificationID, username: reg.GetUsername(), email: reg.GetEmail()}, true
+		case err != nil && errs.KindOf(err) != errs.KindNotFound && errs.KindOf(err) != errs.KindInvalid:
+			s.failure(w, r, "read pending registration", err)
+			return nil, false
+		}
 	}
-	return p, password, true
+	s.clearCookie(w, registrationCookie)
+	s.renderRegister(w, r, http.StatusBadRequest, f, nil, registerForm{}, s.localizer(r).T(msgVerifyNoPending))
+	return nil, false
 }
 
 func (s *Service) handleVerifyGet(w http.ResponseWriter, r *http.Request) {
 	f := flowOf(r)
-	p, _, ok := s.pendingOf(w, r, f)
+	p, ok := s.pendingOf(w, r, f)
 	if !ok {
 		return
 	}
@@ -297,7 +349,7 @@ func (s *Service) handleVerifyPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l := s.localizer(r)
-	p, password, ok := s.pendingOf(w, r, f)
+	p, ok := s.pendingOf(w, r, f)
 	if !ok {
 		return
 	}
@@ -311,7 +363,7 @@ func (s *Service) handleVerifyPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := s.asWeb(r.Context())
-	checked, err := s.notify.CheckCode(ctx, &notifyv1.CheckCodeRequest{VerificationId: p.verificationID, Code: code})
+	_, err := s.notify.CheckCode(ctx, &notifyv1.CheckCodeRequest{VerificationId: p.verificationID, Code: code})
 	if err != nil {
 		switch errs.KindOf(err) {
 		case errs.KindInvalid:
@@ -330,51 +382,27 @@ func (s *Service) handleVerifyPost(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	if !strings.EqualFold(checked.GetEmail(), p.email) || checked.GetPurpose() != notifyv1.Purpose_PURPOSE_REGISTRATION {
-		s.logger.ErrorContext(r.Context(), "verification does not match the pending registration", "verification", p.verificationID)
-		s.errorPage(w, r, http.StatusInternalServerError, msgErrTitle, msgErrInternal)
-		return
-	}
-	resp, err := s.accounts.Register(ctx, &accountsv1.RegisterRequest{Username: p.username, Password: password, Email: p.email})
+	// The accounts service checks the confirmation itself (its projection of
+	// the notify service's events): the address, the purpose, and that it
+	// came after the registration started.
+	resp, err := s.accounts.CompleteRegistration(ctx, &accountsv1.CompleteRegistrationRequest{
+		RegistrationId: p.id, VerificationId: p.verificationID,
+	})
 	if err != nil {
-		s.registrationFailed(w, r, p, err)
+		s.clearCookie(w, registrationCookie)
+		if errs.KindOf(err) == errs.KindFailedPrecondition || errs.KindOf(err) == errs.KindNotFound {
+			s.renderRegister(w, r, http.StatusBadRequest, f, nil, registerForm{username: p.username, email: p.email}, l.T(msgVerifyNoPending))
+			return
+		}
+		s.registrationRefused(w, r, f, nil, registerForm{username: p.username, email: p.email}, err)
 		return
 	}
-	s.pending.remove(s.cookie(r, registrationCookie))
 	s.clearCookie(w, registrationCookie)
 	if err := s.startSession(w, r, resp.GetUser()); err != nil {
 		s.failure(w, r, "start browser session", err)
 		return
 	}
-	s.continueFlow(w, r, flow{grant: p.grant, device: p.device, next: f.next})
-}
-
-// registrationFailed answers a refused Register after the address was
-// proved: back to the form, with the field at fault (a username taken in the
-// meantime, an address that has an account, a password accounts refuses).
-func (s *Service) registrationFailed(w http.ResponseWriter, r *http.Request, p *pendingRegistration, err error) {
-	l := s.localizer(r)
-	form := registerForm{username: p.username, email: p.email, errors: map[string]string{}}
-	switch errs.KindOf(err) {
-	case errs.KindAlreadyExists:
-		if errs.FieldOf(err) == "email" {
-			form.errors["email"] = l.T(msgRegisterEmailTaken)
-		} else {
-			form.errors["username"] = l.T(msgRegisterUsernameTaken)
-		}
-	case errs.KindInvalid:
-		name := errs.FieldOf(err)
-		if name != "username" && name != "email" {
-			name = "password"
-		}
-		form.errors[name] = errs.PublicMessage(err)
-	default:
-		s.failure(w, r, "register", err)
-		return
-	}
-	s.pending.remove(s.cookie(r, registrationCookie))
-	s.clearCookie(w, registrationCookie)
-	s.renderRegister(w, r, http.StatusConflict, flow{grant: p.grant, device: p.device}, nil, form, "")
+	s.continueFlow(w, r, f)
 }
 
 // handleResendPost emails a new code.
@@ -385,7 +413,7 @@ func (s *Service) handleResendPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l := s.localizer(r)
-	p, _, ok := s.pendingOf(w, r, f)
+	p, ok := s.pendingOf(w, r, f)
 	if !ok {
 		return
 	}

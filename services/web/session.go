@@ -2,10 +2,12 @@ package web
 
 import (
 	"context"
+	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 
 	"google.golang.org/grpc/metadata"
@@ -26,8 +28,8 @@ const (
 	// csrfCookie is a random value that binds the CSRF tokens of forms shown
 	// before sign-in (the "pre-session").
 	csrfCookie = "gatehouse-csrf"
-	// registrationCookie names a pending registration and holds the key of
-	// its sealed password (see pending.go).
+	// registrationCookie names a pending registration (kept by the accounts
+	// service) and its email verification: "<registration id>.<verification id>".
 	registrationCookie = "gatehouse-registration"
 )
 
@@ -123,23 +125,39 @@ func (s *Service) asUser(ctx context.Context, userID string) context.Context {
 }
 
 // CSRF tokens. Every form carries a hidden token that is the HMAC-SHA256,
-// under a key held in memory by this process, of the form's name and of the
-// browser's binding: the session cookie when there is one, else the
-// pre-session cookie (set with the first form). A cross-site attacker can
-// read neither the cookies nor the key, so cannot make a token; a token of
-// one form does not work in another, and signing in or out changes the
-// binding. net/http's CrossOriginProtection (Sec-Fetch-Site, Origin) runs in
-// front of this; the token also covers browsers that send neither header.
+// under the CSRF key, of the form's name and of the browser's binding: the
+// session cookie when there is one, else the pre-session cookie (set with the
+// first form). A cross-site attacker can read neither the cookies nor the key,
+// so cannot make a token; a token of one form does not work in another, and
+// signing in or out changes the binding. net/http's CrossOriginProtection
+// (Sec-Fetch-Site, Origin) runs in front of this; the token also covers
+// browsers that send neither header.
 //
-// The key is random per process: tokens do not survive a restart (the page
-// then says the form expired and shows it again) and are not accepted by
-// another replica. Sharing the key through configuration is left for later.
+// The key is derived from web.secret (see deriveKey), so every replica
+// sharing the secret accepts the tokens of the others, also after a restart.
+// Without the secret the key is random per process: tokens then do not survive
+// a restart (the page says the form expired and shows it again) and are not
+// accepted by another replica.
 type csrfKey struct{ key []byte }
 
-func newCSRFKey() *csrfKey {
-	k := make([]byte, 32)
-	rand.Read(k)
-	return &csrfKey{key: k}
+// Labels of the keys derived from the service's secret, one per use.
+const (
+	csrfKeyLabel = "gatehouse web csrf"
+	ssoKeyLabel  = "gatehouse web compat-sso"
+)
+
+// minSecretLen is the shortest secret New accepts (web.secret's minimum).
+const minSecretLen = 32
+
+// deriveKey derives the 32-byte key of one use (label) from the service's
+// secret with HKDF-SHA256: keys of different labels are independent, and
+// none reveals the secret or another key.
+func deriveKey(secret []byte, label string) ([]byte, error) {
+	k, err := hkdf.Key(sha256.New, secret, nil, label, 32)
+	if err != nil {
+		return nil, fmt.Errorf("web: derive the %q key: %w", label, err)
+	}
+	return k, nil
 }
 
 func (k *csrfKey) token(form, binding string) string {

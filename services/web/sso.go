@@ -1,12 +1,14 @@
 package web
 
 import (
-	"errors"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"gatehouse.dev/platform/errs"
@@ -21,8 +23,8 @@ import (
 // This service:
 //
 //  1. checks redirectUrl (an absolute http or https URL with an ASCII host and
-//     no user info), keeps the request (ssoStore) under a random id and sends
-//     the browser to /complete-compat-sso/<id>;
+//     no user info, at most maxSSORedirectURL bytes), signs the request into
+//     an id (see ssoState) and sends the browser to /complete-compat-sso/<id>;
 //  2. there, a browser that is not signed in goes to /login (or /register,
 //     for action=register) with next=/complete-compat-sso/<id>, and comes back
 //     once signed in;
@@ -35,20 +37,44 @@ import (
 //     query; the client then signs in with m.login.token. Cancel gives the
 //     client nothing.
 //
-// Requests are kept in this process's memory for ssoTTL, at most maxSSO of
-// them: like pending registrations they are per replica, so the confirmation
-// must reach the replica that received the redirect (sticky sessions), and a
-// restart loses the requests in progress (the person starts again in the
-// client). An id works once: Continue or Cancel removes it.
+// Nothing is stored: the id is the request itself, base64url(payload) + "." +
+// base64url(HMAC-SHA256(ssoKey, payload)), where the payload holds the
+// redirect URL, the register flag and the expiry (ssoTTL after the redirect).
+// ssoKey is derived from web.secret, so any replica sharing the secret can
+// check an id, also after a restart. An id whose MAC does not match, that is
+// malformed or that has expired shows the "not valid or has expired" page.
+// The payload is signed, not encrypted: the id shows the redirect URL, as the
+// client's own redirect did.
+//
+// An id is not single use: with no shared record of answers, it can be
+// answered again until it expires. Answering needs the browser's session
+// cookie and a CSRF token of its confirmation page, so only the same
+// signed-in browser can do it, and each Continue mints another login token
+// for the same user to the same redirect URL — what that browser would get by
+// starting the sign-in again from the client. Each login token stays single
+// use and valid 30 s (the token service enforces that). Cancel likewise only
+// gives the client nothing this time.
 //
 // The id in the path is not bound to the browser: whoever has it sees the
 // same confirmation, which names the destination, so it grants nothing that
 // the redirect endpoint itself would not.
 const (
-	ssoTTL            = 10 * time.Minute
-	maxSSO            = 10000
-	maxSSORedirectURL = 2048
+	ssoTTL = 10 * time.Minute
+	// maxSSORedirectURL bounds redirectUrl so that the id carrying it (about
+	// 4/3 of its length plus 58 bytes) fits, with the path before it, in the
+	// next parameter of sign-in (safeNext: at most 2048 bytes).
+	maxSSORedirectURL = 1280
+	// ssoVersion is the first byte of a payload.
+	ssoVersion = 1
+	// ssoHeaderLen is the payload's version, flags and expiry before the URL.
+	ssoHeaderLen = 1 + 1 + 8
+	// ssoRegister is the flag of action=register.
+	ssoRegister = 1
 )
+
+// ssoEncoding encodes the parts of an id; Strict refuses other spellings of
+// the same bytes.
+var ssoEncoding = base64.RawURLEncoding.Strict()
 
 // ssoRequest is a pending compat SSO sign-in.
 type ssoRequest struct {
@@ -57,66 +83,65 @@ type ssoRequest struct {
 	expires  time.Time
 }
 
-type ssoStore struct {
-	mu sync.Mutex
-	m  map[string]*ssoRequest
-}
-
-func newSSOStore() *ssoStore { return &ssoStore{m: map[string]*ssoRequest{}} }
-
-var errSSOFull = errors.New("too many pending SSO sign-ins")
-
-// add keeps a request and returns its id.
-func (st *ssoStore) add(req *ssoRequest, now time.Time) (string, error) {
-	id := randomToken(16)
-	req.expires = now.Add(ssoTTL)
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if len(st.m) >= maxSSO {
-		st.sweepLocked(now)
-		if len(st.m) >= maxSSO {
-			return "", errSSOFull
-		}
+// ssoState signs a request into the id of its confirmation page: redirect is
+// the redirectUrl as the client sent it (checked by ssoRedirectURL), register
+// its action, expires the end of the request. The payload is a version byte,
+// a flags byte (ssoRegister), the expiry in unix seconds (8 bytes,
+// big-endian) and the redirect URL.
+func ssoState(key []byte, redirect string, register bool, expires time.Time) string {
+	var flags byte
+	if register {
+		flags |= ssoRegister
 	}
-	st.m[id] = req
-	return id, nil
+	payload := make([]byte, 0, ssoHeaderLen+len(redirect))
+	payload = append(payload, ssoVersion, flags)
+	payload = binary.BigEndian.AppendUint64(payload, uint64(expires.Unix()))
+	payload = append(payload, redirect...)
+	return ssoEncoding.EncodeToString(payload) + "." + ssoEncoding.EncodeToString(ssoMAC(key, payload))
 }
 
-// get returns the request of an id while it is pending.
-func (st *ssoStore) get(id string, now time.Time) (*ssoRequest, bool) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	req, ok := st.m[id]
-	if !ok || !now.Before(req.expires) {
+// ssoMAC is the HMAC-SHA256 of a payload.
+func ssoMAC(key, payload []byte) []byte {
+	mac := hmac.New(sha256.New, key)
+	mac.Write(payload)
+	return mac.Sum(nil)
+}
+
+// maxSSOID bounds the id parsed: the encoded payload of the longest redirect
+// URL, the dot and the encoded MAC.
+var maxSSOID = ssoEncoding.EncodedLen(ssoHeaderLen+maxSSORedirectURL) + 1 + ssoEncoding.EncodedLen(sha256.Size)
+
+// parseSSOState returns the request an id signed with key holds, or false if
+// the id is malformed, its MAC does not match or it has expired at now.
+func parseSSOState(key []byte, id string, now time.Time) (*ssoRequest, bool) {
+	if len(id) > maxSSOID {
 		return nil, false
 	}
-	return req, true
-}
-
-// take returns the request of an id and forgets it: only one answer counts.
-func (st *ssoStore) take(id string, now time.Time) (*ssoRequest, bool) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	req, ok := st.m[id]
-	delete(st.m, id)
-	if !ok || !now.Before(req.expires) {
+	enc, encMAC, ok := strings.Cut(id, ".")
+	if !ok {
 		return nil, false
 	}
-	return req, true
-}
-
-func (st *ssoStore) sweep(now time.Time) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.sweepLocked(now)
-}
-
-func (st *ssoStore) sweepLocked(now time.Time) {
-	for id, req := range st.m {
-		if !now.Before(req.expires) {
-			delete(st.m, id)
-		}
+	payload, err := ssoEncoding.DecodeString(enc)
+	if err != nil {
+		return nil, false
 	}
+	got, err := ssoEncoding.DecodeString(encMAC)
+	if err != nil || !hmac.Equal(got, ssoMAC(key, payload)) {
+		return nil, false
+	}
+	if len(payload) < ssoHeaderLen || payload[0] != ssoVersion || payload[1]&^ssoRegister != 0 {
+		return nil, false
+	}
+	expires := time.Unix(int64(binary.BigEndian.Uint64(payload[2:ssoHeaderLen])), 0)
+	if !now.Before(expires) {
+		return nil, false
+	}
+	// Checked before it was signed; parsed again the same way.
+	target, ok := ssoRedirectURL(string(payload[ssoHeaderLen:]))
+	if !ok {
+		return nil, false
+	}
+	return &ssoRequest{redirect: target, register: payload[1]&ssoRegister != 0, expires: expires}, true
 }
 
 // registerSSO adds the compat SSO pages to the public mux. The redirect
@@ -170,14 +195,15 @@ func ssoAction(q url.Values) bool {
 // handleSSORedirect is /_matrix/client/{r0,v3}/login/sso/redirect[/{idp}].
 func (s *Service) handleSSORedirect(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	target, ok := ssoRedirectURL(q.Get("redirectUrl"))
-	if !ok {
+	raw := q.Get("redirectUrl")
+	if _, ok := ssoRedirectURL(raw); !ok {
 		s.grantError(w, r, http.StatusBadRequest, msgSSOBadRedirect)
 		return
 	}
-	id, err := s.sso.add(&ssoRequest{redirect: target, register: ssoAction(q)}, s.now())
-	if err != nil {
-		s.errorPage(w, r, http.StatusServiceUnavailable, msgErrTitle, msgErrUnavailable)
+	id := ssoState(s.ssoKey, raw, ssoAction(q), s.now().Add(ssoTTL))
+	if safeNext(s.ssoNext(id)) == "" {
+		// Too long to come back to after signing in (a long public URL path).
+		s.grantError(w, r, http.StatusBadRequest, msgSSOBadRedirect)
 		return
 	}
 	s.redirect(w, r, "complete-compat-sso/"+id, nil)
@@ -198,11 +224,11 @@ type ssoView struct {
 // ssoNext is where sign-in and registration come back to.
 func (s *Service) ssoNext(id string) string { return s.path("complete-compat-sso/" + id) }
 
-// pendingSSO finds the request of the page's id, or shows that it has
-// expired and reports false.
+// pendingSSO checks the page's id and returns its request, or shows that it
+// is not valid or has expired and reports false.
 func (s *Service) pendingSSO(w http.ResponseWriter, r *http.Request) (string, *ssoRequest, bool) {
 	id := r.PathValue("id")
-	req, ok := s.sso.get(id, s.now())
+	req, ok := parseSSOState(s.ssoKey, id, s.now())
 	if !ok {
 		s.grantError(w, r, http.StatusNotFound, msgErrGrantUnknown)
 		return "", nil, false
@@ -274,10 +300,6 @@ func (s *Service) handleSSOPost(w http.ResponseWriter, r *http.Request) {
 	action := r.PostFormValue("action")
 	if action != "continue" && action != "cancel" {
 		s.errorPage(w, r, http.StatusBadRequest, msgErrTitle, msgErrBadRequest)
-		return
-	}
-	if req, ok = s.sso.take(id, s.now()); !ok {
-		s.grantError(w, r, http.StatusConflict, msgErrGrantAnswered)
 		return
 	}
 	if action == "cancel" {

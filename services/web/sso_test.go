@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/url"
+	"strings"
 	"testing"
 )
 
@@ -21,6 +22,8 @@ func TestSSORedirectURL(t *testing.T) {
 		"https://evil.example/\\@good.example": false,
 		"https://evil.example/ x":              false,
 		"element://vector/webapp/":             false,
+		"https://app.example/" + strings.Repeat("a", maxSSORedirectURL-len("https://app.example/")):   true,
+		"https://app.example/" + strings.Repeat("a", maxSSORedirectURL-len("https://app.example/")+1): false,
 	} {
 		if _, got := ssoRedirectURL(raw); got != ok {
 			t.Errorf("ssoRedirectURL(%q) = %v, want %v", raw, got, ok)

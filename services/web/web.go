@@ -9,18 +9,24 @@
 // codes to notify, all reached over gRPC.
 //
 // What the service holds in memory, per process (per replica):
-//   - the CSRF key, random at start: a form rendered by one replica is only
-//     accepted by that replica or after a restart it is not, so a replicated
-//     deployment needs sticky sessions for the web service until the key is
-//     shared through configuration;
+//   - the CSRF key (which also signs the add-email cookie) and the key of
+//     compat SSO confirmations, derived from web.secret (Config.Secret) with
+//     HKDF-SHA256. Every replica sharing the secret derives the same keys, so
+//     a form or an SSO confirmation rendered by one replica is accepted by
+//     any other and after a restart; pending SSO sign-ins are not kept at
+//     all, they travel signed in the URL (see sso.go). Without web.secret each
+//     process picks a random one at start: forms and SSO confirmations then
+//     only work on the replica that rendered them and not across a restart;
 //   - the sign-in and registration rate limits (token buckets per IP address
-//     and per account), which each replica counts on its own;
-//   - pending registrations between the form and the emailed code (see
-//     pending.go), so the code must be entered on the replica that sent it.
+//     and per account), which each replica counts on its own, as MAS does.
+//
+// Nothing else: a registration waiting for its emailed code is kept by the
+// accounts service (register.go), so any replica can take any step.
 package web
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"gatehouse.dev/platform/ratelimit"
@@ -60,6 +66,10 @@ type Config struct {
 	// MinPasswordBits is the least estimated strength of a new password, in
 	// bits; zero means the default (minPasswordBits).
 	MinPasswordBits int
+	// Secret is shared by every replica (web.secret, at least minSecretLen
+	// bytes); the CSRF and compat SSO keys are derived from it. Empty means a
+	// random secret per process.
+	Secret []byte
 }
 
 // Deps are the service's connections to the other services.
@@ -83,10 +93,9 @@ type Service struct {
 	logger    *slog.Logger
 	now       func() time.Time
 
-	pages   *pages
-	csrf    *csrfKey
-	cop     *http.CrossOriginProtection
-	pending *pendingStore
+	pages *pages
+	csrf  *csrfKey
+	cop   *http.CrossOriginProtection
 	// Token buckets (MAS's defaults): sign-in attempts per IP address and per
 	// account, registrations per IP address, device code lookups per IP address.
 	// limits holds the token buckets of every rule below, in this process's
@@ -98,7 +107,7 @@ type Service struct {
 	registerPerIP   ratelimit.Rule
 	linkPerIP       ratelimit.Rule
 	recoverPerIP    ratelimit.Rule // recovery emails per IP address (recover.go)
-	sso             *ssoStore      // pending compat SSO sign-ins (sso.go)
+	ssoKey          []byte         // signs compat SSO confirmations (sso.go)
 }
 
 // New returns the web service.
@@ -120,20 +129,37 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	secret := cfg.Secret
+	switch {
+	case len(secret) == 0:
+		secret = make([]byte, 32)
+		rand.Read(secret)
+		deps.Logger.Warn("web.secret is not set, so a random one is used: forms and compat SSO confirmations only work on this replica and not across a restart; set web.secret when running several web replicas")
+	case len(secret) < minSecretLen:
+		return nil, fmt.Errorf("web: the secret is %d bytes, want at least %d", len(secret), minSecretLen)
+	}
+	csrfK, err := deriveKey(secret, csrfKeyLabel)
+	if err != nil {
+		return nil, err
+	}
+	ssoK, err := deriveKey(secret, ssoKeyLabel)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Secret = nil // only the derived keys are kept
 	s := &Service{
 		cfg: cfg, base: base, secure: base.Scheme == "https",
 		accounts: deps.Accounts, authorize: deps.Authorize, token: deps.Token, notify: deps.Notify,
 		logger: deps.Logger, now: time.Now,
-		pages:   p,
-		csrf:    newCSRFKey(),
-		pending: newPendingStore(),
+		pages: p,
+		csrf:  &csrfKey{key: csrfK},
 		// MAS's defaults for sign-in; registration and recovery emails per hour.
 		loginPerIP:      ratelimit.Rule{Name: "login-ip", Burst: 3, Per: time.Minute},
 		loginPerAccount: ratelimit.Rule{Name: "login-account", Burst: 1800, Per: time.Hour},
 		registerPerIP:   ratelimit.Rule{Name: "register-ip", Burst: 3, Per: time.Hour},
 		linkPerIP:       ratelimit.Rule{Name: "link-ip", Burst: 10, Per: time.Minute},
 		recoverPerIP:    ratelimit.Rule{Name: "recover-ip", Burst: 3, Per: time.Hour},
-		sso:             newSSOStore(),
+		ssoKey:          ssoK,
 	}
 	s.cop = http.NewCrossOriginProtection()
 	// The public origin is ours even when a proxy in front rewrites Host.
@@ -162,6 +188,7 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 		TermsURI:    rt.Config.Branding.TermsURI, PolicyURI: rt.Config.Branding.PolicyURI, LogoURI: rt.Config.Branding.LogoURI, Registration: rt.Config.Account.Registration, LoginWithEmail: rt.Config.Account.LoginWithEmail,
 		MinPasswordBits: rt.Config.Passwords.MinStrengthBits,
 		ServerName:      rt.Config.Matrix.ServerName,
+		Secret:          []byte(rt.Config.Web.Secret),
 	}, Deps{
 		Accounts:  accountsv1.NewAccountsServiceClient(conns["accounts"]),
 		Authorize: authorizev1.NewAuthorizeServiceClient(conns["authorize"]),
@@ -177,20 +204,11 @@ func (*Service) Name() string { return "web" }
 // RegisterGRPC registers the service's gRPC APIs; it has none.
 func (*Service) RegisterGRPC(grpc.ServiceRegistrar) {}
 
-// Run forgets idle rate-limit buckets and expired pending registrations until ctx ends.
+// Run returns when ctx ends: the service has no background work (the rate
+// limiter forgets idle buckets on its own).
 func (s *Service) Run(ctx context.Context) error {
-	tick := time.NewTicker(time.Minute)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-			now := s.now()
-			s.pending.sweep(now)
-			s.sso.sweep(now)
-		}
-	}
+	<-ctx.Done()
+	return nil
 }
 
 // RegisterHTTP adds the pages to the public mux. Each handler answers its

@@ -374,40 +374,6 @@ func TestPasswordStrength(t *testing.T) {
 	}
 }
 
-func TestPendingRegistrations(t *testing.T) {
-	ps := newPendingStore()
-	now := time.Unix(1000, 0)
-	cookie, err := ps.add(&pendingRegistration{username: "carol"}, "s3cret password", now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(cookie, "s3cret") {
-		t.Fatal("the cookie holds the password")
-	}
-	for _, p := range ps.m {
-		if strings.Contains(string(p.sealed), "s3cret") {
-			t.Fatal("the store holds the password in the clear")
-		}
-	}
-	p, pw, ok := ps.get(cookie, now)
-	if !ok || pw != "s3cret password" || p.username != "carol" {
-		t.Fatalf("get: %v %q %v", p, pw, ok)
-	}
-	// Another key for the same id opens nothing.
-	other := []byte(cookie)
-	other[len(other)-2] ^= 1
-	if _, _, ok := ps.get(string(other), now); ok {
-		t.Error("a changed cookie found the registration")
-	}
-	if _, _, ok := ps.get(cookie, now.Add(pendingTTL+time.Second)); ok {
-		t.Error("an expired registration was found")
-	}
-	ps.remove(cookie)
-	if _, _, ok := ps.get(cookie, now); ok {
-		t.Error("a removed registration was found")
-	}
-}
-
 func TestDescribeScopes(t *testing.T) {
 	l := newLocalizer("en")
 	lines, admin := describeScopes(l, "openid urn:matrix:org.matrix.msc2967.client:api:* urn:matrix:org.matrix.msc2967.client:device:ABCDEFGHIJ urn:synapse:admin:* custom")

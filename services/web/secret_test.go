@@ -1,0 +1,414 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
+	tokenv1 "gatehouse.dev/proto/gatehouse/token/v1"
+)
+
+// fakeToken hands out numbered login tokens.
+type fakeToken struct {
+	tokenv1.TokenServiceClient
+	issued int
+}
+
+func (f *fakeToken) CreateLoginToken(_ context.Context, req *tokenv1.CreateLoginTokenRequest, _ ...grpc.CallOption) (*tokenv1.CreateLoginTokenResponse, error) {
+	f.issued++
+	return &tokenv1.CreateLoginTokenResponse{LoginToken: fmt.Sprintf("lt%d-%s", f.issued, req.GetUsername())}, nil
+}
+
+// Secrets of at least 32 bytes.
+var (
+	secretA = []byte("replica secret A, 32 bytes long!")
+	secretB = []byte("replica secret B, 32 bytes long!")
+)
+
+// replica is one web.Service on its own server. Replicas of a test share
+// the other services (so a browser session is valid on every one) and,
+// through the cookie jar (cookies ignore ports), the browser's cookies.
+type replica struct {
+	srv *httptest.Server
+	svc *Service
+}
+
+// backends are the other services, shared by the replicas of a test.
+type backends struct {
+	accounts *fakeAccounts
+	authz    *fakeAuthorize
+	token    *fakeToken
+}
+
+func newBackends() *backends {
+	return &backends{accounts: &fakeAccounts{sessions: map[string]*accountsv1.User{}}, authz: &fakeAuthorize{}, token: &fakeToken{}}
+}
+
+func (b *backends) replica(t *testing.T, secret []byte) *replica {
+	t.Helper()
+	mux := http.NewServeMux()
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	svc, err := New(Config{PublicURL: srv.URL + "/", ServerName: "example.org", Secret: secret},
+		Deps{Accounts: b.accounts, Authorize: b.authz, Token: b.token, Notify: fakeNotify{}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.RegisterHTTP(mux)
+	return &replica{srv: srv, svc: svc}
+}
+
+// signIn signs the browser in as alice on a replica.
+func (r *replica) signIn(t *testing.T, c *http.Client) {
+	t.Helper()
+	_, body := get(t, c, r.srv.URL+"/login")
+	resp, _ := post(t, c, r.srv.URL+"/login", url.Values{"csrf": {csrfField.FindStringSubmatch(body)[1]}, "username": {"alice"}, "password": {"alice's password"}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in: %d", resp.StatusCode)
+	}
+}
+
+// startSSO follows a client's SSO redirect on a replica and returns the
+// confirmation's path, /complete-compat-sso/<id>.
+func (r *replica) startSSO(t *testing.T, c *http.Client, redirect string) string {
+	t.Helper()
+	resp, body := get(t, c, r.srv.URL+"/_matrix/client/v3/login/sso/redirect?"+url.Values{"redirectUrl": {redirect}}.Encode())
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/complete-compat-sso/") {
+		t.Fatalf("SSO redirect: %d %q\n%s", resp.StatusCode, loc, body)
+	}
+	return loc
+}
+
+// Replicas with the same secret accept each other's forms; with another
+// secret, or each with a random one, they do not.
+func TestSharedSecretCSRF(t *testing.T) {
+	tests := []struct {
+		name       string
+		a, b       []byte
+		wantShared bool
+	}{
+		{"same secret", secretA, secretA, true},
+		{"other secret", secretA, secretB, false},
+		{"no secret", nil, nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			be := newBackends()
+			a, b := be.replica(t, tt.a), be.replica(t, tt.b)
+			c := (&testEnv{}).client()
+			_, body := get(t, c, a.srv.URL+"/login?grant="+grantID)
+			token := csrfField.FindStringSubmatch(body)[1]
+			resp, _ := post(t, c, b.srv.URL+"/login?grant="+grantID, url.Values{"csrf": {token}, "username": {"alice"}, "password": {"alice's password"}})
+			switch {
+			case tt.wantShared && (resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/consent?grant="+grantID):
+				t.Fatalf("a form of replica A posted to B: %d %q, want the sign-in to go on", resp.StatusCode, resp.Header.Get("Location"))
+			case !tt.wantShared && resp.StatusCode != http.StatusForbidden:
+				t.Fatalf("a form of replica A posted to B: %d, want 403", resp.StatusCode)
+			case !tt.wantShared && be.accounts.verified != 0:
+				t.Fatal("B checked a password with A's CSRF token")
+			}
+			if !tt.wantShared {
+				return
+			}
+			// Signed in through B: A accepts B's consent form (the session binding).
+			_, body = get(t, c, b.srv.URL+"/consent?grant="+grantID)
+			token = csrfField.FindStringSubmatch(body)[1]
+			resp, _ = post(t, c, a.srv.URL+"/consent?grant="+grantID, url.Values{"csrf": {token}, "action": {"allow"}})
+			if resp.StatusCode != http.StatusSeeOther || !be.authz.approved {
+				t.Fatalf("B's consent form posted to A: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+			}
+		})
+	}
+}
+
+// An SSO confirmation started on one replica is shown and answered by
+// another with the same secret, and refused by one with another secret.
+func TestSharedSecretSSO(t *testing.T) {
+	tests := []struct {
+		name       string
+		a, b       []byte
+		wantShared bool
+	}{
+		{"same secret", secretA, secretA, true},
+		{"other secret", secretA, secretB, false},
+		{"no secret", nil, nil, false},
+	}
+	const redirect = "https://app.example/cb?x=1"
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			be := newBackends()
+			a, b := be.replica(t, tt.a), be.replica(t, tt.b)
+			c := (&testEnv{}).client()
+			a.signIn(t, c)
+			confirm := a.startSSO(t, c, redirect)
+			_, page := get(t, c, a.srv.URL+confirm)
+			token := csrfField.FindStringSubmatch(page)[1]
+
+			resp, body := get(t, c, b.srv.URL+confirm)
+			if !tt.wantShared {
+				if resp.StatusCode != http.StatusNotFound || !strings.Contains(body, "not valid or has expired") {
+					t.Fatalf("replica B showed A's confirmation: %d\n%s", resp.StatusCode, body)
+				}
+				resp, _ = post(t, c, b.srv.URL+confirm, url.Values{"csrf": {token}, "action": {"continue"}})
+				if resp.StatusCode != http.StatusNotFound || be.token.issued != 0 {
+					t.Fatalf("replica B answered A's confirmation: %d, %d tokens", resp.StatusCode, be.token.issued)
+				}
+				return
+			}
+			if resp.StatusCode != http.StatusOK || !strings.Contains(body, "Continue to app.example?") {
+				t.Fatalf("replica B on A's confirmation: %d\n%s", resp.StatusCode, body)
+			}
+			// A's page (id and CSRF token) answered by B.
+			resp, _ = post(t, c, b.srv.URL+confirm, url.Values{"csrf": {token}, "action": {"continue"}})
+			if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || loc != redirect+"&loginToken=lt1-alice" {
+				t.Fatalf("Continue on B: %d %q", resp.StatusCode, loc)
+			}
+			// Not single use (see sso.go): the same signed-in browser may
+			// answer again until it expires, for another login token to the
+			// same place.
+			resp, _ = post(t, c, a.srv.URL+confirm, url.Values{"csrf": {token}, "action": {"continue"}})
+			if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || loc != redirect+"&loginToken=lt2-alice" {
+				t.Fatalf("Continue again on A: %d %q", resp.StatusCode, loc)
+			}
+			// Another browser, not signed in, is sent to sign in first, and
+			// cannot answer.
+			other := (&testEnv{}).client()
+			resp, _ = get(t, other, b.srv.URL+confirm)
+			if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || loc != "/login?"+(url.Values{"next": {confirm}}).Encode() {
+				t.Fatalf("another browser on the confirmation: %d %q", resp.StatusCode, loc)
+			}
+			resp, _ = post(t, other, b.srv.URL+confirm, url.Values{"csrf": {token}, "action": {"continue"}})
+			if resp.StatusCode != http.StatusSeeOther || strings.Contains(resp.Header.Get("Location"), "loginToken") || be.token.issued != 2 {
+				t.Fatalf("another browser answered: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+			}
+		})
+	}
+}
+
+// An expired confirmation is refused; one a moment before its end is not.
+func TestSSOExpired(t *testing.T) {
+	be := newBackends()
+	a := be.replica(t, secretA)
+	c := (&testEnv{}).client()
+	a.signIn(t, c)
+	start := time.Now()
+	confirm := a.startSSO(t, c, "https://app.example/cb")
+	_, page := get(t, c, a.srv.URL+confirm)
+	token := csrfField.FindStringSubmatch(page)[1]
+
+	a.svc.now = func() time.Time { return start.Add(ssoTTL - 2*time.Second) }
+	if resp, body := get(t, c, a.srv.URL+confirm); resp.StatusCode != http.StatusOK {
+		t.Fatalf("just before it expires: %d\n%s", resp.StatusCode, body)
+	}
+	a.svc.now = func() time.Time { return start.Add(ssoTTL + time.Second) }
+	resp, body := get(t, c, a.srv.URL+confirm)
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(body, "not valid or has expired") {
+		t.Fatalf("expired: %d\n%s", resp.StatusCode, body)
+	}
+	resp, _ = post(t, c, a.srv.URL+confirm, url.Values{"csrf": {token}, "action": {"continue"}})
+	if resp.StatusCode != http.StatusNotFound || be.token.issued != 0 {
+		t.Fatalf("expired, Continue: %d, %d tokens", resp.StatusCode, be.token.issued)
+	}
+}
+
+// Changed, cut, forged or malformed ids are refused with the "not valid or
+// has expired" page.
+func TestSSOTampered(t *testing.T) {
+	be := newBackends()
+	a := be.replica(t, secretA)
+	c := (&testEnv{}).client()
+	a.signIn(t, c)
+	confirm := a.startSSO(t, c, "https://app.example/cb")
+	id := strings.TrimPrefix(confirm, "/complete-compat-sso/")
+	enc, mac, _ := strings.Cut(id, ".")
+	other := strings.TrimPrefix(a.startSSO(t, c, "https://evil.example/cb"), "/complete-compat-sso/")
+	otherEnc, otherMAC, _ := strings.Cut(other, ".")
+	_, page := get(t, c, a.srv.URL+confirm)
+	token := csrfField.FindStringSubmatch(page)[1]
+
+	flip := func(s string, i int) string {
+		b := []byte(s)
+		if b[i] == 'A' {
+			b[i] = 'B'
+		} else {
+			b[i] = 'A'
+		}
+		return string(b)
+	}
+	ids := map[string]string{
+		"payload changed":         flip(enc, 3),
+		"url changed":             flip(enc, len(enc)-2),
+		"mac changed":             flip(mac, 5),
+		"other request's mac":     enc + "." + otherMAC,
+		"other request's payload": otherEnc + "." + mac,
+		"no mac":                  enc,
+		"empty mac":               enc + ".",
+		"empty payload":           "." + mac,
+		"two dots":                id + ".x",
+		"not base64":              "!!!." + mac,
+		"padded base64":           enc + "=." + mac,
+		"random":                  randomToken(16),
+		"too long":                strings.Repeat("A", maxSSOID+1) + "." + mac,
+		"other secret":            ssoState(mustKey(t, secretB, ssoKeyLabel), "https://app.example/cb", false, time.Now().Add(time.Minute)),
+		"csrf key":                ssoState(mustKey(t, secretA, csrfKeyLabel), "https://app.example/cb", false, time.Now().Add(time.Minute)),
+	}
+	for name, bad := range ids {
+		path := a.srv.URL + "/complete-compat-sso/" + url.PathEscape(bad)
+		resp, body := get(t, c, path)
+		if resp.StatusCode != http.StatusNotFound || !strings.Contains(body, "not valid or has expired") {
+			t.Errorf("%s: GET %d\n%s", name, resp.StatusCode, body)
+		}
+		resp, _ = post(t, c, path, url.Values{"csrf": {token}, "action": {"continue"}})
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("%s: POST %d", name, resp.StatusCode)
+		}
+	}
+	if be.token.issued != 0 {
+		t.Errorf("%d login tokens issued for tampered ids", be.token.issued)
+	}
+}
+
+func mustKey(t *testing.T, secret []byte, label string) []byte {
+	t.Helper()
+	k, err := deriveKey(secret, label)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// The payload round-trips, and payloads the service never signs are refused
+// even when signed with the right key.
+func TestSSOState(t *testing.T) {
+	key := mustKey(t, secretA, ssoKeyLabel)
+	now := time.Unix(1_700_000_000, 0)
+	for _, register := range []bool{false, true} {
+		id := ssoState(key, "http://127.0.0.1:8080/cb?a=b", register, now.Add(ssoTTL))
+		req, ok := parseSSOState(key, id, now)
+		if !ok || req.redirect.String() != "http://127.0.0.1:8080/cb?a=b" || req.register != register || !req.expires.Equal(now.Add(ssoTTL)) {
+			t.Fatalf("register=%v: %+v %v", register, req, ok)
+		}
+		if _, ok := parseSSOState(key, id, now.Add(ssoTTL)); ok {
+			t.Errorf("register=%v: accepted at its expiry", register)
+		}
+	}
+	signed := func(version, flags byte, expires time.Time, redirect string) string {
+		payload := append([]byte{version, flags}, binary.BigEndian.AppendUint64(nil, uint64(expires.Unix()))...)
+		payload = append(payload, redirect...)
+		return ssoEncoding.EncodeToString(payload) + "." + ssoEncoding.EncodeToString(ssoMAC(key, payload))
+	}
+	later := now.Add(time.Minute)
+	for name, id := range map[string]string{
+		"other version":     signed(2, 0, later, "https://app.example/"),
+		"unknown flag":      signed(ssoVersion, 2, later, "https://app.example/"),
+		"bad redirect":      signed(ssoVersion, 0, later, "javascript:alert(1)"),
+		"no redirect":       signed(ssoVersion, 0, later, ""),
+		"long redirect":     signed(ssoVersion, 0, later, "https://app.example/"+strings.Repeat("a", maxSSORedirectURL)),
+		"short payload":     ssoEncoding.EncodeToString([]byte{ssoVersion, 0}) + "." + ssoEncoding.EncodeToString(ssoMAC(key, []byte{ssoVersion, 0})),
+		"expired long ago":  signed(ssoVersion, 0, time.Unix(0, 0), "https://app.example/"),
+		"negative expiry":   signed(ssoVersion, 0, time.Unix(-1, 0), "https://app.example/"),
+		"expires right now": signed(ssoVersion, 0, now, "https://app.example/"),
+	} {
+		if req, ok := parseSSOState(key, id, now); ok {
+			t.Errorf("%s: accepted %+v", name, req)
+		}
+	}
+	if _, ok := parseSSOState(key, signed(ssoVersion, ssoRegister, later, "https://app.example/"), now); !ok {
+		t.Error("a well-formed payload signed by hand was refused")
+	}
+}
+
+// A redirectUrl up to the bound gives an id that survives signing in; a
+// longer one is refused like any bad redirectUrl, as is one whose id would
+// not fit under a long public URL path.
+func TestSSORedirectURLLength(t *testing.T) {
+	be := newBackends()
+	a := be.replica(t, secretA)
+	long := "https://app.example/" + strings.Repeat("a", maxSSORedirectURL-len("https://app.example/"))
+	confirm := a.startSSO(t, (&testEnv{}).client(), long)
+	if safeNext(confirm) != confirm {
+		t.Fatalf("the id of a %d-byte redirectUrl (%d bytes) does not fit in next", len(long), len(confirm))
+	}
+	c := (&testEnv{}).client()
+	resp, _ := get(t, c, a.srv.URL+confirm)
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || loc != "/login?"+(url.Values{"next": {confirm}}).Encode() {
+		t.Fatalf("not signed in, the confirmation of a long redirectUrl: %d %q", resp.StatusCode, loc)
+	}
+	a.signIn(t, c) // the sign-in page's own next is not used here
+	resp, body := get(t, c, a.srv.URL+confirm)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "Continue to app.example?") {
+		t.Fatalf("signed in, the confirmation of a long redirectUrl: %d", resp.StatusCode)
+	}
+
+	resp, body = get(t, c, a.srv.URL+"/_matrix/client/v3/login/sso/redirect?"+url.Values{"redirectUrl": {long + "a"}}.Encode())
+	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" || !strings.Contains(body, "not valid") {
+		t.Errorf("a %d-byte redirectUrl: %d %q", len(long)+1, resp.StatusCode, resp.Header.Get("Location"))
+	}
+
+	// Under a public URL with a long path, the id would not fit in next.
+	svc, err := New(Config{PublicURL: "https://auth.example.org/" + strings.Repeat("p", 400) + "/", Secret: secretA},
+		Deps{Accounts: be.accounts, Authorize: be.authz, Notify: fakeNotify{}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	svc.RegisterHTTP(mux)
+	for raw, want := range map[string]int{"https://app.example/cb": http.StatusSeeOther, long: http.StatusBadRequest} {
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/_matrix/client/v3/login/sso/redirect?"+url.Values{"redirectUrl": {raw}}.Encode(), nil))
+		if rec.Code != want {
+			t.Errorf("long public path, %d-byte redirectUrl: %d, want %d", len(raw), rec.Code, want)
+		}
+	}
+}
+
+// The keys come from the secret alone, one per use; without a secret each
+// service has its own and says so once.
+func TestDerivedKeys(t *testing.T) {
+	var logs bytes.Buffer
+	newSvc := func(secret []byte) *Service {
+		t.Helper()
+		svc, err := New(Config{PublicURL: "https://auth.example.org/", Secret: secret},
+			Deps{Accounts: &fakeAccounts{}, Authorize: &fakeAuthorize{}, Notify: fakeNotify{}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return svc
+	}
+	a1, a2, b := newSvc(secretA), newSvc(bytes.Clone(secretA)), newSvc(secretB)
+	if logs.Len() != 0 {
+		t.Errorf("a configured secret logged:\n%s", &logs)
+	}
+	if !bytes.Equal(a1.csrf.key, a2.csrf.key) || !bytes.Equal(a1.ssoKey, a2.ssoKey) {
+		t.Error("the same secret gave different keys")
+	}
+	if bytes.Equal(a1.csrf.key, a1.ssoKey) || bytes.Equal(a1.csrf.key, b.csrf.key) || bytes.Equal(a1.ssoKey, b.ssoKey) {
+		t.Error("keys of different uses or secrets are equal")
+	}
+	if bytes.Contains(a1.csrf.key, secretA) || a1.cfg.Secret != nil {
+		t.Error("the service keeps the secret")
+	}
+	r1, r2 := newSvc(nil), newSvc(nil)
+	if bytes.Equal(r1.csrf.key, r2.csrf.key) || bytes.Equal(r1.ssoKey, r2.ssoKey) || bytes.Equal(r1.csrf.key, r1.ssoKey) {
+		t.Error("services without a secret share keys")
+	}
+	if n := strings.Count(logs.String(), "level=WARN"); n != 2 || !strings.Contains(logs.String(), "set web.secret when running several web replicas") {
+		t.Errorf("want one warning per service without a secret, got:\n%s", &logs)
+	}
+	if _, err := New(Config{PublicURL: "https://auth.example.org/", Secret: secretA[1:]},
+		Deps{Accounts: &fakeAccounts{}, Authorize: &fakeAuthorize{}, Notify: fakeNotify{}}); err == nil || !strings.Contains(err.Error(), "31 bytes, want at least 32") {
+		t.Errorf("a 31-byte secret: %v", err)
+	}
+}

@@ -122,6 +122,24 @@ func TestRecoverPasswordInBrowser(t *testing.T) {
 	if _, err := accounts.VerifyPassword(ctx, &accountsv1.VerifyPasswordRequest{Username: "dora", Password: "dora's old password"}); err == nil {
 		t.Error("the old password still works")
 	}
+	// accounts took the change as a recovery because it projected notify's
+	// confirmation of this very link, not on the web service's word.
+	// (The audit projection runs on its own; give it a moment.)
+	recorded := waitFor(10*time.Second, func() (bool, error) {
+		audit, err := accounts.ListAuditEntries(ctx, &accountsv1.ListAuditEntriesRequest{UserId: reg.GetUser().GetId()})
+		if err != nil {
+			return false, err
+		}
+		for _, e := range audit.GetEntries() {
+			if e.GetSummary() == "password reset through recovery" {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if recorded != nil {
+		t.Errorf("the audit does not record a recovery: %v", recorded)
+	}
 
 	b.navigate("sign in", chromedp.Click(chromedp.CSS(`main a[href$="/login"]`)))
 	b.fill("username", "dora")

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"gatehouse.dev/platform/errs"
+	"gatehouse.dev/platform/ids"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	"gatehouse.dev/services/accounts/internal/user"
@@ -83,7 +84,21 @@ func (g *grpcServer) ChangePassword(ctx context.Context, req *accountsv1.ChangeP
 }
 
 func (g *grpcServer) SetPassword(ctx context.Context, req *accountsv1.SetPasswordRequest) (*accountsv1.SetPasswordResponse, error) {
-	err := g.svc.setPassword(ctx, req.GetUserId(), req.GetNewPassword(), eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_ADMIN, actor(ctx))
+	reason := eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_ADMIN
+	if id := req.GetRecoveryVerificationId(); id != "" {
+		if !ids.Valid(req.GetUserId()) {
+			return nil, errs.InvalidField("user_id", "user_id must be a user id such as 01HZX3…")
+		}
+		if err := g.svc.checkProof(ctx, proof{
+			verificationID: id, userID: req.GetUserId(),
+			purpose: eventsv1.VerificationPurpose_VERIFICATION_PURPOSE_RECOVERY,
+			after:   g.svc.clock().Add(-verificationMaxAge),
+		}); err != nil {
+			return nil, err
+		}
+		reason = eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_RECOVERY
+	}
+	err := g.svc.setPassword(ctx, req.GetUserId(), req.GetNewPassword(), reason, actor(ctx))
 	if err != nil {
 		return nil, err
 	}

@@ -13,7 +13,10 @@ package accounts
 //     address for that purpose (and, for AddEmail, that user) in the last
 //     verificationMaxAge;
 //   - Register and AddEmail with skip_verification: an administrator vouches
-//     for the address (the CLI); the event records no verification.
+//     for the address (the CLI); the event records no verification;
+//   - SetPassword with a recovery verification: a recovery confirmation for
+//     that user in the last verificationMaxAge (the change is then recorded
+//     as a recovery, not as an administrator's).
 //
 // A caller usually asks right after notify confirmed the code, before the
 // projection has seen it. So the check first reads the version of the
@@ -95,8 +98,9 @@ func verificationsReadModel(notify *eventlog.Log) projection.Projection {
 // proof is what an address must have been proved for.
 type proof struct {
 	verificationID string
-	email          string // normalized
-	purpose        eventsv1.VerificationPurpose
+	// email, when set, must be the address confirmed (normalized).
+	email   string
+	purpose eventsv1.VerificationPurpose
 	// userID, when set, must be the account the verification was for.
 	userID string
 	// after is the earliest confirmation accepted.
@@ -144,7 +148,7 @@ func (s *Service) checkProof(ctx context.Context, p proof) error {
 		return errs.Wrap(errs.KindUnavailable, "Email verifications cannot be checked right now; try again.", err)
 	}
 	switch {
-	case email != p.email, purpose != purposeNames[p.purpose],
+	case p.email != "" && email != p.email, purpose != purposeNames[p.purpose],
 		p.userID != "" && userID != p.userID,
 		confirmedAt.Before(p.after):
 		return errNotProved()

@@ -2,6 +2,7 @@ package accounts_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -302,4 +303,52 @@ func TestRegisterWithAnAddressNeedsProof(t *testing.T) {
 	if err != nil || len(emails.GetEmails()) != 1 || !emails.GetEmails()[0].GetVerified() || emails.GetEmails()[0].GetVerificationId() != "" {
 		t.Fatalf("vouched-for address = %v, %v", emails, err)
 	}
+}
+
+// A password set through a recovery link needs the notify service's
+// confirmation of a recovery for that very user, and is audited as a recovery.
+func TestRecoveryPasswordNeedsAConfirmedRecovery(t *testing.T) {
+	h := startHarness(t, nil)
+	c, ctx := h.c, context.Background()
+	ann := register(t, c, "ann", "ann's old password")
+	ben := register(t, c, "ben", "ben's old password")
+	recovery := eventsv1.VerificationPurpose_VERIFICATION_PURPOSE_RECOVERY
+
+	for _, tc := range []struct {
+		name         string
+		verification string
+		want         codes.Code
+	}{
+		{"unknown verification", ids.New(), codes.FailedPrecondition},
+		{"another user's recovery", h.confirm(t, confirmation{email: "ben@example.com", purpose: recovery, userID: ben.GetId()}), codes.FailedPrecondition},
+		{"an add-email verification", h.confirm(t, confirmation{email: "ann@example.com", purpose: addEmailPurpose, userID: ann.GetId()}), codes.FailedPrecondition},
+		{"a link sent but never used", h.confirm(t, confirmation{email: "ann@example.com", purpose: recovery, userID: ann.GetId(), unconfirmed: true}), codes.FailedPrecondition},
+		{"malformed id", "x y", codes.InvalidArgument},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := c.SetPassword(ctx, &accountsv1.SetPasswordRequest{UserId: ann.GetId(), NewPassword: "ann's new password", RecoveryVerificationId: tc.verification})
+			wantCode(t, err, tc.want)
+		})
+	}
+	if _, err := c.VerifyPassword(ctx, &accountsv1.VerifyPasswordRequest{Username: "ann", Password: "ann's old password"}); err != nil {
+		t.Fatalf("a refused recovery changed the password: %v", err)
+	}
+
+	proved := h.confirm(t, confirmation{email: "ann@example.com", purpose: recovery, userID: ann.GetId()})
+	if _, err := c.SetPassword(ctx, &accountsv1.SetPasswordRequest{UserId: ann.GetId(), NewPassword: "ann's new password", RecoveryVerificationId: proved}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.VerifyPassword(ctx, &accountsv1.VerifyPasswordRequest{Username: "ann", Password: "ann's new password"}); err != nil {
+		t.Fatalf("the recovered password does not sign in: %v", err)
+	}
+	eventually(t, "audit of the recovery", func() error {
+		audit, err := c.ListAuditEntries(ctx, &accountsv1.ListAuditEntriesRequest{UserId: ann.GetId()})
+		if err != nil {
+			return err
+		}
+		if got := audit.GetEntries()[0].GetSummary(); got != "password reset through recovery" {
+			return fmt.Errorf("newest audit entry %q", got)
+		}
+		return nil
+	})
 }

@@ -214,7 +214,9 @@ func (s *Service) handleRecoverTicketPost(w http.ResponseWriter, r *http.Request
 		return
 	}
 	ctx := s.asUser(r.Context(), userID)
-	if _, err := s.accounts.SetPassword(ctx, &accountsv1.SetPasswordRequest{UserId: userID, NewPassword: password}); err != nil {
+	if _, err := s.accounts.SetPassword(ctx, &accountsv1.SetPasswordRequest{
+		UserId: userID, NewPassword: password, RecoveryVerificationId: checked.GetVerificationId(),
+	}); err != nil {
 		switch errs.KindOf(err) {
 		case errs.KindFailedPrecondition, errs.KindPermissionDenied, errs.KindNotFound:
 			s.errorPage(w, r, http.StatusForbidden, msgErrTitle, msgRecoverAccountBlocked)

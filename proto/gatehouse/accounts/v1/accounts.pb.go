@@ -2598,11 +2598,16 @@ func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
 }
 
 type SetPasswordRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	NewPassword   string                 `protobuf:"bytes,2,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	UserId      string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	NewPassword string                 `protobuf:"bytes,2,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
+	// Set when the person proved control of the account's address with a
+	// recovery link: a recovery verification for this user that the notify
+	// service confirmed in the last 30 minutes. The change is then recorded as
+	// a recovery; without it, as set by an administrator.
+	RecoveryVerificationId string `protobuf:"bytes,3,opt,name=recovery_verification_id,json=recoveryVerificationId,proto3" json:"recovery_verification_id,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *SetPasswordRequest) Reset() {
@@ -2645,6 +2650,13 @@ func (x *SetPasswordRequest) GetUserId() string {
 func (x *SetPasswordRequest) GetNewPassword() string {
 	if x != nil {
 		return x.NewPassword
+	}
+	return ""
+}
+
+func (x *SetPasswordRequest) GetRecoveryVerificationId() string {
+	if x != nil {
+		return x.RecoveryVerificationId
 	}
 	return ""
 }
@@ -3640,10 +3652,11 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12)\n" +
 	"\x10current_password\x18\x02 \x01(\tR\x0fcurrentPassword\x12!\n" +
 	"\fnew_password\x18\x03 \x01(\tR\vnewPassword\"\x18\n" +
-	"\x16ChangePasswordResponse\"P\n" +
+	"\x16ChangePasswordResponse\"\x8a\x01\n" +
 	"\x12SetPasswordRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12!\n" +
-	"\fnew_password\x18\x02 \x01(\tR\vnewPassword\"\x15\n" +
+	"\fnew_password\x18\x02 \x01(\tR\vnewPassword\x128\n" +
+	"\x18recovery_verification_id\x18\x03 \x01(\tR\x16recoveryVerificationId\"\x15\n" +
 	"\x13SetPasswordResponse\"B\n" +
 	"\x0fLockUserRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x16\n" +

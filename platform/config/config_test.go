@@ -191,6 +191,11 @@ func TestValidate(t *testing.T) {
 		want   string // "" means valid
 	}{
 		{"public_url https with path", func(c *config.Config) { c.PublicURL = "https://example.org/auth/" }, ""},
+		{"web.secret empty", func(c *config.Config) { c.Web.Secret = "" }, ""},
+		{"web.secret 32 characters", func(c *config.Config) { c.Web.Secret = webSecret }, ""},
+		{"web.secret long", func(c *config.Config) { c.Web.Secret = config.Secret(strings.Repeat("x", 128)) }, ""},
+		{"web.secret 31 characters", func(c *config.Config) { c.Web.Secret = config.Secret(webSecret[1:]) }, "web.secret: is 31 characters, want at least 32"},
+		{"web.secret one character", func(c *config.Config) { c.Web.Secret = "x" }, "web.secret: is 1 characters, want at least 32"},
 		{"public_url empty", func(c *config.Config) { c.PublicURL = "" }, "public_url: must not be empty"},
 		{"public_url relative", func(c *config.Config) { c.PublicURL = "/auth/" }, `public_url: scheme "" is not one of http, https`},
 		{"public_url ftp", func(c *config.Config) { c.PublicURL = "ftp://example.org/" }, `public_url: scheme "ftp" is not one of http, https`},

@@ -156,9 +156,17 @@ func (s *Service) handleRegisterPost(w http.ResponseWriter, r *http.Request) {
 		s.renderRegister(w, r, http.StatusTooManyRequests, f, g, form, l.T(msgRegisterRateLimited))
 		return
 	}
+	reg, err := s.accounts.StartRegistration(ctx, &accountsv1.StartRegistrationRequest{
+		Username: form.username, Password: form.password, Email: form.email,
+	})
+	if err != nil {
+		s.registrationRefused(w, r, f, g, form, err)
+		return
+	}
 	if s.cfg.Registration == "token" {
-		// The use is spent here, before the email is sent: a registration that is
-		// never finished costs one use of the token.
+		// The use is spent once accounts has accepted the form and before the
+		// email is sent: a form accounts refuses costs nothing, a registration
+		// that is never finished costs one use of the token.
 		if _, err := s.accounts.UseRegistrationToken(ctx, &accountsv1.UseRegistrationTokenRequest{Token: form.token}); err != nil {
 			if errs.KindOf(err) != errs.KindFailedPrecondition {
 				s.failure(w, r, "use registration token", err)
@@ -168,13 +176,6 @@ func (s *Service) handleRegisterPost(w http.ResponseWriter, r *http.Request) {
 			s.renderRegister(w, r, http.StatusForbidden, f, g, form, "")
 			return
 		}
-	}
-	reg, err := s.accounts.StartRegistration(ctx, &accountsv1.StartRegistrationRequest{
-		Username: form.username, Password: form.password, Email: form.email,
-	})
-	if err != nil {
-		s.registrationRefused(w, r, f, g, form, err)
-		return
 	}
 	started, err := s.notify.StartVerification(ctx, &notifyv1.StartVerificationRequest{
 		Email: form.email, Purpose: notifyv1.Purpose_PURPOSE_REGISTRATION, ClientIp: clientIP(r), Locale: l.lang,

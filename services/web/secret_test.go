@@ -91,18 +91,21 @@ func (r *replica) startSSO(t *testing.T, c *http.Client, redirect string) string
 	return loc
 }
 
+// replicaSecrets are the secrets of two replicas, and whether they share keys.
+var replicaSecrets = []struct {
+	name       string
+	a, b       []byte
+	wantShared bool
+}{
+	{"same secret", secretA, secretA, true},
+	{"other secret", secretA, secretB, false},
+	{"no secret", nil, nil, false},
+}
+
 // Replicas with the same secret accept each other's forms; with another
 // secret, or each with a random one, they do not.
 func TestSharedSecretCSRF(t *testing.T) {
-	tests := []struct {
-		name       string
-		a, b       []byte
-		wantShared bool
-	}{
-		{"same secret", secretA, secretA, true},
-		{"other secret", secretA, secretB, false},
-		{"no secret", nil, nil, false},
-	}
+	tests := replicaSecrets
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			be := newBackends()
@@ -136,15 +139,7 @@ func TestSharedSecretCSRF(t *testing.T) {
 // An SSO confirmation started on one replica is shown and answered by
 // another with the same secret, and refused by one with another secret.
 func TestSharedSecretSSO(t *testing.T) {
-	tests := []struct {
-		name       string
-		a, b       []byte
-		wantShared bool
-	}{
-		{"same secret", secretA, secretA, true},
-		{"other secret", secretA, secretB, false},
-		{"no secret", nil, nil, false},
-	}
+	tests := replicaSecrets
 	const redirect = "https://app.example/cb?x=1"
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

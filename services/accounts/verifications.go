@@ -54,6 +54,10 @@ const (
 	// verificationMaxAge is how long a confirmation proves an address for
 	// Register and AddEmail.
 	verificationMaxAge = 30 * time.Minute
+	// verificationRetention is how long the projection keeps a confirmation:
+	// longer than any check accepts (verificationMaxAge, registrationTTL), so
+	// the table stays small and holds no old addresses.
+	verificationRetention = time.Hour
 	// verificationWait bounds the wait for the projection to catch up.
 	verificationWait = 10 * time.Second
 )
@@ -85,6 +89,12 @@ func verificationsReadModel(notify *eventlog.Log) projection.Projection {
 				rec.Aggregate().ID, strings.ToLower(ev.GetEmail()), purpose, ev.GetUserId(), rec.OccurredAt(), int64(rec.Seq))
 			if err != nil {
 				return fmt.Errorf("email verifications: %w", err)
+			}
+			// Keep only what can still prove something. Measured against the
+			// event's own time, so a rebuild ends with the same rows.
+			if _, err := tx.Exec(ctx, `DELETE FROM email_verifications WHERE confirmed_at < $1`,
+				rec.OccurredAt().Add(-verificationRetention)); err != nil {
+				return fmt.Errorf("email verifications: forget old ones: %w", err)
 			}
 			return nil
 		},

@@ -352,3 +352,22 @@ func TestRecoveryPasswordNeedsAConfirmedRecovery(t *testing.T) {
 		return nil
 	})
 }
+
+// The projection keeps confirmations only while they can prove something:
+// one older than an hour, by the stream's own clock, is gone, and so proves nothing.
+func TestOldConfirmationsAreForgotten(t *testing.T) {
+	h := startHarness(t, nil)
+	c, ctx := h.c, context.Background()
+	dan := register(t, c, "dan", "dan's password")
+	old := h.confirm(t, confirmation{email: "dan@work.example", purpose: addEmailPurpose, userID: dan.GetId(), at: time.Now().Add(-2 * time.Hour)})
+	fresh := h.confirm(t, confirmation{email: "dan@home.example", purpose: addEmailPurpose, userID: dan.GetId()})
+	if _, err := c.AddEmail(ctx, &accountsv1.AddEmailRequest{UserId: dan.GetId(), Email: "dan@home.example", VerificationId: fresh}); err != nil {
+		t.Fatal(err)
+	}
+	var rows int
+	if err := h.pool.QueryRow(ctx, `SELECT count(*) FROM email_verifications WHERE verification_id = $1`, old).Scan(&rows); err != nil || rows != 0 {
+		t.Fatalf("an old confirmation is still projected: %d rows (%v)", rows, err)
+	}
+	_, err := c.AddEmail(ctx, &accountsv1.AddEmailRequest{UserId: dan.GetId(), Email: "dan@work.example", VerificationId: old})
+	wantCode(t, err, codes.FailedPrecondition)
+}

@@ -13,6 +13,10 @@ CREATE TABLE email_verifications (
     seq             bigint NOT NULL                -- NOTIFY stream sequence of the confirmation
 );
 
+-- Confirmations older than an hour prove nothing any more; the projection
+-- drops them as it goes (see verifications.go).
+CREATE INDEX email_verifications_confirmed_at ON email_verifications (confirmed_at);
+
 -- Which verification proved each address a user holds; empty when an
 -- administrator vouched for it.
 ALTER TABLE user_emails ADD COLUMN verification_id text NOT NULL DEFAULT '';

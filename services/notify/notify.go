@@ -9,6 +9,12 @@
 // Codes and tickets are derived from the service's key (keys.go) and never
 // stored, only their hashes. The verifications projection keeps a status row
 // per verification and the index of recovery tickets by hash.
+//
+// A confirmed code or link is a VerificationConfirmed event. That event, not
+// this service's answer to its caller, is what proves an address: the
+// accounts service follows this stream and projects the confirmations, and
+// adds an address to a user, creates a registered user or resets a password
+// only against one of them.
 package notify
 
 import (

@@ -15,6 +15,7 @@ package web
 // advertised in discovery) redirect to the page that does that action.
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -286,12 +287,13 @@ type timeView struct {
 }
 
 // when formats a timestamp for people (UTC, to the minute), or nil.
-func when(ts *timestamppb.Timestamp) *timeView {
+func when(l localizer, ts *timestamppb.Timestamp) *timeView {
 	if ts == nil || !ts.IsValid() {
 		return nil
 	}
 	t := ts.AsTime().UTC()
-	return &timeView{Text: t.Format("2 January 2006, 15:04 UTC"), ISO: t.Format(time.RFC3339)}
+	month := l.T(msgID(fmt.Sprintf("month.%d", int(t.Month()))))
+	return &timeView{Text: l.T(msgDate, t.Day(), month, t.Year(), t.Format("15:04")), ISO: t.Format(time.RFC3339)}
 }
 
 // owns reports whether a user id is the signed-in user's.

@@ -95,7 +95,7 @@ func (s *Service) showProfile(w http.ResponseWriter, r *http.Request, status int
 		DeactivateURL:    s.path("account/deactivate"),
 	}
 	for _, em := range emails.GetEmails() {
-		v.Emails = append(v.Emails, emailView{Address: em.GetEmail(), Primary: em.GetPrimary(), Verified: em.GetVerified(), Added: when(em.GetAddedAt())})
+		v.Emails = append(v.Emails, emailView{Address: em.GetEmail(), Primary: em.GetPrimary(), Verified: em.GetVerified(), Added: when(l, em.GetAddedAt())})
 	}
 	switch {
 	case e.displayName != "":

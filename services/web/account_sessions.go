@@ -94,7 +94,7 @@ func (s *Service) showSessions(w http.ResponseWriter, r *http.Request, status in
 		}
 		bv := browserView{
 			ID: bs.GetSessionId(), Name: describeUserAgent(l, bs.GetUserAgent()), UserAgent: bs.GetUserAgent(), IP: bs.GetIpAddress(),
-			Created: when(bs.GetCreatedAt()), LastActive: when(bs.GetLastActiveAt()),
+			Created: when(l, bs.GetCreatedAt()), LastActive: when(l, bs.GetLastActiveAt()),
 			Current: bs.GetSessionId() == who.session.GetSessionId(),
 		}
 		if bv.Current {
@@ -144,7 +144,7 @@ func (s *Service) userSessions(ctx context.Context, who *signedIn) ([]*tokenv1.S
 func (s *Service) appView(l localizer, ts *tokenv1.Session, names func(string) string) appView {
 	a := appView{
 		ID: ts.GetSessionId(), Compat: ts.GetKind() == "compat", ClientID: ts.GetClientId(),
-		DeviceID: ts.GetDeviceId(), Created: when(ts.GetCreatedAt()), LastActive: when(ts.GetLastActiveAt()),
+		DeviceID: ts.GetDeviceId(), Created: when(l, ts.GetCreatedAt()), LastActive: when(l, ts.GetLastActiveAt()),
 		IP: ts.GetIpAddress(), UserAgent: ts.GetUserAgent(),
 	}
 	if a.UserAgent != "" {

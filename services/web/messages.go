@@ -7,8 +7,9 @@ import (
 
 // msgID names one piece of text a person sees. Every such text lives in the
 // catalog below, keyed by its id, so a translation is one more map: add it to
-// catalogs under its BCP 47 tag (the pages then need a way to pick it, from
-// Accept-Language or a setting). Texts with %s or %d take arguments, in order.
+// catalogs under its BCP 47 tag, as messages_fr*.go do for French; the pages
+// pick a language from Accept-Language (render.go). Texts with %s or %d take
+// arguments, in order.
 type msgID string
 
 // The texts, by page.

@@ -27,6 +27,7 @@ func mergeCatalog(more map[string]map[msgID]string) {
 
 // The texts the Go code names; the templates name theirs by id.
 const (
+	msgDate               msgID = "date"
 	msgAccountNavProfile  msgID = "account.nav.profile"
 	msgAccountNavSessions msgID = "account.nav.sessions"
 	msgAccountNavPassword msgID = "account.nav.password"
@@ -179,5 +180,19 @@ var accountCatalogs = map[string]map[msgID]string{
 		"account.cross_signing.not_yet_heading": "This server cannot approve the reset yet",
 		"account.cross_signing.not_yet":         "This server is not connected to a homeserver that could accept the reset, so if you go back to your app now, the reset will be refused.",
 		"account.cross_signing.instead":         "If you still need to reset your identity, ask your server's administrators: they can allow the reset on the homeserver for you.",
+		// Dates: day, month name, year, hour:minute.
+		msgDate:    "%d %s %d, %s UTC",
+		"month.1":  "January",
+		"month.2":  "February",
+		"month.3":  "March",
+		"month.4":  "April",
+		"month.5":  "May",
+		"month.6":  "June",
+		"month.7":  "July",
+		"month.8":  "August",
+		"month.9":  "September",
+		"month.10": "October",
+		"month.11": "November",
+		"month.12": "December",
 	},
 }

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"strings"
 
+	"golang.org/x/text/language"
+
 	"gatehouse.dev/platform/errs"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 )
@@ -25,11 +27,15 @@ var staticFS embed.FS
 // layout (layout.html, which also holds the shared partials).
 var pageNames = []string{"login", "register", "verify", "consent", "link", "link_done", "home", "error"}
 
-// pages holds the parsed templates of every language and the static assets'
-// version tags.
+// pages holds the parsed templates of every language, the matcher that picks
+// one of them for a request, and the static assets' version tags.
 type pages struct {
 	byLang  map[string]map[string]*template.Template
 	version map[string]string // static file name -> short content hash
+	// langs are the catalog languages, the default first; matcher matches
+	// Accept-Language against them and answers an index into langs.
+	langs   []string
+	matcher language.Matcher
 }
 
 // loadPages parses the templates; base is the path of the public URL.
@@ -50,7 +56,20 @@ func loadPages(base string) (*pages, error) {
 	if err != nil {
 		return nil, fmt.Errorf("web: static files: %w", err)
 	}
+	p.langs = []string{defaultLanguage}
 	for _, lang := range languages() {
+		if lang != defaultLanguage {
+			p.langs = append(p.langs, lang)
+		}
+	}
+	tags := make([]language.Tag, len(p.langs))
+	for i, lang := range p.langs {
+		if tags[i], err = language.Parse(lang); err != nil {
+			return nil, fmt.Errorf("web: catalog language %q: %w", lang, err)
+		}
+	}
+	p.matcher = language.NewMatcher(tags)
+	for _, lang := range p.langs {
 		l := newLocalizer(lang)
 		funcs := template.FuncMap{
 			"t": func(id string, args ...any) string { return l.T(msgID(id), args...) },
@@ -141,6 +160,8 @@ func focusFirst(fields ...*field) {
 // render writes a page with the given status.
 func (s *Service) render(w http.ResponseWriter, r *http.Request, status int, name string, v *view) {
 	l := s.localizer(r)
+	// The page's language depends on Accept-Language: caches must know.
+	w.Header().Add("Vary", "Accept-Language")
 	v.Lang, v.ServiceName, v.Base, v.ServerName = l.lang, s.cfg.ServiceName, s.base.Path, s.serverName()
 	v.TermsURI, v.PolicyURI, v.LogoURI = s.cfg.TermsURI, s.cfg.PolicyURI, s.cfg.LogoURI
 	if v.User != nil && v.UserID == "" {
@@ -157,8 +178,28 @@ func (s *Service) render(w http.ResponseWriter, r *http.Request, status int, nam
 	_, _ = w.Write(buf.Bytes())
 }
 
-// localizer picks the language of a request; only English exists for now.
-func (s *Service) localizer(*http.Request) localizer { return newLocalizer(defaultLanguage) }
+// localizer picks the language of a request from its Accept-Language header.
+func (s *Service) localizer(r *http.Request) localizer {
+	if s.pages == nil {
+		return newLocalizer(defaultLanguage)
+	}
+	return newLocalizer(s.pages.negotiate(r.Header.Get("Accept-Language")))
+}
+
+// negotiate returns the catalog language that best suits an Accept-Language
+// header, q-values honoured ("fr-CA" finds "fr"); a missing or malformed
+// header, or one naming no language the catalog has, gets the default.
+func (p *pages) negotiate(acceptLanguage string) string {
+	tags, _, err := language.ParseAcceptLanguage(acceptLanguage)
+	if err != nil || len(tags) == 0 {
+		return defaultLanguage
+	}
+	_, i, confidence := p.matcher.Match(tags...)
+	if confidence == language.No {
+		return defaultLanguage
+	}
+	return p.langs[i]
+}
 
 // errorView is the data of the error page.
 type errorView struct {

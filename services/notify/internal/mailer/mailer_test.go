@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"io/fs"
 	"log/slog"
 	"mime"
 	"mime/multipart"
@@ -149,6 +150,14 @@ func TestTemplates(t *testing.T) {
 			"", "Confirm your email address for Example", []string{"042917", "To add"}, "en"},
 		{"recovery", Content{Kind: KindRecovery, Purpose: "recovery", ServiceName: "Example", Email: "a@example.org", Link: "https://auth.example.org/recover/AbC123", Minutes: 10},
 			"pt-BR", "Recover your Example account", []string{"https://auth.example.org/recover/AbC123", "10 minutes"}, "en"},
+		{"registration in French", Content{Kind: KindCode, Purpose: "registration", ServiceName: "Example", Email: "a@example.org", Code: "042917", Minutes: 5},
+			"fr", "Votre code de vérification Example", []string{"042917", "5 minutes", "a@example.org", "nouveau compte Example", "Bonjour"}, "fr"},
+		{"add email in Canadian French", Content{Kind: KindCode, Purpose: "add_email", ServiceName: "Example", Email: "a@example.org", Code: "042917", Minutes: 5},
+			"fr-CA", "Confirmez votre adresse e-mail pour Example", []string{"042917", "Pour ajouter", "votre compte Example"}, "fr"},
+		{"recovery in French", Content{Kind: KindRecovery, Purpose: "recovery", ServiceName: "Example", Email: "a@example.org", Link: "https://auth.example.org/recover/AbC123", Minutes: 10},
+			"FR-fr", "Récupération de votre compte Example", []string{"https://auth.example.org/recover/AbC123", "10 minutes", "récupérer le compte Example"}, "fr"},
+		{"unknown language", Content{Kind: KindCode, Purpose: "registration", ServiceName: "Example", Email: "a@example.org", Code: "042917", Minutes: 5},
+			"de-CH", "Your Example verification code", []string{"042917", "new Example account"}, "en"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -167,6 +176,10 @@ func TestTemplates(t *testing.T) {
 			if !strings.Contains(html, `lang="`+tt.wantLang+`"`) {
 				t.Errorf("HTML not in %s", tt.wantLang)
 			}
+			// In every language, the code stands alone on its line of the text.
+			if tt.content.Code != "" && !strings.Contains(text, "\n    "+tt.content.Code+"\n") {
+				t.Errorf("the code is not on a line of its own:\n%s", text)
+			}
 		})
 	}
 	// The service name is text, not markup.
@@ -176,6 +189,32 @@ func TestTemplates(t *testing.T) {
 	}
 	if _, _, _, err := tpl.Render(Content{Kind: "newsletter"}, "en"); err == nil {
 		t.Error("unknown kind rendered")
+	}
+}
+
+// Every language has every email, text and HTML: a missing one would fall
+// back to English without a word.
+func TestTemplatesComplete(t *testing.T) {
+	langs, err := fs.ReadDir(templateFS, "templates")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	for _, lang := range langs {
+		if !lang.IsDir() {
+			continue
+		}
+		seen = append(seen, lang.Name())
+		for _, kind := range []Kind{KindCode, KindRecovery} {
+			for _, ext := range []string{".txt", ".html"} {
+				if _, err := fs.Stat(templateFS, "templates/"+lang.Name()+"/"+string(kind)+ext); err != nil {
+					t.Errorf("%s lacks %s%s", lang.Name(), kind, ext)
+				}
+			}
+		}
+	}
+	if !slices.Contains(seen, "en") || !slices.Contains(seen, "fr") {
+		t.Errorf("languages %v, want en and fr at least", seen)
 	}
 }
 

@@ -72,6 +72,10 @@ type Error struct {
 	Err error
 	// Field optionally names the input field at fault.
 	Field string
+	// Facts are machine-readable details a caller may word the error with
+	// itself, in its own language (for example "attempts_left": "3"). They
+	// travel in the gRPC status's ErrorInfo metadata; never put secrets here.
+	Facts map[string]string
 }
 
 // Error returns the public message, prefixed by the field and followed by the
@@ -164,6 +168,23 @@ func PublicMessage(err error) string {
 		return e.message()
 	}
 	return KindOf(err).info().message
+}
+
+// Facts every service words the same way (see Error.Facts).
+const (
+	// FactAttemptsLeft is how many more tries an input gets (a decimal number).
+	FactAttemptsLeft = "attempts_left"
+	// FactRetryAfterSeconds is how long to wait before trying again (decimal seconds).
+	FactRetryAfterSeconds = "retry_after_seconds"
+)
+
+// FactOf returns one of the facts of err's *Error, and whether it is there.
+func FactOf(err error, name string) (string, bool) {
+	if e, ok := errors.AsType[*Error](err); ok {
+		v, found := e.Facts[name]
+		return v, found
+	}
+	return "", false
 }
 
 // FieldOf returns the input field named by err's *Error, or "".

@@ -148,7 +148,8 @@ func TestToStatus(t *testing.T) {
 func TestFromStatusRoundTrip(t *testing.T) {
 	for k := errs.KindInternal; k <= errs.KindUnavailable; k++ {
 		t.Run(k.String(), func(t *testing.T) {
-			sent := &errs.Error{Kind: k, Public: "public " + k.String(), Field: "redirect_uri", Err: errors.New("secret cause")}
+			sent := &errs.Error{Kind: k, Public: "public " + k.String(), Field: "redirect_uri", Err: errors.New("secret cause"),
+				Facts: map[string]string{"attempts_left": "3"}}
 			got := errs.FromStatus(errs.ToStatus(sent).Err())
 			e, ok := errors.AsType[*errs.Error](got)
 			if !ok {
@@ -156,6 +157,12 @@ func TestFromStatusRoundTrip(t *testing.T) {
 			}
 			if e.Kind != k || e.Public != sent.Public || e.Field != "redirect_uri" {
 				t.Errorf("got {%v %q %q}, want {%v %q redirect_uri}", e.Kind, e.Public, e.Field, k, sent.Public)
+			}
+			if left, ok := errs.FactOf(got, "attempts_left"); !ok || left != "3" {
+				t.Errorf("fact attempts_left = %q, %v; want 3", left, ok)
+			}
+			if _, ok := errs.FactOf(got, "other"); ok {
+				t.Error("a fact that was not sent arrived")
 			}
 			if status.Code(got) != k.GRPCCode() {
 				t.Errorf("status.Code = %v, want %v", status.Code(got), k.GRPCCode())

@@ -50,8 +50,9 @@ func ToStatus(err error) *status.Status {
 // withDetails adds the ErrorInfo and BadRequest details of e to st.
 func withDetails(st *status.Status, e *Error) *status.Status {
 	details := []protoadapt.MessageV1{&errdetails.ErrorInfo{
-		Domain: statusDomain,
-		Reason: strings.ToUpper(e.Kind.String()),
+		Domain:   statusDomain,
+		Reason:   strings.ToUpper(e.Kind.String()),
+		Metadata: e.Facts,
 	}}
 	if e.Field != "" {
 		details = append(details, &errdetails.BadRequest{
@@ -101,6 +102,9 @@ func FromStatus(err error) error {
 			e.Public = st.Message()
 			if k, ok := kindNamed(strings.ToLower(d.GetReason())); ok {
 				e.Kind = k
+			}
+			if len(d.GetMetadata()) > 0 {
+				e.Facts = d.GetMetadata()
 			}
 		case *errdetails.BadRequest:
 			if v := d.GetFieldViolations(); len(v) > 0 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -238,5 +239,7 @@ func rateLimited(wait time.Duration) error {
 	default:
 		when = fmt.Sprintf("%d minutes", (secs+59)/60)
 	}
-	return errs.RateLimited("Too many verification emails were asked for; try again in " + when)
+	e := errs.RateLimited("Too many verification emails were asked for; try again in " + when)
+	e.Facts = map[string]string{errs.FactRetryAfterSeconds: strconv.FormatInt(max(int64((wait+time.Second-1)/time.Second), 1), 10)}
+	return e
 }

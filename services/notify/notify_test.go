@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/ids"
 	"gatehouse.dev/platform/testkit"
 	notifyv1 "gatehouse.dev/proto/gatehouse/notify/v1"
@@ -110,9 +112,13 @@ func TestWrongCodesAreLimited(t *testing.T) {
 	if code == wrong {
 		wrong = "111111"
 	}
-	for _, left := range []string{"4 attempts left", "3 attempts left", "2 attempts left", "1 attempt left", "no attempts left"} {
+	for i, left := range []string{"4 attempts left", "3 attempts left", "2 attempts left", "1 attempt left", "no attempts left"} {
 		_, err := n.client.CheckCode(ctx, &notifyv1.CheckCodeRequest{VerificationId: resp.GetVerificationId(), Code: wrong})
 		wantStatus(t, err, codes.InvalidArgument, left, "code")
+		// The count also travels as a fact, for callers that word it themselves.
+		if got, _ := errs.FactOf(errs.FromStatus(err), errs.FactAttemptsLeft); got != strconv.Itoa(4-i) {
+			t.Errorf("attempt %d: fact %s = %q, want %d", i+1, errs.FactAttemptsLeft, got, 4-i)
+		}
 	}
 	_, err := n.client.CheckCode(ctx, &notifyv1.CheckCodeRequest{VerificationId: resp.GetVerificationId(), Code: code})
 	wantStatus(t, err, codes.FailedPrecondition, "Too many wrong codes", "")

@@ -166,8 +166,7 @@ func (s *Service) handleEmailAddPost(w http.ResponseWriter, r *http.Request) {
 		case errs.KindInvalid:
 			fail(http.StatusBadRequest, l.T(msgRegisterEmailBad))
 		case errs.KindRateLimited:
-			// notify's message says when to try again.
-			fail(http.StatusTooManyRequests, errs.PublicMessage(err))
+			fail(http.StatusTooManyRequests, tryLater(l, err))
 		default:
 			s.failure(w, r, "start email verification", err)
 		}
@@ -266,17 +265,13 @@ func (s *Service) handleEmailVerifyPost(w http.ResponseWriter, r *http.Request) 
 	if err != nil {
 		switch errs.KindOf(err) {
 		case errs.KindInvalid:
-			// notify's message says how many attempts are left.
-			msg := errs.PublicMessage(err)
-			if name := errs.FieldOf(err); name != "" && name != "code" {
-				msg = l.T(msgVerifyWrong)
-			}
+			msg := wrongCode(l, err)
 			s.showEmailVerify(w, r, http.StatusBadRequest, who, email, code, msg, "")
 		case errs.KindFailedPrecondition, errs.KindNotFound:
 			s.clearCookie(w, addEmailCookie)
 			s.showProfile(w, r, http.StatusBadRequest, who, profileErrors{email: l.T(msgAccountEmailExpired), emailValue: email}, "")
 		case errs.KindRateLimited:
-			s.showEmailVerify(w, r, http.StatusTooManyRequests, who, email, code, errs.PublicMessage(err), "")
+			s.showEmailVerify(w, r, http.StatusTooManyRequests, who, email, code, tryLater(l, err), "")
 		default:
 			s.failure(w, r, "check email code", err)
 		}
@@ -324,7 +319,7 @@ func (s *Service) handleEmailResendPost(w http.ResponseWriter, r *http.Request) 
 	if err != nil {
 		switch errs.KindOf(err) {
 		case errs.KindRateLimited:
-			s.showEmailVerify(w, r, http.StatusTooManyRequests, who, email, "", "", errs.PublicMessage(err))
+			s.showEmailVerify(w, r, http.StatusTooManyRequests, who, email, "", "", tryLater(l, err))
 		case errs.KindFailedPrecondition, errs.KindNotFound:
 			s.clearCookie(w, addEmailCookie)
 			s.showProfile(w, r, http.StatusBadRequest, who, profileErrors{email: l.T(msgAccountEmailExpired), emailValue: email}, "")

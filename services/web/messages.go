@@ -77,6 +77,14 @@ const (
 	msgVerifyExpired   msgID = "verify.expired"
 	msgVerifyWait      msgID = "verify.wait"
 	msgVerifyNoPending msgID = "verify.no_pending"
+	// Words for other services' answers (notify_errors.go).
+	msgVerifyWrongLeft     msgID = "verify.wrong_left"
+	msgVerifyWrongOneLeft  msgID = "verify.wrong_one_left"
+	msgVerifyWrongNoneLeft msgID = "verify.wrong_none_left"
+	msgTryAgainMoment      msgID = "try_again.moment"
+	msgTryAgainSeconds     msgID = "try_again.seconds"
+	msgTryAgainMinute      msgID = "try_again.minute"
+	msgTryAgainMinutes     msgID = "try_again.minutes"
 
 	msgConsentTitle        msgID = "consent.title"
 	msgConsentIntro        msgID = "consent.intro"
@@ -194,17 +202,24 @@ var catalogs = map[string]map[msgID]string{
 		msgRegisterRateLimited:   "Too many accounts were created from your network. Try again later.",
 		msgRegisterBusy:          "Too many sign-ups are in progress right now. Try again in a few minutes.",
 
-		msgVerifyTitle:     "Check your email",
-		msgVerifySent:      "We sent a 6-digit code to %s. Enter it below to finish creating your account.",
-		msgVerifySubmit:    "Create account",
-		msgVerifyResend:    "Send a new code",
-		msgVerifyResent:    "We sent a new code. The previous one no longer works.",
-		msgVerifyStartOver: "Use a different email address",
-		msgVerifyNoCode:    "Enter the code from the email.",
-		msgVerifyWrong:     "This code is not right. Check the email and try again.",
-		msgVerifyExpired:   "This code has expired or was tried too many times. Send a new code.",
-		msgVerifyWait:      "Wait a little before asking for another code.",
-		msgVerifyNoPending: "Your sign-up has expired. Start again.",
+		msgVerifyTitle:         "Check your email",
+		msgVerifySent:          "We sent a 6-digit code to %s. Enter it below to finish creating your account.",
+		msgVerifySubmit:        "Create account",
+		msgVerifyResend:        "Send a new code",
+		msgVerifyResent:        "We sent a new code. The previous one no longer works.",
+		msgVerifyStartOver:     "Use a different email address",
+		msgVerifyNoCode:        "Enter the code from the email.",
+		msgVerifyWrong:         "This code is not right. Check the email and try again.",
+		msgVerifyExpired:       "This code has expired or was tried too many times. Send a new code.",
+		msgVerifyWait:          "Wait a little before asking for another code.",
+		msgVerifyNoPending:     "Your sign-up has expired. Start again.",
+		msgVerifyWrongLeft:     "This code is not right: %d attempts left.",
+		msgVerifyWrongOneLeft:  "This code is not right: 1 attempt left.",
+		msgVerifyWrongNoneLeft: "This code is not right, and no attempts left. Send a new code.",
+		msgTryAgainMoment:      "Too many tries. Try again in a moment.",
+		msgTryAgainSeconds:     "Too many tries. Try again in %d seconds.",
+		msgTryAgainMinute:      "Too many tries. Try again in a minute.",
+		msgTryAgainMinutes:     "Too many tries. Try again in %d minutes.",
 
 		msgConsentTitle:        "Allow access to your account?",
 		msgConsentIntro:        "%s wants to use your account.",

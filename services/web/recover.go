@@ -106,8 +106,7 @@ func (s *Service) handleRecoverPost(w http.ResponseWriter, r *http.Request) {
 		case errs.KindInvalid:
 			s.renderRecover(w, r, http.StatusBadRequest, email, l.T(msgRegisterEmailBad), "")
 		case errs.KindRateLimited:
-			// notify's message says when to try again.
-			s.renderRecover(w, r, http.StatusTooManyRequests, email, "", errs.PublicMessage(err))
+			s.renderRecover(w, r, http.StatusTooManyRequests, email, "", tryLater(l, err))
 		default:
 			s.failure(w, r, "start recovery", err)
 		}

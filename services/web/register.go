@@ -186,8 +186,7 @@ func (s *Service) handleRegisterPost(w http.ResponseWriter, r *http.Request) {
 			form.errors["email"] = l.T(msgRegisterEmailBad)
 			s.renderRegister(w, r, http.StatusBadRequest, f, g, form, "")
 		case errs.KindRateLimited:
-			// notify's message says when to try again.
-			form.errors["email"] = errs.PublicMessage(err)
+			form.errors["email"] = tryLater(l, err)
 			s.renderRegister(w, r, http.StatusTooManyRequests, f, g, form, "")
 		default:
 			s.failure(w, r, "start email verification", err)
@@ -368,16 +367,12 @@ func (s *Service) handleVerifyPost(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		switch errs.KindOf(err) {
 		case errs.KindInvalid:
-			// notify's message says how many attempts are left.
-			msg := errs.PublicMessage(err)
-			if name := errs.FieldOf(err); name != "" && name != "code" {
-				msg = l.T(msgVerifyWrong)
-			}
+			msg := wrongCode(l, err)
 			s.renderVerify(w, r, http.StatusBadRequest, f, p, code, msg, "")
 		case errs.KindFailedPrecondition, errs.KindNotFound:
 			s.renderVerify(w, r, http.StatusBadRequest, f, p, code, l.T(msgVerifyExpired), "")
 		case errs.KindRateLimited:
-			s.renderVerify(w, r, http.StatusTooManyRequests, f, p, code, errs.PublicMessage(err), "")
+			s.renderVerify(w, r, http.StatusTooManyRequests, f, p, code, tryLater(l, err), "")
 		default:
 			s.failure(w, r, "check email code", err)
 		}

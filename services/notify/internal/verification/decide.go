@@ -2,6 +2,7 @@ package verification
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -45,7 +46,9 @@ func Reissue(s State, key Key, now time.Time) ([]proto.Message, error) {
 		return nil, errs.FailedPrecondition(fmt.Sprintf("No more than %d new codes can be sent; start the verification again", MaxResends))
 	}
 	if wait := s.ResendAfter().Sub(now); wait > 0 {
-		return nil, errs.RateLimited(fmt.Sprintf("Wait %d seconds before asking for another email", secondsUp(wait)))
+		e := errs.RateLimited(fmt.Sprintf("Wait %d seconds before asking for another email", secondsUp(wait)))
+		e.Facts = map[string]string{errs.FactRetryAfterSeconds: strconv.FormatInt(secondsUp(wait), 10)}
+		return nil, e
 	}
 	next := s.Issue + 1
 	codeHash, ticketHash, expires := issue(key, s.ID, s.Purpose, s.UserID, next, now)
@@ -88,7 +91,9 @@ func CheckCode(s State, code string, now time.Time) ([]proto.Message, error) {
 	}
 	attempts := s.FailedAttempts + 1
 	wrong := errs.InvalidField("code", "Wrong code; no attempts left, start the verification again")
-	switch left := MaxAttempts - attempts; left {
+	left := MaxAttempts - attempts
+	wrong.Facts = map[string]string{errs.FactAttemptsLeft: strconv.FormatUint(uint64(left), 10)}
+	switch left {
 	case 0:
 	case 1:
 		wrong.Public = "Wrong code; 1 attempt left"

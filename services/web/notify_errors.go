@@ -1,0 +1,43 @@
+package web
+
+import (
+	"strconv"
+
+	"gatehouse.dev/platform/errs"
+)
+
+// Other services explain some refusals in English words meant for logs and
+// API clients; the pages word them in the person's language from the facts
+// the error carries (errs.Error.Facts), falling back to a general text.
+
+// wrongCode words notify's answer to a wrong code.
+func wrongCode(l localizer, err error) string {
+	left, ok := errs.FactOf(err, errs.FactAttemptsLeft)
+	n, perr := strconv.Atoi(left)
+	switch {
+	case !ok || perr != nil || n < 0:
+		return l.T(msgVerifyWrong)
+	case n == 0:
+		return l.T(msgVerifyWrongNoneLeft)
+	case n == 1:
+		return l.T(msgVerifyWrongOneLeft)
+	default:
+		return l.T(msgVerifyWrongLeft, n)
+	}
+}
+
+// tryLater words a rate limit, saying when to try again when the error says.
+func tryLater(l localizer, err error) string {
+	v, ok := errs.FactOf(err, errs.FactRetryAfterSeconds)
+	secs, perr := strconv.Atoi(v)
+	switch {
+	case !ok || perr != nil || secs <= 1:
+		return l.T(msgTryAgainMoment)
+	case secs < 60:
+		return l.T(msgTryAgainSeconds, secs)
+	case secs <= 60:
+		return l.T(msgTryAgainMinute)
+	default:
+		return l.T(msgTryAgainMinutes, (secs+59)/60)
+	}
+}

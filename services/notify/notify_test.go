@@ -85,10 +85,17 @@ func TestCodeEmailedAndConfirmed(t *testing.T) {
 			_, err = n.client.CheckCode(ctx, &notifyv1.CheckCodeRequest{VerificationId: resp.GetVerificationId(), Code: code})
 			wantStatus(t, err, codes.FailedPrecondition, "already been used", "")
 
+			// The mail server has the email before EmailDelivered is appended
+			// and projected: give the read model a moment.
 			var status string
 			var delivered int
-			if err := n.pool.QueryRow(ctx, `SELECT status, delivered_issue FROM verifications WHERE id = $1`, resp.GetVerificationId()).Scan(&status, &delivered); err != nil {
-				t.Fatal(err)
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				if err := n.pool.QueryRow(ctx, `SELECT status, delivered_issue FROM verifications WHERE id = $1`, resp.GetVerificationId()).Scan(&status, &delivered); err != nil {
+					t.Fatal(err)
+				}
+				if (status == "confirmed" && delivered == 1) || time.Now().After(deadline) {
+					break
+				}
 			}
 			if status != "confirmed" || delivered != 1 {
 				t.Errorf("read model: status %q, delivered issue %d", status, delivered)

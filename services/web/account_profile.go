@@ -7,6 +7,8 @@ import (
 	"net/mail"
 	"net/url"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"gatehouse.dev/platform/errs"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
@@ -78,7 +80,7 @@ func (s *Service) showProfile(w http.ResponseWriter, r *http.Request, status int
 	v := &profileView{
 		DisplayName: field{
 			ID: "display_name", Name: "display_name", Type: "text", Label: l.T(msgAccountDisplayName),
-			Hint: l.T(msgAccountDisplayNameHint), Autocomplete: "nickname", Value: name, Error: e.displayName, MaxLength: 256,
+			Hint: l.T(msgAccountDisplayNameHint), Autocomplete: "nickname", Value: name, Error: e.displayName, MaxLength: maxDisplayName,
 		},
 		DisplayNameForm: s.path("account/profile"),
 		DisplayNameCSRF: s.csrfToken(w, r, "account-display-name"),
@@ -106,6 +108,20 @@ func (s *Service) showProfile(w http.ResponseWriter, r *http.Request, status int
 	s.renderAccount(w, r, status, who, l.T(msgAccountProfileTitle), &accountView{Section: sectionProfile, Profile: v}, notice, e.form)
 }
 
+// maxDisplayName is the longest display name accounts accepts, in characters.
+const maxDisplayName = 256
+
+// checkDisplayName says what is wrong with a display name, or "".
+func checkDisplayName(l localizer, name string) string {
+	switch {
+	case !utf8.ValidString(name) || strings.ContainsFunc(name, unicode.IsControl):
+		return l.T(msgAccountDisplayNameControl)
+	case utf8.RuneCountInString(name) > maxDisplayName:
+		return l.T(msgAccountDisplayNameLong, maxDisplayName)
+	}
+	return ""
+}
+
 // handleProfilePost saves the display name.
 func (s *Service) handleProfilePost(w http.ResponseWriter, r *http.Request) {
 	who, ok := s.parseAccountForm(w, r, "account-display-name", "account")
@@ -113,6 +129,14 @@ func (s *Service) handleProfilePost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := strings.TrimSpace(r.PostFormValue("display_name"))
+	l := s.localizer(r)
+	// The rules accounts enforces, checked here to word them in the page's language.
+	if msg := checkDisplayName(l, name); msg != "" {
+		s.showProfile(w, r, http.StatusBadRequest, who, profileErrors{
+			displayName: msg, displayNameValue: truncate(name, 1024), keepDisplayName: true,
+		}, "")
+		return
+	}
 	_, err := s.accounts.SetDisplayName(s.asUser(r.Context(), who.user.GetId()), &accountsv1.SetDisplayNameRequest{
 		UserId: who.user.GetId(), DisplayName: name,
 	})

@@ -27,10 +27,12 @@ func mergeCatalog(more map[string]map[msgID]string) {
 
 // The texts the Go code names; the templates name theirs by id.
 const (
-	msgDate               msgID = "date"
-	msgAccountNavProfile  msgID = "account.nav.profile"
-	msgAccountNavSessions msgID = "account.nav.sessions"
-	msgAccountNavPassword msgID = "account.nav.password"
+	msgDate                      msgID = "date"
+	msgAccountDisplayNameLong    msgID = "account.display_name.too_long"
+	msgAccountDisplayNameControl msgID = "account.display_name.control"
+	msgAccountNavProfile         msgID = "account.nav.profile"
+	msgAccountNavSessions        msgID = "account.nav.sessions"
+	msgAccountNavPassword        msgID = "account.nav.password"
 
 	msgAccountDoneDisplayName     msgID = "account.done.display_name"
 	msgAccountDoneEmailAdded      msgID = "account.done.email_added"
@@ -180,6 +182,8 @@ var accountCatalogs = map[string]map[msgID]string{
 		"account.cross_signing.not_yet_heading": "This server cannot approve the reset yet",
 		"account.cross_signing.not_yet":         "This server is not connected to a homeserver that could accept the reset, so if you go back to your app now, the reset will be refused.",
 		"account.cross_signing.instead":         "If you still need to reset your identity, ask your server's administrators: they can allow the reset on the homeserver for you.",
+		msgAccountDisplayNameLong:               "A display name may have at most %d characters.",
+		msgAccountDisplayNameControl:            "A display name cannot contain line breaks or other control characters.",
 		// Dates: day, month name, year, hour:minute.
 		msgDate:    "%d %s %d, %s UTC",
 		"month.1":  "January",

@@ -119,4 +119,6 @@ var frenchAccountCatalog = map[msgID]string{
 	"month.10":                              "octobre",
 	"month.11":                              "novembre",
 	"month.12":                              "décembre",
+	msgAccountDisplayNameLong:               "Un nom d’affichage peut compter au plus %d caractères.",
+	msgAccountDisplayNameControl:            "Un nom d’affichage ne peut pas contenir de retour à la ligne ni d’autre caractère de contrôle.",
 }

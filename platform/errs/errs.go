@@ -176,6 +176,18 @@ const (
 	FactAttemptsLeft = "attempts_left"
 	// FactRetryAfterSeconds is how long to wait before trying again (decimal seconds).
 	FactRetryAfterSeconds = "retry_after_seconds"
+	// FactRule names the rule a text broke: RuleTooLong or RuleNotText.
+	FactRule = "rule"
+	// FactMaxLength is the most characters a text may have (a decimal number).
+	FactMaxLength = "max_length"
+)
+
+// Values of FactRule.
+const (
+	// RuleTooLong: the text has more than FactMaxLength characters.
+	RuleTooLong = "too_long"
+	// RuleNotText: the text is not valid UTF-8 or holds control characters.
+	RuleNotText = "not_text"
 )
 
 // FactOf returns one of the facts of err's *Error, and whether it is there.

@@ -56,6 +56,17 @@ type StreamConfig struct {
 	Duplicates time.Duration
 }
 
+// validate checks the name and the subject prefix.
+func (cfg StreamConfig) validate() error {
+	if cfg.Name == "" || cfg.Prefix == "" {
+		return errors.New("eventlog: stream name and prefix are required")
+	}
+	if strings.ContainsAny(cfg.Prefix, ".*> ") {
+		return fmt.Errorf("eventlog: prefix %q must be a single subject token", cfg.Prefix)
+	}
+	return nil
+}
+
 // Log appends to and reads from one service's event stream.
 type Log struct {
 	js jetstream.JetStream
@@ -88,11 +99,8 @@ func WithClock(now func() time.Time) Option {
 // The stream keeps events forever and denies deletes and purges: the log is the
 // source of truth and the audit trail.
 func Open(ctx context.Context, js jetstream.JetStream, cfg StreamConfig, opts ...Option) (*Log, error) {
-	if cfg.Name == "" || cfg.Prefix == "" {
-		return nil, errors.New("eventlog: stream name and prefix are required")
-	}
-	if strings.ContainsAny(cfg.Prefix, ".*> ") {
-		return nil, fmt.Errorf("eventlog: prefix %q must be a single subject token", cfg.Prefix)
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	replicas := max(cfg.Replicas, 1)
 	dup := cfg.Duplicates
@@ -127,11 +135,8 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg StreamConfig, opts ..
 // nor changes the stream. The stream may not exist yet (its owner has not
 // started); reads fail until it does, and projections retry.
 func Follow(js jetstream.JetStream, cfg StreamConfig) (*Log, error) {
-	if cfg.Name == "" || cfg.Prefix == "" {
-		return nil, errors.New("eventlog: stream name and prefix are required")
-	}
-	if strings.ContainsAny(cfg.Prefix, ".*> ") {
-		return nil, fmt.Errorf("eventlog: prefix %q must be a single subject token", cfg.Prefix)
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	return &Log{js: js, stream: cfg.Name, prefix: cfg.Prefix, readOnly: true, now: time.Now}, nil
 }

@@ -127,7 +127,7 @@ func errNotProved() error {
 // checkProof reports whether the notify service confirmed p.
 func (s *Service) checkProof(ctx context.Context, p proof) error {
 	ref := eventlog.Ref{Type: verificationAggregate, ID: p.verificationID}
-	if !validVerificationRef(p.verificationID) {
+	if p.verificationID == "" || !user.ValidVerificationID(p.verificationID) {
 		return errs.InvalidField("verification_id", "verification_id must be the id of a verification from the notify service")
 	}
 	version, err := s.notify.Version(ctx, ref)
@@ -164,9 +164,4 @@ func (s *Service) checkProof(ctx context.Context, p proof) error {
 		return errNotProved()
 	}
 	return nil
-}
-
-// validVerificationRef reports whether id can name a verification aggregate.
-func validVerificationRef(id string) bool {
-	return id != "" && len(id) <= user.MaxVerificationIDLength && strings.Trim(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == ""
 }

@@ -232,14 +232,12 @@ func clientKey(ip string) (string, error) {
 
 // rateLimited is the error of an exhausted allowance, saying when to retry.
 func rateLimited(wait time.Duration) error {
-	var when string
-	switch secs := int64((wait + time.Second - 1) / time.Second); {
-	case secs < 60:
-		when = fmt.Sprintf("%d seconds", max(secs, 1))
-	default:
+	secs := max(int64((wait+time.Second-1)/time.Second), 1)
+	when := fmt.Sprintf("%d seconds", secs)
+	if secs >= 60 {
 		when = fmt.Sprintf("%d minutes", (secs+59)/60)
 	}
 	e := errs.RateLimited("Too many verification emails were asked for; try again in " + when)
-	e.Facts = map[string]string{errs.FactRetryAfterSeconds: strconv.FormatInt(max(int64((wait+time.Second-1)/time.Second), 1), 10)}
+	e.Facts = map[string]string{errs.FactRetryAfterSeconds: strconv.FormatInt(secs, 10)}
 	return e
 }

@@ -7,8 +7,6 @@ import (
 	"net/mail"
 	"net/url"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"gatehouse.dev/platform/errs"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
@@ -108,19 +106,9 @@ func (s *Service) showProfile(w http.ResponseWriter, r *http.Request, status int
 	s.renderAccount(w, r, status, who, l.T(msgAccountProfileTitle), &accountView{Section: sectionProfile, Profile: v}, notice, e.form)
 }
 
-// maxDisplayName is the longest display name accounts accepts, in characters.
+// maxDisplayName is the longest display name accounts accepts, in characters
+// (the input's maxlength; accounts decides).
 const maxDisplayName = 256
-
-// checkDisplayName says what is wrong with a display name, or "".
-func checkDisplayName(l localizer, name string) string {
-	switch {
-	case !utf8.ValidString(name) || strings.ContainsFunc(name, unicode.IsControl):
-		return l.T(msgAccountDisplayNameControl)
-	case utf8.RuneCountInString(name) > maxDisplayName:
-		return l.T(msgAccountDisplayNameLong, maxDisplayName)
-	}
-	return ""
-}
 
 // handleProfilePost saves the display name.
 func (s *Service) handleProfilePost(w http.ResponseWriter, r *http.Request) {
@@ -129,14 +117,6 @@ func (s *Service) handleProfilePost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := strings.TrimSpace(r.PostFormValue("display_name"))
-	l := s.localizer(r)
-	// The rules accounts enforces, checked here to word them in the page's language.
-	if msg := checkDisplayName(l, name); msg != "" {
-		s.showProfile(w, r, http.StatusBadRequest, who, profileErrors{
-			displayName: msg, displayNameValue: truncate(name, 1024), keepDisplayName: true,
-		}, "")
-		return
-	}
 	_, err := s.accounts.SetDisplayName(s.asUser(r.Context(), who.user.GetId()), &accountsv1.SetDisplayNameRequest{
 		UserId: who.user.GetId(), DisplayName: name,
 	})
@@ -144,7 +124,7 @@ func (s *Service) handleProfilePost(w http.ResponseWriter, r *http.Request) {
 	case err == nil:
 	case errs.KindOf(err) == errs.KindInvalid:
 		s.showProfile(w, r, http.StatusBadRequest, who, profileErrors{
-			displayName: errs.PublicMessage(err), displayNameValue: truncate(name, 1024), keepDisplayName: true,
+			displayName: textError(s.localizer(r), err), displayNameValue: truncate(name, 1024), keepDisplayName: true,
 		}, "")
 		return
 	default:
@@ -285,7 +265,7 @@ func (s *Service) handleEmailVerifyPost(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	ctx := s.asUser(r.Context(), who.user.GetId())
-	checked, err := s.notify.CheckCode(ctx, &notifyv1.CheckCodeRequest{VerificationId: verificationID, Code: code})
+	_, err := s.notify.CheckCode(ctx, &notifyv1.CheckCodeRequest{VerificationId: verificationID, Code: code})
 	if err != nil {
 		switch errs.KindOf(err) {
 		case errs.KindInvalid:
@@ -301,13 +281,9 @@ func (s *Service) handleEmailVerifyPost(w http.ResponseWriter, r *http.Request) 
 		}
 		return
 	}
-	if !who.owns(checked.GetUserId()) || checked.GetPurpose() != notifyv1.Purpose_PURPOSE_ADD_EMAIL || !strings.EqualFold(checked.GetEmail(), email) {
-		s.logger.ErrorContext(r.Context(), "verification does not match the address being added", "verification", verificationID)
-		s.clearCookie(w, addEmailCookie)
-		s.errorPage(w, r, http.StatusBadRequest, msgErrTitle, msgErrBadRequest)
-		return
-	}
-	_, err = s.accounts.AddEmail(ctx, &accountsv1.AddEmailRequest{UserId: who.user.GetId(), Email: checked.GetEmail(), VerificationId: verificationID})
+	// accounts checks the confirmation itself (its projection of notify's
+	// events): this address, this user, the add-email purpose.
+	_, err = s.accounts.AddEmail(ctx, &accountsv1.AddEmailRequest{UserId: who.user.GetId(), Email: email, VerificationId: verificationID})
 	s.clearCookie(w, addEmailCookie)
 	switch kind := errs.KindOf(err); {
 	case err == nil:

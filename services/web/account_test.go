@@ -100,27 +100,3 @@ func TestAccountRequiresSignIn(t *testing.T) {
 		}
 	}
 }
-
-func TestCheckDisplayName(t *testing.T) {
-	en, fr := newLocalizer("en"), newLocalizer("fr")
-	tests := []struct {
-		name, value string
-		l           localizer
-		want        string
-	}{
-		{"empty clears it", "", en, ""},
-		{"plain", "Alice Liddell", en, ""},
-		{"256 characters", strings.Repeat("é", 256), en, ""},
-		{"257 characters", strings.Repeat("é", 257), en, "A display name may have at most 256 characters."},
-		{"line break", "Alice\nLiddell", en, "A display name cannot contain line breaks or other control characters."},
-		{"invalid UTF-8", "Alice\xff", en, "A display name cannot contain line breaks or other control characters."},
-		{"too long in French", strings.Repeat("a", 300), fr, "Un nom d’affichage peut compter au plus 256 caractères."},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := checkDisplayName(tt.l, tt.value); got != tt.want {
-				t.Errorf("checkDisplayName(%q) = %q, want %q", tt.value, got, tt.want)
-			}
-		})
-	}
-}

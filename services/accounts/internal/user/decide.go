@@ -50,7 +50,7 @@ func Register(s State, cmd RegisterCommand) ([]proto.Message, error) {
 	if err := ValidateDisplayName(cmd.DisplayName); err != nil {
 		return nil, err
 	}
-	if !validVerificationID(cmd.EmailVerificationID) || (email == "" && cmd.EmailVerificationID != "") {
+	if !ValidVerificationID(cmd.EmailVerificationID) || (email == "" && cmd.EmailVerificationID != "") {
 		return nil, errs.InvalidField("verification_id", "verification_id must be the id of a verification of the email address")
 	}
 	return events(&eventsv1.UserRegistered{

@@ -23,7 +23,7 @@ func AddEmail(s State, email, verificationID string) ([]proto.Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !validVerificationID(verificationID) {
+	if !ValidVerificationID(verificationID) {
 		return nil, errs.InvalidField("verification_id", "verification_id must be the id of a verification from the notify service")
 	}
 	if s.HasEmail(email) {
@@ -81,9 +81,9 @@ func SetPrimaryEmail(s State, email string) ([]proto.Message, error) {
 	return events(&eventsv1.PrimaryEmailSet{UserId: s.ID, Email: email}), nil
 }
 
-// validVerificationID accepts the empty id and short tokens of letters,
+// ValidVerificationID accepts the empty id and short tokens of letters,
 // digits, '-' and '_' (ULIDs and the like).
-func validVerificationID(id string) bool {
+func ValidVerificationID(id string) bool {
 	if len(id) > MaxVerificationIDLength {
 		return false
 	}

@@ -3,6 +3,7 @@ package user
 import (
 	"fmt"
 	"net/mail"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -82,16 +83,22 @@ func ValidateDisplayName(name string) error {
 // validateText checks free text shown to people: valid UTF-8, at most
 // MaxTextLength characters, no control characters. what names the text in
 // messages ("Display names").
+// Its errors carry the rule broken as facts (errs.FactRule, errs.FactMaxLength)
+// so that pages can word them in their own language.
 func validateText(field, what, s string) error {
-	if !utf8.ValidString(s) {
-		return errs.InvalidField(field, what+" must be valid text")
+	var e *errs.Error
+	switch {
+	case !utf8.ValidString(s):
+		e = errs.InvalidField(field, what+" must be valid text")
+		e.Facts = map[string]string{errs.FactRule: errs.RuleNotText}
+	case utf8.RuneCountInString(s) > MaxTextLength:
+		e = errs.InvalidField(field, fmt.Sprintf("%s may be at most %d characters long", what, MaxTextLength))
+		e.Facts = map[string]string{errs.FactRule: errs.RuleTooLong, errs.FactMaxLength: strconv.Itoa(MaxTextLength)}
+	case strings.ContainsFunc(s, unicode.IsControl):
+		e = errs.InvalidField(field, what+" may not contain control characters such as line breaks")
+		e.Facts = map[string]string{errs.FactRule: errs.RuleNotText}
+	default:
+		return nil
 	}
-	if utf8.RuneCountInString(s) > MaxTextLength {
-		return errs.InvalidField(field,
-			fmt.Sprintf("%s may be at most %d characters long", what, MaxTextLength))
-	}
-	if strings.ContainsFunc(s, unicode.IsControl) {
-		return errs.InvalidField(field, what+" may not contain control characters such as line breaks")
-	}
-	return nil
+	return e
 }

@@ -1,6 +1,7 @@
 package user
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -103,22 +104,30 @@ func TestValidateDisplayName(t *testing.T) {
 		name    string
 		in      string
 		wantErr bool
+		// wantRule is the errs.FactRule the error carries.
+		wantRule string
 	}{
 		{name: "empty", in: ""},
 		{name: "plain", in: "Alice Liddell"},
 		{name: "emoji and accents", in: "Zoë 🐇"},
 		{name: "longest in multi-byte characters", in: strings.Repeat("é", MaxTextLength)},
-		{name: "one character too long", in: strings.Repeat("a", MaxTextLength+1), wantErr: true},
-		{name: "line break", in: "Alice\nLiddell", wantErr: true},
-		{name: "tab", in: "Alice\tLiddell", wantErr: true},
-		{name: "C1 control", in: "Alice\u0085", wantErr: true},
-		{name: "invalid UTF-8", in: "Alice\xff", wantErr: true},
+		{name: "one character too long", in: strings.Repeat("a", MaxTextLength+1), wantErr: true, wantRule: errs.RuleTooLong},
+		{name: "line break", in: "Alice\nLiddell", wantErr: true, wantRule: errs.RuleNotText},
+		{name: "tab", in: "Alice\tLiddell", wantErr: true, wantRule: errs.RuleNotText},
+		{name: "C1 control", in: "Alice\u0085", wantErr: true, wantRule: errs.RuleNotText},
+		{name: "invalid UTF-8", in: "Alice\xff", wantErr: true, wantRule: errs.RuleNotText},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := ValidateDisplayName(tt.in)
 			if tt.wantErr {
 				assertError(t, err, errs.KindInvalid, "display_name")
+				if rule, _ := errs.FactOf(err, errs.FactRule); rule != tt.wantRule {
+					t.Errorf("rule fact %q, want %q", rule, tt.wantRule)
+				}
+				if max, _ := errs.FactOf(err, errs.FactMaxLength); tt.wantRule == errs.RuleTooLong && max != strconv.Itoa(MaxTextLength) {
+					t.Errorf("max_length fact %q, want %d", max, MaxTextLength)
+				}
 				return
 			}
 			if err != nil {

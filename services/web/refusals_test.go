@@ -41,3 +41,35 @@ func TestOtherServicesRefusalsInThePagesLanguage(t *testing.T) {
 		})
 	}
 }
+
+// Accounts' refusal of a display name, worded from the rule it names (the
+// rules themselves are accounts' and tested there).
+func TestTextErrorInThePagesLanguage(t *testing.T) {
+	en, fr := newLocalizer("en"), newLocalizer("fr")
+	refused := func(facts map[string]string) error {
+		e := errs.InvalidField("display_name", "accounts' English words")
+		e.Facts = facts
+		return e
+	}
+	tooLong := refused(map[string]string{errs.FactRule: errs.RuleTooLong, errs.FactMaxLength: "256"})
+	notText := refused(map[string]string{errs.FactRule: errs.RuleNotText})
+	tests := []struct {
+		name string
+		l    localizer
+		err  error
+		want string
+	}{
+		{"too long", en, tooLong, "A display name may have at most 256 characters."},
+		{"line break", en, notText, "A display name cannot contain line breaks or other control characters."},
+		{"too long in French", fr, tooLong, "Un nom d’affichage peut compter au plus 256 caractères."},
+		{"no length given", en, refused(map[string]string{errs.FactRule: errs.RuleTooLong}), "accounts' English words"},
+		{"no rule", en, refused(nil), "accounts' English words"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := textError(tt.l, tt.err); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -26,6 +26,22 @@ func wrongCode(l localizer, err error) string {
 	}
 }
 
+// textError words accounts' refusal of a free text (a display name) from the
+// rule it names, else keeps accounts' words.
+func textError(l localizer, err error) string {
+	rule, _ := errs.FactOf(err, errs.FactRule)
+	switch rule {
+	case errs.RuleNotText:
+		return l.T(msgAccountDisplayNameControl)
+	case errs.RuleTooLong:
+		limit, _ := errs.FactOf(err, errs.FactMaxLength)
+		if n, perr := strconv.Atoi(limit); perr == nil {
+			return l.T(msgAccountDisplayNameLong, n)
+		}
+	}
+	return errs.PublicMessage(err)
+}
+
 // tryLater words a rate limit, saying when to try again when the error says.
 func tryLater(l localizer, err error) string {
 	v, ok := errs.FactOf(err, errs.FactRetryAfterSeconds)

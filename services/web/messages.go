@@ -64,7 +64,6 @@ const (
 	msgRegisterConfirmWrong  msgID = "register.confirm_mismatch"
 	msgRegisterTermsNeeded   msgID = "register.terms_required"
 	msgRegisterRateLimited   msgID = "register.rate_limited"
-	msgRegisterBusy          msgID = "register.busy"
 
 	msgVerifyTitle     msgID = "verify.title"
 	msgVerifySent      msgID = "verify.sent"
@@ -200,7 +199,6 @@ var catalogs = map[string]map[msgID]string{
 		msgRegisterConfirmWrong:  "The two passwords are not the same.",
 		msgRegisterTermsNeeded:   "Accept the terms of service to create an account.",
 		msgRegisterRateLimited:   "Too many accounts were created from your network. Try again later.",
-		msgRegisterBusy:          "Too many sign-ups are in progress right now. Try again in a few minutes.",
 
 		msgVerifyTitle:         "Check your email",
 		msgVerifySent:          "We sent a 6-digit code to %s. Enter it below to finish creating your account.",

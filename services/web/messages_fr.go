@@ -63,7 +63,6 @@ var frenchCatalog = map[msgID]string{
 	msgRegisterConfirmWrong:  "Les deux mots de passe ne sont pas identiques.",
 	msgRegisterTermsNeeded:   "Acceptez les conditions d’utilisation pour créer un compte.",
 	msgRegisterRateLimited:   "Trop de comptes ont été créés depuis votre réseau. Réessayez plus tard.",
-	msgRegisterBusy:          "Trop d’inscriptions sont en cours en ce moment. Réessayez dans quelques minutes.",
 
 	msgVerifyTitle:         "Consultez vos e-mails",
 	msgVerifySent:          "Nous avons envoyé un code à 6 chiffres à %s. Saisissez-le ci-dessous pour terminer la création de votre compte.",

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -158,14 +158,6 @@ func (a *attackEnv) post(t *testing.T, path, contentType, body string, edit func
 func (a *attackEnv) postForm(t *testing.T, path string, form url.Values, edit func(*http.Request)) reply {
 	t.Helper()
 	return a.post(t, path, "application/x-www-form-urlencoded", form.Encode(), edit)
-}
-
-func basicAuth(id, secret string) func(*http.Request) {
-	return func(r *http.Request) { r.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret)) }
-}
-
-func bearer(token string) func(*http.Request) {
-	return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+token) }
 }
 
 // wantOAuthError asserts an OAuth error response: the status, a JSON body

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"encoding/json"
@@ -99,12 +99,4 @@ func TestAnyWebReplicaTakesAnyStep(t *testing.T) {
 	if err := json.NewDecoder(login.Body).Decode(&out); err != nil || login.StatusCode != http.StatusOK || !strings.HasPrefix(out["user_id"].(string), "@ivy:") {
 		t.Fatalf("m.login.token on A: %d %v %v", login.StatusCode, out, err)
 	}
-}
-
-// tail is the end of a process log.
-func tail(log string) string {
-	if len(log) > 6000 {
-		return log[len(log)-6000:]
-	}
-	return log
 }

@@ -1,8 +1,7 @@
-package main
+package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -18,48 +17,8 @@ import (
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
 )
 
-const deviceGrantType = "urn:ietf:params:oauth:grant-type:device_code"
-
 // userCodeFormat is what a person reads off the device: 8 unambiguous letters.
 var userCodeFormat = regexp.MustCompile(`^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$`)
-
-// deviceClient registers a public, device-only client (no redirect URIs)
-// that may refresh its tokens, and returns its configuration for
-// golang.org/x/oauth2.
-func (e *oauthEnv) deviceClient(t *testing.T) oauth2.Config {
-	t.Helper()
-	reg := e.register(t, map[string]any{
-		"client_name":                "Living Room TV",
-		"client_uri":                 "https://tv.example.com/",
-		"application_type":           "native",
-		"token_endpoint_auth_method": "none",
-		"grant_types":                []string{deviceGrantType, "refresh_token"},
-	}, http.StatusCreated)
-	endpoint := e.provider.Endpoint()
-	endpoint.AuthStyle = oauth2.AuthStyleInParams
-	return oauth2.Config{
-		ClientID: reg["client_id"].(string),
-		Endpoint: endpoint,
-		Scopes:   []string{oidc.ScopeOpenID, "urn:matrix:client:api:*"},
-	}
-}
-
-// devicePoll sends one device token request by hand and returns the status
-// and the JSON body.
-func devicePoll(t *testing.T, cfg oauth2.Config, deviceCode string) (int, map[string]any) {
-	t.Helper()
-	form := url.Values{"grant_type": {deviceGrantType}, "device_code": {deviceCode}, "client_id": {cfg.ClientID}}
-	resp, err := http.PostForm(cfg.Endpoint.TokenURL, form)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		t.Fatalf("device poll: status %d: %v", resp.StatusCode, err)
-	}
-	return resp.StatusCode, out
-}
 
 func wantDevicePollError(t *testing.T, what string, status int, body map[string]any, code string) {
 	t.Helper()

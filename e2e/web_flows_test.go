@@ -1,17 +1,10 @@
-package main
+package e2e
 
 import (
-	"bytes"
 	"context"
-	"io"
-	"mime"
-	"mime/multipart"
 	"net/http"
 	"net/http/cookiejar"
-	"net/mail"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -373,63 +366,4 @@ func webSignInRateLimit(t *testing.T, e *oauthEnv) {
 		}
 	}
 	t.Fatal("8 wrong passwords in a row were never rate limited")
-}
-
-// emailedCode waits for the email the notify service writes to the dev
-// outbox (<data_dir>/outbox/*.eml when no SMTP server is configured) for
-// address, and returns the 6-digit code in its plain-text part.
-func emailedCode(t *testing.T, dataDir, address string) string {
-	t.Helper()
-	dir := filepath.Join(dataDir, "outbox")
-	var code string
-	err := waitFor(30*time.Second, func() (bool, error) {
-		files, err := filepath.Glob(filepath.Join(dir, "*.eml"))
-		if err != nil {
-			return false, err
-		}
-		for _, f := range files {
-			data, err := os.ReadFile(f)
-			if err != nil {
-				continue
-			}
-			msg, err := mail.ReadMessage(bytes.NewReader(data))
-			if err != nil || !strings.Contains(msg.Header.Get("To"), address) {
-				continue
-			}
-			if m := codeLine.FindStringSubmatch(plainText(msg)); m != nil {
-				code = m[1]
-				return true, nil
-			}
-		}
-		return false, nil
-	})
-	if err != nil {
-		files, _ := filepath.Glob(filepath.Join(dir, "*"))
-		t.Fatalf("no code emailed to %s in %s (%v): %v", address, dir, files, err)
-	}
-	return code
-}
-
-// codeLine finds a 6-digit code standing alone on its line.
-var codeLine = regexp.MustCompile(`(?m)^\s*(\d{6})\s*$`)
-
-// plainText returns the text/plain part of a message (multipart or not),
-// decoded.
-func plainText(msg *mail.Message) string {
-	mt, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
-	if err != nil || !strings.HasPrefix(mt, "multipart/") {
-		b, _ := io.ReadAll(msg.Body)
-		return string(b)
-	}
-	mr := multipart.NewReader(msg.Body, params["boundary"])
-	for {
-		p, err := mr.NextPart() // decodes quoted-printable
-		if err != nil {
-			return ""
-		}
-		if strings.HasPrefix(p.Header.Get("Content-Type"), "text/plain") {
-			b, _ := io.ReadAll(p)
-			return string(b)
-		}
-	}
 }

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -59,5 +59,33 @@ func TestConcurrentRefreshHasOneWinner(t *testing.T) {
 		if got := e.introspect(t, winner.AccessToken); got["active"] != true {
 			t.Fatalf("round %d: the winner's token is not active (the race ended the session): %v", round, got)
 		}
+	}
+}
+
+// A refresh token used twice ends the whole session (MSC2964). With no grace
+// period, even an immediate second use is a replay.
+func TestRefreshTokenReplayEndsSession(t *testing.T) {
+	e := newOAuthEnv(t, "GATEHOUSE_REFRESH_REUSE_GRACE=0s")
+	ctx := context.Background()
+	verifier := oauth2.GenerateVerifier()
+	back := e.authorize(t, e.client, oauth2.S256ChallengeOption(verifier))
+	tok, err := e.client.Exchange(ctx, back.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired := *tok
+	expired.Expiry = time.Now().Add(-time.Minute)
+	fresh, err := e.client.TokenSource(ctx, &expired).Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Replay the consumed refresh token.
+	_, err = e.client.TokenSource(ctx, &expired).Token()
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.ErrorCode != "invalid_grant" {
+		t.Fatalf("replayed refresh: %v", err)
+	}
+	if got := e.introspect(t, fresh.AccessToken); got["active"] != false {
+		t.Fatalf("the session survived a refresh token replay: %v", got)
 	}
 }

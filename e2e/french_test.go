@@ -1,15 +1,10 @@
-package main
+package e2e
 
 import (
-	"bytes"
 	"context"
-	"mime"
 	"net/http"
-	"net/mail"
-	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
@@ -122,33 +117,4 @@ func wantFrench(t *testing.T, b *browser, what string, want ...string) {
 			t.Errorf("%s lacks %q:\n%s", what, s, text)
 		}
 	}
-}
-
-// emailTo waits for the first email to address in the dev outbox and
-// returns its decoded subject and plain text.
-func emailTo(t *testing.T, dataDir, address string) (subject, text string) {
-	t.Helper()
-	err := waitFor(30*time.Second, func() (bool, error) {
-		for _, f := range outboxTo(t, dataDir, address) {
-			data, err := os.ReadFile(f)
-			if err != nil {
-				continue
-			}
-			msg, err := mail.ReadMessage(bytes.NewReader(data))
-			if err != nil {
-				continue
-			}
-			subject, err = new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
-			if err != nil {
-				return false, err
-			}
-			text = plainText(msg)
-			return true, nil
-		}
-		return false, nil
-	})
-	if err != nil {
-		t.Fatalf("no email to %s: %v", address, err)
-	}
-	return subject, text
 }

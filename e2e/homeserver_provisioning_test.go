@@ -1,7 +1,6 @@
-package main
+package e2e
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -244,22 +243,4 @@ func TestHomeserverProvisioning(t *testing.T) {
 		t.Fatalf("sync with the homeserver down: exit %d, %s", code, errOut)
 	}
 	hs.setMode("up")
-}
-
-// Bad `gatehouse homeserver` command lines are usage errors. (Every other
-// end-to-end test runs with provisioning off: no matrix.homeserver_url.)
-func TestHomeserverSyncCommandLine(t *testing.T) {
-	for _, tt := range []struct {
-		args []string
-		want string
-	}{
-		{[]string{"homeserver"}, "homeserver needs a subcommand"},
-		{[]string{"homeserver", "explode"}, "unknown homeserver subcommand"},
-		{[]string{"homeserver", "sync", "extra"}, "expected 0 argument"},
-	} {
-		var out, errOut bytes.Buffer
-		if code := run(context.Background(), tt.args, nil, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), tt.want) {
-			t.Errorf("%v: exit %d, %q", tt.args, code, errOut.String())
-		}
-	}
 }

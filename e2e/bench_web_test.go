@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -16,8 +15,6 @@ import (
 
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 )
-
-var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
 // benchBrowser is an HTTP client with a cookie jar that does not follow redirects.
 func benchBrowser(b *testing.B) *http.Client {

@@ -1,13 +1,8 @@
-package main
+package e2e
 
 import (
-	"bytes"
 	"context"
 	"net/http"
-	"net/mail"
-	"os"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -175,55 +170,4 @@ func TestRecoverPasswordInBrowser(t *testing.T) {
 	if files := outboxTo(t, e.s.dataDir, "nobody@example.org"); len(files) > 0 {
 		t.Errorf("an email was sent to an address without an account: %v", files)
 	}
-}
-
-// recoveryLink finds a recovery link in an email's text.
-var recoveryLink = regexp.MustCompile(`https?://\S+/recover/[A-Za-z0-9]{32}`)
-
-// emailedRecoveryLink waits for the recovery email to address in the dev
-// outbox and returns its link.
-func emailedRecoveryLink(t *testing.T, dataDir, address string) string {
-	t.Helper()
-	var link string
-	err := waitFor(30*time.Second, func() (bool, error) {
-		for _, f := range outboxTo(t, dataDir, address) {
-			data, err := os.ReadFile(f)
-			if err != nil {
-				continue
-			}
-			msg, err := mail.ReadMessage(bytes.NewReader(data))
-			if err != nil {
-				continue
-			}
-			if m := recoveryLink.FindString(plainText(msg)); m != "" {
-				link = m
-				return true, nil
-			}
-		}
-		return false, nil
-	})
-	if err != nil {
-		t.Fatalf("no recovery link emailed to %s: %v", address, err)
-	}
-	return link
-}
-
-// outboxTo lists the emails to address in the dev outbox.
-func outboxTo(t *testing.T, dataDir, address string) []string {
-	t.Helper()
-	files, err := filepath.Glob(filepath.Join(dataDir, "outbox", "*.eml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		if msg, err := mail.ReadMessage(bytes.NewReader(data)); err == nil && strings.Contains(msg.Header.Get("To"), address) {
-			out = append(out, f)
-		}
-	}
-	return out
 }

@@ -1,106 +1,16 @@
-package main
+package e2e
 
 import (
 	"context"
 	"errors"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/oauth2"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
-	"gatehouse.dev/platform/testkit"
-	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 )
-
-// splitDeployment runs services in separate processes that share a NATS
-// server and a PostgreSQL database, as a scaled deployment does.
-type splitDeployment struct {
-	natsURL, dbURL string
-}
-
-func newSplitDeployment(t *testing.T) *splitDeployment {
-	t.Helper()
-	return &splitDeployment{natsURL: testkit.StartNATS(t).ClientURL(), dbURL: testkit.Postgres(t)}
-}
-
-// process starts `gatehouse serve` running only the named services; the
-// others are reached at the gRPC address of `peer` (when given).
-func (d *splitDeployment) process(t *testing.T, services string, peer *server, publicURL string, extra ...string) *server {
-	t.Helper()
-	env := append([]string{
-		"GATEHOUSE_NATS_URL=" + d.natsURL,
-		"GATEHOUSE_DATABASE_URL=" + d.dbURL,
-		"GATEHOUSE_SERVICES=" + services,
-		"GATEHOUSE_MATRIX_SECRET=" + homeserverSecret,
-	}, extra...)
-	if publicURL != "" {
-		env = append(env, "GATEHOUSE_PUBLIC_URL="+publicURL)
-	}
-	if peer != nil {
-		for _, svc := range []string{"accounts", "authorize", "token", "notify", "web"} {
-			if !strings.Contains(services, svc) {
-				env = append(env, "GATEHOUSE_ENDPOINT_"+strings.ToUpper(svc)+"="+peer.grpc)
-			}
-		}
-	}
-	return startServe(t, dataDir(t), env...)
-}
-
-// restart kills the process without warning and starts it again on the same
-// addresses and data.
-func (s *server) restart(t *testing.T) *server {
-	t.Helper()
-	s.crash()
-	next := &server{grpc: s.grpc, http: s.http, ops: s.ops, dataDir: s.dataDir}
-	return startServeOn(t, next, s.cmd.Env)
-}
-
-// clientFor registers a public client and returns its configuration with the
-// token endpoint at tokenBase.
-func clientFor(t *testing.T, e *oauthEnv, tokenBase string) oauth2.Config {
-	t.Helper()
-	reg := e.register(t, map[string]any{
-		"client_uri": "https://client.example.com/", "redirect_uris": []string{"http://127.0.0.1/callback"},
-		"application_type": "native", "token_endpoint_auth_method": "none",
-		"grant_types": []string{"authorization_code", "refresh_token"}, "response_types": []string{"code"},
-	}, http.StatusCreated)
-	return oauth2.Config{
-		ClientID:    reg["client_id"].(string),
-		Endpoint:    oauth2.Endpoint{AuthURL: e.issuer + "authorize", TokenURL: tokenBase + "oauth2/token"},
-		RedirectURL: "http://127.0.0.1:41234/callback",
-		Scopes:      []string{"urn:matrix:client:api:*"},
-	}
-}
-
-// envOn builds an oauthEnv around a running process.
-func envOn(t *testing.T, s *server) *oauthEnv {
-	t.Helper()
-	e := &oauthEnv{s: s, issuer: "http://" + s.http + "/"}
-	var err error
-	e.conn, err = grpc.NewClient(s.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.conn.Close() })
-	resp, err := accountsv1.NewAccountsServiceClient(e.conn).Register(context.Background(), &accountsv1.RegisterRequest{Username: "alice", Password: "alice's password"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.user = resp.GetUser()
-	return e
-}
-
-func introspectAt(t *testing.T, base, token string) map[string]any {
-	t.Helper()
-	e := &oauthEnv{issuer: base}
-	return e.introspect(t, token)
-}
 
 // A session revoked through one token service replica is inactive on another
 // within a second: every replica follows the event stream.

@@ -1,9 +1,8 @@
-package main
+package e2e
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -26,10 +25,10 @@ import (
 
 const chromiumPath = "/usr/bin/chromium"
 
-// repoDir is the repository's root, two levels above this package.
+// repoDir is the repository's root, one level above this package.
 func repoDir(t *testing.T) string {
 	t.Helper()
-	dir, err := filepath.Abs(filepath.Join("..", ".."))
+	dir, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,22 +314,4 @@ func (c *callbackServer) last(t *testing.T) url.Values {
 		t.Fatalf("callback at %s", u)
 	}
 	return u.Query()
-}
-
-// waitFor polls fn until it returns true or the timeout passes.
-func waitFor(timeout time.Duration, fn func() (bool, error)) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, err := fn()
-		if ok {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			if err == nil {
-				err = errors.New("timed out")
-			}
-			return err
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }

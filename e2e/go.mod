@@ -7,20 +7,22 @@ tool gatehouse.dev/cmd/gatehouse
 require (
 	gatehouse.dev/platform v0.0.0
 	gatehouse.dev/proto v0.0.0
+	gatehouse.dev/services/accounts v0.0.0
+	gatehouse.dev/services/authorize v0.0.0
+	gatehouse.dev/services/token v0.0.0
 	github.com/chromedp/cdproto v0.159.0
 	github.com/chromedp/chromedp v0.23.0
 	github.com/coreos/go-oidc/v3 v3.21.0
 	github.com/go-jose/go-jose/v4 v4.1.8
+	github.com/jackc/pgx/v5 v5.12.0
 	golang.org/x/oauth2 v0.37.0
 	google.golang.org/grpc v1.85.0
+	google.golang.org/protobuf v1.36.12
 )
 
 require (
 	gatehouse.dev/cmd/gatehouse v0.0.0 // indirect
-	gatehouse.dev/services/accounts v0.0.0 // indirect
-	gatehouse.dev/services/authorize v0.0.0 // indirect
 	gatehouse.dev/services/notify v0.0.0 // indirect
-	gatehouse.dev/services/token v0.0.0 // indirect
 	gatehouse.dev/services/web v0.0.0 // indirect
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
@@ -33,7 +35,6 @@ require (
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
-	github.com/jackc/pgx/v5 v5.12.0 // indirect
 	github.com/jackc/puddle/v2 v2.2.3 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/minio/highwayhash v1.0.4 // indirect
@@ -69,7 +70,6 @@ require (
 	golang.org/x/text v0.43.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260928230214-8a89bd6388cc // indirect
-	google.golang.org/protobuf v1.36.12 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
 

@@ -302,7 +302,7 @@ func (who *signedIn) owns(userID string) bool { return userID != "" && userID ==
 // accountsUser re-reads the signed-in user, for pages showing what may have
 // just changed.
 func (s *Service) accountsUser(r *http.Request, who *signedIn) (*accountsv1.User, error) {
-	resp, err := s.accounts.GetUser(s.asUser(r.Context(), who.user.GetId()), &accountsv1.GetUserRequest{UserId: who.user.GetId()})
+	resp, err := s.accounts.GetUser(s.asUser(r.Context(), who), &accountsv1.GetUserRequest{UserId: who.user.GetId()})
 	if err != nil {
 		return nil, err
 	}

@@ -94,7 +94,7 @@ func (s *Service) handlePasswordPost(w http.ResponseWriter, r *http.Request) {
 		s.showPassword(w, r, http.StatusTooManyRequests, who, passwordErrors{form: l.T(msgLoginRateLimited)}, signOutOthers, "")
 		return
 	}
-	ctx := s.asUser(r.Context(), who.user.GetId())
+	ctx := s.asUser(r.Context(), who)
 	_, err := s.accounts.ChangePassword(ctx, &accountsv1.ChangePasswordRequest{
 		UserId: who.user.GetId(), CurrentPassword: current, NewPassword: next,
 	})
@@ -125,7 +125,7 @@ func (s *Service) handlePasswordPost(w http.ResponseWriter, r *http.Request) {
 
 // endOtherBrowsers ends every live browser session of the user except this one.
 func (s *Service) endOtherBrowsers(r *http.Request, who *signedIn) error {
-	ctx := s.asUser(r.Context(), who.user.GetId())
+	ctx := s.asUser(r.Context(), who)
 	list, err := s.accounts.ListBrowserSessions(ctx, &accountsv1.ListBrowserSessionsRequest{UserId: who.user.GetId()})
 	if err != nil {
 		return err
@@ -203,7 +203,7 @@ func (s *Service) handleDeactivatePost(w http.ResponseWriter, r *http.Request) {
 		s.showDeactivate(w, r, http.StatusTooManyRequests, who, l.T(msgLoginRateLimited), "", confirm)
 		return
 	}
-	ctx := s.asUser(r.Context(), who.user.GetId())
+	ctx := s.asUser(r.Context(), who)
 	if _, err := s.accounts.VerifyPassword(ctx, &accountsv1.VerifyPasswordRequest{Username: who.user.GetUsername(), Password: password}); err != nil {
 		switch errs.KindOf(err) {
 		case errs.KindUnauthenticated, errs.KindNotFound, errs.KindInvalid:

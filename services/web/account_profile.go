@@ -59,7 +59,7 @@ type profileErrors struct {
 // showProfile renders the profile page.
 func (s *Service) showProfile(w http.ResponseWriter, r *http.Request, status int, who *signedIn, e profileErrors, notice string) {
 	l := s.localizer(r)
-	ctx := s.asUser(r.Context(), who.user.GetId())
+	ctx := s.asUser(r.Context(), who)
 	user, err := s.accountsUser(r, who)
 	if err != nil {
 		s.failure(w, r, "get user", err)
@@ -117,7 +117,7 @@ func (s *Service) handleProfilePost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := strings.TrimSpace(r.PostFormValue("display_name"))
-	_, err := s.accounts.SetDisplayName(s.asUser(r.Context(), who.user.GetId()), &accountsv1.SetDisplayNameRequest{
+	_, err := s.accounts.SetDisplayName(s.asUser(r.Context(), who), &accountsv1.SetDisplayNameRequest{
 		UserId: who.user.GetId(), DisplayName: name,
 	})
 	switch {
@@ -150,7 +150,7 @@ func (s *Service) handleEmailAddPost(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, l.T(msgRegisterEmailBad))
 		return
 	}
-	ctx := s.asUser(r.Context(), who.user.GetId())
+	ctx := s.asUser(r.Context(), who)
 	emails, err := s.accounts.ListEmails(ctx, &accountsv1.ListEmailsRequest{UserId: who.user.GetId()})
 	if err != nil {
 		s.failure(w, r, "list emails", err)
@@ -264,7 +264,7 @@ func (s *Service) handleEmailVerifyPost(w http.ResponseWriter, r *http.Request) 
 		s.showEmailVerify(w, r, http.StatusBadRequest, who, email, code, l.T(msgVerifyNoCode), "")
 		return
 	}
-	ctx := s.asUser(r.Context(), who.user.GetId())
+	ctx := s.asUser(r.Context(), who)
 	_, err := s.notify.CheckCode(ctx, &notifyv1.CheckCodeRequest{VerificationId: verificationID, Code: code})
 	if err != nil {
 		switch errs.KindOf(err) {
@@ -313,7 +313,7 @@ func (s *Service) handleEmailResendPost(w http.ResponseWriter, r *http.Request) 
 		s.showProfile(w, r, http.StatusBadRequest, who, profileErrors{email: l.T(msgAccountEmailExpired)}, "")
 		return
 	}
-	_, err := s.notify.ResendVerification(s.asUser(r.Context(), who.user.GetId()), &notifyv1.ResendVerificationRequest{
+	_, err := s.notify.ResendVerification(s.asUser(r.Context(), who), &notifyv1.ResendVerificationRequest{
 		VerificationId: verificationID, ClientIp: clientIP(r),
 	})
 	if err != nil {
@@ -334,7 +334,7 @@ func (s *Service) handleEmailResendPost(w http.ResponseWriter, r *http.Request) 
 // handleEmailRemovePost removes a non-primary address.
 func (s *Service) handleEmailRemovePost(w http.ResponseWriter, r *http.Request) {
 	s.emailChange(w, r, "account-email-remove", "email_removed", func(who *signedIn, email string) error {
-		_, err := s.accounts.RemoveEmail(s.asUser(r.Context(), who.user.GetId()), &accountsv1.RemoveEmailRequest{UserId: who.user.GetId(), Email: email})
+		_, err := s.accounts.RemoveEmail(s.asUser(r.Context(), who), &accountsv1.RemoveEmailRequest{UserId: who.user.GetId(), Email: email})
 		return err
 	})
 }
@@ -342,7 +342,7 @@ func (s *Service) handleEmailRemovePost(w http.ResponseWriter, r *http.Request) 
 // handleEmailPrimaryPost makes an address the primary one.
 func (s *Service) handleEmailPrimaryPost(w http.ResponseWriter, r *http.Request) {
 	s.emailChange(w, r, "account-email-primary", "email_primary", func(who *signedIn, email string) error {
-		_, err := s.accounts.SetPrimaryEmail(s.asUser(r.Context(), who.user.GetId()), &accountsv1.SetPrimaryEmailRequest{UserId: who.user.GetId(), Email: email})
+		_, err := s.accounts.SetPrimaryEmail(s.asUser(r.Context(), who), &accountsv1.SetPrimaryEmailRequest{UserId: who.user.GetId(), Email: email})
 		return err
 	})
 }

@@ -76,7 +76,7 @@ func (s *Service) handleSessionsGet(w http.ResponseWriter, r *http.Request) {
 
 func (s *Service) showSessions(w http.ResponseWriter, r *http.Request, status int, who *signedIn, notice, formErr string) {
 	l := s.localizer(r)
-	ctx := s.asUser(r.Context(), who.user.GetId())
+	ctx := s.asUser(r.Context(), who)
 	browsers, err := s.accounts.ListBrowserSessions(ctx, &accountsv1.ListBrowserSessionsRequest{UserId: who.user.GetId()})
 	if err != nil {
 		s.failure(w, r, "list browser sessions", err)
@@ -227,7 +227,7 @@ func (s *Service) showDevice(w http.ResponseWriter, r *http.Request, section str
 		return
 	}
 	l := s.localizer(r)
-	ctx := s.asUser(r.Context(), who.user.GetId())
+	ctx := s.asUser(r.Context(), who)
 	deviceID := cleanDeviceID(r.URL.Query().Get("device_id"))
 	found, err := s.deviceSessions(ctx, who, deviceID)
 	if err != nil {
@@ -261,7 +261,7 @@ func (s *Service) handleSessionEndPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l := s.localizer(r)
-	ctx := s.asUser(r.Context(), who.user.GetId())
+	ctx := s.asUser(r.Context(), who)
 	id := truncate(r.PostFormValue("id"), 64)
 	switch r.PostFormValue("kind") {
 	case "browser":
@@ -381,7 +381,7 @@ func (s *Service) handleCrossSigningPost(w http.ResponseWriter, r *http.Request)
 	if !ok {
 		return
 	}
-	_, err := s.token.AllowCrossSigningReset(s.asUser(r.Context(), who.user.GetId()), &tokenv1.AllowCrossSigningResetRequest{Localpart: who.user.GetUsername()})
+	_, err := s.token.AllowCrossSigningReset(s.asUser(r.Context(), who), &tokenv1.AllowCrossSigningResetRequest{Localpart: who.user.GetUsername()})
 	switch {
 	case err == nil:
 		s.renderCrossSigning(w, r, http.StatusOK, who, crossSigningView{Allowed: true})

@@ -5,8 +5,6 @@ import (
 	"net/url"
 	"strings"
 
-	"google.golang.org/protobuf/types/known/timestamppb"
-
 	"gatehouse.dev/platform/errs"
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
 )
@@ -97,7 +95,7 @@ func (s *Service) handleConsentPost(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ctx := s.asUser(r.Context(), who.user.GetId())
+	ctx := s.asUser(r.Context(), who)
 	var target string
 	switch r.PostFormValue("action") {
 	case "allow":
@@ -105,10 +103,7 @@ func (s *Service) handleConsentPost(w http.ResponseWriter, r *http.Request) {
 			s.grantError(w, r, http.StatusForbidden, msgConsentAdminMissing)
 			return
 		}
-		resp, err := s.authorize.ApproveGrant(ctx, &authorizev1.ApproveGrantRequest{
-			GrantId: f.grant, UserId: who.user.GetId(), Username: who.user.GetUsername(), Admin: who.user.GetAdmin(),
-			AuthTime: authTime(who),
-		})
+		resp, err := s.authorize.ApproveGrant(ctx, &authorizev1.ApproveGrantRequest{GrantId: f.grant})
 		if err != nil {
 			s.decisionFailed(w, r, "approve grant", err)
 			return
@@ -140,14 +135,6 @@ func (s *Service) decisionFailed(w http.ResponseWriter, r *http.Request, what st
 	default:
 		s.failure(w, r, what, err)
 	}
-}
-
-// authTime is when the user last proved who they are in this session.
-func authTime(who *signedIn) *timestamppb.Timestamp {
-	if t := who.session.GetAuthenticatedAt(); t != nil {
-		return t
-	}
-	return who.session.GetCreatedAt()
 }
 
 // consentView describes a client and what it asks for.

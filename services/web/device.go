@@ -72,7 +72,7 @@ func (s *Service) handleLinkGet(w http.ResponseWriter, r *http.Request) {
 // pending, it shows the code form again with the reason and reports false.
 func (s *Service) deviceGrant(w http.ResponseWriter, r *http.Request, code string) (*authorizev1.DeviceGrant, bool) {
 	l := s.localizer(r)
-	resp, err := s.authorize.GetDeviceGrant(s.asWeb(r.Context()), &authorizev1.GetDeviceGrantRequest{UserCode: code})
+	resp, err := s.authorize.GetDeviceGrant(r.Context(), &authorizev1.GetDeviceGrantRequest{UserCode: code})
 	if err != nil {
 		if k := errs.KindOf(err); k == errs.KindNotFound || k == errs.KindInvalid {
 			s.renderLink(w, r, http.StatusNotFound, code, l.T(msgLinkCodeUnknown))
@@ -114,19 +114,16 @@ func (s *Service) handleLinkPost(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ctx := s.asUser(r.Context(), who.user.GetId())
+	ctx := s.asUser(r.Context(), who)
 	switch r.PostFormValue("action") {
 	case "allow":
 		if _, admin := describeScopes(l, dg.GetScope()); admin && !who.user.GetAdmin() {
 			s.errorPage(w, r, http.StatusForbidden, msgErrTitle, msgConsentAdminMissing)
 			return
 		}
-		_, err = s.authorize.ApproveDeviceGrant(ctx, &authorizev1.ApproveDeviceGrantRequest{
-			UserCode: code, UserId: who.user.GetId(), Username: who.user.GetUsername(), Admin: who.user.GetAdmin(),
-			AuthTime: authTime(who),
-		})
+		_, err = s.authorize.ApproveDeviceGrant(ctx, &authorizev1.ApproveDeviceGrantRequest{UserCode: code})
 	case "deny":
-		_, err = s.authorize.DenyDeviceGrant(ctx, &authorizev1.DenyDeviceGrantRequest{UserCode: code, UserId: who.user.GetId()})
+		_, err = s.authorize.DenyDeviceGrant(ctx, &authorizev1.DenyDeviceGrantRequest{UserCode: code})
 	default:
 		s.errorPage(w, r, http.StatusBadRequest, msgErrTitle, msgErrBadRequest)
 		return
@@ -155,7 +152,7 @@ func (s *Service) handleLinkDone(w http.ResponseWriter, r *http.Request) {
 		s.redirect(w, r, "link", nil)
 		return
 	}
-	resp, err := s.authorize.GetDeviceGrant(s.asWeb(r.Context()), &authorizev1.GetDeviceGrantRequest{UserCode: code})
+	resp, err := s.authorize.GetDeviceGrant(r.Context(), &authorizev1.GetDeviceGrantRequest{UserCode: code})
 	if k := errs.KindOf(err); err != nil && (k == errs.KindNotFound || k == errs.KindInvalid) {
 		s.redirect(w, r, "link", nil)
 		return

@@ -90,7 +90,7 @@ func (s *Service) loadGrant(w http.ResponseWriter, r *http.Request, f flow) (*au
 		s.grantError(w, r, http.StatusBadRequest, msgErrGrantUnknown)
 		return nil, false
 	}
-	resp, err := s.authorize.GetGrant(s.asWeb(r.Context()), &authorizev1.GetGrantRequest{GrantId: f.grant})
+	resp, err := s.authorize.GetGrant(r.Context(), &authorizev1.GetGrantRequest{GrantId: f.grant})
 	if err != nil {
 		if k := errs.KindOf(err); k == errs.KindNotFound || k == errs.KindInvalid {
 			s.grantError(w, r, http.StatusNotFound, msgErrGrantUnknown)

@@ -86,7 +86,7 @@ func (s *Service) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.LoginWithEmail && strings.Contains(typed, "@") && !strings.HasPrefix(strings.TrimSpace(typed), "@") {
 		// An email address: sign in as its owner. An unknown address is left as
 		// it is, so the answer is the same "wrong username or password".
-		if u, err := s.accounts.GetUserByEmail(s.asWeb(r.Context()), &accountsv1.GetUserByEmailRequest{Email: strings.TrimSpace(typed)}); err == nil {
+		if u, err := s.accounts.GetUserByEmail(r.Context(), &accountsv1.GetUserByEmailRequest{Email: strings.TrimSpace(typed)}); err == nil {
 			username = u.GetUser().GetUsername()
 		}
 	}
@@ -101,7 +101,7 @@ func (s *Service) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 		s.renderLogin(w, r, http.StatusTooManyRequests, f, g, loginErrors{form: l.T(msgLoginRateLimited)}, typed)
 		return
 	}
-	resp, err := s.accounts.VerifyPassword(s.asWeb(r.Context()), &accountsv1.VerifyPasswordRequest{Username: username, Password: password})
+	resp, err := s.accounts.VerifyPassword(r.Context(), &accountsv1.VerifyPasswordRequest{Username: username, Password: password})
 	if err != nil {
 		switch errs.KindOf(err) {
 		case errs.KindUnauthenticated, errs.KindNotFound, errs.KindInvalid:
@@ -115,7 +115,7 @@ func (s *Service) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	if err := s.startSession(w, r, resp.GetUser()); err != nil {
+	if err := s.startSession(w, r, resp.GetUser(), resp.GetAuthProof()); err != nil {
 		s.failure(w, r, "start browser session", err)
 		return
 	}

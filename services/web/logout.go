@@ -25,7 +25,7 @@ func (s *Service) handleLogoutPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if who != nil {
-		_, err := s.accounts.EndBrowserSession(s.asUser(r.Context(), who.user.GetId()), &accountsv1.EndBrowserSessionRequest{
+		_, err := s.accounts.EndBrowserSession(s.asUser(r.Context(), who), &accountsv1.EndBrowserSessionRequest{
 			SessionId: who.session.GetSessionId(), UserId: who.user.GetId(),
 		})
 		if err != nil {

@@ -84,7 +84,7 @@ func (s *Service) handleRecoverPost(w http.ResponseWriter, r *http.Request) {
 		s.renderRecover(w, r, http.StatusTooManyRequests, email, "", l.T(msgRecoverRateLimited))
 		return
 	}
-	ctx := s.asWeb(r.Context())
+	ctx := r.Context()
 	// Only an active account gets a link; for the others, as for unknown
 	// addresses, notify sends nothing and answers the same.
 	var userID string
@@ -193,7 +193,7 @@ func (s *Service) handleRecoverTicketPost(w http.ResponseWriter, r *http.Request
 		s.renderRecoverPassword(w, r, http.StatusBadRequest, ticket, fieldErrs, "")
 		return
 	}
-	checked, err := s.notify.CheckRecoveryTicket(s.asWeb(r.Context()), &notifyv1.CheckRecoveryTicketRequest{Ticket: ticket})
+	checked, err := s.notify.CheckRecoveryTicket(r.Context(), &notifyv1.CheckRecoveryTicketRequest{Ticket: ticket})
 	if err != nil {
 		switch errs.KindOf(err) {
 		case errs.KindNotFound, errs.KindInvalid:
@@ -212,8 +212,7 @@ func (s *Service) handleRecoverTicketPost(w http.ResponseWriter, r *http.Request
 		s.recoverInvalid(w, r, http.StatusNotFound, msgRecoverInvalidLink)
 		return
 	}
-	ctx := s.asUser(r.Context(), userID)
-	if _, err := s.accounts.SetPassword(ctx, &accountsv1.SetPasswordRequest{
+	if _, err := s.accounts.SetPassword(r.Context(), &accountsv1.SetPasswordRequest{
 		UserId: userID, NewPassword: password, RecoveryVerificationId: checked.GetVerificationId(),
 	}); err != nil {
 		switch errs.KindOf(err) {
@@ -228,35 +227,12 @@ func (s *Service) handleRecoverTicketPost(w http.ResponseWriter, r *http.Request
 		}
 		return
 	}
-	if err := s.endBrowserSessions(r, userID); err != nil {
-		// The password is changed; say so, and log what could not be ended.
-		s.logger.ErrorContext(r.Context(), "end browser sessions after recovery", "user", userID, "err", err)
-	}
-	// Whoever this browser was signed in as, it now starts afresh.
+	// accounts signed the user out of every browser; whoever this browser
+	// was signed in as, it now starts afresh.
 	s.clearCookie(w, sessionCookie)
 	s.render(w, r, http.StatusOK, "recover_message", &view{Title: l.T(msgRecoverDoneTitle), Page: recoverMessageView{
 		Message: l.T(msgRecoverDoneBody), LinkURL: s.path("login"), LinkText: l.T(msgRecoverDoneSignIn), Primary: true,
 	}})
-}
-
-// endBrowserSessions signs the user out of every browser.
-func (s *Service) endBrowserSessions(r *http.Request, userID string) error {
-	ctx := s.asUser(r.Context(), userID)
-	list, err := s.accounts.ListBrowserSessions(ctx, &accountsv1.ListBrowserSessionsRequest{UserId: userID})
-	if err != nil {
-		return err
-	}
-	var first error
-	for _, bs := range list.GetSessions() {
-		if bs.GetEndedAt() != nil {
-			continue
-		}
-		_, err := s.accounts.EndBrowserSession(ctx, &accountsv1.EndBrowserSessionRequest{SessionId: bs.GetSessionId(), UserId: userID})
-		if err != nil && first == nil && errs.KindOf(err) != errs.KindFailedPrecondition && errs.KindOf(err) != errs.KindNotFound {
-			first = err
-		}
-	}
-	return first
 }
 
 // renderRecoverPassword shows the form choosing the new password.

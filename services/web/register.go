@@ -126,7 +126,7 @@ func (s *Service) handleRegisterPost(w http.ResponseWriter, r *http.Request) {
 		s.renderRegister(w, r, http.StatusBadRequest, f, g, form, "")
 		return
 	}
-	ctx := s.asWeb(r.Context())
+	ctx := r.Context()
 	// Usernames are public in Matrix, so saying that one is taken reveals
 	// nothing; whether an address has an account is only said once the
 	// person has proved the address is theirs.
@@ -314,7 +314,7 @@ type pendingRegistration struct {
 func (s *Service) pendingOf(w http.ResponseWriter, r *http.Request, f flow) (*pendingRegistration, bool) {
 	id, verificationID, _ := strings.Cut(s.cookie(r, registrationCookie), ".")
 	if id != "" && verificationID != "" {
-		got, err := s.accounts.GetRegistration(s.asWeb(r.Context()), &accountsv1.GetRegistrationRequest{RegistrationId: id})
+		got, err := s.accounts.GetRegistration(r.Context(), &accountsv1.GetRegistrationRequest{RegistrationId: id})
 		reg := got.GetRegistration()
 		switch {
 		case err == nil && reg.GetUserId() == "" && s.now().Before(reg.GetExpiresAt().AsTime()):
@@ -362,7 +362,7 @@ func (s *Service) handleVerifyPost(w http.ResponseWriter, r *http.Request) {
 		s.renderVerify(w, r, http.StatusBadRequest, f, p, code, l.T(msgVerifyNoCode), "")
 		return
 	}
-	ctx := s.asWeb(r.Context())
+	ctx := r.Context()
 	_, err := s.notify.CheckCode(ctx, &notifyv1.CheckCodeRequest{VerificationId: p.verificationID, Code: code})
 	if err != nil {
 		switch errs.KindOf(err) {
@@ -394,7 +394,7 @@ func (s *Service) handleVerifyPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.clearCookie(w, registrationCookie)
-	if err := s.startSession(w, r, resp.GetUser()); err != nil {
+	if err := s.startSession(w, r, resp.GetUser(), resp.GetAuthProof()); err != nil {
 		s.failure(w, r, "start browser session", err)
 		return
 	}
@@ -417,7 +417,7 @@ func (s *Service) handleResendPost(w http.ResponseWriter, r *http.Request) {
 		s.renderVerify(w, r, http.StatusForbidden, f, p, "", "", l.T(msgErrFormExpired))
 		return
 	}
-	_, err := s.notify.ResendVerification(s.asWeb(r.Context()), &notifyv1.ResendVerificationRequest{
+	_, err := s.notify.ResendVerification(r.Context(), &notifyv1.ResendVerificationRequest{
 		VerificationId: p.verificationID, ClientIp: clientIP(r),
 	})
 	if err != nil {

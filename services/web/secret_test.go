@@ -14,20 +14,31 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	"gatehouse.dev/platform/errs"
+	"gatehouse.dev/platform/grpcx"
 
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	tokenv1 "gatehouse.dev/proto/gatehouse/token/v1"
 )
 
-// fakeToken hands out numbered login tokens.
+// fakeToken hands out numbered login tokens to the person whose browser
+// session comes with the call, as the token service does.
 type fakeToken struct {
 	tokenv1.TokenServiceClient
-	issued int
+	accounts *fakeAccounts
+	issued   int
 }
 
-func (f *fakeToken) CreateLoginToken(_ context.Context, req *tokenv1.CreateLoginTokenRequest, _ ...grpc.CallOption) (*tokenv1.CreateLoginTokenResponse, error) {
+func (f *fakeToken) CreateLoginToken(ctx context.Context, _ *tokenv1.CreateLoginTokenRequest, _ ...grpc.CallOption) (*tokenv1.CreateLoginTokenResponse, error) {
+	md, _ := metadata.FromOutgoingContext(ctx)
+	sessions := md.Get(grpcx.BrowserSessionHeader)
+	if len(sessions) != 1 || f.accounts.sessions[sessions[0]] == nil {
+		return nil, errs.PermissionDenied("needs a signed-in user")
+	}
 	f.issued++
-	return &tokenv1.CreateLoginTokenResponse{LoginToken: fmt.Sprintf("lt%d-%s", f.issued, req.GetUsername())}, nil
+	return &tokenv1.CreateLoginTokenResponse{LoginToken: fmt.Sprintf("lt%d-%s", f.issued, f.accounts.sessions[sessions[0]].GetUsername())}, nil
 }
 
 // Secrets of at least 32 bytes.
@@ -52,7 +63,8 @@ type backends struct {
 }
 
 func newBackends() *backends {
-	return &backends{accounts: &fakeAccounts{sessions: map[string]*accountsv1.User{}}, authz: &fakeAuthorize{}, token: &fakeToken{}}
+	accounts := &fakeAccounts{sessions: map[string]*accountsv1.User{}}
+	return &backends{accounts: accounts, authz: &fakeAuthorize{}, token: &fakeToken{accounts: accounts}}
 }
 
 func (b *backends) replica(t *testing.T, secret []byte) *replica {

@@ -10,7 +10,7 @@ import (
 	"fmt"
 	"net/http"
 
-	"google.golang.org/grpc/metadata"
+	"gatehouse.dev/platform/grpcx"
 
 	"gatehouse.dev/platform/errs"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
@@ -77,6 +77,7 @@ func dropCookie(r *http.Request, name string) {
 type signedIn struct {
 	session *accountsv1.BrowserSession
 	user    *accountsv1.User
+	secret  string // the cookie's value: the session's credential, sent along when acting for the user
 }
 
 // currentUser resolves the session cookie. It returns nil without error when
@@ -87,7 +88,7 @@ func (s *Service) currentUser(w http.ResponseWriter, r *http.Request) (*signedIn
 	if secret == "" {
 		return nil, nil
 	}
-	resp, err := s.accounts.AuthenticateBrowserSession(s.asWeb(r.Context()), &accountsv1.AuthenticateBrowserSessionRequest{
+	resp, err := s.accounts.AuthenticateBrowserSession(r.Context(), &accountsv1.AuthenticateBrowserSessionRequest{
 		Secret: secret, IpAddress: clientIP(r),
 	})
 	if err != nil {
@@ -99,13 +100,15 @@ func (s *Service) currentUser(w http.ResponseWriter, r *http.Request) (*signedIn
 		}
 		return nil, err
 	}
-	return &signedIn{session: resp.GetSession(), user: resp.GetUser()}, nil
+	return &signedIn{session: resp.GetSession(), user: resp.GetUser(), secret: secret}, nil
 }
 
-// startSession signs the user in on this browser.
-func (s *Service) startSession(w http.ResponseWriter, r *http.Request, user *accountsv1.User) error {
-	resp, err := s.accounts.StartBrowserSession(s.asUser(r.Context(), user.GetId()), &accountsv1.StartBrowserSessionRequest{
-		UserId: user.GetId(), UserAgent: truncate(r.UserAgent(), 512), IpAddress: clientIP(r),
+// startSession signs the user in on this browser, with the proof accounts
+// gave when the person proved who they are (a password, a completed
+// registration).
+func (s *Service) startSession(w http.ResponseWriter, r *http.Request, user *accountsv1.User, proof string) error {
+	resp, err := s.accounts.StartBrowserSession(r.Context(), &accountsv1.StartBrowserSessionRequest{
+		UserId: user.GetId(), UserAgent: truncate(r.UserAgent(), 512), IpAddress: clientIP(r), AuthProof: proof,
 	})
 	if err != nil {
 		return err
@@ -114,14 +117,11 @@ func (s *Service) startSession(w http.ResponseWriter, r *http.Request, user *acc
 	return nil
 }
 
-// asWeb names the web service as the actor of calls made for nobody in particular.
-func (s *Service) asWeb(ctx context.Context) context.Context {
-	return metadata.AppendToOutgoingContext(ctx, "gatehouse-actor", "web")
-}
-
-// asUser names a user as the actor of calls made on their behalf.
-func (s *Service) asUser(ctx context.Context, userID string) context.Context {
-	return metadata.AppendToOutgoingContext(ctx, "gatehouse-actor", "user:"+userID)
+// asUser returns ctx whose calls act for the signed-in person: they carry
+// the browser session, which the called service verifies, so a call can only
+// ever concern the person whose browser made the request.
+func (s *Service) asUser(ctx context.Context, who *signedIn) context.Context {
+	return grpcx.WithBrowserSession(ctx, who.secret)
 }
 
 // CSRF tokens. Every form carries a hidden token that is the HMAC-SHA256,

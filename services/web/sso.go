@@ -310,9 +310,7 @@ func (s *Service) handleSSOPost(w http.ResponseWriter, r *http.Request) {
 		s.failure(w, r, "create login token", errs.Unavailable("no token service"))
 		return
 	}
-	resp, err := s.token.CreateLoginToken(s.asUser(r.Context(), who.user.GetId()), &tokenv1.CreateLoginTokenRequest{
-		UserId: who.user.GetId(), Username: who.user.GetUsername(), Admin: who.user.GetAdmin(),
-	})
+	resp, err := s.token.CreateLoginToken(s.asUser(r.Context(), who), &tokenv1.CreateLoginTokenRequest{})
 	if err != nil {
 		s.failure(w, r, "create login token", err)
 		return

@@ -176,7 +176,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 	conns := map[string]*grpc.ClientConn{}
 	for _, name := range []string{"accounts", "authorize", "token", "notify"} {
-		c, err := rt.Dial(name)
+		c, err := rt.Dial("web", name)
 		if err != nil {
 			return nil, fmt.Errorf("web: %w", err)
 		}

@@ -36,12 +36,15 @@ var alice = &accountsv1.User{Id: "01HZZZZZZZZZZZZZZZZZZZZZZZ", Username: "alice"
 func (f *fakeAccounts) VerifyPassword(_ context.Context, req *accountsv1.VerifyPasswordRequest, _ ...grpc.CallOption) (*accountsv1.VerifyPasswordResponse, error) {
 	f.verified++
 	if req.GetUsername() == "alice" && req.GetPassword() == "alice's password" {
-		return &accountsv1.VerifyPasswordResponse{User: alice}, nil
+		return &accountsv1.VerifyPasswordResponse{User: alice, AuthProof: "proof of " + alice.GetId()}, nil
 	}
 	return nil, errs.Unauthenticated("wrong username or password")
 }
 
 func (f *fakeAccounts) StartBrowserSession(_ context.Context, req *accountsv1.StartBrowserSessionRequest, _ ...grpc.CallOption) (*accountsv1.StartBrowserSessionResponse, error) {
+	if req.GetAuthProof() != "proof of "+req.GetUserId() {
+		return nil, errs.PermissionDenied("no proof")
+	}
 	secret := randomToken(16)
 	f.sessions[secret] = alice
 	return &accountsv1.StartBrowserSessionResponse{Secret: secret, Session: &accountsv1.BrowserSession{SessionId: "S", UserId: req.GetUserId()}}, nil

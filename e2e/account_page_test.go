@@ -149,10 +149,9 @@ func TestAccountPagesInBrowser(t *testing.T) {
 
 	// Password: a wrong current password is shown next to its field; the
 	// right one changes it and signs the other browsers out.
-	other, err := accounts.StartBrowserSession(ctx, &accountsv1.StartBrowserSessionRequest{UserId: e.user.GetId(), UserAgent: "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0", IpAddress: "192.0.2.7"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := browserSession(t, e.conn, "alice", "alice's password", func(r *accountsv1.StartBrowserSessionRequest) {
+		r.UserAgent, r.IpAddress = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0", "192.0.2.7"
+	})
 	b.open("password page", e.issuer+"account/password")
 	a := eval[map[string]string](b, `({cur: document.getElementById("current_password").autocomplete, next: document.getElementById("new_password").autocomplete,
 		user: document.querySelector("input[autocomplete=username]").value, others: String(document.getElementById("sign_out_others").checked)})`)

@@ -14,8 +14,6 @@ import (
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	tokenv1 "gatehouse.dev/proto/gatehouse/token/v1"
 )
@@ -121,12 +119,7 @@ func BenchmarkLoad(b *testing.B) {
 		})
 	})
 	b.Run("introspect-grpc", func(b *testing.B) {
-		conn, err := grpc.NewClient(bs.s.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer conn.Close()
-		c := tokenv1.NewTokenServiceClient(conn)
+		c := tokenv1.NewTokenServiceClient(bs.s.dial(b))
 		drive(b, func() error {
 			resp, err := c.Introspect(context.Background(), &tokenv1.IntrospectRequest{Token: bs.token})
 			if err == nil && !resp.GetActive() {

@@ -243,7 +243,7 @@ func TestCompatLoginAPI(t *testing.T) {
 
 	t.Run("login tokens work once", func(t *testing.T) {
 		tokens := tokenv1.NewTokenServiceClient(e.conn)
-		lt, err := tokens.CreateLoginToken(ctx, &tokenv1.CreateLoginTokenRequest{UserId: e.user.GetId(), Username: "alice"})
+		lt, err := tokens.CreateLoginToken(e.signedIn(t), &tokenv1.CreateLoginTokenRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -262,12 +262,12 @@ func TestCompatLoginAPI(t *testing.T) {
 		wantMatrixError(t, "a login token used twice", m.post(t, "/_matrix/client/v3/login", "", body), http.StatusForbidden, "M_FORBIDDEN")
 		wantMatrixError(t, "an unknown login token", m.post(t, "/_matrix/client/v3/login", "", map[string]any{"type": "m.login.token", "token": strings.Repeat("x", 32)}), http.StatusForbidden, "M_FORBIDDEN")
 		wantMatrixError(t, "a malformed login token", m.post(t, "/_matrix/client/v3/login", "", map[string]any{"type": "m.login.token", "token": "../../x"}), http.StatusForbidden, "M_FORBIDDEN")
-		if _, err := tokens.CreateLoginToken(ctx, &tokenv1.CreateLoginTokenRequest{UserId: "nope", Username: "alice"}); err == nil {
-			t.Fatal("a login token for no user id")
+		if _, err := tokens.CreateLoginToken(ctx, &tokenv1.CreateLoginTokenRequest{}); err == nil {
+			t.Fatal("a login token without a signed-in person")
 		}
 
 		// Of concurrent uses of one token, exactly one logs in.
-		lt, err = tokens.CreateLoginToken(ctx, &tokenv1.CreateLoginTokenRequest{UserId: e.user.GetId(), Username: "alice"})
+		lt, err = tokens.CreateLoginToken(e.signedIn(t), &tokenv1.CreateLoginTokenRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -304,6 +304,11 @@ func TestCompatLoginAPI(t *testing.T) {
 		}
 
 		locked := register(t, "lockie", false)
+		// A login token made while lockie was signed in, used after the lock.
+		lockedToken, err := tokenv1.NewTokenServiceClient(e.conn).CreateLoginToken(e.s.signIn(t, e.conn, "lockie", "lockie's password"), &tokenv1.CreateLoginTokenRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
 		if _, err := accounts.LockUser(ctx, &accountsv1.LockUserRequest{UserId: locked.GetId(), Reason: "test"}); err != nil {
 			t.Fatal(err)
 		}
@@ -316,11 +321,7 @@ func TestCompatLoginAPI(t *testing.T) {
 		r = newMatrixClient(e).post(t, "/_matrix/client/v3/login", "", map[string]any{"type": "m.login.password", "user": "gone", "password": "gone's password"})
 		wantMatrixError(t, "deactivated user", r, http.StatusForbidden, "M_USER_DEACTIVATED")
 		// A login token of a user locked since is refused too.
-		lt, err := tokenv1.NewTokenServiceClient(e.conn).CreateLoginToken(ctx, &tokenv1.CreateLoginTokenRequest{UserId: locked.GetId(), Username: "lockie"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		r = newMatrixClient(e).post(t, "/_matrix/client/v3/login", "", map[string]any{"type": "m.login.token", "token": lt.GetLoginToken()})
+		r = newMatrixClient(e).post(t, "/_matrix/client/v3/login", "", map[string]any{"type": "m.login.token", "token": lockedToken.GetLoginToken()})
 		wantMatrixError(t, "login token of a locked user", r, http.StatusUnauthorized, "M_USER_LOCKED")
 
 		m := newMatrixClient(e)

@@ -74,9 +74,7 @@ func TestDeviceFlowWithRealClient(t *testing.T) {
 		g.GetClient().GetClientName() != "Living Room TV" || g.GetScope() != "openid urn:matrix:client:api:*" {
 		t.Fatalf("GetDeviceGrant: %v", g)
 	}
-	if _, err := authz.ApproveDeviceGrant(ctx, &authorizev1.ApproveDeviceGrantRequest{
-		UserCode: strings.ToLower(da.UserCode), UserId: e.user.GetId(), Username: e.user.GetUsername(),
-	}); err != nil {
+	if _, err := authz.ApproveDeviceGrant(e.signedIn(t), &authorizev1.ApproveDeviceGrantRequest{UserCode: strings.ToLower(da.UserCode)}); err != nil {
 		t.Fatalf("approve: %v", err)
 	}
 
@@ -141,7 +139,7 @@ func TestDeviceFlowDeniedAndInvalidCodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := authz.DenyDeviceGrant(ctx, &authorizev1.DenyDeviceGrantRequest{UserCode: da.UserCode, UserId: e.user.GetId()}); err != nil {
+	if _, err := authz.DenyDeviceGrant(e.signedIn(t), &authorizev1.DenyDeviceGrantRequest{UserCode: da.UserCode}); err != nil {
 		t.Fatalf("deny: %v", err)
 	}
 	_, err = cfg.DeviceAccessToken(ctx, da)
@@ -149,9 +147,7 @@ func TestDeviceFlowDeniedAndInvalidCodes(t *testing.T) {
 	if !errors.As(err, &re) || re.ErrorCode != "access_denied" || re.Response.StatusCode != http.StatusBadRequest {
 		t.Fatalf("denied device: %v", err)
 	}
-	if _, err := authz.ApproveDeviceGrant(ctx, &authorizev1.ApproveDeviceGrantRequest{
-		UserCode: da.UserCode, UserId: e.user.GetId(), Username: e.user.GetUsername(),
-	}); err == nil {
+	if _, err := authz.ApproveDeviceGrant(e.signedIn(t), &authorizev1.ApproveDeviceGrantRequest{UserCode: da.UserCode}); err == nil {
 		t.Fatal("a refused device was approved afterwards")
 	}
 

@@ -8,13 +8,13 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
@@ -31,6 +31,9 @@ type oauthEnv struct {
 	client   oauth2.Config
 	conn     *grpc.ClientConn
 	user     *accountsv1.User
+
+	mu      sync.Mutex
+	session context.Context // alice's browser session, once signed in (signedIn)
 }
 
 // noRedirects makes an HTTP client hand back redirects instead of following them.
@@ -66,11 +69,7 @@ func newOAuthEnv(t testing.TB, env ...string) *oauthEnv {
 		RedirectURL: "http://127.0.0.1:41234/callback",
 		Scopes:      []string{oidc.ScopeOpenID, "urn:matrix:client:api:*"},
 	}
-	e.conn, err = grpc.NewClient(s.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.conn.Close() })
+	e.conn = s.dial(t)
 	resp, err := accountsv1.NewAccountsServiceClient(e.conn).Register(ctx, &accountsv1.RegisterRequest{Username: "alice", Password: "alice's password"})
 	if err != nil {
 		t.Fatal(err)
@@ -99,8 +98,8 @@ func (e *oauthEnv) register(t testing.TB, meta map[string]any, wantStatus int) m
 }
 
 // authorize starts an authorization in the "browser" and approves it as the
-// user through the authorize gRPC API (the consent page's call), returning the
-// redirect back to the client.
+// user, signed in, through the authorize gRPC API (the consent page's call),
+// returning the redirect back to the client.
 func (e *oauthEnv) authorize(t testing.TB, cfg oauth2.Config, opts ...oauth2.AuthCodeOption) *url.URL {
 	t.Helper()
 	resp, err := plainHTTP.Get(cfg.AuthCodeURL("state-123", opts...))
@@ -112,9 +111,7 @@ func (e *oauthEnv) authorize(t testing.TB, cfg oauth2.Config, opts ...oauth2.Aut
 	if err != nil || resp.StatusCode != http.StatusSeeOther || loc.Query().Get("grant") == "" {
 		t.Fatalf("authorize: status %d, location %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	approved, err := authorizev1.NewAuthorizeServiceClient(e.conn).ApproveGrant(context.Background(), &authorizev1.ApproveGrantRequest{
-		GrantId: loc.Query().Get("grant"), UserId: e.user.GetId(), Username: e.user.GetUsername(),
-	})
+	approved, err := authorizev1.NewAuthorizeServiceClient(e.conn).ApproveGrant(e.signedIn(t), &authorizev1.ApproveGrantRequest{GrantId: loc.Query().Get("grant")})
 	if err != nil {
 		t.Fatalf("approve: %v", err)
 	}
@@ -123,6 +120,19 @@ func (e *oauthEnv) authorize(t testing.TB, cfg oauth2.Config, opts ...oauth2.Aut
 		t.Fatal(err)
 	}
 	return back
+}
+
+// signedIn is a context carrying a browser session of the env's user (alice),
+// for calls the web service makes for her. She signs in once, as a browser
+// keeps its cookie.
+func (e *oauthEnv) signedIn(t testing.TB) context.Context {
+	t.Helper()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.session == nil {
+		e.session = e.s.signIn(t, e.conn, e.user.GetUsername(), e.user.GetUsername()+"'s password")
+	}
+	return e.session
 }
 
 // introspect asks as the homeserver does.
@@ -167,13 +177,7 @@ func clientFor(t *testing.T, e *oauthEnv, tokenBase string) oauth2.Config {
 // envOn builds an oauthEnv around a running process.
 func envOn(t *testing.T, s *server) *oauthEnv {
 	t.Helper()
-	e := &oauthEnv{s: s, issuer: "http://" + s.http + "/"}
-	var err error
-	e.conn, err = grpc.NewClient(s.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.conn.Close() })
+	e := &oauthEnv{s: s, issuer: "http://" + s.http + "/", conn: s.dial(t)}
 	resp, err := accountsv1.NewAccountsServiceClient(e.conn).Register(context.Background(), &accountsv1.RegisterRequest{Username: "alice", Password: "alice's password"})
 	if err != nil {
 		t.Fatal(err)

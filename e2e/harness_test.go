@@ -12,6 +12,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -24,7 +26,14 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+
+	"gatehouse.dev/platform/config"
+	"gatehouse.dev/platform/grpcx"
+	"gatehouse.dev/platform/host"
+	"gatehouse.dev/platform/secretfile"
 	"gatehouse.dev/platform/testkit"
+	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 )
 
 // gatehousePackage is the binary under test (a tool of this module, see go.mod).
@@ -100,6 +109,8 @@ type server struct {
 	dataDir         string
 	log             *bytes.Buffer
 	exited          chan struct{}
+	// secret is the internal secret its gRPC credentials derive from.
+	secret []byte
 }
 
 // startServe runs `gatehouse serve` on dataDir with embedded NATS and a
@@ -138,6 +149,7 @@ func startServeOn(t testing.TB, s *server, env []string) *server {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
+				s.secret = internalSecret(t, env)
 				return s
 			}
 		}
@@ -151,6 +163,69 @@ func startServeOn(t testing.TB, s *server, env []string) *server {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// internalSecret is the secret a process with env derives gRPC credentials
+// from: the one env configures, or else the one it generated under its data
+// directory on first start (a single-machine deployment).
+func internalSecret(t testing.TB, env []string) []byte {
+	t.Helper()
+	var cfg config.Config
+	secret := ""
+	for _, kv := range env { // the last value of a key wins, as for the process
+		if v, ok := strings.CutPrefix(kv, "GATEHOUSE_INTERNAL_SECRET="); ok {
+			secret = v
+		}
+		if v, ok := strings.CutPrefix(kv, "GATEHOUSE_DATA_DIR="); ok {
+			cfg.DataDir = v
+		}
+	}
+	if secret != "" {
+		return []byte(secret)
+	}
+	b, err := secretfile.Load(host.InternalSecretPath(cfg))
+	if err != nil {
+		t.Fatalf("the internal secret gatehouse serve generated: %v", err)
+	}
+	return b
+}
+
+// dial connects to the process's gRPC API calling every method as a caller
+// its access option allows (an administrator or a service; the web service
+// acting for a person when the context carries a browser session, see signIn).
+func (s *server) dial(t testing.TB) *grpc.ClientConn {
+	t.Helper()
+	return testkit.DialAutoTo(t, s.grpc, s.secret)
+}
+
+// signIn signs a user in as the sign-in page does (see browserSession) and
+// returns a context carrying the session, for the calls the web service makes
+// for a signed-in person (approving a grant or a device, login tokens, ...).
+func (s *server) signIn(t testing.TB, conn *grpc.ClientConn, username, password string) context.Context {
+	t.Helper()
+	return grpcx.WithBrowserSession(context.Background(), browserSession(t, conn, username, password, nil).GetSecret())
+}
+
+// browserSession starts a browser session as the sign-in page does: the
+// password checked by accounts, then the session started with the proof
+// that check gives; edit may set the request's user agent and address.
+func browserSession(t testing.TB, conn *grpc.ClientConn, username, password string, edit func(*accountsv1.StartBrowserSessionRequest)) *accountsv1.StartBrowserSessionResponse {
+	t.Helper()
+	ctx := context.Background()
+	accounts := accountsv1.NewAccountsServiceClient(conn)
+	v, err := accounts.VerifyPassword(ctx, &accountsv1.VerifyPasswordRequest{Username: username, Password: password})
+	if err != nil {
+		t.Fatalf("sign in %s: %v", username, err)
+	}
+	req := &accountsv1.StartBrowserSessionRequest{UserId: v.GetUser().GetId(), AuthProof: v.GetAuthProof()}
+	if edit != nil {
+		edit(req)
+	}
+	bs, err := accounts.StartBrowserSession(ctx, req)
+	if err != nil {
+		t.Fatalf("browser session of %s: %v", username, err)
+	}
+	return bs
 }
 
 // stop ends the process gracefully (SIGTERM) and waits for it.
@@ -187,11 +262,15 @@ func (s *server) restart(t *testing.T) *server {
 // server and a PostgreSQL database, as a scaled deployment does.
 type splitDeployment struct {
 	natsURL, dbURL string
+	// secret is the internal secret every process is configured with.
+	secret string
 }
 
 func newSplitDeployment(t *testing.T) *splitDeployment {
 	t.Helper()
-	return &splitDeployment{natsURL: testkit.StartNATS(t).ClientURL(), dbURL: testkit.Postgres(t)}
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	return &splitDeployment{natsURL: testkit.StartNATS(t).ClientURL(), dbURL: testkit.Postgres(t), secret: hex.EncodeToString(secret)}
 }
 
 // process starts `gatehouse serve` running only the named services; the
@@ -203,6 +282,7 @@ func (d *splitDeployment) process(t *testing.T, services string, peer *server, p
 		"GATEHOUSE_DATABASE_URL=" + d.dbURL,
 		"GATEHOUSE_SERVICES=" + services,
 		"GATEHOUSE_MATRIX_SECRET=" + homeserverSecret,
+		"GATEHOUSE_INTERNAL_SECRET=" + d.secret,
 	}, extra...)
 	if publicURL != "" {
 		env = append(env, "GATEHOUSE_PUBLIC_URL="+publicURL)
@@ -217,21 +297,24 @@ func (d *splitDeployment) process(t *testing.T, services string, peer *server, p
 	return startServe(t, dataDir(t), env...)
 }
 
-// cli runs an admin command of the binary against the server and returns
-// its exit code and output; stdin is empty.
+// cli runs an admin command of the binary against the server, with the
+// server's environment (so it finds the internal secret the admin credential
+// derives from, as on the server's machine), and returns its exit code and
+// output; stdin is empty.
 func (s *server) cli(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	return runCLI(t, append(args, "--grpc", s.grpc)...)
+	return runCLI(t, s.cmd.Env, append(args, "--grpc", s.grpc)...)
 }
 
-// runCLI runs `gatehouse args...` with an empty stdin and returns its exit
-// code and output.
-func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+// runCLI runs `gatehouse args...` with the environment env and an empty
+// stdin, and returns its exit code and output.
+func runCLI(t *testing.T, env []string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Env = env
 	cmd.Stdin = strings.NewReader("")
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()

@@ -100,9 +100,7 @@ func TestHomeserverProvisioning(t *testing.T) {
 		t.Fatalf("device authorization: %v", err)
 	}
 	complete, _ := url.Parse(da.VerificationURIComplete)
-	if _, err := authorizev1.NewAuthorizeServiceClient(e.conn).ApproveDeviceGrant(ctx, &authorizev1.ApproveDeviceGrantRequest{
-		UserCode: complete.Query().Get("code"), UserId: e.user.GetId(), Username: e.user.GetUsername(),
-	}); err != nil {
+	if _, err := authorizev1.NewAuthorizeServiceClient(e.conn).ApproveDeviceGrant(e.signedIn(t), &authorizev1.ApproveDeviceGrantRequest{UserCode: complete.Query().Get("code")}); err != nil {
 		t.Fatalf("approve: %v", err)
 	}
 	status, body := devicePoll(t, tv, da.DeviceCode)

@@ -37,10 +37,7 @@ func TestRecoverPasswordInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Dora is signed in on another browser, which the new password signs out.
-	elsewhere, err := accounts.StartBrowserSession(ctx, &accountsv1.StartBrowserSessionRequest{UserId: reg.GetUser().GetId(), UserAgent: "another browser"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	elsewhere := browserSession(t, e.conn, "dora", "dora's old password", func(r *accountsv1.StartBrowserSessionRequest) { r.UserAgent = "another browser" })
 
 	b.open("sign-in page", e.issuer+"login")
 	b.page("login-with-recovery-link")

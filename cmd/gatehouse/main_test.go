@@ -22,6 +22,10 @@ func TestCLIWithoutServer(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close() // nothing listens there any more
+	// The admin credential is at hand (an internal secret configured), the
+	// server is not.
+	t.Setenv("GATEHOUSE_DATA_DIR", t.TempDir())
+	t.Setenv("GATEHOUSE_INTERNAL_SECRET", strings.Repeat("s", 32))
 	var out, errOut bytes.Buffer
 	code := run(context.Background(), []string{"user", "list", "--grpc", addr}, nil, &out, &errOut)
 	if code != 1 || !strings.Contains(errOut.String(), "gatehouse serve") {

@@ -86,19 +86,32 @@ func newStack(t *testing.T, configure ...func(*token.Config)) *stack {
 	t.Cleanup(public.Close)
 	st.issuer = public.URL + "/"
 
-	// The gRPC listener next: the token service dials the others there.
+	// The gRPC listener next: the token service dials the others there, as
+	// "token" with a credential derived from the internal secret, and the
+	// tests call as whoever each method lets (testkit.DialAutoTo).
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	st.conn, err = grpcx.Dial(lis.Addr().String(), grpcx.DialOptions{DefaultTimeout: 20 * time.Second})
-	if err != nil {
-		t.Fatal(err)
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	dial := func(as string) *grpc.ClientConn {
+		cred, err := grpcx.ServiceCredential(secret, as)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := grpcx.Dial(lis.Addr().String(), grpcx.DialOptions{DefaultTimeout: 20 * time.Second, Credential: cred})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
 	}
-	t.Cleanup(func() { st.conn.Close() })
+	st.conn = testkit.DialAutoTo(t, lis.Addr().String(), secret)
 	st.tokens = tokenv1.NewTokenServiceClient(st.conn)
 	st.authorize = authorizev1.NewAuthorizeServiceClient(st.conn)
 	st.accounts = accountsv1.NewAccountsServiceClient(st.conn)
+	fromToken := dial("token")
 
 	accCfg := accounts.Config{ServerName: "example.org"}
 	// Cheap hashing: these tests are not about its cost.
@@ -119,13 +132,16 @@ func newStack(t *testing.T, configure ...func(*token.Config)) *stack {
 	}
 	tok, err := token.New(ctx, cfg, token.Deps{
 		Pool: pool(token.Schema), JetStream: js, Logger: logger.With("service", "token"),
-		Authorize: st.authorize, Accounts: st.accounts,
+		Authorize: authorizev1.NewAuthorizeServiceClient(fromToken), Accounts: accountsv1.NewAccountsServiceClient(fromToken),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	srv := grpcx.NewServer(grpcx.ServerOptions{Logger: logger})
+	srv := grpcx.NewServer(grpcx.ServerOptions{Logger: logger, Auth: &grpcx.Auth{
+		InternalSecret: secret, HomeserverSecret: homeserverSecret,
+		Sessions: grpcx.AccountsSessions(dial("accounts")), // browser sessions checked by accounts, as the host does
+	}})
 	acc.RegisterGRPC(srv)
 	authz.RegisterGRPC(srv)
 	tok.RegisterGRPC(srv)
@@ -150,6 +166,24 @@ func (st *stack) user(t *testing.T, username string, opts ...func(*accountsv1.Re
 		t.Fatalf("register %s: %v", username, err)
 	}
 	return resp.GetUser()
+}
+
+// signIn signs u in as the sign-in page does (the password checked by
+// accounts, then a browser session started with its proof) and returns a
+// context carrying the session, for calls the web service makes for a
+// signed-in person.
+func (st *stack) signIn(t *testing.T, u *accountsv1.User) context.Context {
+	t.Helper()
+	ctx := context.Background()
+	v, err := st.accounts.VerifyPassword(ctx, &accountsv1.VerifyPasswordRequest{Username: u.GetUsername(), Password: u.GetUsername() + "'s password"})
+	if err != nil {
+		t.Fatalf("sign in %s: %v", u.GetUsername(), err)
+	}
+	bs, err := st.accounts.StartBrowserSession(ctx, &accountsv1.StartBrowserSessionRequest{UserId: u.GetId(), AuthProof: v.GetAuthProof()})
+	if err != nil {
+		t.Fatalf("browser session of %s: %v", u.GetUsername(), err)
+	}
+	return grpcx.WithBrowserSession(ctx, bs.GetSecret())
 }
 
 // client is a registered OAuth client.
@@ -216,7 +250,7 @@ func newPKCE() pkce {
 }
 
 // code runs an authorization request for c as the browser would, approves
-// it for u through the authorize gRPC API (the consent page's call) and
+// it as u, signed in, through the authorize gRPC API (the consent page's call) and
 // returns the code from the redirect back. extra adds or overrides request
 // parameters.
 func (st *stack) code(t *testing.T, c client, u *accountsv1.User, p pkce, extra url.Values) string {
@@ -237,9 +271,7 @@ func (st *stack) code(t *testing.T, c client, u *accountsv1.User, p pkce, extra 
 	if err != nil || resp.StatusCode != http.StatusSeeOther || loc.Query().Get("grant") == "" {
 		t.Fatalf("authorize: %d, location %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	approved, err := st.authorize.ApproveGrant(context.Background(), &authorizev1.ApproveGrantRequest{
-		GrantId: loc.Query().Get("grant"), UserId: u.GetId(), Username: u.GetUsername(), Admin: u.GetAdmin(),
-	})
+	approved, err := st.authorize.ApproveGrant(st.signIn(t, u), &authorizev1.ApproveGrantRequest{GrantId: loc.Query().Get("grant")})
 	if err != nil {
 		t.Fatalf("approve: %v", err)
 	}

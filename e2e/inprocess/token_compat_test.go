@@ -127,7 +127,7 @@ func TestCompatLogin(t *testing.T) {
 	st.wantActive(t, "the replaced device's token", rr.str("access_token"), false)
 
 	// A login token (the SSO page's) works once.
-	lt, err := st.tokens.CreateLoginToken(context.Background(), &tokenv1.CreateLoginTokenRequest{UserId: alice.GetId(), Username: "alice"})
+	lt, err := st.tokens.CreateLoginToken(st.signIn(t, alice), &tokenv1.CreateLoginTokenRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package inprocess
 
 import (
-	"context"
 	"net/http"
 	"net/url"
 	"strings"
@@ -49,9 +48,7 @@ func TestDeviceCodeGrant(t *testing.T) {
 	st.poll(t, c, deviceCode).wantOAuthError(t, "first poll", http.StatusBadRequest, "authorization_pending")
 	st.poll(t, c, deviceCode).wantOAuthError(t, "immediate second poll", http.StatusBadRequest, "slow_down")
 
-	if _, err := st.authorize.ApproveDeviceGrant(context.Background(), &authorizev1.ApproveDeviceGrantRequest{
-		UserCode: strings.ToLower(userCode), UserId: alice.GetId(), Username: alice.GetUsername(),
-	}); err != nil {
+	if _, err := st.authorize.ApproveDeviceGrant(st.signIn(t, alice), &authorizev1.ApproveDeviceGrantRequest{UserCode: strings.ToLower(userCode)}); err != nil {
 		t.Fatalf("approve: %v", err)
 	}
 	tok := st.poll(t, c, deviceCode).tokens(t, "poll after approval")
@@ -83,7 +80,7 @@ func TestDeviceCodeGrantBadInput(t *testing.T) {
 	web := st.publicClient(t)
 
 	denied, deniedUser := st.deviceAuthorization(t, c)
-	if _, err := st.authorize.DenyDeviceGrant(context.Background(), &authorizev1.DenyDeviceGrantRequest{UserCode: deniedUser, UserId: alice.GetId()}); err != nil {
+	if _, err := st.authorize.DenyDeviceGrant(st.signIn(t, alice), &authorizev1.DenyDeviceGrantRequest{UserCode: deniedUser}); err != nil {
 		t.Fatalf("deny: %v", err)
 	}
 	st.poll(t, c, denied).wantOAuthError(t, "denied device", http.StatusBadRequest, "access_denied")

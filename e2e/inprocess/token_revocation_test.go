@@ -6,7 +6,9 @@ import (
 	"net/url"
 	"testing"
 
-	"gatehouse.dev/platform/errs"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	tokenv1 "gatehouse.dev/proto/gatehouse/token/v1"
 )
 
@@ -45,7 +47,7 @@ func TestRevocation(t *testing.T) {
 		if _, err := st.tokens.Revoke(context.Background(), &tokenv1.RevokeRequest{Token: "not a token"}); err != nil {
 			t.Fatalf("gRPC revocation of an unknown token: %v", err)
 		}
-		if _, err := st.tokens.Revoke(context.Background(), &tokenv1.RevokeRequest{}); errs.KindOf(err) != errs.KindInvalid {
+		if _, err := st.tokens.Revoke(context.Background(), &tokenv1.RevokeRequest{}); status.Code(err) != codes.InvalidArgument {
 			t.Fatalf("gRPC revocation without a token: %v", err)
 		}
 	})

@@ -305,7 +305,7 @@ func TestCompatLoginAPI(t *testing.T) {
 
 		locked := register(t, "lockie", false)
 		// A login token made while lockie was signed in, used after the lock.
-		lockedToken, err := tokenv1.NewTokenServiceClient(e.conn).CreateLoginToken(e.s.signIn(t, e.conn, "lockie", "lockie's password"), &tokenv1.CreateLoginTokenRequest{})
+		lockedToken, err := tokenv1.NewTokenServiceClient(e.conn).CreateLoginToken(signIn(t, e.conn, "lockie", "lockie's password"), &tokenv1.CreateLoginTokenRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -130,7 +130,7 @@ func (e *oauthEnv) signedIn(t testing.TB) context.Context {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.session == nil {
-		e.session = e.s.signIn(t, e.conn, e.user.GetUsername(), e.user.GetUsername()+"'s password")
+		e.session = signIn(t, e.conn, e.user.GetUsername(), e.user.GetUsername()+"'s password")
 	}
 	return e.session
 }

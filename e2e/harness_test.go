@@ -201,7 +201,7 @@ func (s *server) dial(t testing.TB) *grpc.ClientConn {
 // signIn signs a user in as the sign-in page does (see browserSession) and
 // returns a context carrying the session, for the calls the web service makes
 // for a signed-in person (approving a grant or a device, login tokens, ...).
-func (s *server) signIn(t testing.TB, conn *grpc.ClientConn, username, password string) context.Context {
+func signIn(t testing.TB, conn *grpc.ClientConn, username, password string) context.Context {
 	t.Helper()
 	return grpcx.WithBrowserSession(context.Background(), browserSession(t, conn, username, password, nil).GetSecret())
 }

@@ -4,13 +4,16 @@ import (
 	"crypto/hmac"
 	"encoding/base64"
 	"net/http"
-	"net/mail"
 	"net/url"
 	"strings"
 
 	"gatehouse.dev/platform/errs"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	notifyv1 "gatehouse.dev/proto/gatehouse/notify/v1"
+	"gatehouse.dev/services/web/internal/cookie"
+	"gatehouse.dev/services/web/internal/i18n"
+	"gatehouse.dev/services/web/internal/input"
+	"gatehouse.dev/services/web/internal/render"
 )
 
 // The profile page: the username, the display name, and the email addresses
@@ -25,7 +28,7 @@ const addEmailCookie = "gatehouse-add-email"
 
 // profileView is the data of the profile page.
 type profileView struct {
-	DisplayName      field
+	DisplayName      render.Field
 	DisplayNameCSRF  string
 	DisplayNameForm  string
 	Emails           []emailView
@@ -33,7 +36,7 @@ type profileView struct {
 	EmailRemoveCSRF  string
 	EmailPrimaryForm string
 	EmailPrimaryCSRF string
-	AddEmail         field
+	AddEmail         render.Field
 	AddEmailForm     string
 	AddEmailCSRF     string
 	DeactivateURL    string
@@ -76,22 +79,22 @@ func (s *Service) showProfile(w http.ResponseWriter, r *http.Request, status int
 		name = e.displayNameValue
 	}
 	v := &profileView{
-		DisplayName: field{
-			ID: "display_name", Name: "display_name", Type: "text", Label: l.T(msgAccountDisplayName),
-			Hint: l.T(msgAccountDisplayNameHint), Autocomplete: "nickname", Value: name, Error: e.displayName, MaxLength: maxDisplayName,
+		DisplayName: render.Field{
+			ID: "display_name", Name: "display_name", Type: "text", Label: l.T(i18n.AccountDisplayName),
+			Hint: l.T(i18n.AccountDisplayNameHint), Autocomplete: "nickname", Value: name, Error: e.displayName, MaxLength: maxDisplayName,
 		},
 		DisplayNameForm: s.path("account/profile"),
-		DisplayNameCSRF: s.csrfToken(w, r, "account-display-name"),
-		AddEmail: field{
-			ID: "email", Name: "email", Type: "email", Label: l.T(msgAccountEmailNew), Hint: l.T(msgAccountEmailNewHint),
+		DisplayNameCSRF: s.csrf.Token(w, r, "account-display-name"),
+		AddEmail: render.Field{
+			ID: "email", Name: "email", Type: "email", Label: l.T(i18n.AccountEmailNew), Hint: l.T(i18n.AccountEmailNewHint),
 			Autocomplete: "email", Autocapitalize: "none", Value: e.emailValue, Error: e.email, MaxLength: 254, Required: true,
 		},
 		AddEmailForm:     s.path("account/emails/add"),
-		AddEmailCSRF:     s.csrfToken(w, r, "account-email-add"),
+		AddEmailCSRF:     s.csrf.Token(w, r, "account-email-add"),
 		EmailRemoveForm:  s.path("account/emails/remove"),
-		EmailRemoveCSRF:  s.csrfToken(w, r, "account-email-remove"),
+		EmailRemoveCSRF:  s.csrf.Token(w, r, "account-email-remove"),
 		EmailPrimaryForm: s.path("account/emails/primary"),
-		EmailPrimaryCSRF: s.csrfToken(w, r, "account-email-primary"),
+		EmailPrimaryCSRF: s.csrf.Token(w, r, "account-email-primary"),
 		DeactivateURL:    s.path("account/deactivate"),
 	}
 	for _, em := range emails.GetEmails() {
@@ -103,7 +106,7 @@ func (s *Service) showProfile(w http.ResponseWriter, r *http.Request, status int
 	case e.email != "":
 		v.AddEmail.Autofocus = true
 	}
-	s.renderAccount(w, r, status, who, l.T(msgAccountProfileTitle), &accountView{Section: sectionProfile, Profile: v}, notice, e.form)
+	s.renderAccount(w, r, status, who, l.T(i18n.AccountProfileTitle), &accountView{Section: sectionProfile, Profile: v}, notice, e.form)
 }
 
 // maxDisplayName is the longest display name accounts accepts, in characters
@@ -111,9 +114,8 @@ func (s *Service) showProfile(w http.ResponseWriter, r *http.Request, status int
 const maxDisplayName = 256
 
 // handleProfilePost saves the display name.
-func (s *Service) handleProfilePost(w http.ResponseWriter, r *http.Request) {
-	who, ok := s.parseAccountForm(w, r, "account-display-name", "account")
-	if !ok {
+func (s *Service) handleProfilePost(w http.ResponseWriter, r *http.Request, who *signedIn) {
+	if !s.checkAccountCSRF(w, r, "account-display-name") {
 		return
 	}
 	name := strings.TrimSpace(r.PostFormValue("display_name"))
@@ -135,9 +137,8 @@ func (s *Service) handleProfilePost(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleEmailAddPost emails a code to a new address and asks for it.
-func (s *Service) handleEmailAddPost(w http.ResponseWriter, r *http.Request) {
-	who, ok := s.parseAccountForm(w, r, "account-email-add", "account")
-	if !ok {
+func (s *Service) handleEmailAddPost(w http.ResponseWriter, r *http.Request, who *signedIn) {
+	if !s.checkAccountCSRF(w, r, "account-email-add") {
 		return
 	}
 	l := s.localizer(r)
@@ -145,9 +146,8 @@ func (s *Service) handleEmailAddPost(w http.ResponseWriter, r *http.Request) {
 	fail := func(status int, msg string) {
 		s.showProfile(w, r, status, who, profileErrors{email: msg, emailValue: typed}, "")
 	}
-	addr, err := mail.ParseAddress(typed)
-	if typed == "" || err != nil || addr.Name != "" || addr.Address != typed || !strings.Contains(typed, "@") {
-		fail(http.StatusBadRequest, l.T(msgRegisterEmailBad))
+	if !input.ValidEmail(typed) {
+		fail(http.StatusBadRequest, l.T(i18n.RegisterEmailBad))
 		return
 	}
 	ctx := s.asUser(r.Context(), who.user.GetId())
@@ -158,17 +158,17 @@ func (s *Service) handleEmailAddPost(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, em := range emails.GetEmails() {
 		if strings.EqualFold(em.GetEmail(), typed) {
-			fail(http.StatusConflict, l.T(msgAccountEmailYours))
+			fail(http.StatusConflict, l.T(i18n.AccountEmailYours))
 			return
 		}
 	}
 	started, err := s.notify.StartVerification(ctx, &notifyv1.StartVerificationRequest{
-		Email: typed, Purpose: notifyv1.Purpose_PURPOSE_ADD_EMAIL, UserId: who.user.GetId(), ClientIp: clientIP(r), Locale: l.lang,
+		Email: typed, Purpose: notifyv1.Purpose_PURPOSE_ADD_EMAIL, UserId: who.user.GetId(), ClientIp: clientIP(r), Locale: l.Lang,
 	})
 	if err != nil {
 		switch errs.KindOf(err) {
 		case errs.KindInvalid:
-			fail(http.StatusBadRequest, l.T(msgRegisterEmailBad))
+			fail(http.StatusBadRequest, l.T(i18n.RegisterEmailBad))
 		case errs.KindRateLimited:
 			fail(http.StatusTooManyRequests, tryLater(l, err))
 		default:
@@ -176,23 +176,23 @@ func (s *Service) handleEmailAddPost(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	s.setCookie(w, addEmailCookie, s.sealAddEmail(who, started.GetVerificationId(), typed), 15*60)
+	s.cookies.Set(w, cookie.AddEmail, s.sealAddEmail(who, started.GetVerificationId(), typed), 15*60)
 	s.redirect(w, r, "account/emails/verify", nil)
 }
 
 // sealAddEmail makes the value of the add-email cookie.
 func (s *Service) sealAddEmail(who *signedIn, verificationID, email string) string {
 	enc := base64.RawURLEncoding.EncodeToString([]byte(email))
-	return verificationID + "." + enc + "." + s.csrf.token("add-email\x00"+verificationID+"\x00"+enc, who.session.GetSessionId())
+	return verificationID + "." + enc + "." + s.csrf.Sign("add-email\x00"+verificationID+"\x00"+enc, who.session.GetSessionId())
 }
 
 // pendingEmail reads the add-email cookie of the signed-in browser.
 func (s *Service) pendingEmail(r *http.Request, who *signedIn) (verificationID, email string, ok bool) {
-	parts := strings.Split(s.cookie(r, addEmailCookie), ".")
+	parts := strings.Split(s.cookies.Get(r, cookie.AddEmail), ".")
 	if len(parts) != 3 {
 		return "", "", false
 	}
-	want := s.csrf.token("add-email\x00"+parts[0]+"\x00"+parts[1], who.session.GetSessionId())
+	want := s.csrf.Sign("add-email\x00"+parts[0]+"\x00"+parts[1], who.session.GetSessionId())
 	if !hmac.Equal([]byte(want), []byte(parts[2])) {
 		return "", "", false
 	}
@@ -206,7 +206,7 @@ func (s *Service) pendingEmail(r *http.Request, who *signedIn) (verificationID, 
 // emailVerifyView is the data of the page asking for the emailed code.
 type emailVerifyView struct {
 	Sent         string
-	Code         field
+	Code         render.Field
 	Action       string
 	ResendAction string
 	ResendCSRF   string
@@ -214,15 +214,11 @@ type emailVerifyView struct {
 }
 
 // handleEmailVerifyGet asks for the code emailed to the new address.
-func (s *Service) handleEmailVerifyGet(w http.ResponseWriter, r *http.Request) {
-	who, ok := s.requireUser(w, r, "")
-	if !ok {
-		return
-	}
+func (s *Service) handleEmailVerifyGet(w http.ResponseWriter, r *http.Request, who *signedIn) {
 	if _, email, ok := s.pendingEmail(r, who); ok {
 		notice := ""
 		if r.URL.Query().Get("done") == "resent" {
-			notice = s.localizer(r).T(msgVerifyResent)
+			notice = s.localizer(r).T(i18n.VerifyResent)
 		}
 		s.showEmailVerify(w, r, http.StatusOK, who, email, "", "", notice)
 		return
@@ -234,34 +230,33 @@ func (s *Service) handleEmailVerifyGet(w http.ResponseWriter, r *http.Request) {
 func (s *Service) showEmailVerify(w http.ResponseWriter, r *http.Request, status int, who *signedIn, email, code, codeErr, notice string) {
 	l := s.localizer(r)
 	v := &emailVerifyView{
-		Sent: l.T(msgAccountEmailSent, email),
-		Code: field{
-			ID: "code", Name: "code", Type: "text", Label: l.T(msgFieldCode), Hint: l.T(msgFieldCodeHint),
+		Sent: l.T(i18n.AccountEmailSent, email),
+		Code: render.Field{
+			ID: "code", Name: "code", Type: "text", Label: l.T(i18n.FieldCode), Hint: l.T(i18n.FieldCodeHint),
 			Autocomplete: "one-time-code", InputMode: "numeric", Value: code, Error: codeErr, MaxLength: 32, Required: true, Autofocus: true,
 		},
 		Action:       s.path("account/emails/verify"),
 		ResendAction: s.path("account/emails/resend"),
-		ResendCSRF:   s.csrfToken(w, r, "account-email-resend"),
+		ResendCSRF:   s.csrf.Token(w, r, "account-email-resend"),
 		CancelURL:    s.path("account"),
 	}
-	s.renderAccount(w, r, status, who, l.T(msgAccountEmailVerifyTitle), &accountView{Section: sectionEmailVerify, EmailVerify: v}, notice, "")
+	s.renderAccount(w, r, status, who, l.T(i18n.AccountEmailVerifyTitle), &accountView{Section: sectionEmailVerify, EmailVerify: v}, notice, "")
 }
 
 // handleEmailVerifyPost checks the code and adds the address.
-func (s *Service) handleEmailVerifyPost(w http.ResponseWriter, r *http.Request) {
-	who, ok := s.parseAccountForm(w, r, "account-"+sectionEmailVerify, "account/emails/verify")
-	if !ok {
+func (s *Service) handleEmailVerifyPost(w http.ResponseWriter, r *http.Request, who *signedIn) {
+	if !s.checkAccountCSRF(w, r, "account-"+sectionEmailVerify) {
 		return
 	}
 	l := s.localizer(r)
 	verificationID, email, ok := s.pendingEmail(r, who)
 	if !ok {
-		s.showProfile(w, r, http.StatusBadRequest, who, profileErrors{email: l.T(msgAccountEmailExpired)}, "")
+		s.showProfile(w, r, http.StatusBadRequest, who, profileErrors{email: l.T(i18n.AccountEmailExpired)}, "")
 		return
 	}
 	code := truncate(strings.TrimSpace(r.PostFormValue("code")), 32)
 	if code == "" {
-		s.showEmailVerify(w, r, http.StatusBadRequest, who, email, code, l.T(msgVerifyNoCode), "")
+		s.showEmailVerify(w, r, http.StatusBadRequest, who, email, code, l.T(i18n.VerifyNoCode), "")
 		return
 	}
 	ctx := s.asUser(r.Context(), who.user.GetId())
@@ -272,8 +267,8 @@ func (s *Service) handleEmailVerifyPost(w http.ResponseWriter, r *http.Request) 
 			msg := wrongCode(l, err)
 			s.showEmailVerify(w, r, http.StatusBadRequest, who, email, code, msg, "")
 		case errs.KindFailedPrecondition, errs.KindNotFound:
-			s.clearCookie(w, addEmailCookie)
-			s.showProfile(w, r, http.StatusBadRequest, who, profileErrors{email: l.T(msgAccountEmailExpired), emailValue: email}, "")
+			s.cookies.Clear(w, cookie.AddEmail)
+			s.showProfile(w, r, http.StatusBadRequest, who, profileErrors{email: l.T(i18n.AccountEmailExpired), emailValue: email}, "")
 		case errs.KindRateLimited:
 			s.showEmailVerify(w, r, http.StatusTooManyRequests, who, email, code, tryLater(l, err), "")
 		default:
@@ -284,12 +279,12 @@ func (s *Service) handleEmailVerifyPost(w http.ResponseWriter, r *http.Request) 
 	// accounts checks the confirmation itself (its projection of notify's
 	// events): this address, this user, the add-email purpose.
 	_, err = s.accounts.AddEmail(ctx, &accountsv1.AddEmailRequest{UserId: who.user.GetId(), Email: email, VerificationId: verificationID})
-	s.clearCookie(w, addEmailCookie)
+	s.cookies.Clear(w, cookie.AddEmail)
 	switch kind := errs.KindOf(err); {
 	case err == nil:
 	case kind == errs.KindAlreadyExists:
 		// The person proved the address is theirs, so saying it is taken reveals nothing new.
-		s.showProfile(w, r, http.StatusConflict, who, profileErrors{email: l.T(msgAccountEmailTaken), emailValue: email}, "")
+		s.showProfile(w, r, http.StatusConflict, who, profileErrors{email: l.T(i18n.AccountEmailTaken), emailValue: email}, "")
 		return
 	case kind == errs.KindInvalid || kind == errs.KindFailedPrecondition:
 		s.showProfile(w, r, http.StatusBadRequest, who, profileErrors{email: errs.PublicMessage(err), emailValue: email}, "")
@@ -302,15 +297,14 @@ func (s *Service) handleEmailVerifyPost(w http.ResponseWriter, r *http.Request) 
 }
 
 // handleEmailResendPost emails a new code.
-func (s *Service) handleEmailResendPost(w http.ResponseWriter, r *http.Request) {
-	who, ok := s.parseAccountForm(w, r, "account-email-resend", "account/emails/verify")
-	if !ok {
+func (s *Service) handleEmailResendPost(w http.ResponseWriter, r *http.Request, who *signedIn) {
+	if !s.checkAccountCSRF(w, r, "account-email-resend") {
 		return
 	}
 	l := s.localizer(r)
 	verificationID, email, ok := s.pendingEmail(r, who)
 	if !ok {
-		s.showProfile(w, r, http.StatusBadRequest, who, profileErrors{email: l.T(msgAccountEmailExpired)}, "")
+		s.showProfile(w, r, http.StatusBadRequest, who, profileErrors{email: l.T(i18n.AccountEmailExpired)}, "")
 		return
 	}
 	_, err := s.notify.ResendVerification(s.asUser(r.Context(), who.user.GetId()), &notifyv1.ResendVerificationRequest{
@@ -321,8 +315,8 @@ func (s *Service) handleEmailResendPost(w http.ResponseWriter, r *http.Request) 
 		case errs.KindRateLimited:
 			s.showEmailVerify(w, r, http.StatusTooManyRequests, who, email, "", "", tryLater(l, err))
 		case errs.KindFailedPrecondition, errs.KindNotFound:
-			s.clearCookie(w, addEmailCookie)
-			s.showProfile(w, r, http.StatusBadRequest, who, profileErrors{email: l.T(msgAccountEmailExpired), emailValue: email}, "")
+			s.cookies.Clear(w, cookie.AddEmail)
+			s.showProfile(w, r, http.StatusBadRequest, who, profileErrors{email: l.T(i18n.AccountEmailExpired), emailValue: email}, "")
 		default:
 			s.failure(w, r, "resend email code", err)
 		}
@@ -332,16 +326,16 @@ func (s *Service) handleEmailResendPost(w http.ResponseWriter, r *http.Request) 
 }
 
 // handleEmailRemovePost removes a non-primary address.
-func (s *Service) handleEmailRemovePost(w http.ResponseWriter, r *http.Request) {
-	s.emailChange(w, r, "account-email-remove", "email_removed", func(who *signedIn, email string) error {
+func (s *Service) handleEmailRemovePost(w http.ResponseWriter, r *http.Request, who *signedIn) {
+	s.emailChange(w, r, who, "account-email-remove", "email_removed", func(who *signedIn, email string) error {
 		_, err := s.accounts.RemoveEmail(s.asUser(r.Context(), who.user.GetId()), &accountsv1.RemoveEmailRequest{UserId: who.user.GetId(), Email: email})
 		return err
 	})
 }
 
 // handleEmailPrimaryPost makes an address the primary one.
-func (s *Service) handleEmailPrimaryPost(w http.ResponseWriter, r *http.Request) {
-	s.emailChange(w, r, "account-email-primary", "email_primary", func(who *signedIn, email string) error {
+func (s *Service) handleEmailPrimaryPost(w http.ResponseWriter, r *http.Request, who *signedIn) {
+	s.emailChange(w, r, who, "account-email-primary", "email_primary", func(who *signedIn, email string) error {
 		_, err := s.accounts.SetPrimaryEmail(s.asUser(r.Context(), who.user.GetId()), &accountsv1.SetPrimaryEmailRequest{UserId: who.user.GetId(), Email: email})
 		return err
 	})
@@ -350,9 +344,8 @@ func (s *Service) handleEmailPrimaryPost(w http.ResponseWriter, r *http.Request)
 // emailChange runs a change of one of the user's addresses posted by form.
 // Refusals (the primary address cannot be removed, an address that is no
 // longer there) are shown at the top of the profile page.
-func (s *Service) emailChange(w http.ResponseWriter, r *http.Request, form, doneKey string, change func(*signedIn, string) error) {
-	who, ok := s.parseAccountForm(w, r, form, "account")
-	if !ok {
+func (s *Service) emailChange(w http.ResponseWriter, r *http.Request, who *signedIn, form, doneKey string, change func(*signedIn, string) error) {
+	if !s.checkAccountCSRF(w, r, form) {
 		return
 	}
 	email := truncate(strings.TrimSpace(r.PostFormValue("email")), 254)

@@ -1,9 +1,10 @@
 package web
 
 // Account management at /account: the pages a signed-in person uses to look
-// after their account — profile and email addresses (account_profile.go),
-// password and deactivation (account_password.go), and the browsers and
-// applications signed in to it (account_sessions.go).
+// after their account — the profile (account_profile.go) and email addresses
+// (account_emails.go), the password (account_password.go), the browsers and
+// applications signed in to it (account_sessions.go), deactivation
+// (account_deactivate.go) and the cross-signing reset (account_cross_signing.go).
 //
 // Every page is for the signed-in user (the route table runs requireUser
 // first): a browser that is not signed in is sent to /login?next=<the page>,

@@ -18,8 +18,8 @@ import (
 // The sessions pages: the browsers signed in to the account (accounts'
 // browser sessions) and the applications and devices (the token service's
 // OAuth and compatibility sessions), each with a button that ends it at once;
-// one device's page (MSC4191 device_view) and the confirmation to sign it out
-// (device_delete); and the page of the cross-signing reset action.
+// and one device's page (MSC4191 device_view) and the confirmation to sign it
+// out (device_delete).
 //
 // The token service's EndSession takes any session id, so every session is
 // looked up among the signed-in user's own (ListSessions) before it is ended.
@@ -338,44 +338,4 @@ func describeUserAgent(l i18n.Localizer, ua string) string {
 		return l.T(i18n.AccountBrowserOn, l.T(i18n.AccountBrowserUnknown), system)
 	}
 	return l.T(i18n.AccountBrowserUnknown)
-}
-
-// crossSigningView is the data of the cross-signing reset page.
-type crossSigningView struct {
-	BackURL string
-	// Action is where the "allow the reset" form posts.
-	Action string
-	// Allowed: the homeserver now accepts a reset for a while.
-	Allowed bool
-	// Unavailable: no homeserver is connected to allow it on.
-	Unavailable bool
-}
-
-// handleCrossSigningGet is the page of MSC4191's cross_signing_reset action.
-func (s *Service) handleCrossSigningGet(w http.ResponseWriter, r *http.Request, who *signedIn) {
-	s.renderCrossSigning(w, r, http.StatusOK, who, crossSigningView{})
-}
-
-func (s *Service) renderCrossSigning(w http.ResponseWriter, r *http.Request, status int, who *signedIn, v crossSigningView) {
-	l := s.localizer(r)
-	v.BackURL, v.Action = s.path("account"), s.path("account/cross-signing-reset")
-	s.renderAccount(w, r, status, who, l.T(i18n.AccountCrossSigningTitle),
-		&accountView{Section: sectionCrossSigning, CrossSigning: &v}, "", "")
-}
-
-// handleCrossSigningPost asks the homeserver to accept a cross-signing reset
-// from this user without further authentication for a while (MSC4312).
-func (s *Service) handleCrossSigningPost(w http.ResponseWriter, r *http.Request, who *signedIn) {
-	if !s.checkAccountCSRF(w, r, "account-"+sectionCrossSigning) {
-		return
-	}
-	_, err := s.token.AllowCrossSigningReset(s.asUser(r.Context(), who.user.GetId()), &tokenv1.AllowCrossSigningResetRequest{Localpart: who.user.GetUsername()})
-	switch {
-	case err == nil:
-		s.renderCrossSigning(w, r, http.StatusOK, who, crossSigningView{Allowed: true})
-	case errs.KindOf(err) == errs.KindFailedPrecondition:
-		s.renderCrossSigning(w, r, http.StatusServiceUnavailable, who, crossSigningView{Unavailable: true})
-	default:
-		s.failure(w, r, "allow cross-signing reset", err)
-	}
 }

@@ -68,7 +68,7 @@ const (
 	VerifyExpired   ID = "verify.expired"
 	VerifyWait      ID = "verify.wait"
 	VerifyNoPending ID = "verify.no_pending"
-	// Words for other services' answers (notify_errors.go).
+	// Words for other services' answers (refusals.go).
 	VerifyWrongLeft     ID = "verify.wrong_left"
 	VerifyWrongOneLeft  ID = "verify.wrong_one_left"
 	VerifyWrongNoneLeft ID = "verify.wrong_none_left"

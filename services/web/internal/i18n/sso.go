@@ -1,6 +1,6 @@
 package i18n
 
-// The texts of the compat SSO pages (sso.go, templates/sso*.html): their ids,
+// The texts of the compat SSO pages (templates/sso*.html): their ids,
 // and the English texts (ssoFrench has the French ones).
 const (
 	SSOTitle          ID = "sso.title"

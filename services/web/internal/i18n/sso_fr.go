@@ -1,6 +1,6 @@
 package i18n
 
-// ssoFrench are the French texts of sso.go.
+// ssoFrench are the French texts of the compat SSO pages (sso.go).
 func ssoFrench() Texts {
 	return Texts{
 		SSOTitle:          "Continuer vers %s ?",

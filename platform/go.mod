@@ -54,6 +54,7 @@ require (
 
 require (
 	gatehouse.dev/proto v0.0.0
+	github.com/go-jose/go-jose/v4 v4.1.8
 	go.opentelemetry.io/otel v1.47.0
 	go.opentelemetry.io/otel/exporters/stdout/stdouttrace v1.47.0
 	go.opentelemetry.io/otel/metric v1.47.0

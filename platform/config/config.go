@@ -184,6 +184,10 @@ type Matrix struct {
 	HomeserverURL string `yaml:"homeserver_url"`
 	// Secret is shared with the homeserver to authenticate it (GATEHOUSE_MATRIX_SECRET).
 	Secret Secret `yaml:"secret"`
+	// CompatAdminScope lets compat logins (m.login.password, m.login.token)
+	// of administrators carry urn:synapse:admin:* (GATEHOUSE_MATRIX_COMPAT_ADMIN_SCOPE).
+	// Off by default, as in MAS: admin access goes through OAuth consent.
+	CompatAdminScope bool `yaml:"compat_admin_scope"`
 }
 
 // Services says which services run in this process and how to reach the rest.

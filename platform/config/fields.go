@@ -101,6 +101,16 @@ func fields() []field {
 		{"matrix.secret", "GATEHOUSE_MATRIX_SECRET",
 			"Secret shared with the homeserver, at least 16 characters; never logged.",
 			func(c *Config, v string) error { c.Matrix.Secret = Secret(v); return nil }},
+		{"matrix.compat_admin_scope", "GATEHOUSE_MATRIX_COMPAT_ADMIN_SCOPE",
+			"true lets compat logins (m.login.password, m.login.token) of administrators carry urn:synapse:admin:*; false (the default, as in MAS): admin access only through OAuth.",
+			func(c *Config, v string) error {
+				b, err := strconv.ParseBool(v)
+				c.Matrix.CompatAdminScope = b
+				return err
+			}},
+		{"oauth.admin_clients", "GATEHOUSE_OAUTH_ADMIN_CLIENTS",
+			"Client ids the client_credentials grant may give admin scopes (urn:synapse:admin:*, urn:mas:admin, urn:gatehouse:admin); comma-separated in the environment. Empty: no client.",
+			func(c *Config, v string) error { c.OAuth.AdminClients = splitList(v); return nil }},
 		{"services.run", "GATEHOUSE_SERVICES",
 			"Services this process runs: authorize, token, accounts, notify, web (comma-separated in the environment).",
 			func(c *Config, v string) error { c.Services.Run = splitList(v); return nil }},

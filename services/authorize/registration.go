@@ -16,33 +16,30 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/httpx"
 	"gatehouse.dev/platform/ids"
+	"gatehouse.dev/platform/oautherr"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	"gatehouse.dev/services/authorize/internal/clientmeta"
-	"gatehouse.dev/services/authorize/internal/oautherr"
 )
 
 // maxRegistrationBody bounds a registration request.
 const maxRegistrationBody = 64 << 10
 
 // handleRegister is the dynamic client registration endpoint (RFC 7591, MSC2966).
-func (s *Service) handleRegister(w http.ResponseWriter, r *http.Request) {
+func (s *Service) handleRegister(w http.ResponseWriter, r *http.Request) (any, error) {
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		httpx.WriteOAuthError(w, http.StatusMethodNotAllowed, oautherr.InvalidRequest, "use POST")
-		return
+		return nil, httpx.MethodNotAllowed(w, http.MethodPost)
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		httpx.WriteOAuthError(w, http.StatusBadRequest, oautherr.InvalidClientMetadata, "the body must be JSON (Content-Type: application/json)")
-		return
+		return nil, oautherr.New(oautherr.InvalidClientMetadata, "the body must be JSON (Content-Type: application/json)")
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxRegistrationBody+1))
 	if err != nil || len(body) > maxRegistrationBody {
-		httpx.WriteOAuthError(w, http.StatusBadRequest, oautherr.InvalidClientMetadata, "the body is unreadable or larger than 64 KiB")
-		return
+		return nil, oautherr.New(oautherr.InvalidClientMetadata, "the body is unreadable or larger than 64 KiB")
 	}
 	meta, err := clientmeta.Decode(body)
 	if err == nil {
@@ -52,17 +49,13 @@ func (s *Service) handleRegister(w http.ResponseWriter, r *http.Request) {
 		err = supported(meta)
 	}
 	if err != nil {
-		oe := asOAuth(err, oautherr.InvalidClientMetadata)
-		httpx.WriteOAuthError(w, http.StatusBadRequest, oe.Code, oe.Description)
-		return
+		return nil, oautherr.New(oautherr.Of(err, oautherr.InvalidClientMetadata), errs.PublicMessage(err))
 	}
 	resp, err := s.registerClient(r.Context(), meta, "registration")
 	if err != nil {
-		s.logger.ErrorContext(r.Context(), "register client", "err", err)
-		httpx.WriteOAuthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the client could not be registered right now")
-		return
+		return nil, errs.Wrap(errs.KindUnavailable, "the client could not be registered right now", err)
 	}
-	httpx.WriteJSON(w, http.StatusCreated, resp)
+	return httpx.Reply{Status: http.StatusCreated, Body: resp}, nil
 }
 
 // supported refuses valid metadata that this server cannot serve: client keys

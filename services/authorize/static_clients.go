@@ -16,6 +16,8 @@ import (
 type StaticClient struct {
 	ID, Secret, AuthMethod, Name, URI string
 	RedirectURIs, GrantTypes          []string
+	// Scope is what the client may ask for acting for itself (client_credentials).
+	Scope string
 }
 
 // syncStaticClients records the configured clients, re-registering one only
@@ -30,7 +32,7 @@ func (s *Service) syncStaticClients(ctx context.Context, clients []StaticClient)
 		}
 		meta := clientmeta.Metadata{
 			ClientName: c.Name, ClientURI: c.URI, RedirectURIs: c.RedirectURIs, GrantTypes: c.GrantTypes,
-			TokenEndpointAuthMethod: c.AuthMethod, ApplicationType: "web", ResponseTypes: []string{},
+			TokenEndpointAuthMethod: c.AuthMethod, ApplicationType: "web", ResponseTypes: []string{}, Scope: c.Scope,
 		}
 		if contains(c.GrantTypes, "authorization_code") {
 			meta.ResponseTypes = []string{"code"}

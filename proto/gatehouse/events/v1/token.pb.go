@@ -364,7 +364,8 @@ func (x *SessionEnded) GetReason() string {
 
 // ClientAssertionUsed records the single use of a client assertion's jti
 // (RFC 7523): appended with an expected-empty subject
-// token.assertion.<sha256(client_id, jti)>, so a replay finds it taken.
+// authorize.assertion.<sha256(client_id, jti)> (token.assertion.<…> before),
+// so a replay at any endpoint of any service finds it taken.
 type ClientAssertionUsed struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ClientId      string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`

@@ -55,10 +55,8 @@ func (s *Service) syncStaticClients(ctx context.Context, clients []StaticClient)
 					break
 				}
 			}
-			return []eventlog.Write{{Expect: eventlog.ExpectVersion(version), Event: eventlog.Event{
-				Aggregate: ref, Actor: "configuration",
-				Payload: &eventsv1.ClientRegistered{ClientId: c.ID, MetadataJson: raw, SecretHash: secretHash, Source: "configuration"},
-			}}}, nil
+			return eventlog.Writes(ref, "configuration", version,
+				&eventsv1.ClientRegistered{ClientId: c.ID, MetadataJson: raw, SecretHash: secretHash, Source: "configuration"}), nil
 		})
 		if err != nil {
 			return fmt.Errorf("authorize: static client %s: %w", c.ID, err)

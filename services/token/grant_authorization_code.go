@@ -36,6 +36,14 @@ func (s *Service) authorizationCode(ctx context.Context, req tokenRequest) (map[
 		}
 		return nil, errs.FailedPrecondition("The authorization code has already been used; the tokens issued with it are revoked.")
 	}
+	return s.signIn(ctx, req, sessionID, x)
+}
+
+// signIn starts the "oauth" session of a person's grant (a code, an approved
+// device) as sessionID and answers with its tokens and, when openid was
+// granted, an ID token.
+func (s *Service) signIn(ctx context.Context, req tokenRequest, sessionID string, x *authorizev1.ExchangeCodeResponse) (map[string]any, error) {
+	c := req.client
 	p := s.mint(sessionID, c.Meta.allows("refresh_token"))
 	start := &eventsv1.SessionStarted{
 		SessionId: sessionID, Kind: "oauth", ClientId: c.ID, UserId: x.GetUserId(), Username: x.GetUsername(),
@@ -45,15 +53,9 @@ func (s *Service) authorizationCode(ctx context.Context, req tokenRequest) (map[
 	if err := s.start(ctx, start, "user:"+x.GetUserId()); err != nil {
 		return nil, err
 	}
-	return s.userTokenResponse(c.ID, p, x)
-}
-
-// userTokenResponse is the answer of a grant that signed a person in: the
-// tokens and, when openid was granted, an ID token.
-func (s *Service) userTokenResponse(clientID string, p pair, x *authorizev1.ExchangeCodeResponse) (map[string]any, error) {
 	resp := s.tokenResponse(p, x.GetScope())
 	if hasScope(x.GetScope(), "openid") {
-		idt, err := s.idToken(clientID, x, p.access)
+		idt, err := s.idToken(c.ID, x, p.access)
 		if err != nil {
 			return nil, errs.Internalf("sign the ID token: %w", err)
 		}

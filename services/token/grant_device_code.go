@@ -8,7 +8,6 @@ import (
 	"gatehouse.dev/platform/ids"
 	"gatehouse.dev/platform/oautherr"
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
-	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 )
 
 // deviceCodeGrant is RFC 8628's grant type.
@@ -44,16 +43,7 @@ func (s *Service) deviceCode(ctx context.Context, req tokenRequest) (map[string]
 	default:
 		return nil, errs.Internalf("device poll answered %v", poll.GetStatus())
 	}
-	p := s.mint(sessionID, c.Meta.allows("refresh_token"))
-	start := &eventsv1.SessionStarted{
-		SessionId: sessionID, Kind: "oauth", ClientId: c.ID, UserId: poll.GetUserId(), Username: poll.GetUsername(),
-		Scope: poll.GetScope(), DeviceId: deviceOf(poll.GetScope()), GrantId: poll.GetDeviceGrantId(), Tokens: p.issued,
-		IpAddress: req.from.ip, UserAgent: req.from.userAgent,
-	}
-	if err := s.start(ctx, start, "user:"+poll.GetUserId()); err != nil {
-		return nil, err
-	}
-	return s.userTokenResponse(c.ID, p, &authorizev1.ExchangeCodeResponse{
+	return s.signIn(ctx, req, sessionID, &authorizev1.ExchangeCodeResponse{
 		GrantId: poll.GetDeviceGrantId(), UserId: poll.GetUserId(), Username: poll.GetUsername(),
 		Scope: poll.GetScope(), AuthTime: poll.GetAuthTime(), Admin: poll.GetAdmin(),
 	})

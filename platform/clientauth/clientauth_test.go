@@ -183,3 +183,17 @@ func TestNewNeedsLookupReplayAndAudiences(t *testing.T) {
 		}
 	}
 }
+
+// An assertion may name the issuer or any endpoint where clients
+// authenticate, under the issuer's path.
+func TestAudiences(t *testing.T) {
+	got := strings.Join(Audiences("https://auth.example.org/id/"), " ")
+	want := "https://auth.example.org/id/ https://auth.example.org/id/oauth2/token https://auth.example.org/id/oauth2/introspect " +
+		"https://auth.example.org/id/oauth2/revoke https://auth.example.org/id/oauth2/device"
+	if got != want {
+		t.Fatalf("Audiences = %s", got)
+	}
+	if Audiences("not a url") != nil {
+		t.Fatal("audiences of no issuer")
+	}
+}

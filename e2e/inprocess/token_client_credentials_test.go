@@ -135,13 +135,7 @@ func TestClientCredentialsGrantBadInput(t *testing.T) {
 func TestClientAssertionAuthentication(t *testing.T) {
 	st := newStack(t)
 	tokenURL := st.issuer + "oauth2/token"
-	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &ec.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"}}})
-	var jwks map[string]any
-	json.Unmarshal(raw, &jwks)
+	ec, jwks := clientKey(t)
 	keyClient := st.register(t, map[string]any{"client_uri": "https://jwt.example.com/", "application_type": "web",
 		"grant_types": []string{"client_credentials"}, "token_endpoint_auth_method": "private_key_jwt", "jwks": jwks})
 	secretClient := st.register(t, map[string]any{"client_uri": "https://jwt.example.com/", "application_type": "web",
@@ -181,6 +175,25 @@ func TestClientAssertionAuthentication(t *testing.T) {
 	st.tokenRequest(t, withAssertion("not.a.jwt"), nil).wantOAuthError(t, "unreadable assertion", http.StatusUnauthorized, "invalid_client")
 	st.tokenRequest(t, url.Values{"grant_type": {"client_credentials"}}, basicAuth(keyClient.id, "guess")).
 		wantOAuthError(t, "a secret for a private_key_jwt client", http.StatusUnauthorized, "invalid_client")
+}
+
+// clientKey makes a client's P-256 key pair and its public JWK Set, as
+// client registration takes it (jwks).
+func clientKey(t *testing.T) (*ecdsa.PrivateKey, map[string]any) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var jwks map[string]any
+	if err := json.Unmarshal(raw, &jwks); err != nil {
+		t.Fatal(err)
+	}
+	return key, jwks
 }
 
 // assertion signs an RFC 7523 client assertion valid for ttl from now (in the

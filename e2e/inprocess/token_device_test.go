@@ -1,10 +1,6 @@
 package inprocess
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -122,13 +118,7 @@ func TestDeviceCodeGrantBadInput(t *testing.T) {
 func TestDeviceCodeGrantWithClientAssertions(t *testing.T) {
 	st := newStack(t)
 	alice := st.user(t, "alice")
-	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &ec.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"}}})
-	var jwks map[string]any
-	json.Unmarshal(raw, &jwks)
+	ec, jwks := clientKey(t)
 	keyClient := st.register(t, map[string]any{"client_name": "Kiosk", "client_uri": "https://kiosk.example.com/", "application_type": "native",
 		"grant_types": []string{deviceGrant}, "token_endpoint_auth_method": "private_key_jwt", "jwks": jwks})
 	secretClient := st.register(t, map[string]any{"client_name": "Kiosk", "client_uri": "https://kiosk.example.com/", "application_type": "native",

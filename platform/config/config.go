@@ -75,6 +75,8 @@ type Config struct {
 	Account Account `yaml:"account"`
 	// Web configures the web service's pages.
 	Web Web `yaml:"web"`
+	// Secrets configures the keys that seal the secrets kept in events.
+	Secrets Secrets `yaml:"secrets"`
 }
 
 // Listener is a TCP address to listen on.
@@ -99,6 +101,32 @@ type NATS struct {
 	URL string `yaml:"url"`
 	// Replicas is the JetStream replication factor, 1..5 (GATEHOUSE_NATS_REPLICAS).
 	Replicas int `yaml:"replicas"`
+	// Listen is host:port the embedded server listens on; empty: 127.0.0.1
+	// on a free port, so only this machine can connect (GATEHOUSE_NATS_LISTEN).
+	Listen string `yaml:"listen"`
+	// User and Password authenticate to NATS; with the embedded server, they
+	// are the credentials it requires (GATEHOUSE_NATS_USER, GATEHOUSE_NATS_PASSWORD).
+	User     string `yaml:"user"`
+	Password Secret `yaml:"password"`
+	// NkeySeedFile holds an nkey seed ("SU…") to authenticate with; with the
+	// embedded server, the server trusts its public key (GATEHOUSE_NATS_NKEY_SEED_FILE).
+	NkeySeedFile string `yaml:"nkey_seed_file"`
+	// CredsFile is a .creds file (user JWT and nkey seed) for an external NATS
+	// run with accounts (GATEHOUSE_NATS_CREDS_FILE).
+	CredsFile string `yaml:"creds_file"`
+	// TLS configures TLS to an external NATS.
+	TLS NATSTLS `yaml:"tls"`
+}
+
+// NATSTLS configures TLS to an external NATS server.
+type NATSTLS struct {
+	// CAFile is the PEM bundle the server's certificate must chain to; TLS is
+	// required when set (GATEHOUSE_NATS_TLS_CA_FILE).
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are this client's certificate and key, for servers
+	// that verify clients (mutual TLS) (GATEHOUSE_NATS_TLS_CERT_FILE, GATEHOUSE_NATS_TLS_KEY_FILE).
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 }
 
 // Log configures the process log.

@@ -243,7 +243,10 @@ func TestValidate(t *testing.T) {
 		{"endpoint unknown service", func(c *config.Config) { c.Services.Endpoints = map[string]string{"billing": "b:1"} }, `services.endpoints.billing: "billing" is not a service`},
 		{"endpoint bad", func(c *config.Config) { c.Services.Endpoints = map[string]string{"accounts": "accounts"} }, `services.endpoints.accounts: "accounts" is not host:port`},
 		{"endpoint no host", func(c *config.Config) { c.Services.Endpoints = map[string]string{"accounts": ":9090"} }, `services.endpoints.accounts: ":9090" has no host`},
-		{"endpoint unix", func(c *config.Config) { c.Services.Endpoints = map[string]string{"accounts": "unix:///run/gh.sock"} }, ""},
+		{"endpoint unix", func(c *config.Config) {
+			c.Services.Endpoints = map[string]string{"accounts": "unix:///run/gh.sock"}
+			c.Secrets.EncryptionKey = config.Secret(testKEK)
+		}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -288,10 +291,12 @@ func TestRedaction(t *testing.T) {
 	c.Database.URL = "postgres://gatehouse:db-password@db:5432/gh?password=query-password"
 	c.NATS.URL = "nats://nats-token@n1:4222,nats://user:nats-password@n2:4222"
 	c.NATS.Replicas = 3
+	c.Secrets.EncryptionKey = config.Secret(testKEK)
+	c.Secrets.PreviousKeys = []config.Secret{config.Secret(previousKEK)}
 	if err := c.Validate(); err != nil {
 		t.Fatalf("Validate: %v", err)
 	}
-	secrets := []string{"matrix-shared-secret-value", "db-password", "query-password", "nats-token", "nats-password"}
+	secrets := []string{"matrix-shared-secret-value", "db-password", "query-password", "nats-token", "nats-password", testKEK, previousKEK}
 
 	var logs bytes.Buffer
 	slog.New(slog.NewJSONHandler(&logs, nil)).Info("starting", "config", c)
@@ -333,6 +338,7 @@ func TestYAMLRoundTrip(t *testing.T) {
 	want.PublicURL = "https://auth.example.org/"
 	want.Matrix.Secret = "0123456789abcdef-secret"
 	want.Services.Endpoints = map[string]string{"accounts": "accounts:9090"}
+	want.Secrets.EncryptionKey = config.Secret(testKEK)
 	out, err := want.YAML()
 	if err != nil {
 		t.Fatalf("YAML: %v", err)

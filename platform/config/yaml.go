@@ -33,6 +33,8 @@ func sectionDocs() map[string]string {
 		"email":              "Envelope of outgoing email.",
 		"branding":           "How Gatehouse names itself to users.",
 		"web":                "The web service's pages (sign-in, registration, consent, account).",
+		"nats.tls":           "TLS to an external NATS server.",
+		"secrets":            "Key-encryption keys: the secrets kept in events (services' keys, password hashes) are sealed with them.",
 	}
 }
 

@@ -24,11 +24,9 @@ import (
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 
 	"golang.org/x/crypto/chacha20poly1305"
 
@@ -96,21 +94,6 @@ func GenerateKey() (*Key, []byte, error) {
 	}
 	k, err := NewKey(secret)
 	return k, secret, err
-}
-
-// ParseKey decodes a key as configured: base64 of 32 bytes, standard or
-// URL alphabet, with or without padding (`openssl rand -base64 32`).
-func ParseKey(text string) ([]byte, error) {
-	text = strings.TrimSpace(text)
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		if b, err := enc.DecodeString(text); err == nil {
-			if len(b) != KeySize {
-				return nil, fmt.Errorf("is %d bytes once decoded, want %d (openssl rand -base64 32)", len(b), KeySize)
-			}
-			return b, nil
-		}
-	}
-	return nil, errors.New("is not base64 (openssl rand -base64 32)")
 }
 
 // ID is the key's id, 16 hex digits. It names the key in sealed values and

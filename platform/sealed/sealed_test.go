@@ -154,22 +154,6 @@ func TestKeyIDs(t *testing.T) {
 	}
 }
 
-func TestParseKey(t *testing.T) {
-	secret := bytes.Repeat([]byte{0xfb, 0xff, 0x01}, 11)[:32]
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		text := enc.EncodeToString(secret)
-		got, err := sealed.ParseKey(" " + text + "\n")
-		if err != nil || !bytes.Equal(got, secret) {
-			t.Errorf("ParseKey(%q) = %x, %v", text, got, err)
-		}
-	}
-	for _, bad := range []string{"", "not base64!", base64.StdEncoding.EncodeToString(make([]byte, 16)), base64.StdEncoding.EncodeToString(make([]byte, 33))} {
-		if _, err := sealed.ParseKey(bad); err == nil {
-			t.Errorf("ParseKey(%q) succeeded", bad)
-		}
-	}
-}
-
 // A keyring seals with its current key and opens with every key; after a
 // rotation, values sealed under the old key are not current and are sealed
 // again; once the old key is gone, they no longer open.

@@ -34,7 +34,9 @@ func TestValidateSecretsAndNATS(t *testing.T) {
 			c.Secrets.EncryptionKey, c.Secrets.EncryptionKeyFile = config.Secret(testKEK), "/run/secrets/kek"
 		}, "secrets.encryption_key: set either secrets.encryption_key or secrets.encryption_key_file, not both"},
 		{"key not base64", func(c *config.Config) { c.Secrets.EncryptionKey = "correct horse battery staple!" }, "secrets.encryption_key: is not base64"},
-		{"key too short", func(c *config.Config) { c.Secrets.EncryptionKey = config.Secret(base64.StdEncoding.EncodeToString(make([]byte, 16))) },
+		{"key too short", func(c *config.Config) {
+			c.Secrets.EncryptionKey = config.Secret(base64.StdEncoding.EncodeToString(make([]byte, 16)))
+		},
 			"secrets.encryption_key: is 16 bytes once decoded, want 32"},
 		{"rotation", func(c *config.Config) {
 			c.Secrets.EncryptionKey, c.Secrets.PreviousKeys = config.Secret(testKEK), []config.Secret{config.Secret(previousKEK)}

@@ -95,9 +95,9 @@ func readKeyFile(path string) ([]byte, error) {
 	return b, nil
 }
 
-// sealsSecrets reports whether the process runs a service that keeps sealed
+// SealsSecrets reports whether the process runs a service that keeps sealed
 // secrets in events (every service but web).
-func (c Config) sealsSecrets() bool {
+func (c Config) SealsSecrets() bool {
 	for _, s := range c.Services.Run {
 		if s != ServiceWeb {
 			return true
@@ -128,7 +128,7 @@ func (p *problems) validateSecrets(c Config) {
 	if !s.Configured() && (len(s.PreviousKeys) > 0 || len(s.PreviousKeyFiles) > 0) {
 		p.add("secrets.previous_keys", "need a current key (secrets.encryption_key or secrets.encryption_key_file)")
 	}
-	if !s.Configured() && c.sealsSecrets() {
+	if !s.Configured() && c.SealsSecrets() {
 		switch {
 		case len(c.Services.Endpoints) > 0:
 			p.add("secrets.encryption_key", "must be set when services run in separate processes (services.endpoints is set): every process that seals secrets needs the same key")

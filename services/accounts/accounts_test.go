@@ -16,6 +16,7 @@ import (
 
 	"gatehouse.dev/platform/grpcx"
 	"gatehouse.dev/platform/pg"
+	"gatehouse.dev/platform/sealed"
 	"gatehouse.dev/platform/testkit"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	"gatehouse.dev/services/accounts"
@@ -40,7 +41,7 @@ func start(t *testing.T) accountsv1.AccountsServiceClient {
 	}
 	t.Cleanup(pool.Close)
 	svc, err := accounts.New(ctx, accounts.Config{ServerName: "example.org", Passwords: cheap},
-		accounts.Deps{Pool: pool, JetStream: testkit.NATS(t), Logger: logger})
+		accounts.Deps{Pool: pool, JetStream: testkit.NATS(t), Logger: logger, Keyring: sealed.NewRandomKeyring()})
 	if err != nil {
 		t.Fatal(err)
 	}

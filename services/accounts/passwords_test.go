@@ -166,7 +166,7 @@ func TestPasswordHashesAfterKeyRotation(t *testing.T) {
 	bobID := ids.New()
 	if _, err := log.Append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), Event: eventlog.Event{
 		Aggregate: eventlog.Ref{Type: "user", ID: bobID}, Actor: "admin",
-		Payload:   &eventsv1.UserRegistered{UserId: bobID, Username: "bob", PasswordHash: hash},
+		Payload: &eventsv1.UserRegistered{UserId: bobID, Username: "bob", PasswordHash: hash},
 	}}); err != nil {
 		t.Fatal(err)
 	}

@@ -127,7 +127,7 @@ func (s *Service) loadRegistration(ctx context.Context, id string) (*pendingRegi
 		case *eventsv1.RegistrationStarted:
 			r = &pendingRegistration{
 				id: id, username: ev.GetUsername(), email: ev.GetEmail(),
-				password: user.Password{Sealed: ev.GetSealedPasswordHash(), Clear: ev.GetPasswordHash()},
+				password:    user.Password{Sealed: ev.GetSealedPasswordHash(), Clear: ev.GetPasswordHash()},
 				displayName: ev.GetDisplayName(), startedAt: rec.OccurredAt(), expiresAt: ev.GetExpiresAt().AsTime(),
 			}
 		case *eventsv1.RegistrationCompleted:

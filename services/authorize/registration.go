@@ -17,9 +17,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"gatehouse.dev/platform/eventlog"
-	"gatehouse.dev/platform/sealed"
 	"gatehouse.dev/platform/httpx"
 	"gatehouse.dev/platform/ids"
+	"gatehouse.dev/platform/sealed"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	"gatehouse.dev/services/authorize/internal/clientmeta"
 	"gatehouse.dev/services/authorize/internal/oautherr"

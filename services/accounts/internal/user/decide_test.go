@@ -25,10 +25,10 @@ func locked() State { return with(alice(), func(s *State) { s.Locked = true }) }
 // registerCmd is a valid command registering u1.
 func registerCmd() RegisterCommand {
 	return RegisterCommand{
-		UserID:       "u1",
-		Username:     "alice",
-		ServerName:   "example.org",
-		Email:        " Alice@Example.ORG ",
+		UserID:      "u1",
+		Username:    "alice",
+		ServerName:  "example.org",
+		Email:       " Alice@Example.ORG ",
 		Password:    registeredHash,
 		DisplayName: "Alice",
 	}
@@ -118,7 +118,7 @@ func TestDecisions(t *testing.T) {
 			want:   []proto.Message{&eventsv1.PasswordChanged{UserId: "u1", SealedPasswordHash: newHash, Reason: reasonUser}},
 		},
 		{
-			name:   "change password to the current hash",
+			name: "change password to the current hash",
 			decide: func() ([]proto.Message, error) {
 				return ChangePassword(with(alice(), func(s *State) { s.Password = Password{Sealed: newHash} }), newHash, reasonUser)
 			},

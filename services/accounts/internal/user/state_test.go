@@ -56,15 +56,15 @@ var newHash = &eventsv1.SealedSecret{KeyId: "0123456789abcdef", Ciphertext: []by
 // alice is u1 as registered at t0 with sequence 1.
 func alice() State {
 	return State{
-		ID:           "u1",
-		Username:     "alice",
-		Email:        "alice@example.org",
-		Emails:       []Email{{Address: "alice@example.org", Primary: true, AddedAt: t0}},
-		DisplayName:  "Alice",
-		Password:     Password{Clear: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"},
-		Version:      1,
-		CreatedAt:    t0,
-		UpdatedAt:    t0,
+		ID:          "u1",
+		Username:    "alice",
+		Email:       "alice@example.org",
+		Emails:      []Email{{Address: "alice@example.org", Primary: true, AddedAt: t0}},
+		DisplayName: "Alice",
+		Password:    Password{Clear: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"},
+		Version:     1,
+		CreatedAt:   t0,
+		UpdatedAt:   t0,
 	}
 }
 

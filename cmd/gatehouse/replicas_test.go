@@ -24,6 +24,10 @@ type splitDeployment struct {
 	natsURL, dbURL string
 }
 
+// splitKEK is the key-encryption key every process of a split deployment is
+// configured with (base64 of 32 bytes).
+const splitKEK = "c3BsaXQgZGVwbG95bWVudCBrZXkgZm9yIHRlc3RzISE="
+
 func newSplitDeployment(t *testing.T) *splitDeployment {
 	t.Helper()
 	return &splitDeployment{natsURL: testkit.StartNATS(t).ClientURL(), dbURL: testkit.Postgres(t)}
@@ -38,6 +42,7 @@ func (d *splitDeployment) process(t *testing.T, services string, peer *server, p
 		"GATEHOUSE_DATABASE_URL=" + d.dbURL,
 		"GATEHOUSE_SERVICES=" + services,
 		"GATEHOUSE_MATRIX_SECRET=" + homeserverSecret,
+		"GATEHOUSE_SECRETS_ENCRYPTION_KEY=" + splitKEK,
 	}, extra...)
 	if publicURL != "" {
 		env = append(env, "GATEHOUSE_PUBLIC_URL="+publicURL)

@@ -68,3 +68,19 @@ func TestKeyringGeneratedThenConfigured(t *testing.T) {
 		t.Fatalf("warned although the generated key is configured:\n%s", logs.String())
 	}
 }
+
+// A service's own binary runs that service alone: the web binary of a split
+// deployment needs no key-encryption key, the token binary does.
+func TestServiceBinaryRunsItsServiceAlone(t *testing.T) {
+	t.Setenv("GATEHOUSE_ENDPOINT_ACCOUNTS", "accounts:9090")
+	t.Setenv("GATEHOUSE_LOG_LEVEL", "loud") // invalid, so Main stops after validation
+	for name, wantKeyProblem := range map[string]bool{"web": false, "token": true, "gatehouse": true} {
+		var stderr bytes.Buffer
+		if code := Main(name, nil, &stderr, nil); code != 2 {
+			t.Fatalf("%s: exit %d, want 2:\n%s", name, code, stderr.String())
+		}
+		if got := strings.Contains(stderr.String(), "secrets.encryption_key"); got != wantKeyProblem {
+			t.Errorf("%s: asks for a key-encryption key: %v, want %v:\n%s", name, got, wantKeyProblem, stderr.String())
+		}
+	}
+}

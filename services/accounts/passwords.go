@@ -65,8 +65,9 @@ const resealBatch = 500
 // decided on the user's latest events with their version expected, so
 // replicas doing this together record each hash once and never undo a
 // password change. It runs at start, once the users projection has caught
-// up, and says when everything is sealed under the current key: from then on
-// the previous keys are needed only for pending registrations (30 minutes).
+// up, and says when everything is sealed under the current key and the read
+// model shows it: from then on the previous keys are needed only for pending
+// registrations (30 minutes).
 func (s *Service) resealPasswords(ctx context.Context) error {
 	seq, err := s.log.LastSeqOf(ctx, s.log.Subjects(userAggregate))
 	if err != nil {
@@ -79,6 +80,7 @@ func (s *Service) resealPasswords(ctx context.Context) error {
 	var (
 		after    string
 		resealed int
+		lastSeq  uint64 // of the last reseal appended
 		failed   []string
 		lost     []string // ids of keys that sealed hashes which no longer open
 	)
@@ -107,7 +109,7 @@ func (s *Service) resealPasswords(ctx context.Context) error {
 		}
 		for _, id := range ids {
 			after = id
-			done, keyID, err := s.resealPassword(ctx, id)
+			seq, keyID, err := s.resealPassword(ctx, id)
 			switch {
 			case ctx.Err() != nil:
 				return ctx.Err()
@@ -116,25 +118,32 @@ func (s *Service) resealPasswords(ctx context.Context) error {
 				if keyID != "" && !slices.Contains(lost, keyID) {
 					lost = append(lost, keyID)
 				}
-			case done:
+			case seq > 0:
 				resealed++
+				lastSeq = max(lastSeq, seq)
 			}
 		}
 	}
-	switch {
-	case len(failed) > 0:
+	// The read model is what sign-in reads: the rotation is done once it
+	// holds every hash sealed again.
+	if lastSeq > 0 {
+		if err := s.projections.WaitFor(ctx, usersProjection, lastSeq); err != nil {
+			return err
+		}
+	}
+	if len(failed) > 0 {
 		s.logger.ErrorContext(ctx, "password hashes that do not open: these users cannot sign in until their key-encryption key is configured again (secrets.previous_keys)",
 			"users", len(failed), "first_user_id", failed[0], "key_ids", lost, "resealed", resealed)
-	case resealed > 0:
-		s.logger.InfoContext(ctx, "password hashes sealed again under the current key-encryption key; every hash is now sealed under it",
-			"users", resealed, "key_id", current)
+		return nil
 	}
+	s.logger.InfoContext(ctx, "every password hash is sealed under the current key-encryption key", "key_id", current, "resealed", resealed)
 	return nil
 }
 
-// resealPassword seals one user's hash again, reporting whether it recorded
-// anything, and for a hash that does not open, the id of its key.
-func (s *Service) resealPassword(ctx context.Context, userID string) (done bool, keyID string, err error) {
+// resealPassword seals one user's hash again, returning the sequence of the
+// event it recorded (0 for none), and for a hash that does not open, the id
+// of its key.
+func (s *Service) resealPassword(ctx context.Context, userID string) (seq uint64, keyID string, err error) {
 	where := userPasswordPlace(userID)
 	ref := eventlog.Ref{Type: userAggregate, ID: userID}
 	appended, err := s.log.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
@@ -155,9 +164,9 @@ func (s *Service) resealPassword(ctx context.Context, userID string) (done bool,
 	})
 	if err != nil {
 		s.logger.WarnContext(ctx, "password hash not sealed again", "user_id", userID, "key_id", keyID, "err", err)
-		return false, keyID, err
+		return 0, keyID, err
 	}
-	return appended.Last() > 0, "", nil
+	return appended.Last(), "", nil
 }
 
 // storedPassword returns what the users read model holds of a user's password.

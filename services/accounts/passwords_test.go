@@ -183,7 +183,9 @@ func TestPasswordHashesAfterKeyRotation(t *testing.T) {
 			evs[len(evs)-1].GetSealedPasswordHash().GetKeyId() == newKEK.ID()
 	}
 	waitUntil(t, func() bool { return resealed(alice.GetId()) && resealed(bobID) })
-	waitUntil(t, func() bool { return strings.Contains(d.logs.String(), "every hash is now sealed under it") })
+	waitUntil(t, func() bool {
+		return strings.Contains(d.logs.String(), `every password hash is sealed under the current key-encryption key" key_id=`+newKEK.ID())
+	})
 	for _, id := range []string{alice.GetId(), bobID} {
 		evs := passwordEvents(t, d.js, id)
 		if len(evs) != 1 || evs[0].GetPasswordHash() != "" {

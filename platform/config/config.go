@@ -192,7 +192,7 @@ type SMTP struct {
 	// URL is smtp://user:password@host:port (STARTTLS whenever the server
 	// offers it; port 587 by default) or smtps://user:password@host:port
 	// (implicit TLS; port 465 by default). Empty writes emails to
-	// data_dir/outbox and logs them instead of sending them (GATEHOUSE_SMTP_URL).
+	// data_dir/outbox (logging only that it did) instead of sending them (GATEHOUSE_SMTP_URL).
 	URL string `yaml:"url"`
 }
 

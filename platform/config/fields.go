@@ -124,7 +124,7 @@ func fields() []field {
 				return err
 			}},
 		{"smtp.url", "GATEHOUSE_SMTP_URL",
-			"smtp://user:password@host:port (STARTTLS when offered, port 587 by default) or smtps://... (implicit TLS, port 465); empty writes emails to data_dir/outbox and logs them. The password is never logged.",
+			"smtp://user:password@host:port (STARTTLS when offered, port 587 by default) or smtps://... (implicit TLS, port 465); empty writes emails to data_dir/outbox (the log says only that it did, never the code or link). The password is never logged.",
 			setString(func(c *Config) *string { return &c.SMTP.URL })},
 		{"email.from", "GATEHOUSE_EMAIL_FROM",
 			"Sender of emails, \"Name <address>\" or an address; required with smtp.url.",

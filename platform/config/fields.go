@@ -41,6 +41,18 @@ func fields() []field {
 		{"grpc.addr", "GATEHOUSE_GRPC_ADDR",
 			"host:port of the internal gRPC listener; keep it on a private network.",
 			setString(func(c *Config) *string { return &c.GRPC.Addr })},
+		{"grpc.tls.cert_file", "GATEHOUSE_GRPC_TLS_CERT_FILE",
+			"PEM certificate of the gRPC listener, also presented to other services (its URI SANs urn:gatehouse:caller:<service> name who it may act as); empty: plaintext gRPC.",
+			setString(func(c *Config) *string { return &c.GRPC.TLS.CertFile })},
+		{"grpc.tls.key_file", "GATEHOUSE_GRPC_TLS_KEY_FILE",
+			"PEM private key of grpc.tls.cert_file.",
+			setString(func(c *Config) *string { return &c.GRPC.TLS.KeyFile })},
+		{"grpc.tls.ca_file", "GATEHOUSE_GRPC_TLS_CA_FILE",
+			"PEM CA certificates that sign other services' and clients' certificates (mutual TLS).",
+			setString(func(c *Config) *string { return &c.GRPC.TLS.CAFile })},
+		{"internal.secret", "GATEHOUSE_INTERNAL_SECRET",
+			"Secret every process of a deployment shares, at least 32 characters: the gRPC credentials of the services and the admin CLI are derived from it. Empty on one machine: generated under data_dir/secrets. Never logged.",
+			func(c *Config, v string) error { c.Internal.Secret = Secret(v); return nil }},
 		{"ops.addr", "GATEHOUSE_OPS_ADDR",
 			"host:port of the /health, /ready and /metrics listener.",
 			setString(func(c *Config) *string { return &c.Ops.Addr })},
@@ -147,6 +159,13 @@ func fields() []field {
 			func(c *Config, v string) error {
 				d, err := time.ParseDuration(v)
 				c.OAuth.ActivityFlushInterval = d
+				return err
+			}},
+		{"timeouts.request", "GATEHOUSE_REQUEST_TIMEOUT",
+			"Server-side deadline of every public HTTP request and of gRPC calls without one, e.g. 15s; 1s..5m. Past it the caller gets 503 (UNAVAILABLE) rather than a hang.",
+			func(c *Config, v string) error {
+				d, err := time.ParseDuration(v)
+				c.Timeouts.Request = d
 				return err
 			}},
 		{"account.registration", "GATEHOUSE_REGISTRATION",

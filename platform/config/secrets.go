@@ -130,8 +130,8 @@ func (p *problems) validateSecrets(c Config) {
 	}
 	if !s.Configured() && c.SealsSecrets() {
 		switch {
-		case len(c.Services.Endpoints) > 0:
-			p.add("secrets.encryption_key", "must be set when services run in separate processes (services.endpoints is set): every process that seals secrets needs the same key")
+		case c.Split():
+			p.add("secrets.encryption_key", "must be set when services run in several processes (services.endpoints is set, or services.run names only some): every process that seals secrets needs the same key")
 		case c.NATS.Replicas > 1:
 			p.add("secrets.encryption_key", "must be set with a NATS cluster (nats.replicas > 1): every Gatehouse process needs the same key")
 		}

@@ -20,7 +20,10 @@ var (
 )
 
 func TestValidateSecretsAndNATS(t *testing.T) {
-	split := func(c *config.Config) { c.Services.Endpoints = map[string]string{"accounts": "accounts:9090"} }
+	split := func(c *config.Config) {
+		c.Services.Endpoints = map[string]string{"accounts": "accounts:9090"}
+		c.Internal.Secret = "0123456789abcdef0123456789abcdef"
+	}
 	external := func(c *config.Config) { c.NATS.URL = "nats://nats:4222" }
 	tests := []struct {
 		name   string
@@ -49,7 +52,11 @@ func TestValidateSecretsAndNATS(t *testing.T) {
 		}, "secrets.previous_keys[0]: is the current key"},
 		{"previous keys without a current one", func(c *config.Config) { c.Secrets.PreviousKeyFiles = []string{"/old"} },
 			"secrets.previous_keys: need a current key"},
-		{"split deployment without a key", split, "secrets.encryption_key: must be set when services run in separate processes"},
+		{"split deployment without a key", split, "secrets.encryption_key: must be set when services run in several processes"},
+		{"one service of several without a key", func(c *config.Config) {
+			c.Services.Run = []string{"notify"}
+			c.Internal.Secret = "0123456789abcdef0123456789abcdef"
+		}, "secrets.encryption_key: must be set when services run in several processes"},
 		{"split deployment with a key", func(c *config.Config) { split(c); c.Secrets.EncryptionKeyFile = "/kek" }, ""},
 		{"web alone needs no key", func(c *config.Config) { split(c); c.Services.Run = []string{"web"} }, ""},
 		{"cluster without a key", func(c *config.Config) { external(c); c.NATS.Replicas = 3 }, "secrets.encryption_key: must be set with a NATS cluster"},

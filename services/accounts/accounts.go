@@ -85,6 +85,7 @@ type Service struct {
 	activity    *activity.Recorder
 	flushEvery  time.Duration
 	keyring     *sealed.Keyring // seals password hashes (passwords.go)
+	proofKey    []byte          // MACs authentication proofs (proofs.go)
 }
 
 // New migrates the service's schema, opens its stream and prepares its projections.
@@ -125,7 +126,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("accounts: %w", err)
 	}
-	return &Service{
+	s := &Service{
 		cfg:         cfg,
 		pool:        deps.Pool,
 		log:         log,
@@ -137,7 +138,11 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		activity:    activity.New(),
 		flushEvery:  flushEvery,
 		keyring:     deps.Keyring,
-	}, nil
+	}
+	if err := s.loadProofKey(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // Run keeps the projections current and writes browser session activity

@@ -1408,6 +1408,74 @@ func (x *RegistrationCompleted) GetVerificationId() string {
 	return ""
 }
 
+// AuthProofKeyGenerated records the key that MACs authentication proofs:
+// short-lived statements, made by the accounts service when a person proves
+// who they are (a password, a completed registration, a recovery link), that
+// the web service must show to start a browser session for that person.
+// Generated on first start. Subject: accounts.keys.current; the last event
+// holds the key in force.
+type AuthProofKeyGenerated struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key in clear, as versions before sealing wrote it: still read, never written.
+	Key []byte `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// The key, sealed at "accounts.keys.current/key".
+	SealedKey     *SealedSecret `protobuf:"bytes,2,opt,name=sealed_key,json=sealedKey,proto3" json:"sealed_key,omitempty"`
+	Change        SecretChange  `protobuf:"varint,3,opt,name=change,proto3,enum=gatehouse.events.v1.SecretChange" json:"change,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthProofKeyGenerated) Reset() {
+	*x = AuthProofKeyGenerated{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthProofKeyGenerated) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthProofKeyGenerated) ProtoMessage() {}
+
+func (x *AuthProofKeyGenerated) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthProofKeyGenerated.ProtoReflect.Descriptor instead.
+func (*AuthProofKeyGenerated) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *AuthProofKeyGenerated) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *AuthProofKeyGenerated) GetSealedKey() *SealedSecret {
+	if x != nil {
+		return x.SealedKey
+	}
+	return nil
+}
+
+func (x *AuthProofKeyGenerated) GetChange() SecretChange {
+	if x != nil {
+		return x.Change
+	}
+	return SecretChange_SECRET_CHANGE_UNSPECIFIED
+}
+
 type BrowserSessionsActive_Entry struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	SessionId      string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
@@ -1419,7 +1487,7 @@ type BrowserSessionsActive_Entry struct {
 
 func (x *BrowserSessionsActive_Entry) Reset() {
 	*x = BrowserSessionsActive_Entry{}
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[22]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1431,7 +1499,7 @@ func (x *BrowserSessionsActive_Entry) String() string {
 func (*BrowserSessionsActive_Entry) ProtoMessage() {}
 
 func (x *BrowserSessionsActive_Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[22]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1570,7 +1638,12 @@ const file_gatehouse_events_v1_accounts_proto_rawDesc = "" +
 	"\x15RegistrationCompleted\x12'\n" +
 	"\x0fregistration_id\x18\x01 \x01(\tR\x0eregistrationId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12'\n" +
-	"\x0fverification_id\x18\x03 \x01(\tR\x0everificationId*\xef\x01\n" +
+	"\x0fverification_id\x18\x03 \x01(\tR\x0everificationId\"\xa6\x01\n" +
+	"\x15AuthProofKeyGenerated\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12@\n" +
+	"\n" +
+	"sealed_key\x18\x02 \x01(\v2!.gatehouse.events.v1.SealedSecretR\tsealedKey\x129\n" +
+	"\x06change\x18\x03 \x01(\x0e2!.gatehouse.events.v1.SecretChangeR\x06change*\xef\x01\n" +
 	"\x14PasswordChangeReason\x12&\n" +
 	"\"PASSWORD_CHANGE_REASON_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bPASSWORD_CHANGE_REASON_USER\x10\x01\x12 \n" +
@@ -1592,7 +1665,7 @@ func file_gatehouse_events_v1_accounts_proto_rawDescGZIP() []byte {
 }
 
 var file_gatehouse_events_v1_accounts_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_gatehouse_events_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_gatehouse_events_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_gatehouse_events_v1_accounts_proto_goTypes = []any{
 	(PasswordChangeReason)(0),           // 0: gatehouse.events.v1.PasswordChangeReason
 	(*UsernameReserved)(nil),            // 1: gatehouse.events.v1.UsernameReserved
@@ -1617,23 +1690,27 @@ var file_gatehouse_events_v1_accounts_proto_goTypes = []any{
 	(*RegistrationTokenRevoked)(nil),    // 20: gatehouse.events.v1.RegistrationTokenRevoked
 	(*RegistrationStarted)(nil),         // 21: gatehouse.events.v1.RegistrationStarted
 	(*RegistrationCompleted)(nil),       // 22: gatehouse.events.v1.RegistrationCompleted
-	(*BrowserSessionsActive_Entry)(nil), // 23: gatehouse.events.v1.BrowserSessionsActive.Entry
-	(*SealedSecret)(nil),                // 24: gatehouse.events.v1.SealedSecret
-	(*timestamppb.Timestamp)(nil),       // 25: google.protobuf.Timestamp
+	(*AuthProofKeyGenerated)(nil),       // 23: gatehouse.events.v1.AuthProofKeyGenerated
+	(*BrowserSessionsActive_Entry)(nil), // 24: gatehouse.events.v1.BrowserSessionsActive.Entry
+	(*SealedSecret)(nil),                // 25: gatehouse.events.v1.SealedSecret
+	(*timestamppb.Timestamp)(nil),       // 26: google.protobuf.Timestamp
+	(SecretChange)(0),                   // 27: gatehouse.events.v1.SecretChange
 }
 var file_gatehouse_events_v1_accounts_proto_depIdxs = []int32{
-	24, // 0: gatehouse.events.v1.UserRegistered.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
+	25, // 0: gatehouse.events.v1.UserRegistered.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
 	0,  // 1: gatehouse.events.v1.PasswordChanged.reason:type_name -> gatehouse.events.v1.PasswordChangeReason
-	24, // 2: gatehouse.events.v1.PasswordChanged.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
-	23, // 3: gatehouse.events.v1.BrowserSessionsActive.entries:type_name -> gatehouse.events.v1.BrowserSessionsActive.Entry
-	25, // 4: gatehouse.events.v1.RegistrationTokenCreated.expires_at:type_name -> google.protobuf.Timestamp
-	25, // 5: gatehouse.events.v1.RegistrationStarted.expires_at:type_name -> google.protobuf.Timestamp
-	24, // 6: gatehouse.events.v1.RegistrationStarted.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
-	7,  // [7:7] is the sub-list for method output_type
-	7,  // [7:7] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	25, // 2: gatehouse.events.v1.PasswordChanged.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
+	24, // 3: gatehouse.events.v1.BrowserSessionsActive.entries:type_name -> gatehouse.events.v1.BrowserSessionsActive.Entry
+	26, // 4: gatehouse.events.v1.RegistrationTokenCreated.expires_at:type_name -> google.protobuf.Timestamp
+	26, // 5: gatehouse.events.v1.RegistrationStarted.expires_at:type_name -> google.protobuf.Timestamp
+	25, // 6: gatehouse.events.v1.RegistrationStarted.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
+	25, // 7: gatehouse.events.v1.AuthProofKeyGenerated.sealed_key:type_name -> gatehouse.events.v1.SealedSecret
+	27, // 8: gatehouse.events.v1.AuthProofKeyGenerated.change:type_name -> gatehouse.events.v1.SecretChange
+	9,  // [9:9] is the sub-list for method output_type
+	9,  // [9:9] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_events_v1_accounts_proto_init() }
@@ -1648,7 +1725,7 @@ func file_gatehouse_events_v1_accounts_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_events_v1_accounts_proto_rawDesc), len(file_gatehouse_events_v1_accounts_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   23,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -34,7 +34,7 @@ func openKeyring(cfg config.Config, logger *slog.Logger) (*sealed.Keyring, error
 			return nil, fmt.Errorf("key-encryption key: %w", err)
 		}
 		if errors.Is(statErr, fs.ErrNotExist) {
-			logger.Info("generated the key-encryption key that seals the secrets kept in events; back it up with the NATS store, and configure secrets.encryption_key to run several processes", "file", generated)
+			logger.Info("generated the key-encryption key that seals the secrets kept in events; back it up, apart from the NATS store, and configure secrets.encryption_key to run several processes", "file", generated)
 		}
 	}
 	cur, err := sealed.NewKey(current)

@@ -5,7 +5,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := $(CURDIR)/.bin
 DATA ?= $(CURDIR)/.data
-MODULES := proto platform services/accounts services/authorize services/token services/notify services/web cmd/gatehouse e2e
+MODULES := proto platform services/accounts services/authorize services/token services/notify services/web migrate cmd/gatehouse e2e
 PKGS := $(MODULES:%=./%/...)
 
 # Pinned tool versions.

@@ -365,6 +365,39 @@ func TestStreamStopsOnConsumerError(t *testing.T) {
 	}
 }
 
+// settle waits until no other session is connected to dbURL's database: a
+// closed connection's server process leaves a moment after the client, and
+// the report lists other sessions. It watches from the postgres database.
+func settle(t *testing.T, dbURL string) {
+	t.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	u.Path = "/postgres"
+	conn, err := pgx.Connect(testCtx(t), u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var n int
+		if err := conn.QueryRow(testCtx(t), `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = $1 AND backend_type = 'client backend'`, name).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sessions still connected to %s", n, name)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // withUser returns dbURL connecting as role instead.
 func withUser(t *testing.T, dbURL, role string) string {
 	t.Helper()

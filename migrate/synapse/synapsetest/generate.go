@@ -107,6 +107,8 @@ type Expect struct {
 	// link (deactivated users aside); CaseDuplicates the users sharing their
 	// lower-cased MXID with another.
 	InvalidLocalparts, NoCredential, CaseDuplicates int64
+	// Links counts the emitted SSO links by auth_provider.
+	Links map[string]int64
 }
 
 // Password returns the password of the i-th generated password user:
@@ -170,6 +172,17 @@ func withDefaults(o Options) Options {
 		o.Now = time.Now()
 	}
 	return o
+}
+
+// CreateSchema creates Synapse's tables in the database at url as the
+// schema version has them, with no rows but the version's: an empty Synapse.
+func CreateSchema(ctx context.Context, url string, version int) error {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return fmt.Errorf("synapsetest: connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return createSchema(ctx, conn, version)
 }
 
 // createSchema runs the schema and takes it back to version: what a
@@ -282,7 +295,7 @@ func newGenerator(opts Options) (*generator, error) {
 		opts: opts,
 		ds: &Dataset{Options: opts, People: map[string]*Person{}, Rows: map[string]int64{},
 			Expect: Expect{Emitted: map[string]int64{}, Skipped: map[string]map[synapse.SkipReason]int64{},
-				Formats: map[string]map[string]int64{}}},
+				Formats: map[string]map[string]int64{}, Links: map[string]int64{}}},
 		tables:   map[string]*table{},
 		nowMS:    opts.Now.UnixMilli(),
 		baseTime: time.Date(2016, 6, 1, 0, 0, 0, 0, time.UTC).Unix(),
@@ -483,6 +496,7 @@ func (g *generator) user(i int) {
 		if i%2 == 1 {
 			g.add("user_external_ids", "oidc-github", "gh-"+strconv.Itoa(i), u.mxid)
 			g.emit("external_ids")
+			g.ds.Expect.Links["oidc-github"]++
 			p.ExternalIDs = append(p.ExternalIDs, "oidc-github gh-"+strconv.Itoa(i))
 		}
 		if i%3 == 1 {
@@ -518,6 +532,7 @@ func (g *generator) user(i int) {
 		subject := provider + "-subject-" + strconv.Itoa(i)
 		g.add("user_external_ids", provider, subject, u.mxid)
 		g.emit("external_ids")
+		g.ds.Expect.Links[provider]++
 		p.ExternalIDs = append(p.ExternalIDs, provider+" "+subject)
 		g.person("sso", p)
 	}

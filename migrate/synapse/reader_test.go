@@ -408,3 +408,41 @@ func withUser(t *testing.T, dbURL, role string) string {
 	u.User = url.User(role)
 	return u.String()
 }
+
+// schemaShape lists the definitions of the constraints and indexes of dbURL's
+// public schema.
+func schemaShape(t *testing.T, dbURL string) []string {
+	t.Helper()
+	conn, err := pgx.Connect(testCtx(t), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(testCtx(t), `
+		SELECT conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid) || ' ' || convalidated
+		FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+		UNION ALL SELECT indexdef FROM pg_indexes WHERE schemaname = 'public'
+		ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shape, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return shape
+}
+
+// The generator loads without constraints and indexes, and puts every one
+// back as the schema has it.
+func TestGeneratorKeepsTheSchema(t *testing.T) {
+	empty := testkit.Postgres(t)
+	if err := synapsetest.CreateSchema(testCtx(t), empty, synapse.TestedSchemaVersion); err != nil {
+		t.Fatal(err)
+	}
+	filled, _ := generate(t, synapsetest.Options{Users: 20})
+	want, got := schemaShape(t, empty), schemaShape(t, filled)
+	if len(want) < 25 || !slices.Equal(got, want) {
+		t.Errorf("schema after generating:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

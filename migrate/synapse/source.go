@@ -156,6 +156,11 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Source, error
 	cfg.RuntimeParams["application_name"] = "gatehouse-migrate"
 	// Every transaction of this session is read-only, not just ours.
 	cfg.RuntimeParams["default_transaction_read_only"] = "on"
+	// The streams are a few large scans and hash joins: compiling them (JIT)
+	// costs more than it saves, and hash tables of millions of users should
+	// not spill to disk at the default 4 MB.
+	cfg.RuntimeParams["jit"] = "off"
+	cfg.RuntimeParams["work_mem"] = "64MB"
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("synapse: connect to %s: %w", redactURL(databaseURL), err)

@@ -139,8 +139,19 @@ func Generate(ctx context.Context, url string, opts Options) (*Dataset, error) {
 		return nil, fmt.Errorf("synapsetest: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
+	// Bulk loading: the constraints and indexes go while the rows are
+	// copied in and come back after, as they were (several times faster).
+	restore, err := dropConstraints(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
 	if err := g.run(ctx, tx); err != nil {
 		return nil, err
+	}
+	for _, sql := range restore {
+		if _, err := tx.Exec(ctx, sql); err != nil {
+			return nil, fmt.Errorf("synapsetest: restore %q: %w", sql, err)
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("synapsetest: commit: %w", err)
@@ -216,6 +227,49 @@ func createSchema(ctx context.Context, conn *pgx.Conn, version int) error {
 		return fmt.Errorf("synapsetest: schema version %d: %w", version, err)
 	}
 	return nil
+}
+
+// dropConstraints drops the constraints and indexes of the current schema
+// and returns the statements that recreate them: indexes first, then
+// primary keys and unique constraints, then checks, then foreign keys.
+func dropConstraints(ctx context.Context, tx pgx.Tx) ([]string, error) {
+	rows, err := tx.Query(ctx, `
+		SELECT format('ALTER TABLE %s DROP CONSTRAINT %I', conrelid::regclass, conname),
+			format('ALTER TABLE %s ADD CONSTRAINT %I %s', conrelid::regclass, conname, pg_get_constraintdef(oid)),
+			CASE contype WHEN 'f' THEN 0 WHEN 'c' THEN 3 ELSE 2 END
+		FROM pg_constraint
+		WHERE connamespace = current_schema()::regnamespace AND contype IN ('p', 'u', 'f', 'c')
+		UNION ALL
+		SELECT format('DROP INDEX %s', i.indexrelid::regclass), pg_get_indexdef(i.indexrelid), 1
+		FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+		WHERE c.relnamespace = current_schema()::regnamespace
+		  AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)
+		ORDER BY 3`)
+	if err != nil {
+		return nil, fmt.Errorf("synapsetest: list constraints: %w", err)
+	}
+	type item struct {
+		Drop, Create string
+		Order        int
+	}
+	items, err := pgx.CollectRows(rows, pgx.RowToStructByPos[item])
+	if err != nil {
+		return nil, fmt.Errorf("synapsetest: list constraints: %w", err)
+	}
+	var restore []string
+	for _, it := range items { // foreign keys are dropped first
+		if _, err := tx.Exec(ctx, it.Drop); err != nil {
+			return nil, fmt.Errorf("synapsetest: %s: %w", it.Drop, err)
+		}
+	}
+	for order := 1; order <= 4; order++ { // and recreated last
+		for _, it := range items {
+			if it.Order == order%4 {
+				restore = append(restore, it.Create)
+			}
+		}
+	}
+	return restore, nil
 }
 
 // kind is what sort of account a generated user is.

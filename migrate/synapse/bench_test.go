@@ -58,15 +58,21 @@ func BenchmarkReader100k(b *testing.B) {
 		count := func() { n++; sample(n) }
 		for _, read := range []func() (synapse.Stats, error){
 			func() (synapse.Stats, error) { return src.Users(ctx, func(synapse.User) error { count(); return nil }) },
-			func() (synapse.Stats, error) { return src.Emails(ctx, func(synapse.Email) error { count(); return nil }) },
-			func() (synapse.Stats, error) { return src.Devices(ctx, func(synapse.Device) error { count(); return nil }) },
+			func() (synapse.Stats, error) {
+				return src.Emails(ctx, func(synapse.Email) error { count(); return nil })
+			},
+			func() (synapse.Stats, error) {
+				return src.Devices(ctx, func(synapse.Device) error { count(); return nil })
+			},
 			func() (synapse.Stats, error) {
 				return src.AccessTokens(ctx, func(synapse.AccessToken) error { count(); return nil })
 			},
 			func() (synapse.Stats, error) {
 				return src.RefreshPairs(ctx, func(synapse.RefreshPair) error { count(); return nil })
 			},
-			func() (synapse.Stats, error) { return src.ExternalIDs(ctx, func(synapse.ExternalID) error { count(); return nil }) },
+			func() (synapse.Stats, error) {
+				return src.ExternalIDs(ctx, func(synapse.ExternalID) error { count(); return nil })
+			},
 			func() (synapse.Stats, error) {
 				return src.RegistrationTokens(ctx, func(synapse.RegistrationToken) error { count(); return nil })
 			},

@@ -16,7 +16,7 @@ import (
 // the pepper appended, cut to 72 bytes, bcrypt at cost, written with the
 // $2b$ prefix Python's bcrypt uses.
 func HashPassword(password, pepper string, cost int) (string, error) {
-	b := []byte(norm.NFKC.String(password) + pepper)
+	b := []byte(normalize(password) + pepper)
 	if len(b) > 72 {
 		b = b[:72]
 	}
@@ -26,6 +26,9 @@ func HashPassword(password, pepper string, cost int) (string, error) {
 	}
 	return "$2b$" + strings.TrimPrefix(string(h), "$2a$"), nil
 }
+
+// normalize applies Unicode NFKC, as Synapse does to every password.
+func normalize(password string) string { return norm.NFKC.String(password) }
 
 // letters are the characters of a token's random part.
 const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"

@@ -72,7 +72,7 @@ func LocalpartProblem(localpart, serverName string) string {
 		case c >= '0' && c <= '9':
 		default:
 			r, _ := utf8.DecodeRuneInString(localpart[i:])
-			return fmt.Sprintf("character %q", r)
+			return fmt.Sprintf("character %c (%U)", r, r)
 		}
 	}
 	if digits {

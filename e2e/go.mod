@@ -5,6 +5,7 @@ go 1.26.0
 tool gatehouse.dev/cmd/gatehouse
 
 require (
+	gatehouse.dev/migrate v0.0.0
 	gatehouse.dev/platform v0.0.0
 	gatehouse.dev/proto v0.0.0
 	gatehouse.dev/services/accounts v0.0.0
@@ -75,6 +76,7 @@ require (
 
 replace (
 	gatehouse.dev/cmd/gatehouse => ../cmd/gatehouse
+	gatehouse.dev/migrate => ../migrate
 	gatehouse.dev/platform => ../platform
 	gatehouse.dev/proto => ../proto
 	gatehouse.dev/services/accounts => ../services/accounts

@@ -201,6 +201,10 @@ type Passwords struct {
 	// MinStrengthBits is the least estimated strength, in bits, of a new password
 	// chosen on the pages (GATEHOUSE_PASSWORD_MIN_STRENGTH_BITS, 20..128; 40 by default).
 	MinStrengthBits int `yaml:"min_strength_bits"`
+	// BcryptPepper is Synapse's password_config.pepper: bcrypt hashes imported
+	// from Synapse were made of the password with it appended, so verifying
+	// them needs it (GATEHOUSE_BCRYPT_PEPPER; empty: none). Never logged.
+	BcryptPepper Secret `yaml:"bcrypt_pepper"`
 }
 
 // Argon2 holds argon2id cost parameters; the OWASP minimum is m=19456 KiB, t=2, p=1.

@@ -59,6 +59,7 @@ services:
 		"GATEHOUSE_TRACE_SAMPLE_RATIO=0.25",
 		"GATEHOUSE_ENDPOINT_TOKEN=dns:///token.internal:9090",
 		"GATEHOUSE_MATRIX_SECRET=0123456789abcdef0123",
+		"GATEHOUSE_BCRYPT_PEPPER=pepper from env",
 		"GATEHOUSE_INTERNAL_SECRET=0123456789abcdef0123456789abcdef",
 		"GATEHOUSE_DATA_DIR=", // empty counts as unset
 		"HOME=/root",
@@ -82,6 +83,7 @@ services:
 		{"grpc.addr default", c.GRPC.Addr, "127.0.0.1:9090"},
 		{"services.run from file", c.Services.Run, []string{"web"}},
 		{"secret from env", string(c.Matrix.Secret), "0123456789abcdef0123"},
+		{"bcrypt pepper from env", string(c.Passwords.BcryptPepper), "pepper from env"},
 		{"endpoint from file", c.Endpoint("accounts"), "accounts:9090"},
 		{"endpoint from env", c.Endpoint("token"), "dns:///token.internal:9090"},
 		{"endpoint defaults to own grpc addr", c.Endpoint("notify"), "127.0.0.1:9090"},
@@ -302,6 +304,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 func TestRedaction(t *testing.T) {
 	c := config.Default()
 	c.Matrix.Secret = "matrix-shared-secret-value"
+	c.Passwords.BcryptPepper = "synapse-pepper-value"
 	c.Database.URL = "postgres://gatehouse:db-password@db:5432/gh?password=query-password"
 	c.NATS.URL = "nats://nats-token@n1:4222,nats://user:nats-password@n2:4222"
 	c.NATS.Replicas = 3
@@ -310,7 +313,7 @@ func TestRedaction(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatalf("Validate: %v", err)
 	}
-	secrets := []string{"matrix-shared-secret-value", "db-password", "query-password", "nats-token", "nats-password", testKEK, previousKEK}
+	secrets := []string{"matrix-shared-secret-value", "synapse-pepper-value", "db-password", "query-password", "nats-token", "nats-password", testKEK, previousKEK}
 
 	var logs bytes.Buffer
 	slog.New(slog.NewJSONHandler(&logs, nil)).Info("starting", "config", c)
@@ -354,6 +357,7 @@ func TestYAMLRoundTrip(t *testing.T) {
 	want.Services.Endpoints = map[string]string{"accounts": "accounts:9090"}
 	want.Internal.Secret = "0123456789abcdef0123456789abcdef"
 	want.Secrets.EncryptionKey = config.Secret(testKEK)
+	want.Passwords.BcryptPepper = "a pepper: with YAML's characters #"
 	out, err := want.YAML()
 	if err != nil {
 		t.Fatalf("YAML: %v", err)

@@ -33,12 +33,13 @@ func (s Secret) GoString() string { return fmt.Sprintf("%q", s.String()) }
 func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
 
 // Redacted returns a copy of c with the homeserver and web secrets, the NATS
-// password, the key-encryption keys and the passwords of the database, NATS
-// and SMTP URLs replaced by "[redacted]" and "xxxxx".
+// password, the key-encryption keys, the bcrypt pepper and the passwords of
+// the database, NATS and SMTP URLs replaced by "[redacted]" and "xxxxx".
 func (c Config) Redacted() Config {
 	c.Matrix.Secret = Secret(c.Matrix.Secret.String())
 	c.Web.Secret = Secret(c.Web.Secret.String())
 	c.Internal.Secret = Secret(c.Internal.Secret.String())
+	c.Passwords.BcryptPepper = Secret(c.Passwords.BcryptPepper.String())
 	c.OAuth.Clients = append([]StaticClient(nil), c.OAuth.Clients...)
 	for i := range c.OAuth.Clients {
 		c.OAuth.Clients[i].ClientSecret = Secret(c.OAuth.Clients[i].ClientSecret.String())
@@ -100,6 +101,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("argon2_memory_kib", r.Passwords.Argon2.MemoryKiB),
 		slog.Int("argon2_iterations", r.Passwords.Argon2.Iterations),
 		slog.Int("argon2_parallelism", r.Passwords.Argon2.Parallelism),
+		slog.String("bcrypt_pepper", string(r.Passwords.BcryptPepper)),
 		slog.String("matrix_server_name", r.Matrix.ServerName),
 		slog.String("matrix_homeserver_url", r.Matrix.HomeserverURL),
 		slog.String("matrix_secret", string(r.Matrix.Secret)),

@@ -24,7 +24,7 @@ func sectionDocs() map[string]string {
 		"nats":               "NATS JetStream holding the events.",
 		"log":                "Process log on stderr.",
 		"telemetry":          "OpenTelemetry tracing.",
-		"passwords":          "Password hashing with argon2id.",
+		"passwords":          "Password hashing with argon2id (and bcrypt hashes imported from Synapse).",
 		"passwords.argon2":   "Cost parameters; weaker than OWASP's minimum is refused.",
 		"matrix":             "The Matrix homeserver Gatehouse authenticates for.",
 		"services":           "Which services run in this process, and where the others are.",
@@ -33,6 +33,8 @@ func sectionDocs() map[string]string {
 		"email":              "Envelope of outgoing email.",
 		"branding":           "How Gatehouse names itself to users.",
 		"web":                "The web service's pages (sign-in, registration, consent, account).",
+		"nats.tls":           "TLS to an external NATS server.",
+		"secrets":            "Key-encryption keys: the secrets kept in events (services' keys, password hashes) are sealed with them.",
 	}
 }
 

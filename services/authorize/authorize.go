@@ -25,6 +25,7 @@ import (
 	"gatehouse.dev/platform/host"
 	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/projection"
+	"gatehouse.dev/platform/sealed"
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
 	"gatehouse.dev/services/authorize/internal/device"
 	"gatehouse.dev/services/authorize/migrations"
@@ -63,6 +64,8 @@ type Deps struct {
 	JetStream  jetstream.JetStream
 	Logger     *slog.Logger
 	Propagator propagation.TextMapPropagator
+	// Keyring seals the client-secret key the service keeps in its stream.
+	Keyring *sealed.Keyring
 }
 
 // Service is the authorize service.
@@ -97,6 +100,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if cfg.CodeTTL <= 0 || cfg.CodeTTL > 10*time.Minute {
 		cfg.CodeTTL = 10 * time.Minute
 	}
+	if deps.Keyring == nil {
+		return nil, fmt.Errorf("authorize: no keyring to seal the client-secret key")
+	}
 	if err := pg.Migrate(ctx, deps.Pool, migrations.FS); err != nil {
 		return nil, fmt.Errorf("authorize: migrate: %w", err)
 	}
@@ -109,7 +115,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		return nil, fmt.Errorf("authorize: %w", err)
 	}
 	s := &Service{cfg: cfg, issuer: issuer, pool: deps.Pool, log: log, projections: set, logger: deps.Logger, now: time.Now, devicePacer: device.NewPacer()}
-	if err := s.loadSecretKey(ctx); err != nil {
+	if err := s.loadSecretKey(ctx, deps.Keyring); err != nil {
 		return nil, err
 	}
 	if s.clientAuth, err = s.newClientAuth(); err != nil {
@@ -139,7 +145,7 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 		return nil, err
 	}
 	return New(ctx, Config{Issuer: rt.Config.PublicURL, Replicas: rt.Config.NATS.Replicas, StaticClients: static, SigningAlgorithms: algs},
-		Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "authorize"), Propagator: rt.Telemetry.Propagator()})
+		Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "authorize"), Propagator: rt.Telemetry.Propagator(), Keyring: rt.Keyring})
 }
 
 // Name is the service's name.

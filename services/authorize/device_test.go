@@ -17,6 +17,7 @@ import (
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/ids"
 	"gatehouse.dev/platform/pg"
+	"gatehouse.dev/platform/sealed"
 	"gatehouse.dev/platform/testkit"
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
 	"gatehouse.dev/services/authorize/internal/device"
@@ -43,7 +44,7 @@ func newDeviceEnv(t *testing.T) *deviceEnv {
 	}
 	t.Cleanup(pool.Close)
 	svc, err := New(ctx, Config{Issuer: "https://auth.example.org/", AllowInsecureClients: true},
-		Deps{Pool: pool, JetStream: testkit.NATS(t), Logger: slog.New(slog.DiscardHandler)})
+		Deps{Pool: pool, JetStream: testkit.NATS(t), Logger: slog.New(slog.DiscardHandler), Keyring: sealed.NewRandomKeyring()})
 	if err != nil {
 		t.Fatal(err)
 	}

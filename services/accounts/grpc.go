@@ -10,6 +10,7 @@ import (
 	"gatehouse.dev/platform/ids"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
+	"gatehouse.dev/services/accounts/internal/browser"
 	"gatehouse.dev/services/accounts/internal/user"
 )
 
@@ -101,6 +102,13 @@ func (g *grpcServer) SetPassword(ctx context.Context, req *accountsv1.SetPasswor
 	err := g.svc.setPassword(ctx, req.GetUserId(), req.GetNewPassword(), reason, actor(ctx))
 	if err != nil {
 		return nil, err
+	}
+	if reason == eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_RECOVERY {
+		// Whoever was signed in before the reset may be who it locks out. (The
+		// token service ends the OAuth and compat sessions from the event.)
+		if err := g.svc.endBrowserSessions(ctx, req.GetUserId(), "", browser.ReasonPasswordRecovered, actor(ctx)); err != nil {
+			return nil, errs.Wrap(errs.KindOf(err), "The password was reset, but not all browser sessions could be ended; try again.", err)
+		}
 	}
 	return &accountsv1.SetPasswordResponse{}, nil
 }

@@ -17,6 +17,7 @@ import (
 	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/testkit"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
+	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	"gatehouse.dev/services/accounts"
 )
 
@@ -90,7 +91,7 @@ func startHarness(t *testing.T, configure func(*accounts.Config)) *harness {
 func (h *harness) events(t *testing.T, subject string) []eventlog.Record {
 	t.Helper()
 	ctx := context.Background()
-	c, err := h.js.OrderedConsumer(ctx, accounts.StreamName, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	c, err := h.js.OrderedConsumer(ctx, eventsv1.Accounts.Name, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,7 @@ const (
 func usersReadModel() projection.Projection {
 	return projection.Projection{
 		Name:     usersProjection,
-		Subjects: []string{subjectPrefix + "." + userAggregate + ".*"},
+		Subjects: []string{eventsv1.AccountsUser.Subjects()},
 		Apply:    applyUserEvent,
 		Reset: func(ctx context.Context, tx pgx.Tx) error {
 			_, err := tx.Exec(ctx, `TRUNCATE users, user_emails`)
@@ -117,7 +117,7 @@ func update(set, id string, at any, seq int64, extra ...any) (string, []any) {
 func auditReadModel() projection.Projection {
 	return projection.Projection{
 		Name:     auditProjection,
-		Subjects: []string{subjectPrefix + ".>"},
+		Subjects: []string{eventsv1.Accounts.All()},
 		Apply: func(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
 			userID, summary := describe(rec)
 			_, err := tx.Exec(ctx, `

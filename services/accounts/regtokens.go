@@ -25,8 +25,9 @@ import (
 // hash. A use is an expected-version append, so a token allowing n uses
 // admits exactly n registrations however many race for it.
 
+var regTokenAggregate = eventsv1.AccountsRegToken.Type
+
 const (
-	regTokenAggregate     = "regtoken"
 	regTokensProjection   = "registration_tokens"
 	maxRegistrationTokens = 1000
 )
@@ -184,7 +185,7 @@ func (s *Service) listRegistrationTokens(ctx context.Context) ([]*accountsv1.Reg
 func regTokensReadModel() projection.Projection {
 	return projection.Projection{
 		Name:     regTokensProjection,
-		Subjects: []string{subjectPrefix + "." + regTokenAggregate + ".*"},
+		Subjects: []string{eventsv1.AccountsRegToken.Subjects()},
 		Apply: func(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
 			var err error
 			switch ev := rec.Event.(type) {

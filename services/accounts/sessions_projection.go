@@ -21,12 +21,9 @@ import (
 // events and the batches of their activity.
 func sessionsReadModel() projection.Projection {
 	return projection.Projection{
-		Name: sessionsProjection,
-		Subjects: []string{
-			subjectPrefix + "." + browserAggregate + ".*",
-			subjectPrefix + "." + activityAggregate + ".*",
-		},
-		Apply: applySessionEvent,
+		Name:     sessionsProjection,
+		Subjects: []string{eventsv1.AccountsBrowser.Subjects(), eventsv1.AccountsActivity.Subjects()},
+		Apply:    applySessionEvent,
 		Reset: func(ctx context.Context, tx pgx.Tx) error {
 			_, err := tx.Exec(ctx, `TRUNCATE browser_sessions`)
 			return err

@@ -41,14 +41,6 @@ import (
 	"gatehouse.dev/services/accounts/internal/user"
 )
 
-// The notify service's stream and subjects: part of the event contract
-// (ARCHITECTURE.md, "Events and streams"), read here, never written.
-const (
-	notifyStream          = "NOTIFY"
-	notifyPrefix          = "notify"
-	verificationAggregate = "verification"
-)
-
 const (
 	verificationsProjection = "email_verifications"
 	// verificationMaxAge is how long a confirmation proves an address for
@@ -74,7 +66,7 @@ func verificationsReadModel(notify *eventlog.Log) projection.Projection {
 	return projection.Projection{
 		Name:     verificationsProjection,
 		Source:   notify,
-		Subjects: []string{notifyPrefix + "." + verificationAggregate + ".*"},
+		Subjects: []string{eventsv1.NotifyVerification.Subjects()},
 		Apply: func(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
 			ev, ok := rec.Event.(*eventsv1.VerificationConfirmed)
 			if !ok {
@@ -126,7 +118,7 @@ func errNotProved() error {
 
 // checkProof reports whether the notify service confirmed p.
 func (s *Service) checkProof(ctx context.Context, p proof) error {
-	ref := eventlog.Ref{Type: verificationAggregate, ID: p.verificationID}
+	ref := eventlog.Ref{Type: eventsv1.NotifyVerification.Type, ID: p.verificationID}
 	if p.verificationID == "" || !user.ValidVerificationID(p.verificationID) {
 		return errs.InvalidField("verification_id", "verification_id must be the id of a verification from the notify service")
 	}

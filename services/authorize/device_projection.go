@@ -18,7 +18,7 @@ const devicesProjection = "devices"
 func devicesReadModel() projection.Projection {
 	return projection.Projection{
 		Name:     devicesProjection,
-		Subjects: []string{subjectPrefix + ".device.*"},
+		Subjects: []string{eventsv1.AuthorizeDevice.Subjects()},
 		Apply: func(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
 			at := rec.OccurredAt()
 			var err error

@@ -20,7 +20,7 @@ const (
 func clientsReadModel() projection.Projection {
 	return projection.Projection{
 		Name:     clientsProjection,
-		Subjects: []string{subjectPrefix + ".client.*"},
+		Subjects: []string{eventsv1.AuthorizeClient.Subjects()},
 		Apply: func(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
 			ev, ok := rec.Event.(*eventsv1.ClientRegistered)
 			if !ok {
@@ -45,7 +45,7 @@ func clientsReadModel() projection.Projection {
 func grantsReadModel() projection.Projection {
 	return projection.Projection{
 		Name:     grantsProjection,
-		Subjects: []string{subjectPrefix + ".grant.*"},
+		Subjects: []string{eventsv1.AuthorizeGrant.Subjects()},
 		Apply: func(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
 			at := rec.OccurredAt()
 			var err error

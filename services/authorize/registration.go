@@ -89,7 +89,7 @@ func (s *Service) registerClient(ctx context.Context, meta clientmeta.Metadata, 
 		return nil, err
 	}
 	appended, err := s.log.Append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), Event: eventlog.Event{
-		Aggregate: eventlog.Ref{Type: "client", ID: id}, Actor: source,
+		Aggregate: eventlog.Ref{Type: eventsv1.AuthorizeClient.Type, ID: id}, Actor: source,
 		Payload: &eventsv1.ClientRegistered{ClientId: id, MetadataJson: raw, SecretHash: secretHash, Source: source},
 	}})
 	if err != nil {
@@ -124,7 +124,7 @@ func (s *Service) clientSecret(clientID string) string {
 
 // loadSecretKey reads the client-secret key, generating it on first start.
 func (s *Service) loadSecretKey(ctx context.Context) error {
-	rec, err := s.log.Once(ctx, eventlog.Ref{Type: "keys", ID: "current"}, "system", func() (proto.Message, error) {
+	rec, err := s.log.Once(ctx, eventlog.Ref{Type: eventsv1.AuthorizeKeys.Type, ID: "current"}, "system", func() (proto.Message, error) {
 		key := make([]byte, 64)
 		if _, err := rand.Read(key); err != nil {
 			return nil, err

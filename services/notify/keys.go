@@ -11,7 +11,7 @@ import (
 )
 
 // keyRef is the aggregate holding the service's key.
-var keyRef = eventlog.Ref{Type: "keys", ID: "current"}
+var keyRef = eventlog.Ref{Type: eventsv1.NotifyKeys.Type, ID: "current"}
 
 // loadKey reads the key codes and tickets are derived from, generating it on
 // first start. Replicas starting together race with ExpectNew: one key wins,

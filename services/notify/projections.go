@@ -22,7 +22,7 @@ const verificationsProjection = "verifications"
 func verificationsReadModel() projection.Projection {
 	return projection.Projection{
 		Name:     verificationsProjection,
-		Subjects: []string{subjectPrefix + "." + verificationAggregate + ".*"},
+		Subjects: []string{eventsv1.NotifyVerification.Subjects()},
 		Apply:    applyVerificationEvent,
 		Reset: func(ctx context.Context, tx pgx.Tx) error {
 			_, err := tx.Exec(ctx, `TRUNCATE verifications, recovery_tickets`)

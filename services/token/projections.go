@@ -18,7 +18,7 @@ const sessionsProjection = "sessions"
 func sessionsReadModel() projection.Projection {
 	return projection.Projection{
 		Name:     sessionsProjection,
-		Subjects: []string{subjectPrefix + ".session.*", subjectPrefix + "." + activityAggregate + ".*"},
+		Subjects: []string{eventsv1.TokenSession.Subjects(), eventsv1.TokenActivity.Subjects()},
 		Apply:    applySessionEvent,
 		Reset: func(ctx context.Context, tx pgx.Tx) error {
 			_, err := tx.Exec(ctx, `TRUNCATE tokens, sessions`)

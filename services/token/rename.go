@@ -16,7 +16,7 @@ func (g *grpcServer) RenameSession(ctx context.Context, req *tokenv1.RenameSessi
 	if !ids.Valid(req.GetSessionId()) {
 		return nil, errs.InvalidField("session_id", "session_id is not a session id")
 	}
-	ref := eventlog.Ref{Type: "session", ID: req.GetSessionId()}
+	ref := sessionRef(req.GetSessionId())
 	appended, err := g.svc.log.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
 		decided, err := session.Rename(session.Fold(history), req.GetUserId(), req.GetDeviceDisplayName())
 		if err != nil || len(decided) == 0 {

@@ -22,7 +22,7 @@ type effects struct {
 	mu   sync.Mutex
 	seqs []uint64
 	// fail, when set, decides whether an attempt at an event fails.
-	fail func(seq uint64, attempt int) bool
+	fail  func(seq uint64, attempt int) bool
 	tries map[uint64]int
 }
 

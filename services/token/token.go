@@ -47,7 +47,9 @@ import (
 const Schema = "token"
 
 // sessionRef is the aggregate of one session.
-func sessionRef(id string) eventlog.Ref { return eventlog.Ref{Type: eventsv1.TokenSession.Type, ID: id} }
+func sessionRef(id string) eventlog.Ref {
+	return eventlog.Ref{Type: eventsv1.TokenSession.Type, ID: id}
+}
 
 // Config is what the service needs to know about the deployment.
 type Config struct {

@@ -13,11 +13,12 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/metadata"
 
 	"gatehouse.dev/platform/config"
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/grpcx"
+	"gatehouse.dev/platform/host"
+	"gatehouse.dev/platform/secretfile"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	projectionsv1 "gatehouse.dev/proto/gatehouse/projections/v1"
 )
@@ -65,26 +66,37 @@ func (a *admin) parse(args []string, positional int) error {
 	return nil
 }
 
-// dial connects to the gRPC API of a running Gatehouse.
+// dial connects to the gRPC API of a running Gatehouse as an administrator:
+// with the admin credential derived from the internal secret (configured, or
+// the one `gatehouse serve` generated under data_dir/secrets on this
+// machine), over TLS when gRPC runs over TLS (presenting grpc.tls.cert_file,
+// which may name the admin caller for mutual TLS).
 func (a *admin) dial() (*grpc.ClientConn, error) {
+	cfg, err := config.Load(*a.configPath, os.Environ())
+	if err != nil {
+		return nil, err
+	}
 	addr := *a.grpcAddr
 	if addr == "" {
-		cfg, err := config.Load(*a.configPath, os.Environ())
-		if err != nil {
-			return nil, err
-		}
 		addr = cfg.GRPC.Addr
 	}
-	return grpcx.Dial(addr, grpcx.DialOptions{DefaultTimeout: time.Minute})
-}
-
-// context marks calls as made by the admin CLI, for the audit log.
-func adminContext(ctx context.Context) context.Context {
-	who := "admin:cli"
-	if u := os.Getenv("USER"); u != "" {
-		who += ":" + u
+	opts := grpcx.DialOptions{DefaultTimeout: time.Minute, Credential: grpcx.Credential{Name: "admin"}}
+	secret := []byte(cfg.Internal.Secret)
+	if len(secret) == 0 {
+		secret, err = secretfile.Load(host.InternalSecretPath(cfg))
+		if err != nil && !cfg.GRPC.TLS.Enabled() {
+			return nil, fmt.Errorf("no admin credential: set internal.secret (GATEHOUSE_INTERNAL_SECRET) to the deployment's, or run this where `gatehouse serve` keeps %s (%v)", host.InternalSecretPath(cfg), err)
+		}
 	}
-	return metadata.AppendToOutgoingContext(ctx, "gatehouse-actor", who)
+	if len(secret) > 0 {
+		opts.Credential.Bearer = grpcx.DeriveCredential(secret, "admin")
+	}
+	if t := cfg.GRPC.TLS; t.Enabled() || t.CAFile != "" {
+		if opts.TLS, err = grpcx.ClientTLS(grpcx.TLSFiles{CertFile: t.CertFile, KeyFile: t.KeyFile, CAFile: t.CAFile}); err != nil {
+			return nil, err
+		}
+	}
+	return grpcx.Dial(addr, opts)
 }
 
 // finish turns a command's result into an exit code and a clear message.
@@ -139,7 +151,7 @@ func userCommand(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	}
 	sub, args := args[0], args[1:]
 	a := newAdmin("user "+sub, stdin, stdout, stderr)
-	return finish(stderr, "user "+sub, a.user(adminContext(ctx), sub, args))
+	return finish(stderr, "user "+sub, a.user(ctx, sub, args))
 }
 
 func (a *admin) user(ctx context.Context, sub string, args []string) error {

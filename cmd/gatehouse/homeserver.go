@@ -34,7 +34,7 @@ func (a *admin) homeserverSync(ctx context.Context, args []string, timeout *time
 		return err
 	}
 	defer conn.Close()
-	ctx, cancel := context.WithTimeout(adminContext(ctx), *timeout)
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	start := time.Now()
 	resp, err := tokenv1.NewTokenServiceClient(conn).SyncHomeserver(ctx, &tokenv1.SyncHomeserverRequest{})

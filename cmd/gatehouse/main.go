@@ -6,6 +6,7 @@
 //	gatehouse homeserver sync
 //	gatehouse registration-token add|list|revoke
 //	gatehouse config generate|check
+//	gatehouse credential admin|accounts|authorize|token|notify|web
 //
 // The admin commands talk to a running Gatehouse over its gRPC API
 // (--grpc, default the configured gRPC address), so they work the same against
@@ -43,6 +44,7 @@ commands:
   registration-token list | revoke ID
   config generate                      print a configuration file with every default
   config check [--config F]            validate a configuration file
+  credential NAME                      print the gRPC credential of admin or a service (e.g. for grpcurl)
 
 Every command takes --config F (env GATEHOUSE_CONFIG); admin commands take --grpc ADDR.
 `
@@ -68,6 +70,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return registrationTokenCommand(ctx, rest, stdout, stderr)
 	case "config":
 		return configCommand(rest, stdout, stderr)
+	case "credential":
+		return credentialCommand(rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -18,7 +18,7 @@ func registrationTokenCommand(ctx context.Context, args []string, stdout, stderr
 	}
 	sub, args := args[0], args[1:]
 	a := newAdmin("registration-token "+sub, nil, stdout, stderr)
-	return finish(stderr, "registration-token "+sub, a.registrationToken(adminContext(ctx), sub, args))
+	return finish(stderr, "registration-token "+sub, a.registrationToken(ctx, sub, args))
 }
 
 func (a *admin) registrationToken(ctx context.Context, sub string, args []string) error {

@@ -45,8 +45,8 @@ type Config struct {
 	DataDir string `yaml:"data_dir"`
 	// HTTP is the public HTTP listener (GATEHOUSE_HTTP_ADDR).
 	HTTP Listener `yaml:"http"`
-	// GRPC is the internal gRPC listener (GATEHOUSE_GRPC_ADDR).
-	GRPC Listener `yaml:"grpc"`
+	// GRPC is the gRPC listener (GATEHOUSE_GRPC_ADDR) and its TLS.
+	GRPC GRPC `yaml:"grpc"`
 	// Ops is the health and metrics listener (GATEHOUSE_OPS_ADDR).
 	Ops Listener `yaml:"ops"`
 	// Database is the PostgreSQL holding the projections.
@@ -75,12 +75,49 @@ type Config struct {
 	Account Account `yaml:"account"`
 	// Web configures the web service's pages.
 	Web Web `yaml:"web"`
+	// Internal configures how Gatehouse's services authenticate to each other.
+	Internal Internal `yaml:"internal"`
 }
 
 // Listener is a TCP address to listen on.
 type Listener struct {
 	// Addr is host:port; port 0 picks a free port.
 	Addr string `yaml:"addr"`
+}
+
+// GRPC is the gRPC listener: services, the admin CLI and homeservers call it.
+type GRPC struct {
+	// Addr is host:port; port 0 picks a free port (GATEHOUSE_GRPC_ADDR).
+	Addr string `yaml:"addr"`
+	// TLS, when its certificate is set, serves and calls gRPC over TLS.
+	TLS GRPCTLS `yaml:"tls"`
+}
+
+// GRPCTLS names the PEM files of gRPC's TLS. The certificate is served to
+// callers and presented to other services as this process's client
+// certificate; its URI SANs urn:gatehouse:caller:<service> say which services
+// it may act as (mutual TLS).
+type GRPCTLS struct {
+	// CertFile is this process's certificate chain (GATEHOUSE_GRPC_TLS_CERT_FILE).
+	CertFile string `yaml:"cert_file"`
+	// KeyFile is its private key (GATEHOUSE_GRPC_TLS_KEY_FILE).
+	KeyFile string `yaml:"key_file"`
+	// CAFile holds the CA certificates that sign the certificates of other
+	// services and of client certificates (GATEHOUSE_GRPC_TLS_CA_FILE).
+	CAFile string `yaml:"ca_file"`
+}
+
+// Enabled reports whether gRPC runs over TLS.
+func (t GRPCTLS) Enabled() bool { return t.CertFile != "" }
+
+// Internal configures service-to-service authentication.
+type Internal struct {
+	// Secret derives the gRPC credentials of each service and of the admin
+	// CLI, at least 32 characters (GATEHOUSE_INTERNAL_SECRET). Every process
+	// of a deployment is given the same one. Empty on a single machine: a
+	// secret is generated under data_dir/secrets on first start (the admin
+	// CLI reads it there).
+	Secret Secret `yaml:"secret"`
 }
 
 // Database configures PostgreSQL.
@@ -224,7 +261,7 @@ func Default() Config {
 		PublicURL: "http://localhost:8080/",
 		DataDir:   "./data",
 		HTTP:      Listener{Addr: "127.0.0.1:8080"},
-		GRPC:      Listener{Addr: "127.0.0.1:9090"},
+		GRPC:      GRPC{Addr: "127.0.0.1:9090"},
 		Ops:       Listener{Addr: "127.0.0.1:8081"},
 		Database:  Database{MaxConns: 10},
 		NATS:      NATS{Replicas: 1},

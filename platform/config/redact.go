@@ -38,6 +38,7 @@ func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
 func (c Config) Redacted() Config {
 	c.Matrix.Secret = Secret(c.Matrix.Secret.String())
 	c.Web.Secret = Secret(c.Web.Secret.String())
+	c.Internal.Secret = Secret(c.Internal.Secret.String())
 	c.OAuth.Clients = append([]StaticClient(nil), c.OAuth.Clients...)
 	for i := range c.OAuth.Clients {
 		c.OAuth.Clients[i].ClientSecret = Secret(c.OAuth.Clients[i].ClientSecret.String())

@@ -93,6 +93,7 @@ func (c Config) Validate() error {
 		p.add("matrix.secret", "is %d characters, want at least %d", n, minSecretLen)
 	}
 	p.check("web.secret", checkWebSecret(c.Web.Secret))
+	p.validateInternal(c)
 
 	if len(c.Services.Run) == 0 {
 		p.add("services.run", "must name at least one service")
@@ -343,4 +344,38 @@ func checkServiceName(s string) error {
 // isService reports whether name is one of AllServices.
 func isService(name string) bool {
 	return slices.Contains(AllServices(), name)
+}
+
+// minInternalSecretLen is the shortest accepted internal secret.
+const minInternalSecretLen = 32
+
+// validateInternal checks how services authenticate to each other: a
+// deployment whose services run in several processes must share a configured
+// internal secret or use mutual TLS, since a secret generated under one
+// machine's data_dir reaches no other; and TLS needs its certificate and key.
+func (p *problems) validateInternal(c Config) {
+	if n := len(c.Internal.Secret); n > 0 && n < minInternalSecretLen {
+		p.add("internal.secret", "is %d characters, want at least %d", n, minInternalSecretLen)
+	}
+	t := c.GRPC.TLS
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		p.add("grpc.tls", "cert_file and key_file go together")
+	}
+	if t.CAFile != "" && t.CertFile == "" {
+		p.add("grpc.tls.ca_file", "needs grpc.tls.cert_file: mutual TLS presents this process's certificate")
+	}
+	if c.Internal.Secret == "" && !(t.CertFile != "" && t.CAFile != "") && c.Split() {
+		p.add("internal.secret", "is required when services run in several processes (services.endpoints is set), unless grpc.tls gives every service a certificate and a CA (mutual TLS)")
+	}
+}
+
+// Split reports whether some service this process calls runs
+// elsewhere.
+func (c Config) Split() bool {
+	for _, ep := range c.Services.Endpoints {
+		if ep != "" {
+			return true
+		}
+	}
+	return len(c.Services.Run) < len(AllServices())
 }

@@ -9,6 +9,7 @@ package host
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,6 +28,7 @@ import (
 	"gatehouse.dev/platform/natsserver"
 	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/pgcluster"
+	"gatehouse.dev/platform/secretfile"
 	"gatehouse.dev/platform/telemetry"
 )
 
@@ -42,16 +44,22 @@ type Runtime struct {
 	natsSrv *natsserver.Server
 	cluster *pgcluster.Cluster
 
+	// internalSecret derives the gRPC credentials of services and the admin
+	// CLI: configured, or generated under the data dir on a single machine.
+	internalSecret []byte
+	// clientTLS, when gRPC runs over TLS, is how calls to services connect.
+	clientTLS *tls.Config
+
 	mu    sync.Mutex
 	pools []*pgxpool.Pool
-	conns map[string]*grpc.ClientConn
+	conns map[[2]string]*grpc.ClientConn
 }
 
 // Start prepares the runtime: embedded NATS JetStream under the data dir when
 // no NATS URL is configured, a private PostgreSQL cluster under the data dir
 // when no database URL is configured.
 func Start(ctx context.Context, cfg config.Config, name string, logger *slog.Logger) (_ *Runtime, err error) {
-	rt := &Runtime{Config: cfg, Logger: logger, conns: map[string]*grpc.ClientConn{}}
+	rt := &Runtime{Config: cfg, Logger: logger, conns: map[[2]string]*grpc.ClientConn{}}
 	defer func() {
 		if err != nil {
 			rt.Close(context.WithoutCancel(ctx))
@@ -68,6 +76,14 @@ func Start(ctx context.Context, cfg config.Config, name string, logger *slog.Log
 	// PostgreSQL cluster under it runs as an unprivileged user when we are root.
 	if err := os.MkdirAll(cfg.DataDir, 0o711); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if rt.internalSecret, err = InternalSecret(cfg); err != nil {
+		return nil, err
+	}
+	if cfg.GRPC.TLS.Enabled() {
+		if rt.clientTLS, err = grpcx.ClientTLS(grpcTLSFiles(cfg)); err != nil {
+			return nil, err
+		}
 	}
 	natsURL := cfg.NATS.URL
 	if natsURL == "" {
@@ -122,20 +138,55 @@ func (rt *Runtime) Pool(ctx context.Context, schema string) (*pgxpool.Pool, erro
 	return pool, nil
 }
 
-// Dial returns a client connection to another service, at the endpoint the
+// Dial returns a client connection from one service (the caller, whose
+// credential authenticates every call) to another, at the endpoint the
 // configuration names for it (this process's own gRPC address by default).
-func (rt *Runtime) Dial(service string) (*grpc.ClientConn, error) {
+func (rt *Runtime) Dial(from, to string) (*grpc.ClientConn, error) {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
-	if c, ok := rt.conns[service]; ok {
+	key := [2]string{from, to}
+	if c, ok := rt.conns[key]; ok {
 		return c, nil
 	}
-	c, err := grpcx.Dial(rt.Config.Endpoint(service), grpcx.DialOptions{Telemetry: rt.Telemetry})
+	cred, err := grpcx.ServiceCredential(rt.internalSecret, from)
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", service, err)
+		return nil, err
 	}
-	rt.conns[service] = c
+	c, err := grpcx.Dial(rt.Config.Endpoint(to), grpcx.DialOptions{Telemetry: rt.Telemetry, Credential: cred, TLS: rt.clientTLS})
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", to, err)
+	}
+	rt.conns[key] = c
 	return c, nil
+}
+
+// InternalSecret returns the secret the gRPC credentials of services and of
+// the admin CLI are derived from: internal.secret, or else the one generated
+// under data_dir/secrets on first start of a single-machine deployment.
+func InternalSecret(cfg config.Config) ([]byte, error) {
+	if s := cfg.Internal.Secret; s != "" {
+		return []byte(s), nil
+	}
+	if cfg.Split() {
+		return nil, nil // validated: mutual TLS identifies the services
+	}
+	secret, err := secretfile.LoadOrCreate(InternalSecretPath(cfg), 32)
+	if err != nil {
+		return nil, fmt.Errorf("internal secret: %w", err)
+	}
+	return secret, nil
+}
+
+// InternalSecretPath is where a single-machine deployment keeps the internal
+// secret it generated.
+func InternalSecretPath(cfg config.Config) string {
+	return filepath.Join(cfg.DataDir, "secrets", "internal")
+}
+
+// grpcTLSFiles are the configured gRPC TLS files.
+func grpcTLSFiles(cfg config.Config) grpcx.TLSFiles {
+	t := cfg.GRPC.TLS
+	return grpcx.TLSFiles{CertFile: t.CertFile, KeyFile: t.KeyFile, CAFile: t.CAFile}
 }
 
 // Close releases everything in reverse order of start.

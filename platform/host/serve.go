@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"gatehouse.dev/platform/caller"
 	"gatehouse.dev/platform/grpcx"
 	"gatehouse.dev/platform/httpx"
 	"gatehouse.dev/platform/projection"
@@ -53,7 +54,14 @@ func (rt *Runtime) Serve(ctx context.Context, services ...Service) error {
 	defer cancel()
 
 	healthSrv := health.NewServer()
-	srv := grpcx.NewServer(grpcx.ServerOptions{Logger: rt.Logger, Telemetry: rt.Telemetry, Health: healthSrv})
+	srvOpts := grpcx.ServerOptions{Logger: rt.Logger, Telemetry: rt.Telemetry, Health: healthSrv, Auth: rt.grpcAuth(services)}
+	if rt.Config.GRPC.TLS.Enabled() {
+		var err error
+		if srvOpts.TLS, err = grpcx.ServerTLS(grpcTLSFiles(rt.Config)); err != nil {
+			return err
+		}
+	}
+	srv := grpcx.NewServer(srvOpts)
 	mux := http.NewServeMux()
 	sets := map[string]*projection.Set{}
 	serveHTTP := false
@@ -113,4 +121,34 @@ func (rt *Runtime) Serve(ctx context.Context, services ...Service) error {
 	rt.Logger.Info("serving", "grpc", rt.Config.GRPC.Addr, "http", rt.Config.HTTP.Addr, "ops", rt.Config.Ops.Addr, "services", len(services))
 	wg.Wait()
 	return errors.Join(errList...)
+}
+
+// grpcAuth is how the gRPC server authenticates callers: credentials derived
+// from the internal secret, the homeserver's secret, client certificates, and
+// browser sessions verified by the accounts service (called as the first
+// service this process hosts).
+func (rt *Runtime) grpcAuth(services []Service) *grpcx.Auth {
+	auth := &grpcx.Auth{InternalSecret: rt.internalSecret, HomeserverSecret: string(rt.Config.Matrix.Secret)}
+	if len(services) == 0 {
+		return auth
+	}
+	self := services[0].Name()
+	var (
+		once    sync.Once
+		verify  grpcx.SessionVerifier
+		dialErr error
+	)
+	auth.Sessions = func(ctx context.Context, secret string) (*caller.User, error) {
+		once.Do(func() {
+			var conn *grpc.ClientConn
+			if conn, dialErr = rt.Dial(self, "accounts"); dialErr == nil {
+				verify = grpcx.AccountsSessions(conn)
+			}
+		})
+		if dialErr != nil {
+			return nil, dialErr
+		}
+		return verify(ctx, secret)
+	}
+	return auth
 }

@@ -77,6 +77,7 @@ type Service struct {
 	clock       func() time.Time
 	activity    *activity.Recorder
 	flushEvery  time.Duration
+	proofKey    []byte // MACs authentication proofs (proofs.go)
 }
 
 // New migrates the service's schema, opens its stream and prepares its projections.
@@ -114,7 +115,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("accounts: %w", err)
 	}
-	return &Service{
+	s := &Service{
 		cfg:         cfg,
 		pool:        deps.Pool,
 		log:         log,
@@ -125,7 +126,11 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		clock:       clock,
 		activity:    activity.New(),
 		flushEvery:  flushEvery,
-	}, nil
+	}
+	if err := s.loadProofKey(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // Run keeps the projections current and writes browser session activity

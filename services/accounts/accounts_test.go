@@ -4,17 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"gatehouse.dev/platform/grpcx"
 	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/testkit"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
@@ -46,19 +42,8 @@ func start(t *testing.T) accountsv1.AccountsServiceClient {
 	}
 	go svc.Run(ctx)
 
-	srv := grpcx.NewServer(grpcx.ServerOptions{Logger: logger})
-	svc.RegisterGRPC(srv)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go grpcx.ServeListener(ctx, srv, lis)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecureCreds()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return accountsv1.NewAccountsServiceClient(conn)
+	srv := testkit.ServeGRPC(t, svc.RegisterGRPC, testkit.GRPCOptions{Logger: logger})
+	return accountsv1.NewAccountsServiceClient(srv.DialAuto(t))
 }
 
 func register(t *testing.T, c accountsv1.AccountsServiceClient, username, pw string) *accountsv1.User {
@@ -67,6 +52,7 @@ func register(t *testing.T, c accountsv1.AccountsServiceClient, username, pw str
 	if err != nil {
 		t.Fatalf("register %s: %v", username, err)
 	}
+	passwords.Store(resp.GetUser().GetId(), pw)
 	return resp.GetUser()
 }
 
@@ -164,8 +150,8 @@ func TestVerifyPassword(t *testing.T) {
 
 func TestPasswordChanges(t *testing.T) {
 	c := start(t)
-	ctx := context.Background()
 	u := register(t, c, "dave", "first password")
+	ctx := asUser(startSession(t, c, u.GetId(), "").GetSecret())
 	_, err := c.ChangePassword(ctx, &accountsv1.ChangePasswordRequest{UserId: u.GetId(), CurrentPassword: "wrong one", NewPassword: "second password"})
 	wantCode(t, err, codes.Unauthenticated)
 	_, err = c.ChangePassword(ctx, &accountsv1.ChangePasswordRequest{UserId: u.GetId(), CurrentPassword: "first password", NewPassword: "short"})
@@ -176,7 +162,7 @@ func TestPasswordChanges(t *testing.T) {
 	if _, err := c.VerifyPassword(ctx, &accountsv1.VerifyPasswordRequest{Username: "dave", Password: "second password"}); err != nil {
 		t.Fatalf("new password: %v", err)
 	}
-	if _, err := c.SetPassword(ctx, &accountsv1.SetPasswordRequest{UserId: u.GetId(), NewPassword: "third password"}); err != nil {
+	if _, err := c.SetPassword(context.Background(), &accountsv1.SetPasswordRequest{UserId: u.GetId(), NewPassword: "third password"}); err != nil {
 		t.Fatal(err)
 	}
 	_, err = c.VerifyPassword(ctx, &accountsv1.VerifyPasswordRequest{Username: "dave", Password: "second password"})
@@ -185,7 +171,7 @@ func TestPasswordChanges(t *testing.T) {
 
 func TestLifecycleAndAudit(t *testing.T) {
 	c := start(t)
-	ctx := metadata.AppendToOutgoingContext(context.Background(), accounts.ActorHeader, "admin:test")
+	ctx := context.Background() // as an administrator
 	u := register(t, c, "erin", "erin's password")
 	other := register(t, c, "frank", "frank's password")
 
@@ -217,7 +203,7 @@ func TestLifecycleAndAudit(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond) // the audit projection is not waited for by commands
 	}
-	want := []string{"display name set to \"Erin E.\"", "reactivated", "deactivated", "registered as \"erin\" with email \"erin@example.com\" (vouched for by api)", "email \"erin@example.com\" reserved", "username \"erin\" reserved"}
+	want := []string{"display name set to \"Erin E.\"", "reactivated", "deactivated", "registered as \"erin\" with email \"erin@example.com\" (vouched for by admin:cli)", "email \"erin@example.com\" reserved", "username \"erin\" reserved"}
 	if len(audit.GetEntries()) != len(want) {
 		t.Fatalf("audit entries: %v", audit.GetEntries())
 	}
@@ -226,7 +212,7 @@ func TestLifecycleAndAudit(t *testing.T) {
 			t.Errorf("entry %d = %q for %s, want %q", i, e.GetSummary(), e.GetUserId(), want[i])
 		}
 	}
-	if a := audit.GetEntries()[0].GetActor(); a != "admin:test" {
+	if a := audit.GetEntries()[0].GetActor(); a != "admin:cli" {
 		t.Errorf("actor = %q", a)
 	}
 	for _, e := range audit.GetEntries() {
@@ -299,10 +285,11 @@ func TestBadInput(t *testing.T) {
 			return err
 		}, codes.NotFound},
 		{"verify empty", func() error { _, err := c.VerifyPassword(ctx, &accountsv1.VerifyPasswordRequest{}); return err }, codes.Unauthenticated},
-		{"change password of unknown", func() error {
+		// Only a signed-in person changes a password, and only their own.
+		{"change password without a session", func() error {
 			_, err := c.ChangePassword(ctx, &accountsv1.ChangePasswordRequest{UserId: unknown, CurrentPassword: "x", NewPassword: "long enough"})
 			return err
-		}, codes.NotFound},
+		}, codes.PermissionDenied},
 		{"set password garbage id", func() error {
 			_, err := c.SetPassword(ctx, &accountsv1.SetPasswordRequest{UserId: "../../etc", NewPassword: "long enough"})
 			return err

@@ -22,10 +22,12 @@ func TestBadInputToEmailsAndSessions(t *testing.T) {
 	session := startSession(t, c, id, "")
 	sid := session.GetSession().GetSessionId()
 	locked := register(t, c, "judy", "judy's password")
+	lockedProof := proofFor(t, c, locked.GetId())
 	if _, err := c.LockUser(ctx, &accountsv1.LockUserRequest{UserId: locked.GetId()}); err != nil {
 		t.Fatal(err)
 	}
 	deactivated := register(t, c, "ken", "ken's password")
+	deactivatedProof := proofFor(t, c, deactivated.GetId())
 	if _, err := c.DeactivateUser(ctx, &accountsv1.DeactivateUserRequest{UserId: deactivated.GetId()}); err != nil {
 		t.Fatal(err)
 	}
@@ -135,20 +137,33 @@ func TestBadInputToEmailsAndSessions(t *testing.T) {
 			_, err := c.StartBrowserSession(ctx, &accountsv1.StartBrowserSessionRequest{})
 			return err
 		}, codes.InvalidArgument},
+		// Nobody can prove to be a user that does not exist.
 		{"start for unknown user", func() error {
 			_, err := c.StartBrowserSession(ctx, &accountsv1.StartBrowserSessionRequest{UserId: unknown})
 			return err
-		}, codes.NotFound},
+		}, codes.PermissionDenied},
+		{"start without proof", func() error {
+			_, err := c.StartBrowserSession(ctx, &accountsv1.StartBrowserSessionRequest{UserId: id})
+			return err
+		}, codes.PermissionDenied},
+		{"start with another user's proof", func() error {
+			_, err := c.StartBrowserSession(ctx, &accountsv1.StartBrowserSessionRequest{UserId: id, AuthProof: proofFor(t, c, other.GetId())})
+			return err
+		}, codes.PermissionDenied},
+		{"start with a forged proof", func() error {
+			_, err := c.StartBrowserSession(ctx, &accountsv1.StartBrowserSessionRequest{UserId: id, AuthProof: id + ".password.1900000000.AAAA"})
+			return err
+		}, codes.PermissionDenied},
 		{"start with malformed address", func() error {
 			_, err := c.StartBrowserSession(ctx, &accountsv1.StartBrowserSessionRequest{UserId: id, IpAddress: "192.0.2.1:443"})
 			return err
 		}, codes.InvalidArgument},
-		{"start for locked user", func() error {
-			_, err := c.StartBrowserSession(ctx, &accountsv1.StartBrowserSessionRequest{UserId: locked.GetId()})
+		{"start for locked user with a proof from before the lock", func() error {
+			_, err := c.StartBrowserSession(ctx, &accountsv1.StartBrowserSessionRequest{UserId: locked.GetId(), AuthProof: lockedProof})
 			return err
 		}, codes.FailedPrecondition},
-		{"start for deactivated user", func() error {
-			_, err := c.StartBrowserSession(ctx, &accountsv1.StartBrowserSessionRequest{UserId: deactivated.GetId()})
+		{"start for deactivated user with a proof from before", func() error {
+			_, err := c.StartBrowserSession(ctx, &accountsv1.StartBrowserSessionRequest{UserId: deactivated.GetId(), AuthProof: deactivatedProof})
 			return err
 		}, codes.FailedPrecondition},
 

@@ -13,6 +13,7 @@ import (
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/ids"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
+	"gatehouse.dev/services/accounts/internal/browser"
 	"gatehouse.dev/services/accounts/internal/password"
 	"gatehouse.dev/services/accounts/internal/user"
 )
@@ -309,5 +310,13 @@ func (s *Service) setPassword(ctx context.Context, userID, next string, reason e
 	_, err = s.update(ctx, userID, actor, func(st user.State) ([]proto.Message, error) {
 		return user.ChangePassword(st, hash, reason)
 	})
-	return err
+	if err != nil || reason != eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_RECOVERY {
+		return err
+	}
+	// Whoever knew the old password may be signed in somewhere: a recovery
+	// signs the account out of every browser.
+	if err := s.endBrowserSessions(ctx, userID, "", browser.ReasonPasswordChanged, actor); err != nil {
+		return errs.Wrap(errs.KindUnavailable, "The password was changed, but not every browser could be signed out; try again.", err)
+	}
+	return nil
 }

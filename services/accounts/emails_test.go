@@ -113,7 +113,7 @@ func TestEmails(t *testing.T) {
 		}
 		slices.Reverse(got)
 		want := []string{
-			`username "alice" reserved`, `email "alice@example.com" reserved`, `registered as "alice" with email "alice@example.com" (vouched for by api)`,
+			`username "alice" reserved`, `email "alice@example.com" reserved`, `registered as "alice" with email "alice@example.com" (vouched for by admin:cli)`,
 			`email "alice.work@example.org" reserved`, `email "alice.work@example.org" added (verification ` + proved + `)`,
 			`primary email set to "alice.work@example.org"`,
 			`email "alice@example.com" released`, `email "alice@example.com" removed`,

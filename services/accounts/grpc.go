@@ -3,9 +3,9 @@ package accounts
 import (
 	"context"
 
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
+	"gatehouse.dev/platform/caller"
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/ids"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
@@ -13,10 +13,6 @@ import (
 	"gatehouse.dev/services/accounts/internal/browser"
 	"gatehouse.dev/services/accounts/internal/user"
 )
-
-// ActorHeader is the gRPC metadata key naming who acts ("user:<id>", "admin:cli").
-// It is recorded in events and the audit log; it grants nothing.
-const ActorHeader = "gatehouse-actor"
 
 // grpcServer adapts the service to gatehouse.accounts.v1.AccountsService:
 // it parses requests, calls the service and returns errs values, which the
@@ -26,13 +22,15 @@ type grpcServer struct {
 	svc *Service
 }
 
-func actor(ctx context.Context) string {
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get(ActorHeader); len(v) > 0 && len(v[0]) <= 128 {
-			return v[0]
-		}
-	}
-	return "api"
+// actor names who acts in events and the audit log: the caller the platform
+// authenticated, never anything the caller merely claims.
+func actor(ctx context.Context) string { return caller.Actor(ctx) }
+
+// forUser returns the user a call concerns: the signed-in person when the
+// web service acts for one (a request naming someone else is refused), else
+// the user the request names.
+func forUser(ctx context.Context, requested string) (string, error) {
+	return caller.UserFor(ctx, requested)
 }
 
 func (g *grpcServer) Register(ctx context.Context, req *accountsv1.RegisterRequest) (*accountsv1.RegisterResponse, error) {
@@ -74,18 +72,28 @@ func (g *grpcServer) VerifyPassword(ctx context.Context, req *accountsv1.VerifyP
 	if err != nil {
 		return nil, err
 	}
-	return &accountsv1.VerifyPasswordResponse{User: u.proto()}, nil
+	return &accountsv1.VerifyPasswordResponse{User: u.proto(), AuthProof: g.svc.mintAuthProof(u.id, methodPassword)}, nil
 }
 
 func (g *grpcServer) ChangePassword(ctx context.Context, req *accountsv1.ChangePasswordRequest) (*accountsv1.ChangePasswordResponse, error) {
-	if err := g.svc.changePassword(ctx, req.GetUserId(), req.GetCurrentPassword(), req.GetNewPassword(), actor(ctx)); err != nil {
+	userID, err := forUser(ctx, req.GetUserId())
+	if err != nil {
+		return nil, err
+	}
+	if err := g.svc.changePassword(ctx, userID, req.GetCurrentPassword(), req.GetNewPassword(), actor(ctx)); err != nil {
 		return nil, err
 	}
 	return &accountsv1.ChangePasswordResponse{}, nil
 }
 
+// SetPassword sets a password without the current one: for an
+// administrator, or for the web service with a recovery link's confirmation.
 func (g *grpcServer) SetPassword(ctx context.Context, req *accountsv1.SetPasswordRequest) (*accountsv1.SetPasswordResponse, error) {
 	reason := eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_ADMIN
+	id, _ := caller.From(ctx)
+	if !id.Is(caller.Admin) && req.GetRecoveryVerificationId() == "" {
+		return nil, errs.PermissionDenied("only an administrator sets a password without a recovery link")
+	}
 	if id := req.GetRecoveryVerificationId(); id != "" {
 		if !ids.Valid(req.GetUserId()) {
 			return nil, errs.InvalidField("user_id", "user_id must be a user id such as 01HZX3…")
@@ -103,14 +111,16 @@ func (g *grpcServer) SetPassword(ctx context.Context, req *accountsv1.SetPasswor
 	if err != nil {
 		return nil, err
 	}
+	resp := &accountsv1.SetPasswordResponse{}
 	if reason == eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_RECOVERY {
 		// Whoever was signed in before the reset may be who it locks out. (The
 		// token service ends the OAuth and compat sessions from the event.)
 		if err := g.svc.endBrowserSessions(ctx, req.GetUserId(), "", browser.ReasonPasswordRecovered, actor(ctx)); err != nil {
 			return nil, errs.Wrap(errs.KindOf(err), "The password was reset, but not all browser sessions could be ended; try again.", err)
 		}
+		resp.AuthProof = g.svc.mintAuthProof(req.GetUserId(), methodRecovery)
 	}
-	return &accountsv1.SetPasswordResponse{}, nil
+	return resp, nil
 }
 
 // change runs one decision on a user and returns the user afterwards.
@@ -140,7 +150,11 @@ func (g *grpcServer) UnlockUser(ctx context.Context, req *accountsv1.UnlockUserR
 
 // DeactivateUser deactivates the user and ends all of their browser sessions.
 func (g *grpcServer) DeactivateUser(ctx context.Context, req *accountsv1.DeactivateUserRequest) (*accountsv1.DeactivateUserResponse, error) {
-	u, err := g.svc.deactivate(ctx, req.GetUserId(), req.GetErase(), actor(ctx))
+	userID, err := forUser(ctx, req.GetUserId())
+	if err != nil {
+		return nil, err
+	}
+	u, err := g.svc.deactivate(ctx, userID, req.GetErase(), actor(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +170,11 @@ func (g *grpcServer) ReactivateUser(ctx context.Context, req *accountsv1.Reactiv
 }
 
 func (g *grpcServer) SetDisplayName(ctx context.Context, req *accountsv1.SetDisplayNameRequest) (*accountsv1.SetDisplayNameResponse, error) {
-	u, err := g.change(ctx, req.GetUserId(), func(s user.State) ([]proto.Message, error) { return user.SetDisplayName(s, req.GetDisplayName()) })
+	userID, err := forUser(ctx, req.GetUserId())
+	if err != nil {
+		return nil, err
+	}
+	u, err := g.change(ctx, userID, func(s user.State) ([]proto.Message, error) { return user.SetDisplayName(s, req.GetDisplayName()) })
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +198,14 @@ func (g *grpcServer) GetUserByEmail(ctx context.Context, req *accountsv1.GetUser
 }
 
 func (g *grpcServer) AddEmail(ctx context.Context, req *accountsv1.AddEmailRequest) (*accountsv1.AddEmailResponse, error) {
-	emails, err := g.svc.addEmail(ctx, req.GetUserId(), req.GetEmail(), req.GetVerificationId(), req.GetSkipVerification(), actor(ctx))
+	userID, err := forUser(ctx, req.GetUserId())
+	if err != nil {
+		return nil, err
+	}
+	if id, _ := caller.From(ctx); req.GetSkipVerification() && !id.Is(caller.Admin) {
+		return nil, errs.PermissionDenied("only an administrator may vouch for an address")
+	}
+	emails, err := g.svc.addEmail(ctx, userID, req.GetEmail(), req.GetVerificationId(), req.GetSkipVerification(), actor(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +213,11 @@ func (g *grpcServer) AddEmail(ctx context.Context, req *accountsv1.AddEmailReque
 }
 
 func (g *grpcServer) RemoveEmail(ctx context.Context, req *accountsv1.RemoveEmailRequest) (*accountsv1.RemoveEmailResponse, error) {
-	emails, err := g.svc.removeEmail(ctx, req.GetUserId(), req.GetEmail(), actor(ctx))
+	userID, err := forUser(ctx, req.GetUserId())
+	if err != nil {
+		return nil, err
+	}
+	emails, err := g.svc.removeEmail(ctx, userID, req.GetEmail(), actor(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +225,11 @@ func (g *grpcServer) RemoveEmail(ctx context.Context, req *accountsv1.RemoveEmai
 }
 
 func (g *grpcServer) SetPrimaryEmail(ctx context.Context, req *accountsv1.SetPrimaryEmailRequest) (*accountsv1.SetPrimaryEmailResponse, error) {
-	emails, err := g.svc.setPrimaryEmail(ctx, req.GetUserId(), req.GetEmail(), actor(ctx))
+	userID, err := forUser(ctx, req.GetUserId())
+	if err != nil {
+		return nil, err
+	}
+	emails, err := g.svc.setPrimaryEmail(ctx, userID, req.GetEmail(), actor(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -204,15 +237,30 @@ func (g *grpcServer) SetPrimaryEmail(ctx context.Context, req *accountsv1.SetPri
 }
 
 func (g *grpcServer) ListEmails(ctx context.Context, req *accountsv1.ListEmailsRequest) (*accountsv1.ListEmailsResponse, error) {
-	emails, err := g.svc.listEmails(ctx, req.GetUserId())
+	userID, err := forUser(ctx, req.GetUserId())
+	if err != nil {
+		return nil, err
+	}
+	emails, err := g.svc.listEmails(ctx, userID)
 	if err != nil {
 		return nil, err
 	}
 	return &accountsv1.ListEmailsResponse{Emails: emails}, nil
 }
 
+// StartBrowserSession starts a session only against an authentication
+// proof for the user (proofs.go).
 func (g *grpcServer) StartBrowserSession(ctx context.Context, req *accountsv1.StartBrowserSessionRequest) (*accountsv1.StartBrowserSessionResponse, error) {
-	r, secret, err := g.svc.startBrowserSession(ctx, req.GetUserId(), req.GetUserAgent(), req.GetIpAddress(), actor(ctx))
+	if !ids.Valid(req.GetUserId()) {
+		return nil, errs.InvalidField("user_id", "user_id must be a user id such as 01HZX3…")
+	}
+	if _, err := browser.NormalizeIP(req.GetIpAddress()); err != nil {
+		return nil, err
+	}
+	if _, _, err := g.svc.checkAuthProof(req.GetAuthProof(), req.GetUserId()); err != nil {
+		return nil, err
+	}
+	r, secret, err := g.svc.startBrowserSession(ctx, req.GetUserId(), req.GetUserAgent(), req.GetIpAddress(), "user:"+req.GetUserId())
 	if err != nil {
 		return nil, err
 	}
@@ -227,15 +275,28 @@ func (g *grpcServer) AuthenticateBrowserSession(ctx context.Context, req *accoun
 	return &accountsv1.AuthenticateBrowserSessionResponse{Session: r.proto(g.svc.now()), User: u.proto()}, nil
 }
 
+// EndBrowserSession ends a session: one of the signed-in person's own, or
+// any for an administrator (who may leave user_id empty).
 func (g *grpcServer) EndBrowserSession(ctx context.Context, req *accountsv1.EndBrowserSessionRequest) (*accountsv1.EndBrowserSessionResponse, error) {
-	if err := g.svc.signOut(ctx, req.GetSessionId(), req.GetUserId(), actor(ctx)); err != nil {
+	userID := req.GetUserId()
+	if id, _ := caller.From(ctx); !id.Is(caller.Admin) {
+		var err error
+		if userID, err = forUser(ctx, userID); err != nil {
+			return nil, err
+		}
+	}
+	if err := g.svc.signOut(ctx, req.GetSessionId(), userID, actor(ctx)); err != nil {
 		return nil, err
 	}
 	return &accountsv1.EndBrowserSessionResponse{}, nil
 }
 
 func (g *grpcServer) ListBrowserSessions(ctx context.Context, req *accountsv1.ListBrowserSessionsRequest) (*accountsv1.ListBrowserSessionsResponse, error) {
-	rows, err := g.svc.listBrowserSessions(ctx, req.GetUserId(), req.GetIncludeEnded())
+	userID, err := forUser(ctx, req.GetUserId())
+	if err != nil {
+		return nil, err
+	}
+	rows, err := g.svc.listBrowserSessions(ctx, userID, req.GetIncludeEnded())
 	if err != nil {
 		return nil, err
 	}
@@ -270,5 +331,5 @@ func (g *grpcServer) CompleteRegistration(ctx context.Context, req *accountsv1.C
 	if err != nil {
 		return nil, err
 	}
-	return &accountsv1.CompleteRegistrationResponse{User: u.proto()}, nil
+	return &accountsv1.CompleteRegistrationResponse{User: u.proto(), AuthProof: g.svc.mintAuthProof(u.id, methodRegistration)}, nil
 }

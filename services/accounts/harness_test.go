@@ -3,17 +3,14 @@ package accounts_test
 import (
 	"context"
 	"log/slog"
-	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/grpc"
 
 	"gatehouse.dev/platform/eventlog"
-	"gatehouse.dev/platform/grpcx"
 	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/testkit"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
@@ -31,6 +28,8 @@ type harness struct {
 	// stopRun ends the service's Run (its projections and activity flushes)
 	// and waits until it returned; gRPC keeps serving.
 	stopRun func()
+	// srv is the gRPC server, for connections as a particular caller.
+	srv *testkit.GRPCServer
 }
 
 // startHarness starts a service with cfg changed by configure.
@@ -72,19 +71,9 @@ func startHarness(t *testing.T, configure func(*accounts.Config)) *harness {
 	}
 	t.Cleanup(stopRun)
 
-	srv := grpcx.NewServer(grpcx.ServerOptions{Logger: logger})
-	svc.RegisterGRPC(srv)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go grpcx.ServeListener(ctx, srv, lis)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecureCreds()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return &harness{c: accountsv1.NewAccountsServiceClient(conn), svc: svc, js: js, pool: pool, stopRun: stopRun}
+	srv := testkit.ServeGRPC(t, svc.RegisterGRPC, testkit.GRPCOptions{Logger: logger})
+	conn := srv.DialAuto(t)
+	return &harness{c: accountsv1.NewAccountsServiceClient(conn), svc: svc, js: js, pool: pool, stopRun: stopRun, srv: srv}
 }
 
 // events returns the records stored on subjects (which may hold wildcards), oldest first.

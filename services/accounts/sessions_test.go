@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
@@ -18,7 +17,7 @@ import (
 
 func startSession(t *testing.T, c accountsv1.AccountsServiceClient, userID, ip string) *accountsv1.StartBrowserSessionResponse {
 	t.Helper()
-	resp, err := c.StartBrowserSession(context.Background(), &accountsv1.StartBrowserSessionRequest{UserId: userID, UserAgent: "Mozilla/5.0 (Test)", IpAddress: ip})
+	resp, err := c.StartBrowserSession(context.Background(), &accountsv1.StartBrowserSessionRequest{UserId: userID, UserAgent: "Mozilla/5.0 (Test)", IpAddress: ip, AuthProof: proofFor(t, c, userID)})
 	if err != nil {
 		t.Fatalf("start session for %s: %v", userID, err)
 	}
@@ -135,12 +134,13 @@ func TestLockedUserSessions(t *testing.T) {
 	ctx := context.Background()
 	u := register(t, c, "carol", "carol's password")
 	s := startSession(t, c, u.GetId(), "")
+	proof := proofFor(t, c, u.GetId())
 	if _, err := c.LockUser(ctx, &accountsv1.LockUserRequest{UserId: u.GetId(), Reason: "abuse"}); err != nil {
 		t.Fatal(err)
 	}
 	_, err := authenticate(c, s.GetSecret(), "")
 	wantCode(t, err, codes.Unauthenticated)
-	_, err = c.StartBrowserSession(ctx, &accountsv1.StartBrowserSessionRequest{UserId: u.GetId()})
+	_, err = c.StartBrowserSession(ctx, &accountsv1.StartBrowserSessionRequest{UserId: u.GetId(), AuthProof: proof})
 	wantCode(t, err, codes.FailedPrecondition)
 	if _, err := c.UnlockUser(ctx, &accountsv1.UnlockUserRequest{UserId: u.GetId()}); err != nil {
 		t.Fatal(err)
@@ -154,10 +154,11 @@ func TestLockedUserSessions(t *testing.T) {
 func TestDeactivationEndsSessions(t *testing.T) {
 	h := startHarness(t, nil)
 	c := h.c
-	ctx := metadata.AppendToOutgoingContext(context.Background(), accounts.ActorHeader, "admin:test")
+	ctx := context.Background() // as an administrator
 	u := register(t, c, "dave", "dave's password")
 	other := register(t, c, "erin", "erin's password")
 	mine := []*accountsv1.StartBrowserSessionResponse{startSession(t, c, u.GetId(), ""), startSession(t, c, u.GetId(), ""), startSession(t, c, u.GetId(), "")}
+	proof := proofFor(t, c, u.GetId())
 	// One of them was signed out before.
 	if _, err := c.EndBrowserSession(ctx, &accountsv1.EndBrowserSessionRequest{SessionId: mine[2].GetSession().GetSessionId(), UserId: u.GetId()}); err != nil {
 		t.Fatal(err)
@@ -186,7 +187,7 @@ func TestDeactivationEndsSessions(t *testing.T) {
 	var ended []string
 	for _, rec := range h.events(t, "accounts.browser.*") {
 		if ev, ok := rec.Event.(*eventsv1.BrowserSessionEnded); ok && ev.GetReason() == "deactivated" {
-			if rec.Envelope.GetActor() != "admin:test" || ev.GetUserId() != u.GetId() {
+			if rec.Envelope.GetActor() != "admin:cli" || ev.GetUserId() != u.GetId() {
 				t.Errorf("ended %v by %q", ev, rec.Envelope.GetActor())
 			}
 			ended = append(ended, ev.GetSessionId())
@@ -199,11 +200,12 @@ func TestDeactivationEndsSessions(t *testing.T) {
 		t.Fatalf("deactivation ended %v, want %v", ended, want)
 	}
 
-	// Deactivating again ends nothing more; a deactivated user cannot sign in.
+	// Deactivating again ends nothing more; a deactivated user cannot sign
+	// in, even with a proof from before.
 	if _, err := c.DeactivateUser(ctx, &accountsv1.DeactivateUserRequest{UserId: u.GetId()}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := c.StartBrowserSession(ctx, &accountsv1.StartBrowserSessionRequest{UserId: u.GetId()})
+	_, err := c.StartBrowserSession(ctx, &accountsv1.StartBrowserSessionRequest{UserId: u.GetId(), AuthProof: proof})
 	wantCode(t, err, codes.FailedPrecondition)
 }
 

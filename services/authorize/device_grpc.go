@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"gatehouse.dev/platform/caller"
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/ids"
@@ -90,9 +91,12 @@ func (g *grpcServer) GetDeviceGrant(ctx context.Context, req *authorizev1.GetDev
 	return &authorizev1.GetDeviceGrantResponse{DeviceGrant: dg}, nil
 }
 
+// ApproveDeviceGrant approves a device for the signed-in person whose
+// browser session came with the call.
 func (g *grpcServer) ApproveDeviceGrant(ctx context.Context, req *authorizev1.ApproveDeviceGrantRequest) (*authorizev1.ApproveDeviceGrantResponse, error) {
-	if !ids.Valid(req.GetUserId()) || req.GetUsername() == "" {
-		return nil, errs.InvalidField("user_id", "user_id and username of the signed-in user are required")
+	user, err := caller.SignedIn(ctx)
+	if err != nil {
+		return nil, err
 	}
 	id, code, err := g.svc.deviceByUserCode(ctx, req.GetUserCode())
 	if err != nil {
@@ -110,20 +114,20 @@ func (g *grpcServer) ApproveDeviceGrant(ctx context.Context, req *authorizev1.Ap
 			_, err := device.Approve(st, now, nil)
 			return nil, err
 		}
-		granted, err := grantedScope(st.Request.GetScope(), req.GetAdmin())
+		granted, err := grantedScope(st.Request.GetScope(), user.Admin)
 		if err != nil {
 			return nil, err
 		}
-		authTime := now
-		if req.GetAuthTime() != nil {
-			authTime = req.GetAuthTime().AsTime()
+		authTime := user.AuthenticatedAt
+		if authTime.IsZero() {
+			authTime = now
 		}
 		approval = &eventsv1.DeviceApproved{
-			DeviceGrantId: id, UserId: req.GetUserId(), Username: req.GetUsername(), Admin: req.GetAdmin(),
+			DeviceGrantId: id, UserId: user.ID, Username: user.Username, Admin: user.Admin,
 			Scope: granted, AuthTime: grant.Timestamp(authTime),
 		}
 		decided, err := device.Approve(st, now, approval)
-		return writes(ref, "user:"+req.GetUserId(), version, decided), err
+		return writes(ref, caller.Actor(ctx), version, decided), err
 	})
 	if err != nil {
 		return nil, err
@@ -144,10 +148,7 @@ func (g *grpcServer) DenyDeviceGrant(ctx context.Context, req *authorizev1.DenyD
 	if err != nil {
 		return nil, err
 	}
-	actor := "user"
-	if ids.Valid(req.GetUserId()) {
-		actor = "user:" + req.GetUserId()
-	}
+	actor := caller.Actor(ctx)
 	ref := deviceRef(id)
 	appended, err := g.svc.log.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
 		decided, err := device.Deny(device.Fold(history), g.svc.now())

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"gatehouse.dev/platform/caller"
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/ids"
 	"gatehouse.dev/platform/pg"
@@ -53,6 +54,28 @@ func newDeviceEnv(t *testing.T) *deviceEnv {
 	svc.RegisterHTTP(e.mux)
 	go svc.Run(ctx)
 	return e
+}
+
+// signedIn is ctx as the platform's interceptor makes it for a call the web
+// service makes for a signed-in person (its browser session verified).
+func signedIn(ctx context.Context, userID, username string) context.Context {
+	return caller.NewContext(ctx, caller.Identity{Kind: caller.Web, User: &caller.User{ID: userID, Username: username}})
+}
+
+// TestDeviceApprovalNeedsSignedInUser: a device is approved only for the
+// person whose browser session came with the call, never for a user the
+// caller names.
+func TestDeviceApprovalNeedsSignedInUser(t *testing.T) {
+	e := newDeviceEnv(t)
+	clientID, _ := e.registerDeviceClient(t, map[string]any{
+		"client_name": "TV", "client_uri": "https://tv.example.org/", "application_type": "native",
+		"grant_types": []string{"urn:ietf:params:oauth:grant-type:device_code"}, "token_endpoint_auth_method": "none",
+	})
+	_, da := e.authorizeDevice(t, url.Values{"client_id": {clientID}, "scope": {"urn:matrix:client:api:*"}})
+	ctx := caller.NewContext(context.Background(), caller.Identity{Kind: caller.Web})
+	if _, err := e.srv.ApproveDeviceGrant(ctx, &authorizev1.ApproveDeviceGrantRequest{UserCode: da["user_code"].(string)}); errs.KindOf(err) != errs.KindPermissionDenied {
+		t.Fatalf("approval without a signed-in user: %v", err)
+	}
 }
 
 func (e *deviceEnv) advance(d time.Duration) {
@@ -171,17 +194,17 @@ func TestDeviceGrantLifecycle(t *testing.T) {
 	// Admin scopes need an administrator.
 	user := ids.New()
 	_, adminDA := e.authorizeDevice(t, url.Values{"client_id": {clientID}, "scope": {"urn:matrix:client:api:* urn:synapse:admin:*"}})
-	_, err = e.srv.ApproveDeviceGrant(ctx, &authorizev1.ApproveDeviceGrantRequest{UserCode: adminDA["user_code"].(string), UserId: user, Username: "alice"})
+	_, err = e.srv.ApproveDeviceGrant(signedIn(ctx, user, "alice"), &authorizev1.ApproveDeviceGrantRequest{UserCode: adminDA["user_code"].(string)})
 	if errs.KindOf(err) != errs.KindPermissionDenied {
 		t.Fatalf("admin scope approved for a non-admin: %v", err)
 	}
 
 	// Approval fills in a device; concurrent polls get the tokens once.
-	approved, err := e.srv.ApproveDeviceGrant(ctx, &authorizev1.ApproveDeviceGrantRequest{UserCode: userCode, UserId: user, Username: "alice"})
+	approved, err := e.srv.ApproveDeviceGrant(signedIn(ctx, user, "alice"), &authorizev1.ApproveDeviceGrantRequest{UserCode: userCode})
 	if err != nil || approved.GetDeviceGrant().GetStatus() != authorizev1.DeviceGrantStatus_DEVICE_GRANT_STATUS_APPROVED {
 		t.Fatalf("approve: %v, %v", approved, err)
 	}
-	if _, err := e.srv.ApproveDeviceGrant(ctx, &authorizev1.ApproveDeviceGrantRequest{UserCode: userCode, UserId: user, Username: "alice"}); errs.KindOf(err) != errs.KindFailedPrecondition {
+	if _, err := e.srv.ApproveDeviceGrant(signedIn(ctx, user, "alice"), &authorizev1.ApproveDeviceGrantRequest{UserCode: userCode}); errs.KindOf(err) != errs.KindFailedPrecondition {
 		t.Fatalf("second approval: %v", err)
 	}
 	if _, err := e.srv.DenyDeviceGrant(ctx, &authorizev1.DenyDeviceGrantRequest{UserCode: userCode}); errs.KindOf(err) != errs.KindFailedPrecondition {
@@ -236,14 +259,14 @@ func TestDeviceGrantDenialAndExpiry(t *testing.T) {
 
 	deviceCode, userCode := start()
 	for range 2 { // denying twice is fine
-		if _, err := e.srv.DenyDeviceGrant(ctx, &authorizev1.DenyDeviceGrantRequest{UserCode: userCode, UserId: ids.New()}); err != nil {
+		if _, err := e.srv.DenyDeviceGrant(ctx, &authorizev1.DenyDeviceGrantRequest{UserCode: userCode}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if p, err := e.poll(t, deviceCode, clientID); err != nil || p.GetStatus() != authorizev1.DevicePollStatus_DEVICE_POLL_STATUS_DENIED {
 		t.Fatalf("poll after denial: %v, %v", p, err)
 	}
-	if _, err := e.srv.ApproveDeviceGrant(ctx, &authorizev1.ApproveDeviceGrantRequest{UserCode: userCode, UserId: ids.New(), Username: "bob"}); errs.KindOf(err) != errs.KindFailedPrecondition {
+	if _, err := e.srv.ApproveDeviceGrant(signedIn(ctx, ids.New(), "bob"), &authorizev1.ApproveDeviceGrantRequest{UserCode: userCode}); errs.KindOf(err) != errs.KindFailedPrecondition {
 		t.Fatalf("approval after denial: %v", err)
 	}
 
@@ -256,7 +279,7 @@ func TestDeviceGrantDenialAndExpiry(t *testing.T) {
 	if err != nil || got.GetDeviceGrant().GetStatus() != authorizev1.DeviceGrantStatus_DEVICE_GRANT_STATUS_EXPIRED {
 		t.Fatalf("expired grant: %v, %v", got, err)
 	}
-	if _, err := e.srv.ApproveDeviceGrant(ctx, &authorizev1.ApproveDeviceGrantRequest{UserCode: userCode, UserId: ids.New(), Username: "bob"}); errs.KindOf(err) != errs.KindFailedPrecondition {
+	if _, err := e.srv.ApproveDeviceGrant(signedIn(ctx, ids.New(), "bob"), &authorizev1.ApproveDeviceGrantRequest{UserCode: userCode}); errs.KindOf(err) != errs.KindFailedPrecondition {
 		t.Fatalf("approval after expiry: %v", err)
 	}
 }

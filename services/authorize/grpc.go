@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/proto"
 
+	"gatehouse.dev/platform/caller"
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/ids"
@@ -71,9 +72,13 @@ func (g *grpcServer) GetGrant(ctx context.Context, req *authorizev1.GetGrantRequ
 	}}, nil
 }
 
+// ApproveGrant approves a grant for the signed-in person whose browser
+// session came with the call: who they are and whether they are an
+// administrator come from that session, never from the request.
 func (g *grpcServer) ApproveGrant(ctx context.Context, req *authorizev1.ApproveGrantRequest) (*authorizev1.ApproveGrantResponse, error) {
-	if !ids.Valid(req.GetUserId()) || req.GetUsername() == "" {
-		return nil, errs.InvalidField("user_id", "user_id and username of the signed-in user are required")
+	user, err := caller.SignedIn(ctx)
+	if err != nil {
+		return nil, err
 	}
 	ref, err := grantRef(req.GetGrantId())
 	if err != nil {
@@ -87,20 +92,20 @@ func (g *grpcServer) ApproveGrant(ctx context.Context, req *authorizev1.ApproveG
 			_, err := grant.Approve(st, g.svc.now(), nil)
 			return nil, err
 		}
-		granted, err := grantedScope(st.Request.GetScope(), req.GetAdmin())
+		granted, err := grantedScope(st.Request.GetScope(), user.Admin)
 		if err != nil {
 			return nil, err
 		}
-		authTime := req.GetAuthTime().AsTime()
-		if req.GetAuthTime() == nil {
+		authTime := user.AuthenticatedAt
+		if authTime.IsZero() {
 			authTime = g.svc.now()
 		}
 		decided, err := grant.Approve(st, g.svc.now(), &eventsv1.GrantApproved{
-			GrantId: req.GetGrantId(), UserId: req.GetUserId(), Username: req.GetUsername(), Admin: req.GetAdmin(),
+			GrantId: req.GetGrantId(), UserId: user.ID, Username: user.Username, Admin: user.Admin,
 			AuthTime: grant.Timestamp(authTime), CodeHash: grant.CodeHash(code),
 			CodeExpiresAt: grant.Timestamp(g.svc.now().Add(g.svc.cfg.CodeTTL)), Scope: granted,
 		})
-		return writes(ref, "user:"+req.GetUserId(), version, decided), err
+		return writes(ref, caller.Actor(ctx), version, decided), err
 	})
 	if err != nil {
 		return nil, err
@@ -153,7 +158,7 @@ func (g *grpcServer) DenyGrant(ctx context.Context, req *authorizev1.DenyGrantRe
 	_, err = g.svc.log.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
 		st = grant.Fold(history)
 		decided, err := grant.Deny(st)
-		return writes(ref, "user", version, decided), err
+		return writes(ref, caller.Actor(ctx), version, decided), err
 	})
 	if err != nil {
 		return nil, err
@@ -217,7 +222,9 @@ func (g *grpcServer) GetClient(ctx context.Context, req *authorizev1.GetClientRe
 		return nil, errs.Wrap(errs.KindInternal, "", err)
 	}
 	resp := &authorizev1.GetClientResponse{ClientId: c.ID, MetadataJson: raw, SecretHash: c.SecretHash}
-	if c.Meta.TokenEndpointAuthMethod == "client_secret_jwt" {
+	// Only the token service checks client_secret_jwt assertions; nobody
+	// else ever sees a client's secret.
+	if id, _ := caller.From(ctx); c.Meta.TokenEndpointAuthMethod == "client_secret_jwt" && id.Is(caller.Token) {
 		resp.JwtSecret = g.svc.clientSecret(c.ID)
 	}
 	return resp, nil

@@ -3,16 +3,13 @@ package notify
 import (
 	"context"
 
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"gatehouse.dev/platform/caller"
 
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	notifyv1 "gatehouse.dev/proto/gatehouse/notify/v1"
 )
-
-// ActorHeader is the gRPC metadata key naming who acts ("user:<id>", "web");
-// it is recorded in events and grants nothing.
-const ActorHeader = "gatehouse-actor"
 
 // grpcServer adapts the service to gatehouse.notify.v1.NotifyService: it
 // parses requests, calls the service and returns errs values, which the
@@ -22,18 +19,20 @@ type grpcServer struct {
 	svc *Service
 }
 
-func actor(ctx context.Context) string {
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get(ActorHeader); len(v) > 0 && len(v[0]) <= 128 {
-			return v[0]
-		}
-	}
-	return "api"
-}
+// actor names who acts in events: the caller the platform authenticated
+// ("user:<id>" when the web service acts for a signed-in person).
+func actor(ctx context.Context) string { return caller.Actor(ctx) }
 
 func (g *grpcServer) StartVerification(ctx context.Context, req *notifyv1.StartVerificationRequest) (*notifyv1.StartVerificationResponse, error) {
+	userID := req.GetUserId()
+	if id, _ := caller.From(ctx); id.User != nil {
+		var err error
+		if userID, err = caller.UserFor(ctx, userID); err != nil {
+			return nil, err
+		}
+	}
 	st, err := g.svc.start(ctx, startInput{
-		Email: req.GetEmail(), Purpose: toEvent(req.GetPurpose()), UserID: req.GetUserId(),
+		Email: req.GetEmail(), Purpose: toEvent(req.GetPurpose()), UserID: userID,
 		ClientIP: req.GetClientIp(), Locale: req.GetLocale(),
 	}, actor(ctx))
 	if err != nil {

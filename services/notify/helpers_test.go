@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"gatehouse.dev/platform/errs"
@@ -126,7 +127,9 @@ func (e *env) start(t *testing.T, configure ...func(*notify.Config)) *instance {
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() { svc.Run(ctx) })
-	srv := grpcx.NewServer(grpcx.ServerOptions{Logger: logger})
+	// Every notify RPC is the web service's to call.
+	secret := []byte("a test's internal secret, 32+ bytes long")
+	srv := grpcx.NewServer(grpcx.ServerOptions{Logger: logger, Auth: &grpcx.Auth{InternalSecret: secret}})
 	svc.RegisterGRPC(srv)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -137,6 +140,7 @@ func (e *env) start(t *testing.T, configure ...func(*notify.Config)) *instance {
 		grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 			ctx, cancel := context.WithTimeout(ctx, 20*time.Second) // a hung call fails the test with the service's log
 			defer cancel()
+			ctx = metadata.AppendToOutgoingContext(ctx, grpcx.AuthorizationHeader, "Bearer "+grpcx.DeriveCredential(secret, "web"))
 			return invoker(ctx, method, req, reply, cc, opts...)
 		}))
 	if err != nil {

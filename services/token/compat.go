@@ -21,7 +21,6 @@ import (
 	"strconv"
 	"strings"
 
-	"google.golang.org/grpc/metadata"
 
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/httpx"
@@ -220,7 +219,7 @@ func (s *Service) compatPasswordUser(ctx context.Context, ip, user, password str
 	if ok, wait := s.compat.limits.Allow(s.now(), ratelimit.Key{Rule: compat.PerIP, Subject: ip}, ratelimit.Key{Rule: compat.PerAccount, Subject: local}); !ok {
 		return compatUser{}, compat.LimitExceeded(wait)
 	}
-	resp, err := s.accounts.VerifyPassword(asToken(ctx), &accountsv1.VerifyPasswordRequest{Username: local, Password: password})
+	resp, err := s.accounts.VerifyPassword(ctx, &accountsv1.VerifyPasswordRequest{Username: local, Password: password})
 	if err != nil {
 		return compatUser{}, accountRefusal(err)
 	}
@@ -246,11 +245,6 @@ func accountRefusal(err error) error {
 		return compat.Forbidden(msg)
 	}
 	return err
-}
-
-// asToken names the token service as the actor of a call to another service.
-func asToken(ctx context.Context) context.Context {
-	return metadata.AppendToOutgoingContext(ctx, "gatehouse-actor", "token")
 }
 
 // clientIP is the TCP peer's address. Forwarded headers are not trusted (as

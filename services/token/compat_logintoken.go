@@ -3,6 +3,7 @@ package token
 import (
 	"context"
 
+	"gatehouse.dev/platform/caller"
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/ids"
@@ -27,20 +28,21 @@ func loginTokenRef(token string) eventlog.Ref {
 	return eventlog.Ref{Type: eventsv1.TokenLoginToken.Type, ID: tokenfmt.HashString(token)}
 }
 
-// CreateLoginToken issues a login token for a user the caller (the web
-// service's SSO page) has authenticated.
-func (g *grpcServer) CreateLoginToken(ctx context.Context, req *tokenv1.CreateLoginTokenRequest) (*tokenv1.CreateLoginTokenResponse, error) {
-	if !ids.Valid(req.GetUserId()) {
-		return nil, errs.InvalidField("user_id", "user_id is not a user id")
+// CreateLoginToken issues a login token for the signed-in person whose
+// browser session came with the call (the web service's SSO page).
+func (g *grpcServer) CreateLoginToken(ctx context.Context, _ *tokenv1.CreateLoginTokenRequest) (*tokenv1.CreateLoginTokenResponse, error) {
+	user, err := caller.SignedIn(ctx)
+	if err != nil {
+		return nil, err
 	}
-	if req.GetUsername() == "" || len(req.GetUsername()) > maxLocalpart {
-		return nil, errs.InvalidField("username", "username must be a Matrix localpart")
+	if !ids.Valid(user.ID) || user.Username == "" || len(user.Username) > maxLocalpart {
+		return nil, errs.Internalf("browser session of an unexpected user %q", user.ID)
 	}
 	s := g.svc
 	token := ids.Token(compat.LoginTokenLen)
-	issued := compat.IssueLoginToken(req.GetUserId(), req.GetUsername(), req.GetAdmin(), s.now())
+	issued := compat.IssueLoginToken(user.ID, user.Username, user.Admin, s.now())
 	if _, err := s.log.Append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), Event: eventlog.Event{
-		Aggregate: loginTokenRef(token), Actor: "user:" + req.GetUserId(), Payload: issued,
+		Aggregate: loginTokenRef(token), Actor: caller.Actor(ctx), Payload: issued,
 	}}); err != nil {
 		return nil, errs.Wrap(errs.KindUnavailable, "The login token could not be issued right now.", err)
 	}
@@ -69,7 +71,7 @@ func (s *Service) useLoginToken(ctx context.Context, token, sessionID string) (c
 	if err != nil {
 		return compatUser{}, err
 	}
-	resp, err := s.accounts.GetUser(asToken(ctx), &accountsv1.GetUserRequest{UserId: lt.Issued.GetUserId()})
+	resp, err := s.accounts.GetUser(ctx, &accountsv1.GetUserRequest{UserId: lt.Issued.GetUserId()})
 	if errs.KindOf(err) == errs.KindNotFound {
 		return compatUser{}, compat.Forbidden("Invalid login token.")
 	}

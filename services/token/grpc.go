@@ -2,15 +2,21 @@ package token
 
 import (
 	"context"
+	"errors"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"gatehouse.dev/platform/caller"
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/ids"
 	tokenv1 "gatehouse.dev/proto/gatehouse/token/v1"
 )
 
-// grpcServer adapts the service to gatehouse.token.v1.TokenService. Its
-// callers are trusted services and homeservers on the internal network.
+// grpcServer adapts the service to gatehouse.token.v1.TokenService. The
+// platform's interceptor lets through only the callers each method's access
+// option names; calls the web service makes for a signed-in person concern
+// only that person.
 type grpcServer struct {
 	tokenv1.UnimplementedTokenServiceServer
 	svc *Service
@@ -38,13 +44,17 @@ func (g *grpcServer) Revoke(ctx context.Context, req *tokenv1.RevokeRequest) (*t
 }
 
 func (g *grpcServer) ListSessions(ctx context.Context, req *tokenv1.ListSessionsRequest) (*tokenv1.ListSessionsResponse, error) {
-	if !ids.Valid(req.GetUserId()) {
+	userID, err := caller.UserFor(ctx, req.GetUserId())
+	if err != nil {
+		return nil, err
+	}
+	if !ids.Valid(userID) {
 		return nil, errs.InvalidField("user_id", "user_id is not a user id")
 	}
 	rows, err := g.svc.pool.Query(ctx, `
 		SELECT session_id, kind, client_id, user_id, scope, device_id, created_at, ended_at, device_display_name,
 		       last_active_at, ip_address, user_agent FROM sessions
-		WHERE user_id = $1 AND ($2 OR ended_at IS NULL) ORDER BY created_at DESC LIMIT 1000`, req.GetUserId(), req.GetIncludeEnded())
+		WHERE user_id = $1 AND ($2 OR ended_at IS NULL) ORDER BY created_at DESC LIMIT 1000`, userID, req.GetIncludeEnded())
 	if err != nil {
 		return nil, errs.Wrap(errs.KindUnavailable, "Sessions cannot be read right now.", err)
 	}
@@ -87,13 +97,40 @@ func (g *grpcServer) ListSessions(ctx context.Context, req *tokenv1.ListSessions
 	return resp, nil
 }
 
+// EndSession ends a session: any for an administrator, only one of their own
+// for a signed-in person.
 func (g *grpcServer) EndSession(ctx context.Context, req *tokenv1.EndSessionRequest) (*tokenv1.EndSessionResponse, error) {
 	reason := req.GetReason()
 	if reason == "" {
 		reason = "ended"
 	}
-	if err := g.svc.endSession(ctx, req.GetSessionId(), reason, "api"); err != nil {
+	if err := g.svc.checkOwner(ctx, req.GetSessionId()); err != nil {
+		return nil, err
+	}
+	if err := g.svc.endSession(ctx, req.GetSessionId(), reason, caller.Actor(ctx)); err != nil {
 		return nil, err
 	}
 	return &tokenv1.EndSessionResponse{}, nil
+}
+
+// checkOwner refuses a call the web service makes for a signed-in person
+// about a session that is not theirs (or that does not exist: the same
+// answer, so nobody learns other people's session ids).
+func (s *Service) checkOwner(ctx context.Context, sessionID string) error {
+	user, err := caller.SignedIn(ctx)
+	if err != nil {
+		return nil // an administrator: any session
+	}
+	if !ids.Valid(sessionID) {
+		return errs.InvalidField("session_id", "session_id is not a session id")
+	}
+	var owner string
+	err = s.pool.QueryRow(ctx, `SELECT user_id FROM sessions WHERE session_id = $1`, sessionID).Scan(&owner)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return errs.Wrap(errs.KindUnavailable, "Sessions cannot be read right now.", err)
+	}
+	if owner != user.ID {
+		return errs.NotFound("There is no such session.")
+	}
+	return nil
 }

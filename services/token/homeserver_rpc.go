@@ -3,6 +3,7 @@ package token
 import (
 	"context"
 
+	"gatehouse.dev/platform/caller"
 	"gatehouse.dev/platform/errs"
 	tokenv1 "gatehouse.dev/proto/gatehouse/token/v1"
 )
@@ -27,6 +28,9 @@ func (g *grpcServer) IsLocalpartAvailable(ctx context.Context, req *tokenv1.IsLo
 func (g *grpcServer) AllowCrossSigningReset(ctx context.Context, req *tokenv1.AllowCrossSigningResetRequest) (*tokenv1.AllowCrossSigningResetResponse, error) {
 	if req.GetLocalpart() == "" || len(req.GetLocalpart()) > 255 {
 		return nil, errs.InvalidField("localpart", "localpart is required")
+	}
+	if user, err := caller.SignedIn(ctx); err == nil && user.Username != req.GetLocalpart() {
+		return nil, errs.PermissionDenied("a cross-signing reset may only be allowed for the signed-in user")
 	}
 	p := g.svc.provisioner
 	if p == nil {

@@ -3,6 +3,7 @@ package token
 import (
 	"context"
 
+	"gatehouse.dev/platform/caller"
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/ids"
@@ -16,13 +17,20 @@ func (g *grpcServer) RenameSession(ctx context.Context, req *tokenv1.RenameSessi
 	if !ids.Valid(req.GetSessionId()) {
 		return nil, errs.InvalidField("session_id", "session_id is not a session id")
 	}
+	userID := req.GetUserId() // an administrator may leave it empty
+	if id, _ := caller.From(ctx); id.User != nil {
+		var err error
+		if userID, err = caller.UserFor(ctx, userID); err != nil {
+			return nil, err
+		}
+	}
 	ref := sessionRef(req.GetSessionId())
 	appended, err := g.svc.log.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
-		decided, err := session.Rename(session.Fold(history), req.GetUserId(), req.GetDeviceDisplayName())
+		decided, err := session.Rename(session.Fold(history), userID, req.GetDeviceDisplayName())
 		if err != nil || len(decided) == 0 {
 			return nil, err
 		}
-		return []eventlog.Write{{Expect: eventlog.ExpectVersion(version), Event: eventlog.Event{Aggregate: ref, Actor: "api", Payload: decided[0]}}}, nil
+		return []eventlog.Write{{Expect: eventlog.ExpectVersion(version), Event: eventlog.Event{Aggregate: ref, Actor: caller.Actor(ctx), Payload: decided[0]}}}, nil
 	})
 	if err != nil {
 		return nil, err

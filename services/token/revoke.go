@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"gatehouse.dev/platform/caller"
 	"gatehouse.dev/platform/httpx"
 	"gatehouse.dev/services/token/internal/tokenfmt"
 )
@@ -57,7 +58,7 @@ func (s *Service) revoke(ctx context.Context, token, clientID string) error {
 	}
 	actor := "client:" + clientID
 	if clientID == "" {
-		actor = "api"
+		actor = caller.Actor(ctx)
 	}
 	return s.endSession(ctx, sessionID, "revoked", actor)
 }

@@ -206,11 +206,11 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	authConn, err := rt.Dial("authorize")
+	authConn, err := rt.Dial("token", "authorize")
 	if err != nil {
 		return nil, err
 	}
-	accConn, err := rt.Dial("accounts")
+	accConn, err := rt.Dial("token", "accounts")
 	if err != nil {
 		return nil, err
 	}

@@ -11,13 +11,15 @@ import (
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
 	tokenv1 "gatehouse.dev/proto/gatehouse/token/v1"
+	"gatehouse.dev/services/web/internal/i18n"
+	"gatehouse.dev/services/web/internal/input"
 )
 
 // The sessions pages: the browsers signed in to the account (accounts'
 // browser sessions) and the applications and devices (the token service's
 // OAuth and compatibility sessions), each with a button that ends it at once;
-// one device's page (MSC4191 device_view) and the confirmation to sign it out
-// (device_delete); and the page of the cross-signing reset action.
+// and one device's page (MSC4191 device_view) and the confirmation to sign it
+// out (device_delete).
 //
 // The token service's EndSession takes any session id, so every session is
 // looked up among the signed-in user's own (ListSessions) before it is ended.
@@ -66,17 +68,13 @@ type appView struct {
 	EndCSRF   string
 }
 
-func (s *Service) handleSessionsGet(w http.ResponseWriter, r *http.Request) {
-	who, ok := s.requireUser(w, r, "")
-	if !ok {
-		return
-	}
+func (s *Service) handleSessionsGet(w http.ResponseWriter, r *http.Request, who *signedIn) {
 	s.showSessions(w, r, http.StatusOK, who, s.doneNotice(r), "")
 }
 
 func (s *Service) showSessions(w http.ResponseWriter, r *http.Request, status int, who *signedIn, notice, formErr string) {
 	l := s.localizer(r)
-	ctx := s.asUser(r.Context(), who.user.GetId())
+	ctx := s.asUser(r.Context(), who)
 	browsers, err := s.accounts.ListBrowserSessions(ctx, &accountsv1.ListBrowserSessionsRequest{UserId: who.user.GetId()})
 	if err != nil {
 		s.failure(w, r, "list browser sessions", err)
@@ -84,9 +82,9 @@ func (s *Service) showSessions(w http.ResponseWriter, r *http.Request, status in
 	}
 	v := &sessionsView{
 		EndAction:    s.path("account/sessions/end"),
-		EndCSRF:      s.csrfToken(w, r, "account-session-end"),
+		EndCSRF:      s.csrf.Token(w, r, "account-session-end"),
 		LogoutAction: s.path("logout"),
-		LogoutCSRF:   s.csrfToken(w, r, "logout"),
+		LogoutCSRF:   s.csrf.Token(w, r, "logout"),
 	}
 	for _, bs := range browsers.GetSessions() {
 		if bs.GetEndedAt() != nil {
@@ -119,7 +117,7 @@ func (s *Service) showSessions(w http.ResponseWriter, r *http.Request, status in
 			v.Apps = append(v.Apps, a)
 		}
 	}
-	s.renderAccount(w, r, status, who, l.T(msgAccountSessionsTitle), &accountView{Section: sectionSessions, Sessions: v}, notice, formErr)
+	s.renderAccount(w, r, status, who, l.T(i18n.AccountSessionsTitle), &accountView{Section: sectionSessions, Sessions: v}, notice, formErr)
 }
 
 // userSessions lists the user's live OAuth and compatibility sessions.
@@ -141,7 +139,7 @@ func (s *Service) userSessions(ctx context.Context, who *signedIn) ([]*tokenv1.S
 }
 
 // appView describes a token session.
-func (s *Service) appView(l localizer, ts *tokenv1.Session, names func(string) string) appView {
+func (s *Service) appView(l i18n.Localizer, ts *tokenv1.Session, names func(string) string) appView {
 	a := appView{
 		ID: ts.GetSessionId(), Compat: ts.GetKind() == "compat", ClientID: ts.GetClientId(),
 		DeviceID: ts.GetDeviceId(), Created: when(l, ts.GetCreatedAt()), LastActive: when(l, ts.GetLastActiveAt()),
@@ -212,42 +210,38 @@ func (s *Service) deviceSessions(ctx context.Context, who *signedIn, deviceID st
 }
 
 // handleDeviceGet shows one device (MSC4191 device_view).
-func (s *Service) handleDeviceGet(w http.ResponseWriter, r *http.Request) {
-	s.showDevice(w, r, sectionDevice)
+func (s *Service) handleDeviceGet(w http.ResponseWriter, r *http.Request, who *signedIn) {
+	s.showDevice(w, r, who, sectionDevice)
 }
 
 // handleSessionEndGet asks to confirm signing a device out (MSC4191 device_delete).
-func (s *Service) handleSessionEndGet(w http.ResponseWriter, r *http.Request) {
-	s.showDevice(w, r, sectionDeviceEnd)
+func (s *Service) handleSessionEndGet(w http.ResponseWriter, r *http.Request, who *signedIn) {
+	s.showDevice(w, r, who, sectionDeviceEnd)
 }
 
-func (s *Service) showDevice(w http.ResponseWriter, r *http.Request, section string) {
-	who, ok := s.requireUser(w, r, "")
-	if !ok {
-		return
-	}
+func (s *Service) showDevice(w http.ResponseWriter, r *http.Request, who *signedIn, section string) {
 	l := s.localizer(r)
-	ctx := s.asUser(r.Context(), who.user.GetId())
-	deviceID := cleanDeviceID(r.URL.Query().Get("device_id"))
+	ctx := s.asUser(r.Context(), who)
+	deviceID := input.CleanDeviceID(r.URL.Query().Get("device_id"))
 	found, err := s.deviceSessions(ctx, who, deviceID)
 	if err != nil {
 		s.failure(w, r, "list sessions", err)
 		return
 	}
 	v := &deviceView{
-		DeviceID: deviceID, Action: s.path("account/sessions/end"), EndCSRF: s.csrfToken(w, r, "account-session-end"),
+		DeviceID: deviceID, Action: s.path("account/sessions/end"), EndCSRF: s.csrf.Token(w, r, "account-session-end"),
 		BackURL: s.path("account/sessions"), NotFound: len(found) == 0,
 	}
 	names := s.clientNames(ctx)
 	for _, ts := range found {
 		v.Sessions = append(v.Sessions, s.appView(l, ts, names))
 	}
-	status, title := http.StatusOK, l.T(msgAccountDeviceTitle)
+	status, title := http.StatusOK, l.T(i18n.AccountDeviceTitle)
 	if section == sectionDeviceEnd {
-		title = l.T(msgAccountDeviceEndTitle)
+		title = l.T(i18n.AccountDeviceEndTitle)
 	}
 	if v.NotFound {
-		status, title = http.StatusNotFound, l.T(msgAccountDeviceNotFoundTitle)
+		status, title = http.StatusNotFound, l.T(i18n.AccountDeviceNotFoundTitle)
 	}
 	s.renderAccount(w, r, status, who, title, &accountView{Section: section, Device: v}, "", "")
 }
@@ -255,27 +249,26 @@ func (s *Service) showDevice(w http.ResponseWriter, r *http.Request, section str
 // handleSessionEndPost ends one session at once: a browser (kind=browser),
 // an application's or old client's session (kind=token), or every session of
 // a device (kind=device, from the confirmation page).
-func (s *Service) handleSessionEndPost(w http.ResponseWriter, r *http.Request) {
-	who, ok := s.parseAccountForm(w, r, "account-session-end", "account/sessions")
-	if !ok {
+func (s *Service) handleSessionEndPost(w http.ResponseWriter, r *http.Request, who *signedIn) {
+	if !s.checkAccountCSRF(w, r, "account-session-end") {
 		return
 	}
 	l := s.localizer(r)
-	ctx := s.asUser(r.Context(), who.user.GetId())
+	ctx := s.asUser(r.Context(), who)
 	id := truncate(r.PostFormValue("id"), 64)
 	switch r.PostFormValue("kind") {
 	case "browser":
 		if id == who.session.GetSessionId() {
 			// This browser: the sign-out button does that (and says so); never
 			// end it from here by surprise.
-			s.showSessions(w, r, http.StatusBadRequest, who, "", l.T(msgAccountSessionIsCurrent))
+			s.showSessions(w, r, http.StatusBadRequest, who, "", l.T(i18n.AccountSessionIsCurrent))
 			return
 		}
 		_, err := s.accounts.EndBrowserSession(ctx, &accountsv1.EndBrowserSessionRequest{SessionId: id, UserId: who.user.GetId()})
 		switch kind := errs.KindOf(err); {
 		case err == nil:
 		case kind == errs.KindNotFound || kind == errs.KindInvalid:
-			s.showSessions(w, r, http.StatusNotFound, who, "", l.T(msgAccountSessionGone))
+			s.showSessions(w, r, http.StatusNotFound, who, "", l.T(i18n.AccountSessionGone))
 			return
 		default:
 			s.failure(w, r, "end browser session", err)
@@ -287,7 +280,7 @@ func (s *Service) handleSessionEndPost(w http.ResponseWriter, r *http.Request) {
 			s.failure(w, r, "list sessions", err)
 			return
 		}
-		deviceID := cleanDeviceID(r.PostFormValue("device_id"))
+		deviceID := input.CleanDeviceID(r.PostFormValue("device_id"))
 		var end []string
 		for _, ts := range live {
 			if (r.PostFormValue("kind") == "token" && ts.GetSessionId() == id) ||
@@ -296,7 +289,7 @@ func (s *Service) handleSessionEndPost(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if len(end) == 0 {
-			s.showSessions(w, r, http.StatusNotFound, who, "", l.T(msgAccountSessionGone))
+			s.showSessions(w, r, http.StatusNotFound, who, "", l.T(i18n.AccountSessionGone))
 			return
 		}
 		for _, sid := range end {
@@ -307,7 +300,7 @@ func (s *Service) handleSessionEndPost(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	default:
-		s.errorPage(w, r, http.StatusBadRequest, msgErrTitle, msgErrBadRequest)
+		s.errorPage(w, r, http.StatusBadRequest, i18n.ErrorTitle, i18n.ErrorBadRequest)
 		return
 	}
 	s.done(w, r, "account/sessions", "session_ended")
@@ -315,7 +308,7 @@ func (s *Service) handleSessionEndPost(w http.ResponseWriter, r *http.Request) {
 
 // describeUserAgent names a browser for people, such as "Firefox on Linux",
 // from its User-Agent; an unknown one is "Unknown browser".
-func describeUserAgent(l localizer, ua string) string {
+func describeUserAgent(l i18n.Localizer, ua string) string {
 	browser := ""
 	for _, b := range []struct{ token, name string }{
 		{"Firefox/", "Firefox"}, {"Edg/", "Edge"}, {"OPR/", "Opera"}, {"Chrome/", "Chrome"}, {"Chromium/", "Chromium"},
@@ -338,56 +331,11 @@ func describeUserAgent(l localizer, ua string) string {
 	}
 	switch {
 	case browser != "" && system != "":
-		return l.T(msgAccountBrowserOn, browser, system)
+		return l.T(i18n.AccountBrowserOn, browser, system)
 	case browser != "":
 		return browser
 	case system != "":
-		return l.T(msgAccountBrowserOn, l.T(msgAccountBrowserUnknown), system)
+		return l.T(i18n.AccountBrowserOn, l.T(i18n.AccountBrowserUnknown), system)
 	}
-	return l.T(msgAccountBrowserUnknown)
-}
-
-// crossSigningView is the data of the cross-signing reset page.
-type crossSigningView struct {
-	BackURL string
-	// Action is where the "allow the reset" form posts.
-	Action string
-	// Allowed: the homeserver now accepts a reset for a while.
-	Allowed bool
-	// Unavailable: no homeserver is connected to allow it on.
-	Unavailable bool
-}
-
-// handleCrossSigningGet is the page of MSC4191's cross_signing_reset action.
-func (s *Service) handleCrossSigningGet(w http.ResponseWriter, r *http.Request) {
-	who, ok := s.requireUser(w, r, "")
-	if !ok {
-		return
-	}
-	s.renderCrossSigning(w, r, http.StatusOK, who, crossSigningView{})
-}
-
-func (s *Service) renderCrossSigning(w http.ResponseWriter, r *http.Request, status int, who *signedIn, v crossSigningView) {
-	l := s.localizer(r)
-	v.BackURL, v.Action = s.path("account"), s.path("account/cross-signing-reset")
-	s.renderAccount(w, r, status, who, l.T(msgAccountCrossSigningTitle),
-		&accountView{Section: sectionCrossSigning, CrossSigning: &v}, "", "")
-}
-
-// handleCrossSigningPost asks the homeserver to accept a cross-signing reset
-// from this user without further authentication for a while (MSC4312).
-func (s *Service) handleCrossSigningPost(w http.ResponseWriter, r *http.Request) {
-	who, ok := s.parseAccountForm(w, r, "account-"+sectionCrossSigning, "account/cross-signing-reset")
-	if !ok {
-		return
-	}
-	_, err := s.token.AllowCrossSigningReset(s.asUser(r.Context(), who.user.GetId()), &tokenv1.AllowCrossSigningResetRequest{Localpart: who.user.GetUsername()})
-	switch {
-	case err == nil:
-		s.renderCrossSigning(w, r, http.StatusOK, who, crossSigningView{Allowed: true})
-	case errs.KindOf(err) == errs.KindFailedPrecondition:
-		s.renderCrossSigning(w, r, http.StatusServiceUnavailable, who, crossSigningView{Unavailable: true})
-	default:
-		s.failure(w, r, "allow cross-signing reset", err)
-	}
+	return l.T(i18n.AccountBrowserUnknown)
 }

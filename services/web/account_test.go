@@ -1,12 +1,13 @@
 package web
 
 import (
-	"gatehouse.dev/platform/ratelimit"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"gatehouse.dev/platform/ratelimit"
 )
 
 func TestAccountSafeNext(t *testing.T) {

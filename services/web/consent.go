@@ -5,10 +5,10 @@ import (
 	"net/url"
 	"strings"
 
-	"google.golang.org/protobuf/types/known/timestamppb"
-
 	"gatehouse.dev/platform/errs"
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
+	"gatehouse.dev/services/web/internal/i18n"
+	"gatehouse.dev/services/web/internal/render"
 )
 
 // consentView is the data of the consent page, for an authorization request
@@ -46,49 +46,39 @@ type scopeLine struct {
 func (s *Service) handleConsentGet(w http.ResponseWriter, r *http.Request) {
 	f := flowOf(r)
 	if f.grant == "" {
-		s.grantError(w, r, http.StatusBadRequest, msgErrGrantUnknown)
+		s.grantError(w, r, http.StatusBadRequest, i18n.ErrorGrantUnknown)
 		return
 	}
 	g, ok := s.loadGrant(w, r, f)
 	if !ok {
 		return
 	}
-	who, err := s.currentUser(w, r)
-	if err != nil {
-		s.failure(w, r, "authenticate browser session", err)
-		return
-	}
-	if who == nil {
-		s.redirect(w, r, "login", url.Values{"grant": {f.grant}})
+	who, ok := s.requireUser(w, r, "login", url.Values{"grant": {f.grant}})
+	if !ok {
 		return
 	}
 	l := s.localizer(r)
 	v := s.consentView(r, g.GetClient(), g.GetScope(), who)
 	v.Action = s.flowURL("consent", f)
-	v.Intro = l.T(msgConsentIntro, v.ClientName)
+	v.Intro = l.T(i18n.ConsentIntro, v.ClientName)
 	v.SignOutAction = s.flowURL("logout", f)
-	v.SignOutCSRF = s.csrfToken(w, r, "logout")
+	v.SignOutCSRF = s.csrf.Token(w, r, "logout")
 	// The answer redirects to the client, which form-action 'self' would block.
 	w.Header().Set("Content-Security-Policy", cspConsent)
-	s.render(w, r, http.StatusOK, "consent", &view{Title: l.T(msgConsentTitle), User: who.user, CSRF: s.csrfToken(w, r, "consent"), Page: v})
+	s.render(w, r, http.StatusOK, "consent", &render.View{Title: l.T(i18n.ConsentTitle), User: who.user, CSRF: s.csrf.Token(w, r, "consent"), Page: v})
 }
 
 func (s *Service) handleConsentPost(w http.ResponseWriter, r *http.Request) {
 	f := flowOf(r)
 	if err := r.ParseForm(); err != nil || f.grant == "" {
-		s.errorPage(w, r, http.StatusBadRequest, msgErrTitle, msgErrBadRequest)
+		s.errorPage(w, r, http.StatusBadRequest, i18n.ErrorTitle, i18n.ErrorBadRequest)
 		return
 	}
-	who, err := s.currentUser(w, r)
-	if err != nil {
-		s.failure(w, r, "authenticate browser session", err)
+	who, ok := s.requireUser(w, r, "login", url.Values{"grant": {f.grant}})
+	if !ok {
 		return
 	}
-	if who == nil {
-		s.redirect(w, r, "login", url.Values{"grant": {f.grant}})
-		return
-	}
-	if !s.checkCSRF(r, "consent") {
+	if !s.csrf.Check(r, "consent") {
 		// Show the page again with a fresh token; nothing was decided.
 		s.redirect(w, r, "consent", url.Values{"grant": {f.grant}})
 		return
@@ -97,18 +87,15 @@ func (s *Service) handleConsentPost(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ctx := s.asUser(r.Context(), who.user.GetId())
+	ctx := s.asUser(r.Context(), who)
 	var target string
 	switch r.PostFormValue("action") {
 	case "allow":
 		if _, admin := describeScopes(s.localizer(r), g.GetScope()); admin && !who.user.GetAdmin() {
-			s.grantError(w, r, http.StatusForbidden, msgConsentAdminMissing)
+			s.grantError(w, r, http.StatusForbidden, i18n.ConsentAdminMissing)
 			return
 		}
-		resp, err := s.authorize.ApproveGrant(ctx, &authorizev1.ApproveGrantRequest{
-			GrantId: f.grant, UserId: who.user.GetId(), Username: who.user.GetUsername(), Admin: who.user.GetAdmin(),
-			AuthTime: authTime(who),
-		})
+		resp, err := s.authorize.ApproveGrant(ctx, &authorizev1.ApproveGrantRequest{GrantId: f.grant})
 		if err != nil {
 			s.decisionFailed(w, r, "approve grant", err)
 			return
@@ -122,7 +109,7 @@ func (s *Service) handleConsentPost(w http.ResponseWriter, r *http.Request) {
 		}
 		target = resp.GetRedirectUri()
 	default:
-		s.errorPage(w, r, http.StatusBadRequest, msgErrTitle, msgErrBadRequest)
+		s.errorPage(w, r, http.StatusBadRequest, i18n.ErrorTitle, i18n.ErrorBadRequest)
 		return
 	}
 	http.Redirect(w, r, target, http.StatusSeeOther)
@@ -132,22 +119,14 @@ func (s *Service) handleConsentPost(w http.ResponseWriter, r *http.Request) {
 func (s *Service) decisionFailed(w http.ResponseWriter, r *http.Request, what string, err error) {
 	switch errs.KindOf(err) {
 	case errs.KindFailedPrecondition, errs.KindConflict:
-		s.grantError(w, r, http.StatusConflict, msgErrGrantAnswered)
+		s.grantError(w, r, http.StatusConflict, i18n.ErrorGrantAnswered)
 	case errs.KindNotFound, errs.KindInvalid:
-		s.grantError(w, r, http.StatusNotFound, msgErrGrantUnknown)
+		s.grantError(w, r, http.StatusNotFound, i18n.ErrorGrantUnknown)
 	case errs.KindPermissionDenied:
-		s.grantError(w, r, http.StatusForbidden, msgConsentAdminMissing)
+		s.grantError(w, r, http.StatusForbidden, i18n.ConsentAdminMissing)
 	default:
 		s.failure(w, r, what, err)
 	}
-}
-
-// authTime is when the user last proved who they are in this session.
-func authTime(who *signedIn) *timestamppb.Timestamp {
-	if t := who.session.GetAuthenticatedAt(); t != nil {
-		return t
-	}
-	return who.session.GetCreatedAt()
 }
 
 // consentView describes a client and what it asks for.
@@ -163,7 +142,7 @@ func (s *Service) consentView(r *http.Request, c *authorizev1.ClientInfo, scope 
 	if u, err := url.Parse(v.ClientURI); err == nil {
 		v.ClientHost = u.Host
 	}
-	v.LogoAlt = l.T(msgConsentLogoAlt, v.ClientName)
+	v.LogoAlt = l.T(i18n.ConsentLogoAlt, v.ClientName)
 	var wantsAdmin bool
 	v.Scopes, wantsAdmin = describeScopes(l, scope)
 	v.AdminMissing = wantsAdmin && !who.user.GetAdmin()
@@ -200,7 +179,7 @@ const (
 
 // describeScopes says in plain words what a scope allows, in a fixed order,
 // and whether it asks for administrator access.
-func describeScopes(l localizer, scope string) ([]scopeLine, bool) {
+func describeScopes(l i18n.Localizer, scope string) ([]scopeLine, bool) {
 	var api, openid, email, synapseAdmin, masAdmin, graphql bool
 	var device string
 	var other []string
@@ -232,16 +211,16 @@ func describeScopes(l localizer, scope string) ([]scopeLine, bool) {
 			lines = append(lines, scopeLine{Text: text, Admin: admin})
 		}
 	}
-	add(openid, l.T(msgScopeOpenID), false)
-	add(email, l.T(msgScopeEmail), false)
-	add(api, l.T(msgScopeAPI), false)
-	add(device != "", l.T(msgScopeDevice, truncate(device, maxDeviceIDInConsents)), false)
-	add(api && device == "", l.T(msgScopeNewDevice), false)
-	add(graphql, l.T(msgScopeGraphQL), false)
-	add(synapseAdmin, l.T(msgScopeSynapseAdmin), true)
-	add(masAdmin, l.T(msgScopeMASAdmin), true)
+	add(openid, l.T(i18n.ScopeOpenID), false)
+	add(email, l.T(i18n.ScopeEmail), false)
+	add(api, l.T(i18n.ScopeAPI), false)
+	add(device != "", l.T(i18n.ScopeDevice, truncate(device, maxDeviceIDInConsents)), false)
+	add(api && device == "", l.T(i18n.ScopeNewDevice), false)
+	add(graphql, l.T(i18n.ScopeGraphQL), false)
+	add(synapseAdmin, l.T(i18n.ScopeSynapseAdmin), true)
+	add(masAdmin, l.T(i18n.ScopeMASAdmin), true)
 	for _, o := range other {
-		add(true, l.T(msgScopeOther, o), false)
+		add(true, l.T(i18n.ScopeOther, o), false)
 	}
 	return lines, synapseAdmin || masAdmin
 }

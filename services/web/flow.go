@@ -6,10 +6,14 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/ids"
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
+	"gatehouse.dev/services/web/internal/i18n"
+	"gatehouse.dev/services/web/internal/input"
+	"gatehouse.dev/services/web/internal/render"
 )
 
 // flow is what a person is in the middle of while signing in or signing up:
@@ -31,7 +35,7 @@ const invalidGrant = "invalid"
 // flowOf reads the flow from a request's query string.
 func flowOf(r *http.Request) flow {
 	q := r.URL.Query()
-	f := flow{device: cleanUserCode(q.Get("device")), next: safeNext(q.Get("next"))}
+	f := flow{device: input.CleanUserCode(q.Get("device")), next: safeNext(q.Get("next"))}
 	if g := q.Get("grant"); ids.Valid(g) {
 		f.grant = g
 	} else if g != "" {
@@ -87,13 +91,13 @@ func (s *Service) loadGrant(w http.ResponseWriter, r *http.Request, f flow) (*au
 		return nil, true
 	}
 	if f.grant == invalidGrant {
-		s.grantError(w, r, http.StatusBadRequest, msgErrGrantUnknown)
+		s.grantError(w, r, http.StatusBadRequest, i18n.ErrorGrantUnknown)
 		return nil, false
 	}
-	resp, err := s.authorize.GetGrant(s.asWeb(r.Context()), &authorizev1.GetGrantRequest{GrantId: f.grant})
+	resp, err := s.authorize.GetGrant(r.Context(), &authorizev1.GetGrantRequest{GrantId: f.grant})
 	if err != nil {
 		if k := errs.KindOf(err); k == errs.KindNotFound || k == errs.KindInvalid {
-			s.grantError(w, r, http.StatusNotFound, msgErrGrantUnknown)
+			s.grantError(w, r, http.StatusNotFound, i18n.ErrorGrantUnknown)
 		} else {
 			s.failure(w, r, "get grant", err)
 		}
@@ -102,19 +106,19 @@ func (s *Service) loadGrant(w http.ResponseWriter, r *http.Request, f flow) (*au
 	g := resp.GetGrant()
 	switch {
 	case g.GetStatus() != authorizev1.GrantStatus_GRANT_STATUS_PENDING:
-		s.grantError(w, r, http.StatusConflict, msgErrGrantAnswered)
+		s.grantError(w, r, http.StatusConflict, i18n.ErrorGrantAnswered)
 		return nil, false
 	case g.GetExpiresAt() != nil && s.now().After(g.GetExpiresAt().AsTime()):
-		s.grantError(w, r, http.StatusGone, msgErrGrantExpired)
+		s.grantError(w, r, http.StatusGone, i18n.ErrorGrantExpired)
 		return nil, false
 	}
 	return g, true
 }
 
 // grantError shows the error page of a sign-in request that cannot go on.
-func (s *Service) grantError(w http.ResponseWriter, r *http.Request, status int, message msgID) {
+func (s *Service) grantError(w http.ResponseWriter, r *http.Request, status int, message i18n.ID) {
 	l := s.localizer(r)
-	s.render(w, r, status, "error", &view{Title: l.T(msgErrTitle), Page: errorView{Message: l.T(message), Back: true}})
+	s.render(w, r, status, "error", &render.View{Title: l.T(i18n.ErrorTitle), Page: errorView{Message: l.T(message), Back: true}})
 }
 
 // clientName is how a client is named to people: its name, else its id.
@@ -125,21 +129,6 @@ func clientName(c *authorizev1.ClientInfo) string {
 	return c.GetClientId()
 }
 
-// cleanUserCode keeps what a user code may hold (letters, digits, spaces and
-// dashes, at most 32), upper-cased, or returns ""; authorize normalises the rest.
-func cleanUserCode(s string) string {
-	s = strings.ToUpper(strings.TrimSpace(s))
-	if len(s) > 32 {
-		return ""
-	}
-	for _, c := range s {
-		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == ' ') {
-			return ""
-		}
-	}
-	return s
-}
-
 // retryAfter sets Retry-After to a whole number of seconds, at least 1.
 func retryAfter(w http.ResponseWriter, d time.Duration) {
 	secs := int((d + time.Second - 1) / time.Second)
@@ -147,4 +136,21 @@ func retryAfter(w http.ResponseWriter, d time.Duration) {
 		secs = 1
 	}
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
+}
+
+// safeNext returns next when it is a page of this site to return to after
+// signing in — a path starting with a single "/", with no scheme, host,
+// backslash or control character — and "" otherwise, so that the sign-in page
+// is no open redirect. continueFlow further requires the public URL's path.
+func safeNext(next string) string {
+	if next == "" || len(next) > 2048 || next[0] != '/' || strings.HasPrefix(next, "//") ||
+		strings.ContainsAny(next, "\\") || strings.ContainsFunc(next, unicode.IsControl) {
+		return ""
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" || !strings.HasPrefix(u.Path, "/") ||
+		strings.HasPrefix(u.Path, "//") || strings.Contains(u.Path, "/../") || strings.HasSuffix(u.Path, "/..") {
+		return ""
+	}
+	return next
 }

@@ -1,6 +1,11 @@
 package web
 
-import "net/http"
+import (
+	"net/http"
+
+	"gatehouse.dev/services/web/internal/i18n"
+	"gatehouse.dev/services/web/internal/render"
+)
 
 // homeView is the data of the start page.
 type homeView struct {
@@ -19,10 +24,10 @@ func (s *Service) handleHome(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l := s.localizer(r)
-	v := &view{Title: l.T(msgHomeTitle)}
+	v := &render.View{Title: l.T(i18n.HomeTitle)}
 	if who != nil {
 		v.User = who.user
-		v.Page = homeView{SignOutAction: s.path("logout"), SignOutCSRF: s.csrfToken(w, r, "logout")}
+		v.Page = homeView{SignOutAction: s.path("logout"), SignOutCSRF: s.csrf.Token(w, r, "logout")}
 	} else {
 		v.Page = homeView{SignInURL: s.path("login"), RegisterURL: s.path("register")}
 	}

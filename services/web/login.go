@@ -1,21 +1,23 @@
 package web
 
 import (
-	"gatehouse.dev/platform/ratelimit"
 	"net/http"
 	"strings"
 
 	"gatehouse.dev/platform/errs"
+	"gatehouse.dev/platform/ratelimit"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
+	"gatehouse.dev/services/web/internal/i18n"
+	"gatehouse.dev/services/web/internal/render"
 )
 
 // loginView is the data of the sign-in page.
 type loginView struct {
 	Action      string
 	Subtitle    string
-	Username    field
-	Password    field
+	Username    render.Field
+	Password    render.Field
 	RegisterURL string
 }
 
@@ -47,7 +49,7 @@ type loginErrors struct{ username, password, form string }
 func (s *Service) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 	f := flowOf(r)
 	if err := r.ParseForm(); err != nil {
-		s.errorPage(w, r, http.StatusBadRequest, msgErrTitle, msgErrBadRequest)
+		s.errorPage(w, r, http.StatusBadRequest, i18n.ErrorTitle, i18n.ErrorBadRequest)
 		return
 	}
 	g, ok := s.loadGrant(w, r, f)
@@ -67,16 +69,16 @@ func (s *Service) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 	l := s.localizer(r)
 	typed := truncate(strings.TrimSpace(r.PostFormValue("username")), 255)
 	password := r.PostFormValue("password")
-	if !s.checkCSRF(r, "login") {
-		s.renderLogin(w, r, http.StatusForbidden, f, g, loginErrors{form: l.T(msgErrFormExpired)}, typed)
+	if !s.csrf.Check(r, "login") {
+		s.renderLogin(w, r, http.StatusForbidden, f, g, loginErrors{form: l.T(i18n.ErrorFormExpired)}, typed)
 		return
 	}
 	var e loginErrors
 	if typed == "" {
-		e.username = l.T(msgLoginUsernameNone)
+		e.username = l.T(i18n.LoginUsernameNone)
 	}
 	if password == "" {
-		e.password = l.T(msgLoginPasswordNone)
+		e.password = l.T(i18n.LoginPasswordNone)
 	}
 	if e != (loginErrors{}) {
 		s.renderLogin(w, r, http.StatusBadRequest, f, g, e, typed)
@@ -86,36 +88,36 @@ func (s *Service) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.LoginWithEmail && strings.Contains(typed, "@") && !strings.HasPrefix(strings.TrimSpace(typed), "@") {
 		// An email address: sign in as its owner. An unknown address is left as
 		// it is, so the answer is the same "wrong username or password".
-		if u, err := s.accounts.GetUserByEmail(s.asWeb(r.Context()), &accountsv1.GetUserByEmailRequest{Email: strings.TrimSpace(typed)}); err == nil {
+		if u, err := s.accounts.GetUserByEmail(r.Context(), &accountsv1.GetUserByEmailRequest{Email: strings.TrimSpace(typed)}); err == nil {
 			username = u.GetUser().GetUsername()
 		}
 	}
 	now := s.now()
 	if ok, wait := s.limits.Allow(now, ratelimit.Key{Rule: s.loginPerIP, Subject: clientIP(r)}); !ok {
 		retryAfter(w, wait)
-		s.renderLogin(w, r, http.StatusTooManyRequests, f, g, loginErrors{form: l.T(msgLoginRateLimited)}, typed)
+		s.renderLogin(w, r, http.StatusTooManyRequests, f, g, loginErrors{form: l.T(i18n.LoginRateLimited)}, typed)
 		return
 	}
 	if ok, wait := s.limits.Allow(now, ratelimit.Key{Rule: s.loginPerAccount, Subject: username}); !ok {
 		retryAfter(w, wait)
-		s.renderLogin(w, r, http.StatusTooManyRequests, f, g, loginErrors{form: l.T(msgLoginRateLimited)}, typed)
+		s.renderLogin(w, r, http.StatusTooManyRequests, f, g, loginErrors{form: l.T(i18n.LoginRateLimited)}, typed)
 		return
 	}
-	resp, err := s.accounts.VerifyPassword(s.asWeb(r.Context()), &accountsv1.VerifyPasswordRequest{Username: username, Password: password})
+	resp, err := s.accounts.VerifyPassword(r.Context(), &accountsv1.VerifyPasswordRequest{Username: username, Password: password})
 	if err != nil {
 		switch errs.KindOf(err) {
 		case errs.KindUnauthenticated, errs.KindNotFound, errs.KindInvalid:
 			// One answer for an unknown user and a wrong password.
-			s.renderLogin(w, r, http.StatusUnauthorized, f, g, loginErrors{password: l.T(msgLoginWrong)}, typed)
+			s.renderLogin(w, r, http.StatusUnauthorized, f, g, loginErrors{password: l.T(i18n.LoginWrong)}, typed)
 		case errs.KindFailedPrecondition, errs.KindPermissionDenied:
 			// Only said after a correct password (accounts checks that first).
-			s.renderLogin(w, r, http.StatusForbidden, f, g, loginErrors{form: l.T(msgLoginBlocked)}, typed)
+			s.renderLogin(w, r, http.StatusForbidden, f, g, loginErrors{form: l.T(i18n.LoginBlocked)}, typed)
 		default:
 			s.failure(w, r, "verify password", err)
 		}
 		return
 	}
-	if err := s.startSession(w, r, resp.GetUser()); err != nil {
+	if err := s.startSession(w, r, resp.GetUser(), resp.GetAuthProof()); err != nil {
 		s.failure(w, r, "start browser session", err)
 		return
 	}
@@ -129,26 +131,26 @@ func (s *Service) renderLogin(w http.ResponseWriter, r *http.Request, status int
 	v := loginView{
 		Action:      s.flowURL("login", f),
 		RegisterURL: s.flowURL("register", f),
-		Username: field{
-			ID: "username", Name: "username", Type: "text", Label: l.T(msgFieldUsername), Autocomplete: "username",
+		Username: render.Field{
+			ID: "username", Name: "username", Type: "text", Label: l.T(i18n.FieldUsername), Autocomplete: "username",
 			Autocapitalize: "none", Value: username, Error: e.username, Required: true, MaxLength: 255,
 		},
-		Password: field{
-			ID: "password", Name: "password", Type: "password", Label: l.T(msgFieldPassword), Autocomplete: "current-password",
+		Password: render.Field{
+			ID: "password", Name: "password", Type: "password", Label: l.T(i18n.FieldPassword), Autocomplete: "current-password",
 			Error: e.password, Required: true,
 		},
 	}
 	switch {
 	case g != nil:
-		v.Subtitle = l.T(msgLoginFor, clientName(g.GetClient()))
+		v.Subtitle = l.T(i18n.LoginFor, clientName(g.GetClient()))
 	case f.device != "":
-		v.Subtitle = l.T(msgLoginForDevice)
+		v.Subtitle = l.T(i18n.LoginForDevice)
 	}
-	focusFirst(&v.Username, &v.Password)
+	render.FocusFirst(&v.Username, &v.Password)
 	if e.form != "" && username != "" {
 		v.Username.Autofocus, v.Password.Autofocus = false, true
 	}
-	s.render(w, r, status, "login", &view{Title: l.T(msgLoginTitle), CSRF: s.csrfToken(w, r, "login"), Error: e.form, Page: v})
+	s.render(w, r, status, "login", &render.View{Title: l.T(i18n.LoginTitle), CSRF: s.csrf.Token(w, r, "login"), Error: e.form, Page: v})
 }
 
 // normalizeUsername turns what a person typed into a localpart: "@alice",

@@ -4,6 +4,8 @@ import (
 	"net/http"
 
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
+	"gatehouse.dev/services/web/internal/cookie"
+	"gatehouse.dev/services/web/internal/i18n"
 )
 
 // handleLogoutPost ends the browser session and clears its cookie. A sign-out
@@ -12,11 +14,11 @@ import (
 func (s *Service) handleLogoutPost(w http.ResponseWriter, r *http.Request) {
 	f := flowOf(r)
 	if err := r.ParseForm(); err != nil {
-		s.errorPage(w, r, http.StatusBadRequest, msgErrTitle, msgErrBadRequest)
+		s.errorPage(w, r, http.StatusBadRequest, i18n.ErrorTitle, i18n.ErrorBadRequest)
 		return
 	}
-	if !s.checkCSRF(r, "logout") {
-		s.errorPage(w, r, http.StatusForbidden, msgErrTitle, msgErrFormExpired)
+	if !s.csrf.Check(r, "logout") {
+		s.errorPage(w, r, http.StatusForbidden, i18n.ErrorTitle, i18n.ErrorFormExpired)
 		return
 	}
 	who, err := s.currentUser(w, r)
@@ -25,7 +27,7 @@ func (s *Service) handleLogoutPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if who != nil {
-		_, err := s.accounts.EndBrowserSession(s.asUser(r.Context(), who.user.GetId()), &accountsv1.EndBrowserSessionRequest{
+		_, err := s.accounts.EndBrowserSession(s.asUser(r.Context(), who), &accountsv1.EndBrowserSessionRequest{
 			SessionId: who.session.GetSessionId(), UserId: who.user.GetId(),
 		})
 		if err != nil {
@@ -33,7 +35,7 @@ func (s *Service) handleLogoutPost(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.clearCookie(w, sessionCookie)
+	s.cookies.Clear(w, cookie.Session)
 	if f.grant != "" || f.device != "" || f.next != "" {
 		s.redirect(w, r, "login", f.query())
 		return

@@ -1,14 +1,17 @@
 package web
 
 import (
-	"gatehouse.dev/platform/ratelimit"
 	"net/http"
-	"net/mail"
 	"strings"
 
 	"gatehouse.dev/platform/errs"
+	"gatehouse.dev/platform/ratelimit"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	notifyv1 "gatehouse.dev/proto/gatehouse/notify/v1"
+	"gatehouse.dev/services/web/internal/cookie"
+	"gatehouse.dev/services/web/internal/i18n"
+	"gatehouse.dev/services/web/internal/input"
+	"gatehouse.dev/services/web/internal/render"
 )
 
 // Password recovery.
@@ -34,15 +37,15 @@ const recoverTicketLength = 32
 // recoverView is the data of the page asking for the email address.
 type recoverView struct {
 	Action    string
-	Email     field
+	Email     render.Field
 	SignInURL string
 }
 
 // recoverPasswordView is the data of the page choosing the new password.
 type recoverPasswordView struct {
 	Action   string
-	Password field
-	Confirm  field
+	Password render.Field
+	Confirm  render.Field
 }
 
 // recoverMessageView is the data of the recovery pages that only say
@@ -62,29 +65,29 @@ func (s *Service) handleRecoverGet(w http.ResponseWriter, r *http.Request) {
 
 func (s *Service) handleRecoverPost(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
-		s.errorPage(w, r, http.StatusBadRequest, msgErrTitle, msgErrBadRequest)
+		s.errorPage(w, r, http.StatusBadRequest, i18n.ErrorTitle, i18n.ErrorBadRequest)
 		return
 	}
 	l := s.localizer(r)
 	email := truncate(strings.TrimSpace(r.PostFormValue("email")), 254)
-	if !s.checkCSRF(r, "recover") {
-		s.renderRecover(w, r, http.StatusForbidden, email, "", l.T(msgErrFormExpired))
+	if !s.csrf.Check(r, "recover") {
+		s.renderRecover(w, r, http.StatusForbidden, email, "", l.T(i18n.ErrorFormExpired))
 		return
 	}
 	if email == "" {
-		s.renderRecover(w, r, http.StatusBadRequest, email, l.T(msgRecoverEmailNone), "")
+		s.renderRecover(w, r, http.StatusBadRequest, email, l.T(i18n.RecoverEmailNone), "")
 		return
 	}
-	if addr, err := mail.ParseAddress(email); err != nil || addr.Name != "" || addr.Address != email {
-		s.renderRecover(w, r, http.StatusBadRequest, email, l.T(msgRegisterEmailBad), "")
+	if !input.ValidEmail(email) {
+		s.renderRecover(w, r, http.StatusBadRequest, email, l.T(i18n.RegisterEmailBad), "")
 		return
 	}
 	if ok, wait := s.limits.Allow(s.now(), ratelimit.Key{Rule: s.recoverPerIP, Subject: clientIP(r)}); !ok {
 		retryAfter(w, wait)
-		s.renderRecover(w, r, http.StatusTooManyRequests, email, "", l.T(msgRecoverRateLimited))
+		s.renderRecover(w, r, http.StatusTooManyRequests, email, "", l.T(i18n.RecoverRateLimited))
 		return
 	}
-	ctx := s.asWeb(r.Context())
+	ctx := r.Context()
 	// Only an active account gets a link; for the others, as for unknown
 	// addresses, notify sends nothing and answers the same.
 	var userID string
@@ -99,12 +102,12 @@ func (s *Service) handleRecoverPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, err = s.notify.StartVerification(ctx, &notifyv1.StartVerificationRequest{
-		Email: email, Purpose: notifyv1.Purpose_PURPOSE_RECOVERY, UserId: userID, ClientIp: clientIP(r), Locale: l.lang,
+		Email: email, Purpose: notifyv1.Purpose_PURPOSE_RECOVERY, UserId: userID, ClientIp: clientIP(r), Locale: l.Lang,
 	})
 	if err != nil {
 		switch errs.KindOf(err) {
 		case errs.KindInvalid:
-			s.renderRecover(w, r, http.StatusBadRequest, email, l.T(msgRegisterEmailBad), "")
+			s.renderRecover(w, r, http.StatusBadRequest, email, l.T(i18n.RegisterEmailBad), "")
 		case errs.KindRateLimited:
 			s.renderRecover(w, r, http.StatusTooManyRequests, email, "", tryLater(l, err))
 		default:
@@ -112,9 +115,9 @@ func (s *Service) handleRecoverPost(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	s.render(w, r, http.StatusOK, "recover_message", &view{Title: l.T(msgRecoverSentTitle), Page: recoverMessageView{
-		Message: l.T(msgRecoverSentBody, email), Detail: l.T(msgRecoverSentSpam),
-		LinkURL: s.path("recover"), LinkText: l.T(msgRecoverSentAgain),
+	s.render(w, r, http.StatusOK, "recover_message", &render.View{Title: l.T(i18n.RecoverSentTitle), Page: recoverMessageView{
+		Message: l.T(i18n.RecoverSentBody, email), Detail: l.T(i18n.RecoverSentSpam),
+		LinkURL: s.path("recover"), LinkText: l.T(i18n.RecoverSentAgain),
 	}})
 }
 
@@ -124,13 +127,13 @@ func (s *Service) renderRecover(w http.ResponseWriter, r *http.Request, status i
 	v := recoverView{
 		Action:    s.path("recover"),
 		SignInURL: s.path("login"),
-		Email: field{
-			ID: "email", Name: "email", Type: "email", Label: l.T(msgFieldEmail), Hint: l.T(msgRecoverEmailHint),
+		Email: render.Field{
+			ID: "email", Name: "email", Type: "email", Label: l.T(i18n.FieldEmail), Hint: l.T(i18n.RecoverEmailHint),
 			Autocomplete: "email", Value: email, Error: emailErr, Required: true, MaxLength: 254,
 		},
 	}
-	focusFirst(&v.Email)
-	s.render(w, r, status, "recover", &view{Title: l.T(msgRecoverTitle), CSRF: s.csrfToken(w, r, "recover"), Error: formErr, Page: v})
+	render.FocusFirst(&v.Email)
+	s.render(w, r, status, "recover", &render.View{Title: l.T(i18n.RecoverTitle), CSRF: s.csrf.Token(w, r, "recover"), Error: formErr, Page: v})
 }
 
 // recoverTicket reads the ticket of a recovery link, or shows the page of an
@@ -143,7 +146,7 @@ func (s *Service) recoverTicket(w http.ResponseWriter, r *http.Request) (string,
 		ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 	}
 	if !ok {
-		s.recoverInvalid(w, r, http.StatusNotFound, msgRecoverInvalidLink)
+		s.recoverInvalid(w, r, http.StatusNotFound, i18n.RecoverInvalidLink)
 		return "", false
 	}
 	return t, true
@@ -151,10 +154,10 @@ func (s *Service) recoverTicket(w http.ResponseWriter, r *http.Request) (string,
 
 // recoverInvalid shows why a recovery link does not work, with a way to ask
 // for a new one.
-func (s *Service) recoverInvalid(w http.ResponseWriter, r *http.Request, status int, message msgID) {
+func (s *Service) recoverInvalid(w http.ResponseWriter, r *http.Request, status int, message i18n.ID) {
 	l := s.localizer(r)
-	s.render(w, r, status, "recover_message", &view{Title: l.T(msgRecoverInvalidTitle), Page: recoverMessageView{
-		Message: l.T(message), LinkURL: s.path("recover"), LinkText: l.T(msgRecoverStartAgain), Primary: true,
+	s.render(w, r, status, "recover_message", &render.View{Title: l.T(i18n.RecoverInvalidTitle), Page: recoverMessageView{
+		Message: l.T(message), LinkURL: s.path("recover"), LinkText: l.T(i18n.RecoverStartAgain), Primary: true,
 	}})
 }
 
@@ -174,32 +177,32 @@ func (s *Service) handleRecoverTicketPost(w http.ResponseWriter, r *http.Request
 		return
 	}
 	if err := r.ParseForm(); err != nil {
-		s.errorPage(w, r, http.StatusBadRequest, msgErrTitle, msgErrBadRequest)
+		s.errorPage(w, r, http.StatusBadRequest, i18n.ErrorTitle, i18n.ErrorBadRequest)
 		return
 	}
 	l := s.localizer(r)
 	password, confirm := r.PostFormValue("password"), r.PostFormValue("password_confirm")
-	if !s.checkCSRF(r, "recover-password") {
-		s.renderRecoverPassword(w, r, http.StatusForbidden, ticket, map[string]string{}, l.T(msgErrFormExpired))
+	if !s.csrf.Check(r, "recover-password") {
+		s.renderRecoverPassword(w, r, http.StatusForbidden, ticket, map[string]string{}, l.T(i18n.ErrorFormExpired))
 		return
 	}
 	fieldErrs := map[string]string{}
-	if id := checkNewPassword(password, "", s.minPasswordBits()); id != "" {
+	if id := s.passwords.Check(password, ""); id != "" {
 		fieldErrs["password"] = l.T(id)
 	} else if confirm != password {
-		fieldErrs["password_confirm"] = l.T(msgRegisterConfirmWrong)
+		fieldErrs["password_confirm"] = l.T(i18n.RegisterConfirmWrong)
 	}
 	if len(fieldErrs) > 0 {
 		s.renderRecoverPassword(w, r, http.StatusBadRequest, ticket, fieldErrs, "")
 		return
 	}
-	checked, err := s.notify.CheckRecoveryTicket(s.asWeb(r.Context()), &notifyv1.CheckRecoveryTicketRequest{Ticket: ticket})
+	checked, err := s.notify.CheckRecoveryTicket(r.Context(), &notifyv1.CheckRecoveryTicketRequest{Ticket: ticket})
 	if err != nil {
 		switch errs.KindOf(err) {
 		case errs.KindNotFound, errs.KindInvalid:
-			s.recoverInvalid(w, r, http.StatusNotFound, msgRecoverInvalidLink)
+			s.recoverInvalid(w, r, http.StatusNotFound, i18n.RecoverInvalidLink)
 		case errs.KindFailedPrecondition:
-			s.recoverInvalid(w, r, http.StatusGone, msgRecoverExpiredLink)
+			s.recoverInvalid(w, r, http.StatusGone, i18n.RecoverExpiredLink)
 		default:
 			s.failure(w, r, "check recovery ticket", err)
 		}
@@ -209,54 +212,31 @@ func (s *Service) handleRecoverTicketPost(w http.ResponseWriter, r *http.Request
 	if userID == "" {
 		// notify issues no ticket for an address without an account.
 		s.logger.ErrorContext(r.Context(), "recovery ticket without a user", "verification", checked.GetVerificationId())
-		s.recoverInvalid(w, r, http.StatusNotFound, msgRecoverInvalidLink)
+		s.recoverInvalid(w, r, http.StatusNotFound, i18n.RecoverInvalidLink)
 		return
 	}
-	ctx := s.asUser(r.Context(), userID)
-	if _, err := s.accounts.SetPassword(ctx, &accountsv1.SetPasswordRequest{
+
+	if _, err := s.accounts.SetPassword(r.Context(), &accountsv1.SetPasswordRequest{
 		UserId: userID, NewPassword: password, RecoveryVerificationId: checked.GetVerificationId(),
 	}); err != nil {
 		switch errs.KindOf(err) {
 		case errs.KindFailedPrecondition, errs.KindPermissionDenied, errs.KindNotFound:
-			s.errorPage(w, r, http.StatusForbidden, msgErrTitle, msgRecoverAccountBlocked)
+			s.errorPage(w, r, http.StatusForbidden, i18n.ErrorTitle, i18n.RecoverAccountBlocked)
 		case errs.KindInvalid:
 			// accounts refused a password these pages accepted: the ticket
 			// is spent, so the person asks for a new link.
-			s.recoverInvalid(w, r, http.StatusBadRequest, msgRecoverExpiredLink)
+			s.recoverInvalid(w, r, http.StatusBadRequest, i18n.RecoverExpiredLink)
 		default:
 			s.failure(w, r, "set password", err)
 		}
 		return
 	}
-	if err := s.endBrowserSessions(r, userID); err != nil {
-		// The password is changed; say so, and log what could not be ended.
-		s.logger.ErrorContext(r.Context(), "end browser sessions after recovery", "user", userID, "err", err)
-	}
-	// Whoever this browser was signed in as, it now starts afresh.
-	s.clearCookie(w, sessionCookie)
-	s.render(w, r, http.StatusOK, "recover_message", &view{Title: l.T(msgRecoverDoneTitle), Page: recoverMessageView{
-		Message: l.T(msgRecoverDoneBody), LinkURL: s.path("login"), LinkText: l.T(msgRecoverDoneSignIn), Primary: true,
+	// accounts signed the user out of every browser; whoever this browser
+	// was signed in as, it now starts afresh.
+	s.cookies.Clear(w, cookie.Session)
+	s.render(w, r, http.StatusOK, "recover_message", &render.View{Title: l.T(i18n.RecoverDoneTitle), Page: recoverMessageView{
+		Message: l.T(i18n.RecoverDoneBody), LinkURL: s.path("login"), LinkText: l.T(i18n.RecoverDoneSignIn), Primary: true,
 	}})
-}
-
-// endBrowserSessions signs the user out of every browser.
-func (s *Service) endBrowserSessions(r *http.Request, userID string) error {
-	ctx := s.asUser(r.Context(), userID)
-	list, err := s.accounts.ListBrowserSessions(ctx, &accountsv1.ListBrowserSessionsRequest{UserId: userID})
-	if err != nil {
-		return err
-	}
-	var first error
-	for _, bs := range list.GetSessions() {
-		if bs.GetEndedAt() != nil {
-			continue
-		}
-		_, err := s.accounts.EndBrowserSession(ctx, &accountsv1.EndBrowserSessionRequest{SessionId: bs.GetSessionId(), UserId: userID})
-		if err != nil && first == nil && errs.KindOf(err) != errs.KindFailedPrecondition && errs.KindOf(err) != errs.KindNotFound {
-			first = err
-		}
-	}
-	return first
 }
 
 // renderRecoverPassword shows the form choosing the new password.
@@ -264,17 +244,17 @@ func (s *Service) renderRecoverPassword(w http.ResponseWriter, r *http.Request, 
 	l := s.localizer(r)
 	v := recoverPasswordView{
 		Action: s.path("recover/" + ticket),
-		Password: field{
-			ID: "password", Name: "password", Type: "password", Label: l.T(msgFieldNewPassword), Hint: l.T(msgFieldNewPasswordHint),
+		Password: render.Field{
+			ID: "password", Name: "password", Type: "password", Label: l.T(i18n.FieldNewPassword), Hint: l.T(i18n.FieldNewPasswordHint),
 			Autocomplete: "new-password", Error: fieldErrs["password"], Required: true,
 		},
-		Confirm: field{
-			ID: "password_confirm", Name: "password_confirm", Type: "password", Label: l.T(msgFieldConfirmPassword),
+		Confirm: render.Field{
+			ID: "password_confirm", Name: "password_confirm", Type: "password", Label: l.T(i18n.FieldConfirmPassword),
 			Autocomplete: "new-password", Error: fieldErrs["password_confirm"], Required: true,
 		},
 	}
-	focusFirst(&v.Password, &v.Confirm)
-	s.render(w, r, status, "recover_password", &view{
-		Title: l.T(msgRecoverChooseTitle), CSRF: s.csrfToken(w, r, "recover-password"), Error: formErr, Page: v,
+	render.FocusFirst(&v.Password, &v.Confirm)
+	s.render(w, r, status, "recover_password", &render.View{
+		Title: l.T(i18n.RecoverChooseTitle), CSRF: s.csrf.Token(w, r, "recover-password"), Error: formErr, Page: v,
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"gatehouse.dev/platform/errs"
+	"gatehouse.dev/services/web/internal/i18n"
 )
 
 func TestOtherServicesRefusalsInThePagesLanguage(t *testing.T) {
@@ -15,7 +16,7 @@ func TestOtherServicesRefusalsInThePagesLanguage(t *testing.T) {
 	limited := func(secs string) error { return withFact(errs.KindRateLimited, errs.FactRetryAfterSeconds, secs) }
 	tests := []struct {
 		name, lang string
-		word       func(localizer, error) string
+		word       func(i18n.Localizer, error) string
 		err        error
 		want       string
 	}{
@@ -55,7 +56,7 @@ func TestTextErrorInThePagesLanguage(t *testing.T) {
 	notText := refused(map[string]string{errs.FactRule: errs.RuleNotText})
 	tests := []struct {
 		name string
-		l    localizer
+		l    i18n.Localizer
 		err  error
 		want string
 	}{

@@ -2,17 +2,19 @@ package web
 
 import (
 	"net/http"
-	"net/mail"
 	"strings"
 	"time"
 
-	"gatehouse.dev/platform/ratelimit"
-
 	"gatehouse.dev/platform/errs"
+	"gatehouse.dev/platform/ratelimit"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
 	notifyv1 "gatehouse.dev/proto/gatehouse/notify/v1"
 	tokenv1 "gatehouse.dev/proto/gatehouse/token/v1"
+	"gatehouse.dev/services/web/internal/cookie"
+	"gatehouse.dev/services/web/internal/i18n"
+	"gatehouse.dev/services/web/internal/input"
+	"gatehouse.dev/services/web/internal/render"
 )
 
 // Registration takes three steps: the form (username, email, password), then
@@ -28,12 +30,12 @@ import (
 type registerView struct {
 	Action   string
 	Subtitle string
-	Username field
-	Email    field
-	Password field
-	Confirm  field
+	Username render.Field
+	Email    render.Field
+	Password render.Field
+	Confirm  render.Field
 	// Token is shown when registration requires a registration token.
-	Token     field
+	Token     render.Field
 	NeedToken bool
 	TermsURI  string
 	Terms     bool
@@ -53,7 +55,7 @@ func (s *Service) registrationClosed(w http.ResponseWriter, r *http.Request) boo
 	if s.cfg.Registration != "closed" {
 		return false
 	}
-	s.errorPage(w, r, http.StatusForbidden, msgRegisterClosedTitle, msgRegisterClosedBody)
+	s.errorPage(w, r, http.StatusForbidden, i18n.RegisterClosedTitle, i18n.RegisterClosedBody)
 	return true
 }
 
@@ -84,7 +86,7 @@ func (s *Service) handleRegisterPost(w http.ResponseWriter, r *http.Request) {
 	}
 	f := flowOf(r)
 	if err := r.ParseForm(); err != nil {
-		s.errorPage(w, r, http.StatusBadRequest, msgErrTitle, msgErrBadRequest)
+		s.errorPage(w, r, http.StatusBadRequest, i18n.ErrorTitle, i18n.ErrorBadRequest)
 		return
 	}
 	g, ok := s.loadGrant(w, r, f)
@@ -101,39 +103,39 @@ func (s *Service) handleRegisterPost(w http.ResponseWriter, r *http.Request) {
 		terms:    r.PostFormValue("terms") == "accept",
 		errors:   map[string]string{},
 	}
-	if !s.checkCSRF(r, "register") {
-		s.renderRegister(w, r, http.StatusForbidden, f, g, form, l.T(msgErrFormExpired))
+	if !s.csrf.Check(r, "register") {
+		s.renderRegister(w, r, http.StatusForbidden, f, g, form, l.T(i18n.ErrorFormExpired))
 		return
 	}
-	if id := s.checkUsername(form.username); id != "" {
+	if id := input.CheckUsername(form.username, s.cfg.ServerName); id != "" {
 		form.errors["username"] = l.T(id)
 	}
-	if addr, err := mail.ParseAddress(form.email); err != nil || addr.Name != "" || addr.Address != form.email {
-		form.errors["email"] = l.T(msgRegisterEmailBad)
+	if !input.ValidEmail(form.email) {
+		form.errors["email"] = l.T(i18n.RegisterEmailBad)
 	}
 	if s.cfg.Registration == "token" && form.token == "" {
-		form.errors["registration_token"] = l.T(msgRegisterTokenRequired)
+		form.errors["registration_token"] = l.T(i18n.RegisterTokenRequired)
 	}
-	if id := checkNewPassword(form.password, form.username, s.minPasswordBits()); id != "" {
+	if id := s.passwords.Check(form.password, form.username); id != "" {
 		form.errors["password"] = l.T(id)
 	} else if form.confirm != form.password {
-		form.errors["password_confirm"] = l.T(msgRegisterConfirmWrong)
+		form.errors["password_confirm"] = l.T(i18n.RegisterConfirmWrong)
 	}
 	if s.cfg.TermsURI != "" && !form.terms {
-		form.errors["terms"] = l.T(msgRegisterTermsNeeded)
+		form.errors["terms"] = l.T(i18n.RegisterTermsNeeded)
 	}
 	if len(form.errors) > 0 {
 		s.renderRegister(w, r, http.StatusBadRequest, f, g, form, "")
 		return
 	}
-	ctx := s.asWeb(r.Context())
+	ctx := r.Context()
 	// Usernames are public in Matrix, so saying that one is taken reveals
 	// nothing; whether an address has an account is only said once the
 	// person has proved the address is theirs.
 	_, err := s.accounts.GetUserByUsername(ctx, &accountsv1.GetUserByUsernameRequest{Username: form.username})
 	switch {
 	case err == nil:
-		form.errors["username"] = l.T(msgRegisterUsernameTaken)
+		form.errors["username"] = l.T(i18n.RegisterUsernameTaken)
 		s.renderRegister(w, r, http.StatusConflict, f, g, form, "")
 		return
 	case errs.KindOf(err) != errs.KindNotFound:
@@ -147,13 +149,13 @@ func (s *Service) handleRegisterPost(w http.ResponseWriter, r *http.Request) {
 		s.failure(w, r, "ask the homeserver about the username", err)
 		return
 	case !avail.GetAvailable():
-		form.errors["username"] = l.T(msgRegisterUsernameTaken)
+		form.errors["username"] = l.T(i18n.RegisterUsernameTaken)
 		s.renderRegister(w, r, http.StatusConflict, f, g, form, "")
 		return
 	}
 	if ok, wait := s.limits.Allow(s.now(), ratelimit.Key{Rule: s.registerPerIP, Subject: clientIP(r)}); !ok {
 		retryAfter(w, wait)
-		s.renderRegister(w, r, http.StatusTooManyRequests, f, g, form, l.T(msgRegisterRateLimited))
+		s.renderRegister(w, r, http.StatusTooManyRequests, f, g, form, l.T(i18n.RegisterRateLimited))
 		return
 	}
 	reg, err := s.accounts.StartRegistration(ctx, &accountsv1.StartRegistrationRequest{
@@ -172,18 +174,18 @@ func (s *Service) handleRegisterPost(w http.ResponseWriter, r *http.Request) {
 				s.failure(w, r, "use registration token", err)
 				return
 			}
-			form.errors["registration_token"] = l.T(msgRegisterTokenInvalid)
+			form.errors["registration_token"] = l.T(i18n.RegisterTokenInvalid)
 			s.renderRegister(w, r, http.StatusForbidden, f, g, form, "")
 			return
 		}
 	}
 	started, err := s.notify.StartVerification(ctx, &notifyv1.StartVerificationRequest{
-		Email: form.email, Purpose: notifyv1.Purpose_PURPOSE_REGISTRATION, ClientIp: clientIP(r), Locale: l.lang,
+		Email: form.email, Purpose: notifyv1.Purpose_PURPOSE_REGISTRATION, ClientIp: clientIP(r), Locale: l.Lang,
 	})
 	if err != nil {
 		switch errs.KindOf(err) {
 		case errs.KindInvalid:
-			form.errors["email"] = l.T(msgRegisterEmailBad)
+			form.errors["email"] = l.T(i18n.RegisterEmailBad)
 			s.renderRegister(w, r, http.StatusBadRequest, f, g, form, "")
 		case errs.KindRateLimited:
 			form.errors["email"] = tryLater(l, err)
@@ -193,8 +195,8 @@ func (s *Service) handleRegisterPost(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	cookie := reg.GetRegistration().GetRegistrationId() + "." + started.GetVerificationId()
-	s.setCookie(w, registrationCookie, cookie, int(pendingTTL.Seconds()))
+	pending := reg.GetRegistration().GetRegistrationId() + "." + started.GetVerificationId()
+	s.cookies.Set(w, cookie.Registration, pending, int(pendingTTL.Seconds()))
 	s.redirect(w, r, "register/verify", f.query())
 }
 
@@ -213,9 +215,9 @@ func (s *Service) registrationRefused(w http.ResponseWriter, r *http.Request, f 
 	switch errs.KindOf(err) {
 	case errs.KindAlreadyExists:
 		if errs.FieldOf(err) == "email" {
-			form.errors["email"] = l.T(msgRegisterEmailTaken)
+			form.errors["email"] = l.T(i18n.RegisterEmailTaken)
 		} else {
-			form.errors["username"] = l.T(msgRegisterUsernameTaken)
+			form.errors["username"] = l.T(i18n.RegisterUsernameTaken)
 		}
 	case errs.KindInvalid:
 		name := errs.FieldOf(err)
@@ -231,29 +233,6 @@ func (s *Service) registrationRefused(w http.ResponseWriter, r *http.Request, f 
 	s.renderRegister(w, r, status, f, g, form, "")
 }
 
-// checkUsername applies the Matrix localpart rules accounts enforces, to say
-// early what is wrong.
-func (s *Service) checkUsername(u string) msgID {
-	if u == "" {
-		return msgRegisterUsernameNone
-	}
-	digits := true
-	for i := 0; i < len(u); i++ {
-		c := u[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.IndexByte("._=/+-", c) >= 0) {
-			return msgRegisterUsernameBad
-		}
-		digits = digits && c >= '0' && c <= '9'
-	}
-	if digits {
-		return msgRegisterUsernameBad
-	}
-	if len("@:")+len(u)+len(s.cfg.ServerName) > 255 {
-		return msgRegisterUsernameLong
-	}
-	return ""
-}
-
 // renderRegister shows the registration form with what was typed (except
 // the passwords) and its errors.
 func (s *Service) renderRegister(w http.ResponseWriter, r *http.Request, status int, f flow, g *authorizev1.Grant, form registerForm, formErr string) {
@@ -262,195 +241,33 @@ func (s *Service) renderRegister(w http.ResponseWriter, r *http.Request, status 
 	v := registerView{
 		Action:    s.flowURL("register", f),
 		SignInURL: s.flowURL("login", f),
-		Subtitle:  l.T(msgRegisterIntro, server),
-		Username: field{
-			ID: "username", Name: "username", Type: "text", Label: l.T(msgFieldUsername), Hint: l.T(msgFieldUsernameHint, server),
+		Subtitle:  l.T(i18n.RegisterIntro, server),
+		Username: render.Field{
+			ID: "username", Name: "username", Type: "text", Label: l.T(i18n.FieldUsername), Hint: l.T(i18n.FieldUsernameHint, server),
 			Autocomplete: "username", Autocapitalize: "none", Value: form.username, Error: form.errors["username"], Required: true, MaxLength: 255,
 		},
-		Email: field{
-			ID: "email", Name: "email", Type: "email", Label: l.T(msgFieldEmail), Hint: l.T(msgFieldEmailHint),
+		Email: render.Field{
+			ID: "email", Name: "email", Type: "email", Label: l.T(i18n.FieldEmail), Hint: l.T(i18n.FieldEmailHint),
 			Autocomplete: "email", Value: form.email, Error: form.errors["email"], Required: true, MaxLength: 254,
 		},
-		Password: field{
-			ID: "password", Name: "password", Type: "password", Label: l.T(msgFieldNewPassword), Hint: l.T(msgFieldNewPasswordHint),
+		Password: render.Field{
+			ID: "password", Name: "password", Type: "password", Label: l.T(i18n.FieldNewPassword), Hint: l.T(i18n.FieldNewPasswordHint),
 			Autocomplete: "new-password", Error: form.errors["password"], Required: true,
 		},
-		Confirm: field{
-			ID: "password_confirm", Name: "password_confirm", Type: "password", Label: l.T(msgFieldConfirmPassword),
+		Confirm: render.Field{
+			ID: "password_confirm", Name: "password_confirm", Type: "password", Label: l.T(i18n.FieldConfirmPassword),
 			Autocomplete: "new-password", Error: form.errors["password_confirm"], Required: true,
 		},
 		TermsURI: s.cfg.TermsURI, Terms: form.terms, TermsErr: form.errors["terms"],
 		NeedToken: s.cfg.Registration == "token",
-		Token: field{
-			ID: "registration_token", Name: "registration_token", Type: "text", Label: l.T(msgFieldRegToken), Hint: l.T(msgFieldRegTokenHint),
+		Token: render.Field{
+			ID: "registration_token", Name: "registration_token", Type: "text", Label: l.T(i18n.FieldRegToken), Hint: l.T(i18n.FieldRegTokenHint),
 			Autocomplete: "off", Autocapitalize: "none", Value: form.token, Error: form.errors["registration_token"], Required: true, MaxLength: 128,
 		},
 	}
 	if g != nil {
-		v.Subtitle = l.T(msgLoginFor, clientName(g.GetClient()))
+		v.Subtitle = l.T(i18n.LoginFor, clientName(g.GetClient()))
 	}
-	focusFirst(&v.Username, &v.Email, &v.Password, &v.Confirm, &v.Token)
-	s.render(w, r, status, "register", &view{Title: l.T(msgRegisterTitle), CSRF: s.csrfToken(w, r, "register"), Error: formErr, Page: v})
-}
-
-// verifyView is the data of the page asking for the emailed code.
-type verifyView struct {
-	Action       string
-	ResendAction string
-	ResendCSRF   string
-	StartOverURL string
-	Sent         string
-	Code         field
-}
-
-// pendingRegistration is the browser's registration waiting for its code.
-type pendingRegistration struct {
-	id, verificationID, username, email string
-}
-
-// pendingOf finds the browser's pending registration. Without one (no
-// cookie, or a registration that expired or is complete), it shows the
-// registration form again, saying so, and reports false.
-func (s *Service) pendingOf(w http.ResponseWriter, r *http.Request, f flow) (*pendingRegistration, bool) {
-	id, verificationID, _ := strings.Cut(s.cookie(r, registrationCookie), ".")
-	if id != "" && verificationID != "" {
-		got, err := s.accounts.GetRegistration(s.asWeb(r.Context()), &accountsv1.GetRegistrationRequest{RegistrationId: id})
-		reg := got.GetRegistration()
-		switch {
-		case err == nil && reg.GetUserId() == "" && s.now().Before(reg.GetExpiresAt().AsTime()):
-			return &pendingRegistration{id: id, verificationID: verificationID, username: reg.GetUsername(), email: reg.GetEmail()}, true
-		case err != nil && errs.KindOf(err) != errs.KindNotFound && errs.KindOf(err) != errs.KindInvalid:
-			s.failure(w, r, "read pending registration", err)
-			return nil, false
-		}
-	}
-	s.clearCookie(w, registrationCookie)
-	s.renderRegister(w, r, http.StatusBadRequest, f, nil, registerForm{}, s.localizer(r).T(msgVerifyNoPending))
-	return nil, false
-}
-
-func (s *Service) handleVerifyGet(w http.ResponseWriter, r *http.Request) {
-	f := flowOf(r)
-	p, ok := s.pendingOf(w, r, f)
-	if !ok {
-		return
-	}
-	notice := ""
-	if r.URL.Query().Get("resent") == "1" {
-		notice = s.localizer(r).T(msgVerifyResent)
-	}
-	s.renderVerify(w, r, http.StatusOK, f, p, "", "", notice)
-}
-
-func (s *Service) handleVerifyPost(w http.ResponseWriter, r *http.Request) {
-	f := flowOf(r)
-	if err := r.ParseForm(); err != nil {
-		s.errorPage(w, r, http.StatusBadRequest, msgErrTitle, msgErrBadRequest)
-		return
-	}
-	l := s.localizer(r)
-	p, ok := s.pendingOf(w, r, f)
-	if !ok {
-		return
-	}
-	code := truncate(strings.TrimSpace(r.PostFormValue("code")), 32)
-	if !s.checkCSRF(r, "verify") {
-		s.renderVerify(w, r, http.StatusForbidden, f, p, code, l.T(msgErrFormExpired), "")
-		return
-	}
-	if code == "" {
-		s.renderVerify(w, r, http.StatusBadRequest, f, p, code, l.T(msgVerifyNoCode), "")
-		return
-	}
-	ctx := s.asWeb(r.Context())
-	_, err := s.notify.CheckCode(ctx, &notifyv1.CheckCodeRequest{VerificationId: p.verificationID, Code: code})
-	if err != nil {
-		switch errs.KindOf(err) {
-		case errs.KindInvalid:
-			msg := wrongCode(l, err)
-			s.renderVerify(w, r, http.StatusBadRequest, f, p, code, msg, "")
-		case errs.KindFailedPrecondition, errs.KindNotFound:
-			s.renderVerify(w, r, http.StatusBadRequest, f, p, code, l.T(msgVerifyExpired), "")
-		case errs.KindRateLimited:
-			s.renderVerify(w, r, http.StatusTooManyRequests, f, p, code, tryLater(l, err), "")
-		default:
-			s.failure(w, r, "check email code", err)
-		}
-		return
-	}
-	// The accounts service checks the confirmation itself (its projection of
-	// the notify service's events): the address, the purpose, and that it
-	// came after the registration started.
-	resp, err := s.accounts.CompleteRegistration(ctx, &accountsv1.CompleteRegistrationRequest{
-		RegistrationId: p.id, VerificationId: p.verificationID,
-	})
-	if err != nil {
-		s.clearCookie(w, registrationCookie)
-		if errs.KindOf(err) == errs.KindFailedPrecondition || errs.KindOf(err) == errs.KindNotFound {
-			s.renderRegister(w, r, http.StatusBadRequest, f, nil, registerForm{username: p.username, email: p.email}, l.T(msgVerifyNoPending))
-			return
-		}
-		s.registrationRefused(w, r, f, nil, registerForm{username: p.username, email: p.email}, err)
-		return
-	}
-	s.clearCookie(w, registrationCookie)
-	if err := s.startSession(w, r, resp.GetUser()); err != nil {
-		s.failure(w, r, "start browser session", err)
-		return
-	}
-	s.continueFlow(w, r, f)
-}
-
-// handleResendPost emails a new code.
-func (s *Service) handleResendPost(w http.ResponseWriter, r *http.Request) {
-	f := flowOf(r)
-	if err := r.ParseForm(); err != nil {
-		s.errorPage(w, r, http.StatusBadRequest, msgErrTitle, msgErrBadRequest)
-		return
-	}
-	l := s.localizer(r)
-	p, ok := s.pendingOf(w, r, f)
-	if !ok {
-		return
-	}
-	if !s.checkCSRF(r, "resend") {
-		s.renderVerify(w, r, http.StatusForbidden, f, p, "", "", l.T(msgErrFormExpired))
-		return
-	}
-	_, err := s.notify.ResendVerification(s.asWeb(r.Context()), &notifyv1.ResendVerificationRequest{
-		VerificationId: p.verificationID, ClientIp: clientIP(r),
-	})
-	if err != nil {
-		switch errs.KindOf(err) {
-		case errs.KindRateLimited:
-			s.renderVerify(w, r, http.StatusTooManyRequests, f, p, "", "", l.T(msgVerifyWait))
-		case errs.KindFailedPrecondition, errs.KindNotFound:
-			s.renderVerify(w, r, http.StatusBadRequest, f, p, "", "", l.T(msgVerifyExpired))
-		default:
-			s.failure(w, r, "resend email code", err)
-		}
-		return
-	}
-	q := f.query()
-	q.Set("resent", "1")
-	s.redirect(w, r, "register/verify", q)
-}
-
-// renderVerify shows the code form. codeErr goes next to the field; notice
-// is about the page (a new code was sent, or could not be).
-func (s *Service) renderVerify(w http.ResponseWriter, r *http.Request, status int, f flow, p *pendingRegistration, code, codeErr, notice string) {
-	l := s.localizer(r)
-	v := verifyView{
-		Action:       s.flowURL("register/verify", f),
-		ResendAction: s.flowURL("register/resend", f),
-		ResendCSRF:   s.csrfToken(w, r, "resend"),
-		StartOverURL: s.flowURL("register", f),
-		Sent:         l.T(msgVerifySent, p.email),
-		Code: field{
-			ID: "code", Name: "code", Type: "text", Label: l.T(msgFieldCode), Hint: l.T(msgFieldCodeHint),
-			Autocomplete: "one-time-code", InputMode: "numeric", Value: code, Error: codeErr, Required: true,
-			MaxLength: 12, Autofocus: true,
-		},
-	}
-	s.render(w, r, status, "verify", &view{Title: l.T(msgVerifyTitle), CSRF: s.csrfToken(w, r, "verify"), Notice: notice, Page: v})
+	render.FocusFirst(&v.Username, &v.Email, &v.Password, &v.Confirm, &v.Token)
+	s.render(w, r, status, "register", &render.View{Title: l.T(i18n.RegisterTitle), CSRF: s.csrf.Token(w, r, "register"), Error: formErr, Page: v})
 }

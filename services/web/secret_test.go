@@ -3,7 +3,6 @@ package web
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -14,20 +13,33 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	"gatehouse.dev/platform/errs"
+	"gatehouse.dev/platform/grpcx"
 
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	tokenv1 "gatehouse.dev/proto/gatehouse/token/v1"
+	"gatehouse.dev/services/web/internal/keys"
+	"gatehouse.dev/services/web/internal/ssostate"
 )
 
-// fakeToken hands out numbered login tokens.
+// fakeToken hands out numbered login tokens to the person whose browser
+// session comes with the call, as the token service does.
 type fakeToken struct {
 	tokenv1.TokenServiceClient
-	issued int
+	accounts *fakeAccounts
+	issued   int
 }
 
-func (f *fakeToken) CreateLoginToken(_ context.Context, req *tokenv1.CreateLoginTokenRequest, _ ...grpc.CallOption) (*tokenv1.CreateLoginTokenResponse, error) {
+func (f *fakeToken) CreateLoginToken(ctx context.Context, _ *tokenv1.CreateLoginTokenRequest, _ ...grpc.CallOption) (*tokenv1.CreateLoginTokenResponse, error) {
+	md, _ := metadata.FromOutgoingContext(ctx)
+	sessions := md.Get(grpcx.BrowserSessionHeader)
+	if len(sessions) != 1 || f.accounts.sessions[sessions[0]] == nil {
+		return nil, errs.PermissionDenied("needs a signed-in user")
+	}
 	f.issued++
-	return &tokenv1.CreateLoginTokenResponse{LoginToken: fmt.Sprintf("lt%d-%s", f.issued, req.GetUsername())}, nil
+	return &tokenv1.CreateLoginTokenResponse{LoginToken: fmt.Sprintf("lt%d-%s", f.issued, f.accounts.sessions[sessions[0]].GetUsername())}, nil
 }
 
 // Secrets of at least 32 bytes.
@@ -52,7 +64,8 @@ type backends struct {
 }
 
 func newBackends() *backends {
-	return &backends{accounts: &fakeAccounts{sessions: map[string]*accountsv1.User{}}, authz: &fakeAuthorize{}, token: &fakeToken{}}
+	accounts := &fakeAccounts{sessions: map[string]*accountsv1.User{}}
+	return &backends{accounts: accounts, authz: &fakeAuthorize{}, token: &fakeToken{accounts: accounts}}
 }
 
 func (b *backends) replica(t *testing.T, secret []byte) *replica {
@@ -203,11 +216,11 @@ func TestSSOExpired(t *testing.T) {
 	_, page := get(t, c, a.srv.URL+confirm)
 	token := csrfField.FindStringSubmatch(page)[1]
 
-	a.svc.now = func() time.Time { return start.Add(ssoTTL - 2*time.Second) }
+	a.svc.now = func() time.Time { return start.Add(ssostate.TTL - 2*time.Second) }
 	if resp, body := get(t, c, a.srv.URL+confirm); resp.StatusCode != http.StatusOK {
 		t.Fatalf("just before it expires: %d\n%s", resp.StatusCode, body)
 	}
-	a.svc.now = func() time.Time { return start.Add(ssoTTL + time.Second) }
+	a.svc.now = func() time.Time { return start.Add(ssostate.TTL + time.Second) }
 	resp, body := get(t, c, a.srv.URL+confirm)
 	if resp.StatusCode != http.StatusNotFound || !strings.Contains(body, "not valid or has expired") {
 		t.Fatalf("expired: %d\n%s", resp.StatusCode, body)
@@ -255,9 +268,9 @@ func TestSSOTampered(t *testing.T) {
 		"not base64":              "!!!." + mac,
 		"padded base64":           enc + "=." + mac,
 		"random":                  randomToken(16),
-		"too long":                strings.Repeat("A", maxSSOID+1) + "." + mac,
-		"other secret":            ssoState(mustKey(t, secretB, ssoKeyLabel), "https://app.example/cb", false, time.Now().Add(time.Minute)),
-		"csrf key":                ssoState(mustKey(t, secretA, csrfKeyLabel), "https://app.example/cb", false, time.Now().Add(time.Minute)),
+		"too long":                strings.Repeat("A", ssostate.MaxID+1) + "." + mac,
+		"other secret":            ssostate.Sign(mustKey(t, secretB, keys.SSOLabel), "https://app.example/cb", false, time.Now().Add(time.Minute)),
+		"csrf key":                ssostate.Sign(mustKey(t, secretA, keys.CSRFLabel), "https://app.example/cb", false, time.Now().Add(time.Minute)),
 	}
 	for name, bad := range ids {
 		path := a.srv.URL + "/complete-compat-sso/" + url.PathEscape(bad)
@@ -277,52 +290,11 @@ func TestSSOTampered(t *testing.T) {
 
 func mustKey(t *testing.T, secret []byte, label string) []byte {
 	t.Helper()
-	k, err := deriveKey(secret, label)
+	k, err := keys.Derive(secret, label)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return k
-}
-
-// The payload round-trips, and payloads the service never signs are refused
-// even when signed with the right key.
-func TestSSOState(t *testing.T) {
-	key := mustKey(t, secretA, ssoKeyLabel)
-	now := time.Unix(1_700_000_000, 0)
-	for _, register := range []bool{false, true} {
-		id := ssoState(key, "http://127.0.0.1:8080/cb?a=b", register, now.Add(ssoTTL))
-		req, ok := parseSSOState(key, id, now)
-		if !ok || req.redirect.String() != "http://127.0.0.1:8080/cb?a=b" || req.register != register || !req.expires.Equal(now.Add(ssoTTL)) {
-			t.Fatalf("register=%v: %+v %v", register, req, ok)
-		}
-		if _, ok := parseSSOState(key, id, now.Add(ssoTTL)); ok {
-			t.Errorf("register=%v: accepted at its expiry", register)
-		}
-	}
-	signed := func(version, flags byte, expires time.Time, redirect string) string {
-		payload := append([]byte{version, flags}, binary.BigEndian.AppendUint64(nil, uint64(expires.Unix()))...)
-		payload = append(payload, redirect...)
-		return ssoEncoding.EncodeToString(payload) + "." + ssoEncoding.EncodeToString(ssoMAC(key, payload))
-	}
-	later := now.Add(time.Minute)
-	for name, id := range map[string]string{
-		"other version":     signed(2, 0, later, "https://app.example/"),
-		"unknown flag":      signed(ssoVersion, 2, later, "https://app.example/"),
-		"bad redirect":      signed(ssoVersion, 0, later, "javascript:alert(1)"),
-		"no redirect":       signed(ssoVersion, 0, later, ""),
-		"long redirect":     signed(ssoVersion, 0, later, "https://app.example/"+strings.Repeat("a", maxSSORedirectURL)),
-		"short payload":     ssoEncoding.EncodeToString([]byte{ssoVersion, 0}) + "." + ssoEncoding.EncodeToString(ssoMAC(key, []byte{ssoVersion, 0})),
-		"expired long ago":  signed(ssoVersion, 0, time.Unix(0, 0), "https://app.example/"),
-		"negative expiry":   signed(ssoVersion, 0, time.Unix(-1, 0), "https://app.example/"),
-		"expires right now": signed(ssoVersion, 0, now, "https://app.example/"),
-	} {
-		if req, ok := parseSSOState(key, id, now); ok {
-			t.Errorf("%s: accepted %+v", name, req)
-		}
-	}
-	if _, ok := parseSSOState(key, signed(ssoVersion, ssoRegister, later, "https://app.example/"), now); !ok {
-		t.Error("a well-formed payload signed by hand was refused")
-	}
 }
 
 // A redirectUrl up to the bound gives an id that survives signing in; a
@@ -331,7 +303,7 @@ func TestSSOState(t *testing.T) {
 func TestSSORedirectURLLength(t *testing.T) {
 	be := newBackends()
 	a := be.replica(t, secretA)
-	long := "https://app.example/" + strings.Repeat("a", maxSSORedirectURL-len("https://app.example/"))
+	long := "https://app.example/" + strings.Repeat("a", ssostate.MaxRedirectURL-len("https://app.example/"))
 	confirm := a.startSSO(t, (&testEnv{}).client(), long)
 	if safeNext(confirm) != confirm {
 		t.Fatalf("the id of a %d-byte redirectUrl (%d bytes) does not fit in next", len(long), len(confirm))
@@ -386,17 +358,17 @@ func TestDerivedKeys(t *testing.T) {
 	if logs.Len() != 0 {
 		t.Errorf("a configured secret logged:\n%s", &logs)
 	}
-	if !bytes.Equal(a1.csrf.key, a2.csrf.key) || !bytes.Equal(a1.ssoKey, a2.ssoKey) {
+	if !bytes.Equal(a1.keys.CSRF, a2.keys.CSRF) || !bytes.Equal(a1.keys.SSO, a2.keys.SSO) {
 		t.Error("the same secret gave different keys")
 	}
-	if bytes.Equal(a1.csrf.key, a1.ssoKey) || bytes.Equal(a1.csrf.key, b.csrf.key) || bytes.Equal(a1.ssoKey, b.ssoKey) {
+	if bytes.Equal(a1.keys.CSRF, a1.keys.SSO) || bytes.Equal(a1.keys.CSRF, b.keys.CSRF) || bytes.Equal(a1.keys.SSO, b.keys.SSO) {
 		t.Error("keys of different uses or secrets are equal")
 	}
-	if bytes.Contains(a1.csrf.key, secretA) || a1.cfg.Secret != nil {
+	if bytes.Contains(a1.keys.CSRF, secretA) || a1.cfg.Secret != nil {
 		t.Error("the service keeps the secret")
 	}
 	r1, r2 := newSvc(nil), newSvc(nil)
-	if bytes.Equal(r1.csrf.key, r2.csrf.key) || bytes.Equal(r1.ssoKey, r2.ssoKey) || bytes.Equal(r1.csrf.key, r1.ssoKey) {
+	if bytes.Equal(r1.keys.CSRF, r2.keys.CSRF) || bytes.Equal(r1.keys.SSO, r2.keys.SSO) || bytes.Equal(r1.keys.CSRF, r1.keys.SSO) {
 		t.Error("services without a secret share keys")
 	}
 	if n := strings.Count(logs.String(), "level=WARN"); n != 2 || !strings.Contains(logs.String(), "set web.secret when running several web replicas") {

@@ -11,25 +11,36 @@
 // What the service holds in memory, per process (per replica):
 //   - the CSRF key (which also signs the add-email cookie) and the key of
 //     compat SSO confirmations, derived from web.secret (Config.Secret) with
-//     HKDF-SHA256. Every replica sharing the secret derives the same keys, so
-//     a form or an SSO confirmation rendered by one replica is accepted by
-//     any other and after a restart; pending SSO sign-ins are not kept at
-//     all, they travel signed in the URL (see sso.go). Without web.secret each
-//     process picks a random one at start: forms and SSO confirmations then
-//     only work on the replica that rendered them and not across a restart;
+//     HKDF-SHA256 (internal/keys). Every replica sharing the secret derives
+//     the same keys, so a form or an SSO confirmation rendered by one replica
+//     is accepted by any other and after a restart; pending SSO sign-ins are
+//     not kept at all, they travel signed in the URL (internal/ssostate).
+//     Without web.secret each process picks a random one at start: forms and
+//     SSO confirmations then only work on the replica that rendered them and
+//     not across a restart;
 //   - the sign-in and registration rate limits (token buckets per IP address
 //     and per account), which each replica counts on its own, as MAS does.
 //
 // Nothing else: a registration waiting for its emailed code is kept by the
 // accounts service (register.go), so any replica can take any step.
+//
+// Where things are: routes.go lists every page (its path, methods, handler
+// and whether it needs a signed-in user); each page's handlers are in the file
+// named after it (login.go, register.go, account_profile.go, …) and its
+// template in templates/<name>.html. session.go holds the browser session and
+// its guard, requireUser; flow.go what a sign-in is in the middle of;
+// render.go the writing of pages and of errors. The internal packages hold
+// what the pages share: i18n (the texts in every language), render (the
+// templates), input (the rules for what people type), cookie, csrf and keys
+// (the browser's cookies, the forms' tokens and the keys behind them) and
+// ssostate (signed compat SSO sign-ins).
 package web
 
 import (
 	"context"
-	"crypto/rand"
+	"embed"
 	"errors"
 	"fmt"
-	"gatehouse.dev/platform/ratelimit"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -39,11 +50,24 @@ import (
 	"google.golang.org/grpc"
 
 	"gatehouse.dev/platform/host"
+	"gatehouse.dev/platform/ratelimit"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
 	notifyv1 "gatehouse.dev/proto/gatehouse/notify/v1"
 	tokenv1 "gatehouse.dev/proto/gatehouse/token/v1"
+	"gatehouse.dev/services/web/internal/cookie"
+	"gatehouse.dev/services/web/internal/csrf"
+	"gatehouse.dev/services/web/internal/i18n"
+	"gatehouse.dev/services/web/internal/input"
+	"gatehouse.dev/services/web/internal/keys"
+	"gatehouse.dev/services/web/internal/render"
 )
+
+// files are the pages' templates (templates/, one file per page, see package
+// render) and the static files (static/).
+//
+//go:embed templates static
+var files embed.FS
 
 // Config is what the service needs to know about the deployment.
 type Config struct {
@@ -64,10 +88,10 @@ type Config struct {
 	// LoginWithEmail lets people sign in with an email address.
 	LoginWithEmail bool
 	// MinPasswordBits is the least estimated strength of a new password, in
-	// bits; zero means the default (minPasswordBits).
+	// bits; zero means the default (input.DefaultMinPasswordBits).
 	MinPasswordBits int
-	// Secret is shared by every replica (web.secret, at least minSecretLen
-	// bytes); the CSRF and compat SSO keys are derived from it. Empty means a
+	// Secret is shared by every replica (web.secret, at least
+	// keys.MinSecretLen bytes); the CSRF and compat SSO keys are derived from it. Empty means a
 	// random secret per process.
 	Secret []byte
 }
@@ -85,7 +109,6 @@ type Deps struct {
 type Service struct {
 	cfg       Config
 	base      *url.URL // the public URL
-	secure    bool     // the public URL is https: cookies are Secure and __Host- prefixed
 	accounts  accountsv1.AccountsServiceClient
 	authorize authorizev1.AuthorizeServiceClient
 	token     tokenv1.TokenServiceClient
@@ -93,9 +116,13 @@ type Service struct {
 	logger    *slog.Logger
 	now       func() time.Time
 
-	pages *pages
-	csrf  *csrfKey
-	cop   *http.CrossOriginProtection
+	texts     *i18n.Set         // the texts of every language
+	templates *render.Templates // the pages, in every language
+	passwords *input.Passwords  // the rules of new passwords
+	keys      keys.Keys         // derived from web.secret
+	cookies   cookie.Jar
+	csrf      *csrf.Tokens
+	cop       *http.CrossOriginProtection
 	// Token buckets (MAS's defaults): sign-in attempts per IP address and per
 	// account, registrations per IP address, device code lookups per IP address.
 	// limits holds the token buckets of every rule below, in this process's
@@ -107,7 +134,6 @@ type Service struct {
 	registerPerIP   ratelimit.Rule
 	linkPerIP       ratelimit.Rule
 	recoverPerIP    ratelimit.Rule // recovery emails per IP address (recover.go)
-	ssoKey          []byte         // signs compat SSO confirmations (sso.go)
 }
 
 // New returns the web service.
@@ -125,41 +151,35 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
 	}
-	p, err := loadPages(base.Path)
+	texts, err := i18n.NewSet(i18n.Catalogs()...)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("web: %w", err)
 	}
-	secret := cfg.Secret
-	switch {
-	case len(secret) == 0:
-		secret = make([]byte, 32)
-		rand.Read(secret)
+	templates, err := render.Load(files, base.Path, texts)
+	if err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
+	k, random, err := keys.FromSecret(cfg.Secret)
+	if err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
+	if random {
 		deps.Logger.Warn("web.secret is not set, so a random one is used: forms and compat SSO confirmations only work on this replica and not across a restart; set web.secret when running several web replicas")
-	case len(secret) < minSecretLen:
-		return nil, fmt.Errorf("web: the secret is %d bytes, want at least %d", len(secret), minSecretLen)
-	}
-	csrfK, err := deriveKey(secret, csrfKeyLabel)
-	if err != nil {
-		return nil, err
-	}
-	ssoK, err := deriveKey(secret, ssoKeyLabel)
-	if err != nil {
-		return nil, err
 	}
 	cfg.Secret = nil // only the derived keys are kept
+	jar := cookie.Jar{Secure: base.Scheme == "https"}
 	s := &Service{
-		cfg: cfg, base: base, secure: base.Scheme == "https",
+		cfg: cfg, base: base,
 		accounts: deps.Accounts, authorize: deps.Authorize, token: deps.Token, notify: deps.Notify,
 		logger: deps.Logger, now: time.Now,
-		pages: p,
-		csrf:  &csrfKey{key: csrfK},
+		texts: texts, templates: templates, passwords: input.NewPasswords(cfg.MinPasswordBits),
+		keys: k, cookies: jar, csrf: csrf.New(k.CSRF, jar),
 		// MAS's defaults for sign-in; registration and recovery emails per hour.
 		loginPerIP:      ratelimit.Rule{Name: "login-ip", Burst: 3, Per: time.Minute},
 		loginPerAccount: ratelimit.Rule{Name: "login-account", Burst: 1800, Per: time.Hour},
 		registerPerIP:   ratelimit.Rule{Name: "register-ip", Burst: 3, Per: time.Hour},
 		linkPerIP:       ratelimit.Rule{Name: "link-ip", Burst: 10, Per: time.Minute},
 		recoverPerIP:    ratelimit.Rule{Name: "recover-ip", Burst: 3, Per: time.Hour},
-		ssoKey:          ssoK,
 	}
 	s.cop = http.NewCrossOriginProtection()
 	// The public origin is ours even when a proxy in front rewrites Host.
@@ -167,7 +187,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		return nil, fmt.Errorf("web: %w", err)
 	}
 	s.cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.errorPage(w, r, http.StatusForbidden, msgErrCrossOriginTitle, msgErrCrossOrigin)
+		s.errorPage(w, r, http.StatusForbidden, i18n.ErrorCrossOriginTitle, i18n.ErrorCrossOrigin)
 	}))
 	return s, nil
 }
@@ -176,7 +196,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 	conns := map[string]*grpc.ClientConn{}
 	for _, name := range []string{"accounts", "authorize", "token", "notify"} {
-		c, err := rt.Dial(name)
+		c, err := rt.Dial("web", name)
 		if err != nil {
 			return nil, fmt.Errorf("web: %w", err)
 		}
@@ -211,83 +231,6 @@ func (s *Service) Run(ctx context.Context) error {
 	return nil
 }
 
-// RegisterHTTP adds the pages to the public mux. Each handler answers its
-// own methods, so that a wrong one gets the 405 page rather than the 404.
-func (s *Service) RegisterHTTP(mux *http.ServeMux) {
-	mux.Handle("/static/", s.staticHandler())
-	mux.Handle("/{$}", s.page(s.handleHome, nil))
-	mux.Handle("/login", s.page(s.handleLoginGet, s.handleLoginPost))
-	mux.Handle("/register", s.page(s.handleRegisterGet, s.handleRegisterPost))
-	mux.Handle("/register/verify", s.page(s.handleVerifyGet, s.handleVerifyPost))
-	mux.Handle("/register/resend", s.page(nil, s.handleResendPost))
-	mux.Handle("/consent", s.page(s.handleConsentGet, s.handleConsentPost))
-	mux.Handle("/link", s.page(s.handleLinkGet, s.handleLinkPost))
-	mux.Handle("/link/done", s.page(s.handleLinkDone, nil))
-	mux.Handle("/logout", s.page(nil, s.handleLogoutPost))
-	s.registerAccount(mux)
-	mux.Handle("/recover", s.page(s.handleRecoverGet, s.handleRecoverPost))
-	mux.Handle("/recover/{ticket}", s.page(s.handleRecoverTicketGet, s.handleRecoverTicketPost))
-	s.registerSSO(mux)
-	mux.Handle("/", s.page(s.handleNotFound, s.handleNotFound))
-}
-
-// csp is the Content-Security-Policy of every page: no inline script or
-// style, images from here or https (client logos), no framing. Forms may post
-// only here, except on the consent page (cspConsent), whose answer redirects
-// to the client: browsers apply form-action to the redirects after a form
-// submission, and the client's redirect URI is not known when the page is made.
-const (
-	cspBase    = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https:; base-uri 'none'; frame-ancestors 'none'"
-	csp        = cspBase + "; form-action 'self'"
-	cspConsent = cspBase
-)
-
-// page wraps the GET (and HEAD) and POST handlers of one address: security
-// headers and no caching on every answer, and for POST the cross-origin
-// protection of net/http before the handler (which checks the CSRF token).
-func (s *Service) page(get, post http.HandlerFunc) http.Handler {
-	var protected http.Handler
-	if post != nil {
-		protected = s.cop.Handler(post)
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("Content-Security-Policy", csp)
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Cache-Control", "no-store")
-		switch {
-		case (r.Method == http.MethodGet || r.Method == http.MethodHead) && get != nil:
-			get(w, r)
-		case r.Method == http.MethodPost && post != nil:
-			protected.ServeHTTP(w, r)
-		default:
-			var allow []string
-			if get != nil {
-				allow = append(allow, "GET", "HEAD")
-			}
-			if post != nil {
-				allow = append(allow, "POST")
-			}
-			h.Set("Allow", strings.Join(allow, ", "))
-			s.errorPage(w, r, http.StatusMethodNotAllowed, msgErrMethodTitle, msgErrMethod)
-		}
-	})
-}
-
-// path is the absolute path of a page under the public URL, e.g. "/login".
-func (s *Service) path(page string) string { return s.base.Path + page }
-
-// redirect answers 303 See Other to a page under the public URL with query q.
-func (s *Service) redirect(w http.ResponseWriter, r *http.Request, page string, q url.Values) {
-	target := s.path(page)
-	if len(q) > 0 {
-		target += "?" + q.Encode()
-	}
-	http.Redirect(w, r, target, http.StatusSeeOther)
-}
-
 // clientIP is the address the request came from. Forwarded headers are not
 // trusted: behind a proxy every person shares its address (see the notes in
 // the package documentation of the rate limits).
@@ -297,12 +240,4 @@ func clientIP(r *http.Request) string {
 		host = host[:i]
 	}
 	return strings.Trim(host, "[]")
-}
-
-// minPasswordBits is the configured least strength of a new password.
-func (s *Service) minPasswordBits() float64 {
-	if s.cfg.MinPasswordBits > 0 {
-		return float64(s.cfg.MinPasswordBits)
-	}
-	return minPasswordBits
 }

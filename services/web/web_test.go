@@ -2,6 +2,8 @@ package web
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -21,6 +23,8 @@ import (
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
 	notifyv1 "gatehouse.dev/proto/gatehouse/notify/v1"
+	"gatehouse.dev/services/web/internal/cookie"
+	"gatehouse.dev/services/web/internal/i18n"
 )
 
 // fakeAccounts answers the calls the pages make of accounts: one user,
@@ -36,12 +40,15 @@ var alice = &accountsv1.User{Id: "01HZZZZZZZZZZZZZZZZZZZZZZZ", Username: "alice"
 func (f *fakeAccounts) VerifyPassword(_ context.Context, req *accountsv1.VerifyPasswordRequest, _ ...grpc.CallOption) (*accountsv1.VerifyPasswordResponse, error) {
 	f.verified++
 	if req.GetUsername() == "alice" && req.GetPassword() == "alice's password" {
-		return &accountsv1.VerifyPasswordResponse{User: alice}, nil
+		return &accountsv1.VerifyPasswordResponse{User: alice, AuthProof: "proof of " + alice.GetId()}, nil
 	}
 	return nil, errs.Unauthenticated("wrong username or password")
 }
 
 func (f *fakeAccounts) StartBrowserSession(_ context.Context, req *accountsv1.StartBrowserSessionRequest, _ ...grpc.CallOption) (*accountsv1.StartBrowserSessionResponse, error) {
+	if req.GetAuthProof() != "proof of "+req.GetUserId() {
+		return nil, errs.PermissionDenied("no proof")
+	}
 	secret := randomToken(16)
 	f.sessions[secret] = alice
 	return &accountsv1.StartBrowserSessionResponse{Secret: secret, Session: &accountsv1.BrowserSession{SessionId: "S", UserId: req.GetUserId()}}, nil
@@ -134,6 +141,22 @@ func (e *testEnv) client() *http.Client {
 
 var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
+// newLocalizer gives the texts of a language as the service's pages get them.
+func newLocalizer(lang string) i18n.Localizer {
+	texts, err := i18n.NewSet(i18n.Catalogs()...)
+	if err != nil {
+		panic(err)
+	}
+	return texts.Localizer(lang)
+}
+
+// randomToken returns n random bytes, base64url-encoded.
+func randomToken(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
 func get(t *testing.T, c *http.Client, u string) (*http.Response, string) {
 	t.Helper()
 	resp, err := c.Get(u)
@@ -167,7 +190,7 @@ func TestLoginConsentWithoutJavaScript(t *testing.T) {
 	token := csrfField.FindStringSubmatch(body)[1]
 
 	// A token of another form, or none, is refused; nothing is verified.
-	for _, tok := range []string{"", e.svc.csrf.token("consent", "pre:x"), token + "x"} {
+	for _, tok := range []string{"", e.svc.csrf.Sign("consent", "pre:x"), token + "x"} {
 		resp, _ = post(t, c, login, url.Values{"csrf": {tok}, "username": {"alice"}, "password": {"alice's password"}})
 		if resp.StatusCode != http.StatusForbidden {
 			t.Errorf("token %q: status %d", tok, resp.StatusCode)
@@ -341,36 +364,10 @@ func TestCookiesOverHTTPS(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := httptest.NewRecorder()
-	svc.setCookie(rec, sessionCookie, "v", 0)
+	svc.cookies.Set(rec, cookie.Session, "v", 0)
 	c := rec.Result().Cookies()[0]
 	if c.Name != "__Host-gatehouse-session" || !c.Secure || !c.HttpOnly || c.Path != "/" || c.SameSite != http.SameSiteLaxMode || c.Domain != "" {
 		t.Errorf("cookie over https: %+v", c)
-	}
-}
-
-func TestPasswordStrength(t *testing.T) {
-	tests := []struct {
-		pw, user string
-		want     msgID
-	}{
-		{"short", "", msgRegisterPasswordShort},
-		{"password", "", msgRegisterPasswordCommn},
-		{"Password123", "", msgRegisterPasswordCommn},
-		{"qwerty123!", "", msgRegisterPasswordCommn},
-		{"abcdefgh", "", msgRegisterPasswordCommn},
-		{"hjkwqzmt", "", msgRegisterPasswordWeak},
-		{"aaaaaaaaaaaaaaaa", "", msgRegisterPasswordWeak},
-		{"carolcarol1", "carol", msgRegisterPasswordUser},
-		{"hjkwqzmtr", "", ""},
-		{"Tr0ub4dor", "", ""},
-		{"correct horse battery staple", "carol", ""},
-		{"alice's password", "alice", ""},
-		{strings.Repeat("ab", 129), "", msgRegisterPasswordLong},
-	}
-	for _, tt := range tests {
-		if got := checkNewPassword(tt.pw, tt.user, minPasswordBits); got != tt.want {
-			t.Errorf("checkNewPassword(%q, %q) = %q, want %q", tt.pw, tt.user, got, tt.want)
-		}
 	}
 }
 
@@ -381,7 +378,7 @@ func TestDescribeScopes(t *testing.T) {
 	for _, x := range lines {
 		got = append(got, x.Text)
 	}
-	want := []string{l.T(msgScopeOpenID), l.T(msgScopeAPI), l.T(msgScopeDevice, "ABCDEFGHIJ"), l.T(msgScopeSynapseAdmin), l.T(msgScopeOther, "custom")}
+	want := []string{l.T(i18n.ScopeOpenID), l.T(i18n.ScopeAPI), l.T(i18n.ScopeDevice, "ABCDEFGHIJ"), l.T(i18n.ScopeSynapseAdmin), l.T(i18n.ScopeOther, "custom")}
 	if strings.Join(got, "|") != strings.Join(want, "|") || !admin {
 		t.Errorf("describeScopes: %q admin=%v", got, admin)
 	}
@@ -390,15 +387,19 @@ func TestDescribeScopes(t *testing.T) {
 // Every text id the templates name exists in every catalog, and every
 // catalog has the same ids as English.
 func TestMessageCatalog(t *testing.T) {
+	texts, err := i18n.NewSet(i18n.Catalogs()...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	used := regexp.MustCompile(`\{\{-?\s*t "([^"]+)"`)
-	err := fs.WalkDir(templateFS, "templates", func(path string, d fs.DirEntry, err error) error {
+	err = fs.WalkDir(files, "templates", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		b, _ := fs.ReadFile(templateFS, path)
+		b, _ := fs.ReadFile(files, path)
 		for _, m := range used.FindAllStringSubmatch(string(b), -1) {
-			for lang, msgs := range catalogs {
-				if _, ok := msgs[msgID(m[1])]; !ok {
+			for _, lang := range texts.Languages() {
+				if !texts.Localizer(lang).Has(i18n.ID(m[1])) {
 					t.Errorf("%s uses %q, missing from %s", path, m[1], lang)
 				}
 			}
@@ -408,10 +409,17 @@ func TestMessageCatalog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for lang, msgs := range catalogs {
-		for id := range catalogs[defaultLanguage] {
-			if _, ok := msgs[id]; !ok {
-				t.Errorf("%s lacks %q", lang, id)
+	for _, c := range i18n.Catalogs() {
+		if c.Lang != i18n.DefaultLanguage {
+			continue
+		}
+		for _, group := range c.Groups {
+			for id := range group {
+				for _, lang := range texts.Languages() {
+					if !texts.Localizer(lang).Has(id) {
+						t.Errorf("%s lacks %q", lang, id)
+					}
+				}
 			}
 		}
 	}
@@ -421,14 +429,14 @@ func TestMessageCatalog(t *testing.T) {
 // default is refused under a stricter minimum.
 func TestConfiguredPasswordStrength(t *testing.T) {
 	const pw = "Tr0ub4dor"
-	if got := checkNewPassword(pw, "", minPasswordBits); got != "" {
-		t.Fatalf("default minimum refused %q: %s", pw, got)
-	}
-	if got := checkNewPassword(pw, "", 80); got != msgRegisterPasswordWeak {
-		t.Fatalf("an 80-bit minimum accepted %q (%s)", pw, got)
-	}
-	s := &Service{cfg: Config{MinPasswordBits: 80}}
-	if s.minPasswordBits() != 80 || (&Service{}).minPasswordBits() != minPasswordBits {
-		t.Fatal("the configured minimum is not used")
+	for bits, want := range map[int]i18n.ID{0: "", 80: i18n.RegisterPasswordWeak} {
+		svc, err := New(Config{PublicURL: "https://auth.example.org/", MinPasswordBits: bits},
+			Deps{Accounts: &fakeAccounts{}, Authorize: &fakeAuthorize{}, Notify: fakeNotify{}, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := svc.passwords.Check(pw, ""); got != want {
+			t.Errorf("min_strength_bits %d: %q gives %q, want %q", bits, pw, got, want)
+		}
 	}
 }

@@ -7,6 +7,7 @@
 package accountsv1
 
 import (
+	_ "gatehouse.dev/proto/gatehouse/auth/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -1183,10 +1184,14 @@ func (x *BrowserSession) GetAuthenticatedAt() *timestamppb.Timestamp {
 }
 
 type StartBrowserSessionRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	UserAgent     string                 `protobuf:"bytes,2,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
-	IpAddress     string                 `protobuf:"bytes,3,opt,name=ip_address,json=ipAddress,proto3" json:"ip_address,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	UserId    string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	UserAgent string                 `protobuf:"bytes,2,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
+	IpAddress string                 `protobuf:"bytes,3,opt,name=ip_address,json=ipAddress,proto3" json:"ip_address,omitempty"`
+	// Proof that the person just proved who they are, for this user: from
+	// VerifyPassword, CompleteRegistration or a recovery's SetPassword, at most
+	// two minutes old. Without it no session starts.
+	AuthProof     string `protobuf:"bytes,4,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1238,6 +1243,13 @@ func (x *StartBrowserSessionRequest) GetUserAgent() string {
 func (x *StartBrowserSessionRequest) GetIpAddress() string {
 	if x != nil {
 		return x.IpAddress
+	}
+	return ""
+}
+
+func (x *StartBrowserSessionRequest) GetAuthProof() string {
+	if x != nil {
+		return x.AuthProof
 	}
 	return ""
 }
@@ -2142,8 +2154,10 @@ func (x *CompleteRegistrationRequest) GetVerificationId() string {
 }
 
 type CompleteRegistrationResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	User          *User                  `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	User  *User                  `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// Proof, for StartBrowserSession, that the person completed the registration.
+	AuthProof     string `protobuf:"bytes,2,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2183,6 +2197,13 @@ func (x *CompleteRegistrationResponse) GetUser() *User {
 		return x.User
 	}
 	return nil
+}
+
+func (x *CompleteRegistrationResponse) GetAuthProof() string {
+	if x != nil {
+		return x.AuthProof
+	}
+	return ""
 }
 
 type RegisterResponse struct {
@@ -2458,8 +2479,10 @@ func (x *VerifyPasswordRequest) GetPassword() string {
 }
 
 type VerifyPasswordResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	User          *User                  `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	User  *User                  `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// Proof, for StartBrowserSession, that the person gave the right password.
+	AuthProof     string `protobuf:"bytes,2,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2499,6 +2522,13 @@ func (x *VerifyPasswordResponse) GetUser() *User {
 		return x.User
 	}
 	return nil
+}
+
+func (x *VerifyPasswordResponse) GetAuthProof() string {
+	if x != nil {
+		return x.AuthProof
+	}
+	return ""
 }
 
 type ChangePasswordRequest struct {
@@ -2662,7 +2692,10 @@ func (x *SetPasswordRequest) GetRecoveryVerificationId() string {
 }
 
 type SetPasswordResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// For a recovery: proof, for StartBrowserSession, that the person proved
+	// control of the account's address.
+	AuthProof     string `protobuf:"bytes,1,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2695,6 +2728,13 @@ func (x *SetPasswordResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use SetPasswordResponse.ProtoReflect.Descriptor instead.
 func (*SetPasswordResponse) Descriptor() ([]byte, []int) {
 	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *SetPasswordResponse) GetAuthProof() string {
+	if x != nil {
+		return x.AuthProof
+	}
+	return ""
 }
 
 type LockUserRequest struct {
@@ -3489,7 +3529,7 @@ var File_gatehouse_accounts_v1_accounts_proto protoreflect.FileDescriptor
 
 const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\n" +
-	"$gatehouse/accounts/v1/accounts.proto\x12\x15gatehouse.accounts.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf5\x01\n" +
+	"$gatehouse/accounts/v1/accounts.proto\x12\x15gatehouse.accounts.v1\x1a\x1egatehouse/auth/v1/access.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf5\x01\n" +
 	"\x11RegistrationToken\x12\x19\n" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12!\n" +
 	"\fuses_allowed\x18\x02 \x01(\x05R\vusesAllowed\x12\x12\n" +
@@ -3559,13 +3599,15 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12@\n" +
 	"\x0elast_active_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\flastActiveAt\x125\n" +
 	"\bended_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\aendedAt\x12E\n" +
-	"\x10authenticated_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x0fauthenticatedAt\"s\n" +
+	"\x10authenticated_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x0fauthenticatedAt\"\x92\x01\n" +
 	"\x1aStartBrowserSessionRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
 	"\n" +
 	"user_agent\x18\x02 \x01(\tR\tuserAgent\x12\x1d\n" +
 	"\n" +
-	"ip_address\x18\x03 \x01(\tR\tipAddress\"v\n" +
+	"ip_address\x18\x03 \x01(\tR\tipAddress\x12\x1d\n" +
+	"\n" +
+	"auth_proof\x18\x04 \x01(\tR\tauthProof\"v\n" +
 	"\x1bStartBrowserSessionResponse\x12?\n" +
 	"\asession\x18\x01 \x01(\v2%.gatehouse.accounts.v1.BrowserSessionR\asession\x12\x16\n" +
 	"\x06secret\x18\x02 \x01(\tR\x06secret\"Z\n" +
@@ -3630,9 +3672,11 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\fregistration\x18\x01 \x01(\v2#.gatehouse.accounts.v1.RegistrationR\fregistration\"o\n" +
 	"\x1bCompleteRegistrationRequest\x12'\n" +
 	"\x0fregistration_id\x18\x01 \x01(\tR\x0eregistrationId\x12'\n" +
-	"\x0fverification_id\x18\x02 \x01(\tR\x0everificationId\"O\n" +
+	"\x0fverification_id\x18\x02 \x01(\tR\x0everificationId\"n\n" +
 	"\x1cCompleteRegistrationResponse\x12/\n" +
-	"\x04user\x18\x01 \x01(\v2\x1b.gatehouse.accounts.v1.UserR\x04user\"C\n" +
+	"\x04user\x18\x01 \x01(\v2\x1b.gatehouse.accounts.v1.UserR\x04user\x12\x1d\n" +
+	"\n" +
+	"auth_proof\x18\x02 \x01(\tR\tauthProof\"C\n" +
 	"\x10RegisterResponse\x12/\n" +
 	"\x04user\x18\x01 \x01(\v2\x1b.gatehouse.accounts.v1.UserR\x04user\")\n" +
 	"\x0eGetUserRequest\x12\x17\n" +
@@ -3645,9 +3689,11 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x04user\x18\x01 \x01(\v2\x1b.gatehouse.accounts.v1.UserR\x04user\"O\n" +
 	"\x15VerifyPasswordRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
-	"\bpassword\x18\x02 \x01(\tR\bpassword\"I\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\"h\n" +
 	"\x16VerifyPasswordResponse\x12/\n" +
-	"\x04user\x18\x01 \x01(\v2\x1b.gatehouse.accounts.v1.UserR\x04user\"~\n" +
+	"\x04user\x18\x01 \x01(\v2\x1b.gatehouse.accounts.v1.UserR\x04user\x12\x1d\n" +
+	"\n" +
+	"auth_proof\x18\x02 \x01(\tR\tauthProof\"~\n" +
 	"\x15ChangePasswordRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12)\n" +
 	"\x10current_password\x18\x02 \x01(\tR\x0fcurrentPassword\x12!\n" +
@@ -3656,8 +3702,10 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x12SetPasswordRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12!\n" +
 	"\fnew_password\x18\x02 \x01(\tR\vnewPassword\x128\n" +
-	"\x18recovery_verification_id\x18\x03 \x01(\tR\x16recoveryVerificationId\"\x15\n" +
-	"\x13SetPasswordResponse\"B\n" +
+	"\x18recovery_verification_id\x18\x03 \x01(\tR\x16recoveryVerificationId\"4\n" +
+	"\x13SetPasswordResponse\x12\x1d\n" +
+	"\n" +
+	"auth_proof\x18\x01 \x01(\tR\tauthProof\"B\n" +
 	"\x0fLockUserRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"C\n" +
@@ -3713,39 +3761,68 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x17USER_STATUS_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12USER_STATUS_ACTIVE\x10\x01\x12\x16\n" +
 	"\x12USER_STATUS_LOCKED\x10\x02\x12\x1b\n" +
-	"\x17USER_STATUS_DEACTIVATED\x10\x032\xff\x19\n" +
-	"\x0fAccountsService\x12[\n" +
-	"\bRegister\x12&.gatehouse.accounts.v1.RegisterRequest\x1a'.gatehouse.accounts.v1.RegisterResponse\x12v\n" +
-	"\x11StartRegistration\x12/.gatehouse.accounts.v1.StartRegistrationRequest\x1a0.gatehouse.accounts.v1.StartRegistrationResponse\x12p\n" +
-	"\x0fGetRegistration\x12-.gatehouse.accounts.v1.GetRegistrationRequest\x1a..gatehouse.accounts.v1.GetRegistrationResponse\x12\x7f\n" +
-	"\x14CompleteRegistration\x122.gatehouse.accounts.v1.CompleteRegistrationRequest\x1a3.gatehouse.accounts.v1.CompleteRegistrationResponse\x12X\n" +
-	"\aGetUser\x12%.gatehouse.accounts.v1.GetUserRequest\x1a&.gatehouse.accounts.v1.GetUserResponse\x12v\n" +
-	"\x11GetUserByUsername\x12/.gatehouse.accounts.v1.GetUserByUsernameRequest\x1a0.gatehouse.accounts.v1.GetUserByUsernameResponse\x12m\n" +
-	"\x0eVerifyPassword\x12,.gatehouse.accounts.v1.VerifyPasswordRequest\x1a-.gatehouse.accounts.v1.VerifyPasswordResponse\x12m\n" +
-	"\x0eChangePassword\x12,.gatehouse.accounts.v1.ChangePasswordRequest\x1a-.gatehouse.accounts.v1.ChangePasswordResponse\x12d\n" +
-	"\vSetPassword\x12).gatehouse.accounts.v1.SetPasswordRequest\x1a*.gatehouse.accounts.v1.SetPasswordResponse\x12[\n" +
-	"\bLockUser\x12&.gatehouse.accounts.v1.LockUserRequest\x1a'.gatehouse.accounts.v1.LockUserResponse\x12a\n" +
+	"\x17USER_STATUS_DEACTIVATED\x10\x032\x9d\x1c\n" +
+	"\x0fAccountsService\x12d\n" +
+	"\bRegister\x12&.gatehouse.accounts.v1.RegisterRequest\x1a'.gatehouse.accounts.v1.RegisterResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x02\x12\x7f\n" +
+	"\x11StartRegistration\x12/.gatehouse.accounts.v1.StartRegistrationRequest\x1a0.gatehouse.accounts.v1.StartRegistrationResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\a\x12y\n" +
+	"\x0fGetRegistration\x12-.gatehouse.accounts.v1.GetRegistrationRequest\x1a..gatehouse.accounts.v1.GetRegistrationResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\a\x12\x88\x01\n" +
+	"\x14CompleteRegistration\x122.gatehouse.accounts.v1.CompleteRegistrationRequest\x1a3.gatehouse.accounts.v1.CompleteRegistrationResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\a\x12c\n" +
+	"\aGetUser\x12%.gatehouse.accounts.v1.GetUserRequest\x1a&.gatehouse.accounts.v1.GetUserResponse\"\t\xc2\xf3\x18\x05\n" +
+	"\x03\x02\x05\a\x12\x80\x01\n" +
+	"\x11GetUserByUsername\x12/.gatehouse.accounts.v1.GetUserByUsernameRequest\x1a0.gatehouse.accounts.v1.GetUserByUsernameResponse\"\b\xc2\xf3\x18\x04\n" +
+	"\x02\x02\a\x12w\n" +
+	"\x0eVerifyPassword\x12,.gatehouse.accounts.v1.VerifyPasswordRequest\x1a-.gatehouse.accounts.v1.VerifyPasswordResponse\"\b\xc2\xf3\x18\x04\n" +
+	"\x02\a\x05\x12v\n" +
+	"\x0eChangePassword\x12,.gatehouse.accounts.v1.ChangePasswordRequest\x1a-.gatehouse.accounts.v1.ChangePasswordResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\b\x12n\n" +
+	"\vSetPassword\x12).gatehouse.accounts.v1.SetPasswordRequest\x1a*.gatehouse.accounts.v1.SetPasswordResponse\"\b\xc2\xf3\x18\x04\n" +
+	"\x02\x02\a\x12d\n" +
+	"\bLockUser\x12&.gatehouse.accounts.v1.LockUserRequest\x1a'.gatehouse.accounts.v1.LockUserResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x02\x12j\n" +
 	"\n" +
-	"UnlockUser\x12(.gatehouse.accounts.v1.UnlockUserRequest\x1a).gatehouse.accounts.v1.UnlockUserResponse\x12m\n" +
-	"\x0eDeactivateUser\x12,.gatehouse.accounts.v1.DeactivateUserRequest\x1a-.gatehouse.accounts.v1.DeactivateUserResponse\x12m\n" +
-	"\x0eReactivateUser\x12,.gatehouse.accounts.v1.ReactivateUserRequest\x1a-.gatehouse.accounts.v1.ReactivateUserResponse\x12m\n" +
-	"\x0eSetDisplayName\x12,.gatehouse.accounts.v1.SetDisplayNameRequest\x1a-.gatehouse.accounts.v1.SetDisplayNameResponse\x12^\n" +
-	"\tListUsers\x12'.gatehouse.accounts.v1.ListUsersRequest\x1a(.gatehouse.accounts.v1.ListUsersResponse\x12s\n" +
-	"\x10ListAuditEntries\x12..gatehouse.accounts.v1.ListAuditEntriesRequest\x1a/.gatehouse.accounts.v1.ListAuditEntriesResponse\x12m\n" +
-	"\x0eGetUserByEmail\x12,.gatehouse.accounts.v1.GetUserByEmailRequest\x1a-.gatehouse.accounts.v1.GetUserByEmailResponse\x12[\n" +
-	"\bAddEmail\x12&.gatehouse.accounts.v1.AddEmailRequest\x1a'.gatehouse.accounts.v1.AddEmailResponse\x12d\n" +
-	"\vRemoveEmail\x12).gatehouse.accounts.v1.RemoveEmailRequest\x1a*.gatehouse.accounts.v1.RemoveEmailResponse\x12p\n" +
-	"\x0fSetPrimaryEmail\x12-.gatehouse.accounts.v1.SetPrimaryEmailRequest\x1a..gatehouse.accounts.v1.SetPrimaryEmailResponse\x12a\n" +
+	"UnlockUser\x12(.gatehouse.accounts.v1.UnlockUserRequest\x1a).gatehouse.accounts.v1.UnlockUserResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x02\x12w\n" +
+	"\x0eDeactivateUser\x12,.gatehouse.accounts.v1.DeactivateUserRequest\x1a-.gatehouse.accounts.v1.DeactivateUserResponse\"\b\xc2\xf3\x18\x04\n" +
+	"\x02\x02\b\x12v\n" +
+	"\x0eReactivateUser\x12,.gatehouse.accounts.v1.ReactivateUserRequest\x1a-.gatehouse.accounts.v1.ReactivateUserResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x02\x12w\n" +
+	"\x0eSetDisplayName\x12,.gatehouse.accounts.v1.SetDisplayNameRequest\x1a-.gatehouse.accounts.v1.SetDisplayNameResponse\"\b\xc2\xf3\x18\x04\n" +
+	"\x02\x02\b\x12h\n" +
+	"\tListUsers\x12'.gatehouse.accounts.v1.ListUsersRequest\x1a(.gatehouse.accounts.v1.ListUsersResponse\"\b\xc2\xf3\x18\x04\n" +
+	"\x02\x02\x05\x12|\n" +
+	"\x10ListAuditEntries\x12..gatehouse.accounts.v1.ListAuditEntriesRequest\x1a/.gatehouse.accounts.v1.ListAuditEntriesResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x02\x12w\n" +
+	"\x0eGetUserByEmail\x12,.gatehouse.accounts.v1.GetUserByEmailRequest\x1a-.gatehouse.accounts.v1.GetUserByEmailResponse\"\b\xc2\xf3\x18\x04\n" +
+	"\x02\x02\a\x12e\n" +
+	"\bAddEmail\x12&.gatehouse.accounts.v1.AddEmailRequest\x1a'.gatehouse.accounts.v1.AddEmailResponse\"\b\xc2\xf3\x18\x04\n" +
+	"\x02\x02\b\x12n\n" +
+	"\vRemoveEmail\x12).gatehouse.accounts.v1.RemoveEmailRequest\x1a*.gatehouse.accounts.v1.RemoveEmailResponse\"\b\xc2\xf3\x18\x04\n" +
+	"\x02\x02\b\x12z\n" +
+	"\x0fSetPrimaryEmail\x12-.gatehouse.accounts.v1.SetPrimaryEmailRequest\x1a..gatehouse.accounts.v1.SetPrimaryEmailResponse\"\b\xc2\xf3\x18\x04\n" +
+	"\x02\x02\b\x12k\n" +
 	"\n" +
-	"ListEmails\x12(.gatehouse.accounts.v1.ListEmailsRequest\x1a).gatehouse.accounts.v1.ListEmailsResponse\x12|\n" +
-	"\x13StartBrowserSession\x121.gatehouse.accounts.v1.StartBrowserSessionRequest\x1a2.gatehouse.accounts.v1.StartBrowserSessionResponse\x12\x91\x01\n" +
-	"\x1aAuthenticateBrowserSession\x128.gatehouse.accounts.v1.AuthenticateBrowserSessionRequest\x1a9.gatehouse.accounts.v1.AuthenticateBrowserSessionResponse\x12v\n" +
-	"\x11EndBrowserSession\x12/.gatehouse.accounts.v1.EndBrowserSessionRequest\x1a0.gatehouse.accounts.v1.EndBrowserSessionResponse\x12|\n" +
-	"\x13ListBrowserSessions\x121.gatehouse.accounts.v1.ListBrowserSessionsRequest\x1a2.gatehouse.accounts.v1.ListBrowserSessionsResponse\x12\x88\x01\n" +
-	"\x17CreateRegistrationToken\x125.gatehouse.accounts.v1.CreateRegistrationTokenRequest\x1a6.gatehouse.accounts.v1.CreateRegistrationTokenResponse\x12\x7f\n" +
-	"\x14UseRegistrationToken\x122.gatehouse.accounts.v1.UseRegistrationTokenRequest\x1a3.gatehouse.accounts.v1.UseRegistrationTokenResponse\x12\x88\x01\n" +
-	"\x17RevokeRegistrationToken\x125.gatehouse.accounts.v1.RevokeRegistrationTokenRequest\x1a6.gatehouse.accounts.v1.RevokeRegistrationTokenResponse\x12\x85\x01\n" +
-	"\x16ListRegistrationTokens\x124.gatehouse.accounts.v1.ListRegistrationTokensRequest\x1a5.gatehouse.accounts.v1.ListRegistrationTokensResponseB6Z4gatehouse.dev/proto/gatehouse/accounts/v1;accountsv1b\x06proto3"
+	"ListEmails\x12(.gatehouse.accounts.v1.ListEmailsRequest\x1a).gatehouse.accounts.v1.ListEmailsResponse\"\b\xc2\xf3\x18\x04\n" +
+	"\x02\x02\b\x12\x85\x01\n" +
+	"\x13StartBrowserSession\x121.gatehouse.accounts.v1.StartBrowserSessionRequest\x1a2.gatehouse.accounts.v1.StartBrowserSessionResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\a\x12\x9e\x01\n" +
+	"\x1aAuthenticateBrowserSession\x128.gatehouse.accounts.v1.AuthenticateBrowserSessionRequest\x1a9.gatehouse.accounts.v1.AuthenticateBrowserSessionResponse\"\v\xc2\xf3\x18\a\n" +
+	"\x05\x03\x04\x06\x05\a\x12\x80\x01\n" +
+	"\x11EndBrowserSession\x12/.gatehouse.accounts.v1.EndBrowserSessionRequest\x1a0.gatehouse.accounts.v1.EndBrowserSessionResponse\"\b\xc2\xf3\x18\x04\n" +
+	"\x02\x02\b\x12\x86\x01\n" +
+	"\x13ListBrowserSessions\x121.gatehouse.accounts.v1.ListBrowserSessionsRequest\x1a2.gatehouse.accounts.v1.ListBrowserSessionsResponse\"\b\xc2\xf3\x18\x04\n" +
+	"\x02\x02\b\x12\x91\x01\n" +
+	"\x17CreateRegistrationToken\x125.gatehouse.accounts.v1.CreateRegistrationTokenRequest\x1a6.gatehouse.accounts.v1.CreateRegistrationTokenResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x02\x12\x88\x01\n" +
+	"\x14UseRegistrationToken\x122.gatehouse.accounts.v1.UseRegistrationTokenRequest\x1a3.gatehouse.accounts.v1.UseRegistrationTokenResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\a\x12\x91\x01\n" +
+	"\x17RevokeRegistrationToken\x125.gatehouse.accounts.v1.RevokeRegistrationTokenRequest\x1a6.gatehouse.accounts.v1.RevokeRegistrationTokenResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x02\x12\x8e\x01\n" +
+	"\x16ListRegistrationTokens\x124.gatehouse.accounts.v1.ListRegistrationTokensRequest\x1a5.gatehouse.accounts.v1.ListRegistrationTokensResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x02B6Z4gatehouse.dev/proto/gatehouse/accounts/v1;accountsv1b\x06proto3"
 
 var (
 	file_gatehouse_accounts_v1_accounts_proto_rawDescOnce sync.Once

@@ -7,6 +7,7 @@
 package authorizev1
 
 import (
+	_ "gatehouse.dev/proto/gatehouse/auth/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -472,15 +473,12 @@ func (x *GetGrantResponse) GetGrant() *Grant {
 	return nil
 }
 
+// ApproveGrantRequest approves a grant for the signed-in person whose browser
+// session comes with the call: who they are, whether they are an
+// administrator and when they authenticated are taken from that session.
 type ApproveGrantRequest struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	GrantId  string                 `protobuf:"bytes,1,opt,name=grant_id,json=grantId,proto3" json:"grant_id,omitempty"`
-	UserId   string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	Username string                 `protobuf:"bytes,3,opt,name=username,proto3" json:"username,omitempty"`
-	// Whether the user is an administrator (may be granted urn:synapse:admin:*).
-	Admin bool `protobuf:"varint,4,opt,name=admin,proto3" json:"admin,omitempty"`
-	// When the user authenticated.
-	AuthTime      *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=auth_time,json=authTime,proto3" json:"auth_time,omitempty"`
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GrantId       string                 `protobuf:"bytes,1,opt,name=grant_id,json=grantId,proto3" json:"grant_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -520,34 +518,6 @@ func (x *ApproveGrantRequest) GetGrantId() string {
 		return x.GrantId
 	}
 	return ""
-}
-
-func (x *ApproveGrantRequest) GetUserId() string {
-	if x != nil {
-		return x.UserId
-	}
-	return ""
-}
-
-func (x *ApproveGrantRequest) GetUsername() string {
-	if x != nil {
-		return x.Username
-	}
-	return ""
-}
-
-func (x *ApproveGrantRequest) GetAdmin() bool {
-	if x != nil {
-		return x.Admin
-	}
-	return false
-}
-
-func (x *ApproveGrantRequest) GetAuthTime() *timestamppb.Timestamp {
-	if x != nil {
-		return x.AuthTime
-	}
-	return nil
 }
 
 type ApproveGrantResponse struct {
@@ -915,7 +885,8 @@ type GetClientResponse struct {
 	// SHA-256 (hex) of the client secret; empty for public clients.
 	SecretHash string `protobuf:"bytes,3,opt,name=secret_hash,json=secretHash,proto3" json:"secret_hash,omitempty"`
 	// The secret itself, only for client_secret_jwt clients, whose assertions are
-	// HMACs keyed with it. It is never stored: the authorize service derives it.
+	// HMACs keyed with it, and only to the token service. It is never stored:
+	// the authorize service derives it.
 	JwtSecret     string `protobuf:"bytes,4,opt,name=jwt_secret,json=jwtSecret,proto3" json:"jwt_secret,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1154,15 +1125,11 @@ func (x *GetDeviceGrantResponse) GetDeviceGrant() *DeviceGrant {
 	return nil
 }
 
+// ApproveDeviceGrantRequest approves a device for the signed-in person whose
+// browser session comes with the call.
 type ApproveDeviceGrantRequest struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	UserCode string                 `protobuf:"bytes,1,opt,name=user_code,json=userCode,proto3" json:"user_code,omitempty"`
-	UserId   string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	Username string                 `protobuf:"bytes,3,opt,name=username,proto3" json:"username,omitempty"`
-	// Whether the user is an administrator (may be granted urn:synapse:admin:*).
-	Admin bool `protobuf:"varint,4,opt,name=admin,proto3" json:"admin,omitempty"`
-	// When the user authenticated; now when unset.
-	AuthTime      *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=auth_time,json=authTime,proto3" json:"auth_time,omitempty"`
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserCode      string                 `protobuf:"bytes,1,opt,name=user_code,json=userCode,proto3" json:"user_code,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1202,34 +1169,6 @@ func (x *ApproveDeviceGrantRequest) GetUserCode() string {
 		return x.UserCode
 	}
 	return ""
-}
-
-func (x *ApproveDeviceGrantRequest) GetUserId() string {
-	if x != nil {
-		return x.UserId
-	}
-	return ""
-}
-
-func (x *ApproveDeviceGrantRequest) GetUsername() string {
-	if x != nil {
-		return x.Username
-	}
-	return ""
-}
-
-func (x *ApproveDeviceGrantRequest) GetAdmin() bool {
-	if x != nil {
-		return x.Admin
-	}
-	return false
-}
-
-func (x *ApproveDeviceGrantRequest) GetAuthTime() *timestamppb.Timestamp {
-	if x != nil {
-		return x.AuthTime
-	}
-	return nil
 }
 
 type ApproveDeviceGrantResponse struct {
@@ -1276,11 +1215,11 @@ func (x *ApproveDeviceGrantResponse) GetDeviceGrant() *DeviceGrant {
 	return nil
 }
 
+// DenyDeviceGrantRequest refuses a device; the refusal is recorded as made by
+// the signed-in person whose browser session comes with the call, if any.
 type DenyDeviceGrantRequest struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	UserCode string                 `protobuf:"bytes,1,opt,name=user_code,json=userCode,proto3" json:"user_code,omitempty"`
-	// The signed-in user who refused, for the record; may be empty.
-	UserId        string `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserCode      string                 `protobuf:"bytes,1,opt,name=user_code,json=userCode,proto3" json:"user_code,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1318,13 +1257,6 @@ func (*DenyDeviceGrantRequest) Descriptor() ([]byte, []int) {
 func (x *DenyDeviceGrantRequest) GetUserCode() string {
 	if x != nil {
 		return x.UserCode
-	}
-	return ""
-}
-
-func (x *DenyDeviceGrantRequest) GetUserId() string {
-	if x != nil {
-		return x.UserId
 	}
 	return ""
 }
@@ -1535,7 +1467,7 @@ var File_gatehouse_authorize_v1_authorize_proto protoreflect.FileDescriptor
 
 const file_gatehouse_authorize_v1_authorize_proto_rawDesc = "" +
 	"\n" +
-	"&gatehouse/authorize/v1/authorize.proto\x12\x16gatehouse.authorize.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbc\x01\n" +
+	"&gatehouse/authorize/v1/authorize.proto\x12\x16gatehouse.authorize.v1\x1a\x1egatehouse/auth/v1/access.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbc\x01\n" +
 	"\n" +
 	"ClientInfo\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x1f\n" +
@@ -1560,13 +1492,9 @@ const file_gatehouse_authorize_v1_authorize_proto_rawDesc = "" +
 	"\x0fGetGrantRequest\x12\x19\n" +
 	"\bgrant_id\x18\x01 \x01(\tR\agrantId\"G\n" +
 	"\x10GetGrantResponse\x123\n" +
-	"\x05grant\x18\x01 \x01(\v2\x1d.gatehouse.authorize.v1.GrantR\x05grant\"\xb4\x01\n" +
+	"\x05grant\x18\x01 \x01(\v2\x1d.gatehouse.authorize.v1.GrantR\x05grant\"m\n" +
 	"\x13ApproveGrantRequest\x12\x19\n" +
-	"\bgrant_id\x18\x01 \x01(\tR\agrantId\x12\x17\n" +
-	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1a\n" +
-	"\busername\x18\x03 \x01(\tR\busername\x12\x14\n" +
-	"\x05admin\x18\x04 \x01(\bR\x05admin\x127\n" +
-	"\tauth_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bauthTime\"9\n" +
+	"\bgrant_id\x18\x01 \x01(\tR\agrantIdJ\x04\b\x02\x10\x03J\x04\b\x03\x10\x04J\x04\b\x04\x10\x05J\x04\b\x05\x10\x06R\auser_idR\busernameR\x05adminR\tauth_time\"9\n" +
 	"\x14ApproveGrantResponse\x12!\n" +
 	"\fredirect_uri\x18\x01 \x01(\tR\vredirectUri\"-\n" +
 	"\x10DenyGrantRequest\x12\x19\n" +
@@ -1609,18 +1537,13 @@ const file_gatehouse_authorize_v1_authorize_proto_rawDesc = "" +
 	"\x15GetDeviceGrantRequest\x12\x1b\n" +
 	"\tuser_code\x18\x01 \x01(\tR\buserCode\"`\n" +
 	"\x16GetDeviceGrantResponse\x12F\n" +
-	"\fdevice_grant\x18\x01 \x01(\v2#.gatehouse.authorize.v1.DeviceGrantR\vdeviceGrant\"\xbc\x01\n" +
+	"\fdevice_grant\x18\x01 \x01(\v2#.gatehouse.authorize.v1.DeviceGrantR\vdeviceGrant\"u\n" +
 	"\x19ApproveDeviceGrantRequest\x12\x1b\n" +
-	"\tuser_code\x18\x01 \x01(\tR\buserCode\x12\x17\n" +
-	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1a\n" +
-	"\busername\x18\x03 \x01(\tR\busername\x12\x14\n" +
-	"\x05admin\x18\x04 \x01(\bR\x05admin\x127\n" +
-	"\tauth_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bauthTime\"d\n" +
+	"\tuser_code\x18\x01 \x01(\tR\buserCodeJ\x04\b\x02\x10\x03J\x04\b\x03\x10\x04J\x04\b\x04\x10\x05J\x04\b\x05\x10\x06R\auser_idR\busernameR\x05adminR\tauth_time\"d\n" +
 	"\x1aApproveDeviceGrantResponse\x12F\n" +
-	"\fdevice_grant\x18\x01 \x01(\v2#.gatehouse.authorize.v1.DeviceGrantR\vdeviceGrant\"N\n" +
+	"\fdevice_grant\x18\x01 \x01(\v2#.gatehouse.authorize.v1.DeviceGrantR\vdeviceGrant\"D\n" +
 	"\x16DenyDeviceGrantRequest\x12\x1b\n" +
-	"\tuser_code\x18\x01 \x01(\tR\buserCode\x12\x17\n" +
-	"\auser_id\x18\x02 \x01(\tR\x06userId\"\x19\n" +
+	"\tuser_code\x18\x01 \x01(\tR\buserCodeJ\x04\b\x02\x10\x03R\auser_id\"\x19\n" +
 	"\x17DenyDeviceGrantResponse\"t\n" +
 	"\x15PollDeviceCodeRequest\x12\x1f\n" +
 	"\vdevice_code\x18\x01 \x01(\tR\n" +
@@ -1657,17 +1580,26 @@ const file_gatehouse_authorize_v1_authorize_proto_rawDesc = "" +
 	"\x19DEVICE_POLL_STATUS_DENIED\x10\x03\x12\x1e\n" +
 	"\x1aDEVICE_POLL_STATUS_EXPIRED\x10\x04\x12\x1b\n" +
 	"\x17DEVICE_POLL_STATUS_USED\x10\x05\x12\x1f\n" +
-	"\x1bDEVICE_POLL_STATUS_APPROVED\x10\x062\xde\a\n" +
-	"\x10AuthorizeService\x12]\n" +
-	"\bGetGrant\x12'.gatehouse.authorize.v1.GetGrantRequest\x1a(.gatehouse.authorize.v1.GetGrantResponse\x12i\n" +
-	"\fApproveGrant\x12+.gatehouse.authorize.v1.ApproveGrantRequest\x1a,.gatehouse.authorize.v1.ApproveGrantResponse\x12`\n" +
-	"\tDenyGrant\x12(.gatehouse.authorize.v1.DenyGrantRequest\x1a).gatehouse.authorize.v1.DenyGrantResponse\x12i\n" +
-	"\fExchangeCode\x12+.gatehouse.authorize.v1.ExchangeCodeRequest\x1a,.gatehouse.authorize.v1.ExchangeCodeResponse\x12`\n" +
-	"\tGetClient\x12(.gatehouse.authorize.v1.GetClientRequest\x1a).gatehouse.authorize.v1.GetClientResponse\x12o\n" +
-	"\x0eGetDeviceGrant\x12-.gatehouse.authorize.v1.GetDeviceGrantRequest\x1a..gatehouse.authorize.v1.GetDeviceGrantResponse\x12{\n" +
-	"\x12ApproveDeviceGrant\x121.gatehouse.authorize.v1.ApproveDeviceGrantRequest\x1a2.gatehouse.authorize.v1.ApproveDeviceGrantResponse\x12r\n" +
-	"\x0fDenyDeviceGrant\x12..gatehouse.authorize.v1.DenyDeviceGrantRequest\x1a/.gatehouse.authorize.v1.DenyDeviceGrantResponse\x12o\n" +
-	"\x0ePollDeviceCode\x12-.gatehouse.authorize.v1.PollDeviceCodeRequest\x1a..gatehouse.authorize.v1.PollDeviceCodeResponseB8Z6gatehouse.dev/proto/gatehouse/authorize/v1;authorizev1b\x06proto3"
+	"\x1bDEVICE_POLL_STATUS_APPROVED\x10\x062\xb2\b\n" +
+	"\x10AuthorizeService\x12f\n" +
+	"\bGetGrant\x12'.gatehouse.authorize.v1.GetGrantRequest\x1a(.gatehouse.authorize.v1.GetGrantResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\a\x12r\n" +
+	"\fApproveGrant\x12+.gatehouse.authorize.v1.ApproveGrantRequest\x1a,.gatehouse.authorize.v1.ApproveGrantResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\b\x12i\n" +
+	"\tDenyGrant\x12(.gatehouse.authorize.v1.DenyGrantRequest\x1a).gatehouse.authorize.v1.DenyGrantResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\a\x12r\n" +
+	"\fExchangeCode\x12+.gatehouse.authorize.v1.ExchangeCodeRequest\x1a,.gatehouse.authorize.v1.ExchangeCodeResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x05\x12k\n" +
+	"\tGetClient\x12(.gatehouse.authorize.v1.GetClientRequest\x1a).gatehouse.authorize.v1.GetClientResponse\"\t\xc2\xf3\x18\x05\n" +
+	"\x03\x02\x05\a\x12x\n" +
+	"\x0eGetDeviceGrant\x12-.gatehouse.authorize.v1.GetDeviceGrantRequest\x1a..gatehouse.authorize.v1.GetDeviceGrantResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\a\x12\x84\x01\n" +
+	"\x12ApproveDeviceGrant\x121.gatehouse.authorize.v1.ApproveDeviceGrantRequest\x1a2.gatehouse.authorize.v1.ApproveDeviceGrantResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\b\x12{\n" +
+	"\x0fDenyDeviceGrant\x12..gatehouse.authorize.v1.DenyDeviceGrantRequest\x1a/.gatehouse.authorize.v1.DenyDeviceGrantResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\a\x12x\n" +
+	"\x0ePollDeviceCode\x12-.gatehouse.authorize.v1.PollDeviceCodeRequest\x1a..gatehouse.authorize.v1.PollDeviceCodeResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x05B8Z6gatehouse.dev/proto/gatehouse/authorize/v1;authorizev1b\x06proto3"
 
 var (
 	file_gatehouse_authorize_v1_authorize_proto_rawDescOnce sync.Once
@@ -1715,39 +1647,37 @@ var file_gatehouse_authorize_v1_authorize_proto_depIdxs = []int32{
 	0,  // 1: gatehouse.authorize.v1.Grant.status:type_name -> gatehouse.authorize.v1.GrantStatus
 	24, // 2: gatehouse.authorize.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
 	4,  // 3: gatehouse.authorize.v1.GetGrantResponse.grant:type_name -> gatehouse.authorize.v1.Grant
-	24, // 4: gatehouse.authorize.v1.ApproveGrantRequest.auth_time:type_name -> google.protobuf.Timestamp
-	24, // 5: gatehouse.authorize.v1.ExchangeCodeResponse.auth_time:type_name -> google.protobuf.Timestamp
-	3,  // 6: gatehouse.authorize.v1.DeviceGrant.client:type_name -> gatehouse.authorize.v1.ClientInfo
-	1,  // 7: gatehouse.authorize.v1.DeviceGrant.status:type_name -> gatehouse.authorize.v1.DeviceGrantStatus
-	24, // 8: gatehouse.authorize.v1.DeviceGrant.expires_at:type_name -> google.protobuf.Timestamp
-	15, // 9: gatehouse.authorize.v1.GetDeviceGrantResponse.device_grant:type_name -> gatehouse.authorize.v1.DeviceGrant
-	24, // 10: gatehouse.authorize.v1.ApproveDeviceGrantRequest.auth_time:type_name -> google.protobuf.Timestamp
-	15, // 11: gatehouse.authorize.v1.ApproveDeviceGrantResponse.device_grant:type_name -> gatehouse.authorize.v1.DeviceGrant
-	2,  // 12: gatehouse.authorize.v1.PollDeviceCodeResponse.status:type_name -> gatehouse.authorize.v1.DevicePollStatus
-	24, // 13: gatehouse.authorize.v1.PollDeviceCodeResponse.auth_time:type_name -> google.protobuf.Timestamp
-	5,  // 14: gatehouse.authorize.v1.AuthorizeService.GetGrant:input_type -> gatehouse.authorize.v1.GetGrantRequest
-	7,  // 15: gatehouse.authorize.v1.AuthorizeService.ApproveGrant:input_type -> gatehouse.authorize.v1.ApproveGrantRequest
-	9,  // 16: gatehouse.authorize.v1.AuthorizeService.DenyGrant:input_type -> gatehouse.authorize.v1.DenyGrantRequest
-	11, // 17: gatehouse.authorize.v1.AuthorizeService.ExchangeCode:input_type -> gatehouse.authorize.v1.ExchangeCodeRequest
-	13, // 18: gatehouse.authorize.v1.AuthorizeService.GetClient:input_type -> gatehouse.authorize.v1.GetClientRequest
-	16, // 19: gatehouse.authorize.v1.AuthorizeService.GetDeviceGrant:input_type -> gatehouse.authorize.v1.GetDeviceGrantRequest
-	18, // 20: gatehouse.authorize.v1.AuthorizeService.ApproveDeviceGrant:input_type -> gatehouse.authorize.v1.ApproveDeviceGrantRequest
-	20, // 21: gatehouse.authorize.v1.AuthorizeService.DenyDeviceGrant:input_type -> gatehouse.authorize.v1.DenyDeviceGrantRequest
-	22, // 22: gatehouse.authorize.v1.AuthorizeService.PollDeviceCode:input_type -> gatehouse.authorize.v1.PollDeviceCodeRequest
-	6,  // 23: gatehouse.authorize.v1.AuthorizeService.GetGrant:output_type -> gatehouse.authorize.v1.GetGrantResponse
-	8,  // 24: gatehouse.authorize.v1.AuthorizeService.ApproveGrant:output_type -> gatehouse.authorize.v1.ApproveGrantResponse
-	10, // 25: gatehouse.authorize.v1.AuthorizeService.DenyGrant:output_type -> gatehouse.authorize.v1.DenyGrantResponse
-	12, // 26: gatehouse.authorize.v1.AuthorizeService.ExchangeCode:output_type -> gatehouse.authorize.v1.ExchangeCodeResponse
-	14, // 27: gatehouse.authorize.v1.AuthorizeService.GetClient:output_type -> gatehouse.authorize.v1.GetClientResponse
-	17, // 28: gatehouse.authorize.v1.AuthorizeService.GetDeviceGrant:output_type -> gatehouse.authorize.v1.GetDeviceGrantResponse
-	19, // 29: gatehouse.authorize.v1.AuthorizeService.ApproveDeviceGrant:output_type -> gatehouse.authorize.v1.ApproveDeviceGrantResponse
-	21, // 30: gatehouse.authorize.v1.AuthorizeService.DenyDeviceGrant:output_type -> gatehouse.authorize.v1.DenyDeviceGrantResponse
-	23, // 31: gatehouse.authorize.v1.AuthorizeService.PollDeviceCode:output_type -> gatehouse.authorize.v1.PollDeviceCodeResponse
-	23, // [23:32] is the sub-list for method output_type
-	14, // [14:23] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	24, // 4: gatehouse.authorize.v1.ExchangeCodeResponse.auth_time:type_name -> google.protobuf.Timestamp
+	3,  // 5: gatehouse.authorize.v1.DeviceGrant.client:type_name -> gatehouse.authorize.v1.ClientInfo
+	1,  // 6: gatehouse.authorize.v1.DeviceGrant.status:type_name -> gatehouse.authorize.v1.DeviceGrantStatus
+	24, // 7: gatehouse.authorize.v1.DeviceGrant.expires_at:type_name -> google.protobuf.Timestamp
+	15, // 8: gatehouse.authorize.v1.GetDeviceGrantResponse.device_grant:type_name -> gatehouse.authorize.v1.DeviceGrant
+	15, // 9: gatehouse.authorize.v1.ApproveDeviceGrantResponse.device_grant:type_name -> gatehouse.authorize.v1.DeviceGrant
+	2,  // 10: gatehouse.authorize.v1.PollDeviceCodeResponse.status:type_name -> gatehouse.authorize.v1.DevicePollStatus
+	24, // 11: gatehouse.authorize.v1.PollDeviceCodeResponse.auth_time:type_name -> google.protobuf.Timestamp
+	5,  // 12: gatehouse.authorize.v1.AuthorizeService.GetGrant:input_type -> gatehouse.authorize.v1.GetGrantRequest
+	7,  // 13: gatehouse.authorize.v1.AuthorizeService.ApproveGrant:input_type -> gatehouse.authorize.v1.ApproveGrantRequest
+	9,  // 14: gatehouse.authorize.v1.AuthorizeService.DenyGrant:input_type -> gatehouse.authorize.v1.DenyGrantRequest
+	11, // 15: gatehouse.authorize.v1.AuthorizeService.ExchangeCode:input_type -> gatehouse.authorize.v1.ExchangeCodeRequest
+	13, // 16: gatehouse.authorize.v1.AuthorizeService.GetClient:input_type -> gatehouse.authorize.v1.GetClientRequest
+	16, // 17: gatehouse.authorize.v1.AuthorizeService.GetDeviceGrant:input_type -> gatehouse.authorize.v1.GetDeviceGrantRequest
+	18, // 18: gatehouse.authorize.v1.AuthorizeService.ApproveDeviceGrant:input_type -> gatehouse.authorize.v1.ApproveDeviceGrantRequest
+	20, // 19: gatehouse.authorize.v1.AuthorizeService.DenyDeviceGrant:input_type -> gatehouse.authorize.v1.DenyDeviceGrantRequest
+	22, // 20: gatehouse.authorize.v1.AuthorizeService.PollDeviceCode:input_type -> gatehouse.authorize.v1.PollDeviceCodeRequest
+	6,  // 21: gatehouse.authorize.v1.AuthorizeService.GetGrant:output_type -> gatehouse.authorize.v1.GetGrantResponse
+	8,  // 22: gatehouse.authorize.v1.AuthorizeService.ApproveGrant:output_type -> gatehouse.authorize.v1.ApproveGrantResponse
+	10, // 23: gatehouse.authorize.v1.AuthorizeService.DenyGrant:output_type -> gatehouse.authorize.v1.DenyGrantResponse
+	12, // 24: gatehouse.authorize.v1.AuthorizeService.ExchangeCode:output_type -> gatehouse.authorize.v1.ExchangeCodeResponse
+	14, // 25: gatehouse.authorize.v1.AuthorizeService.GetClient:output_type -> gatehouse.authorize.v1.GetClientResponse
+	17, // 26: gatehouse.authorize.v1.AuthorizeService.GetDeviceGrant:output_type -> gatehouse.authorize.v1.GetDeviceGrantResponse
+	19, // 27: gatehouse.authorize.v1.AuthorizeService.ApproveDeviceGrant:output_type -> gatehouse.authorize.v1.ApproveDeviceGrantResponse
+	21, // 28: gatehouse.authorize.v1.AuthorizeService.DenyDeviceGrant:output_type -> gatehouse.authorize.v1.DenyDeviceGrantResponse
+	23, // 29: gatehouse.authorize.v1.AuthorizeService.PollDeviceCode:output_type -> gatehouse.authorize.v1.PollDeviceCodeResponse
+	21, // [21:30] is the sub-list for method output_type
+	12, // [12:21] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_authorize_v1_authorize_proto_init() }

@@ -1372,6 +1372,55 @@ func (x *RegistrationCompleted) GetVerificationId() string {
 	return ""
 }
 
+// AuthProofKeyGenerated records the key that MACs authentication proofs:
+// short-lived statements, made by the accounts service when a person proves
+// who they are (a password, a completed registration, a recovery link), that
+// the web service must show to start a browser session for that person.
+// Generated on first start. Subject: accounts.keys.current.
+type AuthProofKeyGenerated struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthProofKeyGenerated) Reset() {
+	*x = AuthProofKeyGenerated{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthProofKeyGenerated) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthProofKeyGenerated) ProtoMessage() {}
+
+func (x *AuthProofKeyGenerated) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthProofKeyGenerated.ProtoReflect.Descriptor instead.
+func (*AuthProofKeyGenerated) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *AuthProofKeyGenerated) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
 type BrowserSessionsActive_Entry struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	SessionId      string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
@@ -1383,7 +1432,7 @@ type BrowserSessionsActive_Entry struct {
 
 func (x *BrowserSessionsActive_Entry) Reset() {
 	*x = BrowserSessionsActive_Entry{}
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[22]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1395,7 +1444,7 @@ func (x *BrowserSessionsActive_Entry) String() string {
 func (*BrowserSessionsActive_Entry) ProtoMessage() {}
 
 func (x *BrowserSessionsActive_Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[22]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1531,7 +1580,9 @@ const file_gatehouse_events_v1_accounts_proto_rawDesc = "" +
 	"\x15RegistrationCompleted\x12'\n" +
 	"\x0fregistration_id\x18\x01 \x01(\tR\x0eregistrationId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12'\n" +
-	"\x0fverification_id\x18\x03 \x01(\tR\x0everificationId*\xca\x01\n" +
+	"\x0fverification_id\x18\x03 \x01(\tR\x0everificationId\")\n" +
+	"\x15AuthProofKeyGenerated\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key*\xca\x01\n" +
 	"\x14PasswordChangeReason\x12&\n" +
 	"\"PASSWORD_CHANGE_REASON_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bPASSWORD_CHANGE_REASON_USER\x10\x01\x12 \n" +
@@ -1552,7 +1603,7 @@ func file_gatehouse_events_v1_accounts_proto_rawDescGZIP() []byte {
 }
 
 var file_gatehouse_events_v1_accounts_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_gatehouse_events_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_gatehouse_events_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_gatehouse_events_v1_accounts_proto_goTypes = []any{
 	(PasswordChangeReason)(0),           // 0: gatehouse.events.v1.PasswordChangeReason
 	(*UsernameReserved)(nil),            // 1: gatehouse.events.v1.UsernameReserved
@@ -1577,14 +1628,15 @@ var file_gatehouse_events_v1_accounts_proto_goTypes = []any{
 	(*RegistrationTokenRevoked)(nil),    // 20: gatehouse.events.v1.RegistrationTokenRevoked
 	(*RegistrationStarted)(nil),         // 21: gatehouse.events.v1.RegistrationStarted
 	(*RegistrationCompleted)(nil),       // 22: gatehouse.events.v1.RegistrationCompleted
-	(*BrowserSessionsActive_Entry)(nil), // 23: gatehouse.events.v1.BrowserSessionsActive.Entry
-	(*timestamppb.Timestamp)(nil),       // 24: google.protobuf.Timestamp
+	(*AuthProofKeyGenerated)(nil),       // 23: gatehouse.events.v1.AuthProofKeyGenerated
+	(*BrowserSessionsActive_Entry)(nil), // 24: gatehouse.events.v1.BrowserSessionsActive.Entry
+	(*timestamppb.Timestamp)(nil),       // 25: google.protobuf.Timestamp
 }
 var file_gatehouse_events_v1_accounts_proto_depIdxs = []int32{
 	0,  // 0: gatehouse.events.v1.PasswordChanged.reason:type_name -> gatehouse.events.v1.PasswordChangeReason
-	23, // 1: gatehouse.events.v1.BrowserSessionsActive.entries:type_name -> gatehouse.events.v1.BrowserSessionsActive.Entry
-	24, // 2: gatehouse.events.v1.RegistrationTokenCreated.expires_at:type_name -> google.protobuf.Timestamp
-	24, // 3: gatehouse.events.v1.RegistrationStarted.expires_at:type_name -> google.protobuf.Timestamp
+	24, // 1: gatehouse.events.v1.BrowserSessionsActive.entries:type_name -> gatehouse.events.v1.BrowserSessionsActive.Entry
+	25, // 2: gatehouse.events.v1.RegistrationTokenCreated.expires_at:type_name -> google.protobuf.Timestamp
+	25, // 3: gatehouse.events.v1.RegistrationStarted.expires_at:type_name -> google.protobuf.Timestamp
 	4,  // [4:4] is the sub-list for method output_type
 	4,  // [4:4] is the sub-list for method input_type
 	4,  // [4:4] is the sub-list for extension type_name
@@ -1603,7 +1655,7 @@ func file_gatehouse_events_v1_accounts_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_events_v1_accounts_proto_rawDesc), len(file_gatehouse_events_v1_accounts_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   23,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -7,6 +7,7 @@
 package notifyv1
 
 import (
+	_ "gatehouse.dev/proto/gatehouse/auth/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -555,7 +556,7 @@ var File_gatehouse_notify_v1_notify_proto protoreflect.FileDescriptor
 
 const file_gatehouse_notify_v1_notify_proto_rawDesc = "" +
 	"\n" +
-	" gatehouse/notify/v1/notify.proto\x12\x13gatehouse.notify.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb6\x01\n" +
+	" gatehouse/notify/v1/notify.proto\x12\x13gatehouse.notify.v1\x1a\x1egatehouse/auth/v1/access.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb6\x01\n" +
 	"\x18StartVerificationRequest\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x126\n" +
 	"\apurpose\x18\x02 \x01(\x0e2\x1c.gatehouse.notify.v1.PurposeR\apurpose\x12\x17\n" +
@@ -592,12 +593,16 @@ const file_gatehouse_notify_v1_notify_proto_rawDesc = "" +
 	"\x13PURPOSE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14PURPOSE_REGISTRATION\x10\x01\x12\x15\n" +
 	"\x11PURPOSE_ADD_EMAIL\x10\x02\x12\x14\n" +
-	"\x10PURPOSE_RECOVERY\x10\x032\xd0\x03\n" +
-	"\rNotifyService\x12r\n" +
-	"\x11StartVerification\x12-.gatehouse.notify.v1.StartVerificationRequest\x1a..gatehouse.notify.v1.StartVerificationResponse\x12u\n" +
-	"\x12ResendVerification\x12..gatehouse.notify.v1.ResendVerificationRequest\x1a/.gatehouse.notify.v1.ResendVerificationResponse\x12Z\n" +
-	"\tCheckCode\x12%.gatehouse.notify.v1.CheckCodeRequest\x1a&.gatehouse.notify.v1.CheckCodeResponse\x12x\n" +
-	"\x13CheckRecoveryTicket\x12/.gatehouse.notify.v1.CheckRecoveryTicketRequest\x1a0.gatehouse.notify.v1.CheckRecoveryTicketResponseB2Z0gatehouse.dev/proto/gatehouse/notify/v1;notifyv1b\x06proto3"
+	"\x10PURPOSE_RECOVERY\x10\x032\xf5\x03\n" +
+	"\rNotifyService\x12{\n" +
+	"\x11StartVerification\x12-.gatehouse.notify.v1.StartVerificationRequest\x1a..gatehouse.notify.v1.StartVerificationResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\a\x12~\n" +
+	"\x12ResendVerification\x12..gatehouse.notify.v1.ResendVerificationRequest\x1a/.gatehouse.notify.v1.ResendVerificationResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\a\x12c\n" +
+	"\tCheckCode\x12%.gatehouse.notify.v1.CheckCodeRequest\x1a&.gatehouse.notify.v1.CheckCodeResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\a\x12\x81\x01\n" +
+	"\x13CheckRecoveryTicket\x12/.gatehouse.notify.v1.CheckRecoveryTicketRequest\x1a0.gatehouse.notify.v1.CheckRecoveryTicketResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\aB2Z0gatehouse.dev/proto/gatehouse/notify/v1;notifyv1b\x06proto3"
 
 var (
 	file_gatehouse_notify_v1_notify_proto_rawDescOnce sync.Once

@@ -7,6 +7,7 @@
 package projectionsv1
 
 import (
+	_ "gatehouse.dev/proto/gatehouse/auth/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -264,7 +265,7 @@ var File_gatehouse_projections_v1_projections_proto protoreflect.FileDescriptor
 
 const file_gatehouse_projections_v1_projections_proto_rawDesc = "" +
 	"\n" +
-	"*gatehouse/projections/v1/projections.proto\x12\x18gatehouse.projections.v1\"l\n" +
+	"*gatehouse/projections/v1/projections.proto\x12\x18gatehouse.projections.v1\x1a\x1egatehouse/auth/v1/access.proto\"l\n" +
 	"\n" +
 	"Projection\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
@@ -281,10 +282,12 @@ const file_gatehouse_projections_v1_projections_proto_rawDesc = "" +
 	"\x19RebuildProjectionResponse\x12D\n" +
 	"\n" +
 	"projection\x18\x01 \x01(\v2$.gatehouse.projections.v1.ProjectionR\n" +
-	"projection2\x8a\x02\n" +
-	"\x12ProjectionsService\x12v\n" +
-	"\x0fListProjections\x120.gatehouse.projections.v1.ListProjectionsRequest\x1a1.gatehouse.projections.v1.ListProjectionsResponse\x12|\n" +
-	"\x11RebuildProjection\x122.gatehouse.projections.v1.RebuildProjectionRequest\x1a3.gatehouse.projections.v1.RebuildProjectionResponseB<Z:gatehouse.dev/proto/gatehouse/projections/v1;projectionsv1b\x06proto3"
+	"projection2\x9d\x02\n" +
+	"\x12ProjectionsService\x12\x7f\n" +
+	"\x0fListProjections\x120.gatehouse.projections.v1.ListProjectionsRequest\x1a1.gatehouse.projections.v1.ListProjectionsResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x02\x12\x85\x01\n" +
+	"\x11RebuildProjection\x122.gatehouse.projections.v1.RebuildProjectionRequest\x1a3.gatehouse.projections.v1.RebuildProjectionResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x02B<Z:gatehouse.dev/proto/gatehouse/projections/v1;projectionsv1b\x06proto3"
 
 var (
 	file_gatehouse_projections_v1_projections_proto_rawDescOnce sync.Once

@@ -7,6 +7,7 @@
 package tokenv1
 
 import (
+	_ "gatehouse.dev/proto/gatehouse/auth/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -586,13 +587,10 @@ func (*EndSessionResponse) Descriptor() ([]byte, []int) {
 	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{8}
 }
 
+// CreateLoginTokenRequest asks for a login token for the signed-in person
+// whose browser session comes with the call.
 type CreateLoginTokenRequest struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	// Matrix localpart.
-	Username string `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
-	// Whether the compat session may get urn:synapse:admin:*.
-	Admin         bool `protobuf:"varint,3,opt,name=admin,proto3" json:"admin,omitempty"`
+	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -625,27 +623,6 @@ func (x *CreateLoginTokenRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use CreateLoginTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateLoginTokenRequest) Descriptor() ([]byte, []int) {
 	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{9}
-}
-
-func (x *CreateLoginTokenRequest) GetUserId() string {
-	if x != nil {
-		return x.UserId
-	}
-	return ""
-}
-
-func (x *CreateLoginTokenRequest) GetUsername() string {
-	if x != nil {
-		return x.Username
-	}
-	return ""
-}
-
-func (x *CreateLoginTokenRequest) GetAdmin() bool {
-	if x != nil {
-		return x.Admin
-	}
-	return false
 }
 
 type CreateLoginTokenResponse struct {
@@ -1095,7 +1072,7 @@ var File_gatehouse_token_v1_token_proto protoreflect.FileDescriptor
 
 const file_gatehouse_token_v1_token_proto_rawDesc = "" +
 	"\n" +
-	"\x1egatehouse/token/v1/token.proto\x12\x12gatehouse.token.v1\x1a\x1fgoogle/protobuf/timestamp.proto\")\n" +
+	"\x1egatehouse/token/v1/token.proto\x12\x12gatehouse.token.v1\x1a\x1egatehouse/auth/v1/access.proto\x1a\x1fgoogle/protobuf/timestamp.proto\")\n" +
 	"\x11IntrospectRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\"\xc4\x02\n" +
 	"\x12IntrospectResponse\x12\x16\n" +
@@ -1142,11 +1119,8 @@ const file_gatehouse_token_v1_token_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x14\n" +
-	"\x12EndSessionResponse\"d\n" +
-	"\x17CreateLoginTokenRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1a\n" +
-	"\busername\x18\x02 \x01(\tR\busername\x12\x14\n" +
-	"\x05admin\x18\x03 \x01(\bR\x05admin\"v\n" +
+	"\x12EndSessionResponse\"E\n" +
+	"\x17CreateLoginTokenRequestJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\x03\x10\x04R\auser_idR\busernameR\x05admin\"v\n" +
 	"\x18CreateLoginTokenResponse\x12\x1f\n" +
 	"\vlogin_token\x18\x01 \x01(\tR\n" +
 	"loginToken\x129\n" +
@@ -1172,19 +1146,28 @@ const file_gatehouse_token_v1_token_proto_rawDesc = "" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12.\n" +
 	"\x13device_display_name\x18\x03 \x01(\tR\x11deviceDisplayName\"\x17\n" +
-	"\x15RenameSessionResponse2\xb6\a\n" +
-	"\fTokenService\x12[\n" +
+	"\x15RenameSessionResponse2\x8f\b\n" +
+	"\fTokenService\x12e\n" +
 	"\n" +
-	"Introspect\x12%.gatehouse.token.v1.IntrospectRequest\x1a&.gatehouse.token.v1.IntrospectResponse\x12O\n" +
-	"\x06Revoke\x12!.gatehouse.token.v1.RevokeRequest\x1a\".gatehouse.token.v1.RevokeResponse\x12a\n" +
-	"\fListSessions\x12'.gatehouse.token.v1.ListSessionsRequest\x1a(.gatehouse.token.v1.ListSessionsResponse\x12[\n" +
+	"Introspect\x12%.gatehouse.token.v1.IntrospectRequest\x1a&.gatehouse.token.v1.IntrospectResponse\"\b\xc2\xf3\x18\x04\n" +
+	"\x02\x01\x02\x12X\n" +
+	"\x06Revoke\x12!.gatehouse.token.v1.RevokeRequest\x1a\".gatehouse.token.v1.RevokeResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x02\x12k\n" +
+	"\fListSessions\x12'.gatehouse.token.v1.ListSessionsRequest\x1a(.gatehouse.token.v1.ListSessionsResponse\"\b\xc2\xf3\x18\x04\n" +
+	"\x02\x02\b\x12e\n" +
 	"\n" +
-	"EndSession\x12%.gatehouse.token.v1.EndSessionRequest\x1a&.gatehouse.token.v1.EndSessionResponse\x12m\n" +
-	"\x10CreateLoginToken\x12+.gatehouse.token.v1.CreateLoginTokenRequest\x1a,.gatehouse.token.v1.CreateLoginTokenResponse\x12g\n" +
-	"\x0eSyncHomeserver\x12).gatehouse.token.v1.SyncHomeserverRequest\x1a*.gatehouse.token.v1.SyncHomeserverResponse\x12y\n" +
-	"\x14IsLocalpartAvailable\x12/.gatehouse.token.v1.IsLocalpartAvailableRequest\x1a0.gatehouse.token.v1.IsLocalpartAvailableResponse\x12\x7f\n" +
-	"\x16AllowCrossSigningReset\x121.gatehouse.token.v1.AllowCrossSigningResetRequest\x1a2.gatehouse.token.v1.AllowCrossSigningResetResponse\x12d\n" +
-	"\rRenameSession\x12(.gatehouse.token.v1.RenameSessionRequest\x1a).gatehouse.token.v1.RenameSessionResponseB0Z.gatehouse.dev/proto/gatehouse/token/v1;tokenv1b\x06proto3"
+	"EndSession\x12%.gatehouse.token.v1.EndSessionRequest\x1a&.gatehouse.token.v1.EndSessionResponse\"\b\xc2\xf3\x18\x04\n" +
+	"\x02\x02\b\x12v\n" +
+	"\x10CreateLoginToken\x12+.gatehouse.token.v1.CreateLoginTokenRequest\x1a,.gatehouse.token.v1.CreateLoginTokenResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\b\x12p\n" +
+	"\x0eSyncHomeserver\x12).gatehouse.token.v1.SyncHomeserverRequest\x1a*.gatehouse.token.v1.SyncHomeserverResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x02\x12\x83\x01\n" +
+	"\x14IsLocalpartAvailable\x12/.gatehouse.token.v1.IsLocalpartAvailableRequest\x1a0.gatehouse.token.v1.IsLocalpartAvailableResponse\"\b\xc2\xf3\x18\x04\n" +
+	"\x02\x02\a\x12\x89\x01\n" +
+	"\x16AllowCrossSigningReset\x121.gatehouse.token.v1.AllowCrossSigningResetRequest\x1a2.gatehouse.token.v1.AllowCrossSigningResetResponse\"\b\xc2\xf3\x18\x04\n" +
+	"\x02\x02\b\x12n\n" +
+	"\rRenameSession\x12(.gatehouse.token.v1.RenameSessionRequest\x1a).gatehouse.token.v1.RenameSessionResponse\"\b\xc2\xf3\x18\x04\n" +
+	"\x02\x02\bB0Z.gatehouse.dev/proto/gatehouse/token/v1;tokenv1b\x06proto3"
 
 var (
 	file_gatehouse_token_v1_token_proto_rawDescOnce sync.Once

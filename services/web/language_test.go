@@ -4,76 +4,18 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"gatehouse.dev/services/web/internal/i18n"
 )
 
-// The languages of the pages: every catalog mirrors English (TestMessageCatalog
-// in web_test.go checks that the ids the templates name exist everywhere),
-// Accept-Language picks the catalog, and pages say which one they are in.
-
-// formatVerb finds the fmt verbs of a text, such as %s, %d or %5.2f.
-var formatVerb = regexp.MustCompile(`%(\[\d+\])?[-+# 0]*\d*(\.\d+)?[a-zA-Z%]`)
-
-// Every catalog has exactly English's ids, each with the same format verbs in
-// the same order, and markup only where English has it.
-func TestCatalogsMirrorEnglish(t *testing.T) {
-	en := catalogs[defaultLanguage]
-	if len(catalogs) < 2 {
-		t.Fatalf("only %v in the catalog", languages())
-	}
-	for _, lang := range languages() {
-		if lang == defaultLanguage {
-			continue
-		}
-		msgs := catalogs[lang]
-		for id, want := range en {
-			got, ok := msgs[id]
-			if !ok {
-				t.Errorf("%s lacks %q", lang, id)
-				continue
-			}
-			if w, g := formatVerb.FindAllString(want, -1), formatVerb.FindAllString(got, -1); !slices.Equal(w, g) {
-				t.Errorf("%s %q has verbs %q, English %q", lang, id, g, w)
-			}
-			for _, markup := range []string{"<", "{{"} {
-				if strings.Contains(got, markup) != strings.Contains(want, markup) {
-					t.Errorf("%s %q: %q differs from English in markup", lang, id, markup)
-				}
-			}
-			if strings.TrimSpace(got) == "" {
-				t.Errorf("%s %q is empty", lang, id)
-			}
-		}
-		for id := range msgs {
-			if _, ok := en[id]; !ok {
-				t.Errorf("%s has %q, which English lacks", lang, id)
-			}
-		}
-	}
-}
-
-// French texts follow French typography: a no-break space before ? ! : ; and
-// inside « », and the apostrophe ’ rather than '.
-func TestFrenchTypography(t *testing.T) {
-	plainSpaceBefore := regexp.MustCompile(` [?!:;]`)
-	for id, text := range catalogs["fr"] {
-		switch {
-		case plainSpaceBefore.MatchString(text):
-			t.Errorf("fr %q: a plain space before punctuation, want U+00A0: %q", id, text)
-		case strings.Contains(text, "'"):
-			t.Errorf("fr %q: a straight apostrophe, want ’: %q", id, text)
-		case strings.Contains(text, "«") && !strings.Contains(text, "«\u00a0"),
-			strings.Contains(text, "»") && !strings.Contains(text, "\u00a0»"):
-			t.Errorf("fr %q: guillemets without no-break spaces: %q", id, text)
-		}
-	}
-}
+// The pages speak the language the browser asks for (the catalogs and the
+// matching are tested in internal/i18n).
 
 func TestAcceptLanguage(t *testing.T) {
 	e := newTestEnv(t)
@@ -103,12 +45,12 @@ func TestAcceptLanguage(t *testing.T) {
 		if tt.header != "" {
 			r.Header.Set("Accept-Language", tt.header)
 		}
-		if got := e.svc.localizer(r).lang; got != tt.want {
+		if got := e.svc.localizer(r).Lang; got != tt.want {
 			t.Errorf("Accept-Language %.40q: %s, want %s", tt.header, got, tt.want)
 		}
 	}
 	// Without templates (a Service built by hand), English.
-	if got := (&Service{}).localizer(&http.Request{Header: http.Header{"Accept-Language": {"fr"}}}).lang; got != defaultLanguage {
+	if got := (&Service{}).localizer(&http.Request{Header: http.Header{"Accept-Language": {"fr"}}}).Lang; got != i18n.DefaultLanguage {
 		t.Errorf("a Service without pages speaks %s", got)
 	}
 }

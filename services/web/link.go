@@ -1,12 +1,15 @@
 package web
 
 import (
-	"gatehouse.dev/platform/ratelimit"
 	"net/http"
 	"net/url"
 
 	"gatehouse.dev/platform/errs"
+	"gatehouse.dev/platform/ratelimit"
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
+	"gatehouse.dev/services/web/internal/i18n"
+	"gatehouse.dev/services/web/internal/input"
+	"gatehouse.dev/services/web/internal/render"
 )
 
 // The device link (RFC 8628 §3.3): a device shows a code and the address of
@@ -18,7 +21,7 @@ import (
 // linkView is the data of the code entry page.
 type linkView struct {
 	Action string
-	Code   field
+	Code   render.Field
 }
 
 // linkDoneView is the data of the page that ends a device link.
@@ -35,47 +38,42 @@ func (s *Service) handleLinkGet(w http.ResponseWriter, r *http.Request) {
 		s.renderLink(w, r, http.StatusOK, "", "")
 		return
 	}
-	code := cleanUserCode(typed)
+	code := input.CleanUserCode(typed)
 	if code == "" {
-		s.renderLink(w, r, http.StatusBadRequest, truncate(typed, 32), l.T(msgLinkCodeUnknown))
+		s.renderLink(w, r, http.StatusBadRequest, truncate(typed, 32), l.T(i18n.LinkCodeUnknown))
 		return
 	}
 	if ok, wait := s.limits.Allow(s.now(), ratelimit.Key{Rule: s.linkPerIP, Subject: clientIP(r)}); !ok {
 		retryAfter(w, wait)
-		s.renderLink(w, r, http.StatusTooManyRequests, code, l.T(msgLinkRateLimited))
+		s.renderLink(w, r, http.StatusTooManyRequests, code, l.T(i18n.LinkRateLimited))
 		return
 	}
 	dg, ok := s.deviceGrant(w, r, code)
 	if !ok {
 		return
 	}
-	who, err := s.currentUser(w, r)
-	if err != nil {
-		s.failure(w, r, "authenticate browser session", err)
-		return
-	}
-	if who == nil {
-		s.redirect(w, r, "login", url.Values{"device": {code}})
+	who, ok := s.requireUser(w, r, "login", url.Values{"device": {code}})
+	if !ok {
 		return
 	}
 	f := flow{device: code}
 	v := s.consentView(r, dg.GetClient(), dg.GetScope(), who)
 	v.Action = s.path("link") + "?" + url.Values{"code": {code}}.Encode()
-	v.Intro = l.T(msgConsentDeviceIntro, v.ClientName)
+	v.Intro = l.T(i18n.ConsentDeviceIntro, v.ClientName)
 	v.UserCode = dg.GetUserCode()
 	v.SignOutAction = s.flowURL("logout", f)
-	v.SignOutCSRF = s.csrfToken(w, r, "logout")
-	s.render(w, r, http.StatusOK, "consent", &view{Title: l.T(msgConsentTitle), User: who.user, CSRF: s.csrfToken(w, r, "link"), Page: v})
+	v.SignOutCSRF = s.csrf.Token(w, r, "logout")
+	s.render(w, r, http.StatusOK, "consent", &render.View{Title: l.T(i18n.ConsentTitle), User: who.user, CSRF: s.csrf.Token(w, r, "link"), Page: v})
 }
 
 // deviceGrant looks a user code up. When it is unknown or no longer
 // pending, it shows the code form again with the reason and reports false.
 func (s *Service) deviceGrant(w http.ResponseWriter, r *http.Request, code string) (*authorizev1.DeviceGrant, bool) {
 	l := s.localizer(r)
-	resp, err := s.authorize.GetDeviceGrant(s.asWeb(r.Context()), &authorizev1.GetDeviceGrantRequest{UserCode: code})
+	resp, err := s.authorize.GetDeviceGrant(r.Context(), &authorizev1.GetDeviceGrantRequest{UserCode: code})
 	if err != nil {
 		if k := errs.KindOf(err); k == errs.KindNotFound || k == errs.KindInvalid {
-			s.renderLink(w, r, http.StatusNotFound, code, l.T(msgLinkCodeUnknown))
+			s.renderLink(w, r, http.StatusNotFound, code, l.T(i18n.LinkCodeUnknown))
 		} else {
 			s.failure(w, r, "get device grant", err)
 		}
@@ -83,7 +81,7 @@ func (s *Service) deviceGrant(w http.ResponseWriter, r *http.Request, code strin
 	}
 	dg := resp.GetDeviceGrant()
 	if dg.GetStatus() != authorizev1.DeviceGrantStatus_DEVICE_GRANT_STATUS_PENDING {
-		s.renderLink(w, r, http.StatusConflict, code, l.T(msgLinkCodeUsed))
+		s.renderLink(w, r, http.StatusConflict, code, l.T(i18n.LinkCodeUsed))
 		return nil, false
 	}
 	return dg, true
@@ -91,22 +89,17 @@ func (s *Service) deviceGrant(w http.ResponseWriter, r *http.Request, code strin
 
 // handleLinkPost records the person's answer for the device.
 func (s *Service) handleLinkPost(w http.ResponseWriter, r *http.Request) {
-	code := cleanUserCode(r.URL.Query().Get("code"))
+	code := input.CleanUserCode(r.URL.Query().Get("code"))
 	if err := r.ParseForm(); err != nil || code == "" {
-		s.errorPage(w, r, http.StatusBadRequest, msgErrTitle, msgErrBadRequest)
+		s.errorPage(w, r, http.StatusBadRequest, i18n.ErrorTitle, i18n.ErrorBadRequest)
 		return
 	}
 	l := s.localizer(r)
-	who, err := s.currentUser(w, r)
-	if err != nil {
-		s.failure(w, r, "authenticate browser session", err)
+	who, ok := s.requireUser(w, r, "login", url.Values{"device": {code}})
+	if !ok {
 		return
 	}
-	if who == nil {
-		s.redirect(w, r, "login", url.Values{"device": {code}})
-		return
-	}
-	if !s.checkCSRF(r, "link") {
+	if !s.csrf.Check(r, "link") {
 		s.redirect(w, r, "link", url.Values{"code": {code}})
 		return
 	}
@@ -114,31 +107,29 @@ func (s *Service) handleLinkPost(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ctx := s.asUser(r.Context(), who.user.GetId())
+	ctx := s.asUser(r.Context(), who)
+	var err error
 	switch r.PostFormValue("action") {
 	case "allow":
 		if _, admin := describeScopes(l, dg.GetScope()); admin && !who.user.GetAdmin() {
-			s.errorPage(w, r, http.StatusForbidden, msgErrTitle, msgConsentAdminMissing)
+			s.errorPage(w, r, http.StatusForbidden, i18n.ErrorTitle, i18n.ConsentAdminMissing)
 			return
 		}
-		_, err = s.authorize.ApproveDeviceGrant(ctx, &authorizev1.ApproveDeviceGrantRequest{
-			UserCode: code, UserId: who.user.GetId(), Username: who.user.GetUsername(), Admin: who.user.GetAdmin(),
-			AuthTime: authTime(who),
-		})
+		_, err = s.authorize.ApproveDeviceGrant(ctx, &authorizev1.ApproveDeviceGrantRequest{UserCode: code})
 	case "deny":
-		_, err = s.authorize.DenyDeviceGrant(ctx, &authorizev1.DenyDeviceGrantRequest{UserCode: code, UserId: who.user.GetId()})
+		_, err = s.authorize.DenyDeviceGrant(ctx, &authorizev1.DenyDeviceGrantRequest{UserCode: code})
 	default:
-		s.errorPage(w, r, http.StatusBadRequest, msgErrTitle, msgErrBadRequest)
+		s.errorPage(w, r, http.StatusBadRequest, i18n.ErrorTitle, i18n.ErrorBadRequest)
 		return
 	}
 	if err != nil {
 		switch errs.KindOf(err) {
 		case errs.KindFailedPrecondition, errs.KindConflict:
-			s.renderLink(w, r, http.StatusConflict, code, l.T(msgLinkCodeUsed))
+			s.renderLink(w, r, http.StatusConflict, code, l.T(i18n.LinkCodeUsed))
 		case errs.KindNotFound, errs.KindInvalid:
-			s.renderLink(w, r, http.StatusNotFound, code, l.T(msgLinkCodeUnknown))
+			s.renderLink(w, r, http.StatusNotFound, code, l.T(i18n.LinkCodeUnknown))
 		case errs.KindPermissionDenied:
-			s.errorPage(w, r, http.StatusForbidden, msgErrTitle, msgConsentAdminMissing)
+			s.errorPage(w, r, http.StatusForbidden, i18n.ErrorTitle, i18n.ConsentAdminMissing)
 		default:
 			s.failure(w, r, "answer device grant", err)
 		}
@@ -150,12 +141,12 @@ func (s *Service) handleLinkPost(w http.ResponseWriter, r *http.Request) {
 // handleLinkDone tells the person how the link ended.
 func (s *Service) handleLinkDone(w http.ResponseWriter, r *http.Request) {
 	l := s.localizer(r)
-	code := cleanUserCode(r.URL.Query().Get("code"))
+	code := input.CleanUserCode(r.URL.Query().Get("code"))
 	if code == "" {
 		s.redirect(w, r, "link", nil)
 		return
 	}
-	resp, err := s.authorize.GetDeviceGrant(s.asWeb(r.Context()), &authorizev1.GetDeviceGrantRequest{UserCode: code})
+	resp, err := s.authorize.GetDeviceGrant(r.Context(), &authorizev1.GetDeviceGrantRequest{UserCode: code})
 	if k := errs.KindOf(err); err != nil && (k == errs.KindNotFound || k == errs.KindInvalid) {
 		s.redirect(w, r, "link", nil)
 		return
@@ -167,9 +158,9 @@ func (s *Service) handleLinkDone(w http.ResponseWriter, r *http.Request) {
 	name := clientName(dg.GetClient())
 	switch dg.GetStatus() {
 	case authorizev1.DeviceGrantStatus_DEVICE_GRANT_STATUS_APPROVED, authorizev1.DeviceGrantStatus_DEVICE_GRANT_STATUS_USED:
-		s.render(w, r, http.StatusOK, "link_done", &view{Title: l.T(msgLinkDoneTitle), Page: linkDoneView{Message: l.T(msgLinkDoneBody, name)}})
+		s.render(w, r, http.StatusOK, "link_done", &render.View{Title: l.T(i18n.LinkDoneTitle), Page: linkDoneView{Message: l.T(i18n.LinkDoneBody, name)}})
 	case authorizev1.DeviceGrantStatus_DEVICE_GRANT_STATUS_DENIED:
-		s.render(w, r, http.StatusOK, "link_done", &view{Title: l.T(msgLinkDeniedTitle), Page: linkDoneView{Message: l.T(msgLinkDeniedBody, name)}})
+		s.render(w, r, http.StatusOK, "link_done", &render.View{Title: l.T(i18n.LinkDeniedTitle), Page: linkDoneView{Message: l.T(i18n.LinkDeniedBody, name)}})
 	default:
 		s.redirect(w, r, "link", url.Values{"code": {code}})
 	}
@@ -181,10 +172,10 @@ func (s *Service) renderLink(w http.ResponseWriter, r *http.Request, status int,
 	l := s.localizer(r)
 	v := linkView{
 		Action: s.path("link"),
-		Code: field{
-			ID: "code", Name: "code", Type: "text", Label: l.T(msgFieldUserCode), Hint: l.T(msgFieldUserCodeHint),
+		Code: render.Field{
+			ID: "code", Name: "code", Type: "text", Label: l.T(i18n.FieldUserCode), Hint: l.T(i18n.FieldUserCodeHint),
 			Autocomplete: "off", Autocapitalize: "characters", Value: code, Error: codeErr, Required: true, MaxLength: 32, Autofocus: true,
 		},
 	}
-	s.render(w, r, status, "link", &view{Title: l.T(msgLinkTitle), Page: v})
+	s.render(w, r, status, "link", &render.View{Title: l.T(i18n.LinkTitle), Page: v})
 }

@@ -1,0 +1,35 @@
+package grpcx
+
+import (
+	"context"
+
+	"google.golang.org/grpc"
+
+	"gatehouse.dev/platform/caller"
+	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
+)
+
+// AccountsSessions verifies browser sessions by asking the accounts service,
+// which owns them (AuthenticateBrowserSession), over conn. A session of a
+// locked or deactivated user is not valid.
+func AccountsSessions(conn grpc.ClientConnInterface) SessionVerifier {
+	client := accountsv1.NewAccountsServiceClient(conn)
+	return func(ctx context.Context, secret string) (*caller.User, error) {
+		resp, err := client.AuthenticateBrowserSession(ctx, &accountsv1.AuthenticateBrowserSessionRequest{Secret: secret})
+		if err != nil {
+			return nil, err
+		}
+		u, s := resp.GetUser(), resp.GetSession()
+		authAt := s.GetAuthenticatedAt()
+		if authAt == nil {
+			authAt = s.GetCreatedAt()
+		}
+		return &caller.User{
+			ID:              u.GetId(),
+			Username:        u.GetUsername(),
+			Admin:           u.GetAdmin(),
+			SessionID:       s.GetSessionId(),
+			AuthenticatedAt: authAt.AsTime(),
+		}, nil
+	}
+}

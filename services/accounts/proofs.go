@@ -1,0 +1,99 @@
+package accounts
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"gatehouse.dev/platform/errs"
+	"gatehouse.dev/platform/eventlog"
+	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
+)
+
+// Authentication proofs. A browser session is a credential: whoever holds its
+// cookie acts as the person. So the accounts service starts one only against
+// its own word that the person just proved who they are — a proof it made
+// when a password was verified, a registration completed or a recovery link
+// used. The proof names the user, how they proved it and when, and carries a
+// MAC under a key only the accounts service holds (kept in its stream,
+// generated on first start), so the web service, or anyone who can reach the
+// gRPC API, cannot start a session for somebody else.
+
+// Ways a person proves who they are.
+const (
+	methodPassword     = "password"
+	methodRegistration = "registration"
+	methodRecovery     = "recovery"
+)
+
+// proofTTL is how long a proof may be used to start a session.
+const proofTTL = 2 * time.Minute
+
+// proofKeyRef is the aggregate holding the proof key.
+var proofKeyRef = eventlog.Ref{Type: "keys", ID: "current"}
+
+// loadProofKey reads the proof key from the stream, generating it on first
+// start; replicas racing to create it agree on one.
+func (s *Service) loadProofKey(ctx context.Context) error {
+	rec, err := s.log.Once(ctx, proofKeyRef, "system", func() (proto.Message, error) {
+		key := make([]byte, 32)
+		rand.Read(key) // never fails (Go 1.24+)
+		s.logger.Info("generated the authentication proof key")
+		return &eventsv1.AuthProofKeyGenerated{Key: key}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("accounts: proof key: %w", err)
+	}
+	ev, ok := rec.Event.(*eventsv1.AuthProofKeyGenerated)
+	if !ok || len(ev.GetKey()) < 32 {
+		return fmt.Errorf("accounts: %s does not hold a proof key", s.log.Subject(proofKeyRef))
+	}
+	s.proofKey = ev.GetKey()
+	return nil
+}
+
+// mintAuthProof states that userID proved who they are by method, now.
+func (s *Service) mintAuthProof(userID, method string) string {
+	body := userID + "." + method + "." + strconv.FormatInt(s.clock().Unix(), 10)
+	return body + "." + base64.RawURLEncoding.EncodeToString(s.proofMAC(body))
+}
+
+func (s *Service) proofMAC(body string) []byte {
+	m := hmac.New(sha256.New, s.proofKey)
+	m.Write([]byte("gatehouse auth proof v1\x00" + body))
+	return m.Sum(nil)
+}
+
+// checkAuthProof returns how and when userID proved who they are, if proof is
+// one of ours for that user and still fresh.
+func (s *Service) checkAuthProof(proof, userID string) (method string, at time.Time, err error) {
+	refuse := errs.PermissionDenied("a browser session starts only after the person proves who they are")
+	parts := strings.Split(proof, ".")
+	if len(parts) != 4 {
+		return "", time.Time{}, refuse
+	}
+	mac, err := base64.RawURLEncoding.DecodeString(parts[3])
+	if err != nil || !hmac.Equal(mac, s.proofMAC(strings.Join(parts[:3], "."))) {
+		return "", time.Time{}, refuse
+	}
+	if parts[0] != userID {
+		return "", time.Time{}, refuse
+	}
+	unix, err := strconv.ParseInt(parts[2], 10, 64)
+	if err != nil {
+		return "", time.Time{}, refuse
+	}
+	at = time.Unix(unix, 0)
+	if age := s.clock().Sub(at); age > proofTTL || age < -time.Minute {
+		return "", time.Time{}, errs.PermissionDenied("the sign-in took too long; sign in again")
+	}
+	return parts[1], at, nil
+}

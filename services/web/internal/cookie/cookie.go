@@ -1,0 +1,80 @@
+// Package cookie sets and reads the web service's cookies. All are HttpOnly,
+// SameSite=Lax and on Path=/. Over https they carry the __Host- prefix
+// (Secure, no Domain: only this host can set or read them); over plain http
+// (local development) they cannot, and go without it.
+package cookie
+
+import "net/http"
+
+// The cookies the pages set, by their names without the prefix.
+const (
+	// Session holds the browser session's secret from
+	// accounts.StartBrowserSession. It lasts until the browser ends its
+	// session; accounts decides how long the session itself is valid.
+	Session = "gatehouse-session"
+	// PreSession is a random value that binds the CSRF tokens of forms shown
+	// before sign-in (see package csrf).
+	PreSession = "gatehouse-csrf"
+	// Registration names a pending registration (kept by the accounts
+	// service) and its email verification: "<registration id>.<verification id>".
+	Registration = "gatehouse-registration"
+	// AddEmail remembers the address being added on the account page and its
+	// verification between the form and the code: "<verification id>.<address,
+	// base64url>.<MAC>", the MAC (under the CSRF key) binding both to the
+	// browser session. It only says what to show and which verification to
+	// check: the address added is the one notify's CheckCode confirms for this
+	// very user.
+	AddEmail = "gatehouse-add-email"
+)
+
+// maxValue is the longest cookie value read; a longer one counts as absent.
+const maxValue = 512
+
+// Jar sets and reads cookies as this deployment names them.
+type Jar struct {
+	// Secure is set when the public URL is https: cookies are then Secure and
+	// __Host- prefixed.
+	Secure bool
+}
+
+// Name is the name of a cookie as this deployment sets it.
+func (j Jar) Name(name string) string {
+	if j.Secure {
+		return "__Host-" + name
+	}
+	return name
+}
+
+// Set sets a cookie; maxAge 0 makes it last until the browser ends the
+// session, a negative one deletes it.
+func (j Jar) Set(w http.ResponseWriter, name, value string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{
+		Name: j.Name(name), Value: value, Path: "/", MaxAge: maxAge,
+		Secure: j.Secure, HttpOnly: true, SameSite: http.SameSiteLaxMode,
+	})
+}
+
+// Clear deletes a cookie from the browser.
+func (j Jar) Clear(w http.ResponseWriter, name string) { j.Set(w, name, "", -1) }
+
+// Get returns a cookie's value, or "".
+func (j Jar) Get(r *http.Request, name string) string {
+	c, err := r.Cookie(j.Name(name))
+	if err != nil || len(c.Value) > maxValue {
+		return ""
+	}
+	return c.Value
+}
+
+// Drop removes a cookie from the request, so that the rest of its handling
+// sees what the browser will send next time.
+func (j Jar) Drop(r *http.Request, name string) {
+	name = j.Name(name)
+	all := r.Cookies()
+	r.Header.Del("Cookie")
+	for _, c := range all {
+		if c.Name != name {
+			r.AddCookie(c)
+		}
+	}
+}

@@ -100,7 +100,7 @@ func aggregate(prefix, typ string, events ...proto.Message) Aggregate {
 }
 
 // The ACCOUNTS stream: users, their claims, browser sessions, registration
-// tokens and self-service registrations.
+// tokens, self-service registrations and the key of proofs of sign-in.
 var (
 	AccountsUser = aggregate("accounts", "user",
 		&UserRegistered{}, &PasswordChanged{}, &UserLocked{}, &UserUnlocked{}, &UserDeactivated{}, &UserReactivated{},
@@ -111,9 +111,11 @@ var (
 	AccountsActivity     = aggregate("accounts", "activity", &BrowserSessionsActive{})
 	AccountsRegToken     = aggregate("accounts", "regtoken", &RegistrationTokenCreated{}, &RegistrationTokenUsed{}, &RegistrationTokenRevoked{})
 	AccountsRegistration = aggregate("accounts", "registration", &RegistrationStarted{}, &RegistrationCompleted{})
+	AccountsKeys         = aggregate("accounts", "keys", &AuthProofKeyGenerated{})
 
 	Accounts = Stream{Name: "ACCOUNTS", Prefix: "accounts", Aggregates: []Aggregate{
 		AccountsUser, AccountsUsername, AccountsEmail, AccountsBrowser, AccountsActivity, AccountsRegToken, AccountsRegistration,
+		AccountsKeys,
 	}}
 )
 

@@ -95,7 +95,7 @@ func applyUserEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
 		sql, args = update("email = CASE WHEN EXISTS (SELECT 1 FROM user_emails WHERE user_id = $1 AND email = $4) THEN $4 ELSE email END",
 			id, at, seq, ev.GetEmail())
 	default:
-		return nil
+		return eventlog.Unhandled(rec)
 	}
 	if emails != nil {
 		if _, err := tx.Exec(ctx, emails.sql, emails.args...); err != nil {

@@ -201,6 +201,8 @@ func regTokensReadModel() projection.Projection {
 				_, err = tx.Exec(ctx, `UPDATE registration_tokens SET uses = uses + 1 WHERE token_id = $1`, ev.GetTokenId())
 			case *eventsv1.RegistrationTokenRevoked:
 				_, err = tx.Exec(ctx, `UPDATE registration_tokens SET revoked = true WHERE token_id = $1`, ev.GetTokenId())
+			default:
+				return eventlog.Unhandled(rec)
 			}
 			if err != nil {
 				return fmt.Errorf("registration tokens: %w", err)

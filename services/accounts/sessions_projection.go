@@ -62,7 +62,7 @@ func applySessionEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) erro
 		       WHERE b.session_id = v.id AND b.ended_at IS NULL AND v.at > b.last_active_at`
 		args = []any{ids, ips, ats}
 	default:
-		return nil
+		return eventlog.Unhandled(rec)
 	}
 	if _, err := tx.Exec(ctx, sql, args...); err != nil {
 		return fmt.Errorf("browser_sessions: %s: %w", rec.Type(), err)

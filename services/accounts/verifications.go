@@ -67,34 +67,44 @@ func verificationsReadModel(notify *eventlog.Log) projection.Projection {
 		Name:     verificationsProjection,
 		Source:   notify,
 		Subjects: []string{eventsv1.NotifyVerification.Subjects()},
-		Apply: func(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
-			ev, ok := rec.Event.(*eventsv1.VerificationConfirmed)
-			if !ok {
-				return nil
-			}
-			purpose, known := purposeNames[ev.GetPurpose()]
-			if !known {
-				return nil
-			}
-			_, err := tx.Exec(ctx, `INSERT INTO email_verifications (verification_id, email, purpose, user_id, confirmed_at, seq)
-				VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (verification_id) DO NOTHING`,
-				rec.Aggregate().ID, strings.ToLower(ev.GetEmail()), purpose, ev.GetUserId(), rec.OccurredAt(), int64(rec.Seq))
-			if err != nil {
-				return fmt.Errorf("email verifications: %w", err)
-			}
-			// Keep only what can still prove something. Measured against the
-			// event's own time, so a rebuild ends with the same rows.
-			if _, err := tx.Exec(ctx, `DELETE FROM email_verifications WHERE confirmed_at < $1`,
-				rec.OccurredAt().Add(-verificationRetention)); err != nil {
-				return fmt.Errorf("email verifications: forget old ones: %w", err)
-			}
-			return nil
-		},
+		Apply:    applyConfirmation,
 		Reset: func(ctx context.Context, tx pgx.Tx) error {
 			_, err := tx.Exec(ctx, `TRUNCATE email_verifications`)
 			return err
 		},
 	}
+}
+
+// applyConfirmation records a confirmation; the verification's other events
+// prove nothing.
+func applyConfirmation(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
+	var ev *eventsv1.VerificationConfirmed
+	switch e := rec.Event.(type) {
+	case *eventsv1.VerificationConfirmed:
+		ev = e
+	case *eventsv1.VerificationStarted, *eventsv1.VerificationCodeReissued, *eventsv1.VerificationAttemptFailed,
+		*eventsv1.EmailDelivered, *eventsv1.EmailDeliveryFailed:
+		return nil
+	default:
+		return eventlog.Unhandled(rec)
+	}
+	purpose, known := purposeNames[ev.GetPurpose()]
+	if !known {
+		return nil
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO email_verifications (verification_id, email, purpose, user_id, confirmed_at, seq)
+				VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (verification_id) DO NOTHING`,
+		rec.Aggregate().ID, strings.ToLower(ev.GetEmail()), purpose, ev.GetUserId(), rec.OccurredAt(), int64(rec.Seq))
+	if err != nil {
+		return fmt.Errorf("email verifications: %w", err)
+	}
+	// Keep only what can still prove something. Measured against the
+	// event's own time, so a rebuild ends with the same rows.
+	if _, err := tx.Exec(ctx, `DELETE FROM email_verifications WHERE confirmed_at < $1`,
+		rec.OccurredAt().Add(-verificationRetention)); err != nil {
+		return fmt.Errorf("email verifications: forget old ones: %w", err)
+	}
+	return nil
 }
 
 // proof is what an address must have been proved for.

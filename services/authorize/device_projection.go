@@ -35,6 +35,8 @@ func devicesReadModel() projection.Projection {
 				_, err = tx.Exec(ctx, `UPDATE devices SET status = 'denied', updated_at = $2 WHERE device_grant_id = $1`, ev.GetDeviceGrantId(), at)
 			case *eventsv1.DeviceTokenIssued:
 				_, err = tx.Exec(ctx, `UPDATE devices SET status = 'used', updated_at = $2 WHERE device_grant_id = $1`, ev.GetDeviceGrantId(), at)
+			default:
+				return eventlog.Unhandled(rec)
 			}
 			if err != nil {
 				return fmt.Errorf("devices: %s: %w", rec.Type(), err)

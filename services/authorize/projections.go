@@ -24,7 +24,7 @@ func clientsReadModel() projection.Projection {
 		Apply: func(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
 			ev, ok := rec.Event.(*eventsv1.ClientRegistered)
 			if !ok {
-				return nil
+				return eventlog.Unhandled(rec)
 			}
 			_, err := tx.Exec(ctx, `
 				INSERT INTO clients (client_id, metadata, secret_hash, source, registered_at) VALUES ($1, $2, $3, $4, $5)
@@ -60,6 +60,8 @@ func grantsReadModel() projection.Projection {
 				_, err = tx.Exec(ctx, `UPDATE grants SET status = 'denied', updated_at = $2 WHERE grant_id = $1`, ev.GetGrantId(), at)
 			case *eventsv1.GrantExchanged:
 				_, err = tx.Exec(ctx, `UPDATE grants SET status = 'exchanged', updated_at = $2 WHERE grant_id = $1`, ev.GetGrantId(), at)
+			default:
+				return eventlog.Unhandled(rec)
 			}
 			if err != nil {
 				return fmt.Errorf("grants: %s: %w", rec.Type(), err)

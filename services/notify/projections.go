@@ -60,7 +60,7 @@ func applyVerificationEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record)
 	case *eventsv1.EmailDeliveryFailed:
 		sql, args = update("delivery_error = $4", id, at, seq, ev.GetReason())
 	default:
-		return nil
+		return eventlog.Unhandled(rec)
 	}
 	if _, err := tx.Exec(ctx, sql, args...); err != nil {
 		return fmt.Errorf("verifications: %s: %w", rec.Type(), err)

@@ -26,7 +26,7 @@ import (
 // or a restart after a crash) never ends a session the user started after,
 // for example after signing in with the new password. Locks end nothing: the
 // introspection index refuses a locked user's tokens while the lock lasts
-// (blocked_users.go). Ending a session is idempotent, so repeating an event
+// (user_blocks.go). Ending a session is idempotent, so repeating an event
 // is harmless.
 const accountChanges = "account_sessions"
 
@@ -55,7 +55,7 @@ func (s *Service) endSessionsOnAccountChange(ctx context.Context, rec eventlog.R
 		}
 		reason = "password_recovered"
 	case *eventsv1.UserLocked, *eventsv1.UserUnlocked, *eventsv1.UserReactivated:
-		return nil // locks are enforced while they last (blocked_users.go); reactivation restores nothing
+		return nil // locks are enforced while they last (user_blocks.go); reactivation restores nothing
 	case *eventsv1.UserRegistered, *eventsv1.DisplayNameSet, *eventsv1.AdminSet,
 		*eventsv1.EmailAdded, *eventsv1.EmailRemoved, *eventsv1.PrimaryEmailSet:
 		return nil // no bearing on sessions

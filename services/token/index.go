@@ -44,8 +44,8 @@ type entry struct {
 //   - revocations: ended sessions and rotated-out tokens, learnt by every
 //     replica from the TOKEN stream (a live tail from the moment the process
 //     started), so a revocation anywhere wins over a cached or stale row;
-//   - users: who is locked or deactivated (blocked_users.go), from a snapshot
-//     of the blocked_users projection and a live tail of the ACCOUNTS stream.
+//   - users: who is locked or deactivated (user_blocks.go), from a snapshot
+//     of the user_blocks projection and a live tail of the ACCOUNTS stream.
 //
 // Until both tails have caught up with their streams after start, lookups
 // wait (at most blocksReadyWait), so no answer is given without them.

@@ -376,7 +376,7 @@ func TestLocksSurviveRestartsAndRebuilds(t *testing.T) {
 	second.stop()
 
 	// The read model is emptied for a rebuild that has not run yet.
-	if err := projection.Reset(context.Background(), second.pool, blockedUsersReadModel(nil)); err != nil {
+	if err := projection.Reset(context.Background(), second.pool, userBlocksReadModel(nil)); err != nil {
 		t.Fatal(err)
 	}
 	third := e.replica(t)
@@ -410,10 +410,10 @@ func waitReactor(t *testing.T, r *replica, e *lockEnv) {
 	waitMember(t, r, e, accountChanges)
 }
 
-// waitBlocksProjection waits until blocked_users has applied every user event.
+// waitBlocksProjection waits until user_blocks has applied every user event.
 func waitBlocksProjection(t *testing.T, r *replica, e *lockEnv) {
 	t.Helper()
-	waitMember(t, r, e, blockedUsersProjection)
+	waitMember(t, r, e, userBlocksProjection)
 }
 
 func waitMember(t *testing.T, r *replica, e *lockEnv, name string) {

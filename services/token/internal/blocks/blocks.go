@@ -1,7 +1,7 @@
 // Package blocks says whose tokens must not work: users who are locked (until
 // they are unlocked) or deactivated (until they are reactivated), as the
 // accounts service's user events tell it. A pure reducer; the token service
-// keeps it in a projection (blocked_users) and in every replica's memory.
+// keeps it in a projection (user_blocks) and in every replica's memory.
 package blocks
 
 import (

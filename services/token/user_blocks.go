@@ -4,8 +4,8 @@ package token
 // service learns whose tokens must not work from the ACCOUNTS stream, read
 // only (internal/blocks decides from each user event):
 //
-//   - the blocked_users projection keeps a row per user who is locked or
-//     deactivated now, in the token schema;
+//   - the user_blocks projection keeps, in the token schema, whether each
+//     user ever locked or deactivated is blocked now;
 //   - every replica keeps the same set in memory (userBlocks): at start it
 //     loads the projection's rows together with the checkpoint they are at,
 //     from one database snapshot, then follows the stream live from the event
@@ -22,6 +22,7 @@ package token
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -37,17 +38,17 @@ import (
 	"gatehouse.dev/services/token/internal/blocks"
 )
 
-const blockedUsersProjection = "blocked_users"
+const userBlocksProjection = "user_blocks"
 
-// blockedUsersReadModel keeps the blocked_users table from the ACCOUNTS stream.
-func blockedUsersReadModel(accounts *eventlog.Log) projection.Projection {
+// userBlocksReadModel keeps the user_blocks table from the ACCOUNTS stream.
+func userBlocksReadModel(accounts *eventlog.Log) projection.Projection {
 	return projection.Projection{
-		Name:     blockedUsersProjection,
+		Name:     userBlocksProjection,
 		Source:   accounts,
 		Subjects: []string{eventsv1.AccountsUser.Subjects()},
 		Apply:    applyBlockEvent,
 		Reset: func(ctx context.Context, tx pgx.Tx) error {
-			_, err := tx.Exec(ctx, `TRUNCATE blocked_users`)
+			_, err := tx.Exec(ctx, `TRUNCATE user_blocks`)
 			return err
 		},
 	}
@@ -58,26 +59,29 @@ func applyBlockEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error 
 		return err
 	}
 	userID := rec.Aggregate().ID
-	var cur blocks.State
-	err := tx.QueryRow(ctx, `SELECT locked, deactivated FROM blocked_users WHERE user_id = $1 FOR UPDATE`, userID).
-		Scan(&cur.Locked, &cur.Deactivated)
-	if err != nil && err != pgx.ErrNoRows {
-		return fmt.Errorf("blocked users: read: %w", err)
+	var (
+		cur     blocks.State
+		version int64
+	)
+	err := tx.QueryRow(ctx, `SELECT locked, deactivated, version FROM user_blocks WHERE user_id = $1 FOR UPDATE`, userID).
+		Scan(&cur.Locked, &cur.Deactivated, &version)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+	case err != nil:
+		return fmt.Errorf("user blocks: read: %w", err)
+	case uint64(version) >= rec.Seq:
+		return nil // delivered again
 	}
 	next, _, err := blocks.Apply(cur, rec)
 	if err != nil {
 		return err
 	}
-	if !next.Blocked() {
-		_, err = tx.Exec(ctx, `DELETE FROM blocked_users WHERE user_id = $1`, userID)
-	} else {
-		_, err = tx.Exec(ctx, `
-			INSERT INTO blocked_users (user_id, locked, deactivated, changed_at) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (user_id) DO UPDATE SET locked = $2, deactivated = $3, changed_at = $4`,
-			userID, next.Locked, next.Deactivated, rec.OccurredAt())
-	}
+	_, err = tx.Exec(ctx, `
+		INSERT INTO user_blocks (user_id, locked, deactivated, changed_at, version) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (user_id) DO UPDATE SET locked = $2, deactivated = $3, changed_at = $4, version = $5`,
+		userID, next.Locked, next.Deactivated, rec.OccurredAt(), int64(rec.Seq))
 	if err != nil {
-		return fmt.Errorf("blocked users: %s: %w", rec.Type(), err)
+		return fmt.Errorf("user blocks: %s: %w", rec.Type(), err)
 	}
 	return nil
 }
@@ -100,7 +104,7 @@ type userBlocks struct {
 }
 
 func newUserBlocks(pool *pgxpool.Pool, accounts *eventlog.Log, logger *slog.Logger) *userBlocks {
-	return &userBlocks{pool: pool, accounts: accounts, logger: logger.With("component", "blocked_users"),
+	return &userBlocks{pool: pool, accounts: accounts, logger: logger.With("component", "user_blocks"),
 		users: map[string]blocks.State{}, ready: make(chan struct{})}
 }
 
@@ -109,7 +113,7 @@ func (b *userBlocks) run(ctx context.Context) {
 	var checkpoint uint64
 	for backoff := 100 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
 		var err error
-		checkpoint, err = projection.Snapshot(ctx, b.pool, blockedUsersProjection, b.load)
+		checkpoint, err = projection.Snapshot(ctx, b.pool, userBlocksProjection, b.load)
 		if err == nil {
 			break
 		}
@@ -119,7 +123,7 @@ func (b *userBlocks) run(ctx context.Context) {
 		}
 	}
 	b.tail = b.accounts.Tail(eventlog.TailConfig{
-		Name: "token.blocked_users", Subjects: []string{eventsv1.AccountsUser.Subjects()}, From: checkpoint + 1, Handle: b.apply,
+		Name: "token.user_blocks", Subjects: []string{eventsv1.AccountsUser.Subjects()}, From: checkpoint + 1, Handle: b.apply,
 	}, b.logger)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -142,7 +146,7 @@ func (b *userBlocks) run(ctx context.Context) {
 
 // load reads the projection's rows (in Snapshot's transaction).
 func (b *userBlocks) load(ctx context.Context, tx pgx.Tx) error {
-	rows, err := tx.Query(ctx, `SELECT user_id, locked, deactivated FROM blocked_users`)
+	rows, err := tx.Query(ctx, `SELECT user_id, locked, deactivated FROM user_blocks WHERE locked OR deactivated`)
 	if err != nil {
 		return err
 	}

@@ -41,7 +41,7 @@ func applySessionEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) erro
 	switch ev := rec.Event.(type) {
 	case *eventsv1.BrowserSessionStarted:
 		sql = `INSERT INTO browser_sessions (session_id, user_id, secret_hash, user_agent, ip_address, created_at, authenticated_at, last_active_at, version)
-		       VALUES ($1, $2, $3, $4, $5, $6, $6, $6, $7)`
+		       VALUES ($1, $2, $3, $4, $5, $6, $6, $6, $7) ON CONFLICT (session_id) DO NOTHING`
 		args = []any{ev.GetSessionId(), ev.GetUserId(), ev.GetSecretHash(), ev.GetUserAgent(), ev.GetIpAddress(), at, seq}
 	case *eventsv1.BrowserSessionEnded:
 		sql = `UPDATE browser_sessions SET ended_at = $2, end_reason = $3, version = $4 WHERE session_id = $1 AND ended_at IS NULL`

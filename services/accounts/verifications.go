@@ -92,9 +92,13 @@ func applyConfirmation(ctx context.Context, tx pgx.Tx, rec eventlog.Record) erro
 	if !known {
 		return nil
 	}
+	// A confirmation already forgotten (a newer one is more than the
+	// retention younger) is not recorded again when delivered again.
 	_, err := tx.Exec(ctx, `INSERT INTO email_verifications (verification_id, email, purpose, user_id, confirmed_at, seq)
-				VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (verification_id) DO NOTHING`,
-		rec.Aggregate().ID, strings.ToLower(ev.GetEmail()), purpose, ev.GetUserId(), rec.OccurredAt(), int64(rec.Seq))
+		SELECT $1, $2, $3, $4, $5, $6
+		WHERE NOT EXISTS (SELECT 1 FROM email_verifications WHERE confirmed_at > $5::timestamptz + $7::interval)
+		ON CONFLICT (verification_id) DO NOTHING`,
+		rec.Aggregate().ID, strings.ToLower(ev.GetEmail()), purpose, ev.GetUserId(), rec.OccurredAt(), int64(rec.Seq), verificationRetention)
 	if err != nil {
 		return fmt.Errorf("email verifications: %w", err)
 	}

@@ -86,7 +86,9 @@ func accountsHistory() []eventlog.Event {
 		return eventlog.Event{Aggregate: eventlog.Ref{Type: typ, ID: id}, Actor: "admin", Payload: p}
 	}
 	u := func(id string, p proto.Message) eventlog.Event { return ev(userAggregate, id, p) }
-	in := func(d time.Duration) *timestamppb.Timestamp { return timestamppb.New(time.Now().Add(d).Truncate(time.Second)) }
+	in := func(d time.Duration) *timestamppb.Timestamp {
+		return timestamppb.New(time.Now().Add(d).Truncate(time.Second))
+	}
 	return []eventlog.Event{
 		ev(eventsv1.AccountsKeys.Type, "current", &eventsv1.AuthProofKeyGenerated{Key: []byte("0123456789abcdef0123456789abcdef")}),
 		ev(regTokenAggregate, tok1, &eventsv1.RegistrationTokenCreated{TokenId: tok1, TokenHash: "h1", UsesAllowed: 2, ExpiresAt: in(time.Hour)}),

@@ -3,6 +3,10 @@ package main
 // Locks, deactivation and recovery bite at once (issue 9, "Locks do not
 // bite"): regression tests against the real binary, as a homeserver, an
 // OAuth client, an old Matrix client and an administrator see it.
+//
+// Written against the end-to-end harness of e2e/ (authenticated gRPC:
+// server.dial, signIn, browserSession, oauthEnv.session): it moves there as
+// it is, with "package e2e".
 
 import (
 	"context"
@@ -29,9 +33,9 @@ type userTokens struct {
 	username, password, deviceID string
 }
 
-// signIn gives the env's user an OAuth session (authorization code with
+// sessionsOf gives the env's user an OAuth session (authorization code with
 // PKCE) and a compat session (password login, with a refresh token).
-func signIn(t *testing.T, e *oauthEnv, password string) *userTokens {
+func sessionsOf(t *testing.T, e *oauthEnv, password string) *userTokens {
 	t.Helper()
 	verifier := oauth2.GenerateVerifier()
 	back := e.authorize(t, e.client, oauth2.S256ChallengeOption(verifier))
@@ -123,7 +127,7 @@ func (u *userTokens) waitInactive(t *testing.T, what, token string) {
 // refuses; unlocking restores everything, as MAS does.
 func TestLockedUserIsRefusedEverywhereUntilUnlocked(t *testing.T) {
 	e := newOAuthEnv(t)
-	u := signIn(t, e, "alice's password")
+	u := sessionsOf(t, e, "alice's password")
 	if !u.active(t, u.oauth.AccessToken) || !u.active(t, u.compatAccess) || u.userinfo(t) != http.StatusOK {
 		t.Fatal("fresh tokens do not work")
 	}
@@ -167,13 +171,10 @@ func TestLockedUserIsRefusedEverywhereUntilUnlocked(t *testing.T) {
 // sessions are ended (not just refused), and reactivation brings none back.
 func TestDeactivationEndsEverySessionForGood(t *testing.T) {
 	e := newOAuthEnv(t)
-	u := signIn(t, e, "alice's password")
+	u := sessionsOf(t, e, "alice's password")
 	ctx := context.Background()
 	accounts := accountsv1.NewAccountsServiceClient(e.conn)
-	browser, err := accounts.StartBrowserSession(ctx, &accountsv1.StartBrowserSessionRequest{UserId: e.user.GetId(), UserAgent: "a browser"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	browser := browserSession(t, e.conn, "alice", "alice's password", nil)
 
 	mustCLI(t, e.s, "user", "deactivate", "alice")
 	u.waitInactive(t, "the OAuth access token of a deactivated user", u.oauth.AccessToken)
@@ -208,7 +209,8 @@ func TestDeactivationEndsEverySessionForGood(t *testing.T) {
 		t.Fatal("the browser session came back with the reactivation")
 	}
 	// A new sign-in works.
-	again := signIn(t, e, "alice's password")
+	e.session = nil // the browser session that approved the first grant ended with the deactivation
+	again := sessionsOf(t, e, "alice's password")
 	if !again.active(t, again.oauth.AccessToken) || !again.active(t, again.compatAccess) {
 		t.Fatal("signing in again after the reactivation does not work")
 	}
@@ -222,17 +224,13 @@ func TestRecoveryEndsEverySession(t *testing.T) {
 	e := newOAuthEnv(t)
 	ctx := context.Background()
 	accounts := accountsv1.NewAccountsServiceClient(e.conn)
-	reg, err := accounts.Register(ctx, &accountsv1.RegisterRequest{Username: "erin", Password: "erin's old password", Email: "erin@example.org", SkipVerification: true})
+	reg, err := accounts.Register(ctx, &accountsv1.RegisterRequest{Username: "erin", Password: "erin's password", Email: "erin@example.org", SkipVerification: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	erin := *e
-	erin.user = reg.GetUser()
-	u := signIn(t, &erin, "erin's old password")
-	browser, err := accounts.StartBrowserSession(ctx, &accountsv1.StartBrowserSessionRequest{UserId: erin.user.GetId(), UserAgent: "a browser"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	erin := &oauthEnv{s: e.s, issuer: e.issuer, provider: e.provider, client: e.client, conn: e.conn, user: reg.GetUser()}
+	u := sessionsOf(t, erin, "erin's password")
+	browser := browserSession(t, e.conn, "erin", "erin's password", nil)
 
 	notify := notifyv1.NewNotifyServiceClient(e.conn)
 	if _, err := notify.StartVerification(ctx, &notifyv1.StartVerificationRequest{
@@ -260,7 +258,9 @@ func TestRecoveryEndsEverySession(t *testing.T) {
 	// Both ended: the token service handled the reset. Sessions started with
 	// the new password live, also when the reset is handled again (a replay
 	// of the reactor that ends sessions on account changes).
-	after := signIn(t, &erin, "erin's new password")
+	erinAfter := &oauthEnv{s: e.s, issuer: e.issuer, provider: e.provider, client: e.client, conn: e.conn, user: reg.GetUser(),
+		session: signIn(t, e.conn, "erin", "erin's new password")}
+	after := sessionsOf(t, erinAfter, "erin's new password")
 	if out := mustCLI(t, e.s, "projections", "rebuild", "token.account_sessions"); !strings.Contains(out, "rebuilt token.account_sessions") {
 		t.Fatalf("rebuild: %s", out)
 	}
@@ -271,7 +271,7 @@ func TestRecoveryEndsEverySession(t *testing.T) {
 		t.Fatal("the replay brought an ended session back")
 	}
 	list := mustCLI(t, e.s, "projections", "list")
-	for _, want := range []string{"token.account_sessions", "token.blocked_users", "notify.delivery"} {
+	for _, want := range []string{"token.account_sessions", "token.user_blocks", "notify.delivery"} {
 		if !strings.Contains(list, want) {
 			t.Errorf("projections list lacks %s:\n%s", want, list)
 		}

@@ -21,7 +21,6 @@ import (
 	"strconv"
 	"strings"
 
-
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/httpx"
 	"gatehouse.dev/platform/ids"

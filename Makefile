@@ -5,7 +5,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := $(CURDIR)/.bin
 DATA ?= $(CURDIR)/.data
-MODULES := proto platform services/accounts services/authorize services/token services/notify services/web cmd/gatehouse
+MODULES := proto platform services/accounts services/authorize services/token services/notify services/web cmd/gatehouse e2e
 PKGS := $(MODULES:%=./%/...)
 
 # Pinned tool versions.
@@ -89,12 +89,12 @@ bench: deps
 	@echo "== passwords: argon2id with the default parameters =="
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./services/accounts/internal/password/
 	@echo "== load test of a running gatehouse serve: introspection (HTTP, gRPC), client_credentials; 64 concurrent clients =="
-	$(GO) test -run '^$$' -bench '^BenchmarkLoad$$' -benchtime 5000x ./cmd/gatehouse/
+	$(GO) test -run '^$$' -bench '^BenchmarkLoad$$' -benchtime 5000x ./e2e/
 	@echo "== pages: sign-in and consent rendering, and the signed-in authorize → consent → code exchange round trip =="
-	$(GO) test -run '^$$' -bench '^BenchmarkWeb$$' -benchtime 1000x ./cmd/gatehouse/
+	$(GO) test -run '^$$' -bench '^BenchmarkWeb$$' -benchtime 1000x ./e2e/
 	@echo "== benchmarks of every other package =="
 	@pkgs=$$(grep -rl --include='*_test.go' '^func Benchmark' $(MODULES) | xargs -r -n1 dirname | sort -u | \
-	  grep -vx -e platform/eventlog -e platform/projection -e services/accounts/internal/password -e cmd/gatehouse | sed 's|^|./|'); \
+	  grep -vx -e platform/eventlog -e platform/projection -e services/accounts/internal/password -e e2e | sed 's|^|./|'); \
 	if [ -z "$$pkgs" ]; then echo "(none)"; else set -x; $(GO) test -run '^$$' -bench . -benchtime 2s $$pkgs; fi
 
 clean:

@@ -108,9 +108,11 @@ func finish(stderr io.Writer, cmd string, err error) int {
 		fmt.Fprintf(stderr, "gatehouse %s: %v\n\n%s", cmd, err, usage)
 		return 2
 	default:
-		msg := errs.PublicMessage(err)
-		if msg == "" {
-			msg = err.Error()
+		// Errors from the server carry a message meant for its caller; the
+		// CLI's own (configuration, credentials, flags) say what is wrong.
+		msg := err.Error()
+		if _, fromServer := errors.AsType[*errs.Error](err); fromServer {
+			msg = errs.PublicMessage(err)
 		}
 		if errs.KindOf(err) == errs.KindUnavailable {
 			msg += " (is `gatehouse serve` running? see --grpc)"

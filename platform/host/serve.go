@@ -54,7 +54,8 @@ func (rt *Runtime) Serve(ctx context.Context, services ...Service) error {
 	defer cancel()
 
 	healthSrv := health.NewServer()
-	srvOpts := grpcx.ServerOptions{Logger: rt.Logger, Telemetry: rt.Telemetry, Health: healthSrv, Auth: rt.grpcAuth(services)}
+	srvOpts := grpcx.ServerOptions{Logger: rt.Logger, Telemetry: rt.Telemetry, Health: healthSrv, Auth: rt.grpcAuth(services),
+		Deadline: rt.Config.Timeouts.Request}
 	if rt.Config.GRPC.TLS.Enabled() {
 		var err error
 		if srvOpts.TLS, err = grpcx.ServerTLS(grpcTLSFiles(rt.Config)); err != nil {
@@ -112,7 +113,7 @@ func (rt *Runtime) Serve(ctx context.Context, services ...Service) error {
 	}
 	run("grpc", func(ctx context.Context) error { return grpcx.Serve(ctx, srv, rt.Config.GRPC.Addr, rt.Logger) })
 	if serveHTTP {
-		public := httpx.Instrument(httpx.SecurityHeaders(httpx.LimitBody(mux, maxBody)), rt.Telemetry, "public")
+		public := httpx.Instrument(httpx.SecurityHeaders(httpx.Deadline(httpx.LimitBody(mux, maxBody), rt.Config.Timeouts.Request)), rt.Telemetry, "public")
 		run("http", func(ctx context.Context) error { return httpx.Serve(ctx, rt.Config.HTTP.Addr, public, rt.Logger) })
 	}
 	run("ops", func(ctx context.Context) error { return httpx.Serve(ctx, rt.Config.Ops.Addr, ops, rt.Logger) })

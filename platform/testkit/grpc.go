@@ -94,6 +94,13 @@ func (s *GRPCServer) DialAuto(t testing.TB) *grpc.ClientConn {
 	}))
 }
 
+// DialAutoTo is DialAuto for a gRPC server built elsewhere — a gatehouse
+// process, or services composed by hand — whose internal secret is known.
+func DialAutoTo(t testing.TB, addr string, secret []byte) *grpc.ClientConn {
+	t.Helper()
+	return (&GRPCServer{Addr: addr, secret: secret}).DialAuto(t)
+}
+
 // pick chooses the caller DialAuto calls method as.
 func (s *GRPCServer) pick(ctx context.Context, method string) string {
 	allowed, _ := grpcx.AccessOf(method)

@@ -82,12 +82,9 @@ func (s *Service) handleDeactivatePost(w http.ResponseWriter, r *http.Request, w
 		}
 		return
 	}
-	if _, err := s.accounts.DeactivateUser(ctx, &accountsv1.DeactivateUserRequest{UserId: who.user.GetId()}); err != nil {
-		s.failure(w, r, "deactivate user", err)
-		return
-	}
-	// accounts ended the browser sessions; the applications' sessions are the
-	// token service's, and a deactivated account keeps none.
+	// The applications' sessions are the token service's, and a deactivated
+	// account keeps none: end them while this browser still acts for the
+	// person (accounts ends the browser sessions when it deactivates).
 	if s.token != nil {
 		if list, err := s.token.ListSessions(ctx, &tokenv1.ListSessionsRequest{UserId: who.user.GetId()}); err != nil {
 			s.logger.WarnContext(r.Context(), "list sessions of a deactivated user", "err", err)
@@ -98,6 +95,10 @@ func (s *Service) handleDeactivatePost(w http.ResponseWriter, r *http.Request, w
 				}
 			}
 		}
+	}
+	if _, err := s.accounts.DeactivateUser(ctx, &accountsv1.DeactivateUserRequest{UserId: who.user.GetId()}); err != nil {
+		s.failure(w, r, "deactivate user", err)
+		return
 	}
 	s.cookies.Clear(w, cookie.Session)
 	s.cookies.Clear(w, cookie.AddEmail)

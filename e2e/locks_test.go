@@ -1,12 +1,8 @@
-package main
+package e2e
 
 // Locks, deactivation and recovery bite at once (issue 9, "Locks do not
 // bite"): regression tests against the real binary, as a homeserver, an
 // OAuth client, an old Matrix client and an administrator see it.
-//
-// Written against the end-to-end harness of e2e/ (authenticated gRPC:
-// server.dial, signIn, browserSession, oauthEnv.session): it moves there as
-// it is, with "package e2e".
 
 import (
 	"context"

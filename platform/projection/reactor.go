@@ -139,11 +139,15 @@ func (rr *reactorRunner) react(ctx context.Context) error {
 	if _, err := rr.pool.Exec(ctx, `INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING`, name); err != nil {
 		return fmt.Errorf("ensure checkpoint: %w", err)
 	}
-	// A projection of the same name (what a reactor was before it became one,
-	// like notify's delivery) left a durable consumer behind: remove it.
-	if err := rr.log.JetStream().DeleteConsumer(ctx, rr.log.Stream(), "projection_"+name); err != nil &&
-		!errors.Is(err, jetstream.ErrConsumerNotFound) && !isStreamNotFound(err) {
-		rr.logger.Debug("could not remove an old projection consumer", "err", err)
+	// A projection of the same name on the service's own stream (what a
+	// reactor was before it became one, like notify's delivery) left a
+	// durable consumer behind: remove it. (Never on another service's stream,
+	// whose consumers are not ours to touch.)
+	if rr.r.Source == nil {
+		if err := rr.log.JetStream().DeleteConsumer(ctx, rr.log.Stream(), "projection_"+name); err != nil &&
+			!errors.Is(err, jetstream.ErrConsumerNotFound) && !isStreamNotFound(err) {
+			rr.logger.Debug("could not remove an old projection consumer", "err", err)
+		}
 	}
 	seen := rr.listener.snapshot(name) // before the checkpoint is read: no rewind slips in between
 	start, err := Checkpoint(ctx, rr.pool, name)

@@ -13,6 +13,7 @@ import (
 
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/eventlog"
+	"gatehouse.dev/platform/projection"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 )
 
@@ -42,8 +43,10 @@ type entry struct {
 //
 //   - entries: a read-through cache over the tokens read model;
 //   - revocations: ended sessions and rotated-out tokens, learnt by every
-//     replica from the TOKEN stream (a live tail from the moment the process
-//     started), so a revocation anywhere wins over a cached or stale row;
+//     replica from the TOKEN stream (a live tail from the event after the
+//     sessions projection's checkpoint when the process started: what the
+//     read model may not show yet), so a revocation anywhere wins over a
+//     cached or stale row;
 //   - users: who is locked or deactivated (user_blocks.go), from a snapshot
 //     of the user_blocks projection and a live tail of the ACCOUNTS stream.
 //
@@ -54,7 +57,8 @@ type index struct {
 	logger *slog.Logger
 	now    func() time.Time
 
-	revocations *eventlog.Tail
+	tokens      *eventlog.Log
+	revocations *eventlog.Tail // set by run before ready closes
 	users       *userBlocks
 	ready       chan struct{} // closed once revocations caught up after start
 
@@ -65,21 +69,34 @@ type index struct {
 }
 
 func newIndex(pool *pgxpool.Pool, tokens, accounts *eventlog.Log, logger *slog.Logger) *index {
-	x := &index{pool: pool, logger: logger, now: time.Now, ready: make(chan struct{}),
+	return &index{pool: pool, logger: logger, now: time.Now, ready: make(chan struct{}), tokens: tokens,
 		users:   newUserBlocks(pool, accounts, logger),
 		entries: map[string]entry{}, ended: map[string]time.Time{}, revoked: map[string]time.Time{}}
-	x.revocations = tokens.Tail(eventlog.TailConfig{
-		Name: "token.revocations", Subjects: []string{eventsv1.TokenSession.Subjects()}, Handle: x.learn,
-	}, logger)
-	return x
 }
 
 // run follows both streams and sweeps old entries until ctx ends.
 func (x *index) run(ctx context.Context) {
 	var wg sync.WaitGroup
+	defer wg.Wait()
 	wg.Go(func() { x.users.run(ctx) })
-	wg.Go(func() { x.revocations.Run(ctx) })
 	wg.Go(func() { x.sweepEvery(ctx, time.Minute) })
+	// Revocations the read model may not show yet: from the event after its checkpoint.
+	var from uint64
+	for backoff := 100 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
+		cp, err := projection.Checkpoint(ctx, x.pool, sessionsProjection)
+		if err == nil {
+			from = cp + 1
+			break
+		}
+		x.logger.Warn("sessions checkpoint not read yet; retrying", "err", err, "backoff", backoff)
+		if !sleep(ctx, backoff) {
+			return
+		}
+	}
+	x.revocations = x.tokens.Tail(eventlog.TailConfig{
+		Name: "token.revocations", Subjects: []string{eventsv1.TokenSession.Subjects()}, From: from, Handle: x.learn,
+	}, x.logger)
+	wg.Go(func() { x.revocations.Run(ctx) })
 	for backoff := 100 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
 		if _, err := x.revocations.CatchUp(ctx); err == nil {
 			close(x.ready)
@@ -88,10 +105,9 @@ func (x *index) run(ctx context.Context) {
 			x.logger.Warn("token index not caught up with the stream yet; retrying", "err", err, "backoff", backoff)
 		}
 		if !sleep(ctx, backoff) {
-			break
+			return
 		}
 	}
-	wg.Wait()
 }
 
 // waitReady blocks until the index follows the TOKEN stream (bounded).

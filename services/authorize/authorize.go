@@ -26,18 +26,14 @@ import (
 	"gatehouse.dev/platform/projection"
 	"gatehouse.dev/platform/sealed"
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
+	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	"gatehouse.dev/services/authorize/internal/device"
 	"gatehouse.dev/services/authorize/migrations"
 )
 
-// Stream and schema of the service.
-const (
-	// StreamName is the JetStream stream holding the service's events.
-	StreamName = "AUTHORIZE"
-	// Schema is the PostgreSQL schema of the service's read models.
-	Schema        = "authorize"
-	subjectPrefix = "authorize"
-)
+// Schema is the PostgreSQL schema of the service's read models. The
+// service's stream is eventsv1.Authorize (AUTHORIZE, subjects authorize.>).
+const Schema = "authorize"
 
 // Config is what the service needs to know about the deployment.
 type Config struct {
@@ -103,7 +99,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err := pg.Migrate(ctx, deps.Pool, migrations.FS); err != nil {
 		return nil, fmt.Errorf("authorize: migrate: %w", err)
 	}
-	log, err := eventlog.Open(ctx, deps.JetStream, eventlog.StreamConfig{Name: StreamName, Prefix: subjectPrefix, Replicas: cfg.Replicas}, eventlog.WithPropagator(deps.Propagator))
+	log, err := eventlog.Open(ctx, deps.JetStream, eventlog.StreamOf(eventsv1.Authorize, cfg.Replicas), eventlog.WithPropagator(deps.Propagator))
 	if err != nil {
 		return nil, fmt.Errorf("authorize: %w", err)
 	}

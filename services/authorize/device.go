@@ -209,4 +209,6 @@ func (s *Service) authenticateDeviceClient(ctx context.Context, r *http.Request,
 }
 
 // deviceRef names a device grant's aggregate.
-func deviceRef(id string) eventlog.Ref { return eventlog.Ref{Type: "device", ID: id} }
+func deviceRef(id string) eventlog.Ref {
+	return eventlog.Ref{Type: eventsv1.AuthorizeDevice.Type, ID: id}
+}

@@ -56,7 +56,7 @@ func (s *Service) client(ctx context.Context, id string) (*client, error) {
 
 // clientFromLog reads a client's latest registration from the event log.
 func (s *Service) clientFromLog(ctx context.Context, id string) ([]byte, string, error) {
-	ref := eventlog.Ref{Type: "client", ID: id}
+	ref := eventlog.Ref{Type: eventsv1.AuthorizeClient.Type, ID: id}
 	if !validClientID(id) {
 		return nil, "", errs.NotFound("Unknown client.")
 	}
@@ -207,7 +207,7 @@ func (s *Service) requestGrant(ctx context.Context, ar *authRequest, q url.Value
 	id := ids.New()
 	now := s.now()
 	_, err = s.log.Append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), Event: eventlog.Event{
-		Aggregate: eventlog.Ref{Type: "grant", ID: id}, Actor: "client:" + ar.client.ID,
+		Aggregate: eventlog.Ref{Type: eventsv1.AuthorizeGrant.Type, ID: id}, Actor: "client:" + ar.client.ID,
 		Payload: &eventsv1.GrantRequested{
 			GrantId: id, ClientId: ar.client.ID, RedirectUri: ar.redirectURI, ResponseMode: ar.responseMode,
 			Scope: scopes.String(), State: ar.state, Nonce: q.Get("nonce"), CodeChallenge: challenge,

@@ -90,7 +90,7 @@ func (s *Service) registerClient(ctx context.Context, meta clientmeta.Metadata, 
 		return nil, err
 	}
 	appended, err := s.log.Append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), Event: eventlog.Event{
-		Aggregate: eventlog.Ref{Type: "client", ID: id}, Actor: source,
+		Aggregate: eventlog.Ref{Type: eventsv1.AuthorizeClient.Type, ID: id}, Actor: source,
 		Payload: &eventsv1.ClientRegistered{ClientId: id, MetadataJson: raw, SecretHash: secretHash, Source: source},
 	}})
 	if err != nil {

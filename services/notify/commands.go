@@ -20,7 +20,7 @@ import (
 )
 
 // verificationAggregate is the aggregate type of verifications' subjects.
-const verificationAggregate = "verification"
+var verificationAggregate = eventsv1.NotifyVerification.Type
 
 // startInput is the input of StartVerification.
 type startInput struct {

@@ -39,20 +39,16 @@ import (
 	"gatehouse.dev/platform/projection"
 	"gatehouse.dev/platform/ratelimit"
 	"gatehouse.dev/platform/sealed"
+	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	notifyv1 "gatehouse.dev/proto/gatehouse/notify/v1"
 	"gatehouse.dev/services/notify/internal/mailer"
 	"gatehouse.dev/services/notify/internal/verification"
 	"gatehouse.dev/services/notify/migrations"
 )
 
-// Stream and schema names of the service.
-const (
-	// StreamName is the JetStream stream holding the service's events.
-	StreamName = "NOTIFY"
-	// Schema is the PostgreSQL schema holding the service's read models.
-	Schema        = "notify"
-	subjectPrefix = "notify"
-)
+// Schema is the PostgreSQL schema holding the service's read models. The
+// service's stream is eventsv1.Notify (NOTIFY, subjects notify.>).
+const Schema = "notify"
 
 // Default rate limits of StartVerification.
 const (
@@ -190,17 +186,17 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		return nil, fmt.Errorf("notify: migrate: %w", err)
 	}
 	opts := []eventlog.Option{eventlog.WithClock(now), eventlog.WithPropagator(deps.Propagator)}
-	if s.log, err = eventlog.Open(ctx, deps.JetStream, eventlog.StreamConfig{Name: StreamName, Prefix: subjectPrefix, Replicas: cfg.Replicas}, opts...); err != nil {
+	if s.log, err = eventlog.Open(ctx, deps.JetStream, eventlog.StreamOf(eventsv1.Notify, cfg.Replicas), opts...); err != nil {
 		return nil, fmt.Errorf("notify: %w", err)
 	}
 	if err := s.loadKey(ctx, deps.Keyring); err != nil {
 		return nil, err
 	}
-	readModels := []projection.Projection{verificationsReadModel()}
+	members := []projection.Member{verificationsReadModel()}
 	if !cfg.DisableDelivery {
-		readModels = append(readModels, s.deliveryReadModel())
+		members = append(members, s.deliveryReactor())
 	}
-	if s.projections, err = projection.NewSet(ctx, deps.Pool, s.log, deps.Logger, readModels...); err != nil {
+	if s.projections, err = projection.NewSet(ctx, deps.Pool, s.log, deps.Logger, members...); err != nil {
 		return nil, fmt.Errorf("notify: %w", err)
 	}
 	return s, nil
@@ -212,7 +208,7 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 // Projections is the service's projection set (for the projections admin API):
-// "verifications" and the delivery consumer, "delivery".
+// the "verifications" projection and the "delivery" reactor.
 func (s *Service) Projections() *projection.Set { return s.projections }
 
 // RegisterGRPC registers gatehouse.notify.v1.NotifyService on srv.

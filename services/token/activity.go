@@ -28,7 +28,7 @@ import (
 const DefaultActivityFlushInterval = 30 * time.Second
 
 // activityAggregate is one batch of session activity.
-const activityAggregate = "activity"
+var activityAggregate = eventsv1.TokenActivity.Type
 
 // maxActivityEntries bounds one SessionsActive event; more sessions used in
 // one interval are written as several events.

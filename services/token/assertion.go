@@ -26,7 +26,7 @@ type logReplay struct{ log *eventlog.Log }
 func (l logReplay) Seen(ctx context.Context, clientID, jti string, until time.Time) (bool, error) {
 	sum := sha256.Sum256([]byte(clientID + "\x00" + jti))
 	_, err := l.log.Append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), Event: eventlog.Event{
-		Aggregate: eventlog.Ref{Type: "assertion", ID: hex.EncodeToString(sum[:])}, Actor: "client:" + clientID,
+		Aggregate: eventlog.Ref{Type: eventsv1.TokenAssertion.Type, ID: hex.EncodeToString(sum[:])}, Actor: "client:" + clientID,
 		Payload: &eventsv1.ClientAssertionUsed{ClientId: clientID, ExpiresAt: timestamppb.New(until)},
 	}})
 	if eventlog.IsConflict(err) {

@@ -176,6 +176,9 @@ func (s *Service) compatLogin(w http.ResponseWriter, r *http.Request) (any, erro
 	from := originOf(r)
 	start.IpAddress, start.UserAgent = from.ip, from.userAgent
 	if err := s.start(ctx, start, "user:"+u.id); err != nil {
+		if errs.KindOf(err) == errs.KindFailedPrecondition {
+			return nil, accountRefusal(err) // locked or deactivated since the login token was issued
+		}
 		return nil, err
 	}
 	if req.DeviceID != "" {

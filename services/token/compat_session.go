@@ -147,7 +147,7 @@ func (s *Service) compatRefresh(w http.ResponseWriter, r *http.Request) (any, er
 	if err != nil {
 		return nil, err
 	}
-	ref := eventlog.Ref{Type: "session", ID: sessionID}
+	ref := sessionRef(sessionID)
 	var (
 		firstSeen uint64
 		outcome   session.Outcome
@@ -161,6 +161,9 @@ func (s *Service) compatRefresh(w http.ResponseWriter, r *http.Request) (any, er
 		st = session.Fold(history)
 		if st.Exists() && st.Started.GetKind() != compatKind {
 			return nil, unknown
+		}
+		if err := s.refuseBlocked(ctx, st.Started.GetUserId()); err != nil {
+			return nil, err // a locked or deactivated user's session is not refreshed
 		}
 		decided, o, err := session.Refresh(st, session.Rotation{
 			ClientID: compatClientID, PresentedHash: hash, FirstSeen: firstSeen, Next: p.issued, Now: s.now(), Grace: s.cfg.RefreshReuseGrace,

@@ -189,10 +189,13 @@ func (s *Service) exchangeCode(ctx context.Context, c *client, form url.Values, 
 }
 
 // start appends a session's first event and waits until introspection on any
-// replica can find its tokens.
+// replica can find its tokens. A locked or deactivated user gets no session.
 func (s *Service) start(ctx context.Context, ev *eventsv1.SessionStarted, actor string) error {
+	if err := s.refuseBlocked(ctx, ev.GetUserId()); err != nil {
+		return err
+	}
 	appended, err := s.log.Append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), Event: eventlog.Event{
-		Aggregate: eventlog.Ref{Type: "session", ID: ev.GetSessionId()}, Actor: actor, Payload: ev,
+		Aggregate: sessionRef(ev.GetSessionId()), Actor: actor, Payload: ev,
 	}})
 	if err != nil {
 		return err
@@ -251,7 +254,7 @@ func (s *Service) refresh(ctx context.Context, c *client, form url.Values, from 
 	if err := s.pool.QueryRow(ctx, `SELECT session_id FROM tokens WHERE token_hash = $1 AND kind = 'refresh_token'`, hash).Scan(&sessionID); err != nil {
 		return nil, invalid
 	}
-	ref := eventlog.Ref{Type: "session", ID: sessionID}
+	ref := sessionRef(sessionID)
 	var (
 		firstSeen uint64
 		outcome   session.Outcome
@@ -263,6 +266,9 @@ func (s *Service) refresh(ctx context.Context, c *client, form url.Values, from 
 			firstSeen = version
 		}
 		st = session.Fold(history)
+		if err := s.refuseBlocked(ctx, st.Started.GetUserId()); err != nil {
+			return nil, err // a locked or deactivated user's session is not refreshed
+		}
 		decided, o, err := session.Refresh(st, session.Rotation{
 			ClientID: c.ID, PresentedHash: hash, FirstSeen: firstSeen, Next: p.issued, Now: s.now(), Grace: s.cfg.RefreshReuseGrace,
 		})
@@ -342,7 +348,7 @@ func (s *Service) endSession(ctx context.Context, sessionID, reason, actor strin
 	if !ids.Valid(sessionID) {
 		return errs.InvalidField("session_id", "session_id is not a session id")
 	}
-	ref := eventlog.Ref{Type: "session", ID: sessionID}
+	ref := sessionRef(sessionID)
 	appended, err := s.log.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
 		decided, err := session.End(session.Fold(history), reason)
 		if err != nil || len(decided) == 0 {

@@ -41,14 +41,16 @@ import (
 	"gatehouse.dev/services/token/migrations"
 )
 
-// Stream and schema of the service.
-const (
-	// StreamName is the JetStream stream holding the service's events.
-	StreamName = "TOKEN"
-	// Schema is the PostgreSQL schema of the service's read models.
-	Schema        = "token"
-	subjectPrefix = "token"
-)
+// Schema is the PostgreSQL schema of the service's read models. The
+// service's stream is eventsv1.Token (TOKEN, subjects token.>); it follows
+// eventsv1.Accounts (ACCOUNTS) read-only for the users' locks, deactivations
+// and password resets, and for homeserver provisioning.
+const Schema = "token"
+
+// sessionRef is the aggregate of one session.
+func sessionRef(id string) eventlog.Ref {
+	return eventlog.Ref{Type: eventsv1.TokenSession.Type, ID: id}
+}
 
 // Config is what the service needs to know about the deployment.
 type Config struct {
@@ -96,6 +98,7 @@ type Service struct {
 	issuer      *url.URL
 	pool        *pgxpool.Pool
 	log         *eventlog.Log
+	accountsLog *eventlog.Log // the accounts service's stream, followed read-only
 	projections *projection.Set
 	index       *index
 	keys        *keys.Keyset
@@ -132,17 +135,17 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err := pg.Migrate(ctx, deps.Pool, migrations.FS); err != nil {
 		return nil, fmt.Errorf("token: migrate: %w", err)
 	}
-	log, err := eventlog.Open(ctx, deps.JetStream, eventlog.StreamConfig{Name: StreamName, Prefix: subjectPrefix, Replicas: cfg.Replicas}, eventlog.WithPropagator(deps.Propagator))
+	log, err := eventlog.Open(ctx, deps.JetStream, eventlog.StreamOf(eventsv1.Token, cfg.Replicas), eventlog.WithPropagator(deps.Propagator))
 	if err != nil {
 		return nil, fmt.Errorf("token: %w", err)
 	}
-	set, err := projection.NewSet(ctx, deps.Pool, log, deps.Logger, sessionsReadModel())
+	accountsLog, err := eventlog.Follow(deps.JetStream, eventlog.StreamOf(eventsv1.Accounts, 0))
 	if err != nil {
 		return nil, fmt.Errorf("token: %w", err)
 	}
 	s := &Service{
-		cfg: cfg, issuer: issuer, pool: deps.Pool, log: log, projections: set,
-		index: newIndex(deps.Pool, log, deps.Logger), activity: activity.New(),
+		cfg: cfg, issuer: issuer, pool: deps.Pool, log: log, accountsLog: accountsLog,
+		index: newIndex(deps.Pool, log, accountsLog, deps.Logger), activity: activity.New(),
 		authorize: deps.Authorize, accounts: deps.Accounts, logger: deps.Logger, now: time.Now,
 	}
 	s.clients = newClientCache(deps.Authorize)
@@ -155,6 +158,11 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if s.provisioner, err = newProvisioner(s, cfg); err != nil {
 		return nil, fmt.Errorf("token: %w", err)
 	}
+	members := append([]projection.Member{sessionsReadModel(), userBlocksReadModel(accountsLog), s.accountChangesReactor()},
+		s.provisioner.reactors()...)
+	if s.projections, err = projection.NewSet(ctx, deps.Pool, log, deps.Logger, members...); err != nil {
+		return nil, fmt.Errorf("token: %w", err)
+	}
 	if cfg.SigningKeys != nil {
 		s.keys = s.keys.Rotate(cfg.SigningKeys, s.now().Add(time.Hour))
 	}
@@ -162,7 +170,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 }
 
 // keysRef is the aggregate holding the service's keys.
-var keysRef = eventlog.Ref{Type: "keys", ID: "current"}
+var keysRef = eventlog.Ref{Type: eventsv1.TokenKeys.Type, ID: "current"}
 
 // Names of the secrets of the keys aggregate.
 const (
@@ -283,14 +291,13 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 // Name is the service's name.
 func (s *Service) Name() string { return "token" }
 
-// Run keeps the projection and the introspection index current and writes
+// Run keeps the projections, the reactors (homeserver provisioning, sessions
+// ended by account changes) and the introspection index current and writes
 // session activity until ctx ends (then once more).
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.projections.Run(ctx) })
-	wg.Go(func() { s.index.follow(ctx) })
-	wg.Go(func() { s.index.sweepEvery(ctx, time.Minute) })
-	wg.Go(func() { s.provisioner.run(ctx) })
+	wg.Go(func() { s.index.run(ctx) })
 	wg.Go(func() { s.runActivity(ctx) })
 	wg.Wait()
 	return nil

@@ -94,6 +94,7 @@ func (c Config) Validate() error {
 	}
 	p.check("web.secret", checkWebSecret(c.Web.Secret))
 	p.validateInternal(c)
+	p.validateAbuse(c)
 
 	if len(c.Services.Run) == 0 {
 		p.add("services.run", "must name at least one service")

@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"gatehouse.dev/platform/errs"
-	"gatehouse.dev/platform/ratelimit"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
 	"gatehouse.dev/services/web/internal/i18n"
@@ -92,14 +91,16 @@ func (s *Service) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 			username = u.GetUser().GetUsername()
 		}
 	}
-	now := s.now()
-	if ok, wait := s.limits.Allow(now, ratelimit.Key{Rule: s.loginPerIP, Subject: clientIP(r)}); !ok {
-		retryAfter(w, wait)
-		s.renderLogin(w, r, http.StatusTooManyRequests, f, g, loginErrors{form: l.T(i18n.LoginRateLimited)}, typed)
+	// The attempt takes a token from the address's and the account's
+	// budgets before the password is checked (so concurrent guesses cannot
+	// overtake the count) and gives them back unless the password is wrong:
+	// only failures are counted.
+	limit, err := s.take(w, r, s.loginKeys(r, username)...)
+	if err != nil {
+		s.failure(w, r, "rate limit sign-in", err)
 		return
 	}
-	if ok, wait := s.limits.Allow(now, ratelimit.Key{Rule: s.loginPerAccount, Subject: username}); !ok {
-		retryAfter(w, wait)
+	if !limit.Allowed {
 		s.renderLogin(w, r, http.StatusTooManyRequests, f, g, loginErrors{form: l.T(i18n.LoginRateLimited)}, typed)
 		return
 	}
@@ -111,12 +112,15 @@ func (s *Service) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 			s.renderLogin(w, r, http.StatusUnauthorized, f, g, loginErrors{password: l.T(i18n.LoginWrong)}, typed)
 		case errs.KindFailedPrecondition, errs.KindPermissionDenied:
 			// Only said after a correct password (accounts checks that first).
+			s.limiter.Refund(r.Context(), limit)
 			s.renderLogin(w, r, http.StatusForbidden, f, g, loginErrors{form: l.T(i18n.LoginBlocked)}, typed)
 		default:
+			s.limiter.Refund(r.Context(), limit)
 			s.failure(w, r, "verify password", err)
 		}
 		return
 	}
+	s.limiter.Refund(r.Context(), limit)
 	if err := s.startSession(w, r, resp.GetUser(), resp.GetAuthProof()); err != nil {
 		s.failure(w, r, "start browser session", err)
 		return

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"time"
 
+	"gatehouse.dev/platform/clientaddr"
 	"gatehouse.dev/platform/errs"
-	"gatehouse.dev/platform/ratelimit"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
 	notifyv1 "gatehouse.dev/proto/gatehouse/notify/v1"
@@ -153,8 +153,12 @@ func (s *Service) handleRegisterPost(w http.ResponseWriter, r *http.Request) {
 		s.renderRegister(w, r, http.StatusConflict, f, g, form, "")
 		return
 	}
-	if ok, wait := s.limits.Allow(s.now(), ratelimit.Key{Rule: s.registerPerIP, Subject: clientIP(r)}); !ok {
-		retryAfter(w, wait)
+	limit, err := s.take(w, r, perIP(s.rules.Registration, r))
+	if err != nil {
+		s.failure(w, r, "rate limit registration", err)
+		return
+	}
+	if !limit.Allowed {
 		s.renderRegister(w, r, http.StatusTooManyRequests, f, g, form, l.T(i18n.RegisterRateLimited))
 		return
 	}
@@ -162,6 +166,7 @@ func (s *Service) handleRegisterPost(w http.ResponseWriter, r *http.Request) {
 		Username: form.username, Password: form.password, Email: form.email,
 	})
 	if err != nil {
+		s.limiter.Refund(ctx, limit) // no registration started
 		s.registrationRefused(w, r, f, g, form, err)
 		return
 	}
@@ -180,7 +185,7 @@ func (s *Service) handleRegisterPost(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	started, err := s.notify.StartVerification(ctx, &notifyv1.StartVerificationRequest{
-		Email: form.email, Purpose: notifyv1.Purpose_PURPOSE_REGISTRATION, ClientIp: clientIP(r), Locale: l.Lang,
+		Email: form.email, Purpose: notifyv1.Purpose_PURPOSE_REGISTRATION, ClientIp: clientaddr.String(r), Locale: l.Lang,
 	})
 	if err != nil {
 		switch errs.KindOf(err) {

@@ -83,6 +83,18 @@ type Config struct {
 	RateLimits RateLimits `yaml:"rate_limits"`
 	// Captcha is the CAPTCHA asked at registration (abuse.go).
 	Captcha Captcha `yaml:"captcha"`
+	// Timeouts bounds how long work on behalf of a caller may take.
+	Timeouts Timeouts `yaml:"timeouts"`
+}
+
+// Timeouts bounds the work a request causes.
+type Timeouts struct {
+	// Request is the server-side deadline of every public HTTP request and of
+	// every gRPC call that carries no deadline of its own: waiting for a
+	// projection, calls to other services, NATS publishes, homeserver calls
+	// all end with it, and the caller gets a 503 (UNAVAILABLE) instead of a
+	// hang (GATEHOUSE_REQUEST_TIMEOUT, 1s..5m; 15s by default).
+	Request time.Duration `yaml:"request"`
 }
 
 // Listener is a TCP address to listen on.
@@ -284,6 +296,7 @@ func Default() Config {
 		OAuth:    OAuth{AccessTokenTTL: 5 * time.Minute, RefreshReuseGrace: 10 * time.Second, ActivityFlushInterval: 30 * time.Second},
 		Branding: Branding{ServiceName: "Gatehouse"},
 		Account:  Account{Registration: "open"},
+		Timeouts: Timeouts{Request: 15 * time.Second},
 
 		RateLimits: defaultRateLimits(),
 	}

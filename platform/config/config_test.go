@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"gatehouse.dev/platform/config"
 )
@@ -58,6 +59,7 @@ services:
 		"GATEHOUSE_TRACE_SAMPLE_RATIO=0.25",
 		"GATEHOUSE_ENDPOINT_TOKEN=dns:///token.internal:9090",
 		"GATEHOUSE_MATRIX_SECRET=0123456789abcdef0123",
+		"GATEHOUSE_INTERNAL_SECRET=0123456789abcdef0123456789abcdef",
 		"GATEHOUSE_DATA_DIR=", // empty counts as unset
 		"HOME=/root",
 	}
@@ -243,7 +245,20 @@ func TestValidate(t *testing.T) {
 		{"endpoint unknown service", func(c *config.Config) { c.Services.Endpoints = map[string]string{"billing": "b:1"} }, `services.endpoints.billing: "billing" is not a service`},
 		{"endpoint bad", func(c *config.Config) { c.Services.Endpoints = map[string]string{"accounts": "accounts"} }, `services.endpoints.accounts: "accounts" is not host:port`},
 		{"endpoint no host", func(c *config.Config) { c.Services.Endpoints = map[string]string{"accounts": ":9090"} }, `services.endpoints.accounts: ":9090" has no host`},
-		{"endpoint unix", func(c *config.Config) { c.Services.Endpoints = map[string]string{"accounts": "unix:///run/gh.sock"} }, ""},
+		{"endpoint unix", func(c *config.Config) {
+			c.Services.Endpoints = map[string]string{"accounts": "unix:///run/gh.sock"}
+			c.Internal.Secret = "0123456789abcdef0123456789abcdef"
+		}, ""},
+		{"split deployment without a shared secret", func(c *config.Config) { c.Services.Endpoints = map[string]string{"accounts": "accounts:9090"} }, "internal.secret"},
+		{"split deployment with mutual TLS", func(c *config.Config) {
+			c.Services.Run = []string{"token"}
+			c.GRPC.TLS = config.GRPCTLS{CertFile: "token.pem", KeyFile: "token-key.pem", CAFile: "ca.pem"}
+		}, ""},
+		{"short internal secret", func(c *config.Config) { c.Internal.Secret = "short" }, "internal.secret"},
+		{"TLS key without certificate", func(c *config.Config) { c.GRPC.TLS.KeyFile = "k.pem" }, "grpc.tls"},
+		{"CA without certificate", func(c *config.Config) { c.GRPC.TLS.CAFile = "ca.pem" }, "grpc.tls.ca_file"},
+		{"request timeout too short", func(c *config.Config) { c.Timeouts.Request = time.Millisecond }, "timeouts.request"},
+		{"request timeout too long", func(c *config.Config) { c.Timeouts.Request = time.Hour }, "timeouts.request"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -333,6 +348,7 @@ func TestYAMLRoundTrip(t *testing.T) {
 	want.PublicURL = "https://auth.example.org/"
 	want.Matrix.Secret = "0123456789abcdef-secret"
 	want.Services.Endpoints = map[string]string{"accounts": "accounts:9090"}
+	want.Internal.Secret = "0123456789abcdef0123456789abcdef"
 	out, err := want.YAML()
 	if err != nil {
 		t.Fatalf("YAML: %v", err)

@@ -137,6 +137,13 @@ func baseFields() []field {
 				c.OAuth.ActivityFlushInterval = d
 				return err
 			}},
+		{"timeouts.request", "GATEHOUSE_REQUEST_TIMEOUT",
+			"Server-side deadline of every public HTTP request and of gRPC calls without one, e.g. 15s; 1s..5m. Past it the caller gets 503 (UNAVAILABLE) rather than a hang.",
+			func(c *Config, v string) error {
+				d, err := time.ParseDuration(v)
+				c.Timeouts.Request = d
+				return err
+			}},
 		{"account.registration", "GATEHOUSE_REGISTRATION",
 			"open, token (a registration token is required) or closed.",
 			setString(func(c *Config) *string { return &c.Account.Registration })},

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -95,6 +96,9 @@ func (c Config) Validate() error {
 	p.check("web.secret", checkWebSecret(c.Web.Secret))
 	p.validateInternal(c)
 	p.validateAbuse(c)
+	if d := c.Timeouts.Request; d < time.Second || d > 5*time.Minute {
+		p.add("timeouts.request", "%v is not between 1s and 5m", d)
+	}
 
 	if len(c.Services.Run) == 0 {
 		p.add("services.run", "must name at least one service")

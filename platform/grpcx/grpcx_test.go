@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -327,5 +328,44 @@ func TestServeListenError(t *testing.T) {
 	err = grpcx.Serve(t.Context(), srv, lis.Addr().String(), slog.New(slog.DiscardHandler))
 	if err == nil || !strings.Contains(err.Error(), "grpcx: listen") {
 		t.Errorf("Serve on a busy port = %v, want a listen error", err)
+	}
+}
+
+// The server gives calls that come without a deadline its own; a caller's
+// deadline is kept.
+func TestServerDeadline(t *testing.T) {
+	srv := grpcx.NewServer(grpcx.ServerOptions{Logger: slog.New(slog.DiscardHandler), Deadline: 4 * time.Second})
+	svc := &scripted{deadlines: make(chan time.Duration, 1)}
+	healthgrpc.RegisterHealthServer(srv, svc)
+	addr := serve(t, srv)
+	// A plain client sends no deadline at all.
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	client := healthgrpc.NewHealthClient(conn)
+	for _, tt := range []struct {
+		name     string
+		ctxLimit time.Duration
+		min, max time.Duration
+	}{
+		{"none sent: the server's", 0, 3 * time.Second, 4 * time.Second},
+		{"a longer one sent: kept", time.Minute, 55 * time.Second, time.Minute},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := t.Context()
+			if tt.ctxLimit > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tt.ctxLimit)
+				defer cancel()
+			}
+			if _, err := client.Check(ctx, &healthgrpc.HealthCheckRequest{Service: "deadline"}); err != nil {
+				t.Fatal(err)
+			}
+			if left := <-svc.deadlines; left < tt.min || left > tt.max {
+				t.Errorf("handler saw %v left, want between %v and %v", left, tt.min, tt.max)
+			}
+		})
 	}
 }

@@ -46,6 +46,10 @@ type ServerOptions struct {
 	// TLS, when not nil, serves over TLS (and verifies client certificates
 	// when it has ClientCAs).
 	TLS *tls.Config
+	// Deadline is given to calls whose client sent none; zero leaves them
+	// without one. A client's own deadline is kept (the admin CLI's long
+	// operations set theirs).
+	Deadline time.Duration
 }
 
 // NewServer returns a gRPC server whose handlers may return *errs.Error
@@ -65,7 +69,7 @@ func NewServer(opts ServerOptions) *grpc.Server {
 		auth = &Auth{}
 	}
 	serverOpts := []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(unaryInterceptor(logger), authUnary(auth)),
+		grpc.ChainUnaryInterceptor(unaryInterceptor(logger), deadlineUnary(opts.Deadline), authUnary(auth)),
 		grpc.ChainStreamInterceptor(streamInterceptor(logger), authStream(auth)),
 		grpc.MaxRecvMsgSize(MaxRecvMsgSize),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
@@ -97,6 +101,18 @@ func NewServer(opts ServerOptions) *grpc.Server {
 	}
 	reflection.Register(srv)
 	return srv
+}
+
+// deadlineUnary gives unary calls without a deadline one of d.
+func deadlineUnary(d time.Duration) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if _, ok := ctx.Deadline(); ok || d <= 0 {
+			return handler(ctx, req)
+		}
+		ctx, cancel := context.WithTimeout(ctx, d)
+		defer cancel()
+		return handler(ctx, req)
+	}
 }
 
 // unaryInterceptor recovers, converts and logs unary calls.

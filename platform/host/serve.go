@@ -60,7 +60,8 @@ func (rt *Runtime) Serve(ctx context.Context, services ...Service) error {
 		return fmt.Errorf("http.trusted_proxies: %w", err)
 	}
 	healthSrv := health.NewServer()
-	srvOpts := grpcx.ServerOptions{Logger: rt.Logger, Telemetry: rt.Telemetry, Health: healthSrv, Auth: rt.grpcAuth(services)}
+	srvOpts := grpcx.ServerOptions{Logger: rt.Logger, Telemetry: rt.Telemetry, Health: healthSrv, Auth: rt.grpcAuth(services),
+		Deadline: rt.Config.Timeouts.Request}
 	if rt.Config.GRPC.TLS.Enabled() {
 		if srvOpts.TLS, err = grpcx.ServerTLS(grpcTLSFiles(rt.Config)); err != nil {
 			return err
@@ -117,7 +118,7 @@ func (rt *Runtime) Serve(ctx context.Context, services ...Service) error {
 	}
 	run("grpc", func(ctx context.Context) error { return grpcx.Serve(ctx, srv, rt.Config.GRPC.Addr, rt.Logger) })
 	if serveHTTP {
-		public := httpx.Instrument(clients.Middleware(httpx.SecurityHeaders(httpx.LimitBody(mux, maxBody))), rt.Telemetry, "public")
+		public := httpx.Instrument(clients.Middleware(httpx.SecurityHeaders(httpx.Deadline(httpx.LimitBody(mux, maxBody), rt.Config.Timeouts.Request))), rt.Telemetry, "public")
 		run("http", func(ctx context.Context) error { return httpx.Serve(ctx, rt.Config.HTTP.Addr, public, rt.Logger) })
 	}
 	run("ops", func(ctx context.Context) error { return httpx.Serve(ctx, rt.Config.Ops.Addr, ops, rt.Logger) })

@@ -61,6 +61,21 @@ func LimitBody(next http.Handler, max int64) http.Handler {
 	})
 }
 
+// Deadline gives every request a server-side deadline of d: the work it
+// causes (projection waits, gRPC calls, NATS publishes, homeserver calls)
+// ends with the request's context, which also ends when the client goes
+// away. A handler that runs out of time answers 503 through its error path.
+func Deadline(next http.Handler, d time.Duration) http.Handler {
+	if d <= 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), d)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
 // Instrument traces and measures next as the operation name. Requests are
 // treated as coming from the public internet: an incoming trace context
 // becomes a link of a new trace, so callers cannot pick trace ids or force

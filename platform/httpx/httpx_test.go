@@ -298,3 +298,29 @@ func TestServeListenError(t *testing.T) {
 		t.Errorf("Serve on a busy port = %v, want a listen error", err)
 	}
 }
+
+// Every request gets the server's deadline, and its context ends with it.
+func TestDeadline(t *testing.T) {
+	h := httpx.Deadline(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		deadline, ok := r.Context().Deadline()
+		if !ok {
+			t.Error("no deadline")
+			return
+		}
+		if left := time.Until(deadline); left <= 0 || left > 50*time.Millisecond {
+			t.Errorf("%v left, want at most 50ms", left)
+		}
+		select {
+		case <-r.Context().Done():
+			w.WriteHeader(http.StatusServiceUnavailable)
+		case <-time.After(5 * time.Second):
+			t.Error("the request's context outlived its deadline")
+		}
+	}), 50*time.Millisecond)
+	rec := httptest.NewRecorder()
+	start := time.Now()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	if rec.Code != http.StatusServiceUnavailable || time.Since(start) > 2*time.Second {
+		t.Fatalf("status %d after %v", rec.Code, time.Since(start))
+	}
+}

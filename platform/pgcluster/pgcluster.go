@@ -13,6 +13,11 @@
 // that died is stopped before the new one starts. On Linux the server is also
 // told to shut down if the process that started it dies.
 //
+// The cluster is supervised: a server that exits without being asked to (a
+// crash, an OOM kill, an operator's kill -9) is started again, with backoff,
+// on the same socket, so the clients' connection pools reconnect by
+// themselves. Ready reports whether the server is up in the meantime.
+//
 // PostgreSQL refuses to run as root. When the process is root, initdb and
 // postgres run as the "postgres" user if it exists, otherwise as "nobody", and
 // the cluster directory is handed over to that user.
@@ -68,15 +73,34 @@ type Cluster struct {
 	logPath string
 	log     *slog.Logger
 	lock    *os.File
-	cmd     *exec.Cmd
+	bin     binaries
+	owner   *owner
+	fast    bool
 
-	done     chan struct{} // closed when the postgres process has exited
-	waitErr  error         // the process's exit status; read after done is closed
-	stopping atomic.Bool   // set once Stop signals the server
+	mu       sync.Mutex
+	srv      *server       // the current server process
+	done     chan struct{} // closed when the cluster stopped for good (Stop)
+	stopping atomic.Bool   // set once Stop begins
+	ready    atomic.Bool   // the current server accepts connections
+	restarts atomic.Int64  // servers started again after an unexpected exit
 
 	stopOnce sync.Once
 	stopErr  error
 }
+
+// server is one postgres process.
+type server struct {
+	cmd     *exec.Cmd
+	done    chan struct{} // closed when the process has exited
+	waitErr error         // the exit status; read after done is closed
+}
+
+// Restart backoff after an unexpected exit: from restartMin, doubling, up to
+// restartMax between attempts.
+const (
+	restartMin = 100 * time.Millisecond
+	restartMax = 5 * time.Second
+)
 
 // Start starts the cluster in opts.Dir, creating it with initdb on first use,
 // and returns once the server accepts connections or ctx is done.
@@ -121,16 +145,19 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if c.lock, err = lockDir(dir); err != nil {
 		return nil, err
 	}
-	if err := c.start(ctx, bin, owner, opts.Fast); err != nil {
+	c.bin, c.owner, c.fast = bin, owner, opts.Fast
+	if err := c.start(ctx); err != nil {
 		c.lock.Close()
 		return nil, err
 	}
+	go c.supervise()
 	return c, nil
 }
 
 // start prepares the directories, clears a leftover server, runs initdb if
 // needed and starts postgres; the caller holds the directory lock.
-func (c *Cluster) start(ctx context.Context, bin binaries, owner *owner, fast bool) error {
+func (c *Cluster) start(ctx context.Context) error {
+	bin, owner, fast := c.bin, c.owner, c.fast
 	for _, d := range []string{c.dataDir, c.runDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return fmt.Errorf("pgcluster: create dir: %w", err)
@@ -154,7 +181,7 @@ func (c *Cluster) start(ctx context.Context, bin binaries, owner *owner, fast bo
 	} else if err != nil {
 		return fmt.Errorf("pgcluster: inspect data dir: %w", err)
 	}
-	return c.startServer(ctx, bin, owner, fast)
+	return c.startServer(ctx)
 }
 
 // initdb creates a new cluster in the (empty) data directory.
@@ -174,8 +201,10 @@ func (c *Cluster) initdb(ctx context.Context, bin binaries, owner *owner, fast b
 	return nil
 }
 
-// startServer runs postgres as a child process and waits until it is ready.
-func (c *Cluster) startServer(ctx context.Context, bin binaries, owner *owner, fast bool) error {
+// startServer runs postgres as a child process and waits until it is ready;
+// it becomes the cluster's current server.
+func (c *Cluster) startServer(ctx context.Context) error {
+	bin, owner, fast := c.bin, c.owner, c.fast
 	logFile, err := os.OpenFile(c.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("pgcluster: open server log: %w", err)
@@ -192,60 +221,114 @@ func (c *Cluster) startServer(ctx context.Context, bin binaries, owner *owner, f
 	if fast {
 		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
 	}
-	c.cmd = exec.Command(bin.postgres, args...)
-	c.cmd.Dir = c.dir
-	c.cmd.Env = childEnv()
-	c.cmd.Stdout = logFile
-	c.cmd.Stderr = logFile
-	c.cmd.SysProcAttr = sysProcAttr(owner.credential())
+	cmd := exec.Command(bin.postgres, args...)
+	cmd.Dir = c.dir
+	cmd.Env = childEnv()
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	cmd.SysProcAttr = sysProcAttr(owner.credential())
 
 	c.log.InfoContext(ctx, "starting PostgreSQL", "dir", c.dir, "fast", fast)
-	if err := c.spawn(); err != nil {
+	srv, err := spawn(cmd)
+	if err != nil {
 		return fmt.Errorf("pgcluster: start postgres: %w", err)
 	}
-	if err := c.waitReady(ctx); err != nil {
-		c.kill()
+	c.mu.Lock()
+	c.srv = srv
+	c.mu.Unlock()
+	if err := c.waitReady(ctx, srv); err != nil {
+		kill(srv)
 		return fmt.Errorf("pgcluster: start postgres: %w\n%s", err, c.logTail(logStart))
 	}
-	c.log.InfoContext(ctx, "PostgreSQL ready", "socket_dir", c.runDir, "pid", c.cmd.Process.Pid)
+	c.ready.Store(true)
+	c.log.InfoContext(ctx, "PostgreSQL ready", "socket_dir", c.runDir, "pid", cmd.Process.Pid)
 	return nil
 }
+
+// supervise starts the server again whenever it exits unless Stop asked it
+// to, until Stop; then it closes done.
+func (c *Cluster) supervise() {
+	defer close(c.done)
+	for {
+		c.mu.Lock()
+		srv := c.srv
+		c.mu.Unlock()
+		<-srv.done
+		c.ready.Store(false)
+		if c.stopping.Load() {
+			return
+		}
+		c.log.Error("PostgreSQL exited unexpectedly; starting it again", "dir", c.dir, "err", srv.waitErr)
+		for backoff := restartMin; ; backoff = min(2*backoff, restartMax) {
+			time.Sleep(backoff)
+			if c.stopping.Load() {
+				return
+			}
+			// A killed postmaster leaves backends that exit on their own
+			// within moments, and a pid file: start clears what it must.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			err := c.start(ctx)
+			cancel()
+			if err == nil {
+				c.restarts.Add(1)
+				c.log.Warn("PostgreSQL restarted after an unexpected exit", "dir", c.dir)
+				break
+			}
+			c.log.Error("PostgreSQL could not be started again; retrying", "dir", c.dir, "err", err, "backoff", backoff)
+		}
+		if c.stopping.Load() {
+			// Stop came while the new server started: it may not have seen it.
+			c.mu.Lock()
+			_ = c.srv.cmd.Process.Signal(syscall.SIGINT)
+			c.mu.Unlock()
+		}
+	}
+}
+
+// Ready reports whether the server currently accepts connections (false
+// while a crashed server is being started again, and after Stop).
+func (c *Cluster) Ready() bool { return c.ready.Load() }
+
+// Restarts is how many times the server was started again after an
+// unexpected exit.
+func (c *Cluster) Restarts() int64 { return c.restarts.Load() }
 
 // spawn starts the postgres process from a goroutine locked to its OS thread
 // until the process exits: the parent-death signal is tied to the thread that
 // started the child, so that thread must outlive the server.
-func (c *Cluster) spawn() error {
+func spawn(cmd *exec.Cmd) (*server, error) {
+	srv := &server{cmd: cmd, done: make(chan struct{})}
 	started := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		if err := c.cmd.Start(); err != nil {
+		if err := cmd.Start(); err != nil {
 			runtime.UnlockOSThread()
 			started <- err
 			return
 		}
 		started <- nil
-		c.waitErr = c.cmd.Wait()
-		if !c.stopping.Load() {
-			c.log.Error("PostgreSQL exited unexpectedly", "dir", c.dir, "err", c.waitErr)
-		}
-		close(c.done)
+		srv.waitErr = cmd.Wait()
+		close(srv.done)
 		// The goroutine ends locked, which retires the thread: harmless.
 	}()
-	return <-started
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return srv, nil
 }
 
 // waitReady polls postmaster.pid until the server reports it is ready.
-func (c *Cluster) waitReady(ctx context.Context) error {
+func (c *Cluster) waitReady(ctx context.Context, srv *server) error {
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
-	pid := c.cmd.Process.Pid
+	pid := srv.cmd.Process.Pid
 	for {
 		if readPIDFile(c.dataDir).ready(pid) {
 			return nil
 		}
 		select {
-		case <-c.done:
-			return fmt.Errorf("postgres exited during startup: %v", c.waitErr)
+		case <-srv.done:
+			return fmt.Errorf("postgres exited during startup: %v", srv.waitErr)
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-tick.C:
@@ -264,7 +347,8 @@ func (c *Cluster) URL(dbname string) string {
 // Dir returns the absolute directory the cluster lives in.
 func (c *Cluster) Dir() string { return c.dir }
 
-// Done is closed when the server process has exited, whether stopped or crashed.
+// Done is closed once Stop has stopped the cluster for good (a server that
+// crashes is started again; see Ready).
 func (c *Cluster) Done() <-chan struct{} { return c.done }
 
 // Stop shuts the server down (fast shutdown: clients are disconnected) and
@@ -279,43 +363,45 @@ func (c *Cluster) Stop(ctx context.Context) error {
 	return c.stopErr
 }
 
-// stop signals the server and waits for it to exit.
+// stop signals the current server and waits until the supervisor has seen
+// it exit.
 func (c *Cluster) stop(ctx context.Context) error {
-	select {
-	case <-c.done:
-		if c.waitErr != nil {
-			return fmt.Errorf("pgcluster: postgres had exited: %w", c.waitErr)
-		}
-		return nil
-	default:
-	}
 	c.stopping.Store(true)
-	if err := c.cmd.Process.Signal(syscall.SIGINT); err != nil && !errors.Is(err, os.ErrProcessDone) {
+	c.mu.Lock()
+	srv := c.srv
+	c.mu.Unlock()
+	if err := srv.cmd.Process.Signal(syscall.SIGINT); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return fmt.Errorf("pgcluster: signal postgres: %w", err)
 	}
 	select {
 	case <-c.done:
 	case <-ctx.Done():
-		c.kill()
+		c.mu.Lock()
+		srv = c.srv
+		c.mu.Unlock()
+		kill(srv)
+		<-c.done
 		return fmt.Errorf("pgcluster: stop: %w", ctx.Err())
 	}
-	if c.waitErr != nil {
-		return fmt.Errorf("pgcluster: postgres exited: %w", c.waitErr)
+	c.mu.Lock()
+	srv = c.srv
+	c.mu.Unlock()
+	if srv.waitErr != nil {
+		return fmt.Errorf("pgcluster: postgres exited: %w", srv.waitErr)
 	}
 	c.log.InfoContext(ctx, "PostgreSQL stopped", "dir", c.dir)
 	return nil
 }
 
-// kill shuts the server down immediately and waits for it to exit: SIGQUIT
+// kill shuts a server down immediately and waits for it to exit: SIGQUIT
 // makes postgres stop its backends, SIGKILL follows if that takes too long.
-func (c *Cluster) kill() {
-	c.stopping.Store(true)
-	_ = c.cmd.Process.Signal(syscall.SIGQUIT)
+func kill(srv *server) {
+	_ = srv.cmd.Process.Signal(syscall.SIGQUIT)
 	select {
-	case <-c.done:
+	case <-srv.done:
 	case <-time.After(10 * time.Second):
-		_ = c.cmd.Process.Kill()
-		<-c.done
+		_ = srv.cmd.Process.Kill()
+		<-srv.done
 	}
 }
 
@@ -447,4 +533,11 @@ func tail(b []byte) string {
 		b = b[len(b)-limit:]
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// pid is the current server's process id.
+func (c *Cluster) pid() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.srv.cmd.Process.Pid
 }

@@ -158,7 +158,7 @@ func TestStartRecoversFromDeadOwner(t *testing.T) {
 			oldPID := tt.orphan(t, dir)
 
 			c := start(t, dir)
-			if c.cmd.Process.Pid == oldPID {
+			if c.pid() == oldPID {
 				t.Fatalf("new server has the old pid %d", oldPID)
 			}
 			if postmasterRunning(oldPID, c.dataDir) {
@@ -231,8 +231,10 @@ func orphanByReleasedLock(t *testing.T, dir string) int {
 	exec1(t, conn, "CREATE TABLE kept (v text)")
 	exec1(t, conn, "INSERT INTO kept VALUES ('x')")
 	conn.Close(context.Background())
+	// The owner is gone: it neither holds the lock nor supervises the server.
+	c.stopping.Store(true)
 	c.lock.Close()
-	return c.cmd.Process.Pid
+	return c.pid()
 }
 
 func TestStartRejectsBadDir(t *testing.T) {
@@ -354,7 +356,7 @@ func assertUnprivileged(t *testing.T, c *Cluster) {
 	if o, _ := clusterOwner(); o != nil {
 		want = int(o.uid)
 	}
-	for _, p := range []string{filepath.Join(c.dataDir, "PG_VERSION"), c.runDir, fmt.Sprintf("/proc/%d", c.cmd.Process.Pid)} {
+	for _, p := range []string{filepath.Join(c.dataDir, "PG_VERSION"), c.runDir, fmt.Sprintf("/proc/%d", c.pid())} {
 		fi, err := os.Stat(p)
 		if err != nil {
 			if strings.HasPrefix(p, "/proc/") {
@@ -365,5 +367,51 @@ func assertUnprivileged(t *testing.T, c *Cluster) {
 		if uid := int(fi.Sys().(*syscall.Stat_t).Uid); uid != want || uid == 0 {
 			t.Fatalf("%s owned by uid %d, want %d (never root)", p, uid, want)
 		}
+	}
+}
+
+// A server killed under the cluster (kill -9, the OOM killer) is started
+// again on the same socket, with its data, and clients reconnect.
+func TestCrashedServerIsRestarted(t *testing.T) {
+	dir := clusterDir(t)
+	// Durable commits: the fast test settings would lose the last commits
+	// to a crash, as they are meant to.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := Start(ctx, Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Stop(context.Background()) })
+	conn := connect(t, c)
+	exec1(t, conn, "CREATE TABLE kept (v text)")
+	exec1(t, conn, "INSERT INTO kept VALUES ('x')")
+	for round := 1; round <= 2; round++ {
+		old := c.pid()
+		if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for !(c.Ready() && c.pid() != old) {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: server not restarted after 30 s (ready %v)", round, c.Ready())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if got := c.Restarts(); got != int64(round) {
+			t.Fatalf("Restarts() = %d, want %d", got, round)
+		}
+		if got := rows(t, connect(t, c)); !slices.Equal(got, []string{"x"}) {
+			t.Fatalf("round %d: rows = %v, want [x]", round, got)
+		}
+	}
+	select {
+	case <-c.Done():
+		t.Fatal("Done closed although nobody stopped the cluster")
+	default:
+	}
+	stop(t, c)
+	if c.Ready() {
+		t.Error("Ready after Stop")
 	}
 }

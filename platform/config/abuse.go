@@ -166,7 +166,7 @@ const (
 	maxRateBurst  = 1_000_000
 	minRateRefill = time.Millisecond
 	maxRateRefill = 24 * time.Hour
-	maxRateWindow = 30 * 24 * time.Hour // burst × refill: how long a count is kept
+	maxRateWindow = 366 * 24 * time.Hour // burst × refill: how long a count may be kept
 )
 
 // Captcha configures the CAPTCHA asked at registration (and at sign-in after
@@ -217,8 +217,8 @@ func (p *problems) validateAbuse(c Config) {
 			p.add(key+".burst", "%d is not between 1 and %d", l.Burst, maxRateBurst)
 		case l.RefillEvery < minRateRefill || l.RefillEvery > maxRateRefill:
 			p.add(key+".refill_every", "%s is outside %s..%s", l.RefillEvery, minRateRefill, maxRateRefill)
-		case time.Duration(l.Burst)*l.RefillEvery > maxRateWindow:
-			p.add(key, "burst × refill_every is %s, more than %s", time.Duration(l.Burst)*l.RefillEvery, maxRateWindow)
+		case float64(l.Burst)*l.RefillEvery.Seconds() > maxRateWindow.Seconds(): // in float: the product may not fit a Duration
+			p.add(key, "burst × refill_every is %.0f hours, more than %.0f", float64(l.Burst)*l.RefillEvery.Hours(), maxRateWindow.Hours())
 		}
 	}
 

@@ -45,6 +45,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"math"
 	"regexp"
 	"sync"
 	"time"
@@ -85,6 +86,8 @@ func (r Rule) Validate() error {
 		return fmt.Errorf("ratelimit: rule %s: burst %d is less than 1", r.Name, r.Burst)
 	case r.Every <= 0:
 		return fmt.Errorf("ratelimit: rule %s: refill interval %s is not positive", r.Name, r.Every)
+	case int64(r.Every) > math.MaxInt64/4/int64(r.Burst):
+		return fmt.Errorf("ratelimit: rule %s: burst × refill interval is beyond a Duration", r.Name)
 	}
 	return nil
 }

@@ -139,6 +139,7 @@ func TestRuleValidate(t *testing.T) {
 		{Name: "login.ip", Burst: 1, Every: time.Second},
 		{Name: "login", Burst: 0, Every: time.Second},
 		{Name: "login", Burst: 1, Every: 0},
+		{Name: "login", Burst: 1 << 20, Every: 1 << 50},
 	} {
 		if r.Validate() == nil {
 			t.Errorf("%+v accepted", r)

@@ -18,6 +18,8 @@ type loginView struct {
 	Username    render.Field
 	Password    render.Field
 	RegisterURL string
+	// Captcha is the CAPTCHA's widget, once failures ask for it.
+	Captcha *captchaView
 }
 
 // handleLoginGet shows the sign-in form, or sends a browser that is signed
@@ -41,8 +43,8 @@ func (s *Service) handleLoginGet(w http.ResponseWriter, r *http.Request) {
 }
 
 // loginErrors are the messages of a sign-in form: next to the username, next
-// to the password, and about the whole form.
-type loginErrors struct{ username, password, form string }
+// to the password, next to the CAPTCHA, and about the whole form.
+type loginErrors struct{ username, password, captcha, form string }
 
 // handleLoginPost checks a username and password and starts a browser session.
 func (s *Service) handleLoginPost(w http.ResponseWriter, r *http.Request) {
@@ -89,6 +91,13 @@ func (s *Service) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 		// it is, so the answer is the same "wrong username or password".
 		if u, err := s.accounts.GetUserByEmail(r.Context(), &accountsv1.GetUserByEmailRequest{Email: strings.TrimSpace(typed)}); err == nil {
 			username = u.GetUser().GetUsername()
+		}
+	}
+	// After failures the CAPTCHA comes first (captcha.login_after_failures).
+	if s.captchaAtLogin(r, username) {
+		if text, status := s.checkCaptcha(r); text != "" {
+			s.renderLogin(w, r, status, f, g, loginErrors{captcha: text}, typed)
+			return
 		}
 	}
 	// The attempt takes a token from the address's and the account's
@@ -153,6 +162,9 @@ func (s *Service) renderLogin(w http.ResponseWriter, r *http.Request, status int
 	render.FocusFirst(&v.Username, &v.Password)
 	if e.form != "" && username != "" {
 		v.Username.Autofocus, v.Password.Autofocus = false, true
+	}
+	if e.captcha != "" || s.captchaAtLogin(r, s.normalizeUsername(username)) {
+		v.Captcha = s.showCaptcha(w, r, e.captcha)
 	}
 	s.render(w, r, status, "login", &render.View{Title: l.T(i18n.LoginTitle), CSRF: s.csrf.Token(w, r, "login"), Error: e.form, Page: v})
 }

@@ -41,6 +41,8 @@ type registerView struct {
 	Terms     bool
 	TermsErr  string
 	SignInURL string
+	// Captcha is the CAPTCHA's widget, when one is configured.
+	Captcha *captchaView
 }
 
 // registerForm is what a person typed on the registration page.
@@ -127,6 +129,15 @@ func (s *Service) handleRegisterPost(w http.ResponseWriter, r *http.Request) {
 	if len(form.errors) > 0 {
 		s.renderRegister(w, r, http.StatusBadRequest, f, g, form, "")
 		return
+	}
+	// The CAPTCHA comes before anything is looked up or recorded: the form
+	// is whole, and its token is asked about once.
+	if s.captcha != nil {
+		if text, status := s.checkCaptcha(r); text != "" {
+			form.errors["captcha"] = text
+			s.renderRegister(w, r, status, f, g, form, "")
+			return
+		}
 	}
 	ctx := r.Context()
 	// Usernames are public in Matrix, so saying that one is taken reveals
@@ -274,5 +285,8 @@ func (s *Service) renderRegister(w http.ResponseWriter, r *http.Request, status 
 		v.Subtitle = l.T(i18n.LoginFor, clientName(g.GetClient()))
 	}
 	render.FocusFirst(&v.Username, &v.Email, &v.Password, &v.Confirm, &v.Token)
+	if s.captcha != nil {
+		v.Captcha = s.showCaptcha(w, r, form.errors["captcha"])
+	}
 	s.render(w, r, status, "register", &render.View{Title: l.T(i18n.RegisterTitle), CSRF: s.csrf.Token(w, r, "register"), Error: formErr, Page: v})
 }

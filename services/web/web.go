@@ -55,6 +55,7 @@ import (
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
 	notifyv1 "gatehouse.dev/proto/gatehouse/notify/v1"
 	tokenv1 "gatehouse.dev/proto/gatehouse/token/v1"
+	"gatehouse.dev/services/web/internal/captcha"
 	"gatehouse.dev/services/web/internal/cookie"
 	"gatehouse.dev/services/web/internal/csrf"
 	"gatehouse.dev/services/web/internal/i18n"
@@ -96,6 +97,8 @@ type Config struct {
 	Secret []byte
 	// Limits are the rate limits (rate_limits); zero means the defaults.
 	Limits ratelimit.Rules
+	// Captcha is the CAPTCHA of registration (and of sign-in after failures).
+	Captcha CaptchaConfig
 }
 
 // Deps are the service's connections to the other services.
@@ -133,6 +136,8 @@ type Service struct {
 	// typed), shared by every replica; see limits.go.
 	limiter *ratelimit.Limiter
 	rules   ratelimit.Rules
+	// captcha checks the forms' CAPTCHA (captcha.go); nil without one.
+	captcha *captcha.Verifier
 }
 
 // New returns the web service.
@@ -181,6 +186,15 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		keys: k, cookies: jar, csrf: csrf.New(k.CSRF, jar),
 		limiter: deps.Limiter, rules: cfg.Limits,
 	}
+	if c := cfg.Captcha; c.Provider != "" {
+		if s.captcha, err = captcha.New(captcha.Config{
+			Provider: c.Provider, SiteKey: c.SiteKey, SecretKey: c.SecretKey, VerifyURL: c.VerifyURL, ScriptURL: c.ScriptURL,
+			Hostname: base.Hostname(),
+		}, nil); err != nil {
+			return nil, fmt.Errorf("web: %w", err)
+		}
+	}
+	s.cfg.Captcha.SecretKey = "" // kept by the verifier only
 	s.cop = http.NewCrossOriginProtection()
 	// The public origin is ours even when a proxy in front rewrites Host.
 	if err := s.cop.AddTrustedOrigin(base.Scheme + "://" + base.Host); err != nil {
@@ -214,6 +228,10 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 		ServerName:      rt.Config.Matrix.ServerName,
 		Secret:          []byte(rt.Config.Web.Secret),
 		Limits:          ratelimit.RulesFrom(rt.Config.RateLimits),
+		Captcha: CaptchaConfig{
+			Provider: rt.Config.Captcha.Provider, SiteKey: rt.Config.Captcha.SiteKey, SecretKey: string(rt.Config.Captcha.SecretKey),
+			VerifyURL: rt.Config.Captcha.VerifyURL, ScriptURL: rt.Config.Captcha.ScriptURL, LoginAfterFailures: rt.Config.Captcha.LoginAfterFailures,
+		},
 	}, Deps{
 		Accounts:  accountsv1.NewAccountsServiceClient(conns["accounts"]),
 		Authorize: authorizev1.NewAuthorizeServiceClient(conns["authorize"]),

@@ -106,7 +106,9 @@ func TestValidateAbuseSettings(t *testing.T) {
 			c.RateLimits.Registration = config.RateLimit{Burst: 1000, RefillEvery: 24 * time.Hour}
 		},
 			"rate_limits.registration: burst × refill_every is 24000 hours, more than 8784"},
-		{"window beyond what a Duration holds", func(c *config.Config) { c.RateLimits.Registration = config.RateLimit{Burst: 1000000, RefillEvery: 24 * time.Hour} },
+		{"window beyond what a Duration holds", func(c *config.Config) {
+			c.RateLimits.Registration = config.RateLimit{Burst: 1000000, RefillEvery: 24 * time.Hour}
+		},
 			"rate_limits.registration: burst × refill_every is"},
 		{"captcha", captcha, ""},
 		{"captcha with stand-in URLs on loopback", func(c *config.Config) {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"gatehouse.dev/platform/ratelimit"
 	"gatehouse.dev/platform/testkit"
 )
@@ -22,11 +24,14 @@ import (
 //     enough never to refuse);
 //   - new_address: one token from a key no replica has seen (one append);
 //   - other_replica: one token from a key another replica changed last (a
-//     read, then the append).
+//     read, then the append);
+//   - reference_publish: one conditional JetStream publish with a TTL and
+//     nothing else, the floor of the numbers above on this machine.
 func BenchmarkTake(b *testing.B) {
 	srv := testkit.StartNATS(b)
+	var js jetstream.JetStream
 	open := func() *ratelimit.Limiter {
-		_, js := srv.Connect(b)
+		_, js = srv.Connect(b)
 		store, err := ratelimit.OpenStore(context.Background(), js, ratelimit.StoreConfig{})
 		if err != nil {
 			b.Fatal(err)
@@ -68,6 +73,14 @@ func BenchmarkTake(b *testing.B) {
 			otherReplicaCost = time.Since(start)
 			return err
 		}},
+		{"reference_publish", func(i int) error {
+			ack, err := js.Publish(ctx, "ratelimit.bench_reference.x", []byte("0"),
+				jetstream.WithExpectLastSequencePerSubject(referenceSeq), jetstream.WithMsgTTL(time.Minute))
+			if err == nil {
+				referenceSeq = ack.Sequence
+			}
+			return err
+		}},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
@@ -95,3 +108,6 @@ func BenchmarkTake(b *testing.B) {
 
 // otherReplicaCost is the cost of the measured part of other_replica.
 var otherReplicaCost time.Duration
+
+// referenceSeq is the last sequence of reference_publish's subject.
+var referenceSeq uint64

@@ -5,6 +5,7 @@ go 1.26.0
 tool gatehouse.dev/cmd/gatehouse
 
 require (
+	gatehouse.dev/migrate v0.0.0
 	gatehouse.dev/platform v0.0.0
 	gatehouse.dev/proto v0.0.0
 	gatehouse.dev/services/accounts v0.0.0
@@ -15,6 +16,9 @@ require (
 	github.com/coreos/go-oidc/v3 v3.21.0
 	github.com/go-jose/go-jose/v4 v4.1.8
 	github.com/jackc/pgx/v5 v5.12.0
+	github.com/nats-io/nats.go v1.55.0
+	github.com/nats-io/nkeys v0.4.16
+	golang.org/x/crypto v0.58.0
 	golang.org/x/oauth2 v0.37.0
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
@@ -41,8 +45,6 @@ require (
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/nats-io/jwt/v2 v2.8.2 // indirect
 	github.com/nats-io/nats-server/v2 v2.15.2 // indirect
-	github.com/nats-io/nats.go v1.55.0 // indirect
-	github.com/nats-io/nkeys v0.4.16 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/oklog/ulid/v2 v2.1.2 // indirect
 	github.com/prometheus/client_golang v1.25.0 // indirect
@@ -63,7 +65,6 @@ require (
 	go.opentelemetry.io/otel/sdk v1.47.0 // indirect
 	go.opentelemetry.io/otel/sdk/metric v1.47.0 // indirect
 	go.opentelemetry.io/otel/trace v1.47.0 // indirect
-	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/sync v0.24.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
@@ -75,6 +76,7 @@ require (
 
 replace (
 	gatehouse.dev/cmd/gatehouse => ../cmd/gatehouse
+	gatehouse.dev/migrate => ../migrate
 	gatehouse.dev/platform => ../platform
 	gatehouse.dev/proto => ../proto
 	gatehouse.dev/services/accounts => ../services/accounts

@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -270,13 +271,17 @@ type splitDeployment struct {
 	natsURL, dbURL string
 	// secret is the internal secret every process is configured with.
 	secret string
+	// kek is the key-encryption key (base64) every process is configured with.
+	kek string
 }
 
 func newSplitDeployment(t *testing.T) *splitDeployment {
 	t.Helper()
-	secret := make([]byte, 32)
+	secret, kek := make([]byte, 32), make([]byte, 32)
 	rand.Read(secret)
-	return &splitDeployment{natsURL: testkit.StartNATS(t).ClientURL(), dbURL: testkit.Postgres(t), secret: hex.EncodeToString(secret)}
+	rand.Read(kek)
+	return &splitDeployment{natsURL: testkit.StartNATS(t).ClientURL(), dbURL: testkit.Postgres(t), secret: hex.EncodeToString(secret),
+		kek: base64.StdEncoding.EncodeToString(kek)}
 }
 
 // process starts `gatehouse serve` running only the named services; the
@@ -289,6 +294,7 @@ func (d *splitDeployment) process(t *testing.T, services string, peer *server, p
 		"GATEHOUSE_SERVICES=" + services,
 		"GATEHOUSE_MATRIX_SECRET=" + homeserverSecret,
 		"GATEHOUSE_INTERNAL_SECRET=" + d.secret,
+		"GATEHOUSE_SECRETS_ENCRYPTION_KEY=" + d.kek,
 	}, extra...)
 	if publicURL != "" {
 		env = append(env, "GATEHOUSE_PUBLIC_URL="+publicURL)

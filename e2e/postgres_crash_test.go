@@ -156,4 +156,3 @@ func registerCCClient(t *testing.T, base string) (id, secret string) {
 	}
 	return reg["client_id"].(string), reg["client_secret"].(string)
 }
-

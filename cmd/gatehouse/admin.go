@@ -416,7 +416,10 @@ func configCommand(args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch sub {
 	case "generate":
-		if err = a.parse(args, 0); err == nil {
+		synapseConfig := a.fs.String("synapse-config", "", "derive the configuration from Synapse's homeserver.yaml")
+		if err = a.parse(args, 0); err == nil && *synapseConfig != "" {
+			err = generateFromSynapse(*synapseConfig, a.stdout, stderr)
+		} else if err == nil {
 			var out []byte
 			if out, err = config.Default().YAML(); err == nil {
 				_, err = a.stdout.Write(out)

@@ -3,6 +3,7 @@ module gatehouse.dev/cmd/gatehouse
 go 1.26.0
 
 require (
+	gatehouse.dev/migrate v0.0.0
 	gatehouse.dev/platform v0.0.0
 	gatehouse.dev/proto v0.0.0
 	gatehouse.dev/services/accounts v0.0.0
@@ -66,6 +67,7 @@ require (
 )
 
 replace (
+	gatehouse.dev/migrate => ../../migrate
 	gatehouse.dev/platform => ../../platform
 	gatehouse.dev/proto => ../../proto
 	gatehouse.dev/services/accounts => ../../services/accounts

@@ -6,6 +6,7 @@
 //	gatehouse homeserver sync
 //	gatehouse registration-token add|list|revoke
 //	gatehouse config generate|check
+//	gatehouse migrate synapse --check
 //	gatehouse credential admin|accounts|authorize|token|notify|web
 //
 // The admin commands talk to a running Gatehouse over its gRPC API
@@ -42,8 +43,15 @@ commands:
   homeserver sync [--timeout D]        provision every user and device on the homeserver
   registration-token add [--uses N] [--expires D]   a token for account.registration: token
   registration-token list | revoke ID
-  config generate                      print a configuration file with every default
+  config generate [--synapse-config homeserver.yaml]
+                                       print a configuration file with every default,
+                                       or derived from Synapse's (what is not carried over is listed)
   config check [--config F]            validate a configuration file
+  migrate synapse --check [--synapse-database URL] [--synapse-config homeserver.yaml]
+                  [--format auto|text|json] [--ignore-missing-auth-providers]
+                                       check a Synapse homeserver for migration, changing nothing
+                                       (exit 0 ok, 10 errors, 11 warnings); --check is the only mode
+                                       in this build: the import itself comes in a later version
   credential NAME                      print the gRPC credential of admin or a service (e.g. for grpcurl)
 
 Every command takes --config F (env GATEHOUSE_CONFIG); admin commands take --grpc ADDR.
@@ -70,6 +78,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return registrationTokenCommand(ctx, rest, stdout, stderr)
 	case "config":
 		return configCommand(rest, stdout, stderr)
+	case "migrate":
+		return migrateCommand(ctx, rest, stdout, stderr)
 	case "credential":
 		return credentialCommand(rest, stdout, stderr)
 	case "help", "-h", "--help":

@@ -86,3 +86,88 @@ func TestHomeserverSyncCommandLine(t *testing.T) {
 		}
 	}
 }
+
+// `gatehouse migrate synapse` accepts only --check in this build, and says so.
+func TestMigrateSynapseCommandLine(t *testing.T) {
+	t.Setenv("GATEHOUSE_DATA_DIR", t.TempDir())
+	for _, tt := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"migrate"}, 2, "migrate needs a source: synapse"},
+		{[]string{"migrate", "dendrite"}, 2, `unknown migration source "dendrite"`},
+		{[]string{"migrate", "synapse", "--synapse-database", "postgres://localhost/synapse"}, 2, "only --check is available in this build"},
+		{[]string{"migrate", "synapse", "--check", "--dry-run", "--synapse-database", "postgres://localhost/synapse"}, 2, "only --check is available"},
+		{[]string{"migrate", "synapse", "--check"}, 2, "give --synapse-database"},
+		{[]string{"migrate", "synapse", "--check", "--format", "yaml", "--synapse-database", "postgres://x/y"}, 2, "--format must be"},
+		{[]string{"migrate", "synapse", "--check", "--synapse-config", "/nonexistent/homeserver.yaml"}, 1, "/nonexistent/homeserver.yaml"},
+		{[]string{"migrate", "synapse", "--check", "extra"}, 2, "expected 0 argument"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), tt.args, nil, &out, &errOut); code != tt.code || !strings.Contains(errOut.String(), tt.want) {
+			t.Errorf("%v: exit %d, %q; want %d mentioning %q", tt.args, code, errOut.String(), tt.code, tt.want)
+		}
+	}
+	// Nothing listens: the check fails to connect, exit 1, without the password.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), []string{"migrate", "synapse", "--check", "--synapse-database",
+		"postgres://synapse:hunter2secret@" + addr + "/synapse?connect_timeout=5"}, nil, &out, &errOut)
+	if code != 1 || !strings.Contains(errOut.String(), "connect") || strings.Contains(errOut.String(), "hunter2secret") {
+		t.Errorf("unreachable database: exit %d, %q", code, errOut.String())
+	}
+	var help bytes.Buffer
+	run(context.Background(), []string{"help"}, nil, &help, &errOut)
+	if !strings.Contains(help.String(), "migrate synapse --check") || !strings.Contains(help.String(), "only mode") {
+		t.Errorf("help does not tell about migrate: %s", help.String())
+	}
+}
+
+// `gatehouse config generate --synapse-config` prints a configuration that
+// loads, with Synapse's server name and what was not carried over.
+func TestConfigGenerateFromSynapse(t *testing.T) {
+	dir := t.TempDir()
+	hs := filepath.Join(dir, "homeserver.yaml")
+	if err := os.WriteFile(hs, []byte(`server_name: example.org
+public_baseurl: https://matrix.example.org/
+enable_registration: false
+password_config: {pepper: "the pepper"}
+email: {smtp_host: mail.example.org, smtp_port: 465, force_tls: true, notif_from: "Chat <chat@example.org>"}
+allow_guest_access: true
+oidc_providers:
+  - {idp_id: keycloak, idp_name: Company SSO, issuer: "https://sso.example.org/realms/staff", client_id: synapse, client_secret: s3cret}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"config", "generate", "--synapse-config", hs}, nil, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	path := filepath.Join(dir, "gatehouse.yaml")
+	if err := os.WriteFile(path, out.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path, nil)
+	if err != nil {
+		t.Fatalf("generated configuration does not load: %v\n%s", err, out.String())
+	}
+	if cfg.Matrix.ServerName != "example.org" || cfg.PublicURL != "https://auth.example.org/" ||
+		string(cfg.Passwords.BcryptPepper) != "the pepper" || cfg.SMTP.URL != "smtps://mail.example.org:465" ||
+		cfg.Account.Registration != "closed" {
+		t.Errorf("derived %+v", cfg)
+	}
+	for _, want := range []string{"synapse_idp_id: oidc-keycloak", "allow_guest_access", "Not carried over"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if !strings.Contains(errOut.String(), "not carried over") {
+		t.Errorf("stderr %q", errOut.String())
+	}
+}

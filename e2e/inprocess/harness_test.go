@@ -24,6 +24,7 @@ import (
 	"gatehouse.dev/platform/grpcx"
 	"gatehouse.dev/platform/httpx"
 	"gatehouse.dev/platform/pg"
+	"gatehouse.dev/platform/sealed"
 	"gatehouse.dev/platform/testkit"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
@@ -113,16 +114,18 @@ func newStack(t *testing.T, configure ...func(*token.Config)) *stack {
 	st.accounts = accountsv1.NewAccountsServiceClient(st.conn)
 	fromToken := dial("token")
 
+	// One key-encryption key for the composed services, as one process has.
+	keyring := sealed.NewRandomKeyring()
 	accCfg := accounts.Config{ServerName: "example.org"}
 	// Cheap hashing: these tests are not about its cost.
 	accCfg.Passwords.MemoryKiB, accCfg.Passwords.Iterations, accCfg.Passwords.Parallelism = 64, 1, 1
 	acc, err := accounts.New(ctx, accCfg,
-		accounts.Deps{Pool: pool(accounts.Schema), JetStream: js, Logger: logger.With("service", "accounts")})
+		accounts.Deps{Pool: pool(accounts.Schema), JetStream: js, Logger: logger.With("service", "accounts"), Keyring: keyring})
 	if err != nil {
 		t.Fatal(err)
 	}
 	authz, err := authorize.New(ctx, authorize.Config{Issuer: st.issuer},
-		authorize.Deps{Pool: pool(authorize.Schema), JetStream: js, Logger: logger.With("service", "authorize")})
+		authorize.Deps{Pool: pool(authorize.Schema), JetStream: js, Logger: logger.With("service", "authorize"), Keyring: keyring})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,6 +136,7 @@ func newStack(t *testing.T, configure ...func(*token.Config)) *stack {
 	tok, err := token.New(ctx, cfg, token.Deps{
 		Pool: pool(token.Schema), JetStream: js, Logger: logger.With("service", "token"),
 		Authorize: authorizev1.NewAuthorizeServiceClient(fromToken), Accounts: accountsv1.NewAccountsServiceClient(fromToken),
+		Keyring: keyring,
 	})
 	if err != nil {
 		t.Fatal(err)

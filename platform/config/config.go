@@ -85,6 +85,8 @@ type Config struct {
 	Captcha Captcha `yaml:"captcha"`
 	// Timeouts bounds how long work on behalf of a caller may take.
 	Timeouts Timeouts `yaml:"timeouts"`
+	// Secrets configures the keys that seal the secrets kept in events.
+	Secrets Secrets `yaml:"secrets"`
 }
 
 // Timeouts bounds the work a request causes.
@@ -154,6 +156,32 @@ type NATS struct {
 	URL string `yaml:"url"`
 	// Replicas is the JetStream replication factor, 1..5 (GATEHOUSE_NATS_REPLICAS).
 	Replicas int `yaml:"replicas"`
+	// Listen is host:port the embedded server listens on; empty: 127.0.0.1
+	// on a free port, so only this machine can connect (GATEHOUSE_NATS_LISTEN).
+	Listen string `yaml:"listen"`
+	// User and Password authenticate to NATS; with the embedded server, they
+	// are the credentials it requires (GATEHOUSE_NATS_USER, GATEHOUSE_NATS_PASSWORD).
+	User     string `yaml:"user"`
+	Password Secret `yaml:"password"`
+	// NkeySeedFile holds an nkey seed ("SU…") to authenticate with; with the
+	// embedded server, the server trusts its public key (GATEHOUSE_NATS_NKEY_SEED_FILE).
+	NkeySeedFile string `yaml:"nkey_seed_file"`
+	// CredsFile is a .creds file (user JWT and nkey seed) for an external NATS
+	// run with accounts (GATEHOUSE_NATS_CREDS_FILE).
+	CredsFile string `yaml:"creds_file"`
+	// TLS configures TLS to an external NATS.
+	TLS NATSTLS `yaml:"tls"`
+}
+
+// NATSTLS configures TLS to an external NATS server.
+type NATSTLS struct {
+	// CAFile is the PEM bundle the server's certificate must chain to; TLS is
+	// required when set (GATEHOUSE_NATS_TLS_CA_FILE).
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are this client's certificate and key, for servers
+	// that verify clients (mutual TLS) (GATEHOUSE_NATS_TLS_CERT_FILE, GATEHOUSE_NATS_TLS_KEY_FILE).
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 }
 
 // Log configures the process log.
@@ -179,6 +207,10 @@ type Passwords struct {
 	// MinStrengthBits is the least estimated strength, in bits, of a new password
 	// chosen on the pages (GATEHOUSE_PASSWORD_MIN_STRENGTH_BITS, 20..128; 40 by default).
 	MinStrengthBits int `yaml:"min_strength_bits"`
+	// BcryptPepper is Synapse's password_config.pepper: bcrypt hashes imported
+	// from Synapse were made of the password with it appended, so verifying
+	// them needs it (GATEHOUSE_BCRYPT_PEPPER; empty: none). Never logged.
+	BcryptPepper Secret `yaml:"bcrypt_pepper"`
 }
 
 // Argon2 holds argon2id cost parameters; the OWASP minimum is m=19456 KiB, t=2, p=1.
@@ -219,7 +251,7 @@ type SMTP struct {
 	// URL is smtp://user:password@host:port (STARTTLS whenever the server
 	// offers it; port 587 by default) or smtps://user:password@host:port
 	// (implicit TLS; port 465 by default). Empty writes emails to
-	// data_dir/outbox and logs them instead of sending them (GATEHOUSE_SMTP_URL).
+	// data_dir/outbox (logging only that it did) instead of sending them (GATEHOUSE_SMTP_URL).
 	URL string `yaml:"url"`
 }
 

@@ -59,6 +59,7 @@ services:
 		"GATEHOUSE_TRACE_SAMPLE_RATIO=0.25",
 		"GATEHOUSE_ENDPOINT_TOKEN=dns:///token.internal:9090",
 		"GATEHOUSE_MATRIX_SECRET=0123456789abcdef0123",
+		"GATEHOUSE_BCRYPT_PEPPER=pepper from env",
 		"GATEHOUSE_INTERNAL_SECRET=0123456789abcdef0123456789abcdef",
 		"GATEHOUSE_DATA_DIR=", // empty counts as unset
 		"HOME=/root",
@@ -82,6 +83,7 @@ services:
 		{"grpc.addr default", c.GRPC.Addr, "127.0.0.1:9090"},
 		{"services.run from file", c.Services.Run, []string{"web"}},
 		{"secret from env", string(c.Matrix.Secret), "0123456789abcdef0123"},
+		{"bcrypt pepper from env", string(c.Passwords.BcryptPepper), "pepper from env"},
 		{"endpoint from file", c.Endpoint("accounts"), "accounts:9090"},
 		{"endpoint from env", c.Endpoint("token"), "dns:///token.internal:9090"},
 		{"endpoint defaults to own grpc addr", c.Endpoint("notify"), "127.0.0.1:9090"},
@@ -248,11 +250,13 @@ func TestValidate(t *testing.T) {
 		{"endpoint unix", func(c *config.Config) {
 			c.Services.Endpoints = map[string]string{"accounts": "unix:///run/gh.sock"}
 			c.Internal.Secret = "0123456789abcdef0123456789abcdef"
+			c.Secrets.EncryptionKey = config.Secret(testKEK)
 		}, ""},
 		{"split deployment without a shared secret", func(c *config.Config) { c.Services.Endpoints = map[string]string{"accounts": "accounts:9090"} }, "internal.secret"},
 		{"split deployment with mutual TLS", func(c *config.Config) {
 			c.Services.Run = []string{"token"}
 			c.GRPC.TLS = config.GRPCTLS{CertFile: "token.pem", KeyFile: "token-key.pem", CAFile: "ca.pem"}
+			c.Secrets.EncryptionKey = config.Secret(testKEK)
 		}, ""},
 		{"short internal secret", func(c *config.Config) { c.Internal.Secret = "short" }, "internal.secret"},
 		{"TLS key without certificate", func(c *config.Config) { c.GRPC.TLS.KeyFile = "k.pem" }, "grpc.tls"},
@@ -300,13 +304,16 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 func TestRedaction(t *testing.T) {
 	c := config.Default()
 	c.Matrix.Secret = "matrix-shared-secret-value"
+	c.Passwords.BcryptPepper = "synapse-pepper-value"
 	c.Database.URL = "postgres://gatehouse:db-password@db:5432/gh?password=query-password"
 	c.NATS.URL = "nats://nats-token@n1:4222,nats://user:nats-password@n2:4222"
 	c.NATS.Replicas = 3
+	c.Secrets.EncryptionKey = config.Secret(testKEK)
+	c.Secrets.PreviousKeys = []config.Secret{config.Secret(previousKEK)}
 	if err := c.Validate(); err != nil {
 		t.Fatalf("Validate: %v", err)
 	}
-	secrets := []string{"matrix-shared-secret-value", "db-password", "query-password", "nats-token", "nats-password"}
+	secrets := []string{"matrix-shared-secret-value", "synapse-pepper-value", "db-password", "query-password", "nats-token", "nats-password", testKEK, previousKEK}
 
 	var logs bytes.Buffer
 	slog.New(slog.NewJSONHandler(&logs, nil)).Info("starting", "config", c)
@@ -349,6 +356,8 @@ func TestYAMLRoundTrip(t *testing.T) {
 	want.Matrix.Secret = "0123456789abcdef-secret"
 	want.Services.Endpoints = map[string]string{"accounts": "accounts:9090"}
 	want.Internal.Secret = "0123456789abcdef0123456789abcdef"
+	want.Secrets.EncryptionKey = config.Secret(testKEK)
+	want.Passwords.BcryptPepper = "a pepper: with YAML's characters #"
 	out, err := want.YAML()
 	if err != nil {
 		t.Fatalf("YAML: %v", err)

@@ -32,19 +32,28 @@ func (s Secret) GoString() string { return fmt.Sprintf("%q", s.String()) }
 // LogValue returns the redacted form.
 func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
 
-// Redacted returns a copy of c with the homeserver, web, internal and
-// CAPTCHA secrets and the passwords of the database, NATS and SMTP URLs
-// replaced by "[redacted]" and "xxxxx".
+// Redacted returns a copy of c with the homeserver, web and CAPTCHA secrets,
+// the NATS password, the key-encryption keys, the bcrypt pepper and the
+// passwords of the database, NATS and SMTP URLs replaced by "[redacted]" and
+// "xxxxx".
 func (c Config) Redacted() Config {
 	c.Matrix.Secret = Secret(c.Matrix.Secret.String())
 	c.Web.Secret = Secret(c.Web.Secret.String())
 	c.Internal.Secret = Secret(c.Internal.Secret.String())
 	c.Captcha.SecretKey = Secret(c.Captcha.SecretKey.String())
 	c.HTTP.TrustedProxies = append([]string(nil), c.HTTP.TrustedProxies...)
+	c.Passwords.BcryptPepper = Secret(c.Passwords.BcryptPepper.String())
 	c.OAuth.Clients = append([]StaticClient(nil), c.OAuth.Clients...)
 	for i := range c.OAuth.Clients {
 		c.OAuth.Clients[i].ClientSecret = Secret(c.OAuth.Clients[i].ClientSecret.String())
 	}
+	c.NATS.Password = Secret(c.NATS.Password.String())
+	c.Secrets.EncryptionKey = Secret(c.Secrets.EncryptionKey.String())
+	c.Secrets.PreviousKeys = append([]Secret(nil), c.Secrets.PreviousKeys...)
+	for i := range c.Secrets.PreviousKeys {
+		c.Secrets.PreviousKeys[i] = Secret(c.Secrets.PreviousKeys[i].String())
+	}
+	c.Secrets.PreviousKeyFiles = append([]string(nil), c.Secrets.PreviousKeyFiles...)
 	c.Database.URL = redactURLs(c.Database.URL, false)
 	c.NATS.URL = redactURLs(c.NATS.URL, true)
 	c.SMTP.URL = redactURLs(c.SMTP.URL, false)
@@ -81,6 +90,13 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("database_max_conns", r.Database.MaxConns),
 		slog.String("nats_url", orEmbedded(r.NATS.URL)),
 		slog.Int("nats_replicas", r.NATS.Replicas),
+		slog.String("nats_listen", r.NATS.Listen),
+		slog.String("nats_user", r.NATS.User),
+		slog.String("nats_password", string(r.NATS.Password)),
+		slog.String("nats_nkey_seed_file", r.NATS.NkeySeedFile),
+		slog.String("nats_creds_file", r.NATS.CredsFile),
+		slog.String("nats_tls_ca_file", r.NATS.TLS.CAFile),
+		slog.String("nats_tls_cert_file", r.NATS.TLS.CertFile),
 		slog.String("log_level", r.Log.Level),
 		slog.String("log_format", r.Log.Format),
 		slog.String("traces", r.Telemetry.Traces),
@@ -88,6 +104,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("argon2_memory_kib", r.Passwords.Argon2.MemoryKiB),
 		slog.Int("argon2_iterations", r.Passwords.Argon2.Iterations),
 		slog.Int("argon2_parallelism", r.Passwords.Argon2.Parallelism),
+		slog.String("bcrypt_pepper", string(r.Passwords.BcryptPepper)),
 		slog.String("matrix_server_name", r.Matrix.ServerName),
 		slog.String("matrix_homeserver_url", r.Matrix.HomeserverURL),
 		slog.String("matrix_secret", string(r.Matrix.Secret)),
@@ -102,6 +119,9 @@ func (c Config) LogValue() slog.Value {
 		slog.String("forwarded_header", r.HTTP.ForwardedHeader),
 		slog.String("captcha", r.Captcha.Provider),
 		slog.String("captcha_secret_key", string(r.Captcha.SecretKey)),
+		slog.String("secrets_encryption_key", string(r.Secrets.EncryptionKey)),
+		slog.String("secrets_encryption_key_file", r.Secrets.EncryptionKeyFile),
+		slog.Int("secrets_previous_keys", len(r.Secrets.PreviousKeys)+len(r.Secrets.PreviousKeyFiles)),
 	)
 }
 

@@ -73,6 +73,8 @@ func (c Config) Validate() error {
 	if c.NATS.URL == "" && c.NATS.Replicas > 1 {
 		p.add("nats.replicas", "must be 1 with the embedded server (nats.url empty)")
 	}
+	p.validateNATSAuth(c.NATS)
+	p.validateSecrets(c)
 
 	p.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	p.oneOf("log.format", c.Log.Format, "text", "json")

@@ -25,7 +25,7 @@ func sectionDocs() map[string]string {
 		"nats":               "NATS JetStream holding the events.",
 		"log":                "Process log on stderr.",
 		"telemetry":          "OpenTelemetry tracing.",
-		"passwords":          "Password hashing with argon2id.",
+		"passwords":          "Password hashing with argon2id (and bcrypt hashes imported from Synapse).",
 		"passwords.argon2":   "Cost parameters; weaker than OWASP's minimum is refused.",
 		"matrix":             "The Matrix homeserver Gatehouse authenticates for.",
 		"services":           "Which services run in this process, and where the others are.",
@@ -35,6 +35,8 @@ func sectionDocs() map[string]string {
 		"branding":           "How Gatehouse names itself to users.",
 		"web":                "The web service's pages (sign-in, registration, consent, account).",
 		"captcha":            "CAPTCHA at registration (and at sign-in after failures), verified with the provider server side.",
+		"nats.tls":           "TLS to an external NATS server.",
+		"secrets":            "Key-encryption keys: the secrets kept in events (services' keys, password hashes) are sealed with them.",
 	}
 }
 

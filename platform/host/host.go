@@ -29,6 +29,7 @@ import (
 	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/pgcluster"
 	"gatehouse.dev/platform/ratelimit"
+	"gatehouse.dev/platform/sealed"
 	"gatehouse.dev/platform/secretfile"
 	"gatehouse.dev/platform/telemetry"
 )
@@ -40,6 +41,9 @@ type Runtime struct {
 	Telemetry *telemetry.Telemetry
 	NATS      *nats.Conn
 	JetStream jetstream.JetStream
+	// Keyring seals the secrets kept in events; nil in a process that runs
+	// only the web service, which keeps none.
+	Keyring *sealed.Keyring
 
 	dbURL   string
 	natsSrv *natsserver.Server
@@ -90,20 +94,17 @@ func Start(ctx context.Context, cfg config.Config, name string, logger *slog.Log
 			return nil, err
 		}
 	}
-	natsURL := cfg.NATS.URL
-	if natsURL == "" {
-		dir := filepath.Join(cfg.DataDir, "nats")
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, fmt.Errorf("nats store: %w", err)
-		}
-		rt.natsSrv, err = natsserver.Start(natsserver.Options{StoreDir: dir})
-		if err != nil {
+	if cfg.SealsSecrets() {
+		if rt.Keyring, err = openKeyring(cfg, logger); err != nil {
 			return nil, err
 		}
-		natsURL = rt.natsSrv.ClientURL()
-		logger.Info("embedded NATS JetStream started", "store", dir)
 	}
-	rt.NATS, err = nats.Connect(natsURL, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second))
+	target, err := startNATS(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	rt.natsSrv = target.srv
+	rt.NATS, err = nats.Connect(target.url, append(target.opts, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second))...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -28,7 +29,14 @@ func Main(name string, args []string, stderr io.Writer, build Build) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg, err := config.Load(*path, os.Environ())
+	environ := os.Environ()
+	if slices.Contains(config.AllServices(), name) {
+		// A service's own binary runs that service alone, whatever the
+		// configuration shared with the other services says: it gets only
+		// the secrets that service needs (the web service: no keyring).
+		environ = append(environ, "GATEHOUSE_SERVICES="+name)
+	}
+	cfg, err := config.Load(*path, environ)
 	if err == nil {
 		err = cfg.Validate()
 	}

@@ -10,9 +10,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"gatehouse.dev/platform/telemetry"
 )
@@ -79,17 +82,34 @@ func Deadline(next http.Handler, d time.Duration) http.Handler {
 // Instrument traces and measures next as the operation name. Requests are
 // treated as coming from the public internet: an incoming trace context
 // becomes a link of a new trace, so callers cannot pick trace ids or force
-// sampling. A nil t returns next unchanged.
+// sampling. Spans record the route a request matched ("/recover/{ticket}"),
+// never its path, which may carry a secret. A nil t returns next unchanged.
 func Instrument(next http.Handler, t *telemetry.Telemetry, name string) http.Handler {
 	if t == nil {
 		return next
 	}
-	return otelhttp.NewHandler(next, name,
+	return otelhttp.NewHandler(routeOnly(next), name,
 		otelhttp.WithTracerProvider(t.TracerProvider()),
 		otelhttp.WithMeterProvider(t.MeterProvider()),
 		otelhttp.WithPropagators(t.Propagator()),
 		otelhttp.WithPublicEndpointFn(func(*http.Request) bool { return true }),
 	)
+}
+
+// routeOnly replaces the path otelhttp records on the request's span with the
+// pattern of the http.ServeMux route that served it (set on the request by
+// the mux; "unmatched" when none did), so that no recovery ticket or other
+// secret in a path reaches a trace exporter.
+func routeOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r)
+		route := "unmatched"
+		if i := strings.IndexByte(r.Pattern, '/'); i >= 0 {
+			route = r.Pattern[i:] // without the method and host of "GET host/path"
+		}
+		trace.SpanFromContext(r.Context()).SetAttributes(
+			attribute.String("url.path", route), attribute.String("http.route", route))
+	})
 }
 
 // Serve listens on addr and serves h until ctx is done, then shuts down

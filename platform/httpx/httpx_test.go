@@ -1,6 +1,7 @@
 package httpx_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -219,6 +220,35 @@ func TestInstrument(t *testing.T) {
 	plain := http.NotFoundHandler()
 	if got := httpx.Instrument(plain, nil, "x"); got == nil {
 		t.Error("Instrument with nil telemetry returned nil")
+	}
+}
+
+// A secret in a request's path (a recovery ticket) never reaches the traces:
+// spans record the route the request matched.
+func TestInstrumentRecordsRoutesNotPaths(t *testing.T) {
+	var traces bytes.Buffer
+	tel, err := telemetry.Setup(t.Context(), telemetry.Options{ServiceName: "http-test", SampleRatio: 1, Traces: "stdout",
+		TraceWriter: &traces, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /recover/{ticket}", func(w http.ResponseWriter, r *http.Request) {})
+	mux.HandleFunc("/", http.NotFound)
+	h := httpx.Instrument(httpx.SecurityHeaders(mux), tel, "public")
+	const ticket = "Zq8ticketSECRETticketSECRET0000x"
+	for _, path := range []string{"/recover/" + ticket, "/" + ticket + "/nothing"} {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, path, nil))
+	}
+	if err := tel.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	out := traces.String()
+	if strings.Contains(out, ticket) {
+		t.Fatalf("the traces hold the ticket:\n%s", out)
+	}
+	if !strings.Contains(out, "/recover/{ticket}") {
+		t.Fatalf("the traces do not record the route:\n%s", out)
 	}
 }
 

@@ -2,7 +2,8 @@
 //
 // It is used by `gatehouse serve` when no external NATS URL is configured, and
 // by the test kit. File storage lives under the given directory, so a restart of
-// the process keeps every acknowledged event.
+// the process keeps every acknowledged event. It listens on loopback unless
+// told otherwise and requires credentials (a user and password, or an nkey).
 package natsserver
 
 import (
@@ -11,12 +12,20 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nkeys"
 )
 
 // Options configures an embedded server.
 type Options struct {
 	// StoreDir holds JetStream's file storage. Required.
 	StoreDir string
+	// User and Password, or the public Nkey ("U…") of a client's key pair,
+	// are the credentials every client must present. One of them is
+	// required unless Anonymous is set.
+	User, Password string
+	Nkey           string
+	// Anonymous lets any client connect without credentials (tests only).
+	Anonymous bool
 	// Host to listen on; defaults to 127.0.0.1.
 	Host string
 	// Port to listen on; 0 or -1 picks a free port.
@@ -49,7 +58,7 @@ func Start(opts Options) (*Server, error) {
 	if name == "" {
 		name = "gatehouse"
 	}
-	srv, err := server.NewServer(&server.Options{
+	sopts := &server.Options{
 		ServerName: name,
 		Host:       host,
 		Port:       port,
@@ -59,7 +68,23 @@ func Start(opts Options) (*Server, error) {
 		NoLog:      !opts.Logs,
 		// Events are small; a generous payload limit still guards the server.
 		MaxPayload: 8 << 20,
-	})
+	}
+	switch {
+	case opts.Nkey != "" && opts.User != "":
+		return nil, errors.New("natsserver: give a user and password or an nkey, not both")
+	case opts.Nkey != "":
+		if !nkeys.IsValidPublicUserKey(opts.Nkey) {
+			return nil, errors.New("natsserver: Nkey is not a public user nkey")
+		}
+		sopts.Nkeys = []*server.NkeyUser{{Nkey: opts.Nkey}}
+	case opts.User != "" && opts.Password != "":
+		sopts.Users = []*server.User{{Username: opts.User, Password: opts.Password}}
+	case opts.User != "" || opts.Password != "":
+		return nil, errors.New("natsserver: a user needs a password")
+	case !opts.Anonymous:
+		return nil, errors.New("natsserver: no credentials: give a user and password or an nkey (or Anonymous, for tests)")
+	}
+	srv, err := server.NewServer(sopts)
 	if err != nil {
 		return nil, fmt.Errorf("natsserver: configure: %w", err)
 	}

@@ -21,7 +21,7 @@ type NATSServer struct {
 func StartNATS(t testing.TB) *NATSServer {
 	t.Helper()
 	dir := t.TempDir()
-	srv, err := natsserver.Start(natsserver.Options{StoreDir: dir})
+	srv, err := natsserver.Start(natsserver.Options{StoreDir: dir, Anonymous: true})
 	if err != nil {
 		t.Fatalf("start nats: %v", err)
 	}

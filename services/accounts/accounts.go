@@ -29,6 +29,7 @@ import (
 	"gatehouse.dev/platform/host"
 	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/projection"
+	"gatehouse.dev/platform/sealed"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	"gatehouse.dev/services/accounts/internal/password"
 	"gatehouse.dev/services/accounts/migrations"
@@ -67,6 +68,8 @@ type Deps struct {
 	Logger    *slog.Logger
 	// Propagator carries trace context into event headers; may be nil.
 	Propagator propagation.TextMapPropagator
+	// Keyring seals the password hashes kept in events.
+	Keyring *sealed.Keyring
 }
 
 // Service is the accounts service.
@@ -81,7 +84,8 @@ type Service struct {
 	clock       func() time.Time
 	activity    *activity.Recorder
 	flushEvery  time.Duration
-	proofKey    []byte // MACs authentication proofs (proofs.go)
+	keyring     *sealed.Keyring // seals password hashes (passwords.go)
+	proofKey    []byte          // MACs authentication proofs (proofs.go)
 }
 
 // New migrates the service's schema, opens its stream and prepares its projections.
@@ -91,6 +95,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	}
 	if err := cfg.Passwords.Validate(); err != nil {
 		return nil, fmt.Errorf("accounts: password hashing parameters: %w", err)
+	}
+	if deps.Keyring == nil {
+		return nil, fmt.Errorf("accounts: no keyring to seal password hashes")
 	}
 	if err := pg.Migrate(ctx, deps.Pool, migrations.FS); err != nil {
 		return nil, fmt.Errorf("accounts: migrate: %w", err)
@@ -130,6 +137,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		clock:       clock,
 		activity:    activity.New(),
 		flushEvery:  flushEvery,
+		keyring:     deps.Keyring,
 	}
 	if err := s.loadProofKey(ctx); err != nil {
 		return nil, err
@@ -138,10 +146,16 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 }
 
 // Run keeps the projections current and writes browser session activity
-// until ctx ends; then it writes the activity noted since the last flush.
+// until ctx ends; then it writes the activity noted since the last flush. At
+// start it seals again the password hashes that need it (passwords.go).
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.runActivity(ctx) })
+	wg.Go(func() {
+		if err := s.resealPasswords(ctx); err != nil && ctx.Err() == nil {
+			s.logger.ErrorContext(ctx, "sealing password hashes again failed; it is tried again at the next start", "err", err)
+		}
+	})
 	err := s.projections.Run(ctx)
 	wg.Wait()
 	return err
@@ -169,5 +183,5 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 		ServerName: rt.Config.Matrix.ServerName,
 		Passwords:  password.Params{MemoryKiB: uint32(a.MemoryKiB), Iterations: uint32(a.Iterations), Parallelism: uint8(a.Parallelism)},
 		Replicas:   rt.Config.NATS.Replicas,
-	}, Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "accounts"), Propagator: rt.Telemetry.Propagator()})
+	}, Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "accounts"), Propagator: rt.Telemetry.Propagator(), Keyring: rt.Keyring})
 }

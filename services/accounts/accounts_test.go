@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"gatehouse.dev/platform/pg"
+	"gatehouse.dev/platform/sealed"
 	"gatehouse.dev/platform/testkit"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	"gatehouse.dev/services/accounts"
@@ -36,7 +37,7 @@ func start(t *testing.T) accountsv1.AccountsServiceClient {
 	}
 	t.Cleanup(pool.Close)
 	svc, err := accounts.New(ctx, accounts.Config{ServerName: "example.org", Passwords: cheap},
-		accounts.Deps{Pool: pool, JetStream: testkit.NATS(t), Logger: logger})
+		accounts.Deps{Pool: pool, JetStream: testkit.NATS(t), Logger: logger, Keyring: sealed.NewRandomKeyring()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,20 +77,25 @@ func (s *Service) register(ctx context.Context, in registration, actor string) (
 		}
 	}
 	return s.createUser(ctx, user.RegisterCommand{
-		Username: in.Username, Email: email, PasswordHash: hash, Admin: in.Admin,
+		Username: in.Username, Email: email, Admin: in.Admin,
 		DisplayName: in.DisplayName, EmailVerificationID: in.VerificationID,
-	}, actor, nil)
+	}, hash, actor, nil)
 }
 
-// createUser appends a new user's first event. The username (and email, if
-// any) are claimed in the same atomic batch, each on a subject of its own
+// createUser appends a new user's first event, with the password hash (a
+// PHC string, "" for none) sealed for the new user. The username (and email,
+// if any) are claimed in the same atomic batch, each on a subject of its own
 // that must still be empty (or, for an email address, end in its release):
 // of two concurrent registrations of one name, exactly one is stored. more
 // is appended in the same batch (a registration's completion), after the
 // user's event; it gets the new user's id.
-func (s *Service) createUser(ctx context.Context, cmd user.RegisterCommand, actor string, more func(userID string) eventlog.Write) (*userRow, error) {
+func (s *Service) createUser(ctx context.Context, cmd user.RegisterCommand, hash, actor string, more func(userID string) eventlog.Write) (*userRow, error) {
 	id := ids.New()
 	cmd.UserID, cmd.ServerName = id, s.cfg.ServerName
+	var err error
+	if cmd.Password, err = s.sealHash(hash, userPasswordPlace(id)); err != nil {
+		return nil, err
+	}
 	decided, err := user.Register(user.State{}, cmd)
 	if err != nil {
 		return nil, err
@@ -233,14 +238,18 @@ func (s *Service) verifyPassword(ctx context.Context, username, pw string) (*use
 		return nil, wrong
 	}
 	u, err := s.userByUsername(ctx, username)
-	if errs.KindOf(err) == errs.KindNotFound || (err == nil && u.passwordHash == "") {
+	if errs.KindOf(err) == errs.KindNotFound || (err == nil && !u.hasPassword()) {
 		s.hasher.VerifyDummy(pw)
 		return nil, wrong
 	}
 	if err != nil {
 		return nil, err
 	}
-	ok, rehash, err := s.hasher.Verify(u.passwordHash, pw)
+	hash, err := s.passwordHashOf(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	ok, rehash, err := s.hasher.Verify(hash, pw)
 	if err != nil {
 		s.logger.ErrorContext(ctx, "stored password hash is malformed", "user_id", u.id, "err", err)
 		return nil, wrong
@@ -268,11 +277,16 @@ func (s *Service) upgradeHash(ctx context.Context, u *userRow, pw string) {
 		s.logger.WarnContext(ctx, "password hash upgrade failed", "user_id", u.id, "err", err)
 		return
 	}
+	sealed, err := s.sealHash(hash, userPasswordPlace(u.id))
+	if err != nil {
+		s.logger.WarnContext(ctx, "password hash upgrade failed", "user_id", u.id, "err", err)
+		return
+	}
 	ref := eventlog.Ref{Type: userAggregate, ID: u.id}
 	_, err = s.log.Append(ctx, eventlog.Write{
 		Expect: eventlog.ExpectVersion(u.version),
 		Event: eventlog.Event{Aggregate: ref, Actor: "system", Payload: &eventsv1.PasswordChanged{
-			UserId: u.id, PasswordHash: hash, Reason: eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_UPGRADE,
+			UserId: u.id, SealedPasswordHash: sealed, Reason: eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_UPGRADE,
 		}},
 	})
 	if err != nil && !eventlog.IsConflict(err) {
@@ -289,7 +303,11 @@ func (s *Service) changePassword(ctx context.Context, userID, current, next, act
 	if err != nil {
 		return err
 	}
-	if ok, _, err := s.hasher.Verify(u.passwordHash, current); u.passwordHash == "" || err != nil || !ok {
+	hash, err := s.passwordHashOf(ctx, u)
+	if err != nil {
+		return err
+	}
+	if ok, _, err := s.hasher.Verify(hash, current); hash == "" || err != nil || !ok {
 		e := errs.Unauthenticated("The current password is wrong.")
 		e.Field = "current_password"
 		return e
@@ -306,8 +324,15 @@ func (s *Service) setPassword(ctx context.Context, userID, next string, reason e
 	if err != nil {
 		return errs.Wrap(errs.KindInternal, "", fmt.Errorf("hash password: %w", err))
 	}
+	if !ids.Valid(userID) {
+		return errs.InvalidField("user_id", "user_id must be a user id such as 01HZX3…")
+	}
+	sealed, err := s.sealHash(hash, userPasswordPlace(userID))
+	if err != nil {
+		return err
+	}
 	_, err = s.update(ctx, userID, actor, func(st user.State) ([]proto.Message, error) {
-		return user.ChangePassword(st, hash, reason)
+		return user.ChangePassword(st, sealed, reason)
 	})
 	if err != nil || reason != eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_RECOVERY {
 		return err

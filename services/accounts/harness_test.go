@@ -12,6 +12,7 @@ import (
 
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/pg"
+	"gatehouse.dev/platform/sealed"
 	"gatehouse.dev/platform/testkit"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	"gatehouse.dev/services/accounts"
@@ -47,7 +48,7 @@ func startHarness(t *testing.T, configure func(*accounts.Config)) *harness {
 	if configure != nil {
 		configure(&cfg)
 	}
-	svc, err := accounts.New(ctx, cfg, accounts.Deps{Pool: pool, JetStream: js, Logger: logger})
+	svc, err := accounts.New(ctx, cfg, accounts.Deps{Pool: pool, JetStream: js, Logger: logger, Keyring: sealed.NewRandomKeyring()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"gatehouse.dev/platform/pg"
+	"gatehouse.dev/platform/sealed"
 	"gatehouse.dev/platform/testkit"
 	"gatehouse.dev/services/accounts"
 	"gatehouse.dev/services/accounts/migrations"
@@ -42,7 +43,7 @@ func TestUserEmailsMigrationBackfills(t *testing.T) {
 	}
 
 	if _, err := accounts.New(ctx, accounts.Config{ServerName: "example.org", Passwords: cheap},
-		accounts.Deps{Pool: pool, JetStream: testkit.NATS(t), Logger: slog.New(slog.DiscardHandler)}); err != nil {
+		accounts.Deps{Pool: pool, JetStream: testkit.NATS(t), Logger: slog.New(slog.DiscardHandler), Keyring: sealed.NewRandomKeyring()}); err != nil {
 		t.Fatal(err)
 	}
 	rows, err := pool.Query(ctx, `SELECT email, user_id, is_primary, added_at FROM user_emails ORDER BY email`)

@@ -50,9 +50,13 @@ func applyUserEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
 	)
 	switch ev := rec.Event.(type) {
 	case *eventsv1.UserRegistered:
-		sql = `INSERT INTO users (id, username, email, display_name, password_hash, admin, created_at, updated_at, version)
-		       VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)`
-		args = []any{id, ev.GetUsername(), ev.GetEmail(), ev.GetDisplayName(), ev.GetPasswordHash(), ev.GetAdmin(), at, seq}
+		hash, blob, keyID, err := sealedColumns(ev.GetPasswordHash(), ev.GetSealedPasswordHash())
+		if err != nil {
+			return fmt.Errorf("users: %s: %w", rec.Type(), err)
+		}
+		sql = `INSERT INTO users (id, username, email, display_name, password_hash, password_sealed, password_key_id, admin, created_at, updated_at, version)
+		       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)`
+		args = []any{id, ev.GetUsername(), ev.GetEmail(), ev.GetDisplayName(), hash, blob, keyID, ev.GetAdmin(), at, seq}
 		if ev.GetEmail() != "" {
 			emails = &statement{`INSERT INTO user_emails (email, user_id, is_primary, added_at, verification_id) VALUES ($1, $2, true, $3, $4)
 				ON CONFLICT (email) DO UPDATE SET user_id = EXCLUDED.user_id, is_primary = true, added_at = EXCLUDED.added_at,
@@ -60,7 +64,11 @@ func applyUserEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
 				[]any{ev.GetEmail(), id, at, ev.GetEmailVerificationId()}}
 		}
 	case *eventsv1.PasswordChanged:
-		sql, args = update("password_hash = $4", id, at, seq, ev.GetPasswordHash())
+		hash, blob, keyID, err := sealedColumns(ev.GetPasswordHash(), ev.GetSealedPasswordHash())
+		if err != nil {
+			return fmt.Errorf("users: %s: %w", rec.Type(), err)
+		}
+		sql, args = update("password_hash = $4, password_sealed = $5, password_key_id = $6", id, at, seq, hash, blob, keyID)
 	case *eventsv1.UserLocked:
 		sql, args = update("locked = true", id, at, seq)
 	case *eventsv1.UserUnlocked:
@@ -163,6 +171,7 @@ func describe(rec eventlog.Record) (userID, summary string) {
 			eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_ADMIN:    "password set by an administrator",
 			eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_UPGRADE:  "password hash upgraded",
 			eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_RECOVERY: "password reset through recovery",
+			eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_RESEALED: "password hash sealed again under key-encryption key " + ev.GetSealedPasswordHash().GetKeyId(),
 		}
 		if s, ok := reasons[ev.GetReason()]; ok {
 			return ev.GetUserId(), s

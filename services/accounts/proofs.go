@@ -15,6 +15,7 @@ import (
 
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/eventlog"
+	"gatehouse.dev/platform/sealed"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 )
 
@@ -40,23 +41,41 @@ const proofTTL = 2 * time.Minute
 // proofKeyRef is the aggregate holding the proof key.
 var proofKeyRef = eventlog.Ref{Type: "keys", ID: "current"}
 
-// loadProofKey reads the proof key from the stream, generating it on first
-// start; replicas racing to create it agree on one.
+// loadProofKey reads the proof key from the stream, sealed with the
+// keyring, generating it on first start (see sealed.KeysAggregate). A key an
+// earlier version kept in clear is replaced: proofs live two minutes, so a
+// new key costs nothing.
 func (s *Service) loadProofKey(ctx context.Context) error {
-	rec, err := s.log.Once(ctx, proofKeyRef, "system", func() (proto.Message, error) {
+	generate := func() (sealed.Secrets, error) {
 		key := make([]byte, 32)
 		rand.Read(key) // never fails (Go 1.24+)
-		s.logger.Info("generated the authentication proof key")
-		return &eventsv1.AuthProofKeyGenerated{Key: key}, nil
-	})
+		return sealed.Secrets{"key": key}, nil
+	}
+	secrets, err := sealed.KeysAggregate{
+		Log: s.log, Ref: proofKeyRef, Keyring: s.keyring, Logger: s.logger,
+		Generate: generate,
+		Event: func(sealedKeys map[string]*eventsv1.SealedSecret, change eventsv1.SecretChange) proto.Message {
+			return &eventsv1.AuthProofKeyGenerated{SealedKey: sealedKeys["key"], Change: change}
+		},
+		Read: func(m proto.Message) (sealed.Record, bool) {
+			ev, ok := m.(*eventsv1.AuthProofKeyGenerated)
+			switch {
+			case !ok:
+				return sealed.Record{}, false
+			case ev.GetSealedKey() == nil:
+				return sealed.Record{Clear: sealed.Secrets{"key": ev.GetKey()}}, true
+			}
+			return sealed.Record{Sealed: map[string]*eventsv1.SealedSecret{"key": ev.GetSealedKey()}}, true
+		},
+		Replace: func(sealed.Secrets) (sealed.Secrets, error) { return generate() },
+	}.Load(ctx)
 	if err != nil {
 		return fmt.Errorf("accounts: proof key: %w", err)
 	}
-	ev, ok := rec.Event.(*eventsv1.AuthProofKeyGenerated)
-	if !ok || len(ev.GetKey()) < 32 {
-		return fmt.Errorf("accounts: %s does not hold a proof key", s.log.Subject(proofKeyRef))
+	if len(secrets["key"]) < 32 {
+		return fmt.Errorf("accounts: the proof key is %d bytes, want 32", len(secrets["key"]))
 	}
-	s.proofKey = ev.GetKey()
+	s.proofKey = secrets["key"]
 	return nil
 }
 

@@ -40,10 +40,13 @@ const registrationTTL = 30 * time.Minute
 
 // pendingRegistration is a registration aggregate's state.
 type pendingRegistration struct {
-	id, username, email, passwordHash, displayName string
-	startedAt, expiresAt                           time.Time
-	userID                                         string // set once completed
-	version                                        uint64
+	id, username, email, displayName string
+	// password is the hash, sealed for the registration (in clear in
+	// events written before sealing).
+	password             user.Password
+	startedAt, expiresAt time.Time
+	userID               string // set once completed
+	version              uint64
 }
 
 func (r *pendingRegistration) proto() *accountsv1.Registration {
@@ -90,13 +93,16 @@ func (s *Service) startRegistration(ctx context.Context, in registration, actor 
 	}
 	now := s.clock()
 	r := &pendingRegistration{
-		id: ids.New(), username: in.Username, email: email, passwordHash: hash, displayName: in.DisplayName,
+		id: ids.New(), username: in.Username, email: email, displayName: in.DisplayName,
 		startedAt: now, expiresAt: now.Add(registrationTTL),
+	}
+	if r.password.Sealed, err = s.sealHash(hash, registrationPasswordPlace(r.id)); err != nil {
+		return nil, err
 	}
 	_, err = s.log.Append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), Event: eventlog.Event{
 		Aggregate: eventlog.Ref{Type: registrationAggregate, ID: r.id}, Actor: actor,
 		Payload: &eventsv1.RegistrationStarted{
-			RegistrationId: r.id, Username: r.username, Email: r.email, PasswordHash: hash,
+			RegistrationId: r.id, Username: r.username, Email: r.email, SealedPasswordHash: r.password.Sealed,
 			DisplayName: r.displayName, ExpiresAt: timestamppb.New(r.expiresAt),
 		},
 	}})
@@ -120,7 +126,8 @@ func (s *Service) loadRegistration(ctx context.Context, id string) (*pendingRegi
 		switch ev := rec.Event.(type) {
 		case *eventsv1.RegistrationStarted:
 			r = &pendingRegistration{
-				id: id, username: ev.GetUsername(), email: ev.GetEmail(), passwordHash: ev.GetPasswordHash(),
+				id: id, username: ev.GetUsername(), email: ev.GetEmail(),
+				password:    user.Password{Sealed: ev.GetSealedPasswordHash(), Clear: ev.GetPasswordHash()},
 				displayName: ev.GetDisplayName(), startedAt: rec.OccurredAt(), expiresAt: ev.GetExpiresAt().AsTime(),
 			}
 		case *eventsv1.RegistrationCompleted:
@@ -156,10 +163,14 @@ func (s *Service) completeRegistration(ctx context.Context, registrationID, veri
 	}); err != nil {
 		return nil, err
 	}
+	hash, err := s.openHash(ctx, r.password, registrationPasswordPlace(r.id))
+	if err != nil {
+		return nil, err
+	}
 	u, err := s.createUser(ctx, user.RegisterCommand{
-		Username: r.username, Email: r.email, PasswordHash: r.passwordHash,
+		Username: r.username, Email: r.email,
 		DisplayName: r.displayName, EmailVerificationID: verificationID,
-	}, actor, func(userID string) eventlog.Write {
+	}, hash, actor, func(userID string) eventlog.Write {
 		return eventlog.Write{Expect: eventlog.ExpectVersion(r.version), Event: eventlog.Event{
 			Aggregate: eventlog.Ref{Type: registrationAggregate, ID: r.id}, Actor: actor,
 			Payload: &eventsv1.RegistrationCompleted{RegistrationId: r.id, UserId: userID, VerificationId: verificationID},

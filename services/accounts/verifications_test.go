@@ -198,10 +198,10 @@ func TestRegistrationCompletesWithAConfirmedVerification(t *testing.T) {
 	if got, _ := c.GetRegistration(ctx, &accountsv1.GetRegistrationRequest{RegistrationId: reg.GetRegistrationId()}); got.GetRegistration().GetUserId() != carol.GetId() {
 		t.Fatalf("completed registration = %v, want user %s", got, carol.GetId())
 	}
-	// The password hash is kept in the event, never given out or audited.
+	// The password hash is kept in the event, sealed, never in clear, given out or audited.
 	for _, rec := range h.events(t, "accounts.registration."+reg.GetRegistrationId()) {
-		if ev, ok := rec.Event.(*eventsv1.RegistrationStarted); ok && ev.GetPasswordHash() == "" {
-			t.Fatal("RegistrationStarted without a password hash")
+		if ev, ok := rec.Event.(*eventsv1.RegistrationStarted); ok && (ev.GetSealedPasswordHash() == nil || ev.GetPasswordHash() != "") {
+			t.Fatalf("RegistrationStarted does not hold the password hash sealed: %v", ev)
 		}
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/projection"
 	"gatehouse.dev/platform/ratelimit"
+	"gatehouse.dev/platform/sealed"
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
 	"gatehouse.dev/services/authorize/internal/device"
 	"gatehouse.dev/services/authorize/migrations"
@@ -70,6 +71,8 @@ type Deps struct {
 	// Limiter counts the rate limits, shared with every replica; nil counts
 	// in this process only.
 	Limiter *ratelimit.Limiter
+	// Keyring seals the client-secret key the service keeps in its stream.
+	Keyring *sealed.Keyring
 }
 
 // Service is the authorize service.
@@ -110,6 +113,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if deps.Limiter == nil {
 		deps.Limiter = ratelimit.New(ratelimit.Options{Logger: deps.Logger})
 	}
+	if deps.Keyring == nil {
+		return nil, fmt.Errorf("authorize: no keyring to seal the client-secret key")
+	}
 	if err := pg.Migrate(ctx, deps.Pool, migrations.FS); err != nil {
 		return nil, fmt.Errorf("authorize: migrate: %w", err)
 	}
@@ -122,7 +128,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		return nil, fmt.Errorf("authorize: %w", err)
 	}
 	s := &Service{cfg: cfg, issuer: issuer, pool: deps.Pool, log: log, projections: set, logger: deps.Logger, now: time.Now, devicePacer: device.NewPacer(), limiter: deps.Limiter}
-	if err := s.loadSecretKey(ctx); err != nil {
+	if err := s.loadSecretKey(ctx, deps.Keyring); err != nil {
 		return nil, err
 	}
 	if err := s.syncStaticClients(ctx, cfg.StaticClients); err != nil {
@@ -154,7 +160,7 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 	}
 	return New(ctx, Config{Issuer: rt.Config.PublicURL, Replicas: rt.Config.NATS.Replicas, StaticClients: static, SigningAlgorithms: algs,
 		Limits: ratelimit.RulesFrom(rt.Config.RateLimits)},
-		Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "authorize"), Propagator: rt.Telemetry.Propagator(), Limiter: limiter})
+		Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "authorize"), Propagator: rt.Telemetry.Propagator(), Limiter: limiter, Keyring: rt.Keyring})
 }
 
 // Name is the service's name.

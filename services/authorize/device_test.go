@@ -18,6 +18,7 @@ import (
 	"gatehouse.dev/platform/ids"
 	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/ratelimit"
+	"gatehouse.dev/platform/sealed"
 	"gatehouse.dev/platform/testkit"
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
 	"gatehouse.dev/services/authorize/internal/device"
@@ -47,7 +48,7 @@ func newDeviceEnv(t *testing.T) *deviceEnv {
 	limits := ratelimit.DefaultRules()
 	limits.ClientRegistration.Burst, limits.DeviceAuthorization.Burst, limits.Authorization.Burst = 1e6, 1e6, 1e6
 	svc, err := New(ctx, Config{Issuer: "https://auth.example.org/", AllowInsecureClients: true, Limits: limits},
-		Deps{Pool: pool, JetStream: testkit.NATS(t), Logger: slog.New(slog.DiscardHandler)})
+		Deps{Pool: pool, JetStream: testkit.NATS(t), Logger: slog.New(slog.DiscardHandler), Keyring: sealed.NewRandomKeyring()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/httpx"
 	"gatehouse.dev/platform/ids"
+	"gatehouse.dev/platform/sealed"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	"gatehouse.dev/services/authorize/internal/clientmeta"
 	"gatehouse.dev/services/authorize/internal/oautherr"
@@ -126,23 +127,39 @@ func (s *Service) clientSecret(clientID string) string {
 	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 }
 
-// loadSecretKey reads the client-secret key, generating it on first start.
-func (s *Service) loadSecretKey(ctx context.Context) error {
-	rec, err := s.log.Once(ctx, eventlog.Ref{Type: "keys", ID: "current"}, "system", func() (proto.Message, error) {
-		key := make([]byte, 64)
-		if _, err := rand.Read(key); err != nil {
-			return nil, err
-		}
-		return &eventsv1.ClientSecretKeyGenerated{Key: key}, nil
-	})
+// loadSecretKey reads the client-secret key, sealed with the keyring,
+// generating it on first start (see sealed.KeysAggregate). A key an earlier
+// version kept in clear is kept and sealed: replacing it would change the
+// secret of every client_secret_jwt client (see README, "Secrets and keys").
+func (s *Service) loadSecretKey(ctx context.Context, ring *sealed.Keyring) error {
+	secrets, err := sealed.KeysAggregate{
+		Log: s.log, Ref: eventlog.Ref{Type: "keys", ID: "current"}, Keyring: ring, Logger: s.logger,
+		Generate: func() (sealed.Secrets, error) {
+			key := make([]byte, 64)
+			rand.Read(key) // never fails (Go 1.24+)
+			return sealed.Secrets{"key": key}, nil
+		},
+		Event: func(sealedKeys map[string]*eventsv1.SealedSecret, change eventsv1.SecretChange) proto.Message {
+			return &eventsv1.ClientSecretKeyGenerated{SealedKey: sealedKeys["key"], Change: change}
+		},
+		Read: func(m proto.Message) (sealed.Record, bool) {
+			ev, ok := m.(*eventsv1.ClientSecretKeyGenerated)
+			switch {
+			case !ok:
+				return sealed.Record{}, false
+			case ev.GetSealedKey() == nil:
+				return sealed.Record{Clear: sealed.Secrets{"key": ev.GetKey()}}, true
+			}
+			return sealed.Record{Sealed: map[string]*eventsv1.SealedSecret{"key": ev.GetSealedKey()}}, true
+		},
+	}.Load(ctx)
 	if err != nil {
 		return fmt.Errorf("authorize: client secret key: %w", err)
 	}
-	ev, ok := rec.Event.(*eventsv1.ClientSecretKeyGenerated)
-	if !ok || len(ev.GetKey()) < 32 {
-		return fmt.Errorf("authorize: %s does not hold a client secret key", rec.Subject)
+	if len(secrets["key"]) < 32 {
+		return fmt.Errorf("authorize: the client secret key is %d bytes, want at least 32", len(secrets["key"]))
 	}
-	s.secretKey = ev.GetKey()
+	s.secretKey = secrets["key"]
 	return nil
 }
 

@@ -146,7 +146,7 @@ func (s *Service) checkCode(ctx context.Context, id, code, actor string) (verifi
 		return verification.State{}, err
 	}
 	return s.confirm(ctx, id, actor, func(st verification.State, now time.Time) ([]proto.Message, error) {
-		return verification.CheckCode(st, code, now)
+		return verification.CheckCode(st, code, s.key, now)
 	})
 }
 

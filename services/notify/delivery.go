@@ -140,13 +140,10 @@ func (s *Service) compose(st verification.State, issue uint32) (*mailer.Message,
 		// Whole minutes left, rounded up: an email sent late says so.
 		Minutes: int((st.ExpiresAt.Sub(now) + time.Minute - 1) / time.Minute),
 	}
-	var secret string
 	if st.UsesCode() {
 		c.Kind, c.Code = mailer.KindCode, s.key.Code(st.ID, issue)
-		secret = c.Code
 	} else {
 		c.Kind, c.Link = mailer.KindRecovery, s.publicURL+"recover/"+s.key.Ticket(st.ID, issue)
-		secret = c.Link
 	}
 	subject, text, html, err := s.templates.Render(c, st.Locale)
 	if err != nil {
@@ -157,6 +154,5 @@ func (s *Service) compose(st verification.State, issue uint32) (*mailer.Message,
 		Subject: subject, Text: text, HTML: html,
 		MessageID: fmt.Sprintf("<%s.%d@%s>", st.ID, issue, s.domain),
 		Date:      now,
-		Secret:    secret,
 	}, nil
 }

@@ -27,6 +27,7 @@ import (
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/grpcx"
 	"gatehouse.dev/platform/pg"
+	"gatehouse.dev/platform/sealed"
 	"gatehouse.dev/platform/testkit"
 	notifyv1 "gatehouse.dev/proto/gatehouse/notify/v1"
 	"gatehouse.dev/services/notify"
@@ -79,6 +80,8 @@ type env struct {
 	smtp  *smtptest.Server
 	clock *clock
 	logs  *syncBuffer
+	// keyring seals the service's key; every instance of the test shares it.
+	keyring *sealed.Keyring
 }
 
 func newEnv(t *testing.T, smtpOpts smtptest.Options) *env {
@@ -89,6 +92,8 @@ func newEnv(t *testing.T, smtpOpts smtptest.Options) *env {
 		smtp:  smtptest.Start(t, smtpOpts),
 		clock: &clock{t: time.Now().UTC().Truncate(time.Second)},
 		logs:  &syncBuffer{},
+
+		keyring: sealed.NewRandomKeyring(),
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -121,7 +126,7 @@ func (e *env) start(t *testing.T, configure ...func(*notify.Config)) *instance {
 	for _, f := range configure {
 		f(&cfg)
 	}
-	svc, err := notify.New(ctx, cfg, notify.Deps{Pool: pool, JetStream: e.js, Logger: logger, SMTPRootCAs: e.smtp.RootCAs(), Now: e.clock.Now})
+	svc, err := notify.New(ctx, cfg, notify.Deps{Pool: pool, JetStream: e.js, Logger: logger, SMTPRootCAs: e.smtp.RootCAs(), Now: e.clock.Now, Keyring: e.keyring})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,6 +38,7 @@ import (
 	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/projection"
 	"gatehouse.dev/platform/ratelimit"
+	"gatehouse.dev/platform/sealed"
 	notifyv1 "gatehouse.dev/proto/gatehouse/notify/v1"
 	"gatehouse.dev/services/notify/internal/mailer"
 	"gatehouse.dev/services/notify/internal/verification"
@@ -65,7 +66,7 @@ type Config struct {
 	// ReplyTo is the Reply-To of emails; empty for none.
 	ReplyTo string
 	// SMTPURL is smtp://user:password@host:port or smtps://...; empty writes
-	// emails to OutboxDir and logs them (development).
+	// emails to OutboxDir (development).
 	SMTPURL string
 	// OutboxDir receives emails when SMTPURL is empty.
 	OutboxDir string
@@ -96,6 +97,8 @@ type Deps struct {
 	// Limiter counts the rate limits, shared with every replica; nil counts
 	// in this process only, by Now.
 	Limiter *ratelimit.Limiter
+	// Keyring seals the verification key the service keeps in its stream.
+	Keyring *sealed.Keyring
 }
 
 // Service is the notify service.
@@ -144,6 +147,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if cfg.Limits == (ratelimit.Rules{}) {
 		cfg.Limits = ratelimit.DefaultRules()
 	}
+	if deps.Keyring == nil {
+		return nil, fmt.Errorf("notify: no keyring to seal the verification key")
+	}
 	now := deps.Now
 	if now == nil {
 		now = time.Now
@@ -172,7 +178,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 			return nil, fmt.Errorf("notify: an SMTP URL or an outbox directory is required")
 		}
 		s.sender = mailer.NewOutbox(cfg.OutboxDir, deps.Logger)
-		deps.Logger.Info("no SMTP server configured: emails go to the outbox and the log", "outbox", cfg.OutboxDir)
+		deps.Logger.Info("no SMTP server configured: emails are written to the outbox directory", "outbox", cfg.OutboxDir)
 	}
 
 	if err := pg.Migrate(ctx, deps.Pool, migrations.FS); err != nil {
@@ -182,7 +188,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if s.log, err = eventlog.Open(ctx, deps.JetStream, eventlog.StreamConfig{Name: StreamName, Prefix: subjectPrefix, Replicas: cfg.Replicas}, opts...); err != nil {
 		return nil, fmt.Errorf("notify: %w", err)
 	}
-	if err := s.loadKey(ctx); err != nil {
+	if err := s.loadKey(ctx, deps.Keyring); err != nil {
 		return nil, err
 	}
 	readModels := []projection.Projection{verificationsReadModel()}
@@ -232,5 +238,5 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 		OutboxDir:   filepath.Join(c.DataDir, "outbox"),
 		Replicas:    c.NATS.Replicas,
 		Limits:      ratelimit.RulesFrom(c.RateLimits),
-	}, Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "notify"), Propagator: rt.Telemetry.Propagator(), Limiter: limiter})
+	}, Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "notify"), Propagator: rt.Telemetry.Propagator(), Limiter: limiter, Keyring: rt.Keyring})
 }

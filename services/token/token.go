@@ -32,6 +32,7 @@ import (
 	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/projection"
 	"gatehouse.dev/platform/ratelimit"
+	"gatehouse.dev/platform/sealed"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
@@ -93,6 +94,8 @@ type Deps struct {
 	// Limiter counts the rate limits, shared with every replica; nil counts
 	// in this process only.
 	Limiter *ratelimit.Limiter
+	// Keyring seals the keys the service keeps in its stream.
+	Keyring *sealed.Keyring
 }
 
 // Service is the token service.
@@ -137,6 +140,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if deps.Limiter == nil {
 		deps.Limiter = ratelimit.New(ratelimit.Options{Logger: deps.Logger})
 	}
+	if deps.Keyring == nil {
+		return nil, fmt.Errorf("token: no keyring to seal the service's keys")
+	}
 	if err := pg.Migrate(ctx, deps.Pool, migrations.FS); err != nil {
 		return nil, fmt.Errorf("token: migrate: %w", err)
 	}
@@ -158,7 +164,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if s.assertions, err = s.newAssertionVerifier(); err != nil {
 		return nil, fmt.Errorf("token: %w", err)
 	}
-	if err := s.loadKeys(ctx); err != nil {
+	if err := s.loadKeys(ctx, deps.Keyring); err != nil {
 		return nil, err
 	}
 	if s.provisioner, err = newProvisioner(s, cfg); err != nil {
@@ -173,35 +179,79 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 // keysRef is the aggregate holding the service's keys.
 var keysRef = eventlog.Ref{Type: "keys", ID: "current"}
 
-// loadKeys reads the keys from the stream, generating them on first start.
-func (s *Service) loadKeys(ctx context.Context) error {
-	rec, err := s.log.Once(ctx, keysRef, "system", func() (proto.Message, error) {
-		ks, err := keys.Generate("RS256", "ES256")
-		if err != nil {
-			return nil, err
-		}
-		private, err := ks.MarshalPrivate()
-		if err != nil {
-			return nil, err
-		}
-		mac := make([]byte, 32)
-		if _, err := rand.Read(mac); err != nil {
-			return nil, err
-		}
-		s.logger.Info("generated signing keys", "algorithms", ks.Algorithms())
-		return &eventsv1.SigningKeysGenerated{PrivateJwks: private, TokenMacKey: mac}, nil
-	})
+// Names of the secrets of the keys aggregate.
+const (
+	privateJWKSName = "private_jwks"
+	macKeyName      = "token_mac_key"
+)
+
+// retireClearKeysFor is how long signing keys that an earlier version kept in
+// clear stay published after new keys replace them.
+const retireClearKeysFor = time.Hour
+
+// loadKeys reads the keys from the stream, sealed with the keyring,
+// generating them on first start (see sealed.KeysAggregate). Signing keys an
+// earlier version kept in clear are replaced by new ones (published for
+// another hour, so ID tokens they signed still verify); the MAC key is kept,
+// sealed, since replacing it would end every session: its secrecy only spares
+// lookups of forged or mistyped tokens, which are found by their hash.
+func (s *Service) loadKeys(ctx context.Context, ring *sealed.Keyring) error {
+	secrets, err := sealed.KeysAggregate{
+		Log: s.log, Ref: keysRef, Keyring: ring, Logger: s.logger,
+		Generate: func() (sealed.Secrets, error) {
+			ks, err := keys.Generate("RS256", "ES256")
+			if err != nil {
+				return nil, err
+			}
+			private, err := ks.MarshalPrivate()
+			if err != nil {
+				return nil, err
+			}
+			mac := make([]byte, 32)
+			rand.Read(mac) // never fails (Go 1.24+)
+			s.logger.Info("generated signing keys", "algorithms", ks.Algorithms())
+			return sealed.Secrets{privateJWKSName: private, macKeyName: mac}, nil
+		},
+		Event: func(sealedKeys map[string]*eventsv1.SealedSecret, change eventsv1.SecretChange) proto.Message {
+			return &eventsv1.SigningKeysGenerated{
+				SealedPrivateJwks: sealedKeys[privateJWKSName], SealedTokenMacKey: sealedKeys[macKeyName], Change: change,
+			}
+		},
+		Read: func(m proto.Message) (sealed.Record, bool) {
+			ev, ok := m.(*eventsv1.SigningKeysGenerated)
+			switch {
+			case !ok:
+				return sealed.Record{}, false
+			case ev.GetSealedPrivateJwks() == nil:
+				return sealed.Record{Clear: sealed.Secrets{privateJWKSName: ev.GetPrivateJwks(), macKeyName: ev.GetTokenMacKey()}}, true
+			}
+			return sealed.Record{Sealed: map[string]*eventsv1.SealedSecret{
+				privateJWKSName: ev.GetSealedPrivateJwks(), macKeyName: ev.GetSealedTokenMacKey(),
+			}}, true
+		},
+		Replace: func(clear sealed.Secrets) (sealed.Secrets, error) {
+			old, err := keys.UnmarshalPrivate(clear[privateJWKSName])
+			if err != nil {
+				return nil, fmt.Errorf("stored keys: %w", err)
+			}
+			fresh, err := keys.Generate("RS256", "ES256")
+			if err != nil {
+				return nil, err
+			}
+			private, err := old.Rotate(fresh, s.now().Add(retireClearKeysFor)).MarshalPrivate()
+			if err != nil {
+				return nil, err
+			}
+			return sealed.Secrets{privateJWKSName: private, macKeyName: clear[macKeyName]}, nil
+		},
+	}.Load(ctx)
 	if err != nil {
 		return fmt.Errorf("token: keys: %w", err)
 	}
-	ev, ok := rec.Event.(*eventsv1.SigningKeysGenerated)
-	if !ok {
-		return fmt.Errorf("token: %s holds %s, not keys", s.log.Subject(keysRef), rec.Type())
-	}
-	if s.keys, err = keys.UnmarshalPrivate(ev.GetPrivateJwks()); err != nil {
+	if s.keys, err = keys.UnmarshalPrivate(secrets[privateJWKSName]); err != nil {
 		return fmt.Errorf("token: stored keys: %w", err)
 	}
-	if s.minter, err = tokenfmt.NewMinter([][]byte{ev.GetTokenMacKey()}); err != nil {
+	if s.minter, err = tokenfmt.NewMinter([][]byte{secrets[macKeyName]}); err != nil {
 		return fmt.Errorf("token: stored MAC key: %w", err)
 	}
 	return nil
@@ -245,6 +295,7 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 		Deps{Limiter: limiter,
 			Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "token"), Propagator: rt.Telemetry.Propagator(),
 			Authorize: authorizev1.NewAuthorizeServiceClient(authConn), Accounts: accountsv1.NewAccountsServiceClient(accConn),
+			Keyring: rt.Keyring,
 		})
 }
 

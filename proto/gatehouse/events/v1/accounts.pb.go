@@ -35,6 +35,9 @@ const (
 	PasswordChangeReason_PASSWORD_CHANGE_REASON_UPGRADE PasswordChangeReason = 3
 	// Set through account recovery.
 	PasswordChangeReason_PASSWORD_CHANGE_REASON_RECOVERY PasswordChangeReason = 4
+	// The same hash, sealed under the current key-encryption key (after a
+	// rotation of that key, or to seal a hash an earlier version kept in clear).
+	PasswordChangeReason_PASSWORD_CHANGE_REASON_RESEALED PasswordChangeReason = 5
 )
 
 // Enum value maps for PasswordChangeReason.
@@ -45,6 +48,7 @@ var (
 		2: "PASSWORD_CHANGE_REASON_ADMIN",
 		3: "PASSWORD_CHANGE_REASON_UPGRADE",
 		4: "PASSWORD_CHANGE_REASON_RECOVERY",
+		5: "PASSWORD_CHANGE_REASON_RESEALED",
 	}
 	PasswordChangeReason_value = map[string]int32{
 		"PASSWORD_CHANGE_REASON_UNSPECIFIED": 0,
@@ -52,6 +56,7 @@ var (
 		"PASSWORD_CHANGE_REASON_ADMIN":       2,
 		"PASSWORD_CHANGE_REASON_UPGRADE":     3,
 		"PASSWORD_CHANGE_REASON_RECOVERY":    4,
+		"PASSWORD_CHANGE_REASON_RESEALED":    5,
 	}
 )
 
@@ -250,15 +255,19 @@ type UserRegistered struct {
 	Username string `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
 	// Optional email address (lower-cased).
 	Email string `protobuf:"bytes,3,opt,name=email,proto3" json:"email,omitempty"`
-	// Password hash in PHC string format; empty when the user has no password.
+	// Password hash in PHC string format, in clear, as versions before sealing
+	// wrote it: still read, never written.
 	PasswordHash string `protobuf:"bytes,4,opt,name=password_hash,json=passwordHash,proto3" json:"password_hash,omitempty"`
 	Admin        bool   `protobuf:"varint,5,opt,name=admin,proto3" json:"admin,omitempty"`
 	DisplayName  string `protobuf:"bytes,6,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
 	// The notify service's confirmed verification that proved the email
 	// address; empty when there is no address or an administrator vouched for it.
 	EmailVerificationId string `protobuf:"bytes,7,opt,name=email_verification_id,json=emailVerificationId,proto3" json:"email_verification_id,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// The password hash (PHC string), sealed at
+	// "accounts.user.<user_id>/password_hash"; unset when the user has no password.
+	SealedPasswordHash *SealedSecret `protobuf:"bytes,8,opt,name=sealed_password_hash,json=sealedPasswordHash,proto3" json:"sealed_password_hash,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *UserRegistered) Reset() {
@@ -340,14 +349,24 @@ func (x *UserRegistered) GetEmailVerificationId() string {
 	return ""
 }
 
+func (x *UserRegistered) GetSealedPasswordHash() *SealedSecret {
+	if x != nil {
+		return x.SealedPasswordHash
+	}
+	return nil
+}
+
 // PasswordChanged replaces the user's password hash.
 type PasswordChanged struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	PasswordHash  string                 `protobuf:"bytes,2,opt,name=password_hash,json=passwordHash,proto3" json:"password_hash,omitempty"`
-	Reason        PasswordChangeReason   `protobuf:"varint,3,opt,name=reason,proto3,enum=gatehouse.events.v1.PasswordChangeReason" json:"reason,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// In clear, as versions before sealing wrote it: still read, never written.
+	PasswordHash string               `protobuf:"bytes,2,opt,name=password_hash,json=passwordHash,proto3" json:"password_hash,omitempty"`
+	Reason       PasswordChangeReason `protobuf:"varint,3,opt,name=reason,proto3,enum=gatehouse.events.v1.PasswordChangeReason" json:"reason,omitempty"`
+	// The new hash, sealed at "accounts.user.<user_id>/password_hash".
+	SealedPasswordHash *SealedSecret `protobuf:"bytes,4,opt,name=sealed_password_hash,json=sealedPasswordHash,proto3" json:"sealed_password_hash,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *PasswordChanged) Reset() {
@@ -399,6 +418,13 @@ func (x *PasswordChanged) GetReason() PasswordChangeReason {
 		return x.Reason
 	}
 	return PasswordChangeReason_PASSWORD_CHANGE_REASON_UNSPECIFIED
+}
+
+func (x *PasswordChanged) GetSealedPasswordHash() *SealedSecret {
+	if x != nil {
+		return x.SealedPasswordHash
+	}
+	return nil
 }
 
 // UserLocked prevents the user from signing in until unlocked.
@@ -1229,13 +1255,16 @@ type RegistrationStarted struct {
 	Username       string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
 	// Normalized (lower-cased) address the code is sent to.
 	Email string `protobuf:"bytes,3,opt,name=email,proto3" json:"email,omitempty"`
-	// Password hash in PHC string format.
+	// Password hash in PHC string format, in clear, as versions before sealing
+	// wrote it: still read, never written.
 	PasswordHash string `protobuf:"bytes,4,opt,name=password_hash,json=passwordHash,proto3" json:"password_hash,omitempty"`
 	DisplayName  string `protobuf:"bytes,5,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
 	// After this the registration cannot be completed.
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// The password hash, sealed at "accounts.registration.<registration_id>/password_hash".
+	SealedPasswordHash *SealedSecret `protobuf:"bytes,7,opt,name=sealed_password_hash,json=sealedPasswordHash,proto3" json:"sealed_password_hash,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *RegistrationStarted) Reset() {
@@ -1310,6 +1339,13 @@ func (x *RegistrationStarted) GetExpiresAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *RegistrationStarted) GetSealedPasswordHash() *SealedSecret {
+	if x != nil {
+		return x.SealedPasswordHash
+	}
+	return nil
+}
+
 // RegistrationCompleted turns the registration into a user.
 type RegistrationCompleted struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -1376,10 +1412,15 @@ func (x *RegistrationCompleted) GetVerificationId() string {
 // short-lived statements, made by the accounts service when a person proves
 // who they are (a password, a completed registration, a recovery link), that
 // the web service must show to start a browser session for that person.
-// Generated on first start. Subject: accounts.keys.current.
+// Generated on first start. Subject: accounts.keys.current; the last event
+// holds the key in force.
 type AuthProofKeyGenerated struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key in clear, as versions before sealing wrote it: still read, never written.
+	Key []byte `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// The key, sealed at "accounts.keys.current/key".
+	SealedKey     *SealedSecret `protobuf:"bytes,2,opt,name=sealed_key,json=sealedKey,proto3" json:"sealed_key,omitempty"`
+	Change        SecretChange  `protobuf:"varint,3,opt,name=change,proto3,enum=gatehouse.events.v1.SecretChange" json:"change,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1419,6 +1460,20 @@ func (x *AuthProofKeyGenerated) GetKey() []byte {
 		return x.Key
 	}
 	return nil
+}
+
+func (x *AuthProofKeyGenerated) GetSealedKey() *SealedSecret {
+	if x != nil {
+		return x.SealedKey
+	}
+	return nil
+}
+
+func (x *AuthProofKeyGenerated) GetChange() SecretChange {
+	if x != nil {
+		return x.Change
+	}
+	return SecretChange_SECRET_CHANGE_UNSPECIFIED
 }
 
 type BrowserSessionsActive_Entry struct {
@@ -1485,7 +1540,7 @@ var File_gatehouse_events_v1_accounts_proto protoreflect.FileDescriptor
 
 const file_gatehouse_events_v1_accounts_proto_rawDesc = "" +
 	"\n" +
-	"\"gatehouse/events/v1/accounts.proto\x12\x13gatehouse.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"G\n" +
+	"\"gatehouse/events/v1/accounts.proto\x12\x13gatehouse.events.v1\x1a gatehouse/events/v1/sealed.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"G\n" +
 	"\x10UsernameReserved\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\">\n" +
@@ -1494,7 +1549,7 @@ const file_gatehouse_events_v1_accounts_proto_rawDesc = "" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\">\n" +
 	"\rEmailReleased\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x12\x17\n" +
-	"\auser_id\x18\x02 \x01(\tR\x06userId\"\xed\x01\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\"\xc2\x02\n" +
 	"\x0eUserRegistered\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x14\n" +
@@ -1502,11 +1557,13 @@ const file_gatehouse_events_v1_accounts_proto_rawDesc = "" +
 	"\rpassword_hash\x18\x04 \x01(\tR\fpasswordHash\x12\x14\n" +
 	"\x05admin\x18\x05 \x01(\bR\x05admin\x12!\n" +
 	"\fdisplay_name\x18\x06 \x01(\tR\vdisplayName\x122\n" +
-	"\x15email_verification_id\x18\a \x01(\tR\x13emailVerificationId\"\x92\x01\n" +
+	"\x15email_verification_id\x18\a \x01(\tR\x13emailVerificationId\x12S\n" +
+	"\x14sealed_password_hash\x18\b \x01(\v2!.gatehouse.events.v1.SealedSecretR\x12sealedPasswordHash\"\xe7\x01\n" +
 	"\x0fPasswordChanged\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12#\n" +
 	"\rpassword_hash\x18\x02 \x01(\tR\fpasswordHash\x12A\n" +
-	"\x06reason\x18\x03 \x01(\x0e2).gatehouse.events.v1.PasswordChangeReasonR\x06reason\"=\n" +
+	"\x06reason\x18\x03 \x01(\x0e2).gatehouse.events.v1.PasswordChangeReasonR\x06reason\x12S\n" +
+	"\x14sealed_password_hash\x18\x04 \x01(\v2!.gatehouse.events.v1.SealedSecretR\x12sealedPasswordHash\"=\n" +
 	"\n" +
 	"UserLocked\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x16\n" +
@@ -1568,7 +1625,7 @@ const file_gatehouse_events_v1_accounts_proto_rawDesc = "" +
 	"\x15RegistrationTokenUsed\x12\x19\n" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\"5\n" +
 	"\x18RegistrationTokenRevoked\x12\x19\n" +
-	"\btoken_id\x18\x01 \x01(\tR\atokenId\"\xf3\x01\n" +
+	"\btoken_id\x18\x01 \x01(\tR\atokenId\"\xc8\x02\n" +
 	"\x13RegistrationStarted\x12'\n" +
 	"\x0fregistration_id\x18\x01 \x01(\tR\x0eregistrationId\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x14\n" +
@@ -1576,19 +1633,24 @@ const file_gatehouse_events_v1_accounts_proto_rawDesc = "" +
 	"\rpassword_hash\x18\x04 \x01(\tR\fpasswordHash\x12!\n" +
 	"\fdisplay_name\x18\x05 \x01(\tR\vdisplayName\x129\n" +
 	"\n" +
-	"expires_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\x82\x01\n" +
+	"expires_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12S\n" +
+	"\x14sealed_password_hash\x18\a \x01(\v2!.gatehouse.events.v1.SealedSecretR\x12sealedPasswordHash\"\x82\x01\n" +
 	"\x15RegistrationCompleted\x12'\n" +
 	"\x0fregistration_id\x18\x01 \x01(\tR\x0eregistrationId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12'\n" +
-	"\x0fverification_id\x18\x03 \x01(\tR\x0everificationId\")\n" +
+	"\x0fverification_id\x18\x03 \x01(\tR\x0everificationId\"\xa6\x01\n" +
 	"\x15AuthProofKeyGenerated\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\fR\x03key*\xca\x01\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12@\n" +
+	"\n" +
+	"sealed_key\x18\x02 \x01(\v2!.gatehouse.events.v1.SealedSecretR\tsealedKey\x129\n" +
+	"\x06change\x18\x03 \x01(\x0e2!.gatehouse.events.v1.SecretChangeR\x06change*\xef\x01\n" +
 	"\x14PasswordChangeReason\x12&\n" +
 	"\"PASSWORD_CHANGE_REASON_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bPASSWORD_CHANGE_REASON_USER\x10\x01\x12 \n" +
 	"\x1cPASSWORD_CHANGE_REASON_ADMIN\x10\x02\x12\"\n" +
 	"\x1ePASSWORD_CHANGE_REASON_UPGRADE\x10\x03\x12#\n" +
-	"\x1fPASSWORD_CHANGE_REASON_RECOVERY\x10\x04B2Z0gatehouse.dev/proto/gatehouse/events/v1;eventsv1b\x06proto3"
+	"\x1fPASSWORD_CHANGE_REASON_RECOVERY\x10\x04\x12#\n" +
+	"\x1fPASSWORD_CHANGE_REASON_RESEALED\x10\x05B2Z0gatehouse.dev/proto/gatehouse/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_gatehouse_events_v1_accounts_proto_rawDescOnce sync.Once
@@ -1630,18 +1692,25 @@ var file_gatehouse_events_v1_accounts_proto_goTypes = []any{
 	(*RegistrationCompleted)(nil),       // 22: gatehouse.events.v1.RegistrationCompleted
 	(*AuthProofKeyGenerated)(nil),       // 23: gatehouse.events.v1.AuthProofKeyGenerated
 	(*BrowserSessionsActive_Entry)(nil), // 24: gatehouse.events.v1.BrowserSessionsActive.Entry
-	(*timestamppb.Timestamp)(nil),       // 25: google.protobuf.Timestamp
+	(*SealedSecret)(nil),                // 25: gatehouse.events.v1.SealedSecret
+	(*timestamppb.Timestamp)(nil),       // 26: google.protobuf.Timestamp
+	(SecretChange)(0),                   // 27: gatehouse.events.v1.SecretChange
 }
 var file_gatehouse_events_v1_accounts_proto_depIdxs = []int32{
-	0,  // 0: gatehouse.events.v1.PasswordChanged.reason:type_name -> gatehouse.events.v1.PasswordChangeReason
-	24, // 1: gatehouse.events.v1.BrowserSessionsActive.entries:type_name -> gatehouse.events.v1.BrowserSessionsActive.Entry
-	25, // 2: gatehouse.events.v1.RegistrationTokenCreated.expires_at:type_name -> google.protobuf.Timestamp
-	25, // 3: gatehouse.events.v1.RegistrationStarted.expires_at:type_name -> google.protobuf.Timestamp
-	4,  // [4:4] is the sub-list for method output_type
-	4,  // [4:4] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	25, // 0: gatehouse.events.v1.UserRegistered.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
+	0,  // 1: gatehouse.events.v1.PasswordChanged.reason:type_name -> gatehouse.events.v1.PasswordChangeReason
+	25, // 2: gatehouse.events.v1.PasswordChanged.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
+	24, // 3: gatehouse.events.v1.BrowserSessionsActive.entries:type_name -> gatehouse.events.v1.BrowserSessionsActive.Entry
+	26, // 4: gatehouse.events.v1.RegistrationTokenCreated.expires_at:type_name -> google.protobuf.Timestamp
+	26, // 5: gatehouse.events.v1.RegistrationStarted.expires_at:type_name -> google.protobuf.Timestamp
+	25, // 6: gatehouse.events.v1.RegistrationStarted.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
+	25, // 7: gatehouse.events.v1.AuthProofKeyGenerated.sealed_key:type_name -> gatehouse.events.v1.SealedSecret
+	27, // 8: gatehouse.events.v1.AuthProofKeyGenerated.change:type_name -> gatehouse.events.v1.SecretChange
+	9,  // [9:9] is the sub-list for method output_type
+	9,  // [9:9] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_events_v1_accounts_proto_init() }
@@ -1649,6 +1718,7 @@ func file_gatehouse_events_v1_accounts_proto_init() {
 	if File_gatehouse_events_v1_accounts_proto != nil {
 		return
 	}
+	file_gatehouse_events_v1_sealed_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

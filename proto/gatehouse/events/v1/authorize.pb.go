@@ -711,11 +711,15 @@ func (x *DeviceTokenIssued) GetSessionId() string {
 
 // ClientSecretKeyGenerated records the key client secrets are derived from
 // (HMAC-SHA512 of the client id), generated on first start. Subject:
-// authorize.keys.current. Secrets themselves are never stored; their SHA-256
-// hashes are.
+// authorize.keys.current (the last event holds the key in force). Secrets
+// themselves are never stored; their SHA-256 hashes are.
 type ClientSecretKeyGenerated struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key in clear, as versions before sealing wrote it: still read, never written.
+	Key []byte `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// The key, sealed at "authorize.keys.current/key".
+	SealedKey     *SealedSecret `protobuf:"bytes,2,opt,name=sealed_key,json=sealedKey,proto3" json:"sealed_key,omitempty"`
+	Change        SecretChange  `protobuf:"varint,3,opt,name=change,proto3,enum=gatehouse.events.v1.SecretChange" json:"change,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -757,11 +761,25 @@ func (x *ClientSecretKeyGenerated) GetKey() []byte {
 	return nil
 }
 
+func (x *ClientSecretKeyGenerated) GetSealedKey() *SealedSecret {
+	if x != nil {
+		return x.SealedKey
+	}
+	return nil
+}
+
+func (x *ClientSecretKeyGenerated) GetChange() SecretChange {
+	if x != nil {
+		return x.Change
+	}
+	return SecretChange_SECRET_CHANGE_UNSPECIFIED
+}
+
 var File_gatehouse_events_v1_authorize_proto protoreflect.FileDescriptor
 
 const file_gatehouse_events_v1_authorize_proto_rawDesc = "" +
 	"\n" +
-	"#gatehouse/events/v1/authorize.proto\x12\x13gatehouse.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8d\x01\n" +
+	"#gatehouse/events/v1/authorize.proto\x12\x13gatehouse.events.v1\x1a gatehouse/events/v1/sealed.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8d\x01\n" +
 	"\x10ClientRegistered\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12#\n" +
 	"\rmetadata_json\x18\x02 \x01(\fR\fmetadataJson\x12\x1f\n" +
@@ -819,9 +837,12 @@ const file_gatehouse_events_v1_authorize_proto_rawDesc = "" +
 	"\x11DeviceTokenIssued\x12&\n" +
 	"\x0fdevice_grant_id\x18\x01 \x01(\tR\rdeviceGrantId\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\x02 \x01(\tR\tsessionId\",\n" +
+	"session_id\x18\x02 \x01(\tR\tsessionId\"\xa9\x01\n" +
 	"\x18ClientSecretKeyGenerated\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\fR\x03keyB2Z0gatehouse.dev/proto/gatehouse/events/v1;eventsv1b\x06proto3"
+	"\x03key\x18\x01 \x01(\fR\x03key\x12@\n" +
+	"\n" +
+	"sealed_key\x18\x02 \x01(\v2!.gatehouse.events.v1.SealedSecretR\tsealedKey\x129\n" +
+	"\x06change\x18\x03 \x01(\x0e2!.gatehouse.events.v1.SecretChangeR\x06changeB2Z0gatehouse.dev/proto/gatehouse/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_gatehouse_events_v1_authorize_proto_rawDescOnce sync.Once
@@ -848,6 +869,8 @@ var file_gatehouse_events_v1_authorize_proto_goTypes = []any{
 	(*DeviceTokenIssued)(nil),            // 8: gatehouse.events.v1.DeviceTokenIssued
 	(*ClientSecretKeyGenerated)(nil),     // 9: gatehouse.events.v1.ClientSecretKeyGenerated
 	(*timestamppb.Timestamp)(nil),        // 10: google.protobuf.Timestamp
+	(*SealedSecret)(nil),                 // 11: gatehouse.events.v1.SealedSecret
+	(SecretChange)(0),                    // 12: gatehouse.events.v1.SecretChange
 }
 var file_gatehouse_events_v1_authorize_proto_depIdxs = []int32{
 	10, // 0: gatehouse.events.v1.GrantRequested.expires_at:type_name -> google.protobuf.Timestamp
@@ -855,11 +878,13 @@ var file_gatehouse_events_v1_authorize_proto_depIdxs = []int32{
 	10, // 2: gatehouse.events.v1.GrantApproved.code_expires_at:type_name -> google.protobuf.Timestamp
 	10, // 3: gatehouse.events.v1.DeviceAuthorizationRequested.expires_at:type_name -> google.protobuf.Timestamp
 	10, // 4: gatehouse.events.v1.DeviceApproved.auth_time:type_name -> google.protobuf.Timestamp
-	5,  // [5:5] is the sub-list for method output_type
-	5,  // [5:5] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	11, // 5: gatehouse.events.v1.ClientSecretKeyGenerated.sealed_key:type_name -> gatehouse.events.v1.SealedSecret
+	12, // 6: gatehouse.events.v1.ClientSecretKeyGenerated.change:type_name -> gatehouse.events.v1.SecretChange
+	7,  // [7:7] is the sub-list for method output_type
+	7,  // [7:7] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_events_v1_authorize_proto_init() }
@@ -867,6 +892,7 @@ func file_gatehouse_events_v1_authorize_proto_init() {
 	if File_gatehouse_events_v1_authorize_proto != nil {
 		return
 	}
+	file_gatehouse_events_v1_sealed_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

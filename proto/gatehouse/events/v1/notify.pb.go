@@ -88,7 +88,9 @@ type VerificationStarted struct {
 	// The account concerned; empty for a registration, and for a recovery of an
 	// address that belongs to no account (then nothing is sent).
 	UserId string `protobuf:"bytes,4,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	// SHA-256 (hex) of verification_id ":" code; registration and add-email only.
+	// SHA-256 (hex) of verification_id ":" code, as versions before sealing
+	// wrote it (a 6-digit code is found from its hash at once); no longer
+	// written: the code is derived again from the sealed key to be checked.
 	CodeHash string `protobuf:"bytes,5,opt,name=code_hash,json=codeHash,proto3" json:"code_hash,omitempty"`
 	// SHA-256 (hex) of the recovery ticket; recovery of a known account only.
 	TicketHash string                 `protobuf:"bytes,6,opt,name=ticket_hash,json=ticketHash,proto3" json:"ticket_hash,omitempty"`
@@ -199,7 +201,8 @@ type VerificationCodeReissued struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	VerificationId string                 `protobuf:"bytes,1,opt,name=verification_id,json=verificationId,proto3" json:"verification_id,omitempty"`
 	// 2 for the first reissue, and so on.
-	Issue         uint32                 `protobuf:"varint,2,opt,name=issue,proto3" json:"issue,omitempty"`
+	Issue uint32 `protobuf:"varint,2,opt,name=issue,proto3" json:"issue,omitempty"`
+	// As in VerificationStarted: read from old events, no longer written.
 	CodeHash      string                 `protobuf:"bytes,3,opt,name=code_hash,json=codeHash,proto3" json:"code_hash,omitempty"`
 	TicketHash    string                 `protobuf:"bytes,4,opt,name=ticket_hash,json=ticketHash,proto3" json:"ticket_hash,omitempty"`
 	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
@@ -529,10 +532,15 @@ func (x *EmailDeliveryFailed) GetReason() string {
 }
 
 // VerificationKeyGenerated records the key codes and recovery tickets are
-// derived from (HMAC-SHA-256), generated on first start. Subject: notify.keys.current.
+// derived from (HMAC-SHA-256), generated on first start. Subject:
+// notify.keys.current; the last event holds the key in force.
 type VerificationKeyGenerated struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key in clear, as versions before sealing wrote it: still read, never written.
+	Key []byte `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// The key, sealed at "notify.keys.current/key".
+	SealedKey     *SealedSecret `protobuf:"bytes,2,opt,name=sealed_key,json=sealedKey,proto3" json:"sealed_key,omitempty"`
+	Change        SecretChange  `protobuf:"varint,3,opt,name=change,proto3,enum=gatehouse.events.v1.SecretChange" json:"change,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -574,11 +582,25 @@ func (x *VerificationKeyGenerated) GetKey() []byte {
 	return nil
 }
 
+func (x *VerificationKeyGenerated) GetSealedKey() *SealedSecret {
+	if x != nil {
+		return x.SealedKey
+	}
+	return nil
+}
+
+func (x *VerificationKeyGenerated) GetChange() SecretChange {
+	if x != nil {
+		return x.Change
+	}
+	return SecretChange_SECRET_CHANGE_UNSPECIFIED
+}
+
 var File_gatehouse_events_v1_notify_proto protoreflect.FileDescriptor
 
 const file_gatehouse_events_v1_notify_proto_rawDesc = "" +
 	"\n" +
-	" gatehouse/events/v1/notify.proto\x12\x13gatehouse.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfb\x02\n" +
+	" gatehouse/events/v1/notify.proto\x12\x13gatehouse.events.v1\x1a gatehouse/events/v1/sealed.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfb\x02\n" +
 	"\x13VerificationStarted\x12'\n" +
 	"\x0fverification_id\x18\x01 \x01(\tR\x0everificationId\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12B\n" +
@@ -616,9 +638,12 @@ const file_gatehouse_events_v1_notify_proto_rawDesc = "" +
 	"\x13EmailDeliveryFailed\x12'\n" +
 	"\x0fverification_id\x18\x01 \x01(\tR\x0everificationId\x12\x14\n" +
 	"\x05issue\x18\x02 \x01(\rR\x05issue\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\",\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xa9\x01\n" +
 	"\x18VerificationKeyGenerated\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\fR\x03key*\xa9\x01\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12@\n" +
+	"\n" +
+	"sealed_key\x18\x02 \x01(\v2!.gatehouse.events.v1.SealedSecretR\tsealedKey\x129\n" +
+	"\x06change\x18\x03 \x01(\x0e2!.gatehouse.events.v1.SecretChangeR\x06change*\xa9\x01\n" +
 	"\x13VerificationPurpose\x12$\n" +
 	" VERIFICATION_PURPOSE_UNSPECIFIED\x10\x00\x12%\n" +
 	"!VERIFICATION_PURPOSE_REGISTRATION\x10\x01\x12\"\n" +
@@ -649,19 +674,23 @@ var file_gatehouse_events_v1_notify_proto_goTypes = []any{
 	(*EmailDeliveryFailed)(nil),       // 6: gatehouse.events.v1.EmailDeliveryFailed
 	(*VerificationKeyGenerated)(nil),  // 7: gatehouse.events.v1.VerificationKeyGenerated
 	(*timestamppb.Timestamp)(nil),     // 8: google.protobuf.Timestamp
+	(*SealedSecret)(nil),              // 9: gatehouse.events.v1.SealedSecret
+	(SecretChange)(0),                 // 10: gatehouse.events.v1.SecretChange
 }
 var file_gatehouse_events_v1_notify_proto_depIdxs = []int32{
-	0, // 0: gatehouse.events.v1.VerificationStarted.purpose:type_name -> gatehouse.events.v1.VerificationPurpose
-	8, // 1: gatehouse.events.v1.VerificationStarted.expires_at:type_name -> google.protobuf.Timestamp
-	8, // 2: gatehouse.events.v1.VerificationStarted.issued_at:type_name -> google.protobuf.Timestamp
-	8, // 3: gatehouse.events.v1.VerificationCodeReissued.expires_at:type_name -> google.protobuf.Timestamp
-	8, // 4: gatehouse.events.v1.VerificationCodeReissued.issued_at:type_name -> google.protobuf.Timestamp
-	0, // 5: gatehouse.events.v1.VerificationConfirmed.purpose:type_name -> gatehouse.events.v1.VerificationPurpose
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	0,  // 0: gatehouse.events.v1.VerificationStarted.purpose:type_name -> gatehouse.events.v1.VerificationPurpose
+	8,  // 1: gatehouse.events.v1.VerificationStarted.expires_at:type_name -> google.protobuf.Timestamp
+	8,  // 2: gatehouse.events.v1.VerificationStarted.issued_at:type_name -> google.protobuf.Timestamp
+	8,  // 3: gatehouse.events.v1.VerificationCodeReissued.expires_at:type_name -> google.protobuf.Timestamp
+	8,  // 4: gatehouse.events.v1.VerificationCodeReissued.issued_at:type_name -> google.protobuf.Timestamp
+	0,  // 5: gatehouse.events.v1.VerificationConfirmed.purpose:type_name -> gatehouse.events.v1.VerificationPurpose
+	9,  // 6: gatehouse.events.v1.VerificationKeyGenerated.sealed_key:type_name -> gatehouse.events.v1.SealedSecret
+	10, // 7: gatehouse.events.v1.VerificationKeyGenerated.change:type_name -> gatehouse.events.v1.SecretChange
+	8,  // [8:8] is the sub-list for method output_type
+	8,  // [8:8] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_events_v1_notify_proto_init() }
@@ -669,6 +698,7 @@ func file_gatehouse_events_v1_notify_proto_init() {
 	if File_gatehouse_events_v1_notify_proto != nil {
 		return
 	}
+	file_gatehouse_events_v1_sealed_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -255,13 +255,22 @@ func (x *TokensIssued) GetRevokesAccessHash() string {
 
 // SigningKeysGenerated records the service's keys, generated on first start:
 // the private JSON Web Key Set that signs ID tokens and the key that makes
-// opaque tokens' checksums unforgeable. Subject: token.keys.current.
+// opaque tokens' checksums unforgeable. Subject: token.keys.current; the
+// last event of the subject holds the keys in force.
 type SigningKeysGenerated struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	PrivateJwks   []byte                 `protobuf:"bytes,1,opt,name=private_jwks,json=privateJwks,proto3" json:"private_jwks,omitempty"`
-	TokenMacKey   []byte                 `protobuf:"bytes,2,opt,name=token_mac_key,json=tokenMacKey,proto3" json:"token_mac_key,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The keys in clear, as versions before sealing wrote them: still read,
+	// never written.
+	PrivateJwks []byte `protobuf:"bytes,1,opt,name=private_jwks,json=privateJwks,proto3" json:"private_jwks,omitempty"`
+	TokenMacKey []byte `protobuf:"bytes,2,opt,name=token_mac_key,json=tokenMacKey,proto3" json:"token_mac_key,omitempty"`
+	// The private JWK Set (with the retired public keys), sealed at
+	// "token.keys.current/private_jwks".
+	SealedPrivateJwks *SealedSecret `protobuf:"bytes,3,opt,name=sealed_private_jwks,json=sealedPrivateJwks,proto3" json:"sealed_private_jwks,omitempty"`
+	// The MAC key, sealed at "token.keys.current/token_mac_key".
+	SealedTokenMacKey *SealedSecret `protobuf:"bytes,4,opt,name=sealed_token_mac_key,json=sealedTokenMacKey,proto3" json:"sealed_token_mac_key,omitempty"`
+	Change            SecretChange  `protobuf:"varint,5,opt,name=change,proto3,enum=gatehouse.events.v1.SecretChange" json:"change,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *SigningKeysGenerated) Reset() {
@@ -306,6 +315,27 @@ func (x *SigningKeysGenerated) GetTokenMacKey() []byte {
 		return x.TokenMacKey
 	}
 	return nil
+}
+
+func (x *SigningKeysGenerated) GetSealedPrivateJwks() *SealedSecret {
+	if x != nil {
+		return x.SealedPrivateJwks
+	}
+	return nil
+}
+
+func (x *SigningKeysGenerated) GetSealedTokenMacKey() *SealedSecret {
+	if x != nil {
+		return x.SealedTokenMacKey
+	}
+	return nil
+}
+
+func (x *SigningKeysGenerated) GetChange() SecretChange {
+	if x != nil {
+		return x.Change
+	}
+	return SecretChange_SECRET_CHANGE_UNSPECIFIED
 }
 
 // SessionEnded ends a session: every token issued in it stops working.
@@ -704,7 +734,7 @@ var File_gatehouse_events_v1_token_proto protoreflect.FileDescriptor
 
 const file_gatehouse_events_v1_token_proto_rawDesc = "" +
 	"\n" +
-	"\x1fgatehouse/events/v1/token.proto\x12\x13gatehouse.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\x03\n" +
+	"\x1fgatehouse/events/v1/token.proto\x12\x13gatehouse.events.v1\x1a gatehouse/events/v1/sealed.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\x03\n" +
 	"\x0eSessionStarted\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x12\n" +
@@ -730,10 +760,13 @@ const file_gatehouse_events_v1_token_proto_rawDesc = "" +
 	"\x11access_expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x0faccessExpiresAt\x12!\n" +
 	"\frefresh_hash\x18\x04 \x01(\tR\vrefreshHash\x122\n" +
 	"\x15replaces_refresh_hash\x18\x05 \x01(\tR\x13replacesRefreshHash\x12.\n" +
-	"\x13revokes_access_hash\x18\x06 \x01(\tR\x11revokesAccessHash\"]\n" +
+	"\x13revokes_access_hash\x18\x06 \x01(\tR\x11revokesAccessHash\"\xbf\x02\n" +
 	"\x14SigningKeysGenerated\x12!\n" +
 	"\fprivate_jwks\x18\x01 \x01(\fR\vprivateJwks\x12\"\n" +
-	"\rtoken_mac_key\x18\x02 \x01(\fR\vtokenMacKey\"E\n" +
+	"\rtoken_mac_key\x18\x02 \x01(\fR\vtokenMacKey\x12Q\n" +
+	"\x13sealed_private_jwks\x18\x03 \x01(\v2!.gatehouse.events.v1.SealedSecretR\x11sealedPrivateJwks\x12R\n" +
+	"\x14sealed_token_mac_key\x18\x04 \x01(\v2!.gatehouse.events.v1.SealedSecretR\x11sealedTokenMacKey\x129\n" +
+	"\x06change\x18\x05 \x01(\x0e2!.gatehouse.events.v1.SecretChangeR\x06change\"E\n" +
 	"\fSessionEnded\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x16\n" +
@@ -789,18 +822,23 @@ var file_gatehouse_events_v1_token_proto_goTypes = []any{
 	(*SessionsActive)(nil),        // 8: gatehouse.events.v1.SessionsActive
 	(*SessionsActive_Entry)(nil),  // 9: gatehouse.events.v1.SessionsActive.Entry
 	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*SealedSecret)(nil),          // 11: gatehouse.events.v1.SealedSecret
+	(SecretChange)(0),             // 12: gatehouse.events.v1.SecretChange
 }
 var file_gatehouse_events_v1_token_proto_depIdxs = []int32{
 	1,  // 0: gatehouse.events.v1.SessionStarted.tokens:type_name -> gatehouse.events.v1.TokensIssued
 	10, // 1: gatehouse.events.v1.TokensIssued.access_expires_at:type_name -> google.protobuf.Timestamp
-	10, // 2: gatehouse.events.v1.ClientAssertionUsed.expires_at:type_name -> google.protobuf.Timestamp
-	10, // 3: gatehouse.events.v1.LoginTokenIssued.expires_at:type_name -> google.protobuf.Timestamp
-	9,  // 4: gatehouse.events.v1.SessionsActive.entries:type_name -> gatehouse.events.v1.SessionsActive.Entry
-	5,  // [5:5] is the sub-list for method output_type
-	5,  // [5:5] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	11, // 2: gatehouse.events.v1.SigningKeysGenerated.sealed_private_jwks:type_name -> gatehouse.events.v1.SealedSecret
+	11, // 3: gatehouse.events.v1.SigningKeysGenerated.sealed_token_mac_key:type_name -> gatehouse.events.v1.SealedSecret
+	12, // 4: gatehouse.events.v1.SigningKeysGenerated.change:type_name -> gatehouse.events.v1.SecretChange
+	10, // 5: gatehouse.events.v1.ClientAssertionUsed.expires_at:type_name -> google.protobuf.Timestamp
+	10, // 6: gatehouse.events.v1.LoginTokenIssued.expires_at:type_name -> google.protobuf.Timestamp
+	9,  // 7: gatehouse.events.v1.SessionsActive.entries:type_name -> gatehouse.events.v1.SessionsActive.Entry
+	8,  // [8:8] is the sub-list for method output_type
+	8,  // [8:8] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_events_v1_token_proto_init() }
@@ -808,6 +846,7 @@ func file_gatehouse_events_v1_token_proto_init() {
 	if File_gatehouse_events_v1_token_proto != nil {
 		return
 	}
+	file_gatehouse_events_v1_sealed_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -17,8 +17,9 @@ type RegisterCommand struct {
 	ServerName string
 	// Email is an optional email address; it is stored normalized.
 	Email string
-	// PasswordHash is the PHC string of the password, or empty for none.
-	PasswordHash string
+	// Password is the PHC string of the password, sealed for the user's
+	// aggregate (see Password), or nil for none.
+	Password *eventsv1.SealedSecret
 	// Admin makes the user an administrator.
 	Admin bool
 	// DisplayName is an optional display name; see ValidateDisplayName.
@@ -57,20 +58,20 @@ func Register(s State, cmd RegisterCommand) ([]proto.Message, error) {
 		UserId:              cmd.UserID,
 		Username:            cmd.Username,
 		Email:               email,
-		PasswordHash:        cmd.PasswordHash,
+		SealedPasswordHash:  cmd.Password,
 		Admin:               cmd.Admin,
 		DisplayName:         cmd.DisplayName,
 		EmailVerificationId: cmd.EmailVerificationID,
 	}), nil
 }
 
-// ChangePassword decides replacing the user's password hash for reason.
-func ChangePassword(s State, hash string, reason eventsv1.PasswordChangeReason) ([]proto.Message, error) {
+// ChangePassword decides replacing the user's password hash, sealed, for reason.
+func ChangePassword(s State, hash *eventsv1.SealedSecret, reason eventsv1.PasswordChangeReason) ([]proto.Message, error) {
 	if err := mustExist(s); err != nil {
 		return nil, err
 	}
-	if hash == "" {
-		return nil, errs.Internalf("change password of %s: empty password hash", s.ID)
+	if hash == nil {
+		return nil, errs.Internalf("change password of %s: no password hash", s.ID)
 	}
 	switch reason {
 	case eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_USER,
@@ -80,13 +81,13 @@ func ChangePassword(s State, hash string, reason eventsv1.PasswordChangeReason) 
 	default:
 		return nil, errs.Internalf("change password of %s: unsupported reason %v", s.ID, reason)
 	}
-	if hash == s.PasswordHash {
+	if proto.Equal(hash, s.Password.Sealed) {
 		return nil, nil
 	}
 	if s.Deactivated {
 		return nil, errs.FailedPrecondition("The password of a deactivated account cannot be changed")
 	}
-	return events(&eventsv1.PasswordChanged{UserId: s.ID, PasswordHash: hash, Reason: reason}), nil
+	return events(&eventsv1.PasswordChanged{UserId: s.ID, SealedPasswordHash: hash, Reason: reason}), nil
 }
 
 // Lock decides locking the user out of signing in, recording why.

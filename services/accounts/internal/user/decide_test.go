@@ -25,14 +25,17 @@ func locked() State { return with(alice(), func(s *State) { s.Locked = true }) }
 // registerCmd is a valid command registering u1.
 func registerCmd() RegisterCommand {
 	return RegisterCommand{
-		UserID:       "u1",
-		Username:     "alice",
-		ServerName:   "example.org",
-		Email:        " Alice@Example.ORG ",
-		PasswordHash: "$argon2id$hash",
-		DisplayName:  "Alice",
+		UserID:      "u1",
+		Username:    "alice",
+		ServerName:  "example.org",
+		Email:       " Alice@Example.ORG ",
+		Password:    registeredHash,
+		DisplayName: "Alice",
 	}
 }
+
+// registeredHash stands for a sealed password hash given at registration.
+var registeredHash = &eventsv1.SealedSecret{KeyId: "0123456789abcdef", Ciphertext: []byte("sealed hash")}
 
 // registerWith returns registerCmd changed by f.
 func registerWith(f func(*RegisterCommand)) RegisterCommand {
@@ -56,7 +59,7 @@ func TestDecisions(t *testing.T) {
 			decide: func() ([]proto.Message, error) { return Register(State{}, registerCmd()) },
 			want: []proto.Message{&eventsv1.UserRegistered{
 				UserId: "u1", Username: "alice", Email: "alice@example.org",
-				PasswordHash: "$argon2id$hash", DisplayName: "Alice",
+				SealedPasswordHash: registeredHash, DisplayName: "Alice",
 			}},
 		},
 		{
@@ -111,49 +114,103 @@ func TestDecisions(t *testing.T) {
 		// ChangePassword.
 		{
 			name:   "change password",
-			decide: func() ([]proto.Message, error) { return ChangePassword(alice(), "new", reasonUser) },
-			want:   []proto.Message{&eventsv1.PasswordChanged{UserId: "u1", PasswordHash: "new", Reason: reasonUser}},
+			decide: func() ([]proto.Message, error) { return ChangePassword(alice(), newHash, reasonUser) },
+			want:   []proto.Message{&eventsv1.PasswordChanged{UserId: "u1", SealedPasswordHash: newHash, Reason: reasonUser}},
 		},
 		{
-			name:   "change password of locked user",
-			decide: func() ([]proto.Message, error) { return ChangePassword(locked(), "new", reasonUpgrade) },
-			want:   []proto.Message{&eventsv1.PasswordChanged{UserId: "u1", PasswordHash: "new", Reason: reasonUpgrade}},
-		},
-		{
-			name:   "change password to the current hash",
-			decide: func() ([]proto.Message, error) { return ChangePassword(alice(), alice().PasswordHash, reasonUser) },
-		},
-		{
-			name: "change password to the current hash after deactivation",
+			name: "change password to the current hash",
 			decide: func() ([]proto.Message, error) {
-				return ChangePassword(deactivated(), alice().PasswordHash, reasonUser)
+				return ChangePassword(with(alice(), func(s *State) { s.Password = Password{Sealed: newHash} }), newHash, reasonUser)
 			},
 		},
 		{
+			name:   "change password of locked user",
+			decide: func() ([]proto.Message, error) { return ChangePassword(locked(), newHash, reasonUpgrade) },
+			want:   []proto.Message{&eventsv1.PasswordChanged{UserId: "u1", SealedPasswordHash: newHash, Reason: reasonUpgrade}},
+		},
+		{
 			name:     "change password of unknown user",
-			decide:   func() ([]proto.Message, error) { return ChangePassword(State{}, "new", reasonUser) },
+			decide:   func() ([]proto.Message, error) { return ChangePassword(State{}, newHash, reasonUser) },
 			wantErr:  true,
 			wantKind: errs.KindNotFound,
 		},
 		{
 			name:     "change password of deactivated user",
-			decide:   func() ([]proto.Message, error) { return ChangePassword(deactivated(), "new", reasonUser) },
+			decide:   func() ([]proto.Message, error) { return ChangePassword(deactivated(), newHash, reasonUser) },
 			wantErr:  true,
 			wantKind: errs.KindFailedPrecondition,
 		},
 		{
-			name:     "change password to empty hash",
-			decide:   func() ([]proto.Message, error) { return ChangePassword(alice(), "", reasonUser) },
+			name:     "change password to no hash",
+			decide:   func() ([]proto.Message, error) { return ChangePassword(alice(), nil, reasonUser) },
 			wantErr:  true,
 			wantKind: errs.KindInternal,
 		},
 		{
 			name: "change password without reason",
 			decide: func() ([]proto.Message, error) {
-				return ChangePassword(alice(), "new", eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_UNSPECIFIED)
+				return ChangePassword(alice(), newHash, eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_UNSPECIFIED)
 			},
 			wantErr:  true,
 			wantKind: errs.KindInternal,
+		},
+		{
+			name: "change password as a reseal",
+			decide: func() ([]proto.Message, error) {
+				return ChangePassword(alice(), newHash, eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_RESEALED)
+			},
+			wantErr:  true,
+			wantKind: errs.KindInternal,
+		},
+
+		// ResealPassword.
+		{
+			name: "reseal a hash kept in clear",
+			decide: func() ([]proto.Message, error) {
+				return ResealPassword(alice(), func(p Password) (*eventsv1.SealedSecret, error) {
+					if p.Clear != alice().Password.Clear {
+						t.Errorf("reseal got %+v", p)
+					}
+					return newHash, nil
+				})
+			},
+			want: []proto.Message{&eventsv1.PasswordChanged{UserId: "u1", SealedPasswordHash: newHash, Reason: eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_RESEALED}},
+		},
+		{
+			name: "reseal the hash of a deactivated user",
+			decide: func() ([]proto.Message, error) {
+				return ResealPassword(deactivated(), func(Password) (*eventsv1.SealedSecret, error) { return newHash, nil })
+			},
+			want: []proto.Message{&eventsv1.PasswordChanged{UserId: "u1", SealedPasswordHash: newHash, Reason: eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_RESEALED}},
+		},
+		{
+			name: "reseal a current hash",
+			decide: func() ([]proto.Message, error) {
+				return ResealPassword(alice(), func(Password) (*eventsv1.SealedSecret, error) { return nil, nil })
+			},
+		},
+		{
+			name: "reseal without a password",
+			decide: func() ([]proto.Message, error) {
+				return ResealPassword(with(alice(), func(s *State) { s.Password = Password{} }), func(Password) (*eventsv1.SealedSecret, error) {
+					t.Error("reseal called without a password")
+					return newHash, nil
+				})
+			},
+		},
+		{
+			name: "reseal a hash that does not open",
+			decide: func() ([]proto.Message, error) {
+				return ResealPassword(alice(), func(Password) (*eventsv1.SealedSecret, error) { return nil, errs.Internalf("unknown key") })
+			},
+			wantErr: true, wantKind: errs.KindInternal,
+		},
+		{
+			name: "reseal for an unknown user",
+			decide: func() ([]proto.Message, error) {
+				return ResealPassword(State{}, func(Password) (*eventsv1.SealedSecret, error) { return newHash, nil })
+			},
+			wantErr: true, wantKind: errs.KindNotFound,
 		},
 
 		// Lock and Unlock.
@@ -328,7 +385,15 @@ func TestDecisionsAreIdempotent(t *testing.T) {
 		state  State
 		decide func(State) ([]proto.Message, error)
 	}{
-		{"change password", alice(), func(s State) ([]proto.Message, error) { return ChangePassword(s, "new", reasonUser) }},
+		{"change password", alice(), func(s State) ([]proto.Message, error) { return ChangePassword(s, newHash, reasonUser) }},
+		{"reseal password", alice(), func(s State) ([]proto.Message, error) {
+			return ResealPassword(s, func(p Password) (*eventsv1.SealedSecret, error) {
+				if p.Sealed == newHash {
+					return nil, nil
+				}
+				return newHash, nil
+			})
+		}},
 		{"lock", alice(), func(s State) ([]proto.Message, error) { return Lock(s, "spam") }},
 		{"unlock", locked(), Unlock},
 		{"deactivate", alice(), func(s State) ([]proto.Message, error) { return Deactivate(s, true) }},
@@ -365,7 +430,7 @@ func TestRegisterThenFold(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := Fold([]eventlog.Record{record(1, t0, evs[0])})
-	want := with(alice(), func(s *State) { s.PasswordHash = "$argon2id$hash" })
+	want := with(alice(), func(s *State) { s.Password = Password{Sealed: registeredHash} })
 	if !sameState(got, want) {
 		t.Errorf("state = %+v\nwant %+v", got, want)
 	}

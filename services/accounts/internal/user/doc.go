@@ -18,12 +18,15 @@
 //     errs.KindInternal, without them). It validates the username with
 //     ValidateUsername (Matrix localpart rules), the optional email with
 //     NormalizeEmail (stored lower-cased) and the optional display name with
-//     ValidateDisplayName. Its password hash is opaque here and may be empty
-//     for users who sign in upstream only.
+//     ValidateDisplayName. Its password hash is opaque here (sealed by the
+//     caller, see Password) and may be absent for users who sign in upstream
+//     only.
 //   - Decisions that would not change the state return no events and no error:
 //     locking a locked user, unlocking an unlocked one, deactivating a
 //     deactivated one, reactivating an active one, setting the display name or
-//     admin flag to its current value, or setting the password hash it has.
+//     admin flag to its current value, setting the (sealed) password hash
+//     it has, or sealing again a password hash that needs no sealing again
+//     (ResealPassword).
 //     This is checked after input validation but before the preconditions
 //     below, so a retried command that already took effect succeeds.
 //   - A deactivated user's password and display name cannot change
@@ -38,7 +41,7 @@
 //     reactivating and deactivating with erase.
 //   - Lock reasons and display names are at most 256 characters of valid
 //     UTF-8 without control characters (errs.KindInvalid, Field "reason" or
-//     "display_name"). ChangePassword needs a non-empty hash and a specified
+//     "display_name"). ChangePassword needs a sealed hash and a specified
 //     reason; anything else is a caller bug (errs.KindInternal).
 //   - Email addresses: the address given at registration is the user's first,
 //     primary one. AddEmail adds an address the caller has verified (every

@@ -23,8 +23,8 @@ type State struct {
 	Emails []Email
 	// DisplayName is the user's display name, or empty.
 	DisplayName string
-	// PasswordHash is the PHC string of the password, or empty without one.
-	PasswordHash string
+	// Password is the password hash as recorded (sealed), unset without one.
+	Password Password
 	// Admin reports whether the user is an administrator.
 	Admin bool
 	// Locked reports whether the user is locked out of signing in.
@@ -82,12 +82,12 @@ func (s *State) Apply(rec eventlog.Record) {
 		if s.Email != "" {
 			s.Emails = []Email{{Address: s.Email, Primary: true, AddedAt: rec.OccurredAt()}}
 		}
-		s.PasswordHash = ev.GetPasswordHash()
+		s.Password = passwordOf(ev.GetSealedPasswordHash(), ev.GetPasswordHash())
 		s.Admin = ev.GetAdmin()
 		s.DisplayName = ev.GetDisplayName()
 		s.CreatedAt = rec.OccurredAt()
 	case *eventsv1.PasswordChanged:
-		s.PasswordHash = ev.GetPasswordHash()
+		s.Password = passwordOf(ev.GetSealedPasswordHash(), ev.GetPasswordHash())
 	case *eventsv1.UserLocked:
 		s.Locked = true
 	case *eventsv1.UserUnlocked:

@@ -50,18 +50,21 @@ func registered(seq uint64, at time.Time) eventlog.Record {
 	})
 }
 
+// newHash stands for a sealed password hash, opaque to the aggregate.
+var newHash = &eventsv1.SealedSecret{KeyId: "0123456789abcdef", Ciphertext: []byte("sealed new hash")}
+
 // alice is u1 as registered at t0 with sequence 1.
 func alice() State {
 	return State{
-		ID:           "u1",
-		Username:     "alice",
-		Email:        "alice@example.org",
-		Emails:       []Email{{Address: "alice@example.org", Primary: true, AddedAt: t0}},
-		DisplayName:  "Alice",
-		PasswordHash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA",
-		Version:      1,
-		CreatedAt:    t0,
-		UpdatedAt:    t0,
+		ID:          "u1",
+		Username:    "alice",
+		Email:       "alice@example.org",
+		Emails:      []Email{{Address: "alice@example.org", Primary: true, AddedAt: t0}},
+		DisplayName: "Alice",
+		Password:    Password{Clear: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"},
+		Version:     1,
+		CreatedAt:   t0,
+		UpdatedAt:   t0,
 	}
 }
 
@@ -105,9 +108,23 @@ func TestFold(t *testing.T) {
 		{
 			name: "password changed",
 			history: []eventlog.Record{registered(1, t0), record(5, t1, &eventsv1.PasswordChanged{
+				UserId: "u1", SealedPasswordHash: newHash, Reason: eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_USER,
+			})},
+			want: with(alice(), func(s *State) { s.Password, s.Version, s.UpdatedAt = Password{Sealed: newHash}, 5, t1 }),
+		},
+		{
+			name: "password changed, in clear (before sealing)",
+			history: []eventlog.Record{registered(1, t0), record(5, t1, &eventsv1.PasswordChanged{
 				UserId: "u1", PasswordHash: "new", Reason: eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_USER,
 			})},
-			want: with(alice(), func(s *State) { s.PasswordHash, s.Version, s.UpdatedAt = "new", 5, t1 }),
+			want: with(alice(), func(s *State) { s.Password, s.Version, s.UpdatedAt = Password{Clear: "new"}, 5, t1 }),
+		},
+		{
+			name: "password sealed again",
+			history: []eventlog.Record{registered(1, t0), record(5, t1, &eventsv1.PasswordChanged{
+				UserId: "u1", SealedPasswordHash: newHash, Reason: eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_RESEALED,
+			})},
+			want: with(alice(), func(s *State) { s.Password, s.Version, s.UpdatedAt = Password{Sealed: newHash}, 5, t1 }),
 		},
 		{
 			name:    "locked",

@@ -33,9 +33,6 @@ type Message struct {
 	// MessageID is the Message-ID header, "<id@domain>".
 	MessageID string
 	Date      time.Time
-	// Secret is the code or link the message carries. Senders never log it;
-	// the development outbox does, so that `make run` works offline.
-	Secret string
 }
 
 // Sender delivers messages.

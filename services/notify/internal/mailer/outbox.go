@@ -11,8 +11,10 @@ import (
 )
 
 // Outbox is the development sender: it writes each message to
-// <dir>/<message id>.eml (which any mail client opens) and logs it with its
-// code or link at INFO, so that a server without SMTP still works end to end.
+// <dir>/<message id>.eml (mode 0600; any mail client opens it), so that a
+// server without SMTP still works end to end. It logs only that it did, with
+// the file and the recipient's domain: never the code or link, which would
+// let anyone who reads the log confirm an address or reset a password.
 // Writing a message twice overwrites the same file.
 type Outbox struct {
 	dir    string
@@ -51,9 +53,17 @@ func (o *Outbox) Send(ctx context.Context, m *Message) error {
 		os.Remove(tmp.Name())
 		return fmt.Errorf("outbox: %w", err)
 	}
-	o.logger.InfoContext(ctx, "email written to the outbox (no smtp.url configured)",
-		"to", m.To, "subject", m.Subject, "secret", m.Secret, "file", path)
+	o.logger.InfoContext(ctx, "email written to the outbox (no smtp.url configured); open the file to read it",
+		"file", path, "to_domain", domainOf(m.To))
 	return nil
+}
+
+// domainOf returns the domain of an address, all a log needs of a recipient.
+func domainOf(address string) string {
+	if i := strings.LastIndexByte(address, '@'); i >= 0 {
+		return address[i+1:]
+	}
+	return ""
 }
 
 // fileName turns a Message-ID into a safe file name.

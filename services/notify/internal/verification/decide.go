@@ -1,6 +1,7 @@
 package verification
 
 import (
+	"crypto/subtle"
 	"fmt"
 	"strconv"
 	"time"
@@ -24,10 +25,10 @@ func Start(s State, cmd StartCommand, key Key, now time.Time) ([]proto.Message, 
 	if err != nil {
 		return nil, err
 	}
-	codeHash, ticketHash, expires := issue(key, cmd.ID, cmd.Purpose, cmd.UserID, 1, now)
+	ticketHash, expires := issue(key, cmd.ID, cmd.Purpose, cmd.UserID, 1, now)
 	return events(&eventsv1.VerificationStarted{
 		VerificationId: cmd.ID, Email: cmd.Email, Purpose: cmd.Purpose, UserId: cmd.UserID,
-		CodeHash: codeHash, TicketHash: ticketHash, ExpiresAt: timestamppb.New(expires), Locale: cmd.Locale,
+		TicketHash: ticketHash, ExpiresAt: timestamppb.New(expires), Locale: cmd.Locale,
 		IssuedAt: timestamppb.New(now),
 	}), nil
 }
@@ -51,9 +52,9 @@ func Reissue(s State, key Key, now time.Time) ([]proto.Message, error) {
 		return nil, e
 	}
 	next := s.Issue + 1
-	codeHash, ticketHash, expires := issue(key, s.ID, s.Purpose, s.UserID, next, now)
+	ticketHash, expires := issue(key, s.ID, s.Purpose, s.UserID, next, now)
 	return events(&eventsv1.VerificationCodeReissued{
-		VerificationId: s.ID, Issue: next, CodeHash: codeHash, TicketHash: ticketHash, ExpiresAt: timestamppb.New(expires),
+		VerificationId: s.ID, Issue: next, TicketHash: ticketHash, ExpiresAt: timestamppb.New(expires),
 		IssuedAt: timestamppb.New(now),
 	}), nil
 }
@@ -64,11 +65,13 @@ func (s State) ResendAfter() time.Time { return s.IssuedAt.Add(ResendInterval) }
 // ResendsLeft is how many more reissues are allowed.
 func (s State) ResendsLeft() uint32 { return MaxResends - min(s.Resends(), MaxResends) }
 
-// CheckCode decides a code entered for the verification. It is the one
+// CheckCode decides a code entered for the verification, comparing it with
+// the code of the current issue derived again from key (or, for a code issued
+// by a version that recorded code hashes, with that hash). It is the one
 // decision that may return events together with an error: a wrong code is
 // recorded (VerificationAttemptFailed, to be appended) and reported
 // (errs.KindInvalid, naming the attempts left). A right code confirms.
-func CheckCode(s State, code string, now time.Time) ([]proto.Message, error) {
+func CheckCode(s State, code string, key Key, now time.Time) ([]proto.Message, error) {
 	if err := mustExist(s); err != nil {
 		return nil, err
 	}
@@ -86,7 +89,7 @@ func CheckCode(s State, code string, now time.Time) ([]proto.Message, error) {
 	case !now.Before(s.ExpiresAt):
 		return nil, errs.FailedPrecondition("This code has expired; ask for a new one")
 	}
-	if equalHash(CodeHash(s.ID, code), s.CodeHash) {
+	if s.rightCode(code, key) {
 		return events(&eventsv1.VerificationConfirmed{VerificationId: s.ID, Email: s.Email, Purpose: s.Purpose, UserId: s.UserID}), nil
 	}
 	attempts := s.FailedAttempts + 1
@@ -177,18 +180,30 @@ func recordable(s State, issue uint32) bool {
 	return s.Exists() && issue >= 1 && issue <= s.Issue && !delivered && !refused
 }
 
-// issue derives the hashes and expiry of one issue's secret. A recovery
+// rightCode reports whether code is the current issue's code. Codes are not
+// recorded, not even hashed (a 6-digit code is found from its hash at once):
+// the code is derived again from the key. Events written before sealing
+// recorded a hash, which is compared instead.
+func (s State) rightCode(code string, key Key) bool {
+	if s.CodeHash != "" {
+		return equalHash(CodeHash(s.ID, code), s.CodeHash)
+	}
+	return len(key) >= KeySize && subtle.ConstantTimeCompare([]byte(code), []byte(key.Code(s.ID, s.Issue))) == 1
+}
+
+// issue derives the ticket hash and expiry of one issue's secret. A recovery
 // ticket is derived even when nothing will be sent, so that answering for an
-// unknown address costs what answering for a known one does.
-func issue(key Key, id string, purpose eventsv1.VerificationPurpose, userID string, n uint32, now time.Time) (codeHash, ticketHash string, expires time.Time) {
+// unknown address costs what answering for a known one does. A code is not
+// recorded at all (see rightCode).
+func issue(key Key, id string, purpose eventsv1.VerificationPurpose, userID string, n uint32, now time.Time) (ticketHash string, expires time.Time) {
 	if purpose == eventsv1.VerificationPurpose_VERIFICATION_PURPOSE_RECOVERY {
 		ticket := key.Ticket(id, n)
 		if userID != "" {
 			ticketHash = TicketHash(ticket)
 		}
-		return "", ticketHash, now.Add(TicketTTL)
+		return ticketHash, now.Add(TicketTTL)
 	}
-	return CodeHash(id, key.Code(id, n)), "", now.Add(CodeTTL)
+	return "", now.Add(CodeTTL)
 }
 
 // mustExist fails with errs.KindNotFound unless the verification was started.

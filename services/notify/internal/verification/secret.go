@@ -19,9 +19,10 @@ const KeySize = 32
 // alphanumerics by rejection sampling, so every code and every ticket
 // character is equally likely. Deriving rather than storing the secret lets
 // the delivery consumer write it into the email after a restart or on another
-// replica, while the event log holds only its hash. The key is generated from
-// crypto/rand on the service's first start and kept in the NOTIFY stream, so
-// that stream is as sensitive as the key: whoever reads it can derive codes.
+// replica, and checking a code by deriving it again, while the event log
+// holds nothing of a code and only the hash of a ticket. The key is generated
+// from crypto/rand on the service's first start and kept in the NOTIFY
+// stream, sealed with the deployment's key-encryption key (platform/sealed).
 type Key []byte
 
 // Code returns the 6-digit code of one issue of a verification.
@@ -92,10 +93,10 @@ func (s *stream) next(n int) []byte {
 	return out
 }
 
-// CodeHash is what events store of a code: SHA-256 (hex) of "<id>:<code>".
-// Binding the id keeps equal codes of different verifications apart; the
-// hash is only as hard to invert as 10^6 guesses, which is acceptable because
-// checks are limited to MaxAttempts and the stream also holds the key.
+// CodeHash is what events written before sealing stored of a code: SHA-256
+// (hex) of "<id>:<code>". It is only as hard to invert as 10^6 guesses, so it
+// is no longer written (see State.rightCode); codes those events issued are
+// still checked against it.
 func CodeHash(id, code string) string {
 	sum := sha256.Sum256([]byte(id + ":" + code))
 	return hex.EncodeToString(sum[:])

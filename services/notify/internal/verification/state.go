@@ -18,7 +18,9 @@ type State struct {
 	Locale string
 	// Issue numbers the current secret: 1 when started, +1 per reissue; 0
 	// before the verification exists.
-	Issue      uint32
+	Issue uint32
+	// CodeHash is the current code's hash as events before sealing recorded
+	// it; empty since (the code is derived again to be checked).
 	CodeHash   string
 	TicketHash string
 	// IssuedAt is when the current secret was issued; ExpiresAt when it stops working.

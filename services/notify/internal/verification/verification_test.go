@@ -80,7 +80,7 @@ func wrongCode(at time.Time) func(State) ([]proto.Message, error) {
 		if key.Code(s.ID, s.Issue) == code {
 			code = "000001"
 		}
-		return CheckCode(s, code, at)
+		return CheckCode(s, code, key, at)
 	}
 }
 
@@ -185,13 +185,13 @@ func TestStart(t *testing.T) {
 			name: "registration",
 			cmd:  StartCommand{ID: vid, Email: " Alice@Example.ORG ", Purpose: reg, Locale: "en"},
 			want: &eventsv1.VerificationStarted{VerificationId: vid, Email: "alice@example.org", Purpose: reg,
-				CodeHash: CodeHash(vid, key.Code(vid, 1)), ExpiresAt: exp, Locale: "en", IssuedAt: at0},
+				ExpiresAt: exp, Locale: "en", IssuedAt: at0},
 		},
 		{
 			name: "add email",
 			cmd:  StartCommand{ID: vid, Email: "alice@example.org", Purpose: add, UserID: uid},
 			want: &eventsv1.VerificationStarted{VerificationId: vid, Email: "alice@example.org", Purpose: add, UserId: uid,
-				CodeHash: CodeHash(vid, key.Code(vid, 1)), ExpiresAt: exp, IssuedAt: at0},
+				ExpiresAt: exp, IssuedAt: at0},
 		},
 		{
 			name: "recovery of an account",
@@ -248,7 +248,7 @@ func TestReissue(t *testing.T) {
 	for range MaxAttempts {
 		locked = then(t, locked, t0, wrongCode(t0))
 	}
-	confirmed := then(t, code, t0, func(s State) ([]proto.Message, error) { return CheckCode(s, key.Code(vid, 1), t0) })
+	confirmed := then(t, code, t0, func(s State) ([]proto.Message, error) { return CheckCode(s, key.Code(vid, 1), key, t0) })
 
 	tests := []struct {
 		name     string
@@ -259,9 +259,9 @@ func TestReissue(t *testing.T) {
 		wantMsg  string
 	}{
 		{name: "after the interval", steps: code, at: later, want: &eventsv1.VerificationCodeReissued{
-			VerificationId: vid, Issue: 2, CodeHash: CodeHash(vid, key.Code(vid, 2)), ExpiresAt: timestamppb.New(later.Add(CodeTTL)), IssuedAt: timestamppb.New(later)}},
+			VerificationId: vid, Issue: 2, ExpiresAt: timestamppb.New(later.Add(CodeTTL)), IssuedAt: timestamppb.New(later)}},
 		{name: "after expiry", steps: code, at: t0.Add(time.Hour), want: &eventsv1.VerificationCodeReissued{
-			VerificationId: vid, Issue: 2, CodeHash: CodeHash(vid, key.Code(vid, 2)), ExpiresAt: timestamppb.New(t0.Add(time.Hour + CodeTTL)), IssuedAt: timestamppb.New(t0.Add(time.Hour))}},
+			VerificationId: vid, Issue: 2, ExpiresAt: timestamppb.New(t0.Add(time.Hour + CodeTTL)), IssuedAt: timestamppb.New(t0.Add(time.Hour))}},
 		{name: "recovery", steps: started(t, reco, uid), at: later, want: &eventsv1.VerificationCodeReissued{
 			VerificationId: vid, Issue: 2, TicketHash: TicketHash(key.Ticket(vid, 2)), ExpiresAt: timestamppb.New(later.Add(TicketTTL)), IssuedAt: timestamppb.New(later)}},
 		{name: "recovery of unknown address", steps: started(t, reco, ""), at: later, want: &eventsv1.VerificationCodeReissued{
@@ -302,7 +302,7 @@ func TestCheckCode(t *testing.T) {
 		fourWrong = then(t, fourWrong, t0, wrongCode(t0))
 	}
 	locked := then(t, fourWrong, t0, wrongCode(t0))
-	confirmed := then(t, code, t0, func(s State) ([]proto.Message, error) { return CheckCode(s, key.Code(vid, 1), t0) })
+	confirmed := then(t, code, t0, func(s State) ([]proto.Message, error) { return CheckCode(s, key.Code(vid, 1), key, t0) })
 	right1, right2 := key.Code(vid, 1), key.Code(vid, 2)
 	wrong := "000000"
 	if wrong == right1 || wrong == right2 {
@@ -339,7 +339,7 @@ func TestCheckCode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := CheckCode(fold(tt.steps...), tt.code, tt.at)
+			got, err := CheckCode(fold(tt.steps...), tt.code, key, tt.at)
 			if tt.want != nil {
 				assertEvents(t, got, tt.want)
 			} else if len(got) != 0 {
@@ -409,7 +409,7 @@ func TestDelivery(t *testing.T) {
 	delivered := append(append([]step(nil), code...), step{t0, &eventsv1.EmailDelivered{VerificationId: vid, Issue: 1, MessageId: "<m1>"}})
 	refused := append(append([]step(nil), code...), step{t0, &eventsv1.EmailDeliveryFailed{VerificationId: vid, Issue: 1, Reason: "550 no such user"}})
 	resent := then(t, code, t0.Add(time.Minute), reissue(t0.Add(time.Minute)))
-	confirmed := then(t, code, t0, func(s State) ([]proto.Message, error) { return CheckCode(s, key.Code(vid, 1), t0) })
+	confirmed := then(t, code, t0, func(s State) ([]proto.Message, error) { return CheckCode(s, key.Code(vid, 1), key, t0) })
 	locked := code
 	for range MaxAttempts {
 		locked = then(t, locked, t0, wrongCode(t0))
@@ -490,5 +490,34 @@ func assertEvents(t *testing.T, got []proto.Message, want ...proto.Message) {
 		if !proto.Equal(got[i], want[i]) {
 			t.Errorf("event %d = %v\nwant %v", i, got[i], want[i])
 		}
+	}
+}
+
+// Events record nothing of a code: a code is checked by deriving it again
+// from the key. Codes issued by a version that recorded a (brute-forceable)
+// hash still check against that hash, whatever the key is now.
+func TestCodesAreNotRecorded(t *testing.T) {
+	steps := started(t, reg, "")
+	ev := steps[0].ev.(*eventsv1.VerificationStarted)
+	raw, _ := proto.Marshal(ev)
+	if ev.GetCodeHash() != "" || bytes.Contains(raw, []byte(key.Code(vid, 1))) {
+		t.Fatalf("the started event records the code: %v", ev)
+	}
+	other := Key(bytes.Repeat([]byte{9}, KeySize))
+	if _, err := CheckCode(fold(steps...), key.Code(vid, 1), other, t0); errs.KindOf(err) != errs.KindInvalid {
+		t.Fatalf("the code of another key: %v", err)
+	}
+	if got, err := CheckCode(fold(steps...), key.Code(vid, 1), key, t0); err != nil || len(got) != 1 {
+		t.Fatalf("the right code: %v, %v", got, err)
+	}
+
+	legacy := &eventsv1.VerificationStarted{VerificationId: vid, Email: "alice@example.org", Purpose: reg,
+		CodeHash: CodeHash(vid, "314159"), ExpiresAt: timestamppb.New(t0.Add(CodeTTL)), IssuedAt: timestamppb.New(t0)}
+	old := fold(step{t0, legacy})
+	if got, err := CheckCode(old, "314159", other, t0); err != nil || len(got) != 1 {
+		t.Fatalf("a code recorded by its hash, checked after the key changed: %v, %v", got, err)
+	}
+	if _, err := CheckCode(old, key.Code(vid, 1), key, t0); errs.KindOf(err) != errs.KindInvalid {
+		t.Fatalf("a derived code replaced the recorded hash: %v", err)
 	}
 }

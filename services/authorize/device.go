@@ -44,6 +44,10 @@ func (s *Service) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reque
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 	form, de := readDeviceForm(w, r)
 	if de == nil {
+		if ok, status := s.admit(w, r, s.cfg.Limits.DeviceAuthorization); !ok {
+			httpx.WriteOAuthError(w, status, "temporarily_unavailable", tooManyText(status, "device authorization requests"))
+			return
+		}
 		var resp map[string]any
 		resp, de = s.deviceAuthorization(r.Context(), r, form)
 		if de == nil {

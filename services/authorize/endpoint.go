@@ -100,6 +100,10 @@ func (s *Service) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, http.StatusMethodNotAllowed, "This address only answers GET and POST.")
 		return
 	}
+	if ok, status := s.admit(w, r, s.cfg.Limits.Authorization); !ok {
+		s.errorPage(w, status, "Too many sign-in requests came from your network. Wait a moment and try again.")
+		return
+	}
 	if err := r.ParseForm(); err != nil {
 		s.errorPage(w, http.StatusBadRequest, "The authorization request could not be read.")
 		return

@@ -36,6 +36,10 @@ func (s *Service) handleRegister(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteOAuthError(w, http.StatusMethodNotAllowed, oautherr.InvalidRequest, "use POST")
 		return
 	}
+	if ok, status := s.admit(w, r, s.cfg.Limits.ClientRegistration); !ok {
+		httpx.WriteOAuthError(w, status, "temporarily_unavailable", tooManyText(status, "client registrations"))
+		return
+	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		httpx.WriteOAuthError(w, http.StatusBadRequest, oautherr.InvalidClientMetadata, "the body must be JSON (Content-Type: application/json)")
 		return

@@ -50,12 +50,6 @@ import (
 // service's stream is eventsv1.Notify (NOTIFY, subjects notify.>).
 const Schema = "notify"
 
-// Default rate limits of StartVerification.
-const (
-	DefaultAddressLimit = 5  // verifications per hour per address
-	DefaultIPLimit      = 20 // emails per hour per client IP (IPv6: per /64)
-)
-
 // Config is what the service needs to know about the deployment.
 type Config struct {
 	// PublicURL is the base URL users reach Gatehouse at, ending in "/";
@@ -74,10 +68,11 @@ type Config struct {
 	OutboxDir string
 	// Replicas of the event stream in a JetStream cluster.
 	Replicas int
-	// AddressLimit and IPLimit are StartVerification's allowances per hour
-	// (resends count toward the IP's); DefaultAddressLimit and DefaultIPLimit
-	// when zero.
-	AddressLimit, IPLimit int
+	// Limits are the rate limits (rate_limits): this service applies the
+	// email ones — verifications per address, emails (resends included) per
+	// client address (IPv6: per /64) and per verification. Zero means the
+	// defaults.
+	Limits ratelimit.Rules
 	// DisableDelivery leaves the delivery consumer out: the service records
 	// verifications but sends nothing until a process with delivery runs.
 	DisableDelivery bool
@@ -95,6 +90,9 @@ type Deps struct {
 	SMTPRootCAs *x509.CertPool
 	// Now replaces time.Now (tests); it also stamps events.
 	Now func() time.Time
+	// Limiter counts the rate limits, shared with every replica; nil counts
+	// in this process only, by Now.
+	Limiter *ratelimit.Limiter
 	// Keyring seals the verification key the service keeps in its stream.
 	Keyring *sealed.Keyring
 }
@@ -108,14 +106,13 @@ type Service struct {
 	logger      *slog.Logger
 	now         func() time.Time
 
-	key                 verification.Key
-	limits              *ratelimit.Limiter
-	addressRule, ipRule ratelimit.Rule
-	sender              mailer.Sender
-	templates           *mailer.Templates
-	publicURL           string // ends in "/"
-	from                string // the From header
-	domain              string // of Message-IDs: the sender's domain
+	key       verification.Key
+	limiter   *ratelimit.Limiter
+	sender    mailer.Sender
+	templates *mailer.Templates
+	publicURL string // ends in "/"
+	from      string // the From header
+	domain    string // of Message-IDs: the sender's domain
 }
 
 // New migrates the service's schema, opens its stream, loads (or generates,
@@ -143,11 +140,8 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 			return nil, fmt.Errorf("notify: reply-to %q: %w", cfg.ReplyTo, err)
 		}
 	}
-	if cfg.AddressLimit <= 0 {
-		cfg.AddressLimit = DefaultAddressLimit
-	}
-	if cfg.IPLimit <= 0 {
-		cfg.IPLimit = DefaultIPLimit
+	if cfg.Limits == (ratelimit.Rules{}) {
+		cfg.Limits = ratelimit.DefaultRules()
 	}
 	if deps.Keyring == nil {
 		return nil, fmt.Errorf("notify: no keyring to seal the verification key")
@@ -156,19 +150,20 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if now == nil {
 		now = time.Now
 	}
+	if deps.Limiter == nil {
+		deps.Limiter = ratelimit.New(ratelimit.Options{Logger: deps.Logger, Now: now})
+	}
 	templates, err := mailer.LoadTemplates()
 	if err != nil {
 		return nil, fmt.Errorf("notify: %w", err)
 	}
 	s := &Service{
 		cfg: cfg, pool: deps.Pool, logger: deps.Logger, now: now,
-		limits:      ratelimit.New(),
-		addressRule: ratelimit.Rule{Name: "address", Burst: cfg.AddressLimit, Per: time.Hour},
-		ipRule:      ratelimit.Rule{Name: "ip", Burst: cfg.IPLimit, Per: time.Hour},
-		templates:   templates,
-		publicURL:   cfg.PublicURL,
-		from:        from.String(),
-		domain:      from.Address[strings.LastIndex(from.Address, "@")+1:],
+		limiter:   deps.Limiter,
+		templates: templates,
+		publicURL: cfg.PublicURL,
+		from:      from.String(),
+		domain:    from.Address[strings.LastIndex(from.Address, "@")+1:],
 	}
 	if cfg.SMTPURL != "" {
 		if s.sender, err = mailer.NewSMTP(cfg.SMTPURL, mailer.SMTPOptions{RootCAs: deps.SMTPRootCAs, HelloName: public.Hostname()}); err != nil {
@@ -225,6 +220,10 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	limiter, err := rt.Limiter(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("notify: %w", err)
+	}
 	c := rt.Config
 	return New(ctx, Config{
 		PublicURL:   c.PublicURL,
@@ -234,5 +233,6 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 		SMTPURL:     c.SMTP.URL,
 		OutboxDir:   filepath.Join(c.DataDir, "outbox"),
 		Replicas:    c.NATS.Replicas,
-	}, Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "notify"), Propagator: rt.Telemetry.Propagator(), Keyring: rt.Keyring})
+		Limits:      ratelimit.RulesFrom(c.RateLimits),
+	}, Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "notify"), Propagator: rt.Telemetry.Propagator(), Limiter: limiter, Keyring: rt.Keyring})
 }

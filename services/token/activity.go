@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"gatehouse.dev/platform/activity"
+	"gatehouse.dev/platform/clientaddr"
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/ids"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
@@ -45,9 +46,10 @@ type origin struct {
 	ip, userAgent string
 }
 
-// originOf is the request's TCP peer address (clientIP) and User-Agent.
+// originOf is the request's client address (behind the trusted proxies,
+// platform/clientaddr) and User-Agent.
 func originOf(r *http.Request) origin {
-	return origin{ip: clientIP(r), userAgent: truncateUTF8(r.UserAgent(), maxUserAgent)}
+	return origin{ip: clientaddr.String(r), userAgent: truncateUTF8(r.UserAgent(), maxUserAgent)}
 }
 
 // truncateUTF8 makes s valid UTF-8 (event strings must be) and cuts it to at

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"gatehouse.dev/platform/clientaddr"
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/eventlog"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
@@ -192,7 +193,7 @@ func (s *Service) compatRefresh(w http.ResponseWriter, r *http.Request) (any, er
 		return nil, compat.UnknownToken("The refresh token has already been used; the session has been ended.")
 	}
 	s.index.markRevoked(st.CurrentRefresh, st.CurrentAccess)
-	s.activity.Touch(sessionID, clientIP(r), s.now())
+	s.activity.Touch(sessionID, clientaddr.String(r), s.now())
 	if err := s.projections.WaitFor(ctx, sessionsProjection, appended.Last()); err != nil {
 		return nil, err
 	}

@@ -13,12 +13,13 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"gatehouse.dev/platform/activity"
 	"log/slog"
 	"net/url"
 	"os"
 	"sync"
 	"time"
+
+	"gatehouse.dev/platform/activity"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
@@ -30,6 +31,7 @@ import (
 	"gatehouse.dev/platform/host"
 	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/projection"
+	"gatehouse.dev/platform/ratelimit"
 	"gatehouse.dev/platform/sealed"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
@@ -78,6 +80,9 @@ type Config struct {
 	// ActivityFlushInterval is how often session activity (introspections,
 	// refreshes) is written; DefaultActivityFlushInterval when zero.
 	ActivityFlushInterval time.Duration
+	// Limits are the rate limits (rate_limits); the compat password login
+	// applies the sign-in ones. Zero means the defaults.
+	Limits ratelimit.Rules
 }
 
 // Deps are the service's connections.
@@ -88,6 +93,9 @@ type Deps struct {
 	Propagator propagation.TextMapPropagator
 	Authorize  authorizev1.AuthorizeServiceClient
 	Accounts   accountsv1.AccountsServiceClient
+	// Limiter counts the rate limits, shared with every replica; nil counts
+	// in this process only.
+	Limiter *ratelimit.Limiter
 	// Keyring seals the keys the service keeps in its stream.
 	Keyring *sealed.Keyring
 }
@@ -129,6 +137,12 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if cfg.ActivityFlushInterval <= 0 {
 		cfg.ActivityFlushInterval = DefaultActivityFlushInterval
 	}
+	if cfg.Limits == (ratelimit.Rules{}) {
+		cfg.Limits = ratelimit.DefaultRules()
+	}
+	if deps.Limiter == nil {
+		deps.Limiter = ratelimit.New(ratelimit.Options{Logger: deps.Logger})
+	}
 	if deps.Keyring == nil {
 		return nil, fmt.Errorf("token: no keyring to seal the service's keys")
 	}
@@ -147,6 +161,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		cfg: cfg, issuer: issuer, pool: deps.Pool, log: log, accountsLog: accountsLog,
 		index: newIndex(deps.Pool, log, accountsLog, deps.Logger), activity: activity.New(),
 		authorize: deps.Authorize, accounts: deps.Accounts, logger: deps.Logger, now: time.Now,
+		compat: compatState{limiter: deps.Limiter},
 	}
 	s.clients = newClientCache(deps.Authorize)
 	if s.assertions, err = s.newAssertionVerifier(); err != nil {
@@ -266,7 +281,7 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 	}
 	cfg := Config{Issuer: rt.Config.PublicURL, MatrixSecret: string(rt.Config.Matrix.Secret), HomeserverURL: rt.Config.Matrix.HomeserverURL, ServerName: rt.Config.Matrix.ServerName, Replicas: rt.Config.NATS.Replicas,
 		AccessTTL: rt.Config.OAuth.AccessTokenTTL, RefreshReuseGrace: rt.Config.OAuth.RefreshReuseGrace,
-		ActivityFlushInterval: rt.Config.OAuth.ActivityFlushInterval}
+		ActivityFlushInterval: rt.Config.OAuth.ActivityFlushInterval, Limits: ratelimit.RulesFrom(rt.Config.RateLimits)}
 	if files := rt.Config.OAuth.SigningKeyFiles; len(files) > 0 {
 		var pems [][]byte
 		for _, f := range files {
@@ -280,8 +295,12 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 			return nil, fmt.Errorf("token: signing keys: %w", err)
 		}
 	}
+	limiter, err := rt.Limiter(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("token: %w", err)
+	}
 	return New(ctx, cfg,
-		Deps{
+		Deps{Limiter: limiter,
 			Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "token"), Propagator: rt.Telemetry.Propagator(),
 			Authorize: authorizev1.NewAuthorizeServiceClient(authConn), Accounts: accountsv1.NewAccountsServiceClient(accConn),
 			Keyring: rt.Keyring,

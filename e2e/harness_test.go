@@ -127,6 +127,12 @@ func startServe(t testing.TB, dataDir string, env ...string) *server {
 		"GATEHOUSE_OPS_ADDR="+s.ops,
 		"GATEHOUSE_PUBLIC_URL=http://"+s.http+"/",
 		"GATEHOUSE_LOG_LEVEL=warn",
+		// The suite sends everything from 127.0.0.1, far faster than people
+		// do: the anonymous OAuth endpoints' per-address limits are lifted
+		// here, and tested at their defaults in abuse_limits_test.go.
+		"GATEHOUSE_RATE_LIMIT_AUTHORIZATION_BURST=100000",
+		"GATEHOUSE_RATE_LIMIT_CLIENT_REGISTRATION_BURST=100000",
+		"GATEHOUSE_RATE_LIMIT_DEVICE_AUTHORIZATION_BURST=100000",
 	)
 	return startServeOn(t, s, append(base, env...))
 }

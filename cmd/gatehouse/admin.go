@@ -400,9 +400,9 @@ func (a *admin) projections(ctx context.Context, sub string, args []string) erro
 		return err
 	}
 	w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "NAME\tSTREAM\tCHECKPOINT")
+	fmt.Fprintln(w, "NAME\tKIND\tSTREAM\tCHECKPOINT")
 	for _, p := range resp.GetProjections() {
-		fmt.Fprintf(w, "%s\t%s\t%d\n", p.GetName(), p.GetStream(), p.GetCheckpoint())
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\n", p.GetName(), p.GetKind(), p.GetStream(), p.GetCheckpoint())
 	}
 	return w.Flush()
 }

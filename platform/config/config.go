@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"gatehouse.dev/platform/clientaddr"
 )
 
 // The services a Gatehouse process can run.
@@ -43,8 +45,8 @@ type Config struct {
 	PublicURL string `yaml:"public_url"`
 	// DataDir holds the embedded database and NATS store (GATEHOUSE_DATA_DIR).
 	DataDir string `yaml:"data_dir"`
-	// HTTP is the public HTTP listener (GATEHOUSE_HTTP_ADDR).
-	HTTP Listener `yaml:"http"`
+	// HTTP is the public HTTP listener (GATEHOUSE_HTTP_ADDR) and the proxies in front of it.
+	HTTP HTTP `yaml:"http"`
 	// GRPC is the gRPC listener (GATEHOUSE_GRPC_ADDR) and its TLS.
 	GRPC GRPC `yaml:"grpc"`
 	// Ops is the health and metrics listener (GATEHOUSE_OPS_ADDR).
@@ -77,6 +79,10 @@ type Config struct {
 	Web Web `yaml:"web"`
 	// Internal configures how Gatehouse's services authenticate to each other.
 	Internal Internal `yaml:"internal"`
+	// RateLimits are the limits of the public endpoints (abuse.go).
+	RateLimits RateLimits `yaml:"rate_limits"`
+	// Captcha is the CAPTCHA asked at registration (abuse.go).
+	Captcha Captcha `yaml:"captcha"`
 	// Timeouts bounds how long work on behalf of a caller may take.
 	Timeouts Timeouts `yaml:"timeouts"`
 	// Secrets configures the keys that seal the secrets kept in events.
@@ -308,7 +314,7 @@ func Default() Config {
 	return Config{
 		PublicURL: "http://localhost:8080/",
 		DataDir:   "./data",
-		HTTP:      Listener{Addr: "127.0.0.1:8080"},
+		HTTP:      HTTP{Addr: "127.0.0.1:8080", TrustedProxies: clientaddr.DefaultTrustedProxies(), ForwardedHeader: "x-forwarded-for"},
 		GRPC:      GRPC{Addr: "127.0.0.1:9090"},
 		Ops:       Listener{Addr: "127.0.0.1:8081"},
 		Database:  Database{MaxConns: 10},
@@ -327,6 +333,8 @@ func Default() Config {
 		Branding: Branding{ServiceName: "Gatehouse"},
 		Account:  Account{Registration: "open"},
 		Timeouts: Timeouts{Request: 15 * time.Second},
+
+		RateLimits: defaultRateLimits(),
 	}
 }
 
@@ -402,6 +410,8 @@ func (c Config) normalized() Config {
 	c.Email.From = strings.TrimSpace(c.Email.From)
 	c.Email.ReplyTo = strings.TrimSpace(c.Email.ReplyTo)
 	c.Branding.ServiceName = strings.TrimSpace(c.Branding.ServiceName)
+	c.HTTP.ForwardedHeader = strings.ToLower(strings.TrimSpace(c.HTTP.ForwardedHeader))
+	c.Captcha.Provider = strings.TrimSpace(c.Captcha.Provider)
 	return c
 }
 

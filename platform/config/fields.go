@@ -25,9 +25,9 @@ type field struct {
 	set func(c *Config, v string) error
 }
 
-// fields returns the table of every setting overridable from the environment.
-// Service endpoints are not in it: their variables are named by service.
-func fields() []field {
+// baseFields returns the settings other than the rate limits. Service
+// endpoints are listed, but their variables are named by service.
+func baseFields() []field {
 	return []field{
 		{"public_url", "GATEHOUSE_PUBLIC_URL",
 			"Base URL users and clients reach Gatehouse at; the OIDC issuer.",
@@ -224,7 +224,37 @@ func fields() []field {
 		{"services.endpoints", "GATEHOUSE_ENDPOINT_<SERVICE>",
 			"gRPC target of each service run elsewhere, e.g. accounts: accounts:9090; others are reached at grpc.addr.",
 			nil},
+		{"http.trusted_proxies", "GATEHOUSE_HTTP_TRUSTED_PROXIES",
+			"CIDR ranges (or addresses) of the reverse proxies whose forwarding header names the client (comma-separated in the environment); by default loopback and the private ranges. [] trusts no one.",
+			func(c *Config, v string) error { c.HTTP.TrustedProxies = splitList(v); return nil }},
+		{"http.forwarded_header", "GATEHOUSE_HTTP_FORWARDED_HEADER",
+			"The header the trusted proxies set: x-forwarded-for or forwarded (RFC 7239). Only that one is read, right to left.",
+			setString(func(c *Config) *string { return &c.HTTP.ForwardedHeader })},
+		{"captcha.provider", "GATEHOUSE_CAPTCHA_PROVIDER",
+			"CAPTCHA at registration: cloudflare_turnstile, hcaptcha or recaptcha_v2; empty: none.",
+			setString(func(c *Config) *string { return &c.Captcha.Provider })},
+		{"captcha.site_key", "GATEHOUSE_CAPTCHA_SITE_KEY",
+			"The provider's site key (public).",
+			setString(func(c *Config) *string { return &c.Captcha.SiteKey })},
+		{"captcha.secret_key", "GATEHOUSE_CAPTCHA_SECRET_KEY",
+			"The provider's secret key: sent only to the verify URL; never logged.",
+			func(c *Config, v string) error { c.Captcha.SecretKey = Secret(v); return nil }},
+		{"captcha.verify_url", "GATEHOUSE_CAPTCHA_VERIFY_URL",
+			"Replaces the provider's siteverify URL (https; http only on loopback); empty: the provider's.",
+			setString(func(c *Config) *string { return &c.Captcha.VerifyURL })},
+		{"captcha.script_url", "GATEHOUSE_CAPTCHA_SCRIPT_URL",
+			"Replaces the provider's widget script (https; http only on loopback); empty: the provider's.",
+			setString(func(c *Config) *string { return &c.Captcha.ScriptURL })},
+		{"captcha.login_after_failures", "GATEHOUSE_CAPTCHA_LOGIN_AFTER_FAILURES",
+			"Ask for the CAPTCHA at sign-in too once this many failed attempts count against the client's address or the account; 0: never.",
+			setInt(func(c *Config) *int { return &c.Captcha.LoginAfterFailures })},
 	}
+}
+
+// fields returns the table of every setting overridable from the
+// environment: baseFields, then the rate limits' (see rateLimitFields).
+func fields() []field {
+	return append(baseFields(), rateLimitFields()...)
 }
 
 // applyEnv applies the GATEHOUSE_* variables of environ to c. A variable set

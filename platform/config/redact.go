@@ -32,13 +32,16 @@ func (s Secret) GoString() string { return fmt.Sprintf("%q", s.String()) }
 // LogValue returns the redacted form.
 func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
 
-// Redacted returns a copy of c with the homeserver and web secrets, the NATS
-// password, the key-encryption keys, the bcrypt pepper and the passwords of
-// the database, NATS and SMTP URLs replaced by "[redacted]" and "xxxxx".
+// Redacted returns a copy of c with the homeserver, web and CAPTCHA secrets,
+// the NATS password, the key-encryption keys, the bcrypt pepper and the
+// passwords of the database, NATS and SMTP URLs replaced by "[redacted]" and
+// "xxxxx".
 func (c Config) Redacted() Config {
 	c.Matrix.Secret = Secret(c.Matrix.Secret.String())
 	c.Web.Secret = Secret(c.Web.Secret.String())
 	c.Internal.Secret = Secret(c.Internal.Secret.String())
+	c.Captcha.SecretKey = Secret(c.Captcha.SecretKey.String())
+	c.HTTP.TrustedProxies = append([]string(nil), c.HTTP.TrustedProxies...)
 	c.Passwords.BcryptPepper = Secret(c.Passwords.BcryptPepper.String())
 	c.OAuth.Clients = append([]StaticClient(nil), c.OAuth.Clients...)
 	for i := range c.OAuth.Clients {
@@ -112,6 +115,10 @@ func (c Config) LogValue() slog.Value {
 		slog.String("email_reply_to", r.Email.ReplyTo),
 		slog.String("service_name", r.Branding.ServiceName),
 		slog.String("web_secret", string(r.Web.Secret)),
+		slog.Any("trusted_proxies", r.HTTP.TrustedProxies),
+		slog.String("forwarded_header", r.HTTP.ForwardedHeader),
+		slog.String("captcha", r.Captcha.Provider),
+		slog.String("captcha_secret_key", string(r.Captcha.SecretKey)),
 		slog.String("secrets_encryption_key", string(r.Secrets.EncryptionKey)),
 		slog.String("secrets_encryption_key_file", r.Secrets.EncryptionKeyFile),
 		slog.Int("secrets_previous_keys", len(r.Secrets.PreviousKeys)+len(r.Secrets.PreviousKeyFiles)),

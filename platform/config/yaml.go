@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"fmt"
+	"maps"
 
 	"gopkg.in/yaml.v3"
 )
@@ -33,6 +34,7 @@ func sectionDocs() map[string]string {
 		"email":              "Envelope of outgoing email.",
 		"branding":           "How Gatehouse names itself to users.",
 		"web":                "The web service's pages (sign-in, registration, consent, account).",
+		"captcha":            "CAPTCHA at registration (and at sign-in after failures), verified with the provider server side.",
 		"nats.tls":           "TLS to an external NATS server.",
 		"secrets":            "Key-encryption keys: the secrets kept in events (services' keys, password hashes) are sealed with them.",
 	}
@@ -53,6 +55,7 @@ func (c Config) marshal(annotated bool) ([]byte, error) {
 	}
 	if annotated {
 		docs := sectionDocs()
+		maps.Copy(docs, rateLimitDocs())
 		for _, f := range fields() {
 			docs[f.key] = f.doc + "\nEnv: " + f.env
 		}

@@ -54,6 +54,17 @@ type StreamConfig struct {
 	Replicas int
 	// Duplicates is the deduplication window; DefaultDuplicateWindow when zero.
 	Duplicates time.Duration
+	// Contract, when set, lists the stream's aggregate types and the event
+	// types each may hold (eventsv1.Streams): an append of anything else is
+	// refused. Streams of the event contract are opened with StreamOf.
+	Contract *eventsv1.Stream
+}
+
+// StreamOf is the configuration of a stream of the event contract
+// (eventsv1.Accounts, eventsv1.Token, ...), with its name, its prefix and
+// the contract's check of every append.
+func StreamOf(s eventsv1.Stream, replicas int) StreamConfig {
+	return StreamConfig{Name: s.Name, Prefix: s.Prefix, Replicas: replicas, Contract: &s}
 }
 
 // validate checks the name and the subject prefix.
@@ -77,6 +88,7 @@ type Log struct {
 	readOnly   bool
 	stream     string
 	prefix     string
+	contract   *eventsv1.Stream
 	propagator propagation.TextMapPropagator
 	now        func() time.Time
 }
@@ -123,7 +135,7 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg StreamConfig, opts ..
 	if err != nil {
 		return nil, fmt.Errorf("eventlog: create stream %s: %w", cfg.Name, err)
 	}
-	l := &Log{js: js, st: stream, stream: cfg.Name, prefix: cfg.Prefix, now: time.Now}
+	l := &Log{js: js, st: stream, stream: cfg.Name, prefix: cfg.Prefix, contract: cfg.Contract, now: time.Now}
 	for _, o := range opts {
 		o(l)
 	}
@@ -138,7 +150,7 @@ func Follow(js jetstream.JetStream, cfg StreamConfig) (*Log, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return &Log{js: js, stream: cfg.Name, prefix: cfg.Prefix, readOnly: true, now: time.Now}, nil
+	return &Log{js: js, stream: cfg.Name, prefix: cfg.Prefix, contract: cfg.Contract, readOnly: true, now: time.Now}, nil
 }
 
 // handle returns the stream's handle, looking it up on first use.
@@ -353,6 +365,22 @@ func (l *Log) alreadyStored(ctx context.Context, writes []Write) (Appended, bool
 	return got, true
 }
 
+// allowed checks an event against the stream's contract, when it has one.
+func (l *Log) allowed(ev *Event) error {
+	if l.contract == nil {
+		return nil
+	}
+	name := ev.Payload.ProtoReflect().Descriptor().FullName()
+	a, ok := l.contract.Aggregate(ev.Aggregate.Type)
+	if !ok {
+		return fmt.Errorf("eventlog: %s has no aggregate type %q in the event contract (proto/gatehouse/events/v1/streams.go)", l.stream, ev.Aggregate.Type)
+	}
+	if !a.Holds(name) {
+		return fmt.Errorf("eventlog: the event contract does not list %s as an event of %s (proto/gatehouse/events/v1/streams.go)", name, a.Subjects())
+	}
+	return nil
+}
+
 // message builds the stream message of one write, filling the event id.
 func (l *Log) message(ctx context.Context, w *Write) (*nats.Msg, error) {
 	ev := &w.Event
@@ -361,6 +389,9 @@ func (l *Log) message(ctx context.Context, w *Write) (*nats.Msg, error) {
 	}
 	if ev.Payload == nil {
 		return nil, errors.New("eventlog: event without payload")
+	}
+	if err := l.allowed(ev); err != nil {
+		return nil, err
 	}
 	if ev.ID == "" {
 		ev.ID = ulid.Make().String()

@@ -2,6 +2,7 @@ package eventlog_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 
@@ -394,5 +395,50 @@ func TestFollowReadsAnotherServicesStream(t *testing.T) {
 		if _, err := eventlog.Follow(js, bad); err == nil {
 			t.Errorf("Follow(%+v) accepted a bad configuration", bad)
 		}
+	}
+}
+
+// A stream opened from the event contract refuses an event the contract does
+// not list for its aggregate, before anything is stored.
+func TestContractRefusesUnlistedEvents(t *testing.T) {
+	ctx := context.Background()
+	js := testkit.NATS(t)
+	l, err := eventlog.Open(ctx, js, eventlog.StreamOf(eventsv1.Accounts, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Stream() != "ACCOUNTS" {
+		t.Fatalf("stream %s", l.Stream())
+	}
+	id := ulid.Make().String()
+	tests := []struct {
+		name    string
+		ref     eventlog.Ref
+		payload proto.Message
+		ok      bool
+	}{
+		{"listed", eventlog.Ref{Type: "user", ID: id}, &eventsv1.UserLocked{UserId: id}, true},
+		{"another aggregate's event", eventlog.Ref{Type: "browser", ID: id}, &eventsv1.UserLocked{UserId: id}, false},
+		{"another stream's event", eventlog.Ref{Type: "user", ID: id}, &eventsv1.SessionEnded{SessionId: id}, false},
+		{"unknown aggregate", eventlog.Ref{Type: "gadget", ID: id}, &eventsv1.UserLocked{UserId: id}, false},
+	}
+	for _, tt := range tests {
+		_, err := l.Append(ctx, eventlog.Write{Event: eventlog.Event{Aggregate: tt.ref, Actor: "test", Payload: tt.payload}})
+		if (err == nil) != tt.ok {
+			t.Errorf("%s: err = %v", tt.name, err)
+		}
+	}
+	if last, _ := l.LastSeq(ctx); last != 1 {
+		t.Fatalf("stream holds %d events, want only the listed one", last)
+	}
+}
+
+func TestUnhandled(t *testing.T) {
+	known := eventlog.Record{Seq: 7, Event: &eventsv1.UserLocked{}, Envelope: &eventsv1.Envelope{}}
+	if err := eventlog.Unhandled(known); !errors.Is(err, eventlog.ErrUnhandled) {
+		t.Fatalf("a known type: %v", err)
+	}
+	if err := eventlog.Unhandled(eventlog.Record{Seq: 8, Envelope: &eventsv1.Envelope{}}); err != nil {
+		t.Fatalf("a type this binary does not know: %v", err)
 	}
 }

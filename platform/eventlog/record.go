@@ -180,3 +180,19 @@ func (l *Log) LastSeqOf(ctx context.Context, subjects ...string) (uint64, error)
 	}
 	return last, nil
 }
+
+// ErrUnhandled reports an event of a type that a consumer (a projection, a
+// reactor, a tail) does not handle although this binary knows the type.
+var ErrUnhandled = errors.New("event type not handled")
+
+// Unhandled is what a consumer's type switch returns in its default case. An
+// event of a type this binary does not know (rec.Event is nil: a newer binary
+// wrote it) is skipped: nil. An event of a known type is an error wrapping
+// ErrUnhandled: the consumer forgot to say what it does with the type, which
+// the guard tests (platform/projection/conformance) report before a release.
+func Unhandled(rec Record) error {
+	if rec.Event == nil {
+		return nil
+	}
+	return fmt.Errorf("eventlog: %s at seq %d: %w", rec.Type(), rec.Seq, ErrUnhandled)
+}

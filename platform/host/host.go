@@ -28,6 +28,7 @@ import (
 	"gatehouse.dev/platform/natsserver"
 	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/pgcluster"
+	"gatehouse.dev/platform/ratelimit"
 	"gatehouse.dev/platform/sealed"
 	"gatehouse.dev/platform/secretfile"
 	"gatehouse.dev/platform/telemetry"
@@ -57,6 +58,10 @@ type Runtime struct {
 	mu    sync.Mutex
 	pools []*pgxpool.Pool
 	conns map[[2]string]*grpc.ClientConn
+
+	limiterOnce sync.Once
+	limiter     *ratelimit.Limiter
+	limiterErr  error
 }
 
 // Start prepares the runtime: embedded NATS JetStream under the data dir when
@@ -159,6 +164,22 @@ func (rt *Runtime) Dial(from, to string) (*grpc.ClientConn, error) {
 	}
 	rt.conns[key] = c
 	return c, nil
+}
+
+// Limiter returns the process's rate limiter, whose counts every replica
+// shares through the RATELIMITS stream (opened on first use); every service
+// of the process uses this one. Its rules come from ratelimit.RulesFrom of
+// the configuration's rate_limits.
+func (rt *Runtime) Limiter(ctx context.Context) (*ratelimit.Limiter, error) {
+	rt.limiterOnce.Do(func() {
+		store, err := ratelimit.OpenStore(ctx, rt.JetStream, ratelimit.StoreConfig{Replicas: rt.Config.NATS.Replicas})
+		if err != nil {
+			rt.limiterErr = err
+			return
+		}
+		rt.limiter = ratelimit.New(ratelimit.Options{Store: store, Logger: rt.Logger})
+	})
+	return rt.limiter, rt.limiterErr
 }
 
 // InternalSecret returns the secret the gRPC credentials of services and of

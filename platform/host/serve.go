@@ -13,6 +13,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"gatehouse.dev/platform/caller"
+	"gatehouse.dev/platform/clientaddr"
 	"gatehouse.dev/platform/grpcx"
 	"gatehouse.dev/platform/httpx"
 	"gatehouse.dev/platform/projection"
@@ -53,11 +54,15 @@ func (rt *Runtime) Serve(ctx context.Context, services ...Service) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
+	// Every public request learns its client address once (see clientaddr.Of).
+	clients, err := clientaddr.New(rt.Config.HTTP.TrustedProxies, clientaddr.Header(rt.Config.HTTP.ForwardedHeader))
+	if err != nil {
+		return fmt.Errorf("http.trusted_proxies: %w", err)
+	}
 	healthSrv := health.NewServer()
 	srvOpts := grpcx.ServerOptions{Logger: rt.Logger, Telemetry: rt.Telemetry, Health: healthSrv, Auth: rt.grpcAuth(services),
 		Deadline: rt.Config.Timeouts.Request}
 	if rt.Config.GRPC.TLS.Enabled() {
-		var err error
 		if srvOpts.TLS, err = grpcx.ServerTLS(grpcTLSFiles(rt.Config)); err != nil {
 			return err
 		}
@@ -113,7 +118,7 @@ func (rt *Runtime) Serve(ctx context.Context, services ...Service) error {
 	}
 	run("grpc", func(ctx context.Context) error { return grpcx.Serve(ctx, srv, rt.Config.GRPC.Addr, rt.Logger) })
 	if serveHTTP {
-		public := httpx.Instrument(httpx.SecurityHeaders(httpx.Deadline(httpx.LimitBody(mux, maxBody), rt.Config.Timeouts.Request)), rt.Telemetry, "public")
+		public := httpx.Instrument(clients.Middleware(httpx.SecurityHeaders(httpx.Deadline(httpx.LimitBody(mux, maxBody), rt.Config.Timeouts.Request))), rt.Telemetry, "public")
 		run("http", func(ctx context.Context) error { return httpx.Serve(ctx, rt.Config.HTTP.Addr, public, rt.Logger) })
 	}
 	run("ops", func(ctx context.Context) error { return httpx.Serve(ctx, rt.Config.Ops.Addr, ops, rt.Logger) })

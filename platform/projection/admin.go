@@ -23,7 +23,7 @@ func NewAdmin(sets map[string]*Set) *Admin {
 	return &Admin{sets: sets}
 }
 
-// ListProjections names every hosted projection with its checkpoint.
+// ListProjections names every hosted projection and reactor with its checkpoint.
 func (a *Admin) ListProjections(ctx context.Context, _ *projectionsv1.ListProjectionsRequest) (*projectionsv1.ListProjectionsResponse, error) {
 	services := make([]string, 0, len(a.sets))
 	for svc := range a.sets {
@@ -38,13 +38,13 @@ func (a *Admin) ListProjections(ctx context.Context, _ *projectionsv1.ListProjec
 			if err != nil {
 				return nil, errs.Wrap(errs.KindUnavailable, "could not read the checkpoint of "+svc+"."+name, err)
 			}
-			resp.Projections = append(resp.Projections, &projectionsv1.Projection{Name: svc + "." + name, Stream: set.StreamOf(name), Checkpoint: cp})
+			resp.Projections = append(resp.Projections, &projectionsv1.Projection{Name: svc + "." + name, Stream: set.StreamOf(name), Checkpoint: cp, Kind: set.KindOf(name)})
 		}
 	}
 	return resp, nil
 }
 
-// RebuildProjection replays one projection from the start of its stream.
+// RebuildProjection replays one projection (or reactor) from the start of its stream.
 func (a *Admin) RebuildProjection(ctx context.Context, req *projectionsv1.RebuildProjectionRequest) (*projectionsv1.RebuildProjectionResponse, error) {
 	svc, name, ok := strings.Cut(req.GetName(), ".")
 	set := a.sets[svc]
@@ -58,7 +58,7 @@ func (a *Admin) RebuildProjection(ctx context.Context, req *projectionsv1.Rebuil
 	if err != nil {
 		return nil, errs.Wrap(errs.KindUnavailable, "rebuild of "+req.GetName()+" did not finish", err)
 	}
-	return &projectionsv1.RebuildProjectionResponse{Projection: &projectionsv1.Projection{Name: req.GetName(), Stream: set.StreamOf(name), Checkpoint: cp}}, nil
+	return &projectionsv1.RebuildProjectionResponse{Projection: &projectionsv1.Projection{Name: req.GetName(), Stream: set.StreamOf(name), Checkpoint: cp, Kind: set.KindOf(name)}}, nil
 }
 
 func quote(s string) string { return "\"" + s + "\"" }

@@ -125,6 +125,53 @@ func (l *Listener) watch(name string) (seq, resets, epoch uint64, wake <-chan st
 	return st.seq, st.resets, l.epoch, st.wake
 }
 
+// seen is what a leader knew of its member's announcements when it read the
+// checkpoint.
+type seen struct {
+	resets, epoch uint64
+	wake          <-chan struct{}
+}
+
+// snapshot records what is known of a member before its leader reads the checkpoint.
+func (l *Listener) snapshot(name string) seen {
+	_, resets, epoch, wake := l.watch(name)
+	return seen{resets: resets, epoch: epoch, wake: wake}
+}
+
+// rewound reports whether the member's checkpoint was rewound since s: a
+// reset was announced, or the listener reconnected (announcements may have
+// been missed) and the checkpoint no longer holds the value current() says
+// the leader wrote last. It returns the state to compare against next.
+func (l *Listener) rewound(ctx context.Context, pool *pgxpool.Pool, name string, s seen, current func() uint64) (bool, seen) {
+	_, resets, epoch, wake := l.watch(name)
+	if resets != s.resets {
+		return true, s
+	}
+	if epoch != s.epoch {
+		if cp, err := Checkpoint(ctx, pool, name); err == nil && cp != current() {
+			return true, s
+		}
+	}
+	return false, seen{resets: resets, epoch: epoch, wake: wake}
+}
+
+// watchRewind cancels ctx with errRewound once the member's checkpoint is
+// rewound (see rewound), and returns when ctx ends.
+func (l *Listener) watchRewind(ctx context.Context, pool *pgxpool.Pool, name string, s seen, current func() uint64, cancel context.CancelCauseFunc) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake:
+		}
+		var rewound bool
+		if rewound, s = l.rewound(ctx, pool, name, s, current); rewound {
+			cancel(errRewound)
+			return
+		}
+	}
+}
+
 // WaitFor blocks until the projection has applied the event at stream sequence
 // seq (its checkpoint is at or past seq), or ctx ends. Use it after appending, so
 // that the next read of the projection sees the command's own writes.

@@ -99,20 +99,50 @@ func notify(ctx context.Context, tx pgx.Tx, name, payload string) error {
 // Reset empties a projection's tables and rewinds its checkpoint to zero in one
 // transaction. The leader notices and replays the stream from the start.
 func Reset(ctx context.Context, pool *pgxpool.Pool, p Projection) error {
+	return rewind(ctx, pool, p.Name, p.Reset)
+}
+
+// rewind sets a member's checkpoint back to zero, running reset (when set) in
+// the same transaction, and announces it.
+func rewind(ctx context.Context, pool *pgxpool.Pool, name string, reset func(context.Context, pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING`, p.Name); err != nil {
-			return fmt.Errorf("projection %s: ensure checkpoint: %w", p.Name, err)
+		if _, err := tx.Exec(ctx, `INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING`, name); err != nil {
+			return fmt.Errorf("projection %s: ensure checkpoint: %w", name, err)
 		}
 		// Lock the checkpoint so a batch in flight waits, then sees the rewind.
-		if _, err := tx.Exec(ctx, `SELECT last_seq FROM projection_checkpoints WHERE name = $1 FOR UPDATE`, p.Name); err != nil {
-			return fmt.Errorf("projection %s: lock checkpoint: %w", p.Name, err)
+		if _, err := tx.Exec(ctx, `SELECT last_seq FROM projection_checkpoints WHERE name = $1 FOR UPDATE`, name); err != nil {
+			return fmt.Errorf("projection %s: lock checkpoint: %w", name, err)
 		}
-		if err := p.Reset(ctx, tx); err != nil {
-			return fmt.Errorf("projection %s: reset tables: %w", p.Name, err)
+		if reset != nil {
+			if err := reset(ctx, tx); err != nil {
+				return fmt.Errorf("projection %s: reset tables: %w", name, err)
+			}
 		}
-		if _, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET last_seq = 0, updated_at = now() WHERE name = $1`, p.Name); err != nil {
-			return fmt.Errorf("projection %s: rewind checkpoint: %w", p.Name, err)
+		if _, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET last_seq = 0, updated_at = now() WHERE name = $1`, name); err != nil {
+			return fmt.Errorf("projection %s: rewind checkpoint: %w", name, err)
 		}
-		return notify(ctx, tx, p.Name, "reset")
+		return notify(ctx, tx, name, "reset")
 	})
+}
+
+// Snapshot reads a projection's tables with load and returns the checkpoint
+// they are at, both from one consistent snapshot of the database (a
+// repeatable-read, read-only transaction): the tables hold exactly the
+// events up to that checkpoint, even while the projection is being rebuilt.
+// A process that keeps state in memory loads it this way and then follows
+// the stream from the event after the checkpoint (eventlog.Tail), so it
+// neither misses an event nor depends on the read model being current.
+func Snapshot(ctx context.Context, pool *pgxpool.Pool, name string, load func(ctx context.Context, tx pgx.Tx) error) (uint64, error) {
+	var checkpoint uint64
+	err := pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		var err error
+		if checkpoint, err = Checkpoint(ctx, tx, name); err != nil {
+			return err
+		}
+		if err := load(ctx, tx); err != nil {
+			return fmt.Errorf("projection %s: load snapshot: %w", name, err)
+		}
+		return nil
+	})
+	return checkpoint, err
 }

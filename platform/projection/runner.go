@@ -93,25 +93,20 @@ func (r *Runner) Run(ctx context.Context) error {
 
 // lead becomes the projection's leader and consumes until an error.
 func (r *Runner) lead(ctx context.Context) error {
-	conn, err := r.pool.Acquire(ctx)
-	if err != nil {
-		return fmt.Errorf("acquire leader connection: %w", err)
-	}
-	// The advisory lock belongs to this session: keep the connection out of the pool.
-	lockConn := conn.Hijack()
-	defer lockConn.Close(context.WithoutCancel(ctx))
-	key := "gatehouse.projection." + r.proj.Name
-	if _, err := lockConn.Exec(ctx, `SELECT pg_advisory_lock(hashtextextended(current_schema() || '.' || $1, 0))`, key); err != nil {
-		return fmt.Errorf("wait for leadership: %w", err)
-	}
+	return lead(ctx, r.pool, r.proj.Name, r.consume)
+}
+
+// consume applies events as the leader, from just after the checkpoint,
+// until an error or a rewind.
+func (r *Runner) consume(ctx context.Context) error {
 	if _, err := r.pool.Exec(ctx, `INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING`, r.proj.Name); err != nil {
 		return fmt.Errorf("ensure checkpoint: %w", err)
 	}
+	seen := r.listener.snapshot(r.proj.Name) // before the checkpoint is read: no rewind slips in between
 	checkpoint, err := Checkpoint(ctx, r.pool, r.proj.Name)
 	if err != nil {
 		return err
 	}
-	_, resets, _, _ := r.listener.watch(r.proj.Name)
 	consumer, err := r.consumer(ctx, checkpoint)
 	if err != nil {
 		return err
@@ -132,17 +127,18 @@ func (r *Runner) lead(ctx context.Context) error {
 
 	r.logger.Debug("leading projection", "checkpoint", checkpoint)
 	for {
-		_, nowResets, _, wake := r.listener.watch(r.proj.Name)
-		if nowResets != resets {
+		rewound, next := r.listener.rewound(ctx, r.pool, r.proj.Name, seen, func() uint64 { return checkpoint })
+		if rewound {
 			return errRewound
 		}
+		seen = next
 		var first jetstream.Msg
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return context.Cause(ctx)
 		case <-cc.Closed():
 			return errors.New("consumer closed")
-		case <-wake:
+		case <-seen.wake:
 			continue
 		case first = <-msgs:
 		}

@@ -1,114 +1,300 @@
-// Package ratelimit is a set of keyed token buckets held in memory.
+// Package ratelimit is Gatehouse's one rate limiter: keyed buckets whose
+// counts every replica shares through NATS JetStream, so that N replicas allow
+// the configured rate and not N times it.
 //
-// Each Rule allows Burst events per Per for each key (an address, a client
-// IP), refilling continuously. Buckets live in this process only: with N
-// replicas behind a load balancer a key gets up to N times its allowance.
-// That is acceptable for its use, slowing down email floods, where the bound
-// matters more than its exact value; an exact cluster-wide limit would need
-// shared state on every request.
+// # Algorithm
+//
+// Each key (a rule and a subject such as a client address or an account) is a
+// GCRA bucket (the generic cell rate algorithm, a token bucket written as one
+// number): its state is the theoretical arrival time TAT. A rule allows a
+// burst of Burst, then one more every Every. Taking a token at time now moves
+// TAT to max(TAT, now) + Every, and is allowed when the new TAT is at most
+// Burst×Every after now; otherwise the caller waits until it would be.
+// Giving a token back (Refund) moves TAT back by Every.
+//
+// # Shared state
+//
+// With a Store, each key is one subject of the RATELIMITS stream holding its
+// TAT (one message per subject, in memory). A change is a conditional append:
+// JetStream accepts it only if the subject's last sequence is still the one
+// the change was computed from (Nats-Expected-Last-Subject-Sequence), so two
+// replicas taking the last token of a key at once cannot both succeed — the
+// loser reads the new state and decides again. Counts are therefore exact
+// across replicas: a key never gives more than its rule allows, whatever the
+// number of replicas. Each message carries a TTL (per-message TTL, Nats-TTL)
+// of when its bucket is full again, so idle keys vanish by themselves.
+//
+// Each Limiter keeps the last state it saw of each key with its sequence. A
+// change is tried from that state at once: one round trip to JetStream when
+// this replica changed the key last or the key is new, a read and a retry when
+// another replica changed it since. Refusals are always confirmed against the
+// stream, since another replica may have given tokens back.
+//
+// # When the store fails
+//
+// Each rule says what happens when JetStream cannot be reached in time
+// (OnStoreFailure): FailLocal counts in this process's memory (each replica
+// enforces the rule on its own, so N replicas allow at most N times the rate
+// while the store is down), FailClosed refuses with an unavailable error.
+// Without a Store (tests, tools) every rule counts in memory.
 package ratelimit
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"math"
+	"regexp"
 	"sync"
 	"time"
+
+	"gatehouse.dev/platform/errs"
 )
 
-// Rule is one limit: Burst events per Per for each key.
+// Failure is what a rule does when the shared store cannot be reached.
+type Failure int
+
+const (
+	// FailLocal counts in this process's memory until the store is back.
+	FailLocal Failure = iota
+	// FailClosed refuses every request of the rule until the store is back.
+	FailClosed
+)
+
+// Rule is one limit: a burst of Burst, then one more every Every.
 type Rule struct {
+	// Name names the rule's keys in the store: lower-case letters, digits
+	// and '_'. Rules of the same name share their keys' counts.
 	Name  string
 	Burst int
-	Per   time.Duration
+	Every time.Duration
+	// OnStoreFailure is what the rule does when the store cannot be reached.
+	OnStoreFailure Failure
 }
 
-// rate is the rule's refill in tokens per second.
-func (r Rule) rate() float64 { return float64(r.Burst) / r.Per.Seconds() }
+// ruleName is the shape of a rule's name: one NATS subject token.
+var ruleName = regexp.MustCompile(`^[a-z0-9_]{1,64}$`)
 
-// Key names one bucket: a rule and a subject such as an address.
+// Validate reports a rule that cannot be enforced.
+func (r Rule) Validate() error {
+	switch {
+	case !ruleName.MatchString(r.Name):
+		return fmt.Errorf("ratelimit: rule name %q is not 1..64 of a-z, 0-9, _", r.Name)
+	case r.Burst < 1:
+		return fmt.Errorf("ratelimit: rule %s: burst %d is less than 1", r.Name, r.Burst)
+	case r.Every <= 0:
+		return fmt.Errorf("ratelimit: rule %s: refill interval %s is not positive", r.Name, r.Every)
+	case int64(r.Every) > math.MaxInt64/4/int64(r.Burst):
+		return fmt.Errorf("ratelimit: rule %s: burst × refill interval is beyond a Duration", r.Name)
+	}
+	return nil
+}
+
+// window is Burst×Every: how far ahead of now TAT may be.
+func (r Rule) window() int64 { return int64(r.Burst) * int64(r.Every) }
+
+// take returns the TAT after taking one token at now, or the wait until one
+// can be taken (and tat unchanged).
+func (r Rule) take(tat, now int64) (int64, time.Duration) {
+	next := max(tat, now) + int64(r.Every)
+	if over := next - now - r.window(); over > 0 {
+		return tat, time.Duration(over)
+	}
+	return next, 0
+}
+
+// spent is how many tokens are missing from a bucket whose TAT is tat.
+func (r Rule) spent(tat, now int64) int {
+	if tat <= now {
+		return 0
+	}
+	return int((tat - now + int64(r.Every) - 1) / int64(r.Every))
+}
+
+// Key names one bucket: a rule and a subject such as a client address.
 type Key struct {
 	Rule    Rule
 	Subject string
 }
 
-// Limiter holds the buckets of any number of rules.
+// subject is the key's NATS subject: the rule's name, then a hash of the
+// subject, so that addresses and account names are not written out and any
+// text fits in one subject token.
+func (k Key) subject() string {
+	h := sha256.Sum256([]byte(k.Rule.Name + "\x00" + k.Subject))
+	return subjectPrefix + "." + k.Rule.Name + "." + hex.EncodeToString(h[:16])
+}
+
+// Decision is the answer of Take.
+type Decision struct {
+	// Allowed is true when a token was taken from every key.
+	Allowed bool
+	// RetryAfter is, when refused, how long until every key has a token again.
+	RetryAfter time.Duration
+	// taken are the keys a token was taken from, for Refund.
+	taken []taken
+}
+
+// taken is a key a token was taken from, in the store or in memory.
+type taken struct {
+	key   Key
+	local bool
+}
+
+// Options configure a Limiter.
+type Options struct {
+	// Store shares the counts with every replica; nil counts in memory only.
+	Store *Store
+	// Logger reports store failures (at most one warning every 10 s).
+	Logger *slog.Logger
+	// Now replaces time.Now (tests).
+	Now func() time.Time
+}
+
+// Limiter takes tokens from keyed buckets.
 type Limiter struct {
+	store  *Store
+	logger *slog.Logger
+	now    func() time.Time
+
 	mu        sync.Mutex
-	buckets   map[bucketKey]*bucket
+	known     map[string]state // by subject: the last state seen, or the local count
 	lastSweep time.Time
+	lastWarn  time.Time
 }
 
-type bucketKey struct{ rule, subject string }
-
-type bucket struct {
-	tokens float64
-	at     time.Time
+// state is a bucket's TAT (Unix nanoseconds) and the stream sequence of the
+// message holding it (0: none, or counted locally).
+type state struct {
+	tat int64
+	seq uint64
 }
 
-// sweepEvery is how often buckets that have refilled are forgotten.
-const sweepEvery = time.Minute
+// warnEvery spaces out the warnings of a failing store.
+const warnEvery = 10 * time.Second
 
-// New returns an empty Limiter.
-func New() *Limiter { return &Limiter{buckets: map[bucketKey]*bucket{}} }
+// New returns a Limiter.
+func New(opts Options) *Limiter {
+	l := &Limiter{store: opts.Store, logger: opts.Logger, now: opts.Now, known: map[string]state{}}
+	if l.logger == nil {
+		l.logger = slog.Default()
+	}
+	if l.now == nil {
+		l.now = time.Now
+	}
+	return l
+}
 
-// Allow takes one token from every key's bucket at time now, or from none:
-// when any bucket is empty it returns false and how long until all of them
-// hold a token again. The zero Limiter is ready to use.
-func (l *Limiter) Allow(now time.Time, keys ...Key) (bool, time.Duration) {
+// Take takes one token from every key's bucket, or from none: when a bucket
+// is empty the decision is a refusal with how long until all of them hold a
+// token again. The error is an unavailable errs.Error when the store cannot
+// be reached and a key's rule fails closed.
+func (l *Limiter) Take(ctx context.Context, keys ...Key) (Decision, error) {
+	now := l.now().UnixNano()
+	if l.store == nil {
+		return l.takeLocal(now, keys), nil
+	}
+	d, err := l.takeShared(ctx, now, keys)
+	if err != nil {
+		l.warn(ctx, "take", err)
+		for _, k := range keys {
+			if k.Rule.OnStoreFailure == FailClosed {
+				return Decision{}, errs.Wrap(errs.KindUnavailable, "This is unavailable for a moment; try again shortly.",
+					fmt.Errorf("ratelimit: rule %s: %w", k.Rule.Name, err))
+			}
+		}
+		return l.takeLocal(now, keys), nil
+	}
+	return d, nil
+}
+
+// Refund gives back the tokens of an allowed decision: what was taken is
+// not counted (a sign-in with the right password). A refund that cannot be
+// written is logged and lost, which errs on the side of counting.
+func (l *Limiter) Refund(ctx context.Context, d Decision) {
+	var shared []Key
+	for _, t := range d.taken {
+		if t.local || l.store == nil {
+			l.refundLocal(t.key)
+		} else {
+			shared = append(shared, t.key)
+		}
+	}
+	if len(shared) > 0 {
+		if err := l.refundShared(ctx, shared); err != nil {
+			l.warn(ctx, "refund", err)
+		}
+	}
+}
+
+// Spent is how many tokens are missing from a key's bucket now: the attempts
+// counted against it recently. A store failure reads this process's count.
+func (l *Limiter) Spent(ctx context.Context, k Key) int {
+	now := l.now().UnixNano()
+	if l.store != nil {
+		st, err := l.read(ctx, k.subject())
+		if err == nil {
+			return k.Rule.spent(st.tat, now)
+		}
+		l.warn(ctx, "read", err)
+	}
+	st, _ := l.lookup(k.subject())
+	return k.Rule.spent(st.tat, now)
+}
+
+// lookup returns the last state seen of a subject.
+func (l *Limiter) lookup(subject string) (state, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.buckets == nil {
-		l.buckets = map[bucketKey]*bucket{}
-	}
-	l.sweep(now)
-	var wait time.Duration
-	for _, k := range keys {
-		if tokens := l.level(k, now); tokens < 1 {
-			wait = max(wait, time.Duration((1-tokens)/k.Rule.rate()*float64(time.Second)))
-		}
-	}
-	if wait > 0 {
-		return false, wait
-	}
-	for _, k := range keys {
-		b := l.buckets[bucketKey{k.Rule.Name, k.Subject}]
-		b.tokens--
-	}
-	return true, 0
+	st, ok := l.known[subject]
+	return st, ok
 }
 
-// level refills a key's bucket up to now and returns its tokens.
-func (l *Limiter) level(k Key, now time.Time) float64 {
-	bk := bucketKey{k.Rule.Name, k.Subject}
-	b, ok := l.buckets[bk]
-	if !ok {
-		b = &bucket{tokens: float64(k.Rule.Burst), at: now}
-		l.buckets[bk] = b
-	}
-	if now.After(b.at) {
-		b.tokens = min(float64(k.Rule.Burst), b.tokens+now.Sub(b.at).Seconds()*k.Rule.rate())
-		b.at = now
-	}
-	return b.tokens
+// remember notes the state of a subject.
+func (l *Limiter) remember(subject string, st state) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sweep(l.now().UnixNano())
+	l.known[subject] = st
 }
 
-// sweep forgets buckets untouched for an hour, which bounds memory by the
-// keys seen in the last hour. A bucket's rule may refill more slowly than
-// that, so a forgotten bucket may come back fuller than it would have been;
-// rules here refill within the hour.
-func (l *Limiter) sweep(now time.Time) {
-	if now.Sub(l.lastSweep) < sweepEvery {
+// sweepEvery is how often buckets that are full again are forgotten.
+const sweepEvery = time.Minute
+
+// sweep forgets the buckets that are full again, at most once a minute,
+// which bounds memory by the keys counted within their rules' windows.
+// Called with mu held.
+func (l *Limiter) sweep(now int64) {
+	if time.Duration(now-l.lastSweep.UnixNano()) < sweepEvery {
 		return
 	}
-	l.lastSweep = now
-	for k, b := range l.buckets {
-		if now.Sub(b.at) >= time.Hour {
-			delete(l.buckets, k)
+	l.lastSweep = time.Unix(0, now)
+	for subject, st := range l.known {
+		if st.tat <= now {
+			delete(l.known, subject)
 		}
 	}
 }
 
-// Len is the number of buckets held (tests).
+// warn logs a store failure, at most once every warnEvery.
+func (l *Limiter) warn(ctx context.Context, op string, err error) {
+	l.mu.Lock()
+	now := l.now()
+	quiet := !l.lastWarn.IsZero() && now.Sub(l.lastWarn) < warnEvery
+	if !quiet {
+		l.lastWarn = now
+	}
+	l.mu.Unlock()
+	if !quiet {
+		l.logger.WarnContext(ctx, "rate limits: the shared store failed; rules count in this process or refuse until it is back", "op", op, "err", err)
+	}
+}
+
+// Len is the number of buckets this process remembers (tests).
 func (l *Limiter) Len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.buckets)
+	return len(l.known)
 }

@@ -31,18 +31,14 @@ import (
 	"gatehouse.dev/platform/projection"
 	"gatehouse.dev/platform/sealed"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
+	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	"gatehouse.dev/services/accounts/internal/password"
 	"gatehouse.dev/services/accounts/migrations"
 )
 
-// Stream and schema names of the service.
-const (
-	// StreamName is the JetStream stream holding the service's events.
-	StreamName = "ACCOUNTS"
-	// Schema is the PostgreSQL schema holding the service's read models.
-	Schema        = "accounts"
-	subjectPrefix = "accounts"
-)
+// Schema is the PostgreSQL schema holding the service's read models. The
+// service's stream is eventsv1.Accounts (ACCOUNTS, subjects accounts.>).
+const Schema = "accounts"
 
 // Config is what the service needs to know about the deployment.
 type Config struct {
@@ -113,11 +109,11 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if flushEvery <= 0 {
 		flushEvery = DefaultActivityFlushInterval
 	}
-	log, err := eventlog.Open(ctx, deps.JetStream, eventlog.StreamConfig{Name: StreamName, Prefix: subjectPrefix, Replicas: cfg.Replicas}, opts...)
+	log, err := eventlog.Open(ctx, deps.JetStream, eventlog.StreamOf(eventsv1.Accounts, cfg.Replicas), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("accounts: %w", err)
 	}
-	notify, err := eventlog.Follow(deps.JetStream, eventlog.StreamConfig{Name: notifyStream, Prefix: notifyPrefix})
+	notify, err := eventlog.Follow(deps.JetStream, eventlog.StreamOf(eventsv1.Notify, 0))
 	if err != nil {
 		return nil, fmt.Errorf("accounts: %w", err)
 	}

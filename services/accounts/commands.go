@@ -18,17 +18,18 @@ import (
 	"gatehouse.dev/services/accounts/internal/user"
 )
 
-// Aggregate types of the service's subjects.
-const (
-	userAggregate     = "user"
-	usernameAggregate = "username"
-	emailAggregate    = "email"
+// Aggregate types of the service's subjects, as the event contract names
+// them (proto/gatehouse/events/v1/streams.go).
+var (
+	userAggregate     = eventsv1.AccountsUser.Type
+	usernameAggregate = eventsv1.AccountsUsername.Type
+	emailAggregate    = eventsv1.AccountsEmail.Type
 	// browserAggregate is a browser session (see internal/browser).
-	browserAggregate = "browser"
+	browserAggregate = eventsv1.AccountsBrowser.Type
 	// activityAggregate is one batch of browser session activity (see activity.go).
-	activityAggregate = "activity"
+	activityAggregate = eventsv1.AccountsActivity.Type
 	// registrationAggregate is a pending self-service registration (see registrations.go).
-	registrationAggregate = "registration"
+	registrationAggregate = eventsv1.AccountsRegistration.Type
 )
 
 // registration is the input of Register.

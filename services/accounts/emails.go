@@ -115,6 +115,7 @@ func (s *Service) changeEmails(ctx context.Context, userID, actor string, decide
 			Event:  eventlog.Event{Aggregate: ref, Actor: actor, Payload: decided[0]},
 		}
 		var email string
+		//eventcheck:partial — a decision of the two email commands, not a consumer of the stream
 		switch ev := decided[0].(type) {
 		case *eventsv1.EmailAdded:
 			email = ev.GetEmail()
@@ -128,6 +129,7 @@ func (s *Service) changeEmails(ctx context.Context, userID, actor string, decide
 			return nil, err
 		}
 		var claimEvent proto.Message
+		//eventcheck:partial — as above: an EmailAdded or an EmailRemoved just decided
 		switch decided[0].(type) {
 		case *eventsv1.EmailAdded:
 			switch claim.Holder {

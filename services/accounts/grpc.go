@@ -113,6 +113,11 @@ func (g *grpcServer) SetPassword(ctx context.Context, req *accountsv1.SetPasswor
 	}
 	resp := &accountsv1.SetPasswordResponse{}
 	if reason == eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_RECOVERY {
+		// Whoever was signed in before the reset may be who it locks out. (The
+		// token service ends the OAuth and compat sessions from the event.)
+		if err := g.svc.endBrowserSessions(ctx, req.GetUserId(), "", browser.ReasonPasswordRecovered, actor(ctx)); err != nil {
+			return nil, errs.Wrap(errs.KindOf(err), "The password was reset, but not all browser sessions could be ended; try again.", err)
+		}
 		resp.AuthProof = g.svc.mintAuthProof(req.GetUserId(), methodRecovery)
 	}
 	return resp, nil

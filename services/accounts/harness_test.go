@@ -15,6 +15,7 @@ import (
 	"gatehouse.dev/platform/sealed"
 	"gatehouse.dev/platform/testkit"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
+	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	"gatehouse.dev/services/accounts"
 )
 
@@ -80,7 +81,7 @@ func startHarness(t *testing.T, configure func(*accounts.Config)) *harness {
 func (h *harness) events(t *testing.T, subject string) []eventlog.Record {
 	t.Helper()
 	ctx := context.Background()
-	c, err := h.js.OrderedConsumer(ctx, accounts.StreamName, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	c, err := h.js.OrderedConsumer(ctx, eventsv1.Accounts.Name, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
 	if err != nil {
 		t.Fatal(err)
 	}

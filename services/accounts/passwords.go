@@ -21,12 +21,12 @@ import (
 
 // userPasswordPlace is where a user's password hash lives.
 func userPasswordPlace(userID string) string {
-	return subjectPrefix + "." + userAggregate + "." + userID + "/password_hash"
+	return eventsv1.AccountsUser.Subject(userID) + "/password_hash"
 }
 
 // registrationPasswordPlace is where a pending registration's password hash lives.
 func registrationPasswordPlace(registrationID string) string {
-	return subjectPrefix + "." + registrationAggregate + "." + registrationID + "/password_hash"
+	return eventsv1.AccountsRegistration.Subject(registrationID) + "/password_hash"
 }
 
 // sealHash seals a PHC string for its place; "" seals to nil (no password).

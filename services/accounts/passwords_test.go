@@ -146,7 +146,7 @@ func TestPasswordHashesAfterKeyRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log, err := eventlog.Open(ctx, d.js, eventlog.StreamConfig{Name: accounts.StreamName, Prefix: "accounts"})
+	log, err := eventlog.Open(ctx, d.js, eventlog.StreamConfig{Name: eventsv1.Accounts.Name, Prefix: "accounts"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +256,7 @@ func TestSealedHashBoundToItsPlace(t *testing.T) {
 		t.Fatal("no sealed hash in the registration")
 	}
 	// Whoever could write to the stream puts mallory's sealed hash on alice.
-	log, err := eventlog.Open(ctx, d.js, eventlog.StreamConfig{Name: accounts.StreamName, Prefix: "accounts"})
+	log, err := eventlog.Open(ctx, d.js, eventlog.StreamConfig{Name: eventsv1.Accounts.Name, Prefix: "accounts"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package accounts
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -23,7 +24,7 @@ const (
 func usersReadModel() projection.Projection {
 	return projection.Projection{
 		Name:     usersProjection,
-		Subjects: []string{subjectPrefix + "." + userAggregate + ".*"},
+		Subjects: []string{eventsv1.AccountsUser.Subjects()},
 		Apply:    applyUserEvent,
 		Reset: func(ctx context.Context, tx pgx.Tx) error {
 			_, err := tx.Exec(ctx, `TRUNCATE users, user_emails`)
@@ -38,10 +39,21 @@ type statement struct {
 	args []any
 }
 
+// applyUserEvent applies one event of a user. A user's row remembers the
+// last event applied (version): an event delivered again changes nothing.
 func applyUserEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
 	at := rec.OccurredAt()
 	seq := int64(rec.Seq)
 	id := rec.Aggregate().ID
+	var version int64
+	err := tx.QueryRow(ctx, `SELECT version FROM users WHERE id = $1 FOR UPDATE`, id).Scan(&version)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+	case err != nil:
+		return fmt.Errorf("users: %s: read version: %w", rec.Type(), err)
+	case version >= seq:
+		return nil // delivered again
+	}
 	var (
 		sql  string
 		args []any
@@ -103,7 +115,7 @@ func applyUserEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
 		sql, args = update("email = CASE WHEN EXISTS (SELECT 1 FROM user_emails WHERE user_id = $1 AND email = $4) THEN $4 ELSE email END",
 			id, at, seq, ev.GetEmail())
 	default:
-		return nil
+		return eventlog.Unhandled(rec)
 	}
 	if emails != nil {
 		if _, err := tx.Exec(ctx, emails.sql, emails.args...); err != nil {
@@ -125,12 +137,12 @@ func update(set, id string, at any, seq int64, extra ...any) (string, []any) {
 func auditReadModel() projection.Projection {
 	return projection.Projection{
 		Name:     auditProjection,
-		Subjects: []string{subjectPrefix + ".>"},
+		Subjects: []string{eventsv1.Accounts.All()},
 		Apply: func(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
 			userID, summary := describe(rec)
 			_, err := tx.Exec(ctx, `
 				INSERT INTO audit_log (seq, event_id, event_type, user_id, actor, occurred_at, summary)
-				VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+				VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (seq) DO NOTHING`,
 				int64(rec.Seq), rec.ID(), rec.Type(), userID, rec.Envelope.GetActor(), rec.OccurredAt(), summary)
 			if err != nil {
 				return fmt.Errorf("audit: %w", err)

@@ -39,7 +39,7 @@ const (
 const proofTTL = 2 * time.Minute
 
 // proofKeyRef is the aggregate holding the proof key.
-var proofKeyRef = eventlog.Ref{Type: "keys", ID: "current"}
+var proofKeyRef = eventlog.Ref{Type: eventsv1.AccountsKeys.Type, ID: "current"}
 
 // loadProofKey reads the proof key from the stream, sealed with the
 // keyring, generating it on first start (see sealed.KeysAggregate). A key an

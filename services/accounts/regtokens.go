@@ -25,8 +25,9 @@ import (
 // hash. A use is an expected-version append, so a token allowing n uses
 // admits exactly n registrations however many race for it.
 
+var regTokenAggregate = eventsv1.AccountsRegToken.Type
+
 const (
-	regTokenAggregate     = "regtoken"
 	regTokensProjection   = "registration_tokens"
 	maxRegistrationTokens = 1000
 )
@@ -184,9 +185,10 @@ func (s *Service) listRegistrationTokens(ctx context.Context) ([]*accountsv1.Reg
 func regTokensReadModel() projection.Projection {
 	return projection.Projection{
 		Name:     regTokensProjection,
-		Subjects: []string{subjectPrefix + "." + regTokenAggregate + ".*"},
+		Subjects: []string{eventsv1.AccountsRegToken.Subjects()},
 		Apply: func(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
 			var err error
+			seq := int64(rec.Seq)
 			switch ev := rec.Event.(type) {
 			case *eventsv1.RegistrationTokenCreated:
 				var expires *time.Time
@@ -194,12 +196,16 @@ func regTokensReadModel() projection.Projection {
 					t := ev.GetExpiresAt().AsTime()
 					expires = &t
 				}
-				_, err = tx.Exec(ctx, `INSERT INTO registration_tokens (token_id, token_hash, uses_allowed, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`,
-					ev.GetTokenId(), ev.GetTokenHash(), ev.GetUsesAllowed(), rec.OccurredAt(), expires)
+				_, err = tx.Exec(ctx, `INSERT INTO registration_tokens (token_id, token_hash, uses_allowed, created_at, expires_at, version)
+					VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (token_id) DO NOTHING`,
+					ev.GetTokenId(), ev.GetTokenHash(), ev.GetUsesAllowed(), rec.OccurredAt(), expires, seq)
 			case *eventsv1.RegistrationTokenUsed:
-				_, err = tx.Exec(ctx, `UPDATE registration_tokens SET uses = uses + 1 WHERE token_id = $1`, ev.GetTokenId())
+				// Counted once: a use delivered again finds its own version.
+				_, err = tx.Exec(ctx, `UPDATE registration_tokens SET uses = uses + 1, version = $2 WHERE token_id = $1 AND version < $2`, ev.GetTokenId(), seq)
 			case *eventsv1.RegistrationTokenRevoked:
-				_, err = tx.Exec(ctx, `UPDATE registration_tokens SET revoked = true WHERE token_id = $1`, ev.GetTokenId())
+				_, err = tx.Exec(ctx, `UPDATE registration_tokens SET revoked = true, version = $2 WHERE token_id = $1 AND version < $2`, ev.GetTokenId(), seq)
+			default:
+				return eventlog.Unhandled(rec)
 			}
 			if err != nil {
 				return fmt.Errorf("registration tokens: %w", err)

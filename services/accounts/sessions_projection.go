@@ -21,12 +21,9 @@ import (
 // events and the batches of their activity.
 func sessionsReadModel() projection.Projection {
 	return projection.Projection{
-		Name: sessionsProjection,
-		Subjects: []string{
-			subjectPrefix + "." + browserAggregate + ".*",
-			subjectPrefix + "." + activityAggregate + ".*",
-		},
-		Apply: applySessionEvent,
+		Name:     sessionsProjection,
+		Subjects: []string{eventsv1.AccountsBrowser.Subjects(), eventsv1.AccountsActivity.Subjects()},
+		Apply:    applySessionEvent,
 		Reset: func(ctx context.Context, tx pgx.Tx) error {
 			_, err := tx.Exec(ctx, `TRUNCATE browser_sessions`)
 			return err
@@ -44,7 +41,7 @@ func applySessionEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) erro
 	switch ev := rec.Event.(type) {
 	case *eventsv1.BrowserSessionStarted:
 		sql = `INSERT INTO browser_sessions (session_id, user_id, secret_hash, user_agent, ip_address, created_at, authenticated_at, last_active_at, version)
-		       VALUES ($1, $2, $3, $4, $5, $6, $6, $6, $7)`
+		       VALUES ($1, $2, $3, $4, $5, $6, $6, $6, $7) ON CONFLICT (session_id) DO NOTHING`
 		args = []any{ev.GetSessionId(), ev.GetUserId(), ev.GetSecretHash(), ev.GetUserAgent(), ev.GetIpAddress(), at, seq}
 	case *eventsv1.BrowserSessionEnded:
 		sql = `UPDATE browser_sessions SET ended_at = $2, end_reason = $3, version = $4 WHERE session_id = $1 AND ended_at IS NULL`
@@ -65,7 +62,7 @@ func applySessionEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) erro
 		       WHERE b.session_id = v.id AND b.ended_at IS NULL AND v.at > b.last_active_at`
 		args = []any{ids, ips, ats}
 	default:
-		return nil
+		return eventlog.Unhandled(rec)
 	}
 	if _, err := tx.Exec(ctx, sql, args...); err != nil {
 		return fmt.Errorf("browser_sessions: %s: %w", rec.Type(), err)

@@ -41,14 +41,6 @@ import (
 	"gatehouse.dev/services/accounts/internal/user"
 )
 
-// The notify service's stream and subjects: part of the event contract
-// (ARCHITECTURE.md, "Events and streams"), read here, never written.
-const (
-	notifyStream          = "NOTIFY"
-	notifyPrefix          = "notify"
-	verificationAggregate = "verification"
-)
-
 const (
 	verificationsProjection = "email_verifications"
 	// verificationMaxAge is how long a confirmation proves an address for
@@ -74,35 +66,49 @@ func verificationsReadModel(notify *eventlog.Log) projection.Projection {
 	return projection.Projection{
 		Name:     verificationsProjection,
 		Source:   notify,
-		Subjects: []string{notifyPrefix + "." + verificationAggregate + ".*"},
-		Apply: func(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
-			ev, ok := rec.Event.(*eventsv1.VerificationConfirmed)
-			if !ok {
-				return nil
-			}
-			purpose, known := purposeNames[ev.GetPurpose()]
-			if !known {
-				return nil
-			}
-			_, err := tx.Exec(ctx, `INSERT INTO email_verifications (verification_id, email, purpose, user_id, confirmed_at, seq)
-				VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (verification_id) DO NOTHING`,
-				rec.Aggregate().ID, strings.ToLower(ev.GetEmail()), purpose, ev.GetUserId(), rec.OccurredAt(), int64(rec.Seq))
-			if err != nil {
-				return fmt.Errorf("email verifications: %w", err)
-			}
-			// Keep only what can still prove something. Measured against the
-			// event's own time, so a rebuild ends with the same rows.
-			if _, err := tx.Exec(ctx, `DELETE FROM email_verifications WHERE confirmed_at < $1`,
-				rec.OccurredAt().Add(-verificationRetention)); err != nil {
-				return fmt.Errorf("email verifications: forget old ones: %w", err)
-			}
-			return nil
-		},
+		Subjects: []string{eventsv1.NotifyVerification.Subjects()},
+		Apply:    applyConfirmation,
 		Reset: func(ctx context.Context, tx pgx.Tx) error {
 			_, err := tx.Exec(ctx, `TRUNCATE email_verifications`)
 			return err
 		},
 	}
+}
+
+// applyConfirmation records a confirmation; the verification's other events
+// prove nothing.
+func applyConfirmation(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
+	var ev *eventsv1.VerificationConfirmed
+	switch e := rec.Event.(type) {
+	case *eventsv1.VerificationConfirmed:
+		ev = e
+	case *eventsv1.VerificationStarted, *eventsv1.VerificationCodeReissued, *eventsv1.VerificationAttemptFailed,
+		*eventsv1.EmailDelivered, *eventsv1.EmailDeliveryFailed:
+		return nil
+	default:
+		return eventlog.Unhandled(rec)
+	}
+	purpose, known := purposeNames[ev.GetPurpose()]
+	if !known {
+		return nil
+	}
+	// A confirmation already forgotten (a newer one is more than the
+	// retention younger) is not recorded again when delivered again.
+	_, err := tx.Exec(ctx, `INSERT INTO email_verifications (verification_id, email, purpose, user_id, confirmed_at, seq)
+		SELECT $1, $2, $3, $4, $5, $6
+		WHERE NOT EXISTS (SELECT 1 FROM email_verifications WHERE confirmed_at > $5::timestamptz + $7::interval)
+		ON CONFLICT (verification_id) DO NOTHING`,
+		rec.Aggregate().ID, strings.ToLower(ev.GetEmail()), purpose, ev.GetUserId(), rec.OccurredAt(), int64(rec.Seq), verificationRetention)
+	if err != nil {
+		return fmt.Errorf("email verifications: %w", err)
+	}
+	// Keep only what can still prove something. Measured against the
+	// event's own time, so a rebuild ends with the same rows.
+	if _, err := tx.Exec(ctx, `DELETE FROM email_verifications WHERE confirmed_at < $1`,
+		rec.OccurredAt().Add(-verificationRetention)); err != nil {
+		return fmt.Errorf("email verifications: forget old ones: %w", err)
+	}
+	return nil
 }
 
 // proof is what an address must have been proved for.
@@ -126,7 +132,7 @@ func errNotProved() error {
 
 // checkProof reports whether the notify service confirmed p.
 func (s *Service) checkProof(ctx context.Context, p proof) error {
-	ref := eventlog.Ref{Type: verificationAggregate, ID: p.verificationID}
+	ref := eventlog.Ref{Type: eventsv1.NotifyVerification.Type, ID: p.verificationID}
 	if p.verificationID == "" || !user.ValidVerificationID(p.verificationID) {
 		return errs.InvalidField("verification_id", "verification_id must be the id of a verification from the notify service")
 	}

@@ -25,20 +25,17 @@ import (
 	"gatehouse.dev/platform/host"
 	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/projection"
+	"gatehouse.dev/platform/ratelimit"
 	"gatehouse.dev/platform/sealed"
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
+	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	"gatehouse.dev/services/authorize/internal/device"
 	"gatehouse.dev/services/authorize/migrations"
 )
 
-// Stream and schema of the service.
-const (
-	// StreamName is the JetStream stream holding the service's events.
-	StreamName = "AUTHORIZE"
-	// Schema is the PostgreSQL schema of the service's read models.
-	Schema        = "authorize"
-	subjectPrefix = "authorize"
-)
+// Schema is the PostgreSQL schema of the service's read models. The
+// service's stream is eventsv1.Authorize (AUTHORIZE, subjects authorize.>).
+const Schema = "authorize"
 
 // Config is what the service needs to know about the deployment.
 type Config struct {
@@ -56,6 +53,10 @@ type Config struct {
 	StaticClients []StaticClient
 	// SigningAlgorithms are the ID-token signing algorithms discovery announces.
 	SigningAlgorithms []string
+	// Limits are the rate limits (rate_limits): this service applies
+	// ClientRegistration, Authorization and DeviceAuthorization per client
+	// address. Zero means the defaults.
+	Limits ratelimit.Rules
 }
 
 // Deps are the service's connections.
@@ -64,6 +65,9 @@ type Deps struct {
 	JetStream  jetstream.JetStream
 	Logger     *slog.Logger
 	Propagator propagation.TextMapPropagator
+	// Limiter counts the rate limits, shared with every replica; nil counts
+	// in this process only.
+	Limiter *ratelimit.Limiter
 	// Keyring seals the client-secret key the service keeps in its stream.
 	Keyring *sealed.Keyring
 }
@@ -83,6 +87,8 @@ type Service struct {
 	devicePacer *device.Pacer
 	// clientAuth authenticates the clients of the device authorization endpoint.
 	clientAuth *clientauth.Authenticator[*client]
+	// limiter counts the anonymous endpoints' rate limits (limits.go).
+	limiter *ratelimit.Limiter
 }
 
 // New migrates the schema, opens the stream and prepares the projections.
@@ -100,13 +106,19 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if cfg.CodeTTL <= 0 || cfg.CodeTTL > 10*time.Minute {
 		cfg.CodeTTL = 10 * time.Minute
 	}
+	if cfg.Limits == (ratelimit.Rules{}) {
+		cfg.Limits = ratelimit.DefaultRules()
+	}
+	if deps.Limiter == nil {
+		deps.Limiter = ratelimit.New(ratelimit.Options{Logger: deps.Logger})
+	}
 	if deps.Keyring == nil {
 		return nil, fmt.Errorf("authorize: no keyring to seal the client-secret key")
 	}
 	if err := pg.Migrate(ctx, deps.Pool, migrations.FS); err != nil {
 		return nil, fmt.Errorf("authorize: migrate: %w", err)
 	}
-	log, err := eventlog.Open(ctx, deps.JetStream, eventlog.StreamConfig{Name: StreamName, Prefix: subjectPrefix, Replicas: cfg.Replicas}, eventlog.WithPropagator(deps.Propagator))
+	log, err := eventlog.Open(ctx, deps.JetStream, eventlog.StreamOf(eventsv1.Authorize, cfg.Replicas), eventlog.WithPropagator(deps.Propagator))
 	if err != nil {
 		return nil, fmt.Errorf("authorize: %w", err)
 	}
@@ -114,7 +126,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("authorize: %w", err)
 	}
-	s := &Service{cfg: cfg, issuer: issuer, pool: deps.Pool, log: log, projections: set, logger: deps.Logger, now: time.Now, devicePacer: device.NewPacer()}
+	s := &Service{cfg: cfg, issuer: issuer, pool: deps.Pool, log: log, projections: set, logger: deps.Logger, now: time.Now, devicePacer: device.NewPacer(), limiter: deps.Limiter}
 	if err := s.loadSecretKey(ctx, deps.Keyring); err != nil {
 		return nil, err
 	}
@@ -144,8 +156,13 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(ctx, Config{Issuer: rt.Config.PublicURL, Replicas: rt.Config.NATS.Replicas, StaticClients: static, SigningAlgorithms: algs},
-		Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "authorize"), Propagator: rt.Telemetry.Propagator(), Keyring: rt.Keyring})
+	limiter, err := rt.Limiter(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("authorize: %w", err)
+	}
+	return New(ctx, Config{Issuer: rt.Config.PublicURL, Replicas: rt.Config.NATS.Replicas, StaticClients: static, SigningAlgorithms: algs,
+		Limits: ratelimit.RulesFrom(rt.Config.RateLimits)},
+		Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "authorize"), Propagator: rt.Telemetry.Propagator(), Limiter: limiter, Keyring: rt.Keyring})
 }
 
 // Name is the service's name.

@@ -57,7 +57,7 @@ func (s *Service) client(ctx context.Context, id string) (*client, error) {
 
 // clientFromLog reads a client's latest registration from the event log.
 func (s *Service) clientFromLog(ctx context.Context, id string) ([]byte, string, error) {
-	ref := eventlog.Ref{Type: "client", ID: id}
+	ref := eventlog.Ref{Type: eventsv1.AuthorizeClient.Type, ID: id}
 	if !validClientID(id) {
 		return nil, "", errs.NotFound("Unknown client.")
 	}
@@ -121,8 +121,8 @@ type assertionClaims struct{ s *Service }
 func (a assertionClaims) Seen(ctx context.Context, clientID, jti string, until time.Time) (bool, error) {
 	sum := sha256.Sum256([]byte(clientID + "\x00" + jti))
 	_, err := a.s.log.Append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), Event: eventlog.Event{
-		Aggregate: eventlog.Ref{Type: "assertion", ID: hex.EncodeToString(sum[:])}, Actor: "client:" + clientID,
-		Payload: &eventsv1.ClientAssertionUsed{ClientId: clientID, ExpiresAt: timestamppb.New(until)},
+		Aggregate: eventlog.Ref{Type: eventsv1.AuthorizeAssertion.Type, ID: hex.EncodeToString(sum[:])}, Actor: "client:" + clientID,
+		Payload: &eventsv1.ClientAssertionClaimed{ClientId: clientID, ExpiresAt: timestamppb.New(until)},
 	}})
 	if eventlog.IsConflict(err) {
 		return true, nil

@@ -29,6 +29,9 @@ func (s *Service) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reque
 	if err != nil {
 		return nil, err
 	}
+	if err := s.admit(r, s.cfg.Limits.DeviceAuthorization, tooMany("device authorization requests")); err != nil {
+		return nil, err
+	}
 	ctx := r.Context()
 	c, err := s.clientAuth.Authenticate(ctx, r, form)
 	if err != nil {
@@ -94,4 +97,6 @@ func (s *Service) freshUserCode(ctx context.Context) (string, error) {
 }
 
 // deviceRef names a device grant's aggregate.
-func deviceRef(id string) eventlog.Ref { return eventlog.Ref{Type: "device", ID: id} }
+func deviceRef(id string) eventlog.Ref {
+	return eventlog.Ref{Type: eventsv1.AuthorizeDevice.Type, ID: id}
+}

@@ -18,23 +18,26 @@ const devicesProjection = "devices"
 func devicesReadModel() projection.Projection {
 	return projection.Projection{
 		Name:     devicesProjection,
-		Subjects: []string{subjectPrefix + ".device.*"},
+		Subjects: []string{eventsv1.AuthorizeDevice.Subjects()},
 		Apply: func(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
-			at := rec.OccurredAt()
+			// A device grant's row changes only for an event later than its version.
+			at, seq := rec.OccurredAt(), int64(rec.Seq)
 			var err error
 			switch ev := rec.Event.(type) {
 			case *eventsv1.DeviceAuthorizationRequested:
 				_, err = tx.Exec(ctx, `
-					INSERT INTO devices (device_grant_id, client_id, device_code_hash, user_code_hash, status, expires_at, created_at, updated_at)
-					VALUES ($1, $2, $3, $4, 'pending', $5, $6, $6)`,
-					ev.GetDeviceGrantId(), ev.GetClientId(), ev.GetDeviceCodeHash(), ev.GetUserCodeHash(), ev.GetExpiresAt().AsTime(), at)
+					INSERT INTO devices (device_grant_id, client_id, device_code_hash, user_code_hash, status, expires_at, created_at, updated_at, version)
+					VALUES ($1, $2, $3, $4, 'pending', $5, $6, $6, $7) ON CONFLICT (device_grant_id) DO NOTHING`,
+					ev.GetDeviceGrantId(), ev.GetClientId(), ev.GetDeviceCodeHash(), ev.GetUserCodeHash(), ev.GetExpiresAt().AsTime(), at, seq)
 			case *eventsv1.DeviceApproved:
-				_, err = tx.Exec(ctx, `UPDATE devices SET status = 'approved', user_id = $2, updated_at = $3 WHERE device_grant_id = $1`,
-					ev.GetDeviceGrantId(), ev.GetUserId(), at)
+				_, err = tx.Exec(ctx, `UPDATE devices SET status = 'approved', user_id = $2, updated_at = $3, version = $4 WHERE device_grant_id = $1 AND version < $4`,
+					ev.GetDeviceGrantId(), ev.GetUserId(), at, seq)
 			case *eventsv1.DeviceDenied:
-				_, err = tx.Exec(ctx, `UPDATE devices SET status = 'denied', updated_at = $2 WHERE device_grant_id = $1`, ev.GetDeviceGrantId(), at)
+				_, err = tx.Exec(ctx, `UPDATE devices SET status = 'denied', updated_at = $2, version = $3 WHERE device_grant_id = $1 AND version < $3`, ev.GetDeviceGrantId(), at, seq)
 			case *eventsv1.DeviceTokenIssued:
-				_, err = tx.Exec(ctx, `UPDATE devices SET status = 'used', updated_at = $2 WHERE device_grant_id = $1`, ev.GetDeviceGrantId(), at)
+				_, err = tx.Exec(ctx, `UPDATE devices SET status = 'used', updated_at = $2, version = $3 WHERE device_grant_id = $1 AND version < $3`, ev.GetDeviceGrantId(), at, seq)
+			default:
+				return eventlog.Unhandled(rec)
 			}
 			if err != nil {
 				return fmt.Errorf("devices: %s: %w", rec.Type(), err)

@@ -17,6 +17,7 @@ import (
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/ids"
 	"gatehouse.dev/platform/pg"
+	"gatehouse.dev/platform/ratelimit"
 	"gatehouse.dev/platform/sealed"
 	"gatehouse.dev/platform/testkit"
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
@@ -43,7 +44,10 @@ func newDeviceEnv(t *testing.T) *deviceEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	svc, err := New(ctx, Config{Issuer: "https://auth.example.org/", AllowInsecureClients: true},
+	// The tests send every request from one address: a budget they never spend (see limits_test.go).
+	limits := ratelimit.DefaultRules()
+	limits.ClientRegistration.Burst, limits.DeviceAuthorization.Burst, limits.Authorization.Burst = 1e6, 1e6, 1e6
+	svc, err := New(ctx, Config{Issuer: "https://auth.example.org/", AllowInsecureClients: true, Limits: limits},
 		Deps{Pool: pool, JetStream: testkit.NATS(t), Logger: slog.New(slog.DiscardHandler), Keyring: sealed.NewRandomKeyring()})
 	if err != nil {
 		t.Fatal(err)

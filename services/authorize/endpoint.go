@@ -59,6 +59,9 @@ func (s *Service) readAuthRequest(w http.ResponseWriter, r *http.Request) (*auth
 		w.Header().Set("Allow", "GET, POST")
 		return nil, httpx.WithStatus(http.StatusMethodNotAllowed, errs.Invalid("This address only answers GET and POST."))
 	}
+	if err := s.admit(r, s.cfg.Limits.Authorization, "Too many sign-in requests came from your network. Wait a moment and try again."); err != nil {
+		return nil, err
+	}
 	if err := r.ParseForm(); err != nil {
 		return nil, errs.Invalid("The authorization request could not be read.")
 	}
@@ -150,7 +153,7 @@ func (s *Service) requestGrant(ctx context.Context, ar *authRequest, q url.Value
 	id := ids.New()
 	now := s.now()
 	_, err = s.log.Append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), Event: eventlog.Event{
-		Aggregate: eventlog.Ref{Type: "grant", ID: id}, Actor: "client:" + ar.client.ID,
+		Aggregate: eventlog.Ref{Type: eventsv1.AuthorizeGrant.Type, ID: id}, Actor: "client:" + ar.client.ID,
 		Payload: &eventsv1.GrantRequested{
 			GrantId: id, ClientId: ar.client.ID, RedirectUri: ar.redirectURI, ResponseMode: ar.responseMode,
 			Scope: scopes.String(), State: ar.state, Nonce: q.Get("nonce"), CodeChallenge: challenge,

@@ -28,7 +28,7 @@ func grantRef(id string) (eventlog.Ref, error) {
 	if !ids.Valid(id) {
 		return eventlog.Ref{}, errs.InvalidField("grant_id", "grant_id is not a grant id")
 	}
-	return eventlog.Ref{Type: "grant", ID: id}, nil
+	return eventlog.Ref{Type: eventsv1.AuthorizeGrant.Type, ID: id}, nil
 }
 
 func (g *grpcServer) loadGrant(ctx context.Context, id string) (grant.State, error) {
@@ -176,7 +176,7 @@ func (g *grpcServer) ExchangeCode(ctx context.Context, req *authorizev1.Exchange
 	if err != nil {
 		return nil, errs.Wrap(errs.KindUnavailable, "Codes cannot be checked right now.", err)
 	}
-	ref := eventlog.Ref{Type: "grant", ID: grantID}
+	ref := eventlog.Ref{Type: eventsv1.AuthorizeGrant.Type, ID: grantID}
 	var (
 		st       grant.State
 		replayed *grant.Replayed

@@ -35,6 +35,9 @@ func (s *Service) handleRegister(w http.ResponseWriter, r *http.Request) (any, e
 	if r.Method != http.MethodPost {
 		return nil, httpx.MethodNotAllowed(w, http.MethodPost)
 	}
+	if err := s.admit(r, s.cfg.Limits.ClientRegistration, tooMany("client registrations")); err != nil {
+		return nil, err
+	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		return nil, oautherr.New(oautherr.InvalidClientMetadata, "the body must be JSON (Content-Type: application/json)")
 	}
@@ -83,7 +86,7 @@ func (s *Service) registerClient(ctx context.Context, meta clientmeta.Metadata, 
 		return nil, err
 	}
 	appended, err := s.log.Append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), Event: eventlog.Event{
-		Aggregate: eventlog.Ref{Type: "client", ID: id}, Actor: source,
+		Aggregate: eventlog.Ref{Type: eventsv1.AuthorizeClient.Type, ID: id}, Actor: source,
 		Payload: &eventsv1.ClientRegistered{ClientId: id, MetadataJson: raw, SecretHash: secretHash, Source: source},
 	}})
 	if err != nil {

@@ -45,7 +45,7 @@ func (s *Service) syncStaticClients(ctx context.Context, clients []StaticClient)
 		if c.Secret != "" {
 			secretHash = SecretHash(c.Secret)
 		}
-		ref := eventlog.Ref{Type: "client", ID: c.ID}
+		ref := eventlog.Ref{Type: eventsv1.AuthorizeClient.Type, ID: c.ID}
 		appended, err := s.log.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
 			for i := len(history) - 1; i >= 0; i-- {
 				if ev, ok := history[i].Event.(*eventsv1.ClientRegistered); ok {

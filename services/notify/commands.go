@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"gatehouse.dev/platform/clientaddr"
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/ids"
@@ -19,7 +20,7 @@ import (
 )
 
 // verificationAggregate is the aggregate type of verifications' subjects.
-const verificationAggregate = "verification"
+var verificationAggregate = eventsv1.NotifyVerification.Type
 
 // startInput is the input of StartVerification.
 type startInput struct {
@@ -55,12 +56,12 @@ func (s *Service) start(ctx context.Context, in startInput, actor string) (*star
 		return nil, err
 	}
 	now := s.now()
-	limits := []ratelimit.Key{{Rule: s.addressRule, Subject: cmd.Email}}
+	limits := []ratelimit.Key{{Rule: s.cfg.Limits.EmailPerAddress, Subject: cmd.Email}, {Rule: s.cfg.Limits.EmailPerSession, Subject: cmd.ID}}
 	if ip != "" {
-		limits = append(limits, ratelimit.Key{Rule: s.ipRule, Subject: ip})
+		limits = append(limits, ratelimit.Key{Rule: s.cfg.Limits.EmailPerIP, Subject: ip})
 	}
-	if ok, wait := s.limits.Allow(now, limits...); !ok {
-		return nil, rateLimited(wait)
+	if err := s.take(ctx, limits...); err != nil {
+		return nil, err
 	}
 	decided, err := verification.Start(verification.State{}, cmd, s.key, now)
 	if err != nil {
@@ -110,9 +111,13 @@ func (s *Service) resend(ctx context.Context, id, clientIP, actor string) (*rese
 		if err != nil {
 			return nil, err
 		}
-		if ip != "" && !charged {
-			if ok, wait := s.limits.Allow(now, ratelimit.Key{Rule: s.ipRule, Subject: ip}); !ok {
-				return nil, rateLimited(wait)
+		if !charged {
+			limits := []ratelimit.Key{{Rule: s.cfg.Limits.EmailPerSession, Subject: id}}
+			if ip != "" {
+				limits = append(limits, ratelimit.Key{Rule: s.cfg.Limits.EmailPerIP, Subject: ip})
+			}
+			if err := s.take(ctx, limits...); err != nil {
+				return nil, err
 			}
 			charged = true
 		}
@@ -196,8 +201,8 @@ func commandError(err error) error {
 	return errs.Classify(err, errs.KindUnavailable, "The verification cannot be changed right now; try again.")
 }
 
-// clientKey is the rate-limit subject of a client IP: the address itself for
-// IPv4, its /64 network for IPv6 (one subscriber's allocation). Empty for no IP.
+// clientKey is the rate-limit subject of a client IP (clientaddr.KeyOf: the
+// address itself for IPv4, its /64 network for IPv6). Empty for no IP.
 func clientKey(ip string) (string, error) {
 	ip = strings.TrimSpace(ip)
 	if ip == "" {
@@ -207,19 +212,32 @@ func clientKey(ip string) (string, error) {
 	if err != nil {
 		return "", errs.InvalidField("client_ip", "client_ip must be an IPv4 or IPv6 address")
 	}
-	addr = addr.Unmap().WithZone("")
-	if addr.Is4() {
-		return addr.String(), nil
+	return clientaddr.KeyOf(addr.Unmap().WithZone("")), nil
+}
+
+// take takes a token from each key's bucket: a refusal is a rate-limited
+// error saying when to retry, and a store failing closed an unavailable one.
+func (s *Service) take(ctx context.Context, keys ...ratelimit.Key) error {
+	d, err := s.limiter.Take(ctx, keys...)
+	switch {
+	case err != nil:
+		return err
+	case !d.Allowed:
+		return rateLimited(d.RetryAfter)
 	}
-	return netip.PrefixFrom(addr, 64).Masked().String(), nil
+	return nil
 }
 
 // rateLimited is the error of an exhausted allowance, saying when to retry.
 func rateLimited(wait time.Duration) error {
 	secs := max(int64((wait+time.Second-1)/time.Second), 1)
 	when := fmt.Sprintf("%d seconds", secs)
-	if secs >= 60 {
-		when = fmt.Sprintf("%d minutes", (secs+59)/60)
+	switch mins := (secs + 59) / 60; {
+	case secs < 60:
+	case mins == 1:
+		when = "1 minute"
+	default:
+		when = fmt.Sprintf("%d minutes", mins)
 	}
 	e := errs.RateLimited("Too many verification emails were asked for; try again in " + when)
 	e.Facts = map[string]string{errs.FactRetryAfterSeconds: strconv.FormatInt(secs, 10)}

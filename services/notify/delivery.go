@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/proto"
 
 	"gatehouse.dev/platform/eventlog"
@@ -16,15 +15,17 @@ import (
 	"gatehouse.dev/services/notify/internal/verification"
 )
 
-// deliveryProjection is the consumer that sends emails.
-const deliveryProjection = "delivery"
+// deliveryName is the reactor that sends emails.
+const deliveryName = "delivery"
 
-// deliveryReadModel sends the email of every issued code and ticket. It is a
-// projection without tables: the platform's runner gives it one leader at a
-// time, a checkpoint in PostgreSQL and a restart right after that checkpoint,
+// deliveryReactor sends the email of every issued code and ticket. It is a
+// reactor (platform/projection): one leader at a time, events one by one in
+// stream order, a checkpoint in PostgreSQL advanced once the email is sent
+// and recorded, retries with backoff while the mail server or the log fails,
 // so delivery is driven by the stream alone. A command appends
 // VerificationStarted (or VerificationCodeReissued) and answers; the email
-// follows from here, also when the process died between the two.
+// follows from here, also when the process died between the two. Sending
+// happens outside any database transaction.
 //
 // The log, not the checkpoint, says what was sent: before sending, the
 // aggregate is loaded and an issue already recorded as delivered (or refused,
@@ -40,20 +41,20 @@ const deliveryProjection = "delivery"
 // retried before the event is given up. The Message-ID of a resent email is
 // the same ("<verification id>.<issue>@domain"), so mail systems that
 // deduplicate by Message-ID show it once.
-func (s *Service) deliveryReadModel() projection.Projection {
-	return projection.Projection{
-		Name:     deliveryProjection,
-		Subjects: []string{subjectPrefix + "." + verificationAggregate + ".*"},
-		Apply: func(ctx context.Context, _ pgx.Tx, rec eventlog.Record) error {
-			return s.deliver(ctx, rec)
-		},
-		// Nothing to empty: a rebuild replays the stream and sends nothing twice.
-		Reset: func(context.Context, pgx.Tx) error { return nil },
+//
+// A rebuild (gatehouse projections rebuild notify.delivery) replays the
+// stream through it and sends nothing twice.
+func (s *Service) deliveryReactor() projection.Reactor {
+	return projection.Reactor{
+		Name:     deliveryName,
+		Subjects: []string{eventsv1.NotifyVerification.Subjects()},
+		Handle:   s.deliver,
+		RetryMax: 10 * time.Second,
 	}
 }
 
 // deliver sends the email of the issue an event created, if it still should be.
-// An error makes the runner retry from its checkpoint, with backoff.
+// An error makes the reactor try the same event again, with backoff.
 func (s *Service) deliver(ctx context.Context, rec eventlog.Record) error {
 	var issue uint32
 	switch ev := rec.Event.(type) {
@@ -61,8 +62,11 @@ func (s *Service) deliver(ctx context.Context, rec eventlog.Record) error {
 		issue = 1
 	case *eventsv1.VerificationCodeReissued:
 		issue = ev.GetIssue()
+	case *eventsv1.VerificationAttemptFailed, *eventsv1.VerificationConfirmed,
+		*eventsv1.EmailDelivered, *eventsv1.EmailDeliveryFailed:
+		return nil // no email to send
 	default:
-		return nil
+		return eventlog.Unhandled(rec)
 	}
 	ref := eventlog.Ref{Type: verificationAggregate, ID: rec.Aggregate().ID}
 	history, _, err := s.log.Load(ctx, ref)

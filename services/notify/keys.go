@@ -14,7 +14,7 @@ import (
 )
 
 // keyRef is the aggregate holding the service's key.
-var keyRef = eventlog.Ref{Type: "keys", ID: "current"}
+var keyRef = eventlog.Ref{Type: eventsv1.NotifyKeys.Type, ID: "current"}
 
 // loadKey reads the key codes and tickets are derived from, sealed with the
 // keyring, generating it on first start (see sealed.KeysAggregate). Every

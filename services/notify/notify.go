@@ -39,26 +39,16 @@ import (
 	"gatehouse.dev/platform/projection"
 	"gatehouse.dev/platform/ratelimit"
 	"gatehouse.dev/platform/sealed"
+	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	notifyv1 "gatehouse.dev/proto/gatehouse/notify/v1"
 	"gatehouse.dev/services/notify/internal/mailer"
 	"gatehouse.dev/services/notify/internal/verification"
 	"gatehouse.dev/services/notify/migrations"
 )
 
-// Stream and schema names of the service.
-const (
-	// StreamName is the JetStream stream holding the service's events.
-	StreamName = "NOTIFY"
-	// Schema is the PostgreSQL schema holding the service's read models.
-	Schema        = "notify"
-	subjectPrefix = "notify"
-)
-
-// Default rate limits of StartVerification.
-const (
-	DefaultAddressLimit = 5  // verifications per hour per address
-	DefaultIPLimit      = 20 // emails per hour per client IP (IPv6: per /64)
-)
+// Schema is the PostgreSQL schema holding the service's read models. The
+// service's stream is eventsv1.Notify (NOTIFY, subjects notify.>).
+const Schema = "notify"
 
 // Config is what the service needs to know about the deployment.
 type Config struct {
@@ -78,10 +68,11 @@ type Config struct {
 	OutboxDir string
 	// Replicas of the event stream in a JetStream cluster.
 	Replicas int
-	// AddressLimit and IPLimit are StartVerification's allowances per hour
-	// (resends count toward the IP's); DefaultAddressLimit and DefaultIPLimit
-	// when zero.
-	AddressLimit, IPLimit int
+	// Limits are the rate limits (rate_limits): this service applies the
+	// email ones — verifications per address, emails (resends included) per
+	// client address (IPv6: per /64) and per verification. Zero means the
+	// defaults.
+	Limits ratelimit.Rules
 	// DisableDelivery leaves the delivery consumer out: the service records
 	// verifications but sends nothing until a process with delivery runs.
 	DisableDelivery bool
@@ -99,6 +90,9 @@ type Deps struct {
 	SMTPRootCAs *x509.CertPool
 	// Now replaces time.Now (tests); it also stamps events.
 	Now func() time.Time
+	// Limiter counts the rate limits, shared with every replica; nil counts
+	// in this process only, by Now.
+	Limiter *ratelimit.Limiter
 	// Keyring seals the verification key the service keeps in its stream.
 	Keyring *sealed.Keyring
 }
@@ -112,14 +106,13 @@ type Service struct {
 	logger      *slog.Logger
 	now         func() time.Time
 
-	key                 verification.Key
-	limits              *ratelimit.Limiter
-	addressRule, ipRule ratelimit.Rule
-	sender              mailer.Sender
-	templates           *mailer.Templates
-	publicURL           string // ends in "/"
-	from                string // the From header
-	domain              string // of Message-IDs: the sender's domain
+	key       verification.Key
+	limiter   *ratelimit.Limiter
+	sender    mailer.Sender
+	templates *mailer.Templates
+	publicURL string // ends in "/"
+	from      string // the From header
+	domain    string // of Message-IDs: the sender's domain
 }
 
 // New migrates the service's schema, opens its stream, loads (or generates,
@@ -147,11 +140,8 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 			return nil, fmt.Errorf("notify: reply-to %q: %w", cfg.ReplyTo, err)
 		}
 	}
-	if cfg.AddressLimit <= 0 {
-		cfg.AddressLimit = DefaultAddressLimit
-	}
-	if cfg.IPLimit <= 0 {
-		cfg.IPLimit = DefaultIPLimit
+	if cfg.Limits == (ratelimit.Rules{}) {
+		cfg.Limits = ratelimit.DefaultRules()
 	}
 	if deps.Keyring == nil {
 		return nil, fmt.Errorf("notify: no keyring to seal the verification key")
@@ -160,19 +150,20 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if now == nil {
 		now = time.Now
 	}
+	if deps.Limiter == nil {
+		deps.Limiter = ratelimit.New(ratelimit.Options{Logger: deps.Logger, Now: now})
+	}
 	templates, err := mailer.LoadTemplates()
 	if err != nil {
 		return nil, fmt.Errorf("notify: %w", err)
 	}
 	s := &Service{
 		cfg: cfg, pool: deps.Pool, logger: deps.Logger, now: now,
-		limits:      ratelimit.New(),
-		addressRule: ratelimit.Rule{Name: "address", Burst: cfg.AddressLimit, Per: time.Hour},
-		ipRule:      ratelimit.Rule{Name: "ip", Burst: cfg.IPLimit, Per: time.Hour},
-		templates:   templates,
-		publicURL:   cfg.PublicURL,
-		from:        from.String(),
-		domain:      from.Address[strings.LastIndex(from.Address, "@")+1:],
+		limiter:   deps.Limiter,
+		templates: templates,
+		publicURL: cfg.PublicURL,
+		from:      from.String(),
+		domain:    from.Address[strings.LastIndex(from.Address, "@")+1:],
 	}
 	if cfg.SMTPURL != "" {
 		if s.sender, err = mailer.NewSMTP(cfg.SMTPURL, mailer.SMTPOptions{RootCAs: deps.SMTPRootCAs, HelloName: public.Hostname()}); err != nil {
@@ -190,17 +181,17 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		return nil, fmt.Errorf("notify: migrate: %w", err)
 	}
 	opts := []eventlog.Option{eventlog.WithClock(now), eventlog.WithPropagator(deps.Propagator)}
-	if s.log, err = eventlog.Open(ctx, deps.JetStream, eventlog.StreamConfig{Name: StreamName, Prefix: subjectPrefix, Replicas: cfg.Replicas}, opts...); err != nil {
+	if s.log, err = eventlog.Open(ctx, deps.JetStream, eventlog.StreamOf(eventsv1.Notify, cfg.Replicas), opts...); err != nil {
 		return nil, fmt.Errorf("notify: %w", err)
 	}
 	if err := s.loadKey(ctx, deps.Keyring); err != nil {
 		return nil, err
 	}
-	readModels := []projection.Projection{verificationsReadModel()}
+	members := []projection.Member{verificationsReadModel()}
 	if !cfg.DisableDelivery {
-		readModels = append(readModels, s.deliveryReadModel())
+		members = append(members, s.deliveryReactor())
 	}
-	if s.projections, err = projection.NewSet(ctx, deps.Pool, s.log, deps.Logger, readModels...); err != nil {
+	if s.projections, err = projection.NewSet(ctx, deps.Pool, s.log, deps.Logger, members...); err != nil {
 		return nil, fmt.Errorf("notify: %w", err)
 	}
 	return s, nil
@@ -212,7 +203,7 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 // Projections is the service's projection set (for the projections admin API):
-// "verifications" and the delivery consumer, "delivery".
+// the "verifications" projection and the "delivery" reactor.
 func (s *Service) Projections() *projection.Set { return s.projections }
 
 // RegisterGRPC registers gatehouse.notify.v1.NotifyService on srv.
@@ -229,6 +220,10 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	limiter, err := rt.Limiter(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("notify: %w", err)
+	}
 	c := rt.Config
 	return New(ctx, Config{
 		PublicURL:   c.PublicURL,
@@ -238,5 +233,6 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 		SMTPURL:     c.SMTP.URL,
 		OutboxDir:   filepath.Join(c.DataDir, "outbox"),
 		Replicas:    c.NATS.Replicas,
-	}, Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "notify"), Propagator: rt.Telemetry.Propagator(), Keyring: rt.Keyring})
+		Limits:      ratelimit.RulesFrom(c.RateLimits),
+	}, Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "notify"), Propagator: rt.Telemetry.Propagator(), Limiter: limiter, Keyring: rt.Keyring})
 }

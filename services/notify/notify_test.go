@@ -16,6 +16,7 @@ import (
 
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/ids"
+	"gatehouse.dev/platform/ratelimit"
 	"gatehouse.dev/platform/testkit"
 	notifyv1 "gatehouse.dev/proto/gatehouse/notify/v1"
 	"gatehouse.dev/services/notify"
@@ -370,8 +371,9 @@ func TestRecovery(t *testing.T) {
 	wantStatus(t, err, codes.FailedPrecondition, "expired", "")
 }
 
-// StartVerification allows 5 per hour per address and 20 per hour per client
-// IP (an IPv6 /64 counts as one), and says when to try again.
+// StartVerification allows 3 verifications per address (then one an hour)
+// and 5 emails per client IP (then one a minute; an IPv6 /64 counts as one),
+// resends included, and says when to try again (MAS's defaults).
 func TestRateLimits(t *testing.T) {
 	e := newEnv(t, smtptest.Options{})
 	n := e.start(t, func(c *notify.Config) { c.DisableDelivery = true })
@@ -380,29 +382,69 @@ func TestRateLimits(t *testing.T) {
 		_, err := n.client.StartVerification(ctx, &notifyv1.StartVerificationRequest{Email: addr, Purpose: registration, ClientIp: ip})
 		return err
 	}
-	for i := range 5 {
+	for i := range 3 {
 		if err := start("kim@example.org", fmt.Sprintf("198.51.100.%d", i)); err != nil {
 			t.Fatalf("start %d: %v", i+1, err)
 		}
 	}
-	wantStatus(t, start("KIM@example.org", "198.51.100.99"), codes.ResourceExhausted, "try again in 12 minutes", "")
+	wantStatus(t, start("KIM@example.org", "198.51.100.99"), codes.ResourceExhausted, "try again in 60 minutes", "")
 	// A recovery of the same address shares its allowance, account or not.
 	_, err := n.client.StartVerification(ctx, &notifyv1.StartVerificationRequest{Email: "kim@example.org", Purpose: recovery})
 	wantStatus(t, err, codes.ResourceExhausted, "try again in", "")
-	e.clock.Advance(12 * time.Minute)
+	e.clock.Advance(time.Hour)
 	if err := start("kim@example.org", ""); err != nil {
-		t.Fatalf("after 12 minutes: %v", err)
+		t.Fatalf("after an hour: %v", err)
 	}
 
-	// Twenty from one IPv6 /64, whatever the address and interface id.
-	for i := range 20 {
+	// Five from one IPv6 /64, whatever the address and interface id.
+	for i := range 5 {
 		if err := start(fmt.Sprintf("user%d@example.org", i), fmt.Sprintf("2001:db8:1:2::%x", i+1)); err != nil {
 			t.Fatalf("start %d from the /64: %v", i+1, err)
 		}
 	}
-	wantStatus(t, start("another@example.org", "2001:db8:1:2:ffff::1"), codes.ResourceExhausted, "try again in 3 minutes", "")
+	wantStatus(t, start("another@example.org", "2001:db8:1:2:ffff::1"), codes.ResourceExhausted, "try again in 1 minute", "")
 	if err := start("another@example.org", "2001:db8:1:3::1"); err != nil {
 		t.Fatalf("another /64: %v", err)
+	}
+	// Resends count toward the client's allowance.
+	resp, err := n.client.StartVerification(ctx, &notifyv1.StartVerificationRequest{Email: "resend@example.org", Purpose: registration, ClientIp: "192.0.2.77"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		if err := start(fmt.Sprintf("other%d@example.org", i), "192.0.2.77"); err != nil {
+			t.Fatalf("start %d from 192.0.2.77: %v", i+2, err)
+		}
+	}
+	e.clock.Advance(30 * time.Second) // the verification allows a resend; the address's budget is not back yet
+	_, err = n.client.ResendVerification(ctx, &notifyv1.ResendVerificationRequest{VerificationId: resp.GetVerificationId(), ClientIp: "192.0.2.77"})
+	wantStatus(t, err, codes.ResourceExhausted, "try again in 30 seconds", "")
+}
+
+// The emails of one verification are limited too (email.per_session): here
+// the first and one resend, then one every five minutes.
+func TestEmailsPerVerification(t *testing.T) {
+	e := newEnv(t, smtptest.Options{})
+	n := e.start(t, func(c *notify.Config) {
+		c.DisableDelivery = true
+		c.Limits = ratelimit.DefaultRules()
+		c.Limits.EmailPerSession.Burst = 2
+	})
+	ctx := context.Background()
+	resp := verify(t, n.client, &notifyv1.StartVerificationRequest{Email: "quinn@example.org", Purpose: registration})
+	resend := func() error {
+		_, err := n.client.ResendVerification(ctx, &notifyv1.ResendVerificationRequest{VerificationId: resp.GetVerificationId()})
+		return err
+	}
+	e.clock.Advance(30 * time.Second)
+	if err := resend(); err != nil {
+		t.Fatalf("first resend: %v", err)
+	}
+	e.clock.Advance(30 * time.Second)
+	wantStatus(t, resend(), codes.ResourceExhausted, "try again in 4 minutes", "")
+	e.clock.Advance(4 * time.Minute)
+	if err := resend(); err != nil {
+		t.Fatalf("five minutes later: %v", err)
 	}
 }
 

@@ -22,7 +22,7 @@ const verificationsProjection = "verifications"
 func verificationsReadModel() projection.Projection {
 	return projection.Projection{
 		Name:     verificationsProjection,
-		Subjects: []string{subjectPrefix + "." + verificationAggregate + ".*"},
+		Subjects: []string{eventsv1.NotifyVerification.Subjects()},
 		Apply:    applyVerificationEvent,
 		Reset: func(ctx context.Context, tx pgx.Tx) error {
 			_, err := tx.Exec(ctx, `TRUNCATE verifications, recovery_tickets`)
@@ -43,7 +43,7 @@ func applyVerificationEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record)
 			return err
 		}
 		sql = `INSERT INTO verifications (id, email, purpose, user_id, status, issue, expires_at, created_at, updated_at, version)
-		       VALUES ($1, $2, $3, $4, 'pending', 1, $5, $6, $6, $7)`
+		       VALUES ($1, $2, $3, $4, 'pending', 1, $5, $6, $6, $7) ON CONFLICT (id) DO NOTHING`
 		args = []any{id, ev.GetEmail(), purposeName(ev.GetPurpose()), ev.GetUserId(), ev.GetExpiresAt().AsTime(), at, seq}
 	case *eventsv1.VerificationCodeReissued:
 		if err := indexTicket(ctx, tx, ev.GetTicketHash(), id, ev.GetIssue()); err != nil {
@@ -60,7 +60,7 @@ func applyVerificationEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record)
 	case *eventsv1.EmailDeliveryFailed:
 		sql, args = update("delivery_error = $4", id, at, seq, ev.GetReason())
 	default:
-		return nil
+		return eventlog.Unhandled(rec)
 	}
 	if _, err := tx.Exec(ctx, sql, args...); err != nil {
 		return fmt.Errorf("verifications: %s: %w", rec.Type(), err)
@@ -74,16 +74,19 @@ func indexTicket(ctx context.Context, tx pgx.Tx, hash, id string, issue uint32) 
 	if hash == "" {
 		return nil
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO recovery_tickets (ticket_hash, verification_id, issue) VALUES ($1, $2, $3)`, hash, id, int32(issue))
+	_, err := tx.Exec(ctx, `INSERT INTO recovery_tickets (ticket_hash, verification_id, issue) VALUES ($1, $2, $3)
+		ON CONFLICT (ticket_hash) DO NOTHING`, hash, id, int32(issue))
 	if err != nil {
 		return fmt.Errorf("verifications: index ticket: %w", err)
 	}
 	return nil
 }
 
-// update builds an UPDATE of one verification row; extra arguments start at $4.
+// update builds an UPDATE of one verification row; extra arguments start at
+// $4. The row changes only for an event later than the last one applied to
+// it (its version), so an event delivered again changes nothing.
 func update(set, id string, at any, seq int64, extra ...any) (string, []any) {
-	return `UPDATE verifications SET ` + set + `, updated_at = $2, version = $3 WHERE id = $1`, append([]any{id, at, seq}, extra...)
+	return `UPDATE verifications SET ` + set + `, updated_at = $2, version = $3 WHERE id = $1 AND version < $3`, append([]any{id, at, seq}, extra...)
 }
 
 // purposeName is the stored name of a purpose.

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"gatehouse.dev/platform/activity"
+	"gatehouse.dev/platform/clientaddr"
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/ids"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
@@ -28,7 +29,7 @@ import (
 const DefaultActivityFlushInterval = 30 * time.Second
 
 // activityAggregate is one batch of session activity.
-const activityAggregate = "activity"
+var activityAggregate = eventsv1.TokenActivity.Type
 
 // maxActivityEntries bounds one SessionsActive event; more sessions used in
 // one interval are written as several events.
@@ -45,9 +46,10 @@ type origin struct {
 	ip, userAgent string
 }
 
-// originOf is the request's TCP peer address (clientIP) and User-Agent.
+// originOf is the request's client address (behind the trusted proxies,
+// platform/clientaddr) and User-Agent.
 func originOf(r *http.Request) origin {
-	return origin{ip: clientIP(r), userAgent: truncateUTF8(r.UserAgent(), maxUserAgent)}
+	return origin{ip: clientaddr.String(r), userAgent: truncateUTF8(r.UserAgent(), maxUserAgent)}
 }
 
 // truncateUTF8 makes s valid UTF-8 (event strings must be) and cuts it to at

@@ -13,12 +13,12 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"regexp"
 	"slices"
 	"strings"
 
+	"gatehouse.dev/platform/clientaddr"
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/httpx"
 	"gatehouse.dev/platform/ids"
@@ -36,10 +36,11 @@ const (
 	compatClientID = "legacy"
 )
 
-// compatState is what the compatibility API keeps in memory: the password
-// login rate limits (compat.PerIP, compat.PerAccount).
+// compatState is what the compatibility API needs beyond the service: the
+// rate limiter of password logins (the sign-in rules of Config.Limits,
+// shared with the web sign-in and every replica).
 type compatState struct {
-	limits ratelimit.Limiter
+	limiter *ratelimit.Limiter
 }
 
 // matrixVersion is a version segment of the client-server API.
@@ -124,7 +125,7 @@ func (s *Service) compatLogin(w http.ResponseWriter, r *http.Request) (any, erro
 	var u compatUser
 	switch req.Type {
 	case compat.PasswordLogin:
-		u, err = s.compatPasswordUser(ctx, clientIP(r), req.User, req.Password)
+		u, err = s.compatPasswordUser(ctx, clientaddr.Key(r), req.User, req.Password)
 	case compat.TokenLogin:
 		u, err = s.useLoginToken(ctx, req.Token, sessionID)
 	}
@@ -143,6 +144,9 @@ func (s *Service) compatLogin(w http.ResponseWriter, r *http.Request) (any, erro
 	from := originOf(r)
 	start.IpAddress, start.UserAgent = from.ip, from.userAgent
 	if err := s.start(ctx, start, "user:"+u.id); err != nil {
+		if errs.KindOf(err) == errs.KindFailedPrecondition {
+			return nil, accountRefusal(err) // locked or deactivated since the login token was issued
+		}
 		return nil, err
 	}
 	if req.DeviceID != "" {
@@ -170,7 +174,9 @@ func (s *Service) compatLogin(w http.ResponseWriter, r *http.Request) (any, erro
 const maxLocalpart = 255
 
 // compatPasswordUser checks a password login through the accounts service,
-// within the per-address and per-account rate limits.
+// within the per-address and per-account limits of failed sign-ins: the
+// attempt takes a token from both before the password is checked, and gives
+// them back unless the password is wrong.
 func (s *Service) compatPasswordUser(ctx context.Context, ip, user, password string) (compatUser, error) {
 	local, e := compat.Localpart(user, s.cfg.ServerName)
 	if e != nil {
@@ -179,15 +185,32 @@ func (s *Service) compatPasswordUser(ctx context.Context, ip, user, password str
 	if len(local) > maxLocalpart {
 		return compatUser{}, compat.WrongCredentials()
 	}
-	if ok, wait := s.compat.limits.Allow(s.now(), ratelimit.Key{Rule: compat.PerIP, Subject: ip}, ratelimit.Key{Rule: compat.PerAccount, Subject: local}); !ok {
-		return compatUser{}, compat.LimitExceeded(wait)
+	limit, err := s.compat.limiter.Take(ctx, ratelimit.Key{Rule: s.cfg.Limits.LoginPerIP, Subject: ip}, ratelimit.Key{Rule: s.cfg.Limits.LoginPerAccount, Subject: local})
+	if err != nil {
+		return compatUser{}, err
+	}
+	if !limit.Allowed {
+		return compatUser{}, compat.LimitExceeded(limit.RetryAfter)
 	}
 	resp, err := s.accounts.VerifyPassword(ctx, &accountsv1.VerifyPasswordRequest{Username: local, Password: password})
+	if !wrongCredentials(err) {
+		s.compat.limiter.Refund(ctx, limit)
+	}
 	if err != nil {
 		return compatUser{}, accountRefusal(err)
 	}
 	u := resp.GetUser()
 	return compatUser{id: u.GetId(), username: u.GetUsername(), admin: u.GetAdmin()}, nil
+}
+
+// wrongCredentials reports whether accounts refused a password as wrong
+// (or the user as unknown, which gets the same answer).
+func wrongCredentials(err error) bool {
+	switch errs.KindOf(err) {
+	case errs.KindUnauthenticated, errs.KindNotFound, errs.KindInvalid:
+		return err != nil
+	}
+	return false
 }
 
 // accountRefusal maps an accounts service refusal to its Matrix error. An
@@ -208,14 +231,4 @@ func accountRefusal(err error) error {
 		return compat.Forbidden(msg)
 	}
 	return err
-}
-
-// clientIP is the TCP peer's address. Forwarded headers are not trusted (as
-// in the web sign-in): behind a proxy, everyone shares the proxy's bucket.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }

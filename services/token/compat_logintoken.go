@@ -8,6 +8,7 @@ import (
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/ids"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
+	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	tokenv1 "gatehouse.dev/proto/gatehouse/token/v1"
 	"gatehouse.dev/services/token/internal/compat"
 	"gatehouse.dev/services/token/internal/tokenfmt"
@@ -21,9 +22,10 @@ import (
 // replica. Nothing but the hash is stored, and nothing needs a read model:
 // the token's subject is found from the token itself.
 
-// loginTokenRef is the aggregate of a login token.
+// loginTokenRef is the aggregate of a login token: its id is the SHA-256
+// (hex) of the token, so the token itself is never stored.
 func loginTokenRef(token string) eventlog.Ref {
-	return eventlog.Ref{Type: compat.LoginTokenAggregate, ID: tokenfmt.HashString(token)}
+	return eventlog.Ref{Type: eventsv1.TokenLoginToken.Type, ID: tokenfmt.HashString(token)}
 }
 
 // CreateLoginToken issues a login token for the signed-in person whose

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"gatehouse.dev/platform/clientaddr"
 	"gatehouse.dev/platform/errs"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	"gatehouse.dev/services/token/internal/compat"
@@ -134,7 +135,7 @@ func (s *Service) compatRefresh(w http.ResponseWriter, r *http.Request) (any, er
 		presented: presented, kind: tokenfmt.CompatRefreshToken, compat: true, clientID: compatClientID,
 		next:  func(sessionID string) pair { return s.mintCompat(sessionID, true) },
 		actor: func(st session.State) string { return "user:" + st.Started.GetUserId() },
-		ip:    clientIP(r),
+		ip:    clientaddr.String(r),
 	})
 	if k := errs.KindOf(err); k == errs.KindFailedPrecondition || k == errs.KindNotFound {
 		return nil, compat.UnknownToken(errs.PublicMessage(err))

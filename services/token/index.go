@@ -10,9 +10,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go/jetstream"
 
+	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/eventlog"
+	"gatehouse.dev/platform/projection"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 )
 
@@ -37,15 +38,29 @@ type entry struct {
 	cachedAt time.Time
 }
 
-// index answers introspection from memory. It is a read-through cache over
-// the tokens read model, and every replica follows the TOKEN stream to learn
-// at once of ended sessions and rotated tokens: a revocation on one replica
-// is seen by all within the stream's delivery time.
+// index answers introspection from memory. It has three parts, each fed by
+// the event streams, so that what one replica does is seen by all:
+//
+//   - entries: a read-through cache over the tokens read model;
+//   - revocations: ended sessions and rotated-out tokens, learnt by every
+//     replica from the TOKEN stream (a live tail from the event after the
+//     sessions projection's checkpoint when the process started: what the
+//     read model may not show yet), so a revocation anywhere wins over a
+//     cached or stale row;
+//   - users: who is locked or deactivated (user_blocks.go), from a snapshot
+//     of the user_blocks projection and a live tail of the ACCOUNTS stream.
+//
+// Until both tails have caught up with their streams after start, lookups
+// wait (at most blocksReadyWait), so no answer is given without them.
 type index struct {
 	pool   *pgxpool.Pool
-	log    *eventlog.Log
 	logger *slog.Logger
 	now    func() time.Time
+
+	tokens      *eventlog.Log
+	revocations *eventlog.Tail // set by run before ready closes
+	users       *userBlocks
+	ready       chan struct{} // closed once revocations caught up after start
 
 	mu      sync.RWMutex
 	entries map[string]entry     // token hash → info
@@ -53,14 +68,72 @@ type index struct {
 	revoked map[string]time.Time // token hash → when we heard
 }
 
-func newIndex(pool *pgxpool.Pool, log *eventlog.Log, logger *slog.Logger) *index {
-	return &index{pool: pool, log: log, logger: logger, now: time.Now,
+func newIndex(pool *pgxpool.Pool, tokens, accounts *eventlog.Log, logger *slog.Logger) *index {
+	return &index{pool: pool, logger: logger, now: time.Now, ready: make(chan struct{}), tokens: tokens,
+		users:   newUserBlocks(pool, accounts, logger),
 		entries: map[string]entry{}, ended: map[string]time.Time{}, revoked: map[string]time.Time{}}
 }
 
+// run follows both streams and sweeps old entries until ctx ends.
+func (x *index) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { x.users.run(ctx) })
+	wg.Go(func() { x.sweepEvery(ctx, time.Minute) })
+	// Revocations the read model may not show yet: from the event after its checkpoint.
+	var from uint64
+	for backoff := 100 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
+		cp, err := projection.Checkpoint(ctx, x.pool, sessionsProjection)
+		if err == nil {
+			from = cp + 1
+			break
+		}
+		x.logger.Warn("sessions checkpoint not read yet; retrying", "err", err, "backoff", backoff)
+		if !sleep(ctx, backoff) {
+			return
+		}
+	}
+	x.revocations = x.tokens.Tail(eventlog.TailConfig{
+		Name: "token.revocations", Subjects: []string{eventsv1.TokenSession.Subjects()}, From: from, Handle: x.learn,
+	}, x.logger)
+	wg.Go(func() { x.revocations.Run(ctx) })
+	for backoff := 100 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
+		if _, err := x.revocations.CatchUp(ctx); err == nil {
+			close(x.ready)
+			break
+		} else if ctx.Err() == nil {
+			x.logger.Warn("token index not caught up with the stream yet; retrying", "err", err, "backoff", backoff)
+		}
+		if !sleep(ctx, backoff) {
+			return
+		}
+	}
+}
+
+// waitReady blocks until the index follows the TOKEN stream (bounded).
+func (x *index) waitReady(ctx context.Context) error {
+	select {
+	case <-x.ready:
+		return nil
+	default:
+	}
+	ctx, cancel := context.WithTimeout(ctx, blocksReadyWait)
+	defer cancel()
+	select {
+	case <-x.ready:
+		return nil
+	case <-ctx.Done():
+		return errs.Wrap(errs.KindUnavailable, "Revocations are not known yet; try again shortly.", ctx.Err())
+	}
+}
+
 // lookup returns the token's info if the token is live: known, not revoked,
-// its session not ended, and not expired.
+// its session not ended, not expired, and its user neither locked nor
+// deactivated.
 func (x *index) lookup(ctx context.Context, hash string) (tokenInfo, bool, error) {
+	if err := x.waitReady(ctx); err != nil {
+		return tokenInfo{}, false, err
+	}
 	now := x.now()
 	x.mu.RLock()
 	e, hit := x.entries[hash]
@@ -87,6 +160,10 @@ func (x *index) lookup(ctx context.Context, hash string) (tokenInfo, bool, error
 	}
 	if !e.info.ExpiresAt.IsZero() && !now.Before(e.info.ExpiresAt) {
 		return tokenInfo{}, false, nil
+	}
+	blocked, err := x.users.blocked(ctx, e.info.UserID)
+	if err != nil || blocked {
+		return tokenInfo{}, false, err
 	}
 	return e.info, true, nil
 }
@@ -122,56 +199,8 @@ func (x *index) read(ctx context.Context, hash string) (tokenInfo, bool, error) 
 	return info, true, nil
 }
 
-// follow listens to the TOKEN stream from now on and records revocations.
-func (x *index) follow(ctx context.Context) error {
-	for {
-		err := x.consume(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		x.logger.Warn("token index stopped following the stream; restarting", "err", err)
-		// Whatever was missed is unknown: forget the cached entries.
-		x.mu.Lock()
-		x.entries = map[string]entry{}
-		x.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Second):
-		}
-	}
-}
-
-func (x *index) consume(ctx context.Context) error {
-	c, err := x.log.JetStream().OrderedConsumer(ctx, x.log.Stream(), jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{subjectPrefix + ".session.*"},
-		DeliverPolicy:  jetstream.DeliverNewPolicy,
-	})
-	if err != nil {
-		return err
-	}
-	msgs, err := c.Messages()
-	if err != nil {
-		return err
-	}
-	defer msgs.Stop()
-	go func() { <-ctx.Done(); msgs.Stop() }()
-	for {
-		m, err := msgs.Next()
-		if err != nil {
-			return err
-		}
-		rec, err := eventlog.DecodeMsg(m)
-		if err != nil {
-			x.logger.Error("undecodable token event", "err", err)
-			continue
-		}
-		x.learn(rec)
-	}
-}
-
-// learn records what an event revokes.
-func (x *index) learn(rec eventlog.Record) {
+// learn records what a session event revokes (the revocations tail).
+func (x *index) learn(rec eventlog.Record) error {
 	now := x.now()
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -185,7 +214,12 @@ func (x *index) learn(rec eventlog.Record) {
 		}
 	case *eventsv1.SessionEnded:
 		x.ended[ev.GetSessionId()] = now
+	case *eventsv1.SessionStarted, *eventsv1.SessionRenamed:
+		// Nothing revoked: new tokens are read from the read model.
+	default:
+		return eventlog.Unhandled(rec)
 	}
+	return nil
 }
 
 // markEnded records an ended session that this replica ended itself.

@@ -18,7 +18,7 @@ const sessionsProjection = "sessions"
 func sessionsReadModel() projection.Projection {
 	return projection.Projection{
 		Name:     sessionsProjection,
-		Subjects: []string{subjectPrefix + ".session.*", subjectPrefix + "." + activityAggregate + ".*"},
+		Subjects: []string{eventsv1.TokenSession.Subjects(), eventsv1.TokenActivity.Subjects()},
 		Apply:    applySessionEvent,
 		Reset: func(ctx context.Context, tx pgx.Tx) error {
 			_, err := tx.Exec(ctx, `TRUNCATE tokens, sessions`)
@@ -27,16 +27,19 @@ func sessionsReadModel() projection.Projection {
 	}
 }
 
+// applySessionEvent applies one event. Applying an event again changes
+// nothing: rows are inserted once, and a session row changes only for an
+// event later than the last one applied to it (its version).
 func applySessionEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
-	at := rec.OccurredAt()
+	at, seq := rec.OccurredAt(), int64(rec.Seq)
 	var err error
 	switch ev := rec.Event.(type) {
 	case *eventsv1.SessionStarted:
 		_, err = tx.Exec(ctx, `
-			INSERT INTO sessions (session_id, kind, client_id, user_id, username, scope, device_id, created_at, device_display_name, ip_address, user_agent)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+			INSERT INTO sessions (session_id, kind, client_id, user_id, username, scope, device_id, created_at, device_display_name, ip_address, user_agent, version)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (session_id) DO NOTHING`,
 			ev.GetSessionId(), ev.GetKind(), ev.GetClientId(), ev.GetUserId(), ev.GetUsername(), ev.GetScope(), ev.GetDeviceId(), at, ev.GetDeviceDisplayName(),
-			ev.GetIpAddress(), ev.GetUserAgent())
+			ev.GetIpAddress(), ev.GetUserAgent(), seq)
 		if err == nil {
 			err = insertTokens(ctx, tx, ev.GetTokens(), at)
 		}
@@ -47,7 +50,8 @@ func applySessionEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) erro
 			err = insertTokens(ctx, tx, ev, at)
 		}
 	case *eventsv1.SessionRenamed:
-		_, err = tx.Exec(ctx, `UPDATE sessions SET device_display_name = $2 WHERE session_id = $1`, ev.GetSessionId(), ev.GetDeviceDisplayName())
+		_, err = tx.Exec(ctx, `UPDATE sessions SET device_display_name = $2, version = $3 WHERE session_id = $1 AND version < $3`,
+			ev.GetSessionId(), ev.GetDeviceDisplayName(), seq)
 	case *eventsv1.SessionsActive:
 		// One statement for the whole batch. Activity only moves forward
 		// (several replicas flush their own batches), never before the session
@@ -67,11 +71,13 @@ func applySessionEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) erro
 			WHERE s.session_id = v.id AND s.ended_at IS NULL AND v.at > COALESCE(s.last_active_at, '-infinity')`,
 			ids, ips, ats)
 	case *eventsv1.SessionEnded:
-		_, err = tx.Exec(ctx, `UPDATE sessions SET ended_at = $2, end_reason = $3 WHERE session_id = $1 AND ended_at IS NULL`,
-			ev.GetSessionId(), at, ev.GetReason())
+		_, err = tx.Exec(ctx, `UPDATE sessions SET ended_at = $2, end_reason = $3, version = $4 WHERE session_id = $1 AND ended_at IS NULL`,
+			ev.GetSessionId(), at, ev.GetReason(), seq)
 		if err == nil {
 			_, err = tx.Exec(ctx, `UPDATE tokens SET revoked = true WHERE session_id = $1`, ev.GetSessionId())
 		}
+	default:
+		return eventlog.Unhandled(rec)
 	}
 	if err != nil {
 		return fmt.Errorf("sessions: %s: %w", rec.Type(), err)
@@ -86,13 +92,15 @@ func insertTokens(ctx context.Context, tx pgx.Tx, t *eventsv1.TokensIssued, at t
 			e := t.GetAccessExpiresAt().AsTime()
 			expires = &e
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO tokens (token_hash, session_id, kind, issued_at, expires_at) VALUES ($1, $2, 'access_token', $3, $4)`,
+		if _, err := tx.Exec(ctx, `INSERT INTO tokens (token_hash, session_id, kind, issued_at, expires_at) VALUES ($1, $2, 'access_token', $3, $4)
+			ON CONFLICT (token_hash) DO NOTHING`,
 			t.GetAccessHash(), t.GetSessionId(), at, expires); err != nil {
 			return err
 		}
 	}
 	if t.GetRefreshHash() != "" {
-		if _, err := tx.Exec(ctx, `INSERT INTO tokens (token_hash, session_id, kind, issued_at) VALUES ($1, $2, 'refresh_token', $3)`,
+		if _, err := tx.Exec(ctx, `INSERT INTO tokens (token_hash, session_id, kind, issued_at) VALUES ($1, $2, 'refresh_token', $3)
+			ON CONFLICT (token_hash) DO NOTHING`,
 			t.GetRefreshHash(), t.GetSessionId(), at); err != nil {
 			return err
 		}

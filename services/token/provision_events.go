@@ -80,12 +80,15 @@ func (p *provisioner) applySessionEvent(ctx context.Context, rec eventlog.Record
 			return nil // the user is unknown to the homeserver: no device either
 		}
 		return err
+	case *eventsv1.TokensIssued:
+		return nil // a rotation: the device stays
+	default:
+		return eventlog.Unhandled(rec)
 	}
-	return nil
 }
 
 func (p *provisioner) session(ctx context.Context, id string) (session.State, error) {
-	history, _, err := p.svc.log.Load(ctx, eventlog.Ref{Type: "session", ID: id})
+	history, _, err := p.svc.log.Load(ctx, sessionRef(id))
 	if err != nil {
 		return session.State{}, err
 	}

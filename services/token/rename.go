@@ -24,7 +24,7 @@ func (g *grpcServer) RenameSession(ctx context.Context, req *tokenv1.RenameSessi
 			return nil, err
 		}
 	}
-	ref := eventlog.Ref{Type: "session", ID: req.GetSessionId()}
+	ref := sessionRef(req.GetSessionId())
 	appended, err := g.svc.log.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
 		decided, err := session.Rename(session.Fold(history), userID, req.GetDeviceDisplayName())
 		return eventlog.Writes(ref, caller.Actor(ctx), version, decided...), err

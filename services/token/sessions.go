@@ -45,10 +45,13 @@ func (s *Service) mint(sessionID string, withRefresh bool) pair {
 }
 
 // start appends a session's first event and waits until introspection on any
-// replica can find its tokens.
+// replica can find its tokens. A locked or deactivated user gets no session.
 func (s *Service) start(ctx context.Context, ev *eventsv1.SessionStarted, actor string) error {
+	if err := s.refuseBlocked(ctx, ev.GetUserId()); err != nil {
+		return errs.Classify(err, errs.KindUnavailable, unavailableMsg)
+	}
 	appended, err := s.log.Append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), Event: eventlog.Event{
-		Aggregate: eventlog.Ref{Type: "session", ID: ev.GetSessionId()}, Actor: actor, Payload: ev,
+		Aggregate: sessionRef(ev.GetSessionId()), Actor: actor, Payload: ev,
 	}})
 	if err == nil {
 		err = s.projections.WaitFor(ctx, sessionsProjection, appended.Last())
@@ -111,7 +114,7 @@ func (s *Service) rotate(ctx context.Context, rot rotation) (pair, session.State
 	if err != nil {
 		return pair{}, session.State{}, errs.Wrap(errs.KindUnavailable, unavailableMsg, err)
 	}
-	ref := eventlog.Ref{Type: "session", ID: sessionID}
+	ref := sessionRef(sessionID)
 	var (
 		firstSeen uint64
 		outcome   session.Outcome
@@ -125,6 +128,9 @@ func (s *Service) rotate(ctx context.Context, rot rotation) (pair, session.State
 		st = session.Fold(history)
 		if st.Exists() && (st.Started.GetKind() == compatKind) != rot.compat {
 			return nil, invalid
+		}
+		if err := s.refuseBlocked(ctx, st.Started.GetUserId()); err != nil {
+			return nil, err // a locked or deactivated user's session is not refreshed
 		}
 		decided, o, err := session.Refresh(st, session.Rotation{
 			ClientID: rot.clientID, PresentedHash: hash, FirstSeen: firstSeen, Next: p.issued, Now: s.now(), Grace: s.cfg.RefreshReuseGrace,
@@ -158,7 +164,7 @@ func (s *Service) endSession(ctx context.Context, sessionID, reason, actor strin
 	if !ids.Valid(sessionID) {
 		return errs.InvalidField("session_id", "session_id is not a session id")
 	}
-	ref := eventlog.Ref{Type: "session", ID: sessionID}
+	ref := sessionRef(sessionID)
 	appended, err := s.log.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
 		decided, err := session.End(session.Fold(history), reason)
 		return eventlog.Writes(ref, actor, version, decided...), err

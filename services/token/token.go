@@ -33,6 +33,7 @@ import (
 	"gatehouse.dev/platform/host"
 	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/projection"
+	"gatehouse.dev/platform/ratelimit"
 	"gatehouse.dev/platform/sealed"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
@@ -43,14 +44,16 @@ import (
 	"gatehouse.dev/services/token/migrations"
 )
 
-// Stream and schema of the service.
-const (
-	// StreamName is the JetStream stream holding the service's events.
-	StreamName = "TOKEN"
-	// Schema is the PostgreSQL schema of the service's read models.
-	Schema        = "token"
-	subjectPrefix = "token"
-)
+// Schema is the PostgreSQL schema of the service's read models. The
+// service's stream is eventsv1.Token (TOKEN, subjects token.>); it follows
+// eventsv1.Accounts (ACCOUNTS) read-only for the users' locks, deactivations
+// and password resets, and for homeserver provisioning.
+const Schema = "token"
+
+// sessionRef is the aggregate of one session.
+func sessionRef(id string) eventlog.Ref {
+	return eventlog.Ref{Type: eventsv1.TokenSession.Type, ID: id}
+}
 
 // Config is what the service needs to know about the deployment.
 type Config struct {
@@ -84,6 +87,9 @@ type Config struct {
 	// CompatAdminScope lets the compat sessions of administrators carry
 	// urn:synapse:admin:* (off by default, as in MAS).
 	CompatAdminScope bool
+	// Limits are the rate limits (rate_limits); the compat password login
+	// applies the sign-in ones. Zero means the defaults.
+	Limits ratelimit.Rules
 }
 
 // Deps are the service's connections.
@@ -94,6 +100,9 @@ type Deps struct {
 	Propagator propagation.TextMapPropagator
 	Authorize  authorizev1.AuthorizeServiceClient
 	Accounts   accountsv1.AccountsServiceClient
+	// Limiter counts the rate limits, shared with every replica; nil counts
+	// in this process only.
+	Limiter *ratelimit.Limiter
 	// Keyring seals the keys the service keeps in its stream.
 	Keyring *sealed.Keyring
 }
@@ -104,6 +113,7 @@ type Service struct {
 	issuer      *url.URL
 	pool        *pgxpool.Pool
 	log         *eventlog.Log
+	accountsLog *eventlog.Log // the accounts service's stream, followed read-only
 	projections *projection.Set
 	index       *index
 	keys        *keys.Keyset
@@ -134,24 +144,31 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if cfg.ActivityFlushInterval <= 0 {
 		cfg.ActivityFlushInterval = DefaultActivityFlushInterval
 	}
+	if cfg.Limits == (ratelimit.Rules{}) {
+		cfg.Limits = ratelimit.DefaultRules()
+	}
+	if deps.Limiter == nil {
+		deps.Limiter = ratelimit.New(ratelimit.Options{Logger: deps.Logger})
+	}
 	if deps.Keyring == nil {
 		return nil, fmt.Errorf("token: no keyring to seal the service's keys")
 	}
 	if err := pg.Migrate(ctx, deps.Pool, migrations.FS); err != nil {
 		return nil, fmt.Errorf("token: migrate: %w", err)
 	}
-	log, err := eventlog.Open(ctx, deps.JetStream, eventlog.StreamConfig{Name: StreamName, Prefix: subjectPrefix, Replicas: cfg.Replicas}, eventlog.WithPropagator(deps.Propagator))
+	log, err := eventlog.Open(ctx, deps.JetStream, eventlog.StreamOf(eventsv1.Token, cfg.Replicas), eventlog.WithPropagator(deps.Propagator))
 	if err != nil {
 		return nil, fmt.Errorf("token: %w", err)
 	}
-	set, err := projection.NewSet(ctx, deps.Pool, log, deps.Logger, sessionsReadModel())
+	accountsLog, err := eventlog.Follow(deps.JetStream, eventlog.StreamOf(eventsv1.Accounts, 0))
 	if err != nil {
 		return nil, fmt.Errorf("token: %w", err)
 	}
 	s := &Service{
-		cfg: cfg, issuer: issuer, pool: deps.Pool, log: log, projections: set,
-		index: newIndex(deps.Pool, log, deps.Logger), activity: activity.New(),
+		cfg: cfg, issuer: issuer, pool: deps.Pool, log: log, accountsLog: accountsLog,
+		index: newIndex(deps.Pool, log, accountsLog, deps.Logger), activity: activity.New(),
 		authorize: deps.Authorize, accounts: deps.Accounts, logger: deps.Logger, now: time.Now,
+		compat: compatState{limiter: deps.Limiter},
 	}
 	s.clients = newClientCache(deps.Authorize)
 	if s.clientAuth, err = s.newClientAuth(); err != nil {
@@ -163,6 +180,11 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if s.provisioner, err = newProvisioner(s, cfg); err != nil {
 		return nil, fmt.Errorf("token: %w", err)
 	}
+	members := append([]projection.Member{sessionsReadModel(), userBlocksReadModel(accountsLog), s.accountChangesReactor()},
+		s.provisioner.reactors()...)
+	if s.projections, err = projection.NewSet(ctx, deps.Pool, log, deps.Logger, members...); err != nil {
+		return nil, fmt.Errorf("token: %w", err)
+	}
 	if cfg.SigningKeys != nil {
 		s.keys = s.keys.Rotate(cfg.SigningKeys, s.now().Add(time.Hour))
 	}
@@ -170,7 +192,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 }
 
 // keysRef is the aggregate holding the service's keys.
-var keysRef = eventlog.Ref{Type: "keys", ID: "current"}
+var keysRef = eventlog.Ref{Type: eventsv1.TokenKeys.Type, ID: "current"}
 
 // Names of the secrets of the keys aggregate.
 const (
@@ -266,8 +288,8 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 	}
 	cfg := Config{Issuer: rt.Config.PublicURL, MatrixSecret: string(rt.Config.Matrix.Secret), HomeserverURL: rt.Config.Matrix.HomeserverURL, ServerName: rt.Config.Matrix.ServerName, Replicas: rt.Config.NATS.Replicas,
 		AccessTTL: rt.Config.OAuth.AccessTokenTTL, RefreshReuseGrace: rt.Config.OAuth.RefreshReuseGrace,
-		ActivityFlushInterval: rt.Config.OAuth.ActivityFlushInterval,
-		AdminClients:          rt.Config.OAuth.AdminClients, CompatAdminScope: rt.Config.Matrix.CompatAdminScope}
+		ActivityFlushInterval: rt.Config.OAuth.ActivityFlushInterval, Limits: ratelimit.RulesFrom(rt.Config.RateLimits),
+		AdminClients: rt.Config.OAuth.AdminClients, CompatAdminScope: rt.Config.Matrix.CompatAdminScope}
 	if files := rt.Config.OAuth.SigningKeyFiles; len(files) > 0 {
 		var pems [][]byte
 		for _, f := range files {
@@ -281,8 +303,12 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 			return nil, fmt.Errorf("token: signing keys: %w", err)
 		}
 	}
+	limiter, err := rt.Limiter(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("token: %w", err)
+	}
 	return New(ctx, cfg,
-		Deps{
+		Deps{Limiter: limiter,
 			Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "token"), Propagator: rt.Telemetry.Propagator(),
 			Authorize: authorizev1.NewAuthorizeServiceClient(authConn), Accounts: accountsv1.NewAccountsServiceClient(accConn),
 			Keyring: rt.Keyring,
@@ -292,14 +318,13 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 // Name is the service's name.
 func (s *Service) Name() string { return "token" }
 
-// Run keeps the projection and the introspection index current and writes
+// Run keeps the projections, the reactors (homeserver provisioning, sessions
+// ended by account changes) and the introspection index current and writes
 // session activity until ctx ends (then once more).
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.projections.Run(ctx) })
-	wg.Go(func() { s.index.follow(ctx) })
-	wg.Go(func() { s.index.sweepEvery(ctx, time.Minute) })
-	wg.Go(func() { s.provisioner.run(ctx) })
+	wg.Go(func() { s.index.run(ctx) })
 	wg.Go(func() { s.runActivity(ctx) })
 	wg.Wait()
 	return nil

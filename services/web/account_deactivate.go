@@ -67,8 +67,13 @@ func (s *Service) handleDeactivatePost(w http.ResponseWriter, r *http.Request, w
 		s.showDeactivate(w, r, http.StatusBadRequest, who, passwordErr, confirmErr, confirm)
 		return
 	}
-	if ok, wait := s.limits.Allow(s.now(), ratelimit.Key{Rule: s.loginPerAccount, Subject: who.user.GetUsername()}); !ok {
-		retryAfter(w, wait)
+	// A wrong password counts against the account, as at sign-in.
+	limit, err := s.take(w, r, ratelimit.Key{Rule: s.rules.LoginPerAccount, Subject: who.user.GetUsername()})
+	if err != nil {
+		s.failure(w, r, "rate limit password check", err)
+		return
+	}
+	if !limit.Allowed {
 		s.showDeactivate(w, r, http.StatusTooManyRequests, who, l.T(i18n.LoginRateLimited), "", confirm)
 		return
 	}
@@ -78,10 +83,12 @@ func (s *Service) handleDeactivatePost(w http.ResponseWriter, r *http.Request, w
 		case errs.KindUnauthenticated, errs.KindNotFound, errs.KindInvalid:
 			s.showDeactivate(w, r, http.StatusUnauthorized, who, l.T(i18n.AccountPasswordWrong), "", confirm)
 		default:
+			s.limiter.Refund(r.Context(), limit)
 			s.failure(w, r, "verify password", err)
 		}
 		return
 	}
+	s.limiter.Refund(r.Context(), limit)
 	// The applications' sessions are the token service's, and a deactivated
 	// account keeps none: end them while this browser still acts for the
 	// person (accounts ends the browser sessions when it deactivates).

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 
+	"gatehouse.dev/platform/clientaddr"
 	"gatehouse.dev/platform/errs"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	notifyv1 "gatehouse.dev/proto/gatehouse/notify/v1"
@@ -48,7 +49,7 @@ func (s *Service) handleEmailAddPost(w http.ResponseWriter, r *http.Request, who
 		}
 	}
 	started, err := s.notify.StartVerification(ctx, &notifyv1.StartVerificationRequest{
-		Email: typed, Purpose: notifyv1.Purpose_PURPOSE_ADD_EMAIL, UserId: who.user.GetId(), ClientIp: clientIP(r), Locale: l.Lang,
+		Email: typed, Purpose: notifyv1.Purpose_PURPOSE_ADD_EMAIL, UserId: who.user.GetId(), ClientIp: clientaddr.String(r), Locale: l.Lang,
 	})
 	if err != nil {
 		switch errs.KindOf(err) {
@@ -193,7 +194,7 @@ func (s *Service) handleEmailResendPost(w http.ResponseWriter, r *http.Request, 
 		return
 	}
 	_, err := s.notify.ResendVerification(s.asUser(r.Context(), who), &notifyv1.ResendVerificationRequest{
-		VerificationId: verificationID, ClientIp: clientIP(r),
+		VerificationId: verificationID, ClientIp: clientaddr.String(r),
 	})
 	if err != nil {
 		switch errs.KindOf(err) {

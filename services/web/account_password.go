@@ -85,15 +85,23 @@ func (s *Service) handlePasswordPost(w http.ResponseWriter, r *http.Request, who
 		s.showPassword(w, r, http.StatusBadRequest, who, e, signOutOthers, "")
 		return
 	}
-	if ok, wait := s.limits.Allow(s.now(), ratelimit.Key{Rule: s.loginPerAccount, Subject: who.user.GetUsername()}); !ok {
-		retryAfter(w, wait)
+	// A wrong current password counts against the account, as at sign-in.
+	limit, err := s.take(w, r, ratelimit.Key{Rule: s.rules.LoginPerAccount, Subject: who.user.GetUsername()})
+	if err != nil {
+		s.failure(w, r, "rate limit password check", err)
+		return
+	}
+	if !limit.Allowed {
 		s.showPassword(w, r, http.StatusTooManyRequests, who, passwordErrors{form: l.T(i18n.LoginRateLimited)}, signOutOthers, "")
 		return
 	}
 	ctx := s.asUser(r.Context(), who)
-	_, err := s.accounts.ChangePassword(ctx, &accountsv1.ChangePasswordRequest{
+	_, err = s.accounts.ChangePassword(ctx, &accountsv1.ChangePasswordRequest{
 		UserId: who.user.GetId(), CurrentPassword: current, NewPassword: next,
 	})
+	if errs.KindOf(err) != errs.KindUnauthenticated {
+		s.limiter.Refund(r.Context(), limit)
+	}
 	if err != nil {
 		switch errs.KindOf(err) {
 		case errs.KindUnauthenticated:

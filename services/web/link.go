@@ -5,7 +5,6 @@ import (
 	"net/url"
 
 	"gatehouse.dev/platform/errs"
-	"gatehouse.dev/platform/ratelimit"
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
 	"gatehouse.dev/services/web/internal/i18n"
 	"gatehouse.dev/services/web/internal/input"
@@ -43,8 +42,12 @@ func (s *Service) handleLinkGet(w http.ResponseWriter, r *http.Request) {
 		s.renderLink(w, r, http.StatusBadRequest, truncate(typed, 32), l.T(i18n.LinkCodeUnknown))
 		return
 	}
-	if ok, wait := s.limits.Allow(s.now(), ratelimit.Key{Rule: s.linkPerIP, Subject: clientIP(r)}); !ok {
-		retryAfter(w, wait)
+	limit, err := s.take(w, r, perIP(s.rules.DeviceCodeEntry, r))
+	if err != nil {
+		s.failure(w, r, "rate limit device codes", err)
+		return
+	}
+	if !limit.Allowed {
 		s.renderLink(w, r, http.StatusTooManyRequests, code, l.T(i18n.LinkRateLimited))
 		return
 	}

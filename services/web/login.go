@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"gatehouse.dev/platform/errs"
-	"gatehouse.dev/platform/ratelimit"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
 	"gatehouse.dev/services/web/internal/i18n"
@@ -19,6 +18,8 @@ type loginView struct {
 	Username    render.Field
 	Password    render.Field
 	RegisterURL string
+	// Captcha is the CAPTCHA's widget, once failures ask for it.
+	Captcha *captchaView
 }
 
 // handleLoginGet shows the sign-in form, or sends a browser that is signed
@@ -42,8 +43,8 @@ func (s *Service) handleLoginGet(w http.ResponseWriter, r *http.Request) {
 }
 
 // loginErrors are the messages of a sign-in form: next to the username, next
-// to the password, and about the whole form.
-type loginErrors struct{ username, password, form string }
+// to the password, next to the CAPTCHA, and about the whole form.
+type loginErrors struct{ username, password, captcha, form string }
 
 // handleLoginPost checks a username and password and starts a browser session.
 func (s *Service) handleLoginPost(w http.ResponseWriter, r *http.Request) {
@@ -92,14 +93,23 @@ func (s *Service) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 			username = u.GetUser().GetUsername()
 		}
 	}
-	now := s.now()
-	if ok, wait := s.limits.Allow(now, ratelimit.Key{Rule: s.loginPerIP, Subject: clientIP(r)}); !ok {
-		retryAfter(w, wait)
-		s.renderLogin(w, r, http.StatusTooManyRequests, f, g, loginErrors{form: l.T(i18n.LoginRateLimited)}, typed)
+	// After failures the CAPTCHA comes first (captcha.login_after_failures).
+	if s.captchaAtLogin(r, username) {
+		if text, status := s.checkCaptcha(r); text != "" {
+			s.renderLogin(w, r, status, f, g, loginErrors{captcha: text}, typed)
+			return
+		}
+	}
+	// The attempt takes a token from the address's and the account's
+	// budgets before the password is checked (so concurrent guesses cannot
+	// overtake the count) and gives them back unless the password is wrong:
+	// only failures are counted.
+	limit, err := s.take(w, r, s.loginKeys(r, username)...)
+	if err != nil {
+		s.failure(w, r, "rate limit sign-in", err)
 		return
 	}
-	if ok, wait := s.limits.Allow(now, ratelimit.Key{Rule: s.loginPerAccount, Subject: username}); !ok {
-		retryAfter(w, wait)
+	if !limit.Allowed {
 		s.renderLogin(w, r, http.StatusTooManyRequests, f, g, loginErrors{form: l.T(i18n.LoginRateLimited)}, typed)
 		return
 	}
@@ -111,12 +121,15 @@ func (s *Service) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 			s.renderLogin(w, r, http.StatusUnauthorized, f, g, loginErrors{password: l.T(i18n.LoginWrong)}, typed)
 		case errs.KindFailedPrecondition, errs.KindPermissionDenied:
 			// Only said after a correct password (accounts checks that first).
+			s.limiter.Refund(r.Context(), limit)
 			s.renderLogin(w, r, http.StatusForbidden, f, g, loginErrors{form: l.T(i18n.LoginBlocked)}, typed)
 		default:
+			s.limiter.Refund(r.Context(), limit)
 			s.failure(w, r, "verify password", err)
 		}
 		return
 	}
+	s.limiter.Refund(r.Context(), limit)
 	if err := s.startSession(w, r, resp.GetUser(), resp.GetAuthProof()); err != nil {
 		s.failure(w, r, "start browser session", err)
 		return
@@ -149,6 +162,9 @@ func (s *Service) renderLogin(w http.ResponseWriter, r *http.Request, status int
 	render.FocusFirst(&v.Username, &v.Password)
 	if e.form != "" && username != "" {
 		v.Username.Autofocus, v.Password.Autofocus = false, true
+	}
+	if e.captcha != "" || s.captchaAtLogin(r, s.normalizeUsername(username)) {
+		v.Captcha = s.showCaptcha(w, r, e.captcha)
 	}
 	s.render(w, r, status, "login", &render.View{Title: l.T(i18n.LoginTitle), CSRF: s.csrf.Token(w, r, "login"), Error: e.form, Page: v})
 }

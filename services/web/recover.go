@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 
+	"gatehouse.dev/platform/clientaddr"
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/ratelimit"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
@@ -82,8 +83,12 @@ func (s *Service) handleRecoverPost(w http.ResponseWriter, r *http.Request) {
 		s.renderRecover(w, r, http.StatusBadRequest, email, l.T(i18n.RegisterEmailBad), "")
 		return
 	}
-	if ok, wait := s.limits.Allow(s.now(), ratelimit.Key{Rule: s.recoverPerIP, Subject: clientIP(r)}); !ok {
-		retryAfter(w, wait)
+	limit, err := s.take(w, r, perIP(s.rules.RecoveryPerIP, r), ratelimit.Key{Rule: s.rules.RecoveryPerAddress, Subject: strings.ToLower(email)})
+	if err != nil {
+		s.failure(w, r, "rate limit recovery", err)
+		return
+	}
+	if !limit.Allowed {
 		s.renderRecover(w, r, http.StatusTooManyRequests, email, "", l.T(i18n.RecoverRateLimited))
 		return
 	}
@@ -102,7 +107,7 @@ func (s *Service) handleRecoverPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, err = s.notify.StartVerification(ctx, &notifyv1.StartVerificationRequest{
-		Email: email, Purpose: notifyv1.Purpose_PURPOSE_RECOVERY, UserId: userID, ClientIp: clientIP(r), Locale: l.Lang,
+		Email: email, Purpose: notifyv1.Purpose_PURPOSE_RECOVERY, UserId: userID, ClientIp: clientaddr.String(r), Locale: l.Lang,
 	})
 	if err != nil {
 		switch errs.KindOf(err) {

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"time"
 
+	"gatehouse.dev/platform/clientaddr"
 	"gatehouse.dev/platform/errs"
-	"gatehouse.dev/platform/ratelimit"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
 	notifyv1 "gatehouse.dev/proto/gatehouse/notify/v1"
@@ -41,6 +41,8 @@ type registerView struct {
 	Terms     bool
 	TermsErr  string
 	SignInURL string
+	// Captcha is the CAPTCHA's widget, when one is configured.
+	Captcha *captchaView
 }
 
 // registerForm is what a person typed on the registration page.
@@ -128,6 +130,15 @@ func (s *Service) handleRegisterPost(w http.ResponseWriter, r *http.Request) {
 		s.renderRegister(w, r, http.StatusBadRequest, f, g, form, "")
 		return
 	}
+	// The CAPTCHA comes before anything is looked up or recorded: the form
+	// is whole, and its token is asked about once.
+	if s.captcha != nil {
+		if text, status := s.checkCaptcha(r); text != "" {
+			form.errors["captcha"] = text
+			s.renderRegister(w, r, status, f, g, form, "")
+			return
+		}
+	}
 	ctx := r.Context()
 	// Usernames are public in Matrix, so saying that one is taken reveals
 	// nothing; whether an address has an account is only said once the
@@ -153,8 +164,12 @@ func (s *Service) handleRegisterPost(w http.ResponseWriter, r *http.Request) {
 		s.renderRegister(w, r, http.StatusConflict, f, g, form, "")
 		return
 	}
-	if ok, wait := s.limits.Allow(s.now(), ratelimit.Key{Rule: s.registerPerIP, Subject: clientIP(r)}); !ok {
-		retryAfter(w, wait)
+	limit, err := s.take(w, r, perIP(s.rules.Registration, r))
+	if err != nil {
+		s.failure(w, r, "rate limit registration", err)
+		return
+	}
+	if !limit.Allowed {
 		s.renderRegister(w, r, http.StatusTooManyRequests, f, g, form, l.T(i18n.RegisterRateLimited))
 		return
 	}
@@ -162,6 +177,7 @@ func (s *Service) handleRegisterPost(w http.ResponseWriter, r *http.Request) {
 		Username: form.username, Password: form.password, Email: form.email,
 	})
 	if err != nil {
+		s.limiter.Refund(ctx, limit) // no registration started
 		s.registrationRefused(w, r, f, g, form, err)
 		return
 	}
@@ -180,7 +196,7 @@ func (s *Service) handleRegisterPost(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	started, err := s.notify.StartVerification(ctx, &notifyv1.StartVerificationRequest{
-		Email: form.email, Purpose: notifyv1.Purpose_PURPOSE_REGISTRATION, ClientIp: clientIP(r), Locale: l.Lang,
+		Email: form.email, Purpose: notifyv1.Purpose_PURPOSE_REGISTRATION, ClientIp: clientaddr.String(r), Locale: l.Lang,
 	})
 	if err != nil {
 		switch errs.KindOf(err) {
@@ -269,5 +285,8 @@ func (s *Service) renderRegister(w http.ResponseWriter, r *http.Request, status 
 		v.Subtitle = l.T(i18n.LoginFor, clientName(g.GetClient()))
 	}
 	render.FocusFirst(&v.Username, &v.Email, &v.Password, &v.Confirm, &v.Token)
+	if s.captcha != nil {
+		v.Captcha = s.showCaptcha(w, r, form.errors["captcha"])
+	}
 	s.render(w, r, status, "register", &render.View{Title: l.T(i18n.RegisterTitle), CSRF: s.csrf.Token(w, r, "register"), Error: formErr, Page: v})
 }

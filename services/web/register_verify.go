@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 
+	"gatehouse.dev/platform/clientaddr"
 	"gatehouse.dev/platform/errs"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	notifyv1 "gatehouse.dev/proto/gatehouse/notify/v1"
@@ -141,7 +142,7 @@ func (s *Service) handleResendPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, err := s.notify.ResendVerification(r.Context(), &notifyv1.ResendVerificationRequest{
-		VerificationId: p.verificationID, ClientIp: clientIP(r),
+		VerificationId: p.verificationID, ClientIp: clientaddr.String(r),
 	})
 	if err != nil {
 		switch errs.KindOf(err) {

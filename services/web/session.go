@@ -5,9 +5,9 @@ import (
 	"net/http"
 	"net/url"
 
-	"gatehouse.dev/platform/grpcx"
-
+	"gatehouse.dev/platform/clientaddr"
 	"gatehouse.dev/platform/errs"
+	"gatehouse.dev/platform/grpcx"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	"gatehouse.dev/services/web/internal/cookie"
 )
@@ -32,7 +32,7 @@ func (s *Service) currentUser(w http.ResponseWriter, r *http.Request) (*signedIn
 		return nil, nil
 	}
 	resp, err := s.accounts.AuthenticateBrowserSession(r.Context(), &accountsv1.AuthenticateBrowserSessionRequest{
-		Secret: secret, IpAddress: clientIP(r),
+		Secret: secret, IpAddress: clientaddr.String(r),
 	})
 	if err != nil {
 		switch errs.KindOf(err) {
@@ -71,7 +71,7 @@ func (s *Service) requireUser(w http.ResponseWriter, r *http.Request, page strin
 // registration).
 func (s *Service) startSession(w http.ResponseWriter, r *http.Request, user *accountsv1.User, proof string) error {
 	resp, err := s.accounts.StartBrowserSession(r.Context(), &accountsv1.StartBrowserSessionRequest{
-		UserId: user.GetId(), UserAgent: truncate(r.UserAgent(), 512), IpAddress: clientIP(r), AuthProof: proof,
+		UserId: user.GetId(), UserAgent: truncate(r.UserAgent(), 512), IpAddress: clientaddr.String(r), AuthProof: proof,
 	})
 	if err != nil {
 		return err

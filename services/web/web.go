@@ -18,8 +18,8 @@
 //     Without web.secret each process picks a random one at start: forms and
 //     SSO confirmations then only work on the replica that rendered them and
 //     not across a restart;
-//   - the sign-in and registration rate limits (token buckets per IP address
-//     and per account), which each replica counts on its own, as MAS does.
+//   - the last state it saw of the rate limits' buckets; the counts
+//     themselves are shared by every replica through NATS (platform/ratelimit).
 //
 // Nothing else: a registration waiting for its emailed code is kept by the
 // accounts service (register.go), so any replica can take any step.
@@ -55,6 +55,7 @@ import (
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
 	notifyv1 "gatehouse.dev/proto/gatehouse/notify/v1"
 	tokenv1 "gatehouse.dev/proto/gatehouse/token/v1"
+	"gatehouse.dev/services/web/internal/captcha"
 	"gatehouse.dev/services/web/internal/cookie"
 	"gatehouse.dev/services/web/internal/csrf"
 	"gatehouse.dev/services/web/internal/i18n"
@@ -94,6 +95,10 @@ type Config struct {
 	// keys.MinSecretLen bytes); the CSRF and compat SSO keys are derived from it. Empty means a
 	// random secret per process.
 	Secret []byte
+	// Limits are the rate limits (rate_limits); zero means the defaults.
+	Limits ratelimit.Rules
+	// Captcha is the CAPTCHA of registration (and of sign-in after failures).
+	Captcha CaptchaConfig
 }
 
 // Deps are the service's connections to the other services.
@@ -103,6 +108,9 @@ type Deps struct {
 	Token     tokenv1.TokenServiceClient
 	Notify    notifyv1.NotifyServiceClient
 	Logger    *slog.Logger
+	// Limiter counts the rate limits, shared with every replica; nil counts
+	// in this process only.
+	Limiter *ratelimit.Limiter
 }
 
 // Service is the web service.
@@ -123,17 +131,13 @@ type Service struct {
 	cookies   cookie.Jar
 	csrf      *csrf.Tokens
 	cop       *http.CrossOriginProtection
-	// Token buckets (MAS's defaults): sign-in attempts per IP address and per
-	// account, registrations per IP address, device code lookups per IP address.
-	// limits holds the token buckets of every rule below, in this process's
-	// memory: each replica counts on its own, and addresses are the TCP
-	// peer's (behind a proxy, the proxy's).
-	limits          ratelimit.Limiter
-	loginPerIP      ratelimit.Rule
-	loginPerAccount ratelimit.Rule
-	registerPerIP   ratelimit.Rule
-	linkPerIP       ratelimit.Rule
-	recoverPerIP    ratelimit.Rule // recovery emails per IP address (recover.go)
+	// limiter counts the rate limits of rules (failed sign-ins per client
+	// address and per account, registrations, recovery requests, device codes
+	// typed), shared by every replica; see limits.go.
+	limiter *ratelimit.Limiter
+	rules   ratelimit.Rules
+	// captcha checks the forms' CAPTCHA (captcha.go); nil without one.
+	captcha *captcha.Verifier
 }
 
 // New returns the web service.
@@ -150,6 +154,12 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
+	}
+	if deps.Limiter == nil {
+		deps.Limiter = ratelimit.New(ratelimit.Options{Logger: deps.Logger})
+	}
+	if cfg.Limits == (ratelimit.Rules{}) {
+		cfg.Limits = ratelimit.DefaultRules()
 	}
 	texts, err := i18n.NewSet(i18n.Catalogs()...)
 	if err != nil {
@@ -174,13 +184,17 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		logger: deps.Logger, now: time.Now,
 		texts: texts, templates: templates, passwords: input.NewPasswords(cfg.MinPasswordBits),
 		keys: k, cookies: jar, csrf: csrf.New(k.CSRF, jar),
-		// MAS's defaults for sign-in; registration and recovery emails per hour.
-		loginPerIP:      ratelimit.Rule{Name: "login-ip", Burst: 3, Per: time.Minute},
-		loginPerAccount: ratelimit.Rule{Name: "login-account", Burst: 1800, Per: time.Hour},
-		registerPerIP:   ratelimit.Rule{Name: "register-ip", Burst: 3, Per: time.Hour},
-		linkPerIP:       ratelimit.Rule{Name: "link-ip", Burst: 10, Per: time.Minute},
-		recoverPerIP:    ratelimit.Rule{Name: "recover-ip", Burst: 3, Per: time.Hour},
+		limiter: deps.Limiter, rules: cfg.Limits,
 	}
+	if c := cfg.Captcha; c.Provider != "" {
+		if s.captcha, err = captcha.New(captcha.Config{
+			Provider: c.Provider, SiteKey: c.SiteKey, SecretKey: c.SecretKey, VerifyURL: c.VerifyURL, ScriptURL: c.ScriptURL,
+			Hostname: base.Hostname(),
+		}, nil); err != nil {
+			return nil, fmt.Errorf("web: %w", err)
+		}
+	}
+	s.cfg.Captcha.SecretKey = "" // kept by the verifier only
 	s.cop = http.NewCrossOriginProtection()
 	// The public origin is ours even when a proxy in front rewrites Host.
 	if err := s.cop.AddTrustedOrigin(base.Scheme + "://" + base.Host); err != nil {
@@ -202,6 +216,10 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 		}
 		conns[name] = c
 	}
+	limiter, err := rt.Limiter(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
 	return New(Config{
 		PublicURL:   rt.Config.PublicURL,
 		ServiceName: rt.Config.Branding.ServiceName,
@@ -209,12 +227,18 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 		MinPasswordBits: rt.Config.Passwords.MinStrengthBits,
 		ServerName:      rt.Config.Matrix.ServerName,
 		Secret:          []byte(rt.Config.Web.Secret),
+		Limits:          ratelimit.RulesFrom(rt.Config.RateLimits),
+		Captcha: CaptchaConfig{
+			Provider: rt.Config.Captcha.Provider, SiteKey: rt.Config.Captcha.SiteKey, SecretKey: string(rt.Config.Captcha.SecretKey),
+			VerifyURL: rt.Config.Captcha.VerifyURL, ScriptURL: rt.Config.Captcha.ScriptURL, LoginAfterFailures: rt.Config.Captcha.LoginAfterFailures,
+		},
 	}, Deps{
 		Accounts:  accountsv1.NewAccountsServiceClient(conns["accounts"]),
 		Authorize: authorizev1.NewAuthorizeServiceClient(conns["authorize"]),
 		Token:     tokenv1.NewTokenServiceClient(conns["token"]),
 		Notify:    notifyv1.NewNotifyServiceClient(conns["notify"]),
 		Logger:    rt.Logger.With("service", "web"),
+		Limiter:   limiter,
 	})
 }
 
@@ -225,19 +249,8 @@ func (*Service) Name() string { return "web" }
 func (*Service) RegisterGRPC(grpc.ServiceRegistrar) {}
 
 // Run returns when ctx ends: the service has no background work (the rate
-// limiter forgets idle buckets on its own).
+// limiter forgets full buckets on its own).
 func (s *Service) Run(ctx context.Context) error {
 	<-ctx.Done()
 	return nil
-}
-
-// clientIP is the address the request came from. Forwarded headers are not
-// trusted: behind a proxy every person shares its address (see the notes in
-// the package documentation of the rate limits).
-func clientIP(r *http.Request) string {
-	host := r.RemoteAddr
-	if i := strings.LastIndexByte(host, ':'); i >= 0 {
-		host = host[:i]
-	}
-	return strings.Trim(host, "[]")
 }

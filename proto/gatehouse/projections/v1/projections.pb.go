@@ -27,7 +27,9 @@ type Projection struct {
 	Name   string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Stream string                 `protobuf:"bytes,2,opt,name=stream,proto3" json:"stream,omitempty"`
 	// Stream sequence of the last event applied.
-	Checkpoint    uint64 `protobuf:"varint,3,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	Checkpoint uint64 `protobuf:"varint,3,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	// "projection" (a read model) or "reactor" (side effects: emails, homeserver calls).
+	Kind          string `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -81,6 +83,13 @@ func (x *Projection) GetCheckpoint() uint64 {
 		return x.Checkpoint
 	}
 	return 0
+}
+
+func (x *Projection) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
 }
 
 type ListProjectionsRequest struct {
@@ -256,14 +265,15 @@ var File_gatehouse_projections_v1_projections_proto protoreflect.FileDescriptor
 
 const file_gatehouse_projections_v1_projections_proto_rawDesc = "" +
 	"\n" +
-	"*gatehouse/projections/v1/projections.proto\x12\x18gatehouse.projections.v1\x1a\x1egatehouse/auth/v1/access.proto\"X\n" +
+	"*gatehouse/projections/v1/projections.proto\x12\x18gatehouse.projections.v1\x1a\x1egatehouse/auth/v1/access.proto\"l\n" +
 	"\n" +
 	"Projection\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06stream\x18\x02 \x01(\tR\x06stream\x12\x1e\n" +
 	"\n" +
 	"checkpoint\x18\x03 \x01(\x04R\n" +
-	"checkpoint\"\x18\n" +
+	"checkpoint\x12\x12\n" +
+	"\x04kind\x18\x04 \x01(\tR\x04kind\"\x18\n" +
 	"\x16ListProjectionsRequest\"a\n" +
 	"\x17ListProjectionsResponse\x12F\n" +
 	"\vprojections\x18\x01 \x03(\v2$.gatehouse.projections.v1.ProjectionR\vprojections\".\n" +

@@ -27,12 +27,15 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// ProjectionsService lets operators inspect and rebuild a service's read models.
+// ProjectionsService lets operators inspect and rebuild a service's read models
+// and replay its reactors (the stream followers that make side effects).
 // Every service that owns projections registers it.
 type ProjectionsServiceClient interface {
 	// ListProjections names the projections this process hosts and their checkpoints.
 	ListProjections(ctx context.Context, in *ListProjectionsRequest, opts ...grpc.CallOption) (*ListProjectionsResponse, error)
-	// RebuildProjection replays the projection's streams from the start into fresh tables.
+	// RebuildProjection replays the projection's streams from the start into fresh tables
+	// (for a reactor: replays the stream through it; side effects it already made are not repeated
+	// where it decides from the log).
 	// NOT_FOUND for an unknown name.
 	RebuildProjection(ctx context.Context, in *RebuildProjectionRequest, opts ...grpc.CallOption) (*RebuildProjectionResponse, error)
 }
@@ -69,12 +72,15 @@ func (c *projectionsServiceClient) RebuildProjection(ctx context.Context, in *Re
 // All implementations must embed UnimplementedProjectionsServiceServer
 // for forward compatibility.
 //
-// ProjectionsService lets operators inspect and rebuild a service's read models.
+// ProjectionsService lets operators inspect and rebuild a service's read models
+// and replay its reactors (the stream followers that make side effects).
 // Every service that owns projections registers it.
 type ProjectionsServiceServer interface {
 	// ListProjections names the projections this process hosts and their checkpoints.
 	ListProjections(context.Context, *ListProjectionsRequest) (*ListProjectionsResponse, error)
-	// RebuildProjection replays the projection's streams from the start into fresh tables.
+	// RebuildProjection replays the projection's streams from the start into fresh tables
+	// (for a reactor: replays the stream through it; side effects it already made are not repeated
+	// where it decides from the log).
 	// NOT_FOUND for an unknown name.
 	RebuildProjection(context.Context, *RebuildProjectionRequest) (*RebuildProjectionResponse, error)
 	mustEmbedUnimplementedProjectionsServiceServer()

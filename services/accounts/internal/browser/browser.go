@@ -246,6 +246,9 @@ const (
 	ReasonDeactivated = "deactivated"
 	// ReasonPasswordChanged: the password changed and other sessions were ended.
 	ReasonPasswordChanged = "password_changed"
+	// ReasonPasswordRecovered: the password was reset through a recovery
+	// link; every session of the user ended.
+	ReasonPasswordRecovered = "password_recovered"
 )
 
 // End decides ending a session for reason.

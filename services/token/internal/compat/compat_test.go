@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"gatehouse.dev/platform/httpx"
-	"gatehouse.dev/platform/ratelimit"
 
 	"gatehouse.dev/platform/eventlog"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
@@ -172,29 +171,6 @@ func TestLoginToken(t *testing.T) {
 	}
 	if !WellFormedLoginToken(strings.Repeat("aZ9", 10)+"ab") || WellFormedLoginToken("short") || WellFormedLoginToken(strings.Repeat("-", 32)) {
 		t.Error("WellFormedLoginToken")
-	}
-}
-
-// The login rules on the shared limiter: the burst, then the refill.
-func TestLoginLimits(t *testing.T) {
-	var l ratelimit.Limiter
-	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
-	ip := ratelimit.Key{Rule: PerIP, Subject: "192.0.2.1"}
-	acct := func(s string) ratelimit.Key { return ratelimit.Key{Rule: PerAccount, Subject: s} }
-	for i := range PerIP.Burst {
-		if ok, _ := l.Allow(now, ip, acct("alice")); !ok {
-			t.Fatalf("attempt %d refused within the burst", i+1)
-		}
-	}
-	ok, wait := l.Allow(now, ip, acct("bob"))
-	if ok || wait <= 0 || wait > 20*time.Second {
-		t.Fatalf("after the burst: ok %v, wait %v (want about 20s)", ok, wait)
-	}
-	if ok, _ := l.Allow(now, ratelimit.Key{Rule: PerIP, Subject: "192.0.2.2"}, acct("bob")); !ok {
-		t.Fatal("another address is limited too")
-	}
-	if ok, _ := l.Allow(now.Add(wait), ip, acct("carol")); !ok {
-		t.Fatal("still refused after the wait")
 	}
 }
 

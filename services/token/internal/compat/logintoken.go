@@ -16,10 +16,6 @@ const LoginTokenTTL = 30 * time.Second
 // LoginTokenLen is the length of a login token: [A-Za-z0-9], about 190 bits.
 const LoginTokenLen = 32
 
-// LoginTokenAggregate is the aggregate type of login tokens; the instance id
-// is the SHA-256 (hex) of the token, so the token itself is never stored.
-const LoginTokenAggregate = "logintoken"
-
 // LoginToken is a login token folded from its events.
 type LoginToken struct {
 	Issued *eventsv1.LoginTokenIssued

@@ -53,6 +53,8 @@ func (s *UserState) Apply(ev proto.Message) {
 			emails := slices.Delete(slices.Clone(s.Emails), i, i+1)
 			s.Emails = slices.Insert(emails, 0, ev.GetEmail())
 		}
+	case *eventsv1.PasswordChanged, *eventsv1.AdminSet:
+		// Not the homeserver's business.
 	}
 }
 
@@ -64,6 +66,8 @@ func Concerns(ev proto.Message) bool {
 		*eventsv1.UserDeactivated, *eventsv1.UserReactivated,
 		*eventsv1.EmailAdded, *eventsv1.EmailRemoved, *eventsv1.PrimaryEmailSet:
 		return true
+	case *eventsv1.PasswordChanged, *eventsv1.AdminSet:
+		return false // the homeserver keeps no password and no Gatehouse admin flag
 	}
 	return false
 }
@@ -129,6 +133,13 @@ func UserChanges(s UserState, ev proto.Message) []Change {
 		r.Localpart = s.Username
 		return []Change{{Op: "provision_user", Provision: r}}
 	}
+	// A deactivated user's profile is left alone until reactivation.
+	active := func(c []Change) []Change {
+		if s.Deactivated {
+			return nil
+		}
+		return c
+	}
 	switch ev := ev.(type) {
 	case *eventsv1.UserRegistered:
 		return provision(s.Full())
@@ -137,17 +148,14 @@ func UserChanges(s UserState, ev proto.Message) []Change {
 	case *eventsv1.UserReactivated:
 		// Deactivation removed the addresses and may have cleared the profile.
 		return append([]Change{{Op: "reactivate_user", Localpart: s.Username}}, provision(s.Full())...)
-	}
-	if s.Deactivated {
-		return nil
-	}
-	switch ev := ev.(type) {
 	case *eventsv1.DisplayNameSet:
-		return provision(ProvisionRequest{DisplayName: Some(ev.GetDisplayName())})
+		return active(provision(ProvisionRequest{DisplayName: Some(ev.GetDisplayName())}))
 	case *eventsv1.UserLocked, *eventsv1.UserUnlocked:
-		return provision(ProvisionRequest{Locked: Some(s.Locked)})
+		return active(provision(ProvisionRequest{Locked: Some(s.Locked)}))
 	case *eventsv1.EmailAdded, *eventsv1.EmailRemoved, *eventsv1.PrimaryEmailSet:
-		return provision(ProvisionRequest{Emails: Some(s.Emails)})
+		return active(provision(ProvisionRequest{Emails: Some(s.Emails)}))
+	case *eventsv1.PasswordChanged, *eventsv1.AdminSet:
+		return nil // the homeserver keeps no password and no Gatehouse admin flag
 	}
 	return nil
 }

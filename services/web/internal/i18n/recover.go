@@ -36,7 +36,7 @@ func recoverEnglish() Texts {
 		RecoverEmailHint:      "The address you used to create your account, or one you added later.",
 		RecoverSubmit:         "Send the link",
 		RecoverEmailNone:      "Enter your email address.",
-		RecoverRateLimited:    "Too many reset links were asked for from your network. Try again later.",
+		RecoverRateLimited:    "Too many reset links were asked for, from your network or for this address. Try again later.",
 		RecoverBackToSignIn:   "Back to sign in",
 		RecoverSentTitle:      "Check your email",
 		RecoverSentBody:       "If an account uses %s, we sent a link to that address to choose a new password. The link is valid for 10 minutes.",

@@ -8,7 +8,7 @@ func recoverFrench() Texts {
 		RecoverEmailHint:      "L’adresse utilisée pour créer votre compte, ou une adresse ajoutée depuis.",
 		RecoverSubmit:         "Envoyer le lien",
 		RecoverEmailNone:      "Saisissez votre adresse e-mail.",
-		RecoverRateLimited:    "Trop de liens de réinitialisation ont été demandés depuis votre réseau. Réessayez plus tard.",
+		RecoverRateLimited:    "Trop de liens de réinitialisation ont été demandés, depuis votre réseau ou pour cette adresse. Réessayez plus tard.",
 		RecoverBackToSignIn:   "Retour à la connexion",
 		RecoverSentTitle:      "Consultez vos e-mails",
 		RecoverSentBody:       "Si un compte utilise %s, nous avons envoyé à cette adresse un lien pour choisir un nouveau mot de passe. Le lien est valable 10 minutes.",

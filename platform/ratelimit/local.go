@@ -1,0 +1,39 @@
+package ratelimit
+
+import "time"
+
+// takeLocal takes one token from every key's bucket in memory, or from none.
+// A bucket's local count goes on from the last state seen in the store.
+func (l *Limiter) takeLocal(now int64, keys []Key) Decision {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sweep(now)
+	var wait time.Duration
+	nexts := make([]int64, len(keys))
+	for i, k := range keys {
+		next, w := k.Rule.take(l.known[k.subject()].tat, now)
+		wait = max(wait, w)
+		nexts[i] = next
+	}
+	if wait > 0 {
+		return Decision{RetryAfter: wait}
+	}
+	d := Decision{Allowed: true}
+	for i, k := range keys {
+		subject := k.subject()
+		l.known[subject] = state{tat: nexts[i], seq: l.known[subject].seq}
+		d.taken = append(d.taken, taken{key: k, local: true})
+	}
+	return d
+}
+
+// refundLocal gives a token back to a key's bucket in memory.
+func (l *Limiter) refundLocal(k Key) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	subject := k.subject()
+	if st, ok := l.known[subject]; ok {
+		st.tat -= int64(k.Rule.Every)
+		l.known[subject] = st
+	}
+}

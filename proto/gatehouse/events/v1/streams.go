@@ -1,0 +1,178 @@
+package eventsv1
+
+// The streams of the event contract, written by hand next to the generated
+// messages: which JetStream stream each service owns, the prefix of its
+// subjects, its aggregate types (the second subject token) and the event
+// types each aggregate holds. It is the one place these names live. A service
+// builds its own stream's configuration and its subject filters from it, and
+// reads another service's stream through it (a service may import the
+// contract, never another service). The event log refuses to append an
+// event the contract does not list for its aggregate, and the guards in
+// platform/eventcheck and platform/projection/conformance use it to find
+// consumers that forget an event type.
+
+import (
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// Stream is one service's event stream.
+type Stream struct {
+	// Name of the JetStream stream, for example "ACCOUNTS".
+	Name string
+	// Prefix is the first token of every subject, for example "accounts".
+	Prefix string
+	// Aggregates are the aggregate types stored in the stream.
+	Aggregates []Aggregate
+}
+
+// Aggregate is one aggregate type of a stream. Each instance has its own
+// subject, <prefix>.<type>.<id>.
+type Aggregate struct {
+	// Prefix is the stream's subject prefix.
+	Prefix string
+	// Type is the aggregate type, the second subject token, for example "user".
+	Type string
+	// Events are the event types an instance's subject may hold.
+	Events []proto.Message
+}
+
+// All is the subject filter of every event in the stream.
+func (s Stream) All() string { return s.Prefix + ".>" }
+
+// Aggregate returns the stream's aggregate of type typ.
+func (s Stream) Aggregate(typ string) (Aggregate, bool) {
+	for _, a := range s.Aggregates {
+		if a.Type == typ {
+			return a, true
+		}
+	}
+	return Aggregate{}, false
+}
+
+// EventsOn lists the event types stored on subjects matching any of the
+// filters ("accounts.user.*", "accounts.>"), each once, in contract order.
+func (s Stream) EventsOn(filters ...string) []proto.Message {
+	var out []proto.Message
+	for _, a := range s.Aggregates {
+		for _, f := range filters {
+			if a.matches(f) {
+				out = append(out, a.Events...)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// matches reports whether a subject filter selects the aggregate's subjects.
+func (a Aggregate) matches(filter string) bool {
+	toks := strings.Split(filter, ".")
+	if len(toks) == 0 || toks[0] != a.Prefix && toks[0] != "*" && toks[0] != ">" {
+		return false
+	}
+	if toks[0] == ">" || len(toks) >= 2 && toks[1] == ">" {
+		return true
+	}
+	return len(toks) == 3 && (toks[1] == a.Type || toks[1] == "*")
+}
+
+// Subject is the subject of one instance.
+func (a Aggregate) Subject(id string) string { return a.Prefix + "." + a.Type + "." + id }
+
+// Subjects is the subject filter of every instance.
+func (a Aggregate) Subjects() string { return a.Prefix + "." + a.Type + ".*" }
+
+// Holds reports whether the aggregate's subjects may hold events of the type.
+func (a Aggregate) Holds(name protoreflect.FullName) bool {
+	for _, ev := range a.Events {
+		if ev.ProtoReflect().Descriptor().FullName() == name {
+			return true
+		}
+	}
+	return false
+}
+
+func aggregate(prefix, typ string, events ...proto.Message) Aggregate {
+	return Aggregate{Prefix: prefix, Type: typ, Events: events}
+}
+
+// The ACCOUNTS stream: users, their claims, browser sessions, registration
+// tokens, self-service registrations and the key of proofs of sign-in.
+var (
+	AccountsUser = aggregate("accounts", "user",
+		&UserRegistered{}, &PasswordChanged{}, &UserLocked{}, &UserUnlocked{}, &UserDeactivated{}, &UserReactivated{},
+		&DisplayNameSet{}, &AdminSet{}, &EmailAdded{}, &EmailRemoved{}, &PrimaryEmailSet{})
+	AccountsUsername     = aggregate("accounts", "username", &UsernameReserved{})
+	AccountsEmail        = aggregate("accounts", "email", &EmailReserved{}, &EmailReleased{})
+	AccountsBrowser      = aggregate("accounts", "browser", &BrowserSessionStarted{}, &BrowserSessionEnded{})
+	AccountsActivity     = aggregate("accounts", "activity", &BrowserSessionsActive{})
+	AccountsRegToken     = aggregate("accounts", "regtoken", &RegistrationTokenCreated{}, &RegistrationTokenUsed{}, &RegistrationTokenRevoked{})
+	AccountsRegistration = aggregate("accounts", "registration", &RegistrationStarted{}, &RegistrationCompleted{})
+	AccountsKeys         = aggregate("accounts", "keys", &AuthProofKeyGenerated{})
+
+	Accounts = Stream{Name: "ACCOUNTS", Prefix: "accounts", Aggregates: []Aggregate{
+		AccountsUser, AccountsUsername, AccountsEmail, AccountsBrowser, AccountsActivity, AccountsRegToken, AccountsRegistration,
+		AccountsKeys,
+	}}
+)
+
+// The AUTHORIZE stream: OAuth clients, authorization grants, device
+// authorizations, the key client secrets are derived from and the client
+// assertions used at any endpoint.
+var (
+	AuthorizeClient = aggregate("authorize", "client", &ClientRegistered{})
+	AuthorizeGrant  = aggregate("authorize", "grant", &GrantRequested{}, &GrantApproved{}, &GrantDenied{}, &GrantExchanged{})
+	AuthorizeDevice = aggregate("authorize", "device",
+		&DeviceAuthorizationRequested{}, &DeviceApproved{}, &DeviceDenied{}, &DeviceTokenIssued{})
+	AuthorizeKeys = aggregate("authorize", "keys", &ClientSecretKeyGenerated{})
+	// AuthorizeAssertion is a client assertion's jti, claimed once.
+	AuthorizeAssertion = aggregate("authorize", "assertion", &ClientAssertionClaimed{})
+
+	Authorize = Stream{Name: "AUTHORIZE", Prefix: "authorize", Aggregates: []Aggregate{
+		AuthorizeClient, AuthorizeGrant, AuthorizeDevice, AuthorizeKeys, AuthorizeAssertion,
+	}}
+)
+
+// The NOTIFY stream: email verifications and the key their codes and
+// recovery tickets are derived from.
+var (
+	NotifyVerification = aggregate("notify", "verification",
+		&VerificationStarted{}, &VerificationCodeReissued{}, &VerificationAttemptFailed{}, &VerificationConfirmed{},
+		&EmailDelivered{}, &EmailDeliveryFailed{})
+	NotifyKeys = aggregate("notify", "keys", &VerificationKeyGenerated{})
+
+	Notify = Stream{Name: "NOTIFY", Prefix: "notify", Aggregates: []Aggregate{NotifyVerification, NotifyKeys}}
+)
+
+// The TOKEN stream: sessions and their tokens, session activity, the signing
+// keys, the client assertions used before they were claimed on AUTHORIZE (no
+// longer written) and compat login tokens.
+var (
+	TokenSession    = aggregate("token", "session", &SessionStarted{}, &TokensIssued{}, &SessionRenamed{}, &SessionEnded{})
+	TokenActivity   = aggregate("token", "activity", &SessionsActive{})
+	TokenKeys       = aggregate("token", "keys", &SigningKeysGenerated{})
+	TokenAssertion  = aggregate("token", "assertion", &ClientAssertionUsed{})
+	TokenLoginToken = aggregate("token", "logintoken", &LoginTokenIssued{}, &LoginTokenUsed{})
+
+	Token = Stream{Name: "TOKEN", Prefix: "token", Aggregates: []Aggregate{
+		TokenSession, TokenActivity, TokenKeys, TokenAssertion, TokenLoginToken,
+	}}
+)
+
+// Streams lists every stream of the contract.
+func Streams() []Stream { return []Stream{Accounts, Authorize, Notify, Token} }
+
+// AggregateOf finds the aggregate whose subjects hold events of the type.
+func AggregateOf(name protoreflect.FullName) (Stream, Aggregate, bool) {
+	for _, s := range Streams() {
+		for _, a := range s.Aggregates {
+			if a.Holds(name) {
+				return s, a, true
+			}
+		}
+	}
+	return Stream{}, Aggregate{}, false
+}

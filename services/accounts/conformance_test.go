@@ -1,0 +1,160 @@
+package accounts
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"gatehouse.dev/platform/eventcheck"
+	"gatehouse.dev/platform/eventlog"
+	"gatehouse.dev/platform/ids"
+	"gatehouse.dev/platform/pg"
+	"gatehouse.dev/platform/projection/conformance"
+	"gatehouse.dev/platform/testkit"
+	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
+	"gatehouse.dev/services/accounts/internal/user"
+	"gatehouse.dev/services/accounts/migrations"
+)
+
+// Every fold, projection and decision of the service names every event of
+// the aggregates it touches.
+func TestEveryEventTypeIsHandled(t *testing.T) { eventcheck.Switches(t, ".") }
+
+// The service's projections pass the platform's conformance suite with the
+// histories the service really writes (and, for the confirmations, what the
+// notify service writes).
+func TestProjectionsConform(t *testing.T) {
+	ctx := context.Background()
+	pool, err := pg.Connect(ctx, testkit.Postgres(t), Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := pg.Migrate(ctx, pool, migrations.FS); err != nil {
+		t.Fatal(err)
+	}
+	// stream opens a stream of the contract on a NATS server of its own.
+	stream := func(s eventsv1.Stream, opts ...eventlog.Option) *eventlog.Log {
+		l, err := eventlog.Open(ctx, testkit.NATS(t), eventlog.StreamOf(s, 1), opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	for _, c := range []conformance.Case{
+		{Projection: usersReadModel(), Tables: []string{"users", "user_emails"}},
+		{Projection: auditReadModel(), Tables: []string{"audit_log"}},
+		{Projection: sessionsReadModel(), Tables: []string{"browser_sessions"}},
+		{Projection: regTokensReadModel(), Tables: []string{"registration_tokens"}},
+	} {
+		c.Contract, c.Log, c.Pool, c.Events = eventsv1.Accounts, stream(eventsv1.Accounts), pool, accountsHistory()
+		conformance.Run(t, c)
+	}
+	// Confirmations spread over hours, so the projection forgets old ones.
+	clock := &steppingClock{now: time.Now().Add(-6 * time.Hour)}
+	conformance.Run(t, conformance.Case{
+		Projection: verificationsReadModel(nil), Contract: eventsv1.Notify, Log: stream(eventsv1.Notify, eventlog.WithClock(clock.next)), Pool: pool,
+		Tables: []string{"email_verifications"}, Events: confirmationsHistory(),
+	})
+}
+
+// steppingClock moves 25 minutes forward at every event.
+type steppingClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *steppingClock) next() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(25 * time.Minute)
+	return c.now
+}
+
+// accountsHistory is what the service appends for two users from
+// registration to deactivation and back, with addresses, browser sessions,
+// registration tokens and its key.
+func accountsHistory() []eventlog.Event {
+	alice, bob := ids.New(), ids.New()
+	reg, tok1, tok2 := ids.New(), ids.New(), ids.New()
+	s1, s2 := ids.New(), ids.New()
+	ev := func(typ, id string, p proto.Message) eventlog.Event {
+		return eventlog.Event{Aggregate: eventlog.Ref{Type: typ, ID: id}, Actor: "admin", Payload: p}
+	}
+	u := func(id string, p proto.Message) eventlog.Event { return ev(userAggregate, id, p) }
+	in := func(d time.Duration) *timestamppb.Timestamp {
+		return timestamppb.New(time.Now().Add(d).Truncate(time.Second))
+	}
+	return []eventlog.Event{
+		ev(eventsv1.AccountsKeys.Type, "current", &eventsv1.AuthProofKeyGenerated{Key: []byte("0123456789abcdef0123456789abcdef")}),
+		ev(regTokenAggregate, tok1, &eventsv1.RegistrationTokenCreated{TokenId: tok1, TokenHash: "h1", UsesAllowed: 2, ExpiresAt: in(time.Hour)}),
+		ev(registrationAggregate, reg, &eventsv1.RegistrationStarted{RegistrationId: reg, Username: "alice", Email: "alice@example.org",
+			PasswordHash: "$argon2id$a", ExpiresAt: in(30 * time.Minute)}),
+		ev(regTokenAggregate, tok1, &eventsv1.RegistrationTokenUsed{TokenId: tok1}),
+		ev(usernameAggregate, user.UsernameKey("alice"), &eventsv1.UsernameReserved{Username: "alice", UserId: alice}),
+		ev(emailAggregate, user.EmailKey("alice@example.org"), &eventsv1.EmailReserved{Email: "alice@example.org", UserId: alice}),
+		u(alice, &eventsv1.UserRegistered{UserId: alice, Username: "alice", Email: "alice@example.org", PasswordHash: "$argon2id$a",
+			DisplayName: "Alice", EmailVerificationId: ids.New()}),
+		ev(registrationAggregate, reg, &eventsv1.RegistrationCompleted{RegistrationId: reg, UserId: alice, VerificationId: ids.New()}),
+		ev(usernameAggregate, user.UsernameKey("bob"), &eventsv1.UsernameReserved{Username: "bob", UserId: bob}),
+		u(bob, &eventsv1.UserRegistered{UserId: bob, Username: "bob", PasswordHash: "$argon2id$b", Admin: true}),
+		ev(browserAggregate, s1, &eventsv1.BrowserSessionStarted{SessionId: s1, UserId: alice, SecretHash: "sh1", UserAgent: "Firefox", IpAddress: "192.0.2.1"}),
+		ev(browserAggregate, s2, &eventsv1.BrowserSessionStarted{SessionId: s2, UserId: bob, SecretHash: "sh2", UserAgent: "Chromium", IpAddress: "192.0.2.2"}),
+		ev(activityAggregate, ids.New(), &eventsv1.BrowserSessionsActive{Entries: []*eventsv1.BrowserSessionsActive_Entry{
+			{SessionId: s1, LastActiveUnix: time.Now().Add(time.Minute).Unix(), IpAddress: "192.0.2.9"},
+			{SessionId: s2, LastActiveUnix: time.Now().Add(time.Minute).Unix()},
+		}}),
+		u(alice, &eventsv1.PasswordChanged{UserId: alice, PasswordHash: "$argon2id$a2", Reason: eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_USER}),
+		u(alice, &eventsv1.DisplayNameSet{UserId: alice, DisplayName: "Alice A."}),
+		ev(emailAggregate, user.EmailKey("alice@example.net"), &eventsv1.EmailReserved{Email: "alice@example.net", UserId: alice}),
+		u(alice, &eventsv1.EmailAdded{UserId: alice, Email: "alice@example.net", VerificationId: ids.New()}),
+		u(alice, &eventsv1.PrimaryEmailSet{UserId: alice, Email: "alice@example.net"}),
+		u(alice, &eventsv1.EmailRemoved{UserId: alice, Email: "alice@example.org"}),
+		ev(emailAggregate, user.EmailKey("alice@example.org"), &eventsv1.EmailReleased{Email: "alice@example.org", UserId: alice}),
+		u(alice, &eventsv1.DisplayNameSet{UserId: alice, DisplayName: "Alice"}),
+		u(bob, &eventsv1.AdminSet{UserId: bob, Admin: false}),
+		u(bob, &eventsv1.UserLocked{UserId: bob, Reason: "spam"}),
+		u(bob, &eventsv1.UserUnlocked{UserId: bob}),
+		ev(regTokenAggregate, tok1, &eventsv1.RegistrationTokenUsed{TokenId: tok1}),
+		ev(regTokenAggregate, tok2, &eventsv1.RegistrationTokenCreated{TokenId: tok2, TokenHash: "h2"}),
+		ev(regTokenAggregate, tok2, &eventsv1.RegistrationTokenRevoked{TokenId: tok2}),
+		u(bob, &eventsv1.UserDeactivated{UserId: bob, Erase: true}),
+		ev(browserAggregate, s2, &eventsv1.BrowserSessionEnded{SessionId: s2, UserId: bob, Reason: "deactivated"}),
+		u(bob, &eventsv1.UserReactivated{UserId: bob}),
+		ev(activityAggregate, ids.New(), &eventsv1.BrowserSessionsActive{Entries: []*eventsv1.BrowserSessionsActive_Entry{
+			{SessionId: s1, LastActiveUnix: time.Now().Add(2 * time.Minute).Unix()},
+			{SessionId: s2, LastActiveUnix: time.Now().Add(2 * time.Minute).Unix(), IpAddress: "198.51.100.1"}, // ended: not recorded
+		}}),
+		u(alice, &eventsv1.UserLocked{UserId: alice}),
+	}
+}
+
+// confirmationsHistory is what the notify service appends for a
+// registration, a new address and two recoveries, 25 minutes apart each.
+func confirmationsHistory() []eventlog.Event {
+	alice := ids.New()
+	v1, v2, v3, v4 := ids.New(), ids.New(), ids.New(), ids.New()
+	in := timestamppb.New(time.Now().Add(time.Hour))
+	ev := func(id string, p proto.Message) eventlog.Event {
+		return eventlog.Event{Aggregate: eventlog.Ref{Type: eventsv1.NotifyVerification.Type, ID: id}, Actor: "system", Payload: p}
+	}
+	reg, add, rec := eventsv1.VerificationPurpose_VERIFICATION_PURPOSE_REGISTRATION, eventsv1.VerificationPurpose_VERIFICATION_PURPOSE_ADD_EMAIL, eventsv1.VerificationPurpose_VERIFICATION_PURPOSE_RECOVERY
+	return []eventlog.Event{
+		ev(v1, &eventsv1.VerificationStarted{VerificationId: v1, Email: "Alice@Example.org", Purpose: reg, CodeHash: "c1", ExpiresAt: in}),
+		ev(v1, &eventsv1.EmailDelivered{VerificationId: v1, Issue: 1, MessageId: "<v1.1@example.org>"}),
+		ev(v1, &eventsv1.VerificationAttemptFailed{VerificationId: v1, Attempts: 1}),
+		ev(v1, &eventsv1.VerificationCodeReissued{VerificationId: v1, Issue: 2, CodeHash: "c2", ExpiresAt: in}),
+		ev(v1, &eventsv1.VerificationConfirmed{VerificationId: v1, Email: "Alice@Example.org", Purpose: reg}),
+		ev(v2, &eventsv1.VerificationStarted{VerificationId: v2, Email: "alice@example.net", Purpose: add, UserId: alice, CodeHash: "c3", ExpiresAt: in}),
+		ev(v2, &eventsv1.EmailDeliveryFailed{VerificationId: v2, Issue: 1, Reason: "550 no such user"}),
+		ev(v2, &eventsv1.VerificationConfirmed{VerificationId: v2, Email: "alice@example.net", Purpose: add, UserId: alice}),
+		ev(v3, &eventsv1.VerificationStarted{VerificationId: v3, Email: "alice@example.net", Purpose: rec, UserId: alice, TicketHash: "t1", ExpiresAt: in}),
+		ev(v3, &eventsv1.VerificationConfirmed{VerificationId: v3, Email: "alice@example.net", Purpose: rec, UserId: alice}),
+		ev(v4, &eventsv1.VerificationStarted{VerificationId: v4, Email: "alice@example.net", Purpose: rec, UserId: alice, TicketHash: "t2", ExpiresAt: in}),
+		ev(v4, &eventsv1.VerificationConfirmed{VerificationId: v4, Email: "alice@example.net", Purpose: rec, UserId: alice}),
+	}
+}

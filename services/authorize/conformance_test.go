@@ -1,0 +1,86 @@
+package authorize
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"gatehouse.dev/platform/eventcheck"
+	"gatehouse.dev/platform/eventlog"
+	"gatehouse.dev/platform/ids"
+	"gatehouse.dev/platform/pg"
+	"gatehouse.dev/platform/projection/conformance"
+	"gatehouse.dev/platform/testkit"
+	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
+	"gatehouse.dev/services/authorize/migrations"
+)
+
+// Every fold and projection of the service names every event of the
+// aggregates it consumes.
+func TestEveryEventTypeIsHandled(t *testing.T) { eventcheck.Switches(t, ".") }
+
+// The service's projections pass the platform's conformance suite with the
+// histories the service really writes.
+func TestProjectionsConform(t *testing.T) {
+	ctx := context.Background()
+	pool, err := pg.Connect(ctx, testkit.Postgres(t), Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := pg.Migrate(ctx, pool, migrations.FS); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []conformance.Case{
+		{Projection: clientsReadModel(), Tables: []string{"clients"}},
+		{Projection: grantsReadModel(), Tables: []string{"grants"}},
+		{Projection: devicesReadModel(), Tables: []string{"devices"}},
+	} {
+		log, err := eventlog.Open(ctx, testkit.NATS(t), eventlog.StreamOf(eventsv1.Authorize, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Contract, c.Log, c.Pool, c.Events = eventsv1.Authorize, log, pool, authorizeHistory()
+		conformance.Run(t, c)
+	}
+}
+
+// authorizeHistory is what the service appends: a dynamically registered
+// client and a configured one whose configuration changes, authorization
+// grants exchanged and denied, device authorizations used and denied, and
+// its key.
+func authorizeHistory() []eventlog.Event {
+	dynamic, static := ids.New(), "synapse-admin"
+	g1, g2, d1, d2 := ids.New(), ids.New(), ids.New(), ids.New()
+	alice := ids.New()
+	in := timestamppb.New(time.Now().Add(10 * time.Minute).Truncate(time.Second))
+	ev := func(a eventsv1.Aggregate, id string, p proto.Message) eventlog.Event {
+		return eventlog.Event{Aggregate: eventlog.Ref{Type: a.Type, ID: id}, Actor: "system", Payload: p}
+	}
+	return []eventlog.Event{
+		ev(eventsv1.AuthorizeKeys, "current", &eventsv1.ClientSecretKeyGenerated{Key: []byte("0123456789abcdef0123456789abcdef")}),
+		ev(eventsv1.AuthorizeClient, dynamic, &eventsv1.ClientRegistered{ClientId: dynamic, Source: "registration",
+			MetadataJson: []byte(`{"client_name":"Element","redirect_uris":["https://app.example.org/cb"],"token_endpoint_auth_method":"none"}`)}),
+		ev(eventsv1.AuthorizeClient, static, &eventsv1.ClientRegistered{ClientId: static, Source: "config", SecretHash: "s1",
+			MetadataJson: []byte(`{"client_name":"Admin","grant_types":["client_credentials"]}`)}),
+		ev(eventsv1.AuthorizeGrant, g1, &eventsv1.GrantRequested{GrantId: g1, ClientId: dynamic, RedirectUri: "https://app.example.org/cb",
+			Scope: "openid urn:matrix:client:api:*", State: "xyz", CodeChallenge: "abc", ExpiresAt: in}),
+		ev(eventsv1.AuthorizeGrant, g2, &eventsv1.GrantRequested{GrantId: g2, ClientId: dynamic, RedirectUri: "https://app.example.org/cb", ExpiresAt: in}),
+		ev(eventsv1.AuthorizeGrant, g1, &eventsv1.GrantApproved{GrantId: g1, UserId: alice, Username: "alice", CodeHash: "c1", CodeExpiresAt: in,
+			AuthTime: timestamppb.Now(), Scope: "openid urn:matrix:client:api:*"}),
+		ev(eventsv1.AuthorizeGrant, g2, &eventsv1.GrantDenied{GrantId: g2}),
+		ev(eventsv1.AuthorizeDevice, d1, &eventsv1.DeviceAuthorizationRequested{DeviceGrantId: d1, ClientId: dynamic, Scope: "openid",
+			DeviceCodeHash: "dc1", UserCodeHash: "uc1", ExpiresAt: in, Interval: 5}),
+		ev(eventsv1.AuthorizeDevice, d2, &eventsv1.DeviceAuthorizationRequested{DeviceGrantId: d2, ClientId: dynamic,
+			DeviceCodeHash: "dc2", UserCodeHash: "uc2", ExpiresAt: in, Interval: 5}),
+		ev(eventsv1.AuthorizeGrant, g1, &eventsv1.GrantExchanged{GrantId: g1, SessionId: ids.New()}),
+		ev(eventsv1.AuthorizeDevice, d1, &eventsv1.DeviceApproved{DeviceGrantId: d1, UserId: alice, Username: "alice", Scope: "openid", AuthTime: timestamppb.Now()}),
+		ev(eventsv1.AuthorizeDevice, d2, &eventsv1.DeviceDenied{DeviceGrantId: d2}),
+		ev(eventsv1.AuthorizeDevice, d1, &eventsv1.DeviceTokenIssued{DeviceGrantId: d1, SessionId: ids.New()}),
+		ev(eventsv1.AuthorizeClient, static, &eventsv1.ClientRegistered{ClientId: static, Source: "config", SecretHash: "s2",
+			MetadataJson: []byte(`{"client_name":"Admin console","grant_types":["client_credentials"]}`)}),
+	}
+}

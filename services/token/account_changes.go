@@ -1,0 +1,97 @@
+package token
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"gatehouse.dev/platform/eventlog"
+	"gatehouse.dev/platform/projection"
+	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
+)
+
+// accountChanges is the reactor that ends the OAuth and compat sessions of a
+// user whose account changed for good:
+//
+//   - UserDeactivated: every session ends (reason "user_deactivated"); they
+//     do not come back when the user is reactivated.
+//   - PasswordChanged by recovery: every session ends (reason
+//     "password_recovered"): whoever held a session before the reset may be
+//     the person the reset locks out. (The accounts service ends the user's
+//     browser sessions itself.)
+//
+// Only sessions started before the event are ended, so a replay (a rebuild,
+// or a restart after a crash) never ends a session the user started after,
+// for example after signing in with the new password. Locks end nothing: the
+// introspection index refuses a locked user's tokens while the lock lasts
+// (user_blocks.go). Ending a session is idempotent, so repeating an event
+// is harmless.
+const accountChanges = "account_sessions"
+
+// accountChangeWait bounds the wait for the sessions read model to hold every
+// session started so far.
+const accountChangeWait = 30 * time.Second
+
+func (s *Service) accountChangesReactor() projection.Reactor {
+	return projection.Reactor{
+		Name:     accountChanges,
+		Source:   s.accountsLog,
+		Subjects: []string{eventsv1.AccountsUser.Subjects()},
+		Handle:   s.endSessionsOnAccountChange,
+		RetryMax: 10 * time.Second,
+	}
+}
+
+func (s *Service) endSessionsOnAccountChange(ctx context.Context, rec eventlog.Record) error {
+	var reason string
+	switch ev := rec.Event.(type) {
+	case *eventsv1.UserDeactivated:
+		reason = "user_deactivated"
+	case *eventsv1.PasswordChanged:
+		if ev.GetReason() != eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_RECOVERY {
+			return nil // the user (or an administrator) changed it: the sessions stay
+		}
+		reason = "password_recovered"
+	case *eventsv1.UserLocked, *eventsv1.UserUnlocked, *eventsv1.UserReactivated:
+		return nil // locks are enforced while they last (user_blocks.go); reactivation restores nothing
+	case *eventsv1.UserRegistered, *eventsv1.DisplayNameSet, *eventsv1.AdminSet,
+		*eventsv1.EmailAdded, *eventsv1.EmailRemoved, *eventsv1.PrimaryEmailSet:
+		return nil // no bearing on sessions
+	default:
+		return eventlog.Unhandled(rec)
+	}
+	return s.endSessionsBefore(ctx, rec.Aggregate().ID, rec.OccurredAt(), reason)
+}
+
+// endSessionsBefore ends the live sessions of a user started at or before t.
+func (s *Service) endSessionsBefore(ctx context.Context, userID string, t time.Time, reason string) error {
+	// Every session started so far must be in the read model before listing.
+	last, err := s.log.LastSeqOf(ctx, eventsv1.TokenSession.Subjects())
+	if err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, accountChangeWait)
+	defer cancel()
+	if err := s.projections.WaitFor(wctx, sessionsProjection, last); err != nil {
+		return err
+	}
+	rows, err := s.pool.Query(ctx, `SELECT session_id FROM sessions WHERE user_id = $1 AND ended_at IS NULL AND created_at <= $2`, userID, t)
+	if err != nil {
+		return fmt.Errorf("list the sessions of user %s: %w", userID, err)
+	}
+	sessions, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("list the sessions of user %s: %w", userID, err)
+	}
+	for _, id := range sessions {
+		if err := s.endSession(ctx, id, reason, "system:accounts"); err != nil {
+			return fmt.Errorf("end session %s: %w", id, err)
+		}
+	}
+	if len(sessions) > 0 {
+		s.logger.InfoContext(ctx, "sessions ended", "user_id", userID, "reason", reason, "sessions", len(sessions))
+	}
+	return nil
+}

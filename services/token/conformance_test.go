@@ -1,0 +1,120 @@
+package token
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"gatehouse.dev/platform/eventcheck"
+	"gatehouse.dev/platform/eventlog"
+	"gatehouse.dev/platform/ids"
+	"gatehouse.dev/platform/pg"
+	"gatehouse.dev/platform/projection/conformance"
+	"gatehouse.dev/platform/testkit"
+	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
+	"gatehouse.dev/services/token/migrations"
+)
+
+// Every fold, projection, reactor and tail of the service names every event
+// of the aggregates it consumes.
+func TestEveryEventTypeIsHandled(t *testing.T) { eventcheck.Switches(t, ".") }
+
+// The service's projections pass the platform's conformance suite with the
+// histories the service really writes.
+func TestProjectionsConform(t *testing.T) {
+	ctx := context.Background()
+	js := testkit.NATS(t)
+	pool, err := pg.Connect(ctx, testkit.Postgres(t), Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := pg.Migrate(ctx, pool, migrations.FS); err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := eventlog.Open(ctx, js, eventlog.StreamOf(eventsv1.Token, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	accounts, err := eventlog.Open(ctx, js, eventlog.StreamOf(eventsv1.Accounts, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conformance.Run(t, conformance.Case{
+		Projection: sessionsReadModel(), Contract: eventsv1.Token, Log: tokens, Pool: pool,
+		Tables: []string{"sessions", "tokens"}, Events: sessionHistory(),
+	})
+	conformance.Run(t, conformance.Case{
+		Projection: userBlocksReadModel(nil), Contract: eventsv1.Accounts, Log: accounts, Pool: pool,
+		Tables: []string{"user_blocks"}, Events: userHistory(),
+	})
+}
+
+// sessionHistory is two users' sessions: an OAuth session refreshed, renamed
+// twice, used and ended; a compat session with a never-expiring token; a
+// client_credentials session; a batch of activity.
+func sessionHistory() []eventlog.Event {
+	alice, bob := ids.New(), ids.New()
+	oauth, compat, machine := ids.New(), ids.New(), ids.New()
+	at := func(d time.Duration) *timestamppb.Timestamp {
+		return timestamppb.New(time.Now().Add(d).Truncate(time.Second))
+	}
+	session := func(id string, ev proto.Message) eventlog.Event {
+		return eventlog.Event{Aggregate: sessionRef(id), Actor: "user:" + alice, Payload: ev}
+	}
+	return []eventlog.Event{
+		session(oauth, &eventsv1.SessionStarted{SessionId: oauth, Kind: "oauth", ClientId: "client-1", UserId: alice, Username: "alice",
+			Scope: "openid urn:matrix:client:api:* urn:matrix:client:device:DEVA", DeviceId: "DEVA", GrantId: ids.New(),
+			IpAddress: "192.0.2.1", UserAgent: "Element", Tokens: &eventsv1.TokensIssued{SessionId: oauth, AccessHash: "a1", RefreshHash: "r1", AccessExpiresAt: at(5 * time.Minute)}}),
+		session(compat, &eventsv1.SessionStarted{SessionId: compat, Kind: compatKind, ClientId: compatClientID, UserId: bob, Username: "bob",
+			Scope: "urn:matrix:client:api:* urn:matrix:client:device:DEVB", DeviceId: "DEVB", DeviceDisplayName: "Bob's phone",
+			Tokens: &eventsv1.TokensIssued{SessionId: compat, AccessHash: "ca1"}}),
+		session(machine, &eventsv1.SessionStarted{SessionId: machine, Kind: "client_credentials", ClientId: "client-2", Scope: "urn:synapse:admin:*",
+			Tokens: &eventsv1.TokensIssued{SessionId: machine, AccessHash: "m1", AccessExpiresAt: at(5 * time.Minute)}}),
+		session(oauth, &eventsv1.TokensIssued{SessionId: oauth, AccessHash: "a2", RefreshHash: "r2", ReplacesRefreshHash: "r1", RevokesAccessHash: "a1", AccessExpiresAt: at(10 * time.Minute)}),
+		session(oauth, &eventsv1.SessionRenamed{SessionId: oauth, DeviceDisplayName: "Laptop"}),
+		{Aggregate: eventlog.Ref{Type: activityAggregate, ID: ids.New()}, Actor: "system", Payload: &eventsv1.SessionsActive{Entries: []*eventsv1.SessionsActive_Entry{
+			{SessionId: oauth, LastActiveUnix: time.Now().Add(time.Minute).Unix(), IpAddress: "192.0.2.2"},
+			{SessionId: compat, LastActiveUnix: time.Now().Add(time.Minute).Unix()},
+		}}},
+		session(oauth, &eventsv1.SessionRenamed{SessionId: oauth, DeviceDisplayName: "Work laptop"}),
+		session(oauth, &eventsv1.TokensIssued{SessionId: oauth, AccessHash: "a3", RefreshHash: "r3", ReplacesRefreshHash: "r2", RevokesAccessHash: "a2", AccessExpiresAt: at(15 * time.Minute)}),
+		session(oauth, &eventsv1.SessionEnded{SessionId: oauth, Reason: "revoked"}),
+		{Aggregate: eventlog.Ref{Type: activityAggregate, ID: ids.New()}, Actor: "system", Payload: &eventsv1.SessionsActive{Entries: []*eventsv1.SessionsActive_Entry{
+			{SessionId: oauth, LastActiveUnix: time.Now().Add(2 * time.Minute).Unix()}, // ended: not recorded
+			{SessionId: compat, LastActiveUnix: time.Now().Add(2 * time.Minute).Unix(), IpAddress: "198.51.100.7"},
+		}}},
+		session(machine, &eventsv1.SessionEnded{SessionId: machine, Reason: "ended"}),
+	}
+}
+
+// userHistory is what the accounts service appends for two users: a lock
+// lifted and set again, a deactivation undone, and the events that change
+// nothing here.
+func userHistory() []eventlog.Event {
+	alice, bob, carol := ids.New(), ids.New(), ids.New()
+	user := func(id string, ev proto.Message) eventlog.Event {
+		return eventlog.Event{Aggregate: eventlog.Ref{Type: eventsv1.AccountsUser.Type, ID: id}, Actor: "admin", Payload: ev}
+	}
+	return []eventlog.Event{
+		user(alice, &eventsv1.UserRegistered{UserId: alice, Username: "alice", Email: "alice@example.org", PasswordHash: "$argon2id$a"}),
+		user(bob, &eventsv1.UserRegistered{UserId: bob, Username: "bob"}),
+		user(carol, &eventsv1.UserRegistered{UserId: carol, Username: "carol"}),
+		user(alice, &eventsv1.UserLocked{UserId: alice, Reason: "spam"}),
+		user(alice, &eventsv1.PasswordChanged{UserId: alice, PasswordHash: "$argon2id$b", Reason: eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_ADMIN}),
+		user(alice, &eventsv1.UserUnlocked{UserId: alice}),
+		user(bob, &eventsv1.UserDeactivated{UserId: bob, Erase: true}),
+		user(bob, &eventsv1.UserLocked{UserId: bob}),
+		user(bob, &eventsv1.UserReactivated{UserId: bob}),
+		user(carol, &eventsv1.UserDeactivated{UserId: carol}),
+		user(alice, &eventsv1.DisplayNameSet{UserId: alice, DisplayName: "Alice"}),
+		user(alice, &eventsv1.AdminSet{UserId: alice, Admin: true}),
+		user(alice, &eventsv1.EmailAdded{UserId: alice, Email: "a@example.net"}),
+		user(alice, &eventsv1.PrimaryEmailSet{UserId: alice, Email: "a@example.net"}),
+		user(alice, &eventsv1.EmailRemoved{UserId: alice, Email: "alice@example.org"}),
+		user(alice, &eventsv1.UserLocked{UserId: alice}),
+	}
+}

@@ -1,6 +1,7 @@
 package pgcluster
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -68,16 +69,24 @@ func (o *owner) credential() *syscall.Credential {
 }
 
 // chown gives dir itself and everything under data and run to the owner.
+// Files that vanish during the walk are skipped: a server left running by a
+// process that died may still be shutting down and removing its pid file.
 func (o *owner) chown(dir, data, run string) error {
 	if err := o.lchown(dir); err != nil {
 		return err
 	}
 	for _, root := range []string{data, run} {
 		err := filepath.WalkDir(root, func(path string, _ fs.DirEntry, err error) error {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
 			if err != nil {
 				return err
 			}
-			return o.lchown(path)
+			if err := o.lchown(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("pgcluster: hand %s to user %s: %w", root, o.name, err)

@@ -255,6 +255,8 @@ func (a *admin) userList(ctx context.Context, args []string) error {
 
 func userStatus(u *accountsv1.User) string {
 	switch {
+	case u.GetErased():
+		return "erased"
 	case u.GetDeactivated():
 		return "deactivated"
 	case u.GetLocked():
@@ -274,7 +276,7 @@ func lookup(ctx context.Context, c accountsv1.AccountsServiceClient, username st
 
 func (a *admin) userState(ctx context.Context, sub string, args []string) error {
 	reason := a.fs.String("reason", "", "why (lock only; recorded in the audit log)")
-	erase := a.fs.Bool("erase", false, "ask the homeserver to erase the user's data (deactivate only)")
+	erase := a.fs.Bool("erase", false, "erase the user's personal data for good — addresses, display name, password, IP addresses and user agents — and ask the homeserver to erase theirs (deactivate only; the username stays reserved)")
 	if err := a.parse(args, 1); err != nil {
 		return err
 	}
@@ -300,7 +302,10 @@ func (a *admin) userState(ctx context.Context, sub string, args []string) error 
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(a.stdout, "%s: %s\n", sub+"ed", u.GetUsername())
+	if sub == "deactivate" && *erase {
+		sub = "erase"
+	}
+	fmt.Fprintf(a.stdout, "%s: %s\n", strings.TrimSuffix(sub, "e")+"ed", u.GetUsername())
 	return nil
 }
 

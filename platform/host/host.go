@@ -27,6 +27,7 @@ import (
 	"gatehouse.dev/platform/grpcx"
 	"gatehouse.dev/platform/natsserver"
 	"gatehouse.dev/platform/pg"
+	"gatehouse.dev/platform/personal"
 	"gatehouse.dev/platform/pgcluster"
 	"gatehouse.dev/platform/ratelimit"
 	"gatehouse.dev/platform/sealed"
@@ -62,6 +63,10 @@ type Runtime struct {
 	limiterOnce sync.Once
 	limiter     *ratelimit.Limiter
 	limiterErr  error
+
+	personalOnce sync.Once
+	personal     *personal.Store
+	personalErr  error
 }
 
 // Start prepares the runtime: embedded NATS JetStream under the data dir when
@@ -180,6 +185,17 @@ func (rt *Runtime) Limiter(ctx context.Context) (*ratelimit.Limiter, error) {
 		rt.limiter = ratelimit.New(ratelimit.Options{Store: store, Logger: rt.Logger})
 	})
 	return rt.limiter, rt.limiterErr
+}
+
+// Personal returns the process's store of personal keys (the PERSONALKEYS
+// stream, opened on first use), which every service of the process that
+// seals personal data shares, so that an erasure forgets the erased key in
+// all of them at once. It needs the keyring: not in a process running only web.
+func (rt *Runtime) Personal(ctx context.Context) (*personal.Store, error) {
+	rt.personalOnce.Do(func() {
+		rt.personal, rt.personalErr = personal.Open(ctx, rt.JetStream, rt.Keyring, personal.Config{Replicas: rt.Config.NATS.Replicas})
+	})
+	return rt.personal, rt.personalErr
 }
 
 // InternalSecret returns the secret the gRPC credentials of services and of

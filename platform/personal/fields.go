@@ -71,7 +71,18 @@ func (s *Store) OpenValue(ctx context.Context, v *eventsv1.SealedSecret, where s
 // (ErrErased otherwise); a flow's is created.
 func (s *Store) Seal(ctx context.Context, event proto.Message, subject string, owner Owner) (proto.Message, error) {
 	out := proto.Clone(event)
-	if err := s.walk(ctx, out.ProtoReflect(), subject, owner, s.sealField); err != nil {
+	if err := s.walk(ctx, out.ProtoReflect(), subject, owner, s.sealField(false)); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SealDroppingErased is Seal for data noted about many people at once (a
+// batch of sessions' activity): a field whose owner's key is gone (the
+// person was erased meanwhile) is dropped instead of failing the whole event.
+func (s *Store) SealDroppingErased(ctx context.Context, event proto.Message, subject string, owner Owner) (proto.Message, error) {
+	out := proto.Clone(event)
+	if err := s.walk(ctx, out.ProtoReflect(), subject, owner, s.sealField(true)); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -103,6 +114,63 @@ func (s *Store) UnsealHistory(ctx context.Context, history []eventlog.Record) er
 		}
 	}
 	return nil
+}
+
+// Owners returns whose keys Seal would seal an event's personal fields
+// under (owner for the fields of messages that name no user), each once.
+func Owners(event proto.Message, owner Owner) []Owner {
+	var out []Owner
+	seen := map[Owner]bool{}
+	collect := func(_ context.Context, m protoreflect.Message, f, _ protoreflect.FieldDescriptor, _ string, o Owner) error {
+		if m.Get(f).String() != "" && o != NoOwner && !seen[o] {
+			seen[o] = true
+			out = append(out, o)
+		}
+		return nil
+	}
+	(&Store{}).walk(context.Background(), event.ProtoReflect(), "", owner, collect)
+	return out
+}
+
+// Redacted returns a copy of an event without its personal data, as it reads
+// once erased: every personal field empty, its sealed sibling set (to an
+// empty SealedSecret where the event held the field in clear), so Erased
+// reports it. nil for nil.
+func Redacted(event proto.Message) proto.Message {
+	if event == nil {
+		return nil
+	}
+	out := proto.Clone(event)
+	redact(out.ProtoReflect())
+	return out
+}
+
+// redact empties the personal fields of m and of the event messages it holds.
+func redact(m protoreflect.Message) {
+	fields := m.Descriptor().Fields()
+	for i := range fields.Len() {
+		f := fields.Get(i)
+		if sibling := personalSibling(fields, f); sibling != nil {
+			if m.Get(f).String() != "" && !m.Has(sibling) {
+				m.Set(sibling, protoreflect.ValueOfMessage((&eventsv1.SealedSecret{}).ProtoReflect()))
+			}
+			m.Clear(f)
+			continue
+		}
+		if f.Kind() != protoreflect.MessageKind || f.IsMap() || f.Message().FullName() == sealedSecretName ||
+			f.Message().ParentFile().Package() != sealedSecretName.Parent() {
+			continue
+		}
+		switch {
+		case f.IsList():
+			list := m.Get(f).List()
+			for j := range list.Len() {
+				redact(list.Get(j).Message())
+			}
+		case m.Has(f):
+			redact(m.Mutable(f).Message())
+		}
+	}
 }
 
 // Erased reports whether a personal field was sealed and no longer opens.
@@ -163,19 +231,27 @@ func personalSibling(fields protoreflect.FieldDescriptors, f protoreflect.FieldD
 	return sibling
 }
 
-// sealField seals a set field under owner's key (a NoOwner field stays in clear).
-func (s *Store) sealField(ctx context.Context, m protoreflect.Message, f, sibling protoreflect.FieldDescriptor, where string, owner Owner) error {
-	v := m.Get(f).String()
-	if v == "" || owner == NoOwner {
+// sealField returns the function that seals a set field under owner's key
+// (a NoOwner field stays in clear); with drop, a field whose owner's key is
+// gone is emptied.
+func (s *Store) sealField(drop bool) fieldFunc {
+	return func(ctx context.Context, m protoreflect.Message, f, sibling protoreflect.FieldDescriptor, where string, owner Owner) error {
+		v := m.Get(f).String()
+		if v == "" || owner == NoOwner {
+			return nil
+		}
+		sv, err := s.SealValue(ctx, owner, []byte(v), where)
+		if drop && errors.Is(err, ErrErased) {
+			m.Clear(f)
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("personal: seal %s: %w", where, err)
+		}
+		m.Set(sibling, protoreflect.ValueOfMessage(sv.ProtoReflect()))
+		m.Clear(f)
 		return nil
 	}
-	sv, err := s.SealValue(ctx, owner, []byte(v), where)
-	if err != nil {
-		return fmt.Errorf("personal: seal %s: %w", where, err)
-	}
-	m.Set(sibling, protoreflect.ValueOfMessage(sv.ProtoReflect()))
-	m.Clear(f)
-	return nil
 }
 
 // openField opens a sealed field into its clear sibling; a field whose key is

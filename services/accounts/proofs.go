@@ -58,6 +58,7 @@ func (s *Service) loadProofKey(ctx context.Context) error {
 			return &eventsv1.AuthProofKeyGenerated{SealedKey: sealedKeys["key"], Change: change}
 		},
 		Read: func(m proto.Message) (sealed.Record, bool) {
+			//eventcheck:partial — the proof key's aggregate (accounts.keys.current) holds AuthProofKeyGenerated only
 			ev, ok := m.(*eventsv1.AuthProofKeyGenerated)
 			switch {
 			case !ok:

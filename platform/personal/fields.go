@@ -77,6 +77,26 @@ func (s *Store) Seal(ctx context.Context, event proto.Message, subject string, o
 	return out, nil
 }
 
+// SealWithFallback is Seal for a flow that may concern a user who has no
+// personal key (registered before personal keys, or erased meanwhile): where
+// a user's key is missing, the field is sealed under fallback (a flow's key,
+// created when needed) instead.
+func (s *Store) SealWithFallback(ctx context.Context, event proto.Message, subject string, fallback Owner) (proto.Message, error) {
+	out := proto.Clone(event)
+	seal := s.sealField(false)
+	err := s.walk(ctx, out.ProtoReflect(), subject, fallback, func(ctx context.Context, m protoreflect.Message, f, sibling protoreflect.FieldDescriptor, where string, owner Owner) error {
+		err := seal(ctx, m, f, sibling, where, owner)
+		if errors.Is(err, ErrErased) && owner != fallback {
+			return seal(ctx, m, f, sibling, where, fallback)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SealDroppingErased is Seal for data noted about many people at once (a
 // batch of sessions' activity): a field whose owner's key is gone (the
 // person was erased meanwhile) is dropped instead of failing the whole event.

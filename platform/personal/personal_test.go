@@ -258,3 +258,30 @@ func TestResealAfterARotationOfTheKeyEncryptionKey(t *testing.T) {
 		t.Fatalf("the resealed flow key lost its TTL: %+v", m)
 	}
 }
+
+func TestSealWithFallback(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, testkit.NATS(t), sealed.NewRandomKeyring())
+	flow := personal.Flow("01HZXVERIFICATION000000000")
+	got, err := s.SealWithFallback(ctx, &eventsv1.VerificationStarted{VerificationId: "v", UserId: alice, Email: "a@example.org"}, "notify.verification.v", flow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := got.(*eventsv1.VerificationStarted)
+	if ev.GetUserId() != alice || ev.GetEmail() != "" || ev.GetSealedEmail().GetPersonalKey() != string(flow) {
+		t.Fatalf("a user without a key: %v", ev)
+	}
+	if _, err := s.Create(ctx, personal.User(alice)); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.SealWithFallback(ctx, &eventsv1.VerificationStarted{VerificationId: "v", UserId: alice, Email: "a@example.org"}, "notify.verification.v", flow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := got.(*eventsv1.VerificationStarted).GetSealedEmail().GetPersonalKey(); k != "user."+alice {
+		t.Fatalf("a user with a key: sealed under %q", k)
+	}
+	if err := s.Unseal(ctx, got, "notify.verification.v"); err != nil || got.(*eventsv1.VerificationStarted).GetEmail() != "a@example.org" {
+		t.Fatalf("unseal = %v, %v", got, err)
+	}
+}

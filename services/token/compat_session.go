@@ -193,7 +193,7 @@ func (s *Service) compatRefresh(w http.ResponseWriter, r *http.Request) (any, er
 		return nil, compat.UnknownToken("The refresh token has already been used; the session has been ended.")
 	}
 	s.index.markRevoked(st.CurrentRefresh, st.CurrentAccess)
-	s.activity.Touch(sessionID, clientaddr.String(r), s.now())
+	s.activity.Touch(sessionID, st.Started.GetUserId(), clientaddr.String(r), s.now())
 	if err := s.projections.WaitFor(ctx, sessionsProjection, appended.Last()); err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/httpx"
 	"gatehouse.dev/platform/ids"
+	"gatehouse.dev/platform/personal"
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	"gatehouse.dev/services/token/internal/idtoken"
@@ -194,8 +195,17 @@ func (s *Service) start(ctx context.Context, ev *eventsv1.SessionStarted, actor 
 	if err := s.refuseBlocked(ctx, ev.GetUserId()); err != nil {
 		return err
 	}
+	// A user's address and user agent are sealed under the user's personal
+	// key (a client acting for itself keeps them in clear); a user without a
+	// key (erased meanwhile, or registered before personal keys and not yet
+	// given one) gets a session without them.
+	ref := sessionRef(ev.GetSessionId())
+	sealed, err := s.personal.SealDroppingErased(ctx, ev, s.log.Subject(ref), personal.NoOwner)
+	if err != nil {
+		return err
+	}
 	appended, err := s.log.Append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), Event: eventlog.Event{
-		Aggregate: sessionRef(ev.GetSessionId()), Actor: actor, Payload: ev,
+		Aggregate: ref, Actor: actor, Payload: sealed,
 	}})
 	if err != nil {
 		return err
@@ -293,7 +303,7 @@ func (s *Service) refresh(ctx context.Context, c *client, form url.Values, from 
 		return nil, errs.FailedPrecondition("The refresh token has already been used; the session has been ended.")
 	}
 	s.index.markRevoked(st.CurrentRefresh, st.CurrentAccess)
-	s.activity.Touch(sessionID, from.ip, s.now())
+	s.activity.Touch(sessionID, st.Started.GetUserId(), from.ip, s.now())
 	if err := s.projections.WaitFor(ctx, sessionsProjection, appended.Last()); err != nil {
 		return nil, err
 	}

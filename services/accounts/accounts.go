@@ -130,17 +130,17 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		}
 	}
 	s := &Service{
-		cfg:         cfg,
-		pool:        deps.Pool,
-		log:         log,
-		notify:      notify,
-		hasher:      password.New(cfg.Passwords),
-		logger:      deps.Logger,
-		clock:       clock,
-		activity:    activity.New(),
-		flushEvery:  flushEvery,
-		keyring:     deps.Keyring,
-		personal:    store,
+		cfg:        cfg,
+		pool:       deps.Pool,
+		log:        log,
+		notify:     notify,
+		hasher:     password.New(cfg.Passwords),
+		logger:     deps.Logger,
+		clock:      clock,
+		activity:   activity.New(),
+		flushEvery: flushEvery,
+		keyring:    deps.Keyring,
+		personal:   store,
 	}
 	if err := s.loadProofKey(ctx); err != nil {
 		return nil, err

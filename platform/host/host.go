@@ -9,6 +9,8 @@ package host
 
 import (
 	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -182,7 +184,7 @@ func (rt *Runtime) Limiter(ctx context.Context) (*ratelimit.Limiter, error) {
 			rt.limiterErr = err
 			return
 		}
-		rt.limiter = ratelimit.New(ratelimit.Options{Store: store, Logger: rt.Logger})
+		rt.limiter = ratelimit.New(ratelimit.Options{Store: store, Logger: rt.Logger, HashKey: rt.rateLimitHashKey()})
 	})
 	return rt.limiter, rt.limiterErr
 }
@@ -196,6 +198,22 @@ func (rt *Runtime) Personal(ctx context.Context) (*personal.Store, error) {
 		rt.personal, rt.personalErr = personal.Open(ctx, rt.JetStream, rt.Keyring, personal.Config{Replicas: rt.Config.NATS.Replicas})
 	})
 	return rt.personal, rt.personalErr
+}
+
+// rateLimitHashKey keys the names of rate-limit counts in RATELIMITS (client
+// addresses, accounts): derived with HKDF from the internal secret, which
+// every process of a deployment shares (the web service included, which has
+// no key-encryption key). Nil in a deployment that identifies its services
+// by mutual TLS alone: the names are then plain SHA-256.
+func (rt *Runtime) rateLimitHashKey() []byte {
+	if len(rt.internalSecret) == 0 {
+		return nil
+	}
+	key, err := hkdf.Key(sha256.New, rt.internalSecret, nil, "gatehouse ratelimit names v1", 32)
+	if err != nil {
+		return nil
+	}
+	return key
 }
 
 // InternalSecret returns the secret the gRPC credentials of services and of

@@ -50,20 +50,27 @@ func newAdmin(name string, stdin io.Reader, stdout, stderr io.Writer) *admin {
 
 // parse parses flags wherever they stand among the positional arguments.
 func (a *admin) parse(args []string, positional int) error {
-	for {
-		if err := a.fs.Parse(args); err != nil {
-			return errUsage
-		}
-		if a.fs.NArg() == 0 {
-			break
-		}
-		a.positional = append(a.positional, a.fs.Arg(0))
-		args = a.fs.Args()[1:]
+	if err := a.collect(args); err != nil {
+		return err
 	}
 	if len(a.positional) != positional {
 		return fmt.Errorf("%w: expected %d argument(s), got %d", errUsage, positional, len(a.positional))
 	}
 	return nil
+}
+
+// collect parses flags and positional arguments in any order.
+func (a *admin) collect(args []string) error {
+	for {
+		if err := a.fs.Parse(args); err != nil {
+			return errUsage
+		}
+		if a.fs.NArg() == 0 {
+			return nil
+		}
+		a.positional = append(a.positional, a.fs.Arg(0))
+		args = a.fs.Args()[1:]
+	}
 }
 
 // dial connects to the gRPC API of a running Gatehouse as an administrator:
@@ -339,7 +346,9 @@ func (a *admin) userSetPassword(ctx context.Context, args []string) error {
 }
 
 func (a *admin) userAudit(ctx context.Context, args []string) error {
-	if err := a.fs.Parse(args); err != nil || a.fs.NArg() > 1 {
+	// The username may come before or after the flags, as for the other
+	// user commands.
+	if err := a.collect(args); err != nil || len(a.positional) > 1 {
 		return fmt.Errorf("%w: user audit takes at most one username", errUsage)
 	}
 	c, done, err := a.accounts()
@@ -348,8 +357,8 @@ func (a *admin) userAudit(ctx context.Context, args []string) error {
 	}
 	defer done()
 	userID := ""
-	if a.fs.NArg() == 1 {
-		u, err := lookup(ctx, c, a.fs.Arg(0))
+	if len(a.positional) == 1 {
+		u, err := lookup(ctx, c, a.positional[0])
 		if err != nil {
 			return err
 		}

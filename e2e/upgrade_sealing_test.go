@@ -16,9 +16,9 @@ import (
 	"testing"
 
 	"github.com/go-jose/go-jose/v4"
+	"golang.org/x/crypto/argon2"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"golang.org/x/crypto/argon2"
 
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/ids"

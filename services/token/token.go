@@ -309,11 +309,15 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("token: %w", err)
 	}
+	store, err := rt.Personal(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("token: %w", err)
+	}
 	return New(ctx, cfg,
 		Deps{Limiter: limiter,
 			Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "token"), Propagator: rt.Telemetry.Propagator(),
 			Authorize: authorizev1.NewAuthorizeServiceClient(authConn), Accounts: accountsv1.NewAccountsServiceClient(accConn),
-			Keyring: rt.Keyring,
+			Keyring: rt.Keyring, Personal: store,
 		})
 }
 

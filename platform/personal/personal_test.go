@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 
@@ -239,10 +240,15 @@ func TestResealAfterARotationOfTheKeyEncryptionKey(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	for i := range 300 { // more than one fetch
+		if _, err := s.Create(ctx, personal.User(fmt.Sprintf("u%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
 	rotating, _ := sealed.NewKeyring(newKey, oldKey)
 	n, err := open(t, js, rotating).Reseal(ctx)
-	if err != nil || n != 2 {
-		t.Fatalf("reseal = %d, %v; want 2", n, err)
+	if err != nil || n != 302 {
+		t.Fatalf("reseal = %d, %v; want 302", n, err)
 	}
 	if n, err := open(t, js, rotating).Reseal(ctx); err != nil || n != 0 {
 		t.Fatalf("second reseal = %d, %v; want 0", n, err)

@@ -50,20 +50,27 @@ func newAdmin(name string, stdin io.Reader, stdout, stderr io.Writer) *admin {
 
 // parse parses flags wherever they stand among the positional arguments.
 func (a *admin) parse(args []string, positional int) error {
-	for {
-		if err := a.fs.Parse(args); err != nil {
-			return errUsage
-		}
-		if a.fs.NArg() == 0 {
-			break
-		}
-		a.positional = append(a.positional, a.fs.Arg(0))
-		args = a.fs.Args()[1:]
+	if err := a.collect(args); err != nil {
+		return err
 	}
 	if len(a.positional) != positional {
 		return fmt.Errorf("%w: expected %d argument(s), got %d", errUsage, positional, len(a.positional))
 	}
 	return nil
+}
+
+// collect parses flags and positional arguments in any order.
+func (a *admin) collect(args []string) error {
+	for {
+		if err := a.fs.Parse(args); err != nil {
+			return errUsage
+		}
+		if a.fs.NArg() == 0 {
+			return nil
+		}
+		a.positional = append(a.positional, a.fs.Arg(0))
+		args = a.fs.Args()[1:]
+	}
 }
 
 // dial connects to the gRPC API of a running Gatehouse as an administrator:
@@ -255,6 +262,8 @@ func (a *admin) userList(ctx context.Context, args []string) error {
 
 func userStatus(u *accountsv1.User) string {
 	switch {
+	case u.GetErased():
+		return "erased"
 	case u.GetDeactivated():
 		return "deactivated"
 	case u.GetLocked():
@@ -274,7 +283,7 @@ func lookup(ctx context.Context, c accountsv1.AccountsServiceClient, username st
 
 func (a *admin) userState(ctx context.Context, sub string, args []string) error {
 	reason := a.fs.String("reason", "", "why (lock only; recorded in the audit log)")
-	erase := a.fs.Bool("erase", false, "ask the homeserver to erase the user's data (deactivate only)")
+	erase := a.fs.Bool("erase", false, "erase the user's personal data for good — addresses, display name, password, IP addresses and user agents — and ask the homeserver to erase theirs (deactivate only; the username stays reserved)")
 	if err := a.parse(args, 1); err != nil {
 		return err
 	}
@@ -300,7 +309,10 @@ func (a *admin) userState(ctx context.Context, sub string, args []string) error 
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(a.stdout, "%s: %s\n", sub+"ed", u.GetUsername())
+	if sub == "deactivate" && *erase {
+		sub = "erase"
+	}
+	fmt.Fprintf(a.stdout, "%s: %s\n", strings.TrimSuffix(sub, "e")+"ed", u.GetUsername())
 	return nil
 }
 
@@ -334,7 +346,9 @@ func (a *admin) userSetPassword(ctx context.Context, args []string) error {
 }
 
 func (a *admin) userAudit(ctx context.Context, args []string) error {
-	if err := a.fs.Parse(args); err != nil || a.fs.NArg() > 1 {
+	// The username may come before or after the flags, as for the other
+	// user commands.
+	if err := a.collect(args); err != nil || len(a.positional) > 1 {
 		return fmt.Errorf("%w: user audit takes at most one username", errUsage)
 	}
 	c, done, err := a.accounts()
@@ -343,8 +357,8 @@ func (a *admin) userAudit(ctx context.Context, args []string) error {
 	}
 	defer done()
 	userID := ""
-	if a.fs.NArg() == 1 {
-		u, err := lookup(ctx, c, a.fs.Arg(0))
+	if len(a.positional) == 1 {
+		u, err := lookup(ctx, c, a.positional[0])
 		if err != nil {
 			return err
 		}

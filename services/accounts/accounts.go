@@ -15,7 +15,6 @@ package accounts
 import (
 	"context"
 	"fmt"
-	"gatehouse.dev/platform/activity"
 	"log/slog"
 	"sync"
 	"time"
@@ -25,8 +24,10 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"google.golang.org/grpc"
 
+	"gatehouse.dev/platform/activity"
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/host"
+	"gatehouse.dev/platform/personal"
 	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/projection"
 	"gatehouse.dev/platform/sealed"
@@ -64,8 +65,11 @@ type Deps struct {
 	Logger    *slog.Logger
 	// Propagator carries trace context into event headers; may be nil.
 	Propagator propagation.TextMapPropagator
-	// Keyring seals the password hashes kept in events.
+	// Keyring seals the service's keys and the personal keys.
 	Keyring *sealed.Keyring
+	// Personal holds the personal keys that seal personal data; nil opens
+	// one on JetStream with Keyring.
+	Personal *personal.Store
 }
 
 // Service is the accounts service.
@@ -80,8 +84,10 @@ type Service struct {
 	clock       func() time.Time
 	activity    *activity.Recorder
 	flushEvery  time.Duration
-	keyring     *sealed.Keyring // seals password hashes (passwords.go)
+	keyring     *sealed.Keyring // seals the service's keys
+	personal    *personal.Store // seals personal data and password hashes (personal.go, passwords.go)
 	proofKey    []byte          // MACs authentication proofs (proofs.go)
+	claimKey    []byte          // keys email claims (personal.go)
 }
 
 // New migrates the service's schema, opens its stream and prepares its projections.
@@ -117,39 +123,52 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("accounts: %w", err)
 	}
-	set, err := projection.NewSet(ctx, deps.Pool, log, deps.Logger,
-		usersReadModel(), auditReadModel(), sessionsReadModel(), regTokensReadModel(), verificationsReadModel(notify))
-	if err != nil {
-		return nil, fmt.Errorf("accounts: %w", err)
+	store := deps.Personal
+	if store == nil {
+		if store, err = personal.Open(ctx, deps.JetStream, deps.Keyring, personal.Config{Replicas: cfg.Replicas}); err != nil {
+			return nil, fmt.Errorf("accounts: %w", err)
+		}
 	}
 	s := &Service{
-		cfg:         cfg,
-		pool:        deps.Pool,
-		log:         log,
-		notify:      notify,
-		projections: set,
-		hasher:      password.New(cfg.Passwords),
-		logger:      deps.Logger,
-		clock:       clock,
-		activity:    activity.New(),
-		flushEvery:  flushEvery,
-		keyring:     deps.Keyring,
+		cfg:        cfg,
+		pool:       deps.Pool,
+		log:        log,
+		notify:     notify,
+		hasher:     password.New(cfg.Passwords),
+		logger:     deps.Logger,
+		clock:      clock,
+		activity:   activity.New(),
+		flushEvery: flushEvery,
+		keyring:    deps.Keyring,
+		personal:   store,
 	}
 	if err := s.loadProofKey(ctx); err != nil {
 		return nil, err
+	}
+	if err := s.loadClaimKey(ctx); err != nil {
+		return nil, err
+	}
+	s.projections, err = projection.NewSet(ctx, deps.Pool, log, deps.Logger,
+		s.usersReadModel(), s.auditReadModel(), s.sessionsReadModel(), regTokensReadModel(), s.verificationsReadModel(notify),
+		s.erasureReactor())
+	if err != nil {
+		return nil, fmt.Errorf("accounts: %w", err)
 	}
 	return s, nil
 }
 
 // Run keeps the projections current and writes browser session activity
 // until ctx ends; then it writes the activity noted since the last flush. At
-// start it seals again the password hashes that need it (passwords.go).
+// start it brings older data up to date (upgrade.go): personal keys sealed
+// under an earlier key-encryption key, users without a personal key, password
+// hashes not sealed under their user's personal key, email claims keyed the
+// way earlier versions did.
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.runActivity(ctx) })
 	wg.Go(func() {
-		if err := s.resealPasswords(ctx); err != nil && ctx.Err() == nil {
-			s.logger.ErrorContext(ctx, "sealing password hashes again failed; it is tried again at the next start", "err", err)
+		if err := s.upgrade(ctx); err != nil && ctx.Err() == nil {
+			s.logger.ErrorContext(ctx, "bringing personal data up to date failed; it is tried again at the next start", "err", err)
 		}
 	})
 	err := s.projections.Run(ctx)
@@ -174,10 +193,14 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	store, err := rt.Personal(ctx)
+	if err != nil {
+		return nil, err
+	}
 	a := rt.Config.Passwords.Argon2
 	return New(ctx, Config{
 		ServerName: rt.Config.Matrix.ServerName,
 		Passwords:  password.Params{MemoryKiB: uint32(a.MemoryKiB), Iterations: uint32(a.Iterations), Parallelism: uint8(a.Parallelism)},
 		Replicas:   rt.Config.NATS.Replicas,
-	}, Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "accounts"), Propagator: rt.Telemetry.Propagator(), Keyring: rt.Keyring})
+	}, Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "accounts"), Propagator: rt.Telemetry.Propagator(), Keyring: rt.Keyring, Personal: store})
 }

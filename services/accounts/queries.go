@@ -25,11 +25,12 @@ type userRow struct {
 	passwordHash               string
 	passwordSealed             []byte
 	admin, locked, deactivated bool
+	erased                     bool
 	createdAt, updatedAt       time.Time
 	version                    uint64
 }
 
-const userColumns = `id, username, email, display_name, password_hash, password_sealed, admin, locked, deactivated, created_at, updated_at, version`
+const userColumns = `id, username, email, display_name, password_hash, password_sealed, admin, locked, deactivated, erased, created_at, updated_at, version`
 
 // qualifiedUserColumns are userColumns of the users table aliased "u", for joins.
 var qualifiedUserColumns = "u." + strings.ReplaceAll(userColumns, ", ", ", u.")
@@ -37,7 +38,7 @@ var qualifiedUserColumns = "u." + strings.ReplaceAll(userColumns, ", ", ", u.")
 func scanUser(row pgx.Row) (*userRow, error) {
 	u := &userRow{}
 	var version int64
-	err := row.Scan(&u.id, &u.username, &u.email, &u.displayName, &u.passwordHash, &u.passwordSealed, &u.admin, &u.locked, &u.deactivated, &u.createdAt, &u.updatedAt, &version)
+	err := row.Scan(&u.id, &u.username, &u.email, &u.displayName, &u.passwordHash, &u.passwordSealed, &u.admin, &u.locked, &u.deactivated, &u.erased, &u.createdAt, &u.updatedAt, &version)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, errs.NotFound("No such user.")
 	}
@@ -52,7 +53,7 @@ func scanUser(row pgx.Row) (*userRow, error) {
 func (u *userRow) proto() *accountsv1.User {
 	return &accountsv1.User{
 		Id: u.id, Username: u.username, Email: u.email, DisplayName: u.displayName,
-		Admin: u.admin, Locked: u.locked, Deactivated: u.deactivated, HasPassword: u.hasPassword(),
+		Admin: u.admin, Locked: u.locked, Deactivated: u.deactivated, Erased: u.erased, HasPassword: u.hasPassword(),
 		CreatedAt: timestamppb.New(u.createdAt), UpdatedAt: timestamppb.New(u.updatedAt),
 	}
 }

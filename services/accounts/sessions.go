@@ -34,11 +34,14 @@ func (s *Service) startBrowserSession(ctx context.Context, userID, userAgent, ip
 	if err != nil {
 		return nil, "", err
 	}
-	appended, err := s.log.Append(ctx, eventlog.Write{
+	appended, err := s.append(ctx, eventlog.Write{
 		Expect: eventlog.ExpectNew(),
 		Event:  eventlog.Event{Aggregate: eventlog.Ref{Type: browserAggregate, ID: id}, Actor: actor, Payload: decided[0]},
 	})
 	if err != nil {
+		if _, ok := errors.AsType[*errs.Error](err); ok {
+			return nil, "", err
+		}
 		return nil, "", errs.Wrap(errs.KindUnavailable, "You could not be signed in right now; try again.", err)
 	}
 	// A deactivation that raced with this start may have listed the user's
@@ -91,7 +94,7 @@ func (s *Service) authenticateBrowserSession(ctx context.Context, secret, ip str
 	if !r.live(now) {
 		return nil, nil, refused
 	}
-	s.activity.Touch(r.id, ip, now)
+	s.activity.Touch(r.id, u.id, ip, now)
 	r.lastActive = now
 	if ip != "" {
 		r.ip = ip
@@ -210,10 +213,14 @@ func (s *Service) listBrowserSessions(ctx context.Context, userID string, includ
 	return s.listSessions(ctx, userID, includeEnded)
 }
 
-// deactivate deactivates a user and then ends all of their browser sessions.
-// A retry after a failure to end some ends the rest.
+// deactivate deactivates a user and then ends all of their browser sessions;
+// with erase, it erases the user (erase.go). A retry after a failure to end
+// some ends the rest.
 func (s *Service) deactivate(ctx context.Context, userID string, erase bool, actor string) (*userRow, error) {
-	u, err := s.update(ctx, userID, actor, func(st user.State) ([]proto.Message, error) { return user.Deactivate(st, erase) })
+	if erase {
+		return s.erase(ctx, userID, actor)
+	}
+	u, err := s.update(ctx, userID, actor, func(st user.State) ([]proto.Message, error) { return user.Deactivate(st, false) })
 	if err != nil {
 		return nil, err
 	}

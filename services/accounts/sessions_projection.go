@@ -18,12 +18,16 @@ import (
 )
 
 // sessionsReadModel keeps the browser_sessions table from the sessions'
-// events and the batches of their activity.
-func sessionsReadModel() projection.Projection {
+// events and the batches of their activity, their personal fields opened. It
+// also follows the users' events for one: erasing a user empties the address
+// and user agent of every session of theirs and marks them erased, so that
+// activity applied later (noted before the erasure, or sealed with a key a
+// process still held in memory) records no address on them.
+func (s *Service) sessionsReadModel() projection.Projection {
 	return projection.Projection{
 		Name:     sessionsProjection,
-		Subjects: []string{eventsv1.AccountsBrowser.Subjects(), eventsv1.AccountsActivity.Subjects()},
-		Apply:    applySessionEvent,
+		Subjects: []string{eventsv1.AccountsBrowser.Subjects(), eventsv1.AccountsActivity.Subjects(), eventsv1.AccountsUser.Subjects()},
+		Apply:    s.unsealing(applySessionEvent),
 		Reset: func(ctx context.Context, tx pgx.Tx) error {
 			_, err := tx.Exec(ctx, `TRUNCATE browser_sessions`)
 			return err
@@ -57,10 +61,20 @@ func applySessionEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) erro
 			ats = append(ats, time.Unix(e.GetLastActiveUnix(), 0).UTC())
 		}
 		sql = `UPDATE browser_sessions b
-		       SET last_active_at = v.at, ip_address = CASE WHEN v.ip <> '' THEN v.ip ELSE b.ip_address END
+		       SET last_active_at = v.at, ip_address = CASE WHEN v.ip <> '' AND NOT b.erased THEN v.ip ELSE b.ip_address END
 		       FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS v(id, ip, at)
 		       WHERE b.session_id = v.id AND b.ended_at IS NULL AND v.at > b.last_active_at`
 		args = []any{ids, ips, ats}
+	case *eventsv1.UserDeactivated:
+		if !ev.GetErase() {
+			return nil
+		}
+		sql = `UPDATE browser_sessions SET ip_address = '', user_agent = '', erased = true WHERE user_id = $1`
+		args = []any{ev.GetUserId()}
+	case *eventsv1.UserRegistered, *eventsv1.PasswordChanged, *eventsv1.UserLocked, *eventsv1.UserUnlocked,
+		*eventsv1.UserReactivated, *eventsv1.DisplayNameSet, *eventsv1.AdminSet, *eventsv1.EmailAdded,
+		*eventsv1.EmailRemoved, *eventsv1.PrimaryEmailSet:
+		return nil // only an erasure changes sessions
 	default:
 		return eventlog.Unhandled(rec)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"gatehouse.dev/platform/eventlog"
+	"gatehouse.dev/platform/personal"
 	"gatehouse.dev/platform/projection"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 )
@@ -21,6 +22,12 @@ import (
 //     "password_recovered"): whoever held a session before the reset may be
 //     the person the reset locks out. (The accounts service ends the user's
 //     browser sessions itself.)
+//
+// An erasure (UserDeactivated with erase) also empties the address and user
+// agent of every session of the user in the sessions read model, once the
+// sessions it ended are there (so no activity applied later writes one back),
+// and forgets the user's personal key in this process: the events keep them
+// sealed under that key, destroyed by the accounts service.
 //
 // Only sessions started before the event are ended, so a replay (a rebuild,
 // or a restart after a crash) never ends a session the user started after,
@@ -48,6 +55,9 @@ func (s *Service) endSessionsOnAccountChange(ctx context.Context, rec eventlog.R
 	var reason string
 	switch ev := rec.Event.(type) {
 	case *eventsv1.UserDeactivated:
+		if ev.GetErase() {
+			return s.eraseSessions(ctx, rec.Aggregate().ID, rec.OccurredAt())
+		}
 		reason = "user_deactivated"
 	case *eventsv1.PasswordChanged:
 		if ev.GetReason() != eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_RECOVERY {
@@ -63,6 +73,28 @@ func (s *Service) endSessionsOnAccountChange(ctx context.Context, rec eventlog.R
 		return eventlog.Unhandled(rec)
 	}
 	return s.endSessionsBefore(ctx, rec.Aggregate().ID, rec.OccurredAt(), reason)
+}
+
+// eraseSessions ends an erased user's sessions and empties their addresses
+// and user agents in the read model.
+func (s *Service) eraseSessions(ctx context.Context, userID string, t time.Time) error {
+	s.personal.Forget(personal.User(userID))
+	if err := s.endSessionsBefore(ctx, userID, t, "user_deactivated"); err != nil {
+		return err
+	}
+	last, err := s.log.LastSeqOf(ctx, eventsv1.TokenSession.Subjects(), eventsv1.TokenActivity.Subjects())
+	if err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, accountChangeWait)
+	defer cancel()
+	if err := s.projections.WaitFor(wctx, sessionsProjection, last); err != nil {
+		return err
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE sessions SET ip_address = '', user_agent = '' WHERE user_id = $1 AND (ip_address <> '' OR user_agent <> '')`, userID); err != nil {
+		return fmt.Errorf("erase the sessions of user %s: %w", userID, err)
+	}
+	return nil
 }
 
 // endSessionsBefore ends the live sessions of a user started at or before t.

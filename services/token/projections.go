@@ -14,12 +14,20 @@ import (
 
 const sessionsProjection = "sessions"
 
-// sessionsReadModel keeps the sessions and tokens tables.
-func sessionsReadModel() projection.Projection {
+// sessionsReadModel keeps the sessions and tokens tables, the events'
+// personal fields (addresses, user agents) opened: empty once the user was
+// erased. The account_sessions reactor empties them in the table when the
+// erasure happens (account_changes.go).
+func (s *Service) sessionsReadModel() projection.Projection {
 	return projection.Projection{
 		Name:     sessionsProjection,
 		Subjects: []string{eventsv1.TokenSession.Subjects(), eventsv1.TokenActivity.Subjects()},
-		Apply:    applySessionEvent,
+		Apply: func(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
+			if err := s.personal.UnsealRecord(ctx, &rec); err != nil {
+				return err
+			}
+			return applySessionEvent(ctx, tx, rec)
+		},
 		Reset: func(ctx context.Context, tx pgx.Tx) error {
 			_, err := tx.Exec(ctx, `TRUNCATE tokens, sessions`)
 			return err

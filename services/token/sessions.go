@@ -11,6 +11,7 @@ import (
 
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/eventlog"
+	"gatehouse.dev/platform/personal"
 	"gatehouse.dev/platform/ids"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	"gatehouse.dev/services/token/internal/session"
@@ -50,8 +51,17 @@ func (s *Service) start(ctx context.Context, ev *eventsv1.SessionStarted, actor 
 	if err := s.refuseBlocked(ctx, ev.GetUserId()); err != nil {
 		return errs.Classify(err, errs.KindUnavailable, unavailableMsg)
 	}
+	// A user's address and user agent are sealed under the user's personal
+	// key (a client acting for itself keeps them in clear); a user without a
+	// key (erased meanwhile, or registered before personal keys and not yet
+	// given one) gets a session without them.
+	ref := sessionRef(ev.GetSessionId())
+	sealed, err := s.personal.SealDroppingErased(ctx, ev, s.log.Subject(ref), personal.NoOwner)
+	if err != nil {
+		return errs.Classify(err, errs.KindUnavailable, unavailableMsg)
+	}
 	appended, err := s.log.Append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), Event: eventlog.Event{
-		Aggregate: sessionRef(ev.GetSessionId()), Actor: actor, Payload: ev,
+		Aggregate: ref, Actor: actor, Payload: sealed,
 	}})
 	if err == nil {
 		err = s.projections.WaitFor(ctx, sessionsProjection, appended.Last())
@@ -152,7 +162,7 @@ func (s *Service) rotate(ctx context.Context, rot rotation) (pair, session.State
 		return pair{}, session.State{}, errs.FailedPrecondition("The refresh token has already been used; the session has been ended.")
 	}
 	s.index.markRevoked(st.CurrentRefresh, st.CurrentAccess)
-	s.activity.Touch(sessionID, rot.ip, s.now())
+	s.activity.Touch(sessionID, st.Started.GetUserId(), rot.ip, s.now())
 	if err := s.projections.WaitFor(ctx, sessionsProjection, appended.Last()); err != nil {
 		return pair{}, session.State{}, errs.Classify(err, errs.KindUnavailable, unavailableMsg)
 	}

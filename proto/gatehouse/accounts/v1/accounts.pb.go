@@ -1599,17 +1599,20 @@ func (x *ListBrowserSessionsResponse) GetSessions() []*BrowserSession {
 
 // User is the public view of a user; it never carries the password hash.
 type User struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Username      string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
-	Email         string                 `protobuf:"bytes,3,opt,name=email,proto3" json:"email,omitempty"`
-	DisplayName   string                 `protobuf:"bytes,4,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
-	Admin         bool                   `protobuf:"varint,5,opt,name=admin,proto3" json:"admin,omitempty"`
-	Locked        bool                   `protobuf:"varint,6,opt,name=locked,proto3" json:"locked,omitempty"`
-	Deactivated   bool                   `protobuf:"varint,7,opt,name=deactivated,proto3" json:"deactivated,omitempty"`
-	HasPassword   bool                   `protobuf:"varint,8,opt,name=has_password,json=hasPassword,proto3" json:"has_password,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Id          string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Username    string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	Email       string                 `protobuf:"bytes,3,opt,name=email,proto3" json:"email,omitempty"`
+	DisplayName string                 `protobuf:"bytes,4,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	Admin       bool                   `protobuf:"varint,5,opt,name=admin,proto3" json:"admin,omitempty"`
+	Locked      bool                   `protobuf:"varint,6,opt,name=locked,proto3" json:"locked,omitempty"`
+	Deactivated bool                   `protobuf:"varint,7,opt,name=deactivated,proto3" json:"deactivated,omitempty"`
+	HasPassword bool                   `protobuf:"varint,8,opt,name=has_password,json=hasPassword,proto3" json:"has_password,omitempty"`
+	CreatedAt   *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt   *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// The account was deactivated with erase: its personal data (addresses,
+	// display name, password) is gone for good; the username stays reserved.
+	Erased        bool `protobuf:"varint,11,opt,name=erased,proto3" json:"erased,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1712,6 +1715,13 @@ func (x *User) GetUpdatedAt() *timestamppb.Timestamp {
 		return x.UpdatedAt
 	}
 	return nil
+}
+
+func (x *User) GetErased() bool {
+	if x != nil {
+		return x.Erased
+	}
+	return false
 }
 
 type RegisterRequest struct {
@@ -3627,7 +3637,7 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12#\n" +
 	"\rinclude_ended\x18\x02 \x01(\bR\fincludeEnded\"`\n" +
 	"\x1bListBrowserSessionsResponse\x12A\n" +
-	"\bsessions\x18\x01 \x03(\v2%.gatehouse.accounts.v1.BrowserSessionR\bsessions\"\xd4\x02\n" +
+	"\bsessions\x18\x01 \x03(\v2%.gatehouse.accounts.v1.BrowserSessionR\bsessions\"\xec\x02\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x14\n" +
@@ -3641,7 +3651,8 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"created_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
 	"updated_at\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xee\x01\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x16\n" +
+	"\x06erased\x18\v \x01(\bR\x06erased\"\xee\x01\n" +
 	"\x0fRegisterRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x14\n" +

@@ -143,9 +143,11 @@ func (x *UsernameReserved) GetUserId() string {
 
 // EmailReserved claims an email address for a user.
 type EmailReserved struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Email         string                 `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
-	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Email  string                 `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	UserId string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// The address, sealed under the user's personal key.
+	SealedEmail   *SealedSecret `protobuf:"bytes,3,opt,name=sealed_email,json=sealedEmail,proto3" json:"sealed_email,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -194,11 +196,20 @@ func (x *EmailReserved) GetUserId() string {
 	return ""
 }
 
+func (x *EmailReserved) GetSealedEmail() *SealedSecret {
+	if x != nil {
+		return x.SealedEmail
+	}
+	return nil
+}
+
 // EmailReleased frees an email address so another user may claim it.
 type EmailReleased struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Email         string                 `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
-	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Email  string                 `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	UserId string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// The address, sealed under the user's personal key.
+	SealedEmail   *SealedSecret `protobuf:"bytes,3,opt,name=sealed_email,json=sealedEmail,proto3" json:"sealed_email,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -247,6 +258,13 @@ func (x *EmailReleased) GetUserId() string {
 	return ""
 }
 
+func (x *EmailReleased) GetSealedEmail() *SealedSecret {
+	if x != nil {
+		return x.SealedEmail
+	}
+	return nil
+}
+
 // UserRegistered starts a user aggregate.
 type UserRegistered struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -264,10 +282,15 @@ type UserRegistered struct {
 	// address; empty when there is no address or an administrator vouched for it.
 	EmailVerificationId string `protobuf:"bytes,7,opt,name=email_verification_id,json=emailVerificationId,proto3" json:"email_verification_id,omitempty"`
 	// The password hash (PHC string), sealed at
-	// "accounts.user.<user_id>/password_hash"; unset when the user has no password.
+	// "accounts.user.<user_id>/password_hash" (under the user's personal key; under
+	// the key-encryption key in versions before personal keys); unset when the user
+	// has no password.
 	SealedPasswordHash *SealedSecret `protobuf:"bytes,8,opt,name=sealed_password_hash,json=sealedPasswordHash,proto3" json:"sealed_password_hash,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// The address and the display name, sealed under the user's personal key.
+	SealedEmail       *SealedSecret `protobuf:"bytes,9,opt,name=sealed_email,json=sealedEmail,proto3" json:"sealed_email,omitempty"`
+	SealedDisplayName *SealedSecret `protobuf:"bytes,10,opt,name=sealed_display_name,json=sealedDisplayName,proto3" json:"sealed_display_name,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *UserRegistered) Reset() {
@@ -352,6 +375,20 @@ func (x *UserRegistered) GetEmailVerificationId() string {
 func (x *UserRegistered) GetSealedPasswordHash() *SealedSecret {
 	if x != nil {
 		return x.SealedPasswordHash
+	}
+	return nil
+}
+
+func (x *UserRegistered) GetSealedEmail() *SealedSecret {
+	if x != nil {
+		return x.SealedEmail
+	}
+	return nil
+}
+
+func (x *UserRegistered) GetSealedDisplayName() *SealedSecret {
+	if x != nil {
+		return x.SealedDisplayName
 	}
 	return nil
 }
@@ -529,7 +566,12 @@ func (x *UserUnlocked) GetUserId() string {
 type UserDeactivated struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	// Whether the homeserver should erase the user's data.
+	// Erasure (GDPR art. 17): the user's personal key is destroyed, so every
+	// personal datum sealed under it — addresses, display name, password hash,
+	// IP addresses and user agents, in every service's events — stops opening;
+	// read models drop them; the user's addresses are released (EmailReleased
+	// in the same atomic batch); the homeserver is asked to erase the user too.
+	// The username stays reserved. An erased account cannot be reactivated.
 	Erase         bool `protobuf:"varint,2,opt,name=erase,proto3" json:"erase,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -626,11 +668,13 @@ func (x *UserReactivated) GetUserId() string {
 
 // DisplayNameSet changes the user's display name (empty clears it).
 type DisplayNameSet struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	DisplayName   string                 `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	UserId      string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	DisplayName string                 `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	// The display name, sealed under the user's personal key.
+	SealedDisplayName *SealedSecret `protobuf:"bytes,3,opt,name=sealed_display_name,json=sealedDisplayName,proto3" json:"sealed_display_name,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *DisplayNameSet) Reset() {
@@ -675,6 +719,13 @@ func (x *DisplayNameSet) GetDisplayName() string {
 		return x.DisplayName
 	}
 	return ""
+}
+
+func (x *DisplayNameSet) GetSealedDisplayName() *SealedSecret {
+	if x != nil {
+		return x.SealedDisplayName
+	}
+	return nil
 }
 
 // AdminSet grants or removes administrator rights.
@@ -739,8 +790,10 @@ type EmailAdded struct {
 	// The notify service's confirmed verification that proved the address;
 	// empty when an administrator vouched for it.
 	VerificationId string `protobuf:"bytes,3,opt,name=verification_id,json=verificationId,proto3" json:"verification_id,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The address, sealed under the user's personal key.
+	SealedEmail   *SealedSecret `protobuf:"bytes,4,opt,name=sealed_email,json=sealedEmail,proto3" json:"sealed_email,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *EmailAdded) Reset() {
@@ -794,11 +847,20 @@ func (x *EmailAdded) GetVerificationId() string {
 	return ""
 }
 
+func (x *EmailAdded) GetSealedEmail() *SealedSecret {
+	if x != nil {
+		return x.SealedEmail
+	}
+	return nil
+}
+
 // EmailRemoved removes an address from a user (its reservation is released in the same batch).
 type EmailRemoved struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	Email         string                 `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Email  string                 `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
+	// The address, sealed under the user's personal key.
+	SealedEmail   *SealedSecret `protobuf:"bytes,3,opt,name=sealed_email,json=sealedEmail,proto3" json:"sealed_email,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -847,11 +909,20 @@ func (x *EmailRemoved) GetEmail() string {
 	return ""
 }
 
+func (x *EmailRemoved) GetSealedEmail() *SealedSecret {
+	if x != nil {
+		return x.SealedEmail
+	}
+	return nil
+}
+
 // PrimaryEmailSet makes an address the user's primary one.
 type PrimaryEmailSet struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	Email         string                 `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Email  string                 `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
+	// The address, sealed under the user's personal key.
+	SealedEmail   *SealedSecret `protobuf:"bytes,3,opt,name=sealed_email,json=sealedEmail,proto3" json:"sealed_email,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -900,17 +971,27 @@ func (x *PrimaryEmailSet) GetEmail() string {
 	return ""
 }
 
+func (x *PrimaryEmailSet) GetSealedEmail() *SealedSecret {
+	if x != nil {
+		return x.SealedEmail
+	}
+	return nil
+}
+
 // BrowserSessionStarted signs a user in on a browser.
 type BrowserSessionStarted struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	UserId    string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	// SHA-256 (hex) of the cookie secret.
-	SecretHash    string `protobuf:"bytes,3,opt,name=secret_hash,json=secretHash,proto3" json:"secret_hash,omitempty"`
-	UserAgent     string `protobuf:"bytes,4,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
-	IpAddress     string `protobuf:"bytes,5,opt,name=ip_address,json=ipAddress,proto3" json:"ip_address,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	SecretHash string `protobuf:"bytes,3,opt,name=secret_hash,json=secretHash,proto3" json:"secret_hash,omitempty"`
+	UserAgent  string `protobuf:"bytes,4,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
+	IpAddress  string `protobuf:"bytes,5,opt,name=ip_address,json=ipAddress,proto3" json:"ip_address,omitempty"`
+	// The user agent and the address, sealed under the user's personal key.
+	SealedUserAgent *SealedSecret `protobuf:"bytes,6,opt,name=sealed_user_agent,json=sealedUserAgent,proto3" json:"sealed_user_agent,omitempty"`
+	SealedIpAddress *SealedSecret `protobuf:"bytes,7,opt,name=sealed_ip_address,json=sealedIpAddress,proto3" json:"sealed_ip_address,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *BrowserSessionStarted) Reset() {
@@ -976,6 +1057,20 @@ func (x *BrowserSessionStarted) GetIpAddress() string {
 		return x.IpAddress
 	}
 	return ""
+}
+
+func (x *BrowserSessionStarted) GetSealedUserAgent() *SealedSecret {
+	if x != nil {
+		return x.SealedUserAgent
+	}
+	return nil
+}
+
+func (x *BrowserSessionStarted) GetSealedIpAddress() *SealedSecret {
+	if x != nil {
+		return x.SealedIpAddress
+	}
+	return nil
 }
 
 // BrowserSessionsActive records, in one batch, when sessions were last used.
@@ -1261,10 +1356,17 @@ type RegistrationStarted struct {
 	DisplayName  string `protobuf:"bytes,5,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
 	// After this the registration cannot be completed.
 	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
-	// The password hash, sealed at "accounts.registration.<registration_id>/password_hash".
+	// The password hash, sealed at "accounts.registration.<registration_id>/password_hash"
+	// (under the registration's personal key; under the key-encryption key in
+	// versions before personal keys).
 	SealedPasswordHash *SealedSecret `protobuf:"bytes,7,opt,name=sealed_password_hash,json=sealedPasswordHash,proto3" json:"sealed_password_hash,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// The address and the display name, sealed under the registration's
+	// personal key (personal.Flow of the registration id), which expires with the
+	// registration and is destroyed when it completes.
+	SealedEmail       *SealedSecret `protobuf:"bytes,8,opt,name=sealed_email,json=sealedEmail,proto3" json:"sealed_email,omitempty"`
+	SealedDisplayName *SealedSecret `protobuf:"bytes,9,opt,name=sealed_display_name,json=sealedDisplayName,proto3" json:"sealed_display_name,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *RegistrationStarted) Reset() {
@@ -1342,6 +1444,20 @@ func (x *RegistrationStarted) GetExpiresAt() *timestamppb.Timestamp {
 func (x *RegistrationStarted) GetSealedPasswordHash() *SealedSecret {
 	if x != nil {
 		return x.SealedPasswordHash
+	}
+	return nil
+}
+
+func (x *RegistrationStarted) GetSealedEmail() *SealedSecret {
+	if x != nil {
+		return x.SealedEmail
+	}
+	return nil
+}
+
+func (x *RegistrationStarted) GetSealedDisplayName() *SealedSecret {
+	if x != nil {
+		return x.SealedDisplayName
 	}
 	return nil
 }
@@ -1476,18 +1592,79 @@ func (x *AuthProofKeyGenerated) GetChange() SecretChange {
 	return SecretChange_SECRET_CHANGE_UNSPECIFIED
 }
 
+// ClaimKeyGenerated records the key email claims are keyed with: the subject
+// of an address's claim is accounts.email.h<hex(HMAC-SHA-256(key, address))>,
+// so subjects do not reveal addresses. Generated on first start. Subject:
+// accounts.keys.claims; the last event holds the key in force.
+type ClaimKeyGenerated struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key, sealed at "accounts.keys.claims/key".
+	SealedKey     *SealedSecret `protobuf:"bytes,1,opt,name=sealed_key,json=sealedKey,proto3" json:"sealed_key,omitempty"`
+	Change        SecretChange  `protobuf:"varint,2,opt,name=change,proto3,enum=gatehouse.events.v1.SecretChange" json:"change,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClaimKeyGenerated) Reset() {
+	*x = ClaimKeyGenerated{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClaimKeyGenerated) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClaimKeyGenerated) ProtoMessage() {}
+
+func (x *ClaimKeyGenerated) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClaimKeyGenerated.ProtoReflect.Descriptor instead.
+func (*ClaimKeyGenerated) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ClaimKeyGenerated) GetSealedKey() *SealedSecret {
+	if x != nil {
+		return x.SealedKey
+	}
+	return nil
+}
+
+func (x *ClaimKeyGenerated) GetChange() SecretChange {
+	if x != nil {
+		return x.Change
+	}
+	return SecretChange_SECRET_CHANGE_UNSPECIFIED
+}
+
 type BrowserSessionsActive_Entry struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	SessionId      string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	IpAddress      string                 `protobuf:"bytes,2,opt,name=ip_address,json=ipAddress,proto3" json:"ip_address,omitempty"`
 	LastActiveUnix int64                  `protobuf:"varint,3,opt,name=last_active_unix,json=lastActiveUnix,proto3" json:"last_active_unix,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The session's user, whose personal key seals the address.
+	UserId string `protobuf:"bytes,4,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// The address, sealed under the user's personal key.
+	SealedIpAddress *SealedSecret `protobuf:"bytes,5,opt,name=sealed_ip_address,json=sealedIpAddress,proto3" json:"sealed_ip_address,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *BrowserSessionsActive_Entry) Reset() {
 	*x = BrowserSessionsActive_Entry{}
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[23]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1499,7 +1676,7 @@ func (x *BrowserSessionsActive_Entry) String() string {
 func (*BrowserSessionsActive_Entry) ProtoMessage() {}
 
 func (x *BrowserSessionsActive_Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[23]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1536,6 +1713,20 @@ func (x *BrowserSessionsActive_Entry) GetLastActiveUnix() int64 {
 	return 0
 }
 
+func (x *BrowserSessionsActive_Entry) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *BrowserSessionsActive_Entry) GetSealedIpAddress() *SealedSecret {
+	if x != nil {
+		return x.SealedIpAddress
+	}
+	return nil
+}
+
 var File_gatehouse_events_v1_accounts_proto protoreflect.FileDescriptor
 
 const file_gatehouse_events_v1_accounts_proto_rawDesc = "" +
@@ -1543,13 +1734,15 @@ const file_gatehouse_events_v1_accounts_proto_rawDesc = "" +
 	"\"gatehouse/events/v1/accounts.proto\x12\x13gatehouse.events.v1\x1a gatehouse/events/v1/sealed.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"G\n" +
 	"\x10UsernameReserved\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x17\n" +
-	"\auser_id\x18\x02 \x01(\tR\x06userId\">\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\"\x84\x01\n" +
 	"\rEmailReserved\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x12\x17\n" +
-	"\auser_id\x18\x02 \x01(\tR\x06userId\">\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12D\n" +
+	"\fsealed_email\x18\x03 \x01(\v2!.gatehouse.events.v1.SealedSecretR\vsealedEmail\"\x84\x01\n" +
 	"\rEmailReleased\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x12\x17\n" +
-	"\auser_id\x18\x02 \x01(\tR\x06userId\"\xc2\x02\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12D\n" +
+	"\fsealed_email\x18\x03 \x01(\v2!.gatehouse.events.v1.SealedSecretR\vsealedEmail\"\xdb\x03\n" +
 	"\x0eUserRegistered\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x14\n" +
@@ -1558,7 +1751,10 @@ const file_gatehouse_events_v1_accounts_proto_rawDesc = "" +
 	"\x05admin\x18\x05 \x01(\bR\x05admin\x12!\n" +
 	"\fdisplay_name\x18\x06 \x01(\tR\vdisplayName\x122\n" +
 	"\x15email_verification_id\x18\a \x01(\tR\x13emailVerificationId\x12S\n" +
-	"\x14sealed_password_hash\x18\b \x01(\v2!.gatehouse.events.v1.SealedSecretR\x12sealedPasswordHash\"\xe7\x01\n" +
+	"\x14sealed_password_hash\x18\b \x01(\v2!.gatehouse.events.v1.SealedSecretR\x12sealedPasswordHash\x12D\n" +
+	"\fsealed_email\x18\t \x01(\v2!.gatehouse.events.v1.SealedSecretR\vsealedEmail\x12Q\n" +
+	"\x13sealed_display_name\x18\n" +
+	" \x01(\v2!.gatehouse.events.v1.SealedSecretR\x11sealedDisplayName\"\xe7\x01\n" +
 	"\x0fPasswordChanged\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12#\n" +
 	"\rpassword_hash\x18\x02 \x01(\tR\fpasswordHash\x12A\n" +
@@ -1574,24 +1770,28 @@ const file_gatehouse_events_v1_accounts_proto_rawDesc = "" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
 	"\x05erase\x18\x02 \x01(\bR\x05erase\"*\n" +
 	"\x0fUserReactivated\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\"L\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\"\x9f\x01\n" +
 	"\x0eDisplayNameSet\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12!\n" +
-	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\"9\n" +
+	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12Q\n" +
+	"\x13sealed_display_name\x18\x03 \x01(\v2!.gatehouse.events.v1.SealedSecretR\x11sealedDisplayName\"9\n" +
 	"\bAdminSet\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
-	"\x05admin\x18\x02 \x01(\bR\x05admin\"d\n" +
+	"\x05admin\x18\x02 \x01(\bR\x05admin\"\xaa\x01\n" +
 	"\n" +
 	"EmailAdded\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12'\n" +
-	"\x0fverification_id\x18\x03 \x01(\tR\x0everificationId\"=\n" +
+	"\x0fverification_id\x18\x03 \x01(\tR\x0everificationId\x12D\n" +
+	"\fsealed_email\x18\x04 \x01(\v2!.gatehouse.events.v1.SealedSecretR\vsealedEmail\"\x83\x01\n" +
 	"\fEmailRemoved\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
-	"\x05email\x18\x02 \x01(\tR\x05email\"@\n" +
+	"\x05email\x18\x02 \x01(\tR\x05email\x12D\n" +
+	"\fsealed_email\x18\x03 \x01(\v2!.gatehouse.events.v1.SealedSecretR\vsealedEmail\"\x86\x01\n" +
 	"\x0fPrimaryEmailSet\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
-	"\x05email\x18\x02 \x01(\tR\x05email\"\xae\x01\n" +
+	"\x05email\x18\x02 \x01(\tR\x05email\x12D\n" +
+	"\fsealed_email\x18\x03 \x01(\v2!.gatehouse.events.v1.SealedSecretR\vsealedEmail\"\xcc\x02\n" +
 	"\x15BrowserSessionStarted\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
@@ -1601,15 +1801,19 @@ const file_gatehouse_events_v1_accounts_proto_rawDesc = "" +
 	"\n" +
 	"user_agent\x18\x04 \x01(\tR\tuserAgent\x12\x1d\n" +
 	"\n" +
-	"ip_address\x18\x05 \x01(\tR\tipAddress\"\xd4\x01\n" +
+	"ip_address\x18\x05 \x01(\tR\tipAddress\x12M\n" +
+	"\x11sealed_user_agent\x18\x06 \x01(\v2!.gatehouse.events.v1.SealedSecretR\x0fsealedUserAgent\x12M\n" +
+	"\x11sealed_ip_address\x18\a \x01(\v2!.gatehouse.events.v1.SealedSecretR\x0fsealedIpAddress\"\xbd\x02\n" +
 	"\x15BrowserSessionsActive\x12J\n" +
-	"\aentries\x18\x01 \x03(\v20.gatehouse.events.v1.BrowserSessionsActive.EntryR\aentries\x1ao\n" +
+	"\aentries\x18\x01 \x03(\v20.gatehouse.events.v1.BrowserSessionsActive.EntryR\aentries\x1a\xd7\x01\n" +
 	"\x05Entry\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1d\n" +
 	"\n" +
 	"ip_address\x18\x02 \x01(\tR\tipAddress\x12(\n" +
-	"\x10last_active_unix\x18\x03 \x01(\x03R\x0elastActiveUnix\"e\n" +
+	"\x10last_active_unix\x18\x03 \x01(\x03R\x0elastActiveUnix\x12\x17\n" +
+	"\auser_id\x18\x04 \x01(\tR\x06userId\x12M\n" +
+	"\x11sealed_ip_address\x18\x05 \x01(\v2!.gatehouse.events.v1.SealedSecretR\x0fsealedIpAddress\"e\n" +
 	"\x13BrowserSessionEnded\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
@@ -1625,7 +1829,7 @@ const file_gatehouse_events_v1_accounts_proto_rawDesc = "" +
 	"\x15RegistrationTokenUsed\x12\x19\n" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\"5\n" +
 	"\x18RegistrationTokenRevoked\x12\x19\n" +
-	"\btoken_id\x18\x01 \x01(\tR\atokenId\"\xc8\x02\n" +
+	"\btoken_id\x18\x01 \x01(\tR\atokenId\"\xe1\x03\n" +
 	"\x13RegistrationStarted\x12'\n" +
 	"\x0fregistration_id\x18\x01 \x01(\tR\x0eregistrationId\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x14\n" +
@@ -1634,7 +1838,9 @@ const file_gatehouse_events_v1_accounts_proto_rawDesc = "" +
 	"\fdisplay_name\x18\x05 \x01(\tR\vdisplayName\x129\n" +
 	"\n" +
 	"expires_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12S\n" +
-	"\x14sealed_password_hash\x18\a \x01(\v2!.gatehouse.events.v1.SealedSecretR\x12sealedPasswordHash\"\x82\x01\n" +
+	"\x14sealed_password_hash\x18\a \x01(\v2!.gatehouse.events.v1.SealedSecretR\x12sealedPasswordHash\x12D\n" +
+	"\fsealed_email\x18\b \x01(\v2!.gatehouse.events.v1.SealedSecretR\vsealedEmail\x12Q\n" +
+	"\x13sealed_display_name\x18\t \x01(\v2!.gatehouse.events.v1.SealedSecretR\x11sealedDisplayName\"\x82\x01\n" +
 	"\x15RegistrationCompleted\x12'\n" +
 	"\x0fregistration_id\x18\x01 \x01(\tR\x0eregistrationId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12'\n" +
@@ -1643,7 +1849,11 @@ const file_gatehouse_events_v1_accounts_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12@\n" +
 	"\n" +
 	"sealed_key\x18\x02 \x01(\v2!.gatehouse.events.v1.SealedSecretR\tsealedKey\x129\n" +
-	"\x06change\x18\x03 \x01(\x0e2!.gatehouse.events.v1.SecretChangeR\x06change*\xef\x01\n" +
+	"\x06change\x18\x03 \x01(\x0e2!.gatehouse.events.v1.SecretChangeR\x06change\"\x90\x01\n" +
+	"\x11ClaimKeyGenerated\x12@\n" +
+	"\n" +
+	"sealed_key\x18\x01 \x01(\v2!.gatehouse.events.v1.SealedSecretR\tsealedKey\x129\n" +
+	"\x06change\x18\x02 \x01(\x0e2!.gatehouse.events.v1.SecretChangeR\x06change*\xef\x01\n" +
 	"\x14PasswordChangeReason\x12&\n" +
 	"\"PASSWORD_CHANGE_REASON_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bPASSWORD_CHANGE_REASON_USER\x10\x01\x12 \n" +
@@ -1665,7 +1875,7 @@ func file_gatehouse_events_v1_accounts_proto_rawDescGZIP() []byte {
 }
 
 var file_gatehouse_events_v1_accounts_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_gatehouse_events_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_gatehouse_events_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_gatehouse_events_v1_accounts_proto_goTypes = []any{
 	(PasswordChangeReason)(0),           // 0: gatehouse.events.v1.PasswordChangeReason
 	(*UsernameReserved)(nil),            // 1: gatehouse.events.v1.UsernameReserved
@@ -1691,26 +1901,42 @@ var file_gatehouse_events_v1_accounts_proto_goTypes = []any{
 	(*RegistrationStarted)(nil),         // 21: gatehouse.events.v1.RegistrationStarted
 	(*RegistrationCompleted)(nil),       // 22: gatehouse.events.v1.RegistrationCompleted
 	(*AuthProofKeyGenerated)(nil),       // 23: gatehouse.events.v1.AuthProofKeyGenerated
-	(*BrowserSessionsActive_Entry)(nil), // 24: gatehouse.events.v1.BrowserSessionsActive.Entry
-	(*SealedSecret)(nil),                // 25: gatehouse.events.v1.SealedSecret
-	(*timestamppb.Timestamp)(nil),       // 26: google.protobuf.Timestamp
-	(SecretChange)(0),                   // 27: gatehouse.events.v1.SecretChange
+	(*ClaimKeyGenerated)(nil),           // 24: gatehouse.events.v1.ClaimKeyGenerated
+	(*BrowserSessionsActive_Entry)(nil), // 25: gatehouse.events.v1.BrowserSessionsActive.Entry
+	(*SealedSecret)(nil),                // 26: gatehouse.events.v1.SealedSecret
+	(*timestamppb.Timestamp)(nil),       // 27: google.protobuf.Timestamp
+	(SecretChange)(0),                   // 28: gatehouse.events.v1.SecretChange
 }
 var file_gatehouse_events_v1_accounts_proto_depIdxs = []int32{
-	25, // 0: gatehouse.events.v1.UserRegistered.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
-	0,  // 1: gatehouse.events.v1.PasswordChanged.reason:type_name -> gatehouse.events.v1.PasswordChangeReason
-	25, // 2: gatehouse.events.v1.PasswordChanged.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
-	24, // 3: gatehouse.events.v1.BrowserSessionsActive.entries:type_name -> gatehouse.events.v1.BrowserSessionsActive.Entry
-	26, // 4: gatehouse.events.v1.RegistrationTokenCreated.expires_at:type_name -> google.protobuf.Timestamp
-	26, // 5: gatehouse.events.v1.RegistrationStarted.expires_at:type_name -> google.protobuf.Timestamp
-	25, // 6: gatehouse.events.v1.RegistrationStarted.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
-	25, // 7: gatehouse.events.v1.AuthProofKeyGenerated.sealed_key:type_name -> gatehouse.events.v1.SealedSecret
-	27, // 8: gatehouse.events.v1.AuthProofKeyGenerated.change:type_name -> gatehouse.events.v1.SecretChange
-	9,  // [9:9] is the sub-list for method output_type
-	9,  // [9:9] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	26, // 0: gatehouse.events.v1.EmailReserved.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	26, // 1: gatehouse.events.v1.EmailReleased.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	26, // 2: gatehouse.events.v1.UserRegistered.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
+	26, // 3: gatehouse.events.v1.UserRegistered.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	26, // 4: gatehouse.events.v1.UserRegistered.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
+	0,  // 5: gatehouse.events.v1.PasswordChanged.reason:type_name -> gatehouse.events.v1.PasswordChangeReason
+	26, // 6: gatehouse.events.v1.PasswordChanged.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
+	26, // 7: gatehouse.events.v1.DisplayNameSet.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
+	26, // 8: gatehouse.events.v1.EmailAdded.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	26, // 9: gatehouse.events.v1.EmailRemoved.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	26, // 10: gatehouse.events.v1.PrimaryEmailSet.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	26, // 11: gatehouse.events.v1.BrowserSessionStarted.sealed_user_agent:type_name -> gatehouse.events.v1.SealedSecret
+	26, // 12: gatehouse.events.v1.BrowserSessionStarted.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
+	25, // 13: gatehouse.events.v1.BrowserSessionsActive.entries:type_name -> gatehouse.events.v1.BrowserSessionsActive.Entry
+	27, // 14: gatehouse.events.v1.RegistrationTokenCreated.expires_at:type_name -> google.protobuf.Timestamp
+	27, // 15: gatehouse.events.v1.RegistrationStarted.expires_at:type_name -> google.protobuf.Timestamp
+	26, // 16: gatehouse.events.v1.RegistrationStarted.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
+	26, // 17: gatehouse.events.v1.RegistrationStarted.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	26, // 18: gatehouse.events.v1.RegistrationStarted.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
+	26, // 19: gatehouse.events.v1.AuthProofKeyGenerated.sealed_key:type_name -> gatehouse.events.v1.SealedSecret
+	28, // 20: gatehouse.events.v1.AuthProofKeyGenerated.change:type_name -> gatehouse.events.v1.SecretChange
+	26, // 21: gatehouse.events.v1.ClaimKeyGenerated.sealed_key:type_name -> gatehouse.events.v1.SealedSecret
+	28, // 22: gatehouse.events.v1.ClaimKeyGenerated.change:type_name -> gatehouse.events.v1.SecretChange
+	26, // 23: gatehouse.events.v1.BrowserSessionsActive.Entry.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
+	24, // [24:24] is the sub-list for method output_type
+	24, // [24:24] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_events_v1_accounts_proto_init() }
@@ -1725,7 +1951,7 @@ func file_gatehouse_events_v1_accounts_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_events_v1_accounts_proto_rawDesc), len(file_gatehouse_events_v1_accounts_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   24,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -111,7 +111,7 @@ var (
 	AccountsActivity     = aggregate("accounts", "activity", &BrowserSessionsActive{})
 	AccountsRegToken     = aggregate("accounts", "regtoken", &RegistrationTokenCreated{}, &RegistrationTokenUsed{}, &RegistrationTokenRevoked{})
 	AccountsRegistration = aggregate("accounts", "registration", &RegistrationStarted{}, &RegistrationCompleted{})
-	AccountsKeys         = aggregate("accounts", "keys", &AuthProofKeyGenerated{})
+	AccountsKeys         = aggregate("accounts", "keys", &AuthProofKeyGenerated{}, &ClaimKeyGenerated{})
 
 	Accounts = Stream{Name: "ACCOUNTS", Prefix: "accounts", Aggregates: []Aggregate{
 		AccountsUser, AccountsUsername, AccountsEmail, AccountsBrowser, AccountsActivity, AccountsRegToken, AccountsRegistration,
@@ -161,6 +161,16 @@ var (
 		TokenSession, TokenActivity, TokenKeys, TokenAssertion, TokenLoginToken,
 	}}
 )
+
+// PersonalKeys is the stream of personal keys (platform/personal): one
+// message per key, the key sealed with the key-encryption key, on
+// personalkeys.user.<user_id> (a person's) or personalkeys.flow.<id> (an
+// anonymous flow's, with a message TTL). It holds no events: it keeps at most
+// one message per subject and allows deletes, so that erasing a person
+// destroys their key. Every service that seals personal data reads it; the
+// accounts service creates and destroys users' keys, notify and accounts the
+// keys of their anonymous flows.
+var PersonalKeys = struct{ Name, Prefix string }{Name: "PERSONALKEYS", Prefix: "personalkeys"}
 
 // Streams lists every stream of the contract.
 func Streams() []Stream { return []Stream{Accounts, Authorize, Notify, Token} }

@@ -31,6 +31,10 @@ type State struct {
 	Locked bool
 	// Deactivated reports whether the account is deactivated.
 	Deactivated bool
+	// Erased reports whether the account was deactivated with erase: its
+	// personal key is destroyed, its addresses released, its display name and
+	// password gone for good. Only the username remains, reserved.
+	Erased bool
 	// Version is the sequence of the last record applied, 0 for none.
 	Version uint64
 	// CreatedAt is when the user registered.
@@ -94,6 +98,10 @@ func (s *State) Apply(rec eventlog.Record) {
 		s.Locked = false
 	case *eventsv1.UserDeactivated:
 		s.Deactivated = true
+		if ev.GetErase() {
+			s.Erased = true
+			s.Email, s.Emails, s.DisplayName, s.Password = "", nil, "", Password{}
+		}
 	case *eventsv1.UserReactivated:
 		s.Deactivated = false
 	case *eventsv1.DisplayNameSet:

@@ -40,10 +40,14 @@ func (s *UserState) Apply(ev proto.Message) {
 		s.Locked = false
 	case *eventsv1.UserDeactivated:
 		s.Deactivated, s.Erase = true, ev.GetErase()
+		if ev.GetErase() { // what Gatehouse knew of the user is gone
+			s.DisplayName, s.Emails = "", nil
+		}
 	case *eventsv1.UserReactivated:
 		s.Deactivated, s.Erase = false, false
 	case *eventsv1.EmailAdded:
-		if !slices.Contains(s.Emails, ev.GetEmail()) {
+		// An address that no longer opens (the user was erased) is none.
+		if ev.GetEmail() != "" && !slices.Contains(s.Emails, ev.GetEmail()) {
 			s.Emails = append(slices.Clone(s.Emails), ev.GetEmail())
 		}
 	case *eventsv1.EmailRemoved:

@@ -26,10 +26,7 @@ func usersReadModel() projection.Projection {
 		Name:     usersProjection,
 		Subjects: []string{eventsv1.AccountsUser.Subjects()},
 		Apply:    applyUserEvent,
-		Reset: func(ctx context.Context, tx pgx.Tx) error {
-			_, err := tx.Exec(ctx, `TRUNCATE users, user_emails`)
-			return err
-		},
+		Tables:   []string{"users", "user_emails"},
 	}
 }
 
@@ -149,10 +146,7 @@ func auditReadModel() projection.Projection {
 			}
 			return nil
 		},
-		Reset: func(ctx context.Context, tx pgx.Tx) error {
-			_, err := tx.Exec(ctx, `TRUNCATE audit_log`)
-			return err
-		},
+		Tables: []string{"audit_log"},
 	}
 }
 

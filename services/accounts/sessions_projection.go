@@ -24,10 +24,7 @@ func sessionsReadModel() projection.Projection {
 		Name:     sessionsProjection,
 		Subjects: []string{eventsv1.AccountsBrowser.Subjects(), eventsv1.AccountsActivity.Subjects()},
 		Apply:    applySessionEvent,
-		Reset: func(ctx context.Context, tx pgx.Tx) error {
-			_, err := tx.Exec(ctx, `TRUNCATE browser_sessions`)
-			return err
-		},
+		Tables:   []string{"browser_sessions"},
 	}
 }
 

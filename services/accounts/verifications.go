@@ -68,10 +68,7 @@ func verificationsReadModel(notify *eventlog.Log) projection.Projection {
 		Source:   notify,
 		Subjects: []string{eventsv1.NotifyVerification.Subjects()},
 		Apply:    applyConfirmation,
-		Reset: func(ctx context.Context, tx pgx.Tx) error {
-			_, err := tx.Exec(ctx, `TRUNCATE email_verifications`)
-			return err
-		},
+		Tables:   []string{"email_verifications"},
 	}
 }
 

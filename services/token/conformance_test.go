@@ -44,12 +44,10 @@ func TestProjectionsConform(t *testing.T) {
 		t.Fatal(err)
 	}
 	conformance.Run(t, conformance.Case{
-		Projection: sessionsReadModel(), Contract: eventsv1.Token, Log: tokens, Pool: pool,
-		Tables: []string{"sessions", "tokens"}, Events: sessionHistory(),
+		Projection: sessionsReadModel(), Contract: eventsv1.Token, Log: tokens, Pool: pool, Events: sessionHistory(),
 	})
 	conformance.Run(t, conformance.Case{
-		Projection: userBlocksReadModel(nil), Contract: eventsv1.Accounts, Log: accounts, Pool: pool,
-		Tables: []string{"user_blocks"}, Events: userHistory(),
+		Projection: userBlocksReadModel(nil), Contract: eventsv1.Accounts, Log: accounts, Pool: pool, Events: userHistory(),
 	})
 }
 

@@ -20,10 +20,7 @@ func sessionsReadModel() projection.Projection {
 		Name:     sessionsProjection,
 		Subjects: []string{eventsv1.TokenSession.Subjects(), eventsv1.TokenActivity.Subjects()},
 		Apply:    applySessionEvent,
-		Reset: func(ctx context.Context, tx pgx.Tx) error {
-			_, err := tx.Exec(ctx, `TRUNCATE tokens, sessions`)
-			return err
-		},
+		Tables:   []string{"tokens", "sessions"},
 	}
 }
 

@@ -195,6 +195,7 @@ func (s *Service) compatRefresh(w http.ResponseWriter, r *http.Request) (any, er
 	s.index.markRevoked(st.CurrentRefresh, st.CurrentAccess)
 	s.activity.Touch(sessionID, clientaddr.String(r), s.now())
 	if err := s.projections.WaitFor(ctx, sessionsProjection, appended.Last()); err != nil {
+		s.abandon(ctx, sessionID, err) // the client keeps a rotated-out refresh token: nobody can use the session (abandon.go)
 		return nil, err
 	}
 	return map[string]any{

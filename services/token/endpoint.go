@@ -197,10 +197,11 @@ func (s *Service) start(ctx context.Context, ev *eventsv1.SessionStarted, actor 
 	appended, err := s.log.Append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), Event: eventlog.Event{
 		Aggregate: sessionRef(ev.GetSessionId()), Actor: actor, Payload: ev,
 	}})
-	if err != nil {
-		return err
+	if err == nil {
+		err = s.projections.WaitFor(ctx, sessionsProjection, appended.Last())
 	}
-	if err := s.projections.WaitFor(ctx, sessionsProjection, appended.Last()); err != nil {
+	if err != nil {
+		s.abandon(ctx, ev.GetSessionId(), err) // the append may have landed: no tokens go out (abandon.go)
 		return err
 	}
 	return s.provisionStarted(ctx, ev) // the homeserver gets the device before the tokens go out (provision_events.go)
@@ -295,6 +296,7 @@ func (s *Service) refresh(ctx context.Context, c *client, form url.Values, from 
 	s.index.markRevoked(st.CurrentRefresh, st.CurrentAccess)
 	s.activity.Touch(sessionID, from.ip, s.now())
 	if err := s.projections.WaitFor(ctx, sessionsProjection, appended.Last()); err != nil {
+		s.abandon(ctx, sessionID, err) // the client keeps a rotated-out refresh token: nobody can use the session (abandon.go)
 		return nil, err
 	}
 	return s.tokenResponse(p, st.Started.GetScope()), nil

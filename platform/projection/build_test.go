@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -15,7 +18,9 @@ import (
 
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/projection"
+	"gatehouse.dev/platform/telemetry"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
+	projectionsv1 "gatehouse.dev/proto/gatehouse/projections/v1"
 )
 
 // readerStats is what a reader polling the read model during a rebuild saw.
@@ -413,4 +418,83 @@ func waitUntil(timeout time.Duration, ok func() bool) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return nil
+}
+
+// A build's progress is visible while it runs: in the set's status, in the
+// admin API (gatehouse projections list) and in the metrics.
+func TestBuildProgressIsVisible(t *testing.T) {
+	e := setup(t)
+	set, stop := e.runSet(t, names)
+	defer stop()
+	last := e.appendNames(t, 4, 60)
+	e.waitFor(t, last)
+	tel, err := telemetry.Setup(e.ctx, telemetry.Options{ServiceName: "test", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tel.Shutdown(context.Background()) })
+	sets := map[string]*projection.Set{"svc": set}
+	if err := projection.RegisterMetrics(tel.MeterProvider().Meter("test"), sets); err != nil {
+		t.Fatal(err)
+	}
+	metrics := func() string {
+		rec := httptest.NewRecorder()
+		tel.MetricsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+		return rec.Body.String()
+	}
+	admin := projection.NewAdmin(sets)
+
+	release := set.HoldSwap(names.Name)
+	resp, err := admin.RebuildProjection(e.ctx, &projectionsv1.RebuildProjectionRequest{Name: "svc.names", Background: true, MaxEventsPerSecond: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetTarget() != last || resp.GetProjection().GetState() != "building" {
+		t.Fatalf("rebuild answered %v", resp)
+	}
+	if err := waitUntil(20*time.Second, func() bool {
+		st, err := set.Status(e.ctx, names.Name)
+		return err == nil && st.Build != nil && st.Build.Position == last
+	}); err != nil {
+		t.Fatal("the build did not catch up")
+	}
+	list, err := admin.ListProjections(e.ctx, &projectionsv1.ListProjectionsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := list.GetProjections()[0]
+	if p.GetName() != "svc.names" || p.GetState() != "building" || p.GetBuild().GetPosition() != last || p.GetBuild().GetTarget() != last ||
+		p.GetBuild().GetEventsPerSecond() <= 0 || p.GetBuild().GetMaxEventsPerSecond() != 1000 || p.GetBuild().GetReason() != projection.ReasonRebuild ||
+		p.GetHead() != last || p.GetCheckpoint() != last || p.GetVersion() != 1 {
+		t.Fatalf("projections list shows %v", p)
+	}
+	m := metrics()
+	for _, want := range []string{
+		`gatehouse_projection_build_active{otel_scope_name="test",otel_scope_schema_url="",otel_scope_version="",projection="svc.names"} 1`,
+		fmt.Sprintf(`gatehouse_projection_build_position{otel_scope_name="test",otel_scope_schema_url="",otel_scope_version="",projection="svc.names"} %d`, last),
+		fmt.Sprintf(`gatehouse_projection_checkpoint{otel_scope_name="test",otel_scope_schema_url="",otel_scope_version="",projection="svc.names"} %d`, last),
+		`gatehouse_projection_build_rate`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("the metrics lack %s:\n%s", want, grepLines(m, "gatehouse_projection"))
+		}
+	}
+	release()
+	if _, err := set.WaitRebuilt(e.ctx, names.Name, last); err != nil {
+		t.Fatal(err)
+	}
+	if m := metrics(); !strings.Contains(m, `projection="svc.names"} 0`) {
+		t.Errorf("after the swap the metrics show:\n%s", grepLines(m, "gatehouse_projection_build_active"))
+	}
+}
+
+// grepLines keeps the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

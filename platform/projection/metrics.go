@@ -30,12 +30,16 @@ func RegisterMetrics(meter metric.Meter, sets map[string]*Set) error {
 	for _, g := range []struct{ name, unit, help string }{
 		{"gatehouse.projection.checkpoint", "{event}", "Stream sequence of the last event the projection or reactor applied."},
 		{"gatehouse.projection.head", "{event}", "Stream sequence of the newest event on its subjects."},
-		{"gatehouse.projection.version", "1", "Version of the live read model."},
-		{"gatehouse.projection.build.active", "1", "1 while a rebuild or a new version is built beside the live tables."},
+		{"gatehouse.projection.version", "", "Version of the live read model."},
+		{"gatehouse.projection.build.active", "", "1 while a rebuild or a new version is built beside the live tables."},
 		{"gatehouse.projection.build.position", "{event}", "Stream sequence of the last event applied to the build's copies."},
 		{"gatehouse.projection.build.target", "{event}", "The stream's newest event when the build was asked for."},
 	} {
-		gauge, err := meter.Int64ObservableGauge(g.name, metric.WithUnit(g.unit), metric.WithDescription(g.help))
+		opts := []metric.Int64ObservableGaugeOption{metric.WithDescription(g.help)}
+		if g.unit != "" {
+			opts = append(opts, metric.WithUnit(g.unit))
+		}
+		gauge, err := meter.Int64ObservableGauge(g.name, opts...)
 		if err != nil {
 			return fmt.Errorf("projection metrics: %w", err)
 		}

@@ -17,8 +17,10 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"gatehouse.dev/platform/eventlog"
+	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/projection"
 	"gatehouse.dev/platform/telemetry"
+	"gatehouse.dev/platform/testkit"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	projectionsv1 "gatehouse.dev/proto/gatehouse/projections/v1"
 )
@@ -497,4 +499,38 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// A schema made by an earlier version (checkpoints without versions, no
+// build table) is brought up to date by Setup: every live read model is at
+// version 1, and nothing is rebuilt for it.
+func TestSetupUpgradesAnOlderSchema(t *testing.T) {
+	ctx := context.Background()
+	pool, err := pg.Connect(ctx, testkit.Postgres(t), "older")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	for _, sql := range []string{
+		`CREATE TABLE projection_checkpoints (name text PRIMARY KEY, last_seq bigint NOT NULL DEFAULT 0, updated_at timestamptz NOT NULL DEFAULT now())`,
+		`INSERT INTO projection_checkpoints (name, last_seq) VALUES ('names', 42)`,
+	} {
+		if _, err := pool.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 { // and again, as every start does
+		if err := projection.Setup(ctx, pool); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var version int
+	var last int64
+	if err := pool.QueryRow(ctx, `SELECT version, last_seq FROM projection_checkpoints WHERE name = 'names'`).Scan(&version, &last); err != nil || version != 1 || last != 42 {
+		t.Fatalf("after Setup: version %d, checkpoint %d (%v); want 1 and 42", version, last, err)
+	}
+	var builds int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM projection_builds`).Scan(&builds); err != nil || builds != 0 {
+		t.Fatalf("builds: %d (%v)", builds, err)
+	}
 }

@@ -108,7 +108,13 @@ CREATE TABLE IF NOT EXISTS projection_checkpoints (
 	last_seq   bigint NOT NULL DEFAULT 0,
 	updated_at timestamptz NOT NULL DEFAULT now()
 )`,
-	`ALTER TABLE projection_checkpoints ADD COLUMN IF NOT EXISTS version integer NOT NULL DEFAULT 1`,
+	// Only when missing: ALTER TABLE locks the table even when it changes nothing.
+	`DO $$ BEGIN
+		IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+			WHERE table_schema = current_schema() AND table_name = 'projection_checkpoints' AND column_name = 'version') THEN
+			ALTER TABLE projection_checkpoints ADD COLUMN version integer NOT NULL DEFAULT 1;
+		END IF;
+	END $$`,
 	buildsDDL,
 }
 

@@ -256,13 +256,16 @@ func (r *Runner) buildIfDue(ctx context.Context) error {
 		return nil
 	case b.Version < want:
 		if _, err := r.pool.Exec(ctx, `UPDATE `+pgx.Identifier{schema, "projection_builds"}.Sanitize()+`
-			SET version = $2, reason = $3, position = 0, rate = 0, started_at = now(), updated_at = now() WHERE name = $1`,
+			SET version = $2, reason = $3, position = 0, rate = 0, started_at = clock_timestamp(), updated_at = now() WHERE name = $1`,
 			r.proj.Name, want, ReasonUpgrade); err != nil {
 			return fmt.Errorf("replace an older build: %w", err)
 		}
-		b.Version, b.Position, b.Reason = want, 0, ReasonUpgrade
+		if b, err = loadBuild(ctx, r.pool, schema, r.proj.Name); err != nil || b == nil {
+			return err
+		}
 	}
-	bl := &builder{r: r, schema: schema, shadow: b.Schema, version: b.Version, from: live, pos: b.Position, rate: b.Rate, maxRate: b.MaxRate}
+	bl := &builder{r: r, schema: schema, shadow: b.Schema, version: b.Version, from: live, pos: b.Position, rate: b.Rate,
+		maxRate: b.MaxRate, epoch: b.StartedAt}
 	return bl.run(ctx, b)
 }
 
@@ -284,11 +287,16 @@ type builder struct {
 	r              *Runner
 	schema, shadow string
 	version, from  int // the version built, and the live one it upgrades
-	pos            uint64
-	rate, maxRate  float64
-	lastFlush      time.Time
-	started        time.Time
-	applied        int
+	// epoch is the build's started_at, which every write of the build
+	// expects: a builder that restarts the build changes it, so a second
+	// builder (a leader that has not noticed yet that it lost its lock)
+	// can only fail, never interleave.
+	epoch         time.Time
+	pos           uint64
+	rate, maxRate float64
+	lastFlush     time.Time
+	started       time.Time
+	applied       int
 	// carry holds events taken for a swap that did not happen, applied first next.
 	carry []eventlog.Record
 }
@@ -390,13 +398,14 @@ type source struct {
 func (b *builder) prepare(ctx context.Context) error {
 	r := b.r
 	return pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE `+pgx.Identifier{b.schema, "projection_builds"}.Sanitize()+`
-			SET position = 0, rate = 0, updated_at = now() WHERE name = $1 AND version = $2`, r.proj.Name, b.version)
+		err := tx.QueryRow(ctx, `UPDATE `+pgx.Identifier{b.schema, "projection_builds"}.Sanitize()+`
+			SET position = 0, rate = 0, started_at = clock_timestamp(), updated_at = now()
+			WHERE name = $1 AND version = $2 AND started_at = $3 RETURNING started_at`, r.proj.Name, b.version, b.epoch).Scan(&b.epoch)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errBuildMoved
+		}
 		if err != nil {
 			return fmt.Errorf("restart build: %w", err)
-		}
-		if tag.RowsAffected() != 1 {
-			return errBuildMoved
 		}
 		shadow := pgx.Identifier{b.shadow}.Sanitize()
 		if _, err := tx.Exec(ctx, `DROP SCHEMA IF EXISTS `+shadow+` CASCADE`); err != nil {
@@ -483,8 +492,8 @@ func (b *builder) flush(ctx context.Context, batch []eventlog.Record) error {
 			}
 		}
 		tag, err := tx.Exec(ctx, `UPDATE `+pgx.Identifier{b.schema, "projection_builds"}.Sanitize()+`
-			SET position = $2, rate = $3, updated_at = now() WHERE name = $1 AND position = $4 AND version = $5`,
-			r.proj.Name, int64(next), rate, int64(b.pos), b.version)
+			SET position = $2, rate = $3, updated_at = now() WHERE name = $1 AND position = $4 AND version = $5 AND started_at = $6`,
+			r.proj.Name, int64(next), rate, int64(b.pos), b.version, b.epoch)
 		if err != nil {
 			return fmt.Errorf("advance the build: %w", err)
 		}
@@ -567,8 +576,8 @@ func (b *builder) trySwap(ctx context.Context, src *source) (bool, error) {
 			r.proj.Name, int64(swapped), b.version); err != nil {
 			return fmt.Errorf("set the checkpoint: %w", err)
 		}
-		tag, err := tx.Exec(ctx, `DELETE FROM `+pgx.Identifier{b.schema, "projection_builds"}.Sanitize()+` WHERE name = $1 AND version = $2 AND position = $3`,
-			r.proj.Name, b.version, int64(b.pos))
+		tag, err := tx.Exec(ctx, `DELETE FROM `+pgx.Identifier{b.schema, "projection_builds"}.Sanitize()+`
+			WHERE name = $1 AND version = $2 AND position = $3 AND started_at = $4`, r.proj.Name, b.version, int64(b.pos), b.epoch)
 		if err != nil {
 			return fmt.Errorf("end the build: %w", err)
 		}

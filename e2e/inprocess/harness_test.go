@@ -48,7 +48,12 @@ type stack struct {
 	// issuer is the public base URL, ending in "/".
 	issuer string
 	// conn reaches every service's gRPC API.
-	conn      *grpc.ClientConn
+	conn *grpc.ClientConn
+	// grpcAddr is where the gRPC API listens.
+	grpcAddr string
+	// stopGRPC stops the gRPC server: the token service can no longer
+	// reach the others.
+	stopGRPC  func()
 	tokens    tokenv1.TokenServiceClient
 	authorize authorizev1.AuthorizeServiceClient
 	accounts  accountsv1.AccountsServiceClient
@@ -58,6 +63,13 @@ type stack struct {
 // newStack starts the three services; configure may change the token
 // service's configuration. Everything stops when the test ends.
 func newStack(t *testing.T, configure ...func(*token.Config)) *stack {
+	t.Helper()
+	return newStackWith(t, nil, configure...)
+}
+
+// newStackWith is newStack with the authorize service's configuration
+// changed by authz first (static clients, for one).
+func newStackWith(t *testing.T, authz func(*authorize.Config), configure ...func(*token.Config)) *stack {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	st := &stack{logs: &syncBuffer{}}
@@ -124,7 +136,11 @@ func newStack(t *testing.T, configure ...func(*token.Config)) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	authz, err := authorize.New(ctx, authorize.Config{Issuer: st.issuer},
+	authzCfg := authorize.Config{Issuer: st.issuer}
+	if authz != nil {
+		authz(&authzCfg)
+	}
+	authzSvc, err := authorize.New(ctx, authzCfg,
 		authorize.Deps{Pool: pool(authorize.Schema), JetStream: js, Logger: logger.With("service", "authorize"), Keyring: keyring})
 	if err != nil {
 		t.Fatal(err)
@@ -147,12 +163,14 @@ func newStack(t *testing.T, configure ...func(*token.Config)) *stack {
 		Sessions: grpcx.AccountsSessions(dial("accounts")), // browser sessions checked by accounts, as the host does
 	}})
 	acc.RegisterGRPC(srv)
-	authz.RegisterGRPC(srv)
+	authzSvc.RegisterGRPC(srv)
 	tok.RegisterGRPC(srv)
-	authz.RegisterHTTP(mux)
+	authzSvc.RegisterHTTP(mux)
 	tok.RegisterHTTP(mux)
-	wg.Go(func() { grpcx.ServeListener(ctx, srv, lis) })
-	for _, run := range []func(context.Context) error{acc.Run, authz.Run, tok.Run} {
+	grpcCtx, stopGRPC := context.WithCancel(ctx)
+	st.grpcAddr, st.stopGRPC = lis.Addr().String(), stopGRPC
+	wg.Go(func() { grpcx.ServeListener(grpcCtx, srv, lis) })
+	for _, run := range []func(context.Context) error{acc.Run, authzSvc.Run, tok.Run} {
 		wg.Go(func() { run(ctx) })
 	}
 	return st

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	tokenv1 "gatehouse.dev/proto/gatehouse/token/v1"
+	"gatehouse.dev/services/token"
 )
 
 var (
@@ -240,4 +242,42 @@ func TestCompatLoginBadInput(t *testing.T) {
 		t.Fatalf("retry_after_ms: %s, Retry-After %q", r.raw, r.header.Get("Retry-After"))
 	}
 	st.matrixClient().login(t, password("alice", nil)) // another address is not limited
+}
+
+// compatLogin logs u in through the compatibility API with its password,
+// with a refresh token when refresh, and returns the answer's body.
+func (st *stack) compatLogin(t *testing.T, u *accountsv1.User, refresh bool) map[string]any {
+	t.Helper()
+	return st.matrixClient().login(t, password(u.GetUsername(), map[string]any{"refresh_token": refresh})).body
+}
+
+// Issue 9: a compat login of an administrator carries no Synapse admin scope
+// unless the configuration allows it (regression: it always did; MAS never
+// does) — by password and by login token alike.
+func TestCompatLoginAdminScope(t *testing.T) {
+	for _, allowed := range []bool{false, true} {
+		t.Run(map[bool]string{false: "by default", true: "with matrix.compat_admin_scope"}[allowed], func(t *testing.T) {
+			st := newStack(t, func(c *token.Config) { c.CompatAdminScope = allowed })
+			root := st.user(t, "root", func(r *accountsv1.RegisterRequest) { r.Admin = true })
+			alice := st.user(t, "alice")
+			lt, err := st.tokens.CreateLoginToken(st.signIn(t, root), &tokenv1.CreateLoginTokenRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			byToken := st.matrixClient().login(t, map[string]any{"type": "m.login.token", "token": lt.GetLoginToken()}).body
+			for what, tt := range map[string]struct {
+				access string
+				admin  bool
+			}{
+				"an administrator's password login": {st.compatLogin(t, root, false)["access_token"].(string), allowed},
+				"an administrator's token login":    {byToken["access_token"].(string), allowed},
+				"a user's password login":           {st.compatLogin(t, alice, false)["access_token"].(string), false},
+			} {
+				scope := strings.Fields(st.wantActive(t, what, tt.access, true)["scope"].(string))
+				if slices.Contains(scope, "urn:synapse:admin:*") != tt.admin {
+					t.Errorf("%s: scope %v, admin scope wanted: %v", what, scope, tt.admin)
+				}
+			}
+		})
+	}
 }

@@ -5,6 +5,9 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
 
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
 )
@@ -106,4 +109,57 @@ func TestDeviceCodeGrantBadInput(t *testing.T) {
 	}
 	// The owner's grant is still pending, untouched by the others' attempts.
 	st.poll(t, c, pending).wantOAuthError(t, "the owner's poll", http.StatusBadRequest, "authorization_pending")
+}
+
+// Issue 11: the device authorization endpoint authenticates clients with the
+// token endpoint's code, so private_key_jwt and client_secret_jwt clients
+// can use the device flow (regression: their assertions were refused). An
+// assertion is used once across both services' endpoints.
+func TestDeviceCodeGrantWithClientAssertions(t *testing.T) {
+	st := newStack(t)
+	alice := st.user(t, "alice")
+	ec, jwks := clientKey(t)
+	keyClient := st.register(t, map[string]any{"client_name": "Kiosk", "client_uri": "https://kiosk.example.com/", "application_type": "native",
+		"grant_types": []string{deviceGrant}, "token_endpoint_auth_method": "private_key_jwt", "jwks": jwks})
+	secretClient := st.register(t, map[string]any{"client_name": "Kiosk", "client_uri": "https://kiosk.example.com/", "application_type": "native",
+		"grant_types": []string{deviceGrant}, "token_endpoint_auth_method": "client_secret_jwt"})
+	asserted := func(a string, form url.Values) url.Values {
+		form.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+		form.Set("client_assertion", a)
+		return form
+	}
+	for _, tt := range []struct {
+		name string
+		c    client
+		key  any
+		alg  jose.SignatureAlgorithm
+	}{
+		{"private_key_jwt", keyClient, ec, jose.ES256},
+		{"client_secret_jwt", secretClient, []byte(secretClient.secret), jose.HS256},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sign := func(aud string) string { return assertion(t, tt.key, tt.alg, tt.c.id, aud, time.Minute) }
+			atDevice := sign(st.issuer)
+			r := st.postForm(t, "oauth2/device", asserted(atDevice, url.Values{"scope": {"openid urn:matrix:client:api:*"}}), nil)
+			if r.status != http.StatusOK || r.str("device_code") == "" {
+				t.Fatalf("device authorization: %d %s", r.status, r.raw)
+			}
+			deviceCode, userCode := r.str("device_code"), r.str("user_code")
+			// The same assertion again, here or at the token endpoint: refused.
+			st.postForm(t, "oauth2/device", asserted(atDevice, url.Values{}), nil).wantOAuthError(t, "replay at the device endpoint", http.StatusUnauthorized, "invalid_client")
+			st.tokenRequest(t, asserted(atDevice, url.Values{"grant_type": {deviceGrant}, "device_code": {deviceCode}}), nil).
+				wantOAuthError(t, "replay at the token endpoint", http.StatusUnauthorized, "invalid_client")
+
+			if _, err := st.authorize.ApproveDeviceGrant(st.signIn(t, alice), &authorizev1.ApproveDeviceGrantRequest{UserCode: userCode}); err != nil {
+				t.Fatalf("approve: %v", err)
+			}
+			atToken := sign(st.issuer + "oauth2/token")
+			tok := st.tokenRequest(t, asserted(atToken, url.Values{"grant_type": {deviceGrant}, "device_code": {deviceCode}}), nil).tokens(t, "poll")
+			if got := st.wantActive(t, "device token", tok.access, true); got["sub"] != alice.GetId() || got["client_id"] != tt.c.id {
+				t.Fatalf("introspection: %v", got)
+			}
+			// Used at the token endpoint: refused at the device endpoint.
+			st.postForm(t, "oauth2/device", asserted(atToken, url.Values{}), nil).wantOAuthError(t, "replay of a token endpoint assertion", http.StatusUnauthorized, "invalid_client")
+		})
+	}
 }

@@ -192,12 +192,35 @@ type Log struct {
 	Format string `yaml:"format"`
 }
 
-// Telemetry configures tracing; metrics are always served on the ops listener.
+// Telemetry configures traces and metrics.
 type Telemetry struct {
-	// Traces is the trace exporter: none or stdout (GATEHOUSE_TRACES).
+	// Traces is the trace exporter: none, stdout or otlp (GATEHOUSE_TRACES).
 	Traces string `yaml:"traces"`
 	// SampleRatio is the share of new traces sampled, 0..1 (GATEHOUSE_TRACE_SAMPLE_RATIO).
 	SampleRatio float64 `yaml:"sample_ratio"`
+	// Metrics is prometheus (served on the ops listener's /metrics), otlp
+	// (pushed) or both (GATEHOUSE_METRICS).
+	Metrics string `yaml:"metrics"`
+	// OTLP says where the otlp exporters send; what is left empty comes from
+	// the standard OTEL_EXPORTER_OTLP_* variables.
+	OTLP OTLP `yaml:"otlp"`
+}
+
+// OTLP configures export to an OpenTelemetry collector.
+type OTLP struct {
+	// Endpoint is host:port for grpc, a URL for http/protobuf (GATEHOUSE_OTLP_ENDPOINT).
+	Endpoint string `yaml:"endpoint"`
+	// Protocol is grpc or http/protobuf (GATEHOUSE_OTLP_PROTOCOL).
+	Protocol string `yaml:"protocol"`
+	// Headers are sent with every export, "key=value,key2=value2" as in
+	// OTEL_EXPORTER_OTLP_HEADERS; never logged (GATEHOUSE_OTLP_HEADERS).
+	Headers Secret `yaml:"headers"`
+	// Insecure exports without TLS (GATEHOUSE_OTLP_INSECURE).
+	Insecure bool `yaml:"insecure"`
+	// CAFile holds the CA certificates of the collector (GATEHOUSE_OTLP_CA_FILE).
+	CAFile string `yaml:"ca_file"`
+	// MetricsInterval is how often metrics are pushed (GATEHOUSE_OTLP_METRICS_INTERVAL, 1s..1h).
+	MetricsInterval time.Duration `yaml:"metrics_interval"`
 }
 
 // Passwords configures password hashing.
@@ -234,6 +257,10 @@ type Matrix struct {
 	HomeserverURL string `yaml:"homeserver_url"`
 	// Secret is shared with the homeserver to authenticate it (GATEHOUSE_MATRIX_SECRET).
 	Secret Secret `yaml:"secret"`
+	// CompatAdminScope lets compat logins (m.login.password, m.login.token)
+	// of administrators carry urn:synapse:admin:* (GATEHOUSE_MATRIX_COMPAT_ADMIN_SCOPE).
+	// Off by default, as in MAS: admin access goes through OAuth consent.
+	CompatAdminScope bool `yaml:"compat_admin_scope"`
 }
 
 // Services says which services run in this process and how to reach the rest.
@@ -316,7 +343,7 @@ func Default() Config {
 		Database:  Database{MaxConns: 10},
 		NATS:      NATS{Replicas: 1},
 		Log:       Log{Level: "info", Format: "text"},
-		Telemetry: Telemetry{Traces: "none", SampleRatio: 1},
+		Telemetry: Telemetry{Traces: "none", SampleRatio: 1, Metrics: "prometheus", OTLP: OTLP{Protocol: "grpc", MetricsInterval: time.Minute}},
 		Passwords: Passwords{Argon2: Argon2{MemoryKiB: 19456, Iterations: 2, Parallelism: 1}, MinStrengthBits: 40},
 		Matrix: Matrix{
 			ServerName: "localhost",

@@ -225,7 +225,15 @@ func TestValidate(t *testing.T) {
 		{"nats.replicas embedded", func(c *config.Config) { c.NATS.Replicas = 3 }, "nats.replicas: must be 1 with the embedded server"},
 		{"log.level", func(c *config.Config) { c.Log.Level = "trace" }, `log.level: "trace" is not one of debug, info, warn, error`},
 		{"log.format", func(c *config.Config) { c.Log.Format = "xml" }, `log.format: "xml" is not one of text, json`},
-		{"telemetry.traces", func(c *config.Config) { c.Telemetry.Traces = "otlp" }, `telemetry.traces: "otlp" is not one of none, stdout`},
+		{"telemetry.traces", func(c *config.Config) { c.Telemetry.Traces = "jaeger" }, `telemetry.traces: "jaeger" is not one of none, stdout, otlp`},
+		{"telemetry.metrics", func(c *config.Config) { c.Telemetry.Metrics = "statsd" }, `telemetry.metrics`},
+		{"otlp protocol", func(c *config.Config) { c.Telemetry.OTLP.Protocol = "http/json" }, `telemetry.otlp.protocol`},
+		{"otlp headers", func(c *config.Config) { c.Telemetry.OTLP.Headers = "no-equals-sign" }, `telemetry.otlp.headers`},
+		{"otlp interval", func(c *config.Config) { c.Telemetry.OTLP.MetricsInterval = 0 }, `telemetry.otlp.metrics_interval`},
+		{"otlp everything", func(c *config.Config) {
+			c.Telemetry.Traces, c.Telemetry.Metrics = "otlp", "both"
+			c.Telemetry.OTLP = config.OTLP{Endpoint: "collector:4318", Protocol: "http/protobuf", Headers: "api-key=s3cret,x=%20y", MetricsInterval: time.Second}
+		}, ""},
 		{"telemetry.traces stdout", func(c *config.Config) { c.Telemetry.Traces = "stdout" }, ""},
 		{"sample ratio", func(c *config.Config) { c.Telemetry.SampleRatio = 1.5 }, "telemetry.sample_ratio: 1.5 is not between 0 and 1"},
 		{"argon2 memory weak", func(c *config.Config) { c.Passwords.Argon2.MemoryKiB = 4096 }, "passwords.argon2.memory_kib: 4096 is weaker than the OWASP minimum of 19456"},

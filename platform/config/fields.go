@@ -101,6 +101,35 @@ func baseFields() []field {
 		{"telemetry.traces", "GATEHOUSE_TRACES",
 			"Trace exporter: none or stdout. Metrics are always on the ops listener.",
 			setString(func(c *Config) *string { return &c.Telemetry.Traces })},
+		{"telemetry.metrics", "GATEHOUSE_METRICS",
+			"Metrics exporter: prometheus (served on /metrics of the ops listener), otlp (pushed to telemetry.otlp) or both.",
+			setString(func(c *Config) *string { return &c.Telemetry.Metrics })},
+		{"telemetry.otlp.endpoint", "GATEHOUSE_OTLP_ENDPOINT",
+			"OTLP collector: host:port for grpc, a URL for http/protobuf; empty: OTEL_EXPORTER_OTLP_ENDPOINT, else the exporters' default.",
+			setString(func(c *Config) *string { return &c.Telemetry.OTLP.Endpoint })},
+		{"telemetry.otlp.protocol", "GATEHOUSE_OTLP_PROTOCOL",
+			"grpc or http/protobuf.",
+			setString(func(c *Config) *string { return &c.Telemetry.OTLP.Protocol })},
+		{"telemetry.otlp.headers", "GATEHOUSE_OTLP_HEADERS",
+			"Headers sent with every export, key=value,key2=value2 (an API key, say); never logged.",
+			func(c *Config, v string) error { c.Telemetry.OTLP.Headers = Secret(v); return nil }},
+		{"telemetry.otlp.insecure", "GATEHOUSE_OTLP_INSECURE",
+			"true exports without TLS.",
+			func(c *Config, v string) error {
+				b, err := strconv.ParseBool(v)
+				c.Telemetry.OTLP.Insecure = b
+				return err
+			}},
+		{"telemetry.otlp.ca_file", "GATEHOUSE_OTLP_CA_FILE",
+			"PEM CA certificates of the collector; empty: the system's roots.",
+			setString(func(c *Config) *string { return &c.Telemetry.OTLP.CAFile })},
+		{"telemetry.otlp.metrics_interval", "GATEHOUSE_OTLP_METRICS_INTERVAL",
+			"How often metrics are pushed with OTLP, e.g. 1m; 1s..1h.",
+			func(c *Config, v string) error {
+				d, err := time.ParseDuration(v)
+				c.Telemetry.OTLP.MetricsInterval = d
+				return err
+			}},
 		{"telemetry.sample_ratio", "GATEHOUSE_TRACE_SAMPLE_RATIO",
 			"Share of new traces sampled, 0..1.",
 			setFloat(func(c *Config) *float64 { return &c.Telemetry.SampleRatio })},
@@ -128,6 +157,16 @@ func baseFields() []field {
 		{"matrix.secret", "GATEHOUSE_MATRIX_SECRET",
 			"Secret shared with the homeserver, at least 16 characters; never logged.",
 			func(c *Config, v string) error { c.Matrix.Secret = Secret(v); return nil }},
+		{"matrix.compat_admin_scope", "GATEHOUSE_MATRIX_COMPAT_ADMIN_SCOPE",
+			"true lets compat logins (m.login.password, m.login.token) of administrators carry urn:synapse:admin:*; false (the default, as in MAS): admin access only through OAuth.",
+			func(c *Config, v string) error {
+				b, err := strconv.ParseBool(v)
+				c.Matrix.CompatAdminScope = b
+				return err
+			}},
+		{"oauth.admin_clients", "GATEHOUSE_OAUTH_ADMIN_CLIENTS",
+			"Client ids the client_credentials grant may give admin scopes (urn:synapse:admin:*, urn:mas:admin, urn:gatehouse:admin); comma-separated in the environment. Empty: no client.",
+			func(c *Config, v string) error { c.OAuth.AdminClients = splitList(v); return nil }},
 		{"services.run", "GATEHOUSE_SERVICES",
 			"Services this process runs: authorize, token, accounts, notify, web (comma-separated in the environment).",
 			func(c *Config, v string) error { c.Services.Run = splitList(v); return nil }},

@@ -24,6 +24,12 @@ type OAuth struct {
 	// Clients are registered at start from configuration (the homeserver's own
 	// client, first-party apps), next to those registered dynamically.
 	Clients []StaticClient `yaml:"clients,omitempty"`
+	// AdminClients are the ids of the clients (from Clients or registered
+	// dynamically) that the client_credentials grant may give admin scopes:
+	// urn:synapse:admin:*, urn:mas:admin and urn:gatehouse:admin
+	// (GATEHOUSE_OAUTH_ADMIN_CLIENTS, comma-separated). No other client ever
+	// gets one for itself.
+	AdminClients []string `yaml:"admin_clients,omitempty"`
 }
 
 // StaticClient is an OAuth client defined in configuration.
@@ -38,6 +44,9 @@ type StaticClient struct {
 	ClientURI    string   `yaml:"client_uri"`
 	RedirectURIs []string `yaml:"redirect_uris"`
 	GrantTypes   []string `yaml:"grant_types"`
+	// Scope is the client's registered scope (RFC 7591 §2): what the
+	// client_credentials grant may give it besides admin scopes (see AdminClients).
+	Scope string `yaml:"scope,omitempty"`
 }
 
 var staticClientID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
@@ -78,5 +87,16 @@ func (p *problems) validateOAuth(o OAuth) {
 		if len(c.GrantTypes) == 0 {
 			p.add(field+".grant_types", "at least one grant type is required")
 		}
+		if !scopeTokens.MatchString(c.Scope) {
+			p.add(field+".scope", "%q must be scope tokens separated by single spaces (RFC 6749 §3.3)", c.Scope)
+		}
+	}
+	for i, id := range o.AdminClients {
+		if !staticClientID.MatchString(id) {
+			p.add(fmt.Sprintf("oauth.admin_clients[%d]", i), "%q must be 1 to 64 letters, digits, '-' or '_'", id)
+		}
 	}
 }
+
+// scopeTokens matches a scope (RFC 6749 §3.3), or nothing.
+var scopeTokens = regexp.MustCompile(`^([\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*)?$`)

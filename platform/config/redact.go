@@ -40,6 +40,7 @@ func (c Config) Redacted() Config {
 	c.Matrix.Secret = Secret(c.Matrix.Secret.String())
 	c.Web.Secret = Secret(c.Web.Secret.String())
 	c.Internal.Secret = Secret(c.Internal.Secret.String())
+	c.Telemetry.OTLP.Headers = Secret(c.Telemetry.OTLP.Headers.String())
 	c.Captcha.SecretKey = Secret(c.Captcha.SecretKey.String())
 	c.HTTP.TrustedProxies = append([]string(nil), c.HTTP.TrustedProxies...)
 	c.Passwords.BcryptPepper = Secret(c.Passwords.BcryptPepper.String())

@@ -78,7 +78,15 @@ func (c Config) Validate() error {
 
 	p.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	p.oneOf("log.format", c.Log.Format, "text", "json")
-	p.oneOf("telemetry.traces", c.Telemetry.Traces, "none", "stdout")
+	p.oneOf("telemetry.traces", c.Telemetry.Traces, "none", "stdout", "otlp")
+	p.oneOf("telemetry.metrics", c.Telemetry.Metrics, "prometheus", "otlp", "both")
+	p.oneOf("telemetry.otlp.protocol", c.Telemetry.OTLP.Protocol, "grpc", "http/protobuf")
+	if d := c.Telemetry.OTLP.MetricsInterval; d < time.Second || d > time.Hour {
+		p.add("telemetry.otlp.metrics_interval", "%v is not between 1s and 1h", d)
+	}
+	if _, err := ParseHeaders(string(c.Telemetry.OTLP.Headers)); err != nil {
+		p.add("telemetry.otlp.headers", "%v", err)
+	}
 	if r := c.Telemetry.SampleRatio; math.IsNaN(r) || r < 0 || r > 1 {
 		p.add("telemetry.sample_ratio", "%v is not between 0 and 1", r)
 	}
@@ -385,4 +393,26 @@ func (c Config) Split() bool {
 		}
 	}
 	return len(c.Services.Run) < len(AllServices())
+}
+
+// ParseHeaders reads "key=value,key2=value2" (OTEL_EXPORTER_OTLP_HEADERS'
+// form, values URL-encoded) into a map.
+func ParseHeaders(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(part, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%q is not key=value", part)
+		}
+		if dv, err := url.QueryUnescape(strings.TrimSpace(v)); err == nil {
+			v = dv
+		}
+		out[k] = v
+	}
+	return out, nil
 }

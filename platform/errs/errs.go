@@ -21,6 +21,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Kind classifies an error by what the caller can do about it.
@@ -62,6 +63,13 @@ func (k Kind) Retryable() bool {
 	return k == KindConflict || k == KindUnavailable || k == KindRateLimited
 }
 
+// ServerFault reports whether the kind is the server's own fault (internal,
+// unavailable, a lost concurrency race) rather than the caller's: such an
+// error is never answered as the caller's mistake, and its cause is logged.
+func (k Kind) ServerFault() bool {
+	return k == KindInternal || k == KindUnavailable || k == KindConflict || k > KindUnavailable
+}
+
 // Error is Gatehouse's error value.
 type Error struct {
 	// Kind classifies the error; it decides every status code.
@@ -76,6 +84,15 @@ type Error struct {
 	// itself, in its own language (for example "attempts_left": "3"). They
 	// travel in the gRPC status's ErrorInfo metadata; never put secrets here.
 	Facts map[string]string
+	// Code is a protocol's own name for the error where the kind's default
+	// says too little: an OAuth 2.0 error code ("invalid_scope",
+	// "slow_down") or a Matrix errcode ("M_LIMIT_EXCEEDED"; Matrix's begin
+	// with "M_"). The HTTP edge (platform/httpx) answers with it instead of
+	// the kind's default; it stays within the process.
+	Code string
+	// RetryAfter, when positive, is how long the caller should wait before
+	// trying again (Retry-After, Matrix's retry_after_ms).
+	RetryAfter time.Duration
 }
 
 // Error returns the public message, prefixed by the field and followed by the
@@ -142,10 +159,31 @@ func Internalf(format string, args ...any) *Error {
 	return &Error{Kind: KindInternal, Err: fmt.Errorf(format, args...)}
 }
 
+// Coded returns an error of the given kind with a protocol's own code for it
+// (see Error.Code) and a public message.
+func Coded(kind Kind, code, msg string) *Error {
+	return &Error{Kind: kind, Code: code, Public: msg}
+}
+
 // Wrap returns an error of the given kind with a public message and an
 // internal cause.
 func Wrap(kind Kind, public string, err error) *Error {
 	return &Error{Kind: kind, Public: public, Err: err}
+}
+
+// Classify returns err unchanged when it already has a kind of its own (an
+// *Error in its chain), and otherwise an error of the given kind with the
+// public message, wrapping err: for the failures of a dependency (a
+// database, the event log) that only the caller knows the meaning of. A nil
+// err stays nil.
+func Classify(err error, kind Kind, public string) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := errors.AsType[*Error](err); ok {
+		return err
+	}
+	return Wrap(kind, public, err)
 }
 
 // KindOf returns the kind of the first *Error in err's chain. Without one,
@@ -197,6 +235,22 @@ func FactOf(err error, name string) (string, bool) {
 		return v, found
 	}
 	return "", false
+}
+
+// CodeOf returns the protocol code of err's *Error (see Error.Code), or "".
+func CodeOf(err error) string {
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e.Code
+	}
+	return ""
+}
+
+// RetryAfterOf returns how long err's *Error asks the caller to wait, or 0.
+func RetryAfterOf(err error) time.Duration {
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e.RetryAfter
+	}
+	return 0
 }
 
 // FieldOf returns the input field named by err's *Error, or "".

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -25,7 +26,7 @@ func TestKindMappings(t *testing.T) {
 	}{
 		{errs.KindInvalid, "invalid", codes.InvalidArgument, http.StatusBadRequest, "invalid_request", "M_INVALID_PARAM"},
 		{errs.KindNotFound, "not_found", codes.NotFound, http.StatusNotFound, "invalid_grant", "M_NOT_FOUND"},
-		{errs.KindConflict, "conflict", codes.Aborted, http.StatusConflict, "temporarily_unavailable", "M_UNKNOWN"},
+		{errs.KindConflict, "conflict", codes.Aborted, http.StatusServiceUnavailable, "temporarily_unavailable", "M_UNKNOWN"},
 		{errs.KindAlreadyExists, "already_exists", codes.AlreadyExists, http.StatusConflict, "invalid_request", "M_USER_IN_USE"},
 		{errs.KindUnauthenticated, "unauthenticated", codes.Unauthenticated, http.StatusUnauthorized, "invalid_client", "M_UNKNOWN_TOKEN"},
 		{errs.KindPermissionDenied, "permission_denied", codes.PermissionDenied, http.StatusForbidden, "access_denied", "M_FORBIDDEN"},
@@ -103,6 +104,46 @@ func TestConstructorsAndKindOf(t *testing.T) {
 				t.Errorf("errors.Is(err, cause) = %v, want %v", got, tt.wrapsCause)
 			}
 		})
+	}
+}
+
+// A protocol code and a wait ride along an error, through wrapping, without
+// changing its kind or message.
+func TestCodeAndRetryAfter(t *testing.T) {
+	e := errs.Coded(errs.KindInvalid, "invalid_scope", "no such scope")
+	e.RetryAfter = 1500 * time.Millisecond
+	wrapped := fmt.Errorf("token: %w", e)
+	if errs.KindOf(wrapped) != errs.KindInvalid || errs.PublicMessage(wrapped) != "no such scope" ||
+		errs.CodeOf(wrapped) != "invalid_scope" || errs.RetryAfterOf(wrapped) != 1500*time.Millisecond {
+		t.Fatalf("coded error read back as %v %q %q %v", errs.KindOf(wrapped), errs.PublicMessage(wrapped), errs.CodeOf(wrapped), errs.RetryAfterOf(wrapped))
+	}
+	plain := errors.New("x")
+	if errs.CodeOf(plain) != "" || errs.RetryAfterOf(plain) != 0 || errs.CodeOf(errs.Invalid("y")) != "" {
+		t.Fatal("an error without a code has one")
+	}
+}
+
+func TestClassify(t *testing.T) {
+	cause := errors.New("nats: timeout")
+	if errs.Classify(nil, errs.KindUnavailable, "x") != nil {
+		t.Fatal("nil classified")
+	}
+	got := errs.Classify(fmt.Errorf("append: %w", cause), errs.KindUnavailable, "try again")
+	if errs.KindOf(got) != errs.KindUnavailable || errs.PublicMessage(got) != "try again" || !errors.Is(got, cause) {
+		t.Fatalf("classified: %v", got)
+	}
+	own := fmt.Errorf("decide: %w", errs.FailedPrecondition("used"))
+	if got := errs.Classify(own, errs.KindUnavailable, "try again"); got != own {
+		t.Fatalf("an error with a kind was changed: %v", got)
+	}
+}
+
+func TestServerFault(t *testing.T) {
+	for k := errs.KindInternal; k <= errs.KindUnavailable+1; k++ {
+		want := k == errs.KindInternal || k == errs.KindUnavailable || k == errs.KindConflict || k > errs.KindUnavailable
+		if got := k.ServerFault(); got != want {
+			t.Errorf("%v.ServerFault() = %v, want %v", k, got, want)
+		}
 	}
 }
 

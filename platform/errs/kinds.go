@@ -37,11 +37,12 @@ func (k Kind) info() kindInfo {
 			"invalid_grant", "M_NOT_FOUND",
 		}
 	// A lost concurrency race is transient: gRPC's Aborted is "retry the
-	// read-modify-write".
+	// read-modify-write". Over HTTP it is the server's to resolve, not the
+	// client's mistake: 503, try again.
 	case KindConflict:
 		return kindInfo{
 			"conflict", "conflicting concurrent update, retry",
-			codes.Aborted, http.StatusConflict,
+			codes.Aborted, http.StatusServiceUnavailable,
 			"temporarily_unavailable", "M_UNKNOWN",
 		}
 	// In the Matrix API the only thing a client creates is a user.

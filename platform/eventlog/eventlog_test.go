@@ -134,9 +134,7 @@ func TestExecuteRetriesConflicts(t *testing.T) {
 	for range commands {
 		wg.Go(func() {
 			_, err := l.Execute(ctx, ref, func(_ []eventlog.Record, v uint64) ([]eventlog.Write, error) {
-				w := renamed(ref, "x")
-				w.Expect = eventlog.ExpectVersion(v)
-				return []eventlog.Write{w}, nil
+				return eventlog.Writes(ref, "test", v, &eventsv1.DisplayNameSet{UserId: ref.ID, DisplayName: "x"}), nil
 			})
 			if err != nil {
 				t.Error(err)

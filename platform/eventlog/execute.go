@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 )
 
 // maxAttempts bounds how often Execute re-decides after losing a race.
@@ -43,4 +45,14 @@ func (l *Log) Execute(ctx context.Context, ref Ref, decide Decide) (Appended, er
 		case <-time.After(backoff):
 		}
 	}
+}
+
+// Writes turns the events a command decided on one aggregate into writes
+// that each expect version, the aggregate's version the decision was made on.
+func Writes(ref Ref, actor string, version uint64, decided ...proto.Message) []Write {
+	out := make([]Write, len(decided))
+	for i, ev := range decided {
+		out[i] = Write{Expect: ExpectVersion(version), Event: Event{Aggregate: ref, Actor: actor, Payload: ev}}
+	}
+	return out
 }

@@ -177,10 +177,18 @@ func TestTailSurvivesAServerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Shutdown()
-	deadline := time.Now().Add(20 * time.Second)
-	for !nc.IsConnected() {
+	// Reconnected, and JetStream has recovered the stream (it answers
+	// for it), before writing again.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		sctx, cancel := context.WithTimeout(ctx, time.Second)
+		_, err := js.Stream(sctx, "TEST")
+		cancel()
+		if nc.IsConnected() && err == nil {
+			break
+		}
 		if time.Now().After(deadline) {
-			t.Fatal("client did not reconnect")
+			t.Fatalf("stream not back after the restart: connected %v, %v", nc.IsConnected(), err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

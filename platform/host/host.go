@@ -74,8 +74,16 @@ func Start(ctx context.Context, cfg config.Config, name string, logger *slog.Log
 			rt.Close(context.WithoutCancel(ctx))
 		}
 	}()
+	headers, err := config.ParseHeaders(string(cfg.Telemetry.OTLP.Headers))
+	if err != nil {
+		return nil, fmt.Errorf("telemetry.otlp.headers: %w", err)
+	}
+	o := cfg.Telemetry.OTLP
 	rt.Telemetry, err = telemetry.Setup(ctx, telemetry.Options{
 		ServiceName: name, Traces: cfg.Telemetry.Traces, SampleRatio: cfg.Telemetry.SampleRatio, Logger: logger,
+		Metrics: cfg.Telemetry.Metrics,
+		OTLP: telemetry.OTLP{Endpoint: o.Endpoint, Protocol: o.Protocol, Headers: headers, Insecure: o.Insecure,
+			CAFile: o.CAFile, MetricsInterval: o.MetricsInterval},
 	})
 	if err != nil {
 		return nil, err

@@ -3,6 +3,10 @@ package httpx
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
+
+	"gatehouse.dev/platform/errs"
+	"gatehouse.dev/platform/oautherr"
 )
 
 // WriteJSON writes v as a JSON response with the given status, uncacheable:
@@ -21,12 +25,39 @@ type OAuthError struct {
 	Description string `json:"error_description,omitempty"`
 }
 
-// WriteOAuthError writes an OAuth error response. A 401 carries the
-// WWW-Authenticate challenge RFC 6749 §5.2 asks for, unless the handler set
-// its own (a Bearer challenge for a protected resource, RFC 6750 §3).
-func WriteOAuthError(w http.ResponseWriter, status int, code, description string) {
-	if status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
-		w.Header().Set("WWW-Authenticate", `Basic realm="gatehouse", error="`+code+`"`)
+// WriteOAuthError answers err as an OAuth 2.0 error (RFC 6749 §5.2, RFC
+// 6750 §3.1, RFC 7009 §2.2.1, RFC 7591 §3.2.2, RFC 7662 §2.3, RFC 8628
+// §3.5): the error's OAuth code (oautherr.Of) and public message, with the
+// status the RFCs give the code — 400 for the client's mistakes, 401 for
+// invalid_client and invalid_token — or else its kind's (500 server_error,
+// 503 temporarily_unavailable with Retry-After, 429 when rate limited). A
+// status set with WithStatus comes first. A 401 carries a challenge in the
+// scheme the request authenticated with (Bearer, else Basic) unless the
+// handler set its own (RFC 6750 §3).
+func WriteOAuthError(w http.ResponseWriter, r *http.Request, err error) {
+	code := oautherr.Of(err, "")
+	status := statusOf(err)
+	if status == 0 {
+		status = oautherr.Status(code)
 	}
-	WriteJSON(w, status, OAuthError{Code: code, Description: description})
+	if status == 0 {
+		status = errs.KindOf(err).HTTPStatus()
+	}
+	h := w.Header()
+	if status == http.StatusUnauthorized && h.Get("WWW-Authenticate") == "" {
+		h.Set("WWW-Authenticate", challengeScheme(r)+` realm="gatehouse", error="`+code+`"`)
+	}
+	setRetryAfter(h, status, err)
+	WriteJSON(w, status, OAuthError{Code: code, Description: errs.PublicMessage(err)})
+}
+
+// challengeScheme is the authentication scheme the request used, Bearer or
+// Basic (also when it used none, as RFC 6749 §2.3.1 clients must support it).
+func challengeScheme(r *http.Request) string {
+	if r != nil {
+		if scheme, _, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
+			return "Bearer"
+		}
+	}
+	return "Basic"
 }

@@ -4,9 +4,10 @@
 // the one explicit opt-in for libraries that only know the globals.
 //
 // Metrics are exported through a Prometheus registry private to the
-// Telemetry, served by MetricsHandler. Traces go nowhere ("none": spans are
-// still made, so trace ids reach logs and other services) or to a writer as
-// JSON ("stdout").
+// Telemetry, served by MetricsHandler, and, when asked, pushed with OTLP.
+// Traces go nowhere ("none": spans are still made, so trace ids reach logs
+// and other services), to a writer as JSON ("stdout"), or to an OpenTelemetry
+// collector with OTLP over gRPC or HTTP ("otlp").
 package telemetry
 
 import (
@@ -37,6 +38,14 @@ import (
 const (
 	TracesNone   = "none"
 	TracesStdout = "stdout"
+	TracesOTLP   = "otlp"
+)
+
+// The metric exporters Setup knows.
+const (
+	MetricsPrometheus = "prometheus"
+	MetricsOTLP       = "otlp"
+	MetricsBoth       = "both"
 )
 
 // Options configures Setup.
@@ -45,8 +54,13 @@ type Options struct {
 	ServiceName string
 	// Version is the service.version resource attribute.
 	Version string
-	// Traces is the trace exporter: "none" (or empty) or "stdout".
+	// Traces is the trace exporter: "none" (or empty), "stdout" or "otlp".
 	Traces string
+	// Metrics is where metrics go: "prometheus" (or empty: MetricsHandler),
+	// "otlp" (pushed) or "both".
+	Metrics string
+	// OTLP configures the "otlp" exporters.
+	OTLP OTLP
 	// SampleRatio is the share of new root traces sampled, 0..1; a sampled
 	// parent is always followed.
 	SampleRatio float64
@@ -99,8 +113,27 @@ func Setup(ctx context.Context, opts Options) (*Telemetry, error) {
 			return nil, fmt.Errorf("telemetry: stdout trace exporter: %w", err)
 		}
 		traceOpts = append(traceOpts, sdktrace.WithBatcher(exp))
+	case TracesOTLP:
+		exp, err := opts.OTLP.traceExporter(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("telemetry: OTLP trace exporter: %w", err)
+		}
+		traceOpts = append(traceOpts, sdktrace.WithBatcher(exp))
 	default:
-		return nil, fmt.Errorf("telemetry: unknown trace exporter %q (want %s or %s)", opts.Traces, TracesNone, TracesStdout)
+		return nil, fmt.Errorf("telemetry: unknown trace exporter %q (want %s, %s or %s)", opts.Traces, TracesNone, TracesStdout, TracesOTLP)
+	}
+	meterOpts := []sdkmetric.Option{sdkmetric.WithResource(res)}
+	switch opts.Metrics {
+	case "", MetricsPrometheus, MetricsOTLP, MetricsBoth:
+	default:
+		return nil, fmt.Errorf("telemetry: unknown metrics exporter %q (want %s, %s or %s)", opts.Metrics, MetricsPrometheus, MetricsOTLP, MetricsBoth)
+	}
+	if opts.Metrics == MetricsOTLP || opts.Metrics == MetricsBoth {
+		reader, err := opts.OTLP.metricReader(ctx)
+		if err != nil {
+			return nil, err
+		}
+		meterOpts = append(meterOpts, sdkmetric.WithReader(reader))
 	}
 
 	registry := prometheus.NewRegistry()
@@ -110,14 +143,17 @@ func Setup(ctx context.Context, opts Options) (*Telemetry, error) {
 	if err := registry.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
 		return nil, fmt.Errorf("telemetry: process collector: %w", err)
 	}
-	exporter, err := otelprom.New(otelprom.WithRegisterer(registry))
-	if err != nil {
-		return nil, fmt.Errorf("telemetry: prometheus exporter: %w", err)
+	if opts.Metrics != MetricsOTLP {
+		exporter, err := otelprom.New(otelprom.WithRegisterer(registry))
+		if err != nil {
+			return nil, fmt.Errorf("telemetry: prometheus exporter: %w", err)
+		}
+		meterOpts = append(meterOpts, sdkmetric.WithReader(exporter))
 	}
 
 	t := &Telemetry{
 		tracer:   sdktrace.NewTracerProvider(traceOpts...),
-		meter:    sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(exporter)),
+		meter:    sdkmetric.NewMeterProvider(meterOpts...),
 		registry: registry,
 		propagator: propagation.NewCompositeTextMapPropagator(
 			propagation.TraceContext{}, propagation.Baggage{},

@@ -160,9 +160,13 @@ func TestStdoutTraces(t *testing.T) {
 }
 
 func TestSetupRejectsUnknownExporter(t *testing.T) {
-	_, err := telemetry.Setup(t.Context(), telemetry.Options{Traces: "otlp"})
-	if err == nil || !strings.Contains(err.Error(), `unknown trace exporter "otlp"`) {
-		t.Errorf("Setup(otlp) = %v, want unknown exporter error", err)
+	_, err := telemetry.Setup(t.Context(), telemetry.Options{Traces: "jaeger"})
+	if err == nil || !strings.Contains(err.Error(), `unknown trace exporter "jaeger"`) {
+		t.Errorf("Setup(jaeger) = %v, want unknown exporter error", err)
+	}
+	_, err = telemetry.Setup(t.Context(), telemetry.Options{Metrics: "statsd"})
+	if err == nil || !strings.Contains(err.Error(), `unknown metrics exporter "statsd"`) {
+		t.Errorf("Setup(metrics statsd) = %v, want unknown exporter error", err)
 	}
 }
 

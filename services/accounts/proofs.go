@@ -3,15 +3,12 @@ package accounts
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
-
-	"google.golang.org/protobuf/proto"
 
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/eventlog"
@@ -46,36 +43,16 @@ var proofKeyRef = eventlog.Ref{Type: eventsv1.AccountsKeys.Type, ID: "current"}
 // earlier version kept in clear is replaced: proofs live two minutes, so a
 // new key costs nothing.
 func (s *Service) loadProofKey(ctx context.Context) error {
-	generate := func() (sealed.Secrets, error) {
-		key := make([]byte, 32)
-		rand.Read(key) // never fails (Go 1.24+)
-		return sealed.Secrets{"key": key}, nil
-	}
-	secrets, err := sealed.KeysAggregate{
-		Log: s.log, Ref: proofKeyRef, Keyring: s.keyring, Logger: s.logger,
-		Generate: generate,
-		Event: func(sealedKeys map[string]*eventsv1.SealedSecret, change eventsv1.SecretChange) proto.Message {
-			return &eventsv1.AuthProofKeyGenerated{SealedKey: sealedKeys["key"], Change: change}
+	key, err := sealed.RandomKey[*eventsv1.AuthProofKeyGenerated]{
+		Log: s.log, Ref: proofKeyRef, Keyring: s.keyring, Logger: s.logger, Size: 32, ReplaceClear: true,
+		Event: func(k *eventsv1.SealedSecret, change eventsv1.SecretChange) *eventsv1.AuthProofKeyGenerated {
+			return &eventsv1.AuthProofKeyGenerated{SealedKey: k, Change: change}
 		},
-		Read: func(m proto.Message) (sealed.Record, bool) {
-			ev, ok := m.(*eventsv1.AuthProofKeyGenerated)
-			switch {
-			case !ok:
-				return sealed.Record{}, false
-			case ev.GetSealedKey() == nil:
-				return sealed.Record{Clear: sealed.Secrets{"key": ev.GetKey()}}, true
-			}
-			return sealed.Record{Sealed: map[string]*eventsv1.SealedSecret{"key": ev.GetSealedKey()}}, true
-		},
-		Replace: func(sealed.Secrets) (sealed.Secrets, error) { return generate() },
 	}.Load(ctx)
 	if err != nil {
 		return fmt.Errorf("accounts: proof key: %w", err)
 	}
-	if len(secrets["key"]) < 32 {
-		return fmt.Errorf("accounts: the proof key is %d bytes, want 32", len(secrets["key"]))
-	}
-	s.proofKey = secrets["key"]
+	s.proofKey = key
 	return nil
 }
 

@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"google.golang.org/grpc"
 
+	"gatehouse.dev/platform/clientauth"
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/host"
 	"gatehouse.dev/platform/pg"
@@ -84,6 +85,8 @@ type Service struct {
 	secretKey []byte
 	// devicePacer answers slow_down to devices polling too fast (this replica's view).
 	devicePacer *device.Pacer
+	// clientAuth authenticates the clients of the device authorization endpoint.
+	clientAuth *clientauth.Authenticator[*client]
 	// limiter counts the anonymous endpoints' rate limits (limits.go).
 	limiter *ratelimit.Limiter
 }
@@ -127,6 +130,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err := s.loadSecretKey(ctx, deps.Keyring); err != nil {
 		return nil, err
 	}
+	if s.clientAuth, err = s.newClientAuth(); err != nil {
+		return nil, fmt.Errorf("authorize: %w", err)
+	}
 	if err := s.syncStaticClients(ctx, cfg.StaticClients); err != nil {
 		return nil, err
 	}
@@ -143,7 +149,7 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 	for _, c := range rt.Config.OAuth.Clients {
 		static = append(static, StaticClient{
 			ID: c.ClientID, Secret: string(c.ClientSecret), AuthMethod: c.AuthMethod, Name: c.ClientName, URI: c.ClientURI,
-			RedirectURIs: c.RedirectURIs, GrantTypes: c.GrantTypes,
+			RedirectURIs: c.RedirectURIs, GrantTypes: c.GrantTypes, Scope: c.Scope,
 		})
 	}
 	algs, err := signingAlgorithms(rt.Config.OAuth.SigningKeyFiles)

@@ -127,7 +127,7 @@ func (g *grpcServer) ApproveDeviceGrant(ctx context.Context, req *authorizev1.Ap
 			Scope: granted, AuthTime: grant.Timestamp(authTime),
 		}
 		decided, err := device.Approve(st, now, approval)
-		return writes(ref, caller.Actor(ctx), version, decided), err
+		return eventlog.Writes(ref, caller.Actor(ctx), version, decided...), err
 	})
 	if err != nil {
 		return nil, err
@@ -152,7 +152,7 @@ func (g *grpcServer) DenyDeviceGrant(ctx context.Context, req *authorizev1.DenyD
 	ref := deviceRef(id)
 	appended, err := g.svc.log.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
 		decided, err := device.Deny(device.Fold(history), g.svc.now())
-		return writes(ref, actor, version, decided), err
+		return eventlog.Writes(ref, actor, version, decided...), err
 	})
 	if err != nil {
 		return nil, err
@@ -192,7 +192,7 @@ func (g *grpcServer) PollDeviceCode(ctx context.Context, req *authorizev1.PollDe
 		now = g.svc.now()
 		decided, o, err := device.DecidePoll(st, device.Poll{ClientID: req.GetClientId(), SessionID: req.GetSessionId(), Now: now})
 		outcome = o
-		return writes(ref, "client:"+req.GetClientId(), version, decided), err
+		return eventlog.Writes(ref, "client:"+req.GetClientId(), version, decided...), err
 	})
 	if err != nil {
 		return nil, err

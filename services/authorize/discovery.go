@@ -3,6 +3,8 @@ package authorize
 import (
 	"encoding/json"
 	"net/http"
+
+	"gatehouse.dev/services/authorize/internal/clientmeta"
 )
 
 // metadata is the authorization server metadata (RFC 8414, OpenID Connect
@@ -22,7 +24,7 @@ func (s *Service) metadata() map[string]any {
 		"account_management_uri":                           s.endpoint("account"),
 		"response_types_supported":                         []string{"code"},
 		"response_modes_supported":                         []string{"query", "fragment"},
-		"grant_types_supported":                            []string{"authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code"},
+		"grant_types_supported":                            clientmeta.GrantTypes(),
 		"code_challenge_methods_supported":                 []string{"S256"},
 		"token_endpoint_auth_methods_supported":            authMethods,
 		"token_endpoint_auth_signing_alg_values_supported": []string{"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384"},

@@ -2,85 +2,23 @@ package authorize
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
+	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
 	"strings"
 
-	"github.com/jackc/pgx/v5"
-
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/eventlog"
+	"gatehouse.dev/platform/httpx"
 	"gatehouse.dev/platform/ids"
+	"gatehouse.dev/platform/oautherr"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
-	"gatehouse.dev/services/authorize/internal/clientmeta"
 	"gatehouse.dev/services/authorize/internal/grant"
-	"gatehouse.dev/services/authorize/internal/oautherr"
 	"gatehouse.dev/services/authorize/internal/pkce"
 	"gatehouse.dev/services/authorize/internal/redirect"
 	"gatehouse.dev/services/authorize/internal/scope"
 )
-
-// client is a registered client as the read model holds it.
-type client struct {
-	ID         string
-	Meta       clientmeta.Metadata
-	SecretHash string
-}
-
-func (s *Service) client(ctx context.Context, id string) (*client, error) {
-	if id == "" || len(id) > 256 {
-		return nil, errs.NotFound("Unknown client.")
-	}
-	c := &client{ID: id}
-	var raw []byte
-	err := s.pool.QueryRow(ctx, `SELECT metadata, secret_hash FROM clients WHERE client_id = $1`, id).Scan(&raw, &c.SecretHash)
-	if errors.Is(err, pgx.ErrNoRows) {
-		// The read model may lag a registration that just happened (on this or
-		// another replica, or from configuration at start): the log decides.
-		raw, c.SecretHash, err = s.clientFromLog(ctx, id)
-	}
-	if err != nil {
-		if errs.KindOf(err) == errs.KindNotFound {
-			return nil, err
-		}
-		return nil, errs.Wrap(errs.KindUnavailable, "Clients cannot be read right now.", err)
-	}
-	if err := json.Unmarshal(raw, &c.Meta); err != nil {
-		return nil, errs.Wrap(errs.KindInternal, "", err)
-	}
-	return c, nil
-}
-
-// clientFromLog reads a client's latest registration from the event log.
-func (s *Service) clientFromLog(ctx context.Context, id string) ([]byte, string, error) {
-	ref := eventlog.Ref{Type: eventsv1.AuthorizeClient.Type, ID: id}
-	if !validClientID(id) {
-		return nil, "", errs.NotFound("Unknown client.")
-	}
-	history, _, err := s.log.Load(ctx, ref)
-	if err != nil {
-		return nil, "", err
-	}
-	for i := len(history) - 1; i >= 0; i-- {
-		if ev, ok := history[i].Event.(*eventsv1.ClientRegistered); ok {
-			return ev.GetMetadataJson(), ev.GetSecretHash(), nil
-		}
-	}
-	return nil, "", errs.NotFound("Unknown client.")
-}
-
-// validClientID reports whether id can name a client (and a subject token).
-func validClientID(id string) bool {
-	for _, c := range id {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return id != "" && len(id) <= 64
-}
 
 // authRequest is a parsed authorization request whose client and redirect
 // URI are known to be good, so that every further error can be redirected.
@@ -95,52 +33,16 @@ type authRequest struct {
 // client or an unregistered redirect URI is shown as an error page and never
 // redirected; every other error goes back to the client.
 func (s *Service) handleAuthorize(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		w.Header().Set("Allow", "GET, POST")
-		s.errorPage(w, http.StatusMethodNotAllowed, "This address only answers GET and POST.")
-		return
-	}
-	if ok, status := s.admit(w, r, s.cfg.Limits.Authorization); !ok {
-		s.errorPage(w, status, "Too many sign-in requests came from your network. Wait a moment and try again.")
-		return
-	}
-	if err := r.ParseForm(); err != nil {
-		s.errorPage(w, http.StatusBadRequest, "The authorization request could not be read.")
+	ar, err := s.readAuthRequest(w, r)
+	if err != nil {
+		httpx.WritePageError(w, r, s.logger, err, s.errorPage)
 		return
 	}
 	q := r.Form
-	for _, p := range []string{"client_id", "redirect_uri", "response_type", "response_mode", "scope", "state", "nonce", "code_challenge", "code_challenge_method", "prompt", "login_hint"} {
-		if len(q[p]) > 1 {
-			s.errorPage(w, http.StatusBadRequest, "The parameter "+p+" appears more than once.")
-			return
-		}
-	}
-	c, err := s.client(r.Context(), q.Get("client_id"))
+	grantID, err := s.requestGrant(r.Context(), ar, q)
 	if err != nil {
-		if errs.KindOf(err) == errs.KindNotFound {
-			s.errorPage(w, http.StatusBadRequest, "The application that sent you here is not registered (unknown client_id).")
-		} else {
-			s.errorPage(w, http.StatusServiceUnavailable, "Sign-in is unavailable right now; try again shortly.")
-		}
-		return
-	}
-	redirectURI, ok := redirect.Match(c.Meta.RedirectURIs, q.Get("redirect_uri"))
-	if !ok {
-		s.errorPage(w, http.StatusBadRequest, "The application asked to return to an address it has not registered (redirect_uri).")
-		return
-	}
-	ar := &authRequest{client: c, redirectURI: redirectURI, responseMode: "query", state: q.Get("state")}
-	switch m := q.Get("response_mode"); m {
-	case "", "query":
-	case "fragment":
-		ar.responseMode = "fragment"
-	default:
-		s.redirectError(w, r, ar, oautherr.InvalidRequest, "response_mode must be query or fragment")
-		return
-	}
-	grantID, oerr := s.requestGrant(r.Context(), ar, q)
-	if oerr != nil {
-		s.redirectError(w, r, ar, oerr.Code, oerr.Description)
+		httpx.LogFault(r.Context(), s.logger, r, err)
+		s.redirectError(w, r, ar, err)
 		return
 	}
 	next := "login"
@@ -148,6 +50,39 @@ func (s *Service) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		next = "register"
 	}
 	http.Redirect(w, r, s.endpoint(next)+"?"+url.Values{"grant": {grantID}}.Encode(), http.StatusSeeOther)
+}
+
+// readAuthRequest reads an authorization request up to its client and
+// redirect URI; its errors are shown as pages, never redirected.
+func (s *Service) readAuthRequest(w http.ResponseWriter, r *http.Request) (*authRequest, error) {
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		w.Header().Set("Allow", "GET, POST")
+		return nil, httpx.WithStatus(http.StatusMethodNotAllowed, errs.Invalid("This address only answers GET and POST."))
+	}
+	if err := s.admit(r, s.cfg.Limits.Authorization, "Too many sign-in requests came from your network. Wait a moment and try again."); err != nil {
+		return nil, err
+	}
+	if err := r.ParseForm(); err != nil {
+		return nil, errs.Invalid("The authorization request could not be read.")
+	}
+	q := r.Form
+	for _, p := range []string{"client_id", "redirect_uri", "response_type", "response_mode", "scope", "state", "nonce", "code_challenge", "code_challenge_method", "prompt", "login_hint"} {
+		if len(q[p]) > 1 {
+			return nil, errs.Invalid("The parameter " + p + " appears more than once.")
+		}
+	}
+	c, err := s.client(r.Context(), q.Get("client_id"))
+	if err != nil {
+		if errs.KindOf(err) == errs.KindNotFound {
+			return nil, errs.Invalid("The application that sent you here is not registered (unknown client_id).")
+		}
+		return nil, errs.Wrap(errs.KindUnavailable, "Sign-in is unavailable right now; try again shortly.", err)
+	}
+	redirectURI, ok := redirect.Match(c.Meta.RedirectURIs, q.Get("redirect_uri"))
+	if !ok {
+		return nil, errs.Invalid("The application asked to return to an address it has not registered (redirect_uri).")
+	}
+	return &authRequest{client: c, redirectURI: redirectURI, responseMode: "query", state: q.Get("state")}, nil
 }
 
 func hasPrompt(prompt, value string) bool {
@@ -160,23 +95,30 @@ func hasPrompt(prompt, value string) bool {
 }
 
 // requestGrant validates the rest of the request and records the grant.
-func (s *Service) requestGrant(ctx context.Context, ar *authRequest, q url.Values) (string, *oautherr.Error) {
+func (s *Service) requestGrant(ctx context.Context, ar *authRequest, q url.Values) (string, error) {
+	switch m := q.Get("response_mode"); m {
+	case "", "query":
+	case "fragment":
+		ar.responseMode = "fragment"
+	default:
+		return "", oautherr.New(oautherr.InvalidRequest, "response_mode must be query or fragment")
+	}
 	switch {
 	case q.Get("request") != "":
-		return "", &oautherr.Error{Code: "request_not_supported", Description: "request objects are not supported"}
+		return "", oautherr.New(oautherr.RequestNotSupported, "request objects are not supported")
 	case q.Get("request_uri") != "":
-		return "", &oautherr.Error{Code: "request_uri_not_supported", Description: "request_uri is not supported"}
+		return "", oautherr.New(oautherr.RequestURINotSupported, "request_uri is not supported")
 	case q.Get("response_type") != "code":
-		return "", &oautherr.Error{Code: "unsupported_response_type", Description: "response_type must be code"}
+		return "", oautherr.New(oautherr.UnsupportedResponseType, "response_type must be code")
 	case !contains(ar.client.Meta.GrantTypes, "authorization_code"):
-		return "", &oautherr.Error{Code: "unauthorized_client", Description: "this client is not registered for the authorization_code grant"}
+		return "", oautherr.New(oautherr.UnauthorizedClient, "this client is not registered for the authorization_code grant")
 	}
 	scopes, err := scope.Parse(q.Get("scope"))
 	if err != nil {
-		return "", asOAuth(err, oautherr.InvalidScope)
+		return "", err
 	}
 	if _, err := scope.Interpret(scopes); err != nil {
-		return "", asOAuth(err, oautherr.InvalidScope)
+		return "", err
 	}
 	challenge, method := q.Get("code_challenge"), q.Get("code_challenge_method")
 	switch {
@@ -197,7 +139,7 @@ func (s *Service) requestGrant(ctx context.Context, ar *authRequest, q url.Value
 		switch p {
 		case "none":
 			// No browser session can exist before the web pages: nobody is signed in.
-			return "", oautherr.Errorf("login_required", "the user is not signed in")
+			return "", oautherr.New(oautherr.LoginRequired, "the user is not signed in")
 		case "login", "consent", "create", "select_account":
 		default:
 			return "", oautherr.Errorf(oautherr.InvalidRequest, "unsupported prompt value %q", p)
@@ -219,8 +161,7 @@ func (s *Service) requestGrant(ctx context.Context, ar *authRequest, q url.Value
 		},
 	}})
 	if err != nil {
-		s.logger.ErrorContext(ctx, "record grant", "err", err)
-		return "", &oautherr.Error{Code: "temporarily_unavailable", Description: "the authorization server cannot record the request right now"}
+		return "", errs.Wrap(errs.KindUnavailable, "the authorization server cannot record the request right now", fmt.Errorf("record grant: %w", err))
 	}
 	return id, nil
 }
@@ -232,15 +173,6 @@ func contains(list []string, v string) bool {
 		}
 	}
 	return false
-}
-
-// asOAuth keeps an *oautherr.Error as it is and turns anything else into one with code.
-func asOAuth(err error, code string) *oautherr.Error {
-	var oe *oautherr.Error
-	if errors.As(err, &oe) {
-		return oe
-	}
-	return &oautherr.Error{Code: code, Description: errs.PublicMessage(err)}
 }
 
 // responseURL builds the redirect back to the client with params in the
@@ -260,8 +192,9 @@ func (s *Service) responseURL(redirectURI, mode string, params url.Values) strin
 	return u.String()
 }
 
-func (s *Service) redirectError(w http.ResponseWriter, r *http.Request, ar *authRequest, code, description string) {
-	params := url.Values{"error": {code}, "error_description": {description}}
+// redirectError sends err back to the client (RFC 6749 §4.1.2.1).
+func (s *Service) redirectError(w http.ResponseWriter, r *http.Request, ar *authRequest, err error) {
+	params := url.Values{"error": {oautherr.Of(err, "")}, "error_description": {errs.PublicMessage(err)}}
 	if ar.state != "" {
 		params.Set("state", ar.state)
 	}
@@ -275,8 +208,9 @@ var errorPageTemplate = template.Must(template.New("error").Parse(`<!doctype htm
 <p>Go back to the application and try again. If this keeps happening, tell the application's developers.</p></main></body></html>
 `))
 
-// errorPage shows an error in the browser without redirecting anywhere.
-func (s *Service) errorPage(w http.ResponseWriter, status int, message string) {
+// errorPage shows an error in the browser without redirecting anywhere (an
+// httpx.Page).
+func (s *Service) errorPage(w http.ResponseWriter, _ *http.Request, status int, message string) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)

@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	gatehouse.dev/platform v0.0.0
 	gatehouse.dev/proto v0.0.0
+	github.com/go-jose/go-jose/v4 v4.1.8
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/nats-io/nats.go v1.55.0
 	go.opentelemetry.io/otel v1.47.0

@@ -7,7 +7,6 @@ import (
 	"net/url"
 
 	"github.com/jackc/pgx/v5"
-	"google.golang.org/protobuf/proto"
 
 	"gatehouse.dev/platform/caller"
 	"gatehouse.dev/platform/errs"
@@ -105,7 +104,7 @@ func (g *grpcServer) ApproveGrant(ctx context.Context, req *authorizev1.ApproveG
 			AuthTime: grant.Timestamp(authTime), CodeHash: grant.CodeHash(code),
 			CodeExpiresAt: grant.Timestamp(g.svc.now().Add(g.svc.cfg.CodeTTL)), Scope: granted,
 		})
-		return writes(ref, caller.Actor(ctx), version, decided), err
+		return eventlog.Writes(ref, caller.Actor(ctx), version, decided...), err
 	})
 	if err != nil {
 		return nil, err
@@ -141,14 +140,6 @@ func grantedScope(requested string, admin bool) (string, error) {
 	return set.String(), nil
 }
 
-func writes(ref eventlog.Ref, actor string, version uint64, decided []proto.Message) []eventlog.Write {
-	out := make([]eventlog.Write, len(decided))
-	for i, ev := range decided {
-		out[i] = eventlog.Write{Expect: eventlog.ExpectVersion(version), Event: eventlog.Event{Aggregate: ref, Actor: actor, Payload: ev}}
-	}
-	return out
-}
-
 func (g *grpcServer) DenyGrant(ctx context.Context, req *authorizev1.DenyGrantRequest) (*authorizev1.DenyGrantResponse, error) {
 	ref, err := grantRef(req.GetGrantId())
 	if err != nil {
@@ -158,7 +149,7 @@ func (g *grpcServer) DenyGrant(ctx context.Context, req *authorizev1.DenyGrantRe
 	_, err = g.svc.log.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
 		st = grant.Fold(history)
 		decided, err := grant.Deny(st)
-		return writes(ref, caller.Actor(ctx), version, decided), err
+		return eventlog.Writes(ref, caller.Actor(ctx), version, decided...), err
 	})
 	if err != nil {
 		return nil, err
@@ -197,7 +188,7 @@ func (g *grpcServer) ExchangeCode(ctx context.Context, req *authorizev1.Exchange
 			Verifier: req.GetCodeVerifier(), SessionID: req.GetSessionId(), Now: g.svc.now(),
 		})
 		replayed = r
-		return writes(ref, "client:"+req.GetClientId(), version, decided), err
+		return eventlog.Writes(ref, "client:"+req.GetClientId(), version, decided...), err
 	})
 	if err != nil {
 		return nil, err

@@ -1,9 +1,8 @@
 package authorize
 
 import (
-	"math"
+	"fmt"
 	"net/http"
-	"strconv"
 
 	"gatehouse.dev/platform/clientaddr"
 	"gatehouse.dev/platform/errs"
@@ -15,26 +14,25 @@ import (
 // (Config.Limits; an IPv6 /64 counts as one), with the counts shared by every
 // replica.
 
-// admit takes a token from rule's bucket for r's client address. When it is
-// refused it sets Retry-After and returns false with 429; when the store
-// cannot be reached and the rule fails closed, false with 503.
-func (s *Service) admit(w http.ResponseWriter, r *http.Request, rule ratelimit.Rule) (bool, int) {
+// admit takes a token from rule's bucket for r's client address. Refused, it
+// is a rate-limited error with the refusal as its message and the wait as
+// its RetryAfter (429 with Retry-After); when the store cannot be reached and
+// the rule fails closed, an unavailable error (503). The HTTP edge writes
+// either in the endpoint's form.
+func (s *Service) admit(r *http.Request, rule ratelimit.Rule, refusal string) error {
 	d, err := s.limiter.Take(r.Context(), ratelimit.Key{Rule: rule, Subject: clientaddr.Key(r)})
 	switch {
 	case err != nil:
-		s.logger.WarnContext(r.Context(), "rate limit", "rule", rule.Name, "err", err)
-		return false, errs.KindUnavailable.HTTPStatus()
+		return errs.Wrap(errs.KindUnavailable, "the request cannot be taken right now; try again", fmt.Errorf("rate limit %s: %w", rule.Name, err))
 	case !d.Allowed:
-		w.Header().Set("Retry-After", strconv.Itoa(max(int(math.Ceil(d.RetryAfter.Seconds())), 1)))
-		return false, http.StatusTooManyRequests
+		e := errs.RateLimited(refusal)
+		e.RetryAfter = d.RetryAfter
+		return e
 	}
-	return true, 0
+	return nil
 }
 
-// tooManyText explains a refusal of admit.
-func tooManyText(status int, what string) string {
-	if status == http.StatusTooManyRequests {
-		return "too many " + what + " from this address; try again later (Retry-After)"
-	}
-	return "the request cannot be taken right now; try again"
+// tooMany is the refusal of an OAuth endpoint's rate limit.
+func tooMany(what string) string {
+	return "too many " + what + " from this address; try again later (Retry-After)"
 }

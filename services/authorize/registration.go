@@ -3,7 +3,6 @@ package authorize
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/base64"
@@ -14,40 +13,34 @@ import (
 	"mime"
 	"net/http"
 
-	"google.golang.org/protobuf/proto"
-
+	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/httpx"
 	"gatehouse.dev/platform/ids"
+	"gatehouse.dev/platform/oautherr"
 	"gatehouse.dev/platform/sealed"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	"gatehouse.dev/services/authorize/internal/clientmeta"
-	"gatehouse.dev/services/authorize/internal/oautherr"
 )
 
 // maxRegistrationBody bounds a registration request.
 const maxRegistrationBody = 64 << 10
 
 // handleRegister is the dynamic client registration endpoint (RFC 7591, MSC2966).
-func (s *Service) handleRegister(w http.ResponseWriter, r *http.Request) {
+func (s *Service) handleRegister(w http.ResponseWriter, r *http.Request) (any, error) {
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		httpx.WriteOAuthError(w, http.StatusMethodNotAllowed, oautherr.InvalidRequest, "use POST")
-		return
+		return nil, httpx.MethodNotAllowed(w, http.MethodPost)
 	}
-	if ok, status := s.admit(w, r, s.cfg.Limits.ClientRegistration); !ok {
-		httpx.WriteOAuthError(w, status, "temporarily_unavailable", tooManyText(status, "client registrations"))
-		return
+	if err := s.admit(r, s.cfg.Limits.ClientRegistration, tooMany("client registrations")); err != nil {
+		return nil, err
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		httpx.WriteOAuthError(w, http.StatusBadRequest, oautherr.InvalidClientMetadata, "the body must be JSON (Content-Type: application/json)")
-		return
+		return nil, oautherr.New(oautherr.InvalidClientMetadata, "the body must be JSON (Content-Type: application/json)")
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxRegistrationBody+1))
 	if err != nil || len(body) > maxRegistrationBody {
-		httpx.WriteOAuthError(w, http.StatusBadRequest, oautherr.InvalidClientMetadata, "the body is unreadable or larger than 64 KiB")
-		return
+		return nil, oautherr.New(oautherr.InvalidClientMetadata, "the body is unreadable or larger than 64 KiB")
 	}
 	meta, err := clientmeta.Decode(body)
 	if err == nil {
@@ -57,17 +50,13 @@ func (s *Service) handleRegister(w http.ResponseWriter, r *http.Request) {
 		err = supported(meta)
 	}
 	if err != nil {
-		oe := asOAuth(err, oautherr.InvalidClientMetadata)
-		httpx.WriteOAuthError(w, http.StatusBadRequest, oe.Code, oe.Description)
-		return
+		return nil, oautherr.New(oautherr.Of(err, oautherr.InvalidClientMetadata), errs.PublicMessage(err))
 	}
 	resp, err := s.registerClient(r.Context(), meta, "registration")
 	if err != nil {
-		s.logger.ErrorContext(r.Context(), "register client", "err", err)
-		httpx.WriteOAuthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the client could not be registered right now")
-		return
+		return nil, errs.Wrap(errs.KindUnavailable, "the client could not be registered right now", err)
 	}
-	httpx.WriteJSON(w, http.StatusCreated, resp)
+	return httpx.Reply{Status: http.StatusCreated, Body: resp}, nil
 }
 
 // supported refuses valid metadata that this server cannot serve: client keys
@@ -132,34 +121,16 @@ func (s *Service) clientSecret(clientID string) string {
 // version kept in clear is kept and sealed: replacing it would change the
 // secret of every client_secret_jwt client (see README, "Secrets and keys").
 func (s *Service) loadSecretKey(ctx context.Context, ring *sealed.Keyring) error {
-	secrets, err := sealed.KeysAggregate{
-		Log: s.log, Ref: eventlog.Ref{Type: "keys", ID: "current"}, Keyring: ring, Logger: s.logger,
-		Generate: func() (sealed.Secrets, error) {
-			key := make([]byte, 64)
-			rand.Read(key) // never fails (Go 1.24+)
-			return sealed.Secrets{"key": key}, nil
-		},
-		Event: func(sealedKeys map[string]*eventsv1.SealedSecret, change eventsv1.SecretChange) proto.Message {
-			return &eventsv1.ClientSecretKeyGenerated{SealedKey: sealedKeys["key"], Change: change}
-		},
-		Read: func(m proto.Message) (sealed.Record, bool) {
-			ev, ok := m.(*eventsv1.ClientSecretKeyGenerated)
-			switch {
-			case !ok:
-				return sealed.Record{}, false
-			case ev.GetSealedKey() == nil:
-				return sealed.Record{Clear: sealed.Secrets{"key": ev.GetKey()}}, true
-			}
-			return sealed.Record{Sealed: map[string]*eventsv1.SealedSecret{"key": ev.GetSealedKey()}}, true
+	key, err := sealed.RandomKey[*eventsv1.ClientSecretKeyGenerated]{
+		Log: s.log, Ref: eventlog.Ref{Type: "keys", ID: "current"}, Keyring: ring, Logger: s.logger, Size: 64,
+		Event: func(k *eventsv1.SealedSecret, change eventsv1.SecretChange) *eventsv1.ClientSecretKeyGenerated {
+			return &eventsv1.ClientSecretKeyGenerated{SealedKey: k, Change: change}
 		},
 	}.Load(ctx)
 	if err != nil {
 		return fmt.Errorf("authorize: client secret key: %w", err)
 	}
-	if len(secrets["key"]) < 32 {
-		return fmt.Errorf("authorize: the client secret key is %d bytes, want at least 32", len(secrets["key"]))
-	}
-	s.secretKey = secrets["key"]
+	s.secretKey = key
 	return nil
 }
 

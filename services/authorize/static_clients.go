@@ -16,6 +16,8 @@ import (
 type StaticClient struct {
 	ID, Secret, AuthMethod, Name, URI string
 	RedirectURIs, GrantTypes          []string
+	// Scope is what the client may ask for acting for itself (client_credentials).
+	Scope string
 }
 
 // syncStaticClients records the configured clients, re-registering one only
@@ -30,7 +32,7 @@ func (s *Service) syncStaticClients(ctx context.Context, clients []StaticClient)
 		}
 		meta := clientmeta.Metadata{
 			ClientName: c.Name, ClientURI: c.URI, RedirectURIs: c.RedirectURIs, GrantTypes: c.GrantTypes,
-			TokenEndpointAuthMethod: c.AuthMethod, ApplicationType: "web", ResponseTypes: []string{},
+			TokenEndpointAuthMethod: c.AuthMethod, ApplicationType: "web", ResponseTypes: []string{}, Scope: c.Scope,
 		}
 		if contains(c.GrantTypes, "authorization_code") {
 			meta.ResponseTypes = []string{"code"}
@@ -53,10 +55,8 @@ func (s *Service) syncStaticClients(ctx context.Context, clients []StaticClient)
 					break
 				}
 			}
-			return []eventlog.Write{{Expect: eventlog.ExpectVersion(version), Event: eventlog.Event{
-				Aggregate: ref, Actor: "configuration",
-				Payload: &eventsv1.ClientRegistered{ClientId: c.ID, MetadataJson: raw, SecretHash: secretHash, Source: "configuration"},
-			}}}, nil
+			return eventlog.Writes(ref, "configuration", version,
+				&eventsv1.ClientRegistered{ClientId: c.ID, MetadataJson: raw, SecretHash: secretHash, Source: "configuration"}), nil
 		})
 		if err != nil {
 			return fmt.Errorf("authorize: static client %s: %w", c.ID, err)

@@ -2,7 +2,6 @@ package notify
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -69,7 +68,7 @@ func (s *Service) start(ctx context.Context, in startInput, actor string) (*star
 		return nil, err
 	}
 	ref := eventlog.Ref{Type: verificationAggregate, ID: cmd.ID}
-	appended, err := s.log.Append(ctx, writes(ref, actor, 0, decided)...)
+	appended, err := s.log.Append(ctx, eventlog.Writes(ref, actor, 0, decided...)...)
 	if err != nil {
 		return nil, errs.Wrap(errs.KindUnavailable, "The verification could not be started right now; try again.", err)
 	}
@@ -124,7 +123,7 @@ func (s *Service) resend(ctx context.Context, id, clientIP, actor string) (*rese
 		}
 		after = st
 		after.Apply(eventlog.Record{Seq: version, Envelope: &eventsv1.Envelope{}, Event: decided[0]})
-		return writes(ref, actor, version, decided), nil
+		return eventlog.Writes(ref, actor, version, decided...), nil
 	})
 	if err != nil {
 		return nil, commandError(err)
@@ -180,7 +179,7 @@ func (s *Service) confirm(ctx context.Context, id, actor string, check func(veri
 		if len(decided) == 0 {
 			return nil, err
 		}
-		return writes(ref, actor, version, decided), nil
+		return eventlog.Writes(ref, actor, version, decided...), nil
 	})
 	if err != nil {
 		return verification.State{}, commandError(err)
@@ -196,25 +195,10 @@ func (s *Service) confirm(ctx context.Context, id, actor string, check func(veri
 	return st, nil
 }
 
-// writes turns a decision on one aggregate into writes that expect its version.
-func writes(ref eventlog.Ref, actor string, version uint64, decided []proto.Message) []eventlog.Write {
-	out := make([]eventlog.Write, 0, len(decided))
-	for _, ev := range decided {
-		out = append(out, eventlog.Write{
-			Expect: eventlog.ExpectVersion(version),
-			Event:  eventlog.Event{Aggregate: ref, Actor: actor, Payload: ev},
-		})
-	}
-	return out
-}
-
 // commandError keeps errs errors and reports anything else (the log being
 // unreachable, a contended aggregate) as unavailable.
 func commandError(err error) error {
-	if _, ok := errors.AsType[*errs.Error](err); ok {
-		return err
-	}
-	return errs.Wrap(errs.KindUnavailable, "The verification cannot be changed right now; try again.", err)
+	return errs.Classify(err, errs.KindUnavailable, "The verification cannot be changed right now; try again.")
 }
 
 // clientKey is the rate-limit subject of a client IP (clientaddr.KeyOf: the

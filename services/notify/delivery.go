@@ -120,7 +120,7 @@ func (s *Service) record(ctx context.Context, ref eventlog.Ref, decide func(veri
 	backoff := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		_, err := s.log.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
-			return writes(ref, "system", version, decide(verification.Fold(history))), nil
+			return eventlog.Writes(ref, "system", version, decide(verification.Fold(history))...), nil
 		})
 		if err == nil || attempt == recordAttempts || ctx.Err() != nil {
 			return err

@@ -119,7 +119,7 @@ func TestAFailedRefreshLeavesNoSession(t *testing.T) {
 	c := &client{ID: "the-client", Meta: clientMeta{AuthMethod: "none", GrantTypes: []string{"authorization_code", "refresh_token"}}}
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
-	if _, err := r.svc.refresh(ctx, c, map[string][]string{"refresh_token": {refresh}}, origin{}); err == nil {
+	if _, err := r.svc.refreshToken(ctx, tokenRequest{client: c, form: map[string][]string{"refresh_token": {refresh}}}); err == nil {
 		t.Fatal("the refresh succeeded although the read model could not catch up")
 	}
 	if got := endReason(t, r, sessionID); got != abandonReason {

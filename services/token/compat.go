@@ -13,11 +13,9 @@ import (
 	"context"
 	"errors"
 	"io"
-	"math"
 	"net/http"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	"gatehouse.dev/platform/clientaddr"
@@ -48,84 +46,51 @@ type compatState struct {
 // matrixVersion is a version segment of the client-server API.
 var matrixVersion = regexp.MustCompile(`^(r0|v[0-9]+)$`)
 
-// matrixFunc handles one method of a compat route: a body for 200, or an error.
-type matrixFunc func(w http.ResponseWriter, r *http.Request) (any, error)
-
 // registerCompat adds the compatibility routes.
 func (s *Service) registerCompat(mux *http.ServeMux) {
-	mux.Handle("/_matrix/client/{version}/login", s.matrixRoute(map[string]matrixFunc{
+	mux.Handle("/_matrix/client/{version}/login", s.matrixRoute(map[string]httpx.Handler{
 		http.MethodGet:  func(http.ResponseWriter, *http.Request) (any, error) { return compat.Flows(), nil },
 		http.MethodPost: s.compatLogin,
 	}))
-	mux.Handle("/_matrix/client/{version}/logout", s.matrixRoute(map[string]matrixFunc{http.MethodPost: s.compatLogout}))
-	mux.Handle("/_matrix/client/{version}/logout/all", s.matrixRoute(map[string]matrixFunc{http.MethodPost: s.compatLogoutAll}))
-	mux.Handle("/_matrix/client/{version}/refresh", s.matrixRoute(map[string]matrixFunc{http.MethodPost: s.compatRefresh}))
+	mux.Handle("/_matrix/client/{version}/logout", s.matrixRoute(map[string]httpx.Handler{http.MethodPost: s.compatLogout}))
+	mux.Handle("/_matrix/client/{version}/logout/all", s.matrixRoute(map[string]httpx.Handler{http.MethodPost: s.compatLogoutAll}))
+	mux.Handle("/_matrix/client/{version}/refresh", s.matrixRoute(map[string]httpx.Handler{http.MethodPost: s.compatRefresh}))
 }
 
 // matrixRoute serves a compat route: CORS on every answer (pre-flights
-// included), the version segment checked, and errors in Matrix form.
-func (s *Service) matrixRoute(methods map[string]matrixFunc) http.HandlerFunc {
+// included), the version segment checked, and errors in Matrix form
+// (httpx.Matrix).
+func (s *Service) matrixRoute(methods map[string]httpx.Handler) http.Handler {
 	allow := []string{http.MethodOptions}
 	for m := range methods {
 		allow = append(allow, m)
 	}
 	slices.Sort(allow)
-	return func(w http.ResponseWriter, r *http.Request) {
+	return httpx.Matrix(s.logger, func(w http.ResponseWriter, r *http.Request) (any, error) {
 		h := w.Header()
 		h.Set("Access-Control-Allow-Origin", "*")
 		h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
 		h.Set("Access-Control-Allow-Headers", "X-Requested-With, Content-Type, Authorization")
 		if !matrixVersion.MatchString(r.PathValue("version")) {
-			s.writeMatrixError(w, r, compat.Unrecognized(http.StatusNotFound, "Unrecognized request."))
-			return
+			return nil, compat.UnknownEndpoint("Unrecognized request.")
 		}
 		if r.Method == http.MethodOptions {
 			w.WriteHeader(http.StatusNoContent)
-			return
+			return nil, nil
 		}
 		fn, ok := methods[r.Method]
 		if !ok {
 			h.Set("Allow", strings.Join(allow, ", "))
-			s.writeMatrixError(w, r, compat.Unrecognized(http.StatusMethodNotAllowed, "Unrecognized request: use "+strings.Join(allow, " or ")+"."))
-			return
+			return nil, compat.WrongMethod("Unrecognized request: use " + strings.Join(allow, " or ") + ".")
 		}
-		body, err := fn(w, r)
-		if err != nil {
-			s.writeMatrixError(w, r, err)
-			return
-		}
-		httpx.WriteJSON(w, http.StatusOK, body)
-	}
-}
-
-// writeMatrixError answers err as a Matrix error. A client's mistake is a
-// compat.Error; anything else is the server's, logged with its cause.
-func (s *Service) writeMatrixError(w http.ResponseWriter, r *http.Request, err error) {
-	var me *compat.Error
-	if !errors.As(err, &me) {
-		s.logger.ErrorContext(r.Context(), "compat request failed", "path", r.URL.Path, "err", err)
-		me = &compat.Error{Status: http.StatusInternalServerError, Code: "M_UNKNOWN", Message: "Internal server error."}
-		if k := errs.KindOf(err); k == errs.KindUnavailable || k == errs.KindConflict {
-			msg := "The request could not be completed right now; try again."
-			if _, ok := errors.AsType[*errs.Error](err); ok && k == errs.KindUnavailable {
-				msg = errs.PublicMessage(err) // e.g. the homeserver did not take the device
-			}
-			me = &compat.Error{Status: http.StatusServiceUnavailable, Code: "M_UNKNOWN", Message: msg}
-		}
-	}
-	if me.Code == "M_LIMIT_EXCEEDED" {
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(me.RetryAfter.Seconds()))))
-	}
-	if me.Status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="matrix"`)
-	}
-	httpx.WriteJSON(w, me.Status, me.Body())
+		return fn(w, r)
+	})
 }
 
 // readMatrixBody reads a request body of at most 64 KiB. Content types are
 // not checked: older clients send JSON under any of them.
 func readMatrixBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBody))
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, httpx.MaxFormBody))
 	if err != nil {
 		if _, tooBig := errors.AsType[*http.MaxBytesError](err); tooBig {
 			return nil, compat.TooLarge()
@@ -143,7 +108,9 @@ type compatUser struct {
 
 // compatLogin is POST /login: m.login.password or m.login.token, answered
 // with a new compat session's tokens. A device_id the client names is reused,
-// and the user's earlier compat session on that device ends.
+// and the user's earlier compat session on that device ends. The session of
+// an administrator carries Synapse's admin scope only where the
+// configuration allows it (Config.CompatAdminScope; MAS never does).
 func (s *Service) compatLogin(w http.ResponseWriter, r *http.Request) (any, error) {
 	body, err := readMatrixBody(w, r)
 	if err != nil {
@@ -172,7 +139,7 @@ func (s *Service) compatLogin(w http.ResponseWriter, r *http.Request) (any, erro
 	p := s.mintCompat(sessionID, req.Refresh)
 	start := &eventsv1.SessionStarted{
 		SessionId: sessionID, Kind: compatKind, ClientId: compatClientID, UserId: u.id, Username: u.username,
-		Scope: compat.Scope(deviceID, u.admin), DeviceId: deviceID, DeviceDisplayName: req.DisplayName, Tokens: p.issued,
+		Scope: compat.Scope(deviceID, u.admin && s.cfg.CompatAdminScope), DeviceId: deviceID, DeviceDisplayName: req.DisplayName, Tokens: p.issued,
 	}
 	from := originOf(r)
 	start.IpAddress, start.UserAgent = from.ip, from.userAgent

@@ -64,9 +64,7 @@ func (s *Service) useLoginToken(ctx context.Context, token, sessionID string) (c
 		if e != nil {
 			return nil, e
 		}
-		return []eventlog.Write{{Expect: eventlog.ExpectVersion(version), Event: eventlog.Event{
-			Aggregate: ref, Actor: "user:" + lt.Issued.GetUserId(), Payload: used,
-		}}}, nil
+		return eventlog.Writes(ref, "user:"+lt.Issued.GetUserId(), version, used), nil
 	})
 	if err != nil {
 		return compatUser{}, err

@@ -2,7 +2,6 @@ package token
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strings"
 
@@ -11,7 +10,6 @@ import (
 
 	"gatehouse.dev/platform/clientaddr"
 	"gatehouse.dev/platform/errs"
-	"gatehouse.dev/platform/eventlog"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	"gatehouse.dev/services/token/internal/compat"
 	"gatehouse.dev/services/token/internal/session"
@@ -90,7 +88,7 @@ func (s *Service) compatLogoutAll(w http.ResponseWriter, r *http.Request) (any, 
 		return nil, e
 	}
 	if !onlyCompat {
-		return nil, compat.Unrecognized(http.StatusNotFound,
+		return nil, compat.UnknownEndpoint(
 			`This server cannot end OAuth sessions from /logout/all; send "io.element.only_compat_is_fine": true to end every compat session.`)
 	}
 	if err := s.endCompatSessions(r.Context(), caller.UserID, "", "", "logout_all", "user:"+caller.UserID); err != nil {
@@ -122,9 +120,8 @@ func (s *Service) endCompatSessions(ctx context.Context, userID, deviceID, excep
 }
 
 // compatRefresh is POST /refresh: the compat refresh token is rotated
-// exactly as an OAuth one is (decided on the session aggregate, one winner
-// among concurrent refreshes, a replay after the grace ends the session).
-// Every refusal is 401 M_UNKNOWN_TOKEN with soft_logout false.
+// exactly as an OAuth one is (sessions.go, rotate). Every refusal is 401
+// M_UNKNOWN_TOKEN with soft_logout false.
 func (s *Service) compatRefresh(w http.ResponseWriter, r *http.Request) (any, error) {
 	body, err := readMatrixBody(w, r)
 	if err != nil {
@@ -134,68 +131,16 @@ func (s *Service) compatRefresh(w http.ResponseWriter, r *http.Request) (any, er
 	if e != nil {
 		return nil, e
 	}
-	unknown := compat.UnknownToken("Invalid refresh token.")
-	if kind, err := s.minter.Parse(presented); err != nil || kind != tokenfmt.CompatRefreshToken {
-		return nil, unknown
-	}
-	ctx := r.Context()
-	hash := tokenfmt.HashString(presented)
-	var sessionID string
-	err = s.pool.QueryRow(ctx, `SELECT session_id FROM tokens WHERE token_hash = $1 AND kind = 'refresh_token'`, hash).Scan(&sessionID)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, unknown
-	}
-	if err != nil {
-		return nil, err
-	}
-	ref := sessionRef(sessionID)
-	var (
-		firstSeen uint64
-		outcome   session.Outcome
-		st        session.State
-		p         = s.mintCompat(sessionID, true)
-	)
-	appended, err := s.log.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
-		if firstSeen == 0 {
-			firstSeen = version
-		}
-		st = session.Fold(history)
-		if st.Exists() && st.Started.GetKind() != compatKind {
-			return nil, unknown
-		}
-		if err := s.refuseBlocked(ctx, st.Started.GetUserId()); err != nil {
-			return nil, err // a locked or deactivated user's session is not refreshed
-		}
-		decided, o, err := session.Refresh(st, session.Rotation{
-			ClientID: compatClientID, PresentedHash: hash, FirstSeen: firstSeen, Next: p.issued, Now: s.now(), Grace: s.cfg.RefreshReuseGrace,
-		})
-		outcome = o
-		if o == session.Reused {
-			err = nil // append the end of the session, then refuse
-		}
-		if err != nil {
-			return nil, err
-		}
-		out := make([]eventlog.Write, len(decided))
-		for i, ev := range decided {
-			out[i] = eventlog.Write{Expect: eventlog.ExpectVersion(version), Event: eventlog.Event{Aggregate: ref, Actor: "user:" + st.Started.GetUserId(), Payload: ev}}
-		}
-		return out, nil
+	p, _, err := s.rotate(r.Context(), rotation{
+		presented: presented, kind: tokenfmt.CompatRefreshToken, compat: true, clientID: compatClientID,
+		next:  func(sessionID string) pair { return s.mintCompat(sessionID, true) },
+		actor: func(st session.State) string { return "user:" + st.Started.GetUserId() },
+		ip:    clientaddr.String(r),
 	})
+	if k := errs.KindOf(err); k == errs.KindFailedPrecondition || k == errs.KindNotFound {
+		return nil, compat.UnknownToken(errs.PublicMessage(err))
+	}
 	if err != nil {
-		if errs.KindOf(err) == errs.KindFailedPrecondition || errs.KindOf(err) == errs.KindNotFound {
-			return nil, compat.UnknownToken(errs.PublicMessage(err))
-		}
-		return nil, err
-	}
-	if outcome == session.Reused {
-		s.index.markEnded(sessionID)
-		return nil, compat.UnknownToken("The refresh token has already been used; the session has been ended.")
-	}
-	s.index.markRevoked(st.CurrentRefresh, st.CurrentAccess)
-	s.activity.Touch(sessionID, clientaddr.String(r), s.now())
-	if err := s.projections.WaitFor(ctx, sessionsProjection, appended.Last()); err != nil {
-		s.abandon(ctx, sessionID, err) // the client keeps a rotated-out refresh token: nobody can use the session (abandon.go)
 		return nil, err
 	}
 	return map[string]any{

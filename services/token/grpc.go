@@ -22,11 +22,13 @@ type grpcServer struct {
 	svc *Service
 }
 
+// Introspect answers as HTTP introspection does, for the caller the platform
+// authenticated (viewerOf): to the homeserver, only access tokens are active.
 func (g *grpcServer) Introspect(ctx context.Context, req *tokenv1.IntrospectRequest) (*tokenv1.IntrospectResponse, error) {
 	if req.GetToken() == "" {
 		return nil, errs.InvalidField("token", "token is required")
 	}
-	res, err := g.svc.introspect(ctx, req.GetToken())
+	res, err := g.svc.introspectFor(ctx, req.GetToken(), viewerOf(ctx))
 	if err != nil {
 		return nil, errs.Wrap(errs.KindUnavailable, "Introspection is unavailable right now.", err)
 	}

@@ -6,14 +6,18 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"gatehouse.dev/platform/httpx"
 )
 
-// RegisterHTTP adds the service's public routes.
+// RegisterHTTP adds the service's public routes. The OAuth endpoints return
+// their answers or errors, written by httpx.OAuth; the compatibility API's
+// by httpx.Matrix.
 func (s *Service) RegisterHTTP(mux *http.ServeMux) {
-	mux.HandleFunc("/oauth2/token", s.handleToken)
-	mux.HandleFunc("/oauth2/introspect", s.handleIntrospect)
-	mux.HandleFunc("/oauth2/revoke", s.handleRevoke)
-	mux.HandleFunc("/oauth2/userinfo", s.handleUserinfo)
+	mux.Handle("/oauth2/token", httpx.OAuth(s.logger, s.handleToken))           // grants.go
+	mux.Handle("/oauth2/introspect", httpx.OAuth(s.logger, s.handleIntrospect)) // introspect.go
+	mux.Handle("/oauth2/revoke", httpx.OAuth(s.logger, s.handleRevoke))         // revoke.go
+	mux.Handle("/oauth2/userinfo", httpx.OAuth(s.logger, s.handleUserinfo))     // userinfo.go
 	mux.HandleFunc("GET /oauth2/keys.json", s.handleJWKS)
 	s.registerCompat(mux) // /_matrix/client/{version}/login, logout, logout/all, refresh (compat.go)
 }

@@ -7,7 +7,10 @@ import (
 	"strings"
 	"time"
 
+	"gatehouse.dev/platform/caller"
+	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/httpx"
+	"gatehouse.dev/platform/oautherr"
 	tokenv1 "gatehouse.dev/proto/gatehouse/token/v1"
 	"gatehouse.dev/services/token/internal/tokenfmt"
 )
@@ -17,6 +20,8 @@ type introspection struct {
 	Active    bool
 	Info      tokenInfo
 	TokenType string
+	// Compat marks a token of a compat session (mct_, mcr_).
+	Compat bool
 }
 
 // introspect looks a token up without writing anything: malformed and forged
@@ -42,7 +47,8 @@ func (s *Service) introspect(ctx context.Context, token string) (introspection, 
 		return introspection{}, err
 	}
 	s.activity.Touch(info.SessionID, "", s.now())
-	return introspection{Active: true, Info: info, TokenType: tokenType}, nil
+	compat := kind == tokenfmt.CompatAccessToken || kind == tokenfmt.CompatRefreshToken
+	return introspection{Active: true, Info: info, TokenType: tokenType, Compat: compat}, nil
 }
 
 // matrixScopeTwins adds the stable or unstable twin of every Matrix scope, as
@@ -68,38 +74,84 @@ func matrixScopeTwins(scope string) string {
 	return strings.Join(out, " ")
 }
 
-// handleIntrospect is RFC 7662 introspection, authenticated by a client or by
-// the homeserver's shared secret as Synapse sends it.
-func (s *Service) handleIntrospect(w http.ResponseWriter, r *http.Request) {
-	form, oe := readForm(w, r)
-	if oe != nil {
-		writeError(w, oe)
-		return
+// viewer is who asks about a token. Introspection answers only what the
+// viewer may use (issue 9): a homeserver serves requests with access tokens
+// and nothing else, so a refresh token is never active to it — else a
+// refresh token would pass for an access token that never expires; a client
+// may learn of its own refresh tokens; an administrator of everything.
+type viewer struct {
+	// homeserver: the homeserver (its shared secret, or its gRPC credential).
+	homeserver bool
+	// clientID: an authenticated client.
+	clientID string
+	// admin: the admin CLI over gRPC.
+	admin bool
+}
+
+// viewerOf is the viewer of a gRPC call: the homeserver, an administrator,
+// or — for any other caller — as little as the homeserver sees.
+func viewerOf(ctx context.Context) viewer {
+	if id, ok := caller.From(ctx); ok && id.Is(caller.Admin) {
+		return viewer{admin: true}
 	}
+	return viewer{homeserver: true}
+}
+
+// sees reports whether the viewer may learn that a live token is active.
+func (v viewer) sees(res introspection) bool {
+	switch {
+	case !res.Active:
+		return false
+	case res.TokenType == "access_token" || v.admin:
+		return true
+	case v.homeserver:
+		return false
+	default: // a refresh token, asked about by a client: only its own
+		return v.clientID != "" && v.clientID == res.Info.ClientID
+	}
+}
+
+// introspectFor introspects a token for a viewer: {"active": false} for what
+// it may not see.
+func (s *Service) introspectFor(ctx context.Context, token string, v viewer) (introspection, error) {
+	res, err := s.introspect(ctx, token)
+	if err != nil || !v.sees(res) {
+		return introspection{}, err
+	}
+	return res, nil
+}
+
+// handleIntrospect is RFC 7662 introspection, authenticated by a confidential
+// client or by the homeserver's shared secret as Synapse sends it. The
+// token_type_hint is ignored (§2.1 allows it): the token says what it is.
+func (s *Service) handleIntrospect(w http.ResponseWriter, r *http.Request) (any, error) {
+	form, err := httpx.ReadForm(w, r)
+	if err != nil {
+		return nil, err
+	}
+	ctx := r.Context()
+	v := viewer{homeserver: true}
 	if !s.homeserverAuthorized(r) {
 		// A public client proves nothing by naming its client_id (RFC 7662 §2.1).
-		if c, oe := s.authenticateClient(r.Context(), r, form); oe != nil || c.Meta.AuthMethod == "none" {
-			if oe == nil || oe.code != "temporarily_unavailable" {
-				oe = invalidClient("introspection needs client authentication or the homeserver's secret")
-			}
-			writeError(w, oe)
-			return
+		c, err := s.clientAuth.Authenticate(ctx, r, form)
+		if errs.KindOf(err).ServerFault() && err != nil {
+			return nil, err
 		}
+		if err != nil || c.Meta.AuthMethod == "none" {
+			return nil, oautherr.New(oautherr.InvalidClient, "introspection needs client authentication or the homeserver's secret")
+		}
+		v = viewer{clientID: c.ID}
 	}
 	token := form.Get("token")
 	if token == "" {
-		writeError(w, invalidRequest("token is required"))
-		return
+		return nil, oautherr.New(oautherr.InvalidRequest, "token is required")
 	}
-	res, err := s.introspect(r.Context(), token)
+	res, err := s.introspectFor(ctx, token, v)
 	if err != nil {
-		s.logger.ErrorContext(r.Context(), "introspection failed", "err", err)
-		writeError(w, &oauthError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable", description: "introspection is unavailable right now"})
-		return
+		return nil, errs.Classify(err, errs.KindUnavailable, "introspection is unavailable right now")
 	}
 	if !res.Active {
-		httpx.WriteJSON(w, http.StatusOK, map[string]any{"active": false})
-		return
+		return map[string]any{"active": false}, nil
 	}
 	i := res.Info
 	body := map[string]any{
@@ -117,10 +169,12 @@ func (s *Service) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		body["exp"] = i.ExpiresAt.Unix()
 		body["expires_in"] = int64(time.Until(i.ExpiresAt).Seconds())
 	}
-	if i.DeviceID != "" && r.Header.Get("X-MAS-Supports-Device-Id") == "1" {
+	// MAS's contract: a compat session's device always, an OAuth session's to
+	// a homeserver that says it reads the field.
+	if i.DeviceID != "" && (res.Compat || r.Header.Get("X-MAS-Supports-Device-Id") == "1") {
 		body["device_id"] = i.DeviceID
 	}
-	httpx.WriteJSON(w, http.StatusOK, body)
+	return body, nil
 }
 
 // homeserverAuthorized reports whether the request carries the homeserver's

@@ -2,7 +2,6 @@ package token
 
 import (
 	"context"
-	"net/http"
 	"time"
 
 	"gatehouse.dev/platform/errs"
@@ -173,19 +172,5 @@ func (s *Service) provisionStarted(ctx context.Context, ev *eventsv1.SessionStar
 	if homeserver.IsPermanent(err) {
 		desc = "The homeserver refused to set up this device, so no token was issued; sign in again later or ask the administrator."
 	}
-	return &homeserverError{
-		oauth: &oauthError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable", description: desc},
-		err:   errs.Wrap(errs.KindUnavailable, desc, err),
-	}
+	return errs.Wrap(errs.KindUnavailable, desc, err)
 }
-
-// homeserverError is a token request failed because the homeserver did not
-// take the device. It is both an OAuth answer (503 temporarily_unavailable)
-// and an errs.Error of KindUnavailable, for the endpoints that speak Matrix.
-type homeserverError struct {
-	oauth *oauthError
-	err   *errs.Error
-}
-
-func (e *homeserverError) Error() string   { return e.err.Error() }
-func (e *homeserverError) Unwrap() []error { return []error{e.oauth, e.err} }

@@ -27,10 +27,7 @@ func (g *grpcServer) RenameSession(ctx context.Context, req *tokenv1.RenameSessi
 	ref := sessionRef(req.GetSessionId())
 	appended, err := g.svc.log.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
 		decided, err := session.Rename(session.Fold(history), userID, req.GetDeviceDisplayName())
-		if err != nil || len(decided) == 0 {
-			return nil, err
-		}
-		return []eventlog.Write{{Expect: eventlog.ExpectVersion(version), Event: eventlog.Event{Aggregate: ref, Actor: caller.Actor(ctx), Payload: decided[0]}}}, nil
+		return eventlog.Writes(ref, caller.Actor(ctx), version, decided...), err
 	})
 	if err != nil {
 		return nil, err

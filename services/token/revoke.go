@@ -8,34 +8,27 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"gatehouse.dev/platform/caller"
-	"gatehouse.dev/platform/httpx"
+	"gatehouse.dev/platform/errs"
+	"gatehouse.dev/platform/oautherr"
 	"gatehouse.dev/services/token/internal/tokenfmt"
 )
 
 // handleRevoke is RFC 7009 revocation. Revoking any token of a session ends
 // the whole session (MSC4254, as MAS does). An unknown token is a success; a
 // storage failure is a 503, never a false success.
-func (s *Service) handleRevoke(w http.ResponseWriter, r *http.Request) {
-	form, c, ok := s.clientRequest(w, r)
-	if !ok {
-		return
+func (s *Service) handleRevoke(w http.ResponseWriter, r *http.Request) (any, error) {
+	form, c, err := s.clientRequest(w, r)
+	if err != nil {
+		return nil, err
 	}
 	token := form.Get("token")
 	if token == "" {
-		writeError(w, invalidRequest("token is required"))
-		return
+		return nil, oautherr.New(oautherr.InvalidRequest, "token is required")
 	}
 	if err := s.revoke(r.Context(), token, c.ID); err != nil {
-		var oe *oauthError
-		if errors.As(err, &oe) {
-			writeError(w, oe)
-			return
-		}
-		s.logger.ErrorContext(r.Context(), "revocation failed", "err", err)
-		writeError(w, &oauthError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable", description: "the token could not be revoked right now; try again"})
-		return
+		return nil, errs.Classify(err, errs.KindUnavailable, "the token could not be revoked right now; try again")
 	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{})
+	return map[string]any{}, nil
 }
 
 // revoke ends the session of a token. clientID, when set, must be the
@@ -54,7 +47,7 @@ func (s *Service) revoke(ctx context.Context, token, clientID string) error {
 		return err
 	}
 	if clientID != "" && owner != clientID {
-		return &oauthError{status: http.StatusBadRequest, code: "unauthorized_client", description: "the token was issued to another client"}
+		return oautherr.New(oautherr.UnauthorizedClient, "the token was issued to another client")
 	}
 	actor := "client:" + clientID
 	if clientID == "" {

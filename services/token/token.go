@@ -1,6 +1,7 @@
-// Package token is the token service: the token endpoint (authorization code,
-// refresh token and client credentials grants), introspection for homeservers
-// (HTTP and gRPC), revocation, userinfo and the JSON Web Key Set.
+// Package token is the token service: the token endpoint (its grants in
+// grants.go, one file each), introspection for homeservers (HTTP and gRPC),
+// revocation, userinfo, the JSON Web Key Set and the Matrix compatibility
+// login API.
 //
 // Sessions are aggregates in the TOKEN stream: a session starts with its first
 // tokens, rotates its refresh token on every use and ends. Tokens are opaque,
@@ -27,6 +28,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
+	"gatehouse.dev/platform/clientauth"
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/host"
 	"gatehouse.dev/platform/pg"
@@ -37,7 +39,6 @@ import (
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	tokenv1 "gatehouse.dev/proto/gatehouse/token/v1"
-	"gatehouse.dev/services/token/internal/assertion"
 	"gatehouse.dev/services/token/internal/keys"
 	"gatehouse.dev/services/token/internal/tokenfmt"
 	"gatehouse.dev/services/token/migrations"
@@ -80,6 +81,12 @@ type Config struct {
 	// ActivityFlushInterval is how often session activity (introspections,
 	// refreshes) is written; DefaultActivityFlushInterval when zero.
 	ActivityFlushInterval time.Duration
+	// AdminClients are the clients the client_credentials grant may give
+	// admin scopes (urn:synapse:admin:*, urn:mas:admin, urn:gatehouse:admin).
+	AdminClients []string
+	// CompatAdminScope lets the compat sessions of administrators carry
+	// urn:synapse:admin:* (off by default, as in MAS).
+	CompatAdminScope bool
 	// Limits are the rate limits (rate_limits); the compat password login
 	// applies the sign-in ones. Zero means the defaults.
 	Limits ratelimit.Rules
@@ -114,9 +121,9 @@ type Service struct {
 	authorize   authorizev1.AuthorizeServiceClient
 	accounts    accountsv1.AccountsServiceClient
 	clients     *clientCache
-	assertions  *assertion.Verifier
-	compat      compatState        // the Matrix compatibility login API (compat.go)
-	activity    *activity.Recorder // session use not yet written (activity.go)
+	clientAuth  *clientauth.Authenticator[*client] // clients.go
+	compat      compatState                        // the Matrix compatibility login API (compat.go)
+	activity    *activity.Recorder                 // session use not yet written (activity.go)
 	logger      *slog.Logger
 	now         func() time.Time
 
@@ -164,7 +171,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		compat: compatState{limiter: deps.Limiter},
 	}
 	s.clients = newClientCache(deps.Authorize)
-	if s.assertions, err = s.newAssertionVerifier(); err != nil {
+	if s.clientAuth, err = s.newClientAuth(); err != nil {
 		return nil, fmt.Errorf("token: %w", err)
 	}
 	if err := s.loadKeys(ctx, deps.Keyring); err != nil {
@@ -281,7 +288,8 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 	}
 	cfg := Config{Issuer: rt.Config.PublicURL, MatrixSecret: string(rt.Config.Matrix.Secret), HomeserverURL: rt.Config.Matrix.HomeserverURL, ServerName: rt.Config.Matrix.ServerName, Replicas: rt.Config.NATS.Replicas,
 		AccessTTL: rt.Config.OAuth.AccessTokenTTL, RefreshReuseGrace: rt.Config.OAuth.RefreshReuseGrace,
-		ActivityFlushInterval: rt.Config.OAuth.ActivityFlushInterval, Limits: ratelimit.RulesFrom(rt.Config.RateLimits)}
+		ActivityFlushInterval: rt.Config.OAuth.ActivityFlushInterval, Limits: ratelimit.RulesFrom(rt.Config.RateLimits),
+		AdminClients: rt.Config.OAuth.AdminClients, CompatAdminScope: rt.Config.Matrix.CompatAdminScope}
 	if files := rt.Config.OAuth.SigningKeyFiles; len(files) > 0 {
 		var pems [][]byte
 		for _, f := range files {

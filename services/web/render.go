@@ -2,9 +2,11 @@ package web
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 
 	"gatehouse.dev/platform/errs"
+	"gatehouse.dev/platform/httpx"
 	"gatehouse.dev/services/web/internal/i18n"
 	"gatehouse.dev/services/web/internal/render"
 )
@@ -55,16 +57,23 @@ func (s *Service) errorPage(w http.ResponseWriter, r *http.Request, status int, 
 }
 
 // failure shows the error page for an unexpected failure of a call to
-// another service: unavailable (503) or internal (500), logged with its cause.
+// another service (httpx.WritePageError): unavailable (503) when it may pass,
+// internal (500) otherwise — a refusal the page did not expect is this
+// service's fault, not the browser's — logged with its cause.
 func (s *Service) failure(w http.ResponseWriter, r *http.Request, what string, err error) {
-	kind := errs.KindOf(err)
-	if kind == errs.KindUnavailable || kind == errs.KindConflict || kind == errs.KindRateLimited {
-		s.logger.WarnContext(r.Context(), what, "err", err)
-		s.errorPage(w, r, http.StatusServiceUnavailable, i18n.ErrorTitle, i18n.ErrorUnavailable)
-		return
+	switch kind := errs.KindOf(err); {
+	case kind == errs.KindRateLimited:
+		err = errs.Wrap(errs.KindUnavailable, "", err)
+	case !kind.ServerFault():
+		err = errs.Internalf("%w", err)
 	}
-	s.logger.ErrorContext(r.Context(), what, "err", err)
-	s.errorPage(w, r, http.StatusInternalServerError, i18n.ErrorTitle, i18n.ErrorInternal)
+	httpx.WritePageError(w, r, s.logger, fmt.Errorf("%s: %w", what, err), func(w http.ResponseWriter, r *http.Request, status int, _ string) {
+		message := i18n.ErrorInternal
+		if status == http.StatusServiceUnavailable {
+			message = i18n.ErrorUnavailable
+		}
+		s.errorPage(w, r, status, i18n.ErrorTitle, message)
+	})
 }
 
 // serverName is the Matrix server name, or the public URL's host without one.

@@ -1463,6 +1463,114 @@ func (x *PollDeviceCodeResponse) GetAdmin() bool {
 	return false
 }
 
+type ClaimClientAssertionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The client the assertion authenticates (its iss and sub).
+	ClientId string `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// The assertion's jti.
+	Jti string `protobuf:"bytes,2,opt,name=jti,proto3" json:"jti,omitempty"`
+	// Until when the claim must be remembered: the assertion's expiry.
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClaimClientAssertionRequest) Reset() {
+	*x = ClaimClientAssertionRequest{}
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClaimClientAssertionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClaimClientAssertionRequest) ProtoMessage() {}
+
+func (x *ClaimClientAssertionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClaimClientAssertionRequest.ProtoReflect.Descriptor instead.
+func (*ClaimClientAssertionRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ClaimClientAssertionRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *ClaimClientAssertionRequest) GetJti() string {
+	if x != nil {
+		return x.Jti
+	}
+	return ""
+}
+
+func (x *ClaimClientAssertionRequest) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+type ClaimClientAssertionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The jti had already been claimed: the assertion is a replay.
+	AlreadyUsed   bool `protobuf:"varint,1,opt,name=already_used,json=alreadyUsed,proto3" json:"already_used,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClaimClientAssertionResponse) Reset() {
+	*x = ClaimClientAssertionResponse{}
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClaimClientAssertionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClaimClientAssertionResponse) ProtoMessage() {}
+
+func (x *ClaimClientAssertionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClaimClientAssertionResponse.ProtoReflect.Descriptor instead.
+func (*ClaimClientAssertionResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ClaimClientAssertionResponse) GetAlreadyUsed() bool {
+	if x != nil {
+		return x.AlreadyUsed
+	}
+	return false
+}
+
 var File_gatehouse_authorize_v1_authorize_proto protoreflect.FileDescriptor
 
 const file_gatehouse_authorize_v1_authorize_proto_rawDesc = "" +
@@ -1559,7 +1667,14 @@ const file_gatehouse_authorize_v1_authorize_proto_rawDesc = "" +
 	"\busername\x18\x05 \x01(\tR\busername\x12\x14\n" +
 	"\x05scope\x18\x06 \x01(\tR\x05scope\x127\n" +
 	"\tauth_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bauthTime\x12\x14\n" +
-	"\x05admin\x18\b \x01(\bR\x05admin*\x95\x01\n" +
+	"\x05admin\x18\b \x01(\bR\x05admin\"\x87\x01\n" +
+	"\x1bClaimClientAssertionRequest\x12\x1b\n" +
+	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x10\n" +
+	"\x03jti\x18\x02 \x01(\tR\x03jti\x129\n" +
+	"\n" +
+	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"A\n" +
+	"\x1cClaimClientAssertionResponse\x12!\n" +
+	"\falready_used\x18\x01 \x01(\bR\valreadyUsed*\x95\x01\n" +
 	"\vGrantStatus\x12\x1c\n" +
 	"\x18GRANT_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14GRANT_STATUS_PENDING\x10\x01\x12\x19\n" +
@@ -1580,7 +1695,7 @@ const file_gatehouse_authorize_v1_authorize_proto_rawDesc = "" +
 	"\x19DEVICE_POLL_STATUS_DENIED\x10\x03\x12\x1e\n" +
 	"\x1aDEVICE_POLL_STATUS_EXPIRED\x10\x04\x12\x1b\n" +
 	"\x17DEVICE_POLL_STATUS_USED\x10\x05\x12\x1f\n" +
-	"\x1bDEVICE_POLL_STATUS_APPROVED\x10\x062\xb2\b\n" +
+	"\x1bDEVICE_POLL_STATUS_APPROVED\x10\x062\xbf\t\n" +
 	"\x10AuthorizeService\x12f\n" +
 	"\bGetGrant\x12'.gatehouse.authorize.v1.GetGrantRequest\x1a(.gatehouse.authorize.v1.GetGrantResponse\"\a\xc2\xf3\x18\x03\n" +
 	"\x01\a\x12r\n" +
@@ -1599,6 +1714,8 @@ const file_gatehouse_authorize_v1_authorize_proto_rawDesc = "" +
 	"\x0fDenyDeviceGrant\x12..gatehouse.authorize.v1.DenyDeviceGrantRequest\x1a/.gatehouse.authorize.v1.DenyDeviceGrantResponse\"\a\xc2\xf3\x18\x03\n" +
 	"\x01\a\x12x\n" +
 	"\x0ePollDeviceCode\x12-.gatehouse.authorize.v1.PollDeviceCodeRequest\x1a..gatehouse.authorize.v1.PollDeviceCodeResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x05\x12\x8a\x01\n" +
+	"\x14ClaimClientAssertion\x123.gatehouse.authorize.v1.ClaimClientAssertionRequest\x1a4.gatehouse.authorize.v1.ClaimClientAssertionResponse\"\a\xc2\xf3\x18\x03\n" +
 	"\x01\x05B8Z6gatehouse.dev/proto/gatehouse/authorize/v1;authorizev1b\x06proto3"
 
 var (
@@ -1614,70 +1731,75 @@ func file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP() []byte {
 }
 
 var file_gatehouse_authorize_v1_authorize_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_gatehouse_authorize_v1_authorize_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_gatehouse_authorize_v1_authorize_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_gatehouse_authorize_v1_authorize_proto_goTypes = []any{
-	(GrantStatus)(0),                   // 0: gatehouse.authorize.v1.GrantStatus
-	(DeviceGrantStatus)(0),             // 1: gatehouse.authorize.v1.DeviceGrantStatus
-	(DevicePollStatus)(0),              // 2: gatehouse.authorize.v1.DevicePollStatus
-	(*ClientInfo)(nil),                 // 3: gatehouse.authorize.v1.ClientInfo
-	(*Grant)(nil),                      // 4: gatehouse.authorize.v1.Grant
-	(*GetGrantRequest)(nil),            // 5: gatehouse.authorize.v1.GetGrantRequest
-	(*GetGrantResponse)(nil),           // 6: gatehouse.authorize.v1.GetGrantResponse
-	(*ApproveGrantRequest)(nil),        // 7: gatehouse.authorize.v1.ApproveGrantRequest
-	(*ApproveGrantResponse)(nil),       // 8: gatehouse.authorize.v1.ApproveGrantResponse
-	(*DenyGrantRequest)(nil),           // 9: gatehouse.authorize.v1.DenyGrantRequest
-	(*DenyGrantResponse)(nil),          // 10: gatehouse.authorize.v1.DenyGrantResponse
-	(*ExchangeCodeRequest)(nil),        // 11: gatehouse.authorize.v1.ExchangeCodeRequest
-	(*ExchangeCodeResponse)(nil),       // 12: gatehouse.authorize.v1.ExchangeCodeResponse
-	(*GetClientRequest)(nil),           // 13: gatehouse.authorize.v1.GetClientRequest
-	(*GetClientResponse)(nil),          // 14: gatehouse.authorize.v1.GetClientResponse
-	(*DeviceGrant)(nil),                // 15: gatehouse.authorize.v1.DeviceGrant
-	(*GetDeviceGrantRequest)(nil),      // 16: gatehouse.authorize.v1.GetDeviceGrantRequest
-	(*GetDeviceGrantResponse)(nil),     // 17: gatehouse.authorize.v1.GetDeviceGrantResponse
-	(*ApproveDeviceGrantRequest)(nil),  // 18: gatehouse.authorize.v1.ApproveDeviceGrantRequest
-	(*ApproveDeviceGrantResponse)(nil), // 19: gatehouse.authorize.v1.ApproveDeviceGrantResponse
-	(*DenyDeviceGrantRequest)(nil),     // 20: gatehouse.authorize.v1.DenyDeviceGrantRequest
-	(*DenyDeviceGrantResponse)(nil),    // 21: gatehouse.authorize.v1.DenyDeviceGrantResponse
-	(*PollDeviceCodeRequest)(nil),      // 22: gatehouse.authorize.v1.PollDeviceCodeRequest
-	(*PollDeviceCodeResponse)(nil),     // 23: gatehouse.authorize.v1.PollDeviceCodeResponse
-	(*timestamppb.Timestamp)(nil),      // 24: google.protobuf.Timestamp
+	(GrantStatus)(0),                     // 0: gatehouse.authorize.v1.GrantStatus
+	(DeviceGrantStatus)(0),               // 1: gatehouse.authorize.v1.DeviceGrantStatus
+	(DevicePollStatus)(0),                // 2: gatehouse.authorize.v1.DevicePollStatus
+	(*ClientInfo)(nil),                   // 3: gatehouse.authorize.v1.ClientInfo
+	(*Grant)(nil),                        // 4: gatehouse.authorize.v1.Grant
+	(*GetGrantRequest)(nil),              // 5: gatehouse.authorize.v1.GetGrantRequest
+	(*GetGrantResponse)(nil),             // 6: gatehouse.authorize.v1.GetGrantResponse
+	(*ApproveGrantRequest)(nil),          // 7: gatehouse.authorize.v1.ApproveGrantRequest
+	(*ApproveGrantResponse)(nil),         // 8: gatehouse.authorize.v1.ApproveGrantResponse
+	(*DenyGrantRequest)(nil),             // 9: gatehouse.authorize.v1.DenyGrantRequest
+	(*DenyGrantResponse)(nil),            // 10: gatehouse.authorize.v1.DenyGrantResponse
+	(*ExchangeCodeRequest)(nil),          // 11: gatehouse.authorize.v1.ExchangeCodeRequest
+	(*ExchangeCodeResponse)(nil),         // 12: gatehouse.authorize.v1.ExchangeCodeResponse
+	(*GetClientRequest)(nil),             // 13: gatehouse.authorize.v1.GetClientRequest
+	(*GetClientResponse)(nil),            // 14: gatehouse.authorize.v1.GetClientResponse
+	(*DeviceGrant)(nil),                  // 15: gatehouse.authorize.v1.DeviceGrant
+	(*GetDeviceGrantRequest)(nil),        // 16: gatehouse.authorize.v1.GetDeviceGrantRequest
+	(*GetDeviceGrantResponse)(nil),       // 17: gatehouse.authorize.v1.GetDeviceGrantResponse
+	(*ApproveDeviceGrantRequest)(nil),    // 18: gatehouse.authorize.v1.ApproveDeviceGrantRequest
+	(*ApproveDeviceGrantResponse)(nil),   // 19: gatehouse.authorize.v1.ApproveDeviceGrantResponse
+	(*DenyDeviceGrantRequest)(nil),       // 20: gatehouse.authorize.v1.DenyDeviceGrantRequest
+	(*DenyDeviceGrantResponse)(nil),      // 21: gatehouse.authorize.v1.DenyDeviceGrantResponse
+	(*PollDeviceCodeRequest)(nil),        // 22: gatehouse.authorize.v1.PollDeviceCodeRequest
+	(*PollDeviceCodeResponse)(nil),       // 23: gatehouse.authorize.v1.PollDeviceCodeResponse
+	(*ClaimClientAssertionRequest)(nil),  // 24: gatehouse.authorize.v1.ClaimClientAssertionRequest
+	(*ClaimClientAssertionResponse)(nil), // 25: gatehouse.authorize.v1.ClaimClientAssertionResponse
+	(*timestamppb.Timestamp)(nil),        // 26: google.protobuf.Timestamp
 }
 var file_gatehouse_authorize_v1_authorize_proto_depIdxs = []int32{
 	3,  // 0: gatehouse.authorize.v1.Grant.client:type_name -> gatehouse.authorize.v1.ClientInfo
 	0,  // 1: gatehouse.authorize.v1.Grant.status:type_name -> gatehouse.authorize.v1.GrantStatus
-	24, // 2: gatehouse.authorize.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
+	26, // 2: gatehouse.authorize.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
 	4,  // 3: gatehouse.authorize.v1.GetGrantResponse.grant:type_name -> gatehouse.authorize.v1.Grant
-	24, // 4: gatehouse.authorize.v1.ExchangeCodeResponse.auth_time:type_name -> google.protobuf.Timestamp
+	26, // 4: gatehouse.authorize.v1.ExchangeCodeResponse.auth_time:type_name -> google.protobuf.Timestamp
 	3,  // 5: gatehouse.authorize.v1.DeviceGrant.client:type_name -> gatehouse.authorize.v1.ClientInfo
 	1,  // 6: gatehouse.authorize.v1.DeviceGrant.status:type_name -> gatehouse.authorize.v1.DeviceGrantStatus
-	24, // 7: gatehouse.authorize.v1.DeviceGrant.expires_at:type_name -> google.protobuf.Timestamp
+	26, // 7: gatehouse.authorize.v1.DeviceGrant.expires_at:type_name -> google.protobuf.Timestamp
 	15, // 8: gatehouse.authorize.v1.GetDeviceGrantResponse.device_grant:type_name -> gatehouse.authorize.v1.DeviceGrant
 	15, // 9: gatehouse.authorize.v1.ApproveDeviceGrantResponse.device_grant:type_name -> gatehouse.authorize.v1.DeviceGrant
 	2,  // 10: gatehouse.authorize.v1.PollDeviceCodeResponse.status:type_name -> gatehouse.authorize.v1.DevicePollStatus
-	24, // 11: gatehouse.authorize.v1.PollDeviceCodeResponse.auth_time:type_name -> google.protobuf.Timestamp
-	5,  // 12: gatehouse.authorize.v1.AuthorizeService.GetGrant:input_type -> gatehouse.authorize.v1.GetGrantRequest
-	7,  // 13: gatehouse.authorize.v1.AuthorizeService.ApproveGrant:input_type -> gatehouse.authorize.v1.ApproveGrantRequest
-	9,  // 14: gatehouse.authorize.v1.AuthorizeService.DenyGrant:input_type -> gatehouse.authorize.v1.DenyGrantRequest
-	11, // 15: gatehouse.authorize.v1.AuthorizeService.ExchangeCode:input_type -> gatehouse.authorize.v1.ExchangeCodeRequest
-	13, // 16: gatehouse.authorize.v1.AuthorizeService.GetClient:input_type -> gatehouse.authorize.v1.GetClientRequest
-	16, // 17: gatehouse.authorize.v1.AuthorizeService.GetDeviceGrant:input_type -> gatehouse.authorize.v1.GetDeviceGrantRequest
-	18, // 18: gatehouse.authorize.v1.AuthorizeService.ApproveDeviceGrant:input_type -> gatehouse.authorize.v1.ApproveDeviceGrantRequest
-	20, // 19: gatehouse.authorize.v1.AuthorizeService.DenyDeviceGrant:input_type -> gatehouse.authorize.v1.DenyDeviceGrantRequest
-	22, // 20: gatehouse.authorize.v1.AuthorizeService.PollDeviceCode:input_type -> gatehouse.authorize.v1.PollDeviceCodeRequest
-	6,  // 21: gatehouse.authorize.v1.AuthorizeService.GetGrant:output_type -> gatehouse.authorize.v1.GetGrantResponse
-	8,  // 22: gatehouse.authorize.v1.AuthorizeService.ApproveGrant:output_type -> gatehouse.authorize.v1.ApproveGrantResponse
-	10, // 23: gatehouse.authorize.v1.AuthorizeService.DenyGrant:output_type -> gatehouse.authorize.v1.DenyGrantResponse
-	12, // 24: gatehouse.authorize.v1.AuthorizeService.ExchangeCode:output_type -> gatehouse.authorize.v1.ExchangeCodeResponse
-	14, // 25: gatehouse.authorize.v1.AuthorizeService.GetClient:output_type -> gatehouse.authorize.v1.GetClientResponse
-	17, // 26: gatehouse.authorize.v1.AuthorizeService.GetDeviceGrant:output_type -> gatehouse.authorize.v1.GetDeviceGrantResponse
-	19, // 27: gatehouse.authorize.v1.AuthorizeService.ApproveDeviceGrant:output_type -> gatehouse.authorize.v1.ApproveDeviceGrantResponse
-	21, // 28: gatehouse.authorize.v1.AuthorizeService.DenyDeviceGrant:output_type -> gatehouse.authorize.v1.DenyDeviceGrantResponse
-	23, // 29: gatehouse.authorize.v1.AuthorizeService.PollDeviceCode:output_type -> gatehouse.authorize.v1.PollDeviceCodeResponse
-	21, // [21:30] is the sub-list for method output_type
-	12, // [12:21] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	26, // 11: gatehouse.authorize.v1.PollDeviceCodeResponse.auth_time:type_name -> google.protobuf.Timestamp
+	26, // 12: gatehouse.authorize.v1.ClaimClientAssertionRequest.expires_at:type_name -> google.protobuf.Timestamp
+	5,  // 13: gatehouse.authorize.v1.AuthorizeService.GetGrant:input_type -> gatehouse.authorize.v1.GetGrantRequest
+	7,  // 14: gatehouse.authorize.v1.AuthorizeService.ApproveGrant:input_type -> gatehouse.authorize.v1.ApproveGrantRequest
+	9,  // 15: gatehouse.authorize.v1.AuthorizeService.DenyGrant:input_type -> gatehouse.authorize.v1.DenyGrantRequest
+	11, // 16: gatehouse.authorize.v1.AuthorizeService.ExchangeCode:input_type -> gatehouse.authorize.v1.ExchangeCodeRequest
+	13, // 17: gatehouse.authorize.v1.AuthorizeService.GetClient:input_type -> gatehouse.authorize.v1.GetClientRequest
+	16, // 18: gatehouse.authorize.v1.AuthorizeService.GetDeviceGrant:input_type -> gatehouse.authorize.v1.GetDeviceGrantRequest
+	18, // 19: gatehouse.authorize.v1.AuthorizeService.ApproveDeviceGrant:input_type -> gatehouse.authorize.v1.ApproveDeviceGrantRequest
+	20, // 20: gatehouse.authorize.v1.AuthorizeService.DenyDeviceGrant:input_type -> gatehouse.authorize.v1.DenyDeviceGrantRequest
+	22, // 21: gatehouse.authorize.v1.AuthorizeService.PollDeviceCode:input_type -> gatehouse.authorize.v1.PollDeviceCodeRequest
+	24, // 22: gatehouse.authorize.v1.AuthorizeService.ClaimClientAssertion:input_type -> gatehouse.authorize.v1.ClaimClientAssertionRequest
+	6,  // 23: gatehouse.authorize.v1.AuthorizeService.GetGrant:output_type -> gatehouse.authorize.v1.GetGrantResponse
+	8,  // 24: gatehouse.authorize.v1.AuthorizeService.ApproveGrant:output_type -> gatehouse.authorize.v1.ApproveGrantResponse
+	10, // 25: gatehouse.authorize.v1.AuthorizeService.DenyGrant:output_type -> gatehouse.authorize.v1.DenyGrantResponse
+	12, // 26: gatehouse.authorize.v1.AuthorizeService.ExchangeCode:output_type -> gatehouse.authorize.v1.ExchangeCodeResponse
+	14, // 27: gatehouse.authorize.v1.AuthorizeService.GetClient:output_type -> gatehouse.authorize.v1.GetClientResponse
+	17, // 28: gatehouse.authorize.v1.AuthorizeService.GetDeviceGrant:output_type -> gatehouse.authorize.v1.GetDeviceGrantResponse
+	19, // 29: gatehouse.authorize.v1.AuthorizeService.ApproveDeviceGrant:output_type -> gatehouse.authorize.v1.ApproveDeviceGrantResponse
+	21, // 30: gatehouse.authorize.v1.AuthorizeService.DenyDeviceGrant:output_type -> gatehouse.authorize.v1.DenyDeviceGrantResponse
+	23, // 31: gatehouse.authorize.v1.AuthorizeService.PollDeviceCode:output_type -> gatehouse.authorize.v1.PollDeviceCodeResponse
+	25, // 32: gatehouse.authorize.v1.AuthorizeService.ClaimClientAssertion:output_type -> gatehouse.authorize.v1.ClaimClientAssertionResponse
+	23, // [23:33] is the sub-list for method output_type
+	13, // [13:23] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_authorize_v1_authorize_proto_init() }
@@ -1691,7 +1813,7 @@ func file_gatehouse_authorize_v1_authorize_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_authorize_v1_authorize_proto_rawDesc), len(file_gatehouse_authorize_v1_authorize_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   21,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

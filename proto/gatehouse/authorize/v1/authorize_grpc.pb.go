@@ -19,15 +19,16 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AuthorizeService_GetGrant_FullMethodName           = "/gatehouse.authorize.v1.AuthorizeService/GetGrant"
-	AuthorizeService_ApproveGrant_FullMethodName       = "/gatehouse.authorize.v1.AuthorizeService/ApproveGrant"
-	AuthorizeService_DenyGrant_FullMethodName          = "/gatehouse.authorize.v1.AuthorizeService/DenyGrant"
-	AuthorizeService_ExchangeCode_FullMethodName       = "/gatehouse.authorize.v1.AuthorizeService/ExchangeCode"
-	AuthorizeService_GetClient_FullMethodName          = "/gatehouse.authorize.v1.AuthorizeService/GetClient"
-	AuthorizeService_GetDeviceGrant_FullMethodName     = "/gatehouse.authorize.v1.AuthorizeService/GetDeviceGrant"
-	AuthorizeService_ApproveDeviceGrant_FullMethodName = "/gatehouse.authorize.v1.AuthorizeService/ApproveDeviceGrant"
-	AuthorizeService_DenyDeviceGrant_FullMethodName    = "/gatehouse.authorize.v1.AuthorizeService/DenyDeviceGrant"
-	AuthorizeService_PollDeviceCode_FullMethodName     = "/gatehouse.authorize.v1.AuthorizeService/PollDeviceCode"
+	AuthorizeService_GetGrant_FullMethodName             = "/gatehouse.authorize.v1.AuthorizeService/GetGrant"
+	AuthorizeService_ApproveGrant_FullMethodName         = "/gatehouse.authorize.v1.AuthorizeService/ApproveGrant"
+	AuthorizeService_DenyGrant_FullMethodName            = "/gatehouse.authorize.v1.AuthorizeService/DenyGrant"
+	AuthorizeService_ExchangeCode_FullMethodName         = "/gatehouse.authorize.v1.AuthorizeService/ExchangeCode"
+	AuthorizeService_GetClient_FullMethodName            = "/gatehouse.authorize.v1.AuthorizeService/GetClient"
+	AuthorizeService_GetDeviceGrant_FullMethodName       = "/gatehouse.authorize.v1.AuthorizeService/GetDeviceGrant"
+	AuthorizeService_ApproveDeviceGrant_FullMethodName   = "/gatehouse.authorize.v1.AuthorizeService/ApproveDeviceGrant"
+	AuthorizeService_DenyDeviceGrant_FullMethodName      = "/gatehouse.authorize.v1.AuthorizeService/DenyDeviceGrant"
+	AuthorizeService_PollDeviceCode_FullMethodName       = "/gatehouse.authorize.v1.AuthorizeService/PollDeviceCode"
+	AuthorizeService_ClaimClientAssertion_FullMethodName = "/gatehouse.authorize.v1.AuthorizeService/ClaimClientAssertion"
 )
 
 // AuthorizeServiceClient is the client API for AuthorizeService service.
@@ -56,6 +57,11 @@ type AuthorizeServiceClient interface {
 	// PollDeviceCode answers a device's token request (RFC 8628 §3.4). Approved,
 	// it records the code's single use with the session the token service starts.
 	PollDeviceCode(ctx context.Context, in *PollDeviceCodeRequest, opts ...grpc.CallOption) (*PollDeviceCodeResponse, error)
+	// ClaimClientAssertion records the single use of a client assertion's jti
+	// (RFC 7523) for the token service, in the same place the device
+	// authorization endpoint records its own: an assertion authenticates once,
+	// at whichever endpoint of whichever service it is first presented.
+	ClaimClientAssertion(ctx context.Context, in *ClaimClientAssertionRequest, opts ...grpc.CallOption) (*ClaimClientAssertionResponse, error)
 }
 
 type authorizeServiceClient struct {
@@ -156,6 +162,16 @@ func (c *authorizeServiceClient) PollDeviceCode(ctx context.Context, in *PollDev
 	return out, nil
 }
 
+func (c *authorizeServiceClient) ClaimClientAssertion(ctx context.Context, in *ClaimClientAssertionRequest, opts ...grpc.CallOption) (*ClaimClientAssertionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ClaimClientAssertionResponse)
+	err := c.cc.Invoke(ctx, AuthorizeService_ClaimClientAssertion_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuthorizeServiceServer is the server API for AuthorizeService service.
 // All implementations must embed UnimplementedAuthorizeServiceServer
 // for forward compatibility.
@@ -182,6 +198,11 @@ type AuthorizeServiceServer interface {
 	// PollDeviceCode answers a device's token request (RFC 8628 §3.4). Approved,
 	// it records the code's single use with the session the token service starts.
 	PollDeviceCode(context.Context, *PollDeviceCodeRequest) (*PollDeviceCodeResponse, error)
+	// ClaimClientAssertion records the single use of a client assertion's jti
+	// (RFC 7523) for the token service, in the same place the device
+	// authorization endpoint records its own: an assertion authenticates once,
+	// at whichever endpoint of whichever service it is first presented.
+	ClaimClientAssertion(context.Context, *ClaimClientAssertionRequest) (*ClaimClientAssertionResponse, error)
 	mustEmbedUnimplementedAuthorizeServiceServer()
 }
 
@@ -218,6 +239,9 @@ func (UnimplementedAuthorizeServiceServer) DenyDeviceGrant(context.Context, *Den
 }
 func (UnimplementedAuthorizeServiceServer) PollDeviceCode(context.Context, *PollDeviceCodeRequest) (*PollDeviceCodeResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method PollDeviceCode not implemented")
+}
+func (UnimplementedAuthorizeServiceServer) ClaimClientAssertion(context.Context, *ClaimClientAssertionRequest) (*ClaimClientAssertionResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ClaimClientAssertion not implemented")
 }
 func (UnimplementedAuthorizeServiceServer) mustEmbedUnimplementedAuthorizeServiceServer() {}
 func (UnimplementedAuthorizeServiceServer) testEmbeddedByValue()                          {}
@@ -402,6 +426,24 @@ func _AuthorizeService_PollDeviceCode_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuthorizeService_ClaimClientAssertion_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ClaimClientAssertionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthorizeServiceServer).ClaimClientAssertion(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthorizeService_ClaimClientAssertion_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthorizeServiceServer).ClaimClientAssertion(ctx, req.(*ClaimClientAssertionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuthorizeService_ServiceDesc is the grpc.ServiceDesc for AuthorizeService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -444,6 +486,10 @@ var AuthorizeService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PollDeviceCode",
 			Handler:    _AuthorizeService_PollDeviceCode_Handler,
+		},
+		{
+			MethodName: "ClaimClientAssertion",
+			Handler:    _AuthorizeService_ClaimClientAssertion_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -775,6 +775,64 @@ func (x *ClientSecretKeyGenerated) GetChange() SecretChange {
 	return SecretChange_SECRET_CHANGE_UNSPECIFIED
 }
 
+// ClientAssertionClaimed records the single use of a client assertion's jti
+// (RFC 7523) at any endpoint of any service that authenticates clients (the
+// token service claims through AuthorizeService.ClaimClientAssertion):
+// appended with an expected-empty subject
+// authorize.assertion.<sha256(client_id, jti)>, so a replay finds it taken.
+type ClientAssertionClaimed struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	ClientId string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// The assertion's expiry: after it, the claim no longer matters.
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClientAssertionClaimed) Reset() {
+	*x = ClientAssertionClaimed{}
+	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClientAssertionClaimed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClientAssertionClaimed) ProtoMessage() {}
+
+func (x *ClientAssertionClaimed) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClientAssertionClaimed.ProtoReflect.Descriptor instead.
+func (*ClientAssertionClaimed) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_authorize_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ClientAssertionClaimed) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *ClientAssertionClaimed) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
 var File_gatehouse_events_v1_authorize_proto protoreflect.FileDescriptor
 
 const file_gatehouse_events_v1_authorize_proto_rawDesc = "" +
@@ -842,7 +900,11 @@ const file_gatehouse_events_v1_authorize_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12@\n" +
 	"\n" +
 	"sealed_key\x18\x02 \x01(\v2!.gatehouse.events.v1.SealedSecretR\tsealedKey\x129\n" +
-	"\x06change\x18\x03 \x01(\x0e2!.gatehouse.events.v1.SecretChangeR\x06changeB2Z0gatehouse.dev/proto/gatehouse/events/v1;eventsv1b\x06proto3"
+	"\x06change\x18\x03 \x01(\x0e2!.gatehouse.events.v1.SecretChangeR\x06change\"p\n" +
+	"\x16ClientAssertionClaimed\x12\x1b\n" +
+	"\tclient_id\x18\x01 \x01(\tR\bclientId\x129\n" +
+	"\n" +
+	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAtB2Z0gatehouse.dev/proto/gatehouse/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_gatehouse_events_v1_authorize_proto_rawDescOnce sync.Once
@@ -856,7 +918,7 @@ func file_gatehouse_events_v1_authorize_proto_rawDescGZIP() []byte {
 	return file_gatehouse_events_v1_authorize_proto_rawDescData
 }
 
-var file_gatehouse_events_v1_authorize_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_gatehouse_events_v1_authorize_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_gatehouse_events_v1_authorize_proto_goTypes = []any{
 	(*ClientRegistered)(nil),             // 0: gatehouse.events.v1.ClientRegistered
 	(*GrantRequested)(nil),               // 1: gatehouse.events.v1.GrantRequested
@@ -868,23 +930,25 @@ var file_gatehouse_events_v1_authorize_proto_goTypes = []any{
 	(*DeviceDenied)(nil),                 // 7: gatehouse.events.v1.DeviceDenied
 	(*DeviceTokenIssued)(nil),            // 8: gatehouse.events.v1.DeviceTokenIssued
 	(*ClientSecretKeyGenerated)(nil),     // 9: gatehouse.events.v1.ClientSecretKeyGenerated
-	(*timestamppb.Timestamp)(nil),        // 10: google.protobuf.Timestamp
-	(*SealedSecret)(nil),                 // 11: gatehouse.events.v1.SealedSecret
-	(SecretChange)(0),                    // 12: gatehouse.events.v1.SecretChange
+	(*ClientAssertionClaimed)(nil),       // 10: gatehouse.events.v1.ClientAssertionClaimed
+	(*timestamppb.Timestamp)(nil),        // 11: google.protobuf.Timestamp
+	(*SealedSecret)(nil),                 // 12: gatehouse.events.v1.SealedSecret
+	(SecretChange)(0),                    // 13: gatehouse.events.v1.SecretChange
 }
 var file_gatehouse_events_v1_authorize_proto_depIdxs = []int32{
-	10, // 0: gatehouse.events.v1.GrantRequested.expires_at:type_name -> google.protobuf.Timestamp
-	10, // 1: gatehouse.events.v1.GrantApproved.auth_time:type_name -> google.protobuf.Timestamp
-	10, // 2: gatehouse.events.v1.GrantApproved.code_expires_at:type_name -> google.protobuf.Timestamp
-	10, // 3: gatehouse.events.v1.DeviceAuthorizationRequested.expires_at:type_name -> google.protobuf.Timestamp
-	10, // 4: gatehouse.events.v1.DeviceApproved.auth_time:type_name -> google.protobuf.Timestamp
-	11, // 5: gatehouse.events.v1.ClientSecretKeyGenerated.sealed_key:type_name -> gatehouse.events.v1.SealedSecret
-	12, // 6: gatehouse.events.v1.ClientSecretKeyGenerated.change:type_name -> gatehouse.events.v1.SecretChange
-	7,  // [7:7] is the sub-list for method output_type
-	7,  // [7:7] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	11, // 0: gatehouse.events.v1.GrantRequested.expires_at:type_name -> google.protobuf.Timestamp
+	11, // 1: gatehouse.events.v1.GrantApproved.auth_time:type_name -> google.protobuf.Timestamp
+	11, // 2: gatehouse.events.v1.GrantApproved.code_expires_at:type_name -> google.protobuf.Timestamp
+	11, // 3: gatehouse.events.v1.DeviceAuthorizationRequested.expires_at:type_name -> google.protobuf.Timestamp
+	11, // 4: gatehouse.events.v1.DeviceApproved.auth_time:type_name -> google.protobuf.Timestamp
+	12, // 5: gatehouse.events.v1.ClientSecretKeyGenerated.sealed_key:type_name -> gatehouse.events.v1.SealedSecret
+	13, // 6: gatehouse.events.v1.ClientSecretKeyGenerated.change:type_name -> gatehouse.events.v1.SecretChange
+	11, // 7: gatehouse.events.v1.ClientAssertionClaimed.expires_at:type_name -> google.protobuf.Timestamp
+	8,  // [8:8] is the sub-list for method output_type
+	8,  // [8:8] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_events_v1_authorize_proto_init() }
@@ -899,7 +963,7 @@ func file_gatehouse_events_v1_authorize_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_events_v1_authorize_proto_rawDesc), len(file_gatehouse_events_v1_authorize_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -120,16 +120,19 @@ var (
 )
 
 // The AUTHORIZE stream: OAuth clients, authorization grants, device
-// authorizations and the key client secrets are derived from.
+// authorizations, the key client secrets are derived from and the client
+// assertions used at any endpoint.
 var (
 	AuthorizeClient = aggregate("authorize", "client", &ClientRegistered{})
 	AuthorizeGrant  = aggregate("authorize", "grant", &GrantRequested{}, &GrantApproved{}, &GrantDenied{}, &GrantExchanged{})
 	AuthorizeDevice = aggregate("authorize", "device",
 		&DeviceAuthorizationRequested{}, &DeviceApproved{}, &DeviceDenied{}, &DeviceTokenIssued{})
 	AuthorizeKeys = aggregate("authorize", "keys", &ClientSecretKeyGenerated{})
+	// AuthorizeAssertion is a client assertion's jti, claimed once.
+	AuthorizeAssertion = aggregate("authorize", "assertion", &ClientAssertionClaimed{})
 
 	Authorize = Stream{Name: "AUTHORIZE", Prefix: "authorize", Aggregates: []Aggregate{
-		AuthorizeClient, AuthorizeGrant, AuthorizeDevice, AuthorizeKeys,
+		AuthorizeClient, AuthorizeGrant, AuthorizeDevice, AuthorizeKeys, AuthorizeAssertion,
 	}}
 )
 
@@ -145,7 +148,8 @@ var (
 )
 
 // The TOKEN stream: sessions and their tokens, session activity, the signing
-// keys, used client assertions and compat login tokens.
+// keys, the client assertions used before they were claimed on AUTHORIZE (no
+// longer written) and compat login tokens.
 var (
 	TokenSession    = aggregate("token", "session", &SessionStarted{}, &TokensIssued{}, &SessionRenamed{}, &SessionEnded{})
 	TokenActivity   = aggregate("token", "activity", &SessionsActive{})

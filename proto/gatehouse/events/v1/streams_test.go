@@ -24,7 +24,7 @@ func TestEveryEventBelongsToOneAggregate(t *testing.T) {
 	seen := 0
 	protoregistry.GlobalFiles.RangeFilesByPackage("gatehouse.events.v1", func(fd protoreflect.FileDescriptor) bool {
 		file := path.Base(fd.Path())
-		if file == "envelope.proto" {
+		if file == "envelope.proto" || file == "sealed.proto" { // the wrapper and the sealed-secret parts of events, no events
 			return true
 		}
 		s, ok := streams[file]

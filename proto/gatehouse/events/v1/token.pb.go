@@ -392,9 +392,11 @@ func (x *SessionEnded) GetReason() string {
 	return ""
 }
 
-// ClientAssertionUsed records the single use of a client assertion's jti
-// (RFC 7523): appended with an expected-empty subject
-// token.assertion.<sha256(client_id, jti)>, so a replay finds it taken.
+// ClientAssertionUsed recorded the single use of a client assertion's jti
+// (RFC 7523) at the token service's endpoints, on the expected-empty subject
+// token.assertion.<sha256(client_id, jti)>. No longer written: every
+// endpoint now claims assertions on the AUTHORIZE stream
+// (ClientAssertionClaimed).
 type ClientAssertionUsed struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ClientId      string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`

@@ -13,7 +13,7 @@ import (
 	"encoding/json"
 	"slices"
 
-	"gatehouse.dev/services/authorize/internal/oautherr"
+	"gatehouse.dev/platform/oautherr"
 )
 
 // Limits on the size of client metadata.
@@ -105,6 +105,9 @@ type Metadata struct {
 	IDTokenSignedResponseAlg string `json:"id_token_signed_response_alg,omitempty"`
 	// UserinfoSignedResponseAlg is the JWS algorithm the client wants userinfo responses signed with.
 	UserinfoSignedResponseAlg string `json:"userinfo_signed_response_alg,omitempty"`
+	// Scope is the scope the client may ask for acting for itself (RFC 7591
+	// §2): the token service's client_credentials grant gives no more.
+	Scope string `json:"scope,omitempty"`
 }
 
 // Decode reads client metadata from a registration request body. Field
@@ -163,6 +166,7 @@ func fieldsOf(m *Metadata) []field {
 		{"jwks_uri", &m.JWKSURI, str},
 		{"id_token_signed_response_alg", &m.IDTokenSignedResponseAlg, str},
 		{"userinfo_signed_response_alg", &m.UserinfoSignedResponseAlg, str},
+		{"scope", &m.Scope, str},
 	}
 }
 

@@ -14,8 +14,9 @@ import (
 
 	"golang.org/x/net/publicsuffix"
 
-	"gatehouse.dev/services/authorize/internal/oautherr"
+	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/services/authorize/internal/redirect"
+	"gatehouse.dev/services/authorize/internal/scope"
 )
 
 // Options adjusts Validate; the zero Options is the production policy.
@@ -25,6 +26,11 @@ type Options struct {
 	// redirect.ParseRegistered requires) or on non-default https ports.
 	AllowInsecure bool
 }
+
+// GrantTypes are the grant types a client may register and discovery
+// announces (grant_types_supported): those of the token service's grant
+// table, which a test of e2e/inprocess compares.
+func GrantTypes() []string { return slices.Clone(grantTypes) }
 
 // The sets of supported values.
 var (
@@ -125,6 +131,13 @@ func normalise(m Metadata) (Metadata, error) {
 
 	if n.GrantTypes == nil {
 		n.GrantTypes = []string{GrantAuthorizationCode}
+	}
+	if n.Scope != "" {
+		set, err := scope.New(strings.Fields(n.Scope)...)
+		if err != nil {
+			return Metadata{}, metadataErr("scope: %s", description(err))
+		}
+		n.Scope = set.String()
 	}
 	n.GrantTypes = dedupe(n.GrantTypes)
 	for _, g := range n.GrantTypes {
@@ -440,10 +453,10 @@ func errFor(field, format string, args ...any) error {
 	return metadataErr(format, args...)
 }
 
-// description returns the description of an *oautherr.Error, or err's text.
+// description returns the public message of an *errs.Error, or err's text.
 func description(err error) string {
-	if oe, ok := errors.AsType[*oautherr.Error](err); ok {
-		return oe.Description
+	if oe, ok := errors.AsType[*errs.Error](err); ok {
+		return oe.Public
 	}
 	return err.Error()
 }

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"gatehouse.dev/platform/errs"
-	"gatehouse.dev/services/authorize/internal/oautherr"
+	"gatehouse.dev/platform/oautherr"
 	"gatehouse.dev/services/authorize/internal/redirect"
 )
 
@@ -101,6 +101,8 @@ func TestValidateRejects(t *testing.T) {
 		wantCode string
 		wantDesc string
 	}{
+		{"scope with a quote", `{` + web + `,"scope":"read\"stats"}`, meta, "scope"},
+		{"scope not a string", `{` + web + `,"scope":["read"]}`, meta, "scope must be a string"},
 		// Decoding.
 		{"not an object", `["https://example.com/cb"]`, meta, "must be a JSON object"},
 		{"null body", `null`, meta, "must be a JSON object"},
@@ -205,15 +207,15 @@ func TestValidateRejects(t *testing.T) {
 			if err == nil {
 				t.Fatalf("Validate succeeded: %+v", got)
 			}
-			var oe *oautherr.Error
-			if !errors.As(err, &oe) {
-				t.Fatalf("error %v is not an *oautherr.Error", err)
+			oe, ok := errors.AsType[*errs.Error](err)
+			if !ok || oe.Code == "" {
+				t.Fatalf("error %v is not an OAuth error", err)
 			}
 			if oe.Code != tt.wantCode {
-				t.Errorf("code = %q, want %q (%s)", oe.Code, tt.wantCode, oe.Description)
+				t.Errorf("code = %q, want %q (%s)", oe.Code, tt.wantCode, oe.Public)
 			}
-			if !strings.Contains(oe.Description, tt.wantDesc) {
-				t.Errorf("description = %q, want it to contain %q", oe.Description, tt.wantDesc)
+			if !strings.Contains(oe.Public, tt.wantDesc) {
+				t.Errorf("description = %q, want it to contain %q", oe.Public, tt.wantDesc)
 			}
 			if errs.KindOf(err) != errs.KindInvalid {
 				t.Errorf("kind = %v, want invalid", errs.KindOf(err))
@@ -281,6 +283,11 @@ func TestValidateNormalises(t *testing.T) {
 			RedirectURIs: []string{"https://example.com/cb"}, ResponseTypes: []string{"code"},
 			GrantTypes: []string{"authorization_code"}, ApplicationType: "web", ClientURI: "https://example.com/",
 			TokenEndpointAuthMethod: "private_key_jwt", JWKS: json.RawMessage(`{"keys":[{"kty":"EC"}]}`),
+		}},
+		{"scope sorted, spaces and duplicates removed", `{"client_uri":"https://example.com/","grant_types":["client_credentials"],
+			"scope":" write:stats  read:stats write:stats"}`, Metadata{
+			ResponseTypes: []string{}, GrantTypes: []string{"client_credentials"}, ApplicationType: "web",
+			ClientURI: "https://example.com/", TokenEndpointAuthMethod: "client_secret_basic", Scope: "read:stats write:stats",
 		}},
 		{"null jwks is absent", `{"client_uri":"https://example.com/","redirect_uris":["https://example.com/cb"],"jwks":null}`, Metadata{
 			RedirectURIs: []string{"https://example.com/cb"}, ResponseTypes: []string{"code"},
@@ -382,8 +389,8 @@ func FuzzValidate(f *testing.F) {
 		}
 		got, err := Validate(m, opts)
 		if err != nil {
-			var oe *oautherr.Error
-			if !errors.As(err, &oe) || (oe.Code != oautherr.InvalidClientMetadata && oe.Code != oautherr.InvalidRedirectURI) {
+			oe, ok := errors.AsType[*errs.Error](err)
+			if !ok || (oe.Code != oautherr.InvalidClientMetadata && oe.Code != oautherr.InvalidRedirectURI) {
 				t.Fatalf("Validate error %v is not an OAuth registration error", err)
 			}
 			return

@@ -26,7 +26,7 @@ import (
 
 	"golang.org/x/net/idna"
 
-	"gatehouse.dev/services/authorize/internal/oautherr"
+	"gatehouse.dev/platform/oautherr"
 )
 
 // MaxLength is the longest redirect URI accepted, in bytes.

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"gatehouse.dev/platform/errs"
-	"gatehouse.dev/services/authorize/internal/oautherr"
+	"gatehouse.dev/platform/oautherr"
 )
 
 // mustReject asserts that ParseRegistered rejects raw with an
@@ -17,12 +17,12 @@ func mustReject(t *testing.T, raw, want string) {
 	if err == nil {
 		t.Fatalf("ParseRegistered(%q) = %v, want an error", raw, u)
 	}
-	var oe *oautherr.Error
-	if !errors.As(err, &oe) || oe.Code != oautherr.InvalidRedirectURI {
+	oe, ok := errors.AsType[*errs.Error](err)
+	if !ok || oe.Code != oautherr.InvalidRedirectURI {
 		t.Fatalf("ParseRegistered(%q) error = %v, want code %s", raw, err, oautherr.InvalidRedirectURI)
 	}
-	if !strings.Contains(oe.Description, want) {
-		t.Errorf("ParseRegistered(%q) description = %q, want it to contain %q", raw, oe.Description, want)
+	if !strings.Contains(oe.Public, want) {
+		t.Errorf("ParseRegistered(%q) description = %q, want it to contain %q", raw, oe.Public, want)
 	}
 	if errs.KindOf(err) != errs.KindInvalid {
 		t.Errorf("ParseRegistered(%q) kind = %v, want invalid", raw, errs.KindOf(err))

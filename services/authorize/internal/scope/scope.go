@@ -12,7 +12,7 @@ import (
 	"slices"
 	"strings"
 
-	"gatehouse.dev/services/authorize/internal/oautherr"
+	"gatehouse.dev/platform/oautherr"
 )
 
 // MaxLength is the longest scope string accepted, in bytes.

@@ -6,19 +6,20 @@ import (
 	"strings"
 	"testing"
 
-	"gatehouse.dev/services/authorize/internal/oautherr"
+	"gatehouse.dev/platform/errs"
+	"gatehouse.dev/platform/oautherr"
 )
 
 // wantInvalidScope asserts that err is an invalid_scope error whose
 // description contains want.
 func wantInvalidScope(t *testing.T, err error, want string) {
 	t.Helper()
-	var oe *oautherr.Error
-	if !errors.As(err, &oe) || oe.Code != oautherr.InvalidScope {
+	oe, ok := errors.AsType[*errs.Error](err)
+	if !ok || oe.Code != oautherr.InvalidScope {
 		t.Fatalf("error = %v, want code %s", err, oautherr.InvalidScope)
 	}
-	if !strings.Contains(oe.Description, want) {
-		t.Errorf("description = %q, want it to contain %q", oe.Description, want)
+	if !strings.Contains(oe.Public, want) {
+		t.Errorf("description = %q, want it to contain %q", oe.Public, want)
 	}
 }
 

@@ -1,10 +1,15 @@
 package compat
 
 import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"gatehouse.dev/platform/httpx"
 
 	"gatehouse.dev/platform/eventlog"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
@@ -47,7 +52,7 @@ func TestParseLogin(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			got, e := ParseLogin([]byte(tt.body))
 			if tt.code != "" {
-				if e == nil || e.Code != tt.code || e.Status != 400 {
+				if e == nil || e.Code != tt.code || status(t, e) != 400 {
 					t.Fatalf("error = %v, want 400 %s", e, tt.code)
 				}
 				return
@@ -154,7 +159,7 @@ func TestLoginToken(t *testing.T) {
 			t.Errorf("%s: error %v", tt.name, e)
 			continue
 		}
-		if e != nil && (e.Code != "M_FORBIDDEN" || e.Status != 403) {
+		if e != nil && (e.Code != "M_FORBIDDEN" || status(t, e) != 403) {
 			t.Errorf("%s: error %v, want 403 M_FORBIDDEN", tt.name, e)
 		}
 		if e == nil && ev.GetSessionId() != "S2" {
@@ -169,17 +174,62 @@ func TestLoginToken(t *testing.T) {
 	}
 }
 
-func TestErrorBodies(t *testing.T) {
-	if b := LimitExceeded(1500 * time.Millisecond).Body(); b["retry_after_ms"] != int64(1500) || b["errcode"] != "M_LIMIT_EXCEEDED" {
-		t.Errorf("limit body %v", b)
+// answer writes err as the compatibility API does (platform/httpx) and
+// returns the status and the body.
+func answer(t *testing.T, err error) (int, map[string]any) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	httpx.WriteMatrixError(rec, httptest.NewRequest(http.MethodPost, "/_matrix/client/v3/login", nil), err)
+	var body map[string]any
+	if e := json.Unmarshal(rec.Body.Bytes(), &body); e != nil {
+		t.Fatalf("body %q: %v", rec.Body, e)
 	}
-	if b := UnknownToken("x").Body(); b["soft_logout"] != false {
-		t.Errorf("unknown token body %v", b)
+	return rec.Code, body
+}
+
+// status is the HTTP status err is answered with.
+func status(t *testing.T, err error) int {
+	t.Helper()
+	code, _ := answer(t, err)
+	return code
+}
+
+// Every error of the compatibility API, as a client sees it.
+func TestErrorAnswers(t *testing.T) {
+	tests := []struct {
+		name   string
+		err    error
+		status int
+		code   string
+		extra  map[string]any
+	}{
+		{"limit", LimitExceeded(1500 * time.Millisecond), 429, "M_LIMIT_EXCEEDED", map[string]any{"retry_after_ms": float64(1500)}},
+		{"unknown token", UnknownToken("x"), 401, "M_UNKNOWN_TOKEN", map[string]any{"soft_logout": false}},
+		{"missing token", MissingToken(), 401, "M_MISSING_TOKEN", nil},
+		{"locked", UserLocked(), 401, "M_USER_LOCKED", map[string]any{"soft_logout": false}},
+		{"deactivated", UserDeactivated(), 403, "M_USER_DEACTIVATED", nil},
+		{"wrong credentials", WrongCredentials(), 403, "M_FORBIDDEN", nil},
+		{"not JSON", NotJSON(), 400, "M_NOT_JSON", nil},
+		{"bad JSON", BadJSON("x"), 400, "M_BAD_JSON", nil},
+		{"missing parameter", MissingParam("x"), 400, "M_MISSING_PARAM", nil},
+		{"invalid parameter", InvalidParam("x"), 400, "M_INVALID_PARAM", nil},
+		{"unknown login type", Unrecognized("x"), 400, "M_UNRECOGNIZED", nil},
+		{"unknown endpoint", UnknownEndpoint("x"), 404, "M_UNRECOGNIZED", nil},
+		{"wrong method", WrongMethod("x"), 405, "M_UNRECOGNIZED", nil},
+		{"too large", TooLarge(), 413, "M_TOO_LARGE", nil},
+		{"appservice", AppserviceLoginUnsupported(), 400, "M_APPSERVICE_LOGIN_UNSUPPORTED", nil},
 	}
-	if e := UserLocked(); e.Status != 401 || e.Code != "M_USER_LOCKED" {
-		t.Errorf("locked %v", e)
-	}
-	if e := UserDeactivated(); e.Status != 403 || e.Code != "M_USER_DEACTIVATED" {
-		t.Errorf("deactivated %v", e)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := answer(t, tt.err)
+			if code != tt.status || body["errcode"] != tt.code || body["error"] == "" || len(body) != 2+len(tt.extra) {
+				t.Fatalf("%d %v, want %d %s", code, body, tt.status, tt.code)
+			}
+			for k, v := range tt.extra {
+				if body[k] != v {
+					t.Errorf("%s = %v, want %v", k, body[k], v)
+				}
+			}
+		})
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"strings"
 	"unicode/utf8"
+
+	"gatehouse.dev/platform/errs"
 )
 
 // The login types of POST /login.
@@ -45,7 +47,7 @@ type object map[string]json.RawMessage
 
 // parseObject reads a JSON object: not JSON at all is M_NOT_JSON, JSON that is
 // not an object is M_BAD_JSON.
-func parseObject(body []byte) (object, *Error) {
+func parseObject(body []byte) (object, *errs.Error) {
 	if !json.Valid(body) {
 		return nil, NotJSON()
 	}
@@ -63,7 +65,7 @@ func (o object) present(name string) bool {
 }
 
 // str decodes an optional string member; null and absent are "".
-func (o object) str(name string) (string, *Error) {
+func (o object) str(name string) (string, *errs.Error) {
 	if !o.present(name) {
 		return "", nil
 	}
@@ -75,7 +77,7 @@ func (o object) str(name string) (string, *Error) {
 }
 
 // required decodes a string member that must be there and not be empty.
-func (o object) required(name string) (string, *Error) {
+func (o object) required(name string) (string, *errs.Error) {
 	s, e := o.str(name)
 	if e == nil && s == "" {
 		e = MissingParam(name)
@@ -84,7 +86,7 @@ func (o object) required(name string) (string, *Error) {
 }
 
 // boolean decodes an optional boolean member; null and absent are false.
-func (o object) boolean(name string) (bool, *Error) {
+func (o object) boolean(name string) (bool, *errs.Error) {
 	if !o.present(name) {
 		return false, nil
 	}
@@ -97,7 +99,7 @@ func (o object) boolean(name string) (bool, *Error) {
 
 // ParseLogin reads a POST /login body. It accepts m.login.password with an
 // m.id.user identifier or the deprecated top-level "user", and m.login.token.
-func ParseLogin(body []byte) (Login, *Error) {
+func ParseLogin(body []byte) (Login, *errs.Error) {
 	o, e := parseObject(body)
 	if e != nil {
 		return Login{}, e
@@ -121,7 +123,7 @@ func ParseLogin(body []byte) (Login, *Error) {
 	case appserviceLog:
 		return Login{}, AppserviceLoginUnsupported()
 	default:
-		return Login{}, Unrecognized(400, "Invalid login type.")
+		return Login{}, Unrecognized("Invalid login type.")
 	}
 	if l.DeviceID, e = o.str("device_id"); e != nil {
 		return Login{}, e
@@ -141,7 +143,7 @@ func ParseLogin(body []byte) (Login, *Error) {
 
 // passwordUser reads who a password login is for: identifier
 // {"type": "m.id.user", "user": …}, or the deprecated top-level "user".
-func passwordUser(o object) (string, *Error) {
+func passwordUser(o object) (string, *errs.Error) {
 	if !o.present("identifier") {
 		return o.required("user")
 	}
@@ -154,7 +156,7 @@ func passwordUser(o object) (string, *Error) {
 		return "", e
 	}
 	if typ != "m.id.user" {
-		return "", Unrecognized(400, "Unsupported identifier type: only m.id.user is supported.")
+		return "", Unrecognized("Unsupported identifier type: only m.id.user is supported.")
 	}
 	return id.required("user")
 }
@@ -162,7 +164,7 @@ func passwordUser(o object) (string, *Error) {
 // Localpart reduces a user as given at login to this server's localpart: a
 // full user id must name serverName (another server's user cannot log in
 // here). Localparts are lower-cased, as user names are stored.
-func Localpart(user, serverName string) (string, *Error) {
+func Localpart(user, serverName string) (string, *errs.Error) {
 	if rest, ok := strings.CutPrefix(user, "@"); ok {
 		local, server, ok := strings.Cut(rest, ":")
 		if !ok || local == "" || server == "" {
@@ -232,7 +234,7 @@ func Scope(deviceID string, admin bool) string {
 }
 
 // ParseRefresh reads a POST /refresh body: {"refresh_token": "mcr_…"}.
-func ParseRefresh(body []byte) (string, *Error) {
+func ParseRefresh(body []byte) (string, *errs.Error) {
 	o, e := parseObject(body)
 	if e != nil {
 		return "", e
@@ -243,7 +245,7 @@ func ParseRefresh(body []byte) (string, *Error) {
 // ParseLogoutAll reads a POST /logout/all body, which may be empty: whether
 // the client accepts that only compat sessions end
 // ("io.element.only_compat_is_fine").
-func ParseLogoutAll(body []byte) (bool, *Error) {
+func ParseLogoutAll(body []byte) (bool, *errs.Error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return false, nil
 	}

@@ -5,6 +5,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/eventlog"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 )
@@ -43,7 +44,7 @@ func IssueLoginToken(userID, username string, admin bool, now time.Time) *events
 
 // UseLoginToken decides the one exchange of a login token for the session
 // sessionID. Unknown, used and expired tokens are all 403 M_FORBIDDEN.
-func UseLoginToken(t LoginToken, sessionID string, now time.Time) (*eventsv1.LoginTokenUsed, *Error) {
+func UseLoginToken(t LoginToken, sessionID string, now time.Time) (*eventsv1.LoginTokenUsed, *errs.Error) {
 	switch {
 	case t.Issued == nil, t.UsedBy != "":
 		return nil, Forbidden("Invalid login token.")

@@ -1,17 +1,17 @@
-// Package assertion verifies the JWT client assertions of RFC 7523 §2.2 that
-// OAuth 2.0 clients authenticate with at the token endpoint, for the
+package clientauth
+
+// The JWT client assertions of RFC 7523 §2.2 that clients of the
 // client_secret_jwt (HMAC with the client secret) and private_key_jwt
 // (signature with a key from the client's JWK Set) methods of OpenID Connect
-// Core §9.
+// Core §9 authenticate with.
 //
 // Verify enforces what RFC 7523 §3 requires and what fosite once missed
 // (GHSA-v3q9-2p3m-7g43): the algorithm must belong to the client's method, so
 // a public key can never be used as an HMAC secret; iss and sub are the
-// client; aud names this server's token endpoint or issuer; exp is present,
-// near and not past; and each jti is accepted once until the assertion
-// expires. Every rejection is a KindUnauthenticated error, which maps to
-// invalid_client.
-package assertion
+// client; aud names this server (its issuer or an endpoint that
+// authenticates clients); exp is present, near and not past; and each jti is
+// accepted once until the assertion expires. Every rejection is a
+// KindUnauthenticated error, which maps to invalid_client.
 
 import (
 	"context"
@@ -35,9 +35,9 @@ const (
 	MaxAssertionLen = 8 << 10
 	// MaxJTILen is the longest jti accepted, in bytes.
 	MaxJTILen = 256
-	// DefaultMaxLifetime is how far ahead exp may be when Config leaves it zero.
+	// DefaultMaxLifetime is how far ahead exp may be when VerifierConfig leaves it zero.
 	DefaultMaxLifetime = 5 * time.Minute
-	// DefaultClockSkew is the skew allowed when Config leaves it zero.
+	// DefaultClockSkew is the skew allowed when VerifierConfig leaves it zero.
 	DefaultClockSkew = 30 * time.Second
 	// minRSABits is the smallest RSA key accepted (RFC 7518 §3.3).
 	minRSABits = 2048
@@ -52,9 +52,9 @@ type Replay interface {
 	Seen(ctx context.Context, clientID, jti string, until time.Time) (alreadySeen bool, err error)
 }
 
-// Config configures a Verifier.
-type Config struct {
-	// Audiences are the accepted aud values: the token endpoint URL(s) and the issuer URL.
+// VerifierConfig configures a Verifier.
+type VerifierConfig struct {
+	// Audiences are the accepted aud values: the issuer URL and the URLs of the endpoints that authenticate clients.
 	Audiences []string
 	// Replay records each accepted jti; it is required.
 	Replay Replay
@@ -78,12 +78,12 @@ type Verifier struct {
 
 // NewVerifier returns a Verifier for cfg, which must name at least one
 // audience and a Replay.
-func NewVerifier(cfg Config) (*Verifier, error) {
+func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	if len(cfg.Audiences) == 0 || slices.Contains(cfg.Audiences, "") {
-		return nil, errs.Internalf("assertion: Config.Audiences must list the token endpoint and issuer URLs")
+		return nil, errs.Internalf("clientauth: VerifierConfig.Audiences must list the token endpoint and issuer URLs")
 	}
 	if cfg.Replay == nil {
-		return nil, errs.Internalf("assertion: Config.Replay is required")
+		return nil, errs.Internalf("clientauth: VerifierConfig.Replay is required")
 	}
 	v := &Verifier{
 		audiences:   slices.Clone(cfg.Audiences),
@@ -173,7 +173,7 @@ const (
 	errSignature    reason = "client assertion signature is invalid"
 	errClaims       reason = "client assertion claims are malformed"
 	errSubject      reason = "client assertion iss and sub must both be the client_id"
-	errAudience     reason = "client assertion aud does not name this server's token endpoint"
+	errAudience     reason = "client assertion aud does not name this server"
 	errNoExpiry     reason = "client assertion has no exp"
 	errExpired      reason = "client assertion has expired"
 	errTooFar       reason = "client assertion exp is too far in the future"

@@ -1,4 +1,4 @@
-package assertion
+package clientauth
 
 import (
 	"context"
@@ -36,7 +36,7 @@ func newVerifier(t testing.TB) (*Verifier, *MemoryReplay) {
 	t.Helper()
 	now := func() time.Time { return epoch }
 	replay := NewMemoryReplayWithClock(now)
-	v, err := NewVerifier(Config{Audiences: []string{tokenEndpoint, issuer}, Replay: replay, Now: now})
+	v, err := NewVerifier(VerifierConfig{Audiences: []string{tokenEndpoint, issuer}, Replay: replay, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,7 +380,7 @@ func (failingReplay) Seen(context.Context, string, string, time.Time) (bool, err
 }
 
 func TestVerifyReplayStoreFails(t *testing.T) {
-	v, err := NewVerifier(Config{Audiences: []string{tokenEndpoint}, Replay: failingReplay{}, Now: func() time.Time { return epoch }})
+	v, err := NewVerifier(VerifierConfig{Audiences: []string{tokenEndpoint}, Replay: failingReplay{}, Now: func() time.Time { return epoch }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,13 +395,13 @@ func TestVerifierConfig(t *testing.T) {
 	replay := NewMemoryReplay()
 	tests := []struct {
 		name    string
-		cfg     Config
+		cfg     VerifierConfig
 		wantErr bool
 	}{
-		{"valid", Config{Audiences: []string{tokenEndpoint}, Replay: replay}, false},
-		{"no audiences", Config{Replay: replay}, true},
-		{"empty audience", Config{Audiences: []string{tokenEndpoint, ""}, Replay: replay}, true},
-		{"no replay", Config{Audiences: []string{tokenEndpoint}}, true},
+		{"valid", VerifierConfig{Audiences: []string{tokenEndpoint}, Replay: replay}, false},
+		{"no audiences", VerifierConfig{Replay: replay}, true},
+		{"empty audience", VerifierConfig{Audiences: []string{tokenEndpoint, ""}, Replay: replay}, true},
+		{"no replay", VerifierConfig{Audiences: []string{tokenEndpoint}}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -433,7 +433,7 @@ func TestVerifierLifetimeAndSkew(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			now := func() time.Time { return epoch }
-			v, err := NewVerifier(Config{
+			v, err := NewVerifier(VerifierConfig{
 				Audiences: []string{tokenEndpoint}, Replay: NewMemoryReplayWithClock(now), Now: now,
 				MaxLifetime: tt.life, ClockSkew: tt.skew,
 			})

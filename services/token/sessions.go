@@ -1,0 +1,204 @@
+package token
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"gatehouse.dev/platform/errs"
+	"gatehouse.dev/platform/eventlog"
+	"gatehouse.dev/platform/ids"
+	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
+	"gatehouse.dev/services/token/internal/session"
+	"gatehouse.dev/services/token/internal/tokenfmt"
+)
+
+// What every kind of session shares: minting tokens, starting a session,
+// rotating its refresh token, ending it. The grants (grant_*.go) and the
+// Matrix compatibility API (compat*.go) start and refresh sessions only
+// through these.
+
+// unavailableMsg is the public message of the event log or the database failing.
+const unavailableMsg = "The request could not be completed right now; try again."
+
+// pair is a freshly minted token pair and its event.
+type pair struct {
+	access, refresh string
+	issued          *eventsv1.TokensIssued
+	expires         time.Time
+}
+
+// mint mints an OAuth token pair for a session: an access token living
+// Config.AccessTTL and, withRefresh, a refresh token.
+func (s *Service) mint(sessionID string, withRefresh bool) pair {
+	p := pair{access: s.minter.New(tokenfmt.AccessToken), expires: session.Expiry(s.now(), s.cfg.AccessTTL)}
+	p.issued = &eventsv1.TokensIssued{SessionId: sessionID, AccessHash: tokenfmt.HashString(p.access), AccessExpiresAt: timestamppb.New(p.expires)}
+	if withRefresh {
+		p.refresh = s.minter.New(tokenfmt.RefreshToken)
+		p.issued.RefreshHash = tokenfmt.HashString(p.refresh)
+	}
+	return p
+}
+
+// start appends a session's first event and waits until introspection on any
+// replica can find its tokens. A locked or deactivated user gets no session.
+func (s *Service) start(ctx context.Context, ev *eventsv1.SessionStarted, actor string) error {
+	if err := s.refuseBlocked(ctx, ev.GetUserId()); err != nil {
+		return errs.Classify(err, errs.KindUnavailable, unavailableMsg)
+	}
+	appended, err := s.log.Append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), Event: eventlog.Event{
+		Aggregate: sessionRef(ev.GetSessionId()), Actor: actor, Payload: ev,
+	}})
+	if err == nil {
+		err = s.projections.WaitFor(ctx, sessionsProjection, appended.Last())
+	}
+	if err != nil {
+		s.abandon(ctx, ev.GetSessionId(), err) // the append may have landed: no tokens go out (abandon.go)
+		return errs.Classify(err, errs.KindUnavailable, unavailableMsg)
+	}
+	return s.provisionStarted(ctx, ev) // the homeserver gets the device before the tokens go out (provision_events.go)
+}
+
+// tokenResponse is the token endpoint's answer with a pair (RFC 6749 §5.1).
+func (s *Service) tokenResponse(p pair, scope string) map[string]any {
+	resp := map[string]any{
+		"access_token": p.access,
+		"token_type":   "Bearer",
+		"expires_in":   int(time.Until(p.expires).Round(time.Second).Seconds()),
+		"scope":        scope,
+	}
+	if p.refresh != "" {
+		resp["refresh_token"] = p.refresh
+	}
+	return resp
+}
+
+// rotation is one use of a refresh token: OAuth's refresh_token grant or
+// the compatibility API's /refresh.
+type rotation struct {
+	// presented is the refresh token.
+	presented string
+	// kind is the token kind it must be (RefreshToken, CompatRefreshToken).
+	kind tokenfmt.Kind
+	// compat says whether the session must be a compat session (or must not).
+	compat bool
+	// clientID is the client refreshing; its session must be this client's.
+	clientID string
+	// next mints the session's next pair.
+	next func(sessionID string) pair
+	// actor names who refreshes, for the session's events.
+	actor func(session.State) string
+	// ip is the client's address, noted as the session's activity.
+	ip string
+}
+
+// rotate refreshes a session's tokens: decided on the session aggregate, so
+// of two concurrent refreshes exactly one wins; a consumed refresh token
+// presented again ends the session (MSC2964). Every refusal is a
+// KindFailedPrecondition error (invalid_grant, M_UNKNOWN_TOKEN); it returns
+// the new pair and the session as it was.
+func (s *Service) rotate(ctx context.Context, rot rotation) (pair, session.State, error) {
+	invalid := errs.FailedPrecondition("The refresh token is invalid.")
+	if kind, err := s.minter.Parse(rot.presented); err != nil || kind != rot.kind {
+		return pair{}, session.State{}, invalid
+	}
+	hash := tokenfmt.HashString(rot.presented)
+	var sessionID string
+	err := s.pool.QueryRow(ctx, `SELECT session_id FROM tokens WHERE token_hash = $1 AND kind = 'refresh_token'`, hash).Scan(&sessionID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return pair{}, session.State{}, invalid
+	}
+	if err != nil {
+		return pair{}, session.State{}, errs.Wrap(errs.KindUnavailable, unavailableMsg, err)
+	}
+	ref := sessionRef(sessionID)
+	var (
+		firstSeen uint64
+		outcome   session.Outcome
+		st        session.State
+		p         = rot.next(sessionID)
+	)
+	appended, err := s.log.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
+		if firstSeen == 0 {
+			firstSeen = version
+		}
+		st = session.Fold(history)
+		if st.Exists() && (st.Started.GetKind() == compatKind) != rot.compat {
+			return nil, invalid
+		}
+		if err := s.refuseBlocked(ctx, st.Started.GetUserId()); err != nil {
+			return nil, err // a locked or deactivated user's session is not refreshed
+		}
+		decided, o, err := session.Refresh(st, session.Rotation{
+			ClientID: rot.clientID, PresentedHash: hash, FirstSeen: firstSeen, Next: p.issued, Now: s.now(), Grace: s.cfg.RefreshReuseGrace,
+		})
+		outcome = o
+		if o == session.Reused {
+			err = nil // append the end of the session, then refuse
+		}
+		if err != nil {
+			return nil, err
+		}
+		return eventlog.Writes(ref, rot.actor(st), version, decided...), nil
+	})
+	if err != nil {
+		return pair{}, session.State{}, errs.Classify(err, errs.KindUnavailable, unavailableMsg)
+	}
+	if outcome == session.Reused {
+		s.index.markEnded(sessionID)
+		return pair{}, session.State{}, errs.FailedPrecondition("The refresh token has already been used; the session has been ended.")
+	}
+	s.index.markRevoked(st.CurrentRefresh, st.CurrentAccess)
+	s.activity.Touch(sessionID, rot.ip, s.now())
+	if err := s.projections.WaitFor(ctx, sessionsProjection, appended.Last()); err != nil {
+		s.abandon(ctx, sessionID, err) // the client keeps a rotated-out refresh token: nobody can use the session (abandon.go)
+		return pair{}, session.State{}, errs.Classify(err, errs.KindUnavailable, unavailableMsg)
+	}
+	return p, st, nil
+}
+
+// endSession ends a session.
+func (s *Service) endSession(ctx context.Context, sessionID, reason, actor string) error {
+	if !ids.Valid(sessionID) {
+		return errs.InvalidField("session_id", "session_id is not a session id")
+	}
+	ref := sessionRef(sessionID)
+	appended, err := s.log.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
+		decided, err := session.End(session.Fold(history), reason)
+		return eventlog.Writes(ref, actor, version, decided...), err
+	})
+	if err != nil {
+		return err
+	}
+	if appended.Last() > 0 {
+		s.index.markEnded(sessionID) // this replica at once; the others through the stream
+		return s.projections.WaitFor(ctx, sessionsProjection, appended.Last())
+	}
+	return nil
+}
+
+// hasScope reports whether the space-separated scope holds tok.
+func hasScope(scope, tok string) bool {
+	for _, s := range strings.Fields(scope) {
+		if s == tok {
+			return true
+		}
+	}
+	return false
+}
+
+// deviceOf extracts the Matrix device id from a granted scope.
+func deviceOf(scope string) string {
+	for _, s := range strings.Fields(scope) {
+		for _, prefix := range []string{"urn:matrix:client:device:", "urn:matrix:org.matrix.msc2967.client:device:"} {
+			if id, ok := strings.CutPrefix(s, prefix); ok {
+				return id
+			}
+		}
+	}
+	return ""
+}

@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -34,6 +36,7 @@ func TestExternalDependenciesGoAwayAndComeBack(t *testing.T) {
 	waitReady(t, s, true, "", 30*time.Second)
 	id, clientSecret := registerCCClient(t, base)
 	known := issueWhenBack(t, base, id, clientSecret)
+	mustCLI(t, s, "user", "add", "--username", "alice", "--password", "correct horse battery staple")
 
 	for _, dep := range []struct {
 		name  string
@@ -54,11 +57,19 @@ func TestExternalDependenciesGoAwayAndComeBack(t *testing.T) {
 			_, err := ccToken(base, id, clientSecret)
 			took := time.Since(began)
 			var he *httpError
-			if !errors.As(err, &he) || he.status != http.StatusServiceUnavailable {
-				t.Errorf("a token request while %s is away: %v, want 503", dep.name, err)
+			if !errors.As(err, &he) || he.status != http.StatusServiceUnavailable || !strings.Contains(he.body, `"temporarily_unavailable"`) || he.retryAfter == "" {
+				t.Errorf("a token request while %s is away: %v (Retry-After %q), want 503 temporarily_unavailable with Retry-After", dep.name, err, retryAfterOf(he))
 			}
 			if took > deadline+2*time.Second {
 				t.Errorf("a token request while %s is away took %v, more than the %v deadline", dep.name, took, deadline)
+			}
+			began = time.Now()
+			status, errcode, retryAfter := compatPasswordLogin(t, base, "alice", "correct horse battery staple")
+			if status != http.StatusServiceUnavailable || errcode != "M_UNKNOWN" || retryAfter == "" {
+				t.Errorf("a Matrix login while %s is away: %d %s (Retry-After %q), want 503 M_UNKNOWN with Retry-After", dep.name, status, errcode, retryAfter)
+			}
+			if took := time.Since(began); took > deadline+2*time.Second {
+				t.Errorf("a Matrix login while %s is away took %v, more than the %v deadline", dep.name, took, deadline)
 			}
 			if got := introspectAt(t, base, known); got["active"] != true {
 				t.Errorf("a known token is not active while %s is away: %v", dep.name, got)
@@ -120,4 +131,30 @@ func issueWhenBack(t *testing.T, base, id, secret string) string {
 		t.Fatalf("no token issued: %v", last)
 	}
 	return tok
+}
+
+func retryAfterOf(he *httpError) string {
+	if he == nil {
+		return ""
+	}
+	return he.retryAfter
+}
+
+// compatPasswordLogin logs in through the Matrix compatibility API and
+// returns the status, the errcode (if any) and Retry-After.
+func compatPasswordLogin(t *testing.T, base, username, password string) (int, string, string) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"type": "m.login.password", "password": password,
+		"identifier": map[string]any{"type": "m.id.user", "user": username}})
+	client := &http.Client{Timeout: time.Minute}
+	resp, err := client.Post(base+"_matrix/client/v3/login", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var reply struct {
+		Errcode string `json:"errcode"`
+	}
+	json.NewDecoder(resp.Body).Decode(&reply)
+	return resp.StatusCode, reply.Errcode, resp.Header.Get("Retry-After")
 }

@@ -129,15 +129,16 @@ func ccToken(base, id, secret string) (string, error) {
 	json.Unmarshal([]byte(raw), &body)
 	tok, _ := body["access_token"].(string)
 	if resp.StatusCode != http.StatusOK || tok == "" {
-		return "", &httpError{status: resp.StatusCode, body: raw}
+		return "", &httpError{status: resp.StatusCode, body: raw, retryAfter: resp.Header.Get("Retry-After")}
 	}
 	return tok, nil
 }
 
 // httpError is an unexpected HTTP answer.
 type httpError struct {
-	status int
-	body   string
+	status     int
+	body       string
+	retryAfter string
 }
 
 func (e *httpError) Error() string { return http.StatusText(e.status) + ": " + e.body }

@@ -70,8 +70,11 @@ const (
 	// swapLockTimeout bounds how long the swap waits for readers in flight
 	// (and so how long readers queued behind it wait); it is tried again later.
 	swapLockTimeout = 500 * time.Millisecond
-	// swapRetry is the pause before trying a swap again.
-	swapRetry = time.Second
+	// swapRetryMin and swapRetryMax bound the pause before trying again a
+	// swap that readers held up, so that a long reader does not make every
+	// other reader wait swapLockTimeout over and over.
+	swapRetryMin = time.Second
+	swapRetryMax = 30 * time.Second
 	// swapWaitEvents bounds how long the swap waits for the last events to
 	// arrive from the stream.
 	swapWaitEvents = 5 * time.Second
@@ -299,6 +302,8 @@ type builder struct {
 	applied       int
 	// carry holds events taken for a swap that did not happen, applied first next.
 	carry []eventlog.Record
+	// swapBackoff is the pause after the last swap readers held up.
+	swapBackoff time.Duration
 }
 
 // run prepares the copies when the build starts (or they are missing),
@@ -602,7 +607,11 @@ func (b *builder) trySwap(ctx context.Context, src *source) (bool, error) {
 		return false, nil
 	case isLockTimeout(err):
 		b.carry = taken
-		r.logger.Info("readers held the tables; trying the swap again shortly", "lock_timeout", swapLockTimeout)
+		b.swapBackoff = min(max(2*b.swapBackoff, swapRetryMin), swapRetryMax)
+		r.logger.Info("readers held the tables; trying the swap again later", "lock_timeout", swapLockTimeout, "retry_in", b.swapBackoff)
+		if !sleep(ctx, b.swapBackoff) {
+			return false, context.Cause(ctx)
+		}
 		return false, nil
 	default:
 		b.carry = taken

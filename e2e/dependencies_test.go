@@ -17,7 +17,7 @@ import (
 
 // With an external PostgreSQL and NATS, `gatehouse serve` outlives either
 // going away (issue 17): readiness turns false while one is down and true
-// again once it is back, by itself; requests made meanwhile fail within the
+// again once it is back, by itself, while liveness stays true; requests made meanwhile fail within the
 // configured deadline instead of hanging; introspection of tokens already
 // known keeps answering from memory; and once the dependency is back the
 // process issues and introspects tokens again, without a restart.
@@ -52,6 +52,11 @@ func TestExternalDependenciesGoAwayAndComeBack(t *testing.T) {
 			wentAway := time.Now()
 			waitReady(t, s, false, dep.check, 15*time.Second)
 			t.Logf("not ready %v after %s went away", time.Since(wentAway).Round(10*time.Millisecond), dep.name)
+			if resp, err := http.Get("http://" + s.ops + "/live"); err != nil || resp.StatusCode != http.StatusOK {
+				t.Errorf("/live while %s is away: %v %v, want 200 (a liveness probe must not restart the process)", dep.name, resp, err)
+			} else {
+				resp.Body.Close()
+			}
 
 			began := time.Now()
 			_, err := ccToken(base, id, clientSecret)

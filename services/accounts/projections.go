@@ -34,10 +34,7 @@ func (s *Service) usersReadModel() projection.Projection {
 		Name:     usersProjection,
 		Subjects: []string{eventsv1.AccountsUser.Subjects()},
 		Apply:    s.unsealing(applyUserEvent),
-		Reset: func(ctx context.Context, tx pgx.Tx) error {
-			_, err := tx.Exec(ctx, `TRUNCATE users, user_emails`)
-			return err
-		},
+		Tables:   []string{"users", "user_emails"},
 	}
 }
 
@@ -223,10 +220,7 @@ func (s *Service) auditReadModel() projection.Projection {
 			}
 			return nil
 		},
-		Reset: func(ctx context.Context, tx pgx.Tx) error {
-			_, err := tx.Exec(ctx, `TRUNCATE audit_log`)
-			return err
-		},
+		Tables: []string{"audit_log"},
 	}
 }
 

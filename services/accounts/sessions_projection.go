@@ -28,10 +28,7 @@ func (s *Service) sessionsReadModel() projection.Projection {
 		Name:     sessionsProjection,
 		Subjects: []string{eventsv1.AccountsBrowser.Subjects(), eventsv1.AccountsActivity.Subjects(), eventsv1.AccountsUser.Subjects()},
 		Apply:    s.unsealing(applySessionEvent),
-		Reset: func(ctx context.Context, tx pgx.Tx) error {
-			_, err := tx.Exec(ctx, `TRUNCATE browser_sessions`)
-			return err
-		},
+		Tables:   []string{"browser_sessions"},
 	}
 }
 

@@ -71,10 +71,7 @@ func (s *Service) verificationsReadModel(notify *eventlog.Log) projection.Projec
 		Source:   notify,
 		Subjects: []string{eventsv1.NotifyVerification.Subjects()},
 		Apply:    s.unsealing(s.applyConfirmation),
-		Reset: func(ctx context.Context, tx pgx.Tx) error {
-			_, err := tx.Exec(ctx, `TRUNCATE email_verifications`)
-			return err
-		},
+		Tables:   []string{"email_verifications"},
 	}
 }
 

@@ -24,10 +24,7 @@ func verificationsReadModel() projection.Projection {
 		Name:     verificationsProjection,
 		Subjects: []string{eventsv1.NotifyVerification.Subjects()},
 		Apply:    applyVerificationEvent,
-		Reset: func(ctx context.Context, tx pgx.Tx) error {
-			_, err := tx.Exec(ctx, `TRUNCATE verifications, recovery_tickets`)
-			return err
-		},
+		Tables:   []string{"verifications", "recovery_tickets"},
 	}
 }
 

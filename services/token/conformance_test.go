@@ -51,12 +51,10 @@ func TestProjectionsConform(t *testing.T) {
 	}
 	s := &Service{personal: keys}
 	conformance.Run(t, conformance.Case{
-		Projection: s.sessionsReadModel(), Contract: eventsv1.Token, Log: tokens, Pool: pool,
-		Tables: []string{"sessions", "tokens"}, Events: s.sessionHistory(t),
+		Projection: s.sessionsReadModel(), Contract: eventsv1.Token, Log: tokens, Pool: pool, Events: s.sessionHistory(t),
 	})
 	conformance.Run(t, conformance.Case{
-		Projection: userBlocksReadModel(nil), Contract: eventsv1.Accounts, Log: accounts, Pool: pool,
-		Tables: []string{"user_blocks"}, Events: userHistory(),
+		Projection: userBlocksReadModel(nil), Contract: eventsv1.Accounts, Log: accounts, Pool: pool, Events: userHistory(),
 	})
 }
 

@@ -28,12 +28,13 @@ func (s *Service) sessionsReadModel() projection.Projection {
 			}
 			return applySessionEvent(ctx, tx, rec)
 		},
-		Reset: func(ctx context.Context, tx pgx.Tx) error {
-			_, err := tx.Exec(ctx, `TRUNCATE tokens, sessions`)
-			return err
-		},
+		Tables: sessionsTables,
 	}
 }
+
+// sessionsTables are the tables of the sessions read model; the
+// introspection index reads them in one snapshot with the checkpoint.
+var sessionsTables = []string{"tokens", "sessions"}
 
 // applySessionEvent applies one event. Applying an event again changes
 // nothing: rows are inserted once, and a session row changes only for an

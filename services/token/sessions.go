@@ -11,8 +11,8 @@ import (
 
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/eventlog"
-	"gatehouse.dev/platform/personal"
 	"gatehouse.dev/platform/ids"
+	"gatehouse.dev/platform/personal"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	"gatehouse.dev/services/token/internal/session"
 	"gatehouse.dev/services/token/internal/tokenfmt"
@@ -67,6 +67,7 @@ func (s *Service) start(ctx context.Context, ev *eventsv1.SessionStarted, actor 
 		err = s.projections.WaitFor(ctx, sessionsProjection, appended.Last())
 	}
 	if err != nil {
+		s.abandon(ctx, ev.GetSessionId(), err) // the append may have landed: no tokens go out (abandon.go)
 		return errs.Classify(err, errs.KindUnavailable, unavailableMsg)
 	}
 	return s.provisionStarted(ctx, ev) // the homeserver gets the device before the tokens go out (provision_events.go)
@@ -164,6 +165,7 @@ func (s *Service) rotate(ctx context.Context, rot rotation) (pair, session.State
 	s.index.markRevoked(st.CurrentRefresh, st.CurrentAccess)
 	s.activity.Touch(sessionID, st.Started.GetUserId(), rot.ip, s.now())
 	if err := s.projections.WaitFor(ctx, sessionsProjection, appended.Last()); err != nil {
+		s.abandon(ctx, sessionID, err) // the client keeps a rotated-out refresh token: nobody can use the session (abandon.go)
 		return pair{}, session.State{}, errs.Classify(err, errs.KindUnavailable, unavailableMsg)
 	}
 	return p, st, nil

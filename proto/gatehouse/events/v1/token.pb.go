@@ -45,9 +45,14 @@ type SessionStarted struct {
 	// endpoint or the compat login); empty when unknown.
 	IpAddress string `protobuf:"bytes,11,opt,name=ip_address,json=ipAddress,proto3" json:"ip_address,omitempty"`
 	// That request's User-Agent, valid UTF-8 and at most 512 bytes.
-	UserAgent     string `protobuf:"bytes,12,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	UserAgent string `protobuf:"bytes,12,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
+	// The browser session (accounts) the person consented from: the grant's,
+	// the device approval's or the login token's; empty when none. A
+	// back-channel logout that ends it may end this session too. (13 and 14 are
+	// taken by the personal-data branch.)
+	BrowserSessionId string `protobuf:"bytes,15,opt,name=browser_session_id,json=browserSessionId,proto3" json:"browser_session_id,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *SessionStarted) Reset() {
@@ -160,6 +165,13 @@ func (x *SessionStarted) GetIpAddress() string {
 func (x *SessionStarted) GetUserAgent() string {
 	if x != nil {
 		return x.UserAgent
+	}
+	return ""
+}
+
+func (x *SessionStarted) GetBrowserSessionId() string {
+	if x != nil {
+		return x.BrowserSessionId
 	}
 	return ""
 }
@@ -458,10 +470,12 @@ type LoginTokenIssued struct {
 	// Matrix localpart.
 	Username string `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
 	// Whether the session may get urn:synapse:admin:*.
-	Admin         bool                   `protobuf:"varint,3,opt,name=admin,proto3" json:"admin,omitempty"`
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Admin     bool                   `protobuf:"varint,3,opt,name=admin,proto3" json:"admin,omitempty"`
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// The browser session the token was asked from.
+	BrowserSessionId string `protobuf:"bytes,5,opt,name=browser_session_id,json=browserSessionId,proto3" json:"browser_session_id,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *LoginTokenIssued) Reset() {
@@ -520,6 +534,13 @@ func (x *LoginTokenIssued) GetExpiresAt() *timestamppb.Timestamp {
 		return x.ExpiresAt
 	}
 	return nil
+}
+
+func (x *LoginTokenIssued) GetBrowserSessionId() string {
+	if x != nil {
+		return x.BrowserSessionId
+	}
+	return ""
 }
 
 // LoginTokenUsed records the one exchange of a login token for a compat
@@ -736,7 +757,7 @@ var File_gatehouse_events_v1_token_proto protoreflect.FileDescriptor
 
 const file_gatehouse_events_v1_token_proto_rawDesc = "" +
 	"\n" +
-	"\x1fgatehouse/events/v1/token.proto\x12\x13gatehouse.events.v1\x1a gatehouse/events/v1/sealed.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\x03\n" +
+	"\x1fgatehouse/events/v1/token.proto\x12\x13gatehouse.events.v1\x1a gatehouse/events/v1/sealed.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xba\x03\n" +
 	"\x0eSessionStarted\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x12\n" +
@@ -753,7 +774,8 @@ const file_gatehouse_events_v1_token_proto_rawDesc = "" +
 	"\n" +
 	"ip_address\x18\v \x01(\tR\tipAddress\x12\x1d\n" +
 	"\n" +
-	"user_agent\x18\f \x01(\tR\tuserAgent\"\x9d\x02\n" +
+	"user_agent\x18\f \x01(\tR\tuserAgent\x12,\n" +
+	"\x12browser_session_id\x18\x0f \x01(\tR\x10browserSessionId\"\x9d\x02\n" +
 	"\fTokensIssued\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1f\n" +
@@ -776,13 +798,14 @@ const file_gatehouse_events_v1_token_proto_rawDesc = "" +
 	"\x13ClientAssertionUsed\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x129\n" +
 	"\n" +
-	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\x98\x01\n" +
+	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xc6\x01\n" +
 	"\x10LoginTokenIssued\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x14\n" +
 	"\x05admin\x18\x03 \x01(\bR\x05admin\x129\n" +
 	"\n" +
-	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"/\n" +
+	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12,\n" +
+	"\x12browser_session_id\x18\x05 \x01(\tR\x10browserSessionId\"/\n" +
 	"\x0eLoginTokenUsed\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\"_\n" +

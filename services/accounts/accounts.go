@@ -17,6 +17,8 @@ import (
 	"fmt"
 	"gatehouse.dev/platform/activity"
 	"log/slog"
+	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,6 +27,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"google.golang.org/grpc"
 
+	"gatehouse.dev/platform/config"
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/host"
 	"gatehouse.dev/platform/pg"
@@ -33,6 +36,7 @@ import (
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	"gatehouse.dev/services/accounts/internal/password"
+	"gatehouse.dev/services/accounts/internal/upstream"
 	"gatehouse.dev/services/accounts/migrations"
 )
 
@@ -54,6 +58,11 @@ type Config struct {
 	// Clock replaces time.Now for events and session lifetimes (tests); nil
 	// means time.Now.
 	Clock func() time.Time
+	// PublicURL is Gatehouse's public URL (ending in "/"): upstream
+	// providers send the browser back to PublicURL + "upstream/callback/<id>".
+	PublicURL string
+	// Upstream are the upstream identity providers (upstream.providers).
+	Upstream []config.UpstreamProvider
 }
 
 // Deps are the service's connections.
@@ -66,6 +75,9 @@ type Deps struct {
 	Propagator propagation.TextMapPropagator
 	// Keyring seals the password hashes kept in events.
 	Keyring *sealed.Keyring
+	// HTTPClient calls the upstream identity providers; nil: a client with
+	// a 10-second timeout.
+	HTTPClient *http.Client
 }
 
 // Service is the accounts service.
@@ -82,6 +94,8 @@ type Service struct {
 	flushEvery  time.Duration
 	keyring     *sealed.Keyring // seals password hashes (passwords.go)
 	proofKey    []byte          // MACs authentication proofs (proofs.go)
+	upstream    *upstream.Set   // the upstream identity providers (upstream.go)
+	ticketKey   []byte          // seals upstream tickets, derived from proofKey
 }
 
 // New migrates the service's schema, opens its stream and prepares its projections.
@@ -94,6 +108,13 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	}
 	if deps.Keyring == nil {
 		return nil, fmt.Errorf("accounts: no keyring to seal password hashes")
+	}
+	if len(cfg.Upstream) > 0 && !strings.HasSuffix(cfg.PublicURL, "/") {
+		return nil, fmt.Errorf("accounts: the public URL %q must end in / (upstream providers send people back there)", cfg.PublicURL)
+	}
+	providers, err := upstream.New(cfg.Upstream, cfg.PublicURL, deps.HTTPClient)
+	if err != nil {
+		return nil, fmt.Errorf("accounts: %w", err)
 	}
 	if err := pg.Migrate(ctx, deps.Pool, migrations.FS); err != nil {
 		return nil, fmt.Errorf("accounts: migrate: %w", err)
@@ -134,8 +155,12 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		activity:    activity.New(),
 		flushEvery:  flushEvery,
 		keyring:     deps.Keyring,
+		upstream:    providers,
 	}
 	if err := s.loadProofKey(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.deriveTicketKey(); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -179,5 +204,7 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 		ServerName: rt.Config.Matrix.ServerName,
 		Passwords:  password.Params{MemoryKiB: uint32(a.MemoryKiB), Iterations: uint32(a.Iterations), Parallelism: uint8(a.Parallelism)},
 		Replicas:   rt.Config.NATS.Replicas,
+		PublicURL:  rt.Config.PublicURL,
+		Upstream:   rt.Config.Upstream.Providers,
 	}, Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "accounts"), Propagator: rt.Telemetry.Propagator(), Keyring: rt.Keyring})
 }

@@ -46,7 +46,7 @@ func TestProjectionsConform(t *testing.T) {
 		return l
 	}
 	for _, c := range []conformance.Case{
-		{Projection: usersReadModel(), Tables: []string{"users", "user_emails"}},
+		{Projection: usersReadModel(), Tables: []string{"users", "user_emails", "upstream_links"}},
 		{Projection: auditReadModel(), Tables: []string{"audit_log"}},
 		{Projection: sessionsReadModel(), Tables: []string{"browser_sessions"}},
 		{Projection: regTokensReadModel(), Tables: []string{"registration_tokens"}},
@@ -81,7 +81,9 @@ func (c *steppingClock) next() time.Time {
 func accountsHistory() []eventlog.Event {
 	alice, bob := ids.New(), ids.New()
 	reg, tok1, tok2 := ids.New(), ids.New(), ids.New()
-	s1, s2 := ids.New(), ids.New()
+	s1, s2, s3 := ids.New(), ids.New(), ids.New()
+	l1, l2 := ids.New(), ids.New()
+	sealedSubject := &eventsv1.SealedSecret{KeyId: "0123456789abcdef", Algorithm: "xchacha20poly1305", WrappedKey: []byte("w"), Nonce: []byte("n"), Ciphertext: []byte("c")}
 	ev := func(typ, id string, p proto.Message) eventlog.Event {
 		return eventlog.Event{Aggregate: eventlog.Ref{Type: typ, ID: id}, Actor: "admin", Payload: p}
 	}
@@ -129,6 +131,18 @@ func accountsHistory() []eventlog.Event {
 			{SessionId: s1, LastActiveUnix: time.Now().Add(2 * time.Minute).Unix()},
 			{SessionId: s2, LastActiveUnix: time.Now().Add(2 * time.Minute).Unix(), IpAddress: "198.51.100.1"}, // ended: not recorded
 		}}),
+		ev(upstreamAggregate, "k1", &eventsv1.UpstreamLinkReserved{Provider: "google", UserId: alice, LinkId: l1}),
+		u(alice, &eventsv1.UpstreamLinked{UserId: alice, LinkId: l1, Provider: "google", SealedSubject: sealedSubject, SealedEmail: sealedSubject,
+			ClaimKey: "k1", Source: "link"}),
+		ev(upstreamAggregate, "k2", &eventsv1.UpstreamLinkReserved{Provider: "synapse:oidc-github", UserId: alice, LinkId: l2}),
+		u(alice, &eventsv1.UpstreamLinked{UserId: alice, LinkId: l2, Provider: "synapse:oidc-github", SealedSubject: sealedSubject,
+			ClaimKey: "k2", Source: "import"}),
+		ev(browserAggregate, s3, &eventsv1.BrowserSessionStarted{SessionId: s3, UserId: alice, SecretHash: "sh3", UserAgent: "Firefox",
+			UpstreamProvider: "google", UpstreamSid: "sid-1"}),
+		u(alice, &eventsv1.UpstreamUnlinked{UserId: alice, LinkId: l2, Provider: "synapse:oidc-github", ClaimKey: "k2"}),
+		ev(upstreamAggregate, "k2", &eventsv1.UpstreamLinkReleased{Provider: "synapse:oidc-github", UserId: alice, LinkId: l2}),
+		ev(bclogoutAggregate, "j1", &eventsv1.UpstreamLogoutReceived{Provider: "google", Sid: "sid-1", UserId: alice}),
+		ev(browserAggregate, s3, &eventsv1.BrowserSessionEnded{SessionId: s3, UserId: alice, Reason: "upstream_logout", EndStartedSessions: true}),
 		u(alice, &eventsv1.UserLocked{UserId: alice}),
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
 
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/projection"
@@ -27,7 +28,7 @@ func usersReadModel() projection.Projection {
 		Subjects: []string{eventsv1.AccountsUser.Subjects()},
 		Apply:    applyUserEvent,
 		Reset: func(ctx context.Context, tx pgx.Tx) error {
-			_, err := tx.Exec(ctx, `TRUNCATE users, user_emails`)
+			_, err := tx.Exec(ctx, `TRUNCATE users, user_emails, upstream_links`)
 			return err
 		},
 	}
@@ -114,6 +115,22 @@ func applyUserEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
 			[]any{id, ev.GetEmail()}}
 		sql, args = update("email = CASE WHEN EXISTS (SELECT 1 FROM user_emails WHERE user_id = $1 AND email = $4) THEN $4 ELSE email END",
 			id, at, seq, ev.GetEmail())
+	case *eventsv1.UpstreamLinked:
+		subject, err := marshalSealed(ev.GetSealedSubject())
+		if err != nil {
+			return fmt.Errorf("users: %s: %w", rec.Type(), err)
+		}
+		email, err := marshalSealed(ev.GetSealedEmail())
+		if err != nil {
+			return fmt.Errorf("users: %s: %w", rec.Type(), err)
+		}
+		emails = &statement{`INSERT INTO upstream_links (link_id, user_id, provider, subject_sealed, email_sealed, claim_key, source, linked_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (link_id) DO NOTHING`,
+			[]any{ev.GetLinkId(), id, ev.GetProvider(), subject, email, ev.GetClaimKey(), ev.GetSource(), at}}
+		sql, args = update("admin = admin", id, at, seq)
+	case *eventsv1.UpstreamUnlinked:
+		emails = &statement{`DELETE FROM upstream_links WHERE link_id = $1 AND user_id = $2`, []any{ev.GetLinkId(), id}}
+		sql, args = update("admin = admin", id, at, seq)
 	default:
 		return eventlog.Unhandled(rec)
 	}
@@ -126,6 +143,14 @@ func applyUserEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
 		return fmt.Errorf("users: %s: %w", rec.Type(), err)
 	}
 	return nil
+}
+
+// marshalSealed encodes a sealed value for a bytea column; nil for none.
+func marshalSealed(v *eventsv1.SealedSecret) ([]byte, error) {
+	if v == nil {
+		return nil, nil
+	}
+	return proto.Marshal(v)
 }
 
 // update builds an UPDATE of one user row; extra arguments start at $4.
@@ -251,6 +276,17 @@ func describe(rec eventlog.Record) (userID, summary string) {
 		return "", fmt.Sprintf("registration token %s used", ev.GetTokenId())
 	case *eventsv1.RegistrationTokenRevoked:
 		return "", fmt.Sprintf("registration token %s revoked", ev.GetTokenId())
+	case *eventsv1.UpstreamLinked:
+		// Never the subject or the address (personal data, sealed).
+		return ev.GetUserId(), fmt.Sprintf("upstream identity of %s linked (link %s, %s)", ev.GetProvider(), ev.GetLinkId(), ev.GetSource())
+	case *eventsv1.UpstreamUnlinked:
+		return ev.GetUserId(), fmt.Sprintf("upstream identity of %s unlinked (link %s)", ev.GetProvider(), ev.GetLinkId())
+	case *eventsv1.UpstreamLinkReserved:
+		return ev.GetUserId(), fmt.Sprintf("upstream identity of %s claimed (link %s)", ev.GetProvider(), ev.GetLinkId())
+	case *eventsv1.UpstreamLinkReleased:
+		return ev.GetUserId(), fmt.Sprintf("upstream identity of %s released (link %s)", ev.GetProvider(), ev.GetLinkId())
+	case *eventsv1.UpstreamLogoutReceived:
+		return ev.GetUserId(), fmt.Sprintf("back-channel logout from %s", ev.GetProvider())
 	default:
 		return rec.Aggregate().ID, rec.Type()
 	}

@@ -83,7 +83,7 @@ func accountsHistory() []eventlog.Event {
 	reg, tok1, tok2 := ids.New(), ids.New(), ids.New()
 	s1, s2, s3 := ids.New(), ids.New(), ids.New()
 	l1, l2 := ids.New(), ids.New()
-	sealedSubject := &eventsv1.SealedSecret{KeyId: "0123456789abcdef", Algorithm: "xchacha20poly1305", WrappedKey: []byte("w"), Nonce: []byte("n"), Ciphertext: []byte("c")}
+	sealedSubject := &eventsv1.SealedSecret{KeyId: "0123456789abcdef", WrappedKey: []byte("w"), Nonce: []byte("n"), Ciphertext: []byte("c")}
 	ev := func(typ, id string, p proto.Message) eventlog.Event {
 		return eventlog.Event{Aggregate: eventlog.Ref{Type: typ, ID: id}, Actor: "admin", Payload: p}
 	}

@@ -29,7 +29,10 @@ func TestUpstreamSection(t *testing.T) {
 		AuthorizationEndpoint: "https://github.com/login/oauth/authorize", TokenEndpoint: "https://github.com/login/oauth/access_token",
 		UserinfoEndpoint: "https://api.github.com/user", Scopes: []string{"read:user"},
 		Claims: UpstreamClaims{Subject: UpstreamClaim{Template: "{{ user.id }}"}, Localpart: UpstreamClaim{Template: "{{ user.login | lower }}", Action: "force"}}}
-	edit := func(p UpstreamProvider, f func(*UpstreamProvider)) []UpstreamProvider { f(&p); return []UpstreamProvider{p} }
+	edit := func(p UpstreamProvider, f func(*UpstreamProvider)) []UpstreamProvider {
+		f(&p)
+		return []UpstreamProvider{p}
+	}
 	tests := []struct {
 		name      string
 		providers []UpstreamProvider

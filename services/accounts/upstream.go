@@ -598,10 +598,10 @@ func (s *Service) listLinks(ctx context.Context, userID, provider string) ([]lin
 	var out []linkRow
 	for rows.Next() {
 		var (
-			l                    accountsv1.UpstreamLink
+			l                     accountsv1.UpstreamLink
 			subjectBlob, mailBlob []byte
-			key                  string
-			at                   time.Time
+			key                   string
+			at                    time.Time
 		)
 		if err := rows.Scan(&l.LinkId, &l.UserId, &l.ProviderId, &subjectBlob, &mailBlob, &key, &l.Source, &at); err != nil {
 			return nil, errs.Wrap(errs.KindUnavailable, "Sign-in links cannot be read right now.", err)

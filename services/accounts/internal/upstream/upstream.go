@@ -472,9 +472,9 @@ func missingClaim(name string) error {
 // Mapped is what a first sign-in would create, from the claims and the
 // configured actions.
 type Mapped struct {
-	Localpart, DisplayName, Email   string
-	LocalpartForced, DisplayForced  bool
-	EmailForced                     bool
+	Localpart, DisplayName, Email  string
+	LocalpartForced, DisplayForced bool
+	EmailForced                    bool
 	// EmailUnverified is an address the provider gave without saying it is
 	// verified: not imported.
 	EmailUnverified string

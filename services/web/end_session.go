@@ -197,9 +197,11 @@ func (s *Service) confirmEndSession(w http.ResponseWriter, r *http.Request, req 
 	s.render(w, r, http.StatusOK, "end_session", &render.View{Title: l.T(i18n.EndSessionTitle), CSRF: s.csrf.Token(w, r, "end-session"), Page: v})
 }
 
-// endSessionDone goes back to the client's registered URI, or says what happened.
+// endSessionDone goes back to the client's registered URI once signed out,
+// or says what happened (staying signed in goes back to nobody: the client
+// must not believe the person signed out).
 func (s *Service) endSessionDone(w http.ResponseWriter, r *http.Request, req endSessionRequest, signedOut bool) {
-	if req.redirect != "" {
+	if req.redirect != "" && signedOut {
 		u, err := url.Parse(req.redirect)
 		if err == nil {
 			if req.state != "" {

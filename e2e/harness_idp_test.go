@@ -59,7 +59,7 @@ func newTestKey(t testing.TB) testKey {
 // idpUser is a person at the provider.
 type idpUser struct {
 	ID, Username, Password, First, Last, Email string
-	EmailVerified                            bool
+	EmailVerified                              bool
 }
 
 // idpUsers is the provider's user store (storage.UserStore).

@@ -299,9 +299,12 @@ func upstreamBackchannelLogout(t *testing.T, u *upstreamEnv, first, second strin
 		"a nonce":          func(c map[string]any) { c["nonce"] = "n" },
 		"no events":        func(c map[string]any) { delete(c, "events") },
 		"no jti":           func(c map[string]any) { delete(c, "jti") },
-		"old":              func(c map[string]any) { c["iat"] = time.Now().Add(-time.Hour).Unix(); c["exp"] = time.Now().Add(-50 * time.Minute).Unix() },
-		"another issuer":   func(c map[string]any) { c["iss"] = "https://evil.example" },
-		"no sid nor sub":   func(c map[string]any) { delete(c, "sid"); delete(c, "sub") },
+		"old": func(c map[string]any) {
+			c["iat"] = time.Now().Add(-time.Hour).Unix()
+			c["exp"] = time.Now().Add(-50 * time.Minute).Unix()
+		},
+		"another issuer": func(c map[string]any) { c["iss"] = "https://evil.example" },
+		"no sid nor sub": func(c map[string]any) { delete(c, "sid"); delete(c, "sub") },
 	} {
 		if status, body := u.postLogout(t, "test", u.idp.logoutToken(t, "gatehouse", idpNewbie.ID, sid, edit)); status != http.StatusBadRequest {
 			t.Errorf("logout token with %s: %d %s", name, status, body)

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-
 	"gatehouse.dev/platform/config"
 )
 

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -88,7 +89,9 @@ func newTestIdP(t *testing.T, users ...idpUser) *testIdP {
 		store[u.ID] = &storage.User{ID: u.ID, Username: u.Username, Password: u.Password, FirstName: u.First, LastName: u.Last,
 			Email: u.Email, EmailVerified: u.EmailVerified, PreferredLanguage: language.English}
 	}
-	idp := &testIdP{issuer: "http://" + l.Addr().String(), clients: map[string]*storage.Client{}, sids: map[string]string{}}
+	// localhost, not 127.0.0.1 as Gatehouse: the provider is another site,
+	// as it is in real deployments (a form_post arrives cross-site).
+	idp := &testIdP{issuer: "http://localhost:" + strings.TrimPrefix(l.Addr().String(), "127.0.0.1:"), clients: map[string]*storage.Client{}, sids: map[string]string{}}
 	idp.Storage = storage.NewStorageWithClients(store, idp.clients)
 	// The example server logs every request through the default logger: keep
 	// the test output to warnings.
@@ -102,6 +105,7 @@ func newTestIdP(t *testing.T, users ...idpUser) *testIdP {
 }
 
 // addClient registers a confidential web client (client_secret_basic).
+// Clients answer with query or form_post, as the request asks.
 func (idp *testIdP) addClient(id, secret string, redirectURIs ...string) {
 	idp.mu.Lock()
 	defer idp.mu.Unlock()

@@ -34,11 +34,13 @@ var (
 	idpBob   = idpUser{ID: "sub-bob", Username: "bob.idp@idp.test", Password: "bob-pass", First: "Bob", Last: "Builder", Email: "bob@idp.test"}
 	idpCarol = idpUser{ID: "sub-carol", Username: "carol@idp.test", Password: "carol-pass", First: "Carol", Last: "Imported",
 		Email: "carol@idp.test", EmailVerified: true}
+	idpDave = idpUser{ID: "sub-dave", Username: "dave@idp.test", Password: "dave-pass", First: "Dave", Last: "Poster",
+		Email: "dave@idp.test", EmailVerified: true}
 )
 
 func newUpstreamEnv(t *testing.T) *upstreamEnv {
 	t.Helper()
-	idp := newTestIdP(t, idpNewbie, idpBob, idpCarol)
+	idp := newTestIdP(t, idpNewbie, idpBob, idpCarol, idpDave)
 	cfg := writeConfig(t, fmt.Sprintf(`upstream:
   providers:
     - id: test
@@ -62,6 +64,13 @@ func newUpstreamEnv(t *testing.T) *upstreamEnv {
         localpart:
           template: "{{ user.nickname }}"
           action: require
+    - id: post
+      human_name: Post IdP
+      issuer: %[1]s
+      client_id: gatehouse-post
+      client_secret: post-secret
+      response_mode: form_post
+      fetch_userinfo: true
     - id: down
       human_name: Down IdP
       issuer: http://127.0.0.1:1/unreachable
@@ -71,6 +80,7 @@ func newUpstreamEnv(t *testing.T) *upstreamEnv {
 	e := newOAuthEnv(t, cfg)
 	idp.addClient("gatehouse", "gatehouse-secret", e.issuer+"upstream/callback/test")
 	idp.addClient("gatehouse-strict", "strict-secret", e.issuer+"upstream/callback/strict")
+	idp.addClient("gatehouse-post", "post-secret", e.issuer+"upstream/callback/post")
 	u := &upstreamEnv{oauthEnv: e, idp: idp, b: newBrowser(t), cb: newCallbackServer(t), accounts: accountsv1.NewAccountsServiceClient(e.conn)}
 	u.client = e.client
 	u.client.RedirectURL = u.cb.redirectURL()
@@ -110,6 +120,8 @@ func TestUpstreamSignIn(t *testing.T) {
 	upstreamKeyRotation(t, u)
 	upstreamLinkAndUnlink(t, u)
 	upstreamCompatSSO(t, u)
+	upstreamDeviceLink(t, u)
+	upstreamFormPost(t, u)
 	upstreamImportedLink(t, u)
 	t.Logf("upstream suite took %v", time.Since(start).Round(time.Millisecond))
 }
@@ -471,6 +483,83 @@ func upstreamCompatSSO(t *testing.T, u *upstreamEnv) {
 	login := newMatrixClient(u.oauthEnv).post(t, "/_matrix/client/v3/login", "", map[string]any{"type": "m.login.token", "token": token})
 	if login.status != http.StatusOK || login.body["user_id"] != "@newbie:example.org" {
 		t.Fatalf("m.login.token: %d %s", login.status, login.raw)
+	}
+}
+
+// A device (RFC 8628): the person opens /link with the code, signs in with
+// the provider on the way, and approves the device, which gets its tokens.
+func upstreamDeviceLink(t *testing.T, u *upstreamEnv) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := u.deviceClient(t)
+	da, err := cfg.DeviceAuth(ctx)
+	if err != nil {
+		t.Fatalf("device authorization: %v", err)
+	}
+	u.b.clearCookies()
+	u.b.open("link", da.VerificationURIComplete)
+	if !strings.Contains(u.b.location(), "/login?") {
+		t.Fatalf("/link did not ask to sign in: %s", u.b.location())
+	}
+	if status := u.signInAtIdP(t, "test", idpNewbie); status != http.StatusOK || !strings.Contains(u.b.location(), "/link?code=") {
+		t.Fatalf("the upstream sign-in did not come back to the device: %d %s\n%s", status, u.b.location(), u.b.pageText())
+	}
+	u.b.submit("approve device", `button[value="allow"]`)
+	tok, err := cfg.DeviceAccessToken(ctx, da)
+	if err != nil {
+		t.Fatalf("device access token: %v", err)
+	}
+	if got := u.introspect(t, tok.AccessToken); got["active"] != true || got["username"] != "newbie" {
+		t.Fatalf("device token introspection: %v", got)
+	}
+}
+
+// A provider answering with response_mode=form_post: its page posts the code
+// from its own site, without the SameSite=Lax cookie of the attempt, so
+// Gatehouse posts the same fields again from its own site, and the sign-in
+// goes on.
+func upstreamFormPost(t *testing.T, u *upstreamEnv) {
+	u.b.clearCookies()
+	u.b.open("sign-in page", u.issuer+"login")
+	u.signInAtIdP(t, "post", idpDave)
+	// The provider's page and Gatehouse's both post on their own (script).
+	if err := waitFor(30*time.Second, func() (bool, error) { return strings.Contains(u.b.location(), "/upstream/link"), nil }); err != nil {
+		t.Fatalf("form_post sign-in ended at %s: %v\n%s", u.b.location(), err, u.b.pageText())
+	}
+	if got := u.b.value("username"); got != "dave@idp.test" && got != "dave" {
+		t.Logf("suggested username %q", got)
+	}
+	u.b.fill("username", "dave")
+	u.b.submit("create the account", `button[value="create"]`)
+	u.b.open("account", u.issuer+"account")
+	if !strings.Contains(u.b.text("main"), "@dave:example.org") {
+		t.Fatalf("form_post did not sign dave in:\n%s", u.b.pageText())
+	}
+	// What the browser did: a cross-site POST without the attempt's cookie
+	// gets the page that posts again (not the cross-origin refusal); posted
+	// again still without it, the sign-in is refused as expired.
+	post := func(values url.Values) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, u.issuer+"upstream/callback/post", strings.NewReader(values.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", u.idp.issuer)
+		req.Header.Set("Sec-Fetch-Site", "cross-site")
+		resp, err := plainHTTP.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode, readAll(resp.Body)
+	}
+	if status, body := post(url.Values{"code": {"c"}, "state": {"s"}}); status != http.StatusOK || !strings.Contains(body, "data-autosubmit") ||
+		!strings.Contains(body, `name="continued"`) || !strings.Contains(body, `name="code" value="c"`) {
+		t.Errorf("a form_post without the cookie: %d\n%s", status, body)
+	}
+	if status, body := post(url.Values{"code": {"c"}, "state": {"s"}, "continued": {"1"}}); status != http.StatusBadRequest || !strings.Contains(body, "expired") {
+		t.Errorf("posted again without the cookie: %d\n%s", status, body)
+	}
+	links := u.links(t, u.userByName(t, "dave").GetId())
+	if len(links) != 1 || links[0].GetProviderId() != "post" || links[0].GetSubject() != idpDave.ID {
+		t.Errorf("dave's links: %v", links)
 	}
 }
 

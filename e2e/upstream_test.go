@@ -123,6 +123,11 @@ func TestUpstreamSignIn(t *testing.T) {
 	upstreamDeviceLink(t, u)
 	upstreamFormPost(t, u)
 	upstreamImportedLink(t, u)
+	for _, secret := range []string{"gatehouse-secret", "strict-secret", "post-secret", idpNewbie.Password} {
+		if strings.Contains(u.s.log.String(), secret) {
+			t.Errorf("the process log holds %q", secret)
+		}
+	}
 	t.Logf("upstream suite took %v", time.Since(start).Round(time.Millisecond))
 }
 

@@ -233,11 +233,11 @@ func (s *Service) completeUpstream(ctx context.Context, providerID, code, nonce,
 		case u.locked:
 			return nil, errs.FailedPrecondition("This account is locked.")
 		}
-		return &upstreamResult{user: u, proof: s.mintUpstreamProof(u.id, providerID, id.SID)}, nil
+		return &upstreamResult{user: u, proof: s.mintUpstreamProof(u.id, providerID, cut(id.SID, 255))}, nil
 	}
 	email, _ := id.Claims["email"].(string)
 	t := &upstreamTicket{
-		Provider: providerID, Subject: id.Subject, SID: id.SID, Email: cut(email, 320),
+		Provider: providerID, Subject: id.Subject, SID: cut(id.SID, 255), Email: cut(email, 320),
 		Localpart: cut(mapped.Localpart, 255), LocalpartForced: mapped.LocalpartForced,
 		DisplayName: cut(mapped.DisplayName, 255), DisplayForced: mapped.DisplayForced,
 		VerifiedEmail: cut(mapped.Email, 320), EmailForced: mapped.EmailForced, EmailUnverified: cut(mapped.EmailUnverified, 320),

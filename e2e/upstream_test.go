@@ -77,7 +77,7 @@ func newUpstreamEnv(t *testing.T) *upstreamEnv {
       client_id: nobody
       client_secret: nothing
 `, idp.issuer))
-	e := newOAuthEnv(t, cfg)
+	e := newOAuthEnv(t, cfg, "GATEHOUSE_RATE_LIMIT_BACKCHANNEL_LOGOUT_BURST=16")
 	idp.addClient("gatehouse", "gatehouse-secret", e.issuer+"upstream/callback/test")
 	idp.addClient("gatehouse-strict", "strict-secret", e.issuer+"upstream/callback/strict")
 	idp.addClient("gatehouse-post", "post-secret", e.issuer+"upstream/callback/post")
@@ -341,6 +341,19 @@ func upstreamBackchannelLogout(t *testing.T, u *upstreamEnv, first, second strin
 	}
 	if err := waitFor(20*time.Second, func() (bool, error) { return u.introspect(t, first)["active"] == false, nil }); err != nil {
 		t.Errorf("a logout by subject left the first sign-in's OAuth session active: %v", err)
+	}
+	// Refused tokens are limited per address (each may fetch the provider's
+	// keys again); valid ones cost nothing, and the limit is 16 here.
+	limited := false
+	for range 10 {
+		status, _ := u.postLogout(t, "test", u.idp.logoutToken(t, "gatehouse", idpNewbie.ID, sid, func(c map[string]any) { c["aud"] = "x" }))
+		if status == http.StatusTooManyRequests {
+			limited = true
+			break
+		}
+	}
+	if !limited {
+		t.Error("refused logout tokens are not rate-limited")
 	}
 }
 

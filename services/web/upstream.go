@@ -259,17 +259,35 @@ func (s *Service) handleBackchannelLogout(w http.ResponseWriter, r *http.Request
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
+	// Refused tokens are counted per address: each may make accounts fetch
+	// the provider's keys again (an unknown key id), so nobody may have it
+	// do so without end. A valid token gives its token back.
+	limit, err := s.limiter.Take(r.Context(), perIP(s.rules.BackchannelLogout, r))
+	switch {
+	case err != nil:
+		retryAfter(w, 5e9)
+		writeLogoutError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "try again")
+		return
+	case !limit.Allowed:
+		retryAfter(w, limit.RetryAfter)
+		writeLogoutError(w, http.StatusTooManyRequests, "invalid_request", "too many invalid logout tokens; try again later")
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
 		writeLogoutError(w, http.StatusBadRequest, "invalid_request", "the body is not a form")
 		return
 	}
-	_, err := s.accounts.UpstreamBackchannelLogout(r.Context(), &accountsv1.UpstreamBackchannelLogoutRequest{
+	_, err = s.accounts.UpstreamBackchannelLogout(r.Context(), &accountsv1.UpstreamBackchannelLogoutRequest{
 		ProviderId: r.PathValue("provider"), LogoutToken: r.PostForm.Get("logout_token"),
 	})
 	if err == nil {
+		s.limiter.Refund(r.Context(), limit)
 		w.WriteHeader(http.StatusOK)
 		return
+	}
+	if k := errs.KindOf(err); k == errs.KindUnavailable || k == errs.KindConflict || k == errs.KindInternal {
+		s.limiter.Refund(r.Context(), limit) // not the caller's doing
 	}
 	switch errs.KindOf(err) {
 	case errs.KindInvalid, errs.KindNotFound, errs.KindFailedPrecondition, errs.KindPermissionDenied:

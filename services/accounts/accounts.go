@@ -1,6 +1,7 @@
 // Package accounts is the accounts service: it owns users — registration,
-// passwords, email addresses, locking, deactivation, display names — their
-// browser sessions, and the audit log.
+// passwords, email addresses, locking, deactivation, display names, links to
+// upstream identity providers (whose protocol it runs itself, upstream.go) —
+// their browser sessions, and the audit log.
 //
 // Commands are decided on the aggregates' histories (users, email claims,
 // browser sessions, registrations) and appended to the ACCOUNTS stream;

@@ -9,8 +9,9 @@
 // codes to notify, all reached over gRPC.
 //
 // What the service holds in memory, per process (per replica):
-//   - the CSRF key (which also signs the add-email cookie) and the key of
-//     compat SSO confirmations, derived from web.secret (Config.Secret) with
+//   - the CSRF key (which also signs the add-email cookie), the key of
+//     compat SSO confirmations and the key sealing upstream sign-in attempts
+//     (internal/upstreamstate), derived from web.secret (Config.Secret) with
 //     HKDF-SHA256 (internal/keys). Every replica sharing the secret derives
 //     the same keys, so a form or an SSO confirmation rendered by one replica
 //     is accepted by any other and after a restart; pending SSO sign-ins are

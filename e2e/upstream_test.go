@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
@@ -575,6 +578,22 @@ func upstreamFormPost(t *testing.T, u *upstreamEnv) {
 	if status, body := post(url.Values{"code": {"c"}, "state": {"s"}, "continued": {"1"}}); status != http.StatusBadRequest || !strings.Contains(body, "expired") {
 		t.Errorf("posted again without the cookie: %d\n%s", status, body)
 	}
+	// The page that posts again, as a person without script sees it (axe):
+	// Gatehouse's script is blocked, so the page stays.
+	block := func(patterns ...*network.BlockPattern) {
+		u.b.do("block scripts", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tg, network.SetBlockedURLs, network.SetBlockedURLsParams{URLPatterns: patterns})
+			return err
+		}))
+	}
+	block(&network.BlockPattern{URLPattern: "*://*:*/static/*.js*", Block: true})
+	u.b.open("a page posting to the callback", "data:text/html,"+url.PathEscape(`<!doctype html><html lang="en"><title>Provider</title><form method="post" action="`+
+		u.issuer+`upstream/callback/post"><input type="hidden" name="code" value="c"><input type="hidden" name="state" value="s"><button>Go</button></form></html>`))
+	if status := u.b.submit("the provider's form_post", "button"); status != http.StatusOK || !strings.Contains(u.b.text("main"), "Continue to finish signing in") {
+		t.Errorf("the repost page: %d\n%s", status, u.b.pageText())
+	}
+	u.b.page("upstream-form-post-continue")
+	block()
 	links := u.links(t, u.userByName(t, "dave").GetId())
 	if len(links) != 1 || links[0].GetProviderId() != "post" || links[0].GetSubject() != idpDave.ID {
 		t.Errorf("dave's links: %v", links)

@@ -1,6 +1,7 @@
 // Package accounts is the accounts service: it owns users — registration,
-// passwords, email addresses, locking, deactivation, display names — their
-// browser sessions, and the audit log.
+// passwords, email addresses, locking, deactivation, display names, links to
+// upstream identity providers (whose protocol it runs itself, upstream.go) —
+// their browser sessions, and the audit log.
 //
 // Commands are decided on the aggregates' histories (users, email claims,
 // browser sessions, registrations) and appended to the ACCOUNTS stream;
@@ -16,6 +17,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,6 +28,7 @@ import (
 	"google.golang.org/grpc"
 
 	"gatehouse.dev/platform/activity"
+	"gatehouse.dev/platform/config"
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/host"
 	"gatehouse.dev/platform/personal"
@@ -34,6 +38,7 @@ import (
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	"gatehouse.dev/services/accounts/internal/password"
+	"gatehouse.dev/services/accounts/internal/upstream"
 	"gatehouse.dev/services/accounts/migrations"
 )
 
@@ -55,6 +60,11 @@ type Config struct {
 	// Clock replaces time.Now for events and session lifetimes (tests); nil
 	// means time.Now.
 	Clock func() time.Time
+	// PublicURL is Gatehouse's public URL (ending in "/"): upstream
+	// providers send the browser back to PublicURL + "upstream/callback/<id>".
+	PublicURL string
+	// Upstream are the upstream identity providers (upstream.providers).
+	Upstream []config.UpstreamProvider
 }
 
 // Deps are the service's connections.
@@ -70,6 +80,9 @@ type Deps struct {
 	// Personal holds the personal keys that seal personal data; nil opens
 	// one on JetStream with Keyring.
 	Personal *personal.Store
+	// HTTPClient calls the upstream identity providers; nil: a client with
+	// a 10-second timeout.
+	HTTPClient *http.Client
 }
 
 // Service is the accounts service.
@@ -88,6 +101,8 @@ type Service struct {
 	personal    *personal.Store // seals personal data and password hashes (personal.go, passwords.go)
 	proofKey    []byte          // MACs authentication proofs (proofs.go)
 	claimKey    []byte          // keys email claims (personal.go)
+	upstream    *upstream.Set   // the upstream identity providers (upstream.go)
+	ticketKey   []byte          // seals upstream tickets, derived from proofKey
 }
 
 // New migrates the service's schema, opens its stream and prepares its projections.
@@ -100,6 +115,13 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	}
 	if deps.Keyring == nil {
 		return nil, fmt.Errorf("accounts: no keyring to seal password hashes")
+	}
+	if len(cfg.Upstream) > 0 && !strings.HasSuffix(cfg.PublicURL, "/") {
+		return nil, fmt.Errorf("accounts: the public URL %q must end in / (upstream providers send people back there)", cfg.PublicURL)
+	}
+	providers, err := upstream.New(cfg.Upstream, cfg.PublicURL, deps.HTTPClient)
+	if err != nil {
+		return nil, fmt.Errorf("accounts: %w", err)
 	}
 	if err := pg.Migrate(ctx, deps.Pool, migrations.FS); err != nil {
 		return nil, fmt.Errorf("accounts: migrate: %w", err)
@@ -141,6 +163,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		flushEvery: flushEvery,
 		keyring:    deps.Keyring,
 		personal:   store,
+		upstream:   providers,
 	}
 	if err := s.loadProofKey(ctx); err != nil {
 		return nil, err
@@ -153,6 +176,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		s.erasureReactor())
 	if err != nil {
 		return nil, fmt.Errorf("accounts: %w", err)
+	}
+	if err := s.deriveTicketKey(); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -202,5 +228,7 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 		ServerName: rt.Config.Matrix.ServerName,
 		Passwords:  password.Params{MemoryKiB: uint32(a.MemoryKiB), Iterations: uint32(a.Iterations), Parallelism: uint8(a.Parallelism)},
 		Replicas:   rt.Config.NATS.Replicas,
+		PublicURL:  rt.Config.PublicURL,
+		Upstream:   rt.Config.Upstream.Providers,
 	}, Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "accounts"), Propagator: rt.Telemetry.Propagator(), Keyring: rt.Keyring, Personal: store})
 }

@@ -91,7 +91,7 @@ func (s *Service) register(ctx context.Context, in registration, actor string) (
 // of two concurrent registrations of one name, exactly one is stored. more
 // is appended in the same batch (a registration's completion), after the
 // user's event; it gets the new user's id.
-func (s *Service) createUser(ctx context.Context, cmd user.RegisterCommand, hash, actor string, more func(userID string) eventlog.Write) (*userRow, error) {
+func (s *Service) createUser(ctx context.Context, cmd user.RegisterCommand, hash, actor string, more func(userID string) ([]eventlog.Write, error)) (*userRow, error) {
 	id := ids.New()
 	cmd.UserID, cmd.ServerName = id, s.cfg.ServerName
 	// The user's personal key exists before anything is sealed under it. A
@@ -133,7 +133,11 @@ func (s *Service) createUser(ctx context.Context, cmd user.RegisterCommand, hash
 	}
 	userSeq := len(writes) - 1
 	if more != nil {
-		writes = append(writes, more(id))
+		extra, err := more(id)
+		if err != nil {
+			return nil, err
+		}
+		writes = append(writes, extra...)
 	}
 	appended, err := s.append(ctx, writes...)
 	if eventlog.IsConflict(err) {

@@ -114,6 +114,7 @@ func (s *Service) accountsHistory(t *testing.T) []eventlog.Event {
 	reg, tok1, tok2 := ids.New(), ids.New(), ids.New()
 	s1, s2, s3 := ids.New(), ids.New(), ids.New()
 	emailKey := func(email string) string { return user.EmailKey(s.claimKey, email) }
+	l1, l2 := ids.New(), ids.New()
 	ev := func(typ, id string, p proto.Message) eventlog.Event {
 		return eventlog.Event{Aggregate: eventlog.Ref{Type: typ, ID: id}, Actor: "admin", Payload: p}
 	}
@@ -162,6 +163,18 @@ func (s *Service) accountsHistory(t *testing.T) []eventlog.Event {
 			{SessionId: s1, LastActiveUnix: time.Now().Add(2 * time.Minute).Unix()},
 			{SessionId: s2, LastActiveUnix: time.Now().Add(2 * time.Minute).Unix(), IpAddress: "198.51.100.1"}, // ended: not recorded
 		}}),
+		ev(upstreamAggregate, "k1", &eventsv1.UpstreamLinkReserved{Provider: "google", UserId: alice, LinkId: l1}),
+		u(alice, &eventsv1.UpstreamLinked{UserId: alice, LinkId: l1, Provider: "google", Subject: "google-subject-1", Email: "alice@gmail.example",
+			ClaimKey: "k1", Source: "link"}),
+		ev(upstreamAggregate, "k2", &eventsv1.UpstreamLinkReserved{Provider: "synapse:oidc-github", UserId: alice, LinkId: l2}),
+		u(alice, &eventsv1.UpstreamLinked{UserId: alice, LinkId: l2, Provider: "synapse:oidc-github", Subject: "12345",
+			ClaimKey: "k2", Source: "import"}),
+		ev(browserAggregate, s3, &eventsv1.BrowserSessionStarted{SessionId: s3, UserId: alice, SecretHash: "sh3", UserAgent: "Firefox",
+			UpstreamProvider: "google", UpstreamSid: "sid-1"}),
+		u(alice, &eventsv1.UpstreamUnlinked{UserId: alice, LinkId: l2, Provider: "synapse:oidc-github", ClaimKey: "k2"}),
+		ev(upstreamAggregate, "k2", &eventsv1.UpstreamLinkReleased{Provider: "synapse:oidc-github", UserId: alice, LinkId: l2}),
+		ev(bclogoutAggregate, "j1", &eventsv1.UpstreamLogoutReceived{Provider: "google", Sid: "sid-1", UserId: alice}),
+		ev(browserAggregate, s3, &eventsv1.BrowserSessionEnded{SessionId: s3, UserId: alice, Reason: "upstream_logout", EndStartedSessions: true}),
 		u(alice, &eventsv1.UserLocked{UserId: alice}),
 		// Carol registers, signs in, and is erased.
 		ev(usernameAggregate, user.UsernameKey("carol"), &eventsv1.UsernameReserved{Username: "carol", UserId: carol}),

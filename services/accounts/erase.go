@@ -78,6 +78,23 @@ func (s *Service) erase(ctx context.Context, userID, actor string) (*userRow, er
 				Event:  eventlog.Event{Aggregate: claimRef, Actor: actor, Payload: &eventsv1.EmailReleased{Email: e.Address, UserId: st.ID}},
 			})
 		}
+		// Upstream identities are released too: an erased person may sign up
+		// again through their provider (their links' subjects are shredded
+		// with the key).
+		for _, l := range st.Links {
+			claimRef, claim, err := s.linkClaim(ctx, l.ClaimKey)
+			if err != nil {
+				return nil, err
+			}
+			if claim.Holder != st.ID {
+				continue
+			}
+			writes = append(writes, eventlog.Write{
+				Expect: eventlog.ExpectVersion(claim.Version),
+				Event: eventlog.Event{Aggregate: claimRef, Actor: actor,
+					Payload: &eventsv1.UpstreamLinkReleased{Provider: l.Provider, UserId: st.ID, LinkId: l.ID}},
+			})
+		}
 		return append(writes, eventlog.Write{
 			Expect: eventlog.ExpectVersion(st.Version),
 			Event:  eventlog.Event{Aggregate: ref, Actor: actor, Payload: decided[0]},

@@ -34,7 +34,7 @@ func (s *Service) usersReadModel() projection.Projection {
 		Name:     usersProjection,
 		Subjects: []string{eventsv1.AccountsUser.Subjects()},
 		Apply:    s.unsealing(applyUserEvent),
-		Tables:   []string{"users", "user_emails"},
+		Tables:   []string{"users", "user_emails", "upstream_links"},
 	}
 }
 
@@ -109,7 +109,8 @@ func applyUserEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
 			break
 		}
 		// Erased: nothing personal stays.
-		emails = &statement{`DELETE FROM user_emails WHERE user_id = $1`, []any{id}}
+		emails = &statement{`WITH links AS (DELETE FROM upstream_links WHERE user_id = $1)
+			DELETE FROM user_emails WHERE user_id = $1`, []any{id}}
 		sql, args = update(`deactivated = true, erased = true, email = '', display_name = '',
 			password_hash = '', password_sealed = NULL, password_key_id = '', password_personal = false`, id, at, seq)
 	case *eventsv1.UserReactivated:
@@ -124,6 +125,22 @@ func applyUserEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
 			break
 		}
 		emails, sql, args = applyEmailEvent(rec.Event, id, at, seq)
+	case *eventsv1.UpstreamLinked:
+		subject, err := marshalSealed(ev.GetSealedSubject())
+		if err != nil {
+			return fmt.Errorf("users: %s: %w", rec.Type(), err)
+		}
+		email, err := marshalSealed(ev.GetSealedEmail())
+		if err != nil {
+			return fmt.Errorf("users: %s: %w", rec.Type(), err)
+		}
+		emails = &statement{`INSERT INTO upstream_links (link_id, user_id, provider, subject_sealed, email_sealed, claim_key, source, linked_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (link_id) DO NOTHING`,
+			[]any{ev.GetLinkId(), id, ev.GetProvider(), subject, email, ev.GetClaimKey(), ev.GetSource(), at}}
+		sql, args = update("admin = admin", id, at, seq)
+	case *eventsv1.UpstreamUnlinked:
+		emails = &statement{`DELETE FROM upstream_links WHERE link_id = $1 AND user_id = $2`, []any{ev.GetLinkId(), id}}
+		sql, args = update("admin = admin", id, at, seq)
 	default:
 		return eventlog.Unhandled(rec)
 	}
@@ -180,6 +197,14 @@ func applyEmailEvent(event proto.Message, id string, at time.Time, seq int64) (e
 			id, at, seq, ev.GetEmail())
 	}
 	return emails, sql, args
+}
+
+// marshalSealed encodes a sealed value for a bytea column; nil for none.
+func marshalSealed(v *eventsv1.SealedSecret) ([]byte, error) {
+	if v == nil {
+		return nil, nil
+	}
+	return proto.Marshal(v)
 }
 
 // update builds an UPDATE of one user row; extra arguments start at $4.
@@ -325,6 +350,17 @@ func describe(rec eventlog.Record) (userID, summary string) {
 		return "", fmt.Sprintf("registration token %s used", ev.GetTokenId())
 	case *eventsv1.RegistrationTokenRevoked:
 		return "", fmt.Sprintf("registration token %s revoked", ev.GetTokenId())
+	case *eventsv1.UpstreamLinked:
+		// Never the subject or the address (personal data, sealed).
+		return ev.GetUserId(), fmt.Sprintf("upstream identity of %s linked (link %s, %s)", ev.GetProvider(), ev.GetLinkId(), ev.GetSource())
+	case *eventsv1.UpstreamUnlinked:
+		return ev.GetUserId(), fmt.Sprintf("upstream identity of %s unlinked (link %s)", ev.GetProvider(), ev.GetLinkId())
+	case *eventsv1.UpstreamLinkReserved:
+		return ev.GetUserId(), fmt.Sprintf("upstream identity of %s claimed (link %s)", ev.GetProvider(), ev.GetLinkId())
+	case *eventsv1.UpstreamLinkReleased:
+		return ev.GetUserId(), fmt.Sprintf("upstream identity of %s released (link %s)", ev.GetProvider(), ev.GetLinkId())
+	case *eventsv1.UpstreamLogoutReceived:
+		return ev.GetUserId(), fmt.Sprintf("back-channel logout from %s", ev.GetProvider())
 	default:
 		return rec.Aggregate().ID, rec.Type()
 	}

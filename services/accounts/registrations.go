@@ -183,11 +183,11 @@ func (s *Service) completeRegistration(ctx context.Context, registrationID, veri
 	u, err := s.createUser(ctx, user.RegisterCommand{
 		Username: r.username, Email: r.email,
 		DisplayName: r.displayName, EmailVerificationID: verificationID,
-	}, hash, actor, func(userID string) eventlog.Write {
-		return eventlog.Write{Expect: eventlog.ExpectVersion(r.version), Event: eventlog.Event{
+	}, hash, actor, func(userID string) ([]eventlog.Write, error) {
+		return []eventlog.Write{{Expect: eventlog.ExpectVersion(r.version), Event: eventlog.Event{
 			Aggregate: eventlog.Ref{Type: registrationAggregate, ID: r.id}, Actor: actor,
 			Payload: &eventsv1.RegistrationCompleted{RegistrationId: r.id, UserId: userID, VerificationId: verificationID},
-		}}
+		}}}, nil
 	})
 	if errs.KindOf(err) == errs.KindConflict {
 		// Neither claim was lost: the registration itself moved on (completed concurrently).

@@ -23,14 +23,17 @@ import (
 
 // startBrowserSession signs a user in on a browser. It returns the session
 // and its cookie secret, which is not kept anywhere.
-func (s *Service) startBrowserSession(ctx context.Context, userID, userAgent, ip, actor string) (*sessionRow, string, error) {
+// cmd carries the browser's details and the upstream session, if any; its
+// id and secret are chosen here.
+func (s *Service) startBrowserSession(ctx context.Context, userID string, cmd browser.StartCommand, actor string) (*sessionRow, string, error) {
 	userRef, u, err := s.loadUser(ctx, userID)
 	if err != nil {
 		return nil, "", err
 	}
 	id := ids.New()
 	secret, hash := browser.NewSecret()
-	decided, err := browser.Start(browser.State{}, u, browser.StartCommand{SessionID: id, SecretHash: hash, UserAgent: userAgent, IPAddress: ip})
+	cmd.SessionID, cmd.SecretHash = id, hash
+	decided, err := browser.Start(browser.State{}, u, cmd)
 	if err != nil {
 		return nil, "", err
 	}
@@ -107,6 +110,16 @@ func (s *Service) authenticateBrowserSession(ctx context.Context, secret, ip str
 // session succeeds. It returns the sequence of the event appended, 0 for none,
 // without waiting for the read model.
 func (s *Service) endBrowserSession(ctx context.Context, sessionID, ownerID, reason, actor string) (uint64, error) {
+	return s.endSession(ctx, sessionID, ownerID, reason, false, actor)
+}
+
+// endBrowserSessionWith ends a session for reason; endStarted asks the token
+// service to end the OAuth and compat sessions started from it too.
+func (s *Service) endBrowserSessionWith(ctx context.Context, sessionID, reason string, endStarted bool, actor string) (uint64, error) {
+	return s.endSession(ctx, sessionID, "", reason, endStarted, actor)
+}
+
+func (s *Service) endSession(ctx context.Context, sessionID, ownerID, reason string, endStarted bool, actor string) (uint64, error) {
 	if !ids.Valid(sessionID) {
 		return 0, errs.InvalidField("session_id", "session_id must be a session id such as 01HZX3…")
 	}
@@ -119,7 +132,7 @@ func (s *Service) endBrowserSession(ctx context.Context, sessionID, ownerID, rea
 		if ownerID != "" && st.Exists() && st.UserID != ownerID {
 			return nil, errNoSession
 		}
-		decided, err := browser.End(st, reason)
+		decided, err := browser.EndWith(st, reason, endStarted)
 		if errs.KindOf(err) == errs.KindNotFound {
 			return nil, errNoSession
 		}

@@ -41,9 +41,11 @@ func applySessionEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) erro
 	)
 	switch ev := rec.Event.(type) {
 	case *eventsv1.BrowserSessionStarted:
-		sql = `INSERT INTO browser_sessions (session_id, user_id, secret_hash, user_agent, ip_address, created_at, authenticated_at, last_active_at, version)
-		       VALUES ($1, $2, $3, $4, $5, $6, $6, $6, $7) ON CONFLICT (session_id) DO NOTHING`
-		args = []any{ev.GetSessionId(), ev.GetUserId(), ev.GetSecretHash(), ev.GetUserAgent(), ev.GetIpAddress(), at, seq}
+		sql = `INSERT INTO browser_sessions (session_id, user_id, secret_hash, user_agent, ip_address, created_at, authenticated_at, last_active_at, version,
+		       upstream_provider, upstream_sid)
+		       VALUES ($1, $2, $3, $4, $5, $6, $6, $6, $7, $8, $9) ON CONFLICT (session_id) DO NOTHING`
+		args = []any{ev.GetSessionId(), ev.GetUserId(), ev.GetSecretHash(), ev.GetUserAgent(), ev.GetIpAddress(), at, seq,
+			ev.GetUpstreamProvider(), ev.GetUpstreamSid()}
 	case *eventsv1.BrowserSessionEnded:
 		sql = `UPDATE browser_sessions SET ended_at = $2, end_reason = $3, version = $4 WHERE session_id = $1 AND ended_at IS NULL`
 		args = []any{ev.GetSessionId(), at, ev.GetReason(), seq}
@@ -69,7 +71,7 @@ func applySessionEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) erro
 		sql = `UPDATE browser_sessions SET ip_address = '', user_agent = '', erased = true WHERE user_id = $1`
 		args = []any{ev.GetUserId()}
 	case *eventsv1.UserRegistered, *eventsv1.PasswordChanged, *eventsv1.UserLocked, *eventsv1.UserUnlocked,
-		*eventsv1.UserReactivated, *eventsv1.DisplayNameSet, *eventsv1.AdminSet, *eventsv1.EmailAdded,
+		*eventsv1.UserReactivated, *eventsv1.DisplayNameSet, *eventsv1.AdminSet, *eventsv1.UpstreamLinked, *eventsv1.UpstreamUnlinked, *eventsv1.EmailAdded,
 		*eventsv1.EmailRemoved, *eventsv1.PrimaryEmailSet:
 		return nil // only an erasure changes sessions
 	default:
@@ -84,14 +86,15 @@ func applySessionEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) erro
 // sessionRow is a row of the browser_sessions read model (without the secret's hash).
 type sessionRow struct {
 	id, userID, userAgent, ip              string
+	upstreamProvider                       string
 	createdAt, authenticatedAt, lastActive time.Time
 	endedAt                                *time.Time
 }
 
-const sessionColumns = `s.session_id, s.user_id, s.user_agent, s.ip_address, s.created_at, s.authenticated_at, s.last_active_at, s.ended_at`
+const sessionColumns = `s.session_id, s.user_id, s.user_agent, s.ip_address, s.created_at, s.authenticated_at, s.last_active_at, s.ended_at, s.upstream_provider`
 
 func (r *sessionRow) scanTargets() []any {
-	return []any{&r.id, &r.userID, &r.userAgent, &r.ip, &r.createdAt, &r.authenticatedAt, &r.lastActive, &r.endedAt}
+	return []any{&r.id, &r.userID, &r.userAgent, &r.ip, &r.createdAt, &r.authenticatedAt, &r.lastActive, &r.endedAt, &r.upstreamProvider}
 }
 
 // live reports whether the session authenticates at now, ignoring its user.
@@ -105,7 +108,7 @@ func (r *sessionRow) proto(now time.Time) *accountsv1.BrowserSession {
 	bs := &accountsv1.BrowserSession{
 		SessionId: r.id, UserId: r.userID, UserAgent: r.userAgent, IpAddress: r.ip,
 		CreatedAt: timestamppb.New(r.createdAt), AuthenticatedAt: timestamppb.New(r.authenticatedAt),
-		LastActiveAt: timestamppb.New(r.lastActive),
+		LastActiveAt: timestamppb.New(r.lastActive), UpstreamProvider: r.upstreamProvider,
 	}
 	switch {
 	case r.endedAt != nil:

@@ -67,8 +67,9 @@ func (s *Service) endSessionsOnAccountChange(ctx context.Context, rec eventlog.R
 	case *eventsv1.UserLocked, *eventsv1.UserUnlocked, *eventsv1.UserReactivated:
 		return nil // locks are enforced while they last (user_blocks.go); reactivation restores nothing
 	case *eventsv1.UserRegistered, *eventsv1.DisplayNameSet, *eventsv1.AdminSet,
-		*eventsv1.EmailAdded, *eventsv1.EmailRemoved, *eventsv1.PrimaryEmailSet:
-		return nil // no bearing on sessions
+		*eventsv1.EmailAdded, *eventsv1.EmailRemoved, *eventsv1.PrimaryEmailSet,
+		*eventsv1.UpstreamLinked, *eventsv1.UpstreamUnlinked:
+		return nil // no bearing on sessions (unlinking leaves the sessions made through the link, as MAS does)
 	default:
 		return eventlog.Unhandled(rec)
 	}

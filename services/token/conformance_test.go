@@ -143,6 +143,8 @@ func userHistory() []eventlog.Event {
 		user(alice, &eventsv1.EmailAdded{UserId: alice, Email: "a@example.net"}),
 		user(alice, &eventsv1.PrimaryEmailSet{UserId: alice, Email: "a@example.net"}),
 		user(alice, &eventsv1.EmailRemoved{UserId: alice, Email: "alice@example.org"}),
+		user(alice, &eventsv1.UpstreamLinked{UserId: alice, LinkId: "01J0000000000000000000LINK", Provider: "google", ClaimKey: "k1", Source: "link"}),
+		user(alice, &eventsv1.UpstreamUnlinked{UserId: alice, LinkId: "01J0000000000000000000LINK", Provider: "google", ClaimKey: "k1"}),
 		user(alice, &eventsv1.UserLocked{UserId: alice}),
 	}
 }

@@ -135,6 +135,8 @@ func (s *Service) doneNotice(r *http.Request) string {
 		id = i18n.AccountDonePasswordSignOut
 	case "session_ended":
 		id = i18n.AccountDoneSessionEnded
+	case "unlinked":
+		id = i18n.AccountDoneUnlinked
 	default:
 		return ""
 	}

@@ -1093,8 +1093,10 @@ type BrowserSession struct {
 	EndedAt      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=ended_at,json=endedAt,proto3" json:"ended_at,omitempty"`
 	// When the user last proved who they are (password) in this session.
 	AuthenticatedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=authenticated_at,json=authenticatedAt,proto3" json:"authenticated_at,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The upstream provider the person signed in with, if any.
+	UpstreamProvider string `protobuf:"bytes,9,opt,name=upstream_provider,json=upstreamProvider,proto3" json:"upstream_provider,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *BrowserSession) Reset() {
@@ -1181,6 +1183,13 @@ func (x *BrowserSession) GetAuthenticatedAt() *timestamppb.Timestamp {
 		return x.AuthenticatedAt
 	}
 	return nil
+}
+
+func (x *BrowserSession) GetUpstreamProvider() string {
+	if x != nil {
+		return x.UpstreamProvider
+	}
+	return ""
 }
 
 type StartBrowserSessionRequest struct {
@@ -3535,6 +3544,1372 @@ func (x *ListAuditEntriesResponse) GetNextPageToken() string {
 	return ""
 }
 
+// UpstreamProvider is a configured upstream identity provider.
+type UpstreamProvider struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProviderId    string                 `protobuf:"bytes,1,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
+	HumanName     string                 `protobuf:"bytes,2,opt,name=human_name,json=humanName,proto3" json:"human_name,omitempty"`
+	Brand         string                 `protobuf:"bytes,3,opt,name=brand,proto3" json:"brand,omitempty"`
+	Issuer        string                 `protobuf:"bytes,4,opt,name=issuer,proto3" json:"issuer,omitempty"`
+	SynapseIdpId  string                 `protobuf:"bytes,5,opt,name=synapse_idp_id,json=synapseIdpId,proto3" json:"synapse_idp_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpstreamProvider) Reset() {
+	*x = UpstreamProvider{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpstreamProvider) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpstreamProvider) ProtoMessage() {}
+
+func (x *UpstreamProvider) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpstreamProvider.ProtoReflect.Descriptor instead.
+func (*UpstreamProvider) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *UpstreamProvider) GetProviderId() string {
+	if x != nil {
+		return x.ProviderId
+	}
+	return ""
+}
+
+func (x *UpstreamProvider) GetHumanName() string {
+	if x != nil {
+		return x.HumanName
+	}
+	return ""
+}
+
+func (x *UpstreamProvider) GetBrand() string {
+	if x != nil {
+		return x.Brand
+	}
+	return ""
+}
+
+func (x *UpstreamProvider) GetIssuer() string {
+	if x != nil {
+		return x.Issuer
+	}
+	return ""
+}
+
+func (x *UpstreamProvider) GetSynapseIdpId() string {
+	if x != nil {
+		return x.SynapseIdpId
+	}
+	return ""
+}
+
+type ListUpstreamProvidersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUpstreamProvidersRequest) Reset() {
+	*x = ListUpstreamProvidersRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUpstreamProvidersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUpstreamProvidersRequest) ProtoMessage() {}
+
+func (x *ListUpstreamProvidersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUpstreamProvidersRequest.ProtoReflect.Descriptor instead.
+func (*ListUpstreamProvidersRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{65}
+}
+
+type ListUpstreamProvidersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Providers     []*UpstreamProvider    `protobuf:"bytes,1,rep,name=providers,proto3" json:"providers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUpstreamProvidersResponse) Reset() {
+	*x = ListUpstreamProvidersResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUpstreamProvidersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUpstreamProvidersResponse) ProtoMessage() {}
+
+func (x *ListUpstreamProvidersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUpstreamProvidersResponse.ProtoReflect.Descriptor instead.
+func (*ListUpstreamProvidersResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *ListUpstreamProvidersResponse) GetProviders() []*UpstreamProvider {
+	if x != nil {
+		return x.Providers
+	}
+	return nil
+}
+
+type StartUpstreamSignInRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProviderId    string                 `protobuf:"bytes,1,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartUpstreamSignInRequest) Reset() {
+	*x = StartUpstreamSignInRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartUpstreamSignInRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartUpstreamSignInRequest) ProtoMessage() {}
+
+func (x *StartUpstreamSignInRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartUpstreamSignInRequest.ProtoReflect.Descriptor instead.
+func (*StartUpstreamSignInRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *StartUpstreamSignInRequest) GetProviderId() string {
+	if x != nil {
+		return x.ProviderId
+	}
+	return ""
+}
+
+type StartUpstreamSignInResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Where to send the browser.
+	AuthorizationUrl string `protobuf:"bytes,1,opt,name=authorization_url,json=authorizationUrl,proto3" json:"authorization_url,omitempty"`
+	// To bind to the browser, and give back with the code.
+	State string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	Nonce string `protobuf:"bytes,3,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	// Empty when the provider is not asked for PKCE.
+	CodeVerifier  string `protobuf:"bytes,4,opt,name=code_verifier,json=codeVerifier,proto3" json:"code_verifier,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartUpstreamSignInResponse) Reset() {
+	*x = StartUpstreamSignInResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartUpstreamSignInResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartUpstreamSignInResponse) ProtoMessage() {}
+
+func (x *StartUpstreamSignInResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartUpstreamSignInResponse.ProtoReflect.Descriptor instead.
+func (*StartUpstreamSignInResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *StartUpstreamSignInResponse) GetAuthorizationUrl() string {
+	if x != nil {
+		return x.AuthorizationUrl
+	}
+	return ""
+}
+
+func (x *StartUpstreamSignInResponse) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *StartUpstreamSignInResponse) GetNonce() string {
+	if x != nil {
+		return x.Nonce
+	}
+	return ""
+}
+
+func (x *StartUpstreamSignInResponse) GetCodeVerifier() string {
+	if x != nil {
+		return x.CodeVerifier
+	}
+	return ""
+}
+
+type CompleteUpstreamSignInRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ProviderId string                 `protobuf:"bytes,1,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
+	// The code from the callback.
+	Code string `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	// From StartUpstreamSignIn, as bound to the browser.
+	Nonce         string `protobuf:"bytes,3,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	CodeVerifier  string `protobuf:"bytes,4,opt,name=code_verifier,json=codeVerifier,proto3" json:"code_verifier,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteUpstreamSignInRequest) Reset() {
+	*x = CompleteUpstreamSignInRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteUpstreamSignInRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteUpstreamSignInRequest) ProtoMessage() {}
+
+func (x *CompleteUpstreamSignInRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteUpstreamSignInRequest.ProtoReflect.Descriptor instead.
+func (*CompleteUpstreamSignInRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *CompleteUpstreamSignInRequest) GetProviderId() string {
+	if x != nil {
+		return x.ProviderId
+	}
+	return ""
+}
+
+func (x *CompleteUpstreamSignInRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *CompleteUpstreamSignInRequest) GetNonce() string {
+	if x != nil {
+		return x.Nonce
+	}
+	return ""
+}
+
+func (x *CompleteUpstreamSignInRequest) GetCodeVerifier() string {
+	if x != nil {
+		return x.CodeVerifier
+	}
+	return ""
+}
+
+type CompleteUpstreamSignInResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A linked identity: its user and a proof for StartBrowserSession.
+	User      *User  `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	AuthProof string `protobuf:"bytes,2,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
+	// An identity linked to nobody yet: a ticket for RegisterUpstreamUser or
+	// LinkUpstream, and what a first sign-in would create.
+	Ticket        string          `protobuf:"bytes,3,opt,name=ticket,proto3" json:"ticket,omitempty"`
+	SignIn        *UpstreamSignIn `protobuf:"bytes,4,opt,name=sign_in,json=signIn,proto3" json:"sign_in,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteUpstreamSignInResponse) Reset() {
+	*x = CompleteUpstreamSignInResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteUpstreamSignInResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteUpstreamSignInResponse) ProtoMessage() {}
+
+func (x *CompleteUpstreamSignInResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteUpstreamSignInResponse.ProtoReflect.Descriptor instead.
+func (*CompleteUpstreamSignInResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *CompleteUpstreamSignInResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *CompleteUpstreamSignInResponse) GetAuthProof() string {
+	if x != nil {
+		return x.AuthProof
+	}
+	return ""
+}
+
+func (x *CompleteUpstreamSignInResponse) GetTicket() string {
+	if x != nil {
+		return x.Ticket
+	}
+	return ""
+}
+
+func (x *CompleteUpstreamSignInResponse) GetSignIn() *UpstreamSignIn {
+	if x != nil {
+		return x.SignIn
+	}
+	return nil
+}
+
+// UpstreamSignIn is what a first sign-in with an upstream identity would
+// create, from the provider's claims and the configured actions.
+type UpstreamSignIn struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ProviderId   string                 `protobuf:"bytes,1,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
+	ProviderName string                 `protobuf:"bytes,2,opt,name=provider_name,json=providerName,proto3" json:"provider_name,omitempty"`
+	// The username: a forced one cannot be changed (and its availability is
+	// not checked here); a suggested one may be.
+	Localpart         string `protobuf:"bytes,3,opt,name=localpart,proto3" json:"localpart,omitempty"`
+	LocalpartForced   bool   `protobuf:"varint,4,opt,name=localpart_forced,json=localpartForced,proto3" json:"localpart_forced,omitempty"`
+	DisplayName       string `protobuf:"bytes,5,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	DisplayNameForced bool   `protobuf:"varint,6,opt,name=display_name_forced,json=displayNameForced,proto3" json:"display_name_forced,omitempty"`
+	// The address the provider vouches for (email_verified); empty when it
+	// gave none, or one it does not say is verified (email_unverified then).
+	Email           string                 `protobuf:"bytes,7,opt,name=email,proto3" json:"email,omitempty"`
+	EmailForced     bool                   `protobuf:"varint,8,opt,name=email_forced,json=emailForced,proto3" json:"email_forced,omitempty"`
+	EmailUnverified string                 `protobuf:"bytes,9,opt,name=email_unverified,json=emailUnverified,proto3" json:"email_unverified,omitempty"`
+	ExpiresAt       *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *UpstreamSignIn) Reset() {
+	*x = UpstreamSignIn{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpstreamSignIn) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpstreamSignIn) ProtoMessage() {}
+
+func (x *UpstreamSignIn) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpstreamSignIn.ProtoReflect.Descriptor instead.
+func (*UpstreamSignIn) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *UpstreamSignIn) GetProviderId() string {
+	if x != nil {
+		return x.ProviderId
+	}
+	return ""
+}
+
+func (x *UpstreamSignIn) GetProviderName() string {
+	if x != nil {
+		return x.ProviderName
+	}
+	return ""
+}
+
+func (x *UpstreamSignIn) GetLocalpart() string {
+	if x != nil {
+		return x.Localpart
+	}
+	return ""
+}
+
+func (x *UpstreamSignIn) GetLocalpartForced() bool {
+	if x != nil {
+		return x.LocalpartForced
+	}
+	return false
+}
+
+func (x *UpstreamSignIn) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *UpstreamSignIn) GetDisplayNameForced() bool {
+	if x != nil {
+		return x.DisplayNameForced
+	}
+	return false
+}
+
+func (x *UpstreamSignIn) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *UpstreamSignIn) GetEmailForced() bool {
+	if x != nil {
+		return x.EmailForced
+	}
+	return false
+}
+
+func (x *UpstreamSignIn) GetEmailUnverified() string {
+	if x != nil {
+		return x.EmailUnverified
+	}
+	return ""
+}
+
+func (x *UpstreamSignIn) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+type GetUpstreamSignInRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ticket        string                 `protobuf:"bytes,1,opt,name=ticket,proto3" json:"ticket,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUpstreamSignInRequest) Reset() {
+	*x = GetUpstreamSignInRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUpstreamSignInRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUpstreamSignInRequest) ProtoMessage() {}
+
+func (x *GetUpstreamSignInRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUpstreamSignInRequest.ProtoReflect.Descriptor instead.
+func (*GetUpstreamSignInRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *GetUpstreamSignInRequest) GetTicket() string {
+	if x != nil {
+		return x.Ticket
+	}
+	return ""
+}
+
+type GetUpstreamSignInResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SignIn        *UpstreamSignIn        `protobuf:"bytes,1,opt,name=sign_in,json=signIn,proto3" json:"sign_in,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUpstreamSignInResponse) Reset() {
+	*x = GetUpstreamSignInResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUpstreamSignInResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUpstreamSignInResponse) ProtoMessage() {}
+
+func (x *GetUpstreamSignInResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUpstreamSignInResponse.ProtoReflect.Descriptor instead.
+func (*GetUpstreamSignInResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *GetUpstreamSignInResponse) GetSignIn() *UpstreamSignIn {
+	if x != nil {
+		return x.SignIn
+	}
+	return nil
+}
+
+type RegisterUpstreamUserRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Ticket string                 `protobuf:"bytes,1,opt,name=ticket,proto3" json:"ticket,omitempty"`
+	// The username chosen (ignored when the provider's is forced).
+	Username string `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	// Whether to keep the suggested display name and address.
+	UseDisplayName bool `protobuf:"varint,3,opt,name=use_display_name,json=useDisplayName,proto3" json:"use_display_name,omitempty"`
+	UseEmail       bool `protobuf:"varint,4,opt,name=use_email,json=useEmail,proto3" json:"use_email,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *RegisterUpstreamUserRequest) Reset() {
+	*x = RegisterUpstreamUserRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterUpstreamUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterUpstreamUserRequest) ProtoMessage() {}
+
+func (x *RegisterUpstreamUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterUpstreamUserRequest.ProtoReflect.Descriptor instead.
+func (*RegisterUpstreamUserRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *RegisterUpstreamUserRequest) GetTicket() string {
+	if x != nil {
+		return x.Ticket
+	}
+	return ""
+}
+
+func (x *RegisterUpstreamUserRequest) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *RegisterUpstreamUserRequest) GetUseDisplayName() bool {
+	if x != nil {
+		return x.UseDisplayName
+	}
+	return false
+}
+
+func (x *RegisterUpstreamUserRequest) GetUseEmail() bool {
+	if x != nil {
+		return x.UseEmail
+	}
+	return false
+}
+
+type RegisterUpstreamUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          *User                  `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	AuthProof     string                 `protobuf:"bytes,2,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterUpstreamUserResponse) Reset() {
+	*x = RegisterUpstreamUserResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterUpstreamUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterUpstreamUserResponse) ProtoMessage() {}
+
+func (x *RegisterUpstreamUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterUpstreamUserResponse.ProtoReflect.Descriptor instead.
+func (*RegisterUpstreamUserResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *RegisterUpstreamUserResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *RegisterUpstreamUserResponse) GetAuthProof() string {
+	if x != nil {
+		return x.AuthProof
+	}
+	return ""
+}
+
+type LinkUpstreamRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Ticket string                 `protobuf:"bytes,1,opt,name=ticket,proto3" json:"ticket,omitempty"`
+	UserId string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// The user's proof of a password just verified (VerifyPassword).
+	AuthProof     string `protobuf:"bytes,3,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinkUpstreamRequest) Reset() {
+	*x = LinkUpstreamRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkUpstreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkUpstreamRequest) ProtoMessage() {}
+
+func (x *LinkUpstreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkUpstreamRequest.ProtoReflect.Descriptor instead.
+func (*LinkUpstreamRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{76}
+}
+
+func (x *LinkUpstreamRequest) GetTicket() string {
+	if x != nil {
+		return x.Ticket
+	}
+	return ""
+}
+
+func (x *LinkUpstreamRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *LinkUpstreamRequest) GetAuthProof() string {
+	if x != nil {
+		return x.AuthProof
+	}
+	return ""
+}
+
+type LinkUpstreamResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	User  *User                  `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// A proof for StartBrowserSession, of the upstream sign-in.
+	AuthProof     string `protobuf:"bytes,2,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinkUpstreamResponse) Reset() {
+	*x = LinkUpstreamResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[77]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkUpstreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkUpstreamResponse) ProtoMessage() {}
+
+func (x *LinkUpstreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[77]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkUpstreamResponse.ProtoReflect.Descriptor instead.
+func (*LinkUpstreamResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{77}
+}
+
+func (x *LinkUpstreamResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *LinkUpstreamResponse) GetAuthProof() string {
+	if x != nil {
+		return x.AuthProof
+	}
+	return ""
+}
+
+// UpstreamLink is an upstream identity linked to a user.
+type UpstreamLink struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	LinkId string                 `protobuf:"bytes,1,opt,name=link_id,json=linkId,proto3" json:"link_id,omitempty"`
+	UserId string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// The provider's id; for an imported link whose provider is not
+	// configured, "synapse:<auth_provider>".
+	ProviderId   string                 `protobuf:"bytes,3,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
+	ProviderName string                 `protobuf:"bytes,4,opt,name=provider_name,json=providerName,proto3" json:"provider_name,omitempty"`
+	Subject      string                 `protobuf:"bytes,5,opt,name=subject,proto3" json:"subject,omitempty"`
+	Email        string                 `protobuf:"bytes,6,opt,name=email,proto3" json:"email,omitempty"`
+	LinkedAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=linked_at,json=linkedAt,proto3" json:"linked_at,omitempty"`
+	// registration, link, admin or import.
+	Source        string `protobuf:"bytes,8,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpstreamLink) Reset() {
+	*x = UpstreamLink{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[78]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpstreamLink) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpstreamLink) ProtoMessage() {}
+
+func (x *UpstreamLink) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[78]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpstreamLink.ProtoReflect.Descriptor instead.
+func (*UpstreamLink) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{78}
+}
+
+func (x *UpstreamLink) GetLinkId() string {
+	if x != nil {
+		return x.LinkId
+	}
+	return ""
+}
+
+func (x *UpstreamLink) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *UpstreamLink) GetProviderId() string {
+	if x != nil {
+		return x.ProviderId
+	}
+	return ""
+}
+
+func (x *UpstreamLink) GetProviderName() string {
+	if x != nil {
+		return x.ProviderName
+	}
+	return ""
+}
+
+func (x *UpstreamLink) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *UpstreamLink) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *UpstreamLink) GetLinkedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LinkedAt
+	}
+	return nil
+}
+
+func (x *UpstreamLink) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+type ListUpstreamLinksRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	ProviderId    string                 `protobuf:"bytes,2,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUpstreamLinksRequest) Reset() {
+	*x = ListUpstreamLinksRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[79]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUpstreamLinksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUpstreamLinksRequest) ProtoMessage() {}
+
+func (x *ListUpstreamLinksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[79]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUpstreamLinksRequest.ProtoReflect.Descriptor instead.
+func (*ListUpstreamLinksRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{79}
+}
+
+func (x *ListUpstreamLinksRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *ListUpstreamLinksRequest) GetProviderId() string {
+	if x != nil {
+		return x.ProviderId
+	}
+	return ""
+}
+
+type ListUpstreamLinksResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Links         []*UpstreamLink        `protobuf:"bytes,1,rep,name=links,proto3" json:"links,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUpstreamLinksResponse) Reset() {
+	*x = ListUpstreamLinksResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUpstreamLinksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUpstreamLinksResponse) ProtoMessage() {}
+
+func (x *ListUpstreamLinksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUpstreamLinksResponse.ProtoReflect.Descriptor instead.
+func (*ListUpstreamLinksResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{80}
+}
+
+func (x *ListUpstreamLinksResponse) GetLinks() []*UpstreamLink {
+	if x != nil {
+		return x.Links
+	}
+	return nil
+}
+
+type AddUpstreamLinkRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// A configured provider's id, or empty with synapse_auth_provider.
+	ProviderId string `protobuf:"bytes,2,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
+	// For an import: the auth_provider Synapse stored (oidc-<idp_id>); the link
+	// belongs to the provider whose synapse_idp_id it is, configured or not yet.
+	SynapseAuthProvider string `protobuf:"bytes,3,opt,name=synapse_auth_provider,json=synapseAuthProvider,proto3" json:"synapse_auth_provider,omitempty"`
+	Subject             string `protobuf:"bytes,4,opt,name=subject,proto3" json:"subject,omitempty"`
+	Email               string `protobuf:"bytes,5,opt,name=email,proto3" json:"email,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *AddUpstreamLinkRequest) Reset() {
+	*x = AddUpstreamLinkRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[81]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddUpstreamLinkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddUpstreamLinkRequest) ProtoMessage() {}
+
+func (x *AddUpstreamLinkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[81]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddUpstreamLinkRequest.ProtoReflect.Descriptor instead.
+func (*AddUpstreamLinkRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{81}
+}
+
+func (x *AddUpstreamLinkRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *AddUpstreamLinkRequest) GetProviderId() string {
+	if x != nil {
+		return x.ProviderId
+	}
+	return ""
+}
+
+func (x *AddUpstreamLinkRequest) GetSynapseAuthProvider() string {
+	if x != nil {
+		return x.SynapseAuthProvider
+	}
+	return ""
+}
+
+func (x *AddUpstreamLinkRequest) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *AddUpstreamLinkRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+type AddUpstreamLinkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Link          *UpstreamLink          `protobuf:"bytes,1,opt,name=link,proto3" json:"link,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddUpstreamLinkResponse) Reset() {
+	*x = AddUpstreamLinkResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[82]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddUpstreamLinkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddUpstreamLinkResponse) ProtoMessage() {}
+
+func (x *AddUpstreamLinkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[82]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddUpstreamLinkResponse.ProtoReflect.Descriptor instead.
+func (*AddUpstreamLinkResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{82}
+}
+
+func (x *AddUpstreamLinkResponse) GetLink() *UpstreamLink {
+	if x != nil {
+		return x.Link
+	}
+	return nil
+}
+
+type RemoveUpstreamLinkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	LinkId        string                 `protobuf:"bytes,2,opt,name=link_id,json=linkId,proto3" json:"link_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveUpstreamLinkRequest) Reset() {
+	*x = RemoveUpstreamLinkRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[83]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveUpstreamLinkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveUpstreamLinkRequest) ProtoMessage() {}
+
+func (x *RemoveUpstreamLinkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[83]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveUpstreamLinkRequest.ProtoReflect.Descriptor instead.
+func (*RemoveUpstreamLinkRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{83}
+}
+
+func (x *RemoveUpstreamLinkRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *RemoveUpstreamLinkRequest) GetLinkId() string {
+	if x != nil {
+		return x.LinkId
+	}
+	return ""
+}
+
+type RemoveUpstreamLinkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveUpstreamLinkResponse) Reset() {
+	*x = RemoveUpstreamLinkResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[84]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveUpstreamLinkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveUpstreamLinkResponse) ProtoMessage() {}
+
+func (x *RemoveUpstreamLinkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[84]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveUpstreamLinkResponse.ProtoReflect.Descriptor instead.
+func (*RemoveUpstreamLinkResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{84}
+}
+
+type UpstreamBackchannelLogoutRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProviderId    string                 `protobuf:"bytes,1,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
+	LogoutToken   string                 `protobuf:"bytes,2,opt,name=logout_token,json=logoutToken,proto3" json:"logout_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpstreamBackchannelLogoutRequest) Reset() {
+	*x = UpstreamBackchannelLogoutRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[85]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpstreamBackchannelLogoutRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpstreamBackchannelLogoutRequest) ProtoMessage() {}
+
+func (x *UpstreamBackchannelLogoutRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[85]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpstreamBackchannelLogoutRequest.ProtoReflect.Descriptor instead.
+func (*UpstreamBackchannelLogoutRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{85}
+}
+
+func (x *UpstreamBackchannelLogoutRequest) GetProviderId() string {
+	if x != nil {
+		return x.ProviderId
+	}
+	return ""
+}
+
+func (x *UpstreamBackchannelLogoutRequest) GetLogoutToken() string {
+	if x != nil {
+		return x.LogoutToken
+	}
+	return ""
+}
+
+type UpstreamBackchannelLogoutResponse struct {
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	BrowserSessionsEnded int32                  `protobuf:"varint,1,opt,name=browser_sessions_ended,json=browserSessionsEnded,proto3" json:"browser_sessions_ended,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *UpstreamBackchannelLogoutResponse) Reset() {
+	*x = UpstreamBackchannelLogoutResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[86]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpstreamBackchannelLogoutResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpstreamBackchannelLogoutResponse) ProtoMessage() {}
+
+func (x *UpstreamBackchannelLogoutResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[86]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpstreamBackchannelLogoutResponse.ProtoReflect.Descriptor instead.
+func (*UpstreamBackchannelLogoutResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{86}
+}
+
+func (x *UpstreamBackchannelLogoutResponse) GetBrowserSessionsEnded() int32 {
+	if x != nil {
+		return x.BrowserSessionsEnded
+	}
+	return 0
+}
+
 var File_gatehouse_accounts_v1_accounts_proto protoreflect.FileDescriptor
 
 const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
@@ -3596,7 +4971,7 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x11ListEmailsRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\"J\n" +
 	"\x12ListEmailsResponse\x124\n" +
-	"\x06emails\x18\x01 \x03(\v2\x1c.gatehouse.accounts.v1.EmailR\x06emails\"\x81\x03\n" +
+	"\x06emails\x18\x01 \x03(\v2\x1c.gatehouse.accounts.v1.EmailR\x06emails\"\xae\x03\n" +
 	"\x0eBrowserSession\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
@@ -3609,7 +4984,8 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12@\n" +
 	"\x0elast_active_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\flastActiveAt\x125\n" +
 	"\bended_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\aendedAt\x12E\n" +
-	"\x10authenticated_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x0fauthenticatedAt\"\x92\x01\n" +
+	"\x10authenticated_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x0fauthenticatedAt\x12+\n" +
+	"\x11upstream_provider\x18\t \x01(\tR\x10upstreamProvider\"\x92\x01\n" +
 	"\x1aStartBrowserSessionRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
 	"\n" +
@@ -3766,13 +5142,115 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"\x7f\n" +
 	"\x18ListAuditEntriesResponse\x12;\n" +
 	"\aentries\x18\x01 \x03(\v2!.gatehouse.accounts.v1.AuditEntryR\aentries\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*v\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa6\x01\n" +
+	"\x10UpstreamProvider\x12\x1f\n" +
+	"\vprovider_id\x18\x01 \x01(\tR\n" +
+	"providerId\x12\x1d\n" +
+	"\n" +
+	"human_name\x18\x02 \x01(\tR\thumanName\x12\x14\n" +
+	"\x05brand\x18\x03 \x01(\tR\x05brand\x12\x16\n" +
+	"\x06issuer\x18\x04 \x01(\tR\x06issuer\x12$\n" +
+	"\x0esynapse_idp_id\x18\x05 \x01(\tR\fsynapseIdpId\"\x1e\n" +
+	"\x1cListUpstreamProvidersRequest\"f\n" +
+	"\x1dListUpstreamProvidersResponse\x12E\n" +
+	"\tproviders\x18\x01 \x03(\v2'.gatehouse.accounts.v1.UpstreamProviderR\tproviders\"=\n" +
+	"\x1aStartUpstreamSignInRequest\x12\x1f\n" +
+	"\vprovider_id\x18\x01 \x01(\tR\n" +
+	"providerId\"\x9b\x01\n" +
+	"\x1bStartUpstreamSignInResponse\x12+\n" +
+	"\x11authorization_url\x18\x01 \x01(\tR\x10authorizationUrl\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x14\n" +
+	"\x05nonce\x18\x03 \x01(\tR\x05nonce\x12#\n" +
+	"\rcode_verifier\x18\x04 \x01(\tR\fcodeVerifier\"\x8f\x01\n" +
+	"\x1dCompleteUpstreamSignInRequest\x12\x1f\n" +
+	"\vprovider_id\x18\x01 \x01(\tR\n" +
+	"providerId\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\x12\x14\n" +
+	"\x05nonce\x18\x03 \x01(\tR\x05nonce\x12#\n" +
+	"\rcode_verifier\x18\x04 \x01(\tR\fcodeVerifier\"\xc8\x01\n" +
+	"\x1eCompleteUpstreamSignInResponse\x12/\n" +
+	"\x04user\x18\x01 \x01(\v2\x1b.gatehouse.accounts.v1.UserR\x04user\x12\x1d\n" +
+	"\n" +
+	"auth_proof\x18\x02 \x01(\tR\tauthProof\x12\x16\n" +
+	"\x06ticket\x18\x03 \x01(\tR\x06ticket\x12>\n" +
+	"\asign_in\x18\x04 \x01(\v2%.gatehouse.accounts.v1.UpstreamSignInR\x06signIn\"\x91\x03\n" +
+	"\x0eUpstreamSignIn\x12\x1f\n" +
+	"\vprovider_id\x18\x01 \x01(\tR\n" +
+	"providerId\x12#\n" +
+	"\rprovider_name\x18\x02 \x01(\tR\fproviderName\x12\x1c\n" +
+	"\tlocalpart\x18\x03 \x01(\tR\tlocalpart\x12)\n" +
+	"\x10localpart_forced\x18\x04 \x01(\bR\x0flocalpartForced\x12!\n" +
+	"\fdisplay_name\x18\x05 \x01(\tR\vdisplayName\x12.\n" +
+	"\x13display_name_forced\x18\x06 \x01(\bR\x11displayNameForced\x12\x14\n" +
+	"\x05email\x18\a \x01(\tR\x05email\x12!\n" +
+	"\femail_forced\x18\b \x01(\bR\vemailForced\x12)\n" +
+	"\x10email_unverified\x18\t \x01(\tR\x0femailUnverified\x129\n" +
+	"\n" +
+	"expires_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"2\n" +
+	"\x18GetUpstreamSignInRequest\x12\x16\n" +
+	"\x06ticket\x18\x01 \x01(\tR\x06ticket\"[\n" +
+	"\x19GetUpstreamSignInResponse\x12>\n" +
+	"\asign_in\x18\x01 \x01(\v2%.gatehouse.accounts.v1.UpstreamSignInR\x06signIn\"\x98\x01\n" +
+	"\x1bRegisterUpstreamUserRequest\x12\x16\n" +
+	"\x06ticket\x18\x01 \x01(\tR\x06ticket\x12\x1a\n" +
+	"\busername\x18\x02 \x01(\tR\busername\x12(\n" +
+	"\x10use_display_name\x18\x03 \x01(\bR\x0euseDisplayName\x12\x1b\n" +
+	"\tuse_email\x18\x04 \x01(\bR\buseEmail\"n\n" +
+	"\x1cRegisterUpstreamUserResponse\x12/\n" +
+	"\x04user\x18\x01 \x01(\v2\x1b.gatehouse.accounts.v1.UserR\x04user\x12\x1d\n" +
+	"\n" +
+	"auth_proof\x18\x02 \x01(\tR\tauthProof\"e\n" +
+	"\x13LinkUpstreamRequest\x12\x16\n" +
+	"\x06ticket\x18\x01 \x01(\tR\x06ticket\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1d\n" +
+	"\n" +
+	"auth_proof\x18\x03 \x01(\tR\tauthProof\"f\n" +
+	"\x14LinkUpstreamResponse\x12/\n" +
+	"\x04user\x18\x01 \x01(\v2\x1b.gatehouse.accounts.v1.UserR\x04user\x12\x1d\n" +
+	"\n" +
+	"auth_proof\x18\x02 \x01(\tR\tauthProof\"\x87\x02\n" +
+	"\fUpstreamLink\x12\x17\n" +
+	"\alink_id\x18\x01 \x01(\tR\x06linkId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1f\n" +
+	"\vprovider_id\x18\x03 \x01(\tR\n" +
+	"providerId\x12#\n" +
+	"\rprovider_name\x18\x04 \x01(\tR\fproviderName\x12\x18\n" +
+	"\asubject\x18\x05 \x01(\tR\asubject\x12\x14\n" +
+	"\x05email\x18\x06 \x01(\tR\x05email\x127\n" +
+	"\tlinked_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\blinkedAt\x12\x16\n" +
+	"\x06source\x18\b \x01(\tR\x06source\"T\n" +
+	"\x18ListUpstreamLinksRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1f\n" +
+	"\vprovider_id\x18\x02 \x01(\tR\n" +
+	"providerId\"V\n" +
+	"\x19ListUpstreamLinksResponse\x129\n" +
+	"\x05links\x18\x01 \x03(\v2#.gatehouse.accounts.v1.UpstreamLinkR\x05links\"\xb6\x01\n" +
+	"\x16AddUpstreamLinkRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1f\n" +
+	"\vprovider_id\x18\x02 \x01(\tR\n" +
+	"providerId\x122\n" +
+	"\x15synapse_auth_provider\x18\x03 \x01(\tR\x13synapseAuthProvider\x12\x18\n" +
+	"\asubject\x18\x04 \x01(\tR\asubject\x12\x14\n" +
+	"\x05email\x18\x05 \x01(\tR\x05email\"R\n" +
+	"\x17AddUpstreamLinkResponse\x127\n" +
+	"\x04link\x18\x01 \x01(\v2#.gatehouse.accounts.v1.UpstreamLinkR\x04link\"M\n" +
+	"\x19RemoveUpstreamLinkRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x17\n" +
+	"\alink_id\x18\x02 \x01(\tR\x06linkId\"\x1c\n" +
+	"\x1aRemoveUpstreamLinkResponse\"f\n" +
+	" UpstreamBackchannelLogoutRequest\x12\x1f\n" +
+	"\vprovider_id\x18\x01 \x01(\tR\n" +
+	"providerId\x12!\n" +
+	"\flogout_token\x18\x02 \x01(\tR\vlogoutToken\"Y\n" +
+	"!UpstreamBackchannelLogoutResponse\x124\n" +
+	"\x16browser_sessions_ended\x18\x01 \x01(\x05R\x14browserSessionsEnded*v\n" +
 	"\n" +
 	"UserStatus\x12\x1b\n" +
 	"\x17USER_STATUS_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12USER_STATUS_ACTIVE\x10\x01\x12\x16\n" +
 	"\x12USER_STATUS_LOCKED\x10\x02\x12\x1b\n" +
-	"\x17USER_STATUS_DEACTIVATED\x10\x032\x9d\x1c\n" +
+	"\x17USER_STATUS_DEACTIVATED\x10\x032\xe1&\n" +
 	"\x0fAccountsService\x12d\n" +
 	"\bRegister\x12&.gatehouse.accounts.v1.RegisterRequest\x1a'.gatehouse.accounts.v1.RegisterResponse\"\a\xc2\xf3\x18\x03\n" +
 	"\x01\x02\x12\x7f\n" +
@@ -3833,7 +5311,27 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x17RevokeRegistrationToken\x125.gatehouse.accounts.v1.RevokeRegistrationTokenRequest\x1a6.gatehouse.accounts.v1.RevokeRegistrationTokenResponse\"\a\xc2\xf3\x18\x03\n" +
 	"\x01\x02\x12\x8e\x01\n" +
 	"\x16ListRegistrationTokens\x124.gatehouse.accounts.v1.ListRegistrationTokensRequest\x1a5.gatehouse.accounts.v1.ListRegistrationTokensResponse\"\a\xc2\xf3\x18\x03\n" +
-	"\x01\x02B6Z4gatehouse.dev/proto/gatehouse/accounts/v1;accountsv1b\x06proto3"
+	"\x01\x02\x12\x8c\x01\n" +
+	"\x15ListUpstreamProviders\x123.gatehouse.accounts.v1.ListUpstreamProvidersRequest\x1a4.gatehouse.accounts.v1.ListUpstreamProvidersResponse\"\b\xc2\xf3\x18\x04\n" +
+	"\x02\x02\a\x12\x85\x01\n" +
+	"\x13StartUpstreamSignIn\x121.gatehouse.accounts.v1.StartUpstreamSignInRequest\x1a2.gatehouse.accounts.v1.StartUpstreamSignInResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\a\x12\x8e\x01\n" +
+	"\x16CompleteUpstreamSignIn\x124.gatehouse.accounts.v1.CompleteUpstreamSignInRequest\x1a5.gatehouse.accounts.v1.CompleteUpstreamSignInResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\a\x12\x7f\n" +
+	"\x11GetUpstreamSignIn\x12/.gatehouse.accounts.v1.GetUpstreamSignInRequest\x1a0.gatehouse.accounts.v1.GetUpstreamSignInResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\a\x12\x88\x01\n" +
+	"\x14RegisterUpstreamUser\x122.gatehouse.accounts.v1.RegisterUpstreamUserRequest\x1a3.gatehouse.accounts.v1.RegisterUpstreamUserResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\a\x12p\n" +
+	"\fLinkUpstream\x12*.gatehouse.accounts.v1.LinkUpstreamRequest\x1a+.gatehouse.accounts.v1.LinkUpstreamResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\a\x12\x80\x01\n" +
+	"\x11ListUpstreamLinks\x12/.gatehouse.accounts.v1.ListUpstreamLinksRequest\x1a0.gatehouse.accounts.v1.ListUpstreamLinksResponse\"\b\xc2\xf3\x18\x04\n" +
+	"\x02\x02\b\x12y\n" +
+	"\x0fAddUpstreamLink\x12-.gatehouse.accounts.v1.AddUpstreamLinkRequest\x1a..gatehouse.accounts.v1.AddUpstreamLinkResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x02\x12\x83\x01\n" +
+	"\x12RemoveUpstreamLink\x120.gatehouse.accounts.v1.RemoveUpstreamLinkRequest\x1a1.gatehouse.accounts.v1.RemoveUpstreamLinkResponse\"\b\xc2\xf3\x18\x04\n" +
+	"\x02\x02\b\x12\x97\x01\n" +
+	"\x19UpstreamBackchannelLogout\x127.gatehouse.accounts.v1.UpstreamBackchannelLogoutRequest\x1a8.gatehouse.accounts.v1.UpstreamBackchannelLogoutResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\aB6Z4gatehouse.dev/proto/gatehouse/accounts/v1;accountsv1b\x06proto3"
 
 var (
 	file_gatehouse_accounts_v1_accounts_proto_rawDescOnce sync.Once
@@ -3848,7 +5346,7 @@ func file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP() []byte {
 }
 
 var file_gatehouse_accounts_v1_accounts_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_gatehouse_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
+var file_gatehouse_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 87)
 var file_gatehouse_accounts_v1_accounts_proto_goTypes = []any{
 	(UserStatus)(0),                            // 0: gatehouse.accounts.v1.UserStatus
 	(*RegistrationToken)(nil),                  // 1: gatehouse.accounts.v1.RegistrationToken
@@ -3915,33 +5413,56 @@ var file_gatehouse_accounts_v1_accounts_proto_goTypes = []any{
 	(*AuditEntry)(nil),                         // 62: gatehouse.accounts.v1.AuditEntry
 	(*ListAuditEntriesRequest)(nil),            // 63: gatehouse.accounts.v1.ListAuditEntriesRequest
 	(*ListAuditEntriesResponse)(nil),           // 64: gatehouse.accounts.v1.ListAuditEntriesResponse
-	(*timestamppb.Timestamp)(nil),              // 65: google.protobuf.Timestamp
+	(*UpstreamProvider)(nil),                   // 65: gatehouse.accounts.v1.UpstreamProvider
+	(*ListUpstreamProvidersRequest)(nil),       // 66: gatehouse.accounts.v1.ListUpstreamProvidersRequest
+	(*ListUpstreamProvidersResponse)(nil),      // 67: gatehouse.accounts.v1.ListUpstreamProvidersResponse
+	(*StartUpstreamSignInRequest)(nil),         // 68: gatehouse.accounts.v1.StartUpstreamSignInRequest
+	(*StartUpstreamSignInResponse)(nil),        // 69: gatehouse.accounts.v1.StartUpstreamSignInResponse
+	(*CompleteUpstreamSignInRequest)(nil),      // 70: gatehouse.accounts.v1.CompleteUpstreamSignInRequest
+	(*CompleteUpstreamSignInResponse)(nil),     // 71: gatehouse.accounts.v1.CompleteUpstreamSignInResponse
+	(*UpstreamSignIn)(nil),                     // 72: gatehouse.accounts.v1.UpstreamSignIn
+	(*GetUpstreamSignInRequest)(nil),           // 73: gatehouse.accounts.v1.GetUpstreamSignInRequest
+	(*GetUpstreamSignInResponse)(nil),          // 74: gatehouse.accounts.v1.GetUpstreamSignInResponse
+	(*RegisterUpstreamUserRequest)(nil),        // 75: gatehouse.accounts.v1.RegisterUpstreamUserRequest
+	(*RegisterUpstreamUserResponse)(nil),       // 76: gatehouse.accounts.v1.RegisterUpstreamUserResponse
+	(*LinkUpstreamRequest)(nil),                // 77: gatehouse.accounts.v1.LinkUpstreamRequest
+	(*LinkUpstreamResponse)(nil),               // 78: gatehouse.accounts.v1.LinkUpstreamResponse
+	(*UpstreamLink)(nil),                       // 79: gatehouse.accounts.v1.UpstreamLink
+	(*ListUpstreamLinksRequest)(nil),           // 80: gatehouse.accounts.v1.ListUpstreamLinksRequest
+	(*ListUpstreamLinksResponse)(nil),          // 81: gatehouse.accounts.v1.ListUpstreamLinksResponse
+	(*AddUpstreamLinkRequest)(nil),             // 82: gatehouse.accounts.v1.AddUpstreamLinkRequest
+	(*AddUpstreamLinkResponse)(nil),            // 83: gatehouse.accounts.v1.AddUpstreamLinkResponse
+	(*RemoveUpstreamLinkRequest)(nil),          // 84: gatehouse.accounts.v1.RemoveUpstreamLinkRequest
+	(*RemoveUpstreamLinkResponse)(nil),         // 85: gatehouse.accounts.v1.RemoveUpstreamLinkResponse
+	(*UpstreamBackchannelLogoutRequest)(nil),   // 86: gatehouse.accounts.v1.UpstreamBackchannelLogoutRequest
+	(*UpstreamBackchannelLogoutResponse)(nil),  // 87: gatehouse.accounts.v1.UpstreamBackchannelLogoutResponse
+	(*timestamppb.Timestamp)(nil),              // 88: google.protobuf.Timestamp
 }
 var file_gatehouse_accounts_v1_accounts_proto_depIdxs = []int32{
-	65, // 0: gatehouse.accounts.v1.RegistrationToken.created_at:type_name -> google.protobuf.Timestamp
-	65, // 1: gatehouse.accounts.v1.RegistrationToken.expires_at:type_name -> google.protobuf.Timestamp
-	65, // 2: gatehouse.accounts.v1.CreateRegistrationTokenRequest.expires_at:type_name -> google.protobuf.Timestamp
+	88, // 0: gatehouse.accounts.v1.RegistrationToken.created_at:type_name -> google.protobuf.Timestamp
+	88, // 1: gatehouse.accounts.v1.RegistrationToken.expires_at:type_name -> google.protobuf.Timestamp
+	88, // 2: gatehouse.accounts.v1.CreateRegistrationTokenRequest.expires_at:type_name -> google.protobuf.Timestamp
 	1,  // 3: gatehouse.accounts.v1.CreateRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
 	1,  // 4: gatehouse.accounts.v1.ListRegistrationTokensResponse.registration_tokens:type_name -> gatehouse.accounts.v1.RegistrationToken
 	30, // 5: gatehouse.accounts.v1.GetUserByEmailResponse.user:type_name -> gatehouse.accounts.v1.User
-	65, // 6: gatehouse.accounts.v1.Email.added_at:type_name -> google.protobuf.Timestamp
+	88, // 6: gatehouse.accounts.v1.Email.added_at:type_name -> google.protobuf.Timestamp
 	12, // 7: gatehouse.accounts.v1.AddEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
 	12, // 8: gatehouse.accounts.v1.RemoveEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
 	12, // 9: gatehouse.accounts.v1.SetPrimaryEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
 	12, // 10: gatehouse.accounts.v1.ListEmailsResponse.emails:type_name -> gatehouse.accounts.v1.Email
-	65, // 11: gatehouse.accounts.v1.BrowserSession.created_at:type_name -> google.protobuf.Timestamp
-	65, // 12: gatehouse.accounts.v1.BrowserSession.last_active_at:type_name -> google.protobuf.Timestamp
-	65, // 13: gatehouse.accounts.v1.BrowserSession.ended_at:type_name -> google.protobuf.Timestamp
-	65, // 14: gatehouse.accounts.v1.BrowserSession.authenticated_at:type_name -> google.protobuf.Timestamp
+	88, // 11: gatehouse.accounts.v1.BrowserSession.created_at:type_name -> google.protobuf.Timestamp
+	88, // 12: gatehouse.accounts.v1.BrowserSession.last_active_at:type_name -> google.protobuf.Timestamp
+	88, // 13: gatehouse.accounts.v1.BrowserSession.ended_at:type_name -> google.protobuf.Timestamp
+	88, // 14: gatehouse.accounts.v1.BrowserSession.authenticated_at:type_name -> google.protobuf.Timestamp
 	21, // 15: gatehouse.accounts.v1.StartBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
 	21, // 16: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
 	30, // 17: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse.user:type_name -> gatehouse.accounts.v1.User
 	21, // 18: gatehouse.accounts.v1.ListBrowserSessionsResponse.sessions:type_name -> gatehouse.accounts.v1.BrowserSession
-	65, // 19: gatehouse.accounts.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	65, // 20: gatehouse.accounts.v1.User.updated_at:type_name -> google.protobuf.Timestamp
+	88, // 19: gatehouse.accounts.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	88, // 20: gatehouse.accounts.v1.User.updated_at:type_name -> google.protobuf.Timestamp
 	34, // 21: gatehouse.accounts.v1.StartRegistrationResponse.registration:type_name -> gatehouse.accounts.v1.Registration
-	65, // 22: gatehouse.accounts.v1.Registration.started_at:type_name -> google.protobuf.Timestamp
-	65, // 23: gatehouse.accounts.v1.Registration.expires_at:type_name -> google.protobuf.Timestamp
+	88, // 22: gatehouse.accounts.v1.Registration.started_at:type_name -> google.protobuf.Timestamp
+	88, // 23: gatehouse.accounts.v1.Registration.expires_at:type_name -> google.protobuf.Timestamp
 	34, // 24: gatehouse.accounts.v1.GetRegistrationResponse.registration:type_name -> gatehouse.accounts.v1.Registration
 	30, // 25: gatehouse.accounts.v1.CompleteRegistrationResponse.user:type_name -> gatehouse.accounts.v1.User
 	30, // 26: gatehouse.accounts.v1.RegisterResponse.user:type_name -> gatehouse.accounts.v1.User
@@ -3955,71 +5476,101 @@ var file_gatehouse_accounts_v1_accounts_proto_depIdxs = []int32{
 	30, // 34: gatehouse.accounts.v1.SetDisplayNameResponse.user:type_name -> gatehouse.accounts.v1.User
 	0,  // 35: gatehouse.accounts.v1.ListUsersRequest.status:type_name -> gatehouse.accounts.v1.UserStatus
 	30, // 36: gatehouse.accounts.v1.ListUsersResponse.users:type_name -> gatehouse.accounts.v1.User
-	65, // 37: gatehouse.accounts.v1.AuditEntry.occurred_at:type_name -> google.protobuf.Timestamp
+	88, // 37: gatehouse.accounts.v1.AuditEntry.occurred_at:type_name -> google.protobuf.Timestamp
 	62, // 38: gatehouse.accounts.v1.ListAuditEntriesResponse.entries:type_name -> gatehouse.accounts.v1.AuditEntry
-	31, // 39: gatehouse.accounts.v1.AccountsService.Register:input_type -> gatehouse.accounts.v1.RegisterRequest
-	32, // 40: gatehouse.accounts.v1.AccountsService.StartRegistration:input_type -> gatehouse.accounts.v1.StartRegistrationRequest
-	35, // 41: gatehouse.accounts.v1.AccountsService.GetRegistration:input_type -> gatehouse.accounts.v1.GetRegistrationRequest
-	37, // 42: gatehouse.accounts.v1.AccountsService.CompleteRegistration:input_type -> gatehouse.accounts.v1.CompleteRegistrationRequest
-	40, // 43: gatehouse.accounts.v1.AccountsService.GetUser:input_type -> gatehouse.accounts.v1.GetUserRequest
-	41, // 44: gatehouse.accounts.v1.AccountsService.GetUserByUsername:input_type -> gatehouse.accounts.v1.GetUserByUsernameRequest
-	44, // 45: gatehouse.accounts.v1.AccountsService.VerifyPassword:input_type -> gatehouse.accounts.v1.VerifyPasswordRequest
-	46, // 46: gatehouse.accounts.v1.AccountsService.ChangePassword:input_type -> gatehouse.accounts.v1.ChangePasswordRequest
-	48, // 47: gatehouse.accounts.v1.AccountsService.SetPassword:input_type -> gatehouse.accounts.v1.SetPasswordRequest
-	50, // 48: gatehouse.accounts.v1.AccountsService.LockUser:input_type -> gatehouse.accounts.v1.LockUserRequest
-	52, // 49: gatehouse.accounts.v1.AccountsService.UnlockUser:input_type -> gatehouse.accounts.v1.UnlockUserRequest
-	54, // 50: gatehouse.accounts.v1.AccountsService.DeactivateUser:input_type -> gatehouse.accounts.v1.DeactivateUserRequest
-	56, // 51: gatehouse.accounts.v1.AccountsService.ReactivateUser:input_type -> gatehouse.accounts.v1.ReactivateUserRequest
-	58, // 52: gatehouse.accounts.v1.AccountsService.SetDisplayName:input_type -> gatehouse.accounts.v1.SetDisplayNameRequest
-	60, // 53: gatehouse.accounts.v1.AccountsService.ListUsers:input_type -> gatehouse.accounts.v1.ListUsersRequest
-	63, // 54: gatehouse.accounts.v1.AccountsService.ListAuditEntries:input_type -> gatehouse.accounts.v1.ListAuditEntriesRequest
-	10, // 55: gatehouse.accounts.v1.AccountsService.GetUserByEmail:input_type -> gatehouse.accounts.v1.GetUserByEmailRequest
-	13, // 56: gatehouse.accounts.v1.AccountsService.AddEmail:input_type -> gatehouse.accounts.v1.AddEmailRequest
-	15, // 57: gatehouse.accounts.v1.AccountsService.RemoveEmail:input_type -> gatehouse.accounts.v1.RemoveEmailRequest
-	17, // 58: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:input_type -> gatehouse.accounts.v1.SetPrimaryEmailRequest
-	19, // 59: gatehouse.accounts.v1.AccountsService.ListEmails:input_type -> gatehouse.accounts.v1.ListEmailsRequest
-	22, // 60: gatehouse.accounts.v1.AccountsService.StartBrowserSession:input_type -> gatehouse.accounts.v1.StartBrowserSessionRequest
-	24, // 61: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:input_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionRequest
-	26, // 62: gatehouse.accounts.v1.AccountsService.EndBrowserSession:input_type -> gatehouse.accounts.v1.EndBrowserSessionRequest
-	28, // 63: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:input_type -> gatehouse.accounts.v1.ListBrowserSessionsRequest
-	2,  // 64: gatehouse.accounts.v1.AccountsService.CreateRegistrationToken:input_type -> gatehouse.accounts.v1.CreateRegistrationTokenRequest
-	4,  // 65: gatehouse.accounts.v1.AccountsService.UseRegistrationToken:input_type -> gatehouse.accounts.v1.UseRegistrationTokenRequest
-	6,  // 66: gatehouse.accounts.v1.AccountsService.RevokeRegistrationToken:input_type -> gatehouse.accounts.v1.RevokeRegistrationTokenRequest
-	8,  // 67: gatehouse.accounts.v1.AccountsService.ListRegistrationTokens:input_type -> gatehouse.accounts.v1.ListRegistrationTokensRequest
-	39, // 68: gatehouse.accounts.v1.AccountsService.Register:output_type -> gatehouse.accounts.v1.RegisterResponse
-	33, // 69: gatehouse.accounts.v1.AccountsService.StartRegistration:output_type -> gatehouse.accounts.v1.StartRegistrationResponse
-	36, // 70: gatehouse.accounts.v1.AccountsService.GetRegistration:output_type -> gatehouse.accounts.v1.GetRegistrationResponse
-	38, // 71: gatehouse.accounts.v1.AccountsService.CompleteRegistration:output_type -> gatehouse.accounts.v1.CompleteRegistrationResponse
-	42, // 72: gatehouse.accounts.v1.AccountsService.GetUser:output_type -> gatehouse.accounts.v1.GetUserResponse
-	43, // 73: gatehouse.accounts.v1.AccountsService.GetUserByUsername:output_type -> gatehouse.accounts.v1.GetUserByUsernameResponse
-	45, // 74: gatehouse.accounts.v1.AccountsService.VerifyPassword:output_type -> gatehouse.accounts.v1.VerifyPasswordResponse
-	47, // 75: gatehouse.accounts.v1.AccountsService.ChangePassword:output_type -> gatehouse.accounts.v1.ChangePasswordResponse
-	49, // 76: gatehouse.accounts.v1.AccountsService.SetPassword:output_type -> gatehouse.accounts.v1.SetPasswordResponse
-	51, // 77: gatehouse.accounts.v1.AccountsService.LockUser:output_type -> gatehouse.accounts.v1.LockUserResponse
-	53, // 78: gatehouse.accounts.v1.AccountsService.UnlockUser:output_type -> gatehouse.accounts.v1.UnlockUserResponse
-	55, // 79: gatehouse.accounts.v1.AccountsService.DeactivateUser:output_type -> gatehouse.accounts.v1.DeactivateUserResponse
-	57, // 80: gatehouse.accounts.v1.AccountsService.ReactivateUser:output_type -> gatehouse.accounts.v1.ReactivateUserResponse
-	59, // 81: gatehouse.accounts.v1.AccountsService.SetDisplayName:output_type -> gatehouse.accounts.v1.SetDisplayNameResponse
-	61, // 82: gatehouse.accounts.v1.AccountsService.ListUsers:output_type -> gatehouse.accounts.v1.ListUsersResponse
-	64, // 83: gatehouse.accounts.v1.AccountsService.ListAuditEntries:output_type -> gatehouse.accounts.v1.ListAuditEntriesResponse
-	11, // 84: gatehouse.accounts.v1.AccountsService.GetUserByEmail:output_type -> gatehouse.accounts.v1.GetUserByEmailResponse
-	14, // 85: gatehouse.accounts.v1.AccountsService.AddEmail:output_type -> gatehouse.accounts.v1.AddEmailResponse
-	16, // 86: gatehouse.accounts.v1.AccountsService.RemoveEmail:output_type -> gatehouse.accounts.v1.RemoveEmailResponse
-	18, // 87: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:output_type -> gatehouse.accounts.v1.SetPrimaryEmailResponse
-	20, // 88: gatehouse.accounts.v1.AccountsService.ListEmails:output_type -> gatehouse.accounts.v1.ListEmailsResponse
-	23, // 89: gatehouse.accounts.v1.AccountsService.StartBrowserSession:output_type -> gatehouse.accounts.v1.StartBrowserSessionResponse
-	25, // 90: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:output_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionResponse
-	27, // 91: gatehouse.accounts.v1.AccountsService.EndBrowserSession:output_type -> gatehouse.accounts.v1.EndBrowserSessionResponse
-	29, // 92: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:output_type -> gatehouse.accounts.v1.ListBrowserSessionsResponse
-	3,  // 93: gatehouse.accounts.v1.AccountsService.CreateRegistrationToken:output_type -> gatehouse.accounts.v1.CreateRegistrationTokenResponse
-	5,  // 94: gatehouse.accounts.v1.AccountsService.UseRegistrationToken:output_type -> gatehouse.accounts.v1.UseRegistrationTokenResponse
-	7,  // 95: gatehouse.accounts.v1.AccountsService.RevokeRegistrationToken:output_type -> gatehouse.accounts.v1.RevokeRegistrationTokenResponse
-	9,  // 96: gatehouse.accounts.v1.AccountsService.ListRegistrationTokens:output_type -> gatehouse.accounts.v1.ListRegistrationTokensResponse
-	68, // [68:97] is the sub-list for method output_type
-	39, // [39:68] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	65, // 39: gatehouse.accounts.v1.ListUpstreamProvidersResponse.providers:type_name -> gatehouse.accounts.v1.UpstreamProvider
+	30, // 40: gatehouse.accounts.v1.CompleteUpstreamSignInResponse.user:type_name -> gatehouse.accounts.v1.User
+	72, // 41: gatehouse.accounts.v1.CompleteUpstreamSignInResponse.sign_in:type_name -> gatehouse.accounts.v1.UpstreamSignIn
+	88, // 42: gatehouse.accounts.v1.UpstreamSignIn.expires_at:type_name -> google.protobuf.Timestamp
+	72, // 43: gatehouse.accounts.v1.GetUpstreamSignInResponse.sign_in:type_name -> gatehouse.accounts.v1.UpstreamSignIn
+	30, // 44: gatehouse.accounts.v1.RegisterUpstreamUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	30, // 45: gatehouse.accounts.v1.LinkUpstreamResponse.user:type_name -> gatehouse.accounts.v1.User
+	88, // 46: gatehouse.accounts.v1.UpstreamLink.linked_at:type_name -> google.protobuf.Timestamp
+	79, // 47: gatehouse.accounts.v1.ListUpstreamLinksResponse.links:type_name -> gatehouse.accounts.v1.UpstreamLink
+	79, // 48: gatehouse.accounts.v1.AddUpstreamLinkResponse.link:type_name -> gatehouse.accounts.v1.UpstreamLink
+	31, // 49: gatehouse.accounts.v1.AccountsService.Register:input_type -> gatehouse.accounts.v1.RegisterRequest
+	32, // 50: gatehouse.accounts.v1.AccountsService.StartRegistration:input_type -> gatehouse.accounts.v1.StartRegistrationRequest
+	35, // 51: gatehouse.accounts.v1.AccountsService.GetRegistration:input_type -> gatehouse.accounts.v1.GetRegistrationRequest
+	37, // 52: gatehouse.accounts.v1.AccountsService.CompleteRegistration:input_type -> gatehouse.accounts.v1.CompleteRegistrationRequest
+	40, // 53: gatehouse.accounts.v1.AccountsService.GetUser:input_type -> gatehouse.accounts.v1.GetUserRequest
+	41, // 54: gatehouse.accounts.v1.AccountsService.GetUserByUsername:input_type -> gatehouse.accounts.v1.GetUserByUsernameRequest
+	44, // 55: gatehouse.accounts.v1.AccountsService.VerifyPassword:input_type -> gatehouse.accounts.v1.VerifyPasswordRequest
+	46, // 56: gatehouse.accounts.v1.AccountsService.ChangePassword:input_type -> gatehouse.accounts.v1.ChangePasswordRequest
+	48, // 57: gatehouse.accounts.v1.AccountsService.SetPassword:input_type -> gatehouse.accounts.v1.SetPasswordRequest
+	50, // 58: gatehouse.accounts.v1.AccountsService.LockUser:input_type -> gatehouse.accounts.v1.LockUserRequest
+	52, // 59: gatehouse.accounts.v1.AccountsService.UnlockUser:input_type -> gatehouse.accounts.v1.UnlockUserRequest
+	54, // 60: gatehouse.accounts.v1.AccountsService.DeactivateUser:input_type -> gatehouse.accounts.v1.DeactivateUserRequest
+	56, // 61: gatehouse.accounts.v1.AccountsService.ReactivateUser:input_type -> gatehouse.accounts.v1.ReactivateUserRequest
+	58, // 62: gatehouse.accounts.v1.AccountsService.SetDisplayName:input_type -> gatehouse.accounts.v1.SetDisplayNameRequest
+	60, // 63: gatehouse.accounts.v1.AccountsService.ListUsers:input_type -> gatehouse.accounts.v1.ListUsersRequest
+	63, // 64: gatehouse.accounts.v1.AccountsService.ListAuditEntries:input_type -> gatehouse.accounts.v1.ListAuditEntriesRequest
+	10, // 65: gatehouse.accounts.v1.AccountsService.GetUserByEmail:input_type -> gatehouse.accounts.v1.GetUserByEmailRequest
+	13, // 66: gatehouse.accounts.v1.AccountsService.AddEmail:input_type -> gatehouse.accounts.v1.AddEmailRequest
+	15, // 67: gatehouse.accounts.v1.AccountsService.RemoveEmail:input_type -> gatehouse.accounts.v1.RemoveEmailRequest
+	17, // 68: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:input_type -> gatehouse.accounts.v1.SetPrimaryEmailRequest
+	19, // 69: gatehouse.accounts.v1.AccountsService.ListEmails:input_type -> gatehouse.accounts.v1.ListEmailsRequest
+	22, // 70: gatehouse.accounts.v1.AccountsService.StartBrowserSession:input_type -> gatehouse.accounts.v1.StartBrowserSessionRequest
+	24, // 71: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:input_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionRequest
+	26, // 72: gatehouse.accounts.v1.AccountsService.EndBrowserSession:input_type -> gatehouse.accounts.v1.EndBrowserSessionRequest
+	28, // 73: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:input_type -> gatehouse.accounts.v1.ListBrowserSessionsRequest
+	2,  // 74: gatehouse.accounts.v1.AccountsService.CreateRegistrationToken:input_type -> gatehouse.accounts.v1.CreateRegistrationTokenRequest
+	4,  // 75: gatehouse.accounts.v1.AccountsService.UseRegistrationToken:input_type -> gatehouse.accounts.v1.UseRegistrationTokenRequest
+	6,  // 76: gatehouse.accounts.v1.AccountsService.RevokeRegistrationToken:input_type -> gatehouse.accounts.v1.RevokeRegistrationTokenRequest
+	8,  // 77: gatehouse.accounts.v1.AccountsService.ListRegistrationTokens:input_type -> gatehouse.accounts.v1.ListRegistrationTokensRequest
+	66, // 78: gatehouse.accounts.v1.AccountsService.ListUpstreamProviders:input_type -> gatehouse.accounts.v1.ListUpstreamProvidersRequest
+	68, // 79: gatehouse.accounts.v1.AccountsService.StartUpstreamSignIn:input_type -> gatehouse.accounts.v1.StartUpstreamSignInRequest
+	70, // 80: gatehouse.accounts.v1.AccountsService.CompleteUpstreamSignIn:input_type -> gatehouse.accounts.v1.CompleteUpstreamSignInRequest
+	73, // 81: gatehouse.accounts.v1.AccountsService.GetUpstreamSignIn:input_type -> gatehouse.accounts.v1.GetUpstreamSignInRequest
+	75, // 82: gatehouse.accounts.v1.AccountsService.RegisterUpstreamUser:input_type -> gatehouse.accounts.v1.RegisterUpstreamUserRequest
+	77, // 83: gatehouse.accounts.v1.AccountsService.LinkUpstream:input_type -> gatehouse.accounts.v1.LinkUpstreamRequest
+	80, // 84: gatehouse.accounts.v1.AccountsService.ListUpstreamLinks:input_type -> gatehouse.accounts.v1.ListUpstreamLinksRequest
+	82, // 85: gatehouse.accounts.v1.AccountsService.AddUpstreamLink:input_type -> gatehouse.accounts.v1.AddUpstreamLinkRequest
+	84, // 86: gatehouse.accounts.v1.AccountsService.RemoveUpstreamLink:input_type -> gatehouse.accounts.v1.RemoveUpstreamLinkRequest
+	86, // 87: gatehouse.accounts.v1.AccountsService.UpstreamBackchannelLogout:input_type -> gatehouse.accounts.v1.UpstreamBackchannelLogoutRequest
+	39, // 88: gatehouse.accounts.v1.AccountsService.Register:output_type -> gatehouse.accounts.v1.RegisterResponse
+	33, // 89: gatehouse.accounts.v1.AccountsService.StartRegistration:output_type -> gatehouse.accounts.v1.StartRegistrationResponse
+	36, // 90: gatehouse.accounts.v1.AccountsService.GetRegistration:output_type -> gatehouse.accounts.v1.GetRegistrationResponse
+	38, // 91: gatehouse.accounts.v1.AccountsService.CompleteRegistration:output_type -> gatehouse.accounts.v1.CompleteRegistrationResponse
+	42, // 92: gatehouse.accounts.v1.AccountsService.GetUser:output_type -> gatehouse.accounts.v1.GetUserResponse
+	43, // 93: gatehouse.accounts.v1.AccountsService.GetUserByUsername:output_type -> gatehouse.accounts.v1.GetUserByUsernameResponse
+	45, // 94: gatehouse.accounts.v1.AccountsService.VerifyPassword:output_type -> gatehouse.accounts.v1.VerifyPasswordResponse
+	47, // 95: gatehouse.accounts.v1.AccountsService.ChangePassword:output_type -> gatehouse.accounts.v1.ChangePasswordResponse
+	49, // 96: gatehouse.accounts.v1.AccountsService.SetPassword:output_type -> gatehouse.accounts.v1.SetPasswordResponse
+	51, // 97: gatehouse.accounts.v1.AccountsService.LockUser:output_type -> gatehouse.accounts.v1.LockUserResponse
+	53, // 98: gatehouse.accounts.v1.AccountsService.UnlockUser:output_type -> gatehouse.accounts.v1.UnlockUserResponse
+	55, // 99: gatehouse.accounts.v1.AccountsService.DeactivateUser:output_type -> gatehouse.accounts.v1.DeactivateUserResponse
+	57, // 100: gatehouse.accounts.v1.AccountsService.ReactivateUser:output_type -> gatehouse.accounts.v1.ReactivateUserResponse
+	59, // 101: gatehouse.accounts.v1.AccountsService.SetDisplayName:output_type -> gatehouse.accounts.v1.SetDisplayNameResponse
+	61, // 102: gatehouse.accounts.v1.AccountsService.ListUsers:output_type -> gatehouse.accounts.v1.ListUsersResponse
+	64, // 103: gatehouse.accounts.v1.AccountsService.ListAuditEntries:output_type -> gatehouse.accounts.v1.ListAuditEntriesResponse
+	11, // 104: gatehouse.accounts.v1.AccountsService.GetUserByEmail:output_type -> gatehouse.accounts.v1.GetUserByEmailResponse
+	14, // 105: gatehouse.accounts.v1.AccountsService.AddEmail:output_type -> gatehouse.accounts.v1.AddEmailResponse
+	16, // 106: gatehouse.accounts.v1.AccountsService.RemoveEmail:output_type -> gatehouse.accounts.v1.RemoveEmailResponse
+	18, // 107: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:output_type -> gatehouse.accounts.v1.SetPrimaryEmailResponse
+	20, // 108: gatehouse.accounts.v1.AccountsService.ListEmails:output_type -> gatehouse.accounts.v1.ListEmailsResponse
+	23, // 109: gatehouse.accounts.v1.AccountsService.StartBrowserSession:output_type -> gatehouse.accounts.v1.StartBrowserSessionResponse
+	25, // 110: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:output_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionResponse
+	27, // 111: gatehouse.accounts.v1.AccountsService.EndBrowserSession:output_type -> gatehouse.accounts.v1.EndBrowserSessionResponse
+	29, // 112: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:output_type -> gatehouse.accounts.v1.ListBrowserSessionsResponse
+	3,  // 113: gatehouse.accounts.v1.AccountsService.CreateRegistrationToken:output_type -> gatehouse.accounts.v1.CreateRegistrationTokenResponse
+	5,  // 114: gatehouse.accounts.v1.AccountsService.UseRegistrationToken:output_type -> gatehouse.accounts.v1.UseRegistrationTokenResponse
+	7,  // 115: gatehouse.accounts.v1.AccountsService.RevokeRegistrationToken:output_type -> gatehouse.accounts.v1.RevokeRegistrationTokenResponse
+	9,  // 116: gatehouse.accounts.v1.AccountsService.ListRegistrationTokens:output_type -> gatehouse.accounts.v1.ListRegistrationTokensResponse
+	67, // 117: gatehouse.accounts.v1.AccountsService.ListUpstreamProviders:output_type -> gatehouse.accounts.v1.ListUpstreamProvidersResponse
+	69, // 118: gatehouse.accounts.v1.AccountsService.StartUpstreamSignIn:output_type -> gatehouse.accounts.v1.StartUpstreamSignInResponse
+	71, // 119: gatehouse.accounts.v1.AccountsService.CompleteUpstreamSignIn:output_type -> gatehouse.accounts.v1.CompleteUpstreamSignInResponse
+	74, // 120: gatehouse.accounts.v1.AccountsService.GetUpstreamSignIn:output_type -> gatehouse.accounts.v1.GetUpstreamSignInResponse
+	76, // 121: gatehouse.accounts.v1.AccountsService.RegisterUpstreamUser:output_type -> gatehouse.accounts.v1.RegisterUpstreamUserResponse
+	78, // 122: gatehouse.accounts.v1.AccountsService.LinkUpstream:output_type -> gatehouse.accounts.v1.LinkUpstreamResponse
+	81, // 123: gatehouse.accounts.v1.AccountsService.ListUpstreamLinks:output_type -> gatehouse.accounts.v1.ListUpstreamLinksResponse
+	83, // 124: gatehouse.accounts.v1.AccountsService.AddUpstreamLink:output_type -> gatehouse.accounts.v1.AddUpstreamLinkResponse
+	85, // 125: gatehouse.accounts.v1.AccountsService.RemoveUpstreamLink:output_type -> gatehouse.accounts.v1.RemoveUpstreamLinkResponse
+	87, // 126: gatehouse.accounts.v1.AccountsService.UpstreamBackchannelLogout:output_type -> gatehouse.accounts.v1.UpstreamBackchannelLogoutResponse
+	88, // [88:127] is the sub-list for method output_type
+	49, // [49:88] is the sub-list for method input_type
+	49, // [49:49] is the sub-list for extension type_name
+	49, // [49:49] is the sub-list for extension extendee
+	0,  // [0:49] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_accounts_v1_accounts_proto_init() }
@@ -4033,7 +5584,7 @@ func file_gatehouse_accounts_v1_accounts_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_accounts_v1_accounts_proto_rawDesc), len(file_gatehouse_accounts_v1_accounts_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   64,
+			NumMessages:   87,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -990,8 +990,13 @@ type BrowserSessionStarted struct {
 	// The user agent and the address, sealed under the user's personal key.
 	SealedUserAgent *SealedSecret `protobuf:"bytes,6,opt,name=sealed_user_agent,json=sealedUserAgent,proto3" json:"sealed_user_agent,omitempty"`
 	SealedIpAddress *SealedSecret `protobuf:"bytes,7,opt,name=sealed_ip_address,json=sealedIpAddress,proto3" json:"sealed_ip_address,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Set when the person signed in with an upstream identity provider: the
+	// provider's id, and the provider's session (the ID token's sid, empty when
+	// it gave none) that a back-channel logout names.
+	UpstreamProvider string `protobuf:"bytes,8,opt,name=upstream_provider,json=upstreamProvider,proto3" json:"upstream_provider,omitempty"`
+	UpstreamSid      string `protobuf:"bytes,9,opt,name=upstream_sid,json=upstreamSid,proto3" json:"upstream_sid,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *BrowserSessionStarted) Reset() {
@@ -1073,6 +1078,20 @@ func (x *BrowserSessionStarted) GetSealedIpAddress() *SealedSecret {
 	return nil
 }
 
+func (x *BrowserSessionStarted) GetUpstreamProvider() string {
+	if x != nil {
+		return x.UpstreamProvider
+	}
+	return ""
+}
+
+func (x *BrowserSessionStarted) GetUpstreamSid() string {
+	if x != nil {
+		return x.UpstreamSid
+	}
+	return ""
+}
+
 // BrowserSessionsActive records, in one batch, when sessions were last used.
 // Subject: accounts.activity.<batch id>
 type BrowserSessionsActive struct {
@@ -1124,10 +1143,14 @@ type BrowserSessionEnded struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	UserId    string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	// "logout", "password_changed", "deactivated", "ended_by_user", ...
-	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// "logout", "password_changed", "deactivated", "ended_by_user",
+	// "upstream_logout", ...
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The OAuth and compat sessions started from this browser session end too
+	// (a back-channel logout from a provider set to logout_all).
+	EndStartedSessions bool `protobuf:"varint,4,opt,name=end_started_sessions,json=endStartedSessions,proto3" json:"end_started_sessions,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *BrowserSessionEnded) Reset() {
@@ -1179,6 +1202,13 @@ func (x *BrowserSessionEnded) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *BrowserSessionEnded) GetEndStartedSessions() bool {
+	if x != nil {
+		return x.EndStartedSessions
+	}
+	return false
 }
 
 // RegistrationTokenCreated issues a registration token (only its hash is kept).
@@ -1649,6 +1679,389 @@ func (x *ClaimKeyGenerated) GetChange() SecretChange {
 	return SecretChange_SECRET_CHANGE_UNSPECIFIED
 }
 
+// UpstreamLinked links an upstream identity to the user. Subject:
+// accounts.user.<user_id>.
+type UpstreamLinked struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// The link's id (a ULID).
+	LinkId string `protobuf:"bytes,2,opt,name=link_id,json=linkId,proto3" json:"link_id,omitempty"`
+	// The provider: its id in upstream.providers, or "synapse:<auth_provider>"
+	// for a link imported from Synapse (it belongs to the provider whose
+	// synapse_idp_id is that auth_provider).
+	Provider string `protobuf:"bytes,3,opt,name=provider,proto3" json:"provider,omitempty"`
+	// The person's subject at the provider: personal data, written empty and
+	// kept in sealed_subject, sealed at "accounts.user.<user_id>/subject".
+	Subject       string        `protobuf:"bytes,4,opt,name=subject,proto3" json:"subject,omitempty"`
+	SealedSubject *SealedSecret `protobuf:"bytes,5,opt,name=sealed_subject,json=sealedSubject,proto3" json:"sealed_subject,omitempty"`
+	// The address the provider gave when the link was made (shown to the
+	// person and administrators), empty when none; kept in sealed_email,
+	// sealed at "accounts.user.<user_id>/email".
+	Email       string        `protobuf:"bytes,6,opt,name=email,proto3" json:"email,omitempty"`
+	SealedEmail *SealedSecret `protobuf:"bytes,7,opt,name=sealed_email,json=sealedEmail,proto3" json:"sealed_email,omitempty"`
+	// The claim's aggregate id: accounts.upstream.<claim_key>.
+	ClaimKey string `protobuf:"bytes,8,opt,name=claim_key,json=claimKey,proto3" json:"claim_key,omitempty"`
+	// How the link was made: "registration" (an account created at the first
+	// sign-in), "link" (to an existing account, after its password),
+	// "admin" or "import".
+	Source        string `protobuf:"bytes,9,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpstreamLinked) Reset() {
+	*x = UpstreamLinked{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpstreamLinked) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpstreamLinked) ProtoMessage() {}
+
+func (x *UpstreamLinked) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpstreamLinked.ProtoReflect.Descriptor instead.
+func (*UpstreamLinked) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *UpstreamLinked) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *UpstreamLinked) GetLinkId() string {
+	if x != nil {
+		return x.LinkId
+	}
+	return ""
+}
+
+func (x *UpstreamLinked) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *UpstreamLinked) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *UpstreamLinked) GetSealedSubject() *SealedSecret {
+	if x != nil {
+		return x.SealedSubject
+	}
+	return nil
+}
+
+func (x *UpstreamLinked) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *UpstreamLinked) GetSealedEmail() *SealedSecret {
+	if x != nil {
+		return x.SealedEmail
+	}
+	return nil
+}
+
+func (x *UpstreamLinked) GetClaimKey() string {
+	if x != nil {
+		return x.ClaimKey
+	}
+	return ""
+}
+
+func (x *UpstreamLinked) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+// UpstreamUnlinked removes a link (its claim is released in the same batch).
+type UpstreamUnlinked struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	LinkId        string                 `protobuf:"bytes,2,opt,name=link_id,json=linkId,proto3" json:"link_id,omitempty"`
+	Provider      string                 `protobuf:"bytes,3,opt,name=provider,proto3" json:"provider,omitempty"`
+	ClaimKey      string                 `protobuf:"bytes,4,opt,name=claim_key,json=claimKey,proto3" json:"claim_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpstreamUnlinked) Reset() {
+	*x = UpstreamUnlinked{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpstreamUnlinked) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpstreamUnlinked) ProtoMessage() {}
+
+func (x *UpstreamUnlinked) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpstreamUnlinked.ProtoReflect.Descriptor instead.
+func (*UpstreamUnlinked) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *UpstreamUnlinked) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *UpstreamUnlinked) GetLinkId() string {
+	if x != nil {
+		return x.LinkId
+	}
+	return ""
+}
+
+func (x *UpstreamUnlinked) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *UpstreamUnlinked) GetClaimKey() string {
+	if x != nil {
+		return x.ClaimKey
+	}
+	return ""
+}
+
+// UpstreamLinkReserved claims an upstream identity for a user, with
+// expected last subject sequence 0 (or the sequence of its release).
+// Subject: accounts.upstream.<claim_key>.
+type UpstreamLinkReserved struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Provider      string                 `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
+	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	LinkId        string                 `protobuf:"bytes,3,opt,name=link_id,json=linkId,proto3" json:"link_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpstreamLinkReserved) Reset() {
+	*x = UpstreamLinkReserved{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpstreamLinkReserved) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpstreamLinkReserved) ProtoMessage() {}
+
+func (x *UpstreamLinkReserved) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpstreamLinkReserved.ProtoReflect.Descriptor instead.
+func (*UpstreamLinkReserved) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *UpstreamLinkReserved) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *UpstreamLinkReserved) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *UpstreamLinkReserved) GetLinkId() string {
+	if x != nil {
+		return x.LinkId
+	}
+	return ""
+}
+
+// UpstreamLinkReleased frees an upstream identity.
+type UpstreamLinkReleased struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Provider      string                 `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
+	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	LinkId        string                 `protobuf:"bytes,3,opt,name=link_id,json=linkId,proto3" json:"link_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpstreamLinkReleased) Reset() {
+	*x = UpstreamLinkReleased{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpstreamLinkReleased) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpstreamLinkReleased) ProtoMessage() {}
+
+func (x *UpstreamLinkReleased) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpstreamLinkReleased.ProtoReflect.Descriptor instead.
+func (*UpstreamLinkReleased) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *UpstreamLinkReleased) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *UpstreamLinkReleased) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *UpstreamLinkReleased) GetLinkId() string {
+	if x != nil {
+		return x.LinkId
+	}
+	return ""
+}
+
+// UpstreamLogoutReceived records a provider's back-channel logout token,
+// once: its subject is accounts.bclogout.<hex SHA-256 of
+// "<provider>\x00<jti>">, appended with expected sequence 0, so a replayed
+// token is refused. The browser sessions it ends follow as
+// BrowserSessionEnded (reason "upstream_logout").
+type UpstreamLogoutReceived struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Provider string                 `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
+	// The provider's session the token names; empty when it named only a subject.
+	Sid string `protobuf:"bytes,2,opt,name=sid,proto3" json:"sid,omitempty"`
+	// The user whose link the token's subject is, when it named one.
+	UserId        string `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpstreamLogoutReceived) Reset() {
+	*x = UpstreamLogoutReceived{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpstreamLogoutReceived) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpstreamLogoutReceived) ProtoMessage() {}
+
+func (x *UpstreamLogoutReceived) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpstreamLogoutReceived.ProtoReflect.Descriptor instead.
+func (*UpstreamLogoutReceived) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *UpstreamLogoutReceived) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *UpstreamLogoutReceived) GetSid() string {
+	if x != nil {
+		return x.Sid
+	}
+	return ""
+}
+
+func (x *UpstreamLogoutReceived) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
 type BrowserSessionsActive_Entry struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	SessionId      string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
@@ -1664,7 +2077,7 @@ type BrowserSessionsActive_Entry struct {
 
 func (x *BrowserSessionsActive_Entry) Reset() {
 	*x = BrowserSessionsActive_Entry{}
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[24]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1676,7 +2089,7 @@ func (x *BrowserSessionsActive_Entry) String() string {
 func (*BrowserSessionsActive_Entry) ProtoMessage() {}
 
 func (x *BrowserSessionsActive_Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[24]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1791,7 +2204,7 @@ const file_gatehouse_events_v1_accounts_proto_rawDesc = "" +
 	"\x0fPrimaryEmailSet\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12D\n" +
-	"\fsealed_email\x18\x03 \x01(\v2!.gatehouse.events.v1.SealedSecretR\vsealedEmail\"\xcc\x02\n" +
+	"\fsealed_email\x18\x03 \x01(\v2!.gatehouse.events.v1.SealedSecretR\vsealedEmail\"\x9c\x03\n" +
 	"\x15BrowserSessionStarted\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
@@ -1803,7 +2216,9 @@ const file_gatehouse_events_v1_accounts_proto_rawDesc = "" +
 	"\n" +
 	"ip_address\x18\x05 \x01(\tR\tipAddress\x12M\n" +
 	"\x11sealed_user_agent\x18\x06 \x01(\v2!.gatehouse.events.v1.SealedSecretR\x0fsealedUserAgent\x12M\n" +
-	"\x11sealed_ip_address\x18\a \x01(\v2!.gatehouse.events.v1.SealedSecretR\x0fsealedIpAddress\"\xbd\x02\n" +
+	"\x11sealed_ip_address\x18\a \x01(\v2!.gatehouse.events.v1.SealedSecretR\x0fsealedIpAddress\x12+\n" +
+	"\x11upstream_provider\x18\b \x01(\tR\x10upstreamProvider\x12!\n" +
+	"\fupstream_sid\x18\t \x01(\tR\vupstreamSid\"\xbd\x02\n" +
 	"\x15BrowserSessionsActive\x12J\n" +
 	"\aentries\x18\x01 \x03(\v20.gatehouse.events.v1.BrowserSessionsActive.EntryR\aentries\x1a\xd7\x01\n" +
 	"\x05Entry\x12\x1d\n" +
@@ -1813,12 +2228,13 @@ const file_gatehouse_events_v1_accounts_proto_rawDesc = "" +
 	"ip_address\x18\x02 \x01(\tR\tipAddress\x12(\n" +
 	"\x10last_active_unix\x18\x03 \x01(\x03R\x0elastActiveUnix\x12\x17\n" +
 	"\auser_id\x18\x04 \x01(\tR\x06userId\x12M\n" +
-	"\x11sealed_ip_address\x18\x05 \x01(\v2!.gatehouse.events.v1.SealedSecretR\x0fsealedIpAddress\"e\n" +
+	"\x11sealed_ip_address\x18\x05 \x01(\v2!.gatehouse.events.v1.SealedSecretR\x0fsealedIpAddress\"\x97\x01\n" +
 	"\x13BrowserSessionEnded\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xb2\x01\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x120\n" +
+	"\x14end_started_sessions\x18\x04 \x01(\bR\x12endStartedSessions\"\xb2\x01\n" +
 	"\x18RegistrationTokenCreated\x12\x19\n" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12\x1d\n" +
 	"\n" +
@@ -1853,7 +2269,34 @@ const file_gatehouse_events_v1_accounts_proto_rawDesc = "" +
 	"\x11ClaimKeyGenerated\x12@\n" +
 	"\n" +
 	"sealed_key\x18\x01 \x01(\v2!.gatehouse.events.v1.SealedSecretR\tsealedKey\x129\n" +
-	"\x06change\x18\x02 \x01(\x0e2!.gatehouse.events.v1.SecretChangeR\x06change*\xef\x01\n" +
+	"\x06change\x18\x02 \x01(\x0e2!.gatehouse.events.v1.SecretChangeR\x06change\"\xd3\x02\n" +
+	"\x0eUpstreamLinked\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x17\n" +
+	"\alink_id\x18\x02 \x01(\tR\x06linkId\x12\x1a\n" +
+	"\bprovider\x18\x03 \x01(\tR\bprovider\x12\x18\n" +
+	"\asubject\x18\x04 \x01(\tR\asubject\x12H\n" +
+	"\x0esealed_subject\x18\x05 \x01(\v2!.gatehouse.events.v1.SealedSecretR\rsealedSubject\x12\x14\n" +
+	"\x05email\x18\x06 \x01(\tR\x05email\x12D\n" +
+	"\fsealed_email\x18\a \x01(\v2!.gatehouse.events.v1.SealedSecretR\vsealedEmail\x12\x1b\n" +
+	"\tclaim_key\x18\b \x01(\tR\bclaimKey\x12\x16\n" +
+	"\x06source\x18\t \x01(\tR\x06source\"}\n" +
+	"\x10UpstreamUnlinked\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x17\n" +
+	"\alink_id\x18\x02 \x01(\tR\x06linkId\x12\x1a\n" +
+	"\bprovider\x18\x03 \x01(\tR\bprovider\x12\x1b\n" +
+	"\tclaim_key\x18\x04 \x01(\tR\bclaimKey\"d\n" +
+	"\x14UpstreamLinkReserved\x12\x1a\n" +
+	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x17\n" +
+	"\alink_id\x18\x03 \x01(\tR\x06linkId\"d\n" +
+	"\x14UpstreamLinkReleased\x12\x1a\n" +
+	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x17\n" +
+	"\alink_id\x18\x03 \x01(\tR\x06linkId\"_\n" +
+	"\x16UpstreamLogoutReceived\x12\x1a\n" +
+	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x10\n" +
+	"\x03sid\x18\x02 \x01(\tR\x03sid\x12\x17\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId*\xef\x01\n" +
 	"\x14PasswordChangeReason\x12&\n" +
 	"\"PASSWORD_CHANGE_REASON_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bPASSWORD_CHANGE_REASON_USER\x10\x01\x12 \n" +
@@ -1875,7 +2318,7 @@ func file_gatehouse_events_v1_accounts_proto_rawDescGZIP() []byte {
 }
 
 var file_gatehouse_events_v1_accounts_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_gatehouse_events_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_gatehouse_events_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_gatehouse_events_v1_accounts_proto_goTypes = []any{
 	(PasswordChangeReason)(0),           // 0: gatehouse.events.v1.PasswordChangeReason
 	(*UsernameReserved)(nil),            // 1: gatehouse.events.v1.UsernameReserved
@@ -1902,41 +2345,48 @@ var file_gatehouse_events_v1_accounts_proto_goTypes = []any{
 	(*RegistrationCompleted)(nil),       // 22: gatehouse.events.v1.RegistrationCompleted
 	(*AuthProofKeyGenerated)(nil),       // 23: gatehouse.events.v1.AuthProofKeyGenerated
 	(*ClaimKeyGenerated)(nil),           // 24: gatehouse.events.v1.ClaimKeyGenerated
-	(*BrowserSessionsActive_Entry)(nil), // 25: gatehouse.events.v1.BrowserSessionsActive.Entry
-	(*SealedSecret)(nil),                // 26: gatehouse.events.v1.SealedSecret
-	(*timestamppb.Timestamp)(nil),       // 27: google.protobuf.Timestamp
-	(SecretChange)(0),                   // 28: gatehouse.events.v1.SecretChange
+	(*UpstreamLinked)(nil),              // 25: gatehouse.events.v1.UpstreamLinked
+	(*UpstreamUnlinked)(nil),            // 26: gatehouse.events.v1.UpstreamUnlinked
+	(*UpstreamLinkReserved)(nil),        // 27: gatehouse.events.v1.UpstreamLinkReserved
+	(*UpstreamLinkReleased)(nil),        // 28: gatehouse.events.v1.UpstreamLinkReleased
+	(*UpstreamLogoutReceived)(nil),      // 29: gatehouse.events.v1.UpstreamLogoutReceived
+	(*BrowserSessionsActive_Entry)(nil), // 30: gatehouse.events.v1.BrowserSessionsActive.Entry
+	(*SealedSecret)(nil),                // 31: gatehouse.events.v1.SealedSecret
+	(*timestamppb.Timestamp)(nil),       // 32: google.protobuf.Timestamp
+	(SecretChange)(0),                   // 33: gatehouse.events.v1.SecretChange
 }
 var file_gatehouse_events_v1_accounts_proto_depIdxs = []int32{
-	26, // 0: gatehouse.events.v1.EmailReserved.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	26, // 1: gatehouse.events.v1.EmailReleased.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	26, // 2: gatehouse.events.v1.UserRegistered.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
-	26, // 3: gatehouse.events.v1.UserRegistered.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	26, // 4: gatehouse.events.v1.UserRegistered.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
+	31, // 0: gatehouse.events.v1.EmailReserved.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	31, // 1: gatehouse.events.v1.EmailReleased.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	31, // 2: gatehouse.events.v1.UserRegistered.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
+	31, // 3: gatehouse.events.v1.UserRegistered.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	31, // 4: gatehouse.events.v1.UserRegistered.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
 	0,  // 5: gatehouse.events.v1.PasswordChanged.reason:type_name -> gatehouse.events.v1.PasswordChangeReason
-	26, // 6: gatehouse.events.v1.PasswordChanged.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
-	26, // 7: gatehouse.events.v1.DisplayNameSet.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
-	26, // 8: gatehouse.events.v1.EmailAdded.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	26, // 9: gatehouse.events.v1.EmailRemoved.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	26, // 10: gatehouse.events.v1.PrimaryEmailSet.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	26, // 11: gatehouse.events.v1.BrowserSessionStarted.sealed_user_agent:type_name -> gatehouse.events.v1.SealedSecret
-	26, // 12: gatehouse.events.v1.BrowserSessionStarted.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
-	25, // 13: gatehouse.events.v1.BrowserSessionsActive.entries:type_name -> gatehouse.events.v1.BrowserSessionsActive.Entry
-	27, // 14: gatehouse.events.v1.RegistrationTokenCreated.expires_at:type_name -> google.protobuf.Timestamp
-	27, // 15: gatehouse.events.v1.RegistrationStarted.expires_at:type_name -> google.protobuf.Timestamp
-	26, // 16: gatehouse.events.v1.RegistrationStarted.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
-	26, // 17: gatehouse.events.v1.RegistrationStarted.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	26, // 18: gatehouse.events.v1.RegistrationStarted.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
-	26, // 19: gatehouse.events.v1.AuthProofKeyGenerated.sealed_key:type_name -> gatehouse.events.v1.SealedSecret
-	28, // 20: gatehouse.events.v1.AuthProofKeyGenerated.change:type_name -> gatehouse.events.v1.SecretChange
-	26, // 21: gatehouse.events.v1.ClaimKeyGenerated.sealed_key:type_name -> gatehouse.events.v1.SealedSecret
-	28, // 22: gatehouse.events.v1.ClaimKeyGenerated.change:type_name -> gatehouse.events.v1.SecretChange
-	26, // 23: gatehouse.events.v1.BrowserSessionsActive.Entry.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
-	24, // [24:24] is the sub-list for method output_type
-	24, // [24:24] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	31, // 6: gatehouse.events.v1.PasswordChanged.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
+	31, // 7: gatehouse.events.v1.DisplayNameSet.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
+	31, // 8: gatehouse.events.v1.EmailAdded.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	31, // 9: gatehouse.events.v1.EmailRemoved.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	31, // 10: gatehouse.events.v1.PrimaryEmailSet.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	31, // 11: gatehouse.events.v1.BrowserSessionStarted.sealed_user_agent:type_name -> gatehouse.events.v1.SealedSecret
+	31, // 12: gatehouse.events.v1.BrowserSessionStarted.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
+	30, // 13: gatehouse.events.v1.BrowserSessionsActive.entries:type_name -> gatehouse.events.v1.BrowserSessionsActive.Entry
+	32, // 14: gatehouse.events.v1.RegistrationTokenCreated.expires_at:type_name -> google.protobuf.Timestamp
+	32, // 15: gatehouse.events.v1.RegistrationStarted.expires_at:type_name -> google.protobuf.Timestamp
+	31, // 16: gatehouse.events.v1.RegistrationStarted.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
+	31, // 17: gatehouse.events.v1.RegistrationStarted.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	31, // 18: gatehouse.events.v1.RegistrationStarted.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
+	31, // 19: gatehouse.events.v1.AuthProofKeyGenerated.sealed_key:type_name -> gatehouse.events.v1.SealedSecret
+	33, // 20: gatehouse.events.v1.AuthProofKeyGenerated.change:type_name -> gatehouse.events.v1.SecretChange
+	31, // 21: gatehouse.events.v1.ClaimKeyGenerated.sealed_key:type_name -> gatehouse.events.v1.SealedSecret
+	33, // 22: gatehouse.events.v1.ClaimKeyGenerated.change:type_name -> gatehouse.events.v1.SecretChange
+	31, // 23: gatehouse.events.v1.UpstreamLinked.sealed_subject:type_name -> gatehouse.events.v1.SealedSecret
+	31, // 24: gatehouse.events.v1.UpstreamLinked.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	31, // 25: gatehouse.events.v1.BrowserSessionsActive.Entry.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
+	26, // [26:26] is the sub-list for method output_type
+	26, // [26:26] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_events_v1_accounts_proto_init() }
@@ -1951,7 +2401,7 @@ func file_gatehouse_events_v1_accounts_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_events_v1_accounts_proto_rawDesc), len(file_gatehouse_events_v1_accounts_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   25,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

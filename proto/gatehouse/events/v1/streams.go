@@ -104,7 +104,8 @@ func aggregate(prefix, typ string, events ...proto.Message) Aggregate {
 var (
 	AccountsUser = aggregate("accounts", "user",
 		&UserRegistered{}, &PasswordChanged{}, &UserLocked{}, &UserUnlocked{}, &UserDeactivated{}, &UserReactivated{},
-		&DisplayNameSet{}, &AdminSet{}, &EmailAdded{}, &EmailRemoved{}, &PrimaryEmailSet{})
+		&DisplayNameSet{}, &AdminSet{}, &EmailAdded{}, &EmailRemoved{}, &PrimaryEmailSet{},
+		&UpstreamLinked{}, &UpstreamUnlinked{})
 	AccountsUsername     = aggregate("accounts", "username", &UsernameReserved{})
 	AccountsEmail        = aggregate("accounts", "email", &EmailReserved{}, &EmailReleased{})
 	AccountsBrowser      = aggregate("accounts", "browser", &BrowserSessionStarted{}, &BrowserSessionEnded{})
@@ -112,10 +113,14 @@ var (
 	AccountsRegToken     = aggregate("accounts", "regtoken", &RegistrationTokenCreated{}, &RegistrationTokenUsed{}, &RegistrationTokenRevoked{})
 	AccountsRegistration = aggregate("accounts", "registration", &RegistrationStarted{}, &RegistrationCompleted{})
 	AccountsKeys         = aggregate("accounts", "keys", &AuthProofKeyGenerated{}, &ClaimKeyGenerated{})
+	// AccountsUpstream is the claim of an upstream identity (one user each).
+	AccountsUpstream = aggregate("accounts", "upstream", &UpstreamLinkReserved{}, &UpstreamLinkReleased{})
+	// AccountsBackchannelLogout is a provider's logout token, received once.
+	AccountsBackchannelLogout = aggregate("accounts", "bclogout", &UpstreamLogoutReceived{})
 
 	Accounts = Stream{Name: "ACCOUNTS", Prefix: "accounts", Aggregates: []Aggregate{
 		AccountsUser, AccountsUsername, AccountsEmail, AccountsBrowser, AccountsActivity, AccountsRegToken, AccountsRegistration,
-		AccountsKeys,
+		AccountsKeys, AccountsUpstream, AccountsBackchannelLogout,
 	}}
 )
 

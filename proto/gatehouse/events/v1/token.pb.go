@@ -51,8 +51,12 @@ type SessionStarted struct {
 	// itself (client_credentials) keeps them in clear.
 	SealedIpAddress *SealedSecret `protobuf:"bytes,13,opt,name=sealed_ip_address,json=sealedIpAddress,proto3" json:"sealed_ip_address,omitempty"`
 	SealedUserAgent *SealedSecret `protobuf:"bytes,14,opt,name=sealed_user_agent,json=sealedUserAgent,proto3" json:"sealed_user_agent,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The browser session (accounts) the person consented from: the grant's,
+	// the device approval's or the login token's; empty when none. A
+	// back-channel logout that ends it may end this session too.
+	BrowserSessionId string `protobuf:"bytes,15,opt,name=browser_session_id,json=browserSessionId,proto3" json:"browser_session_id,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *SessionStarted) Reset() {
@@ -181,6 +185,13 @@ func (x *SessionStarted) GetSealedUserAgent() *SealedSecret {
 		return x.SealedUserAgent
 	}
 	return nil
+}
+
+func (x *SessionStarted) GetBrowserSessionId() string {
+	if x != nil {
+		return x.BrowserSessionId
+	}
+	return ""
 }
 
 // TokensIssued records a new token pair (or a lone access token). Only hashes are stored.
@@ -477,10 +488,12 @@ type LoginTokenIssued struct {
 	// Matrix localpart.
 	Username string `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
 	// Whether the session may get urn:synapse:admin:*.
-	Admin         bool                   `protobuf:"varint,3,opt,name=admin,proto3" json:"admin,omitempty"`
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Admin     bool                   `protobuf:"varint,3,opt,name=admin,proto3" json:"admin,omitempty"`
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// The browser session the token was asked from.
+	BrowserSessionId string `protobuf:"bytes,5,opt,name=browser_session_id,json=browserSessionId,proto3" json:"browser_session_id,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *LoginTokenIssued) Reset() {
@@ -539,6 +552,13 @@ func (x *LoginTokenIssued) GetExpiresAt() *timestamppb.Timestamp {
 		return x.ExpiresAt
 	}
 	return nil
+}
+
+func (x *LoginTokenIssued) GetBrowserSessionId() string {
+	if x != nil {
+		return x.BrowserSessionId
+	}
+	return ""
 }
 
 // LoginTokenUsed records the one exchange of a login token for a compat
@@ -773,7 +793,7 @@ var File_gatehouse_events_v1_token_proto protoreflect.FileDescriptor
 
 const file_gatehouse_events_v1_token_proto_rawDesc = "" +
 	"\n" +
-	"\x1fgatehouse/events/v1/token.proto\x12\x13gatehouse.events.v1\x1a gatehouse/events/v1/sealed.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaa\x04\n" +
+	"\x1fgatehouse/events/v1/token.proto\x12\x13gatehouse.events.v1\x1a gatehouse/events/v1/sealed.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd8\x04\n" +
 	"\x0eSessionStarted\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x12\n" +
@@ -792,7 +812,8 @@ const file_gatehouse_events_v1_token_proto_rawDesc = "" +
 	"\n" +
 	"user_agent\x18\f \x01(\tR\tuserAgent\x12M\n" +
 	"\x11sealed_ip_address\x18\r \x01(\v2!.gatehouse.events.v1.SealedSecretR\x0fsealedIpAddress\x12M\n" +
-	"\x11sealed_user_agent\x18\x0e \x01(\v2!.gatehouse.events.v1.SealedSecretR\x0fsealedUserAgent\"\x9d\x02\n" +
+	"\x11sealed_user_agent\x18\x0e \x01(\v2!.gatehouse.events.v1.SealedSecretR\x0fsealedUserAgent\x12,\n" +
+	"\x12browser_session_id\x18\x0f \x01(\tR\x10browserSessionId\"\x9d\x02\n" +
 	"\fTokensIssued\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1f\n" +
@@ -815,13 +836,14 @@ const file_gatehouse_events_v1_token_proto_rawDesc = "" +
 	"\x13ClientAssertionUsed\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x129\n" +
 	"\n" +
-	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\x98\x01\n" +
+	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xc6\x01\n" +
 	"\x10LoginTokenIssued\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x14\n" +
 	"\x05admin\x18\x03 \x01(\bR\x05admin\x129\n" +
 	"\n" +
-	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"/\n" +
+	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12,\n" +
+	"\x12browser_session_id\x18\x05 \x01(\tR\x10browserSessionId\"/\n" +
 	"\x0eLoginTokenUsed\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\"_\n" +

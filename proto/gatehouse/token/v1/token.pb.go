@@ -1068,6 +1068,128 @@ func (*RenameSessionResponse) Descriptor() ([]byte, []int) {
 	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{18}
 }
 
+type CheckIDTokenHintRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	IdTokenHint   string                 `protobuf:"bytes,1,opt,name=id_token_hint,json=idTokenHint,proto3" json:"id_token_hint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckIDTokenHintRequest) Reset() {
+	*x = CheckIDTokenHintRequest{}
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckIDTokenHintRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckIDTokenHintRequest) ProtoMessage() {}
+
+func (x *CheckIDTokenHintRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckIDTokenHintRequest.ProtoReflect.Descriptor instead.
+func (*CheckIDTokenHintRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *CheckIDTokenHintRequest) GetIdTokenHint() string {
+	if x != nil {
+		return x.IdTokenHint
+	}
+	return ""
+}
+
+type CheckIDTokenHintResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The ID token's sub (the user id), aud (the client) and sid (the browser
+	// session it was issued in; empty when none).
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	ClientId      string                 `protobuf:"bytes,2,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	Sid           string                 `protobuf:"bytes,3,opt,name=sid,proto3" json:"sid,omitempty"`
+	IssuedAt      *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=issued_at,json=issuedAt,proto3" json:"issued_at,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckIDTokenHintResponse) Reset() {
+	*x = CheckIDTokenHintResponse{}
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckIDTokenHintResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckIDTokenHintResponse) ProtoMessage() {}
+
+func (x *CheckIDTokenHintResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckIDTokenHintResponse.ProtoReflect.Descriptor instead.
+func (*CheckIDTokenHintResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *CheckIDTokenHintResponse) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *CheckIDTokenHintResponse) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *CheckIDTokenHintResponse) GetSid() string {
+	if x != nil {
+		return x.Sid
+	}
+	return ""
+}
+
+func (x *CheckIDTokenHintResponse) GetIssuedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.IssuedAt
+	}
+	return nil
+}
+
+func (x *CheckIDTokenHintResponse) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
 var File_gatehouse_token_v1_token_proto protoreflect.FileDescriptor
 
 const file_gatehouse_token_v1_token_proto_rawDesc = "" +
@@ -1146,7 +1268,16 @@ const file_gatehouse_token_v1_token_proto_rawDesc = "" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12.\n" +
 	"\x13device_display_name\x18\x03 \x01(\tR\x11deviceDisplayName\"\x17\n" +
-	"\x15RenameSessionResponse2\x8f\b\n" +
+	"\x15RenameSessionResponse\"=\n" +
+	"\x17CheckIDTokenHintRequest\x12\"\n" +
+	"\rid_token_hint\x18\x01 \x01(\tR\vidTokenHint\"\xd6\x01\n" +
+	"\x18CheckIDTokenHintResponse\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1b\n" +
+	"\tclient_id\x18\x02 \x01(\tR\bclientId\x12\x10\n" +
+	"\x03sid\x18\x03 \x01(\tR\x03sid\x127\n" +
+	"\tissued_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt\x129\n" +
+	"\n" +
+	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt2\x87\t\n" +
 	"\fTokenService\x12e\n" +
 	"\n" +
 	"Introspect\x12%.gatehouse.token.v1.IntrospectRequest\x1a&.gatehouse.token.v1.IntrospectResponse\"\b\xc2\xf3\x18\x04\n" +
@@ -1167,7 +1298,9 @@ const file_gatehouse_token_v1_token_proto_rawDesc = "" +
 	"\x16AllowCrossSigningReset\x121.gatehouse.token.v1.AllowCrossSigningResetRequest\x1a2.gatehouse.token.v1.AllowCrossSigningResetResponse\"\b\xc2\xf3\x18\x04\n" +
 	"\x02\x02\b\x12n\n" +
 	"\rRenameSession\x12(.gatehouse.token.v1.RenameSessionRequest\x1a).gatehouse.token.v1.RenameSessionResponse\"\b\xc2\xf3\x18\x04\n" +
-	"\x02\x02\bB0Z.gatehouse.dev/proto/gatehouse/token/v1;tokenv1b\x06proto3"
+	"\x02\x02\b\x12v\n" +
+	"\x10CheckIDTokenHint\x12+.gatehouse.token.v1.CheckIDTokenHintRequest\x1a,.gatehouse.token.v1.CheckIDTokenHintResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\aB0Z.gatehouse.dev/proto/gatehouse/token/v1;tokenv1b\x06proto3"
 
 var (
 	file_gatehouse_token_v1_token_proto_rawDescOnce sync.Once
@@ -1181,7 +1314,7 @@ func file_gatehouse_token_v1_token_proto_rawDescGZIP() []byte {
 	return file_gatehouse_token_v1_token_proto_rawDescData
 }
 
-var file_gatehouse_token_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_gatehouse_token_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_gatehouse_token_v1_token_proto_goTypes = []any{
 	(*IntrospectRequest)(nil),              // 0: gatehouse.token.v1.IntrospectRequest
 	(*IntrospectResponse)(nil),             // 1: gatehouse.token.v1.IntrospectResponse
@@ -1202,39 +1335,45 @@ var file_gatehouse_token_v1_token_proto_goTypes = []any{
 	(*AllowCrossSigningResetResponse)(nil), // 16: gatehouse.token.v1.AllowCrossSigningResetResponse
 	(*RenameSessionRequest)(nil),           // 17: gatehouse.token.v1.RenameSessionRequest
 	(*RenameSessionResponse)(nil),          // 18: gatehouse.token.v1.RenameSessionResponse
-	(*timestamppb.Timestamp)(nil),          // 19: google.protobuf.Timestamp
+	(*CheckIDTokenHintRequest)(nil),        // 19: gatehouse.token.v1.CheckIDTokenHintRequest
+	(*CheckIDTokenHintResponse)(nil),       // 20: gatehouse.token.v1.CheckIDTokenHintResponse
+	(*timestamppb.Timestamp)(nil),          // 21: google.protobuf.Timestamp
 }
 var file_gatehouse_token_v1_token_proto_depIdxs = []int32{
-	19, // 0: gatehouse.token.v1.IntrospectResponse.exp:type_name -> google.protobuf.Timestamp
-	19, // 1: gatehouse.token.v1.IntrospectResponse.iat:type_name -> google.protobuf.Timestamp
-	19, // 2: gatehouse.token.v1.Session.created_at:type_name -> google.protobuf.Timestamp
-	19, // 3: gatehouse.token.v1.Session.ended_at:type_name -> google.protobuf.Timestamp
-	19, // 4: gatehouse.token.v1.Session.last_active_at:type_name -> google.protobuf.Timestamp
+	21, // 0: gatehouse.token.v1.IntrospectResponse.exp:type_name -> google.protobuf.Timestamp
+	21, // 1: gatehouse.token.v1.IntrospectResponse.iat:type_name -> google.protobuf.Timestamp
+	21, // 2: gatehouse.token.v1.Session.created_at:type_name -> google.protobuf.Timestamp
+	21, // 3: gatehouse.token.v1.Session.ended_at:type_name -> google.protobuf.Timestamp
+	21, // 4: gatehouse.token.v1.Session.last_active_at:type_name -> google.protobuf.Timestamp
 	4,  // 5: gatehouse.token.v1.ListSessionsResponse.sessions:type_name -> gatehouse.token.v1.Session
-	19, // 6: gatehouse.token.v1.CreateLoginTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	0,  // 7: gatehouse.token.v1.TokenService.Introspect:input_type -> gatehouse.token.v1.IntrospectRequest
-	2,  // 8: gatehouse.token.v1.TokenService.Revoke:input_type -> gatehouse.token.v1.RevokeRequest
-	5,  // 9: gatehouse.token.v1.TokenService.ListSessions:input_type -> gatehouse.token.v1.ListSessionsRequest
-	7,  // 10: gatehouse.token.v1.TokenService.EndSession:input_type -> gatehouse.token.v1.EndSessionRequest
-	9,  // 11: gatehouse.token.v1.TokenService.CreateLoginToken:input_type -> gatehouse.token.v1.CreateLoginTokenRequest
-	11, // 12: gatehouse.token.v1.TokenService.SyncHomeserver:input_type -> gatehouse.token.v1.SyncHomeserverRequest
-	13, // 13: gatehouse.token.v1.TokenService.IsLocalpartAvailable:input_type -> gatehouse.token.v1.IsLocalpartAvailableRequest
-	15, // 14: gatehouse.token.v1.TokenService.AllowCrossSigningReset:input_type -> gatehouse.token.v1.AllowCrossSigningResetRequest
-	17, // 15: gatehouse.token.v1.TokenService.RenameSession:input_type -> gatehouse.token.v1.RenameSessionRequest
-	1,  // 16: gatehouse.token.v1.TokenService.Introspect:output_type -> gatehouse.token.v1.IntrospectResponse
-	3,  // 17: gatehouse.token.v1.TokenService.Revoke:output_type -> gatehouse.token.v1.RevokeResponse
-	6,  // 18: gatehouse.token.v1.TokenService.ListSessions:output_type -> gatehouse.token.v1.ListSessionsResponse
-	8,  // 19: gatehouse.token.v1.TokenService.EndSession:output_type -> gatehouse.token.v1.EndSessionResponse
-	10, // 20: gatehouse.token.v1.TokenService.CreateLoginToken:output_type -> gatehouse.token.v1.CreateLoginTokenResponse
-	12, // 21: gatehouse.token.v1.TokenService.SyncHomeserver:output_type -> gatehouse.token.v1.SyncHomeserverResponse
-	14, // 22: gatehouse.token.v1.TokenService.IsLocalpartAvailable:output_type -> gatehouse.token.v1.IsLocalpartAvailableResponse
-	16, // 23: gatehouse.token.v1.TokenService.AllowCrossSigningReset:output_type -> gatehouse.token.v1.AllowCrossSigningResetResponse
-	18, // 24: gatehouse.token.v1.TokenService.RenameSession:output_type -> gatehouse.token.v1.RenameSessionResponse
-	16, // [16:25] is the sub-list for method output_type
-	7,  // [7:16] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	21, // 6: gatehouse.token.v1.CreateLoginTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	21, // 7: gatehouse.token.v1.CheckIDTokenHintResponse.issued_at:type_name -> google.protobuf.Timestamp
+	21, // 8: gatehouse.token.v1.CheckIDTokenHintResponse.expires_at:type_name -> google.protobuf.Timestamp
+	0,  // 9: gatehouse.token.v1.TokenService.Introspect:input_type -> gatehouse.token.v1.IntrospectRequest
+	2,  // 10: gatehouse.token.v1.TokenService.Revoke:input_type -> gatehouse.token.v1.RevokeRequest
+	5,  // 11: gatehouse.token.v1.TokenService.ListSessions:input_type -> gatehouse.token.v1.ListSessionsRequest
+	7,  // 12: gatehouse.token.v1.TokenService.EndSession:input_type -> gatehouse.token.v1.EndSessionRequest
+	9,  // 13: gatehouse.token.v1.TokenService.CreateLoginToken:input_type -> gatehouse.token.v1.CreateLoginTokenRequest
+	11, // 14: gatehouse.token.v1.TokenService.SyncHomeserver:input_type -> gatehouse.token.v1.SyncHomeserverRequest
+	13, // 15: gatehouse.token.v1.TokenService.IsLocalpartAvailable:input_type -> gatehouse.token.v1.IsLocalpartAvailableRequest
+	15, // 16: gatehouse.token.v1.TokenService.AllowCrossSigningReset:input_type -> gatehouse.token.v1.AllowCrossSigningResetRequest
+	17, // 17: gatehouse.token.v1.TokenService.RenameSession:input_type -> gatehouse.token.v1.RenameSessionRequest
+	19, // 18: gatehouse.token.v1.TokenService.CheckIDTokenHint:input_type -> gatehouse.token.v1.CheckIDTokenHintRequest
+	1,  // 19: gatehouse.token.v1.TokenService.Introspect:output_type -> gatehouse.token.v1.IntrospectResponse
+	3,  // 20: gatehouse.token.v1.TokenService.Revoke:output_type -> gatehouse.token.v1.RevokeResponse
+	6,  // 21: gatehouse.token.v1.TokenService.ListSessions:output_type -> gatehouse.token.v1.ListSessionsResponse
+	8,  // 22: gatehouse.token.v1.TokenService.EndSession:output_type -> gatehouse.token.v1.EndSessionResponse
+	10, // 23: gatehouse.token.v1.TokenService.CreateLoginToken:output_type -> gatehouse.token.v1.CreateLoginTokenResponse
+	12, // 24: gatehouse.token.v1.TokenService.SyncHomeserver:output_type -> gatehouse.token.v1.SyncHomeserverResponse
+	14, // 25: gatehouse.token.v1.TokenService.IsLocalpartAvailable:output_type -> gatehouse.token.v1.IsLocalpartAvailableResponse
+	16, // 26: gatehouse.token.v1.TokenService.AllowCrossSigningReset:output_type -> gatehouse.token.v1.AllowCrossSigningResetResponse
+	18, // 27: gatehouse.token.v1.TokenService.RenameSession:output_type -> gatehouse.token.v1.RenameSessionResponse
+	20, // 28: gatehouse.token.v1.TokenService.CheckIDTokenHint:output_type -> gatehouse.token.v1.CheckIDTokenHintResponse
+	19, // [19:29] is the sub-list for method output_type
+	9,  // [9:19] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_token_v1_token_proto_init() }
@@ -1248,7 +1387,7 @@ func file_gatehouse_token_v1_token_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_token_v1_token_proto_rawDesc), len(file_gatehouse_token_v1_token_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -28,6 +28,7 @@ const (
 	TokenService_IsLocalpartAvailable_FullMethodName   = "/gatehouse.token.v1.TokenService/IsLocalpartAvailable"
 	TokenService_AllowCrossSigningReset_FullMethodName = "/gatehouse.token.v1.TokenService/AllowCrossSigningReset"
 	TokenService_RenameSession_FullMethodName          = "/gatehouse.token.v1.TokenService/RenameSession"
+	TokenService_CheckIDTokenHint_FullMethodName       = "/gatehouse.token.v1.TokenService/CheckIDTokenHint"
 )
 
 // TokenServiceClient is the client API for TokenService service.
@@ -64,6 +65,10 @@ type TokenServiceClient interface {
 	// RenameSession gives a live session's device a display name; the homeserver
 	// is told through provisioning (update_device_display_name).
 	RenameSession(ctx context.Context, in *RenameSessionRequest, opts ...grpc.CallOption) (*RenameSessionResponse, error)
+	// CheckIDTokenHint verifies an id_token_hint of RP-initiated logout
+	// (OpenID Connect RP-Initiated Logout 1.0): an ID token this deployment
+	// signed, expired or not. INVALID_ARGUMENT when it is not one.
+	CheckIDTokenHint(ctx context.Context, in *CheckIDTokenHintRequest, opts ...grpc.CallOption) (*CheckIDTokenHintResponse, error)
 }
 
 type tokenServiceClient struct {
@@ -164,6 +169,16 @@ func (c *tokenServiceClient) RenameSession(ctx context.Context, in *RenameSessio
 	return out, nil
 }
 
+func (c *tokenServiceClient) CheckIDTokenHint(ctx context.Context, in *CheckIDTokenHintRequest, opts ...grpc.CallOption) (*CheckIDTokenHintResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CheckIDTokenHintResponse)
+	err := c.cc.Invoke(ctx, TokenService_CheckIDTokenHint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TokenServiceServer is the server API for TokenService service.
 // All implementations must embed UnimplementedTokenServiceServer
 // for forward compatibility.
@@ -198,6 +213,10 @@ type TokenServiceServer interface {
 	// RenameSession gives a live session's device a display name; the homeserver
 	// is told through provisioning (update_device_display_name).
 	RenameSession(context.Context, *RenameSessionRequest) (*RenameSessionResponse, error)
+	// CheckIDTokenHint verifies an id_token_hint of RP-initiated logout
+	// (OpenID Connect RP-Initiated Logout 1.0): an ID token this deployment
+	// signed, expired or not. INVALID_ARGUMENT when it is not one.
+	CheckIDTokenHint(context.Context, *CheckIDTokenHintRequest) (*CheckIDTokenHintResponse, error)
 	mustEmbedUnimplementedTokenServiceServer()
 }
 
@@ -234,6 +253,9 @@ func (UnimplementedTokenServiceServer) AllowCrossSigningReset(context.Context, *
 }
 func (UnimplementedTokenServiceServer) RenameSession(context.Context, *RenameSessionRequest) (*RenameSessionResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method RenameSession not implemented")
+}
+func (UnimplementedTokenServiceServer) CheckIDTokenHint(context.Context, *CheckIDTokenHintRequest) (*CheckIDTokenHintResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CheckIDTokenHint not implemented")
 }
 func (UnimplementedTokenServiceServer) mustEmbedUnimplementedTokenServiceServer() {}
 func (UnimplementedTokenServiceServer) testEmbeddedByValue()                      {}
@@ -418,6 +440,24 @@ func _TokenService_RenameSession_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TokenService_CheckIDTokenHint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CheckIDTokenHintRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).CheckIDTokenHint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_CheckIDTokenHint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).CheckIDTokenHint(ctx, req.(*CheckIDTokenHintRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TokenService_ServiceDesc is the grpc.ServiceDesc for TokenService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -460,6 +500,10 @@ var TokenService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RenameSession",
 			Handler:    _TokenService_RenameSession_Handler,
+		},
+		{
+			MethodName: "CheckIDTokenHint",
+			Handler:    _TokenService_CheckIDTokenHint_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

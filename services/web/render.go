@@ -3,7 +3,9 @@ package web
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/httpx"
@@ -31,6 +33,10 @@ func (s *Service) render(w http.ResponseWriter, r *http.Request, status int, nam
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+		// Every 503 says when to come back, as the error edge's do.
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(httpx.DefaultRetryAfter.Seconds()))))
+	}
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
 }

@@ -137,6 +137,10 @@ func TestUpstreamCallbackIsBoundToTheBrowser(t *testing.T) {
 			if resp.StatusCode != tc.status || !strings.Contains(body, tc.want) {
 				t.Errorf("%d, want %d with %q:\n%s", resp.StatusCode, tc.status, tc.want, body)
 			}
+			// A page that may pass says when to come back.
+			if retry := resp.Header.Get("Retry-After"); (tc.status == http.StatusServiceUnavailable) != (retry != "") {
+				t.Errorf("%d with Retry-After %q", resp.StatusCode, retry)
+			}
 		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -26,11 +27,16 @@ type captchaStandIn struct {
 	*httptest.Server
 	mu    sync.Mutex
 	forms []url.Values
+	down  atomic.Bool // answers 502, as a provider that cannot be reached
 }
 
 func newCaptchaStandIn(t *testing.T, host string) *captchaStandIn {
 	s := &captchaStandIn{}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.down.Load() {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
 		r.ParseForm()
 		s.mu.Lock()
 		s.forms = append(s.forms, r.PostForm)
@@ -148,6 +154,13 @@ func TestRegistrationAsksForTheCaptcha(t *testing.T) {
 	if last := calls[len(calls)-1]; last.Get("secret") != captchaSecret || last.Get("response") != "forged" || last.Get("remoteip") != "127.0.0.1" {
 		t.Errorf("siteverify got %v", last)
 	}
+	// The provider cannot be reached: the page may pass, and says when to come back.
+	e.standIn.down.Store(true)
+	resp, page = post("solved")
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || e.reg.started != 0 {
+		t.Fatalf("with the provider down: %d (Retry-After %q), %d registrations\n%s", resp.StatusCode, resp.Header.Get("Retry-After"), e.reg.started, page)
+	}
+	e.standIn.down.Store(false)
 	resp, page = post("solved")
 	if resp.StatusCode != http.StatusSeeOther || !strings.Contains(resp.Header.Get("Location"), "register/verify") || e.reg.started != 1 {
 		t.Fatalf("with a good token: %d %s\n%s", resp.StatusCode, resp.Header.Get("Location"), page)

@@ -8,6 +8,7 @@ package accountsv1
 
 import (
 	_ "gatehouse.dev/proto/gatehouse/auth/v1"
+	v1 "gatehouse.dev/proto/gatehouse/paging/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -31,6 +32,8 @@ const (
 	UserStatus_USER_STATUS_ACTIVE      UserStatus = 1
 	UserStatus_USER_STATUS_LOCKED      UserStatus = 2
 	UserStatus_USER_STATUS_DEACTIVATED UserStatus = 3
+	// Locked or deactivated (as MAS's admin API filters "locked").
+	UserStatus_USER_STATUS_LOCKED_OR_DEACTIVATED UserStatus = 4
 )
 
 // Enum value maps for UserStatus.
@@ -40,12 +43,14 @@ var (
 		1: "USER_STATUS_ACTIVE",
 		2: "USER_STATUS_LOCKED",
 		3: "USER_STATUS_DEACTIVATED",
+		4: "USER_STATUS_LOCKED_OR_DEACTIVATED",
 	}
 	UserStatus_value = map[string]int32{
-		"USER_STATUS_UNSPECIFIED": 0,
-		"USER_STATUS_ACTIVE":      1,
-		"USER_STATUS_LOCKED":      2,
-		"USER_STATUS_DEACTIVATED": 3,
+		"USER_STATUS_UNSPECIFIED":           0,
+		"USER_STATUS_ACTIVE":                1,
+		"USER_STATUS_LOCKED":                2,
+		"USER_STATUS_DEACTIVATED":           3,
+		"USER_STATUS_LOCKED_OR_DEACTIVATED": 4,
 	}
 )
 
@@ -76,6 +81,560 @@ func (UserStatus) EnumDescriptor() ([]byte, []int) {
 	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{0}
 }
 
+type SetAdminRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Admin         bool                   `protobuf:"varint,2,opt,name=admin,proto3" json:"admin,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetAdminRequest) Reset() {
+	*x = SetAdminRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetAdminRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetAdminRequest) ProtoMessage() {}
+
+func (x *SetAdminRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetAdminRequest.ProtoReflect.Descriptor instead.
+func (*SetAdminRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *SetAdminRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *SetAdminRequest) GetAdmin() bool {
+	if x != nil {
+		return x.Admin
+	}
+	return false
+}
+
+type SetAdminResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          *User                  `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetAdminResponse) Reset() {
+	*x = SetAdminResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetAdminResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetAdminResponse) ProtoMessage() {}
+
+func (x *SetAdminResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetAdminResponse.ProtoReflect.Descriptor instead.
+func (*SetAdminResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SetAdminResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+type GetEmailRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EmailId       string                 `protobuf:"bytes,1,opt,name=email_id,json=emailId,proto3" json:"email_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetEmailRequest) Reset() {
+	*x = GetEmailRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetEmailRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetEmailRequest) ProtoMessage() {}
+
+func (x *GetEmailRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetEmailRequest.ProtoReflect.Descriptor instead.
+func (*GetEmailRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *GetEmailRequest) GetEmailId() string {
+	if x != nil {
+		return x.EmailId
+	}
+	return ""
+}
+
+type GetEmailResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Email         *Email                 `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetEmailResponse) Reset() {
+	*x = GetEmailResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetEmailResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetEmailResponse) ProtoMessage() {}
+
+func (x *GetEmailResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetEmailResponse.ProtoReflect.Descriptor instead.
+func (*GetEmailResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *GetEmailResponse) GetEmail() *Email {
+	if x != nil {
+		return x.Email
+	}
+	return nil
+}
+
+type GetBrowserSessionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBrowserSessionRequest) Reset() {
+	*x = GetBrowserSessionRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBrowserSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBrowserSessionRequest) ProtoMessage() {}
+
+func (x *GetBrowserSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBrowserSessionRequest.ProtoReflect.Descriptor instead.
+func (*GetBrowserSessionRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *GetBrowserSessionRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+type GetBrowserSessionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       *BrowserSession        `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBrowserSessionResponse) Reset() {
+	*x = GetBrowserSessionResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBrowserSessionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBrowserSessionResponse) ProtoMessage() {}
+
+func (x *GetBrowserSessionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBrowserSessionResponse.ProtoReflect.Descriptor instead.
+func (*GetBrowserSessionResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *GetBrowserSessionResponse) GetSession() *BrowserSession {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+type GetRegistrationTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TokenId       string                 `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRegistrationTokenRequest) Reset() {
+	*x = GetRegistrationTokenRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRegistrationTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRegistrationTokenRequest) ProtoMessage() {}
+
+func (x *GetRegistrationTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRegistrationTokenRequest.ProtoReflect.Descriptor instead.
+func (*GetRegistrationTokenRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *GetRegistrationTokenRequest) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+type GetRegistrationTokenResponse struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	RegistrationToken *RegistrationToken     `protobuf:"bytes,1,opt,name=registration_token,json=registrationToken,proto3" json:"registration_token,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *GetRegistrationTokenResponse) Reset() {
+	*x = GetRegistrationTokenResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRegistrationTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRegistrationTokenResponse) ProtoMessage() {}
+
+func (x *GetRegistrationTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRegistrationTokenResponse.ProtoReflect.Descriptor instead.
+func (*GetRegistrationTokenResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *GetRegistrationTokenResponse) GetRegistrationToken() *RegistrationToken {
+	if x != nil {
+		return x.RegistrationToken
+	}
+	return nil
+}
+
+type UpdateRegistrationTokenRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	TokenId string                 `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	// Unset: never expires.
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// 0: unlimited.
+	UsesAllowed   int32 `protobuf:"varint,3,opt,name=uses_allowed,json=usesAllowed,proto3" json:"uses_allowed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateRegistrationTokenRequest) Reset() {
+	*x = UpdateRegistrationTokenRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateRegistrationTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateRegistrationTokenRequest) ProtoMessage() {}
+
+func (x *UpdateRegistrationTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateRegistrationTokenRequest.ProtoReflect.Descriptor instead.
+func (*UpdateRegistrationTokenRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *UpdateRegistrationTokenRequest) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+func (x *UpdateRegistrationTokenRequest) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *UpdateRegistrationTokenRequest) GetUsesAllowed() int32 {
+	if x != nil {
+		return x.UsesAllowed
+	}
+	return 0
+}
+
+type UnrevokeRegistrationTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TokenId       string                 `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnrevokeRegistrationTokenRequest) Reset() {
+	*x = UnrevokeRegistrationTokenRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnrevokeRegistrationTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnrevokeRegistrationTokenRequest) ProtoMessage() {}
+
+func (x *UnrevokeRegistrationTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnrevokeRegistrationTokenRequest.ProtoReflect.Descriptor instead.
+func (*UnrevokeRegistrationTokenRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *UnrevokeRegistrationTokenRequest) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+type UpdateRegistrationTokenResponse struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	RegistrationToken *RegistrationToken     `protobuf:"bytes,1,opt,name=registration_token,json=registrationToken,proto3" json:"registration_token,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *UpdateRegistrationTokenResponse) Reset() {
+	*x = UpdateRegistrationTokenResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateRegistrationTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateRegistrationTokenResponse) ProtoMessage() {}
+
+func (x *UpdateRegistrationTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateRegistrationTokenResponse.ProtoReflect.Descriptor instead.
+func (*UpdateRegistrationTokenResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *UpdateRegistrationTokenResponse) GetRegistrationToken() *RegistrationToken {
+	if x != nil {
+		return x.RegistrationToken
+	}
+	return nil
+}
+
+type UnrevokeRegistrationTokenResponse struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	RegistrationToken *RegistrationToken     `protobuf:"bytes,1,opt,name=registration_token,json=registrationToken,proto3" json:"registration_token,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *UnrevokeRegistrationTokenResponse) Reset() {
+	*x = UnrevokeRegistrationTokenResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnrevokeRegistrationTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnrevokeRegistrationTokenResponse) ProtoMessage() {}
+
+func (x *UnrevokeRegistrationTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnrevokeRegistrationTokenResponse.ProtoReflect.Descriptor instead.
+func (*UnrevokeRegistrationTokenResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *UnrevokeRegistrationTokenResponse) GetRegistrationToken() *RegistrationToken {
+	if x != nil {
+		return x.RegistrationToken
+	}
+	return nil
+}
+
 // RegistrationToken describes a registration token (never the token itself).
 type RegistrationToken struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -85,15 +644,19 @@ type RegistrationToken struct {
 	Uses        int32                  `protobuf:"varint,3,opt,name=uses,proto3" json:"uses,omitempty"`
 	CreatedAt   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// Unset: never expires.
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
-	Revoked       bool                   `protobuf:"varint,6,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	Revoked   bool                   `protobuf:"varint,6,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	// When it was last used; unset when never.
+	LastUsedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_used_at,json=lastUsedAt,proto3" json:"last_used_at,omitempty"`
+	// When it was revoked; unset when it is not.
+	RevokedAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegistrationToken) Reset() {
 	*x = RegistrationToken{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[0]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -105,7 +668,7 @@ func (x *RegistrationToken) String() string {
 func (*RegistrationToken) ProtoMessage() {}
 
 func (x *RegistrationToken) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[0]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -118,7 +681,7 @@ func (x *RegistrationToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegistrationToken.ProtoReflect.Descriptor instead.
 func (*RegistrationToken) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{0}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RegistrationToken) GetTokenId() string {
@@ -163,17 +726,34 @@ func (x *RegistrationToken) GetRevoked() bool {
 	return false
 }
 
+func (x *RegistrationToken) GetLastUsedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastUsedAt
+	}
+	return nil
+}
+
+func (x *RegistrationToken) GetRevokedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevokedAt
+	}
+	return nil
+}
+
 type CreateRegistrationTokenRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UsesAllowed   int32                  `protobuf:"varint,1,opt,name=uses_allowed,json=usesAllowed,proto3" json:"uses_allowed,omitempty"`
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	UsesAllowed int32                  `protobuf:"varint,1,opt,name=uses_allowed,json=usesAllowed,proto3" json:"uses_allowed,omitempty"`
+	ExpiresAt   *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// The token to hand out, chosen by the administrator (8 to 64 characters
+	// of [A-Za-z0-9._~-]); empty for a random one.
+	Token         string `protobuf:"bytes,3,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateRegistrationTokenRequest) Reset() {
 	*x = CreateRegistrationTokenRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[1]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -185,7 +765,7 @@ func (x *CreateRegistrationTokenRequest) String() string {
 func (*CreateRegistrationTokenRequest) ProtoMessage() {}
 
 func (x *CreateRegistrationTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[1]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -198,7 +778,7 @@ func (x *CreateRegistrationTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRegistrationTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateRegistrationTokenRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{1}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CreateRegistrationTokenRequest) GetUsesAllowed() int32 {
@@ -215,6 +795,13 @@ func (x *CreateRegistrationTokenRequest) GetExpiresAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *CreateRegistrationTokenRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
 type CreateRegistrationTokenResponse struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	RegistrationToken *RegistrationToken     `protobuf:"bytes,1,opt,name=registration_token,json=registrationToken,proto3" json:"registration_token,omitempty"`
@@ -226,7 +813,7 @@ type CreateRegistrationTokenResponse struct {
 
 func (x *CreateRegistrationTokenResponse) Reset() {
 	*x = CreateRegistrationTokenResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[2]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -238,7 +825,7 @@ func (x *CreateRegistrationTokenResponse) String() string {
 func (*CreateRegistrationTokenResponse) ProtoMessage() {}
 
 func (x *CreateRegistrationTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[2]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -251,7 +838,7 @@ func (x *CreateRegistrationTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRegistrationTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateRegistrationTokenResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{2}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CreateRegistrationTokenResponse) GetRegistrationToken() *RegistrationToken {
@@ -277,7 +864,7 @@ type UseRegistrationTokenRequest struct {
 
 func (x *UseRegistrationTokenRequest) Reset() {
 	*x = UseRegistrationTokenRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[3]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -289,7 +876,7 @@ func (x *UseRegistrationTokenRequest) String() string {
 func (*UseRegistrationTokenRequest) ProtoMessage() {}
 
 func (x *UseRegistrationTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[3]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -302,7 +889,7 @@ func (x *UseRegistrationTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UseRegistrationTokenRequest.ProtoReflect.Descriptor instead.
 func (*UseRegistrationTokenRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{3}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UseRegistrationTokenRequest) GetToken() string {
@@ -321,7 +908,7 @@ type UseRegistrationTokenResponse struct {
 
 func (x *UseRegistrationTokenResponse) Reset() {
 	*x = UseRegistrationTokenResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[4]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -333,7 +920,7 @@ func (x *UseRegistrationTokenResponse) String() string {
 func (*UseRegistrationTokenResponse) ProtoMessage() {}
 
 func (x *UseRegistrationTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[4]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -346,7 +933,7 @@ func (x *UseRegistrationTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UseRegistrationTokenResponse.ProtoReflect.Descriptor instead.
 func (*UseRegistrationTokenResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{4}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UseRegistrationTokenResponse) GetTokenId() string {
@@ -365,7 +952,7 @@ type RevokeRegistrationTokenRequest struct {
 
 func (x *RevokeRegistrationTokenRequest) Reset() {
 	*x = RevokeRegistrationTokenRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[5]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -377,7 +964,7 @@ func (x *RevokeRegistrationTokenRequest) String() string {
 func (*RevokeRegistrationTokenRequest) ProtoMessage() {}
 
 func (x *RevokeRegistrationTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[5]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -390,7 +977,7 @@ func (x *RevokeRegistrationTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeRegistrationTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeRegistrationTokenRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{5}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RevokeRegistrationTokenRequest) GetTokenId() string {
@@ -408,7 +995,7 @@ type RevokeRegistrationTokenResponse struct {
 
 func (x *RevokeRegistrationTokenResponse) Reset() {
 	*x = RevokeRegistrationTokenResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[6]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -420,7 +1007,7 @@ func (x *RevokeRegistrationTokenResponse) String() string {
 func (*RevokeRegistrationTokenResponse) ProtoMessage() {}
 
 func (x *RevokeRegistrationTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[6]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -433,18 +1020,27 @@ func (x *RevokeRegistrationTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeRegistrationTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeRegistrationTokenResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{6}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{18}
 }
 
 type ListRegistrationTokensRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Set: one page in id order, with the filters; unset: every token, newest first.
+	Page *v1.PageRequest `protobuf:"bytes,1,opt,name=page,proto3" json:"page,omitempty"`
+	// Each filter, when set, keeps the tokens that are (true) or are not (false):
+	// used at least once, revoked, expired, valid (not revoked, not expired,
+	// not used up).
+	Used          *bool `protobuf:"varint,2,opt,name=used,proto3,oneof" json:"used,omitempty"`
+	Revoked       *bool `protobuf:"varint,3,opt,name=revoked,proto3,oneof" json:"revoked,omitempty"`
+	Expired       *bool `protobuf:"varint,4,opt,name=expired,proto3,oneof" json:"expired,omitempty"`
+	Valid         *bool `protobuf:"varint,5,opt,name=valid,proto3,oneof" json:"valid,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListRegistrationTokensRequest) Reset() {
 	*x = ListRegistrationTokensRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[7]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -456,7 +1052,7 @@ func (x *ListRegistrationTokensRequest) String() string {
 func (*ListRegistrationTokensRequest) ProtoMessage() {}
 
 func (x *ListRegistrationTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[7]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -469,19 +1065,55 @@ func (x *ListRegistrationTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRegistrationTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListRegistrationTokensRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{7}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListRegistrationTokensRequest) GetPage() *v1.PageRequest {
+	if x != nil {
+		return x.Page
+	}
+	return nil
+}
+
+func (x *ListRegistrationTokensRequest) GetUsed() bool {
+	if x != nil && x.Used != nil {
+		return *x.Used
+	}
+	return false
+}
+
+func (x *ListRegistrationTokensRequest) GetRevoked() bool {
+	if x != nil && x.Revoked != nil {
+		return *x.Revoked
+	}
+	return false
+}
+
+func (x *ListRegistrationTokensRequest) GetExpired() bool {
+	if x != nil && x.Expired != nil {
+		return *x.Expired
+	}
+	return false
+}
+
+func (x *ListRegistrationTokensRequest) GetValid() bool {
+	if x != nil && x.Valid != nil {
+		return *x.Valid
+	}
+	return false
 }
 
 type ListRegistrationTokensResponse struct {
 	state              protoimpl.MessageState `protogen:"open.v1"`
 	RegistrationTokens []*RegistrationToken   `protobuf:"bytes,1,rep,name=registration_tokens,json=registrationTokens,proto3" json:"registration_tokens,omitempty"`
+	Page               *v1.PageInfo           `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
 	unknownFields      protoimpl.UnknownFields
 	sizeCache          protoimpl.SizeCache
 }
 
 func (x *ListRegistrationTokensResponse) Reset() {
 	*x = ListRegistrationTokensResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[8]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -493,7 +1125,7 @@ func (x *ListRegistrationTokensResponse) String() string {
 func (*ListRegistrationTokensResponse) ProtoMessage() {}
 
 func (x *ListRegistrationTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[8]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -506,12 +1138,19 @@ func (x *ListRegistrationTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRegistrationTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListRegistrationTokensResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{8}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListRegistrationTokensResponse) GetRegistrationTokens() []*RegistrationToken {
 	if x != nil {
 		return x.RegistrationTokens
+	}
+	return nil
+}
+
+func (x *ListRegistrationTokensResponse) GetPage() *v1.PageInfo {
+	if x != nil {
+		return x.Page
 	}
 	return nil
 }
@@ -525,7 +1164,7 @@ type GetUserByEmailRequest struct {
 
 func (x *GetUserByEmailRequest) Reset() {
 	*x = GetUserByEmailRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[9]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -537,7 +1176,7 @@ func (x *GetUserByEmailRequest) String() string {
 func (*GetUserByEmailRequest) ProtoMessage() {}
 
 func (x *GetUserByEmailRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[9]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -550,7 +1189,7 @@ func (x *GetUserByEmailRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserByEmailRequest.ProtoReflect.Descriptor instead.
 func (*GetUserByEmailRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{9}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetUserByEmailRequest) GetEmail() string {
@@ -569,7 +1208,7 @@ type GetUserByEmailResponse struct {
 
 func (x *GetUserByEmailResponse) Reset() {
 	*x = GetUserByEmailResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[10]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -581,7 +1220,7 @@ func (x *GetUserByEmailResponse) String() string {
 func (*GetUserByEmailResponse) ProtoMessage() {}
 
 func (x *GetUserByEmailResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[10]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -594,7 +1233,7 @@ func (x *GetUserByEmailResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserByEmailResponse.ProtoReflect.Descriptor instead.
 func (*GetUserByEmailResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{10}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetUserByEmailResponse) GetUser() *User {
@@ -617,13 +1256,17 @@ type Email struct {
 	// The confirmed verification that proved the address; empty when an
 	// administrator vouched for it.
 	VerificationId string `protobuf:"bytes,5,opt,name=verification_id,json=verificationId,proto3" json:"verification_id,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The address's id: a ULID made of when it was added and what it is, so
+	// it sorts by time and stays the same across rebuilds.
+	EmailId       string `protobuf:"bytes,6,opt,name=email_id,json=emailId,proto3" json:"email_id,omitempty"`
+	UserId        string `protobuf:"bytes,7,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Email) Reset() {
 	*x = Email{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[11]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -635,7 +1278,7 @@ func (x *Email) String() string {
 func (*Email) ProtoMessage() {}
 
 func (x *Email) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[11]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -648,7 +1291,7 @@ func (x *Email) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Email.ProtoReflect.Descriptor instead.
 func (*Email) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{11}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Email) GetEmail() string {
@@ -686,6 +1329,20 @@ func (x *Email) GetVerificationId() string {
 	return ""
 }
 
+func (x *Email) GetEmailId() string {
+	if x != nil {
+		return x.EmailId
+	}
+	return ""
+}
+
+func (x *Email) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
 type AddEmailRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
@@ -701,7 +1358,7 @@ type AddEmailRequest struct {
 
 func (x *AddEmailRequest) Reset() {
 	*x = AddEmailRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[12]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -713,7 +1370,7 @@ func (x *AddEmailRequest) String() string {
 func (*AddEmailRequest) ProtoMessage() {}
 
 func (x *AddEmailRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[12]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -726,7 +1383,7 @@ func (x *AddEmailRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddEmailRequest.ProtoReflect.Descriptor instead.
 func (*AddEmailRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{12}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *AddEmailRequest) GetUserId() string {
@@ -766,7 +1423,7 @@ type AddEmailResponse struct {
 
 func (x *AddEmailResponse) Reset() {
 	*x = AddEmailResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[13]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -778,7 +1435,7 @@ func (x *AddEmailResponse) String() string {
 func (*AddEmailResponse) ProtoMessage() {}
 
 func (x *AddEmailResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[13]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -791,7 +1448,7 @@ func (x *AddEmailResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddEmailResponse.ProtoReflect.Descriptor instead.
 func (*AddEmailResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{13}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *AddEmailResponse) GetEmails() []*Email {
@@ -811,7 +1468,7 @@ type RemoveEmailRequest struct {
 
 func (x *RemoveEmailRequest) Reset() {
 	*x = RemoveEmailRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[14]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -823,7 +1480,7 @@ func (x *RemoveEmailRequest) String() string {
 func (*RemoveEmailRequest) ProtoMessage() {}
 
 func (x *RemoveEmailRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[14]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -836,7 +1493,7 @@ func (x *RemoveEmailRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveEmailRequest.ProtoReflect.Descriptor instead.
 func (*RemoveEmailRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{14}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RemoveEmailRequest) GetUserId() string {
@@ -862,7 +1519,7 @@ type RemoveEmailResponse struct {
 
 func (x *RemoveEmailResponse) Reset() {
 	*x = RemoveEmailResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[15]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -874,7 +1531,7 @@ func (x *RemoveEmailResponse) String() string {
 func (*RemoveEmailResponse) ProtoMessage() {}
 
 func (x *RemoveEmailResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[15]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -887,7 +1544,7 @@ func (x *RemoveEmailResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveEmailResponse.ProtoReflect.Descriptor instead.
 func (*RemoveEmailResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{15}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RemoveEmailResponse) GetEmails() []*Email {
@@ -907,7 +1564,7 @@ type SetPrimaryEmailRequest struct {
 
 func (x *SetPrimaryEmailRequest) Reset() {
 	*x = SetPrimaryEmailRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[16]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -919,7 +1576,7 @@ func (x *SetPrimaryEmailRequest) String() string {
 func (*SetPrimaryEmailRequest) ProtoMessage() {}
 
 func (x *SetPrimaryEmailRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[16]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -932,7 +1589,7 @@ func (x *SetPrimaryEmailRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPrimaryEmailRequest.ProtoReflect.Descriptor instead.
 func (*SetPrimaryEmailRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{16}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SetPrimaryEmailRequest) GetUserId() string {
@@ -958,7 +1615,7 @@ type SetPrimaryEmailResponse struct {
 
 func (x *SetPrimaryEmailResponse) Reset() {
 	*x = SetPrimaryEmailResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[17]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -970,7 +1627,7 @@ func (x *SetPrimaryEmailResponse) String() string {
 func (*SetPrimaryEmailResponse) ProtoMessage() {}
 
 func (x *SetPrimaryEmailResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[17]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -983,7 +1640,7 @@ func (x *SetPrimaryEmailResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPrimaryEmailResponse.ProtoReflect.Descriptor instead.
 func (*SetPrimaryEmailResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{17}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SetPrimaryEmailResponse) GetEmails() []*Email {
@@ -994,15 +1651,20 @@ func (x *SetPrimaryEmailResponse) GetEmails() []*Email {
 }
 
 type ListEmailsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required unless an administrator asks for a page.
+	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// Set (administrators): one page in id order.
+	Page *v1.PageRequest `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
+	// Only this address.
+	Email         string `protobuf:"bytes,3,opt,name=email,proto3" json:"email,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListEmailsRequest) Reset() {
 	*x = ListEmailsRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[18]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1014,7 +1676,7 @@ func (x *ListEmailsRequest) String() string {
 func (*ListEmailsRequest) ProtoMessage() {}
 
 func (x *ListEmailsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[18]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1027,7 +1689,7 @@ func (x *ListEmailsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEmailsRequest.ProtoReflect.Descriptor instead.
 func (*ListEmailsRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{18}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListEmailsRequest) GetUserId() string {
@@ -1037,16 +1699,31 @@ func (x *ListEmailsRequest) GetUserId() string {
 	return ""
 }
 
+func (x *ListEmailsRequest) GetPage() *v1.PageRequest {
+	if x != nil {
+		return x.Page
+	}
+	return nil
+}
+
+func (x *ListEmailsRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
 type ListEmailsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Emails        []*Email               `protobuf:"bytes,1,rep,name=emails,proto3" json:"emails,omitempty"`
+	Page          *v1.PageInfo           `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListEmailsResponse) Reset() {
 	*x = ListEmailsResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[19]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1058,7 +1735,7 @@ func (x *ListEmailsResponse) String() string {
 func (*ListEmailsResponse) ProtoMessage() {}
 
 func (x *ListEmailsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[19]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1071,12 +1748,19 @@ func (x *ListEmailsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEmailsResponse.ProtoReflect.Descriptor instead.
 func (*ListEmailsResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{19}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListEmailsResponse) GetEmails() []*Email {
 	if x != nil {
 		return x.Emails
+	}
+	return nil
+}
+
+func (x *ListEmailsResponse) GetPage() *v1.PageInfo {
+	if x != nil {
+		return x.Page
 	}
 	return nil
 }
@@ -1099,7 +1783,7 @@ type BrowserSession struct {
 
 func (x *BrowserSession) Reset() {
 	*x = BrowserSession{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[20]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1111,7 +1795,7 @@ func (x *BrowserSession) String() string {
 func (*BrowserSession) ProtoMessage() {}
 
 func (x *BrowserSession) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[20]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1124,7 +1808,7 @@ func (x *BrowserSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BrowserSession.ProtoReflect.Descriptor instead.
 func (*BrowserSession) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{20}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *BrowserSession) GetSessionId() string {
@@ -1198,7 +1882,7 @@ type StartBrowserSessionRequest struct {
 
 func (x *StartBrowserSessionRequest) Reset() {
 	*x = StartBrowserSessionRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[21]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1210,7 +1894,7 @@ func (x *StartBrowserSessionRequest) String() string {
 func (*StartBrowserSessionRequest) ProtoMessage() {}
 
 func (x *StartBrowserSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[21]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1223,7 +1907,7 @@ func (x *StartBrowserSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartBrowserSessionRequest.ProtoReflect.Descriptor instead.
 func (*StartBrowserSessionRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{21}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *StartBrowserSessionRequest) GetUserId() string {
@@ -1265,7 +1949,7 @@ type StartBrowserSessionResponse struct {
 
 func (x *StartBrowserSessionResponse) Reset() {
 	*x = StartBrowserSessionResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[22]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1277,7 +1961,7 @@ func (x *StartBrowserSessionResponse) String() string {
 func (*StartBrowserSessionResponse) ProtoMessage() {}
 
 func (x *StartBrowserSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[22]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1290,7 +1974,7 @@ func (x *StartBrowserSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartBrowserSessionResponse.ProtoReflect.Descriptor instead.
 func (*StartBrowserSessionResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{22}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *StartBrowserSessionResponse) GetSession() *BrowserSession {
@@ -1318,7 +2002,7 @@ type AuthenticateBrowserSessionRequest struct {
 
 func (x *AuthenticateBrowserSessionRequest) Reset() {
 	*x = AuthenticateBrowserSessionRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[23]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1330,7 +2014,7 @@ func (x *AuthenticateBrowserSessionRequest) String() string {
 func (*AuthenticateBrowserSessionRequest) ProtoMessage() {}
 
 func (x *AuthenticateBrowserSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[23]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1343,7 +2027,7 @@ func (x *AuthenticateBrowserSessionRequest) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use AuthenticateBrowserSessionRequest.ProtoReflect.Descriptor instead.
 func (*AuthenticateBrowserSessionRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{23}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *AuthenticateBrowserSessionRequest) GetSecret() string {
@@ -1370,7 +2054,7 @@ type AuthenticateBrowserSessionResponse struct {
 
 func (x *AuthenticateBrowserSessionResponse) Reset() {
 	*x = AuthenticateBrowserSessionResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[24]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1382,7 +2066,7 @@ func (x *AuthenticateBrowserSessionResponse) String() string {
 func (*AuthenticateBrowserSessionResponse) ProtoMessage() {}
 
 func (x *AuthenticateBrowserSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[24]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1395,7 +2079,7 @@ func (x *AuthenticateBrowserSessionResponse) ProtoReflect() protoreflect.Message
 
 // Deprecated: Use AuthenticateBrowserSessionResponse.ProtoReflect.Descriptor instead.
 func (*AuthenticateBrowserSessionResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{24}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AuthenticateBrowserSessionResponse) GetSession() *BrowserSession {
@@ -1423,7 +2107,7 @@ type EndBrowserSessionRequest struct {
 
 func (x *EndBrowserSessionRequest) Reset() {
 	*x = EndBrowserSessionRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[25]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1435,7 +2119,7 @@ func (x *EndBrowserSessionRequest) String() string {
 func (*EndBrowserSessionRequest) ProtoMessage() {}
 
 func (x *EndBrowserSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[25]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1448,7 +2132,7 @@ func (x *EndBrowserSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndBrowserSessionRequest.ProtoReflect.Descriptor instead.
 func (*EndBrowserSessionRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{25}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *EndBrowserSessionRequest) GetSessionId() string {
@@ -1473,7 +2157,7 @@ type EndBrowserSessionResponse struct {
 
 func (x *EndBrowserSessionResponse) Reset() {
 	*x = EndBrowserSessionResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[26]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1485,7 +2169,7 @@ func (x *EndBrowserSessionResponse) String() string {
 func (*EndBrowserSessionResponse) ProtoMessage() {}
 
 func (x *EndBrowserSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[26]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1498,20 +2182,30 @@ func (x *EndBrowserSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndBrowserSessionResponse.ProtoReflect.Descriptor instead.
 func (*EndBrowserSessionResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{26}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{38}
 }
 
 type ListBrowserSessionsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	IncludeEnded  bool                   `protobuf:"varint,2,opt,name=include_ended,json=includeEnded,proto3" json:"include_ended,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required unless an administrator asks for a page.
+	UserId       string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	IncludeEnded bool   `protobuf:"varint,2,opt,name=include_ended,json=includeEnded,proto3" json:"include_ended,omitempty"`
+	// Set (administrators): one page in id order, with the filters below
+	// (include_ended is then ignored: see status).
+	Page *v1.PageRequest `protobuf:"bytes,3,opt,name=page,proto3" json:"page,omitempty"`
+	// "active", "finished" or empty for both.
+	Status           string                 `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"`
+	CreatedBefore    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_before,json=createdBefore,proto3" json:"created_before,omitempty"`
+	CreatedAfter     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_after,json=createdAfter,proto3" json:"created_after,omitempty"`
+	LastActiveBefore *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_active_before,json=lastActiveBefore,proto3" json:"last_active_before,omitempty"`
+	LastActiveAfter  *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_active_after,json=lastActiveAfter,proto3" json:"last_active_after,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ListBrowserSessionsRequest) Reset() {
 	*x = ListBrowserSessionsRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[27]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1523,7 +2217,7 @@ func (x *ListBrowserSessionsRequest) String() string {
 func (*ListBrowserSessionsRequest) ProtoMessage() {}
 
 func (x *ListBrowserSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[27]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1536,7 +2230,7 @@ func (x *ListBrowserSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBrowserSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListBrowserSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{27}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListBrowserSessionsRequest) GetUserId() string {
@@ -1553,16 +2247,59 @@ func (x *ListBrowserSessionsRequest) GetIncludeEnded() bool {
 	return false
 }
 
+func (x *ListBrowserSessionsRequest) GetPage() *v1.PageRequest {
+	if x != nil {
+		return x.Page
+	}
+	return nil
+}
+
+func (x *ListBrowserSessionsRequest) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *ListBrowserSessionsRequest) GetCreatedBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedBefore
+	}
+	return nil
+}
+
+func (x *ListBrowserSessionsRequest) GetCreatedAfter() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAfter
+	}
+	return nil
+}
+
+func (x *ListBrowserSessionsRequest) GetLastActiveBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastActiveBefore
+	}
+	return nil
+}
+
+func (x *ListBrowserSessionsRequest) GetLastActiveAfter() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastActiveAfter
+	}
+	return nil
+}
+
 type ListBrowserSessionsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Sessions      []*BrowserSession      `protobuf:"bytes,1,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	Page          *v1.PageInfo           `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListBrowserSessionsResponse) Reset() {
 	*x = ListBrowserSessionsResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[28]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1574,7 +2311,7 @@ func (x *ListBrowserSessionsResponse) String() string {
 func (*ListBrowserSessionsResponse) ProtoMessage() {}
 
 func (x *ListBrowserSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[28]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1587,7 +2324,7 @@ func (x *ListBrowserSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBrowserSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListBrowserSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{28}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListBrowserSessionsResponse) GetSessions() []*BrowserSession {
@@ -1597,26 +2334,37 @@ func (x *ListBrowserSessionsResponse) GetSessions() []*BrowserSession {
 	return nil
 }
 
+func (x *ListBrowserSessionsResponse) GetPage() *v1.PageInfo {
+	if x != nil {
+		return x.Page
+	}
+	return nil
+}
+
 // User is the public view of a user; it never carries the password hash.
 type User struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Username      string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
-	Email         string                 `protobuf:"bytes,3,opt,name=email,proto3" json:"email,omitempty"`
-	DisplayName   string                 `protobuf:"bytes,4,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
-	Admin         bool                   `protobuf:"varint,5,opt,name=admin,proto3" json:"admin,omitempty"`
-	Locked        bool                   `protobuf:"varint,6,opt,name=locked,proto3" json:"locked,omitempty"`
-	Deactivated   bool                   `protobuf:"varint,7,opt,name=deactivated,proto3" json:"deactivated,omitempty"`
-	HasPassword   bool                   `protobuf:"varint,8,opt,name=has_password,json=hasPassword,proto3" json:"has_password,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Id          string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Username    string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	Email       string                 `protobuf:"bytes,3,opt,name=email,proto3" json:"email,omitempty"`
+	DisplayName string                 `protobuf:"bytes,4,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	Admin       bool                   `protobuf:"varint,5,opt,name=admin,proto3" json:"admin,omitempty"`
+	Locked      bool                   `protobuf:"varint,6,opt,name=locked,proto3" json:"locked,omitempty"`
+	Deactivated bool                   `protobuf:"varint,7,opt,name=deactivated,proto3" json:"deactivated,omitempty"`
+	HasPassword bool                   `protobuf:"varint,8,opt,name=has_password,json=hasPassword,proto3" json:"has_password,omitempty"`
+	CreatedAt   *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt   *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// When the user was locked; unset when not locked.
+	LockedAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=locked_at,json=lockedAt,proto3" json:"locked_at,omitempty"`
+	// When the user was deactivated; unset when active.
+	DeactivatedAt *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=deactivated_at,json=deactivatedAt,proto3" json:"deactivated_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[29]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1628,7 +2376,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[29]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1641,7 +2389,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{29}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *User) GetId() string {
@@ -1714,6 +2462,20 @@ func (x *User) GetUpdatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *User) GetLockedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LockedAt
+	}
+	return nil
+}
+
+func (x *User) GetDeactivatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DeactivatedAt
+	}
+	return nil
+}
+
 type RegisterRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Username string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
@@ -1735,7 +2497,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[30]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1747,7 +2509,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[30]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1760,7 +2522,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{30}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RegisterRequest) GetUsername() string {
@@ -1825,7 +2587,7 @@ type StartRegistrationRequest struct {
 
 func (x *StartRegistrationRequest) Reset() {
 	*x = StartRegistrationRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[31]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1837,7 +2599,7 @@ func (x *StartRegistrationRequest) String() string {
 func (*StartRegistrationRequest) ProtoMessage() {}
 
 func (x *StartRegistrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[31]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1850,7 +2612,7 @@ func (x *StartRegistrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartRegistrationRequest.ProtoReflect.Descriptor instead.
 func (*StartRegistrationRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{31}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *StartRegistrationRequest) GetUsername() string {
@@ -1890,7 +2652,7 @@ type StartRegistrationResponse struct {
 
 func (x *StartRegistrationResponse) Reset() {
 	*x = StartRegistrationResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[32]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1902,7 +2664,7 @@ func (x *StartRegistrationResponse) String() string {
 func (*StartRegistrationResponse) ProtoMessage() {}
 
 func (x *StartRegistrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[32]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1915,7 +2677,7 @@ func (x *StartRegistrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartRegistrationResponse.ProtoReflect.Descriptor instead.
 func (*StartRegistrationResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{32}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *StartRegistrationResponse) GetRegistration() *Registration {
@@ -1941,7 +2703,7 @@ type Registration struct {
 
 func (x *Registration) Reset() {
 	*x = Registration{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[33]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1953,7 +2715,7 @@ func (x *Registration) String() string {
 func (*Registration) ProtoMessage() {}
 
 func (x *Registration) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[33]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1966,7 +2728,7 @@ func (x *Registration) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Registration.ProtoReflect.Descriptor instead.
 func (*Registration) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{33}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *Registration) GetRegistrationId() string {
@@ -2020,7 +2782,7 @@ type GetRegistrationRequest struct {
 
 func (x *GetRegistrationRequest) Reset() {
 	*x = GetRegistrationRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[34]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2032,7 +2794,7 @@ func (x *GetRegistrationRequest) String() string {
 func (*GetRegistrationRequest) ProtoMessage() {}
 
 func (x *GetRegistrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[34]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2045,7 +2807,7 @@ func (x *GetRegistrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRegistrationRequest.ProtoReflect.Descriptor instead.
 func (*GetRegistrationRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{34}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *GetRegistrationRequest) GetRegistrationId() string {
@@ -2064,7 +2826,7 @@ type GetRegistrationResponse struct {
 
 func (x *GetRegistrationResponse) Reset() {
 	*x = GetRegistrationResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[35]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2076,7 +2838,7 @@ func (x *GetRegistrationResponse) String() string {
 func (*GetRegistrationResponse) ProtoMessage() {}
 
 func (x *GetRegistrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[35]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2089,7 +2851,7 @@ func (x *GetRegistrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRegistrationResponse.ProtoReflect.Descriptor instead.
 func (*GetRegistrationResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{35}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *GetRegistrationResponse) GetRegistration() *Registration {
@@ -2111,7 +2873,7 @@ type CompleteRegistrationRequest struct {
 
 func (x *CompleteRegistrationRequest) Reset() {
 	*x = CompleteRegistrationRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[36]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2123,7 +2885,7 @@ func (x *CompleteRegistrationRequest) String() string {
 func (*CompleteRegistrationRequest) ProtoMessage() {}
 
 func (x *CompleteRegistrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[36]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2136,7 +2898,7 @@ func (x *CompleteRegistrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteRegistrationRequest.ProtoReflect.Descriptor instead.
 func (*CompleteRegistrationRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{36}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *CompleteRegistrationRequest) GetRegistrationId() string {
@@ -2164,7 +2926,7 @@ type CompleteRegistrationResponse struct {
 
 func (x *CompleteRegistrationResponse) Reset() {
 	*x = CompleteRegistrationResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[37]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2176,7 +2938,7 @@ func (x *CompleteRegistrationResponse) String() string {
 func (*CompleteRegistrationResponse) ProtoMessage() {}
 
 func (x *CompleteRegistrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[37]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2189,7 +2951,7 @@ func (x *CompleteRegistrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteRegistrationResponse.ProtoReflect.Descriptor instead.
 func (*CompleteRegistrationResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{37}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *CompleteRegistrationResponse) GetUser() *User {
@@ -2215,7 +2977,7 @@ type RegisterResponse struct {
 
 func (x *RegisterResponse) Reset() {
 	*x = RegisterResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[38]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2227,7 +2989,7 @@ func (x *RegisterResponse) String() string {
 func (*RegisterResponse) ProtoMessage() {}
 
 func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[38]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2240,7 +3002,7 @@ func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{38}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *RegisterResponse) GetUser() *User {
@@ -2259,7 +3021,7 @@ type GetUserRequest struct {
 
 func (x *GetUserRequest) Reset() {
 	*x = GetUserRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[39]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2271,7 +3033,7 @@ func (x *GetUserRequest) String() string {
 func (*GetUserRequest) ProtoMessage() {}
 
 func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[39]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2284,7 +3046,7 @@ func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserRequest.ProtoReflect.Descriptor instead.
 func (*GetUserRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{39}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *GetUserRequest) GetUserId() string {
@@ -2303,7 +3065,7 @@ type GetUserByUsernameRequest struct {
 
 func (x *GetUserByUsernameRequest) Reset() {
 	*x = GetUserByUsernameRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[40]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2315,7 +3077,7 @@ func (x *GetUserByUsernameRequest) String() string {
 func (*GetUserByUsernameRequest) ProtoMessage() {}
 
 func (x *GetUserByUsernameRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[40]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2328,7 +3090,7 @@ func (x *GetUserByUsernameRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserByUsernameRequest.ProtoReflect.Descriptor instead.
 func (*GetUserByUsernameRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{40}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *GetUserByUsernameRequest) GetUsername() string {
@@ -2347,7 +3109,7 @@ type GetUserResponse struct {
 
 func (x *GetUserResponse) Reset() {
 	*x = GetUserResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[41]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2359,7 +3121,7 @@ func (x *GetUserResponse) String() string {
 func (*GetUserResponse) ProtoMessage() {}
 
 func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[41]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2372,7 +3134,7 @@ func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserResponse.ProtoReflect.Descriptor instead.
 func (*GetUserResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{41}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *GetUserResponse) GetUser() *User {
@@ -2391,7 +3153,7 @@ type GetUserByUsernameResponse struct {
 
 func (x *GetUserByUsernameResponse) Reset() {
 	*x = GetUserByUsernameResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[42]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2403,7 +3165,7 @@ func (x *GetUserByUsernameResponse) String() string {
 func (*GetUserByUsernameResponse) ProtoMessage() {}
 
 func (x *GetUserByUsernameResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[42]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2416,7 +3178,7 @@ func (x *GetUserByUsernameResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserByUsernameResponse.ProtoReflect.Descriptor instead.
 func (*GetUserByUsernameResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{42}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *GetUserByUsernameResponse) GetUser() *User {
@@ -2436,7 +3198,7 @@ type VerifyPasswordRequest struct {
 
 func (x *VerifyPasswordRequest) Reset() {
 	*x = VerifyPasswordRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[43]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2448,7 +3210,7 @@ func (x *VerifyPasswordRequest) String() string {
 func (*VerifyPasswordRequest) ProtoMessage() {}
 
 func (x *VerifyPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[43]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2461,7 +3223,7 @@ func (x *VerifyPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyPasswordRequest.ProtoReflect.Descriptor instead.
 func (*VerifyPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{43}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *VerifyPasswordRequest) GetUsername() string {
@@ -2489,7 +3251,7 @@ type VerifyPasswordResponse struct {
 
 func (x *VerifyPasswordResponse) Reset() {
 	*x = VerifyPasswordResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[44]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2501,7 +3263,7 @@ func (x *VerifyPasswordResponse) String() string {
 func (*VerifyPasswordResponse) ProtoMessage() {}
 
 func (x *VerifyPasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[44]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2514,7 +3276,7 @@ func (x *VerifyPasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyPasswordResponse.ProtoReflect.Descriptor instead.
 func (*VerifyPasswordResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{44}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *VerifyPasswordResponse) GetUser() *User {
@@ -2542,7 +3304,7 @@ type ChangePasswordRequest struct {
 
 func (x *ChangePasswordRequest) Reset() {
 	*x = ChangePasswordRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[45]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2554,7 +3316,7 @@ func (x *ChangePasswordRequest) String() string {
 func (*ChangePasswordRequest) ProtoMessage() {}
 
 func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[45]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2567,7 +3329,7 @@ func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordRequest.ProtoReflect.Descriptor instead.
 func (*ChangePasswordRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{45}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ChangePasswordRequest) GetUserId() string {
@@ -2599,7 +3361,7 @@ type ChangePasswordResponse struct {
 
 func (x *ChangePasswordResponse) Reset() {
 	*x = ChangePasswordResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[46]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2611,7 +3373,7 @@ func (x *ChangePasswordResponse) String() string {
 func (*ChangePasswordResponse) ProtoMessage() {}
 
 func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[46]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2624,7 +3386,7 @@ func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordResponse.ProtoReflect.Descriptor instead.
 func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{46}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{58}
 }
 
 type SetPasswordRequest struct {
@@ -2642,7 +3404,7 @@ type SetPasswordRequest struct {
 
 func (x *SetPasswordRequest) Reset() {
 	*x = SetPasswordRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[47]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2654,7 +3416,7 @@ func (x *SetPasswordRequest) String() string {
 func (*SetPasswordRequest) ProtoMessage() {}
 
 func (x *SetPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[47]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2667,7 +3429,7 @@ func (x *SetPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPasswordRequest.ProtoReflect.Descriptor instead.
 func (*SetPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{47}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *SetPasswordRequest) GetUserId() string {
@@ -2702,7 +3464,7 @@ type SetPasswordResponse struct {
 
 func (x *SetPasswordResponse) Reset() {
 	*x = SetPasswordResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[48]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2714,7 +3476,7 @@ func (x *SetPasswordResponse) String() string {
 func (*SetPasswordResponse) ProtoMessage() {}
 
 func (x *SetPasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[48]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2727,7 +3489,7 @@ func (x *SetPasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPasswordResponse.ProtoReflect.Descriptor instead.
 func (*SetPasswordResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{48}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *SetPasswordResponse) GetAuthProof() string {
@@ -2747,7 +3509,7 @@ type LockUserRequest struct {
 
 func (x *LockUserRequest) Reset() {
 	*x = LockUserRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[49]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2759,7 +3521,7 @@ func (x *LockUserRequest) String() string {
 func (*LockUserRequest) ProtoMessage() {}
 
 func (x *LockUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[49]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2772,7 +3534,7 @@ func (x *LockUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockUserRequest.ProtoReflect.Descriptor instead.
 func (*LockUserRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{49}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *LockUserRequest) GetUserId() string {
@@ -2798,7 +3560,7 @@ type LockUserResponse struct {
 
 func (x *LockUserResponse) Reset() {
 	*x = LockUserResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[50]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2810,7 +3572,7 @@ func (x *LockUserResponse) String() string {
 func (*LockUserResponse) ProtoMessage() {}
 
 func (x *LockUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[50]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2823,7 +3585,7 @@ func (x *LockUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockUserResponse.ProtoReflect.Descriptor instead.
 func (*LockUserResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{50}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *LockUserResponse) GetUser() *User {
@@ -2842,7 +3604,7 @@ type UnlockUserRequest struct {
 
 func (x *UnlockUserRequest) Reset() {
 	*x = UnlockUserRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[51]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2854,7 +3616,7 @@ func (x *UnlockUserRequest) String() string {
 func (*UnlockUserRequest) ProtoMessage() {}
 
 func (x *UnlockUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[51]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2867,7 +3629,7 @@ func (x *UnlockUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockUserRequest.ProtoReflect.Descriptor instead.
 func (*UnlockUserRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{51}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *UnlockUserRequest) GetUserId() string {
@@ -2886,7 +3648,7 @@ type UnlockUserResponse struct {
 
 func (x *UnlockUserResponse) Reset() {
 	*x = UnlockUserResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[52]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2898,7 +3660,7 @@ func (x *UnlockUserResponse) String() string {
 func (*UnlockUserResponse) ProtoMessage() {}
 
 func (x *UnlockUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[52]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2911,7 +3673,7 @@ func (x *UnlockUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockUserResponse.ProtoReflect.Descriptor instead.
 func (*UnlockUserResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{52}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *UnlockUserResponse) GetUser() *User {
@@ -2931,7 +3693,7 @@ type DeactivateUserRequest struct {
 
 func (x *DeactivateUserRequest) Reset() {
 	*x = DeactivateUserRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[53]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2943,7 +3705,7 @@ func (x *DeactivateUserRequest) String() string {
 func (*DeactivateUserRequest) ProtoMessage() {}
 
 func (x *DeactivateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[53]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2956,7 +3718,7 @@ func (x *DeactivateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeactivateUserRequest.ProtoReflect.Descriptor instead.
 func (*DeactivateUserRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{53}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *DeactivateUserRequest) GetUserId() string {
@@ -2982,7 +3744,7 @@ type DeactivateUserResponse struct {
 
 func (x *DeactivateUserResponse) Reset() {
 	*x = DeactivateUserResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[54]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2994,7 +3756,7 @@ func (x *DeactivateUserResponse) String() string {
 func (*DeactivateUserResponse) ProtoMessage() {}
 
 func (x *DeactivateUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[54]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3007,7 +3769,7 @@ func (x *DeactivateUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeactivateUserResponse.ProtoReflect.Descriptor instead.
 func (*DeactivateUserResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{54}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *DeactivateUserResponse) GetUser() *User {
@@ -3026,7 +3788,7 @@ type ReactivateUserRequest struct {
 
 func (x *ReactivateUserRequest) Reset() {
 	*x = ReactivateUserRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[55]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3038,7 +3800,7 @@ func (x *ReactivateUserRequest) String() string {
 func (*ReactivateUserRequest) ProtoMessage() {}
 
 func (x *ReactivateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[55]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3051,7 +3813,7 @@ func (x *ReactivateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReactivateUserRequest.ProtoReflect.Descriptor instead.
 func (*ReactivateUserRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{55}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ReactivateUserRequest) GetUserId() string {
@@ -3070,7 +3832,7 @@ type ReactivateUserResponse struct {
 
 func (x *ReactivateUserResponse) Reset() {
 	*x = ReactivateUserResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[56]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3082,7 +3844,7 @@ func (x *ReactivateUserResponse) String() string {
 func (*ReactivateUserResponse) ProtoMessage() {}
 
 func (x *ReactivateUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[56]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3095,7 +3857,7 @@ func (x *ReactivateUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReactivateUserResponse.ProtoReflect.Descriptor instead.
 func (*ReactivateUserResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{56}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ReactivateUserResponse) GetUser() *User {
@@ -3115,7 +3877,7 @@ type SetDisplayNameRequest struct {
 
 func (x *SetDisplayNameRequest) Reset() {
 	*x = SetDisplayNameRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[57]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3127,7 +3889,7 @@ func (x *SetDisplayNameRequest) String() string {
 func (*SetDisplayNameRequest) ProtoMessage() {}
 
 func (x *SetDisplayNameRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[57]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3140,7 +3902,7 @@ func (x *SetDisplayNameRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDisplayNameRequest.ProtoReflect.Descriptor instead.
 func (*SetDisplayNameRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{57}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *SetDisplayNameRequest) GetUserId() string {
@@ -3166,7 +3928,7 @@ type SetDisplayNameResponse struct {
 
 func (x *SetDisplayNameResponse) Reset() {
 	*x = SetDisplayNameResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[58]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3178,7 +3940,7 @@ func (x *SetDisplayNameResponse) String() string {
 func (*SetDisplayNameResponse) ProtoMessage() {}
 
 func (x *SetDisplayNameResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[58]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3191,7 +3953,7 @@ func (x *SetDisplayNameResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDisplayNameResponse.ProtoReflect.Descriptor instead.
 func (*SetDisplayNameResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{58}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *SetDisplayNameResponse) GetUser() *User {
@@ -3206,15 +3968,21 @@ type ListUsersRequest struct {
 	// 1..500; 0 means 50.
 	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// Opaque cursor from a previous response.
-	PageToken     string     `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	Status        UserStatus `protobuf:"varint,3,opt,name=status,proto3,enum=gatehouse.accounts.v1.UserStatus" json:"status,omitempty"`
+	PageToken string     `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	Status    UserStatus `protobuf:"varint,3,opt,name=status,proto3,enum=gatehouse.accounts.v1.UserStatus" json:"status,omitempty"`
+	// Set: this page (cursors are user ids) instead of page_size and page_token.
+	Page *v1.PageRequest `protobuf:"bytes,4,opt,name=page,proto3" json:"page,omitempty"`
+	// Set: only administrators (true) or only the others (false).
+	Admin *bool `protobuf:"varint,5,opt,name=admin,proto3,oneof" json:"admin,omitempty"`
+	// Only users whose username contains this (case-insensitive).
+	Search        string `protobuf:"bytes,6,opt,name=search,proto3" json:"search,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[59]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3226,7 +3994,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[59]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3239,7 +4007,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{59}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ListUsersRequest) GetPageSize() int32 {
@@ -3263,18 +4031,41 @@ func (x *ListUsersRequest) GetStatus() UserStatus {
 	return UserStatus_USER_STATUS_UNSPECIFIED
 }
 
+func (x *ListUsersRequest) GetPage() *v1.PageRequest {
+	if x != nil {
+		return x.Page
+	}
+	return nil
+}
+
+func (x *ListUsersRequest) GetAdmin() bool {
+	if x != nil && x.Admin != nil {
+		return *x.Admin
+	}
+	return false
+}
+
+func (x *ListUsersRequest) GetSearch() string {
+	if x != nil {
+		return x.Search
+	}
+	return ""
+}
+
 type ListUsersResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Users []*User                `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
 	// Empty on the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// With page: where this page stands.
+	Page          *v1.PageInfo `protobuf:"bytes,3,opt,name=page,proto3" json:"page,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[60]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3286,7 +4077,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[60]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3299,7 +4090,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{60}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ListUsersResponse) GetUsers() []*User {
@@ -3316,6 +4107,13 @@ func (x *ListUsersResponse) GetNextPageToken() string {
 	return ""
 }
 
+func (x *ListUsersResponse) GetPage() *v1.PageInfo {
+	if x != nil {
+		return x.Page
+	}
+	return nil
+}
+
 // AuditEntry is one event as the audit log shows it.
 type AuditEntry struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3328,14 +4126,16 @@ type AuditEntry struct {
 	Actor      string                 `protobuf:"bytes,5,opt,name=actor,proto3" json:"actor,omitempty"`
 	OccurredAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
 	// Human-readable summary; never contains secrets.
-	Summary       string `protobuf:"bytes,7,opt,name=summary,proto3" json:"summary,omitempty"`
+	Summary string `protobuf:"bytes,7,opt,name=summary,proto3" json:"summary,omitempty"`
+	// The client's address, when the event records one (a sign-in).
+	IpAddress     string `protobuf:"bytes,8,opt,name=ip_address,json=ipAddress,proto3" json:"ip_address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[61]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3347,7 +4147,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[61]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3360,7 +4160,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{61}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *AuditEntry) GetSequence() uint64 {
@@ -3412,19 +4212,28 @@ func (x *AuditEntry) GetSummary() string {
 	return ""
 }
 
+func (x *AuditEntry) GetIpAddress() string {
+	if x != nil {
+		return x.IpAddress
+	}
+	return ""
+}
+
 type ListAuditEntriesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Empty for every user.
-	UserId        string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	PageSize      int32  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	UserId    string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	PageSize  int32  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Set: this page in event id (time) order instead of page_size and page_token.
+	Page          *v1.PageRequest `protobuf:"bytes,4,opt,name=page,proto3" json:"page,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListAuditEntriesRequest) Reset() {
 	*x = ListAuditEntriesRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[62]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3436,7 +4245,7 @@ func (x *ListAuditEntriesRequest) String() string {
 func (*ListAuditEntriesRequest) ProtoMessage() {}
 
 func (x *ListAuditEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[62]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3449,7 +4258,7 @@ func (x *ListAuditEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEntriesRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{62}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *ListAuditEntriesRequest) GetUserId() string {
@@ -3473,17 +4282,25 @@ func (x *ListAuditEntriesRequest) GetPageToken() string {
 	return ""
 }
 
+func (x *ListAuditEntriesRequest) GetPage() *v1.PageRequest {
+	if x != nil {
+		return x.Page
+	}
+	return nil
+}
+
 type ListAuditEntriesResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Entries       []*AuditEntry          `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
 	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	Page          *v1.PageInfo           `protobuf:"bytes,3,opt,name=page,proto3" json:"page,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListAuditEntriesResponse) Reset() {
 	*x = ListAuditEntriesResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[63]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3495,7 +4312,7 @@ func (x *ListAuditEntriesResponse) String() string {
 func (*ListAuditEntriesResponse) ProtoMessage() {}
 
 func (x *ListAuditEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[63]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3508,7 +4325,7 @@ func (x *ListAuditEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEntriesResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{63}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *ListAuditEntriesResponse) GetEntries() []*AuditEntry {
@@ -3525,11 +4342,47 @@ func (x *ListAuditEntriesResponse) GetNextPageToken() string {
 	return ""
 }
 
+func (x *ListAuditEntriesResponse) GetPage() *v1.PageInfo {
+	if x != nil {
+		return x.Page
+	}
+	return nil
+}
+
 var File_gatehouse_accounts_v1_accounts_proto protoreflect.FileDescriptor
 
 const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\n" +
-	"$gatehouse/accounts/v1/accounts.proto\x12\x15gatehouse.accounts.v1\x1a\x1egatehouse/auth/v1/access.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf5\x01\n" +
+	"$gatehouse/accounts/v1/accounts.proto\x12\x15gatehouse.accounts.v1\x1a\x1egatehouse/auth/v1/access.proto\x1a gatehouse/paging/v1/paging.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"@\n" +
+	"\x0fSetAdminRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
+	"\x05admin\x18\x02 \x01(\bR\x05admin\"C\n" +
+	"\x10SetAdminResponse\x12/\n" +
+	"\x04user\x18\x01 \x01(\v2\x1b.gatehouse.accounts.v1.UserR\x04user\",\n" +
+	"\x0fGetEmailRequest\x12\x19\n" +
+	"\bemail_id\x18\x01 \x01(\tR\aemailId\"F\n" +
+	"\x10GetEmailResponse\x122\n" +
+	"\x05email\x18\x01 \x01(\v2\x1c.gatehouse.accounts.v1.EmailR\x05email\"9\n" +
+	"\x18GetBrowserSessionRequest\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\"\\\n" +
+	"\x19GetBrowserSessionResponse\x12?\n" +
+	"\asession\x18\x01 \x01(\v2%.gatehouse.accounts.v1.BrowserSessionR\asession\"8\n" +
+	"\x1bGetRegistrationTokenRequest\x12\x19\n" +
+	"\btoken_id\x18\x01 \x01(\tR\atokenId\"w\n" +
+	"\x1cGetRegistrationTokenResponse\x12W\n" +
+	"\x12registration_token\x18\x01 \x01(\v2(.gatehouse.accounts.v1.RegistrationTokenR\x11registrationToken\"\x99\x01\n" +
+	"\x1eUpdateRegistrationTokenRequest\x12\x19\n" +
+	"\btoken_id\x18\x01 \x01(\tR\atokenId\x129\n" +
+	"\n" +
+	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12!\n" +
+	"\fuses_allowed\x18\x03 \x01(\x05R\vusesAllowed\"=\n" +
+	" UnrevokeRegistrationTokenRequest\x12\x19\n" +
+	"\btoken_id\x18\x01 \x01(\tR\atokenId\"z\n" +
+	"\x1fUpdateRegistrationTokenResponse\x12W\n" +
+	"\x12registration_token\x18\x01 \x01(\v2(.gatehouse.accounts.v1.RegistrationTokenR\x11registrationToken\"|\n" +
+	"!UnrevokeRegistrationTokenResponse\x12W\n" +
+	"\x12registration_token\x18\x01 \x01(\v2(.gatehouse.accounts.v1.RegistrationTokenR\x11registrationToken\"\xee\x02\n" +
 	"\x11RegistrationToken\x12\x19\n" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12!\n" +
 	"\fuses_allowed\x18\x02 \x01(\x05R\vusesAllowed\x12\x12\n" +
@@ -3538,11 +4391,16 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
 	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x18\n" +
-	"\arevoked\x18\x06 \x01(\bR\arevoked\"~\n" +
+	"\arevoked\x18\x06 \x01(\bR\arevoked\x12<\n" +
+	"\flast_used_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"lastUsedAt\x129\n" +
+	"\n" +
+	"revoked_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\trevokedAt\"\x94\x01\n" +
 	"\x1eCreateRegistrationTokenRequest\x12!\n" +
 	"\fuses_allowed\x18\x01 \x01(\x05R\vusesAllowed\x129\n" +
 	"\n" +
-	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\x90\x01\n" +
+	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x14\n" +
+	"\x05token\x18\x03 \x01(\tR\x05token\"\x90\x01\n" +
 	"\x1fCreateRegistrationTokenResponse\x12W\n" +
 	"\x12registration_token\x18\x01 \x01(\v2(.gatehouse.accounts.v1.RegistrationTokenR\x11registrationToken\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\tR\x05token\"3\n" +
@@ -3552,20 +4410,34 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\";\n" +
 	"\x1eRevokeRegistrationTokenRequest\x12\x19\n" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\"!\n" +
-	"\x1fRevokeRegistrationTokenResponse\"\x1f\n" +
-	"\x1dListRegistrationTokensRequest\"{\n" +
+	"\x1fRevokeRegistrationTokenResponse\"\xf2\x01\n" +
+	"\x1dListRegistrationTokensRequest\x124\n" +
+	"\x04page\x18\x01 \x01(\v2 .gatehouse.paging.v1.PageRequestR\x04page\x12\x17\n" +
+	"\x04used\x18\x02 \x01(\bH\x00R\x04used\x88\x01\x01\x12\x1d\n" +
+	"\arevoked\x18\x03 \x01(\bH\x01R\arevoked\x88\x01\x01\x12\x1d\n" +
+	"\aexpired\x18\x04 \x01(\bH\x02R\aexpired\x88\x01\x01\x12\x19\n" +
+	"\x05valid\x18\x05 \x01(\bH\x03R\x05valid\x88\x01\x01B\a\n" +
+	"\x05_usedB\n" +
+	"\n" +
+	"\b_revokedB\n" +
+	"\n" +
+	"\b_expiredB\b\n" +
+	"\x06_valid\"\xae\x01\n" +
 	"\x1eListRegistrationTokensResponse\x12Y\n" +
-	"\x13registration_tokens\x18\x01 \x03(\v2(.gatehouse.accounts.v1.RegistrationTokenR\x12registrationTokens\"-\n" +
+	"\x13registration_tokens\x18\x01 \x03(\v2(.gatehouse.accounts.v1.RegistrationTokenR\x12registrationTokens\x121\n" +
+	"\x04page\x18\x02 \x01(\v2\x1d.gatehouse.paging.v1.PageInfoR\x04page\"-\n" +
 	"\x15GetUserByEmailRequest\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\"I\n" +
 	"\x16GetUserByEmailResponse\x12/\n" +
-	"\x04user\x18\x01 \x01(\v2\x1b.gatehouse.accounts.v1.UserR\x04user\"\xb3\x01\n" +
+	"\x04user\x18\x01 \x01(\v2\x1b.gatehouse.accounts.v1.UserR\x04user\"\xe7\x01\n" +
 	"\x05Email\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x12\x18\n" +
 	"\aprimary\x18\x02 \x01(\bR\aprimary\x12\x1a\n" +
 	"\bverified\x18\x03 \x01(\bR\bverified\x125\n" +
 	"\badded_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aaddedAt\x12'\n" +
-	"\x0fverification_id\x18\x05 \x01(\tR\x0everificationId\"\x96\x01\n" +
+	"\x0fverification_id\x18\x05 \x01(\tR\x0everificationId\x12\x19\n" +
+	"\bemail_id\x18\x06 \x01(\tR\aemailId\x12\x17\n" +
+	"\auser_id\x18\a \x01(\tR\x06userId\"\x96\x01\n" +
 	"\x0fAddEmailRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12'\n" +
@@ -3582,11 +4454,14 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\"O\n" +
 	"\x17SetPrimaryEmailResponse\x124\n" +
-	"\x06emails\x18\x01 \x03(\v2\x1c.gatehouse.accounts.v1.EmailR\x06emails\",\n" +
+	"\x06emails\x18\x01 \x03(\v2\x1c.gatehouse.accounts.v1.EmailR\x06emails\"x\n" +
 	"\x11ListEmailsRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\"J\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x124\n" +
+	"\x04page\x18\x02 \x01(\v2 .gatehouse.paging.v1.PageRequestR\x04page\x12\x14\n" +
+	"\x05email\x18\x03 \x01(\tR\x05email\"}\n" +
 	"\x12ListEmailsResponse\x124\n" +
-	"\x06emails\x18\x01 \x03(\v2\x1c.gatehouse.accounts.v1.EmailR\x06emails\"\x81\x03\n" +
+	"\x06emails\x18\x01 \x03(\v2\x1c.gatehouse.accounts.v1.EmailR\x06emails\x121\n" +
+	"\x04page\x18\x02 \x01(\v2\x1d.gatehouse.paging.v1.PageInfoR\x04page\"\x81\x03\n" +
 	"\x0eBrowserSession\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
@@ -3622,12 +4497,19 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\"\x1b\n" +
-	"\x19EndBrowserSessionResponse\"Z\n" +
+	"\x19EndBrowserSessionResponse\"\xbe\x03\n" +
 	"\x1aListBrowserSessionsRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12#\n" +
-	"\rinclude_ended\x18\x02 \x01(\bR\fincludeEnded\"`\n" +
+	"\rinclude_ended\x18\x02 \x01(\bR\fincludeEnded\x124\n" +
+	"\x04page\x18\x03 \x01(\v2 .gatehouse.paging.v1.PageRequestR\x04page\x12\x16\n" +
+	"\x06status\x18\x04 \x01(\tR\x06status\x12A\n" +
+	"\x0ecreated_before\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\rcreatedBefore\x12?\n" +
+	"\rcreated_after\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\fcreatedAfter\x12H\n" +
+	"\x12last_active_before\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x10lastActiveBefore\x12F\n" +
+	"\x11last_active_after\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x0flastActiveAfter\"\x93\x01\n" +
 	"\x1bListBrowserSessionsResponse\x12A\n" +
-	"\bsessions\x18\x01 \x03(\v2%.gatehouse.accounts.v1.BrowserSessionR\bsessions\"\xd4\x02\n" +
+	"\bsessions\x18\x01 \x03(\v2%.gatehouse.accounts.v1.BrowserSessionR\bsessions\x121\n" +
+	"\x04page\x18\x02 \x01(\v2\x1d.gatehouse.paging.v1.PageInfoR\x04page\"\xd0\x03\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x14\n" +
@@ -3641,7 +4523,9 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"created_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
 	"updated_at\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xee\x01\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x127\n" +
+	"\tlocked_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\blockedAt\x12A\n" +
+	"\x0edeactivated_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\rdeactivatedAt\"\xee\x01\n" +
 	"\x0fRegisterRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x14\n" +
@@ -3728,15 +4612,20 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12!\n" +
 	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\"I\n" +
 	"\x16SetDisplayNameResponse\x12/\n" +
-	"\x04user\x18\x01 \x01(\v2\x1b.gatehouse.accounts.v1.UserR\x04user\"\x89\x01\n" +
+	"\x04user\x18\x01 \x01(\v2\x1b.gatehouse.accounts.v1.UserR\x04user\"\xfc\x01\n" +
 	"\x10ListUsersRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\x129\n" +
-	"\x06status\x18\x03 \x01(\x0e2!.gatehouse.accounts.v1.UserStatusR\x06status\"n\n" +
+	"\x06status\x18\x03 \x01(\x0e2!.gatehouse.accounts.v1.UserStatusR\x06status\x124\n" +
+	"\x04page\x18\x04 \x01(\v2 .gatehouse.paging.v1.PageRequestR\x04page\x12\x19\n" +
+	"\x05admin\x18\x05 \x01(\bH\x00R\x05admin\x88\x01\x01\x12\x16\n" +
+	"\x06search\x18\x06 \x01(\tR\x06searchB\b\n" +
+	"\x06_admin\"\xa1\x01\n" +
 	"\x11ListUsersResponse\x121\n" +
 	"\x05users\x18\x01 \x03(\v2\x1b.gatehouse.accounts.v1.UserR\x05users\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xe8\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x121\n" +
+	"\x04page\x18\x03 \x01(\v2\x1d.gatehouse.paging.v1.PageInfoR\x04page\"\x87\x02\n" +
 	"\n" +
 	"AuditEntry\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12\x19\n" +
@@ -3747,21 +4636,26 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x05actor\x18\x05 \x01(\tR\x05actor\x12;\n" +
 	"\voccurred_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"occurredAt\x12\x18\n" +
-	"\asummary\x18\a \x01(\tR\asummary\"n\n" +
+	"\asummary\x18\a \x01(\tR\asummary\x12\x1d\n" +
+	"\n" +
+	"ip_address\x18\b \x01(\tR\tipAddress\"\xa4\x01\n" +
 	"\x17ListAuditEntriesRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tR\tpageToken\"\x7f\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\x124\n" +
+	"\x04page\x18\x04 \x01(\v2 .gatehouse.paging.v1.PageRequestR\x04page\"\xb2\x01\n" +
 	"\x18ListAuditEntriesResponse\x12;\n" +
 	"\aentries\x18\x01 \x03(\v2!.gatehouse.accounts.v1.AuditEntryR\aentries\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*v\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x121\n" +
+	"\x04page\x18\x03 \x01(\v2\x1d.gatehouse.paging.v1.PageInfoR\x04page*\x9d\x01\n" +
 	"\n" +
 	"UserStatus\x12\x1b\n" +
 	"\x17USER_STATUS_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12USER_STATUS_ACTIVE\x10\x01\x12\x16\n" +
 	"\x12USER_STATUS_LOCKED\x10\x02\x12\x1b\n" +
-	"\x17USER_STATUS_DEACTIVATED\x10\x032\x9d\x1c\n" +
+	"\x17USER_STATUS_DEACTIVATED\x10\x03\x12%\n" +
+	"!USER_STATUS_LOCKED_OR_DEACTIVATED\x10\x042\xa3\"\n" +
 	"\x0fAccountsService\x12d\n" +
 	"\bRegister\x12&.gatehouse.accounts.v1.RegisterRequest\x1a'.gatehouse.accounts.v1.RegisterResponse\"\a\xc2\xf3\x18\x03\n" +
 	"\x01\x02\x12\x7f\n" +
@@ -3822,6 +4716,18 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x17RevokeRegistrationToken\x125.gatehouse.accounts.v1.RevokeRegistrationTokenRequest\x1a6.gatehouse.accounts.v1.RevokeRegistrationTokenResponse\"\a\xc2\xf3\x18\x03\n" +
 	"\x01\x02\x12\x8e\x01\n" +
 	"\x16ListRegistrationTokens\x124.gatehouse.accounts.v1.ListRegistrationTokensRequest\x1a5.gatehouse.accounts.v1.ListRegistrationTokensResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x02\x12\x88\x01\n" +
+	"\x14GetRegistrationToken\x122.gatehouse.accounts.v1.GetRegistrationTokenRequest\x1a3.gatehouse.accounts.v1.GetRegistrationTokenResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x02\x12\x91\x01\n" +
+	"\x17UpdateRegistrationToken\x125.gatehouse.accounts.v1.UpdateRegistrationTokenRequest\x1a6.gatehouse.accounts.v1.UpdateRegistrationTokenResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x02\x12\x97\x01\n" +
+	"\x19UnrevokeRegistrationToken\x127.gatehouse.accounts.v1.UnrevokeRegistrationTokenRequest\x1a8.gatehouse.accounts.v1.UnrevokeRegistrationTokenResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x02\x12d\n" +
+	"\bSetAdmin\x12&.gatehouse.accounts.v1.SetAdminRequest\x1a'.gatehouse.accounts.v1.SetAdminResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x02\x12d\n" +
+	"\bGetEmail\x12&.gatehouse.accounts.v1.GetEmailRequest\x1a'.gatehouse.accounts.v1.GetEmailResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x02\x12\x7f\n" +
+	"\x11GetBrowserSession\x12/.gatehouse.accounts.v1.GetBrowserSessionRequest\x1a0.gatehouse.accounts.v1.GetBrowserSessionResponse\"\a\xc2\xf3\x18\x03\n" +
 	"\x01\x02B6Z4gatehouse.dev/proto/gatehouse/accounts/v1;accountsv1b\x06proto3"
 
 var (
@@ -3837,178 +4743,229 @@ func file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP() []byte {
 }
 
 var file_gatehouse_accounts_v1_accounts_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_gatehouse_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
+var file_gatehouse_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 76)
 var file_gatehouse_accounts_v1_accounts_proto_goTypes = []any{
 	(UserStatus)(0),                            // 0: gatehouse.accounts.v1.UserStatus
-	(*RegistrationToken)(nil),                  // 1: gatehouse.accounts.v1.RegistrationToken
-	(*CreateRegistrationTokenRequest)(nil),     // 2: gatehouse.accounts.v1.CreateRegistrationTokenRequest
-	(*CreateRegistrationTokenResponse)(nil),    // 3: gatehouse.accounts.v1.CreateRegistrationTokenResponse
-	(*UseRegistrationTokenRequest)(nil),        // 4: gatehouse.accounts.v1.UseRegistrationTokenRequest
-	(*UseRegistrationTokenResponse)(nil),       // 5: gatehouse.accounts.v1.UseRegistrationTokenResponse
-	(*RevokeRegistrationTokenRequest)(nil),     // 6: gatehouse.accounts.v1.RevokeRegistrationTokenRequest
-	(*RevokeRegistrationTokenResponse)(nil),    // 7: gatehouse.accounts.v1.RevokeRegistrationTokenResponse
-	(*ListRegistrationTokensRequest)(nil),      // 8: gatehouse.accounts.v1.ListRegistrationTokensRequest
-	(*ListRegistrationTokensResponse)(nil),     // 9: gatehouse.accounts.v1.ListRegistrationTokensResponse
-	(*GetUserByEmailRequest)(nil),              // 10: gatehouse.accounts.v1.GetUserByEmailRequest
-	(*GetUserByEmailResponse)(nil),             // 11: gatehouse.accounts.v1.GetUserByEmailResponse
-	(*Email)(nil),                              // 12: gatehouse.accounts.v1.Email
-	(*AddEmailRequest)(nil),                    // 13: gatehouse.accounts.v1.AddEmailRequest
-	(*AddEmailResponse)(nil),                   // 14: gatehouse.accounts.v1.AddEmailResponse
-	(*RemoveEmailRequest)(nil),                 // 15: gatehouse.accounts.v1.RemoveEmailRequest
-	(*RemoveEmailResponse)(nil),                // 16: gatehouse.accounts.v1.RemoveEmailResponse
-	(*SetPrimaryEmailRequest)(nil),             // 17: gatehouse.accounts.v1.SetPrimaryEmailRequest
-	(*SetPrimaryEmailResponse)(nil),            // 18: gatehouse.accounts.v1.SetPrimaryEmailResponse
-	(*ListEmailsRequest)(nil),                  // 19: gatehouse.accounts.v1.ListEmailsRequest
-	(*ListEmailsResponse)(nil),                 // 20: gatehouse.accounts.v1.ListEmailsResponse
-	(*BrowserSession)(nil),                     // 21: gatehouse.accounts.v1.BrowserSession
-	(*StartBrowserSessionRequest)(nil),         // 22: gatehouse.accounts.v1.StartBrowserSessionRequest
-	(*StartBrowserSessionResponse)(nil),        // 23: gatehouse.accounts.v1.StartBrowserSessionResponse
-	(*AuthenticateBrowserSessionRequest)(nil),  // 24: gatehouse.accounts.v1.AuthenticateBrowserSessionRequest
-	(*AuthenticateBrowserSessionResponse)(nil), // 25: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse
-	(*EndBrowserSessionRequest)(nil),           // 26: gatehouse.accounts.v1.EndBrowserSessionRequest
-	(*EndBrowserSessionResponse)(nil),          // 27: gatehouse.accounts.v1.EndBrowserSessionResponse
-	(*ListBrowserSessionsRequest)(nil),         // 28: gatehouse.accounts.v1.ListBrowserSessionsRequest
-	(*ListBrowserSessionsResponse)(nil),        // 29: gatehouse.accounts.v1.ListBrowserSessionsResponse
-	(*User)(nil),                               // 30: gatehouse.accounts.v1.User
-	(*RegisterRequest)(nil),                    // 31: gatehouse.accounts.v1.RegisterRequest
-	(*StartRegistrationRequest)(nil),           // 32: gatehouse.accounts.v1.StartRegistrationRequest
-	(*StartRegistrationResponse)(nil),          // 33: gatehouse.accounts.v1.StartRegistrationResponse
-	(*Registration)(nil),                       // 34: gatehouse.accounts.v1.Registration
-	(*GetRegistrationRequest)(nil),             // 35: gatehouse.accounts.v1.GetRegistrationRequest
-	(*GetRegistrationResponse)(nil),            // 36: gatehouse.accounts.v1.GetRegistrationResponse
-	(*CompleteRegistrationRequest)(nil),        // 37: gatehouse.accounts.v1.CompleteRegistrationRequest
-	(*CompleteRegistrationResponse)(nil),       // 38: gatehouse.accounts.v1.CompleteRegistrationResponse
-	(*RegisterResponse)(nil),                   // 39: gatehouse.accounts.v1.RegisterResponse
-	(*GetUserRequest)(nil),                     // 40: gatehouse.accounts.v1.GetUserRequest
-	(*GetUserByUsernameRequest)(nil),           // 41: gatehouse.accounts.v1.GetUserByUsernameRequest
-	(*GetUserResponse)(nil),                    // 42: gatehouse.accounts.v1.GetUserResponse
-	(*GetUserByUsernameResponse)(nil),          // 43: gatehouse.accounts.v1.GetUserByUsernameResponse
-	(*VerifyPasswordRequest)(nil),              // 44: gatehouse.accounts.v1.VerifyPasswordRequest
-	(*VerifyPasswordResponse)(nil),             // 45: gatehouse.accounts.v1.VerifyPasswordResponse
-	(*ChangePasswordRequest)(nil),              // 46: gatehouse.accounts.v1.ChangePasswordRequest
-	(*ChangePasswordResponse)(nil),             // 47: gatehouse.accounts.v1.ChangePasswordResponse
-	(*SetPasswordRequest)(nil),                 // 48: gatehouse.accounts.v1.SetPasswordRequest
-	(*SetPasswordResponse)(nil),                // 49: gatehouse.accounts.v1.SetPasswordResponse
-	(*LockUserRequest)(nil),                    // 50: gatehouse.accounts.v1.LockUserRequest
-	(*LockUserResponse)(nil),                   // 51: gatehouse.accounts.v1.LockUserResponse
-	(*UnlockUserRequest)(nil),                  // 52: gatehouse.accounts.v1.UnlockUserRequest
-	(*UnlockUserResponse)(nil),                 // 53: gatehouse.accounts.v1.UnlockUserResponse
-	(*DeactivateUserRequest)(nil),              // 54: gatehouse.accounts.v1.DeactivateUserRequest
-	(*DeactivateUserResponse)(nil),             // 55: gatehouse.accounts.v1.DeactivateUserResponse
-	(*ReactivateUserRequest)(nil),              // 56: gatehouse.accounts.v1.ReactivateUserRequest
-	(*ReactivateUserResponse)(nil),             // 57: gatehouse.accounts.v1.ReactivateUserResponse
-	(*SetDisplayNameRequest)(nil),              // 58: gatehouse.accounts.v1.SetDisplayNameRequest
-	(*SetDisplayNameResponse)(nil),             // 59: gatehouse.accounts.v1.SetDisplayNameResponse
-	(*ListUsersRequest)(nil),                   // 60: gatehouse.accounts.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),                  // 61: gatehouse.accounts.v1.ListUsersResponse
-	(*AuditEntry)(nil),                         // 62: gatehouse.accounts.v1.AuditEntry
-	(*ListAuditEntriesRequest)(nil),            // 63: gatehouse.accounts.v1.ListAuditEntriesRequest
-	(*ListAuditEntriesResponse)(nil),           // 64: gatehouse.accounts.v1.ListAuditEntriesResponse
-	(*timestamppb.Timestamp)(nil),              // 65: google.protobuf.Timestamp
+	(*SetAdminRequest)(nil),                    // 1: gatehouse.accounts.v1.SetAdminRequest
+	(*SetAdminResponse)(nil),                   // 2: gatehouse.accounts.v1.SetAdminResponse
+	(*GetEmailRequest)(nil),                    // 3: gatehouse.accounts.v1.GetEmailRequest
+	(*GetEmailResponse)(nil),                   // 4: gatehouse.accounts.v1.GetEmailResponse
+	(*GetBrowserSessionRequest)(nil),           // 5: gatehouse.accounts.v1.GetBrowserSessionRequest
+	(*GetBrowserSessionResponse)(nil),          // 6: gatehouse.accounts.v1.GetBrowserSessionResponse
+	(*GetRegistrationTokenRequest)(nil),        // 7: gatehouse.accounts.v1.GetRegistrationTokenRequest
+	(*GetRegistrationTokenResponse)(nil),       // 8: gatehouse.accounts.v1.GetRegistrationTokenResponse
+	(*UpdateRegistrationTokenRequest)(nil),     // 9: gatehouse.accounts.v1.UpdateRegistrationTokenRequest
+	(*UnrevokeRegistrationTokenRequest)(nil),   // 10: gatehouse.accounts.v1.UnrevokeRegistrationTokenRequest
+	(*UpdateRegistrationTokenResponse)(nil),    // 11: gatehouse.accounts.v1.UpdateRegistrationTokenResponse
+	(*UnrevokeRegistrationTokenResponse)(nil),  // 12: gatehouse.accounts.v1.UnrevokeRegistrationTokenResponse
+	(*RegistrationToken)(nil),                  // 13: gatehouse.accounts.v1.RegistrationToken
+	(*CreateRegistrationTokenRequest)(nil),     // 14: gatehouse.accounts.v1.CreateRegistrationTokenRequest
+	(*CreateRegistrationTokenResponse)(nil),    // 15: gatehouse.accounts.v1.CreateRegistrationTokenResponse
+	(*UseRegistrationTokenRequest)(nil),        // 16: gatehouse.accounts.v1.UseRegistrationTokenRequest
+	(*UseRegistrationTokenResponse)(nil),       // 17: gatehouse.accounts.v1.UseRegistrationTokenResponse
+	(*RevokeRegistrationTokenRequest)(nil),     // 18: gatehouse.accounts.v1.RevokeRegistrationTokenRequest
+	(*RevokeRegistrationTokenResponse)(nil),    // 19: gatehouse.accounts.v1.RevokeRegistrationTokenResponse
+	(*ListRegistrationTokensRequest)(nil),      // 20: gatehouse.accounts.v1.ListRegistrationTokensRequest
+	(*ListRegistrationTokensResponse)(nil),     // 21: gatehouse.accounts.v1.ListRegistrationTokensResponse
+	(*GetUserByEmailRequest)(nil),              // 22: gatehouse.accounts.v1.GetUserByEmailRequest
+	(*GetUserByEmailResponse)(nil),             // 23: gatehouse.accounts.v1.GetUserByEmailResponse
+	(*Email)(nil),                              // 24: gatehouse.accounts.v1.Email
+	(*AddEmailRequest)(nil),                    // 25: gatehouse.accounts.v1.AddEmailRequest
+	(*AddEmailResponse)(nil),                   // 26: gatehouse.accounts.v1.AddEmailResponse
+	(*RemoveEmailRequest)(nil),                 // 27: gatehouse.accounts.v1.RemoveEmailRequest
+	(*RemoveEmailResponse)(nil),                // 28: gatehouse.accounts.v1.RemoveEmailResponse
+	(*SetPrimaryEmailRequest)(nil),             // 29: gatehouse.accounts.v1.SetPrimaryEmailRequest
+	(*SetPrimaryEmailResponse)(nil),            // 30: gatehouse.accounts.v1.SetPrimaryEmailResponse
+	(*ListEmailsRequest)(nil),                  // 31: gatehouse.accounts.v1.ListEmailsRequest
+	(*ListEmailsResponse)(nil),                 // 32: gatehouse.accounts.v1.ListEmailsResponse
+	(*BrowserSession)(nil),                     // 33: gatehouse.accounts.v1.BrowserSession
+	(*StartBrowserSessionRequest)(nil),         // 34: gatehouse.accounts.v1.StartBrowserSessionRequest
+	(*StartBrowserSessionResponse)(nil),        // 35: gatehouse.accounts.v1.StartBrowserSessionResponse
+	(*AuthenticateBrowserSessionRequest)(nil),  // 36: gatehouse.accounts.v1.AuthenticateBrowserSessionRequest
+	(*AuthenticateBrowserSessionResponse)(nil), // 37: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse
+	(*EndBrowserSessionRequest)(nil),           // 38: gatehouse.accounts.v1.EndBrowserSessionRequest
+	(*EndBrowserSessionResponse)(nil),          // 39: gatehouse.accounts.v1.EndBrowserSessionResponse
+	(*ListBrowserSessionsRequest)(nil),         // 40: gatehouse.accounts.v1.ListBrowserSessionsRequest
+	(*ListBrowserSessionsResponse)(nil),        // 41: gatehouse.accounts.v1.ListBrowserSessionsResponse
+	(*User)(nil),                               // 42: gatehouse.accounts.v1.User
+	(*RegisterRequest)(nil),                    // 43: gatehouse.accounts.v1.RegisterRequest
+	(*StartRegistrationRequest)(nil),           // 44: gatehouse.accounts.v1.StartRegistrationRequest
+	(*StartRegistrationResponse)(nil),          // 45: gatehouse.accounts.v1.StartRegistrationResponse
+	(*Registration)(nil),                       // 46: gatehouse.accounts.v1.Registration
+	(*GetRegistrationRequest)(nil),             // 47: gatehouse.accounts.v1.GetRegistrationRequest
+	(*GetRegistrationResponse)(nil),            // 48: gatehouse.accounts.v1.GetRegistrationResponse
+	(*CompleteRegistrationRequest)(nil),        // 49: gatehouse.accounts.v1.CompleteRegistrationRequest
+	(*CompleteRegistrationResponse)(nil),       // 50: gatehouse.accounts.v1.CompleteRegistrationResponse
+	(*RegisterResponse)(nil),                   // 51: gatehouse.accounts.v1.RegisterResponse
+	(*GetUserRequest)(nil),                     // 52: gatehouse.accounts.v1.GetUserRequest
+	(*GetUserByUsernameRequest)(nil),           // 53: gatehouse.accounts.v1.GetUserByUsernameRequest
+	(*GetUserResponse)(nil),                    // 54: gatehouse.accounts.v1.GetUserResponse
+	(*GetUserByUsernameResponse)(nil),          // 55: gatehouse.accounts.v1.GetUserByUsernameResponse
+	(*VerifyPasswordRequest)(nil),              // 56: gatehouse.accounts.v1.VerifyPasswordRequest
+	(*VerifyPasswordResponse)(nil),             // 57: gatehouse.accounts.v1.VerifyPasswordResponse
+	(*ChangePasswordRequest)(nil),              // 58: gatehouse.accounts.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil),             // 59: gatehouse.accounts.v1.ChangePasswordResponse
+	(*SetPasswordRequest)(nil),                 // 60: gatehouse.accounts.v1.SetPasswordRequest
+	(*SetPasswordResponse)(nil),                // 61: gatehouse.accounts.v1.SetPasswordResponse
+	(*LockUserRequest)(nil),                    // 62: gatehouse.accounts.v1.LockUserRequest
+	(*LockUserResponse)(nil),                   // 63: gatehouse.accounts.v1.LockUserResponse
+	(*UnlockUserRequest)(nil),                  // 64: gatehouse.accounts.v1.UnlockUserRequest
+	(*UnlockUserResponse)(nil),                 // 65: gatehouse.accounts.v1.UnlockUserResponse
+	(*DeactivateUserRequest)(nil),              // 66: gatehouse.accounts.v1.DeactivateUserRequest
+	(*DeactivateUserResponse)(nil),             // 67: gatehouse.accounts.v1.DeactivateUserResponse
+	(*ReactivateUserRequest)(nil),              // 68: gatehouse.accounts.v1.ReactivateUserRequest
+	(*ReactivateUserResponse)(nil),             // 69: gatehouse.accounts.v1.ReactivateUserResponse
+	(*SetDisplayNameRequest)(nil),              // 70: gatehouse.accounts.v1.SetDisplayNameRequest
+	(*SetDisplayNameResponse)(nil),             // 71: gatehouse.accounts.v1.SetDisplayNameResponse
+	(*ListUsersRequest)(nil),                   // 72: gatehouse.accounts.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),                  // 73: gatehouse.accounts.v1.ListUsersResponse
+	(*AuditEntry)(nil),                         // 74: gatehouse.accounts.v1.AuditEntry
+	(*ListAuditEntriesRequest)(nil),            // 75: gatehouse.accounts.v1.ListAuditEntriesRequest
+	(*ListAuditEntriesResponse)(nil),           // 76: gatehouse.accounts.v1.ListAuditEntriesResponse
+	(*timestamppb.Timestamp)(nil),              // 77: google.protobuf.Timestamp
+	(*v1.PageRequest)(nil),                     // 78: gatehouse.paging.v1.PageRequest
+	(*v1.PageInfo)(nil),                        // 79: gatehouse.paging.v1.PageInfo
 }
 var file_gatehouse_accounts_v1_accounts_proto_depIdxs = []int32{
-	65, // 0: gatehouse.accounts.v1.RegistrationToken.created_at:type_name -> google.protobuf.Timestamp
-	65, // 1: gatehouse.accounts.v1.RegistrationToken.expires_at:type_name -> google.protobuf.Timestamp
-	65, // 2: gatehouse.accounts.v1.CreateRegistrationTokenRequest.expires_at:type_name -> google.protobuf.Timestamp
-	1,  // 3: gatehouse.accounts.v1.CreateRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
-	1,  // 4: gatehouse.accounts.v1.ListRegistrationTokensResponse.registration_tokens:type_name -> gatehouse.accounts.v1.RegistrationToken
-	30, // 5: gatehouse.accounts.v1.GetUserByEmailResponse.user:type_name -> gatehouse.accounts.v1.User
-	65, // 6: gatehouse.accounts.v1.Email.added_at:type_name -> google.protobuf.Timestamp
-	12, // 7: gatehouse.accounts.v1.AddEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
-	12, // 8: gatehouse.accounts.v1.RemoveEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
-	12, // 9: gatehouse.accounts.v1.SetPrimaryEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
-	12, // 10: gatehouse.accounts.v1.ListEmailsResponse.emails:type_name -> gatehouse.accounts.v1.Email
-	65, // 11: gatehouse.accounts.v1.BrowserSession.created_at:type_name -> google.protobuf.Timestamp
-	65, // 12: gatehouse.accounts.v1.BrowserSession.last_active_at:type_name -> google.protobuf.Timestamp
-	65, // 13: gatehouse.accounts.v1.BrowserSession.ended_at:type_name -> google.protobuf.Timestamp
-	65, // 14: gatehouse.accounts.v1.BrowserSession.authenticated_at:type_name -> google.protobuf.Timestamp
-	21, // 15: gatehouse.accounts.v1.StartBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
-	21, // 16: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
-	30, // 17: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse.user:type_name -> gatehouse.accounts.v1.User
-	21, // 18: gatehouse.accounts.v1.ListBrowserSessionsResponse.sessions:type_name -> gatehouse.accounts.v1.BrowserSession
-	65, // 19: gatehouse.accounts.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	65, // 20: gatehouse.accounts.v1.User.updated_at:type_name -> google.protobuf.Timestamp
-	34, // 21: gatehouse.accounts.v1.StartRegistrationResponse.registration:type_name -> gatehouse.accounts.v1.Registration
-	65, // 22: gatehouse.accounts.v1.Registration.started_at:type_name -> google.protobuf.Timestamp
-	65, // 23: gatehouse.accounts.v1.Registration.expires_at:type_name -> google.protobuf.Timestamp
-	34, // 24: gatehouse.accounts.v1.GetRegistrationResponse.registration:type_name -> gatehouse.accounts.v1.Registration
-	30, // 25: gatehouse.accounts.v1.CompleteRegistrationResponse.user:type_name -> gatehouse.accounts.v1.User
-	30, // 26: gatehouse.accounts.v1.RegisterResponse.user:type_name -> gatehouse.accounts.v1.User
-	30, // 27: gatehouse.accounts.v1.GetUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	30, // 28: gatehouse.accounts.v1.GetUserByUsernameResponse.user:type_name -> gatehouse.accounts.v1.User
-	30, // 29: gatehouse.accounts.v1.VerifyPasswordResponse.user:type_name -> gatehouse.accounts.v1.User
-	30, // 30: gatehouse.accounts.v1.LockUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	30, // 31: gatehouse.accounts.v1.UnlockUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	30, // 32: gatehouse.accounts.v1.DeactivateUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	30, // 33: gatehouse.accounts.v1.ReactivateUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	30, // 34: gatehouse.accounts.v1.SetDisplayNameResponse.user:type_name -> gatehouse.accounts.v1.User
-	0,  // 35: gatehouse.accounts.v1.ListUsersRequest.status:type_name -> gatehouse.accounts.v1.UserStatus
-	30, // 36: gatehouse.accounts.v1.ListUsersResponse.users:type_name -> gatehouse.accounts.v1.User
-	65, // 37: gatehouse.accounts.v1.AuditEntry.occurred_at:type_name -> google.protobuf.Timestamp
-	62, // 38: gatehouse.accounts.v1.ListAuditEntriesResponse.entries:type_name -> gatehouse.accounts.v1.AuditEntry
-	31, // 39: gatehouse.accounts.v1.AccountsService.Register:input_type -> gatehouse.accounts.v1.RegisterRequest
-	32, // 40: gatehouse.accounts.v1.AccountsService.StartRegistration:input_type -> gatehouse.accounts.v1.StartRegistrationRequest
-	35, // 41: gatehouse.accounts.v1.AccountsService.GetRegistration:input_type -> gatehouse.accounts.v1.GetRegistrationRequest
-	37, // 42: gatehouse.accounts.v1.AccountsService.CompleteRegistration:input_type -> gatehouse.accounts.v1.CompleteRegistrationRequest
-	40, // 43: gatehouse.accounts.v1.AccountsService.GetUser:input_type -> gatehouse.accounts.v1.GetUserRequest
-	41, // 44: gatehouse.accounts.v1.AccountsService.GetUserByUsername:input_type -> gatehouse.accounts.v1.GetUserByUsernameRequest
-	44, // 45: gatehouse.accounts.v1.AccountsService.VerifyPassword:input_type -> gatehouse.accounts.v1.VerifyPasswordRequest
-	46, // 46: gatehouse.accounts.v1.AccountsService.ChangePassword:input_type -> gatehouse.accounts.v1.ChangePasswordRequest
-	48, // 47: gatehouse.accounts.v1.AccountsService.SetPassword:input_type -> gatehouse.accounts.v1.SetPasswordRequest
-	50, // 48: gatehouse.accounts.v1.AccountsService.LockUser:input_type -> gatehouse.accounts.v1.LockUserRequest
-	52, // 49: gatehouse.accounts.v1.AccountsService.UnlockUser:input_type -> gatehouse.accounts.v1.UnlockUserRequest
-	54, // 50: gatehouse.accounts.v1.AccountsService.DeactivateUser:input_type -> gatehouse.accounts.v1.DeactivateUserRequest
-	56, // 51: gatehouse.accounts.v1.AccountsService.ReactivateUser:input_type -> gatehouse.accounts.v1.ReactivateUserRequest
-	58, // 52: gatehouse.accounts.v1.AccountsService.SetDisplayName:input_type -> gatehouse.accounts.v1.SetDisplayNameRequest
-	60, // 53: gatehouse.accounts.v1.AccountsService.ListUsers:input_type -> gatehouse.accounts.v1.ListUsersRequest
-	63, // 54: gatehouse.accounts.v1.AccountsService.ListAuditEntries:input_type -> gatehouse.accounts.v1.ListAuditEntriesRequest
-	10, // 55: gatehouse.accounts.v1.AccountsService.GetUserByEmail:input_type -> gatehouse.accounts.v1.GetUserByEmailRequest
-	13, // 56: gatehouse.accounts.v1.AccountsService.AddEmail:input_type -> gatehouse.accounts.v1.AddEmailRequest
-	15, // 57: gatehouse.accounts.v1.AccountsService.RemoveEmail:input_type -> gatehouse.accounts.v1.RemoveEmailRequest
-	17, // 58: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:input_type -> gatehouse.accounts.v1.SetPrimaryEmailRequest
-	19, // 59: gatehouse.accounts.v1.AccountsService.ListEmails:input_type -> gatehouse.accounts.v1.ListEmailsRequest
-	22, // 60: gatehouse.accounts.v1.AccountsService.StartBrowserSession:input_type -> gatehouse.accounts.v1.StartBrowserSessionRequest
-	24, // 61: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:input_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionRequest
-	26, // 62: gatehouse.accounts.v1.AccountsService.EndBrowserSession:input_type -> gatehouse.accounts.v1.EndBrowserSessionRequest
-	28, // 63: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:input_type -> gatehouse.accounts.v1.ListBrowserSessionsRequest
-	2,  // 64: gatehouse.accounts.v1.AccountsService.CreateRegistrationToken:input_type -> gatehouse.accounts.v1.CreateRegistrationTokenRequest
-	4,  // 65: gatehouse.accounts.v1.AccountsService.UseRegistrationToken:input_type -> gatehouse.accounts.v1.UseRegistrationTokenRequest
-	6,  // 66: gatehouse.accounts.v1.AccountsService.RevokeRegistrationToken:input_type -> gatehouse.accounts.v1.RevokeRegistrationTokenRequest
-	8,  // 67: gatehouse.accounts.v1.AccountsService.ListRegistrationTokens:input_type -> gatehouse.accounts.v1.ListRegistrationTokensRequest
-	39, // 68: gatehouse.accounts.v1.AccountsService.Register:output_type -> gatehouse.accounts.v1.RegisterResponse
-	33, // 69: gatehouse.accounts.v1.AccountsService.StartRegistration:output_type -> gatehouse.accounts.v1.StartRegistrationResponse
-	36, // 70: gatehouse.accounts.v1.AccountsService.GetRegistration:output_type -> gatehouse.accounts.v1.GetRegistrationResponse
-	38, // 71: gatehouse.accounts.v1.AccountsService.CompleteRegistration:output_type -> gatehouse.accounts.v1.CompleteRegistrationResponse
-	42, // 72: gatehouse.accounts.v1.AccountsService.GetUser:output_type -> gatehouse.accounts.v1.GetUserResponse
-	43, // 73: gatehouse.accounts.v1.AccountsService.GetUserByUsername:output_type -> gatehouse.accounts.v1.GetUserByUsernameResponse
-	45, // 74: gatehouse.accounts.v1.AccountsService.VerifyPassword:output_type -> gatehouse.accounts.v1.VerifyPasswordResponse
-	47, // 75: gatehouse.accounts.v1.AccountsService.ChangePassword:output_type -> gatehouse.accounts.v1.ChangePasswordResponse
-	49, // 76: gatehouse.accounts.v1.AccountsService.SetPassword:output_type -> gatehouse.accounts.v1.SetPasswordResponse
-	51, // 77: gatehouse.accounts.v1.AccountsService.LockUser:output_type -> gatehouse.accounts.v1.LockUserResponse
-	53, // 78: gatehouse.accounts.v1.AccountsService.UnlockUser:output_type -> gatehouse.accounts.v1.UnlockUserResponse
-	55, // 79: gatehouse.accounts.v1.AccountsService.DeactivateUser:output_type -> gatehouse.accounts.v1.DeactivateUserResponse
-	57, // 80: gatehouse.accounts.v1.AccountsService.ReactivateUser:output_type -> gatehouse.accounts.v1.ReactivateUserResponse
-	59, // 81: gatehouse.accounts.v1.AccountsService.SetDisplayName:output_type -> gatehouse.accounts.v1.SetDisplayNameResponse
-	61, // 82: gatehouse.accounts.v1.AccountsService.ListUsers:output_type -> gatehouse.accounts.v1.ListUsersResponse
-	64, // 83: gatehouse.accounts.v1.AccountsService.ListAuditEntries:output_type -> gatehouse.accounts.v1.ListAuditEntriesResponse
-	11, // 84: gatehouse.accounts.v1.AccountsService.GetUserByEmail:output_type -> gatehouse.accounts.v1.GetUserByEmailResponse
-	14, // 85: gatehouse.accounts.v1.AccountsService.AddEmail:output_type -> gatehouse.accounts.v1.AddEmailResponse
-	16, // 86: gatehouse.accounts.v1.AccountsService.RemoveEmail:output_type -> gatehouse.accounts.v1.RemoveEmailResponse
-	18, // 87: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:output_type -> gatehouse.accounts.v1.SetPrimaryEmailResponse
-	20, // 88: gatehouse.accounts.v1.AccountsService.ListEmails:output_type -> gatehouse.accounts.v1.ListEmailsResponse
-	23, // 89: gatehouse.accounts.v1.AccountsService.StartBrowserSession:output_type -> gatehouse.accounts.v1.StartBrowserSessionResponse
-	25, // 90: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:output_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionResponse
-	27, // 91: gatehouse.accounts.v1.AccountsService.EndBrowserSession:output_type -> gatehouse.accounts.v1.EndBrowserSessionResponse
-	29, // 92: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:output_type -> gatehouse.accounts.v1.ListBrowserSessionsResponse
-	3,  // 93: gatehouse.accounts.v1.AccountsService.CreateRegistrationToken:output_type -> gatehouse.accounts.v1.CreateRegistrationTokenResponse
-	5,  // 94: gatehouse.accounts.v1.AccountsService.UseRegistrationToken:output_type -> gatehouse.accounts.v1.UseRegistrationTokenResponse
-	7,  // 95: gatehouse.accounts.v1.AccountsService.RevokeRegistrationToken:output_type -> gatehouse.accounts.v1.RevokeRegistrationTokenResponse
-	9,  // 96: gatehouse.accounts.v1.AccountsService.ListRegistrationTokens:output_type -> gatehouse.accounts.v1.ListRegistrationTokensResponse
-	68, // [68:97] is the sub-list for method output_type
-	39, // [39:68] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	42, // 0: gatehouse.accounts.v1.SetAdminResponse.user:type_name -> gatehouse.accounts.v1.User
+	24, // 1: gatehouse.accounts.v1.GetEmailResponse.email:type_name -> gatehouse.accounts.v1.Email
+	33, // 2: gatehouse.accounts.v1.GetBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
+	13, // 3: gatehouse.accounts.v1.GetRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
+	77, // 4: gatehouse.accounts.v1.UpdateRegistrationTokenRequest.expires_at:type_name -> google.protobuf.Timestamp
+	13, // 5: gatehouse.accounts.v1.UpdateRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
+	13, // 6: gatehouse.accounts.v1.UnrevokeRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
+	77, // 7: gatehouse.accounts.v1.RegistrationToken.created_at:type_name -> google.protobuf.Timestamp
+	77, // 8: gatehouse.accounts.v1.RegistrationToken.expires_at:type_name -> google.protobuf.Timestamp
+	77, // 9: gatehouse.accounts.v1.RegistrationToken.last_used_at:type_name -> google.protobuf.Timestamp
+	77, // 10: gatehouse.accounts.v1.RegistrationToken.revoked_at:type_name -> google.protobuf.Timestamp
+	77, // 11: gatehouse.accounts.v1.CreateRegistrationTokenRequest.expires_at:type_name -> google.protobuf.Timestamp
+	13, // 12: gatehouse.accounts.v1.CreateRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
+	78, // 13: gatehouse.accounts.v1.ListRegistrationTokensRequest.page:type_name -> gatehouse.paging.v1.PageRequest
+	13, // 14: gatehouse.accounts.v1.ListRegistrationTokensResponse.registration_tokens:type_name -> gatehouse.accounts.v1.RegistrationToken
+	79, // 15: gatehouse.accounts.v1.ListRegistrationTokensResponse.page:type_name -> gatehouse.paging.v1.PageInfo
+	42, // 16: gatehouse.accounts.v1.GetUserByEmailResponse.user:type_name -> gatehouse.accounts.v1.User
+	77, // 17: gatehouse.accounts.v1.Email.added_at:type_name -> google.protobuf.Timestamp
+	24, // 18: gatehouse.accounts.v1.AddEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
+	24, // 19: gatehouse.accounts.v1.RemoveEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
+	24, // 20: gatehouse.accounts.v1.SetPrimaryEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
+	78, // 21: gatehouse.accounts.v1.ListEmailsRequest.page:type_name -> gatehouse.paging.v1.PageRequest
+	24, // 22: gatehouse.accounts.v1.ListEmailsResponse.emails:type_name -> gatehouse.accounts.v1.Email
+	79, // 23: gatehouse.accounts.v1.ListEmailsResponse.page:type_name -> gatehouse.paging.v1.PageInfo
+	77, // 24: gatehouse.accounts.v1.BrowserSession.created_at:type_name -> google.protobuf.Timestamp
+	77, // 25: gatehouse.accounts.v1.BrowserSession.last_active_at:type_name -> google.protobuf.Timestamp
+	77, // 26: gatehouse.accounts.v1.BrowserSession.ended_at:type_name -> google.protobuf.Timestamp
+	77, // 27: gatehouse.accounts.v1.BrowserSession.authenticated_at:type_name -> google.protobuf.Timestamp
+	33, // 28: gatehouse.accounts.v1.StartBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
+	33, // 29: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
+	42, // 30: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse.user:type_name -> gatehouse.accounts.v1.User
+	78, // 31: gatehouse.accounts.v1.ListBrowserSessionsRequest.page:type_name -> gatehouse.paging.v1.PageRequest
+	77, // 32: gatehouse.accounts.v1.ListBrowserSessionsRequest.created_before:type_name -> google.protobuf.Timestamp
+	77, // 33: gatehouse.accounts.v1.ListBrowserSessionsRequest.created_after:type_name -> google.protobuf.Timestamp
+	77, // 34: gatehouse.accounts.v1.ListBrowserSessionsRequest.last_active_before:type_name -> google.protobuf.Timestamp
+	77, // 35: gatehouse.accounts.v1.ListBrowserSessionsRequest.last_active_after:type_name -> google.protobuf.Timestamp
+	33, // 36: gatehouse.accounts.v1.ListBrowserSessionsResponse.sessions:type_name -> gatehouse.accounts.v1.BrowserSession
+	79, // 37: gatehouse.accounts.v1.ListBrowserSessionsResponse.page:type_name -> gatehouse.paging.v1.PageInfo
+	77, // 38: gatehouse.accounts.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	77, // 39: gatehouse.accounts.v1.User.updated_at:type_name -> google.protobuf.Timestamp
+	77, // 40: gatehouse.accounts.v1.User.locked_at:type_name -> google.protobuf.Timestamp
+	77, // 41: gatehouse.accounts.v1.User.deactivated_at:type_name -> google.protobuf.Timestamp
+	46, // 42: gatehouse.accounts.v1.StartRegistrationResponse.registration:type_name -> gatehouse.accounts.v1.Registration
+	77, // 43: gatehouse.accounts.v1.Registration.started_at:type_name -> google.protobuf.Timestamp
+	77, // 44: gatehouse.accounts.v1.Registration.expires_at:type_name -> google.protobuf.Timestamp
+	46, // 45: gatehouse.accounts.v1.GetRegistrationResponse.registration:type_name -> gatehouse.accounts.v1.Registration
+	42, // 46: gatehouse.accounts.v1.CompleteRegistrationResponse.user:type_name -> gatehouse.accounts.v1.User
+	42, // 47: gatehouse.accounts.v1.RegisterResponse.user:type_name -> gatehouse.accounts.v1.User
+	42, // 48: gatehouse.accounts.v1.GetUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	42, // 49: gatehouse.accounts.v1.GetUserByUsernameResponse.user:type_name -> gatehouse.accounts.v1.User
+	42, // 50: gatehouse.accounts.v1.VerifyPasswordResponse.user:type_name -> gatehouse.accounts.v1.User
+	42, // 51: gatehouse.accounts.v1.LockUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	42, // 52: gatehouse.accounts.v1.UnlockUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	42, // 53: gatehouse.accounts.v1.DeactivateUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	42, // 54: gatehouse.accounts.v1.ReactivateUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	42, // 55: gatehouse.accounts.v1.SetDisplayNameResponse.user:type_name -> gatehouse.accounts.v1.User
+	0,  // 56: gatehouse.accounts.v1.ListUsersRequest.status:type_name -> gatehouse.accounts.v1.UserStatus
+	78, // 57: gatehouse.accounts.v1.ListUsersRequest.page:type_name -> gatehouse.paging.v1.PageRequest
+	42, // 58: gatehouse.accounts.v1.ListUsersResponse.users:type_name -> gatehouse.accounts.v1.User
+	79, // 59: gatehouse.accounts.v1.ListUsersResponse.page:type_name -> gatehouse.paging.v1.PageInfo
+	77, // 60: gatehouse.accounts.v1.AuditEntry.occurred_at:type_name -> google.protobuf.Timestamp
+	78, // 61: gatehouse.accounts.v1.ListAuditEntriesRequest.page:type_name -> gatehouse.paging.v1.PageRequest
+	74, // 62: gatehouse.accounts.v1.ListAuditEntriesResponse.entries:type_name -> gatehouse.accounts.v1.AuditEntry
+	79, // 63: gatehouse.accounts.v1.ListAuditEntriesResponse.page:type_name -> gatehouse.paging.v1.PageInfo
+	43, // 64: gatehouse.accounts.v1.AccountsService.Register:input_type -> gatehouse.accounts.v1.RegisterRequest
+	44, // 65: gatehouse.accounts.v1.AccountsService.StartRegistration:input_type -> gatehouse.accounts.v1.StartRegistrationRequest
+	47, // 66: gatehouse.accounts.v1.AccountsService.GetRegistration:input_type -> gatehouse.accounts.v1.GetRegistrationRequest
+	49, // 67: gatehouse.accounts.v1.AccountsService.CompleteRegistration:input_type -> gatehouse.accounts.v1.CompleteRegistrationRequest
+	52, // 68: gatehouse.accounts.v1.AccountsService.GetUser:input_type -> gatehouse.accounts.v1.GetUserRequest
+	53, // 69: gatehouse.accounts.v1.AccountsService.GetUserByUsername:input_type -> gatehouse.accounts.v1.GetUserByUsernameRequest
+	56, // 70: gatehouse.accounts.v1.AccountsService.VerifyPassword:input_type -> gatehouse.accounts.v1.VerifyPasswordRequest
+	58, // 71: gatehouse.accounts.v1.AccountsService.ChangePassword:input_type -> gatehouse.accounts.v1.ChangePasswordRequest
+	60, // 72: gatehouse.accounts.v1.AccountsService.SetPassword:input_type -> gatehouse.accounts.v1.SetPasswordRequest
+	62, // 73: gatehouse.accounts.v1.AccountsService.LockUser:input_type -> gatehouse.accounts.v1.LockUserRequest
+	64, // 74: gatehouse.accounts.v1.AccountsService.UnlockUser:input_type -> gatehouse.accounts.v1.UnlockUserRequest
+	66, // 75: gatehouse.accounts.v1.AccountsService.DeactivateUser:input_type -> gatehouse.accounts.v1.DeactivateUserRequest
+	68, // 76: gatehouse.accounts.v1.AccountsService.ReactivateUser:input_type -> gatehouse.accounts.v1.ReactivateUserRequest
+	70, // 77: gatehouse.accounts.v1.AccountsService.SetDisplayName:input_type -> gatehouse.accounts.v1.SetDisplayNameRequest
+	72, // 78: gatehouse.accounts.v1.AccountsService.ListUsers:input_type -> gatehouse.accounts.v1.ListUsersRequest
+	75, // 79: gatehouse.accounts.v1.AccountsService.ListAuditEntries:input_type -> gatehouse.accounts.v1.ListAuditEntriesRequest
+	22, // 80: gatehouse.accounts.v1.AccountsService.GetUserByEmail:input_type -> gatehouse.accounts.v1.GetUserByEmailRequest
+	25, // 81: gatehouse.accounts.v1.AccountsService.AddEmail:input_type -> gatehouse.accounts.v1.AddEmailRequest
+	27, // 82: gatehouse.accounts.v1.AccountsService.RemoveEmail:input_type -> gatehouse.accounts.v1.RemoveEmailRequest
+	29, // 83: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:input_type -> gatehouse.accounts.v1.SetPrimaryEmailRequest
+	31, // 84: gatehouse.accounts.v1.AccountsService.ListEmails:input_type -> gatehouse.accounts.v1.ListEmailsRequest
+	34, // 85: gatehouse.accounts.v1.AccountsService.StartBrowserSession:input_type -> gatehouse.accounts.v1.StartBrowserSessionRequest
+	36, // 86: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:input_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionRequest
+	38, // 87: gatehouse.accounts.v1.AccountsService.EndBrowserSession:input_type -> gatehouse.accounts.v1.EndBrowserSessionRequest
+	40, // 88: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:input_type -> gatehouse.accounts.v1.ListBrowserSessionsRequest
+	14, // 89: gatehouse.accounts.v1.AccountsService.CreateRegistrationToken:input_type -> gatehouse.accounts.v1.CreateRegistrationTokenRequest
+	16, // 90: gatehouse.accounts.v1.AccountsService.UseRegistrationToken:input_type -> gatehouse.accounts.v1.UseRegistrationTokenRequest
+	18, // 91: gatehouse.accounts.v1.AccountsService.RevokeRegistrationToken:input_type -> gatehouse.accounts.v1.RevokeRegistrationTokenRequest
+	20, // 92: gatehouse.accounts.v1.AccountsService.ListRegistrationTokens:input_type -> gatehouse.accounts.v1.ListRegistrationTokensRequest
+	7,  // 93: gatehouse.accounts.v1.AccountsService.GetRegistrationToken:input_type -> gatehouse.accounts.v1.GetRegistrationTokenRequest
+	9,  // 94: gatehouse.accounts.v1.AccountsService.UpdateRegistrationToken:input_type -> gatehouse.accounts.v1.UpdateRegistrationTokenRequest
+	10, // 95: gatehouse.accounts.v1.AccountsService.UnrevokeRegistrationToken:input_type -> gatehouse.accounts.v1.UnrevokeRegistrationTokenRequest
+	1,  // 96: gatehouse.accounts.v1.AccountsService.SetAdmin:input_type -> gatehouse.accounts.v1.SetAdminRequest
+	3,  // 97: gatehouse.accounts.v1.AccountsService.GetEmail:input_type -> gatehouse.accounts.v1.GetEmailRequest
+	5,  // 98: gatehouse.accounts.v1.AccountsService.GetBrowserSession:input_type -> gatehouse.accounts.v1.GetBrowserSessionRequest
+	51, // 99: gatehouse.accounts.v1.AccountsService.Register:output_type -> gatehouse.accounts.v1.RegisterResponse
+	45, // 100: gatehouse.accounts.v1.AccountsService.StartRegistration:output_type -> gatehouse.accounts.v1.StartRegistrationResponse
+	48, // 101: gatehouse.accounts.v1.AccountsService.GetRegistration:output_type -> gatehouse.accounts.v1.GetRegistrationResponse
+	50, // 102: gatehouse.accounts.v1.AccountsService.CompleteRegistration:output_type -> gatehouse.accounts.v1.CompleteRegistrationResponse
+	54, // 103: gatehouse.accounts.v1.AccountsService.GetUser:output_type -> gatehouse.accounts.v1.GetUserResponse
+	55, // 104: gatehouse.accounts.v1.AccountsService.GetUserByUsername:output_type -> gatehouse.accounts.v1.GetUserByUsernameResponse
+	57, // 105: gatehouse.accounts.v1.AccountsService.VerifyPassword:output_type -> gatehouse.accounts.v1.VerifyPasswordResponse
+	59, // 106: gatehouse.accounts.v1.AccountsService.ChangePassword:output_type -> gatehouse.accounts.v1.ChangePasswordResponse
+	61, // 107: gatehouse.accounts.v1.AccountsService.SetPassword:output_type -> gatehouse.accounts.v1.SetPasswordResponse
+	63, // 108: gatehouse.accounts.v1.AccountsService.LockUser:output_type -> gatehouse.accounts.v1.LockUserResponse
+	65, // 109: gatehouse.accounts.v1.AccountsService.UnlockUser:output_type -> gatehouse.accounts.v1.UnlockUserResponse
+	67, // 110: gatehouse.accounts.v1.AccountsService.DeactivateUser:output_type -> gatehouse.accounts.v1.DeactivateUserResponse
+	69, // 111: gatehouse.accounts.v1.AccountsService.ReactivateUser:output_type -> gatehouse.accounts.v1.ReactivateUserResponse
+	71, // 112: gatehouse.accounts.v1.AccountsService.SetDisplayName:output_type -> gatehouse.accounts.v1.SetDisplayNameResponse
+	73, // 113: gatehouse.accounts.v1.AccountsService.ListUsers:output_type -> gatehouse.accounts.v1.ListUsersResponse
+	76, // 114: gatehouse.accounts.v1.AccountsService.ListAuditEntries:output_type -> gatehouse.accounts.v1.ListAuditEntriesResponse
+	23, // 115: gatehouse.accounts.v1.AccountsService.GetUserByEmail:output_type -> gatehouse.accounts.v1.GetUserByEmailResponse
+	26, // 116: gatehouse.accounts.v1.AccountsService.AddEmail:output_type -> gatehouse.accounts.v1.AddEmailResponse
+	28, // 117: gatehouse.accounts.v1.AccountsService.RemoveEmail:output_type -> gatehouse.accounts.v1.RemoveEmailResponse
+	30, // 118: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:output_type -> gatehouse.accounts.v1.SetPrimaryEmailResponse
+	32, // 119: gatehouse.accounts.v1.AccountsService.ListEmails:output_type -> gatehouse.accounts.v1.ListEmailsResponse
+	35, // 120: gatehouse.accounts.v1.AccountsService.StartBrowserSession:output_type -> gatehouse.accounts.v1.StartBrowserSessionResponse
+	37, // 121: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:output_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionResponse
+	39, // 122: gatehouse.accounts.v1.AccountsService.EndBrowserSession:output_type -> gatehouse.accounts.v1.EndBrowserSessionResponse
+	41, // 123: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:output_type -> gatehouse.accounts.v1.ListBrowserSessionsResponse
+	15, // 124: gatehouse.accounts.v1.AccountsService.CreateRegistrationToken:output_type -> gatehouse.accounts.v1.CreateRegistrationTokenResponse
+	17, // 125: gatehouse.accounts.v1.AccountsService.UseRegistrationToken:output_type -> gatehouse.accounts.v1.UseRegistrationTokenResponse
+	19, // 126: gatehouse.accounts.v1.AccountsService.RevokeRegistrationToken:output_type -> gatehouse.accounts.v1.RevokeRegistrationTokenResponse
+	21, // 127: gatehouse.accounts.v1.AccountsService.ListRegistrationTokens:output_type -> gatehouse.accounts.v1.ListRegistrationTokensResponse
+	8,  // 128: gatehouse.accounts.v1.AccountsService.GetRegistrationToken:output_type -> gatehouse.accounts.v1.GetRegistrationTokenResponse
+	11, // 129: gatehouse.accounts.v1.AccountsService.UpdateRegistrationToken:output_type -> gatehouse.accounts.v1.UpdateRegistrationTokenResponse
+	12, // 130: gatehouse.accounts.v1.AccountsService.UnrevokeRegistrationToken:output_type -> gatehouse.accounts.v1.UnrevokeRegistrationTokenResponse
+	2,  // 131: gatehouse.accounts.v1.AccountsService.SetAdmin:output_type -> gatehouse.accounts.v1.SetAdminResponse
+	4,  // 132: gatehouse.accounts.v1.AccountsService.GetEmail:output_type -> gatehouse.accounts.v1.GetEmailResponse
+	6,  // 133: gatehouse.accounts.v1.AccountsService.GetBrowserSession:output_type -> gatehouse.accounts.v1.GetBrowserSessionResponse
+	99, // [99:134] is the sub-list for method output_type
+	64, // [64:99] is the sub-list for method input_type
+	64, // [64:64] is the sub-list for extension type_name
+	64, // [64:64] is the sub-list for extension extendee
+	0,  // [0:64] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_accounts_v1_accounts_proto_init() }
@@ -4016,13 +4973,15 @@ func file_gatehouse_accounts_v1_accounts_proto_init() {
 	if File_gatehouse_accounts_v1_accounts_proto != nil {
 		return
 	}
+	file_gatehouse_accounts_v1_accounts_proto_msgTypes[19].OneofWrappers = []any{}
+	file_gatehouse_accounts_v1_accounts_proto_msgTypes[71].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_accounts_v1_accounts_proto_rawDesc), len(file_gatehouse_accounts_v1_accounts_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   64,
+			NumMessages:   76,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

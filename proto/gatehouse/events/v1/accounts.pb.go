@@ -1248,6 +1248,114 @@ func (x *RegistrationTokenRevoked) GetTokenId() string {
 	return ""
 }
 
+// RegistrationTokenUnrevoked lets a revoked token work again.
+type RegistrationTokenUnrevoked struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TokenId       string                 `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegistrationTokenUnrevoked) Reset() {
+	*x = RegistrationTokenUnrevoked{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegistrationTokenUnrevoked) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegistrationTokenUnrevoked) ProtoMessage() {}
+
+func (x *RegistrationTokenUnrevoked) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegistrationTokenUnrevoked.ProtoReflect.Descriptor instead.
+func (*RegistrationTokenUnrevoked) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *RegistrationTokenUnrevoked) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+// RegistrationTokenUpdated replaces a token's expiry and number of uses.
+type RegistrationTokenUpdated struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	TokenId string                 `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	// Unset: never expires.
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// 0: unlimited.
+	UsesAllowed   int32 `protobuf:"varint,3,opt,name=uses_allowed,json=usesAllowed,proto3" json:"uses_allowed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegistrationTokenUpdated) Reset() {
+	*x = RegistrationTokenUpdated{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegistrationTokenUpdated) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegistrationTokenUpdated) ProtoMessage() {}
+
+func (x *RegistrationTokenUpdated) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegistrationTokenUpdated.ProtoReflect.Descriptor instead.
+func (*RegistrationTokenUpdated) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *RegistrationTokenUpdated) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+func (x *RegistrationTokenUpdated) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *RegistrationTokenUpdated) GetUsesAllowed() int32 {
+	if x != nil {
+		return x.UsesAllowed
+	}
+	return 0
+}
+
 // RegistrationStarted records a registration form that was accepted.
 type RegistrationStarted struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -1269,7 +1377,7 @@ type RegistrationStarted struct {
 
 func (x *RegistrationStarted) Reset() {
 	*x = RegistrationStarted{}
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[20]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1281,7 +1389,7 @@ func (x *RegistrationStarted) String() string {
 func (*RegistrationStarted) ProtoMessage() {}
 
 func (x *RegistrationStarted) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[20]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1294,7 +1402,7 @@ func (x *RegistrationStarted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegistrationStarted.ProtoReflect.Descriptor instead.
 func (*RegistrationStarted) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{20}
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RegistrationStarted) GetRegistrationId() string {
@@ -1359,7 +1467,7 @@ type RegistrationCompleted struct {
 
 func (x *RegistrationCompleted) Reset() {
 	*x = RegistrationCompleted{}
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[21]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1371,7 +1479,7 @@ func (x *RegistrationCompleted) String() string {
 func (*RegistrationCompleted) ProtoMessage() {}
 
 func (x *RegistrationCompleted) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[21]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1384,7 +1492,7 @@ func (x *RegistrationCompleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegistrationCompleted.ProtoReflect.Descriptor instead.
 func (*RegistrationCompleted) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{21}
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RegistrationCompleted) GetRegistrationId() string {
@@ -1427,7 +1535,7 @@ type AuthProofKeyGenerated struct {
 
 func (x *AuthProofKeyGenerated) Reset() {
 	*x = AuthProofKeyGenerated{}
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[22]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1439,7 +1547,7 @@ func (x *AuthProofKeyGenerated) String() string {
 func (*AuthProofKeyGenerated) ProtoMessage() {}
 
 func (x *AuthProofKeyGenerated) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[22]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1452,7 +1560,7 @@ func (x *AuthProofKeyGenerated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthProofKeyGenerated.ProtoReflect.Descriptor instead.
 func (*AuthProofKeyGenerated) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{22}
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *AuthProofKeyGenerated) GetKey() []byte {
@@ -1487,7 +1595,7 @@ type BrowserSessionsActive_Entry struct {
 
 func (x *BrowserSessionsActive_Entry) Reset() {
 	*x = BrowserSessionsActive_Entry{}
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[23]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1499,7 +1607,7 @@ func (x *BrowserSessionsActive_Entry) String() string {
 func (*BrowserSessionsActive_Entry) ProtoMessage() {}
 
 func (x *BrowserSessionsActive_Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[23]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1625,7 +1733,14 @@ const file_gatehouse_events_v1_accounts_proto_rawDesc = "" +
 	"\x15RegistrationTokenUsed\x12\x19\n" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\"5\n" +
 	"\x18RegistrationTokenRevoked\x12\x19\n" +
-	"\btoken_id\x18\x01 \x01(\tR\atokenId\"\xc8\x02\n" +
+	"\btoken_id\x18\x01 \x01(\tR\atokenId\"7\n" +
+	"\x1aRegistrationTokenUnrevoked\x12\x19\n" +
+	"\btoken_id\x18\x01 \x01(\tR\atokenId\"\x93\x01\n" +
+	"\x18RegistrationTokenUpdated\x12\x19\n" +
+	"\btoken_id\x18\x01 \x01(\tR\atokenId\x129\n" +
+	"\n" +
+	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12!\n" +
+	"\fuses_allowed\x18\x03 \x01(\x05R\vusesAllowed\"\xc8\x02\n" +
 	"\x13RegistrationStarted\x12'\n" +
 	"\x0fregistration_id\x18\x01 \x01(\tR\x0eregistrationId\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x14\n" +
@@ -1665,7 +1780,7 @@ func file_gatehouse_events_v1_accounts_proto_rawDescGZIP() []byte {
 }
 
 var file_gatehouse_events_v1_accounts_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_gatehouse_events_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_gatehouse_events_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_gatehouse_events_v1_accounts_proto_goTypes = []any{
 	(PasswordChangeReason)(0),           // 0: gatehouse.events.v1.PasswordChangeReason
 	(*UsernameReserved)(nil),            // 1: gatehouse.events.v1.UsernameReserved
@@ -1688,29 +1803,32 @@ var file_gatehouse_events_v1_accounts_proto_goTypes = []any{
 	(*RegistrationTokenCreated)(nil),    // 18: gatehouse.events.v1.RegistrationTokenCreated
 	(*RegistrationTokenUsed)(nil),       // 19: gatehouse.events.v1.RegistrationTokenUsed
 	(*RegistrationTokenRevoked)(nil),    // 20: gatehouse.events.v1.RegistrationTokenRevoked
-	(*RegistrationStarted)(nil),         // 21: gatehouse.events.v1.RegistrationStarted
-	(*RegistrationCompleted)(nil),       // 22: gatehouse.events.v1.RegistrationCompleted
-	(*AuthProofKeyGenerated)(nil),       // 23: gatehouse.events.v1.AuthProofKeyGenerated
-	(*BrowserSessionsActive_Entry)(nil), // 24: gatehouse.events.v1.BrowserSessionsActive.Entry
-	(*SealedSecret)(nil),                // 25: gatehouse.events.v1.SealedSecret
-	(*timestamppb.Timestamp)(nil),       // 26: google.protobuf.Timestamp
-	(SecretChange)(0),                   // 27: gatehouse.events.v1.SecretChange
+	(*RegistrationTokenUnrevoked)(nil),  // 21: gatehouse.events.v1.RegistrationTokenUnrevoked
+	(*RegistrationTokenUpdated)(nil),    // 22: gatehouse.events.v1.RegistrationTokenUpdated
+	(*RegistrationStarted)(nil),         // 23: gatehouse.events.v1.RegistrationStarted
+	(*RegistrationCompleted)(nil),       // 24: gatehouse.events.v1.RegistrationCompleted
+	(*AuthProofKeyGenerated)(nil),       // 25: gatehouse.events.v1.AuthProofKeyGenerated
+	(*BrowserSessionsActive_Entry)(nil), // 26: gatehouse.events.v1.BrowserSessionsActive.Entry
+	(*SealedSecret)(nil),                // 27: gatehouse.events.v1.SealedSecret
+	(*timestamppb.Timestamp)(nil),       // 28: google.protobuf.Timestamp
+	(SecretChange)(0),                   // 29: gatehouse.events.v1.SecretChange
 }
 var file_gatehouse_events_v1_accounts_proto_depIdxs = []int32{
-	25, // 0: gatehouse.events.v1.UserRegistered.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
+	27, // 0: gatehouse.events.v1.UserRegistered.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
 	0,  // 1: gatehouse.events.v1.PasswordChanged.reason:type_name -> gatehouse.events.v1.PasswordChangeReason
-	25, // 2: gatehouse.events.v1.PasswordChanged.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
-	24, // 3: gatehouse.events.v1.BrowserSessionsActive.entries:type_name -> gatehouse.events.v1.BrowserSessionsActive.Entry
-	26, // 4: gatehouse.events.v1.RegistrationTokenCreated.expires_at:type_name -> google.protobuf.Timestamp
-	26, // 5: gatehouse.events.v1.RegistrationStarted.expires_at:type_name -> google.protobuf.Timestamp
-	25, // 6: gatehouse.events.v1.RegistrationStarted.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
-	25, // 7: gatehouse.events.v1.AuthProofKeyGenerated.sealed_key:type_name -> gatehouse.events.v1.SealedSecret
-	27, // 8: gatehouse.events.v1.AuthProofKeyGenerated.change:type_name -> gatehouse.events.v1.SecretChange
-	9,  // [9:9] is the sub-list for method output_type
-	9,  // [9:9] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	27, // 2: gatehouse.events.v1.PasswordChanged.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
+	26, // 3: gatehouse.events.v1.BrowserSessionsActive.entries:type_name -> gatehouse.events.v1.BrowserSessionsActive.Entry
+	28, // 4: gatehouse.events.v1.RegistrationTokenCreated.expires_at:type_name -> google.protobuf.Timestamp
+	28, // 5: gatehouse.events.v1.RegistrationTokenUpdated.expires_at:type_name -> google.protobuf.Timestamp
+	28, // 6: gatehouse.events.v1.RegistrationStarted.expires_at:type_name -> google.protobuf.Timestamp
+	27, // 7: gatehouse.events.v1.RegistrationStarted.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
+	27, // 8: gatehouse.events.v1.AuthProofKeyGenerated.sealed_key:type_name -> gatehouse.events.v1.SealedSecret
+	29, // 9: gatehouse.events.v1.AuthProofKeyGenerated.change:type_name -> gatehouse.events.v1.SecretChange
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_events_v1_accounts_proto_init() }
@@ -1725,7 +1843,7 @@ func file_gatehouse_events_v1_accounts_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_events_v1_accounts_proto_rawDesc), len(file_gatehouse_events_v1_accounts_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   24,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -48,6 +48,10 @@ func TestProjectionsConform(t *testing.T) {
 		Tables: []string{"sessions", "tokens"}, Events: sessionHistory(),
 	})
 	conformance.Run(t, conformance.Case{
+		Projection: auditReadModel(), Contract: eventsv1.Token, Log: tokens, Pool: pool,
+		Tables: []string{"audit_log", "audit_subjects"}, Events: append(sessionHistory(), loginTokenHistory()...),
+	})
+	conformance.Run(t, conformance.Case{
 		Projection: userBlocksReadModel(nil), Contract: eventsv1.Accounts, Log: accounts, Pool: pool,
 		Tables: []string{"user_blocks"}, Events: userHistory(),
 	})
@@ -55,10 +59,11 @@ func TestProjectionsConform(t *testing.T) {
 
 // sessionHistory is two users' sessions: an OAuth session refreshed, renamed
 // twice, used and ended; a compat session with a never-expiring token; a
-// client_credentials session; a batch of activity.
+// client_credentials session; a batch of activity; a personal session an
+// administrator made for bob, regenerated and revoked.
 func sessionHistory() []eventlog.Event {
 	alice, bob := ids.New(), ids.New()
-	oauth, compat, machine := ids.New(), ids.New(), ids.New()
+	oauth, compat, machine, personal := ids.New(), ids.New(), ids.New(), ids.New()
 	at := func(d time.Duration) *timestamppb.Timestamp {
 		return timestamppb.New(time.Now().Add(d).Truncate(time.Second))
 	}
@@ -88,6 +93,21 @@ func sessionHistory() []eventlog.Event {
 			{SessionId: compat, LastActiveUnix: time.Now().Add(2 * time.Minute).Unix(), IpAddress: "198.51.100.7"},
 		}}},
 		session(machine, &eventsv1.SessionEnded{SessionId: machine, Reason: "ended"}),
+		session(personal, &eventsv1.SessionStarted{SessionId: personal, Kind: "personal", UserId: bob, Username: "bob", OwnerUserId: alice,
+			Scope: "urn:matrix:client:api:* urn:matrix:client:device:BOTDEV", DeviceId: "BOTDEV", DeviceDisplayName: "CI bot",
+			Tokens: &eventsv1.TokensIssued{SessionId: personal, AccessHash: "p1", AccessExpiresAt: at(time.Hour)}}),
+		session(personal, &eventsv1.TokensIssued{SessionId: personal, AccessHash: "p2", RevokesAccessHash: "p1"}),
+		session(personal, &eventsv1.SessionEnded{SessionId: personal, Reason: "revoked"}),
+	}
+}
+
+// loginTokenHistory is a compat SSO login token issued and used.
+func loginTokenHistory() []eventlog.Event {
+	ref := eventlog.Ref{Type: eventsv1.TokenLoginToken.Type, ID: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}
+	alice := ids.New()
+	return []eventlog.Event{
+		{Aggregate: ref, Actor: "web", Payload: &eventsv1.LoginTokenIssued{UserId: alice, Username: "alice", ExpiresAt: timestamppb.Now()}},
+		{Aggregate: ref, Actor: "token", Payload: &eventsv1.LoginTokenUsed{SessionId: ids.New()}},
 	}
 }
 

@@ -180,7 +180,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if s.provisioner, err = newProvisioner(s, cfg); err != nil {
 		return nil, fmt.Errorf("token: %w", err)
 	}
-	members := append([]projection.Member{sessionsReadModel(), userBlocksReadModel(accountsLog), s.accountChangesReactor()},
+	members := append([]projection.Member{sessionsReadModel(), auditReadModel(), userBlocksReadModel(accountsLog), s.accountChangesReactor()},
 		s.provisioner.reactors()...)
 	if s.projections, err = projection.NewSet(ctx, deps.Pool, log, deps.Logger, members...); err != nil {
 		return nil, fmt.Errorf("token: %w", err)

@@ -30,6 +30,7 @@ func (g *grpcServer) ListClients(ctx context.Context, req *authorizev1.ListClien
 		}
 		q.Where("source = ?", src)
 	}
+	q.WhereIf(req.GetClientId() != "", "client_id = ?", req.GetClientId())
 	q.WhereIf(req.GetName() != "", "strpos(lower(metadata->>'client_name'), lower(?)) > 0", req.GetName())
 	q.WhereIf(req.GetUri() != "", "strpos(lower(metadata->>'client_uri'), lower(?)) > 0", req.GetUri())
 	q.WhereIf(req.GetGrantType() != "", "metadata->'grant_types' @> jsonb_build_array(?::text)", req.GetGrantType())

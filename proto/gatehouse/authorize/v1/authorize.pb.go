@@ -218,7 +218,9 @@ type ListClientsRequest struct {
 	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
 	Uri  string `protobuf:"bytes,4,opt,name=uri,proto3" json:"uri,omitempty"`
 	// Only clients registered for this grant type.
-	GrantType     string `protobuf:"bytes,5,opt,name=grant_type,json=grantType,proto3" json:"grant_type,omitempty"`
+	GrantType string `protobuf:"bytes,5,opt,name=grant_type,json=grantType,proto3" json:"grant_type,omitempty"`
+	// Only this client.
+	ClientId      string `protobuf:"bytes,6,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -284,6 +286,13 @@ func (x *ListClientsRequest) GetUri() string {
 func (x *ListClientsRequest) GetGrantType() string {
 	if x != nil {
 		return x.GrantType
+	}
+	return ""
+}
+
+func (x *ListClientsRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
 	}
 	return ""
 }
@@ -1778,14 +1787,15 @@ var File_gatehouse_authorize_v1_authorize_proto protoreflect.FileDescriptor
 
 const file_gatehouse_authorize_v1_authorize_proto_rawDesc = "" +
 	"\n" +
-	"&gatehouse/authorize/v1/authorize.proto\x12\x16gatehouse.authorize.v1\x1a\x1egatehouse/auth/v1/access.proto\x1a gatehouse/paging/v1/paging.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa7\x01\n" +
+	"&gatehouse/authorize/v1/authorize.proto\x12\x16gatehouse.authorize.v1\x1a\x1egatehouse/auth/v1/access.proto\x1a gatehouse/paging/v1/paging.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc4\x01\n" +
 	"\x12ListClientsRequest\x124\n" +
 	"\x04page\x18\x01 \x01(\v2 .gatehouse.paging.v1.PageRequestR\x04page\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x10\n" +
 	"\x03uri\x18\x04 \x01(\tR\x03uri\x12\x1d\n" +
 	"\n" +
-	"grant_type\x18\x05 \x01(\tR\tgrantType\"\xa3\x01\n" +
+	"grant_type\x18\x05 \x01(\tR\tgrantType\x12\x1b\n" +
+	"\tclient_id\x18\x06 \x01(\tR\bclientId\"\xa3\x01\n" +
 	"\x06Client\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12#\n" +
 	"\rmetadata_json\x18\x02 \x01(\fR\fmetadataJson\x12\x16\n" +

@@ -7,6 +7,7 @@ import (
 
 	"gatehouse.dev/platform/errs"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
+	pagingv1 "gatehouse.dev/proto/gatehouse/paging/v1"
 )
 
 // Users' email addresses: the accounts service's, each with an id derived
@@ -52,6 +53,18 @@ func (s *Service) addEmail(ctx context.Context, r *request) (reply, error) {
 	}
 	if in.UserID == "" || in.Email == "" {
 		return reply{}, badRequest("user_id and email are required")
+	}
+	// An address is one user's at a time, and added once (accounts answers
+	// an address the user already holds as done; MAS as a conflict).
+	held, err := s.accounts.ListEmails(ctx, &accountsv1.ListEmailsRequest{Email: in.Email, Page: &pagingv1.PageRequest{First: 1}})
+	if errs.KindOf(err) == errs.KindInvalid {
+		return reply{}, badRequest(errs.PublicMessage(err))
+	}
+	if err != nil {
+		return reply{}, err
+	}
+	if len(held.GetEmails()) > 0 {
+		return reply{}, &apiError{status: http.StatusConflict, title: "User email " + in.Email + " already in use"}
 	}
 	resp, err := s.accounts.AddEmail(ctx, &accountsv1.AddEmailRequest{UserId: in.UserID, Email: in.Email, SkipVerification: true})
 	switch errs.KindOf(err) {

@@ -122,6 +122,7 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, rt *route) {
 		s.fail(w, r, err)
 		return
 	}
+	q.anyCursor = rt.anyCursor
 	res, err := rt.handle(ctx, &request{http: r, route: rt, query: q})
 	if err == nil {
 		err = q.unread()
@@ -152,6 +153,13 @@ func (s *Service) authenticate(ctx context.Context, r *http.Request) (context.Co
 	scheme, token, ok := strings.Cut(h[0], " ")
 	if len(h) > 1 || !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || strings.ContainsAny(token, " \t") {
 		return nil, errs.Unauthenticated("Invalid authorization header")
+	}
+	// Only what looks like an access token (mat_) or a personal access
+	// token (mpt_) is forwarded: never the homeserver's secret or a
+	// credential derived from the internal secret, which are not an
+	// administrator's token whatever they may open elsewhere.
+	if len(token) != 41 || (!strings.HasPrefix(token, "mat_") && !strings.HasPrefix(token, "mpt_")) {
+		return nil, errs.Unauthenticated("Invalid access token")
 	}
 	ctx = grpcx.WithBearer(ctx, token)
 	if _, err := s.token.AuthenticateAdminToken(ctx, &tokenv1.AuthenticateAdminTokenRequest{Token: token}); err != nil {

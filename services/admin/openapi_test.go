@@ -138,7 +138,8 @@ func TestRouterAndDocumentAgree(t *testing.T) {
 // challenge, before anything else is looked at.
 func TestMissingOrMalformedToken(t *testing.T) {
 	h := newTestService(t).Handler()
-	for _, auth := range []string{"", "Basic YWxhZGRpbjpvcGVuc2VzYW1l", "Bearer", "Bearer a b", "Bearer "} {
+	for _, auth := range []string{"", "Basic YWxhZGRpbjpvcGVuc2VzYW1l", "Bearer", "Bearer a b", "Bearer ", "Bearer ghs.admin.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+		"Bearer mct_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa_000000", "Bearer mat_short"} {
 		req := httptest.NewRequest("GET", apiPrefix+"/users?nonsense=1", nil)
 		if auth != "" {
 			req.Header.Set("Authorization", auth)

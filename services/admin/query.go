@@ -69,6 +69,8 @@ type query struct {
 	order    []string // names in the order given, for links
 	declared map[string]param
 	read     map[string]bool
+	// anyCursor: the list's ids are not ULIDs (clients).
+	anyCursor bool
 }
 
 // parseQuery checks the query: every parameter declared, each given once
@@ -199,12 +201,15 @@ func (q *query) page() (*pagingv1.PageRequest, error) {
 	return pr, nil
 }
 
-// cursor reads a cursor: an id of the list (a ULID, or a client id for
-// clients, which the service checks).
+// cursor reads a cursor: an id of the list (a ULID, or any client id for
+// clients).
 func (q *query) cursor(name string) (string, error) {
 	v := q.get(name)
-	if len(v) > 255 {
+	switch {
+	case len(v) > 255:
 		return "", badRequest("Invalid pagination parameters: " + name + " is too long.")
+	case v != "" && !q.anyCursor && !ids.Valid(v):
+		return "", badRequest(fmt.Sprintf("Invalid pagination parameters: %s %q is not a ULID.", name, v))
 	}
 	return v, nil
 }

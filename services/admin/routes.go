@@ -32,6 +32,8 @@ type route struct {
 	errors []int
 	// public routes need no token (the OpenAPI document).
 	public bool
+	// anyCursor: the list's ids, its cursors, are not ULIDs (clients).
+	anyCursor bool
 	handle handlerFunc
 }
 
@@ -162,7 +164,7 @@ func (s *Service) table() []route {
 				stringParam("filter[client-name]", "Case-insensitive substring of the client's client_name"),
 				stringParam("filter[client-uri]", "Case-insensitive substring of the client's client_uri"),
 				stringParam("filter[grant-type]", "Retrieve the clients registered for the given grant type")),
-			status: http.StatusOK, response: "PaginatedResponse_for_OAuth2Client", handle: s.listClients},
+			status: http.StatusOK, response: "PaginatedResponse_for_OAuth2Client", anyCursor: true, handle: s.listClients},
 		{method: get, path: "/oauth2-clients/{id}", id: "getOAuth2Client", summary: "Get an OAuth 2.0 client", tag: "oauth2-client",
 			pathSchemas: clientIDPath, status: http.StatusOK, response: "SingleResponse_for_OAuth2Client", errors: []int{404}, handle: s.getClient},
 

@@ -30,7 +30,9 @@ func serve(args []string, stderr io.Writer) int {
 			{"token", func(ctx context.Context, rt *host.Runtime) (host.Service, error) { return token.FromRuntime(ctx, rt) }},
 			{"notify", func(ctx context.Context, rt *host.Runtime) (host.Service, error) { return notify.FromRuntime(ctx, rt) }},
 			{"web", func(ctx context.Context, rt *host.Runtime) (host.Service, error) { return web.FromRuntime(ctx, rt) }},
-			{"admin", func(ctx context.Context, rt *host.Runtime) (host.Service, error) { return adminapi.FromRuntime(ctx, rt) }},
+			{"admin", func(ctx context.Context, rt *host.Runtime) (host.Service, error) {
+				return adminapi.FromRuntime(ctx, rt)
+			}},
 		}
 		var services []host.Service
 		for _, b := range builders {

@@ -34,7 +34,7 @@ type route struct {
 	public bool
 	// anyCursor: the list's ids, its cursors, are not ULIDs (clients).
 	anyCursor bool
-	handle handlerFunc
+	handle    handlerFunc
 }
 
 // with returns the page parameters followed by ps.

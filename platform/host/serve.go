@@ -23,7 +23,7 @@ import (
 
 // Service is one Gatehouse service hosted in the process.
 type Service interface {
-	// Name is the service's name: accounts, authorize, token, notify or web.
+	// Name is the service's name: accounts, authorize, token, notify, web or admin.
 	Name() string
 	// RegisterGRPC registers the service's gRPC APIs.
 	RegisterGRPC(grpc.ServiceRegistrar)

@@ -88,6 +88,8 @@ bench: deps
 	$(GO) test -run '^$$' -bench '^BenchmarkRebuild100k$$' -benchtime 1x -timeout 15m ./platform/projection/
 	@echo "== rate limits: the check of one request against the counts every replica shares (embedded NATS, in memory); p50/p99 per request =="
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./platform/ratelimit/
+	@echo "== token introspection index: memory per million live tokens (every replica holds every live token) =="
+	$(GO) test -run '^$$' -bench '^BenchmarkIndexMemory$$' -benchtime 1x ./services/token/
 	@echo "== passwords: argon2id with the default parameters =="
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./services/accounts/internal/password/
 	@echo "== load test of a running gatehouse serve: introspection (HTTP, gRPC), client_credentials; 64 concurrent clients =="
@@ -98,7 +100,7 @@ bench: deps
 	$(GO) test -run '^$$' -bench '^BenchmarkReader100k$$' -benchtime 1x -timeout 15m ./migrate/synapse/
 	@echo "== benchmarks of every other package =="
 	@pkgs=$$(grep -rl --include='*_test.go' '^func Benchmark' $(MODULES) | xargs -r -n1 dirname | sort -u | \
-	  grep -vx -e platform/eventlog -e platform/projection -e platform/ratelimit -e services/accounts/internal/password -e migrate/synapse -e e2e | sed 's|^|./|'); \
+	  grep -vx -e platform/eventlog -e platform/projection -e platform/ratelimit -e services/token -e services/accounts/internal/password -e migrate/synapse -e e2e | sed 's|^|./|'); \
 	if [ -z "$$pkgs" ]; then echo "(none)"; else set -x; $(GO) test -run '^$$' -bench . -benchtime 2s $$pkgs; fi
 
 clean:

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"golang.org/x/oauth2/clientcredentials"
+	"google.golang.org/protobuf/proto"
 
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/host"
@@ -53,23 +54,35 @@ func newKEKText(t *testing.T) (text, id string) {
 }
 
 // eventsOf keeps the messages of the event streams: not those of
-// RATELIMITS, the rate-limit counts, which are no events and expire.
+// RATELIMITS, the rate-limit counts, which are no events and expire, nor
+// those of PERSONALKEYS, the personal keys.
 func eventsOf(msgs []streamMsg) []streamMsg {
 	var out []streamMsg
 	for _, m := range msgs {
-		if m.stream != ratelimit.StreamName {
+		if m.stream != ratelimit.StreamName && m.stream != eventsv1.PersonalKeys.Name {
 			out = append(out, m)
 		}
 	}
 	return out
 }
 
-// sealedUnder returns, for each keys aggregate and for alice's password,
-// the id of the key that sealed its latest record and why it was written.
+// sealedUnder returns, for each keys aggregate and for alice's personal key,
+// the id of the key-encryption key that sealed its latest record and why it
+// was written; for alice's password, the personal key that sealed it.
 func sealedUnder(t *testing.T, dir, natsAddr, aliceID string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	for _, m := range eventsOf(dumpStreams(t, dir, "nats://"+natsAddr)) {
+	msgs := dumpStreams(t, dir, "nats://"+natsAddr)
+	for _, m := range msgs {
+		if m.subject == "personalkeys.user."+aliceID {
+			var k eventsv1.SealedSecret
+			if err := proto.Unmarshal(m.data, &k); err != nil {
+				t.Fatal(err)
+			}
+			out["alice's personal key"] = k.GetKeyId()
+		}
+	}
+	for _, m := range eventsOf(msgs) {
 		rec, err := eventlog.Decode(m.seq, m.subject, m.data)
 		if err != nil {
 			t.Fatal(err)
@@ -83,28 +96,35 @@ func sealedUnder(t *testing.T, dir, natsAddr, aliceID string) map[string]string 
 			out[m.subject] = ev.GetSealedKey().GetKeyId() + " " + ev.GetChange().String()
 		case *eventsv1.AuthProofKeyGenerated:
 			out[m.subject] = ev.GetSealedKey().GetKeyId() + " " + ev.GetChange().String()
+		case *eventsv1.ClaimKeyGenerated:
+			out[m.subject] = ev.GetSealedKey().GetKeyId() + " " + ev.GetChange().String()
 		case *eventsv1.UserRegistered:
 			if ev.GetUserId() == aliceID {
-				out["alice's password"] = ev.GetSealedPasswordHash().GetKeyId() + " registered"
+				out["alice's password"] = ev.GetSealedPasswordHash().GetPersonalKey() + " registered"
 			}
 		case *eventsv1.PasswordChanged:
 			if ev.GetUserId() == aliceID {
-				out["alice's password"] = ev.GetSealedPasswordHash().GetKeyId() + " " + ev.GetReason().String()
+				out["alice's password"] = ev.GetSealedPasswordHash().GetPersonalKey() + " " + ev.GetReason().String()
 			}
 		}
 	}
 	return out
 }
 
-// wantSealedUnder checks that everything sealed is sealed under keyID, for reason.
-func wantSealedUnder(t *testing.T, got map[string]string, keyID, keysReason, passwordReason string) {
+// wantSealedUnder checks that every service key and alice's personal key
+// are sealed under keyID (the keys for keysReason), and alice's password
+// under her personal key, as she registered: a rotation of the key-encryption
+// key seals the personal keys again, not what they seal.
+func wantSealedUnder(t *testing.T, got map[string]string, keyID, keysReason, aliceID string) {
 	t.Helper()
 	want := map[string]string{
 		"token.keys.current":     keyID + " " + keysReason,
 		"authorize.keys.current": keyID + " " + keysReason,
 		"notify.keys.current":    keyID + " " + keysReason,
 		"accounts.keys.current":  keyID + " " + keysReason,
-		"alice's password":       keyID + " " + passwordReason,
+		"accounts.keys.claims":   keyID + " " + keysReason,
+		"alice's personal key":   keyID,
+		"alice's password":       "user." + aliceID + " registered",
 	}
 	if !maps.Equal(got, want) {
 		t.Fatalf("sealed:\n got %v\nwant %v", got, want)
@@ -142,7 +162,7 @@ func everythingWorks(t *testing.T, p rotationPhase, cc clientcredentials.Config,
 // Rotating the key-encryption key, end to end, on the real binary: from the
 // key a fresh install generated to a configured one (the generated file as a
 // previous key), then from that to another configured key; each time a
-// restart seals every service's keys and every password hash again under the
+// restart seals every service's keys and every personal key again under the
 // new key (once), and once the old key is removed from the configuration
 // (and, for the generated one, from the disk) everything starts and works:
 // users sign in, clients authenticate with the secrets they were given, the
@@ -169,15 +189,15 @@ func TestKeyEncryptionKeyRotation(t *testing.T) {
 	kids := fetchJWKS(t, p.e.issuer)
 	aliceID := userIDOf(t, p.s, "alice")
 	everythingWorks(t, p, cc, kids, "nina")
-	wantSealedUnder(t, sealedUnder(t, dir, natsAddr, aliceID), k0.ID(), "SECRET_CHANGE_GENERATED", "registered")
+	wantSealedUnder(t, sealedUnder(t, dir, natsAddr, aliceID), k0.ID(), "SECRET_CHANGE_GENERATED", aliceID)
 	p.s.stop(t)
 
 	// Configure a key, the generated one kept as a previous key: everything
 	// is sealed again under the configured key.
 	k1, k1ID := newKEKText(t)
 	p = startPhase(t, dir, natsAddr, "GATEHOUSE_SECRETS_ENCRYPTION_KEY="+k1, "GATEHOUSE_SECRETS_PREVIOUS_KEY_FILES="+generated)
-	waitForLog(t, p.s, "every password hash is sealed under the current key-encryption key")
-	wantSealedUnder(t, sealedUnder(t, dir, natsAddr, aliceID), k1ID, "SECRET_CHANGE_RESEALED", "PASSWORD_CHANGE_REASON_RESEALED")
+	waitForLog(t, p.s, "every personal key is sealed under the current key-encryption key")
+	wantSealedUnder(t, sealedUnder(t, dir, natsAddr, aliceID), k1ID, "SECRET_CHANGE_RESEALED", aliceID)
 	everythingWorks(t, p, cc, kids, "omar")
 	if strings.Contains(p.s.log.String(), "the configuration does not name") {
 		t.Fatalf("warned about a key that is configured:\n%s", tail(p.s.log.String()))
@@ -195,7 +215,7 @@ func TestKeyEncryptionKeyRotation(t *testing.T) {
 		t.Fatal("a key was generated although one is configured")
 	}
 	// Nothing was sealed again (only the new registration's events were added).
-	wantSealedUnder(t, sealedUnder(t, dir, natsAddr, aliceID), k1ID, "SECRET_CHANGE_RESEALED", "PASSWORD_CHANGE_REASON_RESEALED")
+	wantSealedUnder(t, sealedUnder(t, dir, natsAddr, aliceID), k1ID, "SECRET_CHANGE_RESEALED", aliceID)
 	if n := len(eventsOf(dumpStreams(t, dir, "nats://"+natsAddr))); n <= before {
 		t.Fatalf("%d messages after the registration, %d before", n, before)
 	}
@@ -204,8 +224,8 @@ func TestKeyEncryptionKeyRotation(t *testing.T) {
 	// Rotate again, between configured keys: k2 current, k1 previous.
 	k2, k2ID := newKEKText(t)
 	p = startPhase(t, dir, natsAddr, "GATEHOUSE_SECRETS_ENCRYPTION_KEY="+k2, "GATEHOUSE_SECRETS_PREVIOUS_KEYS="+k1)
-	waitForLog(t, p.s, "every password hash is sealed under the current key-encryption key")
-	wantSealedUnder(t, sealedUnder(t, dir, natsAddr, aliceID), k2ID, "SECRET_CHANGE_RESEALED", "PASSWORD_CHANGE_REASON_RESEALED")
+	waitForLog(t, p.s, "every personal key is sealed under the current key-encryption key")
+	wantSealedUnder(t, sealedUnder(t, dir, natsAddr, aliceID), k2ID, "SECRET_CHANGE_RESEALED", aliceID)
 	p.s.stop(t)
 	p = startPhase(t, dir, natsAddr, "GATEHOUSE_SECRETS_ENCRYPTION_KEY="+k2)
 	everythingWorks(t, p, cc, kids, "quinn")

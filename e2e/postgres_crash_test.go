@@ -20,10 +20,13 @@ import (
 // it again by itself and is ready within 10 s, no request waits longer than
 // the configured deadline, requests made while the database was down fail
 // with 503 and nothing worse, and every token that was answered 200 still
-// introspects active afterwards.
+// introspects active afterwards, while no session is left whose tokens no
+// client got (a request that failed after recording its session ends it).
 func TestPostgresCrashUnderLoad(t *testing.T) {
 	const deadline = 3 * time.Second
-	s := startServe(t, dataDir(t), "GATEHOUSE_MATRIX_SECRET="+homeserverSecret, "GATEHOUSE_REQUEST_TIMEOUT="+deadline.String())
+	natsAddr := freeAddr(t)
+	s := startServe(t, dataDir(t), "GATEHOUSE_MATRIX_SECRET="+homeserverSecret, "GATEHOUSE_REQUEST_TIMEOUT="+deadline.String(),
+		"GATEHOUSE_NATS_LISTEN="+natsAddr)
 	base := "http://" + s.http + "/"
 	id, secret := registerCCClient(t, base)
 
@@ -117,12 +120,19 @@ func TestPostgresCrashUnderLoad(t *testing.T) {
 	if ok == 0 {
 		t.Fatal("no token was issued")
 	}
+	var delivered []string
 	for _, a := range answers {
 		if a.status == http.StatusOK {
 			if got := introspectAt(t, base, a.token); got["active"] != true {
 				t.Fatalf("a token answered 200 is not active after the crash: %v", got)
 			}
+			delivered = append(delivered, a.token)
 		}
+	}
+	orphans, sessions := orphanSessions(t, s.dataDir, natsAddr, id, delivered)
+	t.Logf("%d sessions recorded for %d tokens delivered; %d orphans", sessions, len(delivered), orphans)
+	if orphans > 0 {
+		t.Fatalf("%d sessions are left alive whose tokens no client got", orphans)
 	}
 }
 

@@ -17,10 +17,13 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"golang.org/x/crypto/argon2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/ids"
 	"gatehouse.dev/platform/testkit"
+	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 )
 
@@ -31,8 +34,10 @@ import (
 // stays published for an hour);
 // the client-secret key and the token MAC key are kept (replacing them would
 // change every client's secret and end every session) and sealed; the user
-// whose hash was in clear signs in and has it sealed; every key event that
-// holds the keys in force is sealed, and the log says what happened.
+// whose hash was in clear signs in and has it sealed under her personal key;
+// her address, claimed on the reversible subject of versions before keyed
+// claims, is moved to its keyed subject (and stays hers); every key event
+// that holds the keys in force is sealed, and the log says what happened.
 func TestUpgradeFromSecretsInClear(t *testing.T) {
 	ctx := context.Background()
 	ns := testkit.StartNATS(t)
@@ -75,12 +80,21 @@ func TestUpgradeFromSecretsInClear(t *testing.T) {
 	appendClear(accounts, keys, eventlog.Event{Payload: &eventsv1.AuthProofKeyGenerated{Key: proofKey}})
 	aliceID := ids.New()
 	appendClear(accounts, eventlog.Ref{Type: "username", ID: fmt.Sprintf("%x", "alice")}, eventlog.Event{Payload: &eventsv1.UsernameReserved{Username: "alice", UserId: aliceID}})
-	appendClear(accounts, eventlog.Ref{Type: "user", ID: aliceID}, eventlog.Event{Payload: &eventsv1.UserRegistered{UserId: aliceID, Username: "alice", PasswordHash: hash}})
+	legacyClaim := fmt.Sprintf("%x", "alice@example.org")
+	appendClear(accounts, eventlog.Ref{Type: "email", ID: legacyClaim}, eventlog.Event{Payload: &eventsv1.EmailReserved{Email: "alice@example.org", UserId: aliceID}})
+	appendClear(accounts, eventlog.Ref{Type: "user", ID: aliceID}, eventlog.Event{Payload: &eventsv1.UserRegistered{UserId: aliceID, Username: "alice", PasswordHash: hash, Email: "alice@example.org"}})
 
 	s := startServe(t, dataDir(t), "GATEHOUSE_NATS_URL="+ns.ClientURL(), "GATEHOUSE_LOG_LEVEL=info",
 		"GATEHOUSE_MATRIX_SECRET="+homeserverSecret, "GATEHOUSE_MATRIX_SERVER_NAME=example.org")
 	e := &oauthEnv{s: s, issuer: "http://" + s.http + "/"}
-	waitForLog(t, s, "every password hash is sealed under the current key-encryption key")
+	waitForLog(t, s, "every password hash is sealed under its user's personal key")
+	waitForLog(t, s, "email claims of an earlier version moved to keyed subjects")
+
+	// alice's address is still hers, now claimed on its keyed subject.
+	if _, err := accountsv1.NewAccountsServiceClient(s.dial(t)).Register(ctx, &accountsv1.RegisterRequest{
+		Username: "mallory", Email: "alice@example.org", SkipVerification: true}); status.Code(err) != codes.AlreadyExists {
+		t.Fatalf("registering with alice's address after the upgrade: %v, want AlreadyExists", err)
+	}
 
 	// alice, registered in clear, signs in.
 	if r := newMatrixClient(e).post(t, "/_matrix/client/v3/login", "", alicePassword(nil)); r.status != http.StatusOK {
@@ -121,7 +135,7 @@ func TestUpgradeFromSecretsInClear(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, ok := rec.Event.(*eventsv1.PasswordChanged); ok || strings.HasSuffix(m.Subject, ".keys.current") {
+			if _, ok := rec.Event.(*eventsv1.PasswordChanged); ok || strings.HasSuffix(m.Subject, ".keys.current") || strings.HasPrefix(m.Subject, "accounts.email.") {
 				last[m.Subject] = rec
 			}
 			if strings.HasSuffix(m.Subject, ".keys.current") {
@@ -151,13 +165,28 @@ func TestUpgradeFromSecretsInClear(t *testing.T) {
 		"authorize": {ak.GetSealedKey() != nil && len(ak.GetKey()) == 0, ak.GetChange().String()},
 		"notify":    {nk.GetSealedKey() != nil && len(nk.GetKey()) == 0, nk.GetChange().String()},
 		"accounts":  {pk.GetSealedKey() != nil && len(pk.GetKey()) == 0, pk.GetChange().String()},
-		"password":  {pw.GetSealedPasswordHash() != nil && pw.GetPasswordHash() == "", pw.GetReason().String()},
+		"password":  {pw.GetSealedPasswordHash().GetPersonalKey() == "user."+aliceID && pw.GetPasswordHash() == "", pw.GetReason().String()},
 	} {
 		want := map[string]string{"token": "SECRET_CHANGE_ROTATED", "authorize": "SECRET_CHANGE_RESEALED",
 			"notify": "SECRET_CHANGE_ROTATED", "accounts": "SECRET_CHANGE_ROTATED", "password": "PASSWORD_CHANGE_REASON_RESEALED"}[what]
 		if !got.sealed || got.change != want {
 			t.Errorf("%s: sealed %v, change %s; want sealed, %s", what, got.sealed, got.change, want)
 		}
+	}
+	if _, ok := last["accounts.email."+legacyClaim].Event.(*eventsv1.EmailReleased); !ok {
+		t.Errorf("the legacy claim ends in %v, not its release", last["accounts.email."+legacyClaim].Event)
+	}
+	keyed := 0
+	for subject, rec := range last {
+		if ev, ok := rec.Event.(*eventsv1.EmailReserved); ok && strings.HasPrefix(subject, "accounts.email.h") {
+			keyed++
+			if ev.GetUserId() != aliceID || ev.GetEmail() != "" || ev.GetSealedEmail().GetPersonalKey() != "user."+aliceID {
+				t.Errorf("the keyed claim %s: %v", subject, ev)
+			}
+		}
+	}
+	if keyed != 1 {
+		t.Errorf("%d keyed claims, want alice's", keyed)
 	}
 	for _, warning := range []string{"subject=token.keys.current", "subject=notify.keys.current", "subject=authorize.keys.current", "subject=accounts.keys.current"} {
 		if !strings.Contains(s.log.String(), warning) {

@@ -53,20 +53,27 @@ func newAdmin(name string, stdin io.Reader, stdout, stderr io.Writer) *admin {
 
 // parse parses flags wherever they stand among the positional arguments.
 func (a *admin) parse(args []string, positional int) error {
-	for {
-		if err := a.fs.Parse(args); err != nil {
-			return errUsage
-		}
-		if a.fs.NArg() == 0 {
-			break
-		}
-		a.positional = append(a.positional, a.fs.Arg(0))
-		args = a.fs.Args()[1:]
+	if err := a.collect(args); err != nil {
+		return err
 	}
 	if len(a.positional) != positional {
 		return fmt.Errorf("%w: expected %d argument(s), got %d", errUsage, positional, len(a.positional))
 	}
 	return nil
+}
+
+// collect parses flags and positional arguments in any order.
+func (a *admin) collect(args []string) error {
+	for {
+		if err := a.fs.Parse(args); err != nil {
+			return errUsage
+		}
+		if a.fs.NArg() == 0 {
+			return nil
+		}
+		a.positional = append(a.positional, a.fs.Arg(0))
+		args = a.fs.Args()[1:]
+	}
 }
 
 // dial connects to the gRPC API of a running Gatehouse as an administrator:
@@ -271,6 +278,8 @@ func (a *admin) userList(ctx context.Context, args []string) error {
 
 func userStatus(u *accountsv1.User) string {
 	switch {
+	case u.GetErased():
+		return "erased"
 	case u.GetDeactivated():
 		return "deactivated"
 	case u.GetLocked():
@@ -290,7 +299,7 @@ func lookup(ctx context.Context, c accountsv1.AccountsServiceClient, username st
 
 func (a *admin) userState(ctx context.Context, sub string, args []string) error {
 	reason := a.fs.String("reason", "", "why (lock only; recorded in the audit log)")
-	erase := a.fs.Bool("erase", false, "ask the homeserver to erase the user's data (deactivate only)")
+	erase := a.fs.Bool("erase", false, "erase the user's personal data for good — addresses, display name, password, IP addresses and user agents — and ask the homeserver to erase theirs (deactivate only; the username stays reserved)")
 	if err := a.parse(args, 1); err != nil {
 		return err
 	}
@@ -316,7 +325,10 @@ func (a *admin) userState(ctx context.Context, sub string, args []string) error 
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(a.stdout, "%s: %s\n", sub+"ed", u.GetUsername())
+	if sub == "deactivate" && *erase {
+		sub = "erase"
+	}
+	fmt.Fprintf(a.stdout, "%s: %s\n", strings.TrimSuffix(sub, "e")+"ed", u.GetUsername())
 	return nil
 }
 
@@ -350,7 +362,9 @@ func (a *admin) userSetPassword(ctx context.Context, args []string) error {
 }
 
 func (a *admin) userAudit(ctx context.Context, args []string) error {
-	if err := a.fs.Parse(args); err != nil || a.fs.NArg() > 1 {
+	// The username may come before or after the flags, as for the other
+	// user commands.
+	if err := a.collect(args); err != nil || len(a.positional) > 1 {
 		return fmt.Errorf("%w: user audit takes at most one username", errUsage)
 	}
 	c, done, err := a.accounts()
@@ -359,8 +373,8 @@ func (a *admin) userAudit(ctx context.Context, args []string) error {
 	}
 	defer done()
 	userID := ""
-	if a.fs.NArg() == 1 {
-		u, err := lookup(ctx, c, a.fs.Arg(0))
+	if len(a.positional) == 1 {
+		u, err := lookup(ctx, c, a.positional[0])
 		if err != nil {
 			return err
 		}
@@ -393,8 +407,19 @@ func (a *admin) projections(ctx context.Context, sub string, args []string) erro
 	if !ok {
 		return fmt.Errorf("%w: unknown projections subcommand %q", errUsage, sub)
 	}
+	var (
+		maxRate    *float64
+		background *bool
+	)
+	if sub == "rebuild" {
+		maxRate = a.fs.Float64("max-rate", 0, "cap the rebuild at this many events per second (0: as fast as it goes)")
+		background = a.fs.Bool("background", false, "start the rebuild and return; follow it with projections list")
+	}
 	if err := a.parse(args, n); err != nil {
 		return err
+	}
+	if maxRate != nil && *maxRate < 0 {
+		return fmt.Errorf("%w: --max-rate cannot be negative", errUsage)
 	}
 	conn, err := a.dial()
 	if err != nil {
@@ -403,24 +428,77 @@ func (a *admin) projections(ctx context.Context, sub string, args []string) erro
 	defer conn.Close()
 	c := projectionsv1.NewProjectionsServiceClient(conn)
 	if sub == "rebuild" {
-		start := time.Now()
-		resp, err := c.RebuildProjection(ctx, &projectionsv1.RebuildProjectionRequest{Name: a.positional[0]})
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(a.stdout, "rebuilt %s up to event %d in %s\n", resp.GetProjection().GetName(), resp.GetProjection().GetCheckpoint(), time.Since(start).Round(time.Millisecond))
-		return nil
+		return a.rebuild(ctx, c, a.positional[0], *maxRate, *background)
 	}
 	resp, err := c.ListProjections(ctx, &projectionsv1.ListProjectionsRequest{})
 	if err != nil {
 		return err
 	}
 	w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "NAME\tKIND\tSTREAM\tCHECKPOINT")
+	fmt.Fprintln(w, "NAME\tKIND\tSTREAM\tCHECKPOINT\tHEAD\tVERSION\tSTATE\tBUILD")
 	for _, p := range resp.GetProjections() {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d\n", p.GetName(), p.GetKind(), p.GetStream(), p.GetCheckpoint())
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", p.GetName(), p.GetKind(), p.GetStream(), p.GetCheckpoint(), p.GetHead(),
+			p.GetVersion(), p.GetState(), buildProgress(p.GetBuild()))
 	}
 	return w.Flush()
+}
+
+// rebuild starts a rebuild in the background and, unless asked not to,
+// follows it until the rebuilt read model is live, printing its progress.
+func (a *admin) rebuild(ctx context.Context, c projectionsv1.ProjectionsServiceClient, name string, maxRate float64, background bool) error {
+	start := time.Now()
+	resp, err := c.RebuildProjection(ctx, &projectionsv1.RebuildProjectionRequest{Name: name, Background: true, MaxEventsPerSecond: maxRate})
+	if err != nil {
+		return err
+	}
+	target := resp.GetTarget()
+	if background {
+		fmt.Fprintf(a.stdout, "rebuilding %s up to event %d in the background: %s\n", name, target, buildProgress(resp.GetProjection().GetBuild()))
+		return nil
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	last := ""
+	for {
+		list, err := c.ListProjections(ctx, &projectionsv1.ListProjectionsRequest{})
+		if err != nil {
+			return err
+		}
+		for _, p := range list.GetProjections() {
+			if p.GetName() != name {
+				continue
+			}
+			if p.GetState() == "live" && p.GetCheckpoint() >= target {
+				fmt.Fprintf(a.stdout, "rebuilt %s up to event %d in %s\n", name, p.GetCheckpoint(), time.Since(start).Round(time.Millisecond))
+				return nil
+			}
+			if line := buildProgress(p.GetBuild()); line != last && p.GetBuild() != nil {
+				fmt.Fprintf(a.stdout, "building %s: %s\n", name, line)
+				last = line
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// buildProgress describes a build under way: "v1 rebuild 1200/5000 (24%), 3100 events/s".
+func buildProgress(b *projectionsv1.Build) string {
+	if b == nil {
+		return "-"
+	}
+	pct := 100.0
+	if b.GetTarget() > 0 {
+		pct = min(100, 100*float64(b.GetPosition())/float64(b.GetTarget()))
+	}
+	out := fmt.Sprintf("v%d %s %d/%d (%.0f%%), %.0f events/s", b.GetVersion(), b.GetReason(), b.GetPosition(), b.GetTarget(), pct, b.GetEventsPerSecond())
+	if b.GetPosition() >= b.GetTarget() {
+		out += ", following live until the swap"
+	}
+	return out
 }
 
 func configCommand(args []string, stdout, stderr io.Writer) int {

@@ -2,7 +2,7 @@
 //
 //	gatehouse serve                       run all five services in one process
 //	gatehouse user add|list|lock|unlock|set-password|deactivate|reactivate
-//	gatehouse projections list|rebuild NAME
+//	gatehouse projections list|rebuild NAME [--max-rate N] [--background]
 //	gatehouse homeserver sync
 //	gatehouse registration-token add|list|revoke
 //	gatehouse config generate|check
@@ -39,8 +39,9 @@ commands:
   user reactivate USERNAME
   user set-password USERNAME [--password P | --password-file F]
   user audit [USERNAME]
-  projections list
-  projections rebuild NAME             e.g. accounts.users
+  projections list                     checkpoints, versions, rebuilds under way (position/target, rate)
+  projections rebuild NAME [--max-rate N] [--background]
+                                       e.g. token.sessions: rebuilt beside the live tables, swapped in when caught up
   homeserver sync [--timeout D]        provision every user and device on the homeserver
   registration-token add [--uses N] [--expires D]   a token for account.registration: token
   registration-token list | revoke ID

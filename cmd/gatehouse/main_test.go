@@ -162,6 +162,9 @@ oidc_providers:
 		cfg.Account.Registration != "closed" {
 		t.Errorf("derived %+v", cfg)
 	}
+	if p, ok := cfg.Upstream.Provider("keycloak"); !ok || p.SynapseIdpID != "oidc-keycloak" || p.Issuer != "https://sso.example.org/realms/staff" {
+		t.Errorf("the upstream provider was not carried over: %+v", cfg.Upstream.Providers)
+	}
 	for _, want := range []string{"synapse_idp_id: oidc-keycloak", "allow_guest_access", "Not carried over"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q", want)

@@ -68,14 +68,22 @@ func migrateSynapse(ctx context.Context, args []string, stdout, stderr io.Writer
 	if url == "" {
 		return finish(stderr, cmd, fmt.Errorf("%w: give --synapse-database, or --synapse-config with a database section", errUsage))
 	}
+	// SSO links resolve to the upstream providers naming their auth_provider
+	// (synapse_idp_id).
+	var providers []string
+	for _, p := range cfg.Upstream.Providers {
+		if p.SynapseIdpID != "" {
+			providers = append(providers, p.SynapseIdpID)
+		}
+	}
 	report, err := synapse.RunCheck(ctx, url, synapse.ModeCheck, synapse.CheckInput{
 		ServerName:             cfg.Matrix.ServerName,
 		Homeserver:             hs,
 		IgnoreMissingProviders: *ignoreProviders,
 		Pepper:                 string(cfg.Passwords.BcryptPepper),
-		// Providers and UsernamesExist stay empty in this build: Gatehouse has
-		// no upstream providers yet, and the clash check over gRPC comes with
-		// the import.
+		Providers:              providers,
+		// UsernamesExist stays empty in this build: the clash check over gRPC
+		// comes with the import.
 	})
 	if err != nil {
 		return finish(stderr, cmd, err)
@@ -109,8 +117,8 @@ func generateFromSynapse(path string, stdout, stderr io.Writer) error {
 	if _, err := stdout.Write(out); err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "gatehouse config generate: derived from %s: %d setting(s) chosen for you, %d not carried over, %d upstream provider draft(s): see the end of the file\n",
-		path, len(d.Chosen), len(d.NotCarried), len(d.Providers))
+	fmt.Fprintf(stderr, "gatehouse config generate: derived from %s: %d setting(s) chosen for you, %d not carried over, %d upstream provider(s), %d left as draft(s) to fix: see the end of the file\n",
+		path, len(d.Chosen), len(d.NotCarried), len(d.Config.Upstream.Providers), len(d.Drafts))
 	return nil
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"gatehouse.dev/platform/claimtemplate"
 	"gatehouse.dev/platform/config"
 )
 
@@ -25,55 +26,22 @@ type Derived struct {
 	Chosen []string
 	// NotCarried lists what Synapse has that the configuration does not.
 	NotCarried []string
-	// Providers are Synapse's OIDC providers as drafts of Gatehouse upstream
-	// providers (see UpstreamProvider).
-	Providers []UpstreamProvider
+	// Drafts are Synapse's OIDC providers that are not valid upstream
+	// providers as they are; the valid ones are in Config.Upstream.Providers.
+	// SynapseIdpID is the auth_provider Synapse stored in user_external_ids:
+	// imported SSO links belong to the provider naming it.
+	Drafts []ProviderDraft
 	// SynapseSteps say what to change in homeserver.yaml for delegated
 	// authentication.
 	SynapseSteps []string
 }
 
-// UpstreamProvider is a draft of one upstream identity provider, in the
-// shape the upstream sign-in configuration (upstream.providers, a later
-// issue) reads: keys follow MAS's upstream_oauth2.providers where they mean
-// the same. SynapseIdpID is the auth_provider Synapse stored in
-// user_external_ids; imported SSO links resolve to the provider naming it.
-type UpstreamProvider struct {
-	ID                      string   `yaml:"id"`
-	SynapseIdpID            string   `yaml:"synapse_idp_id"`
-	HumanName               string   `yaml:"human_name,omitempty"`
-	Brand                   string   `yaml:"brand,omitempty"`
-	Issuer                  string   `yaml:"issuer,omitempty"`
-	Discovery               bool     `yaml:"discovery"`
-	AuthorizationEndpoint   string   `yaml:"authorization_endpoint,omitempty"`
-	TokenEndpoint           string   `yaml:"token_endpoint,omitempty"`
-	UserinfoEndpoint        string   `yaml:"userinfo_endpoint,omitempty"`
-	JWKSURI                 string   `yaml:"jwks_uri,omitempty"`
-	FetchUserinfo           bool     `yaml:"fetch_userinfo,omitempty"`
-	ClientID                string   `yaml:"client_id"`
-	ClientSecret            string   `yaml:"client_secret,omitempty"`
-	ClientSecretFile        string   `yaml:"client_secret_file,omitempty"`
-	TokenEndpointAuthMethod string   `yaml:"token_endpoint_auth_method,omitempty"`
-	PKCE                    string   `yaml:"pkce,omitempty"`
-	Scopes                  []string `yaml:"scopes"`
-	Claims                  Claims   `yaml:"claims"`
-}
-
-// Claims map upstream claims to the account: each a template over the
-// upstream claims (Synapse's Jinja2, with user the claims) and an action:
-// ignore, suggest (the person may change it), force (set it) or require
-// (fail without it).
-type Claims struct {
-	Subject     ClaimImport `yaml:"subject"`
-	Localpart   ClaimImport `yaml:"localpart"`
-	DisplayName ClaimImport `yaml:"displayname"`
-	Email       ClaimImport `yaml:"email"`
-}
-
-// ClaimImport is one claim mapping.
-type ClaimImport struct {
-	Template string `yaml:"template,omitempty"`
-	Action   string `yaml:"action,omitempty"`
+// ProviderDraft is one of Synapse's OIDC providers that could not become a
+// valid upstream provider as it is (a key file to provide, a template
+// Gatehouse cannot read, …): written commented out, with why.
+type ProviderDraft struct {
+	Provider config.UpstreamProvider
+	Problems []string
 }
 
 // DeriveConfig derives a Gatehouse configuration from Synapse's, over base
@@ -105,7 +73,12 @@ func DeriveConfig(hs *Homeserver, base config.Config) (*Derived, error) {
 	d.deriveRegistration(hs)
 	d.derivePasswords(hs)
 	for _, p := range hs.OIDCProviders {
-		d.Providers = append(d.Providers, d.deriveProvider(p))
+		up := d.deriveProvider(p)
+		if problems := providerProblems(up); len(problems) > 0 {
+			d.Drafts = append(d.Drafts, ProviderDraft{Provider: up, Problems: problems})
+			continue
+		}
+		c.Upstream.Providers = append(c.Upstream.Providers, up)
 	}
 	d.listNotCarried(hs)
 	d.listSynapseSteps(hs)
@@ -204,22 +177,36 @@ func (d *Derived) derivePasswords(hs *Homeserver) {
 	}
 }
 
-// deriveProvider drafts an upstream provider from a Synapse OIDC provider.
-func (d *Derived) deriveProvider(p OIDCProvider) UpstreamProvider {
+// deriveProvider makes an upstream provider of a Synapse OIDC provider:
+// the same endpoints, client and scopes, and Synapse's Jinja templates where
+// Gatehouse's claim templates (a subset of Jinja) read them.
+func (d *Derived) deriveProvider(p OIDCProvider) config.UpstreamProvider {
 	m := p.UserMapping.Config
-	u := UpstreamProvider{
-		ID: p.IdpID, SynapseIdpID: p.AuthProvider(), HumanName: p.IdpName, Brand: p.IdpBrand,
-		Issuer: p.Issuer, Discovery: p.Discover == nil || *p.Discover,
+	discover := p.Discover == nil || *p.Discover
+	u := config.UpstreamProvider{
+		ID: providerID(p.IdpID), SynapseIdpID: p.AuthProvider(), HumanName: p.IdpName, Brand: p.IdpBrand,
+		Issuer: p.Issuer, Discovery: &discover,
 		AuthorizationEndpoint: p.AuthorizationEndpoint, TokenEndpoint: p.TokenEndpoint,
 		UserinfoEndpoint: p.UserinfoEndpoint, JWKSURI: p.JWKSURI,
 		FetchUserinfo: p.UserProfileMethod == "userinfo_endpoint",
-		ClientID:      p.ClientID, ClientSecret: p.ClientSecret, ClientSecretFile: p.ClientSecretPath,
+		ClientID:      p.ClientID, ClientSecret: config.Secret(p.ClientSecret), ClientSecretFile: p.ClientSecretPath,
 		TokenEndpointAuthMethod: p.ClientAuthMethod, PKCE: p.PKCEMethod, Scopes: p.Scopes,
 	}
 	if len(u.Scopes) == 0 {
 		u.Scopes = []string{"openid"}
 	}
-	subject := m.SubjectTemplate
+	name := fmt.Sprintf("oidc_providers %q", p.IdpID)
+	template := func(what, t string) string {
+		if t == "" {
+			return ""
+		}
+		if _, err := claimtemplate.Parse(t); err != nil {
+			d.lose("%s: %s %q — %v; Gatehouse's default is used, write one by hand", name, what, t, err)
+			return ""
+		}
+		return t
+	}
+	subject := template("subject_template", m.SubjectTemplate)
 	if subject == "" {
 		claim := m.SubjectClaim
 		if claim == "" {
@@ -227,41 +214,73 @@ func (d *Derived) deriveProvider(p OIDCProvider) UpstreamProvider {
 		}
 		subject = "{{ user." + claim + " }}"
 	}
-	u.Claims.Subject = ClaimImport{Template: subject}
+	u.Claims.Subject = config.UpstreamClaim{Template: subject}
 	// Synapse sets the localpart from its template, unless it lets the
 	// person confirm it; display name and email are set as they come.
-	u.Claims.Localpart = ClaimImport{Template: m.LocalpartTemplate, Action: "force"}
+	u.Claims.Localpart = config.UpstreamClaim{Template: template("localpart_template", m.LocalpartTemplate), Action: config.ClaimForce}
 	if m.ConfirmLocalpart {
-		u.Claims.Localpart.Action = "suggest"
+		u.Claims.Localpart.Action = config.ClaimSuggest
 	}
-	if m.LocalpartTemplate == "" {
-		u.Claims.Localpart.Action = "ignore"
+	if u.Claims.Localpart.Template == "" {
+		u.Claims.Localpart.Action = config.ClaimSuggest // the person chooses, as Synapse's username picker does
 	}
-	u.Claims.DisplayName = ClaimImport{Template: m.DisplayNameTemplate, Action: "force"}
-	if m.DisplayNameTemplate == "" {
-		u.Claims.DisplayName.Action = "ignore"
+	u.Claims.DisplayName = config.UpstreamClaim{Template: template("display_name_template", m.DisplayNameTemplate), Action: config.ClaimForce}
+	if u.Claims.DisplayName.Template == "" {
+		u.Claims.DisplayName.Action = config.ClaimIgnore
 	}
-	u.Claims.Email = ClaimImport{Template: m.EmailTemplate, Action: "force"}
-	if m.EmailTemplate == "" {
-		u.Claims.Email.Action = "ignore"
+	u.Claims.Email = config.UpstreamClaim{Template: template("email_template", m.EmailTemplate), Action: config.ClaimForce}
+	if u.Claims.Email.Template == "" {
+		u.Claims.Email.Action = config.ClaimIgnore
 	}
-	name := fmt.Sprintf("oidc_providers %q", p.IdpID)
 	if p.UserMapping.Module != "" && p.UserMapping.Module != "synapse.handlers.oidc.JinjaOidcMappingProvider" {
-		d.lose("%s: user_mapping_provider.module %s — only the default Jinja mapping is drafted", name, p.UserMapping.Module)
+		d.lose("%s: user_mapping_provider.module %s — only the default Jinja mapping is carried over", name, p.UserMapping.Module)
 	}
 	if len(p.AttributeRequirements) > 0 {
-		d.lose("%s: attribute_requirements — not drafted", name)
+		d.lose("%s: attribute_requirements — not carried over", name)
 	}
 	if p.ClientSecretJWTKey != nil {
-		d.lose("%s: client_secret_jwt_key (private_key_jwt) — give the key to the upstream provider by hand", name)
+		u.TokenEndpointAuthMethod, u.ClientSecret, u.ClientSecretFile = "private_key_jwt", "", ""
+		u.PrivateKeyFile = "/path/to/" + u.ID + "-client-key.pem"
+		d.lose("%s: client_secret_jwt_key (private_key_jwt) — write its key to a PEM file and set private_key_file", name)
 	}
 	if p.AllowExistingUsers {
 		d.lose("%s: allow_existing_users — a person links an upstream identity to an existing account by signing in to it", name)
 	}
 	if p.BackchannelLogoutEnabled {
-		d.lose("%s: backchannel_logout_enabled — not drafted", name)
+		u.OnBackchannelLogout = config.BackchannelBrowserOnly
+		d.choose("%s: backchannel_logout_enabled — on_backchannel_logout: logout_browser_only (logout_all also ends the OAuth and compat sessions)", name)
+	} else {
+		u.OnBackchannelLogout = config.BackchannelDoNothing
 	}
 	return u
+}
+
+// providerID makes a Synapse idp_id an upstream provider id (letters,
+// digits, '-' and '_'): its other characters become '-'.
+func providerID(idp string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' {
+			return r
+		}
+		return '-'
+	}, idp)
+}
+
+// providerProblems is what configuration check says of a provider alone.
+func providerProblems(p config.UpstreamProvider) []string {
+	c := config.Default()
+	c.Upstream.Providers = []config.UpstreamProvider{p}
+	err := c.Validate()
+	if err == nil {
+		return nil
+	}
+	var out []string
+	for line := range strings.SplitSeq(err.Error(), "\n") {
+		if strings.HasPrefix(line, "upstream.providers[0]") {
+			out = append(out, strings.TrimPrefix(line, "upstream.providers[0]."))
+		}
+	}
+	return out
 }
 
 // listNotCarried lists Synapse settings with no counterpart.
@@ -392,20 +411,31 @@ func (d *Derived) YAML(source string) ([]byte, error) {
 	}
 	comment("Chosen for you (check them):", d.Chosen)
 	comment("Not carried over from Synapse:", d.NotCarried)
-	if len(d.Providers) > 0 {
+	if len(d.Drafts) > 0 {
+		var drafts []config.UpstreamProvider
+		var problems []string
+		for _, dr := range d.Drafts {
+			drafts = append(drafts, dr.Provider)
+			for _, p := range dr.Problems {
+				problems = append(problems, fmt.Sprintf("%s: %s", dr.Provider.ID, p))
+			}
+		}
 		var draft bytes.Buffer
 		enc := yaml.NewEncoder(&draft)
 		enc.SetIndent(2)
-		if err := enc.Encode(map[string]any{"upstream": map[string]any{"providers": d.Providers}}); err != nil {
+		if err := enc.Encode(map[string]any{"upstream": map[string]any{"providers": drafts}}); err != nil {
 			return nil, fmt.Errorf("upstream providers: %w", err)
 		}
 		enc.Close()
-		b.WriteString("\n# Upstream identity providers, from Synapse's oidc_providers: a draft for the\n" +
-			"# upstream.providers section that upstream sign-in will read (it does not exist\n" +
-			"# yet, so the draft is commented out and this file loads today). synapse_idp_id\n" +
-			"# is the auth_provider Synapse stored in user_external_ids: the SSO links the\n" +
-			"# migration imports resolve to the provider that names it. Templates are\n" +
-			"# Synapse's (Jinja2, `user` holds the upstream claims).\n#\n")
+		b.WriteString("\n# Upstream identity providers from Synapse's oidc_providers that are not valid\n" +
+			"# as they are, commented out: fix what is listed, then move them into\n" +
+			"# upstream.providers above. synapse_idp_id is the auth_provider Synapse stored in\n" +
+			"# user_external_ids: the SSO links the migration imports belong to the provider\n" +
+			"# that names it.\n#\n")
+		for _, p := range problems {
+			b.WriteString("#   - " + p + "\n")
+		}
+		b.WriteString("#\n")
 		for line := range strings.SplitSeq(strings.TrimRight(draft.String(), "\n"), "\n") {
 			b.WriteString("# " + line + "\n")
 		}

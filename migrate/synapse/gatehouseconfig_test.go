@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"gopkg.in/yaml.v3"
-
 	"gatehouse.dev/platform/config"
 )
 
@@ -62,19 +60,24 @@ func TestDeriveConfig(t *testing.T) {
 	if !contains(d.SynapseSteps, "matrix_authentication_service") || !contains(d.SynapseSteps, "enable_registration") {
 		t.Errorf("Synapse steps: %q", d.SynapseSteps)
 	}
-	gh := d.Providers[0]
-	if gh.ID != "github" || gh.SynapseIdpID != "oidc-github" || gh.Discovery || gh.ClientSecret != "gh-client-secret" ||
-		gh.Claims.Subject.Template != "{{ user.id }}" || gh.Claims.Localpart != (ClaimImport{"{{ user.login }}", "force"}) ||
-		gh.Claims.Email.Action != "ignore" {
-		t.Errorf("github draft: %+v", gh)
+	providers := d.Config.Upstream.Providers
+	if len(providers) != 2 || len(d.Drafts) != 0 {
+		t.Fatalf("providers %+v, drafts %+v", providers, d.Drafts)
 	}
-	if g := d.Providers[1]; g.SynapseIdpID != "oidc-google" || !g.Discovery || g.Claims.Subject.Template != "{{ user.sub }}" ||
-		g.Claims.Email != (ClaimImport{"{{ user.email }}", "force"}) {
-		t.Errorf("google draft: %+v", g)
+	gh := providers[0]
+	if gh.ID != "github" || gh.SynapseIdpID != "oidc-github" || gh.DiscoveryEnabled() || gh.ClientSecret != "gh-client-secret" ||
+		gh.Claims.Subject.Template != "{{ user.id }}" || gh.Claims.Localpart != (config.UpstreamClaim{Template: "{{ user.login }}", Action: "force"}) ||
+		gh.Claims.Email.Action != "ignore" {
+		t.Errorf("github: %+v", gh)
+	}
+	if g := providers[1]; g.SynapseIdpID != "oidc-google" || !g.DiscoveryEnabled() || g.Claims.Subject.Template != "{{ user.sub }}" ||
+		g.Claims.Email != (config.UpstreamClaim{Template: "{{ user.email }}", Action: "force"}) ||
+		g.Claims.Localpart.Template != "{{ user.given_name|lower }}" {
+		t.Errorf("google: %+v", g)
 	}
 
-	// The file loads as it is, equal to the derived configuration, and its
-	// commented upstream block parses once uncommented.
+	// The file loads as it is, equal to the derived configuration: the
+	// providers are real, checked by config check.
 	out, err := d.YAML("testdata/homeserver.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -90,28 +93,57 @@ func TestDeriveConfig(t *testing.T) {
 	if !reflect.DeepEqual(loaded, d.Config) {
 		t.Errorf("loaded %#v\nwant %#v", loaded, d.Config)
 	}
-	_, block, ok := strings.Cut(string(out), "\n# upstream:\n")
-	if !ok {
-		t.Fatalf("no upstream block:\n%s", out)
+	if len(loaded.Upstream.Providers) != 2 {
+		t.Errorf("the file has %d providers", len(loaded.Upstream.Providers))
 	}
-	var draft struct {
-		Upstream struct {
-			Providers []UpstreamProvider `yaml:"providers"`
-		} `yaml:"upstream"`
+}
+
+// A Synapse provider that is not valid as it is (a key to write to a file, a
+// template Gatehouse cannot read) is drafted, commented out, with why; the
+// file still loads.
+func TestDeriveProviderDrafts(t *testing.T) {
+	hs, err := ParseHomeserver([]byte(`server_name: example.org
+oidc_providers:
+  - idp_id: key.cloak
+    idp_name: Keycloak
+    issuer: "https://sso.example.org/realms/x"
+    client_id: synapse
+    client_secret_jwt_key: {key: "-----BEGIN PRIVATE KEY-----", jwt_header: {alg: ES256}}
+    user_mapping_provider:
+      config:
+        localpart_template: "{{ user.email.split('@')[0] }}"
+`))
+	if err != nil {
+		t.Fatal(err)
 	}
-	var text []string
-	text = append(text, "upstream:")
-	for line := range strings.SplitSeq(block, "\n") {
-		if !strings.HasPrefix(line, "#   ") && !strings.HasPrefix(line, "#     ") {
-			break
-		}
-		text = append(text, strings.TrimPrefix(line, "# "))
+	d, err := DeriveConfig(hs, config.Default())
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := yaml.Unmarshal([]byte(strings.Join(text, "\n")), &draft); err != nil {
-		t.Fatalf("upstream block: %v\n%s", err, strings.Join(text, "\n"))
+	if len(d.Config.Upstream.Providers) != 0 || len(d.Drafts) != 1 {
+		t.Fatalf("providers %+v, drafts %+v", d.Config.Upstream.Providers, d.Drafts)
 	}
-	if !reflect.DeepEqual(draft.Upstream.Providers, d.Providers) {
-		t.Errorf("upstream block %+v, want %+v", draft.Upstream.Providers, d.Providers)
+	dr := d.Drafts[0]
+	if dr.Provider.ID != "key-cloak" || dr.Provider.SynapseIdpID != "oidc-key.cloak" || dr.Provider.TokenEndpointAuthMethod != "private_key_jwt" ||
+		dr.Provider.Claims.Localpart.Template != "" || !contains(dr.Problems, "private_key_file") {
+		t.Errorf("draft %+v", dr)
+	}
+	if !contains(d.NotCarried, "localpart_template") || !contains(d.NotCarried, "client_secret_jwt_key") {
+		t.Errorf("not carried: %q", d.NotCarried)
+	}
+	out, err := d.YAML("inline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "#     - id: key-cloak") || !strings.Contains(string(out), "#   - key-cloak: private_key_file") {
+		t.Errorf("no commented draft:\n%s", out)
+	}
+	path := filepath.Join(t.TempDir(), "gatehouse.yaml")
+	if err := os.WriteFile(path, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := config.Load(path, nil); err != nil {
+		t.Fatalf("the generated file does not load: %v", err)
 	}
 }
 
@@ -128,8 +160,8 @@ func TestDeriveConfigEdgeCases(t *testing.T) {
 		d.Config.Account.Registration != "closed" || d.Config.SMTP.URL != "" || d.Config.Matrix.HomeserverURL != "" {
 		t.Errorf("legacy: %+v", d.Config)
 	}
-	if len(d.Providers) != 1 || d.Providers[0].SynapseIdpID != "oidc" || d.Providers[0].ID != "oidc" {
-		t.Errorf("legacy provider: %+v", d.Providers)
+	if p := d.Config.Upstream.Providers; len(p) != 1 || p[0].SynapseIdpID != "oidc" || p[0].ID != "oidc" {
+		t.Errorf("legacy provider: %+v (drafts %+v)", p, d.Drafts)
 	}
 	for _, part := range []string{"allow_guest_access", "cas_config", "jwt_config", "login_via_existing_session"} {
 		if !contains(d.NotCarried, part) {

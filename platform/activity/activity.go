@@ -17,6 +17,9 @@ type Note struct {
 	At time.Time
 	// IP is the address it was used from; "" when the use did not say.
 	IP string
+	// Owner is whose thing it is (a session's user id), so that the flush
+	// can seal the address under the owner's personal key; "" for nobody.
+	Owner string
 }
 
 // Recorder holds the notes not yet written. It is safe for concurrent use.
@@ -28,14 +31,14 @@ type Recorder struct {
 // New returns an empty Recorder.
 func New() *Recorder { return &Recorder{pending: map[string]Note{}} }
 
-// Touch notes that id was used at at, from ip ("" when unknown).
-func (r *Recorder) Touch(id, ip string, at time.Time) {
+// Touch notes that id, owner's, was used at at, from ip ("" when unknown).
+func (r *Recorder) Touch(id, owner, ip string, at time.Time) {
 	if id == "" {
 		return
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.noteLocked(id, Note{At: at, IP: ip})
+	r.noteLocked(id, Note{At: at, IP: ip, Owner: owner})
 }
 
 // noteLocked keeps the later of two notes; a later note without an address
@@ -50,6 +53,9 @@ func (r *Recorder) noteLocked(id string, n Note) {
 	default:
 		if n.IP == "" {
 			n.IP = old.IP
+		}
+		if n.Owner == "" {
+			n.Owner = old.Owner
 		}
 	}
 	r.pending[id] = n

@@ -10,12 +10,12 @@ import (
 func TestNotesKeepTheLatestUseAndAnAddress(t *testing.T) {
 	r := New()
 	t0 := time.Unix(1000, 0)
-	r.Touch("a", "192.0.2.1", t0)
-	r.Touch("a", "", t0.Add(time.Minute))           // later, no address: keeps the address
-	r.Touch("a", "192.0.2.9", t0.Add(-time.Minute)) // earlier: ignored but its address is not needed
-	r.Touch("", "x", t0)                            // no id: ignored
+	r.Touch("a", "u1", "192.0.2.1", t0)
+	r.Touch("a", "", "", t0.Add(time.Minute))             // later, no address or owner: keeps both
+	r.Touch("a", "u1", "192.0.2.9", t0.Add(-time.Minute)) // earlier: ignored but its address is not needed
+	r.Touch("", "u1", "x", t0)                            // no id: ignored
 	n, ok := r.Last("a")
-	if !ok || !n.At.Equal(t0.Add(time.Minute)) || n.IP != "192.0.2.1" {
+	if !ok || !n.At.Equal(t0.Add(time.Minute)) || n.IP != "192.0.2.1" || n.Owner != "u1" {
 		t.Fatalf("note %+v, %v", n, ok)
 	}
 	if _, ok := r.Last(""); ok {
@@ -27,7 +27,7 @@ func TestFlushChunksAndKeepsWhatFailed(t *testing.T) {
 	r := New()
 	t0 := time.Unix(1000, 0)
 	for _, id := range []string{"c", "a", "d", "b", "e"} {
-		r.Touch(id, "", t0)
+		r.Touch(id, "", "", t0)
 	}
 	var chunks [][]string
 	fail := errors.New("stream unavailable")

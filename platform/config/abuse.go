@@ -47,6 +47,7 @@ type RateLimits struct {
 	DeviceAuthorization RateLimit      `yaml:"device_authorization"`
 	ClientRegistration  RateLimit      `yaml:"client_registration"`
 	Authorization       RateLimit      `yaml:"authorization"`
+	BackchannelLogout   RateLimit      `yaml:"backchannel_logout"`
 }
 
 // LoginLimits limit password checks: failed ones per address, any per account.
@@ -117,6 +118,9 @@ func rateLimitTable() []rateLimit {
 		{"authorization", "AUTHORIZATION",
 			"Authorization requests (/authorize) per client address.",
 			func(c *Config) *RateLimit { return &c.RateLimits.Authorization }, RateLimit{30, 2 * time.Second}},
+		{"backchannel_logout", "BACKCHANNEL_LOGOUT",
+			"Refused back-channel logout tokens (/upstream/backchannel-logout) per client address; a valid token costs nothing.",
+			func(c *Config) *RateLimit { return &c.RateLimits.BackchannelLogout }, RateLimit{10, 6 * time.Second}},
 	}
 }
 

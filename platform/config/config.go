@@ -90,6 +90,8 @@ type Config struct {
 	Timeouts Timeouts `yaml:"timeouts"`
 	// Secrets configures the keys that seal the secrets kept in events.
 	Secrets Secrets `yaml:"secrets"`
+	// Upstream configures sign-in with upstream identity providers (upstream.go).
+	Upstream Upstream `yaml:"upstream"`
 }
 
 // Timeouts bounds the work a request causes.

@@ -47,6 +47,9 @@ type StaticClient struct {
 	// Scope is the client's registered scope (RFC 7591 §2): what the
 	// client_credentials grant may give it besides admin scopes (see AdminClients).
 	Scope string `yaml:"scope,omitempty"`
+	// PostLogoutRedirectURIs are where RP-initiated logout may return the
+	// browser (OpenID Connect RP-Initiated Logout 1.0).
+	PostLogoutRedirectURIs []string `yaml:"post_logout_redirect_uris,omitempty"`
 }
 
 var staticClientID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)

@@ -48,6 +48,10 @@ func (c Config) Redacted() Config {
 	for i := range c.OAuth.Clients {
 		c.OAuth.Clients[i].ClientSecret = Secret(c.OAuth.Clients[i].ClientSecret.String())
 	}
+	c.Upstream.Providers = append([]UpstreamProvider(nil), c.Upstream.Providers...)
+	for i := range c.Upstream.Providers {
+		c.Upstream.Providers[i].ClientSecret = Secret(c.Upstream.Providers[i].ClientSecret.String())
+	}
 	c.NATS.Password = Secret(c.NATS.Password.String())
 	c.Secrets.EncryptionKey = Secret(c.Secrets.EncryptionKey.String())
 	c.Secrets.PreviousKeys = append([]Secret(nil), c.Secrets.PreviousKeys...)

@@ -43,6 +43,7 @@ func (c Config) Validate() error {
 	}
 
 	p.validateOAuth(c.OAuth)
+	p.validateUpstream(c.Upstream)
 	p.inRange("passwords.min_strength_bits", c.Passwords.MinStrengthBits, 20, 128)
 	p.oneOf("account.registration", c.Account.Registration, "open", "token", "closed")
 	if u := c.Branding.LogoURI; u != "" && !strings.HasPrefix(u, "https://") {

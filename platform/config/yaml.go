@@ -36,6 +36,7 @@ func sectionDocs() map[string]string {
 		"web":                "The web service's pages (sign-in, registration, consent, account).",
 		"captcha":            "CAPTCHA at registration (and at sign-in after failures), verified with the provider server side.",
 		"nats.tls":           "TLS to an external NATS server.",
+		"upstream":           "Sign-in with upstream identity providers (OpenID Connect, or OAuth 2.0 with a userinfo endpoint). providers is a list of {id, human_name, brand, issuer, discovery, client_id, client_secret(_file), token_endpoint_auth_method, private_key_file, scopes, pkce, response_mode, on_backchannel_logout, claims.{subject,localpart,displayname,email}.{template,action}}; see README.",
 		"secrets":            "Key-encryption keys: the secrets kept in events (services' keys, password hashes) are sealed with them.",
 	}
 }

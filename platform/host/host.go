@@ -9,6 +9,8 @@ package host
 
 import (
 	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -26,6 +28,7 @@ import (
 	"gatehouse.dev/platform/config"
 	"gatehouse.dev/platform/grpcx"
 	"gatehouse.dev/platform/natsserver"
+	"gatehouse.dev/platform/personal"
 	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/pgcluster"
 	"gatehouse.dev/platform/ratelimit"
@@ -62,6 +65,10 @@ type Runtime struct {
 	limiterOnce sync.Once
 	limiter     *ratelimit.Limiter
 	limiterErr  error
+
+	personalOnce sync.Once
+	personal     *personal.Store
+	personalErr  error
 }
 
 // Start prepares the runtime: embedded NATS JetStream under the data dir when
@@ -210,9 +217,36 @@ func (rt *Runtime) Limiter(ctx context.Context) (*ratelimit.Limiter, error) {
 			rt.limiterErr = err
 			return
 		}
-		rt.limiter = ratelimit.New(ratelimit.Options{Store: store, Logger: rt.Logger})
+		rt.limiter = ratelimit.New(ratelimit.Options{Store: store, Logger: rt.Logger, HashKey: rt.rateLimitHashKey()})
 	})
 	return rt.limiter, rt.limiterErr
+}
+
+// Personal returns the process's store of personal keys (the PERSONALKEYS
+// stream, opened on first use), which every service of the process that
+// seals personal data shares, so that an erasure forgets the erased key in
+// all of them at once. It needs the keyring: not in a process running only web.
+func (rt *Runtime) Personal(ctx context.Context) (*personal.Store, error) {
+	rt.personalOnce.Do(func() {
+		rt.personal, rt.personalErr = personal.Open(ctx, rt.JetStream, rt.Keyring, personal.Config{Replicas: rt.Config.NATS.Replicas})
+	})
+	return rt.personal, rt.personalErr
+}
+
+// rateLimitHashKey keys the names of rate-limit counts in RATELIMITS (client
+// addresses, accounts): derived with HKDF from the internal secret, which
+// every process of a deployment shares (the web service included, which has
+// no key-encryption key). Nil in a deployment that identifies its services
+// by mutual TLS alone: the names are then plain SHA-256.
+func (rt *Runtime) rateLimitHashKey() []byte {
+	if len(rt.internalSecret) == 0 {
+		return nil
+	}
+	key, err := hkdf.Key(sha256.New, rt.internalSecret, nil, "gatehouse ratelimit names v1", 32)
+	if err != nil {
+		return nil
+	}
+	return key
 }
 
 // InternalSecret returns the secret the gRPC credentials of services and of

@@ -84,6 +84,9 @@ func (rt *Runtime) Serve(ctx context.Context, services ...Service) error {
 		healthSrv.SetServingStatus("gatehouse."+s.Name(), healthpb.HealthCheckResponse_SERVING)
 	}
 	projectionsv1.RegisterProjectionsServiceServer(srv, projection.NewAdmin(sets))
+	if err := projection.RegisterMetrics(rt.Telemetry.MeterProvider().Meter("gatehouse.dev/platform/projection"), sets); err != nil {
+		return err
+	}
 
 	checks := []httpx.Check{{Name: "nats", Fn: func(context.Context) error {
 		if st := rt.NATS.Status(); st != nats.CONNECTED {

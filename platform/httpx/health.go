@@ -105,9 +105,20 @@ func writeReport(w http.ResponseWriter, report healthReport) {
 	_ = json.NewEncoder(w).Encode(report)
 }
 
-// OpsMux serves GET /health, /ready and (when metrics is not nil) /metrics.
+// LiveHandler answers 200 {"status":"ok"} whenever the process can answer
+// at all, whatever its dependencies: a liveness probe. Restarting a process
+// because its database or NATS is down would not bring them back, and would
+// lose what it keeps in memory (the token index) until they are.
+func (h *Health) LiveHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeReport(w, healthReport{Status: "ok"})
+	})
+}
+
+// OpsMux serves GET /live, /health, /ready and (when metrics is not nil) /metrics.
 func OpsMux(h *Health, metrics http.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
+	mux.Handle("GET /live", h.LiveHandler())
 	mux.Handle("GET /health", h.HealthHandler())
 	mux.Handle("GET /ready", h.ReadyHandler())
 	if metrics != nil {

@@ -130,6 +130,8 @@ func TestHealth(t *testing.T) {
 		{"not ready yet", []httpx.Check{ok}, false, "/ready", 503, "starting", nil},
 		{"ready", []httpx.Check{ok}, true, "/ready", 200, "ok", map[string]string{"nats": "ok"}},
 		{"ready but failing", []httpx.Check{failing}, true, "/ready", 503, "fail", map[string]string{"database": "connection refused"}},
+		{"live while a dependency fails", []httpx.Check{failing}, true, "/live", 200, "ok", nil},
+		{"live while starting", []httpx.Check{failing}, false, "/live", 200, "ok", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -28,6 +28,7 @@ type watchState struct {
 	seq    uint64        // highest checkpoint announced since the last connect
 	resets uint64        // resets announced
 	wake   chan struct{} // closed and replaced on every announcement
+	builds chan struct{} // closed and replaced when a build is asked for or swapped in
 }
 
 // NewListener returns a Listener for the pool's schema; call Run to start it.
@@ -86,6 +87,8 @@ func (l *Listener) reconnected() {
 		st.seq = 0
 		close(st.wake)
 		st.wake = make(chan struct{})
+		close(st.builds)
+		st.builds = make(chan struct{})
 	}
 }
 
@@ -98,11 +101,17 @@ func (l *Listener) announce(payload string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	st := l.stateLocked(name)
-	if value == "reset" {
+	switch value {
+	case "reset":
 		st.resets++
 		st.seq = 0
-	} else if seq, err := strconv.ParseUint(value, 10, 64); err == nil && seq > st.seq {
-		st.seq = seq
+	case "build", "swapped":
+		close(st.builds)
+		st.builds = make(chan struct{})
+	default:
+		if seq, err := strconv.ParseUint(value, 10, 64); err == nil && seq > st.seq {
+			st.seq = seq
+		}
 	}
 	close(st.wake)
 	st.wake = make(chan struct{})
@@ -111,7 +120,7 @@ func (l *Listener) announce(payload string) {
 func (l *Listener) stateLocked(name string) *watchState {
 	st, ok := l.states[name]
 	if !ok {
-		st = &watchState{wake: make(chan struct{})}
+		st = &watchState{wake: make(chan struct{}), builds: make(chan struct{})}
 		l.states[name] = st
 	}
 	return st
@@ -123,6 +132,14 @@ func (l *Listener) watch(name string) (seq, resets, epoch uint64, wake <-chan st
 	defer l.mu.Unlock()
 	st := l.stateLocked(name)
 	return st.seq, st.resets, l.epoch, st.wake
+}
+
+// buildWatch returns a channel closed when a build of the member is asked
+// for or swapped in (or the listener reconnects).
+func (l *Listener) buildWatch(name string) <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.stateLocked(name).builds
 }
 
 // seen is what a leader knew of its member's announcements when it read the

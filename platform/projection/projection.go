@@ -10,12 +10,18 @@
 // lock; the others wait on the lock and take over when the leader goes away.
 // Commits announce the new checkpoint with NOTIFY, which lets any replica wait
 // until a projection has caught up with an event it just appended (see Listener).
+//
+// A rebuild, or a new version of a read model, never touches the tables
+// readers use: the leader fills copies of them in a schema of their own from
+// the stream while the live tables keep answering, and swaps them in with one
+// transaction once the copies have caught up (see build.go).
 package projection
 
 import (
 	"context"
 	"fmt"
 	"regexp"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -30,10 +36,23 @@ type Projection struct {
 	// Subjects it consumes, for example "accounts.user.*".
 	Subjects []string
 	// Apply applies one event inside the batch transaction. It must only touch
-	// the projection's own tables. Events of unknown types arrive with a nil Event.
+	// the projection's own tables (Tables), by unqualified names: during a
+	// rebuild the same Apply fills the tables' copies, found first on the
+	// search_path. Events of unknown types arrive with a nil Event.
 	Apply func(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error
-	// Reset empties the projection's tables before a rebuild.
-	Reset func(ctx context.Context, tx pgx.Tx) error
+	// Tables are the tables the projection owns, created by the service's
+	// migrations, for example "sessions", "tokens". A rebuild fills copies of
+	// them and swaps them in together; a reset empties them.
+	Tables []string
+	// Version is the version of the read model's shape and meaning (1 when
+	// zero). Raising it makes the leader build the new version beside the
+	// live one, from the stream, and swap it in once it has caught up.
+	Version int
+	// Upgrade, optional, turns the copies of the tables (cloned from the live
+	// ones, at version from) into this Version's shape before the replay fills
+	// them: DDL by unqualified names (ALTER TABLE sessions ADD COLUMN ...). The
+	// live tables keep their shape until the swap.
+	Upgrade func(ctx context.Context, tx pgx.Tx, from int) error
 	// Source is the stream the events come from when it is not the service's
 	// own: another service's stream, followed read-only (eventlog.Follow).
 	Source *eventlog.Log
@@ -47,24 +66,74 @@ func (p Projection) validate() error {
 		return fmt.Errorf("projection: invalid name %q", p.Name)
 	case len(p.Subjects) == 0:
 		return fmt.Errorf("projection %s: no subjects", p.Name)
-	case p.Apply == nil || p.Reset == nil:
-		return fmt.Errorf("projection %s: Apply and Reset are required", p.Name)
+	case p.Apply == nil:
+		return fmt.Errorf("projection %s: Apply is required", p.Name)
+	case len(p.Tables) == 0:
+		return fmt.Errorf("projection %s: no tables", p.Name)
+	case p.Version < 0:
+		return fmt.Errorf("projection %s: negative version", p.Name)
+	}
+	for _, t := range p.Tables {
+		if !validName.MatchString(t) {
+			return fmt.Errorf("projection %s: invalid table name %q", p.Name, t)
+		}
 	}
 	return nil
 }
 
-// checkpointsDDL creates the checkpoint table in the service's schema.
-const checkpointsDDL = `
+// version is the projection's version, 1 when unset.
+func (p Projection) version() int { return max(p.Version, 1) }
+
+// truncate empties the projection's tables.
+func (p Projection) truncate(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, `TRUNCATE `+identifiers(p.Tables))
+	return err
+}
+
+// identifiers is a comma-separated list of quoted identifiers.
+func identifiers(names []string) string {
+	quoted := make([]string, len(names))
+	for i, n := range names {
+		quoted[i] = pgx.Identifier{n}.Sanitize()
+	}
+	return strings.Join(quoted, ", ")
+}
+
+// setupDDL creates the tables the platform keeps in each service's schema:
+// the checkpoints of projections and reactors (with the version of each live
+// read model) and the rebuilds under way.
+var setupDDL = []string{`
 CREATE TABLE IF NOT EXISTS projection_checkpoints (
 	name       text PRIMARY KEY,
 	last_seq   bigint NOT NULL DEFAULT 0,
 	updated_at timestamptz NOT NULL DEFAULT now()
-)`
+)`,
+	// Only when missing: ALTER TABLE locks the table even when it changes nothing.
+	`DO $$ BEGIN
+		IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+			WHERE table_schema = current_schema() AND table_name = 'projection_checkpoints' AND column_name = 'version') THEN
+			ALTER TABLE projection_checkpoints ADD COLUMN version integer NOT NULL DEFAULT 1;
+		END IF;
+	END $$`,
+	buildsDDL,
+}
 
-// Setup creates the checkpoint table in the pool's schema if it is missing.
+// Setup creates the checkpoint and build tables in the pool's schema if they
+// are missing (replicas starting together take turns).
 func Setup(ctx context.Context, pool *pgxpool.Pool) error {
-	if _, err := pool.Exec(ctx, checkpointsDDL); err != nil {
-		return fmt.Errorf("projection: create checkpoints table: %w", err)
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '.gatehouse.projection.setup', 0))`); err != nil {
+			return err
+		}
+		for _, ddl := range setupDDL {
+			if _, err := tx.Exec(ctx, ddl); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("projection: create checkpoint tables: %w", err)
 	}
 	return nil
 }
@@ -97,9 +166,11 @@ func notify(ctx context.Context, tx pgx.Tx, name, payload string) error {
 }
 
 // Reset empties a projection's tables and rewinds its checkpoint to zero in one
-// transaction. The leader notices and replays the stream from the start.
+// transaction, in place: readers see empty tables until the leader, which
+// notices, has replayed the stream. It is for tests and for a read model
+// nobody reads yet; Set.Rebuild rebuilds without readers noticing.
 func Reset(ctx context.Context, pool *pgxpool.Pool, p Projection) error {
-	return rewind(ctx, pool, p.Name, p.Reset)
+	return rewind(ctx, pool, p.Name, p.truncate)
 }
 
 // rewind sets a member's checkpoint back to zero, running reset (when set) in
@@ -127,20 +198,25 @@ func rewind(ctx context.Context, pool *pgxpool.Pool, name string, reset func(con
 
 // Snapshot reads a projection's tables with load and returns the checkpoint
 // they are at, both from one consistent snapshot of the database (a
-// repeatable-read, read-only transaction): the tables hold exactly the
-// events up to that checkpoint, even while the projection is being rebuilt.
+// repeatable-read, read-only transaction that first takes a share lock on the
+// projection's tables, so a rebuild's swap cannot slip between the checkpoint
+// and the rows): the tables hold exactly the events up to that checkpoint.
 // A process that keeps state in memory loads it this way and then follows
 // the stream from the event after the checkpoint (eventlog.Tail), so it
 // neither misses an event nor depends on the read model being current.
-func Snapshot(ctx context.Context, pool *pgxpool.Pool, name string, load func(ctx context.Context, tx pgx.Tx) error) (uint64, error) {
+func Snapshot(ctx context.Context, pool *pgxpool.Pool, p Projection, load func(ctx context.Context, tx pgx.Tx) error) (uint64, error) {
 	var checkpoint uint64
 	err := pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		// Before any query: the snapshot is taken at the first one, after the lock.
+		if _, err := tx.Exec(ctx, `LOCK TABLE `+identifiers(p.Tables)+` IN ACCESS SHARE MODE`); err != nil {
+			return fmt.Errorf("projection %s: lock tables: %w", p.Name, err)
+		}
 		var err error
-		if checkpoint, err = Checkpoint(ctx, tx, name); err != nil {
+		if checkpoint, err = Checkpoint(ctx, tx, p.Name); err != nil {
 			return err
 		}
 		if err := load(ctx, tx); err != nil {
-			return fmt.Errorf("projection %s: load snapshot: %w", name, err)
+			return fmt.Errorf("projection %s: load snapshot: %w", p.Name, err)
 		}
 		return nil
 	})

@@ -37,10 +37,7 @@ var names = projection.Projection{
 			ev.GetUserId(), ev.GetDisplayName(), int64(rec.Seq))
 		return err
 	},
-	Reset: func(ctx context.Context, tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `TRUNCATE names`)
-		return err
-	},
+	Tables: []string{"names"},
 }
 
 type env struct {
@@ -265,9 +262,9 @@ func TestWaitForGivesUpWithContext(t *testing.T) {
 func TestInvalidProjection(t *testing.T) {
 	e := setup(t)
 	bad := []projection.Projection{
-		{Name: "Bad Name", Subjects: []string{"x"}, Apply: names.Apply, Reset: names.Reset},
-		{Name: "nosubjects", Apply: names.Apply, Reset: names.Reset},
-		{Name: "noapply", Subjects: []string{"x"}, Reset: names.Reset},
+		{Name: "Bad Name", Subjects: []string{"x"}, Apply: names.Apply, Tables: names.Tables},
+		{Name: "nosubjects", Apply: names.Apply, Tables: names.Tables},
+		{Name: "noapply", Subjects: []string{"x"}, Tables: names.Tables},
 	}
 	for _, p := range bad {
 		if _, err := projection.NewRunner(e.pool, e.log, e.listener, p, slog.New(slog.DiscardHandler)); err == nil {

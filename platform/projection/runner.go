@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -34,6 +36,11 @@ type Runner struct {
 	// acknowledged; returning an error abandons the batch unacknowledged (tests
 	// use it to crash at the worst moment).
 	afterCommit func(lastSeq uint64) error
+
+	schemaOnce sync.Mutex
+	schemaName string // the service's schema, read once (schema)
+	// hold, when set, keeps a build from swapping until it is closed (HoldSwap).
+	hold atomic.Pointer[chan struct{}]
 }
 
 // RunnerOption configures a Runner.
@@ -72,7 +79,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			return nil
 		}
 		if errors.Is(err, errRewound) {
-			r.logger.Info("checkpoint rewound; replaying from it")
+			r.logger.Info("checkpoint moved by a rebuild or a reset; resuming from it")
 			backoff = 100 * time.Millisecond
 			continue
 		}
@@ -91,9 +98,26 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 }
 
-// lead becomes the projection's leader and consumes until an error.
+// lead becomes the projection's leader; it consumes until an error and
+// meanwhile runs the builds the projection is asked for (build.go).
 func (r *Runner) lead(ctx context.Context) error {
-	return lead(ctx, r.pool, r.proj.Name, r.consume)
+	return lead(ctx, r.pool, r.proj.Name, func(ctx context.Context) error {
+		ctx, cancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Go(func() { r.builds(ctx) })
+		err := r.consume(ctx)
+		cancel()
+		wg.Wait()
+		return err
+	})
+}
+
+// swapHold is the channel a build waits on before swapping, nil when none.
+func (r *Runner) swapHold() <-chan struct{} {
+	if h := r.hold.Load(); h != nil {
+		return *h
+	}
+	return nil
 }
 
 // consume applies events as the leader, from just after the checkpoint,

@@ -2,12 +2,15 @@ package projection
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"gatehouse.dev/platform/eventlog"
 )
@@ -42,7 +45,7 @@ func (p Projection) follower(s *Set, logger *slog.Logger) (follower, error) {
 }
 
 func (r *Runner) about() about {
-	return about{name: r.proj.Name, kind: KindProjection, log: r.log, subjects: r.proj.Subjects, reset: r.proj.Reset}
+	return about{name: r.proj.Name, kind: KindProjection, log: r.log, subjects: r.proj.Subjects, reset: r.proj.truncate}
 }
 
 func (r Reactor) follower(s *Set, logger *slog.Logger) (follower, error) {
@@ -129,6 +132,20 @@ func (s *Set) KindOf(name string) string {
 	return ""
 }
 
+// Head is the stream sequence of the newest event a member consumes.
+func (s *Set) Head(ctx context.Context, name string) (uint64, error) {
+	m, ok := s.members[name]
+	if !ok {
+		return 0, fmt.Errorf("projection %s: %w", name, ErrUnknown)
+	}
+	a := m.about()
+	head, err := a.log.LastSeqOf(ctx, a.subjects...)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return 0, nil // another service's stream, not created yet: nothing to follow
+	}
+	return head, err
+}
+
 // Names lists the projections and reactors in registration order.
 func (s *Set) Names() []string { return append([]string(nil), s.order...) }
 
@@ -140,24 +157,139 @@ func (s *Set) Checkpoint(ctx context.Context, name string) (uint64, error) {
 	return Checkpoint(ctx, s.pool, name)
 }
 
-// Rebuild empties a projection (or rewinds a reactor) and waits until its
-// leader has replayed every event that was in the stream when the rebuild
-// started. It returns the checkpoint reached.
-func (s *Set) Rebuild(ctx context.Context, name string) (uint64, error) {
+// RebuildOptions tune a rebuild.
+type RebuildOptions struct {
+	// MaxRate caps the build's speed in events per second (0: as fast as it
+	// goes), to spare a busy database.
+	MaxRate float64
+}
+
+// StartRebuild asks for a rebuild and returns at once, with the state of
+// the member and the stream sequence the rebuild must reach.
+//
+// A projection is rebuilt beside its live tables (build.go): readers keep
+// the live read model until the rebuilt one swaps in, caught up. A build
+// already under way is not restarted; its state is reported. A reactor is
+// rewound at once: its leader replays the stream through it.
+func (s *Set) StartRebuild(ctx context.Context, name string, opts RebuildOptions) (Status, uint64, error) {
 	m, ok := s.members[name]
 	if !ok {
-		return 0, fmt.Errorf("projection %s: %w", name, ErrUnknown)
+		return Status{}, 0, fmt.Errorf("projection %s: %w", name, ErrUnknown)
 	}
 	a := m.about()
 	target, err := a.log.LastSeqOf(ctx, a.subjects...)
 	if err != nil {
+		return Status{}, 0, err
+	}
+	if a.kind == KindReactor {
+		if err := rewind(ctx, s.pool, a.name, a.reset); err != nil {
+			return Status{}, 0, err
+		}
+	} else {
+		r := m.(*Runner)
+		schema, err := r.schema(ctx)
+		if err != nil {
+			return Status{}, 0, err
+		}
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			return requestBuild(ctx, tx, schema, name, r.proj.version(), ReasonRebuild, target, opts.MaxRate)
+		})
+		if err != nil {
+			return Status{}, 0, err
+		}
+		if b, err := loadBuild(ctx, s.pool, schema, name); err == nil && b != nil {
+			target = max(target, b.Target)
+		}
+	}
+	st, err := s.Status(ctx, name)
+	return st, target, err
+}
+
+// Rebuild rebuilds a projection (or replays a reactor) and waits until the
+// rebuilt read model is live, caught up with every event that was in the
+// stream when the rebuild was asked for. It returns the checkpoint reached.
+func (s *Set) Rebuild(ctx context.Context, name string) (uint64, error) {
+	_, target, err := s.StartRebuild(ctx, name, RebuildOptions{})
+	if err != nil {
 		return 0, err
 	}
-	if err := rewind(ctx, s.pool, a.name, a.reset); err != nil {
-		return 0, err
+	return s.WaitRebuilt(ctx, name, target)
+}
+
+// WaitRebuilt waits until no build of name is under way and its checkpoint
+// has reached target, and returns the checkpoint.
+func (s *Set) WaitRebuilt(ctx context.Context, name string, target uint64) (uint64, error) {
+	if _, ok := s.members[name]; !ok {
+		return 0, fmt.Errorf("projection %s: %w", name, ErrUnknown)
 	}
-	if err := s.listener.WaitFor(ctx, name, target); err != nil {
-		return 0, err
+	for {
+		wake := s.listener.buildWatch(name)
+		st, err := s.Status(ctx, name)
+		if err != nil {
+			return 0, err
+		}
+		if st.Build == nil {
+			if err := s.listener.WaitFor(ctx, name, target); err != nil {
+				return 0, err
+			}
+			if st, err = s.Status(ctx, name); err != nil {
+				return 0, err
+			}
+			if st.Build == nil {
+				return st.Checkpoint, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("projection %s: waiting for the rebuild: %w", name, context.Cause(ctx))
+		case <-wake:
+		case <-time.After(time.Second):
+		}
 	}
-	return Checkpoint(ctx, s.pool, name)
+}
+
+// Status reports a member's checkpoint, live version and build under way.
+func (s *Set) Status(ctx context.Context, name string) (Status, error) {
+	m, ok := s.members[name]
+	if !ok {
+		return Status{}, fmt.Errorf("projection %s: %w", name, ErrUnknown)
+	}
+	st := Status{Name: name, Kind: m.about().kind, Version: 1}
+	var err error
+	if st.Checkpoint, err = Checkpoint(ctx, s.pool, name); err != nil {
+		return Status{}, err
+	}
+	if r, ok := m.(*Runner); ok {
+		schema, err := r.schema(ctx)
+		if err != nil {
+			return Status{}, err
+		}
+		if st.Version, err = liveVersion(ctx, s.pool, schema, name); err != nil {
+			return Status{}, err
+		}
+		if st.Build, err = loadBuild(ctx, s.pool, schema, name); err != nil {
+			return Status{}, err
+		}
+	}
+	return st, nil
+}
+
+// HoldSwap keeps a build of projection name in this process from swapping in
+// until release is called: the copies are filled and kept caught up, the
+// live tables untouched. Tests use it to look at a finished build (and
+// its schema, Status.Build.Schema) before readers see it.
+func (s *Set) HoldSwap(name string) (release func()) {
+	r, ok := s.members[name].(*Runner)
+	if !ok {
+		return func() {}
+	}
+	ch := make(chan struct{})
+	r.hold.Store(&ch)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			r.hold.Store(nil)
+			close(ch)
+		})
+	}
 }

@@ -11,7 +11,7 @@ func (l *Limiter) takeLocal(now int64, keys []Key) Decision {
 	var wait time.Duration
 	nexts := make([]int64, len(keys))
 	for i, k := range keys {
-		next, w := k.Rule.take(l.known[k.subject()].tat, now)
+		next, w := k.Rule.take(l.known[l.subject(k)].tat, now)
 		wait = max(wait, w)
 		nexts[i] = next
 	}
@@ -20,7 +20,7 @@ func (l *Limiter) takeLocal(now int64, keys []Key) Decision {
 	}
 	d := Decision{Allowed: true}
 	for i, k := range keys {
-		subject := k.subject()
+		subject := l.subject(k)
 		l.known[subject] = state{tat: nexts[i], seq: l.known[subject].seq}
 		d.taken = append(d.taken, taken{key: k, local: true})
 	}
@@ -31,7 +31,7 @@ func (l *Limiter) takeLocal(now int64, keys []Key) Decision {
 func (l *Limiter) refundLocal(k Key) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	subject := k.subject()
+	subject := l.subject(k)
 	if st, ok := l.known[subject]; ok {
 		st.tat -= int64(k.Rule.Every)
 		l.known[subject] = st

@@ -41,6 +41,7 @@ package ratelimit
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -119,12 +120,22 @@ type Key struct {
 	Subject string
 }
 
-// subject is the key's NATS subject: the rule's name, then a hash of the
-// subject, so that addresses and account names are not written out and any
-// text fits in one subject token.
-func (k Key) subject() string {
-	h := sha256.Sum256([]byte(k.Rule.Name + "\x00" + k.Subject))
-	return subjectPrefix + "." + k.Rule.Name + "." + hex.EncodeToString(h[:16])
+// subject is the key's NATS subject: the rule's name, then a keyed hash
+// (HMAC-SHA-256 under Options.HashKey) of the subject, so that addresses and
+// account names are not written out, cannot be found again by hashing every
+// IPv4 address without the key, and any text fits in one subject token.
+// Without a hash key (Options), a plain SHA-256.
+func (l *Limiter) subject(k Key) string {
+	var sum []byte
+	if l.hashKey != nil {
+		m := hmac.New(sha256.New, l.hashKey)
+		m.Write([]byte(k.Rule.Name + "\x00" + k.Subject))
+		sum = m.Sum(nil)
+	} else {
+		h := sha256.Sum256([]byte(k.Rule.Name + "\x00" + k.Subject))
+		sum = h[:]
+	}
+	return subjectPrefix + "." + k.Rule.Name + "." + hex.EncodeToString(sum[:16])
 }
 
 // Decision is the answer of Take.
@@ -151,13 +162,18 @@ type Options struct {
 	Logger *slog.Logger
 	// Now replaces time.Now (tests).
 	Now func() time.Time
+	// HashKey keys the hash that names each key in the store; every replica
+	// of every service sharing the store must use the same one (the host
+	// derives it from the internal secret). Nil hashes without a key.
+	HashKey []byte
 }
 
 // Limiter takes tokens from keyed buckets.
 type Limiter struct {
-	store  *Store
-	logger *slog.Logger
-	now    func() time.Time
+	store   *Store
+	logger  *slog.Logger
+	now     func() time.Time
+	hashKey []byte
 
 	mu        sync.Mutex
 	known     map[string]state // by subject: the last state seen, or the local count
@@ -177,7 +193,7 @@ const warnEvery = 10 * time.Second
 
 // New returns a Limiter.
 func New(opts Options) *Limiter {
-	l := &Limiter{store: opts.Store, logger: opts.Logger, now: opts.Now, known: map[string]state{}}
+	l := &Limiter{store: opts.Store, logger: opts.Logger, now: opts.Now, hashKey: opts.HashKey, known: map[string]state{}}
 	if l.logger == nil {
 		l.logger = slog.Default()
 	}
@@ -234,13 +250,13 @@ func (l *Limiter) Refund(ctx context.Context, d Decision) {
 func (l *Limiter) Spent(ctx context.Context, k Key) int {
 	now := l.now().UnixNano()
 	if l.store != nil {
-		st, err := l.read(ctx, k.subject())
+		st, err := l.read(ctx, l.subject(k))
 		if err == nil {
 			return k.Rule.spent(st.tat, now)
 		}
 		l.warn(ctx, "read", err)
 	}
-	st, _ := l.lookup(k.subject())
+	st, _ := l.lookup(l.subject(k))
 	return k.Rule.spent(st.tat, now)
 }
 

@@ -154,7 +154,8 @@ func TestDefaultRulesAreValid(t *testing.T) {
 	r := DefaultRules()
 	names := map[string]bool{}
 	for _, rule := range []Rule{r.LoginPerIP, r.LoginPerAccount, r.Registration, r.RecoveryPerIP, r.RecoveryPerAddress,
-		r.EmailPerIP, r.EmailPerAddress, r.EmailPerSession, r.DeviceCodeEntry, r.DeviceAuthorization, r.ClientRegistration, r.Authorization} {
+		r.EmailPerIP, r.EmailPerAddress, r.EmailPerSession, r.DeviceCodeEntry, r.DeviceAuthorization, r.ClientRegistration, r.Authorization,
+		r.BackchannelLogout} {
 		if err := rule.Validate(); err != nil {
 			t.Error(err)
 		}

@@ -19,6 +19,7 @@ type Rules struct {
 	DeviceAuthorization Rule
 	ClientRegistration  Rule
 	Authorization       Rule
+	BackchannelLogout   Rule
 }
 
 // RulesFrom makes the rules of a configuration. What each does when the
@@ -46,6 +47,7 @@ func RulesFrom(c config.RateLimits) Rules {
 		DeviceAuthorization: rule("device_authorization", c.DeviceAuthorization, FailLocal),
 		ClientRegistration:  rule("client_registration", c.ClientRegistration, FailLocal),
 		Authorization:       rule("authorization", c.Authorization, FailLocal),
+		BackchannelLogout:   rule("backchannel_logout", c.BackchannelLogout, FailLocal),
 	}
 }
 

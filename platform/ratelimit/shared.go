@@ -30,7 +30,7 @@ func (l *Limiter) takeShared(ctx context.Context, now int64, keys []Key) (Decisi
 	changes := make([]change, len(keys))
 	for i, k := range keys {
 		c := &changes[i]
-		c.subject = k.subject()
+		c.subject = l.subject(k)
 		st, _ := l.lookup(c.subject)
 		next, wait := k.Rule.take(st.tat, now)
 		if wait > 0 {
@@ -115,7 +115,7 @@ func (l *Limiter) refundShared(ctx context.Context, keys []Key) error {
 	changes := make([]change, len(keys))
 	for i, k := range keys {
 		c := &changes[i]
-		c.subject = k.subject()
+		c.subject = l.subject(k)
 		st, _ := l.lookup(c.subject)
 		if st.seq == 0 {
 			c.fresh = true

@@ -3,6 +3,8 @@ package ratelimit_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -242,5 +244,44 @@ func TestStoreFailureIsLoggedSparingly(t *testing.T) {
 	}
 	if n := strings.Count(log.String(), "level=WARN"); n != 1 {
 		t.Fatalf("%d warnings for 5 failures:\n%s", n, log.String())
+	}
+}
+
+// With a hash key, a count's subject is an HMAC of the address: not the
+// SHA-256 anyone can compute for every IPv4 address, and another key names
+// another count. Replicas with the same key share the budget.
+func TestKeyedNames(t *testing.T) {
+	srv := testkit.StartNATS(t)
+	limiter := func(key []byte) *ratelimit.Limiter {
+		_, js := srv.Connect(t)
+		store, err := ratelimit.OpenStore(context.Background(), js, ratelimit.StoreConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ratelimit.New(ratelimit.Options{Store: store, Logger: slog.New(slog.DiscardHandler), HashKey: key})
+	}
+	one := ratelimit.Rule{Name: "keyed", Burst: 1, Every: time.Hour}
+	ip := ratelimit.Key{Rule: one, Subject: "192.0.2.1"}
+	a, b := limiter([]byte("the deployment's key")), limiter([]byte("the deployment's key"))
+	other, plain := limiter([]byte("another deployment's key")), limiter(nil)
+	if !take(t, a, ip).Allowed || take(t, b, ip).Allowed {
+		t.Fatal("two replicas with one key do not share the budget")
+	}
+	if !take(t, other, ip).Allowed || !take(t, plain, ip).Allowed {
+		t.Fatal("another key, or none, names the same count")
+	}
+	_, js := srv.Connect(t)
+	stream, err := js.Stream(context.Background(), ratelimit.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(context.Background(), jetstream.WithSubjectFilter(">"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte("keyed\x00192.0.2.1"))
+	unkeyed := "ratelimit.keyed." + hex.EncodeToString(sum[:16])
+	if len(info.State.Subjects) != 3 || info.State.Subjects[unkeyed] == 0 {
+		t.Fatalf("subjects %v: want three, one of them the unkeyed %s", info.State.Subjects, unkeyed)
 	}
 }

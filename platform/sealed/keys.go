@@ -2,6 +2,7 @@ package sealed
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -163,4 +164,70 @@ func (a KeysAggregate) decide(history []eventlog.Record) (eventsv1.SecretChange,
 // where names the place of one secret of the aggregate, for sealing.
 func (a KeysAggregate) where(name string) string {
 	return a.Log.Subject(a.Ref) + "/" + name
+}
+
+// KeyEvent is an event that records one key: sealed, or, as written by a
+// version before sealing, in clear.
+type KeyEvent interface {
+	proto.Message
+	GetKey() []byte
+	GetSealedKey() *eventsv1.SealedSecret
+}
+
+// RandomKey is a keys aggregate holding one random key (a MAC key, a key
+// codes are derived from) recorded by events of type E.
+type RandomKey[E KeyEvent] struct {
+	// Log is the service's event log, Ref the aggregate.
+	Log *eventlog.Log
+	Ref eventlog.Ref
+	// Keyring seals the key.
+	Keyring *Keyring
+	// Logger says what was generated, sealed again or replaced.
+	Logger *slog.Logger
+	// Size is the key's length in bytes (a stored key must have at least as many).
+	Size int
+	// Event builds the event recording the sealed key for a reason.
+	Event func(sealed *eventsv1.SealedSecret, change eventsv1.SecretChange) E
+	// ReplaceClear says whether a key found in clear is replaced by a new one
+	// (cheap for short-lived derivations) or kept and only sealed (when
+	// replacing it would invalidate what it signed).
+	ReplaceClear bool
+}
+
+// Load returns the key in force, generating it on first start (see
+// KeysAggregate.Load).
+func (k RandomKey[E]) Load(ctx context.Context) ([]byte, error) {
+	generate := func() (Secrets, error) {
+		key := make([]byte, k.Size)
+		rand.Read(key) // never fails (Go 1.24+)
+		return Secrets{"key": key}, nil
+	}
+	agg := KeysAggregate{
+		Log: k.Log, Ref: k.Ref, Keyring: k.Keyring, Logger: k.Logger,
+		Generate: generate,
+		Event: func(sealedKeys map[string]*eventsv1.SealedSecret, change eventsv1.SecretChange) proto.Message {
+			return k.Event(sealedKeys["key"], change)
+		},
+		Read: func(m proto.Message) (Record, bool) {
+			ev, ok := m.(E)
+			switch {
+			case !ok:
+				return Record{}, false
+			case ev.GetSealedKey() == nil:
+				return Record{Clear: Secrets{"key": ev.GetKey()}}, true
+			}
+			return Record{Sealed: map[string]*eventsv1.SealedSecret{"key": ev.GetSealedKey()}}, true
+		},
+	}
+	if k.ReplaceClear {
+		agg.Replace = func(Secrets) (Secrets, error) { return generate() }
+	}
+	secrets, err := agg.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if key := secrets["key"]; len(key) < k.Size {
+		return nil, fmt.Errorf("sealed: the key in %s is %d bytes, want %d", k.Log.Subject(k.Ref), len(key), k.Size)
+	}
+	return secrets["key"], nil
 }

@@ -1,6 +1,8 @@
 package testkit
 
 import (
+	"net/url"
+	"strconv"
 	"testing"
 
 	"github.com/nats-io/nats.go"
@@ -12,8 +14,9 @@ import (
 // NATSServer is an embedded real nats-server with JetStream for one test.
 type NATSServer struct {
 	*natsserver.Server
-	// Dir is the JetStream store directory; it survives Restart.
-	Dir string
+	// Dir is the JetStream store directory; it survives Stop and Start.
+	Dir  string
+	port int
 }
 
 // StartNATS starts a real nats-server with JetStream on a random port with its
@@ -25,9 +28,28 @@ func StartNATS(t testing.TB) *NATSServer {
 	if err != nil {
 		t.Fatalf("start nats: %v", err)
 	}
-	ns := &NATSServer{Server: srv, Dir: dir}
+	u, err := url.Parse(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, _ := strconv.Atoi(u.Port())
+	ns := &NATSServer{Server: srv, Dir: dir, port: port}
 	t.Cleanup(func() { ns.Shutdown() })
 	return ns
+}
+
+// Stop shuts the server down, as when NATS goes away under its clients.
+func (s *NATSServer) Stop() { s.Shutdown() }
+
+// Start starts the server again on the same address with the same store,
+// as when NATS comes back.
+func (s *NATSServer) Start(t testing.TB) {
+	t.Helper()
+	srv, err := natsserver.Start(natsserver.Options{StoreDir: s.Dir, Anonymous: true, Port: s.port})
+	if err != nil {
+		t.Fatalf("start nats again: %v", err)
+	}
+	s.Server = srv
 }
 
 // Connect opens a client connection closed when the test ends.

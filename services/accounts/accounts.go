@@ -1,6 +1,7 @@
 // Package accounts is the accounts service: it owns users — registration,
-// passwords, email addresses, locking, deactivation, display names — their
-// browser sessions, and the audit log.
+// passwords, email addresses, locking, deactivation, display names, links to
+// upstream identity providers (whose protocol it runs itself, upstream.go) —
+// their browser sessions, and the audit log.
 //
 // Commands are decided on the aggregates' histories (users, email claims,
 // browser sessions, registrations) and appended to the ACCOUNTS stream;
@@ -15,8 +16,9 @@ package accounts
 import (
 	"context"
 	"fmt"
-	"gatehouse.dev/platform/activity"
 	"log/slog"
+	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,14 +27,18 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"google.golang.org/grpc"
 
+	"gatehouse.dev/platform/activity"
+	"gatehouse.dev/platform/config"
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/host"
+	"gatehouse.dev/platform/personal"
 	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/projection"
 	"gatehouse.dev/platform/sealed"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	"gatehouse.dev/services/accounts/internal/password"
+	"gatehouse.dev/services/accounts/internal/upstream"
 	"gatehouse.dev/services/accounts/migrations"
 )
 
@@ -54,6 +60,11 @@ type Config struct {
 	// Clock replaces time.Now for events and session lifetimes (tests); nil
 	// means time.Now.
 	Clock func() time.Time
+	// PublicURL is Gatehouse's public URL (ending in "/"): upstream
+	// providers send the browser back to PublicURL + "upstream/callback/<id>".
+	PublicURL string
+	// Upstream are the upstream identity providers (upstream.providers).
+	Upstream []config.UpstreamProvider
 }
 
 // Deps are the service's connections.
@@ -64,8 +75,14 @@ type Deps struct {
 	Logger    *slog.Logger
 	// Propagator carries trace context into event headers; may be nil.
 	Propagator propagation.TextMapPropagator
-	// Keyring seals the password hashes kept in events.
+	// Keyring seals the service's keys and the personal keys.
 	Keyring *sealed.Keyring
+	// Personal holds the personal keys that seal personal data; nil opens
+	// one on JetStream with Keyring.
+	Personal *personal.Store
+	// HTTPClient calls the upstream identity providers; nil: a client with
+	// a 10-second timeout.
+	HTTPClient *http.Client
 }
 
 // Service is the accounts service.
@@ -80,8 +97,12 @@ type Service struct {
 	clock       func() time.Time
 	activity    *activity.Recorder
 	flushEvery  time.Duration
-	keyring     *sealed.Keyring // seals password hashes (passwords.go)
+	keyring     *sealed.Keyring // seals the service's keys
+	personal    *personal.Store // seals personal data and password hashes (personal.go, passwords.go)
 	proofKey    []byte          // MACs authentication proofs (proofs.go)
+	claimKey    []byte          // keys email claims (personal.go)
+	upstream    *upstream.Set   // the upstream identity providers (upstream.go)
+	ticketKey   []byte          // seals upstream tickets, derived from proofKey
 }
 
 // New migrates the service's schema, opens its stream and prepares its projections.
@@ -94,6 +115,13 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	}
 	if deps.Keyring == nil {
 		return nil, fmt.Errorf("accounts: no keyring to seal password hashes")
+	}
+	if len(cfg.Upstream) > 0 && !strings.HasSuffix(cfg.PublicURL, "/") {
+		return nil, fmt.Errorf("accounts: the public URL %q must end in / (upstream providers send people back there)", cfg.PublicURL)
+	}
+	providers, err := upstream.New(cfg.Upstream, cfg.PublicURL, deps.HTTPClient)
+	if err != nil {
+		return nil, fmt.Errorf("accounts: %w", err)
 	}
 	if err := pg.Migrate(ctx, deps.Pool, migrations.FS); err != nil {
 		return nil, fmt.Errorf("accounts: migrate: %w", err)
@@ -117,25 +145,39 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("accounts: %w", err)
 	}
-	set, err := projection.NewSet(ctx, deps.Pool, log, deps.Logger,
-		usersReadModel(), auditReadModel(), sessionsReadModel(), regTokensReadModel(), verificationsReadModel(notify))
+	store := deps.Personal
+	if store == nil {
+		if store, err = personal.Open(ctx, deps.JetStream, deps.Keyring, personal.Config{Replicas: cfg.Replicas}); err != nil {
+			return nil, fmt.Errorf("accounts: %w", err)
+		}
+	}
+	s := &Service{
+		cfg:        cfg,
+		pool:       deps.Pool,
+		log:        log,
+		notify:     notify,
+		hasher:     password.New(cfg.Passwords),
+		logger:     deps.Logger,
+		clock:      clock,
+		activity:   activity.New(),
+		flushEvery: flushEvery,
+		keyring:    deps.Keyring,
+		personal:   store,
+		upstream:   providers,
+	}
+	if err := s.loadProofKey(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.loadClaimKey(ctx); err != nil {
+		return nil, err
+	}
+	s.projections, err = projection.NewSet(ctx, deps.Pool, log, deps.Logger,
+		s.usersReadModel(), s.auditReadModel(), s.sessionsReadModel(), regTokensReadModel(), s.verificationsReadModel(notify),
+		s.erasureReactor())
 	if err != nil {
 		return nil, fmt.Errorf("accounts: %w", err)
 	}
-	s := &Service{
-		cfg:         cfg,
-		pool:        deps.Pool,
-		log:         log,
-		notify:      notify,
-		projections: set,
-		hasher:      password.New(cfg.Passwords),
-		logger:      deps.Logger,
-		clock:       clock,
-		activity:    activity.New(),
-		flushEvery:  flushEvery,
-		keyring:     deps.Keyring,
-	}
-	if err := s.loadProofKey(ctx); err != nil {
+	if err := s.deriveTicketKey(); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -143,13 +185,16 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 
 // Run keeps the projections current and writes browser session activity
 // until ctx ends; then it writes the activity noted since the last flush. At
-// start it seals again the password hashes that need it (passwords.go).
+// start it brings older data up to date (upgrade.go): personal keys sealed
+// under an earlier key-encryption key, users without a personal key, password
+// hashes not sealed under their user's personal key, email claims keyed the
+// way earlier versions did.
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.runActivity(ctx) })
 	wg.Go(func() {
-		if err := s.resealPasswords(ctx); err != nil && ctx.Err() == nil {
-			s.logger.ErrorContext(ctx, "sealing password hashes again failed; it is tried again at the next start", "err", err)
+		if err := s.upgrade(ctx); err != nil && ctx.Err() == nil {
+			s.logger.ErrorContext(ctx, "bringing personal data up to date failed; it is tried again at the next start", "err", err)
 		}
 	})
 	err := s.projections.Run(ctx)
@@ -174,10 +219,16 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	store, err := rt.Personal(ctx)
+	if err != nil {
+		return nil, err
+	}
 	a := rt.Config.Passwords.Argon2
 	return New(ctx, Config{
 		ServerName: rt.Config.Matrix.ServerName,
 		Passwords:  password.Params{MemoryKiB: uint32(a.MemoryKiB), Iterations: uint32(a.Iterations), Parallelism: uint8(a.Parallelism)},
 		Replicas:   rt.Config.NATS.Replicas,
-	}, Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "accounts"), Propagator: rt.Telemetry.Propagator(), Keyring: rt.Keyring})
+		PublicURL:  rt.Config.PublicURL,
+		Upstream:   rt.Config.Upstream.Providers,
+	}, Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "accounts"), Propagator: rt.Telemetry.Propagator(), Keyring: rt.Keyring, Personal: store})
 }

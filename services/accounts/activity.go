@@ -7,6 +7,7 @@ import (
 	"gatehouse.dev/platform/activity"
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/ids"
+	"gatehouse.dev/platform/personal"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 )
 
@@ -46,11 +47,18 @@ func (s *Service) flushActivity(ctx context.Context) {
 		ev := &eventsv1.BrowserSessionsActive{}
 		for _, id := range sessionIDs {
 			n := notes[id]
-			ev.Entries = append(ev.Entries, &eventsv1.BrowserSessionsActive_Entry{SessionId: id, IpAddress: n.IP, LastActiveUnix: n.At.Unix()})
+			ev.Entries = append(ev.Entries, &eventsv1.BrowserSessionsActive_Entry{SessionId: id, UserId: n.Owner, IpAddress: n.IP, LastActiveUnix: n.At.Unix()})
 		}
-		_, err := s.log.Append(ctx, eventlog.Write{
+		// Each address under its session's user's key; a user erased
+		// meanwhile keeps only the time.
+		ref := eventlog.Ref{Type: activityAggregate, ID: ids.New()}
+		sealed, err := s.personal.SealDroppingErased(ctx, ev, s.log.Subject(ref), personal.NoOwner)
+		if err != nil {
+			return err
+		}
+		_, err = s.log.Append(ctx, eventlog.Write{
 			Expect: eventlog.ExpectNew(),
-			Event:  eventlog.Event{Aggregate: eventlog.Ref{Type: activityAggregate, ID: ids.New()}, Actor: "system", Payload: ev},
+			Event:  eventlog.Event{Aggregate: ref, Actor: "system", Payload: sealed},
 		})
 		return err
 	})

@@ -12,6 +12,7 @@ import (
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/ids"
+	"gatehouse.dev/platform/personal"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	"gatehouse.dev/services/accounts/internal/browser"
 	"gatehouse.dev/services/accounts/internal/password"
@@ -90,11 +91,16 @@ func (s *Service) register(ctx context.Context, in registration, actor string) (
 // of two concurrent registrations of one name, exactly one is stored. more
 // is appended in the same batch (a registration's completion), after the
 // user's event; it gets the new user's id.
-func (s *Service) createUser(ctx context.Context, cmd user.RegisterCommand, hash, actor string, more func(userID string) eventlog.Write) (*userRow, error) {
+func (s *Service) createUser(ctx context.Context, cmd user.RegisterCommand, hash, actor string, more func(userID string) ([]eventlog.Write, error)) (*userRow, error) {
 	id := ids.New()
 	cmd.UserID, cmd.ServerName = id, s.cfg.ServerName
+	// The user's personal key exists before anything is sealed under it. A
+	// registration that fails leaves an unused key behind, which seals nothing.
+	if _, err := s.personal.Create(ctx, personal.User(id)); err != nil {
+		return nil, errs.Wrap(errs.KindUnavailable, "The account could not be created right now; try again.", err)
+	}
 	var err error
-	if cmd.Password, err = s.sealHash(hash, userPasswordPlace(id)); err != nil {
+	if cmd.Password, err = s.sealHash(ctx, id, hash); err != nil {
 		return nil, err
 	}
 	decided, err := user.Register(user.State{}, cmd)
@@ -127,9 +133,13 @@ func (s *Service) createUser(ctx context.Context, cmd user.RegisterCommand, hash
 	}
 	userSeq := len(writes) - 1
 	if more != nil {
-		writes = append(writes, more(id))
+		extra, err := more(id)
+		if err != nil {
+			return nil, err
+		}
+		writes = append(writes, extra...)
 	}
-	appended, err := s.log.Append(ctx, writes...)
+	appended, err := s.append(ctx, writes...)
 	if eventlog.IsConflict(err) {
 		return nil, s.whichClaimLost(ctx, nameRef, emailRef, err)
 	}
@@ -168,11 +178,14 @@ func (s *Service) executeBatch(ctx context.Context, build func() ([]eventlog.Wri
 		if err != nil || len(writes) == 0 {
 			return eventlog.Appended{}, err
 		}
-		appended, err := s.log.Append(ctx, writes...)
+		appended, err := s.append(ctx, writes...)
 		switch {
 		case err == nil:
 			return appended, nil
 		case !eventlog.IsConflict(err):
+			if _, ok := errors.AsType[*errs.Error](err); ok {
+				return eventlog.Appended{}, err
+			}
 			return eventlog.Appended{}, errs.Wrap(errs.KindUnavailable, "The change could not be saved right now; try again.", err)
 		case attempt == maxBatchAttempts:
 			return eventlog.Appended{}, errs.Wrap(errs.KindConflict, "The change collided with others; try again.", err)
@@ -200,7 +213,7 @@ func (s *Service) update(ctx context.Context, userID, actor string, decide decis
 		return nil, errs.InvalidField("user_id", "user_id must be a user id such as 01HZX3…")
 	}
 	ref := eventlog.Ref{Type: userAggregate, ID: userID}
-	appended, err := s.log.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
+	appended, err := s.execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
 		decided, err := decide(user.Fold(history))
 		switch {
 		case err != nil || len(decided) == 0:
@@ -250,6 +263,10 @@ func (s *Service) verifyPassword(ctx context.Context, username, pw string) (*use
 	if err != nil {
 		return nil, err
 	}
+	if hash == "" { // erased since the read model was read
+		s.hasher.VerifyDummy(pw)
+		return nil, wrong
+	}
 	ok, rehash, err := s.hasher.Verify(hash, pw)
 	if err != nil {
 		s.logger.ErrorContext(ctx, "stored password hash is malformed", "user_id", u.id, "err", err)
@@ -278,13 +295,13 @@ func (s *Service) upgradeHash(ctx context.Context, u *userRow, pw string) {
 		s.logger.WarnContext(ctx, "password hash upgrade failed", "user_id", u.id, "err", err)
 		return
 	}
-	sealed, err := s.sealHash(hash, userPasswordPlace(u.id))
+	sealed, err := s.sealHash(ctx, u.id, hash)
 	if err != nil {
 		s.logger.WarnContext(ctx, "password hash upgrade failed", "user_id", u.id, "err", err)
 		return
 	}
 	ref := eventlog.Ref{Type: userAggregate, ID: u.id}
-	_, err = s.log.Append(ctx, eventlog.Write{
+	_, err = s.append(ctx, eventlog.Write{
 		Expect: eventlog.ExpectVersion(u.version),
 		Event: eventlog.Event{Aggregate: ref, Actor: "system", Payload: &eventsv1.PasswordChanged{
 			UserId: u.id, SealedPasswordHash: sealed, Reason: eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_UPGRADE,
@@ -328,11 +345,14 @@ func (s *Service) setPassword(ctx context.Context, userID, next string, reason e
 	if !ids.Valid(userID) {
 		return errs.InvalidField("user_id", "user_id must be a user id such as 01HZX3…")
 	}
-	sealed, err := s.sealHash(hash, userPasswordPlace(userID))
-	if err != nil {
-		return err
-	}
 	_, err = s.update(ctx, userID, actor, func(st user.State) ([]proto.Message, error) {
+		if !st.Exists() {
+			return nil, errs.NotFound("No such user") // not "erased": an unknown user has no key either
+		}
+		sealed, err := s.sealHash(ctx, userID, hash)
+		if err != nil {
+			return nil, err
+		}
 		return user.ChangePassword(st, sealed, reason)
 	})
 	if err != nil || reason != eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_RECOVERY {

@@ -12,8 +12,10 @@ import (
 	"gatehouse.dev/platform/eventcheck"
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/ids"
+	"gatehouse.dev/platform/personal"
 	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/projection/conformance"
+	"gatehouse.dev/platform/sealed"
 	"gatehouse.dev/platform/testkit"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	"gatehouse.dev/services/accounts/internal/user"
@@ -45,21 +47,42 @@ func TestProjectionsConform(t *testing.T) {
 		}
 		return l
 	}
+	// The projections open personal data with the service's keys.
+	keys, err := personal.Open(ctx, testkit.NATS(t), sealed.NewRandomKeyring(), personal.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Service{personal: keys, claimKey: []byte("0123456789abcdef0123456789abcdef")}
+	history := s.accountsHistory(t)
 	for _, c := range []conformance.Case{
-		{Projection: usersReadModel(), Tables: []string{"users", "user_emails"}},
-		{Projection: auditReadModel(), Tables: []string{"audit_log"}},
-		{Projection: sessionsReadModel(), Tables: []string{"browser_sessions"}},
-		{Projection: regTokensReadModel(), Tables: []string{"registration_tokens"}},
+		{Projection: s.usersReadModel()},
+		{Projection: s.auditReadModel()},
+		{Projection: s.sessionsReadModel()},
+		{Projection: regTokensReadModel()},
 	} {
-		c.Contract, c.Log, c.Pool, c.Events = eventsv1.Accounts, stream(eventsv1.Accounts), pool, accountsHistory()
+		c.Contract, c.Log, c.Pool, c.Events = eventsv1.Accounts, stream(eventsv1.Accounts), pool, history
 		conformance.Run(t, c)
 	}
 	// Confirmations spread over hours, so the projection forgets old ones.
 	clock := &steppingClock{now: time.Now().Add(-6 * time.Hour)}
 	conformance.Run(t, conformance.Case{
-		Projection: verificationsReadModel(nil), Contract: eventsv1.Notify, Log: stream(eventsv1.Notify, eventlog.WithClock(clock.next)), Pool: pool,
-		Tables: []string{"email_verifications"}, Events: confirmationsHistory(),
+		Projection: s.verificationsReadModel(nil), Contract: eventsv1.Notify, Log: stream(eventsv1.Notify, eventlog.WithClock(clock.next)), Pool: pool, Events: confirmationsHistory(),
 	})
+}
+
+// sealEvents seals the personal fields of events as the service does, on
+// the ACCOUNTS stream's subjects.
+func (s *Service) sealEvents(t *testing.T, events []eventlog.Event) []eventlog.Event {
+	t.Helper()
+	for i, e := range events {
+		subject := eventsv1.Accounts.Prefix + "." + e.Aggregate.Type + "." + e.Aggregate.ID
+		sealed, err := s.personal.Seal(context.Background(), e.Payload, subject, ownerOf(e.Aggregate))
+		if err != nil {
+			t.Fatalf("seal %T: %v", e.Payload, err)
+		}
+		events[i].Payload = sealed
+	}
+	return events
 }
 
 // steppingClock moves 25 minutes forward at every event.
@@ -75,13 +98,23 @@ func (c *steppingClock) next() time.Time {
 	return c.now
 }
 
-// accountsHistory is what the service appends for two users from
+// accountsHistory is what the service appends for three users from
 // registration to deactivation and back, with addresses, browser sessions,
-// registration tokens and its key.
-func accountsHistory() []eventlog.Event {
-	alice, bob := ids.New(), ids.New()
+// registration tokens and its keys, and an erasure: carol's personal key is
+// destroyed, as erasing her did. Its personal fields are sealed (but for
+// alice's first password change and the keys, written in clear as versions
+// before sealing did).
+func (s *Service) accountsHistory(t *testing.T) []eventlog.Event {
+	alice, bob, carol := ids.New(), ids.New(), ids.New()
+	for _, u := range []string{alice, bob, carol} {
+		if _, err := s.personal.Create(context.Background(), personal.User(u)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	reg, tok1, tok2 := ids.New(), ids.New(), ids.New()
-	s1, s2 := ids.New(), ids.New()
+	s1, s2, s3 := ids.New(), ids.New(), ids.New()
+	emailKey := func(email string) string { return user.EmailKey(s.claimKey, email) }
+	l1, l2 := ids.New(), ids.New()
 	ev := func(typ, id string, p proto.Message) eventlog.Event {
 		return eventlog.Event{Aggregate: eventlog.Ref{Type: typ, ID: id}, Actor: "admin", Payload: p}
 	}
@@ -89,14 +122,15 @@ func accountsHistory() []eventlog.Event {
 	in := func(d time.Duration) *timestamppb.Timestamp {
 		return timestamppb.New(time.Now().Add(d).Truncate(time.Second))
 	}
-	return []eventlog.Event{
+	history := s.sealEvents(t, []eventlog.Event{
 		ev(eventsv1.AccountsKeys.Type, "current", &eventsv1.AuthProofKeyGenerated{Key: []byte("0123456789abcdef0123456789abcdef")}),
+		ev(eventsv1.AccountsKeys.Type, "claims", &eventsv1.ClaimKeyGenerated{SealedKey: &eventsv1.SealedSecret{KeyId: "k"}}),
 		ev(regTokenAggregate, tok1, &eventsv1.RegistrationTokenCreated{TokenId: tok1, TokenHash: "h1", UsesAllowed: 2, ExpiresAt: in(time.Hour)}),
 		ev(registrationAggregate, reg, &eventsv1.RegistrationStarted{RegistrationId: reg, Username: "alice", Email: "alice@example.org",
 			PasswordHash: "$argon2id$a", ExpiresAt: in(30 * time.Minute)}),
 		ev(regTokenAggregate, tok1, &eventsv1.RegistrationTokenUsed{TokenId: tok1}),
 		ev(usernameAggregate, user.UsernameKey("alice"), &eventsv1.UsernameReserved{Username: "alice", UserId: alice}),
-		ev(emailAggregate, user.EmailKey("alice@example.org"), &eventsv1.EmailReserved{Email: "alice@example.org", UserId: alice}),
+		ev(emailAggregate, emailKey("alice@example.org"), &eventsv1.EmailReserved{Email: "alice@example.org", UserId: alice}),
 		u(alice, &eventsv1.UserRegistered{UserId: alice, Username: "alice", Email: "alice@example.org", PasswordHash: "$argon2id$a",
 			DisplayName: "Alice", EmailVerificationId: ids.New()}),
 		ev(registrationAggregate, reg, &eventsv1.RegistrationCompleted{RegistrationId: reg, UserId: alice, VerificationId: ids.New()}),
@@ -110,11 +144,11 @@ func accountsHistory() []eventlog.Event {
 		}}),
 		u(alice, &eventsv1.PasswordChanged{UserId: alice, PasswordHash: "$argon2id$a2", Reason: eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_USER}),
 		u(alice, &eventsv1.DisplayNameSet{UserId: alice, DisplayName: "Alice A."}),
-		ev(emailAggregate, user.EmailKey("alice@example.net"), &eventsv1.EmailReserved{Email: "alice@example.net", UserId: alice}),
+		ev(emailAggregate, emailKey("alice@example.net"), &eventsv1.EmailReserved{Email: "alice@example.net", UserId: alice}),
 		u(alice, &eventsv1.EmailAdded{UserId: alice, Email: "alice@example.net", VerificationId: ids.New()}),
 		u(alice, &eventsv1.PrimaryEmailSet{UserId: alice, Email: "alice@example.net"}),
 		u(alice, &eventsv1.EmailRemoved{UserId: alice, Email: "alice@example.org"}),
-		ev(emailAggregate, user.EmailKey("alice@example.org"), &eventsv1.EmailReleased{Email: "alice@example.org", UserId: alice}),
+		ev(emailAggregate, emailKey("alice@example.org"), &eventsv1.EmailReleased{Email: "alice@example.org", UserId: alice}),
 		u(alice, &eventsv1.DisplayNameSet{UserId: alice, DisplayName: "Alice"}),
 		u(bob, &eventsv1.AdminSet{UserId: bob, Admin: false}),
 		u(bob, &eventsv1.UserLocked{UserId: bob, Reason: "spam"}),
@@ -125,15 +159,55 @@ func accountsHistory() []eventlog.Event {
 		ev(regTokenAggregate, tok2, &eventsv1.RegistrationTokenUnrevoked{TokenId: tok2}),
 		ev(regTokenAggregate, tok2, &eventsv1.RegistrationTokenUpdated{TokenId: tok2, UsesAllowed: 3, ExpiresAt: timestamppb.New(time.Now().Add(time.Hour).Truncate(time.Second))}),
 		ev(regTokenAggregate, tok2, &eventsv1.RegistrationTokenRevoked{TokenId: tok2}),
-		u(bob, &eventsv1.UserDeactivated{UserId: bob, Erase: true}),
+		u(bob, &eventsv1.UserDeactivated{UserId: bob}),
 		ev(browserAggregate, s2, &eventsv1.BrowserSessionEnded{SessionId: s2, UserId: bob, Reason: "deactivated"}),
 		u(bob, &eventsv1.UserReactivated{UserId: bob}),
 		ev(activityAggregate, ids.New(), &eventsv1.BrowserSessionsActive{Entries: []*eventsv1.BrowserSessionsActive_Entry{
 			{SessionId: s1, LastActiveUnix: time.Now().Add(2 * time.Minute).Unix()},
 			{SessionId: s2, LastActiveUnix: time.Now().Add(2 * time.Minute).Unix(), IpAddress: "198.51.100.1"}, // ended: not recorded
 		}}),
+		ev(upstreamAggregate, "k1", &eventsv1.UpstreamLinkReserved{Provider: "google", UserId: alice, LinkId: l1}),
+		u(alice, &eventsv1.UpstreamLinked{UserId: alice, LinkId: l1, Provider: "google", Subject: "google-subject-1", Email: "alice@gmail.example",
+			ClaimKey: "k1", Source: "link"}),
+		ev(upstreamAggregate, "k2", &eventsv1.UpstreamLinkReserved{Provider: "synapse:oidc-github", UserId: alice, LinkId: l2}),
+		u(alice, &eventsv1.UpstreamLinked{UserId: alice, LinkId: l2, Provider: "synapse:oidc-github", Subject: "12345",
+			ClaimKey: "k2", Source: "import"}),
+		ev(browserAggregate, s3, &eventsv1.BrowserSessionStarted{SessionId: s3, UserId: alice, SecretHash: "sh3", UserAgent: "Firefox",
+			UpstreamProvider: "google", UpstreamSid: "sid-1"}),
+		u(alice, &eventsv1.UpstreamUnlinked{UserId: alice, LinkId: l2, Provider: "synapse:oidc-github", ClaimKey: "k2"}),
+		ev(upstreamAggregate, "k2", &eventsv1.UpstreamLinkReleased{Provider: "synapse:oidc-github", UserId: alice, LinkId: l2}),
+		ev(bclogoutAggregate, "j1", &eventsv1.UpstreamLogoutReceived{Provider: "google", Sid: "sid-1", UserId: alice}),
+		ev(browserAggregate, s3, &eventsv1.BrowserSessionEnded{SessionId: s3, UserId: alice, Reason: "upstream_logout", EndStartedSessions: true}),
 		u(alice, &eventsv1.UserLocked{UserId: alice}),
+		// Carol registers, signs in, and is erased.
+		ev(usernameAggregate, user.UsernameKey("carol"), &eventsv1.UsernameReserved{Username: "carol", UserId: carol}),
+		ev(emailAggregate, emailKey("carol@example.org"), &eventsv1.EmailReserved{Email: "carol@example.org", UserId: carol}),
+		u(carol, &eventsv1.UserRegistered{UserId: carol, Username: "carol", Email: "carol@example.org", DisplayName: "Carol C.",
+			SealedPasswordHash: &eventsv1.SealedSecret{KeyId: "k", PersonalKey: "user." + carol, Ciphertext: []byte("x")}}),
+		ev(browserAggregate, s3, &eventsv1.BrowserSessionStarted{SessionId: s3, UserId: carol, SecretHash: "sh3", UserAgent: "Carol's browser", IpAddress: "203.0.113.3"}),
+		ev(emailAggregate, emailKey("carol@example.net"), &eventsv1.EmailReserved{Email: "carol@example.net", UserId: carol}),
+		u(carol, &eventsv1.EmailAdded{UserId: carol, Email: "carol@example.net"}),
+		u(carol, &eventsv1.PrimaryEmailSet{UserId: carol, Email: "carol@example.net"}),
+		u(carol, &eventsv1.EmailRemoved{UserId: carol, Email: "carol@example.org"}),
+		u(carol, &eventsv1.DisplayNameSet{UserId: carol, DisplayName: "Carol"}),
+		ev(emailAggregate, emailKey("carol@example.org"), &eventsv1.EmailReleased{Email: "carol@example.org", UserId: carol}),
+		ev(emailAggregate, emailKey("carol@example.net"), &eventsv1.EmailReleased{Email: "carol@example.net", UserId: carol}),
+		u(carol, &eventsv1.UserDeactivated{UserId: carol, Erase: true}),
+		ev(browserAggregate, s3, &eventsv1.BrowserSessionEnded{SessionId: s3, UserId: carol, Reason: "deactivated"}),
+		ev(activityAggregate, ids.New(), &eventsv1.BrowserSessionsActive{Entries: []*eventsv1.BrowserSessionsActive_Entry{
+			{SessionId: s1, UserId: alice, LastActiveUnix: time.Now().Add(3 * time.Minute).Unix(), IpAddress: "2001:db8::a"},
+		}}),
+	})
+	// alice's first password change as a version before sealing wrote it.
+	for i, e := range history {
+		if pc, ok := e.Payload.(*eventsv1.PasswordChanged); ok && pc.GetUserId() == alice {
+			history[i].Payload = &eventsv1.PasswordChanged{UserId: alice, PasswordHash: "$argon2id$a2", Reason: pc.GetReason()}
+		}
 	}
+	if err := s.personal.Destroy(context.Background(), personal.User(carol)); err != nil {
+		t.Fatal(err)
+	}
+	return history
 }
 
 // confirmationsHistory is what the notify service appends for a

@@ -15,19 +15,33 @@ import (
 
 // A user's email addresses live on the user aggregate (EmailAdded,
 // EmailRemoved, PrimaryEmailSet); each address is also held through its own
-// reservation aggregate, accounts.email.<user.EmailKey>, so that two users can
-// never hold one address. Adding an address appends EmailReserved and
-// EmailAdded as one atomic batch, removing one EmailRemoved and EmailReleased,
-// each write expecting the version it was decided on.
+// reservation aggregate, accounts.email.<user.EmailKey>, a keyed hash of the
+// address, so that two users can never hold one address. Adding an address
+// appends EmailReserved and EmailAdded as one atomic batch, removing one
+// EmailRemoved and EmailReleased, each write expecting the version it was
+// decided on.
 
-// emailClaim loads who holds an address (normalized).
+// emailClaim loads who holds an address (normalized), and the aggregate its
+// claim lives on: its keyed subject, or, for an address claimed by a version
+// before keyed claims and not moved yet (upgrade.go), its legacy subject.
 func (s *Service) emailClaim(ctx context.Context, email string) (eventlog.Ref, user.EmailClaim, error) {
-	ref := eventlog.Ref{Type: emailAggregate, ID: user.EmailKey(email)}
+	ref := eventlog.Ref{Type: emailAggregate, ID: user.EmailKey(s.claimKey, email)}
 	history, _, err := s.log.Load(ctx, ref)
 	if err != nil {
 		return ref, user.EmailClaim{}, errs.Wrap(errs.KindUnavailable, "Email addresses cannot be checked right now; try again.", err)
 	}
-	return ref, user.FoldEmailClaim(history), nil
+	if len(history) > 0 {
+		return ref, user.FoldEmailClaim(history), nil
+	}
+	legacy := eventlog.Ref{Type: emailAggregate, ID: user.LegacyEmailKey(email)}
+	old, _, err := s.log.Load(ctx, legacy)
+	if err != nil {
+		return ref, user.EmailClaim{}, errs.Wrap(errs.KindUnavailable, "Email addresses cannot be checked right now; try again.", err)
+	}
+	if claim := user.FoldEmailClaim(old); claim.Holder != "" {
+		return legacy, claim, nil
+	}
+	return ref, user.EmailClaim{}, nil
 }
 
 // emailTaken is the answer to claiming an address another user holds.
@@ -43,7 +57,7 @@ func (s *Service) loadUser(ctx context.Context, userID string) (eventlog.Ref, us
 	if !ids.Valid(userID) {
 		return ref, user.State{}, errs.InvalidField("user_id", "user_id must be a user id such as 01HZX3…")
 	}
-	history, _, err := s.log.Load(ctx, ref)
+	history, _, err := s.load(ctx, ref)
 	if err != nil {
 		return ref, user.State{}, errs.Wrap(errs.KindUnavailable, "The account cannot be read right now; try again.", err)
 	}

@@ -260,10 +260,14 @@ func (g *grpcServer) StartBrowserSession(ctx context.Context, req *accountsv1.St
 	if _, err := browser.NormalizeIP(req.GetIpAddress()); err != nil {
 		return nil, err
 	}
-	if _, _, err := g.svc.checkAuthProof(req.GetAuthProof(), req.GetUserId()); err != nil {
+	proof, err := g.svc.checkAuthProof(req.GetAuthProof(), req.GetUserId())
+	if err != nil {
 		return nil, err
 	}
-	r, secret, err := g.svc.startBrowserSession(ctx, req.GetUserId(), req.GetUserAgent(), req.GetIpAddress(), "user:"+req.GetUserId())
+	r, secret, err := g.svc.startBrowserSession(ctx, req.GetUserId(), browser.StartCommand{
+		UserAgent: req.GetUserAgent(), IPAddress: req.GetIpAddress(),
+		UpstreamProvider: proof.upstreamProvider, UpstreamSID: proof.upstreamSID,
+	}, "user:"+req.GetUserId())
 	if err != nil {
 		return nil, err
 	}

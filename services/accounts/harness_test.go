@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"gatehouse.dev/platform/eventlog"
+	"gatehouse.dev/platform/personal"
 	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/sealed"
 	"gatehouse.dev/platform/testkit"
@@ -31,6 +32,17 @@ type harness struct {
 	stopRun func()
 	// srv is the gRPC server, for connections as a particular caller.
 	srv *testkit.GRPCServer
+	// keys are the service's personal keys.
+	keys *personal.Store
+}
+
+// personal returns the service's personal keys, to open what events seal.
+func (h *harness) personal(t *testing.T) *personal.Store {
+	t.Helper()
+	if h.keys == nil {
+		t.Fatal("no personal keys in this harness")
+	}
+	return h.keys
 }
 
 // startHarness starts a service with cfg changed by configure.
@@ -49,7 +61,12 @@ func startHarness(t *testing.T, configure func(*accounts.Config)) *harness {
 	if configure != nil {
 		configure(&cfg)
 	}
-	svc, err := accounts.New(ctx, cfg, accounts.Deps{Pool: pool, JetStream: js, Logger: logger, Keyring: sealed.NewRandomKeyring()})
+	ring := sealed.NewRandomKeyring()
+	keys, err := personal.Open(ctx, js, ring, personal.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := accounts.New(ctx, cfg, accounts.Deps{Pool: pool, JetStream: js, Logger: logger, Keyring: ring, Personal: keys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +91,7 @@ func startHarness(t *testing.T, configure func(*accounts.Config)) *harness {
 
 	srv := testkit.ServeGRPC(t, svc.RegisterGRPC, testkit.GRPCOptions{Logger: logger})
 	conn := srv.DialAuto(t)
-	return &harness{c: accountsv1.NewAccountsServiceClient(conn), svc: svc, js: js, pool: pool, stopRun: stopRun, srv: srv}
+	return &harness{c: accountsv1.NewAccountsServiceClient(conn), svc: svc, js: js, pool: pool, stopRun: stopRun, srv: srv, keys: keys}
 }
 
 // events returns the records stored on subjects (which may hold wildcards), oldest first.

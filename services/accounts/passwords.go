@@ -2,6 +2,7 @@ package accounts
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -9,15 +10,20 @@ import (
 
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/eventlog"
+	"gatehouse.dev/platform/personal"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	"gatehouse.dev/services/accounts/internal/user"
 )
 
-// Password hashes are sealed (platform/sealed) in the events and in the
-// users read model, each for its place: a user's under
-// "accounts.user.<id>/password_hash", a pending registration's under
-// "accounts.registration.<id>/password_hash", so a sealed hash moved to
-// another user does not open. They are opened only to verify a password.
+// Password hashes are sealed in the events and in the users read model under
+// a personal key (platform/personal), each for its place: a user's under the
+// user's key at "accounts.user.<id>/password_hash", a pending registration's
+// under the registration's key at "accounts.registration.<id>/password_hash",
+// so a sealed hash moved to another user does not open, and erasing the user
+// (or the registration expiring) makes it unreadable for good. They are
+// opened only to verify a password. Versions before personal keys sealed
+// them under the key-encryption key: those still open, and are sealed again
+// under the user's key at start (resealPasswords).
 
 // userPasswordPlace is where a user's password hash lives.
 func userPasswordPlace(userID string) string {
@@ -29,26 +35,37 @@ func registrationPasswordPlace(registrationID string) string {
 	return eventsv1.AccountsRegistration.Subject(registrationID) + "/password_hash"
 }
 
-// sealHash seals a PHC string for its place; "" seals to nil (no password).
-func (s *Service) sealHash(hash, where string) (*eventsv1.SealedSecret, error) {
+// sealHash seals a user's PHC string under the user's personal key; ""
+// seals to nil (no password).
+func (s *Service) sealHash(ctx context.Context, userID, hash string) (*eventsv1.SealedSecret, error) {
+	return s.sealHashFor(ctx, personal.User(userID), userPasswordPlace(userID), hash)
+}
+
+// sealHashFor seals a PHC string under owner's personal key for its place.
+func (s *Service) sealHashFor(ctx context.Context, owner personal.Owner, where, hash string) (*eventsv1.SealedSecret, error) {
 	if hash == "" {
 		return nil, nil
 	}
-	sealed, err := s.keyring.Seal([]byte(hash), where)
+	sealed, err := s.personal.SealValue(ctx, owner, []byte(hash), where)
 	if err != nil {
-		return nil, errs.Wrap(errs.KindInternal, "", fmt.Errorf("seal password hash: %w", err))
+		return nil, sealError(fmt.Errorf("seal password hash: %w", err))
 	}
 	return sealed, nil
 }
 
 // openHash returns the PHC string of a recorded password hash: sealed, or in
-// clear in events written before sealing. A hash that does not open (its key
-// is no longer configured) is KindUnavailable, logged with the key's id.
+// clear in events written before sealing; "" when its personal key is gone
+// (the user was erased, the registration expired). A hash that does not open
+// otherwise (its key-encryption key is no longer configured) is
+// KindUnavailable, logged with the key's id.
 func (s *Service) openHash(ctx context.Context, p user.Password, where string) (string, error) {
 	if p.Sealed == nil {
 		return p.Clear, nil
 	}
-	b, err := s.keyring.Open(p.Sealed, where)
+	b, err := s.personal.OpenValue(ctx, p.Sealed, where)
+	if errors.Is(err, personal.ErrErased) {
+		return "", nil
+	}
 	if err != nil {
 		s.logger.ErrorContext(ctx, "a password hash does not open", "place", where, "key_id", p.Sealed.GetKeyId(), "err", err)
 		return "", errs.Wrap(errs.KindUnavailable, "Passwords cannot be checked right now.", err)
@@ -59,24 +76,16 @@ func (s *Service) openHash(ctx context.Context, p user.Password, where string) (
 // resealBatch is how many users the reseal reads at a time.
 const resealBatch = 500
 
-// resealPasswords seals again, under the current key-encryption key, every
-// password hash sealed under another key or held in clear by events written
-// before sealing: one PasswordChanged (reason RESEALED) per such user,
+// resealPasswords seals again, under its user's personal key, every
+// password hash that an earlier version sealed under a key-encryption key or
+// held in clear: one PasswordChanged (reason RESEALED) per such user,
 // decided on the user's latest events with their version expected, so
 // replicas doing this together record each hash once and never undo a
 // password change. It runs at start, once the users projection has caught
-// up, and says when everything is sealed under the current key and the read
-// model shows it: from then on the previous keys are needed only for pending
-// registrations (30 minutes).
+// up and every user has a personal key (upgrade.go), and says when
+// everything is sealed under personal keys and the read model shows it.
+// Erased users are skipped: their hashes are gone with their keys.
 func (s *Service) resealPasswords(ctx context.Context) error {
-	seq, err := s.log.LastSeqOf(ctx, s.log.Subjects(userAggregate))
-	if err != nil {
-		return err
-	}
-	if err := s.projections.WaitFor(ctx, usersProjection, seq); err != nil {
-		return err
-	}
-	current := s.keyring.CurrentID()
 	var (
 		after    string
 		resealed int
@@ -86,8 +95,8 @@ func (s *Service) resealPasswords(ctx context.Context) error {
 	)
 	for {
 		rows, err := s.pool.Query(ctx, `SELECT id FROM users
-			WHERE id > $1 AND (password_hash <> '' OR (password_sealed IS NOT NULL AND password_key_id <> $2))
-			ORDER BY id LIMIT $3`, after, current, resealBatch)
+			WHERE id > $1 AND NOT erased AND (password_hash <> '' OR (password_sealed IS NOT NULL AND NOT password_personal))
+			ORDER BY id LIMIT $2`, after, resealBatch)
 		if err != nil {
 			return err
 		}
@@ -136,7 +145,7 @@ func (s *Service) resealPasswords(ctx context.Context) error {
 			"users", len(failed), "first_user_id", failed[0], "key_ids", lost, "resealed", resealed)
 		return nil
 	}
-	s.logger.InfoContext(ctx, "every password hash is sealed under the current key-encryption key", "key_id", current, "resealed", resealed)
+	s.logger.InfoContext(ctx, "every password hash is sealed under its user's personal key", "resealed", resealed)
 	return nil
 }
 
@@ -147,15 +156,28 @@ func (s *Service) resealPassword(ctx context.Context, userID string) (seq uint64
 	where := userPasswordPlace(userID)
 	ref := eventlog.Ref{Type: userAggregate, ID: userID}
 	appended, err := s.log.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
-		decided, err := user.ResealPassword(user.Fold(history), func(p user.Password) (*eventsv1.SealedSecret, error) {
-			switch {
-			case p.Sealed == nil:
-				return s.keyring.Seal([]byte(p.Clear), where)
-			case s.keyring.Current(p.Sealed):
-				return nil, nil
+		st := user.Fold(history)
+		if st.Exists() && !st.Erased {
+			if _, err := s.personal.Create(ctx, personal.User(userID)); err != nil {
+				return nil, err
 			}
-			keyID = p.Sealed.GetKeyId()
-			return s.keyring.Reseal(p.Sealed, where)
+		}
+		decided, err := user.ResealPassword(st, func(p user.Password) (*eventsv1.SealedSecret, error) {
+			plaintext := []byte(p.Clear)
+			switch {
+			case st.Erased:
+				return nil, nil
+			case p.Sealed == nil:
+			case p.Sealed.GetPersonalKey() != "":
+				return nil, nil // sealed under the user's key already
+			default:
+				keyID = p.Sealed.GetKeyId()
+				var err error
+				if plaintext, err = s.keyring.Open(p.Sealed, where); err != nil {
+					return nil, err
+				}
+			}
+			return s.personal.SealValue(ctx, personal.User(userID), plaintext, where)
 		})
 		if err != nil || len(decided) == 0 {
 			return nil, err
@@ -194,11 +216,12 @@ func (s *Service) passwordHashOf(ctx context.Context, u *userRow) (string, error
 }
 
 // sealedColumns returns the users columns recording an event's password
-// hash: in clear (events before sealing) or sealed, with its key's id.
-func sealedColumns(clear string, sealed *eventsv1.SealedSecret) (hash string, blob []byte, keyID string, err error) {
+// hash: in clear (events before sealing) or sealed, with its key's id and
+// whether that key is a personal key.
+func sealedColumns(clear string, sealed *eventsv1.SealedSecret) (hash string, blob []byte, keyID string, personal bool, err error) {
 	if sealed == nil {
-		return clear, nil, "", nil
+		return clear, nil, "", false, nil
 	}
 	blob, err = proto.Marshal(sealed)
-	return "", blob, sealed.GetKeyId(), err
+	return "", blob, sealed.GetKeyId(), sealed.GetPersonalKey() != "", err
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/ids"
@@ -117,12 +118,14 @@ func newKEK(t *testing.T) *sealed.Key {
 	return k
 }
 
-// Rotating the key-encryption key: a user registered under the old key and
-// a user whose hash an earlier version kept in clear both have their hash
-// sealed again under the new key, once, though two processes start with the
-// new key at the same time; then, with the old key gone from the
-// configuration, both still sign in. A process given neither key cannot open
-// the hashes and says so.
+// Rotating the key-encryption key, and upgrading hashes of earlier versions:
+// alice, registered now, has her hash sealed under her personal key from
+// the start; bob's hash was kept in clear and carol's sealed under the
+// key-encryption key by earlier versions. Two processes starting together
+// with a new key seal every personal key again under it, and bob's and
+// carol's hashes under their own personal keys, once each; then, with the
+// old key gone from the configuration, everyone still signs in. A process
+// given neither key cannot open anything and says so.
 func TestPasswordHashesAfterKeyRotation(t *testing.T) {
 	ctx := context.Background()
 	d := &deployment{js: testkit.NATS(t), dbURL: testkit.Postgres(t), logs: &lockedBuffer{}}
@@ -141,23 +144,34 @@ func TestPasswordHashesAfterKeyRotation(t *testing.T) {
 	if evs := passwordEvents(t, d.js, alice.GetId()); len(evs) != 0 {
 		t.Fatalf("registration recorded password changes: %v", evs)
 	}
-	// bob, as a version before sealing recorded him: his hash in clear.
-	hash, err := password.New(cheap).Hash("bob's long password")
-	if err != nil {
-		t.Fatal(err)
+	if got := personalKeyIDs(t, d.js); got["user."+alice.GetId()] != oldKEK.ID() {
+		t.Fatalf("alice's personal key: %v", got)
 	}
+	// bob and carol, as earlier versions recorded them.
 	log, err := eventlog.Open(ctx, d.js, eventlog.StreamConfig{Name: eventsv1.Accounts.Name, Prefix: "accounts"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bobID := ids.New()
-	if _, err := log.Append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), Event: eventlog.Event{
-		Aggregate: eventlog.Ref{Type: "user", ID: bobID}, Actor: "admin",
-		Payload: &eventsv1.UserRegistered{UserId: bobID, Username: "bob", PasswordHash: hash},
-	}}); err != nil {
-		t.Fatal(err)
+	bobID, carolID := ids.New(), ids.New()
+	for _, u := range []struct{ id, name string }{{bobID, "bob"}, {carolID, "carol"}} {
+		hash, err := password.New(cheap).Hash(u.name + "'s long password")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := &eventsv1.UserRegistered{UserId: u.id, Username: u.name, PasswordHash: hash} // in clear, before sealing
+		if u.name == "carol" {                                                             // under the KEK, before personal keys
+			ev.PasswordHash = ""
+			if ev.SealedPasswordHash, err = newKeyring(t, oldKEK).Seal([]byte(hash), "accounts.user."+u.id+"/password_hash"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := log.Append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), Event: eventlog.Event{
+			Aggregate: eventlog.Ref{Type: "user", ID: u.id}, Actor: "admin", Payload: ev,
+		}}); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, func() bool { return signsIn(t, c, u.name, u.name+"'s long password") == nil })
 	}
-	waitUntil(t, func() bool { return signsIn(t, c, "bob", "bob's long password") == nil })
 	stop()
 
 	// The new key, the old one kept: two processes start together.
@@ -167,40 +181,46 @@ func TestPasswordHashesAfterKeyRotation(t *testing.T) {
 	resealed := func(userID string) bool {
 		evs := passwordEvents(t, d.js, userID)
 		return len(evs) > 0 && evs[len(evs)-1].GetReason() == eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_RESEALED &&
-			evs[len(evs)-1].GetSealedPasswordHash().GetKeyId() == newKEK.ID()
+			evs[len(evs)-1].GetSealedPasswordHash().GetPersonalKey() == "user."+userID
 	}
-	waitUntil(t, func() bool { return resealed(alice.GetId()) && resealed(bobID) })
+	waitUntil(t, func() bool { return resealed(bobID) && resealed(carolID) })
 	waitUntil(t, func() bool {
-		return strings.Contains(d.logs.String(), `every password hash is sealed under the current key-encryption key" key_id=`+newKEK.ID())
+		return strings.Contains(d.logs.String(), `every personal key is sealed under the current key-encryption key" key_id=`+newKEK.ID()) &&
+			strings.Contains(d.logs.String(), `every password hash is sealed under its user's personal key"`)
 	})
-	for _, id := range []string{alice.GetId(), bobID} {
+	for id, want := range map[string]int{alice.GetId(): 0, bobID: 1, carolID: 1} {
 		evs := passwordEvents(t, d.js, id)
-		if len(evs) != 1 || evs[0].GetPasswordHash() != "" {
-			t.Errorf("user %s: %d password events, want one reseal: %v", id, len(evs), evs)
+		if len(evs) != want || want == 1 && evs[0].GetPasswordHash() != "" {
+			t.Errorf("user %s: %d password events, want %d: %v", id, len(evs), want, evs)
 		}
 	}
-	for _, u := range [][2]string{{"alice", "alice's long password"}, {"bob", "bob's long password"}} {
+	for owner, keyID := range personalKeyIDs(t, d.js) {
+		if keyID != newKEK.ID() {
+			t.Errorf("personal key %s is sealed under %s, not the new key", owner, keyID)
+		}
+	}
+	for _, u := range [][2]string{{"alice", "alice's long password"}, {"bob", "bob's long password"}, {"carol", "carol's long password"}} {
 		if err := signsIn(t, c1, u[0], u[1]); err != nil {
 			t.Errorf("%s during the rotation: %v", u[0], err)
 		}
 	}
-	// The read model no longer holds any hash in clear.
+	// The read model holds no hash in clear, nor under a key-encryption key.
 	pool, err := pg.Connect(ctx, d.dbURL, accounts.Schema)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pool.Close()
 	var clear, other int
-	if err := pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE password_hash <> ''), count(*) FILTER (WHERE password_key_id <> $1) FROM users`,
-		newKEK.ID()).Scan(&clear, &other); err != nil || clear != 0 || other != 0 {
-		t.Fatalf("users in clear: %d, under another key: %d (%v)", clear, other, err)
+	if err := pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE password_hash <> ''), count(*) FILTER (WHERE NOT password_personal) FROM users`).
+		Scan(&clear, &other); err != nil || clear != 0 || other != 0 {
+		t.Fatalf("users in clear: %d, under a key-encryption key: %d (%v)", clear, other, err)
 	}
 	stop1()
 	stop2()
 
 	// The old key gone: everyone still signs in; a restart seals nothing again.
 	c3, stop3 := d.process(t, newKeyring(t, newKEK))
-	for _, u := range [][2]string{{"alice", "alice's long password"}, {"bob", "bob's long password"}} {
+	for _, u := range [][2]string{{"alice", "alice's long password"}, {"bob", "bob's long password"}, {"carol", "carol's long password"}} {
 		if err := signsIn(t, c3, u[0], u[1]); err != nil {
 			t.Errorf("%s after the old key was dropped: %v", u[0], err)
 		}
@@ -273,6 +293,34 @@ func TestSealedHashBoundToItsPlace(t *testing.T) {
 	if err := signsIn(t, c, "alice", "mallory's long password"); err == nil {
 		t.Fatal("mallory signs in as alice with a hash moved from her registration")
 	}
+}
+
+// personalKeyIDs returns, for each personal key in the stream, the id of the
+// key-encryption key that sealed it.
+func personalKeyIDs(t *testing.T, js jetstream.JetStream) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	st, err := js.Stream(ctx, eventsv1.PersonalKeys.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := st.GetMsg(ctx, seq)
+		if err != nil {
+			continue
+		}
+		var sealedKey eventsv1.SealedSecret
+		if err := proto.Unmarshal(m.Data, &sealedKey); err != nil {
+			t.Fatal(err)
+		}
+		out[strings.TrimPrefix(m.Subject, eventsv1.PersonalKeys.Prefix+".")] = sealedKey.GetKeyId()
+	}
+	return out
 }
 
 // waitUntil polls cond for up to 30 seconds.

@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
 
 	"gatehouse.dev/platform/eventlog"
+	"gatehouse.dev/platform/personal"
 	"gatehouse.dev/platform/projection"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 )
@@ -21,16 +25,29 @@ const (
 )
 
 // usersReadModel keeps the users and user_emails tables from the user
-// aggregates' events. users.email is the primary address.
-func usersReadModel() projection.Projection {
+// aggregates' events, their personal fields opened. users.email is the
+// primary address. An erased user keeps a row (username, flags, times) with
+// erased set and no address, display name or password; a rebuild after the
+// erasure finds their personal fields unreadable and ends the same.
+func (s *Service) usersReadModel() projection.Projection {
 	return projection.Projection{
 		Name:     usersProjection,
 		Subjects: []string{eventsv1.AccountsUser.Subjects()},
-		Apply:    applyUserEvent,
-		Reset: func(ctx context.Context, tx pgx.Tx) error {
-			_, err := tx.Exec(ctx, `TRUNCATE users, user_emails`)
+		Apply:    s.unsealing(applyUserEvent),
+		Tables:   []string{"users", "user_emails", "upstream_links"},
+	}
+}
+
+// applyFunc applies one event in a projection's batch transaction.
+type applyFunc = func(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error
+
+// unsealing opens a record's personal fields before apply sees it.
+func (s *Service) unsealing(apply applyFunc) applyFunc {
+	return func(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
+		if err := s.personal.UnsealRecord(ctx, &rec); err != nil {
 			return err
-		},
+		}
+		return apply(ctx, tx, rec)
 	}
 }
 
@@ -63,13 +80,13 @@ func applyUserEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
 	)
 	switch ev := rec.Event.(type) {
 	case *eventsv1.UserRegistered:
-		hash, blob, keyID, err := sealedColumns(ev.GetPasswordHash(), ev.GetSealedPasswordHash())
+		hash, blob, keyID, personal, err := sealedColumns(ev.GetPasswordHash(), ev.GetSealedPasswordHash())
 		if err != nil {
 			return fmt.Errorf("users: %s: %w", rec.Type(), err)
 		}
-		sql = `INSERT INTO users (id, username, email, display_name, password_hash, password_sealed, password_key_id, admin, created_at, updated_at, version)
-		       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)`
-		args = []any{id, ev.GetUsername(), ev.GetEmail(), ev.GetDisplayName(), hash, blob, keyID, ev.GetAdmin(), at, seq}
+		sql = `INSERT INTO users (id, username, email, display_name, password_hash, password_sealed, password_key_id, password_personal, admin, created_at, updated_at, version)
+		       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)`
+		args = []any{id, ev.GetUsername(), ev.GetEmail(), ev.GetDisplayName(), hash, blob, keyID, personal, ev.GetAdmin(), at, seq}
 		if ev.GetEmail() != "" {
 			emails = &statement{`INSERT INTO user_emails (email, user_id, is_primary, added_at, verification_id, email_id) VALUES ($1, $2, true, $3, $4, $5)
 				ON CONFLICT (email) DO UPDATE SET user_id = EXCLUDED.user_id, is_primary = true, added_at = EXCLUDED.added_at,
@@ -77,23 +94,86 @@ func applyUserEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
 				[]any{ev.GetEmail(), id, at, ev.GetEmailVerificationId(), emailID(at, id, ev.GetEmail())}}
 		}
 	case *eventsv1.PasswordChanged:
-		hash, blob, keyID, err := sealedColumns(ev.GetPasswordHash(), ev.GetSealedPasswordHash())
+		hash, blob, keyID, personal, err := sealedColumns(ev.GetPasswordHash(), ev.GetSealedPasswordHash())
 		if err != nil {
 			return fmt.Errorf("users: %s: %w", rec.Type(), err)
 		}
-		sql, args = update("password_hash = $4, password_sealed = $5, password_key_id = $6", id, at, seq, hash, blob, keyID)
+		sql, args = update("password_hash = $4, password_sealed = $5, password_key_id = $6, password_personal = $7", id, at, seq, hash, blob, keyID, personal)
 	case *eventsv1.UserLocked:
 		sql, args = update("locked = true, locked_at = COALESCE(locked_at, $2)", id, at, seq)
 	case *eventsv1.UserUnlocked:
 		sql, args = update("locked = false, locked_at = NULL", id, at, seq)
 	case *eventsv1.UserDeactivated:
-		sql, args = update("deactivated = true, deactivated_at = COALESCE(deactivated_at, $2)", id, at, seq)
+		if !ev.GetErase() {
+			sql, args = update("deactivated = true, deactivated_at = COALESCE(deactivated_at, $2)", id, at, seq)
+			break
+		}
+		// Erased: nothing personal stays.
+		emails = &statement{`WITH links AS (DELETE FROM upstream_links WHERE user_id = $1)
+			DELETE FROM user_emails WHERE user_id = $1`, []any{id}}
+		sql, args = update(`deactivated = true, deactivated_at = COALESCE(deactivated_at, $2), erased = true, email = '', display_name = '',
+			password_hash = '', password_sealed = NULL, password_key_id = '', password_personal = false`, id, at, seq)
 	case *eventsv1.UserReactivated:
 		sql, args = update("deactivated = false, deactivated_at = NULL", id, at, seq)
 	case *eventsv1.DisplayNameSet:
 		sql, args = update("display_name = $4", id, at, seq, ev.GetDisplayName())
 	case *eventsv1.AdminSet:
 		sql, args = update("admin = $4", id, at, seq, ev.GetAdmin())
+	case *eventsv1.EmailAdded, *eventsv1.EmailRemoved, *eventsv1.PrimaryEmailSet:
+		if emailOf(rec.Event) == "" { // erased: the address no longer opens
+			sql, args = update("email = email", id, at, seq)
+			break
+		}
+		emails, sql, args = applyEmailEvent(rec.Event, id, at, seq)
+	case *eventsv1.UpstreamLinked:
+		subject, err := marshalSealed(ev.GetSealedSubject())
+		if err != nil {
+			return fmt.Errorf("users: %s: %w", rec.Type(), err)
+		}
+		email, err := marshalSealed(ev.GetSealedEmail())
+		if err != nil {
+			return fmt.Errorf("users: %s: %w", rec.Type(), err)
+		}
+		emails = &statement{`INSERT INTO upstream_links (link_id, user_id, provider, subject_sealed, email_sealed, claim_key, source, linked_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (link_id) DO NOTHING`,
+			[]any{ev.GetLinkId(), id, ev.GetProvider(), subject, email, ev.GetClaimKey(), ev.GetSource(), at}}
+		sql, args = update("admin = admin", id, at, seq)
+	case *eventsv1.UpstreamUnlinked:
+		emails = &statement{`DELETE FROM upstream_links WHERE link_id = $1 AND user_id = $2`, []any{ev.GetLinkId(), id}}
+		sql, args = update("admin = admin", id, at, seq)
+	default:
+		return eventlog.Unhandled(rec)
+	}
+	if emails != nil {
+		if _, err := tx.Exec(ctx, emails.sql, emails.args...); err != nil {
+			return fmt.Errorf("users: %s: emails: %w", rec.Type(), err)
+		}
+	}
+	if _, err := tx.Exec(ctx, sql, args...); err != nil {
+		return fmt.Errorf("users: %s: %w", rec.Type(), err)
+	}
+	return nil
+}
+
+// emailOf is the address an email event names.
+func emailOf(ev proto.Message) string {
+	//eventcheck:partial — only the three email events name an address; applyUserEvent handles the others
+	switch ev := ev.(type) {
+	case *eventsv1.EmailAdded:
+		return ev.GetEmail()
+	case *eventsv1.EmailRemoved:
+		return ev.GetEmail()
+	case *eventsv1.PrimaryEmailSet:
+		return ev.GetEmail()
+	}
+	return ""
+}
+
+// applyEmailEvent returns the statements of an email event of a user: one on
+// user_emails, then one on users.
+func applyEmailEvent(event proto.Message, id string, at time.Time, seq int64) (emails *statement, sql string, args []any) {
+	//eventcheck:partial — called by applyUserEvent for the three email events only
+	switch ev := event.(type) {
 	case *eventsv1.EmailAdded:
 		// As in user.State: a user's first address becomes the primary one.
 		// The reservation makes an address one user's at a time; should a row
@@ -115,18 +195,16 @@ func applyUserEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
 			[]any{id, ev.GetEmail()}}
 		sql, args = update("email = CASE WHEN EXISTS (SELECT 1 FROM user_emails WHERE user_id = $1 AND email = $4) THEN $4 ELSE email END",
 			id, at, seq, ev.GetEmail())
-	default:
-		return eventlog.Unhandled(rec)
 	}
-	if emails != nil {
-		if _, err := tx.Exec(ctx, emails.sql, emails.args...); err != nil {
-			return fmt.Errorf("users: %s: emails: %w", rec.Type(), err)
-		}
+	return emails, sql, args
+}
+
+// marshalSealed encodes a sealed value for a bytea column; nil for none.
+func marshalSealed(v *eventsv1.SealedSecret) ([]byte, error) {
+	if v == nil {
+		return nil, nil
 	}
-	if _, err := tx.Exec(ctx, sql, args...); err != nil {
-		return fmt.Errorf("users: %s: %w", rec.Type(), err)
-	}
-	return nil
+	return proto.Marshal(v)
 }
 
 // update builds an UPDATE of one user row; extra arguments start at $4.
@@ -134,52 +212,70 @@ func update(set, id string, at any, seq int64, extra ...any) (string, []any) {
 	return `UPDATE users SET ` + set + `, updated_at = $2, version = $3 WHERE id = $1`, append([]any{id, at, seq}, extra...)
 }
 
-// auditReadModel records every accounts event as an audit entry.
-func auditReadModel() projection.Projection {
+// auditReadModel records every accounts event as an audit entry. Each entry
+// also keeps its summary as it reads without personal data (erased_summary):
+// erasing the user replaces the summaries of their entries with it, and a
+// rebuild after the erasure, which finds the personal fields unreadable,
+// writes the same.
+func (s *Service) auditReadModel() projection.Projection {
 	return projection.Projection{
 		Name:     auditProjection,
 		Subjects: []string{eventsv1.Accounts.All()},
 		Apply: func(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
+			bare := rec
+			bare.Event = personal.Redacted(rec.Event)
+			_, erased := describe(bare)
+			if err := s.personal.UnsealRecord(ctx, &rec); err != nil {
+				return err
+			}
 			userID, summary := describe(rec)
 			ip := ""
 			if ev, ok := rec.Event.(*eventsv1.BrowserSessionStarted); ok { //eventcheck:partial only a sign-in carries the address the audit shows
 				ip = ev.GetIpAddress() // a sign-in's address
 			}
 			_, err := tx.Exec(ctx, `
-				INSERT INTO audit_log (seq, event_id, event_type, user_id, actor, occurred_at, summary, ip_address)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (seq) DO NOTHING`,
-				int64(rec.Seq), rec.ID(), rec.Type(), userID, rec.Envelope.GetActor(), rec.OccurredAt(), summary, ip)
+				INSERT INTO audit_log (seq, event_id, event_type, user_id, actor, occurred_at, summary, erased_summary, ip_address)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (seq) DO NOTHING`,
+				int64(rec.Seq), rec.ID(), rec.Type(), userID, rec.Envelope.GetActor(), rec.OccurredAt(), summary, erased, ip)
 			if err != nil {
 				return fmt.Errorf("audit: %w", err)
 			}
+			//eventcheck:partial — only an erasure changes earlier entries; describe summarises every event
+			if ev, ok := rec.Event.(*eventsv1.UserDeactivated); ok && ev.GetErase() {
+				if _, err := tx.Exec(ctx, `UPDATE audit_log SET summary = COALESCE(erased_summary, event_type || ' (erased)'), ip_address = ''
+					WHERE user_id = $1 AND (summary IS DISTINCT FROM erased_summary OR ip_address <> '')`, ev.GetUserId()); err != nil {
+					return fmt.Errorf("audit: erase: %w", err)
+				}
+			}
 			return nil
 		},
-		Reset: func(ctx context.Context, tx pgx.Tx) error {
-			_, err := tx.Exec(ctx, `TRUNCATE audit_log`)
-			return err
-		},
+		Tables: []string{"audit_log"},
 	}
 }
 
 // describe names the user an event concerns and summarises it for people.
-// Summaries never include secrets such as password hashes.
+// Summaries never include secrets such as password hashes; personal data
+// that no longer opens reads "(erased)". Entries that name no user name no
+// personal data either (a registration's address stays out), so erasing a
+// user leaves none behind.
 func describe(rec eventlog.Record) (userID, summary string) {
 	switch ev := rec.Event.(type) {
 	case *eventsv1.UsernameReserved:
 		return ev.GetUserId(), fmt.Sprintf("username %q reserved", ev.GetUsername())
 	case *eventsv1.EmailReserved:
-		return ev.GetUserId(), fmt.Sprintf("email %q reserved", ev.GetEmail())
+		return ev.GetUserId(), fmt.Sprintf("email %s reserved", shown(ev.GetEmail(), ev.GetSealedEmail()))
 	case *eventsv1.EmailReleased:
-		return ev.GetUserId(), fmt.Sprintf("email %q released", ev.GetEmail())
+		return ev.GetUserId(), fmt.Sprintf("email %s released", shown(ev.GetEmail(), ev.GetSealedEmail()))
 	case *eventsv1.UserRegistered:
 		s := fmt.Sprintf("registered as %q", ev.GetUsername())
 		if ev.GetAdmin() {
 			s += " (administrator)"
 		}
+		email := shown(ev.GetEmail(), ev.GetSealedEmail())
 		if ev.GetEmailVerificationId() != "" {
-			s += fmt.Sprintf(" with email %q (verification %s)", ev.GetEmail(), ev.GetEmailVerificationId())
-		} else if ev.GetEmail() != "" {
-			s += fmt.Sprintf(" with email %q (vouched for by %s)", ev.GetEmail(), rec.Envelope.GetActor())
+			s += fmt.Sprintf(" with email %s (verification %s)", email, ev.GetEmailVerificationId())
+		} else if ev.GetEmail() != "" || ev.GetSealedEmail() != nil {
+			s += fmt.Sprintf(" with email %s (vouched for by %s)", email, rec.Envelope.GetActor())
 		}
 		return ev.GetUserId(), s
 	case *eventsv1.PasswordChanged:
@@ -209,29 +305,30 @@ func describe(rec eventlog.Record) (userID, summary string) {
 	case *eventsv1.UserReactivated:
 		return ev.GetUserId(), "reactivated"
 	case *eventsv1.DisplayNameSet:
-		return ev.GetUserId(), fmt.Sprintf("display name set to %q", ev.GetDisplayName())
+		return ev.GetUserId(), fmt.Sprintf("display name set to %s", shown(ev.GetDisplayName(), ev.GetSealedDisplayName()))
 	case *eventsv1.AdminSet:
 		if ev.GetAdmin() {
 			return ev.GetUserId(), "made an administrator"
 		}
 		return ev.GetUserId(), "administrator rights removed"
 	case *eventsv1.EmailAdded:
+		email := shown(ev.GetEmail(), ev.GetSealedEmail())
 		if ev.GetVerificationId() != "" {
-			return ev.GetUserId(), fmt.Sprintf("email %q added (verification %s)", ev.GetEmail(), ev.GetVerificationId())
+			return ev.GetUserId(), fmt.Sprintf("email %s added (verification %s)", email, ev.GetVerificationId())
 		}
-		return ev.GetUserId(), fmt.Sprintf("email %q added (vouched for by %s)", ev.GetEmail(), rec.Envelope.GetActor())
+		return ev.GetUserId(), fmt.Sprintf("email %s added (vouched for by %s)", email, rec.Envelope.GetActor())
 	case *eventsv1.EmailRemoved:
-		return ev.GetUserId(), fmt.Sprintf("email %q removed", ev.GetEmail())
+		return ev.GetUserId(), fmt.Sprintf("email %s removed", shown(ev.GetEmail(), ev.GetSealedEmail()))
 	case *eventsv1.PrimaryEmailSet:
-		return ev.GetUserId(), fmt.Sprintf("primary email set to %q", ev.GetEmail())
+		return ev.GetUserId(), fmt.Sprintf("primary email set to %s", shown(ev.GetEmail(), ev.GetSealedEmail()))
 	case *eventsv1.BrowserSessionStarted:
 		// Never the secret's hash.
 		s := "browser session " + ev.GetSessionId() + " started"
-		if ev.GetIpAddress() != "" {
-			s += " from " + ev.GetIpAddress()
+		if ev.GetIpAddress() != "" || ev.GetSealedIpAddress() != nil {
+			s += " from " + strings.Trim(shown(ev.GetIpAddress(), ev.GetSealedIpAddress()), `"`)
 		}
-		if ev.GetUserAgent() != "" {
-			s += fmt.Sprintf(" (%q)", ev.GetUserAgent())
+		if ev.GetUserAgent() != "" || ev.GetSealedUserAgent() != nil {
+			s += " (" + shown(ev.GetUserAgent(), ev.GetSealedUserAgent()) + ")"
 		}
 		return ev.GetUserId(), s
 	case *eventsv1.BrowserSessionEnded:
@@ -243,8 +340,9 @@ func describe(rec eventlog.Record) (userID, summary string) {
 		// Activity of many users' sessions: no single user.
 		return "", fmt.Sprintf("activity recorded for %d browser sessions", len(ev.GetEntries()))
 	case *eventsv1.RegistrationStarted:
-		// Never the password hash.
-		return "", fmt.Sprintf("registration %s of %q started (email %q)", ev.GetRegistrationId(), ev.GetUsername(), ev.GetEmail())
+		// Never the password hash, nor the address: a stranger's until the
+		// registration completes, in an entry that names no user.
+		return "", fmt.Sprintf("registration %s of %q started", ev.GetRegistrationId(), ev.GetUsername())
 	case *eventsv1.RegistrationCompleted:
 		return ev.GetUserId(), fmt.Sprintf("registration %s completed (verification %s)", ev.GetRegistrationId(), ev.GetVerificationId())
 	case *eventsv1.RegistrationTokenCreated:
@@ -271,7 +369,27 @@ func describe(rec eventlog.Record) (userID, summary string) {
 			s += ", never expires"
 		}
 		return "", s
+	case *eventsv1.UpstreamLinked:
+		// Never the subject or the address (personal data, sealed).
+		return ev.GetUserId(), fmt.Sprintf("upstream identity of %s linked (link %s, %s)", ev.GetProvider(), ev.GetLinkId(), ev.GetSource())
+	case *eventsv1.UpstreamUnlinked:
+		return ev.GetUserId(), fmt.Sprintf("upstream identity of %s unlinked (link %s)", ev.GetProvider(), ev.GetLinkId())
+	case *eventsv1.UpstreamLinkReserved:
+		return ev.GetUserId(), fmt.Sprintf("upstream identity of %s claimed (link %s)", ev.GetProvider(), ev.GetLinkId())
+	case *eventsv1.UpstreamLinkReleased:
+		return ev.GetUserId(), fmt.Sprintf("upstream identity of %s released (link %s)", ev.GetProvider(), ev.GetLinkId())
+	case *eventsv1.UpstreamLogoutReceived:
+		return ev.GetUserId(), fmt.Sprintf("back-channel logout from %s", ev.GetProvider())
 	default:
 		return rec.Aggregate().ID, rec.Type()
 	}
+}
+
+// shown is a personal field as a summary shows it: quoted, "(erased)" when it
+// no longer opens (or was redacted).
+func shown(clear string, sealed *eventsv1.SealedSecret) string {
+	if clear == "" && sealed != nil {
+		return "(erased)"
+	}
+	return strconv.Quote(clear)
 }

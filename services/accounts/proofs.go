@@ -3,15 +3,12 @@ package accounts
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
-
-	"google.golang.org/protobuf/proto"
 
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/eventlog"
@@ -33,6 +30,11 @@ const (
 	methodPassword     = "password"
 	methodRegistration = "registration"
 	methodRecovery     = "recovery"
+	// methodUpstream: the accounts service itself redeemed an upstream
+	// identity provider's code and verified its answer (upstream.go). Such a
+	// proof also names the provider and its session (sid), which the browser
+	// session records for back-channel logout.
+	methodUpstream = "upstream"
 )
 
 // proofTTL is how long a proof may be used to start a session.
@@ -46,43 +48,47 @@ var proofKeyRef = eventlog.Ref{Type: eventsv1.AccountsKeys.Type, ID: "current"}
 // earlier version kept in clear is replaced: proofs live two minutes, so a
 // new key costs nothing.
 func (s *Service) loadProofKey(ctx context.Context) error {
-	generate := func() (sealed.Secrets, error) {
-		key := make([]byte, 32)
-		rand.Read(key) // never fails (Go 1.24+)
-		return sealed.Secrets{"key": key}, nil
-	}
-	secrets, err := sealed.KeysAggregate{
-		Log: s.log, Ref: proofKeyRef, Keyring: s.keyring, Logger: s.logger,
-		Generate: generate,
-		Event: func(sealedKeys map[string]*eventsv1.SealedSecret, change eventsv1.SecretChange) proto.Message {
-			return &eventsv1.AuthProofKeyGenerated{SealedKey: sealedKeys["key"], Change: change}
+	key, err := sealed.RandomKey[*eventsv1.AuthProofKeyGenerated]{
+		Log: s.log, Ref: proofKeyRef, Keyring: s.keyring, Logger: s.logger, Size: 32, ReplaceClear: true,
+		Event: func(k *eventsv1.SealedSecret, change eventsv1.SecretChange) *eventsv1.AuthProofKeyGenerated {
+			return &eventsv1.AuthProofKeyGenerated{SealedKey: k, Change: change}
 		},
-		Read: func(m proto.Message) (sealed.Record, bool) {
-			ev, ok := m.(*eventsv1.AuthProofKeyGenerated)
-			switch {
-			case !ok:
-				return sealed.Record{}, false
-			case ev.GetSealedKey() == nil:
-				return sealed.Record{Clear: sealed.Secrets{"key": ev.GetKey()}}, true
-			}
-			return sealed.Record{Sealed: map[string]*eventsv1.SealedSecret{"key": ev.GetSealedKey()}}, true
-		},
-		Replace: func(sealed.Secrets) (sealed.Secrets, error) { return generate() },
 	}.Load(ctx)
 	if err != nil {
 		return fmt.Errorf("accounts: proof key: %w", err)
 	}
-	if len(secrets["key"]) < 32 {
-		return fmt.Errorf("accounts: the proof key is %d bytes, want 32", len(secrets["key"]))
-	}
-	s.proofKey = secrets["key"]
+	s.proofKey = key
 	return nil
 }
 
 // mintAuthProof states that userID proved who they are by method, now.
 func (s *Service) mintAuthProof(userID, method string) string {
+	return s.mintProof(userID, method, "")
+}
+
+// mintUpstreamProof states that userID signed in with an upstream provider,
+// in the provider's session sid (may be empty), now.
+func (s *Service) mintUpstreamProof(userID, provider, sid string) string {
+	extra := base64.RawURLEncoding.EncodeToString([]byte(provider + "\x00" + sid))
+	return s.mintProof(userID, methodUpstream, extra)
+}
+
+// mintProof makes "<user>.<method>.<unix time>[.<extra>].<MAC>": the extra
+// part (base64url) carries what a method records with the session.
+func (s *Service) mintProof(userID, method, extra string) string {
 	body := userID + "." + method + "." + strconv.FormatInt(s.clock().Unix(), 10)
+	if extra != "" {
+		body += "." + extra
+	}
 	return body + "." + base64.RawURLEncoding.EncodeToString(s.proofMAC(body))
+}
+
+// authProof is what a checked proof says.
+type authProof struct {
+	method string
+	at     time.Time
+	// upstreamProvider and upstreamSID: the upstream session of an upstream proof.
+	upstreamProvider, upstreamSID string
 }
 
 func (s *Service) proofMAC(body string) []byte {
@@ -93,26 +99,34 @@ func (s *Service) proofMAC(body string) []byte {
 
 // checkAuthProof returns how and when userID proved who they are, if proof is
 // one of ours for that user and still fresh.
-func (s *Service) checkAuthProof(proof, userID string) (method string, at time.Time, err error) {
+func (s *Service) checkAuthProof(proof, userID string) (authProof, error) {
 	refuse := errs.PermissionDenied("a browser session starts only after the person proves who they are")
 	parts := strings.Split(proof, ".")
-	if len(parts) != 4 {
-		return "", time.Time{}, refuse
+	if len(parts) != 4 && len(parts) != 5 {
+		return authProof{}, refuse
 	}
-	mac, err := base64.RawURLEncoding.DecodeString(parts[3])
-	if err != nil || !hmac.Equal(mac, s.proofMAC(strings.Join(parts[:3], "."))) {
-		return "", time.Time{}, refuse
+	last := len(parts) - 1
+	mac, err := base64.RawURLEncoding.DecodeString(parts[last])
+	if err != nil || !hmac.Equal(mac, s.proofMAC(strings.Join(parts[:last], "."))) {
+		return authProof{}, refuse
 	}
 	if parts[0] != userID {
-		return "", time.Time{}, refuse
+		return authProof{}, refuse
 	}
 	unix, err := strconv.ParseInt(parts[2], 10, 64)
 	if err != nil {
-		return "", time.Time{}, refuse
+		return authProof{}, refuse
 	}
-	at = time.Unix(unix, 0)
-	if age := s.clock().Sub(at); age > proofTTL || age < -time.Minute {
-		return "", time.Time{}, errs.PermissionDenied("the sign-in took too long; sign in again")
+	p := authProof{method: parts[1], at: time.Unix(unix, 0)}
+	if age := s.clock().Sub(p.at); age > proofTTL || age < -time.Minute {
+		return authProof{}, errs.PermissionDenied("the sign-in took too long; sign in again")
 	}
-	return parts[1], at, nil
+	if len(parts) == 5 {
+		extra, err := base64.RawURLEncoding.DecodeString(parts[3])
+		if err != nil || p.method != methodUpstream {
+			return authProof{}, refuse
+		}
+		p.upstreamProvider, p.upstreamSID, _ = strings.Cut(string(extra), "\x00")
+	}
+	return p, nil
 }

@@ -28,12 +28,13 @@ type userRow struct {
 	passwordHash               string
 	passwordSealed             []byte
 	admin, locked, deactivated bool
+	erased                     bool
 	createdAt, updatedAt       time.Time
 	lockedAt, deactivatedAt    *time.Time
 	version                    uint64
 }
 
-const userColumns = `id, username, email, display_name, password_hash, password_sealed, admin, locked, deactivated, created_at, updated_at, version, locked_at, deactivated_at`
+const userColumns = `id, username, email, display_name, password_hash, password_sealed, admin, locked, deactivated, erased, created_at, updated_at, version, locked_at, deactivated_at`
 
 // qualifiedUserColumns are userColumns of the users table aliased "u", for joins.
 var qualifiedUserColumns = "u." + strings.ReplaceAll(userColumns, ", ", ", u.")
@@ -41,7 +42,7 @@ var qualifiedUserColumns = "u." + strings.ReplaceAll(userColumns, ", ", ", u.")
 func scanUser(row pgx.Row) (*userRow, error) {
 	u := &userRow{}
 	var version int64
-	err := row.Scan(&u.id, &u.username, &u.email, &u.displayName, &u.passwordHash, &u.passwordSealed, &u.admin, &u.locked, &u.deactivated, &u.createdAt, &u.updatedAt, &version, &u.lockedAt, &u.deactivatedAt)
+	err := row.Scan(&u.id, &u.username, &u.email, &u.displayName, &u.passwordHash, &u.passwordSealed, &u.admin, &u.locked, &u.deactivated, &u.erased, &u.createdAt, &u.updatedAt, &version, &u.lockedAt, &u.deactivatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, errs.NotFound("No such user.")
 	}
@@ -56,7 +57,7 @@ func scanUser(row pgx.Row) (*userRow, error) {
 func (u *userRow) proto() *accountsv1.User {
 	out := &accountsv1.User{
 		Id: u.id, Username: u.username, Email: u.email, DisplayName: u.displayName,
-		Admin: u.admin, Locked: u.locked, Deactivated: u.deactivated, HasPassword: u.hasPassword(),
+		Admin: u.admin, Locked: u.locked, Deactivated: u.deactivated, Erased: u.erased, HasPassword: u.hasPassword(),
 		CreatedAt: timestamppb.New(u.createdAt), UpdatedAt: timestamppb.New(u.updatedAt),
 	}
 	if u.lockedAt != nil && u.locked {

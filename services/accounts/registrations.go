@@ -17,11 +17,17 @@ package accounts
 //
 // Any web replica can take either step: the browser only carries the
 // registration's id, a ULID with 80 random bits, useless without the emailed
-// code. A registration expires after registrationTTL; abandoned ones stay in
-// the log (with their password hash, as MAS keeps its user_registrations).
+// code. A registration expires after registrationTTL. Its address, display
+// name and password hash are a stranger's until it completes, so they are
+// sealed under the registration's own personal key (personal.Flow), which
+// expires after personal.FlowTTL: an abandoned registration's event stays in
+// the log, unreadable. Completing it destroys that key, and the key of the
+// verification that proved the address, at once: from then on only the new
+// user's events (under the user's key) hold them.
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -29,6 +35,7 @@ import (
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/ids"
+	"gatehouse.dev/platform/personal"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	"gatehouse.dev/services/accounts/internal/password"
@@ -96,10 +103,10 @@ func (s *Service) startRegistration(ctx context.Context, in registration, actor 
 		id: ids.New(), username: in.Username, email: email, displayName: in.DisplayName,
 		startedAt: now, expiresAt: now.Add(registrationTTL),
 	}
-	if r.password.Sealed, err = s.sealHash(hash, registrationPasswordPlace(r.id)); err != nil {
+	if r.password.Sealed, err = s.sealHashFor(ctx, personal.Flow(r.id), registrationPasswordPlace(r.id), hash); err != nil {
 		return nil, err
 	}
-	_, err = s.log.Append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), Event: eventlog.Event{
+	_, err = s.append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), Event: eventlog.Event{
 		Aggregate: eventlog.Ref{Type: registrationAggregate, ID: r.id}, Actor: actor,
 		Payload: &eventsv1.RegistrationStarted{
 			RegistrationId: r.id, Username: r.username, Email: r.email, SealedPasswordHash: r.password.Sealed,
@@ -107,6 +114,9 @@ func (s *Service) startRegistration(ctx context.Context, in registration, actor 
 		},
 	}})
 	if err != nil {
+		if _, ok := errors.AsType[*errs.Error](err); ok {
+			return nil, err
+		}
 		return nil, errs.Wrap(errs.KindUnavailable, "The registration cannot be started right now; try again.", err)
 	}
 	return r, nil
@@ -117,7 +127,7 @@ func (s *Service) loadRegistration(ctx context.Context, id string) (*pendingRegi
 	if !ids.Valid(id) {
 		return nil, errs.InvalidField("registration_id", "registration_id must be a registration id such as 01HZX3…")
 	}
-	history, version, err := s.log.Load(ctx, eventlog.Ref{Type: registrationAggregate, ID: id})
+	history, version, err := s.load(ctx, eventlog.Ref{Type: registrationAggregate, ID: id})
 	if err != nil {
 		return nil, errs.Wrap(errs.KindUnavailable, "The registration cannot be read right now; try again.", err)
 	}
@@ -153,7 +163,7 @@ func (s *Service) completeRegistration(ctx context.Context, registrationID, veri
 	switch {
 	case r.userID != "":
 		return nil, errs.FailedPrecondition("This registration is already complete; sign in.")
-	case !s.clock().Before(r.expiresAt):
+	case !s.clock().Before(r.expiresAt), r.email == "": // (no address: its personal key expired)
 		return nil, errs.FailedPrecondition("This registration has expired; start again.")
 	}
 	if err := s.checkProof(ctx, proof{
@@ -167,14 +177,17 @@ func (s *Service) completeRegistration(ctx context.Context, registrationID, veri
 	if err != nil {
 		return nil, err
 	}
+	if hash == "" {
+		return nil, errs.FailedPrecondition("This registration has expired; start again.")
+	}
 	u, err := s.createUser(ctx, user.RegisterCommand{
 		Username: r.username, Email: r.email,
 		DisplayName: r.displayName, EmailVerificationID: verificationID,
-	}, hash, actor, func(userID string) eventlog.Write {
-		return eventlog.Write{Expect: eventlog.ExpectVersion(r.version), Event: eventlog.Event{
+	}, hash, actor, func(userID string) ([]eventlog.Write, error) {
+		return []eventlog.Write{{Expect: eventlog.ExpectVersion(r.version), Event: eventlog.Event{
 			Aggregate: eventlog.Ref{Type: registrationAggregate, ID: r.id}, Actor: actor,
 			Payload: &eventsv1.RegistrationCompleted{RegistrationId: r.id, UserId: userID, VerificationId: verificationID},
-		}}
+		}}}, nil
 	})
 	if errs.KindOf(err) == errs.KindConflict {
 		// Neither claim was lost: the registration itself moved on (completed concurrently).
@@ -182,5 +195,16 @@ func (s *Service) completeRegistration(ctx context.Context, registrationID, veri
 			return nil, errs.FailedPrecondition("This registration is already complete; sign in.")
 		}
 	}
-	return u, err
+	if err != nil {
+		return nil, err
+	}
+	// The stranger's data is the user's now, sealed under the user's key:
+	// the registration's and the verification's copies go. They would expire
+	// within personal.FlowTTL anyway, so a failure here is only logged.
+	for _, owner := range []personal.Owner{personal.Flow(r.id), personal.Flow(verificationID)} {
+		if err := s.personal.Destroy(ctx, owner); err != nil {
+			s.logger.WarnContext(ctx, "a completed registration's personal key not destroyed; it expires on its own", "owner", owner, "err", err)
+		}
+	}
+	return u, nil
 }

@@ -389,10 +389,7 @@ func regTokensReadModel() projection.Projection {
 			}
 			return nil
 		},
-		Reset: func(ctx context.Context, tx pgx.Tx) error {
-			_, err := tx.Exec(ctx, `TRUNCATE registration_tokens`)
-			return err
-		},
+		Tables: []string{"registration_tokens"},
 	}
 }
 

@@ -23,22 +23,28 @@ import (
 
 // startBrowserSession signs a user in on a browser. It returns the session
 // and its cookie secret, which is not kept anywhere.
-func (s *Service) startBrowserSession(ctx context.Context, userID, userAgent, ip, actor string) (*sessionRow, string, error) {
+// cmd carries the browser's details and the upstream session, if any; its
+// id and secret are chosen here.
+func (s *Service) startBrowserSession(ctx context.Context, userID string, cmd browser.StartCommand, actor string) (*sessionRow, string, error) {
 	userRef, u, err := s.loadUser(ctx, userID)
 	if err != nil {
 		return nil, "", err
 	}
 	id := ids.New()
 	secret, hash := browser.NewSecret()
-	decided, err := browser.Start(browser.State{}, u, browser.StartCommand{SessionID: id, SecretHash: hash, UserAgent: userAgent, IPAddress: ip})
+	cmd.SessionID, cmd.SecretHash = id, hash
+	decided, err := browser.Start(browser.State{}, u, cmd)
 	if err != nil {
 		return nil, "", err
 	}
-	appended, err := s.log.Append(ctx, eventlog.Write{
+	appended, err := s.append(ctx, eventlog.Write{
 		Expect: eventlog.ExpectNew(),
 		Event:  eventlog.Event{Aggregate: eventlog.Ref{Type: browserAggregate, ID: id}, Actor: actor, Payload: decided[0]},
 	})
 	if err != nil {
+		if _, ok := errors.AsType[*errs.Error](err); ok {
+			return nil, "", err
+		}
 		return nil, "", errs.Wrap(errs.KindUnavailable, "You could not be signed in right now; try again.", err)
 	}
 	// A deactivation that raced with this start may have listed the user's
@@ -91,7 +97,7 @@ func (s *Service) authenticateBrowserSession(ctx context.Context, secret, ip str
 	if !r.live(now) {
 		return nil, nil, refused
 	}
-	s.activity.Touch(r.id, ip, now)
+	s.activity.Touch(r.id, u.id, ip, now)
 	r.lastActive = now
 	if ip != "" {
 		r.ip = ip
@@ -104,6 +110,16 @@ func (s *Service) authenticateBrowserSession(ctx context.Context, secret, ip str
 // session succeeds. It returns the sequence of the event appended, 0 for none,
 // without waiting for the read model.
 func (s *Service) endBrowserSession(ctx context.Context, sessionID, ownerID, reason, actor string) (uint64, error) {
+	return s.endSession(ctx, sessionID, ownerID, reason, false, actor)
+}
+
+// endBrowserSessionWith ends a session for reason; endStarted asks the token
+// service to end the OAuth and compat sessions started from it too.
+func (s *Service) endBrowserSessionWith(ctx context.Context, sessionID, reason string, endStarted bool, actor string) (uint64, error) {
+	return s.endSession(ctx, sessionID, "", reason, endStarted, actor)
+}
+
+func (s *Service) endSession(ctx context.Context, sessionID, ownerID, reason string, endStarted bool, actor string) (uint64, error) {
 	if !ids.Valid(sessionID) {
 		return 0, errs.InvalidField("session_id", "session_id must be a session id such as 01HZX3…")
 	}
@@ -116,7 +132,7 @@ func (s *Service) endBrowserSession(ctx context.Context, sessionID, ownerID, rea
 		if ownerID != "" && st.Exists() && st.UserID != ownerID {
 			return nil, errNoSession
 		}
-		decided, err := browser.End(st, reason)
+		decided, err := browser.EndWith(st, reason, endStarted)
 		if errs.KindOf(err) == errs.KindNotFound {
 			return nil, errNoSession
 		}
@@ -210,10 +226,14 @@ func (s *Service) listBrowserSessions(ctx context.Context, userID string, includ
 	return s.listSessions(ctx, userID, includeEnded)
 }
 
-// deactivate deactivates a user and then ends all of their browser sessions.
-// A retry after a failure to end some ends the rest.
+// deactivate deactivates a user and then ends all of their browser sessions;
+// with erase, it erases the user (erase.go). A retry after a failure to end
+// some ends the rest.
 func (s *Service) deactivate(ctx context.Context, userID string, erase bool, actor string) (*userRow, error) {
-	u, err := s.update(ctx, userID, actor, func(st user.State) ([]proto.Message, error) { return user.Deactivate(st, erase) })
+	if erase {
+		return s.erase(ctx, userID, actor)
+	}
+	u, err := s.update(ctx, userID, actor, func(st user.State) ([]proto.Message, error) { return user.Deactivate(st, false) })
 	if err != nil {
 		return nil, err
 	}

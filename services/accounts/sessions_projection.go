@@ -18,16 +18,17 @@ import (
 )
 
 // sessionsReadModel keeps the browser_sessions table from the sessions'
-// events and the batches of their activity.
-func sessionsReadModel() projection.Projection {
+// events and the batches of their activity, their personal fields opened. It
+// also follows the users' events for one: erasing a user empties the address
+// and user agent of every session of theirs and marks them erased, so that
+// activity applied later (noted before the erasure, or sealed with a key a
+// process still held in memory) records no address on them.
+func (s *Service) sessionsReadModel() projection.Projection {
 	return projection.Projection{
 		Name:     sessionsProjection,
-		Subjects: []string{eventsv1.AccountsBrowser.Subjects(), eventsv1.AccountsActivity.Subjects()},
-		Apply:    applySessionEvent,
-		Reset: func(ctx context.Context, tx pgx.Tx) error {
-			_, err := tx.Exec(ctx, `TRUNCATE browser_sessions`)
-			return err
-		},
+		Subjects: []string{eventsv1.AccountsBrowser.Subjects(), eventsv1.AccountsActivity.Subjects(), eventsv1.AccountsUser.Subjects()},
+		Apply:    s.unsealing(applySessionEvent),
+		Tables:   []string{"browser_sessions"},
 	}
 }
 
@@ -40,9 +41,11 @@ func applySessionEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) erro
 	)
 	switch ev := rec.Event.(type) {
 	case *eventsv1.BrowserSessionStarted:
-		sql = `INSERT INTO browser_sessions (session_id, user_id, secret_hash, user_agent, ip_address, created_at, authenticated_at, last_active_at, version)
-		       VALUES ($1, $2, $3, $4, $5, $6, $6, $6, $7) ON CONFLICT (session_id) DO NOTHING`
-		args = []any{ev.GetSessionId(), ev.GetUserId(), ev.GetSecretHash(), ev.GetUserAgent(), ev.GetIpAddress(), at, seq}
+		sql = `INSERT INTO browser_sessions (session_id, user_id, secret_hash, user_agent, ip_address, created_at, authenticated_at, last_active_at, version,
+		       upstream_provider, upstream_sid)
+		       VALUES ($1, $2, $3, $4, $5, $6, $6, $6, $7, $8, $9) ON CONFLICT (session_id) DO NOTHING`
+		args = []any{ev.GetSessionId(), ev.GetUserId(), ev.GetSecretHash(), ev.GetUserAgent(), ev.GetIpAddress(), at, seq,
+			ev.GetUpstreamProvider(), ev.GetUpstreamSid()}
 	case *eventsv1.BrowserSessionEnded:
 		sql = `UPDATE browser_sessions SET ended_at = $2, end_reason = $3, version = $4 WHERE session_id = $1 AND ended_at IS NULL`
 		args = []any{ev.GetSessionId(), at, ev.GetReason(), seq}
@@ -57,10 +60,20 @@ func applySessionEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) erro
 			ats = append(ats, time.Unix(e.GetLastActiveUnix(), 0).UTC())
 		}
 		sql = `UPDATE browser_sessions b
-		       SET last_active_at = v.at, ip_address = CASE WHEN v.ip <> '' THEN v.ip ELSE b.ip_address END
+		       SET last_active_at = v.at, ip_address = CASE WHEN v.ip <> '' AND NOT b.erased THEN v.ip ELSE b.ip_address END
 		       FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS v(id, ip, at)
 		       WHERE b.session_id = v.id AND b.ended_at IS NULL AND v.at > b.last_active_at`
 		args = []any{ids, ips, ats}
+	case *eventsv1.UserDeactivated:
+		if !ev.GetErase() {
+			return nil
+		}
+		sql = `UPDATE browser_sessions SET ip_address = '', user_agent = '', erased = true WHERE user_id = $1`
+		args = []any{ev.GetUserId()}
+	case *eventsv1.UserRegistered, *eventsv1.PasswordChanged, *eventsv1.UserLocked, *eventsv1.UserUnlocked,
+		*eventsv1.UserReactivated, *eventsv1.DisplayNameSet, *eventsv1.AdminSet, *eventsv1.UpstreamLinked, *eventsv1.UpstreamUnlinked, *eventsv1.EmailAdded,
+		*eventsv1.EmailRemoved, *eventsv1.PrimaryEmailSet:
+		return nil // only an erasure changes sessions
 	default:
 		return eventlog.Unhandled(rec)
 	}
@@ -73,14 +86,15 @@ func applySessionEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) erro
 // sessionRow is a row of the browser_sessions read model (without the secret's hash).
 type sessionRow struct {
 	id, userID, userAgent, ip              string
+	upstreamProvider                       string
 	createdAt, authenticatedAt, lastActive time.Time
 	endedAt                                *time.Time
 }
 
-const sessionColumns = `s.session_id, s.user_id, s.user_agent, s.ip_address, s.created_at, s.authenticated_at, s.last_active_at, s.ended_at`
+const sessionColumns = `s.session_id, s.user_id, s.user_agent, s.ip_address, s.created_at, s.authenticated_at, s.last_active_at, s.ended_at, s.upstream_provider`
 
 func (r *sessionRow) scanTargets() []any {
-	return []any{&r.id, &r.userID, &r.userAgent, &r.ip, &r.createdAt, &r.authenticatedAt, &r.lastActive, &r.endedAt}
+	return []any{&r.id, &r.userID, &r.userAgent, &r.ip, &r.createdAt, &r.authenticatedAt, &r.lastActive, &r.endedAt, &r.upstreamProvider}
 }
 
 // live reports whether the session authenticates at now, ignoring its user.
@@ -94,7 +108,7 @@ func (r *sessionRow) proto(now time.Time) *accountsv1.BrowserSession {
 	bs := &accountsv1.BrowserSession{
 		SessionId: r.id, UserId: r.userID, UserAgent: r.userAgent, IpAddress: r.ip,
 		CreatedAt: timestamppb.New(r.createdAt), AuthenticatedAt: timestamppb.New(r.authenticatedAt),
-		LastActiveAt: timestamppb.New(r.lastActive),
+		LastActiveAt: timestamppb.New(r.lastActive), UpstreamProvider: r.upstreamProvider,
 	}
 	switch {
 	case r.endedAt != nil:

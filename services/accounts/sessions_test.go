@@ -299,8 +299,18 @@ func TestActivityIsWrittenInOneEvent(t *testing.T) {
 		t.Fatalf("activity event = %v", events[0].Event)
 	}
 	for _, e := range ev.GetEntries() {
-		if _, ok := secrets[e.GetSessionId()]; !ok || e.GetIpAddress() != "198.51.100.3" || e.GetLastActiveUnix() == 0 {
+		// The address is sealed under the session's user's personal key.
+		if _, ok := secrets[e.GetSessionId()]; !ok || e.GetIpAddress() != "" || e.GetLastActiveUnix() == 0 ||
+			e.GetUserId() == "" || e.GetSealedIpAddress().GetPersonalKey() != "user."+e.GetUserId() {
 			t.Errorf("entry %v", e)
+		}
+	}
+	if err := h.personal(t).Unseal(context.Background(), ev, events[0].Subject); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ev.GetEntries() {
+		if e.GetIpAddress() != "198.51.100.3" {
+			t.Errorf("opened entry %v", e)
 		}
 	}
 }

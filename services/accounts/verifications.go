@@ -26,9 +26,9 @@ package accounts
 
 import (
 	"context"
+	"crypto/hmac"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -61,23 +61,24 @@ var purposeNames = map[eventsv1.VerificationPurpose]string{
 	eventsv1.VerificationPurpose_VERIFICATION_PURPOSE_RECOVERY:     "recovery",
 }
 
-// verificationsReadModel projects the notify service's confirmations.
-func verificationsReadModel(notify *eventlog.Log) projection.Projection {
+// verificationsReadModel projects the notify service's confirmations. It
+// keeps no address: each confirmation's address is opened (it is sealed
+// under the user's or the verification's personal key) and stored as its
+// claim key (user.EmailKey, a keyed hash), which is all a check compares.
+func (s *Service) verificationsReadModel(notify *eventlog.Log) projection.Projection {
 	return projection.Projection{
 		Name:     verificationsProjection,
 		Source:   notify,
 		Subjects: []string{eventsv1.NotifyVerification.Subjects()},
-		Apply:    applyConfirmation,
-		Reset: func(ctx context.Context, tx pgx.Tx) error {
-			_, err := tx.Exec(ctx, `TRUNCATE email_verifications`)
-			return err
-		},
+		Apply:    s.unsealing(s.applyConfirmation),
+		Tables:   []string{"email_verifications"},
 	}
 }
 
 // applyConfirmation records a confirmation; the verification's other events
-// prove nothing.
-func applyConfirmation(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
+// prove nothing. A confirmation whose address no longer opens (erased,
+// expired) is recorded with no key, and proves nothing.
+func (s *Service) applyConfirmation(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
 	var ev *eventsv1.VerificationConfirmed
 	switch e := rec.Event.(type) {
 	case *eventsv1.VerificationConfirmed:
@@ -94,11 +95,15 @@ func applyConfirmation(ctx context.Context, tx pgx.Tx, rec eventlog.Record) erro
 	}
 	// A confirmation already forgotten (a newer one is more than the
 	// retention younger) is not recorded again when delivered again.
-	_, err := tx.Exec(ctx, `INSERT INTO email_verifications (verification_id, email, purpose, user_id, confirmed_at, seq)
+	emailKey := ""
+	if ev.GetEmail() != "" {
+		emailKey = user.EmailKey(s.claimKey, ev.GetEmail())
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO email_verifications (verification_id, email_key, purpose, user_id, confirmed_at, seq)
 		SELECT $1, $2, $3, $4, $5, $6
 		WHERE NOT EXISTS (SELECT 1 FROM email_verifications WHERE confirmed_at > $5::timestamptz + $7::interval)
 		ON CONFLICT (verification_id) DO NOTHING`,
-		rec.Aggregate().ID, strings.ToLower(ev.GetEmail()), purpose, ev.GetUserId(), rec.OccurredAt(), int64(rec.Seq), verificationRetention)
+		rec.Aggregate().ID, emailKey, purpose, ev.GetUserId(), rec.OccurredAt(), int64(rec.Seq), verificationRetention)
 	if err != nil {
 		return fmt.Errorf("email verifications: %w", err)
 	}
@@ -152,11 +157,11 @@ func (s *Service) checkProof(ctx context.Context, p proof) error {
 		return errs.Wrap(errs.KindUnavailable, "Email verifications cannot be checked right now; try again.", err)
 	}
 	var (
-		email, purpose, userID string
-		confirmedAt            time.Time
+		emailKey, purpose, userID string
+		confirmedAt               time.Time
 	)
-	err = s.pool.QueryRow(ctx, `SELECT email, purpose, user_id, confirmed_at FROM email_verifications WHERE verification_id = $1`,
-		p.verificationID).Scan(&email, &purpose, &userID, &confirmedAt)
+	err = s.pool.QueryRow(ctx, `SELECT email_key, purpose, user_id, confirmed_at FROM email_verifications WHERE verification_id = $1`,
+		p.verificationID).Scan(&emailKey, &purpose, &userID, &confirmedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return errNotProved()
 	}
@@ -164,7 +169,7 @@ func (s *Service) checkProof(ctx context.Context, p proof) error {
 		return errs.Wrap(errs.KindUnavailable, "Email verifications cannot be checked right now; try again.", err)
 	}
 	switch {
-	case p.email != "" && email != p.email, purpose != purposeNames[p.purpose],
+	case emailKey == "", p.email != "" && !hmac.Equal([]byte(emailKey), []byte(user.EmailKey(s.claimKey, p.email))), purpose != purposeNames[p.purpose],
 		p.userID != "" && userID != p.userID,
 		confirmedAt.Before(p.after):
 		return errNotProved()

@@ -149,7 +149,7 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 	for _, c := range rt.Config.OAuth.Clients {
 		static = append(static, StaticClient{
 			ID: c.ClientID, Secret: string(c.ClientSecret), AuthMethod: c.AuthMethod, Name: c.ClientName, URI: c.ClientURI,
-			RedirectURIs: c.RedirectURIs, GrantTypes: c.GrantTypes, Scope: c.Scope,
+			RedirectURIs: c.RedirectURIs, GrantTypes: c.GrantTypes, Scope: c.Scope, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
 		})
 	}
 	algs, err := signingAlgorithms(rt.Config.OAuth.SigningKeyFiles)

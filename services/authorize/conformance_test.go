@@ -35,9 +35,9 @@ func TestProjectionsConform(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []conformance.Case{
-		{Projection: clientsReadModel(), Tables: []string{"clients"}},
-		{Projection: grantsReadModel(), Tables: []string{"grants"}},
-		{Projection: devicesReadModel(), Tables: []string{"devices"}},
+		{Projection: clientsReadModel()},
+		{Projection: grantsReadModel()},
+		{Projection: devicesReadModel()},
 	} {
 		log, err := eventlog.Open(ctx, testkit.NATS(t), eventlog.StreamOf(eventsv1.Authorize, 1))
 		if err != nil {

@@ -44,9 +44,6 @@ func devicesReadModel() projection.Projection {
 			}
 			return nil
 		},
-		Reset: func(ctx context.Context, tx pgx.Tx) error {
-			_, err := tx.Exec(ctx, `TRUNCATE devices`)
-			return err
-		},
+		Tables: []string{"devices"},
 	}
 }

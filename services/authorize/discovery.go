@@ -22,6 +22,7 @@ func (s *Service) metadata() map[string]any {
 		"userinfo_endpoint":                                s.endpoint("oauth2/userinfo"),
 		"jwks_uri":                                         s.endpoint("oauth2/keys.json"),
 		"account_management_uri":                           s.endpoint("account"),
+		"end_session_endpoint":                             s.endpoint("oauth2/logout"),
 		"response_types_supported":                         []string{"code"},
 		"response_modes_supported":                         []string{"query", "fragment"},
 		"grant_types_supported":                            clientmeta.GrantTypes(),

@@ -103,6 +103,7 @@ func (g *grpcServer) ApproveGrant(ctx context.Context, req *authorizev1.ApproveG
 			GrantId: req.GetGrantId(), UserId: user.ID, Username: user.Username, Admin: user.Admin,
 			AuthTime: grant.Timestamp(authTime), CodeHash: grant.CodeHash(code),
 			CodeExpiresAt: grant.Timestamp(g.svc.now().Add(g.svc.cfg.CodeTTL)), Scope: granted,
+			BrowserSessionId: user.SessionID,
 		})
 		return eventlog.Writes(ref, caller.Actor(ctx), version, decided...), err
 	})
@@ -199,7 +200,7 @@ func (g *grpcServer) ExchangeCode(ctx context.Context, req *authorizev1.Exchange
 	a := st.Approval
 	return &authorizev1.ExchangeCodeResponse{
 		GrantId: grantID, UserId: a.GetUserId(), Username: a.GetUsername(), Scope: a.GetScope(),
-		Nonce: st.Request.GetNonce(), AuthTime: a.GetAuthTime(), Admin: a.GetAdmin(),
+		Nonce: st.Request.GetNonce(), AuthTime: a.GetAuthTime(), Admin: a.GetAdmin(), BrowserSessionId: a.GetBrowserSessionId(),
 	}, nil
 }
 

@@ -38,10 +38,7 @@ func clientsReadModel() projection.Projection {
 			}
 			return nil
 		},
-		Reset: func(ctx context.Context, tx pgx.Tx) error {
-			_, err := tx.Exec(ctx, `TRUNCATE clients`)
-			return err
-		},
+		Tables: []string{"clients"},
 	}
 }
 
@@ -73,9 +70,6 @@ func grantsReadModel() projection.Projection {
 			}
 			return nil
 		},
-		Reset: func(ctx context.Context, tx pgx.Tx) error {
-			_, err := tx.Exec(ctx, `TRUNCATE grants`)
-			return err
-		},
+		Tables: []string{"grants"},
 	}
 }

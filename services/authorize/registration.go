@@ -3,7 +3,6 @@ package authorize
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/base64"
@@ -13,8 +12,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-
-	"google.golang.org/protobuf/proto"
 
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/eventlog"
@@ -124,34 +121,16 @@ func (s *Service) clientSecret(clientID string) string {
 // version kept in clear is kept and sealed: replacing it would change the
 // secret of every client_secret_jwt client (see README, "Secrets and keys").
 func (s *Service) loadSecretKey(ctx context.Context, ring *sealed.Keyring) error {
-	secrets, err := sealed.KeysAggregate{
-		Log: s.log, Ref: eventlog.Ref{Type: "keys", ID: "current"}, Keyring: ring, Logger: s.logger,
-		Generate: func() (sealed.Secrets, error) {
-			key := make([]byte, 64)
-			rand.Read(key) // never fails (Go 1.24+)
-			return sealed.Secrets{"key": key}, nil
-		},
-		Event: func(sealedKeys map[string]*eventsv1.SealedSecret, change eventsv1.SecretChange) proto.Message {
-			return &eventsv1.ClientSecretKeyGenerated{SealedKey: sealedKeys["key"], Change: change}
-		},
-		Read: func(m proto.Message) (sealed.Record, bool) {
-			ev, ok := m.(*eventsv1.ClientSecretKeyGenerated)
-			switch {
-			case !ok:
-				return sealed.Record{}, false
-			case ev.GetSealedKey() == nil:
-				return sealed.Record{Clear: sealed.Secrets{"key": ev.GetKey()}}, true
-			}
-			return sealed.Record{Sealed: map[string]*eventsv1.SealedSecret{"key": ev.GetSealedKey()}}, true
+	key, err := sealed.RandomKey[*eventsv1.ClientSecretKeyGenerated]{
+		Log: s.log, Ref: eventlog.Ref{Type: "keys", ID: "current"}, Keyring: ring, Logger: s.logger, Size: 64,
+		Event: func(k *eventsv1.SealedSecret, change eventsv1.SecretChange) *eventsv1.ClientSecretKeyGenerated {
+			return &eventsv1.ClientSecretKeyGenerated{SealedKey: k, Change: change}
 		},
 	}.Load(ctx)
 	if err != nil {
 		return fmt.Errorf("authorize: client secret key: %w", err)
 	}
-	if len(secrets["key"]) < 32 {
-		return fmt.Errorf("authorize: the client secret key is %d bytes, want at least 32", len(secrets["key"]))
-	}
-	s.secretKey = secrets["key"]
+	s.secretKey = key
 	return nil
 }
 

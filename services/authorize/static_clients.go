@@ -18,6 +18,8 @@ type StaticClient struct {
 	RedirectURIs, GrantTypes          []string
 	// Scope is what the client may ask for acting for itself (client_credentials).
 	Scope string
+	// PostLogoutRedirectURIs are where RP-initiated logout may return the browser.
+	PostLogoutRedirectURIs []string
 }
 
 // syncStaticClients records the configured clients, re-registering one only
@@ -25,7 +27,7 @@ type StaticClient struct {
 // race re-reads and finds the same registration.
 func (s *Service) syncStaticClients(ctx context.Context, clients []StaticClient) error {
 	for _, c := range clients {
-		for _, u := range c.RedirectURIs {
+		for _, u := range append(append([]string(nil), c.RedirectURIs...), c.PostLogoutRedirectURIs...) {
 			if _, err := redirect.ParseRegistered(u); err != nil {
 				return fmt.Errorf("authorize: static client %s: %w", c.ID, err)
 			}
@@ -33,6 +35,7 @@ func (s *Service) syncStaticClients(ctx context.Context, clients []StaticClient)
 		meta := clientmeta.Metadata{
 			ClientName: c.Name, ClientURI: c.URI, RedirectURIs: c.RedirectURIs, GrantTypes: c.GrantTypes,
 			TokenEndpointAuthMethod: c.AuthMethod, ApplicationType: "web", ResponseTypes: []string{}, Scope: c.Scope,
+			PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
 		}
 		if contains(c.GrantTypes, "authorization_code") {
 			meta.ResponseTypes = []string{"code"}

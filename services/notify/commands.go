@@ -14,6 +14,7 @@ import (
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/ids"
+	"gatehouse.dev/platform/personal"
 	"gatehouse.dev/platform/ratelimit"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	"gatehouse.dev/services/notify/internal/verification"
@@ -68,7 +69,11 @@ func (s *Service) start(ctx context.Context, in startInput, actor string) (*star
 		return nil, err
 	}
 	ref := eventlog.Ref{Type: verificationAggregate, ID: cmd.ID}
-	appended, err := s.log.Append(ctx, eventlog.Writes(ref, actor, 0, decided...)...)
+	sealed, err := s.seal(ctx, eventlog.Writes(ref, actor, 0, decided...))
+	if err != nil {
+		return nil, errs.Wrap(errs.KindUnavailable, "The verification could not be started right now; try again.", err)
+	}
+	appended, err := s.log.Append(ctx, sealed...)
 	if err != nil {
 		return nil, errs.Wrap(errs.KindUnavailable, "The verification could not be started right now; try again.", err)
 	}
@@ -173,13 +178,17 @@ func (s *Service) confirm(ctx context.Context, id, actor string, check func(veri
 	)
 	ref := eventlog.Ref{Type: verificationAggregate, ID: id}
 	appended, err := s.log.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
+		// The confirmation carries the address: open it to seal it again.
+		if err := s.personal.UnsealHistory(ctx, history); err != nil {
+			return nil, err
+		}
 		st = verification.Fold(history)
 		decided, err := check(st, now)
 		verdict = err
 		if len(decided) == 0 {
 			return nil, err
 		}
-		return eventlog.Writes(ref, actor, version, decided...), nil
+		return s.seal(ctx, eventlog.Writes(ref, actor, version, decided...))
 	})
 	if err != nil {
 		return verification.State{}, commandError(err)
@@ -193,6 +202,23 @@ func (s *Service) confirm(ctx context.Context, id, actor string, check func(veri
 		return verification.State{}, verdict
 	}
 	return st, nil
+}
+
+// seal seals the addresses in writes: under the verification's user's
+// personal key, or, for a registration, a recovery of an unknown address or
+// a user without a key, under the verification's own (personal.Flow), which
+// expires after personal.FlowTTL.
+func (s *Service) seal(ctx context.Context, ws []eventlog.Write) ([]eventlog.Write, error) {
+	out := make([]eventlog.Write, len(ws))
+	for i, w := range ws {
+		sealed, err := s.personal.SealWithFallback(ctx, w.Event.Payload, s.log.Subject(w.Event.Aggregate), personal.Flow(w.Event.Aggregate.ID))
+		if err != nil {
+			return nil, err
+		}
+		w.Event.Payload = sealed
+		out[i] = w
+	}
+	return out, nil
 }
 
 // commandError keeps errs errors and reports anything else (the log being

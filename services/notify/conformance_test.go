@@ -39,8 +39,7 @@ func TestProjectionsConform(t *testing.T) {
 		t.Fatal(err)
 	}
 	conformance.Run(t, conformance.Case{
-		Projection: verificationsReadModel(), Contract: eventsv1.Notify, Log: log, Pool: pool,
-		Tables: []string{"verifications", "recovery_tickets"}, Events: verificationHistory(),
+		Projection: verificationsReadModel(), Contract: eventsv1.Notify, Log: log, Pool: pool, Events: verificationHistory(),
 	})
 }
 

@@ -73,9 +73,18 @@ func (s *Service) deliver(ctx context.Context, rec eventlog.Record) error {
 	if err != nil {
 		return err
 	}
+	if err := s.personal.UnsealHistory(ctx, history); err != nil {
+		return err
+	}
 	st := verification.Fold(history)
 	if ok, why := verification.ShouldDeliver(st, issue, s.now()); !ok {
 		s.logger.DebugContext(ctx, "email not sent", "verification_id", st.ID, "issue", issue, "why", why)
+		return nil
+	}
+	if st.Email == "" {
+		// Its personal key is gone: the user was erased, or the flow's key
+		// expired (delivery was down for hours). Nobody to write to.
+		s.logger.InfoContext(ctx, "email not sent: the address is erased", "verification_id", st.ID, "issue", issue)
 		return nil
 	}
 	msg, err := s.compose(st, issue)

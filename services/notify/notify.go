@@ -35,6 +35,7 @@ import (
 
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/host"
+	"gatehouse.dev/platform/personal"
 	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/projection"
 	"gatehouse.dev/platform/ratelimit"
@@ -95,6 +96,9 @@ type Deps struct {
 	Limiter *ratelimit.Limiter
 	// Keyring seals the verification key the service keeps in its stream.
 	Keyring *sealed.Keyring
+	// Personal holds the personal keys that seal the addresses in the
+	// service's events; nil opens one on JetStream with Keyring.
+	Personal *personal.Store
 }
 
 // Service is the notify service.
@@ -107,6 +111,7 @@ type Service struct {
 	now         func() time.Time
 
 	key       verification.Key
+	personal  *personal.Store // seals the addresses in events (commands.go)
 	limiter   *ratelimit.Limiter
 	sender    mailer.Sender
 	templates *mailer.Templates
@@ -187,6 +192,11 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err := s.loadKey(ctx, deps.Keyring); err != nil {
 		return nil, err
 	}
+	if s.personal = deps.Personal; s.personal == nil {
+		if s.personal, err = personal.Open(ctx, deps.JetStream, deps.Keyring, personal.Config{Replicas: cfg.Replicas}); err != nil {
+			return nil, fmt.Errorf("notify: %w", err)
+		}
+	}
 	members := []projection.Member{verificationsReadModel()}
 	if !cfg.DisableDelivery {
 		members = append(members, s.deliveryReactor())
@@ -224,6 +234,10 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("notify: %w", err)
 	}
+	store, err := rt.Personal(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("notify: %w", err)
+	}
 	c := rt.Config
 	return New(ctx, Config{
 		PublicURL:   c.PublicURL,
@@ -234,5 +248,5 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 		OutboxDir:   filepath.Join(c.DataDir, "outbox"),
 		Replicas:    c.NATS.Replicas,
 		Limits:      ratelimit.RulesFrom(c.RateLimits),
-	}, Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "notify"), Propagator: rt.Telemetry.Propagator(), Limiter: limiter, Keyring: rt.Keyring})
+	}, Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "notify"), Propagator: rt.Telemetry.Propagator(), Limiter: limiter, Keyring: rt.Keyring, Personal: store})
 }

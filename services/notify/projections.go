@@ -24,10 +24,7 @@ func verificationsReadModel() projection.Projection {
 		Name:     verificationsProjection,
 		Subjects: []string{eventsv1.NotifyVerification.Subjects()},
 		Apply:    applyVerificationEvent,
-		Reset: func(ctx context.Context, tx pgx.Tx) error {
-			_, err := tx.Exec(ctx, `TRUNCATE verifications, recovery_tickets`)
-			return err
-		},
+		Tables:   []string{"verifications", "recovery_tickets"},
 	}
 }
 
@@ -42,9 +39,10 @@ func applyVerificationEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record)
 		if err := indexTicket(ctx, tx, ev.GetTicketHash(), id, 1); err != nil {
 			return err
 		}
-		sql = `INSERT INTO verifications (id, email, purpose, user_id, status, issue, expires_at, created_at, updated_at, version)
-		       VALUES ($1, $2, $3, $4, 'pending', 1, $5, $6, $6, $7) ON CONFLICT (id) DO NOTHING`
-		args = []any{id, ev.GetEmail(), purposeName(ev.GetPurpose()), ev.GetUserId(), ev.GetExpiresAt().AsTime(), at, seq}
+		// No address: the event keeps it sealed, and only the delivery needs it.
+		sql = `INSERT INTO verifications (id, purpose, user_id, status, issue, expires_at, created_at, updated_at, version)
+		       VALUES ($1, $2, $3, 'pending', 1, $4, $5, $5, $6) ON CONFLICT (id) DO NOTHING`
+		args = []any{id, purposeName(ev.GetPurpose()), ev.GetUserId(), ev.GetExpiresAt().AsTime(), at, seq}
 	case *eventsv1.VerificationCodeReissued:
 		if err := indexTicket(ctx, tx, ev.GetTicketHash(), id, ev.GetIssue()); err != nil {
 			return err

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"gatehouse.dev/platform/eventlog"
+	"gatehouse.dev/platform/personal"
 	"gatehouse.dev/platform/projection"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 )
@@ -21,6 +22,13 @@ import (
 //     "password_recovered"): whoever held a session before the reset may be
 //     the person the reset locks out. (The accounts service ends the user's
 //     browser sessions itself.)
+//
+// An erasure (UserDeactivated with erase) also empties the address and user
+// agent of every session of the user in the sessions read model, once the
+// sessions it ended are there (so no activity applied later writes one back),
+// and of their entries in the audit trail,
+// and forgets the user's personal key in this process: the events keep them
+// sealed under that key, destroyed by the accounts service.
 //
 // Only sessions started before the event are ended, so a replay (a rebuild,
 // or a restart after a crash) never ends a session the user started after,
@@ -48,6 +56,9 @@ func (s *Service) endSessionsOnAccountChange(ctx context.Context, rec eventlog.R
 	var reason string
 	switch ev := rec.Event.(type) {
 	case *eventsv1.UserDeactivated:
+		if ev.GetErase() {
+			return s.eraseSessions(ctx, rec.Aggregate().ID, rec.OccurredAt())
+		}
 		reason = "user_deactivated"
 	case *eventsv1.PasswordChanged:
 		if ev.GetReason() != eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_RECOVERY {
@@ -57,12 +68,46 @@ func (s *Service) endSessionsOnAccountChange(ctx context.Context, rec eventlog.R
 	case *eventsv1.UserLocked, *eventsv1.UserUnlocked, *eventsv1.UserReactivated:
 		return nil // locks are enforced while they last (user_blocks.go); reactivation restores nothing
 	case *eventsv1.UserRegistered, *eventsv1.DisplayNameSet, *eventsv1.AdminSet,
-		*eventsv1.EmailAdded, *eventsv1.EmailRemoved, *eventsv1.PrimaryEmailSet:
-		return nil // no bearing on sessions
+		*eventsv1.EmailAdded, *eventsv1.EmailRemoved, *eventsv1.PrimaryEmailSet,
+		*eventsv1.UpstreamLinked, *eventsv1.UpstreamUnlinked:
+		return nil // no bearing on sessions (unlinking leaves the sessions made through the link, as MAS does)
 	default:
 		return eventlog.Unhandled(rec)
 	}
 	return s.endSessionsBefore(ctx, rec.Aggregate().ID, rec.OccurredAt(), reason)
+}
+
+// eraseSessions ends an erased user's sessions and empties their addresses
+// and user agents in the read model.
+func (s *Service) eraseSessions(ctx context.Context, userID string, t time.Time) error {
+	s.personal.Forget(personal.User(userID))
+	if err := s.endSessionsBefore(ctx, userID, t, "user_deactivated"); err != nil {
+		return err
+	}
+	last, err := s.log.LastSeqOf(ctx, eventsv1.TokenSession.Subjects(), eventsv1.TokenActivity.Subjects())
+	if err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, accountChangeWait)
+	defer cancel()
+	if err := s.projections.WaitFor(wctx, sessionsProjection, last); err != nil {
+		return err
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE sessions SET ip_address = '', user_agent = '' WHERE user_id = $1 AND (ip_address <> '' OR user_agent <> '')`, userID); err != nil {
+		return fmt.Errorf("erase the sessions of user %s: %w", userID, err)
+	}
+	// The audit trail keeps what happened, not where from.
+	last, err = s.log.LastSeqOf(ctx, eventsv1.TokenSession.Subjects(), eventsv1.TokenLoginToken.Subjects())
+	if err != nil {
+		return err
+	}
+	if err := s.projections.WaitFor(wctx, auditProjection, last); err != nil {
+		return err
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE audit_log SET ip_address = '' WHERE user_id = $1 AND ip_address <> ''`, userID); err != nil {
+		return fmt.Errorf("erase the audit trail of user %s: %w", userID, err)
+	}
+	return nil
 }
 
 // endSessionsBefore ends the live sessions of a user started at or before t.

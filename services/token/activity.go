@@ -11,6 +11,7 @@ import (
 	"gatehouse.dev/platform/clientaddr"
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/ids"
+	"gatehouse.dev/platform/personal"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 )
 
@@ -80,11 +81,18 @@ func (s *Service) flushActivity(ctx context.Context) {
 		ev := &eventsv1.SessionsActive{}
 		for _, id := range sessionIDs {
 			n := notes[id]
-			ev.Entries = append(ev.Entries, &eventsv1.SessionsActive_Entry{SessionId: id, LastActiveUnix: n.At.Unix(), IpAddress: n.IP})
+			ev.Entries = append(ev.Entries, &eventsv1.SessionsActive_Entry{SessionId: id, UserId: n.Owner, LastActiveUnix: n.At.Unix(), IpAddress: n.IP})
 		}
-		_, err := s.log.Append(ctx, eventlog.Write{
+		// Each address under its session's user's personal key; a user
+		// erased meanwhile (or without a key yet) keeps only the time.
+		ref := eventlog.Ref{Type: activityAggregate, ID: ids.New()}
+		sealed, err := s.personal.SealDroppingErased(ctx, ev, s.log.Subject(ref), personal.NoOwner)
+		if err != nil {
+			return err
+		}
+		_, err = s.log.Append(ctx, eventlog.Write{
 			Expect: eventlog.ExpectNew(),
-			Event:  eventlog.Event{Aggregate: eventlog.Ref{Type: activityAggregate, ID: ids.New()}, Actor: "system", Payload: ev},
+			Event:  eventlog.Event{Aggregate: ref, Actor: "system", Payload: sealed},
 		})
 		return err
 	})

@@ -44,7 +44,7 @@ func (s *Service) VerifyAdminToken(ctx context.Context, token string) (*caller.T
 	case !live || info.Kind != "access_token":
 		return nil, unauthenticated
 	}
-	s.activity.Touch(info.SessionID, "", s.now())
+	s.activity.Touch(info.SessionID, info.UserID, "", s.now())
 	if !slices.ContainsFunc(strings.Fields(info.Scope), func(tok string) bool { return slices.Contains(adminAPIScopes, tok) }) {
 		return nil, errs.PermissionDenied("The token does not grant the admin API (urn:gatehouse:admin or urn:mas:admin).")
 	}

@@ -30,16 +30,21 @@ import (
 const auditProjection = "audit"
 
 // auditReadModel keeps audit_log (and audit_subjects, whose each session
-// and login token is).
-func auditReadModel() projection.Projection {
+// and login token is). A session's address is sealed under its user's
+// personal key in the event: it is opened to be recorded (in ip_address
+// only, never in a summary), an erasure empties it (eraseSessions), and a
+// rebuild after the erasure, whose key is destroyed, finds it unknown.
+func (s *Service) auditReadModel() projection.Projection {
 	return projection.Projection{
 		Name:     auditProjection,
 		Subjects: []string{eventsv1.TokenSession.Subjects(), eventsv1.TokenLoginToken.Subjects()},
-		Apply:    applyAuditEvent,
-		Reset: func(ctx context.Context, tx pgx.Tx) error {
-			_, err := tx.Exec(ctx, `TRUNCATE audit_log, audit_subjects`)
-			return err
+		Apply: func(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
+			if err := s.personal.UnsealRecord(ctx, &rec); err != nil {
+				return err
+			}
+			return applyAuditEvent(ctx, tx, rec)
 		},
+		Tables: []string{"audit_log", "audit_subjects"},
 	}
 }
 
@@ -151,10 +156,7 @@ func describeStart(ev *eventsv1.SessionStarted) string {
 	if ev.GetKind() == session.PersonalKind {
 		b.WriteString(expiry(ev.GetTokens()))
 	}
-	if ev.GetIpAddress() != "" {
-		b.WriteString(" from " + ev.GetIpAddress())
-	}
-	return b.String()
+	return b.String() // never the address or user agent: personal data, kept apart (ip_address) and erasable
 }
 
 // expiry says when a personal token expires.

@@ -104,6 +104,8 @@ func readMatrixBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 type compatUser struct {
 	id, username string
 	admin        bool
+	// browserSession is the browser session a login token was asked from.
+	browserSession string
 }
 
 // compatLogin is POST /login: m.login.password or m.login.token, answered
@@ -140,6 +142,7 @@ func (s *Service) compatLogin(w http.ResponseWriter, r *http.Request) (any, erro
 	start := &eventsv1.SessionStarted{
 		SessionId: sessionID, Kind: compatKind, ClientId: compatClientID, UserId: u.id, Username: u.username,
 		Scope: compat.Scope(deviceID, u.admin && s.cfg.CompatAdminScope), DeviceId: deviceID, DeviceDisplayName: req.DisplayName, Tokens: p.issued,
+		BrowserSessionId: u.browserSession,
 	}
 	from := originOf(r)
 	start.IpAddress, start.UserAgent = from.ip, from.userAgent

@@ -41,6 +41,7 @@ func (g *grpcServer) CreateLoginToken(ctx context.Context, _ *tokenv1.CreateLogi
 	s := g.svc
 	token := ids.Token(compat.LoginTokenLen)
 	issued := compat.IssueLoginToken(user.ID, user.Username, user.Admin, s.now())
+	issued.BrowserSessionId = user.SessionID // a back-channel logout that ends it may end the compat session too
 	if _, err := s.log.Append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), Event: eventlog.Event{
 		Aggregate: loginTokenRef(token), Actor: caller.Actor(ctx), Payload: issued,
 	}}); err != nil {
@@ -83,5 +84,5 @@ func (s *Service) useLoginToken(ctx context.Context, token, sessionID string) (c
 	case u.GetLocked():
 		return compatUser{}, compat.UserLocked()
 	}
-	return compatUser{id: u.GetId(), username: u.GetUsername(), admin: lt.Issued.GetAdmin() && u.GetAdmin()}, nil
+	return compatUser{id: u.GetId(), username: u.GetUsername(), admin: lt.Issued.GetAdmin() && u.GetAdmin(), browserSession: lt.Issued.GetBrowserSessionId()}, nil
 }

@@ -11,8 +11,10 @@ import (
 	"gatehouse.dev/platform/eventcheck"
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/ids"
+	"gatehouse.dev/platform/personal"
 	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/projection/conformance"
+	"gatehouse.dev/platform/sealed"
 	"gatehouse.dev/platform/testkit"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	"gatehouse.dev/services/token/migrations"
@@ -43,34 +45,47 @@ func TestProjectionsConform(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	keys, err := personal.Open(ctx, js, sealed.NewRandomKeyring(), personal.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Service{personal: keys}
 	conformance.Run(t, conformance.Case{
-		Projection: sessionsReadModel(), Contract: eventsv1.Token, Log: tokens, Pool: pool,
-		Tables: []string{"sessions", "tokens"}, Events: sessionHistory(),
+		Projection: s.sessionsReadModel(), Contract: eventsv1.Token, Log: tokens, Pool: pool, Events: s.sessionHistory(t),
 	})
 	conformance.Run(t, conformance.Case{
-		Projection: auditReadModel(), Contract: eventsv1.Token, Log: tokens, Pool: pool,
-		Tables: []string{"audit_log", "audit_subjects"}, Events: append(sessionHistory(), loginTokenHistory()...),
+		Projection: s.auditReadModel(), Contract: eventsv1.Token, Log: tokens, Pool: pool,
+		Events: append(s.sessionHistory(t), loginTokenHistory()...),
 	})
 	conformance.Run(t, conformance.Case{
-		Projection: userBlocksReadModel(nil), Contract: eventsv1.Accounts, Log: accounts, Pool: pool,
-		Tables: []string{"user_blocks"}, Events: userHistory(),
+		Projection: userBlocksReadModel(nil), Contract: eventsv1.Accounts, Log: accounts, Pool: pool, Events: userHistory(),
 	})
 }
 
 // sessionHistory is two users' sessions: an OAuth session refreshed, renamed
 // twice, used and ended; a compat session with a never-expiring token; a
-// client_credentials session; a batch of activity; a personal session an
-// administrator made for bob, regenerated and revoked.
-func sessionHistory() []eventlog.Event {
-	alice, bob := ids.New(), ids.New()
-	oauth, compat, machine, personal := ids.New(), ids.New(), ids.New(), ids.New()
+// client_credentials session; batches of activity; and a third user's
+// session, erased (its personal key destroyed); a personal session an
+// administrator made for bob, regenerated and revoked. Addresses and user agents are
+// sealed as the service seals them (the client's stay in clear).
+func (s *Service) sessionHistory(t *testing.T) []eventlog.Event {
+	alice, bob, carol := ids.New(), ids.New(), ids.New()
+	for _, u := range []string{alice, bob, carol} {
+		if _, err := s.personal.Create(context.Background(), personal.User(u)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	erased := ids.New()
+	oauth, compat, machine, pat := ids.New(), ids.New(), ids.New(), ids.New()
 	at := func(d time.Duration) *timestamppb.Timestamp {
 		return timestamppb.New(time.Now().Add(d).Truncate(time.Second))
 	}
 	session := func(id string, ev proto.Message) eventlog.Event {
 		return eventlog.Event{Aggregate: sessionRef(id), Actor: "user:" + alice, Payload: ev}
 	}
-	return []eventlog.Event{
+	history := []eventlog.Event{
+		session(erased, &eventsv1.SessionStarted{SessionId: erased, Kind: "oauth", ClientId: "client-1", UserId: carol, Username: "carol",
+			IpAddress: "203.0.113.3", UserAgent: "Carol's client", Tokens: &eventsv1.TokensIssued{SessionId: erased, AccessHash: "e1"}}),
 		session(oauth, &eventsv1.SessionStarted{SessionId: oauth, Kind: "oauth", ClientId: "client-1", UserId: alice, Username: "alice",
 			Scope: "openid urn:matrix:client:api:* urn:matrix:client:device:DEVA", DeviceId: "DEVA", GrantId: ids.New(),
 			IpAddress: "192.0.2.1", UserAgent: "Element", Tokens: &eventsv1.TokensIssued{SessionId: oauth, AccessHash: "a1", RefreshHash: "r1", AccessExpiresAt: at(5 * time.Minute)}}),
@@ -78,27 +93,40 @@ func sessionHistory() []eventlog.Event {
 			Scope: "urn:matrix:client:api:* urn:matrix:client:device:DEVB", DeviceId: "DEVB", DeviceDisplayName: "Bob's phone",
 			Tokens: &eventsv1.TokensIssued{SessionId: compat, AccessHash: "ca1"}}),
 		session(machine, &eventsv1.SessionStarted{SessionId: machine, Kind: "client_credentials", ClientId: "client-2", Scope: "urn:synapse:admin:*",
-			Tokens: &eventsv1.TokensIssued{SessionId: machine, AccessHash: "m1", AccessExpiresAt: at(5 * time.Minute)}}),
+			IpAddress: "198.51.100.200", UserAgent: "a service", Tokens: &eventsv1.TokensIssued{SessionId: machine, AccessHash: "m1", AccessExpiresAt: at(5 * time.Minute)}}),
 		session(oauth, &eventsv1.TokensIssued{SessionId: oauth, AccessHash: "a2", RefreshHash: "r2", ReplacesRefreshHash: "r1", RevokesAccessHash: "a1", AccessExpiresAt: at(10 * time.Minute)}),
 		session(oauth, &eventsv1.SessionRenamed{SessionId: oauth, DeviceDisplayName: "Laptop"}),
 		{Aggregate: eventlog.Ref{Type: activityAggregate, ID: ids.New()}, Actor: "system", Payload: &eventsv1.SessionsActive{Entries: []*eventsv1.SessionsActive_Entry{
-			{SessionId: oauth, LastActiveUnix: time.Now().Add(time.Minute).Unix(), IpAddress: "192.0.2.2"},
-			{SessionId: compat, LastActiveUnix: time.Now().Add(time.Minute).Unix()},
+			{SessionId: oauth, UserId: alice, LastActiveUnix: time.Now().Add(time.Minute).Unix(), IpAddress: "192.0.2.2"},
+			{SessionId: compat, UserId: bob, LastActiveUnix: time.Now().Add(time.Minute).Unix()},
+			{SessionId: erased, UserId: carol, LastActiveUnix: time.Now().Add(time.Minute).Unix(), IpAddress: "2001:db8::3"},
 		}}},
 		session(oauth, &eventsv1.SessionRenamed{SessionId: oauth, DeviceDisplayName: "Work laptop"}),
 		session(oauth, &eventsv1.TokensIssued{SessionId: oauth, AccessHash: "a3", RefreshHash: "r3", ReplacesRefreshHash: "r2", RevokesAccessHash: "a2", AccessExpiresAt: at(15 * time.Minute)}),
 		session(oauth, &eventsv1.SessionEnded{SessionId: oauth, Reason: "revoked"}),
 		{Aggregate: eventlog.Ref{Type: activityAggregate, ID: ids.New()}, Actor: "system", Payload: &eventsv1.SessionsActive{Entries: []*eventsv1.SessionsActive_Entry{
 			{SessionId: oauth, LastActiveUnix: time.Now().Add(2 * time.Minute).Unix()}, // ended: not recorded
-			{SessionId: compat, LastActiveUnix: time.Now().Add(2 * time.Minute).Unix(), IpAddress: "198.51.100.7"},
+			{SessionId: compat, UserId: bob, LastActiveUnix: time.Now().Add(2 * time.Minute).Unix(), IpAddress: "198.51.100.7"},
 		}}},
 		session(machine, &eventsv1.SessionEnded{SessionId: machine, Reason: "ended"}),
-		session(personal, &eventsv1.SessionStarted{SessionId: personal, Kind: "personal", UserId: bob, Username: "bob", OwnerUserId: alice,
+		session(pat, &eventsv1.SessionStarted{SessionId: pat, Kind: "personal", UserId: bob, Username: "bob", OwnerUserId: alice,
 			Scope: "urn:matrix:client:api:* urn:matrix:client:device:BOTDEV", DeviceId: "BOTDEV", DeviceDisplayName: "CI bot",
-			Tokens: &eventsv1.TokensIssued{SessionId: personal, AccessHash: "p1", AccessExpiresAt: at(time.Hour)}}),
-		session(personal, &eventsv1.TokensIssued{SessionId: personal, AccessHash: "p2", RevokesAccessHash: "p1"}),
-		session(personal, &eventsv1.SessionEnded{SessionId: personal, Reason: "revoked"}),
+			Tokens: &eventsv1.TokensIssued{SessionId: pat, AccessHash: "p1", AccessExpiresAt: at(time.Hour)}}),
+		session(pat, &eventsv1.TokensIssued{SessionId: pat, AccessHash: "p2", RevokesAccessHash: "p1"}),
+		session(pat, &eventsv1.SessionEnded{SessionId: pat, Reason: "revoked"}),
 	}
+	for i, e := range history {
+		subject := eventsv1.Token.Prefix + "." + e.Aggregate.Type + "." + e.Aggregate.ID
+		sealed, err := s.personal.Seal(context.Background(), e.Payload, subject, personal.NoOwner)
+		if err != nil {
+			t.Fatal(err)
+		}
+		history[i].Payload = sealed
+	}
+	if err := s.personal.Destroy(context.Background(), personal.User(carol)); err != nil {
+		t.Fatal(err)
+	}
+	return history
 }
 
 // loginTokenHistory is a compat SSO login token issued and used.
@@ -135,6 +163,8 @@ func userHistory() []eventlog.Event {
 		user(alice, &eventsv1.EmailAdded{UserId: alice, Email: "a@example.net"}),
 		user(alice, &eventsv1.PrimaryEmailSet{UserId: alice, Email: "a@example.net"}),
 		user(alice, &eventsv1.EmailRemoved{UserId: alice, Email: "alice@example.org"}),
+		user(alice, &eventsv1.UpstreamLinked{UserId: alice, LinkId: "01J0000000000000000000LINK", Provider: "google", ClaimKey: "k1", Source: "link"}),
+		user(alice, &eventsv1.UpstreamUnlinked{UserId: alice, LinkId: "01J0000000000000000000LINK", Provider: "google", ClaimKey: "k1"}),
 		user(alice, &eventsv1.UserLocked{UserId: alice}),
 	}
 }

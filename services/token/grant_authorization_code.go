@@ -48,7 +48,7 @@ func (s *Service) signIn(ctx context.Context, req tokenRequest, sessionID string
 	start := &eventsv1.SessionStarted{
 		SessionId: sessionID, Kind: "oauth", ClientId: c.ID, UserId: x.GetUserId(), Username: x.GetUsername(),
 		Scope: x.GetScope(), DeviceId: deviceOf(x.GetScope()), GrantId: x.GetGrantId(), Tokens: p.issued,
-		IpAddress: req.from.ip, UserAgent: req.from.userAgent,
+		IpAddress: req.from.ip, UserAgent: req.from.userAgent, BrowserSessionId: x.GetBrowserSessionId(),
 	}
 	if err := s.start(ctx, start, "user:"+x.GetUserId()); err != nil {
 		return nil, err
@@ -77,10 +77,16 @@ func (s *Service) idToken(clientID string, x *authorizev1.ExchangeCodeResponse, 
 	if x.GetAuthTime() != nil {
 		authTime = x.GetAuthTime().AsTime()
 	}
+	extra := map[string]any{"username": x.GetUsername()}
+	if sid := x.GetBrowserSessionId(); sid != "" {
+		// The browser session the person consented in (OpenID Connect
+		// Front-/Back-Channel Logout's sid): RP-initiated logout recognises it.
+		extra["sid"] = sid
+	}
 	return idtoken.Sign(s.keys, alg, idtoken.Claims{
 		Issuer: s.cfg.Issuer, Subject: x.GetUserId(), Audience: clientID, AuthorizedParty: clientID,
 		IssuedAt: now, Expiry: now.Add(time.Hour), AuthTime: authTime, Nonce: x.GetNonce(),
-		AccessTokenHash: atHash, Extra: map[string]any{"username": x.GetUsername()},
+		AccessTokenHash: atHash, Extra: extra,
 	})
 }
 

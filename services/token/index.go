@@ -2,11 +2,14 @@ package token
 
 import (
 	"context"
-	"errors"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
+	"unique"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -23,82 +26,153 @@ type tokenInfo struct {
 	IssuedAt, ExpiresAt                                          time.Time
 }
 
-// How long the index trusts what it read, and remembers what it heard.
+// How long the index keeps what no longer works, so that questions about it
+// are answered from memory; past that a question costs a catch-up with the
+// stream (see lookup).
 const (
-	// entryTTL bounds how long a token read from PostgreSQL is answered from memory.
-	entryTTL = time.Minute
-	// tombstoneTTL is how long an ended session or revoked token is remembered:
-	// longer than entryTTL plus the projection's lag, so a stale read cannot
-	// bring a revoked token back.
-	tombstoneTTL = 5 * time.Minute
+	// expiredGrace is how long an expired token stays known as expired.
+	expiredGrace = 10 * time.Minute
+	// goneTTL is how long a revoked or rotated-out token, or an ended
+	// session, is remembered as such.
+	goneTTL = 10 * time.Minute
+	// sweepInterval is how often what is past these is forgotten.
+	sweepInterval = time.Minute
+	// catchUpTimeout bounds one catch-up with the stream on a miss.
+	catchUpTimeout = 5 * time.Second
 )
 
-type entry struct {
-	info     tokenInfo
-	cachedAt time.Time
+// tokenKey is a token's SHA-256, as the events carry it in hex.
+type tokenKey [sha256.Size]byte
+
+// keyOf decodes a token hash; false for anything that is not one.
+func keyOf(hash string) (tokenKey, bool) {
+	var k tokenKey
+	if len(hash) != 2*len(k) {
+		return k, false
+	}
+	_, err := hex.Decode(k[:], []byte(hash))
+	return k, err == nil
 }
 
-// index answers introspection from memory. It has three parts, each fed by
-// the event streams, so that what one replica does is seen by all:
+// liveSession is a session with live tokens. Strings many sessions share
+// (client, user, username) are interned, and so is the scope's shape: the
+// scope with its device id (MSC2967 puts it in the scope, making every
+// session's scope different) left out, put back when asked.
+type liveSession struct {
+	id                                string
+	deviceID                          string
+	clientID, userID, username, scope unique.Handle[string]
+	tokens                            []tokenKey
+}
+
+// deviceMark stands for the device id in an interned scope shape.
+const deviceMark = "\x00"
+
+// newLiveSession is the in-memory form of a session's facts.
+func newLiveSession(id, clientID, userID, username, scope, deviceID string) *liveSession {
+	shape := scope
+	if deviceID != "" && !strings.Contains(scope, deviceMark) {
+		shape = strings.Replace(scope, deviceID, deviceMark, 1)
+	}
+	return &liveSession{id: id, deviceID: deviceID, clientID: unique.Make(clientID), userID: unique.Make(userID),
+		username: unique.Make(username), scope: unique.Make(shape), tokens: make([]tokenKey, 0, 2)}
+}
+
+// scopeOf is the session's scope as granted.
+func (s *liveSession) scopeOf() string {
+	shape := s.scope.Value()
+	if s.deviceID == "" {
+		return shape
+	}
+	return strings.Replace(shape, deviceMark, s.deviceID, 1)
+}
+
+// liveToken is a token of a live session.
+type liveToken struct {
+	session         *liveSession
+	issued, expires int64 // Unix seconds; expires 0: never
+	refresh         bool
+}
+
+// index answers introspection from memory, and trusts no read model for it:
+// every replica holds every live token, fed by the TOKEN stream.
 //
-//   - entries: a read-through cache over the tokens read model;
-//   - revocations: ended sessions and rotated-out tokens, learnt by every
-//     replica from the TOKEN stream (a live tail from the event after the
-//     sessions projection's checkpoint when the process started: what the
-//     read model may not show yet), so a revocation anywhere wins over a
-//     cached or stale row;
-//   - users: who is locked or deactivated (user_blocks.go), from a snapshot
-//     of the user_blocks projection and a live tail of the ACCOUNTS stream.
+//   - At start it loads the live tokens of the sessions read model together
+//     with the checkpoint they are at, from one consistent snapshot
+//     (projection.Snapshot: the live tables even while a rebuild fills its
+//     copies), then follows the session events from the event after that
+//     checkpoint (a live tail). Ended sessions and rotated-out tokens are
+//     thus known from the stream itself: a read model that lags, or is
+//     rebuilt, changes nothing, and nothing is forgotten across restarts.
+//   - A token that is not in memory may have been issued on another replica
+//     a moment ago: before answering that it is inactive, the index catches
+//     up with the stream (eventlog.Tail.CatchUp; concurrent misses share
+//     one), so a token issued before the question is always found.
+//   - Who is locked or deactivated comes from users (user_blocks.go), fed the
+//     same way from the ACCOUNTS stream.
 //
-// Until both tails have caught up with their streams after start, lookups
-// wait (at most blocksReadyWait), so no answer is given without them.
+// Until the snapshot is loaded and both tails have caught up after start,
+// lookups wait (at most blocksReadyWait, then 503). The cost is memory: see
+// BenchmarkIndexMemory (make bench prints the bytes per token).
 type index struct {
 	pool   *pgxpool.Pool
 	logger *slog.Logger
 	now    func() time.Time
 
-	tokens      *eventlog.Log
-	revocations *eventlog.Tail // set by run before ready closes
-	users       *userBlocks
-	ready       chan struct{} // closed once revocations caught up after start
+	log      *eventlog.Log
+	tail     *eventlog.Tail // set by run before ready closes
+	users    *userBlocks
+	ready    chan struct{} // closed once loaded and caught up after start
+	catchUps flights
 
-	mu      sync.RWMutex
-	entries map[string]entry     // token hash → info
-	ended   map[string]time.Time // session id → when we heard
-	revoked map[string]time.Time // token hash → when we heard
+	mu       sync.RWMutex
+	tokens   map[tokenKey]liveToken
+	sessions map[string]*liveSession
+	gone     map[tokenKey]int64 // revoked or rotated-out tokens → when (Unix seconds)
+	ended    map[string]int64   // ended sessions → when (Unix seconds)
 }
 
 func newIndex(pool *pgxpool.Pool, tokens, accounts *eventlog.Log, logger *slog.Logger) *index {
-	return &index{pool: pool, logger: logger, now: time.Now, ready: make(chan struct{}), tokens: tokens,
-		users:   newUserBlocks(pool, accounts, logger),
-		entries: map[string]entry{}, ended: map[string]time.Time{}, revoked: map[string]time.Time{}}
+	x := &index{pool: pool, logger: logger, now: time.Now, ready: make(chan struct{}), log: tokens,
+		users: newUserBlocks(pool, accounts, logger)}
+	x.reset()
+	return x
 }
 
-// run follows both streams and sweeps old entries until ctx ends.
+// reset empties the index (before a snapshot is loaded).
+func (x *index) reset() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.tokens, x.sessions = map[tokenKey]liveToken{}, map[string]*liveSession{}
+	x.gone, x.ended = map[tokenKey]int64{}, map[string]int64{}
+}
+
+// run loads the snapshot, follows both streams and sweeps until ctx ends.
 func (x *index) run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Go(func() { x.users.run(ctx) })
-	wg.Go(func() { x.sweepEvery(ctx, time.Minute) })
-	// Revocations the read model may not show yet: from the event after its checkpoint.
-	var from uint64
+	var checkpoint uint64
 	for backoff := 100 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
-		cp, err := projection.Checkpoint(ctx, x.pool, sessionsProjection)
+		began := time.Now()
+		cp, err := projection.Snapshot(ctx, x.pool, projection.Projection{Name: sessionsProjection, Tables: sessionsTables}, x.load)
 		if err == nil {
-			from = cp + 1
+			checkpoint = cp
+			x.logger.Info("live tokens loaded", "tokens", x.size(), "checkpoint", cp, "took", time.Since(began).Round(time.Millisecond))
 			break
 		}
-		x.logger.Warn("sessions checkpoint not read yet; retrying", "err", err, "backoff", backoff)
+		x.logger.Warn("live tokens not loaded yet; retrying", "err", err, "backoff", backoff)
 		if !sleep(ctx, backoff) {
 			return
 		}
 	}
-	x.revocations = x.tokens.Tail(eventlog.TailConfig{
-		Name: "token.revocations", Subjects: []string{eventsv1.TokenSession.Subjects()}, From: from, Handle: x.learn,
+	wg.Go(func() { x.sweepEvery(ctx, sweepInterval) })
+	x.tail = x.log.Tail(eventlog.TailConfig{
+		Name: "token.sessions", Subjects: []string{eventsv1.TokenSession.Subjects()}, From: checkpoint + 1, Handle: x.learn,
 	}, x.logger)
-	wg.Go(func() { x.revocations.Run(ctx) })
+	wg.Go(func() { x.tail.Run(ctx) })
 	for backoff := 100 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
-		if _, err := x.revocations.CatchUp(ctx); err == nil {
+		if _, err := x.tail.CatchUp(ctx); err == nil {
 			close(x.ready)
 			break
 		} else if ctx.Err() == nil {
@@ -108,6 +182,56 @@ func (x *index) run(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// load reads the live tokens of the sessions read model (Snapshot's load).
+func (x *index) load(ctx context.Context, tx pgx.Tx) error {
+	x.reset()
+	cutoff := x.now().Add(-expiredGrace)
+	rows, err := tx.Query(ctx, `
+		SELECT t.token_hash, t.kind = 'refresh_token', t.issued_at, t.expires_at,
+		       s.session_id, s.client_id, s.user_id, s.username, s.scope, s.device_id
+		FROM tokens t JOIN sessions s USING (session_id)
+		WHERE NOT t.revoked AND s.ended_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $1)`, cutoff)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	var (
+		hash, sessionID, clientID, userID, username, scope, deviceID string
+		refresh                                                      bool
+		issued                                                       time.Time
+		expires                                                      *time.Time
+	)
+	for rows.Next() {
+		if err := rows.Scan(&hash, &refresh, &issued, &expires, &sessionID, &clientID, &userID, &username, &scope, &deviceID); err != nil {
+			return err
+		}
+		key, ok := keyOf(hash)
+		if !ok {
+			continue
+		}
+		s := x.sessions[sessionID]
+		if s == nil {
+			s = newLiveSession(sessionID, clientID, userID, username, scope, deviceID)
+			x.sessions[sessionID] = s
+		}
+		t := liveToken{session: s, issued: issued.Unix(), refresh: refresh}
+		if expires != nil {
+			t.expires = expires.Unix()
+		}
+		x.addLocked(key, t)
+	}
+	return rows.Err()
+}
+
+// size is how many tokens the index holds.
+func (x *index) size() int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return len(x.tokens)
 }
 
 // waitReady blocks until the index follows the TOKEN stream (bounded).
@@ -123,121 +247,191 @@ func (x *index) waitReady(ctx context.Context) error {
 	case <-x.ready:
 		return nil
 	case <-ctx.Done():
-		return errs.Wrap(errs.KindUnavailable, "Revocations are not known yet; try again shortly.", ctx.Err())
+		return errs.Wrap(errs.KindUnavailable, "Tokens are not known yet; try again shortly.", ctx.Err())
 	}
 }
 
-// lookup returns the token's info if the token is live: known, not revoked,
-// its session not ended, not expired, and its user neither locked nor
-// deactivated.
+// Answers find gives.
+const (
+	tokenUnknown = iota // not in memory: perhaps issued elsewhere a moment ago
+	tokenDead           // known to be expired, revoked or rotated out
+	tokenLive
+)
+
+// lookup returns the token's info if the token is live: issued, not
+// revoked, its session not ended, not expired, and its user neither locked
+// nor deactivated.
 func (x *index) lookup(ctx context.Context, hash string) (tokenInfo, bool, error) {
 	if err := x.waitReady(ctx); err != nil {
 		return tokenInfo{}, false, err
 	}
-	now := x.now()
-	x.mu.RLock()
-	e, hit := x.entries[hash]
-	dead := x.deadLocked(hash, e.info.SessionID)
-	x.mu.RUnlock()
-	if dead {
+	key, ok := keyOf(hash)
+	if !ok {
 		return tokenInfo{}, false, nil
 	}
-	if !hit || now.Sub(e.cachedAt) > entryTTL {
-		info, found, err := x.read(ctx, hash)
-		if err != nil || !found {
-			return tokenInfo{}, false, err
+	info, state := x.find(key)
+	if state == tokenUnknown {
+		if err := x.catchUp(ctx); err != nil {
+			return tokenInfo{}, false, errs.Wrap(errs.KindUnavailable, "Tokens cannot be checked right now; try again shortly.", err)
 		}
-		x.mu.Lock()
-		dead = x.deadLocked(hash, info.SessionID)
-		if !dead {
-			x.entries[hash] = entry{info: info, cachedAt: now}
-		}
-		x.mu.Unlock()
-		if dead {
-			return tokenInfo{}, false, nil
-		}
-		e.info = info
+		info, state = x.find(key)
 	}
-	if !e.info.ExpiresAt.IsZero() && !now.Before(e.info.ExpiresAt) {
+	if state != tokenLive {
 		return tokenInfo{}, false, nil
 	}
-	blocked, err := x.users.blocked(ctx, e.info.UserID)
+	blocked, err := x.users.blocked(ctx, info.UserID)
 	if err != nil || blocked {
 		return tokenInfo{}, false, err
-	}
-	return e.info, true, nil
-}
-
-func (x *index) deadLocked(hash, sessionID string) bool {
-	if _, ok := x.revoked[hash]; ok {
-		return true
-	}
-	_, ok := x.ended[sessionID]
-	return ok && sessionID != ""
-}
-
-// read looks a live token up in the read model.
-func (x *index) read(ctx context.Context, hash string) (tokenInfo, bool, error) {
-	var (
-		info    tokenInfo
-		expires *time.Time
-	)
-	err := x.pool.QueryRow(ctx, `
-		SELECT s.session_id, t.kind, s.client_id, s.user_id, s.username, s.scope, s.device_id, t.issued_at, t.expires_at
-		FROM tokens t JOIN sessions s USING (session_id)
-		WHERE t.token_hash = $1 AND NOT t.revoked AND s.ended_at IS NULL`, hash).
-		Scan(&info.SessionID, &info.Kind, &info.ClientID, &info.UserID, &info.Username, &info.Scope, &info.DeviceID, &info.IssuedAt, &expires)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return tokenInfo{}, false, nil
-	}
-	if err != nil {
-		return tokenInfo{}, false, fmt.Errorf("read token: %w", err)
-	}
-	if expires != nil {
-		info.ExpiresAt = *expires
 	}
 	return info, true, nil
 }
 
-// learn records what a session event revokes (the revocations tail).
+// find looks a token up in memory.
+func (x *index) find(key tokenKey) (tokenInfo, int) {
+	now := x.now().Unix()
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	t, ok := x.tokens[key]
+	if !ok {
+		if _, dead := x.gone[key]; dead {
+			return tokenInfo{}, tokenDead
+		}
+		return tokenInfo{}, tokenUnknown
+	}
+	if t.expires != 0 && now >= t.expires {
+		return tokenInfo{}, tokenDead
+	}
+	s := t.session
+	info := tokenInfo{
+		SessionID: s.id, Kind: "access_token", ClientID: s.clientID.Value(), UserID: s.userID.Value(),
+		Username: s.username.Value(), Scope: s.scopeOf(), DeviceID: s.deviceID, IssuedAt: time.Unix(t.issued, 0),
+	}
+	if t.refresh {
+		info.Kind = "refresh_token"
+	}
+	if t.expires != 0 {
+		info.ExpiresAt = time.Unix(t.expires, 0)
+	}
+	return info, tokenLive
+}
+
+// catchUp waits until the tail has handled every session event stored
+// before it was called. Concurrent callers share catch-ups: one started
+// after a caller arrived serves it.
+func (x *index) catchUp(ctx context.Context) error {
+	return x.catchUps.do(ctx, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), catchUpTimeout)
+		defer cancel()
+		_, err := x.tail.CatchUp(ctx)
+		return err
+	})
+}
+
+// learn applies one session event (the tail's Handle).
 func (x *index) learn(rec eventlog.Record) error {
-	now := x.now()
+	now := x.now().Unix()
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	switch ev := rec.Event.(type) {
+	case *eventsv1.SessionStarted:
+		if _, ended := x.ended[ev.GetSessionId()]; ended || x.sessions[ev.GetSessionId()] != nil {
+			return nil // ended here before the tail got to its start, or seen already
+		}
+		s := newLiveSession(ev.GetSessionId(), ev.GetClientId(), ev.GetUserId(), ev.GetUsername(), ev.GetScope(), ev.GetDeviceId())
+		x.sessions[s.id] = s
+		x.issueLocked(s, ev.GetTokens(), rec.OccurredAt())
 	case *eventsv1.TokensIssued:
 		for _, h := range []string{ev.GetReplacesRefreshHash(), ev.GetRevokesAccessHash()} {
-			if h != "" {
-				x.revoked[h] = now
-				delete(x.entries, h)
-			}
+			x.forgetLocked(h, now)
+		}
+		if s := x.sessions[ev.GetSessionId()]; s != nil {
+			x.issueLocked(s, ev, rec.OccurredAt())
 		}
 	case *eventsv1.SessionEnded:
-		x.ended[ev.GetSessionId()] = now
-	case *eventsv1.SessionStarted, *eventsv1.SessionRenamed:
-		// Nothing revoked: new tokens are read from the read model.
+		x.endLocked(ev.GetSessionId(), now)
+	case *eventsv1.SessionRenamed:
+		// Nothing introspection answers changes.
 	default:
 		return eventlog.Unhandled(rec)
 	}
 	return nil
 }
 
-// markEnded records an ended session that this replica ended itself.
-func (x *index) markEnded(sessionID string) {
-	x.mu.Lock()
-	x.ended[sessionID] = x.now()
-	x.mu.Unlock()
+// issueLocked adds the tokens of one issue to a live session.
+func (x *index) issueLocked(s *liveSession, t *eventsv1.TokensIssued, at time.Time) {
+	if key, ok := keyOf(t.GetAccessHash()); ok {
+		lt := liveToken{session: s, issued: at.Unix()}
+		if t.GetAccessExpiresAt() != nil {
+			lt.expires = t.GetAccessExpiresAt().AsTime().Unix()
+		}
+		x.addLocked(key, lt)
+	}
+	if key, ok := keyOf(t.GetRefreshHash()); ok {
+		x.addLocked(key, liveToken{session: s, issued: at.Unix(), refresh: true})
+	}
 }
 
-// markRevoked records tokens that this replica rotated out itself.
+// addLocked adds a token unless it is known to be gone already.
+func (x *index) addLocked(key tokenKey, t liveToken) {
+	if _, dead := x.gone[key]; dead {
+		return
+	}
+	if _, known := x.tokens[key]; !known {
+		t.session.tokens = append(t.session.tokens, key)
+	}
+	x.tokens[key] = t
+}
+
+// forgetLocked removes a revoked or rotated-out token and remembers it is gone.
+func (x *index) forgetLocked(hash string, now int64) {
+	key, ok := keyOf(hash)
+	if !ok {
+		return
+	}
+	x.gone[key] = now
+	t, live := x.tokens[key]
+	if !live {
+		return
+	}
+	delete(x.tokens, key)
+	s := t.session
+	for i, k := range s.tokens {
+		if k == key {
+			s.tokens = append(s.tokens[:i], s.tokens[i+1:]...)
+			break
+		}
+	}
+}
+
+// endLocked removes an ended session and its tokens.
+func (x *index) endLocked(sessionID string, now int64) {
+	x.ended[sessionID] = now
+	s := x.sessions[sessionID]
+	if s == nil {
+		return
+	}
+	for _, k := range s.tokens {
+		delete(x.tokens, k)
+		x.gone[k] = now
+	}
+	delete(x.sessions, sessionID)
+}
+
+// markEnded records a session this replica ended itself, before the tail
+// brings its end.
+func (x *index) markEnded(sessionID string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.endLocked(sessionID, x.now().Unix())
+}
+
+// markRevoked records tokens this replica rotated out itself.
 func (x *index) markRevoked(hashes ...string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	now := x.now().Unix()
 	for _, h := range hashes {
-		if h != "" {
-			x.revoked[h] = x.now()
-			delete(x.entries, h)
-		}
+		x.forgetLocked(h, now)
 	}
 }
 
@@ -255,24 +449,89 @@ func (x *index) sweepEvery(ctx context.Context, d time.Duration) {
 	}
 }
 
-// sweep forgets stale entries and old tombstones.
+// sweep forgets tokens expired for longer than expiredGrace (and sessions
+// left without tokens: none can be issued to them any more), and tombstones
+// older than goneTTL.
 func (x *index) sweep() {
-	now := x.now()
+	now := x.now().Unix()
+	expiredBefore, goneBefore := now-int64(expiredGrace/time.Second), now-int64(goneTTL/time.Second)
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	for h, e := range x.entries {
-		if now.Sub(e.cachedAt) > entryTTL {
-			delete(x.entries, h)
+	for k, t := range x.tokens {
+		if t.expires == 0 || t.expires > expiredBefore {
+			continue
+		}
+		delete(x.tokens, k)
+		s := t.session
+		for i, sk := range s.tokens {
+			if sk == k {
+				s.tokens = append(s.tokens[:i], s.tokens[i+1:]...)
+				break
+			}
+		}
+		if len(s.tokens) == 0 {
+			delete(x.sessions, s.id)
 		}
 	}
-	for k, at := range x.ended {
-		if now.Sub(at) > tombstoneTTL {
-			delete(x.ended, k)
+	for k, at := range x.gone {
+		if at < goneBefore {
+			delete(x.gone, k)
 		}
 	}
-	for k, at := range x.revoked {
-		if now.Sub(at) > tombstoneTTL {
-			delete(x.revoked, k)
+	for id, at := range x.ended {
+		if at < goneBefore {
+			delete(x.ended, id)
 		}
+	}
+}
+
+// flights runs a function for many callers at once: a caller waits for the
+// next run that starts after it arrived (one already running may have read
+// the stream's head too early for it), so concurrent callers share runs.
+type flights struct {
+	mu      sync.Mutex
+	running *flight
+	queued  *flight
+}
+
+// flight is one run and its outcome.
+type flight struct {
+	done chan struct{}
+	err  error
+}
+
+// do waits for a run of fn that starts after the call, or for ctx.
+func (g *flights) do(ctx context.Context, fn func() error) error {
+	g.mu.Lock()
+	var f *flight
+	switch {
+	case g.running == nil:
+		f = &flight{done: make(chan struct{})}
+		g.running = f
+		go g.run(f, fn)
+	case g.queued == nil:
+		f = &flight{done: make(chan struct{})}
+		g.queued = f
+	default:
+		f = g.queued
+	}
+	g.mu.Unlock()
+	select {
+	case <-f.done:
+		return f.err
+	case <-ctx.Done():
+		return fmt.Errorf("catching up with the stream: %w", context.Cause(ctx))
+	}
+}
+
+// run runs f, then the run queued meanwhile, if any.
+func (g *flights) run(f *flight, fn func() error) {
+	f.err = fn()
+	close(f.done)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.running, g.queued = g.queued, nil
+	if g.running != nil {
+		go g.run(g.running, fn)
 	}
 }

@@ -2,9 +2,20 @@ package token
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"gatehouse.dev/platform/eventlog"
+	"gatehouse.dev/platform/ids"
+	"gatehouse.dev/platform/projection"
+	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	"gatehouse.dev/services/token/internal/tokenfmt"
 )
 
@@ -55,5 +66,215 @@ func TestRevocationKnownWhileTheReadModelLags(t *testing.T) {
 	}
 	if _, code := second.oauthRefresh(t, refresh); code == "" {
 		t.Fatal("a revoked session was refreshed")
+	}
+}
+
+// Introspection never trusts a read model that could be stale or partial: a
+// rebuild of the sessions read model, a restart, and a rebuild right after
+// the restart while a replica polls every token throughout — no ended
+// session's token is ever active, no live token ever inactive. (Issue 17:
+// during a rebuild, revoked tokens came back and valid ones read inactive.)
+func TestIntrospectionThroughRebuildsAndRestarts(t *testing.T) {
+	e := newLockEnv(t)
+	first := e.replica(t)
+	alice := e.newUser(t)
+	type tok struct {
+		access string
+		live   bool
+	}
+	var toks []tok
+	for i := range 30 {
+		access, _ := first.session(t, alice, "oauth")
+		toks = append(toks, tok{access: access, live: i%3 != 0})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, tk := range toks {
+		if tk.live {
+			continue
+		}
+		var sessionID string
+		if err := first.pool.QueryRow(ctx, `SELECT session_id FROM tokens WHERE token_hash = $1`, tokenfmt.HashString(tk.access)).Scan(&sessionID); err != nil {
+			t.Fatal(err)
+		}
+		if err := first.svc.endSession(ctx, sessionID, "revoked", "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Enough other events that a slow rebuild takes a while.
+	for range 20 {
+		first.session(t, alice, compatKind)
+	}
+
+	// poll introspects every token on r until stop closes and counts wrong answers.
+	poll := func(r *replica, stop <-chan struct{}) (polls, wrong int) {
+		for {
+			time.Sleep(time.Millisecond)
+			for _, tk := range toks {
+				select {
+				case <-stop:
+					return polls, wrong
+				default:
+				}
+				res, err := r.svc.introspect(ctx, tk.access)
+				polls++
+				if err != nil || res.Active != tk.live {
+					wrong++
+					t.Errorf("token (live %v) answered active %v (%v)", tk.live, res.Active, err)
+				}
+			}
+		}
+	}
+	rebuild := func(r *replica) {
+		t.Helper()
+		_, target, err := r.svc.projections.StartRebuild(ctx, sessionsProjection, projection.RebuildOptions{MaxRate: 50})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.svc.projections.WaitRebuilt(ctx, sessionsProjection, target); err != nil {
+			t.Fatal(err)
+		}
+	}
+	during := func(r *replica, fn func()) int {
+		stop := make(chan struct{})
+		result := make(chan int)
+		go func() { polls, _ := poll(r, stop); result <- polls }()
+		fn()
+		time.Sleep(200 * time.Millisecond)
+		close(stop)
+		return <-result
+	}
+
+	n := during(first, func() { rebuild(first) })
+	t.Logf("%d introspections during a rebuild", n)
+	first.stop()
+	second := e.replica(t)
+	n = during(second, func() { rebuild(second) })
+	t.Logf("%d introspections during a rebuild right after a restart", n)
+}
+
+// A token issued a moment ago on another replica is found even when this
+// replica's tail has not brought it yet: a miss catches up with the stream
+// before answering that the token is inactive.
+func TestAMissCatchesUpWithTheStream(t *testing.T) {
+	e := newLockEnv(t)
+	issuer := e.replica(t)
+	alice := e.newUser(t)
+	access, _ := issuer.session(t, alice, "oauth")
+
+	// An index that has loaded nothing and whose tail is not running yet.
+	x := newIndex(issuer.pool, issuer.svc.log, e.accounts, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go x.users.run(ctx)
+	x.tail = x.log.Tail(eventlog.TailConfig{Name: "test", Subjects: []string{eventsv1.TokenSession.Subjects()}, From: 1, Handle: x.learn},
+		slog.New(slog.DiscardHandler))
+	close(x.ready)
+	answered := make(chan bool)
+	go func() {
+		_, live, err := x.lookup(ctx, tokenfmt.HashString(access))
+		if err != nil {
+			t.Error(err)
+		}
+		answered <- live
+	}()
+	select {
+	case live := <-answered:
+		t.Fatalf("answered %v before the tail had read the stream", live)
+	case <-time.After(300 * time.Millisecond):
+	}
+	go x.tail.Run(ctx)
+	select {
+	case live := <-answered:
+		if !live {
+			t.Fatal("a token issued before the question was answered inactive")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer once the tail ran")
+	}
+}
+
+// Concurrent callers share catch-ups, and each waits for one that started
+// after it arrived.
+func TestFlightsShareRunsStartedAfterTheCall(t *testing.T) {
+	var g flights
+	var runs atomic.Int32
+	release := make(chan struct{})
+	fn := func() error { runs.Add(1); <-release; return nil }
+	first := make(chan error)
+	go func() { first <- g.do(context.Background(), fn) }()
+	eventuallyTrue(t, func() bool { return runs.Load() == 1 })
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() {
+			if err := g.do(context.Background(), fn); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	time.Sleep(50 * time.Millisecond)
+	if runs.Load() != 1 {
+		t.Fatalf("%d runs while the first one ran", runs.Load())
+	}
+	close(release)
+	<-first
+	wg.Wait()
+	if got := runs.Load(); got != 2 {
+		t.Fatalf("%d runs, want the first and one shared by the 10 callers that came during it", got)
+	}
+}
+
+func eventuallyTrue(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// BenchmarkIndexMemory fills the introspection index with a million tokens
+// through its event handler — 500,000 sessions of 100,000 users on 50
+// clients, an access and a refresh token each, as OAuth sessions are — and
+// reports the heap it takes per token and per million tokens. Run with
+// -benchtime 1x (make bench).
+func BenchmarkIndexMemory(b *testing.B) {
+	const sessions, users, clients = 500_000, 100_000, 50
+	for b.Loop() {
+		var x *index
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		x = &index{now: time.Now}
+		x.reset()
+		at := timestamppb.Now()
+		expires := timestamppb.New(time.Now().Add(5 * time.Minute))
+		for i := range sessions {
+			u := i % users
+			id := ids.New()
+			rec := eventlog.Record{Seq: uint64(i + 1), Event: &eventsv1.SessionStarted{
+				SessionId: id, Kind: "oauth", ClientId: fmt.Sprintf("client%02d", i%clients),
+				UserId: fmt.Sprintf("01J%023d", u), Username: fmt.Sprintf("user%06d", u),
+				Scope:    "openid urn:matrix:client:api:* urn:matrix:client:device:" + id[16:],
+				DeviceId: id[16:],
+				Tokens: &eventsv1.TokensIssued{SessionId: id, AccessHash: tokenfmt.HashString(fmt.Sprintf("a%d", i)),
+					AccessExpiresAt: expires, RefreshHash: tokenfmt.HashString(fmt.Sprintf("r%d", i))},
+			}, Envelope: &eventsv1.Envelope{OccurredAt: at}}
+			if err := x.learn(rec); err != nil {
+				b.Fatal(err)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		tokens := x.size()
+		if tokens != 2*sessions {
+			b.Fatalf("%d tokens, want %d", tokens, 2*sessions)
+		}
+		perToken := float64(after.HeapAlloc-before.HeapAlloc) / float64(tokens)
+		b.ReportMetric(perToken, "B/token")
+		b.ReportMetric(perToken*1e6/(1<<20), "MiB/1M-tokens")
+		runtime.KeepAlive(x)
 	}
 }

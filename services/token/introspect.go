@@ -48,7 +48,7 @@ func (s *Service) introspect(ctx context.Context, token string) (introspection, 
 	if err != nil || !live || info.Kind != tokenType {
 		return introspection{}, err
 	}
-	s.activity.Touch(info.SessionID, "", s.now())
+	s.activity.Touch(info.SessionID, info.UserID, "", s.now())
 	compat := kind == tokenfmt.CompatAccessToken || kind == tokenfmt.CompatRefreshToken
 	return introspection{Active: true, Info: info, TokenType: tokenType, Compat: compat, Personal: kind == tokenfmt.PersonalToken}, nil
 }

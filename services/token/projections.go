@@ -14,18 +14,27 @@ import (
 
 const sessionsProjection = "sessions"
 
-// sessionsReadModel keeps the sessions and tokens tables.
-func sessionsReadModel() projection.Projection {
+// sessionsReadModel keeps the sessions and tokens tables, the events'
+// personal fields (addresses, user agents) opened: empty once the user was
+// erased. The account_sessions reactor empties them in the table when the
+// erasure happens (account_changes.go).
+func (s *Service) sessionsReadModel() projection.Projection {
 	return projection.Projection{
 		Name:     sessionsProjection,
 		Subjects: []string{eventsv1.TokenSession.Subjects(), eventsv1.TokenActivity.Subjects()},
-		Apply:    applySessionEvent,
-		Reset: func(ctx context.Context, tx pgx.Tx) error {
-			_, err := tx.Exec(ctx, `TRUNCATE tokens, sessions`)
-			return err
+		Apply: func(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
+			if err := s.personal.UnsealRecord(ctx, &rec); err != nil {
+				return err
+			}
+			return applySessionEvent(ctx, tx, rec)
 		},
+		Tables: sessionsTables,
 	}
 }
+
+// sessionsTables are the tables of the sessions read model; the
+// introspection index reads them in one snapshot with the checkpoint.
+var sessionsTables = []string{"tokens", "sessions"}
 
 // applySessionEvent applies one event. Applying an event again changes
 // nothing: rows are inserted once, and a session row changes only for an
@@ -36,10 +45,11 @@ func applySessionEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) erro
 	switch ev := rec.Event.(type) {
 	case *eventsv1.SessionStarted:
 		_, err = tx.Exec(ctx, `
-			INSERT INTO sessions (session_id, kind, client_id, user_id, username, scope, device_id, created_at, device_display_name, ip_address, user_agent, version, owner_user_id)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (session_id) DO NOTHING`,
+			INSERT INTO sessions (session_id, kind, client_id, user_id, username, scope, device_id, created_at, device_display_name, ip_address, user_agent, version,
+			                      browser_session_id, owner_user_id)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (session_id) DO NOTHING`,
 			ev.GetSessionId(), ev.GetKind(), ev.GetClientId(), ev.GetUserId(), ev.GetUsername(), ev.GetScope(), ev.GetDeviceId(), at, ev.GetDeviceDisplayName(),
-			ev.GetIpAddress(), ev.GetUserAgent(), seq, ev.GetOwnerUserId())
+			ev.GetIpAddress(), ev.GetUserAgent(), seq, ev.GetBrowserSessionId(), ev.GetOwnerUserId())
 		if err == nil {
 			err = insertTokens(ctx, tx, ev.GetTokens(), at)
 		}

@@ -118,6 +118,11 @@ func (p *provisioner) userState(ctx context.Context, userID string, upTo uint64)
 	if err != nil {
 		return homeserver.UserState{}, err
 	}
+	// Addresses and display names are sealed under the user's personal key;
+	// an erased user's open as empty.
+	if err := p.svc.personal.UnsealHistory(ctx, history); err != nil {
+		return homeserver.UserState{}, err
+	}
 	var st homeserver.UserState
 	for _, rec := range history {
 		if rec.Seq > upTo {

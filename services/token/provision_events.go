@@ -18,6 +18,11 @@ func (p *provisioner) applyUserEvent(ctx context.Context, rec eventlog.Record) e
 	if !homeserver.Concerns(rec.Event) {
 		return nil
 	}
+	// The event's addresses and display name, sealed under the user's
+	// personal key: empty once the user is erased.
+	if err := p.svc.personal.UnsealRecord(ctx, &rec); err != nil {
+		return err
+	}
 	st, err := p.userState(ctx, rec.Aggregate().ID, rec.Seq)
 	if err != nil {
 		return err

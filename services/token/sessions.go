@@ -12,6 +12,7 @@ import (
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/ids"
+	"gatehouse.dev/platform/personal"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	"gatehouse.dev/services/token/internal/session"
 	"gatehouse.dev/services/token/internal/tokenfmt"
@@ -50,13 +51,23 @@ func (s *Service) start(ctx context.Context, ev *eventsv1.SessionStarted, actor 
 	if err := s.refuseBlocked(ctx, ev.GetUserId()); err != nil {
 		return errs.Classify(err, errs.KindUnavailable, unavailableMsg)
 	}
+	// A user's address and user agent are sealed under the user's personal
+	// key (a client acting for itself keeps them in clear); a user without a
+	// key (erased meanwhile, or registered before personal keys and not yet
+	// given one) gets a session without them.
+	ref := sessionRef(ev.GetSessionId())
+	sealed, err := s.personal.SealDroppingErased(ctx, ev, s.log.Subject(ref), personal.NoOwner)
+	if err != nil {
+		return errs.Classify(err, errs.KindUnavailable, unavailableMsg)
+	}
 	appended, err := s.log.Append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), Event: eventlog.Event{
-		Aggregate: sessionRef(ev.GetSessionId()), Actor: actor, Payload: ev,
+		Aggregate: ref, Actor: actor, Payload: sealed,
 	}})
 	if err == nil {
 		err = s.projections.WaitFor(ctx, sessionsProjection, appended.Last())
 	}
 	if err != nil {
+		s.abandon(ctx, ev.GetSessionId(), err) // the append may have landed: no tokens go out (abandon.go)
 		return errs.Classify(err, errs.KindUnavailable, unavailableMsg)
 	}
 	return s.provisionStarted(ctx, ev) // the homeserver gets the device before the tokens go out (provision_events.go)
@@ -152,8 +163,9 @@ func (s *Service) rotate(ctx context.Context, rot rotation) (pair, session.State
 		return pair{}, session.State{}, errs.FailedPrecondition("The refresh token has already been used; the session has been ended.")
 	}
 	s.index.markRevoked(st.CurrentRefresh, st.CurrentAccess)
-	s.activity.Touch(sessionID, rot.ip, s.now())
+	s.activity.Touch(sessionID, st.Started.GetUserId(), rot.ip, s.now())
 	if err := s.projections.WaitFor(ctx, sessionsProjection, appended.Last()); err != nil {
+		s.abandon(ctx, sessionID, err) // the client keeps a rotated-out refresh token: nobody can use the session (abandon.go)
 		return pair{}, session.State{}, errs.Classify(err, errs.KindUnavailable, unavailableMsg)
 	}
 	return p, st, nil

@@ -31,6 +31,7 @@ import (
 	"gatehouse.dev/platform/clientauth"
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/host"
+	"gatehouse.dev/platform/personal"
 	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/projection"
 	"gatehouse.dev/platform/ratelimit"
@@ -105,6 +106,9 @@ type Deps struct {
 	Limiter *ratelimit.Limiter
 	// Keyring seals the keys the service keeps in its stream.
 	Keyring *sealed.Keyring
+	// Personal holds the personal keys that seal the addresses and user
+	// agents of users' sessions; nil opens one on JetStream with Keyring.
+	Personal *personal.Store
 }
 
 // Service is the token service.
@@ -124,6 +128,7 @@ type Service struct {
 	clientAuth  *clientauth.Authenticator[*client] // clients.go
 	compat      compatState                        // the Matrix compatibility login API (compat.go)
 	activity    *activity.Recorder                 // session use not yet written (activity.go)
+	personal    *personal.Store                    // seals sessions' addresses and user agents
 	logger      *slog.Logger
 	now         func() time.Time
 
@@ -164,7 +169,12 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("token: %w", err)
 	}
-	s := &Service{
+	if deps.Personal == nil {
+		if deps.Personal, err = personal.Open(ctx, deps.JetStream, deps.Keyring, personal.Config{Replicas: cfg.Replicas}); err != nil {
+			return nil, fmt.Errorf("token: %w", err)
+		}
+	}
+	s := &Service{personal: deps.Personal,
 		cfg: cfg, issuer: issuer, pool: deps.Pool, log: log, accountsLog: accountsLog,
 		index: newIndex(deps.Pool, log, accountsLog, deps.Logger), activity: activity.New(),
 		authorize: deps.Authorize, accounts: deps.Accounts, logger: deps.Logger, now: time.Now,
@@ -180,7 +190,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if s.provisioner, err = newProvisioner(s, cfg); err != nil {
 		return nil, fmt.Errorf("token: %w", err)
 	}
-	members := append([]projection.Member{sessionsReadModel(), auditReadModel(), userBlocksReadModel(accountsLog), s.accountChangesReactor()},
+	members := append([]projection.Member{s.sessionsReadModel(), s.auditReadModel(), userBlocksReadModel(accountsLog), s.accountChangesReactor(), s.browserLogoutsReactor()},
 		s.provisioner.reactors()...)
 	if s.projections, err = projection.NewSet(ctx, deps.Pool, log, deps.Logger, members...); err != nil {
 		return nil, fmt.Errorf("token: %w", err)
@@ -307,11 +317,15 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("token: %w", err)
 	}
+	store, err := rt.Personal(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("token: %w", err)
+	}
 	return New(ctx, cfg,
 		Deps{Limiter: limiter,
 			Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "token"), Propagator: rt.Telemetry.Propagator(),
 			Authorize: authorizev1.NewAuthorizeServiceClient(authConn), Accounts: accountsv1.NewAccountsServiceClient(accConn),
-			Keyring: rt.Keyring,
+			Keyring: rt.Keyring, Personal: store,
 		})
 }
 

@@ -47,10 +47,7 @@ func userBlocksReadModel(accounts *eventlog.Log) projection.Projection {
 		Source:   accounts,
 		Subjects: []string{eventsv1.AccountsUser.Subjects()},
 		Apply:    applyBlockEvent,
-		Reset: func(ctx context.Context, tx pgx.Tx) error {
-			_, err := tx.Exec(ctx, `TRUNCATE user_blocks`)
-			return err
-		},
+		Tables:   []string{"user_blocks"},
 	}
 }
 
@@ -113,7 +110,7 @@ func (b *userBlocks) run(ctx context.Context) {
 	var checkpoint uint64
 	for backoff := 100 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
 		var err error
-		checkpoint, err = projection.Snapshot(ctx, b.pool, userBlocksProjection, b.load)
+		checkpoint, err = projection.Snapshot(ctx, b.pool, userBlocksReadModel(b.accounts), b.load)
 		if err == nil {
 			break
 		}

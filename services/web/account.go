@@ -141,6 +141,8 @@ func (s *Service) doneNotice(r *http.Request) string {
 		id = i18n.AccountDoneSessionEnded
 	case "token_revoked":
 		id = i18n.AccountDoneTokenRevoked
+	case "unlinked":
+		id = i18n.AccountDoneUnlinked
 	default:
 		return ""
 	}

@@ -27,6 +27,11 @@ type profileView struct {
 	AddEmailForm     string
 	AddEmailCSRF     string
 	DeactivateURL    string
+	// Upstream are the linked identity providers (account_upstream.go).
+	Upstream    []upstreamLinkItem
+	UnlinkForm  string
+	UnlinkCSRF  string
+	HasUpstream bool
 }
 
 // emailView is one of the user's addresses.
@@ -83,6 +88,14 @@ func (s *Service) showProfile(w http.ResponseWriter, r *http.Request, status int
 		EmailPrimaryForm: s.path("account/emails/primary"),
 		EmailPrimaryCSRF: s.csrf.Token(w, r, "account-email-primary"),
 		DeactivateURL:    s.path("account/deactivate"),
+	}
+	if len(s.cfg.Upstream) > 0 {
+		if v.Upstream, err = s.upstreamLinks(r, who); err != nil {
+			s.failure(w, r, "list identity providers", err)
+			return
+		}
+		v.HasUpstream = true
+		v.UnlinkForm, v.UnlinkCSRF = s.path("account/upstream/unlink"), s.csrf.Token(w, r, "account-upstream-unlink")
 	}
 	for _, em := range emails.GetEmails() {
 		v.Emails = append(v.Emails, emailView{Address: em.GetEmail(), Primary: em.GetPrimary(), Verified: em.GetVerified(), Added: when(l, em.GetAddedAt())})

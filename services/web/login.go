@@ -20,6 +20,8 @@ type loginView struct {
 	RegisterURL string
 	// Captcha is the CAPTCHA's widget, once failures ask for it.
 	Captcha *captchaView
+	// Providers are the upstream identity providers' buttons.
+	Providers []providerButton
 }
 
 // handleLoginGet shows the sign-in form, or sends a browser that is signed
@@ -144,6 +146,7 @@ func (s *Service) renderLogin(w http.ResponseWriter, r *http.Request, status int
 	v := loginView{
 		Action:      s.flowURL("login", f),
 		RegisterURL: s.flowURL("register", f),
+		Providers:   s.providerButtons(l, f),
 		Username: render.Field{
 			ID: "username", Name: "username", Type: "text", Label: l.T(i18n.FieldUsername), Autocomplete: "username",
 			Autocapitalize: "none", Value: username, Error: e.username, Required: true, MaxLength: 255,

@@ -43,6 +43,8 @@ type registerView struct {
 	SignInURL string
 	// Captcha is the CAPTCHA's widget, when one is configured.
 	Captcha *captchaView
+	// Providers are the upstream identity providers' buttons.
+	Providers []providerButton
 }
 
 // registerForm is what a person typed on the registration page.
@@ -257,6 +259,7 @@ func (s *Service) renderRegister(w http.ResponseWriter, r *http.Request, status 
 	v := registerView{
 		Action:    s.flowURL("register", f),
 		SignInURL: s.flowURL("login", f),
+		Providers: s.providerButtons(l, f),
 		Subtitle:  l.T(i18n.RegisterIntro, server),
 		Username: render.Field{
 			ID: "username", Name: "username", Type: "text", Label: l.T(i18n.FieldUsername), Hint: l.T(i18n.FieldUsernameHint, server),

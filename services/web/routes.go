@@ -79,6 +79,22 @@ func (s *Service) routes() []route {
 		{method: get, path: "/complete-compat-sso/{id}", anyone: s.handleSSOGet},
 		{method: post, path: "/complete-compat-sso/{id}", anyone: s.handleSSOPost},
 
+		// Upstream identity providers (upstream.go, upstream_link.go): the
+		// redirect to the provider, its callback (POST for form_post, which
+		// arrives cross-site: exempt from the cross-origin protection, and
+		// checked against the state bound to the browser instead), the first
+		// sign-in. The back-channel logout is not a page (RegisterHTTP).
+		{method: get, path: "/upstream/authorize/{provider}", anyone: s.handleUpstreamAuthorize},
+		{method: get, path: "/upstream/callback/{provider}", anyone: s.handleUpstreamCallback},
+		{method: post, path: "/upstream/callback/{provider}", anyone: s.handleUpstreamCallback},
+		{method: get, path: "/upstream/link", anyone: s.handleUpstreamLinkGet},
+		{method: post, path: "/upstream/link", anyone: s.handleUpstreamLinkPost},
+
+		// RP-initiated logout (end_session.go): GET or POST, as the
+		// specification has it (a client's POST arrives cross-site).
+		{method: get, path: "/oauth2/logout", anyone: s.handleEndSession},
+		{method: post, path: "/oauth2/logout", anyone: s.handleEndSession},
+
 		// The account pages (account*.go), all for the signed-in user.
 		{method: get, path: "/account", user: s.handleAccount},
 		{method: get, path: "/account/{$}", anyone: s.handleAccountSlash},
@@ -89,6 +105,7 @@ func (s *Service) routes() []route {
 		{method: post, path: "/account/emails/resend", user: s.handleEmailResendPost, back: "account/emails/verify"},
 		{method: post, path: "/account/emails/remove", user: s.handleEmailRemovePost, back: "account"},
 		{method: post, path: "/account/emails/primary", user: s.handleEmailPrimaryPost, back: "account"},
+		{method: post, path: "/account/upstream/unlink", user: s.handleUnlinkPost, back: "account"},
 		{method: get, path: "/account/password", user: s.handlePasswordGet},
 		{method: post, path: "/account/password", user: s.handlePasswordPost, back: "account/password"},
 		{method: get, path: "/account/sessions", user: s.handleSessionsGet},
@@ -117,6 +134,8 @@ func (s *Service) routes() []route {
 // conflicting paths.
 func (s *Service) RegisterHTTP(mux *http.ServeMux) {
 	mux.Handle("/static/", s.templates.Static(s.page(s.handleNotFound, nil)))
+	// A provider's back-channel logout: server to server, not a page.
+	mux.HandleFunc("/upstream/backchannel-logout/{provider}", s.handleBackchannelLogout)
 	type methods struct{ get, post http.HandlerFunc }
 	byPath := map[string]*methods{}
 	var paths []string

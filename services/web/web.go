@@ -9,8 +9,9 @@
 // codes to notify, all reached over gRPC.
 //
 // What the service holds in memory, per process (per replica):
-//   - the CSRF key (which also signs the add-email cookie) and the key of
-//     compat SSO confirmations, derived from web.secret (Config.Secret) with
+//   - the CSRF key (which also signs the add-email cookie), the key of
+//     compat SSO confirmations and the key sealing upstream sign-in attempts
+//     (internal/upstreamstate), derived from web.secret (Config.Secret) with
 //     HKDF-SHA256 (internal/keys). Every replica sharing the secret derives
 //     the same keys, so a form or an SSO confirmation rendered by one replica
 //     is accepted by any other and after a restart; pending SSO sign-ins are
@@ -99,6 +100,9 @@ type Config struct {
 	Limits ratelimit.Rules
 	// Captcha is the CAPTCHA of registration (and of sign-in after failures).
 	Captcha CaptchaConfig
+	// Upstream are the upstream identity providers' buttons (their ids,
+	// names and brands; the accounts service holds the rest).
+	Upstream []upstreamProvider
 }
 
 // Deps are the service's connections to the other services.
@@ -200,6 +204,12 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err := s.cop.AddTrustedOrigin(base.Scheme + "://" + base.Host); err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}
+	// These POSTs come from elsewhere by design; each checks what binds it
+	// instead (the upstream state in a sealed cookie; the confirmation's CSRF
+	// token, asked before anything changes).
+	for _, p := range []string{"POST /upstream/callback/{provider}", "POST /oauth2/logout"} {
+		s.cop.AddInsecureBypassPattern(p)
+	}
 	s.cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, http.StatusForbidden, i18n.ErrorCrossOriginTitle, i18n.ErrorCrossOrigin)
 	}))
@@ -220,6 +230,11 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}
+	var upstream []upstreamProvider
+	for _, raw := range rt.Config.Upstream.Providers {
+		p := raw.WithDefaults()
+		upstream = append(upstream, upstreamProvider{ID: p.ID, HumanName: p.HumanName, Brand: p.Brand})
+	}
 	return New(Config{
 		PublicURL:   rt.Config.PublicURL,
 		ServiceName: rt.Config.Branding.ServiceName,
@@ -228,6 +243,7 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 		ServerName:      rt.Config.Matrix.ServerName,
 		Secret:          []byte(rt.Config.Web.Secret),
 		Limits:          ratelimit.RulesFrom(rt.Config.RateLimits),
+		Upstream:        upstream,
 		Captcha: CaptchaConfig{
 			Provider: rt.Config.Captcha.Provider, SiteKey: rt.Config.Captcha.SiteKey, SecretKey: string(rt.Config.Captcha.SecretKey),
 			VerifyURL: rt.Config.Captcha.VerifyURL, ScriptURL: rt.Config.Captcha.ScriptURL, LoginAfterFailures: rt.Config.Captcha.LoginAfterFailures,

@@ -11,6 +11,10 @@
 //   - apply is idempotent: any one event delivered again after the whole
 //     history changes nothing (the runner's checkpoint already prevents a
 //     second application; this guards the read model itself against one);
+//   - a rebuild does not change what readers see until it swaps in: while
+//     it is held before its swap, caught up, the live tables are what they
+//     were and the build's copies hold the same rows; after the swap, the
+//     live tables still do;
 //   - rebuild equals live: a rebuild from the stream gives the same rows;
 //   - reset empties: after a reset every table of the projection is empty
 //     and its checkpoint is back to zero.
@@ -51,8 +55,6 @@ type Case struct {
 	// Pool connects to the service's schema, its migrations applied, in a
 	// fresh database.
 	Pool *pgxpool.Pool
-	// Tables are the projection's tables.
-	Tables []string
 	// Events is the history, appended in order. It should be what the
 	// service really appends (ids that refer to each other, several
 	// aggregates, events that undo earlier ones) and include every event
@@ -129,6 +131,48 @@ func Run(t *testing.T, c Case) {
 			if after != live {
 				t.Errorf("%s at seq %d delivered again changed the read model:\n%s", rec.Type(), rec.Seq, diff(live, after))
 			}
+		}
+	})
+	t.Run(name+"/a rebuild does not change what readers see until the swap", func(t *testing.T) {
+		release := set.HoldSwap(name)
+		defer release()
+		_, target, err := set.StartRebuild(ctx, name, projection.RebuildOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(timeout)
+		var st projection.Status
+		for {
+			if st, err = set.Status(ctx, name); err != nil {
+				t.Fatal(err)
+			}
+			if st.Build == nil {
+				t.Fatal("the rebuild swapped in although its swap was held")
+			}
+			if st.Build.Position >= target {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the build reached seq %d, not %d", st.Build.Position, target)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if got := c.dump(ctx, t, c.Pool); got != live {
+			t.Errorf("while a rebuild is under way readers see:\n%s", diff(live, got))
+		}
+		if copies := c.dumpIn(ctx, t, c.Pool, st.Build.Schema); copies != live {
+			t.Errorf("the build's copies differ from the live read model:\n%s", diff(live, copies))
+		}
+		release()
+		if _, err := set.WaitRebuilt(ctx, name, target); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.dump(ctx, t, c.Pool); got != live {
+			t.Errorf("after the swap readers see:\n%s", diff(live, got))
+		}
+		var left bool
+		if err := c.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, st.Build.Schema).Scan(&left); err != nil || left {
+			t.Errorf("the build schema %s is left after the swap (%v)", st.Build.Schema, err)
 		}
 	})
 	t.Run(name+"/rebuild equals live", func(t *testing.T) {
@@ -240,9 +284,21 @@ func (c Case) dump(ctx context.Context, t *testing.T, q interface {
 	Query(context.Context, string, ...any) (pgx.Rows, error)
 }) string {
 	t.Helper()
+	return c.dumpIn(ctx, t, q, "")
+}
+
+// dumpIn is dump of the tables in schema (the search_path when empty).
+func (c Case) dumpIn(ctx context.Context, t *testing.T, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, schema string) string {
+	t.Helper()
 	var b strings.Builder
-	for _, table := range c.Tables {
-		rows, err := q.Query(ctx, `SELECT r::text FROM (SELECT to_jsonb(t) AS r FROM `+pgx.Identifier{table}.Sanitize()+` t) rows ORDER BY r::text`)
+	for _, table := range c.Projection.Tables {
+		id := pgx.Identifier{table}
+		if schema != "" {
+			id = pgx.Identifier{schema, table}
+		}
+		rows, err := q.Query(ctx, `SELECT r::text FROM (SELECT to_jsonb(t) AS r FROM `+id.Sanitize()+` t) rows ORDER BY r::text`)
 		if err != nil {
 			t.Fatalf("read %s: %v", table, err)
 		}

@@ -21,3 +21,13 @@ document.addEventListener("submit", function (event) {
     }
   }, { once: true });
 });
+
+// A form marked data-autosubmit is sent as soon as the page is ready (the
+// upstream sign-in's callback, posted again from this site); without script,
+// its button does the same.
+document.addEventListener("DOMContentLoaded", function () {
+  var form = document.querySelector("form[data-autosubmit]");
+  if (form) {
+    form.requestSubmit ? form.requestSubmit() : form.submit();
+  }
+});

@@ -1777,8 +1777,10 @@ type BrowserSession struct {
 	EndedAt      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=ended_at,json=endedAt,proto3" json:"ended_at,omitempty"`
 	// When the user last proved who they are (password) in this session.
 	AuthenticatedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=authenticated_at,json=authenticatedAt,proto3" json:"authenticated_at,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The upstream provider the person signed in with, if any.
+	UpstreamProvider string `protobuf:"bytes,9,opt,name=upstream_provider,json=upstreamProvider,proto3" json:"upstream_provider,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *BrowserSession) Reset() {
@@ -1865,6 +1867,13 @@ func (x *BrowserSession) GetAuthenticatedAt() *timestamppb.Timestamp {
 		return x.AuthenticatedAt
 	}
 	return nil
+}
+
+func (x *BrowserSession) GetUpstreamProvider() string {
+	if x != nil {
+		return x.UpstreamProvider
+	}
+	return ""
 }
 
 type StartBrowserSessionRequest struct {
@@ -2354,10 +2363,13 @@ type User struct {
 	HasPassword bool                   `protobuf:"varint,8,opt,name=has_password,json=hasPassword,proto3" json:"has_password,omitempty"`
 	CreatedAt   *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	UpdatedAt   *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// The account was deactivated with erase: its personal data (addresses,
+	// display name, password) is gone for good; the username stays reserved.
+	Erased bool `protobuf:"varint,11,opt,name=erased,proto3" json:"erased,omitempty"`
 	// When the user was locked; unset when not locked.
-	LockedAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=locked_at,json=lockedAt,proto3" json:"locked_at,omitempty"`
+	LockedAt *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=locked_at,json=lockedAt,proto3" json:"locked_at,omitempty"`
 	// When the user was deactivated; unset when active.
-	DeactivatedAt *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=deactivated_at,json=deactivatedAt,proto3" json:"deactivated_at,omitempty"`
+	DeactivatedAt *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=deactivated_at,json=deactivatedAt,proto3" json:"deactivated_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2460,6 +2472,13 @@ func (x *User) GetUpdatedAt() *timestamppb.Timestamp {
 		return x.UpdatedAt
 	}
 	return nil
+}
+
+func (x *User) GetErased() bool {
+	if x != nil {
+		return x.Erased
+	}
+	return false
 }
 
 func (x *User) GetLockedAt() *timestamppb.Timestamp {
@@ -4349,6 +4368,1372 @@ func (x *ListAuditEntriesResponse) GetPage() *v1.PageInfo {
 	return nil
 }
 
+// UpstreamProvider is a configured upstream identity provider.
+type UpstreamProvider struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProviderId    string                 `protobuf:"bytes,1,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
+	HumanName     string                 `protobuf:"bytes,2,opt,name=human_name,json=humanName,proto3" json:"human_name,omitempty"`
+	Brand         string                 `protobuf:"bytes,3,opt,name=brand,proto3" json:"brand,omitempty"`
+	Issuer        string                 `protobuf:"bytes,4,opt,name=issuer,proto3" json:"issuer,omitempty"`
+	SynapseIdpId  string                 `protobuf:"bytes,5,opt,name=synapse_idp_id,json=synapseIdpId,proto3" json:"synapse_idp_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpstreamProvider) Reset() {
+	*x = UpstreamProvider{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpstreamProvider) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpstreamProvider) ProtoMessage() {}
+
+func (x *UpstreamProvider) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpstreamProvider.ProtoReflect.Descriptor instead.
+func (*UpstreamProvider) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{76}
+}
+
+func (x *UpstreamProvider) GetProviderId() string {
+	if x != nil {
+		return x.ProviderId
+	}
+	return ""
+}
+
+func (x *UpstreamProvider) GetHumanName() string {
+	if x != nil {
+		return x.HumanName
+	}
+	return ""
+}
+
+func (x *UpstreamProvider) GetBrand() string {
+	if x != nil {
+		return x.Brand
+	}
+	return ""
+}
+
+func (x *UpstreamProvider) GetIssuer() string {
+	if x != nil {
+		return x.Issuer
+	}
+	return ""
+}
+
+func (x *UpstreamProvider) GetSynapseIdpId() string {
+	if x != nil {
+		return x.SynapseIdpId
+	}
+	return ""
+}
+
+type ListUpstreamProvidersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUpstreamProvidersRequest) Reset() {
+	*x = ListUpstreamProvidersRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[77]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUpstreamProvidersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUpstreamProvidersRequest) ProtoMessage() {}
+
+func (x *ListUpstreamProvidersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[77]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUpstreamProvidersRequest.ProtoReflect.Descriptor instead.
+func (*ListUpstreamProvidersRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{77}
+}
+
+type ListUpstreamProvidersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Providers     []*UpstreamProvider    `protobuf:"bytes,1,rep,name=providers,proto3" json:"providers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUpstreamProvidersResponse) Reset() {
+	*x = ListUpstreamProvidersResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[78]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUpstreamProvidersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUpstreamProvidersResponse) ProtoMessage() {}
+
+func (x *ListUpstreamProvidersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[78]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUpstreamProvidersResponse.ProtoReflect.Descriptor instead.
+func (*ListUpstreamProvidersResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{78}
+}
+
+func (x *ListUpstreamProvidersResponse) GetProviders() []*UpstreamProvider {
+	if x != nil {
+		return x.Providers
+	}
+	return nil
+}
+
+type StartUpstreamSignInRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProviderId    string                 `protobuf:"bytes,1,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartUpstreamSignInRequest) Reset() {
+	*x = StartUpstreamSignInRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[79]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartUpstreamSignInRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartUpstreamSignInRequest) ProtoMessage() {}
+
+func (x *StartUpstreamSignInRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[79]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartUpstreamSignInRequest.ProtoReflect.Descriptor instead.
+func (*StartUpstreamSignInRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{79}
+}
+
+func (x *StartUpstreamSignInRequest) GetProviderId() string {
+	if x != nil {
+		return x.ProviderId
+	}
+	return ""
+}
+
+type StartUpstreamSignInResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Where to send the browser.
+	AuthorizationUrl string `protobuf:"bytes,1,opt,name=authorization_url,json=authorizationUrl,proto3" json:"authorization_url,omitempty"`
+	// To bind to the browser, and give back with the code.
+	State string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	Nonce string `protobuf:"bytes,3,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	// Empty when the provider is not asked for PKCE.
+	CodeVerifier  string `protobuf:"bytes,4,opt,name=code_verifier,json=codeVerifier,proto3" json:"code_verifier,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartUpstreamSignInResponse) Reset() {
+	*x = StartUpstreamSignInResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartUpstreamSignInResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartUpstreamSignInResponse) ProtoMessage() {}
+
+func (x *StartUpstreamSignInResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartUpstreamSignInResponse.ProtoReflect.Descriptor instead.
+func (*StartUpstreamSignInResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{80}
+}
+
+func (x *StartUpstreamSignInResponse) GetAuthorizationUrl() string {
+	if x != nil {
+		return x.AuthorizationUrl
+	}
+	return ""
+}
+
+func (x *StartUpstreamSignInResponse) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *StartUpstreamSignInResponse) GetNonce() string {
+	if x != nil {
+		return x.Nonce
+	}
+	return ""
+}
+
+func (x *StartUpstreamSignInResponse) GetCodeVerifier() string {
+	if x != nil {
+		return x.CodeVerifier
+	}
+	return ""
+}
+
+type CompleteUpstreamSignInRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ProviderId string                 `protobuf:"bytes,1,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
+	// The code from the callback.
+	Code string `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	// From StartUpstreamSignIn, as bound to the browser.
+	Nonce         string `protobuf:"bytes,3,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	CodeVerifier  string `protobuf:"bytes,4,opt,name=code_verifier,json=codeVerifier,proto3" json:"code_verifier,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteUpstreamSignInRequest) Reset() {
+	*x = CompleteUpstreamSignInRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[81]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteUpstreamSignInRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteUpstreamSignInRequest) ProtoMessage() {}
+
+func (x *CompleteUpstreamSignInRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[81]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteUpstreamSignInRequest.ProtoReflect.Descriptor instead.
+func (*CompleteUpstreamSignInRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{81}
+}
+
+func (x *CompleteUpstreamSignInRequest) GetProviderId() string {
+	if x != nil {
+		return x.ProviderId
+	}
+	return ""
+}
+
+func (x *CompleteUpstreamSignInRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *CompleteUpstreamSignInRequest) GetNonce() string {
+	if x != nil {
+		return x.Nonce
+	}
+	return ""
+}
+
+func (x *CompleteUpstreamSignInRequest) GetCodeVerifier() string {
+	if x != nil {
+		return x.CodeVerifier
+	}
+	return ""
+}
+
+type CompleteUpstreamSignInResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A linked identity: its user and a proof for StartBrowserSession.
+	User      *User  `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	AuthProof string `protobuf:"bytes,2,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
+	// An identity linked to nobody yet: a ticket for RegisterUpstreamUser or
+	// LinkUpstream, and what a first sign-in would create.
+	Ticket        string          `protobuf:"bytes,3,opt,name=ticket,proto3" json:"ticket,omitempty"`
+	SignIn        *UpstreamSignIn `protobuf:"bytes,4,opt,name=sign_in,json=signIn,proto3" json:"sign_in,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteUpstreamSignInResponse) Reset() {
+	*x = CompleteUpstreamSignInResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[82]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteUpstreamSignInResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteUpstreamSignInResponse) ProtoMessage() {}
+
+func (x *CompleteUpstreamSignInResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[82]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteUpstreamSignInResponse.ProtoReflect.Descriptor instead.
+func (*CompleteUpstreamSignInResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{82}
+}
+
+func (x *CompleteUpstreamSignInResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *CompleteUpstreamSignInResponse) GetAuthProof() string {
+	if x != nil {
+		return x.AuthProof
+	}
+	return ""
+}
+
+func (x *CompleteUpstreamSignInResponse) GetTicket() string {
+	if x != nil {
+		return x.Ticket
+	}
+	return ""
+}
+
+func (x *CompleteUpstreamSignInResponse) GetSignIn() *UpstreamSignIn {
+	if x != nil {
+		return x.SignIn
+	}
+	return nil
+}
+
+// UpstreamSignIn is what a first sign-in with an upstream identity would
+// create, from the provider's claims and the configured actions.
+type UpstreamSignIn struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ProviderId   string                 `protobuf:"bytes,1,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
+	ProviderName string                 `protobuf:"bytes,2,opt,name=provider_name,json=providerName,proto3" json:"provider_name,omitempty"`
+	// The username: a forced one cannot be changed (and its availability is
+	// not checked here); a suggested one may be.
+	Localpart         string `protobuf:"bytes,3,opt,name=localpart,proto3" json:"localpart,omitempty"`
+	LocalpartForced   bool   `protobuf:"varint,4,opt,name=localpart_forced,json=localpartForced,proto3" json:"localpart_forced,omitempty"`
+	DisplayName       string `protobuf:"bytes,5,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	DisplayNameForced bool   `protobuf:"varint,6,opt,name=display_name_forced,json=displayNameForced,proto3" json:"display_name_forced,omitempty"`
+	// The address the provider vouches for (email_verified); empty when it
+	// gave none, or one it does not say is verified (email_unverified then).
+	Email           string                 `protobuf:"bytes,7,opt,name=email,proto3" json:"email,omitempty"`
+	EmailForced     bool                   `protobuf:"varint,8,opt,name=email_forced,json=emailForced,proto3" json:"email_forced,omitempty"`
+	EmailUnverified string                 `protobuf:"bytes,9,opt,name=email_unverified,json=emailUnverified,proto3" json:"email_unverified,omitempty"`
+	ExpiresAt       *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *UpstreamSignIn) Reset() {
+	*x = UpstreamSignIn{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[83]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpstreamSignIn) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpstreamSignIn) ProtoMessage() {}
+
+func (x *UpstreamSignIn) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[83]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpstreamSignIn.ProtoReflect.Descriptor instead.
+func (*UpstreamSignIn) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{83}
+}
+
+func (x *UpstreamSignIn) GetProviderId() string {
+	if x != nil {
+		return x.ProviderId
+	}
+	return ""
+}
+
+func (x *UpstreamSignIn) GetProviderName() string {
+	if x != nil {
+		return x.ProviderName
+	}
+	return ""
+}
+
+func (x *UpstreamSignIn) GetLocalpart() string {
+	if x != nil {
+		return x.Localpart
+	}
+	return ""
+}
+
+func (x *UpstreamSignIn) GetLocalpartForced() bool {
+	if x != nil {
+		return x.LocalpartForced
+	}
+	return false
+}
+
+func (x *UpstreamSignIn) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *UpstreamSignIn) GetDisplayNameForced() bool {
+	if x != nil {
+		return x.DisplayNameForced
+	}
+	return false
+}
+
+func (x *UpstreamSignIn) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *UpstreamSignIn) GetEmailForced() bool {
+	if x != nil {
+		return x.EmailForced
+	}
+	return false
+}
+
+func (x *UpstreamSignIn) GetEmailUnverified() string {
+	if x != nil {
+		return x.EmailUnverified
+	}
+	return ""
+}
+
+func (x *UpstreamSignIn) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+type GetUpstreamSignInRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ticket        string                 `protobuf:"bytes,1,opt,name=ticket,proto3" json:"ticket,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUpstreamSignInRequest) Reset() {
+	*x = GetUpstreamSignInRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[84]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUpstreamSignInRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUpstreamSignInRequest) ProtoMessage() {}
+
+func (x *GetUpstreamSignInRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[84]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUpstreamSignInRequest.ProtoReflect.Descriptor instead.
+func (*GetUpstreamSignInRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{84}
+}
+
+func (x *GetUpstreamSignInRequest) GetTicket() string {
+	if x != nil {
+		return x.Ticket
+	}
+	return ""
+}
+
+type GetUpstreamSignInResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SignIn        *UpstreamSignIn        `protobuf:"bytes,1,opt,name=sign_in,json=signIn,proto3" json:"sign_in,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUpstreamSignInResponse) Reset() {
+	*x = GetUpstreamSignInResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[85]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUpstreamSignInResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUpstreamSignInResponse) ProtoMessage() {}
+
+func (x *GetUpstreamSignInResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[85]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUpstreamSignInResponse.ProtoReflect.Descriptor instead.
+func (*GetUpstreamSignInResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{85}
+}
+
+func (x *GetUpstreamSignInResponse) GetSignIn() *UpstreamSignIn {
+	if x != nil {
+		return x.SignIn
+	}
+	return nil
+}
+
+type RegisterUpstreamUserRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Ticket string                 `protobuf:"bytes,1,opt,name=ticket,proto3" json:"ticket,omitempty"`
+	// The username chosen (ignored when the provider's is forced).
+	Username string `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	// Whether to keep the suggested display name and address.
+	UseDisplayName bool `protobuf:"varint,3,opt,name=use_display_name,json=useDisplayName,proto3" json:"use_display_name,omitempty"`
+	UseEmail       bool `protobuf:"varint,4,opt,name=use_email,json=useEmail,proto3" json:"use_email,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *RegisterUpstreamUserRequest) Reset() {
+	*x = RegisterUpstreamUserRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[86]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterUpstreamUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterUpstreamUserRequest) ProtoMessage() {}
+
+func (x *RegisterUpstreamUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[86]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterUpstreamUserRequest.ProtoReflect.Descriptor instead.
+func (*RegisterUpstreamUserRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{86}
+}
+
+func (x *RegisterUpstreamUserRequest) GetTicket() string {
+	if x != nil {
+		return x.Ticket
+	}
+	return ""
+}
+
+func (x *RegisterUpstreamUserRequest) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *RegisterUpstreamUserRequest) GetUseDisplayName() bool {
+	if x != nil {
+		return x.UseDisplayName
+	}
+	return false
+}
+
+func (x *RegisterUpstreamUserRequest) GetUseEmail() bool {
+	if x != nil {
+		return x.UseEmail
+	}
+	return false
+}
+
+type RegisterUpstreamUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          *User                  `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	AuthProof     string                 `protobuf:"bytes,2,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterUpstreamUserResponse) Reset() {
+	*x = RegisterUpstreamUserResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[87]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterUpstreamUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterUpstreamUserResponse) ProtoMessage() {}
+
+func (x *RegisterUpstreamUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[87]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterUpstreamUserResponse.ProtoReflect.Descriptor instead.
+func (*RegisterUpstreamUserResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{87}
+}
+
+func (x *RegisterUpstreamUserResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *RegisterUpstreamUserResponse) GetAuthProof() string {
+	if x != nil {
+		return x.AuthProof
+	}
+	return ""
+}
+
+type LinkUpstreamRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Ticket string                 `protobuf:"bytes,1,opt,name=ticket,proto3" json:"ticket,omitempty"`
+	UserId string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// The user's proof of a password just verified (VerifyPassword).
+	AuthProof     string `protobuf:"bytes,3,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinkUpstreamRequest) Reset() {
+	*x = LinkUpstreamRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[88]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkUpstreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkUpstreamRequest) ProtoMessage() {}
+
+func (x *LinkUpstreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[88]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkUpstreamRequest.ProtoReflect.Descriptor instead.
+func (*LinkUpstreamRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{88}
+}
+
+func (x *LinkUpstreamRequest) GetTicket() string {
+	if x != nil {
+		return x.Ticket
+	}
+	return ""
+}
+
+func (x *LinkUpstreamRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *LinkUpstreamRequest) GetAuthProof() string {
+	if x != nil {
+		return x.AuthProof
+	}
+	return ""
+}
+
+type LinkUpstreamResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	User  *User                  `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// A proof for StartBrowserSession, of the upstream sign-in.
+	AuthProof     string `protobuf:"bytes,2,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinkUpstreamResponse) Reset() {
+	*x = LinkUpstreamResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[89]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkUpstreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkUpstreamResponse) ProtoMessage() {}
+
+func (x *LinkUpstreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[89]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkUpstreamResponse.ProtoReflect.Descriptor instead.
+func (*LinkUpstreamResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{89}
+}
+
+func (x *LinkUpstreamResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *LinkUpstreamResponse) GetAuthProof() string {
+	if x != nil {
+		return x.AuthProof
+	}
+	return ""
+}
+
+// UpstreamLink is an upstream identity linked to a user.
+type UpstreamLink struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	LinkId string                 `protobuf:"bytes,1,opt,name=link_id,json=linkId,proto3" json:"link_id,omitempty"`
+	UserId string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// The provider's id; for an imported link whose provider is not
+	// configured, "synapse:<auth_provider>".
+	ProviderId   string                 `protobuf:"bytes,3,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
+	ProviderName string                 `protobuf:"bytes,4,opt,name=provider_name,json=providerName,proto3" json:"provider_name,omitempty"`
+	Subject      string                 `protobuf:"bytes,5,opt,name=subject,proto3" json:"subject,omitempty"`
+	Email        string                 `protobuf:"bytes,6,opt,name=email,proto3" json:"email,omitempty"`
+	LinkedAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=linked_at,json=linkedAt,proto3" json:"linked_at,omitempty"`
+	// registration, link, admin or import.
+	Source        string `protobuf:"bytes,8,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpstreamLink) Reset() {
+	*x = UpstreamLink{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[90]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpstreamLink) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpstreamLink) ProtoMessage() {}
+
+func (x *UpstreamLink) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[90]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpstreamLink.ProtoReflect.Descriptor instead.
+func (*UpstreamLink) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{90}
+}
+
+func (x *UpstreamLink) GetLinkId() string {
+	if x != nil {
+		return x.LinkId
+	}
+	return ""
+}
+
+func (x *UpstreamLink) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *UpstreamLink) GetProviderId() string {
+	if x != nil {
+		return x.ProviderId
+	}
+	return ""
+}
+
+func (x *UpstreamLink) GetProviderName() string {
+	if x != nil {
+		return x.ProviderName
+	}
+	return ""
+}
+
+func (x *UpstreamLink) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *UpstreamLink) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *UpstreamLink) GetLinkedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LinkedAt
+	}
+	return nil
+}
+
+func (x *UpstreamLink) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+type ListUpstreamLinksRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	ProviderId    string                 `protobuf:"bytes,2,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUpstreamLinksRequest) Reset() {
+	*x = ListUpstreamLinksRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[91]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUpstreamLinksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUpstreamLinksRequest) ProtoMessage() {}
+
+func (x *ListUpstreamLinksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[91]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUpstreamLinksRequest.ProtoReflect.Descriptor instead.
+func (*ListUpstreamLinksRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{91}
+}
+
+func (x *ListUpstreamLinksRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *ListUpstreamLinksRequest) GetProviderId() string {
+	if x != nil {
+		return x.ProviderId
+	}
+	return ""
+}
+
+type ListUpstreamLinksResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Links         []*UpstreamLink        `protobuf:"bytes,1,rep,name=links,proto3" json:"links,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUpstreamLinksResponse) Reset() {
+	*x = ListUpstreamLinksResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[92]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUpstreamLinksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUpstreamLinksResponse) ProtoMessage() {}
+
+func (x *ListUpstreamLinksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[92]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUpstreamLinksResponse.ProtoReflect.Descriptor instead.
+func (*ListUpstreamLinksResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{92}
+}
+
+func (x *ListUpstreamLinksResponse) GetLinks() []*UpstreamLink {
+	if x != nil {
+		return x.Links
+	}
+	return nil
+}
+
+type AddUpstreamLinkRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// A configured provider's id, or empty with synapse_auth_provider.
+	ProviderId string `protobuf:"bytes,2,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
+	// For an import: the auth_provider Synapse stored (oidc-<idp_id>); the link
+	// belongs to the provider whose synapse_idp_id it is, configured or not yet.
+	SynapseAuthProvider string `protobuf:"bytes,3,opt,name=synapse_auth_provider,json=synapseAuthProvider,proto3" json:"synapse_auth_provider,omitempty"`
+	Subject             string `protobuf:"bytes,4,opt,name=subject,proto3" json:"subject,omitempty"`
+	Email               string `protobuf:"bytes,5,opt,name=email,proto3" json:"email,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *AddUpstreamLinkRequest) Reset() {
+	*x = AddUpstreamLinkRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[93]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddUpstreamLinkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddUpstreamLinkRequest) ProtoMessage() {}
+
+func (x *AddUpstreamLinkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[93]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddUpstreamLinkRequest.ProtoReflect.Descriptor instead.
+func (*AddUpstreamLinkRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{93}
+}
+
+func (x *AddUpstreamLinkRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *AddUpstreamLinkRequest) GetProviderId() string {
+	if x != nil {
+		return x.ProviderId
+	}
+	return ""
+}
+
+func (x *AddUpstreamLinkRequest) GetSynapseAuthProvider() string {
+	if x != nil {
+		return x.SynapseAuthProvider
+	}
+	return ""
+}
+
+func (x *AddUpstreamLinkRequest) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *AddUpstreamLinkRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+type AddUpstreamLinkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Link          *UpstreamLink          `protobuf:"bytes,1,opt,name=link,proto3" json:"link,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddUpstreamLinkResponse) Reset() {
+	*x = AddUpstreamLinkResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[94]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddUpstreamLinkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddUpstreamLinkResponse) ProtoMessage() {}
+
+func (x *AddUpstreamLinkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[94]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddUpstreamLinkResponse.ProtoReflect.Descriptor instead.
+func (*AddUpstreamLinkResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{94}
+}
+
+func (x *AddUpstreamLinkResponse) GetLink() *UpstreamLink {
+	if x != nil {
+		return x.Link
+	}
+	return nil
+}
+
+type RemoveUpstreamLinkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	LinkId        string                 `protobuf:"bytes,2,opt,name=link_id,json=linkId,proto3" json:"link_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveUpstreamLinkRequest) Reset() {
+	*x = RemoveUpstreamLinkRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[95]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveUpstreamLinkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveUpstreamLinkRequest) ProtoMessage() {}
+
+func (x *RemoveUpstreamLinkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[95]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveUpstreamLinkRequest.ProtoReflect.Descriptor instead.
+func (*RemoveUpstreamLinkRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{95}
+}
+
+func (x *RemoveUpstreamLinkRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *RemoveUpstreamLinkRequest) GetLinkId() string {
+	if x != nil {
+		return x.LinkId
+	}
+	return ""
+}
+
+type RemoveUpstreamLinkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveUpstreamLinkResponse) Reset() {
+	*x = RemoveUpstreamLinkResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[96]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveUpstreamLinkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveUpstreamLinkResponse) ProtoMessage() {}
+
+func (x *RemoveUpstreamLinkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[96]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveUpstreamLinkResponse.ProtoReflect.Descriptor instead.
+func (*RemoveUpstreamLinkResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{96}
+}
+
+type UpstreamBackchannelLogoutRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProviderId    string                 `protobuf:"bytes,1,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
+	LogoutToken   string                 `protobuf:"bytes,2,opt,name=logout_token,json=logoutToken,proto3" json:"logout_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpstreamBackchannelLogoutRequest) Reset() {
+	*x = UpstreamBackchannelLogoutRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[97]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpstreamBackchannelLogoutRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpstreamBackchannelLogoutRequest) ProtoMessage() {}
+
+func (x *UpstreamBackchannelLogoutRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[97]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpstreamBackchannelLogoutRequest.ProtoReflect.Descriptor instead.
+func (*UpstreamBackchannelLogoutRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{97}
+}
+
+func (x *UpstreamBackchannelLogoutRequest) GetProviderId() string {
+	if x != nil {
+		return x.ProviderId
+	}
+	return ""
+}
+
+func (x *UpstreamBackchannelLogoutRequest) GetLogoutToken() string {
+	if x != nil {
+		return x.LogoutToken
+	}
+	return ""
+}
+
+type UpstreamBackchannelLogoutResponse struct {
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	BrowserSessionsEnded int32                  `protobuf:"varint,1,opt,name=browser_sessions_ended,json=browserSessionsEnded,proto3" json:"browser_sessions_ended,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *UpstreamBackchannelLogoutResponse) Reset() {
+	*x = UpstreamBackchannelLogoutResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[98]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpstreamBackchannelLogoutResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpstreamBackchannelLogoutResponse) ProtoMessage() {}
+
+func (x *UpstreamBackchannelLogoutResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[98]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpstreamBackchannelLogoutResponse.ProtoReflect.Descriptor instead.
+func (*UpstreamBackchannelLogoutResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{98}
+}
+
+func (x *UpstreamBackchannelLogoutResponse) GetBrowserSessionsEnded() int32 {
+	if x != nil {
+		return x.BrowserSessionsEnded
+	}
+	return 0
+}
+
 var File_gatehouse_accounts_v1_accounts_proto protoreflect.FileDescriptor
 
 const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
@@ -4461,7 +5846,7 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x05email\x18\x03 \x01(\tR\x05email\"}\n" +
 	"\x12ListEmailsResponse\x124\n" +
 	"\x06emails\x18\x01 \x03(\v2\x1c.gatehouse.accounts.v1.EmailR\x06emails\x121\n" +
-	"\x04page\x18\x02 \x01(\v2\x1d.gatehouse.paging.v1.PageInfoR\x04page\"\x81\x03\n" +
+	"\x04page\x18\x02 \x01(\v2\x1d.gatehouse.paging.v1.PageInfoR\x04page\"\xae\x03\n" +
 	"\x0eBrowserSession\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
@@ -4474,7 +5859,8 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12@\n" +
 	"\x0elast_active_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\flastActiveAt\x125\n" +
 	"\bended_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\aendedAt\x12E\n" +
-	"\x10authenticated_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x0fauthenticatedAt\"\x92\x01\n" +
+	"\x10authenticated_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x0fauthenticatedAt\x12+\n" +
+	"\x11upstream_provider\x18\t \x01(\tR\x10upstreamProvider\"\x92\x01\n" +
 	"\x1aStartBrowserSessionRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
 	"\n" +
@@ -4509,7 +5895,7 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x11last_active_after\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x0flastActiveAfter\"\x93\x01\n" +
 	"\x1bListBrowserSessionsResponse\x12A\n" +
 	"\bsessions\x18\x01 \x03(\v2%.gatehouse.accounts.v1.BrowserSessionR\bsessions\x121\n" +
-	"\x04page\x18\x02 \x01(\v2\x1d.gatehouse.paging.v1.PageInfoR\x04page\"\xd0\x03\n" +
+	"\x04page\x18\x02 \x01(\v2\x1d.gatehouse.paging.v1.PageInfoR\x04page\"\xe8\x03\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x14\n" +
@@ -4523,9 +5909,10 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"created_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
 	"updated_at\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x127\n" +
-	"\tlocked_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\blockedAt\x12A\n" +
-	"\x0edeactivated_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\rdeactivatedAt\"\xee\x01\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x16\n" +
+	"\x06erased\x18\v \x01(\bR\x06erased\x127\n" +
+	"\tlocked_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\blockedAt\x12A\n" +
+	"\x0edeactivated_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\rdeactivatedAt\"\xee\x01\n" +
 	"\x0fRegisterRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x14\n" +
@@ -4648,14 +6035,116 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x18ListAuditEntriesResponse\x12;\n" +
 	"\aentries\x18\x01 \x03(\v2!.gatehouse.accounts.v1.AuditEntryR\aentries\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x121\n" +
-	"\x04page\x18\x03 \x01(\v2\x1d.gatehouse.paging.v1.PageInfoR\x04page*\x9d\x01\n" +
+	"\x04page\x18\x03 \x01(\v2\x1d.gatehouse.paging.v1.PageInfoR\x04page\"\xa6\x01\n" +
+	"\x10UpstreamProvider\x12\x1f\n" +
+	"\vprovider_id\x18\x01 \x01(\tR\n" +
+	"providerId\x12\x1d\n" +
+	"\n" +
+	"human_name\x18\x02 \x01(\tR\thumanName\x12\x14\n" +
+	"\x05brand\x18\x03 \x01(\tR\x05brand\x12\x16\n" +
+	"\x06issuer\x18\x04 \x01(\tR\x06issuer\x12$\n" +
+	"\x0esynapse_idp_id\x18\x05 \x01(\tR\fsynapseIdpId\"\x1e\n" +
+	"\x1cListUpstreamProvidersRequest\"f\n" +
+	"\x1dListUpstreamProvidersResponse\x12E\n" +
+	"\tproviders\x18\x01 \x03(\v2'.gatehouse.accounts.v1.UpstreamProviderR\tproviders\"=\n" +
+	"\x1aStartUpstreamSignInRequest\x12\x1f\n" +
+	"\vprovider_id\x18\x01 \x01(\tR\n" +
+	"providerId\"\x9b\x01\n" +
+	"\x1bStartUpstreamSignInResponse\x12+\n" +
+	"\x11authorization_url\x18\x01 \x01(\tR\x10authorizationUrl\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x14\n" +
+	"\x05nonce\x18\x03 \x01(\tR\x05nonce\x12#\n" +
+	"\rcode_verifier\x18\x04 \x01(\tR\fcodeVerifier\"\x8f\x01\n" +
+	"\x1dCompleteUpstreamSignInRequest\x12\x1f\n" +
+	"\vprovider_id\x18\x01 \x01(\tR\n" +
+	"providerId\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\x12\x14\n" +
+	"\x05nonce\x18\x03 \x01(\tR\x05nonce\x12#\n" +
+	"\rcode_verifier\x18\x04 \x01(\tR\fcodeVerifier\"\xc8\x01\n" +
+	"\x1eCompleteUpstreamSignInResponse\x12/\n" +
+	"\x04user\x18\x01 \x01(\v2\x1b.gatehouse.accounts.v1.UserR\x04user\x12\x1d\n" +
+	"\n" +
+	"auth_proof\x18\x02 \x01(\tR\tauthProof\x12\x16\n" +
+	"\x06ticket\x18\x03 \x01(\tR\x06ticket\x12>\n" +
+	"\asign_in\x18\x04 \x01(\v2%.gatehouse.accounts.v1.UpstreamSignInR\x06signIn\"\x91\x03\n" +
+	"\x0eUpstreamSignIn\x12\x1f\n" +
+	"\vprovider_id\x18\x01 \x01(\tR\n" +
+	"providerId\x12#\n" +
+	"\rprovider_name\x18\x02 \x01(\tR\fproviderName\x12\x1c\n" +
+	"\tlocalpart\x18\x03 \x01(\tR\tlocalpart\x12)\n" +
+	"\x10localpart_forced\x18\x04 \x01(\bR\x0flocalpartForced\x12!\n" +
+	"\fdisplay_name\x18\x05 \x01(\tR\vdisplayName\x12.\n" +
+	"\x13display_name_forced\x18\x06 \x01(\bR\x11displayNameForced\x12\x14\n" +
+	"\x05email\x18\a \x01(\tR\x05email\x12!\n" +
+	"\femail_forced\x18\b \x01(\bR\vemailForced\x12)\n" +
+	"\x10email_unverified\x18\t \x01(\tR\x0femailUnverified\x129\n" +
+	"\n" +
+	"expires_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"2\n" +
+	"\x18GetUpstreamSignInRequest\x12\x16\n" +
+	"\x06ticket\x18\x01 \x01(\tR\x06ticket\"[\n" +
+	"\x19GetUpstreamSignInResponse\x12>\n" +
+	"\asign_in\x18\x01 \x01(\v2%.gatehouse.accounts.v1.UpstreamSignInR\x06signIn\"\x98\x01\n" +
+	"\x1bRegisterUpstreamUserRequest\x12\x16\n" +
+	"\x06ticket\x18\x01 \x01(\tR\x06ticket\x12\x1a\n" +
+	"\busername\x18\x02 \x01(\tR\busername\x12(\n" +
+	"\x10use_display_name\x18\x03 \x01(\bR\x0euseDisplayName\x12\x1b\n" +
+	"\tuse_email\x18\x04 \x01(\bR\buseEmail\"n\n" +
+	"\x1cRegisterUpstreamUserResponse\x12/\n" +
+	"\x04user\x18\x01 \x01(\v2\x1b.gatehouse.accounts.v1.UserR\x04user\x12\x1d\n" +
+	"\n" +
+	"auth_proof\x18\x02 \x01(\tR\tauthProof\"e\n" +
+	"\x13LinkUpstreamRequest\x12\x16\n" +
+	"\x06ticket\x18\x01 \x01(\tR\x06ticket\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1d\n" +
+	"\n" +
+	"auth_proof\x18\x03 \x01(\tR\tauthProof\"f\n" +
+	"\x14LinkUpstreamResponse\x12/\n" +
+	"\x04user\x18\x01 \x01(\v2\x1b.gatehouse.accounts.v1.UserR\x04user\x12\x1d\n" +
+	"\n" +
+	"auth_proof\x18\x02 \x01(\tR\tauthProof\"\x87\x02\n" +
+	"\fUpstreamLink\x12\x17\n" +
+	"\alink_id\x18\x01 \x01(\tR\x06linkId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1f\n" +
+	"\vprovider_id\x18\x03 \x01(\tR\n" +
+	"providerId\x12#\n" +
+	"\rprovider_name\x18\x04 \x01(\tR\fproviderName\x12\x18\n" +
+	"\asubject\x18\x05 \x01(\tR\asubject\x12\x14\n" +
+	"\x05email\x18\x06 \x01(\tR\x05email\x127\n" +
+	"\tlinked_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\blinkedAt\x12\x16\n" +
+	"\x06source\x18\b \x01(\tR\x06source\"T\n" +
+	"\x18ListUpstreamLinksRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1f\n" +
+	"\vprovider_id\x18\x02 \x01(\tR\n" +
+	"providerId\"V\n" +
+	"\x19ListUpstreamLinksResponse\x129\n" +
+	"\x05links\x18\x01 \x03(\v2#.gatehouse.accounts.v1.UpstreamLinkR\x05links\"\xb6\x01\n" +
+	"\x16AddUpstreamLinkRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1f\n" +
+	"\vprovider_id\x18\x02 \x01(\tR\n" +
+	"providerId\x122\n" +
+	"\x15synapse_auth_provider\x18\x03 \x01(\tR\x13synapseAuthProvider\x12\x18\n" +
+	"\asubject\x18\x04 \x01(\tR\asubject\x12\x14\n" +
+	"\x05email\x18\x05 \x01(\tR\x05email\"R\n" +
+	"\x17AddUpstreamLinkResponse\x127\n" +
+	"\x04link\x18\x01 \x01(\v2#.gatehouse.accounts.v1.UpstreamLinkR\x04link\"M\n" +
+	"\x19RemoveUpstreamLinkRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x17\n" +
+	"\alink_id\x18\x02 \x01(\tR\x06linkId\"\x1c\n" +
+	"\x1aRemoveUpstreamLinkResponse\"f\n" +
+	" UpstreamBackchannelLogoutRequest\x12\x1f\n" +
+	"\vprovider_id\x18\x01 \x01(\tR\n" +
+	"providerId\x12!\n" +
+	"\flogout_token\x18\x02 \x01(\tR\vlogoutToken\"Y\n" +
+	"!UpstreamBackchannelLogoutResponse\x124\n" +
+	"\x16browser_sessions_ended\x18\x01 \x01(\x05R\x14browserSessionsEnded*\x9d\x01\n" +
 	"\n" +
 	"UserStatus\x12\x1b\n" +
 	"\x17USER_STATUS_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12USER_STATUS_ACTIVE\x10\x01\x12\x16\n" +
 	"\x12USER_STATUS_LOCKED\x10\x02\x12\x1b\n" +
 	"\x17USER_STATUS_DEACTIVATED\x10\x03\x12%\n" +
-	"!USER_STATUS_LOCKED_OR_DEACTIVATED\x10\x042\xa3\"\n" +
+	"!USER_STATUS_LOCKED_OR_DEACTIVATED\x10\x042\xe7,\n" +
 	"\x0fAccountsService\x12d\n" +
 	"\bRegister\x12&.gatehouse.accounts.v1.RegisterRequest\x1a'.gatehouse.accounts.v1.RegisterResponse\"\a\xc2\xf3\x18\x03\n" +
 	"\x01\x02\x12\x7f\n" +
@@ -4728,7 +6217,27 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\bGetEmail\x12&.gatehouse.accounts.v1.GetEmailRequest\x1a'.gatehouse.accounts.v1.GetEmailResponse\"\a\xc2\xf3\x18\x03\n" +
 	"\x01\x02\x12\x7f\n" +
 	"\x11GetBrowserSession\x12/.gatehouse.accounts.v1.GetBrowserSessionRequest\x1a0.gatehouse.accounts.v1.GetBrowserSessionResponse\"\a\xc2\xf3\x18\x03\n" +
-	"\x01\x02B6Z4gatehouse.dev/proto/gatehouse/accounts/v1;accountsv1b\x06proto3"
+	"\x01\x02\x12\x8c\x01\n" +
+	"\x15ListUpstreamProviders\x123.gatehouse.accounts.v1.ListUpstreamProvidersRequest\x1a4.gatehouse.accounts.v1.ListUpstreamProvidersResponse\"\b\xc2\xf3\x18\x04\n" +
+	"\x02\x02\a\x12\x85\x01\n" +
+	"\x13StartUpstreamSignIn\x121.gatehouse.accounts.v1.StartUpstreamSignInRequest\x1a2.gatehouse.accounts.v1.StartUpstreamSignInResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\a\x12\x8e\x01\n" +
+	"\x16CompleteUpstreamSignIn\x124.gatehouse.accounts.v1.CompleteUpstreamSignInRequest\x1a5.gatehouse.accounts.v1.CompleteUpstreamSignInResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\a\x12\x7f\n" +
+	"\x11GetUpstreamSignIn\x12/.gatehouse.accounts.v1.GetUpstreamSignInRequest\x1a0.gatehouse.accounts.v1.GetUpstreamSignInResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\a\x12\x88\x01\n" +
+	"\x14RegisterUpstreamUser\x122.gatehouse.accounts.v1.RegisterUpstreamUserRequest\x1a3.gatehouse.accounts.v1.RegisterUpstreamUserResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\a\x12p\n" +
+	"\fLinkUpstream\x12*.gatehouse.accounts.v1.LinkUpstreamRequest\x1a+.gatehouse.accounts.v1.LinkUpstreamResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\a\x12\x80\x01\n" +
+	"\x11ListUpstreamLinks\x12/.gatehouse.accounts.v1.ListUpstreamLinksRequest\x1a0.gatehouse.accounts.v1.ListUpstreamLinksResponse\"\b\xc2\xf3\x18\x04\n" +
+	"\x02\x02\b\x12y\n" +
+	"\x0fAddUpstreamLink\x12-.gatehouse.accounts.v1.AddUpstreamLinkRequest\x1a..gatehouse.accounts.v1.AddUpstreamLinkResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x02\x12\x83\x01\n" +
+	"\x12RemoveUpstreamLink\x120.gatehouse.accounts.v1.RemoveUpstreamLinkRequest\x1a1.gatehouse.accounts.v1.RemoveUpstreamLinkResponse\"\b\xc2\xf3\x18\x04\n" +
+	"\x02\x02\b\x12\x97\x01\n" +
+	"\x19UpstreamBackchannelLogout\x127.gatehouse.accounts.v1.UpstreamBackchannelLogoutRequest\x1a8.gatehouse.accounts.v1.UpstreamBackchannelLogoutResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\aB6Z4gatehouse.dev/proto/gatehouse/accounts/v1;accountsv1b\x06proto3"
 
 var (
 	file_gatehouse_accounts_v1_accounts_proto_rawDescOnce sync.Once
@@ -4743,7 +6252,7 @@ func file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP() []byte {
 }
 
 var file_gatehouse_accounts_v1_accounts_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_gatehouse_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 76)
+var file_gatehouse_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 99)
 var file_gatehouse_accounts_v1_accounts_proto_goTypes = []any{
 	(UserStatus)(0),                            // 0: gatehouse.accounts.v1.UserStatus
 	(*SetAdminRequest)(nil),                    // 1: gatehouse.accounts.v1.SetAdminRequest
@@ -4822,150 +6331,203 @@ var file_gatehouse_accounts_v1_accounts_proto_goTypes = []any{
 	(*AuditEntry)(nil),                         // 74: gatehouse.accounts.v1.AuditEntry
 	(*ListAuditEntriesRequest)(nil),            // 75: gatehouse.accounts.v1.ListAuditEntriesRequest
 	(*ListAuditEntriesResponse)(nil),           // 76: gatehouse.accounts.v1.ListAuditEntriesResponse
-	(*timestamppb.Timestamp)(nil),              // 77: google.protobuf.Timestamp
-	(*v1.PageRequest)(nil),                     // 78: gatehouse.paging.v1.PageRequest
-	(*v1.PageInfo)(nil),                        // 79: gatehouse.paging.v1.PageInfo
+	(*UpstreamProvider)(nil),                   // 77: gatehouse.accounts.v1.UpstreamProvider
+	(*ListUpstreamProvidersRequest)(nil),       // 78: gatehouse.accounts.v1.ListUpstreamProvidersRequest
+	(*ListUpstreamProvidersResponse)(nil),      // 79: gatehouse.accounts.v1.ListUpstreamProvidersResponse
+	(*StartUpstreamSignInRequest)(nil),         // 80: gatehouse.accounts.v1.StartUpstreamSignInRequest
+	(*StartUpstreamSignInResponse)(nil),        // 81: gatehouse.accounts.v1.StartUpstreamSignInResponse
+	(*CompleteUpstreamSignInRequest)(nil),      // 82: gatehouse.accounts.v1.CompleteUpstreamSignInRequest
+	(*CompleteUpstreamSignInResponse)(nil),     // 83: gatehouse.accounts.v1.CompleteUpstreamSignInResponse
+	(*UpstreamSignIn)(nil),                     // 84: gatehouse.accounts.v1.UpstreamSignIn
+	(*GetUpstreamSignInRequest)(nil),           // 85: gatehouse.accounts.v1.GetUpstreamSignInRequest
+	(*GetUpstreamSignInResponse)(nil),          // 86: gatehouse.accounts.v1.GetUpstreamSignInResponse
+	(*RegisterUpstreamUserRequest)(nil),        // 87: gatehouse.accounts.v1.RegisterUpstreamUserRequest
+	(*RegisterUpstreamUserResponse)(nil),       // 88: gatehouse.accounts.v1.RegisterUpstreamUserResponse
+	(*LinkUpstreamRequest)(nil),                // 89: gatehouse.accounts.v1.LinkUpstreamRequest
+	(*LinkUpstreamResponse)(nil),               // 90: gatehouse.accounts.v1.LinkUpstreamResponse
+	(*UpstreamLink)(nil),                       // 91: gatehouse.accounts.v1.UpstreamLink
+	(*ListUpstreamLinksRequest)(nil),           // 92: gatehouse.accounts.v1.ListUpstreamLinksRequest
+	(*ListUpstreamLinksResponse)(nil),          // 93: gatehouse.accounts.v1.ListUpstreamLinksResponse
+	(*AddUpstreamLinkRequest)(nil),             // 94: gatehouse.accounts.v1.AddUpstreamLinkRequest
+	(*AddUpstreamLinkResponse)(nil),            // 95: gatehouse.accounts.v1.AddUpstreamLinkResponse
+	(*RemoveUpstreamLinkRequest)(nil),          // 96: gatehouse.accounts.v1.RemoveUpstreamLinkRequest
+	(*RemoveUpstreamLinkResponse)(nil),         // 97: gatehouse.accounts.v1.RemoveUpstreamLinkResponse
+	(*UpstreamBackchannelLogoutRequest)(nil),   // 98: gatehouse.accounts.v1.UpstreamBackchannelLogoutRequest
+	(*UpstreamBackchannelLogoutResponse)(nil),  // 99: gatehouse.accounts.v1.UpstreamBackchannelLogoutResponse
+	(*timestamppb.Timestamp)(nil),              // 100: google.protobuf.Timestamp
+	(*v1.PageRequest)(nil),                     // 101: gatehouse.paging.v1.PageRequest
+	(*v1.PageInfo)(nil),                        // 102: gatehouse.paging.v1.PageInfo
 }
 var file_gatehouse_accounts_v1_accounts_proto_depIdxs = []int32{
-	42, // 0: gatehouse.accounts.v1.SetAdminResponse.user:type_name -> gatehouse.accounts.v1.User
-	24, // 1: gatehouse.accounts.v1.GetEmailResponse.email:type_name -> gatehouse.accounts.v1.Email
-	33, // 2: gatehouse.accounts.v1.GetBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
-	13, // 3: gatehouse.accounts.v1.GetRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
-	77, // 4: gatehouse.accounts.v1.UpdateRegistrationTokenRequest.expires_at:type_name -> google.protobuf.Timestamp
-	13, // 5: gatehouse.accounts.v1.UpdateRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
-	13, // 6: gatehouse.accounts.v1.UnrevokeRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
-	77, // 7: gatehouse.accounts.v1.RegistrationToken.created_at:type_name -> google.protobuf.Timestamp
-	77, // 8: gatehouse.accounts.v1.RegistrationToken.expires_at:type_name -> google.protobuf.Timestamp
-	77, // 9: gatehouse.accounts.v1.RegistrationToken.last_used_at:type_name -> google.protobuf.Timestamp
-	77, // 10: gatehouse.accounts.v1.RegistrationToken.revoked_at:type_name -> google.protobuf.Timestamp
-	77, // 11: gatehouse.accounts.v1.CreateRegistrationTokenRequest.expires_at:type_name -> google.protobuf.Timestamp
-	13, // 12: gatehouse.accounts.v1.CreateRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
-	78, // 13: gatehouse.accounts.v1.ListRegistrationTokensRequest.page:type_name -> gatehouse.paging.v1.PageRequest
-	13, // 14: gatehouse.accounts.v1.ListRegistrationTokensResponse.registration_tokens:type_name -> gatehouse.accounts.v1.RegistrationToken
-	79, // 15: gatehouse.accounts.v1.ListRegistrationTokensResponse.page:type_name -> gatehouse.paging.v1.PageInfo
-	42, // 16: gatehouse.accounts.v1.GetUserByEmailResponse.user:type_name -> gatehouse.accounts.v1.User
-	77, // 17: gatehouse.accounts.v1.Email.added_at:type_name -> google.protobuf.Timestamp
-	24, // 18: gatehouse.accounts.v1.AddEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
-	24, // 19: gatehouse.accounts.v1.RemoveEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
-	24, // 20: gatehouse.accounts.v1.SetPrimaryEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
-	78, // 21: gatehouse.accounts.v1.ListEmailsRequest.page:type_name -> gatehouse.paging.v1.PageRequest
-	24, // 22: gatehouse.accounts.v1.ListEmailsResponse.emails:type_name -> gatehouse.accounts.v1.Email
-	79, // 23: gatehouse.accounts.v1.ListEmailsResponse.page:type_name -> gatehouse.paging.v1.PageInfo
-	77, // 24: gatehouse.accounts.v1.BrowserSession.created_at:type_name -> google.protobuf.Timestamp
-	77, // 25: gatehouse.accounts.v1.BrowserSession.last_active_at:type_name -> google.protobuf.Timestamp
-	77, // 26: gatehouse.accounts.v1.BrowserSession.ended_at:type_name -> google.protobuf.Timestamp
-	77, // 27: gatehouse.accounts.v1.BrowserSession.authenticated_at:type_name -> google.protobuf.Timestamp
-	33, // 28: gatehouse.accounts.v1.StartBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
-	33, // 29: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
-	42, // 30: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse.user:type_name -> gatehouse.accounts.v1.User
-	78, // 31: gatehouse.accounts.v1.ListBrowserSessionsRequest.page:type_name -> gatehouse.paging.v1.PageRequest
-	77, // 32: gatehouse.accounts.v1.ListBrowserSessionsRequest.created_before:type_name -> google.protobuf.Timestamp
-	77, // 33: gatehouse.accounts.v1.ListBrowserSessionsRequest.created_after:type_name -> google.protobuf.Timestamp
-	77, // 34: gatehouse.accounts.v1.ListBrowserSessionsRequest.last_active_before:type_name -> google.protobuf.Timestamp
-	77, // 35: gatehouse.accounts.v1.ListBrowserSessionsRequest.last_active_after:type_name -> google.protobuf.Timestamp
-	33, // 36: gatehouse.accounts.v1.ListBrowserSessionsResponse.sessions:type_name -> gatehouse.accounts.v1.BrowserSession
-	79, // 37: gatehouse.accounts.v1.ListBrowserSessionsResponse.page:type_name -> gatehouse.paging.v1.PageInfo
-	77, // 38: gatehouse.accounts.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	77, // 39: gatehouse.accounts.v1.User.updated_at:type_name -> google.protobuf.Timestamp
-	77, // 40: gatehouse.accounts.v1.User.locked_at:type_name -> google.protobuf.Timestamp
-	77, // 41: gatehouse.accounts.v1.User.deactivated_at:type_name -> google.protobuf.Timestamp
-	46, // 42: gatehouse.accounts.v1.StartRegistrationResponse.registration:type_name -> gatehouse.accounts.v1.Registration
-	77, // 43: gatehouse.accounts.v1.Registration.started_at:type_name -> google.protobuf.Timestamp
-	77, // 44: gatehouse.accounts.v1.Registration.expires_at:type_name -> google.protobuf.Timestamp
-	46, // 45: gatehouse.accounts.v1.GetRegistrationResponse.registration:type_name -> gatehouse.accounts.v1.Registration
-	42, // 46: gatehouse.accounts.v1.CompleteRegistrationResponse.user:type_name -> gatehouse.accounts.v1.User
-	42, // 47: gatehouse.accounts.v1.RegisterResponse.user:type_name -> gatehouse.accounts.v1.User
-	42, // 48: gatehouse.accounts.v1.GetUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	42, // 49: gatehouse.accounts.v1.GetUserByUsernameResponse.user:type_name -> gatehouse.accounts.v1.User
-	42, // 50: gatehouse.accounts.v1.VerifyPasswordResponse.user:type_name -> gatehouse.accounts.v1.User
-	42, // 51: gatehouse.accounts.v1.LockUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	42, // 52: gatehouse.accounts.v1.UnlockUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	42, // 53: gatehouse.accounts.v1.DeactivateUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	42, // 54: gatehouse.accounts.v1.ReactivateUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	42, // 55: gatehouse.accounts.v1.SetDisplayNameResponse.user:type_name -> gatehouse.accounts.v1.User
-	0,  // 56: gatehouse.accounts.v1.ListUsersRequest.status:type_name -> gatehouse.accounts.v1.UserStatus
-	78, // 57: gatehouse.accounts.v1.ListUsersRequest.page:type_name -> gatehouse.paging.v1.PageRequest
-	42, // 58: gatehouse.accounts.v1.ListUsersResponse.users:type_name -> gatehouse.accounts.v1.User
-	79, // 59: gatehouse.accounts.v1.ListUsersResponse.page:type_name -> gatehouse.paging.v1.PageInfo
-	77, // 60: gatehouse.accounts.v1.AuditEntry.occurred_at:type_name -> google.protobuf.Timestamp
-	78, // 61: gatehouse.accounts.v1.ListAuditEntriesRequest.page:type_name -> gatehouse.paging.v1.PageRequest
-	74, // 62: gatehouse.accounts.v1.ListAuditEntriesResponse.entries:type_name -> gatehouse.accounts.v1.AuditEntry
-	79, // 63: gatehouse.accounts.v1.ListAuditEntriesResponse.page:type_name -> gatehouse.paging.v1.PageInfo
-	43, // 64: gatehouse.accounts.v1.AccountsService.Register:input_type -> gatehouse.accounts.v1.RegisterRequest
-	44, // 65: gatehouse.accounts.v1.AccountsService.StartRegistration:input_type -> gatehouse.accounts.v1.StartRegistrationRequest
-	47, // 66: gatehouse.accounts.v1.AccountsService.GetRegistration:input_type -> gatehouse.accounts.v1.GetRegistrationRequest
-	49, // 67: gatehouse.accounts.v1.AccountsService.CompleteRegistration:input_type -> gatehouse.accounts.v1.CompleteRegistrationRequest
-	52, // 68: gatehouse.accounts.v1.AccountsService.GetUser:input_type -> gatehouse.accounts.v1.GetUserRequest
-	53, // 69: gatehouse.accounts.v1.AccountsService.GetUserByUsername:input_type -> gatehouse.accounts.v1.GetUserByUsernameRequest
-	56, // 70: gatehouse.accounts.v1.AccountsService.VerifyPassword:input_type -> gatehouse.accounts.v1.VerifyPasswordRequest
-	58, // 71: gatehouse.accounts.v1.AccountsService.ChangePassword:input_type -> gatehouse.accounts.v1.ChangePasswordRequest
-	60, // 72: gatehouse.accounts.v1.AccountsService.SetPassword:input_type -> gatehouse.accounts.v1.SetPasswordRequest
-	62, // 73: gatehouse.accounts.v1.AccountsService.LockUser:input_type -> gatehouse.accounts.v1.LockUserRequest
-	64, // 74: gatehouse.accounts.v1.AccountsService.UnlockUser:input_type -> gatehouse.accounts.v1.UnlockUserRequest
-	66, // 75: gatehouse.accounts.v1.AccountsService.DeactivateUser:input_type -> gatehouse.accounts.v1.DeactivateUserRequest
-	68, // 76: gatehouse.accounts.v1.AccountsService.ReactivateUser:input_type -> gatehouse.accounts.v1.ReactivateUserRequest
-	70, // 77: gatehouse.accounts.v1.AccountsService.SetDisplayName:input_type -> gatehouse.accounts.v1.SetDisplayNameRequest
-	72, // 78: gatehouse.accounts.v1.AccountsService.ListUsers:input_type -> gatehouse.accounts.v1.ListUsersRequest
-	75, // 79: gatehouse.accounts.v1.AccountsService.ListAuditEntries:input_type -> gatehouse.accounts.v1.ListAuditEntriesRequest
-	22, // 80: gatehouse.accounts.v1.AccountsService.GetUserByEmail:input_type -> gatehouse.accounts.v1.GetUserByEmailRequest
-	25, // 81: gatehouse.accounts.v1.AccountsService.AddEmail:input_type -> gatehouse.accounts.v1.AddEmailRequest
-	27, // 82: gatehouse.accounts.v1.AccountsService.RemoveEmail:input_type -> gatehouse.accounts.v1.RemoveEmailRequest
-	29, // 83: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:input_type -> gatehouse.accounts.v1.SetPrimaryEmailRequest
-	31, // 84: gatehouse.accounts.v1.AccountsService.ListEmails:input_type -> gatehouse.accounts.v1.ListEmailsRequest
-	34, // 85: gatehouse.accounts.v1.AccountsService.StartBrowserSession:input_type -> gatehouse.accounts.v1.StartBrowserSessionRequest
-	36, // 86: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:input_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionRequest
-	38, // 87: gatehouse.accounts.v1.AccountsService.EndBrowserSession:input_type -> gatehouse.accounts.v1.EndBrowserSessionRequest
-	40, // 88: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:input_type -> gatehouse.accounts.v1.ListBrowserSessionsRequest
-	14, // 89: gatehouse.accounts.v1.AccountsService.CreateRegistrationToken:input_type -> gatehouse.accounts.v1.CreateRegistrationTokenRequest
-	16, // 90: gatehouse.accounts.v1.AccountsService.UseRegistrationToken:input_type -> gatehouse.accounts.v1.UseRegistrationTokenRequest
-	18, // 91: gatehouse.accounts.v1.AccountsService.RevokeRegistrationToken:input_type -> gatehouse.accounts.v1.RevokeRegistrationTokenRequest
-	20, // 92: gatehouse.accounts.v1.AccountsService.ListRegistrationTokens:input_type -> gatehouse.accounts.v1.ListRegistrationTokensRequest
-	7,  // 93: gatehouse.accounts.v1.AccountsService.GetRegistrationToken:input_type -> gatehouse.accounts.v1.GetRegistrationTokenRequest
-	9,  // 94: gatehouse.accounts.v1.AccountsService.UpdateRegistrationToken:input_type -> gatehouse.accounts.v1.UpdateRegistrationTokenRequest
-	10, // 95: gatehouse.accounts.v1.AccountsService.UnrevokeRegistrationToken:input_type -> gatehouse.accounts.v1.UnrevokeRegistrationTokenRequest
-	1,  // 96: gatehouse.accounts.v1.AccountsService.SetAdmin:input_type -> gatehouse.accounts.v1.SetAdminRequest
-	3,  // 97: gatehouse.accounts.v1.AccountsService.GetEmail:input_type -> gatehouse.accounts.v1.GetEmailRequest
-	5,  // 98: gatehouse.accounts.v1.AccountsService.GetBrowserSession:input_type -> gatehouse.accounts.v1.GetBrowserSessionRequest
-	51, // 99: gatehouse.accounts.v1.AccountsService.Register:output_type -> gatehouse.accounts.v1.RegisterResponse
-	45, // 100: gatehouse.accounts.v1.AccountsService.StartRegistration:output_type -> gatehouse.accounts.v1.StartRegistrationResponse
-	48, // 101: gatehouse.accounts.v1.AccountsService.GetRegistration:output_type -> gatehouse.accounts.v1.GetRegistrationResponse
-	50, // 102: gatehouse.accounts.v1.AccountsService.CompleteRegistration:output_type -> gatehouse.accounts.v1.CompleteRegistrationResponse
-	54, // 103: gatehouse.accounts.v1.AccountsService.GetUser:output_type -> gatehouse.accounts.v1.GetUserResponse
-	55, // 104: gatehouse.accounts.v1.AccountsService.GetUserByUsername:output_type -> gatehouse.accounts.v1.GetUserByUsernameResponse
-	57, // 105: gatehouse.accounts.v1.AccountsService.VerifyPassword:output_type -> gatehouse.accounts.v1.VerifyPasswordResponse
-	59, // 106: gatehouse.accounts.v1.AccountsService.ChangePassword:output_type -> gatehouse.accounts.v1.ChangePasswordResponse
-	61, // 107: gatehouse.accounts.v1.AccountsService.SetPassword:output_type -> gatehouse.accounts.v1.SetPasswordResponse
-	63, // 108: gatehouse.accounts.v1.AccountsService.LockUser:output_type -> gatehouse.accounts.v1.LockUserResponse
-	65, // 109: gatehouse.accounts.v1.AccountsService.UnlockUser:output_type -> gatehouse.accounts.v1.UnlockUserResponse
-	67, // 110: gatehouse.accounts.v1.AccountsService.DeactivateUser:output_type -> gatehouse.accounts.v1.DeactivateUserResponse
-	69, // 111: gatehouse.accounts.v1.AccountsService.ReactivateUser:output_type -> gatehouse.accounts.v1.ReactivateUserResponse
-	71, // 112: gatehouse.accounts.v1.AccountsService.SetDisplayName:output_type -> gatehouse.accounts.v1.SetDisplayNameResponse
-	73, // 113: gatehouse.accounts.v1.AccountsService.ListUsers:output_type -> gatehouse.accounts.v1.ListUsersResponse
-	76, // 114: gatehouse.accounts.v1.AccountsService.ListAuditEntries:output_type -> gatehouse.accounts.v1.ListAuditEntriesResponse
-	23, // 115: gatehouse.accounts.v1.AccountsService.GetUserByEmail:output_type -> gatehouse.accounts.v1.GetUserByEmailResponse
-	26, // 116: gatehouse.accounts.v1.AccountsService.AddEmail:output_type -> gatehouse.accounts.v1.AddEmailResponse
-	28, // 117: gatehouse.accounts.v1.AccountsService.RemoveEmail:output_type -> gatehouse.accounts.v1.RemoveEmailResponse
-	30, // 118: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:output_type -> gatehouse.accounts.v1.SetPrimaryEmailResponse
-	32, // 119: gatehouse.accounts.v1.AccountsService.ListEmails:output_type -> gatehouse.accounts.v1.ListEmailsResponse
-	35, // 120: gatehouse.accounts.v1.AccountsService.StartBrowserSession:output_type -> gatehouse.accounts.v1.StartBrowserSessionResponse
-	37, // 121: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:output_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionResponse
-	39, // 122: gatehouse.accounts.v1.AccountsService.EndBrowserSession:output_type -> gatehouse.accounts.v1.EndBrowserSessionResponse
-	41, // 123: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:output_type -> gatehouse.accounts.v1.ListBrowserSessionsResponse
-	15, // 124: gatehouse.accounts.v1.AccountsService.CreateRegistrationToken:output_type -> gatehouse.accounts.v1.CreateRegistrationTokenResponse
-	17, // 125: gatehouse.accounts.v1.AccountsService.UseRegistrationToken:output_type -> gatehouse.accounts.v1.UseRegistrationTokenResponse
-	19, // 126: gatehouse.accounts.v1.AccountsService.RevokeRegistrationToken:output_type -> gatehouse.accounts.v1.RevokeRegistrationTokenResponse
-	21, // 127: gatehouse.accounts.v1.AccountsService.ListRegistrationTokens:output_type -> gatehouse.accounts.v1.ListRegistrationTokensResponse
-	8,  // 128: gatehouse.accounts.v1.AccountsService.GetRegistrationToken:output_type -> gatehouse.accounts.v1.GetRegistrationTokenResponse
-	11, // 129: gatehouse.accounts.v1.AccountsService.UpdateRegistrationToken:output_type -> gatehouse.accounts.v1.UpdateRegistrationTokenResponse
-	12, // 130: gatehouse.accounts.v1.AccountsService.UnrevokeRegistrationToken:output_type -> gatehouse.accounts.v1.UnrevokeRegistrationTokenResponse
-	2,  // 131: gatehouse.accounts.v1.AccountsService.SetAdmin:output_type -> gatehouse.accounts.v1.SetAdminResponse
-	4,  // 132: gatehouse.accounts.v1.AccountsService.GetEmail:output_type -> gatehouse.accounts.v1.GetEmailResponse
-	6,  // 133: gatehouse.accounts.v1.AccountsService.GetBrowserSession:output_type -> gatehouse.accounts.v1.GetBrowserSessionResponse
-	99, // [99:134] is the sub-list for method output_type
-	64, // [64:99] is the sub-list for method input_type
-	64, // [64:64] is the sub-list for extension type_name
-	64, // [64:64] is the sub-list for extension extendee
-	0,  // [0:64] is the sub-list for field type_name
+	42,  // 0: gatehouse.accounts.v1.SetAdminResponse.user:type_name -> gatehouse.accounts.v1.User
+	24,  // 1: gatehouse.accounts.v1.GetEmailResponse.email:type_name -> gatehouse.accounts.v1.Email
+	33,  // 2: gatehouse.accounts.v1.GetBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
+	13,  // 3: gatehouse.accounts.v1.GetRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
+	100, // 4: gatehouse.accounts.v1.UpdateRegistrationTokenRequest.expires_at:type_name -> google.protobuf.Timestamp
+	13,  // 5: gatehouse.accounts.v1.UpdateRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
+	13,  // 6: gatehouse.accounts.v1.UnrevokeRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
+	100, // 7: gatehouse.accounts.v1.RegistrationToken.created_at:type_name -> google.protobuf.Timestamp
+	100, // 8: gatehouse.accounts.v1.RegistrationToken.expires_at:type_name -> google.protobuf.Timestamp
+	100, // 9: gatehouse.accounts.v1.RegistrationToken.last_used_at:type_name -> google.protobuf.Timestamp
+	100, // 10: gatehouse.accounts.v1.RegistrationToken.revoked_at:type_name -> google.protobuf.Timestamp
+	100, // 11: gatehouse.accounts.v1.CreateRegistrationTokenRequest.expires_at:type_name -> google.protobuf.Timestamp
+	13,  // 12: gatehouse.accounts.v1.CreateRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
+	101, // 13: gatehouse.accounts.v1.ListRegistrationTokensRequest.page:type_name -> gatehouse.paging.v1.PageRequest
+	13,  // 14: gatehouse.accounts.v1.ListRegistrationTokensResponse.registration_tokens:type_name -> gatehouse.accounts.v1.RegistrationToken
+	102, // 15: gatehouse.accounts.v1.ListRegistrationTokensResponse.page:type_name -> gatehouse.paging.v1.PageInfo
+	42,  // 16: gatehouse.accounts.v1.GetUserByEmailResponse.user:type_name -> gatehouse.accounts.v1.User
+	100, // 17: gatehouse.accounts.v1.Email.added_at:type_name -> google.protobuf.Timestamp
+	24,  // 18: gatehouse.accounts.v1.AddEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
+	24,  // 19: gatehouse.accounts.v1.RemoveEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
+	24,  // 20: gatehouse.accounts.v1.SetPrimaryEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
+	101, // 21: gatehouse.accounts.v1.ListEmailsRequest.page:type_name -> gatehouse.paging.v1.PageRequest
+	24,  // 22: gatehouse.accounts.v1.ListEmailsResponse.emails:type_name -> gatehouse.accounts.v1.Email
+	102, // 23: gatehouse.accounts.v1.ListEmailsResponse.page:type_name -> gatehouse.paging.v1.PageInfo
+	100, // 24: gatehouse.accounts.v1.BrowserSession.created_at:type_name -> google.protobuf.Timestamp
+	100, // 25: gatehouse.accounts.v1.BrowserSession.last_active_at:type_name -> google.protobuf.Timestamp
+	100, // 26: gatehouse.accounts.v1.BrowserSession.ended_at:type_name -> google.protobuf.Timestamp
+	100, // 27: gatehouse.accounts.v1.BrowserSession.authenticated_at:type_name -> google.protobuf.Timestamp
+	33,  // 28: gatehouse.accounts.v1.StartBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
+	33,  // 29: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
+	42,  // 30: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse.user:type_name -> gatehouse.accounts.v1.User
+	101, // 31: gatehouse.accounts.v1.ListBrowserSessionsRequest.page:type_name -> gatehouse.paging.v1.PageRequest
+	100, // 32: gatehouse.accounts.v1.ListBrowserSessionsRequest.created_before:type_name -> google.protobuf.Timestamp
+	100, // 33: gatehouse.accounts.v1.ListBrowserSessionsRequest.created_after:type_name -> google.protobuf.Timestamp
+	100, // 34: gatehouse.accounts.v1.ListBrowserSessionsRequest.last_active_before:type_name -> google.protobuf.Timestamp
+	100, // 35: gatehouse.accounts.v1.ListBrowserSessionsRequest.last_active_after:type_name -> google.protobuf.Timestamp
+	33,  // 36: gatehouse.accounts.v1.ListBrowserSessionsResponse.sessions:type_name -> gatehouse.accounts.v1.BrowserSession
+	102, // 37: gatehouse.accounts.v1.ListBrowserSessionsResponse.page:type_name -> gatehouse.paging.v1.PageInfo
+	100, // 38: gatehouse.accounts.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	100, // 39: gatehouse.accounts.v1.User.updated_at:type_name -> google.protobuf.Timestamp
+	100, // 40: gatehouse.accounts.v1.User.locked_at:type_name -> google.protobuf.Timestamp
+	100, // 41: gatehouse.accounts.v1.User.deactivated_at:type_name -> google.protobuf.Timestamp
+	46,  // 42: gatehouse.accounts.v1.StartRegistrationResponse.registration:type_name -> gatehouse.accounts.v1.Registration
+	100, // 43: gatehouse.accounts.v1.Registration.started_at:type_name -> google.protobuf.Timestamp
+	100, // 44: gatehouse.accounts.v1.Registration.expires_at:type_name -> google.protobuf.Timestamp
+	46,  // 45: gatehouse.accounts.v1.GetRegistrationResponse.registration:type_name -> gatehouse.accounts.v1.Registration
+	42,  // 46: gatehouse.accounts.v1.CompleteRegistrationResponse.user:type_name -> gatehouse.accounts.v1.User
+	42,  // 47: gatehouse.accounts.v1.RegisterResponse.user:type_name -> gatehouse.accounts.v1.User
+	42,  // 48: gatehouse.accounts.v1.GetUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	42,  // 49: gatehouse.accounts.v1.GetUserByUsernameResponse.user:type_name -> gatehouse.accounts.v1.User
+	42,  // 50: gatehouse.accounts.v1.VerifyPasswordResponse.user:type_name -> gatehouse.accounts.v1.User
+	42,  // 51: gatehouse.accounts.v1.LockUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	42,  // 52: gatehouse.accounts.v1.UnlockUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	42,  // 53: gatehouse.accounts.v1.DeactivateUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	42,  // 54: gatehouse.accounts.v1.ReactivateUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	42,  // 55: gatehouse.accounts.v1.SetDisplayNameResponse.user:type_name -> gatehouse.accounts.v1.User
+	0,   // 56: gatehouse.accounts.v1.ListUsersRequest.status:type_name -> gatehouse.accounts.v1.UserStatus
+	101, // 57: gatehouse.accounts.v1.ListUsersRequest.page:type_name -> gatehouse.paging.v1.PageRequest
+	42,  // 58: gatehouse.accounts.v1.ListUsersResponse.users:type_name -> gatehouse.accounts.v1.User
+	102, // 59: gatehouse.accounts.v1.ListUsersResponse.page:type_name -> gatehouse.paging.v1.PageInfo
+	100, // 60: gatehouse.accounts.v1.AuditEntry.occurred_at:type_name -> google.protobuf.Timestamp
+	101, // 61: gatehouse.accounts.v1.ListAuditEntriesRequest.page:type_name -> gatehouse.paging.v1.PageRequest
+	74,  // 62: gatehouse.accounts.v1.ListAuditEntriesResponse.entries:type_name -> gatehouse.accounts.v1.AuditEntry
+	102, // 63: gatehouse.accounts.v1.ListAuditEntriesResponse.page:type_name -> gatehouse.paging.v1.PageInfo
+	77,  // 64: gatehouse.accounts.v1.ListUpstreamProvidersResponse.providers:type_name -> gatehouse.accounts.v1.UpstreamProvider
+	42,  // 65: gatehouse.accounts.v1.CompleteUpstreamSignInResponse.user:type_name -> gatehouse.accounts.v1.User
+	84,  // 66: gatehouse.accounts.v1.CompleteUpstreamSignInResponse.sign_in:type_name -> gatehouse.accounts.v1.UpstreamSignIn
+	100, // 67: gatehouse.accounts.v1.UpstreamSignIn.expires_at:type_name -> google.protobuf.Timestamp
+	84,  // 68: gatehouse.accounts.v1.GetUpstreamSignInResponse.sign_in:type_name -> gatehouse.accounts.v1.UpstreamSignIn
+	42,  // 69: gatehouse.accounts.v1.RegisterUpstreamUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	42,  // 70: gatehouse.accounts.v1.LinkUpstreamResponse.user:type_name -> gatehouse.accounts.v1.User
+	100, // 71: gatehouse.accounts.v1.UpstreamLink.linked_at:type_name -> google.protobuf.Timestamp
+	91,  // 72: gatehouse.accounts.v1.ListUpstreamLinksResponse.links:type_name -> gatehouse.accounts.v1.UpstreamLink
+	91,  // 73: gatehouse.accounts.v1.AddUpstreamLinkResponse.link:type_name -> gatehouse.accounts.v1.UpstreamLink
+	43,  // 74: gatehouse.accounts.v1.AccountsService.Register:input_type -> gatehouse.accounts.v1.RegisterRequest
+	44,  // 75: gatehouse.accounts.v1.AccountsService.StartRegistration:input_type -> gatehouse.accounts.v1.StartRegistrationRequest
+	47,  // 76: gatehouse.accounts.v1.AccountsService.GetRegistration:input_type -> gatehouse.accounts.v1.GetRegistrationRequest
+	49,  // 77: gatehouse.accounts.v1.AccountsService.CompleteRegistration:input_type -> gatehouse.accounts.v1.CompleteRegistrationRequest
+	52,  // 78: gatehouse.accounts.v1.AccountsService.GetUser:input_type -> gatehouse.accounts.v1.GetUserRequest
+	53,  // 79: gatehouse.accounts.v1.AccountsService.GetUserByUsername:input_type -> gatehouse.accounts.v1.GetUserByUsernameRequest
+	56,  // 80: gatehouse.accounts.v1.AccountsService.VerifyPassword:input_type -> gatehouse.accounts.v1.VerifyPasswordRequest
+	58,  // 81: gatehouse.accounts.v1.AccountsService.ChangePassword:input_type -> gatehouse.accounts.v1.ChangePasswordRequest
+	60,  // 82: gatehouse.accounts.v1.AccountsService.SetPassword:input_type -> gatehouse.accounts.v1.SetPasswordRequest
+	62,  // 83: gatehouse.accounts.v1.AccountsService.LockUser:input_type -> gatehouse.accounts.v1.LockUserRequest
+	64,  // 84: gatehouse.accounts.v1.AccountsService.UnlockUser:input_type -> gatehouse.accounts.v1.UnlockUserRequest
+	66,  // 85: gatehouse.accounts.v1.AccountsService.DeactivateUser:input_type -> gatehouse.accounts.v1.DeactivateUserRequest
+	68,  // 86: gatehouse.accounts.v1.AccountsService.ReactivateUser:input_type -> gatehouse.accounts.v1.ReactivateUserRequest
+	70,  // 87: gatehouse.accounts.v1.AccountsService.SetDisplayName:input_type -> gatehouse.accounts.v1.SetDisplayNameRequest
+	72,  // 88: gatehouse.accounts.v1.AccountsService.ListUsers:input_type -> gatehouse.accounts.v1.ListUsersRequest
+	75,  // 89: gatehouse.accounts.v1.AccountsService.ListAuditEntries:input_type -> gatehouse.accounts.v1.ListAuditEntriesRequest
+	22,  // 90: gatehouse.accounts.v1.AccountsService.GetUserByEmail:input_type -> gatehouse.accounts.v1.GetUserByEmailRequest
+	25,  // 91: gatehouse.accounts.v1.AccountsService.AddEmail:input_type -> gatehouse.accounts.v1.AddEmailRequest
+	27,  // 92: gatehouse.accounts.v1.AccountsService.RemoveEmail:input_type -> gatehouse.accounts.v1.RemoveEmailRequest
+	29,  // 93: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:input_type -> gatehouse.accounts.v1.SetPrimaryEmailRequest
+	31,  // 94: gatehouse.accounts.v1.AccountsService.ListEmails:input_type -> gatehouse.accounts.v1.ListEmailsRequest
+	34,  // 95: gatehouse.accounts.v1.AccountsService.StartBrowserSession:input_type -> gatehouse.accounts.v1.StartBrowserSessionRequest
+	36,  // 96: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:input_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionRequest
+	38,  // 97: gatehouse.accounts.v1.AccountsService.EndBrowserSession:input_type -> gatehouse.accounts.v1.EndBrowserSessionRequest
+	40,  // 98: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:input_type -> gatehouse.accounts.v1.ListBrowserSessionsRequest
+	14,  // 99: gatehouse.accounts.v1.AccountsService.CreateRegistrationToken:input_type -> gatehouse.accounts.v1.CreateRegistrationTokenRequest
+	16,  // 100: gatehouse.accounts.v1.AccountsService.UseRegistrationToken:input_type -> gatehouse.accounts.v1.UseRegistrationTokenRequest
+	18,  // 101: gatehouse.accounts.v1.AccountsService.RevokeRegistrationToken:input_type -> gatehouse.accounts.v1.RevokeRegistrationTokenRequest
+	20,  // 102: gatehouse.accounts.v1.AccountsService.ListRegistrationTokens:input_type -> gatehouse.accounts.v1.ListRegistrationTokensRequest
+	7,   // 103: gatehouse.accounts.v1.AccountsService.GetRegistrationToken:input_type -> gatehouse.accounts.v1.GetRegistrationTokenRequest
+	9,   // 104: gatehouse.accounts.v1.AccountsService.UpdateRegistrationToken:input_type -> gatehouse.accounts.v1.UpdateRegistrationTokenRequest
+	10,  // 105: gatehouse.accounts.v1.AccountsService.UnrevokeRegistrationToken:input_type -> gatehouse.accounts.v1.UnrevokeRegistrationTokenRequest
+	1,   // 106: gatehouse.accounts.v1.AccountsService.SetAdmin:input_type -> gatehouse.accounts.v1.SetAdminRequest
+	3,   // 107: gatehouse.accounts.v1.AccountsService.GetEmail:input_type -> gatehouse.accounts.v1.GetEmailRequest
+	5,   // 108: gatehouse.accounts.v1.AccountsService.GetBrowserSession:input_type -> gatehouse.accounts.v1.GetBrowserSessionRequest
+	78,  // 109: gatehouse.accounts.v1.AccountsService.ListUpstreamProviders:input_type -> gatehouse.accounts.v1.ListUpstreamProvidersRequest
+	80,  // 110: gatehouse.accounts.v1.AccountsService.StartUpstreamSignIn:input_type -> gatehouse.accounts.v1.StartUpstreamSignInRequest
+	82,  // 111: gatehouse.accounts.v1.AccountsService.CompleteUpstreamSignIn:input_type -> gatehouse.accounts.v1.CompleteUpstreamSignInRequest
+	85,  // 112: gatehouse.accounts.v1.AccountsService.GetUpstreamSignIn:input_type -> gatehouse.accounts.v1.GetUpstreamSignInRequest
+	87,  // 113: gatehouse.accounts.v1.AccountsService.RegisterUpstreamUser:input_type -> gatehouse.accounts.v1.RegisterUpstreamUserRequest
+	89,  // 114: gatehouse.accounts.v1.AccountsService.LinkUpstream:input_type -> gatehouse.accounts.v1.LinkUpstreamRequest
+	92,  // 115: gatehouse.accounts.v1.AccountsService.ListUpstreamLinks:input_type -> gatehouse.accounts.v1.ListUpstreamLinksRequest
+	94,  // 116: gatehouse.accounts.v1.AccountsService.AddUpstreamLink:input_type -> gatehouse.accounts.v1.AddUpstreamLinkRequest
+	96,  // 117: gatehouse.accounts.v1.AccountsService.RemoveUpstreamLink:input_type -> gatehouse.accounts.v1.RemoveUpstreamLinkRequest
+	98,  // 118: gatehouse.accounts.v1.AccountsService.UpstreamBackchannelLogout:input_type -> gatehouse.accounts.v1.UpstreamBackchannelLogoutRequest
+	51,  // 119: gatehouse.accounts.v1.AccountsService.Register:output_type -> gatehouse.accounts.v1.RegisterResponse
+	45,  // 120: gatehouse.accounts.v1.AccountsService.StartRegistration:output_type -> gatehouse.accounts.v1.StartRegistrationResponse
+	48,  // 121: gatehouse.accounts.v1.AccountsService.GetRegistration:output_type -> gatehouse.accounts.v1.GetRegistrationResponse
+	50,  // 122: gatehouse.accounts.v1.AccountsService.CompleteRegistration:output_type -> gatehouse.accounts.v1.CompleteRegistrationResponse
+	54,  // 123: gatehouse.accounts.v1.AccountsService.GetUser:output_type -> gatehouse.accounts.v1.GetUserResponse
+	55,  // 124: gatehouse.accounts.v1.AccountsService.GetUserByUsername:output_type -> gatehouse.accounts.v1.GetUserByUsernameResponse
+	57,  // 125: gatehouse.accounts.v1.AccountsService.VerifyPassword:output_type -> gatehouse.accounts.v1.VerifyPasswordResponse
+	59,  // 126: gatehouse.accounts.v1.AccountsService.ChangePassword:output_type -> gatehouse.accounts.v1.ChangePasswordResponse
+	61,  // 127: gatehouse.accounts.v1.AccountsService.SetPassword:output_type -> gatehouse.accounts.v1.SetPasswordResponse
+	63,  // 128: gatehouse.accounts.v1.AccountsService.LockUser:output_type -> gatehouse.accounts.v1.LockUserResponse
+	65,  // 129: gatehouse.accounts.v1.AccountsService.UnlockUser:output_type -> gatehouse.accounts.v1.UnlockUserResponse
+	67,  // 130: gatehouse.accounts.v1.AccountsService.DeactivateUser:output_type -> gatehouse.accounts.v1.DeactivateUserResponse
+	69,  // 131: gatehouse.accounts.v1.AccountsService.ReactivateUser:output_type -> gatehouse.accounts.v1.ReactivateUserResponse
+	71,  // 132: gatehouse.accounts.v1.AccountsService.SetDisplayName:output_type -> gatehouse.accounts.v1.SetDisplayNameResponse
+	73,  // 133: gatehouse.accounts.v1.AccountsService.ListUsers:output_type -> gatehouse.accounts.v1.ListUsersResponse
+	76,  // 134: gatehouse.accounts.v1.AccountsService.ListAuditEntries:output_type -> gatehouse.accounts.v1.ListAuditEntriesResponse
+	23,  // 135: gatehouse.accounts.v1.AccountsService.GetUserByEmail:output_type -> gatehouse.accounts.v1.GetUserByEmailResponse
+	26,  // 136: gatehouse.accounts.v1.AccountsService.AddEmail:output_type -> gatehouse.accounts.v1.AddEmailResponse
+	28,  // 137: gatehouse.accounts.v1.AccountsService.RemoveEmail:output_type -> gatehouse.accounts.v1.RemoveEmailResponse
+	30,  // 138: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:output_type -> gatehouse.accounts.v1.SetPrimaryEmailResponse
+	32,  // 139: gatehouse.accounts.v1.AccountsService.ListEmails:output_type -> gatehouse.accounts.v1.ListEmailsResponse
+	35,  // 140: gatehouse.accounts.v1.AccountsService.StartBrowserSession:output_type -> gatehouse.accounts.v1.StartBrowserSessionResponse
+	37,  // 141: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:output_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionResponse
+	39,  // 142: gatehouse.accounts.v1.AccountsService.EndBrowserSession:output_type -> gatehouse.accounts.v1.EndBrowserSessionResponse
+	41,  // 143: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:output_type -> gatehouse.accounts.v1.ListBrowserSessionsResponse
+	15,  // 144: gatehouse.accounts.v1.AccountsService.CreateRegistrationToken:output_type -> gatehouse.accounts.v1.CreateRegistrationTokenResponse
+	17,  // 145: gatehouse.accounts.v1.AccountsService.UseRegistrationToken:output_type -> gatehouse.accounts.v1.UseRegistrationTokenResponse
+	19,  // 146: gatehouse.accounts.v1.AccountsService.RevokeRegistrationToken:output_type -> gatehouse.accounts.v1.RevokeRegistrationTokenResponse
+	21,  // 147: gatehouse.accounts.v1.AccountsService.ListRegistrationTokens:output_type -> gatehouse.accounts.v1.ListRegistrationTokensResponse
+	8,   // 148: gatehouse.accounts.v1.AccountsService.GetRegistrationToken:output_type -> gatehouse.accounts.v1.GetRegistrationTokenResponse
+	11,  // 149: gatehouse.accounts.v1.AccountsService.UpdateRegistrationToken:output_type -> gatehouse.accounts.v1.UpdateRegistrationTokenResponse
+	12,  // 150: gatehouse.accounts.v1.AccountsService.UnrevokeRegistrationToken:output_type -> gatehouse.accounts.v1.UnrevokeRegistrationTokenResponse
+	2,   // 151: gatehouse.accounts.v1.AccountsService.SetAdmin:output_type -> gatehouse.accounts.v1.SetAdminResponse
+	4,   // 152: gatehouse.accounts.v1.AccountsService.GetEmail:output_type -> gatehouse.accounts.v1.GetEmailResponse
+	6,   // 153: gatehouse.accounts.v1.AccountsService.GetBrowserSession:output_type -> gatehouse.accounts.v1.GetBrowserSessionResponse
+	79,  // 154: gatehouse.accounts.v1.AccountsService.ListUpstreamProviders:output_type -> gatehouse.accounts.v1.ListUpstreamProvidersResponse
+	81,  // 155: gatehouse.accounts.v1.AccountsService.StartUpstreamSignIn:output_type -> gatehouse.accounts.v1.StartUpstreamSignInResponse
+	83,  // 156: gatehouse.accounts.v1.AccountsService.CompleteUpstreamSignIn:output_type -> gatehouse.accounts.v1.CompleteUpstreamSignInResponse
+	86,  // 157: gatehouse.accounts.v1.AccountsService.GetUpstreamSignIn:output_type -> gatehouse.accounts.v1.GetUpstreamSignInResponse
+	88,  // 158: gatehouse.accounts.v1.AccountsService.RegisterUpstreamUser:output_type -> gatehouse.accounts.v1.RegisterUpstreamUserResponse
+	90,  // 159: gatehouse.accounts.v1.AccountsService.LinkUpstream:output_type -> gatehouse.accounts.v1.LinkUpstreamResponse
+	93,  // 160: gatehouse.accounts.v1.AccountsService.ListUpstreamLinks:output_type -> gatehouse.accounts.v1.ListUpstreamLinksResponse
+	95,  // 161: gatehouse.accounts.v1.AccountsService.AddUpstreamLink:output_type -> gatehouse.accounts.v1.AddUpstreamLinkResponse
+	97,  // 162: gatehouse.accounts.v1.AccountsService.RemoveUpstreamLink:output_type -> gatehouse.accounts.v1.RemoveUpstreamLinkResponse
+	99,  // 163: gatehouse.accounts.v1.AccountsService.UpstreamBackchannelLogout:output_type -> gatehouse.accounts.v1.UpstreamBackchannelLogoutResponse
+	119, // [119:164] is the sub-list for method output_type
+	74,  // [74:119] is the sub-list for method input_type
+	74,  // [74:74] is the sub-list for extension type_name
+	74,  // [74:74] is the sub-list for extension extendee
+	0,   // [0:74] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_accounts_v1_accounts_proto_init() }
@@ -4981,7 +6543,7 @@ func file_gatehouse_accounts_v1_accounts_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_accounts_v1_accounts_proto_rawDesc), len(file_gatehouse_accounts_v1_accounts_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   76,
+			NumMessages:   99,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -54,6 +54,16 @@ const (
 	AccountsService_SetAdmin_FullMethodName                   = "/gatehouse.accounts.v1.AccountsService/SetAdmin"
 	AccountsService_GetEmail_FullMethodName                   = "/gatehouse.accounts.v1.AccountsService/GetEmail"
 	AccountsService_GetBrowserSession_FullMethodName          = "/gatehouse.accounts.v1.AccountsService/GetBrowserSession"
+	AccountsService_ListUpstreamProviders_FullMethodName      = "/gatehouse.accounts.v1.AccountsService/ListUpstreamProviders"
+	AccountsService_StartUpstreamSignIn_FullMethodName        = "/gatehouse.accounts.v1.AccountsService/StartUpstreamSignIn"
+	AccountsService_CompleteUpstreamSignIn_FullMethodName     = "/gatehouse.accounts.v1.AccountsService/CompleteUpstreamSignIn"
+	AccountsService_GetUpstreamSignIn_FullMethodName          = "/gatehouse.accounts.v1.AccountsService/GetUpstreamSignIn"
+	AccountsService_RegisterUpstreamUser_FullMethodName       = "/gatehouse.accounts.v1.AccountsService/RegisterUpstreamUser"
+	AccountsService_LinkUpstream_FullMethodName               = "/gatehouse.accounts.v1.AccountsService/LinkUpstream"
+	AccountsService_ListUpstreamLinks_FullMethodName          = "/gatehouse.accounts.v1.AccountsService/ListUpstreamLinks"
+	AccountsService_AddUpstreamLink_FullMethodName            = "/gatehouse.accounts.v1.AccountsService/AddUpstreamLink"
+	AccountsService_RemoveUpstreamLink_FullMethodName         = "/gatehouse.accounts.v1.AccountsService/RemoveUpstreamLink"
+	AccountsService_UpstreamBackchannelLogout_FullMethodName  = "/gatehouse.accounts.v1.AccountsService/UpstreamBackchannelLogout"
 )
 
 // AccountsServiceClient is the client API for AccountsService service.
@@ -141,6 +151,44 @@ type AccountsServiceClient interface {
 	GetEmail(ctx context.Context, in *GetEmailRequest, opts ...grpc.CallOption) (*GetEmailResponse, error)
 	// GetBrowserSession returns one browser session. NOT_FOUND when unknown.
 	GetBrowserSession(ctx context.Context, in *GetBrowserSessionRequest, opts ...grpc.CallOption) (*GetBrowserSessionResponse, error)
+	// ListUpstreamProviders lists the configured providers (for buttons and administrators).
+	ListUpstreamProviders(ctx context.Context, in *ListUpstreamProvidersRequest, opts ...grpc.CallOption) (*ListUpstreamProvidersResponse, error)
+	// StartUpstreamSignIn returns the provider's authorization URL with a
+	// fresh state, nonce and PKCE verifier, which the caller binds to the
+	// browser. UNAVAILABLE when the provider's discovery cannot be read.
+	StartUpstreamSignIn(ctx context.Context, in *StartUpstreamSignInRequest, opts ...grpc.CallOption) (*StartUpstreamSignInResponse, error)
+	// CompleteUpstreamSignIn redeems the code the provider sent back and
+	// verifies the identity (ID token: signature, iss, aud, azp, exp, nonce;
+	// userinfo when configured). A linked identity gets its user and a proof
+	// for StartBrowserSession; an unlinked one a ticket (sealed, 30 minutes)
+	// for RegisterUpstreamUser or LinkUpstream. UNAVAILABLE when the provider
+	// cannot be reached, PERMISSION_DENIED for an answer that does not verify,
+	// FAILED_PRECONDITION for a required claim missing (fact "claim") or a
+	// locked or deactivated user.
+	CompleteUpstreamSignIn(ctx context.Context, in *CompleteUpstreamSignInRequest, opts ...grpc.CallOption) (*CompleteUpstreamSignInResponse, error)
+	// GetUpstreamSignIn shows what a ticket's first sign-in would create.
+	GetUpstreamSignIn(ctx context.Context, in *GetUpstreamSignInRequest, opts ...grpc.CallOption) (*GetUpstreamSignInResponse, error)
+	// RegisterUpstreamUser creates the user of a ticket, linked to its
+	// upstream identity, with no password.
+	RegisterUpstreamUser(ctx context.Context, in *RegisterUpstreamUserRequest, opts ...grpc.CallOption) (*RegisterUpstreamUserResponse, error)
+	// LinkUpstream links a ticket's upstream identity to an existing user,
+	// against that user's fresh password proof (VerifyPassword).
+	LinkUpstream(ctx context.Context, in *LinkUpstreamRequest, opts ...grpc.CallOption) (*LinkUpstreamResponse, error)
+	// ListUpstreamLinks lists a user's links (or, for administrators, one
+	// provider's, with provider_id and no user_id).
+	ListUpstreamLinks(ctx context.Context, in *ListUpstreamLinksRequest, opts ...grpc.CallOption) (*ListUpstreamLinksResponse, error)
+	// AddUpstreamLink links an upstream identity to a user by an
+	// administrator's word, or imports a Synapse link (synapse_auth_provider).
+	// ALREADY_EXISTS when the identity is linked to someone.
+	AddUpstreamLink(ctx context.Context, in *AddUpstreamLinkRequest, opts ...grpc.CallOption) (*AddUpstreamLinkResponse, error)
+	// RemoveUpstreamLink unlinks. FAILED_PRECONDITION when it is the user's
+	// last way to sign in (no password, no other usable link).
+	RemoveUpstreamLink(ctx context.Context, in *RemoveUpstreamLinkRequest, opts ...grpc.CallOption) (*RemoveUpstreamLinkResponse, error)
+	// UpstreamBackchannelLogout validates a provider's logout token (OpenID
+	// Connect Back-Channel Logout 1.0) and ends the browser sessions that came
+	// from the upstream session it names. INVALID_ARGUMENT for a token that is
+	// not valid (or replayed).
+	UpstreamBackchannelLogout(ctx context.Context, in *UpstreamBackchannelLogoutRequest, opts ...grpc.CallOption) (*UpstreamBackchannelLogoutResponse, error)
 }
 
 type accountsServiceClient struct {
@@ -501,6 +549,106 @@ func (c *accountsServiceClient) GetBrowserSession(ctx context.Context, in *GetBr
 	return out, nil
 }
 
+func (c *accountsServiceClient) ListUpstreamProviders(ctx context.Context, in *ListUpstreamProvidersRequest, opts ...grpc.CallOption) (*ListUpstreamProvidersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListUpstreamProvidersResponse)
+	err := c.cc.Invoke(ctx, AccountsService_ListUpstreamProviders_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) StartUpstreamSignIn(ctx context.Context, in *StartUpstreamSignInRequest, opts ...grpc.CallOption) (*StartUpstreamSignInResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StartUpstreamSignInResponse)
+	err := c.cc.Invoke(ctx, AccountsService_StartUpstreamSignIn_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) CompleteUpstreamSignIn(ctx context.Context, in *CompleteUpstreamSignInRequest, opts ...grpc.CallOption) (*CompleteUpstreamSignInResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CompleteUpstreamSignInResponse)
+	err := c.cc.Invoke(ctx, AccountsService_CompleteUpstreamSignIn_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) GetUpstreamSignIn(ctx context.Context, in *GetUpstreamSignInRequest, opts ...grpc.CallOption) (*GetUpstreamSignInResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetUpstreamSignInResponse)
+	err := c.cc.Invoke(ctx, AccountsService_GetUpstreamSignIn_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) RegisterUpstreamUser(ctx context.Context, in *RegisterUpstreamUserRequest, opts ...grpc.CallOption) (*RegisterUpstreamUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RegisterUpstreamUserResponse)
+	err := c.cc.Invoke(ctx, AccountsService_RegisterUpstreamUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) LinkUpstream(ctx context.Context, in *LinkUpstreamRequest, opts ...grpc.CallOption) (*LinkUpstreamResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LinkUpstreamResponse)
+	err := c.cc.Invoke(ctx, AccountsService_LinkUpstream_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) ListUpstreamLinks(ctx context.Context, in *ListUpstreamLinksRequest, opts ...grpc.CallOption) (*ListUpstreamLinksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListUpstreamLinksResponse)
+	err := c.cc.Invoke(ctx, AccountsService_ListUpstreamLinks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) AddUpstreamLink(ctx context.Context, in *AddUpstreamLinkRequest, opts ...grpc.CallOption) (*AddUpstreamLinkResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddUpstreamLinkResponse)
+	err := c.cc.Invoke(ctx, AccountsService_AddUpstreamLink_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) RemoveUpstreamLink(ctx context.Context, in *RemoveUpstreamLinkRequest, opts ...grpc.CallOption) (*RemoveUpstreamLinkResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveUpstreamLinkResponse)
+	err := c.cc.Invoke(ctx, AccountsService_RemoveUpstreamLink_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) UpstreamBackchannelLogout(ctx context.Context, in *UpstreamBackchannelLogoutRequest, opts ...grpc.CallOption) (*UpstreamBackchannelLogoutResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpstreamBackchannelLogoutResponse)
+	err := c.cc.Invoke(ctx, AccountsService_UpstreamBackchannelLogout_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AccountsServiceServer is the server API for AccountsService service.
 // All implementations must embed UnimplementedAccountsServiceServer
 // for forward compatibility.
@@ -586,6 +734,44 @@ type AccountsServiceServer interface {
 	GetEmail(context.Context, *GetEmailRequest) (*GetEmailResponse, error)
 	// GetBrowserSession returns one browser session. NOT_FOUND when unknown.
 	GetBrowserSession(context.Context, *GetBrowserSessionRequest) (*GetBrowserSessionResponse, error)
+	// ListUpstreamProviders lists the configured providers (for buttons and administrators).
+	ListUpstreamProviders(context.Context, *ListUpstreamProvidersRequest) (*ListUpstreamProvidersResponse, error)
+	// StartUpstreamSignIn returns the provider's authorization URL with a
+	// fresh state, nonce and PKCE verifier, which the caller binds to the
+	// browser. UNAVAILABLE when the provider's discovery cannot be read.
+	StartUpstreamSignIn(context.Context, *StartUpstreamSignInRequest) (*StartUpstreamSignInResponse, error)
+	// CompleteUpstreamSignIn redeems the code the provider sent back and
+	// verifies the identity (ID token: signature, iss, aud, azp, exp, nonce;
+	// userinfo when configured). A linked identity gets its user and a proof
+	// for StartBrowserSession; an unlinked one a ticket (sealed, 30 minutes)
+	// for RegisterUpstreamUser or LinkUpstream. UNAVAILABLE when the provider
+	// cannot be reached, PERMISSION_DENIED for an answer that does not verify,
+	// FAILED_PRECONDITION for a required claim missing (fact "claim") or a
+	// locked or deactivated user.
+	CompleteUpstreamSignIn(context.Context, *CompleteUpstreamSignInRequest) (*CompleteUpstreamSignInResponse, error)
+	// GetUpstreamSignIn shows what a ticket's first sign-in would create.
+	GetUpstreamSignIn(context.Context, *GetUpstreamSignInRequest) (*GetUpstreamSignInResponse, error)
+	// RegisterUpstreamUser creates the user of a ticket, linked to its
+	// upstream identity, with no password.
+	RegisterUpstreamUser(context.Context, *RegisterUpstreamUserRequest) (*RegisterUpstreamUserResponse, error)
+	// LinkUpstream links a ticket's upstream identity to an existing user,
+	// against that user's fresh password proof (VerifyPassword).
+	LinkUpstream(context.Context, *LinkUpstreamRequest) (*LinkUpstreamResponse, error)
+	// ListUpstreamLinks lists a user's links (or, for administrators, one
+	// provider's, with provider_id and no user_id).
+	ListUpstreamLinks(context.Context, *ListUpstreamLinksRequest) (*ListUpstreamLinksResponse, error)
+	// AddUpstreamLink links an upstream identity to a user by an
+	// administrator's word, or imports a Synapse link (synapse_auth_provider).
+	// ALREADY_EXISTS when the identity is linked to someone.
+	AddUpstreamLink(context.Context, *AddUpstreamLinkRequest) (*AddUpstreamLinkResponse, error)
+	// RemoveUpstreamLink unlinks. FAILED_PRECONDITION when it is the user's
+	// last way to sign in (no password, no other usable link).
+	RemoveUpstreamLink(context.Context, *RemoveUpstreamLinkRequest) (*RemoveUpstreamLinkResponse, error)
+	// UpstreamBackchannelLogout validates a provider's logout token (OpenID
+	// Connect Back-Channel Logout 1.0) and ends the browser sessions that came
+	// from the upstream session it names. INVALID_ARGUMENT for a token that is
+	// not valid (or replayed).
+	UpstreamBackchannelLogout(context.Context, *UpstreamBackchannelLogoutRequest) (*UpstreamBackchannelLogoutResponse, error)
 	mustEmbedUnimplementedAccountsServiceServer()
 }
 
@@ -700,6 +886,36 @@ func (UnimplementedAccountsServiceServer) GetEmail(context.Context, *GetEmailReq
 }
 func (UnimplementedAccountsServiceServer) GetBrowserSession(context.Context, *GetBrowserSessionRequest) (*GetBrowserSessionResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetBrowserSession not implemented")
+}
+func (UnimplementedAccountsServiceServer) ListUpstreamProviders(context.Context, *ListUpstreamProvidersRequest) (*ListUpstreamProvidersResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListUpstreamProviders not implemented")
+}
+func (UnimplementedAccountsServiceServer) StartUpstreamSignIn(context.Context, *StartUpstreamSignInRequest) (*StartUpstreamSignInResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method StartUpstreamSignIn not implemented")
+}
+func (UnimplementedAccountsServiceServer) CompleteUpstreamSignIn(context.Context, *CompleteUpstreamSignInRequest) (*CompleteUpstreamSignInResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CompleteUpstreamSignIn not implemented")
+}
+func (UnimplementedAccountsServiceServer) GetUpstreamSignIn(context.Context, *GetUpstreamSignInRequest) (*GetUpstreamSignInResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetUpstreamSignIn not implemented")
+}
+func (UnimplementedAccountsServiceServer) RegisterUpstreamUser(context.Context, *RegisterUpstreamUserRequest) (*RegisterUpstreamUserResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RegisterUpstreamUser not implemented")
+}
+func (UnimplementedAccountsServiceServer) LinkUpstream(context.Context, *LinkUpstreamRequest) (*LinkUpstreamResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method LinkUpstream not implemented")
+}
+func (UnimplementedAccountsServiceServer) ListUpstreamLinks(context.Context, *ListUpstreamLinksRequest) (*ListUpstreamLinksResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListUpstreamLinks not implemented")
+}
+func (UnimplementedAccountsServiceServer) AddUpstreamLink(context.Context, *AddUpstreamLinkRequest) (*AddUpstreamLinkResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method AddUpstreamLink not implemented")
+}
+func (UnimplementedAccountsServiceServer) RemoveUpstreamLink(context.Context, *RemoveUpstreamLinkRequest) (*RemoveUpstreamLinkResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RemoveUpstreamLink not implemented")
+}
+func (UnimplementedAccountsServiceServer) UpstreamBackchannelLogout(context.Context, *UpstreamBackchannelLogoutRequest) (*UpstreamBackchannelLogoutResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method UpstreamBackchannelLogout not implemented")
 }
 func (UnimplementedAccountsServiceServer) mustEmbedUnimplementedAccountsServiceServer() {}
 func (UnimplementedAccountsServiceServer) testEmbeddedByValue()                         {}
@@ -1352,6 +1568,186 @@ func _AccountsService_GetBrowserSession_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AccountsService_ListUpstreamProviders_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListUpstreamProvidersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).ListUpstreamProviders(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_ListUpstreamProviders_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).ListUpstreamProviders(ctx, req.(*ListUpstreamProvidersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_StartUpstreamSignIn_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StartUpstreamSignInRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).StartUpstreamSignIn(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_StartUpstreamSignIn_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).StartUpstreamSignIn(ctx, req.(*StartUpstreamSignInRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_CompleteUpstreamSignIn_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CompleteUpstreamSignInRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).CompleteUpstreamSignIn(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_CompleteUpstreamSignIn_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).CompleteUpstreamSignIn(ctx, req.(*CompleteUpstreamSignInRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_GetUpstreamSignIn_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetUpstreamSignInRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).GetUpstreamSignIn(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_GetUpstreamSignIn_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).GetUpstreamSignIn(ctx, req.(*GetUpstreamSignInRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_RegisterUpstreamUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RegisterUpstreamUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).RegisterUpstreamUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_RegisterUpstreamUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).RegisterUpstreamUser(ctx, req.(*RegisterUpstreamUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_LinkUpstream_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LinkUpstreamRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).LinkUpstream(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_LinkUpstream_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).LinkUpstream(ctx, req.(*LinkUpstreamRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_ListUpstreamLinks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListUpstreamLinksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).ListUpstreamLinks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_ListUpstreamLinks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).ListUpstreamLinks(ctx, req.(*ListUpstreamLinksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_AddUpstreamLink_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddUpstreamLinkRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).AddUpstreamLink(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_AddUpstreamLink_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).AddUpstreamLink(ctx, req.(*AddUpstreamLinkRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_RemoveUpstreamLink_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveUpstreamLinkRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).RemoveUpstreamLink(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_RemoveUpstreamLink_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).RemoveUpstreamLink(ctx, req.(*RemoveUpstreamLinkRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_UpstreamBackchannelLogout_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpstreamBackchannelLogoutRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).UpstreamBackchannelLogout(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_UpstreamBackchannelLogout_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).UpstreamBackchannelLogout(ctx, req.(*UpstreamBackchannelLogoutRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AccountsService_ServiceDesc is the grpc.ServiceDesc for AccountsService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1498,6 +1894,46 @@ var AccountsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetBrowserSession",
 			Handler:    _AccountsService_GetBrowserSession_Handler,
+		},
+		{
+			MethodName: "ListUpstreamProviders",
+			Handler:    _AccountsService_ListUpstreamProviders_Handler,
+		},
+		{
+			MethodName: "StartUpstreamSignIn",
+			Handler:    _AccountsService_StartUpstreamSignIn_Handler,
+		},
+		{
+			MethodName: "CompleteUpstreamSignIn",
+			Handler:    _AccountsService_CompleteUpstreamSignIn_Handler,
+		},
+		{
+			MethodName: "GetUpstreamSignIn",
+			Handler:    _AccountsService_GetUpstreamSignIn_Handler,
+		},
+		{
+			MethodName: "RegisterUpstreamUser",
+			Handler:    _AccountsService_RegisterUpstreamUser_Handler,
+		},
+		{
+			MethodName: "LinkUpstream",
+			Handler:    _AccountsService_LinkUpstream_Handler,
+		},
+		{
+			MethodName: "ListUpstreamLinks",
+			Handler:    _AccountsService_ListUpstreamLinks_Handler,
+		},
+		{
+			MethodName: "AddUpstreamLink",
+			Handler:    _AccountsService_AddUpstreamLink_Handler,
+		},
+		{
+			MethodName: "RemoveUpstreamLink",
+			Handler:    _AccountsService_RemoveUpstreamLink_Handler,
+		},
+		{
+			MethodName: "UpstreamBackchannelLogout",
+			Handler:    _AccountsService_UpstreamBackchannelLogout_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -955,8 +955,10 @@ type ExchangeCodeResponse struct {
 	// Set when the code had been used before: the session started by the first
 	// use, which must be ended. No other field is set then.
 	ReplayedSessionId string `protobuf:"bytes,8,opt,name=replayed_session_id,json=replayedSessionId,proto3" json:"replayed_session_id,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The browser session the person consented from.
+	BrowserSessionId string `protobuf:"bytes,9,opt,name=browser_session_id,json=browserSessionId,proto3" json:"browser_session_id,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ExchangeCodeResponse) Reset() {
@@ -1041,6 +1043,13 @@ func (x *ExchangeCodeResponse) GetAdmin() bool {
 func (x *ExchangeCodeResponse) GetReplayedSessionId() string {
 	if x != nil {
 		return x.ReplayedSessionId
+	}
+	return ""
+}
+
+func (x *ExchangeCodeResponse) GetBrowserSessionId() string {
+	if x != nil {
+		return x.BrowserSessionId
 	}
 	return ""
 }
@@ -1585,8 +1594,10 @@ type PollDeviceCodeResponse struct {
 	Scope         string                 `protobuf:"bytes,6,opt,name=scope,proto3" json:"scope,omitempty"`
 	AuthTime      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=auth_time,json=authTime,proto3" json:"auth_time,omitempty"`
 	Admin         bool                   `protobuf:"varint,8,opt,name=admin,proto3" json:"admin,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The browser session the person approved from.
+	BrowserSessionId string `protobuf:"bytes,9,opt,name=browser_session_id,json=browserSessionId,proto3" json:"browser_session_id,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *PollDeviceCodeResponse) Reset() {
@@ -1673,6 +1684,13 @@ func (x *PollDeviceCodeResponse) GetAdmin() bool {
 		return x.Admin
 	}
 	return false
+}
+
+func (x *PollDeviceCodeResponse) GetBrowserSessionId() string {
+	if x != nil {
+		return x.BrowserSessionId
+	}
+	return ""
 }
 
 type ClaimClientAssertionRequest struct {
@@ -1843,7 +1861,7 @@ const file_gatehouse_authorize_v1_authorize_proto_rawDesc = "" +
 	"\fredirect_uri\x18\x03 \x01(\tR\vredirectUri\x12#\n" +
 	"\rcode_verifier\x18\x04 \x01(\tR\fcodeVerifier\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\x05 \x01(\tR\tsessionId\"\x91\x02\n" +
+	"session_id\x18\x05 \x01(\tR\tsessionId\"\xbf\x02\n" +
 	"\x14ExchangeCodeResponse\x12\x19\n" +
 	"\bgrant_id\x18\x01 \x01(\tR\agrantId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1a\n" +
@@ -1852,7 +1870,8 @@ const file_gatehouse_authorize_v1_authorize_proto_rawDesc = "" +
 	"\x05nonce\x18\x05 \x01(\tR\x05nonce\x127\n" +
 	"\tauth_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bauthTime\x12\x14\n" +
 	"\x05admin\x18\a \x01(\bR\x05admin\x12.\n" +
-	"\x13replayed_session_id\x18\b \x01(\tR\x11replayedSessionId\"/\n" +
+	"\x13replayed_session_id\x18\b \x01(\tR\x11replayedSessionId\x12,\n" +
+	"\x12browser_session_id\x18\t \x01(\tR\x10browserSessionId\"/\n" +
 	"\x10GetClientRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\"\x95\x01\n" +
 	"\x11GetClientResponse\x12\x1b\n" +
@@ -1886,7 +1905,7 @@ const file_gatehouse_authorize_v1_authorize_proto_rawDesc = "" +
 	"deviceCode\x12\x1b\n" +
 	"\tclient_id\x18\x02 \x01(\tR\bclientId\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\x03 \x01(\tR\tsessionId\"\xb8\x02\n" +
+	"session_id\x18\x03 \x01(\tR\tsessionId\"\xe6\x02\n" +
 	"\x16PollDeviceCodeResponse\x12@\n" +
 	"\x06status\x18\x01 \x01(\x0e2(.gatehouse.authorize.v1.DevicePollStatusR\x06status\x12\x1a\n" +
 	"\binterval\x18\x02 \x01(\x05R\binterval\x12&\n" +
@@ -1895,7 +1914,8 @@ const file_gatehouse_authorize_v1_authorize_proto_rawDesc = "" +
 	"\busername\x18\x05 \x01(\tR\busername\x12\x14\n" +
 	"\x05scope\x18\x06 \x01(\tR\x05scope\x127\n" +
 	"\tauth_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bauthTime\x12\x14\n" +
-	"\x05admin\x18\b \x01(\bR\x05admin\"\x87\x01\n" +
+	"\x05admin\x18\b \x01(\bR\x05admin\x12,\n" +
+	"\x12browser_session_id\x18\t \x01(\tR\x10browserSessionId\"\x87\x01\n" +
 	"\x1bClaimClientAssertionRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x10\n" +
 	"\x03jti\x18\x02 \x01(\tR\x03jti\x129\n" +

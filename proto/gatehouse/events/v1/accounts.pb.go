@@ -143,9 +143,11 @@ func (x *UsernameReserved) GetUserId() string {
 
 // EmailReserved claims an email address for a user.
 type EmailReserved struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Email         string                 `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
-	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Email  string                 `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	UserId string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// The address, sealed under the user's personal key.
+	SealedEmail   *SealedSecret `protobuf:"bytes,3,opt,name=sealed_email,json=sealedEmail,proto3" json:"sealed_email,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -194,11 +196,20 @@ func (x *EmailReserved) GetUserId() string {
 	return ""
 }
 
+func (x *EmailReserved) GetSealedEmail() *SealedSecret {
+	if x != nil {
+		return x.SealedEmail
+	}
+	return nil
+}
+
 // EmailReleased frees an email address so another user may claim it.
 type EmailReleased struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Email         string                 `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
-	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Email  string                 `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	UserId string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// The address, sealed under the user's personal key.
+	SealedEmail   *SealedSecret `protobuf:"bytes,3,opt,name=sealed_email,json=sealedEmail,proto3" json:"sealed_email,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -247,6 +258,13 @@ func (x *EmailReleased) GetUserId() string {
 	return ""
 }
 
+func (x *EmailReleased) GetSealedEmail() *SealedSecret {
+	if x != nil {
+		return x.SealedEmail
+	}
+	return nil
+}
+
 // UserRegistered starts a user aggregate.
 type UserRegistered struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -264,10 +282,15 @@ type UserRegistered struct {
 	// address; empty when there is no address or an administrator vouched for it.
 	EmailVerificationId string `protobuf:"bytes,7,opt,name=email_verification_id,json=emailVerificationId,proto3" json:"email_verification_id,omitempty"`
 	// The password hash (PHC string), sealed at
-	// "accounts.user.<user_id>/password_hash"; unset when the user has no password.
+	// "accounts.user.<user_id>/password_hash" (under the user's personal key; under
+	// the key-encryption key in versions before personal keys); unset when the user
+	// has no password.
 	SealedPasswordHash *SealedSecret `protobuf:"bytes,8,opt,name=sealed_password_hash,json=sealedPasswordHash,proto3" json:"sealed_password_hash,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// The address and the display name, sealed under the user's personal key.
+	SealedEmail       *SealedSecret `protobuf:"bytes,9,opt,name=sealed_email,json=sealedEmail,proto3" json:"sealed_email,omitempty"`
+	SealedDisplayName *SealedSecret `protobuf:"bytes,10,opt,name=sealed_display_name,json=sealedDisplayName,proto3" json:"sealed_display_name,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *UserRegistered) Reset() {
@@ -352,6 +375,20 @@ func (x *UserRegistered) GetEmailVerificationId() string {
 func (x *UserRegistered) GetSealedPasswordHash() *SealedSecret {
 	if x != nil {
 		return x.SealedPasswordHash
+	}
+	return nil
+}
+
+func (x *UserRegistered) GetSealedEmail() *SealedSecret {
+	if x != nil {
+		return x.SealedEmail
+	}
+	return nil
+}
+
+func (x *UserRegistered) GetSealedDisplayName() *SealedSecret {
+	if x != nil {
+		return x.SealedDisplayName
 	}
 	return nil
 }
@@ -529,7 +566,12 @@ func (x *UserUnlocked) GetUserId() string {
 type UserDeactivated struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	// Whether the homeserver should erase the user's data.
+	// Erasure (GDPR art. 17): the user's personal key is destroyed, so every
+	// personal datum sealed under it — addresses, display name, password hash,
+	// IP addresses and user agents, in every service's events — stops opening;
+	// read models drop them; the user's addresses are released (EmailReleased
+	// in the same atomic batch); the homeserver is asked to erase the user too.
+	// The username stays reserved. An erased account cannot be reactivated.
 	Erase         bool `protobuf:"varint,2,opt,name=erase,proto3" json:"erase,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -626,11 +668,13 @@ func (x *UserReactivated) GetUserId() string {
 
 // DisplayNameSet changes the user's display name (empty clears it).
 type DisplayNameSet struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	DisplayName   string                 `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	UserId      string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	DisplayName string                 `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	// The display name, sealed under the user's personal key.
+	SealedDisplayName *SealedSecret `protobuf:"bytes,3,opt,name=sealed_display_name,json=sealedDisplayName,proto3" json:"sealed_display_name,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *DisplayNameSet) Reset() {
@@ -675,6 +719,13 @@ func (x *DisplayNameSet) GetDisplayName() string {
 		return x.DisplayName
 	}
 	return ""
+}
+
+func (x *DisplayNameSet) GetSealedDisplayName() *SealedSecret {
+	if x != nil {
+		return x.SealedDisplayName
+	}
+	return nil
 }
 
 // AdminSet grants or removes administrator rights.
@@ -739,8 +790,10 @@ type EmailAdded struct {
 	// The notify service's confirmed verification that proved the address;
 	// empty when an administrator vouched for it.
 	VerificationId string `protobuf:"bytes,3,opt,name=verification_id,json=verificationId,proto3" json:"verification_id,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The address, sealed under the user's personal key.
+	SealedEmail   *SealedSecret `protobuf:"bytes,4,opt,name=sealed_email,json=sealedEmail,proto3" json:"sealed_email,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *EmailAdded) Reset() {
@@ -794,11 +847,20 @@ func (x *EmailAdded) GetVerificationId() string {
 	return ""
 }
 
+func (x *EmailAdded) GetSealedEmail() *SealedSecret {
+	if x != nil {
+		return x.SealedEmail
+	}
+	return nil
+}
+
 // EmailRemoved removes an address from a user (its reservation is released in the same batch).
 type EmailRemoved struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	Email         string                 `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Email  string                 `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
+	// The address, sealed under the user's personal key.
+	SealedEmail   *SealedSecret `protobuf:"bytes,3,opt,name=sealed_email,json=sealedEmail,proto3" json:"sealed_email,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -847,11 +909,20 @@ func (x *EmailRemoved) GetEmail() string {
 	return ""
 }
 
+func (x *EmailRemoved) GetSealedEmail() *SealedSecret {
+	if x != nil {
+		return x.SealedEmail
+	}
+	return nil
+}
+
 // PrimaryEmailSet makes an address the user's primary one.
 type PrimaryEmailSet struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	Email         string                 `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Email  string                 `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
+	// The address, sealed under the user's personal key.
+	SealedEmail   *SealedSecret `protobuf:"bytes,3,opt,name=sealed_email,json=sealedEmail,proto3" json:"sealed_email,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -900,17 +971,32 @@ func (x *PrimaryEmailSet) GetEmail() string {
 	return ""
 }
 
+func (x *PrimaryEmailSet) GetSealedEmail() *SealedSecret {
+	if x != nil {
+		return x.SealedEmail
+	}
+	return nil
+}
+
 // BrowserSessionStarted signs a user in on a browser.
 type BrowserSessionStarted struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	UserId    string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	// SHA-256 (hex) of the cookie secret.
-	SecretHash    string `protobuf:"bytes,3,opt,name=secret_hash,json=secretHash,proto3" json:"secret_hash,omitempty"`
-	UserAgent     string `protobuf:"bytes,4,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
-	IpAddress     string `protobuf:"bytes,5,opt,name=ip_address,json=ipAddress,proto3" json:"ip_address,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	SecretHash string `protobuf:"bytes,3,opt,name=secret_hash,json=secretHash,proto3" json:"secret_hash,omitempty"`
+	UserAgent  string `protobuf:"bytes,4,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
+	IpAddress  string `protobuf:"bytes,5,opt,name=ip_address,json=ipAddress,proto3" json:"ip_address,omitempty"`
+	// The user agent and the address, sealed under the user's personal key.
+	SealedUserAgent *SealedSecret `protobuf:"bytes,6,opt,name=sealed_user_agent,json=sealedUserAgent,proto3" json:"sealed_user_agent,omitempty"`
+	SealedIpAddress *SealedSecret `protobuf:"bytes,7,opt,name=sealed_ip_address,json=sealedIpAddress,proto3" json:"sealed_ip_address,omitempty"`
+	// Set when the person signed in with an upstream identity provider: the
+	// provider's id, and the provider's session (the ID token's sid, empty when
+	// it gave none) that a back-channel logout names.
+	UpstreamProvider string `protobuf:"bytes,8,opt,name=upstream_provider,json=upstreamProvider,proto3" json:"upstream_provider,omitempty"`
+	UpstreamSid      string `protobuf:"bytes,9,opt,name=upstream_sid,json=upstreamSid,proto3" json:"upstream_sid,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *BrowserSessionStarted) Reset() {
@@ -978,6 +1064,34 @@ func (x *BrowserSessionStarted) GetIpAddress() string {
 	return ""
 }
 
+func (x *BrowserSessionStarted) GetSealedUserAgent() *SealedSecret {
+	if x != nil {
+		return x.SealedUserAgent
+	}
+	return nil
+}
+
+func (x *BrowserSessionStarted) GetSealedIpAddress() *SealedSecret {
+	if x != nil {
+		return x.SealedIpAddress
+	}
+	return nil
+}
+
+func (x *BrowserSessionStarted) GetUpstreamProvider() string {
+	if x != nil {
+		return x.UpstreamProvider
+	}
+	return ""
+}
+
+func (x *BrowserSessionStarted) GetUpstreamSid() string {
+	if x != nil {
+		return x.UpstreamSid
+	}
+	return ""
+}
+
 // BrowserSessionsActive records, in one batch, when sessions were last used.
 // Subject: accounts.activity.<batch id>
 type BrowserSessionsActive struct {
@@ -1029,10 +1143,14 @@ type BrowserSessionEnded struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	UserId    string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	// "logout", "password_changed", "deactivated", "ended_by_user", ...
-	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// "logout", "password_changed", "deactivated", "ended_by_user",
+	// "upstream_logout", ...
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The OAuth and compat sessions started from this browser session end too
+	// (a back-channel logout from a provider set to logout_all).
+	EndStartedSessions bool `protobuf:"varint,4,opt,name=end_started_sessions,json=endStartedSessions,proto3" json:"end_started_sessions,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *BrowserSessionEnded) Reset() {
@@ -1084,6 +1202,13 @@ func (x *BrowserSessionEnded) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *BrowserSessionEnded) GetEndStartedSessions() bool {
+	if x != nil {
+		return x.EndStartedSessions
+	}
+	return false
 }
 
 // RegistrationTokenCreated issues a registration token (only its hash is kept).
@@ -1369,10 +1494,17 @@ type RegistrationStarted struct {
 	DisplayName  string `protobuf:"bytes,5,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
 	// After this the registration cannot be completed.
 	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
-	// The password hash, sealed at "accounts.registration.<registration_id>/password_hash".
+	// The password hash, sealed at "accounts.registration.<registration_id>/password_hash"
+	// (under the registration's personal key; under the key-encryption key in
+	// versions before personal keys).
 	SealedPasswordHash *SealedSecret `protobuf:"bytes,7,opt,name=sealed_password_hash,json=sealedPasswordHash,proto3" json:"sealed_password_hash,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// The address and the display name, sealed under the registration's
+	// personal key (personal.Flow of the registration id), which expires with the
+	// registration and is destroyed when it completes.
+	SealedEmail       *SealedSecret `protobuf:"bytes,8,opt,name=sealed_email,json=sealedEmail,proto3" json:"sealed_email,omitempty"`
+	SealedDisplayName *SealedSecret `protobuf:"bytes,9,opt,name=sealed_display_name,json=sealedDisplayName,proto3" json:"sealed_display_name,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *RegistrationStarted) Reset() {
@@ -1450,6 +1582,20 @@ func (x *RegistrationStarted) GetExpiresAt() *timestamppb.Timestamp {
 func (x *RegistrationStarted) GetSealedPasswordHash() *SealedSecret {
 	if x != nil {
 		return x.SealedPasswordHash
+	}
+	return nil
+}
+
+func (x *RegistrationStarted) GetSealedEmail() *SealedSecret {
+	if x != nil {
+		return x.SealedEmail
+	}
+	return nil
+}
+
+func (x *RegistrationStarted) GetSealedDisplayName() *SealedSecret {
+	if x != nil {
+		return x.SealedDisplayName
 	}
 	return nil
 }
@@ -1584,18 +1730,462 @@ func (x *AuthProofKeyGenerated) GetChange() SecretChange {
 	return SecretChange_SECRET_CHANGE_UNSPECIFIED
 }
 
+// ClaimKeyGenerated records the key email claims are keyed with: the subject
+// of an address's claim is accounts.email.h<hex(HMAC-SHA-256(key, address))>,
+// so subjects do not reveal addresses. Generated on first start. Subject:
+// accounts.keys.claims; the last event holds the key in force.
+type ClaimKeyGenerated struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key, sealed at "accounts.keys.claims/key".
+	SealedKey     *SealedSecret `protobuf:"bytes,1,opt,name=sealed_key,json=sealedKey,proto3" json:"sealed_key,omitempty"`
+	Change        SecretChange  `protobuf:"varint,2,opt,name=change,proto3,enum=gatehouse.events.v1.SecretChange" json:"change,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClaimKeyGenerated) Reset() {
+	*x = ClaimKeyGenerated{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClaimKeyGenerated) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClaimKeyGenerated) ProtoMessage() {}
+
+func (x *ClaimKeyGenerated) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClaimKeyGenerated.ProtoReflect.Descriptor instead.
+func (*ClaimKeyGenerated) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ClaimKeyGenerated) GetSealedKey() *SealedSecret {
+	if x != nil {
+		return x.SealedKey
+	}
+	return nil
+}
+
+func (x *ClaimKeyGenerated) GetChange() SecretChange {
+	if x != nil {
+		return x.Change
+	}
+	return SecretChange_SECRET_CHANGE_UNSPECIFIED
+}
+
+// UpstreamLinked links an upstream identity to the user. Subject:
+// accounts.user.<user_id>.
+type UpstreamLinked struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// The link's id (a ULID).
+	LinkId string `protobuf:"bytes,2,opt,name=link_id,json=linkId,proto3" json:"link_id,omitempty"`
+	// The provider: its id in upstream.providers, or "synapse:<auth_provider>"
+	// for a link imported from Synapse (it belongs to the provider whose
+	// synapse_idp_id is that auth_provider).
+	Provider string `protobuf:"bytes,3,opt,name=provider,proto3" json:"provider,omitempty"`
+	// The person's subject at the provider: personal data, written empty and
+	// kept in sealed_subject, sealed at "accounts.user.<user_id>/subject".
+	Subject       string        `protobuf:"bytes,4,opt,name=subject,proto3" json:"subject,omitempty"`
+	SealedSubject *SealedSecret `protobuf:"bytes,5,opt,name=sealed_subject,json=sealedSubject,proto3" json:"sealed_subject,omitempty"`
+	// The address the provider gave when the link was made (shown to the
+	// person and administrators), empty when none; kept in sealed_email,
+	// sealed at "accounts.user.<user_id>/email".
+	Email       string        `protobuf:"bytes,6,opt,name=email,proto3" json:"email,omitempty"`
+	SealedEmail *SealedSecret `protobuf:"bytes,7,opt,name=sealed_email,json=sealedEmail,proto3" json:"sealed_email,omitempty"`
+	// The claim's aggregate id: accounts.upstream.<claim_key>.
+	ClaimKey string `protobuf:"bytes,8,opt,name=claim_key,json=claimKey,proto3" json:"claim_key,omitempty"`
+	// How the link was made: "registration" (an account created at the first
+	// sign-in), "link" (to an existing account, after its password),
+	// "admin" or "import".
+	Source        string `protobuf:"bytes,9,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpstreamLinked) Reset() {
+	*x = UpstreamLinked{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpstreamLinked) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpstreamLinked) ProtoMessage() {}
+
+func (x *UpstreamLinked) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpstreamLinked.ProtoReflect.Descriptor instead.
+func (*UpstreamLinked) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *UpstreamLinked) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *UpstreamLinked) GetLinkId() string {
+	if x != nil {
+		return x.LinkId
+	}
+	return ""
+}
+
+func (x *UpstreamLinked) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *UpstreamLinked) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *UpstreamLinked) GetSealedSubject() *SealedSecret {
+	if x != nil {
+		return x.SealedSubject
+	}
+	return nil
+}
+
+func (x *UpstreamLinked) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *UpstreamLinked) GetSealedEmail() *SealedSecret {
+	if x != nil {
+		return x.SealedEmail
+	}
+	return nil
+}
+
+func (x *UpstreamLinked) GetClaimKey() string {
+	if x != nil {
+		return x.ClaimKey
+	}
+	return ""
+}
+
+func (x *UpstreamLinked) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+// UpstreamUnlinked removes a link (its claim is released in the same batch).
+type UpstreamUnlinked struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	LinkId        string                 `protobuf:"bytes,2,opt,name=link_id,json=linkId,proto3" json:"link_id,omitempty"`
+	Provider      string                 `protobuf:"bytes,3,opt,name=provider,proto3" json:"provider,omitempty"`
+	ClaimKey      string                 `protobuf:"bytes,4,opt,name=claim_key,json=claimKey,proto3" json:"claim_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpstreamUnlinked) Reset() {
+	*x = UpstreamUnlinked{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpstreamUnlinked) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpstreamUnlinked) ProtoMessage() {}
+
+func (x *UpstreamUnlinked) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpstreamUnlinked.ProtoReflect.Descriptor instead.
+func (*UpstreamUnlinked) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *UpstreamUnlinked) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *UpstreamUnlinked) GetLinkId() string {
+	if x != nil {
+		return x.LinkId
+	}
+	return ""
+}
+
+func (x *UpstreamUnlinked) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *UpstreamUnlinked) GetClaimKey() string {
+	if x != nil {
+		return x.ClaimKey
+	}
+	return ""
+}
+
+// UpstreamLinkReserved claims an upstream identity for a user, with
+// expected last subject sequence 0 (or the sequence of its release).
+// Subject: accounts.upstream.<claim_key>.
+type UpstreamLinkReserved struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Provider      string                 `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
+	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	LinkId        string                 `protobuf:"bytes,3,opt,name=link_id,json=linkId,proto3" json:"link_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpstreamLinkReserved) Reset() {
+	*x = UpstreamLinkReserved{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpstreamLinkReserved) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpstreamLinkReserved) ProtoMessage() {}
+
+func (x *UpstreamLinkReserved) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpstreamLinkReserved.ProtoReflect.Descriptor instead.
+func (*UpstreamLinkReserved) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *UpstreamLinkReserved) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *UpstreamLinkReserved) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *UpstreamLinkReserved) GetLinkId() string {
+	if x != nil {
+		return x.LinkId
+	}
+	return ""
+}
+
+// UpstreamLinkReleased frees an upstream identity.
+type UpstreamLinkReleased struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Provider      string                 `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
+	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	LinkId        string                 `protobuf:"bytes,3,opt,name=link_id,json=linkId,proto3" json:"link_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpstreamLinkReleased) Reset() {
+	*x = UpstreamLinkReleased{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpstreamLinkReleased) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpstreamLinkReleased) ProtoMessage() {}
+
+func (x *UpstreamLinkReleased) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpstreamLinkReleased.ProtoReflect.Descriptor instead.
+func (*UpstreamLinkReleased) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *UpstreamLinkReleased) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *UpstreamLinkReleased) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *UpstreamLinkReleased) GetLinkId() string {
+	if x != nil {
+		return x.LinkId
+	}
+	return ""
+}
+
+// UpstreamLogoutReceived records a provider's back-channel logout token,
+// once: its subject is accounts.bclogout.<hex SHA-256 of
+// "<provider>\x00<jti>">, appended with expected sequence 0, so a replayed
+// token is refused. The browser sessions it ends follow as
+// BrowserSessionEnded (reason "upstream_logout").
+type UpstreamLogoutReceived struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Provider string                 `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
+	// The provider's session the token names; empty when it named only a subject.
+	Sid string `protobuf:"bytes,2,opt,name=sid,proto3" json:"sid,omitempty"`
+	// The user whose link the token's subject is, when it named one.
+	UserId        string `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpstreamLogoutReceived) Reset() {
+	*x = UpstreamLogoutReceived{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpstreamLogoutReceived) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpstreamLogoutReceived) ProtoMessage() {}
+
+func (x *UpstreamLogoutReceived) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpstreamLogoutReceived.ProtoReflect.Descriptor instead.
+func (*UpstreamLogoutReceived) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *UpstreamLogoutReceived) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *UpstreamLogoutReceived) GetSid() string {
+	if x != nil {
+		return x.Sid
+	}
+	return ""
+}
+
+func (x *UpstreamLogoutReceived) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
 type BrowserSessionsActive_Entry struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	SessionId      string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	IpAddress      string                 `protobuf:"bytes,2,opt,name=ip_address,json=ipAddress,proto3" json:"ip_address,omitempty"`
 	LastActiveUnix int64                  `protobuf:"varint,3,opt,name=last_active_unix,json=lastActiveUnix,proto3" json:"last_active_unix,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The session's user, whose personal key seals the address.
+	UserId string `protobuf:"bytes,4,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// The address, sealed under the user's personal key.
+	SealedIpAddress *SealedSecret `protobuf:"bytes,5,opt,name=sealed_ip_address,json=sealedIpAddress,proto3" json:"sealed_ip_address,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *BrowserSessionsActive_Entry) Reset() {
 	*x = BrowserSessionsActive_Entry{}
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[25]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1607,7 +2197,7 @@ func (x *BrowserSessionsActive_Entry) String() string {
 func (*BrowserSessionsActive_Entry) ProtoMessage() {}
 
 func (x *BrowserSessionsActive_Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[25]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1644,6 +2234,20 @@ func (x *BrowserSessionsActive_Entry) GetLastActiveUnix() int64 {
 	return 0
 }
 
+func (x *BrowserSessionsActive_Entry) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *BrowserSessionsActive_Entry) GetSealedIpAddress() *SealedSecret {
+	if x != nil {
+		return x.SealedIpAddress
+	}
+	return nil
+}
+
 var File_gatehouse_events_v1_accounts_proto protoreflect.FileDescriptor
 
 const file_gatehouse_events_v1_accounts_proto_rawDesc = "" +
@@ -1651,13 +2255,15 @@ const file_gatehouse_events_v1_accounts_proto_rawDesc = "" +
 	"\"gatehouse/events/v1/accounts.proto\x12\x13gatehouse.events.v1\x1a gatehouse/events/v1/sealed.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"G\n" +
 	"\x10UsernameReserved\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x17\n" +
-	"\auser_id\x18\x02 \x01(\tR\x06userId\">\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\"\x84\x01\n" +
 	"\rEmailReserved\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x12\x17\n" +
-	"\auser_id\x18\x02 \x01(\tR\x06userId\">\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12D\n" +
+	"\fsealed_email\x18\x03 \x01(\v2!.gatehouse.events.v1.SealedSecretR\vsealedEmail\"\x84\x01\n" +
 	"\rEmailReleased\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x12\x17\n" +
-	"\auser_id\x18\x02 \x01(\tR\x06userId\"\xc2\x02\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12D\n" +
+	"\fsealed_email\x18\x03 \x01(\v2!.gatehouse.events.v1.SealedSecretR\vsealedEmail\"\xdb\x03\n" +
 	"\x0eUserRegistered\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x14\n" +
@@ -1666,7 +2272,10 @@ const file_gatehouse_events_v1_accounts_proto_rawDesc = "" +
 	"\x05admin\x18\x05 \x01(\bR\x05admin\x12!\n" +
 	"\fdisplay_name\x18\x06 \x01(\tR\vdisplayName\x122\n" +
 	"\x15email_verification_id\x18\a \x01(\tR\x13emailVerificationId\x12S\n" +
-	"\x14sealed_password_hash\x18\b \x01(\v2!.gatehouse.events.v1.SealedSecretR\x12sealedPasswordHash\"\xe7\x01\n" +
+	"\x14sealed_password_hash\x18\b \x01(\v2!.gatehouse.events.v1.SealedSecretR\x12sealedPasswordHash\x12D\n" +
+	"\fsealed_email\x18\t \x01(\v2!.gatehouse.events.v1.SealedSecretR\vsealedEmail\x12Q\n" +
+	"\x13sealed_display_name\x18\n" +
+	" \x01(\v2!.gatehouse.events.v1.SealedSecretR\x11sealedDisplayName\"\xe7\x01\n" +
 	"\x0fPasswordChanged\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12#\n" +
 	"\rpassword_hash\x18\x02 \x01(\tR\fpasswordHash\x12A\n" +
@@ -1682,24 +2291,28 @@ const file_gatehouse_events_v1_accounts_proto_rawDesc = "" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
 	"\x05erase\x18\x02 \x01(\bR\x05erase\"*\n" +
 	"\x0fUserReactivated\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\"L\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\"\x9f\x01\n" +
 	"\x0eDisplayNameSet\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12!\n" +
-	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\"9\n" +
+	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12Q\n" +
+	"\x13sealed_display_name\x18\x03 \x01(\v2!.gatehouse.events.v1.SealedSecretR\x11sealedDisplayName\"9\n" +
 	"\bAdminSet\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
-	"\x05admin\x18\x02 \x01(\bR\x05admin\"d\n" +
+	"\x05admin\x18\x02 \x01(\bR\x05admin\"\xaa\x01\n" +
 	"\n" +
 	"EmailAdded\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12'\n" +
-	"\x0fverification_id\x18\x03 \x01(\tR\x0everificationId\"=\n" +
+	"\x0fverification_id\x18\x03 \x01(\tR\x0everificationId\x12D\n" +
+	"\fsealed_email\x18\x04 \x01(\v2!.gatehouse.events.v1.SealedSecretR\vsealedEmail\"\x83\x01\n" +
 	"\fEmailRemoved\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
-	"\x05email\x18\x02 \x01(\tR\x05email\"@\n" +
+	"\x05email\x18\x02 \x01(\tR\x05email\x12D\n" +
+	"\fsealed_email\x18\x03 \x01(\v2!.gatehouse.events.v1.SealedSecretR\vsealedEmail\"\x86\x01\n" +
 	"\x0fPrimaryEmailSet\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
-	"\x05email\x18\x02 \x01(\tR\x05email\"\xae\x01\n" +
+	"\x05email\x18\x02 \x01(\tR\x05email\x12D\n" +
+	"\fsealed_email\x18\x03 \x01(\v2!.gatehouse.events.v1.SealedSecretR\vsealedEmail\"\x9c\x03\n" +
 	"\x15BrowserSessionStarted\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
@@ -1709,20 +2322,27 @@ const file_gatehouse_events_v1_accounts_proto_rawDesc = "" +
 	"\n" +
 	"user_agent\x18\x04 \x01(\tR\tuserAgent\x12\x1d\n" +
 	"\n" +
-	"ip_address\x18\x05 \x01(\tR\tipAddress\"\xd4\x01\n" +
+	"ip_address\x18\x05 \x01(\tR\tipAddress\x12M\n" +
+	"\x11sealed_user_agent\x18\x06 \x01(\v2!.gatehouse.events.v1.SealedSecretR\x0fsealedUserAgent\x12M\n" +
+	"\x11sealed_ip_address\x18\a \x01(\v2!.gatehouse.events.v1.SealedSecretR\x0fsealedIpAddress\x12+\n" +
+	"\x11upstream_provider\x18\b \x01(\tR\x10upstreamProvider\x12!\n" +
+	"\fupstream_sid\x18\t \x01(\tR\vupstreamSid\"\xbd\x02\n" +
 	"\x15BrowserSessionsActive\x12J\n" +
-	"\aentries\x18\x01 \x03(\v20.gatehouse.events.v1.BrowserSessionsActive.EntryR\aentries\x1ao\n" +
+	"\aentries\x18\x01 \x03(\v20.gatehouse.events.v1.BrowserSessionsActive.EntryR\aentries\x1a\xd7\x01\n" +
 	"\x05Entry\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1d\n" +
 	"\n" +
 	"ip_address\x18\x02 \x01(\tR\tipAddress\x12(\n" +
-	"\x10last_active_unix\x18\x03 \x01(\x03R\x0elastActiveUnix\"e\n" +
+	"\x10last_active_unix\x18\x03 \x01(\x03R\x0elastActiveUnix\x12\x17\n" +
+	"\auser_id\x18\x04 \x01(\tR\x06userId\x12M\n" +
+	"\x11sealed_ip_address\x18\x05 \x01(\v2!.gatehouse.events.v1.SealedSecretR\x0fsealedIpAddress\"\x97\x01\n" +
 	"\x13BrowserSessionEnded\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xb2\x01\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x120\n" +
+	"\x14end_started_sessions\x18\x04 \x01(\bR\x12endStartedSessions\"\xb2\x01\n" +
 	"\x18RegistrationTokenCreated\x12\x19\n" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12\x1d\n" +
 	"\n" +
@@ -1740,7 +2360,7 @@ const file_gatehouse_events_v1_accounts_proto_rawDesc = "" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\x129\n" +
 	"\n" +
 	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12!\n" +
-	"\fuses_allowed\x18\x03 \x01(\x05R\vusesAllowed\"\xc8\x02\n" +
+	"\fuses_allowed\x18\x03 \x01(\x05R\vusesAllowed\"\xe1\x03\n" +
 	"\x13RegistrationStarted\x12'\n" +
 	"\x0fregistration_id\x18\x01 \x01(\tR\x0eregistrationId\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x14\n" +
@@ -1749,7 +2369,9 @@ const file_gatehouse_events_v1_accounts_proto_rawDesc = "" +
 	"\fdisplay_name\x18\x05 \x01(\tR\vdisplayName\x129\n" +
 	"\n" +
 	"expires_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12S\n" +
-	"\x14sealed_password_hash\x18\a \x01(\v2!.gatehouse.events.v1.SealedSecretR\x12sealedPasswordHash\"\x82\x01\n" +
+	"\x14sealed_password_hash\x18\a \x01(\v2!.gatehouse.events.v1.SealedSecretR\x12sealedPasswordHash\x12D\n" +
+	"\fsealed_email\x18\b \x01(\v2!.gatehouse.events.v1.SealedSecretR\vsealedEmail\x12Q\n" +
+	"\x13sealed_display_name\x18\t \x01(\v2!.gatehouse.events.v1.SealedSecretR\x11sealedDisplayName\"\x82\x01\n" +
 	"\x15RegistrationCompleted\x12'\n" +
 	"\x0fregistration_id\x18\x01 \x01(\tR\x0eregistrationId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12'\n" +
@@ -1758,7 +2380,38 @@ const file_gatehouse_events_v1_accounts_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12@\n" +
 	"\n" +
 	"sealed_key\x18\x02 \x01(\v2!.gatehouse.events.v1.SealedSecretR\tsealedKey\x129\n" +
-	"\x06change\x18\x03 \x01(\x0e2!.gatehouse.events.v1.SecretChangeR\x06change*\xef\x01\n" +
+	"\x06change\x18\x03 \x01(\x0e2!.gatehouse.events.v1.SecretChangeR\x06change\"\x90\x01\n" +
+	"\x11ClaimKeyGenerated\x12@\n" +
+	"\n" +
+	"sealed_key\x18\x01 \x01(\v2!.gatehouse.events.v1.SealedSecretR\tsealedKey\x129\n" +
+	"\x06change\x18\x02 \x01(\x0e2!.gatehouse.events.v1.SecretChangeR\x06change\"\xd3\x02\n" +
+	"\x0eUpstreamLinked\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x17\n" +
+	"\alink_id\x18\x02 \x01(\tR\x06linkId\x12\x1a\n" +
+	"\bprovider\x18\x03 \x01(\tR\bprovider\x12\x18\n" +
+	"\asubject\x18\x04 \x01(\tR\asubject\x12H\n" +
+	"\x0esealed_subject\x18\x05 \x01(\v2!.gatehouse.events.v1.SealedSecretR\rsealedSubject\x12\x14\n" +
+	"\x05email\x18\x06 \x01(\tR\x05email\x12D\n" +
+	"\fsealed_email\x18\a \x01(\v2!.gatehouse.events.v1.SealedSecretR\vsealedEmail\x12\x1b\n" +
+	"\tclaim_key\x18\b \x01(\tR\bclaimKey\x12\x16\n" +
+	"\x06source\x18\t \x01(\tR\x06source\"}\n" +
+	"\x10UpstreamUnlinked\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x17\n" +
+	"\alink_id\x18\x02 \x01(\tR\x06linkId\x12\x1a\n" +
+	"\bprovider\x18\x03 \x01(\tR\bprovider\x12\x1b\n" +
+	"\tclaim_key\x18\x04 \x01(\tR\bclaimKey\"d\n" +
+	"\x14UpstreamLinkReserved\x12\x1a\n" +
+	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x17\n" +
+	"\alink_id\x18\x03 \x01(\tR\x06linkId\"d\n" +
+	"\x14UpstreamLinkReleased\x12\x1a\n" +
+	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x17\n" +
+	"\alink_id\x18\x03 \x01(\tR\x06linkId\"_\n" +
+	"\x16UpstreamLogoutReceived\x12\x1a\n" +
+	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x10\n" +
+	"\x03sid\x18\x02 \x01(\tR\x03sid\x12\x17\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId*\xef\x01\n" +
 	"\x14PasswordChangeReason\x12&\n" +
 	"\"PASSWORD_CHANGE_REASON_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bPASSWORD_CHANGE_REASON_USER\x10\x01\x12 \n" +
@@ -1780,7 +2433,7 @@ func file_gatehouse_events_v1_accounts_proto_rawDescGZIP() []byte {
 }
 
 var file_gatehouse_events_v1_accounts_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_gatehouse_events_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_gatehouse_events_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_gatehouse_events_v1_accounts_proto_goTypes = []any{
 	(PasswordChangeReason)(0),           // 0: gatehouse.events.v1.PasswordChangeReason
 	(*UsernameReserved)(nil),            // 1: gatehouse.events.v1.UsernameReserved
@@ -1808,27 +2461,50 @@ var file_gatehouse_events_v1_accounts_proto_goTypes = []any{
 	(*RegistrationStarted)(nil),         // 23: gatehouse.events.v1.RegistrationStarted
 	(*RegistrationCompleted)(nil),       // 24: gatehouse.events.v1.RegistrationCompleted
 	(*AuthProofKeyGenerated)(nil),       // 25: gatehouse.events.v1.AuthProofKeyGenerated
-	(*BrowserSessionsActive_Entry)(nil), // 26: gatehouse.events.v1.BrowserSessionsActive.Entry
-	(*SealedSecret)(nil),                // 27: gatehouse.events.v1.SealedSecret
-	(*timestamppb.Timestamp)(nil),       // 28: google.protobuf.Timestamp
-	(SecretChange)(0),                   // 29: gatehouse.events.v1.SecretChange
+	(*ClaimKeyGenerated)(nil),           // 26: gatehouse.events.v1.ClaimKeyGenerated
+	(*UpstreamLinked)(nil),              // 27: gatehouse.events.v1.UpstreamLinked
+	(*UpstreamUnlinked)(nil),            // 28: gatehouse.events.v1.UpstreamUnlinked
+	(*UpstreamLinkReserved)(nil),        // 29: gatehouse.events.v1.UpstreamLinkReserved
+	(*UpstreamLinkReleased)(nil),        // 30: gatehouse.events.v1.UpstreamLinkReleased
+	(*UpstreamLogoutReceived)(nil),      // 31: gatehouse.events.v1.UpstreamLogoutReceived
+	(*BrowserSessionsActive_Entry)(nil), // 32: gatehouse.events.v1.BrowserSessionsActive.Entry
+	(*SealedSecret)(nil),                // 33: gatehouse.events.v1.SealedSecret
+	(*timestamppb.Timestamp)(nil),       // 34: google.protobuf.Timestamp
+	(SecretChange)(0),                   // 35: gatehouse.events.v1.SecretChange
 }
 var file_gatehouse_events_v1_accounts_proto_depIdxs = []int32{
-	27, // 0: gatehouse.events.v1.UserRegistered.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
-	0,  // 1: gatehouse.events.v1.PasswordChanged.reason:type_name -> gatehouse.events.v1.PasswordChangeReason
-	27, // 2: gatehouse.events.v1.PasswordChanged.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
-	26, // 3: gatehouse.events.v1.BrowserSessionsActive.entries:type_name -> gatehouse.events.v1.BrowserSessionsActive.Entry
-	28, // 4: gatehouse.events.v1.RegistrationTokenCreated.expires_at:type_name -> google.protobuf.Timestamp
-	28, // 5: gatehouse.events.v1.RegistrationTokenUpdated.expires_at:type_name -> google.protobuf.Timestamp
-	28, // 6: gatehouse.events.v1.RegistrationStarted.expires_at:type_name -> google.protobuf.Timestamp
-	27, // 7: gatehouse.events.v1.RegistrationStarted.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
-	27, // 8: gatehouse.events.v1.AuthProofKeyGenerated.sealed_key:type_name -> gatehouse.events.v1.SealedSecret
-	29, // 9: gatehouse.events.v1.AuthProofKeyGenerated.change:type_name -> gatehouse.events.v1.SecretChange
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	33, // 0: gatehouse.events.v1.EmailReserved.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	33, // 1: gatehouse.events.v1.EmailReleased.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	33, // 2: gatehouse.events.v1.UserRegistered.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
+	33, // 3: gatehouse.events.v1.UserRegistered.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	33, // 4: gatehouse.events.v1.UserRegistered.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
+	0,  // 5: gatehouse.events.v1.PasswordChanged.reason:type_name -> gatehouse.events.v1.PasswordChangeReason
+	33, // 6: gatehouse.events.v1.PasswordChanged.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
+	33, // 7: gatehouse.events.v1.DisplayNameSet.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
+	33, // 8: gatehouse.events.v1.EmailAdded.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	33, // 9: gatehouse.events.v1.EmailRemoved.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	33, // 10: gatehouse.events.v1.PrimaryEmailSet.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	33, // 11: gatehouse.events.v1.BrowserSessionStarted.sealed_user_agent:type_name -> gatehouse.events.v1.SealedSecret
+	33, // 12: gatehouse.events.v1.BrowserSessionStarted.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
+	32, // 13: gatehouse.events.v1.BrowserSessionsActive.entries:type_name -> gatehouse.events.v1.BrowserSessionsActive.Entry
+	34, // 14: gatehouse.events.v1.RegistrationTokenCreated.expires_at:type_name -> google.protobuf.Timestamp
+	34, // 15: gatehouse.events.v1.RegistrationTokenUpdated.expires_at:type_name -> google.protobuf.Timestamp
+	34, // 16: gatehouse.events.v1.RegistrationStarted.expires_at:type_name -> google.protobuf.Timestamp
+	33, // 17: gatehouse.events.v1.RegistrationStarted.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
+	33, // 18: gatehouse.events.v1.RegistrationStarted.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	33, // 19: gatehouse.events.v1.RegistrationStarted.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
+	33, // 20: gatehouse.events.v1.AuthProofKeyGenerated.sealed_key:type_name -> gatehouse.events.v1.SealedSecret
+	35, // 21: gatehouse.events.v1.AuthProofKeyGenerated.change:type_name -> gatehouse.events.v1.SecretChange
+	33, // 22: gatehouse.events.v1.ClaimKeyGenerated.sealed_key:type_name -> gatehouse.events.v1.SealedSecret
+	35, // 23: gatehouse.events.v1.ClaimKeyGenerated.change:type_name -> gatehouse.events.v1.SecretChange
+	33, // 24: gatehouse.events.v1.UpstreamLinked.sealed_subject:type_name -> gatehouse.events.v1.SealedSecret
+	33, // 25: gatehouse.events.v1.UpstreamLinked.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	33, // 26: gatehouse.events.v1.BrowserSessionsActive.Entry.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
+	27, // [27:27] is the sub-list for method output_type
+	27, // [27:27] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_events_v1_accounts_proto_init() }
@@ -1843,7 +2519,7 @@ func file_gatehouse_events_v1_accounts_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_events_v1_accounts_proto_rawDesc), len(file_gatehouse_events_v1_accounts_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   26,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -233,10 +233,12 @@ type GrantApproved struct {
 	CodeHash      string                 `protobuf:"bytes,5,opt,name=code_hash,json=codeHash,proto3" json:"code_hash,omitempty"`
 	CodeExpiresAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=code_expires_at,json=codeExpiresAt,proto3" json:"code_expires_at,omitempty"`
 	// The scope finally granted (the device scope filled in when the client asked for none).
-	Scope         string `protobuf:"bytes,7,opt,name=scope,proto3" json:"scope,omitempty"`
-	Admin         bool   `protobuf:"varint,8,opt,name=admin,proto3" json:"admin,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Scope string `protobuf:"bytes,7,opt,name=scope,proto3" json:"scope,omitempty"`
+	Admin bool   `protobuf:"varint,8,opt,name=admin,proto3" json:"admin,omitempty"`
+	// The browser session (accounts) the person consented from.
+	BrowserSessionId string `protobuf:"bytes,9,opt,name=browser_session_id,json=browserSessionId,proto3" json:"browser_session_id,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *GrantApproved) Reset() {
@@ -323,6 +325,13 @@ func (x *GrantApproved) GetAdmin() bool {
 		return x.Admin
 	}
 	return false
+}
+
+func (x *GrantApproved) GetBrowserSessionId() string {
+	if x != nil {
+		return x.BrowserSessionId
+	}
+	return ""
 }
 
 // GrantDenied records that the user refused.
@@ -532,10 +541,12 @@ type DeviceApproved struct {
 	Username      string                 `protobuf:"bytes,3,opt,name=username,proto3" json:"username,omitempty"`
 	Admin         bool                   `protobuf:"varint,4,opt,name=admin,proto3" json:"admin,omitempty"`
 	// The scope finally granted (a Matrix device scope filled in when the client asked for none).
-	Scope         string                 `protobuf:"bytes,5,opt,name=scope,proto3" json:"scope,omitempty"`
-	AuthTime      *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=auth_time,json=authTime,proto3" json:"auth_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Scope    string                 `protobuf:"bytes,5,opt,name=scope,proto3" json:"scope,omitempty"`
+	AuthTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=auth_time,json=authTime,proto3" json:"auth_time,omitempty"`
+	// The browser session (accounts) the person approved from.
+	BrowserSessionId string `protobuf:"bytes,7,opt,name=browser_session_id,json=browserSessionId,proto3" json:"browser_session_id,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *DeviceApproved) Reset() {
@@ -608,6 +619,13 @@ func (x *DeviceApproved) GetAuthTime() *timestamppb.Timestamp {
 		return x.AuthTime
 	}
 	return nil
+}
+
+func (x *DeviceApproved) GetBrowserSessionId() string {
+	if x != nil {
+		return x.BrowserSessionId
+	}
+	return ""
 }
 
 // DeviceDenied records that the user refused the device.
@@ -858,7 +876,7 @@ const file_gatehouse_events_v1_authorize_proto_rawDesc = "" +
 	"login_hint\x18\n" +
 	" \x01(\tR\tloginHint\x129\n" +
 	"\n" +
-	"expires_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xa5\x02\n" +
+	"expires_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xd3\x02\n" +
 	"\rGrantApproved\x12\x19\n" +
 	"\bgrant_id\x18\x01 \x01(\tR\agrantId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1a\n" +
@@ -867,7 +885,8 @@ const file_gatehouse_events_v1_authorize_proto_rawDesc = "" +
 	"\tcode_hash\x18\x05 \x01(\tR\bcodeHash\x12B\n" +
 	"\x0fcode_expires_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\rcodeExpiresAt\x12\x14\n" +
 	"\x05scope\x18\a \x01(\tR\x05scope\x12\x14\n" +
-	"\x05admin\x18\b \x01(\bR\x05admin\"(\n" +
+	"\x05admin\x18\b \x01(\bR\x05admin\x12,\n" +
+	"\x12browser_session_id\x18\t \x01(\tR\x10browserSessionId\"(\n" +
 	"\vGrantDenied\x12\x19\n" +
 	"\bgrant_id\x18\x01 \x01(\tR\agrantId\"J\n" +
 	"\x0eGrantExchanged\x12\x19\n" +
@@ -882,14 +901,15 @@ const file_gatehouse_events_v1_authorize_proto_rawDesc = "" +
 	"\x0euser_code_hash\x18\x05 \x01(\tR\fuserCodeHash\x129\n" +
 	"\n" +
 	"expires_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x1a\n" +
-	"\binterval\x18\a \x01(\x05R\binterval\"\xd2\x01\n" +
+	"\binterval\x18\a \x01(\x05R\binterval\"\x80\x02\n" +
 	"\x0eDeviceApproved\x12&\n" +
 	"\x0fdevice_grant_id\x18\x01 \x01(\tR\rdeviceGrantId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1a\n" +
 	"\busername\x18\x03 \x01(\tR\busername\x12\x14\n" +
 	"\x05admin\x18\x04 \x01(\bR\x05admin\x12\x14\n" +
 	"\x05scope\x18\x05 \x01(\tR\x05scope\x127\n" +
-	"\tauth_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bauthTime\"6\n" +
+	"\tauth_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bauthTime\x12,\n" +
+	"\x12browser_session_id\x18\a \x01(\tR\x10browserSessionId\"6\n" +
 	"\fDeviceDenied\x12&\n" +
 	"\x0fdevice_grant_id\x18\x01 \x01(\tR\rdeviceGrantId\"Z\n" +
 	"\x11DeviceTokenIssued\x12&\n" +

@@ -98,7 +98,11 @@ type VerificationStarted struct {
 	// BCP 47 language tag the email should be written in; may be empty.
 	Locale string `protobuf:"bytes,8,opt,name=locale,proto3" json:"locale,omitempty"`
 	// When the code or ticket was issued; another may be asked for 30 s later.
-	IssuedAt      *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=issued_at,json=issuedAt,proto3" json:"issued_at,omitempty"`
+	IssuedAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=issued_at,json=issuedAt,proto3" json:"issued_at,omitempty"`
+	// The address, sealed under the user's personal key, or for a registration or
+	// a recovery of an unknown address under the verification's own personal key
+	// (personal.Flow of the verification id), which expires with it.
+	SealedEmail   *SealedSecret `protobuf:"bytes,10,opt,name=sealed_email,json=sealedEmail,proto3" json:"sealed_email,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -192,6 +196,13 @@ func (x *VerificationStarted) GetLocale() string {
 func (x *VerificationStarted) GetIssuedAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.IssuedAt
+	}
+	return nil
+}
+
+func (x *VerificationStarted) GetSealedEmail() *SealedSecret {
+	if x != nil {
+		return x.SealedEmail
 	}
 	return nil
 }
@@ -344,8 +355,10 @@ type VerificationConfirmed struct {
 	Email          string                 `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
 	Purpose        VerificationPurpose    `protobuf:"varint,3,opt,name=purpose,proto3,enum=gatehouse.events.v1.VerificationPurpose" json:"purpose,omitempty"`
 	UserId         string                 `protobuf:"bytes,4,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The address, sealed as in VerificationStarted.
+	SealedEmail   *SealedSecret `protobuf:"bytes,5,opt,name=sealed_email,json=sealedEmail,proto3" json:"sealed_email,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *VerificationConfirmed) Reset() {
@@ -404,6 +417,13 @@ func (x *VerificationConfirmed) GetUserId() string {
 		return x.UserId
 	}
 	return ""
+}
+
+func (x *VerificationConfirmed) GetSealedEmail() *SealedSecret {
+	if x != nil {
+		return x.SealedEmail
+	}
+	return nil
 }
 
 // EmailDelivered records that the mail server accepted the email of one issue.
@@ -600,7 +620,7 @@ var File_gatehouse_events_v1_notify_proto protoreflect.FileDescriptor
 
 const file_gatehouse_events_v1_notify_proto_rawDesc = "" +
 	"\n" +
-	" gatehouse/events/v1/notify.proto\x12\x13gatehouse.events.v1\x1a gatehouse/events/v1/sealed.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfb\x02\n" +
+	" gatehouse/events/v1/notify.proto\x12\x13gatehouse.events.v1\x1a gatehouse/events/v1/sealed.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc1\x03\n" +
 	"\x13VerificationStarted\x12'\n" +
 	"\x0fverification_id\x18\x01 \x01(\tR\x0everificationId\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12B\n" +
@@ -612,7 +632,9 @@ const file_gatehouse_events_v1_notify_proto_rawDesc = "" +
 	"\n" +
 	"expires_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x16\n" +
 	"\x06locale\x18\b \x01(\tR\x06locale\x127\n" +
-	"\tissued_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt\"\x8b\x02\n" +
+	"\tissued_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt\x12D\n" +
+	"\fsealed_email\x18\n" +
+	" \x01(\v2!.gatehouse.events.v1.SealedSecretR\vsealedEmail\"\x8b\x02\n" +
 	"\x18VerificationCodeReissued\x12'\n" +
 	"\x0fverification_id\x18\x01 \x01(\tR\x0everificationId\x12\x14\n" +
 	"\x05issue\x18\x02 \x01(\rR\x05issue\x12\x1b\n" +
@@ -624,12 +646,13 @@ const file_gatehouse_events_v1_notify_proto_rawDesc = "" +
 	"\tissued_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt\"`\n" +
 	"\x19VerificationAttemptFailed\x12'\n" +
 	"\x0fverification_id\x18\x01 \x01(\tR\x0everificationId\x12\x1a\n" +
-	"\battempts\x18\x02 \x01(\rR\battempts\"\xb3\x01\n" +
+	"\battempts\x18\x02 \x01(\rR\battempts\"\xf9\x01\n" +
 	"\x15VerificationConfirmed\x12'\n" +
 	"\x0fverification_id\x18\x01 \x01(\tR\x0everificationId\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12B\n" +
 	"\apurpose\x18\x03 \x01(\x0e2(.gatehouse.events.v1.VerificationPurposeR\apurpose\x12\x17\n" +
-	"\auser_id\x18\x04 \x01(\tR\x06userId\"n\n" +
+	"\auser_id\x18\x04 \x01(\tR\x06userId\x12D\n" +
+	"\fsealed_email\x18\x05 \x01(\v2!.gatehouse.events.v1.SealedSecretR\vsealedEmail\"n\n" +
 	"\x0eEmailDelivered\x12'\n" +
 	"\x0fverification_id\x18\x01 \x01(\tR\x0everificationId\x12\x14\n" +
 	"\x05issue\x18\x02 \x01(\rR\x05issue\x12\x1d\n" +
@@ -681,16 +704,18 @@ var file_gatehouse_events_v1_notify_proto_depIdxs = []int32{
 	0,  // 0: gatehouse.events.v1.VerificationStarted.purpose:type_name -> gatehouse.events.v1.VerificationPurpose
 	8,  // 1: gatehouse.events.v1.VerificationStarted.expires_at:type_name -> google.protobuf.Timestamp
 	8,  // 2: gatehouse.events.v1.VerificationStarted.issued_at:type_name -> google.protobuf.Timestamp
-	8,  // 3: gatehouse.events.v1.VerificationCodeReissued.expires_at:type_name -> google.protobuf.Timestamp
-	8,  // 4: gatehouse.events.v1.VerificationCodeReissued.issued_at:type_name -> google.protobuf.Timestamp
-	0,  // 5: gatehouse.events.v1.VerificationConfirmed.purpose:type_name -> gatehouse.events.v1.VerificationPurpose
-	9,  // 6: gatehouse.events.v1.VerificationKeyGenerated.sealed_key:type_name -> gatehouse.events.v1.SealedSecret
-	10, // 7: gatehouse.events.v1.VerificationKeyGenerated.change:type_name -> gatehouse.events.v1.SecretChange
-	8,  // [8:8] is the sub-list for method output_type
-	8,  // [8:8] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	9,  // 3: gatehouse.events.v1.VerificationStarted.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	8,  // 4: gatehouse.events.v1.VerificationCodeReissued.expires_at:type_name -> google.protobuf.Timestamp
+	8,  // 5: gatehouse.events.v1.VerificationCodeReissued.issued_at:type_name -> google.protobuf.Timestamp
+	0,  // 6: gatehouse.events.v1.VerificationConfirmed.purpose:type_name -> gatehouse.events.v1.VerificationPurpose
+	9,  // 7: gatehouse.events.v1.VerificationConfirmed.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	9,  // 8: gatehouse.events.v1.VerificationKeyGenerated.sealed_key:type_name -> gatehouse.events.v1.SealedSecret
+	10, // 9: gatehouse.events.v1.VerificationKeyGenerated.change:type_name -> gatehouse.events.v1.SecretChange
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_events_v1_notify_proto_init() }

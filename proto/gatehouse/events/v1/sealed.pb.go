@@ -150,7 +150,14 @@ type SealedSecret struct {
 	// Nonce of ciphertext.
 	Nonce []byte `protobuf:"bytes,4,opt,name=nonce,proto3" json:"nonce,omitempty"`
 	// The secret encrypted with the data key, tag included.
-	Ciphertext    []byte `protobuf:"bytes,5,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"`
+	Ciphertext []byte `protobuf:"bytes,5,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"`
+	// When set, the data key was wrapped not by a key-encryption key but by a
+	// personal key (platform/personal), kept sealed in the PERSONALKEYS stream
+	// and named by its subject below "personalkeys.": "user.<user_id>" (a
+	// person's), "flow.<id>" (an anonymous flow's, which expires with it).
+	// key_id is then that personal key's id. Destroying the personal key makes
+	// the value unreadable for good (crypto-shredding).
+	PersonalKey   string `protobuf:"bytes,6,opt,name=personal_key,json=personalKey,proto3" json:"personal_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -220,11 +227,18 @@ func (x *SealedSecret) GetCiphertext() []byte {
 	return nil
 }
 
+func (x *SealedSecret) GetPersonalKey() string {
+	if x != nil {
+		return x.PersonalKey
+	}
+	return ""
+}
+
 var File_gatehouse_events_v1_sealed_proto protoreflect.FileDescriptor
 
 const file_gatehouse_events_v1_sealed_proto_rawDesc = "" +
 	"\n" +
-	" gatehouse/events/v1/sealed.proto\x12\x13gatehouse.events.v1\"\xbe\x01\n" +
+	" gatehouse/events/v1/sealed.proto\x12\x13gatehouse.events.v1\"\xe1\x01\n" +
 	"\fSealedSecret\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12@\n" +
 	"\talgorithm\x18\x02 \x01(\x0e2\".gatehouse.events.v1.SealAlgorithmR\talgorithm\x12\x1f\n" +
@@ -233,7 +247,8 @@ const file_gatehouse_events_v1_sealed_proto_rawDesc = "" +
 	"\x05nonce\x18\x04 \x01(\fR\x05nonce\x12\x1e\n" +
 	"\n" +
 	"ciphertext\x18\x05 \x01(\fR\n" +
-	"ciphertext*V\n" +
+	"ciphertext\x12!\n" +
+	"\fpersonal_key\x18\x06 \x01(\tR\vpersonalKey*V\n" +
 	"\rSealAlgorithm\x12\x1e\n" +
 	"\x1aSEAL_ALGORITHM_UNSPECIFIED\x10\x00\x12%\n" +
 	"!SEAL_ALGORITHM_XCHACHA20_POLY1305\x10\x01*\x81\x01\n" +

@@ -104,18 +104,23 @@ func aggregate(prefix, typ string, events ...proto.Message) Aggregate {
 var (
 	AccountsUser = aggregate("accounts", "user",
 		&UserRegistered{}, &PasswordChanged{}, &UserLocked{}, &UserUnlocked{}, &UserDeactivated{}, &UserReactivated{},
-		&DisplayNameSet{}, &AdminSet{}, &EmailAdded{}, &EmailRemoved{}, &PrimaryEmailSet{})
+		&DisplayNameSet{}, &AdminSet{}, &EmailAdded{}, &EmailRemoved{}, &PrimaryEmailSet{},
+		&UpstreamLinked{}, &UpstreamUnlinked{})
 	AccountsUsername     = aggregate("accounts", "username", &UsernameReserved{})
 	AccountsEmail        = aggregate("accounts", "email", &EmailReserved{}, &EmailReleased{})
 	AccountsBrowser      = aggregate("accounts", "browser", &BrowserSessionStarted{}, &BrowserSessionEnded{})
 	AccountsActivity     = aggregate("accounts", "activity", &BrowserSessionsActive{})
 	AccountsRegToken     = aggregate("accounts", "regtoken", &RegistrationTokenCreated{}, &RegistrationTokenUsed{}, &RegistrationTokenRevoked{}, &RegistrationTokenUnrevoked{}, &RegistrationTokenUpdated{})
 	AccountsRegistration = aggregate("accounts", "registration", &RegistrationStarted{}, &RegistrationCompleted{})
-	AccountsKeys         = aggregate("accounts", "keys", &AuthProofKeyGenerated{})
+	AccountsKeys         = aggregate("accounts", "keys", &AuthProofKeyGenerated{}, &ClaimKeyGenerated{})
+	// AccountsUpstream is the claim of an upstream identity (one user each).
+	AccountsUpstream = aggregate("accounts", "upstream", &UpstreamLinkReserved{}, &UpstreamLinkReleased{})
+	// AccountsBackchannelLogout is a provider's logout token, received once.
+	AccountsBackchannelLogout = aggregate("accounts", "bclogout", &UpstreamLogoutReceived{})
 
 	Accounts = Stream{Name: "ACCOUNTS", Prefix: "accounts", Aggregates: []Aggregate{
 		AccountsUser, AccountsUsername, AccountsEmail, AccountsBrowser, AccountsActivity, AccountsRegToken, AccountsRegistration,
-		AccountsKeys,
+		AccountsKeys, AccountsUpstream, AccountsBackchannelLogout,
 	}}
 )
 
@@ -161,6 +166,16 @@ var (
 		TokenSession, TokenActivity, TokenKeys, TokenAssertion, TokenLoginToken,
 	}}
 )
+
+// PersonalKeys is the stream of personal keys (platform/personal): one
+// message per key, the key sealed with the key-encryption key, on
+// personalkeys.user.<user_id> (a person's) or personalkeys.flow.<id> (an
+// anonymous flow's, with a message TTL). It holds no events: it keeps at most
+// one message per subject and allows deletes, so that erasing a person
+// destroys their key. Every service that seals personal data reads it; the
+// accounts service creates and destroys users' keys, notify and accounts the
+// keys of their anonymous flows.
+var PersonalKeys = struct{ Name, Prefix string }{Name: "PERSONALKEYS", Prefix: "personalkeys"}
 
 // Streams lists every stream of the contract.
 func Streams() []Stream { return []Stream{Accounts, Authorize, Notify, Token} }

@@ -47,10 +47,19 @@ type SessionStarted struct {
 	IpAddress string `protobuf:"bytes,11,opt,name=ip_address,json=ipAddress,proto3" json:"ip_address,omitempty"`
 	// That request's User-Agent, valid UTF-8 and at most 512 bytes.
 	UserAgent string `protobuf:"bytes,12,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
+	// For a user's session, the address and the User-Agent sealed under the
+	// user's personal key (the clear fields are then empty); a client acting for
+	// itself (client_credentials) keeps them in clear.
+	SealedIpAddress *SealedSecret `protobuf:"bytes,13,opt,name=sealed_ip_address,json=sealedIpAddress,proto3" json:"sealed_ip_address,omitempty"`
+	SealedUserAgent *SealedSecret `protobuf:"bytes,14,opt,name=sealed_user_agent,json=sealedUserAgent,proto3" json:"sealed_user_agent,omitempty"`
+	// The browser session (accounts) the person consented from: the grant's,
+	// the device approval's or the login token's; empty when none. A
+	// back-channel logout that ends it may end this session too.
+	BrowserSessionId string `protobuf:"bytes,15,opt,name=browser_session_id,json=browserSessionId,proto3" json:"browser_session_id,omitempty"`
 	// Personal sessions: the user who created the session for user_id (an
 	// administrator for a bot, or user_id themselves); empty when a client
 	// (client_id) created it.
-	OwnerUserId   string `protobuf:"bytes,13,opt,name=owner_user_id,json=ownerUserId,proto3" json:"owner_user_id,omitempty"`
+	OwnerUserId   string `protobuf:"bytes,16,opt,name=owner_user_id,json=ownerUserId,proto3" json:"owner_user_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -165,6 +174,27 @@ func (x *SessionStarted) GetIpAddress() string {
 func (x *SessionStarted) GetUserAgent() string {
 	if x != nil {
 		return x.UserAgent
+	}
+	return ""
+}
+
+func (x *SessionStarted) GetSealedIpAddress() *SealedSecret {
+	if x != nil {
+		return x.SealedIpAddress
+	}
+	return nil
+}
+
+func (x *SessionStarted) GetSealedUserAgent() *SealedSecret {
+	if x != nil {
+		return x.SealedUserAgent
+	}
+	return nil
+}
+
+func (x *SessionStarted) GetBrowserSessionId() string {
+	if x != nil {
+		return x.BrowserSessionId
 	}
 	return ""
 }
@@ -470,10 +500,12 @@ type LoginTokenIssued struct {
 	// Matrix localpart.
 	Username string `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
 	// Whether the session may get urn:synapse:admin:*.
-	Admin         bool                   `protobuf:"varint,3,opt,name=admin,proto3" json:"admin,omitempty"`
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Admin     bool                   `protobuf:"varint,3,opt,name=admin,proto3" json:"admin,omitempty"`
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// The browser session the token was asked from.
+	BrowserSessionId string `protobuf:"bytes,5,opt,name=browser_session_id,json=browserSessionId,proto3" json:"browser_session_id,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *LoginTokenIssued) Reset() {
@@ -532,6 +564,13 @@ func (x *LoginTokenIssued) GetExpiresAt() *timestamppb.Timestamp {
 		return x.ExpiresAt
 	}
 	return nil
+}
+
+func (x *LoginTokenIssued) GetBrowserSessionId() string {
+	if x != nil {
+		return x.BrowserSessionId
+	}
+	return ""
 }
 
 // LoginTokenUsed records the one exchange of a login token for a compat
@@ -688,9 +727,13 @@ type SessionsActive_Entry struct {
 	LastActiveUnix int64                  `protobuf:"varint,2,opt,name=last_active_unix,json=lastActiveUnix,proto3" json:"last_active_unix,omitempty"`
 	// The client's address when it was seen (a refresh); empty when the use
 	// was an introspection, whose caller is the homeserver.
-	IpAddress     string `protobuf:"bytes,3,opt,name=ip_address,json=ipAddress,proto3" json:"ip_address,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	IpAddress string `protobuf:"bytes,3,opt,name=ip_address,json=ipAddress,proto3" json:"ip_address,omitempty"`
+	// The session's user, whose personal key seals the address.
+	UserId string `protobuf:"bytes,4,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// The address, sealed under the user's personal key.
+	SealedIpAddress *SealedSecret `protobuf:"bytes,5,opt,name=sealed_ip_address,json=sealedIpAddress,proto3" json:"sealed_ip_address,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *SessionsActive_Entry) Reset() {
@@ -744,11 +787,25 @@ func (x *SessionsActive_Entry) GetIpAddress() string {
 	return ""
 }
 
+func (x *SessionsActive_Entry) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *SessionsActive_Entry) GetSealedIpAddress() *SealedSecret {
+	if x != nil {
+		return x.SealedIpAddress
+	}
+	return nil
+}
+
 var File_gatehouse_events_v1_token_proto protoreflect.FileDescriptor
 
 const file_gatehouse_events_v1_token_proto_rawDesc = "" +
 	"\n" +
-	"\x1fgatehouse/events/v1/token.proto\x12\x13gatehouse.events.v1\x1a gatehouse/events/v1/sealed.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb0\x03\n" +
+	"\x1fgatehouse/events/v1/token.proto\x12\x13gatehouse.events.v1\x1a gatehouse/events/v1/sealed.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfc\x04\n" +
 	"\x0eSessionStarted\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x12\n" +
@@ -765,8 +822,11 @@ const file_gatehouse_events_v1_token_proto_rawDesc = "" +
 	"\n" +
 	"ip_address\x18\v \x01(\tR\tipAddress\x12\x1d\n" +
 	"\n" +
-	"user_agent\x18\f \x01(\tR\tuserAgent\x12\"\n" +
-	"\rowner_user_id\x18\r \x01(\tR\vownerUserId\"\x9d\x02\n" +
+	"user_agent\x18\f \x01(\tR\tuserAgent\x12M\n" +
+	"\x11sealed_ip_address\x18\r \x01(\v2!.gatehouse.events.v1.SealedSecretR\x0fsealedIpAddress\x12M\n" +
+	"\x11sealed_user_agent\x18\x0e \x01(\v2!.gatehouse.events.v1.SealedSecretR\x0fsealedUserAgent\x12,\n" +
+	"\x12browser_session_id\x18\x0f \x01(\tR\x10browserSessionId\x12\"\n" +
+	"\rowner_user_id\x18\x10 \x01(\tR\vownerUserId\"\x9d\x02\n" +
 	"\fTokensIssued\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1f\n" +
@@ -789,28 +849,31 @@ const file_gatehouse_events_v1_token_proto_rawDesc = "" +
 	"\x13ClientAssertionUsed\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x129\n" +
 	"\n" +
-	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\x98\x01\n" +
+	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xc6\x01\n" +
 	"\x10LoginTokenIssued\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x14\n" +
 	"\x05admin\x18\x03 \x01(\bR\x05admin\x129\n" +
 	"\n" +
-	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"/\n" +
+	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12,\n" +
+	"\x12browser_session_id\x18\x05 \x01(\tR\x10browserSessionId\"/\n" +
 	"\x0eLoginTokenUsed\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\"_\n" +
 	"\x0eSessionRenamed\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12.\n" +
-	"\x13device_display_name\x18\x02 \x01(\tR\x11deviceDisplayName\"\xc6\x01\n" +
+	"\x13device_display_name\x18\x02 \x01(\tR\x11deviceDisplayName\"\xaf\x02\n" +
 	"\x0eSessionsActive\x12C\n" +
-	"\aentries\x18\x01 \x03(\v2).gatehouse.events.v1.SessionsActive.EntryR\aentries\x1ao\n" +
+	"\aentries\x18\x01 \x03(\v2).gatehouse.events.v1.SessionsActive.EntryR\aentries\x1a\xd7\x01\n" +
 	"\x05Entry\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12(\n" +
 	"\x10last_active_unix\x18\x02 \x01(\x03R\x0elastActiveUnix\x12\x1d\n" +
 	"\n" +
-	"ip_address\x18\x03 \x01(\tR\tipAddressB2Z0gatehouse.dev/proto/gatehouse/events/v1;eventsv1b\x06proto3"
+	"ip_address\x18\x03 \x01(\tR\tipAddress\x12\x17\n" +
+	"\auser_id\x18\x04 \x01(\tR\x06userId\x12M\n" +
+	"\x11sealed_ip_address\x18\x05 \x01(\v2!.gatehouse.events.v1.SealedSecretR\x0fsealedIpAddressB2Z0gatehouse.dev/proto/gatehouse/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_gatehouse_events_v1_token_proto_rawDescOnce sync.Once
@@ -836,24 +899,27 @@ var file_gatehouse_events_v1_token_proto_goTypes = []any{
 	(*SessionRenamed)(nil),        // 7: gatehouse.events.v1.SessionRenamed
 	(*SessionsActive)(nil),        // 8: gatehouse.events.v1.SessionsActive
 	(*SessionsActive_Entry)(nil),  // 9: gatehouse.events.v1.SessionsActive.Entry
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
-	(*SealedSecret)(nil),          // 11: gatehouse.events.v1.SealedSecret
+	(*SealedSecret)(nil),          // 10: gatehouse.events.v1.SealedSecret
+	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
 	(SecretChange)(0),             // 12: gatehouse.events.v1.SecretChange
 }
 var file_gatehouse_events_v1_token_proto_depIdxs = []int32{
 	1,  // 0: gatehouse.events.v1.SessionStarted.tokens:type_name -> gatehouse.events.v1.TokensIssued
-	10, // 1: gatehouse.events.v1.TokensIssued.access_expires_at:type_name -> google.protobuf.Timestamp
-	11, // 2: gatehouse.events.v1.SigningKeysGenerated.sealed_private_jwks:type_name -> gatehouse.events.v1.SealedSecret
-	11, // 3: gatehouse.events.v1.SigningKeysGenerated.sealed_token_mac_key:type_name -> gatehouse.events.v1.SealedSecret
-	12, // 4: gatehouse.events.v1.SigningKeysGenerated.change:type_name -> gatehouse.events.v1.SecretChange
-	10, // 5: gatehouse.events.v1.ClientAssertionUsed.expires_at:type_name -> google.protobuf.Timestamp
-	10, // 6: gatehouse.events.v1.LoginTokenIssued.expires_at:type_name -> google.protobuf.Timestamp
-	9,  // 7: gatehouse.events.v1.SessionsActive.entries:type_name -> gatehouse.events.v1.SessionsActive.Entry
-	8,  // [8:8] is the sub-list for method output_type
-	8,  // [8:8] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	10, // 1: gatehouse.events.v1.SessionStarted.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
+	10, // 2: gatehouse.events.v1.SessionStarted.sealed_user_agent:type_name -> gatehouse.events.v1.SealedSecret
+	11, // 3: gatehouse.events.v1.TokensIssued.access_expires_at:type_name -> google.protobuf.Timestamp
+	10, // 4: gatehouse.events.v1.SigningKeysGenerated.sealed_private_jwks:type_name -> gatehouse.events.v1.SealedSecret
+	10, // 5: gatehouse.events.v1.SigningKeysGenerated.sealed_token_mac_key:type_name -> gatehouse.events.v1.SealedSecret
+	12, // 6: gatehouse.events.v1.SigningKeysGenerated.change:type_name -> gatehouse.events.v1.SecretChange
+	11, // 7: gatehouse.events.v1.ClientAssertionUsed.expires_at:type_name -> google.protobuf.Timestamp
+	11, // 8: gatehouse.events.v1.LoginTokenIssued.expires_at:type_name -> google.protobuf.Timestamp
+	9,  // 9: gatehouse.events.v1.SessionsActive.entries:type_name -> gatehouse.events.v1.SessionsActive.Entry
+	10, // 10: gatehouse.events.v1.SessionsActive.Entry.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_events_v1_token_proto_init() }

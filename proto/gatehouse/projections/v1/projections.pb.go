@@ -10,6 +10,7 @@ import (
 	_ "gatehouse.dev/proto/gatehouse/auth/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -29,7 +30,15 @@ type Projection struct {
 	// Stream sequence of the last event applied.
 	Checkpoint uint64 `protobuf:"varint,3,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
 	// "projection" (a read model) or "reactor" (side effects: emails, homeserver calls).
-	Kind          string `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`
+	Kind string `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`
+	// Version of the live read model (1 for reactors).
+	Version int32 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
+	// "live", or "building" while a rebuild or a new version is built beside the live tables.
+	State string `protobuf:"bytes,6,opt,name=state,proto3" json:"state,omitempty"`
+	// The build under way, when state is "building".
+	Build *Build `protobuf:"bytes,7,opt,name=build,proto3" json:"build,omitempty"`
+	// Stream sequence of the newest event on the projection's subjects: head - checkpoint is its lag.
+	Head          uint64 `protobuf:"varint,8,opt,name=head,proto3" json:"head,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -92,6 +101,142 @@ func (x *Projection) GetKind() string {
 	return ""
 }
 
+func (x *Projection) GetVersion() int32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *Projection) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *Projection) GetBuild() *Build {
+	if x != nil {
+		return x.Build
+	}
+	return nil
+}
+
+func (x *Projection) GetHead() uint64 {
+	if x != nil {
+		return x.Head
+	}
+	return 0
+}
+
+// Build is a rebuild (or a new version) filled beside the live tables.
+type Build struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Version being built.
+	Version int32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// "rebuild" (asked for) or "upgrade" (a new version of the projection).
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Stream sequence of the last event applied to the copies.
+	Position uint64 `protobuf:"varint,3,opt,name=position,proto3" json:"position,omitempty"`
+	// The stream's newest event on the projection's subjects when the build was asked for.
+	Target uint64 `protobuf:"varint,4,opt,name=target,proto3" json:"target,omitempty"`
+	// Recent speed, in events per second.
+	EventsPerSecond float64 `protobuf:"fixed64,5,opt,name=events_per_second,json=eventsPerSecond,proto3" json:"events_per_second,omitempty"`
+	// Cap on the speed asked for (0: none).
+	MaxEventsPerSecond float64                `protobuf:"fixed64,6,opt,name=max_events_per_second,json=maxEventsPerSecond,proto3" json:"max_events_per_second,omitempty"`
+	StartedAt          *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	// PostgreSQL schema holding the copies.
+	Schema        string `protobuf:"bytes,8,opt,name=schema,proto3" json:"schema,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Build) Reset() {
+	*x = Build{}
+	mi := &file_gatehouse_projections_v1_projections_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Build) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Build) ProtoMessage() {}
+
+func (x *Build) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_projections_v1_projections_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Build.ProtoReflect.Descriptor instead.
+func (*Build) Descriptor() ([]byte, []int) {
+	return file_gatehouse_projections_v1_projections_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Build) GetVersion() int32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *Build) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Build) GetPosition() uint64 {
+	if x != nil {
+		return x.Position
+	}
+	return 0
+}
+
+func (x *Build) GetTarget() uint64 {
+	if x != nil {
+		return x.Target
+	}
+	return 0
+}
+
+func (x *Build) GetEventsPerSecond() float64 {
+	if x != nil {
+		return x.EventsPerSecond
+	}
+	return 0
+}
+
+func (x *Build) GetMaxEventsPerSecond() float64 {
+	if x != nil {
+		return x.MaxEventsPerSecond
+	}
+	return 0
+}
+
+func (x *Build) GetStartedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedAt
+	}
+	return nil
+}
+
+func (x *Build) GetSchema() string {
+	if x != nil {
+		return x.Schema
+	}
+	return ""
+}
+
 type ListProjectionsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -100,7 +245,7 @@ type ListProjectionsRequest struct {
 
 func (x *ListProjectionsRequest) Reset() {
 	*x = ListProjectionsRequest{}
-	mi := &file_gatehouse_projections_v1_projections_proto_msgTypes[1]
+	mi := &file_gatehouse_projections_v1_projections_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -112,7 +257,7 @@ func (x *ListProjectionsRequest) String() string {
 func (*ListProjectionsRequest) ProtoMessage() {}
 
 func (x *ListProjectionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_projections_v1_projections_proto_msgTypes[1]
+	mi := &file_gatehouse_projections_v1_projections_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -125,7 +270,7 @@ func (x *ListProjectionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProjectionsRequest.ProtoReflect.Descriptor instead.
 func (*ListProjectionsRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_projections_v1_projections_proto_rawDescGZIP(), []int{1}
+	return file_gatehouse_projections_v1_projections_proto_rawDescGZIP(), []int{2}
 }
 
 type ListProjectionsResponse struct {
@@ -137,7 +282,7 @@ type ListProjectionsResponse struct {
 
 func (x *ListProjectionsResponse) Reset() {
 	*x = ListProjectionsResponse{}
-	mi := &file_gatehouse_projections_v1_projections_proto_msgTypes[2]
+	mi := &file_gatehouse_projections_v1_projections_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -149,7 +294,7 @@ func (x *ListProjectionsResponse) String() string {
 func (*ListProjectionsResponse) ProtoMessage() {}
 
 func (x *ListProjectionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_projections_v1_projections_proto_msgTypes[2]
+	mi := &file_gatehouse_projections_v1_projections_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -162,7 +307,7 @@ func (x *ListProjectionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProjectionsResponse.ProtoReflect.Descriptor instead.
 func (*ListProjectionsResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_projections_v1_projections_proto_rawDescGZIP(), []int{2}
+	return file_gatehouse_projections_v1_projections_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ListProjectionsResponse) GetProjections() []*Projection {
@@ -173,15 +318,19 @@ func (x *ListProjectionsResponse) GetProjections() []*Projection {
 }
 
 type RebuildProjectionRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Ask for the rebuild and answer at once; follow it with ListProjections.
+	Background bool `protobuf:"varint,2,opt,name=background,proto3" json:"background,omitempty"`
+	// Cap the build's speed, in events per second (0: as fast as it goes).
+	MaxEventsPerSecond float64 `protobuf:"fixed64,3,opt,name=max_events_per_second,json=maxEventsPerSecond,proto3" json:"max_events_per_second,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *RebuildProjectionRequest) Reset() {
 	*x = RebuildProjectionRequest{}
-	mi := &file_gatehouse_projections_v1_projections_proto_msgTypes[3]
+	mi := &file_gatehouse_projections_v1_projections_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -193,7 +342,7 @@ func (x *RebuildProjectionRequest) String() string {
 func (*RebuildProjectionRequest) ProtoMessage() {}
 
 func (x *RebuildProjectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_projections_v1_projections_proto_msgTypes[3]
+	mi := &file_gatehouse_projections_v1_projections_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -206,7 +355,7 @@ func (x *RebuildProjectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebuildProjectionRequest.ProtoReflect.Descriptor instead.
 func (*RebuildProjectionRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_projections_v1_projections_proto_rawDescGZIP(), []int{3}
+	return file_gatehouse_projections_v1_projections_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RebuildProjectionRequest) GetName() string {
@@ -216,17 +365,33 @@ func (x *RebuildProjectionRequest) GetName() string {
 	return ""
 }
 
+func (x *RebuildProjectionRequest) GetBackground() bool {
+	if x != nil {
+		return x.Background
+	}
+	return false
+}
+
+func (x *RebuildProjectionRequest) GetMaxEventsPerSecond() float64 {
+	if x != nil {
+		return x.MaxEventsPerSecond
+	}
+	return 0
+}
+
 type RebuildProjectionResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The projection after the replay caught up with the stream.
-	Projection    *Projection `protobuf:"bytes,1,opt,name=projection,proto3" json:"projection,omitempty"`
+	// The projection after the rebuilt read model swapped in (with background: as the rebuild starts).
+	Projection *Projection `protobuf:"bytes,1,opt,name=projection,proto3" json:"projection,omitempty"`
+	// Stream sequence the rebuild must reach: done when the projection is live again at or past it.
+	Target        uint64 `protobuf:"varint,2,opt,name=target,proto3" json:"target,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RebuildProjectionResponse) Reset() {
 	*x = RebuildProjectionResponse{}
-	mi := &file_gatehouse_projections_v1_projections_proto_msgTypes[4]
+	mi := &file_gatehouse_projections_v1_projections_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -238,7 +403,7 @@ func (x *RebuildProjectionResponse) String() string {
 func (*RebuildProjectionResponse) ProtoMessage() {}
 
 func (x *RebuildProjectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_projections_v1_projections_proto_msgTypes[4]
+	mi := &file_gatehouse_projections_v1_projections_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -251,7 +416,7 @@ func (x *RebuildProjectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebuildProjectionResponse.ProtoReflect.Descriptor instead.
 func (*RebuildProjectionResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_projections_v1_projections_proto_rawDescGZIP(), []int{4}
+	return file_gatehouse_projections_v1_projections_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RebuildProjectionResponse) GetProjection() *Projection {
@@ -261,11 +426,18 @@ func (x *RebuildProjectionResponse) GetProjection() *Projection {
 	return nil
 }
 
+func (x *RebuildProjectionResponse) GetTarget() uint64 {
+	if x != nil {
+		return x.Target
+	}
+	return 0
+}
+
 var File_gatehouse_projections_v1_projections_proto protoreflect.FileDescriptor
 
 const file_gatehouse_projections_v1_projections_proto_rawDesc = "" +
 	"\n" +
-	"*gatehouse/projections/v1/projections.proto\x12\x18gatehouse.projections.v1\x1a\x1egatehouse/auth/v1/access.proto\"l\n" +
+	"*gatehouse/projections/v1/projections.proto\x12\x18gatehouse.projections.v1\x1a\x1egatehouse/auth/v1/access.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe7\x01\n" +
 	"\n" +
 	"Projection\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
@@ -273,16 +445,35 @@ const file_gatehouse_projections_v1_projections_proto_rawDesc = "" +
 	"\n" +
 	"checkpoint\x18\x03 \x01(\x04R\n" +
 	"checkpoint\x12\x12\n" +
-	"\x04kind\x18\x04 \x01(\tR\x04kind\"\x18\n" +
+	"\x04kind\x18\x04 \x01(\tR\x04kind\x12\x18\n" +
+	"\aversion\x18\x05 \x01(\x05R\aversion\x12\x14\n" +
+	"\x05state\x18\x06 \x01(\tR\x05state\x125\n" +
+	"\x05build\x18\a \x01(\v2\x1f.gatehouse.projections.v1.BuildR\x05build\x12\x12\n" +
+	"\x04head\x18\b \x01(\x04R\x04head\"\x9f\x02\n" +
+	"\x05Build\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x05R\aversion\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1a\n" +
+	"\bposition\x18\x03 \x01(\x04R\bposition\x12\x16\n" +
+	"\x06target\x18\x04 \x01(\x04R\x06target\x12*\n" +
+	"\x11events_per_second\x18\x05 \x01(\x01R\x0feventsPerSecond\x121\n" +
+	"\x15max_events_per_second\x18\x06 \x01(\x01R\x12maxEventsPerSecond\x129\n" +
+	"\n" +
+	"started_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12\x16\n" +
+	"\x06schema\x18\b \x01(\tR\x06schema\"\x18\n" +
 	"\x16ListProjectionsRequest\"a\n" +
 	"\x17ListProjectionsResponse\x12F\n" +
-	"\vprojections\x18\x01 \x03(\v2$.gatehouse.projections.v1.ProjectionR\vprojections\".\n" +
+	"\vprojections\x18\x01 \x03(\v2$.gatehouse.projections.v1.ProjectionR\vprojections\"\x81\x01\n" +
 	"\x18RebuildProjectionRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"a\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n" +
+	"\n" +
+	"background\x18\x02 \x01(\bR\n" +
+	"background\x121\n" +
+	"\x15max_events_per_second\x18\x03 \x01(\x01R\x12maxEventsPerSecond\"y\n" +
 	"\x19RebuildProjectionResponse\x12D\n" +
 	"\n" +
 	"projection\x18\x01 \x01(\v2$.gatehouse.projections.v1.ProjectionR\n" +
-	"projection2\x9d\x02\n" +
+	"projection\x12\x16\n" +
+	"\x06target\x18\x02 \x01(\x04R\x06target2\x9d\x02\n" +
 	"\x12ProjectionsService\x12\x7f\n" +
 	"\x0fListProjections\x120.gatehouse.projections.v1.ListProjectionsRequest\x1a1.gatehouse.projections.v1.ListProjectionsResponse\"\a\xc2\xf3\x18\x03\n" +
 	"\x01\x02\x12\x85\x01\n" +
@@ -301,26 +492,30 @@ func file_gatehouse_projections_v1_projections_proto_rawDescGZIP() []byte {
 	return file_gatehouse_projections_v1_projections_proto_rawDescData
 }
 
-var file_gatehouse_projections_v1_projections_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_gatehouse_projections_v1_projections_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_gatehouse_projections_v1_projections_proto_goTypes = []any{
 	(*Projection)(nil),                // 0: gatehouse.projections.v1.Projection
-	(*ListProjectionsRequest)(nil),    // 1: gatehouse.projections.v1.ListProjectionsRequest
-	(*ListProjectionsResponse)(nil),   // 2: gatehouse.projections.v1.ListProjectionsResponse
-	(*RebuildProjectionRequest)(nil),  // 3: gatehouse.projections.v1.RebuildProjectionRequest
-	(*RebuildProjectionResponse)(nil), // 4: gatehouse.projections.v1.RebuildProjectionResponse
+	(*Build)(nil),                     // 1: gatehouse.projections.v1.Build
+	(*ListProjectionsRequest)(nil),    // 2: gatehouse.projections.v1.ListProjectionsRequest
+	(*ListProjectionsResponse)(nil),   // 3: gatehouse.projections.v1.ListProjectionsResponse
+	(*RebuildProjectionRequest)(nil),  // 4: gatehouse.projections.v1.RebuildProjectionRequest
+	(*RebuildProjectionResponse)(nil), // 5: gatehouse.projections.v1.RebuildProjectionResponse
+	(*timestamppb.Timestamp)(nil),     // 6: google.protobuf.Timestamp
 }
 var file_gatehouse_projections_v1_projections_proto_depIdxs = []int32{
-	0, // 0: gatehouse.projections.v1.ListProjectionsResponse.projections:type_name -> gatehouse.projections.v1.Projection
-	0, // 1: gatehouse.projections.v1.RebuildProjectionResponse.projection:type_name -> gatehouse.projections.v1.Projection
-	1, // 2: gatehouse.projections.v1.ProjectionsService.ListProjections:input_type -> gatehouse.projections.v1.ListProjectionsRequest
-	3, // 3: gatehouse.projections.v1.ProjectionsService.RebuildProjection:input_type -> gatehouse.projections.v1.RebuildProjectionRequest
-	2, // 4: gatehouse.projections.v1.ProjectionsService.ListProjections:output_type -> gatehouse.projections.v1.ListProjectionsResponse
-	4, // 5: gatehouse.projections.v1.ProjectionsService.RebuildProjection:output_type -> gatehouse.projections.v1.RebuildProjectionResponse
-	4, // [4:6] is the sub-list for method output_type
-	2, // [2:4] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	1, // 0: gatehouse.projections.v1.Projection.build:type_name -> gatehouse.projections.v1.Build
+	6, // 1: gatehouse.projections.v1.Build.started_at:type_name -> google.protobuf.Timestamp
+	0, // 2: gatehouse.projections.v1.ListProjectionsResponse.projections:type_name -> gatehouse.projections.v1.Projection
+	0, // 3: gatehouse.projections.v1.RebuildProjectionResponse.projection:type_name -> gatehouse.projections.v1.Projection
+	2, // 4: gatehouse.projections.v1.ProjectionsService.ListProjections:input_type -> gatehouse.projections.v1.ListProjectionsRequest
+	4, // 5: gatehouse.projections.v1.ProjectionsService.RebuildProjection:input_type -> gatehouse.projections.v1.RebuildProjectionRequest
+	3, // 6: gatehouse.projections.v1.ProjectionsService.ListProjections:output_type -> gatehouse.projections.v1.ListProjectionsResponse
+	5, // 7: gatehouse.projections.v1.ProjectionsService.RebuildProjection:output_type -> gatehouse.projections.v1.RebuildProjectionResponse
+	6, // [6:8] is the sub-list for method output_type
+	4, // [4:6] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_projections_v1_projections_proto_init() }
@@ -334,7 +529,7 @@ func file_gatehouse_projections_v1_projections_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_projections_v1_projections_proto_rawDesc), len(file_gatehouse_projections_v1_projections_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -33,9 +33,10 @@ const (
 type ProjectionsServiceClient interface {
 	// ListProjections names the projections this process hosts and their checkpoints.
 	ListProjections(ctx context.Context, in *ListProjectionsRequest, opts ...grpc.CallOption) (*ListProjectionsResponse, error)
-	// RebuildProjection replays the projection's streams from the start into fresh tables
+	// RebuildProjection replays the projection's stream from the start into copies of its tables,
+	// beside the live ones that keep answering, and swaps them in once caught up
 	// (for a reactor: replays the stream through it; side effects it already made are not repeated
-	// where it decides from the log).
+	// where it decides from the log). It waits for the swap unless background is set.
 	// NOT_FOUND for an unknown name.
 	RebuildProjection(ctx context.Context, in *RebuildProjectionRequest, opts ...grpc.CallOption) (*RebuildProjectionResponse, error)
 }
@@ -78,9 +79,10 @@ func (c *projectionsServiceClient) RebuildProjection(ctx context.Context, in *Re
 type ProjectionsServiceServer interface {
 	// ListProjections names the projections this process hosts and their checkpoints.
 	ListProjections(context.Context, *ListProjectionsRequest) (*ListProjectionsResponse, error)
-	// RebuildProjection replays the projection's streams from the start into fresh tables
+	// RebuildProjection replays the projection's stream from the start into copies of its tables,
+	// beside the live ones that keep answering, and swaps them in once caught up
 	// (for a reactor: replays the stream through it; side effects it already made are not repeated
-	// where it decides from the log).
+	// where it decides from the log). It waits for the swap unless background is set.
 	// NOT_FOUND for an unknown name.
 	RebuildProjection(context.Context, *RebuildProjectionRequest) (*RebuildProjectionResponse, error)
 	mustEmbedUnimplementedProjectionsServiceServer()

@@ -1997,6 +1997,128 @@ func (*RenameSessionResponse) Descriptor() ([]byte, []int) {
 	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{31}
 }
 
+type CheckIDTokenHintRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	IdTokenHint   string                 `protobuf:"bytes,1,opt,name=id_token_hint,json=idTokenHint,proto3" json:"id_token_hint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckIDTokenHintRequest) Reset() {
+	*x = CheckIDTokenHintRequest{}
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckIDTokenHintRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckIDTokenHintRequest) ProtoMessage() {}
+
+func (x *CheckIDTokenHintRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckIDTokenHintRequest.ProtoReflect.Descriptor instead.
+func (*CheckIDTokenHintRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *CheckIDTokenHintRequest) GetIdTokenHint() string {
+	if x != nil {
+		return x.IdTokenHint
+	}
+	return ""
+}
+
+type CheckIDTokenHintResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The ID token's sub (the user id), aud (the client) and sid (the browser
+	// session it was issued in; empty when none).
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	ClientId      string                 `protobuf:"bytes,2,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	Sid           string                 `protobuf:"bytes,3,opt,name=sid,proto3" json:"sid,omitempty"`
+	IssuedAt      *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=issued_at,json=issuedAt,proto3" json:"issued_at,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckIDTokenHintResponse) Reset() {
+	*x = CheckIDTokenHintResponse{}
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckIDTokenHintResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckIDTokenHintResponse) ProtoMessage() {}
+
+func (x *CheckIDTokenHintResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckIDTokenHintResponse.ProtoReflect.Descriptor instead.
+func (*CheckIDTokenHintResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *CheckIDTokenHintResponse) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *CheckIDTokenHintResponse) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *CheckIDTokenHintResponse) GetSid() string {
+	if x != nil {
+		return x.Sid
+	}
+	return ""
+}
+
+func (x *CheckIDTokenHintResponse) GetIssuedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.IssuedAt
+	}
+	return nil
+}
+
+func (x *CheckIDTokenHintResponse) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
 var File_gatehouse_token_v1_token_proto protoreflect.FileDescriptor
 
 const file_gatehouse_token_v1_token_proto_rawDesc = "" +
@@ -2151,11 +2273,20 @@ const file_gatehouse_token_v1_token_proto_rawDesc = "" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12.\n" +
 	"\x13device_display_name\x18\x03 \x01(\tR\x11deviceDisplayName\"\x17\n" +
-	"\x15RenameSessionResponse*g\n" +
+	"\x15RenameSessionResponse\"=\n" +
+	"\x17CheckIDTokenHintRequest\x12\"\n" +
+	"\rid_token_hint\x18\x01 \x01(\tR\vidTokenHint\"\xd6\x01\n" +
+	"\x18CheckIDTokenHintResponse\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1b\n" +
+	"\tclient_id\x18\x02 \x01(\tR\bclientId\x12\x10\n" +
+	"\x03sid\x18\x03 \x01(\tR\x03sid\x127\n" +
+	"\tissued_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt\x129\n" +
+	"\n" +
+	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt*g\n" +
 	"\rSessionStatus\x12\x1e\n" +
 	"\x1aSESSION_STATUS_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15SESSION_STATUS_ACTIVE\x10\x01\x12\x1b\n" +
-	"\x17SESSION_STATUS_FINISHED\x10\x022\x8a\x0e\n" +
+	"\x17SESSION_STATUS_FINISHED\x10\x022\x82\x0f\n" +
 	"\fTokenService\x12e\n" +
 	"\n" +
 	"Introspect\x12%.gatehouse.token.v1.IntrospectRequest\x1a&.gatehouse.token.v1.IntrospectResponse\"\b\xc2\xf3\x18\x04\n" +
@@ -2189,7 +2320,9 @@ const file_gatehouse_token_v1_token_proto_rawDesc = "" +
 	"\x19RegeneratePersonalSession\x124.gatehouse.token.v1.RegeneratePersonalSessionRequest\x1a5.gatehouse.token.v1.RegeneratePersonalSessionResponse\"\b\xc2\xf3\x18\x04\n" +
 	"\x02\x02\b\x12v\n" +
 	"\x10ListAuditEntries\x12+.gatehouse.token.v1.ListAuditEntriesRequest\x1a,.gatehouse.token.v1.ListAuditEntriesResponse\"\a\xc2\xf3\x18\x03\n" +
-	"\x01\x02B0Z.gatehouse.dev/proto/gatehouse/token/v1;tokenv1b\x06proto3"
+	"\x01\x02\x12v\n" +
+	"\x10CheckIDTokenHint\x12+.gatehouse.token.v1.CheckIDTokenHintRequest\x1a,.gatehouse.token.v1.CheckIDTokenHintResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\aB0Z.gatehouse.dev/proto/gatehouse/token/v1;tokenv1b\x06proto3"
 
 var (
 	file_gatehouse_token_v1_token_proto_rawDescOnce sync.Once
@@ -2204,7 +2337,7 @@ func file_gatehouse_token_v1_token_proto_rawDescGZIP() []byte {
 }
 
 var file_gatehouse_token_v1_token_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_gatehouse_token_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_gatehouse_token_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_gatehouse_token_v1_token_proto_goTypes = []any{
 	(SessionStatus)(0),                        // 0: gatehouse.token.v1.SessionStatus
 	(*AuthenticateAdminTokenRequest)(nil),     // 1: gatehouse.token.v1.AuthenticateAdminTokenRequest
@@ -2239,74 +2372,80 @@ var file_gatehouse_token_v1_token_proto_goTypes = []any{
 	(*AllowCrossSigningResetResponse)(nil),    // 30: gatehouse.token.v1.AllowCrossSigningResetResponse
 	(*RenameSessionRequest)(nil),              // 31: gatehouse.token.v1.RenameSessionRequest
 	(*RenameSessionResponse)(nil),             // 32: gatehouse.token.v1.RenameSessionResponse
-	(*v1.PageRequest)(nil),                    // 33: gatehouse.paging.v1.PageRequest
-	(*timestamppb.Timestamp)(nil),             // 34: google.protobuf.Timestamp
-	(*v1.PageInfo)(nil),                       // 35: gatehouse.paging.v1.PageInfo
-	(*durationpb.Duration)(nil),               // 36: google.protobuf.Duration
+	(*CheckIDTokenHintRequest)(nil),           // 33: gatehouse.token.v1.CheckIDTokenHintRequest
+	(*CheckIDTokenHintResponse)(nil),          // 34: gatehouse.token.v1.CheckIDTokenHintResponse
+	(*v1.PageRequest)(nil),                    // 35: gatehouse.paging.v1.PageRequest
+	(*timestamppb.Timestamp)(nil),             // 36: google.protobuf.Timestamp
+	(*v1.PageInfo)(nil),                       // 37: gatehouse.paging.v1.PageInfo
+	(*durationpb.Duration)(nil),               // 38: google.protobuf.Duration
 }
 var file_gatehouse_token_v1_token_proto_depIdxs = []int32{
-	33, // 0: gatehouse.token.v1.QuerySessionsRequest.page:type_name -> gatehouse.paging.v1.PageRequest
+	35, // 0: gatehouse.token.v1.QuerySessionsRequest.page:type_name -> gatehouse.paging.v1.PageRequest
 	0,  // 1: gatehouse.token.v1.QuerySessionsRequest.status:type_name -> gatehouse.token.v1.SessionStatus
-	34, // 2: gatehouse.token.v1.QuerySessionsRequest.created_before:type_name -> google.protobuf.Timestamp
-	34, // 3: gatehouse.token.v1.QuerySessionsRequest.created_after:type_name -> google.protobuf.Timestamp
-	34, // 4: gatehouse.token.v1.QuerySessionsRequest.last_active_before:type_name -> google.protobuf.Timestamp
-	34, // 5: gatehouse.token.v1.QuerySessionsRequest.last_active_after:type_name -> google.protobuf.Timestamp
-	34, // 6: gatehouse.token.v1.QuerySessionsRequest.expires_before:type_name -> google.protobuf.Timestamp
-	34, // 7: gatehouse.token.v1.QuerySessionsRequest.expires_after:type_name -> google.protobuf.Timestamp
+	36, // 2: gatehouse.token.v1.QuerySessionsRequest.created_before:type_name -> google.protobuf.Timestamp
+	36, // 3: gatehouse.token.v1.QuerySessionsRequest.created_after:type_name -> google.protobuf.Timestamp
+	36, // 4: gatehouse.token.v1.QuerySessionsRequest.last_active_before:type_name -> google.protobuf.Timestamp
+	36, // 5: gatehouse.token.v1.QuerySessionsRequest.last_active_after:type_name -> google.protobuf.Timestamp
+	36, // 6: gatehouse.token.v1.QuerySessionsRequest.expires_before:type_name -> google.protobuf.Timestamp
+	36, // 7: gatehouse.token.v1.QuerySessionsRequest.expires_after:type_name -> google.protobuf.Timestamp
 	18, // 8: gatehouse.token.v1.QuerySessionsResponse.sessions:type_name -> gatehouse.token.v1.Session
-	35, // 9: gatehouse.token.v1.QuerySessionsResponse.page:type_name -> gatehouse.paging.v1.PageInfo
+	37, // 9: gatehouse.token.v1.QuerySessionsResponse.page:type_name -> gatehouse.paging.v1.PageInfo
 	18, // 10: gatehouse.token.v1.GetSessionResponse.session:type_name -> gatehouse.token.v1.Session
-	36, // 11: gatehouse.token.v1.CreatePersonalSessionRequest.expires_in:type_name -> google.protobuf.Duration
+	38, // 11: gatehouse.token.v1.CreatePersonalSessionRequest.expires_in:type_name -> google.protobuf.Duration
 	18, // 12: gatehouse.token.v1.CreatePersonalSessionResponse.session:type_name -> gatehouse.token.v1.Session
 	18, // 13: gatehouse.token.v1.RegeneratePersonalSessionResponse.session:type_name -> gatehouse.token.v1.Session
-	36, // 14: gatehouse.token.v1.RegeneratePersonalSessionRequest.expires_in:type_name -> google.protobuf.Duration
-	34, // 15: gatehouse.token.v1.AuditEntry.occurred_at:type_name -> google.protobuf.Timestamp
-	33, // 16: gatehouse.token.v1.ListAuditEntriesRequest.page:type_name -> gatehouse.paging.v1.PageRequest
+	38, // 14: gatehouse.token.v1.RegeneratePersonalSessionRequest.expires_in:type_name -> google.protobuf.Duration
+	36, // 15: gatehouse.token.v1.AuditEntry.occurred_at:type_name -> google.protobuf.Timestamp
+	35, // 16: gatehouse.token.v1.ListAuditEntriesRequest.page:type_name -> gatehouse.paging.v1.PageRequest
 	11, // 17: gatehouse.token.v1.ListAuditEntriesResponse.entries:type_name -> gatehouse.token.v1.AuditEntry
-	35, // 18: gatehouse.token.v1.ListAuditEntriesResponse.page:type_name -> gatehouse.paging.v1.PageInfo
-	34, // 19: gatehouse.token.v1.IntrospectResponse.exp:type_name -> google.protobuf.Timestamp
-	34, // 20: gatehouse.token.v1.IntrospectResponse.iat:type_name -> google.protobuf.Timestamp
-	34, // 21: gatehouse.token.v1.Session.created_at:type_name -> google.protobuf.Timestamp
-	34, // 22: gatehouse.token.v1.Session.ended_at:type_name -> google.protobuf.Timestamp
-	34, // 23: gatehouse.token.v1.Session.last_active_at:type_name -> google.protobuf.Timestamp
-	34, // 24: gatehouse.token.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
+	37, // 18: gatehouse.token.v1.ListAuditEntriesResponse.page:type_name -> gatehouse.paging.v1.PageInfo
+	36, // 19: gatehouse.token.v1.IntrospectResponse.exp:type_name -> google.protobuf.Timestamp
+	36, // 20: gatehouse.token.v1.IntrospectResponse.iat:type_name -> google.protobuf.Timestamp
+	36, // 21: gatehouse.token.v1.Session.created_at:type_name -> google.protobuf.Timestamp
+	36, // 22: gatehouse.token.v1.Session.ended_at:type_name -> google.protobuf.Timestamp
+	36, // 23: gatehouse.token.v1.Session.last_active_at:type_name -> google.protobuf.Timestamp
+	36, // 24: gatehouse.token.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
 	18, // 25: gatehouse.token.v1.ListSessionsResponse.sessions:type_name -> gatehouse.token.v1.Session
-	34, // 26: gatehouse.token.v1.CreateLoginTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	14, // 27: gatehouse.token.v1.TokenService.Introspect:input_type -> gatehouse.token.v1.IntrospectRequest
-	16, // 28: gatehouse.token.v1.TokenService.Revoke:input_type -> gatehouse.token.v1.RevokeRequest
-	19, // 29: gatehouse.token.v1.TokenService.ListSessions:input_type -> gatehouse.token.v1.ListSessionsRequest
-	21, // 30: gatehouse.token.v1.TokenService.EndSession:input_type -> gatehouse.token.v1.EndSessionRequest
-	23, // 31: gatehouse.token.v1.TokenService.CreateLoginToken:input_type -> gatehouse.token.v1.CreateLoginTokenRequest
-	25, // 32: gatehouse.token.v1.TokenService.SyncHomeserver:input_type -> gatehouse.token.v1.SyncHomeserverRequest
-	27, // 33: gatehouse.token.v1.TokenService.IsLocalpartAvailable:input_type -> gatehouse.token.v1.IsLocalpartAvailableRequest
-	29, // 34: gatehouse.token.v1.TokenService.AllowCrossSigningReset:input_type -> gatehouse.token.v1.AllowCrossSigningResetRequest
-	31, // 35: gatehouse.token.v1.TokenService.RenameSession:input_type -> gatehouse.token.v1.RenameSessionRequest
-	1,  // 36: gatehouse.token.v1.TokenService.AuthenticateAdminToken:input_type -> gatehouse.token.v1.AuthenticateAdminTokenRequest
-	3,  // 37: gatehouse.token.v1.TokenService.QuerySessions:input_type -> gatehouse.token.v1.QuerySessionsRequest
-	5,  // 38: gatehouse.token.v1.TokenService.GetSession:input_type -> gatehouse.token.v1.GetSessionRequest
-	7,  // 39: gatehouse.token.v1.TokenService.CreatePersonalSession:input_type -> gatehouse.token.v1.CreatePersonalSessionRequest
-	10, // 40: gatehouse.token.v1.TokenService.RegeneratePersonalSession:input_type -> gatehouse.token.v1.RegeneratePersonalSessionRequest
-	12, // 41: gatehouse.token.v1.TokenService.ListAuditEntries:input_type -> gatehouse.token.v1.ListAuditEntriesRequest
-	15, // 42: gatehouse.token.v1.TokenService.Introspect:output_type -> gatehouse.token.v1.IntrospectResponse
-	17, // 43: gatehouse.token.v1.TokenService.Revoke:output_type -> gatehouse.token.v1.RevokeResponse
-	20, // 44: gatehouse.token.v1.TokenService.ListSessions:output_type -> gatehouse.token.v1.ListSessionsResponse
-	22, // 45: gatehouse.token.v1.TokenService.EndSession:output_type -> gatehouse.token.v1.EndSessionResponse
-	24, // 46: gatehouse.token.v1.TokenService.CreateLoginToken:output_type -> gatehouse.token.v1.CreateLoginTokenResponse
-	26, // 47: gatehouse.token.v1.TokenService.SyncHomeserver:output_type -> gatehouse.token.v1.SyncHomeserverResponse
-	28, // 48: gatehouse.token.v1.TokenService.IsLocalpartAvailable:output_type -> gatehouse.token.v1.IsLocalpartAvailableResponse
-	30, // 49: gatehouse.token.v1.TokenService.AllowCrossSigningReset:output_type -> gatehouse.token.v1.AllowCrossSigningResetResponse
-	32, // 50: gatehouse.token.v1.TokenService.RenameSession:output_type -> gatehouse.token.v1.RenameSessionResponse
-	2,  // 51: gatehouse.token.v1.TokenService.AuthenticateAdminToken:output_type -> gatehouse.token.v1.AuthenticateAdminTokenResponse
-	4,  // 52: gatehouse.token.v1.TokenService.QuerySessions:output_type -> gatehouse.token.v1.QuerySessionsResponse
-	6,  // 53: gatehouse.token.v1.TokenService.GetSession:output_type -> gatehouse.token.v1.GetSessionResponse
-	8,  // 54: gatehouse.token.v1.TokenService.CreatePersonalSession:output_type -> gatehouse.token.v1.CreatePersonalSessionResponse
-	9,  // 55: gatehouse.token.v1.TokenService.RegeneratePersonalSession:output_type -> gatehouse.token.v1.RegeneratePersonalSessionResponse
-	13, // 56: gatehouse.token.v1.TokenService.ListAuditEntries:output_type -> gatehouse.token.v1.ListAuditEntriesResponse
-	42, // [42:57] is the sub-list for method output_type
-	27, // [27:42] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	36, // 26: gatehouse.token.v1.CreateLoginTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	36, // 27: gatehouse.token.v1.CheckIDTokenHintResponse.issued_at:type_name -> google.protobuf.Timestamp
+	36, // 28: gatehouse.token.v1.CheckIDTokenHintResponse.expires_at:type_name -> google.protobuf.Timestamp
+	14, // 29: gatehouse.token.v1.TokenService.Introspect:input_type -> gatehouse.token.v1.IntrospectRequest
+	16, // 30: gatehouse.token.v1.TokenService.Revoke:input_type -> gatehouse.token.v1.RevokeRequest
+	19, // 31: gatehouse.token.v1.TokenService.ListSessions:input_type -> gatehouse.token.v1.ListSessionsRequest
+	21, // 32: gatehouse.token.v1.TokenService.EndSession:input_type -> gatehouse.token.v1.EndSessionRequest
+	23, // 33: gatehouse.token.v1.TokenService.CreateLoginToken:input_type -> gatehouse.token.v1.CreateLoginTokenRequest
+	25, // 34: gatehouse.token.v1.TokenService.SyncHomeserver:input_type -> gatehouse.token.v1.SyncHomeserverRequest
+	27, // 35: gatehouse.token.v1.TokenService.IsLocalpartAvailable:input_type -> gatehouse.token.v1.IsLocalpartAvailableRequest
+	29, // 36: gatehouse.token.v1.TokenService.AllowCrossSigningReset:input_type -> gatehouse.token.v1.AllowCrossSigningResetRequest
+	31, // 37: gatehouse.token.v1.TokenService.RenameSession:input_type -> gatehouse.token.v1.RenameSessionRequest
+	1,  // 38: gatehouse.token.v1.TokenService.AuthenticateAdminToken:input_type -> gatehouse.token.v1.AuthenticateAdminTokenRequest
+	3,  // 39: gatehouse.token.v1.TokenService.QuerySessions:input_type -> gatehouse.token.v1.QuerySessionsRequest
+	5,  // 40: gatehouse.token.v1.TokenService.GetSession:input_type -> gatehouse.token.v1.GetSessionRequest
+	7,  // 41: gatehouse.token.v1.TokenService.CreatePersonalSession:input_type -> gatehouse.token.v1.CreatePersonalSessionRequest
+	10, // 42: gatehouse.token.v1.TokenService.RegeneratePersonalSession:input_type -> gatehouse.token.v1.RegeneratePersonalSessionRequest
+	12, // 43: gatehouse.token.v1.TokenService.ListAuditEntries:input_type -> gatehouse.token.v1.ListAuditEntriesRequest
+	33, // 44: gatehouse.token.v1.TokenService.CheckIDTokenHint:input_type -> gatehouse.token.v1.CheckIDTokenHintRequest
+	15, // 45: gatehouse.token.v1.TokenService.Introspect:output_type -> gatehouse.token.v1.IntrospectResponse
+	17, // 46: gatehouse.token.v1.TokenService.Revoke:output_type -> gatehouse.token.v1.RevokeResponse
+	20, // 47: gatehouse.token.v1.TokenService.ListSessions:output_type -> gatehouse.token.v1.ListSessionsResponse
+	22, // 48: gatehouse.token.v1.TokenService.EndSession:output_type -> gatehouse.token.v1.EndSessionResponse
+	24, // 49: gatehouse.token.v1.TokenService.CreateLoginToken:output_type -> gatehouse.token.v1.CreateLoginTokenResponse
+	26, // 50: gatehouse.token.v1.TokenService.SyncHomeserver:output_type -> gatehouse.token.v1.SyncHomeserverResponse
+	28, // 51: gatehouse.token.v1.TokenService.IsLocalpartAvailable:output_type -> gatehouse.token.v1.IsLocalpartAvailableResponse
+	30, // 52: gatehouse.token.v1.TokenService.AllowCrossSigningReset:output_type -> gatehouse.token.v1.AllowCrossSigningResetResponse
+	32, // 53: gatehouse.token.v1.TokenService.RenameSession:output_type -> gatehouse.token.v1.RenameSessionResponse
+	2,  // 54: gatehouse.token.v1.TokenService.AuthenticateAdminToken:output_type -> gatehouse.token.v1.AuthenticateAdminTokenResponse
+	4,  // 55: gatehouse.token.v1.TokenService.QuerySessions:output_type -> gatehouse.token.v1.QuerySessionsResponse
+	6,  // 56: gatehouse.token.v1.TokenService.GetSession:output_type -> gatehouse.token.v1.GetSessionResponse
+	8,  // 57: gatehouse.token.v1.TokenService.CreatePersonalSession:output_type -> gatehouse.token.v1.CreatePersonalSessionResponse
+	9,  // 58: gatehouse.token.v1.TokenService.RegeneratePersonalSession:output_type -> gatehouse.token.v1.RegeneratePersonalSessionResponse
+	13, // 59: gatehouse.token.v1.TokenService.ListAuditEntries:output_type -> gatehouse.token.v1.ListAuditEntriesResponse
+	34, // 60: gatehouse.token.v1.TokenService.CheckIDTokenHint:output_type -> gatehouse.token.v1.CheckIDTokenHintResponse
+	45, // [45:61] is the sub-list for method output_type
+	29, // [29:45] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_token_v1_token_proto_init() }
@@ -2321,7 +2460,7 @@ func file_gatehouse_token_v1_token_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_token_v1_token_proto_rawDesc), len(file_gatehouse_token_v1_token_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   32,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

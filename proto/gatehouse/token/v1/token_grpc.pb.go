@@ -34,6 +34,7 @@ const (
 	TokenService_CreatePersonalSession_FullMethodName     = "/gatehouse.token.v1.TokenService/CreatePersonalSession"
 	TokenService_RegeneratePersonalSession_FullMethodName = "/gatehouse.token.v1.TokenService/RegeneratePersonalSession"
 	TokenService_ListAuditEntries_FullMethodName          = "/gatehouse.token.v1.TokenService/ListAuditEntries"
+	TokenService_CheckIDTokenHint_FullMethodName          = "/gatehouse.token.v1.TokenService/CheckIDTokenHint"
 )
 
 // TokenServiceClient is the client API for TokenService service.
@@ -98,6 +99,10 @@ type TokenServiceClient interface {
 	// started, renamed and ended, personal tokens regenerated, login tokens), in
 	// event id order, optionally for one user.
 	ListAuditEntries(ctx context.Context, in *ListAuditEntriesRequest, opts ...grpc.CallOption) (*ListAuditEntriesResponse, error)
+	// CheckIDTokenHint verifies an id_token_hint of RP-initiated logout
+	// (OpenID Connect RP-Initiated Logout 1.0): an ID token this deployment
+	// signed, expired or not. INVALID_ARGUMENT when it is not one.
+	CheckIDTokenHint(ctx context.Context, in *CheckIDTokenHintRequest, opts ...grpc.CallOption) (*CheckIDTokenHintResponse, error)
 }
 
 type tokenServiceClient struct {
@@ -258,6 +263,16 @@ func (c *tokenServiceClient) ListAuditEntries(ctx context.Context, in *ListAudit
 	return out, nil
 }
 
+func (c *tokenServiceClient) CheckIDTokenHint(ctx context.Context, in *CheckIDTokenHintRequest, opts ...grpc.CallOption) (*CheckIDTokenHintResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CheckIDTokenHintResponse)
+	err := c.cc.Invoke(ctx, TokenService_CheckIDTokenHint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TokenServiceServer is the server API for TokenService service.
 // All implementations must embed UnimplementedTokenServiceServer
 // for forward compatibility.
@@ -320,6 +335,10 @@ type TokenServiceServer interface {
 	// started, renamed and ended, personal tokens regenerated, login tokens), in
 	// event id order, optionally for one user.
 	ListAuditEntries(context.Context, *ListAuditEntriesRequest) (*ListAuditEntriesResponse, error)
+	// CheckIDTokenHint verifies an id_token_hint of RP-initiated logout
+	// (OpenID Connect RP-Initiated Logout 1.0): an ID token this deployment
+	// signed, expired or not. INVALID_ARGUMENT when it is not one.
+	CheckIDTokenHint(context.Context, *CheckIDTokenHintRequest) (*CheckIDTokenHintResponse, error)
 	mustEmbedUnimplementedTokenServiceServer()
 }
 
@@ -374,6 +393,9 @@ func (UnimplementedTokenServiceServer) RegeneratePersonalSession(context.Context
 }
 func (UnimplementedTokenServiceServer) ListAuditEntries(context.Context, *ListAuditEntriesRequest) (*ListAuditEntriesResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListAuditEntries not implemented")
+}
+func (UnimplementedTokenServiceServer) CheckIDTokenHint(context.Context, *CheckIDTokenHintRequest) (*CheckIDTokenHintResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CheckIDTokenHint not implemented")
 }
 func (UnimplementedTokenServiceServer) mustEmbedUnimplementedTokenServiceServer() {}
 func (UnimplementedTokenServiceServer) testEmbeddedByValue()                      {}
@@ -666,6 +688,24 @@ func _TokenService_ListAuditEntries_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TokenService_CheckIDTokenHint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CheckIDTokenHintRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).CheckIDTokenHint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_CheckIDTokenHint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).CheckIDTokenHint(ctx, req.(*CheckIDTokenHintRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TokenService_ServiceDesc is the grpc.ServiceDesc for TokenService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -732,6 +772,10 @@ var TokenService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListAuditEntries",
 			Handler:    _TokenService_ListAuditEntries_Handler,
+		},
+		{
+			MethodName: "CheckIDTokenHint",
+			Handler:    _TokenService_CheckIDTokenHint_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -204,6 +204,9 @@ type StartCommand struct {
 	UserAgent string
 	// IPAddress is the browser's address, or empty.
 	IPAddress string
+	// UpstreamProvider and UpstreamSID name the upstream session the person
+	// signed in with (from the authentication proof), if any.
+	UpstreamProvider, UpstreamSID string
 }
 
 // Start decides starting session s for user u.
@@ -227,11 +230,13 @@ func Start(s State, u user.State, cmd StartCommand) ([]proto.Message, error) {
 		return nil, errs.FailedPrecondition("This account is locked")
 	}
 	return []proto.Message{&eventsv1.BrowserSessionStarted{
-		SessionId:  cmd.SessionID,
-		UserId:     u.ID,
-		SecretHash: cmd.SecretHash,
-		UserAgent:  CleanUserAgent(cmd.UserAgent),
-		IpAddress:  ip,
+		SessionId:        cmd.SessionID,
+		UserId:           u.ID,
+		SecretHash:       cmd.SecretHash,
+		UserAgent:        CleanUserAgent(cmd.UserAgent),
+		IpAddress:        ip,
+		UpstreamProvider: cmd.UpstreamProvider,
+		UpstreamSid:      cmd.UpstreamSID,
 	}}, nil
 }
 
@@ -249,10 +254,19 @@ const (
 	// ReasonPasswordRecovered: the password was reset through a recovery
 	// link; every session of the user ended.
 	ReasonPasswordRecovered = "password_recovered"
+	// ReasonUpstreamLogout: the upstream identity provider the person signed
+	// in with ended its session (back-channel logout).
+	ReasonUpstreamLogout = "upstream_logout"
 )
 
 // End decides ending a session for reason.
 func End(s State, reason string) ([]proto.Message, error) {
+	return EndWith(s, reason, false)
+}
+
+// EndWith decides ending a session for reason; endStarted asks for the
+// OAuth and compat sessions started from it to end too.
+func EndWith(s State, reason string, endStarted bool) ([]proto.Message, error) {
 	if !s.Exists() {
 		return nil, errs.NotFound("No such session")
 	}
@@ -262,5 +276,5 @@ func End(s State, reason string) ([]proto.Message, error) {
 	if s.Ended {
 		return nil, nil
 	}
-	return []proto.Message{&eventsv1.BrowserSessionEnded{SessionId: s.ID, UserId: s.UserID, Reason: reason}}, nil
+	return []proto.Message{&eventsv1.BrowserSessionEnded{SessionId: s.ID, UserId: s.UserID, Reason: reason, EndStartedSessions: endStarted}}, nil
 }

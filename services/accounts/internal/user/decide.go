@@ -115,25 +115,30 @@ func Unlock(s State) ([]proto.Message, error) {
 	return events(&eventsv1.UserUnlocked{UserId: s.ID}), nil
 }
 
-// Deactivate decides deactivating the account; erase asks the homeserver to
-// erase the user's data.
+// Deactivate decides deactivating the account; erase also erases the user's
+// personal data (see UserDeactivated). An account deactivated without erase
+// may be erased later; an erased one stays erased.
 func Deactivate(s State, erase bool) ([]proto.Message, error) {
 	if err := mustExist(s); err != nil {
 		return nil, err
 	}
-	if s.Deactivated {
+	if s.Deactivated && (!erase || s.Erased) {
 		return nil, nil
 	}
 	return events(&eventsv1.UserDeactivated{UserId: s.ID, Erase: erase}), nil
 }
 
-// Reactivate decides re-enabling a deactivated account.
+// Reactivate decides re-enabling a deactivated account. An erased account
+// cannot come back: its personal data is gone for good.
 func Reactivate(s State) ([]proto.Message, error) {
 	if err := mustExist(s); err != nil {
 		return nil, err
 	}
 	if !s.Deactivated {
 		return nil, nil
+	}
+	if s.Erased {
+		return nil, errs.FailedPrecondition("An erased account cannot be reactivated; its username stays reserved")
 	}
 	return events(&eventsv1.UserReactivated{UserId: s.ID}), nil
 }

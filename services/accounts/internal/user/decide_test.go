@@ -19,6 +19,13 @@ const (
 // deactivated is alice after deactivation.
 func deactivated() State { return with(alice(), func(s *State) { s.Deactivated = true }) }
 
+// erased is alice after deactivation with erase.
+func erased() State {
+	s := alice()
+	s.Apply(record(s.Version+1, t1, &eventsv1.UserDeactivated{UserId: "u1", Erase: true}))
+	return s
+}
+
 // locked is alice after locking.
 func locked() State { return with(alice(), func(s *State) { s.Locked = true }) }
 
@@ -270,7 +277,26 @@ func TestDecisions(t *testing.T) {
 		},
 		{
 			name:   "deactivate deactivated user",
+			decide: func() ([]proto.Message, error) { return Deactivate(deactivated(), false) },
+		},
+		{
+			name:   "erase a deactivated user",
 			decide: func() ([]proto.Message, error) { return Deactivate(deactivated(), true) },
+			want:   []proto.Message{&eventsv1.UserDeactivated{UserId: "u1", Erase: true}},
+		},
+		{
+			name:   "erase an erased user",
+			decide: func() ([]proto.Message, error) { return Deactivate(erased(), true) },
+		},
+		{
+			name:   "deactivate an erased user",
+			decide: func() ([]proto.Message, error) { return Deactivate(erased(), false) },
+		},
+		{
+			name:     "reactivate an erased user",
+			decide:   func() ([]proto.Message, error) { return Reactivate(erased()) },
+			wantErr:  true,
+			wantKind: errs.KindFailedPrecondition,
 		},
 		{
 			name:     "deactivate unknown user",

@@ -7,7 +7,7 @@
 // Decisions return the events for the user aggregate only. Reserving the
 // username and email (and releasing an email) are events of their own
 // aggregates, which the handler appends in the same atomic batch, keyed by
-// UsernameKey and EmailKey.
+// UsernameKey and EmailKey (a keyed hash of the address).
 //
 // The rules:
 //
@@ -36,9 +36,12 @@
 //     or unlocked, and reactivating keeps the lock.
 //   - A locked user's password may change (an administrator resetting it, or
 //     recovery); the lock still prevents signing in.
-//   - Deactivate's erase flag only has an effect when the user is active:
-//     deactivating again with erase set is a no-op, so erasing later means
-//     reactivating and deactivating with erase.
+//   - Deactivate with erase erases the account (UserDeactivated with erase):
+//     the fold forgets its addresses, display name and password, and the
+//     handler releases the addresses in the same batch and destroys the
+//     user's personal key. A deactivated account may be erased later
+//     (deactivating again with erase); deactivating an erased account changes
+//     nothing, and reactivating it is refused (errs.KindFailedPrecondition).
 //   - Lock reasons and display names are at most 256 characters of valid
 //     UTF-8 without control characters (errs.KindInvalid, Field "reason" or
 //     "display_name"). ChangePassword needs a sealed hash and a specified

@@ -31,6 +31,12 @@ type State struct {
 	Locked bool
 	// Deactivated reports whether the account is deactivated.
 	Deactivated bool
+	// Erased reports whether the account was deactivated with erase: its
+	// personal key is destroyed, its addresses released, its display name and
+	// password gone for good. Only the username remains, reserved.
+	Erased bool
+	// Links are the user's upstream links, in the order they were made.
+	Links []Link
 	// Version is the sequence of the last record applied, 0 for none.
 	Version uint64
 	// CreatedAt is when the user registered.
@@ -94,6 +100,10 @@ func (s *State) Apply(rec eventlog.Record) {
 		s.Locked = false
 	case *eventsv1.UserDeactivated:
 		s.Deactivated = true
+		if ev.GetErase() {
+			s.Erased = true
+			s.Email, s.Emails, s.DisplayName, s.Password = "", nil, "", Password{}
+		}
 	case *eventsv1.UserReactivated:
 		s.Deactivated = false
 	case *eventsv1.DisplayNameSet:
@@ -109,6 +119,12 @@ func (s *State) Apply(rec eventlog.Record) {
 		}
 	case *eventsv1.PrimaryEmailSet:
 		s.setPrimary(ev.GetEmail())
+	case *eventsv1.UpstreamLinked:
+		if !s.HasLinkClaim(ev.GetClaimKey()) {
+			s.Links = append(slices.Clone(s.Links), Link{ID: ev.GetLinkId(), Provider: ev.GetProvider(), ClaimKey: ev.GetClaimKey()})
+		}
+	case *eventsv1.UpstreamUnlinked:
+		s.Links = slices.DeleteFunc(slices.Clone(s.Links), func(l Link) bool { return l.ID == ev.GetLinkId() })
 	default:
 		return
 	}

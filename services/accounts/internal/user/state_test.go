@@ -142,8 +142,16 @@ func TestFold(t *testing.T) {
 		},
 		{
 			name:    "deactivated",
-			history: []eventlog.Record{registered(1, t0), record(2, t1, &eventsv1.UserDeactivated{UserId: "u1", Erase: true})},
+			history: []eventlog.Record{registered(1, t0), record(2, t1, &eventsv1.UserDeactivated{UserId: "u1"})},
 			want:    with(alice(), func(s *State) { s.Deactivated, s.Version, s.UpdatedAt = true, 2, t1 }),
+		},
+		{
+			name:    "erased",
+			history: []eventlog.Record{registered(1, t0), record(2, t1, &eventsv1.UserDeactivated{UserId: "u1", Erase: true})},
+			want: with(alice(), func(s *State) {
+				s.Deactivated, s.Erased, s.Version, s.UpdatedAt = true, true, 2, t1
+				s.Email, s.Emails, s.DisplayName, s.Password = "", nil, "", Password{}
+			}),
 		},
 		{
 			name: "deactivated then reactivated",

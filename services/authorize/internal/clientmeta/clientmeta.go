@@ -108,6 +108,10 @@ type Metadata struct {
 	// Scope is the scope the client may ask for acting for itself (RFC 7591
 	// §2): the token service's client_credentials grant gives no more.
 	Scope string `json:"scope,omitempty"`
+	// PostLogoutRedirectURIs are where RP-initiated logout may send the
+	// browser back (OpenID Connect RP-Initiated Logout 1.0 §3.1), under the
+	// rules of redirect URIs.
+	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty"`
 }
 
 // Decode reads client metadata from a registration request body. Field
@@ -167,6 +171,7 @@ func fieldsOf(m *Metadata) []field {
 		{"id_token_signed_response_alg", &m.IDTokenSignedResponseAlg, str},
 		{"userinfo_signed_response_alg", &m.UserinfoSignedResponseAlg, str},
 		{"scope", &m.Scope, str},
+		{"post_logout_redirect_uris", &m.PostLogoutRedirectURIs, list},
 	}
 }
 

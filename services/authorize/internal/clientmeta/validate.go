@@ -78,6 +78,8 @@ func checkSizes(m Metadata) error {
 	switch {
 	case len(m.RedirectURIs) > MaxRedirectURIs:
 		return redirectErr("redirect_uris has %d entries; at most %d are allowed", len(m.RedirectURIs), MaxRedirectURIs)
+	case len(m.PostLogoutRedirectURIs) > MaxRedirectURIs:
+		return metadataErr("post_logout_redirect_uris has %d entries; at most %d are allowed", len(m.PostLogoutRedirectURIs), MaxRedirectURIs)
 	case len(m.Contacts) > MaxContacts:
 		return metadataErr("contacts has %d entries; at most %d are allowed", len(m.Contacts), MaxContacts)
 	case len(m.GrantTypes) > MaxListLength:
@@ -165,6 +167,7 @@ func normalise(m Metadata) (Metadata, error) {
 	}
 
 	n.RedirectURIs = nilIfEmpty(dedupe(n.RedirectURIs))
+	n.PostLogoutRedirectURIs = nilIfEmpty(dedupe(n.PostLogoutRedirectURIs))
 	n.Contacts = nilIfEmpty(slices.Clone(n.Contacts))
 	if len(n.JWKS) > 0 {
 		var buf bytes.Buffer
@@ -268,6 +271,17 @@ func checkRedirectURIs(n Metadata, clientHost string, opts Options) error {
 		}
 		if problem := redirectProblem(n.ApplicationType, u, clientHost, opts); problem != "" {
 			return redirectErr("redirect_uris[%d] %q %s", i, raw, problem)
+		}
+	}
+	// Post-logout redirect URIs follow the same rules (MSC2966): the browser
+	// goes there after logout, so they must be the client's as much.
+	for i, raw := range n.PostLogoutRedirectURIs {
+		u, err := redirect.ParseRegistered(raw)
+		if err != nil {
+			return metadataErr("post_logout_redirect_uris[%d]: %s", i, description(err))
+		}
+		if problem := redirectProblem(n.ApplicationType, u, clientHost, opts); problem != "" {
+			return metadataErr("post_logout_redirect_uris[%d] %q %s", i, raw, problem)
 		}
 	}
 	return nil

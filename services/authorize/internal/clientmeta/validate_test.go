@@ -65,7 +65,12 @@ func TestValidateAccepts(t *testing.T) {
 		{"client_secret_jwt", `{"client_uri":"https://example.com/","redirect_uris":["https://example.com/cb"],
 			"token_endpoint_auth_method":"client_secret_jwt","token_endpoint_auth_signing_alg":"HS512"}`, Options{}},
 		{"unknown and localised fields ignored", `{"client_uri":"https://example.com/","redirect_uris":["https://example.com/cb"],
-			"client_name#fr":"Exemple","software_id":42,"post_logout_redirect_uris":"not checked"}`, Options{}},
+			"client_name#fr":"Exemple","software_id":42,"frontchannel_logout_uri":7}`, Options{}},
+		{"post-logout redirect URIs", `{"client_uri":"https://example.com/","redirect_uris":["https://example.com/cb"],
+			"post_logout_redirect_uris":["https://example.com/bye","https://app.example.com/signed-out?x=1"]}`, Options{}},
+		{"native post-logout redirect URIs", `{"application_type":"native","client_uri":"https://example.com/",
+			"redirect_uris":["com.example.app:/cb"],"post_logout_redirect_uris":["com.example.app:/bye","http://127.0.0.1/bye"],
+			"token_endpoint_auth_method":"none"}`, Options{}},
 		{"insecure localhost for development", `{"client_uri":"http://localhost:8080/",
 			"redirect_uris":["http://localhost:3000/cb"],"logo_uri":"https://localhost:8443/logo.png"}`, Options{AllowInsecure: true}},
 		{"twenty redirect URIs", `{"client_uri":"https://example.com/","redirect_uris":` + uris(MaxRedirectURIs) + `}`, Options{}},
@@ -134,6 +139,15 @@ func TestValidateRejects(t *testing.T) {
 		{"policy_uri on the parent host", `{"client_uri":"https://app.example.com/","redirect_uris":["https://app.example.com/cb"],"policy_uri":"https://example.com/p"}`,
 			meta, "policy_uri \"https://example.com/p\" must be on the client_uri host"},
 		{"jwks_uri over http", `{` + web + `,"jwks_uri":"http://example.com/jwks"}`, meta, "jwks_uri: URI"},
+
+		// Post-logout redirect URIs: the same rules as redirect URIs (MSC2966).
+		{"post-logout URI on another host", `{` + web + `,"post_logout_redirect_uris":["https://evil.test/bye"]}`, meta, "post_logout_redirect_uris[0]"},
+		{"post-logout URI over http", `{` + web + `,"post_logout_redirect_uris":["http://example.com/bye"]}`, meta, "post_logout_redirect_uris[0]"},
+		{"post-logout URI with a fragment", `{` + web + `,"post_logout_redirect_uris":["https://example.com/bye#x"]}`, meta, "post_logout_redirect_uris[0]"},
+		{"post-logout URI javascript", `{` + web + `,"post_logout_redirect_uris":["javascript:alert(1)"]}`, meta, "post_logout_redirect_uris[0]"},
+		{"post-logout URIs not an array", `{` + web + `,"post_logout_redirect_uris":"https://example.com/bye"}`, meta, "post_logout_redirect_uris must be an array of strings"},
+		{"native post-logout URI of another scheme", `{"application_type":"native","client_uri":"https://example.com/","redirect_uris":["com.example.app:/cb"],
+			"post_logout_redirect_uris":["com.evil.app:/bye"],"token_endpoint_auth_method":"none"}`, meta, "post_logout_redirect_uris[0]"},
 
 		// Redirect URIs.
 		{"missing redirect_uris", `{"client_uri":"https://example.com/"}`, redir, "redirect_uris is required"},

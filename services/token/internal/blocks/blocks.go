@@ -32,7 +32,8 @@ func Apply(s State, rec eventlog.Record) (State, bool, error) {
 	case *eventsv1.UserReactivated:
 		s.Deactivated = false
 	case *eventsv1.UserRegistered, *eventsv1.PasswordChanged, *eventsv1.DisplayNameSet, *eventsv1.AdminSet,
-		*eventsv1.EmailAdded, *eventsv1.EmailRemoved, *eventsv1.PrimaryEmailSet:
+		*eventsv1.EmailAdded, *eventsv1.EmailRemoved, *eventsv1.PrimaryEmailSet,
+		*eventsv1.UpstreamLinked, *eventsv1.UpstreamUnlinked:
 		return s, false, nil // no bearing on whether the user's tokens work
 	default:
 		return s, false, eventlog.Unhandled(rec)

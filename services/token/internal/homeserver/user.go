@@ -40,10 +40,14 @@ func (s *UserState) Apply(ev proto.Message) {
 		s.Locked = false
 	case *eventsv1.UserDeactivated:
 		s.Deactivated, s.Erase = true, ev.GetErase()
+		if ev.GetErase() { // what Gatehouse knew of the user is gone
+			s.DisplayName, s.Emails = "", nil
+		}
 	case *eventsv1.UserReactivated:
 		s.Deactivated, s.Erase = false, false
 	case *eventsv1.EmailAdded:
-		if !slices.Contains(s.Emails, ev.GetEmail()) {
+		// An address that no longer opens (the user was erased) is none.
+		if ev.GetEmail() != "" && !slices.Contains(s.Emails, ev.GetEmail()) {
 			s.Emails = append(slices.Clone(s.Emails), ev.GetEmail())
 		}
 	case *eventsv1.EmailRemoved:
@@ -53,7 +57,7 @@ func (s *UserState) Apply(ev proto.Message) {
 			emails := slices.Delete(slices.Clone(s.Emails), i, i+1)
 			s.Emails = slices.Insert(emails, 0, ev.GetEmail())
 		}
-	case *eventsv1.PasswordChanged, *eventsv1.AdminSet:
+	case *eventsv1.PasswordChanged, *eventsv1.AdminSet, *eventsv1.UpstreamLinked, *eventsv1.UpstreamUnlinked:
 		// Not the homeserver's business.
 	}
 }
@@ -68,6 +72,8 @@ func Concerns(ev proto.Message) bool {
 		return true
 	case *eventsv1.PasswordChanged, *eventsv1.AdminSet:
 		return false // the homeserver keeps no password and no Gatehouse admin flag
+	case *eventsv1.UpstreamLinked, *eventsv1.UpstreamUnlinked:
+		return false // links to upstream providers are Gatehouse's alone (MAS's provisioning has no external ids)
 	}
 	return false
 }
@@ -156,6 +162,8 @@ func UserChanges(s UserState, ev proto.Message) []Change {
 		return active(provision(ProvisionRequest{Emails: Some(s.Emails)}))
 	case *eventsv1.PasswordChanged, *eventsv1.AdminSet:
 		return nil // the homeserver keeps no password and no Gatehouse admin flag
+	case *eventsv1.UpstreamLinked, *eventsv1.UpstreamUnlinked:
+		return nil // Gatehouse's alone
 	}
 	return nil
 }

@@ -25,10 +25,24 @@ const (
 	// check: the address added is the one notify's CheckCode confirms for this
 	// very user.
 	AddEmail = "gatehouse-add-email"
+	// Upstream is a sign-in with an upstream identity provider under way:
+	// the provider, the state, nonce and PKCE verifier bound to this browser,
+	// and where the sign-in was going, sealed under a key derived from
+	// web.secret (package upstreamstate). It lives 15 minutes.
+	Upstream = "gatehouse-upstream"
+	// UpstreamTicket is the accounts service's ticket of a first sign-in with
+	// an upstream identity (sealed by accounts; opaque here), kept until the
+	// person creates an account or links an existing one (30 minutes).
+	UpstreamTicket = "gatehouse-upstream-ticket"
 )
 
 // maxValue is the longest cookie value read; a longer one counts as absent.
-const maxValue = 512
+// An upstream ticket may be longer (maxTicket): it carries what the provider
+// said about the person.
+const (
+	maxValue  = 512
+	maxTicket = 3600
+)
 
 // Jar sets and reads cookies as this deployment names them.
 type Jar struct {
@@ -60,7 +74,11 @@ func (j Jar) Clear(w http.ResponseWriter, name string) { j.Set(w, name, "", -1) 
 // Get returns a cookie's value, or "".
 func (j Jar) Get(r *http.Request, name string) string {
 	c, err := r.Cookie(j.Name(name))
-	if err != nil || len(c.Value) > maxValue {
+	limit := maxValue
+	if name == UpstreamTicket {
+		limit = maxTicket
+	}
+	if err != nil || len(c.Value) > limit {
 		return ""
 	}
 	return c.Value

@@ -19,6 +19,8 @@ const MinSecretLen = 32
 const (
 	CSRFLabel = "gatehouse web csrf"
 	SSOLabel  = "gatehouse web compat-sso"
+	// UpstreamLabel is the key of upstream sign-in attempts (internal/upstreamstate).
+	UpstreamLabel = "gatehouse web upstream"
 )
 
 // Keys are the keys of the web service.
@@ -27,6 +29,8 @@ type Keys struct {
 	CSRF []byte
 	// SSO signs compat SSO confirmations.
 	SSO []byte
+	// Upstream seals the cookie of an upstream sign-in under way.
+	Upstream []byte
 }
 
 // FromSecret derives the keys of a secret of at least MinSecretLen bytes.
@@ -44,6 +48,9 @@ func FromSecret(secret []byte) (k Keys, random bool, err error) {
 		return Keys{}, false, err
 	}
 	if k.SSO, err = Derive(secret, SSOLabel); err != nil {
+		return Keys{}, false, err
+	}
+	if k.Upstream, err = Derive(secret, UpstreamLabel); err != nil {
 		return Keys{}, false, err
 	}
 	return k, random, nil

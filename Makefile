@@ -5,7 +5,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := $(CURDIR)/.bin
 DATA ?= $(CURDIR)/.data
-MODULES := proto platform services/accounts services/authorize services/token services/notify services/web migrate cmd/gatehouse e2e
+MODULES := proto platform services/accounts services/authorize services/token services/notify services/web services/admin migrate cmd/gatehouse e2e
 PKGS := $(MODULES:%=./%/...)
 
 # Pinned tool versions.
@@ -22,7 +22,7 @@ all: build
 ## build: compile every binary into ./bin
 build:
 	@mkdir -p bin
-	$(GO) build -o bin/ ./cmd/gatehouse ./services/accounts/cmd/accounts ./services/authorize/cmd/authorize ./services/token/cmd/token ./services/notify/cmd/notify ./services/web/cmd/web
+	$(GO) build -o bin/ ./cmd/gatehouse ./services/accounts/cmd/accounts ./services/authorize/cmd/authorize ./services/token/cmd/token ./services/notify/cmd/notify ./services/web/cmd/web ./services/admin/cmd/admin
 
 ## run: start the all-in-one server with embedded NATS and a private PostgreSQL under .data/
 run: deps build

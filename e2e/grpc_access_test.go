@@ -97,6 +97,9 @@ func TestGRPCAccessMatrix(t *testing.T) {
 		kind    caller.Kind // 0: none
 		ctx     func() context.Context
 		session bool
+		// noAdmin: a live token that grants no administration, refused
+		// everywhere as such.
+		noAdmin bool
 	}
 	creds := []credential{
 		{name: "none", ctx: func() context.Context { return as("") }},
@@ -111,6 +114,20 @@ func TestGRPCAccessMatrix(t *testing.T) {
 	web := grpcx.DeriveCredential(e.s.secret, "web")
 	creds = append(creds, credential{name: "web for a signed-in person", kind: caller.Web, session: true,
 		ctx: func() context.Context { return as(web, grpcx.BrowserSessionHeader, freshSession()) }})
+	// Issue 14: an administrator's personal access token is an admin
+	// credential (the admin API forwards it); a person's OAuth token is none.
+	root, err := accountsv1.NewAccountsServiceClient(e.conn).Register(context.Background(), &accountsv1.RegisterRequest{Username: "root", Admin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pat, err := tokenv1.NewTokenServiceClient(e.conn).CreatePersonalSession(context.Background(), &tokenv1.CreatePersonalSessionRequest{
+		ActorUserId: root.GetUser().GetId(), Name: "matrix", Scope: "urn:gatehouse:admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds = append(creds, credential{name: "an administrator's personal token", kind: caller.Admin, ctx: func() context.Context { return as(pat.GetAccessToken()) }})
+	personToken := oauthAccessToken(t, e)
+	creds = append(creds, credential{name: "a person's OAuth token", noAdmin: true, ctx: func() context.Context { return as(personToken) }})
 
 	methods := 0
 	protoregistry.GlobalFiles.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
@@ -136,6 +153,10 @@ func TestGRPCAccessMatrix(t *testing.T) {
 					mayCall := c.kind != 0 && (slices.Contains(allowed, c.kind) ||
 						(c.kind == caller.Web && c.session && slices.Contains(allowed, caller.WebUser)))
 					switch {
+					case c.noAdmin:
+						if st.Code() != codes.PermissionDenied || !strings.Contains(st.Message(), "does not grant administration") {
+							t.Errorf("%s with %s: %v, want PermissionDenied (no administration)", full, c.name, err)
+						}
 					case c.kind == 0:
 						if st.Code() != codes.Unauthenticated {
 							t.Errorf("%s with %s credential: %v, want Unauthenticated", full, c.name, err)

@@ -29,7 +29,9 @@ import (
 	"gatehouse.dev/platform/host"
 	"gatehouse.dev/platform/sealed"
 	"gatehouse.dev/platform/secretfile"
+	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
+	tokenv1 "gatehouse.dev/proto/gatehouse/token/v1"
 )
 
 // issued is every secret one run handed out or was given, by what it is.
@@ -276,6 +278,29 @@ func everyFlow(t *testing.T, e *oauthEnv) issued {
 		t.Fatalf("a wrong compat password: %d %s", r.status, r.raw)
 	}
 	s.add(t, "a wrong password", wrongPassword)
+
+	// Personal access tokens (issue 14), made, used and regenerated; a
+	// registration token an administrator chose.
+	tokens := tokenv1.NewTokenServiceClient(e.conn)
+	pat, err := tokens.CreatePersonalSession(ctx, &tokenv1.CreatePersonalSessionRequest{ActorUserId: e.user.GetId(), Name: "bot",
+		Scope: "urn:matrix:client:api:* urn:matrix:client:device:SECRETSBOT"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.add(t, "personal access token", pat.GetAccessToken())
+	if got := e.introspect(t, pat.GetAccessToken()); got["active"] != true {
+		t.Fatalf("personal access token: %v", got)
+	}
+	regen, err := tokens.RegeneratePersonalSession(ctx, &tokenv1.RegeneratePersonalSessionRequest{SessionId: pat.GetSession().GetSessionId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.add(t, "regenerated personal access token", regen.GetAccessToken())
+	const chosen = "a-chosen-invite-2026"
+	if _, err := accountsv1.NewAccountsServiceClient(e.conn).CreateRegistrationToken(ctx, &accountsv1.CreateRegistrationTokenRequest{Token: chosen}); err != nil {
+		t.Fatal(err)
+	}
+	s.add(t, "chosen registration token", chosen)
 	return s
 }
 

@@ -31,6 +31,7 @@ type admin struct {
 	fs         *flag.FlagSet
 	configPath *string
 	grpcAddr   *string
+	token      *string
 	positional []string
 	stdin      io.Reader
 	stdout     io.Writer
@@ -43,8 +44,10 @@ func newAdmin(name string, stdin io.Reader, stdout, stderr io.Writer) *admin {
 		fs:         fs,
 		configPath: fs.String("config", os.Getenv("GATEHOUSE_CONFIG"), "configuration file"),
 		grpcAddr:   fs.String("grpc", "", "gRPC address of a running Gatehouse (default: the configured grpc.addr)"),
-		stdin:      stdin,
-		stdout:     stdout,
+		token: fs.String("token", os.Getenv("GATEHOUSE_ADMIN_TOKEN"),
+			"an administrator's OAuth access token or personal access token (urn:gatehouse:admin) to call with, instead of the credential derived from the internal secret (env GATEHOUSE_ADMIN_TOKEN)"),
+		stdin:  stdin,
+		stdout: stdout,
 	}
 }
 
@@ -74,6 +77,7 @@ func (a *admin) collect(args []string) error {
 }
 
 // dial connects to the gRPC API of a running Gatehouse as an administrator:
+// with an administrator's token (--token, GATEHOUSE_ADMIN_TOKEN), or else
 // with the admin credential derived from the internal secret (configured, or
 // the one `gatehouse serve` generated under data_dir/secrets on this
 // machine), over TLS when gRPC runs over TLS (presenting grpc.tls.cert_file,
@@ -86,6 +90,18 @@ func (a *admin) dial() (*grpc.ClientConn, error) {
 	addr := *a.grpcAddr
 	if addr == "" {
 		addr = cfg.GRPC.Addr
+	}
+	if tok := strings.TrimSpace(*a.token); tok != "" {
+		// The same authenticated path as the admin API: the token is the
+		// credential, which every service has the token service verify, and
+		// what is done is recorded as that administrator's.
+		opts := grpcx.DialOptions{DefaultTimeout: time.Minute, Credential: grpcx.Credential{Bearer: tok}}
+		if t := cfg.GRPC.TLS; t.Enabled() || t.CAFile != "" {
+			if opts.TLS, err = grpcx.ClientTLS(grpcx.TLSFiles{CAFile: t.CAFile}); err != nil {
+				return nil, err
+			}
+		}
+		return grpcx.Dial(addr, opts)
 	}
 	opts := grpcx.DialOptions{DefaultTimeout: time.Minute, Credential: grpcx.Credential{Name: "admin"}}
 	secret := []byte(cfg.Internal.Secret)

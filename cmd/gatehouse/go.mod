@@ -7,6 +7,7 @@ require (
 	gatehouse.dev/platform v0.0.0
 	gatehouse.dev/proto v0.0.0
 	gatehouse.dev/services/accounts v0.0.0
+	gatehouse.dev/services/admin v0.0.0
 	gatehouse.dev/services/authorize v0.0.0
 	gatehouse.dev/services/notify v0.0.0
 	gatehouse.dev/services/token v0.0.0
@@ -70,8 +71,8 @@ require (
 	go.opentelemetry.io/otel/sdk/metric v1.47.0 // indirect
 	go.opentelemetry.io/otel/trace v1.47.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
-	golang.org/x/net v0.60.0 // indirect
-	golang.org/x/sync v0.24.0 // indirect
+	golang.org/x/net v0.62.0 // indirect
+	golang.org/x/sync v0.25.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
@@ -85,6 +86,7 @@ replace (
 	gatehouse.dev/platform => ../../platform
 	gatehouse.dev/proto => ../../proto
 	gatehouse.dev/services/accounts => ../../services/accounts
+	gatehouse.dev/services/admin => ../../services/admin
 	gatehouse.dev/services/authorize => ../../services/authorize
 	gatehouse.dev/services/notify => ../../services/notify
 	gatehouse.dev/services/token => ../../services/token

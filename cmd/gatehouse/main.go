@@ -11,7 +11,8 @@
 //
 // The admin commands talk to a running Gatehouse over its gRPC API
 // (--grpc, default the configured gRPC address), so they work the same against
-// the all-in-one process and a deployment that scales services separately.
+// the all-in-one process and a deployment that scales services separately;
+// with --token they call as an administrator's token, the admin API's way.
 package main
 
 import (
@@ -55,7 +56,9 @@ commands:
                                        in this build: the import itself comes in a later version
   credential NAME                      print the gRPC credential of admin or a service (e.g. for grpcurl)
 
-Every command takes --config F (env GATEHOUSE_CONFIG); admin commands take --grpc ADDR.
+Every command takes --config F (env GATEHOUSE_CONFIG); admin commands take --grpc ADDR and
+--token T (env GATEHOUSE_ADMIN_TOKEN): an administrator's OAuth or personal access token with
+urn:gatehouse:admin, used instead of the credential derived from the internal secret.
 `
 
 // run dispatches a command line and returns the exit code: 0 success,

@@ -72,6 +72,16 @@ var houseRules = []importrules.Rule{
 		Reason: "the test kit starts servers and clusters for tests; code that ships never depends on it"},
 	{From: "gatehouse.dev/...", To: "github.com/chromedp/...", NonTestOnly: true,
 		Reason: "a headless browser is a test tool; code that ships never depends on it"},
+	{From: "gatehouse.dev/services/admin/...", To: "gatehouse.dev/platform/eventlog/...", NonTestOnly: true,
+		Reason: "the admin API is a stateless facade over the services' gRPC APIs: it keeps no data and appends or reads no event"},
+	{From: "gatehouse.dev/services/admin/...", To: "gatehouse.dev/platform/projection/...", NonTestOnly: true,
+		Reason: "the admin API is a stateless facade over the services' gRPC APIs: a read model it needs belongs to the service owning the data"},
+	{From: "gatehouse.dev/services/admin/...", To: "gatehouse.dev/platform/pg/...", NonTestOnly: true,
+		Reason: "the admin API is a stateless facade over the services' gRPC APIs: it keeps no data"},
+	{From: "gatehouse.dev/services/admin/...", To: "github.com/jackc/pgx/...", NonTestOnly: true,
+		Reason: "the admin API is a stateless facade over the services' gRPC APIs: it keeps no data"},
+	{From: "gatehouse.dev/services/admin/...", To: "github.com/nats-io/...", NonTestOnly: true,
+		Reason: "the admin API is a stateless facade over the services' gRPC APIs: it appends or reads no event"},
 }
 
 // The whole workspace, test files included, keeps the house rules.
@@ -189,6 +199,11 @@ func TestRulesCatchForbiddenEdges(t *testing.T) {
 		{"the migration shipping the generator", "gatehouse.dev/migrate/synapse", nonTest, "gatehouse.dev/migrate/synapse/synapsetest", "made-up Synapse data"},
 		{"shipping code importing the test kit", "gatehouse.dev/services/notify", nonTest, "gatehouse.dev/platform/testkit", "code that ships"},
 		{"shipping code importing a browser", "gatehouse.dev/services/web", nonTest, "github.com/chromedp/chromedp", "code that ships"},
+		{"the admin API appending events", "gatehouse.dev/services/admin", nonTest, "gatehouse.dev/platform/eventlog", "stateless facade"},
+		{"the admin API keeping a read model", "gatehouse.dev/services/admin", nonTest, "gatehouse.dev/platform/projection", "stateless facade"},
+		{"the admin API connecting to PostgreSQL", "gatehouse.dev/services/admin", nonTest, "gatehouse.dev/platform/pg", "stateless facade"},
+		{"the admin API reading a database", "gatehouse.dev/services/admin", nonTest, "github.com/jackc/pgx/v5/pgxpool", "stateless facade"},
+		{"the admin API reading a stream", "gatehouse.dev/services/admin", nonTest, "github.com/nats-io/nats.go/jetstream", "stateless facade"},
 	}
 	tripped := map[string]bool{}
 	for _, tt := range forbidden {

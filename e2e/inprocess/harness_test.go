@@ -30,6 +30,7 @@ import (
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
 	tokenv1 "gatehouse.dev/proto/gatehouse/token/v1"
 	"gatehouse.dev/services/accounts"
+	"gatehouse.dev/services/admin"
 	"gatehouse.dev/services/authorize"
 	"gatehouse.dev/services/token"
 )
@@ -58,6 +59,8 @@ type stack struct {
 	authorize authorizev1.AuthorizeServiceClient
 	accounts  accountsv1.AccountsServiceClient
 	logs      *syncBuffer
+	// admin is the admin API, on the public server (admin_api_test.go).
+	admin *admin.Service
 }
 
 // newStack starts the three services; configure may change the token
@@ -161,12 +164,15 @@ func newStackWith(t *testing.T, authz func(*authorize.Config), configure ...func
 	srv := grpcx.NewServer(grpcx.ServerOptions{Logger: logger, Auth: &grpcx.Auth{
 		InternalSecret: secret, HomeserverSecret: homeserverSecret,
 		Sessions: grpcx.AccountsSessions(dial("accounts")), // browser sessions checked by accounts, as the host does
+		Tokens:   tok.VerifyAdminToken,                     // administrators' bearer tokens, as the host does
 	}})
 	acc.RegisterGRPC(srv)
 	authzSvc.RegisterGRPC(srv)
 	tok.RegisterGRPC(srv)
 	authzSvc.RegisterHTTP(mux)
 	tok.RegisterHTTP(mux)
+	st.admin = newAdminAPI(t, st.issuer, lis.Addr().String(), logger)
+	st.admin.RegisterHTTP(mux)
 	grpcCtx, stopGRPC := context.WithCancel(ctx)
 	st.grpcAddr, st.stopGRPC = lis.Addr().String(), stopGRPC
 	wg.Go(func() { grpcx.ServeListener(grpcCtx, srv, lis) })

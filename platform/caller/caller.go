@@ -68,6 +68,30 @@ type Identity struct {
 	// User is the signed-in person the web service acts for, from a browser
 	// session the callee verified; nil otherwise.
 	User *User
+	// Token is, for an administrator who called with an OAuth access token
+	// or a personal access token (the admin API forwards the bearer it was
+	// given), who that token stands for; nil for the admin CLI's credential.
+	Token *TokenSubject
+}
+
+// TokenSubject is who an administrator's bearer token stands for: a client
+// acting for itself (client_credentials) or a user.
+type TokenSubject struct {
+	// ClientID is the client a client_credentials token was issued to; empty
+	// for a user's token.
+	ClientID string
+	// UserID is the administrator whose token it is; empty for a client's.
+	UserID string
+	// SessionID is the token's session.
+	SessionID string
+}
+
+// Actor names the subject in events: "client:<id>" or "user:<id>".
+func (t *TokenSubject) Actor() string {
+	if t.UserID != "" {
+		return "user:" + t.UserID
+	}
+	return "client:" + t.ClientID
 }
 
 // User is a signed-in person, as their browser session shows them.
@@ -94,12 +118,16 @@ func (id Identity) Is(k Kind) bool {
 }
 
 // Actor names the identity in events and the audit log: "user:<id>" for a
-// person acting through the web service, "admin:cli" for the admin CLI,
-// otherwise the caller's name ("web", "token", "homeserver").
+// person acting through the web service, "admin:cli" for the admin CLI's
+// credential, "admin:user:<id>" or "admin:client:<id>" for an administrator's
+// bearer token (the admin API), otherwise the caller's name ("web", "token",
+// "homeserver").
 func (id Identity) Actor() string {
 	switch {
 	case id.User != nil:
 		return "user:" + id.User.ID
+	case id.Kind == Admin && id.Token != nil:
+		return "admin:" + id.Token.Actor()
 	case id.Kind == Admin:
 		return "admin:cli"
 	default:

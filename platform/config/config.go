@@ -30,11 +30,14 @@ const (
 	ServiceAccounts  = "accounts"
 	ServiceNotify    = "notify"
 	ServiceWeb       = "web"
+	// ServiceAdmin is the admin API (/api/admin/v1), which holds no
+	// credential of its own: it forwards its callers' bearer tokens.
+	ServiceAdmin = "admin"
 )
 
 // AllServices returns the names of every service, in start order.
 func AllServices() []string {
-	return []string{ServiceAuthorize, ServiceToken, ServiceAccounts, ServiceNotify, ServiceWeb}
+	return []string{ServiceAuthorize, ServiceToken, ServiceAccounts, ServiceNotify, ServiceWeb, ServiceAdmin}
 }
 
 // Config is the configuration of one Gatehouse process. Environment variable

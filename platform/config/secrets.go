@@ -96,10 +96,10 @@ func readKeyFile(path string) ([]byte, error) {
 }
 
 // SealsSecrets reports whether the process runs a service that keeps sealed
-// secrets in events (every service but web).
+// secrets in events (every service but web and admin).
 func (c Config) SealsSecrets() bool {
 	for _, s := range c.Services.Run {
-		if s != ServiceWeb {
+		if s != ServiceWeb && s != ServiceAdmin {
 			return true
 		}
 	}

@@ -380,7 +380,10 @@ func (p *problems) validateInternal(c Config) {
 	if t.CAFile != "" && t.CertFile == "" {
 		p.add("grpc.tls.ca_file", "needs grpc.tls.cert_file: mutual TLS presents this process's certificate")
 	}
-	if c.Internal.Secret == "" && !(t.CertFile != "" && t.CAFile != "") && c.Split() {
+	// The admin API alone holds no credential (it forwards its callers'), so
+	// it needs neither.
+	onlyAdmin := len(c.Services.Run) == 1 && c.Services.Run[0] == ServiceAdmin
+	if c.Internal.Secret == "" && !(t.CertFile != "" && t.CAFile != "") && c.Split() && !onlyAdmin {
 		p.add("internal.secret", "is required when services run in several processes (services.endpoints is set), unless grpc.tls gives every service a certificate and a CA (mutual TLS)")
 	}
 }

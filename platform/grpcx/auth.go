@@ -25,6 +25,14 @@ import (
 // the web service for a signed-in person, and says who that person is.
 type SessionVerifier func(ctx context.Context, secret string) (*caller.User, error)
 
+// TokenVerifier verifies a bearer token that is neither the homeserver's
+// secret nor a credential derived from the internal secret: an OAuth access
+// token or a personal access token, as the admin API forwards them. It says
+// who the token stands for when it grants administration; otherwise an
+// errs.Unauthenticated error (not a live token) or errs.PermissionDenied
+// (a live token without administration), or an unavailable error.
+type TokenVerifier func(ctx context.Context, token string) (*caller.TokenSubject, error)
+
 // Auth says how the server authenticates its callers. Every call must be
 // authenticated, except health checks; every method must name, with the
 // access option in its proto definition, the callers allowed.
@@ -37,6 +45,10 @@ type Auth struct {
 	// Sessions verifies browser sessions (web acting for a person); nil
 	// refuses every call that needs one.
 	Sessions SessionVerifier
+	// Tokens verifies administrators' bearer tokens (OAuth or personal
+	// access tokens with an admin scope), which then call as Admin; nil
+	// refuses them.
+	Tokens TokenVerifier
 }
 
 // certURIPrefix starts the URI SAN naming a caller in a client certificate:
@@ -66,7 +78,10 @@ func (a *Auth) authenticate(ctx context.Context) (caller.Identity, error) {
 		if kind, ok := checkDerived(a.InternalSecret, token); ok {
 			return caller.Identity{Kind: kind}, nil
 		}
-		return caller.Identity{}, errs.Unauthenticated("invalid credential")
+		if strings.HasPrefix(token, credentialPrefix) || a.Tokens == nil {
+			return caller.Identity{}, errs.Unauthenticated("invalid credential")
+		}
+		return a.verifyToken(ctx, token)
 	}
 	kinds := peerIdentities(ctx)
 	switch {
@@ -84,6 +99,24 @@ func (a *Auth) authenticate(ctx context.Context) (caller.Identity, error) {
 		return caller.Identity{}, errs.Unauthenticated("the client certificate does not name caller " + want[0])
 	}
 	return caller.Identity{Kind: kind}, nil
+}
+
+// verifyToken authenticates an administrator's bearer token: the caller is
+// Admin, acting as the token's subject. A token that is not live is
+// unauthenticated; a live one without administration is refused; the
+// verifier's own failures (unavailable) pass through.
+func (a *Auth) verifyToken(ctx context.Context, token string) (caller.Identity, error) {
+	subject, err := a.Tokens(ctx, token)
+	switch k := errs.KindOf(err); {
+	case err == nil && subject != nil:
+		return caller.Identity{Kind: caller.Admin, Token: subject}, nil
+	case k == errs.KindUnavailable || k == errs.KindInternal:
+		return caller.Identity{}, err
+	case k == errs.KindPermissionDenied:
+		return caller.Identity{}, errs.PermissionDenied("the token does not grant administration")
+	default:
+		return caller.Identity{}, errs.Unauthenticated("invalid credential")
+	}
 }
 
 // peerIdentities returns the callers a verified client certificate names in

@@ -114,6 +114,22 @@ func authServer(t *testing.T, tlsCfg *tls.Config) string {
 			}
 			return nil, errs.Unauthenticated("no such session")
 		},
+		Tokens: func(_ context.Context, token string) (*caller.TokenSubject, error) {
+			if strings.HasPrefix(token, "ghs.") {
+				panic("a derived credential reached the token verifier")
+			}
+			switch token {
+			case "mat_client_admin":
+				return &caller.TokenSubject{ClientID: "tool", SessionID: "S1"}, nil
+			case "mpt_user_admin":
+				return &caller.TokenSubject{UserID: "U2", SessionID: "S2"}, nil
+			case "mat_no_admin_scope":
+				return nil, errs.PermissionDenied("no admin scope")
+			case "mat_verifier_down":
+				return nil, errs.Unavailable("the token service is down")
+			}
+			return nil, errs.Unauthenticated("not a live token")
+		},
 	}
 	srv := grpcx.NewServer(grpcx.ServerOptions{Logger: slog.New(slog.DiscardHandler), Health: health.NewServer(), Auth: auth, TLS: tlsCfg})
 	tokenv1.RegisterTokenServiceServer(srv, fakeToken{})
@@ -177,6 +193,12 @@ func TestAuthentication(t *testing.T) {
 		{"login token with a session, but as token", loginToken, bearer(derived("token"), grpcx.BrowserSessionHeader, "good-session"), codes.PermissionDenied},
 		{"login token with a session, as admin", loginToken, bearer(derived("admin"), grpcx.BrowserSessionHeader, "good-session"), codes.PermissionDenied},
 		{"login token for the signed-in user", loginToken, bearer(derived("web"), grpcx.BrowserSessionHeader, "good-session"), codes.OK},
+		{"an admin's client token introspects", introspect, bearer("Bearer mat_client_admin"), codes.OK},
+		{"an admin's personal token may rebuild projections", rebuild, bearer("Bearer mpt_user_admin"), codes.Unimplemented},
+		{"a token without an admin scope", introspect, bearer("Bearer mat_no_admin_scope"), codes.PermissionDenied},
+		{"a token that is not live", introspect, bearer("Bearer mat_expired"), codes.Unauthenticated},
+		{"the token verifier unavailable", introspect, bearer("Bearer mat_verifier_down"), codes.Unavailable},
+		{"an admin token acts for nobody signed in", loginToken, bearer("Bearer mat_client_admin", grpcx.BrowserSessionHeader, "good-session"), codes.PermissionDenied},
 		{"two sessions", loginToken, bearer(derived("web"), grpcx.BrowserSessionHeader, "good-session", grpcx.BrowserSessionHeader, "good-session"), codes.PermissionDenied},
 	}
 	for _, tc := range cases {
@@ -191,6 +213,12 @@ func TestAuthentication(t *testing.T) {
 	resp, err := token.Introspect(bearer("Bearer "+homeserverSecret, "gatehouse-actor", "admin:cli"), &tokenv1.IntrospectRequest{Token: "t"})
 	if err != nil || resp.GetUsername() != "homeserver" {
 		t.Errorf("actor of the homeserver's call = %q, %v", resp.GetUsername(), err)
+	}
+	for tok, want := range map[string]string{"mat_client_admin": "admin:client:tool", "mpt_user_admin": "admin:user:U2", strings.TrimPrefix(derived("admin"), "Bearer "): "admin:cli"} {
+		resp, err := token.Introspect(bearer("Bearer "+tok), &tokenv1.IntrospectRequest{Token: "t"})
+		if err != nil || resp.GetUsername() != want {
+			t.Errorf("actor of a call with %.8s… = %q, %v; want %q", tok, resp.GetUsername(), err, want)
+		}
 	}
 	lt, err := token.CreateLoginToken(bearer(derived("web"), grpcx.BrowserSessionHeader, "good-session"), &tokenv1.CreateLoginTokenRequest{})
 	if err != nil || lt.GetLoginToken() != "U1 user:U1" {

@@ -104,6 +104,14 @@ func WithBrowserSession(ctx context.Context, secret string) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, BrowserSessionHeader, secret)
 }
 
+// WithBearer returns ctx whose outgoing calls carry a bearer token as their
+// credential: the admin API forwards the token it was given, which the
+// callee's interceptor verifies (Auth.Tokens). Use it on a connection without
+// a credential of its own (host.Runtime.DialForwarding).
+func WithBearer(ctx context.Context, token string) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, AuthorizationHeader, "Bearer "+token)
+}
+
 // Credential is how a client authenticates its calls.
 type Credential struct {
 	// Name is the caller's name ("web", "admin", ...); sent with mutual TLS so

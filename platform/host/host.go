@@ -181,6 +181,31 @@ func (rt *Runtime) Dial(from, to string) (*grpc.ClientConn, error) {
 	return c, nil
 }
 
+// DialForwarding returns a client connection to a service for a caller
+// that holds no credential of its own: every call carries the credential its
+// context's outgoing metadata gives (the admin API forwards the bearer token
+// it was given, grpcx.WithBearer). It is over TLS when gRPC is, without a
+// client certificate naming a caller.
+func (rt *Runtime) DialForwarding(to string) (*grpc.ClientConn, error) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	key := [2]string{"", to}
+	if c, ok := rt.conns[key]; ok {
+		return c, nil
+	}
+	var tlsCfg *tls.Config
+	if rt.clientTLS != nil {
+		tlsCfg = rt.clientTLS.Clone()
+		tlsCfg.Certificates, tlsCfg.GetClientCertificate = nil, nil // no identity of its own
+	}
+	c, err := grpcx.Dial(rt.Config.Endpoint(to), grpcx.DialOptions{Telemetry: rt.Telemetry, TLS: tlsCfg})
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", to, err)
+	}
+	rt.conns[key] = c
+	return c, nil
+}
+
 // Limiter returns the process's rate limiter, whose counts every replica
 // shares through the RATELIMITS stream (opened on first use); every service
 // of the process uses this one. Its rules come from ratelimit.RulesFrom of

@@ -14,6 +14,7 @@ import (
 
 	"gatehouse.dev/platform/caller"
 	"gatehouse.dev/platform/clientaddr"
+	"gatehouse.dev/platform/config"
 	"gatehouse.dev/platform/grpcx"
 	"gatehouse.dev/platform/httpx"
 	"gatehouse.dev/platform/projection"
@@ -22,7 +23,7 @@ import (
 
 // Service is one Gatehouse service hosted in the process.
 type Service interface {
-	// Name is the service's name: accounts, authorize, token, notify or web.
+	// Name is the service's name: accounts, authorize, token, notify, web or admin.
 	Name() string
 	// RegisterGRPC registers the service's gRPC APIs.
 	RegisterGRPC(grpc.ServiceRegistrar)
@@ -133,31 +134,53 @@ func (rt *Runtime) Serve(ctx context.Context, services ...Service) error {
 }
 
 // grpcAuth is how the gRPC server authenticates callers: credentials derived
-// from the internal secret, the homeserver's secret, client certificates, and
-// browser sessions verified by the accounts service (called as the first
-// service this process hosts).
+// from the internal secret, the homeserver's secret, client certificates,
+// browser sessions verified by the accounts service and administrators'
+// bearer tokens verified by the token service (itself, when this process
+// hosts it; otherwise called as the first service this process hosts that
+// holds a credential — never as the admin API, which holds none).
 func (rt *Runtime) grpcAuth(services []Service) *grpcx.Auth {
 	auth := &grpcx.Auth{InternalSecret: rt.internalSecret, HomeserverSecret: string(rt.Config.Matrix.Secret)}
-	if len(services) == 0 {
+	self := ""
+	for _, s := range services {
+		if s.Name() != config.ServiceAdmin {
+			self = s.Name()
+			break
+		}
+	}
+	if self == "" {
 		return auth
 	}
-	self := services[0].Name()
+	auth.Sessions = lazyVerifier(rt, self, "accounts", grpcx.AccountsSessions)
+	auth.Tokens = lazyVerifier(rt, self, "token", grpcx.TokenServiceTokens)
+	for _, s := range services {
+		if v, ok := s.(interface {
+			VerifyAdminToken(context.Context, string) (*caller.TokenSubject, error)
+		}); ok {
+			auth.Tokens = v.VerifyAdminToken
+		}
+	}
+	return auth
+}
+
+// lazyVerifier returns a verifier that dials its service (from self) on first use.
+func lazyVerifier[V ~func(context.Context, string) (R, error), R any](rt *Runtime, self, to string, make func(grpc.ClientConnInterface) V) V {
 	var (
 		once    sync.Once
-		verify  grpcx.SessionVerifier
+		verify  V
 		dialErr error
 	)
-	auth.Sessions = func(ctx context.Context, secret string) (*caller.User, error) {
+	return func(ctx context.Context, secret string) (R, error) {
 		once.Do(func() {
 			var conn *grpc.ClientConn
-			if conn, dialErr = rt.Dial(self, "accounts"); dialErr == nil {
-				verify = grpcx.AccountsSessions(conn)
+			if conn, dialErr = rt.Dial(self, to); dialErr == nil {
+				verify = make(conn)
 			}
 		})
 		if dialErr != nil {
-			return nil, dialErr
+			var zero R
+			return zero, dialErr
 		}
 		return verify(ctx, secret)
 	}
-	return auth
 }

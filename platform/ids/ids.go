@@ -10,6 +10,7 @@ package ids
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -22,6 +23,20 @@ const tokenAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234
 func New() string {
 	// crypto/rand.Reader never fails (Go 1.24+), so neither does ulid.New.
 	return ulid.MustNew(ulid.Timestamp(time.Now()), rand.Reader).String()
+}
+
+// Derived returns the ULID of at's millisecond whose 80 "random" bits are
+// the first bytes of SHA-256(seed): an id that sorts by time like New's and
+// that the same facts always give again (a read model rebuilt from events
+// keeps its ids).
+func Derived(at time.Time, seed string) string {
+	sum := sha256.Sum256([]byte(seed))
+	var id ulid.ULID
+	if err := id.SetTime(uint64(at.UnixMilli())); err != nil {
+		id.SetTime(0) // before 1970 or after 10889: not a time Gatehouse sees
+	}
+	copy(id[6:], sum[:10])
+	return id.String()
 }
 
 // Valid reports whether s is a ULID in the canonical upper-case form New returns.

@@ -345,11 +345,14 @@ func (s *Service) setPassword(ctx context.Context, userID, next string, reason e
 	if !ids.Valid(userID) {
 		return errs.InvalidField("user_id", "user_id must be a user id such as 01HZX3…")
 	}
-	sealed, err := s.sealHash(ctx, userID, hash)
-	if err != nil {
-		return err
-	}
 	_, err = s.update(ctx, userID, actor, func(st user.State) ([]proto.Message, error) {
+		if !st.Exists() {
+			return nil, errs.NotFound("No such user") // not "erased": an unknown user has no key either
+		}
+		sealed, err := s.sealHash(ctx, userID, hash)
+		if err != nil {
+			return nil, err
+		}
 		return user.ChangePassword(st, sealed, reason)
 	})
 	if err != nil || reason != eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_RECOVERY {

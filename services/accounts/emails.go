@@ -2,10 +2,8 @@ package accounts
 
 import (
 	"context"
-	"time"
 
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/eventlog"
@@ -185,7 +183,7 @@ func (s *Service) listEmails(ctx context.Context, userID string) ([]*accountsv1.
 	if !ids.Valid(userID) {
 		return nil, errs.InvalidField("user_id", "user_id must be a user id such as 01HZX3…")
 	}
-	rows, err := s.pool.Query(ctx, `SELECT email, is_primary, added_at, verification_id FROM user_emails WHERE user_id = $1
+	rows, err := s.pool.Query(ctx, `SELECT `+emailColumns+` FROM user_emails WHERE user_id = $1
 		ORDER BY is_primary DESC, added_at, email`, userID)
 	if err != nil {
 		return nil, errs.Wrap(errs.KindUnavailable, "Email addresses cannot be read right now.", err)
@@ -193,16 +191,11 @@ func (s *Service) listEmails(ctx context.Context, userID string) ([]*accountsv1.
 	defer rows.Close()
 	var out []*accountsv1.Email
 	for rows.Next() {
-		var (
-			e  accountsv1.Email
-			at time.Time
-		)
-		if err := rows.Scan(&e.Email, &e.Primary, &at, &e.VerificationId); err != nil {
+		e, err := scanEmail(rows)
+		if err != nil {
 			return nil, errs.Wrap(errs.KindUnavailable, "Email addresses cannot be read right now.", err)
 		}
-		// Every address a user holds was proved before it was added.
-		e.Verified, e.AddedAt = true, timestamppb.New(at)
-		out = append(out, &e)
+		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, errs.Wrap(errs.KindUnavailable, "Email addresses cannot be read right now.", err)

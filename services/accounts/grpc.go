@@ -237,6 +237,9 @@ func (g *grpcServer) SetPrimaryEmail(ctx context.Context, req *accountsv1.SetPri
 }
 
 func (g *grpcServer) ListEmails(ctx context.Context, req *accountsv1.ListEmailsRequest) (*accountsv1.ListEmailsResponse, error) {
+	if adminPage(ctx, req.GetPage()) {
+		return g.svc.pageEmails(ctx, req)
+	}
 	userID, err := forUser(ctx, req.GetUserId())
 	if err != nil {
 		return nil, err
@@ -296,6 +299,9 @@ func (g *grpcServer) EndBrowserSession(ctx context.Context, req *accountsv1.EndB
 }
 
 func (g *grpcServer) ListBrowserSessions(ctx context.Context, req *accountsv1.ListBrowserSessionsRequest) (*accountsv1.ListBrowserSessionsResponse, error) {
+	if adminPage(ctx, req.GetPage()) {
+		return g.svc.pageBrowserSessions(ctx, req)
+	}
 	userID, err := forUser(ctx, req.GetUserId())
 	if err != nil {
 		return nil, err

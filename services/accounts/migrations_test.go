@@ -70,3 +70,54 @@ func TestUserEmailsMigrationBackfills(t *testing.T) {
 		t.Fatalf("%d rows, %v", n, rows.Err())
 	}
 }
+
+// Addresses that existed before they had ids get, from migration 0009, the
+// very ids the users projection gives them (ids.Derived), so a rebuild
+// changes none; locks and deactivations get a time.
+func TestEmailIDsMigrationMatchesTheProjection(t *testing.T) {
+	ctx := context.Background()
+	pool, err := pg.Connect(ctx, testkit.Postgres(t), accounts.Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	old := fstest.MapFS{}
+	entries, err := fs.ReadDir(migrations.FS, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() < "0009" {
+			b, _ := fs.ReadFile(migrations.FS, e.Name())
+			old[e.Name()] = &fstest.MapFile{Data: b}
+		}
+	}
+	if err := pg.Migrate(ctx, pool, old); err != nil {
+		t.Fatal(err)
+	}
+	added := []time.Time{time.Date(2026, 1, 2, 3, 4, 5, 678_912_000, time.UTC), time.Date(1999, 12, 31, 23, 59, 59, 999_000, time.UTC)}
+	if _, err := pool.Exec(ctx, `INSERT INTO users (id, username, locked, created_at, updated_at, version) VALUES
+		('01J00000000000000000000001', 'alice', true, $1, $1, 3)`, added[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO user_emails (email, user_id, is_primary, added_at) VALUES
+		('alice@example.org', '01J00000000000000000000001', true, $1), ('a+2@example.net', '01J00000000000000000000001', false, $2)`, added[0], added[1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := pg.Migrate(ctx, pool, migrations.FS); err != nil {
+		t.Fatal(err)
+	}
+	for i, email := range []string{"alice@example.org", "a+2@example.net"} {
+		var got string
+		if err := pool.QueryRow(ctx, `SELECT email_id FROM user_emails WHERE email = $1`, email).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if want := accounts.EmailID(added[i], "01J00000000000000000000001", email); got != want {
+			t.Errorf("%s: migrated id %s, the projection's %s", email, got, want)
+		}
+	}
+	var lockedAt *time.Time
+	if err := pool.QueryRow(ctx, `SELECT locked_at FROM users`).Scan(&lockedAt); err != nil || lockedAt == nil {
+		t.Fatalf("locked_at %v, %v", lockedAt, err)
+	}
+}

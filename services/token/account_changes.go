@@ -26,6 +26,7 @@ import (
 // An erasure (UserDeactivated with erase) also empties the address and user
 // agent of every session of the user in the sessions read model, once the
 // sessions it ended are there (so no activity applied later writes one back),
+// and of their entries in the audit trail,
 // and forgets the user's personal key in this process: the events keep them
 // sealed under that key, destroyed by the accounts service.
 //
@@ -94,6 +95,17 @@ func (s *Service) eraseSessions(ctx context.Context, userID string, t time.Time)
 	}
 	if _, err := s.pool.Exec(ctx, `UPDATE sessions SET ip_address = '', user_agent = '' WHERE user_id = $1 AND (ip_address <> '' OR user_agent <> '')`, userID); err != nil {
 		return fmt.Errorf("erase the sessions of user %s: %w", userID, err)
+	}
+	// The audit trail keeps what happened, not where from.
+	last, err = s.log.LastSeqOf(ctx, eventsv1.TokenSession.Subjects(), eventsv1.TokenLoginToken.Subjects())
+	if err != nil {
+		return err
+	}
+	if err := s.projections.WaitFor(wctx, auditProjection, last); err != nil {
+		return err
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE audit_log SET ip_address = '' WHERE user_id = $1 AND ip_address <> ''`, userID); err != nil {
+		return fmt.Errorf("erase the audit trail of user %s: %w", userID, err)
 	}
 	return nil
 }

@@ -54,6 +54,10 @@ func TestProjectionsConform(t *testing.T) {
 		Projection: s.sessionsReadModel(), Contract: eventsv1.Token, Log: tokens, Pool: pool, Events: s.sessionHistory(t),
 	})
 	conformance.Run(t, conformance.Case{
+		Projection: s.auditReadModel(), Contract: eventsv1.Token, Log: tokens, Pool: pool,
+		Events: append(s.sessionHistory(t), loginTokenHistory()...),
+	})
+	conformance.Run(t, conformance.Case{
 		Projection: userBlocksReadModel(nil), Contract: eventsv1.Accounts, Log: accounts, Pool: pool, Events: userHistory(),
 	})
 }
@@ -61,7 +65,8 @@ func TestProjectionsConform(t *testing.T) {
 // sessionHistory is two users' sessions: an OAuth session refreshed, renamed
 // twice, used and ended; a compat session with a never-expiring token; a
 // client_credentials session; batches of activity; and a third user's
-// session, erased (its personal key destroyed). Addresses and user agents are
+// session, erased (its personal key destroyed); a personal session an
+// administrator made for bob, regenerated and revoked. Addresses and user agents are
 // sealed as the service seals them (the client's stay in clear).
 func (s *Service) sessionHistory(t *testing.T) []eventlog.Event {
 	alice, bob, carol := ids.New(), ids.New(), ids.New()
@@ -71,7 +76,7 @@ func (s *Service) sessionHistory(t *testing.T) []eventlog.Event {
 		}
 	}
 	erased := ids.New()
-	oauth, compat, machine := ids.New(), ids.New(), ids.New()
+	oauth, compat, machine, pat := ids.New(), ids.New(), ids.New(), ids.New()
 	at := func(d time.Duration) *timestamppb.Timestamp {
 		return timestamppb.New(time.Now().Add(d).Truncate(time.Second))
 	}
@@ -104,6 +109,11 @@ func (s *Service) sessionHistory(t *testing.T) []eventlog.Event {
 			{SessionId: compat, UserId: bob, LastActiveUnix: time.Now().Add(2 * time.Minute).Unix(), IpAddress: "198.51.100.7"},
 		}}},
 		session(machine, &eventsv1.SessionEnded{SessionId: machine, Reason: "ended"}),
+		session(pat, &eventsv1.SessionStarted{SessionId: pat, Kind: "personal", UserId: bob, Username: "bob", OwnerUserId: alice,
+			Scope: "urn:matrix:client:api:* urn:matrix:client:device:BOTDEV", DeviceId: "BOTDEV", DeviceDisplayName: "CI bot",
+			Tokens: &eventsv1.TokensIssued{SessionId: pat, AccessHash: "p1", AccessExpiresAt: at(time.Hour)}}),
+		session(pat, &eventsv1.TokensIssued{SessionId: pat, AccessHash: "p2", RevokesAccessHash: "p1"}),
+		session(pat, &eventsv1.SessionEnded{SessionId: pat, Reason: "revoked"}),
 	}
 	for i, e := range history {
 		subject := eventsv1.Token.Prefix + "." + e.Aggregate.Type + "." + e.Aggregate.ID
@@ -117,6 +127,16 @@ func (s *Service) sessionHistory(t *testing.T) []eventlog.Event {
 		t.Fatal(err)
 	}
 	return history
+}
+
+// loginTokenHistory is a compat SSO login token issued and used.
+func loginTokenHistory() []eventlog.Event {
+	ref := eventlog.Ref{Type: eventsv1.TokenLoginToken.Type, ID: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}
+	alice := ids.New()
+	return []eventlog.Event{
+		{Aggregate: ref, Actor: "web", Payload: &eventsv1.LoginTokenIssued{UserId: alice, Username: "alice", ExpiresAt: timestamppb.Now()}},
+		{Aggregate: ref, Actor: "token", Payload: &eventsv1.LoginTokenUsed{SessionId: ids.New()}},
+	}
 }
 
 // userHistory is what the accounts service appends for two users: a lock

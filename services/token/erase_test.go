@@ -18,8 +18,9 @@ import (
 // user's personal key, in the events; erasing the user (the accounts service
 // destroys the key and appends UserDeactivated with erase) ends the
 // sessions and empties those fields in the read model, and a rebuild finds
-// nothing to put back. Another user's sessions keep theirs; a client acting
-// for itself keeps them in clear (nobody's to erase).
+// nothing to put back. The same holds for the audit trail's addresses (the
+// entries stay, with no address). Another user's sessions keep theirs; a
+// client acting for itself keeps them in clear (nobody's to erase).
 func TestErasureEmptiesSessionsAddresses(t *testing.T) {
 	ctx := context.Background()
 	e := newLockEnv(t)
@@ -71,6 +72,37 @@ func TestErasureEmptiesSessionsAddresses(t *testing.T) {
 		ip, agent := row(alice)
 		return ip == alice.ip2 && agent == alice.agent
 	})
+	audit := func(p *person) (entries int, ips []string) {
+		t.Helper()
+		rows, err := r.pool.Query(ctx, `SELECT ip_address, summary FROM audit_log WHERE user_id = $1`, p.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var ip, summary string
+			if err := rows.Scan(&ip, &summary); err != nil {
+				t.Fatal(err)
+			}
+			entries++
+			if ip != "" {
+				ips = append(ips, ip)
+			}
+			for _, v := range []string{p.ip, p.ip2, p.agent} {
+				if strings.Contains(summary, v) {
+					t.Errorf("an audit summary holds %q: %s", v, summary)
+				}
+			}
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return entries, ips
+	}
+	waitUntil(t, "the audit trail", func() bool {
+		n, ips := audit(alice)
+		return n == 1 && len(ips) == 1 && ips[0] == alice.ip
+	})
 
 	// The erasure, as the accounts service records it.
 	if err := keys.Destroy(ctx, personal.User(alice.id)); err != nil {
@@ -87,10 +119,18 @@ func TestErasureEmptiesSessionsAddresses(t *testing.T) {
 		if ip, agent := row(bob); ip != bob.ip2 || agent != bob.agent {
 			t.Errorf("%s: bob's session has %q, %q", what, ip, agent)
 		}
+		if n, ips := audit(alice); n < 2 || len(ips) != 0 { // started, ended
+			t.Errorf("%s: alice's audit trail has %d entries, addresses %q", what, n, ips)
+		}
+		if n, ips := audit(bob); n != 1 || len(ips) != 1 || ips[0] != bob.ip {
+			t.Errorf("%s: bob's audit trail has %d entries, addresses %q", what, n, ips)
+		}
 	}
 	check("after the erasure")
-	if _, err := r.svc.projections.Rebuild(ctx, sessionsProjection); err != nil {
-		t.Fatal(err)
+	for _, p := range []string{sessionsProjection, auditProjection} {
+		if _, err := r.svc.projections.Rebuild(ctx, p); err != nil {
+			t.Fatal(err)
+		}
 	}
 	check("after a rebuild")
 }

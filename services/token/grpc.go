@@ -3,7 +3,6 @@ package token
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -43,60 +42,6 @@ func (g *grpcServer) Revoke(ctx context.Context, req *tokenv1.RevokeRequest) (*t
 		return nil, errs.Wrap(errs.KindUnavailable, "The token could not be revoked right now.", err)
 	}
 	return &tokenv1.RevokeResponse{}, nil
-}
-
-func (g *grpcServer) ListSessions(ctx context.Context, req *tokenv1.ListSessionsRequest) (*tokenv1.ListSessionsResponse, error) {
-	userID, err := caller.UserFor(ctx, req.GetUserId())
-	if err != nil {
-		return nil, err
-	}
-	if !ids.Valid(userID) {
-		return nil, errs.InvalidField("user_id", "user_id is not a user id")
-	}
-	rows, err := g.svc.pool.Query(ctx, `
-		SELECT session_id, kind, client_id, user_id, scope, device_id, created_at, ended_at, device_display_name,
-		       last_active_at, ip_address, user_agent FROM sessions
-		WHERE user_id = $1 AND ($2 OR ended_at IS NULL) ORDER BY created_at DESC LIMIT 1000`, userID, req.GetIncludeEnded())
-	if err != nil {
-		return nil, errs.Wrap(errs.KindUnavailable, "Sessions cannot be read right now.", err)
-	}
-	defer rows.Close()
-	resp := &tokenv1.ListSessionsResponse{}
-	for rows.Next() {
-		var (
-			s          tokenv1.Session
-			start      time.Time
-			end        *time.Time
-			lastActive *time.Time
-		)
-		if err := rows.Scan(&s.SessionId, &s.Kind, &s.ClientId, &s.UserId, &s.Scope, &s.DeviceId, &start, &end, &s.DeviceDisplayName,
-			&lastActive, &s.IpAddress, &s.UserAgent); err != nil {
-			return nil, errs.Wrap(errs.KindUnavailable, "Sessions cannot be read right now.", err)
-		}
-		s.CreatedAt = timestamp(start)
-		if end != nil {
-			s.EndedAt = timestamp(*end)
-		}
-		// What this replica noted but has not written yet shows at once.
-		if n, ok := g.svc.activity.Last(s.SessionId); ok && end == nil && (lastActive == nil || n.At.After(*lastActive)) {
-			at := n.At
-			if at.Before(start) {
-				at = start
-			}
-			lastActive = &at
-			if n.IP != "" {
-				s.IpAddress = n.IP
-			}
-		}
-		if lastActive != nil {
-			s.LastActiveAt = timestamp(*lastActive)
-		}
-		resp.Sessions = append(resp.Sessions, &s)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, errs.Wrap(errs.KindUnavailable, "Sessions cannot be read right now.", err)
-	}
-	return resp, nil
 }
 
 // EndSession ends a session: any for an administrator, only one of their own

@@ -22,6 +22,8 @@ type introspection struct {
 	TokenType string
 	// Compat marks a token of a compat session (mct_, mcr_).
 	Compat bool
+	// Personal marks a personal access token (mpt_).
+	Personal bool
 }
 
 // introspect looks a token up without writing anything: malformed and forged
@@ -48,7 +50,7 @@ func (s *Service) introspect(ctx context.Context, token string) (introspection, 
 	}
 	s.activity.Touch(info.SessionID, info.UserID, "", s.now())
 	compat := kind == tokenfmt.CompatAccessToken || kind == tokenfmt.CompatRefreshToken
-	return introspection{Active: true, Info: info, TokenType: tokenType, Compat: compat}, nil
+	return introspection{Active: true, Info: info, TokenType: tokenType, Compat: compat, Personal: kind == tokenfmt.PersonalToken}, nil
 }
 
 // matrixScopeTwins adds the stable or unstable twin of every Matrix scope, as
@@ -170,8 +172,9 @@ func (s *Service) handleIntrospect(w http.ResponseWriter, r *http.Request) (any,
 		body["expires_in"] = int64(time.Until(i.ExpiresAt).Seconds())
 	}
 	// MAS's contract: a compat session's device always, an OAuth session's to
-	// a homeserver that says it reads the field.
-	if i.DeviceID != "" && (res.Compat || r.Header.Get("X-MAS-Supports-Device-Id") == "1") {
+	// a homeserver that says it reads the field; a personal token's always
+	// too (its device is in its scope as well).
+	if i.DeviceID != "" && (res.Compat || res.Personal || r.Header.Get("X-MAS-Supports-Device-Id") == "1") {
 		body["device_id"] = i.DeviceID
 	}
 	return body, nil

@@ -190,7 +190,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if s.provisioner, err = newProvisioner(s, cfg); err != nil {
 		return nil, fmt.Errorf("token: %w", err)
 	}
-	members := append([]projection.Member{s.sessionsReadModel(), userBlocksReadModel(accountsLog), s.accountChangesReactor(), s.browserLogoutsReactor()},
+	members := append([]projection.Member{s.sessionsReadModel(), s.auditReadModel(), userBlocksReadModel(accountsLog), s.accountChangesReactor(), s.browserLogoutsReactor()},
 		s.provisioner.reactors()...)
 	if s.projections, err = projection.NewSet(ctx, deps.Pool, log, deps.Logger, members...); err != nil {
 		return nil, fmt.Errorf("token: %w", err)

@@ -4,7 +4,8 @@ package web
 // after their account — the profile (account_profile.go) and email addresses
 // (account_emails.go), the password (account_password.go), the browsers and
 // applications signed in to it (account_sessions.go), deactivation
-// (account_deactivate.go) and the cross-signing reset (account_cross_signing.go).
+// (account_deactivate.go), the cross-signing reset (account_cross_signing.go)
+// and personal access tokens (account_tokens.go).
 //
 // Every page is for the signed-in user (the route table runs requireUser
 // first): a browser that is not signed in is sent to /login?next=<the page>,
@@ -48,6 +49,7 @@ type accountView struct {
 	Device       *deviceView
 	Deactivate   *deactivateView
 	CrossSigning *crossSigningView
+	Tokens       *tokensView
 }
 
 // navItem is one link of the account pages' navigation.
@@ -67,6 +69,7 @@ const (
 	sectionDeactivate   = "deactivate"
 	sectionDeactivated  = "deactivated"
 	sectionCrossSigning = "cross-signing"
+	sectionTokens       = "tokens"
 )
 
 // renderAccount shows an account page for who, with its navigation and the
@@ -86,6 +89,7 @@ func (s *Service) renderAccount(w http.ResponseWriter, r *http.Request, status i
 	}{
 		{sectionProfile, "account", i18n.AccountNavProfile},
 		{sectionSessions, "account/sessions", i18n.AccountNavSessions},
+		{sectionTokens, "account/tokens", i18n.AccountNavTokens},
 		{sectionPassword, "account/password", i18n.AccountNavPassword},
 	} {
 		v.Nav = append(v.Nav, navItem{URL: s.path(n.page), Label: l.T(n.label), Current: n.section == current})
@@ -135,6 +139,8 @@ func (s *Service) doneNotice(r *http.Request) string {
 		id = i18n.AccountDonePasswordSignOut
 	case "session_ended":
 		id = i18n.AccountDoneSessionEnded
+	case "token_revoked":
+		id = i18n.AccountDoneTokenRevoked
 	case "unlinked":
 		id = i18n.AccountDoneUnlinked
 	default:

@@ -120,7 +120,8 @@ func (s *Service) showSessions(w http.ResponseWriter, r *http.Request, status in
 	s.renderAccount(w, r, status, who, l.T(i18n.AccountSessionsTitle), &accountView{Section: sectionSessions, Sessions: v}, notice, formErr)
 }
 
-// userSessions lists the user's live OAuth and compatibility sessions.
+// userSessions lists the user's live OAuth and compatibility sessions (not
+// their personal access tokens: the tokens page shows those).
 func (s *Service) userSessions(ctx context.Context, who *signedIn) ([]*tokenv1.Session, error) {
 	if s.token == nil {
 		return nil, errs.Unavailable("the token service is not connected")
@@ -131,7 +132,7 @@ func (s *Service) userSessions(ctx context.Context, who *signedIn) ([]*tokenv1.S
 	}
 	var out []*tokenv1.Session
 	for _, ts := range list.GetSessions() {
-		if ts.GetEndedAt() == nil && who.owns(ts.GetUserId()) {
+		if ts.GetEndedAt() == nil && who.owns(ts.GetUserId()) && ts.GetKind() != personalKind {
 			out = append(out, ts)
 		}
 	}

@@ -8,6 +8,7 @@ package accountsv1
 
 import (
 	_ "gatehouse.dev/proto/gatehouse/auth/v1"
+	v1 "gatehouse.dev/proto/gatehouse/paging/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -31,6 +32,8 @@ const (
 	UserStatus_USER_STATUS_ACTIVE      UserStatus = 1
 	UserStatus_USER_STATUS_LOCKED      UserStatus = 2
 	UserStatus_USER_STATUS_DEACTIVATED UserStatus = 3
+	// Locked or deactivated (as MAS's admin API filters "locked").
+	UserStatus_USER_STATUS_LOCKED_OR_DEACTIVATED UserStatus = 4
 )
 
 // Enum value maps for UserStatus.
@@ -40,12 +43,14 @@ var (
 		1: "USER_STATUS_ACTIVE",
 		2: "USER_STATUS_LOCKED",
 		3: "USER_STATUS_DEACTIVATED",
+		4: "USER_STATUS_LOCKED_OR_DEACTIVATED",
 	}
 	UserStatus_value = map[string]int32{
-		"USER_STATUS_UNSPECIFIED": 0,
-		"USER_STATUS_ACTIVE":      1,
-		"USER_STATUS_LOCKED":      2,
-		"USER_STATUS_DEACTIVATED": 3,
+		"USER_STATUS_UNSPECIFIED":           0,
+		"USER_STATUS_ACTIVE":                1,
+		"USER_STATUS_LOCKED":                2,
+		"USER_STATUS_DEACTIVATED":           3,
+		"USER_STATUS_LOCKED_OR_DEACTIVATED": 4,
 	}
 )
 
@@ -76,6 +81,560 @@ func (UserStatus) EnumDescriptor() ([]byte, []int) {
 	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{0}
 }
 
+type SetAdminRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Admin         bool                   `protobuf:"varint,2,opt,name=admin,proto3" json:"admin,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetAdminRequest) Reset() {
+	*x = SetAdminRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetAdminRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetAdminRequest) ProtoMessage() {}
+
+func (x *SetAdminRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetAdminRequest.ProtoReflect.Descriptor instead.
+func (*SetAdminRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *SetAdminRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *SetAdminRequest) GetAdmin() bool {
+	if x != nil {
+		return x.Admin
+	}
+	return false
+}
+
+type SetAdminResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          *User                  `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetAdminResponse) Reset() {
+	*x = SetAdminResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetAdminResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetAdminResponse) ProtoMessage() {}
+
+func (x *SetAdminResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetAdminResponse.ProtoReflect.Descriptor instead.
+func (*SetAdminResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SetAdminResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+type GetEmailRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EmailId       string                 `protobuf:"bytes,1,opt,name=email_id,json=emailId,proto3" json:"email_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetEmailRequest) Reset() {
+	*x = GetEmailRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetEmailRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetEmailRequest) ProtoMessage() {}
+
+func (x *GetEmailRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetEmailRequest.ProtoReflect.Descriptor instead.
+func (*GetEmailRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *GetEmailRequest) GetEmailId() string {
+	if x != nil {
+		return x.EmailId
+	}
+	return ""
+}
+
+type GetEmailResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Email         *Email                 `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetEmailResponse) Reset() {
+	*x = GetEmailResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetEmailResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetEmailResponse) ProtoMessage() {}
+
+func (x *GetEmailResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetEmailResponse.ProtoReflect.Descriptor instead.
+func (*GetEmailResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *GetEmailResponse) GetEmail() *Email {
+	if x != nil {
+		return x.Email
+	}
+	return nil
+}
+
+type GetBrowserSessionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBrowserSessionRequest) Reset() {
+	*x = GetBrowserSessionRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBrowserSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBrowserSessionRequest) ProtoMessage() {}
+
+func (x *GetBrowserSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBrowserSessionRequest.ProtoReflect.Descriptor instead.
+func (*GetBrowserSessionRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *GetBrowserSessionRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+type GetBrowserSessionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       *BrowserSession        `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBrowserSessionResponse) Reset() {
+	*x = GetBrowserSessionResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBrowserSessionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBrowserSessionResponse) ProtoMessage() {}
+
+func (x *GetBrowserSessionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBrowserSessionResponse.ProtoReflect.Descriptor instead.
+func (*GetBrowserSessionResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *GetBrowserSessionResponse) GetSession() *BrowserSession {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+type GetRegistrationTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TokenId       string                 `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRegistrationTokenRequest) Reset() {
+	*x = GetRegistrationTokenRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRegistrationTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRegistrationTokenRequest) ProtoMessage() {}
+
+func (x *GetRegistrationTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRegistrationTokenRequest.ProtoReflect.Descriptor instead.
+func (*GetRegistrationTokenRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *GetRegistrationTokenRequest) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+type GetRegistrationTokenResponse struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	RegistrationToken *RegistrationToken     `protobuf:"bytes,1,opt,name=registration_token,json=registrationToken,proto3" json:"registration_token,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *GetRegistrationTokenResponse) Reset() {
+	*x = GetRegistrationTokenResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRegistrationTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRegistrationTokenResponse) ProtoMessage() {}
+
+func (x *GetRegistrationTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRegistrationTokenResponse.ProtoReflect.Descriptor instead.
+func (*GetRegistrationTokenResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *GetRegistrationTokenResponse) GetRegistrationToken() *RegistrationToken {
+	if x != nil {
+		return x.RegistrationToken
+	}
+	return nil
+}
+
+type UpdateRegistrationTokenRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	TokenId string                 `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	// Unset: never expires.
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// 0: unlimited.
+	UsesAllowed   int32 `protobuf:"varint,3,opt,name=uses_allowed,json=usesAllowed,proto3" json:"uses_allowed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateRegistrationTokenRequest) Reset() {
+	*x = UpdateRegistrationTokenRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateRegistrationTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateRegistrationTokenRequest) ProtoMessage() {}
+
+func (x *UpdateRegistrationTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateRegistrationTokenRequest.ProtoReflect.Descriptor instead.
+func (*UpdateRegistrationTokenRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *UpdateRegistrationTokenRequest) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+func (x *UpdateRegistrationTokenRequest) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *UpdateRegistrationTokenRequest) GetUsesAllowed() int32 {
+	if x != nil {
+		return x.UsesAllowed
+	}
+	return 0
+}
+
+type UnrevokeRegistrationTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TokenId       string                 `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnrevokeRegistrationTokenRequest) Reset() {
+	*x = UnrevokeRegistrationTokenRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnrevokeRegistrationTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnrevokeRegistrationTokenRequest) ProtoMessage() {}
+
+func (x *UnrevokeRegistrationTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnrevokeRegistrationTokenRequest.ProtoReflect.Descriptor instead.
+func (*UnrevokeRegistrationTokenRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *UnrevokeRegistrationTokenRequest) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+type UpdateRegistrationTokenResponse struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	RegistrationToken *RegistrationToken     `protobuf:"bytes,1,opt,name=registration_token,json=registrationToken,proto3" json:"registration_token,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *UpdateRegistrationTokenResponse) Reset() {
+	*x = UpdateRegistrationTokenResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateRegistrationTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateRegistrationTokenResponse) ProtoMessage() {}
+
+func (x *UpdateRegistrationTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateRegistrationTokenResponse.ProtoReflect.Descriptor instead.
+func (*UpdateRegistrationTokenResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *UpdateRegistrationTokenResponse) GetRegistrationToken() *RegistrationToken {
+	if x != nil {
+		return x.RegistrationToken
+	}
+	return nil
+}
+
+type UnrevokeRegistrationTokenResponse struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	RegistrationToken *RegistrationToken     `protobuf:"bytes,1,opt,name=registration_token,json=registrationToken,proto3" json:"registration_token,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *UnrevokeRegistrationTokenResponse) Reset() {
+	*x = UnrevokeRegistrationTokenResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnrevokeRegistrationTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnrevokeRegistrationTokenResponse) ProtoMessage() {}
+
+func (x *UnrevokeRegistrationTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnrevokeRegistrationTokenResponse.ProtoReflect.Descriptor instead.
+func (*UnrevokeRegistrationTokenResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *UnrevokeRegistrationTokenResponse) GetRegistrationToken() *RegistrationToken {
+	if x != nil {
+		return x.RegistrationToken
+	}
+	return nil
+}
+
 // RegistrationToken describes a registration token (never the token itself).
 type RegistrationToken struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -85,15 +644,19 @@ type RegistrationToken struct {
 	Uses        int32                  `protobuf:"varint,3,opt,name=uses,proto3" json:"uses,omitempty"`
 	CreatedAt   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// Unset: never expires.
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
-	Revoked       bool                   `protobuf:"varint,6,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	Revoked   bool                   `protobuf:"varint,6,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	// When it was last used; unset when never.
+	LastUsedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_used_at,json=lastUsedAt,proto3" json:"last_used_at,omitempty"`
+	// When it was revoked; unset when it is not.
+	RevokedAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegistrationToken) Reset() {
 	*x = RegistrationToken{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[0]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -105,7 +668,7 @@ func (x *RegistrationToken) String() string {
 func (*RegistrationToken) ProtoMessage() {}
 
 func (x *RegistrationToken) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[0]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -118,7 +681,7 @@ func (x *RegistrationToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegistrationToken.ProtoReflect.Descriptor instead.
 func (*RegistrationToken) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{0}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RegistrationToken) GetTokenId() string {
@@ -163,17 +726,34 @@ func (x *RegistrationToken) GetRevoked() bool {
 	return false
 }
 
+func (x *RegistrationToken) GetLastUsedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastUsedAt
+	}
+	return nil
+}
+
+func (x *RegistrationToken) GetRevokedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevokedAt
+	}
+	return nil
+}
+
 type CreateRegistrationTokenRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UsesAllowed   int32                  `protobuf:"varint,1,opt,name=uses_allowed,json=usesAllowed,proto3" json:"uses_allowed,omitempty"`
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	UsesAllowed int32                  `protobuf:"varint,1,opt,name=uses_allowed,json=usesAllowed,proto3" json:"uses_allowed,omitempty"`
+	ExpiresAt   *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// The token to hand out, chosen by the administrator (8 to 64 characters
+	// of [A-Za-z0-9._~-]); empty for a random one.
+	Token         string `protobuf:"bytes,3,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateRegistrationTokenRequest) Reset() {
 	*x = CreateRegistrationTokenRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[1]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -185,7 +765,7 @@ func (x *CreateRegistrationTokenRequest) String() string {
 func (*CreateRegistrationTokenRequest) ProtoMessage() {}
 
 func (x *CreateRegistrationTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[1]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -198,7 +778,7 @@ func (x *CreateRegistrationTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRegistrationTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateRegistrationTokenRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{1}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CreateRegistrationTokenRequest) GetUsesAllowed() int32 {
@@ -215,6 +795,13 @@ func (x *CreateRegistrationTokenRequest) GetExpiresAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *CreateRegistrationTokenRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
 type CreateRegistrationTokenResponse struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	RegistrationToken *RegistrationToken     `protobuf:"bytes,1,opt,name=registration_token,json=registrationToken,proto3" json:"registration_token,omitempty"`
@@ -226,7 +813,7 @@ type CreateRegistrationTokenResponse struct {
 
 func (x *CreateRegistrationTokenResponse) Reset() {
 	*x = CreateRegistrationTokenResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[2]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -238,7 +825,7 @@ func (x *CreateRegistrationTokenResponse) String() string {
 func (*CreateRegistrationTokenResponse) ProtoMessage() {}
 
 func (x *CreateRegistrationTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[2]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -251,7 +838,7 @@ func (x *CreateRegistrationTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRegistrationTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateRegistrationTokenResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{2}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CreateRegistrationTokenResponse) GetRegistrationToken() *RegistrationToken {
@@ -277,7 +864,7 @@ type UseRegistrationTokenRequest struct {
 
 func (x *UseRegistrationTokenRequest) Reset() {
 	*x = UseRegistrationTokenRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[3]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -289,7 +876,7 @@ func (x *UseRegistrationTokenRequest) String() string {
 func (*UseRegistrationTokenRequest) ProtoMessage() {}
 
 func (x *UseRegistrationTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[3]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -302,7 +889,7 @@ func (x *UseRegistrationTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UseRegistrationTokenRequest.ProtoReflect.Descriptor instead.
 func (*UseRegistrationTokenRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{3}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UseRegistrationTokenRequest) GetToken() string {
@@ -321,7 +908,7 @@ type UseRegistrationTokenResponse struct {
 
 func (x *UseRegistrationTokenResponse) Reset() {
 	*x = UseRegistrationTokenResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[4]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -333,7 +920,7 @@ func (x *UseRegistrationTokenResponse) String() string {
 func (*UseRegistrationTokenResponse) ProtoMessage() {}
 
 func (x *UseRegistrationTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[4]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -346,7 +933,7 @@ func (x *UseRegistrationTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UseRegistrationTokenResponse.ProtoReflect.Descriptor instead.
 func (*UseRegistrationTokenResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{4}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UseRegistrationTokenResponse) GetTokenId() string {
@@ -365,7 +952,7 @@ type RevokeRegistrationTokenRequest struct {
 
 func (x *RevokeRegistrationTokenRequest) Reset() {
 	*x = RevokeRegistrationTokenRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[5]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -377,7 +964,7 @@ func (x *RevokeRegistrationTokenRequest) String() string {
 func (*RevokeRegistrationTokenRequest) ProtoMessage() {}
 
 func (x *RevokeRegistrationTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[5]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -390,7 +977,7 @@ func (x *RevokeRegistrationTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeRegistrationTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeRegistrationTokenRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{5}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RevokeRegistrationTokenRequest) GetTokenId() string {
@@ -408,7 +995,7 @@ type RevokeRegistrationTokenResponse struct {
 
 func (x *RevokeRegistrationTokenResponse) Reset() {
 	*x = RevokeRegistrationTokenResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[6]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -420,7 +1007,7 @@ func (x *RevokeRegistrationTokenResponse) String() string {
 func (*RevokeRegistrationTokenResponse) ProtoMessage() {}
 
 func (x *RevokeRegistrationTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[6]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -433,18 +1020,27 @@ func (x *RevokeRegistrationTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeRegistrationTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeRegistrationTokenResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{6}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{18}
 }
 
 type ListRegistrationTokensRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Set: one page in id order, with the filters; unset: every token, newest first.
+	Page *v1.PageRequest `protobuf:"bytes,1,opt,name=page,proto3" json:"page,omitempty"`
+	// Each filter, when set, keeps the tokens that are (true) or are not (false):
+	// used at least once, revoked, expired, valid (not revoked, not expired,
+	// not used up).
+	Used          *bool `protobuf:"varint,2,opt,name=used,proto3,oneof" json:"used,omitempty"`
+	Revoked       *bool `protobuf:"varint,3,opt,name=revoked,proto3,oneof" json:"revoked,omitempty"`
+	Expired       *bool `protobuf:"varint,4,opt,name=expired,proto3,oneof" json:"expired,omitempty"`
+	Valid         *bool `protobuf:"varint,5,opt,name=valid,proto3,oneof" json:"valid,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListRegistrationTokensRequest) Reset() {
 	*x = ListRegistrationTokensRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[7]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -456,7 +1052,7 @@ func (x *ListRegistrationTokensRequest) String() string {
 func (*ListRegistrationTokensRequest) ProtoMessage() {}
 
 func (x *ListRegistrationTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[7]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -469,19 +1065,55 @@ func (x *ListRegistrationTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRegistrationTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListRegistrationTokensRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{7}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListRegistrationTokensRequest) GetPage() *v1.PageRequest {
+	if x != nil {
+		return x.Page
+	}
+	return nil
+}
+
+func (x *ListRegistrationTokensRequest) GetUsed() bool {
+	if x != nil && x.Used != nil {
+		return *x.Used
+	}
+	return false
+}
+
+func (x *ListRegistrationTokensRequest) GetRevoked() bool {
+	if x != nil && x.Revoked != nil {
+		return *x.Revoked
+	}
+	return false
+}
+
+func (x *ListRegistrationTokensRequest) GetExpired() bool {
+	if x != nil && x.Expired != nil {
+		return *x.Expired
+	}
+	return false
+}
+
+func (x *ListRegistrationTokensRequest) GetValid() bool {
+	if x != nil && x.Valid != nil {
+		return *x.Valid
+	}
+	return false
 }
 
 type ListRegistrationTokensResponse struct {
 	state              protoimpl.MessageState `protogen:"open.v1"`
 	RegistrationTokens []*RegistrationToken   `protobuf:"bytes,1,rep,name=registration_tokens,json=registrationTokens,proto3" json:"registration_tokens,omitempty"`
+	Page               *v1.PageInfo           `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
 	unknownFields      protoimpl.UnknownFields
 	sizeCache          protoimpl.SizeCache
 }
 
 func (x *ListRegistrationTokensResponse) Reset() {
 	*x = ListRegistrationTokensResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[8]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -493,7 +1125,7 @@ func (x *ListRegistrationTokensResponse) String() string {
 func (*ListRegistrationTokensResponse) ProtoMessage() {}
 
 func (x *ListRegistrationTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[8]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -506,12 +1138,19 @@ func (x *ListRegistrationTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRegistrationTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListRegistrationTokensResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{8}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListRegistrationTokensResponse) GetRegistrationTokens() []*RegistrationToken {
 	if x != nil {
 		return x.RegistrationTokens
+	}
+	return nil
+}
+
+func (x *ListRegistrationTokensResponse) GetPage() *v1.PageInfo {
+	if x != nil {
+		return x.Page
 	}
 	return nil
 }
@@ -525,7 +1164,7 @@ type GetUserByEmailRequest struct {
 
 func (x *GetUserByEmailRequest) Reset() {
 	*x = GetUserByEmailRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[9]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -537,7 +1176,7 @@ func (x *GetUserByEmailRequest) String() string {
 func (*GetUserByEmailRequest) ProtoMessage() {}
 
 func (x *GetUserByEmailRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[9]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -550,7 +1189,7 @@ func (x *GetUserByEmailRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserByEmailRequest.ProtoReflect.Descriptor instead.
 func (*GetUserByEmailRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{9}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetUserByEmailRequest) GetEmail() string {
@@ -569,7 +1208,7 @@ type GetUserByEmailResponse struct {
 
 func (x *GetUserByEmailResponse) Reset() {
 	*x = GetUserByEmailResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[10]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -581,7 +1220,7 @@ func (x *GetUserByEmailResponse) String() string {
 func (*GetUserByEmailResponse) ProtoMessage() {}
 
 func (x *GetUserByEmailResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[10]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -594,7 +1233,7 @@ func (x *GetUserByEmailResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserByEmailResponse.ProtoReflect.Descriptor instead.
 func (*GetUserByEmailResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{10}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetUserByEmailResponse) GetUser() *User {
@@ -617,13 +1256,17 @@ type Email struct {
 	// The confirmed verification that proved the address; empty when an
 	// administrator vouched for it.
 	VerificationId string `protobuf:"bytes,5,opt,name=verification_id,json=verificationId,proto3" json:"verification_id,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The address's id: a ULID made of when it was added and what it is, so
+	// it sorts by time and stays the same across rebuilds.
+	EmailId       string `protobuf:"bytes,6,opt,name=email_id,json=emailId,proto3" json:"email_id,omitempty"`
+	UserId        string `protobuf:"bytes,7,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Email) Reset() {
 	*x = Email{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[11]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -635,7 +1278,7 @@ func (x *Email) String() string {
 func (*Email) ProtoMessage() {}
 
 func (x *Email) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[11]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -648,7 +1291,7 @@ func (x *Email) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Email.ProtoReflect.Descriptor instead.
 func (*Email) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{11}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Email) GetEmail() string {
@@ -686,6 +1329,20 @@ func (x *Email) GetVerificationId() string {
 	return ""
 }
 
+func (x *Email) GetEmailId() string {
+	if x != nil {
+		return x.EmailId
+	}
+	return ""
+}
+
+func (x *Email) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
 type AddEmailRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
@@ -701,7 +1358,7 @@ type AddEmailRequest struct {
 
 func (x *AddEmailRequest) Reset() {
 	*x = AddEmailRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[12]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -713,7 +1370,7 @@ func (x *AddEmailRequest) String() string {
 func (*AddEmailRequest) ProtoMessage() {}
 
 func (x *AddEmailRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[12]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -726,7 +1383,7 @@ func (x *AddEmailRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddEmailRequest.ProtoReflect.Descriptor instead.
 func (*AddEmailRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{12}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *AddEmailRequest) GetUserId() string {
@@ -766,7 +1423,7 @@ type AddEmailResponse struct {
 
 func (x *AddEmailResponse) Reset() {
 	*x = AddEmailResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[13]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -778,7 +1435,7 @@ func (x *AddEmailResponse) String() string {
 func (*AddEmailResponse) ProtoMessage() {}
 
 func (x *AddEmailResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[13]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -791,7 +1448,7 @@ func (x *AddEmailResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddEmailResponse.ProtoReflect.Descriptor instead.
 func (*AddEmailResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{13}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *AddEmailResponse) GetEmails() []*Email {
@@ -811,7 +1468,7 @@ type RemoveEmailRequest struct {
 
 func (x *RemoveEmailRequest) Reset() {
 	*x = RemoveEmailRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[14]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -823,7 +1480,7 @@ func (x *RemoveEmailRequest) String() string {
 func (*RemoveEmailRequest) ProtoMessage() {}
 
 func (x *RemoveEmailRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[14]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -836,7 +1493,7 @@ func (x *RemoveEmailRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveEmailRequest.ProtoReflect.Descriptor instead.
 func (*RemoveEmailRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{14}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RemoveEmailRequest) GetUserId() string {
@@ -862,7 +1519,7 @@ type RemoveEmailResponse struct {
 
 func (x *RemoveEmailResponse) Reset() {
 	*x = RemoveEmailResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[15]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -874,7 +1531,7 @@ func (x *RemoveEmailResponse) String() string {
 func (*RemoveEmailResponse) ProtoMessage() {}
 
 func (x *RemoveEmailResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[15]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -887,7 +1544,7 @@ func (x *RemoveEmailResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveEmailResponse.ProtoReflect.Descriptor instead.
 func (*RemoveEmailResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{15}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RemoveEmailResponse) GetEmails() []*Email {
@@ -907,7 +1564,7 @@ type SetPrimaryEmailRequest struct {
 
 func (x *SetPrimaryEmailRequest) Reset() {
 	*x = SetPrimaryEmailRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[16]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -919,7 +1576,7 @@ func (x *SetPrimaryEmailRequest) String() string {
 func (*SetPrimaryEmailRequest) ProtoMessage() {}
 
 func (x *SetPrimaryEmailRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[16]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -932,7 +1589,7 @@ func (x *SetPrimaryEmailRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPrimaryEmailRequest.ProtoReflect.Descriptor instead.
 func (*SetPrimaryEmailRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{16}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SetPrimaryEmailRequest) GetUserId() string {
@@ -958,7 +1615,7 @@ type SetPrimaryEmailResponse struct {
 
 func (x *SetPrimaryEmailResponse) Reset() {
 	*x = SetPrimaryEmailResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[17]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -970,7 +1627,7 @@ func (x *SetPrimaryEmailResponse) String() string {
 func (*SetPrimaryEmailResponse) ProtoMessage() {}
 
 func (x *SetPrimaryEmailResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[17]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -983,7 +1640,7 @@ func (x *SetPrimaryEmailResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPrimaryEmailResponse.ProtoReflect.Descriptor instead.
 func (*SetPrimaryEmailResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{17}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SetPrimaryEmailResponse) GetEmails() []*Email {
@@ -994,15 +1651,20 @@ func (x *SetPrimaryEmailResponse) GetEmails() []*Email {
 }
 
 type ListEmailsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required unless an administrator asks for a page.
+	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// Set (administrators): one page in id order.
+	Page *v1.PageRequest `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
+	// Only this address.
+	Email         string `protobuf:"bytes,3,opt,name=email,proto3" json:"email,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListEmailsRequest) Reset() {
 	*x = ListEmailsRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[18]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1014,7 +1676,7 @@ func (x *ListEmailsRequest) String() string {
 func (*ListEmailsRequest) ProtoMessage() {}
 
 func (x *ListEmailsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[18]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1027,7 +1689,7 @@ func (x *ListEmailsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEmailsRequest.ProtoReflect.Descriptor instead.
 func (*ListEmailsRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{18}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListEmailsRequest) GetUserId() string {
@@ -1037,16 +1699,31 @@ func (x *ListEmailsRequest) GetUserId() string {
 	return ""
 }
 
+func (x *ListEmailsRequest) GetPage() *v1.PageRequest {
+	if x != nil {
+		return x.Page
+	}
+	return nil
+}
+
+func (x *ListEmailsRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
 type ListEmailsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Emails        []*Email               `protobuf:"bytes,1,rep,name=emails,proto3" json:"emails,omitempty"`
+	Page          *v1.PageInfo           `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListEmailsResponse) Reset() {
 	*x = ListEmailsResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[19]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1058,7 +1735,7 @@ func (x *ListEmailsResponse) String() string {
 func (*ListEmailsResponse) ProtoMessage() {}
 
 func (x *ListEmailsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[19]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1071,12 +1748,19 @@ func (x *ListEmailsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEmailsResponse.ProtoReflect.Descriptor instead.
 func (*ListEmailsResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{19}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListEmailsResponse) GetEmails() []*Email {
 	if x != nil {
 		return x.Emails
+	}
+	return nil
+}
+
+func (x *ListEmailsResponse) GetPage() *v1.PageInfo {
+	if x != nil {
+		return x.Page
 	}
 	return nil
 }
@@ -1101,7 +1785,7 @@ type BrowserSession struct {
 
 func (x *BrowserSession) Reset() {
 	*x = BrowserSession{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[20]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1113,7 +1797,7 @@ func (x *BrowserSession) String() string {
 func (*BrowserSession) ProtoMessage() {}
 
 func (x *BrowserSession) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[20]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1126,7 +1810,7 @@ func (x *BrowserSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BrowserSession.ProtoReflect.Descriptor instead.
 func (*BrowserSession) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{20}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *BrowserSession) GetSessionId() string {
@@ -1207,7 +1891,7 @@ type StartBrowserSessionRequest struct {
 
 func (x *StartBrowserSessionRequest) Reset() {
 	*x = StartBrowserSessionRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[21]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1219,7 +1903,7 @@ func (x *StartBrowserSessionRequest) String() string {
 func (*StartBrowserSessionRequest) ProtoMessage() {}
 
 func (x *StartBrowserSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[21]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1232,7 +1916,7 @@ func (x *StartBrowserSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartBrowserSessionRequest.ProtoReflect.Descriptor instead.
 func (*StartBrowserSessionRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{21}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *StartBrowserSessionRequest) GetUserId() string {
@@ -1274,7 +1958,7 @@ type StartBrowserSessionResponse struct {
 
 func (x *StartBrowserSessionResponse) Reset() {
 	*x = StartBrowserSessionResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[22]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1286,7 +1970,7 @@ func (x *StartBrowserSessionResponse) String() string {
 func (*StartBrowserSessionResponse) ProtoMessage() {}
 
 func (x *StartBrowserSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[22]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1299,7 +1983,7 @@ func (x *StartBrowserSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartBrowserSessionResponse.ProtoReflect.Descriptor instead.
 func (*StartBrowserSessionResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{22}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *StartBrowserSessionResponse) GetSession() *BrowserSession {
@@ -1327,7 +2011,7 @@ type AuthenticateBrowserSessionRequest struct {
 
 func (x *AuthenticateBrowserSessionRequest) Reset() {
 	*x = AuthenticateBrowserSessionRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[23]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1339,7 +2023,7 @@ func (x *AuthenticateBrowserSessionRequest) String() string {
 func (*AuthenticateBrowserSessionRequest) ProtoMessage() {}
 
 func (x *AuthenticateBrowserSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[23]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1352,7 +2036,7 @@ func (x *AuthenticateBrowserSessionRequest) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use AuthenticateBrowserSessionRequest.ProtoReflect.Descriptor instead.
 func (*AuthenticateBrowserSessionRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{23}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *AuthenticateBrowserSessionRequest) GetSecret() string {
@@ -1379,7 +2063,7 @@ type AuthenticateBrowserSessionResponse struct {
 
 func (x *AuthenticateBrowserSessionResponse) Reset() {
 	*x = AuthenticateBrowserSessionResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[24]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1391,7 +2075,7 @@ func (x *AuthenticateBrowserSessionResponse) String() string {
 func (*AuthenticateBrowserSessionResponse) ProtoMessage() {}
 
 func (x *AuthenticateBrowserSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[24]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1404,7 +2088,7 @@ func (x *AuthenticateBrowserSessionResponse) ProtoReflect() protoreflect.Message
 
 // Deprecated: Use AuthenticateBrowserSessionResponse.ProtoReflect.Descriptor instead.
 func (*AuthenticateBrowserSessionResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{24}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AuthenticateBrowserSessionResponse) GetSession() *BrowserSession {
@@ -1432,7 +2116,7 @@ type EndBrowserSessionRequest struct {
 
 func (x *EndBrowserSessionRequest) Reset() {
 	*x = EndBrowserSessionRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[25]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1444,7 +2128,7 @@ func (x *EndBrowserSessionRequest) String() string {
 func (*EndBrowserSessionRequest) ProtoMessage() {}
 
 func (x *EndBrowserSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[25]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1457,7 +2141,7 @@ func (x *EndBrowserSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndBrowserSessionRequest.ProtoReflect.Descriptor instead.
 func (*EndBrowserSessionRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{25}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *EndBrowserSessionRequest) GetSessionId() string {
@@ -1482,7 +2166,7 @@ type EndBrowserSessionResponse struct {
 
 func (x *EndBrowserSessionResponse) Reset() {
 	*x = EndBrowserSessionResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[26]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1494,7 +2178,7 @@ func (x *EndBrowserSessionResponse) String() string {
 func (*EndBrowserSessionResponse) ProtoMessage() {}
 
 func (x *EndBrowserSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[26]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1507,20 +2191,30 @@ func (x *EndBrowserSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndBrowserSessionResponse.ProtoReflect.Descriptor instead.
 func (*EndBrowserSessionResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{26}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{38}
 }
 
 type ListBrowserSessionsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	IncludeEnded  bool                   `protobuf:"varint,2,opt,name=include_ended,json=includeEnded,proto3" json:"include_ended,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required unless an administrator asks for a page.
+	UserId       string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	IncludeEnded bool   `protobuf:"varint,2,opt,name=include_ended,json=includeEnded,proto3" json:"include_ended,omitempty"`
+	// Set (administrators): one page in id order, with the filters below
+	// (include_ended is then ignored: see status).
+	Page *v1.PageRequest `protobuf:"bytes,3,opt,name=page,proto3" json:"page,omitempty"`
+	// "active", "finished" or empty for both.
+	Status           string                 `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"`
+	CreatedBefore    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_before,json=createdBefore,proto3" json:"created_before,omitempty"`
+	CreatedAfter     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_after,json=createdAfter,proto3" json:"created_after,omitempty"`
+	LastActiveBefore *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_active_before,json=lastActiveBefore,proto3" json:"last_active_before,omitempty"`
+	LastActiveAfter  *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_active_after,json=lastActiveAfter,proto3" json:"last_active_after,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ListBrowserSessionsRequest) Reset() {
 	*x = ListBrowserSessionsRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[27]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1532,7 +2226,7 @@ func (x *ListBrowserSessionsRequest) String() string {
 func (*ListBrowserSessionsRequest) ProtoMessage() {}
 
 func (x *ListBrowserSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[27]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1545,7 +2239,7 @@ func (x *ListBrowserSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBrowserSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListBrowserSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{27}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListBrowserSessionsRequest) GetUserId() string {
@@ -1562,16 +2256,59 @@ func (x *ListBrowserSessionsRequest) GetIncludeEnded() bool {
 	return false
 }
 
+func (x *ListBrowserSessionsRequest) GetPage() *v1.PageRequest {
+	if x != nil {
+		return x.Page
+	}
+	return nil
+}
+
+func (x *ListBrowserSessionsRequest) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *ListBrowserSessionsRequest) GetCreatedBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedBefore
+	}
+	return nil
+}
+
+func (x *ListBrowserSessionsRequest) GetCreatedAfter() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAfter
+	}
+	return nil
+}
+
+func (x *ListBrowserSessionsRequest) GetLastActiveBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastActiveBefore
+	}
+	return nil
+}
+
+func (x *ListBrowserSessionsRequest) GetLastActiveAfter() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastActiveAfter
+	}
+	return nil
+}
+
 type ListBrowserSessionsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Sessions      []*BrowserSession      `protobuf:"bytes,1,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	Page          *v1.PageInfo           `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListBrowserSessionsResponse) Reset() {
 	*x = ListBrowserSessionsResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[28]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1583,7 +2320,7 @@ func (x *ListBrowserSessionsResponse) String() string {
 func (*ListBrowserSessionsResponse) ProtoMessage() {}
 
 func (x *ListBrowserSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[28]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1596,12 +2333,19 @@ func (x *ListBrowserSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBrowserSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListBrowserSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{28}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListBrowserSessionsResponse) GetSessions() []*BrowserSession {
 	if x != nil {
 		return x.Sessions
+	}
+	return nil
+}
+
+func (x *ListBrowserSessionsResponse) GetPage() *v1.PageInfo {
+	if x != nil {
+		return x.Page
 	}
 	return nil
 }
@@ -1621,14 +2365,18 @@ type User struct {
 	UpdatedAt   *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	// The account was deactivated with erase: its personal data (addresses,
 	// display name, password) is gone for good; the username stays reserved.
-	Erased        bool `protobuf:"varint,11,opt,name=erased,proto3" json:"erased,omitempty"`
+	Erased bool `protobuf:"varint,11,opt,name=erased,proto3" json:"erased,omitempty"`
+	// When the user was locked; unset when not locked.
+	LockedAt *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=locked_at,json=lockedAt,proto3" json:"locked_at,omitempty"`
+	// When the user was deactivated; unset when active.
+	DeactivatedAt *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=deactivated_at,json=deactivatedAt,proto3" json:"deactivated_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[29]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1640,7 +2388,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[29]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1653,7 +2401,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{29}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *User) GetId() string {
@@ -1733,6 +2481,20 @@ func (x *User) GetErased() bool {
 	return false
 }
 
+func (x *User) GetLockedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LockedAt
+	}
+	return nil
+}
+
+func (x *User) GetDeactivatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DeactivatedAt
+	}
+	return nil
+}
+
 type RegisterRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Username string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
@@ -1754,7 +2516,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[30]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1766,7 +2528,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[30]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1779,7 +2541,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{30}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RegisterRequest) GetUsername() string {
@@ -1844,7 +2606,7 @@ type StartRegistrationRequest struct {
 
 func (x *StartRegistrationRequest) Reset() {
 	*x = StartRegistrationRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[31]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1856,7 +2618,7 @@ func (x *StartRegistrationRequest) String() string {
 func (*StartRegistrationRequest) ProtoMessage() {}
 
 func (x *StartRegistrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[31]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1869,7 +2631,7 @@ func (x *StartRegistrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartRegistrationRequest.ProtoReflect.Descriptor instead.
 func (*StartRegistrationRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{31}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *StartRegistrationRequest) GetUsername() string {
@@ -1909,7 +2671,7 @@ type StartRegistrationResponse struct {
 
 func (x *StartRegistrationResponse) Reset() {
 	*x = StartRegistrationResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[32]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1921,7 +2683,7 @@ func (x *StartRegistrationResponse) String() string {
 func (*StartRegistrationResponse) ProtoMessage() {}
 
 func (x *StartRegistrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[32]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1934,7 +2696,7 @@ func (x *StartRegistrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartRegistrationResponse.ProtoReflect.Descriptor instead.
 func (*StartRegistrationResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{32}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *StartRegistrationResponse) GetRegistration() *Registration {
@@ -1960,7 +2722,7 @@ type Registration struct {
 
 func (x *Registration) Reset() {
 	*x = Registration{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[33]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1972,7 +2734,7 @@ func (x *Registration) String() string {
 func (*Registration) ProtoMessage() {}
 
 func (x *Registration) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[33]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1985,7 +2747,7 @@ func (x *Registration) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Registration.ProtoReflect.Descriptor instead.
 func (*Registration) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{33}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *Registration) GetRegistrationId() string {
@@ -2039,7 +2801,7 @@ type GetRegistrationRequest struct {
 
 func (x *GetRegistrationRequest) Reset() {
 	*x = GetRegistrationRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[34]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2051,7 +2813,7 @@ func (x *GetRegistrationRequest) String() string {
 func (*GetRegistrationRequest) ProtoMessage() {}
 
 func (x *GetRegistrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[34]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2064,7 +2826,7 @@ func (x *GetRegistrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRegistrationRequest.ProtoReflect.Descriptor instead.
 func (*GetRegistrationRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{34}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *GetRegistrationRequest) GetRegistrationId() string {
@@ -2083,7 +2845,7 @@ type GetRegistrationResponse struct {
 
 func (x *GetRegistrationResponse) Reset() {
 	*x = GetRegistrationResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[35]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2095,7 +2857,7 @@ func (x *GetRegistrationResponse) String() string {
 func (*GetRegistrationResponse) ProtoMessage() {}
 
 func (x *GetRegistrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[35]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2108,7 +2870,7 @@ func (x *GetRegistrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRegistrationResponse.ProtoReflect.Descriptor instead.
 func (*GetRegistrationResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{35}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *GetRegistrationResponse) GetRegistration() *Registration {
@@ -2130,7 +2892,7 @@ type CompleteRegistrationRequest struct {
 
 func (x *CompleteRegistrationRequest) Reset() {
 	*x = CompleteRegistrationRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[36]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2142,7 +2904,7 @@ func (x *CompleteRegistrationRequest) String() string {
 func (*CompleteRegistrationRequest) ProtoMessage() {}
 
 func (x *CompleteRegistrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[36]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2155,7 +2917,7 @@ func (x *CompleteRegistrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteRegistrationRequest.ProtoReflect.Descriptor instead.
 func (*CompleteRegistrationRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{36}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *CompleteRegistrationRequest) GetRegistrationId() string {
@@ -2183,7 +2945,7 @@ type CompleteRegistrationResponse struct {
 
 func (x *CompleteRegistrationResponse) Reset() {
 	*x = CompleteRegistrationResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[37]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2195,7 +2957,7 @@ func (x *CompleteRegistrationResponse) String() string {
 func (*CompleteRegistrationResponse) ProtoMessage() {}
 
 func (x *CompleteRegistrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[37]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2208,7 +2970,7 @@ func (x *CompleteRegistrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteRegistrationResponse.ProtoReflect.Descriptor instead.
 func (*CompleteRegistrationResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{37}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *CompleteRegistrationResponse) GetUser() *User {
@@ -2234,7 +2996,7 @@ type RegisterResponse struct {
 
 func (x *RegisterResponse) Reset() {
 	*x = RegisterResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[38]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2246,7 +3008,7 @@ func (x *RegisterResponse) String() string {
 func (*RegisterResponse) ProtoMessage() {}
 
 func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[38]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2259,7 +3021,7 @@ func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{38}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *RegisterResponse) GetUser() *User {
@@ -2278,7 +3040,7 @@ type GetUserRequest struct {
 
 func (x *GetUserRequest) Reset() {
 	*x = GetUserRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[39]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2290,7 +3052,7 @@ func (x *GetUserRequest) String() string {
 func (*GetUserRequest) ProtoMessage() {}
 
 func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[39]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2303,7 +3065,7 @@ func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserRequest.ProtoReflect.Descriptor instead.
 func (*GetUserRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{39}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *GetUserRequest) GetUserId() string {
@@ -2322,7 +3084,7 @@ type GetUserByUsernameRequest struct {
 
 func (x *GetUserByUsernameRequest) Reset() {
 	*x = GetUserByUsernameRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[40]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2334,7 +3096,7 @@ func (x *GetUserByUsernameRequest) String() string {
 func (*GetUserByUsernameRequest) ProtoMessage() {}
 
 func (x *GetUserByUsernameRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[40]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2347,7 +3109,7 @@ func (x *GetUserByUsernameRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserByUsernameRequest.ProtoReflect.Descriptor instead.
 func (*GetUserByUsernameRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{40}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *GetUserByUsernameRequest) GetUsername() string {
@@ -2366,7 +3128,7 @@ type GetUserResponse struct {
 
 func (x *GetUserResponse) Reset() {
 	*x = GetUserResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[41]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2378,7 +3140,7 @@ func (x *GetUserResponse) String() string {
 func (*GetUserResponse) ProtoMessage() {}
 
 func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[41]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2391,7 +3153,7 @@ func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserResponse.ProtoReflect.Descriptor instead.
 func (*GetUserResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{41}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *GetUserResponse) GetUser() *User {
@@ -2410,7 +3172,7 @@ type GetUserByUsernameResponse struct {
 
 func (x *GetUserByUsernameResponse) Reset() {
 	*x = GetUserByUsernameResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[42]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2422,7 +3184,7 @@ func (x *GetUserByUsernameResponse) String() string {
 func (*GetUserByUsernameResponse) ProtoMessage() {}
 
 func (x *GetUserByUsernameResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[42]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2435,7 +3197,7 @@ func (x *GetUserByUsernameResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserByUsernameResponse.ProtoReflect.Descriptor instead.
 func (*GetUserByUsernameResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{42}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *GetUserByUsernameResponse) GetUser() *User {
@@ -2455,7 +3217,7 @@ type VerifyPasswordRequest struct {
 
 func (x *VerifyPasswordRequest) Reset() {
 	*x = VerifyPasswordRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[43]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2467,7 +3229,7 @@ func (x *VerifyPasswordRequest) String() string {
 func (*VerifyPasswordRequest) ProtoMessage() {}
 
 func (x *VerifyPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[43]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2480,7 +3242,7 @@ func (x *VerifyPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyPasswordRequest.ProtoReflect.Descriptor instead.
 func (*VerifyPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{43}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *VerifyPasswordRequest) GetUsername() string {
@@ -2508,7 +3270,7 @@ type VerifyPasswordResponse struct {
 
 func (x *VerifyPasswordResponse) Reset() {
 	*x = VerifyPasswordResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[44]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2520,7 +3282,7 @@ func (x *VerifyPasswordResponse) String() string {
 func (*VerifyPasswordResponse) ProtoMessage() {}
 
 func (x *VerifyPasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[44]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2533,7 +3295,7 @@ func (x *VerifyPasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyPasswordResponse.ProtoReflect.Descriptor instead.
 func (*VerifyPasswordResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{44}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *VerifyPasswordResponse) GetUser() *User {
@@ -2561,7 +3323,7 @@ type ChangePasswordRequest struct {
 
 func (x *ChangePasswordRequest) Reset() {
 	*x = ChangePasswordRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[45]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2573,7 +3335,7 @@ func (x *ChangePasswordRequest) String() string {
 func (*ChangePasswordRequest) ProtoMessage() {}
 
 func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[45]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2586,7 +3348,7 @@ func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordRequest.ProtoReflect.Descriptor instead.
 func (*ChangePasswordRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{45}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ChangePasswordRequest) GetUserId() string {
@@ -2618,7 +3380,7 @@ type ChangePasswordResponse struct {
 
 func (x *ChangePasswordResponse) Reset() {
 	*x = ChangePasswordResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[46]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2630,7 +3392,7 @@ func (x *ChangePasswordResponse) String() string {
 func (*ChangePasswordResponse) ProtoMessage() {}
 
 func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[46]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2643,7 +3405,7 @@ func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordResponse.ProtoReflect.Descriptor instead.
 func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{46}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{58}
 }
 
 type SetPasswordRequest struct {
@@ -2661,7 +3423,7 @@ type SetPasswordRequest struct {
 
 func (x *SetPasswordRequest) Reset() {
 	*x = SetPasswordRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[47]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2673,7 +3435,7 @@ func (x *SetPasswordRequest) String() string {
 func (*SetPasswordRequest) ProtoMessage() {}
 
 func (x *SetPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[47]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2686,7 +3448,7 @@ func (x *SetPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPasswordRequest.ProtoReflect.Descriptor instead.
 func (*SetPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{47}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *SetPasswordRequest) GetUserId() string {
@@ -2721,7 +3483,7 @@ type SetPasswordResponse struct {
 
 func (x *SetPasswordResponse) Reset() {
 	*x = SetPasswordResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[48]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2733,7 +3495,7 @@ func (x *SetPasswordResponse) String() string {
 func (*SetPasswordResponse) ProtoMessage() {}
 
 func (x *SetPasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[48]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2746,7 +3508,7 @@ func (x *SetPasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPasswordResponse.ProtoReflect.Descriptor instead.
 func (*SetPasswordResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{48}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *SetPasswordResponse) GetAuthProof() string {
@@ -2766,7 +3528,7 @@ type LockUserRequest struct {
 
 func (x *LockUserRequest) Reset() {
 	*x = LockUserRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[49]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2778,7 +3540,7 @@ func (x *LockUserRequest) String() string {
 func (*LockUserRequest) ProtoMessage() {}
 
 func (x *LockUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[49]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2791,7 +3553,7 @@ func (x *LockUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockUserRequest.ProtoReflect.Descriptor instead.
 func (*LockUserRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{49}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *LockUserRequest) GetUserId() string {
@@ -2817,7 +3579,7 @@ type LockUserResponse struct {
 
 func (x *LockUserResponse) Reset() {
 	*x = LockUserResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[50]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2829,7 +3591,7 @@ func (x *LockUserResponse) String() string {
 func (*LockUserResponse) ProtoMessage() {}
 
 func (x *LockUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[50]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2842,7 +3604,7 @@ func (x *LockUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockUserResponse.ProtoReflect.Descriptor instead.
 func (*LockUserResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{50}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *LockUserResponse) GetUser() *User {
@@ -2861,7 +3623,7 @@ type UnlockUserRequest struct {
 
 func (x *UnlockUserRequest) Reset() {
 	*x = UnlockUserRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[51]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2873,7 +3635,7 @@ func (x *UnlockUserRequest) String() string {
 func (*UnlockUserRequest) ProtoMessage() {}
 
 func (x *UnlockUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[51]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2886,7 +3648,7 @@ func (x *UnlockUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockUserRequest.ProtoReflect.Descriptor instead.
 func (*UnlockUserRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{51}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *UnlockUserRequest) GetUserId() string {
@@ -2905,7 +3667,7 @@ type UnlockUserResponse struct {
 
 func (x *UnlockUserResponse) Reset() {
 	*x = UnlockUserResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[52]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2917,7 +3679,7 @@ func (x *UnlockUserResponse) String() string {
 func (*UnlockUserResponse) ProtoMessage() {}
 
 func (x *UnlockUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[52]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2930,7 +3692,7 @@ func (x *UnlockUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockUserResponse.ProtoReflect.Descriptor instead.
 func (*UnlockUserResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{52}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *UnlockUserResponse) GetUser() *User {
@@ -2950,7 +3712,7 @@ type DeactivateUserRequest struct {
 
 func (x *DeactivateUserRequest) Reset() {
 	*x = DeactivateUserRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[53]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2962,7 +3724,7 @@ func (x *DeactivateUserRequest) String() string {
 func (*DeactivateUserRequest) ProtoMessage() {}
 
 func (x *DeactivateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[53]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2975,7 +3737,7 @@ func (x *DeactivateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeactivateUserRequest.ProtoReflect.Descriptor instead.
 func (*DeactivateUserRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{53}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *DeactivateUserRequest) GetUserId() string {
@@ -3001,7 +3763,7 @@ type DeactivateUserResponse struct {
 
 func (x *DeactivateUserResponse) Reset() {
 	*x = DeactivateUserResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[54]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3013,7 +3775,7 @@ func (x *DeactivateUserResponse) String() string {
 func (*DeactivateUserResponse) ProtoMessage() {}
 
 func (x *DeactivateUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[54]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3026,7 +3788,7 @@ func (x *DeactivateUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeactivateUserResponse.ProtoReflect.Descriptor instead.
 func (*DeactivateUserResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{54}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *DeactivateUserResponse) GetUser() *User {
@@ -3045,7 +3807,7 @@ type ReactivateUserRequest struct {
 
 func (x *ReactivateUserRequest) Reset() {
 	*x = ReactivateUserRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[55]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3057,7 +3819,7 @@ func (x *ReactivateUserRequest) String() string {
 func (*ReactivateUserRequest) ProtoMessage() {}
 
 func (x *ReactivateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[55]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3070,7 +3832,7 @@ func (x *ReactivateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReactivateUserRequest.ProtoReflect.Descriptor instead.
 func (*ReactivateUserRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{55}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ReactivateUserRequest) GetUserId() string {
@@ -3089,7 +3851,7 @@ type ReactivateUserResponse struct {
 
 func (x *ReactivateUserResponse) Reset() {
 	*x = ReactivateUserResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[56]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3101,7 +3863,7 @@ func (x *ReactivateUserResponse) String() string {
 func (*ReactivateUserResponse) ProtoMessage() {}
 
 func (x *ReactivateUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[56]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3114,7 +3876,7 @@ func (x *ReactivateUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReactivateUserResponse.ProtoReflect.Descriptor instead.
 func (*ReactivateUserResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{56}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ReactivateUserResponse) GetUser() *User {
@@ -3134,7 +3896,7 @@ type SetDisplayNameRequest struct {
 
 func (x *SetDisplayNameRequest) Reset() {
 	*x = SetDisplayNameRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[57]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3146,7 +3908,7 @@ func (x *SetDisplayNameRequest) String() string {
 func (*SetDisplayNameRequest) ProtoMessage() {}
 
 func (x *SetDisplayNameRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[57]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3159,7 +3921,7 @@ func (x *SetDisplayNameRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDisplayNameRequest.ProtoReflect.Descriptor instead.
 func (*SetDisplayNameRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{57}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *SetDisplayNameRequest) GetUserId() string {
@@ -3185,7 +3947,7 @@ type SetDisplayNameResponse struct {
 
 func (x *SetDisplayNameResponse) Reset() {
 	*x = SetDisplayNameResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[58]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3197,7 +3959,7 @@ func (x *SetDisplayNameResponse) String() string {
 func (*SetDisplayNameResponse) ProtoMessage() {}
 
 func (x *SetDisplayNameResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[58]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3210,7 +3972,7 @@ func (x *SetDisplayNameResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDisplayNameResponse.ProtoReflect.Descriptor instead.
 func (*SetDisplayNameResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{58}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *SetDisplayNameResponse) GetUser() *User {
@@ -3225,15 +3987,21 @@ type ListUsersRequest struct {
 	// 1..500; 0 means 50.
 	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// Opaque cursor from a previous response.
-	PageToken     string     `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	Status        UserStatus `protobuf:"varint,3,opt,name=status,proto3,enum=gatehouse.accounts.v1.UserStatus" json:"status,omitempty"`
+	PageToken string     `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	Status    UserStatus `protobuf:"varint,3,opt,name=status,proto3,enum=gatehouse.accounts.v1.UserStatus" json:"status,omitempty"`
+	// Set: this page (cursors are user ids) instead of page_size and page_token.
+	Page *v1.PageRequest `protobuf:"bytes,4,opt,name=page,proto3" json:"page,omitempty"`
+	// Set: only administrators (true) or only the others (false).
+	Admin *bool `protobuf:"varint,5,opt,name=admin,proto3,oneof" json:"admin,omitempty"`
+	// Only users whose username contains this (case-insensitive).
+	Search        string `protobuf:"bytes,6,opt,name=search,proto3" json:"search,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[59]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3245,7 +4013,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[59]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3258,7 +4026,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{59}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ListUsersRequest) GetPageSize() int32 {
@@ -3282,18 +4050,41 @@ func (x *ListUsersRequest) GetStatus() UserStatus {
 	return UserStatus_USER_STATUS_UNSPECIFIED
 }
 
+func (x *ListUsersRequest) GetPage() *v1.PageRequest {
+	if x != nil {
+		return x.Page
+	}
+	return nil
+}
+
+func (x *ListUsersRequest) GetAdmin() bool {
+	if x != nil && x.Admin != nil {
+		return *x.Admin
+	}
+	return false
+}
+
+func (x *ListUsersRequest) GetSearch() string {
+	if x != nil {
+		return x.Search
+	}
+	return ""
+}
+
 type ListUsersResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Users []*User                `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
 	// Empty on the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// With page: where this page stands.
+	Page          *v1.PageInfo `protobuf:"bytes,3,opt,name=page,proto3" json:"page,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[60]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3305,7 +4096,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[60]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3318,7 +4109,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{60}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ListUsersResponse) GetUsers() []*User {
@@ -3335,6 +4126,13 @@ func (x *ListUsersResponse) GetNextPageToken() string {
 	return ""
 }
 
+func (x *ListUsersResponse) GetPage() *v1.PageInfo {
+	if x != nil {
+		return x.Page
+	}
+	return nil
+}
+
 // AuditEntry is one event as the audit log shows it.
 type AuditEntry struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3347,14 +4145,16 @@ type AuditEntry struct {
 	Actor      string                 `protobuf:"bytes,5,opt,name=actor,proto3" json:"actor,omitempty"`
 	OccurredAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
 	// Human-readable summary; never contains secrets.
-	Summary       string `protobuf:"bytes,7,opt,name=summary,proto3" json:"summary,omitempty"`
+	Summary string `protobuf:"bytes,7,opt,name=summary,proto3" json:"summary,omitempty"`
+	// The client's address, when the event records one (a sign-in).
+	IpAddress     string `protobuf:"bytes,8,opt,name=ip_address,json=ipAddress,proto3" json:"ip_address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[61]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3366,7 +4166,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[61]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3379,7 +4179,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{61}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *AuditEntry) GetSequence() uint64 {
@@ -3431,19 +4231,28 @@ func (x *AuditEntry) GetSummary() string {
 	return ""
 }
 
+func (x *AuditEntry) GetIpAddress() string {
+	if x != nil {
+		return x.IpAddress
+	}
+	return ""
+}
+
 type ListAuditEntriesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Empty for every user.
-	UserId        string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	PageSize      int32  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	UserId    string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	PageSize  int32  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Set: this page in event id (time) order instead of page_size and page_token.
+	Page          *v1.PageRequest `protobuf:"bytes,4,opt,name=page,proto3" json:"page,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListAuditEntriesRequest) Reset() {
 	*x = ListAuditEntriesRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[62]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3455,7 +4264,7 @@ func (x *ListAuditEntriesRequest) String() string {
 func (*ListAuditEntriesRequest) ProtoMessage() {}
 
 func (x *ListAuditEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[62]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3468,7 +4277,7 @@ func (x *ListAuditEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEntriesRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{62}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *ListAuditEntriesRequest) GetUserId() string {
@@ -3492,17 +4301,25 @@ func (x *ListAuditEntriesRequest) GetPageToken() string {
 	return ""
 }
 
+func (x *ListAuditEntriesRequest) GetPage() *v1.PageRequest {
+	if x != nil {
+		return x.Page
+	}
+	return nil
+}
+
 type ListAuditEntriesResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Entries       []*AuditEntry          `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
 	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	Page          *v1.PageInfo           `protobuf:"bytes,3,opt,name=page,proto3" json:"page,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListAuditEntriesResponse) Reset() {
 	*x = ListAuditEntriesResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[63]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3514,7 +4331,7 @@ func (x *ListAuditEntriesResponse) String() string {
 func (*ListAuditEntriesResponse) ProtoMessage() {}
 
 func (x *ListAuditEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[63]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3527,7 +4344,7 @@ func (x *ListAuditEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEntriesResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{63}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *ListAuditEntriesResponse) GetEntries() []*AuditEntry {
@@ -3544,6 +4361,13 @@ func (x *ListAuditEntriesResponse) GetNextPageToken() string {
 	return ""
 }
 
+func (x *ListAuditEntriesResponse) GetPage() *v1.PageInfo {
+	if x != nil {
+		return x.Page
+	}
+	return nil
+}
+
 // UpstreamProvider is a configured upstream identity provider.
 type UpstreamProvider struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -3558,7 +4382,7 @@ type UpstreamProvider struct {
 
 func (x *UpstreamProvider) Reset() {
 	*x = UpstreamProvider{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[64]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3570,7 +4394,7 @@ func (x *UpstreamProvider) String() string {
 func (*UpstreamProvider) ProtoMessage() {}
 
 func (x *UpstreamProvider) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[64]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3583,7 +4407,7 @@ func (x *UpstreamProvider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpstreamProvider.ProtoReflect.Descriptor instead.
 func (*UpstreamProvider) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{64}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *UpstreamProvider) GetProviderId() string {
@@ -3629,7 +4453,7 @@ type ListUpstreamProvidersRequest struct {
 
 func (x *ListUpstreamProvidersRequest) Reset() {
 	*x = ListUpstreamProvidersRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[65]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3641,7 +4465,7 @@ func (x *ListUpstreamProvidersRequest) String() string {
 func (*ListUpstreamProvidersRequest) ProtoMessage() {}
 
 func (x *ListUpstreamProvidersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[65]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3654,7 +4478,7 @@ func (x *ListUpstreamProvidersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUpstreamProvidersRequest.ProtoReflect.Descriptor instead.
 func (*ListUpstreamProvidersRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{65}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{77}
 }
 
 type ListUpstreamProvidersResponse struct {
@@ -3666,7 +4490,7 @@ type ListUpstreamProvidersResponse struct {
 
 func (x *ListUpstreamProvidersResponse) Reset() {
 	*x = ListUpstreamProvidersResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[66]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3678,7 +4502,7 @@ func (x *ListUpstreamProvidersResponse) String() string {
 func (*ListUpstreamProvidersResponse) ProtoMessage() {}
 
 func (x *ListUpstreamProvidersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[66]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3691,7 +4515,7 @@ func (x *ListUpstreamProvidersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUpstreamProvidersResponse.ProtoReflect.Descriptor instead.
 func (*ListUpstreamProvidersResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{66}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *ListUpstreamProvidersResponse) GetProviders() []*UpstreamProvider {
@@ -3710,7 +4534,7 @@ type StartUpstreamSignInRequest struct {
 
 func (x *StartUpstreamSignInRequest) Reset() {
 	*x = StartUpstreamSignInRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[67]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3722,7 +4546,7 @@ func (x *StartUpstreamSignInRequest) String() string {
 func (*StartUpstreamSignInRequest) ProtoMessage() {}
 
 func (x *StartUpstreamSignInRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[67]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3735,7 +4559,7 @@ func (x *StartUpstreamSignInRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartUpstreamSignInRequest.ProtoReflect.Descriptor instead.
 func (*StartUpstreamSignInRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{67}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *StartUpstreamSignInRequest) GetProviderId() string {
@@ -3760,7 +4584,7 @@ type StartUpstreamSignInResponse struct {
 
 func (x *StartUpstreamSignInResponse) Reset() {
 	*x = StartUpstreamSignInResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[68]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3772,7 +4596,7 @@ func (x *StartUpstreamSignInResponse) String() string {
 func (*StartUpstreamSignInResponse) ProtoMessage() {}
 
 func (x *StartUpstreamSignInResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[68]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3785,7 +4609,7 @@ func (x *StartUpstreamSignInResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartUpstreamSignInResponse.ProtoReflect.Descriptor instead.
 func (*StartUpstreamSignInResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{68}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *StartUpstreamSignInResponse) GetAuthorizationUrl() string {
@@ -3830,7 +4654,7 @@ type CompleteUpstreamSignInRequest struct {
 
 func (x *CompleteUpstreamSignInRequest) Reset() {
 	*x = CompleteUpstreamSignInRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[69]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3842,7 +4666,7 @@ func (x *CompleteUpstreamSignInRequest) String() string {
 func (*CompleteUpstreamSignInRequest) ProtoMessage() {}
 
 func (x *CompleteUpstreamSignInRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[69]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3855,7 +4679,7 @@ func (x *CompleteUpstreamSignInRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteUpstreamSignInRequest.ProtoReflect.Descriptor instead.
 func (*CompleteUpstreamSignInRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{69}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *CompleteUpstreamSignInRequest) GetProviderId() string {
@@ -3901,7 +4725,7 @@ type CompleteUpstreamSignInResponse struct {
 
 func (x *CompleteUpstreamSignInResponse) Reset() {
 	*x = CompleteUpstreamSignInResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[70]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3913,7 +4737,7 @@ func (x *CompleteUpstreamSignInResponse) String() string {
 func (*CompleteUpstreamSignInResponse) ProtoMessage() {}
 
 func (x *CompleteUpstreamSignInResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[70]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3926,7 +4750,7 @@ func (x *CompleteUpstreamSignInResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteUpstreamSignInResponse.ProtoReflect.Descriptor instead.
 func (*CompleteUpstreamSignInResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{70}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *CompleteUpstreamSignInResponse) GetUser() *User {
@@ -3981,7 +4805,7 @@ type UpstreamSignIn struct {
 
 func (x *UpstreamSignIn) Reset() {
 	*x = UpstreamSignIn{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[71]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3993,7 +4817,7 @@ func (x *UpstreamSignIn) String() string {
 func (*UpstreamSignIn) ProtoMessage() {}
 
 func (x *UpstreamSignIn) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[71]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4006,7 +4830,7 @@ func (x *UpstreamSignIn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpstreamSignIn.ProtoReflect.Descriptor instead.
 func (*UpstreamSignIn) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{71}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *UpstreamSignIn) GetProviderId() string {
@@ -4088,7 +4912,7 @@ type GetUpstreamSignInRequest struct {
 
 func (x *GetUpstreamSignInRequest) Reset() {
 	*x = GetUpstreamSignInRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[72]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4100,7 +4924,7 @@ func (x *GetUpstreamSignInRequest) String() string {
 func (*GetUpstreamSignInRequest) ProtoMessage() {}
 
 func (x *GetUpstreamSignInRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[72]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4113,7 +4937,7 @@ func (x *GetUpstreamSignInRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUpstreamSignInRequest.ProtoReflect.Descriptor instead.
 func (*GetUpstreamSignInRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{72}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *GetUpstreamSignInRequest) GetTicket() string {
@@ -4132,7 +4956,7 @@ type GetUpstreamSignInResponse struct {
 
 func (x *GetUpstreamSignInResponse) Reset() {
 	*x = GetUpstreamSignInResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[73]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4144,7 +4968,7 @@ func (x *GetUpstreamSignInResponse) String() string {
 func (*GetUpstreamSignInResponse) ProtoMessage() {}
 
 func (x *GetUpstreamSignInResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[73]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4157,7 +4981,7 @@ func (x *GetUpstreamSignInResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUpstreamSignInResponse.ProtoReflect.Descriptor instead.
 func (*GetUpstreamSignInResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{73}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *GetUpstreamSignInResponse) GetSignIn() *UpstreamSignIn {
@@ -4181,7 +5005,7 @@ type RegisterUpstreamUserRequest struct {
 
 func (x *RegisterUpstreamUserRequest) Reset() {
 	*x = RegisterUpstreamUserRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[74]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4193,7 +5017,7 @@ func (x *RegisterUpstreamUserRequest) String() string {
 func (*RegisterUpstreamUserRequest) ProtoMessage() {}
 
 func (x *RegisterUpstreamUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[74]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4206,7 +5030,7 @@ func (x *RegisterUpstreamUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterUpstreamUserRequest.ProtoReflect.Descriptor instead.
 func (*RegisterUpstreamUserRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{74}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *RegisterUpstreamUserRequest) GetTicket() string {
@@ -4247,7 +5071,7 @@ type RegisterUpstreamUserResponse struct {
 
 func (x *RegisterUpstreamUserResponse) Reset() {
 	*x = RegisterUpstreamUserResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[75]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4259,7 +5083,7 @@ func (x *RegisterUpstreamUserResponse) String() string {
 func (*RegisterUpstreamUserResponse) ProtoMessage() {}
 
 func (x *RegisterUpstreamUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[75]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4272,7 +5096,7 @@ func (x *RegisterUpstreamUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterUpstreamUserResponse.ProtoReflect.Descriptor instead.
 func (*RegisterUpstreamUserResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{75}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *RegisterUpstreamUserResponse) GetUser() *User {
@@ -4301,7 +5125,7 @@ type LinkUpstreamRequest struct {
 
 func (x *LinkUpstreamRequest) Reset() {
 	*x = LinkUpstreamRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[76]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4313,7 +5137,7 @@ func (x *LinkUpstreamRequest) String() string {
 func (*LinkUpstreamRequest) ProtoMessage() {}
 
 func (x *LinkUpstreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[76]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4326,7 +5150,7 @@ func (x *LinkUpstreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkUpstreamRequest.ProtoReflect.Descriptor instead.
 func (*LinkUpstreamRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{76}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *LinkUpstreamRequest) GetTicket() string {
@@ -4361,7 +5185,7 @@ type LinkUpstreamResponse struct {
 
 func (x *LinkUpstreamResponse) Reset() {
 	*x = LinkUpstreamResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[77]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4373,7 +5197,7 @@ func (x *LinkUpstreamResponse) String() string {
 func (*LinkUpstreamResponse) ProtoMessage() {}
 
 func (x *LinkUpstreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[77]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4386,7 +5210,7 @@ func (x *LinkUpstreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkUpstreamResponse.ProtoReflect.Descriptor instead.
 func (*LinkUpstreamResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{77}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *LinkUpstreamResponse) GetUser() *User {
@@ -4423,7 +5247,7 @@ type UpstreamLink struct {
 
 func (x *UpstreamLink) Reset() {
 	*x = UpstreamLink{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[78]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4435,7 +5259,7 @@ func (x *UpstreamLink) String() string {
 func (*UpstreamLink) ProtoMessage() {}
 
 func (x *UpstreamLink) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[78]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4448,7 +5272,7 @@ func (x *UpstreamLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpstreamLink.ProtoReflect.Descriptor instead.
 func (*UpstreamLink) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{78}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *UpstreamLink) GetLinkId() string {
@@ -4517,7 +5341,7 @@ type ListUpstreamLinksRequest struct {
 
 func (x *ListUpstreamLinksRequest) Reset() {
 	*x = ListUpstreamLinksRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[79]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4529,7 +5353,7 @@ func (x *ListUpstreamLinksRequest) String() string {
 func (*ListUpstreamLinksRequest) ProtoMessage() {}
 
 func (x *ListUpstreamLinksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[79]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4542,7 +5366,7 @@ func (x *ListUpstreamLinksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUpstreamLinksRequest.ProtoReflect.Descriptor instead.
 func (*ListUpstreamLinksRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{79}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *ListUpstreamLinksRequest) GetUserId() string {
@@ -4568,7 +5392,7 @@ type ListUpstreamLinksResponse struct {
 
 func (x *ListUpstreamLinksResponse) Reset() {
 	*x = ListUpstreamLinksResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[80]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4580,7 +5404,7 @@ func (x *ListUpstreamLinksResponse) String() string {
 func (*ListUpstreamLinksResponse) ProtoMessage() {}
 
 func (x *ListUpstreamLinksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[80]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4593,7 +5417,7 @@ func (x *ListUpstreamLinksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUpstreamLinksResponse.ProtoReflect.Descriptor instead.
 func (*ListUpstreamLinksResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{80}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *ListUpstreamLinksResponse) GetLinks() []*UpstreamLink {
@@ -4619,7 +5443,7 @@ type AddUpstreamLinkRequest struct {
 
 func (x *AddUpstreamLinkRequest) Reset() {
 	*x = AddUpstreamLinkRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[81]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4631,7 +5455,7 @@ func (x *AddUpstreamLinkRequest) String() string {
 func (*AddUpstreamLinkRequest) ProtoMessage() {}
 
 func (x *AddUpstreamLinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[81]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4644,7 +5468,7 @@ func (x *AddUpstreamLinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddUpstreamLinkRequest.ProtoReflect.Descriptor instead.
 func (*AddUpstreamLinkRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{81}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *AddUpstreamLinkRequest) GetUserId() string {
@@ -4691,7 +5515,7 @@ type AddUpstreamLinkResponse struct {
 
 func (x *AddUpstreamLinkResponse) Reset() {
 	*x = AddUpstreamLinkResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[82]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4703,7 +5527,7 @@ func (x *AddUpstreamLinkResponse) String() string {
 func (*AddUpstreamLinkResponse) ProtoMessage() {}
 
 func (x *AddUpstreamLinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[82]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4716,7 +5540,7 @@ func (x *AddUpstreamLinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddUpstreamLinkResponse.ProtoReflect.Descriptor instead.
 func (*AddUpstreamLinkResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{82}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *AddUpstreamLinkResponse) GetLink() *UpstreamLink {
@@ -4736,7 +5560,7 @@ type RemoveUpstreamLinkRequest struct {
 
 func (x *RemoveUpstreamLinkRequest) Reset() {
 	*x = RemoveUpstreamLinkRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[83]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4748,7 +5572,7 @@ func (x *RemoveUpstreamLinkRequest) String() string {
 func (*RemoveUpstreamLinkRequest) ProtoMessage() {}
 
 func (x *RemoveUpstreamLinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[83]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4761,7 +5585,7 @@ func (x *RemoveUpstreamLinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveUpstreamLinkRequest.ProtoReflect.Descriptor instead.
 func (*RemoveUpstreamLinkRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{83}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *RemoveUpstreamLinkRequest) GetUserId() string {
@@ -4786,7 +5610,7 @@ type RemoveUpstreamLinkResponse struct {
 
 func (x *RemoveUpstreamLinkResponse) Reset() {
 	*x = RemoveUpstreamLinkResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[84]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4798,7 +5622,7 @@ func (x *RemoveUpstreamLinkResponse) String() string {
 func (*RemoveUpstreamLinkResponse) ProtoMessage() {}
 
 func (x *RemoveUpstreamLinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[84]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4811,7 +5635,7 @@ func (x *RemoveUpstreamLinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveUpstreamLinkResponse.ProtoReflect.Descriptor instead.
 func (*RemoveUpstreamLinkResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{84}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{96}
 }
 
 type UpstreamBackchannelLogoutRequest struct {
@@ -4824,7 +5648,7 @@ type UpstreamBackchannelLogoutRequest struct {
 
 func (x *UpstreamBackchannelLogoutRequest) Reset() {
 	*x = UpstreamBackchannelLogoutRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[85]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4836,7 +5660,7 @@ func (x *UpstreamBackchannelLogoutRequest) String() string {
 func (*UpstreamBackchannelLogoutRequest) ProtoMessage() {}
 
 func (x *UpstreamBackchannelLogoutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[85]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4849,7 +5673,7 @@ func (x *UpstreamBackchannelLogoutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpstreamBackchannelLogoutRequest.ProtoReflect.Descriptor instead.
 func (*UpstreamBackchannelLogoutRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{85}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *UpstreamBackchannelLogoutRequest) GetProviderId() string {
@@ -4875,7 +5699,7 @@ type UpstreamBackchannelLogoutResponse struct {
 
 func (x *UpstreamBackchannelLogoutResponse) Reset() {
 	*x = UpstreamBackchannelLogoutResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[86]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4887,7 +5711,7 @@ func (x *UpstreamBackchannelLogoutResponse) String() string {
 func (*UpstreamBackchannelLogoutResponse) ProtoMessage() {}
 
 func (x *UpstreamBackchannelLogoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[86]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4900,7 +5724,7 @@ func (x *UpstreamBackchannelLogoutResponse) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use UpstreamBackchannelLogoutResponse.ProtoReflect.Descriptor instead.
 func (*UpstreamBackchannelLogoutResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{86}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *UpstreamBackchannelLogoutResponse) GetBrowserSessionsEnded() int32 {
@@ -4914,7 +5738,36 @@ var File_gatehouse_accounts_v1_accounts_proto protoreflect.FileDescriptor
 
 const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\n" +
-	"$gatehouse/accounts/v1/accounts.proto\x12\x15gatehouse.accounts.v1\x1a\x1egatehouse/auth/v1/access.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf5\x01\n" +
+	"$gatehouse/accounts/v1/accounts.proto\x12\x15gatehouse.accounts.v1\x1a\x1egatehouse/auth/v1/access.proto\x1a gatehouse/paging/v1/paging.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"@\n" +
+	"\x0fSetAdminRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
+	"\x05admin\x18\x02 \x01(\bR\x05admin\"C\n" +
+	"\x10SetAdminResponse\x12/\n" +
+	"\x04user\x18\x01 \x01(\v2\x1b.gatehouse.accounts.v1.UserR\x04user\",\n" +
+	"\x0fGetEmailRequest\x12\x19\n" +
+	"\bemail_id\x18\x01 \x01(\tR\aemailId\"F\n" +
+	"\x10GetEmailResponse\x122\n" +
+	"\x05email\x18\x01 \x01(\v2\x1c.gatehouse.accounts.v1.EmailR\x05email\"9\n" +
+	"\x18GetBrowserSessionRequest\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\"\\\n" +
+	"\x19GetBrowserSessionResponse\x12?\n" +
+	"\asession\x18\x01 \x01(\v2%.gatehouse.accounts.v1.BrowserSessionR\asession\"8\n" +
+	"\x1bGetRegistrationTokenRequest\x12\x19\n" +
+	"\btoken_id\x18\x01 \x01(\tR\atokenId\"w\n" +
+	"\x1cGetRegistrationTokenResponse\x12W\n" +
+	"\x12registration_token\x18\x01 \x01(\v2(.gatehouse.accounts.v1.RegistrationTokenR\x11registrationToken\"\x99\x01\n" +
+	"\x1eUpdateRegistrationTokenRequest\x12\x19\n" +
+	"\btoken_id\x18\x01 \x01(\tR\atokenId\x129\n" +
+	"\n" +
+	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12!\n" +
+	"\fuses_allowed\x18\x03 \x01(\x05R\vusesAllowed\"=\n" +
+	" UnrevokeRegistrationTokenRequest\x12\x19\n" +
+	"\btoken_id\x18\x01 \x01(\tR\atokenId\"z\n" +
+	"\x1fUpdateRegistrationTokenResponse\x12W\n" +
+	"\x12registration_token\x18\x01 \x01(\v2(.gatehouse.accounts.v1.RegistrationTokenR\x11registrationToken\"|\n" +
+	"!UnrevokeRegistrationTokenResponse\x12W\n" +
+	"\x12registration_token\x18\x01 \x01(\v2(.gatehouse.accounts.v1.RegistrationTokenR\x11registrationToken\"\xee\x02\n" +
 	"\x11RegistrationToken\x12\x19\n" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12!\n" +
 	"\fuses_allowed\x18\x02 \x01(\x05R\vusesAllowed\x12\x12\n" +
@@ -4923,11 +5776,16 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
 	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x18\n" +
-	"\arevoked\x18\x06 \x01(\bR\arevoked\"~\n" +
+	"\arevoked\x18\x06 \x01(\bR\arevoked\x12<\n" +
+	"\flast_used_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"lastUsedAt\x129\n" +
+	"\n" +
+	"revoked_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\trevokedAt\"\x94\x01\n" +
 	"\x1eCreateRegistrationTokenRequest\x12!\n" +
 	"\fuses_allowed\x18\x01 \x01(\x05R\vusesAllowed\x129\n" +
 	"\n" +
-	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\x90\x01\n" +
+	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x14\n" +
+	"\x05token\x18\x03 \x01(\tR\x05token\"\x90\x01\n" +
 	"\x1fCreateRegistrationTokenResponse\x12W\n" +
 	"\x12registration_token\x18\x01 \x01(\v2(.gatehouse.accounts.v1.RegistrationTokenR\x11registrationToken\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\tR\x05token\"3\n" +
@@ -4937,20 +5795,34 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\";\n" +
 	"\x1eRevokeRegistrationTokenRequest\x12\x19\n" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\"!\n" +
-	"\x1fRevokeRegistrationTokenResponse\"\x1f\n" +
-	"\x1dListRegistrationTokensRequest\"{\n" +
+	"\x1fRevokeRegistrationTokenResponse\"\xf2\x01\n" +
+	"\x1dListRegistrationTokensRequest\x124\n" +
+	"\x04page\x18\x01 \x01(\v2 .gatehouse.paging.v1.PageRequestR\x04page\x12\x17\n" +
+	"\x04used\x18\x02 \x01(\bH\x00R\x04used\x88\x01\x01\x12\x1d\n" +
+	"\arevoked\x18\x03 \x01(\bH\x01R\arevoked\x88\x01\x01\x12\x1d\n" +
+	"\aexpired\x18\x04 \x01(\bH\x02R\aexpired\x88\x01\x01\x12\x19\n" +
+	"\x05valid\x18\x05 \x01(\bH\x03R\x05valid\x88\x01\x01B\a\n" +
+	"\x05_usedB\n" +
+	"\n" +
+	"\b_revokedB\n" +
+	"\n" +
+	"\b_expiredB\b\n" +
+	"\x06_valid\"\xae\x01\n" +
 	"\x1eListRegistrationTokensResponse\x12Y\n" +
-	"\x13registration_tokens\x18\x01 \x03(\v2(.gatehouse.accounts.v1.RegistrationTokenR\x12registrationTokens\"-\n" +
+	"\x13registration_tokens\x18\x01 \x03(\v2(.gatehouse.accounts.v1.RegistrationTokenR\x12registrationTokens\x121\n" +
+	"\x04page\x18\x02 \x01(\v2\x1d.gatehouse.paging.v1.PageInfoR\x04page\"-\n" +
 	"\x15GetUserByEmailRequest\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\"I\n" +
 	"\x16GetUserByEmailResponse\x12/\n" +
-	"\x04user\x18\x01 \x01(\v2\x1b.gatehouse.accounts.v1.UserR\x04user\"\xb3\x01\n" +
+	"\x04user\x18\x01 \x01(\v2\x1b.gatehouse.accounts.v1.UserR\x04user\"\xe7\x01\n" +
 	"\x05Email\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x12\x18\n" +
 	"\aprimary\x18\x02 \x01(\bR\aprimary\x12\x1a\n" +
 	"\bverified\x18\x03 \x01(\bR\bverified\x125\n" +
 	"\badded_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aaddedAt\x12'\n" +
-	"\x0fverification_id\x18\x05 \x01(\tR\x0everificationId\"\x96\x01\n" +
+	"\x0fverification_id\x18\x05 \x01(\tR\x0everificationId\x12\x19\n" +
+	"\bemail_id\x18\x06 \x01(\tR\aemailId\x12\x17\n" +
+	"\auser_id\x18\a \x01(\tR\x06userId\"\x96\x01\n" +
 	"\x0fAddEmailRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12'\n" +
@@ -4967,11 +5839,14 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\"O\n" +
 	"\x17SetPrimaryEmailResponse\x124\n" +
-	"\x06emails\x18\x01 \x03(\v2\x1c.gatehouse.accounts.v1.EmailR\x06emails\",\n" +
+	"\x06emails\x18\x01 \x03(\v2\x1c.gatehouse.accounts.v1.EmailR\x06emails\"x\n" +
 	"\x11ListEmailsRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\"J\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x124\n" +
+	"\x04page\x18\x02 \x01(\v2 .gatehouse.paging.v1.PageRequestR\x04page\x12\x14\n" +
+	"\x05email\x18\x03 \x01(\tR\x05email\"}\n" +
 	"\x12ListEmailsResponse\x124\n" +
-	"\x06emails\x18\x01 \x03(\v2\x1c.gatehouse.accounts.v1.EmailR\x06emails\"\xae\x03\n" +
+	"\x06emails\x18\x01 \x03(\v2\x1c.gatehouse.accounts.v1.EmailR\x06emails\x121\n" +
+	"\x04page\x18\x02 \x01(\v2\x1d.gatehouse.paging.v1.PageInfoR\x04page\"\xae\x03\n" +
 	"\x0eBrowserSession\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
@@ -5008,12 +5883,19 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\"\x1b\n" +
-	"\x19EndBrowserSessionResponse\"Z\n" +
+	"\x19EndBrowserSessionResponse\"\xbe\x03\n" +
 	"\x1aListBrowserSessionsRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12#\n" +
-	"\rinclude_ended\x18\x02 \x01(\bR\fincludeEnded\"`\n" +
+	"\rinclude_ended\x18\x02 \x01(\bR\fincludeEnded\x124\n" +
+	"\x04page\x18\x03 \x01(\v2 .gatehouse.paging.v1.PageRequestR\x04page\x12\x16\n" +
+	"\x06status\x18\x04 \x01(\tR\x06status\x12A\n" +
+	"\x0ecreated_before\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\rcreatedBefore\x12?\n" +
+	"\rcreated_after\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\fcreatedAfter\x12H\n" +
+	"\x12last_active_before\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x10lastActiveBefore\x12F\n" +
+	"\x11last_active_after\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x0flastActiveAfter\"\x93\x01\n" +
 	"\x1bListBrowserSessionsResponse\x12A\n" +
-	"\bsessions\x18\x01 \x03(\v2%.gatehouse.accounts.v1.BrowserSessionR\bsessions\"\xec\x02\n" +
+	"\bsessions\x18\x01 \x03(\v2%.gatehouse.accounts.v1.BrowserSessionR\bsessions\x121\n" +
+	"\x04page\x18\x02 \x01(\v2\x1d.gatehouse.paging.v1.PageInfoR\x04page\"\xe8\x03\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x14\n" +
@@ -5028,7 +5910,9 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\n" +
 	"updated_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x16\n" +
-	"\x06erased\x18\v \x01(\bR\x06erased\"\xee\x01\n" +
+	"\x06erased\x18\v \x01(\bR\x06erased\x127\n" +
+	"\tlocked_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\blockedAt\x12A\n" +
+	"\x0edeactivated_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\rdeactivatedAt\"\xee\x01\n" +
 	"\x0fRegisterRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x14\n" +
@@ -5115,15 +5999,20 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12!\n" +
 	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\"I\n" +
 	"\x16SetDisplayNameResponse\x12/\n" +
-	"\x04user\x18\x01 \x01(\v2\x1b.gatehouse.accounts.v1.UserR\x04user\"\x89\x01\n" +
+	"\x04user\x18\x01 \x01(\v2\x1b.gatehouse.accounts.v1.UserR\x04user\"\xfc\x01\n" +
 	"\x10ListUsersRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\x129\n" +
-	"\x06status\x18\x03 \x01(\x0e2!.gatehouse.accounts.v1.UserStatusR\x06status\"n\n" +
+	"\x06status\x18\x03 \x01(\x0e2!.gatehouse.accounts.v1.UserStatusR\x06status\x124\n" +
+	"\x04page\x18\x04 \x01(\v2 .gatehouse.paging.v1.PageRequestR\x04page\x12\x19\n" +
+	"\x05admin\x18\x05 \x01(\bH\x00R\x05admin\x88\x01\x01\x12\x16\n" +
+	"\x06search\x18\x06 \x01(\tR\x06searchB\b\n" +
+	"\x06_admin\"\xa1\x01\n" +
 	"\x11ListUsersResponse\x121\n" +
 	"\x05users\x18\x01 \x03(\v2\x1b.gatehouse.accounts.v1.UserR\x05users\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xe8\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x121\n" +
+	"\x04page\x18\x03 \x01(\v2\x1d.gatehouse.paging.v1.PageInfoR\x04page\"\x87\x02\n" +
 	"\n" +
 	"AuditEntry\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12\x19\n" +
@@ -5134,15 +6023,19 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x05actor\x18\x05 \x01(\tR\x05actor\x12;\n" +
 	"\voccurred_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"occurredAt\x12\x18\n" +
-	"\asummary\x18\a \x01(\tR\asummary\"n\n" +
+	"\asummary\x18\a \x01(\tR\asummary\x12\x1d\n" +
+	"\n" +
+	"ip_address\x18\b \x01(\tR\tipAddress\"\xa4\x01\n" +
 	"\x17ListAuditEntriesRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tR\tpageToken\"\x7f\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\x124\n" +
+	"\x04page\x18\x04 \x01(\v2 .gatehouse.paging.v1.PageRequestR\x04page\"\xb2\x01\n" +
 	"\x18ListAuditEntriesResponse\x12;\n" +
 	"\aentries\x18\x01 \x03(\v2!.gatehouse.accounts.v1.AuditEntryR\aentries\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa6\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x121\n" +
+	"\x04page\x18\x03 \x01(\v2\x1d.gatehouse.paging.v1.PageInfoR\x04page\"\xa6\x01\n" +
 	"\x10UpstreamProvider\x12\x1f\n" +
 	"\vprovider_id\x18\x01 \x01(\tR\n" +
 	"providerId\x12\x1d\n" +
@@ -5244,13 +6137,14 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"providerId\x12!\n" +
 	"\flogout_token\x18\x02 \x01(\tR\vlogoutToken\"Y\n" +
 	"!UpstreamBackchannelLogoutResponse\x124\n" +
-	"\x16browser_sessions_ended\x18\x01 \x01(\x05R\x14browserSessionsEnded*v\n" +
+	"\x16browser_sessions_ended\x18\x01 \x01(\x05R\x14browserSessionsEnded*\x9d\x01\n" +
 	"\n" +
 	"UserStatus\x12\x1b\n" +
 	"\x17USER_STATUS_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12USER_STATUS_ACTIVE\x10\x01\x12\x16\n" +
 	"\x12USER_STATUS_LOCKED\x10\x02\x12\x1b\n" +
-	"\x17USER_STATUS_DEACTIVATED\x10\x032\xe1&\n" +
+	"\x17USER_STATUS_DEACTIVATED\x10\x03\x12%\n" +
+	"!USER_STATUS_LOCKED_OR_DEACTIVATED\x10\x042\xe7,\n" +
 	"\x0fAccountsService\x12d\n" +
 	"\bRegister\x12&.gatehouse.accounts.v1.RegisterRequest\x1a'.gatehouse.accounts.v1.RegisterResponse\"\a\xc2\xf3\x18\x03\n" +
 	"\x01\x02\x12\x7f\n" +
@@ -5311,6 +6205,18 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x17RevokeRegistrationToken\x125.gatehouse.accounts.v1.RevokeRegistrationTokenRequest\x1a6.gatehouse.accounts.v1.RevokeRegistrationTokenResponse\"\a\xc2\xf3\x18\x03\n" +
 	"\x01\x02\x12\x8e\x01\n" +
 	"\x16ListRegistrationTokens\x124.gatehouse.accounts.v1.ListRegistrationTokensRequest\x1a5.gatehouse.accounts.v1.ListRegistrationTokensResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x02\x12\x88\x01\n" +
+	"\x14GetRegistrationToken\x122.gatehouse.accounts.v1.GetRegistrationTokenRequest\x1a3.gatehouse.accounts.v1.GetRegistrationTokenResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x02\x12\x91\x01\n" +
+	"\x17UpdateRegistrationToken\x125.gatehouse.accounts.v1.UpdateRegistrationTokenRequest\x1a6.gatehouse.accounts.v1.UpdateRegistrationTokenResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x02\x12\x97\x01\n" +
+	"\x19UnrevokeRegistrationToken\x127.gatehouse.accounts.v1.UnrevokeRegistrationTokenRequest\x1a8.gatehouse.accounts.v1.UnrevokeRegistrationTokenResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x02\x12d\n" +
+	"\bSetAdmin\x12&.gatehouse.accounts.v1.SetAdminRequest\x1a'.gatehouse.accounts.v1.SetAdminResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x02\x12d\n" +
+	"\bGetEmail\x12&.gatehouse.accounts.v1.GetEmailRequest\x1a'.gatehouse.accounts.v1.GetEmailResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x02\x12\x7f\n" +
+	"\x11GetBrowserSession\x12/.gatehouse.accounts.v1.GetBrowserSessionRequest\x1a0.gatehouse.accounts.v1.GetBrowserSessionResponse\"\a\xc2\xf3\x18\x03\n" +
 	"\x01\x02\x12\x8c\x01\n" +
 	"\x15ListUpstreamProviders\x123.gatehouse.accounts.v1.ListUpstreamProvidersRequest\x1a4.gatehouse.accounts.v1.ListUpstreamProvidersResponse\"\b\xc2\xf3\x18\x04\n" +
 	"\x02\x02\a\x12\x85\x01\n" +
@@ -5346,231 +6252,282 @@ func file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP() []byte {
 }
 
 var file_gatehouse_accounts_v1_accounts_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_gatehouse_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 87)
+var file_gatehouse_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 99)
 var file_gatehouse_accounts_v1_accounts_proto_goTypes = []any{
 	(UserStatus)(0),                            // 0: gatehouse.accounts.v1.UserStatus
-	(*RegistrationToken)(nil),                  // 1: gatehouse.accounts.v1.RegistrationToken
-	(*CreateRegistrationTokenRequest)(nil),     // 2: gatehouse.accounts.v1.CreateRegistrationTokenRequest
-	(*CreateRegistrationTokenResponse)(nil),    // 3: gatehouse.accounts.v1.CreateRegistrationTokenResponse
-	(*UseRegistrationTokenRequest)(nil),        // 4: gatehouse.accounts.v1.UseRegistrationTokenRequest
-	(*UseRegistrationTokenResponse)(nil),       // 5: gatehouse.accounts.v1.UseRegistrationTokenResponse
-	(*RevokeRegistrationTokenRequest)(nil),     // 6: gatehouse.accounts.v1.RevokeRegistrationTokenRequest
-	(*RevokeRegistrationTokenResponse)(nil),    // 7: gatehouse.accounts.v1.RevokeRegistrationTokenResponse
-	(*ListRegistrationTokensRequest)(nil),      // 8: gatehouse.accounts.v1.ListRegistrationTokensRequest
-	(*ListRegistrationTokensResponse)(nil),     // 9: gatehouse.accounts.v1.ListRegistrationTokensResponse
-	(*GetUserByEmailRequest)(nil),              // 10: gatehouse.accounts.v1.GetUserByEmailRequest
-	(*GetUserByEmailResponse)(nil),             // 11: gatehouse.accounts.v1.GetUserByEmailResponse
-	(*Email)(nil),                              // 12: gatehouse.accounts.v1.Email
-	(*AddEmailRequest)(nil),                    // 13: gatehouse.accounts.v1.AddEmailRequest
-	(*AddEmailResponse)(nil),                   // 14: gatehouse.accounts.v1.AddEmailResponse
-	(*RemoveEmailRequest)(nil),                 // 15: gatehouse.accounts.v1.RemoveEmailRequest
-	(*RemoveEmailResponse)(nil),                // 16: gatehouse.accounts.v1.RemoveEmailResponse
-	(*SetPrimaryEmailRequest)(nil),             // 17: gatehouse.accounts.v1.SetPrimaryEmailRequest
-	(*SetPrimaryEmailResponse)(nil),            // 18: gatehouse.accounts.v1.SetPrimaryEmailResponse
-	(*ListEmailsRequest)(nil),                  // 19: gatehouse.accounts.v1.ListEmailsRequest
-	(*ListEmailsResponse)(nil),                 // 20: gatehouse.accounts.v1.ListEmailsResponse
-	(*BrowserSession)(nil),                     // 21: gatehouse.accounts.v1.BrowserSession
-	(*StartBrowserSessionRequest)(nil),         // 22: gatehouse.accounts.v1.StartBrowserSessionRequest
-	(*StartBrowserSessionResponse)(nil),        // 23: gatehouse.accounts.v1.StartBrowserSessionResponse
-	(*AuthenticateBrowserSessionRequest)(nil),  // 24: gatehouse.accounts.v1.AuthenticateBrowserSessionRequest
-	(*AuthenticateBrowserSessionResponse)(nil), // 25: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse
-	(*EndBrowserSessionRequest)(nil),           // 26: gatehouse.accounts.v1.EndBrowserSessionRequest
-	(*EndBrowserSessionResponse)(nil),          // 27: gatehouse.accounts.v1.EndBrowserSessionResponse
-	(*ListBrowserSessionsRequest)(nil),         // 28: gatehouse.accounts.v1.ListBrowserSessionsRequest
-	(*ListBrowserSessionsResponse)(nil),        // 29: gatehouse.accounts.v1.ListBrowserSessionsResponse
-	(*User)(nil),                               // 30: gatehouse.accounts.v1.User
-	(*RegisterRequest)(nil),                    // 31: gatehouse.accounts.v1.RegisterRequest
-	(*StartRegistrationRequest)(nil),           // 32: gatehouse.accounts.v1.StartRegistrationRequest
-	(*StartRegistrationResponse)(nil),          // 33: gatehouse.accounts.v1.StartRegistrationResponse
-	(*Registration)(nil),                       // 34: gatehouse.accounts.v1.Registration
-	(*GetRegistrationRequest)(nil),             // 35: gatehouse.accounts.v1.GetRegistrationRequest
-	(*GetRegistrationResponse)(nil),            // 36: gatehouse.accounts.v1.GetRegistrationResponse
-	(*CompleteRegistrationRequest)(nil),        // 37: gatehouse.accounts.v1.CompleteRegistrationRequest
-	(*CompleteRegistrationResponse)(nil),       // 38: gatehouse.accounts.v1.CompleteRegistrationResponse
-	(*RegisterResponse)(nil),                   // 39: gatehouse.accounts.v1.RegisterResponse
-	(*GetUserRequest)(nil),                     // 40: gatehouse.accounts.v1.GetUserRequest
-	(*GetUserByUsernameRequest)(nil),           // 41: gatehouse.accounts.v1.GetUserByUsernameRequest
-	(*GetUserResponse)(nil),                    // 42: gatehouse.accounts.v1.GetUserResponse
-	(*GetUserByUsernameResponse)(nil),          // 43: gatehouse.accounts.v1.GetUserByUsernameResponse
-	(*VerifyPasswordRequest)(nil),              // 44: gatehouse.accounts.v1.VerifyPasswordRequest
-	(*VerifyPasswordResponse)(nil),             // 45: gatehouse.accounts.v1.VerifyPasswordResponse
-	(*ChangePasswordRequest)(nil),              // 46: gatehouse.accounts.v1.ChangePasswordRequest
-	(*ChangePasswordResponse)(nil),             // 47: gatehouse.accounts.v1.ChangePasswordResponse
-	(*SetPasswordRequest)(nil),                 // 48: gatehouse.accounts.v1.SetPasswordRequest
-	(*SetPasswordResponse)(nil),                // 49: gatehouse.accounts.v1.SetPasswordResponse
-	(*LockUserRequest)(nil),                    // 50: gatehouse.accounts.v1.LockUserRequest
-	(*LockUserResponse)(nil),                   // 51: gatehouse.accounts.v1.LockUserResponse
-	(*UnlockUserRequest)(nil),                  // 52: gatehouse.accounts.v1.UnlockUserRequest
-	(*UnlockUserResponse)(nil),                 // 53: gatehouse.accounts.v1.UnlockUserResponse
-	(*DeactivateUserRequest)(nil),              // 54: gatehouse.accounts.v1.DeactivateUserRequest
-	(*DeactivateUserResponse)(nil),             // 55: gatehouse.accounts.v1.DeactivateUserResponse
-	(*ReactivateUserRequest)(nil),              // 56: gatehouse.accounts.v1.ReactivateUserRequest
-	(*ReactivateUserResponse)(nil),             // 57: gatehouse.accounts.v1.ReactivateUserResponse
-	(*SetDisplayNameRequest)(nil),              // 58: gatehouse.accounts.v1.SetDisplayNameRequest
-	(*SetDisplayNameResponse)(nil),             // 59: gatehouse.accounts.v1.SetDisplayNameResponse
-	(*ListUsersRequest)(nil),                   // 60: gatehouse.accounts.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),                  // 61: gatehouse.accounts.v1.ListUsersResponse
-	(*AuditEntry)(nil),                         // 62: gatehouse.accounts.v1.AuditEntry
-	(*ListAuditEntriesRequest)(nil),            // 63: gatehouse.accounts.v1.ListAuditEntriesRequest
-	(*ListAuditEntriesResponse)(nil),           // 64: gatehouse.accounts.v1.ListAuditEntriesResponse
-	(*UpstreamProvider)(nil),                   // 65: gatehouse.accounts.v1.UpstreamProvider
-	(*ListUpstreamProvidersRequest)(nil),       // 66: gatehouse.accounts.v1.ListUpstreamProvidersRequest
-	(*ListUpstreamProvidersResponse)(nil),      // 67: gatehouse.accounts.v1.ListUpstreamProvidersResponse
-	(*StartUpstreamSignInRequest)(nil),         // 68: gatehouse.accounts.v1.StartUpstreamSignInRequest
-	(*StartUpstreamSignInResponse)(nil),        // 69: gatehouse.accounts.v1.StartUpstreamSignInResponse
-	(*CompleteUpstreamSignInRequest)(nil),      // 70: gatehouse.accounts.v1.CompleteUpstreamSignInRequest
-	(*CompleteUpstreamSignInResponse)(nil),     // 71: gatehouse.accounts.v1.CompleteUpstreamSignInResponse
-	(*UpstreamSignIn)(nil),                     // 72: gatehouse.accounts.v1.UpstreamSignIn
-	(*GetUpstreamSignInRequest)(nil),           // 73: gatehouse.accounts.v1.GetUpstreamSignInRequest
-	(*GetUpstreamSignInResponse)(nil),          // 74: gatehouse.accounts.v1.GetUpstreamSignInResponse
-	(*RegisterUpstreamUserRequest)(nil),        // 75: gatehouse.accounts.v1.RegisterUpstreamUserRequest
-	(*RegisterUpstreamUserResponse)(nil),       // 76: gatehouse.accounts.v1.RegisterUpstreamUserResponse
-	(*LinkUpstreamRequest)(nil),                // 77: gatehouse.accounts.v1.LinkUpstreamRequest
-	(*LinkUpstreamResponse)(nil),               // 78: gatehouse.accounts.v1.LinkUpstreamResponse
-	(*UpstreamLink)(nil),                       // 79: gatehouse.accounts.v1.UpstreamLink
-	(*ListUpstreamLinksRequest)(nil),           // 80: gatehouse.accounts.v1.ListUpstreamLinksRequest
-	(*ListUpstreamLinksResponse)(nil),          // 81: gatehouse.accounts.v1.ListUpstreamLinksResponse
-	(*AddUpstreamLinkRequest)(nil),             // 82: gatehouse.accounts.v1.AddUpstreamLinkRequest
-	(*AddUpstreamLinkResponse)(nil),            // 83: gatehouse.accounts.v1.AddUpstreamLinkResponse
-	(*RemoveUpstreamLinkRequest)(nil),          // 84: gatehouse.accounts.v1.RemoveUpstreamLinkRequest
-	(*RemoveUpstreamLinkResponse)(nil),         // 85: gatehouse.accounts.v1.RemoveUpstreamLinkResponse
-	(*UpstreamBackchannelLogoutRequest)(nil),   // 86: gatehouse.accounts.v1.UpstreamBackchannelLogoutRequest
-	(*UpstreamBackchannelLogoutResponse)(nil),  // 87: gatehouse.accounts.v1.UpstreamBackchannelLogoutResponse
-	(*timestamppb.Timestamp)(nil),              // 88: google.protobuf.Timestamp
+	(*SetAdminRequest)(nil),                    // 1: gatehouse.accounts.v1.SetAdminRequest
+	(*SetAdminResponse)(nil),                   // 2: gatehouse.accounts.v1.SetAdminResponse
+	(*GetEmailRequest)(nil),                    // 3: gatehouse.accounts.v1.GetEmailRequest
+	(*GetEmailResponse)(nil),                   // 4: gatehouse.accounts.v1.GetEmailResponse
+	(*GetBrowserSessionRequest)(nil),           // 5: gatehouse.accounts.v1.GetBrowserSessionRequest
+	(*GetBrowserSessionResponse)(nil),          // 6: gatehouse.accounts.v1.GetBrowserSessionResponse
+	(*GetRegistrationTokenRequest)(nil),        // 7: gatehouse.accounts.v1.GetRegistrationTokenRequest
+	(*GetRegistrationTokenResponse)(nil),       // 8: gatehouse.accounts.v1.GetRegistrationTokenResponse
+	(*UpdateRegistrationTokenRequest)(nil),     // 9: gatehouse.accounts.v1.UpdateRegistrationTokenRequest
+	(*UnrevokeRegistrationTokenRequest)(nil),   // 10: gatehouse.accounts.v1.UnrevokeRegistrationTokenRequest
+	(*UpdateRegistrationTokenResponse)(nil),    // 11: gatehouse.accounts.v1.UpdateRegistrationTokenResponse
+	(*UnrevokeRegistrationTokenResponse)(nil),  // 12: gatehouse.accounts.v1.UnrevokeRegistrationTokenResponse
+	(*RegistrationToken)(nil),                  // 13: gatehouse.accounts.v1.RegistrationToken
+	(*CreateRegistrationTokenRequest)(nil),     // 14: gatehouse.accounts.v1.CreateRegistrationTokenRequest
+	(*CreateRegistrationTokenResponse)(nil),    // 15: gatehouse.accounts.v1.CreateRegistrationTokenResponse
+	(*UseRegistrationTokenRequest)(nil),        // 16: gatehouse.accounts.v1.UseRegistrationTokenRequest
+	(*UseRegistrationTokenResponse)(nil),       // 17: gatehouse.accounts.v1.UseRegistrationTokenResponse
+	(*RevokeRegistrationTokenRequest)(nil),     // 18: gatehouse.accounts.v1.RevokeRegistrationTokenRequest
+	(*RevokeRegistrationTokenResponse)(nil),    // 19: gatehouse.accounts.v1.RevokeRegistrationTokenResponse
+	(*ListRegistrationTokensRequest)(nil),      // 20: gatehouse.accounts.v1.ListRegistrationTokensRequest
+	(*ListRegistrationTokensResponse)(nil),     // 21: gatehouse.accounts.v1.ListRegistrationTokensResponse
+	(*GetUserByEmailRequest)(nil),              // 22: gatehouse.accounts.v1.GetUserByEmailRequest
+	(*GetUserByEmailResponse)(nil),             // 23: gatehouse.accounts.v1.GetUserByEmailResponse
+	(*Email)(nil),                              // 24: gatehouse.accounts.v1.Email
+	(*AddEmailRequest)(nil),                    // 25: gatehouse.accounts.v1.AddEmailRequest
+	(*AddEmailResponse)(nil),                   // 26: gatehouse.accounts.v1.AddEmailResponse
+	(*RemoveEmailRequest)(nil),                 // 27: gatehouse.accounts.v1.RemoveEmailRequest
+	(*RemoveEmailResponse)(nil),                // 28: gatehouse.accounts.v1.RemoveEmailResponse
+	(*SetPrimaryEmailRequest)(nil),             // 29: gatehouse.accounts.v1.SetPrimaryEmailRequest
+	(*SetPrimaryEmailResponse)(nil),            // 30: gatehouse.accounts.v1.SetPrimaryEmailResponse
+	(*ListEmailsRequest)(nil),                  // 31: gatehouse.accounts.v1.ListEmailsRequest
+	(*ListEmailsResponse)(nil),                 // 32: gatehouse.accounts.v1.ListEmailsResponse
+	(*BrowserSession)(nil),                     // 33: gatehouse.accounts.v1.BrowserSession
+	(*StartBrowserSessionRequest)(nil),         // 34: gatehouse.accounts.v1.StartBrowserSessionRequest
+	(*StartBrowserSessionResponse)(nil),        // 35: gatehouse.accounts.v1.StartBrowserSessionResponse
+	(*AuthenticateBrowserSessionRequest)(nil),  // 36: gatehouse.accounts.v1.AuthenticateBrowserSessionRequest
+	(*AuthenticateBrowserSessionResponse)(nil), // 37: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse
+	(*EndBrowserSessionRequest)(nil),           // 38: gatehouse.accounts.v1.EndBrowserSessionRequest
+	(*EndBrowserSessionResponse)(nil),          // 39: gatehouse.accounts.v1.EndBrowserSessionResponse
+	(*ListBrowserSessionsRequest)(nil),         // 40: gatehouse.accounts.v1.ListBrowserSessionsRequest
+	(*ListBrowserSessionsResponse)(nil),        // 41: gatehouse.accounts.v1.ListBrowserSessionsResponse
+	(*User)(nil),                               // 42: gatehouse.accounts.v1.User
+	(*RegisterRequest)(nil),                    // 43: gatehouse.accounts.v1.RegisterRequest
+	(*StartRegistrationRequest)(nil),           // 44: gatehouse.accounts.v1.StartRegistrationRequest
+	(*StartRegistrationResponse)(nil),          // 45: gatehouse.accounts.v1.StartRegistrationResponse
+	(*Registration)(nil),                       // 46: gatehouse.accounts.v1.Registration
+	(*GetRegistrationRequest)(nil),             // 47: gatehouse.accounts.v1.GetRegistrationRequest
+	(*GetRegistrationResponse)(nil),            // 48: gatehouse.accounts.v1.GetRegistrationResponse
+	(*CompleteRegistrationRequest)(nil),        // 49: gatehouse.accounts.v1.CompleteRegistrationRequest
+	(*CompleteRegistrationResponse)(nil),       // 50: gatehouse.accounts.v1.CompleteRegistrationResponse
+	(*RegisterResponse)(nil),                   // 51: gatehouse.accounts.v1.RegisterResponse
+	(*GetUserRequest)(nil),                     // 52: gatehouse.accounts.v1.GetUserRequest
+	(*GetUserByUsernameRequest)(nil),           // 53: gatehouse.accounts.v1.GetUserByUsernameRequest
+	(*GetUserResponse)(nil),                    // 54: gatehouse.accounts.v1.GetUserResponse
+	(*GetUserByUsernameResponse)(nil),          // 55: gatehouse.accounts.v1.GetUserByUsernameResponse
+	(*VerifyPasswordRequest)(nil),              // 56: gatehouse.accounts.v1.VerifyPasswordRequest
+	(*VerifyPasswordResponse)(nil),             // 57: gatehouse.accounts.v1.VerifyPasswordResponse
+	(*ChangePasswordRequest)(nil),              // 58: gatehouse.accounts.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil),             // 59: gatehouse.accounts.v1.ChangePasswordResponse
+	(*SetPasswordRequest)(nil),                 // 60: gatehouse.accounts.v1.SetPasswordRequest
+	(*SetPasswordResponse)(nil),                // 61: gatehouse.accounts.v1.SetPasswordResponse
+	(*LockUserRequest)(nil),                    // 62: gatehouse.accounts.v1.LockUserRequest
+	(*LockUserResponse)(nil),                   // 63: gatehouse.accounts.v1.LockUserResponse
+	(*UnlockUserRequest)(nil),                  // 64: gatehouse.accounts.v1.UnlockUserRequest
+	(*UnlockUserResponse)(nil),                 // 65: gatehouse.accounts.v1.UnlockUserResponse
+	(*DeactivateUserRequest)(nil),              // 66: gatehouse.accounts.v1.DeactivateUserRequest
+	(*DeactivateUserResponse)(nil),             // 67: gatehouse.accounts.v1.DeactivateUserResponse
+	(*ReactivateUserRequest)(nil),              // 68: gatehouse.accounts.v1.ReactivateUserRequest
+	(*ReactivateUserResponse)(nil),             // 69: gatehouse.accounts.v1.ReactivateUserResponse
+	(*SetDisplayNameRequest)(nil),              // 70: gatehouse.accounts.v1.SetDisplayNameRequest
+	(*SetDisplayNameResponse)(nil),             // 71: gatehouse.accounts.v1.SetDisplayNameResponse
+	(*ListUsersRequest)(nil),                   // 72: gatehouse.accounts.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),                  // 73: gatehouse.accounts.v1.ListUsersResponse
+	(*AuditEntry)(nil),                         // 74: gatehouse.accounts.v1.AuditEntry
+	(*ListAuditEntriesRequest)(nil),            // 75: gatehouse.accounts.v1.ListAuditEntriesRequest
+	(*ListAuditEntriesResponse)(nil),           // 76: gatehouse.accounts.v1.ListAuditEntriesResponse
+	(*UpstreamProvider)(nil),                   // 77: gatehouse.accounts.v1.UpstreamProvider
+	(*ListUpstreamProvidersRequest)(nil),       // 78: gatehouse.accounts.v1.ListUpstreamProvidersRequest
+	(*ListUpstreamProvidersResponse)(nil),      // 79: gatehouse.accounts.v1.ListUpstreamProvidersResponse
+	(*StartUpstreamSignInRequest)(nil),         // 80: gatehouse.accounts.v1.StartUpstreamSignInRequest
+	(*StartUpstreamSignInResponse)(nil),        // 81: gatehouse.accounts.v1.StartUpstreamSignInResponse
+	(*CompleteUpstreamSignInRequest)(nil),      // 82: gatehouse.accounts.v1.CompleteUpstreamSignInRequest
+	(*CompleteUpstreamSignInResponse)(nil),     // 83: gatehouse.accounts.v1.CompleteUpstreamSignInResponse
+	(*UpstreamSignIn)(nil),                     // 84: gatehouse.accounts.v1.UpstreamSignIn
+	(*GetUpstreamSignInRequest)(nil),           // 85: gatehouse.accounts.v1.GetUpstreamSignInRequest
+	(*GetUpstreamSignInResponse)(nil),          // 86: gatehouse.accounts.v1.GetUpstreamSignInResponse
+	(*RegisterUpstreamUserRequest)(nil),        // 87: gatehouse.accounts.v1.RegisterUpstreamUserRequest
+	(*RegisterUpstreamUserResponse)(nil),       // 88: gatehouse.accounts.v1.RegisterUpstreamUserResponse
+	(*LinkUpstreamRequest)(nil),                // 89: gatehouse.accounts.v1.LinkUpstreamRequest
+	(*LinkUpstreamResponse)(nil),               // 90: gatehouse.accounts.v1.LinkUpstreamResponse
+	(*UpstreamLink)(nil),                       // 91: gatehouse.accounts.v1.UpstreamLink
+	(*ListUpstreamLinksRequest)(nil),           // 92: gatehouse.accounts.v1.ListUpstreamLinksRequest
+	(*ListUpstreamLinksResponse)(nil),          // 93: gatehouse.accounts.v1.ListUpstreamLinksResponse
+	(*AddUpstreamLinkRequest)(nil),             // 94: gatehouse.accounts.v1.AddUpstreamLinkRequest
+	(*AddUpstreamLinkResponse)(nil),            // 95: gatehouse.accounts.v1.AddUpstreamLinkResponse
+	(*RemoveUpstreamLinkRequest)(nil),          // 96: gatehouse.accounts.v1.RemoveUpstreamLinkRequest
+	(*RemoveUpstreamLinkResponse)(nil),         // 97: gatehouse.accounts.v1.RemoveUpstreamLinkResponse
+	(*UpstreamBackchannelLogoutRequest)(nil),   // 98: gatehouse.accounts.v1.UpstreamBackchannelLogoutRequest
+	(*UpstreamBackchannelLogoutResponse)(nil),  // 99: gatehouse.accounts.v1.UpstreamBackchannelLogoutResponse
+	(*timestamppb.Timestamp)(nil),              // 100: google.protobuf.Timestamp
+	(*v1.PageRequest)(nil),                     // 101: gatehouse.paging.v1.PageRequest
+	(*v1.PageInfo)(nil),                        // 102: gatehouse.paging.v1.PageInfo
 }
 var file_gatehouse_accounts_v1_accounts_proto_depIdxs = []int32{
-	88, // 0: gatehouse.accounts.v1.RegistrationToken.created_at:type_name -> google.protobuf.Timestamp
-	88, // 1: gatehouse.accounts.v1.RegistrationToken.expires_at:type_name -> google.protobuf.Timestamp
-	88, // 2: gatehouse.accounts.v1.CreateRegistrationTokenRequest.expires_at:type_name -> google.protobuf.Timestamp
-	1,  // 3: gatehouse.accounts.v1.CreateRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
-	1,  // 4: gatehouse.accounts.v1.ListRegistrationTokensResponse.registration_tokens:type_name -> gatehouse.accounts.v1.RegistrationToken
-	30, // 5: gatehouse.accounts.v1.GetUserByEmailResponse.user:type_name -> gatehouse.accounts.v1.User
-	88, // 6: gatehouse.accounts.v1.Email.added_at:type_name -> google.protobuf.Timestamp
-	12, // 7: gatehouse.accounts.v1.AddEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
-	12, // 8: gatehouse.accounts.v1.RemoveEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
-	12, // 9: gatehouse.accounts.v1.SetPrimaryEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
-	12, // 10: gatehouse.accounts.v1.ListEmailsResponse.emails:type_name -> gatehouse.accounts.v1.Email
-	88, // 11: gatehouse.accounts.v1.BrowserSession.created_at:type_name -> google.protobuf.Timestamp
-	88, // 12: gatehouse.accounts.v1.BrowserSession.last_active_at:type_name -> google.protobuf.Timestamp
-	88, // 13: gatehouse.accounts.v1.BrowserSession.ended_at:type_name -> google.protobuf.Timestamp
-	88, // 14: gatehouse.accounts.v1.BrowserSession.authenticated_at:type_name -> google.protobuf.Timestamp
-	21, // 15: gatehouse.accounts.v1.StartBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
-	21, // 16: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
-	30, // 17: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse.user:type_name -> gatehouse.accounts.v1.User
-	21, // 18: gatehouse.accounts.v1.ListBrowserSessionsResponse.sessions:type_name -> gatehouse.accounts.v1.BrowserSession
-	88, // 19: gatehouse.accounts.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	88, // 20: gatehouse.accounts.v1.User.updated_at:type_name -> google.protobuf.Timestamp
-	34, // 21: gatehouse.accounts.v1.StartRegistrationResponse.registration:type_name -> gatehouse.accounts.v1.Registration
-	88, // 22: gatehouse.accounts.v1.Registration.started_at:type_name -> google.protobuf.Timestamp
-	88, // 23: gatehouse.accounts.v1.Registration.expires_at:type_name -> google.protobuf.Timestamp
-	34, // 24: gatehouse.accounts.v1.GetRegistrationResponse.registration:type_name -> gatehouse.accounts.v1.Registration
-	30, // 25: gatehouse.accounts.v1.CompleteRegistrationResponse.user:type_name -> gatehouse.accounts.v1.User
-	30, // 26: gatehouse.accounts.v1.RegisterResponse.user:type_name -> gatehouse.accounts.v1.User
-	30, // 27: gatehouse.accounts.v1.GetUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	30, // 28: gatehouse.accounts.v1.GetUserByUsernameResponse.user:type_name -> gatehouse.accounts.v1.User
-	30, // 29: gatehouse.accounts.v1.VerifyPasswordResponse.user:type_name -> gatehouse.accounts.v1.User
-	30, // 30: gatehouse.accounts.v1.LockUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	30, // 31: gatehouse.accounts.v1.UnlockUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	30, // 32: gatehouse.accounts.v1.DeactivateUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	30, // 33: gatehouse.accounts.v1.ReactivateUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	30, // 34: gatehouse.accounts.v1.SetDisplayNameResponse.user:type_name -> gatehouse.accounts.v1.User
-	0,  // 35: gatehouse.accounts.v1.ListUsersRequest.status:type_name -> gatehouse.accounts.v1.UserStatus
-	30, // 36: gatehouse.accounts.v1.ListUsersResponse.users:type_name -> gatehouse.accounts.v1.User
-	88, // 37: gatehouse.accounts.v1.AuditEntry.occurred_at:type_name -> google.protobuf.Timestamp
-	62, // 38: gatehouse.accounts.v1.ListAuditEntriesResponse.entries:type_name -> gatehouse.accounts.v1.AuditEntry
-	65, // 39: gatehouse.accounts.v1.ListUpstreamProvidersResponse.providers:type_name -> gatehouse.accounts.v1.UpstreamProvider
-	30, // 40: gatehouse.accounts.v1.CompleteUpstreamSignInResponse.user:type_name -> gatehouse.accounts.v1.User
-	72, // 41: gatehouse.accounts.v1.CompleteUpstreamSignInResponse.sign_in:type_name -> gatehouse.accounts.v1.UpstreamSignIn
-	88, // 42: gatehouse.accounts.v1.UpstreamSignIn.expires_at:type_name -> google.protobuf.Timestamp
-	72, // 43: gatehouse.accounts.v1.GetUpstreamSignInResponse.sign_in:type_name -> gatehouse.accounts.v1.UpstreamSignIn
-	30, // 44: gatehouse.accounts.v1.RegisterUpstreamUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	30, // 45: gatehouse.accounts.v1.LinkUpstreamResponse.user:type_name -> gatehouse.accounts.v1.User
-	88, // 46: gatehouse.accounts.v1.UpstreamLink.linked_at:type_name -> google.protobuf.Timestamp
-	79, // 47: gatehouse.accounts.v1.ListUpstreamLinksResponse.links:type_name -> gatehouse.accounts.v1.UpstreamLink
-	79, // 48: gatehouse.accounts.v1.AddUpstreamLinkResponse.link:type_name -> gatehouse.accounts.v1.UpstreamLink
-	31, // 49: gatehouse.accounts.v1.AccountsService.Register:input_type -> gatehouse.accounts.v1.RegisterRequest
-	32, // 50: gatehouse.accounts.v1.AccountsService.StartRegistration:input_type -> gatehouse.accounts.v1.StartRegistrationRequest
-	35, // 51: gatehouse.accounts.v1.AccountsService.GetRegistration:input_type -> gatehouse.accounts.v1.GetRegistrationRequest
-	37, // 52: gatehouse.accounts.v1.AccountsService.CompleteRegistration:input_type -> gatehouse.accounts.v1.CompleteRegistrationRequest
-	40, // 53: gatehouse.accounts.v1.AccountsService.GetUser:input_type -> gatehouse.accounts.v1.GetUserRequest
-	41, // 54: gatehouse.accounts.v1.AccountsService.GetUserByUsername:input_type -> gatehouse.accounts.v1.GetUserByUsernameRequest
-	44, // 55: gatehouse.accounts.v1.AccountsService.VerifyPassword:input_type -> gatehouse.accounts.v1.VerifyPasswordRequest
-	46, // 56: gatehouse.accounts.v1.AccountsService.ChangePassword:input_type -> gatehouse.accounts.v1.ChangePasswordRequest
-	48, // 57: gatehouse.accounts.v1.AccountsService.SetPassword:input_type -> gatehouse.accounts.v1.SetPasswordRequest
-	50, // 58: gatehouse.accounts.v1.AccountsService.LockUser:input_type -> gatehouse.accounts.v1.LockUserRequest
-	52, // 59: gatehouse.accounts.v1.AccountsService.UnlockUser:input_type -> gatehouse.accounts.v1.UnlockUserRequest
-	54, // 60: gatehouse.accounts.v1.AccountsService.DeactivateUser:input_type -> gatehouse.accounts.v1.DeactivateUserRequest
-	56, // 61: gatehouse.accounts.v1.AccountsService.ReactivateUser:input_type -> gatehouse.accounts.v1.ReactivateUserRequest
-	58, // 62: gatehouse.accounts.v1.AccountsService.SetDisplayName:input_type -> gatehouse.accounts.v1.SetDisplayNameRequest
-	60, // 63: gatehouse.accounts.v1.AccountsService.ListUsers:input_type -> gatehouse.accounts.v1.ListUsersRequest
-	63, // 64: gatehouse.accounts.v1.AccountsService.ListAuditEntries:input_type -> gatehouse.accounts.v1.ListAuditEntriesRequest
-	10, // 65: gatehouse.accounts.v1.AccountsService.GetUserByEmail:input_type -> gatehouse.accounts.v1.GetUserByEmailRequest
-	13, // 66: gatehouse.accounts.v1.AccountsService.AddEmail:input_type -> gatehouse.accounts.v1.AddEmailRequest
-	15, // 67: gatehouse.accounts.v1.AccountsService.RemoveEmail:input_type -> gatehouse.accounts.v1.RemoveEmailRequest
-	17, // 68: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:input_type -> gatehouse.accounts.v1.SetPrimaryEmailRequest
-	19, // 69: gatehouse.accounts.v1.AccountsService.ListEmails:input_type -> gatehouse.accounts.v1.ListEmailsRequest
-	22, // 70: gatehouse.accounts.v1.AccountsService.StartBrowserSession:input_type -> gatehouse.accounts.v1.StartBrowserSessionRequest
-	24, // 71: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:input_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionRequest
-	26, // 72: gatehouse.accounts.v1.AccountsService.EndBrowserSession:input_type -> gatehouse.accounts.v1.EndBrowserSessionRequest
-	28, // 73: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:input_type -> gatehouse.accounts.v1.ListBrowserSessionsRequest
-	2,  // 74: gatehouse.accounts.v1.AccountsService.CreateRegistrationToken:input_type -> gatehouse.accounts.v1.CreateRegistrationTokenRequest
-	4,  // 75: gatehouse.accounts.v1.AccountsService.UseRegistrationToken:input_type -> gatehouse.accounts.v1.UseRegistrationTokenRequest
-	6,  // 76: gatehouse.accounts.v1.AccountsService.RevokeRegistrationToken:input_type -> gatehouse.accounts.v1.RevokeRegistrationTokenRequest
-	8,  // 77: gatehouse.accounts.v1.AccountsService.ListRegistrationTokens:input_type -> gatehouse.accounts.v1.ListRegistrationTokensRequest
-	66, // 78: gatehouse.accounts.v1.AccountsService.ListUpstreamProviders:input_type -> gatehouse.accounts.v1.ListUpstreamProvidersRequest
-	68, // 79: gatehouse.accounts.v1.AccountsService.StartUpstreamSignIn:input_type -> gatehouse.accounts.v1.StartUpstreamSignInRequest
-	70, // 80: gatehouse.accounts.v1.AccountsService.CompleteUpstreamSignIn:input_type -> gatehouse.accounts.v1.CompleteUpstreamSignInRequest
-	73, // 81: gatehouse.accounts.v1.AccountsService.GetUpstreamSignIn:input_type -> gatehouse.accounts.v1.GetUpstreamSignInRequest
-	75, // 82: gatehouse.accounts.v1.AccountsService.RegisterUpstreamUser:input_type -> gatehouse.accounts.v1.RegisterUpstreamUserRequest
-	77, // 83: gatehouse.accounts.v1.AccountsService.LinkUpstream:input_type -> gatehouse.accounts.v1.LinkUpstreamRequest
-	80, // 84: gatehouse.accounts.v1.AccountsService.ListUpstreamLinks:input_type -> gatehouse.accounts.v1.ListUpstreamLinksRequest
-	82, // 85: gatehouse.accounts.v1.AccountsService.AddUpstreamLink:input_type -> gatehouse.accounts.v1.AddUpstreamLinkRequest
-	84, // 86: gatehouse.accounts.v1.AccountsService.RemoveUpstreamLink:input_type -> gatehouse.accounts.v1.RemoveUpstreamLinkRequest
-	86, // 87: gatehouse.accounts.v1.AccountsService.UpstreamBackchannelLogout:input_type -> gatehouse.accounts.v1.UpstreamBackchannelLogoutRequest
-	39, // 88: gatehouse.accounts.v1.AccountsService.Register:output_type -> gatehouse.accounts.v1.RegisterResponse
-	33, // 89: gatehouse.accounts.v1.AccountsService.StartRegistration:output_type -> gatehouse.accounts.v1.StartRegistrationResponse
-	36, // 90: gatehouse.accounts.v1.AccountsService.GetRegistration:output_type -> gatehouse.accounts.v1.GetRegistrationResponse
-	38, // 91: gatehouse.accounts.v1.AccountsService.CompleteRegistration:output_type -> gatehouse.accounts.v1.CompleteRegistrationResponse
-	42, // 92: gatehouse.accounts.v1.AccountsService.GetUser:output_type -> gatehouse.accounts.v1.GetUserResponse
-	43, // 93: gatehouse.accounts.v1.AccountsService.GetUserByUsername:output_type -> gatehouse.accounts.v1.GetUserByUsernameResponse
-	45, // 94: gatehouse.accounts.v1.AccountsService.VerifyPassword:output_type -> gatehouse.accounts.v1.VerifyPasswordResponse
-	47, // 95: gatehouse.accounts.v1.AccountsService.ChangePassword:output_type -> gatehouse.accounts.v1.ChangePasswordResponse
-	49, // 96: gatehouse.accounts.v1.AccountsService.SetPassword:output_type -> gatehouse.accounts.v1.SetPasswordResponse
-	51, // 97: gatehouse.accounts.v1.AccountsService.LockUser:output_type -> gatehouse.accounts.v1.LockUserResponse
-	53, // 98: gatehouse.accounts.v1.AccountsService.UnlockUser:output_type -> gatehouse.accounts.v1.UnlockUserResponse
-	55, // 99: gatehouse.accounts.v1.AccountsService.DeactivateUser:output_type -> gatehouse.accounts.v1.DeactivateUserResponse
-	57, // 100: gatehouse.accounts.v1.AccountsService.ReactivateUser:output_type -> gatehouse.accounts.v1.ReactivateUserResponse
-	59, // 101: gatehouse.accounts.v1.AccountsService.SetDisplayName:output_type -> gatehouse.accounts.v1.SetDisplayNameResponse
-	61, // 102: gatehouse.accounts.v1.AccountsService.ListUsers:output_type -> gatehouse.accounts.v1.ListUsersResponse
-	64, // 103: gatehouse.accounts.v1.AccountsService.ListAuditEntries:output_type -> gatehouse.accounts.v1.ListAuditEntriesResponse
-	11, // 104: gatehouse.accounts.v1.AccountsService.GetUserByEmail:output_type -> gatehouse.accounts.v1.GetUserByEmailResponse
-	14, // 105: gatehouse.accounts.v1.AccountsService.AddEmail:output_type -> gatehouse.accounts.v1.AddEmailResponse
-	16, // 106: gatehouse.accounts.v1.AccountsService.RemoveEmail:output_type -> gatehouse.accounts.v1.RemoveEmailResponse
-	18, // 107: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:output_type -> gatehouse.accounts.v1.SetPrimaryEmailResponse
-	20, // 108: gatehouse.accounts.v1.AccountsService.ListEmails:output_type -> gatehouse.accounts.v1.ListEmailsResponse
-	23, // 109: gatehouse.accounts.v1.AccountsService.StartBrowserSession:output_type -> gatehouse.accounts.v1.StartBrowserSessionResponse
-	25, // 110: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:output_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionResponse
-	27, // 111: gatehouse.accounts.v1.AccountsService.EndBrowserSession:output_type -> gatehouse.accounts.v1.EndBrowserSessionResponse
-	29, // 112: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:output_type -> gatehouse.accounts.v1.ListBrowserSessionsResponse
-	3,  // 113: gatehouse.accounts.v1.AccountsService.CreateRegistrationToken:output_type -> gatehouse.accounts.v1.CreateRegistrationTokenResponse
-	5,  // 114: gatehouse.accounts.v1.AccountsService.UseRegistrationToken:output_type -> gatehouse.accounts.v1.UseRegistrationTokenResponse
-	7,  // 115: gatehouse.accounts.v1.AccountsService.RevokeRegistrationToken:output_type -> gatehouse.accounts.v1.RevokeRegistrationTokenResponse
-	9,  // 116: gatehouse.accounts.v1.AccountsService.ListRegistrationTokens:output_type -> gatehouse.accounts.v1.ListRegistrationTokensResponse
-	67, // 117: gatehouse.accounts.v1.AccountsService.ListUpstreamProviders:output_type -> gatehouse.accounts.v1.ListUpstreamProvidersResponse
-	69, // 118: gatehouse.accounts.v1.AccountsService.StartUpstreamSignIn:output_type -> gatehouse.accounts.v1.StartUpstreamSignInResponse
-	71, // 119: gatehouse.accounts.v1.AccountsService.CompleteUpstreamSignIn:output_type -> gatehouse.accounts.v1.CompleteUpstreamSignInResponse
-	74, // 120: gatehouse.accounts.v1.AccountsService.GetUpstreamSignIn:output_type -> gatehouse.accounts.v1.GetUpstreamSignInResponse
-	76, // 121: gatehouse.accounts.v1.AccountsService.RegisterUpstreamUser:output_type -> gatehouse.accounts.v1.RegisterUpstreamUserResponse
-	78, // 122: gatehouse.accounts.v1.AccountsService.LinkUpstream:output_type -> gatehouse.accounts.v1.LinkUpstreamResponse
-	81, // 123: gatehouse.accounts.v1.AccountsService.ListUpstreamLinks:output_type -> gatehouse.accounts.v1.ListUpstreamLinksResponse
-	83, // 124: gatehouse.accounts.v1.AccountsService.AddUpstreamLink:output_type -> gatehouse.accounts.v1.AddUpstreamLinkResponse
-	85, // 125: gatehouse.accounts.v1.AccountsService.RemoveUpstreamLink:output_type -> gatehouse.accounts.v1.RemoveUpstreamLinkResponse
-	87, // 126: gatehouse.accounts.v1.AccountsService.UpstreamBackchannelLogout:output_type -> gatehouse.accounts.v1.UpstreamBackchannelLogoutResponse
-	88, // [88:127] is the sub-list for method output_type
-	49, // [49:88] is the sub-list for method input_type
-	49, // [49:49] is the sub-list for extension type_name
-	49, // [49:49] is the sub-list for extension extendee
-	0,  // [0:49] is the sub-list for field type_name
+	42,  // 0: gatehouse.accounts.v1.SetAdminResponse.user:type_name -> gatehouse.accounts.v1.User
+	24,  // 1: gatehouse.accounts.v1.GetEmailResponse.email:type_name -> gatehouse.accounts.v1.Email
+	33,  // 2: gatehouse.accounts.v1.GetBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
+	13,  // 3: gatehouse.accounts.v1.GetRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
+	100, // 4: gatehouse.accounts.v1.UpdateRegistrationTokenRequest.expires_at:type_name -> google.protobuf.Timestamp
+	13,  // 5: gatehouse.accounts.v1.UpdateRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
+	13,  // 6: gatehouse.accounts.v1.UnrevokeRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
+	100, // 7: gatehouse.accounts.v1.RegistrationToken.created_at:type_name -> google.protobuf.Timestamp
+	100, // 8: gatehouse.accounts.v1.RegistrationToken.expires_at:type_name -> google.protobuf.Timestamp
+	100, // 9: gatehouse.accounts.v1.RegistrationToken.last_used_at:type_name -> google.protobuf.Timestamp
+	100, // 10: gatehouse.accounts.v1.RegistrationToken.revoked_at:type_name -> google.protobuf.Timestamp
+	100, // 11: gatehouse.accounts.v1.CreateRegistrationTokenRequest.expires_at:type_name -> google.protobuf.Timestamp
+	13,  // 12: gatehouse.accounts.v1.CreateRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
+	101, // 13: gatehouse.accounts.v1.ListRegistrationTokensRequest.page:type_name -> gatehouse.paging.v1.PageRequest
+	13,  // 14: gatehouse.accounts.v1.ListRegistrationTokensResponse.registration_tokens:type_name -> gatehouse.accounts.v1.RegistrationToken
+	102, // 15: gatehouse.accounts.v1.ListRegistrationTokensResponse.page:type_name -> gatehouse.paging.v1.PageInfo
+	42,  // 16: gatehouse.accounts.v1.GetUserByEmailResponse.user:type_name -> gatehouse.accounts.v1.User
+	100, // 17: gatehouse.accounts.v1.Email.added_at:type_name -> google.protobuf.Timestamp
+	24,  // 18: gatehouse.accounts.v1.AddEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
+	24,  // 19: gatehouse.accounts.v1.RemoveEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
+	24,  // 20: gatehouse.accounts.v1.SetPrimaryEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
+	101, // 21: gatehouse.accounts.v1.ListEmailsRequest.page:type_name -> gatehouse.paging.v1.PageRequest
+	24,  // 22: gatehouse.accounts.v1.ListEmailsResponse.emails:type_name -> gatehouse.accounts.v1.Email
+	102, // 23: gatehouse.accounts.v1.ListEmailsResponse.page:type_name -> gatehouse.paging.v1.PageInfo
+	100, // 24: gatehouse.accounts.v1.BrowserSession.created_at:type_name -> google.protobuf.Timestamp
+	100, // 25: gatehouse.accounts.v1.BrowserSession.last_active_at:type_name -> google.protobuf.Timestamp
+	100, // 26: gatehouse.accounts.v1.BrowserSession.ended_at:type_name -> google.protobuf.Timestamp
+	100, // 27: gatehouse.accounts.v1.BrowserSession.authenticated_at:type_name -> google.protobuf.Timestamp
+	33,  // 28: gatehouse.accounts.v1.StartBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
+	33,  // 29: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
+	42,  // 30: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse.user:type_name -> gatehouse.accounts.v1.User
+	101, // 31: gatehouse.accounts.v1.ListBrowserSessionsRequest.page:type_name -> gatehouse.paging.v1.PageRequest
+	100, // 32: gatehouse.accounts.v1.ListBrowserSessionsRequest.created_before:type_name -> google.protobuf.Timestamp
+	100, // 33: gatehouse.accounts.v1.ListBrowserSessionsRequest.created_after:type_name -> google.protobuf.Timestamp
+	100, // 34: gatehouse.accounts.v1.ListBrowserSessionsRequest.last_active_before:type_name -> google.protobuf.Timestamp
+	100, // 35: gatehouse.accounts.v1.ListBrowserSessionsRequest.last_active_after:type_name -> google.protobuf.Timestamp
+	33,  // 36: gatehouse.accounts.v1.ListBrowserSessionsResponse.sessions:type_name -> gatehouse.accounts.v1.BrowserSession
+	102, // 37: gatehouse.accounts.v1.ListBrowserSessionsResponse.page:type_name -> gatehouse.paging.v1.PageInfo
+	100, // 38: gatehouse.accounts.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	100, // 39: gatehouse.accounts.v1.User.updated_at:type_name -> google.protobuf.Timestamp
+	100, // 40: gatehouse.accounts.v1.User.locked_at:type_name -> google.protobuf.Timestamp
+	100, // 41: gatehouse.accounts.v1.User.deactivated_at:type_name -> google.protobuf.Timestamp
+	46,  // 42: gatehouse.accounts.v1.StartRegistrationResponse.registration:type_name -> gatehouse.accounts.v1.Registration
+	100, // 43: gatehouse.accounts.v1.Registration.started_at:type_name -> google.protobuf.Timestamp
+	100, // 44: gatehouse.accounts.v1.Registration.expires_at:type_name -> google.protobuf.Timestamp
+	46,  // 45: gatehouse.accounts.v1.GetRegistrationResponse.registration:type_name -> gatehouse.accounts.v1.Registration
+	42,  // 46: gatehouse.accounts.v1.CompleteRegistrationResponse.user:type_name -> gatehouse.accounts.v1.User
+	42,  // 47: gatehouse.accounts.v1.RegisterResponse.user:type_name -> gatehouse.accounts.v1.User
+	42,  // 48: gatehouse.accounts.v1.GetUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	42,  // 49: gatehouse.accounts.v1.GetUserByUsernameResponse.user:type_name -> gatehouse.accounts.v1.User
+	42,  // 50: gatehouse.accounts.v1.VerifyPasswordResponse.user:type_name -> gatehouse.accounts.v1.User
+	42,  // 51: gatehouse.accounts.v1.LockUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	42,  // 52: gatehouse.accounts.v1.UnlockUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	42,  // 53: gatehouse.accounts.v1.DeactivateUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	42,  // 54: gatehouse.accounts.v1.ReactivateUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	42,  // 55: gatehouse.accounts.v1.SetDisplayNameResponse.user:type_name -> gatehouse.accounts.v1.User
+	0,   // 56: gatehouse.accounts.v1.ListUsersRequest.status:type_name -> gatehouse.accounts.v1.UserStatus
+	101, // 57: gatehouse.accounts.v1.ListUsersRequest.page:type_name -> gatehouse.paging.v1.PageRequest
+	42,  // 58: gatehouse.accounts.v1.ListUsersResponse.users:type_name -> gatehouse.accounts.v1.User
+	102, // 59: gatehouse.accounts.v1.ListUsersResponse.page:type_name -> gatehouse.paging.v1.PageInfo
+	100, // 60: gatehouse.accounts.v1.AuditEntry.occurred_at:type_name -> google.protobuf.Timestamp
+	101, // 61: gatehouse.accounts.v1.ListAuditEntriesRequest.page:type_name -> gatehouse.paging.v1.PageRequest
+	74,  // 62: gatehouse.accounts.v1.ListAuditEntriesResponse.entries:type_name -> gatehouse.accounts.v1.AuditEntry
+	102, // 63: gatehouse.accounts.v1.ListAuditEntriesResponse.page:type_name -> gatehouse.paging.v1.PageInfo
+	77,  // 64: gatehouse.accounts.v1.ListUpstreamProvidersResponse.providers:type_name -> gatehouse.accounts.v1.UpstreamProvider
+	42,  // 65: gatehouse.accounts.v1.CompleteUpstreamSignInResponse.user:type_name -> gatehouse.accounts.v1.User
+	84,  // 66: gatehouse.accounts.v1.CompleteUpstreamSignInResponse.sign_in:type_name -> gatehouse.accounts.v1.UpstreamSignIn
+	100, // 67: gatehouse.accounts.v1.UpstreamSignIn.expires_at:type_name -> google.protobuf.Timestamp
+	84,  // 68: gatehouse.accounts.v1.GetUpstreamSignInResponse.sign_in:type_name -> gatehouse.accounts.v1.UpstreamSignIn
+	42,  // 69: gatehouse.accounts.v1.RegisterUpstreamUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	42,  // 70: gatehouse.accounts.v1.LinkUpstreamResponse.user:type_name -> gatehouse.accounts.v1.User
+	100, // 71: gatehouse.accounts.v1.UpstreamLink.linked_at:type_name -> google.protobuf.Timestamp
+	91,  // 72: gatehouse.accounts.v1.ListUpstreamLinksResponse.links:type_name -> gatehouse.accounts.v1.UpstreamLink
+	91,  // 73: gatehouse.accounts.v1.AddUpstreamLinkResponse.link:type_name -> gatehouse.accounts.v1.UpstreamLink
+	43,  // 74: gatehouse.accounts.v1.AccountsService.Register:input_type -> gatehouse.accounts.v1.RegisterRequest
+	44,  // 75: gatehouse.accounts.v1.AccountsService.StartRegistration:input_type -> gatehouse.accounts.v1.StartRegistrationRequest
+	47,  // 76: gatehouse.accounts.v1.AccountsService.GetRegistration:input_type -> gatehouse.accounts.v1.GetRegistrationRequest
+	49,  // 77: gatehouse.accounts.v1.AccountsService.CompleteRegistration:input_type -> gatehouse.accounts.v1.CompleteRegistrationRequest
+	52,  // 78: gatehouse.accounts.v1.AccountsService.GetUser:input_type -> gatehouse.accounts.v1.GetUserRequest
+	53,  // 79: gatehouse.accounts.v1.AccountsService.GetUserByUsername:input_type -> gatehouse.accounts.v1.GetUserByUsernameRequest
+	56,  // 80: gatehouse.accounts.v1.AccountsService.VerifyPassword:input_type -> gatehouse.accounts.v1.VerifyPasswordRequest
+	58,  // 81: gatehouse.accounts.v1.AccountsService.ChangePassword:input_type -> gatehouse.accounts.v1.ChangePasswordRequest
+	60,  // 82: gatehouse.accounts.v1.AccountsService.SetPassword:input_type -> gatehouse.accounts.v1.SetPasswordRequest
+	62,  // 83: gatehouse.accounts.v1.AccountsService.LockUser:input_type -> gatehouse.accounts.v1.LockUserRequest
+	64,  // 84: gatehouse.accounts.v1.AccountsService.UnlockUser:input_type -> gatehouse.accounts.v1.UnlockUserRequest
+	66,  // 85: gatehouse.accounts.v1.AccountsService.DeactivateUser:input_type -> gatehouse.accounts.v1.DeactivateUserRequest
+	68,  // 86: gatehouse.accounts.v1.AccountsService.ReactivateUser:input_type -> gatehouse.accounts.v1.ReactivateUserRequest
+	70,  // 87: gatehouse.accounts.v1.AccountsService.SetDisplayName:input_type -> gatehouse.accounts.v1.SetDisplayNameRequest
+	72,  // 88: gatehouse.accounts.v1.AccountsService.ListUsers:input_type -> gatehouse.accounts.v1.ListUsersRequest
+	75,  // 89: gatehouse.accounts.v1.AccountsService.ListAuditEntries:input_type -> gatehouse.accounts.v1.ListAuditEntriesRequest
+	22,  // 90: gatehouse.accounts.v1.AccountsService.GetUserByEmail:input_type -> gatehouse.accounts.v1.GetUserByEmailRequest
+	25,  // 91: gatehouse.accounts.v1.AccountsService.AddEmail:input_type -> gatehouse.accounts.v1.AddEmailRequest
+	27,  // 92: gatehouse.accounts.v1.AccountsService.RemoveEmail:input_type -> gatehouse.accounts.v1.RemoveEmailRequest
+	29,  // 93: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:input_type -> gatehouse.accounts.v1.SetPrimaryEmailRequest
+	31,  // 94: gatehouse.accounts.v1.AccountsService.ListEmails:input_type -> gatehouse.accounts.v1.ListEmailsRequest
+	34,  // 95: gatehouse.accounts.v1.AccountsService.StartBrowserSession:input_type -> gatehouse.accounts.v1.StartBrowserSessionRequest
+	36,  // 96: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:input_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionRequest
+	38,  // 97: gatehouse.accounts.v1.AccountsService.EndBrowserSession:input_type -> gatehouse.accounts.v1.EndBrowserSessionRequest
+	40,  // 98: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:input_type -> gatehouse.accounts.v1.ListBrowserSessionsRequest
+	14,  // 99: gatehouse.accounts.v1.AccountsService.CreateRegistrationToken:input_type -> gatehouse.accounts.v1.CreateRegistrationTokenRequest
+	16,  // 100: gatehouse.accounts.v1.AccountsService.UseRegistrationToken:input_type -> gatehouse.accounts.v1.UseRegistrationTokenRequest
+	18,  // 101: gatehouse.accounts.v1.AccountsService.RevokeRegistrationToken:input_type -> gatehouse.accounts.v1.RevokeRegistrationTokenRequest
+	20,  // 102: gatehouse.accounts.v1.AccountsService.ListRegistrationTokens:input_type -> gatehouse.accounts.v1.ListRegistrationTokensRequest
+	7,   // 103: gatehouse.accounts.v1.AccountsService.GetRegistrationToken:input_type -> gatehouse.accounts.v1.GetRegistrationTokenRequest
+	9,   // 104: gatehouse.accounts.v1.AccountsService.UpdateRegistrationToken:input_type -> gatehouse.accounts.v1.UpdateRegistrationTokenRequest
+	10,  // 105: gatehouse.accounts.v1.AccountsService.UnrevokeRegistrationToken:input_type -> gatehouse.accounts.v1.UnrevokeRegistrationTokenRequest
+	1,   // 106: gatehouse.accounts.v1.AccountsService.SetAdmin:input_type -> gatehouse.accounts.v1.SetAdminRequest
+	3,   // 107: gatehouse.accounts.v1.AccountsService.GetEmail:input_type -> gatehouse.accounts.v1.GetEmailRequest
+	5,   // 108: gatehouse.accounts.v1.AccountsService.GetBrowserSession:input_type -> gatehouse.accounts.v1.GetBrowserSessionRequest
+	78,  // 109: gatehouse.accounts.v1.AccountsService.ListUpstreamProviders:input_type -> gatehouse.accounts.v1.ListUpstreamProvidersRequest
+	80,  // 110: gatehouse.accounts.v1.AccountsService.StartUpstreamSignIn:input_type -> gatehouse.accounts.v1.StartUpstreamSignInRequest
+	82,  // 111: gatehouse.accounts.v1.AccountsService.CompleteUpstreamSignIn:input_type -> gatehouse.accounts.v1.CompleteUpstreamSignInRequest
+	85,  // 112: gatehouse.accounts.v1.AccountsService.GetUpstreamSignIn:input_type -> gatehouse.accounts.v1.GetUpstreamSignInRequest
+	87,  // 113: gatehouse.accounts.v1.AccountsService.RegisterUpstreamUser:input_type -> gatehouse.accounts.v1.RegisterUpstreamUserRequest
+	89,  // 114: gatehouse.accounts.v1.AccountsService.LinkUpstream:input_type -> gatehouse.accounts.v1.LinkUpstreamRequest
+	92,  // 115: gatehouse.accounts.v1.AccountsService.ListUpstreamLinks:input_type -> gatehouse.accounts.v1.ListUpstreamLinksRequest
+	94,  // 116: gatehouse.accounts.v1.AccountsService.AddUpstreamLink:input_type -> gatehouse.accounts.v1.AddUpstreamLinkRequest
+	96,  // 117: gatehouse.accounts.v1.AccountsService.RemoveUpstreamLink:input_type -> gatehouse.accounts.v1.RemoveUpstreamLinkRequest
+	98,  // 118: gatehouse.accounts.v1.AccountsService.UpstreamBackchannelLogout:input_type -> gatehouse.accounts.v1.UpstreamBackchannelLogoutRequest
+	51,  // 119: gatehouse.accounts.v1.AccountsService.Register:output_type -> gatehouse.accounts.v1.RegisterResponse
+	45,  // 120: gatehouse.accounts.v1.AccountsService.StartRegistration:output_type -> gatehouse.accounts.v1.StartRegistrationResponse
+	48,  // 121: gatehouse.accounts.v1.AccountsService.GetRegistration:output_type -> gatehouse.accounts.v1.GetRegistrationResponse
+	50,  // 122: gatehouse.accounts.v1.AccountsService.CompleteRegistration:output_type -> gatehouse.accounts.v1.CompleteRegistrationResponse
+	54,  // 123: gatehouse.accounts.v1.AccountsService.GetUser:output_type -> gatehouse.accounts.v1.GetUserResponse
+	55,  // 124: gatehouse.accounts.v1.AccountsService.GetUserByUsername:output_type -> gatehouse.accounts.v1.GetUserByUsernameResponse
+	57,  // 125: gatehouse.accounts.v1.AccountsService.VerifyPassword:output_type -> gatehouse.accounts.v1.VerifyPasswordResponse
+	59,  // 126: gatehouse.accounts.v1.AccountsService.ChangePassword:output_type -> gatehouse.accounts.v1.ChangePasswordResponse
+	61,  // 127: gatehouse.accounts.v1.AccountsService.SetPassword:output_type -> gatehouse.accounts.v1.SetPasswordResponse
+	63,  // 128: gatehouse.accounts.v1.AccountsService.LockUser:output_type -> gatehouse.accounts.v1.LockUserResponse
+	65,  // 129: gatehouse.accounts.v1.AccountsService.UnlockUser:output_type -> gatehouse.accounts.v1.UnlockUserResponse
+	67,  // 130: gatehouse.accounts.v1.AccountsService.DeactivateUser:output_type -> gatehouse.accounts.v1.DeactivateUserResponse
+	69,  // 131: gatehouse.accounts.v1.AccountsService.ReactivateUser:output_type -> gatehouse.accounts.v1.ReactivateUserResponse
+	71,  // 132: gatehouse.accounts.v1.AccountsService.SetDisplayName:output_type -> gatehouse.accounts.v1.SetDisplayNameResponse
+	73,  // 133: gatehouse.accounts.v1.AccountsService.ListUsers:output_type -> gatehouse.accounts.v1.ListUsersResponse
+	76,  // 134: gatehouse.accounts.v1.AccountsService.ListAuditEntries:output_type -> gatehouse.accounts.v1.ListAuditEntriesResponse
+	23,  // 135: gatehouse.accounts.v1.AccountsService.GetUserByEmail:output_type -> gatehouse.accounts.v1.GetUserByEmailResponse
+	26,  // 136: gatehouse.accounts.v1.AccountsService.AddEmail:output_type -> gatehouse.accounts.v1.AddEmailResponse
+	28,  // 137: gatehouse.accounts.v1.AccountsService.RemoveEmail:output_type -> gatehouse.accounts.v1.RemoveEmailResponse
+	30,  // 138: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:output_type -> gatehouse.accounts.v1.SetPrimaryEmailResponse
+	32,  // 139: gatehouse.accounts.v1.AccountsService.ListEmails:output_type -> gatehouse.accounts.v1.ListEmailsResponse
+	35,  // 140: gatehouse.accounts.v1.AccountsService.StartBrowserSession:output_type -> gatehouse.accounts.v1.StartBrowserSessionResponse
+	37,  // 141: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:output_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionResponse
+	39,  // 142: gatehouse.accounts.v1.AccountsService.EndBrowserSession:output_type -> gatehouse.accounts.v1.EndBrowserSessionResponse
+	41,  // 143: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:output_type -> gatehouse.accounts.v1.ListBrowserSessionsResponse
+	15,  // 144: gatehouse.accounts.v1.AccountsService.CreateRegistrationToken:output_type -> gatehouse.accounts.v1.CreateRegistrationTokenResponse
+	17,  // 145: gatehouse.accounts.v1.AccountsService.UseRegistrationToken:output_type -> gatehouse.accounts.v1.UseRegistrationTokenResponse
+	19,  // 146: gatehouse.accounts.v1.AccountsService.RevokeRegistrationToken:output_type -> gatehouse.accounts.v1.RevokeRegistrationTokenResponse
+	21,  // 147: gatehouse.accounts.v1.AccountsService.ListRegistrationTokens:output_type -> gatehouse.accounts.v1.ListRegistrationTokensResponse
+	8,   // 148: gatehouse.accounts.v1.AccountsService.GetRegistrationToken:output_type -> gatehouse.accounts.v1.GetRegistrationTokenResponse
+	11,  // 149: gatehouse.accounts.v1.AccountsService.UpdateRegistrationToken:output_type -> gatehouse.accounts.v1.UpdateRegistrationTokenResponse
+	12,  // 150: gatehouse.accounts.v1.AccountsService.UnrevokeRegistrationToken:output_type -> gatehouse.accounts.v1.UnrevokeRegistrationTokenResponse
+	2,   // 151: gatehouse.accounts.v1.AccountsService.SetAdmin:output_type -> gatehouse.accounts.v1.SetAdminResponse
+	4,   // 152: gatehouse.accounts.v1.AccountsService.GetEmail:output_type -> gatehouse.accounts.v1.GetEmailResponse
+	6,   // 153: gatehouse.accounts.v1.AccountsService.GetBrowserSession:output_type -> gatehouse.accounts.v1.GetBrowserSessionResponse
+	79,  // 154: gatehouse.accounts.v1.AccountsService.ListUpstreamProviders:output_type -> gatehouse.accounts.v1.ListUpstreamProvidersResponse
+	81,  // 155: gatehouse.accounts.v1.AccountsService.StartUpstreamSignIn:output_type -> gatehouse.accounts.v1.StartUpstreamSignInResponse
+	83,  // 156: gatehouse.accounts.v1.AccountsService.CompleteUpstreamSignIn:output_type -> gatehouse.accounts.v1.CompleteUpstreamSignInResponse
+	86,  // 157: gatehouse.accounts.v1.AccountsService.GetUpstreamSignIn:output_type -> gatehouse.accounts.v1.GetUpstreamSignInResponse
+	88,  // 158: gatehouse.accounts.v1.AccountsService.RegisterUpstreamUser:output_type -> gatehouse.accounts.v1.RegisterUpstreamUserResponse
+	90,  // 159: gatehouse.accounts.v1.AccountsService.LinkUpstream:output_type -> gatehouse.accounts.v1.LinkUpstreamResponse
+	93,  // 160: gatehouse.accounts.v1.AccountsService.ListUpstreamLinks:output_type -> gatehouse.accounts.v1.ListUpstreamLinksResponse
+	95,  // 161: gatehouse.accounts.v1.AccountsService.AddUpstreamLink:output_type -> gatehouse.accounts.v1.AddUpstreamLinkResponse
+	97,  // 162: gatehouse.accounts.v1.AccountsService.RemoveUpstreamLink:output_type -> gatehouse.accounts.v1.RemoveUpstreamLinkResponse
+	99,  // 163: gatehouse.accounts.v1.AccountsService.UpstreamBackchannelLogout:output_type -> gatehouse.accounts.v1.UpstreamBackchannelLogoutResponse
+	119, // [119:164] is the sub-list for method output_type
+	74,  // [74:119] is the sub-list for method input_type
+	74,  // [74:74] is the sub-list for extension type_name
+	74,  // [74:74] is the sub-list for extension extendee
+	0,   // [0:74] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_accounts_v1_accounts_proto_init() }
@@ -5578,13 +6535,15 @@ func file_gatehouse_accounts_v1_accounts_proto_init() {
 	if File_gatehouse_accounts_v1_accounts_proto != nil {
 		return
 	}
+	file_gatehouse_accounts_v1_accounts_proto_msgTypes[19].OneofWrappers = []any{}
+	file_gatehouse_accounts_v1_accounts_proto_msgTypes[71].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_accounts_v1_accounts_proto_rawDesc), len(file_gatehouse_accounts_v1_accounts_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   87,
+			NumMessages:   99,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

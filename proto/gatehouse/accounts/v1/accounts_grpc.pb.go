@@ -48,6 +48,12 @@ const (
 	AccountsService_UseRegistrationToken_FullMethodName       = "/gatehouse.accounts.v1.AccountsService/UseRegistrationToken"
 	AccountsService_RevokeRegistrationToken_FullMethodName    = "/gatehouse.accounts.v1.AccountsService/RevokeRegistrationToken"
 	AccountsService_ListRegistrationTokens_FullMethodName     = "/gatehouse.accounts.v1.AccountsService/ListRegistrationTokens"
+	AccountsService_GetRegistrationToken_FullMethodName       = "/gatehouse.accounts.v1.AccountsService/GetRegistrationToken"
+	AccountsService_UpdateRegistrationToken_FullMethodName    = "/gatehouse.accounts.v1.AccountsService/UpdateRegistrationToken"
+	AccountsService_UnrevokeRegistrationToken_FullMethodName  = "/gatehouse.accounts.v1.AccountsService/UnrevokeRegistrationToken"
+	AccountsService_SetAdmin_FullMethodName                   = "/gatehouse.accounts.v1.AccountsService/SetAdmin"
+	AccountsService_GetEmail_FullMethodName                   = "/gatehouse.accounts.v1.AccountsService/GetEmail"
+	AccountsService_GetBrowserSession_FullMethodName          = "/gatehouse.accounts.v1.AccountsService/GetBrowserSession"
 	AccountsService_ListUpstreamProviders_FullMethodName      = "/gatehouse.accounts.v1.AccountsService/ListUpstreamProviders"
 	AccountsService_StartUpstreamSignIn_FullMethodName        = "/gatehouse.accounts.v1.AccountsService/StartUpstreamSignIn"
 	AccountsService_CompleteUpstreamSignIn_FullMethodName     = "/gatehouse.accounts.v1.AccountsService/CompleteUpstreamSignIn"
@@ -132,6 +138,19 @@ type AccountsServiceClient interface {
 	RevokeRegistrationToken(ctx context.Context, in *RevokeRegistrationTokenRequest, opts ...grpc.CallOption) (*RevokeRegistrationTokenResponse, error)
 	// ListRegistrationTokens lists the tokens, newest first.
 	ListRegistrationTokens(ctx context.Context, in *ListRegistrationTokensRequest, opts ...grpc.CallOption) (*ListRegistrationTokensResponse, error)
+	// GetRegistrationToken describes one token. NOT_FOUND when unknown.
+	GetRegistrationToken(ctx context.Context, in *GetRegistrationTokenRequest, opts ...grpc.CallOption) (*GetRegistrationTokenResponse, error)
+	// UpdateRegistrationToken replaces a token's expiry and number of uses.
+	UpdateRegistrationToken(ctx context.Context, in *UpdateRegistrationTokenRequest, opts ...grpc.CallOption) (*UpdateRegistrationTokenResponse, error)
+	// UnrevokeRegistrationToken lets a revoked token work again.
+	// FAILED_PRECONDITION when it is not revoked.
+	UnrevokeRegistrationToken(ctx context.Context, in *UnrevokeRegistrationTokenRequest, opts ...grpc.CallOption) (*UnrevokeRegistrationTokenResponse, error)
+	// SetAdmin makes a user an administrator, or no longer one.
+	SetAdmin(ctx context.Context, in *SetAdminRequest, opts ...grpc.CallOption) (*SetAdminResponse, error)
+	// GetEmail returns one address by its id. NOT_FOUND when unknown.
+	GetEmail(ctx context.Context, in *GetEmailRequest, opts ...grpc.CallOption) (*GetEmailResponse, error)
+	// GetBrowserSession returns one browser session. NOT_FOUND when unknown.
+	GetBrowserSession(ctx context.Context, in *GetBrowserSessionRequest, opts ...grpc.CallOption) (*GetBrowserSessionResponse, error)
 	// ListUpstreamProviders lists the configured providers (for buttons and administrators).
 	ListUpstreamProviders(ctx context.Context, in *ListUpstreamProvidersRequest, opts ...grpc.CallOption) (*ListUpstreamProvidersResponse, error)
 	// StartUpstreamSignIn returns the provider's authorization URL with a
@@ -470,6 +489,66 @@ func (c *accountsServiceClient) ListRegistrationTokens(ctx context.Context, in *
 	return out, nil
 }
 
+func (c *accountsServiceClient) GetRegistrationToken(ctx context.Context, in *GetRegistrationTokenRequest, opts ...grpc.CallOption) (*GetRegistrationTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetRegistrationTokenResponse)
+	err := c.cc.Invoke(ctx, AccountsService_GetRegistrationToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) UpdateRegistrationToken(ctx context.Context, in *UpdateRegistrationTokenRequest, opts ...grpc.CallOption) (*UpdateRegistrationTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateRegistrationTokenResponse)
+	err := c.cc.Invoke(ctx, AccountsService_UpdateRegistrationToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) UnrevokeRegistrationToken(ctx context.Context, in *UnrevokeRegistrationTokenRequest, opts ...grpc.CallOption) (*UnrevokeRegistrationTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UnrevokeRegistrationTokenResponse)
+	err := c.cc.Invoke(ctx, AccountsService_UnrevokeRegistrationToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) SetAdmin(ctx context.Context, in *SetAdminRequest, opts ...grpc.CallOption) (*SetAdminResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetAdminResponse)
+	err := c.cc.Invoke(ctx, AccountsService_SetAdmin_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) GetEmail(ctx context.Context, in *GetEmailRequest, opts ...grpc.CallOption) (*GetEmailResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetEmailResponse)
+	err := c.cc.Invoke(ctx, AccountsService_GetEmail_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) GetBrowserSession(ctx context.Context, in *GetBrowserSessionRequest, opts ...grpc.CallOption) (*GetBrowserSessionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetBrowserSessionResponse)
+	err := c.cc.Invoke(ctx, AccountsService_GetBrowserSession_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *accountsServiceClient) ListUpstreamProviders(ctx context.Context, in *ListUpstreamProvidersRequest, opts ...grpc.CallOption) (*ListUpstreamProvidersResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListUpstreamProvidersResponse)
@@ -642,6 +721,19 @@ type AccountsServiceServer interface {
 	RevokeRegistrationToken(context.Context, *RevokeRegistrationTokenRequest) (*RevokeRegistrationTokenResponse, error)
 	// ListRegistrationTokens lists the tokens, newest first.
 	ListRegistrationTokens(context.Context, *ListRegistrationTokensRequest) (*ListRegistrationTokensResponse, error)
+	// GetRegistrationToken describes one token. NOT_FOUND when unknown.
+	GetRegistrationToken(context.Context, *GetRegistrationTokenRequest) (*GetRegistrationTokenResponse, error)
+	// UpdateRegistrationToken replaces a token's expiry and number of uses.
+	UpdateRegistrationToken(context.Context, *UpdateRegistrationTokenRequest) (*UpdateRegistrationTokenResponse, error)
+	// UnrevokeRegistrationToken lets a revoked token work again.
+	// FAILED_PRECONDITION when it is not revoked.
+	UnrevokeRegistrationToken(context.Context, *UnrevokeRegistrationTokenRequest) (*UnrevokeRegistrationTokenResponse, error)
+	// SetAdmin makes a user an administrator, or no longer one.
+	SetAdmin(context.Context, *SetAdminRequest) (*SetAdminResponse, error)
+	// GetEmail returns one address by its id. NOT_FOUND when unknown.
+	GetEmail(context.Context, *GetEmailRequest) (*GetEmailResponse, error)
+	// GetBrowserSession returns one browser session. NOT_FOUND when unknown.
+	GetBrowserSession(context.Context, *GetBrowserSessionRequest) (*GetBrowserSessionResponse, error)
 	// ListUpstreamProviders lists the configured providers (for buttons and administrators).
 	ListUpstreamProviders(context.Context, *ListUpstreamProvidersRequest) (*ListUpstreamProvidersResponse, error)
 	// StartUpstreamSignIn returns the provider's authorization URL with a
@@ -776,6 +868,24 @@ func (UnimplementedAccountsServiceServer) RevokeRegistrationToken(context.Contex
 }
 func (UnimplementedAccountsServiceServer) ListRegistrationTokens(context.Context, *ListRegistrationTokensRequest) (*ListRegistrationTokensResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListRegistrationTokens not implemented")
+}
+func (UnimplementedAccountsServiceServer) GetRegistrationToken(context.Context, *GetRegistrationTokenRequest) (*GetRegistrationTokenResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetRegistrationToken not implemented")
+}
+func (UnimplementedAccountsServiceServer) UpdateRegistrationToken(context.Context, *UpdateRegistrationTokenRequest) (*UpdateRegistrationTokenResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method UpdateRegistrationToken not implemented")
+}
+func (UnimplementedAccountsServiceServer) UnrevokeRegistrationToken(context.Context, *UnrevokeRegistrationTokenRequest) (*UnrevokeRegistrationTokenResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method UnrevokeRegistrationToken not implemented")
+}
+func (UnimplementedAccountsServiceServer) SetAdmin(context.Context, *SetAdminRequest) (*SetAdminResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SetAdmin not implemented")
+}
+func (UnimplementedAccountsServiceServer) GetEmail(context.Context, *GetEmailRequest) (*GetEmailResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetEmail not implemented")
+}
+func (UnimplementedAccountsServiceServer) GetBrowserSession(context.Context, *GetBrowserSessionRequest) (*GetBrowserSessionResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetBrowserSession not implemented")
 }
 func (UnimplementedAccountsServiceServer) ListUpstreamProviders(context.Context, *ListUpstreamProvidersRequest) (*ListUpstreamProvidersResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListUpstreamProviders not implemented")
@@ -1350,6 +1460,114 @@ func _AccountsService_ListRegistrationTokens_Handler(srv interface{}, ctx contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AccountsService_GetRegistrationToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetRegistrationTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).GetRegistrationToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_GetRegistrationToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).GetRegistrationToken(ctx, req.(*GetRegistrationTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_UpdateRegistrationToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateRegistrationTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).UpdateRegistrationToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_UpdateRegistrationToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).UpdateRegistrationToken(ctx, req.(*UpdateRegistrationTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_UnrevokeRegistrationToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UnrevokeRegistrationTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).UnrevokeRegistrationToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_UnrevokeRegistrationToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).UnrevokeRegistrationToken(ctx, req.(*UnrevokeRegistrationTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_SetAdmin_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetAdminRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).SetAdmin(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_SetAdmin_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).SetAdmin(ctx, req.(*SetAdminRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_GetEmail_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetEmailRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).GetEmail(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_GetEmail_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).GetEmail(ctx, req.(*GetEmailRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_GetBrowserSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetBrowserSessionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).GetBrowserSession(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_GetBrowserSession_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).GetBrowserSession(ctx, req.(*GetBrowserSessionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AccountsService_ListUpstreamProviders_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListUpstreamProvidersRequest)
 	if err := dec(in); err != nil {
@@ -1652,6 +1870,30 @@ var AccountsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListRegistrationTokens",
 			Handler:    _AccountsService_ListRegistrationTokens_Handler,
+		},
+		{
+			MethodName: "GetRegistrationToken",
+			Handler:    _AccountsService_GetRegistrationToken_Handler,
+		},
+		{
+			MethodName: "UpdateRegistrationToken",
+			Handler:    _AccountsService_UpdateRegistrationToken_Handler,
+		},
+		{
+			MethodName: "UnrevokeRegistrationToken",
+			Handler:    _AccountsService_UnrevokeRegistrationToken_Handler,
+		},
+		{
+			MethodName: "SetAdmin",
+			Handler:    _AccountsService_SetAdmin_Handler,
+		},
+		{
+			MethodName: "GetEmail",
+			Handler:    _AccountsService_GetEmail_Handler,
+		},
+		{
+			MethodName: "GetBrowserSession",
+			Handler:    _AccountsService_GetBrowserSession_Handler,
 		},
 		{
 			MethodName: "ListUpstreamProviders",

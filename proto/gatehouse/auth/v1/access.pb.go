@@ -32,7 +32,9 @@ const (
 	// The homeserver, authenticated with matrix.secret.
 	Caller_CALLER_HOMESERVER Caller = 1
 	// An administrator: the admin CLI (a credential derived from the internal
-	// secret) and, later, the admin API.
+	// secret), or an administrator's OAuth or personal access token with
+	// urn:gatehouse:admin (the admin API forwards it; the CLI with --token),
+	// verified by the token service.
 	Caller_CALLER_ADMIN Caller = 2
 	// The accounts service.
 	Caller_CALLER_ACCOUNTS Caller = 3

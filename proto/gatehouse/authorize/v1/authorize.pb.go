@@ -8,6 +8,7 @@ package authorizev1
 
 import (
 	_ "gatehouse.dev/proto/gatehouse/auth/v1"
+	v1 "gatehouse.dev/proto/gatehouse/paging/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -208,6 +209,217 @@ func (DevicePollStatus) EnumDescriptor() ([]byte, []int) {
 	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{2}
 }
 
+type ListClientsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Page  *v1.PageRequest        `protobuf:"bytes,1,opt,name=page,proto3" json:"page,omitempty"`
+	// "configuration" (static clients) or "registration" (dynamic); empty for both.
+	Source string `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	// Case-insensitive substrings of client_name and client_uri.
+	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Uri  string `protobuf:"bytes,4,opt,name=uri,proto3" json:"uri,omitempty"`
+	// Only clients registered for this grant type.
+	GrantType string `protobuf:"bytes,5,opt,name=grant_type,json=grantType,proto3" json:"grant_type,omitempty"`
+	// Only this client.
+	ClientId      string `protobuf:"bytes,6,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListClientsRequest) Reset() {
+	*x = ListClientsRequest{}
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListClientsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListClientsRequest) ProtoMessage() {}
+
+func (x *ListClientsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListClientsRequest.ProtoReflect.Descriptor instead.
+func (*ListClientsRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ListClientsRequest) GetPage() *v1.PageRequest {
+	if x != nil {
+		return x.Page
+	}
+	return nil
+}
+
+func (x *ListClientsRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *ListClientsRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ListClientsRequest) GetUri() string {
+	if x != nil {
+		return x.Uri
+	}
+	return ""
+}
+
+func (x *ListClientsRequest) GetGrantType() string {
+	if x != nil {
+		return x.GrantType
+	}
+	return ""
+}
+
+func (x *ListClientsRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+// Client is a registered client as administrators see it (never its secret).
+type Client struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	ClientId string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// RFC 7591 metadata as JSON.
+	MetadataJson []byte `protobuf:"bytes,2,opt,name=metadata_json,json=metadataJson,proto3" json:"metadata_json,omitempty"`
+	// "configuration" or "registration".
+	Source        string                 `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"`
+	RegisteredAt  *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=registered_at,json=registeredAt,proto3" json:"registered_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Client) Reset() {
+	*x = Client{}
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Client) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Client) ProtoMessage() {}
+
+func (x *Client) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Client.ProtoReflect.Descriptor instead.
+func (*Client) Descriptor() ([]byte, []int) {
+	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Client) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *Client) GetMetadataJson() []byte {
+	if x != nil {
+		return x.MetadataJson
+	}
+	return nil
+}
+
+func (x *Client) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *Client) GetRegisteredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RegisteredAt
+	}
+	return nil
+}
+
+type ListClientsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Clients       []*Client              `protobuf:"bytes,1,rep,name=clients,proto3" json:"clients,omitempty"`
+	Page          *v1.PageInfo           `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListClientsResponse) Reset() {
+	*x = ListClientsResponse{}
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListClientsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListClientsResponse) ProtoMessage() {}
+
+func (x *ListClientsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListClientsResponse.ProtoReflect.Descriptor instead.
+func (*ListClientsResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ListClientsResponse) GetClients() []*Client {
+	if x != nil {
+		return x.Clients
+	}
+	return nil
+}
+
+func (x *ListClientsResponse) GetPage() *v1.PageInfo {
+	if x != nil {
+		return x.Page
+	}
+	return nil
+}
+
 // ClientInfo is what a person is shown about a client.
 type ClientInfo struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -223,7 +435,7 @@ type ClientInfo struct {
 
 func (x *ClientInfo) Reset() {
 	*x = ClientInfo{}
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[0]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -235,7 +447,7 @@ func (x *ClientInfo) String() string {
 func (*ClientInfo) ProtoMessage() {}
 
 func (x *ClientInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[0]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -248,7 +460,7 @@ func (x *ClientInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientInfo.ProtoReflect.Descriptor instead.
 func (*ClientInfo) Descriptor() ([]byte, []int) {
-	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{0}
+	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ClientInfo) GetClientId() string {
@@ -308,7 +520,7 @@ type Grant struct {
 
 func (x *Grant) Reset() {
 	*x = Grant{}
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[1]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -320,7 +532,7 @@ func (x *Grant) String() string {
 func (*Grant) ProtoMessage() {}
 
 func (x *Grant) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[1]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -333,7 +545,7 @@ func (x *Grant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Grant.ProtoReflect.Descriptor instead.
 func (*Grant) Descriptor() ([]byte, []int) {
-	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{1}
+	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Grant) GetGrantId() string {
@@ -394,7 +606,7 @@ type GetGrantRequest struct {
 
 func (x *GetGrantRequest) Reset() {
 	*x = GetGrantRequest{}
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[2]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -406,7 +618,7 @@ func (x *GetGrantRequest) String() string {
 func (*GetGrantRequest) ProtoMessage() {}
 
 func (x *GetGrantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[2]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -419,7 +631,7 @@ func (x *GetGrantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetGrantRequest.ProtoReflect.Descriptor instead.
 func (*GetGrantRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{2}
+	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetGrantRequest) GetGrantId() string {
@@ -438,7 +650,7 @@ type GetGrantResponse struct {
 
 func (x *GetGrantResponse) Reset() {
 	*x = GetGrantResponse{}
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[3]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -450,7 +662,7 @@ func (x *GetGrantResponse) String() string {
 func (*GetGrantResponse) ProtoMessage() {}
 
 func (x *GetGrantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[3]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -463,7 +675,7 @@ func (x *GetGrantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetGrantResponse.ProtoReflect.Descriptor instead.
 func (*GetGrantResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{3}
+	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetGrantResponse) GetGrant() *Grant {
@@ -485,7 +697,7 @@ type ApproveGrantRequest struct {
 
 func (x *ApproveGrantRequest) Reset() {
 	*x = ApproveGrantRequest{}
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[4]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -497,7 +709,7 @@ func (x *ApproveGrantRequest) String() string {
 func (*ApproveGrantRequest) ProtoMessage() {}
 
 func (x *ApproveGrantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[4]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -510,7 +722,7 @@ func (x *ApproveGrantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveGrantRequest.ProtoReflect.Descriptor instead.
 func (*ApproveGrantRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{4}
+	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ApproveGrantRequest) GetGrantId() string {
@@ -530,7 +742,7 @@ type ApproveGrantResponse struct {
 
 func (x *ApproveGrantResponse) Reset() {
 	*x = ApproveGrantResponse{}
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[5]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -542,7 +754,7 @@ func (x *ApproveGrantResponse) String() string {
 func (*ApproveGrantResponse) ProtoMessage() {}
 
 func (x *ApproveGrantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[5]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -555,7 +767,7 @@ func (x *ApproveGrantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveGrantResponse.ProtoReflect.Descriptor instead.
 func (*ApproveGrantResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{5}
+	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ApproveGrantResponse) GetRedirectUri() string {
@@ -574,7 +786,7 @@ type DenyGrantRequest struct {
 
 func (x *DenyGrantRequest) Reset() {
 	*x = DenyGrantRequest{}
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[6]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -586,7 +798,7 @@ func (x *DenyGrantRequest) String() string {
 func (*DenyGrantRequest) ProtoMessage() {}
 
 func (x *DenyGrantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[6]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -599,7 +811,7 @@ func (x *DenyGrantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DenyGrantRequest.ProtoReflect.Descriptor instead.
 func (*DenyGrantRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{6}
+	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DenyGrantRequest) GetGrantId() string {
@@ -618,7 +830,7 @@ type DenyGrantResponse struct {
 
 func (x *DenyGrantResponse) Reset() {
 	*x = DenyGrantResponse{}
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[7]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -630,7 +842,7 @@ func (x *DenyGrantResponse) String() string {
 func (*DenyGrantResponse) ProtoMessage() {}
 
 func (x *DenyGrantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[7]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -643,7 +855,7 @@ func (x *DenyGrantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DenyGrantResponse.ProtoReflect.Descriptor instead.
 func (*DenyGrantResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{7}
+	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DenyGrantResponse) GetRedirectUri() string {
@@ -668,7 +880,7 @@ type ExchangeCodeRequest struct {
 
 func (x *ExchangeCodeRequest) Reset() {
 	*x = ExchangeCodeRequest{}
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[8]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -680,7 +892,7 @@ func (x *ExchangeCodeRequest) String() string {
 func (*ExchangeCodeRequest) ProtoMessage() {}
 
 func (x *ExchangeCodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[8]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -693,7 +905,7 @@ func (x *ExchangeCodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExchangeCodeRequest.ProtoReflect.Descriptor instead.
 func (*ExchangeCodeRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{8}
+	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ExchangeCodeRequest) GetCode() string {
@@ -751,7 +963,7 @@ type ExchangeCodeResponse struct {
 
 func (x *ExchangeCodeResponse) Reset() {
 	*x = ExchangeCodeResponse{}
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[9]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -763,7 +975,7 @@ func (x *ExchangeCodeResponse) String() string {
 func (*ExchangeCodeResponse) ProtoMessage() {}
 
 func (x *ExchangeCodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[9]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -776,7 +988,7 @@ func (x *ExchangeCodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExchangeCodeResponse.ProtoReflect.Descriptor instead.
 func (*ExchangeCodeResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{9}
+	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ExchangeCodeResponse) GetGrantId() string {
@@ -851,7 +1063,7 @@ type GetClientRequest struct {
 
 func (x *GetClientRequest) Reset() {
 	*x = GetClientRequest{}
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[10]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -863,7 +1075,7 @@ func (x *GetClientRequest) String() string {
 func (*GetClientRequest) ProtoMessage() {}
 
 func (x *GetClientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[10]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -876,7 +1088,7 @@ func (x *GetClientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClientRequest.ProtoReflect.Descriptor instead.
 func (*GetClientRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{10}
+	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetClientRequest) GetClientId() string {
@@ -903,7 +1115,7 @@ type GetClientResponse struct {
 
 func (x *GetClientResponse) Reset() {
 	*x = GetClientResponse{}
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[11]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -915,7 +1127,7 @@ func (x *GetClientResponse) String() string {
 func (*GetClientResponse) ProtoMessage() {}
 
 func (x *GetClientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[11]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -928,7 +1140,7 @@ func (x *GetClientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClientResponse.ProtoReflect.Descriptor instead.
 func (*GetClientResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{11}
+	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetClientResponse) GetClientId() string {
@@ -975,7 +1187,7 @@ type DeviceGrant struct {
 
 func (x *DeviceGrant) Reset() {
 	*x = DeviceGrant{}
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[12]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -987,7 +1199,7 @@ func (x *DeviceGrant) String() string {
 func (*DeviceGrant) ProtoMessage() {}
 
 func (x *DeviceGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[12]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1000,7 +1212,7 @@ func (x *DeviceGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceGrant.ProtoReflect.Descriptor instead.
 func (*DeviceGrant) Descriptor() ([]byte, []int) {
-	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{12}
+	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DeviceGrant) GetDeviceGrantId() string {
@@ -1055,7 +1267,7 @@ type GetDeviceGrantRequest struct {
 
 func (x *GetDeviceGrantRequest) Reset() {
 	*x = GetDeviceGrantRequest{}
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[13]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1067,7 +1279,7 @@ func (x *GetDeviceGrantRequest) String() string {
 func (*GetDeviceGrantRequest) ProtoMessage() {}
 
 func (x *GetDeviceGrantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[13]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1080,7 +1292,7 @@ func (x *GetDeviceGrantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceGrantRequest.ProtoReflect.Descriptor instead.
 func (*GetDeviceGrantRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{13}
+	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetDeviceGrantRequest) GetUserCode() string {
@@ -1099,7 +1311,7 @@ type GetDeviceGrantResponse struct {
 
 func (x *GetDeviceGrantResponse) Reset() {
 	*x = GetDeviceGrantResponse{}
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[14]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1111,7 +1323,7 @@ func (x *GetDeviceGrantResponse) String() string {
 func (*GetDeviceGrantResponse) ProtoMessage() {}
 
 func (x *GetDeviceGrantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[14]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1124,7 +1336,7 @@ func (x *GetDeviceGrantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceGrantResponse.ProtoReflect.Descriptor instead.
 func (*GetDeviceGrantResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{14}
+	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetDeviceGrantResponse) GetDeviceGrant() *DeviceGrant {
@@ -1145,7 +1357,7 @@ type ApproveDeviceGrantRequest struct {
 
 func (x *ApproveDeviceGrantRequest) Reset() {
 	*x = ApproveDeviceGrantRequest{}
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[15]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1157,7 +1369,7 @@ func (x *ApproveDeviceGrantRequest) String() string {
 func (*ApproveDeviceGrantRequest) ProtoMessage() {}
 
 func (x *ApproveDeviceGrantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[15]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1170,7 +1382,7 @@ func (x *ApproveDeviceGrantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveDeviceGrantRequest.ProtoReflect.Descriptor instead.
 func (*ApproveDeviceGrantRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{15}
+	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ApproveDeviceGrantRequest) GetUserCode() string {
@@ -1189,7 +1401,7 @@ type ApproveDeviceGrantResponse struct {
 
 func (x *ApproveDeviceGrantResponse) Reset() {
 	*x = ApproveDeviceGrantResponse{}
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[16]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1201,7 +1413,7 @@ func (x *ApproveDeviceGrantResponse) String() string {
 func (*ApproveDeviceGrantResponse) ProtoMessage() {}
 
 func (x *ApproveDeviceGrantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[16]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1214,7 +1426,7 @@ func (x *ApproveDeviceGrantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveDeviceGrantResponse.ProtoReflect.Descriptor instead.
 func (*ApproveDeviceGrantResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{16}
+	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ApproveDeviceGrantResponse) GetDeviceGrant() *DeviceGrant {
@@ -1235,7 +1447,7 @@ type DenyDeviceGrantRequest struct {
 
 func (x *DenyDeviceGrantRequest) Reset() {
 	*x = DenyDeviceGrantRequest{}
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[17]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1247,7 +1459,7 @@ func (x *DenyDeviceGrantRequest) String() string {
 func (*DenyDeviceGrantRequest) ProtoMessage() {}
 
 func (x *DenyDeviceGrantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[17]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1260,7 +1472,7 @@ func (x *DenyDeviceGrantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DenyDeviceGrantRequest.ProtoReflect.Descriptor instead.
 func (*DenyDeviceGrantRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{17}
+	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DenyDeviceGrantRequest) GetUserCode() string {
@@ -1278,7 +1490,7 @@ type DenyDeviceGrantResponse struct {
 
 func (x *DenyDeviceGrantResponse) Reset() {
 	*x = DenyDeviceGrantResponse{}
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[18]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1290,7 +1502,7 @@ func (x *DenyDeviceGrantResponse) String() string {
 func (*DenyDeviceGrantResponse) ProtoMessage() {}
 
 func (x *DenyDeviceGrantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[18]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1303,7 +1515,7 @@ func (x *DenyDeviceGrantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DenyDeviceGrantResponse.ProtoReflect.Descriptor instead.
 func (*DenyDeviceGrantResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{18}
+	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{21}
 }
 
 type PollDeviceCodeRequest struct {
@@ -1319,7 +1531,7 @@ type PollDeviceCodeRequest struct {
 
 func (x *PollDeviceCodeRequest) Reset() {
 	*x = PollDeviceCodeRequest{}
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[19]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1331,7 +1543,7 @@ func (x *PollDeviceCodeRequest) String() string {
 func (*PollDeviceCodeRequest) ProtoMessage() {}
 
 func (x *PollDeviceCodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[19]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1344,7 +1556,7 @@ func (x *PollDeviceCodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PollDeviceCodeRequest.ProtoReflect.Descriptor instead.
 func (*PollDeviceCodeRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{19}
+	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PollDeviceCodeRequest) GetDeviceCode() string {
@@ -1390,7 +1602,7 @@ type PollDeviceCodeResponse struct {
 
 func (x *PollDeviceCodeResponse) Reset() {
 	*x = PollDeviceCodeResponse{}
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[20]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1402,7 +1614,7 @@ func (x *PollDeviceCodeResponse) String() string {
 func (*PollDeviceCodeResponse) ProtoMessage() {}
 
 func (x *PollDeviceCodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[20]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1415,7 +1627,7 @@ func (x *PollDeviceCodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PollDeviceCodeResponse.ProtoReflect.Descriptor instead.
 func (*PollDeviceCodeResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{20}
+	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PollDeviceCodeResponse) GetStatus() DevicePollStatus {
@@ -1495,7 +1707,7 @@ type ClaimClientAssertionRequest struct {
 
 func (x *ClaimClientAssertionRequest) Reset() {
 	*x = ClaimClientAssertionRequest{}
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[21]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1507,7 +1719,7 @@ func (x *ClaimClientAssertionRequest) String() string {
 func (*ClaimClientAssertionRequest) ProtoMessage() {}
 
 func (x *ClaimClientAssertionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[21]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1520,7 +1732,7 @@ func (x *ClaimClientAssertionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimClientAssertionRequest.ProtoReflect.Descriptor instead.
 func (*ClaimClientAssertionRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{21}
+	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ClaimClientAssertionRequest) GetClientId() string {
@@ -1554,7 +1766,7 @@ type ClaimClientAssertionResponse struct {
 
 func (x *ClaimClientAssertionResponse) Reset() {
 	*x = ClaimClientAssertionResponse{}
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[22]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1566,7 +1778,7 @@ func (x *ClaimClientAssertionResponse) String() string {
 func (*ClaimClientAssertionResponse) ProtoMessage() {}
 
 func (x *ClaimClientAssertionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[22]
+	mi := &file_gatehouse_authorize_v1_authorize_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1579,7 +1791,7 @@ func (x *ClaimClientAssertionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimClientAssertionResponse.ProtoReflect.Descriptor instead.
 func (*ClaimClientAssertionResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{22}
+	return file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ClaimClientAssertionResponse) GetAlreadyUsed() bool {
@@ -1593,7 +1805,23 @@ var File_gatehouse_authorize_v1_authorize_proto protoreflect.FileDescriptor
 
 const file_gatehouse_authorize_v1_authorize_proto_rawDesc = "" +
 	"\n" +
-	"&gatehouse/authorize/v1/authorize.proto\x12\x16gatehouse.authorize.v1\x1a\x1egatehouse/auth/v1/access.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbc\x01\n" +
+	"&gatehouse/authorize/v1/authorize.proto\x12\x16gatehouse.authorize.v1\x1a\x1egatehouse/auth/v1/access.proto\x1a gatehouse/paging/v1/paging.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc4\x01\n" +
+	"\x12ListClientsRequest\x124\n" +
+	"\x04page\x18\x01 \x01(\v2 .gatehouse.paging.v1.PageRequestR\x04page\x12\x16\n" +
+	"\x06source\x18\x02 \x01(\tR\x06source\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x10\n" +
+	"\x03uri\x18\x04 \x01(\tR\x03uri\x12\x1d\n" +
+	"\n" +
+	"grant_type\x18\x05 \x01(\tR\tgrantType\x12\x1b\n" +
+	"\tclient_id\x18\x06 \x01(\tR\bclientId\"\xa3\x01\n" +
+	"\x06Client\x12\x1b\n" +
+	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12#\n" +
+	"\rmetadata_json\x18\x02 \x01(\fR\fmetadataJson\x12\x16\n" +
+	"\x06source\x18\x03 \x01(\tR\x06source\x12?\n" +
+	"\rregistered_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\fregisteredAt\"\x82\x01\n" +
+	"\x13ListClientsResponse\x128\n" +
+	"\aclients\x18\x01 \x03(\v2\x1e.gatehouse.authorize.v1.ClientR\aclients\x121\n" +
+	"\x04page\x18\x02 \x01(\v2\x1d.gatehouse.paging.v1.PageInfoR\x04page\"\xbc\x01\n" +
 	"\n" +
 	"ClientInfo\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x1f\n" +
@@ -1715,7 +1943,8 @@ const file_gatehouse_authorize_v1_authorize_proto_rawDesc = "" +
 	"\x19DEVICE_POLL_STATUS_DENIED\x10\x03\x12\x1e\n" +
 	"\x1aDEVICE_POLL_STATUS_EXPIRED\x10\x04\x12\x1b\n" +
 	"\x17DEVICE_POLL_STATUS_USED\x10\x05\x12\x1f\n" +
-	"\x1bDEVICE_POLL_STATUS_APPROVED\x10\x062\xbf\t\n" +
+	"\x1bDEVICE_POLL_STATUS_APPROVED\x10\x062\xb0\n" +
+	"\n" +
 	"\x10AuthorizeService\x12f\n" +
 	"\bGetGrant\x12'.gatehouse.authorize.v1.GetGrantRequest\x1a(.gatehouse.authorize.v1.GetGrantResponse\"\a\xc2\xf3\x18\x03\n" +
 	"\x01\a\x12r\n" +
@@ -1736,7 +1965,9 @@ const file_gatehouse_authorize_v1_authorize_proto_rawDesc = "" +
 	"\x0ePollDeviceCode\x12-.gatehouse.authorize.v1.PollDeviceCodeRequest\x1a..gatehouse.authorize.v1.PollDeviceCodeResponse\"\a\xc2\xf3\x18\x03\n" +
 	"\x01\x05\x12\x8a\x01\n" +
 	"\x14ClaimClientAssertion\x123.gatehouse.authorize.v1.ClaimClientAssertionRequest\x1a4.gatehouse.authorize.v1.ClaimClientAssertionResponse\"\a\xc2\xf3\x18\x03\n" +
-	"\x01\x05B8Z6gatehouse.dev/proto/gatehouse/authorize/v1;authorizev1b\x06proto3"
+	"\x01\x05\x12o\n" +
+	"\vListClients\x12*.gatehouse.authorize.v1.ListClientsRequest\x1a+.gatehouse.authorize.v1.ListClientsResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x02B8Z6gatehouse.dev/proto/gatehouse/authorize/v1;authorizev1b\x06proto3"
 
 var (
 	file_gatehouse_authorize_v1_authorize_proto_rawDescOnce sync.Once
@@ -1751,75 +1982,86 @@ func file_gatehouse_authorize_v1_authorize_proto_rawDescGZIP() []byte {
 }
 
 var file_gatehouse_authorize_v1_authorize_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_gatehouse_authorize_v1_authorize_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_gatehouse_authorize_v1_authorize_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_gatehouse_authorize_v1_authorize_proto_goTypes = []any{
 	(GrantStatus)(0),                     // 0: gatehouse.authorize.v1.GrantStatus
 	(DeviceGrantStatus)(0),               // 1: gatehouse.authorize.v1.DeviceGrantStatus
 	(DevicePollStatus)(0),                // 2: gatehouse.authorize.v1.DevicePollStatus
-	(*ClientInfo)(nil),                   // 3: gatehouse.authorize.v1.ClientInfo
-	(*Grant)(nil),                        // 4: gatehouse.authorize.v1.Grant
-	(*GetGrantRequest)(nil),              // 5: gatehouse.authorize.v1.GetGrantRequest
-	(*GetGrantResponse)(nil),             // 6: gatehouse.authorize.v1.GetGrantResponse
-	(*ApproveGrantRequest)(nil),          // 7: gatehouse.authorize.v1.ApproveGrantRequest
-	(*ApproveGrantResponse)(nil),         // 8: gatehouse.authorize.v1.ApproveGrantResponse
-	(*DenyGrantRequest)(nil),             // 9: gatehouse.authorize.v1.DenyGrantRequest
-	(*DenyGrantResponse)(nil),            // 10: gatehouse.authorize.v1.DenyGrantResponse
-	(*ExchangeCodeRequest)(nil),          // 11: gatehouse.authorize.v1.ExchangeCodeRequest
-	(*ExchangeCodeResponse)(nil),         // 12: gatehouse.authorize.v1.ExchangeCodeResponse
-	(*GetClientRequest)(nil),             // 13: gatehouse.authorize.v1.GetClientRequest
-	(*GetClientResponse)(nil),            // 14: gatehouse.authorize.v1.GetClientResponse
-	(*DeviceGrant)(nil),                  // 15: gatehouse.authorize.v1.DeviceGrant
-	(*GetDeviceGrantRequest)(nil),        // 16: gatehouse.authorize.v1.GetDeviceGrantRequest
-	(*GetDeviceGrantResponse)(nil),       // 17: gatehouse.authorize.v1.GetDeviceGrantResponse
-	(*ApproveDeviceGrantRequest)(nil),    // 18: gatehouse.authorize.v1.ApproveDeviceGrantRequest
-	(*ApproveDeviceGrantResponse)(nil),   // 19: gatehouse.authorize.v1.ApproveDeviceGrantResponse
-	(*DenyDeviceGrantRequest)(nil),       // 20: gatehouse.authorize.v1.DenyDeviceGrantRequest
-	(*DenyDeviceGrantResponse)(nil),      // 21: gatehouse.authorize.v1.DenyDeviceGrantResponse
-	(*PollDeviceCodeRequest)(nil),        // 22: gatehouse.authorize.v1.PollDeviceCodeRequest
-	(*PollDeviceCodeResponse)(nil),       // 23: gatehouse.authorize.v1.PollDeviceCodeResponse
-	(*ClaimClientAssertionRequest)(nil),  // 24: gatehouse.authorize.v1.ClaimClientAssertionRequest
-	(*ClaimClientAssertionResponse)(nil), // 25: gatehouse.authorize.v1.ClaimClientAssertionResponse
-	(*timestamppb.Timestamp)(nil),        // 26: google.protobuf.Timestamp
+	(*ListClientsRequest)(nil),           // 3: gatehouse.authorize.v1.ListClientsRequest
+	(*Client)(nil),                       // 4: gatehouse.authorize.v1.Client
+	(*ListClientsResponse)(nil),          // 5: gatehouse.authorize.v1.ListClientsResponse
+	(*ClientInfo)(nil),                   // 6: gatehouse.authorize.v1.ClientInfo
+	(*Grant)(nil),                        // 7: gatehouse.authorize.v1.Grant
+	(*GetGrantRequest)(nil),              // 8: gatehouse.authorize.v1.GetGrantRequest
+	(*GetGrantResponse)(nil),             // 9: gatehouse.authorize.v1.GetGrantResponse
+	(*ApproveGrantRequest)(nil),          // 10: gatehouse.authorize.v1.ApproveGrantRequest
+	(*ApproveGrantResponse)(nil),         // 11: gatehouse.authorize.v1.ApproveGrantResponse
+	(*DenyGrantRequest)(nil),             // 12: gatehouse.authorize.v1.DenyGrantRequest
+	(*DenyGrantResponse)(nil),            // 13: gatehouse.authorize.v1.DenyGrantResponse
+	(*ExchangeCodeRequest)(nil),          // 14: gatehouse.authorize.v1.ExchangeCodeRequest
+	(*ExchangeCodeResponse)(nil),         // 15: gatehouse.authorize.v1.ExchangeCodeResponse
+	(*GetClientRequest)(nil),             // 16: gatehouse.authorize.v1.GetClientRequest
+	(*GetClientResponse)(nil),            // 17: gatehouse.authorize.v1.GetClientResponse
+	(*DeviceGrant)(nil),                  // 18: gatehouse.authorize.v1.DeviceGrant
+	(*GetDeviceGrantRequest)(nil),        // 19: gatehouse.authorize.v1.GetDeviceGrantRequest
+	(*GetDeviceGrantResponse)(nil),       // 20: gatehouse.authorize.v1.GetDeviceGrantResponse
+	(*ApproveDeviceGrantRequest)(nil),    // 21: gatehouse.authorize.v1.ApproveDeviceGrantRequest
+	(*ApproveDeviceGrantResponse)(nil),   // 22: gatehouse.authorize.v1.ApproveDeviceGrantResponse
+	(*DenyDeviceGrantRequest)(nil),       // 23: gatehouse.authorize.v1.DenyDeviceGrantRequest
+	(*DenyDeviceGrantResponse)(nil),      // 24: gatehouse.authorize.v1.DenyDeviceGrantResponse
+	(*PollDeviceCodeRequest)(nil),        // 25: gatehouse.authorize.v1.PollDeviceCodeRequest
+	(*PollDeviceCodeResponse)(nil),       // 26: gatehouse.authorize.v1.PollDeviceCodeResponse
+	(*ClaimClientAssertionRequest)(nil),  // 27: gatehouse.authorize.v1.ClaimClientAssertionRequest
+	(*ClaimClientAssertionResponse)(nil), // 28: gatehouse.authorize.v1.ClaimClientAssertionResponse
+	(*v1.PageRequest)(nil),               // 29: gatehouse.paging.v1.PageRequest
+	(*timestamppb.Timestamp)(nil),        // 30: google.protobuf.Timestamp
+	(*v1.PageInfo)(nil),                  // 31: gatehouse.paging.v1.PageInfo
 }
 var file_gatehouse_authorize_v1_authorize_proto_depIdxs = []int32{
-	3,  // 0: gatehouse.authorize.v1.Grant.client:type_name -> gatehouse.authorize.v1.ClientInfo
-	0,  // 1: gatehouse.authorize.v1.Grant.status:type_name -> gatehouse.authorize.v1.GrantStatus
-	26, // 2: gatehouse.authorize.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
-	4,  // 3: gatehouse.authorize.v1.GetGrantResponse.grant:type_name -> gatehouse.authorize.v1.Grant
-	26, // 4: gatehouse.authorize.v1.ExchangeCodeResponse.auth_time:type_name -> google.protobuf.Timestamp
-	3,  // 5: gatehouse.authorize.v1.DeviceGrant.client:type_name -> gatehouse.authorize.v1.ClientInfo
-	1,  // 6: gatehouse.authorize.v1.DeviceGrant.status:type_name -> gatehouse.authorize.v1.DeviceGrantStatus
-	26, // 7: gatehouse.authorize.v1.DeviceGrant.expires_at:type_name -> google.protobuf.Timestamp
-	15, // 8: gatehouse.authorize.v1.GetDeviceGrantResponse.device_grant:type_name -> gatehouse.authorize.v1.DeviceGrant
-	15, // 9: gatehouse.authorize.v1.ApproveDeviceGrantResponse.device_grant:type_name -> gatehouse.authorize.v1.DeviceGrant
-	2,  // 10: gatehouse.authorize.v1.PollDeviceCodeResponse.status:type_name -> gatehouse.authorize.v1.DevicePollStatus
-	26, // 11: gatehouse.authorize.v1.PollDeviceCodeResponse.auth_time:type_name -> google.protobuf.Timestamp
-	26, // 12: gatehouse.authorize.v1.ClaimClientAssertionRequest.expires_at:type_name -> google.protobuf.Timestamp
-	5,  // 13: gatehouse.authorize.v1.AuthorizeService.GetGrant:input_type -> gatehouse.authorize.v1.GetGrantRequest
-	7,  // 14: gatehouse.authorize.v1.AuthorizeService.ApproveGrant:input_type -> gatehouse.authorize.v1.ApproveGrantRequest
-	9,  // 15: gatehouse.authorize.v1.AuthorizeService.DenyGrant:input_type -> gatehouse.authorize.v1.DenyGrantRequest
-	11, // 16: gatehouse.authorize.v1.AuthorizeService.ExchangeCode:input_type -> gatehouse.authorize.v1.ExchangeCodeRequest
-	13, // 17: gatehouse.authorize.v1.AuthorizeService.GetClient:input_type -> gatehouse.authorize.v1.GetClientRequest
-	16, // 18: gatehouse.authorize.v1.AuthorizeService.GetDeviceGrant:input_type -> gatehouse.authorize.v1.GetDeviceGrantRequest
-	18, // 19: gatehouse.authorize.v1.AuthorizeService.ApproveDeviceGrant:input_type -> gatehouse.authorize.v1.ApproveDeviceGrantRequest
-	20, // 20: gatehouse.authorize.v1.AuthorizeService.DenyDeviceGrant:input_type -> gatehouse.authorize.v1.DenyDeviceGrantRequest
-	22, // 21: gatehouse.authorize.v1.AuthorizeService.PollDeviceCode:input_type -> gatehouse.authorize.v1.PollDeviceCodeRequest
-	24, // 22: gatehouse.authorize.v1.AuthorizeService.ClaimClientAssertion:input_type -> gatehouse.authorize.v1.ClaimClientAssertionRequest
-	6,  // 23: gatehouse.authorize.v1.AuthorizeService.GetGrant:output_type -> gatehouse.authorize.v1.GetGrantResponse
-	8,  // 24: gatehouse.authorize.v1.AuthorizeService.ApproveGrant:output_type -> gatehouse.authorize.v1.ApproveGrantResponse
-	10, // 25: gatehouse.authorize.v1.AuthorizeService.DenyGrant:output_type -> gatehouse.authorize.v1.DenyGrantResponse
-	12, // 26: gatehouse.authorize.v1.AuthorizeService.ExchangeCode:output_type -> gatehouse.authorize.v1.ExchangeCodeResponse
-	14, // 27: gatehouse.authorize.v1.AuthorizeService.GetClient:output_type -> gatehouse.authorize.v1.GetClientResponse
-	17, // 28: gatehouse.authorize.v1.AuthorizeService.GetDeviceGrant:output_type -> gatehouse.authorize.v1.GetDeviceGrantResponse
-	19, // 29: gatehouse.authorize.v1.AuthorizeService.ApproveDeviceGrant:output_type -> gatehouse.authorize.v1.ApproveDeviceGrantResponse
-	21, // 30: gatehouse.authorize.v1.AuthorizeService.DenyDeviceGrant:output_type -> gatehouse.authorize.v1.DenyDeviceGrantResponse
-	23, // 31: gatehouse.authorize.v1.AuthorizeService.PollDeviceCode:output_type -> gatehouse.authorize.v1.PollDeviceCodeResponse
-	25, // 32: gatehouse.authorize.v1.AuthorizeService.ClaimClientAssertion:output_type -> gatehouse.authorize.v1.ClaimClientAssertionResponse
-	23, // [23:33] is the sub-list for method output_type
-	13, // [13:23] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	29, // 0: gatehouse.authorize.v1.ListClientsRequest.page:type_name -> gatehouse.paging.v1.PageRequest
+	30, // 1: gatehouse.authorize.v1.Client.registered_at:type_name -> google.protobuf.Timestamp
+	4,  // 2: gatehouse.authorize.v1.ListClientsResponse.clients:type_name -> gatehouse.authorize.v1.Client
+	31, // 3: gatehouse.authorize.v1.ListClientsResponse.page:type_name -> gatehouse.paging.v1.PageInfo
+	6,  // 4: gatehouse.authorize.v1.Grant.client:type_name -> gatehouse.authorize.v1.ClientInfo
+	0,  // 5: gatehouse.authorize.v1.Grant.status:type_name -> gatehouse.authorize.v1.GrantStatus
+	30, // 6: gatehouse.authorize.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
+	7,  // 7: gatehouse.authorize.v1.GetGrantResponse.grant:type_name -> gatehouse.authorize.v1.Grant
+	30, // 8: gatehouse.authorize.v1.ExchangeCodeResponse.auth_time:type_name -> google.protobuf.Timestamp
+	6,  // 9: gatehouse.authorize.v1.DeviceGrant.client:type_name -> gatehouse.authorize.v1.ClientInfo
+	1,  // 10: gatehouse.authorize.v1.DeviceGrant.status:type_name -> gatehouse.authorize.v1.DeviceGrantStatus
+	30, // 11: gatehouse.authorize.v1.DeviceGrant.expires_at:type_name -> google.protobuf.Timestamp
+	18, // 12: gatehouse.authorize.v1.GetDeviceGrantResponse.device_grant:type_name -> gatehouse.authorize.v1.DeviceGrant
+	18, // 13: gatehouse.authorize.v1.ApproveDeviceGrantResponse.device_grant:type_name -> gatehouse.authorize.v1.DeviceGrant
+	2,  // 14: gatehouse.authorize.v1.PollDeviceCodeResponse.status:type_name -> gatehouse.authorize.v1.DevicePollStatus
+	30, // 15: gatehouse.authorize.v1.PollDeviceCodeResponse.auth_time:type_name -> google.protobuf.Timestamp
+	30, // 16: gatehouse.authorize.v1.ClaimClientAssertionRequest.expires_at:type_name -> google.protobuf.Timestamp
+	8,  // 17: gatehouse.authorize.v1.AuthorizeService.GetGrant:input_type -> gatehouse.authorize.v1.GetGrantRequest
+	10, // 18: gatehouse.authorize.v1.AuthorizeService.ApproveGrant:input_type -> gatehouse.authorize.v1.ApproveGrantRequest
+	12, // 19: gatehouse.authorize.v1.AuthorizeService.DenyGrant:input_type -> gatehouse.authorize.v1.DenyGrantRequest
+	14, // 20: gatehouse.authorize.v1.AuthorizeService.ExchangeCode:input_type -> gatehouse.authorize.v1.ExchangeCodeRequest
+	16, // 21: gatehouse.authorize.v1.AuthorizeService.GetClient:input_type -> gatehouse.authorize.v1.GetClientRequest
+	19, // 22: gatehouse.authorize.v1.AuthorizeService.GetDeviceGrant:input_type -> gatehouse.authorize.v1.GetDeviceGrantRequest
+	21, // 23: gatehouse.authorize.v1.AuthorizeService.ApproveDeviceGrant:input_type -> gatehouse.authorize.v1.ApproveDeviceGrantRequest
+	23, // 24: gatehouse.authorize.v1.AuthorizeService.DenyDeviceGrant:input_type -> gatehouse.authorize.v1.DenyDeviceGrantRequest
+	25, // 25: gatehouse.authorize.v1.AuthorizeService.PollDeviceCode:input_type -> gatehouse.authorize.v1.PollDeviceCodeRequest
+	27, // 26: gatehouse.authorize.v1.AuthorizeService.ClaimClientAssertion:input_type -> gatehouse.authorize.v1.ClaimClientAssertionRequest
+	3,  // 27: gatehouse.authorize.v1.AuthorizeService.ListClients:input_type -> gatehouse.authorize.v1.ListClientsRequest
+	9,  // 28: gatehouse.authorize.v1.AuthorizeService.GetGrant:output_type -> gatehouse.authorize.v1.GetGrantResponse
+	11, // 29: gatehouse.authorize.v1.AuthorizeService.ApproveGrant:output_type -> gatehouse.authorize.v1.ApproveGrantResponse
+	13, // 30: gatehouse.authorize.v1.AuthorizeService.DenyGrant:output_type -> gatehouse.authorize.v1.DenyGrantResponse
+	15, // 31: gatehouse.authorize.v1.AuthorizeService.ExchangeCode:output_type -> gatehouse.authorize.v1.ExchangeCodeResponse
+	17, // 32: gatehouse.authorize.v1.AuthorizeService.GetClient:output_type -> gatehouse.authorize.v1.GetClientResponse
+	20, // 33: gatehouse.authorize.v1.AuthorizeService.GetDeviceGrant:output_type -> gatehouse.authorize.v1.GetDeviceGrantResponse
+	22, // 34: gatehouse.authorize.v1.AuthorizeService.ApproveDeviceGrant:output_type -> gatehouse.authorize.v1.ApproveDeviceGrantResponse
+	24, // 35: gatehouse.authorize.v1.AuthorizeService.DenyDeviceGrant:output_type -> gatehouse.authorize.v1.DenyDeviceGrantResponse
+	26, // 36: gatehouse.authorize.v1.AuthorizeService.PollDeviceCode:output_type -> gatehouse.authorize.v1.PollDeviceCodeResponse
+	28, // 37: gatehouse.authorize.v1.AuthorizeService.ClaimClientAssertion:output_type -> gatehouse.authorize.v1.ClaimClientAssertionResponse
+	5,  // 38: gatehouse.authorize.v1.AuthorizeService.ListClients:output_type -> gatehouse.authorize.v1.ListClientsResponse
+	28, // [28:39] is the sub-list for method output_type
+	17, // [17:28] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_authorize_v1_authorize_proto_init() }
@@ -1833,7 +2075,7 @@ func file_gatehouse_authorize_v1_authorize_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_authorize_v1_authorize_proto_rawDesc), len(file_gatehouse_authorize_v1_authorize_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   23,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

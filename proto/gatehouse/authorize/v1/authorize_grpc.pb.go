@@ -29,6 +29,7 @@ const (
 	AuthorizeService_DenyDeviceGrant_FullMethodName      = "/gatehouse.authorize.v1.AuthorizeService/DenyDeviceGrant"
 	AuthorizeService_PollDeviceCode_FullMethodName       = "/gatehouse.authorize.v1.AuthorizeService/PollDeviceCode"
 	AuthorizeService_ClaimClientAssertion_FullMethodName = "/gatehouse.authorize.v1.AuthorizeService/ClaimClientAssertion"
+	AuthorizeService_ListClients_FullMethodName          = "/gatehouse.authorize.v1.AuthorizeService/ListClients"
 )
 
 // AuthorizeServiceClient is the client API for AuthorizeService service.
@@ -62,6 +63,8 @@ type AuthorizeServiceClient interface {
 	// authorization endpoint records its own: an assertion authenticates once,
 	// at whichever endpoint of whichever service it is first presented.
 	ClaimClientAssertion(ctx context.Context, in *ClaimClientAssertionRequest, opts ...grpc.CallOption) (*ClaimClientAssertionResponse, error)
+	// ListClients pages through the registered clients in client id order.
+	ListClients(ctx context.Context, in *ListClientsRequest, opts ...grpc.CallOption) (*ListClientsResponse, error)
 }
 
 type authorizeServiceClient struct {
@@ -172,6 +175,16 @@ func (c *authorizeServiceClient) ClaimClientAssertion(ctx context.Context, in *C
 	return out, nil
 }
 
+func (c *authorizeServiceClient) ListClients(ctx context.Context, in *ListClientsRequest, opts ...grpc.CallOption) (*ListClientsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListClientsResponse)
+	err := c.cc.Invoke(ctx, AuthorizeService_ListClients_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuthorizeServiceServer is the server API for AuthorizeService service.
 // All implementations must embed UnimplementedAuthorizeServiceServer
 // for forward compatibility.
@@ -203,6 +216,8 @@ type AuthorizeServiceServer interface {
 	// authorization endpoint records its own: an assertion authenticates once,
 	// at whichever endpoint of whichever service it is first presented.
 	ClaimClientAssertion(context.Context, *ClaimClientAssertionRequest) (*ClaimClientAssertionResponse, error)
+	// ListClients pages through the registered clients in client id order.
+	ListClients(context.Context, *ListClientsRequest) (*ListClientsResponse, error)
 	mustEmbedUnimplementedAuthorizeServiceServer()
 }
 
@@ -242,6 +257,9 @@ func (UnimplementedAuthorizeServiceServer) PollDeviceCode(context.Context, *Poll
 }
 func (UnimplementedAuthorizeServiceServer) ClaimClientAssertion(context.Context, *ClaimClientAssertionRequest) (*ClaimClientAssertionResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ClaimClientAssertion not implemented")
+}
+func (UnimplementedAuthorizeServiceServer) ListClients(context.Context, *ListClientsRequest) (*ListClientsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListClients not implemented")
 }
 func (UnimplementedAuthorizeServiceServer) mustEmbedUnimplementedAuthorizeServiceServer() {}
 func (UnimplementedAuthorizeServiceServer) testEmbeddedByValue()                          {}
@@ -444,6 +462,24 @@ func _AuthorizeService_ClaimClientAssertion_Handler(srv interface{}, ctx context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuthorizeService_ListClients_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListClientsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthorizeServiceServer).ListClients(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthorizeService_ListClients_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthorizeServiceServer).ListClients(ctx, req.(*ListClientsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuthorizeService_ServiceDesc is the grpc.ServiceDesc for AuthorizeService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -490,6 +526,10 @@ var AuthorizeService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ClaimClientAssertion",
 			Handler:    _AuthorizeService_ClaimClientAssertion_Handler,
+		},
+		{
+			MethodName: "ListClients",
+			Handler:    _AuthorizeService_ListClients_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1373,6 +1373,114 @@ func (x *RegistrationTokenRevoked) GetTokenId() string {
 	return ""
 }
 
+// RegistrationTokenUnrevoked lets a revoked token work again.
+type RegistrationTokenUnrevoked struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TokenId       string                 `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegistrationTokenUnrevoked) Reset() {
+	*x = RegistrationTokenUnrevoked{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegistrationTokenUnrevoked) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegistrationTokenUnrevoked) ProtoMessage() {}
+
+func (x *RegistrationTokenUnrevoked) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegistrationTokenUnrevoked.ProtoReflect.Descriptor instead.
+func (*RegistrationTokenUnrevoked) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *RegistrationTokenUnrevoked) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+// RegistrationTokenUpdated replaces a token's expiry and number of uses.
+type RegistrationTokenUpdated struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	TokenId string                 `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	// Unset: never expires.
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// 0: unlimited.
+	UsesAllowed   int32 `protobuf:"varint,3,opt,name=uses_allowed,json=usesAllowed,proto3" json:"uses_allowed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegistrationTokenUpdated) Reset() {
+	*x = RegistrationTokenUpdated{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegistrationTokenUpdated) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegistrationTokenUpdated) ProtoMessage() {}
+
+func (x *RegistrationTokenUpdated) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegistrationTokenUpdated.ProtoReflect.Descriptor instead.
+func (*RegistrationTokenUpdated) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *RegistrationTokenUpdated) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+func (x *RegistrationTokenUpdated) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *RegistrationTokenUpdated) GetUsesAllowed() int32 {
+	if x != nil {
+		return x.UsesAllowed
+	}
+	return 0
+}
+
 // RegistrationStarted records a registration form that was accepted.
 type RegistrationStarted struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -1401,7 +1509,7 @@ type RegistrationStarted struct {
 
 func (x *RegistrationStarted) Reset() {
 	*x = RegistrationStarted{}
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[20]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1413,7 +1521,7 @@ func (x *RegistrationStarted) String() string {
 func (*RegistrationStarted) ProtoMessage() {}
 
 func (x *RegistrationStarted) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[20]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1426,7 +1534,7 @@ func (x *RegistrationStarted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegistrationStarted.ProtoReflect.Descriptor instead.
 func (*RegistrationStarted) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{20}
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RegistrationStarted) GetRegistrationId() string {
@@ -1505,7 +1613,7 @@ type RegistrationCompleted struct {
 
 func (x *RegistrationCompleted) Reset() {
 	*x = RegistrationCompleted{}
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[21]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1517,7 +1625,7 @@ func (x *RegistrationCompleted) String() string {
 func (*RegistrationCompleted) ProtoMessage() {}
 
 func (x *RegistrationCompleted) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[21]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1530,7 +1638,7 @@ func (x *RegistrationCompleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegistrationCompleted.ProtoReflect.Descriptor instead.
 func (*RegistrationCompleted) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{21}
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RegistrationCompleted) GetRegistrationId() string {
@@ -1573,7 +1681,7 @@ type AuthProofKeyGenerated struct {
 
 func (x *AuthProofKeyGenerated) Reset() {
 	*x = AuthProofKeyGenerated{}
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[22]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1585,7 +1693,7 @@ func (x *AuthProofKeyGenerated) String() string {
 func (*AuthProofKeyGenerated) ProtoMessage() {}
 
 func (x *AuthProofKeyGenerated) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[22]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1598,7 +1706,7 @@ func (x *AuthProofKeyGenerated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthProofKeyGenerated.ProtoReflect.Descriptor instead.
 func (*AuthProofKeyGenerated) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{22}
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *AuthProofKeyGenerated) GetKey() []byte {
@@ -1637,7 +1745,7 @@ type ClaimKeyGenerated struct {
 
 func (x *ClaimKeyGenerated) Reset() {
 	*x = ClaimKeyGenerated{}
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[23]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1649,7 +1757,7 @@ func (x *ClaimKeyGenerated) String() string {
 func (*ClaimKeyGenerated) ProtoMessage() {}
 
 func (x *ClaimKeyGenerated) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[23]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1662,7 +1770,7 @@ func (x *ClaimKeyGenerated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimKeyGenerated.ProtoReflect.Descriptor instead.
 func (*ClaimKeyGenerated) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{23}
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ClaimKeyGenerated) GetSealedKey() *SealedSecret {
@@ -1711,7 +1819,7 @@ type UpstreamLinked struct {
 
 func (x *UpstreamLinked) Reset() {
 	*x = UpstreamLinked{}
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[24]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1723,7 +1831,7 @@ func (x *UpstreamLinked) String() string {
 func (*UpstreamLinked) ProtoMessage() {}
 
 func (x *UpstreamLinked) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[24]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1736,7 +1844,7 @@ func (x *UpstreamLinked) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpstreamLinked.ProtoReflect.Descriptor instead.
 func (*UpstreamLinked) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{24}
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *UpstreamLinked) GetUserId() string {
@@ -1815,7 +1923,7 @@ type UpstreamUnlinked struct {
 
 func (x *UpstreamUnlinked) Reset() {
 	*x = UpstreamUnlinked{}
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[25]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1827,7 +1935,7 @@ func (x *UpstreamUnlinked) String() string {
 func (*UpstreamUnlinked) ProtoMessage() {}
 
 func (x *UpstreamUnlinked) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[25]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1840,7 +1948,7 @@ func (x *UpstreamUnlinked) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpstreamUnlinked.ProtoReflect.Descriptor instead.
 func (*UpstreamUnlinked) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{25}
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *UpstreamUnlinked) GetUserId() string {
@@ -1885,7 +1993,7 @@ type UpstreamLinkReserved struct {
 
 func (x *UpstreamLinkReserved) Reset() {
 	*x = UpstreamLinkReserved{}
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[26]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1897,7 +2005,7 @@ func (x *UpstreamLinkReserved) String() string {
 func (*UpstreamLinkReserved) ProtoMessage() {}
 
 func (x *UpstreamLinkReserved) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[26]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1910,7 +2018,7 @@ func (x *UpstreamLinkReserved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpstreamLinkReserved.ProtoReflect.Descriptor instead.
 func (*UpstreamLinkReserved) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{26}
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *UpstreamLinkReserved) GetProvider() string {
@@ -1946,7 +2054,7 @@ type UpstreamLinkReleased struct {
 
 func (x *UpstreamLinkReleased) Reset() {
 	*x = UpstreamLinkReleased{}
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[27]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1958,7 +2066,7 @@ func (x *UpstreamLinkReleased) String() string {
 func (*UpstreamLinkReleased) ProtoMessage() {}
 
 func (x *UpstreamLinkReleased) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[27]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1971,7 +2079,7 @@ func (x *UpstreamLinkReleased) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpstreamLinkReleased.ProtoReflect.Descriptor instead.
 func (*UpstreamLinkReleased) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{27}
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *UpstreamLinkReleased) GetProvider() string {
@@ -2013,7 +2121,7 @@ type UpstreamLogoutReceived struct {
 
 func (x *UpstreamLogoutReceived) Reset() {
 	*x = UpstreamLogoutReceived{}
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[28]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2025,7 +2133,7 @@ func (x *UpstreamLogoutReceived) String() string {
 func (*UpstreamLogoutReceived) ProtoMessage() {}
 
 func (x *UpstreamLogoutReceived) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[28]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2038,7 +2146,7 @@ func (x *UpstreamLogoutReceived) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpstreamLogoutReceived.ProtoReflect.Descriptor instead.
 func (*UpstreamLogoutReceived) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{28}
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *UpstreamLogoutReceived) GetProvider() string {
@@ -2077,7 +2185,7 @@ type BrowserSessionsActive_Entry struct {
 
 func (x *BrowserSessionsActive_Entry) Reset() {
 	*x = BrowserSessionsActive_Entry{}
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[29]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2089,7 +2197,7 @@ func (x *BrowserSessionsActive_Entry) String() string {
 func (*BrowserSessionsActive_Entry) ProtoMessage() {}
 
 func (x *BrowserSessionsActive_Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[29]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2245,7 +2353,14 @@ const file_gatehouse_events_v1_accounts_proto_rawDesc = "" +
 	"\x15RegistrationTokenUsed\x12\x19\n" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\"5\n" +
 	"\x18RegistrationTokenRevoked\x12\x19\n" +
-	"\btoken_id\x18\x01 \x01(\tR\atokenId\"\xe1\x03\n" +
+	"\btoken_id\x18\x01 \x01(\tR\atokenId\"7\n" +
+	"\x1aRegistrationTokenUnrevoked\x12\x19\n" +
+	"\btoken_id\x18\x01 \x01(\tR\atokenId\"\x93\x01\n" +
+	"\x18RegistrationTokenUpdated\x12\x19\n" +
+	"\btoken_id\x18\x01 \x01(\tR\atokenId\x129\n" +
+	"\n" +
+	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12!\n" +
+	"\fuses_allowed\x18\x03 \x01(\x05R\vusesAllowed\"\xe1\x03\n" +
 	"\x13RegistrationStarted\x12'\n" +
 	"\x0fregistration_id\x18\x01 \x01(\tR\x0eregistrationId\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x14\n" +
@@ -2318,7 +2433,7 @@ func file_gatehouse_events_v1_accounts_proto_rawDescGZIP() []byte {
 }
 
 var file_gatehouse_events_v1_accounts_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_gatehouse_events_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_gatehouse_events_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_gatehouse_events_v1_accounts_proto_goTypes = []any{
 	(PasswordChangeReason)(0),           // 0: gatehouse.events.v1.PasswordChangeReason
 	(*UsernameReserved)(nil),            // 1: gatehouse.events.v1.UsernameReserved
@@ -2341,52 +2456,55 @@ var file_gatehouse_events_v1_accounts_proto_goTypes = []any{
 	(*RegistrationTokenCreated)(nil),    // 18: gatehouse.events.v1.RegistrationTokenCreated
 	(*RegistrationTokenUsed)(nil),       // 19: gatehouse.events.v1.RegistrationTokenUsed
 	(*RegistrationTokenRevoked)(nil),    // 20: gatehouse.events.v1.RegistrationTokenRevoked
-	(*RegistrationStarted)(nil),         // 21: gatehouse.events.v1.RegistrationStarted
-	(*RegistrationCompleted)(nil),       // 22: gatehouse.events.v1.RegistrationCompleted
-	(*AuthProofKeyGenerated)(nil),       // 23: gatehouse.events.v1.AuthProofKeyGenerated
-	(*ClaimKeyGenerated)(nil),           // 24: gatehouse.events.v1.ClaimKeyGenerated
-	(*UpstreamLinked)(nil),              // 25: gatehouse.events.v1.UpstreamLinked
-	(*UpstreamUnlinked)(nil),            // 26: gatehouse.events.v1.UpstreamUnlinked
-	(*UpstreamLinkReserved)(nil),        // 27: gatehouse.events.v1.UpstreamLinkReserved
-	(*UpstreamLinkReleased)(nil),        // 28: gatehouse.events.v1.UpstreamLinkReleased
-	(*UpstreamLogoutReceived)(nil),      // 29: gatehouse.events.v1.UpstreamLogoutReceived
-	(*BrowserSessionsActive_Entry)(nil), // 30: gatehouse.events.v1.BrowserSessionsActive.Entry
-	(*SealedSecret)(nil),                // 31: gatehouse.events.v1.SealedSecret
-	(*timestamppb.Timestamp)(nil),       // 32: google.protobuf.Timestamp
-	(SecretChange)(0),                   // 33: gatehouse.events.v1.SecretChange
+	(*RegistrationTokenUnrevoked)(nil),  // 21: gatehouse.events.v1.RegistrationTokenUnrevoked
+	(*RegistrationTokenUpdated)(nil),    // 22: gatehouse.events.v1.RegistrationTokenUpdated
+	(*RegistrationStarted)(nil),         // 23: gatehouse.events.v1.RegistrationStarted
+	(*RegistrationCompleted)(nil),       // 24: gatehouse.events.v1.RegistrationCompleted
+	(*AuthProofKeyGenerated)(nil),       // 25: gatehouse.events.v1.AuthProofKeyGenerated
+	(*ClaimKeyGenerated)(nil),           // 26: gatehouse.events.v1.ClaimKeyGenerated
+	(*UpstreamLinked)(nil),              // 27: gatehouse.events.v1.UpstreamLinked
+	(*UpstreamUnlinked)(nil),            // 28: gatehouse.events.v1.UpstreamUnlinked
+	(*UpstreamLinkReserved)(nil),        // 29: gatehouse.events.v1.UpstreamLinkReserved
+	(*UpstreamLinkReleased)(nil),        // 30: gatehouse.events.v1.UpstreamLinkReleased
+	(*UpstreamLogoutReceived)(nil),      // 31: gatehouse.events.v1.UpstreamLogoutReceived
+	(*BrowserSessionsActive_Entry)(nil), // 32: gatehouse.events.v1.BrowserSessionsActive.Entry
+	(*SealedSecret)(nil),                // 33: gatehouse.events.v1.SealedSecret
+	(*timestamppb.Timestamp)(nil),       // 34: google.protobuf.Timestamp
+	(SecretChange)(0),                   // 35: gatehouse.events.v1.SecretChange
 }
 var file_gatehouse_events_v1_accounts_proto_depIdxs = []int32{
-	31, // 0: gatehouse.events.v1.EmailReserved.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	31, // 1: gatehouse.events.v1.EmailReleased.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	31, // 2: gatehouse.events.v1.UserRegistered.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
-	31, // 3: gatehouse.events.v1.UserRegistered.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	31, // 4: gatehouse.events.v1.UserRegistered.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
+	33, // 0: gatehouse.events.v1.EmailReserved.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	33, // 1: gatehouse.events.v1.EmailReleased.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	33, // 2: gatehouse.events.v1.UserRegistered.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
+	33, // 3: gatehouse.events.v1.UserRegistered.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	33, // 4: gatehouse.events.v1.UserRegistered.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
 	0,  // 5: gatehouse.events.v1.PasswordChanged.reason:type_name -> gatehouse.events.v1.PasswordChangeReason
-	31, // 6: gatehouse.events.v1.PasswordChanged.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
-	31, // 7: gatehouse.events.v1.DisplayNameSet.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
-	31, // 8: gatehouse.events.v1.EmailAdded.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	31, // 9: gatehouse.events.v1.EmailRemoved.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	31, // 10: gatehouse.events.v1.PrimaryEmailSet.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	31, // 11: gatehouse.events.v1.BrowserSessionStarted.sealed_user_agent:type_name -> gatehouse.events.v1.SealedSecret
-	31, // 12: gatehouse.events.v1.BrowserSessionStarted.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
-	30, // 13: gatehouse.events.v1.BrowserSessionsActive.entries:type_name -> gatehouse.events.v1.BrowserSessionsActive.Entry
-	32, // 14: gatehouse.events.v1.RegistrationTokenCreated.expires_at:type_name -> google.protobuf.Timestamp
-	32, // 15: gatehouse.events.v1.RegistrationStarted.expires_at:type_name -> google.protobuf.Timestamp
-	31, // 16: gatehouse.events.v1.RegistrationStarted.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
-	31, // 17: gatehouse.events.v1.RegistrationStarted.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	31, // 18: gatehouse.events.v1.RegistrationStarted.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
-	31, // 19: gatehouse.events.v1.AuthProofKeyGenerated.sealed_key:type_name -> gatehouse.events.v1.SealedSecret
-	33, // 20: gatehouse.events.v1.AuthProofKeyGenerated.change:type_name -> gatehouse.events.v1.SecretChange
-	31, // 21: gatehouse.events.v1.ClaimKeyGenerated.sealed_key:type_name -> gatehouse.events.v1.SealedSecret
-	33, // 22: gatehouse.events.v1.ClaimKeyGenerated.change:type_name -> gatehouse.events.v1.SecretChange
-	31, // 23: gatehouse.events.v1.UpstreamLinked.sealed_subject:type_name -> gatehouse.events.v1.SealedSecret
-	31, // 24: gatehouse.events.v1.UpstreamLinked.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	31, // 25: gatehouse.events.v1.BrowserSessionsActive.Entry.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
-	26, // [26:26] is the sub-list for method output_type
-	26, // [26:26] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	33, // 6: gatehouse.events.v1.PasswordChanged.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
+	33, // 7: gatehouse.events.v1.DisplayNameSet.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
+	33, // 8: gatehouse.events.v1.EmailAdded.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	33, // 9: gatehouse.events.v1.EmailRemoved.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	33, // 10: gatehouse.events.v1.PrimaryEmailSet.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	33, // 11: gatehouse.events.v1.BrowserSessionStarted.sealed_user_agent:type_name -> gatehouse.events.v1.SealedSecret
+	33, // 12: gatehouse.events.v1.BrowserSessionStarted.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
+	32, // 13: gatehouse.events.v1.BrowserSessionsActive.entries:type_name -> gatehouse.events.v1.BrowserSessionsActive.Entry
+	34, // 14: gatehouse.events.v1.RegistrationTokenCreated.expires_at:type_name -> google.protobuf.Timestamp
+	34, // 15: gatehouse.events.v1.RegistrationTokenUpdated.expires_at:type_name -> google.protobuf.Timestamp
+	34, // 16: gatehouse.events.v1.RegistrationStarted.expires_at:type_name -> google.protobuf.Timestamp
+	33, // 17: gatehouse.events.v1.RegistrationStarted.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
+	33, // 18: gatehouse.events.v1.RegistrationStarted.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	33, // 19: gatehouse.events.v1.RegistrationStarted.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
+	33, // 20: gatehouse.events.v1.AuthProofKeyGenerated.sealed_key:type_name -> gatehouse.events.v1.SealedSecret
+	35, // 21: gatehouse.events.v1.AuthProofKeyGenerated.change:type_name -> gatehouse.events.v1.SecretChange
+	33, // 22: gatehouse.events.v1.ClaimKeyGenerated.sealed_key:type_name -> gatehouse.events.v1.SealedSecret
+	35, // 23: gatehouse.events.v1.ClaimKeyGenerated.change:type_name -> gatehouse.events.v1.SecretChange
+	33, // 24: gatehouse.events.v1.UpstreamLinked.sealed_subject:type_name -> gatehouse.events.v1.SealedSecret
+	33, // 25: gatehouse.events.v1.UpstreamLinked.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	33, // 26: gatehouse.events.v1.BrowserSessionsActive.Entry.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
+	27, // [27:27] is the sub-list for method output_type
+	27, // [27:27] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_events_v1_accounts_proto_init() }
@@ -2401,7 +2519,7 @@ func file_gatehouse_events_v1_accounts_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_events_v1_accounts_proto_rawDesc), len(file_gatehouse_events_v1_accounts_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   30,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -110,7 +110,7 @@ var (
 	AccountsEmail        = aggregate("accounts", "email", &EmailReserved{}, &EmailReleased{})
 	AccountsBrowser      = aggregate("accounts", "browser", &BrowserSessionStarted{}, &BrowserSessionEnded{})
 	AccountsActivity     = aggregate("accounts", "activity", &BrowserSessionsActive{})
-	AccountsRegToken     = aggregate("accounts", "regtoken", &RegistrationTokenCreated{}, &RegistrationTokenUsed{}, &RegistrationTokenRevoked{})
+	AccountsRegToken     = aggregate("accounts", "regtoken", &RegistrationTokenCreated{}, &RegistrationTokenUsed{}, &RegistrationTokenRevoked{}, &RegistrationTokenUnrevoked{}, &RegistrationTokenUpdated{})
 	AccountsRegistration = aggregate("accounts", "registration", &RegistrationStarted{}, &RegistrationCompleted{})
 	AccountsKeys         = aggregate("accounts", "keys", &AuthProofKeyGenerated{}, &ClaimKeyGenerated{})
 	// AccountsUpstream is the claim of an upstream identity (one user each).

@@ -26,7 +26,8 @@ const (
 type SessionStarted struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	// "oauth", "compat" or "client_credentials".
+	// "oauth", "compat", "client_credentials" or "personal" (a personal access
+	// token, whose session rotates nothing: TokensIssued only regenerates it).
 	Kind     string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
 	ClientId string `protobuf:"bytes,3,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
 	// Empty for client_credentials sessions.
@@ -55,8 +56,12 @@ type SessionStarted struct {
 	// the device approval's or the login token's; empty when none. A
 	// back-channel logout that ends it may end this session too.
 	BrowserSessionId string `protobuf:"bytes,15,opt,name=browser_session_id,json=browserSessionId,proto3" json:"browser_session_id,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Personal sessions: the user who created the session for user_id (an
+	// administrator for a bot, or user_id themselves); empty when a client
+	// (client_id) created it.
+	OwnerUserId   string `protobuf:"bytes,16,opt,name=owner_user_id,json=ownerUserId,proto3" json:"owner_user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SessionStarted) Reset() {
@@ -190,6 +195,13 @@ func (x *SessionStarted) GetSealedUserAgent() *SealedSecret {
 func (x *SessionStarted) GetBrowserSessionId() string {
 	if x != nil {
 		return x.BrowserSessionId
+	}
+	return ""
+}
+
+func (x *SessionStarted) GetOwnerUserId() string {
+	if x != nil {
+		return x.OwnerUserId
 	}
 	return ""
 }
@@ -793,7 +805,7 @@ var File_gatehouse_events_v1_token_proto protoreflect.FileDescriptor
 
 const file_gatehouse_events_v1_token_proto_rawDesc = "" +
 	"\n" +
-	"\x1fgatehouse/events/v1/token.proto\x12\x13gatehouse.events.v1\x1a gatehouse/events/v1/sealed.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd8\x04\n" +
+	"\x1fgatehouse/events/v1/token.proto\x12\x13gatehouse.events.v1\x1a gatehouse/events/v1/sealed.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfc\x04\n" +
 	"\x0eSessionStarted\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x12\n" +
@@ -813,7 +825,8 @@ const file_gatehouse_events_v1_token_proto_rawDesc = "" +
 	"user_agent\x18\f \x01(\tR\tuserAgent\x12M\n" +
 	"\x11sealed_ip_address\x18\r \x01(\v2!.gatehouse.events.v1.SealedSecretR\x0fsealedIpAddress\x12M\n" +
 	"\x11sealed_user_agent\x18\x0e \x01(\v2!.gatehouse.events.v1.SealedSecretR\x0fsealedUserAgent\x12,\n" +
-	"\x12browser_session_id\x18\x0f \x01(\tR\x10browserSessionId\"\x9d\x02\n" +
+	"\x12browser_session_id\x18\x0f \x01(\tR\x10browserSessionId\x12\"\n" +
+	"\rowner_user_id\x18\x10 \x01(\tR\vownerUserId\"\x9d\x02\n" +
 	"\fTokensIssued\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1f\n" +

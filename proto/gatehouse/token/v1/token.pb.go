@@ -8,8 +8,10 @@ package tokenv1
 
 import (
 	_ "gatehouse.dev/proto/gatehouse/auth/v1"
+	v1 "gatehouse.dev/proto/gatehouse/paging/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -23,6 +25,904 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// SessionStatus filters sessions.
+type SessionStatus int32
+
+const (
+	SessionStatus_SESSION_STATUS_UNSPECIFIED SessionStatus = 0
+	SessionStatus_SESSION_STATUS_ACTIVE      SessionStatus = 1
+	SessionStatus_SESSION_STATUS_FINISHED    SessionStatus = 2
+)
+
+// Enum value maps for SessionStatus.
+var (
+	SessionStatus_name = map[int32]string{
+		0: "SESSION_STATUS_UNSPECIFIED",
+		1: "SESSION_STATUS_ACTIVE",
+		2: "SESSION_STATUS_FINISHED",
+	}
+	SessionStatus_value = map[string]int32{
+		"SESSION_STATUS_UNSPECIFIED": 0,
+		"SESSION_STATUS_ACTIVE":      1,
+		"SESSION_STATUS_FINISHED":    2,
+	}
+)
+
+func (x SessionStatus) Enum() *SessionStatus {
+	p := new(SessionStatus)
+	*p = x
+	return p
+}
+
+func (x SessionStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SessionStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_gatehouse_token_v1_token_proto_enumTypes[0].Descriptor()
+}
+
+func (SessionStatus) Type() protoreflect.EnumType {
+	return &file_gatehouse_token_v1_token_proto_enumTypes[0]
+}
+
+func (x SessionStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SessionStatus.Descriptor instead.
+func (SessionStatus) EnumDescriptor() ([]byte, []int) {
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{0}
+}
+
+type AuthenticateAdminTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthenticateAdminTokenRequest) Reset() {
+	*x = AuthenticateAdminTokenRequest{}
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthenticateAdminTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthenticateAdminTokenRequest) ProtoMessage() {}
+
+func (x *AuthenticateAdminTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthenticateAdminTokenRequest.ProtoReflect.Descriptor instead.
+func (*AuthenticateAdminTokenRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *AuthenticateAdminTokenRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+// AuthenticateAdminTokenResponse names who the token stands for: a client
+// acting for itself (client_credentials; user_id empty) or a user.
+type AuthenticateAdminTokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClientId      string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	SessionId     string                 `protobuf:"bytes,3,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	Scope         string                 `protobuf:"bytes,4,opt,name=scope,proto3" json:"scope,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthenticateAdminTokenResponse) Reset() {
+	*x = AuthenticateAdminTokenResponse{}
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthenticateAdminTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthenticateAdminTokenResponse) ProtoMessage() {}
+
+func (x *AuthenticateAdminTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthenticateAdminTokenResponse.ProtoReflect.Descriptor instead.
+func (*AuthenticateAdminTokenResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *AuthenticateAdminTokenResponse) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *AuthenticateAdminTokenResponse) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *AuthenticateAdminTokenResponse) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *AuthenticateAdminTokenResponse) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+type QuerySessionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Page  *v1.PageRequest        `protobuf:"bytes,1,opt,name=page,proto3" json:"page,omitempty"`
+	// "oauth" (with client_credentials), "compat" or "personal"; empty for all.
+	Kind     string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	UserId   string `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	ClientId string `protobuf:"bytes,4,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// The personal sessions an administrator created for this owner.
+	OwnerUserId string        `protobuf:"bytes,5,opt,name=owner_user_id,json=ownerUserId,proto3" json:"owner_user_id,omitempty"`
+	Status      SessionStatus `protobuf:"varint,6,opt,name=status,proto3,enum=gatehouse.token.v1.SessionStatus" json:"status,omitempty"`
+	// Every one of these scope tokens must be in the session's scope.
+	Scopes           []string               `protobuf:"bytes,7,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	CreatedBefore    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_before,json=createdBefore,proto3" json:"created_before,omitempty"`
+	CreatedAfter     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_after,json=createdAfter,proto3" json:"created_after,omitempty"`
+	LastActiveBefore *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=last_active_before,json=lastActiveBefore,proto3" json:"last_active_before,omitempty"`
+	LastActiveAfter  *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=last_active_after,json=lastActiveAfter,proto3" json:"last_active_after,omitempty"`
+	// Personal sessions whose current token expires before or after these.
+	ExpiresBefore *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=expires_before,json=expiresBefore,proto3" json:"expires_before,omitempty"`
+	ExpiresAfter  *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=expires_after,json=expiresAfter,proto3" json:"expires_after,omitempty"`
+	// Set: only personal sessions whose current token has (or has no) expiry.
+	Expires       *bool `protobuf:"varint,14,opt,name=expires,proto3,oneof" json:"expires,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuerySessionsRequest) Reset() {
+	*x = QuerySessionsRequest{}
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuerySessionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuerySessionsRequest) ProtoMessage() {}
+
+func (x *QuerySessionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuerySessionsRequest.ProtoReflect.Descriptor instead.
+func (*QuerySessionsRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *QuerySessionsRequest) GetPage() *v1.PageRequest {
+	if x != nil {
+		return x.Page
+	}
+	return nil
+}
+
+func (x *QuerySessionsRequest) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *QuerySessionsRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *QuerySessionsRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *QuerySessionsRequest) GetOwnerUserId() string {
+	if x != nil {
+		return x.OwnerUserId
+	}
+	return ""
+}
+
+func (x *QuerySessionsRequest) GetStatus() SessionStatus {
+	if x != nil {
+		return x.Status
+	}
+	return SessionStatus_SESSION_STATUS_UNSPECIFIED
+}
+
+func (x *QuerySessionsRequest) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *QuerySessionsRequest) GetCreatedBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedBefore
+	}
+	return nil
+}
+
+func (x *QuerySessionsRequest) GetCreatedAfter() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAfter
+	}
+	return nil
+}
+
+func (x *QuerySessionsRequest) GetLastActiveBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastActiveBefore
+	}
+	return nil
+}
+
+func (x *QuerySessionsRequest) GetLastActiveAfter() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastActiveAfter
+	}
+	return nil
+}
+
+func (x *QuerySessionsRequest) GetExpiresBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresBefore
+	}
+	return nil
+}
+
+func (x *QuerySessionsRequest) GetExpiresAfter() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAfter
+	}
+	return nil
+}
+
+func (x *QuerySessionsRequest) GetExpires() bool {
+	if x != nil && x.Expires != nil {
+		return *x.Expires
+	}
+	return false
+}
+
+type QuerySessionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sessions      []*Session             `protobuf:"bytes,1,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	Page          *v1.PageInfo           `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuerySessionsResponse) Reset() {
+	*x = QuerySessionsResponse{}
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuerySessionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuerySessionsResponse) ProtoMessage() {}
+
+func (x *QuerySessionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuerySessionsResponse.ProtoReflect.Descriptor instead.
+func (*QuerySessionsResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *QuerySessionsResponse) GetSessions() []*Session {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
+func (x *QuerySessionsResponse) GetPage() *v1.PageInfo {
+	if x != nil {
+		return x.Page
+	}
+	return nil
+}
+
+type GetSessionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSessionRequest) Reset() {
+	*x = GetSessionRequest{}
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSessionRequest) ProtoMessage() {}
+
+func (x *GetSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSessionRequest.ProtoReflect.Descriptor instead.
+func (*GetSessionRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *GetSessionRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+type GetSessionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       *Session               `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSessionResponse) Reset() {
+	*x = GetSessionResponse{}
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSessionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSessionResponse) ProtoMessage() {}
+
+func (x *GetSessionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSessionResponse.ProtoReflect.Descriptor instead.
+func (*GetSessionResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *GetSessionResponse) GetSession() *Session {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+type CreatePersonalSessionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user the token acts as; for a signed-in person, empty or themselves.
+	ActorUserId string `protobuf:"bytes,1,opt,name=actor_user_id,json=actorUserId,proto3" json:"actor_user_id,omitempty"`
+	// The session's name, shown in lists (1 to 100 characters).
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// Space-separated; must hold urn:matrix:client:api:* or an admin scope.
+	Scope string `protobuf:"bytes,3,opt,name=scope,proto3" json:"scope,omitempty"`
+	// Unset: the token never expires.
+	ExpiresIn     *durationpb.Duration `protobuf:"bytes,4,opt,name=expires_in,json=expiresIn,proto3" json:"expires_in,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreatePersonalSessionRequest) Reset() {
+	*x = CreatePersonalSessionRequest{}
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreatePersonalSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreatePersonalSessionRequest) ProtoMessage() {}
+
+func (x *CreatePersonalSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreatePersonalSessionRequest.ProtoReflect.Descriptor instead.
+func (*CreatePersonalSessionRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *CreatePersonalSessionRequest) GetActorUserId() string {
+	if x != nil {
+		return x.ActorUserId
+	}
+	return ""
+}
+
+func (x *CreatePersonalSessionRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreatePersonalSessionRequest) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *CreatePersonalSessionRequest) GetExpiresIn() *durationpb.Duration {
+	if x != nil {
+		return x.ExpiresIn
+	}
+	return nil
+}
+
+type CreatePersonalSessionResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Session *Session               `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	// The personal access token (mpt_...): shown once, stored only hashed.
+	AccessToken   string `protobuf:"bytes,2,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreatePersonalSessionResponse) Reset() {
+	*x = CreatePersonalSessionResponse{}
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreatePersonalSessionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreatePersonalSessionResponse) ProtoMessage() {}
+
+func (x *CreatePersonalSessionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreatePersonalSessionResponse.ProtoReflect.Descriptor instead.
+func (*CreatePersonalSessionResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *CreatePersonalSessionResponse) GetSession() *Session {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+func (x *CreatePersonalSessionResponse) GetAccessToken() string {
+	if x != nil {
+		return x.AccessToken
+	}
+	return ""
+}
+
+type RegeneratePersonalSessionResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Session *Session               `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	// The new token, shown once.
+	AccessToken   string `protobuf:"bytes,2,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegeneratePersonalSessionResponse) Reset() {
+	*x = RegeneratePersonalSessionResponse{}
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegeneratePersonalSessionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegeneratePersonalSessionResponse) ProtoMessage() {}
+
+func (x *RegeneratePersonalSessionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegeneratePersonalSessionResponse.ProtoReflect.Descriptor instead.
+func (*RegeneratePersonalSessionResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *RegeneratePersonalSessionResponse) GetSession() *Session {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+func (x *RegeneratePersonalSessionResponse) GetAccessToken() string {
+	if x != nil {
+		return x.AccessToken
+	}
+	return ""
+}
+
+type RegeneratePersonalSessionRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// Unset: the new token never expires.
+	ExpiresIn     *durationpb.Duration `protobuf:"bytes,2,opt,name=expires_in,json=expiresIn,proto3" json:"expires_in,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegeneratePersonalSessionRequest) Reset() {
+	*x = RegeneratePersonalSessionRequest{}
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegeneratePersonalSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegeneratePersonalSessionRequest) ProtoMessage() {}
+
+func (x *RegeneratePersonalSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegeneratePersonalSessionRequest.ProtoReflect.Descriptor instead.
+func (*RegeneratePersonalSessionRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RegeneratePersonalSessionRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *RegeneratePersonalSessionRequest) GetExpiresIn() *durationpb.Duration {
+	if x != nil {
+		return x.ExpiresIn
+	}
+	return nil
+}
+
+// AuditEntry is one event of the token service's audit trail.
+type AuditEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The event's id (a ULID: ordered by time).
+	EventId string `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// Event type, for example "gatehouse.events.v1.SessionStarted".
+	EventType  string                 `protobuf:"bytes,2,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	UserId     string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Actor      string                 `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
+	OccurredAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	// Human-readable; never contains secrets.
+	Summary string `protobuf:"bytes,6,opt,name=summary,proto3" json:"summary,omitempty"`
+	// The client's address, when the event knows it.
+	IpAddress     string `protobuf:"bytes,7,opt,name=ip_address,json=ipAddress,proto3" json:"ip_address,omitempty"`
+	SessionId     string `protobuf:"bytes,8,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditEntry) Reset() {
+	*x = AuditEntry{}
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditEntry) ProtoMessage() {}
+
+func (x *AuditEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
+func (*AuditEntry) Descriptor() ([]byte, []int) {
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *AuditEntry) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetEventType() string {
+	if x != nil {
+		return x.EventType
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
+}
+
+func (x *AuditEntry) GetSummary() string {
+	if x != nil {
+		return x.Summary
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetIpAddress() string {
+	if x != nil {
+		return x.IpAddress
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+type ListAuditEntriesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Empty for every user.
+	UserId        string          `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Page          *v1.PageRequest `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditEntriesRequest) Reset() {
+	*x = ListAuditEntriesRequest{}
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditEntriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditEntriesRequest) ProtoMessage() {}
+
+func (x *ListAuditEntriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditEntriesRequest.ProtoReflect.Descriptor instead.
+func (*ListAuditEntriesRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ListAuditEntriesRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *ListAuditEntriesRequest) GetPage() *v1.PageRequest {
+	if x != nil {
+		return x.Page
+	}
+	return nil
+}
+
+type ListAuditEntriesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entries       []*AuditEntry          `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	Page          *v1.PageInfo           `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditEntriesResponse) Reset() {
+	*x = ListAuditEntriesResponse{}
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditEntriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditEntriesResponse) ProtoMessage() {}
+
+func (x *ListAuditEntriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditEntriesResponse.ProtoReflect.Descriptor instead.
+func (*ListAuditEntriesResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ListAuditEntriesResponse) GetEntries() []*AuditEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *ListAuditEntriesResponse) GetPage() *v1.PageInfo {
+	if x != nil {
+		return x.Page
+	}
+	return nil
+}
+
 type IntrospectRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
@@ -32,7 +932,7 @@ type IntrospectRequest struct {
 
 func (x *IntrospectRequest) Reset() {
 	*x = IntrospectRequest{}
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[0]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -44,7 +944,7 @@ func (x *IntrospectRequest) String() string {
 func (*IntrospectRequest) ProtoMessage() {}
 
 func (x *IntrospectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[0]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -57,7 +957,7 @@ func (x *IntrospectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IntrospectRequest.ProtoReflect.Descriptor instead.
 func (*IntrospectRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{0}
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *IntrospectRequest) GetToken() string {
@@ -89,7 +989,7 @@ type IntrospectResponse struct {
 
 func (x *IntrospectResponse) Reset() {
 	*x = IntrospectResponse{}
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[1]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -101,7 +1001,7 @@ func (x *IntrospectResponse) String() string {
 func (*IntrospectResponse) ProtoMessage() {}
 
 func (x *IntrospectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[1]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -114,7 +1014,7 @@ func (x *IntrospectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IntrospectResponse.ProtoReflect.Descriptor instead.
 func (*IntrospectResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{1}
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *IntrospectResponse) GetActive() bool {
@@ -196,7 +1096,7 @@ type RevokeRequest struct {
 
 func (x *RevokeRequest) Reset() {
 	*x = RevokeRequest{}
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[2]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -208,7 +1108,7 @@ func (x *RevokeRequest) String() string {
 func (*RevokeRequest) ProtoMessage() {}
 
 func (x *RevokeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[2]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -221,7 +1121,7 @@ func (x *RevokeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeRequest.ProtoReflect.Descriptor instead.
 func (*RevokeRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{2}
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RevokeRequest) GetToken() string {
@@ -239,7 +1139,7 @@ type RevokeResponse struct {
 
 func (x *RevokeResponse) Reset() {
 	*x = RevokeResponse{}
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[3]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -251,7 +1151,7 @@ func (x *RevokeResponse) String() string {
 func (*RevokeResponse) ProtoMessage() {}
 
 func (x *RevokeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[3]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -264,7 +1164,7 @@ func (x *RevokeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeResponse.ProtoReflect.Descriptor instead.
 func (*RevokeResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{3}
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{16}
 }
 
 type Session struct {
@@ -284,14 +1184,22 @@ type Session struct {
 	// The client's last known address (the login, then refreshes).
 	IpAddress string `protobuf:"bytes,11,opt,name=ip_address,json=ipAddress,proto3" json:"ip_address,omitempty"`
 	// The User-Agent of the request that started the session.
-	UserAgent     string `protobuf:"bytes,12,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
+	UserAgent string `protobuf:"bytes,12,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
+	// Personal sessions: the user who created it for the actor (an
+	// administrator, or the actor themselves); empty when a client did.
+	OwnerUserId string `protobuf:"bytes,13,opt,name=owner_user_id,json=ownerUserId,proto3" json:"owner_user_id,omitempty"`
+	// Why it ended ("revoked", "logout", ...), once ended.
+	EndReason string `protobuf:"bytes,14,opt,name=end_reason,json=endReason,proto3" json:"end_reason,omitempty"`
+	// When the session's current access token expires; unset when it never
+	// does (personal and some compat sessions) or the session ended.
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Session) Reset() {
 	*x = Session{}
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[4]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -303,7 +1211,7 @@ func (x *Session) String() string {
 func (*Session) ProtoMessage() {}
 
 func (x *Session) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[4]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -316,7 +1224,7 @@ func (x *Session) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Session.ProtoReflect.Descriptor instead.
 func (*Session) Descriptor() ([]byte, []int) {
-	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{4}
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Session) GetDeviceDisplayName() string {
@@ -403,6 +1311,27 @@ func (x *Session) GetUserAgent() string {
 	return ""
 }
 
+func (x *Session) GetOwnerUserId() string {
+	if x != nil {
+		return x.OwnerUserId
+	}
+	return ""
+}
+
+func (x *Session) GetEndReason() string {
+	if x != nil {
+		return x.EndReason
+	}
+	return ""
+}
+
+func (x *Session) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
 type ListSessionsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
@@ -413,7 +1342,7 @@ type ListSessionsRequest struct {
 
 func (x *ListSessionsRequest) Reset() {
 	*x = ListSessionsRequest{}
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[5]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -425,7 +1354,7 @@ func (x *ListSessionsRequest) String() string {
 func (*ListSessionsRequest) ProtoMessage() {}
 
 func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[5]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -438,7 +1367,7 @@ func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{5}
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListSessionsRequest) GetUserId() string {
@@ -464,7 +1393,7 @@ type ListSessionsResponse struct {
 
 func (x *ListSessionsResponse) Reset() {
 	*x = ListSessionsResponse{}
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[6]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -476,7 +1405,7 @@ func (x *ListSessionsResponse) String() string {
 func (*ListSessionsResponse) ProtoMessage() {}
 
 func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[6]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -489,7 +1418,7 @@ func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{6}
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListSessionsResponse) GetSessions() []*Session {
@@ -509,7 +1438,7 @@ type EndSessionRequest struct {
 
 func (x *EndSessionRequest) Reset() {
 	*x = EndSessionRequest{}
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[7]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -521,7 +1450,7 @@ func (x *EndSessionRequest) String() string {
 func (*EndSessionRequest) ProtoMessage() {}
 
 func (x *EndSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[7]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -534,7 +1463,7 @@ func (x *EndSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndSessionRequest.ProtoReflect.Descriptor instead.
 func (*EndSessionRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{7}
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *EndSessionRequest) GetSessionId() string {
@@ -559,7 +1488,7 @@ type EndSessionResponse struct {
 
 func (x *EndSessionResponse) Reset() {
 	*x = EndSessionResponse{}
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[8]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -571,7 +1500,7 @@ func (x *EndSessionResponse) String() string {
 func (*EndSessionResponse) ProtoMessage() {}
 
 func (x *EndSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[8]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -584,7 +1513,7 @@ func (x *EndSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndSessionResponse.ProtoReflect.Descriptor instead.
 func (*EndSessionResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{8}
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{21}
 }
 
 // CreateLoginTokenRequest asks for a login token for the signed-in person
@@ -597,7 +1526,7 @@ type CreateLoginTokenRequest struct {
 
 func (x *CreateLoginTokenRequest) Reset() {
 	*x = CreateLoginTokenRequest{}
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[9]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -609,7 +1538,7 @@ func (x *CreateLoginTokenRequest) String() string {
 func (*CreateLoginTokenRequest) ProtoMessage() {}
 
 func (x *CreateLoginTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[9]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -622,7 +1551,7 @@ func (x *CreateLoginTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateLoginTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateLoginTokenRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{9}
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{22}
 }
 
 type CreateLoginTokenResponse struct {
@@ -636,7 +1565,7 @@ type CreateLoginTokenResponse struct {
 
 func (x *CreateLoginTokenResponse) Reset() {
 	*x = CreateLoginTokenResponse{}
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[10]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -648,7 +1577,7 @@ func (x *CreateLoginTokenResponse) String() string {
 func (*CreateLoginTokenResponse) ProtoMessage() {}
 
 func (x *CreateLoginTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[10]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -661,7 +1590,7 @@ func (x *CreateLoginTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateLoginTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateLoginTokenResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{10}
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CreateLoginTokenResponse) GetLoginToken() string {
@@ -686,7 +1615,7 @@ type SyncHomeserverRequest struct {
 
 func (x *SyncHomeserverRequest) Reset() {
 	*x = SyncHomeserverRequest{}
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[11]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -698,7 +1627,7 @@ func (x *SyncHomeserverRequest) String() string {
 func (*SyncHomeserverRequest) ProtoMessage() {}
 
 func (x *SyncHomeserverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[11]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -711,7 +1640,7 @@ func (x *SyncHomeserverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncHomeserverRequest.ProtoReflect.Descriptor instead.
 func (*SyncHomeserverRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{11}
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{24}
 }
 
 type SyncHomeserverResponse struct {
@@ -732,7 +1661,7 @@ type SyncHomeserverResponse struct {
 
 func (x *SyncHomeserverResponse) Reset() {
 	*x = SyncHomeserverResponse{}
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[12]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -744,7 +1673,7 @@ func (x *SyncHomeserverResponse) String() string {
 func (*SyncHomeserverResponse) ProtoMessage() {}
 
 func (x *SyncHomeserverResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[12]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -757,7 +1686,7 @@ func (x *SyncHomeserverResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncHomeserverResponse.ProtoReflect.Descriptor instead.
 func (*SyncHomeserverResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{12}
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SyncHomeserverResponse) GetUsersProvisioned() int64 {
@@ -811,7 +1740,7 @@ type IsLocalpartAvailableRequest struct {
 
 func (x *IsLocalpartAvailableRequest) Reset() {
 	*x = IsLocalpartAvailableRequest{}
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[13]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -823,7 +1752,7 @@ func (x *IsLocalpartAvailableRequest) String() string {
 func (*IsLocalpartAvailableRequest) ProtoMessage() {}
 
 func (x *IsLocalpartAvailableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[13]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -836,7 +1765,7 @@ func (x *IsLocalpartAvailableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IsLocalpartAvailableRequest.ProtoReflect.Descriptor instead.
 func (*IsLocalpartAvailableRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{13}
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *IsLocalpartAvailableRequest) GetLocalpart() string {
@@ -855,7 +1784,7 @@ type IsLocalpartAvailableResponse struct {
 
 func (x *IsLocalpartAvailableResponse) Reset() {
 	*x = IsLocalpartAvailableResponse{}
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[14]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -867,7 +1796,7 @@ func (x *IsLocalpartAvailableResponse) String() string {
 func (*IsLocalpartAvailableResponse) ProtoMessage() {}
 
 func (x *IsLocalpartAvailableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[14]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -880,7 +1809,7 @@ func (x *IsLocalpartAvailableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IsLocalpartAvailableResponse.ProtoReflect.Descriptor instead.
 func (*IsLocalpartAvailableResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{14}
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *IsLocalpartAvailableResponse) GetAvailable() bool {
@@ -899,7 +1828,7 @@ type AllowCrossSigningResetRequest struct {
 
 func (x *AllowCrossSigningResetRequest) Reset() {
 	*x = AllowCrossSigningResetRequest{}
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[15]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -911,7 +1840,7 @@ func (x *AllowCrossSigningResetRequest) String() string {
 func (*AllowCrossSigningResetRequest) ProtoMessage() {}
 
 func (x *AllowCrossSigningResetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[15]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -924,7 +1853,7 @@ func (x *AllowCrossSigningResetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllowCrossSigningResetRequest.ProtoReflect.Descriptor instead.
 func (*AllowCrossSigningResetRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{15}
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *AllowCrossSigningResetRequest) GetLocalpart() string {
@@ -942,7 +1871,7 @@ type AllowCrossSigningResetResponse struct {
 
 func (x *AllowCrossSigningResetResponse) Reset() {
 	*x = AllowCrossSigningResetResponse{}
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[16]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -954,7 +1883,7 @@ func (x *AllowCrossSigningResetResponse) String() string {
 func (*AllowCrossSigningResetResponse) ProtoMessage() {}
 
 func (x *AllowCrossSigningResetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[16]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -967,7 +1896,7 @@ func (x *AllowCrossSigningResetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllowCrossSigningResetResponse.ProtoReflect.Descriptor instead.
 func (*AllowCrossSigningResetResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{16}
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{29}
 }
 
 type RenameSessionRequest struct {
@@ -983,7 +1912,7 @@ type RenameSessionRequest struct {
 
 func (x *RenameSessionRequest) Reset() {
 	*x = RenameSessionRequest{}
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[17]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -995,7 +1924,7 @@ func (x *RenameSessionRequest) String() string {
 func (*RenameSessionRequest) ProtoMessage() {}
 
 func (x *RenameSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[17]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1008,7 +1937,7 @@ func (x *RenameSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenameSessionRequest.ProtoReflect.Descriptor instead.
 func (*RenameSessionRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{17}
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RenameSessionRequest) GetSessionId() string {
@@ -1040,7 +1969,7 @@ type RenameSessionResponse struct {
 
 func (x *RenameSessionResponse) Reset() {
 	*x = RenameSessionResponse{}
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[18]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1052,7 +1981,7 @@ func (x *RenameSessionResponse) String() string {
 func (*RenameSessionResponse) ProtoMessage() {}
 
 func (x *RenameSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[18]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1065,7 +1994,7 @@ func (x *RenameSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenameSessionResponse.ProtoReflect.Descriptor instead.
 func (*RenameSessionResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{18}
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{31}
 }
 
 type CheckIDTokenHintRequest struct {
@@ -1077,7 +2006,7 @@ type CheckIDTokenHintRequest struct {
 
 func (x *CheckIDTokenHintRequest) Reset() {
 	*x = CheckIDTokenHintRequest{}
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[19]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1089,7 +2018,7 @@ func (x *CheckIDTokenHintRequest) String() string {
 func (*CheckIDTokenHintRequest) ProtoMessage() {}
 
 func (x *CheckIDTokenHintRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[19]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1102,7 +2031,7 @@ func (x *CheckIDTokenHintRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckIDTokenHintRequest.ProtoReflect.Descriptor instead.
 func (*CheckIDTokenHintRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{19}
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CheckIDTokenHintRequest) GetIdTokenHint() string {
@@ -1127,7 +2056,7 @@ type CheckIDTokenHintResponse struct {
 
 func (x *CheckIDTokenHintResponse) Reset() {
 	*x = CheckIDTokenHintResponse{}
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[20]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1139,7 +2068,7 @@ func (x *CheckIDTokenHintResponse) String() string {
 func (*CheckIDTokenHintResponse) ProtoMessage() {}
 
 func (x *CheckIDTokenHintResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_token_v1_token_proto_msgTypes[20]
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1152,7 +2081,7 @@ func (x *CheckIDTokenHintResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckIDTokenHintResponse.ProtoReflect.Descriptor instead.
 func (*CheckIDTokenHintResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{20}
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CheckIDTokenHintResponse) GetUserId() string {
@@ -1194,7 +2123,78 @@ var File_gatehouse_token_v1_token_proto protoreflect.FileDescriptor
 
 const file_gatehouse_token_v1_token_proto_rawDesc = "" +
 	"\n" +
-	"\x1egatehouse/token/v1/token.proto\x12\x12gatehouse.token.v1\x1a\x1egatehouse/auth/v1/access.proto\x1a\x1fgoogle/protobuf/timestamp.proto\")\n" +
+	"\x1egatehouse/token/v1/token.proto\x12\x12gatehouse.token.v1\x1a\x1egatehouse/auth/v1/access.proto\x1a gatehouse/paging/v1/paging.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"5\n" +
+	"\x1dAuthenticateAdminTokenRequest\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\"\x8b\x01\n" +
+	"\x1eAuthenticateAdminTokenResponse\x12\x1b\n" +
+	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x03 \x01(\tR\tsessionId\x12\x14\n" +
+	"\x05scope\x18\x04 \x01(\tR\x05scope\"\xd2\x05\n" +
+	"\x14QuerySessionsRequest\x124\n" +
+	"\x04page\x18\x01 \x01(\v2 .gatehouse.paging.v1.PageRequestR\x04page\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x17\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\x12\x1b\n" +
+	"\tclient_id\x18\x04 \x01(\tR\bclientId\x12\"\n" +
+	"\rowner_user_id\x18\x05 \x01(\tR\vownerUserId\x129\n" +
+	"\x06status\x18\x06 \x01(\x0e2!.gatehouse.token.v1.SessionStatusR\x06status\x12\x16\n" +
+	"\x06scopes\x18\a \x03(\tR\x06scopes\x12A\n" +
+	"\x0ecreated_before\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\rcreatedBefore\x12?\n" +
+	"\rcreated_after\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\fcreatedAfter\x12H\n" +
+	"\x12last_active_before\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\x10lastActiveBefore\x12F\n" +
+	"\x11last_active_after\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x0flastActiveAfter\x12A\n" +
+	"\x0eexpires_before\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\rexpiresBefore\x12?\n" +
+	"\rexpires_after\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\fexpiresAfter\x12\x1d\n" +
+	"\aexpires\x18\x0e \x01(\bH\x00R\aexpires\x88\x01\x01B\n" +
+	"\n" +
+	"\b_expires\"\x83\x01\n" +
+	"\x15QuerySessionsResponse\x127\n" +
+	"\bsessions\x18\x01 \x03(\v2\x1b.gatehouse.token.v1.SessionR\bsessions\x121\n" +
+	"\x04page\x18\x02 \x01(\v2\x1d.gatehouse.paging.v1.PageInfoR\x04page\"2\n" +
+	"\x11GetSessionRequest\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\"K\n" +
+	"\x12GetSessionResponse\x125\n" +
+	"\asession\x18\x01 \x01(\v2\x1b.gatehouse.token.v1.SessionR\asession\"\xa6\x01\n" +
+	"\x1cCreatePersonalSessionRequest\x12\"\n" +
+	"\ractor_user_id\x18\x01 \x01(\tR\vactorUserId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
+	"\x05scope\x18\x03 \x01(\tR\x05scope\x128\n" +
+	"\n" +
+	"expires_in\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\texpiresIn\"y\n" +
+	"\x1dCreatePersonalSessionResponse\x125\n" +
+	"\asession\x18\x01 \x01(\v2\x1b.gatehouse.token.v1.SessionR\asession\x12!\n" +
+	"\faccess_token\x18\x02 \x01(\tR\vaccessToken\"}\n" +
+	"!RegeneratePersonalSessionResponse\x125\n" +
+	"\asession\x18\x01 \x01(\v2\x1b.gatehouse.token.v1.SessionR\asession\x12!\n" +
+	"\faccess_token\x18\x02 \x01(\tR\vaccessToken\"{\n" +
+	" RegeneratePersonalSessionRequest\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x128\n" +
+	"\n" +
+	"expires_in\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\texpiresIn\"\x8a\x02\n" +
+	"\n" +
+	"AuditEntry\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1d\n" +
+	"\n" +
+	"event_type\x18\x02 \x01(\tR\teventType\x12\x17\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\x12\x14\n" +
+	"\x05actor\x18\x04 \x01(\tR\x05actor\x12;\n" +
+	"\voccurred_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\x12\x18\n" +
+	"\asummary\x18\x06 \x01(\tR\asummary\x12\x1d\n" +
+	"\n" +
+	"ip_address\x18\a \x01(\tR\tipAddress\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\b \x01(\tR\tsessionId\"h\n" +
+	"\x17ListAuditEntriesRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x124\n" +
+	"\x04page\x18\x02 \x01(\v2 .gatehouse.paging.v1.PageRequestR\x04page\"\x87\x01\n" +
+	"\x18ListAuditEntriesResponse\x128\n" +
+	"\aentries\x18\x01 \x03(\v2\x1e.gatehouse.token.v1.AuditEntryR\aentries\x121\n" +
+	"\x04page\x18\x02 \x01(\v2\x1d.gatehouse.paging.v1.PageInfoR\x04page\")\n" +
 	"\x11IntrospectRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\"\xc4\x02\n" +
 	"\x12IntrospectResponse\x12\x16\n" +
@@ -1213,7 +2213,7 @@ const file_gatehouse_token_v1_token_proto_rawDesc = "" +
 	" \x01(\tR\tsessionId\"%\n" +
 	"\rRevokeRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\"\x10\n" +
-	"\x0eRevokeResponse\"\xc7\x03\n" +
+	"\x0eRevokeResponse\"\xc5\x04\n" +
 	"\aSession\x12.\n" +
 	"\x13device_display_name\x18\t \x01(\tR\x11deviceDisplayName\x12\x1d\n" +
 	"\n" +
@@ -1231,7 +2231,12 @@ const file_gatehouse_token_v1_token_proto_rawDesc = "" +
 	"\n" +
 	"ip_address\x18\v \x01(\tR\tipAddress\x12\x1d\n" +
 	"\n" +
-	"user_agent\x18\f \x01(\tR\tuserAgent\"S\n" +
+	"user_agent\x18\f \x01(\tR\tuserAgent\x12\"\n" +
+	"\rowner_user_id\x18\r \x01(\tR\vownerUserId\x12\x1d\n" +
+	"\n" +
+	"end_reason\x18\x0e \x01(\tR\tendReason\x129\n" +
+	"\n" +
+	"expires_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"S\n" +
 	"\x13ListSessionsRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12#\n" +
 	"\rinclude_ended\x18\x02 \x01(\bR\fincludeEnded\"O\n" +
@@ -1277,7 +2282,11 @@ const file_gatehouse_token_v1_token_proto_rawDesc = "" +
 	"\x03sid\x18\x03 \x01(\tR\x03sid\x127\n" +
 	"\tissued_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt\x129\n" +
 	"\n" +
-	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt2\x87\t\n" +
+	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt*g\n" +
+	"\rSessionStatus\x12\x1e\n" +
+	"\x1aSESSION_STATUS_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15SESSION_STATUS_ACTIVE\x10\x01\x12\x1b\n" +
+	"\x17SESSION_STATUS_FINISHED\x10\x022\x82\x0f\n" +
 	"\fTokenService\x12e\n" +
 	"\n" +
 	"Introspect\x12%.gatehouse.token.v1.IntrospectRequest\x1a&.gatehouse.token.v1.IntrospectResponse\"\b\xc2\xf3\x18\x04\n" +
@@ -1298,7 +2307,20 @@ const file_gatehouse_token_v1_token_proto_rawDesc = "" +
 	"\x16AllowCrossSigningReset\x121.gatehouse.token.v1.AllowCrossSigningResetRequest\x1a2.gatehouse.token.v1.AllowCrossSigningResetResponse\"\b\xc2\xf3\x18\x04\n" +
 	"\x02\x02\b\x12n\n" +
 	"\rRenameSession\x12(.gatehouse.token.v1.RenameSessionRequest\x1a).gatehouse.token.v1.RenameSessionResponse\"\b\xc2\xf3\x18\x04\n" +
+	"\x02\x02\b\x12\x8d\x01\n" +
+	"\x16AuthenticateAdminToken\x121.gatehouse.token.v1.AuthenticateAdminTokenRequest\x1a2.gatehouse.token.v1.AuthenticateAdminTokenResponse\"\f\xc2\xf3\x18\b\n" +
+	"\x06\x02\x03\x04\x06\x05\a\x12m\n" +
+	"\rQuerySessions\x12(.gatehouse.token.v1.QuerySessionsRequest\x1a).gatehouse.token.v1.QuerySessionsResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x02\x12d\n" +
+	"\n" +
+	"GetSession\x12%.gatehouse.token.v1.GetSessionRequest\x1a&.gatehouse.token.v1.GetSessionResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x02\x12\x86\x01\n" +
+	"\x15CreatePersonalSession\x120.gatehouse.token.v1.CreatePersonalSessionRequest\x1a1.gatehouse.token.v1.CreatePersonalSessionResponse\"\b\xc2\xf3\x18\x04\n" +
+	"\x02\x02\b\x12\x92\x01\n" +
+	"\x19RegeneratePersonalSession\x124.gatehouse.token.v1.RegeneratePersonalSessionRequest\x1a5.gatehouse.token.v1.RegeneratePersonalSessionResponse\"\b\xc2\xf3\x18\x04\n" +
 	"\x02\x02\b\x12v\n" +
+	"\x10ListAuditEntries\x12+.gatehouse.token.v1.ListAuditEntriesRequest\x1a,.gatehouse.token.v1.ListAuditEntriesResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x02\x12v\n" +
 	"\x10CheckIDTokenHint\x12+.gatehouse.token.v1.CheckIDTokenHintRequest\x1a,.gatehouse.token.v1.CheckIDTokenHintResponse\"\a\xc2\xf3\x18\x03\n" +
 	"\x01\aB0Z.gatehouse.dev/proto/gatehouse/token/v1;tokenv1b\x06proto3"
 
@@ -1314,66 +2336,116 @@ func file_gatehouse_token_v1_token_proto_rawDescGZIP() []byte {
 	return file_gatehouse_token_v1_token_proto_rawDescData
 }
 
-var file_gatehouse_token_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_gatehouse_token_v1_token_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_gatehouse_token_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_gatehouse_token_v1_token_proto_goTypes = []any{
-	(*IntrospectRequest)(nil),              // 0: gatehouse.token.v1.IntrospectRequest
-	(*IntrospectResponse)(nil),             // 1: gatehouse.token.v1.IntrospectResponse
-	(*RevokeRequest)(nil),                  // 2: gatehouse.token.v1.RevokeRequest
-	(*RevokeResponse)(nil),                 // 3: gatehouse.token.v1.RevokeResponse
-	(*Session)(nil),                        // 4: gatehouse.token.v1.Session
-	(*ListSessionsRequest)(nil),            // 5: gatehouse.token.v1.ListSessionsRequest
-	(*ListSessionsResponse)(nil),           // 6: gatehouse.token.v1.ListSessionsResponse
-	(*EndSessionRequest)(nil),              // 7: gatehouse.token.v1.EndSessionRequest
-	(*EndSessionResponse)(nil),             // 8: gatehouse.token.v1.EndSessionResponse
-	(*CreateLoginTokenRequest)(nil),        // 9: gatehouse.token.v1.CreateLoginTokenRequest
-	(*CreateLoginTokenResponse)(nil),       // 10: gatehouse.token.v1.CreateLoginTokenResponse
-	(*SyncHomeserverRequest)(nil),          // 11: gatehouse.token.v1.SyncHomeserverRequest
-	(*SyncHomeserverResponse)(nil),         // 12: gatehouse.token.v1.SyncHomeserverResponse
-	(*IsLocalpartAvailableRequest)(nil),    // 13: gatehouse.token.v1.IsLocalpartAvailableRequest
-	(*IsLocalpartAvailableResponse)(nil),   // 14: gatehouse.token.v1.IsLocalpartAvailableResponse
-	(*AllowCrossSigningResetRequest)(nil),  // 15: gatehouse.token.v1.AllowCrossSigningResetRequest
-	(*AllowCrossSigningResetResponse)(nil), // 16: gatehouse.token.v1.AllowCrossSigningResetResponse
-	(*RenameSessionRequest)(nil),           // 17: gatehouse.token.v1.RenameSessionRequest
-	(*RenameSessionResponse)(nil),          // 18: gatehouse.token.v1.RenameSessionResponse
-	(*CheckIDTokenHintRequest)(nil),        // 19: gatehouse.token.v1.CheckIDTokenHintRequest
-	(*CheckIDTokenHintResponse)(nil),       // 20: gatehouse.token.v1.CheckIDTokenHintResponse
-	(*timestamppb.Timestamp)(nil),          // 21: google.protobuf.Timestamp
+	(SessionStatus)(0),                        // 0: gatehouse.token.v1.SessionStatus
+	(*AuthenticateAdminTokenRequest)(nil),     // 1: gatehouse.token.v1.AuthenticateAdminTokenRequest
+	(*AuthenticateAdminTokenResponse)(nil),    // 2: gatehouse.token.v1.AuthenticateAdminTokenResponse
+	(*QuerySessionsRequest)(nil),              // 3: gatehouse.token.v1.QuerySessionsRequest
+	(*QuerySessionsResponse)(nil),             // 4: gatehouse.token.v1.QuerySessionsResponse
+	(*GetSessionRequest)(nil),                 // 5: gatehouse.token.v1.GetSessionRequest
+	(*GetSessionResponse)(nil),                // 6: gatehouse.token.v1.GetSessionResponse
+	(*CreatePersonalSessionRequest)(nil),      // 7: gatehouse.token.v1.CreatePersonalSessionRequest
+	(*CreatePersonalSessionResponse)(nil),     // 8: gatehouse.token.v1.CreatePersonalSessionResponse
+	(*RegeneratePersonalSessionResponse)(nil), // 9: gatehouse.token.v1.RegeneratePersonalSessionResponse
+	(*RegeneratePersonalSessionRequest)(nil),  // 10: gatehouse.token.v1.RegeneratePersonalSessionRequest
+	(*AuditEntry)(nil),                        // 11: gatehouse.token.v1.AuditEntry
+	(*ListAuditEntriesRequest)(nil),           // 12: gatehouse.token.v1.ListAuditEntriesRequest
+	(*ListAuditEntriesResponse)(nil),          // 13: gatehouse.token.v1.ListAuditEntriesResponse
+	(*IntrospectRequest)(nil),                 // 14: gatehouse.token.v1.IntrospectRequest
+	(*IntrospectResponse)(nil),                // 15: gatehouse.token.v1.IntrospectResponse
+	(*RevokeRequest)(nil),                     // 16: gatehouse.token.v1.RevokeRequest
+	(*RevokeResponse)(nil),                    // 17: gatehouse.token.v1.RevokeResponse
+	(*Session)(nil),                           // 18: gatehouse.token.v1.Session
+	(*ListSessionsRequest)(nil),               // 19: gatehouse.token.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),              // 20: gatehouse.token.v1.ListSessionsResponse
+	(*EndSessionRequest)(nil),                 // 21: gatehouse.token.v1.EndSessionRequest
+	(*EndSessionResponse)(nil),                // 22: gatehouse.token.v1.EndSessionResponse
+	(*CreateLoginTokenRequest)(nil),           // 23: gatehouse.token.v1.CreateLoginTokenRequest
+	(*CreateLoginTokenResponse)(nil),          // 24: gatehouse.token.v1.CreateLoginTokenResponse
+	(*SyncHomeserverRequest)(nil),             // 25: gatehouse.token.v1.SyncHomeserverRequest
+	(*SyncHomeserverResponse)(nil),            // 26: gatehouse.token.v1.SyncHomeserverResponse
+	(*IsLocalpartAvailableRequest)(nil),       // 27: gatehouse.token.v1.IsLocalpartAvailableRequest
+	(*IsLocalpartAvailableResponse)(nil),      // 28: gatehouse.token.v1.IsLocalpartAvailableResponse
+	(*AllowCrossSigningResetRequest)(nil),     // 29: gatehouse.token.v1.AllowCrossSigningResetRequest
+	(*AllowCrossSigningResetResponse)(nil),    // 30: gatehouse.token.v1.AllowCrossSigningResetResponse
+	(*RenameSessionRequest)(nil),              // 31: gatehouse.token.v1.RenameSessionRequest
+	(*RenameSessionResponse)(nil),             // 32: gatehouse.token.v1.RenameSessionResponse
+	(*CheckIDTokenHintRequest)(nil),           // 33: gatehouse.token.v1.CheckIDTokenHintRequest
+	(*CheckIDTokenHintResponse)(nil),          // 34: gatehouse.token.v1.CheckIDTokenHintResponse
+	(*v1.PageRequest)(nil),                    // 35: gatehouse.paging.v1.PageRequest
+	(*timestamppb.Timestamp)(nil),             // 36: google.protobuf.Timestamp
+	(*v1.PageInfo)(nil),                       // 37: gatehouse.paging.v1.PageInfo
+	(*durationpb.Duration)(nil),               // 38: google.protobuf.Duration
 }
 var file_gatehouse_token_v1_token_proto_depIdxs = []int32{
-	21, // 0: gatehouse.token.v1.IntrospectResponse.exp:type_name -> google.protobuf.Timestamp
-	21, // 1: gatehouse.token.v1.IntrospectResponse.iat:type_name -> google.protobuf.Timestamp
-	21, // 2: gatehouse.token.v1.Session.created_at:type_name -> google.protobuf.Timestamp
-	21, // 3: gatehouse.token.v1.Session.ended_at:type_name -> google.protobuf.Timestamp
-	21, // 4: gatehouse.token.v1.Session.last_active_at:type_name -> google.protobuf.Timestamp
-	4,  // 5: gatehouse.token.v1.ListSessionsResponse.sessions:type_name -> gatehouse.token.v1.Session
-	21, // 6: gatehouse.token.v1.CreateLoginTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	21, // 7: gatehouse.token.v1.CheckIDTokenHintResponse.issued_at:type_name -> google.protobuf.Timestamp
-	21, // 8: gatehouse.token.v1.CheckIDTokenHintResponse.expires_at:type_name -> google.protobuf.Timestamp
-	0,  // 9: gatehouse.token.v1.TokenService.Introspect:input_type -> gatehouse.token.v1.IntrospectRequest
-	2,  // 10: gatehouse.token.v1.TokenService.Revoke:input_type -> gatehouse.token.v1.RevokeRequest
-	5,  // 11: gatehouse.token.v1.TokenService.ListSessions:input_type -> gatehouse.token.v1.ListSessionsRequest
-	7,  // 12: gatehouse.token.v1.TokenService.EndSession:input_type -> gatehouse.token.v1.EndSessionRequest
-	9,  // 13: gatehouse.token.v1.TokenService.CreateLoginToken:input_type -> gatehouse.token.v1.CreateLoginTokenRequest
-	11, // 14: gatehouse.token.v1.TokenService.SyncHomeserver:input_type -> gatehouse.token.v1.SyncHomeserverRequest
-	13, // 15: gatehouse.token.v1.TokenService.IsLocalpartAvailable:input_type -> gatehouse.token.v1.IsLocalpartAvailableRequest
-	15, // 16: gatehouse.token.v1.TokenService.AllowCrossSigningReset:input_type -> gatehouse.token.v1.AllowCrossSigningResetRequest
-	17, // 17: gatehouse.token.v1.TokenService.RenameSession:input_type -> gatehouse.token.v1.RenameSessionRequest
-	19, // 18: gatehouse.token.v1.TokenService.CheckIDTokenHint:input_type -> gatehouse.token.v1.CheckIDTokenHintRequest
-	1,  // 19: gatehouse.token.v1.TokenService.Introspect:output_type -> gatehouse.token.v1.IntrospectResponse
-	3,  // 20: gatehouse.token.v1.TokenService.Revoke:output_type -> gatehouse.token.v1.RevokeResponse
-	6,  // 21: gatehouse.token.v1.TokenService.ListSessions:output_type -> gatehouse.token.v1.ListSessionsResponse
-	8,  // 22: gatehouse.token.v1.TokenService.EndSession:output_type -> gatehouse.token.v1.EndSessionResponse
-	10, // 23: gatehouse.token.v1.TokenService.CreateLoginToken:output_type -> gatehouse.token.v1.CreateLoginTokenResponse
-	12, // 24: gatehouse.token.v1.TokenService.SyncHomeserver:output_type -> gatehouse.token.v1.SyncHomeserverResponse
-	14, // 25: gatehouse.token.v1.TokenService.IsLocalpartAvailable:output_type -> gatehouse.token.v1.IsLocalpartAvailableResponse
-	16, // 26: gatehouse.token.v1.TokenService.AllowCrossSigningReset:output_type -> gatehouse.token.v1.AllowCrossSigningResetResponse
-	18, // 27: gatehouse.token.v1.TokenService.RenameSession:output_type -> gatehouse.token.v1.RenameSessionResponse
-	20, // 28: gatehouse.token.v1.TokenService.CheckIDTokenHint:output_type -> gatehouse.token.v1.CheckIDTokenHintResponse
-	19, // [19:29] is the sub-list for method output_type
-	9,  // [9:19] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	35, // 0: gatehouse.token.v1.QuerySessionsRequest.page:type_name -> gatehouse.paging.v1.PageRequest
+	0,  // 1: gatehouse.token.v1.QuerySessionsRequest.status:type_name -> gatehouse.token.v1.SessionStatus
+	36, // 2: gatehouse.token.v1.QuerySessionsRequest.created_before:type_name -> google.protobuf.Timestamp
+	36, // 3: gatehouse.token.v1.QuerySessionsRequest.created_after:type_name -> google.protobuf.Timestamp
+	36, // 4: gatehouse.token.v1.QuerySessionsRequest.last_active_before:type_name -> google.protobuf.Timestamp
+	36, // 5: gatehouse.token.v1.QuerySessionsRequest.last_active_after:type_name -> google.protobuf.Timestamp
+	36, // 6: gatehouse.token.v1.QuerySessionsRequest.expires_before:type_name -> google.protobuf.Timestamp
+	36, // 7: gatehouse.token.v1.QuerySessionsRequest.expires_after:type_name -> google.protobuf.Timestamp
+	18, // 8: gatehouse.token.v1.QuerySessionsResponse.sessions:type_name -> gatehouse.token.v1.Session
+	37, // 9: gatehouse.token.v1.QuerySessionsResponse.page:type_name -> gatehouse.paging.v1.PageInfo
+	18, // 10: gatehouse.token.v1.GetSessionResponse.session:type_name -> gatehouse.token.v1.Session
+	38, // 11: gatehouse.token.v1.CreatePersonalSessionRequest.expires_in:type_name -> google.protobuf.Duration
+	18, // 12: gatehouse.token.v1.CreatePersonalSessionResponse.session:type_name -> gatehouse.token.v1.Session
+	18, // 13: gatehouse.token.v1.RegeneratePersonalSessionResponse.session:type_name -> gatehouse.token.v1.Session
+	38, // 14: gatehouse.token.v1.RegeneratePersonalSessionRequest.expires_in:type_name -> google.protobuf.Duration
+	36, // 15: gatehouse.token.v1.AuditEntry.occurred_at:type_name -> google.protobuf.Timestamp
+	35, // 16: gatehouse.token.v1.ListAuditEntriesRequest.page:type_name -> gatehouse.paging.v1.PageRequest
+	11, // 17: gatehouse.token.v1.ListAuditEntriesResponse.entries:type_name -> gatehouse.token.v1.AuditEntry
+	37, // 18: gatehouse.token.v1.ListAuditEntriesResponse.page:type_name -> gatehouse.paging.v1.PageInfo
+	36, // 19: gatehouse.token.v1.IntrospectResponse.exp:type_name -> google.protobuf.Timestamp
+	36, // 20: gatehouse.token.v1.IntrospectResponse.iat:type_name -> google.protobuf.Timestamp
+	36, // 21: gatehouse.token.v1.Session.created_at:type_name -> google.protobuf.Timestamp
+	36, // 22: gatehouse.token.v1.Session.ended_at:type_name -> google.protobuf.Timestamp
+	36, // 23: gatehouse.token.v1.Session.last_active_at:type_name -> google.protobuf.Timestamp
+	36, // 24: gatehouse.token.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
+	18, // 25: gatehouse.token.v1.ListSessionsResponse.sessions:type_name -> gatehouse.token.v1.Session
+	36, // 26: gatehouse.token.v1.CreateLoginTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	36, // 27: gatehouse.token.v1.CheckIDTokenHintResponse.issued_at:type_name -> google.protobuf.Timestamp
+	36, // 28: gatehouse.token.v1.CheckIDTokenHintResponse.expires_at:type_name -> google.protobuf.Timestamp
+	14, // 29: gatehouse.token.v1.TokenService.Introspect:input_type -> gatehouse.token.v1.IntrospectRequest
+	16, // 30: gatehouse.token.v1.TokenService.Revoke:input_type -> gatehouse.token.v1.RevokeRequest
+	19, // 31: gatehouse.token.v1.TokenService.ListSessions:input_type -> gatehouse.token.v1.ListSessionsRequest
+	21, // 32: gatehouse.token.v1.TokenService.EndSession:input_type -> gatehouse.token.v1.EndSessionRequest
+	23, // 33: gatehouse.token.v1.TokenService.CreateLoginToken:input_type -> gatehouse.token.v1.CreateLoginTokenRequest
+	25, // 34: gatehouse.token.v1.TokenService.SyncHomeserver:input_type -> gatehouse.token.v1.SyncHomeserverRequest
+	27, // 35: gatehouse.token.v1.TokenService.IsLocalpartAvailable:input_type -> gatehouse.token.v1.IsLocalpartAvailableRequest
+	29, // 36: gatehouse.token.v1.TokenService.AllowCrossSigningReset:input_type -> gatehouse.token.v1.AllowCrossSigningResetRequest
+	31, // 37: gatehouse.token.v1.TokenService.RenameSession:input_type -> gatehouse.token.v1.RenameSessionRequest
+	1,  // 38: gatehouse.token.v1.TokenService.AuthenticateAdminToken:input_type -> gatehouse.token.v1.AuthenticateAdminTokenRequest
+	3,  // 39: gatehouse.token.v1.TokenService.QuerySessions:input_type -> gatehouse.token.v1.QuerySessionsRequest
+	5,  // 40: gatehouse.token.v1.TokenService.GetSession:input_type -> gatehouse.token.v1.GetSessionRequest
+	7,  // 41: gatehouse.token.v1.TokenService.CreatePersonalSession:input_type -> gatehouse.token.v1.CreatePersonalSessionRequest
+	10, // 42: gatehouse.token.v1.TokenService.RegeneratePersonalSession:input_type -> gatehouse.token.v1.RegeneratePersonalSessionRequest
+	12, // 43: gatehouse.token.v1.TokenService.ListAuditEntries:input_type -> gatehouse.token.v1.ListAuditEntriesRequest
+	33, // 44: gatehouse.token.v1.TokenService.CheckIDTokenHint:input_type -> gatehouse.token.v1.CheckIDTokenHintRequest
+	15, // 45: gatehouse.token.v1.TokenService.Introspect:output_type -> gatehouse.token.v1.IntrospectResponse
+	17, // 46: gatehouse.token.v1.TokenService.Revoke:output_type -> gatehouse.token.v1.RevokeResponse
+	20, // 47: gatehouse.token.v1.TokenService.ListSessions:output_type -> gatehouse.token.v1.ListSessionsResponse
+	22, // 48: gatehouse.token.v1.TokenService.EndSession:output_type -> gatehouse.token.v1.EndSessionResponse
+	24, // 49: gatehouse.token.v1.TokenService.CreateLoginToken:output_type -> gatehouse.token.v1.CreateLoginTokenResponse
+	26, // 50: gatehouse.token.v1.TokenService.SyncHomeserver:output_type -> gatehouse.token.v1.SyncHomeserverResponse
+	28, // 51: gatehouse.token.v1.TokenService.IsLocalpartAvailable:output_type -> gatehouse.token.v1.IsLocalpartAvailableResponse
+	30, // 52: gatehouse.token.v1.TokenService.AllowCrossSigningReset:output_type -> gatehouse.token.v1.AllowCrossSigningResetResponse
+	32, // 53: gatehouse.token.v1.TokenService.RenameSession:output_type -> gatehouse.token.v1.RenameSessionResponse
+	2,  // 54: gatehouse.token.v1.TokenService.AuthenticateAdminToken:output_type -> gatehouse.token.v1.AuthenticateAdminTokenResponse
+	4,  // 55: gatehouse.token.v1.TokenService.QuerySessions:output_type -> gatehouse.token.v1.QuerySessionsResponse
+	6,  // 56: gatehouse.token.v1.TokenService.GetSession:output_type -> gatehouse.token.v1.GetSessionResponse
+	8,  // 57: gatehouse.token.v1.TokenService.CreatePersonalSession:output_type -> gatehouse.token.v1.CreatePersonalSessionResponse
+	9,  // 58: gatehouse.token.v1.TokenService.RegeneratePersonalSession:output_type -> gatehouse.token.v1.RegeneratePersonalSessionResponse
+	13, // 59: gatehouse.token.v1.TokenService.ListAuditEntries:output_type -> gatehouse.token.v1.ListAuditEntriesResponse
+	34, // 60: gatehouse.token.v1.TokenService.CheckIDTokenHint:output_type -> gatehouse.token.v1.CheckIDTokenHintResponse
+	45, // [45:61] is the sub-list for method output_type
+	29, // [29:45] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_token_v1_token_proto_init() }
@@ -1381,18 +2453,20 @@ func file_gatehouse_token_v1_token_proto_init() {
 	if File_gatehouse_token_v1_token_proto != nil {
 		return
 	}
+	file_gatehouse_token_v1_token_proto_msgTypes[2].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_token_v1_token_proto_rawDesc), len(file_gatehouse_token_v1_token_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   21,
+			NumEnums:      1,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_gatehouse_token_v1_token_proto_goTypes,
 		DependencyIndexes: file_gatehouse_token_v1_token_proto_depIdxs,
+		EnumInfos:         file_gatehouse_token_v1_token_proto_enumTypes,
 		MessageInfos:      file_gatehouse_token_v1_token_proto_msgTypes,
 	}.Build()
 	File_gatehouse_token_v1_token_proto = out.File

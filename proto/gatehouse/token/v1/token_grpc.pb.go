@@ -19,16 +19,22 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	TokenService_Introspect_FullMethodName             = "/gatehouse.token.v1.TokenService/Introspect"
-	TokenService_Revoke_FullMethodName                 = "/gatehouse.token.v1.TokenService/Revoke"
-	TokenService_ListSessions_FullMethodName           = "/gatehouse.token.v1.TokenService/ListSessions"
-	TokenService_EndSession_FullMethodName             = "/gatehouse.token.v1.TokenService/EndSession"
-	TokenService_CreateLoginToken_FullMethodName       = "/gatehouse.token.v1.TokenService/CreateLoginToken"
-	TokenService_SyncHomeserver_FullMethodName         = "/gatehouse.token.v1.TokenService/SyncHomeserver"
-	TokenService_IsLocalpartAvailable_FullMethodName   = "/gatehouse.token.v1.TokenService/IsLocalpartAvailable"
-	TokenService_AllowCrossSigningReset_FullMethodName = "/gatehouse.token.v1.TokenService/AllowCrossSigningReset"
-	TokenService_RenameSession_FullMethodName          = "/gatehouse.token.v1.TokenService/RenameSession"
-	TokenService_CheckIDTokenHint_FullMethodName       = "/gatehouse.token.v1.TokenService/CheckIDTokenHint"
+	TokenService_Introspect_FullMethodName                = "/gatehouse.token.v1.TokenService/Introspect"
+	TokenService_Revoke_FullMethodName                    = "/gatehouse.token.v1.TokenService/Revoke"
+	TokenService_ListSessions_FullMethodName              = "/gatehouse.token.v1.TokenService/ListSessions"
+	TokenService_EndSession_FullMethodName                = "/gatehouse.token.v1.TokenService/EndSession"
+	TokenService_CreateLoginToken_FullMethodName          = "/gatehouse.token.v1.TokenService/CreateLoginToken"
+	TokenService_SyncHomeserver_FullMethodName            = "/gatehouse.token.v1.TokenService/SyncHomeserver"
+	TokenService_IsLocalpartAvailable_FullMethodName      = "/gatehouse.token.v1.TokenService/IsLocalpartAvailable"
+	TokenService_AllowCrossSigningReset_FullMethodName    = "/gatehouse.token.v1.TokenService/AllowCrossSigningReset"
+	TokenService_RenameSession_FullMethodName             = "/gatehouse.token.v1.TokenService/RenameSession"
+	TokenService_AuthenticateAdminToken_FullMethodName    = "/gatehouse.token.v1.TokenService/AuthenticateAdminToken"
+	TokenService_QuerySessions_FullMethodName             = "/gatehouse.token.v1.TokenService/QuerySessions"
+	TokenService_GetSession_FullMethodName                = "/gatehouse.token.v1.TokenService/GetSession"
+	TokenService_CreatePersonalSession_FullMethodName     = "/gatehouse.token.v1.TokenService/CreatePersonalSession"
+	TokenService_RegeneratePersonalSession_FullMethodName = "/gatehouse.token.v1.TokenService/RegeneratePersonalSession"
+	TokenService_ListAuditEntries_FullMethodName          = "/gatehouse.token.v1.TokenService/ListAuditEntries"
+	TokenService_CheckIDTokenHint_FullMethodName          = "/gatehouse.token.v1.TokenService/CheckIDTokenHint"
 )
 
 // TokenServiceClient is the client API for TokenService service.
@@ -65,6 +71,34 @@ type TokenServiceClient interface {
 	// RenameSession gives a live session's device a display name; the homeserver
 	// is told through provisioning (update_device_display_name).
 	RenameSession(ctx context.Context, in *RenameSessionRequest, opts ...grpc.CallOption) (*RenameSessionResponse, error)
+	// AuthenticateAdminToken verifies a bearer token presented to the
+	// administration API (and forwarded by it to every service): an OAuth
+	// access token or a personal access token carrying urn:gatehouse:admin or
+	// urn:mas:admin, whose user, if it has one, is an administrator now.
+	// UNAUTHENTICATED when the token is not live (unknown, expired, revoked,
+	// its user locked); PERMISSION_DENIED when it is live but grants no
+	// administration. Every service's gRPC interceptor asks it (the token
+	// service itself answers locally); it never writes but notes the session's
+	// use.
+	AuthenticateAdminToken(ctx context.Context, in *AuthenticateAdminTokenRequest, opts ...grpc.CallOption) (*AuthenticateAdminTokenResponse, error)
+	// QuerySessions pages through sessions of every kind and user in id order,
+	// with the administration API's filters.
+	QuerySessions(ctx context.Context, in *QuerySessionsRequest, opts ...grpc.CallOption) (*QuerySessionsResponse, error)
+	// GetSession returns one session. NOT_FOUND when unknown.
+	GetSession(ctx context.Context, in *GetSessionRequest, opts ...grpc.CallOption) (*GetSessionResponse, error)
+	// CreatePersonalSession starts a personal session (kind "personal") for a
+	// user and returns its personal access token (mpt_), shown once. A
+	// signed-in person creates their own; an administrator one for any active
+	// user (a bot). The scope holds the Matrix API scope and optionally one
+	// device; admin scopes only for an administrator.
+	CreatePersonalSession(ctx context.Context, in *CreatePersonalSessionRequest, opts ...grpc.CallOption) (*CreatePersonalSessionResponse, error)
+	// RegeneratePersonalSession replaces a live personal session's token with a
+	// new one (the old one stops working), with a new expiry.
+	RegeneratePersonalSession(ctx context.Context, in *RegeneratePersonalSessionRequest, opts ...grpc.CallOption) (*RegeneratePersonalSessionResponse, error)
+	// ListAuditEntries pages through the token service's audit trail (sessions
+	// started, renamed and ended, personal tokens regenerated, login tokens), in
+	// event id order, optionally for one user.
+	ListAuditEntries(ctx context.Context, in *ListAuditEntriesRequest, opts ...grpc.CallOption) (*ListAuditEntriesResponse, error)
 	// CheckIDTokenHint verifies an id_token_hint of RP-initiated logout
 	// (OpenID Connect RP-Initiated Logout 1.0): an ID token this deployment
 	// signed, expired or not. INVALID_ARGUMENT when it is not one.
@@ -169,6 +203,66 @@ func (c *tokenServiceClient) RenameSession(ctx context.Context, in *RenameSessio
 	return out, nil
 }
 
+func (c *tokenServiceClient) AuthenticateAdminToken(ctx context.Context, in *AuthenticateAdminTokenRequest, opts ...grpc.CallOption) (*AuthenticateAdminTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AuthenticateAdminTokenResponse)
+	err := c.cc.Invoke(ctx, TokenService_AuthenticateAdminToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenServiceClient) QuerySessions(ctx context.Context, in *QuerySessionsRequest, opts ...grpc.CallOption) (*QuerySessionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(QuerySessionsResponse)
+	err := c.cc.Invoke(ctx, TokenService_QuerySessions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenServiceClient) GetSession(ctx context.Context, in *GetSessionRequest, opts ...grpc.CallOption) (*GetSessionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetSessionResponse)
+	err := c.cc.Invoke(ctx, TokenService_GetSession_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenServiceClient) CreatePersonalSession(ctx context.Context, in *CreatePersonalSessionRequest, opts ...grpc.CallOption) (*CreatePersonalSessionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreatePersonalSessionResponse)
+	err := c.cc.Invoke(ctx, TokenService_CreatePersonalSession_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenServiceClient) RegeneratePersonalSession(ctx context.Context, in *RegeneratePersonalSessionRequest, opts ...grpc.CallOption) (*RegeneratePersonalSessionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RegeneratePersonalSessionResponse)
+	err := c.cc.Invoke(ctx, TokenService_RegeneratePersonalSession_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenServiceClient) ListAuditEntries(ctx context.Context, in *ListAuditEntriesRequest, opts ...grpc.CallOption) (*ListAuditEntriesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAuditEntriesResponse)
+	err := c.cc.Invoke(ctx, TokenService_ListAuditEntries_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *tokenServiceClient) CheckIDTokenHint(ctx context.Context, in *CheckIDTokenHintRequest, opts ...grpc.CallOption) (*CheckIDTokenHintResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CheckIDTokenHintResponse)
@@ -213,6 +307,34 @@ type TokenServiceServer interface {
 	// RenameSession gives a live session's device a display name; the homeserver
 	// is told through provisioning (update_device_display_name).
 	RenameSession(context.Context, *RenameSessionRequest) (*RenameSessionResponse, error)
+	// AuthenticateAdminToken verifies a bearer token presented to the
+	// administration API (and forwarded by it to every service): an OAuth
+	// access token or a personal access token carrying urn:gatehouse:admin or
+	// urn:mas:admin, whose user, if it has one, is an administrator now.
+	// UNAUTHENTICATED when the token is not live (unknown, expired, revoked,
+	// its user locked); PERMISSION_DENIED when it is live but grants no
+	// administration. Every service's gRPC interceptor asks it (the token
+	// service itself answers locally); it never writes but notes the session's
+	// use.
+	AuthenticateAdminToken(context.Context, *AuthenticateAdminTokenRequest) (*AuthenticateAdminTokenResponse, error)
+	// QuerySessions pages through sessions of every kind and user in id order,
+	// with the administration API's filters.
+	QuerySessions(context.Context, *QuerySessionsRequest) (*QuerySessionsResponse, error)
+	// GetSession returns one session. NOT_FOUND when unknown.
+	GetSession(context.Context, *GetSessionRequest) (*GetSessionResponse, error)
+	// CreatePersonalSession starts a personal session (kind "personal") for a
+	// user and returns its personal access token (mpt_), shown once. A
+	// signed-in person creates their own; an administrator one for any active
+	// user (a bot). The scope holds the Matrix API scope and optionally one
+	// device; admin scopes only for an administrator.
+	CreatePersonalSession(context.Context, *CreatePersonalSessionRequest) (*CreatePersonalSessionResponse, error)
+	// RegeneratePersonalSession replaces a live personal session's token with a
+	// new one (the old one stops working), with a new expiry.
+	RegeneratePersonalSession(context.Context, *RegeneratePersonalSessionRequest) (*RegeneratePersonalSessionResponse, error)
+	// ListAuditEntries pages through the token service's audit trail (sessions
+	// started, renamed and ended, personal tokens regenerated, login tokens), in
+	// event id order, optionally for one user.
+	ListAuditEntries(context.Context, *ListAuditEntriesRequest) (*ListAuditEntriesResponse, error)
 	// CheckIDTokenHint verifies an id_token_hint of RP-initiated logout
 	// (OpenID Connect RP-Initiated Logout 1.0): an ID token this deployment
 	// signed, expired or not. INVALID_ARGUMENT when it is not one.
@@ -253,6 +375,24 @@ func (UnimplementedTokenServiceServer) AllowCrossSigningReset(context.Context, *
 }
 func (UnimplementedTokenServiceServer) RenameSession(context.Context, *RenameSessionRequest) (*RenameSessionResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method RenameSession not implemented")
+}
+func (UnimplementedTokenServiceServer) AuthenticateAdminToken(context.Context, *AuthenticateAdminTokenRequest) (*AuthenticateAdminTokenResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method AuthenticateAdminToken not implemented")
+}
+func (UnimplementedTokenServiceServer) QuerySessions(context.Context, *QuerySessionsRequest) (*QuerySessionsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method QuerySessions not implemented")
+}
+func (UnimplementedTokenServiceServer) GetSession(context.Context, *GetSessionRequest) (*GetSessionResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetSession not implemented")
+}
+func (UnimplementedTokenServiceServer) CreatePersonalSession(context.Context, *CreatePersonalSessionRequest) (*CreatePersonalSessionResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CreatePersonalSession not implemented")
+}
+func (UnimplementedTokenServiceServer) RegeneratePersonalSession(context.Context, *RegeneratePersonalSessionRequest) (*RegeneratePersonalSessionResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RegeneratePersonalSession not implemented")
+}
+func (UnimplementedTokenServiceServer) ListAuditEntries(context.Context, *ListAuditEntriesRequest) (*ListAuditEntriesResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListAuditEntries not implemented")
 }
 func (UnimplementedTokenServiceServer) CheckIDTokenHint(context.Context, *CheckIDTokenHintRequest) (*CheckIDTokenHintResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method CheckIDTokenHint not implemented")
@@ -440,6 +580,114 @@ func _TokenService_RenameSession_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TokenService_AuthenticateAdminToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AuthenticateAdminTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).AuthenticateAdminToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_AuthenticateAdminToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).AuthenticateAdminToken(ctx, req.(*AuthenticateAdminTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenService_QuerySessions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(QuerySessionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).QuerySessions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_QuerySessions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).QuerySessions(ctx, req.(*QuerySessionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenService_GetSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetSessionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).GetSession(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_GetSession_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).GetSession(ctx, req.(*GetSessionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenService_CreatePersonalSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreatePersonalSessionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).CreatePersonalSession(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_CreatePersonalSession_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).CreatePersonalSession(ctx, req.(*CreatePersonalSessionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenService_RegeneratePersonalSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RegeneratePersonalSessionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).RegeneratePersonalSession(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_RegeneratePersonalSession_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).RegeneratePersonalSession(ctx, req.(*RegeneratePersonalSessionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenService_ListAuditEntries_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAuditEntriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).ListAuditEntries(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_ListAuditEntries_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).ListAuditEntries(ctx, req.(*ListAuditEntriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _TokenService_CheckIDTokenHint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CheckIDTokenHintRequest)
 	if err := dec(in); err != nil {
@@ -500,6 +748,30 @@ var TokenService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RenameSession",
 			Handler:    _TokenService_RenameSession_Handler,
+		},
+		{
+			MethodName: "AuthenticateAdminToken",
+			Handler:    _TokenService_AuthenticateAdminToken_Handler,
+		},
+		{
+			MethodName: "QuerySessions",
+			Handler:    _TokenService_QuerySessions_Handler,
+		},
+		{
+			MethodName: "GetSession",
+			Handler:    _TokenService_GetSession_Handler,
+		},
+		{
+			MethodName: "CreatePersonalSession",
+			Handler:    _TokenService_CreatePersonalSession_Handler,
+		},
+		{
+			MethodName: "RegeneratePersonalSession",
+			Handler:    _TokenService_RegeneratePersonalSession_Handler,
+		},
+		{
+			MethodName: "ListAuditEntries",
+			Handler:    _TokenService_ListAuditEntries_Handler,
 		},
 		{
 			MethodName: "CheckIDTokenHint",

@@ -52,6 +52,22 @@ const (
 	AccountDeviceEndTitle      ID = "account.device.end_title"
 	AccountDeviceNotFoundTitle ID = "account.device.not_found_title"
 	AccountCrossSigningTitle   ID = "account.cross_signing.title"
+
+	AccountNavTokens         ID = "account.nav.tokens"
+	AccountTokensTitle       ID = "account.tokens.title"
+	AccountTokensName        ID = "account.tokens.name"
+	AccountTokensNameHint    ID = "account.tokens.name.hint"
+	AccountTokensNameNone    ID = "account.tokens.name.none"
+	AccountTokensNameLong    ID = "account.tokens.name.long"
+	AccountTokensExpires     ID = "account.tokens.expires_in"
+	AccountTokensExpiresHint ID = "account.tokens.expires_in.hint"
+	AccountTokensExpiresBad  ID = "account.tokens.expires_in.bad"
+	AccountTokensMinutes     ID = "account.tokens.minutes"
+	AccountTokensHours       ID = "account.tokens.hours"
+	AccountTokensDays        ID = "account.tokens.days"
+	AccountTokensGone        ID = "account.tokens.gone"
+	AccountDoneTokenCreated  ID = "account.done.token_created"
+	AccountDoneTokenRevoked  ID = "account.done.token_revoked"
 )
 
 // accountEnglish are the English texts of the account pages.
@@ -161,6 +177,42 @@ func accountEnglish() Texts {
 		"account.cross_signing.not_yet_heading": "This server cannot approve the reset yet",
 		"account.cross_signing.not_yet":         "This server is not connected to a homeserver that could accept the reset, so if you go back to your app now, the reset will be refused.",
 		"account.cross_signing.instead":         "If you still need to reset your identity, ask your server's administrators: they can allow the reset on the homeserver for you.",
+		AccountNavTokens:                        "Access tokens",
+		AccountTokensTitle:                      "Personal access tokens",
+		"account.tokens.intro":                  "Tokens for your own scripts and bots: each acts as you on the Matrix API until it expires or you revoke it. Keep them as secret as your password.",
+		"account.tokens.yours":                  "Your tokens",
+		"account.tokens.none":                   "You have no personal access tokens.",
+		"account.tokens.created":                "Your new token “%s”",
+		"account.tokens.created_once":           "Copy it now: it is shown only this once, and cannot be shown again.",
+		"account.tokens.token":                  "Token",
+		"account.tokens.expired":                "Expired",
+		"account.tokens.admin_badge":            "Admin API",
+		"account.tokens.created_at":             "Created",
+		"account.tokens.last_used":              "Last used",
+		"account.tokens.never_used":             "Never",
+		"account.tokens.expires":                "Expires",
+		"account.tokens.never_expires":          "Never",
+		"account.tokens.revoke":                 "Revoke",
+		"account.tokens.new":                    "Create a token",
+		AccountTokensName:                       "Name",
+		AccountTokensNameHint:                   "What the token is for, such as “Backup script”.",
+		AccountTokensNameNone:                   "Give the token a name.",
+		AccountTokensNameLong:                   "A name may have at most %d characters.",
+		AccountTokensExpires:                    "Expires after",
+		AccountTokensExpiresHint:                "A number of the unit below; leave it empty for a token that never expires.",
+		AccountTokensExpiresBad:                 "Enter a whole number, for at most a year.",
+		"account.tokens.unit":                   "Unit",
+		AccountTokensMinutes:                    "minutes",
+		AccountTokensHours:                      "hours",
+		AccountTokensDays:                       "days",
+		"account.tokens.device":                 "Give it a device of its own",
+		"account.tokens.device.hint":            "Needed for end-to-end encryption: the token gets a new Matrix device, which your sessions list.",
+		"account.tokens.admin":                  "Allow the admin API",
+		"account.tokens.admin.hint":             "The token may also administer this server (urn:gatehouse:admin) for as long as you are an administrator.",
+		"account.tokens.submit":                 "Create token",
+		AccountTokensGone:                       "This token is not valid any more.",
+		AccountDoneTokenCreated:                 "The token has been created.",
+		AccountDoneTokenRevoked:                 "The token has been revoked: it no longer works.",
 		AccountDisplayNameLong:                  "A display name may have at most %d characters.",
 		AccountDisplayNameControl:               "A display name cannot contain line breaks or other control characters.",
 		// Dates: day, month name, year, hour:minute.

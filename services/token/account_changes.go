@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/personal"
@@ -112,31 +111,5 @@ func (s *Service) eraseSessions(ctx context.Context, userID string, t time.Time)
 
 // endSessionsBefore ends the live sessions of a user started at or before t.
 func (s *Service) endSessionsBefore(ctx context.Context, userID string, t time.Time, reason string) error {
-	// Every session started so far must be in the read model before listing.
-	last, err := s.log.LastSeqOf(ctx, eventsv1.TokenSession.Subjects())
-	if err != nil {
-		return err
-	}
-	wctx, cancel := context.WithTimeout(ctx, accountChangeWait)
-	defer cancel()
-	if err := s.projections.WaitFor(wctx, sessionsProjection, last); err != nil {
-		return err
-	}
-	rows, err := s.pool.Query(ctx, `SELECT session_id FROM sessions WHERE user_id = $1 AND ended_at IS NULL AND created_at <= $2`, userID, t)
-	if err != nil {
-		return fmt.Errorf("list the sessions of user %s: %w", userID, err)
-	}
-	sessions, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return fmt.Errorf("list the sessions of user %s: %w", userID, err)
-	}
-	for _, id := range sessions {
-		if err := s.endSession(ctx, id, reason, "system:accounts"); err != nil {
-			return fmt.Errorf("end session %s: %w", id, err)
-		}
-	}
-	if len(sessions) > 0 {
-		s.logger.InfoContext(ctx, "sessions ended", "user_id", userID, "reason", reason, "sessions", len(sessions))
-	}
-	return nil
+	return s.endSessionsWhere(ctx, `user_id = $1 AND ended_at IS NULL AND created_at <= $2`, []any{userID, t}, reason, "user "+userID)
 }

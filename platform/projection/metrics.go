@@ -23,8 +23,10 @@ const metricsTimeout = 3 * time.Second
 //	gatehouse.projection.build.position   last event applied to the copies
 //	gatehouse.projection.build.target     where the build must get to before following live
 //	gatehouse.projection.build.rate       recent events per second of the build
+//	gatehouse.projection.lag              seconds the oldest event not yet handled has waited (0: caught up)
 //
-// each with the attribute projection="<service>.<name>".
+// each with the attribute projection="<service>.<name>". A reactor's lag is
+// its backlog: the emails not sent yet, the homeserver changes not made yet.
 func RegisterMetrics(meter metric.Meter, sets map[string]*Set) error {
 	gauges := map[string]metric.Int64ObservableGauge{}
 	for _, g := range []struct{ name, unit, help string }{
@@ -50,7 +52,12 @@ func RegisterMetrics(meter metric.Meter, sets map[string]*Set) error {
 	if err != nil {
 		return fmt.Errorf("projection metrics: %w", err)
 	}
-	instruments := []metric.Observable{rate}
+	lag, err := meter.Float64ObservableGauge("gatehouse.projection.lag", metric.WithUnit("s"),
+		metric.WithDescription("How long the oldest event the projection or reactor has not handled yet has waited; 0 when caught up."))
+	if err != nil {
+		return fmt.Errorf("projection metrics: %w", err)
+	}
+	instruments := []metric.Observable{rate, lag}
 	for _, g := range gauges {
 		instruments = append(instruments, g)
 	}
@@ -74,6 +81,9 @@ func RegisterMetrics(meter metric.Meter, sets map[string]*Set) error {
 				o.ObserveInt64(gauges["gatehouse.projection.version"], int64(st.Version), attrs)
 				if head, err := set.Head(ctx, name); err == nil {
 					o.ObserveInt64(gauges["gatehouse.projection.head"], int64(head), attrs)
+					if waited, err := waitedFor(ctx, set, name, head, st.Checkpoint); err == nil {
+						o.ObserveFloat64(lag, waited, attrs)
+					}
 				}
 				if st.Kind != KindProjection {
 					continue
@@ -95,4 +105,17 @@ func RegisterMetrics(meter metric.Meter, sets map[string]*Set) error {
 		return fmt.Errorf("projection metrics: %w", err)
 	}
 	return nil
+}
+
+// waitedFor is how long, in seconds, the oldest event member name has not
+// handled yet has waited: 0 when its checkpoint is at head.
+func waitedFor(ctx context.Context, set *Set, name string, head, checkpoint uint64) (float64, error) {
+	if head <= checkpoint {
+		return 0, nil
+	}
+	at, behind, err := set.Waiting(ctx, name)
+	if err != nil || !behind {
+		return 0, err
+	}
+	return max(time.Since(at).Seconds(), 0), nil
 }

@@ -26,6 +26,8 @@ import (
 	"gatehouse.dev/platform/grpcx"
 	"gatehouse.dev/platform/httpx"
 	"gatehouse.dev/platform/pg"
+	"gatehouse.dev/platform/projection"
+	"gatehouse.dev/platform/ratelimit"
 	"gatehouse.dev/platform/sealed"
 	"gatehouse.dev/platform/telemetry"
 	"gatehouse.dev/platform/testkit"
@@ -141,6 +143,9 @@ func newStackWith(t *testing.T, authz func(*authorize.Config), configure ...func
 	st.accounts = accountsv1.NewAccountsServiceClient(st.conn)
 	fromToken := dial("token")
 
+	// One rate limiter for the composed services, counting refusals, as the host has.
+	limiter := ratelimit.New(ratelimit.Options{Logger: logger, Meter: st.tel.MeterProvider().Meter("gatehouse.dev/platform/ratelimit"),
+		Rules: ratelimit.DefaultRules().All()})
 	// One key-encryption key for the composed services, as one process has.
 	keyring := sealed.NewRandomKeyring()
 	accCfg := accounts.Config{ServerName: "example.org"}
@@ -156,7 +161,7 @@ func newStackWith(t *testing.T, authz func(*authorize.Config), configure ...func
 		authz(&authzCfg)
 	}
 	authzSvc, err := authorize.New(ctx, authzCfg,
-		authorize.Deps{Pool: pool(authorize.Schema), JetStream: js, Logger: logger.With("service", "authorize"), Keyring: keyring, Telemetry: st.tel})
+		authorize.Deps{Pool: pool(authorize.Schema), JetStream: js, Logger: logger.With("service", "authorize"), Keyring: keyring, Telemetry: st.tel, Limiter: limiter})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,12 +172,17 @@ func newStackWith(t *testing.T, authz func(*authorize.Config), configure ...func
 	tok, err := token.New(ctx, cfg, token.Deps{
 		Pool: pool(token.Schema), JetStream: js, Logger: logger.With("service", "token"),
 		Authorize: authorizev1.NewAuthorizeServiceClient(fromToken), Accounts: accountsv1.NewAccountsServiceClient(fromToken),
-		Keyring: keyring, Telemetry: st.tel,
+		Keyring: keyring, Telemetry: st.tel, Limiter: limiter,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 
+	if err := projection.RegisterMetrics(st.tel.MeterProvider().Meter("gatehouse.dev/platform/projection"), map[string]*projection.Set{
+		"accounts": acc.Projections(), "authorize": authzSvc.Projections(), "token": tok.Projections(),
+	}); err != nil {
+		t.Fatal(err)
+	}
 	srv := grpcx.NewServer(grpcx.ServerOptions{Logger: logger, Telemetry: st.tel, Auth: &grpcx.Auth{
 		InternalSecret: secret, HomeserverSecret: homeserverSecret,
 		Sessions: grpcx.AccountsSessions(dial("accounts")), // browser sessions checked by accounts, as the host does

@@ -2,13 +2,24 @@ package inprocess
 
 import (
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+
+	"gatehouse.dev/platform/ratelimit"
+	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
+	tokenv1 "gatehouse.dev/proto/gatehouse/token/v1"
+	"gatehouse.dev/services/authorize"
+	"gatehouse.dev/services/token"
 )
 
 // One trace follows a token request from the public HTTP server through the
@@ -137,4 +148,240 @@ func describe(spans tracetest.SpanStubs) string {
 			s.SpanContext.SpanID(), s.Parent.SpanID(), attr(s, "gatehouse.stream"), attr(s, "http.route"))
 	}
 	return b.String()
+}
+
+// series are the samples of one scrape, by metric name: each with its labels
+// (the exporter's otel_scope_* labels left out).
+type series map[string][]sample
+
+// sample is one series' value.
+type sample struct {
+	labels map[string]string
+	value  float64
+}
+
+// scrape reads the services' metrics over HTTP in the Prometheus text
+// format, as Prometheus does from the ops server's /metrics.
+func (st *stack) scrape(t *testing.T) series {
+	t.Helper()
+	srv := httptest.NewServer(st.tel.MetricsHandler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("/metrics is not in the Prometheus text format: %v", err)
+	}
+	out := series{}
+	for name, f := range families {
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				if !strings.HasPrefix(l.GetName(), "otel_scope_") {
+					labels[l.GetName()] = l.GetValue()
+				}
+			}
+			switch {
+			case m.GetCounter() != nil:
+				out[name] = append(out[name], sample{labels, m.GetCounter().GetValue()})
+			case m.GetGauge() != nil:
+				out[name] = append(out[name], sample{labels, m.GetGauge().GetValue()})
+			case m.GetHistogram() != nil:
+				out[name+"_count"] = append(out[name+"_count"], sample{labels, float64(m.GetHistogram().GetSampleCount())})
+				out[name+"_sum"] = append(out[name+"_sum"], sample{labels, m.GetHistogram().GetSampleSum()})
+			}
+		}
+	}
+	return out
+}
+
+// get sums the series of name whose labels include want ("k=v" pairs), and
+// reports whether there was one.
+func (s series) get(name string, want ...string) (float64, bool) {
+	var sum float64
+	found := false
+next:
+	for _, smp := range s[name] {
+		for _, kv := range want {
+			k, v, _ := strings.Cut(kv, "=")
+			if smp.labels[k] != v {
+				continue next
+			}
+		}
+		sum += smp.value
+		found = true
+	}
+	return sum, found
+}
+
+// change is a metric's expected change between two scrapes.
+type change struct {
+	name   string
+	labels []string
+	// delta is the exact change; atLeast, when set, a lower bound instead.
+	delta   float64
+	atLeast bool
+}
+
+// check compares two scrapes against the expected changes.
+func check(t *testing.T, before, after series, changes []change) {
+	t.Helper()
+	for _, c := range changes {
+		b, _ := before.get(c.name, c.labels...)
+		a, ok := after.get(c.name, c.labels...)
+		if !ok {
+			t.Errorf("%s%v: no such series on /metrics", c.name, c.labels)
+			continue
+		}
+		d := a - b
+		if (c.atLeast && d < c.delta) || (!c.atLeast && d != c.delta) {
+			want := fmt.Sprint(c.delta)
+			if c.atLeast {
+				want = "≥ " + want
+			}
+			t.Errorf("%s%v changed by %v (%v → %v), want %s", c.name, c.labels, d, b, a, want)
+		}
+	}
+}
+
+// Requests against the composed services move the metrics an SRE charts, by
+// exactly what they did: registrations and sign-ins by method and outcome,
+// tokens by grant, refreshes and a refresh token's reuse, introspections by
+// caller and outcome with their latency, events appended, projections
+// following, rate-limit refusals by rule.
+func TestMetricsFollowRequests(t *testing.T) {
+	st := newStackWith(t, func(c *authorize.Config) {
+		c.Limits = ratelimit.DefaultRules()
+		c.Limits.ClientRegistration.Burst, c.Limits.ClientRegistration.Every = 3, time.Hour
+	}, func(c *token.Config) { c.RefreshReuseGrace = 0 })
+	before := st.scrape(t)
+
+	mia := st.user(t, "mia")
+	if _, err := st.accounts.VerifyPassword(t.Context(), &accountsv1.VerifyPasswordRequest{Username: "mia", Password: "not mia's password"}); err == nil {
+		t.Fatal("a wrong password was accepted")
+	}
+	c := st.publicClient(t)
+	first := st.session(t, c, mia)
+	second := st.refresh(t, c, first.refresh).tokens(t, "refresh")
+	st.wantActive(t, "refreshed access token", second.access, true)
+	st.wantActive(t, "a made-up token", "mat_nothing", false)
+	if _, err := st.tokens.Introspect(t.Context(), &tokenv1.IntrospectRequest{Token: second.access}); err != nil {
+		t.Fatalf("gRPC introspection: %v", err)
+	}
+	st.refresh(t, c, first.refresh).wantOAuthError(t, "replayed refresh token", http.StatusBadRequest, "invalid_grant")
+	refused := 0
+	for range 6 {
+		r := st.post(t, "oauth2/registration", "application/json", mustJSON(t, map[string]any{
+			"client_name": "App", "client_uri": "https://app.example.com/", "application_type": "native",
+			"redirect_uris": []string{"http://127.0.0.1/callback"}, "token_endpoint_auth_method": "none",
+			"grant_types": []string{"authorization_code"}, "response_types": []string{"code"},
+		}), nil)
+		if r.status == http.StatusTooManyRequests {
+			refused++
+		}
+	}
+	if refused == 0 {
+		t.Fatal("client registration was never refused by its rate limit")
+	}
+
+	after := st.scrape(t)
+	check(t, before, after, []change{
+		{name: "gatehouse_registrations_total", labels: []string{"method=admin", "outcome=ok"}, delta: 1},
+		{name: "gatehouse_signins_total", labels: []string{"method=password", "outcome=ok"}, delta: 1},
+		{name: "gatehouse_signins_total", labels: []string{"method=password", "outcome=unauthenticated"}, delta: 1},
+		{name: "gatehouse_token_grants_total", labels: []string{"grant=authorization_code", "outcome=ok"}, delta: 1},
+		{name: "gatehouse_token_grants_total", labels: []string{"grant=refresh_token", "outcome=ok"}, delta: 1},
+		{name: "gatehouse_token_grants_total", labels: []string{"grant=refresh_token", "outcome=failed_precondition"}, delta: 1},
+		{name: "gatehouse_token_grants_total", labels: []string{"grant=client_credentials", "outcome=ok"}, delta: 0},
+		{name: "gatehouse_refresh_token_reuse_total", labels: []string{"kind=oauth"}, delta: 1},
+		{name: "gatehouse_introspections_total", labels: []string{"caller=homeserver", "transport=http", "outcome=active"}, delta: 1},
+		{name: "gatehouse_introspections_total", labels: []string{"caller=homeserver", "transport=http", "outcome=inactive"}, delta: 1},
+		{name: "gatehouse_introspections_total", labels: []string{"transport=grpc", "outcome=active"}, delta: 1},
+		{name: "gatehouse_introspection_duration_seconds_count", labels: []string{"caller=homeserver", "transport=http"}, delta: 2},
+		{name: "gatehouse_eventlog_events_appended_total", labels: []string{"stream=TOKEN", "event=SessionStarted"}, delta: 1},
+		{name: "gatehouse_eventlog_events_appended_total", labels: []string{"stream=ACCOUNTS", "event=UserRegistered"}, delta: 1},
+		{name: "gatehouse_eventlog_append_duration_seconds_count", labels: []string{"stream=TOKEN", "outcome=ok"}, delta: 3, atLeast: true},
+		{name: "gatehouse_eventlog_append_conflicts_total", labels: []string{"stream=TOKEN"}, delta: 0, atLeast: true},
+		{name: "gatehouse_ratelimit_refusals_total", labels: []string{"rule=client_registration"}, delta: float64(refused)},
+		{name: "gatehouse_ratelimit_refusals_total", labels: []string{"rule=login_per_ip"}, delta: 0},
+		{name: "http_server_request_duration_seconds_count", labels: []string{"http_route=/oauth2/token"}, delta: 3},
+		{name: "gatehouse_projection_checkpoint", labels: []string{"projection=token.sessions"}, delta: 1, atLeast: true},
+	})
+
+	// The projections catch up: no lag, in events or seconds.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		s := st.scrape(t)
+		events, ok1 := s.get("gatehouse_projection_lag_events", "projection=token.sessions")
+		seconds, ok2 := s.get("gatehouse_projection_lag_seconds", "projection=token.sessions")
+		if ok1 && ok2 && events == 0 && seconds == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("token.sessions still lags: %v events (%v), %v s (%v)", events, ok1, seconds, ok2)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitMetrics scrapes until ok holds of a scrape, failing the test after
+// within; it returns that scrape.
+func (st *stack) waitMetrics(t *testing.T, within time.Duration, what string, ok func(series) bool) series {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		s := st.scrape(t)
+		if ok(s) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not seen on /metrics within %v", what, within)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// While the homeserver fails, its errors are counted by operation and the
+// provisioning reactor's backlog shows, in events and seconds; once it
+// answers again, the backlog drains to zero. The homeserver is a stand-in
+// (no Synapse runs here) that answers 503 and then 200.
+func TestHomeserverErrorsAndReactorBacklog(t *testing.T) {
+	var up atomic.Bool
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !up.Load() {
+			http.Error(w, `{"errcode":"M_UNKNOWN","error":"down for maintenance"}`, http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{}`))
+	}))
+	t.Cleanup(hs.Close)
+	st := newStack(t, func(c *token.Config) { c.HomeserverURL = hs.URL + "/" })
+	const reactor = "projection=token.homeserver_users"
+	before := st.scrape(t)
+	failedBefore, _ := before.get("gatehouse_homeserver_requests_total", "operation=provision_user", "outcome=failed")
+	okBefore, _ := before.get("gatehouse_homeserver_requests_total", "operation=provision_user", "outcome=ok")
+
+	st.user(t, "hugo")
+	st.waitMetrics(t, time.Minute, "homeserver failures and a backlog", func(s series) bool {
+		failed, _ := s.get("gatehouse_homeserver_requests_total", "operation=provision_user", "outcome=failed")
+		events, _ := s.get("gatehouse_projection_lag_events", reactor)
+		seconds, _ := s.get("gatehouse_projection_lag_seconds", reactor)
+		return failed > failedBefore && events >= 1 && seconds > 0
+	})
+
+	up.Store(true)
+	s := st.waitMetrics(t, time.Minute, "the backlog drained", func(s series) bool {
+		ok, _ := s.get("gatehouse_homeserver_requests_total", "operation=provision_user", "outcome=ok")
+		events, found := s.get("gatehouse_projection_lag_events", reactor)
+		seconds, _ := s.get("gatehouse_projection_lag_seconds", reactor)
+		return ok > okBefore && found && events == 0 && seconds == 0
+	})
+	if n, _ := s.get("gatehouse_homeserver_request_duration_seconds_count", "operation=provision_user"); n < 2 {
+		t.Errorf("provision_user timed %v times, want at least 2 (a failure and a success)", n)
+	}
 }

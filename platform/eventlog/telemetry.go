@@ -37,6 +37,8 @@ const (
 	attrSubject   = attribute.Key("messaging.destination.name")
 	attrSystem    = attribute.Key("messaging.system")
 	attrBatch     = attribute.Key("messaging.batch.message_count")
+	// labelStream is the stream's label on the metrics ("stream").
+	labelStream = attribute.Key("stream")
 )
 
 // tracerName is the instrumentation scope of the log's spans and metrics.
@@ -89,9 +91,9 @@ func (l *Log) instrument() error {
 		return err
 	}
 	for _, o := range []string{"ok", "conflict", "error"} {
-		m.outcomes[o] = metric.WithAttributeSet(attribute.NewSet(AttrStream.String(l.stream), attribute.String("outcome", o)))
+		m.outcomes[o] = metric.WithAttributeSet(attribute.NewSet(labelStream.String(l.stream), attribute.String("outcome", o)))
 	}
-	m.stream = metric.WithAttributeSet(attribute.NewSet(AttrStream.String(l.stream)))
+	m.stream = metric.WithAttributeSet(attribute.NewSet(labelStream.String(l.stream)))
 	if !l.readOnly {
 		m.conflicts.Add(context.Background(), 0, m.stream) // present from the start, so rate() sees the first one
 	}
@@ -151,7 +153,7 @@ func (l *Log) endAppend(ctx context.Context, span trace.Span, writes []Write, be
 	for i, w := range writes {
 		ids[i] = w.Event.ID
 		if err == nil {
-			l.metrics.appended.Add(ctx, 1, metric.WithAttributes(AttrStream.String(l.stream), attribute.String("event", shortType(typeName(w.Event)))))
+			l.metrics.appended.Add(ctx, 1, metric.WithAttributes(labelStream.String(l.stream), attribute.String("event", shortType(typeName(w.Event)))))
 		}
 	}
 	if len(ids) == 1 {

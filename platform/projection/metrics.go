@@ -24,6 +24,7 @@ const metricsTimeout = 3 * time.Second
 //	gatehouse.projection.build.target     where the build must get to before following live
 //	gatehouse.projection.build.rate       recent events per second of the build
 //	gatehouse.projection.lag              seconds the oldest event not yet handled has waited (0: caught up)
+//	gatehouse.projection.lag.events       head - checkpoint: at most this many events not handled yet
 //
 // each with the attribute projection="<service>.<name>". A reactor's lag is
 // its backlog: the emails not sent yet, the homeserver changes not made yet.
@@ -32,6 +33,7 @@ func RegisterMetrics(meter metric.Meter, sets map[string]*Set) error {
 	for _, g := range []struct{ name, unit, help string }{
 		{"gatehouse.projection.checkpoint", "{event}", "Stream sequence of the last event the projection or reactor applied."},
 		{"gatehouse.projection.head", "{event}", "Stream sequence of the newest event on its subjects."},
+		{"gatehouse.projection.lag.events", "{event}", "Stream positions between the checkpoint and the newest event on its subjects: at most this many events are not handled yet."},
 		{"gatehouse.projection.version", "", "Version of the live read model."},
 		{"gatehouse.projection.build.active", "", "1 while a rebuild or a new version is built beside the live tables."},
 		{"gatehouse.projection.build.position", "{event}", "Stream sequence of the last event applied to the build's copies."},
@@ -81,6 +83,7 @@ func RegisterMetrics(meter metric.Meter, sets map[string]*Set) error {
 				o.ObserveInt64(gauges["gatehouse.projection.version"], int64(st.Version), attrs)
 				if head, err := set.Head(ctx, name); err == nil {
 					o.ObserveInt64(gauges["gatehouse.projection.head"], int64(head), attrs)
+					o.ObserveInt64(gauges["gatehouse.projection.lag.events"], int64(head-min(head, st.Checkpoint)), attrs)
 					if waited, err := waitedFor(ctx, set, name, head, st.Checkpoint); err == nil {
 						o.ObserveFloat64(lag, waited, attrs)
 					}

@@ -107,6 +107,7 @@ type Service struct {
 	claimKey    []byte          // keys email claims (personal.go)
 	upstream    *upstream.Set   // the upstream identity providers (upstream.go)
 	ticketKey   []byte          // seals upstream tickets, derived from proofKey
+	measures    *measures       // counts sign-ins and registrations (metrics.go)
 }
 
 // New migrates the service's schema, opens its stream and prepares its projections.
@@ -170,6 +171,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		upstream:   providers,
 	}
 	if err := s.loadProofKey(ctx); err != nil {
+		return nil, err
+	}
+	if s.measures, err = newMeasures(deps.Telemetry); err != nil {
 		return nil, err
 	}
 	if err := s.loadClaimKey(ctx); err != nil {

@@ -136,6 +136,8 @@ type Service struct {
 	logger      *slog.Logger
 	now         func() time.Time
 
+	// measures count grants, refresh token reuse and introspections (metrics.go).
+	measures *measures
 	// provisioner keeps the homeserver in step; nil when that is off (provision.go).
 	provisioner *provisioner
 }
@@ -189,6 +191,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		return nil, fmt.Errorf("token: %w", err)
 	}
 	if err := s.loadKeys(ctx, deps.Keyring); err != nil {
+		return nil, err
+	}
+	if s.measures, err = newMeasures(deps.Telemetry); err != nil {
 		return nil, err
 	}
 	if s.provisioner, err = newProvisioner(s, cfg); err != nil {

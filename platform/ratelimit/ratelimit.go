@@ -225,6 +225,7 @@ func New(opts Options) *Limiter {
 		metric.WithDescription("Requests refused by a rate limit, by rule."))
 	l.storeFailures, _ = meter.Int64Counter("gatehouse.ratelimit.store.failures",
 		metric.WithDescription("Takes for which the shared store (NATS) failed: counted in this process, or refused."))
+	l.storeFailures.Add(context.Background(), 0)
 	for _, r := range opts.Rules {
 		l.refusals.Add(context.Background(), 0, metric.WithAttributes(attribute.String("rule", r.Name)))
 	}

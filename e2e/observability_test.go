@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -46,9 +47,14 @@ func TestDashboardAndAlertsNameExposedMetrics(t *testing.T) {
 		for _, sel := range selectorsOf(t, expr) {
 			named[sel.metric] = append(named[sel.metric], where)
 			labels, ok := exposed[sel.metric]
-			for _, l := range sel.labels {
-				if ok && !labels[l] && !targetLabels[l] {
-					t.Errorf("%s matches label %s, which %s does not carry", where, l, sel.metric)
+			for _, f := range sel.labels {
+				values, carried := labels[f.Label]
+				switch {
+				case !ok || targetLabels[f.Label]:
+				case !carried:
+					t.Errorf("%s matches label %s, which %s does not carry", where, f.Label, sel.metric)
+				case fixedLabels[f.Label] && !f.IsNegative && !matchesOne(f, values):
+					t.Errorf("%s matches %s %q, which is none of %s's: %v", where, f.Label, f.Value, sel.metric, slices.Sorted(maps.Keys(values)))
 				}
 			}
 		}
@@ -83,10 +89,31 @@ var prometheusOwn = map[string]bool{"up": true}
 // targetLabels are the labels Prometheus adds to every series it scrapes.
 var targetLabels = map[string]bool{"instance": true, "job": true}
 
+// fixedLabels are labels whose every value is exposed from the start (the
+// projections and reactors registered), so a matcher must match one of them.
+var fixedLabels = map[string]bool{"projection": true}
+
+// matchesOne reports whether the matcher f matches one of values.
+func matchesOne(f metricsql.LabelFilter, values map[string]bool) bool {
+	if !f.IsRegexp {
+		return values[f.Value]
+	}
+	re, err := regexp.Compile("^(?:" + f.Value + ")$")
+	if err != nil {
+		return false
+	}
+	for v := range values {
+		if re.MatchString(v) {
+			return true
+		}
+	}
+	return false
+}
+
 // exposedMetrics scrapes url and returns the names of its series (histogram
-// series under their _bucket, _count and _sum names), each with the names of
-// the labels its series carry.
-func exposedMetrics(t *testing.T, url string) map[string]map[string]bool {
+// series under their _bucket, _count and _sum names), each with the labels
+// its series carry and their values.
+func exposedMetrics(t *testing.T, url string) map[string]map[string]map[string]bool {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -98,21 +125,24 @@ func exposedMetrics(t *testing.T, url string) map[string]map[string]bool {
 	if err != nil {
 		t.Fatalf("%s is not in the Prometheus text format: %v", url, err)
 	}
-	out := map[string]map[string]bool{}
+	out := map[string]map[string]map[string]bool{}
 	for name, f := range families {
 		if len(f.GetMetric()) == 0 {
 			continue
 		}
-		labels := map[string]bool{}
+		labels := map[string]map[string]bool{}
 		for _, m := range f.GetMetric() {
 			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = true
+				if labels[l.GetName()] == nil {
+					labels[l.GetName()] = map[string]bool{}
+				}
+				labels[l.GetName()][l.GetValue()] = true
 			}
 		}
 		out[name] = labels
 		if f.GetType().String() == "HISTOGRAM" {
 			bucket := maps.Clone(labels)
-			bucket["le"] = true
+			bucket["le"] = map[string]bool{}
 			out[name+"_bucket"], out[name+"_count"], out[name+"_sum"] = bucket, labels, labels
 		}
 	}
@@ -236,10 +266,10 @@ func renderAnnotation(text string) error {
 	return tmpl.Execute(&bytes.Buffer{}, data)
 }
 
-// selector is a metric an expression selects, with the labels it matches.
+// selector is a metric an expression selects, with its label matchers.
 type selector struct {
 	metric string
-	labels []string
+	labels []metricsql.LabelFilter
 }
 
 // selectorsOf parses a PromQL expression and returns what it selects.
@@ -262,7 +292,7 @@ func selectorsOf(t *testing.T, expr string) []selector {
 				if f.Label == "__name__" && !f.IsRegexp && !f.IsNegative {
 					sel.metric = f.Value
 				} else {
-					sel.labels = append(sel.labels, f.Label)
+					sel.labels = append(sel.labels, f)
 				}
 			}
 			if sel.metric != "" {

@@ -374,6 +374,28 @@ func TestHomeserverErrorsAndReactorBacklog(t *testing.T) {
 		return failed > failedBefore && events >= 1 && seconds > 0
 	})
 
+	// The reactor's complaint is logged in the trace of the registration
+	// whose event it could not handle.
+	var traceID string
+	for _, sp := range st.spans.GetSpans() {
+		if sp.SpanKind == trace.SpanKindProducer && strings.Contains(attr(sp, "gatehouse.event.type"), "gatehouse.events.v1.UserRegistered") {
+			traceID = sp.SpanContext.TraceID().String()
+		}
+	}
+	correlated := false
+	for _, line := range strings.Split(st.logs.String(), "\n") {
+		if strings.Contains(line, "event not handled yet") && strings.Contains(line, "reactor=homeserver_users") {
+			correlated = traceID != "" && strings.Contains(line, "trace_id="+traceID)
+			if !correlated {
+				t.Errorf("the reactor's log line is not in the registration's trace %q: %s", traceID, line)
+			}
+			break
+		}
+	}
+	if !correlated {
+		t.Errorf("no log line of the reactor in trace %q:\n%s", traceID, st.logs)
+	}
+
 	up.Store(true)
 	s := st.waitMetrics(t, time.Minute, "the backlog drained", func(s series) bool {
 		ok, _ := s.get("gatehouse_homeserver_requests_total", "operation=provision_user", "outcome=ok")

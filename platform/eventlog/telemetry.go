@@ -3,6 +3,7 @@ package eventlog
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -72,6 +73,17 @@ type logMetrics struct {
 	appended  metric.Int64Counter
 	outcomes  map[string]metric.MeasurementOption // by outcome, with the stream
 	stream    metric.MeasurementOption
+	byEvent   sync.Map // event type → its metric.MeasurementOption, with the stream
+}
+
+// event is the attribute set of events of type full in this log's metrics.
+func (m *logMetrics) event(stream, full string) metric.MeasurementOption {
+	if o, ok := m.byEvent.Load(full); ok {
+		return o.(metric.MeasurementOption)
+	}
+	o := metric.WithAttributeSet(attribute.NewSet(labelStream.String(stream), attribute.String("event", shortType(full))))
+	m.byEvent.Store(full, o)
+	return o
 }
 
 // instrument prepares the log's tracer and instruments.
@@ -153,7 +165,7 @@ func (l *Log) endAppend(ctx context.Context, span trace.Span, writes []Write, be
 	for i, w := range writes {
 		ids[i] = w.Event.ID
 		if err == nil {
-			l.metrics.appended.Add(ctx, 1, metric.WithAttributes(labelStream.String(l.stream), attribute.String("event", shortType(typeName(w.Event)))))
+			l.metrics.appended.Add(ctx, 1, l.metrics.event(l.stream, typeName(w.Event)))
 		}
 	}
 	if len(ids) == 1 {

@@ -40,6 +40,22 @@ type measures struct {
 	reuse         metric.Int64Counter
 	introspection metric.Int64Counter
 	introspectDur metric.Float64Histogram
+	// byCall are the attribute sets of the common introspections, made once:
+	// introspection is the hot path.
+	byCall map[introspectionCall]metric.MeasurementOption
+	byWho  map[introspectionCall]metric.MeasurementOption // outcome left out
+}
+
+// introspectionCall is who introspected, how, and what they learnt.
+type introspectionCall struct{ caller, transport, outcome string }
+
+// introspectionAttrs are the attributes of an introspection's measures.
+func introspectionAttrs(c introspectionCall) []attribute.KeyValue {
+	attrs := []attribute.KeyValue{attribute.String("caller", c.caller), attribute.String("transport", c.transport)}
+	if c.outcome != "" {
+		attrs = append(attrs, attribute.String("outcome", c.outcome))
+	}
+	return attrs
 }
 
 // newMeasures makes the instruments with t's meter (nil t: a nil *measures).
@@ -68,6 +84,17 @@ func newMeasures(t *telemetry.Telemetry) (*measures, error) {
 	}
 	for _, k := range []string{"oauth", "compat"} {
 		m.reuse.Add(context.Background(), 0, metric.WithAttributes(attribute.String("kind", k)))
+	}
+	m.byCall, m.byWho = map[introspectionCall]metric.MeasurementOption{}, map[introspectionCall]metric.MeasurementOption{}
+	for _, caller := range []string{"homeserver", "client", "admin"} {
+		for _, transport := range []string{"http", "grpc"} {
+			who := introspectionCall{caller: caller, transport: transport}
+			m.byWho[who] = metric.WithAttributeSet(attribute.NewSet(introspectionAttrs(who)...))
+			for _, outcome := range []string{"active", "inactive"} {
+				c := introspectionCall{caller, transport, outcome}
+				m.byCall[c] = metric.WithAttributeSet(attribute.NewSet(introspectionAttrs(c)...))
+			}
+		}
 	}
 	return m, nil
 }
@@ -105,11 +132,14 @@ func (m *measures) introspected(ctx context.Context, v viewer, transport string,
 	case res.Active:
 		outcome = "active"
 	}
-	who := v.kind()
-	m.introspection.Add(ctx, 1, metric.WithAttributes(attribute.String("caller", who), attribute.String("transport", transport),
-		attribute.String("outcome", outcome)))
-	m.introspectDur.Record(ctx, time.Since(began).Seconds(), metric.WithAttributes(attribute.String("caller", who),
-		attribute.String("transport", transport)))
+	c := introspectionCall{v.kind(), transport, outcome}
+	call, ok := m.byCall[c]
+	if !ok {
+		call = metric.WithAttributes(introspectionAttrs(c)...)
+	}
+	m.introspection.Add(ctx, 1, call)
+	c.outcome = ""
+	m.introspectDur.Record(ctx, time.Since(began).Seconds(), m.byWho[c])
 }
 
 // kind names the viewer for metrics: homeserver, client or admin.

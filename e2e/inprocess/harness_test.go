@@ -19,12 +19,17 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"google.golang.org/grpc"
 
 	"gatehouse.dev/platform/grpcx"
 	"gatehouse.dev/platform/httpx"
 	"gatehouse.dev/platform/pg"
+	"gatehouse.dev/platform/projection"
+	"gatehouse.dev/platform/ratelimit"
 	"gatehouse.dev/platform/sealed"
+	"gatehouse.dev/platform/telemetry"
 	"gatehouse.dev/platform/testkit"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
@@ -61,6 +66,10 @@ type stack struct {
 	logs      *syncBuffer
 	// admin is the admin API, on the public server (admin_api_test.go).
 	admin *admin.Service
+	// tel traces and measures the services as the host does; spans holds
+	// every span ended (telemetry_test.go).
+	tel   *telemetry.Telemetry
+	spans *tracetest.InMemoryExporter
 }
 
 // newStack starts the three services; configure may change the token
@@ -78,7 +87,15 @@ func newStackWith(t *testing.T, authz func(*authorize.Config), configure ...func
 	st := &stack{logs: &syncBuffer{}}
 	js := testkit.NATS(t)
 	dbURL := testkit.Postgres(t)
-	logger := slog.New(slog.NewTextHandler(st.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	logger := slog.New(telemetry.TraceHandler(slog.NewTextHandler(st.logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	st.spans = tracetest.NewInMemoryExporter()
+	var err error
+	st.tel, err = telemetry.Setup(ctx, telemetry.Options{ServiceName: "gatehouse", SampleRatio: 1,
+		SpanProcessors: []sdktrace.SpanProcessor{sdktrace.NewSimpleSpanProcessor(st.spans)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.tel.Shutdown(context.Background()) })
 	var wg sync.WaitGroup
 	t.Cleanup(func() {
 		cancel()
@@ -98,7 +115,7 @@ func newStackWith(t *testing.T, authz func(*authorize.Config), configure ...func
 
 	// The public HTTP server first: its address is the issuer.
 	mux := http.NewServeMux()
-	public := httptest.NewServer(httpx.SecurityHeaders(httpx.LimitBody(mux, 1<<20)))
+	public := httptest.NewServer(httpx.Instrument(httpx.SecurityHeaders(httpx.LimitBody(httpx.Routes(mux), 1<<20)), st.tel, "public"))
 	t.Cleanup(public.Close)
 	st.issuer = public.URL + "/"
 
@@ -116,7 +133,7 @@ func newStackWith(t *testing.T, authz func(*authorize.Config), configure ...func
 		if err != nil {
 			t.Fatal(err)
 		}
-		conn, err := grpcx.Dial(lis.Addr().String(), grpcx.DialOptions{DefaultTimeout: 20 * time.Second, Credential: cred})
+		conn, err := grpcx.Dial(lis.Addr().String(), grpcx.DialOptions{DefaultTimeout: 20 * time.Second, Credential: cred, Telemetry: st.tel})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -129,13 +146,16 @@ func newStackWith(t *testing.T, authz func(*authorize.Config), configure ...func
 	st.accounts = accountsv1.NewAccountsServiceClient(st.conn)
 	fromToken := dial("token")
 
+	// One rate limiter for the composed services, counting refusals, as the host has.
+	limiter := ratelimit.New(ratelimit.Options{Logger: logger, Meter: st.tel.MeterProvider().Meter("gatehouse.dev/platform/ratelimit"),
+		Rules: ratelimit.DefaultRules().All()})
 	// One key-encryption key for the composed services, as one process has.
 	keyring := sealed.NewRandomKeyring()
 	accCfg := accounts.Config{ServerName: "example.org"}
 	// Cheap hashing: these tests are not about its cost.
 	accCfg.Passwords.MemoryKiB, accCfg.Passwords.Iterations, accCfg.Passwords.Parallelism = 64, 1, 1
 	acc, err := accounts.New(ctx, accCfg,
-		accounts.Deps{Pool: pool(accounts.Schema), JetStream: js, Logger: logger.With("service", "accounts"), Keyring: keyring})
+		accounts.Deps{Pool: pool(accounts.Schema), JetStream: js, Logger: logger.With("service", "accounts"), Keyring: keyring, Telemetry: st.tel})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +164,7 @@ func newStackWith(t *testing.T, authz func(*authorize.Config), configure ...func
 		authz(&authzCfg)
 	}
 	authzSvc, err := authorize.New(ctx, authzCfg,
-		authorize.Deps{Pool: pool(authorize.Schema), JetStream: js, Logger: logger.With("service", "authorize"), Keyring: keyring})
+		authorize.Deps{Pool: pool(authorize.Schema), JetStream: js, Logger: logger.With("service", "authorize"), Keyring: keyring, Telemetry: st.tel, Limiter: limiter})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,13 +175,18 @@ func newStackWith(t *testing.T, authz func(*authorize.Config), configure ...func
 	tok, err := token.New(ctx, cfg, token.Deps{
 		Pool: pool(token.Schema), JetStream: js, Logger: logger.With("service", "token"),
 		Authorize: authorizev1.NewAuthorizeServiceClient(fromToken), Accounts: accountsv1.NewAccountsServiceClient(fromToken),
-		Keyring: keyring,
+		Keyring: keyring, Telemetry: st.tel, Limiter: limiter,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	srv := grpcx.NewServer(grpcx.ServerOptions{Logger: logger, Auth: &grpcx.Auth{
+	if err := projection.RegisterMetrics(st.tel.MeterProvider().Meter("gatehouse.dev/platform/projection"), map[string]*projection.Set{
+		"accounts": acc.Projections(), "authorize": authzSvc.Projections(), "token": tok.Projections(),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	srv := grpcx.NewServer(grpcx.ServerOptions{Logger: logger, Telemetry: st.tel, Auth: &grpcx.Auth{
 		InternalSecret: secret, HomeserverSecret: homeserverSecret,
 		Sessions: grpcx.AccountsSessions(dial("accounts")), // browser sessions checked by accounts, as the host does
 		Tokens:   tok.VerifyAdminToken,                     // administrators' bearer tokens, as the host does

@@ -33,6 +33,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"gatehouse.dev/platform/telemetry"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 )
 
@@ -91,6 +92,12 @@ type Log struct {
 	contract   *eventsv1.Stream
 	propagator propagation.TextMapPropagator
 	now        func() time.Time
+
+	// tel, tracer and metrics trace and measure appends (telemetry.go);
+	// nil without WithTelemetry.
+	tel     *telemetry.Telemetry
+	tracer  trace.Tracer
+	metrics *logMetrics
 }
 
 // Option configures a Log.
@@ -139,6 +146,11 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg StreamConfig, opts ..
 	for _, o := range opts {
 		o(l)
 	}
+	if l.tel != nil {
+		if err := l.instrument(); err != nil {
+			return nil, fmt.Errorf("eventlog: metrics of %s: %w", cfg.Name, err)
+		}
+	}
 	return l, nil
 }
 
@@ -146,11 +158,20 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg StreamConfig, opts ..
 // aggregates and feeds projections but never appends, and it neither creates
 // nor changes the stream. The stream may not exist yet (its owner has not
 // started); reads fail until it does, and projections retry.
-func Follow(js jetstream.JetStream, cfg StreamConfig) (*Log, error) {
+func Follow(js jetstream.JetStream, cfg StreamConfig, opts ...Option) (*Log, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return &Log{js: js, stream: cfg.Name, prefix: cfg.Prefix, contract: cfg.Contract, readOnly: true, now: time.Now}, nil
+	l := &Log{js: js, stream: cfg.Name, prefix: cfg.Prefix, contract: cfg.Contract, readOnly: true, now: time.Now}
+	for _, o := range opts {
+		o(l)
+	}
+	if l.tel != nil {
+		if err := l.instrument(); err != nil {
+			return nil, fmt.Errorf("eventlog: metrics of %s: %w", cfg.Name, err)
+		}
+	}
+	return l, nil
 }
 
 // handle returns the stream's handle, looking it up on first use.
@@ -298,14 +319,23 @@ func (a Appended) Last() uint64 {
 }
 
 // Append stores the writes. One write is a plain publish; several are one
-// atomic batch. A failed expectation is a *ConflictError.
-func (l *Log) Append(ctx context.Context, writes ...Write) (Appended, error) {
+// atomic batch. A failed expectation is a *ConflictError. The append is a
+// span whose context the messages carry (telemetry.go).
+func (l *Log) Append(ctx context.Context, writes ...Write) (got Appended, err error) {
 	if len(writes) == 0 {
 		return Appended{}, errors.New("eventlog: nothing to append")
 	}
 	if l.readOnly {
 		return Appended{}, fmt.Errorf("eventlog: %s is followed, not owned: it cannot be appended to", l.stream)
 	}
+	began := time.Now()
+	ctx, span := l.startAppend(ctx, writes)
+	defer func() { l.endAppend(ctx, span, writes, began, got, err) }()
+	return l.append(ctx, writes)
+}
+
+// append is Append without its span and measures.
+func (l *Log) append(ctx context.Context, writes []Write) (Appended, error) {
 	msgs := make([]*nats.Msg, len(writes))
 	for i := range writes {
 		m, err := l.message(ctx, &writes[i])
@@ -410,7 +440,7 @@ func (l *Log) message(ctx context.Context, w *Write) (*nats.Msg, error) {
 	}
 	msg := nats.NewMsg(l.Subject(ev.Aggregate))
 	if l.propagator != nil {
-		l.propagator.Inject(ctx, propagation.HeaderCarrier(msg.Header))
+		telemetry.InjectNATS(ctx, l.propagator, msg.Header) // "traceparent", as written
 	}
 	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
 		env.TraceParent = fmt.Sprintf("00-%s-%s-%s", sc.TraceID(), sc.SpanID(), sc.TraceFlags())

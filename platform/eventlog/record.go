@@ -181,6 +181,30 @@ func (l *Log) LastSeqOf(ctx context.Context, subjects ...string) (uint64, error)
 	return last, nil
 }
 
+// FirstAfter is when the oldest event after stream sequence seq on any of
+// the subjects (which may hold wildcards) was stored, and whether there is
+// one: how long a follower whose checkpoint is seq has left it waiting.
+func (l *Log) FirstAfter(ctx context.Context, seq uint64, subjects ...string) (time.Time, bool, error) {
+	st, err := l.handle(ctx)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	var first time.Time
+	for _, subj := range subjects {
+		msg, err := st.GetMsg(ctx, seq+1, jetstream.WithGetMsgSubject(subj))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return time.Time{}, false, fmt.Errorf("eventlog: first event of %s after %d: %w", subj, seq, err)
+		}
+		if first.IsZero() || msg.Time.Before(first) {
+			first = msg.Time
+		}
+	}
+	return first, !first.IsZero(), nil
+}
+
 // ErrUnhandled reports an event of a type that a consumer (a projection, a
 // reactor, a tail) does not handle although this binary knows the type.
 var ErrUnhandled = errors.New("event type not handled")

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
 )
 
 // Reading a stream live. Read is the one subscription every follower of a
@@ -169,7 +170,7 @@ func (t *Tail) run(ctx context.Context) error {
 		}
 		backoff := tailRetryMin
 		for attempt := 1; ; attempt++ {
-			err := t.cfg.Handle(rec)
+			err := t.handle(ctx, rec, attempt)
 			if err == nil {
 				break
 			}
@@ -182,6 +183,19 @@ func (t *Tail) run(ctx context.Context) error {
 		t.advance(rec.Seq)
 		return nil
 	})
+}
+
+// handle runs Handle on one event, in a span of the event's trace when the
+// log is traced (telemetry.go).
+func (t *Tail) handle(ctx context.Context, rec Record, attempt int) error {
+	if t.log.tracer == nil {
+		return t.cfg.Handle(rec)
+	}
+	_, span := StartSpan(ctx, t.log.tracer, "tail "+t.cfg.Name, rec,
+		attribute.String("gatehouse.tail", t.cfg.Name), attribute.Int("gatehouse.attempt", attempt), AttrStream.String(t.log.stream))
+	err := t.cfg.Handle(rec)
+	EndSpan(span, err)
+	return err
 }
 
 func (t *Tail) position() (uint64, bool) {

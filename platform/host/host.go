@@ -217,7 +217,8 @@ func (rt *Runtime) Limiter(ctx context.Context) (*ratelimit.Limiter, error) {
 			rt.limiterErr = err
 			return
 		}
-		rt.limiter = ratelimit.New(ratelimit.Options{Store: store, Logger: rt.Logger, HashKey: rt.rateLimitHashKey()})
+		rt.limiter = ratelimit.New(ratelimit.Options{Store: store, Logger: rt.Logger, HashKey: rt.rateLimitHashKey(),
+			Meter: rt.Telemetry.MeterProvider().Meter("gatehouse.dev/platform/ratelimit"), Rules: ratelimit.RulesFrom(rt.Config.RateLimits).All()})
 	})
 	return rt.limiter, rt.limiterErr
 }

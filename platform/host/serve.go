@@ -99,6 +99,9 @@ func (rt *Runtime) Serve(ctx context.Context, services ...Service) error {
 		checks = append(checks, httpx.Check{Name: fmt.Sprintf("postgres-%d", i), Fn: p.Ping})
 	}
 	rt.mu.Unlock()
+	if err := rt.registerMetrics(rt.Telemetry.MeterProvider().Meter("gatehouse.dev/platform/host"), checks); err != nil {
+		return err
+	}
 	healthChecks := httpx.NewHealth(checks...)
 	ops := httpx.OpsMux(healthChecks, rt.Telemetry.MetricsHandler())
 
@@ -122,7 +125,7 @@ func (rt *Runtime) Serve(ctx context.Context, services ...Service) error {
 	}
 	run("grpc", func(ctx context.Context) error { return grpcx.Serve(ctx, srv, rt.Config.GRPC.Addr, rt.Logger) })
 	if serveHTTP {
-		public := httpx.Instrument(clients.Middleware(httpx.SecurityHeaders(httpx.Deadline(httpx.LimitBody(mux, maxBody), rt.Config.Timeouts.Request))), rt.Telemetry, "public")
+		public := httpx.Instrument(clients.Middleware(httpx.SecurityHeaders(httpx.Deadline(httpx.LimitBody(httpx.Routes(mux), maxBody), rt.Config.Timeouts.Request))), rt.Telemetry, "public")
 		run("http", func(ctx context.Context) error { return httpx.Serve(ctx, rt.Config.HTTP.Addr, public, rt.Logger) })
 	}
 	run("ops", func(ctx context.Context) error { return httpx.Serve(ctx, rt.Config.Ops.Addr, ops, rt.Logger) })

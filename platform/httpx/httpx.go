@@ -97,18 +97,43 @@ func Instrument(next http.Handler, t *telemetry.Telemetry, name string) http.Han
 }
 
 // routeOnly replaces the path otelhttp records on the request's span with the
-// pattern of the http.ServeMux route that served it (set on the request by
-// the mux; "unmatched" when none did), so that no recovery ticket or other
-// secret in a path reaches a trace exporter.
+// pattern of the http.ServeMux route that served it ("unmatched" when none
+// did), so that no recovery ticket or other secret in a path reaches a trace
+// exporter, and labels the request's metrics with it (http_route: a fixed
+// set). The pattern is the one Routes saw, or else the one the mux set on
+// this very request (when no middleware in between copied it).
 func routeOnly(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next.ServeHTTP(w, r)
+		var seen string
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), routeKey{}, &seen)))
+		pattern := seen
+		if pattern == "" {
+			pattern = r.Pattern
+		}
 		route := "unmatched"
-		if i := strings.IndexByte(r.Pattern, '/'); i >= 0 {
-			route = r.Pattern[i:] // without the method and host of "GET host/path"
+		if i := strings.IndexByte(pattern, '/'); i >= 0 {
+			route = pattern[i:] // without the method and host of "GET host/path"
 		}
 		trace.SpanFromContext(r.Context()).SetAttributes(
 			attribute.String("url.path", route), attribute.String("http.route", route))
+		if l, ok := otelhttp.LabelerFromContext(r.Context()); ok {
+			l.Add(attribute.String("http.route", route))
+		}
+	})
+}
+
+// routeKey carries, in an instrumented request's context, where Routes
+// writes the pattern the request matched.
+type routeKey struct{}
+
+// Routes serves mux, telling Instrument (further out, past middleware that
+// may copy the request) which of mux's patterns each request matched.
+func Routes(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if seen, ok := r.Context().Value(routeKey{}).(*string); ok {
+			_, *seen = mux.Handler(r)
+		}
+		mux.ServeHTTP(w, r)
 	})
 }
 

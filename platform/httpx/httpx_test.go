@@ -226,7 +226,8 @@ func TestInstrument(t *testing.T) {
 }
 
 // A secret in a request's path (a recovery ticket) never reaches the traces:
-// spans record the route the request matched.
+// spans record the route the request matched, and so do the metrics — also
+// through middleware that copies the request (Deadline), as the host's does.
 func TestInstrumentRecordsRoutesNotPaths(t *testing.T) {
 	var traces bytes.Buffer
 	tel, err := telemetry.Setup(t.Context(), telemetry.Options{ServiceName: "http-test", SampleRatio: 1, Traces: "stdout",
@@ -237,10 +238,16 @@ func TestInstrumentRecordsRoutesNotPaths(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /recover/{ticket}", func(w http.ResponseWriter, r *http.Request) {})
 	mux.HandleFunc("/", http.NotFound)
-	h := httpx.Instrument(httpx.SecurityHeaders(mux), tel, "public")
+	h := httpx.Instrument(httpx.SecurityHeaders(httpx.Deadline(httpx.Routes(mux), time.Minute)), tel, "public")
 	const ticket = "Zq8ticketSECRETticketSECRET0000x"
 	for _, path := range []string{"/recover/" + ticket, "/" + ticket + "/nothing"} {
 		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, path, nil))
+	}
+	rec := httptest.NewRecorder()
+	tel.MetricsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	metrics := rec.Body.String()
+	if strings.Contains(metrics, ticket) || !strings.Contains(metrics, `http_route="/recover/{ticket}"`) || !strings.Contains(metrics, `http_route="/"`) {
+		t.Errorf("the request metrics do not hold the routes (and only them):\n%s", metrics)
 	}
 	if err := tel.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)

@@ -23,13 +23,17 @@ const metricsTimeout = 3 * time.Second
 //	gatehouse.projection.build.position   last event applied to the copies
 //	gatehouse.projection.build.target     where the build must get to before following live
 //	gatehouse.projection.build.rate       recent events per second of the build
+//	gatehouse.projection.lag              seconds the oldest event not yet handled has waited (0: caught up)
+//	gatehouse.projection.lag.events       head - checkpoint: at most this many events not handled yet
 //
-// each with the attribute projection="<service>.<name>".
+// each with the attribute projection="<service>.<name>". A reactor's lag is
+// its backlog: the emails not sent yet, the homeserver changes not made yet.
 func RegisterMetrics(meter metric.Meter, sets map[string]*Set) error {
 	gauges := map[string]metric.Int64ObservableGauge{}
 	for _, g := range []struct{ name, unit, help string }{
 		{"gatehouse.projection.checkpoint", "{event}", "Stream sequence of the last event the projection or reactor applied."},
 		{"gatehouse.projection.head", "{event}", "Stream sequence of the newest event on its subjects."},
+		{"gatehouse.projection.lag.events", "{event}", "Stream positions between the checkpoint and the newest event on its subjects: at most this many events are not handled yet."},
 		{"gatehouse.projection.version", "", "Version of the live read model."},
 		{"gatehouse.projection.build.active", "", "1 while a rebuild or a new version is built beside the live tables."},
 		{"gatehouse.projection.build.position", "{event}", "Stream sequence of the last event applied to the build's copies."},
@@ -50,7 +54,12 @@ func RegisterMetrics(meter metric.Meter, sets map[string]*Set) error {
 	if err != nil {
 		return fmt.Errorf("projection metrics: %w", err)
 	}
-	instruments := []metric.Observable{rate}
+	lag, err := meter.Float64ObservableGauge("gatehouse.projection.lag", metric.WithUnit("s"),
+		metric.WithDescription("How long the oldest event the projection or reactor has not handled yet has waited; 0 when caught up."))
+	if err != nil {
+		return fmt.Errorf("projection metrics: %w", err)
+	}
+	instruments := []metric.Observable{rate, lag}
 	for _, g := range gauges {
 		instruments = append(instruments, g)
 	}
@@ -74,6 +83,10 @@ func RegisterMetrics(meter metric.Meter, sets map[string]*Set) error {
 				o.ObserveInt64(gauges["gatehouse.projection.version"], int64(st.Version), attrs)
 				if head, err := set.Head(ctx, name); err == nil {
 					o.ObserveInt64(gauges["gatehouse.projection.head"], int64(head), attrs)
+					o.ObserveInt64(gauges["gatehouse.projection.lag.events"], int64(head-min(head, st.Checkpoint)), attrs)
+					if waited, err := waitedFor(ctx, set, name, head, st.Checkpoint); err == nil {
+						o.ObserveFloat64(lag, waited, attrs)
+					}
 				}
 				if st.Kind != KindProjection {
 					continue
@@ -95,4 +108,17 @@ func RegisterMetrics(meter metric.Meter, sets map[string]*Set) error {
 		return fmt.Errorf("projection metrics: %w", err)
 	}
 	return nil
+}
+
+// waitedFor is how long, in seconds, the oldest event member name has not
+// handled yet has waited: 0 when its checkpoint is at head.
+func waitedFor(ctx context.Context, set *Set, name string, head, checkpoint uint64) (float64, error) {
+	if head <= checkpoint {
+		return 0, nil
+	}
+	at, behind, err := set.Waiting(ctx, name)
+	if err != nil || !behind {
+		return 0, err
+	}
+	return max(time.Since(at).Seconds(), 0), nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"gatehouse.dev/platform/eventlog"
 )
@@ -83,9 +84,10 @@ type reactorRunner struct {
 	listener *Listener
 	r        Reactor
 	logger   *slog.Logger
+	tracer   trace.Tracer // a span of each attempt at an event
 }
 
-func newReactorRunner(pool *pgxpool.Pool, log *eventlog.Log, listener *Listener, r Reactor, logger *slog.Logger) (*reactorRunner, error) {
+func newReactorRunner(pool *pgxpool.Pool, log *eventlog.Log, listener *Listener, r Reactor, logger *slog.Logger, tracer trace.Tracer) (*reactorRunner, error) {
 	if err := r.validate(); err != nil {
 		return nil, err
 	}
@@ -95,7 +97,7 @@ func newReactorRunner(pool *pgxpool.Pool, log *eventlog.Log, listener *Listener,
 	if r.RetryMax < r.RetryMin {
 		r.RetryMax = max(DefaultRetryMax, r.RetryMin)
 	}
-	return &reactorRunner{pool: pool, log: log, listener: listener, r: r, logger: logger.With("reactor", r.Name)}, nil
+	return &reactorRunner{pool: pool, log: log, listener: listener, r: r, logger: logger.With("reactor", r.Name), tracer: tracer}, nil
 }
 
 // errSkipped means an undecodable message was stepped over: go on at once.
@@ -190,10 +192,13 @@ func (rr *reactorRunner) react(ctx context.Context) error {
 func (rr *reactorRunner) handle(ctx context.Context, rec eventlog.Record) error {
 	backoff := rr.r.RetryMin
 	for attempt := 1; ; attempt++ {
-		err := rr.r.Handle(ctx, rec)
+		hctx, span := eventlog.StartSpan(ctx, rr.tracer, "reactor "+rr.r.Name, rec,
+			attrProjection.String(rr.r.Name), attrAttempt.Int(attempt), eventlog.AttrStream.String(rr.log.Stream()))
+		err := rr.r.Handle(hctx, rec)
+		eventlog.EndSpan(span, err)
 		if err == nil {
 			if attempt > 1 {
-				rr.logger.Info("event handled after retries", "event", rec.Type(), "seq", rec.Seq, "attempts", attempt)
+				rr.logger.InfoContext(hctx, "event handled after retries", "event", rec.Type(), "seq", rec.Seq, "attempts", attempt)
 			}
 			return nil
 		}
@@ -201,7 +206,7 @@ func (rr *reactorRunner) handle(ctx context.Context, rec eventlog.Record) error 
 			return context.Cause(ctx)
 		}
 		if attempt == 1 || backoff == rr.r.RetryMax {
-			rr.logger.Warn("event not handled yet; retrying", "event", rec.Type(), "seq", rec.Seq,
+			rr.logger.WarnContext(hctx, "event not handled yet; retrying", "event", rec.Type(), "seq", rec.Seq,
 				"attempt", attempt, "retry_in", backoff, "err", err)
 		}
 		if !sleep(ctx, backoff) {

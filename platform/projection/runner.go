@@ -12,8 +12,18 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"gatehouse.dev/platform/eventlog"
+)
+
+// Span attributes of projections and reactors.
+const (
+	attrProjection = attribute.Key("gatehouse.projection")
+	attrBatch      = attribute.Key("messaging.batch.message_count")
+	attrAttempt    = attribute.Key("gatehouse.attempt")
 )
 
 // DefaultBatch is how many events one transaction applies at most.
@@ -37,6 +47,9 @@ type Runner struct {
 	// use it to crash at the worst moment).
 	afterCommit func(lastSeq uint64) error
 
+	// tracer makes a span of each event applied (a child of its append's).
+	tracer trace.Tracer
+
 	schemaOnce sync.Mutex
 	schemaName string // the service's schema, read once (schema)
 	// hold, when set, keeps a build from swapping until it is closed (HoldSwap).
@@ -54,12 +67,17 @@ func WithAfterCommit(fn func(lastSeq uint64) error) RunnerOption {
 	return func(r *Runner) { r.afterCommit = fn }
 }
 
+// WithTracer makes a span of each event applied, in the trace of the
+// request that appended it (eventlog.StartSpan).
+func WithTracer(t trace.Tracer) RunnerOption { return func(r *Runner) { r.tracer = t } }
+
 // NewRunner returns a Runner for p. The listener tells it about rebuilds.
 func NewRunner(pool *pgxpool.Pool, log *eventlog.Log, listener *Listener, p Projection, logger *slog.Logger, opts ...RunnerOption) (*Runner, error) {
 	if err := p.validate(); err != nil {
 		return nil, err
 	}
-	r := &Runner{pool: pool, log: log, listener: listener, proj: p, logger: logger.With("projection", p.Name), batch: DefaultBatch}
+	r := &Runner{pool: pool, log: log, listener: listener, proj: p, logger: logger.With("projection", p.Name), batch: DefaultBatch,
+		tracer: tracenoop.NewTracerProvider().Tracer("")}
 	for _, o := range opts {
 		o(r)
 	}
@@ -221,9 +239,11 @@ func (r *Runner) consumer(ctx context.Context, checkpoint uint64) (jetstream.Con
 }
 
 // apply applies a batch in one transaction with the checkpoint and returns the
-// new checkpoint.
+// new checkpoint. Each event applied is a span in its append's trace, ended
+// when the transaction is over.
 func (r *Runner) apply(ctx context.Context, checkpoint uint64, batch []jetstream.Msg) (uint64, error) {
 	next := checkpoint
+	var spans []trace.Span
 	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
 		var stored int64
 		if err := tx.QueryRow(ctx, `SELECT last_seq FROM projection_checkpoints WHERE name = $1 FOR UPDATE`, r.proj.Name).Scan(&stored); err != nil {
@@ -240,7 +260,10 @@ func (r *Runner) apply(ctx context.Context, checkpoint uint64, batch []jetstream
 			if rec.Seq <= next {
 				continue // already applied: a redelivery
 			}
-			if err := r.proj.Apply(ctx, tx, rec); err != nil {
+			ectx, span := eventlog.StartSpan(ctx, r.tracer, "projection "+r.proj.Name, rec,
+				attrProjection.String(r.proj.Name), attrBatch.Int(len(batch)), eventlog.AttrStream.String(r.log.Stream()))
+			spans = append(spans, span)
+			if err := r.proj.Apply(ectx, tx, rec); err != nil {
 				return fmt.Errorf("apply %s at seq %d: %w", rec.Type(), rec.Seq, err)
 			}
 			next = rec.Seq
@@ -253,6 +276,9 @@ func (r *Runner) apply(ctx context.Context, checkpoint uint64, batch []jetstream
 		}
 		return notify(ctx, tx, r.proj.Name, fmt.Sprint(next))
 	})
+	for _, span := range spans {
+		eventlog.EndSpan(span, err)
+	}
 	if err != nil {
 		return checkpoint, err
 	}

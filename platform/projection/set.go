@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"gatehouse.dev/platform/eventlog"
 )
@@ -41,7 +42,7 @@ type about struct {
 }
 
 func (p Projection) follower(s *Set, logger *slog.Logger) (follower, error) {
-	return NewRunner(s.pool, s.source(p.Source), s.listener, p, logger)
+	return NewRunner(s.pool, s.source(p.Source), s.listener, p, logger, WithTracer(s.tracer))
 }
 
 func (r *Runner) about() about {
@@ -49,7 +50,7 @@ func (r *Runner) about() about {
 }
 
 func (r Reactor) follower(s *Set, logger *slog.Logger) (follower, error) {
-	return newReactorRunner(s.pool, s.source(r.Source), s.listener, r, logger)
+	return newReactorRunner(s.pool, s.source(r.Source), s.listener, r, logger, s.tracer)
 }
 
 func (rr *reactorRunner) about() about {
@@ -64,15 +65,20 @@ type Set struct {
 	listener *Listener
 	members  map[string]follower
 	order    []string
+	// tracer makes the spans of events applied and handled: the service
+	// log's telemetry (eventlog.WithTelemetry), or none.
+	tracer trace.Tracer
 }
 
 // NewSet prepares the projections and reactors of a service whose read
-// models live in pool's schema and whose events are in log.
+// models live in pool's schema and whose events are in log. They trace
+// with log's telemetry (eventlog.WithTelemetry).
 func NewSet(ctx context.Context, pool *pgxpool.Pool, log *eventlog.Log, logger *slog.Logger, members ...Member) (*Set, error) {
 	if err := Setup(ctx, pool); err != nil {
 		return nil, err
 	}
-	s := &Set{pool: pool, log: log, listener: NewListener(pool, logger), members: map[string]follower{}}
+	s := &Set{pool: pool, log: log, listener: NewListener(pool, logger), members: map[string]follower{},
+		tracer: log.Telemetry().TracerProvider().Tracer("gatehouse.dev/platform/projection")}
 	for _, m := range members {
 		f, err := m.follower(s, logger)
 		if err != nil {
@@ -144,6 +150,25 @@ func (s *Set) Head(ctx context.Context, name string) (uint64, error) {
 		return 0, nil // another service's stream, not created yet: nothing to follow
 	}
 	return head, err
+}
+
+// Waiting is when the oldest event a member has not handled yet was stored,
+// and whether there is one (the member is behind).
+func (s *Set) Waiting(ctx context.Context, name string) (time.Time, bool, error) {
+	m, ok := s.members[name]
+	if !ok {
+		return time.Time{}, false, fmt.Errorf("projection %s: %w", name, ErrUnknown)
+	}
+	checkpoint, err := Checkpoint(ctx, s.pool, name)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	a := m.about()
+	at, behind, err := a.log.FirstAfter(ctx, checkpoint, a.subjects...)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return time.Time{}, false, nil
+	}
+	return at, behind, err
 }
 
 // Names lists the projections and reactors in registration order.

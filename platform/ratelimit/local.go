@@ -8,15 +8,21 @@ func (l *Limiter) takeLocal(now int64, keys []Key) Decision {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.sweep(now)
-	var wait time.Duration
+	var (
+		wait    time.Duration
+		refused []string
+	)
 	nexts := make([]int64, len(keys))
 	for i, k := range keys {
 		next, w := k.Rule.take(l.known[l.subject(k)].tat, now)
+		if w > 0 {
+			refused = append(refused, k.Rule.Name)
+		}
 		wait = max(wait, w)
 		nexts[i] = next
 	}
 	if wait > 0 {
-		return Decision{RetryAfter: wait}
+		return Decision{RetryAfter: wait, refusedBy: refused}
 	}
 	d := Decision{Allowed: true}
 	for i, k := range keys {

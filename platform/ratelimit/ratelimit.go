@@ -51,6 +51,10 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+
 	"gatehouse.dev/platform/errs"
 )
 
@@ -146,6 +150,8 @@ type Decision struct {
 	RetryAfter time.Duration
 	// taken are the keys a token was taken from, for Refund.
 	taken []taken
+	// refusedBy are the rules whose buckets were empty (metrics).
+	refusedBy []string
 }
 
 // taken is a key a token was taken from, in the store or in memory.
@@ -166,6 +172,13 @@ type Options struct {
 	// of every service sharing the store must use the same one (the host
 	// derives it from the internal secret). Nil hashes without a key.
 	HashKey []byte
+	// Meter counts refusals by rule (gatehouse_ratelimit_refusals_total) and
+	// takes the shared store failed (gatehouse_ratelimit_store_failures_total);
+	// nil counts nothing.
+	Meter metric.Meter
+	// Rules, when given, are counted from zero at once, so that a rule's
+	// first refusal is seen as a change.
+	Rules []Rule
 }
 
 // Limiter takes tokens from keyed buckets.
@@ -179,6 +192,9 @@ type Limiter struct {
 	known     map[string]state // by subject: the last state seen, or the local count
 	lastSweep time.Time
 	lastWarn  time.Time
+
+	refusals      metric.Int64Counter
+	storeFailures metric.Int64Counter
 }
 
 // state is a bucket's TAT (Unix nanoseconds) and the stream sequence of the
@@ -200,6 +216,19 @@ func New(opts Options) *Limiter {
 	if l.now == nil {
 		l.now = time.Now
 	}
+	meter := opts.Meter
+	if meter == nil {
+		meter = noop.NewMeterProvider().Meter("")
+	}
+	// Errors only for invalid names, which these are not; the instruments work regardless.
+	l.refusals, _ = meter.Int64Counter("gatehouse.ratelimit.refusals",
+		metric.WithDescription("Requests refused by a rate limit, by rule."))
+	l.storeFailures, _ = meter.Int64Counter("gatehouse.ratelimit.store.failures",
+		metric.WithDescription("Takes for which the shared store (NATS) failed: counted in this process, or refused."))
+	l.storeFailures.Add(context.Background(), 0)
+	for _, r := range opts.Rules {
+		l.refusals.Add(context.Background(), 0, metric.WithAttributes(attribute.String("rule", r.Name)))
+	}
 	return l
 }
 
@@ -208,12 +237,22 @@ func New(opts Options) *Limiter {
 // token again. The error is an unavailable errs.Error when the store cannot
 // be reached and a key's rule fails closed.
 func (l *Limiter) Take(ctx context.Context, keys ...Key) (Decision, error) {
+	d, err := l.take(ctx, keys)
+	for _, rule := range d.refusedBy {
+		l.refusals.Add(ctx, 1, metric.WithAttributes(attribute.String("rule", rule)))
+	}
+	return d, err
+}
+
+// take is Take without its metrics.
+func (l *Limiter) take(ctx context.Context, keys []Key) (Decision, error) {
 	now := l.now().UnixNano()
 	if l.store == nil {
 		return l.takeLocal(now, keys), nil
 	}
 	d, err := l.takeShared(ctx, now, keys)
 	if err != nil {
+		l.storeFailures.Add(ctx, 1)
 		l.warn(ctx, "take", err)
 		for _, k := range keys {
 			if k.Rule.OnStoreFailure == FailClosed {

@@ -53,3 +53,10 @@ func RulesFrom(c config.RateLimits) Rules {
 
 // DefaultRules are the rules of the default configuration.
 func DefaultRules() Rules { return RulesFrom(config.Default().RateLimits) }
+
+// All lists the rules.
+func (r Rules) All() []Rule {
+	return []Rule{r.LoginPerIP, r.LoginPerAccount, r.Registration, r.RecoveryPerIP, r.RecoveryPerAddress,
+		r.EmailPerIP, r.EmailPerAddress, r.EmailPerSession, r.DeviceCodeEntry, r.DeviceAuthorization,
+		r.ClientRegistration, r.Authorization, r.BackchannelLogout}
+}

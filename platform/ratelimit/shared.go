@@ -62,6 +62,7 @@ func (l *Limiter) takeShared(ctx context.Context, now int64, keys []Key) (Decisi
 			if wait, c.err = l.takeFresh(ctx, k, c.subject, now); c.err == nil {
 				if wait > 0 {
 					d.RetryAfter = max(d.RetryAfter, wait)
+					d.refusedBy = append(d.refusedBy, k.Rule.Name)
 				} else {
 					d.taken = append(d.taken, taken{key: k})
 				}
@@ -76,7 +77,7 @@ func (l *Limiter) takeShared(ctx context.Context, now int64, keys []Key) (Decisi
 		if err := l.refundShared(ctx, keysOf(d.taken)); err != nil {
 			l.warn(ctx, "refund", err)
 		}
-		return Decision{RetryAfter: d.RetryAfter}, failed
+		return Decision{RetryAfter: d.RetryAfter, refusedBy: d.refusedBy}, failed
 	}
 	d.Allowed = true
 	return d, nil

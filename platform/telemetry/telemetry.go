@@ -27,11 +27,13 @@ import (
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
 	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 )
 
 // The trace exporters Setup knows.
@@ -68,6 +70,12 @@ type Options struct {
 	TraceWriter io.Writer
 	// Logger reports setup and shutdown; nil means slog.Default().
 	Logger *slog.Logger
+	// SpanProcessors receive every span besides the exporter (tests: a
+	// tracetest.SpanRecorder sees whole traces in memory).
+	SpanProcessors []sdktrace.SpanProcessor
+	// MetricReaders read the metrics besides Prometheus and OTLP (tests: an
+	// sdkmetric.ManualReader).
+	MetricReaders []sdkmetric.Reader
 }
 
 // Telemetry holds one process's tracer and meter providers.
@@ -122,7 +130,13 @@ func Setup(ctx context.Context, opts Options) (*Telemetry, error) {
 	default:
 		return nil, fmt.Errorf("telemetry: unknown trace exporter %q (want %s, %s or %s)", opts.Traces, TracesNone, TracesStdout, TracesOTLP)
 	}
+	for _, p := range opts.SpanProcessors {
+		traceOpts = append(traceOpts, sdktrace.WithSpanProcessor(p))
+	}
 	meterOpts := []sdkmetric.Option{sdkmetric.WithResource(res)}
+	for _, r := range opts.MetricReaders {
+		meterOpts = append(meterOpts, sdkmetric.WithReader(r))
+	}
 	switch opts.Metrics {
 	case "", MetricsPrometheus, MetricsOTLP, MetricsBoth:
 	default:
@@ -165,14 +179,32 @@ func Setup(ctx context.Context, opts Options) (*Telemetry, error) {
 	return t, nil
 }
 
-// TracerProvider returns the provider of tracers.
-func (t *Telemetry) TracerProvider() trace.TracerProvider { return t.tracer }
+// TracerProvider returns the provider of tracers; a nil Telemetry's makes
+// spans that record nothing.
+func (t *Telemetry) TracerProvider() trace.TracerProvider {
+	if t == nil {
+		return tracenoop.NewTracerProvider()
+	}
+	return t.tracer
+}
 
-// MeterProvider returns the provider of meters.
-func (t *Telemetry) MeterProvider() metric.MeterProvider { return t.meter }
+// MeterProvider returns the provider of meters; a nil Telemetry's measures
+// nothing.
+func (t *Telemetry) MeterProvider() metric.MeterProvider {
+	if t == nil {
+		return metricnoop.NewMeterProvider()
+	}
+	return t.meter
+}
 
-// Propagator returns the W3C trace-context and baggage propagator.
-func (t *Telemetry) Propagator() propagation.TextMapPropagator { return t.propagator }
+// Propagator returns the W3C trace-context and baggage propagator; a nil
+// Telemetry's carries nothing.
+func (t *Telemetry) Propagator() propagation.TextMapPropagator {
+	if t == nil {
+		return propagation.NewCompositeTextMapPropagator()
+	}
+	return t.propagator
+}
 
 // MetricsHandler serves the Telemetry's metrics in the Prometheus format.
 func (t *Telemetry) MetricsHandler() http.Handler {

@@ -35,6 +35,7 @@ import (
 	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/projection"
 	"gatehouse.dev/platform/sealed"
+	"gatehouse.dev/platform/telemetry"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	"gatehouse.dev/services/accounts/internal/password"
@@ -75,6 +76,9 @@ type Deps struct {
 	Logger    *slog.Logger
 	// Propagator carries trace context into event headers; may be nil.
 	Propagator propagation.TextMapPropagator
+	// Telemetry traces and measures the service (its log, projections and
+	// sign-ins); nil: none.
+	Telemetry *telemetry.Telemetry
 	// Keyring seals the service's keys and the personal keys.
 	Keyring *sealed.Keyring
 	// Personal holds the personal keys that seal personal data; nil opens
@@ -103,6 +107,7 @@ type Service struct {
 	claimKey    []byte          // keys email claims (personal.go)
 	upstream    *upstream.Set   // the upstream identity providers (upstream.go)
 	ticketKey   []byte          // seals upstream tickets, derived from proofKey
+	measures    *measures       // counts sign-ins and registrations (metrics.go)
 }
 
 // New migrates the service's schema, opens its stream and prepares its projections.
@@ -126,7 +131,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err := pg.Migrate(ctx, deps.Pool, migrations.FS); err != nil {
 		return nil, fmt.Errorf("accounts: migrate: %w", err)
 	}
-	opts := []eventlog.Option{eventlog.WithPropagator(deps.Propagator)}
+	opts := []eventlog.Option{eventlog.WithPropagator(deps.Propagator), eventlog.WithTelemetry(deps.Telemetry)}
 	clock := cfg.Clock
 	if clock == nil {
 		clock = time.Now
@@ -141,7 +146,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("accounts: %w", err)
 	}
-	notify, err := eventlog.Follow(deps.JetStream, eventlog.StreamOf(eventsv1.Notify, 0))
+	notify, err := eventlog.Follow(deps.JetStream, eventlog.StreamOf(eventsv1.Notify, 0), eventlog.WithTelemetry(deps.Telemetry))
 	if err != nil {
 		return nil, fmt.Errorf("accounts: %w", err)
 	}
@@ -166,6 +171,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		upstream:   providers,
 	}
 	if err := s.loadProofKey(ctx); err != nil {
+		return nil, err
+	}
+	if s.measures, err = newMeasures(deps.Telemetry); err != nil {
 		return nil, err
 	}
 	if err := s.loadClaimKey(ctx); err != nil {
@@ -230,5 +238,5 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 		Replicas:   rt.Config.NATS.Replicas,
 		PublicURL:  rt.Config.PublicURL,
 		Upstream:   rt.Config.Upstream.Providers,
-	}, Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "accounts"), Propagator: rt.Telemetry.Propagator(), Keyring: rt.Keyring, Personal: store})
+	}, Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "accounts"), Propagator: rt.Telemetry.Propagator(), Telemetry: rt.Telemetry, Keyring: rt.Keyring, Personal: store})
 }

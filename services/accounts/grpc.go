@@ -39,6 +39,7 @@ func (g *grpcServer) Register(ctx context.Context, req *accountsv1.RegisterReque
 		DisplayName: req.GetDisplayName(), Admin: req.GetAdmin(),
 		VerificationID: req.GetVerificationId(), SkipVerification: req.GetSkipVerification(),
 	}, actor(ctx))
+	g.svc.measures.registered(ctx, registeredByAdmin, err)
 	if err != nil {
 		return nil, err
 	}
@@ -69,6 +70,7 @@ func (g *grpcServer) GetUserByUsername(ctx context.Context, req *accountsv1.GetU
 
 func (g *grpcServer) VerifyPassword(ctx context.Context, req *accountsv1.VerifyPasswordRequest) (*accountsv1.VerifyPasswordResponse, error) {
 	u, err := g.svc.verifyPassword(ctx, req.GetUsername(), req.GetPassword())
+	g.svc.measures.signIn(ctx, methodPassword, err)
 	if err != nil {
 		return nil, err
 	}
@@ -103,6 +105,7 @@ func (g *grpcServer) SetPassword(ctx context.Context, req *accountsv1.SetPasswor
 			purpose: eventsv1.VerificationPurpose_VERIFICATION_PURPOSE_RECOVERY,
 			after:   g.svc.clock().Add(-verificationMaxAge),
 		}); err != nil {
+			g.svc.measures.signIn(ctx, methodRecovery, err)
 			return nil, err
 		}
 		reason = eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_RECOVERY
@@ -119,6 +122,7 @@ func (g *grpcServer) SetPassword(ctx context.Context, req *accountsv1.SetPasswor
 			return nil, errs.Wrap(errs.KindOf(err), "The password was reset, but not all browser sessions could be ended; try again.", err)
 		}
 		resp.AuthProof = g.svc.mintAuthProof(req.GetUserId(), methodRecovery)
+		g.svc.measures.signIn(ctx, methodRecovery, nil)
 	}
 	return resp, nil
 }
@@ -338,6 +342,7 @@ func (g *grpcServer) GetRegistration(ctx context.Context, req *accountsv1.GetReg
 
 func (g *grpcServer) CompleteRegistration(ctx context.Context, req *accountsv1.CompleteRegistrationRequest) (*accountsv1.CompleteRegistrationResponse, error) {
 	u, err := g.svc.completeRegistration(ctx, req.GetRegistrationId(), req.GetVerificationId(), actor(ctx))
+	g.svc.measures.registered(ctx, registeredWithPassword, err)
 	if err != nil {
 		return nil, err
 	}

@@ -23,6 +23,9 @@ func (g *grpcServer) StartUpstreamSignIn(ctx context.Context, req *accountsv1.St
 
 func (g *grpcServer) CompleteUpstreamSignIn(ctx context.Context, req *accountsv1.CompleteUpstreamSignInRequest) (*accountsv1.CompleteUpstreamSignInResponse, error) {
 	res, err := g.svc.completeUpstream(ctx, req.GetProviderId(), req.GetCode(), req.GetNonce(), req.GetCodeVerifier())
+	if err != nil || res.user != nil { // else the person registers or links first
+		g.svc.measures.signIn(ctx, methodUpstream, err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -42,6 +45,7 @@ func (g *grpcServer) GetUpstreamSignIn(ctx context.Context, req *accountsv1.GetU
 
 func (g *grpcServer) RegisterUpstreamUser(ctx context.Context, req *accountsv1.RegisterUpstreamUserRequest) (*accountsv1.RegisterUpstreamUserResponse, error) {
 	u, proof, err := g.svc.registerUpstream(ctx, req.GetTicket(), req.GetUsername(), req.GetUseDisplayName(), req.GetUseEmail(), actor(ctx))
+	g.svc.measures.registered(ctx, registeredUpstream, err)
 	if err != nil {
 		return nil, err
 	}

@@ -27,6 +27,7 @@ import (
 	"gatehouse.dev/platform/projection"
 	"gatehouse.dev/platform/ratelimit"
 	"gatehouse.dev/platform/sealed"
+	"gatehouse.dev/platform/telemetry"
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	"gatehouse.dev/services/authorize/internal/device"
@@ -65,6 +66,9 @@ type Deps struct {
 	JetStream  jetstream.JetStream
 	Logger     *slog.Logger
 	Propagator propagation.TextMapPropagator
+	// Telemetry traces and measures the service (its log, projections and
+	// reactors); nil: none.
+	Telemetry *telemetry.Telemetry
 	// Limiter counts the rate limits, shared with every replica; nil counts
 	// in this process only.
 	Limiter *ratelimit.Limiter
@@ -118,7 +122,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err := pg.Migrate(ctx, deps.Pool, migrations.FS); err != nil {
 		return nil, fmt.Errorf("authorize: migrate: %w", err)
 	}
-	log, err := eventlog.Open(ctx, deps.JetStream, eventlog.StreamOf(eventsv1.Authorize, cfg.Replicas), eventlog.WithPropagator(deps.Propagator))
+	log, err := eventlog.Open(ctx, deps.JetStream, eventlog.StreamOf(eventsv1.Authorize, cfg.Replicas), eventlog.WithPropagator(deps.Propagator), eventlog.WithTelemetry(deps.Telemetry))
 	if err != nil {
 		return nil, fmt.Errorf("authorize: %w", err)
 	}
@@ -162,7 +166,7 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 	}
 	return New(ctx, Config{Issuer: rt.Config.PublicURL, Replicas: rt.Config.NATS.Replicas, StaticClients: static, SigningAlgorithms: algs,
 		Limits: ratelimit.RulesFrom(rt.Config.RateLimits)},
-		Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "authorize"), Propagator: rt.Telemetry.Propagator(), Limiter: limiter, Keyring: rt.Keyring})
+		Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "authorize"), Propagator: rt.Telemetry.Propagator(), Telemetry: rt.Telemetry, Limiter: limiter, Keyring: rt.Keyring})
 }
 
 // Name is the service's name.

@@ -40,6 +40,7 @@ import (
 	"gatehouse.dev/platform/projection"
 	"gatehouse.dev/platform/ratelimit"
 	"gatehouse.dev/platform/sealed"
+	"gatehouse.dev/platform/telemetry"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	notifyv1 "gatehouse.dev/proto/gatehouse/notify/v1"
 	"gatehouse.dev/services/notify/internal/mailer"
@@ -87,6 +88,9 @@ type Deps struct {
 	Logger    *slog.Logger
 	// Propagator carries trace context into event headers; may be nil.
 	Propagator propagation.TextMapPropagator
+	// Telemetry traces and measures the service (its log, projections and
+	// reactors); nil: none.
+	Telemetry *telemetry.Telemetry
 	// SMTPRootCAs verify the mail server's certificate; nil uses the system's roots.
 	SMTPRootCAs *x509.CertPool
 	// Now replaces time.Now (tests); it also stamps events.
@@ -185,7 +189,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err := pg.Migrate(ctx, deps.Pool, migrations.FS); err != nil {
 		return nil, fmt.Errorf("notify: migrate: %w", err)
 	}
-	opts := []eventlog.Option{eventlog.WithClock(now), eventlog.WithPropagator(deps.Propagator)}
+	opts := []eventlog.Option{eventlog.WithClock(now), eventlog.WithPropagator(deps.Propagator), eventlog.WithTelemetry(deps.Telemetry)}
 	if s.log, err = eventlog.Open(ctx, deps.JetStream, eventlog.StreamOf(eventsv1.Notify, cfg.Replicas), opts...); err != nil {
 		return nil, fmt.Errorf("notify: %w", err)
 	}
@@ -248,5 +252,5 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 		OutboxDir:   filepath.Join(c.DataDir, "outbox"),
 		Replicas:    c.NATS.Replicas,
 		Limits:      ratelimit.RulesFrom(c.RateLimits),
-	}, Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "notify"), Propagator: rt.Telemetry.Propagator(), Limiter: limiter, Keyring: rt.Keyring, Personal: store})
+	}, Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "notify"), Propagator: rt.Telemetry.Propagator(), Telemetry: rt.Telemetry, Limiter: limiter, Keyring: rt.Keyring, Personal: store})
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/personal"
 	"gatehouse.dev/platform/projection"

@@ -137,6 +137,7 @@ func (s *Service) compatRefresh(w http.ResponseWriter, r *http.Request) (any, er
 		actor: func(st session.State) string { return "user:" + st.Started.GetUserId() },
 		ip:    clientaddr.String(r),
 	})
+	s.measures.granted(r.Context(), "compat_refresh", err)
 	if k := errs.KindOf(err); k == errs.KindFailedPrecondition || k == errs.KindNotFound {
 		return nil, compat.UnknownToken(errs.PublicMessage(err))
 	}

@@ -67,7 +67,9 @@ func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) (any, erro
 	if !c.Meta.allows(typ) {
 		return nil, oautherr.New(oautherr.UnauthorizedClient, "this client is not registered for the "+typ+" grant")
 	}
-	return grants[i].issue(s, r.Context(), tokenRequest{client: c, form: form, from: originOf(r)})
+	res, err := grants[i].issue(s, r.Context(), tokenRequest{client: c, form: form, from: originOf(r)})
+	s.measures.granted(r.Context(), typ, err)
+	return res, err
 }
 
 // clientRequest reads the form POST of an endpoint clients call from

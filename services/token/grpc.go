@@ -3,6 +3,7 @@ package token
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -27,7 +28,9 @@ func (g *grpcServer) Introspect(ctx context.Context, req *tokenv1.IntrospectRequ
 	if req.GetToken() == "" {
 		return nil, errs.InvalidField("token", "token is required")
 	}
-	res, err := g.svc.introspectFor(ctx, req.GetToken(), viewerOf(ctx))
+	began, v := time.Now(), viewerOf(ctx)
+	res, err := g.svc.introspectFor(ctx, req.GetToken(), v)
+	g.svc.measures.introspected(ctx, v, "grpc", res, err, began)
 	if err != nil {
 		return nil, errs.Wrap(errs.KindUnavailable, "Introspection is unavailable right now.", err)
 	}

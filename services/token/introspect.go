@@ -127,6 +127,7 @@ func (s *Service) introspectFor(ctx context.Context, token string, v viewer) (in
 // client or by the homeserver's shared secret as Synapse sends it. The
 // token_type_hint is ignored (§2.1 allows it): the token says what it is.
 func (s *Service) handleIntrospect(w http.ResponseWriter, r *http.Request) (any, error) {
+	began := time.Now()
 	form, err := httpx.ReadForm(w, r)
 	if err != nil {
 		return nil, err
@@ -149,6 +150,7 @@ func (s *Service) handleIntrospect(w http.ResponseWriter, r *http.Request) (any,
 		return nil, oautherr.New(oautherr.InvalidRequest, "token is required")
 	}
 	res, err := s.introspectFor(ctx, token, v)
+	s.measures.introspected(ctx, v, "http", res, err, began)
 	if err != nil {
 		return nil, errs.Classify(err, errs.KindUnavailable, "introspection is unavailable right now")
 	}

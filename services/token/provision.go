@@ -72,7 +72,7 @@ func newProvisioner(s *Service, cfg Config) (*provisioner, error) {
 		s.logger.Info("homeserver provisioning is off: " + missing + " is not set; users and devices are not created on the homeserver")
 		return nil, nil
 	}
-	hs, err := homeserver.New(cfg.HomeserverURL, cfg.MatrixSecret)
+	hs, err := homeserver.New(cfg.HomeserverURL, cfg.MatrixSecret, s.measures.homeserver()...)
 	if err != nil {
 		return nil, err
 	}

@@ -159,6 +159,7 @@ func (s *Service) rotate(ctx context.Context, rot rotation) (pair, session.State
 		return pair{}, session.State{}, errs.Classify(err, errs.KindUnavailable, unavailableMsg)
 	}
 	if outcome == session.Reused {
+		s.measures.reused(ctx, rot.compat)
 		s.index.markEnded(sessionID)
 		return pair{}, session.State{}, errs.FailedPrecondition("The refresh token has already been used; the session has been ended.")
 	}

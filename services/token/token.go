@@ -36,6 +36,7 @@ import (
 	"gatehouse.dev/platform/projection"
 	"gatehouse.dev/platform/ratelimit"
 	"gatehouse.dev/platform/sealed"
+	"gatehouse.dev/platform/telemetry"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
@@ -109,6 +110,9 @@ type Deps struct {
 	// Personal holds the personal keys that seal the addresses and user
 	// agents of users' sessions; nil opens one on JetStream with Keyring.
 	Personal *personal.Store
+	// Telemetry traces and measures the service (its log, projections,
+	// reactors, grants and introspections); nil: none.
+	Telemetry *telemetry.Telemetry
 }
 
 // Service is the token service.
@@ -132,6 +136,8 @@ type Service struct {
 	logger      *slog.Logger
 	now         func() time.Time
 
+	// measures count grants, refresh token reuse and introspections (metrics.go).
+	measures *measures
 	// provisioner keeps the homeserver in step; nil when that is off (provision.go).
 	provisioner *provisioner
 }
@@ -161,11 +167,11 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err := pg.Migrate(ctx, deps.Pool, migrations.FS); err != nil {
 		return nil, fmt.Errorf("token: migrate: %w", err)
 	}
-	log, err := eventlog.Open(ctx, deps.JetStream, eventlog.StreamOf(eventsv1.Token, cfg.Replicas), eventlog.WithPropagator(deps.Propagator))
+	log, err := eventlog.Open(ctx, deps.JetStream, eventlog.StreamOf(eventsv1.Token, cfg.Replicas), eventlog.WithPropagator(deps.Propagator), eventlog.WithTelemetry(deps.Telemetry))
 	if err != nil {
 		return nil, fmt.Errorf("token: %w", err)
 	}
-	accountsLog, err := eventlog.Follow(deps.JetStream, eventlog.StreamOf(eventsv1.Accounts, 0))
+	accountsLog, err := eventlog.Follow(deps.JetStream, eventlog.StreamOf(eventsv1.Accounts, 0), eventlog.WithTelemetry(deps.Telemetry))
 	if err != nil {
 		return nil, fmt.Errorf("token: %w", err)
 	}
@@ -185,6 +191,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		return nil, fmt.Errorf("token: %w", err)
 	}
 	if err := s.loadKeys(ctx, deps.Keyring); err != nil {
+		return nil, err
+	}
+	if s.measures, err = newMeasures(deps.Telemetry); err != nil {
 		return nil, err
 	}
 	if s.provisioner, err = newProvisioner(s, cfg); err != nil {
@@ -323,7 +332,7 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 	}
 	return New(ctx, cfg,
 		Deps{Limiter: limiter,
-			Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "token"), Propagator: rt.Telemetry.Propagator(),
+			Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "token"), Propagator: rt.Telemetry.Propagator(), Telemetry: rt.Telemetry,
 			Authorize: authorizev1.NewAuthorizeServiceClient(authConn), Accounts: accountsv1.NewAccountsServiceClient(accConn),
 			Keyring: rt.Keyring, Personal: store,
 		})

@@ -50,6 +50,8 @@ type Client struct {
 	secret  string
 	http    *http.Client
 	timeout time.Duration
+	// measures count and time the calls; nil: not measured (metrics.go).
+	measures *measures
 }
 
 // Option configures a Client.
@@ -307,9 +309,9 @@ func (c *Client) post(ctx context.Context, op string, body any) (int, error) {
 	return c.do(ctx, http.MethodPost, op, nil, body, nil)
 }
 
-// do makes one call and returns the answer's status. A 2xx decodes into out
-// (when given); anything else is an *Error.
-func (c *Client) do(ctx context.Context, method, op string, query url.Values, body, out any) (int, error) {
+// call makes one call and returns the answer's status. A 2xx decodes into
+// out (when given); anything else is an *Error. do measures it (metrics.go).
+func (c *Client) call(ctx context.Context, method, op string, query url.Values, body, out any) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	u := c.base.ResolveReference(&url.URL{Path: "_synapse/mas/" + op, RawQuery: query.Encode()})

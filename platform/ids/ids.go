@@ -10,6 +10,8 @@ package ids
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
+	"strings"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -22,6 +24,23 @@ const tokenAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234
 func New() string {
 	// crypto/rand.Reader never fails (Go 1.24+), so neither does ulid.New.
 	return ulid.MustNew(ulid.Timestamp(time.Now()), rand.Reader).String()
+}
+
+// Derive returns a ULID that is a function of its arguments: the timestamp
+// of t and, as the random part, the first 80 bits of the SHA-256 of parts.
+// For ids an importer chooses, so that every run chooses the same (the
+// parts name what the id is for; they must not be secrets).
+func Derive(t time.Time, parts ...string) string {
+	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	var id ulid.ULID
+	if t.Before(time.UnixMilli(0)) {
+		t = time.UnixMilli(0)
+	}
+	if err := id.SetTime(ulid.Timestamp(t)); err != nil {
+		_ = id.SetTime(ulid.MaxTime())
+	}
+	copy(id[6:], sum[:10])
+	return id.String()
 }
 
 // Valid reports whether s is a ULID in the canonical upper-case form New returns.

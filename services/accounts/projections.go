@@ -93,6 +93,8 @@ func applyUserEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
 				verification_id = EXCLUDED.verification_id`,
 				[]any{ev.GetEmail(), id, at, ev.GetEmailVerificationId()}}
 		}
+	case *eventsv1.UserImported:
+		return applyUserImported(ctx, tx, ev, id, at, seq)
 	case *eventsv1.PasswordChanged:
 		hash, blob, keyID, personal, err := sealedColumns(ev.GetPasswordHash(), ev.GetSealedPasswordHash())
 		if err != nil {
@@ -274,6 +276,21 @@ func describe(rec eventlog.Record) (userID, summary string) {
 			s += fmt.Sprintf(" with email %s (vouched for by %s)", email, rec.Envelope.GetActor())
 		}
 		return ev.GetUserId(), s
+	case *eventsv1.UserImported:
+		s := fmt.Sprintf("imported from %s as %q (%s)", importSourceName(ev.GetSource()), ev.GetUsername(), ev.GetExternalId())
+		var flags []string
+		for _, f := range []struct {
+			on   bool
+			name string
+		}{{ev.GetAdmin(), "administrator"}, {ev.GetLocked(), "locked"}, {ev.GetDeactivated(), "deactivated"}, {ev.GetSealedPasswordHash() != nil, "with its " + ev.GetPasswordScheme() + " password hash"}} {
+			if f.on {
+				flags = append(flags, f.name)
+			}
+		}
+		if len(flags) > 0 {
+			s += ", " + strings.Join(flags, ", ")
+		}
+		return ev.GetUserId(), s + fmt.Sprintf(", %d email address(es), %d upstream link(s)", len(ev.GetEmails()), len(ev.GetLinks()))
 	case *eventsv1.PasswordChanged:
 		reasons := map[eventsv1.PasswordChangeReason]string{
 			eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_USER:     "password changed by the user",

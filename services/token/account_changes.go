@@ -66,7 +66,7 @@ func (s *Service) endSessionsOnAccountChange(ctx context.Context, rec eventlog.R
 		reason = "password_recovered"
 	case *eventsv1.UserLocked, *eventsv1.UserUnlocked, *eventsv1.UserReactivated:
 		return nil // locks are enforced while they last (user_blocks.go); reactivation restores nothing
-	case *eventsv1.UserRegistered, *eventsv1.DisplayNameSet, *eventsv1.AdminSet,
+	case *eventsv1.UserRegistered, *eventsv1.UserImported, *eventsv1.DisplayNameSet, *eventsv1.AdminSet,
 		*eventsv1.EmailAdded, *eventsv1.EmailRemoved, *eventsv1.PrimaryEmailSet,
 		*eventsv1.UpstreamLinked, *eventsv1.UpstreamUnlinked:
 		return nil // no bearing on sessions (unlinking leaves the sessions made through the link, as MAS does)

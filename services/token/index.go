@@ -340,6 +340,16 @@ func (x *index) learn(rec eventlog.Record) error {
 		s := newLiveSession(ev.GetSessionId(), ev.GetClientId(), ev.GetUserId(), ev.GetUsername(), ev.GetScope(), ev.GetDeviceId())
 		x.sessions[s.id] = s
 		x.issueLocked(s, ev.GetTokens(), rec.OccurredAt())
+	case *eventsv1.SessionImported:
+		ev0 := ev.GetSession()
+		if _, ended := x.ended[ev0.GetSessionId()]; ended || x.sessions[ev0.GetSessionId()] != nil {
+			return nil
+		}
+		s := newLiveSession(ev0.GetSessionId(), ev0.GetClientId(), ev0.GetUserId(), ev0.GetUsername(), ev0.GetScope(), ev0.GetDeviceId())
+		x.sessions[s.id] = s
+		for _, t := range ev.GetTokens() {
+			x.issueLocked(s, t, rec.OccurredAt())
+		}
 	case *eventsv1.TokensIssued:
 		for _, h := range []string{ev.GetReplacesRefreshHash(), ev.GetRevokesAccessHash()} {
 			x.forgetLocked(h, now)

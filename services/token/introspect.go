@@ -29,7 +29,7 @@ type introspection struct {
 // answered from memory. A live token's session is noted as used, in memory
 // only (activity.go); the caller is the homeserver, so no address is noted.
 func (s *Service) introspect(ctx context.Context, token string) (introspection, error) {
-	kind, err := s.minter.Parse(token)
+	kind, err := s.parseToken(token)
 	if err != nil {
 		return introspection{}, nil
 	}

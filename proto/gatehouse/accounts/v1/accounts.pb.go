@@ -76,6 +76,70 @@ func (UserStatus) EnumDescriptor() ([]byte, []int) {
 	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{0}
 }
 
+// ImportOutcome is what an import did with one record.
+type ImportOutcome int32
+
+const (
+	ImportOutcome_IMPORT_OUTCOME_UNSPECIFIED ImportOutcome = 0
+	// Written now.
+	ImportOutcome_IMPORT_OUTCOME_IMPORTED ImportOutcome = 1
+	// Written by an earlier run: nothing changed.
+	ImportOutcome_IMPORT_OUTCOME_ALREADY_IMPORTED ImportOutcome = 2
+	// Would be written (dry run).
+	ImportOutcome_IMPORT_OUTCOME_WOULD_IMPORT ImportOutcome = 3
+	// Not written: its name (or id) belongs to someone else.
+	ImportOutcome_IMPORT_OUTCOME_CLASH ImportOutcome = 4
+	// Not written: the record is not valid (see message).
+	ImportOutcome_IMPORT_OUTCOME_INVALID ImportOutcome = 5
+)
+
+// Enum value maps for ImportOutcome.
+var (
+	ImportOutcome_name = map[int32]string{
+		0: "IMPORT_OUTCOME_UNSPECIFIED",
+		1: "IMPORT_OUTCOME_IMPORTED",
+		2: "IMPORT_OUTCOME_ALREADY_IMPORTED",
+		3: "IMPORT_OUTCOME_WOULD_IMPORT",
+		4: "IMPORT_OUTCOME_CLASH",
+		5: "IMPORT_OUTCOME_INVALID",
+	}
+	ImportOutcome_value = map[string]int32{
+		"IMPORT_OUTCOME_UNSPECIFIED":      0,
+		"IMPORT_OUTCOME_IMPORTED":         1,
+		"IMPORT_OUTCOME_ALREADY_IMPORTED": 2,
+		"IMPORT_OUTCOME_WOULD_IMPORT":     3,
+		"IMPORT_OUTCOME_CLASH":            4,
+		"IMPORT_OUTCOME_INVALID":          5,
+	}
+)
+
+func (x ImportOutcome) Enum() *ImportOutcome {
+	p := new(ImportOutcome)
+	*p = x
+	return p
+}
+
+func (x ImportOutcome) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ImportOutcome) Descriptor() protoreflect.EnumDescriptor {
+	return file_gatehouse_accounts_v1_accounts_proto_enumTypes[1].Descriptor()
+}
+
+func (ImportOutcome) Type() protoreflect.EnumType {
+	return &file_gatehouse_accounts_v1_accounts_proto_enumTypes[1]
+}
+
+func (x ImportOutcome) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ImportOutcome.Descriptor instead.
+func (ImportOutcome) EnumDescriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{1}
+}
+
 // RegistrationToken describes a registration token (never the token itself).
 type RegistrationToken struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -4910,6 +4974,761 @@ func (x *UpstreamBackchannelLogoutResponse) GetBrowserSessionsEnded() int32 {
 	return 0
 }
 
+// ImportResult is the outcome for one record of an import, in request order.
+type ImportResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The record's id (a user's, a token's).
+	Id      string        `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Outcome ImportOutcome `protobuf:"varint,2,opt,name=outcome,proto3,enum=gatehouse.accounts.v1.ImportOutcome" json:"outcome,omitempty"`
+	// Why, for a clash or an invalid record; never personal data or a secret.
+	Message string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	// What was left out of a record written (an address another user holds, a
+	// link to an identity someone else has), without the data itself.
+	Notes         []string `protobuf:"bytes,4,rep,name=notes,proto3" json:"notes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportResult) Reset() {
+	*x = ImportResult{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[87]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportResult) ProtoMessage() {}
+
+func (x *ImportResult) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[87]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportResult.ProtoReflect.Descriptor instead.
+func (*ImportResult) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{87}
+}
+
+func (x *ImportResult) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ImportResult) GetOutcome() ImportOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return ImportOutcome_IMPORT_OUTCOME_UNSPECIFIED
+}
+
+func (x *ImportResult) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *ImportResult) GetNotes() []string {
+	if x != nil {
+		return x.Notes
+	}
+	return nil
+}
+
+type ImportUsersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Where the accounts come from: "synapse".
+	Source string          `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	Users  []*ImportedUser `protobuf:"bytes,2,rep,name=users,proto3" json:"users,omitempty"`
+	// Check and report, write nothing.
+	DryRun        bool `protobuf:"varint,3,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportUsersRequest) Reset() {
+	*x = ImportUsersRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[88]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportUsersRequest) ProtoMessage() {}
+
+func (x *ImportUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[88]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportUsersRequest.ProtoReflect.Descriptor instead.
+func (*ImportUsersRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{88}
+}
+
+func (x *ImportUsersRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *ImportUsersRequest) GetUsers() []*ImportedUser {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+func (x *ImportUsersRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+// ImportedUser is one account to import.
+type ImportedUser struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user's id, a ULID chosen by the importer (derived from the source's
+	// key, so every run chooses the same).
+	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// The localpart, its case kept (names valid at the source are accepted
+	// even where a registration today would refuse them).
+	Username string `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	// The account's ID at the source (@localpart:server_name).
+	ExternalId  string                 `protobuf:"bytes,3,opt,name=external_id,json=externalId,proto3" json:"external_id,omitempty"`
+	CreatedAt   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	Admin       bool                   `protobuf:"varint,5,opt,name=admin,proto3" json:"admin,omitempty"`
+	Locked      bool                   `protobuf:"varint,6,opt,name=locked,proto3" json:"locked,omitempty"`
+	Deactivated bool                   `protobuf:"varint,7,opt,name=deactivated,proto3" json:"deactivated,omitempty"`
+	DisplayName string                 `protobuf:"bytes,8,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	// The bcrypt hash the source kept ($2a$, $2b$ or $2y$); empty for none.
+	PasswordHash string `protobuf:"bytes,9,opt,name=password_hash,json=passwordHash,proto3" json:"password_hash,omitempty"`
+	// Verified addresses, the primary one first.
+	Emails []*ImportedUserEmail `protobuf:"bytes,10,rep,name=emails,proto3" json:"emails,omitempty"`
+	// Links to upstream identity providers.
+	Links         []*ImportedUserLink `protobuf:"bytes,11,rep,name=links,proto3" json:"links,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportedUser) Reset() {
+	*x = ImportedUser{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[89]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportedUser) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportedUser) ProtoMessage() {}
+
+func (x *ImportedUser) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[89]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportedUser.ProtoReflect.Descriptor instead.
+func (*ImportedUser) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{89}
+}
+
+func (x *ImportedUser) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *ImportedUser) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *ImportedUser) GetExternalId() string {
+	if x != nil {
+		return x.ExternalId
+	}
+	return ""
+}
+
+func (x *ImportedUser) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *ImportedUser) GetAdmin() bool {
+	if x != nil {
+		return x.Admin
+	}
+	return false
+}
+
+func (x *ImportedUser) GetLocked() bool {
+	if x != nil {
+		return x.Locked
+	}
+	return false
+}
+
+func (x *ImportedUser) GetDeactivated() bool {
+	if x != nil {
+		return x.Deactivated
+	}
+	return false
+}
+
+func (x *ImportedUser) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *ImportedUser) GetPasswordHash() string {
+	if x != nil {
+		return x.PasswordHash
+	}
+	return ""
+}
+
+func (x *ImportedUser) GetEmails() []*ImportedUserEmail {
+	if x != nil {
+		return x.Emails
+	}
+	return nil
+}
+
+func (x *ImportedUser) GetLinks() []*ImportedUserLink {
+	if x != nil {
+		return x.Links
+	}
+	return nil
+}
+
+type ImportedUserEmail struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Email         string                 `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	AddedAt       *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=added_at,json=addedAt,proto3" json:"added_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportedUserEmail) Reset() {
+	*x = ImportedUserEmail{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[90]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportedUserEmail) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportedUserEmail) ProtoMessage() {}
+
+func (x *ImportedUserEmail) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[90]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportedUserEmail.ProtoReflect.Descriptor instead.
+func (*ImportedUserEmail) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{90}
+}
+
+func (x *ImportedUserEmail) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *ImportedUserEmail) GetAddedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AddedAt
+	}
+	return nil
+}
+
+type ImportedUserLink struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Synapse's auth_provider (oidc-<idp_id>, oidc, cas, saml): the link
+	// belongs to the provider whose synapse_idp_id it is, configured or not yet.
+	SynapseAuthProvider string `protobuf:"bytes,1,opt,name=synapse_auth_provider,json=synapseAuthProvider,proto3" json:"synapse_auth_provider,omitempty"`
+	Subject             string `protobuf:"bytes,2,opt,name=subject,proto3" json:"subject,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *ImportedUserLink) Reset() {
+	*x = ImportedUserLink{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[91]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportedUserLink) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportedUserLink) ProtoMessage() {}
+
+func (x *ImportedUserLink) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[91]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportedUserLink.ProtoReflect.Descriptor instead.
+func (*ImportedUserLink) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{91}
+}
+
+func (x *ImportedUserLink) GetSynapseAuthProvider() string {
+	if x != nil {
+		return x.SynapseAuthProvider
+	}
+	return ""
+}
+
+func (x *ImportedUserLink) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+type ImportUsersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*ImportResult        `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportUsersResponse) Reset() {
+	*x = ImportUsersResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[92]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportUsersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportUsersResponse) ProtoMessage() {}
+
+func (x *ImportUsersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[92]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportUsersResponse.ProtoReflect.Descriptor instead.
+func (*ImportUsersResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{92}
+}
+
+func (x *ImportUsersResponse) GetResults() []*ImportResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type ImportRegistrationTokensRequest struct {
+	state         protoimpl.MessageState       `protogen:"open.v1"`
+	Source        string                       `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	Tokens        []*ImportedRegistrationToken `protobuf:"bytes,2,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	DryRun        bool                         `protobuf:"varint,3,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportRegistrationTokensRequest) Reset() {
+	*x = ImportRegistrationTokensRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[93]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportRegistrationTokensRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportRegistrationTokensRequest) ProtoMessage() {}
+
+func (x *ImportRegistrationTokensRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[93]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportRegistrationTokensRequest.ProtoReflect.Descriptor instead.
+func (*ImportRegistrationTokensRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{93}
+}
+
+func (x *ImportRegistrationTokensRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *ImportRegistrationTokensRequest) GetTokens() []*ImportedRegistrationToken {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
+func (x *ImportRegistrationTokensRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+// ImportedRegistrationToken is a registration token by its hash only.
+type ImportedRegistrationToken struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A ULID chosen by the importer.
+	TokenId string `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	// SHA-256 (hex) of the token people type.
+	TokenHash string `protobuf:"bytes,2,opt,name=token_hash,json=tokenHash,proto3" json:"token_hash,omitempty"`
+	// Uses left; 0: unlimited.
+	UsesAllowed   int32                  `protobuf:"varint,3,opt,name=uses_allowed,json=usesAllowed,proto3" json:"uses_allowed,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportedRegistrationToken) Reset() {
+	*x = ImportedRegistrationToken{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[94]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportedRegistrationToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportedRegistrationToken) ProtoMessage() {}
+
+func (x *ImportedRegistrationToken) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[94]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportedRegistrationToken.ProtoReflect.Descriptor instead.
+func (*ImportedRegistrationToken) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{94}
+}
+
+func (x *ImportedRegistrationToken) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+func (x *ImportedRegistrationToken) GetTokenHash() string {
+	if x != nil {
+		return x.TokenHash
+	}
+	return ""
+}
+
+func (x *ImportedRegistrationToken) GetUsesAllowed() int32 {
+	if x != nil {
+		return x.UsesAllowed
+	}
+	return 0
+}
+
+func (x *ImportedRegistrationToken) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+type ImportRegistrationTokensResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*ImportResult        `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportRegistrationTokensResponse) Reset() {
+	*x = ImportRegistrationTokensResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[95]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportRegistrationTokensResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportRegistrationTokensResponse) ProtoMessage() {}
+
+func (x *ImportRegistrationTokensResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[95]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportRegistrationTokensResponse.ProtoReflect.Descriptor instead.
+func (*ImportRegistrationTokensResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{95}
+}
+
+func (x *ImportRegistrationTokensResponse) GetResults() []*ImportResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type FindUsernamesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most 1000.
+	Usernames     []string `protobuf:"bytes,1,rep,name=usernames,proto3" json:"usernames,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FindUsernamesRequest) Reset() {
+	*x = FindUsernamesRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[96]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FindUsernamesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FindUsernamesRequest) ProtoMessage() {}
+
+func (x *FindUsernamesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[96]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FindUsernamesRequest.ProtoReflect.Descriptor instead.
+func (*FindUsernamesRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{96}
+}
+
+func (x *FindUsernamesRequest) GetUsernames() []string {
+	if x != nil {
+		return x.Usernames
+	}
+	return nil
+}
+
+type FindUsernamesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Found         []*FoundUsername       `protobuf:"bytes,1,rep,name=found,proto3" json:"found,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FindUsernamesResponse) Reset() {
+	*x = FindUsernamesResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[97]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FindUsernamesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FindUsernamesResponse) ProtoMessage() {}
+
+func (x *FindUsernamesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[97]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FindUsernamesResponse.ProtoReflect.Descriptor instead.
+func (*FindUsernamesResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{97}
+}
+
+func (x *FindUsernamesResponse) GetFound() []*FoundUsername {
+	if x != nil {
+		return x.Found
+	}
+	return nil
+}
+
+// FoundUsername is an existing user whose name equals a name asked about,
+// or differs from it only in case.
+type FoundUsername struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The name asked about.
+	Asked    string `protobuf:"bytes,1,opt,name=asked,proto3" json:"asked,omitempty"`
+	Username string `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	UserId   string `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// Where the user was imported from ("synapse"); empty for a user created here.
+	ImportedFrom  string `protobuf:"bytes,4,opt,name=imported_from,json=importedFrom,proto3" json:"imported_from,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FoundUsername) Reset() {
+	*x = FoundUsername{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[98]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FoundUsername) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FoundUsername) ProtoMessage() {}
+
+func (x *FoundUsername) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[98]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FoundUsername.ProtoReflect.Descriptor instead.
+func (*FoundUsername) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{98}
+}
+
+func (x *FoundUsername) GetAsked() string {
+	if x != nil {
+		return x.Asked
+	}
+	return ""
+}
+
+func (x *FoundUsername) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *FoundUsername) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *FoundUsername) GetImportedFrom() string {
+	if x != nil {
+		return x.ImportedFrom
+	}
+	return ""
+}
+
 var File_gatehouse_accounts_v1_accounts_proto protoreflect.FileDescriptor
 
 const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
@@ -5244,13 +6063,74 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"providerId\x12!\n" +
 	"\flogout_token\x18\x02 \x01(\tR\vlogoutToken\"Y\n" +
 	"!UpstreamBackchannelLogoutResponse\x124\n" +
-	"\x16browser_sessions_ended\x18\x01 \x01(\x05R\x14browserSessionsEnded*v\n" +
+	"\x16browser_sessions_ended\x18\x01 \x01(\x05R\x14browserSessionsEnded\"\x8e\x01\n" +
+	"\fImportResult\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12>\n" +
+	"\aoutcome\x18\x02 \x01(\x0e2$.gatehouse.accounts.v1.ImportOutcomeR\aoutcome\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x12\x14\n" +
+	"\x05notes\x18\x04 \x03(\tR\x05notes\"\x80\x01\n" +
+	"\x12ImportUsersRequest\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x129\n" +
+	"\x05users\x18\x02 \x03(\v2#.gatehouse.accounts.v1.ImportedUserR\x05users\x12\x17\n" +
+	"\adry_run\x18\x03 \x01(\bR\x06dryRun\"\xb8\x03\n" +
+	"\fImportedUser\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1a\n" +
+	"\busername\x18\x02 \x01(\tR\busername\x12\x1f\n" +
+	"\vexternal_id\x18\x03 \x01(\tR\n" +
+	"externalId\x129\n" +
+	"\n" +
+	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x14\n" +
+	"\x05admin\x18\x05 \x01(\bR\x05admin\x12\x16\n" +
+	"\x06locked\x18\x06 \x01(\bR\x06locked\x12 \n" +
+	"\vdeactivated\x18\a \x01(\bR\vdeactivated\x12!\n" +
+	"\fdisplay_name\x18\b \x01(\tR\vdisplayName\x12#\n" +
+	"\rpassword_hash\x18\t \x01(\tR\fpasswordHash\x12@\n" +
+	"\x06emails\x18\n" +
+	" \x03(\v2(.gatehouse.accounts.v1.ImportedUserEmailR\x06emails\x12=\n" +
+	"\x05links\x18\v \x03(\v2'.gatehouse.accounts.v1.ImportedUserLinkR\x05links\"`\n" +
+	"\x11ImportedUserEmail\x12\x14\n" +
+	"\x05email\x18\x01 \x01(\tR\x05email\x125\n" +
+	"\badded_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\aaddedAt\"`\n" +
+	"\x10ImportedUserLink\x122\n" +
+	"\x15synapse_auth_provider\x18\x01 \x01(\tR\x13synapseAuthProvider\x12\x18\n" +
+	"\asubject\x18\x02 \x01(\tR\asubject\"T\n" +
+	"\x13ImportUsersResponse\x12=\n" +
+	"\aresults\x18\x01 \x03(\v2#.gatehouse.accounts.v1.ImportResultR\aresults\"\x9c\x01\n" +
+	"\x1fImportRegistrationTokensRequest\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x12H\n" +
+	"\x06tokens\x18\x02 \x03(\v20.gatehouse.accounts.v1.ImportedRegistrationTokenR\x06tokens\x12\x17\n" +
+	"\adry_run\x18\x03 \x01(\bR\x06dryRun\"\xb3\x01\n" +
+	"\x19ImportedRegistrationToken\x12\x19\n" +
+	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12\x1d\n" +
+	"\n" +
+	"token_hash\x18\x02 \x01(\tR\ttokenHash\x12!\n" +
+	"\fuses_allowed\x18\x03 \x01(\x05R\vusesAllowed\x129\n" +
+	"\n" +
+	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"a\n" +
+	" ImportRegistrationTokensResponse\x12=\n" +
+	"\aresults\x18\x01 \x03(\v2#.gatehouse.accounts.v1.ImportResultR\aresults\"4\n" +
+	"\x14FindUsernamesRequest\x12\x1c\n" +
+	"\tusernames\x18\x01 \x03(\tR\tusernames\"S\n" +
+	"\x15FindUsernamesResponse\x12:\n" +
+	"\x05found\x18\x01 \x03(\v2$.gatehouse.accounts.v1.FoundUsernameR\x05found\"\x7f\n" +
+	"\rFoundUsername\x12\x14\n" +
+	"\x05asked\x18\x01 \x01(\tR\x05asked\x12\x1a\n" +
+	"\busername\x18\x02 \x01(\tR\busername\x12\x17\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\x12#\n" +
+	"\rimported_from\x18\x04 \x01(\tR\fimportedFrom*v\n" +
 	"\n" +
 	"UserStatus\x12\x1b\n" +
 	"\x17USER_STATUS_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12USER_STATUS_ACTIVE\x10\x01\x12\x16\n" +
 	"\x12USER_STATUS_LOCKED\x10\x02\x12\x1b\n" +
-	"\x17USER_STATUS_DEACTIVATED\x10\x032\xe1&\n" +
+	"\x17USER_STATUS_DEACTIVATED\x10\x03*\xc8\x01\n" +
+	"\rImportOutcome\x12\x1e\n" +
+	"\x1aIMPORT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17IMPORT_OUTCOME_IMPORTED\x10\x01\x12#\n" +
+	"\x1fIMPORT_OUTCOME_ALREADY_IMPORTED\x10\x02\x12\x1f\n" +
+	"\x1bIMPORT_OUTCOME_WOULD_IMPORT\x10\x03\x12\x18\n" +
+	"\x14IMPORT_OUTCOME_CLASH\x10\x04\x12\x1a\n" +
+	"\x16IMPORT_OUTCOME_INVALID\x10\x052\xdc)\n" +
 	"\x0fAccountsService\x12d\n" +
 	"\bRegister\x12&.gatehouse.accounts.v1.RegisterRequest\x1a'.gatehouse.accounts.v1.RegisterResponse\"\a\xc2\xf3\x18\x03\n" +
 	"\x01\x02\x12\x7f\n" +
@@ -5331,7 +6211,13 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x12RemoveUpstreamLink\x120.gatehouse.accounts.v1.RemoveUpstreamLinkRequest\x1a1.gatehouse.accounts.v1.RemoveUpstreamLinkResponse\"\b\xc2\xf3\x18\x04\n" +
 	"\x02\x02\b\x12\x97\x01\n" +
 	"\x19UpstreamBackchannelLogout\x127.gatehouse.accounts.v1.UpstreamBackchannelLogoutRequest\x1a8.gatehouse.accounts.v1.UpstreamBackchannelLogoutResponse\"\a\xc2\xf3\x18\x03\n" +
-	"\x01\aB6Z4gatehouse.dev/proto/gatehouse/accounts/v1;accountsv1b\x06proto3"
+	"\x01\a\x12m\n" +
+	"\vImportUsers\x12).gatehouse.accounts.v1.ImportUsersRequest\x1a*.gatehouse.accounts.v1.ImportUsersResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x02\x12\x94\x01\n" +
+	"\x18ImportRegistrationTokens\x126.gatehouse.accounts.v1.ImportRegistrationTokensRequest\x1a7.gatehouse.accounts.v1.ImportRegistrationTokensResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x02\x12s\n" +
+	"\rFindUsernames\x12+.gatehouse.accounts.v1.FindUsernamesRequest\x1a,.gatehouse.accounts.v1.FindUsernamesResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x02B6Z4gatehouse.dev/proto/gatehouse/accounts/v1;accountsv1b\x06proto3"
 
 var (
 	file_gatehouse_accounts_v1_accounts_proto_rawDescOnce sync.Once
@@ -5345,232 +6231,262 @@ func file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP() []byte {
 	return file_gatehouse_accounts_v1_accounts_proto_rawDescData
 }
 
-var file_gatehouse_accounts_v1_accounts_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_gatehouse_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 87)
+var file_gatehouse_accounts_v1_accounts_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_gatehouse_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 99)
 var file_gatehouse_accounts_v1_accounts_proto_goTypes = []any{
 	(UserStatus)(0),                            // 0: gatehouse.accounts.v1.UserStatus
-	(*RegistrationToken)(nil),                  // 1: gatehouse.accounts.v1.RegistrationToken
-	(*CreateRegistrationTokenRequest)(nil),     // 2: gatehouse.accounts.v1.CreateRegistrationTokenRequest
-	(*CreateRegistrationTokenResponse)(nil),    // 3: gatehouse.accounts.v1.CreateRegistrationTokenResponse
-	(*UseRegistrationTokenRequest)(nil),        // 4: gatehouse.accounts.v1.UseRegistrationTokenRequest
-	(*UseRegistrationTokenResponse)(nil),       // 5: gatehouse.accounts.v1.UseRegistrationTokenResponse
-	(*RevokeRegistrationTokenRequest)(nil),     // 6: gatehouse.accounts.v1.RevokeRegistrationTokenRequest
-	(*RevokeRegistrationTokenResponse)(nil),    // 7: gatehouse.accounts.v1.RevokeRegistrationTokenResponse
-	(*ListRegistrationTokensRequest)(nil),      // 8: gatehouse.accounts.v1.ListRegistrationTokensRequest
-	(*ListRegistrationTokensResponse)(nil),     // 9: gatehouse.accounts.v1.ListRegistrationTokensResponse
-	(*GetUserByEmailRequest)(nil),              // 10: gatehouse.accounts.v1.GetUserByEmailRequest
-	(*GetUserByEmailResponse)(nil),             // 11: gatehouse.accounts.v1.GetUserByEmailResponse
-	(*Email)(nil),                              // 12: gatehouse.accounts.v1.Email
-	(*AddEmailRequest)(nil),                    // 13: gatehouse.accounts.v1.AddEmailRequest
-	(*AddEmailResponse)(nil),                   // 14: gatehouse.accounts.v1.AddEmailResponse
-	(*RemoveEmailRequest)(nil),                 // 15: gatehouse.accounts.v1.RemoveEmailRequest
-	(*RemoveEmailResponse)(nil),                // 16: gatehouse.accounts.v1.RemoveEmailResponse
-	(*SetPrimaryEmailRequest)(nil),             // 17: gatehouse.accounts.v1.SetPrimaryEmailRequest
-	(*SetPrimaryEmailResponse)(nil),            // 18: gatehouse.accounts.v1.SetPrimaryEmailResponse
-	(*ListEmailsRequest)(nil),                  // 19: gatehouse.accounts.v1.ListEmailsRequest
-	(*ListEmailsResponse)(nil),                 // 20: gatehouse.accounts.v1.ListEmailsResponse
-	(*BrowserSession)(nil),                     // 21: gatehouse.accounts.v1.BrowserSession
-	(*StartBrowserSessionRequest)(nil),         // 22: gatehouse.accounts.v1.StartBrowserSessionRequest
-	(*StartBrowserSessionResponse)(nil),        // 23: gatehouse.accounts.v1.StartBrowserSessionResponse
-	(*AuthenticateBrowserSessionRequest)(nil),  // 24: gatehouse.accounts.v1.AuthenticateBrowserSessionRequest
-	(*AuthenticateBrowserSessionResponse)(nil), // 25: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse
-	(*EndBrowserSessionRequest)(nil),           // 26: gatehouse.accounts.v1.EndBrowserSessionRequest
-	(*EndBrowserSessionResponse)(nil),          // 27: gatehouse.accounts.v1.EndBrowserSessionResponse
-	(*ListBrowserSessionsRequest)(nil),         // 28: gatehouse.accounts.v1.ListBrowserSessionsRequest
-	(*ListBrowserSessionsResponse)(nil),        // 29: gatehouse.accounts.v1.ListBrowserSessionsResponse
-	(*User)(nil),                               // 30: gatehouse.accounts.v1.User
-	(*RegisterRequest)(nil),                    // 31: gatehouse.accounts.v1.RegisterRequest
-	(*StartRegistrationRequest)(nil),           // 32: gatehouse.accounts.v1.StartRegistrationRequest
-	(*StartRegistrationResponse)(nil),          // 33: gatehouse.accounts.v1.StartRegistrationResponse
-	(*Registration)(nil),                       // 34: gatehouse.accounts.v1.Registration
-	(*GetRegistrationRequest)(nil),             // 35: gatehouse.accounts.v1.GetRegistrationRequest
-	(*GetRegistrationResponse)(nil),            // 36: gatehouse.accounts.v1.GetRegistrationResponse
-	(*CompleteRegistrationRequest)(nil),        // 37: gatehouse.accounts.v1.CompleteRegistrationRequest
-	(*CompleteRegistrationResponse)(nil),       // 38: gatehouse.accounts.v1.CompleteRegistrationResponse
-	(*RegisterResponse)(nil),                   // 39: gatehouse.accounts.v1.RegisterResponse
-	(*GetUserRequest)(nil),                     // 40: gatehouse.accounts.v1.GetUserRequest
-	(*GetUserByUsernameRequest)(nil),           // 41: gatehouse.accounts.v1.GetUserByUsernameRequest
-	(*GetUserResponse)(nil),                    // 42: gatehouse.accounts.v1.GetUserResponse
-	(*GetUserByUsernameResponse)(nil),          // 43: gatehouse.accounts.v1.GetUserByUsernameResponse
-	(*VerifyPasswordRequest)(nil),              // 44: gatehouse.accounts.v1.VerifyPasswordRequest
-	(*VerifyPasswordResponse)(nil),             // 45: gatehouse.accounts.v1.VerifyPasswordResponse
-	(*ChangePasswordRequest)(nil),              // 46: gatehouse.accounts.v1.ChangePasswordRequest
-	(*ChangePasswordResponse)(nil),             // 47: gatehouse.accounts.v1.ChangePasswordResponse
-	(*SetPasswordRequest)(nil),                 // 48: gatehouse.accounts.v1.SetPasswordRequest
-	(*SetPasswordResponse)(nil),                // 49: gatehouse.accounts.v1.SetPasswordResponse
-	(*LockUserRequest)(nil),                    // 50: gatehouse.accounts.v1.LockUserRequest
-	(*LockUserResponse)(nil),                   // 51: gatehouse.accounts.v1.LockUserResponse
-	(*UnlockUserRequest)(nil),                  // 52: gatehouse.accounts.v1.UnlockUserRequest
-	(*UnlockUserResponse)(nil),                 // 53: gatehouse.accounts.v1.UnlockUserResponse
-	(*DeactivateUserRequest)(nil),              // 54: gatehouse.accounts.v1.DeactivateUserRequest
-	(*DeactivateUserResponse)(nil),             // 55: gatehouse.accounts.v1.DeactivateUserResponse
-	(*ReactivateUserRequest)(nil),              // 56: gatehouse.accounts.v1.ReactivateUserRequest
-	(*ReactivateUserResponse)(nil),             // 57: gatehouse.accounts.v1.ReactivateUserResponse
-	(*SetDisplayNameRequest)(nil),              // 58: gatehouse.accounts.v1.SetDisplayNameRequest
-	(*SetDisplayNameResponse)(nil),             // 59: gatehouse.accounts.v1.SetDisplayNameResponse
-	(*ListUsersRequest)(nil),                   // 60: gatehouse.accounts.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),                  // 61: gatehouse.accounts.v1.ListUsersResponse
-	(*AuditEntry)(nil),                         // 62: gatehouse.accounts.v1.AuditEntry
-	(*ListAuditEntriesRequest)(nil),            // 63: gatehouse.accounts.v1.ListAuditEntriesRequest
-	(*ListAuditEntriesResponse)(nil),           // 64: gatehouse.accounts.v1.ListAuditEntriesResponse
-	(*UpstreamProvider)(nil),                   // 65: gatehouse.accounts.v1.UpstreamProvider
-	(*ListUpstreamProvidersRequest)(nil),       // 66: gatehouse.accounts.v1.ListUpstreamProvidersRequest
-	(*ListUpstreamProvidersResponse)(nil),      // 67: gatehouse.accounts.v1.ListUpstreamProvidersResponse
-	(*StartUpstreamSignInRequest)(nil),         // 68: gatehouse.accounts.v1.StartUpstreamSignInRequest
-	(*StartUpstreamSignInResponse)(nil),        // 69: gatehouse.accounts.v1.StartUpstreamSignInResponse
-	(*CompleteUpstreamSignInRequest)(nil),      // 70: gatehouse.accounts.v1.CompleteUpstreamSignInRequest
-	(*CompleteUpstreamSignInResponse)(nil),     // 71: gatehouse.accounts.v1.CompleteUpstreamSignInResponse
-	(*UpstreamSignIn)(nil),                     // 72: gatehouse.accounts.v1.UpstreamSignIn
-	(*GetUpstreamSignInRequest)(nil),           // 73: gatehouse.accounts.v1.GetUpstreamSignInRequest
-	(*GetUpstreamSignInResponse)(nil),          // 74: gatehouse.accounts.v1.GetUpstreamSignInResponse
-	(*RegisterUpstreamUserRequest)(nil),        // 75: gatehouse.accounts.v1.RegisterUpstreamUserRequest
-	(*RegisterUpstreamUserResponse)(nil),       // 76: gatehouse.accounts.v1.RegisterUpstreamUserResponse
-	(*LinkUpstreamRequest)(nil),                // 77: gatehouse.accounts.v1.LinkUpstreamRequest
-	(*LinkUpstreamResponse)(nil),               // 78: gatehouse.accounts.v1.LinkUpstreamResponse
-	(*UpstreamLink)(nil),                       // 79: gatehouse.accounts.v1.UpstreamLink
-	(*ListUpstreamLinksRequest)(nil),           // 80: gatehouse.accounts.v1.ListUpstreamLinksRequest
-	(*ListUpstreamLinksResponse)(nil),          // 81: gatehouse.accounts.v1.ListUpstreamLinksResponse
-	(*AddUpstreamLinkRequest)(nil),             // 82: gatehouse.accounts.v1.AddUpstreamLinkRequest
-	(*AddUpstreamLinkResponse)(nil),            // 83: gatehouse.accounts.v1.AddUpstreamLinkResponse
-	(*RemoveUpstreamLinkRequest)(nil),          // 84: gatehouse.accounts.v1.RemoveUpstreamLinkRequest
-	(*RemoveUpstreamLinkResponse)(nil),         // 85: gatehouse.accounts.v1.RemoveUpstreamLinkResponse
-	(*UpstreamBackchannelLogoutRequest)(nil),   // 86: gatehouse.accounts.v1.UpstreamBackchannelLogoutRequest
-	(*UpstreamBackchannelLogoutResponse)(nil),  // 87: gatehouse.accounts.v1.UpstreamBackchannelLogoutResponse
-	(*timestamppb.Timestamp)(nil),              // 88: google.protobuf.Timestamp
+	(ImportOutcome)(0),                         // 1: gatehouse.accounts.v1.ImportOutcome
+	(*RegistrationToken)(nil),                  // 2: gatehouse.accounts.v1.RegistrationToken
+	(*CreateRegistrationTokenRequest)(nil),     // 3: gatehouse.accounts.v1.CreateRegistrationTokenRequest
+	(*CreateRegistrationTokenResponse)(nil),    // 4: gatehouse.accounts.v1.CreateRegistrationTokenResponse
+	(*UseRegistrationTokenRequest)(nil),        // 5: gatehouse.accounts.v1.UseRegistrationTokenRequest
+	(*UseRegistrationTokenResponse)(nil),       // 6: gatehouse.accounts.v1.UseRegistrationTokenResponse
+	(*RevokeRegistrationTokenRequest)(nil),     // 7: gatehouse.accounts.v1.RevokeRegistrationTokenRequest
+	(*RevokeRegistrationTokenResponse)(nil),    // 8: gatehouse.accounts.v1.RevokeRegistrationTokenResponse
+	(*ListRegistrationTokensRequest)(nil),      // 9: gatehouse.accounts.v1.ListRegistrationTokensRequest
+	(*ListRegistrationTokensResponse)(nil),     // 10: gatehouse.accounts.v1.ListRegistrationTokensResponse
+	(*GetUserByEmailRequest)(nil),              // 11: gatehouse.accounts.v1.GetUserByEmailRequest
+	(*GetUserByEmailResponse)(nil),             // 12: gatehouse.accounts.v1.GetUserByEmailResponse
+	(*Email)(nil),                              // 13: gatehouse.accounts.v1.Email
+	(*AddEmailRequest)(nil),                    // 14: gatehouse.accounts.v1.AddEmailRequest
+	(*AddEmailResponse)(nil),                   // 15: gatehouse.accounts.v1.AddEmailResponse
+	(*RemoveEmailRequest)(nil),                 // 16: gatehouse.accounts.v1.RemoveEmailRequest
+	(*RemoveEmailResponse)(nil),                // 17: gatehouse.accounts.v1.RemoveEmailResponse
+	(*SetPrimaryEmailRequest)(nil),             // 18: gatehouse.accounts.v1.SetPrimaryEmailRequest
+	(*SetPrimaryEmailResponse)(nil),            // 19: gatehouse.accounts.v1.SetPrimaryEmailResponse
+	(*ListEmailsRequest)(nil),                  // 20: gatehouse.accounts.v1.ListEmailsRequest
+	(*ListEmailsResponse)(nil),                 // 21: gatehouse.accounts.v1.ListEmailsResponse
+	(*BrowserSession)(nil),                     // 22: gatehouse.accounts.v1.BrowserSession
+	(*StartBrowserSessionRequest)(nil),         // 23: gatehouse.accounts.v1.StartBrowserSessionRequest
+	(*StartBrowserSessionResponse)(nil),        // 24: gatehouse.accounts.v1.StartBrowserSessionResponse
+	(*AuthenticateBrowserSessionRequest)(nil),  // 25: gatehouse.accounts.v1.AuthenticateBrowserSessionRequest
+	(*AuthenticateBrowserSessionResponse)(nil), // 26: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse
+	(*EndBrowserSessionRequest)(nil),           // 27: gatehouse.accounts.v1.EndBrowserSessionRequest
+	(*EndBrowserSessionResponse)(nil),          // 28: gatehouse.accounts.v1.EndBrowserSessionResponse
+	(*ListBrowserSessionsRequest)(nil),         // 29: gatehouse.accounts.v1.ListBrowserSessionsRequest
+	(*ListBrowserSessionsResponse)(nil),        // 30: gatehouse.accounts.v1.ListBrowserSessionsResponse
+	(*User)(nil),                               // 31: gatehouse.accounts.v1.User
+	(*RegisterRequest)(nil),                    // 32: gatehouse.accounts.v1.RegisterRequest
+	(*StartRegistrationRequest)(nil),           // 33: gatehouse.accounts.v1.StartRegistrationRequest
+	(*StartRegistrationResponse)(nil),          // 34: gatehouse.accounts.v1.StartRegistrationResponse
+	(*Registration)(nil),                       // 35: gatehouse.accounts.v1.Registration
+	(*GetRegistrationRequest)(nil),             // 36: gatehouse.accounts.v1.GetRegistrationRequest
+	(*GetRegistrationResponse)(nil),            // 37: gatehouse.accounts.v1.GetRegistrationResponse
+	(*CompleteRegistrationRequest)(nil),        // 38: gatehouse.accounts.v1.CompleteRegistrationRequest
+	(*CompleteRegistrationResponse)(nil),       // 39: gatehouse.accounts.v1.CompleteRegistrationResponse
+	(*RegisterResponse)(nil),                   // 40: gatehouse.accounts.v1.RegisterResponse
+	(*GetUserRequest)(nil),                     // 41: gatehouse.accounts.v1.GetUserRequest
+	(*GetUserByUsernameRequest)(nil),           // 42: gatehouse.accounts.v1.GetUserByUsernameRequest
+	(*GetUserResponse)(nil),                    // 43: gatehouse.accounts.v1.GetUserResponse
+	(*GetUserByUsernameResponse)(nil),          // 44: gatehouse.accounts.v1.GetUserByUsernameResponse
+	(*VerifyPasswordRequest)(nil),              // 45: gatehouse.accounts.v1.VerifyPasswordRequest
+	(*VerifyPasswordResponse)(nil),             // 46: gatehouse.accounts.v1.VerifyPasswordResponse
+	(*ChangePasswordRequest)(nil),              // 47: gatehouse.accounts.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil),             // 48: gatehouse.accounts.v1.ChangePasswordResponse
+	(*SetPasswordRequest)(nil),                 // 49: gatehouse.accounts.v1.SetPasswordRequest
+	(*SetPasswordResponse)(nil),                // 50: gatehouse.accounts.v1.SetPasswordResponse
+	(*LockUserRequest)(nil),                    // 51: gatehouse.accounts.v1.LockUserRequest
+	(*LockUserResponse)(nil),                   // 52: gatehouse.accounts.v1.LockUserResponse
+	(*UnlockUserRequest)(nil),                  // 53: gatehouse.accounts.v1.UnlockUserRequest
+	(*UnlockUserResponse)(nil),                 // 54: gatehouse.accounts.v1.UnlockUserResponse
+	(*DeactivateUserRequest)(nil),              // 55: gatehouse.accounts.v1.DeactivateUserRequest
+	(*DeactivateUserResponse)(nil),             // 56: gatehouse.accounts.v1.DeactivateUserResponse
+	(*ReactivateUserRequest)(nil),              // 57: gatehouse.accounts.v1.ReactivateUserRequest
+	(*ReactivateUserResponse)(nil),             // 58: gatehouse.accounts.v1.ReactivateUserResponse
+	(*SetDisplayNameRequest)(nil),              // 59: gatehouse.accounts.v1.SetDisplayNameRequest
+	(*SetDisplayNameResponse)(nil),             // 60: gatehouse.accounts.v1.SetDisplayNameResponse
+	(*ListUsersRequest)(nil),                   // 61: gatehouse.accounts.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),                  // 62: gatehouse.accounts.v1.ListUsersResponse
+	(*AuditEntry)(nil),                         // 63: gatehouse.accounts.v1.AuditEntry
+	(*ListAuditEntriesRequest)(nil),            // 64: gatehouse.accounts.v1.ListAuditEntriesRequest
+	(*ListAuditEntriesResponse)(nil),           // 65: gatehouse.accounts.v1.ListAuditEntriesResponse
+	(*UpstreamProvider)(nil),                   // 66: gatehouse.accounts.v1.UpstreamProvider
+	(*ListUpstreamProvidersRequest)(nil),       // 67: gatehouse.accounts.v1.ListUpstreamProvidersRequest
+	(*ListUpstreamProvidersResponse)(nil),      // 68: gatehouse.accounts.v1.ListUpstreamProvidersResponse
+	(*StartUpstreamSignInRequest)(nil),         // 69: gatehouse.accounts.v1.StartUpstreamSignInRequest
+	(*StartUpstreamSignInResponse)(nil),        // 70: gatehouse.accounts.v1.StartUpstreamSignInResponse
+	(*CompleteUpstreamSignInRequest)(nil),      // 71: gatehouse.accounts.v1.CompleteUpstreamSignInRequest
+	(*CompleteUpstreamSignInResponse)(nil),     // 72: gatehouse.accounts.v1.CompleteUpstreamSignInResponse
+	(*UpstreamSignIn)(nil),                     // 73: gatehouse.accounts.v1.UpstreamSignIn
+	(*GetUpstreamSignInRequest)(nil),           // 74: gatehouse.accounts.v1.GetUpstreamSignInRequest
+	(*GetUpstreamSignInResponse)(nil),          // 75: gatehouse.accounts.v1.GetUpstreamSignInResponse
+	(*RegisterUpstreamUserRequest)(nil),        // 76: gatehouse.accounts.v1.RegisterUpstreamUserRequest
+	(*RegisterUpstreamUserResponse)(nil),       // 77: gatehouse.accounts.v1.RegisterUpstreamUserResponse
+	(*LinkUpstreamRequest)(nil),                // 78: gatehouse.accounts.v1.LinkUpstreamRequest
+	(*LinkUpstreamResponse)(nil),               // 79: gatehouse.accounts.v1.LinkUpstreamResponse
+	(*UpstreamLink)(nil),                       // 80: gatehouse.accounts.v1.UpstreamLink
+	(*ListUpstreamLinksRequest)(nil),           // 81: gatehouse.accounts.v1.ListUpstreamLinksRequest
+	(*ListUpstreamLinksResponse)(nil),          // 82: gatehouse.accounts.v1.ListUpstreamLinksResponse
+	(*AddUpstreamLinkRequest)(nil),             // 83: gatehouse.accounts.v1.AddUpstreamLinkRequest
+	(*AddUpstreamLinkResponse)(nil),            // 84: gatehouse.accounts.v1.AddUpstreamLinkResponse
+	(*RemoveUpstreamLinkRequest)(nil),          // 85: gatehouse.accounts.v1.RemoveUpstreamLinkRequest
+	(*RemoveUpstreamLinkResponse)(nil),         // 86: gatehouse.accounts.v1.RemoveUpstreamLinkResponse
+	(*UpstreamBackchannelLogoutRequest)(nil),   // 87: gatehouse.accounts.v1.UpstreamBackchannelLogoutRequest
+	(*UpstreamBackchannelLogoutResponse)(nil),  // 88: gatehouse.accounts.v1.UpstreamBackchannelLogoutResponse
+	(*ImportResult)(nil),                       // 89: gatehouse.accounts.v1.ImportResult
+	(*ImportUsersRequest)(nil),                 // 90: gatehouse.accounts.v1.ImportUsersRequest
+	(*ImportedUser)(nil),                       // 91: gatehouse.accounts.v1.ImportedUser
+	(*ImportedUserEmail)(nil),                  // 92: gatehouse.accounts.v1.ImportedUserEmail
+	(*ImportedUserLink)(nil),                   // 93: gatehouse.accounts.v1.ImportedUserLink
+	(*ImportUsersResponse)(nil),                // 94: gatehouse.accounts.v1.ImportUsersResponse
+	(*ImportRegistrationTokensRequest)(nil),    // 95: gatehouse.accounts.v1.ImportRegistrationTokensRequest
+	(*ImportedRegistrationToken)(nil),          // 96: gatehouse.accounts.v1.ImportedRegistrationToken
+	(*ImportRegistrationTokensResponse)(nil),   // 97: gatehouse.accounts.v1.ImportRegistrationTokensResponse
+	(*FindUsernamesRequest)(nil),               // 98: gatehouse.accounts.v1.FindUsernamesRequest
+	(*FindUsernamesResponse)(nil),              // 99: gatehouse.accounts.v1.FindUsernamesResponse
+	(*FoundUsername)(nil),                      // 100: gatehouse.accounts.v1.FoundUsername
+	(*timestamppb.Timestamp)(nil),              // 101: google.protobuf.Timestamp
 }
 var file_gatehouse_accounts_v1_accounts_proto_depIdxs = []int32{
-	88, // 0: gatehouse.accounts.v1.RegistrationToken.created_at:type_name -> google.protobuf.Timestamp
-	88, // 1: gatehouse.accounts.v1.RegistrationToken.expires_at:type_name -> google.protobuf.Timestamp
-	88, // 2: gatehouse.accounts.v1.CreateRegistrationTokenRequest.expires_at:type_name -> google.protobuf.Timestamp
-	1,  // 3: gatehouse.accounts.v1.CreateRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
-	1,  // 4: gatehouse.accounts.v1.ListRegistrationTokensResponse.registration_tokens:type_name -> gatehouse.accounts.v1.RegistrationToken
-	30, // 5: gatehouse.accounts.v1.GetUserByEmailResponse.user:type_name -> gatehouse.accounts.v1.User
-	88, // 6: gatehouse.accounts.v1.Email.added_at:type_name -> google.protobuf.Timestamp
-	12, // 7: gatehouse.accounts.v1.AddEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
-	12, // 8: gatehouse.accounts.v1.RemoveEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
-	12, // 9: gatehouse.accounts.v1.SetPrimaryEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
-	12, // 10: gatehouse.accounts.v1.ListEmailsResponse.emails:type_name -> gatehouse.accounts.v1.Email
-	88, // 11: gatehouse.accounts.v1.BrowserSession.created_at:type_name -> google.protobuf.Timestamp
-	88, // 12: gatehouse.accounts.v1.BrowserSession.last_active_at:type_name -> google.protobuf.Timestamp
-	88, // 13: gatehouse.accounts.v1.BrowserSession.ended_at:type_name -> google.protobuf.Timestamp
-	88, // 14: gatehouse.accounts.v1.BrowserSession.authenticated_at:type_name -> google.protobuf.Timestamp
-	21, // 15: gatehouse.accounts.v1.StartBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
-	21, // 16: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
-	30, // 17: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse.user:type_name -> gatehouse.accounts.v1.User
-	21, // 18: gatehouse.accounts.v1.ListBrowserSessionsResponse.sessions:type_name -> gatehouse.accounts.v1.BrowserSession
-	88, // 19: gatehouse.accounts.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	88, // 20: gatehouse.accounts.v1.User.updated_at:type_name -> google.protobuf.Timestamp
-	34, // 21: gatehouse.accounts.v1.StartRegistrationResponse.registration:type_name -> gatehouse.accounts.v1.Registration
-	88, // 22: gatehouse.accounts.v1.Registration.started_at:type_name -> google.protobuf.Timestamp
-	88, // 23: gatehouse.accounts.v1.Registration.expires_at:type_name -> google.protobuf.Timestamp
-	34, // 24: gatehouse.accounts.v1.GetRegistrationResponse.registration:type_name -> gatehouse.accounts.v1.Registration
-	30, // 25: gatehouse.accounts.v1.CompleteRegistrationResponse.user:type_name -> gatehouse.accounts.v1.User
-	30, // 26: gatehouse.accounts.v1.RegisterResponse.user:type_name -> gatehouse.accounts.v1.User
-	30, // 27: gatehouse.accounts.v1.GetUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	30, // 28: gatehouse.accounts.v1.GetUserByUsernameResponse.user:type_name -> gatehouse.accounts.v1.User
-	30, // 29: gatehouse.accounts.v1.VerifyPasswordResponse.user:type_name -> gatehouse.accounts.v1.User
-	30, // 30: gatehouse.accounts.v1.LockUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	30, // 31: gatehouse.accounts.v1.UnlockUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	30, // 32: gatehouse.accounts.v1.DeactivateUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	30, // 33: gatehouse.accounts.v1.ReactivateUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	30, // 34: gatehouse.accounts.v1.SetDisplayNameResponse.user:type_name -> gatehouse.accounts.v1.User
-	0,  // 35: gatehouse.accounts.v1.ListUsersRequest.status:type_name -> gatehouse.accounts.v1.UserStatus
-	30, // 36: gatehouse.accounts.v1.ListUsersResponse.users:type_name -> gatehouse.accounts.v1.User
-	88, // 37: gatehouse.accounts.v1.AuditEntry.occurred_at:type_name -> google.protobuf.Timestamp
-	62, // 38: gatehouse.accounts.v1.ListAuditEntriesResponse.entries:type_name -> gatehouse.accounts.v1.AuditEntry
-	65, // 39: gatehouse.accounts.v1.ListUpstreamProvidersResponse.providers:type_name -> gatehouse.accounts.v1.UpstreamProvider
-	30, // 40: gatehouse.accounts.v1.CompleteUpstreamSignInResponse.user:type_name -> gatehouse.accounts.v1.User
-	72, // 41: gatehouse.accounts.v1.CompleteUpstreamSignInResponse.sign_in:type_name -> gatehouse.accounts.v1.UpstreamSignIn
-	88, // 42: gatehouse.accounts.v1.UpstreamSignIn.expires_at:type_name -> google.protobuf.Timestamp
-	72, // 43: gatehouse.accounts.v1.GetUpstreamSignInResponse.sign_in:type_name -> gatehouse.accounts.v1.UpstreamSignIn
-	30, // 44: gatehouse.accounts.v1.RegisterUpstreamUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	30, // 45: gatehouse.accounts.v1.LinkUpstreamResponse.user:type_name -> gatehouse.accounts.v1.User
-	88, // 46: gatehouse.accounts.v1.UpstreamLink.linked_at:type_name -> google.protobuf.Timestamp
-	79, // 47: gatehouse.accounts.v1.ListUpstreamLinksResponse.links:type_name -> gatehouse.accounts.v1.UpstreamLink
-	79, // 48: gatehouse.accounts.v1.AddUpstreamLinkResponse.link:type_name -> gatehouse.accounts.v1.UpstreamLink
-	31, // 49: gatehouse.accounts.v1.AccountsService.Register:input_type -> gatehouse.accounts.v1.RegisterRequest
-	32, // 50: gatehouse.accounts.v1.AccountsService.StartRegistration:input_type -> gatehouse.accounts.v1.StartRegistrationRequest
-	35, // 51: gatehouse.accounts.v1.AccountsService.GetRegistration:input_type -> gatehouse.accounts.v1.GetRegistrationRequest
-	37, // 52: gatehouse.accounts.v1.AccountsService.CompleteRegistration:input_type -> gatehouse.accounts.v1.CompleteRegistrationRequest
-	40, // 53: gatehouse.accounts.v1.AccountsService.GetUser:input_type -> gatehouse.accounts.v1.GetUserRequest
-	41, // 54: gatehouse.accounts.v1.AccountsService.GetUserByUsername:input_type -> gatehouse.accounts.v1.GetUserByUsernameRequest
-	44, // 55: gatehouse.accounts.v1.AccountsService.VerifyPassword:input_type -> gatehouse.accounts.v1.VerifyPasswordRequest
-	46, // 56: gatehouse.accounts.v1.AccountsService.ChangePassword:input_type -> gatehouse.accounts.v1.ChangePasswordRequest
-	48, // 57: gatehouse.accounts.v1.AccountsService.SetPassword:input_type -> gatehouse.accounts.v1.SetPasswordRequest
-	50, // 58: gatehouse.accounts.v1.AccountsService.LockUser:input_type -> gatehouse.accounts.v1.LockUserRequest
-	52, // 59: gatehouse.accounts.v1.AccountsService.UnlockUser:input_type -> gatehouse.accounts.v1.UnlockUserRequest
-	54, // 60: gatehouse.accounts.v1.AccountsService.DeactivateUser:input_type -> gatehouse.accounts.v1.DeactivateUserRequest
-	56, // 61: gatehouse.accounts.v1.AccountsService.ReactivateUser:input_type -> gatehouse.accounts.v1.ReactivateUserRequest
-	58, // 62: gatehouse.accounts.v1.AccountsService.SetDisplayName:input_type -> gatehouse.accounts.v1.SetDisplayNameRequest
-	60, // 63: gatehouse.accounts.v1.AccountsService.ListUsers:input_type -> gatehouse.accounts.v1.ListUsersRequest
-	63, // 64: gatehouse.accounts.v1.AccountsService.ListAuditEntries:input_type -> gatehouse.accounts.v1.ListAuditEntriesRequest
-	10, // 65: gatehouse.accounts.v1.AccountsService.GetUserByEmail:input_type -> gatehouse.accounts.v1.GetUserByEmailRequest
-	13, // 66: gatehouse.accounts.v1.AccountsService.AddEmail:input_type -> gatehouse.accounts.v1.AddEmailRequest
-	15, // 67: gatehouse.accounts.v1.AccountsService.RemoveEmail:input_type -> gatehouse.accounts.v1.RemoveEmailRequest
-	17, // 68: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:input_type -> gatehouse.accounts.v1.SetPrimaryEmailRequest
-	19, // 69: gatehouse.accounts.v1.AccountsService.ListEmails:input_type -> gatehouse.accounts.v1.ListEmailsRequest
-	22, // 70: gatehouse.accounts.v1.AccountsService.StartBrowserSession:input_type -> gatehouse.accounts.v1.StartBrowserSessionRequest
-	24, // 71: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:input_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionRequest
-	26, // 72: gatehouse.accounts.v1.AccountsService.EndBrowserSession:input_type -> gatehouse.accounts.v1.EndBrowserSessionRequest
-	28, // 73: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:input_type -> gatehouse.accounts.v1.ListBrowserSessionsRequest
-	2,  // 74: gatehouse.accounts.v1.AccountsService.CreateRegistrationToken:input_type -> gatehouse.accounts.v1.CreateRegistrationTokenRequest
-	4,  // 75: gatehouse.accounts.v1.AccountsService.UseRegistrationToken:input_type -> gatehouse.accounts.v1.UseRegistrationTokenRequest
-	6,  // 76: gatehouse.accounts.v1.AccountsService.RevokeRegistrationToken:input_type -> gatehouse.accounts.v1.RevokeRegistrationTokenRequest
-	8,  // 77: gatehouse.accounts.v1.AccountsService.ListRegistrationTokens:input_type -> gatehouse.accounts.v1.ListRegistrationTokensRequest
-	66, // 78: gatehouse.accounts.v1.AccountsService.ListUpstreamProviders:input_type -> gatehouse.accounts.v1.ListUpstreamProvidersRequest
-	68, // 79: gatehouse.accounts.v1.AccountsService.StartUpstreamSignIn:input_type -> gatehouse.accounts.v1.StartUpstreamSignInRequest
-	70, // 80: gatehouse.accounts.v1.AccountsService.CompleteUpstreamSignIn:input_type -> gatehouse.accounts.v1.CompleteUpstreamSignInRequest
-	73, // 81: gatehouse.accounts.v1.AccountsService.GetUpstreamSignIn:input_type -> gatehouse.accounts.v1.GetUpstreamSignInRequest
-	75, // 82: gatehouse.accounts.v1.AccountsService.RegisterUpstreamUser:input_type -> gatehouse.accounts.v1.RegisterUpstreamUserRequest
-	77, // 83: gatehouse.accounts.v1.AccountsService.LinkUpstream:input_type -> gatehouse.accounts.v1.LinkUpstreamRequest
-	80, // 84: gatehouse.accounts.v1.AccountsService.ListUpstreamLinks:input_type -> gatehouse.accounts.v1.ListUpstreamLinksRequest
-	82, // 85: gatehouse.accounts.v1.AccountsService.AddUpstreamLink:input_type -> gatehouse.accounts.v1.AddUpstreamLinkRequest
-	84, // 86: gatehouse.accounts.v1.AccountsService.RemoveUpstreamLink:input_type -> gatehouse.accounts.v1.RemoveUpstreamLinkRequest
-	86, // 87: gatehouse.accounts.v1.AccountsService.UpstreamBackchannelLogout:input_type -> gatehouse.accounts.v1.UpstreamBackchannelLogoutRequest
-	39, // 88: gatehouse.accounts.v1.AccountsService.Register:output_type -> gatehouse.accounts.v1.RegisterResponse
-	33, // 89: gatehouse.accounts.v1.AccountsService.StartRegistration:output_type -> gatehouse.accounts.v1.StartRegistrationResponse
-	36, // 90: gatehouse.accounts.v1.AccountsService.GetRegistration:output_type -> gatehouse.accounts.v1.GetRegistrationResponse
-	38, // 91: gatehouse.accounts.v1.AccountsService.CompleteRegistration:output_type -> gatehouse.accounts.v1.CompleteRegistrationResponse
-	42, // 92: gatehouse.accounts.v1.AccountsService.GetUser:output_type -> gatehouse.accounts.v1.GetUserResponse
-	43, // 93: gatehouse.accounts.v1.AccountsService.GetUserByUsername:output_type -> gatehouse.accounts.v1.GetUserByUsernameResponse
-	45, // 94: gatehouse.accounts.v1.AccountsService.VerifyPassword:output_type -> gatehouse.accounts.v1.VerifyPasswordResponse
-	47, // 95: gatehouse.accounts.v1.AccountsService.ChangePassword:output_type -> gatehouse.accounts.v1.ChangePasswordResponse
-	49, // 96: gatehouse.accounts.v1.AccountsService.SetPassword:output_type -> gatehouse.accounts.v1.SetPasswordResponse
-	51, // 97: gatehouse.accounts.v1.AccountsService.LockUser:output_type -> gatehouse.accounts.v1.LockUserResponse
-	53, // 98: gatehouse.accounts.v1.AccountsService.UnlockUser:output_type -> gatehouse.accounts.v1.UnlockUserResponse
-	55, // 99: gatehouse.accounts.v1.AccountsService.DeactivateUser:output_type -> gatehouse.accounts.v1.DeactivateUserResponse
-	57, // 100: gatehouse.accounts.v1.AccountsService.ReactivateUser:output_type -> gatehouse.accounts.v1.ReactivateUserResponse
-	59, // 101: gatehouse.accounts.v1.AccountsService.SetDisplayName:output_type -> gatehouse.accounts.v1.SetDisplayNameResponse
-	61, // 102: gatehouse.accounts.v1.AccountsService.ListUsers:output_type -> gatehouse.accounts.v1.ListUsersResponse
-	64, // 103: gatehouse.accounts.v1.AccountsService.ListAuditEntries:output_type -> gatehouse.accounts.v1.ListAuditEntriesResponse
-	11, // 104: gatehouse.accounts.v1.AccountsService.GetUserByEmail:output_type -> gatehouse.accounts.v1.GetUserByEmailResponse
-	14, // 105: gatehouse.accounts.v1.AccountsService.AddEmail:output_type -> gatehouse.accounts.v1.AddEmailResponse
-	16, // 106: gatehouse.accounts.v1.AccountsService.RemoveEmail:output_type -> gatehouse.accounts.v1.RemoveEmailResponse
-	18, // 107: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:output_type -> gatehouse.accounts.v1.SetPrimaryEmailResponse
-	20, // 108: gatehouse.accounts.v1.AccountsService.ListEmails:output_type -> gatehouse.accounts.v1.ListEmailsResponse
-	23, // 109: gatehouse.accounts.v1.AccountsService.StartBrowserSession:output_type -> gatehouse.accounts.v1.StartBrowserSessionResponse
-	25, // 110: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:output_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionResponse
-	27, // 111: gatehouse.accounts.v1.AccountsService.EndBrowserSession:output_type -> gatehouse.accounts.v1.EndBrowserSessionResponse
-	29, // 112: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:output_type -> gatehouse.accounts.v1.ListBrowserSessionsResponse
-	3,  // 113: gatehouse.accounts.v1.AccountsService.CreateRegistrationToken:output_type -> gatehouse.accounts.v1.CreateRegistrationTokenResponse
-	5,  // 114: gatehouse.accounts.v1.AccountsService.UseRegistrationToken:output_type -> gatehouse.accounts.v1.UseRegistrationTokenResponse
-	7,  // 115: gatehouse.accounts.v1.AccountsService.RevokeRegistrationToken:output_type -> gatehouse.accounts.v1.RevokeRegistrationTokenResponse
-	9,  // 116: gatehouse.accounts.v1.AccountsService.ListRegistrationTokens:output_type -> gatehouse.accounts.v1.ListRegistrationTokensResponse
-	67, // 117: gatehouse.accounts.v1.AccountsService.ListUpstreamProviders:output_type -> gatehouse.accounts.v1.ListUpstreamProvidersResponse
-	69, // 118: gatehouse.accounts.v1.AccountsService.StartUpstreamSignIn:output_type -> gatehouse.accounts.v1.StartUpstreamSignInResponse
-	71, // 119: gatehouse.accounts.v1.AccountsService.CompleteUpstreamSignIn:output_type -> gatehouse.accounts.v1.CompleteUpstreamSignInResponse
-	74, // 120: gatehouse.accounts.v1.AccountsService.GetUpstreamSignIn:output_type -> gatehouse.accounts.v1.GetUpstreamSignInResponse
-	76, // 121: gatehouse.accounts.v1.AccountsService.RegisterUpstreamUser:output_type -> gatehouse.accounts.v1.RegisterUpstreamUserResponse
-	78, // 122: gatehouse.accounts.v1.AccountsService.LinkUpstream:output_type -> gatehouse.accounts.v1.LinkUpstreamResponse
-	81, // 123: gatehouse.accounts.v1.AccountsService.ListUpstreamLinks:output_type -> gatehouse.accounts.v1.ListUpstreamLinksResponse
-	83, // 124: gatehouse.accounts.v1.AccountsService.AddUpstreamLink:output_type -> gatehouse.accounts.v1.AddUpstreamLinkResponse
-	85, // 125: gatehouse.accounts.v1.AccountsService.RemoveUpstreamLink:output_type -> gatehouse.accounts.v1.RemoveUpstreamLinkResponse
-	87, // 126: gatehouse.accounts.v1.AccountsService.UpstreamBackchannelLogout:output_type -> gatehouse.accounts.v1.UpstreamBackchannelLogoutResponse
-	88, // [88:127] is the sub-list for method output_type
-	49, // [49:88] is the sub-list for method input_type
-	49, // [49:49] is the sub-list for extension type_name
-	49, // [49:49] is the sub-list for extension extendee
-	0,  // [0:49] is the sub-list for field type_name
+	101, // 0: gatehouse.accounts.v1.RegistrationToken.created_at:type_name -> google.protobuf.Timestamp
+	101, // 1: gatehouse.accounts.v1.RegistrationToken.expires_at:type_name -> google.protobuf.Timestamp
+	101, // 2: gatehouse.accounts.v1.CreateRegistrationTokenRequest.expires_at:type_name -> google.protobuf.Timestamp
+	2,   // 3: gatehouse.accounts.v1.CreateRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
+	2,   // 4: gatehouse.accounts.v1.ListRegistrationTokensResponse.registration_tokens:type_name -> gatehouse.accounts.v1.RegistrationToken
+	31,  // 5: gatehouse.accounts.v1.GetUserByEmailResponse.user:type_name -> gatehouse.accounts.v1.User
+	101, // 6: gatehouse.accounts.v1.Email.added_at:type_name -> google.protobuf.Timestamp
+	13,  // 7: gatehouse.accounts.v1.AddEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
+	13,  // 8: gatehouse.accounts.v1.RemoveEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
+	13,  // 9: gatehouse.accounts.v1.SetPrimaryEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
+	13,  // 10: gatehouse.accounts.v1.ListEmailsResponse.emails:type_name -> gatehouse.accounts.v1.Email
+	101, // 11: gatehouse.accounts.v1.BrowserSession.created_at:type_name -> google.protobuf.Timestamp
+	101, // 12: gatehouse.accounts.v1.BrowserSession.last_active_at:type_name -> google.protobuf.Timestamp
+	101, // 13: gatehouse.accounts.v1.BrowserSession.ended_at:type_name -> google.protobuf.Timestamp
+	101, // 14: gatehouse.accounts.v1.BrowserSession.authenticated_at:type_name -> google.protobuf.Timestamp
+	22,  // 15: gatehouse.accounts.v1.StartBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
+	22,  // 16: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
+	31,  // 17: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse.user:type_name -> gatehouse.accounts.v1.User
+	22,  // 18: gatehouse.accounts.v1.ListBrowserSessionsResponse.sessions:type_name -> gatehouse.accounts.v1.BrowserSession
+	101, // 19: gatehouse.accounts.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	101, // 20: gatehouse.accounts.v1.User.updated_at:type_name -> google.protobuf.Timestamp
+	35,  // 21: gatehouse.accounts.v1.StartRegistrationResponse.registration:type_name -> gatehouse.accounts.v1.Registration
+	101, // 22: gatehouse.accounts.v1.Registration.started_at:type_name -> google.protobuf.Timestamp
+	101, // 23: gatehouse.accounts.v1.Registration.expires_at:type_name -> google.protobuf.Timestamp
+	35,  // 24: gatehouse.accounts.v1.GetRegistrationResponse.registration:type_name -> gatehouse.accounts.v1.Registration
+	31,  // 25: gatehouse.accounts.v1.CompleteRegistrationResponse.user:type_name -> gatehouse.accounts.v1.User
+	31,  // 26: gatehouse.accounts.v1.RegisterResponse.user:type_name -> gatehouse.accounts.v1.User
+	31,  // 27: gatehouse.accounts.v1.GetUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	31,  // 28: gatehouse.accounts.v1.GetUserByUsernameResponse.user:type_name -> gatehouse.accounts.v1.User
+	31,  // 29: gatehouse.accounts.v1.VerifyPasswordResponse.user:type_name -> gatehouse.accounts.v1.User
+	31,  // 30: gatehouse.accounts.v1.LockUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	31,  // 31: gatehouse.accounts.v1.UnlockUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	31,  // 32: gatehouse.accounts.v1.DeactivateUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	31,  // 33: gatehouse.accounts.v1.ReactivateUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	31,  // 34: gatehouse.accounts.v1.SetDisplayNameResponse.user:type_name -> gatehouse.accounts.v1.User
+	0,   // 35: gatehouse.accounts.v1.ListUsersRequest.status:type_name -> gatehouse.accounts.v1.UserStatus
+	31,  // 36: gatehouse.accounts.v1.ListUsersResponse.users:type_name -> gatehouse.accounts.v1.User
+	101, // 37: gatehouse.accounts.v1.AuditEntry.occurred_at:type_name -> google.protobuf.Timestamp
+	63,  // 38: gatehouse.accounts.v1.ListAuditEntriesResponse.entries:type_name -> gatehouse.accounts.v1.AuditEntry
+	66,  // 39: gatehouse.accounts.v1.ListUpstreamProvidersResponse.providers:type_name -> gatehouse.accounts.v1.UpstreamProvider
+	31,  // 40: gatehouse.accounts.v1.CompleteUpstreamSignInResponse.user:type_name -> gatehouse.accounts.v1.User
+	73,  // 41: gatehouse.accounts.v1.CompleteUpstreamSignInResponse.sign_in:type_name -> gatehouse.accounts.v1.UpstreamSignIn
+	101, // 42: gatehouse.accounts.v1.UpstreamSignIn.expires_at:type_name -> google.protobuf.Timestamp
+	73,  // 43: gatehouse.accounts.v1.GetUpstreamSignInResponse.sign_in:type_name -> gatehouse.accounts.v1.UpstreamSignIn
+	31,  // 44: gatehouse.accounts.v1.RegisterUpstreamUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	31,  // 45: gatehouse.accounts.v1.LinkUpstreamResponse.user:type_name -> gatehouse.accounts.v1.User
+	101, // 46: gatehouse.accounts.v1.UpstreamLink.linked_at:type_name -> google.protobuf.Timestamp
+	80,  // 47: gatehouse.accounts.v1.ListUpstreamLinksResponse.links:type_name -> gatehouse.accounts.v1.UpstreamLink
+	80,  // 48: gatehouse.accounts.v1.AddUpstreamLinkResponse.link:type_name -> gatehouse.accounts.v1.UpstreamLink
+	1,   // 49: gatehouse.accounts.v1.ImportResult.outcome:type_name -> gatehouse.accounts.v1.ImportOutcome
+	91,  // 50: gatehouse.accounts.v1.ImportUsersRequest.users:type_name -> gatehouse.accounts.v1.ImportedUser
+	101, // 51: gatehouse.accounts.v1.ImportedUser.created_at:type_name -> google.protobuf.Timestamp
+	92,  // 52: gatehouse.accounts.v1.ImportedUser.emails:type_name -> gatehouse.accounts.v1.ImportedUserEmail
+	93,  // 53: gatehouse.accounts.v1.ImportedUser.links:type_name -> gatehouse.accounts.v1.ImportedUserLink
+	101, // 54: gatehouse.accounts.v1.ImportedUserEmail.added_at:type_name -> google.protobuf.Timestamp
+	89,  // 55: gatehouse.accounts.v1.ImportUsersResponse.results:type_name -> gatehouse.accounts.v1.ImportResult
+	96,  // 56: gatehouse.accounts.v1.ImportRegistrationTokensRequest.tokens:type_name -> gatehouse.accounts.v1.ImportedRegistrationToken
+	101, // 57: gatehouse.accounts.v1.ImportedRegistrationToken.expires_at:type_name -> google.protobuf.Timestamp
+	89,  // 58: gatehouse.accounts.v1.ImportRegistrationTokensResponse.results:type_name -> gatehouse.accounts.v1.ImportResult
+	100, // 59: gatehouse.accounts.v1.FindUsernamesResponse.found:type_name -> gatehouse.accounts.v1.FoundUsername
+	32,  // 60: gatehouse.accounts.v1.AccountsService.Register:input_type -> gatehouse.accounts.v1.RegisterRequest
+	33,  // 61: gatehouse.accounts.v1.AccountsService.StartRegistration:input_type -> gatehouse.accounts.v1.StartRegistrationRequest
+	36,  // 62: gatehouse.accounts.v1.AccountsService.GetRegistration:input_type -> gatehouse.accounts.v1.GetRegistrationRequest
+	38,  // 63: gatehouse.accounts.v1.AccountsService.CompleteRegistration:input_type -> gatehouse.accounts.v1.CompleteRegistrationRequest
+	41,  // 64: gatehouse.accounts.v1.AccountsService.GetUser:input_type -> gatehouse.accounts.v1.GetUserRequest
+	42,  // 65: gatehouse.accounts.v1.AccountsService.GetUserByUsername:input_type -> gatehouse.accounts.v1.GetUserByUsernameRequest
+	45,  // 66: gatehouse.accounts.v1.AccountsService.VerifyPassword:input_type -> gatehouse.accounts.v1.VerifyPasswordRequest
+	47,  // 67: gatehouse.accounts.v1.AccountsService.ChangePassword:input_type -> gatehouse.accounts.v1.ChangePasswordRequest
+	49,  // 68: gatehouse.accounts.v1.AccountsService.SetPassword:input_type -> gatehouse.accounts.v1.SetPasswordRequest
+	51,  // 69: gatehouse.accounts.v1.AccountsService.LockUser:input_type -> gatehouse.accounts.v1.LockUserRequest
+	53,  // 70: gatehouse.accounts.v1.AccountsService.UnlockUser:input_type -> gatehouse.accounts.v1.UnlockUserRequest
+	55,  // 71: gatehouse.accounts.v1.AccountsService.DeactivateUser:input_type -> gatehouse.accounts.v1.DeactivateUserRequest
+	57,  // 72: gatehouse.accounts.v1.AccountsService.ReactivateUser:input_type -> gatehouse.accounts.v1.ReactivateUserRequest
+	59,  // 73: gatehouse.accounts.v1.AccountsService.SetDisplayName:input_type -> gatehouse.accounts.v1.SetDisplayNameRequest
+	61,  // 74: gatehouse.accounts.v1.AccountsService.ListUsers:input_type -> gatehouse.accounts.v1.ListUsersRequest
+	64,  // 75: gatehouse.accounts.v1.AccountsService.ListAuditEntries:input_type -> gatehouse.accounts.v1.ListAuditEntriesRequest
+	11,  // 76: gatehouse.accounts.v1.AccountsService.GetUserByEmail:input_type -> gatehouse.accounts.v1.GetUserByEmailRequest
+	14,  // 77: gatehouse.accounts.v1.AccountsService.AddEmail:input_type -> gatehouse.accounts.v1.AddEmailRequest
+	16,  // 78: gatehouse.accounts.v1.AccountsService.RemoveEmail:input_type -> gatehouse.accounts.v1.RemoveEmailRequest
+	18,  // 79: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:input_type -> gatehouse.accounts.v1.SetPrimaryEmailRequest
+	20,  // 80: gatehouse.accounts.v1.AccountsService.ListEmails:input_type -> gatehouse.accounts.v1.ListEmailsRequest
+	23,  // 81: gatehouse.accounts.v1.AccountsService.StartBrowserSession:input_type -> gatehouse.accounts.v1.StartBrowserSessionRequest
+	25,  // 82: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:input_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionRequest
+	27,  // 83: gatehouse.accounts.v1.AccountsService.EndBrowserSession:input_type -> gatehouse.accounts.v1.EndBrowserSessionRequest
+	29,  // 84: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:input_type -> gatehouse.accounts.v1.ListBrowserSessionsRequest
+	3,   // 85: gatehouse.accounts.v1.AccountsService.CreateRegistrationToken:input_type -> gatehouse.accounts.v1.CreateRegistrationTokenRequest
+	5,   // 86: gatehouse.accounts.v1.AccountsService.UseRegistrationToken:input_type -> gatehouse.accounts.v1.UseRegistrationTokenRequest
+	7,   // 87: gatehouse.accounts.v1.AccountsService.RevokeRegistrationToken:input_type -> gatehouse.accounts.v1.RevokeRegistrationTokenRequest
+	9,   // 88: gatehouse.accounts.v1.AccountsService.ListRegistrationTokens:input_type -> gatehouse.accounts.v1.ListRegistrationTokensRequest
+	67,  // 89: gatehouse.accounts.v1.AccountsService.ListUpstreamProviders:input_type -> gatehouse.accounts.v1.ListUpstreamProvidersRequest
+	69,  // 90: gatehouse.accounts.v1.AccountsService.StartUpstreamSignIn:input_type -> gatehouse.accounts.v1.StartUpstreamSignInRequest
+	71,  // 91: gatehouse.accounts.v1.AccountsService.CompleteUpstreamSignIn:input_type -> gatehouse.accounts.v1.CompleteUpstreamSignInRequest
+	74,  // 92: gatehouse.accounts.v1.AccountsService.GetUpstreamSignIn:input_type -> gatehouse.accounts.v1.GetUpstreamSignInRequest
+	76,  // 93: gatehouse.accounts.v1.AccountsService.RegisterUpstreamUser:input_type -> gatehouse.accounts.v1.RegisterUpstreamUserRequest
+	78,  // 94: gatehouse.accounts.v1.AccountsService.LinkUpstream:input_type -> gatehouse.accounts.v1.LinkUpstreamRequest
+	81,  // 95: gatehouse.accounts.v1.AccountsService.ListUpstreamLinks:input_type -> gatehouse.accounts.v1.ListUpstreamLinksRequest
+	83,  // 96: gatehouse.accounts.v1.AccountsService.AddUpstreamLink:input_type -> gatehouse.accounts.v1.AddUpstreamLinkRequest
+	85,  // 97: gatehouse.accounts.v1.AccountsService.RemoveUpstreamLink:input_type -> gatehouse.accounts.v1.RemoveUpstreamLinkRequest
+	87,  // 98: gatehouse.accounts.v1.AccountsService.UpstreamBackchannelLogout:input_type -> gatehouse.accounts.v1.UpstreamBackchannelLogoutRequest
+	90,  // 99: gatehouse.accounts.v1.AccountsService.ImportUsers:input_type -> gatehouse.accounts.v1.ImportUsersRequest
+	95,  // 100: gatehouse.accounts.v1.AccountsService.ImportRegistrationTokens:input_type -> gatehouse.accounts.v1.ImportRegistrationTokensRequest
+	98,  // 101: gatehouse.accounts.v1.AccountsService.FindUsernames:input_type -> gatehouse.accounts.v1.FindUsernamesRequest
+	40,  // 102: gatehouse.accounts.v1.AccountsService.Register:output_type -> gatehouse.accounts.v1.RegisterResponse
+	34,  // 103: gatehouse.accounts.v1.AccountsService.StartRegistration:output_type -> gatehouse.accounts.v1.StartRegistrationResponse
+	37,  // 104: gatehouse.accounts.v1.AccountsService.GetRegistration:output_type -> gatehouse.accounts.v1.GetRegistrationResponse
+	39,  // 105: gatehouse.accounts.v1.AccountsService.CompleteRegistration:output_type -> gatehouse.accounts.v1.CompleteRegistrationResponse
+	43,  // 106: gatehouse.accounts.v1.AccountsService.GetUser:output_type -> gatehouse.accounts.v1.GetUserResponse
+	44,  // 107: gatehouse.accounts.v1.AccountsService.GetUserByUsername:output_type -> gatehouse.accounts.v1.GetUserByUsernameResponse
+	46,  // 108: gatehouse.accounts.v1.AccountsService.VerifyPassword:output_type -> gatehouse.accounts.v1.VerifyPasswordResponse
+	48,  // 109: gatehouse.accounts.v1.AccountsService.ChangePassword:output_type -> gatehouse.accounts.v1.ChangePasswordResponse
+	50,  // 110: gatehouse.accounts.v1.AccountsService.SetPassword:output_type -> gatehouse.accounts.v1.SetPasswordResponse
+	52,  // 111: gatehouse.accounts.v1.AccountsService.LockUser:output_type -> gatehouse.accounts.v1.LockUserResponse
+	54,  // 112: gatehouse.accounts.v1.AccountsService.UnlockUser:output_type -> gatehouse.accounts.v1.UnlockUserResponse
+	56,  // 113: gatehouse.accounts.v1.AccountsService.DeactivateUser:output_type -> gatehouse.accounts.v1.DeactivateUserResponse
+	58,  // 114: gatehouse.accounts.v1.AccountsService.ReactivateUser:output_type -> gatehouse.accounts.v1.ReactivateUserResponse
+	60,  // 115: gatehouse.accounts.v1.AccountsService.SetDisplayName:output_type -> gatehouse.accounts.v1.SetDisplayNameResponse
+	62,  // 116: gatehouse.accounts.v1.AccountsService.ListUsers:output_type -> gatehouse.accounts.v1.ListUsersResponse
+	65,  // 117: gatehouse.accounts.v1.AccountsService.ListAuditEntries:output_type -> gatehouse.accounts.v1.ListAuditEntriesResponse
+	12,  // 118: gatehouse.accounts.v1.AccountsService.GetUserByEmail:output_type -> gatehouse.accounts.v1.GetUserByEmailResponse
+	15,  // 119: gatehouse.accounts.v1.AccountsService.AddEmail:output_type -> gatehouse.accounts.v1.AddEmailResponse
+	17,  // 120: gatehouse.accounts.v1.AccountsService.RemoveEmail:output_type -> gatehouse.accounts.v1.RemoveEmailResponse
+	19,  // 121: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:output_type -> gatehouse.accounts.v1.SetPrimaryEmailResponse
+	21,  // 122: gatehouse.accounts.v1.AccountsService.ListEmails:output_type -> gatehouse.accounts.v1.ListEmailsResponse
+	24,  // 123: gatehouse.accounts.v1.AccountsService.StartBrowserSession:output_type -> gatehouse.accounts.v1.StartBrowserSessionResponse
+	26,  // 124: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:output_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionResponse
+	28,  // 125: gatehouse.accounts.v1.AccountsService.EndBrowserSession:output_type -> gatehouse.accounts.v1.EndBrowserSessionResponse
+	30,  // 126: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:output_type -> gatehouse.accounts.v1.ListBrowserSessionsResponse
+	4,   // 127: gatehouse.accounts.v1.AccountsService.CreateRegistrationToken:output_type -> gatehouse.accounts.v1.CreateRegistrationTokenResponse
+	6,   // 128: gatehouse.accounts.v1.AccountsService.UseRegistrationToken:output_type -> gatehouse.accounts.v1.UseRegistrationTokenResponse
+	8,   // 129: gatehouse.accounts.v1.AccountsService.RevokeRegistrationToken:output_type -> gatehouse.accounts.v1.RevokeRegistrationTokenResponse
+	10,  // 130: gatehouse.accounts.v1.AccountsService.ListRegistrationTokens:output_type -> gatehouse.accounts.v1.ListRegistrationTokensResponse
+	68,  // 131: gatehouse.accounts.v1.AccountsService.ListUpstreamProviders:output_type -> gatehouse.accounts.v1.ListUpstreamProvidersResponse
+	70,  // 132: gatehouse.accounts.v1.AccountsService.StartUpstreamSignIn:output_type -> gatehouse.accounts.v1.StartUpstreamSignInResponse
+	72,  // 133: gatehouse.accounts.v1.AccountsService.CompleteUpstreamSignIn:output_type -> gatehouse.accounts.v1.CompleteUpstreamSignInResponse
+	75,  // 134: gatehouse.accounts.v1.AccountsService.GetUpstreamSignIn:output_type -> gatehouse.accounts.v1.GetUpstreamSignInResponse
+	77,  // 135: gatehouse.accounts.v1.AccountsService.RegisterUpstreamUser:output_type -> gatehouse.accounts.v1.RegisterUpstreamUserResponse
+	79,  // 136: gatehouse.accounts.v1.AccountsService.LinkUpstream:output_type -> gatehouse.accounts.v1.LinkUpstreamResponse
+	82,  // 137: gatehouse.accounts.v1.AccountsService.ListUpstreamLinks:output_type -> gatehouse.accounts.v1.ListUpstreamLinksResponse
+	84,  // 138: gatehouse.accounts.v1.AccountsService.AddUpstreamLink:output_type -> gatehouse.accounts.v1.AddUpstreamLinkResponse
+	86,  // 139: gatehouse.accounts.v1.AccountsService.RemoveUpstreamLink:output_type -> gatehouse.accounts.v1.RemoveUpstreamLinkResponse
+	88,  // 140: gatehouse.accounts.v1.AccountsService.UpstreamBackchannelLogout:output_type -> gatehouse.accounts.v1.UpstreamBackchannelLogoutResponse
+	94,  // 141: gatehouse.accounts.v1.AccountsService.ImportUsers:output_type -> gatehouse.accounts.v1.ImportUsersResponse
+	97,  // 142: gatehouse.accounts.v1.AccountsService.ImportRegistrationTokens:output_type -> gatehouse.accounts.v1.ImportRegistrationTokensResponse
+	99,  // 143: gatehouse.accounts.v1.AccountsService.FindUsernames:output_type -> gatehouse.accounts.v1.FindUsernamesResponse
+	102, // [102:144] is the sub-list for method output_type
+	60,  // [60:102] is the sub-list for method input_type
+	60,  // [60:60] is the sub-list for extension type_name
+	60,  // [60:60] is the sub-list for extension extendee
+	0,   // [0:60] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_accounts_v1_accounts_proto_init() }
@@ -5583,8 +6499,8 @@ func file_gatehouse_accounts_v1_accounts_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_accounts_v1_accounts_proto_rawDesc), len(file_gatehouse_accounts_v1_accounts_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   87,
+			NumEnums:      2,
+			NumMessages:   99,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -87,7 +87,7 @@ func TestHomeserverSyncCommandLine(t *testing.T) {
 	}
 }
 
-// `gatehouse migrate synapse` accepts only --check in this build, and says so.
+// `gatehouse migrate synapse` refuses wrong command lines with a clear message.
 func TestMigrateSynapseCommandLine(t *testing.T) {
 	t.Setenv("GATEHOUSE_DATA_DIR", t.TempDir())
 	for _, tt := range []struct {
@@ -97,8 +97,8 @@ func TestMigrateSynapseCommandLine(t *testing.T) {
 	}{
 		{[]string{"migrate"}, 2, "migrate needs a source: synapse"},
 		{[]string{"migrate", "dendrite"}, 2, `unknown migration source "dendrite"`},
-		{[]string{"migrate", "synapse", "--synapse-database", "postgres://localhost/synapse"}, 2, "only --check is available in this build"},
-		{[]string{"migrate", "synapse", "--check", "--dry-run", "--synapse-database", "postgres://localhost/synapse"}, 2, "only --check is available"},
+		{[]string{"migrate", "synapse", "--check", "--dry-run", "--synapse-database", "postgres://localhost/synapse"}, 2, "not both"},
+		{[]string{"migrate", "synapse", "--batch", "0", "--synapse-database", "postgres://localhost/synapse"}, 2, "--batch must be"},
 		{[]string{"migrate", "synapse", "--check"}, 2, "give --synapse-database"},
 		{[]string{"migrate", "synapse", "--check", "--format", "yaml", "--synapse-database", "postgres://x/y"}, 2, "--format must be"},
 		{[]string{"migrate", "synapse", "--check", "--synapse-config", "/nonexistent/homeserver.yaml"}, 1, "/nonexistent/homeserver.yaml"},
@@ -124,7 +124,7 @@ func TestMigrateSynapseCommandLine(t *testing.T) {
 	}
 	var help bytes.Buffer
 	run(context.Background(), []string{"help"}, nil, &help, &errOut)
-	if !strings.Contains(help.String(), "migrate synapse --check") || !strings.Contains(help.String(), "only mode") {
+	if !strings.Contains(help.String(), "migrate synapse [--check | --dry-run]") || !strings.Contains(help.String(), "resumable") {
 		t.Errorf("help does not tell about migrate: %s", help.String())
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -54,6 +55,15 @@ func TestMigrateSynapseImport(t *testing.T) {
 	callsBefore := len(hs.callLog(0))
 	args := []string{"migrate", "synapse", "--synapse-database", dbURL, "--synapse-config", hsYAML,
 		"--ignore-missing-auth-providers", "--format", "json", "--grpc", e.s.grpc}
+
+	// A dry run reads and checks everything and writes nothing.
+	code, out, errOut := runCLI(t, e.s.cmd.Env, append(args, "--dry-run")...)
+	if code != 0 || !strings.Contains(out, `"dry_run":true`) || !strings.Contains(out, `"would_import":`+strconv.FormatInt(ds.Expect.Emitted["users"], 10)) {
+		t.Fatalf("dry run: exit %d\n%s\n%s", code, tail(out), errOut)
+	}
+	if n := countUsers(t, accounts); n != 1 {
+		t.Fatalf("after a dry run Gatehouse lists %d users, want alice alone", n)
+	}
 
 	// Killed in the middle of the users.
 	cmd := exec.CommandContext(ctx, binary, append(args, "--batch", "5")...)
@@ -140,18 +150,7 @@ func TestMigrateSynapseImport(t *testing.T) {
 		t.Errorf("a run after success: %+v", third)
 	}
 	// Every user once: the users Gatehouse lists are alice and the imported.
-	var listed int64
-	for page := ""; ; {
-		resp, err := accounts.ListUsers(ctx, &accountsv1.ListUsersRequest{PageSize: 500, PageToken: page})
-		if err != nil {
-			t.Fatal(err)
-		}
-		listed += int64(len(resp.GetUsers()))
-		if page = resp.GetNextPageToken(); page == "" {
-			break
-		}
-	}
-	if listed != ds.Expect.Emitted["users"]+1 {
+	if listed := countUsers(t, accounts); listed != ds.Expect.Emitted["users"]+1 {
 		t.Errorf("Gatehouse lists %d users, want %d imported and alice", listed, ds.Expect.Emitted["users"])
 	}
 
@@ -250,5 +249,21 @@ func TestMigrateSynapseImport(t *testing.T) {
 	// A deactivated user cannot sign in.
 	if _, err := accounts.VerifyPassword(ctx, &accountsv1.VerifyPasswordRequest{Username: ds.People["deactivated"].Localpart, Password: "anything"}); err == nil {
 		t.Error("a deactivated user signed in")
+	}
+}
+
+// countUsers is how many users Gatehouse lists.
+func countUsers(t *testing.T, accounts accountsv1.AccountsServiceClient) int64 {
+	t.Helper()
+	var n int64
+	for page := ""; ; {
+		resp, err := accounts.ListUsers(context.Background(), &accountsv1.ListUsersRequest{PageSize: 500, PageToken: page})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += int64(len(resp.GetUsers()))
+		if page = resp.GetNextPageToken(); page == "" {
+			return n
+		}
 	}
 }

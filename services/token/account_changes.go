@@ -47,6 +47,17 @@ func (s *Service) accountChangesReactor() projection.Reactor {
 		Source:   s.accountsLog,
 		Subjects: []string{eventsv1.AccountsUser.Subjects()},
 		Handle:   s.endSessionsOnAccountChange,
+		// Most user events (an import's above all) end no session.
+		Relevant: func(rec eventlog.Record) bool {
+			//eventcheck:partial — a quick filter; endSessionsOnAccountChange handles every event type
+			switch ev := rec.Event.(type) {
+			case *eventsv1.UserDeactivated:
+				return true
+			case *eventsv1.PasswordChanged:
+				return ev.GetReason() == eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_RECOVERY
+			}
+			return false
+		},
 		RetryMax: 10 * time.Second,
 	}
 }

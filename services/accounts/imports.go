@@ -10,12 +10,14 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/oklog/ulid/v2"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/ids"
 	"gatehouse.dev/platform/personal"
+	"gatehouse.dev/platform/projection"
 	"gatehouse.dev/platform/sealed"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
@@ -599,4 +601,143 @@ func (g *grpcServer) FindUsernames(ctx context.Context, req *accountsv1.FindUser
 		return nil, err
 	}
 	return &accountsv1.FindUsernamesResponse{Found: found}, nil
+}
+
+// importBatch is how many events the users and audit read models apply in
+// one transaction: imports come in thousands.
+const importBatch = 1000
+
+// applyUsersBatch is the users read model's ApplyBatch: runs of
+// UserImported in a few statements, every other event with Apply.
+func (s *Service) applyUsersBatch(ctx context.Context, tx pgx.Tx, recs []eventlog.Record) error {
+	if err := s.prefetch(ctx, recs); err != nil {
+		return err
+	}
+	apply := s.unsealing(applyUserEvent)
+	return projection.RunsOf(recs, isImport,
+		func(run []eventlog.Record) error {
+			opened := make([]eventlog.Record, len(run))
+			for i, rec := range run {
+				if err := s.personal.UnsealRecord(ctx, &rec); err != nil {
+					return err
+				}
+				opened[i] = rec
+			}
+			return applyUsersImported(ctx, tx, opened)
+		},
+		func(rec eventlog.Record) error { return apply(ctx, tx, rec) })
+}
+
+// isImport reports whether a record is a UserImported.
+func isImport(rec eventlog.Record) bool {
+	//eventcheck:partial — picks the events applied in bulk; Apply handles every other
+	_, ok := rec.Event.(*eventsv1.UserImported)
+	return ok
+}
+
+// prefetch reads the personal keys a batch's events name at once.
+func (s *Service) prefetch(ctx context.Context, recs []eventlog.Record) error {
+	events := make([]proto.Message, 0, len(recs))
+	for _, rec := range recs {
+		events = append(events, rec.Event)
+	}
+	return s.personal.Prefetch(ctx, events)
+}
+
+// applyUsersImported inserts imported users, their addresses and links, one
+// statement each for the whole run. A user whose row exists was applied
+// before (UserImported is a user's first event): nothing of it changes.
+func applyUsersImported(ctx context.Context, tx pgx.Tx, run []eventlog.Record) error {
+	n := len(run)
+	var (
+		ids, names, primaries, displays, hashes, keyIDs, sources = make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+		blobs                                                    = make([][]byte, 0, n)
+		personals, admins, locks, deacts                         = make([]bool, 0, n), make([]bool, 0, n), make([]bool, 0, n), make([]bool, 0, n)
+		created, updated                                         = make([]time.Time, 0, n), make([]time.Time, 0, n)
+		seqs                                                     = make([]int64, 0, n)
+	)
+	for _, rec := range run {
+		ev := rec.Event.(*eventsv1.UserImported) //eventcheck:partial — a run of UserImported only (isImport)
+		hash, blob, keyID, personal, err := sealedColumns("", ev.GetSealedPasswordHash())
+		if err != nil {
+			return fmt.Errorf("users: UserImported: %w", err)
+		}
+		primary := ""
+		if len(ev.GetEmails()) > 0 {
+			primary = ev.GetEmails()[0].GetEmail()
+		}
+		ids, names, primaries, displays = append(ids, rec.Aggregate().ID), append(names, ev.GetUsername()), append(primaries, primary), append(displays, ev.GetDisplayName())
+		hashes, blobs, keyIDs, personals = append(hashes, hash), append(blobs, blob), append(keyIDs, keyID), append(personals, personal)
+		admins, locks, deacts = append(admins, ev.GetAdmin()), append(locks, ev.GetLocked()), append(deacts, ev.GetDeactivated())
+		created, updated, seqs, sources = append(created, ev.GetCreatedAt().AsTime()), append(updated, rec.OccurredAt()), append(seqs, int64(rec.Seq)), append(sources, ev.GetSource())
+	}
+	rows, err := tx.Query(ctx, `INSERT INTO users (id, username, email, display_name, password_hash, password_sealed, password_key_id, password_personal,
+			admin, locked, deactivated, created_at, updated_at, version, imported_from)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::text[], $8::boolean[],
+			$9::boolean[], $10::boolean[], $11::boolean[], $12::timestamptz[], $13::timestamptz[], $14::bigint[], $15::text[])
+		ON CONFLICT (id) DO NOTHING RETURNING id`,
+		ids, names, primaries, displays, hashes, blobs, keyIDs, personals, admins, locks, deacts, created, updated, seqs, sources)
+	if err != nil {
+		return fmt.Errorf("users: UserImported: %w", err)
+	}
+	inserted := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		inserted[id] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("users: UserImported: %w", err)
+	}
+	var (
+		emails, emailUsers                          []string
+		primary                                     []bool
+		added, linkedAt                             []time.Time
+		linkIDs, linkUsers, providers, claims, srcs []string
+		subjects                                    [][]byte
+	)
+	for _, rec := range run {
+		id := rec.Aggregate().ID
+		if !inserted[id] {
+			continue
+		}
+		ev := rec.Event.(*eventsv1.UserImported) //eventcheck:partial — a run of UserImported only (isImport)
+		for i, e := range ev.GetEmails() {
+			if e.GetEmail() == "" {
+				continue // erased: the address no longer opens
+			}
+			emails, emailUsers, primary, added = append(emails, e.GetEmail()), append(emailUsers, id), append(primary, i == 0), append(added, e.GetAddedAt().AsTime())
+		}
+		for _, l := range ev.GetLinks() {
+			subject, err := marshalSealed(l.GetSealedSubject())
+			if err != nil {
+				return fmt.Errorf("users: UserImported: %w", err)
+			}
+			linkIDs, linkUsers, providers, claims = append(linkIDs, l.GetLinkId()), append(linkUsers, id), append(providers, l.GetProvider()), append(claims, l.GetClaimKey())
+			subjects, srcs, linkedAt = append(subjects, subject), append(srcs, user.LinkImport), append(linkedAt, rec.OccurredAt())
+		}
+	}
+	if len(emails) > 0 {
+		// The claims make each address one user's: no two rows of one
+		// statement share an address.
+		if _, err := tx.Exec(ctx, `INSERT INTO user_emails (email, user_id, is_primary, added_at, verification_id)
+			SELECT e, u, p, a, '' FROM unnest($1::text[], $2::text[], $3::boolean[], $4::timestamptz[]) AS v(e, u, p, a)
+			ON CONFLICT (email) DO UPDATE SET user_id = EXCLUDED.user_id, is_primary = EXCLUDED.is_primary, added_at = EXCLUDED.added_at,
+			verification_id = EXCLUDED.verification_id`, emails, emailUsers, primary, added); err != nil {
+			return fmt.Errorf("users: UserImported: emails: %w", err)
+		}
+	}
+	if len(linkIDs) > 0 {
+		if _, err := tx.Exec(ctx, `INSERT INTO upstream_links (link_id, user_id, provider, subject_sealed, email_sealed, claim_key, source, linked_at)
+			SELECT l, u, p, s, NULL, c, src, at FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::timestamptz[])
+				AS v(l, u, p, s, c, src, at)
+			ON CONFLICT (link_id) DO NOTHING`, linkIDs, linkUsers, providers, subjects, claims, srcs, linkedAt); err != nil {
+			return fmt.Errorf("users: UserImported: links: %w", err)
+		}
+	}
+	return nil
 }

@@ -28,7 +28,9 @@ func (s *Service) sessionsReadModel() projection.Projection {
 			}
 			return applySessionEvent(ctx, tx, rec)
 		},
-		Tables: sessionsTables,
+		Tables:     sessionsTables,
+		Batch:      importBatch,
+		ApplyBatch: s.applySessionsBatch,
 	}
 }
 

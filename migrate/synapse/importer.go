@@ -65,7 +65,7 @@ type ImportOptions struct {
 // Defaults of ImportOptions.
 const (
 	DefaultImportBatch   = 1000
-	DefaultImportWorkers = 2
+	DefaultImportWorkers = 4
 )
 
 // Progress is how far one phase of an import is.

@@ -267,3 +267,29 @@ func countUsers(t *testing.T, accounts accountsv1.AccountsServiceClient) int64 {
 		}
 	}
 }
+
+// A Gatehouse user whose name a Synapse user has stops the migration before
+// anything is written (exit 10, the finding named).
+func TestMigrateSynapseRefusesClashes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dbURL := testkit.Postgres(t)
+	ds, err := synapsetest.Generate(ctx, dbURL, synapsetest.Options{Users: 20, NoOddities: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newOAuthEnv(t)
+	accounts := accountsv1.NewAccountsServiceClient(e.conn)
+	taken := ds.People["plain"].Localpart
+	if _, err := accounts.Register(ctx, &accountsv1.RegisterRequest{Username: taken, Password: "someone else's password"}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, e.s.cmd.Env, "migrate", "synapse", "--synapse-database", dbURL, "--format", "json", "--grpc", e.s.grpc)
+	if code != 10 || !strings.Contains(out, `"gatehouse-user-exists"`) || !strings.Contains(out, "@"+taken+":example.org") ||
+		!strings.Contains(errOut, "nothing was imported") {
+		t.Fatalf("exit %d\n%s\n%s", code, tail(out), errOut)
+	}
+	if n := countUsers(t, accounts); n != 2 {
+		t.Errorf("Gatehouse lists %d users after a refused migration, want alice and %s", n, taken)
+	}
+}

@@ -309,6 +309,23 @@ func BenchmarkVerifyDefault(b *testing.B) {
 	}
 }
 
+// BenchmarkVerifyBcryptImported is the sign-in cost of a user imported from
+// Synapse before the first sign-in upgrades the hash: bcrypt at Synapse's
+// default cost 12, with a pepper (compare BenchmarkVerifyDefault, argon2id).
+func BenchmarkVerifyBcryptImported(b *testing.B) {
+	const pw, pepper = "correct horse battery staple", "pepper"
+	hash, err := bcrypt.GenerateFromPassword([]byte(pw+pepper), 12)
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := New(DefaultParams()).WithBcryptPepper(pepper)
+	for b.Loop() {
+		if ok, _, err := h.Verify(string(hash), pw); !ok || err != nil {
+			b.Fatalf("Verify = %v, %v", ok, err)
+		}
+	}
+}
+
 // Synapse hashes NFKC(password) + pepper, cut to 72 bytes: hashes made so
 // verify with the pepper given, and not without it.
 func TestVerifyBcryptWithSynapsesPepper(t *testing.T) {

@@ -3,12 +3,14 @@ package token
 import (
 	"context"
 	"encoding/base64"
+	"log/slog"
 	"net/http"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/ids"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	tokenv1 "gatehouse.dev/proto/gatehouse/token/v1"
@@ -131,5 +133,25 @@ func TestImportSessions(t *testing.T) {
 	}
 	if name != "Alice's phone" {
 		t.Errorf("device name %q", name)
+	}
+}
+
+// A made-up token in Synapse's format (they carry no MAC) is inactive at
+// once: unlike a miss on one of Gatehouse's tokens, it costs no catch-up
+// with the stream, which here would never end (the tail is not running).
+func TestMadeUpSynapseTokensCostNoCatchUp(t *testing.T) {
+	e := newLockEnv(t)
+	r := e.replica(t)
+	x := newIndex(r.pool, r.svc.log, e.accounts, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	x.tail = x.log.Tail(eventlog.TailConfig{Name: "test", Subjects: []string{eventsv1.TokenSession.Subjects()}, From: 1, Handle: x.learn},
+		slog.New(slog.DiscardHandler))
+	close(x.ready)
+	for _, token := range []string{"syt_bWFsbG9yeQ_madeupmadeupmadeupma_0abcde", "syr_bWFsbG9yeQ_madeupmadeupmadeupma_0abcde"} {
+		_, live, err := x.lookupImported(ctx, tokenfmt.HashString(token))
+		if err != nil || live {
+			t.Errorf("%s: live %v, err %v; want inactive at once", token[:4], live, err)
+		}
 	}
 }

@@ -42,7 +42,11 @@ func (s *Service) introspect(ctx context.Context, token string) (introspection, 
 	default:
 		return introspection{}, nil
 	}
-	info, live, err := s.index.lookup(ctx, tokenfmt.HashString(token))
+	lookup := s.index.lookup
+	if tokenfmt.Imported(token) != 0 {
+		lookup = s.index.lookupImported
+	}
+	info, live, err := lookup(ctx, tokenfmt.HashString(token))
 	if err != nil || !live || info.Kind != tokenType {
 		return introspection{}, err
 	}

@@ -6,12 +6,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"gatehouse.dev/migrate/synapse"
 	"gatehouse.dev/platform/config"
 )
 
@@ -172,5 +175,33 @@ oidc_providers:
 	}
 	if !strings.Contains(errOut.String(), "not carried over") {
 		t.Errorf("stderr %q", errOut.String())
+	}
+}
+
+// The import's progress: a line redrawn in place on a terminal, with counts,
+// percentage, rate and ETA; JSON lines otherwise.
+func TestMigrateProgress(t *testing.T) {
+	var out, errOut bytes.Buffer
+	show := progressPrinter(&out, &errOut, true)
+	show(synapse.Progress{Phase: "users", Done: 2500, Total: 10000, Rate: 1250, ETA: 6 * time.Second})
+	show(synapse.Progress{Phase: "users", Done: 10000, Total: 10000, Rate: 1300, Final: true})
+	got := errOut.String()
+	for _, want := range []string{"\rusers", "2500 / 10000", "25.0%", "1250/s", "ETA 6s", "10000 / 10000", "100.0%", "done\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("terminal progress lacks %q: %q", want, got)
+		}
+	}
+	if out.Len() != 0 {
+		t.Errorf("terminal progress wrote to stdout: %q", out.String())
+	}
+	out.Reset()
+	errOut.Reset()
+	show = progressPrinter(&out, &errOut, false)
+	show(synapse.Progress{Phase: "sessions", Done: 10, Total: 20, Rate: 5, ETA: 2 * time.Second})
+	var line struct {
+		Progress synapse.Progress `json:"progress"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &line); err != nil || line.Progress.Phase != "sessions" || line.Progress.Done != 10 || line.Progress.ETA != 2*time.Second {
+		t.Errorf("JSON progress %q: %v", out.String(), err)
 	}
 }

@@ -90,7 +90,7 @@ bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./platform/ratelimit/
 	@echo "== token introspection index: memory per million live tokens (every replica holds every live token) =="
 	$(GO) test -run '^$$' -bench '^BenchmarkIndexMemory$$' -benchtime 1x ./services/token/
-	@echo "== passwords: argon2id with the default parameters =="
+	@echo "== passwords: argon2id with the default parameters, and verifying a bcrypt hash imported from Synapse (cost 12, pepper) =="
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./services/accounts/internal/password/
 	@echo "== load test of a running gatehouse serve: introspection (HTTP, gRPC), client_credentials; 64 concurrent clients =="
 	$(GO) test -run '^$$' -bench '^BenchmarkLoad$$' -benchtime 5000x ./e2e/
@@ -98,6 +98,8 @@ bench: deps
 	$(GO) test -run '^$$' -bench '^BenchmarkWeb$$' -benchtime 1000x ./e2e/
 	@echo "== Synapse migration: generate a Synapse database of 100,000 users with COPY, then stream every table (rows/s per table) =="
 	$(GO) test -run '^$$' -bench '^BenchmarkReader100k$$' -benchtime 1x -timeout 15m ./migrate/synapse/
+	@echo "== Synapse migration: import 100,000 generated users (email, 2 devices with tokens each) into a running gatehouse serve with migrate synapse; users/s =="
+	$(GO) test -run '^$$' -bench '^BenchmarkMigrateSynapse$$' -benchtime 1x -timeout 60m ./e2e/
 	@echo "== benchmarks of every other package =="
 	@pkgs=$$(grep -rl --include='*_test.go' '^func Benchmark' $(MODULES) | xargs -r -n1 dirname | sort -u | \
 	  grep -vx -e platform/eventlog -e platform/projection -e platform/ratelimit -e services/token -e services/accounts/internal/password -e migrate/synapse -e e2e | sed 's|^|./|'); \

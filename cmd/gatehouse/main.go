@@ -6,7 +6,7 @@
 //	gatehouse homeserver sync
 //	gatehouse registration-token add|list|revoke
 //	gatehouse config generate|check
-//	gatehouse migrate synapse --check
+//	gatehouse migrate synapse [--check | --dry-run]
 //	gatehouse credential admin|accounts|authorize|token|notify|web
 //
 // The admin commands talk to a running Gatehouse over its gRPC API
@@ -49,11 +49,13 @@ commands:
                                        print a configuration file with every default,
                                        or derived from Synapse's (what is not carried over is listed)
   config check [--config F]            validate a configuration file
-  migrate synapse --check [--synapse-database URL] [--synapse-config homeserver.yaml]
-                  [--format auto|text|json] [--ignore-missing-auth-providers]
-                                       check a Synapse homeserver for migration, changing nothing
-                                       (exit 0 ok, 10 errors, 11 warnings); --check is the only mode
-                                       in this build: the import itself comes in a later version
+  migrate synapse [--check | --dry-run] [--synapse-database URL] [--synapse-config homeserver.yaml]
+                  [--format auto|text|json] [--ignore-missing-auth-providers] [--batch N]
+                                       check a Synapse homeserver, then import its users, passwords,
+                                       emails, SSO links, devices with their live tokens and
+                                       registration tokens into the running Gatehouse (resumable:
+                                       run it again after an interruption); --check only reports
+                                       (exit 0 ok, 10 errors, 11 warnings), --dry-run writes nothing
   credential NAME                      print the gRPC credential of admin or a service (e.g. for grpcurl)
 
 Every command takes --config F (env GATEHOUSE_CONFIG); admin commands take --grpc ADDR and

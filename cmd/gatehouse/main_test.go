@@ -6,12 +6,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"gatehouse.dev/migrate/synapse"
 	"gatehouse.dev/platform/config"
 )
 
@@ -87,7 +90,7 @@ func TestHomeserverSyncCommandLine(t *testing.T) {
 	}
 }
 
-// `gatehouse migrate synapse` accepts only --check in this build, and says so.
+// `gatehouse migrate synapse` refuses wrong command lines with a clear message.
 func TestMigrateSynapseCommandLine(t *testing.T) {
 	t.Setenv("GATEHOUSE_DATA_DIR", t.TempDir())
 	for _, tt := range []struct {
@@ -97,8 +100,8 @@ func TestMigrateSynapseCommandLine(t *testing.T) {
 	}{
 		{[]string{"migrate"}, 2, "migrate needs a source: synapse"},
 		{[]string{"migrate", "dendrite"}, 2, `unknown migration source "dendrite"`},
-		{[]string{"migrate", "synapse", "--synapse-database", "postgres://localhost/synapse"}, 2, "only --check is available in this build"},
-		{[]string{"migrate", "synapse", "--check", "--dry-run", "--synapse-database", "postgres://localhost/synapse"}, 2, "only --check is available"},
+		{[]string{"migrate", "synapse", "--check", "--dry-run", "--synapse-database", "postgres://localhost/synapse"}, 2, "not both"},
+		{[]string{"migrate", "synapse", "--batch", "0", "--synapse-database", "postgres://localhost/synapse"}, 2, "--batch must be"},
 		{[]string{"migrate", "synapse", "--check"}, 2, "give --synapse-database"},
 		{[]string{"migrate", "synapse", "--check", "--format", "yaml", "--synapse-database", "postgres://x/y"}, 2, "--format must be"},
 		{[]string{"migrate", "synapse", "--check", "--synapse-config", "/nonexistent/homeserver.yaml"}, 1, "/nonexistent/homeserver.yaml"},
@@ -124,7 +127,7 @@ func TestMigrateSynapseCommandLine(t *testing.T) {
 	}
 	var help bytes.Buffer
 	run(context.Background(), []string{"help"}, nil, &help, &errOut)
-	if !strings.Contains(help.String(), "migrate synapse --check") || !strings.Contains(help.String(), "only mode") {
+	if !strings.Contains(help.String(), "migrate synapse [--check | --dry-run]") || !strings.Contains(help.String(), "resumable") {
 		t.Errorf("help does not tell about migrate: %s", help.String())
 	}
 }
@@ -172,5 +175,33 @@ oidc_providers:
 	}
 	if !strings.Contains(errOut.String(), "not carried over") {
 		t.Errorf("stderr %q", errOut.String())
+	}
+}
+
+// The import's progress: a line redrawn in place on a terminal, with counts,
+// percentage, rate and ETA; JSON lines otherwise.
+func TestMigrateProgress(t *testing.T) {
+	var out, errOut bytes.Buffer
+	show := progressPrinter(&out, &errOut, true)
+	show(synapse.Progress{Phase: "users", Done: 2500, Total: 10000, Rate: 1250, ETA: 6 * time.Second})
+	show(synapse.Progress{Phase: "users", Done: 10000, Total: 10000, Rate: 1300, Final: true})
+	got := errOut.String()
+	for _, want := range []string{"\rusers", "2500 / 10000", "25.0%", "1250/s", "ETA 6s", "10000 / 10000", "100.0%", "done\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("terminal progress lacks %q: %q", want, got)
+		}
+	}
+	if out.Len() != 0 {
+		t.Errorf("terminal progress wrote to stdout: %q", out.String())
+	}
+	out.Reset()
+	errOut.Reset()
+	show = progressPrinter(&out, &errOut, false)
+	show(synapse.Progress{Phase: "sessions", Done: 10, Total: 20, Rate: 5, ETA: 2 * time.Second})
+	var line struct {
+		Progress synapse.Progress `json:"progress"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &line); err != nil || line.Progress.Phase != "sessions" || line.Progress.Done != 10 || line.Progress.ETA != 2*time.Second {
+		t.Errorf("JSON progress %q: %v", out.String(), err)
 	}
 }

@@ -25,6 +25,10 @@ type Record struct {
 	// Event is the decoded payload; nil when this binary does not know the event type,
 	// so older binaries skip events added by newer ones.
 	Event proto.Message
+	// Pending is, for a record a consumer delivered (Read, projections),
+	// how many events matching its filter the stream held after it then (0:
+	// it was the newest); 0 for records loaded otherwise.
+	Pending uint64
 }
 
 // ID is the event's id.
@@ -77,7 +81,9 @@ func DecodeMsg(msg jetstream.Msg) (Record, error) {
 	if err != nil {
 		return Record{}, fmt.Errorf("eventlog: message metadata: %w", err)
 	}
-	return Decode(meta.Sequence.Stream, msg.Subject(), msg.Data())
+	rec, err := Decode(meta.Sequence.Stream, msg.Subject(), msg.Data())
+	rec.Pending = meta.NumPending
+	return rec, err
 }
 
 // loadBatch is how many events one direct-get request returns while loading.

@@ -11,6 +11,7 @@ package ids
 import (
 	"crypto/rand"
 	"crypto/sha256"
+	"strings"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -25,15 +26,19 @@ func New() string {
 	return ulid.MustNew(ulid.Timestamp(time.Now()), rand.Reader).String()
 }
 
-// Derived returns the ULID of at's millisecond whose 80 "random" bits are
-// the first bytes of SHA-256(seed): an id that sorts by time like New's and
-// that the same facts always give again (a read model rebuilt from events
-// keeps its ids).
-func Derived(at time.Time, seed string) string {
-	sum := sha256.Sum256([]byte(seed))
+// Derive returns a ULID that is a function of its arguments: the timestamp
+// of t and, as the random part, the first 80 bits of the SHA-256 of parts.
+// For ids that the same facts must always give again: an importer's, so
+// that every run chooses the same, and a read model's, so that a rebuild
+// keeps them (the parts name what the id is for; they must not be secrets).
+func Derive(t time.Time, parts ...string) string {
+	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
 	var id ulid.ULID
-	if err := id.SetTime(uint64(at.UnixMilli())); err != nil {
-		id.SetTime(0) // before 1970 or after 10889: not a time Gatehouse sees
+	if t.Before(time.UnixMilli(0)) {
+		t = time.UnixMilli(0)
+	}
+	if err := id.SetTime(ulid.Timestamp(t)); err != nil {
+		_ = id.SetTime(ulid.MaxTime())
 	}
 	copy(id[6:], sum[:10])
 	return id.String()

@@ -115,3 +115,22 @@ func TestTokenUsesWholeAlphabetEvenly(t *testing.T) {
 		t.Errorf("two tokens are equal: %q", a)
 	}
 }
+
+func TestDerive(t *testing.T) {
+	at := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	a := ids.Derive(at, "user", "@alice:example.org")
+	if !ids.Valid(a) {
+		t.Fatalf("Derive gave %q, not a valid ULID", a)
+	}
+	if b := ids.Derive(at, "user", "@alice:example.org"); b != a {
+		t.Errorf("Derive is not a function of its arguments: %q then %q", a, b)
+	}
+	for _, other := range []string{ids.Derive(at, "user", "@bob:example.org"), ids.Derive(at.Add(time.Millisecond), "user", "@alice:example.org"), ids.Derive(at, "user@alice", ":example.org")} {
+		if other == a {
+			t.Errorf("different arguments gave the same id %q", a)
+		}
+	}
+	if got := ulid.MustParse(a).Time(); got != uint64(at.UnixMilli()) {
+		t.Errorf("timestamp %d, want %d", got, at.UnixMilli())
+	}
+}

@@ -464,14 +464,16 @@ func (b *builder) applyToCopies(ctx context.Context, tx pgx.Tx, batch []eventlog
 		return 0, err
 	}
 	next := b.pos
+	recs := make([]eventlog.Record, 0, len(batch))
 	for _, rec := range batch {
 		if rec.Seq <= next {
 			continue
 		}
-		if err := b.r.proj.Apply(ctx, tx, rec); err != nil {
-			return 0, fmt.Errorf("apply %s at seq %d to the copies: %w", rec.Type(), rec.Seq, err)
-		}
+		recs = append(recs, rec)
 		next = rec.Seq
+	}
+	if err := b.r.proj.applyAll(ctx, tx, recs); err != nil {
+		return 0, fmt.Errorf("the copies: %w", err)
 	}
 	return next, nil
 }

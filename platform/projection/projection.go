@@ -40,6 +40,17 @@ type Projection struct {
 	// rebuild the same Apply fills the tables' copies, found first on the
 	// search_path. Events of unknown types arrive with a nil Event.
 	Apply func(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error
+	// ApplyBatch, optional, applies the events of one batch, in stream
+	// order, at once (multi-row statements, COPY) instead of Apply on each:
+	// for bulk work such as an import, where one statement per event would
+	// be the limit. It must leave the read model as Apply on each in turn
+	// would, and be as idempotent; the conformance suite checks both.
+	// RunsOf helps apply runs of bulk events together and the others one by
+	// one. Events at or below the checkpoint are not given.
+	ApplyBatch func(ctx context.Context, tx pgx.Tx, recs []eventlog.Record) error
+	// Batch is how many events one transaction applies at most
+	// (DefaultBatch when zero); worth raising with ApplyBatch.
+	Batch int
 	// Tables are the tables the projection owns, created by the service's
 	// migrations, for example "sessions", "tokens". A rebuild fills copies of
 	// them and swaps them in together; a reset empties them.
@@ -83,6 +94,58 @@ func (p Projection) validate() error {
 
 // version is the projection's version, 1 when unset.
 func (p Projection) version() int { return max(p.Version, 1) }
+
+// batch is how many events one transaction applies at most.
+func (p Projection) batch() int {
+	if p.Batch > 0 {
+		return p.Batch
+	}
+	return DefaultBatch
+}
+
+// applyAll applies records in order: with ApplyBatch when the projection
+// has one, else with Apply on each.
+func (p Projection) applyAll(ctx context.Context, tx pgx.Tx, recs []eventlog.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	if p.ApplyBatch != nil {
+		if err := p.ApplyBatch(ctx, tx, recs); err != nil {
+			return fmt.Errorf("apply %d events from seq %d: %w", len(recs), recs[0].Seq, err)
+		}
+		return nil
+	}
+	for _, rec := range recs {
+		if err := p.Apply(ctx, tx, rec); err != nil {
+			return fmt.Errorf("apply %s at seq %d: %w", rec.Type(), rec.Seq, err)
+		}
+	}
+	return nil
+}
+
+// RunsOf splits recs for an ApplyBatch: each maximal run of consecutive
+// records bulk accepts goes to many, every other record to one, in stream
+// order.
+func RunsOf(recs []eventlog.Record, bulk func(eventlog.Record) bool, many func([]eventlog.Record) error, one func(eventlog.Record) error) error {
+	for i := 0; i < len(recs); {
+		if !bulk(recs[i]) {
+			if err := one(recs[i]); err != nil {
+				return err
+			}
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(recs) && bulk(recs[j]) {
+			j++
+		}
+		if err := many(recs[i:j]); err != nil {
+			return err
+		}
+		i = j
+	}
+	return nil
+}
 
 // truncate empties the projection's tables.
 func (p Projection) truncate(ctx context.Context, tx pgx.Tx) error {

@@ -51,6 +51,14 @@ type Reactor struct {
 	// Handle makes the side effects of one event. Events of types this binary
 	// does not know arrive with a nil Event.
 	Handle func(ctx context.Context, rec eventlog.Record) error
+	// Relevant, optional, tells from an event alone whether Handle has
+	// anything to do with it. Events it rejects skip Handle, and the
+	// checkpoint moves over them lazily — once the reactor has caught up
+	// with the stream, or every lazyEvents events or lazyInterval — instead
+	// of one transaction per event: a bulk of events that need nothing (an
+	// import) costs little. A crash replays those events through Relevant
+	// only.
+	Relevant func(rec eventlog.Record) bool
 	// Reset, optional, forgets what the reactor keeps in its own tables before
 	// a replay. Side effects already made are not undone.
 	Reset func(ctx context.Context, tx pgx.Tx) error
@@ -63,6 +71,13 @@ type Reactor struct {
 const (
 	DefaultRetryMin = 250 * time.Millisecond
 	DefaultRetryMax = 30 * time.Second
+)
+
+// How far the checkpoint of a reactor may lag behind events Relevant
+// rejected, while more are pending.
+const (
+	lazyEvents   = 1000
+	lazyInterval = time.Second
 )
 
 func (r Reactor) validate() error {
@@ -163,14 +178,20 @@ func (rr *reactorRunner) react(ctx context.Context) error {
 	go rr.listener.watchRewind(ctx, rr.pool, name, seen, checkpoint.Load, cancel)
 
 	rr.logger.Debug("leading reactor", "checkpoint", start)
+	lastAdvance := time.Now()
 	err = rr.log.Read(ctx, start+1, rr.r.Subjects, func(rec eventlog.Record) error {
 		cp := checkpoint.Load()
 		if rec.Seq <= cp {
 			return nil
 		}
-		if err := rr.handle(ctx, rec); err != nil {
+		if rr.r.Relevant != nil && rec.Event != nil && !rr.r.Relevant(rec) {
+			if rec.Pending > 0 && rec.Seq-cp < lazyEvents && time.Since(lastAdvance) < lazyInterval {
+				return nil // over it later, with the events that follow
+			}
+		} else if err := rr.handle(ctx, rec); err != nil {
 			return err
 		}
+		lastAdvance = time.Now()
 		if err := rr.advance(ctx, cp, rec.Seq); err != nil {
 			return err
 		}

@@ -76,7 +76,7 @@ func NewRunner(pool *pgxpool.Pool, log *eventlog.Log, listener *Listener, p Proj
 	if err := p.validate(); err != nil {
 		return nil, err
 	}
-	r := &Runner{pool: pool, log: log, listener: listener, proj: p, logger: logger.With("projection", p.Name), batch: DefaultBatch,
+	r := &Runner{pool: pool, log: log, listener: listener, proj: p, logger: logger.With("projection", p.Name), batch: p.batch(),
 		tracer: tracenoop.NewTracerProvider().Tracer("")}
 	for _, o := range opts {
 		o(r)
@@ -252,6 +252,7 @@ func (r *Runner) apply(ctx context.Context, checkpoint uint64, batch []jetstream
 		if uint64(stored) != checkpoint {
 			return errRewound
 		}
+		recs := make([]eventlog.Record, 0, len(batch))
 		for _, m := range batch {
 			rec, err := eventlog.DecodeMsg(m)
 			if err != nil {
@@ -260,13 +261,16 @@ func (r *Runner) apply(ctx context.Context, checkpoint uint64, batch []jetstream
 			if rec.Seq <= next {
 				continue // already applied: a redelivery
 			}
-			ectx, span := eventlog.StartSpan(ctx, r.tracer, "projection "+r.proj.Name, rec,
+			// The span stands for the event's application, which happens with
+			// the batch's (ApplyBatch may apply many in one statement).
+			_, span := eventlog.StartSpan(ctx, r.tracer, "projection "+r.proj.Name, rec,
 				attrProjection.String(r.proj.Name), attrBatch.Int(len(batch)), eventlog.AttrStream.String(r.log.Stream()))
 			spans = append(spans, span)
-			if err := r.proj.Apply(ectx, tx, rec); err != nil {
-				return fmt.Errorf("apply %s at seq %d: %w", rec.Type(), rec.Seq, err)
-			}
+			recs = append(recs, rec)
 			next = rec.Seq
+		}
+		if err := r.proj.applyAll(ctx, tx, recs); err != nil {
+			return err
 		}
 		if next == checkpoint {
 			return nil

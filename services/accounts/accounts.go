@@ -53,6 +53,9 @@ type Config struct {
 	ServerName string
 	// Password hashing parameters.
 	Passwords password.Params
+	// BcryptPepper is Synapse's password pepper, for the bcrypt hashes
+	// imported from it (passwords.bcrypt_pepper); empty: none.
+	BcryptPepper string
 	// Replicas of the event stream in a JetStream cluster.
 	Replicas int
 	// ActivityFlushInterval is how often browser session activity is
@@ -161,7 +164,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		pool:       deps.Pool,
 		log:        log,
 		notify:     notify,
-		hasher:     password.New(cfg.Passwords),
+		hasher:     password.New(cfg.Passwords).WithBcryptPepper(cfg.BcryptPepper),
 		logger:     deps.Logger,
 		clock:      clock,
 		activity:   activity.New(),
@@ -233,10 +236,11 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 	}
 	a := rt.Config.Passwords.Argon2
 	return New(ctx, Config{
-		ServerName: rt.Config.Matrix.ServerName,
-		Passwords:  password.Params{MemoryKiB: uint32(a.MemoryKiB), Iterations: uint32(a.Iterations), Parallelism: uint8(a.Parallelism)},
-		Replicas:   rt.Config.NATS.Replicas,
-		PublicURL:  rt.Config.PublicURL,
-		Upstream:   rt.Config.Upstream.Providers,
+		ServerName:   rt.Config.Matrix.ServerName,
+		Passwords:    password.Params{MemoryKiB: uint32(a.MemoryKiB), Iterations: uint32(a.Iterations), Parallelism: uint8(a.Parallelism)},
+		BcryptPepper: string(rt.Config.Passwords.BcryptPepper),
+		Replicas:     rt.Config.NATS.Replicas,
+		PublicURL:    rt.Config.PublicURL,
+		Upstream:     rt.Config.Upstream.Providers,
 	}, Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "accounts"), Propagator: rt.Telemetry.Propagator(), Telemetry: rt.Telemetry, Keyring: rt.Keyring, Personal: store})
 }

@@ -34,11 +34,11 @@ func (g *grpcServer) SetAdmin(ctx context.Context, req *accountsv1.SetAdminReque
 }
 
 // emailID is the id of a user's address added at a time: a ULID of that
-// millisecond and a hash of the user and the address (ids.Derived), so the
+// millisecond and a hash of the user and the address (ids.Derive), so the
 // users projection gives every address the same id however often it is
 // rebuilt (migration 0009 computes the same for rows older than it).
 func emailID(at time.Time, userID, email string) string {
-	return ids.Derived(at, "user_email\n"+userID+"\n"+email)
+	return ids.Derive(at, "user_email\n"+userID+"\n"+email)
 }
 
 // emailColumns are the columns scanEmail reads.

@@ -105,8 +105,8 @@ func (c *steppingClock) next() time.Time {
 // alice's first password change and the keys, written in clear as versions
 // before sealing did).
 func (s *Service) accountsHistory(t *testing.T) []eventlog.Event {
-	alice, bob, carol := ids.New(), ids.New(), ids.New()
-	for _, u := range []string{alice, bob, carol} {
+	alice, bob, carol, dave := ids.New(), ids.New(), ids.New(), ids.New()
+	for _, u := range []string{alice, bob, carol, dave} {
 		if _, err := s.personal.Create(context.Background(), personal.User(u)); err != nil {
 			t.Fatal(err)
 		}
@@ -179,6 +179,18 @@ func (s *Service) accountsHistory(t *testing.T) []eventlog.Event {
 		ev(bclogoutAggregate, "j1", &eventsv1.UpstreamLogoutReceived{Provider: "google", Sid: "sid-1", UserId: alice}),
 		ev(browserAggregate, s3, &eventsv1.BrowserSessionEnded{SessionId: s3, UserId: alice, Reason: "upstream_logout", EndStartedSessions: true}),
 		u(alice, &eventsv1.UserLocked{UserId: alice}),
+		// Dave is imported from Synapse, then signs in (his hash upgraded).
+		ev(usernameAggregate, user.UsernameKey("Dave"), &eventsv1.UsernameReserved{Username: "Dave", UserId: dave}),
+		ev(emailAggregate, emailKey("dave@example.org"), &eventsv1.EmailReserved{Email: "dave@example.org", UserId: dave}),
+		ev(upstreamAggregate, "k3", &eventsv1.UpstreamLinkReserved{Provider: "synapse:oidc-github", UserId: dave, LinkId: "l3"}),
+		u(dave, &eventsv1.UserImported{UserId: dave, Username: "Dave", Source: "synapse", ExternalId: "@Dave:example.org",
+			CreatedAt: in(-90 * 24 * time.Hour), Admin: true, Locked: true, DisplayName: "Dave D.", PasswordScheme: "bcrypt",
+			SealedPasswordHash: &eventsv1.SealedSecret{KeyId: "k", PersonalKey: "user." + dave, Ciphertext: []byte("x")},
+			Emails:             []*eventsv1.ImportedEmail{{Email: "dave@example.org", AddedAt: in(-80 * 24 * time.Hour)}},
+			Links: []*eventsv1.ImportedLink{{LinkId: "l3", Provider: "synapse:oidc-github", ClaimKey: "k3",
+				SealedSubject: &eventsv1.SealedSecret{KeyId: "k", PersonalKey: "user." + dave, Ciphertext: []byte("s")}}}}),
+		u(dave, &eventsv1.PasswordChanged{UserId: dave, Reason: eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_UPGRADE,
+			SealedPasswordHash: &eventsv1.SealedSecret{KeyId: "k", PersonalKey: "user." + dave, Ciphertext: []byte("y")}}),
 		// Carol registers, signs in, and is erased.
 		ev(usernameAggregate, user.UsernameKey("carol"), &eventsv1.UsernameReserved{Username: "carol", UserId: carol}),
 		ev(emailAggregate, emailKey("carol@example.org"), &eventsv1.EmailReserved{Email: "carol@example.org", UserId: carol}),

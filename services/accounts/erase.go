@@ -40,6 +40,11 @@ func (s *Service) erasureReactor() projection.Reactor {
 	return projection.Reactor{
 		Name:     erasureReactorName,
 		Subjects: []string{eventsv1.AccountsUser.Subjects()},
+		Relevant: func(rec eventlog.Record) bool {
+			//eventcheck:partial — a quick filter: only an erasure concerns this reactor
+			ev, ok := rec.Event.(*eventsv1.UserDeactivated)
+			return ok && ev.GetErase()
+		},
 		Handle: func(ctx context.Context, rec eventlog.Record) error {
 			//eventcheck:partial — only an erasure destroys a key; no other event of a user concerns this reactor
 			if ev, ok := rec.Event.(*eventsv1.UserDeactivated); ok && ev.GetErase() {

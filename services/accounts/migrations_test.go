@@ -72,7 +72,7 @@ func TestUserEmailsMigrationBackfills(t *testing.T) {
 }
 
 // Addresses that existed before they had ids get, from migration 0009, the
-// very ids the users projection gives them (ids.Derived), so a rebuild
+// very ids the users projection gives them (ids.Derive), so a rebuild
 // changes none; locks and deactivations get a time.
 func TestEmailIDsMigrationMatchesTheProjection(t *testing.T) {
 	ctx := context.Background()

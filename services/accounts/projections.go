@@ -31,10 +31,12 @@ const (
 // erasure finds their personal fields unreadable and ends the same.
 func (s *Service) usersReadModel() projection.Projection {
 	return projection.Projection{
-		Name:     usersProjection,
-		Subjects: []string{eventsv1.AccountsUser.Subjects()},
-		Apply:    s.unsealing(applyUserEvent),
-		Tables:   []string{"users", "user_emails", "upstream_links"},
+		Name:       usersProjection,
+		Subjects:   []string{eventsv1.AccountsUser.Subjects()},
+		Apply:      s.unsealing(applyUserEvent),
+		Batch:      importBatch,
+		ApplyBatch: s.applyUsersBatch,
+		Tables:     []string{"users", "user_emails", "upstream_links"},
 	}
 }
 
@@ -93,6 +95,8 @@ func applyUserEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
 				verification_id = EXCLUDED.verification_id, email_id = EXCLUDED.email_id`,
 				[]any{ev.GetEmail(), id, at, ev.GetEmailVerificationId(), emailID(at, id, ev.GetEmail())}}
 		}
+	case *eventsv1.UserImported:
+		return applyUserImported(ctx, tx, ev, id, at, seq)
 	case *eventsv1.PasswordChanged:
 		hash, blob, keyID, personal, err := sealedColumns(ev.GetPasswordHash(), ev.GetSealedPasswordHash())
 		if err != nil {
@@ -219,8 +223,10 @@ func update(set, id string, at any, seq int64, extra ...any) (string, []any) {
 // writes the same.
 func (s *Service) auditReadModel() projection.Projection {
 	return projection.Projection{
-		Name:     auditProjection,
-		Subjects: []string{eventsv1.Accounts.All()},
+		Name:       auditProjection,
+		Subjects:   []string{eventsv1.Accounts.All()},
+		Batch:      importBatch,
+		ApplyBatch: s.applyAuditBatch,
 		Apply: func(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
 			bare := rec
 			bare.Event = personal.Redacted(rec.Event)
@@ -253,6 +259,49 @@ func (s *Service) auditReadModel() projection.Projection {
 	}
 }
 
+// applyAuditBatch is the audit read model's ApplyBatch: one statement for
+// each run of entries, an erasure (which changes earlier entries) on its own.
+func (s *Service) applyAuditBatch(ctx context.Context, tx pgx.Tx, recs []eventlog.Record) error {
+	if err := s.prefetch(ctx, recs); err != nil {
+		return err
+	}
+	isErasure := func(rec eventlog.Record) bool {
+		//eventcheck:partial — only an erasure changes earlier entries; every event is an entry
+		ev, ok := rec.Event.(*eventsv1.UserDeactivated)
+		return ok && ev.GetErase()
+	}
+	one := s.auditReadModelApply()
+	return projection.RunsOf(recs, func(rec eventlog.Record) bool { return !isErasure(rec) },
+		func(run []eventlog.Record) error {
+			n := len(run)
+			seqs := make([]int64, 0, n)
+			var eventIDs, types, users, actors, summaries []string
+			var erased []*string
+			var at []time.Time
+			for _, rec := range run {
+				bare := rec
+				bare.Event = personal.Redacted(rec.Event)
+				_, erasedSummary := describe(bare)
+				if err := s.personal.UnsealRecord(ctx, &rec); err != nil {
+					return err
+				}
+				userID, summary := describe(rec)
+				seqs, eventIDs, types = append(seqs, int64(rec.Seq)), append(eventIDs, rec.ID()), append(types, rec.Type())
+				users, actors, at = append(users, userID), append(actors, rec.Envelope.GetActor()), append(at, rec.OccurredAt())
+				summaries, erased = append(summaries, summary), append(erased, &erasedSummary)
+			}
+			_, err := tx.Exec(ctx, `
+				INSERT INTO audit_log (seq, event_id, event_type, user_id, actor, occurred_at, summary, erased_summary)
+				SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[], $8::text[])
+				ON CONFLICT (seq) DO NOTHING`, seqs, eventIDs, types, users, actors, at, summaries, erased)
+			if err != nil {
+				return fmt.Errorf("audit: %w", err)
+			}
+			return nil
+		},
+		func(rec eventlog.Record) error { return one(ctx, tx, rec) })
+}
+
 // describe names the user an event concerns and summarises it for people.
 // Summaries never include secrets such as password hashes; personal data
 // that no longer opens reads "(erased)". Entries that name no user name no
@@ -278,6 +327,21 @@ func describe(rec eventlog.Record) (userID, summary string) {
 			s += fmt.Sprintf(" with email %s (vouched for by %s)", email, rec.Envelope.GetActor())
 		}
 		return ev.GetUserId(), s
+	case *eventsv1.UserImported:
+		s := fmt.Sprintf("imported from %s as %q (%s)", importSourceName(ev.GetSource()), ev.GetUsername(), ev.GetExternalId())
+		var flags []string
+		for _, f := range []struct {
+			on   bool
+			name string
+		}{{ev.GetAdmin(), "administrator"}, {ev.GetLocked(), "locked"}, {ev.GetDeactivated(), "deactivated"}, {ev.GetSealedPasswordHash() != nil, "with its " + ev.GetPasswordScheme() + " password hash"}} {
+			if f.on {
+				flags = append(flags, f.name)
+			}
+		}
+		if len(flags) > 0 {
+			s += ", " + strings.Join(flags, ", ")
+		}
+		return ev.GetUserId(), s + fmt.Sprintf(", %d email address(es), %d upstream link(s)", len(ev.GetEmails()), len(ev.GetLinks()))
 	case *eventsv1.PasswordChanged:
 		reasons := map[eventsv1.PasswordChangeReason]string{
 			eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_USER:     "password changed by the user",
@@ -393,3 +457,6 @@ func shown(clear string, sealed *eventsv1.SealedSecret) string {
 	}
 	return strconv.Quote(clear)
 }
+
+// auditReadModelApply is the audit read model's Apply on each event.
+func (s *Service) auditReadModelApply() applyFunc { return s.auditReadModel().Apply }

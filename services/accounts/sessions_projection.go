@@ -70,7 +70,7 @@ func applySessionEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) erro
 		}
 		sql = `UPDATE browser_sessions SET ip_address = '', user_agent = '', erased = true WHERE user_id = $1`
 		args = []any{ev.GetUserId()}
-	case *eventsv1.UserRegistered, *eventsv1.PasswordChanged, *eventsv1.UserLocked, *eventsv1.UserUnlocked,
+	case *eventsv1.UserRegistered, *eventsv1.UserImported, *eventsv1.PasswordChanged, *eventsv1.UserLocked, *eventsv1.UserUnlocked,
 		*eventsv1.UserReactivated, *eventsv1.DisplayNameSet, *eventsv1.AdminSet, *eventsv1.UpstreamLinked, *eventsv1.UpstreamUnlinked, *eventsv1.EmailAdded,
 		*eventsv1.EmailRemoved, *eventsv1.PrimaryEmailSet:
 		return nil // only an erasure changes sessions

@@ -46,6 +46,17 @@ func (s *Service) accountChangesReactor() projection.Reactor {
 		Source:   s.accountsLog,
 		Subjects: []string{eventsv1.AccountsUser.Subjects()},
 		Handle:   s.endSessionsOnAccountChange,
+		// Most user events (an import's above all) end no session.
+		Relevant: func(rec eventlog.Record) bool {
+			//eventcheck:partial — a quick filter; endSessionsOnAccountChange handles every event type
+			switch ev := rec.Event.(type) {
+			case *eventsv1.UserDeactivated:
+				return true
+			case *eventsv1.PasswordChanged:
+				return ev.GetReason() == eventsv1.PasswordChangeReason_PASSWORD_CHANGE_REASON_RECOVERY
+			}
+			return false
+		},
 		RetryMax: 10 * time.Second,
 	}
 }
@@ -65,7 +76,7 @@ func (s *Service) endSessionsOnAccountChange(ctx context.Context, rec eventlog.R
 		reason = "password_recovered"
 	case *eventsv1.UserLocked, *eventsv1.UserUnlocked, *eventsv1.UserReactivated:
 		return nil // locks are enforced while they last (user_blocks.go); reactivation restores nothing
-	case *eventsv1.UserRegistered, *eventsv1.DisplayNameSet, *eventsv1.AdminSet,
+	case *eventsv1.UserRegistered, *eventsv1.UserImported, *eventsv1.DisplayNameSet, *eventsv1.AdminSet,
 		*eventsv1.EmailAdded, *eventsv1.EmailRemoved, *eventsv1.PrimaryEmailSet,
 		*eventsv1.UpstreamLinked, *eventsv1.UpstreamUnlinked:
 		return nil // no bearing on sessions (unlinking leaves the sessions made through the link, as MAS does)

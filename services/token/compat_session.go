@@ -45,7 +45,7 @@ func (s *Service) compatCaller(r *http.Request) (tokenInfo, error) {
 		return tokenInfo{}, compat.MissingToken()
 	}
 	unknown := compat.UnknownToken("Invalid access token.")
-	if kind, err := s.minter.Parse(token); err != nil || kind != tokenfmt.CompatAccessToken {
+	if kind, err := s.parseToken(token); err != nil || kind != tokenfmt.CompatAccessToken {
 		return tokenInfo{}, unknown
 	}
 	res, err := s.introspect(r.Context(), token)

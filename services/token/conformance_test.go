@@ -76,7 +76,7 @@ func (s *Service) sessionHistory(t *testing.T) []eventlog.Event {
 		}
 	}
 	erased := ids.New()
-	oauth, compat, machine, pat := ids.New(), ids.New(), ids.New(), ids.New()
+	oauth, compat, machine, pat, imported := ids.New(), ids.New(), ids.New(), ids.New(), ids.New()
 	at := func(d time.Duration) *timestamppb.Timestamp {
 		return timestamppb.New(time.Now().Add(d).Truncate(time.Second))
 	}
@@ -114,6 +114,12 @@ func (s *Service) sessionHistory(t *testing.T) []eventlog.Event {
 			Tokens: &eventsv1.TokensIssued{SessionId: pat, AccessHash: "p1", AccessExpiresAt: at(time.Hour)}}),
 		session(pat, &eventsv1.TokensIssued{SessionId: pat, AccessHash: "p2", RevokesAccessHash: "p1"}),
 		session(pat, &eventsv1.SessionEnded{SessionId: pat, Reason: "revoked"}),
+		session(imported, &eventsv1.SessionImported{Source: "synapse", CreatedAt: at(-24 * time.Hour), LastActiveAt: at(-time.Hour),
+			Session: &eventsv1.SessionStarted{SessionId: imported, Kind: compatKind, ClientId: compatClientID, UserId: bob, Username: "bob",
+				Scope: "urn:matrix:client:api:* urn:matrix:client:device:SYNDEV", DeviceId: "SYNDEV", DeviceDisplayName: "Bob's old phone",
+				IpAddress: "192.0.2.44", UserAgent: "Element Android"},
+			Tokens: []*eventsv1.TokensIssued{{SessionId: imported, AccessHash: "s1"}, {SessionId: imported, AccessHash: "s2", RefreshHash: "sr2"}}}),
+		session(imported, &eventsv1.TokensIssued{SessionId: imported, AccessHash: "s3", RefreshHash: "sr3", ReplacesRefreshHash: "sr2", RevokesAccessHash: "s2"}),
 	}
 	for i, e := range history {
 		subject := eventsv1.Token.Prefix + "." + e.Aggregate.Type + "." + e.Aggregate.ID
@@ -143,7 +149,7 @@ func loginTokenHistory() []eventlog.Event {
 // lifted and set again, a deactivation undone, and the events that change
 // nothing here.
 func userHistory() []eventlog.Event {
-	alice, bob, carol := ids.New(), ids.New(), ids.New()
+	alice, bob, carol, dave, erin := ids.New(), ids.New(), ids.New(), ids.New(), ids.New()
 	user := func(id string, ev proto.Message) eventlog.Event {
 		return eventlog.Event{Aggregate: eventlog.Ref{Type: eventsv1.AccountsUser.Type, ID: id}, Actor: "admin", Payload: ev}
 	}
@@ -166,5 +172,8 @@ func userHistory() []eventlog.Event {
 		user(alice, &eventsv1.UpstreamLinked{UserId: alice, LinkId: "01J0000000000000000000LINK", Provider: "google", ClaimKey: "k1", Source: "link"}),
 		user(alice, &eventsv1.UpstreamUnlinked{UserId: alice, LinkId: "01J0000000000000000000LINK", Provider: "google", ClaimKey: "k1"}),
 		user(alice, &eventsv1.UserLocked{UserId: alice}),
+		user(dave, &eventsv1.UserImported{UserId: dave, Username: "dave", Source: "synapse", Locked: true}),
+		user(erin, &eventsv1.UserImported{UserId: erin, Username: "erin", Source: "synapse"}),
+		user(dave, &eventsv1.UserUnlocked{UserId: dave}),
 	}
 }

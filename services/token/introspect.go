@@ -31,7 +31,7 @@ type introspection struct {
 // answered from memory. A live token's session is noted as used, in memory
 // only (activity.go); the caller is the homeserver, so no address is noted.
 func (s *Service) introspect(ctx context.Context, token string) (introspection, error) {
-	kind, err := s.minter.Parse(token)
+	kind, err := s.parseToken(token)
 	if err != nil {
 		return introspection{}, nil
 	}
@@ -44,7 +44,11 @@ func (s *Service) introspect(ctx context.Context, token string) (introspection, 
 	default:
 		return introspection{}, nil
 	}
-	info, live, err := s.index.lookup(ctx, tokenfmt.HashString(token))
+	lookup := s.index.lookup
+	if tokenfmt.Imported(token) != 0 {
+		lookup = s.index.lookupImported
+	}
+	info, live, err := lookup(ctx, tokenfmt.HashString(token))
 	if err != nil || !live || info.Kind != tokenType {
 		return introspection{}, err
 	}

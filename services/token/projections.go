@@ -28,7 +28,9 @@ func (s *Service) sessionsReadModel() projection.Projection {
 			}
 			return applySessionEvent(ctx, tx, rec)
 		},
-		Tables: sessionsTables,
+		Tables:     sessionsTables,
+		Batch:      importBatch,
+		ApplyBatch: s.applySessionsBatch,
 	}
 }
 
@@ -53,6 +55,8 @@ func applySessionEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) erro
 		if err == nil {
 			err = insertTokens(ctx, tx, ev.GetTokens(), at)
 		}
+	case *eventsv1.SessionImported:
+		err = applySessionImported(ctx, tx, ev, seq)
 	case *eventsv1.TokensIssued:
 		_, err = tx.Exec(ctx, `UPDATE tokens SET revoked = true WHERE token_hash = ANY($1)`,
 			[]string{ev.GetReplacesRefreshHash(), ev.GetRevokesAccessHash()})

@@ -88,10 +88,19 @@ func (p *provisioner) reactors() []projection.Member {
 		projection.Reactor{
 			Name: checkpointUsers, Source: p.svc.accountsLog, Subjects: []string{eventsv1.AccountsUser.Subjects()},
 			Handle: p.refusalsSkipped(p.applyUserEvent), RetryMax: retryMax,
+			Relevant: func(rec eventlog.Record) bool { return homeserver.Concerns(rec.Event) },
 		},
 		projection.Reactor{
 			Name: checkpointSessions, Subjects: []string{eventsv1.TokenSession.Subjects()},
 			Handle: p.refusalsSkipped(p.applySessionEvent), RetryMax: retryMax,
+			Relevant: func(rec eventlog.Record) bool {
+				//eventcheck:partial — a quick filter; applySessionEvent handles every event type
+				switch rec.Event.(type) {
+				case *eventsv1.TokensIssued, *eventsv1.SessionImported:
+					return false // a rotation, or a device the homeserver has already
+				}
+				return true
+			},
 		},
 	}
 }

@@ -87,6 +87,8 @@ func (p *provisioner) applySessionEvent(ctx context.Context, rec eventlog.Record
 		return err
 	case *eventsv1.TokensIssued:
 		return nil // a rotation: the device stays
+	case *eventsv1.SessionImported:
+		return nil // imported from the homeserver, which has the device already
 	default:
 		return eventlog.Unhandled(rec)
 	}

@@ -34,7 +34,7 @@ func (s *Service) handleRevoke(w http.ResponseWriter, r *http.Request) (any, err
 // revoke ends the session of a token. clientID, when set, must be the
 // client the token was issued to.
 func (s *Service) revoke(ctx context.Context, token, clientID string) error {
-	if _, err := s.minter.Parse(token); err != nil {
+	if _, err := s.parseToken(token); err != nil {
 		return nil // not one of ours: nothing to revoke
 	}
 	var sessionID, owner string

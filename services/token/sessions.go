@@ -113,7 +113,7 @@ type rotation struct {
 // the new pair and the session as it was.
 func (s *Service) rotate(ctx context.Context, rot rotation) (pair, session.State, error) {
 	invalid := errs.FailedPrecondition("The refresh token is invalid.")
-	if kind, err := s.minter.Parse(rot.presented); err != nil || kind != rot.kind {
+	if kind, err := s.parseToken(rot.presented); err != nil || kind != rot.kind {
 		return pair{}, session.State{}, invalid
 	}
 	hash := tokenfmt.HashString(rot.presented)

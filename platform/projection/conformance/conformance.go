@@ -11,6 +11,9 @@
 //   - apply is idempotent: any one event delivered again after the whole
 //     history changes nothing (the runner's checkpoint already prevents a
 //     second application; this guards the read model itself against one);
+//   - for a projection with ApplyBatch: the whole history delivered again
+//     in one batch changes nothing, and Apply on each event in turn builds
+//     the same read model as the batches did;
 //   - a rebuild does not change what readers see until it swaps in: while
 //     it is held before its swap, caught up, the live tables are what they
 //     were and the build's copies hold the same rows; after the swap, the
@@ -133,6 +136,36 @@ func Run(t *testing.T, c Case) {
 			}
 		}
 	})
+	if c.Projection.ApplyBatch != nil {
+		t.Run(name+"/batch apply is idempotent and equals apply on each", func(t *testing.T) {
+			var again, each string
+			err := c.inTx(ctx, func(tx pgx.Tx) error {
+				if err := c.Projection.ApplyBatch(ctx, tx, records); err != nil {
+					return fmt.Errorf("the history delivered again in one batch: %w", err)
+				}
+				again = c.dump(ctx, t, tx)
+				if _, err := tx.Exec(ctx, `TRUNCATE `+identifiers(c.Projection.Tables)); err != nil {
+					return err
+				}
+				for _, rec := range records {
+					if err := c.Projection.Apply(ctx, tx, rec); err != nil {
+						return fmt.Errorf("%s at seq %d: %w", rec.Type(), rec.Seq, err)
+					}
+				}
+				each = c.dump(ctx, t, tx)
+				return errRollback
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again != live {
+				t.Errorf("the history delivered again in one batch changed the read model:\n%s", diff(live, again))
+			}
+			if each != live {
+				t.Errorf("Apply on each event gives another read model than ApplyBatch:\n%s", diff(live, each))
+			}
+		})
+	}
 	t.Run(name+"/a rebuild does not change what readers see until the swap", func(t *testing.T) {
 		release := set.HoldSwap(name)
 		defer release()
@@ -311,6 +344,15 @@ func (c Case) dumpIn(ctx context.Context, t *testing.T, q interface {
 		}
 	}
 	return b.String()
+}
+
+// identifiers is a comma-separated list of quoted table names.
+func identifiers(names []string) string {
+	quoted := make([]string, len(names))
+	for i, n := range names {
+		quoted[i] = pgx.Identifier{n}.Sanitize()
+	}
+	return strings.Join(quoted, ", ")
 }
 
 // empty is the dump of empty tables.

@@ -81,6 +81,70 @@ func (UserStatus) EnumDescriptor() ([]byte, []int) {
 	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{0}
 }
 
+// ImportOutcome is what an import did with one record.
+type ImportOutcome int32
+
+const (
+	ImportOutcome_IMPORT_OUTCOME_UNSPECIFIED ImportOutcome = 0
+	// Written now.
+	ImportOutcome_IMPORT_OUTCOME_IMPORTED ImportOutcome = 1
+	// Written by an earlier run: nothing changed.
+	ImportOutcome_IMPORT_OUTCOME_ALREADY_IMPORTED ImportOutcome = 2
+	// Would be written (dry run).
+	ImportOutcome_IMPORT_OUTCOME_WOULD_IMPORT ImportOutcome = 3
+	// Not written: its name (or id) belongs to someone else.
+	ImportOutcome_IMPORT_OUTCOME_CLASH ImportOutcome = 4
+	// Not written: the record is not valid (see message).
+	ImportOutcome_IMPORT_OUTCOME_INVALID ImportOutcome = 5
+)
+
+// Enum value maps for ImportOutcome.
+var (
+	ImportOutcome_name = map[int32]string{
+		0: "IMPORT_OUTCOME_UNSPECIFIED",
+		1: "IMPORT_OUTCOME_IMPORTED",
+		2: "IMPORT_OUTCOME_ALREADY_IMPORTED",
+		3: "IMPORT_OUTCOME_WOULD_IMPORT",
+		4: "IMPORT_OUTCOME_CLASH",
+		5: "IMPORT_OUTCOME_INVALID",
+	}
+	ImportOutcome_value = map[string]int32{
+		"IMPORT_OUTCOME_UNSPECIFIED":      0,
+		"IMPORT_OUTCOME_IMPORTED":         1,
+		"IMPORT_OUTCOME_ALREADY_IMPORTED": 2,
+		"IMPORT_OUTCOME_WOULD_IMPORT":     3,
+		"IMPORT_OUTCOME_CLASH":            4,
+		"IMPORT_OUTCOME_INVALID":          5,
+	}
+)
+
+func (x ImportOutcome) Enum() *ImportOutcome {
+	p := new(ImportOutcome)
+	*p = x
+	return p
+}
+
+func (x ImportOutcome) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ImportOutcome) Descriptor() protoreflect.EnumDescriptor {
+	return file_gatehouse_accounts_v1_accounts_proto_enumTypes[1].Descriptor()
+}
+
+func (ImportOutcome) Type() protoreflect.EnumType {
+	return &file_gatehouse_accounts_v1_accounts_proto_enumTypes[1]
+}
+
+func (x ImportOutcome) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ImportOutcome.Descriptor instead.
+func (ImportOutcome) EnumDescriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{1}
+}
+
 type SetAdminRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
@@ -5734,6 +5798,761 @@ func (x *UpstreamBackchannelLogoutResponse) GetBrowserSessionsEnded() int32 {
 	return 0
 }
 
+// ImportResult is the outcome for one record of an import, in request order.
+type ImportResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The record's id (a user's, a token's).
+	Id      string        `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Outcome ImportOutcome `protobuf:"varint,2,opt,name=outcome,proto3,enum=gatehouse.accounts.v1.ImportOutcome" json:"outcome,omitempty"`
+	// Why, for a clash or an invalid record; never personal data or a secret.
+	Message string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	// What was left out of a record written (an address another user holds, a
+	// link to an identity someone else has), without the data itself.
+	Notes         []string `protobuf:"bytes,4,rep,name=notes,proto3" json:"notes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportResult) Reset() {
+	*x = ImportResult{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[99]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportResult) ProtoMessage() {}
+
+func (x *ImportResult) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[99]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportResult.ProtoReflect.Descriptor instead.
+func (*ImportResult) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{99}
+}
+
+func (x *ImportResult) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ImportResult) GetOutcome() ImportOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return ImportOutcome_IMPORT_OUTCOME_UNSPECIFIED
+}
+
+func (x *ImportResult) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *ImportResult) GetNotes() []string {
+	if x != nil {
+		return x.Notes
+	}
+	return nil
+}
+
+type ImportUsersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Where the accounts come from: "synapse".
+	Source string          `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	Users  []*ImportedUser `protobuf:"bytes,2,rep,name=users,proto3" json:"users,omitempty"`
+	// Check and report, write nothing.
+	DryRun        bool `protobuf:"varint,3,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportUsersRequest) Reset() {
+	*x = ImportUsersRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[100]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportUsersRequest) ProtoMessage() {}
+
+func (x *ImportUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[100]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportUsersRequest.ProtoReflect.Descriptor instead.
+func (*ImportUsersRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{100}
+}
+
+func (x *ImportUsersRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *ImportUsersRequest) GetUsers() []*ImportedUser {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+func (x *ImportUsersRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+// ImportedUser is one account to import.
+type ImportedUser struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user's id, a ULID chosen by the importer (derived from the source's
+	// key, so every run chooses the same).
+	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// The localpart, its case kept (names valid at the source are accepted
+	// even where a registration today would refuse them).
+	Username string `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	// The account's ID at the source (@localpart:server_name).
+	ExternalId  string                 `protobuf:"bytes,3,opt,name=external_id,json=externalId,proto3" json:"external_id,omitempty"`
+	CreatedAt   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	Admin       bool                   `protobuf:"varint,5,opt,name=admin,proto3" json:"admin,omitempty"`
+	Locked      bool                   `protobuf:"varint,6,opt,name=locked,proto3" json:"locked,omitempty"`
+	Deactivated bool                   `protobuf:"varint,7,opt,name=deactivated,proto3" json:"deactivated,omitempty"`
+	DisplayName string                 `protobuf:"bytes,8,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	// The bcrypt hash the source kept ($2a$, $2b$ or $2y$); empty for none.
+	PasswordHash string `protobuf:"bytes,9,opt,name=password_hash,json=passwordHash,proto3" json:"password_hash,omitempty"`
+	// Verified addresses, the primary one first.
+	Emails []*ImportedUserEmail `protobuf:"bytes,10,rep,name=emails,proto3" json:"emails,omitempty"`
+	// Links to upstream identity providers.
+	Links         []*ImportedUserLink `protobuf:"bytes,11,rep,name=links,proto3" json:"links,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportedUser) Reset() {
+	*x = ImportedUser{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[101]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportedUser) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportedUser) ProtoMessage() {}
+
+func (x *ImportedUser) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[101]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportedUser.ProtoReflect.Descriptor instead.
+func (*ImportedUser) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{101}
+}
+
+func (x *ImportedUser) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *ImportedUser) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *ImportedUser) GetExternalId() string {
+	if x != nil {
+		return x.ExternalId
+	}
+	return ""
+}
+
+func (x *ImportedUser) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *ImportedUser) GetAdmin() bool {
+	if x != nil {
+		return x.Admin
+	}
+	return false
+}
+
+func (x *ImportedUser) GetLocked() bool {
+	if x != nil {
+		return x.Locked
+	}
+	return false
+}
+
+func (x *ImportedUser) GetDeactivated() bool {
+	if x != nil {
+		return x.Deactivated
+	}
+	return false
+}
+
+func (x *ImportedUser) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *ImportedUser) GetPasswordHash() string {
+	if x != nil {
+		return x.PasswordHash
+	}
+	return ""
+}
+
+func (x *ImportedUser) GetEmails() []*ImportedUserEmail {
+	if x != nil {
+		return x.Emails
+	}
+	return nil
+}
+
+func (x *ImportedUser) GetLinks() []*ImportedUserLink {
+	if x != nil {
+		return x.Links
+	}
+	return nil
+}
+
+type ImportedUserEmail struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Email         string                 `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	AddedAt       *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=added_at,json=addedAt,proto3" json:"added_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportedUserEmail) Reset() {
+	*x = ImportedUserEmail{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[102]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportedUserEmail) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportedUserEmail) ProtoMessage() {}
+
+func (x *ImportedUserEmail) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[102]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportedUserEmail.ProtoReflect.Descriptor instead.
+func (*ImportedUserEmail) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{102}
+}
+
+func (x *ImportedUserEmail) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *ImportedUserEmail) GetAddedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AddedAt
+	}
+	return nil
+}
+
+type ImportedUserLink struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Synapse's auth_provider (oidc-<idp_id>, oidc, cas, saml): the link
+	// belongs to the provider whose synapse_idp_id it is, configured or not yet.
+	SynapseAuthProvider string `protobuf:"bytes,1,opt,name=synapse_auth_provider,json=synapseAuthProvider,proto3" json:"synapse_auth_provider,omitempty"`
+	Subject             string `protobuf:"bytes,2,opt,name=subject,proto3" json:"subject,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *ImportedUserLink) Reset() {
+	*x = ImportedUserLink{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[103]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportedUserLink) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportedUserLink) ProtoMessage() {}
+
+func (x *ImportedUserLink) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[103]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportedUserLink.ProtoReflect.Descriptor instead.
+func (*ImportedUserLink) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{103}
+}
+
+func (x *ImportedUserLink) GetSynapseAuthProvider() string {
+	if x != nil {
+		return x.SynapseAuthProvider
+	}
+	return ""
+}
+
+func (x *ImportedUserLink) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+type ImportUsersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*ImportResult        `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportUsersResponse) Reset() {
+	*x = ImportUsersResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[104]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportUsersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportUsersResponse) ProtoMessage() {}
+
+func (x *ImportUsersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[104]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportUsersResponse.ProtoReflect.Descriptor instead.
+func (*ImportUsersResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{104}
+}
+
+func (x *ImportUsersResponse) GetResults() []*ImportResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type ImportRegistrationTokensRequest struct {
+	state         protoimpl.MessageState       `protogen:"open.v1"`
+	Source        string                       `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	Tokens        []*ImportedRegistrationToken `protobuf:"bytes,2,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	DryRun        bool                         `protobuf:"varint,3,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportRegistrationTokensRequest) Reset() {
+	*x = ImportRegistrationTokensRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[105]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportRegistrationTokensRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportRegistrationTokensRequest) ProtoMessage() {}
+
+func (x *ImportRegistrationTokensRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[105]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportRegistrationTokensRequest.ProtoReflect.Descriptor instead.
+func (*ImportRegistrationTokensRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{105}
+}
+
+func (x *ImportRegistrationTokensRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *ImportRegistrationTokensRequest) GetTokens() []*ImportedRegistrationToken {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
+func (x *ImportRegistrationTokensRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+// ImportedRegistrationToken is a registration token by its hash only.
+type ImportedRegistrationToken struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A ULID chosen by the importer.
+	TokenId string `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	// SHA-256 (hex) of the token people type.
+	TokenHash string `protobuf:"bytes,2,opt,name=token_hash,json=tokenHash,proto3" json:"token_hash,omitempty"`
+	// Uses left; 0: unlimited.
+	UsesAllowed   int32                  `protobuf:"varint,3,opt,name=uses_allowed,json=usesAllowed,proto3" json:"uses_allowed,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportedRegistrationToken) Reset() {
+	*x = ImportedRegistrationToken{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[106]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportedRegistrationToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportedRegistrationToken) ProtoMessage() {}
+
+func (x *ImportedRegistrationToken) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[106]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportedRegistrationToken.ProtoReflect.Descriptor instead.
+func (*ImportedRegistrationToken) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{106}
+}
+
+func (x *ImportedRegistrationToken) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+func (x *ImportedRegistrationToken) GetTokenHash() string {
+	if x != nil {
+		return x.TokenHash
+	}
+	return ""
+}
+
+func (x *ImportedRegistrationToken) GetUsesAllowed() int32 {
+	if x != nil {
+		return x.UsesAllowed
+	}
+	return 0
+}
+
+func (x *ImportedRegistrationToken) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+type ImportRegistrationTokensResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*ImportResult        `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportRegistrationTokensResponse) Reset() {
+	*x = ImportRegistrationTokensResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[107]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportRegistrationTokensResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportRegistrationTokensResponse) ProtoMessage() {}
+
+func (x *ImportRegistrationTokensResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[107]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportRegistrationTokensResponse.ProtoReflect.Descriptor instead.
+func (*ImportRegistrationTokensResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{107}
+}
+
+func (x *ImportRegistrationTokensResponse) GetResults() []*ImportResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type FindUsernamesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most 1000.
+	Usernames     []string `protobuf:"bytes,1,rep,name=usernames,proto3" json:"usernames,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FindUsernamesRequest) Reset() {
+	*x = FindUsernamesRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[108]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FindUsernamesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FindUsernamesRequest) ProtoMessage() {}
+
+func (x *FindUsernamesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[108]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FindUsernamesRequest.ProtoReflect.Descriptor instead.
+func (*FindUsernamesRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{108}
+}
+
+func (x *FindUsernamesRequest) GetUsernames() []string {
+	if x != nil {
+		return x.Usernames
+	}
+	return nil
+}
+
+type FindUsernamesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Found         []*FoundUsername       `protobuf:"bytes,1,rep,name=found,proto3" json:"found,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FindUsernamesResponse) Reset() {
+	*x = FindUsernamesResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[109]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FindUsernamesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FindUsernamesResponse) ProtoMessage() {}
+
+func (x *FindUsernamesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[109]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FindUsernamesResponse.ProtoReflect.Descriptor instead.
+func (*FindUsernamesResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{109}
+}
+
+func (x *FindUsernamesResponse) GetFound() []*FoundUsername {
+	if x != nil {
+		return x.Found
+	}
+	return nil
+}
+
+// FoundUsername is an existing user whose name equals a name asked about,
+// or differs from it only in case.
+type FoundUsername struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The name asked about.
+	Asked    string `protobuf:"bytes,1,opt,name=asked,proto3" json:"asked,omitempty"`
+	Username string `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	UserId   string `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// Where the user was imported from ("synapse"); empty for a user created here.
+	ImportedFrom  string `protobuf:"bytes,4,opt,name=imported_from,json=importedFrom,proto3" json:"imported_from,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FoundUsername) Reset() {
+	*x = FoundUsername{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[110]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FoundUsername) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FoundUsername) ProtoMessage() {}
+
+func (x *FoundUsername) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[110]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FoundUsername.ProtoReflect.Descriptor instead.
+func (*FoundUsername) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{110}
+}
+
+func (x *FoundUsername) GetAsked() string {
+	if x != nil {
+		return x.Asked
+	}
+	return ""
+}
+
+func (x *FoundUsername) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *FoundUsername) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *FoundUsername) GetImportedFrom() string {
+	if x != nil {
+		return x.ImportedFrom
+	}
+	return ""
+}
+
 var File_gatehouse_accounts_v1_accounts_proto protoreflect.FileDescriptor
 
 const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
@@ -6137,14 +6956,75 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"providerId\x12!\n" +
 	"\flogout_token\x18\x02 \x01(\tR\vlogoutToken\"Y\n" +
 	"!UpstreamBackchannelLogoutResponse\x124\n" +
-	"\x16browser_sessions_ended\x18\x01 \x01(\x05R\x14browserSessionsEnded*\x9d\x01\n" +
+	"\x16browser_sessions_ended\x18\x01 \x01(\x05R\x14browserSessionsEnded\"\x8e\x01\n" +
+	"\fImportResult\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12>\n" +
+	"\aoutcome\x18\x02 \x01(\x0e2$.gatehouse.accounts.v1.ImportOutcomeR\aoutcome\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x12\x14\n" +
+	"\x05notes\x18\x04 \x03(\tR\x05notes\"\x80\x01\n" +
+	"\x12ImportUsersRequest\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x129\n" +
+	"\x05users\x18\x02 \x03(\v2#.gatehouse.accounts.v1.ImportedUserR\x05users\x12\x17\n" +
+	"\adry_run\x18\x03 \x01(\bR\x06dryRun\"\xb8\x03\n" +
+	"\fImportedUser\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1a\n" +
+	"\busername\x18\x02 \x01(\tR\busername\x12\x1f\n" +
+	"\vexternal_id\x18\x03 \x01(\tR\n" +
+	"externalId\x129\n" +
+	"\n" +
+	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x14\n" +
+	"\x05admin\x18\x05 \x01(\bR\x05admin\x12\x16\n" +
+	"\x06locked\x18\x06 \x01(\bR\x06locked\x12 \n" +
+	"\vdeactivated\x18\a \x01(\bR\vdeactivated\x12!\n" +
+	"\fdisplay_name\x18\b \x01(\tR\vdisplayName\x12#\n" +
+	"\rpassword_hash\x18\t \x01(\tR\fpasswordHash\x12@\n" +
+	"\x06emails\x18\n" +
+	" \x03(\v2(.gatehouse.accounts.v1.ImportedUserEmailR\x06emails\x12=\n" +
+	"\x05links\x18\v \x03(\v2'.gatehouse.accounts.v1.ImportedUserLinkR\x05links\"`\n" +
+	"\x11ImportedUserEmail\x12\x14\n" +
+	"\x05email\x18\x01 \x01(\tR\x05email\x125\n" +
+	"\badded_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\aaddedAt\"`\n" +
+	"\x10ImportedUserLink\x122\n" +
+	"\x15synapse_auth_provider\x18\x01 \x01(\tR\x13synapseAuthProvider\x12\x18\n" +
+	"\asubject\x18\x02 \x01(\tR\asubject\"T\n" +
+	"\x13ImportUsersResponse\x12=\n" +
+	"\aresults\x18\x01 \x03(\v2#.gatehouse.accounts.v1.ImportResultR\aresults\"\x9c\x01\n" +
+	"\x1fImportRegistrationTokensRequest\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x12H\n" +
+	"\x06tokens\x18\x02 \x03(\v20.gatehouse.accounts.v1.ImportedRegistrationTokenR\x06tokens\x12\x17\n" +
+	"\adry_run\x18\x03 \x01(\bR\x06dryRun\"\xb3\x01\n" +
+	"\x19ImportedRegistrationToken\x12\x19\n" +
+	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12\x1d\n" +
+	"\n" +
+	"token_hash\x18\x02 \x01(\tR\ttokenHash\x12!\n" +
+	"\fuses_allowed\x18\x03 \x01(\x05R\vusesAllowed\x129\n" +
+	"\n" +
+	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"a\n" +
+	" ImportRegistrationTokensResponse\x12=\n" +
+	"\aresults\x18\x01 \x03(\v2#.gatehouse.accounts.v1.ImportResultR\aresults\"4\n" +
+	"\x14FindUsernamesRequest\x12\x1c\n" +
+	"\tusernames\x18\x01 \x03(\tR\tusernames\"S\n" +
+	"\x15FindUsernamesResponse\x12:\n" +
+	"\x05found\x18\x01 \x03(\v2$.gatehouse.accounts.v1.FoundUsernameR\x05found\"\x7f\n" +
+	"\rFoundUsername\x12\x14\n" +
+	"\x05asked\x18\x01 \x01(\tR\x05asked\x12\x1a\n" +
+	"\busername\x18\x02 \x01(\tR\busername\x12\x17\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\x12#\n" +
+	"\rimported_from\x18\x04 \x01(\tR\fimportedFrom*\x9d\x01\n" +
 	"\n" +
 	"UserStatus\x12\x1b\n" +
 	"\x17USER_STATUS_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12USER_STATUS_ACTIVE\x10\x01\x12\x16\n" +
 	"\x12USER_STATUS_LOCKED\x10\x02\x12\x1b\n" +
 	"\x17USER_STATUS_DEACTIVATED\x10\x03\x12%\n" +
-	"!USER_STATUS_LOCKED_OR_DEACTIVATED\x10\x042\xe7,\n" +
+	"!USER_STATUS_LOCKED_OR_DEACTIVATED\x10\x04*\xc8\x01\n" +
+	"\rImportOutcome\x12\x1e\n" +
+	"\x1aIMPORT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17IMPORT_OUTCOME_IMPORTED\x10\x01\x12#\n" +
+	"\x1fIMPORT_OUTCOME_ALREADY_IMPORTED\x10\x02\x12\x1f\n" +
+	"\x1bIMPORT_OUTCOME_WOULD_IMPORT\x10\x03\x12\x18\n" +
+	"\x14IMPORT_OUTCOME_CLASH\x10\x04\x12\x1a\n" +
+	"\x16IMPORT_OUTCOME_INVALID\x10\x052\xe2/\n" +
 	"\x0fAccountsService\x12d\n" +
 	"\bRegister\x12&.gatehouse.accounts.v1.RegisterRequest\x1a'.gatehouse.accounts.v1.RegisterResponse\"\a\xc2\xf3\x18\x03\n" +
 	"\x01\x02\x12\x7f\n" +
@@ -6237,7 +7117,13 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x12RemoveUpstreamLink\x120.gatehouse.accounts.v1.RemoveUpstreamLinkRequest\x1a1.gatehouse.accounts.v1.RemoveUpstreamLinkResponse\"\b\xc2\xf3\x18\x04\n" +
 	"\x02\x02\b\x12\x97\x01\n" +
 	"\x19UpstreamBackchannelLogout\x127.gatehouse.accounts.v1.UpstreamBackchannelLogoutRequest\x1a8.gatehouse.accounts.v1.UpstreamBackchannelLogoutResponse\"\a\xc2\xf3\x18\x03\n" +
-	"\x01\aB6Z4gatehouse.dev/proto/gatehouse/accounts/v1;accountsv1b\x06proto3"
+	"\x01\a\x12m\n" +
+	"\vImportUsers\x12).gatehouse.accounts.v1.ImportUsersRequest\x1a*.gatehouse.accounts.v1.ImportUsersResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x02\x12\x94\x01\n" +
+	"\x18ImportRegistrationTokens\x126.gatehouse.accounts.v1.ImportRegistrationTokensRequest\x1a7.gatehouse.accounts.v1.ImportRegistrationTokensResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x02\x12s\n" +
+	"\rFindUsernames\x12+.gatehouse.accounts.v1.FindUsernamesRequest\x1a,.gatehouse.accounts.v1.FindUsernamesResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x02B6Z4gatehouse.dev/proto/gatehouse/accounts/v1;accountsv1b\x06proto3"
 
 var (
 	file_gatehouse_accounts_v1_accounts_proto_rawDescOnce sync.Once
@@ -6251,283 +7137,313 @@ func file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP() []byte {
 	return file_gatehouse_accounts_v1_accounts_proto_rawDescData
 }
 
-var file_gatehouse_accounts_v1_accounts_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_gatehouse_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 99)
+var file_gatehouse_accounts_v1_accounts_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_gatehouse_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 111)
 var file_gatehouse_accounts_v1_accounts_proto_goTypes = []any{
 	(UserStatus)(0),                            // 0: gatehouse.accounts.v1.UserStatus
-	(*SetAdminRequest)(nil),                    // 1: gatehouse.accounts.v1.SetAdminRequest
-	(*SetAdminResponse)(nil),                   // 2: gatehouse.accounts.v1.SetAdminResponse
-	(*GetEmailRequest)(nil),                    // 3: gatehouse.accounts.v1.GetEmailRequest
-	(*GetEmailResponse)(nil),                   // 4: gatehouse.accounts.v1.GetEmailResponse
-	(*GetBrowserSessionRequest)(nil),           // 5: gatehouse.accounts.v1.GetBrowserSessionRequest
-	(*GetBrowserSessionResponse)(nil),          // 6: gatehouse.accounts.v1.GetBrowserSessionResponse
-	(*GetRegistrationTokenRequest)(nil),        // 7: gatehouse.accounts.v1.GetRegistrationTokenRequest
-	(*GetRegistrationTokenResponse)(nil),       // 8: gatehouse.accounts.v1.GetRegistrationTokenResponse
-	(*UpdateRegistrationTokenRequest)(nil),     // 9: gatehouse.accounts.v1.UpdateRegistrationTokenRequest
-	(*UnrevokeRegistrationTokenRequest)(nil),   // 10: gatehouse.accounts.v1.UnrevokeRegistrationTokenRequest
-	(*UpdateRegistrationTokenResponse)(nil),    // 11: gatehouse.accounts.v1.UpdateRegistrationTokenResponse
-	(*UnrevokeRegistrationTokenResponse)(nil),  // 12: gatehouse.accounts.v1.UnrevokeRegistrationTokenResponse
-	(*RegistrationToken)(nil),                  // 13: gatehouse.accounts.v1.RegistrationToken
-	(*CreateRegistrationTokenRequest)(nil),     // 14: gatehouse.accounts.v1.CreateRegistrationTokenRequest
-	(*CreateRegistrationTokenResponse)(nil),    // 15: gatehouse.accounts.v1.CreateRegistrationTokenResponse
-	(*UseRegistrationTokenRequest)(nil),        // 16: gatehouse.accounts.v1.UseRegistrationTokenRequest
-	(*UseRegistrationTokenResponse)(nil),       // 17: gatehouse.accounts.v1.UseRegistrationTokenResponse
-	(*RevokeRegistrationTokenRequest)(nil),     // 18: gatehouse.accounts.v1.RevokeRegistrationTokenRequest
-	(*RevokeRegistrationTokenResponse)(nil),    // 19: gatehouse.accounts.v1.RevokeRegistrationTokenResponse
-	(*ListRegistrationTokensRequest)(nil),      // 20: gatehouse.accounts.v1.ListRegistrationTokensRequest
-	(*ListRegistrationTokensResponse)(nil),     // 21: gatehouse.accounts.v1.ListRegistrationTokensResponse
-	(*GetUserByEmailRequest)(nil),              // 22: gatehouse.accounts.v1.GetUserByEmailRequest
-	(*GetUserByEmailResponse)(nil),             // 23: gatehouse.accounts.v1.GetUserByEmailResponse
-	(*Email)(nil),                              // 24: gatehouse.accounts.v1.Email
-	(*AddEmailRequest)(nil),                    // 25: gatehouse.accounts.v1.AddEmailRequest
-	(*AddEmailResponse)(nil),                   // 26: gatehouse.accounts.v1.AddEmailResponse
-	(*RemoveEmailRequest)(nil),                 // 27: gatehouse.accounts.v1.RemoveEmailRequest
-	(*RemoveEmailResponse)(nil),                // 28: gatehouse.accounts.v1.RemoveEmailResponse
-	(*SetPrimaryEmailRequest)(nil),             // 29: gatehouse.accounts.v1.SetPrimaryEmailRequest
-	(*SetPrimaryEmailResponse)(nil),            // 30: gatehouse.accounts.v1.SetPrimaryEmailResponse
-	(*ListEmailsRequest)(nil),                  // 31: gatehouse.accounts.v1.ListEmailsRequest
-	(*ListEmailsResponse)(nil),                 // 32: gatehouse.accounts.v1.ListEmailsResponse
-	(*BrowserSession)(nil),                     // 33: gatehouse.accounts.v1.BrowserSession
-	(*StartBrowserSessionRequest)(nil),         // 34: gatehouse.accounts.v1.StartBrowserSessionRequest
-	(*StartBrowserSessionResponse)(nil),        // 35: gatehouse.accounts.v1.StartBrowserSessionResponse
-	(*AuthenticateBrowserSessionRequest)(nil),  // 36: gatehouse.accounts.v1.AuthenticateBrowserSessionRequest
-	(*AuthenticateBrowserSessionResponse)(nil), // 37: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse
-	(*EndBrowserSessionRequest)(nil),           // 38: gatehouse.accounts.v1.EndBrowserSessionRequest
-	(*EndBrowserSessionResponse)(nil),          // 39: gatehouse.accounts.v1.EndBrowserSessionResponse
-	(*ListBrowserSessionsRequest)(nil),         // 40: gatehouse.accounts.v1.ListBrowserSessionsRequest
-	(*ListBrowserSessionsResponse)(nil),        // 41: gatehouse.accounts.v1.ListBrowserSessionsResponse
-	(*User)(nil),                               // 42: gatehouse.accounts.v1.User
-	(*RegisterRequest)(nil),                    // 43: gatehouse.accounts.v1.RegisterRequest
-	(*StartRegistrationRequest)(nil),           // 44: gatehouse.accounts.v1.StartRegistrationRequest
-	(*StartRegistrationResponse)(nil),          // 45: gatehouse.accounts.v1.StartRegistrationResponse
-	(*Registration)(nil),                       // 46: gatehouse.accounts.v1.Registration
-	(*GetRegistrationRequest)(nil),             // 47: gatehouse.accounts.v1.GetRegistrationRequest
-	(*GetRegistrationResponse)(nil),            // 48: gatehouse.accounts.v1.GetRegistrationResponse
-	(*CompleteRegistrationRequest)(nil),        // 49: gatehouse.accounts.v1.CompleteRegistrationRequest
-	(*CompleteRegistrationResponse)(nil),       // 50: gatehouse.accounts.v1.CompleteRegistrationResponse
-	(*RegisterResponse)(nil),                   // 51: gatehouse.accounts.v1.RegisterResponse
-	(*GetUserRequest)(nil),                     // 52: gatehouse.accounts.v1.GetUserRequest
-	(*GetUserByUsernameRequest)(nil),           // 53: gatehouse.accounts.v1.GetUserByUsernameRequest
-	(*GetUserResponse)(nil),                    // 54: gatehouse.accounts.v1.GetUserResponse
-	(*GetUserByUsernameResponse)(nil),          // 55: gatehouse.accounts.v1.GetUserByUsernameResponse
-	(*VerifyPasswordRequest)(nil),              // 56: gatehouse.accounts.v1.VerifyPasswordRequest
-	(*VerifyPasswordResponse)(nil),             // 57: gatehouse.accounts.v1.VerifyPasswordResponse
-	(*ChangePasswordRequest)(nil),              // 58: gatehouse.accounts.v1.ChangePasswordRequest
-	(*ChangePasswordResponse)(nil),             // 59: gatehouse.accounts.v1.ChangePasswordResponse
-	(*SetPasswordRequest)(nil),                 // 60: gatehouse.accounts.v1.SetPasswordRequest
-	(*SetPasswordResponse)(nil),                // 61: gatehouse.accounts.v1.SetPasswordResponse
-	(*LockUserRequest)(nil),                    // 62: gatehouse.accounts.v1.LockUserRequest
-	(*LockUserResponse)(nil),                   // 63: gatehouse.accounts.v1.LockUserResponse
-	(*UnlockUserRequest)(nil),                  // 64: gatehouse.accounts.v1.UnlockUserRequest
-	(*UnlockUserResponse)(nil),                 // 65: gatehouse.accounts.v1.UnlockUserResponse
-	(*DeactivateUserRequest)(nil),              // 66: gatehouse.accounts.v1.DeactivateUserRequest
-	(*DeactivateUserResponse)(nil),             // 67: gatehouse.accounts.v1.DeactivateUserResponse
-	(*ReactivateUserRequest)(nil),              // 68: gatehouse.accounts.v1.ReactivateUserRequest
-	(*ReactivateUserResponse)(nil),             // 69: gatehouse.accounts.v1.ReactivateUserResponse
-	(*SetDisplayNameRequest)(nil),              // 70: gatehouse.accounts.v1.SetDisplayNameRequest
-	(*SetDisplayNameResponse)(nil),             // 71: gatehouse.accounts.v1.SetDisplayNameResponse
-	(*ListUsersRequest)(nil),                   // 72: gatehouse.accounts.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),                  // 73: gatehouse.accounts.v1.ListUsersResponse
-	(*AuditEntry)(nil),                         // 74: gatehouse.accounts.v1.AuditEntry
-	(*ListAuditEntriesRequest)(nil),            // 75: gatehouse.accounts.v1.ListAuditEntriesRequest
-	(*ListAuditEntriesResponse)(nil),           // 76: gatehouse.accounts.v1.ListAuditEntriesResponse
-	(*UpstreamProvider)(nil),                   // 77: gatehouse.accounts.v1.UpstreamProvider
-	(*ListUpstreamProvidersRequest)(nil),       // 78: gatehouse.accounts.v1.ListUpstreamProvidersRequest
-	(*ListUpstreamProvidersResponse)(nil),      // 79: gatehouse.accounts.v1.ListUpstreamProvidersResponse
-	(*StartUpstreamSignInRequest)(nil),         // 80: gatehouse.accounts.v1.StartUpstreamSignInRequest
-	(*StartUpstreamSignInResponse)(nil),        // 81: gatehouse.accounts.v1.StartUpstreamSignInResponse
-	(*CompleteUpstreamSignInRequest)(nil),      // 82: gatehouse.accounts.v1.CompleteUpstreamSignInRequest
-	(*CompleteUpstreamSignInResponse)(nil),     // 83: gatehouse.accounts.v1.CompleteUpstreamSignInResponse
-	(*UpstreamSignIn)(nil),                     // 84: gatehouse.accounts.v1.UpstreamSignIn
-	(*GetUpstreamSignInRequest)(nil),           // 85: gatehouse.accounts.v1.GetUpstreamSignInRequest
-	(*GetUpstreamSignInResponse)(nil),          // 86: gatehouse.accounts.v1.GetUpstreamSignInResponse
-	(*RegisterUpstreamUserRequest)(nil),        // 87: gatehouse.accounts.v1.RegisterUpstreamUserRequest
-	(*RegisterUpstreamUserResponse)(nil),       // 88: gatehouse.accounts.v1.RegisterUpstreamUserResponse
-	(*LinkUpstreamRequest)(nil),                // 89: gatehouse.accounts.v1.LinkUpstreamRequest
-	(*LinkUpstreamResponse)(nil),               // 90: gatehouse.accounts.v1.LinkUpstreamResponse
-	(*UpstreamLink)(nil),                       // 91: gatehouse.accounts.v1.UpstreamLink
-	(*ListUpstreamLinksRequest)(nil),           // 92: gatehouse.accounts.v1.ListUpstreamLinksRequest
-	(*ListUpstreamLinksResponse)(nil),          // 93: gatehouse.accounts.v1.ListUpstreamLinksResponse
-	(*AddUpstreamLinkRequest)(nil),             // 94: gatehouse.accounts.v1.AddUpstreamLinkRequest
-	(*AddUpstreamLinkResponse)(nil),            // 95: gatehouse.accounts.v1.AddUpstreamLinkResponse
-	(*RemoveUpstreamLinkRequest)(nil),          // 96: gatehouse.accounts.v1.RemoveUpstreamLinkRequest
-	(*RemoveUpstreamLinkResponse)(nil),         // 97: gatehouse.accounts.v1.RemoveUpstreamLinkResponse
-	(*UpstreamBackchannelLogoutRequest)(nil),   // 98: gatehouse.accounts.v1.UpstreamBackchannelLogoutRequest
-	(*UpstreamBackchannelLogoutResponse)(nil),  // 99: gatehouse.accounts.v1.UpstreamBackchannelLogoutResponse
-	(*timestamppb.Timestamp)(nil),              // 100: google.protobuf.Timestamp
-	(*v1.PageRequest)(nil),                     // 101: gatehouse.paging.v1.PageRequest
-	(*v1.PageInfo)(nil),                        // 102: gatehouse.paging.v1.PageInfo
+	(ImportOutcome)(0),                         // 1: gatehouse.accounts.v1.ImportOutcome
+	(*SetAdminRequest)(nil),                    // 2: gatehouse.accounts.v1.SetAdminRequest
+	(*SetAdminResponse)(nil),                   // 3: gatehouse.accounts.v1.SetAdminResponse
+	(*GetEmailRequest)(nil),                    // 4: gatehouse.accounts.v1.GetEmailRequest
+	(*GetEmailResponse)(nil),                   // 5: gatehouse.accounts.v1.GetEmailResponse
+	(*GetBrowserSessionRequest)(nil),           // 6: gatehouse.accounts.v1.GetBrowserSessionRequest
+	(*GetBrowserSessionResponse)(nil),          // 7: gatehouse.accounts.v1.GetBrowserSessionResponse
+	(*GetRegistrationTokenRequest)(nil),        // 8: gatehouse.accounts.v1.GetRegistrationTokenRequest
+	(*GetRegistrationTokenResponse)(nil),       // 9: gatehouse.accounts.v1.GetRegistrationTokenResponse
+	(*UpdateRegistrationTokenRequest)(nil),     // 10: gatehouse.accounts.v1.UpdateRegistrationTokenRequest
+	(*UnrevokeRegistrationTokenRequest)(nil),   // 11: gatehouse.accounts.v1.UnrevokeRegistrationTokenRequest
+	(*UpdateRegistrationTokenResponse)(nil),    // 12: gatehouse.accounts.v1.UpdateRegistrationTokenResponse
+	(*UnrevokeRegistrationTokenResponse)(nil),  // 13: gatehouse.accounts.v1.UnrevokeRegistrationTokenResponse
+	(*RegistrationToken)(nil),                  // 14: gatehouse.accounts.v1.RegistrationToken
+	(*CreateRegistrationTokenRequest)(nil),     // 15: gatehouse.accounts.v1.CreateRegistrationTokenRequest
+	(*CreateRegistrationTokenResponse)(nil),    // 16: gatehouse.accounts.v1.CreateRegistrationTokenResponse
+	(*UseRegistrationTokenRequest)(nil),        // 17: gatehouse.accounts.v1.UseRegistrationTokenRequest
+	(*UseRegistrationTokenResponse)(nil),       // 18: gatehouse.accounts.v1.UseRegistrationTokenResponse
+	(*RevokeRegistrationTokenRequest)(nil),     // 19: gatehouse.accounts.v1.RevokeRegistrationTokenRequest
+	(*RevokeRegistrationTokenResponse)(nil),    // 20: gatehouse.accounts.v1.RevokeRegistrationTokenResponse
+	(*ListRegistrationTokensRequest)(nil),      // 21: gatehouse.accounts.v1.ListRegistrationTokensRequest
+	(*ListRegistrationTokensResponse)(nil),     // 22: gatehouse.accounts.v1.ListRegistrationTokensResponse
+	(*GetUserByEmailRequest)(nil),              // 23: gatehouse.accounts.v1.GetUserByEmailRequest
+	(*GetUserByEmailResponse)(nil),             // 24: gatehouse.accounts.v1.GetUserByEmailResponse
+	(*Email)(nil),                              // 25: gatehouse.accounts.v1.Email
+	(*AddEmailRequest)(nil),                    // 26: gatehouse.accounts.v1.AddEmailRequest
+	(*AddEmailResponse)(nil),                   // 27: gatehouse.accounts.v1.AddEmailResponse
+	(*RemoveEmailRequest)(nil),                 // 28: gatehouse.accounts.v1.RemoveEmailRequest
+	(*RemoveEmailResponse)(nil),                // 29: gatehouse.accounts.v1.RemoveEmailResponse
+	(*SetPrimaryEmailRequest)(nil),             // 30: gatehouse.accounts.v1.SetPrimaryEmailRequest
+	(*SetPrimaryEmailResponse)(nil),            // 31: gatehouse.accounts.v1.SetPrimaryEmailResponse
+	(*ListEmailsRequest)(nil),                  // 32: gatehouse.accounts.v1.ListEmailsRequest
+	(*ListEmailsResponse)(nil),                 // 33: gatehouse.accounts.v1.ListEmailsResponse
+	(*BrowserSession)(nil),                     // 34: gatehouse.accounts.v1.BrowserSession
+	(*StartBrowserSessionRequest)(nil),         // 35: gatehouse.accounts.v1.StartBrowserSessionRequest
+	(*StartBrowserSessionResponse)(nil),        // 36: gatehouse.accounts.v1.StartBrowserSessionResponse
+	(*AuthenticateBrowserSessionRequest)(nil),  // 37: gatehouse.accounts.v1.AuthenticateBrowserSessionRequest
+	(*AuthenticateBrowserSessionResponse)(nil), // 38: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse
+	(*EndBrowserSessionRequest)(nil),           // 39: gatehouse.accounts.v1.EndBrowserSessionRequest
+	(*EndBrowserSessionResponse)(nil),          // 40: gatehouse.accounts.v1.EndBrowserSessionResponse
+	(*ListBrowserSessionsRequest)(nil),         // 41: gatehouse.accounts.v1.ListBrowserSessionsRequest
+	(*ListBrowserSessionsResponse)(nil),        // 42: gatehouse.accounts.v1.ListBrowserSessionsResponse
+	(*User)(nil),                               // 43: gatehouse.accounts.v1.User
+	(*RegisterRequest)(nil),                    // 44: gatehouse.accounts.v1.RegisterRequest
+	(*StartRegistrationRequest)(nil),           // 45: gatehouse.accounts.v1.StartRegistrationRequest
+	(*StartRegistrationResponse)(nil),          // 46: gatehouse.accounts.v1.StartRegistrationResponse
+	(*Registration)(nil),                       // 47: gatehouse.accounts.v1.Registration
+	(*GetRegistrationRequest)(nil),             // 48: gatehouse.accounts.v1.GetRegistrationRequest
+	(*GetRegistrationResponse)(nil),            // 49: gatehouse.accounts.v1.GetRegistrationResponse
+	(*CompleteRegistrationRequest)(nil),        // 50: gatehouse.accounts.v1.CompleteRegistrationRequest
+	(*CompleteRegistrationResponse)(nil),       // 51: gatehouse.accounts.v1.CompleteRegistrationResponse
+	(*RegisterResponse)(nil),                   // 52: gatehouse.accounts.v1.RegisterResponse
+	(*GetUserRequest)(nil),                     // 53: gatehouse.accounts.v1.GetUserRequest
+	(*GetUserByUsernameRequest)(nil),           // 54: gatehouse.accounts.v1.GetUserByUsernameRequest
+	(*GetUserResponse)(nil),                    // 55: gatehouse.accounts.v1.GetUserResponse
+	(*GetUserByUsernameResponse)(nil),          // 56: gatehouse.accounts.v1.GetUserByUsernameResponse
+	(*VerifyPasswordRequest)(nil),              // 57: gatehouse.accounts.v1.VerifyPasswordRequest
+	(*VerifyPasswordResponse)(nil),             // 58: gatehouse.accounts.v1.VerifyPasswordResponse
+	(*ChangePasswordRequest)(nil),              // 59: gatehouse.accounts.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil),             // 60: gatehouse.accounts.v1.ChangePasswordResponse
+	(*SetPasswordRequest)(nil),                 // 61: gatehouse.accounts.v1.SetPasswordRequest
+	(*SetPasswordResponse)(nil),                // 62: gatehouse.accounts.v1.SetPasswordResponse
+	(*LockUserRequest)(nil),                    // 63: gatehouse.accounts.v1.LockUserRequest
+	(*LockUserResponse)(nil),                   // 64: gatehouse.accounts.v1.LockUserResponse
+	(*UnlockUserRequest)(nil),                  // 65: gatehouse.accounts.v1.UnlockUserRequest
+	(*UnlockUserResponse)(nil),                 // 66: gatehouse.accounts.v1.UnlockUserResponse
+	(*DeactivateUserRequest)(nil),              // 67: gatehouse.accounts.v1.DeactivateUserRequest
+	(*DeactivateUserResponse)(nil),             // 68: gatehouse.accounts.v1.DeactivateUserResponse
+	(*ReactivateUserRequest)(nil),              // 69: gatehouse.accounts.v1.ReactivateUserRequest
+	(*ReactivateUserResponse)(nil),             // 70: gatehouse.accounts.v1.ReactivateUserResponse
+	(*SetDisplayNameRequest)(nil),              // 71: gatehouse.accounts.v1.SetDisplayNameRequest
+	(*SetDisplayNameResponse)(nil),             // 72: gatehouse.accounts.v1.SetDisplayNameResponse
+	(*ListUsersRequest)(nil),                   // 73: gatehouse.accounts.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),                  // 74: gatehouse.accounts.v1.ListUsersResponse
+	(*AuditEntry)(nil),                         // 75: gatehouse.accounts.v1.AuditEntry
+	(*ListAuditEntriesRequest)(nil),            // 76: gatehouse.accounts.v1.ListAuditEntriesRequest
+	(*ListAuditEntriesResponse)(nil),           // 77: gatehouse.accounts.v1.ListAuditEntriesResponse
+	(*UpstreamProvider)(nil),                   // 78: gatehouse.accounts.v1.UpstreamProvider
+	(*ListUpstreamProvidersRequest)(nil),       // 79: gatehouse.accounts.v1.ListUpstreamProvidersRequest
+	(*ListUpstreamProvidersResponse)(nil),      // 80: gatehouse.accounts.v1.ListUpstreamProvidersResponse
+	(*StartUpstreamSignInRequest)(nil),         // 81: gatehouse.accounts.v1.StartUpstreamSignInRequest
+	(*StartUpstreamSignInResponse)(nil),        // 82: gatehouse.accounts.v1.StartUpstreamSignInResponse
+	(*CompleteUpstreamSignInRequest)(nil),      // 83: gatehouse.accounts.v1.CompleteUpstreamSignInRequest
+	(*CompleteUpstreamSignInResponse)(nil),     // 84: gatehouse.accounts.v1.CompleteUpstreamSignInResponse
+	(*UpstreamSignIn)(nil),                     // 85: gatehouse.accounts.v1.UpstreamSignIn
+	(*GetUpstreamSignInRequest)(nil),           // 86: gatehouse.accounts.v1.GetUpstreamSignInRequest
+	(*GetUpstreamSignInResponse)(nil),          // 87: gatehouse.accounts.v1.GetUpstreamSignInResponse
+	(*RegisterUpstreamUserRequest)(nil),        // 88: gatehouse.accounts.v1.RegisterUpstreamUserRequest
+	(*RegisterUpstreamUserResponse)(nil),       // 89: gatehouse.accounts.v1.RegisterUpstreamUserResponse
+	(*LinkUpstreamRequest)(nil),                // 90: gatehouse.accounts.v1.LinkUpstreamRequest
+	(*LinkUpstreamResponse)(nil),               // 91: gatehouse.accounts.v1.LinkUpstreamResponse
+	(*UpstreamLink)(nil),                       // 92: gatehouse.accounts.v1.UpstreamLink
+	(*ListUpstreamLinksRequest)(nil),           // 93: gatehouse.accounts.v1.ListUpstreamLinksRequest
+	(*ListUpstreamLinksResponse)(nil),          // 94: gatehouse.accounts.v1.ListUpstreamLinksResponse
+	(*AddUpstreamLinkRequest)(nil),             // 95: gatehouse.accounts.v1.AddUpstreamLinkRequest
+	(*AddUpstreamLinkResponse)(nil),            // 96: gatehouse.accounts.v1.AddUpstreamLinkResponse
+	(*RemoveUpstreamLinkRequest)(nil),          // 97: gatehouse.accounts.v1.RemoveUpstreamLinkRequest
+	(*RemoveUpstreamLinkResponse)(nil),         // 98: gatehouse.accounts.v1.RemoveUpstreamLinkResponse
+	(*UpstreamBackchannelLogoutRequest)(nil),   // 99: gatehouse.accounts.v1.UpstreamBackchannelLogoutRequest
+	(*UpstreamBackchannelLogoutResponse)(nil),  // 100: gatehouse.accounts.v1.UpstreamBackchannelLogoutResponse
+	(*ImportResult)(nil),                       // 101: gatehouse.accounts.v1.ImportResult
+	(*ImportUsersRequest)(nil),                 // 102: gatehouse.accounts.v1.ImportUsersRequest
+	(*ImportedUser)(nil),                       // 103: gatehouse.accounts.v1.ImportedUser
+	(*ImportedUserEmail)(nil),                  // 104: gatehouse.accounts.v1.ImportedUserEmail
+	(*ImportedUserLink)(nil),                   // 105: gatehouse.accounts.v1.ImportedUserLink
+	(*ImportUsersResponse)(nil),                // 106: gatehouse.accounts.v1.ImportUsersResponse
+	(*ImportRegistrationTokensRequest)(nil),    // 107: gatehouse.accounts.v1.ImportRegistrationTokensRequest
+	(*ImportedRegistrationToken)(nil),          // 108: gatehouse.accounts.v1.ImportedRegistrationToken
+	(*ImportRegistrationTokensResponse)(nil),   // 109: gatehouse.accounts.v1.ImportRegistrationTokensResponse
+	(*FindUsernamesRequest)(nil),               // 110: gatehouse.accounts.v1.FindUsernamesRequest
+	(*FindUsernamesResponse)(nil),              // 111: gatehouse.accounts.v1.FindUsernamesResponse
+	(*FoundUsername)(nil),                      // 112: gatehouse.accounts.v1.FoundUsername
+	(*timestamppb.Timestamp)(nil),              // 113: google.protobuf.Timestamp
+	(*v1.PageRequest)(nil),                     // 114: gatehouse.paging.v1.PageRequest
+	(*v1.PageInfo)(nil),                        // 115: gatehouse.paging.v1.PageInfo
 }
 var file_gatehouse_accounts_v1_accounts_proto_depIdxs = []int32{
-	42,  // 0: gatehouse.accounts.v1.SetAdminResponse.user:type_name -> gatehouse.accounts.v1.User
-	24,  // 1: gatehouse.accounts.v1.GetEmailResponse.email:type_name -> gatehouse.accounts.v1.Email
-	33,  // 2: gatehouse.accounts.v1.GetBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
-	13,  // 3: gatehouse.accounts.v1.GetRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
-	100, // 4: gatehouse.accounts.v1.UpdateRegistrationTokenRequest.expires_at:type_name -> google.protobuf.Timestamp
-	13,  // 5: gatehouse.accounts.v1.UpdateRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
-	13,  // 6: gatehouse.accounts.v1.UnrevokeRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
-	100, // 7: gatehouse.accounts.v1.RegistrationToken.created_at:type_name -> google.protobuf.Timestamp
-	100, // 8: gatehouse.accounts.v1.RegistrationToken.expires_at:type_name -> google.protobuf.Timestamp
-	100, // 9: gatehouse.accounts.v1.RegistrationToken.last_used_at:type_name -> google.protobuf.Timestamp
-	100, // 10: gatehouse.accounts.v1.RegistrationToken.revoked_at:type_name -> google.protobuf.Timestamp
-	100, // 11: gatehouse.accounts.v1.CreateRegistrationTokenRequest.expires_at:type_name -> google.protobuf.Timestamp
-	13,  // 12: gatehouse.accounts.v1.CreateRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
-	101, // 13: gatehouse.accounts.v1.ListRegistrationTokensRequest.page:type_name -> gatehouse.paging.v1.PageRequest
-	13,  // 14: gatehouse.accounts.v1.ListRegistrationTokensResponse.registration_tokens:type_name -> gatehouse.accounts.v1.RegistrationToken
-	102, // 15: gatehouse.accounts.v1.ListRegistrationTokensResponse.page:type_name -> gatehouse.paging.v1.PageInfo
-	42,  // 16: gatehouse.accounts.v1.GetUserByEmailResponse.user:type_name -> gatehouse.accounts.v1.User
-	100, // 17: gatehouse.accounts.v1.Email.added_at:type_name -> google.protobuf.Timestamp
-	24,  // 18: gatehouse.accounts.v1.AddEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
-	24,  // 19: gatehouse.accounts.v1.RemoveEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
-	24,  // 20: gatehouse.accounts.v1.SetPrimaryEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
-	101, // 21: gatehouse.accounts.v1.ListEmailsRequest.page:type_name -> gatehouse.paging.v1.PageRequest
-	24,  // 22: gatehouse.accounts.v1.ListEmailsResponse.emails:type_name -> gatehouse.accounts.v1.Email
-	102, // 23: gatehouse.accounts.v1.ListEmailsResponse.page:type_name -> gatehouse.paging.v1.PageInfo
-	100, // 24: gatehouse.accounts.v1.BrowserSession.created_at:type_name -> google.protobuf.Timestamp
-	100, // 25: gatehouse.accounts.v1.BrowserSession.last_active_at:type_name -> google.protobuf.Timestamp
-	100, // 26: gatehouse.accounts.v1.BrowserSession.ended_at:type_name -> google.protobuf.Timestamp
-	100, // 27: gatehouse.accounts.v1.BrowserSession.authenticated_at:type_name -> google.protobuf.Timestamp
-	33,  // 28: gatehouse.accounts.v1.StartBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
-	33,  // 29: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
-	42,  // 30: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse.user:type_name -> gatehouse.accounts.v1.User
-	101, // 31: gatehouse.accounts.v1.ListBrowserSessionsRequest.page:type_name -> gatehouse.paging.v1.PageRequest
-	100, // 32: gatehouse.accounts.v1.ListBrowserSessionsRequest.created_before:type_name -> google.protobuf.Timestamp
-	100, // 33: gatehouse.accounts.v1.ListBrowserSessionsRequest.created_after:type_name -> google.protobuf.Timestamp
-	100, // 34: gatehouse.accounts.v1.ListBrowserSessionsRequest.last_active_before:type_name -> google.protobuf.Timestamp
-	100, // 35: gatehouse.accounts.v1.ListBrowserSessionsRequest.last_active_after:type_name -> google.protobuf.Timestamp
-	33,  // 36: gatehouse.accounts.v1.ListBrowserSessionsResponse.sessions:type_name -> gatehouse.accounts.v1.BrowserSession
-	102, // 37: gatehouse.accounts.v1.ListBrowserSessionsResponse.page:type_name -> gatehouse.paging.v1.PageInfo
-	100, // 38: gatehouse.accounts.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	100, // 39: gatehouse.accounts.v1.User.updated_at:type_name -> google.protobuf.Timestamp
-	100, // 40: gatehouse.accounts.v1.User.locked_at:type_name -> google.protobuf.Timestamp
-	100, // 41: gatehouse.accounts.v1.User.deactivated_at:type_name -> google.protobuf.Timestamp
-	46,  // 42: gatehouse.accounts.v1.StartRegistrationResponse.registration:type_name -> gatehouse.accounts.v1.Registration
-	100, // 43: gatehouse.accounts.v1.Registration.started_at:type_name -> google.protobuf.Timestamp
-	100, // 44: gatehouse.accounts.v1.Registration.expires_at:type_name -> google.protobuf.Timestamp
-	46,  // 45: gatehouse.accounts.v1.GetRegistrationResponse.registration:type_name -> gatehouse.accounts.v1.Registration
-	42,  // 46: gatehouse.accounts.v1.CompleteRegistrationResponse.user:type_name -> gatehouse.accounts.v1.User
-	42,  // 47: gatehouse.accounts.v1.RegisterResponse.user:type_name -> gatehouse.accounts.v1.User
-	42,  // 48: gatehouse.accounts.v1.GetUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	42,  // 49: gatehouse.accounts.v1.GetUserByUsernameResponse.user:type_name -> gatehouse.accounts.v1.User
-	42,  // 50: gatehouse.accounts.v1.VerifyPasswordResponse.user:type_name -> gatehouse.accounts.v1.User
-	42,  // 51: gatehouse.accounts.v1.LockUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	42,  // 52: gatehouse.accounts.v1.UnlockUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	42,  // 53: gatehouse.accounts.v1.DeactivateUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	42,  // 54: gatehouse.accounts.v1.ReactivateUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	42,  // 55: gatehouse.accounts.v1.SetDisplayNameResponse.user:type_name -> gatehouse.accounts.v1.User
+	43,  // 0: gatehouse.accounts.v1.SetAdminResponse.user:type_name -> gatehouse.accounts.v1.User
+	25,  // 1: gatehouse.accounts.v1.GetEmailResponse.email:type_name -> gatehouse.accounts.v1.Email
+	34,  // 2: gatehouse.accounts.v1.GetBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
+	14,  // 3: gatehouse.accounts.v1.GetRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
+	113, // 4: gatehouse.accounts.v1.UpdateRegistrationTokenRequest.expires_at:type_name -> google.protobuf.Timestamp
+	14,  // 5: gatehouse.accounts.v1.UpdateRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
+	14,  // 6: gatehouse.accounts.v1.UnrevokeRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
+	113, // 7: gatehouse.accounts.v1.RegistrationToken.created_at:type_name -> google.protobuf.Timestamp
+	113, // 8: gatehouse.accounts.v1.RegistrationToken.expires_at:type_name -> google.protobuf.Timestamp
+	113, // 9: gatehouse.accounts.v1.RegistrationToken.last_used_at:type_name -> google.protobuf.Timestamp
+	113, // 10: gatehouse.accounts.v1.RegistrationToken.revoked_at:type_name -> google.protobuf.Timestamp
+	113, // 11: gatehouse.accounts.v1.CreateRegistrationTokenRequest.expires_at:type_name -> google.protobuf.Timestamp
+	14,  // 12: gatehouse.accounts.v1.CreateRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
+	114, // 13: gatehouse.accounts.v1.ListRegistrationTokensRequest.page:type_name -> gatehouse.paging.v1.PageRequest
+	14,  // 14: gatehouse.accounts.v1.ListRegistrationTokensResponse.registration_tokens:type_name -> gatehouse.accounts.v1.RegistrationToken
+	115, // 15: gatehouse.accounts.v1.ListRegistrationTokensResponse.page:type_name -> gatehouse.paging.v1.PageInfo
+	43,  // 16: gatehouse.accounts.v1.GetUserByEmailResponse.user:type_name -> gatehouse.accounts.v1.User
+	113, // 17: gatehouse.accounts.v1.Email.added_at:type_name -> google.protobuf.Timestamp
+	25,  // 18: gatehouse.accounts.v1.AddEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
+	25,  // 19: gatehouse.accounts.v1.RemoveEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
+	25,  // 20: gatehouse.accounts.v1.SetPrimaryEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
+	114, // 21: gatehouse.accounts.v1.ListEmailsRequest.page:type_name -> gatehouse.paging.v1.PageRequest
+	25,  // 22: gatehouse.accounts.v1.ListEmailsResponse.emails:type_name -> gatehouse.accounts.v1.Email
+	115, // 23: gatehouse.accounts.v1.ListEmailsResponse.page:type_name -> gatehouse.paging.v1.PageInfo
+	113, // 24: gatehouse.accounts.v1.BrowserSession.created_at:type_name -> google.protobuf.Timestamp
+	113, // 25: gatehouse.accounts.v1.BrowserSession.last_active_at:type_name -> google.protobuf.Timestamp
+	113, // 26: gatehouse.accounts.v1.BrowserSession.ended_at:type_name -> google.protobuf.Timestamp
+	113, // 27: gatehouse.accounts.v1.BrowserSession.authenticated_at:type_name -> google.protobuf.Timestamp
+	34,  // 28: gatehouse.accounts.v1.StartBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
+	34,  // 29: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
+	43,  // 30: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse.user:type_name -> gatehouse.accounts.v1.User
+	114, // 31: gatehouse.accounts.v1.ListBrowserSessionsRequest.page:type_name -> gatehouse.paging.v1.PageRequest
+	113, // 32: gatehouse.accounts.v1.ListBrowserSessionsRequest.created_before:type_name -> google.protobuf.Timestamp
+	113, // 33: gatehouse.accounts.v1.ListBrowserSessionsRequest.created_after:type_name -> google.protobuf.Timestamp
+	113, // 34: gatehouse.accounts.v1.ListBrowserSessionsRequest.last_active_before:type_name -> google.protobuf.Timestamp
+	113, // 35: gatehouse.accounts.v1.ListBrowserSessionsRequest.last_active_after:type_name -> google.protobuf.Timestamp
+	34,  // 36: gatehouse.accounts.v1.ListBrowserSessionsResponse.sessions:type_name -> gatehouse.accounts.v1.BrowserSession
+	115, // 37: gatehouse.accounts.v1.ListBrowserSessionsResponse.page:type_name -> gatehouse.paging.v1.PageInfo
+	113, // 38: gatehouse.accounts.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	113, // 39: gatehouse.accounts.v1.User.updated_at:type_name -> google.protobuf.Timestamp
+	113, // 40: gatehouse.accounts.v1.User.locked_at:type_name -> google.protobuf.Timestamp
+	113, // 41: gatehouse.accounts.v1.User.deactivated_at:type_name -> google.protobuf.Timestamp
+	47,  // 42: gatehouse.accounts.v1.StartRegistrationResponse.registration:type_name -> gatehouse.accounts.v1.Registration
+	113, // 43: gatehouse.accounts.v1.Registration.started_at:type_name -> google.protobuf.Timestamp
+	113, // 44: gatehouse.accounts.v1.Registration.expires_at:type_name -> google.protobuf.Timestamp
+	47,  // 45: gatehouse.accounts.v1.GetRegistrationResponse.registration:type_name -> gatehouse.accounts.v1.Registration
+	43,  // 46: gatehouse.accounts.v1.CompleteRegistrationResponse.user:type_name -> gatehouse.accounts.v1.User
+	43,  // 47: gatehouse.accounts.v1.RegisterResponse.user:type_name -> gatehouse.accounts.v1.User
+	43,  // 48: gatehouse.accounts.v1.GetUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	43,  // 49: gatehouse.accounts.v1.GetUserByUsernameResponse.user:type_name -> gatehouse.accounts.v1.User
+	43,  // 50: gatehouse.accounts.v1.VerifyPasswordResponse.user:type_name -> gatehouse.accounts.v1.User
+	43,  // 51: gatehouse.accounts.v1.LockUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	43,  // 52: gatehouse.accounts.v1.UnlockUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	43,  // 53: gatehouse.accounts.v1.DeactivateUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	43,  // 54: gatehouse.accounts.v1.ReactivateUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	43,  // 55: gatehouse.accounts.v1.SetDisplayNameResponse.user:type_name -> gatehouse.accounts.v1.User
 	0,   // 56: gatehouse.accounts.v1.ListUsersRequest.status:type_name -> gatehouse.accounts.v1.UserStatus
-	101, // 57: gatehouse.accounts.v1.ListUsersRequest.page:type_name -> gatehouse.paging.v1.PageRequest
-	42,  // 58: gatehouse.accounts.v1.ListUsersResponse.users:type_name -> gatehouse.accounts.v1.User
-	102, // 59: gatehouse.accounts.v1.ListUsersResponse.page:type_name -> gatehouse.paging.v1.PageInfo
-	100, // 60: gatehouse.accounts.v1.AuditEntry.occurred_at:type_name -> google.protobuf.Timestamp
-	101, // 61: gatehouse.accounts.v1.ListAuditEntriesRequest.page:type_name -> gatehouse.paging.v1.PageRequest
-	74,  // 62: gatehouse.accounts.v1.ListAuditEntriesResponse.entries:type_name -> gatehouse.accounts.v1.AuditEntry
-	102, // 63: gatehouse.accounts.v1.ListAuditEntriesResponse.page:type_name -> gatehouse.paging.v1.PageInfo
-	77,  // 64: gatehouse.accounts.v1.ListUpstreamProvidersResponse.providers:type_name -> gatehouse.accounts.v1.UpstreamProvider
-	42,  // 65: gatehouse.accounts.v1.CompleteUpstreamSignInResponse.user:type_name -> gatehouse.accounts.v1.User
-	84,  // 66: gatehouse.accounts.v1.CompleteUpstreamSignInResponse.sign_in:type_name -> gatehouse.accounts.v1.UpstreamSignIn
-	100, // 67: gatehouse.accounts.v1.UpstreamSignIn.expires_at:type_name -> google.protobuf.Timestamp
-	84,  // 68: gatehouse.accounts.v1.GetUpstreamSignInResponse.sign_in:type_name -> gatehouse.accounts.v1.UpstreamSignIn
-	42,  // 69: gatehouse.accounts.v1.RegisterUpstreamUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	42,  // 70: gatehouse.accounts.v1.LinkUpstreamResponse.user:type_name -> gatehouse.accounts.v1.User
-	100, // 71: gatehouse.accounts.v1.UpstreamLink.linked_at:type_name -> google.protobuf.Timestamp
-	91,  // 72: gatehouse.accounts.v1.ListUpstreamLinksResponse.links:type_name -> gatehouse.accounts.v1.UpstreamLink
-	91,  // 73: gatehouse.accounts.v1.AddUpstreamLinkResponse.link:type_name -> gatehouse.accounts.v1.UpstreamLink
-	43,  // 74: gatehouse.accounts.v1.AccountsService.Register:input_type -> gatehouse.accounts.v1.RegisterRequest
-	44,  // 75: gatehouse.accounts.v1.AccountsService.StartRegistration:input_type -> gatehouse.accounts.v1.StartRegistrationRequest
-	47,  // 76: gatehouse.accounts.v1.AccountsService.GetRegistration:input_type -> gatehouse.accounts.v1.GetRegistrationRequest
-	49,  // 77: gatehouse.accounts.v1.AccountsService.CompleteRegistration:input_type -> gatehouse.accounts.v1.CompleteRegistrationRequest
-	52,  // 78: gatehouse.accounts.v1.AccountsService.GetUser:input_type -> gatehouse.accounts.v1.GetUserRequest
-	53,  // 79: gatehouse.accounts.v1.AccountsService.GetUserByUsername:input_type -> gatehouse.accounts.v1.GetUserByUsernameRequest
-	56,  // 80: gatehouse.accounts.v1.AccountsService.VerifyPassword:input_type -> gatehouse.accounts.v1.VerifyPasswordRequest
-	58,  // 81: gatehouse.accounts.v1.AccountsService.ChangePassword:input_type -> gatehouse.accounts.v1.ChangePasswordRequest
-	60,  // 82: gatehouse.accounts.v1.AccountsService.SetPassword:input_type -> gatehouse.accounts.v1.SetPasswordRequest
-	62,  // 83: gatehouse.accounts.v1.AccountsService.LockUser:input_type -> gatehouse.accounts.v1.LockUserRequest
-	64,  // 84: gatehouse.accounts.v1.AccountsService.UnlockUser:input_type -> gatehouse.accounts.v1.UnlockUserRequest
-	66,  // 85: gatehouse.accounts.v1.AccountsService.DeactivateUser:input_type -> gatehouse.accounts.v1.DeactivateUserRequest
-	68,  // 86: gatehouse.accounts.v1.AccountsService.ReactivateUser:input_type -> gatehouse.accounts.v1.ReactivateUserRequest
-	70,  // 87: gatehouse.accounts.v1.AccountsService.SetDisplayName:input_type -> gatehouse.accounts.v1.SetDisplayNameRequest
-	72,  // 88: gatehouse.accounts.v1.AccountsService.ListUsers:input_type -> gatehouse.accounts.v1.ListUsersRequest
-	75,  // 89: gatehouse.accounts.v1.AccountsService.ListAuditEntries:input_type -> gatehouse.accounts.v1.ListAuditEntriesRequest
-	22,  // 90: gatehouse.accounts.v1.AccountsService.GetUserByEmail:input_type -> gatehouse.accounts.v1.GetUserByEmailRequest
-	25,  // 91: gatehouse.accounts.v1.AccountsService.AddEmail:input_type -> gatehouse.accounts.v1.AddEmailRequest
-	27,  // 92: gatehouse.accounts.v1.AccountsService.RemoveEmail:input_type -> gatehouse.accounts.v1.RemoveEmailRequest
-	29,  // 93: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:input_type -> gatehouse.accounts.v1.SetPrimaryEmailRequest
-	31,  // 94: gatehouse.accounts.v1.AccountsService.ListEmails:input_type -> gatehouse.accounts.v1.ListEmailsRequest
-	34,  // 95: gatehouse.accounts.v1.AccountsService.StartBrowserSession:input_type -> gatehouse.accounts.v1.StartBrowserSessionRequest
-	36,  // 96: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:input_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionRequest
-	38,  // 97: gatehouse.accounts.v1.AccountsService.EndBrowserSession:input_type -> gatehouse.accounts.v1.EndBrowserSessionRequest
-	40,  // 98: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:input_type -> gatehouse.accounts.v1.ListBrowserSessionsRequest
-	14,  // 99: gatehouse.accounts.v1.AccountsService.CreateRegistrationToken:input_type -> gatehouse.accounts.v1.CreateRegistrationTokenRequest
-	16,  // 100: gatehouse.accounts.v1.AccountsService.UseRegistrationToken:input_type -> gatehouse.accounts.v1.UseRegistrationTokenRequest
-	18,  // 101: gatehouse.accounts.v1.AccountsService.RevokeRegistrationToken:input_type -> gatehouse.accounts.v1.RevokeRegistrationTokenRequest
-	20,  // 102: gatehouse.accounts.v1.AccountsService.ListRegistrationTokens:input_type -> gatehouse.accounts.v1.ListRegistrationTokensRequest
-	7,   // 103: gatehouse.accounts.v1.AccountsService.GetRegistrationToken:input_type -> gatehouse.accounts.v1.GetRegistrationTokenRequest
-	9,   // 104: gatehouse.accounts.v1.AccountsService.UpdateRegistrationToken:input_type -> gatehouse.accounts.v1.UpdateRegistrationTokenRequest
-	10,  // 105: gatehouse.accounts.v1.AccountsService.UnrevokeRegistrationToken:input_type -> gatehouse.accounts.v1.UnrevokeRegistrationTokenRequest
-	1,   // 106: gatehouse.accounts.v1.AccountsService.SetAdmin:input_type -> gatehouse.accounts.v1.SetAdminRequest
-	3,   // 107: gatehouse.accounts.v1.AccountsService.GetEmail:input_type -> gatehouse.accounts.v1.GetEmailRequest
-	5,   // 108: gatehouse.accounts.v1.AccountsService.GetBrowserSession:input_type -> gatehouse.accounts.v1.GetBrowserSessionRequest
-	78,  // 109: gatehouse.accounts.v1.AccountsService.ListUpstreamProviders:input_type -> gatehouse.accounts.v1.ListUpstreamProvidersRequest
-	80,  // 110: gatehouse.accounts.v1.AccountsService.StartUpstreamSignIn:input_type -> gatehouse.accounts.v1.StartUpstreamSignInRequest
-	82,  // 111: gatehouse.accounts.v1.AccountsService.CompleteUpstreamSignIn:input_type -> gatehouse.accounts.v1.CompleteUpstreamSignInRequest
-	85,  // 112: gatehouse.accounts.v1.AccountsService.GetUpstreamSignIn:input_type -> gatehouse.accounts.v1.GetUpstreamSignInRequest
-	87,  // 113: gatehouse.accounts.v1.AccountsService.RegisterUpstreamUser:input_type -> gatehouse.accounts.v1.RegisterUpstreamUserRequest
-	89,  // 114: gatehouse.accounts.v1.AccountsService.LinkUpstream:input_type -> gatehouse.accounts.v1.LinkUpstreamRequest
-	92,  // 115: gatehouse.accounts.v1.AccountsService.ListUpstreamLinks:input_type -> gatehouse.accounts.v1.ListUpstreamLinksRequest
-	94,  // 116: gatehouse.accounts.v1.AccountsService.AddUpstreamLink:input_type -> gatehouse.accounts.v1.AddUpstreamLinkRequest
-	96,  // 117: gatehouse.accounts.v1.AccountsService.RemoveUpstreamLink:input_type -> gatehouse.accounts.v1.RemoveUpstreamLinkRequest
-	98,  // 118: gatehouse.accounts.v1.AccountsService.UpstreamBackchannelLogout:input_type -> gatehouse.accounts.v1.UpstreamBackchannelLogoutRequest
-	51,  // 119: gatehouse.accounts.v1.AccountsService.Register:output_type -> gatehouse.accounts.v1.RegisterResponse
-	45,  // 120: gatehouse.accounts.v1.AccountsService.StartRegistration:output_type -> gatehouse.accounts.v1.StartRegistrationResponse
-	48,  // 121: gatehouse.accounts.v1.AccountsService.GetRegistration:output_type -> gatehouse.accounts.v1.GetRegistrationResponse
-	50,  // 122: gatehouse.accounts.v1.AccountsService.CompleteRegistration:output_type -> gatehouse.accounts.v1.CompleteRegistrationResponse
-	54,  // 123: gatehouse.accounts.v1.AccountsService.GetUser:output_type -> gatehouse.accounts.v1.GetUserResponse
-	55,  // 124: gatehouse.accounts.v1.AccountsService.GetUserByUsername:output_type -> gatehouse.accounts.v1.GetUserByUsernameResponse
-	57,  // 125: gatehouse.accounts.v1.AccountsService.VerifyPassword:output_type -> gatehouse.accounts.v1.VerifyPasswordResponse
-	59,  // 126: gatehouse.accounts.v1.AccountsService.ChangePassword:output_type -> gatehouse.accounts.v1.ChangePasswordResponse
-	61,  // 127: gatehouse.accounts.v1.AccountsService.SetPassword:output_type -> gatehouse.accounts.v1.SetPasswordResponse
-	63,  // 128: gatehouse.accounts.v1.AccountsService.LockUser:output_type -> gatehouse.accounts.v1.LockUserResponse
-	65,  // 129: gatehouse.accounts.v1.AccountsService.UnlockUser:output_type -> gatehouse.accounts.v1.UnlockUserResponse
-	67,  // 130: gatehouse.accounts.v1.AccountsService.DeactivateUser:output_type -> gatehouse.accounts.v1.DeactivateUserResponse
-	69,  // 131: gatehouse.accounts.v1.AccountsService.ReactivateUser:output_type -> gatehouse.accounts.v1.ReactivateUserResponse
-	71,  // 132: gatehouse.accounts.v1.AccountsService.SetDisplayName:output_type -> gatehouse.accounts.v1.SetDisplayNameResponse
-	73,  // 133: gatehouse.accounts.v1.AccountsService.ListUsers:output_type -> gatehouse.accounts.v1.ListUsersResponse
-	76,  // 134: gatehouse.accounts.v1.AccountsService.ListAuditEntries:output_type -> gatehouse.accounts.v1.ListAuditEntriesResponse
-	23,  // 135: gatehouse.accounts.v1.AccountsService.GetUserByEmail:output_type -> gatehouse.accounts.v1.GetUserByEmailResponse
-	26,  // 136: gatehouse.accounts.v1.AccountsService.AddEmail:output_type -> gatehouse.accounts.v1.AddEmailResponse
-	28,  // 137: gatehouse.accounts.v1.AccountsService.RemoveEmail:output_type -> gatehouse.accounts.v1.RemoveEmailResponse
-	30,  // 138: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:output_type -> gatehouse.accounts.v1.SetPrimaryEmailResponse
-	32,  // 139: gatehouse.accounts.v1.AccountsService.ListEmails:output_type -> gatehouse.accounts.v1.ListEmailsResponse
-	35,  // 140: gatehouse.accounts.v1.AccountsService.StartBrowserSession:output_type -> gatehouse.accounts.v1.StartBrowserSessionResponse
-	37,  // 141: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:output_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionResponse
-	39,  // 142: gatehouse.accounts.v1.AccountsService.EndBrowserSession:output_type -> gatehouse.accounts.v1.EndBrowserSessionResponse
-	41,  // 143: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:output_type -> gatehouse.accounts.v1.ListBrowserSessionsResponse
-	15,  // 144: gatehouse.accounts.v1.AccountsService.CreateRegistrationToken:output_type -> gatehouse.accounts.v1.CreateRegistrationTokenResponse
-	17,  // 145: gatehouse.accounts.v1.AccountsService.UseRegistrationToken:output_type -> gatehouse.accounts.v1.UseRegistrationTokenResponse
-	19,  // 146: gatehouse.accounts.v1.AccountsService.RevokeRegistrationToken:output_type -> gatehouse.accounts.v1.RevokeRegistrationTokenResponse
-	21,  // 147: gatehouse.accounts.v1.AccountsService.ListRegistrationTokens:output_type -> gatehouse.accounts.v1.ListRegistrationTokensResponse
-	8,   // 148: gatehouse.accounts.v1.AccountsService.GetRegistrationToken:output_type -> gatehouse.accounts.v1.GetRegistrationTokenResponse
-	11,  // 149: gatehouse.accounts.v1.AccountsService.UpdateRegistrationToken:output_type -> gatehouse.accounts.v1.UpdateRegistrationTokenResponse
-	12,  // 150: gatehouse.accounts.v1.AccountsService.UnrevokeRegistrationToken:output_type -> gatehouse.accounts.v1.UnrevokeRegistrationTokenResponse
-	2,   // 151: gatehouse.accounts.v1.AccountsService.SetAdmin:output_type -> gatehouse.accounts.v1.SetAdminResponse
-	4,   // 152: gatehouse.accounts.v1.AccountsService.GetEmail:output_type -> gatehouse.accounts.v1.GetEmailResponse
-	6,   // 153: gatehouse.accounts.v1.AccountsService.GetBrowserSession:output_type -> gatehouse.accounts.v1.GetBrowserSessionResponse
-	79,  // 154: gatehouse.accounts.v1.AccountsService.ListUpstreamProviders:output_type -> gatehouse.accounts.v1.ListUpstreamProvidersResponse
-	81,  // 155: gatehouse.accounts.v1.AccountsService.StartUpstreamSignIn:output_type -> gatehouse.accounts.v1.StartUpstreamSignInResponse
-	83,  // 156: gatehouse.accounts.v1.AccountsService.CompleteUpstreamSignIn:output_type -> gatehouse.accounts.v1.CompleteUpstreamSignInResponse
-	86,  // 157: gatehouse.accounts.v1.AccountsService.GetUpstreamSignIn:output_type -> gatehouse.accounts.v1.GetUpstreamSignInResponse
-	88,  // 158: gatehouse.accounts.v1.AccountsService.RegisterUpstreamUser:output_type -> gatehouse.accounts.v1.RegisterUpstreamUserResponse
-	90,  // 159: gatehouse.accounts.v1.AccountsService.LinkUpstream:output_type -> gatehouse.accounts.v1.LinkUpstreamResponse
-	93,  // 160: gatehouse.accounts.v1.AccountsService.ListUpstreamLinks:output_type -> gatehouse.accounts.v1.ListUpstreamLinksResponse
-	95,  // 161: gatehouse.accounts.v1.AccountsService.AddUpstreamLink:output_type -> gatehouse.accounts.v1.AddUpstreamLinkResponse
-	97,  // 162: gatehouse.accounts.v1.AccountsService.RemoveUpstreamLink:output_type -> gatehouse.accounts.v1.RemoveUpstreamLinkResponse
-	99,  // 163: gatehouse.accounts.v1.AccountsService.UpstreamBackchannelLogout:output_type -> gatehouse.accounts.v1.UpstreamBackchannelLogoutResponse
-	119, // [119:164] is the sub-list for method output_type
-	74,  // [74:119] is the sub-list for method input_type
-	74,  // [74:74] is the sub-list for extension type_name
-	74,  // [74:74] is the sub-list for extension extendee
-	0,   // [0:74] is the sub-list for field type_name
+	114, // 57: gatehouse.accounts.v1.ListUsersRequest.page:type_name -> gatehouse.paging.v1.PageRequest
+	43,  // 58: gatehouse.accounts.v1.ListUsersResponse.users:type_name -> gatehouse.accounts.v1.User
+	115, // 59: gatehouse.accounts.v1.ListUsersResponse.page:type_name -> gatehouse.paging.v1.PageInfo
+	113, // 60: gatehouse.accounts.v1.AuditEntry.occurred_at:type_name -> google.protobuf.Timestamp
+	114, // 61: gatehouse.accounts.v1.ListAuditEntriesRequest.page:type_name -> gatehouse.paging.v1.PageRequest
+	75,  // 62: gatehouse.accounts.v1.ListAuditEntriesResponse.entries:type_name -> gatehouse.accounts.v1.AuditEntry
+	115, // 63: gatehouse.accounts.v1.ListAuditEntriesResponse.page:type_name -> gatehouse.paging.v1.PageInfo
+	78,  // 64: gatehouse.accounts.v1.ListUpstreamProvidersResponse.providers:type_name -> gatehouse.accounts.v1.UpstreamProvider
+	43,  // 65: gatehouse.accounts.v1.CompleteUpstreamSignInResponse.user:type_name -> gatehouse.accounts.v1.User
+	85,  // 66: gatehouse.accounts.v1.CompleteUpstreamSignInResponse.sign_in:type_name -> gatehouse.accounts.v1.UpstreamSignIn
+	113, // 67: gatehouse.accounts.v1.UpstreamSignIn.expires_at:type_name -> google.protobuf.Timestamp
+	85,  // 68: gatehouse.accounts.v1.GetUpstreamSignInResponse.sign_in:type_name -> gatehouse.accounts.v1.UpstreamSignIn
+	43,  // 69: gatehouse.accounts.v1.RegisterUpstreamUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	43,  // 70: gatehouse.accounts.v1.LinkUpstreamResponse.user:type_name -> gatehouse.accounts.v1.User
+	113, // 71: gatehouse.accounts.v1.UpstreamLink.linked_at:type_name -> google.protobuf.Timestamp
+	92,  // 72: gatehouse.accounts.v1.ListUpstreamLinksResponse.links:type_name -> gatehouse.accounts.v1.UpstreamLink
+	92,  // 73: gatehouse.accounts.v1.AddUpstreamLinkResponse.link:type_name -> gatehouse.accounts.v1.UpstreamLink
+	1,   // 74: gatehouse.accounts.v1.ImportResult.outcome:type_name -> gatehouse.accounts.v1.ImportOutcome
+	103, // 75: gatehouse.accounts.v1.ImportUsersRequest.users:type_name -> gatehouse.accounts.v1.ImportedUser
+	113, // 76: gatehouse.accounts.v1.ImportedUser.created_at:type_name -> google.protobuf.Timestamp
+	104, // 77: gatehouse.accounts.v1.ImportedUser.emails:type_name -> gatehouse.accounts.v1.ImportedUserEmail
+	105, // 78: gatehouse.accounts.v1.ImportedUser.links:type_name -> gatehouse.accounts.v1.ImportedUserLink
+	113, // 79: gatehouse.accounts.v1.ImportedUserEmail.added_at:type_name -> google.protobuf.Timestamp
+	101, // 80: gatehouse.accounts.v1.ImportUsersResponse.results:type_name -> gatehouse.accounts.v1.ImportResult
+	108, // 81: gatehouse.accounts.v1.ImportRegistrationTokensRequest.tokens:type_name -> gatehouse.accounts.v1.ImportedRegistrationToken
+	113, // 82: gatehouse.accounts.v1.ImportedRegistrationToken.expires_at:type_name -> google.protobuf.Timestamp
+	101, // 83: gatehouse.accounts.v1.ImportRegistrationTokensResponse.results:type_name -> gatehouse.accounts.v1.ImportResult
+	112, // 84: gatehouse.accounts.v1.FindUsernamesResponse.found:type_name -> gatehouse.accounts.v1.FoundUsername
+	44,  // 85: gatehouse.accounts.v1.AccountsService.Register:input_type -> gatehouse.accounts.v1.RegisterRequest
+	45,  // 86: gatehouse.accounts.v1.AccountsService.StartRegistration:input_type -> gatehouse.accounts.v1.StartRegistrationRequest
+	48,  // 87: gatehouse.accounts.v1.AccountsService.GetRegistration:input_type -> gatehouse.accounts.v1.GetRegistrationRequest
+	50,  // 88: gatehouse.accounts.v1.AccountsService.CompleteRegistration:input_type -> gatehouse.accounts.v1.CompleteRegistrationRequest
+	53,  // 89: gatehouse.accounts.v1.AccountsService.GetUser:input_type -> gatehouse.accounts.v1.GetUserRequest
+	54,  // 90: gatehouse.accounts.v1.AccountsService.GetUserByUsername:input_type -> gatehouse.accounts.v1.GetUserByUsernameRequest
+	57,  // 91: gatehouse.accounts.v1.AccountsService.VerifyPassword:input_type -> gatehouse.accounts.v1.VerifyPasswordRequest
+	59,  // 92: gatehouse.accounts.v1.AccountsService.ChangePassword:input_type -> gatehouse.accounts.v1.ChangePasswordRequest
+	61,  // 93: gatehouse.accounts.v1.AccountsService.SetPassword:input_type -> gatehouse.accounts.v1.SetPasswordRequest
+	63,  // 94: gatehouse.accounts.v1.AccountsService.LockUser:input_type -> gatehouse.accounts.v1.LockUserRequest
+	65,  // 95: gatehouse.accounts.v1.AccountsService.UnlockUser:input_type -> gatehouse.accounts.v1.UnlockUserRequest
+	67,  // 96: gatehouse.accounts.v1.AccountsService.DeactivateUser:input_type -> gatehouse.accounts.v1.DeactivateUserRequest
+	69,  // 97: gatehouse.accounts.v1.AccountsService.ReactivateUser:input_type -> gatehouse.accounts.v1.ReactivateUserRequest
+	71,  // 98: gatehouse.accounts.v1.AccountsService.SetDisplayName:input_type -> gatehouse.accounts.v1.SetDisplayNameRequest
+	73,  // 99: gatehouse.accounts.v1.AccountsService.ListUsers:input_type -> gatehouse.accounts.v1.ListUsersRequest
+	76,  // 100: gatehouse.accounts.v1.AccountsService.ListAuditEntries:input_type -> gatehouse.accounts.v1.ListAuditEntriesRequest
+	23,  // 101: gatehouse.accounts.v1.AccountsService.GetUserByEmail:input_type -> gatehouse.accounts.v1.GetUserByEmailRequest
+	26,  // 102: gatehouse.accounts.v1.AccountsService.AddEmail:input_type -> gatehouse.accounts.v1.AddEmailRequest
+	28,  // 103: gatehouse.accounts.v1.AccountsService.RemoveEmail:input_type -> gatehouse.accounts.v1.RemoveEmailRequest
+	30,  // 104: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:input_type -> gatehouse.accounts.v1.SetPrimaryEmailRequest
+	32,  // 105: gatehouse.accounts.v1.AccountsService.ListEmails:input_type -> gatehouse.accounts.v1.ListEmailsRequest
+	35,  // 106: gatehouse.accounts.v1.AccountsService.StartBrowserSession:input_type -> gatehouse.accounts.v1.StartBrowserSessionRequest
+	37,  // 107: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:input_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionRequest
+	39,  // 108: gatehouse.accounts.v1.AccountsService.EndBrowserSession:input_type -> gatehouse.accounts.v1.EndBrowserSessionRequest
+	41,  // 109: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:input_type -> gatehouse.accounts.v1.ListBrowserSessionsRequest
+	15,  // 110: gatehouse.accounts.v1.AccountsService.CreateRegistrationToken:input_type -> gatehouse.accounts.v1.CreateRegistrationTokenRequest
+	17,  // 111: gatehouse.accounts.v1.AccountsService.UseRegistrationToken:input_type -> gatehouse.accounts.v1.UseRegistrationTokenRequest
+	19,  // 112: gatehouse.accounts.v1.AccountsService.RevokeRegistrationToken:input_type -> gatehouse.accounts.v1.RevokeRegistrationTokenRequest
+	21,  // 113: gatehouse.accounts.v1.AccountsService.ListRegistrationTokens:input_type -> gatehouse.accounts.v1.ListRegistrationTokensRequest
+	8,   // 114: gatehouse.accounts.v1.AccountsService.GetRegistrationToken:input_type -> gatehouse.accounts.v1.GetRegistrationTokenRequest
+	10,  // 115: gatehouse.accounts.v1.AccountsService.UpdateRegistrationToken:input_type -> gatehouse.accounts.v1.UpdateRegistrationTokenRequest
+	11,  // 116: gatehouse.accounts.v1.AccountsService.UnrevokeRegistrationToken:input_type -> gatehouse.accounts.v1.UnrevokeRegistrationTokenRequest
+	2,   // 117: gatehouse.accounts.v1.AccountsService.SetAdmin:input_type -> gatehouse.accounts.v1.SetAdminRequest
+	4,   // 118: gatehouse.accounts.v1.AccountsService.GetEmail:input_type -> gatehouse.accounts.v1.GetEmailRequest
+	6,   // 119: gatehouse.accounts.v1.AccountsService.GetBrowserSession:input_type -> gatehouse.accounts.v1.GetBrowserSessionRequest
+	79,  // 120: gatehouse.accounts.v1.AccountsService.ListUpstreamProviders:input_type -> gatehouse.accounts.v1.ListUpstreamProvidersRequest
+	81,  // 121: gatehouse.accounts.v1.AccountsService.StartUpstreamSignIn:input_type -> gatehouse.accounts.v1.StartUpstreamSignInRequest
+	83,  // 122: gatehouse.accounts.v1.AccountsService.CompleteUpstreamSignIn:input_type -> gatehouse.accounts.v1.CompleteUpstreamSignInRequest
+	86,  // 123: gatehouse.accounts.v1.AccountsService.GetUpstreamSignIn:input_type -> gatehouse.accounts.v1.GetUpstreamSignInRequest
+	88,  // 124: gatehouse.accounts.v1.AccountsService.RegisterUpstreamUser:input_type -> gatehouse.accounts.v1.RegisterUpstreamUserRequest
+	90,  // 125: gatehouse.accounts.v1.AccountsService.LinkUpstream:input_type -> gatehouse.accounts.v1.LinkUpstreamRequest
+	93,  // 126: gatehouse.accounts.v1.AccountsService.ListUpstreamLinks:input_type -> gatehouse.accounts.v1.ListUpstreamLinksRequest
+	95,  // 127: gatehouse.accounts.v1.AccountsService.AddUpstreamLink:input_type -> gatehouse.accounts.v1.AddUpstreamLinkRequest
+	97,  // 128: gatehouse.accounts.v1.AccountsService.RemoveUpstreamLink:input_type -> gatehouse.accounts.v1.RemoveUpstreamLinkRequest
+	99,  // 129: gatehouse.accounts.v1.AccountsService.UpstreamBackchannelLogout:input_type -> gatehouse.accounts.v1.UpstreamBackchannelLogoutRequest
+	102, // 130: gatehouse.accounts.v1.AccountsService.ImportUsers:input_type -> gatehouse.accounts.v1.ImportUsersRequest
+	107, // 131: gatehouse.accounts.v1.AccountsService.ImportRegistrationTokens:input_type -> gatehouse.accounts.v1.ImportRegistrationTokensRequest
+	110, // 132: gatehouse.accounts.v1.AccountsService.FindUsernames:input_type -> gatehouse.accounts.v1.FindUsernamesRequest
+	52,  // 133: gatehouse.accounts.v1.AccountsService.Register:output_type -> gatehouse.accounts.v1.RegisterResponse
+	46,  // 134: gatehouse.accounts.v1.AccountsService.StartRegistration:output_type -> gatehouse.accounts.v1.StartRegistrationResponse
+	49,  // 135: gatehouse.accounts.v1.AccountsService.GetRegistration:output_type -> gatehouse.accounts.v1.GetRegistrationResponse
+	51,  // 136: gatehouse.accounts.v1.AccountsService.CompleteRegistration:output_type -> gatehouse.accounts.v1.CompleteRegistrationResponse
+	55,  // 137: gatehouse.accounts.v1.AccountsService.GetUser:output_type -> gatehouse.accounts.v1.GetUserResponse
+	56,  // 138: gatehouse.accounts.v1.AccountsService.GetUserByUsername:output_type -> gatehouse.accounts.v1.GetUserByUsernameResponse
+	58,  // 139: gatehouse.accounts.v1.AccountsService.VerifyPassword:output_type -> gatehouse.accounts.v1.VerifyPasswordResponse
+	60,  // 140: gatehouse.accounts.v1.AccountsService.ChangePassword:output_type -> gatehouse.accounts.v1.ChangePasswordResponse
+	62,  // 141: gatehouse.accounts.v1.AccountsService.SetPassword:output_type -> gatehouse.accounts.v1.SetPasswordResponse
+	64,  // 142: gatehouse.accounts.v1.AccountsService.LockUser:output_type -> gatehouse.accounts.v1.LockUserResponse
+	66,  // 143: gatehouse.accounts.v1.AccountsService.UnlockUser:output_type -> gatehouse.accounts.v1.UnlockUserResponse
+	68,  // 144: gatehouse.accounts.v1.AccountsService.DeactivateUser:output_type -> gatehouse.accounts.v1.DeactivateUserResponse
+	70,  // 145: gatehouse.accounts.v1.AccountsService.ReactivateUser:output_type -> gatehouse.accounts.v1.ReactivateUserResponse
+	72,  // 146: gatehouse.accounts.v1.AccountsService.SetDisplayName:output_type -> gatehouse.accounts.v1.SetDisplayNameResponse
+	74,  // 147: gatehouse.accounts.v1.AccountsService.ListUsers:output_type -> gatehouse.accounts.v1.ListUsersResponse
+	77,  // 148: gatehouse.accounts.v1.AccountsService.ListAuditEntries:output_type -> gatehouse.accounts.v1.ListAuditEntriesResponse
+	24,  // 149: gatehouse.accounts.v1.AccountsService.GetUserByEmail:output_type -> gatehouse.accounts.v1.GetUserByEmailResponse
+	27,  // 150: gatehouse.accounts.v1.AccountsService.AddEmail:output_type -> gatehouse.accounts.v1.AddEmailResponse
+	29,  // 151: gatehouse.accounts.v1.AccountsService.RemoveEmail:output_type -> gatehouse.accounts.v1.RemoveEmailResponse
+	31,  // 152: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:output_type -> gatehouse.accounts.v1.SetPrimaryEmailResponse
+	33,  // 153: gatehouse.accounts.v1.AccountsService.ListEmails:output_type -> gatehouse.accounts.v1.ListEmailsResponse
+	36,  // 154: gatehouse.accounts.v1.AccountsService.StartBrowserSession:output_type -> gatehouse.accounts.v1.StartBrowserSessionResponse
+	38,  // 155: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:output_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionResponse
+	40,  // 156: gatehouse.accounts.v1.AccountsService.EndBrowserSession:output_type -> gatehouse.accounts.v1.EndBrowserSessionResponse
+	42,  // 157: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:output_type -> gatehouse.accounts.v1.ListBrowserSessionsResponse
+	16,  // 158: gatehouse.accounts.v1.AccountsService.CreateRegistrationToken:output_type -> gatehouse.accounts.v1.CreateRegistrationTokenResponse
+	18,  // 159: gatehouse.accounts.v1.AccountsService.UseRegistrationToken:output_type -> gatehouse.accounts.v1.UseRegistrationTokenResponse
+	20,  // 160: gatehouse.accounts.v1.AccountsService.RevokeRegistrationToken:output_type -> gatehouse.accounts.v1.RevokeRegistrationTokenResponse
+	22,  // 161: gatehouse.accounts.v1.AccountsService.ListRegistrationTokens:output_type -> gatehouse.accounts.v1.ListRegistrationTokensResponse
+	9,   // 162: gatehouse.accounts.v1.AccountsService.GetRegistrationToken:output_type -> gatehouse.accounts.v1.GetRegistrationTokenResponse
+	12,  // 163: gatehouse.accounts.v1.AccountsService.UpdateRegistrationToken:output_type -> gatehouse.accounts.v1.UpdateRegistrationTokenResponse
+	13,  // 164: gatehouse.accounts.v1.AccountsService.UnrevokeRegistrationToken:output_type -> gatehouse.accounts.v1.UnrevokeRegistrationTokenResponse
+	3,   // 165: gatehouse.accounts.v1.AccountsService.SetAdmin:output_type -> gatehouse.accounts.v1.SetAdminResponse
+	5,   // 166: gatehouse.accounts.v1.AccountsService.GetEmail:output_type -> gatehouse.accounts.v1.GetEmailResponse
+	7,   // 167: gatehouse.accounts.v1.AccountsService.GetBrowserSession:output_type -> gatehouse.accounts.v1.GetBrowserSessionResponse
+	80,  // 168: gatehouse.accounts.v1.AccountsService.ListUpstreamProviders:output_type -> gatehouse.accounts.v1.ListUpstreamProvidersResponse
+	82,  // 169: gatehouse.accounts.v1.AccountsService.StartUpstreamSignIn:output_type -> gatehouse.accounts.v1.StartUpstreamSignInResponse
+	84,  // 170: gatehouse.accounts.v1.AccountsService.CompleteUpstreamSignIn:output_type -> gatehouse.accounts.v1.CompleteUpstreamSignInResponse
+	87,  // 171: gatehouse.accounts.v1.AccountsService.GetUpstreamSignIn:output_type -> gatehouse.accounts.v1.GetUpstreamSignInResponse
+	89,  // 172: gatehouse.accounts.v1.AccountsService.RegisterUpstreamUser:output_type -> gatehouse.accounts.v1.RegisterUpstreamUserResponse
+	91,  // 173: gatehouse.accounts.v1.AccountsService.LinkUpstream:output_type -> gatehouse.accounts.v1.LinkUpstreamResponse
+	94,  // 174: gatehouse.accounts.v1.AccountsService.ListUpstreamLinks:output_type -> gatehouse.accounts.v1.ListUpstreamLinksResponse
+	96,  // 175: gatehouse.accounts.v1.AccountsService.AddUpstreamLink:output_type -> gatehouse.accounts.v1.AddUpstreamLinkResponse
+	98,  // 176: gatehouse.accounts.v1.AccountsService.RemoveUpstreamLink:output_type -> gatehouse.accounts.v1.RemoveUpstreamLinkResponse
+	100, // 177: gatehouse.accounts.v1.AccountsService.UpstreamBackchannelLogout:output_type -> gatehouse.accounts.v1.UpstreamBackchannelLogoutResponse
+	106, // 178: gatehouse.accounts.v1.AccountsService.ImportUsers:output_type -> gatehouse.accounts.v1.ImportUsersResponse
+	109, // 179: gatehouse.accounts.v1.AccountsService.ImportRegistrationTokens:output_type -> gatehouse.accounts.v1.ImportRegistrationTokensResponse
+	111, // 180: gatehouse.accounts.v1.AccountsService.FindUsernames:output_type -> gatehouse.accounts.v1.FindUsernamesResponse
+	133, // [133:181] is the sub-list for method output_type
+	85,  // [85:133] is the sub-list for method input_type
+	85,  // [85:85] is the sub-list for extension type_name
+	85,  // [85:85] is the sub-list for extension extendee
+	0,   // [0:85] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_accounts_v1_accounts_proto_init() }
@@ -6542,8 +7458,8 @@ func file_gatehouse_accounts_v1_accounts_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_accounts_v1_accounts_proto_rawDesc), len(file_gatehouse_accounts_v1_accounts_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   99,
+			NumEnums:      2,
+			NumMessages:   111,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

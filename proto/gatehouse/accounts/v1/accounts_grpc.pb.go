@@ -64,6 +64,9 @@ const (
 	AccountsService_AddUpstreamLink_FullMethodName            = "/gatehouse.accounts.v1.AccountsService/AddUpstreamLink"
 	AccountsService_RemoveUpstreamLink_FullMethodName         = "/gatehouse.accounts.v1.AccountsService/RemoveUpstreamLink"
 	AccountsService_UpstreamBackchannelLogout_FullMethodName  = "/gatehouse.accounts.v1.AccountsService/UpstreamBackchannelLogout"
+	AccountsService_ImportUsers_FullMethodName                = "/gatehouse.accounts.v1.AccountsService/ImportUsers"
+	AccountsService_ImportRegistrationTokens_FullMethodName   = "/gatehouse.accounts.v1.AccountsService/ImportRegistrationTokens"
+	AccountsService_FindUsernames_FullMethodName              = "/gatehouse.accounts.v1.AccountsService/FindUsernames"
 )
 
 // AccountsServiceClient is the client API for AccountsService service.
@@ -189,6 +192,16 @@ type AccountsServiceClient interface {
 	// from the upstream session it names. INVALID_ARGUMENT for a token that is
 	// not valid (or replayed).
 	UpstreamBackchannelLogout(ctx context.Context, in *UpstreamBackchannelLogoutRequest, opts ...grpc.CallOption) (*UpstreamBackchannelLogoutResponse, error)
+	// ImportUsers writes accounts as they were on the homeserver (UserImported,
+	// with their claims), in one call for many: password hashes as they are
+	// (never computed here), verified addresses, upstream links. A user whose
+	// name another user holds is a clash, reported, not written.
+	ImportUsers(ctx context.Context, in *ImportUsersRequest, opts ...grpc.CallOption) (*ImportUsersResponse, error)
+	// ImportRegistrationTokens writes registration tokens by their hashes.
+	ImportRegistrationTokens(ctx context.Context, in *ImportRegistrationTokensRequest, opts ...grpc.CallOption) (*ImportRegistrationTokensResponse, error)
+	// FindUsernames says which of the usernames exist (exactly, or differing
+	// only in case), with their users' ids and where they were imported from.
+	FindUsernames(ctx context.Context, in *FindUsernamesRequest, opts ...grpc.CallOption) (*FindUsernamesResponse, error)
 }
 
 type accountsServiceClient struct {
@@ -649,6 +662,36 @@ func (c *accountsServiceClient) UpstreamBackchannelLogout(ctx context.Context, i
 	return out, nil
 }
 
+func (c *accountsServiceClient) ImportUsers(ctx context.Context, in *ImportUsersRequest, opts ...grpc.CallOption) (*ImportUsersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ImportUsersResponse)
+	err := c.cc.Invoke(ctx, AccountsService_ImportUsers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) ImportRegistrationTokens(ctx context.Context, in *ImportRegistrationTokensRequest, opts ...grpc.CallOption) (*ImportRegistrationTokensResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ImportRegistrationTokensResponse)
+	err := c.cc.Invoke(ctx, AccountsService_ImportRegistrationTokens_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) FindUsernames(ctx context.Context, in *FindUsernamesRequest, opts ...grpc.CallOption) (*FindUsernamesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FindUsernamesResponse)
+	err := c.cc.Invoke(ctx, AccountsService_FindUsernames_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AccountsServiceServer is the server API for AccountsService service.
 // All implementations must embed UnimplementedAccountsServiceServer
 // for forward compatibility.
@@ -772,6 +815,16 @@ type AccountsServiceServer interface {
 	// from the upstream session it names. INVALID_ARGUMENT for a token that is
 	// not valid (or replayed).
 	UpstreamBackchannelLogout(context.Context, *UpstreamBackchannelLogoutRequest) (*UpstreamBackchannelLogoutResponse, error)
+	// ImportUsers writes accounts as they were on the homeserver (UserImported,
+	// with their claims), in one call for many: password hashes as they are
+	// (never computed here), verified addresses, upstream links. A user whose
+	// name another user holds is a clash, reported, not written.
+	ImportUsers(context.Context, *ImportUsersRequest) (*ImportUsersResponse, error)
+	// ImportRegistrationTokens writes registration tokens by their hashes.
+	ImportRegistrationTokens(context.Context, *ImportRegistrationTokensRequest) (*ImportRegistrationTokensResponse, error)
+	// FindUsernames says which of the usernames exist (exactly, or differing
+	// only in case), with their users' ids and where they were imported from.
+	FindUsernames(context.Context, *FindUsernamesRequest) (*FindUsernamesResponse, error)
 	mustEmbedUnimplementedAccountsServiceServer()
 }
 
@@ -916,6 +969,15 @@ func (UnimplementedAccountsServiceServer) RemoveUpstreamLink(context.Context, *R
 }
 func (UnimplementedAccountsServiceServer) UpstreamBackchannelLogout(context.Context, *UpstreamBackchannelLogoutRequest) (*UpstreamBackchannelLogoutResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method UpstreamBackchannelLogout not implemented")
+}
+func (UnimplementedAccountsServiceServer) ImportUsers(context.Context, *ImportUsersRequest) (*ImportUsersResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ImportUsers not implemented")
+}
+func (UnimplementedAccountsServiceServer) ImportRegistrationTokens(context.Context, *ImportRegistrationTokensRequest) (*ImportRegistrationTokensResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ImportRegistrationTokens not implemented")
+}
+func (UnimplementedAccountsServiceServer) FindUsernames(context.Context, *FindUsernamesRequest) (*FindUsernamesResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method FindUsernames not implemented")
 }
 func (UnimplementedAccountsServiceServer) mustEmbedUnimplementedAccountsServiceServer() {}
 func (UnimplementedAccountsServiceServer) testEmbeddedByValue()                         {}
@@ -1748,6 +1810,60 @@ func _AccountsService_UpstreamBackchannelLogout_Handler(srv interface{}, ctx con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AccountsService_ImportUsers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ImportUsersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).ImportUsers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_ImportUsers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).ImportUsers(ctx, req.(*ImportUsersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_ImportRegistrationTokens_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ImportRegistrationTokensRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).ImportRegistrationTokens(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_ImportRegistrationTokens_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).ImportRegistrationTokens(ctx, req.(*ImportRegistrationTokensRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_FindUsernames_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FindUsernamesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).FindUsernames(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_FindUsernames_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).FindUsernames(ctx, req.(*FindUsernamesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AccountsService_ServiceDesc is the grpc.ServiceDesc for AccountsService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1934,6 +2050,18 @@ var AccountsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UpstreamBackchannelLogout",
 			Handler:    _AccountsService_UpstreamBackchannelLogout_Handler,
+		},
+		{
+			MethodName: "ImportUsers",
+			Handler:    _AccountsService_ImportUsers_Handler,
+		},
+		{
+			MethodName: "ImportRegistrationTokens",
+			Handler:    _AccountsService_ImportRegistrationTokens_Handler,
+		},
+		{
+			MethodName: "FindUsernames",
+			Handler:    _AccountsService_FindUsernames_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

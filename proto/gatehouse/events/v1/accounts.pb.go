@@ -1220,7 +1220,10 @@ type RegistrationTokenCreated struct {
 	// 0: unlimited.
 	UsesAllowed int32 `protobuf:"varint,3,opt,name=uses_allowed,json=usesAllowed,proto3" json:"uses_allowed,omitempty"`
 	// Unset: never expires.
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// Set when the token was moved from another homeserver ("synapse"):
+	// uses_allowed is then what was left of it there.
+	ImportedFrom  string `protobuf:"bytes,5,opt,name=imported_from,json=importedFrom,proto3" json:"imported_from,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1281,6 +1284,13 @@ func (x *RegistrationTokenCreated) GetExpiresAt() *timestamppb.Timestamp {
 		return x.ExpiresAt
 	}
 	return nil
+}
+
+func (x *RegistrationTokenCreated) GetImportedFrom() string {
+	if x != nil {
+		return x.ImportedFrom
+	}
+	return ""
 }
 
 // RegistrationTokenUsed spends one use.
@@ -2170,6 +2180,310 @@ func (x *UpstreamLogoutReceived) GetUserId() string {
 	return ""
 }
 
+// UserImported starts a user aggregate with an account moved from another
+// homeserver (Synapse), as it was there: one event with everything, instead
+// of a registration followed by changes. The username, each address and each
+// upstream identity are claimed before it (UsernameReserved, EmailReserved,
+// UpstreamLinkReserved, each on its own subject, expected empty), so a name
+// or an address stays one user's. Nothing is provisioned on the homeserver:
+// it has the account already.
+type UserImported struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// Matrix localpart, its case kept.
+	Username string `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	// Where the account comes from: "synapse".
+	Source string `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"`
+	// The account's ID there (@localpart:server_name).
+	ExternalId string `protobuf:"bytes,4,opt,name=external_id,json=externalId,proto3" json:"external_id,omitempty"`
+	// When the account was created there.
+	CreatedAt   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	Admin       bool                   `protobuf:"varint,6,opt,name=admin,proto3" json:"admin,omitempty"`
+	Locked      bool                   `protobuf:"varint,7,opt,name=locked,proto3" json:"locked,omitempty"`
+	Deactivated bool                   `protobuf:"varint,8,opt,name=deactivated,proto3" json:"deactivated,omitempty"`
+	// The display name, written empty and kept sealed under the user's personal key.
+	DisplayName       string        `protobuf:"bytes,9,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	SealedDisplayName *SealedSecret `protobuf:"bytes,10,opt,name=sealed_display_name,json=sealedDisplayName,proto3" json:"sealed_display_name,omitempty"`
+	// The password hash as the homeserver kept it (bcrypt, $2a$/$2b$/$2y$),
+	// sealed at "accounts.user.<user_id>/password_hash" under the user's
+	// personal key; unset when the account had no password.
+	SealedPasswordHash *SealedSecret `protobuf:"bytes,11,opt,name=sealed_password_hash,json=sealedPasswordHash,proto3" json:"sealed_password_hash,omitempty"`
+	// The hash's scheme ("bcrypt": Synapse's, verified with
+	// passwords.bcrypt_pepper); empty without a password.
+	PasswordScheme string `protobuf:"bytes,12,opt,name=password_scheme,json=passwordScheme,proto3" json:"password_scheme,omitempty"`
+	// The account's verified addresses (lower-cased), the primary one first.
+	Emails []*ImportedEmail `protobuf:"bytes,13,rep,name=emails,proto3" json:"emails,omitempty"`
+	// The account's links to upstream identity providers.
+	Links         []*ImportedLink `protobuf:"bytes,14,rep,name=links,proto3" json:"links,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserImported) Reset() {
+	*x = UserImported{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserImported) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserImported) ProtoMessage() {}
+
+func (x *UserImported) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserImported.ProtoReflect.Descriptor instead.
+func (*UserImported) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *UserImported) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *UserImported) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *UserImported) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *UserImported) GetExternalId() string {
+	if x != nil {
+		return x.ExternalId
+	}
+	return ""
+}
+
+func (x *UserImported) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *UserImported) GetAdmin() bool {
+	if x != nil {
+		return x.Admin
+	}
+	return false
+}
+
+func (x *UserImported) GetLocked() bool {
+	if x != nil {
+		return x.Locked
+	}
+	return false
+}
+
+func (x *UserImported) GetDeactivated() bool {
+	if x != nil {
+		return x.Deactivated
+	}
+	return false
+}
+
+func (x *UserImported) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *UserImported) GetSealedDisplayName() *SealedSecret {
+	if x != nil {
+		return x.SealedDisplayName
+	}
+	return nil
+}
+
+func (x *UserImported) GetSealedPasswordHash() *SealedSecret {
+	if x != nil {
+		return x.SealedPasswordHash
+	}
+	return nil
+}
+
+func (x *UserImported) GetPasswordScheme() string {
+	if x != nil {
+		return x.PasswordScheme
+	}
+	return ""
+}
+
+func (x *UserImported) GetEmails() []*ImportedEmail {
+	if x != nil {
+		return x.Emails
+	}
+	return nil
+}
+
+func (x *UserImported) GetLinks() []*ImportedLink {
+	if x != nil {
+		return x.Links
+	}
+	return nil
+}
+
+// ImportedEmail is one address of an imported account.
+type ImportedEmail struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Written empty and kept sealed under the user's personal key.
+	Email       string        `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	SealedEmail *SealedSecret `protobuf:"bytes,2,opt,name=sealed_email,json=sealedEmail,proto3" json:"sealed_email,omitempty"`
+	// When the homeserver recorded it.
+	AddedAt       *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=added_at,json=addedAt,proto3" json:"added_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportedEmail) Reset() {
+	*x = ImportedEmail{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportedEmail) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportedEmail) ProtoMessage() {}
+
+func (x *ImportedEmail) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportedEmail.ProtoReflect.Descriptor instead.
+func (*ImportedEmail) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ImportedEmail) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *ImportedEmail) GetSealedEmail() *SealedSecret {
+	if x != nil {
+		return x.SealedEmail
+	}
+	return nil
+}
+
+func (x *ImportedEmail) GetAddedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AddedAt
+	}
+	return nil
+}
+
+// ImportedLink is one upstream identity of an imported account, as
+// UpstreamLinked records a link (source "import").
+type ImportedLink struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	LinkId string                 `protobuf:"bytes,1,opt,name=link_id,json=linkId,proto3" json:"link_id,omitempty"`
+	// "synapse:<auth_provider>": the provider whose synapse_idp_id it is.
+	Provider string `protobuf:"bytes,2,opt,name=provider,proto3" json:"provider,omitempty"`
+	// The subject at the provider, sealed under the user's personal key at
+	// "accounts.user.<user_id>/subject", as UpstreamLinked's.
+	SealedSubject *SealedSecret `protobuf:"bytes,4,opt,name=sealed_subject,json=sealedSubject,proto3" json:"sealed_subject,omitempty"`
+	// The claim's aggregate id: accounts.upstream.<claim_key>.
+	ClaimKey      string `protobuf:"bytes,5,opt,name=claim_key,json=claimKey,proto3" json:"claim_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportedLink) Reset() {
+	*x = ImportedLink{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportedLink) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportedLink) ProtoMessage() {}
+
+func (x *ImportedLink) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportedLink.ProtoReflect.Descriptor instead.
+func (*ImportedLink) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ImportedLink) GetLinkId() string {
+	if x != nil {
+		return x.LinkId
+	}
+	return ""
+}
+
+func (x *ImportedLink) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *ImportedLink) GetSealedSubject() *SealedSecret {
+	if x != nil {
+		return x.SealedSubject
+	}
+	return nil
+}
+
+func (x *ImportedLink) GetClaimKey() string {
+	if x != nil {
+		return x.ClaimKey
+	}
+	return ""
+}
+
 type BrowserSessionsActive_Entry struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	SessionId      string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
@@ -2185,7 +2499,7 @@ type BrowserSessionsActive_Entry struct {
 
 func (x *BrowserSessionsActive_Entry) Reset() {
 	*x = BrowserSessionsActive_Entry{}
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[31]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2197,7 +2511,7 @@ func (x *BrowserSessionsActive_Entry) String() string {
 func (*BrowserSessionsActive_Entry) ProtoMessage() {}
 
 func (x *BrowserSessionsActive_Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[31]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2342,14 +2656,15 @@ const file_gatehouse_events_v1_accounts_proto_rawDesc = "" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x120\n" +
-	"\x14end_started_sessions\x18\x04 \x01(\bR\x12endStartedSessions\"\xb2\x01\n" +
+	"\x14end_started_sessions\x18\x04 \x01(\bR\x12endStartedSessions\"\xd7\x01\n" +
 	"\x18RegistrationTokenCreated\x12\x19\n" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12\x1d\n" +
 	"\n" +
 	"token_hash\x18\x02 \x01(\tR\ttokenHash\x12!\n" +
 	"\fuses_allowed\x18\x03 \x01(\x05R\vusesAllowed\x129\n" +
 	"\n" +
-	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"2\n" +
+	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12#\n" +
+	"\rimported_from\x18\x05 \x01(\tR\fimportedFrom\"2\n" +
 	"\x15RegistrationTokenUsed\x12\x19\n" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\"5\n" +
 	"\x18RegistrationTokenRevoked\x12\x19\n" +
@@ -2411,7 +2726,34 @@ const file_gatehouse_events_v1_accounts_proto_rawDesc = "" +
 	"\x16UpstreamLogoutReceived\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x10\n" +
 	"\x03sid\x18\x02 \x01(\tR\x03sid\x12\x17\n" +
-	"\auser_id\x18\x03 \x01(\tR\x06userId*\xef\x01\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\"\xf0\x04\n" +
+	"\fUserImported\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1a\n" +
+	"\busername\x18\x02 \x01(\tR\busername\x12\x16\n" +
+	"\x06source\x18\x03 \x01(\tR\x06source\x12\x1f\n" +
+	"\vexternal_id\x18\x04 \x01(\tR\n" +
+	"externalId\x129\n" +
+	"\n" +
+	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x14\n" +
+	"\x05admin\x18\x06 \x01(\bR\x05admin\x12\x16\n" +
+	"\x06locked\x18\a \x01(\bR\x06locked\x12 \n" +
+	"\vdeactivated\x18\b \x01(\bR\vdeactivated\x12!\n" +
+	"\fdisplay_name\x18\t \x01(\tR\vdisplayName\x12Q\n" +
+	"\x13sealed_display_name\x18\n" +
+	" \x01(\v2!.gatehouse.events.v1.SealedSecretR\x11sealedDisplayName\x12S\n" +
+	"\x14sealed_password_hash\x18\v \x01(\v2!.gatehouse.events.v1.SealedSecretR\x12sealedPasswordHash\x12'\n" +
+	"\x0fpassword_scheme\x18\f \x01(\tR\x0epasswordScheme\x12:\n" +
+	"\x06emails\x18\r \x03(\v2\".gatehouse.events.v1.ImportedEmailR\x06emails\x127\n" +
+	"\x05links\x18\x0e \x03(\v2!.gatehouse.events.v1.ImportedLinkR\x05links\"\xa2\x01\n" +
+	"\rImportedEmail\x12\x14\n" +
+	"\x05email\x18\x01 \x01(\tR\x05email\x12D\n" +
+	"\fsealed_email\x18\x02 \x01(\v2!.gatehouse.events.v1.SealedSecretR\vsealedEmail\x125\n" +
+	"\badded_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\aaddedAt\"\xb0\x01\n" +
+	"\fImportedLink\x12\x17\n" +
+	"\alink_id\x18\x01 \x01(\tR\x06linkId\x12\x1a\n" +
+	"\bprovider\x18\x02 \x01(\tR\bprovider\x12H\n" +
+	"\x0esealed_subject\x18\x04 \x01(\v2!.gatehouse.events.v1.SealedSecretR\rsealedSubject\x12\x1b\n" +
+	"\tclaim_key\x18\x05 \x01(\tR\bclaimKeyJ\x04\b\x03\x10\x04*\xef\x01\n" +
 	"\x14PasswordChangeReason\x12&\n" +
 	"\"PASSWORD_CHANGE_REASON_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bPASSWORD_CHANGE_REASON_USER\x10\x01\x12 \n" +
@@ -2433,7 +2775,7 @@ func file_gatehouse_events_v1_accounts_proto_rawDescGZIP() []byte {
 }
 
 var file_gatehouse_events_v1_accounts_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_gatehouse_events_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_gatehouse_events_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_gatehouse_events_v1_accounts_proto_goTypes = []any{
 	(PasswordChangeReason)(0),           // 0: gatehouse.events.v1.PasswordChangeReason
 	(*UsernameReserved)(nil),            // 1: gatehouse.events.v1.UsernameReserved
@@ -2467,44 +2809,55 @@ var file_gatehouse_events_v1_accounts_proto_goTypes = []any{
 	(*UpstreamLinkReserved)(nil),        // 29: gatehouse.events.v1.UpstreamLinkReserved
 	(*UpstreamLinkReleased)(nil),        // 30: gatehouse.events.v1.UpstreamLinkReleased
 	(*UpstreamLogoutReceived)(nil),      // 31: gatehouse.events.v1.UpstreamLogoutReceived
-	(*BrowserSessionsActive_Entry)(nil), // 32: gatehouse.events.v1.BrowserSessionsActive.Entry
-	(*SealedSecret)(nil),                // 33: gatehouse.events.v1.SealedSecret
-	(*timestamppb.Timestamp)(nil),       // 34: google.protobuf.Timestamp
-	(SecretChange)(0),                   // 35: gatehouse.events.v1.SecretChange
+	(*UserImported)(nil),                // 32: gatehouse.events.v1.UserImported
+	(*ImportedEmail)(nil),               // 33: gatehouse.events.v1.ImportedEmail
+	(*ImportedLink)(nil),                // 34: gatehouse.events.v1.ImportedLink
+	(*BrowserSessionsActive_Entry)(nil), // 35: gatehouse.events.v1.BrowserSessionsActive.Entry
+	(*SealedSecret)(nil),                // 36: gatehouse.events.v1.SealedSecret
+	(*timestamppb.Timestamp)(nil),       // 37: google.protobuf.Timestamp
+	(SecretChange)(0),                   // 38: gatehouse.events.v1.SecretChange
 }
 var file_gatehouse_events_v1_accounts_proto_depIdxs = []int32{
-	33, // 0: gatehouse.events.v1.EmailReserved.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	33, // 1: gatehouse.events.v1.EmailReleased.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	33, // 2: gatehouse.events.v1.UserRegistered.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
-	33, // 3: gatehouse.events.v1.UserRegistered.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	33, // 4: gatehouse.events.v1.UserRegistered.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
+	36, // 0: gatehouse.events.v1.EmailReserved.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	36, // 1: gatehouse.events.v1.EmailReleased.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	36, // 2: gatehouse.events.v1.UserRegistered.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
+	36, // 3: gatehouse.events.v1.UserRegistered.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	36, // 4: gatehouse.events.v1.UserRegistered.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
 	0,  // 5: gatehouse.events.v1.PasswordChanged.reason:type_name -> gatehouse.events.v1.PasswordChangeReason
-	33, // 6: gatehouse.events.v1.PasswordChanged.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
-	33, // 7: gatehouse.events.v1.DisplayNameSet.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
-	33, // 8: gatehouse.events.v1.EmailAdded.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	33, // 9: gatehouse.events.v1.EmailRemoved.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	33, // 10: gatehouse.events.v1.PrimaryEmailSet.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	33, // 11: gatehouse.events.v1.BrowserSessionStarted.sealed_user_agent:type_name -> gatehouse.events.v1.SealedSecret
-	33, // 12: gatehouse.events.v1.BrowserSessionStarted.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
-	32, // 13: gatehouse.events.v1.BrowserSessionsActive.entries:type_name -> gatehouse.events.v1.BrowserSessionsActive.Entry
-	34, // 14: gatehouse.events.v1.RegistrationTokenCreated.expires_at:type_name -> google.protobuf.Timestamp
-	34, // 15: gatehouse.events.v1.RegistrationTokenUpdated.expires_at:type_name -> google.protobuf.Timestamp
-	34, // 16: gatehouse.events.v1.RegistrationStarted.expires_at:type_name -> google.protobuf.Timestamp
-	33, // 17: gatehouse.events.v1.RegistrationStarted.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
-	33, // 18: gatehouse.events.v1.RegistrationStarted.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	33, // 19: gatehouse.events.v1.RegistrationStarted.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
-	33, // 20: gatehouse.events.v1.AuthProofKeyGenerated.sealed_key:type_name -> gatehouse.events.v1.SealedSecret
-	35, // 21: gatehouse.events.v1.AuthProofKeyGenerated.change:type_name -> gatehouse.events.v1.SecretChange
-	33, // 22: gatehouse.events.v1.ClaimKeyGenerated.sealed_key:type_name -> gatehouse.events.v1.SealedSecret
-	35, // 23: gatehouse.events.v1.ClaimKeyGenerated.change:type_name -> gatehouse.events.v1.SecretChange
-	33, // 24: gatehouse.events.v1.UpstreamLinked.sealed_subject:type_name -> gatehouse.events.v1.SealedSecret
-	33, // 25: gatehouse.events.v1.UpstreamLinked.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	33, // 26: gatehouse.events.v1.BrowserSessionsActive.Entry.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
-	27, // [27:27] is the sub-list for method output_type
-	27, // [27:27] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	36, // 6: gatehouse.events.v1.PasswordChanged.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
+	36, // 7: gatehouse.events.v1.DisplayNameSet.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
+	36, // 8: gatehouse.events.v1.EmailAdded.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	36, // 9: gatehouse.events.v1.EmailRemoved.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	36, // 10: gatehouse.events.v1.PrimaryEmailSet.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	36, // 11: gatehouse.events.v1.BrowserSessionStarted.sealed_user_agent:type_name -> gatehouse.events.v1.SealedSecret
+	36, // 12: gatehouse.events.v1.BrowserSessionStarted.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
+	35, // 13: gatehouse.events.v1.BrowserSessionsActive.entries:type_name -> gatehouse.events.v1.BrowserSessionsActive.Entry
+	37, // 14: gatehouse.events.v1.RegistrationTokenCreated.expires_at:type_name -> google.protobuf.Timestamp
+	37, // 15: gatehouse.events.v1.RegistrationTokenUpdated.expires_at:type_name -> google.protobuf.Timestamp
+	37, // 16: gatehouse.events.v1.RegistrationStarted.expires_at:type_name -> google.protobuf.Timestamp
+	36, // 17: gatehouse.events.v1.RegistrationStarted.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
+	36, // 18: gatehouse.events.v1.RegistrationStarted.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	36, // 19: gatehouse.events.v1.RegistrationStarted.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
+	36, // 20: gatehouse.events.v1.AuthProofKeyGenerated.sealed_key:type_name -> gatehouse.events.v1.SealedSecret
+	38, // 21: gatehouse.events.v1.AuthProofKeyGenerated.change:type_name -> gatehouse.events.v1.SecretChange
+	36, // 22: gatehouse.events.v1.ClaimKeyGenerated.sealed_key:type_name -> gatehouse.events.v1.SealedSecret
+	38, // 23: gatehouse.events.v1.ClaimKeyGenerated.change:type_name -> gatehouse.events.v1.SecretChange
+	36, // 24: gatehouse.events.v1.UpstreamLinked.sealed_subject:type_name -> gatehouse.events.v1.SealedSecret
+	36, // 25: gatehouse.events.v1.UpstreamLinked.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	37, // 26: gatehouse.events.v1.UserImported.created_at:type_name -> google.protobuf.Timestamp
+	36, // 27: gatehouse.events.v1.UserImported.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
+	36, // 28: gatehouse.events.v1.UserImported.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
+	33, // 29: gatehouse.events.v1.UserImported.emails:type_name -> gatehouse.events.v1.ImportedEmail
+	34, // 30: gatehouse.events.v1.UserImported.links:type_name -> gatehouse.events.v1.ImportedLink
+	36, // 31: gatehouse.events.v1.ImportedEmail.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	37, // 32: gatehouse.events.v1.ImportedEmail.added_at:type_name -> google.protobuf.Timestamp
+	36, // 33: gatehouse.events.v1.ImportedLink.sealed_subject:type_name -> gatehouse.events.v1.SealedSecret
+	36, // 34: gatehouse.events.v1.BrowserSessionsActive.Entry.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
+	35, // [35:35] is the sub-list for method output_type
+	35, // [35:35] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_events_v1_accounts_proto_init() }
@@ -2519,7 +2872,7 @@ func file_gatehouse_events_v1_accounts_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_events_v1_accounts_proto_rawDesc), len(file_gatehouse_events_v1_accounts_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   32,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -105,7 +105,7 @@ var (
 	AccountsUser = aggregate("accounts", "user",
 		&UserRegistered{}, &PasswordChanged{}, &UserLocked{}, &UserUnlocked{}, &UserDeactivated{}, &UserReactivated{},
 		&DisplayNameSet{}, &AdminSet{}, &EmailAdded{}, &EmailRemoved{}, &PrimaryEmailSet{},
-		&UpstreamLinked{}, &UpstreamUnlinked{})
+		&UpstreamLinked{}, &UpstreamUnlinked{}, &UserImported{})
 	AccountsUsername     = aggregate("accounts", "username", &UsernameReserved{})
 	AccountsEmail        = aggregate("accounts", "email", &EmailReserved{}, &EmailReleased{})
 	AccountsBrowser      = aggregate("accounts", "browser", &BrowserSessionStarted{}, &BrowserSessionEnded{})
@@ -156,7 +156,7 @@ var (
 // keys, the client assertions used before they were claimed on AUTHORIZE (no
 // longer written) and compat login tokens.
 var (
-	TokenSession    = aggregate("token", "session", &SessionStarted{}, &TokensIssued{}, &SessionRenamed{}, &SessionEnded{})
+	TokenSession    = aggregate("token", "session", &SessionStarted{}, &TokensIssued{}, &SessionRenamed{}, &SessionEnded{}, &SessionImported{})
 	TokenActivity   = aggregate("token", "activity", &SessionsActive{})
 	TokenKeys       = aggregate("token", "keys", &SigningKeysGenerated{})
 	TokenAssertion  = aggregate("token", "assertion", &ClientAssertionUsed{})

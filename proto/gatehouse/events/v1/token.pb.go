@@ -721,6 +721,97 @@ func (x *SessionsActive) GetEntries() []*SessionsActive_Entry {
 	return nil
 }
 
+// SessionImported starts a session moved from another homeserver (one of
+// Synapse's devices): the tokens its client already holds keep working. The
+// homeserver has the device already, so nothing is provisioned. Only the
+// tokens' hashes are stored. Subject: token.session.<session_id>.
+type SessionImported struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The session as SessionStarted would start it: kind "compat", client
+	// "legacy", the user, the device and its display name, the scope, and the
+	// device's last address and user agent (sealed under the user's personal
+	// key); no tokens (see tokens).
+	Session *SessionStarted `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	// Every live token of the device, by SHA-256 (hex) of the string the
+	// client holds: access tokens (access_expires_at unset: no expiry) and
+	// refresh tokens with the access token issued with them. Such a token is
+	// looked up by its hash alone (it has no MAC); a refresh rotates it into
+	// Gatehouse's own tokens.
+	Tokens []*TokensIssued `protobuf:"bytes,2,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	// Where the session comes from: "synapse".
+	Source string `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"`
+	// When the device was first seen there (the session's creation), and last used.
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	LastActiveAt  *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=last_active_at,json=lastActiveAt,proto3" json:"last_active_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionImported) Reset() {
+	*x = SessionImported{}
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionImported) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionImported) ProtoMessage() {}
+
+func (x *SessionImported) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionImported.ProtoReflect.Descriptor instead.
+func (*SessionImported) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *SessionImported) GetSession() *SessionStarted {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+func (x *SessionImported) GetTokens() []*TokensIssued {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
+func (x *SessionImported) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *SessionImported) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *SessionImported) GetLastActiveAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastActiveAt
+	}
+	return nil
+}
+
 type SessionsActive_Entry struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	SessionId      string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
@@ -738,7 +829,7 @@ type SessionsActive_Entry struct {
 
 func (x *SessionsActive_Entry) Reset() {
 	*x = SessionsActive_Entry{}
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[9]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -750,7 +841,7 @@ func (x *SessionsActive_Entry) String() string {
 func (*SessionsActive_Entry) ProtoMessage() {}
 
 func (x *SessionsActive_Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[9]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -873,7 +964,14 @@ const file_gatehouse_events_v1_token_proto_rawDesc = "" +
 	"\n" +
 	"ip_address\x18\x03 \x01(\tR\tipAddress\x12\x17\n" +
 	"\auser_id\x18\x04 \x01(\tR\x06userId\x12M\n" +
-	"\x11sealed_ip_address\x18\x05 \x01(\v2!.gatehouse.events.v1.SealedSecretR\x0fsealedIpAddressB2Z0gatehouse.dev/proto/gatehouse/events/v1;eventsv1b\x06proto3"
+	"\x11sealed_ip_address\x18\x05 \x01(\v2!.gatehouse.events.v1.SealedSecretR\x0fsealedIpAddress\"\xa0\x02\n" +
+	"\x0fSessionImported\x12=\n" +
+	"\asession\x18\x01 \x01(\v2#.gatehouse.events.v1.SessionStartedR\asession\x129\n" +
+	"\x06tokens\x18\x02 \x03(\v2!.gatehouse.events.v1.TokensIssuedR\x06tokens\x12\x16\n" +
+	"\x06source\x18\x03 \x01(\tR\x06source\x129\n" +
+	"\n" +
+	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12@\n" +
+	"\x0elast_active_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\flastActiveAtB2Z0gatehouse.dev/proto/gatehouse/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_gatehouse_events_v1_token_proto_rawDescOnce sync.Once
@@ -887,7 +985,7 @@ func file_gatehouse_events_v1_token_proto_rawDescGZIP() []byte {
 	return file_gatehouse_events_v1_token_proto_rawDescData
 }
 
-var file_gatehouse_events_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_gatehouse_events_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_gatehouse_events_v1_token_proto_goTypes = []any{
 	(*SessionStarted)(nil),        // 0: gatehouse.events.v1.SessionStarted
 	(*TokensIssued)(nil),          // 1: gatehouse.events.v1.TokensIssued
@@ -898,28 +996,33 @@ var file_gatehouse_events_v1_token_proto_goTypes = []any{
 	(*LoginTokenUsed)(nil),        // 6: gatehouse.events.v1.LoginTokenUsed
 	(*SessionRenamed)(nil),        // 7: gatehouse.events.v1.SessionRenamed
 	(*SessionsActive)(nil),        // 8: gatehouse.events.v1.SessionsActive
-	(*SessionsActive_Entry)(nil),  // 9: gatehouse.events.v1.SessionsActive.Entry
-	(*SealedSecret)(nil),          // 10: gatehouse.events.v1.SealedSecret
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
-	(SecretChange)(0),             // 12: gatehouse.events.v1.SecretChange
+	(*SessionImported)(nil),       // 9: gatehouse.events.v1.SessionImported
+	(*SessionsActive_Entry)(nil),  // 10: gatehouse.events.v1.SessionsActive.Entry
+	(*SealedSecret)(nil),          // 11: gatehouse.events.v1.SealedSecret
+	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(SecretChange)(0),             // 13: gatehouse.events.v1.SecretChange
 }
 var file_gatehouse_events_v1_token_proto_depIdxs = []int32{
 	1,  // 0: gatehouse.events.v1.SessionStarted.tokens:type_name -> gatehouse.events.v1.TokensIssued
-	10, // 1: gatehouse.events.v1.SessionStarted.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
-	10, // 2: gatehouse.events.v1.SessionStarted.sealed_user_agent:type_name -> gatehouse.events.v1.SealedSecret
-	11, // 3: gatehouse.events.v1.TokensIssued.access_expires_at:type_name -> google.protobuf.Timestamp
-	10, // 4: gatehouse.events.v1.SigningKeysGenerated.sealed_private_jwks:type_name -> gatehouse.events.v1.SealedSecret
-	10, // 5: gatehouse.events.v1.SigningKeysGenerated.sealed_token_mac_key:type_name -> gatehouse.events.v1.SealedSecret
-	12, // 6: gatehouse.events.v1.SigningKeysGenerated.change:type_name -> gatehouse.events.v1.SecretChange
-	11, // 7: gatehouse.events.v1.ClientAssertionUsed.expires_at:type_name -> google.protobuf.Timestamp
-	11, // 8: gatehouse.events.v1.LoginTokenIssued.expires_at:type_name -> google.protobuf.Timestamp
-	9,  // 9: gatehouse.events.v1.SessionsActive.entries:type_name -> gatehouse.events.v1.SessionsActive.Entry
-	10, // 10: gatehouse.events.v1.SessionsActive.Entry.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	11, // 1: gatehouse.events.v1.SessionStarted.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
+	11, // 2: gatehouse.events.v1.SessionStarted.sealed_user_agent:type_name -> gatehouse.events.v1.SealedSecret
+	12, // 3: gatehouse.events.v1.TokensIssued.access_expires_at:type_name -> google.protobuf.Timestamp
+	11, // 4: gatehouse.events.v1.SigningKeysGenerated.sealed_private_jwks:type_name -> gatehouse.events.v1.SealedSecret
+	11, // 5: gatehouse.events.v1.SigningKeysGenerated.sealed_token_mac_key:type_name -> gatehouse.events.v1.SealedSecret
+	13, // 6: gatehouse.events.v1.SigningKeysGenerated.change:type_name -> gatehouse.events.v1.SecretChange
+	12, // 7: gatehouse.events.v1.ClientAssertionUsed.expires_at:type_name -> google.protobuf.Timestamp
+	12, // 8: gatehouse.events.v1.LoginTokenIssued.expires_at:type_name -> google.protobuf.Timestamp
+	10, // 9: gatehouse.events.v1.SessionsActive.entries:type_name -> gatehouse.events.v1.SessionsActive.Entry
+	0,  // 10: gatehouse.events.v1.SessionImported.session:type_name -> gatehouse.events.v1.SessionStarted
+	1,  // 11: gatehouse.events.v1.SessionImported.tokens:type_name -> gatehouse.events.v1.TokensIssued
+	12, // 12: gatehouse.events.v1.SessionImported.created_at:type_name -> google.protobuf.Timestamp
+	12, // 13: gatehouse.events.v1.SessionImported.last_active_at:type_name -> google.protobuf.Timestamp
+	11, // 14: gatehouse.events.v1.SessionsActive.Entry.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_events_v1_token_proto_init() }
@@ -934,7 +1037,7 @@ func file_gatehouse_events_v1_token_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_events_v1_token_proto_rawDesc), len(file_gatehouse_events_v1_token_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

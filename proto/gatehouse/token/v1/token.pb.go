@@ -75,6 +75,66 @@ func (SessionStatus) EnumDescriptor() ([]byte, []int) {
 	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{0}
 }
 
+// ImportSessionOutcome is what an import did with one session.
+type ImportSessionOutcome int32
+
+const (
+	ImportSessionOutcome_IMPORT_SESSION_OUTCOME_UNSPECIFIED      ImportSessionOutcome = 0
+	ImportSessionOutcome_IMPORT_SESSION_OUTCOME_IMPORTED         ImportSessionOutcome = 1
+	ImportSessionOutcome_IMPORT_SESSION_OUTCOME_ALREADY_IMPORTED ImportSessionOutcome = 2
+	ImportSessionOutcome_IMPORT_SESSION_OUTCOME_WOULD_IMPORT     ImportSessionOutcome = 3
+	// A token of it belongs to another session already.
+	ImportSessionOutcome_IMPORT_SESSION_OUTCOME_CLASH   ImportSessionOutcome = 4
+	ImportSessionOutcome_IMPORT_SESSION_OUTCOME_INVALID ImportSessionOutcome = 5
+)
+
+// Enum value maps for ImportSessionOutcome.
+var (
+	ImportSessionOutcome_name = map[int32]string{
+		0: "IMPORT_SESSION_OUTCOME_UNSPECIFIED",
+		1: "IMPORT_SESSION_OUTCOME_IMPORTED",
+		2: "IMPORT_SESSION_OUTCOME_ALREADY_IMPORTED",
+		3: "IMPORT_SESSION_OUTCOME_WOULD_IMPORT",
+		4: "IMPORT_SESSION_OUTCOME_CLASH",
+		5: "IMPORT_SESSION_OUTCOME_INVALID",
+	}
+	ImportSessionOutcome_value = map[string]int32{
+		"IMPORT_SESSION_OUTCOME_UNSPECIFIED":      0,
+		"IMPORT_SESSION_OUTCOME_IMPORTED":         1,
+		"IMPORT_SESSION_OUTCOME_ALREADY_IMPORTED": 2,
+		"IMPORT_SESSION_OUTCOME_WOULD_IMPORT":     3,
+		"IMPORT_SESSION_OUTCOME_CLASH":            4,
+		"IMPORT_SESSION_OUTCOME_INVALID":          5,
+	}
+)
+
+func (x ImportSessionOutcome) Enum() *ImportSessionOutcome {
+	p := new(ImportSessionOutcome)
+	*p = x
+	return p
+}
+
+func (x ImportSessionOutcome) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ImportSessionOutcome) Descriptor() protoreflect.EnumDescriptor {
+	return file_gatehouse_token_v1_token_proto_enumTypes[1].Descriptor()
+}
+
+func (ImportSessionOutcome) Type() protoreflect.EnumType {
+	return &file_gatehouse_token_v1_token_proto_enumTypes[1]
+}
+
+func (x ImportSessionOutcome) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ImportSessionOutcome.Descriptor instead.
+func (ImportSessionOutcome) EnumDescriptor() ([]byte, []int) {
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{1}
+}
+
 type AuthenticateAdminTokenRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
@@ -2119,6 +2179,366 @@ func (x *CheckIDTokenHintResponse) GetExpiresAt() *timestamppb.Timestamp {
 	return nil
 }
 
+type ImportSessionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Where the sessions come from: "synapse".
+	Source   string             `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	Sessions []*ImportedSession `protobuf:"bytes,2,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	// Check and report, write nothing.
+	DryRun        bool `protobuf:"varint,3,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportSessionsRequest) Reset() {
+	*x = ImportSessionsRequest{}
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportSessionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportSessionsRequest) ProtoMessage() {}
+
+func (x *ImportSessionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportSessionsRequest.ProtoReflect.Descriptor instead.
+func (*ImportSessionsRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ImportSessionsRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *ImportSessionsRequest) GetSessions() []*ImportedSession {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
+func (x *ImportSessionsRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+// ImportedSession is one device and its live tokens.
+type ImportedSession struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A ULID chosen by the importer.
+	SessionId string `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// The session's user (imported before), and its localpart.
+	UserId   string `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Username string `protobuf:"bytes,3,opt,name=username,proto3" json:"username,omitempty"`
+	// The user may get Synapse's admin scope (where oauth.compat_admin_scope allows).
+	Admin bool `protobuf:"varint,4,opt,name=admin,proto3" json:"admin,omitempty"`
+	// Empty for a token that belongs to no device.
+	DeviceId          string                 `protobuf:"bytes,5,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	DeviceDisplayName string                 `protobuf:"bytes,6,opt,name=device_display_name,json=deviceDisplayName,proto3" json:"device_display_name,omitempty"`
+	CreatedAt         *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	LastActiveAt      *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_active_at,json=lastActiveAt,proto3" json:"last_active_at,omitempty"`
+	IpAddress         string                 `protobuf:"bytes,9,opt,name=ip_address,json=ipAddress,proto3" json:"ip_address,omitempty"`
+	UserAgent         string                 `protobuf:"bytes,10,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
+	Tokens            []*ImportedToken       `protobuf:"bytes,11,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *ImportedSession) Reset() {
+	*x = ImportedSession{}
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportedSession) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportedSession) ProtoMessage() {}
+
+func (x *ImportedSession) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportedSession.ProtoReflect.Descriptor instead.
+func (*ImportedSession) Descriptor() ([]byte, []int) {
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ImportedSession) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *ImportedSession) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *ImportedSession) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *ImportedSession) GetAdmin() bool {
+	if x != nil {
+		return x.Admin
+	}
+	return false
+}
+
+func (x *ImportedSession) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+func (x *ImportedSession) GetDeviceDisplayName() string {
+	if x != nil {
+		return x.DeviceDisplayName
+	}
+	return ""
+}
+
+func (x *ImportedSession) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *ImportedSession) GetLastActiveAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastActiveAt
+	}
+	return nil
+}
+
+func (x *ImportedSession) GetIpAddress() string {
+	if x != nil {
+		return x.IpAddress
+	}
+	return ""
+}
+
+func (x *ImportedSession) GetUserAgent() string {
+	if x != nil {
+		return x.UserAgent
+	}
+	return ""
+}
+
+func (x *ImportedSession) GetTokens() []*ImportedToken {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
+// ImportedToken is a live access token, or a refresh token with the access
+// token issued with it, by the SHA-256 (hex) of the string the client holds.
+type ImportedToken struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	AccessHash string                 `protobuf:"bytes,1,opt,name=access_hash,json=accessHash,proto3" json:"access_hash,omitempty"`
+	// Unset: the access token does not expire.
+	AccessExpiresAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=access_expires_at,json=accessExpiresAt,proto3" json:"access_expires_at,omitempty"`
+	// Empty for an access token alone.
+	RefreshHash   string `protobuf:"bytes,3,opt,name=refresh_hash,json=refreshHash,proto3" json:"refresh_hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportedToken) Reset() {
+	*x = ImportedToken{}
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportedToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportedToken) ProtoMessage() {}
+
+func (x *ImportedToken) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportedToken.ProtoReflect.Descriptor instead.
+func (*ImportedToken) Descriptor() ([]byte, []int) {
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ImportedToken) GetAccessHash() string {
+	if x != nil {
+		return x.AccessHash
+	}
+	return ""
+}
+
+func (x *ImportedToken) GetAccessExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AccessExpiresAt
+	}
+	return nil
+}
+
+func (x *ImportedToken) GetRefreshHash() string {
+	if x != nil {
+		return x.RefreshHash
+	}
+	return ""
+}
+
+type ImportSessionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*ImportSessionResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportSessionsResponse) Reset() {
+	*x = ImportSessionsResponse{}
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportSessionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportSessionsResponse) ProtoMessage() {}
+
+func (x *ImportSessionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportSessionsResponse.ProtoReflect.Descriptor instead.
+func (*ImportSessionsResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ImportSessionsResponse) GetResults() []*ImportSessionResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// ImportSessionResult is the outcome for one session, in request order.
+type ImportSessionResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	Outcome       ImportSessionOutcome   `protobuf:"varint,2,opt,name=outcome,proto3,enum=gatehouse.token.v1.ImportSessionOutcome" json:"outcome,omitempty"`
+	Message       string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportSessionResult) Reset() {
+	*x = ImportSessionResult{}
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportSessionResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportSessionResult) ProtoMessage() {}
+
+func (x *ImportSessionResult) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_token_v1_token_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportSessionResult.ProtoReflect.Descriptor instead.
+func (*ImportSessionResult) Descriptor() ([]byte, []int) {
+	return file_gatehouse_token_v1_token_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ImportSessionResult) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *ImportSessionResult) GetOutcome() ImportSessionOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return ImportSessionOutcome_IMPORT_SESSION_OUTCOME_UNSPECIFIED
+}
+
+func (x *ImportSessionResult) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 var File_gatehouse_token_v1_token_proto protoreflect.FileDescriptor
 
 const file_gatehouse_token_v1_token_proto_rawDesc = "" +
@@ -2282,11 +2702,51 @@ const file_gatehouse_token_v1_token_proto_rawDesc = "" +
 	"\x03sid\x18\x03 \x01(\tR\x03sid\x127\n" +
 	"\tissued_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt\x129\n" +
 	"\n" +
-	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt*g\n" +
+	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\x89\x01\n" +
+	"\x15ImportSessionsRequest\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x12?\n" +
+	"\bsessions\x18\x02 \x03(\v2#.gatehouse.token.v1.ImportedSessionR\bsessions\x12\x17\n" +
+	"\adry_run\x18\x03 \x01(\bR\x06dryRun\"\xbe\x03\n" +
+	"\x0fImportedSession\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1a\n" +
+	"\busername\x18\x03 \x01(\tR\busername\x12\x14\n" +
+	"\x05admin\x18\x04 \x01(\bR\x05admin\x12\x1b\n" +
+	"\tdevice_id\x18\x05 \x01(\tR\bdeviceId\x12.\n" +
+	"\x13device_display_name\x18\x06 \x01(\tR\x11deviceDisplayName\x129\n" +
+	"\n" +
+	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12@\n" +
+	"\x0elast_active_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\flastActiveAt\x12\x1d\n" +
+	"\n" +
+	"ip_address\x18\t \x01(\tR\tipAddress\x12\x1d\n" +
+	"\n" +
+	"user_agent\x18\n" +
+	" \x01(\tR\tuserAgent\x129\n" +
+	"\x06tokens\x18\v \x03(\v2!.gatehouse.token.v1.ImportedTokenR\x06tokens\"\x9b\x01\n" +
+	"\rImportedToken\x12\x1f\n" +
+	"\vaccess_hash\x18\x01 \x01(\tR\n" +
+	"accessHash\x12F\n" +
+	"\x11access_expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x0faccessExpiresAt\x12!\n" +
+	"\frefresh_hash\x18\x03 \x01(\tR\vrefreshHash\"[\n" +
+	"\x16ImportSessionsResponse\x12A\n" +
+	"\aresults\x18\x01 \x03(\v2'.gatehouse.token.v1.ImportSessionResultR\aresults\"\x92\x01\n" +
+	"\x13ImportSessionResult\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12B\n" +
+	"\aoutcome\x18\x02 \x01(\x0e2(.gatehouse.token.v1.ImportSessionOutcomeR\aoutcome\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage*g\n" +
 	"\rSessionStatus\x12\x1e\n" +
 	"\x1aSESSION_STATUS_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15SESSION_STATUS_ACTIVE\x10\x01\x12\x1b\n" +
-	"\x17SESSION_STATUS_FINISHED\x10\x022\x82\x0f\n" +
+	"\x17SESSION_STATUS_FINISHED\x10\x02*\xff\x01\n" +
+	"\x14ImportSessionOutcome\x12&\n" +
+	"\"IMPORT_SESSION_OUTCOME_UNSPECIFIED\x10\x00\x12#\n" +
+	"\x1fIMPORT_SESSION_OUTCOME_IMPORTED\x10\x01\x12+\n" +
+	"'IMPORT_SESSION_OUTCOME_ALREADY_IMPORTED\x10\x02\x12'\n" +
+	"#IMPORT_SESSION_OUTCOME_WOULD_IMPORT\x10\x03\x12 \n" +
+	"\x1cIMPORT_SESSION_OUTCOME_CLASH\x10\x04\x12\"\n" +
+	"\x1eIMPORT_SESSION_OUTCOME_INVALID\x10\x052\xf4\x0f\n" +
 	"\fTokenService\x12e\n" +
 	"\n" +
 	"Introspect\x12%.gatehouse.token.v1.IntrospectRequest\x1a&.gatehouse.token.v1.IntrospectResponse\"\b\xc2\xf3\x18\x04\n" +
@@ -2322,7 +2782,9 @@ const file_gatehouse_token_v1_token_proto_rawDesc = "" +
 	"\x10ListAuditEntries\x12+.gatehouse.token.v1.ListAuditEntriesRequest\x1a,.gatehouse.token.v1.ListAuditEntriesResponse\"\a\xc2\xf3\x18\x03\n" +
 	"\x01\x02\x12v\n" +
 	"\x10CheckIDTokenHint\x12+.gatehouse.token.v1.CheckIDTokenHintRequest\x1a,.gatehouse.token.v1.CheckIDTokenHintResponse\"\a\xc2\xf3\x18\x03\n" +
-	"\x01\aB0Z.gatehouse.dev/proto/gatehouse/token/v1;tokenv1b\x06proto3"
+	"\x01\a\x12p\n" +
+	"\x0eImportSessions\x12).gatehouse.token.v1.ImportSessionsRequest\x1a*.gatehouse.token.v1.ImportSessionsResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x02B0Z.gatehouse.dev/proto/gatehouse/token/v1;tokenv1b\x06proto3"
 
 var (
 	file_gatehouse_token_v1_token_proto_rawDescOnce sync.Once
@@ -2336,116 +2798,131 @@ func file_gatehouse_token_v1_token_proto_rawDescGZIP() []byte {
 	return file_gatehouse_token_v1_token_proto_rawDescData
 }
 
-var file_gatehouse_token_v1_token_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_gatehouse_token_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_gatehouse_token_v1_token_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_gatehouse_token_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_gatehouse_token_v1_token_proto_goTypes = []any{
 	(SessionStatus)(0),                        // 0: gatehouse.token.v1.SessionStatus
-	(*AuthenticateAdminTokenRequest)(nil),     // 1: gatehouse.token.v1.AuthenticateAdminTokenRequest
-	(*AuthenticateAdminTokenResponse)(nil),    // 2: gatehouse.token.v1.AuthenticateAdminTokenResponse
-	(*QuerySessionsRequest)(nil),              // 3: gatehouse.token.v1.QuerySessionsRequest
-	(*QuerySessionsResponse)(nil),             // 4: gatehouse.token.v1.QuerySessionsResponse
-	(*GetSessionRequest)(nil),                 // 5: gatehouse.token.v1.GetSessionRequest
-	(*GetSessionResponse)(nil),                // 6: gatehouse.token.v1.GetSessionResponse
-	(*CreatePersonalSessionRequest)(nil),      // 7: gatehouse.token.v1.CreatePersonalSessionRequest
-	(*CreatePersonalSessionResponse)(nil),     // 8: gatehouse.token.v1.CreatePersonalSessionResponse
-	(*RegeneratePersonalSessionResponse)(nil), // 9: gatehouse.token.v1.RegeneratePersonalSessionResponse
-	(*RegeneratePersonalSessionRequest)(nil),  // 10: gatehouse.token.v1.RegeneratePersonalSessionRequest
-	(*AuditEntry)(nil),                        // 11: gatehouse.token.v1.AuditEntry
-	(*ListAuditEntriesRequest)(nil),           // 12: gatehouse.token.v1.ListAuditEntriesRequest
-	(*ListAuditEntriesResponse)(nil),          // 13: gatehouse.token.v1.ListAuditEntriesResponse
-	(*IntrospectRequest)(nil),                 // 14: gatehouse.token.v1.IntrospectRequest
-	(*IntrospectResponse)(nil),                // 15: gatehouse.token.v1.IntrospectResponse
-	(*RevokeRequest)(nil),                     // 16: gatehouse.token.v1.RevokeRequest
-	(*RevokeResponse)(nil),                    // 17: gatehouse.token.v1.RevokeResponse
-	(*Session)(nil),                           // 18: gatehouse.token.v1.Session
-	(*ListSessionsRequest)(nil),               // 19: gatehouse.token.v1.ListSessionsRequest
-	(*ListSessionsResponse)(nil),              // 20: gatehouse.token.v1.ListSessionsResponse
-	(*EndSessionRequest)(nil),                 // 21: gatehouse.token.v1.EndSessionRequest
-	(*EndSessionResponse)(nil),                // 22: gatehouse.token.v1.EndSessionResponse
-	(*CreateLoginTokenRequest)(nil),           // 23: gatehouse.token.v1.CreateLoginTokenRequest
-	(*CreateLoginTokenResponse)(nil),          // 24: gatehouse.token.v1.CreateLoginTokenResponse
-	(*SyncHomeserverRequest)(nil),             // 25: gatehouse.token.v1.SyncHomeserverRequest
-	(*SyncHomeserverResponse)(nil),            // 26: gatehouse.token.v1.SyncHomeserverResponse
-	(*IsLocalpartAvailableRequest)(nil),       // 27: gatehouse.token.v1.IsLocalpartAvailableRequest
-	(*IsLocalpartAvailableResponse)(nil),      // 28: gatehouse.token.v1.IsLocalpartAvailableResponse
-	(*AllowCrossSigningResetRequest)(nil),     // 29: gatehouse.token.v1.AllowCrossSigningResetRequest
-	(*AllowCrossSigningResetResponse)(nil),    // 30: gatehouse.token.v1.AllowCrossSigningResetResponse
-	(*RenameSessionRequest)(nil),              // 31: gatehouse.token.v1.RenameSessionRequest
-	(*RenameSessionResponse)(nil),             // 32: gatehouse.token.v1.RenameSessionResponse
-	(*CheckIDTokenHintRequest)(nil),           // 33: gatehouse.token.v1.CheckIDTokenHintRequest
-	(*CheckIDTokenHintResponse)(nil),          // 34: gatehouse.token.v1.CheckIDTokenHintResponse
-	(*v1.PageRequest)(nil),                    // 35: gatehouse.paging.v1.PageRequest
-	(*timestamppb.Timestamp)(nil),             // 36: google.protobuf.Timestamp
-	(*v1.PageInfo)(nil),                       // 37: gatehouse.paging.v1.PageInfo
-	(*durationpb.Duration)(nil),               // 38: google.protobuf.Duration
+	(ImportSessionOutcome)(0),                 // 1: gatehouse.token.v1.ImportSessionOutcome
+	(*AuthenticateAdminTokenRequest)(nil),     // 2: gatehouse.token.v1.AuthenticateAdminTokenRequest
+	(*AuthenticateAdminTokenResponse)(nil),    // 3: gatehouse.token.v1.AuthenticateAdminTokenResponse
+	(*QuerySessionsRequest)(nil),              // 4: gatehouse.token.v1.QuerySessionsRequest
+	(*QuerySessionsResponse)(nil),             // 5: gatehouse.token.v1.QuerySessionsResponse
+	(*GetSessionRequest)(nil),                 // 6: gatehouse.token.v1.GetSessionRequest
+	(*GetSessionResponse)(nil),                // 7: gatehouse.token.v1.GetSessionResponse
+	(*CreatePersonalSessionRequest)(nil),      // 8: gatehouse.token.v1.CreatePersonalSessionRequest
+	(*CreatePersonalSessionResponse)(nil),     // 9: gatehouse.token.v1.CreatePersonalSessionResponse
+	(*RegeneratePersonalSessionResponse)(nil), // 10: gatehouse.token.v1.RegeneratePersonalSessionResponse
+	(*RegeneratePersonalSessionRequest)(nil),  // 11: gatehouse.token.v1.RegeneratePersonalSessionRequest
+	(*AuditEntry)(nil),                        // 12: gatehouse.token.v1.AuditEntry
+	(*ListAuditEntriesRequest)(nil),           // 13: gatehouse.token.v1.ListAuditEntriesRequest
+	(*ListAuditEntriesResponse)(nil),          // 14: gatehouse.token.v1.ListAuditEntriesResponse
+	(*IntrospectRequest)(nil),                 // 15: gatehouse.token.v1.IntrospectRequest
+	(*IntrospectResponse)(nil),                // 16: gatehouse.token.v1.IntrospectResponse
+	(*RevokeRequest)(nil),                     // 17: gatehouse.token.v1.RevokeRequest
+	(*RevokeResponse)(nil),                    // 18: gatehouse.token.v1.RevokeResponse
+	(*Session)(nil),                           // 19: gatehouse.token.v1.Session
+	(*ListSessionsRequest)(nil),               // 20: gatehouse.token.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),              // 21: gatehouse.token.v1.ListSessionsResponse
+	(*EndSessionRequest)(nil),                 // 22: gatehouse.token.v1.EndSessionRequest
+	(*EndSessionResponse)(nil),                // 23: gatehouse.token.v1.EndSessionResponse
+	(*CreateLoginTokenRequest)(nil),           // 24: gatehouse.token.v1.CreateLoginTokenRequest
+	(*CreateLoginTokenResponse)(nil),          // 25: gatehouse.token.v1.CreateLoginTokenResponse
+	(*SyncHomeserverRequest)(nil),             // 26: gatehouse.token.v1.SyncHomeserverRequest
+	(*SyncHomeserverResponse)(nil),            // 27: gatehouse.token.v1.SyncHomeserverResponse
+	(*IsLocalpartAvailableRequest)(nil),       // 28: gatehouse.token.v1.IsLocalpartAvailableRequest
+	(*IsLocalpartAvailableResponse)(nil),      // 29: gatehouse.token.v1.IsLocalpartAvailableResponse
+	(*AllowCrossSigningResetRequest)(nil),     // 30: gatehouse.token.v1.AllowCrossSigningResetRequest
+	(*AllowCrossSigningResetResponse)(nil),    // 31: gatehouse.token.v1.AllowCrossSigningResetResponse
+	(*RenameSessionRequest)(nil),              // 32: gatehouse.token.v1.RenameSessionRequest
+	(*RenameSessionResponse)(nil),             // 33: gatehouse.token.v1.RenameSessionResponse
+	(*CheckIDTokenHintRequest)(nil),           // 34: gatehouse.token.v1.CheckIDTokenHintRequest
+	(*CheckIDTokenHintResponse)(nil),          // 35: gatehouse.token.v1.CheckIDTokenHintResponse
+	(*ImportSessionsRequest)(nil),             // 36: gatehouse.token.v1.ImportSessionsRequest
+	(*ImportedSession)(nil),                   // 37: gatehouse.token.v1.ImportedSession
+	(*ImportedToken)(nil),                     // 38: gatehouse.token.v1.ImportedToken
+	(*ImportSessionsResponse)(nil),            // 39: gatehouse.token.v1.ImportSessionsResponse
+	(*ImportSessionResult)(nil),               // 40: gatehouse.token.v1.ImportSessionResult
+	(*v1.PageRequest)(nil),                    // 41: gatehouse.paging.v1.PageRequest
+	(*timestamppb.Timestamp)(nil),             // 42: google.protobuf.Timestamp
+	(*v1.PageInfo)(nil),                       // 43: gatehouse.paging.v1.PageInfo
+	(*durationpb.Duration)(nil),               // 44: google.protobuf.Duration
 }
 var file_gatehouse_token_v1_token_proto_depIdxs = []int32{
-	35, // 0: gatehouse.token.v1.QuerySessionsRequest.page:type_name -> gatehouse.paging.v1.PageRequest
+	41, // 0: gatehouse.token.v1.QuerySessionsRequest.page:type_name -> gatehouse.paging.v1.PageRequest
 	0,  // 1: gatehouse.token.v1.QuerySessionsRequest.status:type_name -> gatehouse.token.v1.SessionStatus
-	36, // 2: gatehouse.token.v1.QuerySessionsRequest.created_before:type_name -> google.protobuf.Timestamp
-	36, // 3: gatehouse.token.v1.QuerySessionsRequest.created_after:type_name -> google.protobuf.Timestamp
-	36, // 4: gatehouse.token.v1.QuerySessionsRequest.last_active_before:type_name -> google.protobuf.Timestamp
-	36, // 5: gatehouse.token.v1.QuerySessionsRequest.last_active_after:type_name -> google.protobuf.Timestamp
-	36, // 6: gatehouse.token.v1.QuerySessionsRequest.expires_before:type_name -> google.protobuf.Timestamp
-	36, // 7: gatehouse.token.v1.QuerySessionsRequest.expires_after:type_name -> google.protobuf.Timestamp
-	18, // 8: gatehouse.token.v1.QuerySessionsResponse.sessions:type_name -> gatehouse.token.v1.Session
-	37, // 9: gatehouse.token.v1.QuerySessionsResponse.page:type_name -> gatehouse.paging.v1.PageInfo
-	18, // 10: gatehouse.token.v1.GetSessionResponse.session:type_name -> gatehouse.token.v1.Session
-	38, // 11: gatehouse.token.v1.CreatePersonalSessionRequest.expires_in:type_name -> google.protobuf.Duration
-	18, // 12: gatehouse.token.v1.CreatePersonalSessionResponse.session:type_name -> gatehouse.token.v1.Session
-	18, // 13: gatehouse.token.v1.RegeneratePersonalSessionResponse.session:type_name -> gatehouse.token.v1.Session
-	38, // 14: gatehouse.token.v1.RegeneratePersonalSessionRequest.expires_in:type_name -> google.protobuf.Duration
-	36, // 15: gatehouse.token.v1.AuditEntry.occurred_at:type_name -> google.protobuf.Timestamp
-	35, // 16: gatehouse.token.v1.ListAuditEntriesRequest.page:type_name -> gatehouse.paging.v1.PageRequest
-	11, // 17: gatehouse.token.v1.ListAuditEntriesResponse.entries:type_name -> gatehouse.token.v1.AuditEntry
-	37, // 18: gatehouse.token.v1.ListAuditEntriesResponse.page:type_name -> gatehouse.paging.v1.PageInfo
-	36, // 19: gatehouse.token.v1.IntrospectResponse.exp:type_name -> google.protobuf.Timestamp
-	36, // 20: gatehouse.token.v1.IntrospectResponse.iat:type_name -> google.protobuf.Timestamp
-	36, // 21: gatehouse.token.v1.Session.created_at:type_name -> google.protobuf.Timestamp
-	36, // 22: gatehouse.token.v1.Session.ended_at:type_name -> google.protobuf.Timestamp
-	36, // 23: gatehouse.token.v1.Session.last_active_at:type_name -> google.protobuf.Timestamp
-	36, // 24: gatehouse.token.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
-	18, // 25: gatehouse.token.v1.ListSessionsResponse.sessions:type_name -> gatehouse.token.v1.Session
-	36, // 26: gatehouse.token.v1.CreateLoginTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	36, // 27: gatehouse.token.v1.CheckIDTokenHintResponse.issued_at:type_name -> google.protobuf.Timestamp
-	36, // 28: gatehouse.token.v1.CheckIDTokenHintResponse.expires_at:type_name -> google.protobuf.Timestamp
-	14, // 29: gatehouse.token.v1.TokenService.Introspect:input_type -> gatehouse.token.v1.IntrospectRequest
-	16, // 30: gatehouse.token.v1.TokenService.Revoke:input_type -> gatehouse.token.v1.RevokeRequest
-	19, // 31: gatehouse.token.v1.TokenService.ListSessions:input_type -> gatehouse.token.v1.ListSessionsRequest
-	21, // 32: gatehouse.token.v1.TokenService.EndSession:input_type -> gatehouse.token.v1.EndSessionRequest
-	23, // 33: gatehouse.token.v1.TokenService.CreateLoginToken:input_type -> gatehouse.token.v1.CreateLoginTokenRequest
-	25, // 34: gatehouse.token.v1.TokenService.SyncHomeserver:input_type -> gatehouse.token.v1.SyncHomeserverRequest
-	27, // 35: gatehouse.token.v1.TokenService.IsLocalpartAvailable:input_type -> gatehouse.token.v1.IsLocalpartAvailableRequest
-	29, // 36: gatehouse.token.v1.TokenService.AllowCrossSigningReset:input_type -> gatehouse.token.v1.AllowCrossSigningResetRequest
-	31, // 37: gatehouse.token.v1.TokenService.RenameSession:input_type -> gatehouse.token.v1.RenameSessionRequest
-	1,  // 38: gatehouse.token.v1.TokenService.AuthenticateAdminToken:input_type -> gatehouse.token.v1.AuthenticateAdminTokenRequest
-	3,  // 39: gatehouse.token.v1.TokenService.QuerySessions:input_type -> gatehouse.token.v1.QuerySessionsRequest
-	5,  // 40: gatehouse.token.v1.TokenService.GetSession:input_type -> gatehouse.token.v1.GetSessionRequest
-	7,  // 41: gatehouse.token.v1.TokenService.CreatePersonalSession:input_type -> gatehouse.token.v1.CreatePersonalSessionRequest
-	10, // 42: gatehouse.token.v1.TokenService.RegeneratePersonalSession:input_type -> gatehouse.token.v1.RegeneratePersonalSessionRequest
-	12, // 43: gatehouse.token.v1.TokenService.ListAuditEntries:input_type -> gatehouse.token.v1.ListAuditEntriesRequest
-	33, // 44: gatehouse.token.v1.TokenService.CheckIDTokenHint:input_type -> gatehouse.token.v1.CheckIDTokenHintRequest
-	15, // 45: gatehouse.token.v1.TokenService.Introspect:output_type -> gatehouse.token.v1.IntrospectResponse
-	17, // 46: gatehouse.token.v1.TokenService.Revoke:output_type -> gatehouse.token.v1.RevokeResponse
-	20, // 47: gatehouse.token.v1.TokenService.ListSessions:output_type -> gatehouse.token.v1.ListSessionsResponse
-	22, // 48: gatehouse.token.v1.TokenService.EndSession:output_type -> gatehouse.token.v1.EndSessionResponse
-	24, // 49: gatehouse.token.v1.TokenService.CreateLoginToken:output_type -> gatehouse.token.v1.CreateLoginTokenResponse
-	26, // 50: gatehouse.token.v1.TokenService.SyncHomeserver:output_type -> gatehouse.token.v1.SyncHomeserverResponse
-	28, // 51: gatehouse.token.v1.TokenService.IsLocalpartAvailable:output_type -> gatehouse.token.v1.IsLocalpartAvailableResponse
-	30, // 52: gatehouse.token.v1.TokenService.AllowCrossSigningReset:output_type -> gatehouse.token.v1.AllowCrossSigningResetResponse
-	32, // 53: gatehouse.token.v1.TokenService.RenameSession:output_type -> gatehouse.token.v1.RenameSessionResponse
-	2,  // 54: gatehouse.token.v1.TokenService.AuthenticateAdminToken:output_type -> gatehouse.token.v1.AuthenticateAdminTokenResponse
-	4,  // 55: gatehouse.token.v1.TokenService.QuerySessions:output_type -> gatehouse.token.v1.QuerySessionsResponse
-	6,  // 56: gatehouse.token.v1.TokenService.GetSession:output_type -> gatehouse.token.v1.GetSessionResponse
-	8,  // 57: gatehouse.token.v1.TokenService.CreatePersonalSession:output_type -> gatehouse.token.v1.CreatePersonalSessionResponse
-	9,  // 58: gatehouse.token.v1.TokenService.RegeneratePersonalSession:output_type -> gatehouse.token.v1.RegeneratePersonalSessionResponse
-	13, // 59: gatehouse.token.v1.TokenService.ListAuditEntries:output_type -> gatehouse.token.v1.ListAuditEntriesResponse
-	34, // 60: gatehouse.token.v1.TokenService.CheckIDTokenHint:output_type -> gatehouse.token.v1.CheckIDTokenHintResponse
-	45, // [45:61] is the sub-list for method output_type
-	29, // [29:45] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	42, // 2: gatehouse.token.v1.QuerySessionsRequest.created_before:type_name -> google.protobuf.Timestamp
+	42, // 3: gatehouse.token.v1.QuerySessionsRequest.created_after:type_name -> google.protobuf.Timestamp
+	42, // 4: gatehouse.token.v1.QuerySessionsRequest.last_active_before:type_name -> google.protobuf.Timestamp
+	42, // 5: gatehouse.token.v1.QuerySessionsRequest.last_active_after:type_name -> google.protobuf.Timestamp
+	42, // 6: gatehouse.token.v1.QuerySessionsRequest.expires_before:type_name -> google.protobuf.Timestamp
+	42, // 7: gatehouse.token.v1.QuerySessionsRequest.expires_after:type_name -> google.protobuf.Timestamp
+	19, // 8: gatehouse.token.v1.QuerySessionsResponse.sessions:type_name -> gatehouse.token.v1.Session
+	43, // 9: gatehouse.token.v1.QuerySessionsResponse.page:type_name -> gatehouse.paging.v1.PageInfo
+	19, // 10: gatehouse.token.v1.GetSessionResponse.session:type_name -> gatehouse.token.v1.Session
+	44, // 11: gatehouse.token.v1.CreatePersonalSessionRequest.expires_in:type_name -> google.protobuf.Duration
+	19, // 12: gatehouse.token.v1.CreatePersonalSessionResponse.session:type_name -> gatehouse.token.v1.Session
+	19, // 13: gatehouse.token.v1.RegeneratePersonalSessionResponse.session:type_name -> gatehouse.token.v1.Session
+	44, // 14: gatehouse.token.v1.RegeneratePersonalSessionRequest.expires_in:type_name -> google.protobuf.Duration
+	42, // 15: gatehouse.token.v1.AuditEntry.occurred_at:type_name -> google.protobuf.Timestamp
+	41, // 16: gatehouse.token.v1.ListAuditEntriesRequest.page:type_name -> gatehouse.paging.v1.PageRequest
+	12, // 17: gatehouse.token.v1.ListAuditEntriesResponse.entries:type_name -> gatehouse.token.v1.AuditEntry
+	43, // 18: gatehouse.token.v1.ListAuditEntriesResponse.page:type_name -> gatehouse.paging.v1.PageInfo
+	42, // 19: gatehouse.token.v1.IntrospectResponse.exp:type_name -> google.protobuf.Timestamp
+	42, // 20: gatehouse.token.v1.IntrospectResponse.iat:type_name -> google.protobuf.Timestamp
+	42, // 21: gatehouse.token.v1.Session.created_at:type_name -> google.protobuf.Timestamp
+	42, // 22: gatehouse.token.v1.Session.ended_at:type_name -> google.protobuf.Timestamp
+	42, // 23: gatehouse.token.v1.Session.last_active_at:type_name -> google.protobuf.Timestamp
+	42, // 24: gatehouse.token.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
+	19, // 25: gatehouse.token.v1.ListSessionsResponse.sessions:type_name -> gatehouse.token.v1.Session
+	42, // 26: gatehouse.token.v1.CreateLoginTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	42, // 27: gatehouse.token.v1.CheckIDTokenHintResponse.issued_at:type_name -> google.protobuf.Timestamp
+	42, // 28: gatehouse.token.v1.CheckIDTokenHintResponse.expires_at:type_name -> google.protobuf.Timestamp
+	37, // 29: gatehouse.token.v1.ImportSessionsRequest.sessions:type_name -> gatehouse.token.v1.ImportedSession
+	42, // 30: gatehouse.token.v1.ImportedSession.created_at:type_name -> google.protobuf.Timestamp
+	42, // 31: gatehouse.token.v1.ImportedSession.last_active_at:type_name -> google.protobuf.Timestamp
+	38, // 32: gatehouse.token.v1.ImportedSession.tokens:type_name -> gatehouse.token.v1.ImportedToken
+	42, // 33: gatehouse.token.v1.ImportedToken.access_expires_at:type_name -> google.protobuf.Timestamp
+	40, // 34: gatehouse.token.v1.ImportSessionsResponse.results:type_name -> gatehouse.token.v1.ImportSessionResult
+	1,  // 35: gatehouse.token.v1.ImportSessionResult.outcome:type_name -> gatehouse.token.v1.ImportSessionOutcome
+	15, // 36: gatehouse.token.v1.TokenService.Introspect:input_type -> gatehouse.token.v1.IntrospectRequest
+	17, // 37: gatehouse.token.v1.TokenService.Revoke:input_type -> gatehouse.token.v1.RevokeRequest
+	20, // 38: gatehouse.token.v1.TokenService.ListSessions:input_type -> gatehouse.token.v1.ListSessionsRequest
+	22, // 39: gatehouse.token.v1.TokenService.EndSession:input_type -> gatehouse.token.v1.EndSessionRequest
+	24, // 40: gatehouse.token.v1.TokenService.CreateLoginToken:input_type -> gatehouse.token.v1.CreateLoginTokenRequest
+	26, // 41: gatehouse.token.v1.TokenService.SyncHomeserver:input_type -> gatehouse.token.v1.SyncHomeserverRequest
+	28, // 42: gatehouse.token.v1.TokenService.IsLocalpartAvailable:input_type -> gatehouse.token.v1.IsLocalpartAvailableRequest
+	30, // 43: gatehouse.token.v1.TokenService.AllowCrossSigningReset:input_type -> gatehouse.token.v1.AllowCrossSigningResetRequest
+	32, // 44: gatehouse.token.v1.TokenService.RenameSession:input_type -> gatehouse.token.v1.RenameSessionRequest
+	2,  // 45: gatehouse.token.v1.TokenService.AuthenticateAdminToken:input_type -> gatehouse.token.v1.AuthenticateAdminTokenRequest
+	4,  // 46: gatehouse.token.v1.TokenService.QuerySessions:input_type -> gatehouse.token.v1.QuerySessionsRequest
+	6,  // 47: gatehouse.token.v1.TokenService.GetSession:input_type -> gatehouse.token.v1.GetSessionRequest
+	8,  // 48: gatehouse.token.v1.TokenService.CreatePersonalSession:input_type -> gatehouse.token.v1.CreatePersonalSessionRequest
+	11, // 49: gatehouse.token.v1.TokenService.RegeneratePersonalSession:input_type -> gatehouse.token.v1.RegeneratePersonalSessionRequest
+	13, // 50: gatehouse.token.v1.TokenService.ListAuditEntries:input_type -> gatehouse.token.v1.ListAuditEntriesRequest
+	34, // 51: gatehouse.token.v1.TokenService.CheckIDTokenHint:input_type -> gatehouse.token.v1.CheckIDTokenHintRequest
+	36, // 52: gatehouse.token.v1.TokenService.ImportSessions:input_type -> gatehouse.token.v1.ImportSessionsRequest
+	16, // 53: gatehouse.token.v1.TokenService.Introspect:output_type -> gatehouse.token.v1.IntrospectResponse
+	18, // 54: gatehouse.token.v1.TokenService.Revoke:output_type -> gatehouse.token.v1.RevokeResponse
+	21, // 55: gatehouse.token.v1.TokenService.ListSessions:output_type -> gatehouse.token.v1.ListSessionsResponse
+	23, // 56: gatehouse.token.v1.TokenService.EndSession:output_type -> gatehouse.token.v1.EndSessionResponse
+	25, // 57: gatehouse.token.v1.TokenService.CreateLoginToken:output_type -> gatehouse.token.v1.CreateLoginTokenResponse
+	27, // 58: gatehouse.token.v1.TokenService.SyncHomeserver:output_type -> gatehouse.token.v1.SyncHomeserverResponse
+	29, // 59: gatehouse.token.v1.TokenService.IsLocalpartAvailable:output_type -> gatehouse.token.v1.IsLocalpartAvailableResponse
+	31, // 60: gatehouse.token.v1.TokenService.AllowCrossSigningReset:output_type -> gatehouse.token.v1.AllowCrossSigningResetResponse
+	33, // 61: gatehouse.token.v1.TokenService.RenameSession:output_type -> gatehouse.token.v1.RenameSessionResponse
+	3,  // 62: gatehouse.token.v1.TokenService.AuthenticateAdminToken:output_type -> gatehouse.token.v1.AuthenticateAdminTokenResponse
+	5,  // 63: gatehouse.token.v1.TokenService.QuerySessions:output_type -> gatehouse.token.v1.QuerySessionsResponse
+	7,  // 64: gatehouse.token.v1.TokenService.GetSession:output_type -> gatehouse.token.v1.GetSessionResponse
+	9,  // 65: gatehouse.token.v1.TokenService.CreatePersonalSession:output_type -> gatehouse.token.v1.CreatePersonalSessionResponse
+	10, // 66: gatehouse.token.v1.TokenService.RegeneratePersonalSession:output_type -> gatehouse.token.v1.RegeneratePersonalSessionResponse
+	14, // 67: gatehouse.token.v1.TokenService.ListAuditEntries:output_type -> gatehouse.token.v1.ListAuditEntriesResponse
+	35, // 68: gatehouse.token.v1.TokenService.CheckIDTokenHint:output_type -> gatehouse.token.v1.CheckIDTokenHintResponse
+	39, // 69: gatehouse.token.v1.TokenService.ImportSessions:output_type -> gatehouse.token.v1.ImportSessionsResponse
+	53, // [53:70] is the sub-list for method output_type
+	36, // [36:53] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_token_v1_token_proto_init() }
@@ -2459,8 +2936,8 @@ func file_gatehouse_token_v1_token_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_token_v1_token_proto_rawDesc), len(file_gatehouse_token_v1_token_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   34,
+			NumEnums:      2,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

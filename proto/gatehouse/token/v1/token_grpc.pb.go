@@ -35,6 +35,7 @@ const (
 	TokenService_RegeneratePersonalSession_FullMethodName = "/gatehouse.token.v1.TokenService/RegeneratePersonalSession"
 	TokenService_ListAuditEntries_FullMethodName          = "/gatehouse.token.v1.TokenService/ListAuditEntries"
 	TokenService_CheckIDTokenHint_FullMethodName          = "/gatehouse.token.v1.TokenService/CheckIDTokenHint"
+	TokenService_ImportSessions_FullMethodName            = "/gatehouse.token.v1.TokenService/ImportSessions"
 )
 
 // TokenServiceClient is the client API for TokenService service.
@@ -103,6 +104,12 @@ type TokenServiceClient interface {
 	// (OpenID Connect RP-Initiated Logout 1.0): an ID token this deployment
 	// signed, expired or not. INVALID_ARGUMENT when it is not one.
 	CheckIDTokenHint(ctx context.Context, in *CheckIDTokenHintRequest, opts ...grpc.CallOption) (*CheckIDTokenHintResponse, error)
+	// ImportSessions writes sessions moved from a homeserver (gatehouse
+	// migrate synapse): each of Synapse's devices with the hashes of its live
+	// tokens, which keep working (SessionImported). Idempotent: the importer
+	// chooses the session ids, so a run again changes nothing. Nothing is
+	// provisioned on the homeserver, which has the devices already.
+	ImportSessions(ctx context.Context, in *ImportSessionsRequest, opts ...grpc.CallOption) (*ImportSessionsResponse, error)
 }
 
 type tokenServiceClient struct {
@@ -273,6 +280,16 @@ func (c *tokenServiceClient) CheckIDTokenHint(ctx context.Context, in *CheckIDTo
 	return out, nil
 }
 
+func (c *tokenServiceClient) ImportSessions(ctx context.Context, in *ImportSessionsRequest, opts ...grpc.CallOption) (*ImportSessionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ImportSessionsResponse)
+	err := c.cc.Invoke(ctx, TokenService_ImportSessions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TokenServiceServer is the server API for TokenService service.
 // All implementations must embed UnimplementedTokenServiceServer
 // for forward compatibility.
@@ -339,6 +356,12 @@ type TokenServiceServer interface {
 	// (OpenID Connect RP-Initiated Logout 1.0): an ID token this deployment
 	// signed, expired or not. INVALID_ARGUMENT when it is not one.
 	CheckIDTokenHint(context.Context, *CheckIDTokenHintRequest) (*CheckIDTokenHintResponse, error)
+	// ImportSessions writes sessions moved from a homeserver (gatehouse
+	// migrate synapse): each of Synapse's devices with the hashes of its live
+	// tokens, which keep working (SessionImported). Idempotent: the importer
+	// chooses the session ids, so a run again changes nothing. Nothing is
+	// provisioned on the homeserver, which has the devices already.
+	ImportSessions(context.Context, *ImportSessionsRequest) (*ImportSessionsResponse, error)
 	mustEmbedUnimplementedTokenServiceServer()
 }
 
@@ -396,6 +419,9 @@ func (UnimplementedTokenServiceServer) ListAuditEntries(context.Context, *ListAu
 }
 func (UnimplementedTokenServiceServer) CheckIDTokenHint(context.Context, *CheckIDTokenHintRequest) (*CheckIDTokenHintResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method CheckIDTokenHint not implemented")
+}
+func (UnimplementedTokenServiceServer) ImportSessions(context.Context, *ImportSessionsRequest) (*ImportSessionsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ImportSessions not implemented")
 }
 func (UnimplementedTokenServiceServer) mustEmbedUnimplementedTokenServiceServer() {}
 func (UnimplementedTokenServiceServer) testEmbeddedByValue()                      {}
@@ -706,6 +732,24 @@ func _TokenService_CheckIDTokenHint_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TokenService_ImportSessions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ImportSessionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).ImportSessions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_ImportSessions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).ImportSessions(ctx, req.(*ImportSessionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TokenService_ServiceDesc is the grpc.ServiceDesc for TokenService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -776,6 +820,10 @@ var TokenService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CheckIDTokenHint",
 			Handler:    _TokenService_CheckIDTokenHint_Handler,
+		},
+		{
+			MethodName: "ImportSessions",
+			Handler:    _TokenService_ImportSessions_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -7,8 +7,9 @@
 // ($2a$, $2b$, $2y$) imported from Synapse, and reports when a hash should be
 // replaced by one in the current scheme after a successful login.
 //
-// Synapse's optional password pepper is not supported: hashes made with one
-// never verify.
+// Synapse's bcrypt hashes are of the password normalised to NFKC, with
+// Synapse's optional pepper (password_config.pepper) appended, cut to 72
+// bytes: WithBcryptPepper gives the pepper, and Verify repeats those steps.
 package password
 
 import (
@@ -19,6 +20,7 @@ import (
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/text/unicode/norm"
 
 	"gatehouse.dev/platform/errs"
 )
@@ -40,6 +42,16 @@ type Hasher struct {
 	params Params
 	// dummy is an argon2id hash with params, verified by VerifyDummy.
 	dummy string
+	// pepper is appended to passwords verified against bcrypt hashes.
+	pepper string
+}
+
+// WithBcryptPepper returns a Hasher that verifies bcrypt hashes made with
+// pepper appended to the password (Synapse's password_config.pepper).
+func (h *Hasher) WithBcryptPepper(pepper string) *Hasher {
+	c := *h
+	c.pepper = pepper
+	return &c
 }
 
 // New returns a Hasher producing argon2id hashes with p; the zero Params
@@ -79,7 +91,7 @@ func (h *Hasher) Verify(hash, password string) (ok, rehash bool, err error) {
 	case strings.HasPrefix(hash, argon2idPrefix):
 		ok, rehash, err = h.verifyArgon2id(hash, password)
 	case isBcrypt(hash):
-		ok, err = verifyBcrypt(hash, password)
+		ok, err = verifyBcrypt(hash, synapsePassword(password, h.pepper))
 		rehash = true
 	default:
 		err = malformed("unknown hash scheme")
@@ -117,6 +129,19 @@ func (h *Hasher) verifyArgon2id(hash, password string) (ok, rehash bool, err err
 func isBcrypt(hash string) bool {
 	return strings.HasPrefix(hash, "$2a$") || strings.HasPrefix(hash, "$2b$") ||
 		strings.HasPrefix(hash, "$2y$")
+}
+
+// bcryptMaxInput is how many bytes of its input bcrypt uses.
+const bcryptMaxInput = 72
+
+// synapsePassword is what Synapse gave bcrypt for password: the password
+// normalised to NFKC, with the pepper appended, cut to 72 bytes.
+func synapsePassword(password, pepper string) string {
+	in := norm.NFKC.String(password) + pepper
+	if len(in) > bcryptMaxInput {
+		in = in[:bcryptMaxInput]
+	}
+	return in
 }
 
 // verifyBcrypt verifies password against a bcrypt hash of bounded cost. Like

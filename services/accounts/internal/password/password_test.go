@@ -308,3 +308,60 @@ func BenchmarkVerifyDefault(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkVerifyBcryptImported is the sign-in cost of a user imported from
+// Synapse before the first sign-in upgrades the hash: bcrypt at Synapse's
+// default cost 12, with a pepper (compare BenchmarkVerifyDefault, argon2id).
+func BenchmarkVerifyBcryptImported(b *testing.B) {
+	const pw, pepper = "correct horse battery staple", "pepper"
+	hash, err := bcrypt.GenerateFromPassword([]byte(pw+pepper), 12)
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := New(DefaultParams()).WithBcryptPepper(pepper)
+	for b.Loop() {
+		if ok, _, err := h.Verify(string(hash), pw); !ok || err != nil {
+			b.Fatalf("Verify = %v, %v", ok, err)
+		}
+	}
+}
+
+// Synapse hashes NFKC(password) + pepper, cut to 72 bytes: hashes made so
+// verify with the pepper given, and not without it.
+func TestVerifyBcryptWithSynapsesPepper(t *testing.T) {
+	const pepper = "s3cret-pepper"
+	synapse := func(pw string) string {
+		in := []byte(pw + pepper)
+		if len(in) > 72 {
+			in = in[:72]
+		}
+		h, err := bcrypt.GenerateFromPassword(in, bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(h)
+	}
+	peppered := New(fast).WithBcryptPepper(pepper)
+	plain := New(fast)
+	long := strings.Repeat("y", 80) // the pepper falls beyond 72 bytes
+	tests := []struct {
+		name, hash, password string
+		hasher               *Hasher
+		want                 bool
+	}{
+		{"peppered hash, pepper given", synapse("correct horse"), "correct horse", peppered, true},
+		{"peppered hash, no pepper configured", synapse("correct horse"), "correct horse", plain, false},
+		{"peppered hash, wrong password", synapse("correct horse"), "correct hors", peppered, false},
+		{"NFKC: the ligature fi is fi", synapse("fish"), "\ufb01sh", peppered, true},
+		{"NFKC: the Ohm sign is omega", synapse("\u03a9mega"), "\u2126mega", peppered, true},
+		{"past 72 bytes the pepper does not count", synapse(long), long, plain, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ok, rehash, err := tt.hasher.Verify(tt.hash, tt.password)
+			if err != nil || ok != tt.want || rehash != tt.want {
+				t.Errorf("Verify = %v, %v, %v; want %v, %v, nil", ok, rehash, err, tt.want, tt.want)
+			}
+		})
+	}
+}

@@ -92,6 +92,8 @@ func (s *State) Apply(rec eventlog.Record) {
 		s.Admin = ev.GetAdmin()
 		s.DisplayName = ev.GetDisplayName()
 		s.CreatedAt = rec.OccurredAt()
+	case *eventsv1.UserImported:
+		s.applyImported(ev)
 	case *eventsv1.PasswordChanged:
 		s.Password = passwordOf(ev.GetSealedPasswordHash(), ev.GetPasswordHash())
 	case *eventsv1.UserLocked:
@@ -154,4 +156,22 @@ func (s *State) setPrimary(address string) {
 		emails[i].Primary = emails[i].Address == address
 	}
 	s.Emails, s.Email = emails, address
+}
+
+// applyImported starts the user with an account moved from another
+// homeserver, as it was there.
+func (s *State) applyImported(ev *eventsv1.UserImported) {
+	s.ID, s.Username = ev.GetUserId(), ev.GetUsername()
+	s.Email, s.Emails = "", nil
+	for _, e := range ev.GetEmails() {
+		s.addEmail(e.GetEmail(), e.GetAddedAt().AsTime())
+	}
+	s.Password = passwordOf(ev.GetSealedPasswordHash(), "")
+	s.Admin, s.Locked, s.Deactivated = ev.GetAdmin(), ev.GetLocked(), ev.GetDeactivated()
+	s.DisplayName = ev.GetDisplayName()
+	s.Links = nil
+	for _, l := range ev.GetLinks() {
+		s.Links = append(s.Links, Link{ID: l.GetLinkId(), Provider: l.GetProvider(), ClaimKey: l.GetClaimKey()})
+	}
+	s.CreatedAt = ev.GetCreatedAt().AsTime()
 }

@@ -31,6 +31,12 @@ func Apply(s State, rec eventlog.Record) (State, bool, error) {
 		s.Deactivated = true
 	case *eventsv1.UserReactivated:
 		s.Deactivated = false
+	case *eventsv1.UserImported:
+		ev := rec.Event.(*eventsv1.UserImported)
+		if !ev.GetLocked() && !ev.GetDeactivated() {
+			return s, false, nil // an imported user free to sign in: nothing to know
+		}
+		s.Locked, s.Deactivated = ev.GetLocked(), ev.GetDeactivated()
 	case *eventsv1.UserRegistered, *eventsv1.PasswordChanged, *eventsv1.DisplayNameSet, *eventsv1.AdminSet,
 		*eventsv1.EmailAdded, *eventsv1.EmailRemoved, *eventsv1.PrimaryEmailSet,
 		*eventsv1.UpstreamLinked, *eventsv1.UpstreamUnlinked:

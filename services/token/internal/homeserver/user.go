@@ -32,6 +32,14 @@ func (s *UserState) Apply(ev proto.Message) {
 		if ev.GetEmail() != "" {
 			s.Emails = []string{ev.GetEmail()}
 		}
+	case *eventsv1.UserImported:
+		// The homeserver has the account already, as it was there.
+		*s = UserState{Username: ev.GetUsername(), DisplayName: ev.GetDisplayName(), Locked: ev.GetLocked(), Deactivated: ev.GetDeactivated()}
+		for _, e := range ev.GetEmails() {
+			if e.GetEmail() != "" {
+				s.Emails = append(s.Emails, e.GetEmail())
+			}
+		}
 	case *eventsv1.DisplayNameSet:
 		s.DisplayName = ev.GetDisplayName()
 	case *eventsv1.UserLocked:
@@ -72,6 +80,8 @@ func Concerns(ev proto.Message) bool {
 		return true
 	case *eventsv1.PasswordChanged, *eventsv1.AdminSet:
 		return false // the homeserver keeps no password and no Gatehouse admin flag
+	case *eventsv1.UserImported:
+		return false // imported from the homeserver: it has the account already
 	case *eventsv1.UpstreamLinked, *eventsv1.UpstreamUnlinked:
 		return false // links to upstream providers are Gatehouse's alone (MAS's provisioning has no external ids)
 	}
@@ -162,6 +172,8 @@ func UserChanges(s UserState, ev proto.Message) []Change {
 		return active(provision(ProvisionRequest{Emails: Some(s.Emails)}))
 	case *eventsv1.PasswordChanged, *eventsv1.AdminSet:
 		return nil // the homeserver keeps no password and no Gatehouse admin flag
+	case *eventsv1.UserImported:
+		return nil // imported from the homeserver: it has the account already
 	case *eventsv1.UpstreamLinked, *eventsv1.UpstreamUnlinked:
 		return nil // Gatehouse's alone
 	}

@@ -27,6 +27,10 @@ type State struct {
 	CurrentRefresh, CurrentAccess string
 	// consumed maps each rotated-out refresh hash to the event that replaced it.
 	consumed map[string]consumption
+	// imported maps the refresh tokens an imported session came with (by
+	// hash) to the access token issued with each: any of them refreshes
+	// once, like CurrentRefresh.
+	imported map[string]string
 	Version  uint64
 }
 
@@ -46,7 +50,17 @@ func Fold(history []eventlog.Record) State {
 			s.Started = ev
 			s.DisplayName = ev.GetDeviceDisplayName()
 			s.CurrentRefresh, s.CurrentAccess = ev.GetTokens().GetRefreshHash(), ev.GetTokens().GetAccessHash()
+		case *eventsv1.SessionImported:
+			s.Started = ev.GetSession()
+			s.DisplayName = ev.GetSession().GetDeviceDisplayName()
+			s.imported = map[string]string{}
+			for _, t := range ev.GetTokens() {
+				if t.GetRefreshHash() != "" {
+					s.imported[t.GetRefreshHash()] = t.GetAccessHash()
+				}
+			}
 		case *eventsv1.TokensIssued:
+			delete(s.imported, ev.GetReplacesRefreshHash())
 			if ev.GetReplacesRefreshHash() != "" {
 				s.consumed[ev.GetReplacesRefreshHash()] = consumption{seq: rec.Seq, at: rec.OccurredAt()}
 			}
@@ -112,6 +126,13 @@ func Refresh(s State, r Rotation) ([]proto.Message, Outcome, error) {
 		next.SessionId = s.Started.GetSessionId()
 		next.ReplacesRefreshHash = s.CurrentRefresh
 		next.RevokesAccessHash = s.CurrentAccess
+		return []proto.Message{next}, Rotated, nil
+	}
+	if access, ok := s.imported[r.PresentedHash]; ok && r.PresentedHash != "" {
+		next := proto.Clone(r.Next).(*eventsv1.TokensIssued)
+		next.SessionId = s.Started.GetSessionId()
+		next.ReplacesRefreshHash = r.PresentedHash
+		next.RevokesAccessHash = access
 		return []proto.Message{next}, Rotated, nil
 	}
 	if c, ok := s.consumed[r.PresentedHash]; ok {

@@ -27,6 +27,8 @@ type route struct {
 	// no body).
 	status   int
 	response string
+	// alsoOK is another success status with the same answer (0: none).
+	alsoOK int
 	// errors are the error statuses the route documents besides the ones
 	// every route may answer (400 for its input, 401, 403; default).
 	errors []int
@@ -44,6 +46,7 @@ func with(ps ...param) []param { return append(pageParams(), ps...) }
 var (
 	usernamePath = map[string]map[string]any{"username": {"type": "string", "description": "The username (localpart) of the user"}}
 	clientIDPath = map[string]map[string]any{"id": {"type": "string", "description": "The client's id"}}
+	providerPath = map[string]map[string]any{"id": {"type": "string", "description": "The provider's id, as configured (upstream.providers)"}}
 )
 
 // table is the route table: every operation of the API.
@@ -187,6 +190,26 @@ func (s *Service) table() []route {
 			status: http.StatusOK, response: "SingleResponse_for_UserRegistrationToken", errors: []int{404}, handle: s.revokeRegToken},
 		{method: post, path: "/user-registration-tokens/{id}/unrevoke", id: "unrevokeUserRegistrationToken", summary: "Unrevoke a registration token", tag: "user-registration-token",
 			status: http.StatusOK, response: "SingleResponse_for_UserRegistrationToken", errors: []int{404}, handle: s.unrevokeRegToken},
+
+		// Upstream identity providers and links (upstream.go).
+		{method: get, path: "/upstream-oauth-links", id: "listUpstreamOAuthLinks", summary: "List upstream OAuth 2.0 links", tag: "upstream-oauth-link",
+			params: with(ulidParam("filter[user]", "Retrieve the links of the given user"),
+				stringParam("filter[provider]", "Retrieve the links to the given provider"),
+				stringParam("filter[subject]", "Retrieve the links with the given subject"),
+				stringParam("filter[human-account-name]", "Retrieve the links whose human account name (the address recorded with the link) holds the given text, case-insensitively")),
+			status: http.StatusOK, response: "PaginatedResponse_for_UpstreamOAuthLink", errors: []int{404}, handle: s.listLinks},
+		{method: post, path: "/upstream-oauth-links", id: "addUpstreamOAuthLink", summary: "Add an upstream OAuth 2.0 link (201), or find the user's own (200)", tag: "upstream-oauth-link",
+			body: "AddUpstreamOauthLinkRequest", bodyRequired: true, status: http.StatusCreated, alsoOK: http.StatusOK,
+			response: "SingleResponse_for_UpstreamOAuthLink", errors: []int{404, 409}, handle: s.addLink},
+		{method: get, path: "/upstream-oauth-links/{id}", id: "getUpstreamOAuthLink", summary: "Get an upstream OAuth 2.0 link", tag: "upstream-oauth-link",
+			status: http.StatusOK, response: "SingleResponse_for_UpstreamOAuthLink", errors: []int{404}, handle: s.getLink},
+		{method: del, path: "/upstream-oauth-links/{id}", id: "deleteUpstreamOAuthLink", summary: "Delete an upstream OAuth 2.0 link (409 when it is the user's last way to sign in)", tag: "upstream-oauth-link",
+			status: http.StatusNoContent, errors: []int{404, 409}, handle: s.deleteLink},
+		{method: get, path: "/upstream-oauth-providers", id: "listUpstreamOAuthProviders", summary: "List upstream OAuth 2.0 providers", tag: "upstream-oauth-provider",
+			params: with(boolParam("filter[enabled]", "Retrieve providers that are (or are not) enabled; every configured provider is")),
+			status: http.StatusOK, response: "PaginatedResponse_for_UpstreamOAuthProvider", anyCursor: true, handle: s.listProviders},
+		{method: get, path: "/upstream-oauth-providers/{id}", id: "getUpstreamOAuthProvider", summary: "Get an upstream OAuth 2.0 provider", tag: "upstream-oauth-provider",
+			pathSchemas: providerPath, status: http.StatusOK, response: "SingleResponse_for_UpstreamOAuthProvider", errors: []int{404}, handle: s.getProvider},
 
 		// The audit trail (audit.go), beyond MAS.
 		{method: get, path: "/audit-events", id: "listAuditEvents", summary: "List audit events (sign-ins, sessions, tokens, administrators' actions), oldest first", tag: "audit",

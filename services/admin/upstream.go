@@ -43,7 +43,9 @@ func (s *Service) providers(ctx context.Context) ([]*accountsv1.UpstreamProvider
 		return nil, err
 	}
 	out := resp.GetProviders()
-	slices.SortFunc(out, func(a, b *accountsv1.UpstreamProvider) int { return strings.Compare(a.GetProviderId(), b.GetProviderId()) })
+	slices.SortFunc(out, func(a, b *accountsv1.UpstreamProvider) int {
+		return strings.Compare(a.GetProviderId(), b.GetProviderId())
+	})
 	return out, nil
 }
 

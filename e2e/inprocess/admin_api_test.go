@@ -431,6 +431,33 @@ func TestAdminAPISessions(t *testing.T) {
 	if len(browsers.ids()) != 2 || browsers.list()[0]["attributes"].(map[string]any)["last_active_ip"] != "192.0.2.7" {
 		t.Fatalf("browser sessions: %s", browsers.raw)
 	}
+	// The OAuth session names the browser session it was consented from;
+	// the compat one (a password login) none.
+	oauthList := e.call(t, "GET", "/oauth2-sessions?filter[user]="+u.GetId(), tok, nil).want(t, "OAuth sessions", http.StatusOK)
+	from, _ := oauthList.list()[0]["attributes"].(map[string]any)["user_session_id"].(string)
+	if !slices.Contains(browsers.ids(), from) {
+		t.Fatalf("the OAuth session's user session %q is not one of %v: %s", from, browsers.ids(), oauthList.raw)
+	}
+	if r := e.call(t, "GET", "/oauth2-sessions?filter[user-session]="+from, tok, nil).want(t, "by user session", http.StatusOK); !slices.Equal(r.ids(), oauthList.ids()) {
+		t.Fatalf("by user session: %s", r.raw)
+	}
+	for _, other := range browsers.ids() {
+		if other == from {
+			continue
+		}
+		if r := e.call(t, "GET", "/oauth2-sessions?filter[user-session]="+other, tok, nil).want(t, "by another user session", http.StatusOK); len(r.ids()) != 0 {
+			t.Fatalf("by another user session: %s", r.raw)
+		}
+	}
+	compatList := e.call(t, "GET", "/compat-sessions?filter[user]="+u.GetId(), tok, nil).want(t, "compat sessions", http.StatusOK)
+	if compatList.list()[0]["attributes"].(map[string]any)["user_session_id"] != nil {
+		t.Fatalf("a password login's compat session names a user session: %s", compatList.raw)
+	}
+	if r := e.call(t, "GET", "/compat-sessions?filter[user-session]="+from, tok, nil).want(t, "compat by user session", http.StatusOK); len(r.ids()) != 0 {
+		t.Fatalf("compat by user session: %s", r.raw)
+	}
+	e.call(t, "GET", "/oauth2-sessions?filter[user-session]=nope", tok, nil).want(t, "a user session not a ULID", http.StatusBadRequest)
+
 	bid := browsers.ids()[0]
 	e.call(t, "GET", "/user-sessions/"+bid, tok, nil).want(t, "get browser session", http.StatusOK)
 	if r := e.call(t, "POST", "/user-sessions/"+bid+"/finish", tok, nil).want(t, "finish browser session", http.StatusOK); r.attr("finished_at") == nil {
@@ -669,7 +696,7 @@ func TestAdminAPIListsReadEveryDeclaredFilter(t *testing.T) {
 		"filter[client]": "c", "filter[scope]": "urn:matrix:client:api:*", "filter[email]": "a@example.org", "filter[search]": "a",
 		"filter[client-kind]": "static", "filter[client-name]": "x", "filter[client-uri]": "https", "filter[grant-type]": "client_credentials",
 		"filter[status]": "active", "count": "true", "page[first]": "3", "page[after]": "01ARZ3NDEKTSV4RRFFQ69G5FAV",
-		"filter[provider]": "corp", "filter[subject]": "s", "filter[human-account-name]": "a",
+		"filter[provider]": "corp", "filter[subject]": "s", "filter[human-account-name]": "a", "filter[user-session]": "01ARZ3NDEKTSV4RRFFQ69G5FAV",
 	}
 	doc, _ := libopenapi.NewDocument(e.call(t, "GET", "/openapi.json", "", nil).rawBytes())
 	model, err := doc.BuildV3Model()

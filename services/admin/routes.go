@@ -61,6 +61,7 @@ func (s *Service) table() []route {
 		timeParam("filter[last-active-before]", "Retrieve sessions last active strictly before the given time"),
 		timeParam("filter[last-active-after]", "Retrieve sessions last active strictly after the given time"),
 	}
+	userSession := ulidParam("filter[user-session]", "Retrieve the sessions started from the given user (browser) session")
 	scopes := param{name: "filter[scope]", desc: "Retrieve the sessions whose scope holds every one of these (repeatable)",
 		schema: map[string]any{"type": "array", "items": map[string]any{"type": "string"}}, repeated: true}
 	return []route{
@@ -124,7 +125,7 @@ func (s *Service) table() []route {
 		// OAuth 2.0 and compatibility sessions (sessions.go).
 		{method: get, path: "/oauth2-sessions", id: "listOAuth2Sessions", summary: "List OAuth 2.0 sessions", tag: "oauth2-session",
 			params: with(append([]param{ulidParam("filter[user]", "Retrieve the sessions of the given user"),
-				stringParam("filter[client]", "Retrieve the sessions of the given client"), scopes,
+				stringParam("filter[client]", "Retrieve the sessions of the given client"), scopes, userSession,
 				status("active or finished", "active", "finished")}, ranges...)...),
 			status: http.StatusOK, response: "PaginatedResponse_for_OAuth2Session", handle: s.listOAuthSessions},
 		{method: get, path: "/oauth2-sessions/{id}", id: "getOAuth2Session", summary: "Get an OAuth 2.0 session", tag: "oauth2-session",
@@ -132,7 +133,7 @@ func (s *Service) table() []route {
 		{method: post, path: "/oauth2-sessions/{id}/finish", id: "finishOAuth2Session", summary: "Finish an OAuth 2.0 session", tag: "oauth2-session",
 			status: http.StatusOK, response: "SingleResponse_for_OAuth2Session", errors: []int{404}, handle: s.finishOAuthSession},
 		{method: get, path: "/compat-sessions", id: "listCompatSessions", summary: "List compatibility sessions", tag: "compat-session",
-			params: with(append([]param{ulidParam("filter[user]", "Retrieve the sessions of the given user"),
+			params: with(append([]param{ulidParam("filter[user]", "Retrieve the sessions of the given user"), userSession,
 				status("active or finished", "active", "finished")}, ranges...)...),
 			status: http.StatusOK, response: "PaginatedResponse_for_CompatSession", handle: s.listCompatSessions},
 		{method: get, path: "/compat-sessions/{id}", id: "getCompatSession", summary: "Get a compatibility session", tag: "compat-session",

@@ -54,14 +54,14 @@ var (
 		attrs: func(ts *tokenv1.Session) any {
 			return oauthSessionAttributes{
 				CreatedAt: rfc3339v(ts.GetCreatedAt()), FinishedAt: rfc3339(ts.GetEndedAt()), UserID: nullable(ts.GetUserId()),
-				ClientID: ts.GetClientId(), Scope: ts.GetScope(), UserAgent: nullable(ts.GetUserAgent()),
+				UserSessionID: nullable(ts.GetBrowserSessionId()), ClientID: ts.GetClientId(), Scope: ts.GetScope(), UserAgent: nullable(ts.GetUserAgent()),
 				LastActiveAt: rfc3339(ts.GetLastActiveAt()), LastActiveIP: nullable(ts.GetIpAddress()), HumanName: nullable(ts.GetDeviceDisplayName()),
 			}
 		}}
 	compatKind = sessionKind{kind: "compat", kinds: []string{"compat"}, coll: compatSessions, what: "Compatibility session",
 		attrs: func(ts *tokenv1.Session) any {
 			return compatSessionAttributes{
-				UserID: ts.GetUserId(), DeviceID: nullable(ts.GetDeviceId()), CreatedAt: rfc3339v(ts.GetCreatedAt()),
+				UserID: ts.GetUserId(), DeviceID: nullable(ts.GetDeviceId()), UserSessionID: nullable(ts.GetBrowserSessionId()), CreatedAt: rfc3339v(ts.GetCreatedAt()),
 				UserAgent: nullable(ts.GetUserAgent()), LastActiveAt: rfc3339(ts.GetLastActiveAt()), LastActiveIP: nullable(ts.GetIpAddress()),
 				FinishedAt: rfc3339(ts.GetEndedAt()), HumanName: nullable(ts.GetDeviceDisplayName()),
 			}
@@ -118,6 +118,9 @@ func sessionFilters(r *request) (*tokenv1.QuerySessionsRequest, error) {
 	req := &tokenv1.QuerySessionsRequest{}
 	var err error
 	if req.UserId, err = r.query.ulid("filter[user]"); err != nil {
+		return nil, err
+	}
+	if req.BrowserSessionId, err = r.query.ulid("filter[user-session]"); err != nil {
 		return nil, err
 	}
 	st, err := r.query.enum("filter[status]")

@@ -491,6 +491,24 @@ func TestAdminAPISessions(t *testing.T) {
 	if r := e.call(t, "GET", "/oauth2-sessions?filter[client]="+c.id+"&filter[scope]=openid", tok, nil).want(t, "by client and scope", http.StatusOK); len(r.ids()) != 1 {
 		t.Fatalf("by client and scope: %s", r.raw)
 	}
+	// By kind of client: the admin client is the configuration's; the
+	// public client registered itself.
+	clientsOf := func(kind string) []string {
+		t.Helper()
+		r := e.call(t, "GET", "/oauth2-sessions?page[first]=100&filter[client-kind]="+kind, tok, nil).want(t, kind+" clients' sessions", http.StatusOK)
+		var out []string
+		for _, it := range r.list() {
+			out = append(out, it["attributes"].(map[string]any)["client_id"].(string))
+		}
+		return out
+	}
+	if static := clientsOf("static"); len(static) == 0 || slices.ContainsFunc(static, func(id string) bool { return id != adminClientID }) {
+		t.Fatalf("static clients' sessions: %v", static)
+	}
+	if dynamic := clientsOf("dynamic"); !slices.Contains(dynamic, c.id) || slices.Contains(dynamic, adminClientID) {
+		t.Fatalf("dynamic clients' sessions: %v", dynamic)
+	}
+	e.call(t, "GET", "/oauth2-sessions?filter[client-kind]=both", tok, nil).want(t, "an unknown client kind", http.StatusBadRequest)
 }
 
 // Personal sessions for a bot: created with its device, introspected as the

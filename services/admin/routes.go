@@ -126,6 +126,7 @@ func (s *Service) table() []route {
 		{method: get, path: "/oauth2-sessions", id: "listOAuth2Sessions", summary: "List OAuth 2.0 sessions", tag: "oauth2-session",
 			params: with(append([]param{ulidParam("filter[user]", "Retrieve the sessions of the given user"),
 				stringParam("filter[client]", "Retrieve the sessions of the given client"), scopes, userSession,
+				enumParam("filter[client-kind]", "static: sessions of clients from the configuration; dynamic: of registered ones", "static", "dynamic"),
 				status("active or finished", "active", "finished")}, ranges...)...),
 			status: http.StatusOK, response: "PaginatedResponse_for_OAuth2Session", handle: s.listOAuthSessions},
 		{method: get, path: "/oauth2-sessions/{id}", id: "getOAuth2Session", summary: "Get an OAuth 2.0 session", tag: "oauth2-session",

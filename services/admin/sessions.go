@@ -8,6 +8,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"gatehouse.dev/platform/errs"
+	"gatehouse.dev/platform/paging"
+	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
+	pagingv1 "gatehouse.dev/proto/gatehouse/paging/v1"
 	tokenv1 "gatehouse.dev/proto/gatehouse/token/v1"
 )
 
@@ -140,7 +143,43 @@ func (s *Service) listOAuthSessions(ctx context.Context, r *request) (reply, err
 		return reply{}, err
 	}
 	req.ClientId, req.Scopes = r.query.get("filter[client]"), r.query.all("filter[scope]")
+	kind, err := r.query.enum("filter[client-kind]")
+	if err != nil {
+		return reply{}, err
+	}
+	if kind != "" {
+		// Static clients are the configuration's: few. Dynamic ones are all others.
+		static, err := s.staticClients(ctx)
+		if err != nil {
+			return reply{}, err
+		}
+		switch {
+		case kind == "static" && len(static) == 0:
+			static = []string{""} // no client has an empty id: nothing matches
+			fallthrough
+		case kind == "static":
+			req.ClientIds = static
+		default:
+			req.ClientIds, req.ExcludeClientIds = static, true
+		}
+	}
 	return s.listSessions(ctx, r, oauthKind, req)
+}
+
+// staticClients are the ids of the clients the configuration lists.
+func (s *Service) staticClients(ctx context.Context) ([]string, error) {
+	resp, err := s.authorize.ListClients(ctx, &authorizev1.ListClientsRequest{Source: "configuration", Page: &pagingv1.PageRequest{First: paging.MaxSize}})
+	if err != nil {
+		return nil, err
+	}
+	if resp.GetPage().GetHasNextPage() {
+		return nil, errs.Internalf("admin: more than %d static clients", paging.MaxSize)
+	}
+	out := make([]string, 0, len(resp.GetClients()))
+	for _, c := range resp.GetClients() {
+		out = append(out, c.GetClientId())
+	}
+	return out, nil
 }
 
 func (s *Service) listCompatSessions(ctx context.Context, r *request) (reply, error) {

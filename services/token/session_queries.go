@@ -128,6 +128,10 @@ func (g *grpcServer) QuerySessions(ctx context.Context, req *tokenv1.QuerySessio
 	q.WhereIf(req.GetClientId() != "", "s.client_id = ?", req.GetClientId())
 	q.WhereIf(req.GetOwnerUserId() != "", "s.owner_user_id = ?", req.GetOwnerUserId())
 	q.WhereIf(req.GetBrowserSessionId() != "", "s.browser_session_id = ?", req.GetBrowserSessionId())
+	if ids := req.GetClientIds(); len(ids) > 0 {
+		q.WhereIf(!req.GetExcludeClientIds(), "s.client_id = ANY(?)", ids)
+		q.WhereIf(req.GetExcludeClientIds(), "NOT (s.client_id = ANY(?))", ids)
+	}
 	switch req.GetStatus() {
 	case tokenv1.SessionStatus_SESSION_STATUS_UNSPECIFIED:
 	case tokenv1.SessionStatus_SESSION_STATUS_ACTIVE:

@@ -212,6 +212,10 @@ type QuerySessionsRequest struct {
 	Expires *bool `protobuf:"varint,14,opt,name=expires,proto3,oneof" json:"expires,omitempty"`
 	// The sessions started from this browser session (accounts).
 	BrowserSessionId string `protobuf:"bytes,15,opt,name=browser_session_id,json=browserSessionId,proto3" json:"browser_session_id,omitempty"`
+	// Set: the sessions of these clients only (or, with exclude_client_ids,
+	// of none of them).
+	ClientIds        []string `protobuf:"bytes,16,rep,name=client_ids,json=clientIds,proto3" json:"client_ids,omitempty"`
+	ExcludeClientIds bool     `protobuf:"varint,17,opt,name=exclude_client_ids,json=excludeClientIds,proto3" json:"exclude_client_ids,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -349,6 +353,20 @@ func (x *QuerySessionsRequest) GetBrowserSessionId() string {
 		return x.BrowserSessionId
 	}
 	return ""
+}
+
+func (x *QuerySessionsRequest) GetClientIds() []string {
+	if x != nil {
+		return x.ClientIds
+	}
+	return nil
+}
+
+func (x *QuerySessionsRequest) GetExcludeClientIds() bool {
+	if x != nil {
+		return x.ExcludeClientIds
+	}
+	return false
 }
 
 type QuerySessionsResponse struct {
@@ -2149,7 +2167,7 @@ const file_gatehouse_token_v1_token_proto_rawDesc = "" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x03 \x01(\tR\tsessionId\x12\x14\n" +
-	"\x05scope\x18\x04 \x01(\tR\x05scope\"\x80\x06\n" +
+	"\x05scope\x18\x04 \x01(\tR\x05scope\"\xcd\x06\n" +
 	"\x14QuerySessionsRequest\x124\n" +
 	"\x04page\x18\x01 \x01(\v2 .gatehouse.paging.v1.PageRequestR\x04page\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x17\n" +
@@ -2166,7 +2184,10 @@ const file_gatehouse_token_v1_token_proto_rawDesc = "" +
 	"\x0eexpires_before\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\rexpiresBefore\x12?\n" +
 	"\rexpires_after\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\fexpiresAfter\x12\x1d\n" +
 	"\aexpires\x18\x0e \x01(\bH\x00R\aexpires\x88\x01\x01\x12,\n" +
-	"\x12browser_session_id\x18\x0f \x01(\tR\x10browserSessionIdB\n" +
+	"\x12browser_session_id\x18\x0f \x01(\tR\x10browserSessionId\x12\x1d\n" +
+	"\n" +
+	"client_ids\x18\x10 \x03(\tR\tclientIds\x12,\n" +
+	"\x12exclude_client_ids\x18\x11 \x01(\bR\x10excludeClientIdsB\n" +
 	"\n" +
 	"\b_expires\"\x83\x01\n" +
 	"\x15QuerySessionsResponse\x127\n" +

@@ -174,7 +174,7 @@ func TestErasureLeavesNoPersonalData(t *testing.T) {
 
 	// Rebuilt from the streams, the read models show carol erased.
 	for _, name := range []string{"accounts.users", "accounts.audit", "accounts.browser_sessions", "accounts.email_verifications",
-		"token.sessions", "notify.verifications"} {
+		"token.sessions", "token.audit", "notify.verifications"} {
 		mustCLI(t, e.s, "projections", "rebuild", name)
 	}
 	list := mustCLI(t, e.s, "user", "list")

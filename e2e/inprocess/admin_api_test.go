@@ -17,6 +17,7 @@ import (
 	"github.com/pb33f/libopenapi"
 	validator "github.com/pb33f/libopenapi-validator"
 
+	"gatehouse.dev/platform/config"
 	"gatehouse.dev/platform/grpcx"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
@@ -430,6 +431,33 @@ func TestAdminAPISessions(t *testing.T) {
 	if len(browsers.ids()) != 2 || browsers.list()[0]["attributes"].(map[string]any)["last_active_ip"] != "192.0.2.7" {
 		t.Fatalf("browser sessions: %s", browsers.raw)
 	}
+	// The OAuth session names the browser session it was consented from;
+	// the compat one (a password login) none.
+	oauthList := e.call(t, "GET", "/oauth2-sessions?filter[user]="+u.GetId(), tok, nil).want(t, "OAuth sessions", http.StatusOK)
+	from, _ := oauthList.list()[0]["attributes"].(map[string]any)["user_session_id"].(string)
+	if !slices.Contains(browsers.ids(), from) {
+		t.Fatalf("the OAuth session's user session %q is not one of %v: %s", from, browsers.ids(), oauthList.raw)
+	}
+	if r := e.call(t, "GET", "/oauth2-sessions?filter[user-session]="+from, tok, nil).want(t, "by user session", http.StatusOK); !slices.Equal(r.ids(), oauthList.ids()) {
+		t.Fatalf("by user session: %s", r.raw)
+	}
+	for _, other := range browsers.ids() {
+		if other == from {
+			continue
+		}
+		if r := e.call(t, "GET", "/oauth2-sessions?filter[user-session]="+other, tok, nil).want(t, "by another user session", http.StatusOK); len(r.ids()) != 0 {
+			t.Fatalf("by another user session: %s", r.raw)
+		}
+	}
+	compatList := e.call(t, "GET", "/compat-sessions?filter[user]="+u.GetId(), tok, nil).want(t, "compat sessions", http.StatusOK)
+	if compatList.list()[0]["attributes"].(map[string]any)["user_session_id"] != nil {
+		t.Fatalf("a password login's compat session names a user session: %s", compatList.raw)
+	}
+	if r := e.call(t, "GET", "/compat-sessions?filter[user-session]="+from, tok, nil).want(t, "compat by user session", http.StatusOK); len(r.ids()) != 0 {
+		t.Fatalf("compat by user session: %s", r.raw)
+	}
+	e.call(t, "GET", "/oauth2-sessions?filter[user-session]=nope", tok, nil).want(t, "a user session not a ULID", http.StatusBadRequest)
+
 	bid := browsers.ids()[0]
 	e.call(t, "GET", "/user-sessions/"+bid, tok, nil).want(t, "get browser session", http.StatusOK)
 	if r := e.call(t, "POST", "/user-sessions/"+bid+"/finish", tok, nil).want(t, "finish browser session", http.StatusOK); r.attr("finished_at") == nil {
@@ -463,6 +491,24 @@ func TestAdminAPISessions(t *testing.T) {
 	if r := e.call(t, "GET", "/oauth2-sessions?filter[client]="+c.id+"&filter[scope]=openid", tok, nil).want(t, "by client and scope", http.StatusOK); len(r.ids()) != 1 {
 		t.Fatalf("by client and scope: %s", r.raw)
 	}
+	// By kind of client: the admin client is the configuration's; the
+	// public client registered itself.
+	clientsOf := func(kind string) []string {
+		t.Helper()
+		r := e.call(t, "GET", "/oauth2-sessions?page[first]=100&filter[client-kind]="+kind, tok, nil).want(t, kind+" clients' sessions", http.StatusOK)
+		var out []string
+		for _, it := range r.list() {
+			out = append(out, it["attributes"].(map[string]any)["client_id"].(string))
+		}
+		return out
+	}
+	if static := clientsOf("static"); len(static) == 0 || slices.ContainsFunc(static, func(id string) bool { return id != adminClientID }) {
+		t.Fatalf("static clients' sessions: %v", static)
+	}
+	if dynamic := clientsOf("dynamic"); !slices.Contains(dynamic, c.id) || slices.Contains(dynamic, adminClientID) {
+		t.Fatalf("dynamic clients' sessions: %v", dynamic)
+	}
+	e.call(t, "GET", "/oauth2-sessions?filter[client-kind]=both", tok, nil).want(t, "an unknown client kind", http.StatusBadRequest)
 }
 
 // Personal sessions for a bot: created with its device, introspected as the
@@ -668,6 +714,7 @@ func TestAdminAPIListsReadEveryDeclaredFilter(t *testing.T) {
 		"filter[client]": "c", "filter[scope]": "urn:matrix:client:api:*", "filter[email]": "a@example.org", "filter[search]": "a",
 		"filter[client-kind]": "static", "filter[client-name]": "x", "filter[client-uri]": "https", "filter[grant-type]": "client_credentials",
 		"filter[status]": "active", "count": "true", "page[first]": "3", "page[after]": "01ARZ3NDEKTSV4RRFFQ69G5FAV",
+		"filter[provider]": "corp", "filter[subject]": "s", "filter[human-account-name]": "a", "filter[user-session]": "01ARZ3NDEKTSV4RRFFQ69G5FAV",
 	}
 	doc, _ := libopenapi.NewDocument(e.call(t, "GET", "/openapi.json", "", nil).rawBytes())
 	model, err := doc.BuildV3Model()
@@ -719,3 +766,165 @@ func signInFrom(t *testing.T, st *stack, u *accountsv1.User, ip string) {
 
 // rawBytes is the answer's body.
 func (r apiReply) rawBytes() []byte { return []byte(r.raw) }
+
+// upstreamProviders are the stack's upstream identity providers (never
+// reached: the admin API only reads them and links identities to users).
+var upstreamProviders = []config.UpstreamProvider{
+	{ID: "corp", HumanName: "Corp SSO", Issuer: "https://sso.corp.example.test/", ClientID: "gatehouse", ClientSecret: "corp secret", SynapseIdpID: "corp"},
+	{ID: "github", HumanName: "GitHub", Brand: "github", Issuer: "https://github.example.test/", ClientID: "gatehouse", ClientSecret: "github secret"},
+}
+
+// Upstream providers (listed, read) and links (added, found, listed with
+// every filter, read, deleted), and the refusals.
+func TestAdminAPIUpstream(t *testing.T) {
+	e := newAdminEnv(t)
+	st, tok := e.st, e.token
+	const unknown = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+
+	// Providers: the configured ones, by id, paged with cursors.
+	list := e.call(t, "GET", "/upstream-oauth-providers", tok, nil).want(t, "providers", http.StatusOK)
+	if !slices.Equal(list.ids(), []string{"corp", "github"}) || list.body["meta"].(map[string]any)["count"] != 2.0 {
+		t.Fatalf("providers: %s", list.raw)
+	}
+	if a := list.list()[1]["attributes"].(map[string]any); a["human_name"] != "GitHub" || a["brand_name"] != "github" ||
+		a["issuer"] != "https://github.example.test/" || a["disabled_at"] != nil || a["registration_token_required"] != false {
+		t.Fatalf("github: %s", list.raw)
+	}
+	if r := e.call(t, "GET", "/upstream-oauth-providers?page[first]=1", tok, nil).want(t, "first provider", http.StatusOK); !slices.Equal(r.ids(), []string{"corp"}) ||
+		r.body["links"].(map[string]any)["next"] != "/api/admin/v1/upstream-oauth-providers?page[after]=corp&page[first]=1" {
+		t.Fatalf("first provider: %s", r.raw)
+	}
+	if r := e.call(t, "GET", "/upstream-oauth-providers?page[after]=corp", tok, nil).want(t, "after corp", http.StatusOK); !slices.Equal(r.ids(), []string{"github"}) {
+		t.Fatalf("after corp: %s", r.raw)
+	}
+	if r := e.call(t, "GET", "/upstream-oauth-providers?page[last]=1", tok, nil).want(t, "last provider", http.StatusOK); !slices.Equal(r.ids(), []string{"github"}) {
+		t.Fatalf("last provider: %s", r.raw)
+	}
+	if r := e.call(t, "GET", "/upstream-oauth-providers?filter[enabled]=false", tok, nil).want(t, "disabled providers", http.StatusOK); len(r.ids()) != 0 {
+		t.Fatalf("disabled providers: %s", r.raw)
+	}
+	if r := e.call(t, "GET", "/upstream-oauth-providers?filter[enabled]=true&count=only", tok, nil).want(t, "count", http.StatusOK); r.body["meta"].(map[string]any)["count"] != 2.0 || r.body["data"] != nil {
+		t.Fatalf("count only: %s", r.raw)
+	}
+	if r := e.call(t, "GET", "/upstream-oauth-providers/corp", tok, nil).want(t, "get a provider", http.StatusOK); r.attr("human_name") != "Corp SSO" {
+		t.Fatalf("corp: %s", r.raw)
+	}
+	e.call(t, "GET", "/upstream-oauth-providers/nope", tok, nil).want(t, "an unknown provider", http.StatusNotFound)
+	e.call(t, "GET", "/upstream-oauth-providers?filter[enabled]=maybe", tok, nil).want(t, "a bad filter", http.StatusBadRequest)
+	e.call(t, "GET", "/upstream-oauth-providers?filter[nope]=1", tok, nil).want(t, "an unknown filter", http.StatusBadRequest)
+
+	// Links: added (201), found again (200), taken by someone else (409).
+	alice, bob := st.user(t, "alice"), st.user(t, "bob")
+	add := func(user, provider, subject string, name any) apiReply {
+		body := map[string]any{"user_id": user, "provider_id": provider, "subject": subject}
+		if name != nil {
+			body["human_account_name"] = name
+		}
+		return e.call(t, "POST", "/upstream-oauth-links", tok, body)
+	}
+	first := add(alice.GetId(), "corp", "alice-at-corp", "Alice@Corp.example").want(t, "link alice at corp", http.StatusCreated)
+	aliceCorp := first.data()["id"].(string)
+	if first.attr("user_id") != alice.GetId() || first.attr("provider_id") != "corp" || first.attr("subject") != "alice-at-corp" ||
+		first.attr("human_account_name") != "Alice@Corp.example" || first.data()["type"] != "upstream-oauth-link" {
+		t.Fatalf("linked: %s", first.raw)
+	}
+	if r := add(alice.GetId(), "corp", "alice-at-corp", nil).want(t, "link it again", http.StatusOK); r.data()["id"] != aliceCorp {
+		t.Fatalf("linked again: %s", r.raw)
+	}
+	add(bob.GetId(), "corp", "alice-at-corp", nil).want(t, "link alice's identity to bob", http.StatusConflict)
+	aliceGH := add(alice.GetId(), "github", "4242", nil).want(t, "link alice at github", http.StatusCreated).data()["id"].(string)
+	bobCorp := add(bob.GetId(), "corp", "bob-at-corp", "bob@corp.example").want(t, "link bob at corp", http.StatusCreated).data()["id"].(string)
+	for name, c := range map[string]struct {
+		body   any
+		status int
+	}{
+		"an unknown user":      {map[string]any{"user_id": unknown, "provider_id": "corp", "subject": "x"}, http.StatusNotFound},
+		"an unknown provider":  {map[string]any{"user_id": bob.GetId(), "provider_id": "nope", "subject": "x"}, http.StatusNotFound},
+		"no subject":           {map[string]any{"user_id": bob.GetId(), "provider_id": "corp"}, http.StatusBadRequest},
+		"a user id not a ULID": {map[string]any{"user_id": "bob", "provider_id": "corp", "subject": "x"}, http.StatusBadRequest},
+		"a subject too long":   {map[string]any{"user_id": bob.GetId(), "provider_id": "corp", "subject": strings.Repeat("x", 256)}, http.StatusBadRequest},
+		"an unknown field":     {map[string]any{"user_id": bob.GetId(), "provider_id": "corp", "subject": "x", "admin": true}, http.StatusBadRequest},
+		"not JSON":             {[]byte("{"), http.StatusBadRequest},
+	} {
+		e.call(t, "POST", "/upstream-oauth-links", tok, c.body).want(t, "add: "+name, c.status)
+	}
+
+	// Listed with every filter, in id order, with cursors.
+	ids := func(query string) []string {
+		t.Helper()
+		return e.call(t, "GET", "/upstream-oauth-links"+query, tok, nil).want(t, "links"+query, http.StatusOK).ids()
+	}
+	for query, want := range map[string][]string{
+		"":                               {aliceCorp, aliceGH, bobCorp},
+		"?filter[user]=" + alice.GetId(): {aliceCorp, aliceGH},
+		"?filter[provider]=corp":         {aliceCorp, bobCorp},
+		"?filter[provider]=corp&filter[user]=" + bob.GetId(): {bobCorp},
+		"?filter[subject]=alice-at-corp":                     {aliceCorp},
+		"?filter[subject]=4242&filter[provider]=github":      {aliceGH},
+		"?filter[subject]=4242&filter[provider]=corp":        {},
+		"?filter[human-account-name]=CORP.EXAMPLE":           {aliceCorp, bobCorp},
+		"?filter[human-account-name]=bob":                    {bobCorp},
+		"?page[first]=2":                                     {aliceCorp, aliceGH},
+		"?page[after]=" + aliceCorp:                          {aliceGH, bobCorp},
+		"?page[last]=1":                                      {bobCorp},
+	} {
+		if got := ids(query); !slices.Equal(got, want) && (len(got) != 0 || len(want) != 0) {
+			t.Errorf("links%s = %v, want %v", query, got, want)
+		}
+	}
+	e.call(t, "GET", "/upstream-oauth-links?filter[user]="+unknown, tok, nil).want(t, "links of an unknown user", http.StatusNotFound)
+	e.call(t, "GET", "/upstream-oauth-links?filter[provider]=nope", tok, nil).want(t, "links of an unknown provider", http.StatusNotFound)
+	e.call(t, "GET", "/upstream-oauth-links?filter[user]=alice", tok, nil).want(t, "a user filter not a ULID", http.StatusBadRequest)
+	e.call(t, "GET", "/upstream-oauth-links?page[after]=x", tok, nil).want(t, "a bad cursor", http.StatusBadRequest)
+
+	// Read and deleted; a user with no password keeps their last way in.
+	if r := e.call(t, "GET", "/upstream-oauth-links/"+aliceGH, tok, nil).want(t, "get a link", http.StatusOK); r.attr("subject") != "4242" || r.attr("human_account_name") != nil {
+		t.Fatalf("get: %s", r.raw)
+	}
+	e.call(t, "GET", "/upstream-oauth-links/"+unknown, tok, nil).want(t, "get an unknown link", http.StatusNotFound)
+	e.call(t, "GET", "/upstream-oauth-links/nope", tok, nil).want(t, "get a bad id", http.StatusBadRequest)
+	e.call(t, "DELETE", "/upstream-oauth-links/"+aliceGH, tok, nil).want(t, "delete", http.StatusNoContent)
+	e.call(t, "GET", "/upstream-oauth-links/"+aliceGH, tok, nil).want(t, "get a deleted link", http.StatusNotFound)
+	e.call(t, "DELETE", "/upstream-oauth-links/"+aliceGH, tok, nil).want(t, "delete it again", http.StatusNotFound)
+	e.call(t, "DELETE", "/upstream-oauth-links/"+unknown, tok, nil).want(t, "delete an unknown link", http.StatusNotFound)
+	carol := e.call(t, "POST", "/users", tok, map[string]any{"username": "carol"}).want(t, "a user without a password", http.StatusCreated).data()["id"].(string)
+	carolCorp := add(carol, "corp", "carol-at-corp", nil).want(t, "link carol", http.StatusCreated).data()["id"].(string)
+	e.call(t, "DELETE", "/upstream-oauth-links/"+carolCorp, tok, nil).want(t, "delete carol's only way in", http.StatusConflict)
+
+	// The audit trail names the administrator for the links made and removed.
+	audit := e.call(t, "GET", "/audit-events?filter[user]="+alice.GetId()+"&page[first]=100", tok, nil).want(t, "audit", http.StatusOK)
+	var linked, unlinked bool
+	for _, ev := range audit.list() {
+		a := ev["attributes"].(map[string]any)
+		summary, _ := a["summary"].(string)
+		if strings.Contains(summary, "linked (link "+aliceCorp) && a["actor"] == "admin:client:"+adminClientID {
+			linked = true
+		}
+		if strings.Contains(summary, "unlinked (link "+aliceGH) && a["actor"] == "admin:client:"+adminClientID {
+			unlinked = true
+		}
+	}
+	if !linked || !unlinked {
+		t.Fatalf("the audit trail lacks the administrator's links: %s", audit.raw)
+	}
+
+	// Refusals: no token, a token without administration.
+	alicePAT := e.call(t, "POST", "/personal-sessions", tok, map[string]any{"actor_user_id": alice.GetId(), "human_name": "t", "scope": "urn:matrix:client:api:*"}).
+		want(t, "alice's token", http.StatusCreated).attr("access_token").(string)
+	for _, c := range []struct{ method, path string }{
+		{"GET", "/upstream-oauth-providers"}, {"GET", "/upstream-oauth-providers/corp"},
+		{"GET", "/upstream-oauth-links"}, {"GET", "/upstream-oauth-links/" + aliceCorp},
+		{"POST", "/upstream-oauth-links"}, {"DELETE", "/upstream-oauth-links/" + aliceCorp},
+	} {
+		var body any
+		if c.method == "POST" {
+			body = map[string]any{"user_id": alice.GetId(), "provider_id": "github", "subject": "x"}
+		}
+		e.call(t, c.method, c.path, "", body).want(t, c.method+" "+c.path+" without a token", http.StatusUnauthorized)
+		e.call(t, c.method, c.path, "mat_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa_000000", body).want(t, c.method+" "+c.path+" with a forged token", http.StatusUnauthorized)
+		e.call(t, c.method, c.path, alicePAT, body).want(t, c.method+" "+c.path+" as a non-administrator", http.StatusForbidden)
+	}
+	if r := e.call(t, "GET", "/upstream-oauth-links/"+aliceCorp, tok, nil).want(t, "alice's link stays", http.StatusOK); r.attr("user_id") != alice.GetId() {
+		t.Fatalf("alice's link: %s", r.raw)
+	}
+}

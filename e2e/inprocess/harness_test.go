@@ -151,7 +151,7 @@ func newStackWith(t *testing.T, authz func(*authorize.Config), configure ...func
 		Rules: ratelimit.DefaultRules().All()})
 	// One key-encryption key for the composed services, as one process has.
 	keyring := sealed.NewRandomKeyring()
-	accCfg := accounts.Config{ServerName: "example.org"}
+	accCfg := accounts.Config{ServerName: "example.org", PublicURL: st.issuer, Upstream: upstreamProviders}
 	// Cheap hashing: these tests are not about its cost.
 	accCfg.Passwords.MemoryKiB, accCfg.Passwords.Iterations, accCfg.Passwords.Parallelism = 64, 1, 1
 	acc, err := accounts.New(ctx, accCfg,

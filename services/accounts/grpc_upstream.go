@@ -61,15 +61,30 @@ func (g *grpcServer) LinkUpstream(ctx context.Context, req *accountsv1.LinkUpstr
 }
 
 // ListUpstreamLinks lists the signed-in person's links, or, for an
-// administrator, a user's or a provider's.
+// administrator, a user's or a provider's; with a page, one page of them
+// (or of every link, for an administrator) with the request's filters.
 func (g *grpcServer) ListUpstreamLinks(ctx context.Context, req *accountsv1.ListUpstreamLinksRequest) (*accountsv1.ListUpstreamLinksResponse, error) {
 	userID, provider := req.GetUserId(), req.GetProviderId()
-	if id, _ := caller.From(ctx); !id.Is(caller.Admin) || userID != "" {
+	admin := false
+	if id, _ := caller.From(ctx); id.Is(caller.Admin) {
+		admin = true
+	}
+	if !admin || userID != "" {
 		var err error
 		if userID, err = forUser(ctx, userID); err != nil {
 			return nil, err
 		}
-		provider = ""
+		if !admin || req.GetPage() == nil {
+			provider = ""
+		}
+	}
+	if req.GetPage() != nil {
+		links, info, err := g.svc.pageLinks(ctx, linkFilter{userID: userID, provider: provider, linkID: req.GetLinkId(),
+			subject: req.GetSubject(), addressContains: req.GetAddressContains()}, req.GetPage())
+		if err != nil {
+			return nil, err
+		}
+		return &accountsv1.ListUpstreamLinksResponse{Links: links, Page: info}, nil
 	}
 	rows, err := g.svc.listLinks(ctx, userID, provider)
 	if err != nil {

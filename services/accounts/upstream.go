@@ -582,7 +582,7 @@ func (s *Service) listLinks(ctx context.Context, userID, provider string) ([]lin
 		rows pgx.Rows
 		err  error
 	)
-	const cols = `link_id, user_id, provider, subject_sealed, email_sealed, claim_key, source, linked_at`
+	const cols = linkColumns
 	switch {
 	case userID != "":
 		if !ids.Valid(userID) {
@@ -604,37 +604,51 @@ func (s *Service) listLinks(ctx context.Context, userID, provider string) ([]lin
 	defer rows.Close()
 	var out []linkRow
 	for rows.Next() {
-		var (
-			l                     accountsv1.UpstreamLink
-			subjectBlob, mailBlob []byte
-			key                   string
-			at                    time.Time
-		)
-		if err := rows.Scan(&l.LinkId, &l.UserId, &l.ProviderId, &subjectBlob, &mailBlob, &key, &l.Source, &at); err != nil {
+		l, err := s.scanLink(ctx, rows)
+		if err != nil {
 			return nil, errs.Wrap(errs.KindUnavailable, "Sign-in links cannot be read right now.", err)
 		}
-		l.LinkedAt = timestamppb.New(at)
-		l.ProviderName = l.ProviderId
-		if idp, ok := cutPrefix(l.ProviderId, "synapse:"); ok {
-			if p, found := s.upstream.BySynapseIdp(idp); found {
-				l.ProviderId = p.ID()
-			}
-		}
-		if p, ok := s.upstream.Get(l.ProviderId); ok {
-			l.ProviderName = p.Config().HumanName
-		}
-		if l.Subject, err = s.openBlob(ctx, l.UserId, "subject", subjectBlob); err != nil {
-			s.logger.ErrorContext(ctx, "a link's subject does not open", "link_id", l.LinkId, "err", err)
-		}
-		if l.Email, err = s.openBlob(ctx, l.UserId, "email", mailBlob); err != nil {
-			s.logger.ErrorContext(ctx, "a link's address does not open", "link_id", l.LinkId, "err", err)
-		}
-		out = append(out, linkRow{link: &l, claimKey: key})
+		out = append(out, l)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, errs.Wrap(errs.KindUnavailable, "Sign-in links cannot be read right now.", err)
 	}
 	return out, nil
+}
+
+// linkColumns are the columns scanLink reads.
+const linkColumns = `link_id, user_id, provider, subject_sealed, email_sealed, claim_key, source, linked_at`
+
+// scanLink reads one row of linkColumns, its subject and address opened
+// (empty when they no longer open).
+func (s *Service) scanLink(ctx context.Context, rows pgx.Rows) (linkRow, error) {
+	var (
+		l                     accountsv1.UpstreamLink
+		subjectBlob, mailBlob []byte
+		key                   string
+		at                    time.Time
+	)
+	if err := rows.Scan(&l.LinkId, &l.UserId, &l.ProviderId, &subjectBlob, &mailBlob, &key, &l.Source, &at); err != nil {
+		return linkRow{}, err
+	}
+	l.LinkedAt = timestamppb.New(at)
+	l.ProviderName = l.ProviderId
+	if idp, ok := cutPrefix(l.ProviderId, "synapse:"); ok {
+		if p, found := s.upstream.BySynapseIdp(idp); found {
+			l.ProviderId = p.ID()
+		}
+	}
+	if p, ok := s.upstream.Get(l.ProviderId); ok {
+		l.ProviderName = p.Config().HumanName
+	}
+	var err error
+	if l.Subject, err = s.openBlob(ctx, l.UserId, "subject", subjectBlob); err != nil {
+		s.logger.ErrorContext(ctx, "a link's subject does not open", "link_id", l.LinkId, "err", err)
+	}
+	if l.Email, err = s.openBlob(ctx, l.UserId, "email", mailBlob); err != nil {
+		s.logger.ErrorContext(ctx, "a link's address does not open", "link_id", l.LinkId, "err", err)
+	}
+	return linkRow{link: &l, claimKey: key}, nil
 }
 
 // openBlob opens a sealed personal field stored as protobuf bytes.

@@ -2,6 +2,7 @@ package accounts_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -11,6 +12,7 @@ import (
 	"gatehouse.dev/platform/config"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
+	pagingv1 "gatehouse.dev/proto/gatehouse/paging/v1"
 	"gatehouse.dev/services/accounts"
 )
 
@@ -108,6 +110,57 @@ func TestUpstreamLinks(t *testing.T) {
 	providers, err := h.c.ListUpstreamProviders(ctx, &accountsv1.ListUpstreamProvidersRequest{})
 	if err != nil || len(providers.GetProviders()) != 1 || providers.GetProviders()[0].GetSynapseIdpId() != "oidc-test" {
 		t.Errorf("providers %v (%v)", providers, err)
+	}
+
+	// Pages of links (the admin API's): subjects and addresses are sealed,
+	// yet found — a subject by its claim key under whichever namespace it
+	// was linked (a configured provider's, its Synapse name, or an imported
+	// provider no longer configured), an address by opening the candidates'.
+	orphan, err := h.c.AddUpstreamLink(ctx, &accountsv1.AddUpstreamLinkRequest{UserId: alice.GetId(), SynapseAuthProvider: "oidc-gone",
+		Subject: "sub-orphan", Email: "Orphan@Old.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := []string{imported.GetLink().GetLinkId(), orphan.GetLink().GetLinkId()}
+	for _, l := range list.GetLinks() {
+		if l.GetLinkId() != all[0] {
+			all = append(all, l.GetLinkId())
+		}
+	}
+	slices.Sort(all)
+	page := func(req *accountsv1.ListUpstreamLinksRequest) ([]string, error) {
+		req.Page = &pagingv1.PageRequest{First: 10, Count: pagingv1.Count_COUNT_INCLUDE}
+		resp, err := h.c.ListUpstreamLinks(ctx, req)
+		var out []string
+		for _, l := range resp.GetLinks() {
+			out = append(out, l.GetLinkId())
+		}
+		if err == nil && resp.GetPage().GetTotal() != int64(len(out)) {
+			t.Errorf("%v: total %d for %d links", req, resp.GetPage().GetTotal(), len(out))
+		}
+		return out, err
+	}
+	for name, c := range map[string]struct {
+		req  *accountsv1.ListUpstreamLinksRequest
+		want []string
+	}{
+		"every link":                         {&accountsv1.ListUpstreamLinksRequest{}, all},
+		"a user's":                           {&accountsv1.ListUpstreamLinksRequest{UserId: alice.GetId()}, []string{orphan.GetLink().GetLinkId()}},
+		"an imported subject, by provider":   {&accountsv1.ListUpstreamLinksRequest{ProviderId: "test", Subject: "sub-np"}, []string{imported.GetLink().GetLinkId()}},
+		"an imported subject":                {&accountsv1.ListUpstreamLinksRequest{Subject: "sub-np"}, []string{imported.GetLink().GetLinkId()}},
+		"a subject of another provider":      {&accountsv1.ListUpstreamLinksRequest{ProviderId: "test", Subject: "sub-orphan"}, nil},
+		"an unconfigured provider's subject": {&accountsv1.ListUpstreamLinksRequest{Subject: "sub-orphan"}, []string{orphan.GetLink().GetLinkId()}},
+		"an address":                         {&accountsv1.ListUpstreamLinksRequest{AddressContains: "old.EXAMPLE"}, []string{orphan.GetLink().GetLinkId()}},
+		"an address nobody has":              {&accountsv1.ListUpstreamLinksRequest{AddressContains: "nobody"}, nil},
+		"a link":                             {&accountsv1.ListUpstreamLinksRequest{LinkId: imported.GetLink().GetLinkId()}, []string{imported.GetLink().GetLinkId()}},
+	} {
+		got, err := page(c.req)
+		if err != nil || !slices.Equal(got, c.want) {
+			t.Errorf("%s: %v (%v), want %v", name, got, err, c.want)
+		}
+	}
+	if _, err := page(&accountsv1.ListUpstreamLinksRequest{LinkId: "not-an-id"}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("a bad link id: %v", err)
 	}
 }
 

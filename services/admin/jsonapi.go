@@ -79,6 +79,9 @@ var (
 	// MAS names registration tokens' type so; kept for its clients.
 	regTokens   = collection{"user-registration_token", "/user-registration-tokens"}
 	auditEvents = collection{"audit-event", "/audit-events"}
+	// Upstream identity providers and links (upstream.go).
+	upstreamLinks     = collection{"upstream-oauth-link", "/upstream-oauth-links"}
+	upstreamProviders = collection{"upstream-oauth-provider", "/upstream-oauth-providers"}
 )
 
 // resource returns one resource of the collection.

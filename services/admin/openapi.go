@@ -24,7 +24,7 @@ var schemasJSON []byte
 // resourceSchemas are the resources whose responses are made: the name of
 // their attributes' schema.
 var resourceSchemas = []string{"User", "UserEmail", "UserSession", "OAuth2Session", "CompatSession", "PersonalSession",
-	"OAuth2Client", "UserRegistrationToken", "AuditEvent"}
+	"OAuth2Client", "UserRegistrationToken", "AuditEvent", "UpstreamOAuthLink", "UpstreamOAuthProvider"}
 
 // pathParam finds the {name} parameters of a path.
 var pathParam = regexp.MustCompile(`\{([a-z_]+)\}`)
@@ -137,6 +137,13 @@ func (rt *route) operation() map[string]any {
 		success["content"] = map[string]any{"application/json": map[string]any{"schema": ref(rt.response)}}
 	}
 	responses := map[string]any{strconv.Itoa(rt.status): success}
+	if rt.alsoOK != 0 {
+		also := map[string]any{"description": http.StatusText(rt.alsoOK)}
+		if rt.hasBody() {
+			also["content"] = success["content"]
+		}
+		responses[strconv.Itoa(rt.alsoOK)] = also
+	}
 	errorBody := map[string]any{"application/json": map[string]any{"schema": ref("ErrorResponse")}}
 	for _, code := range rt.documentedErrors() {
 		responses[strconv.Itoa(code)] = map[string]any{"description": http.StatusText(code), "content": errorBody}

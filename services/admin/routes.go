@@ -27,6 +27,8 @@ type route struct {
 	// no body).
 	status   int
 	response string
+	// alsoOK is another success status with the same answer (0: none).
+	alsoOK int
 	// errors are the error statuses the route documents besides the ones
 	// every route may answer (400 for its input, 401, 403; default).
 	errors []int
@@ -44,6 +46,7 @@ func with(ps ...param) []param { return append(pageParams(), ps...) }
 var (
 	usernamePath = map[string]map[string]any{"username": {"type": "string", "description": "The username (localpart) of the user"}}
 	clientIDPath = map[string]map[string]any{"id": {"type": "string", "description": "The client's id"}}
+	providerPath = map[string]map[string]any{"id": {"type": "string", "description": "The provider's id, as configured (upstream.providers)"}}
 )
 
 // table is the route table: every operation of the API.
@@ -58,6 +61,7 @@ func (s *Service) table() []route {
 		timeParam("filter[last-active-before]", "Retrieve sessions last active strictly before the given time"),
 		timeParam("filter[last-active-after]", "Retrieve sessions last active strictly after the given time"),
 	}
+	userSession := ulidParam("filter[user-session]", "Retrieve the sessions started from the given user (browser) session")
 	scopes := param{name: "filter[scope]", desc: "Retrieve the sessions whose scope holds every one of these (repeatable)",
 		schema: map[string]any{"type": "array", "items": map[string]any{"type": "string"}}, repeated: true}
 	return []route{
@@ -121,7 +125,8 @@ func (s *Service) table() []route {
 		// OAuth 2.0 and compatibility sessions (sessions.go).
 		{method: get, path: "/oauth2-sessions", id: "listOAuth2Sessions", summary: "List OAuth 2.0 sessions", tag: "oauth2-session",
 			params: with(append([]param{ulidParam("filter[user]", "Retrieve the sessions of the given user"),
-				stringParam("filter[client]", "Retrieve the sessions of the given client"), scopes,
+				stringParam("filter[client]", "Retrieve the sessions of the given client"), scopes, userSession,
+				enumParam("filter[client-kind]", "static: sessions of clients from the configuration; dynamic: of registered ones", "static", "dynamic"),
 				status("active or finished", "active", "finished")}, ranges...)...),
 			status: http.StatusOK, response: "PaginatedResponse_for_OAuth2Session", handle: s.listOAuthSessions},
 		{method: get, path: "/oauth2-sessions/{id}", id: "getOAuth2Session", summary: "Get an OAuth 2.0 session", tag: "oauth2-session",
@@ -129,7 +134,7 @@ func (s *Service) table() []route {
 		{method: post, path: "/oauth2-sessions/{id}/finish", id: "finishOAuth2Session", summary: "Finish an OAuth 2.0 session", tag: "oauth2-session",
 			status: http.StatusOK, response: "SingleResponse_for_OAuth2Session", errors: []int{404}, handle: s.finishOAuthSession},
 		{method: get, path: "/compat-sessions", id: "listCompatSessions", summary: "List compatibility sessions", tag: "compat-session",
-			params: with(append([]param{ulidParam("filter[user]", "Retrieve the sessions of the given user"),
+			params: with(append([]param{ulidParam("filter[user]", "Retrieve the sessions of the given user"), userSession,
 				status("active or finished", "active", "finished")}, ranges...)...),
 			status: http.StatusOK, response: "PaginatedResponse_for_CompatSession", handle: s.listCompatSessions},
 		{method: get, path: "/compat-sessions/{id}", id: "getCompatSession", summary: "Get a compatibility session", tag: "compat-session",
@@ -187,6 +192,26 @@ func (s *Service) table() []route {
 			status: http.StatusOK, response: "SingleResponse_for_UserRegistrationToken", errors: []int{404}, handle: s.revokeRegToken},
 		{method: post, path: "/user-registration-tokens/{id}/unrevoke", id: "unrevokeUserRegistrationToken", summary: "Unrevoke a registration token", tag: "user-registration-token",
 			status: http.StatusOK, response: "SingleResponse_for_UserRegistrationToken", errors: []int{404}, handle: s.unrevokeRegToken},
+
+		// Upstream identity providers and links (upstream.go).
+		{method: get, path: "/upstream-oauth-links", id: "listUpstreamOAuthLinks", summary: "List upstream OAuth 2.0 links", tag: "upstream-oauth-link",
+			params: with(ulidParam("filter[user]", "Retrieve the links of the given user"),
+				stringParam("filter[provider]", "Retrieve the links to the given provider"),
+				stringParam("filter[subject]", "Retrieve the links with the given subject"),
+				stringParam("filter[human-account-name]", "Retrieve the links whose human account name (the address recorded with the link) holds the given text, case-insensitively")),
+			status: http.StatusOK, response: "PaginatedResponse_for_UpstreamOAuthLink", errors: []int{404}, handle: s.listLinks},
+		{method: post, path: "/upstream-oauth-links", id: "addUpstreamOAuthLink", summary: "Add an upstream OAuth 2.0 link (201), or find the user's own (200)", tag: "upstream-oauth-link",
+			body: "AddUpstreamOauthLinkRequest", bodyRequired: true, status: http.StatusCreated, alsoOK: http.StatusOK,
+			response: "SingleResponse_for_UpstreamOAuthLink", errors: []int{404, 409}, handle: s.addLink},
+		{method: get, path: "/upstream-oauth-links/{id}", id: "getUpstreamOAuthLink", summary: "Get an upstream OAuth 2.0 link", tag: "upstream-oauth-link",
+			status: http.StatusOK, response: "SingleResponse_for_UpstreamOAuthLink", errors: []int{404}, handle: s.getLink},
+		{method: del, path: "/upstream-oauth-links/{id}", id: "deleteUpstreamOAuthLink", summary: "Delete an upstream OAuth 2.0 link (409 when it is the user's last way to sign in)", tag: "upstream-oauth-link",
+			status: http.StatusNoContent, errors: []int{404, 409}, handle: s.deleteLink},
+		{method: get, path: "/upstream-oauth-providers", id: "listUpstreamOAuthProviders", summary: "List upstream OAuth 2.0 providers", tag: "upstream-oauth-provider",
+			params: with(boolParam("filter[enabled]", "Retrieve providers that are (or are not) enabled; every configured provider is")),
+			status: http.StatusOK, response: "PaginatedResponse_for_UpstreamOAuthProvider", anyCursor: true, handle: s.listProviders},
+		{method: get, path: "/upstream-oauth-providers/{id}", id: "getUpstreamOAuthProvider", summary: "Get an upstream OAuth 2.0 provider", tag: "upstream-oauth-provider",
+			pathSchemas: providerPath, status: http.StatusOK, response: "SingleResponse_for_UpstreamOAuthProvider", errors: []int{404}, handle: s.getProvider},
 
 		// The audit trail (audit.go), beyond MAS.
 		{method: get, path: "/audit-events", id: "listAuditEvents", summary: "List audit events (sign-ins, sessions, tokens, administrators' actions), oldest first", tag: "audit",

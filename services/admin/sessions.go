@@ -8,6 +8,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"gatehouse.dev/platform/errs"
+	"gatehouse.dev/platform/paging"
+	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
+	pagingv1 "gatehouse.dev/proto/gatehouse/paging/v1"
 	tokenv1 "gatehouse.dev/proto/gatehouse/token/v1"
 )
 
@@ -54,14 +57,14 @@ var (
 		attrs: func(ts *tokenv1.Session) any {
 			return oauthSessionAttributes{
 				CreatedAt: rfc3339v(ts.GetCreatedAt()), FinishedAt: rfc3339(ts.GetEndedAt()), UserID: nullable(ts.GetUserId()),
-				ClientID: ts.GetClientId(), Scope: ts.GetScope(), UserAgent: nullable(ts.GetUserAgent()),
+				UserSessionID: nullable(ts.GetBrowserSessionId()), ClientID: ts.GetClientId(), Scope: ts.GetScope(), UserAgent: nullable(ts.GetUserAgent()),
 				LastActiveAt: rfc3339(ts.GetLastActiveAt()), LastActiveIP: nullable(ts.GetIpAddress()), HumanName: nullable(ts.GetDeviceDisplayName()),
 			}
 		}}
 	compatKind = sessionKind{kind: "compat", kinds: []string{"compat"}, coll: compatSessions, what: "Compatibility session",
 		attrs: func(ts *tokenv1.Session) any {
 			return compatSessionAttributes{
-				UserID: ts.GetUserId(), DeviceID: nullable(ts.GetDeviceId()), CreatedAt: rfc3339v(ts.GetCreatedAt()),
+				UserID: ts.GetUserId(), DeviceID: nullable(ts.GetDeviceId()), UserSessionID: nullable(ts.GetBrowserSessionId()), CreatedAt: rfc3339v(ts.GetCreatedAt()),
 				UserAgent: nullable(ts.GetUserAgent()), LastActiveAt: rfc3339(ts.GetLastActiveAt()), LastActiveIP: nullable(ts.GetIpAddress()),
 				FinishedAt: rfc3339(ts.GetEndedAt()), HumanName: nullable(ts.GetDeviceDisplayName()),
 			}
@@ -120,6 +123,9 @@ func sessionFilters(r *request) (*tokenv1.QuerySessionsRequest, error) {
 	if req.UserId, err = r.query.ulid("filter[user]"); err != nil {
 		return nil, err
 	}
+	if req.BrowserSessionId, err = r.query.ulid("filter[user-session]"); err != nil {
+		return nil, err
+	}
 	st, err := r.query.enum("filter[status]")
 	if err != nil {
 		return nil, err
@@ -137,7 +143,43 @@ func (s *Service) listOAuthSessions(ctx context.Context, r *request) (reply, err
 		return reply{}, err
 	}
 	req.ClientId, req.Scopes = r.query.get("filter[client]"), r.query.all("filter[scope]")
+	kind, err := r.query.enum("filter[client-kind]")
+	if err != nil {
+		return reply{}, err
+	}
+	if kind != "" {
+		// Static clients are the configuration's: few. Dynamic ones are all others.
+		static, err := s.staticClients(ctx)
+		if err != nil {
+			return reply{}, err
+		}
+		switch {
+		case kind == "static" && len(static) == 0:
+			static = []string{""} // no client has an empty id: nothing matches
+			fallthrough
+		case kind == "static":
+			req.ClientIds = static
+		default:
+			req.ClientIds, req.ExcludeClientIds = static, true
+		}
+	}
 	return s.listSessions(ctx, r, oauthKind, req)
+}
+
+// staticClients are the ids of the clients the configuration lists.
+func (s *Service) staticClients(ctx context.Context) ([]string, error) {
+	resp, err := s.authorize.ListClients(ctx, &authorizev1.ListClientsRequest{Source: "configuration", Page: &pagingv1.PageRequest{First: paging.MaxSize}})
+	if err != nil {
+		return nil, err
+	}
+	if resp.GetPage().GetHasNextPage() {
+		return nil, errs.Internalf("admin: more than %d static clients", paging.MaxSize)
+	}
+	out := make([]string, 0, len(resp.GetClients()))
+	for _, c := range resp.GetClients() {
+		out = append(out, c.GetClientId())
+	}
+	return out, nil
 }
 
 func (s *Service) listCompatSessions(ctx context.Context, r *request) (reply, error) {

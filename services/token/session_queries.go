@@ -28,7 +28,7 @@ const sessionsFrom = `sessions s LEFT JOIN LATERAL (
 
 // sessionColumns are the columns scanSession reads.
 const sessionColumns = `s.session_id, s.kind, s.client_id, s.user_id, s.scope, s.device_id, s.created_at, s.ended_at,
-	s.device_display_name, s.last_active_at, s.ip_address, s.user_agent, s.owner_user_id, s.end_reason, x.expires_at`
+	s.device_display_name, s.last_active_at, s.ip_address, s.user_agent, s.owner_user_id, s.end_reason, x.expires_at, s.browser_session_id`
 
 // scanSession reads one row of sessionColumns.
 func (s *Service) scanSession(row pgx.Row) (*tokenv1.Session, error) {
@@ -38,7 +38,7 @@ func (s *Service) scanSession(row pgx.Row) (*tokenv1.Session, error) {
 		end, lastActive, expires *time.Time
 	)
 	if err := row.Scan(&out.SessionId, &out.Kind, &out.ClientId, &out.UserId, &out.Scope, &out.DeviceId, &start, &end,
-		&out.DeviceDisplayName, &lastActive, &out.IpAddress, &out.UserAgent, &out.OwnerUserId, &out.EndReason, &expires); err != nil {
+		&out.DeviceDisplayName, &lastActive, &out.IpAddress, &out.UserAgent, &out.OwnerUserId, &out.EndReason, &expires, &out.BrowserSessionId); err != nil {
 		return nil, err
 	}
 	out.CreatedAt = timestamp(start)
@@ -111,9 +111,9 @@ func (g *grpcServer) QuerySessions(ctx context.Context, req *tokenv1.QuerySessio
 	if err != nil {
 		return nil, err
 	}
-	for field, id := range map[string]string{"user_id": req.GetUserId(), "owner_user_id": req.GetOwnerUserId()} {
+	for field, id := range map[string]string{"user_id": req.GetUserId(), "owner_user_id": req.GetOwnerUserId(), "browser_session_id": req.GetBrowserSessionId()} {
 		if id != "" && !ids.Valid(id) {
-			return nil, errs.InvalidField(field, field+" is not a user id")
+			return nil, errs.InvalidField(field, field+" is not an id")
 		}
 	}
 	q := &paging.Query{From: sessionsFrom, Columns: sessionColumns, Key: "s.session_id"}
@@ -127,6 +127,11 @@ func (g *grpcServer) QuerySessions(ctx context.Context, req *tokenv1.QuerySessio
 	q.WhereIf(req.GetUserId() != "", "s.user_id = ?", req.GetUserId())
 	q.WhereIf(req.GetClientId() != "", "s.client_id = ?", req.GetClientId())
 	q.WhereIf(req.GetOwnerUserId() != "", "s.owner_user_id = ?", req.GetOwnerUserId())
+	q.WhereIf(req.GetBrowserSessionId() != "", "s.browser_session_id = ?", req.GetBrowserSessionId())
+	if ids := req.GetClientIds(); len(ids) > 0 {
+		q.WhereIf(!req.GetExcludeClientIds(), "s.client_id = ANY(?)", ids)
+		q.WhereIf(req.GetExcludeClientIds(), "NOT (s.client_id = ANY(?))", ids)
+	}
 	switch req.GetStatus() {
 	case tokenv1.SessionStatus_SESSION_STATUS_UNSPECIFIED:
 	case tokenv1.SessionStatus_SESSION_STATUS_ACTIVE:

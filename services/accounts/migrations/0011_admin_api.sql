@@ -28,7 +28,14 @@ ALTER TABLE user_emails ALTER COLUMN email_id SET NOT NULL;
 CREATE UNIQUE INDEX user_emails_id ON user_emails (email_id);
 
 -- Registration tokens' last use and revocation (the "registration_tokens" projection).
+-- Before this, no time is known: a used or revoked token gets its creation
+-- time, the earliest it can have been (so it does not read as never used or
+-- not revoked); `gatehouse projections rebuild accounts.registration_tokens`
+-- gives the exact times, as it gives sign-ins recorded before their address
+-- in the audit log (accounts.audit) and users their exact lock times (accounts.users).
 ALTER TABLE registration_tokens ADD COLUMN last_used_at timestamptz, ADD COLUMN revoked_at timestamptz;
+UPDATE registration_tokens SET last_used_at = created_at WHERE uses > 0;
+UPDATE registration_tokens SET revoked_at = created_at WHERE revoked;
 
 -- The audit log's pages go by event id (a ULID: time), per user; a sign-in's address.
 ALTER TABLE audit_log ADD COLUMN ip_address text NOT NULL DEFAULT '';

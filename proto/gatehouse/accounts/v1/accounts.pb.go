@@ -5396,11 +5396,21 @@ func (x *UpstreamLink) GetSource() string {
 }
 
 type ListUpstreamLinksRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	ProviderId    string                 `protobuf:"bytes,2,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	UserId     string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	ProviderId string                 `protobuf:"bytes,2,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
+	// Set: one page of the links in id order, with the filters below; an
+	// administrator may then give no user_id nor provider_id (every link).
+	Page *v1.PageRequest `protobuf:"bytes,3,opt,name=page,proto3" json:"page,omitempty"`
+	// The link with this id.
+	LinkId string `protobuf:"bytes,4,opt,name=link_id,json=linkId,proto3" json:"link_id,omitempty"`
+	// The links of this upstream subject (compared by claim key).
+	Subject string `protobuf:"bytes,5,opt,name=subject,proto3" json:"subject,omitempty"`
+	// The links whose address holds this text, case-insensitively (the
+	// admin API's human_account_name).
+	AddressContains string `protobuf:"bytes,6,opt,name=address_contains,json=addressContains,proto3" json:"address_contains,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ListUpstreamLinksRequest) Reset() {
@@ -5447,9 +5457,39 @@ func (x *ListUpstreamLinksRequest) GetProviderId() string {
 	return ""
 }
 
+func (x *ListUpstreamLinksRequest) GetPage() *v1.PageRequest {
+	if x != nil {
+		return x.Page
+	}
+	return nil
+}
+
+func (x *ListUpstreamLinksRequest) GetLinkId() string {
+	if x != nil {
+		return x.LinkId
+	}
+	return ""
+}
+
+func (x *ListUpstreamLinksRequest) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *ListUpstreamLinksRequest) GetAddressContains() string {
+	if x != nil {
+		return x.AddressContains
+	}
+	return ""
+}
+
 type ListUpstreamLinksResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Links         []*UpstreamLink        `protobuf:"bytes,1,rep,name=links,proto3" json:"links,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Links []*UpstreamLink        `protobuf:"bytes,1,rep,name=links,proto3" json:"links,omitempty"`
+	// Where the page stands, when one was asked for.
+	Page          *v1.PageInfo `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5487,6 +5527,13 @@ func (*ListUpstreamLinksResponse) Descriptor() ([]byte, []int) {
 func (x *ListUpstreamLinksResponse) GetLinks() []*UpstreamLink {
 	if x != nil {
 		return x.Links
+	}
+	return nil
+}
+
+func (x *ListUpstreamLinksResponse) GetPage() *v1.PageInfo {
+	if x != nil {
+		return x.Page
 	}
 	return nil
 }
@@ -6931,13 +6978,18 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\asubject\x18\x05 \x01(\tR\asubject\x12\x14\n" +
 	"\x05email\x18\x06 \x01(\tR\x05email\x127\n" +
 	"\tlinked_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\blinkedAt\x12\x16\n" +
-	"\x06source\x18\b \x01(\tR\x06source\"T\n" +
+	"\x06source\x18\b \x01(\tR\x06source\"\xe8\x01\n" +
 	"\x18ListUpstreamLinksRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1f\n" +
 	"\vprovider_id\x18\x02 \x01(\tR\n" +
-	"providerId\"V\n" +
+	"providerId\x124\n" +
+	"\x04page\x18\x03 \x01(\v2 .gatehouse.paging.v1.PageRequestR\x04page\x12\x17\n" +
+	"\alink_id\x18\x04 \x01(\tR\x06linkId\x12\x18\n" +
+	"\asubject\x18\x05 \x01(\tR\asubject\x12)\n" +
+	"\x10address_contains\x18\x06 \x01(\tR\x0faddressContains\"\x89\x01\n" +
 	"\x19ListUpstreamLinksResponse\x129\n" +
-	"\x05links\x18\x01 \x03(\v2#.gatehouse.accounts.v1.UpstreamLinkR\x05links\"\xb6\x01\n" +
+	"\x05links\x18\x01 \x03(\v2#.gatehouse.accounts.v1.UpstreamLinkR\x05links\x121\n" +
+	"\x04page\x18\x02 \x01(\v2\x1d.gatehouse.paging.v1.PageInfoR\x04page\"\xb6\x01\n" +
 	"\x16AddUpstreamLinkRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1f\n" +
 	"\vprovider_id\x18\x02 \x01(\tR\n" +
@@ -7330,120 +7382,122 @@ var file_gatehouse_accounts_v1_accounts_proto_depIdxs = []int32{
 	43,  // 69: gatehouse.accounts.v1.RegisterUpstreamUserResponse.user:type_name -> gatehouse.accounts.v1.User
 	43,  // 70: gatehouse.accounts.v1.LinkUpstreamResponse.user:type_name -> gatehouse.accounts.v1.User
 	113, // 71: gatehouse.accounts.v1.UpstreamLink.linked_at:type_name -> google.protobuf.Timestamp
-	92,  // 72: gatehouse.accounts.v1.ListUpstreamLinksResponse.links:type_name -> gatehouse.accounts.v1.UpstreamLink
-	92,  // 73: gatehouse.accounts.v1.AddUpstreamLinkResponse.link:type_name -> gatehouse.accounts.v1.UpstreamLink
-	1,   // 74: gatehouse.accounts.v1.ImportResult.outcome:type_name -> gatehouse.accounts.v1.ImportOutcome
-	103, // 75: gatehouse.accounts.v1.ImportUsersRequest.users:type_name -> gatehouse.accounts.v1.ImportedUser
-	113, // 76: gatehouse.accounts.v1.ImportedUser.created_at:type_name -> google.protobuf.Timestamp
-	104, // 77: gatehouse.accounts.v1.ImportedUser.emails:type_name -> gatehouse.accounts.v1.ImportedUserEmail
-	105, // 78: gatehouse.accounts.v1.ImportedUser.links:type_name -> gatehouse.accounts.v1.ImportedUserLink
-	113, // 79: gatehouse.accounts.v1.ImportedUserEmail.added_at:type_name -> google.protobuf.Timestamp
-	101, // 80: gatehouse.accounts.v1.ImportUsersResponse.results:type_name -> gatehouse.accounts.v1.ImportResult
-	108, // 81: gatehouse.accounts.v1.ImportRegistrationTokensRequest.tokens:type_name -> gatehouse.accounts.v1.ImportedRegistrationToken
-	113, // 82: gatehouse.accounts.v1.ImportedRegistrationToken.expires_at:type_name -> google.protobuf.Timestamp
-	101, // 83: gatehouse.accounts.v1.ImportRegistrationTokensResponse.results:type_name -> gatehouse.accounts.v1.ImportResult
-	112, // 84: gatehouse.accounts.v1.FindUsernamesResponse.found:type_name -> gatehouse.accounts.v1.FoundUsername
-	44,  // 85: gatehouse.accounts.v1.AccountsService.Register:input_type -> gatehouse.accounts.v1.RegisterRequest
-	45,  // 86: gatehouse.accounts.v1.AccountsService.StartRegistration:input_type -> gatehouse.accounts.v1.StartRegistrationRequest
-	48,  // 87: gatehouse.accounts.v1.AccountsService.GetRegistration:input_type -> gatehouse.accounts.v1.GetRegistrationRequest
-	50,  // 88: gatehouse.accounts.v1.AccountsService.CompleteRegistration:input_type -> gatehouse.accounts.v1.CompleteRegistrationRequest
-	53,  // 89: gatehouse.accounts.v1.AccountsService.GetUser:input_type -> gatehouse.accounts.v1.GetUserRequest
-	54,  // 90: gatehouse.accounts.v1.AccountsService.GetUserByUsername:input_type -> gatehouse.accounts.v1.GetUserByUsernameRequest
-	57,  // 91: gatehouse.accounts.v1.AccountsService.VerifyPassword:input_type -> gatehouse.accounts.v1.VerifyPasswordRequest
-	59,  // 92: gatehouse.accounts.v1.AccountsService.ChangePassword:input_type -> gatehouse.accounts.v1.ChangePasswordRequest
-	61,  // 93: gatehouse.accounts.v1.AccountsService.SetPassword:input_type -> gatehouse.accounts.v1.SetPasswordRequest
-	63,  // 94: gatehouse.accounts.v1.AccountsService.LockUser:input_type -> gatehouse.accounts.v1.LockUserRequest
-	65,  // 95: gatehouse.accounts.v1.AccountsService.UnlockUser:input_type -> gatehouse.accounts.v1.UnlockUserRequest
-	67,  // 96: gatehouse.accounts.v1.AccountsService.DeactivateUser:input_type -> gatehouse.accounts.v1.DeactivateUserRequest
-	69,  // 97: gatehouse.accounts.v1.AccountsService.ReactivateUser:input_type -> gatehouse.accounts.v1.ReactivateUserRequest
-	71,  // 98: gatehouse.accounts.v1.AccountsService.SetDisplayName:input_type -> gatehouse.accounts.v1.SetDisplayNameRequest
-	73,  // 99: gatehouse.accounts.v1.AccountsService.ListUsers:input_type -> gatehouse.accounts.v1.ListUsersRequest
-	76,  // 100: gatehouse.accounts.v1.AccountsService.ListAuditEntries:input_type -> gatehouse.accounts.v1.ListAuditEntriesRequest
-	23,  // 101: gatehouse.accounts.v1.AccountsService.GetUserByEmail:input_type -> gatehouse.accounts.v1.GetUserByEmailRequest
-	26,  // 102: gatehouse.accounts.v1.AccountsService.AddEmail:input_type -> gatehouse.accounts.v1.AddEmailRequest
-	28,  // 103: gatehouse.accounts.v1.AccountsService.RemoveEmail:input_type -> gatehouse.accounts.v1.RemoveEmailRequest
-	30,  // 104: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:input_type -> gatehouse.accounts.v1.SetPrimaryEmailRequest
-	32,  // 105: gatehouse.accounts.v1.AccountsService.ListEmails:input_type -> gatehouse.accounts.v1.ListEmailsRequest
-	35,  // 106: gatehouse.accounts.v1.AccountsService.StartBrowserSession:input_type -> gatehouse.accounts.v1.StartBrowserSessionRequest
-	37,  // 107: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:input_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionRequest
-	39,  // 108: gatehouse.accounts.v1.AccountsService.EndBrowserSession:input_type -> gatehouse.accounts.v1.EndBrowserSessionRequest
-	41,  // 109: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:input_type -> gatehouse.accounts.v1.ListBrowserSessionsRequest
-	15,  // 110: gatehouse.accounts.v1.AccountsService.CreateRegistrationToken:input_type -> gatehouse.accounts.v1.CreateRegistrationTokenRequest
-	17,  // 111: gatehouse.accounts.v1.AccountsService.UseRegistrationToken:input_type -> gatehouse.accounts.v1.UseRegistrationTokenRequest
-	19,  // 112: gatehouse.accounts.v1.AccountsService.RevokeRegistrationToken:input_type -> gatehouse.accounts.v1.RevokeRegistrationTokenRequest
-	21,  // 113: gatehouse.accounts.v1.AccountsService.ListRegistrationTokens:input_type -> gatehouse.accounts.v1.ListRegistrationTokensRequest
-	8,   // 114: gatehouse.accounts.v1.AccountsService.GetRegistrationToken:input_type -> gatehouse.accounts.v1.GetRegistrationTokenRequest
-	10,  // 115: gatehouse.accounts.v1.AccountsService.UpdateRegistrationToken:input_type -> gatehouse.accounts.v1.UpdateRegistrationTokenRequest
-	11,  // 116: gatehouse.accounts.v1.AccountsService.UnrevokeRegistrationToken:input_type -> gatehouse.accounts.v1.UnrevokeRegistrationTokenRequest
-	2,   // 117: gatehouse.accounts.v1.AccountsService.SetAdmin:input_type -> gatehouse.accounts.v1.SetAdminRequest
-	4,   // 118: gatehouse.accounts.v1.AccountsService.GetEmail:input_type -> gatehouse.accounts.v1.GetEmailRequest
-	6,   // 119: gatehouse.accounts.v1.AccountsService.GetBrowserSession:input_type -> gatehouse.accounts.v1.GetBrowserSessionRequest
-	79,  // 120: gatehouse.accounts.v1.AccountsService.ListUpstreamProviders:input_type -> gatehouse.accounts.v1.ListUpstreamProvidersRequest
-	81,  // 121: gatehouse.accounts.v1.AccountsService.StartUpstreamSignIn:input_type -> gatehouse.accounts.v1.StartUpstreamSignInRequest
-	83,  // 122: gatehouse.accounts.v1.AccountsService.CompleteUpstreamSignIn:input_type -> gatehouse.accounts.v1.CompleteUpstreamSignInRequest
-	86,  // 123: gatehouse.accounts.v1.AccountsService.GetUpstreamSignIn:input_type -> gatehouse.accounts.v1.GetUpstreamSignInRequest
-	88,  // 124: gatehouse.accounts.v1.AccountsService.RegisterUpstreamUser:input_type -> gatehouse.accounts.v1.RegisterUpstreamUserRequest
-	90,  // 125: gatehouse.accounts.v1.AccountsService.LinkUpstream:input_type -> gatehouse.accounts.v1.LinkUpstreamRequest
-	93,  // 126: gatehouse.accounts.v1.AccountsService.ListUpstreamLinks:input_type -> gatehouse.accounts.v1.ListUpstreamLinksRequest
-	95,  // 127: gatehouse.accounts.v1.AccountsService.AddUpstreamLink:input_type -> gatehouse.accounts.v1.AddUpstreamLinkRequest
-	97,  // 128: gatehouse.accounts.v1.AccountsService.RemoveUpstreamLink:input_type -> gatehouse.accounts.v1.RemoveUpstreamLinkRequest
-	99,  // 129: gatehouse.accounts.v1.AccountsService.UpstreamBackchannelLogout:input_type -> gatehouse.accounts.v1.UpstreamBackchannelLogoutRequest
-	102, // 130: gatehouse.accounts.v1.AccountsService.ImportUsers:input_type -> gatehouse.accounts.v1.ImportUsersRequest
-	107, // 131: gatehouse.accounts.v1.AccountsService.ImportRegistrationTokens:input_type -> gatehouse.accounts.v1.ImportRegistrationTokensRequest
-	110, // 132: gatehouse.accounts.v1.AccountsService.FindUsernames:input_type -> gatehouse.accounts.v1.FindUsernamesRequest
-	52,  // 133: gatehouse.accounts.v1.AccountsService.Register:output_type -> gatehouse.accounts.v1.RegisterResponse
-	46,  // 134: gatehouse.accounts.v1.AccountsService.StartRegistration:output_type -> gatehouse.accounts.v1.StartRegistrationResponse
-	49,  // 135: gatehouse.accounts.v1.AccountsService.GetRegistration:output_type -> gatehouse.accounts.v1.GetRegistrationResponse
-	51,  // 136: gatehouse.accounts.v1.AccountsService.CompleteRegistration:output_type -> gatehouse.accounts.v1.CompleteRegistrationResponse
-	55,  // 137: gatehouse.accounts.v1.AccountsService.GetUser:output_type -> gatehouse.accounts.v1.GetUserResponse
-	56,  // 138: gatehouse.accounts.v1.AccountsService.GetUserByUsername:output_type -> gatehouse.accounts.v1.GetUserByUsernameResponse
-	58,  // 139: gatehouse.accounts.v1.AccountsService.VerifyPassword:output_type -> gatehouse.accounts.v1.VerifyPasswordResponse
-	60,  // 140: gatehouse.accounts.v1.AccountsService.ChangePassword:output_type -> gatehouse.accounts.v1.ChangePasswordResponse
-	62,  // 141: gatehouse.accounts.v1.AccountsService.SetPassword:output_type -> gatehouse.accounts.v1.SetPasswordResponse
-	64,  // 142: gatehouse.accounts.v1.AccountsService.LockUser:output_type -> gatehouse.accounts.v1.LockUserResponse
-	66,  // 143: gatehouse.accounts.v1.AccountsService.UnlockUser:output_type -> gatehouse.accounts.v1.UnlockUserResponse
-	68,  // 144: gatehouse.accounts.v1.AccountsService.DeactivateUser:output_type -> gatehouse.accounts.v1.DeactivateUserResponse
-	70,  // 145: gatehouse.accounts.v1.AccountsService.ReactivateUser:output_type -> gatehouse.accounts.v1.ReactivateUserResponse
-	72,  // 146: gatehouse.accounts.v1.AccountsService.SetDisplayName:output_type -> gatehouse.accounts.v1.SetDisplayNameResponse
-	74,  // 147: gatehouse.accounts.v1.AccountsService.ListUsers:output_type -> gatehouse.accounts.v1.ListUsersResponse
-	77,  // 148: gatehouse.accounts.v1.AccountsService.ListAuditEntries:output_type -> gatehouse.accounts.v1.ListAuditEntriesResponse
-	24,  // 149: gatehouse.accounts.v1.AccountsService.GetUserByEmail:output_type -> gatehouse.accounts.v1.GetUserByEmailResponse
-	27,  // 150: gatehouse.accounts.v1.AccountsService.AddEmail:output_type -> gatehouse.accounts.v1.AddEmailResponse
-	29,  // 151: gatehouse.accounts.v1.AccountsService.RemoveEmail:output_type -> gatehouse.accounts.v1.RemoveEmailResponse
-	31,  // 152: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:output_type -> gatehouse.accounts.v1.SetPrimaryEmailResponse
-	33,  // 153: gatehouse.accounts.v1.AccountsService.ListEmails:output_type -> gatehouse.accounts.v1.ListEmailsResponse
-	36,  // 154: gatehouse.accounts.v1.AccountsService.StartBrowserSession:output_type -> gatehouse.accounts.v1.StartBrowserSessionResponse
-	38,  // 155: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:output_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionResponse
-	40,  // 156: gatehouse.accounts.v1.AccountsService.EndBrowserSession:output_type -> gatehouse.accounts.v1.EndBrowserSessionResponse
-	42,  // 157: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:output_type -> gatehouse.accounts.v1.ListBrowserSessionsResponse
-	16,  // 158: gatehouse.accounts.v1.AccountsService.CreateRegistrationToken:output_type -> gatehouse.accounts.v1.CreateRegistrationTokenResponse
-	18,  // 159: gatehouse.accounts.v1.AccountsService.UseRegistrationToken:output_type -> gatehouse.accounts.v1.UseRegistrationTokenResponse
-	20,  // 160: gatehouse.accounts.v1.AccountsService.RevokeRegistrationToken:output_type -> gatehouse.accounts.v1.RevokeRegistrationTokenResponse
-	22,  // 161: gatehouse.accounts.v1.AccountsService.ListRegistrationTokens:output_type -> gatehouse.accounts.v1.ListRegistrationTokensResponse
-	9,   // 162: gatehouse.accounts.v1.AccountsService.GetRegistrationToken:output_type -> gatehouse.accounts.v1.GetRegistrationTokenResponse
-	12,  // 163: gatehouse.accounts.v1.AccountsService.UpdateRegistrationToken:output_type -> gatehouse.accounts.v1.UpdateRegistrationTokenResponse
-	13,  // 164: gatehouse.accounts.v1.AccountsService.UnrevokeRegistrationToken:output_type -> gatehouse.accounts.v1.UnrevokeRegistrationTokenResponse
-	3,   // 165: gatehouse.accounts.v1.AccountsService.SetAdmin:output_type -> gatehouse.accounts.v1.SetAdminResponse
-	5,   // 166: gatehouse.accounts.v1.AccountsService.GetEmail:output_type -> gatehouse.accounts.v1.GetEmailResponse
-	7,   // 167: gatehouse.accounts.v1.AccountsService.GetBrowserSession:output_type -> gatehouse.accounts.v1.GetBrowserSessionResponse
-	80,  // 168: gatehouse.accounts.v1.AccountsService.ListUpstreamProviders:output_type -> gatehouse.accounts.v1.ListUpstreamProvidersResponse
-	82,  // 169: gatehouse.accounts.v1.AccountsService.StartUpstreamSignIn:output_type -> gatehouse.accounts.v1.StartUpstreamSignInResponse
-	84,  // 170: gatehouse.accounts.v1.AccountsService.CompleteUpstreamSignIn:output_type -> gatehouse.accounts.v1.CompleteUpstreamSignInResponse
-	87,  // 171: gatehouse.accounts.v1.AccountsService.GetUpstreamSignIn:output_type -> gatehouse.accounts.v1.GetUpstreamSignInResponse
-	89,  // 172: gatehouse.accounts.v1.AccountsService.RegisterUpstreamUser:output_type -> gatehouse.accounts.v1.RegisterUpstreamUserResponse
-	91,  // 173: gatehouse.accounts.v1.AccountsService.LinkUpstream:output_type -> gatehouse.accounts.v1.LinkUpstreamResponse
-	94,  // 174: gatehouse.accounts.v1.AccountsService.ListUpstreamLinks:output_type -> gatehouse.accounts.v1.ListUpstreamLinksResponse
-	96,  // 175: gatehouse.accounts.v1.AccountsService.AddUpstreamLink:output_type -> gatehouse.accounts.v1.AddUpstreamLinkResponse
-	98,  // 176: gatehouse.accounts.v1.AccountsService.RemoveUpstreamLink:output_type -> gatehouse.accounts.v1.RemoveUpstreamLinkResponse
-	100, // 177: gatehouse.accounts.v1.AccountsService.UpstreamBackchannelLogout:output_type -> gatehouse.accounts.v1.UpstreamBackchannelLogoutResponse
-	106, // 178: gatehouse.accounts.v1.AccountsService.ImportUsers:output_type -> gatehouse.accounts.v1.ImportUsersResponse
-	109, // 179: gatehouse.accounts.v1.AccountsService.ImportRegistrationTokens:output_type -> gatehouse.accounts.v1.ImportRegistrationTokensResponse
-	111, // 180: gatehouse.accounts.v1.AccountsService.FindUsernames:output_type -> gatehouse.accounts.v1.FindUsernamesResponse
-	133, // [133:181] is the sub-list for method output_type
-	85,  // [85:133] is the sub-list for method input_type
-	85,  // [85:85] is the sub-list for extension type_name
-	85,  // [85:85] is the sub-list for extension extendee
-	0,   // [0:85] is the sub-list for field type_name
+	114, // 72: gatehouse.accounts.v1.ListUpstreamLinksRequest.page:type_name -> gatehouse.paging.v1.PageRequest
+	92,  // 73: gatehouse.accounts.v1.ListUpstreamLinksResponse.links:type_name -> gatehouse.accounts.v1.UpstreamLink
+	115, // 74: gatehouse.accounts.v1.ListUpstreamLinksResponse.page:type_name -> gatehouse.paging.v1.PageInfo
+	92,  // 75: gatehouse.accounts.v1.AddUpstreamLinkResponse.link:type_name -> gatehouse.accounts.v1.UpstreamLink
+	1,   // 76: gatehouse.accounts.v1.ImportResult.outcome:type_name -> gatehouse.accounts.v1.ImportOutcome
+	103, // 77: gatehouse.accounts.v1.ImportUsersRequest.users:type_name -> gatehouse.accounts.v1.ImportedUser
+	113, // 78: gatehouse.accounts.v1.ImportedUser.created_at:type_name -> google.protobuf.Timestamp
+	104, // 79: gatehouse.accounts.v1.ImportedUser.emails:type_name -> gatehouse.accounts.v1.ImportedUserEmail
+	105, // 80: gatehouse.accounts.v1.ImportedUser.links:type_name -> gatehouse.accounts.v1.ImportedUserLink
+	113, // 81: gatehouse.accounts.v1.ImportedUserEmail.added_at:type_name -> google.protobuf.Timestamp
+	101, // 82: gatehouse.accounts.v1.ImportUsersResponse.results:type_name -> gatehouse.accounts.v1.ImportResult
+	108, // 83: gatehouse.accounts.v1.ImportRegistrationTokensRequest.tokens:type_name -> gatehouse.accounts.v1.ImportedRegistrationToken
+	113, // 84: gatehouse.accounts.v1.ImportedRegistrationToken.expires_at:type_name -> google.protobuf.Timestamp
+	101, // 85: gatehouse.accounts.v1.ImportRegistrationTokensResponse.results:type_name -> gatehouse.accounts.v1.ImportResult
+	112, // 86: gatehouse.accounts.v1.FindUsernamesResponse.found:type_name -> gatehouse.accounts.v1.FoundUsername
+	44,  // 87: gatehouse.accounts.v1.AccountsService.Register:input_type -> gatehouse.accounts.v1.RegisterRequest
+	45,  // 88: gatehouse.accounts.v1.AccountsService.StartRegistration:input_type -> gatehouse.accounts.v1.StartRegistrationRequest
+	48,  // 89: gatehouse.accounts.v1.AccountsService.GetRegistration:input_type -> gatehouse.accounts.v1.GetRegistrationRequest
+	50,  // 90: gatehouse.accounts.v1.AccountsService.CompleteRegistration:input_type -> gatehouse.accounts.v1.CompleteRegistrationRequest
+	53,  // 91: gatehouse.accounts.v1.AccountsService.GetUser:input_type -> gatehouse.accounts.v1.GetUserRequest
+	54,  // 92: gatehouse.accounts.v1.AccountsService.GetUserByUsername:input_type -> gatehouse.accounts.v1.GetUserByUsernameRequest
+	57,  // 93: gatehouse.accounts.v1.AccountsService.VerifyPassword:input_type -> gatehouse.accounts.v1.VerifyPasswordRequest
+	59,  // 94: gatehouse.accounts.v1.AccountsService.ChangePassword:input_type -> gatehouse.accounts.v1.ChangePasswordRequest
+	61,  // 95: gatehouse.accounts.v1.AccountsService.SetPassword:input_type -> gatehouse.accounts.v1.SetPasswordRequest
+	63,  // 96: gatehouse.accounts.v1.AccountsService.LockUser:input_type -> gatehouse.accounts.v1.LockUserRequest
+	65,  // 97: gatehouse.accounts.v1.AccountsService.UnlockUser:input_type -> gatehouse.accounts.v1.UnlockUserRequest
+	67,  // 98: gatehouse.accounts.v1.AccountsService.DeactivateUser:input_type -> gatehouse.accounts.v1.DeactivateUserRequest
+	69,  // 99: gatehouse.accounts.v1.AccountsService.ReactivateUser:input_type -> gatehouse.accounts.v1.ReactivateUserRequest
+	71,  // 100: gatehouse.accounts.v1.AccountsService.SetDisplayName:input_type -> gatehouse.accounts.v1.SetDisplayNameRequest
+	73,  // 101: gatehouse.accounts.v1.AccountsService.ListUsers:input_type -> gatehouse.accounts.v1.ListUsersRequest
+	76,  // 102: gatehouse.accounts.v1.AccountsService.ListAuditEntries:input_type -> gatehouse.accounts.v1.ListAuditEntriesRequest
+	23,  // 103: gatehouse.accounts.v1.AccountsService.GetUserByEmail:input_type -> gatehouse.accounts.v1.GetUserByEmailRequest
+	26,  // 104: gatehouse.accounts.v1.AccountsService.AddEmail:input_type -> gatehouse.accounts.v1.AddEmailRequest
+	28,  // 105: gatehouse.accounts.v1.AccountsService.RemoveEmail:input_type -> gatehouse.accounts.v1.RemoveEmailRequest
+	30,  // 106: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:input_type -> gatehouse.accounts.v1.SetPrimaryEmailRequest
+	32,  // 107: gatehouse.accounts.v1.AccountsService.ListEmails:input_type -> gatehouse.accounts.v1.ListEmailsRequest
+	35,  // 108: gatehouse.accounts.v1.AccountsService.StartBrowserSession:input_type -> gatehouse.accounts.v1.StartBrowserSessionRequest
+	37,  // 109: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:input_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionRequest
+	39,  // 110: gatehouse.accounts.v1.AccountsService.EndBrowserSession:input_type -> gatehouse.accounts.v1.EndBrowserSessionRequest
+	41,  // 111: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:input_type -> gatehouse.accounts.v1.ListBrowserSessionsRequest
+	15,  // 112: gatehouse.accounts.v1.AccountsService.CreateRegistrationToken:input_type -> gatehouse.accounts.v1.CreateRegistrationTokenRequest
+	17,  // 113: gatehouse.accounts.v1.AccountsService.UseRegistrationToken:input_type -> gatehouse.accounts.v1.UseRegistrationTokenRequest
+	19,  // 114: gatehouse.accounts.v1.AccountsService.RevokeRegistrationToken:input_type -> gatehouse.accounts.v1.RevokeRegistrationTokenRequest
+	21,  // 115: gatehouse.accounts.v1.AccountsService.ListRegistrationTokens:input_type -> gatehouse.accounts.v1.ListRegistrationTokensRequest
+	8,   // 116: gatehouse.accounts.v1.AccountsService.GetRegistrationToken:input_type -> gatehouse.accounts.v1.GetRegistrationTokenRequest
+	10,  // 117: gatehouse.accounts.v1.AccountsService.UpdateRegistrationToken:input_type -> gatehouse.accounts.v1.UpdateRegistrationTokenRequest
+	11,  // 118: gatehouse.accounts.v1.AccountsService.UnrevokeRegistrationToken:input_type -> gatehouse.accounts.v1.UnrevokeRegistrationTokenRequest
+	2,   // 119: gatehouse.accounts.v1.AccountsService.SetAdmin:input_type -> gatehouse.accounts.v1.SetAdminRequest
+	4,   // 120: gatehouse.accounts.v1.AccountsService.GetEmail:input_type -> gatehouse.accounts.v1.GetEmailRequest
+	6,   // 121: gatehouse.accounts.v1.AccountsService.GetBrowserSession:input_type -> gatehouse.accounts.v1.GetBrowserSessionRequest
+	79,  // 122: gatehouse.accounts.v1.AccountsService.ListUpstreamProviders:input_type -> gatehouse.accounts.v1.ListUpstreamProvidersRequest
+	81,  // 123: gatehouse.accounts.v1.AccountsService.StartUpstreamSignIn:input_type -> gatehouse.accounts.v1.StartUpstreamSignInRequest
+	83,  // 124: gatehouse.accounts.v1.AccountsService.CompleteUpstreamSignIn:input_type -> gatehouse.accounts.v1.CompleteUpstreamSignInRequest
+	86,  // 125: gatehouse.accounts.v1.AccountsService.GetUpstreamSignIn:input_type -> gatehouse.accounts.v1.GetUpstreamSignInRequest
+	88,  // 126: gatehouse.accounts.v1.AccountsService.RegisterUpstreamUser:input_type -> gatehouse.accounts.v1.RegisterUpstreamUserRequest
+	90,  // 127: gatehouse.accounts.v1.AccountsService.LinkUpstream:input_type -> gatehouse.accounts.v1.LinkUpstreamRequest
+	93,  // 128: gatehouse.accounts.v1.AccountsService.ListUpstreamLinks:input_type -> gatehouse.accounts.v1.ListUpstreamLinksRequest
+	95,  // 129: gatehouse.accounts.v1.AccountsService.AddUpstreamLink:input_type -> gatehouse.accounts.v1.AddUpstreamLinkRequest
+	97,  // 130: gatehouse.accounts.v1.AccountsService.RemoveUpstreamLink:input_type -> gatehouse.accounts.v1.RemoveUpstreamLinkRequest
+	99,  // 131: gatehouse.accounts.v1.AccountsService.UpstreamBackchannelLogout:input_type -> gatehouse.accounts.v1.UpstreamBackchannelLogoutRequest
+	102, // 132: gatehouse.accounts.v1.AccountsService.ImportUsers:input_type -> gatehouse.accounts.v1.ImportUsersRequest
+	107, // 133: gatehouse.accounts.v1.AccountsService.ImportRegistrationTokens:input_type -> gatehouse.accounts.v1.ImportRegistrationTokensRequest
+	110, // 134: gatehouse.accounts.v1.AccountsService.FindUsernames:input_type -> gatehouse.accounts.v1.FindUsernamesRequest
+	52,  // 135: gatehouse.accounts.v1.AccountsService.Register:output_type -> gatehouse.accounts.v1.RegisterResponse
+	46,  // 136: gatehouse.accounts.v1.AccountsService.StartRegistration:output_type -> gatehouse.accounts.v1.StartRegistrationResponse
+	49,  // 137: gatehouse.accounts.v1.AccountsService.GetRegistration:output_type -> gatehouse.accounts.v1.GetRegistrationResponse
+	51,  // 138: gatehouse.accounts.v1.AccountsService.CompleteRegistration:output_type -> gatehouse.accounts.v1.CompleteRegistrationResponse
+	55,  // 139: gatehouse.accounts.v1.AccountsService.GetUser:output_type -> gatehouse.accounts.v1.GetUserResponse
+	56,  // 140: gatehouse.accounts.v1.AccountsService.GetUserByUsername:output_type -> gatehouse.accounts.v1.GetUserByUsernameResponse
+	58,  // 141: gatehouse.accounts.v1.AccountsService.VerifyPassword:output_type -> gatehouse.accounts.v1.VerifyPasswordResponse
+	60,  // 142: gatehouse.accounts.v1.AccountsService.ChangePassword:output_type -> gatehouse.accounts.v1.ChangePasswordResponse
+	62,  // 143: gatehouse.accounts.v1.AccountsService.SetPassword:output_type -> gatehouse.accounts.v1.SetPasswordResponse
+	64,  // 144: gatehouse.accounts.v1.AccountsService.LockUser:output_type -> gatehouse.accounts.v1.LockUserResponse
+	66,  // 145: gatehouse.accounts.v1.AccountsService.UnlockUser:output_type -> gatehouse.accounts.v1.UnlockUserResponse
+	68,  // 146: gatehouse.accounts.v1.AccountsService.DeactivateUser:output_type -> gatehouse.accounts.v1.DeactivateUserResponse
+	70,  // 147: gatehouse.accounts.v1.AccountsService.ReactivateUser:output_type -> gatehouse.accounts.v1.ReactivateUserResponse
+	72,  // 148: gatehouse.accounts.v1.AccountsService.SetDisplayName:output_type -> gatehouse.accounts.v1.SetDisplayNameResponse
+	74,  // 149: gatehouse.accounts.v1.AccountsService.ListUsers:output_type -> gatehouse.accounts.v1.ListUsersResponse
+	77,  // 150: gatehouse.accounts.v1.AccountsService.ListAuditEntries:output_type -> gatehouse.accounts.v1.ListAuditEntriesResponse
+	24,  // 151: gatehouse.accounts.v1.AccountsService.GetUserByEmail:output_type -> gatehouse.accounts.v1.GetUserByEmailResponse
+	27,  // 152: gatehouse.accounts.v1.AccountsService.AddEmail:output_type -> gatehouse.accounts.v1.AddEmailResponse
+	29,  // 153: gatehouse.accounts.v1.AccountsService.RemoveEmail:output_type -> gatehouse.accounts.v1.RemoveEmailResponse
+	31,  // 154: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:output_type -> gatehouse.accounts.v1.SetPrimaryEmailResponse
+	33,  // 155: gatehouse.accounts.v1.AccountsService.ListEmails:output_type -> gatehouse.accounts.v1.ListEmailsResponse
+	36,  // 156: gatehouse.accounts.v1.AccountsService.StartBrowserSession:output_type -> gatehouse.accounts.v1.StartBrowserSessionResponse
+	38,  // 157: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:output_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionResponse
+	40,  // 158: gatehouse.accounts.v1.AccountsService.EndBrowserSession:output_type -> gatehouse.accounts.v1.EndBrowserSessionResponse
+	42,  // 159: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:output_type -> gatehouse.accounts.v1.ListBrowserSessionsResponse
+	16,  // 160: gatehouse.accounts.v1.AccountsService.CreateRegistrationToken:output_type -> gatehouse.accounts.v1.CreateRegistrationTokenResponse
+	18,  // 161: gatehouse.accounts.v1.AccountsService.UseRegistrationToken:output_type -> gatehouse.accounts.v1.UseRegistrationTokenResponse
+	20,  // 162: gatehouse.accounts.v1.AccountsService.RevokeRegistrationToken:output_type -> gatehouse.accounts.v1.RevokeRegistrationTokenResponse
+	22,  // 163: gatehouse.accounts.v1.AccountsService.ListRegistrationTokens:output_type -> gatehouse.accounts.v1.ListRegistrationTokensResponse
+	9,   // 164: gatehouse.accounts.v1.AccountsService.GetRegistrationToken:output_type -> gatehouse.accounts.v1.GetRegistrationTokenResponse
+	12,  // 165: gatehouse.accounts.v1.AccountsService.UpdateRegistrationToken:output_type -> gatehouse.accounts.v1.UpdateRegistrationTokenResponse
+	13,  // 166: gatehouse.accounts.v1.AccountsService.UnrevokeRegistrationToken:output_type -> gatehouse.accounts.v1.UnrevokeRegistrationTokenResponse
+	3,   // 167: gatehouse.accounts.v1.AccountsService.SetAdmin:output_type -> gatehouse.accounts.v1.SetAdminResponse
+	5,   // 168: gatehouse.accounts.v1.AccountsService.GetEmail:output_type -> gatehouse.accounts.v1.GetEmailResponse
+	7,   // 169: gatehouse.accounts.v1.AccountsService.GetBrowserSession:output_type -> gatehouse.accounts.v1.GetBrowserSessionResponse
+	80,  // 170: gatehouse.accounts.v1.AccountsService.ListUpstreamProviders:output_type -> gatehouse.accounts.v1.ListUpstreamProvidersResponse
+	82,  // 171: gatehouse.accounts.v1.AccountsService.StartUpstreamSignIn:output_type -> gatehouse.accounts.v1.StartUpstreamSignInResponse
+	84,  // 172: gatehouse.accounts.v1.AccountsService.CompleteUpstreamSignIn:output_type -> gatehouse.accounts.v1.CompleteUpstreamSignInResponse
+	87,  // 173: gatehouse.accounts.v1.AccountsService.GetUpstreamSignIn:output_type -> gatehouse.accounts.v1.GetUpstreamSignInResponse
+	89,  // 174: gatehouse.accounts.v1.AccountsService.RegisterUpstreamUser:output_type -> gatehouse.accounts.v1.RegisterUpstreamUserResponse
+	91,  // 175: gatehouse.accounts.v1.AccountsService.LinkUpstream:output_type -> gatehouse.accounts.v1.LinkUpstreamResponse
+	94,  // 176: gatehouse.accounts.v1.AccountsService.ListUpstreamLinks:output_type -> gatehouse.accounts.v1.ListUpstreamLinksResponse
+	96,  // 177: gatehouse.accounts.v1.AccountsService.AddUpstreamLink:output_type -> gatehouse.accounts.v1.AddUpstreamLinkResponse
+	98,  // 178: gatehouse.accounts.v1.AccountsService.RemoveUpstreamLink:output_type -> gatehouse.accounts.v1.RemoveUpstreamLinkResponse
+	100, // 179: gatehouse.accounts.v1.AccountsService.UpstreamBackchannelLogout:output_type -> gatehouse.accounts.v1.UpstreamBackchannelLogoutResponse
+	106, // 180: gatehouse.accounts.v1.AccountsService.ImportUsers:output_type -> gatehouse.accounts.v1.ImportUsersResponse
+	109, // 181: gatehouse.accounts.v1.AccountsService.ImportRegistrationTokens:output_type -> gatehouse.accounts.v1.ImportRegistrationTokensResponse
+	111, // 182: gatehouse.accounts.v1.AccountsService.FindUsernames:output_type -> gatehouse.accounts.v1.FindUsernamesResponse
+	135, // [135:183] is the sub-list for method output_type
+	87,  // [87:135] is the sub-list for method input_type
+	87,  // [87:87] is the sub-list for extension type_name
+	87,  // [87:87] is the sub-list for extension extendee
+	0,   // [0:87] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_accounts_v1_accounts_proto_init() }

@@ -269,9 +269,15 @@ type QuerySessionsRequest struct {
 	ExpiresBefore *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=expires_before,json=expiresBefore,proto3" json:"expires_before,omitempty"`
 	ExpiresAfter  *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=expires_after,json=expiresAfter,proto3" json:"expires_after,omitempty"`
 	// Set: only personal sessions whose current token has (or has no) expiry.
-	Expires       *bool `protobuf:"varint,14,opt,name=expires,proto3,oneof" json:"expires,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Expires *bool `protobuf:"varint,14,opt,name=expires,proto3,oneof" json:"expires,omitempty"`
+	// The sessions started from this browser session (accounts).
+	BrowserSessionId string `protobuf:"bytes,15,opt,name=browser_session_id,json=browserSessionId,proto3" json:"browser_session_id,omitempty"`
+	// Set: the sessions of these clients only (or, with exclude_client_ids,
+	// of none of them).
+	ClientIds        []string `protobuf:"bytes,16,rep,name=client_ids,json=clientIds,proto3" json:"client_ids,omitempty"`
+	ExcludeClientIds bool     `protobuf:"varint,17,opt,name=exclude_client_ids,json=excludeClientIds,proto3" json:"exclude_client_ids,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *QuerySessionsRequest) Reset() {
@@ -398,6 +404,27 @@ func (x *QuerySessionsRequest) GetExpiresAfter() *timestamppb.Timestamp {
 func (x *QuerySessionsRequest) GetExpires() bool {
 	if x != nil && x.Expires != nil {
 		return *x.Expires
+	}
+	return false
+}
+
+func (x *QuerySessionsRequest) GetBrowserSessionId() string {
+	if x != nil {
+		return x.BrowserSessionId
+	}
+	return ""
+}
+
+func (x *QuerySessionsRequest) GetClientIds() []string {
+	if x != nil {
+		return x.ClientIds
+	}
+	return nil
+}
+
+func (x *QuerySessionsRequest) GetExcludeClientIds() bool {
+	if x != nil {
+		return x.ExcludeClientIds
 	}
 	return false
 }
@@ -1252,9 +1279,11 @@ type Session struct {
 	EndReason string `protobuf:"bytes,14,opt,name=end_reason,json=endReason,proto3" json:"end_reason,omitempty"`
 	// When the session's current access token expires; unset when it never
 	// does (personal and some compat sessions) or the session ended.
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// The browser session (accounts) it was started from; empty when none.
+	BrowserSessionId string `protobuf:"bytes,16,opt,name=browser_session_id,json=browserSessionId,proto3" json:"browser_session_id,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Session) Reset() {
@@ -1390,6 +1419,13 @@ func (x *Session) GetExpiresAt() *timestamppb.Timestamp {
 		return x.ExpiresAt
 	}
 	return nil
+}
+
+func (x *Session) GetBrowserSessionId() string {
+	if x != nil {
+		return x.BrowserSessionId
+	}
+	return ""
 }
 
 type ListSessionsRequest struct {
@@ -2551,7 +2587,7 @@ const file_gatehouse_token_v1_token_proto_rawDesc = "" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x03 \x01(\tR\tsessionId\x12\x14\n" +
-	"\x05scope\x18\x04 \x01(\tR\x05scope\"\xd2\x05\n" +
+	"\x05scope\x18\x04 \x01(\tR\x05scope\"\xcd\x06\n" +
 	"\x14QuerySessionsRequest\x124\n" +
 	"\x04page\x18\x01 \x01(\v2 .gatehouse.paging.v1.PageRequestR\x04page\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x17\n" +
@@ -2567,7 +2603,11 @@ const file_gatehouse_token_v1_token_proto_rawDesc = "" +
 	"\x11last_active_after\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x0flastActiveAfter\x12A\n" +
 	"\x0eexpires_before\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\rexpiresBefore\x12?\n" +
 	"\rexpires_after\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\fexpiresAfter\x12\x1d\n" +
-	"\aexpires\x18\x0e \x01(\bH\x00R\aexpires\x88\x01\x01B\n" +
+	"\aexpires\x18\x0e \x01(\bH\x00R\aexpires\x88\x01\x01\x12,\n" +
+	"\x12browser_session_id\x18\x0f \x01(\tR\x10browserSessionId\x12\x1d\n" +
+	"\n" +
+	"client_ids\x18\x10 \x03(\tR\tclientIds\x12,\n" +
+	"\x12exclude_client_ids\x18\x11 \x01(\bR\x10excludeClientIdsB\n" +
 	"\n" +
 	"\b_expires\"\x83\x01\n" +
 	"\x15QuerySessionsResponse\x127\n" +
@@ -2633,7 +2673,7 @@ const file_gatehouse_token_v1_token_proto_rawDesc = "" +
 	" \x01(\tR\tsessionId\"%\n" +
 	"\rRevokeRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\"\x10\n" +
-	"\x0eRevokeResponse\"\xc5\x04\n" +
+	"\x0eRevokeResponse\"\xf3\x04\n" +
 	"\aSession\x12.\n" +
 	"\x13device_display_name\x18\t \x01(\tR\x11deviceDisplayName\x12\x1d\n" +
 	"\n" +
@@ -2656,7 +2696,8 @@ const file_gatehouse_token_v1_token_proto_rawDesc = "" +
 	"\n" +
 	"end_reason\x18\x0e \x01(\tR\tendReason\x129\n" +
 	"\n" +
-	"expires_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"S\n" +
+	"expires_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12,\n" +
+	"\x12browser_session_id\x18\x10 \x01(\tR\x10browserSessionId\"S\n" +
 	"\x13ListSessionsRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12#\n" +
 	"\rinclude_ended\x18\x02 \x01(\bR\fincludeEnded\"O\n" +

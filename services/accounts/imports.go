@@ -86,7 +86,7 @@ type importing struct {
 	result  *accountsv1.ImportResult
 	emails  []string // normalised, in order; claimed ones kept after step 2
 	added   []time.Time
-	links   []*eventsv1.ImportedLink
+	links   []*eventsv1.UserImported_Link
 	subject []string // the links' subjects, in clear until sealed
 	ok      bool
 }
@@ -329,7 +329,7 @@ func (s *Service) validateImport(in *accountsv1.ImportedUser) *importing {
 			continue
 		}
 		seen[key] = true
-		w.links = append(w.links, &eventsv1.ImportedLink{
+		w.links = append(w.links, &eventsv1.UserImported_Link{
 			LinkId: importEventID(in.GetUserId(), "link id", key), Provider: ns, ClaimKey: key,
 		})
 		w.subject = append(w.subject, subject)
@@ -358,7 +358,7 @@ func (s *Service) importedEvent(ctx context.Context, w *importing, key *sealed.K
 	}
 	for i, e := range w.emails {
 		if !dropEmail[i] {
-			ev.Emails = append(ev.Emails, &eventsv1.ImportedEmail{Email: e, AddedAt: timestamppb.New(w.added[i])})
+			ev.Emails = append(ev.Emails, &eventsv1.UserImported_Email{Email: e, AddedAt: timestamppb.New(w.added[i])})
 		}
 	}
 	owner := personal.User(id)
@@ -444,8 +444,9 @@ func applyUserImported(ctx context.Context, tx pgx.Tx, ev *eventsv1.UserImported
 	}
 	created := ev.GetCreatedAt().AsTime()
 	if _, err := tx.Exec(ctx, `INSERT INTO users (id, username, email, display_name, password_hash, password_sealed, password_key_id, password_personal,
-			admin, locked, deactivated, created_at, updated_at, version, imported_from)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (id) DO NOTHING`,
+			admin, locked, deactivated, created_at, updated_at, version, imported_from, locked_at, deactivated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+			CASE WHEN $10 THEN $13::timestamptz END, CASE WHEN $11 THEN $13::timestamptz END) ON CONFLICT (id) DO NOTHING`,
 		id, ev.GetUsername(), primary, ev.GetDisplayName(), hash, blob, keyID, personal,
 		ev.GetAdmin(), ev.GetLocked(), ev.GetDeactivated(), created, at, seq, ev.GetSource()); err != nil {
 		return fmt.Errorf("users: UserImported: %w", err)
@@ -454,9 +455,10 @@ func applyUserImported(ctx context.Context, tx pgx.Tx, ev *eventsv1.UserImported
 		if e.GetEmail() == "" {
 			continue // erased: the address no longer opens
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO user_emails (email, user_id, is_primary, added_at, verification_id) VALUES ($1, $2, $3, $4, '')
+		if _, err := tx.Exec(ctx, `INSERT INTO user_emails (email, user_id, is_primary, added_at, verification_id, email_id) VALUES ($1, $2, $3, $4, '', $5)
 			ON CONFLICT (email) DO UPDATE SET user_id = EXCLUDED.user_id, is_primary = EXCLUDED.is_primary, added_at = EXCLUDED.added_at,
-			verification_id = EXCLUDED.verification_id`, e.GetEmail(), id, i == 0, e.GetAddedAt().AsTime()); err != nil {
+			verification_id = EXCLUDED.verification_id, email_id = EXCLUDED.email_id`,
+			e.GetEmail(), id, i == 0, e.GetAddedAt().AsTime(), emailID(e.GetAddedAt().AsTime(), id, e.GetEmail())); err != nil {
 			return fmt.Errorf("users: UserImported: emails: %w", err)
 		}
 	}
@@ -672,9 +674,11 @@ func applyUsersImported(ctx context.Context, tx pgx.Tx, run []eventlog.Record) e
 		created, updated, seqs, sources = append(created, ev.GetCreatedAt().AsTime()), append(updated, rec.OccurredAt()), append(seqs, int64(rec.Seq)), append(sources, ev.GetSource())
 	}
 	rows, err := tx.Query(ctx, `INSERT INTO users (id, username, email, display_name, password_hash, password_sealed, password_key_id, password_personal,
-			admin, locked, deactivated, created_at, updated_at, version, imported_from)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::text[], $8::boolean[],
+			admin, locked, deactivated, created_at, updated_at, version, imported_from, locked_at, deactivated_at)
+		SELECT i, n, e, d, h, b, k, p, a, l, x, c, u, v, s, CASE WHEN l THEN u END, CASE WHEN x THEN u END
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::text[], $8::boolean[],
 			$9::boolean[], $10::boolean[], $11::boolean[], $12::timestamptz[], $13::timestamptz[], $14::bigint[], $15::text[])
+			AS r(i, n, e, d, h, b, k, p, a, l, x, c, u, v, s)
 		ON CONFLICT (id) DO NOTHING RETURNING id`,
 		ids, names, primaries, displays, hashes, blobs, keyIDs, personals, admins, locks, deacts, created, updated, seqs, sources)
 	if err != nil {
@@ -694,7 +698,7 @@ func applyUsersImported(ctx context.Context, tx pgx.Tx, run []eventlog.Record) e
 		return fmt.Errorf("users: UserImported: %w", err)
 	}
 	var (
-		emails, emailUsers                          []string
+		emails, emailUsers, emailIDs                []string
 		primary                                     []bool
 		added, linkedAt                             []time.Time
 		linkIDs, linkUsers, providers, claims, srcs []string
@@ -711,6 +715,7 @@ func applyUsersImported(ctx context.Context, tx pgx.Tx, run []eventlog.Record) e
 				continue // erased: the address no longer opens
 			}
 			emails, emailUsers, primary, added = append(emails, e.GetEmail()), append(emailUsers, id), append(primary, i == 0), append(added, e.GetAddedAt().AsTime())
+			emailIDs = append(emailIDs, emailID(e.GetAddedAt().AsTime(), id, e.GetEmail()))
 		}
 		for _, l := range ev.GetLinks() {
 			subject, err := marshalSealed(l.GetSealedSubject())
@@ -724,10 +729,10 @@ func applyUsersImported(ctx context.Context, tx pgx.Tx, run []eventlog.Record) e
 	if len(emails) > 0 {
 		// The claims make each address one user's: no two rows of one
 		// statement share an address.
-		if _, err := tx.Exec(ctx, `INSERT INTO user_emails (email, user_id, is_primary, added_at, verification_id)
-			SELECT e, u, p, a, '' FROM unnest($1::text[], $2::text[], $3::boolean[], $4::timestamptz[]) AS v(e, u, p, a)
+		if _, err := tx.Exec(ctx, `INSERT INTO user_emails (email, user_id, is_primary, added_at, verification_id, email_id)
+			SELECT e, u, p, a, '', i FROM unnest($1::text[], $2::text[], $3::boolean[], $4::timestamptz[], $5::text[]) AS v(e, u, p, a, i)
 			ON CONFLICT (email) DO UPDATE SET user_id = EXCLUDED.user_id, is_primary = EXCLUDED.is_primary, added_at = EXCLUDED.added_at,
-			verification_id = EXCLUDED.verification_id`, emails, emailUsers, primary, added); err != nil {
+			verification_id = EXCLUDED.verification_id, email_id = EXCLUDED.email_id`, emails, emailUsers, primary, added, emailIDs); err != nil {
 			return fmt.Errorf("users: UserImported: emails: %w", err)
 		}
 	}

@@ -36,6 +36,9 @@ var deviceNames = projection.Projection{
 		case *eventsv1.SessionEnded:
 			_, err = tx.Exec(ctx, `UPDATE device_names SET ended = true, version = $2 WHERE session_id = $1 AND version < $2`,
 				ev.GetSessionId(), int64(rec.Seq))
+		case *eventsv1.SessionImported:
+			_, err = tx.Exec(ctx, `INSERT INTO device_names (session_id, name, ended, version) VALUES ($1, $2, false, $3)
+				ON CONFLICT (session_id) DO NOTHING`, ev.GetSession().GetSessionId(), ev.GetSession().GetDeviceDisplayName(), int64(rec.Seq))
 		case *eventsv1.TokensIssued:
 			// A rotation leaves the name as it is.
 		default:
@@ -75,6 +78,8 @@ func TestSuitePassesAConformingProjection(t *testing.T) {
 			session("s1", &eventsv1.TokensIssued{SessionId: "s1", AccessHash: "a2"}),
 			session("s1", &eventsv1.SessionRenamed{SessionId: "s1", DeviceDisplayName: "new phone"}),
 			session("s2", &eventsv1.SessionEnded{SessionId: "s2"}),
+			session("s3", &eventsv1.SessionImported{Session: &eventsv1.SessionStarted{SessionId: "s3", DeviceDisplayName: "imported phone"}}),
+			session("s3", &eventsv1.SessionRenamed{SessionId: "s3", DeviceDisplayName: "renamed"}),
 		},
 	})
 }

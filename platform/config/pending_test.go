@@ -36,7 +36,9 @@ func TestValidatePending(t *testing.T) {
 		want string
 	}{
 		{"defaults", func(*config.Pending) {}, ""},
-		{"short ages for tests", func(p *config.Pending) { *p = config.Pending{time.Second, time.Second, time.Second, time.Second, 0, 64 << 10} }, ""},
+		{"short ages for tests", func(p *config.Pending) {
+			*p = config.Pending{time.Second, time.Second, time.Second, time.Second, 0, 64 << 10}
+		}, ""},
 		{"no time to sign in", func(p *config.Pending) { p.AuthorizationTTL = 0 }, "pending.authorization_ttl: 0s is outside"},
 		{"codes beyond RFC 6749's 10 minutes", func(p *config.Pending) { p.CodeTTL = 11 * time.Minute }, "pending.code_ttl: 11m0s is outside"},
 		{"devices beyond a day", func(p *config.Pending) { p.DeviceCodeTTL = 25 * time.Hour }, "pending.device_code_ttl"},

@@ -102,12 +102,15 @@ func (s *Service) expiring(ws []eventlog.Write, end time.Time) []eventlog.Write 
 const roomShare = 0.9
 
 // room tells whether AUTHORIZE_PENDING may take another anonymous request,
-// reading the stream's size at most once a second.
+// reading the stream's size at most once a second while it is less than
+// half full, and at every request beyond.
 type room struct {
 	log *eventlog.Log
 	mu  sync.Mutex
 	at  time.Time
 	ok  bool
+	// calm is set while the stream was less than half full.
+	calm bool
 }
 
 func newRoom(log *eventlog.Log) *room { return &room{log: log} }
@@ -119,12 +122,13 @@ const refusalWait = 60 * time.Second
 func (r *room) check(ctx context.Context, now time.Time) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if now.Sub(r.at) >= time.Second {
+	if !r.calm || now.Sub(r.at) >= time.Second {
 		used, limit, err := r.log.Usage(ctx)
 		if err != nil {
 			return errs.Wrap(errs.KindUnavailable, "the request cannot be recorded right now; try again", err)
 		}
 		r.at, r.ok = now, limit == 0 || float64(used) < roomShare*float64(limit)
+		r.calm = limit == 0 || float64(used) < float64(limit)/2
 	}
 	if !r.ok {
 		e := errs.Wrap(errs.KindUnavailable, "the server has too many requests waiting; try again later",

@@ -23,7 +23,7 @@ import (
 
 // The bound of the pending stream in this test, and its short ages.
 const (
-	floodBound   = 256 << 10
+	floodBound   = 1 << 20
 	floodAuthTTL = 10 * time.Second
 	floodLife    = 40 * time.Second // the longest: an unapproved client's
 )

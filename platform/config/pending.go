@@ -31,7 +31,8 @@ type Pending struct {
 	// Keep is how long a flow's events stay after it can no longer complete,
 	// to recognise a replayed code and to inspect (GATEHOUSE_PENDING_KEEP, 0..24h).
 	Keep time.Duration `yaml:"keep"`
-	// MaxBytes caps the pending stream; past 90 % of it new anonymous
+	// MaxBytes caps the pending stream; past all but a tenth of it (at least
+	// 128 KiB, at most half) new anonymous
 	// requests are refused (503 with Retry-After) until older ones expire
 	// (GATEHOUSE_PENDING_MAX_BYTES, 64 KiB..1 TiB).
 	MaxBytes int64 `yaml:"max_bytes"`
@@ -63,7 +64,7 @@ func pendingFields() []field {
 		dur("keep", "KEEP", "How long a flow's events stay once it can no longer complete (replayed codes, inspection); 0..24h.",
 			func(p *Pending) *time.Duration { return &p.Keep }),
 		{"pending.max_bytes", "GATEHOUSE_PENDING_MAX_BYTES",
-			"The most the pending stream stores, in bytes; past 90 % new anonymous requests get 503 until older ones expire; 65536..1099511627776.",
+			"The most the pending stream stores, in bytes; past all but a tenth (at least 128 KiB) new anonymous requests get 503 until older ones expire; 65536..1099511627776.",
 			func(c *Config, v string) error {
 				n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 				if err != nil {

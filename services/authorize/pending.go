@@ -23,7 +23,8 @@ import (
 // such an aggregate carries a TTL ending when the aggregate can no longer
 // complete (plus Config.Keep), so all its events expire together and
 // JetStream leaves a marker that the projections forget the aggregate on.
-// The stream is capped (Config.PendingMaxBytes): past 90 % new anonymous
+// The stream is capped (Config.PendingMaxBytes): past all but its reserve
+// (reserve: a tenth, at least 128 KiB) new anonymous
 // requests are refused (503) while approvals and exchanges still fit, and a
 // flood never reaches the durable streams that sign-ins, refreshes and
 // revocations write to. What must last is written to durable streams when
@@ -97,9 +98,14 @@ func (s *Service) expiring(ws []eventlog.Write, end time.Time) []eventlog.Write 
 	return ws
 }
 
-// roomShare is the share of AUTHORIZE_PENDING anonymous requests may fill;
-// the rest is for approvals, denials and exchanges of flows under way.
-const roomShare = 0.9
+// reserve is the part of AUTHORIZE_PENDING anonymous requests may not fill:
+// it is for approvals, denials and exchanges of flows under way, and for the
+// anonymous requests that passed the check at the same moment (each at most
+// a registration's 16 KiB). A tenth of the stream, at least 128 KiB, at
+// most half.
+func reserve(limit uint64) uint64 {
+	return min(max(limit/10, 128<<10), limit/2)
+}
 
 // room tells whether AUTHORIZE_PENDING may take another anonymous request,
 // reading the stream's size at most once a second while it is less than
@@ -127,12 +133,12 @@ func (r *room) check(ctx context.Context, now time.Time) error {
 		if err != nil {
 			return errs.Wrap(errs.KindUnavailable, "the request cannot be recorded right now; try again", err)
 		}
-		r.at, r.ok = now, limit == 0 || float64(used) < roomShare*float64(limit)
+		r.at, r.ok = now, limit == 0 || used+reserve(limit) < limit
 		r.calm = limit == 0 || float64(used) < float64(limit)/2
 	}
 	if !r.ok {
 		e := errs.Wrap(errs.KindUnavailable, "the server has too many requests waiting; try again later",
-			fmt.Errorf("%s is %.0f%% full", r.log.Stream(), roomShare*100))
+			fmt.Errorf("%s is full but for its reserve", r.log.Stream()))
 		e.RetryAfter = refusalWait
 		return e
 	}

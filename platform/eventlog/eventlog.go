@@ -61,6 +61,10 @@ type StreamConfig struct {
 	// Bounds, when set, make a stream of short-lived aggregates: its events
 	// expire and it holds at most so many bytes. Nil: events are kept forever.
 	Bounds *Bounds
+	// AllowTTL lets a durable stream take events with a TTL (Write.TTL):
+	// the few an anonymous flow writes before it completes. The rest stays
+	// for ever. Once allowed, JetStream cannot forbid it again.
+	AllowTTL bool
 }
 
 // Bounds limit a stream of short-lived aggregates (pending authorization
@@ -83,7 +87,7 @@ type Bounds struct {
 // (eventsv1.Accounts, eventsv1.Token, ...), with its name, its prefix and
 // the contract's check of every append.
 func StreamOf(s eventsv1.Stream, replicas int) StreamConfig {
-	return StreamConfig{Name: s.Name, Prefix: s.Prefix, Replicas: replicas, Contract: &s}
+	return StreamConfig{Name: s.Name, Prefix: s.Prefix, Replicas: replicas, Contract: &s, AllowTTL: s.TTLs}
 }
 
 // subjects are what the stream stores: the whole prefix, or only its
@@ -114,6 +118,7 @@ func (cfg StreamConfig) jetStreamConfig() jetstream.StreamConfig {
 		DenyPurge:          true,
 		AllowDirect:        true,
 		AllowAtomicPublish: true,
+		AllowMsgTTL:        cfg.AllowTTL,
 	}
 	if b := cfg.Bounds; b != nil {
 		sc.Description = "Gatehouse short-lived aggregates (" + cfg.Prefix + "), expiring"

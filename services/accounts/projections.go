@@ -222,6 +222,10 @@ func (s *Service) auditReadModel() projection.Projection {
 		Name:     auditProjection,
 		Subjects: []string{eventsv1.Accounts.All()},
 		Apply: func(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
+			//eventcheck:partial — a registration's start expires from the log (registrations.go), so it is no entry: a rebuild would not find it; its completion is
+			if _, ok := rec.Event.(*eventsv1.RegistrationStarted); ok {
+				return nil
+			}
 			bare := rec
 			bare.Event = personal.Redacted(rec.Event)
 			_, erased := describe(bare)

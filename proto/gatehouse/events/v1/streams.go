@@ -32,6 +32,10 @@ type Stream struct {
 	// anonymous traffic cannot fill the store. It shares its prefix with the
 	// service's durable stream, which no longer stores these subjects.
 	ShortLived bool
+	// TTLs marks a durable stream some of whose events expire (Write.TTL in
+	// platform/eventlog): the start of an anonymous flow that, once it
+	// completes, is recorded by a durable event of its own.
+	TTLs bool
 }
 
 // Filters are the subjects the stream stores: its whole prefix, or only its
@@ -139,7 +143,9 @@ var (
 	// AccountsBackchannelLogout is a provider's logout token, received once.
 	AccountsBackchannelLogout = aggregate("accounts", "bclogout", &UpstreamLogoutReceived{})
 
-	Accounts = Stream{Name: "ACCOUNTS", Prefix: "accounts", Aggregates: []Aggregate{
+	// RegistrationStarted expires (registrations.go in the accounts
+	// service); RegistrationCompleted stays.
+	Accounts = Stream{Name: "ACCOUNTS", Prefix: "accounts", TTLs: true, Aggregates: []Aggregate{
 		AccountsUser, AccountsUsername, AccountsEmail, AccountsBrowser, AccountsActivity, AccountsRegToken, AccountsRegistration,
 		AccountsKeys, AccountsUpstream, AccountsBackchannelLogout,
 	}}

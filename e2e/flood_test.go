@@ -212,7 +212,7 @@ func TestFloodStaysBounded(t *testing.T) {
 	// until the pending stream refuses (503) them all.
 	full := map[string]int{}
 	var mu sync.Mutex
-	maxSeen := uint64(0)
+	maxSeen, signedInDuring := uint64(0), 0
 	for n := 0; n < 2000 && (full["registration"] < 3 || full["authorize"] < 3 || full["device"] < 3); n += 8 {
 		var wg sync.WaitGroup
 		for k := range 8 {
@@ -234,6 +234,20 @@ func TestFloodStaysBounded(t *testing.T) {
 				}
 			})
 		}
+		// A person signs in meanwhile, from an address of their own: it
+		// works until the flood has filled the stream, then is refused
+		// (back to the client: temporarily_unavailable).
+		wg.Go(func() {
+			tok, r := f.signInThrough(t, fmt.Sprintf("192.0.2.%d", 100+n/8%150))
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case tok != nil:
+				signedInDuring++
+			case !strings.Contains(r.Header.Get("Location"), "error=temporarily_unavailable"):
+				t.Errorf("a sign-in during the flood: %d %s", r.StatusCode, r.Header.Get("Location"))
+			}
+		})
 		wg.Wait()
 		st := f.state(t, eventsv1.AuthorizePending.Name)
 		maxSeen = max(maxSeen, st.Bytes)
@@ -248,7 +262,10 @@ func TestFloodStaysBounded(t *testing.T) {
 			t.Errorf("%s was refused for want of room %d times: the flood did not fill the stream", what, n)
 		}
 	}
-	t.Logf("pending stream peaked at %d bytes of %d; refusals for room: %v", maxSeen, floodBound, full)
+	if signedInDuring == 0 {
+		t.Error("no sign-in succeeded during the flood")
+	}
+	t.Logf("pending stream peaked at %d bytes of %d; refusals for room: %v; sign-ins during the flood: %d", maxSeen, floodBound, full, signedInDuring)
 
 	// Full: a new sign-in is refused (back to the client, temporarily),
 	// the one under way completes, refreshes and revocations work.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -107,16 +106,12 @@ func reserve(limit uint64) uint64 {
 	return min(max(limit/10, 128<<10), limit/2)
 }
 
-// room tells whether AUTHORIZE_PENDING may take another anonymous request,
-// reading the stream's size at most once a second while it is less than
-// half full, and at every request beyond.
+// room tells whether AUTHORIZE_PENDING may take another anonymous request.
+// It reads the stream's size at every request (one small NATS request, as
+// the rate limit's): a size read even a fraction of a second earlier lets a
+// flood through the reserve.
 type room struct {
 	log *eventlog.Log
-	mu  sync.Mutex
-	at  time.Time
-	ok  bool
-	// calm is set while the stream was less than half full.
-	calm bool
 }
 
 func newRoom(log *eventlog.Log) *room { return &room{log: log} }
@@ -124,19 +119,14 @@ func newRoom(log *eventlog.Log) *room { return &room{log: log} }
 // refusalWait is the Retry-After of a request refused for want of room.
 const refusalWait = 60 * time.Second
 
-// check refuses an anonymous request when the stream is nearly full.
-func (r *room) check(ctx context.Context, now time.Time) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.calm || now.Sub(r.at) >= time.Second {
-		used, limit, err := r.log.Usage(ctx)
-		if err != nil {
-			return errs.Wrap(errs.KindUnavailable, "the request cannot be recorded right now; try again", err)
-		}
-		r.at, r.ok = now, limit == 0 || used+reserve(limit) < limit
-		r.calm = limit == 0 || float64(used) < float64(limit)/2
+// check refuses an anonymous request when the stream is full but for its
+// reserve.
+func (r *room) check(ctx context.Context, _ time.Time) error {
+	used, limit, err := r.log.Usage(ctx)
+	if err != nil {
+		return errs.Wrap(errs.KindUnavailable, "the request cannot be recorded right now; try again", err)
 	}
-	if !r.ok {
+	if limit > 0 && used+reserve(limit) >= limit {
 		e := errs.Wrap(errs.KindUnavailable, "the server has too many requests waiting; try again later",
 			fmt.Errorf("%s is full but for its reserve", r.log.Stream()))
 		e.RetryAfter = refusalWait

@@ -138,7 +138,7 @@ func (g *grpcServer) ApproveDeviceGrant(ctx context.Context, req *authorizev1.Ap
 		return g.svc.expiring(eventlog.Writes(ref, caller.Actor(ctx), version, decided...), g.svc.deviceEnd(st.Request)), err
 	})
 	if err != nil {
-		return nil, err
+		return nil, recordErr(err)
 	}
 	if err := g.svc.projections.WaitFor(ctx, devicesProjection, appended.Last()); err != nil {
 		return nil, errs.Wrap(errs.KindUnavailable, "The approval was recorded but is not visible yet; try again.", err)
@@ -164,7 +164,7 @@ func (g *grpcServer) DenyDeviceGrant(ctx context.Context, req *authorizev1.DenyD
 		return g.svc.expiring(eventlog.Writes(ref, actor, version, decided...), g.svc.deviceEnd(st.Request)), err
 	})
 	if err != nil {
-		return nil, err
+		return nil, recordErr(err)
 	}
 	if appended.Last() > 0 {
 		if err := g.svc.projections.WaitFor(ctx, devicesProjection, appended.Last()); err != nil {
@@ -204,7 +204,7 @@ func (g *grpcServer) PollDeviceCode(ctx context.Context, req *authorizev1.PollDe
 		return g.svc.expiring(eventlog.Writes(ref, "client:"+req.GetClientId(), version, decided...), g.svc.deviceEnd(st.Request)), err
 	})
 	if err != nil {
-		return nil, err
+		return nil, recordErr(err)
 	}
 	pacer := g.svc.devicePacer
 	resp := &authorizev1.PollDeviceCodeResponse{Interval: seconds(pacer.Interval(id))}

@@ -116,7 +116,7 @@ func (g *grpcServer) ApproveGrant(ctx context.Context, req *authorizev1.ApproveG
 		return g.svc.expiring(eventlog.Writes(ref, caller.Actor(ctx), version, decided...), g.svc.grantEnd(st.Request)), err
 	})
 	if err != nil {
-		return nil, err
+		return nil, recordErr(err)
 	}
 	if err := g.svc.projections.WaitFor(ctx, grantsProjection, appended.Last()); err != nil {
 		return nil, errs.Wrap(errs.KindUnavailable, "The approval was recorded but is not usable yet; try again.", err)
@@ -161,7 +161,7 @@ func (g *grpcServer) DenyGrant(ctx context.Context, req *authorizev1.DenyGrantRe
 		return g.svc.expiring(eventlog.Writes(ref, caller.Actor(ctx), version, decided...), g.svc.grantEnd(st.Request)), err
 	})
 	if err != nil {
-		return nil, err
+		return nil, recordErr(err)
 	}
 	params := url.Values{"error": {"access_denied"}, "error_description": {"The user refused access."}}
 	if st.Request.GetState() != "" {
@@ -200,7 +200,7 @@ func (g *grpcServer) ExchangeCode(ctx context.Context, req *authorizev1.Exchange
 		return g.svc.expiring(eventlog.Writes(ref, "client:"+req.GetClientId(), version, decided...), g.svc.grantEnd(st.Request)), err
 	})
 	if err != nil {
-		return nil, err
+		return nil, recordErr(err)
 	}
 	if replayed != nil {
 		return &authorizev1.ExchangeCodeResponse{ReplayedSessionId: replayed.SessionID}, nil

@@ -135,6 +135,16 @@ func (r *room) check(ctx context.Context, _ time.Time) error {
 	return nil
 }
 
+// recordErr is the error of a command on a pending aggregate: a refusal as
+// decided, anything else (the stream cannot take the event, NATS is away)
+// unavailable, to be tried again.
+func recordErr(err error) error {
+	if _, ok := errors.AsType[*errs.Error](err); ok {
+		return err
+	}
+	return errs.Wrap(errs.KindUnavailable, "This cannot be recorded right now; try again.", err)
+}
+
 // pendingClientRef names a pending client registration's aggregate.
 func pendingClientRef(id string) eventlog.Ref {
 	return eventlog.Ref{Type: eventsv1.AuthorizePendingClient.Type, ID: id}

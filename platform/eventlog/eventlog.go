@@ -12,6 +12,11 @@
 // A command that must change several aggregates at once (registering a user and
 // reserving the username) appends its events as one JetStream atomic batch: all
 // are stored, or none.
+//
+// A stream of short-lived aggregates (StreamConfig.Bounds) is capped in age
+// and size: each event carries a TTL (Write.TTL), and when an aggregate's
+// last event expires JetStream leaves a marker that consumers receive as a
+// Record with Expired set.
 package eventlog
 
 import (

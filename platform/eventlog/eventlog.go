@@ -119,7 +119,7 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg StreamConfig, opts ..
 	if dup == 0 {
 		dup = DefaultDuplicateWindow
 	}
-	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	stream, err := EnsureStream(ctx, js, jetstream.StreamConfig{
 		Name:               cfg.Name,
 		Description:        "Gatehouse domain events (" + cfg.Prefix + ")",
 		Subjects:           []string{cfg.Prefix + ".>"},

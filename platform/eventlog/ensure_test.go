@@ -17,10 +17,12 @@ import (
 )
 
 // Ten replicas starting together, as a rollout starts them, open the same
-// R3 stream of a three-node cluster at once (three streams in turn): every
-// one gets it. JetStream leaves some of those requests unanswered; before
-// EnsureStream asked again, those replicas failed their start with "context
-// deadline exceeded" (found by the node loss drill, e2e/node_loss_test.go).
+// R3 stream of a three-node cluster at once (three streams in turn) and read
+// it at once: every one gets it. JetStream leaves some of those requests
+// unanswered; before EnsureStream asked again, those replicas failed their
+// start with "context deadline exceeded", and before it waited for the
+// stream's leader, a read right after failed with "no responders" (both
+// found by the node loss drill, e2e/node_loss_test.go).
 func TestReplicasOpenTheSameReplicatedStreamAtOnce(t *testing.T) {
 	urls := startCluster(t, 3)
 	for _, stream := range []string{"ONE", "TWO", "THREE"} {
@@ -45,7 +47,11 @@ func openAtOnce(t *testing.T, urls, stream string) {
 				errs[i] = err
 				return
 			}
-			_, errs[i] = eventlog.Open(context.Background(), js, eventlog.StreamConfig{Name: stream, Prefix: strings.ToLower(stream), Replicas: 3})
+			l, err := eventlog.Open(context.Background(), js, eventlog.StreamConfig{Name: stream, Prefix: strings.ToLower(stream), Replicas: 3})
+			if err == nil {
+				_, _, err = l.Load(context.Background(), eventlog.Ref{Type: "user", ID: "one"})
+			}
+			errs[i] = err
 		})
 	}
 	wg.Wait()

@@ -121,6 +121,13 @@ func (l *Log) Load(ctx context.Context, ref Ref) ([]Record, uint64, error) {
 			break
 		}
 	}
+	if l.replicated(ctx) { // a replica may lag behind the acknowledged events (leader.go)
+		newer, err := l.leaderRecords(ctx, subject, next)
+		if err != nil {
+			return nil, 0, err
+		}
+		records = append(records, newer...)
+	}
 	if len(records) == 0 {
 		return nil, 0, nil
 	}

@@ -73,10 +73,10 @@ func TestNodeLoss(t *testing.T) {
 	time.Sleep(recovery)
 
 	// 3. PostgreSQL stops and starts again.
+	dr.fault("PostgreSQL stopping (fast shutdown)", time.Now())
 	if err := dep.pg.stop(); err != nil {
 		t.Fatalf("stop PostgreSQL: %v", err)
 	}
-	dr.fault("PostgreSQL stopped", time.Now())
 	time.Sleep(2 * time.Second)
 	if err := dep.pg.start(); err != nil {
 		t.Fatalf("start PostgreSQL again: %v", err)

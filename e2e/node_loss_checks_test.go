@@ -229,7 +229,13 @@ func (d *scaled) waitProjections(t *testing.T) {
 	defer cancel()
 	clients, _ := d.projectionClients(ctx, t)
 	began := time.Now()
-	err := waitFor(45*time.Second, func() (bool, error) {
+	var lagging []string // what was behind, second by second
+	err := waitFor(45*time.Second, func() (ok bool, err error) {
+		defer func() {
+			if err != nil && (len(lagging) == 0 || time.Since(began) > time.Duration(len(lagging))*time.Second) {
+				lagging = append(lagging, fmt.Sprintf("+%.0fs %v", time.Since(began).Seconds(), err))
+			}
+		}()
 		for svc, c := range clients {
 			list, err := c.ListProjections(ctx, &projectionsv1.ListProjectionsRequest{})
 			if err != nil {
@@ -249,6 +255,7 @@ func (d *scaled) waitProjections(t *testing.T) {
 	took := time.Since(began)
 	t.Logf("every projection caught up with its stream in %v", took.Round(time.Millisecond))
 	if took > 5*time.Second {
+		t.Logf("behind meanwhile:\n%s", strings.Join(lagging, "\n"))
 		for _, svc := range scaledServices {
 			for i, r := range d.replicas[svc] {
 				for _, line := range strings.Split(r.log.String(), "\n") {

@@ -230,7 +230,7 @@ func (d *scaled) waitProjections(t *testing.T) {
 	clients, _ := d.projectionClients(ctx, t)
 	began := time.Now()
 	var lagging []string // what was behind, second by second
-	err := waitFor(45*time.Second, func() (ok bool, err error) {
+	err := waitFor(15*time.Second, func() (ok bool, err error) {
 		defer func() {
 			if err != nil && (len(lagging) == 0 || time.Since(began) > time.Duration(len(lagging))*time.Second) {
 				lagging = append(lagging, fmt.Sprintf("+%.0fs %v", time.Since(began).Seconds(), err))

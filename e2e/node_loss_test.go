@@ -85,6 +85,7 @@ func TestNodeLoss(t *testing.T) {
 	time.Sleep(recovery)
 	dr.stop()
 	t.Logf("+%.1fs the mix stopped", time.Since(dr.began).Seconds())
+	time.Sleep(2 * time.Second) // the last activity of sessions is recorded (GATEHOUSE_ACTIVITY_FLUSH_INTERVAL)
 
 	dr.report()
 	dr.checkAnswers()

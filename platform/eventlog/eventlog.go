@@ -196,7 +196,7 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg StreamConfig, opts ..
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	stream, err := js.CreateOrUpdateStream(ctx, cfg.jetStreamConfig())
+	stream, err := EnsureStream(ctx, js, cfg.jetStreamConfig())
 	if err != nil {
 		return nil, fmt.Errorf("eventlog: create stream %s: %w", cfg.Name, err)
 	}

@@ -160,6 +160,14 @@ func (l *Log) Load(ctx context.Context, ref Ref) ([]Record, uint64, error) {
 			break
 		}
 	}
+	if l.replicated(ctx) { // a replica may lag behind the acknowledged events (leader.go)
+		newer, last, err := l.leaderRecords(ctx, subject, next)
+		if err != nil {
+			return nil, 0, err
+		}
+		records = append(records, newer...)
+		version = max(version, last)
+	}
 	return records, version, nil
 }
 

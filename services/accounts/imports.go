@@ -454,9 +454,10 @@ func applyUserImported(ctx context.Context, tx pgx.Tx, ev *eventsv1.UserImported
 		if e.GetEmail() == "" {
 			continue // erased: the address no longer opens
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO user_emails (email, user_id, is_primary, added_at, verification_id) VALUES ($1, $2, $3, $4, '')
+		added := e.GetAddedAt().AsTime()
+		if _, err := tx.Exec(ctx, `INSERT INTO user_emails (email, user_id, is_primary, added_at, verification_id, email_id) VALUES ($1, $2, $3, $4, '', $5)
 			ON CONFLICT (email) DO UPDATE SET user_id = EXCLUDED.user_id, is_primary = EXCLUDED.is_primary, added_at = EXCLUDED.added_at,
-			verification_id = EXCLUDED.verification_id`, e.GetEmail(), id, i == 0, e.GetAddedAt().AsTime()); err != nil {
+			verification_id = EXCLUDED.verification_id, email_id = EXCLUDED.email_id`, e.GetEmail(), id, i == 0, added, emailID(added, id, e.GetEmail())); err != nil {
 			return fmt.Errorf("users: UserImported: emails: %w", err)
 		}
 	}
@@ -694,7 +695,7 @@ func applyUsersImported(ctx context.Context, tx pgx.Tx, run []eventlog.Record) e
 		return fmt.Errorf("users: UserImported: %w", err)
 	}
 	var (
-		emails, emailUsers                          []string
+		emails, emailUsers, emailIDs                []string
 		primary                                     []bool
 		added, linkedAt                             []time.Time
 		linkIDs, linkUsers, providers, claims, srcs []string
@@ -710,7 +711,9 @@ func applyUsersImported(ctx context.Context, tx pgx.Tx, run []eventlog.Record) e
 			if e.GetEmail() == "" {
 				continue // erased: the address no longer opens
 			}
-			emails, emailUsers, primary, added = append(emails, e.GetEmail()), append(emailUsers, id), append(primary, i == 0), append(added, e.GetAddedAt().AsTime())
+			at := e.GetAddedAt().AsTime()
+			emails, emailUsers, primary, added = append(emails, e.GetEmail()), append(emailUsers, id), append(primary, i == 0), append(added, at)
+			emailIDs = append(emailIDs, emailID(at, id, e.GetEmail()))
 		}
 		for _, l := range ev.GetLinks() {
 			subject, err := marshalSealed(l.GetSealedSubject())
@@ -724,10 +727,10 @@ func applyUsersImported(ctx context.Context, tx pgx.Tx, run []eventlog.Record) e
 	if len(emails) > 0 {
 		// The claims make each address one user's: no two rows of one
 		// statement share an address.
-		if _, err := tx.Exec(ctx, `INSERT INTO user_emails (email, user_id, is_primary, added_at, verification_id)
-			SELECT e, u, p, a, '' FROM unnest($1::text[], $2::text[], $3::boolean[], $4::timestamptz[]) AS v(e, u, p, a)
+		if _, err := tx.Exec(ctx, `INSERT INTO user_emails (email, user_id, is_primary, added_at, verification_id, email_id)
+			SELECT e, u, p, a, '', i FROM unnest($1::text[], $2::text[], $3::boolean[], $4::timestamptz[], $5::text[]) AS v(e, u, p, a, i)
 			ON CONFLICT (email) DO UPDATE SET user_id = EXCLUDED.user_id, is_primary = EXCLUDED.is_primary, added_at = EXCLUDED.added_at,
-			verification_id = EXCLUDED.verification_id`, emails, emailUsers, primary, added); err != nil {
+			verification_id = EXCLUDED.verification_id, email_id = EXCLUDED.email_id`, emails, emailUsers, primary, added, emailIDs); err != nil {
 			return fmt.Errorf("users: UserImported: emails: %w", err)
 		}
 	}

@@ -120,6 +120,11 @@ func TestImportUsers(t *testing.T) {
 	if got := emails.GetEmails(); len(got) != 2 || got[0].GetEmail() != "alice@example.com" || !got[0].GetPrimary() || got[1].GetEmail() != "alice@work.example" {
 		t.Errorf("alice's emails: %v", got)
 	}
+	for _, e := range emails.GetEmails() {
+		if e.GetEmailId() == "" { // the read model's email_id is NOT NULL since the admin API
+			t.Errorf("imported email %s has no id", e.GetEmail())
+		}
+	}
 	links, err := h.c.ListUpstreamLinks(ctx, &accountsv1.ListUpstreamLinksRequest{UserId: id("alice")})
 	if err != nil {
 		t.Fatal(err)

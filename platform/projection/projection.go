@@ -232,13 +232,16 @@ func notify(ctx context.Context, tx pgx.Tx, name, payload string) error {
 // transaction, in place: readers see empty tables until the leader, which
 // notices, has replayed the stream. It is for tests and for a read model
 // nobody reads yet; Set.Rebuild rebuilds without readers noticing.
+// The replay applies this binary's Apply, so the read model becomes of its
+// Version.
 func Reset(ctx context.Context, pool *pgxpool.Pool, p Projection) error {
-	return rewind(ctx, pool, p.Name, p.truncate)
+	return rewind(ctx, pool, p.Name, p.version(), p.truncate)
 }
 
-// rewind sets a member's checkpoint back to zero, running reset (when set) in
-// the same transaction, and announces it.
-func rewind(ctx context.Context, pool *pgxpool.Pool, name string, reset func(context.Context, pgx.Tx) error) error {
+// rewind sets a member's checkpoint back to zero, and its version to version
+// unless that is 0, running reset (when set) in the same transaction, and
+// announces it.
+func rewind(ctx context.Context, pool *pgxpool.Pool, name string, version int, reset func(context.Context, pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING`, name); err != nil {
 			return fmt.Errorf("projection %s: ensure checkpoint: %w", name, err)
@@ -252,7 +255,8 @@ func rewind(ctx context.Context, pool *pgxpool.Pool, name string, reset func(con
 				return fmt.Errorf("projection %s: reset tables: %w", name, err)
 			}
 		}
-		if _, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET last_seq = 0, updated_at = now() WHERE name = $1`, name); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET last_seq = 0, version = CASE WHEN $2 > 0 THEN $2 ELSE version END,
+			updated_at = now() WHERE name = $1`, name, version); err != nil {
 			return fmt.Errorf("projection %s: rewind checkpoint: %w", name, err)
 		}
 		return notify(ctx, tx, name, "reset")

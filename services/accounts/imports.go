@@ -444,8 +444,9 @@ func applyUserImported(ctx context.Context, tx pgx.Tx, ev *eventsv1.UserImported
 	}
 	created := ev.GetCreatedAt().AsTime()
 	if _, err := tx.Exec(ctx, `INSERT INTO users (id, username, email, display_name, password_hash, password_sealed, password_key_id, password_personal,
-			admin, locked, deactivated, created_at, updated_at, version, imported_from)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (id) DO NOTHING`,
+			admin, locked, deactivated, created_at, updated_at, version, imported_from, locked_at, deactivated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+			CASE WHEN $10 THEN $13::timestamptz END, CASE WHEN $11 THEN $13::timestamptz END) ON CONFLICT (id) DO NOTHING`,
 		id, ev.GetUsername(), primary, ev.GetDisplayName(), hash, blob, keyID, personal,
 		ev.GetAdmin(), ev.GetLocked(), ev.GetDeactivated(), created, at, seq, ev.GetSource()); err != nil {
 		return fmt.Errorf("users: UserImported: %w", err)
@@ -454,9 +455,10 @@ func applyUserImported(ctx context.Context, tx pgx.Tx, ev *eventsv1.UserImported
 		if e.GetEmail() == "" {
 			continue // erased: the address no longer opens
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO user_emails (email, user_id, is_primary, added_at, verification_id) VALUES ($1, $2, $3, $4, '')
+		added := e.GetAddedAt().AsTime()
+		if _, err := tx.Exec(ctx, `INSERT INTO user_emails (email, user_id, is_primary, added_at, verification_id, email_id) VALUES ($1, $2, $3, $4, '', $5)
 			ON CONFLICT (email) DO UPDATE SET user_id = EXCLUDED.user_id, is_primary = EXCLUDED.is_primary, added_at = EXCLUDED.added_at,
-			verification_id = EXCLUDED.verification_id`, e.GetEmail(), id, i == 0, e.GetAddedAt().AsTime()); err != nil {
+			verification_id = EXCLUDED.verification_id, email_id = EXCLUDED.email_id`, e.GetEmail(), id, i == 0, added, emailID(added, id, e.GetEmail())); err != nil {
 			return fmt.Errorf("users: UserImported: emails: %w", err)
 		}
 	}
@@ -672,9 +674,10 @@ func applyUsersImported(ctx context.Context, tx pgx.Tx, run []eventlog.Record) e
 		created, updated, seqs, sources = append(created, ev.GetCreatedAt().AsTime()), append(updated, rec.OccurredAt()), append(seqs, int64(rec.Seq)), append(sources, ev.GetSource())
 	}
 	rows, err := tx.Query(ctx, `INSERT INTO users (id, username, email, display_name, password_hash, password_sealed, password_key_id, password_personal,
-			admin, locked, deactivated, created_at, updated_at, version, imported_from)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::text[], $8::boolean[],
+			admin, locked, deactivated, created_at, updated_at, version, imported_from, locked_at, deactivated_at)
+		SELECT *, CASE WHEN l THEN u END, CASE WHEN d THEN u END FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::text[], $8::boolean[],
 			$9::boolean[], $10::boolean[], $11::boolean[], $12::timestamptz[], $13::timestamptz[], $14::bigint[], $15::text[])
+			AS v(i, n, e, dn, h, b, k, p, a, l, d, c, u, s, src)
 		ON CONFLICT (id) DO NOTHING RETURNING id`,
 		ids, names, primaries, displays, hashes, blobs, keyIDs, personals, admins, locks, deacts, created, updated, seqs, sources)
 	if err != nil {
@@ -694,7 +697,7 @@ func applyUsersImported(ctx context.Context, tx pgx.Tx, run []eventlog.Record) e
 		return fmt.Errorf("users: UserImported: %w", err)
 	}
 	var (
-		emails, emailUsers                          []string
+		emails, emailUsers, emailIDs                []string
 		primary                                     []bool
 		added, linkedAt                             []time.Time
 		linkIDs, linkUsers, providers, claims, srcs []string
@@ -711,6 +714,7 @@ func applyUsersImported(ctx context.Context, tx pgx.Tx, run []eventlog.Record) e
 				continue // erased: the address no longer opens
 			}
 			emails, emailUsers, primary, added = append(emails, e.GetEmail()), append(emailUsers, id), append(primary, i == 0), append(added, e.GetAddedAt().AsTime())
+			emailIDs = append(emailIDs, emailID(e.GetAddedAt().AsTime(), id, e.GetEmail()))
 		}
 		for _, l := range ev.GetLinks() {
 			subject, err := marshalSealed(l.GetSealedSubject())
@@ -724,10 +728,10 @@ func applyUsersImported(ctx context.Context, tx pgx.Tx, run []eventlog.Record) e
 	if len(emails) > 0 {
 		// The claims make each address one user's: no two rows of one
 		// statement share an address.
-		if _, err := tx.Exec(ctx, `INSERT INTO user_emails (email, user_id, is_primary, added_at, verification_id)
-			SELECT e, u, p, a, '' FROM unnest($1::text[], $2::text[], $3::boolean[], $4::timestamptz[]) AS v(e, u, p, a)
+		if _, err := tx.Exec(ctx, `INSERT INTO user_emails (email, user_id, is_primary, added_at, verification_id, email_id)
+			SELECT e, u, p, a, '', i FROM unnest($1::text[], $2::text[], $3::boolean[], $4::timestamptz[], $5::text[]) AS v(e, u, p, a, i)
 			ON CONFLICT (email) DO UPDATE SET user_id = EXCLUDED.user_id, is_primary = EXCLUDED.is_primary, added_at = EXCLUDED.added_at,
-			verification_id = EXCLUDED.verification_id`, emails, emailUsers, primary, added); err != nil {
+			verification_id = EXCLUDED.verification_id, email_id = EXCLUDED.email_id`, emails, emailUsers, primary, added, emailIDs); err != nil {
 			return fmt.Errorf("users: UserImported: emails: %w", err)
 		}
 	}

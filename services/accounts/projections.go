@@ -37,6 +37,9 @@ func (s *Service) usersReadModel() projection.Projection {
 		Batch:      importBatch,
 		ApplyBatch: s.applyUsersBatch,
 		Tables:     []string{"users", "user_emails", "upstream_links"},
+		// 2: users' lock and deactivation times (0011_admin_api.sql could
+		// only approximate them), rebuilt exact from the stream on upgrade.
+		Version: 2,
 	}
 }
 
@@ -235,10 +238,7 @@ func (s *Service) auditReadModel() projection.Projection {
 				return err
 			}
 			userID, summary := describe(rec)
-			ip := ""
-			if ev, ok := rec.Event.(*eventsv1.BrowserSessionStarted); ok { //eventcheck:partial only a sign-in carries the address the audit shows
-				ip = ev.GetIpAddress() // a sign-in's address
-			}
+			ip := signInAddress(rec)
 			_, err := tx.Exec(ctx, `
 				INSERT INTO audit_log (seq, event_id, event_type, user_id, actor, occurred_at, summary, erased_summary, ip_address)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (seq) DO NOTHING`,
@@ -256,6 +256,9 @@ func (s *Service) auditReadModel() projection.Projection {
 			return nil
 		},
 		Tables: []string{"audit_log"},
+		// 2: sign-ins' addresses (entries before 0011_admin_api.sql have
+		// none), rebuilt from the stream on upgrade.
+		Version: 2,
 	}
 }
 
@@ -275,7 +278,7 @@ func (s *Service) applyAuditBatch(ctx context.Context, tx pgx.Tx, recs []eventlo
 		func(run []eventlog.Record) error {
 			n := len(run)
 			seqs := make([]int64, 0, n)
-			var eventIDs, types, users, actors, summaries []string
+			var eventIDs, types, users, actors, summaries, ips []string
 			var erased []*string
 			var at []time.Time
 			for _, rec := range run {
@@ -289,17 +292,26 @@ func (s *Service) applyAuditBatch(ctx context.Context, tx pgx.Tx, recs []eventlo
 				seqs, eventIDs, types = append(seqs, int64(rec.Seq)), append(eventIDs, rec.ID()), append(types, rec.Type())
 				users, actors, at = append(users, userID), append(actors, rec.Envelope.GetActor()), append(at, rec.OccurredAt())
 				summaries, erased = append(summaries, summary), append(erased, &erasedSummary)
+				ips = append(ips, signInAddress(rec))
 			}
 			_, err := tx.Exec(ctx, `
-				INSERT INTO audit_log (seq, event_id, event_type, user_id, actor, occurred_at, summary, erased_summary)
-				SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[], $8::text[])
-				ON CONFLICT (seq) DO NOTHING`, seqs, eventIDs, types, users, actors, at, summaries, erased)
+				INSERT INTO audit_log (seq, event_id, event_type, user_id, actor, occurred_at, summary, erased_summary, ip_address)
+				SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[], $8::text[], $9::text[])
+				ON CONFLICT (seq) DO NOTHING`, seqs, eventIDs, types, users, actors, at, summaries, erased, ips)
 			if err != nil {
 				return fmt.Errorf("audit: %w", err)
 			}
 			return nil
 		},
 		func(rec eventlog.Record) error { return one(ctx, tx, rec) })
+}
+
+// signInAddress is the client address an audit entry shows: a sign-in's, else none.
+func signInAddress(rec eventlog.Record) string {
+	if ev, ok := rec.Event.(*eventsv1.BrowserSessionStarted); ok { //eventcheck:partial only a sign-in carries the address the audit shows
+		return ev.GetIpAddress()
+	}
+	return ""
 }
 
 // describe names the user an event concerns and summarises it for people.

@@ -24,7 +24,9 @@ import (
 // search_path to that schema alone, so Apply's unqualified names reach the
 // copies (and a table the projection did not list fails loudly instead of
 // touching a live one). The live tables keep answering and the live
-// projection keeps applying new events meanwhile.
+// projection keeps applying new events meanwhile. (A projection that never
+// ran has no live model to upgrade: its checkpoint row is created at its
+// Version, so it builds nothing.)
 //
 // Once the copies have caught up with the live checkpoint, one transaction
 // swaps them in: it locks the checkpoint row (the live batches wait), applies

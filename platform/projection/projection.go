@@ -57,12 +57,16 @@ type Projection struct {
 	Tables []string
 	// Version is the version of the read model's shape and meaning (1 when
 	// zero). Raising it makes the leader build the new version beside the
-	// live one, from the stream, and swap it in once it has caught up.
+	// live one, from the stream, and swap it in once it has caught up; a
+	// read model that never ran starts at it. Until the swap Apply keeps
+	// applying to the live tables: a column it writes is added by a
+	// migration, and the build makes every row's value exact.
 	Version int
 	// Upgrade, optional, turns the copies of the tables (cloned from the live
 	// ones, at version from) into this Version's shape before the replay fills
-	// them: DDL by unqualified names (ALTER TABLE sessions ADD COLUMN ...). The
-	// live tables keep their shape until the swap.
+	// them: DDL by unqualified names (ALTER TABLE sessions DROP COLUMN ...).
+	// The live tables keep their shape until the swap, so Apply must not
+	// depend on what Upgrade changes.
 	Upgrade func(ctx context.Context, tx pgx.Tx, from int) error
 	// Source is the stream the events come from when it is not the service's
 	// own: another service's stream, followed read-only (eventlog.Follow).

@@ -667,3 +667,54 @@ func TestANewProjectionStartsAtItsVersion(t *testing.T) {
 	}
 	assertModel(t, e.readModel(t), 3, 9)
 }
+
+// A build taken over by a binary whose migration changed the live tables
+// (here: a new column its Apply writes) starts again from copies of the
+// migrated tables instead of replaying into stale ones.
+func TestBuildStartsAgainWhenAMigrationChangedTheLiveTables(t *testing.T) {
+	e := setup(t)
+	set, stop := e.runSet(t, names)
+	last := e.appendNames(t, 4, 40)
+	e.waitFor(t, last)
+	release := set.HoldSwap(names.Name)
+	_, target, err := set.StartRebuild(e.ctx, names.Name, projection.RebuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := waitUntil(20*time.Second, func() bool {
+		st, err := set.Status(e.ctx, names.Name)
+		return err == nil && st.Build != nil && st.Build.Position >= target
+	}); err != nil {
+		t.Fatal("the rebuild did not catch up")
+	}
+	stop()
+	release()
+
+	if _, err := e.pool.Exec(e.ctx, `ALTER TABLE names ADD COLUMN first_name text NOT NULL DEFAULT ''`); err != nil {
+		t.Fatal(err)
+	}
+	migrated := names
+	migrated.Apply = func(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
+		ev, ok := rec.Event.(*eventsv1.DisplayNameSet)
+		if !ok {
+			return nil
+		}
+		_, err := tx.Exec(ctx, `
+			INSERT INTO names (user_id, name, applied, last_seq, first_name) VALUES ($1, $2, 1, $3, $2)
+			ON CONFLICT (user_id) DO UPDATE SET name = $2, applied = names.applied + 1, last_seq = $3`,
+			ev.GetUserId(), ev.GetDisplayName(), int64(rec.Seq))
+		return err
+	}
+	set, stop = e.runSet(t, migrated)
+	defer stop()
+	ctx, cancel := context.WithTimeout(e.ctx, 20*time.Second)
+	defer cancel()
+	if _, err := set.WaitRebuilt(ctx, names.Name, target); err != nil {
+		t.Fatal(err)
+	}
+	var exact int
+	if err := e.pool.QueryRow(e.ctx, `SELECT count(*) FROM names WHERE first_name = 'name-' || substr(user_id, 2)`).Scan(&exact); err != nil || exact != 4 {
+		t.Fatalf("%d of 4 rows rebuilt with the migrated column (%v)", exact, err)
+	}
+	assertModel(t, e.readModel(t), 4, 40)
+}

@@ -183,6 +183,12 @@ CREATE TABLE IF NOT EXISTS projection_checkpoints (
 		END IF;
 	END $$`,
 	buildsDDL,
+	`DO $$ BEGIN
+		IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+			WHERE table_schema = current_schema() AND table_name = 'projection_builds' AND column_name = 'live_shape') THEN
+			ALTER TABLE projection_builds ADD COLUMN live_shape text NOT NULL DEFAULT '';
+		END IF;
+	END $$`,
 }
 
 // Setup creates the checkpoint and build tables in the pool's schema if they

@@ -92,6 +92,8 @@ type Config struct {
 	Secrets Secrets `yaml:"secrets"`
 	// Upstream configures sign-in with upstream identity providers (upstream.go).
 	Upstream Upstream `yaml:"upstream"`
+	// Pending bounds what anonymous requests leave behind (pending.go).
+	Pending Pending `yaml:"pending"`
 }
 
 // Timeouts bounds the work a request causes.
@@ -363,6 +365,7 @@ func Default() Config {
 		Timeouts: Timeouts{Request: 15 * time.Second},
 
 		RateLimits: defaultRateLimits(),
+		Pending:    defaultPending(),
 	}
 }
 

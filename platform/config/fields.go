@@ -283,7 +283,7 @@ func baseFields() []field {
 // fields returns the table of every setting overridable from the
 // environment: baseFields, then the rate limits' (see rateLimitFields).
 func fields() []field {
-	return append(baseFields(), rateLimitFields()...)
+	return append(append(baseFields(), rateLimitFields()...), pendingFields()...)
 }
 
 // applyEnv applies the GATEHOUSE_* variables of environ to c. A variable set

@@ -107,6 +107,7 @@ func (c Config) Validate() error {
 	p.check("web.secret", checkWebSecret(c.Web.Secret))
 	p.validateInternal(c)
 	p.validateAbuse(c)
+	p.validatePending(c.Pending)
 	if d := c.Timeouts.Request; d < time.Second || d > 5*time.Minute {
 		p.add("timeouts.request", "%v is not between 1s and 5m", d)
 	}

@@ -57,6 +57,7 @@ func (c Config) marshal(annotated bool) ([]byte, error) {
 	if annotated {
 		docs := sectionDocs()
 		maps.Copy(docs, rateLimitDocs())
+		maps.Copy(docs, pendingDocs())
 		for _, f := range fields() {
 			docs[f.key] = f.doc + "\nEnv: " + f.env
 		}

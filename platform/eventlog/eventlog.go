@@ -12,6 +12,11 @@
 // A command that must change several aggregates at once (registering a user and
 // reserving the username) appends its events as one JetStream atomic batch: all
 // are stored, or none.
+//
+// A stream of short-lived aggregates (StreamConfig.Bounds) is capped in age
+// and size: each event carries a TTL (Write.TTL), and when an aggregate's
+// last event expires JetStream leaves a marker that consumers receive as a
+// Record with Expired set.
 package eventlog
 
 import (
@@ -59,13 +64,82 @@ type StreamConfig struct {
 	// types each may hold (eventsv1.Streams): an append of anything else is
 	// refused. Streams of the event contract are opened with StreamOf.
 	Contract *eventsv1.Stream
+	// Bounds, when set, make a stream of short-lived aggregates: its events
+	// expire and it holds at most so many bytes. Nil: events are kept forever.
+	Bounds *Bounds
+	// AllowTTL lets a durable stream take events with a TTL (Write.TTL):
+	// the few an anonymous flow writes before it completes. The rest stays
+	// for ever. Once allowed, JetStream cannot forbid it again.
+	AllowTTL bool
+}
+
+// Bounds limit a stream of short-lived aggregates (pending authorization
+// requests, device requests, registrations waiting for a code): what never
+// completes disappears on its own, and a flood of anonymous requests fills
+// this stream only, never the durable ones.
+type Bounds struct {
+	// MaxAge removes every event older than this (a backstop: each event
+	// is appended with a TTL, Write.TTL, ending its aggregate's life).
+	MaxAge time.Duration
+	// MaxBytes is the most the stream stores; appends beyond are refused.
+	MaxBytes int64
+	// MarkerTTL is how long the marker JetStream leaves on an aggregate's
+	// subject when its last event expires stays (at least 1 s): consumers see
+	// it as a Record with Expired set and forget the aggregate.
+	MarkerTTL time.Duration
 }
 
 // StreamOf is the configuration of a stream of the event contract
 // (eventsv1.Accounts, eventsv1.Token, ...), with its name, its prefix and
 // the contract's check of every append.
 func StreamOf(s eventsv1.Stream, replicas int) StreamConfig {
-	return StreamConfig{Name: s.Name, Prefix: s.Prefix, Replicas: replicas, Contract: &s}
+	return StreamConfig{Name: s.Name, Prefix: s.Prefix, Replicas: replicas, Contract: &s, AllowTTL: s.TTLs}
+}
+
+// subjects are what the stream stores: the whole prefix, or only its
+// aggregates' subjects when the contract splits the prefix over several
+// streams (a service's durable and short-lived aggregates).
+func (cfg StreamConfig) subjects() []string {
+	if cfg.Contract != nil {
+		return cfg.Contract.Filters()
+	}
+	return []string{cfg.Prefix + ".>"}
+}
+
+// jetStreamConfig is the JetStream configuration of the stream.
+func (cfg StreamConfig) jetStreamConfig() jetstream.StreamConfig {
+	dup := cfg.Duplicates
+	if dup == 0 {
+		dup = DefaultDuplicateWindow
+	}
+	sc := jetstream.StreamConfig{
+		Name:               cfg.Name,
+		Description:        "Gatehouse domain events (" + cfg.Prefix + ")",
+		Subjects:           cfg.subjects(),
+		Retention:          jetstream.LimitsPolicy,
+		Storage:            jetstream.FileStorage,
+		Replicas:           max(cfg.Replicas, 1),
+		Duplicates:         dup,
+		DenyDelete:         true,
+		DenyPurge:          true,
+		AllowDirect:        true,
+		AllowAtomicPublish: true,
+		AllowMsgTTL:        cfg.AllowTTL,
+	}
+	if b := cfg.Bounds; b != nil {
+		sc.Description = "Gatehouse short-lived aggregates (" + cfg.Prefix + "), expiring"
+		sc.MaxAge = b.MaxAge
+		sc.MaxBytes = b.MaxBytes
+		sc.Discard = jetstream.DiscardNew
+		sc.AllowMsgTTL = true
+		sc.SubjectDeleteMarkerTTL = max(b.MarkerTTL, time.Second)
+		// Delete markers are rollups, which JetStream refuses beside DenyPurge.
+		sc.DenyPurge, sc.AllowRollup = false, true
+		if b.MaxAge > 0 && sc.Duplicates > b.MaxAge {
+			sc.Duplicates = b.MaxAge
+		}
+	}
+	return sc
 }
 
 // validate checks the name and the subject prefix.
@@ -116,29 +190,13 @@ func WithClock(now func() time.Time) Option {
 
 // Open creates or updates the stream and returns a Log for it.
 // The stream keeps events forever and denies deletes and purges: the log is the
-// source of truth and the audit trail.
+// source of truth and the audit trail. A stream with Bounds keeps its events
+// until they expire, and at most Bounds.MaxBytes.
 func Open(ctx context.Context, js jetstream.JetStream, cfg StreamConfig, opts ...Option) (*Log, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	replicas := max(cfg.Replicas, 1)
-	dup := cfg.Duplicates
-	if dup == 0 {
-		dup = DefaultDuplicateWindow
-	}
-	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:               cfg.Name,
-		Description:        "Gatehouse domain events (" + cfg.Prefix + ")",
-		Subjects:           []string{cfg.Prefix + ".>"},
-		Retention:          jetstream.LimitsPolicy,
-		Storage:            jetstream.FileStorage,
-		Replicas:           replicas,
-		Duplicates:         dup,
-		DenyDelete:         true,
-		DenyPurge:          true,
-		AllowDirect:        true,
-		AllowAtomicPublish: true,
-	})
+	stream, err := EnsureStream(ctx, js, cfg.jetStreamConfig())
 	if err != nil {
 		return nil, fmt.Errorf("eventlog: create stream %s: %w", cfg.Name, err)
 	}
@@ -263,6 +321,10 @@ func ExpectAny() Expect { return Expect{} }
 type Write struct {
 	Event  Event
 	Expect Expect
+	// TTL, on a stream with Bounds, is how long the event is kept (rounded
+	// up to whole seconds, at least 1 s): give every event of an aggregate
+	// the time left until the aggregate's end, so all expire together.
+	TTL time.Duration
 }
 
 // ConflictError reports that an aggregate changed after the command read it.
@@ -453,6 +515,10 @@ func (l *Log) message(ctx context.Context, w *Write) (*nats.Msg, error) {
 	msg.Header.Set(HeaderEventType, string(ev.Payload.ProtoReflect().Descriptor().FullName()))
 	if w.Expect.set {
 		msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(w.Expect.seq, 10))
+	}
+	if w.TTL > 0 {
+		secs := max((w.TTL+time.Second-1)/time.Second, 1)
+		msg.Header.Set(jetstream.MsgTTLHeader, strconv.FormatInt(int64(secs), 10))
 	}
 	return msg, nil
 }

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/synadia-io/orbit.go/jetstreamext"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 )
@@ -29,6 +32,12 @@ type Record struct {
 	// how many events matching its filter the stream held after it then (0:
 	// it was the newest); 0 for records loaded otherwise.
 	Pending uint64
+	// Expired is set on the marker JetStream leaves on an aggregate's subject
+	// when the aggregate's last event expired (a stream with Bounds): the
+	// aggregate is gone. Its Envelope names only the aggregate and the time;
+	// Event is nil, so a consumer that does not look (eventlog.Unhandled)
+	// skips it.
+	Expired bool
 }
 
 // ID is the event's id.
@@ -81,9 +90,27 @@ func DecodeMsg(msg jetstream.Msg) (Record, error) {
 	if err != nil {
 		return Record{}, fmt.Errorf("eventlog: message metadata: %w", err)
 	}
+	if isMarker(msg.Headers(), msg.Data()) {
+		return marker(meta.Sequence.Stream, msg.Subject(), meta.Timestamp), nil
+	}
 	rec, err := Decode(meta.Sequence.Stream, msg.Subject(), msg.Data())
 	rec.Pending = meta.NumPending
 	return rec, err
+}
+
+// isMarker reports whether a message is a subject delete marker: headers
+// only, naming why the subject was emptied.
+func isMarker(h nats.Header, data []byte) bool {
+	return len(data) == 0 && h.Get(jetstream.MarkerReasonHeader) != ""
+}
+
+// marker is the Record of a subject delete marker.
+func marker(seq uint64, subject string, at time.Time) Record {
+	env := &eventsv1.Envelope{OccurredAt: timestamppb.New(at)}
+	if toks := strings.SplitN(subject, ".", 3); len(toks) == 3 {
+		env.AggregateType, env.AggregateId = toks[1], toks[2]
+	}
+	return Record{Seq: seq, Subject: subject, Envelope: env, Expired: true}
 }
 
 // loadBatch is how many events one direct-get request returns while loading.
@@ -92,6 +119,8 @@ const loadBatch = 256
 // Load returns every event of one aggregate in order, and its version: the
 // sequence of its last event, or 0 when it has none. Pass the version to
 // ExpectVersion when appending the events a command decides on this history.
+// An aggregate that expired has no events; its version is then the sequence
+// of the marker its expiry left, so a writer that read it before cannot write.
 func (l *Log) Load(ctx context.Context, ref Ref) ([]Record, uint64, error) {
 	if !ref.valid() {
 		return nil, 0, fmt.Errorf("eventlog: invalid aggregate reference %q/%q", ref.Type, ref.ID)
@@ -100,6 +129,7 @@ func (l *Log) Load(ctx context.Context, ref Ref) ([]Record, uint64, error) {
 	var (
 		records []Record
 		next    uint64 = 1
+		version uint64
 	)
 	for {
 		msgs, err := jetstreamext.GetBatch(ctx, l.js, l.stream, loadBatch,
@@ -115,22 +145,44 @@ func (l *Log) Load(ctx context.Context, ref Ref) ([]Record, uint64, error) {
 			if err != nil {
 				return nil, 0, fmt.Errorf("eventlog: load %s: %w", subject, err)
 			}
+			next, version = msg.Sequence+1, msg.Sequence
+			n++
+			if isMarker(msg.Header, msg.Data) {
+				continue
+			}
 			rec, err := Decode(msg.Sequence, msg.Subject, msg.Data)
 			if err != nil {
 				return nil, 0, err
 			}
 			records = append(records, rec)
-			next = msg.Sequence + 1
-			n++
 		}
 		if n < loadBatch {
 			break
 		}
 	}
-	if len(records) == 0 {
-		return nil, 0, nil
+	if l.replicated(ctx) { // a replica may lag behind the acknowledged events (leader.go)
+		newer, last, err := l.leaderRecords(ctx, subject, next)
+		if err != nil {
+			return nil, 0, err
+		}
+		records = append(records, newer...)
+		version = max(version, last)
 	}
-	return records, records[len(records)-1].Seq, nil
+	return records, version, nil
+}
+
+// Usage is how many bytes the stream holds and the most it may hold (0:
+// unbounded).
+func (l *Log) Usage(ctx context.Context) (used, limit uint64, err error) {
+	st, err := l.handle(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("eventlog: stream %s info: %w", l.stream, err)
+	}
+	return info.State.Bytes, uint64(max(info.Config.MaxBytes, 0)), nil
 }
 
 // Version returns the sequence of an aggregate's last event, 0 when it has none,

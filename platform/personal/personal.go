@@ -33,6 +33,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/sealed"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 )
@@ -125,7 +126,7 @@ func Open(ctx context.Context, js jetstream.JetStream, keyring *sealed.Keyring, 
 	if keyring == nil {
 		return nil, errors.New("personal: no keyring to seal personal keys")
 	}
-	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	stream, err := eventlog.EnsureStream(ctx, js, jetstream.StreamConfig{
 		Name:              eventsv1.PersonalKeys.Name,
 		Description:       "Gatehouse personal keys: one per person or anonymous flow, sealed; destroyed on erasure",
 		Subjects:          []string{eventsv1.PersonalKeys.Prefix + ".>"},

@@ -607,10 +607,17 @@ func (b *builder) trySwap(ctx context.Context, src *source) (bool, error) {
 		}
 		// The events between the copies and the live tables are in the
 		// stream: take them (the live batches wait for this transaction).
+		// Those of a stream with Bounds may have expired since the live
+		// tables applied them: the stream's newest event on the subjects
+		// is then as far as there is to read.
+		head, err := r.log.LastSeqOf(ctx, r.proj.Subjects...)
+		if err != nil {
+			return fmt.Errorf("read the stream's head: %w", err)
+		}
 		last := b.pos
 		wait := time.NewTimer(swapWaitEvents)
 		defer wait.Stop()
-		for last < uint64(live) {
+		for last < uint64(live) && last < head {
 			select {
 			case rec := <-src.recs:
 				taken = append(taken, rec)

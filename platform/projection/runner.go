@@ -173,7 +173,7 @@ func (r *Runner) consume(ctx context.Context) error {
 		case msgs <- m:
 		case <-stop:
 		}
-	}, jetstream.PullMaxMessages(r.batch))
+	}, jetstream.PullMaxMessages(r.batch), jetstream.PullExpiry(pullExpiry))
 	if err != nil {
 		return fmt.Errorf("consume: %w", err)
 	}
@@ -221,6 +221,15 @@ func (r *Runner) consume(ctx context.Context) error {
 		}
 	}
 }
+
+// pullExpiry bounds each pull request of a leader's consumer. A pull
+// request left with a replica that lost the consumer's leadership (a NATS
+// node lost, or a consumer just created that had no leader yet) delivers
+// nothing until it expires and the client, missing its heartbeats, asks
+// again: with jetstream's default of 30 s, a projection stalled that long
+// after NATS or PostgreSQL came back (found by the node loss drill,
+// e2e/node_loss_test.go). Heartbeats come every half of it.
+const pullExpiry = 5 * time.Second
 
 // consumer (re)creates the projection's durable consumer so that it delivers
 // from just after the checkpoint.

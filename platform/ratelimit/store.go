@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"gatehouse.dev/platform/eventlog"
 )
 
 // StreamName is the JetStream stream holding every replica's shared counts.
@@ -44,7 +46,7 @@ type StoreConfig struct {
 // OpenStore creates or updates the RATELIMITS stream and returns the store.
 // Every service that limits opens it with the same configuration.
 func OpenStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig) (*Store, error) {
-	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	stream, err := eventlog.EnsureStream(ctx, js, jetstream.StreamConfig{
 		Name:              StreamName,
 		Description:       "Gatehouse rate-limit counts shared by every replica (one message per key, with a TTL)",
 		Subjects:          []string{subjectPrefix + ".>"},

@@ -64,6 +64,11 @@ type Config struct {
 	// Clock replaces time.Now for events and session lifetimes (tests); nil
 	// means time.Now.
 	Clock func() time.Time
+	// RegistrationTTL is how long a self-service registration waits for its
+	// address to be proved (30 minutes when zero); its RegistrationStarted
+	// event expires RegistrationKeep (10 minutes when zero, none when
+	// negative) after that.
+	RegistrationTTL, RegistrationKeep time.Duration
 	// PublicURL is Gatehouse's public URL (ending in "/"): upstream
 	// providers send the browser back to PublicURL + "upstream/callback/<id>".
 	PublicURL string

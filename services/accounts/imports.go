@@ -86,7 +86,7 @@ type importing struct {
 	result  *accountsv1.ImportResult
 	emails  []string // normalised, in order; claimed ones kept after step 2
 	added   []time.Time
-	links   []*eventsv1.ImportedLink
+	links   []*eventsv1.UserImported_Link
 	subject []string // the links' subjects, in clear until sealed
 	ok      bool
 }
@@ -329,7 +329,7 @@ func (s *Service) validateImport(in *accountsv1.ImportedUser) *importing {
 			continue
 		}
 		seen[key] = true
-		w.links = append(w.links, &eventsv1.ImportedLink{
+		w.links = append(w.links, &eventsv1.UserImported_Link{
 			LinkId: importEventID(in.GetUserId(), "link id", key), Provider: ns, ClaimKey: key,
 		})
 		w.subject = append(w.subject, subject)
@@ -358,7 +358,7 @@ func (s *Service) importedEvent(ctx context.Context, w *importing, key *sealed.K
 	}
 	for i, e := range w.emails {
 		if !dropEmail[i] {
-			ev.Emails = append(ev.Emails, &eventsv1.ImportedEmail{Email: e, AddedAt: timestamppb.New(w.added[i])})
+			ev.Emails = append(ev.Emails, &eventsv1.UserImported_Email{Email: e, AddedAt: timestamppb.New(w.added[i])})
 		}
 	}
 	owner := personal.User(id)
@@ -455,10 +455,10 @@ func applyUserImported(ctx context.Context, tx pgx.Tx, ev *eventsv1.UserImported
 		if e.GetEmail() == "" {
 			continue // erased: the address no longer opens
 		}
-		added := e.GetAddedAt().AsTime()
 		if _, err := tx.Exec(ctx, `INSERT INTO user_emails (email, user_id, is_primary, added_at, verification_id, email_id) VALUES ($1, $2, $3, $4, '', $5)
 			ON CONFLICT (email) DO UPDATE SET user_id = EXCLUDED.user_id, is_primary = EXCLUDED.is_primary, added_at = EXCLUDED.added_at,
-			verification_id = EXCLUDED.verification_id, email_id = EXCLUDED.email_id`, e.GetEmail(), id, i == 0, added, emailID(added, id, e.GetEmail())); err != nil {
+			verification_id = EXCLUDED.verification_id, email_id = EXCLUDED.email_id`,
+			e.GetEmail(), id, i == 0, e.GetAddedAt().AsTime(), emailID(e.GetAddedAt().AsTime(), id, e.GetEmail())); err != nil {
 			return fmt.Errorf("users: UserImported: emails: %w", err)
 		}
 	}
@@ -675,9 +675,10 @@ func applyUsersImported(ctx context.Context, tx pgx.Tx, run []eventlog.Record) e
 	}
 	rows, err := tx.Query(ctx, `INSERT INTO users (id, username, email, display_name, password_hash, password_sealed, password_key_id, password_personal,
 			admin, locked, deactivated, created_at, updated_at, version, imported_from, locked_at, deactivated_at)
-		SELECT *, CASE WHEN l THEN u END, CASE WHEN d THEN u END FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::text[], $8::boolean[],
+		SELECT i, n, e, d, h, b, k, p, a, l, x, c, u, v, s, CASE WHEN l THEN u END, CASE WHEN x THEN u END
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::text[], $8::boolean[],
 			$9::boolean[], $10::boolean[], $11::boolean[], $12::timestamptz[], $13::timestamptz[], $14::bigint[], $15::text[])
-			AS v(i, n, e, dn, h, b, k, p, a, l, d, c, u, s, src)
+			AS r(i, n, e, d, h, b, k, p, a, l, x, c, u, v, s)
 		ON CONFLICT (id) DO NOTHING RETURNING id`,
 		ids, names, primaries, displays, hashes, blobs, keyIDs, personals, admins, locks, deacts, created, updated, seqs, sources)
 	if err != nil {

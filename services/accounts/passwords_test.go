@@ -148,7 +148,7 @@ func TestPasswordHashesAfterKeyRotation(t *testing.T) {
 		t.Fatalf("alice's personal key: %v", got)
 	}
 	// bob and carol, as earlier versions recorded them.
-	log, err := eventlog.Open(ctx, d.js, eventlog.StreamConfig{Name: eventsv1.Accounts.Name, Prefix: "accounts"})
+	log, err := eventlog.Open(ctx, d.js, eventlog.StreamConfig{Name: eventsv1.Accounts.Name, Prefix: "accounts", AllowTTL: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +276,7 @@ func TestSealedHashBoundToItsPlace(t *testing.T) {
 		t.Fatal("no sealed hash in the registration")
 	}
 	// Whoever could write to the stream puts mallory's sealed hash on alice.
-	log, err := eventlog.Open(ctx, d.js, eventlog.StreamConfig{Name: eventsv1.Accounts.Name, Prefix: "accounts"})
+	log, err := eventlog.Open(ctx, d.js, eventlog.StreamConfig{Name: eventsv1.Accounts.Name, Prefix: "accounts", AllowTTL: true})
 	if err != nil {
 		t.Fatal(err)
 	}

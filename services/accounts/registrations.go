@@ -17,7 +17,11 @@ package accounts
 //
 // Any web replica can take either step: the browser only carries the
 // registration's id, a ULID with 80 random bits, useless without the emailed
-// code. A registration expires after registrationTTL. Its address, display
+// code. A registration expires after Config.RegistrationTTL, and its
+// RegistrationStarted event leaves the log Config.RegistrationKeep later (a
+// TTL: anonymous requests cannot fill the durable stream; a completed
+// registration is recorded by RegistrationCompleted, which stays, and the
+// user's own events). Its address, display
 // name and password hash are a stranger's until it completes, so they are
 // sealed under the registration's own personal key (personal.Flow), which
 // expires after personal.FlowTTL: an abandoned registration's event stays in
@@ -42,8 +46,29 @@ import (
 	"gatehouse.dev/services/accounts/internal/user"
 )
 
-// registrationTTL is how long a registration waits for its address to be proved.
-const registrationTTL = 30 * time.Minute
+// registrationTTL is how long a registration waits for its address to be
+// proved, and registrationKeep how long its start stays in the log after,
+// unless configured.
+const (
+	registrationTTL  = 30 * time.Minute
+	registrationKeep = 10 * time.Minute
+)
+
+// registrationLife is how long a registration waits, and how long its start
+// is kept after that.
+func (c Config) registrationLife() (wait, keep time.Duration) {
+	wait, keep = c.RegistrationTTL, c.RegistrationKeep
+	if wait <= 0 {
+		wait = registrationTTL
+	}
+	switch {
+	case keep == 0:
+		keep = registrationKeep
+	case keep < 0:
+		keep = 0
+	}
+	return wait, keep
+}
 
 // pendingRegistration is a registration aggregate's state.
 type pendingRegistration struct {
@@ -99,14 +124,15 @@ func (s *Service) startRegistration(ctx context.Context, in registration, actor 
 		return nil, errs.Wrap(errs.KindInternal, "", err)
 	}
 	now := s.clock()
+	wait, keep := s.cfg.registrationLife()
 	r := &pendingRegistration{
 		id: ids.New(), username: in.Username, email: email, displayName: in.DisplayName,
-		startedAt: now, expiresAt: now.Add(registrationTTL),
+		startedAt: now, expiresAt: now.Add(wait),
 	}
 	if r.password.Sealed, err = s.sealHashFor(ctx, personal.Flow(r.id), registrationPasswordPlace(r.id), hash); err != nil {
 		return nil, err
 	}
-	_, err = s.append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), Event: eventlog.Event{
+	_, err = s.append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), TTL: wait + keep, Event: eventlog.Event{
 		Aggregate: eventlog.Ref{Type: registrationAggregate, ID: r.id}, Actor: actor,
 		Payload: &eventsv1.RegistrationStarted{
 			RegistrationId: r.id, Username: r.username, Email: r.email, SealedPasswordHash: r.password.Sealed,

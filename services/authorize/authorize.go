@@ -46,6 +46,16 @@ type Config struct {
 	GrantTTL time.Duration
 	// CodeTTL is how long an authorization code may wait for its exchange (at most 10 minutes).
 	CodeTTL time.Duration
+	// DeviceTTL is how long a device code and its user code are valid.
+	DeviceTTL time.Duration
+	// ClientTTL is how long a dynamically registered client is kept until a
+	// person approves it for the first time.
+	ClientTTL time.Duration
+	// Keep is how long a flow's events stay in AUTHORIZE_PENDING after it
+	// can no longer complete; negative: none.
+	Keep time.Duration
+	// PendingMaxBytes caps AUTHORIZE_PENDING.
+	PendingMaxBytes int64
 	// AllowInsecureClients relaxes the https rules of client registration (development only).
 	AllowInsecureClients bool
 	// Replicas of the event stream.
@@ -78,10 +88,14 @@ type Deps struct {
 
 // Service is the authorize service.
 type Service struct {
-	cfg         Config
-	issuer      *url.URL
-	pool        *pgxpool.Pool
-	log         *eventlog.Log
+	cfg    Config
+	issuer *url.URL
+	pool   *pgxpool.Pool
+	log    *eventlog.Log
+	// pending is AUTHORIZE_PENDING: grants, device grants and clients not
+	// approved yet, which expire (pending.go).
+	pending     *eventlog.Log
+	room        *room
 	projections *projection.Set
 	logger      *slog.Logger
 	now         func() time.Time
@@ -110,6 +124,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if cfg.CodeTTL <= 0 || cfg.CodeTTL > 10*time.Minute {
 		cfg.CodeTTL = 10 * time.Minute
 	}
+	cfg = cfg.withPendingDefaults()
 	if cfg.Limits == (ratelimit.Rules{}) {
 		cfg.Limits = ratelimit.DefaultRules()
 	}
@@ -126,11 +141,17 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("authorize: %w", err)
 	}
-	set, err := projection.NewSet(ctx, deps.Pool, log, deps.Logger, clientsReadModel(), grantsReadModel(), devicesReadModel())
+	pending, err := eventlog.Open(ctx, deps.JetStream, cfg.pendingStream(), eventlog.WithPropagator(deps.Propagator))
 	if err != nil {
 		return nil, fmt.Errorf("authorize: %w", err)
 	}
-	s := &Service{cfg: cfg, issuer: issuer, pool: deps.Pool, log: log, projections: set, logger: deps.Logger, now: time.Now, devicePacer: device.NewPacer(), limiter: deps.Limiter}
+	set, err := projection.NewSet(ctx, deps.Pool, log, deps.Logger,
+		clientsReadModel(), pendingClientsReadModel(pending), grantsReadModel(pending, cfg.CodeTTL+cfg.Keep), devicesReadModel(pending, cfg.Keep))
+	if err != nil {
+		return nil, fmt.Errorf("authorize: %w", err)
+	}
+	s := &Service{cfg: cfg, issuer: issuer, pool: deps.Pool, log: log, pending: pending, room: newRoom(pending), projections: set,
+		logger: deps.Logger, now: time.Now, devicePacer: device.NewPacer(), limiter: deps.Limiter}
 	if err := s.loadSecretKey(ctx, deps.Keyring); err != nil {
 		return nil, err
 	}
@@ -164,8 +185,11 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("authorize: %w", err)
 	}
+	p := rt.Config.Pending
 	return New(ctx, Config{Issuer: rt.Config.PublicURL, Replicas: rt.Config.NATS.Replicas, StaticClients: static, SigningAlgorithms: algs,
-		Limits: ratelimit.RulesFrom(rt.Config.RateLimits)},
+		Limits:   ratelimit.RulesFrom(rt.Config.RateLimits),
+		GrantTTL: p.AuthorizationTTL, CodeTTL: p.CodeTTL, DeviceTTL: p.DeviceCodeTTL, ClientTTL: p.ClientTTL, Keep: keepOrNone(p.Keep),
+		PendingMaxBytes: p.MaxBytes},
 		Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "authorize"), Propagator: rt.Telemetry.Propagator(), Telemetry: rt.Telemetry, Limiter: limiter, Keyring: rt.Keyring})
 }
 

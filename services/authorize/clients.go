@@ -43,6 +43,13 @@ func (s *Service) client(ctx context.Context, id string) (*client, error) {
 		// another replica, or from configuration at start): the log decides.
 		raw, c.SecretHash, err = s.clientFromLog(ctx, id)
 	}
+	if errs.KindOf(err) == errs.KindNotFound {
+		// Registered dynamically, and no person has approved it yet.
+		var p *eventsv1.ClientRegistrationPending
+		if p, err = s.pendingClient(ctx, id); err == nil {
+			raw, c.SecretHash = p.GetMetadataJson(), p.GetSecretHash()
+		}
+	}
 	if err != nil {
 		if errs.KindOf(err) == errs.KindNotFound {
 			return nil, err

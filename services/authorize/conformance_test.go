@@ -34,33 +34,45 @@ func TestProjectionsConform(t *testing.T) {
 	if err := pg.Migrate(ctx, pool, migrations.FS); err != nil {
 		t.Fatal(err)
 	}
+	cfg := Config{}.withPendingDefaults()
+	cfg.GrantTTL, cfg.CodeTTL = 30*time.Minute, 10*time.Minute
 	for _, c := range []conformance.Case{
-		{Projection: clientsReadModel()},
-		{Projection: grantsReadModel()},
-		{Projection: devicesReadModel()},
+		{Projection: clientsReadModel(), Contract: eventsv1.Authorize},
+		{Projection: pendingClientsReadModel(nil), Contract: eventsv1.AuthorizePending},
+		{Projection: grantsReadModel(nil, time.Minute), Contract: eventsv1.AuthorizePending},
+		{Projection: devicesReadModel(nil, time.Minute), Contract: eventsv1.AuthorizePending},
 	} {
-		log, err := eventlog.Open(ctx, testkit.NATS(t), eventlog.StreamOf(eventsv1.Authorize, 1))
+		sc := eventlog.StreamOf(c.Contract, 1)
+		if c.Contract.ShortLived {
+			sc = cfg.pendingStream()
+		}
+		log, err := eventlog.Open(ctx, testkit.NATS(t), sc)
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.Contract, c.Log, c.Pool, c.Events = eventsv1.Authorize, log, pool, authorizeHistory()
+		c.Log, c.Pool, c.Events = log, pool, authorizeHistory(c.Contract)
 		conformance.Run(t, c)
 	}
 }
 
-// authorizeHistory is what the service appends: a dynamically registered
-// client and a configured one whose configuration changes, authorization
-// grants exchanged and denied, device authorizations used and denied, and
-// its key.
-func authorizeHistory() []eventlog.Event {
-	dynamic, static := ids.New(), "synapse-admin"
+// authorizeHistory is what the service appends to one of its streams: a
+// dynamically registered client pending, then kept, and a configured one
+// whose configuration changes, authorization grants exchanged and denied,
+// device authorizations used and denied, and its key.
+func authorizeHistory(stream eventsv1.Stream) []eventlog.Event {
+	dynamic, static, other := ids.New(), "synapse-admin", ids.New()
 	g1, g2, d1, d2 := ids.New(), ids.New(), ids.New(), ids.New()
 	alice := ids.New()
 	in := timestamppb.New(time.Now().Add(10 * time.Minute).Truncate(time.Second))
 	ev := func(a eventsv1.Aggregate, id string, p proto.Message) eventlog.Event {
 		return eventlog.Event{Aggregate: eventlog.Ref{Type: a.Type, ID: id}, Actor: "system", Payload: p}
 	}
-	return []eventlog.Event{
+	all := []eventlog.Event{
+		ev(eventsv1.AuthorizePendingClient, dynamic, &eventsv1.ClientRegistrationPending{ClientId: dynamic,
+			MetadataJson: []byte(`{"client_name":"Element","redirect_uris":["https://app.example.org/cb"],"token_endpoint_auth_method":"none"}`),
+			ExpiresAt:    in}),
+		ev(eventsv1.AuthorizePendingClient, other, &eventsv1.ClientRegistrationPending{ClientId: other, SecretHash: "s3",
+			MetadataJson: []byte(`{"client_name":"Bot","redirect_uris":["https://bot.example.org/cb"]}`), ExpiresAt: in}),
 		ev(eventsv1.AuthorizeKeys, "current", &eventsv1.ClientSecretKeyGenerated{Key: []byte("0123456789abcdef0123456789abcdef")}),
 		ev(eventsv1.AuthorizeClient, dynamic, &eventsv1.ClientRegistered{ClientId: dynamic, Source: "registration",
 			MetadataJson: []byte(`{"client_name":"Element","redirect_uris":["https://app.example.org/cb"],"token_endpoint_auth_method":"none"}`)}),
@@ -83,4 +95,11 @@ func authorizeHistory() []eventlog.Event {
 		ev(eventsv1.AuthorizeClient, static, &eventsv1.ClientRegistered{ClientId: static, Source: "config", SecretHash: "s2",
 			MetadataJson: []byte(`{"client_name":"Admin console","grant_types":["client_credentials"]}`)}),
 	}
+	var out []eventlog.Event
+	for _, e := range all {
+		if _, ok := stream.Aggregate(e.Aggregate.Type); ok {
+			out = append(out, e)
+		}
+	}
+	return out
 }

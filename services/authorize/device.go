@@ -47,19 +47,22 @@ func (s *Service) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reque
 	if err != nil {
 		return nil, err
 	}
+	if err := s.room.check(ctx, s.now()); err != nil {
+		return nil, err
+	}
 	now := s.now()
 	userCode, err := s.freshUserCode(ctx)
 	if err != nil {
 		return nil, errs.Wrap(errs.KindUnavailable, "the device authorization cannot be recorded right now; try again", fmt.Errorf("draw a user code: %w", err))
 	}
 	id, deviceCode := ids.New(), device.NewDeviceCode()
-	appended, err := s.log.Append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), Event: eventlog.Event{
-		Aggregate: deviceRef(id), Actor: "client:" + c.ID,
-		Payload: &eventsv1.DeviceAuthorizationRequested{
-			DeviceGrantId: id, ClientId: c.ID, Scope: scopes.String(),
-			DeviceCodeHash: device.Hash(deviceCode), UserCodeHash: device.Hash(userCode),
-			ExpiresAt: grant.Timestamp(now.Add(device.Lifetime)), Interval: int32(device.Interval.Seconds()),
-		},
+	req := &eventsv1.DeviceAuthorizationRequested{
+		DeviceGrantId: id, ClientId: c.ID, Scope: scopes.String(),
+		DeviceCodeHash: device.Hash(deviceCode), UserCodeHash: device.Hash(userCode),
+		ExpiresAt: grant.Timestamp(now.Add(s.cfg.DeviceTTL)), Interval: int32(device.Interval.Seconds()),
+	}
+	appended, err := s.pending.Append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), TTL: s.ttl(s.deviceEnd(req)), Event: eventlog.Event{
+		Aggregate: deviceRef(id), Actor: "client:" + c.ID, Payload: req,
 	}})
 	if err == nil {
 		// The person may type the code before the device shows it twice.
@@ -74,7 +77,7 @@ func (s *Service) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reque
 		"user_code":                 shown,
 		"verification_uri":          s.endpoint("link"),
 		"verification_uri_complete": s.endpoint("link") + "?" + url.Values{"code": {shown}}.Encode(),
-		"expires_in":                int(device.Lifetime.Seconds()),
+		"expires_in":                int(s.cfg.DeviceTTL.Seconds()),
 		"interval":                  int(device.Interval.Seconds()),
 	}, nil
 }
@@ -84,7 +87,7 @@ func (s *Service) freshUserCode(ctx context.Context) (string, error) {
 	for range 5 {
 		code := device.NewUserCode()
 		var taken bool
-		err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM devices WHERE user_code_hash = $1 AND expires_at > $2)`,
+		err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pending_devices WHERE user_code_hash = $1 AND expires_at > $2)`,
 			device.Hash(code), s.now()).Scan(&taken)
 		if err != nil {
 			return "", err

@@ -26,7 +26,7 @@ func (s *Service) deviceByUserCode(ctx context.Context, typed string) (string, s
 		return "", "", errs.InvalidField("user_code", "This is not a code: it has 8 letters, like BCDF-GHJK.")
 	}
 	var id string
-	err := s.pool.QueryRow(ctx, `SELECT device_grant_id FROM devices WHERE user_code_hash = $1 ORDER BY created_at DESC LIMIT 1`,
+	err := s.pool.QueryRow(ctx, `SELECT device_grant_id FROM pending_devices WHERE user_code_hash = $1 ORDER BY created_at DESC LIMIT 1`,
 		device.Hash(code)).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", "", errs.NotFound("This code is not valid. Check it and try again.")
@@ -38,7 +38,7 @@ func (s *Service) deviceByUserCode(ctx context.Context, typed string) (string, s
 }
 
 func (s *Service) loadDevice(ctx context.Context, id string) (device.State, error) {
-	history, _, err := s.log.Load(ctx, deviceRef(id))
+	history, _, err := s.pending.Load(ctx, deviceRef(id))
 	if err != nil {
 		return device.State{}, errs.Wrap(errs.KindUnavailable, "The device authorization cannot be read right now.", err)
 	}
@@ -102,12 +102,20 @@ func (g *grpcServer) ApproveDeviceGrant(ctx context.Context, req *authorizev1.Ap
 	if err != nil {
 		return nil, err
 	}
+	// A client a person approves is kept (pending.go).
+	if st, err := g.svc.loadDevice(ctx, id); err != nil {
+		return nil, err
+	} else if st.Status == device.Pending && !st.Expired(g.svc.now()) {
+		if err := g.svc.keepClient(ctx, st.Request.GetClientId()); err != nil {
+			return nil, err
+		}
+	}
 	ref := deviceRef(id)
 	var (
 		st       device.State
 		approval *eventsv1.DeviceApproved
 	)
-	appended, err := g.svc.log.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
+	appended, err := g.svc.pending.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
 		st = device.Fold(history)
 		now := g.svc.now()
 		if st.Status != device.Pending || st.Expired(now) {
@@ -127,10 +135,10 @@ func (g *grpcServer) ApproveDeviceGrant(ctx context.Context, req *authorizev1.Ap
 			Scope: granted, AuthTime: grant.Timestamp(authTime), BrowserSessionId: user.SessionID,
 		}
 		decided, err := device.Approve(st, now, approval)
-		return eventlog.Writes(ref, caller.Actor(ctx), version, decided...), err
+		return g.svc.expiring(eventlog.Writes(ref, caller.Actor(ctx), version, decided...), g.svc.deviceEnd(st.Request)), err
 	})
 	if err != nil {
-		return nil, err
+		return nil, recordErr(err)
 	}
 	if err := g.svc.projections.WaitFor(ctx, devicesProjection, appended.Last()); err != nil {
 		return nil, errs.Wrap(errs.KindUnavailable, "The approval was recorded but is not visible yet; try again.", err)
@@ -150,12 +158,13 @@ func (g *grpcServer) DenyDeviceGrant(ctx context.Context, req *authorizev1.DenyD
 	}
 	actor := caller.Actor(ctx)
 	ref := deviceRef(id)
-	appended, err := g.svc.log.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
-		decided, err := device.Deny(device.Fold(history), g.svc.now())
-		return eventlog.Writes(ref, actor, version, decided...), err
+	appended, err := g.svc.pending.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
+		st := device.Fold(history)
+		decided, err := device.Deny(st, g.svc.now())
+		return g.svc.expiring(eventlog.Writes(ref, actor, version, decided...), g.svc.deviceEnd(st.Request)), err
 	})
 	if err != nil {
-		return nil, err
+		return nil, recordErr(err)
 	}
 	if appended.Last() > 0 {
 		if err := g.svc.projections.WaitFor(ctx, devicesProjection, appended.Last()); err != nil {
@@ -174,7 +183,7 @@ func (g *grpcServer) PollDeviceCode(ctx context.Context, req *authorizev1.PollDe
 		return nil, invalid
 	}
 	var id string
-	err := g.svc.pool.QueryRow(ctx, `SELECT device_grant_id FROM devices WHERE device_code_hash = $1`, device.Hash(req.GetDeviceCode())).Scan(&id)
+	err := g.svc.pool.QueryRow(ctx, `SELECT device_grant_id FROM pending_devices WHERE device_code_hash = $1`, device.Hash(req.GetDeviceCode())).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, invalid
 	}
@@ -187,15 +196,15 @@ func (g *grpcServer) PollDeviceCode(ctx context.Context, req *authorizev1.PollDe
 		outcome device.Outcome
 		now     time.Time
 	)
-	_, err = g.svc.log.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
+	_, err = g.svc.pending.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
 		st = device.Fold(history)
 		now = g.svc.now()
 		decided, o, err := device.DecidePoll(st, device.Poll{ClientID: req.GetClientId(), SessionID: req.GetSessionId(), Now: now})
 		outcome = o
-		return eventlog.Writes(ref, "client:"+req.GetClientId(), version, decided...), err
+		return g.svc.expiring(eventlog.Writes(ref, "client:"+req.GetClientId(), version, decided...), g.svc.deviceEnd(st.Request)), err
 	})
 	if err != nil {
-		return nil, err
+		return nil, recordErr(err)
 	}
 	pacer := g.svc.devicePacer
 	resp := &authorizev1.PollDeviceCodeResponse{Interval: seconds(pacer.Interval(id))}

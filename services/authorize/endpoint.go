@@ -152,13 +152,16 @@ func (s *Service) requestGrant(ctx context.Context, ar *authRequest, q url.Value
 	}
 	id := ids.New()
 	now := s.now()
-	_, err = s.log.Append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), Event: eventlog.Event{
-		Aggregate: eventlog.Ref{Type: eventsv1.AuthorizeGrant.Type, ID: id}, Actor: "client:" + ar.client.ID,
-		Payload: &eventsv1.GrantRequested{
-			GrantId: id, ClientId: ar.client.ID, RedirectUri: ar.redirectURI, ResponseMode: ar.responseMode,
-			Scope: scopes.String(), State: ar.state, Nonce: q.Get("nonce"), CodeChallenge: challenge,
-			Prompt: q.Get("prompt"), LoginHint: q.Get("login_hint"), ExpiresAt: grant.Timestamp(now.Add(s.cfg.GrantTTL)),
-		},
+	if err := s.room.check(ctx, now); err != nil {
+		return "", err
+	}
+	req := &eventsv1.GrantRequested{
+		GrantId: id, ClientId: ar.client.ID, RedirectUri: ar.redirectURI, ResponseMode: ar.responseMode,
+		Scope: scopes.String(), State: ar.state, Nonce: q.Get("nonce"), CodeChallenge: challenge,
+		Prompt: q.Get("prompt"), LoginHint: q.Get("login_hint"), ExpiresAt: grant.Timestamp(now.Add(s.cfg.GrantTTL)),
+	}
+	_, err = s.pending.Append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), TTL: s.ttl(s.grantEnd(req)), Event: eventlog.Event{
+		Aggregate: eventlog.Ref{Type: eventsv1.AuthorizeGrant.Type, ID: id}, Actor: "client:" + ar.client.ID, Payload: req,
 	}})
 	if err != nil {
 		return "", errs.Wrap(errs.KindUnavailable, "the authorization server cannot record the request right now", fmt.Errorf("record grant: %w", err))

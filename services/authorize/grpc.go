@@ -36,7 +36,7 @@ func (g *grpcServer) loadGrant(ctx context.Context, id string) (grant.State, err
 	if err != nil {
 		return grant.State{}, err
 	}
-	history, _, err := g.svc.log.Load(ctx, ref)
+	history, _, err := g.svc.pending.Load(ctx, ref)
 	if err != nil {
 		return grant.State{}, errs.Wrap(errs.KindUnavailable, "The authorization request cannot be read right now.", err)
 	}
@@ -83,9 +83,17 @@ func (g *grpcServer) ApproveGrant(ctx context.Context, req *authorizev1.ApproveG
 	if err != nil {
 		return nil, err
 	}
+	// A client a person approves is kept (pending.go).
+	if st, err := g.loadGrant(ctx, req.GetGrantId()); err != nil {
+		return nil, err
+	} else if st.Status == grant.Pending {
+		if err := g.svc.keepClient(ctx, st.Request.GetClientId()); err != nil {
+			return nil, err
+		}
+	}
 	code := ids.Token(32)
 	var st grant.State
-	appended, err := g.svc.log.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
+	appended, err := g.svc.pending.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
 		st = grant.Fold(history)
 		if st.Status != grant.Pending {
 			_, err := grant.Approve(st, g.svc.now(), nil)
@@ -105,10 +113,10 @@ func (g *grpcServer) ApproveGrant(ctx context.Context, req *authorizev1.ApproveG
 			CodeExpiresAt: grant.Timestamp(g.svc.now().Add(g.svc.cfg.CodeTTL)), Scope: granted,
 			BrowserSessionId: user.SessionID,
 		})
-		return eventlog.Writes(ref, caller.Actor(ctx), version, decided...), err
+		return g.svc.expiring(eventlog.Writes(ref, caller.Actor(ctx), version, decided...), g.svc.grantEnd(st.Request)), err
 	})
 	if err != nil {
-		return nil, err
+		return nil, recordErr(err)
 	}
 	if err := g.svc.projections.WaitFor(ctx, grantsProjection, appended.Last()); err != nil {
 		return nil, errs.Wrap(errs.KindUnavailable, "The approval was recorded but is not usable yet; try again.", err)
@@ -147,13 +155,13 @@ func (g *grpcServer) DenyGrant(ctx context.Context, req *authorizev1.DenyGrantRe
 		return nil, err
 	}
 	var st grant.State
-	_, err = g.svc.log.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
+	_, err = g.svc.pending.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
 		st = grant.Fold(history)
 		decided, err := grant.Deny(st)
-		return eventlog.Writes(ref, caller.Actor(ctx), version, decided...), err
+		return g.svc.expiring(eventlog.Writes(ref, caller.Actor(ctx), version, decided...), g.svc.grantEnd(st.Request)), err
 	})
 	if err != nil {
-		return nil, err
+		return nil, recordErr(err)
 	}
 	params := url.Values{"error": {"access_denied"}, "error_description": {"The user refused access."}}
 	if st.Request.GetState() != "" {
@@ -170,7 +178,7 @@ func (g *grpcServer) ExchangeCode(ctx context.Context, req *authorizev1.Exchange
 		return nil, invalid
 	}
 	var grantID string
-	err := g.svc.pool.QueryRow(ctx, `SELECT grant_id FROM grants WHERE code_hash = $1`, grant.CodeHash(req.GetCode())).Scan(&grantID)
+	err := g.svc.pool.QueryRow(ctx, `SELECT grant_id FROM pending_grants WHERE code_hash = $1`, grant.CodeHash(req.GetCode())).Scan(&grantID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, invalid
 	}
@@ -182,17 +190,17 @@ func (g *grpcServer) ExchangeCode(ctx context.Context, req *authorizev1.Exchange
 		st       grant.State
 		replayed *grant.Replayed
 	)
-	_, err = g.svc.log.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
+	_, err = g.svc.pending.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
 		st = grant.Fold(history)
 		decided, r, err := grant.DecideExchange(st, grant.Exchange{
 			Code: req.GetCode(), ClientID: req.GetClientId(), RedirectURI: req.GetRedirectUri(),
 			Verifier: req.GetCodeVerifier(), SessionID: req.GetSessionId(), Now: g.svc.now(),
 		})
 		replayed = r
-		return eventlog.Writes(ref, "client:"+req.GetClientId(), version, decided...), err
+		return g.svc.expiring(eventlog.Writes(ref, "client:"+req.GetClientId(), version, decided...), g.svc.grantEnd(st.Request)), err
 	})
 	if err != nil {
-		return nil, err
+		return nil, recordErr(err)
 	}
 	if replayed != nil {
 		return &authorizev1.ExchangeCodeResponse{ReplayedSessionId: replayed.SessionID}, nil

@@ -13,6 +13,8 @@ import (
 	"mime"
 	"net/http"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/httpx"
@@ -23,8 +25,9 @@ import (
 	"gatehouse.dev/services/authorize/internal/clientmeta"
 )
 
-// maxRegistrationBody bounds a registration request.
-const maxRegistrationBody = 64 << 10
+// maxRegistrationBody bounds a registration request: what an anonymous
+// caller may make the server store until the registration expires.
+const maxRegistrationBody = clientmeta.MaxDocumentBytes
 
 // handleRegister is the dynamic client registration endpoint (RFC 7591, MSC2966).
 func (s *Service) handleRegister(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -40,7 +43,7 @@ func (s *Service) handleRegister(w http.ResponseWriter, r *http.Request) (any, e
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxRegistrationBody+1))
 	if err != nil || len(body) > maxRegistrationBody {
-		return nil, oautherr.New(oautherr.InvalidClientMetadata, "the body is unreadable or larger than 64 KiB")
+		return nil, oautherr.New(oautherr.InvalidClientMetadata, fmt.Sprintf("the body is unreadable or larger than %d KiB", maxRegistrationBody>>10))
 	}
 	meta, err := clientmeta.Decode(body)
 	if err == nil {
@@ -52,7 +55,10 @@ func (s *Service) handleRegister(w http.ResponseWriter, r *http.Request) (any, e
 	if err != nil {
 		return nil, oautherr.New(oautherr.Of(err, oautherr.InvalidClientMetadata), errs.PublicMessage(err))
 	}
-	resp, err := s.registerClient(r.Context(), meta, "registration")
+	if err := s.room.check(r.Context(), s.now()); err != nil {
+		return nil, err
+	}
+	resp, err := s.registerClient(r.Context(), meta)
 	if err != nil {
 		return nil, errs.Wrap(errs.KindUnavailable, "the client could not be registered right now", err)
 	}
@@ -69,9 +75,11 @@ func supported(m clientmeta.Metadata) error {
 	return nil
 }
 
-// registerClient records a validated client and returns the registration
-// response: the metadata with client_id, and a secret for confidential clients.
-func (s *Service) registerClient(ctx context.Context, meta clientmeta.Metadata, source string) (map[string]any, error) {
+// registerClient records a validated client, pending until a person approves
+// it (or until it expires unused: Config.ClientTTL), and returns the
+// registration response: the metadata with client_id, and a secret for
+// confidential clients.
+func (s *Service) registerClient(ctx context.Context, meta clientmeta.Metadata) (map[string]any, error) {
 	id := ids.New()
 	var secret, secretHash string
 	if meta.UsesSecret() {
@@ -82,14 +90,15 @@ func (s *Service) registerClient(ctx context.Context, meta clientmeta.Metadata, 
 	if err != nil {
 		return nil, err
 	}
-	appended, err := s.log.Append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), Event: eventlog.Event{
-		Aggregate: eventlog.Ref{Type: eventsv1.AuthorizeClient.Type, ID: id}, Actor: source,
-		Payload: &eventsv1.ClientRegistered{ClientId: id, MetadataJson: raw, SecretHash: secretHash, Source: source},
+	appended, err := s.pending.Append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), TTL: s.cfg.ClientTTL, Event: eventlog.Event{
+		Aggregate: pendingClientRef(id), Actor: "registration",
+		Payload: &eventsv1.ClientRegistrationPending{ClientId: id, MetadataJson: raw, SecretHash: secretHash,
+			ExpiresAt: timestamppb.New(s.now().Add(s.cfg.ClientTTL))},
 	}})
 	if err != nil {
 		return nil, err
 	}
-	if err := s.projections.WaitFor(ctx, clientsProjection, appended.Last()); err != nil {
+	if err := s.projections.WaitFor(ctx, pendingClientsProjection, appended.Last()); err != nil {
 		return nil, err
 	}
 	var resp map[string]any

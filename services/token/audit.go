@@ -76,6 +76,12 @@ func applyAuditEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error 
 		if err = remember(ev.GetSessionId(), ev.GetUserId(), ev.GetKind()); err == nil {
 			e = &auditEntry{userID: ev.GetUserId(), sessionID: ev.GetSessionId(), ip: ev.GetIpAddress(), summary: describeStart(ev)}
 		}
+	case *eventsv1.SessionImported:
+		st := ev.GetSession()
+		if err = remember(st.GetSessionId(), st.GetUserId(), st.GetKind()); err == nil {
+			e = &auditEntry{userID: st.GetUserId(), sessionID: st.GetSessionId(), ip: st.GetIpAddress(),
+				summary: fmt.Sprintf("%s session %s (device %s) imported from %s", kindName(st.GetKind()), st.GetSessionId(), st.GetDeviceId(), ev.GetSource())}
+		}
 	case *eventsv1.TokensIssued:
 		// A rotation is routine; a personal token regenerated is an act.
 		user, kind, serr := subject(ev.GetSessionId())

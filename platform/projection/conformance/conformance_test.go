@@ -30,15 +30,15 @@ var deviceNames = projection.Projection{
 		case *eventsv1.SessionStarted:
 			_, err = tx.Exec(ctx, `INSERT INTO device_names (session_id, name, ended, version) VALUES ($1, $2, false, $3)
 				ON CONFLICT (session_id) DO NOTHING`, ev.GetSessionId(), ev.GetDeviceDisplayName(), int64(rec.Seq))
-		case *eventsv1.SessionImported:
-			_, err = tx.Exec(ctx, `INSERT INTO device_names (session_id, name, ended, version) VALUES ($1, $2, false, $3)
-				ON CONFLICT (session_id) DO NOTHING`, ev.GetSession().GetSessionId(), ev.GetSession().GetDeviceDisplayName(), int64(rec.Seq))
 		case *eventsv1.SessionRenamed:
 			_, err = tx.Exec(ctx, `UPDATE device_names SET name = $2, version = $3 WHERE session_id = $1 AND version < $3`,
 				ev.GetSessionId(), ev.GetDeviceDisplayName(), int64(rec.Seq))
 		case *eventsv1.SessionEnded:
 			_, err = tx.Exec(ctx, `UPDATE device_names SET ended = true, version = $2 WHERE session_id = $1 AND version < $2`,
 				ev.GetSessionId(), int64(rec.Seq))
+		case *eventsv1.SessionImported:
+			_, err = tx.Exec(ctx, `INSERT INTO device_names (session_id, name, ended, version) VALUES ($1, $2, false, $3)
+				ON CONFLICT (session_id) DO NOTHING`, ev.GetSession().GetSessionId(), ev.GetSession().GetDeviceDisplayName(), int64(rec.Seq))
 		case *eventsv1.TokensIssued:
 			// A rotation leaves the name as it is.
 		default:
@@ -90,8 +90,8 @@ func runSuite(t *testing.T, p projection.Projection) {
 			session("s1", &eventsv1.TokensIssued{SessionId: "s1", AccessHash: "a2"}),
 			session("s1", &eventsv1.SessionRenamed{SessionId: "s1", DeviceDisplayName: "new phone"}),
 			session("s2", &eventsv1.SessionEnded{SessionId: "s2"}),
-			session("s3", &eventsv1.SessionImported{Session: &eventsv1.SessionStarted{SessionId: "s3", DeviceDisplayName: "imported"}, Source: "synapse"}),
-			session("s3", &eventsv1.SessionRenamed{SessionId: "s3", DeviceDisplayName: "renamed import"}),
+			session("s3", &eventsv1.SessionImported{Session: &eventsv1.SessionStarted{SessionId: "s3", DeviceDisplayName: "imported phone"}}),
+			session("s3", &eventsv1.SessionRenamed{SessionId: "s3", DeviceDisplayName: "renamed"}),
 		},
 	})
 }

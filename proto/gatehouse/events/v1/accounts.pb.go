@@ -2212,9 +2212,9 @@ type UserImported struct {
 	// passwords.bcrypt_pepper); empty without a password.
 	PasswordScheme string `protobuf:"bytes,12,opt,name=password_scheme,json=passwordScheme,proto3" json:"password_scheme,omitempty"`
 	// The account's verified addresses (lower-cased), the primary one first.
-	Emails []*ImportedEmail `protobuf:"bytes,13,rep,name=emails,proto3" json:"emails,omitempty"`
+	Emails []*UserImported_Email `protobuf:"bytes,13,rep,name=emails,proto3" json:"emails,omitempty"`
 	// The account's links to upstream identity providers.
-	Links         []*ImportedLink `protobuf:"bytes,14,rep,name=links,proto3" json:"links,omitempty"`
+	Links         []*UserImported_Link `protobuf:"bytes,14,rep,name=links,proto3" json:"links,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2333,155 +2333,18 @@ func (x *UserImported) GetPasswordScheme() string {
 	return ""
 }
 
-func (x *UserImported) GetEmails() []*ImportedEmail {
+func (x *UserImported) GetEmails() []*UserImported_Email {
 	if x != nil {
 		return x.Emails
 	}
 	return nil
 }
 
-func (x *UserImported) GetLinks() []*ImportedLink {
+func (x *UserImported) GetLinks() []*UserImported_Link {
 	if x != nil {
 		return x.Links
 	}
 	return nil
-}
-
-// ImportedEmail is one address of an imported account.
-type ImportedEmail struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// Written empty and kept sealed under the user's personal key.
-	Email       string        `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
-	SealedEmail *SealedSecret `protobuf:"bytes,2,opt,name=sealed_email,json=sealedEmail,proto3" json:"sealed_email,omitempty"`
-	// When the homeserver recorded it.
-	AddedAt       *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=added_at,json=addedAt,proto3" json:"added_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ImportedEmail) Reset() {
-	*x = ImportedEmail{}
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[32]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ImportedEmail) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ImportedEmail) ProtoMessage() {}
-
-func (x *ImportedEmail) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[32]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ImportedEmail.ProtoReflect.Descriptor instead.
-func (*ImportedEmail) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{32}
-}
-
-func (x *ImportedEmail) GetEmail() string {
-	if x != nil {
-		return x.Email
-	}
-	return ""
-}
-
-func (x *ImportedEmail) GetSealedEmail() *SealedSecret {
-	if x != nil {
-		return x.SealedEmail
-	}
-	return nil
-}
-
-func (x *ImportedEmail) GetAddedAt() *timestamppb.Timestamp {
-	if x != nil {
-		return x.AddedAt
-	}
-	return nil
-}
-
-// ImportedLink is one upstream identity of an imported account, as
-// UpstreamLinked records a link (source "import").
-type ImportedLink struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	LinkId string                 `protobuf:"bytes,1,opt,name=link_id,json=linkId,proto3" json:"link_id,omitempty"`
-	// "synapse:<auth_provider>": the provider whose synapse_idp_id it is.
-	Provider string `protobuf:"bytes,2,opt,name=provider,proto3" json:"provider,omitempty"`
-	// The subject at the provider, sealed under the user's personal key at
-	// "accounts.user.<user_id>/subject", as UpstreamLinked's.
-	SealedSubject *SealedSecret `protobuf:"bytes,4,opt,name=sealed_subject,json=sealedSubject,proto3" json:"sealed_subject,omitempty"`
-	// The claim's aggregate id: accounts.upstream.<claim_key>.
-	ClaimKey      string `protobuf:"bytes,5,opt,name=claim_key,json=claimKey,proto3" json:"claim_key,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ImportedLink) Reset() {
-	*x = ImportedLink{}
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[33]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ImportedLink) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ImportedLink) ProtoMessage() {}
-
-func (x *ImportedLink) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[33]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ImportedLink.ProtoReflect.Descriptor instead.
-func (*ImportedLink) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{33}
-}
-
-func (x *ImportedLink) GetLinkId() string {
-	if x != nil {
-		return x.LinkId
-	}
-	return ""
-}
-
-func (x *ImportedLink) GetProvider() string {
-	if x != nil {
-		return x.Provider
-	}
-	return ""
-}
-
-func (x *ImportedLink) GetSealedSubject() *SealedSecret {
-	if x != nil {
-		return x.SealedSubject
-	}
-	return nil
-}
-
-func (x *ImportedLink) GetClaimKey() string {
-	if x != nil {
-		return x.ClaimKey
-	}
-	return ""
 }
 
 type BrowserSessionsActive_Entry struct {
@@ -2499,7 +2362,7 @@ type BrowserSessionsActive_Entry struct {
 
 func (x *BrowserSessionsActive_Entry) Reset() {
 	*x = BrowserSessionsActive_Entry{}
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[34]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2511,7 +2374,7 @@ func (x *BrowserSessionsActive_Entry) String() string {
 func (*BrowserSessionsActive_Entry) ProtoMessage() {}
 
 func (x *BrowserSessionsActive_Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[34]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2560,6 +2423,143 @@ func (x *BrowserSessionsActive_Entry) GetSealedIpAddress() *SealedSecret {
 		return x.SealedIpAddress
 	}
 	return nil
+}
+
+// Email is one address of an imported account.
+type UserImported_Email struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Written empty and kept sealed under the user's personal key.
+	Email       string        `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	SealedEmail *SealedSecret `protobuf:"bytes,2,opt,name=sealed_email,json=sealedEmail,proto3" json:"sealed_email,omitempty"`
+	// When the homeserver recorded it.
+	AddedAt       *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=added_at,json=addedAt,proto3" json:"added_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserImported_Email) Reset() {
+	*x = UserImported_Email{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserImported_Email) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserImported_Email) ProtoMessage() {}
+
+func (x *UserImported_Email) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserImported_Email.ProtoReflect.Descriptor instead.
+func (*UserImported_Email) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{31, 0}
+}
+
+func (x *UserImported_Email) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *UserImported_Email) GetSealedEmail() *SealedSecret {
+	if x != nil {
+		return x.SealedEmail
+	}
+	return nil
+}
+
+func (x *UserImported_Email) GetAddedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AddedAt
+	}
+	return nil
+}
+
+// Link is one upstream identity of an imported account, as
+// UpstreamLinked records a link (source "import").
+type UserImported_Link struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	LinkId string                 `protobuf:"bytes,1,opt,name=link_id,json=linkId,proto3" json:"link_id,omitempty"`
+	// "synapse:<auth_provider>": the provider whose synapse_idp_id it is.
+	Provider string `protobuf:"bytes,2,opt,name=provider,proto3" json:"provider,omitempty"`
+	// The subject at the provider, sealed under the user's personal key at
+	// "accounts.user.<user_id>/subject", as UpstreamLinked's.
+	SealedSubject *SealedSecret `protobuf:"bytes,4,opt,name=sealed_subject,json=sealedSubject,proto3" json:"sealed_subject,omitempty"`
+	// The claim's aggregate id: accounts.upstream.<claim_key>.
+	ClaimKey      string `protobuf:"bytes,5,opt,name=claim_key,json=claimKey,proto3" json:"claim_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserImported_Link) Reset() {
+	*x = UserImported_Link{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserImported_Link) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserImported_Link) ProtoMessage() {}
+
+func (x *UserImported_Link) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserImported_Link.ProtoReflect.Descriptor instead.
+func (*UserImported_Link) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{31, 1}
+}
+
+func (x *UserImported_Link) GetLinkId() string {
+	if x != nil {
+		return x.LinkId
+	}
+	return ""
+}
+
+func (x *UserImported_Link) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *UserImported_Link) GetSealedSubject() *SealedSecret {
+	if x != nil {
+		return x.SealedSubject
+	}
+	return nil
+}
+
+func (x *UserImported_Link) GetClaimKey() string {
+	if x != nil {
+		return x.ClaimKey
+	}
+	return ""
 }
 
 var File_gatehouse_events_v1_accounts_proto protoreflect.FileDescriptor
@@ -2726,7 +2726,7 @@ const file_gatehouse_events_v1_accounts_proto_rawDesc = "" +
 	"\x16UpstreamLogoutReceived\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x10\n" +
 	"\x03sid\x18\x02 \x01(\tR\x03sid\x12\x17\n" +
-	"\auser_id\x18\x03 \x01(\tR\x06userId\"\xf0\x04\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\"\xc2\a\n" +
 	"\fUserImported\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x16\n" +
@@ -2742,14 +2742,14 @@ const file_gatehouse_events_v1_accounts_proto_rawDesc = "" +
 	"\x13sealed_display_name\x18\n" +
 	" \x01(\v2!.gatehouse.events.v1.SealedSecretR\x11sealedDisplayName\x12S\n" +
 	"\x14sealed_password_hash\x18\v \x01(\v2!.gatehouse.events.v1.SealedSecretR\x12sealedPasswordHash\x12'\n" +
-	"\x0fpassword_scheme\x18\f \x01(\tR\x0epasswordScheme\x12:\n" +
-	"\x06emails\x18\r \x03(\v2\".gatehouse.events.v1.ImportedEmailR\x06emails\x127\n" +
-	"\x05links\x18\x0e \x03(\v2!.gatehouse.events.v1.ImportedLinkR\x05links\"\xa2\x01\n" +
-	"\rImportedEmail\x12\x14\n" +
+	"\x0fpassword_scheme\x18\f \x01(\tR\x0epasswordScheme\x12?\n" +
+	"\x06emails\x18\r \x03(\v2'.gatehouse.events.v1.UserImported.EmailR\x06emails\x12<\n" +
+	"\x05links\x18\x0e \x03(\v2&.gatehouse.events.v1.UserImported.LinkR\x05links\x1a\x9a\x01\n" +
+	"\x05Email\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x12D\n" +
 	"\fsealed_email\x18\x02 \x01(\v2!.gatehouse.events.v1.SealedSecretR\vsealedEmail\x125\n" +
-	"\badded_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\aaddedAt\"\xb0\x01\n" +
-	"\fImportedLink\x12\x17\n" +
+	"\badded_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\aaddedAt\x1a\xa8\x01\n" +
+	"\x04Link\x12\x17\n" +
 	"\alink_id\x18\x01 \x01(\tR\x06linkId\x12\x1a\n" +
 	"\bprovider\x18\x02 \x01(\tR\bprovider\x12H\n" +
 	"\x0esealed_subject\x18\x04 \x01(\v2!.gatehouse.events.v1.SealedSecretR\rsealedSubject\x12\x1b\n" +
@@ -2810,9 +2810,9 @@ var file_gatehouse_events_v1_accounts_proto_goTypes = []any{
 	(*UpstreamLinkReleased)(nil),        // 30: gatehouse.events.v1.UpstreamLinkReleased
 	(*UpstreamLogoutReceived)(nil),      // 31: gatehouse.events.v1.UpstreamLogoutReceived
 	(*UserImported)(nil),                // 32: gatehouse.events.v1.UserImported
-	(*ImportedEmail)(nil),               // 33: gatehouse.events.v1.ImportedEmail
-	(*ImportedLink)(nil),                // 34: gatehouse.events.v1.ImportedLink
-	(*BrowserSessionsActive_Entry)(nil), // 35: gatehouse.events.v1.BrowserSessionsActive.Entry
+	(*BrowserSessionsActive_Entry)(nil), // 33: gatehouse.events.v1.BrowserSessionsActive.Entry
+	(*UserImported_Email)(nil),          // 34: gatehouse.events.v1.UserImported.Email
+	(*UserImported_Link)(nil),           // 35: gatehouse.events.v1.UserImported.Link
 	(*SealedSecret)(nil),                // 36: gatehouse.events.v1.SealedSecret
 	(*timestamppb.Timestamp)(nil),       // 37: google.protobuf.Timestamp
 	(SecretChange)(0),                   // 38: gatehouse.events.v1.SecretChange
@@ -2831,7 +2831,7 @@ var file_gatehouse_events_v1_accounts_proto_depIdxs = []int32{
 	36, // 10: gatehouse.events.v1.PrimaryEmailSet.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
 	36, // 11: gatehouse.events.v1.BrowserSessionStarted.sealed_user_agent:type_name -> gatehouse.events.v1.SealedSecret
 	36, // 12: gatehouse.events.v1.BrowserSessionStarted.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
-	35, // 13: gatehouse.events.v1.BrowserSessionsActive.entries:type_name -> gatehouse.events.v1.BrowserSessionsActive.Entry
+	33, // 13: gatehouse.events.v1.BrowserSessionsActive.entries:type_name -> gatehouse.events.v1.BrowserSessionsActive.Entry
 	37, // 14: gatehouse.events.v1.RegistrationTokenCreated.expires_at:type_name -> google.protobuf.Timestamp
 	37, // 15: gatehouse.events.v1.RegistrationTokenUpdated.expires_at:type_name -> google.protobuf.Timestamp
 	37, // 16: gatehouse.events.v1.RegistrationStarted.expires_at:type_name -> google.protobuf.Timestamp
@@ -2847,12 +2847,12 @@ var file_gatehouse_events_v1_accounts_proto_depIdxs = []int32{
 	37, // 26: gatehouse.events.v1.UserImported.created_at:type_name -> google.protobuf.Timestamp
 	36, // 27: gatehouse.events.v1.UserImported.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
 	36, // 28: gatehouse.events.v1.UserImported.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
-	33, // 29: gatehouse.events.v1.UserImported.emails:type_name -> gatehouse.events.v1.ImportedEmail
-	34, // 30: gatehouse.events.v1.UserImported.links:type_name -> gatehouse.events.v1.ImportedLink
-	36, // 31: gatehouse.events.v1.ImportedEmail.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	37, // 32: gatehouse.events.v1.ImportedEmail.added_at:type_name -> google.protobuf.Timestamp
-	36, // 33: gatehouse.events.v1.ImportedLink.sealed_subject:type_name -> gatehouse.events.v1.SealedSecret
-	36, // 34: gatehouse.events.v1.BrowserSessionsActive.Entry.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
+	34, // 29: gatehouse.events.v1.UserImported.emails:type_name -> gatehouse.events.v1.UserImported.Email
+	35, // 30: gatehouse.events.v1.UserImported.links:type_name -> gatehouse.events.v1.UserImported.Link
+	36, // 31: gatehouse.events.v1.BrowserSessionsActive.Entry.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
+	36, // 32: gatehouse.events.v1.UserImported.Email.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	37, // 33: gatehouse.events.v1.UserImported.Email.added_at:type_name -> google.protobuf.Timestamp
+	36, // 34: gatehouse.events.v1.UserImported.Link.sealed_subject:type_name -> gatehouse.events.v1.SealedSecret
 	35, // [35:35] is the sub-list for method output_type
 	35, // [35:35] is the sub-list for method input_type
 	35, // [35:35] is the sub-list for extension type_name

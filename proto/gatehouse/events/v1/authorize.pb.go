@@ -95,6 +95,82 @@ func (x *ClientRegistered) GetSource() string {
 	return ""
 }
 
+// ClientRegistrationPending records a client registered dynamically (RFC 7591)
+// that no person has approved yet, on authorize.pendingclient.<client_id> in
+// the AUTHORIZE_PENDING stream, where it expires at expires_at. When a person
+// approves a grant or a device for it, the client is recorded as
+// ClientRegistered (same id, metadata and secret hash) in AUTHORIZE and kept.
+type ClientRegistrationPending struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	ClientId string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// The validated, normalised client metadata as RFC 7591 JSON.
+	MetadataJson []byte `protobuf:"bytes,2,opt,name=metadata_json,json=metadataJson,proto3" json:"metadata_json,omitempty"`
+	// SHA-256 (hex) of the client secret for confidential clients; empty for public ones.
+	SecretHash string `protobuf:"bytes,3,opt,name=secret_hash,json=secretHash,proto3" json:"secret_hash,omitempty"`
+	// When the registration expires unless a person has approved the client.
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClientRegistrationPending) Reset() {
+	*x = ClientRegistrationPending{}
+	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClientRegistrationPending) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClientRegistrationPending) ProtoMessage() {}
+
+func (x *ClientRegistrationPending) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClientRegistrationPending.ProtoReflect.Descriptor instead.
+func (*ClientRegistrationPending) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_authorize_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ClientRegistrationPending) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *ClientRegistrationPending) GetMetadataJson() []byte {
+	if x != nil {
+		return x.MetadataJson
+	}
+	return nil
+}
+
+func (x *ClientRegistrationPending) GetSecretHash() string {
+	if x != nil {
+		return x.SecretHash
+	}
+	return ""
+}
+
+func (x *ClientRegistrationPending) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
 // GrantRequested records a valid authorization request.
 type GrantRequested struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -117,7 +193,7 @@ type GrantRequested struct {
 
 func (x *GrantRequested) Reset() {
 	*x = GrantRequested{}
-	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[1]
+	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -129,7 +205,7 @@ func (x *GrantRequested) String() string {
 func (*GrantRequested) ProtoMessage() {}
 
 func (x *GrantRequested) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[1]
+	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -142,7 +218,7 @@ func (x *GrantRequested) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantRequested.ProtoReflect.Descriptor instead.
 func (*GrantRequested) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_authorize_proto_rawDescGZIP(), []int{1}
+	return file_gatehouse_events_v1_authorize_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *GrantRequested) GetGrantId() string {
@@ -243,7 +319,7 @@ type GrantApproved struct {
 
 func (x *GrantApproved) Reset() {
 	*x = GrantApproved{}
-	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[2]
+	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -255,7 +331,7 @@ func (x *GrantApproved) String() string {
 func (*GrantApproved) ProtoMessage() {}
 
 func (x *GrantApproved) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[2]
+	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -268,7 +344,7 @@ func (x *GrantApproved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantApproved.ProtoReflect.Descriptor instead.
 func (*GrantApproved) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_authorize_proto_rawDescGZIP(), []int{2}
+	return file_gatehouse_events_v1_authorize_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *GrantApproved) GetGrantId() string {
@@ -344,7 +420,7 @@ type GrantDenied struct {
 
 func (x *GrantDenied) Reset() {
 	*x = GrantDenied{}
-	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[3]
+	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -356,7 +432,7 @@ func (x *GrantDenied) String() string {
 func (*GrantDenied) ProtoMessage() {}
 
 func (x *GrantDenied) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[3]
+	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -369,7 +445,7 @@ func (x *GrantDenied) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantDenied.ProtoReflect.Descriptor instead.
 func (*GrantDenied) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_authorize_proto_rawDescGZIP(), []int{3}
+	return file_gatehouse_events_v1_authorize_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GrantDenied) GetGrantId() string {
@@ -391,7 +467,7 @@ type GrantExchanged struct {
 
 func (x *GrantExchanged) Reset() {
 	*x = GrantExchanged{}
-	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[4]
+	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -403,7 +479,7 @@ func (x *GrantExchanged) String() string {
 func (*GrantExchanged) ProtoMessage() {}
 
 func (x *GrantExchanged) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[4]
+	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -416,7 +492,7 @@ func (x *GrantExchanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantExchanged.ProtoReflect.Descriptor instead.
 func (*GrantExchanged) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_authorize_proto_rawDescGZIP(), []int{4}
+	return file_gatehouse_events_v1_authorize_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GrantExchanged) GetGrantId() string {
@@ -456,7 +532,7 @@ type DeviceAuthorizationRequested struct {
 
 func (x *DeviceAuthorizationRequested) Reset() {
 	*x = DeviceAuthorizationRequested{}
-	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[5]
+	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -468,7 +544,7 @@ func (x *DeviceAuthorizationRequested) String() string {
 func (*DeviceAuthorizationRequested) ProtoMessage() {}
 
 func (x *DeviceAuthorizationRequested) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[5]
+	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -481,7 +557,7 @@ func (x *DeviceAuthorizationRequested) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceAuthorizationRequested.ProtoReflect.Descriptor instead.
 func (*DeviceAuthorizationRequested) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_authorize_proto_rawDescGZIP(), []int{5}
+	return file_gatehouse_events_v1_authorize_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *DeviceAuthorizationRequested) GetDeviceGrantId() string {
@@ -551,7 +627,7 @@ type DeviceApproved struct {
 
 func (x *DeviceApproved) Reset() {
 	*x = DeviceApproved{}
-	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[6]
+	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -563,7 +639,7 @@ func (x *DeviceApproved) String() string {
 func (*DeviceApproved) ProtoMessage() {}
 
 func (x *DeviceApproved) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[6]
+	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -576,7 +652,7 @@ func (x *DeviceApproved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceApproved.ProtoReflect.Descriptor instead.
 func (*DeviceApproved) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_authorize_proto_rawDescGZIP(), []int{6}
+	return file_gatehouse_events_v1_authorize_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *DeviceApproved) GetDeviceGrantId() string {
@@ -638,7 +714,7 @@ type DeviceDenied struct {
 
 func (x *DeviceDenied) Reset() {
 	*x = DeviceDenied{}
-	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[7]
+	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -650,7 +726,7 @@ func (x *DeviceDenied) String() string {
 func (*DeviceDenied) ProtoMessage() {}
 
 func (x *DeviceDenied) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[7]
+	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -663,7 +739,7 @@ func (x *DeviceDenied) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceDenied.ProtoReflect.Descriptor instead.
 func (*DeviceDenied) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_authorize_proto_rawDescGZIP(), []int{7}
+	return file_gatehouse_events_v1_authorize_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DeviceDenied) GetDeviceGrantId() string {
@@ -685,7 +761,7 @@ type DeviceTokenIssued struct {
 
 func (x *DeviceTokenIssued) Reset() {
 	*x = DeviceTokenIssued{}
-	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[8]
+	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -697,7 +773,7 @@ func (x *DeviceTokenIssued) String() string {
 func (*DeviceTokenIssued) ProtoMessage() {}
 
 func (x *DeviceTokenIssued) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[8]
+	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -710,7 +786,7 @@ func (x *DeviceTokenIssued) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceTokenIssued.ProtoReflect.Descriptor instead.
 func (*DeviceTokenIssued) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_authorize_proto_rawDescGZIP(), []int{8}
+	return file_gatehouse_events_v1_authorize_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DeviceTokenIssued) GetDeviceGrantId() string {
@@ -744,7 +820,7 @@ type ClientSecretKeyGenerated struct {
 
 func (x *ClientSecretKeyGenerated) Reset() {
 	*x = ClientSecretKeyGenerated{}
-	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[9]
+	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -756,7 +832,7 @@ func (x *ClientSecretKeyGenerated) String() string {
 func (*ClientSecretKeyGenerated) ProtoMessage() {}
 
 func (x *ClientSecretKeyGenerated) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[9]
+	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -769,7 +845,7 @@ func (x *ClientSecretKeyGenerated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientSecretKeyGenerated.ProtoReflect.Descriptor instead.
 func (*ClientSecretKeyGenerated) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_authorize_proto_rawDescGZIP(), []int{9}
+	return file_gatehouse_events_v1_authorize_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ClientSecretKeyGenerated) GetKey() []byte {
@@ -809,7 +885,7 @@ type ClientAssertionClaimed struct {
 
 func (x *ClientAssertionClaimed) Reset() {
 	*x = ClientAssertionClaimed{}
-	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[10]
+	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -821,7 +897,7 @@ func (x *ClientAssertionClaimed) String() string {
 func (*ClientAssertionClaimed) ProtoMessage() {}
 
 func (x *ClientAssertionClaimed) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[10]
+	mi := &file_gatehouse_events_v1_authorize_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -834,7 +910,7 @@ func (x *ClientAssertionClaimed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientAssertionClaimed.ProtoReflect.Descriptor instead.
 func (*ClientAssertionClaimed) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_authorize_proto_rawDescGZIP(), []int{10}
+	return file_gatehouse_events_v1_authorize_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ClientAssertionClaimed) GetClientId() string {
@@ -861,7 +937,14 @@ const file_gatehouse_events_v1_authorize_proto_rawDesc = "" +
 	"\rmetadata_json\x18\x02 \x01(\fR\fmetadataJson\x12\x1f\n" +
 	"\vsecret_hash\x18\x03 \x01(\tR\n" +
 	"secretHash\x12\x16\n" +
-	"\x06source\x18\x04 \x01(\tR\x06source\"\xeb\x02\n" +
+	"\x06source\x18\x04 \x01(\tR\x06source\"\xb9\x01\n" +
+	"\x19ClientRegistrationPending\x12\x1b\n" +
+	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12#\n" +
+	"\rmetadata_json\x18\x02 \x01(\fR\fmetadataJson\x12\x1f\n" +
+	"\vsecret_hash\x18\x03 \x01(\tR\n" +
+	"secretHash\x129\n" +
+	"\n" +
+	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xeb\x02\n" +
 	"\x0eGrantRequested\x12\x19\n" +
 	"\bgrant_id\x18\x01 \x01(\tR\agrantId\x12\x1b\n" +
 	"\tclient_id\x18\x02 \x01(\tR\bclientId\x12!\n" +
@@ -938,37 +1021,39 @@ func file_gatehouse_events_v1_authorize_proto_rawDescGZIP() []byte {
 	return file_gatehouse_events_v1_authorize_proto_rawDescData
 }
 
-var file_gatehouse_events_v1_authorize_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_gatehouse_events_v1_authorize_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_gatehouse_events_v1_authorize_proto_goTypes = []any{
 	(*ClientRegistered)(nil),             // 0: gatehouse.events.v1.ClientRegistered
-	(*GrantRequested)(nil),               // 1: gatehouse.events.v1.GrantRequested
-	(*GrantApproved)(nil),                // 2: gatehouse.events.v1.GrantApproved
-	(*GrantDenied)(nil),                  // 3: gatehouse.events.v1.GrantDenied
-	(*GrantExchanged)(nil),               // 4: gatehouse.events.v1.GrantExchanged
-	(*DeviceAuthorizationRequested)(nil), // 5: gatehouse.events.v1.DeviceAuthorizationRequested
-	(*DeviceApproved)(nil),               // 6: gatehouse.events.v1.DeviceApproved
-	(*DeviceDenied)(nil),                 // 7: gatehouse.events.v1.DeviceDenied
-	(*DeviceTokenIssued)(nil),            // 8: gatehouse.events.v1.DeviceTokenIssued
-	(*ClientSecretKeyGenerated)(nil),     // 9: gatehouse.events.v1.ClientSecretKeyGenerated
-	(*ClientAssertionClaimed)(nil),       // 10: gatehouse.events.v1.ClientAssertionClaimed
-	(*timestamppb.Timestamp)(nil),        // 11: google.protobuf.Timestamp
-	(*SealedSecret)(nil),                 // 12: gatehouse.events.v1.SealedSecret
-	(SecretChange)(0),                    // 13: gatehouse.events.v1.SecretChange
+	(*ClientRegistrationPending)(nil),    // 1: gatehouse.events.v1.ClientRegistrationPending
+	(*GrantRequested)(nil),               // 2: gatehouse.events.v1.GrantRequested
+	(*GrantApproved)(nil),                // 3: gatehouse.events.v1.GrantApproved
+	(*GrantDenied)(nil),                  // 4: gatehouse.events.v1.GrantDenied
+	(*GrantExchanged)(nil),               // 5: gatehouse.events.v1.GrantExchanged
+	(*DeviceAuthorizationRequested)(nil), // 6: gatehouse.events.v1.DeviceAuthorizationRequested
+	(*DeviceApproved)(nil),               // 7: gatehouse.events.v1.DeviceApproved
+	(*DeviceDenied)(nil),                 // 8: gatehouse.events.v1.DeviceDenied
+	(*DeviceTokenIssued)(nil),            // 9: gatehouse.events.v1.DeviceTokenIssued
+	(*ClientSecretKeyGenerated)(nil),     // 10: gatehouse.events.v1.ClientSecretKeyGenerated
+	(*ClientAssertionClaimed)(nil),       // 11: gatehouse.events.v1.ClientAssertionClaimed
+	(*timestamppb.Timestamp)(nil),        // 12: google.protobuf.Timestamp
+	(*SealedSecret)(nil),                 // 13: gatehouse.events.v1.SealedSecret
+	(SecretChange)(0),                    // 14: gatehouse.events.v1.SecretChange
 }
 var file_gatehouse_events_v1_authorize_proto_depIdxs = []int32{
-	11, // 0: gatehouse.events.v1.GrantRequested.expires_at:type_name -> google.protobuf.Timestamp
-	11, // 1: gatehouse.events.v1.GrantApproved.auth_time:type_name -> google.protobuf.Timestamp
-	11, // 2: gatehouse.events.v1.GrantApproved.code_expires_at:type_name -> google.protobuf.Timestamp
-	11, // 3: gatehouse.events.v1.DeviceAuthorizationRequested.expires_at:type_name -> google.protobuf.Timestamp
-	11, // 4: gatehouse.events.v1.DeviceApproved.auth_time:type_name -> google.protobuf.Timestamp
-	12, // 5: gatehouse.events.v1.ClientSecretKeyGenerated.sealed_key:type_name -> gatehouse.events.v1.SealedSecret
-	13, // 6: gatehouse.events.v1.ClientSecretKeyGenerated.change:type_name -> gatehouse.events.v1.SecretChange
-	11, // 7: gatehouse.events.v1.ClientAssertionClaimed.expires_at:type_name -> google.protobuf.Timestamp
-	8,  // [8:8] is the sub-list for method output_type
-	8,  // [8:8] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	12, // 0: gatehouse.events.v1.ClientRegistrationPending.expires_at:type_name -> google.protobuf.Timestamp
+	12, // 1: gatehouse.events.v1.GrantRequested.expires_at:type_name -> google.protobuf.Timestamp
+	12, // 2: gatehouse.events.v1.GrantApproved.auth_time:type_name -> google.protobuf.Timestamp
+	12, // 3: gatehouse.events.v1.GrantApproved.code_expires_at:type_name -> google.protobuf.Timestamp
+	12, // 4: gatehouse.events.v1.DeviceAuthorizationRequested.expires_at:type_name -> google.protobuf.Timestamp
+	12, // 5: gatehouse.events.v1.DeviceApproved.auth_time:type_name -> google.protobuf.Timestamp
+	13, // 6: gatehouse.events.v1.ClientSecretKeyGenerated.sealed_key:type_name -> gatehouse.events.v1.SealedSecret
+	14, // 7: gatehouse.events.v1.ClientSecretKeyGenerated.change:type_name -> gatehouse.events.v1.SecretChange
+	12, // 8: gatehouse.events.v1.ClientAssertionClaimed.expires_at:type_name -> google.protobuf.Timestamp
+	9,  // [9:9] is the sub-list for method output_type
+	9,  // [9:9] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_events_v1_authorize_proto_init() }
@@ -983,7 +1068,7 @@ func file_gatehouse_events_v1_authorize_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_events_v1_authorize_proto_rawDesc), len(file_gatehouse_events_v1_authorize_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

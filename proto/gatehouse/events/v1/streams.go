@@ -26,6 +26,31 @@ type Stream struct {
 	Prefix string
 	// Aggregates are the aggregate types stored in the stream.
 	Aggregates []Aggregate
+	// ShortLived marks a stream of aggregates that end on their own
+	// (pending authorization and device requests, unused client
+	// registrations): its events expire and its size is bounded, so
+	// anonymous traffic cannot fill the store. It shares its prefix with the
+	// service's durable stream, which no longer stores these subjects.
+	ShortLived bool
+	// TTLs marks a durable stream some of whose events expire (Write.TTL in
+	// platform/eventlog): the start of an anonymous flow that, once it
+	// completes, is recorded by a durable event of its own.
+	TTLs bool
+}
+
+// Filters are the subjects the stream stores: its whole prefix, or only its
+// aggregates' subjects when another stream of the contract shares the prefix.
+func (s Stream) Filters() []string {
+	for _, o := range Streams() {
+		if o.Name != s.Name && o.Prefix == s.Prefix {
+			out := make([]string, len(s.Aggregates))
+			for i, a := range s.Aggregates {
+				out[i] = a.Subjects()
+			}
+			return out
+		}
+	}
+	return []string{s.All()}
 }
 
 // Aggregate is one aggregate type of a stream. Each instance has its own
@@ -118,26 +143,39 @@ var (
 	// AccountsBackchannelLogout is a provider's logout token, received once.
 	AccountsBackchannelLogout = aggregate("accounts", "bclogout", &UpstreamLogoutReceived{})
 
-	Accounts = Stream{Name: "ACCOUNTS", Prefix: "accounts", Aggregates: []Aggregate{
+	// RegistrationStarted expires (registrations.go in the accounts
+	// service); RegistrationCompleted stays.
+	Accounts = Stream{Name: "ACCOUNTS", Prefix: "accounts", TTLs: true, Aggregates: []Aggregate{
 		AccountsUser, AccountsUsername, AccountsEmail, AccountsBrowser, AccountsActivity, AccountsRegToken, AccountsRegistration,
 		AccountsKeys, AccountsUpstream, AccountsBackchannelLogout,
 	}}
 )
 
-// The AUTHORIZE stream: OAuth clients, authorization grants, device
-// authorizations, the key client secrets are derived from and the client
-// assertions used at any endpoint.
+// The AUTHORIZE stream: OAuth clients that are kept, the key client secrets
+// are derived from and the client assertions used at any endpoint; and the
+// AUTHORIZE_PENDING stream, on the same prefix: authorization grants, device
+// authorizations and dynamically registered clients no person has approved
+// yet, which expire.
 var (
 	AuthorizeClient = aggregate("authorize", "client", &ClientRegistered{})
-	AuthorizeGrant  = aggregate("authorize", "grant", &GrantRequested{}, &GrantApproved{}, &GrantDenied{}, &GrantExchanged{})
-	AuthorizeDevice = aggregate("authorize", "device",
-		&DeviceAuthorizationRequested{}, &DeviceApproved{}, &DeviceDenied{}, &DeviceTokenIssued{})
-	AuthorizeKeys = aggregate("authorize", "keys", &ClientSecretKeyGenerated{})
+	AuthorizeKeys   = aggregate("authorize", "keys", &ClientSecretKeyGenerated{})
 	// AuthorizeAssertion is a client assertion's jti, claimed once.
 	AuthorizeAssertion = aggregate("authorize", "assertion", &ClientAssertionClaimed{})
 
 	Authorize = Stream{Name: "AUTHORIZE", Prefix: "authorize", Aggregates: []Aggregate{
-		AuthorizeClient, AuthorizeGrant, AuthorizeDevice, AuthorizeKeys, AuthorizeAssertion,
+		AuthorizeClient, AuthorizeKeys, AuthorizeAssertion,
+	}}
+
+	AuthorizeGrant  = aggregate("authorize", "grant", &GrantRequested{}, &GrantApproved{}, &GrantDenied{}, &GrantExchanged{})
+	AuthorizeDevice = aggregate("authorize", "device",
+		&DeviceAuthorizationRequested{}, &DeviceApproved{}, &DeviceDenied{}, &DeviceTokenIssued{})
+	// AuthorizePendingClient is a dynamically registered client until a
+	// person approves it (it is then registered on AuthorizeClient), or
+	// until it expires unused.
+	AuthorizePendingClient = aggregate("authorize", "pendingclient", &ClientRegistrationPending{})
+
+	AuthorizePending = Stream{Name: "AUTHORIZE_PENDING", Prefix: "authorize", ShortLived: true, Aggregates: []Aggregate{
+		AuthorizeGrant, AuthorizeDevice, AuthorizePendingClient,
 	}}
 )
 
@@ -178,7 +216,7 @@ var (
 var PersonalKeys = struct{ Name, Prefix string }{Name: "PERSONALKEYS", Prefix: "personalkeys"}
 
 // Streams lists every stream of the contract.
-func Streams() []Stream { return []Stream{Accounts, Authorize, Notify, Token} }
+func Streams() []Stream { return []Stream{Accounts, Authorize, AuthorizePending, Notify, Token} }
 
 // AggregateOf finds the aggregate whose subjects hold events of the type.
 func AggregateOf(name protoreflect.FullName) (Stream, Aggregate, bool) {

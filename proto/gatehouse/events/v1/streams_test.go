@@ -84,12 +84,12 @@ func TestSubjectsAndFilters(t *testing.T) {
 		filters []string
 		want    string
 	}{
-		{[]string{"token.session.*"}, "SessionStarted TokensIssued SessionRenamed SessionEnded"},
-		{[]string{"token.session.*", "token.activity.*"}, "SessionStarted TokensIssued SessionRenamed SessionEnded SessionsActive"},
+		{[]string{"token.session.*"}, "SessionStarted TokensIssued SessionRenamed SessionEnded SessionImported"},
+		{[]string{"token.session.*", "token.activity.*"}, "SessionStarted TokensIssued SessionRenamed SessionEnded SessionImported SessionsActive"},
 		{[]string{"token.logintoken.*", "token.logintoken.*"}, "LoginTokenIssued LoginTokenUsed"},
-		{[]string{"token.>"}, "SessionStarted TokensIssued SessionRenamed SessionEnded SessionsActive SigningKeysGenerated ClientAssertionUsed LoginTokenIssued LoginTokenUsed"},
+		{[]string{"token.>"}, "SessionStarted TokensIssued SessionRenamed SessionEnded SessionImported SessionsActive SigningKeysGenerated ClientAssertionUsed LoginTokenIssued LoginTokenUsed"},
 		{[]string{"accounts.user.*"}, ""},
-		{[]string{"token.session.01J"}, "SessionStarted TokensIssued SessionRenamed SessionEnded"},
+		{[]string{"token.session.01J"}, "SessionStarted TokensIssued SessionRenamed SessionEnded SessionImported"},
 	}
 	for _, tt := range tests {
 		if got := strings.Join(names(tt.filters...), " "); got != tt.want {

@@ -18,8 +18,9 @@ import (
 
 // Limits on the size of client metadata.
 const (
-	// MaxDocumentBytes is the largest registration request body Decode reads.
-	MaxDocumentBytes = 64 << 10
+	// MaxDocumentBytes is the largest registration request body Decode reads:
+	// anonymous callers make the server store it until it expires.
+	MaxDocumentBytes = 16 << 10
 	// MaxStringLength is the longest string field, in bytes.
 	MaxStringLength = 2048
 	// MaxRedirectURIs is the most redirect URIs a client may register.
@@ -29,7 +30,7 @@ const (
 	// MaxListLength is the most grant or response types a client may list.
 	MaxListLength = 10
 	// MaxJWKSBytes is the largest inline JSON Web Key Set accepted.
-	MaxJWKSBytes = 32 << 10
+	MaxJWKSBytes = 8 << 10
 )
 
 // Application types (OpenID Connect Dynamic Client Registration §2).

@@ -1,0 +1,67 @@
+package eventlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Asking for a stream in a JetStream cluster.
+const (
+	// ensureAttempt bounds one request to create or update a stream.
+	ensureAttempt = 2 * time.Second
+	// ensureFor bounds all the requests of one EnsureStream when ctx has
+	// no earlier deadline.
+	ensureFor = 30 * time.Second
+)
+
+// EnsureStream creates the stream or brings its configuration up to date,
+// as jetstream's CreateOrUpdateStream does, and asks again when a request
+// goes unanswered. In a cluster the replicas of every service start
+// together and ask for the same replicated stream at the same moment, and
+// JetStream answers only some of those requests (NATS 2.15: three of ten
+// in the node loss drill, e2e/node_loss_test.go; the others time out); a
+// cluster still electing its leader answers none. Asking again finds the
+// stream created. A stream just created may have no leader yet, and reads
+// of it then find no responders: EnsureStream returns once it has one. It
+// gives up after ensureFor or when ctx ends; any other error is returned at
+// once.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	ctx, cancel := context.WithTimeout(ctx, ensureFor)
+	defer cancel()
+	for {
+		attempt, cancelAttempt := context.WithTimeout(ctx, ensureAttempt)
+		stream, err := js.CreateOrUpdateStream(attempt, cfg)
+		cancelAttempt()
+		unanswered := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
+		if err == nil {
+			return stream, waitForLeader(ctx, stream)
+		}
+		if !unanswered || ctx.Err() != nil {
+			return nil, err
+		}
+	}
+}
+
+// waitForLeader waits until a replicated stream has elected its leader.
+func waitForLeader(ctx context.Context, stream jetstream.Stream) error {
+	info := stream.CachedInfo()
+	for info.Cluster != nil && info.Cluster.Leader == "" {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("stream %s has no leader: %w", info.Config.Name, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+		attempt, cancel := context.WithTimeout(ctx, ensureAttempt)
+		next, err := stream.Info(attempt)
+		cancel()
+		if err == nil {
+			info = next
+		}
+	}
+	return nil
+}

@@ -37,6 +37,9 @@ func (s *Service) usersReadModel() projection.Projection {
 		Batch:      importBatch,
 		ApplyBatch: s.applyUsersBatch,
 		Tables:     []string{"users", "user_emails", "upstream_links"},
+		// 2: users' lock and deactivation times (0011_admin_api.sql could
+		// only approximate them), rebuilt exact from the stream on upgrade.
+		Version: 2,
 	}
 }
 
@@ -253,6 +256,9 @@ func (s *Service) auditReadModel() projection.Projection {
 			return nil
 		},
 		Tables: []string{"audit_log"},
+		// 2: sign-ins' addresses (entries before 0011_admin_api.sql have
+		// none), rebuilt from the stream on upgrade.
+		Version: 2,
 	}
 }
 

@@ -23,6 +23,59 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// SecondFactorNeed says what a sign-in still needs.
+type SecondFactorNeed int32
+
+const (
+	// Nothing more: the proof is complete.
+	SecondFactorNeed_SECOND_FACTOR_NEED_UNSPECIFIED SecondFactorNeed = 0
+	// A passkey, a TOTP code or a recovery code.
+	SecondFactorNeed_SECOND_FACTOR_NEED_VERIFY SecondFactorNeed = 1
+	// The policy requires a second factor and the user has none: set one up.
+	SecondFactorNeed_SECOND_FACTOR_NEED_ENROL SecondFactorNeed = 2
+)
+
+// Enum value maps for SecondFactorNeed.
+var (
+	SecondFactorNeed_name = map[int32]string{
+		0: "SECOND_FACTOR_NEED_UNSPECIFIED",
+		1: "SECOND_FACTOR_NEED_VERIFY",
+		2: "SECOND_FACTOR_NEED_ENROL",
+	}
+	SecondFactorNeed_value = map[string]int32{
+		"SECOND_FACTOR_NEED_UNSPECIFIED": 0,
+		"SECOND_FACTOR_NEED_VERIFY":      1,
+		"SECOND_FACTOR_NEED_ENROL":       2,
+	}
+)
+
+func (x SecondFactorNeed) Enum() *SecondFactorNeed {
+	p := new(SecondFactorNeed)
+	*p = x
+	return p
+}
+
+func (x SecondFactorNeed) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SecondFactorNeed) Descriptor() protoreflect.EnumDescriptor {
+	return file_gatehouse_accounts_v1_accounts_proto_enumTypes[0].Descriptor()
+}
+
+func (SecondFactorNeed) Type() protoreflect.EnumType {
+	return &file_gatehouse_accounts_v1_accounts_proto_enumTypes[0]
+}
+
+func (x SecondFactorNeed) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SecondFactorNeed.Descriptor instead.
+func (SecondFactorNeed) EnumDescriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{0}
+}
+
 // UserStatus filters ListUsers.
 type UserStatus int32
 
@@ -60,11 +113,11 @@ func (x UserStatus) String() string {
 }
 
 func (UserStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_gatehouse_accounts_v1_accounts_proto_enumTypes[0].Descriptor()
+	return file_gatehouse_accounts_v1_accounts_proto_enumTypes[1].Descriptor()
 }
 
 func (UserStatus) Type() protoreflect.EnumType {
-	return &file_gatehouse_accounts_v1_accounts_proto_enumTypes[0]
+	return &file_gatehouse_accounts_v1_accounts_proto_enumTypes[1]
 }
 
 func (x UserStatus) Number() protoreflect.EnumNumber {
@@ -73,7 +126,7 @@ func (x UserStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use UserStatus.Descriptor instead.
 func (UserStatus) EnumDescriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{0}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{1}
 }
 
 // RegistrationToken describes a registration token (never the token itself).
@@ -1095,8 +1148,12 @@ type BrowserSession struct {
 	AuthenticatedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=authenticated_at,json=authenticatedAt,proto3" json:"authenticated_at,omitempty"`
 	// The upstream provider the person signed in with, if any.
 	UpstreamProvider string `protobuf:"bytes,9,opt,name=upstream_provider,json=upstreamProvider,proto3" json:"upstream_provider,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// How the person last proved who they are (at authenticated_at):
+	// "password", "passkey", "totp", "recovery_code", "registration",
+	// "recovery", "upstream".
+	AuthMethods   []string `protobuf:"bytes,10,rep,name=auth_methods,json=authMethods,proto3" json:"auth_methods,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *BrowserSession) Reset() {
@@ -1190,6 +1247,13 @@ func (x *BrowserSession) GetUpstreamProvider() string {
 		return x.UpstreamProvider
 	}
 	return ""
+}
+
+func (x *BrowserSession) GetAuthMethods() []string {
+	if x != nil {
+		return x.AuthMethods
+	}
+	return nil
 }
 
 type StartBrowserSessionRequest struct {
@@ -2446,11 +2510,16 @@ func (x *GetUserByUsernameResponse) GetUser() *User {
 }
 
 type VerifyPasswordRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
-	Password      string                 `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Username string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	Password string                 `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	// The caller can ask for a second factor after the password (the web
+	// service). Without it, a user who must use a second factor is refused
+	// after a correct password: PERMISSION_DENIED with the fact
+	// "second_factor" = "required" (the compat password login).
+	SecondFactorCapable bool `protobuf:"varint,3,opt,name=second_factor_capable,json=secondFactorCapable,proto3" json:"second_factor_capable,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *VerifyPasswordRequest) Reset() {
@@ -2497,11 +2566,21 @@ func (x *VerifyPasswordRequest) GetPassword() string {
 	return ""
 }
 
+func (x *VerifyPasswordRequest) GetSecondFactorCapable() bool {
+	if x != nil {
+		return x.SecondFactorCapable
+	}
+	return false
+}
+
 type VerifyPasswordResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	User  *User                  `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
 	// Proof, for StartBrowserSession, that the person gave the right password.
-	AuthProof     string `protobuf:"bytes,2,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
+	AuthProof string `protobuf:"bytes,2,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
+	// The user must also give a second factor (or set one up first) before a
+	// session starts with this proof.
+	SecondFactor  SecondFactorNeed `protobuf:"varint,3,opt,name=second_factor,json=secondFactor,proto3,enum=gatehouse.accounts.v1.SecondFactorNeed" json:"second_factor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2550,6 +2629,1693 @@ func (x *VerifyPasswordResponse) GetAuthProof() string {
 	return ""
 }
 
+func (x *VerifyPasswordResponse) GetSecondFactor() SecondFactorNeed {
+	if x != nil {
+		return x.SecondFactor
+	}
+	return SecondFactorNeed_SECOND_FACTOR_NEED_UNSPECIFIED
+}
+
+// Passkey is a registered WebAuthn credential.
+type Passkey struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	PasskeyId string                 `protobuf:"bytes,1,opt,name=passkey_id,json=passkeyId,proto3" json:"passkey_id,omitempty"`
+	Name      string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// Unset until first used.
+	LastUsedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=last_used_at,json=lastUsedAt,proto3" json:"last_used_at,omitempty"`
+	// A synced passkey (backup state).
+	BackedUp      bool   `protobuf:"varint,5,opt,name=backed_up,json=backedUp,proto3" json:"backed_up,omitempty"`
+	SignCount     uint32 `protobuf:"varint,6,opt,name=sign_count,json=signCount,proto3" json:"sign_count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Passkey) Reset() {
+	*x = Passkey{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Passkey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Passkey) ProtoMessage() {}
+
+func (x *Passkey) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Passkey.ProtoReflect.Descriptor instead.
+func (*Passkey) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *Passkey) GetPasskeyId() string {
+	if x != nil {
+		return x.PasskeyId
+	}
+	return ""
+}
+
+func (x *Passkey) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Passkey) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Passkey) GetLastUsedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastUsedAt
+	}
+	return nil
+}
+
+func (x *Passkey) GetBackedUp() bool {
+	if x != nil {
+		return x.BackedUp
+	}
+	return false
+}
+
+func (x *Passkey) GetSignCount() uint32 {
+	if x != nil {
+		return x.SignCount
+	}
+	return 0
+}
+
+// SecondFactors is what a user has and what the policy asks of them.
+type SecondFactors struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Passkeys          []*Passkey             `protobuf:"bytes,1,rep,name=passkeys,proto3" json:"passkeys,omitempty"`
+	TotpEnabled       bool                   `protobuf:"varint,2,opt,name=totp_enabled,json=totpEnabled,proto3" json:"totp_enabled,omitempty"`
+	TotpEnabledAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=totp_enabled_at,json=totpEnabledAt,proto3" json:"totp_enabled_at,omitempty"`
+	RecoveryCodesLeft int32                  `protobuf:"varint,4,opt,name=recovery_codes_left,json=recoveryCodesLeft,proto3" json:"recovery_codes_left,omitempty"`
+	// The person asked for a second factor at every sign-in.
+	RequiredByUser bool `protobuf:"varint,5,opt,name=required_by_user,json=requiredByUser,proto3" json:"required_by_user,omitempty"`
+	// An administrator requires it.
+	RequiredByAdmin bool `protobuf:"varint,6,opt,name=required_by_admin,json=requiredByAdmin,proto3" json:"required_by_admin,omitempty"`
+	// The server's policy requires it for this user (account.second_factor).
+	RequiredByPolicy bool `protobuf:"varint,7,opt,name=required_by_policy,json=requiredByPolicy,proto3" json:"required_by_policy,omitempty"`
+	// What a password sign-in needs now.
+	Need          SecondFactorNeed `protobuf:"varint,8,opt,name=need,proto3,enum=gatehouse.accounts.v1.SecondFactorNeed" json:"need,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SecondFactors) Reset() {
+	*x = SecondFactors{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecondFactors) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecondFactors) ProtoMessage() {}
+
+func (x *SecondFactors) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecondFactors.ProtoReflect.Descriptor instead.
+func (*SecondFactors) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *SecondFactors) GetPasskeys() []*Passkey {
+	if x != nil {
+		return x.Passkeys
+	}
+	return nil
+}
+
+func (x *SecondFactors) GetTotpEnabled() bool {
+	if x != nil {
+		return x.TotpEnabled
+	}
+	return false
+}
+
+func (x *SecondFactors) GetTotpEnabledAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.TotpEnabledAt
+	}
+	return nil
+}
+
+func (x *SecondFactors) GetRecoveryCodesLeft() int32 {
+	if x != nil {
+		return x.RecoveryCodesLeft
+	}
+	return 0
+}
+
+func (x *SecondFactors) GetRequiredByUser() bool {
+	if x != nil {
+		return x.RequiredByUser
+	}
+	return false
+}
+
+func (x *SecondFactors) GetRequiredByAdmin() bool {
+	if x != nil {
+		return x.RequiredByAdmin
+	}
+	return false
+}
+
+func (x *SecondFactors) GetRequiredByPolicy() bool {
+	if x != nil {
+		return x.RequiredByPolicy
+	}
+	return false
+}
+
+func (x *SecondFactors) GetNeed() SecondFactorNeed {
+	if x != nil {
+		return x.Need
+	}
+	return SecondFactorNeed_SECOND_FACTOR_NEED_UNSPECIFIED
+}
+
+type GetSecondFactorsRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// During a sign-in: the first factor's proof, naming the user.
+	AuthProof     string `protobuf:"bytes,2,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSecondFactorsRequest) Reset() {
+	*x = GetSecondFactorsRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSecondFactorsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSecondFactorsRequest) ProtoMessage() {}
+
+func (x *GetSecondFactorsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSecondFactorsRequest.ProtoReflect.Descriptor instead.
+func (*GetSecondFactorsRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *GetSecondFactorsRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *GetSecondFactorsRequest) GetAuthProof() string {
+	if x != nil {
+		return x.AuthProof
+	}
+	return ""
+}
+
+type GetSecondFactorsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Factors       *SecondFactors         `protobuf:"bytes,1,opt,name=factors,proto3" json:"factors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSecondFactorsResponse) Reset() {
+	*x = GetSecondFactorsResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSecondFactorsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSecondFactorsResponse) ProtoMessage() {}
+
+func (x *GetSecondFactorsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSecondFactorsResponse.ProtoReflect.Descriptor instead.
+func (*GetSecondFactorsResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *GetSecondFactorsResponse) GetFactors() *SecondFactors {
+	if x != nil {
+		return x.Factors
+	}
+	return nil
+}
+
+type VerifySecondFactorRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// The proof so far (a password's); empty for the signed-in person's step-up.
+	AuthProof string `protobuf:"bytes,2,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
+	// One of the two.
+	TotpCode     string `protobuf:"bytes,3,opt,name=totp_code,json=totpCode,proto3" json:"totp_code,omitempty"`
+	RecoveryCode string `protobuf:"bytes,4,opt,name=recovery_code,json=recoveryCode,proto3" json:"recovery_code,omitempty"`
+	// The language of a notice email (a recovery code used).
+	Locale        string `protobuf:"bytes,5,opt,name=locale,proto3" json:"locale,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifySecondFactorRequest) Reset() {
+	*x = VerifySecondFactorRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifySecondFactorRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifySecondFactorRequest) ProtoMessage() {}
+
+func (x *VerifySecondFactorRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifySecondFactorRequest.ProtoReflect.Descriptor instead.
+func (*VerifySecondFactorRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *VerifySecondFactorRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *VerifySecondFactorRequest) GetAuthProof() string {
+	if x != nil {
+		return x.AuthProof
+	}
+	return ""
+}
+
+func (x *VerifySecondFactorRequest) GetTotpCode() string {
+	if x != nil {
+		return x.TotpCode
+	}
+	return ""
+}
+
+func (x *VerifySecondFactorRequest) GetRecoveryCode() string {
+	if x != nil {
+		return x.RecoveryCode
+	}
+	return ""
+}
+
+func (x *VerifySecondFactorRequest) GetLocale() string {
+	if x != nil {
+		return x.Locale
+	}
+	return ""
+}
+
+type VerifySecondFactorResponse struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	User              *User                  `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	AuthProof         string                 `protobuf:"bytes,2,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
+	RecoveryCodesLeft int32                  `protobuf:"varint,3,opt,name=recovery_codes_left,json=recoveryCodesLeft,proto3" json:"recovery_codes_left,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *VerifySecondFactorResponse) Reset() {
+	*x = VerifySecondFactorResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifySecondFactorResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifySecondFactorResponse) ProtoMessage() {}
+
+func (x *VerifySecondFactorResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifySecondFactorResponse.ProtoReflect.Descriptor instead.
+func (*VerifySecondFactorResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *VerifySecondFactorResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *VerifySecondFactorResponse) GetAuthProof() string {
+	if x != nil {
+		return x.AuthProof
+	}
+	return ""
+}
+
+func (x *VerifySecondFactorResponse) GetRecoveryCodesLeft() int32 {
+	if x != nil {
+		return x.RecoveryCodesLeft
+	}
+	return 0
+}
+
+type BeginPasskeySignInRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Empty for a passwordless sign-in.
+	UserId        string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	AuthProof     string `protobuf:"bytes,2,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginPasskeySignInRequest) Reset() {
+	*x = BeginPasskeySignInRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginPasskeySignInRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginPasskeySignInRequest) ProtoMessage() {}
+
+func (x *BeginPasskeySignInRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginPasskeySignInRequest.ProtoReflect.Descriptor instead.
+func (*BeginPasskeySignInRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *BeginPasskeySignInRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *BeginPasskeySignInRequest) GetAuthProof() string {
+	if x != nil {
+		return x.AuthProof
+	}
+	return ""
+}
+
+type BeginPasskeySignInResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// PublicKeyCredentialRequestOptions as JSON, for navigator.credentials.get.
+	OptionsJson string `protobuf:"bytes,1,opt,name=options_json,json=optionsJson,proto3" json:"options_json,omitempty"`
+	// Opaque, sealed by accounts: give it back with the answer (keep it bound
+	// to the browser).
+	Ceremony      string `protobuf:"bytes,2,opt,name=ceremony,proto3" json:"ceremony,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginPasskeySignInResponse) Reset() {
+	*x = BeginPasskeySignInResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginPasskeySignInResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginPasskeySignInResponse) ProtoMessage() {}
+
+func (x *BeginPasskeySignInResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginPasskeySignInResponse.ProtoReflect.Descriptor instead.
+func (*BeginPasskeySignInResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *BeginPasskeySignInResponse) GetOptionsJson() string {
+	if x != nil {
+		return x.OptionsJson
+	}
+	return ""
+}
+
+func (x *BeginPasskeySignInResponse) GetCeremony() string {
+	if x != nil {
+		return x.Ceremony
+	}
+	return ""
+}
+
+type FinishPasskeySignInRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Ceremony string                 `protobuf:"bytes,1,opt,name=ceremony,proto3" json:"ceremony,omitempty"`
+	// The PublicKeyCredential as JSON (its toJSON()).
+	CredentialJson string `protobuf:"bytes,2,opt,name=credential_json,json=credentialJson,proto3" json:"credential_json,omitempty"`
+	// As given to BeginPasskeySignIn.
+	AuthProof     string `protobuf:"bytes,3,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FinishPasskeySignInRequest) Reset() {
+	*x = FinishPasskeySignInRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FinishPasskeySignInRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FinishPasskeySignInRequest) ProtoMessage() {}
+
+func (x *FinishPasskeySignInRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FinishPasskeySignInRequest.ProtoReflect.Descriptor instead.
+func (*FinishPasskeySignInRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *FinishPasskeySignInRequest) GetCeremony() string {
+	if x != nil {
+		return x.Ceremony
+	}
+	return ""
+}
+
+func (x *FinishPasskeySignInRequest) GetCredentialJson() string {
+	if x != nil {
+		return x.CredentialJson
+	}
+	return ""
+}
+
+func (x *FinishPasskeySignInRequest) GetAuthProof() string {
+	if x != nil {
+		return x.AuthProof
+	}
+	return ""
+}
+
+type FinishPasskeySignInResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          *User                  `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	AuthProof     string                 `protobuf:"bytes,2,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FinishPasskeySignInResponse) Reset() {
+	*x = FinishPasskeySignInResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FinishPasskeySignInResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FinishPasskeySignInResponse) ProtoMessage() {}
+
+func (x *FinishPasskeySignInResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FinishPasskeySignInResponse.ProtoReflect.Descriptor instead.
+func (*FinishPasskeySignInResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *FinishPasskeySignInResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *FinishPasskeySignInResponse) GetAuthProof() string {
+	if x != nil {
+		return x.AuthProof
+	}
+	return ""
+}
+
+type BeginPasskeyRegistrationRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	AuthProof     string                 `protobuf:"bytes,2,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginPasskeyRegistrationRequest) Reset() {
+	*x = BeginPasskeyRegistrationRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginPasskeyRegistrationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginPasskeyRegistrationRequest) ProtoMessage() {}
+
+func (x *BeginPasskeyRegistrationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginPasskeyRegistrationRequest.ProtoReflect.Descriptor instead.
+func (*BeginPasskeyRegistrationRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *BeginPasskeyRegistrationRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *BeginPasskeyRegistrationRequest) GetAuthProof() string {
+	if x != nil {
+		return x.AuthProof
+	}
+	return ""
+}
+
+type BeginPasskeyRegistrationResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// PublicKeyCredentialCreationOptions as JSON.
+	OptionsJson   string `protobuf:"bytes,1,opt,name=options_json,json=optionsJson,proto3" json:"options_json,omitempty"`
+	Ceremony      string `protobuf:"bytes,2,opt,name=ceremony,proto3" json:"ceremony,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginPasskeyRegistrationResponse) Reset() {
+	*x = BeginPasskeyRegistrationResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginPasskeyRegistrationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginPasskeyRegistrationResponse) ProtoMessage() {}
+
+func (x *BeginPasskeyRegistrationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginPasskeyRegistrationResponse.ProtoReflect.Descriptor instead.
+func (*BeginPasskeyRegistrationResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *BeginPasskeyRegistrationResponse) GetOptionsJson() string {
+	if x != nil {
+		return x.OptionsJson
+	}
+	return ""
+}
+
+func (x *BeginPasskeyRegistrationResponse) GetCeremony() string {
+	if x != nil {
+		return x.Ceremony
+	}
+	return ""
+}
+
+type FinishPasskeyRegistrationRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Ceremony       string                 `protobuf:"bytes,1,opt,name=ceremony,proto3" json:"ceremony,omitempty"`
+	CredentialJson string                 `protobuf:"bytes,2,opt,name=credential_json,json=credentialJson,proto3" json:"credential_json,omitempty"`
+	// What the person calls it (at most 64 characters).
+	Name          string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	AuthProof     string `protobuf:"bytes,4,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
+	Locale        string `protobuf:"bytes,5,opt,name=locale,proto3" json:"locale,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FinishPasskeyRegistrationRequest) Reset() {
+	*x = FinishPasskeyRegistrationRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FinishPasskeyRegistrationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FinishPasskeyRegistrationRequest) ProtoMessage() {}
+
+func (x *FinishPasskeyRegistrationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FinishPasskeyRegistrationRequest.ProtoReflect.Descriptor instead.
+func (*FinishPasskeyRegistrationRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *FinishPasskeyRegistrationRequest) GetCeremony() string {
+	if x != nil {
+		return x.Ceremony
+	}
+	return ""
+}
+
+func (x *FinishPasskeyRegistrationRequest) GetCredentialJson() string {
+	if x != nil {
+		return x.CredentialJson
+	}
+	return ""
+}
+
+func (x *FinishPasskeyRegistrationRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *FinishPasskeyRegistrationRequest) GetAuthProof() string {
+	if x != nil {
+		return x.AuthProof
+	}
+	return ""
+}
+
+func (x *FinishPasskeyRegistrationRequest) GetLocale() string {
+	if x != nil {
+		return x.Locale
+	}
+	return ""
+}
+
+type FinishPasskeyRegistrationResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Passkey *Passkey               `protobuf:"bytes,1,opt,name=passkey,proto3" json:"passkey,omitempty"`
+	// For a sign-in that set up its second factor: the complete proof.
+	AuthProof string `protobuf:"bytes,2,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
+	// A user's first second factor: ten recovery codes, shown once.
+	RecoveryCodes []string `protobuf:"bytes,3,rep,name=recovery_codes,json=recoveryCodes,proto3" json:"recovery_codes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FinishPasskeyRegistrationResponse) Reset() {
+	*x = FinishPasskeyRegistrationResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FinishPasskeyRegistrationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FinishPasskeyRegistrationResponse) ProtoMessage() {}
+
+func (x *FinishPasskeyRegistrationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FinishPasskeyRegistrationResponse.ProtoReflect.Descriptor instead.
+func (*FinishPasskeyRegistrationResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *FinishPasskeyRegistrationResponse) GetPasskey() *Passkey {
+	if x != nil {
+		return x.Passkey
+	}
+	return nil
+}
+
+func (x *FinishPasskeyRegistrationResponse) GetAuthProof() string {
+	if x != nil {
+		return x.AuthProof
+	}
+	return ""
+}
+
+func (x *FinishPasskeyRegistrationResponse) GetRecoveryCodes() []string {
+	if x != nil {
+		return x.RecoveryCodes
+	}
+	return nil
+}
+
+type RemovePasskeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	PasskeyId     string                 `protobuf:"bytes,2,opt,name=passkey_id,json=passkeyId,proto3" json:"passkey_id,omitempty"`
+	Locale        string                 `protobuf:"bytes,3,opt,name=locale,proto3" json:"locale,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemovePasskeyRequest) Reset() {
+	*x = RemovePasskeyRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemovePasskeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemovePasskeyRequest) ProtoMessage() {}
+
+func (x *RemovePasskeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemovePasskeyRequest.ProtoReflect.Descriptor instead.
+func (*RemovePasskeyRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *RemovePasskeyRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *RemovePasskeyRequest) GetPasskeyId() string {
+	if x != nil {
+		return x.PasskeyId
+	}
+	return ""
+}
+
+func (x *RemovePasskeyRequest) GetLocale() string {
+	if x != nil {
+		return x.Locale
+	}
+	return ""
+}
+
+type RemovePasskeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemovePasskeyResponse) Reset() {
+	*x = RemovePasskeyResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemovePasskeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemovePasskeyResponse) ProtoMessage() {}
+
+func (x *RemovePasskeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemovePasskeyResponse.ProtoReflect.Descriptor instead.
+func (*RemovePasskeyResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{60}
+}
+
+type StartTOTPEnrolmentRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	AuthProof     string                 `protobuf:"bytes,2,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartTOTPEnrolmentRequest) Reset() {
+	*x = StartTOTPEnrolmentRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartTOTPEnrolmentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartTOTPEnrolmentRequest) ProtoMessage() {}
+
+func (x *StartTOTPEnrolmentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartTOTPEnrolmentRequest.ProtoReflect.Descriptor instead.
+func (*StartTOTPEnrolmentRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *StartTOTPEnrolmentRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *StartTOTPEnrolmentRequest) GetAuthProof() string {
+	if x != nil {
+		return x.AuthProof
+	}
+	return ""
+}
+
+type StartTOTPEnrolmentResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The secret (base32) for typing in, and the otpauth:// URI for a QR code.
+	Secret string `protobuf:"bytes,1,opt,name=secret,proto3" json:"secret,omitempty"`
+	Uri    string `protobuf:"bytes,2,opt,name=uri,proto3" json:"uri,omitempty"`
+	// Sealed by accounts (10 minutes): give it back with a code.
+	Ticket        string `protobuf:"bytes,3,opt,name=ticket,proto3" json:"ticket,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartTOTPEnrolmentResponse) Reset() {
+	*x = StartTOTPEnrolmentResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartTOTPEnrolmentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartTOTPEnrolmentResponse) ProtoMessage() {}
+
+func (x *StartTOTPEnrolmentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartTOTPEnrolmentResponse.ProtoReflect.Descriptor instead.
+func (*StartTOTPEnrolmentResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *StartTOTPEnrolmentResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *StartTOTPEnrolmentResponse) GetUri() string {
+	if x != nil {
+		return x.Uri
+	}
+	return ""
+}
+
+func (x *StartTOTPEnrolmentResponse) GetTicket() string {
+	if x != nil {
+		return x.Ticket
+	}
+	return ""
+}
+
+type ConfirmTOTPEnrolmentRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ticket        string                 `protobuf:"bytes,1,opt,name=ticket,proto3" json:"ticket,omitempty"`
+	Code          string                 `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	AuthProof     string                 `protobuf:"bytes,3,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
+	Locale        string                 `protobuf:"bytes,4,opt,name=locale,proto3" json:"locale,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfirmTOTPEnrolmentRequest) Reset() {
+	*x = ConfirmTOTPEnrolmentRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfirmTOTPEnrolmentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfirmTOTPEnrolmentRequest) ProtoMessage() {}
+
+func (x *ConfirmTOTPEnrolmentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfirmTOTPEnrolmentRequest.ProtoReflect.Descriptor instead.
+func (*ConfirmTOTPEnrolmentRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *ConfirmTOTPEnrolmentRequest) GetTicket() string {
+	if x != nil {
+		return x.Ticket
+	}
+	return ""
+}
+
+func (x *ConfirmTOTPEnrolmentRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *ConfirmTOTPEnrolmentRequest) GetAuthProof() string {
+	if x != nil {
+		return x.AuthProof
+	}
+	return ""
+}
+
+func (x *ConfirmTOTPEnrolmentRequest) GetLocale() string {
+	if x != nil {
+		return x.Locale
+	}
+	return ""
+}
+
+type ConfirmTOTPEnrolmentResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AuthProof     string                 `protobuf:"bytes,1,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
+	RecoveryCodes []string               `protobuf:"bytes,2,rep,name=recovery_codes,json=recoveryCodes,proto3" json:"recovery_codes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfirmTOTPEnrolmentResponse) Reset() {
+	*x = ConfirmTOTPEnrolmentResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfirmTOTPEnrolmentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfirmTOTPEnrolmentResponse) ProtoMessage() {}
+
+func (x *ConfirmTOTPEnrolmentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfirmTOTPEnrolmentResponse.ProtoReflect.Descriptor instead.
+func (*ConfirmTOTPEnrolmentResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *ConfirmTOTPEnrolmentResponse) GetAuthProof() string {
+	if x != nil {
+		return x.AuthProof
+	}
+	return ""
+}
+
+func (x *ConfirmTOTPEnrolmentResponse) GetRecoveryCodes() []string {
+	if x != nil {
+		return x.RecoveryCodes
+	}
+	return nil
+}
+
+type DisableTOTPRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Locale        string                 `protobuf:"bytes,2,opt,name=locale,proto3" json:"locale,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisableTOTPRequest) Reset() {
+	*x = DisableTOTPRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisableTOTPRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisableTOTPRequest) ProtoMessage() {}
+
+func (x *DisableTOTPRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisableTOTPRequest.ProtoReflect.Descriptor instead.
+func (*DisableTOTPRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *DisableTOTPRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *DisableTOTPRequest) GetLocale() string {
+	if x != nil {
+		return x.Locale
+	}
+	return ""
+}
+
+type DisableTOTPResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisableTOTPResponse) Reset() {
+	*x = DisableTOTPResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisableTOTPResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisableTOTPResponse) ProtoMessage() {}
+
+func (x *DisableTOTPResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisableTOTPResponse.ProtoReflect.Descriptor instead.
+func (*DisableTOTPResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{66}
+}
+
+type GenerateRecoveryCodesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Locale        string                 `protobuf:"bytes,2,opt,name=locale,proto3" json:"locale,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GenerateRecoveryCodesRequest) Reset() {
+	*x = GenerateRecoveryCodesRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GenerateRecoveryCodesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GenerateRecoveryCodesRequest) ProtoMessage() {}
+
+func (x *GenerateRecoveryCodesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GenerateRecoveryCodesRequest.ProtoReflect.Descriptor instead.
+func (*GenerateRecoveryCodesRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *GenerateRecoveryCodesRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *GenerateRecoveryCodesRequest) GetLocale() string {
+	if x != nil {
+		return x.Locale
+	}
+	return ""
+}
+
+type GenerateRecoveryCodesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RecoveryCodes []string               `protobuf:"bytes,1,rep,name=recovery_codes,json=recoveryCodes,proto3" json:"recovery_codes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GenerateRecoveryCodesResponse) Reset() {
+	*x = GenerateRecoveryCodesResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GenerateRecoveryCodesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GenerateRecoveryCodesResponse) ProtoMessage() {}
+
+func (x *GenerateRecoveryCodesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GenerateRecoveryCodesResponse.ProtoReflect.Descriptor instead.
+func (*GenerateRecoveryCodesResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *GenerateRecoveryCodesResponse) GetRecoveryCodes() []string {
+	if x != nil {
+		return x.RecoveryCodes
+	}
+	return nil
+}
+
+type SetSecondFactorRequiredRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Required      bool                   `protobuf:"varint,2,opt,name=required,proto3" json:"required,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetSecondFactorRequiredRequest) Reset() {
+	*x = SetSecondFactorRequiredRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetSecondFactorRequiredRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetSecondFactorRequiredRequest) ProtoMessage() {}
+
+func (x *SetSecondFactorRequiredRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetSecondFactorRequiredRequest.ProtoReflect.Descriptor instead.
+func (*SetSecondFactorRequiredRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *SetSecondFactorRequiredRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *SetSecondFactorRequiredRequest) GetRequired() bool {
+	if x != nil {
+		return x.Required
+	}
+	return false
+}
+
+type SetSecondFactorRequiredResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Factors       *SecondFactors         `protobuf:"bytes,1,opt,name=factors,proto3" json:"factors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetSecondFactorRequiredResponse) Reset() {
+	*x = SetSecondFactorRequiredResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetSecondFactorRequiredResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetSecondFactorRequiredResponse) ProtoMessage() {}
+
+func (x *SetSecondFactorRequiredResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetSecondFactorRequiredResponse.ProtoReflect.Descriptor instead.
+func (*SetSecondFactorRequiredResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *SetSecondFactorRequiredResponse) GetFactors() *SecondFactors {
+	if x != nil {
+		return x.Factors
+	}
+	return nil
+}
+
+type ResetSecondFactorsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetSecondFactorsRequest) Reset() {
+	*x = ResetSecondFactorsRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetSecondFactorsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetSecondFactorsRequest) ProtoMessage() {}
+
+func (x *ResetSecondFactorsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetSecondFactorsRequest.ProtoReflect.Descriptor instead.
+func (*ResetSecondFactorsRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *ResetSecondFactorsRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+type ResetSecondFactorsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetSecondFactorsResponse) Reset() {
+	*x = ResetSecondFactorsResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetSecondFactorsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetSecondFactorsResponse) ProtoMessage() {}
+
+func (x *ResetSecondFactorsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetSecondFactorsResponse.ProtoReflect.Descriptor instead.
+func (*ResetSecondFactorsResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{72}
+}
+
+type ReauthenticateBrowserSessionRequest struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	AuthProof       string                 `protobuf:"bytes,1,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
+	RequireComplete bool                   `protobuf:"varint,2,opt,name=require_complete,json=requireComplete,proto3" json:"require_complete,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ReauthenticateBrowserSessionRequest) Reset() {
+	*x = ReauthenticateBrowserSessionRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReauthenticateBrowserSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReauthenticateBrowserSessionRequest) ProtoMessage() {}
+
+func (x *ReauthenticateBrowserSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReauthenticateBrowserSessionRequest.ProtoReflect.Descriptor instead.
+func (*ReauthenticateBrowserSessionRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *ReauthenticateBrowserSessionRequest) GetAuthProof() string {
+	if x != nil {
+		return x.AuthProof
+	}
+	return ""
+}
+
+func (x *ReauthenticateBrowserSessionRequest) GetRequireComplete() bool {
+	if x != nil {
+		return x.RequireComplete
+	}
+	return false
+}
+
+type ReauthenticateBrowserSessionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       *BrowserSession        `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReauthenticateBrowserSessionResponse) Reset() {
+	*x = ReauthenticateBrowserSessionResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReauthenticateBrowserSessionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReauthenticateBrowserSessionResponse) ProtoMessage() {}
+
+func (x *ReauthenticateBrowserSessionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReauthenticateBrowserSessionResponse.ProtoReflect.Descriptor instead.
+func (*ReauthenticateBrowserSessionResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *ReauthenticateBrowserSessionResponse) GetSession() *BrowserSession {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
 type ChangePasswordRequest struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	UserId          string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
@@ -2561,7 +4327,7 @@ type ChangePasswordRequest struct {
 
 func (x *ChangePasswordRequest) Reset() {
 	*x = ChangePasswordRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[45]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2573,7 +4339,7 @@ func (x *ChangePasswordRequest) String() string {
 func (*ChangePasswordRequest) ProtoMessage() {}
 
 func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[45]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2586,7 +4352,7 @@ func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordRequest.ProtoReflect.Descriptor instead.
 func (*ChangePasswordRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{45}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *ChangePasswordRequest) GetUserId() string {
@@ -2618,7 +4384,7 @@ type ChangePasswordResponse struct {
 
 func (x *ChangePasswordResponse) Reset() {
 	*x = ChangePasswordResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[46]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2630,7 +4396,7 @@ func (x *ChangePasswordResponse) String() string {
 func (*ChangePasswordResponse) ProtoMessage() {}
 
 func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[46]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2643,7 +4409,7 @@ func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordResponse.ProtoReflect.Descriptor instead.
 func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{46}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{76}
 }
 
 type SetPasswordRequest struct {
@@ -2661,7 +4427,7 @@ type SetPasswordRequest struct {
 
 func (x *SetPasswordRequest) Reset() {
 	*x = SetPasswordRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[47]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2673,7 +4439,7 @@ func (x *SetPasswordRequest) String() string {
 func (*SetPasswordRequest) ProtoMessage() {}
 
 func (x *SetPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[47]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2686,7 +4452,7 @@ func (x *SetPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPasswordRequest.ProtoReflect.Descriptor instead.
 func (*SetPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{47}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *SetPasswordRequest) GetUserId() string {
@@ -2721,7 +4487,7 @@ type SetPasswordResponse struct {
 
 func (x *SetPasswordResponse) Reset() {
 	*x = SetPasswordResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[48]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2733,7 +4499,7 @@ func (x *SetPasswordResponse) String() string {
 func (*SetPasswordResponse) ProtoMessage() {}
 
 func (x *SetPasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[48]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2746,7 +4512,7 @@ func (x *SetPasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPasswordResponse.ProtoReflect.Descriptor instead.
 func (*SetPasswordResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{48}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *SetPasswordResponse) GetAuthProof() string {
@@ -2766,7 +4532,7 @@ type LockUserRequest struct {
 
 func (x *LockUserRequest) Reset() {
 	*x = LockUserRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[49]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2778,7 +4544,7 @@ func (x *LockUserRequest) String() string {
 func (*LockUserRequest) ProtoMessage() {}
 
 func (x *LockUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[49]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2791,7 +4557,7 @@ func (x *LockUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockUserRequest.ProtoReflect.Descriptor instead.
 func (*LockUserRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{49}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *LockUserRequest) GetUserId() string {
@@ -2817,7 +4583,7 @@ type LockUserResponse struct {
 
 func (x *LockUserResponse) Reset() {
 	*x = LockUserResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[50]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2829,7 +4595,7 @@ func (x *LockUserResponse) String() string {
 func (*LockUserResponse) ProtoMessage() {}
 
 func (x *LockUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[50]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2842,7 +4608,7 @@ func (x *LockUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockUserResponse.ProtoReflect.Descriptor instead.
 func (*LockUserResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{50}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *LockUserResponse) GetUser() *User {
@@ -2861,7 +4627,7 @@ type UnlockUserRequest struct {
 
 func (x *UnlockUserRequest) Reset() {
 	*x = UnlockUserRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[51]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2873,7 +4639,7 @@ func (x *UnlockUserRequest) String() string {
 func (*UnlockUserRequest) ProtoMessage() {}
 
 func (x *UnlockUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[51]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2886,7 +4652,7 @@ func (x *UnlockUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockUserRequest.ProtoReflect.Descriptor instead.
 func (*UnlockUserRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{51}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *UnlockUserRequest) GetUserId() string {
@@ -2905,7 +4671,7 @@ type UnlockUserResponse struct {
 
 func (x *UnlockUserResponse) Reset() {
 	*x = UnlockUserResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[52]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2917,7 +4683,7 @@ func (x *UnlockUserResponse) String() string {
 func (*UnlockUserResponse) ProtoMessage() {}
 
 func (x *UnlockUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[52]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2930,7 +4696,7 @@ func (x *UnlockUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockUserResponse.ProtoReflect.Descriptor instead.
 func (*UnlockUserResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{52}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *UnlockUserResponse) GetUser() *User {
@@ -2950,7 +4716,7 @@ type DeactivateUserRequest struct {
 
 func (x *DeactivateUserRequest) Reset() {
 	*x = DeactivateUserRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[53]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2962,7 +4728,7 @@ func (x *DeactivateUserRequest) String() string {
 func (*DeactivateUserRequest) ProtoMessage() {}
 
 func (x *DeactivateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[53]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2975,7 +4741,7 @@ func (x *DeactivateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeactivateUserRequest.ProtoReflect.Descriptor instead.
 func (*DeactivateUserRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{53}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *DeactivateUserRequest) GetUserId() string {
@@ -3001,7 +4767,7 @@ type DeactivateUserResponse struct {
 
 func (x *DeactivateUserResponse) Reset() {
 	*x = DeactivateUserResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[54]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3013,7 +4779,7 @@ func (x *DeactivateUserResponse) String() string {
 func (*DeactivateUserResponse) ProtoMessage() {}
 
 func (x *DeactivateUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[54]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3026,7 +4792,7 @@ func (x *DeactivateUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeactivateUserResponse.ProtoReflect.Descriptor instead.
 func (*DeactivateUserResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{54}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *DeactivateUserResponse) GetUser() *User {
@@ -3045,7 +4811,7 @@ type ReactivateUserRequest struct {
 
 func (x *ReactivateUserRequest) Reset() {
 	*x = ReactivateUserRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[55]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3057,7 +4823,7 @@ func (x *ReactivateUserRequest) String() string {
 func (*ReactivateUserRequest) ProtoMessage() {}
 
 func (x *ReactivateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[55]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3070,7 +4836,7 @@ func (x *ReactivateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReactivateUserRequest.ProtoReflect.Descriptor instead.
 func (*ReactivateUserRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{55}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *ReactivateUserRequest) GetUserId() string {
@@ -3089,7 +4855,7 @@ type ReactivateUserResponse struct {
 
 func (x *ReactivateUserResponse) Reset() {
 	*x = ReactivateUserResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[56]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3101,7 +4867,7 @@ func (x *ReactivateUserResponse) String() string {
 func (*ReactivateUserResponse) ProtoMessage() {}
 
 func (x *ReactivateUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[56]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3114,7 +4880,7 @@ func (x *ReactivateUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReactivateUserResponse.ProtoReflect.Descriptor instead.
 func (*ReactivateUserResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{56}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *ReactivateUserResponse) GetUser() *User {
@@ -3134,7 +4900,7 @@ type SetDisplayNameRequest struct {
 
 func (x *SetDisplayNameRequest) Reset() {
 	*x = SetDisplayNameRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[57]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3146,7 +4912,7 @@ func (x *SetDisplayNameRequest) String() string {
 func (*SetDisplayNameRequest) ProtoMessage() {}
 
 func (x *SetDisplayNameRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[57]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3159,7 +4925,7 @@ func (x *SetDisplayNameRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDisplayNameRequest.ProtoReflect.Descriptor instead.
 func (*SetDisplayNameRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{57}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *SetDisplayNameRequest) GetUserId() string {
@@ -3185,7 +4951,7 @@ type SetDisplayNameResponse struct {
 
 func (x *SetDisplayNameResponse) Reset() {
 	*x = SetDisplayNameResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[58]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3197,7 +4963,7 @@ func (x *SetDisplayNameResponse) String() string {
 func (*SetDisplayNameResponse) ProtoMessage() {}
 
 func (x *SetDisplayNameResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[58]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3210,7 +4976,7 @@ func (x *SetDisplayNameResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDisplayNameResponse.ProtoReflect.Descriptor instead.
 func (*SetDisplayNameResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{58}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *SetDisplayNameResponse) GetUser() *User {
@@ -3233,7 +4999,7 @@ type ListUsersRequest struct {
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[59]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3245,7 +5011,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[59]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3258,7 +5024,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{59}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *ListUsersRequest) GetPageSize() int32 {
@@ -3293,7 +5059,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[60]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3305,7 +5071,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[60]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3318,7 +5084,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{60}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *ListUsersResponse) GetUsers() []*User {
@@ -3354,7 +5120,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[61]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3366,7 +5132,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[61]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3379,7 +5145,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{61}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *AuditEntry) GetSequence() uint64 {
@@ -3443,7 +5209,7 @@ type ListAuditEntriesRequest struct {
 
 func (x *ListAuditEntriesRequest) Reset() {
 	*x = ListAuditEntriesRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[62]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3455,7 +5221,7 @@ func (x *ListAuditEntriesRequest) String() string {
 func (*ListAuditEntriesRequest) ProtoMessage() {}
 
 func (x *ListAuditEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[62]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3468,7 +5234,7 @@ func (x *ListAuditEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEntriesRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{62}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *ListAuditEntriesRequest) GetUserId() string {
@@ -3502,7 +5268,7 @@ type ListAuditEntriesResponse struct {
 
 func (x *ListAuditEntriesResponse) Reset() {
 	*x = ListAuditEntriesResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[63]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3514,7 +5280,7 @@ func (x *ListAuditEntriesResponse) String() string {
 func (*ListAuditEntriesResponse) ProtoMessage() {}
 
 func (x *ListAuditEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[63]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3527,7 +5293,7 @@ func (x *ListAuditEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEntriesResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{63}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *ListAuditEntriesResponse) GetEntries() []*AuditEntry {
@@ -3558,7 +5324,7 @@ type UpstreamProvider struct {
 
 func (x *UpstreamProvider) Reset() {
 	*x = UpstreamProvider{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[64]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3570,7 +5336,7 @@ func (x *UpstreamProvider) String() string {
 func (*UpstreamProvider) ProtoMessage() {}
 
 func (x *UpstreamProvider) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[64]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3583,7 +5349,7 @@ func (x *UpstreamProvider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpstreamProvider.ProtoReflect.Descriptor instead.
 func (*UpstreamProvider) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{64}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *UpstreamProvider) GetProviderId() string {
@@ -3629,7 +5395,7 @@ type ListUpstreamProvidersRequest struct {
 
 func (x *ListUpstreamProvidersRequest) Reset() {
 	*x = ListUpstreamProvidersRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[65]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3641,7 +5407,7 @@ func (x *ListUpstreamProvidersRequest) String() string {
 func (*ListUpstreamProvidersRequest) ProtoMessage() {}
 
 func (x *ListUpstreamProvidersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[65]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3654,7 +5420,7 @@ func (x *ListUpstreamProvidersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUpstreamProvidersRequest.ProtoReflect.Descriptor instead.
 func (*ListUpstreamProvidersRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{65}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{95}
 }
 
 type ListUpstreamProvidersResponse struct {
@@ -3666,7 +5432,7 @@ type ListUpstreamProvidersResponse struct {
 
 func (x *ListUpstreamProvidersResponse) Reset() {
 	*x = ListUpstreamProvidersResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[66]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3678,7 +5444,7 @@ func (x *ListUpstreamProvidersResponse) String() string {
 func (*ListUpstreamProvidersResponse) ProtoMessage() {}
 
 func (x *ListUpstreamProvidersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[66]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3691,7 +5457,7 @@ func (x *ListUpstreamProvidersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUpstreamProvidersResponse.ProtoReflect.Descriptor instead.
 func (*ListUpstreamProvidersResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{66}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *ListUpstreamProvidersResponse) GetProviders() []*UpstreamProvider {
@@ -3710,7 +5476,7 @@ type StartUpstreamSignInRequest struct {
 
 func (x *StartUpstreamSignInRequest) Reset() {
 	*x = StartUpstreamSignInRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[67]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3722,7 +5488,7 @@ func (x *StartUpstreamSignInRequest) String() string {
 func (*StartUpstreamSignInRequest) ProtoMessage() {}
 
 func (x *StartUpstreamSignInRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[67]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3735,7 +5501,7 @@ func (x *StartUpstreamSignInRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartUpstreamSignInRequest.ProtoReflect.Descriptor instead.
 func (*StartUpstreamSignInRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{67}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *StartUpstreamSignInRequest) GetProviderId() string {
@@ -3760,7 +5526,7 @@ type StartUpstreamSignInResponse struct {
 
 func (x *StartUpstreamSignInResponse) Reset() {
 	*x = StartUpstreamSignInResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[68]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3772,7 +5538,7 @@ func (x *StartUpstreamSignInResponse) String() string {
 func (*StartUpstreamSignInResponse) ProtoMessage() {}
 
 func (x *StartUpstreamSignInResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[68]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3785,7 +5551,7 @@ func (x *StartUpstreamSignInResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartUpstreamSignInResponse.ProtoReflect.Descriptor instead.
 func (*StartUpstreamSignInResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{68}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *StartUpstreamSignInResponse) GetAuthorizationUrl() string {
@@ -3830,7 +5596,7 @@ type CompleteUpstreamSignInRequest struct {
 
 func (x *CompleteUpstreamSignInRequest) Reset() {
 	*x = CompleteUpstreamSignInRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[69]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3842,7 +5608,7 @@ func (x *CompleteUpstreamSignInRequest) String() string {
 func (*CompleteUpstreamSignInRequest) ProtoMessage() {}
 
 func (x *CompleteUpstreamSignInRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[69]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3855,7 +5621,7 @@ func (x *CompleteUpstreamSignInRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteUpstreamSignInRequest.ProtoReflect.Descriptor instead.
 func (*CompleteUpstreamSignInRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{69}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{99}
 }
 
 func (x *CompleteUpstreamSignInRequest) GetProviderId() string {
@@ -3901,7 +5667,7 @@ type CompleteUpstreamSignInResponse struct {
 
 func (x *CompleteUpstreamSignInResponse) Reset() {
 	*x = CompleteUpstreamSignInResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[70]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[100]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3913,7 +5679,7 @@ func (x *CompleteUpstreamSignInResponse) String() string {
 func (*CompleteUpstreamSignInResponse) ProtoMessage() {}
 
 func (x *CompleteUpstreamSignInResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[70]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[100]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3926,7 +5692,7 @@ func (x *CompleteUpstreamSignInResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteUpstreamSignInResponse.ProtoReflect.Descriptor instead.
 func (*CompleteUpstreamSignInResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{70}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{100}
 }
 
 func (x *CompleteUpstreamSignInResponse) GetUser() *User {
@@ -3981,7 +5747,7 @@ type UpstreamSignIn struct {
 
 func (x *UpstreamSignIn) Reset() {
 	*x = UpstreamSignIn{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[71]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[101]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3993,7 +5759,7 @@ func (x *UpstreamSignIn) String() string {
 func (*UpstreamSignIn) ProtoMessage() {}
 
 func (x *UpstreamSignIn) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[71]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[101]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4006,7 +5772,7 @@ func (x *UpstreamSignIn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpstreamSignIn.ProtoReflect.Descriptor instead.
 func (*UpstreamSignIn) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{71}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{101}
 }
 
 func (x *UpstreamSignIn) GetProviderId() string {
@@ -4088,7 +5854,7 @@ type GetUpstreamSignInRequest struct {
 
 func (x *GetUpstreamSignInRequest) Reset() {
 	*x = GetUpstreamSignInRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[72]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[102]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4100,7 +5866,7 @@ func (x *GetUpstreamSignInRequest) String() string {
 func (*GetUpstreamSignInRequest) ProtoMessage() {}
 
 func (x *GetUpstreamSignInRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[72]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[102]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4113,7 +5879,7 @@ func (x *GetUpstreamSignInRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUpstreamSignInRequest.ProtoReflect.Descriptor instead.
 func (*GetUpstreamSignInRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{72}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{102}
 }
 
 func (x *GetUpstreamSignInRequest) GetTicket() string {
@@ -4132,7 +5898,7 @@ type GetUpstreamSignInResponse struct {
 
 func (x *GetUpstreamSignInResponse) Reset() {
 	*x = GetUpstreamSignInResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[73]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[103]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4144,7 +5910,7 @@ func (x *GetUpstreamSignInResponse) String() string {
 func (*GetUpstreamSignInResponse) ProtoMessage() {}
 
 func (x *GetUpstreamSignInResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[73]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[103]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4157,7 +5923,7 @@ func (x *GetUpstreamSignInResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUpstreamSignInResponse.ProtoReflect.Descriptor instead.
 func (*GetUpstreamSignInResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{73}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{103}
 }
 
 func (x *GetUpstreamSignInResponse) GetSignIn() *UpstreamSignIn {
@@ -4181,7 +5947,7 @@ type RegisterUpstreamUserRequest struct {
 
 func (x *RegisterUpstreamUserRequest) Reset() {
 	*x = RegisterUpstreamUserRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[74]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[104]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4193,7 +5959,7 @@ func (x *RegisterUpstreamUserRequest) String() string {
 func (*RegisterUpstreamUserRequest) ProtoMessage() {}
 
 func (x *RegisterUpstreamUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[74]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[104]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4206,7 +5972,7 @@ func (x *RegisterUpstreamUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterUpstreamUserRequest.ProtoReflect.Descriptor instead.
 func (*RegisterUpstreamUserRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{74}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{104}
 }
 
 func (x *RegisterUpstreamUserRequest) GetTicket() string {
@@ -4247,7 +6013,7 @@ type RegisterUpstreamUserResponse struct {
 
 func (x *RegisterUpstreamUserResponse) Reset() {
 	*x = RegisterUpstreamUserResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[75]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[105]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4259,7 +6025,7 @@ func (x *RegisterUpstreamUserResponse) String() string {
 func (*RegisterUpstreamUserResponse) ProtoMessage() {}
 
 func (x *RegisterUpstreamUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[75]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[105]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4272,7 +6038,7 @@ func (x *RegisterUpstreamUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterUpstreamUserResponse.ProtoReflect.Descriptor instead.
 func (*RegisterUpstreamUserResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{75}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{105}
 }
 
 func (x *RegisterUpstreamUserResponse) GetUser() *User {
@@ -4301,7 +6067,7 @@ type LinkUpstreamRequest struct {
 
 func (x *LinkUpstreamRequest) Reset() {
 	*x = LinkUpstreamRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[76]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[106]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4313,7 +6079,7 @@ func (x *LinkUpstreamRequest) String() string {
 func (*LinkUpstreamRequest) ProtoMessage() {}
 
 func (x *LinkUpstreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[76]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[106]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4326,7 +6092,7 @@ func (x *LinkUpstreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkUpstreamRequest.ProtoReflect.Descriptor instead.
 func (*LinkUpstreamRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{76}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{106}
 }
 
 func (x *LinkUpstreamRequest) GetTicket() string {
@@ -4361,7 +6127,7 @@ type LinkUpstreamResponse struct {
 
 func (x *LinkUpstreamResponse) Reset() {
 	*x = LinkUpstreamResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[77]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[107]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4373,7 +6139,7 @@ func (x *LinkUpstreamResponse) String() string {
 func (*LinkUpstreamResponse) ProtoMessage() {}
 
 func (x *LinkUpstreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[77]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[107]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4386,7 +6152,7 @@ func (x *LinkUpstreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkUpstreamResponse.ProtoReflect.Descriptor instead.
 func (*LinkUpstreamResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{77}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{107}
 }
 
 func (x *LinkUpstreamResponse) GetUser() *User {
@@ -4423,7 +6189,7 @@ type UpstreamLink struct {
 
 func (x *UpstreamLink) Reset() {
 	*x = UpstreamLink{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[78]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[108]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4435,7 +6201,7 @@ func (x *UpstreamLink) String() string {
 func (*UpstreamLink) ProtoMessage() {}
 
 func (x *UpstreamLink) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[78]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[108]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4448,7 +6214,7 @@ func (x *UpstreamLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpstreamLink.ProtoReflect.Descriptor instead.
 func (*UpstreamLink) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{78}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{108}
 }
 
 func (x *UpstreamLink) GetLinkId() string {
@@ -4517,7 +6283,7 @@ type ListUpstreamLinksRequest struct {
 
 func (x *ListUpstreamLinksRequest) Reset() {
 	*x = ListUpstreamLinksRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[79]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[109]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4529,7 +6295,7 @@ func (x *ListUpstreamLinksRequest) String() string {
 func (*ListUpstreamLinksRequest) ProtoMessage() {}
 
 func (x *ListUpstreamLinksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[79]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[109]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4542,7 +6308,7 @@ func (x *ListUpstreamLinksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUpstreamLinksRequest.ProtoReflect.Descriptor instead.
 func (*ListUpstreamLinksRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{79}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{109}
 }
 
 func (x *ListUpstreamLinksRequest) GetUserId() string {
@@ -4568,7 +6334,7 @@ type ListUpstreamLinksResponse struct {
 
 func (x *ListUpstreamLinksResponse) Reset() {
 	*x = ListUpstreamLinksResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[80]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[110]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4580,7 +6346,7 @@ func (x *ListUpstreamLinksResponse) String() string {
 func (*ListUpstreamLinksResponse) ProtoMessage() {}
 
 func (x *ListUpstreamLinksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[80]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[110]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4593,7 +6359,7 @@ func (x *ListUpstreamLinksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUpstreamLinksResponse.ProtoReflect.Descriptor instead.
 func (*ListUpstreamLinksResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{80}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{110}
 }
 
 func (x *ListUpstreamLinksResponse) GetLinks() []*UpstreamLink {
@@ -4619,7 +6385,7 @@ type AddUpstreamLinkRequest struct {
 
 func (x *AddUpstreamLinkRequest) Reset() {
 	*x = AddUpstreamLinkRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[81]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[111]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4631,7 +6397,7 @@ func (x *AddUpstreamLinkRequest) String() string {
 func (*AddUpstreamLinkRequest) ProtoMessage() {}
 
 func (x *AddUpstreamLinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[81]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[111]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4644,7 +6410,7 @@ func (x *AddUpstreamLinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddUpstreamLinkRequest.ProtoReflect.Descriptor instead.
 func (*AddUpstreamLinkRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{81}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{111}
 }
 
 func (x *AddUpstreamLinkRequest) GetUserId() string {
@@ -4691,7 +6457,7 @@ type AddUpstreamLinkResponse struct {
 
 func (x *AddUpstreamLinkResponse) Reset() {
 	*x = AddUpstreamLinkResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[82]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[112]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4703,7 +6469,7 @@ func (x *AddUpstreamLinkResponse) String() string {
 func (*AddUpstreamLinkResponse) ProtoMessage() {}
 
 func (x *AddUpstreamLinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[82]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[112]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4716,7 +6482,7 @@ func (x *AddUpstreamLinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddUpstreamLinkResponse.ProtoReflect.Descriptor instead.
 func (*AddUpstreamLinkResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{82}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{112}
 }
 
 func (x *AddUpstreamLinkResponse) GetLink() *UpstreamLink {
@@ -4736,7 +6502,7 @@ type RemoveUpstreamLinkRequest struct {
 
 func (x *RemoveUpstreamLinkRequest) Reset() {
 	*x = RemoveUpstreamLinkRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[83]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[113]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4748,7 +6514,7 @@ func (x *RemoveUpstreamLinkRequest) String() string {
 func (*RemoveUpstreamLinkRequest) ProtoMessage() {}
 
 func (x *RemoveUpstreamLinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[83]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[113]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4761,7 +6527,7 @@ func (x *RemoveUpstreamLinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveUpstreamLinkRequest.ProtoReflect.Descriptor instead.
 func (*RemoveUpstreamLinkRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{83}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{113}
 }
 
 func (x *RemoveUpstreamLinkRequest) GetUserId() string {
@@ -4786,7 +6552,7 @@ type RemoveUpstreamLinkResponse struct {
 
 func (x *RemoveUpstreamLinkResponse) Reset() {
 	*x = RemoveUpstreamLinkResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[84]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[114]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4798,7 +6564,7 @@ func (x *RemoveUpstreamLinkResponse) String() string {
 func (*RemoveUpstreamLinkResponse) ProtoMessage() {}
 
 func (x *RemoveUpstreamLinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[84]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[114]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4811,7 +6577,7 @@ func (x *RemoveUpstreamLinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveUpstreamLinkResponse.ProtoReflect.Descriptor instead.
 func (*RemoveUpstreamLinkResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{84}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{114}
 }
 
 type UpstreamBackchannelLogoutRequest struct {
@@ -4824,7 +6590,7 @@ type UpstreamBackchannelLogoutRequest struct {
 
 func (x *UpstreamBackchannelLogoutRequest) Reset() {
 	*x = UpstreamBackchannelLogoutRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[85]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[115]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4836,7 +6602,7 @@ func (x *UpstreamBackchannelLogoutRequest) String() string {
 func (*UpstreamBackchannelLogoutRequest) ProtoMessage() {}
 
 func (x *UpstreamBackchannelLogoutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[85]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[115]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4849,7 +6615,7 @@ func (x *UpstreamBackchannelLogoutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpstreamBackchannelLogoutRequest.ProtoReflect.Descriptor instead.
 func (*UpstreamBackchannelLogoutRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{85}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{115}
 }
 
 func (x *UpstreamBackchannelLogoutRequest) GetProviderId() string {
@@ -4875,7 +6641,7 @@ type UpstreamBackchannelLogoutResponse struct {
 
 func (x *UpstreamBackchannelLogoutResponse) Reset() {
 	*x = UpstreamBackchannelLogoutResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[86]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[116]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4887,7 +6653,7 @@ func (x *UpstreamBackchannelLogoutResponse) String() string {
 func (*UpstreamBackchannelLogoutResponse) ProtoMessage() {}
 
 func (x *UpstreamBackchannelLogoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[86]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[116]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4900,7 +6666,7 @@ func (x *UpstreamBackchannelLogoutResponse) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use UpstreamBackchannelLogoutResponse.ProtoReflect.Descriptor instead.
 func (*UpstreamBackchannelLogoutResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{86}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{116}
 }
 
 func (x *UpstreamBackchannelLogoutResponse) GetBrowserSessionsEnded() int32 {
@@ -4971,7 +6737,7 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x11ListEmailsRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\"J\n" +
 	"\x12ListEmailsResponse\x124\n" +
-	"\x06emails\x18\x01 \x03(\v2\x1c.gatehouse.accounts.v1.EmailR\x06emails\"\xae\x03\n" +
+	"\x06emails\x18\x01 \x03(\v2\x1c.gatehouse.accounts.v1.EmailR\x06emails\"\xd1\x03\n" +
 	"\x0eBrowserSession\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
@@ -4985,7 +6751,9 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x0elast_active_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\flastActiveAt\x125\n" +
 	"\bended_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\aendedAt\x12E\n" +
 	"\x10authenticated_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x0fauthenticatedAt\x12+\n" +
-	"\x11upstream_provider\x18\t \x01(\tR\x10upstreamProvider\"\x92\x01\n" +
+	"\x11upstream_provider\x18\t \x01(\tR\x10upstreamProvider\x12!\n" +
+	"\fauth_methods\x18\n" +
+	" \x03(\tR\vauthMethods\"\x92\x01\n" +
 	"\x1aStartBrowserSessionRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
 	"\n" +
@@ -5073,14 +6841,136 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x0fGetUserResponse\x12/\n" +
 	"\x04user\x18\x01 \x01(\v2\x1b.gatehouse.accounts.v1.UserR\x04user\"L\n" +
 	"\x19GetUserByUsernameResponse\x12/\n" +
-	"\x04user\x18\x01 \x01(\v2\x1b.gatehouse.accounts.v1.UserR\x04user\"O\n" +
+	"\x04user\x18\x01 \x01(\v2\x1b.gatehouse.accounts.v1.UserR\x04user\"\x83\x01\n" +
 	"\x15VerifyPasswordRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
-	"\bpassword\x18\x02 \x01(\tR\bpassword\"h\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\x122\n" +
+	"\x15second_factor_capable\x18\x03 \x01(\bR\x13secondFactorCapable\"\xb6\x01\n" +
 	"\x16VerifyPasswordResponse\x12/\n" +
 	"\x04user\x18\x01 \x01(\v2\x1b.gatehouse.accounts.v1.UserR\x04user\x12\x1d\n" +
 	"\n" +
-	"auth_proof\x18\x02 \x01(\tR\tauthProof\"~\n" +
+	"auth_proof\x18\x02 \x01(\tR\tauthProof\x12L\n" +
+	"\rsecond_factor\x18\x03 \x01(\x0e2'.gatehouse.accounts.v1.SecondFactorNeedR\fsecondFactor\"\xf1\x01\n" +
+	"\aPasskey\x12\x1d\n" +
+	"\n" +
+	"passkey_id\x18\x01 \x01(\tR\tpasskeyId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x129\n" +
+	"\n" +
+	"created_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12<\n" +
+	"\flast_used_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"lastUsedAt\x12\x1b\n" +
+	"\tbacked_up\x18\x05 \x01(\bR\bbackedUp\x12\x1d\n" +
+	"\n" +
+	"sign_count\x18\x06 \x01(\rR\tsignCount\"\xa3\x03\n" +
+	"\rSecondFactors\x12:\n" +
+	"\bpasskeys\x18\x01 \x03(\v2\x1e.gatehouse.accounts.v1.PasskeyR\bpasskeys\x12!\n" +
+	"\ftotp_enabled\x18\x02 \x01(\bR\vtotpEnabled\x12B\n" +
+	"\x0ftotp_enabled_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\rtotpEnabledAt\x12.\n" +
+	"\x13recovery_codes_left\x18\x04 \x01(\x05R\x11recoveryCodesLeft\x12(\n" +
+	"\x10required_by_user\x18\x05 \x01(\bR\x0erequiredByUser\x12*\n" +
+	"\x11required_by_admin\x18\x06 \x01(\bR\x0frequiredByAdmin\x12,\n" +
+	"\x12required_by_policy\x18\a \x01(\bR\x10requiredByPolicy\x12;\n" +
+	"\x04need\x18\b \x01(\x0e2'.gatehouse.accounts.v1.SecondFactorNeedR\x04need\"Q\n" +
+	"\x17GetSecondFactorsRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
+	"\n" +
+	"auth_proof\x18\x02 \x01(\tR\tauthProof\"Z\n" +
+	"\x18GetSecondFactorsResponse\x12>\n" +
+	"\afactors\x18\x01 \x01(\v2$.gatehouse.accounts.v1.SecondFactorsR\afactors\"\xad\x01\n" +
+	"\x19VerifySecondFactorRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
+	"\n" +
+	"auth_proof\x18\x02 \x01(\tR\tauthProof\x12\x1b\n" +
+	"\ttotp_code\x18\x03 \x01(\tR\btotpCode\x12#\n" +
+	"\rrecovery_code\x18\x04 \x01(\tR\frecoveryCode\x12\x16\n" +
+	"\x06locale\x18\x05 \x01(\tR\x06locale\"\x9c\x01\n" +
+	"\x1aVerifySecondFactorResponse\x12/\n" +
+	"\x04user\x18\x01 \x01(\v2\x1b.gatehouse.accounts.v1.UserR\x04user\x12\x1d\n" +
+	"\n" +
+	"auth_proof\x18\x02 \x01(\tR\tauthProof\x12.\n" +
+	"\x13recovery_codes_left\x18\x03 \x01(\x05R\x11recoveryCodesLeft\"S\n" +
+	"\x19BeginPasskeySignInRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
+	"\n" +
+	"auth_proof\x18\x02 \x01(\tR\tauthProof\"[\n" +
+	"\x1aBeginPasskeySignInResponse\x12!\n" +
+	"\foptions_json\x18\x01 \x01(\tR\voptionsJson\x12\x1a\n" +
+	"\bceremony\x18\x02 \x01(\tR\bceremony\"\x80\x01\n" +
+	"\x1aFinishPasskeySignInRequest\x12\x1a\n" +
+	"\bceremony\x18\x01 \x01(\tR\bceremony\x12'\n" +
+	"\x0fcredential_json\x18\x02 \x01(\tR\x0ecredentialJson\x12\x1d\n" +
+	"\n" +
+	"auth_proof\x18\x03 \x01(\tR\tauthProof\"m\n" +
+	"\x1bFinishPasskeySignInResponse\x12/\n" +
+	"\x04user\x18\x01 \x01(\v2\x1b.gatehouse.accounts.v1.UserR\x04user\x12\x1d\n" +
+	"\n" +
+	"auth_proof\x18\x02 \x01(\tR\tauthProof\"Y\n" +
+	"\x1fBeginPasskeyRegistrationRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
+	"\n" +
+	"auth_proof\x18\x02 \x01(\tR\tauthProof\"a\n" +
+	" BeginPasskeyRegistrationResponse\x12!\n" +
+	"\foptions_json\x18\x01 \x01(\tR\voptionsJson\x12\x1a\n" +
+	"\bceremony\x18\x02 \x01(\tR\bceremony\"\xb2\x01\n" +
+	" FinishPasskeyRegistrationRequest\x12\x1a\n" +
+	"\bceremony\x18\x01 \x01(\tR\bceremony\x12'\n" +
+	"\x0fcredential_json\x18\x02 \x01(\tR\x0ecredentialJson\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"auth_proof\x18\x04 \x01(\tR\tauthProof\x12\x16\n" +
+	"\x06locale\x18\x05 \x01(\tR\x06locale\"\xa3\x01\n" +
+	"!FinishPasskeyRegistrationResponse\x128\n" +
+	"\apasskey\x18\x01 \x01(\v2\x1e.gatehouse.accounts.v1.PasskeyR\apasskey\x12\x1d\n" +
+	"\n" +
+	"auth_proof\x18\x02 \x01(\tR\tauthProof\x12%\n" +
+	"\x0erecovery_codes\x18\x03 \x03(\tR\rrecoveryCodes\"f\n" +
+	"\x14RemovePasskeyRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
+	"\n" +
+	"passkey_id\x18\x02 \x01(\tR\tpasskeyId\x12\x16\n" +
+	"\x06locale\x18\x03 \x01(\tR\x06locale\"\x17\n" +
+	"\x15RemovePasskeyResponse\"S\n" +
+	"\x19StartTOTPEnrolmentRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
+	"\n" +
+	"auth_proof\x18\x02 \x01(\tR\tauthProof\"^\n" +
+	"\x1aStartTOTPEnrolmentResponse\x12\x16\n" +
+	"\x06secret\x18\x01 \x01(\tR\x06secret\x12\x10\n" +
+	"\x03uri\x18\x02 \x01(\tR\x03uri\x12\x16\n" +
+	"\x06ticket\x18\x03 \x01(\tR\x06ticket\"\x80\x01\n" +
+	"\x1bConfirmTOTPEnrolmentRequest\x12\x16\n" +
+	"\x06ticket\x18\x01 \x01(\tR\x06ticket\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\x12\x1d\n" +
+	"\n" +
+	"auth_proof\x18\x03 \x01(\tR\tauthProof\x12\x16\n" +
+	"\x06locale\x18\x04 \x01(\tR\x06locale\"d\n" +
+	"\x1cConfirmTOTPEnrolmentResponse\x12\x1d\n" +
+	"\n" +
+	"auth_proof\x18\x01 \x01(\tR\tauthProof\x12%\n" +
+	"\x0erecovery_codes\x18\x02 \x03(\tR\rrecoveryCodes\"E\n" +
+	"\x12DisableTOTPRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x16\n" +
+	"\x06locale\x18\x02 \x01(\tR\x06locale\"\x15\n" +
+	"\x13DisableTOTPResponse\"O\n" +
+	"\x1cGenerateRecoveryCodesRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x16\n" +
+	"\x06locale\x18\x02 \x01(\tR\x06locale\"F\n" +
+	"\x1dGenerateRecoveryCodesResponse\x12%\n" +
+	"\x0erecovery_codes\x18\x01 \x03(\tR\rrecoveryCodes\"U\n" +
+	"\x1eSetSecondFactorRequiredRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1a\n" +
+	"\brequired\x18\x02 \x01(\bR\brequired\"a\n" +
+	"\x1fSetSecondFactorRequiredResponse\x12>\n" +
+	"\afactors\x18\x01 \x01(\v2$.gatehouse.accounts.v1.SecondFactorsR\afactors\"4\n" +
+	"\x19ResetSecondFactorsRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\"\x1c\n" +
+	"\x1aResetSecondFactorsResponse\"o\n" +
+	"#ReauthenticateBrowserSessionRequest\x12\x1d\n" +
+	"\n" +
+	"auth_proof\x18\x01 \x01(\tR\tauthProof\x12)\n" +
+	"\x10require_complete\x18\x02 \x01(\bR\x0frequireComplete\"g\n" +
+	"$ReauthenticateBrowserSessionResponse\x12?\n" +
+	"\asession\x18\x01 \x01(\v2%.gatehouse.accounts.v1.BrowserSessionR\asession\"~\n" +
 	"\x15ChangePasswordRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12)\n" +
 	"\x10current_password\x18\x02 \x01(\tR\x0fcurrentPassword\x12!\n" +
@@ -5244,13 +7134,17 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"providerId\x12!\n" +
 	"\flogout_token\x18\x02 \x01(\tR\vlogoutToken\"Y\n" +
 	"!UpstreamBackchannelLogoutResponse\x124\n" +
-	"\x16browser_sessions_ended\x18\x01 \x01(\x05R\x14browserSessionsEnded*v\n" +
+	"\x16browser_sessions_ended\x18\x01 \x01(\x05R\x14browserSessionsEnded*s\n" +
+	"\x10SecondFactorNeed\x12\"\n" +
+	"\x1eSECOND_FACTOR_NEED_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19SECOND_FACTOR_NEED_VERIFY\x10\x01\x12\x1c\n" +
+	"\x18SECOND_FACTOR_NEED_ENROL\x10\x02*v\n" +
 	"\n" +
 	"UserStatus\x12\x1b\n" +
 	"\x17USER_STATUS_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12USER_STATUS_ACTIVE\x10\x01\x12\x16\n" +
 	"\x12USER_STATUS_LOCKED\x10\x02\x12\x1b\n" +
-	"\x17USER_STATUS_DEACTIVATED\x10\x032\xe1&\n" +
+	"\x17USER_STATUS_DEACTIVATED\x10\x032\xe45\n" +
 	"\x0fAccountsService\x12d\n" +
 	"\bRegister\x12&.gatehouse.accounts.v1.RegisterRequest\x1a'.gatehouse.accounts.v1.RegisterResponse\"\a\xc2\xf3\x18\x03\n" +
 	"\x01\x02\x12\x7f\n" +
@@ -5331,7 +7225,35 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x12RemoveUpstreamLink\x120.gatehouse.accounts.v1.RemoveUpstreamLinkRequest\x1a1.gatehouse.accounts.v1.RemoveUpstreamLinkResponse\"\b\xc2\xf3\x18\x04\n" +
 	"\x02\x02\b\x12\x97\x01\n" +
 	"\x19UpstreamBackchannelLogout\x127.gatehouse.accounts.v1.UpstreamBackchannelLogoutRequest\x1a8.gatehouse.accounts.v1.UpstreamBackchannelLogoutResponse\"\a\xc2\xf3\x18\x03\n" +
-	"\x01\aB6Z4gatehouse.dev/proto/gatehouse/accounts/v1;accountsv1b\x06proto3"
+	"\x01\a\x12}\n" +
+	"\x10GetSecondFactors\x12..gatehouse.accounts.v1.GetSecondFactorsRequest\x1a/.gatehouse.accounts.v1.GetSecondFactorsResponse\"\b\xc2\xf3\x18\x04\n" +
+	"\x02\x02\a\x12\x82\x01\n" +
+	"\x12VerifySecondFactor\x120.gatehouse.accounts.v1.VerifySecondFactorRequest\x1a1.gatehouse.accounts.v1.VerifySecondFactorResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\a\x12\x82\x01\n" +
+	"\x12BeginPasskeySignIn\x120.gatehouse.accounts.v1.BeginPasskeySignInRequest\x1a1.gatehouse.accounts.v1.BeginPasskeySignInResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\a\x12\x85\x01\n" +
+	"\x13FinishPasskeySignIn\x121.gatehouse.accounts.v1.FinishPasskeySignInRequest\x1a2.gatehouse.accounts.v1.FinishPasskeySignInResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\a\x12\x94\x01\n" +
+	"\x18BeginPasskeyRegistration\x126.gatehouse.accounts.v1.BeginPasskeyRegistrationRequest\x1a7.gatehouse.accounts.v1.BeginPasskeyRegistrationResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\a\x12\x97\x01\n" +
+	"\x19FinishPasskeyRegistration\x127.gatehouse.accounts.v1.FinishPasskeyRegistrationRequest\x1a8.gatehouse.accounts.v1.FinishPasskeyRegistrationResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\a\x12t\n" +
+	"\rRemovePasskey\x12+.gatehouse.accounts.v1.RemovePasskeyRequest\x1a,.gatehouse.accounts.v1.RemovePasskeyResponse\"\b\xc2\xf3\x18\x04\n" +
+	"\x02\x02\b\x12\x82\x01\n" +
+	"\x12StartTOTPEnrolment\x120.gatehouse.accounts.v1.StartTOTPEnrolmentRequest\x1a1.gatehouse.accounts.v1.StartTOTPEnrolmentResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\a\x12\x88\x01\n" +
+	"\x14ConfirmTOTPEnrolment\x122.gatehouse.accounts.v1.ConfirmTOTPEnrolmentRequest\x1a3.gatehouse.accounts.v1.ConfirmTOTPEnrolmentResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\a\x12n\n" +
+	"\vDisableTOTP\x12).gatehouse.accounts.v1.DisableTOTPRequest\x1a*.gatehouse.accounts.v1.DisableTOTPResponse\"\b\xc2\xf3\x18\x04\n" +
+	"\x02\x02\b\x12\x8b\x01\n" +
+	"\x15GenerateRecoveryCodes\x123.gatehouse.accounts.v1.GenerateRecoveryCodesRequest\x1a4.gatehouse.accounts.v1.GenerateRecoveryCodesResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\b\x12\x92\x01\n" +
+	"\x17SetSecondFactorRequired\x125.gatehouse.accounts.v1.SetSecondFactorRequiredRequest\x1a6.gatehouse.accounts.v1.SetSecondFactorRequiredResponse\"\b\xc2\xf3\x18\x04\n" +
+	"\x02\x02\b\x12\x82\x01\n" +
+	"\x12ResetSecondFactors\x120.gatehouse.accounts.v1.ResetSecondFactorsRequest\x1a1.gatehouse.accounts.v1.ResetSecondFactorsResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x02\x12\xa0\x01\n" +
+	"\x1cReauthenticateBrowserSession\x12:.gatehouse.accounts.v1.ReauthenticateBrowserSessionRequest\x1a;.gatehouse.accounts.v1.ReauthenticateBrowserSessionResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\bB6Z4gatehouse.dev/proto/gatehouse/accounts/v1;accountsv1b\x06proto3"
 
 var (
 	file_gatehouse_accounts_v1_accounts_proto_rawDescOnce sync.Once
@@ -5345,232 +7267,303 @@ func file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP() []byte {
 	return file_gatehouse_accounts_v1_accounts_proto_rawDescData
 }
 
-var file_gatehouse_accounts_v1_accounts_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_gatehouse_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 87)
+var file_gatehouse_accounts_v1_accounts_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_gatehouse_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 117)
 var file_gatehouse_accounts_v1_accounts_proto_goTypes = []any{
-	(UserStatus)(0),                            // 0: gatehouse.accounts.v1.UserStatus
-	(*RegistrationToken)(nil),                  // 1: gatehouse.accounts.v1.RegistrationToken
-	(*CreateRegistrationTokenRequest)(nil),     // 2: gatehouse.accounts.v1.CreateRegistrationTokenRequest
-	(*CreateRegistrationTokenResponse)(nil),    // 3: gatehouse.accounts.v1.CreateRegistrationTokenResponse
-	(*UseRegistrationTokenRequest)(nil),        // 4: gatehouse.accounts.v1.UseRegistrationTokenRequest
-	(*UseRegistrationTokenResponse)(nil),       // 5: gatehouse.accounts.v1.UseRegistrationTokenResponse
-	(*RevokeRegistrationTokenRequest)(nil),     // 6: gatehouse.accounts.v1.RevokeRegistrationTokenRequest
-	(*RevokeRegistrationTokenResponse)(nil),    // 7: gatehouse.accounts.v1.RevokeRegistrationTokenResponse
-	(*ListRegistrationTokensRequest)(nil),      // 8: gatehouse.accounts.v1.ListRegistrationTokensRequest
-	(*ListRegistrationTokensResponse)(nil),     // 9: gatehouse.accounts.v1.ListRegistrationTokensResponse
-	(*GetUserByEmailRequest)(nil),              // 10: gatehouse.accounts.v1.GetUserByEmailRequest
-	(*GetUserByEmailResponse)(nil),             // 11: gatehouse.accounts.v1.GetUserByEmailResponse
-	(*Email)(nil),                              // 12: gatehouse.accounts.v1.Email
-	(*AddEmailRequest)(nil),                    // 13: gatehouse.accounts.v1.AddEmailRequest
-	(*AddEmailResponse)(nil),                   // 14: gatehouse.accounts.v1.AddEmailResponse
-	(*RemoveEmailRequest)(nil),                 // 15: gatehouse.accounts.v1.RemoveEmailRequest
-	(*RemoveEmailResponse)(nil),                // 16: gatehouse.accounts.v1.RemoveEmailResponse
-	(*SetPrimaryEmailRequest)(nil),             // 17: gatehouse.accounts.v1.SetPrimaryEmailRequest
-	(*SetPrimaryEmailResponse)(nil),            // 18: gatehouse.accounts.v1.SetPrimaryEmailResponse
-	(*ListEmailsRequest)(nil),                  // 19: gatehouse.accounts.v1.ListEmailsRequest
-	(*ListEmailsResponse)(nil),                 // 20: gatehouse.accounts.v1.ListEmailsResponse
-	(*BrowserSession)(nil),                     // 21: gatehouse.accounts.v1.BrowserSession
-	(*StartBrowserSessionRequest)(nil),         // 22: gatehouse.accounts.v1.StartBrowserSessionRequest
-	(*StartBrowserSessionResponse)(nil),        // 23: gatehouse.accounts.v1.StartBrowserSessionResponse
-	(*AuthenticateBrowserSessionRequest)(nil),  // 24: gatehouse.accounts.v1.AuthenticateBrowserSessionRequest
-	(*AuthenticateBrowserSessionResponse)(nil), // 25: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse
-	(*EndBrowserSessionRequest)(nil),           // 26: gatehouse.accounts.v1.EndBrowserSessionRequest
-	(*EndBrowserSessionResponse)(nil),          // 27: gatehouse.accounts.v1.EndBrowserSessionResponse
-	(*ListBrowserSessionsRequest)(nil),         // 28: gatehouse.accounts.v1.ListBrowserSessionsRequest
-	(*ListBrowserSessionsResponse)(nil),        // 29: gatehouse.accounts.v1.ListBrowserSessionsResponse
-	(*User)(nil),                               // 30: gatehouse.accounts.v1.User
-	(*RegisterRequest)(nil),                    // 31: gatehouse.accounts.v1.RegisterRequest
-	(*StartRegistrationRequest)(nil),           // 32: gatehouse.accounts.v1.StartRegistrationRequest
-	(*StartRegistrationResponse)(nil),          // 33: gatehouse.accounts.v1.StartRegistrationResponse
-	(*Registration)(nil),                       // 34: gatehouse.accounts.v1.Registration
-	(*GetRegistrationRequest)(nil),             // 35: gatehouse.accounts.v1.GetRegistrationRequest
-	(*GetRegistrationResponse)(nil),            // 36: gatehouse.accounts.v1.GetRegistrationResponse
-	(*CompleteRegistrationRequest)(nil),        // 37: gatehouse.accounts.v1.CompleteRegistrationRequest
-	(*CompleteRegistrationResponse)(nil),       // 38: gatehouse.accounts.v1.CompleteRegistrationResponse
-	(*RegisterResponse)(nil),                   // 39: gatehouse.accounts.v1.RegisterResponse
-	(*GetUserRequest)(nil),                     // 40: gatehouse.accounts.v1.GetUserRequest
-	(*GetUserByUsernameRequest)(nil),           // 41: gatehouse.accounts.v1.GetUserByUsernameRequest
-	(*GetUserResponse)(nil),                    // 42: gatehouse.accounts.v1.GetUserResponse
-	(*GetUserByUsernameResponse)(nil),          // 43: gatehouse.accounts.v1.GetUserByUsernameResponse
-	(*VerifyPasswordRequest)(nil),              // 44: gatehouse.accounts.v1.VerifyPasswordRequest
-	(*VerifyPasswordResponse)(nil),             // 45: gatehouse.accounts.v1.VerifyPasswordResponse
-	(*ChangePasswordRequest)(nil),              // 46: gatehouse.accounts.v1.ChangePasswordRequest
-	(*ChangePasswordResponse)(nil),             // 47: gatehouse.accounts.v1.ChangePasswordResponse
-	(*SetPasswordRequest)(nil),                 // 48: gatehouse.accounts.v1.SetPasswordRequest
-	(*SetPasswordResponse)(nil),                // 49: gatehouse.accounts.v1.SetPasswordResponse
-	(*LockUserRequest)(nil),                    // 50: gatehouse.accounts.v1.LockUserRequest
-	(*LockUserResponse)(nil),                   // 51: gatehouse.accounts.v1.LockUserResponse
-	(*UnlockUserRequest)(nil),                  // 52: gatehouse.accounts.v1.UnlockUserRequest
-	(*UnlockUserResponse)(nil),                 // 53: gatehouse.accounts.v1.UnlockUserResponse
-	(*DeactivateUserRequest)(nil),              // 54: gatehouse.accounts.v1.DeactivateUserRequest
-	(*DeactivateUserResponse)(nil),             // 55: gatehouse.accounts.v1.DeactivateUserResponse
-	(*ReactivateUserRequest)(nil),              // 56: gatehouse.accounts.v1.ReactivateUserRequest
-	(*ReactivateUserResponse)(nil),             // 57: gatehouse.accounts.v1.ReactivateUserResponse
-	(*SetDisplayNameRequest)(nil),              // 58: gatehouse.accounts.v1.SetDisplayNameRequest
-	(*SetDisplayNameResponse)(nil),             // 59: gatehouse.accounts.v1.SetDisplayNameResponse
-	(*ListUsersRequest)(nil),                   // 60: gatehouse.accounts.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),                  // 61: gatehouse.accounts.v1.ListUsersResponse
-	(*AuditEntry)(nil),                         // 62: gatehouse.accounts.v1.AuditEntry
-	(*ListAuditEntriesRequest)(nil),            // 63: gatehouse.accounts.v1.ListAuditEntriesRequest
-	(*ListAuditEntriesResponse)(nil),           // 64: gatehouse.accounts.v1.ListAuditEntriesResponse
-	(*UpstreamProvider)(nil),                   // 65: gatehouse.accounts.v1.UpstreamProvider
-	(*ListUpstreamProvidersRequest)(nil),       // 66: gatehouse.accounts.v1.ListUpstreamProvidersRequest
-	(*ListUpstreamProvidersResponse)(nil),      // 67: gatehouse.accounts.v1.ListUpstreamProvidersResponse
-	(*StartUpstreamSignInRequest)(nil),         // 68: gatehouse.accounts.v1.StartUpstreamSignInRequest
-	(*StartUpstreamSignInResponse)(nil),        // 69: gatehouse.accounts.v1.StartUpstreamSignInResponse
-	(*CompleteUpstreamSignInRequest)(nil),      // 70: gatehouse.accounts.v1.CompleteUpstreamSignInRequest
-	(*CompleteUpstreamSignInResponse)(nil),     // 71: gatehouse.accounts.v1.CompleteUpstreamSignInResponse
-	(*UpstreamSignIn)(nil),                     // 72: gatehouse.accounts.v1.UpstreamSignIn
-	(*GetUpstreamSignInRequest)(nil),           // 73: gatehouse.accounts.v1.GetUpstreamSignInRequest
-	(*GetUpstreamSignInResponse)(nil),          // 74: gatehouse.accounts.v1.GetUpstreamSignInResponse
-	(*RegisterUpstreamUserRequest)(nil),        // 75: gatehouse.accounts.v1.RegisterUpstreamUserRequest
-	(*RegisterUpstreamUserResponse)(nil),       // 76: gatehouse.accounts.v1.RegisterUpstreamUserResponse
-	(*LinkUpstreamRequest)(nil),                // 77: gatehouse.accounts.v1.LinkUpstreamRequest
-	(*LinkUpstreamResponse)(nil),               // 78: gatehouse.accounts.v1.LinkUpstreamResponse
-	(*UpstreamLink)(nil),                       // 79: gatehouse.accounts.v1.UpstreamLink
-	(*ListUpstreamLinksRequest)(nil),           // 80: gatehouse.accounts.v1.ListUpstreamLinksRequest
-	(*ListUpstreamLinksResponse)(nil),          // 81: gatehouse.accounts.v1.ListUpstreamLinksResponse
-	(*AddUpstreamLinkRequest)(nil),             // 82: gatehouse.accounts.v1.AddUpstreamLinkRequest
-	(*AddUpstreamLinkResponse)(nil),            // 83: gatehouse.accounts.v1.AddUpstreamLinkResponse
-	(*RemoveUpstreamLinkRequest)(nil),          // 84: gatehouse.accounts.v1.RemoveUpstreamLinkRequest
-	(*RemoveUpstreamLinkResponse)(nil),         // 85: gatehouse.accounts.v1.RemoveUpstreamLinkResponse
-	(*UpstreamBackchannelLogoutRequest)(nil),   // 86: gatehouse.accounts.v1.UpstreamBackchannelLogoutRequest
-	(*UpstreamBackchannelLogoutResponse)(nil),  // 87: gatehouse.accounts.v1.UpstreamBackchannelLogoutResponse
-	(*timestamppb.Timestamp)(nil),              // 88: google.protobuf.Timestamp
+	(SecondFactorNeed)(0),                        // 0: gatehouse.accounts.v1.SecondFactorNeed
+	(UserStatus)(0),                              // 1: gatehouse.accounts.v1.UserStatus
+	(*RegistrationToken)(nil),                    // 2: gatehouse.accounts.v1.RegistrationToken
+	(*CreateRegistrationTokenRequest)(nil),       // 3: gatehouse.accounts.v1.CreateRegistrationTokenRequest
+	(*CreateRegistrationTokenResponse)(nil),      // 4: gatehouse.accounts.v1.CreateRegistrationTokenResponse
+	(*UseRegistrationTokenRequest)(nil),          // 5: gatehouse.accounts.v1.UseRegistrationTokenRequest
+	(*UseRegistrationTokenResponse)(nil),         // 6: gatehouse.accounts.v1.UseRegistrationTokenResponse
+	(*RevokeRegistrationTokenRequest)(nil),       // 7: gatehouse.accounts.v1.RevokeRegistrationTokenRequest
+	(*RevokeRegistrationTokenResponse)(nil),      // 8: gatehouse.accounts.v1.RevokeRegistrationTokenResponse
+	(*ListRegistrationTokensRequest)(nil),        // 9: gatehouse.accounts.v1.ListRegistrationTokensRequest
+	(*ListRegistrationTokensResponse)(nil),       // 10: gatehouse.accounts.v1.ListRegistrationTokensResponse
+	(*GetUserByEmailRequest)(nil),                // 11: gatehouse.accounts.v1.GetUserByEmailRequest
+	(*GetUserByEmailResponse)(nil),               // 12: gatehouse.accounts.v1.GetUserByEmailResponse
+	(*Email)(nil),                                // 13: gatehouse.accounts.v1.Email
+	(*AddEmailRequest)(nil),                      // 14: gatehouse.accounts.v1.AddEmailRequest
+	(*AddEmailResponse)(nil),                     // 15: gatehouse.accounts.v1.AddEmailResponse
+	(*RemoveEmailRequest)(nil),                   // 16: gatehouse.accounts.v1.RemoveEmailRequest
+	(*RemoveEmailResponse)(nil),                  // 17: gatehouse.accounts.v1.RemoveEmailResponse
+	(*SetPrimaryEmailRequest)(nil),               // 18: gatehouse.accounts.v1.SetPrimaryEmailRequest
+	(*SetPrimaryEmailResponse)(nil),              // 19: gatehouse.accounts.v1.SetPrimaryEmailResponse
+	(*ListEmailsRequest)(nil),                    // 20: gatehouse.accounts.v1.ListEmailsRequest
+	(*ListEmailsResponse)(nil),                   // 21: gatehouse.accounts.v1.ListEmailsResponse
+	(*BrowserSession)(nil),                       // 22: gatehouse.accounts.v1.BrowserSession
+	(*StartBrowserSessionRequest)(nil),           // 23: gatehouse.accounts.v1.StartBrowserSessionRequest
+	(*StartBrowserSessionResponse)(nil),          // 24: gatehouse.accounts.v1.StartBrowserSessionResponse
+	(*AuthenticateBrowserSessionRequest)(nil),    // 25: gatehouse.accounts.v1.AuthenticateBrowserSessionRequest
+	(*AuthenticateBrowserSessionResponse)(nil),   // 26: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse
+	(*EndBrowserSessionRequest)(nil),             // 27: gatehouse.accounts.v1.EndBrowserSessionRequest
+	(*EndBrowserSessionResponse)(nil),            // 28: gatehouse.accounts.v1.EndBrowserSessionResponse
+	(*ListBrowserSessionsRequest)(nil),           // 29: gatehouse.accounts.v1.ListBrowserSessionsRequest
+	(*ListBrowserSessionsResponse)(nil),          // 30: gatehouse.accounts.v1.ListBrowserSessionsResponse
+	(*User)(nil),                                 // 31: gatehouse.accounts.v1.User
+	(*RegisterRequest)(nil),                      // 32: gatehouse.accounts.v1.RegisterRequest
+	(*StartRegistrationRequest)(nil),             // 33: gatehouse.accounts.v1.StartRegistrationRequest
+	(*StartRegistrationResponse)(nil),            // 34: gatehouse.accounts.v1.StartRegistrationResponse
+	(*Registration)(nil),                         // 35: gatehouse.accounts.v1.Registration
+	(*GetRegistrationRequest)(nil),               // 36: gatehouse.accounts.v1.GetRegistrationRequest
+	(*GetRegistrationResponse)(nil),              // 37: gatehouse.accounts.v1.GetRegistrationResponse
+	(*CompleteRegistrationRequest)(nil),          // 38: gatehouse.accounts.v1.CompleteRegistrationRequest
+	(*CompleteRegistrationResponse)(nil),         // 39: gatehouse.accounts.v1.CompleteRegistrationResponse
+	(*RegisterResponse)(nil),                     // 40: gatehouse.accounts.v1.RegisterResponse
+	(*GetUserRequest)(nil),                       // 41: gatehouse.accounts.v1.GetUserRequest
+	(*GetUserByUsernameRequest)(nil),             // 42: gatehouse.accounts.v1.GetUserByUsernameRequest
+	(*GetUserResponse)(nil),                      // 43: gatehouse.accounts.v1.GetUserResponse
+	(*GetUserByUsernameResponse)(nil),            // 44: gatehouse.accounts.v1.GetUserByUsernameResponse
+	(*VerifyPasswordRequest)(nil),                // 45: gatehouse.accounts.v1.VerifyPasswordRequest
+	(*VerifyPasswordResponse)(nil),               // 46: gatehouse.accounts.v1.VerifyPasswordResponse
+	(*Passkey)(nil),                              // 47: gatehouse.accounts.v1.Passkey
+	(*SecondFactors)(nil),                        // 48: gatehouse.accounts.v1.SecondFactors
+	(*GetSecondFactorsRequest)(nil),              // 49: gatehouse.accounts.v1.GetSecondFactorsRequest
+	(*GetSecondFactorsResponse)(nil),             // 50: gatehouse.accounts.v1.GetSecondFactorsResponse
+	(*VerifySecondFactorRequest)(nil),            // 51: gatehouse.accounts.v1.VerifySecondFactorRequest
+	(*VerifySecondFactorResponse)(nil),           // 52: gatehouse.accounts.v1.VerifySecondFactorResponse
+	(*BeginPasskeySignInRequest)(nil),            // 53: gatehouse.accounts.v1.BeginPasskeySignInRequest
+	(*BeginPasskeySignInResponse)(nil),           // 54: gatehouse.accounts.v1.BeginPasskeySignInResponse
+	(*FinishPasskeySignInRequest)(nil),           // 55: gatehouse.accounts.v1.FinishPasskeySignInRequest
+	(*FinishPasskeySignInResponse)(nil),          // 56: gatehouse.accounts.v1.FinishPasskeySignInResponse
+	(*BeginPasskeyRegistrationRequest)(nil),      // 57: gatehouse.accounts.v1.BeginPasskeyRegistrationRequest
+	(*BeginPasskeyRegistrationResponse)(nil),     // 58: gatehouse.accounts.v1.BeginPasskeyRegistrationResponse
+	(*FinishPasskeyRegistrationRequest)(nil),     // 59: gatehouse.accounts.v1.FinishPasskeyRegistrationRequest
+	(*FinishPasskeyRegistrationResponse)(nil),    // 60: gatehouse.accounts.v1.FinishPasskeyRegistrationResponse
+	(*RemovePasskeyRequest)(nil),                 // 61: gatehouse.accounts.v1.RemovePasskeyRequest
+	(*RemovePasskeyResponse)(nil),                // 62: gatehouse.accounts.v1.RemovePasskeyResponse
+	(*StartTOTPEnrolmentRequest)(nil),            // 63: gatehouse.accounts.v1.StartTOTPEnrolmentRequest
+	(*StartTOTPEnrolmentResponse)(nil),           // 64: gatehouse.accounts.v1.StartTOTPEnrolmentResponse
+	(*ConfirmTOTPEnrolmentRequest)(nil),          // 65: gatehouse.accounts.v1.ConfirmTOTPEnrolmentRequest
+	(*ConfirmTOTPEnrolmentResponse)(nil),         // 66: gatehouse.accounts.v1.ConfirmTOTPEnrolmentResponse
+	(*DisableTOTPRequest)(nil),                   // 67: gatehouse.accounts.v1.DisableTOTPRequest
+	(*DisableTOTPResponse)(nil),                  // 68: gatehouse.accounts.v1.DisableTOTPResponse
+	(*GenerateRecoveryCodesRequest)(nil),         // 69: gatehouse.accounts.v1.GenerateRecoveryCodesRequest
+	(*GenerateRecoveryCodesResponse)(nil),        // 70: gatehouse.accounts.v1.GenerateRecoveryCodesResponse
+	(*SetSecondFactorRequiredRequest)(nil),       // 71: gatehouse.accounts.v1.SetSecondFactorRequiredRequest
+	(*SetSecondFactorRequiredResponse)(nil),      // 72: gatehouse.accounts.v1.SetSecondFactorRequiredResponse
+	(*ResetSecondFactorsRequest)(nil),            // 73: gatehouse.accounts.v1.ResetSecondFactorsRequest
+	(*ResetSecondFactorsResponse)(nil),           // 74: gatehouse.accounts.v1.ResetSecondFactorsResponse
+	(*ReauthenticateBrowserSessionRequest)(nil),  // 75: gatehouse.accounts.v1.ReauthenticateBrowserSessionRequest
+	(*ReauthenticateBrowserSessionResponse)(nil), // 76: gatehouse.accounts.v1.ReauthenticateBrowserSessionResponse
+	(*ChangePasswordRequest)(nil),                // 77: gatehouse.accounts.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil),               // 78: gatehouse.accounts.v1.ChangePasswordResponse
+	(*SetPasswordRequest)(nil),                   // 79: gatehouse.accounts.v1.SetPasswordRequest
+	(*SetPasswordResponse)(nil),                  // 80: gatehouse.accounts.v1.SetPasswordResponse
+	(*LockUserRequest)(nil),                      // 81: gatehouse.accounts.v1.LockUserRequest
+	(*LockUserResponse)(nil),                     // 82: gatehouse.accounts.v1.LockUserResponse
+	(*UnlockUserRequest)(nil),                    // 83: gatehouse.accounts.v1.UnlockUserRequest
+	(*UnlockUserResponse)(nil),                   // 84: gatehouse.accounts.v1.UnlockUserResponse
+	(*DeactivateUserRequest)(nil),                // 85: gatehouse.accounts.v1.DeactivateUserRequest
+	(*DeactivateUserResponse)(nil),               // 86: gatehouse.accounts.v1.DeactivateUserResponse
+	(*ReactivateUserRequest)(nil),                // 87: gatehouse.accounts.v1.ReactivateUserRequest
+	(*ReactivateUserResponse)(nil),               // 88: gatehouse.accounts.v1.ReactivateUserResponse
+	(*SetDisplayNameRequest)(nil),                // 89: gatehouse.accounts.v1.SetDisplayNameRequest
+	(*SetDisplayNameResponse)(nil),               // 90: gatehouse.accounts.v1.SetDisplayNameResponse
+	(*ListUsersRequest)(nil),                     // 91: gatehouse.accounts.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),                    // 92: gatehouse.accounts.v1.ListUsersResponse
+	(*AuditEntry)(nil),                           // 93: gatehouse.accounts.v1.AuditEntry
+	(*ListAuditEntriesRequest)(nil),              // 94: gatehouse.accounts.v1.ListAuditEntriesRequest
+	(*ListAuditEntriesResponse)(nil),             // 95: gatehouse.accounts.v1.ListAuditEntriesResponse
+	(*UpstreamProvider)(nil),                     // 96: gatehouse.accounts.v1.UpstreamProvider
+	(*ListUpstreamProvidersRequest)(nil),         // 97: gatehouse.accounts.v1.ListUpstreamProvidersRequest
+	(*ListUpstreamProvidersResponse)(nil),        // 98: gatehouse.accounts.v1.ListUpstreamProvidersResponse
+	(*StartUpstreamSignInRequest)(nil),           // 99: gatehouse.accounts.v1.StartUpstreamSignInRequest
+	(*StartUpstreamSignInResponse)(nil),          // 100: gatehouse.accounts.v1.StartUpstreamSignInResponse
+	(*CompleteUpstreamSignInRequest)(nil),        // 101: gatehouse.accounts.v1.CompleteUpstreamSignInRequest
+	(*CompleteUpstreamSignInResponse)(nil),       // 102: gatehouse.accounts.v1.CompleteUpstreamSignInResponse
+	(*UpstreamSignIn)(nil),                       // 103: gatehouse.accounts.v1.UpstreamSignIn
+	(*GetUpstreamSignInRequest)(nil),             // 104: gatehouse.accounts.v1.GetUpstreamSignInRequest
+	(*GetUpstreamSignInResponse)(nil),            // 105: gatehouse.accounts.v1.GetUpstreamSignInResponse
+	(*RegisterUpstreamUserRequest)(nil),          // 106: gatehouse.accounts.v1.RegisterUpstreamUserRequest
+	(*RegisterUpstreamUserResponse)(nil),         // 107: gatehouse.accounts.v1.RegisterUpstreamUserResponse
+	(*LinkUpstreamRequest)(nil),                  // 108: gatehouse.accounts.v1.LinkUpstreamRequest
+	(*LinkUpstreamResponse)(nil),                 // 109: gatehouse.accounts.v1.LinkUpstreamResponse
+	(*UpstreamLink)(nil),                         // 110: gatehouse.accounts.v1.UpstreamLink
+	(*ListUpstreamLinksRequest)(nil),             // 111: gatehouse.accounts.v1.ListUpstreamLinksRequest
+	(*ListUpstreamLinksResponse)(nil),            // 112: gatehouse.accounts.v1.ListUpstreamLinksResponse
+	(*AddUpstreamLinkRequest)(nil),               // 113: gatehouse.accounts.v1.AddUpstreamLinkRequest
+	(*AddUpstreamLinkResponse)(nil),              // 114: gatehouse.accounts.v1.AddUpstreamLinkResponse
+	(*RemoveUpstreamLinkRequest)(nil),            // 115: gatehouse.accounts.v1.RemoveUpstreamLinkRequest
+	(*RemoveUpstreamLinkResponse)(nil),           // 116: gatehouse.accounts.v1.RemoveUpstreamLinkResponse
+	(*UpstreamBackchannelLogoutRequest)(nil),     // 117: gatehouse.accounts.v1.UpstreamBackchannelLogoutRequest
+	(*UpstreamBackchannelLogoutResponse)(nil),    // 118: gatehouse.accounts.v1.UpstreamBackchannelLogoutResponse
+	(*timestamppb.Timestamp)(nil),                // 119: google.protobuf.Timestamp
 }
 var file_gatehouse_accounts_v1_accounts_proto_depIdxs = []int32{
-	88, // 0: gatehouse.accounts.v1.RegistrationToken.created_at:type_name -> google.protobuf.Timestamp
-	88, // 1: gatehouse.accounts.v1.RegistrationToken.expires_at:type_name -> google.protobuf.Timestamp
-	88, // 2: gatehouse.accounts.v1.CreateRegistrationTokenRequest.expires_at:type_name -> google.protobuf.Timestamp
-	1,  // 3: gatehouse.accounts.v1.CreateRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
-	1,  // 4: gatehouse.accounts.v1.ListRegistrationTokensResponse.registration_tokens:type_name -> gatehouse.accounts.v1.RegistrationToken
-	30, // 5: gatehouse.accounts.v1.GetUserByEmailResponse.user:type_name -> gatehouse.accounts.v1.User
-	88, // 6: gatehouse.accounts.v1.Email.added_at:type_name -> google.protobuf.Timestamp
-	12, // 7: gatehouse.accounts.v1.AddEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
-	12, // 8: gatehouse.accounts.v1.RemoveEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
-	12, // 9: gatehouse.accounts.v1.SetPrimaryEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
-	12, // 10: gatehouse.accounts.v1.ListEmailsResponse.emails:type_name -> gatehouse.accounts.v1.Email
-	88, // 11: gatehouse.accounts.v1.BrowserSession.created_at:type_name -> google.protobuf.Timestamp
-	88, // 12: gatehouse.accounts.v1.BrowserSession.last_active_at:type_name -> google.protobuf.Timestamp
-	88, // 13: gatehouse.accounts.v1.BrowserSession.ended_at:type_name -> google.protobuf.Timestamp
-	88, // 14: gatehouse.accounts.v1.BrowserSession.authenticated_at:type_name -> google.protobuf.Timestamp
-	21, // 15: gatehouse.accounts.v1.StartBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
-	21, // 16: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
-	30, // 17: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse.user:type_name -> gatehouse.accounts.v1.User
-	21, // 18: gatehouse.accounts.v1.ListBrowserSessionsResponse.sessions:type_name -> gatehouse.accounts.v1.BrowserSession
-	88, // 19: gatehouse.accounts.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	88, // 20: gatehouse.accounts.v1.User.updated_at:type_name -> google.protobuf.Timestamp
-	34, // 21: gatehouse.accounts.v1.StartRegistrationResponse.registration:type_name -> gatehouse.accounts.v1.Registration
-	88, // 22: gatehouse.accounts.v1.Registration.started_at:type_name -> google.protobuf.Timestamp
-	88, // 23: gatehouse.accounts.v1.Registration.expires_at:type_name -> google.protobuf.Timestamp
-	34, // 24: gatehouse.accounts.v1.GetRegistrationResponse.registration:type_name -> gatehouse.accounts.v1.Registration
-	30, // 25: gatehouse.accounts.v1.CompleteRegistrationResponse.user:type_name -> gatehouse.accounts.v1.User
-	30, // 26: gatehouse.accounts.v1.RegisterResponse.user:type_name -> gatehouse.accounts.v1.User
-	30, // 27: gatehouse.accounts.v1.GetUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	30, // 28: gatehouse.accounts.v1.GetUserByUsernameResponse.user:type_name -> gatehouse.accounts.v1.User
-	30, // 29: gatehouse.accounts.v1.VerifyPasswordResponse.user:type_name -> gatehouse.accounts.v1.User
-	30, // 30: gatehouse.accounts.v1.LockUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	30, // 31: gatehouse.accounts.v1.UnlockUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	30, // 32: gatehouse.accounts.v1.DeactivateUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	30, // 33: gatehouse.accounts.v1.ReactivateUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	30, // 34: gatehouse.accounts.v1.SetDisplayNameResponse.user:type_name -> gatehouse.accounts.v1.User
-	0,  // 35: gatehouse.accounts.v1.ListUsersRequest.status:type_name -> gatehouse.accounts.v1.UserStatus
-	30, // 36: gatehouse.accounts.v1.ListUsersResponse.users:type_name -> gatehouse.accounts.v1.User
-	88, // 37: gatehouse.accounts.v1.AuditEntry.occurred_at:type_name -> google.protobuf.Timestamp
-	62, // 38: gatehouse.accounts.v1.ListAuditEntriesResponse.entries:type_name -> gatehouse.accounts.v1.AuditEntry
-	65, // 39: gatehouse.accounts.v1.ListUpstreamProvidersResponse.providers:type_name -> gatehouse.accounts.v1.UpstreamProvider
-	30, // 40: gatehouse.accounts.v1.CompleteUpstreamSignInResponse.user:type_name -> gatehouse.accounts.v1.User
-	72, // 41: gatehouse.accounts.v1.CompleteUpstreamSignInResponse.sign_in:type_name -> gatehouse.accounts.v1.UpstreamSignIn
-	88, // 42: gatehouse.accounts.v1.UpstreamSignIn.expires_at:type_name -> google.protobuf.Timestamp
-	72, // 43: gatehouse.accounts.v1.GetUpstreamSignInResponse.sign_in:type_name -> gatehouse.accounts.v1.UpstreamSignIn
-	30, // 44: gatehouse.accounts.v1.RegisterUpstreamUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	30, // 45: gatehouse.accounts.v1.LinkUpstreamResponse.user:type_name -> gatehouse.accounts.v1.User
-	88, // 46: gatehouse.accounts.v1.UpstreamLink.linked_at:type_name -> google.protobuf.Timestamp
-	79, // 47: gatehouse.accounts.v1.ListUpstreamLinksResponse.links:type_name -> gatehouse.accounts.v1.UpstreamLink
-	79, // 48: gatehouse.accounts.v1.AddUpstreamLinkResponse.link:type_name -> gatehouse.accounts.v1.UpstreamLink
-	31, // 49: gatehouse.accounts.v1.AccountsService.Register:input_type -> gatehouse.accounts.v1.RegisterRequest
-	32, // 50: gatehouse.accounts.v1.AccountsService.StartRegistration:input_type -> gatehouse.accounts.v1.StartRegistrationRequest
-	35, // 51: gatehouse.accounts.v1.AccountsService.GetRegistration:input_type -> gatehouse.accounts.v1.GetRegistrationRequest
-	37, // 52: gatehouse.accounts.v1.AccountsService.CompleteRegistration:input_type -> gatehouse.accounts.v1.CompleteRegistrationRequest
-	40, // 53: gatehouse.accounts.v1.AccountsService.GetUser:input_type -> gatehouse.accounts.v1.GetUserRequest
-	41, // 54: gatehouse.accounts.v1.AccountsService.GetUserByUsername:input_type -> gatehouse.accounts.v1.GetUserByUsernameRequest
-	44, // 55: gatehouse.accounts.v1.AccountsService.VerifyPassword:input_type -> gatehouse.accounts.v1.VerifyPasswordRequest
-	46, // 56: gatehouse.accounts.v1.AccountsService.ChangePassword:input_type -> gatehouse.accounts.v1.ChangePasswordRequest
-	48, // 57: gatehouse.accounts.v1.AccountsService.SetPassword:input_type -> gatehouse.accounts.v1.SetPasswordRequest
-	50, // 58: gatehouse.accounts.v1.AccountsService.LockUser:input_type -> gatehouse.accounts.v1.LockUserRequest
-	52, // 59: gatehouse.accounts.v1.AccountsService.UnlockUser:input_type -> gatehouse.accounts.v1.UnlockUserRequest
-	54, // 60: gatehouse.accounts.v1.AccountsService.DeactivateUser:input_type -> gatehouse.accounts.v1.DeactivateUserRequest
-	56, // 61: gatehouse.accounts.v1.AccountsService.ReactivateUser:input_type -> gatehouse.accounts.v1.ReactivateUserRequest
-	58, // 62: gatehouse.accounts.v1.AccountsService.SetDisplayName:input_type -> gatehouse.accounts.v1.SetDisplayNameRequest
-	60, // 63: gatehouse.accounts.v1.AccountsService.ListUsers:input_type -> gatehouse.accounts.v1.ListUsersRequest
-	63, // 64: gatehouse.accounts.v1.AccountsService.ListAuditEntries:input_type -> gatehouse.accounts.v1.ListAuditEntriesRequest
-	10, // 65: gatehouse.accounts.v1.AccountsService.GetUserByEmail:input_type -> gatehouse.accounts.v1.GetUserByEmailRequest
-	13, // 66: gatehouse.accounts.v1.AccountsService.AddEmail:input_type -> gatehouse.accounts.v1.AddEmailRequest
-	15, // 67: gatehouse.accounts.v1.AccountsService.RemoveEmail:input_type -> gatehouse.accounts.v1.RemoveEmailRequest
-	17, // 68: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:input_type -> gatehouse.accounts.v1.SetPrimaryEmailRequest
-	19, // 69: gatehouse.accounts.v1.AccountsService.ListEmails:input_type -> gatehouse.accounts.v1.ListEmailsRequest
-	22, // 70: gatehouse.accounts.v1.AccountsService.StartBrowserSession:input_type -> gatehouse.accounts.v1.StartBrowserSessionRequest
-	24, // 71: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:input_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionRequest
-	26, // 72: gatehouse.accounts.v1.AccountsService.EndBrowserSession:input_type -> gatehouse.accounts.v1.EndBrowserSessionRequest
-	28, // 73: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:input_type -> gatehouse.accounts.v1.ListBrowserSessionsRequest
-	2,  // 74: gatehouse.accounts.v1.AccountsService.CreateRegistrationToken:input_type -> gatehouse.accounts.v1.CreateRegistrationTokenRequest
-	4,  // 75: gatehouse.accounts.v1.AccountsService.UseRegistrationToken:input_type -> gatehouse.accounts.v1.UseRegistrationTokenRequest
-	6,  // 76: gatehouse.accounts.v1.AccountsService.RevokeRegistrationToken:input_type -> gatehouse.accounts.v1.RevokeRegistrationTokenRequest
-	8,  // 77: gatehouse.accounts.v1.AccountsService.ListRegistrationTokens:input_type -> gatehouse.accounts.v1.ListRegistrationTokensRequest
-	66, // 78: gatehouse.accounts.v1.AccountsService.ListUpstreamProviders:input_type -> gatehouse.accounts.v1.ListUpstreamProvidersRequest
-	68, // 79: gatehouse.accounts.v1.AccountsService.StartUpstreamSignIn:input_type -> gatehouse.accounts.v1.StartUpstreamSignInRequest
-	70, // 80: gatehouse.accounts.v1.AccountsService.CompleteUpstreamSignIn:input_type -> gatehouse.accounts.v1.CompleteUpstreamSignInRequest
-	73, // 81: gatehouse.accounts.v1.AccountsService.GetUpstreamSignIn:input_type -> gatehouse.accounts.v1.GetUpstreamSignInRequest
-	75, // 82: gatehouse.accounts.v1.AccountsService.RegisterUpstreamUser:input_type -> gatehouse.accounts.v1.RegisterUpstreamUserRequest
-	77, // 83: gatehouse.accounts.v1.AccountsService.LinkUpstream:input_type -> gatehouse.accounts.v1.LinkUpstreamRequest
-	80, // 84: gatehouse.accounts.v1.AccountsService.ListUpstreamLinks:input_type -> gatehouse.accounts.v1.ListUpstreamLinksRequest
-	82, // 85: gatehouse.accounts.v1.AccountsService.AddUpstreamLink:input_type -> gatehouse.accounts.v1.AddUpstreamLinkRequest
-	84, // 86: gatehouse.accounts.v1.AccountsService.RemoveUpstreamLink:input_type -> gatehouse.accounts.v1.RemoveUpstreamLinkRequest
-	86, // 87: gatehouse.accounts.v1.AccountsService.UpstreamBackchannelLogout:input_type -> gatehouse.accounts.v1.UpstreamBackchannelLogoutRequest
-	39, // 88: gatehouse.accounts.v1.AccountsService.Register:output_type -> gatehouse.accounts.v1.RegisterResponse
-	33, // 89: gatehouse.accounts.v1.AccountsService.StartRegistration:output_type -> gatehouse.accounts.v1.StartRegistrationResponse
-	36, // 90: gatehouse.accounts.v1.AccountsService.GetRegistration:output_type -> gatehouse.accounts.v1.GetRegistrationResponse
-	38, // 91: gatehouse.accounts.v1.AccountsService.CompleteRegistration:output_type -> gatehouse.accounts.v1.CompleteRegistrationResponse
-	42, // 92: gatehouse.accounts.v1.AccountsService.GetUser:output_type -> gatehouse.accounts.v1.GetUserResponse
-	43, // 93: gatehouse.accounts.v1.AccountsService.GetUserByUsername:output_type -> gatehouse.accounts.v1.GetUserByUsernameResponse
-	45, // 94: gatehouse.accounts.v1.AccountsService.VerifyPassword:output_type -> gatehouse.accounts.v1.VerifyPasswordResponse
-	47, // 95: gatehouse.accounts.v1.AccountsService.ChangePassword:output_type -> gatehouse.accounts.v1.ChangePasswordResponse
-	49, // 96: gatehouse.accounts.v1.AccountsService.SetPassword:output_type -> gatehouse.accounts.v1.SetPasswordResponse
-	51, // 97: gatehouse.accounts.v1.AccountsService.LockUser:output_type -> gatehouse.accounts.v1.LockUserResponse
-	53, // 98: gatehouse.accounts.v1.AccountsService.UnlockUser:output_type -> gatehouse.accounts.v1.UnlockUserResponse
-	55, // 99: gatehouse.accounts.v1.AccountsService.DeactivateUser:output_type -> gatehouse.accounts.v1.DeactivateUserResponse
-	57, // 100: gatehouse.accounts.v1.AccountsService.ReactivateUser:output_type -> gatehouse.accounts.v1.ReactivateUserResponse
-	59, // 101: gatehouse.accounts.v1.AccountsService.SetDisplayName:output_type -> gatehouse.accounts.v1.SetDisplayNameResponse
-	61, // 102: gatehouse.accounts.v1.AccountsService.ListUsers:output_type -> gatehouse.accounts.v1.ListUsersResponse
-	64, // 103: gatehouse.accounts.v1.AccountsService.ListAuditEntries:output_type -> gatehouse.accounts.v1.ListAuditEntriesResponse
-	11, // 104: gatehouse.accounts.v1.AccountsService.GetUserByEmail:output_type -> gatehouse.accounts.v1.GetUserByEmailResponse
-	14, // 105: gatehouse.accounts.v1.AccountsService.AddEmail:output_type -> gatehouse.accounts.v1.AddEmailResponse
-	16, // 106: gatehouse.accounts.v1.AccountsService.RemoveEmail:output_type -> gatehouse.accounts.v1.RemoveEmailResponse
-	18, // 107: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:output_type -> gatehouse.accounts.v1.SetPrimaryEmailResponse
-	20, // 108: gatehouse.accounts.v1.AccountsService.ListEmails:output_type -> gatehouse.accounts.v1.ListEmailsResponse
-	23, // 109: gatehouse.accounts.v1.AccountsService.StartBrowserSession:output_type -> gatehouse.accounts.v1.StartBrowserSessionResponse
-	25, // 110: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:output_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionResponse
-	27, // 111: gatehouse.accounts.v1.AccountsService.EndBrowserSession:output_type -> gatehouse.accounts.v1.EndBrowserSessionResponse
-	29, // 112: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:output_type -> gatehouse.accounts.v1.ListBrowserSessionsResponse
-	3,  // 113: gatehouse.accounts.v1.AccountsService.CreateRegistrationToken:output_type -> gatehouse.accounts.v1.CreateRegistrationTokenResponse
-	5,  // 114: gatehouse.accounts.v1.AccountsService.UseRegistrationToken:output_type -> gatehouse.accounts.v1.UseRegistrationTokenResponse
-	7,  // 115: gatehouse.accounts.v1.AccountsService.RevokeRegistrationToken:output_type -> gatehouse.accounts.v1.RevokeRegistrationTokenResponse
-	9,  // 116: gatehouse.accounts.v1.AccountsService.ListRegistrationTokens:output_type -> gatehouse.accounts.v1.ListRegistrationTokensResponse
-	67, // 117: gatehouse.accounts.v1.AccountsService.ListUpstreamProviders:output_type -> gatehouse.accounts.v1.ListUpstreamProvidersResponse
-	69, // 118: gatehouse.accounts.v1.AccountsService.StartUpstreamSignIn:output_type -> gatehouse.accounts.v1.StartUpstreamSignInResponse
-	71, // 119: gatehouse.accounts.v1.AccountsService.CompleteUpstreamSignIn:output_type -> gatehouse.accounts.v1.CompleteUpstreamSignInResponse
-	74, // 120: gatehouse.accounts.v1.AccountsService.GetUpstreamSignIn:output_type -> gatehouse.accounts.v1.GetUpstreamSignInResponse
-	76, // 121: gatehouse.accounts.v1.AccountsService.RegisterUpstreamUser:output_type -> gatehouse.accounts.v1.RegisterUpstreamUserResponse
-	78, // 122: gatehouse.accounts.v1.AccountsService.LinkUpstream:output_type -> gatehouse.accounts.v1.LinkUpstreamResponse
-	81, // 123: gatehouse.accounts.v1.AccountsService.ListUpstreamLinks:output_type -> gatehouse.accounts.v1.ListUpstreamLinksResponse
-	83, // 124: gatehouse.accounts.v1.AccountsService.AddUpstreamLink:output_type -> gatehouse.accounts.v1.AddUpstreamLinkResponse
-	85, // 125: gatehouse.accounts.v1.AccountsService.RemoveUpstreamLink:output_type -> gatehouse.accounts.v1.RemoveUpstreamLinkResponse
-	87, // 126: gatehouse.accounts.v1.AccountsService.UpstreamBackchannelLogout:output_type -> gatehouse.accounts.v1.UpstreamBackchannelLogoutResponse
-	88, // [88:127] is the sub-list for method output_type
-	49, // [49:88] is the sub-list for method input_type
-	49, // [49:49] is the sub-list for extension type_name
-	49, // [49:49] is the sub-list for extension extendee
-	0,  // [0:49] is the sub-list for field type_name
+	119, // 0: gatehouse.accounts.v1.RegistrationToken.created_at:type_name -> google.protobuf.Timestamp
+	119, // 1: gatehouse.accounts.v1.RegistrationToken.expires_at:type_name -> google.protobuf.Timestamp
+	119, // 2: gatehouse.accounts.v1.CreateRegistrationTokenRequest.expires_at:type_name -> google.protobuf.Timestamp
+	2,   // 3: gatehouse.accounts.v1.CreateRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
+	2,   // 4: gatehouse.accounts.v1.ListRegistrationTokensResponse.registration_tokens:type_name -> gatehouse.accounts.v1.RegistrationToken
+	31,  // 5: gatehouse.accounts.v1.GetUserByEmailResponse.user:type_name -> gatehouse.accounts.v1.User
+	119, // 6: gatehouse.accounts.v1.Email.added_at:type_name -> google.protobuf.Timestamp
+	13,  // 7: gatehouse.accounts.v1.AddEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
+	13,  // 8: gatehouse.accounts.v1.RemoveEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
+	13,  // 9: gatehouse.accounts.v1.SetPrimaryEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
+	13,  // 10: gatehouse.accounts.v1.ListEmailsResponse.emails:type_name -> gatehouse.accounts.v1.Email
+	119, // 11: gatehouse.accounts.v1.BrowserSession.created_at:type_name -> google.protobuf.Timestamp
+	119, // 12: gatehouse.accounts.v1.BrowserSession.last_active_at:type_name -> google.protobuf.Timestamp
+	119, // 13: gatehouse.accounts.v1.BrowserSession.ended_at:type_name -> google.protobuf.Timestamp
+	119, // 14: gatehouse.accounts.v1.BrowserSession.authenticated_at:type_name -> google.protobuf.Timestamp
+	22,  // 15: gatehouse.accounts.v1.StartBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
+	22,  // 16: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
+	31,  // 17: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse.user:type_name -> gatehouse.accounts.v1.User
+	22,  // 18: gatehouse.accounts.v1.ListBrowserSessionsResponse.sessions:type_name -> gatehouse.accounts.v1.BrowserSession
+	119, // 19: gatehouse.accounts.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	119, // 20: gatehouse.accounts.v1.User.updated_at:type_name -> google.protobuf.Timestamp
+	35,  // 21: gatehouse.accounts.v1.StartRegistrationResponse.registration:type_name -> gatehouse.accounts.v1.Registration
+	119, // 22: gatehouse.accounts.v1.Registration.started_at:type_name -> google.protobuf.Timestamp
+	119, // 23: gatehouse.accounts.v1.Registration.expires_at:type_name -> google.protobuf.Timestamp
+	35,  // 24: gatehouse.accounts.v1.GetRegistrationResponse.registration:type_name -> gatehouse.accounts.v1.Registration
+	31,  // 25: gatehouse.accounts.v1.CompleteRegistrationResponse.user:type_name -> gatehouse.accounts.v1.User
+	31,  // 26: gatehouse.accounts.v1.RegisterResponse.user:type_name -> gatehouse.accounts.v1.User
+	31,  // 27: gatehouse.accounts.v1.GetUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	31,  // 28: gatehouse.accounts.v1.GetUserByUsernameResponse.user:type_name -> gatehouse.accounts.v1.User
+	31,  // 29: gatehouse.accounts.v1.VerifyPasswordResponse.user:type_name -> gatehouse.accounts.v1.User
+	0,   // 30: gatehouse.accounts.v1.VerifyPasswordResponse.second_factor:type_name -> gatehouse.accounts.v1.SecondFactorNeed
+	119, // 31: gatehouse.accounts.v1.Passkey.created_at:type_name -> google.protobuf.Timestamp
+	119, // 32: gatehouse.accounts.v1.Passkey.last_used_at:type_name -> google.protobuf.Timestamp
+	47,  // 33: gatehouse.accounts.v1.SecondFactors.passkeys:type_name -> gatehouse.accounts.v1.Passkey
+	119, // 34: gatehouse.accounts.v1.SecondFactors.totp_enabled_at:type_name -> google.protobuf.Timestamp
+	0,   // 35: gatehouse.accounts.v1.SecondFactors.need:type_name -> gatehouse.accounts.v1.SecondFactorNeed
+	48,  // 36: gatehouse.accounts.v1.GetSecondFactorsResponse.factors:type_name -> gatehouse.accounts.v1.SecondFactors
+	31,  // 37: gatehouse.accounts.v1.VerifySecondFactorResponse.user:type_name -> gatehouse.accounts.v1.User
+	31,  // 38: gatehouse.accounts.v1.FinishPasskeySignInResponse.user:type_name -> gatehouse.accounts.v1.User
+	47,  // 39: gatehouse.accounts.v1.FinishPasskeyRegistrationResponse.passkey:type_name -> gatehouse.accounts.v1.Passkey
+	48,  // 40: gatehouse.accounts.v1.SetSecondFactorRequiredResponse.factors:type_name -> gatehouse.accounts.v1.SecondFactors
+	22,  // 41: gatehouse.accounts.v1.ReauthenticateBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
+	31,  // 42: gatehouse.accounts.v1.LockUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	31,  // 43: gatehouse.accounts.v1.UnlockUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	31,  // 44: gatehouse.accounts.v1.DeactivateUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	31,  // 45: gatehouse.accounts.v1.ReactivateUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	31,  // 46: gatehouse.accounts.v1.SetDisplayNameResponse.user:type_name -> gatehouse.accounts.v1.User
+	1,   // 47: gatehouse.accounts.v1.ListUsersRequest.status:type_name -> gatehouse.accounts.v1.UserStatus
+	31,  // 48: gatehouse.accounts.v1.ListUsersResponse.users:type_name -> gatehouse.accounts.v1.User
+	119, // 49: gatehouse.accounts.v1.AuditEntry.occurred_at:type_name -> google.protobuf.Timestamp
+	93,  // 50: gatehouse.accounts.v1.ListAuditEntriesResponse.entries:type_name -> gatehouse.accounts.v1.AuditEntry
+	96,  // 51: gatehouse.accounts.v1.ListUpstreamProvidersResponse.providers:type_name -> gatehouse.accounts.v1.UpstreamProvider
+	31,  // 52: gatehouse.accounts.v1.CompleteUpstreamSignInResponse.user:type_name -> gatehouse.accounts.v1.User
+	103, // 53: gatehouse.accounts.v1.CompleteUpstreamSignInResponse.sign_in:type_name -> gatehouse.accounts.v1.UpstreamSignIn
+	119, // 54: gatehouse.accounts.v1.UpstreamSignIn.expires_at:type_name -> google.protobuf.Timestamp
+	103, // 55: gatehouse.accounts.v1.GetUpstreamSignInResponse.sign_in:type_name -> gatehouse.accounts.v1.UpstreamSignIn
+	31,  // 56: gatehouse.accounts.v1.RegisterUpstreamUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	31,  // 57: gatehouse.accounts.v1.LinkUpstreamResponse.user:type_name -> gatehouse.accounts.v1.User
+	119, // 58: gatehouse.accounts.v1.UpstreamLink.linked_at:type_name -> google.protobuf.Timestamp
+	110, // 59: gatehouse.accounts.v1.ListUpstreamLinksResponse.links:type_name -> gatehouse.accounts.v1.UpstreamLink
+	110, // 60: gatehouse.accounts.v1.AddUpstreamLinkResponse.link:type_name -> gatehouse.accounts.v1.UpstreamLink
+	32,  // 61: gatehouse.accounts.v1.AccountsService.Register:input_type -> gatehouse.accounts.v1.RegisterRequest
+	33,  // 62: gatehouse.accounts.v1.AccountsService.StartRegistration:input_type -> gatehouse.accounts.v1.StartRegistrationRequest
+	36,  // 63: gatehouse.accounts.v1.AccountsService.GetRegistration:input_type -> gatehouse.accounts.v1.GetRegistrationRequest
+	38,  // 64: gatehouse.accounts.v1.AccountsService.CompleteRegistration:input_type -> gatehouse.accounts.v1.CompleteRegistrationRequest
+	41,  // 65: gatehouse.accounts.v1.AccountsService.GetUser:input_type -> gatehouse.accounts.v1.GetUserRequest
+	42,  // 66: gatehouse.accounts.v1.AccountsService.GetUserByUsername:input_type -> gatehouse.accounts.v1.GetUserByUsernameRequest
+	45,  // 67: gatehouse.accounts.v1.AccountsService.VerifyPassword:input_type -> gatehouse.accounts.v1.VerifyPasswordRequest
+	77,  // 68: gatehouse.accounts.v1.AccountsService.ChangePassword:input_type -> gatehouse.accounts.v1.ChangePasswordRequest
+	79,  // 69: gatehouse.accounts.v1.AccountsService.SetPassword:input_type -> gatehouse.accounts.v1.SetPasswordRequest
+	81,  // 70: gatehouse.accounts.v1.AccountsService.LockUser:input_type -> gatehouse.accounts.v1.LockUserRequest
+	83,  // 71: gatehouse.accounts.v1.AccountsService.UnlockUser:input_type -> gatehouse.accounts.v1.UnlockUserRequest
+	85,  // 72: gatehouse.accounts.v1.AccountsService.DeactivateUser:input_type -> gatehouse.accounts.v1.DeactivateUserRequest
+	87,  // 73: gatehouse.accounts.v1.AccountsService.ReactivateUser:input_type -> gatehouse.accounts.v1.ReactivateUserRequest
+	89,  // 74: gatehouse.accounts.v1.AccountsService.SetDisplayName:input_type -> gatehouse.accounts.v1.SetDisplayNameRequest
+	91,  // 75: gatehouse.accounts.v1.AccountsService.ListUsers:input_type -> gatehouse.accounts.v1.ListUsersRequest
+	94,  // 76: gatehouse.accounts.v1.AccountsService.ListAuditEntries:input_type -> gatehouse.accounts.v1.ListAuditEntriesRequest
+	11,  // 77: gatehouse.accounts.v1.AccountsService.GetUserByEmail:input_type -> gatehouse.accounts.v1.GetUserByEmailRequest
+	14,  // 78: gatehouse.accounts.v1.AccountsService.AddEmail:input_type -> gatehouse.accounts.v1.AddEmailRequest
+	16,  // 79: gatehouse.accounts.v1.AccountsService.RemoveEmail:input_type -> gatehouse.accounts.v1.RemoveEmailRequest
+	18,  // 80: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:input_type -> gatehouse.accounts.v1.SetPrimaryEmailRequest
+	20,  // 81: gatehouse.accounts.v1.AccountsService.ListEmails:input_type -> gatehouse.accounts.v1.ListEmailsRequest
+	23,  // 82: gatehouse.accounts.v1.AccountsService.StartBrowserSession:input_type -> gatehouse.accounts.v1.StartBrowserSessionRequest
+	25,  // 83: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:input_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionRequest
+	27,  // 84: gatehouse.accounts.v1.AccountsService.EndBrowserSession:input_type -> gatehouse.accounts.v1.EndBrowserSessionRequest
+	29,  // 85: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:input_type -> gatehouse.accounts.v1.ListBrowserSessionsRequest
+	3,   // 86: gatehouse.accounts.v1.AccountsService.CreateRegistrationToken:input_type -> gatehouse.accounts.v1.CreateRegistrationTokenRequest
+	5,   // 87: gatehouse.accounts.v1.AccountsService.UseRegistrationToken:input_type -> gatehouse.accounts.v1.UseRegistrationTokenRequest
+	7,   // 88: gatehouse.accounts.v1.AccountsService.RevokeRegistrationToken:input_type -> gatehouse.accounts.v1.RevokeRegistrationTokenRequest
+	9,   // 89: gatehouse.accounts.v1.AccountsService.ListRegistrationTokens:input_type -> gatehouse.accounts.v1.ListRegistrationTokensRequest
+	97,  // 90: gatehouse.accounts.v1.AccountsService.ListUpstreamProviders:input_type -> gatehouse.accounts.v1.ListUpstreamProvidersRequest
+	99,  // 91: gatehouse.accounts.v1.AccountsService.StartUpstreamSignIn:input_type -> gatehouse.accounts.v1.StartUpstreamSignInRequest
+	101, // 92: gatehouse.accounts.v1.AccountsService.CompleteUpstreamSignIn:input_type -> gatehouse.accounts.v1.CompleteUpstreamSignInRequest
+	104, // 93: gatehouse.accounts.v1.AccountsService.GetUpstreamSignIn:input_type -> gatehouse.accounts.v1.GetUpstreamSignInRequest
+	106, // 94: gatehouse.accounts.v1.AccountsService.RegisterUpstreamUser:input_type -> gatehouse.accounts.v1.RegisterUpstreamUserRequest
+	108, // 95: gatehouse.accounts.v1.AccountsService.LinkUpstream:input_type -> gatehouse.accounts.v1.LinkUpstreamRequest
+	111, // 96: gatehouse.accounts.v1.AccountsService.ListUpstreamLinks:input_type -> gatehouse.accounts.v1.ListUpstreamLinksRequest
+	113, // 97: gatehouse.accounts.v1.AccountsService.AddUpstreamLink:input_type -> gatehouse.accounts.v1.AddUpstreamLinkRequest
+	115, // 98: gatehouse.accounts.v1.AccountsService.RemoveUpstreamLink:input_type -> gatehouse.accounts.v1.RemoveUpstreamLinkRequest
+	117, // 99: gatehouse.accounts.v1.AccountsService.UpstreamBackchannelLogout:input_type -> gatehouse.accounts.v1.UpstreamBackchannelLogoutRequest
+	49,  // 100: gatehouse.accounts.v1.AccountsService.GetSecondFactors:input_type -> gatehouse.accounts.v1.GetSecondFactorsRequest
+	51,  // 101: gatehouse.accounts.v1.AccountsService.VerifySecondFactor:input_type -> gatehouse.accounts.v1.VerifySecondFactorRequest
+	53,  // 102: gatehouse.accounts.v1.AccountsService.BeginPasskeySignIn:input_type -> gatehouse.accounts.v1.BeginPasskeySignInRequest
+	55,  // 103: gatehouse.accounts.v1.AccountsService.FinishPasskeySignIn:input_type -> gatehouse.accounts.v1.FinishPasskeySignInRequest
+	57,  // 104: gatehouse.accounts.v1.AccountsService.BeginPasskeyRegistration:input_type -> gatehouse.accounts.v1.BeginPasskeyRegistrationRequest
+	59,  // 105: gatehouse.accounts.v1.AccountsService.FinishPasskeyRegistration:input_type -> gatehouse.accounts.v1.FinishPasskeyRegistrationRequest
+	61,  // 106: gatehouse.accounts.v1.AccountsService.RemovePasskey:input_type -> gatehouse.accounts.v1.RemovePasskeyRequest
+	63,  // 107: gatehouse.accounts.v1.AccountsService.StartTOTPEnrolment:input_type -> gatehouse.accounts.v1.StartTOTPEnrolmentRequest
+	65,  // 108: gatehouse.accounts.v1.AccountsService.ConfirmTOTPEnrolment:input_type -> gatehouse.accounts.v1.ConfirmTOTPEnrolmentRequest
+	67,  // 109: gatehouse.accounts.v1.AccountsService.DisableTOTP:input_type -> gatehouse.accounts.v1.DisableTOTPRequest
+	69,  // 110: gatehouse.accounts.v1.AccountsService.GenerateRecoveryCodes:input_type -> gatehouse.accounts.v1.GenerateRecoveryCodesRequest
+	71,  // 111: gatehouse.accounts.v1.AccountsService.SetSecondFactorRequired:input_type -> gatehouse.accounts.v1.SetSecondFactorRequiredRequest
+	73,  // 112: gatehouse.accounts.v1.AccountsService.ResetSecondFactors:input_type -> gatehouse.accounts.v1.ResetSecondFactorsRequest
+	75,  // 113: gatehouse.accounts.v1.AccountsService.ReauthenticateBrowserSession:input_type -> gatehouse.accounts.v1.ReauthenticateBrowserSessionRequest
+	40,  // 114: gatehouse.accounts.v1.AccountsService.Register:output_type -> gatehouse.accounts.v1.RegisterResponse
+	34,  // 115: gatehouse.accounts.v1.AccountsService.StartRegistration:output_type -> gatehouse.accounts.v1.StartRegistrationResponse
+	37,  // 116: gatehouse.accounts.v1.AccountsService.GetRegistration:output_type -> gatehouse.accounts.v1.GetRegistrationResponse
+	39,  // 117: gatehouse.accounts.v1.AccountsService.CompleteRegistration:output_type -> gatehouse.accounts.v1.CompleteRegistrationResponse
+	43,  // 118: gatehouse.accounts.v1.AccountsService.GetUser:output_type -> gatehouse.accounts.v1.GetUserResponse
+	44,  // 119: gatehouse.accounts.v1.AccountsService.GetUserByUsername:output_type -> gatehouse.accounts.v1.GetUserByUsernameResponse
+	46,  // 120: gatehouse.accounts.v1.AccountsService.VerifyPassword:output_type -> gatehouse.accounts.v1.VerifyPasswordResponse
+	78,  // 121: gatehouse.accounts.v1.AccountsService.ChangePassword:output_type -> gatehouse.accounts.v1.ChangePasswordResponse
+	80,  // 122: gatehouse.accounts.v1.AccountsService.SetPassword:output_type -> gatehouse.accounts.v1.SetPasswordResponse
+	82,  // 123: gatehouse.accounts.v1.AccountsService.LockUser:output_type -> gatehouse.accounts.v1.LockUserResponse
+	84,  // 124: gatehouse.accounts.v1.AccountsService.UnlockUser:output_type -> gatehouse.accounts.v1.UnlockUserResponse
+	86,  // 125: gatehouse.accounts.v1.AccountsService.DeactivateUser:output_type -> gatehouse.accounts.v1.DeactivateUserResponse
+	88,  // 126: gatehouse.accounts.v1.AccountsService.ReactivateUser:output_type -> gatehouse.accounts.v1.ReactivateUserResponse
+	90,  // 127: gatehouse.accounts.v1.AccountsService.SetDisplayName:output_type -> gatehouse.accounts.v1.SetDisplayNameResponse
+	92,  // 128: gatehouse.accounts.v1.AccountsService.ListUsers:output_type -> gatehouse.accounts.v1.ListUsersResponse
+	95,  // 129: gatehouse.accounts.v1.AccountsService.ListAuditEntries:output_type -> gatehouse.accounts.v1.ListAuditEntriesResponse
+	12,  // 130: gatehouse.accounts.v1.AccountsService.GetUserByEmail:output_type -> gatehouse.accounts.v1.GetUserByEmailResponse
+	15,  // 131: gatehouse.accounts.v1.AccountsService.AddEmail:output_type -> gatehouse.accounts.v1.AddEmailResponse
+	17,  // 132: gatehouse.accounts.v1.AccountsService.RemoveEmail:output_type -> gatehouse.accounts.v1.RemoveEmailResponse
+	19,  // 133: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:output_type -> gatehouse.accounts.v1.SetPrimaryEmailResponse
+	21,  // 134: gatehouse.accounts.v1.AccountsService.ListEmails:output_type -> gatehouse.accounts.v1.ListEmailsResponse
+	24,  // 135: gatehouse.accounts.v1.AccountsService.StartBrowserSession:output_type -> gatehouse.accounts.v1.StartBrowserSessionResponse
+	26,  // 136: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:output_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionResponse
+	28,  // 137: gatehouse.accounts.v1.AccountsService.EndBrowserSession:output_type -> gatehouse.accounts.v1.EndBrowserSessionResponse
+	30,  // 138: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:output_type -> gatehouse.accounts.v1.ListBrowserSessionsResponse
+	4,   // 139: gatehouse.accounts.v1.AccountsService.CreateRegistrationToken:output_type -> gatehouse.accounts.v1.CreateRegistrationTokenResponse
+	6,   // 140: gatehouse.accounts.v1.AccountsService.UseRegistrationToken:output_type -> gatehouse.accounts.v1.UseRegistrationTokenResponse
+	8,   // 141: gatehouse.accounts.v1.AccountsService.RevokeRegistrationToken:output_type -> gatehouse.accounts.v1.RevokeRegistrationTokenResponse
+	10,  // 142: gatehouse.accounts.v1.AccountsService.ListRegistrationTokens:output_type -> gatehouse.accounts.v1.ListRegistrationTokensResponse
+	98,  // 143: gatehouse.accounts.v1.AccountsService.ListUpstreamProviders:output_type -> gatehouse.accounts.v1.ListUpstreamProvidersResponse
+	100, // 144: gatehouse.accounts.v1.AccountsService.StartUpstreamSignIn:output_type -> gatehouse.accounts.v1.StartUpstreamSignInResponse
+	102, // 145: gatehouse.accounts.v1.AccountsService.CompleteUpstreamSignIn:output_type -> gatehouse.accounts.v1.CompleteUpstreamSignInResponse
+	105, // 146: gatehouse.accounts.v1.AccountsService.GetUpstreamSignIn:output_type -> gatehouse.accounts.v1.GetUpstreamSignInResponse
+	107, // 147: gatehouse.accounts.v1.AccountsService.RegisterUpstreamUser:output_type -> gatehouse.accounts.v1.RegisterUpstreamUserResponse
+	109, // 148: gatehouse.accounts.v1.AccountsService.LinkUpstream:output_type -> gatehouse.accounts.v1.LinkUpstreamResponse
+	112, // 149: gatehouse.accounts.v1.AccountsService.ListUpstreamLinks:output_type -> gatehouse.accounts.v1.ListUpstreamLinksResponse
+	114, // 150: gatehouse.accounts.v1.AccountsService.AddUpstreamLink:output_type -> gatehouse.accounts.v1.AddUpstreamLinkResponse
+	116, // 151: gatehouse.accounts.v1.AccountsService.RemoveUpstreamLink:output_type -> gatehouse.accounts.v1.RemoveUpstreamLinkResponse
+	118, // 152: gatehouse.accounts.v1.AccountsService.UpstreamBackchannelLogout:output_type -> gatehouse.accounts.v1.UpstreamBackchannelLogoutResponse
+	50,  // 153: gatehouse.accounts.v1.AccountsService.GetSecondFactors:output_type -> gatehouse.accounts.v1.GetSecondFactorsResponse
+	52,  // 154: gatehouse.accounts.v1.AccountsService.VerifySecondFactor:output_type -> gatehouse.accounts.v1.VerifySecondFactorResponse
+	54,  // 155: gatehouse.accounts.v1.AccountsService.BeginPasskeySignIn:output_type -> gatehouse.accounts.v1.BeginPasskeySignInResponse
+	56,  // 156: gatehouse.accounts.v1.AccountsService.FinishPasskeySignIn:output_type -> gatehouse.accounts.v1.FinishPasskeySignInResponse
+	58,  // 157: gatehouse.accounts.v1.AccountsService.BeginPasskeyRegistration:output_type -> gatehouse.accounts.v1.BeginPasskeyRegistrationResponse
+	60,  // 158: gatehouse.accounts.v1.AccountsService.FinishPasskeyRegistration:output_type -> gatehouse.accounts.v1.FinishPasskeyRegistrationResponse
+	62,  // 159: gatehouse.accounts.v1.AccountsService.RemovePasskey:output_type -> gatehouse.accounts.v1.RemovePasskeyResponse
+	64,  // 160: gatehouse.accounts.v1.AccountsService.StartTOTPEnrolment:output_type -> gatehouse.accounts.v1.StartTOTPEnrolmentResponse
+	66,  // 161: gatehouse.accounts.v1.AccountsService.ConfirmTOTPEnrolment:output_type -> gatehouse.accounts.v1.ConfirmTOTPEnrolmentResponse
+	68,  // 162: gatehouse.accounts.v1.AccountsService.DisableTOTP:output_type -> gatehouse.accounts.v1.DisableTOTPResponse
+	70,  // 163: gatehouse.accounts.v1.AccountsService.GenerateRecoveryCodes:output_type -> gatehouse.accounts.v1.GenerateRecoveryCodesResponse
+	72,  // 164: gatehouse.accounts.v1.AccountsService.SetSecondFactorRequired:output_type -> gatehouse.accounts.v1.SetSecondFactorRequiredResponse
+	74,  // 165: gatehouse.accounts.v1.AccountsService.ResetSecondFactors:output_type -> gatehouse.accounts.v1.ResetSecondFactorsResponse
+	76,  // 166: gatehouse.accounts.v1.AccountsService.ReauthenticateBrowserSession:output_type -> gatehouse.accounts.v1.ReauthenticateBrowserSessionResponse
+	114, // [114:167] is the sub-list for method output_type
+	61,  // [61:114] is the sub-list for method input_type
+	61,  // [61:61] is the sub-list for extension type_name
+	61,  // [61:61] is the sub-list for extension extendee
+	0,   // [0:61] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_accounts_v1_accounts_proto_init() }
@@ -5583,8 +7576,8 @@ func file_gatehouse_accounts_v1_accounts_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_accounts_v1_accounts_proto_rawDesc), len(file_gatehouse_accounts_v1_accounts_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   87,
+			NumEnums:      2,
+			NumMessages:   117,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -294,14 +294,19 @@ func (x *ClientInfo) GetPolicyUri() string {
 }
 
 type Grant struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	GrantId       string                 `protobuf:"bytes,1,opt,name=grant_id,json=grantId,proto3" json:"grant_id,omitempty"`
-	Client        *ClientInfo            `protobuf:"bytes,2,opt,name=client,proto3" json:"client,omitempty"`
-	Scope         string                 `protobuf:"bytes,3,opt,name=scope,proto3" json:"scope,omitempty"`
-	Prompt        string                 `protobuf:"bytes,4,opt,name=prompt,proto3" json:"prompt,omitempty"`
-	LoginHint     string                 `protobuf:"bytes,5,opt,name=login_hint,json=loginHint,proto3" json:"login_hint,omitempty"`
-	Status        GrantStatus            `protobuf:"varint,6,opt,name=status,proto3,enum=gatehouse.authorize.v1.GrantStatus" json:"status,omitempty"`
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	GrantId   string                 `protobuf:"bytes,1,opt,name=grant_id,json=grantId,proto3" json:"grant_id,omitempty"`
+	Client    *ClientInfo            `protobuf:"bytes,2,opt,name=client,proto3" json:"client,omitempty"`
+	Scope     string                 `protobuf:"bytes,3,opt,name=scope,proto3" json:"scope,omitempty"`
+	Prompt    string                 `protobuf:"bytes,4,opt,name=prompt,proto3" json:"prompt,omitempty"`
+	LoginHint string                 `protobuf:"bytes,5,opt,name=login_hint,json=loginHint,proto3" json:"login_hint,omitempty"`
+	Status    GrantStatus            `protobuf:"varint,6,opt,name=status,proto3,enum=gatehouse.authorize.v1.GrantStatus" json:"status,omitempty"`
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// When the client asked (prompt=login needs an authentication after it).
+	RequestedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=requested_at,json=requestedAt,proto3" json:"requested_at,omitempty"`
+	// OpenID Connect max_age in seconds; unset when none was sent.
+	MaxAge        *int64 `protobuf:"varint,9,opt,name=max_age,json=maxAge,proto3,oneof" json:"max_age,omitempty"`
+	AcrValues     string `protobuf:"bytes,10,opt,name=acr_values,json=acrValues,proto3" json:"acr_values,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -383,6 +388,27 @@ func (x *Grant) GetExpiresAt() *timestamppb.Timestamp {
 		return x.ExpiresAt
 	}
 	return nil
+}
+
+func (x *Grant) GetRequestedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RequestedAt
+	}
+	return nil
+}
+
+func (x *Grant) GetMaxAge() int64 {
+	if x != nil && x.MaxAge != nil {
+		return *x.MaxAge
+	}
+	return 0
+}
+
+func (x *Grant) GetAcrValues() string {
+	if x != nil {
+		return x.AcrValues
+	}
+	return ""
 }
 
 type GetGrantRequest struct {
@@ -745,8 +771,11 @@ type ExchangeCodeResponse struct {
 	ReplayedSessionId string `protobuf:"bytes,8,opt,name=replayed_session_id,json=replayedSessionId,proto3" json:"replayed_session_id,omitempty"`
 	// The browser session the person consented from.
 	BrowserSessionId string `protobuf:"bytes,9,opt,name=browser_session_id,json=browserSessionId,proto3" json:"browser_session_id,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// How the person authenticated (amr), and the acr_values the client asked for.
+	AuthMethods   []string `protobuf:"bytes,10,rep,name=auth_methods,json=authMethods,proto3" json:"auth_methods,omitempty"`
+	AcrValues     string   `protobuf:"bytes,11,opt,name=acr_values,json=acrValues,proto3" json:"acr_values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ExchangeCodeResponse) Reset() {
@@ -838,6 +867,20 @@ func (x *ExchangeCodeResponse) GetReplayedSessionId() string {
 func (x *ExchangeCodeResponse) GetBrowserSessionId() string {
 	if x != nil {
 		return x.BrowserSessionId
+	}
+	return ""
+}
+
+func (x *ExchangeCodeResponse) GetAuthMethods() []string {
+	if x != nil {
+		return x.AuthMethods
+	}
+	return nil
+}
+
+func (x *ExchangeCodeResponse) GetAcrValues() string {
+	if x != nil {
+		return x.AcrValues
 	}
 	return ""
 }
@@ -1383,7 +1426,8 @@ type PollDeviceCodeResponse struct {
 	AuthTime      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=auth_time,json=authTime,proto3" json:"auth_time,omitempty"`
 	Admin         bool                   `protobuf:"varint,8,opt,name=admin,proto3" json:"admin,omitempty"`
 	// The browser session the person approved from.
-	BrowserSessionId string `protobuf:"bytes,9,opt,name=browser_session_id,json=browserSessionId,proto3" json:"browser_session_id,omitempty"`
+	BrowserSessionId string   `protobuf:"bytes,9,opt,name=browser_session_id,json=browserSessionId,proto3" json:"browser_session_id,omitempty"`
+	AuthMethods      []string `protobuf:"bytes,10,rep,name=auth_methods,json=authMethods,proto3" json:"auth_methods,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -1479,6 +1523,13 @@ func (x *PollDeviceCodeResponse) GetBrowserSessionId() string {
 		return x.BrowserSessionId
 	}
 	return ""
+}
+
+func (x *PollDeviceCodeResponse) GetAuthMethods() []string {
+	if x != nil {
+		return x.AuthMethods
+	}
+	return nil
 }
 
 type ClaimClientAssertionRequest struct {
@@ -1604,7 +1655,7 @@ const file_gatehouse_authorize_v1_authorize_proto_rawDesc = "" +
 	"\blogo_uri\x18\x04 \x01(\tR\alogoUri\x12\x17\n" +
 	"\atos_uri\x18\x05 \x01(\tR\x06tosUri\x12\x1d\n" +
 	"\n" +
-	"policy_uri\x18\x06 \x01(\tR\tpolicyUri\"\xa3\x02\n" +
+	"policy_uri\x18\x06 \x01(\tR\tpolicyUri\"\xab\x03\n" +
 	"\x05Grant\x12\x19\n" +
 	"\bgrant_id\x18\x01 \x01(\tR\agrantId\x12:\n" +
 	"\x06client\x18\x02 \x01(\v2\".gatehouse.authorize.v1.ClientInfoR\x06client\x12\x14\n" +
@@ -1614,7 +1665,14 @@ const file_gatehouse_authorize_v1_authorize_proto_rawDesc = "" +
 	"login_hint\x18\x05 \x01(\tR\tloginHint\x12;\n" +
 	"\x06status\x18\x06 \x01(\x0e2#.gatehouse.authorize.v1.GrantStatusR\x06status\x129\n" +
 	"\n" +
-	"expires_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\",\n" +
+	"expires_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12=\n" +
+	"\frequested_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\vrequestedAt\x12\x1c\n" +
+	"\amax_age\x18\t \x01(\x03H\x00R\x06maxAge\x88\x01\x01\x12\x1d\n" +
+	"\n" +
+	"acr_values\x18\n" +
+	" \x01(\tR\tacrValuesB\n" +
+	"\n" +
+	"\b_max_age\",\n" +
 	"\x0fGetGrantRequest\x12\x19\n" +
 	"\bgrant_id\x18\x01 \x01(\tR\agrantId\"G\n" +
 	"\x10GetGrantResponse\x123\n" +
@@ -1633,7 +1691,7 @@ const file_gatehouse_authorize_v1_authorize_proto_rawDesc = "" +
 	"\fredirect_uri\x18\x03 \x01(\tR\vredirectUri\x12#\n" +
 	"\rcode_verifier\x18\x04 \x01(\tR\fcodeVerifier\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\x05 \x01(\tR\tsessionId\"\xbf\x02\n" +
+	"session_id\x18\x05 \x01(\tR\tsessionId\"\x81\x03\n" +
 	"\x14ExchangeCodeResponse\x12\x19\n" +
 	"\bgrant_id\x18\x01 \x01(\tR\agrantId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1a\n" +
@@ -1643,7 +1701,11 @@ const file_gatehouse_authorize_v1_authorize_proto_rawDesc = "" +
 	"\tauth_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bauthTime\x12\x14\n" +
 	"\x05admin\x18\a \x01(\bR\x05admin\x12.\n" +
 	"\x13replayed_session_id\x18\b \x01(\tR\x11replayedSessionId\x12,\n" +
-	"\x12browser_session_id\x18\t \x01(\tR\x10browserSessionId\"/\n" +
+	"\x12browser_session_id\x18\t \x01(\tR\x10browserSessionId\x12!\n" +
+	"\fauth_methods\x18\n" +
+	" \x03(\tR\vauthMethods\x12\x1d\n" +
+	"\n" +
+	"acr_values\x18\v \x01(\tR\tacrValues\"/\n" +
 	"\x10GetClientRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\"\x95\x01\n" +
 	"\x11GetClientResponse\x12\x1b\n" +
@@ -1677,7 +1739,7 @@ const file_gatehouse_authorize_v1_authorize_proto_rawDesc = "" +
 	"deviceCode\x12\x1b\n" +
 	"\tclient_id\x18\x02 \x01(\tR\bclientId\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\x03 \x01(\tR\tsessionId\"\xe6\x02\n" +
+	"session_id\x18\x03 \x01(\tR\tsessionId\"\x89\x03\n" +
 	"\x16PollDeviceCodeResponse\x12@\n" +
 	"\x06status\x18\x01 \x01(\x0e2(.gatehouse.authorize.v1.DevicePollStatusR\x06status\x12\x1a\n" +
 	"\binterval\x18\x02 \x01(\x05R\binterval\x12&\n" +
@@ -1687,7 +1749,9 @@ const file_gatehouse_authorize_v1_authorize_proto_rawDesc = "" +
 	"\x05scope\x18\x06 \x01(\tR\x05scope\x127\n" +
 	"\tauth_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bauthTime\x12\x14\n" +
 	"\x05admin\x18\b \x01(\bR\x05admin\x12,\n" +
-	"\x12browser_session_id\x18\t \x01(\tR\x10browserSessionId\"\x87\x01\n" +
+	"\x12browser_session_id\x18\t \x01(\tR\x10browserSessionId\x12!\n" +
+	"\fauth_methods\x18\n" +
+	" \x03(\tR\vauthMethods\"\x87\x01\n" +
 	"\x1bClaimClientAssertionRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x10\n" +
 	"\x03jti\x18\x02 \x01(\tR\x03jti\x129\n" +
@@ -1785,41 +1849,42 @@ var file_gatehouse_authorize_v1_authorize_proto_depIdxs = []int32{
 	3,  // 0: gatehouse.authorize.v1.Grant.client:type_name -> gatehouse.authorize.v1.ClientInfo
 	0,  // 1: gatehouse.authorize.v1.Grant.status:type_name -> gatehouse.authorize.v1.GrantStatus
 	26, // 2: gatehouse.authorize.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
-	4,  // 3: gatehouse.authorize.v1.GetGrantResponse.grant:type_name -> gatehouse.authorize.v1.Grant
-	26, // 4: gatehouse.authorize.v1.ExchangeCodeResponse.auth_time:type_name -> google.protobuf.Timestamp
-	3,  // 5: gatehouse.authorize.v1.DeviceGrant.client:type_name -> gatehouse.authorize.v1.ClientInfo
-	1,  // 6: gatehouse.authorize.v1.DeviceGrant.status:type_name -> gatehouse.authorize.v1.DeviceGrantStatus
-	26, // 7: gatehouse.authorize.v1.DeviceGrant.expires_at:type_name -> google.protobuf.Timestamp
-	15, // 8: gatehouse.authorize.v1.GetDeviceGrantResponse.device_grant:type_name -> gatehouse.authorize.v1.DeviceGrant
-	15, // 9: gatehouse.authorize.v1.ApproveDeviceGrantResponse.device_grant:type_name -> gatehouse.authorize.v1.DeviceGrant
-	2,  // 10: gatehouse.authorize.v1.PollDeviceCodeResponse.status:type_name -> gatehouse.authorize.v1.DevicePollStatus
-	26, // 11: gatehouse.authorize.v1.PollDeviceCodeResponse.auth_time:type_name -> google.protobuf.Timestamp
-	26, // 12: gatehouse.authorize.v1.ClaimClientAssertionRequest.expires_at:type_name -> google.protobuf.Timestamp
-	5,  // 13: gatehouse.authorize.v1.AuthorizeService.GetGrant:input_type -> gatehouse.authorize.v1.GetGrantRequest
-	7,  // 14: gatehouse.authorize.v1.AuthorizeService.ApproveGrant:input_type -> gatehouse.authorize.v1.ApproveGrantRequest
-	9,  // 15: gatehouse.authorize.v1.AuthorizeService.DenyGrant:input_type -> gatehouse.authorize.v1.DenyGrantRequest
-	11, // 16: gatehouse.authorize.v1.AuthorizeService.ExchangeCode:input_type -> gatehouse.authorize.v1.ExchangeCodeRequest
-	13, // 17: gatehouse.authorize.v1.AuthorizeService.GetClient:input_type -> gatehouse.authorize.v1.GetClientRequest
-	16, // 18: gatehouse.authorize.v1.AuthorizeService.GetDeviceGrant:input_type -> gatehouse.authorize.v1.GetDeviceGrantRequest
-	18, // 19: gatehouse.authorize.v1.AuthorizeService.ApproveDeviceGrant:input_type -> gatehouse.authorize.v1.ApproveDeviceGrantRequest
-	20, // 20: gatehouse.authorize.v1.AuthorizeService.DenyDeviceGrant:input_type -> gatehouse.authorize.v1.DenyDeviceGrantRequest
-	22, // 21: gatehouse.authorize.v1.AuthorizeService.PollDeviceCode:input_type -> gatehouse.authorize.v1.PollDeviceCodeRequest
-	24, // 22: gatehouse.authorize.v1.AuthorizeService.ClaimClientAssertion:input_type -> gatehouse.authorize.v1.ClaimClientAssertionRequest
-	6,  // 23: gatehouse.authorize.v1.AuthorizeService.GetGrant:output_type -> gatehouse.authorize.v1.GetGrantResponse
-	8,  // 24: gatehouse.authorize.v1.AuthorizeService.ApproveGrant:output_type -> gatehouse.authorize.v1.ApproveGrantResponse
-	10, // 25: gatehouse.authorize.v1.AuthorizeService.DenyGrant:output_type -> gatehouse.authorize.v1.DenyGrantResponse
-	12, // 26: gatehouse.authorize.v1.AuthorizeService.ExchangeCode:output_type -> gatehouse.authorize.v1.ExchangeCodeResponse
-	14, // 27: gatehouse.authorize.v1.AuthorizeService.GetClient:output_type -> gatehouse.authorize.v1.GetClientResponse
-	17, // 28: gatehouse.authorize.v1.AuthorizeService.GetDeviceGrant:output_type -> gatehouse.authorize.v1.GetDeviceGrantResponse
-	19, // 29: gatehouse.authorize.v1.AuthorizeService.ApproveDeviceGrant:output_type -> gatehouse.authorize.v1.ApproveDeviceGrantResponse
-	21, // 30: gatehouse.authorize.v1.AuthorizeService.DenyDeviceGrant:output_type -> gatehouse.authorize.v1.DenyDeviceGrantResponse
-	23, // 31: gatehouse.authorize.v1.AuthorizeService.PollDeviceCode:output_type -> gatehouse.authorize.v1.PollDeviceCodeResponse
-	25, // 32: gatehouse.authorize.v1.AuthorizeService.ClaimClientAssertion:output_type -> gatehouse.authorize.v1.ClaimClientAssertionResponse
-	23, // [23:33] is the sub-list for method output_type
-	13, // [13:23] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	26, // 3: gatehouse.authorize.v1.Grant.requested_at:type_name -> google.protobuf.Timestamp
+	4,  // 4: gatehouse.authorize.v1.GetGrantResponse.grant:type_name -> gatehouse.authorize.v1.Grant
+	26, // 5: gatehouse.authorize.v1.ExchangeCodeResponse.auth_time:type_name -> google.protobuf.Timestamp
+	3,  // 6: gatehouse.authorize.v1.DeviceGrant.client:type_name -> gatehouse.authorize.v1.ClientInfo
+	1,  // 7: gatehouse.authorize.v1.DeviceGrant.status:type_name -> gatehouse.authorize.v1.DeviceGrantStatus
+	26, // 8: gatehouse.authorize.v1.DeviceGrant.expires_at:type_name -> google.protobuf.Timestamp
+	15, // 9: gatehouse.authorize.v1.GetDeviceGrantResponse.device_grant:type_name -> gatehouse.authorize.v1.DeviceGrant
+	15, // 10: gatehouse.authorize.v1.ApproveDeviceGrantResponse.device_grant:type_name -> gatehouse.authorize.v1.DeviceGrant
+	2,  // 11: gatehouse.authorize.v1.PollDeviceCodeResponse.status:type_name -> gatehouse.authorize.v1.DevicePollStatus
+	26, // 12: gatehouse.authorize.v1.PollDeviceCodeResponse.auth_time:type_name -> google.protobuf.Timestamp
+	26, // 13: gatehouse.authorize.v1.ClaimClientAssertionRequest.expires_at:type_name -> google.protobuf.Timestamp
+	5,  // 14: gatehouse.authorize.v1.AuthorizeService.GetGrant:input_type -> gatehouse.authorize.v1.GetGrantRequest
+	7,  // 15: gatehouse.authorize.v1.AuthorizeService.ApproveGrant:input_type -> gatehouse.authorize.v1.ApproveGrantRequest
+	9,  // 16: gatehouse.authorize.v1.AuthorizeService.DenyGrant:input_type -> gatehouse.authorize.v1.DenyGrantRequest
+	11, // 17: gatehouse.authorize.v1.AuthorizeService.ExchangeCode:input_type -> gatehouse.authorize.v1.ExchangeCodeRequest
+	13, // 18: gatehouse.authorize.v1.AuthorizeService.GetClient:input_type -> gatehouse.authorize.v1.GetClientRequest
+	16, // 19: gatehouse.authorize.v1.AuthorizeService.GetDeviceGrant:input_type -> gatehouse.authorize.v1.GetDeviceGrantRequest
+	18, // 20: gatehouse.authorize.v1.AuthorizeService.ApproveDeviceGrant:input_type -> gatehouse.authorize.v1.ApproveDeviceGrantRequest
+	20, // 21: gatehouse.authorize.v1.AuthorizeService.DenyDeviceGrant:input_type -> gatehouse.authorize.v1.DenyDeviceGrantRequest
+	22, // 22: gatehouse.authorize.v1.AuthorizeService.PollDeviceCode:input_type -> gatehouse.authorize.v1.PollDeviceCodeRequest
+	24, // 23: gatehouse.authorize.v1.AuthorizeService.ClaimClientAssertion:input_type -> gatehouse.authorize.v1.ClaimClientAssertionRequest
+	6,  // 24: gatehouse.authorize.v1.AuthorizeService.GetGrant:output_type -> gatehouse.authorize.v1.GetGrantResponse
+	8,  // 25: gatehouse.authorize.v1.AuthorizeService.ApproveGrant:output_type -> gatehouse.authorize.v1.ApproveGrantResponse
+	10, // 26: gatehouse.authorize.v1.AuthorizeService.DenyGrant:output_type -> gatehouse.authorize.v1.DenyGrantResponse
+	12, // 27: gatehouse.authorize.v1.AuthorizeService.ExchangeCode:output_type -> gatehouse.authorize.v1.ExchangeCodeResponse
+	14, // 28: gatehouse.authorize.v1.AuthorizeService.GetClient:output_type -> gatehouse.authorize.v1.GetClientResponse
+	17, // 29: gatehouse.authorize.v1.AuthorizeService.GetDeviceGrant:output_type -> gatehouse.authorize.v1.GetDeviceGrantResponse
+	19, // 30: gatehouse.authorize.v1.AuthorizeService.ApproveDeviceGrant:output_type -> gatehouse.authorize.v1.ApproveDeviceGrantResponse
+	21, // 31: gatehouse.authorize.v1.AuthorizeService.DenyDeviceGrant:output_type -> gatehouse.authorize.v1.DenyDeviceGrantResponse
+	23, // 32: gatehouse.authorize.v1.AuthorizeService.PollDeviceCode:output_type -> gatehouse.authorize.v1.PollDeviceCodeResponse
+	25, // 33: gatehouse.authorize.v1.AuthorizeService.ClaimClientAssertion:output_type -> gatehouse.authorize.v1.ClaimClientAssertionResponse
+	24, // [24:34] is the sub-list for method output_type
+	14, // [14:24] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_authorize_v1_authorize_proto_init() }
@@ -1827,6 +1892,7 @@ func file_gatehouse_authorize_v1_authorize_proto_init() {
 	if File_gatehouse_authorize_v1_authorize_proto != nil {
 		return
 	}
+	file_gatehouse_authorize_v1_authorize_proto_msgTypes[1].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -108,7 +108,7 @@ var (
 		&UpstreamLinked{}, &UpstreamUnlinked{})
 	AccountsUsername     = aggregate("accounts", "username", &UsernameReserved{})
 	AccountsEmail        = aggregate("accounts", "email", &EmailReserved{}, &EmailReleased{})
-	AccountsBrowser      = aggregate("accounts", "browser", &BrowserSessionStarted{}, &BrowserSessionEnded{})
+	AccountsBrowser      = aggregate("accounts", "browser", &BrowserSessionStarted{}, &BrowserSessionEnded{}, &BrowserSessionReauthenticated{})
 	AccountsActivity     = aggregate("accounts", "activity", &BrowserSessionsActive{})
 	AccountsRegToken     = aggregate("accounts", "regtoken", &RegistrationTokenCreated{}, &RegistrationTokenUsed{}, &RegistrationTokenRevoked{})
 	AccountsRegistration = aggregate("accounts", "registration", &RegistrationStarted{}, &RegistrationCompleted{})
@@ -117,10 +117,15 @@ var (
 	AccountsUpstream = aggregate("accounts", "upstream", &UpstreamLinkReserved{}, &UpstreamLinkReleased{})
 	// AccountsBackchannelLogout is a provider's logout token, received once.
 	AccountsBackchannelLogout = aggregate("accounts", "bclogout", &UpstreamLogoutReceived{})
+	// AccountsFactors is a user's passkeys, TOTP, recovery codes and
+	// second-factor requirement (accounts.factors.<user_id>).
+	AccountsFactors = aggregate("accounts", "factors",
+		&PasskeyAdded{}, &PasskeyUsed{}, &PasskeyRemoved{}, &TOTPEnabled{}, &TOTPUsed{}, &TOTPDisabled{},
+		&RecoveryCodesGenerated{}, &RecoveryCodeUsed{}, &SecondFactorRequirementSet{}, &SecondFactorsReset{})
 
 	Accounts = Stream{Name: "ACCOUNTS", Prefix: "accounts", Aggregates: []Aggregate{
 		AccountsUser, AccountsUsername, AccountsEmail, AccountsBrowser, AccountsActivity, AccountsRegToken, AccountsRegistration,
-		AccountsKeys, AccountsUpstream, AccountsBackchannelLogout,
+		AccountsKeys, AccountsUpstream, AccountsBackchannelLogout, AccountsFactors,
 	}}
 )
 

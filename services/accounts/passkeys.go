@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 
 	"github.com/go-webauthn/webauthn/protocol"
@@ -47,6 +48,9 @@ import (
 // passkey sign-in, like any other, gives the web service nothing it could
 // have made itself.
 
+// errNoPasskeys refuses passkeys where the public URL's host is an IP address.
+var errNoPasskeys = errs.FailedPrecondition("Passkeys need Gatehouse's public URL to name a host (a domain name), not an IP address.")
+
 // ceremonyTTL is how long a browser has to answer.
 const ceremonyTTL = factors.ChallengeTTL
 
@@ -70,11 +74,16 @@ type ceremony struct {
 	Expires int64                `json:"x"`
 }
 
-// newWebAuthn makes the relying party of the public URL.
+// newWebAuthn makes the relying party of the public URL; nil (passkeys
+// unavailable) when its host is an IP address, which WebAuthn does not
+// accept as a relying party.
 func newWebAuthn(publicURL, name string) (*webauthn.WebAuthn, error) {
 	u, err := url.Parse(publicURL)
 	if err != nil || u.Host == "" {
 		return nil, fmt.Errorf("accounts: the public URL %q cannot name a WebAuthn relying party", publicURL)
+	}
+	if net.ParseIP(u.Hostname()) != nil {
+		return nil, nil
 	}
 	return webauthn.New(&webauthn.Config{
 		RPID: u.Hostname(), RPDisplayName: name, RPOrigins: []string{u.Scheme + "://" + u.Host},
@@ -160,6 +169,9 @@ func optionsJSON(v any) (string, error) {
 // beginPasskeySignIn starts an assertion: passwordless (nobody named) or
 // for a known user (a proof, or the signed-in person).
 func (s *Service) beginPasskeySignIn(ctx context.Context, req *accountsv1.BeginPasskeySignInRequest) (*accountsv1.BeginPasskeySignInResponse, error) {
+	if s.webauthn == nil {
+		return nil, errNoPasskeys
+	}
 	id, _ := caller.From(ctx)
 	if req.GetAuthProof() == "" && req.GetUserId() == "" && id.User == nil {
 		opts, session, err := s.webauthn.BeginDiscoverableLogin(webauthn.WithUserVerification(protocol.VerificationRequired))
@@ -205,6 +217,9 @@ func passkeyRefused(cause error) error {
 
 // finishPasskeySignIn verifies an assertion and records its use.
 func (s *Service) finishPasskeySignIn(ctx context.Context, req *accountsv1.FinishPasskeySignInRequest, actor string) (*accountsv1.FinishPasskeySignInResponse, error) {
+	if s.webauthn == nil {
+		return nil, errNoPasskeys
+	}
 	c, err := s.openCeremony(req.GetCeremony(), ceremonyLogin)
 	if err != nil {
 		return nil, err
@@ -295,6 +310,9 @@ func (s *Service) finishPasskeySignIn(ctx context.Context, req *accountsv1.Finis
 
 // beginPasskeyRegistration starts registering a passkey.
 func (s *Service) beginPasskeyRegistration(ctx context.Context, req *accountsv1.BeginPasskeyRegistrationRequest) (*accountsv1.BeginPasskeyRegistrationResponse, error) {
+	if s.webauthn == nil {
+		return nil, errNoPasskeys
+	}
 	sub, err := s.subjectOf(ctx, req.GetUserId(), req.GetAuthProof())
 	if err != nil {
 		return nil, err
@@ -340,6 +358,9 @@ func (s *Service) beginPasskeyRegistration(ctx context.Context, req *accountsv1.
 
 // finishPasskeyRegistration verifies an attestation and adds the passkey.
 func (s *Service) finishPasskeyRegistration(ctx context.Context, req *accountsv1.FinishPasskeyRegistrationRequest, actor string) (*accountsv1.FinishPasskeyRegistrationResponse, error) {
+	if s.webauthn == nil {
+		return nil, errNoPasskeys
+	}
 	c, err := s.openCeremony(req.GetCeremony(), ceremonyRegister)
 	if err != nil {
 		return nil, err

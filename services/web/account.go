@@ -48,6 +48,8 @@ type accountView struct {
 	Device       *deviceView
 	Deactivate   *deactivateView
 	CrossSigning *crossSigningView
+	Security     *securityView
+	Confirm      *confirmView
 }
 
 // navItem is one link of the account pages' navigation.
@@ -79,6 +81,8 @@ func (s *Service) renderAccount(w http.ResponseWriter, r *http.Request, status i
 		current = sectionProfile
 	case sectionDevice, sectionDeviceEnd:
 		current = sectionSessions
+	case sectionConfirm:
+		current = ""
 	}
 	for _, n := range []struct {
 		section, page string
@@ -87,6 +91,7 @@ func (s *Service) renderAccount(w http.ResponseWriter, r *http.Request, status i
 		{sectionProfile, "account", i18n.AccountNavProfile},
 		{sectionSessions, "account/sessions", i18n.AccountNavSessions},
 		{sectionPassword, "account/password", i18n.AccountNavPassword},
+		{sectionSecurity, "account/security", i18n.AccountNavSecurity},
 	} {
 		v.Nav = append(v.Nav, navItem{URL: s.path(n.page), Label: l.T(n.label), Current: n.section == current})
 	}
@@ -137,6 +142,17 @@ func (s *Service) doneNotice(r *http.Request) string {
 		id = i18n.AccountDoneSessionEnded
 	case "unlinked":
 		id = i18n.AccountDoneUnlinked
+	case "passkey_added", "totp_added":
+		id = i18n.AccountDonePasskeyAdded
+		if r.URL.Query().Get("done") == "totp_added" {
+			id = i18n.AccountDoneRequire
+		}
+	case "passkey_removed":
+		id = i18n.AccountDonePasskeyRemoved
+	case "totp_removed":
+		id = i18n.AccountDoneTOTPRemoved
+	case "require":
+		id = i18n.AccountDoneRequire
 	default:
 		return ""
 	}

@@ -158,4 +158,3 @@ func (g *grpcServer) ReauthenticateBrowserSession(ctx context.Context, req *acco
 	}
 	return &accountsv1.ReauthenticateBrowserSessionResponse{Session: r.proto(g.svc.now())}, nil
 }
-

@@ -438,4 +438,3 @@ func (s *Service) passkeyOwner(ctx context.Context, credentialID []byte) (string
 	}
 	return owner, nil
 }
-

@@ -4,10 +4,13 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
+	"time"
 
 	"gatehouse.dev/platform/errs"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
+	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
 	"gatehouse.dev/services/web/internal/cookie"
 	"gatehouse.dev/services/web/internal/i18n"
 	"gatehouse.dev/services/web/internal/render"
@@ -62,6 +65,9 @@ type confirmView struct {
 	Password *render.Field
 	Code     *render.Field
 	Passkey  *passkeyForm
+	// Both: a complete sign-in is asked for (an application's prompt=login
+	// or max_age): the password and the code in one form.
+	Both bool
 }
 
 const (
@@ -313,7 +319,12 @@ func (s *Service) showConfirm(w http.ResponseWriter, r *http.Request, status int
 		s.failure(w, r, "get second factors", err)
 		return
 	}
-	action := s.path("account/confirm") + "?" + url.Values{"next": {s.confirmNext(r)}}.Encode()
+	q := url.Values{"next": {s.confirmNext(r)}}
+	full := r.URL.Query().Get("full") == "1"
+	if full {
+		q.Set("full", "1")
+	}
+	action := s.path("account/confirm") + "?" + q.Encode()
 	v := &confirmView{Action: action}
 	if who.user.GetHasPassword() {
 		v.Password = &render.Field{ID: "password", Name: "password", Type: "password", Label: l.T(i18n.FieldPassword), Autocomplete: "current-password", Required: true, Autofocus: true}
@@ -322,6 +333,11 @@ func (s *Service) showConfirm(w http.ResponseWriter, r *http.Request, status int
 		f := s.codeField(r, "")
 		f.Autofocus = v.Password == nil
 		v.Code = &f
+	}
+	// A complete sign-in with a password and an authenticator app takes both.
+	v.Both = full && v.Password != nil && v.Code != nil
+	if v.Both {
+		v.Password.Autofocus, v.Code.Autofocus = true, false
 	}
 	if v.Password != nil && fieldErr != "" {
 		v.Password.Error = fieldErr
@@ -346,13 +362,14 @@ func (s *Service) handleConfirmPost(w http.ResponseWriter, r *http.Request, who 
 		proof string
 		err   error
 	)
+	full := r.URL.Query().Get("full") == "1"
 	switch {
 	case r.PostFormValue("action") == "passkey":
 		var p *accountsv1.FinishPasskeySignInResponse
 		p, err = s.accounts.FinishPasskeySignIn(ctx, &accountsv1.FinishPasskeySignInRequest{Ceremony: s.cookies.Get(r, cookie.Passkey), CredentialJson: r.PostFormValue("credential")})
 		s.cookies.Clear(w, cookie.Passkey)
 		proof = p.GetAuthProof()
-	case r.PostFormValue("code") != "":
+	case r.PostFormValue("code") != "" && r.PostFormValue("password") == "":
 		var v *accountsv1.VerifySecondFactorResponse
 		v, err = s.accounts.VerifySecondFactor(ctx, &accountsv1.VerifySecondFactorRequest{TotpCode: truncate(strings.TrimSpace(r.PostFormValue("code")), 16)})
 		proof = v.GetAuthProof()
@@ -372,6 +389,12 @@ func (s *Service) handleConfirmPost(w http.ResponseWriter, r *http.Request, who 
 			s.limiter.Refund(r.Context(), limit)
 		}
 		proof = v.GetAuthProof()
+		if code := strings.TrimSpace(r.PostFormValue("code")); err == nil && code != "" {
+			// The password's proof goes on with the code.
+			var sf *accountsv1.VerifySecondFactorResponse
+			sf, err = s.accounts.VerifySecondFactor(r.Context(), &accountsv1.VerifySecondFactorRequest{AuthProof: proof, TotpCode: truncate(code, 16)})
+			proof = sf.GetAuthProof()
+		}
 	}
 	if err != nil {
 		switch errs.KindOf(err) {
@@ -384,9 +407,35 @@ func (s *Service) handleConfirmPost(w http.ResponseWriter, r *http.Request, who 
 		}
 		return
 	}
-	if _, err := s.accounts.ReauthenticateBrowserSession(ctx, &accountsv1.ReauthenticateBrowserSessionRequest{AuthProof: proof}); err != nil {
+	if _, err := s.accounts.ReauthenticateBrowserSession(ctx, &accountsv1.ReauthenticateBrowserSessionRequest{AuthProof: proof, RequireComplete: full}); err != nil {
+		if errs.KindOf(err) == errs.KindFailedPrecondition { // a second factor is needed too
+			s.showConfirm(w, r, http.StatusUnauthorized, who, "", l.T(i18n.SecondFactorIntro))
+			return
+		}
 		s.failure(w, r, "record step-up", err)
 		return
 	}
 	http.Redirect(w, r, s.confirmNext(r), http.StatusSeeOther)
+}
+
+// freshEnough reports whether the browser session's last authentication
+// satisfies the application's prompt=login and max_age (as the authorize
+// service checks when approving): after the request, or within max_age.
+func freshEnough(g *authorizev1.Grant, bs *accountsv1.BrowserSession, now time.Time) bool {
+	login := slices.Contains(strings.Fields(g.GetPrompt()), "login")
+	if !login && g.MaxAge == nil {
+		return true
+	}
+	authAt := bs.GetAuthenticatedAt().AsTime()
+	if !authAt.Before(g.GetRequestedAt().AsTime().Truncate(time.Second)) {
+		return true
+	}
+	return !login && g.GetMaxAge() > 0 && now.Sub(authAt) <= time.Duration(g.GetMaxAge())*time.Second
+}
+
+// signInAgain sends a signed-in person to authenticate again, completely,
+// and come back to the consent page of grant.
+func (s *Service) signInAgain(w http.ResponseWriter, r *http.Request, grant string) {
+	next := s.path("consent") + "?" + url.Values{"grant": {grant}}.Encode()
+	s.redirect(w, r, "account/confirm", url.Values{"next": {next}, "full": {"1"}})
 }

@@ -192,8 +192,15 @@ func TestPasskeysInBrowser(t *testing.T) {
 		t.Fatalf("after the passkey as second factor:\n%s", b.pageText())
 	}
 
-	// She removes it (just signed in: no step-up needed).
+	// She renames it, then removes it (just signed in: no step-up needed).
 	b.open("account security", e.issuer+"account/security")
+	id := factors().GetPasskeys()[0].GetPasskeyId()
+	b.fill("rename-"+id, "Laptop key")
+	b.submit("rename the passkey", `form[action$="/passkeys/rename"] button`)
+	if f := factors(); f.GetPasskeys()[0].GetName() != "Laptop key" || !strings.Contains(b.text(".notice"), "renamed") {
+		t.Fatalf("after renaming: %v\n%s", f.GetPasskeys(), b.pageText())
+	}
+	b.page("account-security-passkey")
 	b.submit("remove the passkey", `form[action$="/passkeys/remove"] button`)
 	if !strings.Contains(b.text(".notice"), "removed") {
 		t.Fatalf("after removing:\n%s", b.pageText())

@@ -189,6 +189,7 @@ func (s *Service) accountsHistory(t *testing.T) []eventlog.Event {
 		f(alice, &eventsv1.RecoveryCodeUsed{UserId: alice, Index: 3}),
 		f(alice, &eventsv1.SecondFactorRequirementSet{UserId: alice, Required: true}),
 		f(alice, &eventsv1.PasskeyAdded{UserId: alice, PasskeyId: pk2, CredentialId: []byte("cred-2"), PublicKey: []byte("cose-2"), Name: "Phone"}),
+		f(alice, &eventsv1.PasskeyRenamed{UserId: alice, PasskeyId: pk2, Name: "Alice's phone"}),
 		f(alice, &eventsv1.PasskeyRemoved{UserId: alice, PasskeyId: pk1}),
 		f(alice, &eventsv1.TOTPDisabled{UserId: alice}),
 		f(alice, &eventsv1.SecondFactorsReset{UserId: alice}),

@@ -62,6 +62,23 @@ func (g *grpcServer) factorChange(ctx context.Context, userID string, decide fun
 	return err
 }
 
+// RenamePasskey is no sensitive action: no step-up.
+func (g *grpcServer) RenamePasskey(ctx context.Context, req *accountsv1.RenamePasskeyRequest) (*accountsv1.RenamePasskeyResponse, error) {
+	uid, err := forUser(ctx, req.GetUserId())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := g.svc.userByID(ctx, uid); err != nil {
+		return nil, err
+	}
+	if _, err := g.svc.changeFactors(ctx, uid, actor(ctx), func(st factors.State) ([]proto.Message, error) {
+		return factors.RenamePasskey(st, uid, req.GetPasskeyId(), req.GetName())
+	}); err != nil {
+		return nil, err
+	}
+	return &accountsv1.RenamePasskeyResponse{}, nil
+}
+
 func (g *grpcServer) RemovePasskey(ctx context.Context, req *accountsv1.RemovePasskeyRequest) (*accountsv1.RemovePasskeyResponse, error) {
 	err := g.factorChange(ctx, req.GetUserId(), func(u *userRow, st factors.State) ([]proto.Message, error) {
 		return factors.RemovePasskey(st, u.id, req.GetPasskeyId(), g.svc.notice(u, req.GetLocale()))

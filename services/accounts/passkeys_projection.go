@@ -52,7 +52,7 @@ func applyPasskeyEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) erro
 		}
 		sql = `UPDATE passkey_credentials SET removed = true, version = $2 WHERE user_id = $1 AND version < $2`
 		args = []any{ev.GetUserId(), int64(rec.Seq)}
-	case *eventsv1.PasskeyUsed, *eventsv1.TOTPEnabled, *eventsv1.TOTPUsed, *eventsv1.TOTPDisabled,
+	case *eventsv1.PasskeyUsed, *eventsv1.PasskeyRenamed, *eventsv1.TOTPEnabled, *eventsv1.TOTPUsed, *eventsv1.TOTPDisabled,
 		*eventsv1.RecoveryCodesGenerated, *eventsv1.RecoveryCodeUsed, *eventsv1.SecondFactorRequirementSet:
 		return nil // nothing about which credential is whose
 	case *eventsv1.UserRegistered, *eventsv1.PasswordChanged, *eventsv1.UserLocked, *eventsv1.UserUnlocked,

@@ -339,6 +339,8 @@ func describe(rec eventlog.Record) (userID, summary string) {
 		return ev.GetUserId(), fmt.Sprintf("passkey %s (%s) added", ev.GetPasskeyId(), shown(ev.GetName(), ev.GetSealedName()))
 	case *eventsv1.PasskeyUsed:
 		return ev.GetUserId(), fmt.Sprintf("passkey %s used (%s)", ev.GetPasskeyId(), ev.GetPurpose())
+	case *eventsv1.PasskeyRenamed:
+		return ev.GetUserId(), fmt.Sprintf("passkey %s renamed %s", ev.GetPasskeyId(), shown(ev.GetName(), ev.GetSealedName()))
 	case *eventsv1.PasskeyRemoved:
 		return ev.GetUserId(), fmt.Sprintf("passkey %s removed", ev.GetPasskeyId())
 	case *eventsv1.TOTPEnabled:

@@ -149,6 +149,8 @@ func (s *Service) doneNotice(r *http.Request) string {
 		}
 	case "passkey_removed":
 		id = i18n.AccountDonePasskeyRemoved
+	case "passkey_renamed":
+		id = i18n.AccountDonePasskeyRenamed
 	case "totp_removed":
 		id = i18n.AccountDoneTOTPRemoved
 	case "require":

@@ -30,6 +30,8 @@ type securityView struct {
 	Passkeys                       []passkeyItem
 	PasskeyRemoveAction            string
 	PasskeyRemoveCSRF              string
+	PasskeyRenameAction            string
+	PasskeyRenameCSRF              string
 	AddPasskeyURL                  string
 	TOTP                           bool
 	TOTPSince                      *timeView
@@ -100,6 +102,7 @@ func (s *Service) showSecurity(w http.ResponseWriter, r *http.Request, status in
 	fs := got.GetFactors()
 	v := &securityView{
 		PasskeyRemoveAction: s.path("account/security/passkeys/remove"), PasskeyRemoveCSRF: s.csrf.Token(w, r, "account-passkey-remove"),
+		PasskeyRenameAction: s.path("account/security/passkeys/rename"), PasskeyRenameCSRF: s.csrf.Token(w, r, "account-passkey-rename"),
 		AddPasskeyURL: s.path("account/security/passkeys/new"),
 		TOTP:          fs.GetTotpEnabled(), TOTPSince: when(l, fs.GetTotpEnabledAt()), TOTPSetUpURL: s.path("account/security/totp"),
 		TOTPRemoveAction: s.path("account/security/totp/remove"), TOTPRemoveCS: s.csrf.Token(w, r, "account-totp-remove"),
@@ -218,6 +221,27 @@ func (s *Service) handlePasskeyRemovePost(w http.ResponseWriter, r *http.Request
 		_, err := s.accounts.RemovePasskey(ctx, &accountsv1.RemovePasskeyRequest{UserId: who.user.GetId(), PasskeyId: truncate(r.PostFormValue("passkey_id"), 64), Locale: s.localizer(r).Lang})
 		return err
 	})
+}
+
+// handlePasskeyRenamePost renames a passkey (no step-up: nothing is
+// weakened by a name).
+func (s *Service) handlePasskeyRenamePost(w http.ResponseWriter, r *http.Request, who *signedIn) {
+	if !s.checkAccountCSRF(w, r, "account-passkey-rename") {
+		return
+	}
+	_, err := s.accounts.RenamePasskey(s.asUser(r.Context(), who), &accountsv1.RenamePasskeyRequest{
+		UserId: who.user.GetId(), PasskeyId: truncate(r.PostFormValue("passkey_id"), 64), Name: truncate(r.PostFormValue("name"), 256),
+	})
+	switch {
+	case err == nil:
+		s.done(w, r, "account/security", "passkey_renamed")
+	case errs.KindOf(err) == errs.KindInvalid:
+		s.showSecurity(w, r, http.StatusBadRequest, who, "", errs.PublicMessage(err))
+	case errs.KindOf(err) == errs.KindNotFound:
+		s.redirect(w, r, "account/security", nil)
+	default:
+		s.failure(w, r, "rename passkey", err)
+	}
 }
 
 func (s *Service) handleRequirePost(w http.ResponseWriter, r *http.Request, who *signedIn) {

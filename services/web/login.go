@@ -167,7 +167,7 @@ func (s *Service) renderLogin(w http.ResponseWriter, r *http.Request, status int
 	}
 	if pf, err := s.passkeyGet(w, r, &accountsv1.BeginPasskeySignInRequest{}, s.flowURL("login/passkey", f), "login", true); err == nil {
 		v.Passkey = pf
-	} else {
+	} else if errs.KindOf(err) != errs.KindFailedPrecondition { // none where the public URL is an IP address
 		s.logger.WarnContext(r.Context(), "passkey sign-in not offered", "err", err)
 	}
 	render.FocusFirst(&v.Username, &v.Password)

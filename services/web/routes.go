@@ -131,6 +131,7 @@ func (s *Service) routes() []route {
 		{method: get, path: "/account/security/passkeys/new", user: s.handlePasskeyNewGet},
 		{method: post, path: "/account/security/passkeys/new", user: s.handlePasskeyNewPost, back: "account/security/passkeys/new"},
 		{method: post, path: "/account/security/passkeys/remove", user: s.handlePasskeyRemovePost, back: "account/security"},
+		{method: post, path: "/account/security/passkeys/rename", user: s.handlePasskeyRenamePost, back: "account/security"},
 		{method: post, path: "/account/security/require", user: s.handleRequirePost, back: "account/security"},
 		{method: get, path: "/account/confirm", user: s.handleConfirmGet},
 		{method: post, path: "/account/confirm", user: s.handleConfirmPost, back: "account/confirm"},

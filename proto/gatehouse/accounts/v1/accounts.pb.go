@@ -3530,6 +3530,103 @@ func (x *FinishPasskeyRegistrationResponse) GetRecoveryCodes() []string {
 	return nil
 }
 
+type RenamePasskeyRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	UserId    string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	PasskeyId string                 `protobuf:"bytes,2,opt,name=passkey_id,json=passkeyId,proto3" json:"passkey_id,omitempty"`
+	// At most 64 characters.
+	Name          string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenamePasskeyRequest) Reset() {
+	*x = RenamePasskeyRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenamePasskeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenamePasskeyRequest) ProtoMessage() {}
+
+func (x *RenamePasskeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenamePasskeyRequest.ProtoReflect.Descriptor instead.
+func (*RenamePasskeyRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *RenamePasskeyRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *RenamePasskeyRequest) GetPasskeyId() string {
+	if x != nil {
+		return x.PasskeyId
+	}
+	return ""
+}
+
+func (x *RenamePasskeyRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type RenamePasskeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenamePasskeyResponse) Reset() {
+	*x = RenamePasskeyResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenamePasskeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenamePasskeyResponse) ProtoMessage() {}
+
+func (x *RenamePasskeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenamePasskeyResponse.ProtoReflect.Descriptor instead.
+func (*RenamePasskeyResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{60}
+}
+
 type RemovePasskeyRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
@@ -3541,7 +3638,7 @@ type RemovePasskeyRequest struct {
 
 func (x *RemovePasskeyRequest) Reset() {
 	*x = RemovePasskeyRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[59]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3553,7 +3650,7 @@ func (x *RemovePasskeyRequest) String() string {
 func (*RemovePasskeyRequest) ProtoMessage() {}
 
 func (x *RemovePasskeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[59]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3566,7 +3663,7 @@ func (x *RemovePasskeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovePasskeyRequest.ProtoReflect.Descriptor instead.
 func (*RemovePasskeyRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{59}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *RemovePasskeyRequest) GetUserId() string {
@@ -3598,7 +3695,7 @@ type RemovePasskeyResponse struct {
 
 func (x *RemovePasskeyResponse) Reset() {
 	*x = RemovePasskeyResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[60]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3610,7 +3707,7 @@ func (x *RemovePasskeyResponse) String() string {
 func (*RemovePasskeyResponse) ProtoMessage() {}
 
 func (x *RemovePasskeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[60]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3623,7 +3720,7 @@ func (x *RemovePasskeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovePasskeyResponse.ProtoReflect.Descriptor instead.
 func (*RemovePasskeyResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{60}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{62}
 }
 
 type StartTOTPEnrolmentRequest struct {
@@ -3636,7 +3733,7 @@ type StartTOTPEnrolmentRequest struct {
 
 func (x *StartTOTPEnrolmentRequest) Reset() {
 	*x = StartTOTPEnrolmentRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[61]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3648,7 +3745,7 @@ func (x *StartTOTPEnrolmentRequest) String() string {
 func (*StartTOTPEnrolmentRequest) ProtoMessage() {}
 
 func (x *StartTOTPEnrolmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[61]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3661,7 +3758,7 @@ func (x *StartTOTPEnrolmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartTOTPEnrolmentRequest.ProtoReflect.Descriptor instead.
 func (*StartTOTPEnrolmentRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{61}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *StartTOTPEnrolmentRequest) GetUserId() string {
@@ -3691,7 +3788,7 @@ type StartTOTPEnrolmentResponse struct {
 
 func (x *StartTOTPEnrolmentResponse) Reset() {
 	*x = StartTOTPEnrolmentResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[62]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3703,7 +3800,7 @@ func (x *StartTOTPEnrolmentResponse) String() string {
 func (*StartTOTPEnrolmentResponse) ProtoMessage() {}
 
 func (x *StartTOTPEnrolmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[62]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3716,7 +3813,7 @@ func (x *StartTOTPEnrolmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartTOTPEnrolmentResponse.ProtoReflect.Descriptor instead.
 func (*StartTOTPEnrolmentResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{62}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *StartTOTPEnrolmentResponse) GetSecret() string {
@@ -3752,7 +3849,7 @@ type ConfirmTOTPEnrolmentRequest struct {
 
 func (x *ConfirmTOTPEnrolmentRequest) Reset() {
 	*x = ConfirmTOTPEnrolmentRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[63]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3764,7 +3861,7 @@ func (x *ConfirmTOTPEnrolmentRequest) String() string {
 func (*ConfirmTOTPEnrolmentRequest) ProtoMessage() {}
 
 func (x *ConfirmTOTPEnrolmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[63]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3777,7 +3874,7 @@ func (x *ConfirmTOTPEnrolmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmTOTPEnrolmentRequest.ProtoReflect.Descriptor instead.
 func (*ConfirmTOTPEnrolmentRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{63}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *ConfirmTOTPEnrolmentRequest) GetTicket() string {
@@ -3818,7 +3915,7 @@ type ConfirmTOTPEnrolmentResponse struct {
 
 func (x *ConfirmTOTPEnrolmentResponse) Reset() {
 	*x = ConfirmTOTPEnrolmentResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[64]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3830,7 +3927,7 @@ func (x *ConfirmTOTPEnrolmentResponse) String() string {
 func (*ConfirmTOTPEnrolmentResponse) ProtoMessage() {}
 
 func (x *ConfirmTOTPEnrolmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[64]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3843,7 +3940,7 @@ func (x *ConfirmTOTPEnrolmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmTOTPEnrolmentResponse.ProtoReflect.Descriptor instead.
 func (*ConfirmTOTPEnrolmentResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{64}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *ConfirmTOTPEnrolmentResponse) GetAuthProof() string {
@@ -3870,7 +3967,7 @@ type DisableTOTPRequest struct {
 
 func (x *DisableTOTPRequest) Reset() {
 	*x = DisableTOTPRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[65]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3882,7 +3979,7 @@ func (x *DisableTOTPRequest) String() string {
 func (*DisableTOTPRequest) ProtoMessage() {}
 
 func (x *DisableTOTPRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[65]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3895,7 +3992,7 @@ func (x *DisableTOTPRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTOTPRequest.ProtoReflect.Descriptor instead.
 func (*DisableTOTPRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{65}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *DisableTOTPRequest) GetUserId() string {
@@ -3920,7 +4017,7 @@ type DisableTOTPResponse struct {
 
 func (x *DisableTOTPResponse) Reset() {
 	*x = DisableTOTPResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[66]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3932,7 +4029,7 @@ func (x *DisableTOTPResponse) String() string {
 func (*DisableTOTPResponse) ProtoMessage() {}
 
 func (x *DisableTOTPResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[66]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3945,7 +4042,7 @@ func (x *DisableTOTPResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTOTPResponse.ProtoReflect.Descriptor instead.
 func (*DisableTOTPResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{66}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{68}
 }
 
 type GenerateRecoveryCodesRequest struct {
@@ -3958,7 +4055,7 @@ type GenerateRecoveryCodesRequest struct {
 
 func (x *GenerateRecoveryCodesRequest) Reset() {
 	*x = GenerateRecoveryCodesRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[67]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3970,7 +4067,7 @@ func (x *GenerateRecoveryCodesRequest) String() string {
 func (*GenerateRecoveryCodesRequest) ProtoMessage() {}
 
 func (x *GenerateRecoveryCodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[67]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3983,7 +4080,7 @@ func (x *GenerateRecoveryCodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateRecoveryCodesRequest.ProtoReflect.Descriptor instead.
 func (*GenerateRecoveryCodesRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{67}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *GenerateRecoveryCodesRequest) GetUserId() string {
@@ -4009,7 +4106,7 @@ type GenerateRecoveryCodesResponse struct {
 
 func (x *GenerateRecoveryCodesResponse) Reset() {
 	*x = GenerateRecoveryCodesResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[68]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4021,7 +4118,7 @@ func (x *GenerateRecoveryCodesResponse) String() string {
 func (*GenerateRecoveryCodesResponse) ProtoMessage() {}
 
 func (x *GenerateRecoveryCodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[68]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4034,7 +4131,7 @@ func (x *GenerateRecoveryCodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateRecoveryCodesResponse.ProtoReflect.Descriptor instead.
 func (*GenerateRecoveryCodesResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{68}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *GenerateRecoveryCodesResponse) GetRecoveryCodes() []string {
@@ -4054,7 +4151,7 @@ type SetSecondFactorRequiredRequest struct {
 
 func (x *SetSecondFactorRequiredRequest) Reset() {
 	*x = SetSecondFactorRequiredRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[69]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4066,7 +4163,7 @@ func (x *SetSecondFactorRequiredRequest) String() string {
 func (*SetSecondFactorRequiredRequest) ProtoMessage() {}
 
 func (x *SetSecondFactorRequiredRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[69]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4079,7 +4176,7 @@ func (x *SetSecondFactorRequiredRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetSecondFactorRequiredRequest.ProtoReflect.Descriptor instead.
 func (*SetSecondFactorRequiredRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{69}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *SetSecondFactorRequiredRequest) GetUserId() string {
@@ -4105,7 +4202,7 @@ type SetSecondFactorRequiredResponse struct {
 
 func (x *SetSecondFactorRequiredResponse) Reset() {
 	*x = SetSecondFactorRequiredResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[70]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4117,7 +4214,7 @@ func (x *SetSecondFactorRequiredResponse) String() string {
 func (*SetSecondFactorRequiredResponse) ProtoMessage() {}
 
 func (x *SetSecondFactorRequiredResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[70]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4130,7 +4227,7 @@ func (x *SetSecondFactorRequiredResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetSecondFactorRequiredResponse.ProtoReflect.Descriptor instead.
 func (*SetSecondFactorRequiredResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{70}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *SetSecondFactorRequiredResponse) GetFactors() *SecondFactors {
@@ -4149,7 +4246,7 @@ type ResetSecondFactorsRequest struct {
 
 func (x *ResetSecondFactorsRequest) Reset() {
 	*x = ResetSecondFactorsRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[71]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4161,7 +4258,7 @@ func (x *ResetSecondFactorsRequest) String() string {
 func (*ResetSecondFactorsRequest) ProtoMessage() {}
 
 func (x *ResetSecondFactorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[71]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4174,7 +4271,7 @@ func (x *ResetSecondFactorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetSecondFactorsRequest.ProtoReflect.Descriptor instead.
 func (*ResetSecondFactorsRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{71}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *ResetSecondFactorsRequest) GetUserId() string {
@@ -4192,7 +4289,7 @@ type ResetSecondFactorsResponse struct {
 
 func (x *ResetSecondFactorsResponse) Reset() {
 	*x = ResetSecondFactorsResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[72]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4204,7 +4301,7 @@ func (x *ResetSecondFactorsResponse) String() string {
 func (*ResetSecondFactorsResponse) ProtoMessage() {}
 
 func (x *ResetSecondFactorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[72]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4217,7 +4314,7 @@ func (x *ResetSecondFactorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetSecondFactorsResponse.ProtoReflect.Descriptor instead.
 func (*ResetSecondFactorsResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{72}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{74}
 }
 
 type ReauthenticateBrowserSessionRequest struct {
@@ -4230,7 +4327,7 @@ type ReauthenticateBrowserSessionRequest struct {
 
 func (x *ReauthenticateBrowserSessionRequest) Reset() {
 	*x = ReauthenticateBrowserSessionRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[73]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4242,7 +4339,7 @@ func (x *ReauthenticateBrowserSessionRequest) String() string {
 func (*ReauthenticateBrowserSessionRequest) ProtoMessage() {}
 
 func (x *ReauthenticateBrowserSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[73]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4255,7 +4352,7 @@ func (x *ReauthenticateBrowserSessionRequest) ProtoReflect() protoreflect.Messag
 
 // Deprecated: Use ReauthenticateBrowserSessionRequest.ProtoReflect.Descriptor instead.
 func (*ReauthenticateBrowserSessionRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{73}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *ReauthenticateBrowserSessionRequest) GetAuthProof() string {
@@ -4281,7 +4378,7 @@ type ReauthenticateBrowserSessionResponse struct {
 
 func (x *ReauthenticateBrowserSessionResponse) Reset() {
 	*x = ReauthenticateBrowserSessionResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[74]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4293,7 +4390,7 @@ func (x *ReauthenticateBrowserSessionResponse) String() string {
 func (*ReauthenticateBrowserSessionResponse) ProtoMessage() {}
 
 func (x *ReauthenticateBrowserSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[74]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4306,7 +4403,7 @@ func (x *ReauthenticateBrowserSessionResponse) ProtoReflect() protoreflect.Messa
 
 // Deprecated: Use ReauthenticateBrowserSessionResponse.ProtoReflect.Descriptor instead.
 func (*ReauthenticateBrowserSessionResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{74}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *ReauthenticateBrowserSessionResponse) GetSession() *BrowserSession {
@@ -4327,7 +4424,7 @@ type ChangePasswordRequest struct {
 
 func (x *ChangePasswordRequest) Reset() {
 	*x = ChangePasswordRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[75]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4339,7 +4436,7 @@ func (x *ChangePasswordRequest) String() string {
 func (*ChangePasswordRequest) ProtoMessage() {}
 
 func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[75]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4352,7 +4449,7 @@ func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordRequest.ProtoReflect.Descriptor instead.
 func (*ChangePasswordRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{75}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *ChangePasswordRequest) GetUserId() string {
@@ -4384,7 +4481,7 @@ type ChangePasswordResponse struct {
 
 func (x *ChangePasswordResponse) Reset() {
 	*x = ChangePasswordResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[76]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4396,7 +4493,7 @@ func (x *ChangePasswordResponse) String() string {
 func (*ChangePasswordResponse) ProtoMessage() {}
 
 func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[76]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4409,7 +4506,7 @@ func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordResponse.ProtoReflect.Descriptor instead.
 func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{76}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{78}
 }
 
 type SetPasswordRequest struct {
@@ -4427,7 +4524,7 @@ type SetPasswordRequest struct {
 
 func (x *SetPasswordRequest) Reset() {
 	*x = SetPasswordRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[77]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4439,7 +4536,7 @@ func (x *SetPasswordRequest) String() string {
 func (*SetPasswordRequest) ProtoMessage() {}
 
 func (x *SetPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[77]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4452,7 +4549,7 @@ func (x *SetPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPasswordRequest.ProtoReflect.Descriptor instead.
 func (*SetPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{77}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *SetPasswordRequest) GetUserId() string {
@@ -4487,7 +4584,7 @@ type SetPasswordResponse struct {
 
 func (x *SetPasswordResponse) Reset() {
 	*x = SetPasswordResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[78]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4499,7 +4596,7 @@ func (x *SetPasswordResponse) String() string {
 func (*SetPasswordResponse) ProtoMessage() {}
 
 func (x *SetPasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[78]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4512,7 +4609,7 @@ func (x *SetPasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPasswordResponse.ProtoReflect.Descriptor instead.
 func (*SetPasswordResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{78}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *SetPasswordResponse) GetAuthProof() string {
@@ -4532,7 +4629,7 @@ type LockUserRequest struct {
 
 func (x *LockUserRequest) Reset() {
 	*x = LockUserRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[79]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4544,7 +4641,7 @@ func (x *LockUserRequest) String() string {
 func (*LockUserRequest) ProtoMessage() {}
 
 func (x *LockUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[79]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4557,7 +4654,7 @@ func (x *LockUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockUserRequest.ProtoReflect.Descriptor instead.
 func (*LockUserRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{79}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *LockUserRequest) GetUserId() string {
@@ -4583,7 +4680,7 @@ type LockUserResponse struct {
 
 func (x *LockUserResponse) Reset() {
 	*x = LockUserResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[80]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4595,7 +4692,7 @@ func (x *LockUserResponse) String() string {
 func (*LockUserResponse) ProtoMessage() {}
 
 func (x *LockUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[80]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4608,7 +4705,7 @@ func (x *LockUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockUserResponse.ProtoReflect.Descriptor instead.
 func (*LockUserResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{80}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *LockUserResponse) GetUser() *User {
@@ -4627,7 +4724,7 @@ type UnlockUserRequest struct {
 
 func (x *UnlockUserRequest) Reset() {
 	*x = UnlockUserRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[81]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4639,7 +4736,7 @@ func (x *UnlockUserRequest) String() string {
 func (*UnlockUserRequest) ProtoMessage() {}
 
 func (x *UnlockUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[81]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4652,7 +4749,7 @@ func (x *UnlockUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockUserRequest.ProtoReflect.Descriptor instead.
 func (*UnlockUserRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{81}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *UnlockUserRequest) GetUserId() string {
@@ -4671,7 +4768,7 @@ type UnlockUserResponse struct {
 
 func (x *UnlockUserResponse) Reset() {
 	*x = UnlockUserResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[82]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4683,7 +4780,7 @@ func (x *UnlockUserResponse) String() string {
 func (*UnlockUserResponse) ProtoMessage() {}
 
 func (x *UnlockUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[82]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4696,7 +4793,7 @@ func (x *UnlockUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockUserResponse.ProtoReflect.Descriptor instead.
 func (*UnlockUserResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{82}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *UnlockUserResponse) GetUser() *User {
@@ -4716,7 +4813,7 @@ type DeactivateUserRequest struct {
 
 func (x *DeactivateUserRequest) Reset() {
 	*x = DeactivateUserRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[83]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4728,7 +4825,7 @@ func (x *DeactivateUserRequest) String() string {
 func (*DeactivateUserRequest) ProtoMessage() {}
 
 func (x *DeactivateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[83]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4741,7 +4838,7 @@ func (x *DeactivateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeactivateUserRequest.ProtoReflect.Descriptor instead.
 func (*DeactivateUserRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{83}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *DeactivateUserRequest) GetUserId() string {
@@ -4767,7 +4864,7 @@ type DeactivateUserResponse struct {
 
 func (x *DeactivateUserResponse) Reset() {
 	*x = DeactivateUserResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[84]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4779,7 +4876,7 @@ func (x *DeactivateUserResponse) String() string {
 func (*DeactivateUserResponse) ProtoMessage() {}
 
 func (x *DeactivateUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[84]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4792,7 +4889,7 @@ func (x *DeactivateUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeactivateUserResponse.ProtoReflect.Descriptor instead.
 func (*DeactivateUserResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{84}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *DeactivateUserResponse) GetUser() *User {
@@ -4811,7 +4908,7 @@ type ReactivateUserRequest struct {
 
 func (x *ReactivateUserRequest) Reset() {
 	*x = ReactivateUserRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[85]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4823,7 +4920,7 @@ func (x *ReactivateUserRequest) String() string {
 func (*ReactivateUserRequest) ProtoMessage() {}
 
 func (x *ReactivateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[85]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4836,7 +4933,7 @@ func (x *ReactivateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReactivateUserRequest.ProtoReflect.Descriptor instead.
 func (*ReactivateUserRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{85}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *ReactivateUserRequest) GetUserId() string {
@@ -4855,7 +4952,7 @@ type ReactivateUserResponse struct {
 
 func (x *ReactivateUserResponse) Reset() {
 	*x = ReactivateUserResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[86]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4867,7 +4964,7 @@ func (x *ReactivateUserResponse) String() string {
 func (*ReactivateUserResponse) ProtoMessage() {}
 
 func (x *ReactivateUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[86]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4880,7 +4977,7 @@ func (x *ReactivateUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReactivateUserResponse.ProtoReflect.Descriptor instead.
 func (*ReactivateUserResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{86}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *ReactivateUserResponse) GetUser() *User {
@@ -4900,7 +4997,7 @@ type SetDisplayNameRequest struct {
 
 func (x *SetDisplayNameRequest) Reset() {
 	*x = SetDisplayNameRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[87]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4912,7 +5009,7 @@ func (x *SetDisplayNameRequest) String() string {
 func (*SetDisplayNameRequest) ProtoMessage() {}
 
 func (x *SetDisplayNameRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[87]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4925,7 +5022,7 @@ func (x *SetDisplayNameRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDisplayNameRequest.ProtoReflect.Descriptor instead.
 func (*SetDisplayNameRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{87}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *SetDisplayNameRequest) GetUserId() string {
@@ -4951,7 +5048,7 @@ type SetDisplayNameResponse struct {
 
 func (x *SetDisplayNameResponse) Reset() {
 	*x = SetDisplayNameResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[88]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4963,7 +5060,7 @@ func (x *SetDisplayNameResponse) String() string {
 func (*SetDisplayNameResponse) ProtoMessage() {}
 
 func (x *SetDisplayNameResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[88]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4976,7 +5073,7 @@ func (x *SetDisplayNameResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDisplayNameResponse.ProtoReflect.Descriptor instead.
 func (*SetDisplayNameResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{88}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *SetDisplayNameResponse) GetUser() *User {
@@ -4999,7 +5096,7 @@ type ListUsersRequest struct {
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[89]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5011,7 +5108,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[89]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5024,7 +5121,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{89}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *ListUsersRequest) GetPageSize() int32 {
@@ -5059,7 +5156,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[90]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5071,7 +5168,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[90]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5084,7 +5181,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{90}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *ListUsersResponse) GetUsers() []*User {
@@ -5120,7 +5217,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[91]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5132,7 +5229,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[91]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5145,7 +5242,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{91}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *AuditEntry) GetSequence() uint64 {
@@ -5209,7 +5306,7 @@ type ListAuditEntriesRequest struct {
 
 func (x *ListAuditEntriesRequest) Reset() {
 	*x = ListAuditEntriesRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[92]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5221,7 +5318,7 @@ func (x *ListAuditEntriesRequest) String() string {
 func (*ListAuditEntriesRequest) ProtoMessage() {}
 
 func (x *ListAuditEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[92]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5234,7 +5331,7 @@ func (x *ListAuditEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEntriesRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{92}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *ListAuditEntriesRequest) GetUserId() string {
@@ -5268,7 +5365,7 @@ type ListAuditEntriesResponse struct {
 
 func (x *ListAuditEntriesResponse) Reset() {
 	*x = ListAuditEntriesResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[93]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5280,7 +5377,7 @@ func (x *ListAuditEntriesResponse) String() string {
 func (*ListAuditEntriesResponse) ProtoMessage() {}
 
 func (x *ListAuditEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[93]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5293,7 +5390,7 @@ func (x *ListAuditEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEntriesResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{93}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *ListAuditEntriesResponse) GetEntries() []*AuditEntry {
@@ -5324,7 +5421,7 @@ type UpstreamProvider struct {
 
 func (x *UpstreamProvider) Reset() {
 	*x = UpstreamProvider{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[94]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5336,7 +5433,7 @@ func (x *UpstreamProvider) String() string {
 func (*UpstreamProvider) ProtoMessage() {}
 
 func (x *UpstreamProvider) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[94]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5349,7 +5446,7 @@ func (x *UpstreamProvider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpstreamProvider.ProtoReflect.Descriptor instead.
 func (*UpstreamProvider) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{94}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *UpstreamProvider) GetProviderId() string {
@@ -5395,7 +5492,7 @@ type ListUpstreamProvidersRequest struct {
 
 func (x *ListUpstreamProvidersRequest) Reset() {
 	*x = ListUpstreamProvidersRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[95]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5407,7 +5504,7 @@ func (x *ListUpstreamProvidersRequest) String() string {
 func (*ListUpstreamProvidersRequest) ProtoMessage() {}
 
 func (x *ListUpstreamProvidersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[95]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5420,7 +5517,7 @@ func (x *ListUpstreamProvidersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUpstreamProvidersRequest.ProtoReflect.Descriptor instead.
 func (*ListUpstreamProvidersRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{95}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{97}
 }
 
 type ListUpstreamProvidersResponse struct {
@@ -5432,7 +5529,7 @@ type ListUpstreamProvidersResponse struct {
 
 func (x *ListUpstreamProvidersResponse) Reset() {
 	*x = ListUpstreamProvidersResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[96]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5444,7 +5541,7 @@ func (x *ListUpstreamProvidersResponse) String() string {
 func (*ListUpstreamProvidersResponse) ProtoMessage() {}
 
 func (x *ListUpstreamProvidersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[96]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5457,7 +5554,7 @@ func (x *ListUpstreamProvidersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUpstreamProvidersResponse.ProtoReflect.Descriptor instead.
 func (*ListUpstreamProvidersResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{96}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *ListUpstreamProvidersResponse) GetProviders() []*UpstreamProvider {
@@ -5476,7 +5573,7 @@ type StartUpstreamSignInRequest struct {
 
 func (x *StartUpstreamSignInRequest) Reset() {
 	*x = StartUpstreamSignInRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[97]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5488,7 +5585,7 @@ func (x *StartUpstreamSignInRequest) String() string {
 func (*StartUpstreamSignInRequest) ProtoMessage() {}
 
 func (x *StartUpstreamSignInRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[97]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5501,7 +5598,7 @@ func (x *StartUpstreamSignInRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartUpstreamSignInRequest.ProtoReflect.Descriptor instead.
 func (*StartUpstreamSignInRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{97}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{99}
 }
 
 func (x *StartUpstreamSignInRequest) GetProviderId() string {
@@ -5526,7 +5623,7 @@ type StartUpstreamSignInResponse struct {
 
 func (x *StartUpstreamSignInResponse) Reset() {
 	*x = StartUpstreamSignInResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[98]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[100]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5538,7 +5635,7 @@ func (x *StartUpstreamSignInResponse) String() string {
 func (*StartUpstreamSignInResponse) ProtoMessage() {}
 
 func (x *StartUpstreamSignInResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[98]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[100]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5551,7 +5648,7 @@ func (x *StartUpstreamSignInResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartUpstreamSignInResponse.ProtoReflect.Descriptor instead.
 func (*StartUpstreamSignInResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{98}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{100}
 }
 
 func (x *StartUpstreamSignInResponse) GetAuthorizationUrl() string {
@@ -5596,7 +5693,7 @@ type CompleteUpstreamSignInRequest struct {
 
 func (x *CompleteUpstreamSignInRequest) Reset() {
 	*x = CompleteUpstreamSignInRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[99]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[101]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5608,7 +5705,7 @@ func (x *CompleteUpstreamSignInRequest) String() string {
 func (*CompleteUpstreamSignInRequest) ProtoMessage() {}
 
 func (x *CompleteUpstreamSignInRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[99]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[101]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5621,7 +5718,7 @@ func (x *CompleteUpstreamSignInRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteUpstreamSignInRequest.ProtoReflect.Descriptor instead.
 func (*CompleteUpstreamSignInRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{99}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{101}
 }
 
 func (x *CompleteUpstreamSignInRequest) GetProviderId() string {
@@ -5667,7 +5764,7 @@ type CompleteUpstreamSignInResponse struct {
 
 func (x *CompleteUpstreamSignInResponse) Reset() {
 	*x = CompleteUpstreamSignInResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[100]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[102]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5679,7 +5776,7 @@ func (x *CompleteUpstreamSignInResponse) String() string {
 func (*CompleteUpstreamSignInResponse) ProtoMessage() {}
 
 func (x *CompleteUpstreamSignInResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[100]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[102]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5692,7 +5789,7 @@ func (x *CompleteUpstreamSignInResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteUpstreamSignInResponse.ProtoReflect.Descriptor instead.
 func (*CompleteUpstreamSignInResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{100}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{102}
 }
 
 func (x *CompleteUpstreamSignInResponse) GetUser() *User {
@@ -5747,7 +5844,7 @@ type UpstreamSignIn struct {
 
 func (x *UpstreamSignIn) Reset() {
 	*x = UpstreamSignIn{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[101]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[103]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5759,7 +5856,7 @@ func (x *UpstreamSignIn) String() string {
 func (*UpstreamSignIn) ProtoMessage() {}
 
 func (x *UpstreamSignIn) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[101]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[103]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5772,7 +5869,7 @@ func (x *UpstreamSignIn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpstreamSignIn.ProtoReflect.Descriptor instead.
 func (*UpstreamSignIn) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{101}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{103}
 }
 
 func (x *UpstreamSignIn) GetProviderId() string {
@@ -5854,7 +5951,7 @@ type GetUpstreamSignInRequest struct {
 
 func (x *GetUpstreamSignInRequest) Reset() {
 	*x = GetUpstreamSignInRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[102]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[104]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5866,7 +5963,7 @@ func (x *GetUpstreamSignInRequest) String() string {
 func (*GetUpstreamSignInRequest) ProtoMessage() {}
 
 func (x *GetUpstreamSignInRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[102]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[104]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5879,7 +5976,7 @@ func (x *GetUpstreamSignInRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUpstreamSignInRequest.ProtoReflect.Descriptor instead.
 func (*GetUpstreamSignInRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{102}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{104}
 }
 
 func (x *GetUpstreamSignInRequest) GetTicket() string {
@@ -5898,7 +5995,7 @@ type GetUpstreamSignInResponse struct {
 
 func (x *GetUpstreamSignInResponse) Reset() {
 	*x = GetUpstreamSignInResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[103]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[105]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5910,7 +6007,7 @@ func (x *GetUpstreamSignInResponse) String() string {
 func (*GetUpstreamSignInResponse) ProtoMessage() {}
 
 func (x *GetUpstreamSignInResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[103]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[105]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5923,7 +6020,7 @@ func (x *GetUpstreamSignInResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUpstreamSignInResponse.ProtoReflect.Descriptor instead.
 func (*GetUpstreamSignInResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{103}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{105}
 }
 
 func (x *GetUpstreamSignInResponse) GetSignIn() *UpstreamSignIn {
@@ -5947,7 +6044,7 @@ type RegisterUpstreamUserRequest struct {
 
 func (x *RegisterUpstreamUserRequest) Reset() {
 	*x = RegisterUpstreamUserRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[104]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[106]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5959,7 +6056,7 @@ func (x *RegisterUpstreamUserRequest) String() string {
 func (*RegisterUpstreamUserRequest) ProtoMessage() {}
 
 func (x *RegisterUpstreamUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[104]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[106]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5972,7 +6069,7 @@ func (x *RegisterUpstreamUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterUpstreamUserRequest.ProtoReflect.Descriptor instead.
 func (*RegisterUpstreamUserRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{104}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{106}
 }
 
 func (x *RegisterUpstreamUserRequest) GetTicket() string {
@@ -6013,7 +6110,7 @@ type RegisterUpstreamUserResponse struct {
 
 func (x *RegisterUpstreamUserResponse) Reset() {
 	*x = RegisterUpstreamUserResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[105]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[107]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6025,7 +6122,7 @@ func (x *RegisterUpstreamUserResponse) String() string {
 func (*RegisterUpstreamUserResponse) ProtoMessage() {}
 
 func (x *RegisterUpstreamUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[105]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[107]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6038,7 +6135,7 @@ func (x *RegisterUpstreamUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterUpstreamUserResponse.ProtoReflect.Descriptor instead.
 func (*RegisterUpstreamUserResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{105}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{107}
 }
 
 func (x *RegisterUpstreamUserResponse) GetUser() *User {
@@ -6067,7 +6164,7 @@ type LinkUpstreamRequest struct {
 
 func (x *LinkUpstreamRequest) Reset() {
 	*x = LinkUpstreamRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[106]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[108]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6079,7 +6176,7 @@ func (x *LinkUpstreamRequest) String() string {
 func (*LinkUpstreamRequest) ProtoMessage() {}
 
 func (x *LinkUpstreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[106]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[108]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6092,7 +6189,7 @@ func (x *LinkUpstreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkUpstreamRequest.ProtoReflect.Descriptor instead.
 func (*LinkUpstreamRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{106}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{108}
 }
 
 func (x *LinkUpstreamRequest) GetTicket() string {
@@ -6127,7 +6224,7 @@ type LinkUpstreamResponse struct {
 
 func (x *LinkUpstreamResponse) Reset() {
 	*x = LinkUpstreamResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[107]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[109]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6139,7 +6236,7 @@ func (x *LinkUpstreamResponse) String() string {
 func (*LinkUpstreamResponse) ProtoMessage() {}
 
 func (x *LinkUpstreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[107]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[109]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6152,7 +6249,7 @@ func (x *LinkUpstreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkUpstreamResponse.ProtoReflect.Descriptor instead.
 func (*LinkUpstreamResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{107}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{109}
 }
 
 func (x *LinkUpstreamResponse) GetUser() *User {
@@ -6189,7 +6286,7 @@ type UpstreamLink struct {
 
 func (x *UpstreamLink) Reset() {
 	*x = UpstreamLink{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[108]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[110]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6201,7 +6298,7 @@ func (x *UpstreamLink) String() string {
 func (*UpstreamLink) ProtoMessage() {}
 
 func (x *UpstreamLink) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[108]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[110]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6214,7 +6311,7 @@ func (x *UpstreamLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpstreamLink.ProtoReflect.Descriptor instead.
 func (*UpstreamLink) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{108}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{110}
 }
 
 func (x *UpstreamLink) GetLinkId() string {
@@ -6283,7 +6380,7 @@ type ListUpstreamLinksRequest struct {
 
 func (x *ListUpstreamLinksRequest) Reset() {
 	*x = ListUpstreamLinksRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[109]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[111]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6295,7 +6392,7 @@ func (x *ListUpstreamLinksRequest) String() string {
 func (*ListUpstreamLinksRequest) ProtoMessage() {}
 
 func (x *ListUpstreamLinksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[109]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[111]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6308,7 +6405,7 @@ func (x *ListUpstreamLinksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUpstreamLinksRequest.ProtoReflect.Descriptor instead.
 func (*ListUpstreamLinksRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{109}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{111}
 }
 
 func (x *ListUpstreamLinksRequest) GetUserId() string {
@@ -6334,7 +6431,7 @@ type ListUpstreamLinksResponse struct {
 
 func (x *ListUpstreamLinksResponse) Reset() {
 	*x = ListUpstreamLinksResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[110]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[112]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6346,7 +6443,7 @@ func (x *ListUpstreamLinksResponse) String() string {
 func (*ListUpstreamLinksResponse) ProtoMessage() {}
 
 func (x *ListUpstreamLinksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[110]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[112]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6359,7 +6456,7 @@ func (x *ListUpstreamLinksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUpstreamLinksResponse.ProtoReflect.Descriptor instead.
 func (*ListUpstreamLinksResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{110}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{112}
 }
 
 func (x *ListUpstreamLinksResponse) GetLinks() []*UpstreamLink {
@@ -6385,7 +6482,7 @@ type AddUpstreamLinkRequest struct {
 
 func (x *AddUpstreamLinkRequest) Reset() {
 	*x = AddUpstreamLinkRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[111]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[113]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6397,7 +6494,7 @@ func (x *AddUpstreamLinkRequest) String() string {
 func (*AddUpstreamLinkRequest) ProtoMessage() {}
 
 func (x *AddUpstreamLinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[111]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[113]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6410,7 +6507,7 @@ func (x *AddUpstreamLinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddUpstreamLinkRequest.ProtoReflect.Descriptor instead.
 func (*AddUpstreamLinkRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{111}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{113}
 }
 
 func (x *AddUpstreamLinkRequest) GetUserId() string {
@@ -6457,7 +6554,7 @@ type AddUpstreamLinkResponse struct {
 
 func (x *AddUpstreamLinkResponse) Reset() {
 	*x = AddUpstreamLinkResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[112]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[114]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6469,7 +6566,7 @@ func (x *AddUpstreamLinkResponse) String() string {
 func (*AddUpstreamLinkResponse) ProtoMessage() {}
 
 func (x *AddUpstreamLinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[112]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[114]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6482,7 +6579,7 @@ func (x *AddUpstreamLinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddUpstreamLinkResponse.ProtoReflect.Descriptor instead.
 func (*AddUpstreamLinkResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{112}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{114}
 }
 
 func (x *AddUpstreamLinkResponse) GetLink() *UpstreamLink {
@@ -6502,7 +6599,7 @@ type RemoveUpstreamLinkRequest struct {
 
 func (x *RemoveUpstreamLinkRequest) Reset() {
 	*x = RemoveUpstreamLinkRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[113]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[115]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6514,7 +6611,7 @@ func (x *RemoveUpstreamLinkRequest) String() string {
 func (*RemoveUpstreamLinkRequest) ProtoMessage() {}
 
 func (x *RemoveUpstreamLinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[113]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[115]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6527,7 +6624,7 @@ func (x *RemoveUpstreamLinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveUpstreamLinkRequest.ProtoReflect.Descriptor instead.
 func (*RemoveUpstreamLinkRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{113}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{115}
 }
 
 func (x *RemoveUpstreamLinkRequest) GetUserId() string {
@@ -6552,7 +6649,7 @@ type RemoveUpstreamLinkResponse struct {
 
 func (x *RemoveUpstreamLinkResponse) Reset() {
 	*x = RemoveUpstreamLinkResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[114]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[116]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6564,7 +6661,7 @@ func (x *RemoveUpstreamLinkResponse) String() string {
 func (*RemoveUpstreamLinkResponse) ProtoMessage() {}
 
 func (x *RemoveUpstreamLinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[114]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[116]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6577,7 +6674,7 @@ func (x *RemoveUpstreamLinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveUpstreamLinkResponse.ProtoReflect.Descriptor instead.
 func (*RemoveUpstreamLinkResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{114}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{116}
 }
 
 type UpstreamBackchannelLogoutRequest struct {
@@ -6590,7 +6687,7 @@ type UpstreamBackchannelLogoutRequest struct {
 
 func (x *UpstreamBackchannelLogoutRequest) Reset() {
 	*x = UpstreamBackchannelLogoutRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[115]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[117]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6602,7 +6699,7 @@ func (x *UpstreamBackchannelLogoutRequest) String() string {
 func (*UpstreamBackchannelLogoutRequest) ProtoMessage() {}
 
 func (x *UpstreamBackchannelLogoutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[115]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[117]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6615,7 +6712,7 @@ func (x *UpstreamBackchannelLogoutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpstreamBackchannelLogoutRequest.ProtoReflect.Descriptor instead.
 func (*UpstreamBackchannelLogoutRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{115}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{117}
 }
 
 func (x *UpstreamBackchannelLogoutRequest) GetProviderId() string {
@@ -6641,7 +6738,7 @@ type UpstreamBackchannelLogoutResponse struct {
 
 func (x *UpstreamBackchannelLogoutResponse) Reset() {
 	*x = UpstreamBackchannelLogoutResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[116]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[118]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6653,7 +6750,7 @@ func (x *UpstreamBackchannelLogoutResponse) String() string {
 func (*UpstreamBackchannelLogoutResponse) ProtoMessage() {}
 
 func (x *UpstreamBackchannelLogoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[116]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[118]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6666,7 +6763,7 @@ func (x *UpstreamBackchannelLogoutResponse) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use UpstreamBackchannelLogoutResponse.ProtoReflect.Descriptor instead.
 func (*UpstreamBackchannelLogoutResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{116}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{118}
 }
 
 func (x *UpstreamBackchannelLogoutResponse) GetBrowserSessionsEnded() int32 {
@@ -6923,7 +7020,13 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\apasskey\x18\x01 \x01(\v2\x1e.gatehouse.accounts.v1.PasskeyR\apasskey\x12\x1d\n" +
 	"\n" +
 	"auth_proof\x18\x02 \x01(\tR\tauthProof\x12%\n" +
-	"\x0erecovery_codes\x18\x03 \x03(\tR\rrecoveryCodes\"f\n" +
+	"\x0erecovery_codes\x18\x03 \x03(\tR\rrecoveryCodes\"b\n" +
+	"\x14RenamePasskeyRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
+	"\n" +
+	"passkey_id\x18\x02 \x01(\tR\tpasskeyId\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\"\x17\n" +
+	"\x15RenamePasskeyResponse\"f\n" +
 	"\x14RemovePasskeyRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
 	"\n" +
@@ -7144,7 +7247,7 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x17USER_STATUS_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12USER_STATUS_ACTIVE\x10\x01\x12\x16\n" +
 	"\x12USER_STATUS_LOCKED\x10\x02\x12\x1b\n" +
-	"\x17USER_STATUS_DEACTIVATED\x10\x032\xe45\n" +
+	"\x17USER_STATUS_DEACTIVATED\x10\x032\xda6\n" +
 	"\x0fAccountsService\x12d\n" +
 	"\bRegister\x12&.gatehouse.accounts.v1.RegisterRequest\x1a'.gatehouse.accounts.v1.RegisterResponse\"\a\xc2\xf3\x18\x03\n" +
 	"\x01\x02\x12\x7f\n" +
@@ -7238,6 +7341,8 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x01\a\x12\x97\x01\n" +
 	"\x19FinishPasskeyRegistration\x127.gatehouse.accounts.v1.FinishPasskeyRegistrationRequest\x1a8.gatehouse.accounts.v1.FinishPasskeyRegistrationResponse\"\a\xc2\xf3\x18\x03\n" +
 	"\x01\a\x12t\n" +
+	"\rRenamePasskey\x12+.gatehouse.accounts.v1.RenamePasskeyRequest\x1a,.gatehouse.accounts.v1.RenamePasskeyResponse\"\b\xc2\xf3\x18\x04\n" +
+	"\x02\x02\b\x12t\n" +
 	"\rRemovePasskey\x12+.gatehouse.accounts.v1.RemovePasskeyRequest\x1a,.gatehouse.accounts.v1.RemovePasskeyResponse\"\b\xc2\xf3\x18\x04\n" +
 	"\x02\x02\b\x12\x82\x01\n" +
 	"\x12StartTOTPEnrolment\x120.gatehouse.accounts.v1.StartTOTPEnrolmentRequest\x1a1.gatehouse.accounts.v1.StartTOTPEnrolmentResponse\"\a\xc2\xf3\x18\x03\n" +
@@ -7268,7 +7373,7 @@ func file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP() []byte {
 }
 
 var file_gatehouse_accounts_v1_accounts_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_gatehouse_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 117)
+var file_gatehouse_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 119)
 var file_gatehouse_accounts_v1_accounts_proto_goTypes = []any{
 	(SecondFactorNeed)(0),                        // 0: gatehouse.accounts.v1.SecondFactorNeed
 	(UserStatus)(0),                              // 1: gatehouse.accounts.v1.UserStatus
@@ -7331,91 +7436,93 @@ var file_gatehouse_accounts_v1_accounts_proto_goTypes = []any{
 	(*BeginPasskeyRegistrationResponse)(nil),     // 58: gatehouse.accounts.v1.BeginPasskeyRegistrationResponse
 	(*FinishPasskeyRegistrationRequest)(nil),     // 59: gatehouse.accounts.v1.FinishPasskeyRegistrationRequest
 	(*FinishPasskeyRegistrationResponse)(nil),    // 60: gatehouse.accounts.v1.FinishPasskeyRegistrationResponse
-	(*RemovePasskeyRequest)(nil),                 // 61: gatehouse.accounts.v1.RemovePasskeyRequest
-	(*RemovePasskeyResponse)(nil),                // 62: gatehouse.accounts.v1.RemovePasskeyResponse
-	(*StartTOTPEnrolmentRequest)(nil),            // 63: gatehouse.accounts.v1.StartTOTPEnrolmentRequest
-	(*StartTOTPEnrolmentResponse)(nil),           // 64: gatehouse.accounts.v1.StartTOTPEnrolmentResponse
-	(*ConfirmTOTPEnrolmentRequest)(nil),          // 65: gatehouse.accounts.v1.ConfirmTOTPEnrolmentRequest
-	(*ConfirmTOTPEnrolmentResponse)(nil),         // 66: gatehouse.accounts.v1.ConfirmTOTPEnrolmentResponse
-	(*DisableTOTPRequest)(nil),                   // 67: gatehouse.accounts.v1.DisableTOTPRequest
-	(*DisableTOTPResponse)(nil),                  // 68: gatehouse.accounts.v1.DisableTOTPResponse
-	(*GenerateRecoveryCodesRequest)(nil),         // 69: gatehouse.accounts.v1.GenerateRecoveryCodesRequest
-	(*GenerateRecoveryCodesResponse)(nil),        // 70: gatehouse.accounts.v1.GenerateRecoveryCodesResponse
-	(*SetSecondFactorRequiredRequest)(nil),       // 71: gatehouse.accounts.v1.SetSecondFactorRequiredRequest
-	(*SetSecondFactorRequiredResponse)(nil),      // 72: gatehouse.accounts.v1.SetSecondFactorRequiredResponse
-	(*ResetSecondFactorsRequest)(nil),            // 73: gatehouse.accounts.v1.ResetSecondFactorsRequest
-	(*ResetSecondFactorsResponse)(nil),           // 74: gatehouse.accounts.v1.ResetSecondFactorsResponse
-	(*ReauthenticateBrowserSessionRequest)(nil),  // 75: gatehouse.accounts.v1.ReauthenticateBrowserSessionRequest
-	(*ReauthenticateBrowserSessionResponse)(nil), // 76: gatehouse.accounts.v1.ReauthenticateBrowserSessionResponse
-	(*ChangePasswordRequest)(nil),                // 77: gatehouse.accounts.v1.ChangePasswordRequest
-	(*ChangePasswordResponse)(nil),               // 78: gatehouse.accounts.v1.ChangePasswordResponse
-	(*SetPasswordRequest)(nil),                   // 79: gatehouse.accounts.v1.SetPasswordRequest
-	(*SetPasswordResponse)(nil),                  // 80: gatehouse.accounts.v1.SetPasswordResponse
-	(*LockUserRequest)(nil),                      // 81: gatehouse.accounts.v1.LockUserRequest
-	(*LockUserResponse)(nil),                     // 82: gatehouse.accounts.v1.LockUserResponse
-	(*UnlockUserRequest)(nil),                    // 83: gatehouse.accounts.v1.UnlockUserRequest
-	(*UnlockUserResponse)(nil),                   // 84: gatehouse.accounts.v1.UnlockUserResponse
-	(*DeactivateUserRequest)(nil),                // 85: gatehouse.accounts.v1.DeactivateUserRequest
-	(*DeactivateUserResponse)(nil),               // 86: gatehouse.accounts.v1.DeactivateUserResponse
-	(*ReactivateUserRequest)(nil),                // 87: gatehouse.accounts.v1.ReactivateUserRequest
-	(*ReactivateUserResponse)(nil),               // 88: gatehouse.accounts.v1.ReactivateUserResponse
-	(*SetDisplayNameRequest)(nil),                // 89: gatehouse.accounts.v1.SetDisplayNameRequest
-	(*SetDisplayNameResponse)(nil),               // 90: gatehouse.accounts.v1.SetDisplayNameResponse
-	(*ListUsersRequest)(nil),                     // 91: gatehouse.accounts.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),                    // 92: gatehouse.accounts.v1.ListUsersResponse
-	(*AuditEntry)(nil),                           // 93: gatehouse.accounts.v1.AuditEntry
-	(*ListAuditEntriesRequest)(nil),              // 94: gatehouse.accounts.v1.ListAuditEntriesRequest
-	(*ListAuditEntriesResponse)(nil),             // 95: gatehouse.accounts.v1.ListAuditEntriesResponse
-	(*UpstreamProvider)(nil),                     // 96: gatehouse.accounts.v1.UpstreamProvider
-	(*ListUpstreamProvidersRequest)(nil),         // 97: gatehouse.accounts.v1.ListUpstreamProvidersRequest
-	(*ListUpstreamProvidersResponse)(nil),        // 98: gatehouse.accounts.v1.ListUpstreamProvidersResponse
-	(*StartUpstreamSignInRequest)(nil),           // 99: gatehouse.accounts.v1.StartUpstreamSignInRequest
-	(*StartUpstreamSignInResponse)(nil),          // 100: gatehouse.accounts.v1.StartUpstreamSignInResponse
-	(*CompleteUpstreamSignInRequest)(nil),        // 101: gatehouse.accounts.v1.CompleteUpstreamSignInRequest
-	(*CompleteUpstreamSignInResponse)(nil),       // 102: gatehouse.accounts.v1.CompleteUpstreamSignInResponse
-	(*UpstreamSignIn)(nil),                       // 103: gatehouse.accounts.v1.UpstreamSignIn
-	(*GetUpstreamSignInRequest)(nil),             // 104: gatehouse.accounts.v1.GetUpstreamSignInRequest
-	(*GetUpstreamSignInResponse)(nil),            // 105: gatehouse.accounts.v1.GetUpstreamSignInResponse
-	(*RegisterUpstreamUserRequest)(nil),          // 106: gatehouse.accounts.v1.RegisterUpstreamUserRequest
-	(*RegisterUpstreamUserResponse)(nil),         // 107: gatehouse.accounts.v1.RegisterUpstreamUserResponse
-	(*LinkUpstreamRequest)(nil),                  // 108: gatehouse.accounts.v1.LinkUpstreamRequest
-	(*LinkUpstreamResponse)(nil),                 // 109: gatehouse.accounts.v1.LinkUpstreamResponse
-	(*UpstreamLink)(nil),                         // 110: gatehouse.accounts.v1.UpstreamLink
-	(*ListUpstreamLinksRequest)(nil),             // 111: gatehouse.accounts.v1.ListUpstreamLinksRequest
-	(*ListUpstreamLinksResponse)(nil),            // 112: gatehouse.accounts.v1.ListUpstreamLinksResponse
-	(*AddUpstreamLinkRequest)(nil),               // 113: gatehouse.accounts.v1.AddUpstreamLinkRequest
-	(*AddUpstreamLinkResponse)(nil),              // 114: gatehouse.accounts.v1.AddUpstreamLinkResponse
-	(*RemoveUpstreamLinkRequest)(nil),            // 115: gatehouse.accounts.v1.RemoveUpstreamLinkRequest
-	(*RemoveUpstreamLinkResponse)(nil),           // 116: gatehouse.accounts.v1.RemoveUpstreamLinkResponse
-	(*UpstreamBackchannelLogoutRequest)(nil),     // 117: gatehouse.accounts.v1.UpstreamBackchannelLogoutRequest
-	(*UpstreamBackchannelLogoutResponse)(nil),    // 118: gatehouse.accounts.v1.UpstreamBackchannelLogoutResponse
-	(*timestamppb.Timestamp)(nil),                // 119: google.protobuf.Timestamp
+	(*RenamePasskeyRequest)(nil),                 // 61: gatehouse.accounts.v1.RenamePasskeyRequest
+	(*RenamePasskeyResponse)(nil),                // 62: gatehouse.accounts.v1.RenamePasskeyResponse
+	(*RemovePasskeyRequest)(nil),                 // 63: gatehouse.accounts.v1.RemovePasskeyRequest
+	(*RemovePasskeyResponse)(nil),                // 64: gatehouse.accounts.v1.RemovePasskeyResponse
+	(*StartTOTPEnrolmentRequest)(nil),            // 65: gatehouse.accounts.v1.StartTOTPEnrolmentRequest
+	(*StartTOTPEnrolmentResponse)(nil),           // 66: gatehouse.accounts.v1.StartTOTPEnrolmentResponse
+	(*ConfirmTOTPEnrolmentRequest)(nil),          // 67: gatehouse.accounts.v1.ConfirmTOTPEnrolmentRequest
+	(*ConfirmTOTPEnrolmentResponse)(nil),         // 68: gatehouse.accounts.v1.ConfirmTOTPEnrolmentResponse
+	(*DisableTOTPRequest)(nil),                   // 69: gatehouse.accounts.v1.DisableTOTPRequest
+	(*DisableTOTPResponse)(nil),                  // 70: gatehouse.accounts.v1.DisableTOTPResponse
+	(*GenerateRecoveryCodesRequest)(nil),         // 71: gatehouse.accounts.v1.GenerateRecoveryCodesRequest
+	(*GenerateRecoveryCodesResponse)(nil),        // 72: gatehouse.accounts.v1.GenerateRecoveryCodesResponse
+	(*SetSecondFactorRequiredRequest)(nil),       // 73: gatehouse.accounts.v1.SetSecondFactorRequiredRequest
+	(*SetSecondFactorRequiredResponse)(nil),      // 74: gatehouse.accounts.v1.SetSecondFactorRequiredResponse
+	(*ResetSecondFactorsRequest)(nil),            // 75: gatehouse.accounts.v1.ResetSecondFactorsRequest
+	(*ResetSecondFactorsResponse)(nil),           // 76: gatehouse.accounts.v1.ResetSecondFactorsResponse
+	(*ReauthenticateBrowserSessionRequest)(nil),  // 77: gatehouse.accounts.v1.ReauthenticateBrowserSessionRequest
+	(*ReauthenticateBrowserSessionResponse)(nil), // 78: gatehouse.accounts.v1.ReauthenticateBrowserSessionResponse
+	(*ChangePasswordRequest)(nil),                // 79: gatehouse.accounts.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil),               // 80: gatehouse.accounts.v1.ChangePasswordResponse
+	(*SetPasswordRequest)(nil),                   // 81: gatehouse.accounts.v1.SetPasswordRequest
+	(*SetPasswordResponse)(nil),                  // 82: gatehouse.accounts.v1.SetPasswordResponse
+	(*LockUserRequest)(nil),                      // 83: gatehouse.accounts.v1.LockUserRequest
+	(*LockUserResponse)(nil),                     // 84: gatehouse.accounts.v1.LockUserResponse
+	(*UnlockUserRequest)(nil),                    // 85: gatehouse.accounts.v1.UnlockUserRequest
+	(*UnlockUserResponse)(nil),                   // 86: gatehouse.accounts.v1.UnlockUserResponse
+	(*DeactivateUserRequest)(nil),                // 87: gatehouse.accounts.v1.DeactivateUserRequest
+	(*DeactivateUserResponse)(nil),               // 88: gatehouse.accounts.v1.DeactivateUserResponse
+	(*ReactivateUserRequest)(nil),                // 89: gatehouse.accounts.v1.ReactivateUserRequest
+	(*ReactivateUserResponse)(nil),               // 90: gatehouse.accounts.v1.ReactivateUserResponse
+	(*SetDisplayNameRequest)(nil),                // 91: gatehouse.accounts.v1.SetDisplayNameRequest
+	(*SetDisplayNameResponse)(nil),               // 92: gatehouse.accounts.v1.SetDisplayNameResponse
+	(*ListUsersRequest)(nil),                     // 93: gatehouse.accounts.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),                    // 94: gatehouse.accounts.v1.ListUsersResponse
+	(*AuditEntry)(nil),                           // 95: gatehouse.accounts.v1.AuditEntry
+	(*ListAuditEntriesRequest)(nil),              // 96: gatehouse.accounts.v1.ListAuditEntriesRequest
+	(*ListAuditEntriesResponse)(nil),             // 97: gatehouse.accounts.v1.ListAuditEntriesResponse
+	(*UpstreamProvider)(nil),                     // 98: gatehouse.accounts.v1.UpstreamProvider
+	(*ListUpstreamProvidersRequest)(nil),         // 99: gatehouse.accounts.v1.ListUpstreamProvidersRequest
+	(*ListUpstreamProvidersResponse)(nil),        // 100: gatehouse.accounts.v1.ListUpstreamProvidersResponse
+	(*StartUpstreamSignInRequest)(nil),           // 101: gatehouse.accounts.v1.StartUpstreamSignInRequest
+	(*StartUpstreamSignInResponse)(nil),          // 102: gatehouse.accounts.v1.StartUpstreamSignInResponse
+	(*CompleteUpstreamSignInRequest)(nil),        // 103: gatehouse.accounts.v1.CompleteUpstreamSignInRequest
+	(*CompleteUpstreamSignInResponse)(nil),       // 104: gatehouse.accounts.v1.CompleteUpstreamSignInResponse
+	(*UpstreamSignIn)(nil),                       // 105: gatehouse.accounts.v1.UpstreamSignIn
+	(*GetUpstreamSignInRequest)(nil),             // 106: gatehouse.accounts.v1.GetUpstreamSignInRequest
+	(*GetUpstreamSignInResponse)(nil),            // 107: gatehouse.accounts.v1.GetUpstreamSignInResponse
+	(*RegisterUpstreamUserRequest)(nil),          // 108: gatehouse.accounts.v1.RegisterUpstreamUserRequest
+	(*RegisterUpstreamUserResponse)(nil),         // 109: gatehouse.accounts.v1.RegisterUpstreamUserResponse
+	(*LinkUpstreamRequest)(nil),                  // 110: gatehouse.accounts.v1.LinkUpstreamRequest
+	(*LinkUpstreamResponse)(nil),                 // 111: gatehouse.accounts.v1.LinkUpstreamResponse
+	(*UpstreamLink)(nil),                         // 112: gatehouse.accounts.v1.UpstreamLink
+	(*ListUpstreamLinksRequest)(nil),             // 113: gatehouse.accounts.v1.ListUpstreamLinksRequest
+	(*ListUpstreamLinksResponse)(nil),            // 114: gatehouse.accounts.v1.ListUpstreamLinksResponse
+	(*AddUpstreamLinkRequest)(nil),               // 115: gatehouse.accounts.v1.AddUpstreamLinkRequest
+	(*AddUpstreamLinkResponse)(nil),              // 116: gatehouse.accounts.v1.AddUpstreamLinkResponse
+	(*RemoveUpstreamLinkRequest)(nil),            // 117: gatehouse.accounts.v1.RemoveUpstreamLinkRequest
+	(*RemoveUpstreamLinkResponse)(nil),           // 118: gatehouse.accounts.v1.RemoveUpstreamLinkResponse
+	(*UpstreamBackchannelLogoutRequest)(nil),     // 119: gatehouse.accounts.v1.UpstreamBackchannelLogoutRequest
+	(*UpstreamBackchannelLogoutResponse)(nil),    // 120: gatehouse.accounts.v1.UpstreamBackchannelLogoutResponse
+	(*timestamppb.Timestamp)(nil),                // 121: google.protobuf.Timestamp
 }
 var file_gatehouse_accounts_v1_accounts_proto_depIdxs = []int32{
-	119, // 0: gatehouse.accounts.v1.RegistrationToken.created_at:type_name -> google.protobuf.Timestamp
-	119, // 1: gatehouse.accounts.v1.RegistrationToken.expires_at:type_name -> google.protobuf.Timestamp
-	119, // 2: gatehouse.accounts.v1.CreateRegistrationTokenRequest.expires_at:type_name -> google.protobuf.Timestamp
+	121, // 0: gatehouse.accounts.v1.RegistrationToken.created_at:type_name -> google.protobuf.Timestamp
+	121, // 1: gatehouse.accounts.v1.RegistrationToken.expires_at:type_name -> google.protobuf.Timestamp
+	121, // 2: gatehouse.accounts.v1.CreateRegistrationTokenRequest.expires_at:type_name -> google.protobuf.Timestamp
 	2,   // 3: gatehouse.accounts.v1.CreateRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
 	2,   // 4: gatehouse.accounts.v1.ListRegistrationTokensResponse.registration_tokens:type_name -> gatehouse.accounts.v1.RegistrationToken
 	31,  // 5: gatehouse.accounts.v1.GetUserByEmailResponse.user:type_name -> gatehouse.accounts.v1.User
-	119, // 6: gatehouse.accounts.v1.Email.added_at:type_name -> google.protobuf.Timestamp
+	121, // 6: gatehouse.accounts.v1.Email.added_at:type_name -> google.protobuf.Timestamp
 	13,  // 7: gatehouse.accounts.v1.AddEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
 	13,  // 8: gatehouse.accounts.v1.RemoveEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
 	13,  // 9: gatehouse.accounts.v1.SetPrimaryEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
 	13,  // 10: gatehouse.accounts.v1.ListEmailsResponse.emails:type_name -> gatehouse.accounts.v1.Email
-	119, // 11: gatehouse.accounts.v1.BrowserSession.created_at:type_name -> google.protobuf.Timestamp
-	119, // 12: gatehouse.accounts.v1.BrowserSession.last_active_at:type_name -> google.protobuf.Timestamp
-	119, // 13: gatehouse.accounts.v1.BrowserSession.ended_at:type_name -> google.protobuf.Timestamp
-	119, // 14: gatehouse.accounts.v1.BrowserSession.authenticated_at:type_name -> google.protobuf.Timestamp
+	121, // 11: gatehouse.accounts.v1.BrowserSession.created_at:type_name -> google.protobuf.Timestamp
+	121, // 12: gatehouse.accounts.v1.BrowserSession.last_active_at:type_name -> google.protobuf.Timestamp
+	121, // 13: gatehouse.accounts.v1.BrowserSession.ended_at:type_name -> google.protobuf.Timestamp
+	121, // 14: gatehouse.accounts.v1.BrowserSession.authenticated_at:type_name -> google.protobuf.Timestamp
 	22,  // 15: gatehouse.accounts.v1.StartBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
 	22,  // 16: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
 	31,  // 17: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse.user:type_name -> gatehouse.accounts.v1.User
 	22,  // 18: gatehouse.accounts.v1.ListBrowserSessionsResponse.sessions:type_name -> gatehouse.accounts.v1.BrowserSession
-	119, // 19: gatehouse.accounts.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	119, // 20: gatehouse.accounts.v1.User.updated_at:type_name -> google.protobuf.Timestamp
+	121, // 19: gatehouse.accounts.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	121, // 20: gatehouse.accounts.v1.User.updated_at:type_name -> google.protobuf.Timestamp
 	35,  // 21: gatehouse.accounts.v1.StartRegistrationResponse.registration:type_name -> gatehouse.accounts.v1.Registration
-	119, // 22: gatehouse.accounts.v1.Registration.started_at:type_name -> google.protobuf.Timestamp
-	119, // 23: gatehouse.accounts.v1.Registration.expires_at:type_name -> google.protobuf.Timestamp
+	121, // 22: gatehouse.accounts.v1.Registration.started_at:type_name -> google.protobuf.Timestamp
+	121, // 23: gatehouse.accounts.v1.Registration.expires_at:type_name -> google.protobuf.Timestamp
 	35,  // 24: gatehouse.accounts.v1.GetRegistrationResponse.registration:type_name -> gatehouse.accounts.v1.Registration
 	31,  // 25: gatehouse.accounts.v1.CompleteRegistrationResponse.user:type_name -> gatehouse.accounts.v1.User
 	31,  // 26: gatehouse.accounts.v1.RegisterResponse.user:type_name -> gatehouse.accounts.v1.User
@@ -7423,10 +7530,10 @@ var file_gatehouse_accounts_v1_accounts_proto_depIdxs = []int32{
 	31,  // 28: gatehouse.accounts.v1.GetUserByUsernameResponse.user:type_name -> gatehouse.accounts.v1.User
 	31,  // 29: gatehouse.accounts.v1.VerifyPasswordResponse.user:type_name -> gatehouse.accounts.v1.User
 	0,   // 30: gatehouse.accounts.v1.VerifyPasswordResponse.second_factor:type_name -> gatehouse.accounts.v1.SecondFactorNeed
-	119, // 31: gatehouse.accounts.v1.Passkey.created_at:type_name -> google.protobuf.Timestamp
-	119, // 32: gatehouse.accounts.v1.Passkey.last_used_at:type_name -> google.protobuf.Timestamp
+	121, // 31: gatehouse.accounts.v1.Passkey.created_at:type_name -> google.protobuf.Timestamp
+	121, // 32: gatehouse.accounts.v1.Passkey.last_used_at:type_name -> google.protobuf.Timestamp
 	47,  // 33: gatehouse.accounts.v1.SecondFactors.passkeys:type_name -> gatehouse.accounts.v1.Passkey
-	119, // 34: gatehouse.accounts.v1.SecondFactors.totp_enabled_at:type_name -> google.protobuf.Timestamp
+	121, // 34: gatehouse.accounts.v1.SecondFactors.totp_enabled_at:type_name -> google.protobuf.Timestamp
 	0,   // 35: gatehouse.accounts.v1.SecondFactors.need:type_name -> gatehouse.accounts.v1.SecondFactorNeed
 	48,  // 36: gatehouse.accounts.v1.GetSecondFactorsResponse.factors:type_name -> gatehouse.accounts.v1.SecondFactors
 	31,  // 37: gatehouse.accounts.v1.VerifySecondFactorResponse.user:type_name -> gatehouse.accounts.v1.User
@@ -7441,18 +7548,18 @@ var file_gatehouse_accounts_v1_accounts_proto_depIdxs = []int32{
 	31,  // 46: gatehouse.accounts.v1.SetDisplayNameResponse.user:type_name -> gatehouse.accounts.v1.User
 	1,   // 47: gatehouse.accounts.v1.ListUsersRequest.status:type_name -> gatehouse.accounts.v1.UserStatus
 	31,  // 48: gatehouse.accounts.v1.ListUsersResponse.users:type_name -> gatehouse.accounts.v1.User
-	119, // 49: gatehouse.accounts.v1.AuditEntry.occurred_at:type_name -> google.protobuf.Timestamp
-	93,  // 50: gatehouse.accounts.v1.ListAuditEntriesResponse.entries:type_name -> gatehouse.accounts.v1.AuditEntry
-	96,  // 51: gatehouse.accounts.v1.ListUpstreamProvidersResponse.providers:type_name -> gatehouse.accounts.v1.UpstreamProvider
+	121, // 49: gatehouse.accounts.v1.AuditEntry.occurred_at:type_name -> google.protobuf.Timestamp
+	95,  // 50: gatehouse.accounts.v1.ListAuditEntriesResponse.entries:type_name -> gatehouse.accounts.v1.AuditEntry
+	98,  // 51: gatehouse.accounts.v1.ListUpstreamProvidersResponse.providers:type_name -> gatehouse.accounts.v1.UpstreamProvider
 	31,  // 52: gatehouse.accounts.v1.CompleteUpstreamSignInResponse.user:type_name -> gatehouse.accounts.v1.User
-	103, // 53: gatehouse.accounts.v1.CompleteUpstreamSignInResponse.sign_in:type_name -> gatehouse.accounts.v1.UpstreamSignIn
-	119, // 54: gatehouse.accounts.v1.UpstreamSignIn.expires_at:type_name -> google.protobuf.Timestamp
-	103, // 55: gatehouse.accounts.v1.GetUpstreamSignInResponse.sign_in:type_name -> gatehouse.accounts.v1.UpstreamSignIn
+	105, // 53: gatehouse.accounts.v1.CompleteUpstreamSignInResponse.sign_in:type_name -> gatehouse.accounts.v1.UpstreamSignIn
+	121, // 54: gatehouse.accounts.v1.UpstreamSignIn.expires_at:type_name -> google.protobuf.Timestamp
+	105, // 55: gatehouse.accounts.v1.GetUpstreamSignInResponse.sign_in:type_name -> gatehouse.accounts.v1.UpstreamSignIn
 	31,  // 56: gatehouse.accounts.v1.RegisterUpstreamUserResponse.user:type_name -> gatehouse.accounts.v1.User
 	31,  // 57: gatehouse.accounts.v1.LinkUpstreamResponse.user:type_name -> gatehouse.accounts.v1.User
-	119, // 58: gatehouse.accounts.v1.UpstreamLink.linked_at:type_name -> google.protobuf.Timestamp
-	110, // 59: gatehouse.accounts.v1.ListUpstreamLinksResponse.links:type_name -> gatehouse.accounts.v1.UpstreamLink
-	110, // 60: gatehouse.accounts.v1.AddUpstreamLinkResponse.link:type_name -> gatehouse.accounts.v1.UpstreamLink
+	121, // 58: gatehouse.accounts.v1.UpstreamLink.linked_at:type_name -> google.protobuf.Timestamp
+	112, // 59: gatehouse.accounts.v1.ListUpstreamLinksResponse.links:type_name -> gatehouse.accounts.v1.UpstreamLink
+	112, // 60: gatehouse.accounts.v1.AddUpstreamLinkResponse.link:type_name -> gatehouse.accounts.v1.UpstreamLink
 	32,  // 61: gatehouse.accounts.v1.AccountsService.Register:input_type -> gatehouse.accounts.v1.RegisterRequest
 	33,  // 62: gatehouse.accounts.v1.AccountsService.StartRegistration:input_type -> gatehouse.accounts.v1.StartRegistrationRequest
 	36,  // 63: gatehouse.accounts.v1.AccountsService.GetRegistration:input_type -> gatehouse.accounts.v1.GetRegistrationRequest
@@ -7460,15 +7567,15 @@ var file_gatehouse_accounts_v1_accounts_proto_depIdxs = []int32{
 	41,  // 65: gatehouse.accounts.v1.AccountsService.GetUser:input_type -> gatehouse.accounts.v1.GetUserRequest
 	42,  // 66: gatehouse.accounts.v1.AccountsService.GetUserByUsername:input_type -> gatehouse.accounts.v1.GetUserByUsernameRequest
 	45,  // 67: gatehouse.accounts.v1.AccountsService.VerifyPassword:input_type -> gatehouse.accounts.v1.VerifyPasswordRequest
-	77,  // 68: gatehouse.accounts.v1.AccountsService.ChangePassword:input_type -> gatehouse.accounts.v1.ChangePasswordRequest
-	79,  // 69: gatehouse.accounts.v1.AccountsService.SetPassword:input_type -> gatehouse.accounts.v1.SetPasswordRequest
-	81,  // 70: gatehouse.accounts.v1.AccountsService.LockUser:input_type -> gatehouse.accounts.v1.LockUserRequest
-	83,  // 71: gatehouse.accounts.v1.AccountsService.UnlockUser:input_type -> gatehouse.accounts.v1.UnlockUserRequest
-	85,  // 72: gatehouse.accounts.v1.AccountsService.DeactivateUser:input_type -> gatehouse.accounts.v1.DeactivateUserRequest
-	87,  // 73: gatehouse.accounts.v1.AccountsService.ReactivateUser:input_type -> gatehouse.accounts.v1.ReactivateUserRequest
-	89,  // 74: gatehouse.accounts.v1.AccountsService.SetDisplayName:input_type -> gatehouse.accounts.v1.SetDisplayNameRequest
-	91,  // 75: gatehouse.accounts.v1.AccountsService.ListUsers:input_type -> gatehouse.accounts.v1.ListUsersRequest
-	94,  // 76: gatehouse.accounts.v1.AccountsService.ListAuditEntries:input_type -> gatehouse.accounts.v1.ListAuditEntriesRequest
+	79,  // 68: gatehouse.accounts.v1.AccountsService.ChangePassword:input_type -> gatehouse.accounts.v1.ChangePasswordRequest
+	81,  // 69: gatehouse.accounts.v1.AccountsService.SetPassword:input_type -> gatehouse.accounts.v1.SetPasswordRequest
+	83,  // 70: gatehouse.accounts.v1.AccountsService.LockUser:input_type -> gatehouse.accounts.v1.LockUserRequest
+	85,  // 71: gatehouse.accounts.v1.AccountsService.UnlockUser:input_type -> gatehouse.accounts.v1.UnlockUserRequest
+	87,  // 72: gatehouse.accounts.v1.AccountsService.DeactivateUser:input_type -> gatehouse.accounts.v1.DeactivateUserRequest
+	89,  // 73: gatehouse.accounts.v1.AccountsService.ReactivateUser:input_type -> gatehouse.accounts.v1.ReactivateUserRequest
+	91,  // 74: gatehouse.accounts.v1.AccountsService.SetDisplayName:input_type -> gatehouse.accounts.v1.SetDisplayNameRequest
+	93,  // 75: gatehouse.accounts.v1.AccountsService.ListUsers:input_type -> gatehouse.accounts.v1.ListUsersRequest
+	96,  // 76: gatehouse.accounts.v1.AccountsService.ListAuditEntries:input_type -> gatehouse.accounts.v1.ListAuditEntriesRequest
 	11,  // 77: gatehouse.accounts.v1.AccountsService.GetUserByEmail:input_type -> gatehouse.accounts.v1.GetUserByEmailRequest
 	14,  // 78: gatehouse.accounts.v1.AccountsService.AddEmail:input_type -> gatehouse.accounts.v1.AddEmailRequest
 	16,  // 79: gatehouse.accounts.v1.AccountsService.RemoveEmail:input_type -> gatehouse.accounts.v1.RemoveEmailRequest
@@ -7482,85 +7589,87 @@ var file_gatehouse_accounts_v1_accounts_proto_depIdxs = []int32{
 	5,   // 87: gatehouse.accounts.v1.AccountsService.UseRegistrationToken:input_type -> gatehouse.accounts.v1.UseRegistrationTokenRequest
 	7,   // 88: gatehouse.accounts.v1.AccountsService.RevokeRegistrationToken:input_type -> gatehouse.accounts.v1.RevokeRegistrationTokenRequest
 	9,   // 89: gatehouse.accounts.v1.AccountsService.ListRegistrationTokens:input_type -> gatehouse.accounts.v1.ListRegistrationTokensRequest
-	97,  // 90: gatehouse.accounts.v1.AccountsService.ListUpstreamProviders:input_type -> gatehouse.accounts.v1.ListUpstreamProvidersRequest
-	99,  // 91: gatehouse.accounts.v1.AccountsService.StartUpstreamSignIn:input_type -> gatehouse.accounts.v1.StartUpstreamSignInRequest
-	101, // 92: gatehouse.accounts.v1.AccountsService.CompleteUpstreamSignIn:input_type -> gatehouse.accounts.v1.CompleteUpstreamSignInRequest
-	104, // 93: gatehouse.accounts.v1.AccountsService.GetUpstreamSignIn:input_type -> gatehouse.accounts.v1.GetUpstreamSignInRequest
-	106, // 94: gatehouse.accounts.v1.AccountsService.RegisterUpstreamUser:input_type -> gatehouse.accounts.v1.RegisterUpstreamUserRequest
-	108, // 95: gatehouse.accounts.v1.AccountsService.LinkUpstream:input_type -> gatehouse.accounts.v1.LinkUpstreamRequest
-	111, // 96: gatehouse.accounts.v1.AccountsService.ListUpstreamLinks:input_type -> gatehouse.accounts.v1.ListUpstreamLinksRequest
-	113, // 97: gatehouse.accounts.v1.AccountsService.AddUpstreamLink:input_type -> gatehouse.accounts.v1.AddUpstreamLinkRequest
-	115, // 98: gatehouse.accounts.v1.AccountsService.RemoveUpstreamLink:input_type -> gatehouse.accounts.v1.RemoveUpstreamLinkRequest
-	117, // 99: gatehouse.accounts.v1.AccountsService.UpstreamBackchannelLogout:input_type -> gatehouse.accounts.v1.UpstreamBackchannelLogoutRequest
+	99,  // 90: gatehouse.accounts.v1.AccountsService.ListUpstreamProviders:input_type -> gatehouse.accounts.v1.ListUpstreamProvidersRequest
+	101, // 91: gatehouse.accounts.v1.AccountsService.StartUpstreamSignIn:input_type -> gatehouse.accounts.v1.StartUpstreamSignInRequest
+	103, // 92: gatehouse.accounts.v1.AccountsService.CompleteUpstreamSignIn:input_type -> gatehouse.accounts.v1.CompleteUpstreamSignInRequest
+	106, // 93: gatehouse.accounts.v1.AccountsService.GetUpstreamSignIn:input_type -> gatehouse.accounts.v1.GetUpstreamSignInRequest
+	108, // 94: gatehouse.accounts.v1.AccountsService.RegisterUpstreamUser:input_type -> gatehouse.accounts.v1.RegisterUpstreamUserRequest
+	110, // 95: gatehouse.accounts.v1.AccountsService.LinkUpstream:input_type -> gatehouse.accounts.v1.LinkUpstreamRequest
+	113, // 96: gatehouse.accounts.v1.AccountsService.ListUpstreamLinks:input_type -> gatehouse.accounts.v1.ListUpstreamLinksRequest
+	115, // 97: gatehouse.accounts.v1.AccountsService.AddUpstreamLink:input_type -> gatehouse.accounts.v1.AddUpstreamLinkRequest
+	117, // 98: gatehouse.accounts.v1.AccountsService.RemoveUpstreamLink:input_type -> gatehouse.accounts.v1.RemoveUpstreamLinkRequest
+	119, // 99: gatehouse.accounts.v1.AccountsService.UpstreamBackchannelLogout:input_type -> gatehouse.accounts.v1.UpstreamBackchannelLogoutRequest
 	49,  // 100: gatehouse.accounts.v1.AccountsService.GetSecondFactors:input_type -> gatehouse.accounts.v1.GetSecondFactorsRequest
 	51,  // 101: gatehouse.accounts.v1.AccountsService.VerifySecondFactor:input_type -> gatehouse.accounts.v1.VerifySecondFactorRequest
 	53,  // 102: gatehouse.accounts.v1.AccountsService.BeginPasskeySignIn:input_type -> gatehouse.accounts.v1.BeginPasskeySignInRequest
 	55,  // 103: gatehouse.accounts.v1.AccountsService.FinishPasskeySignIn:input_type -> gatehouse.accounts.v1.FinishPasskeySignInRequest
 	57,  // 104: gatehouse.accounts.v1.AccountsService.BeginPasskeyRegistration:input_type -> gatehouse.accounts.v1.BeginPasskeyRegistrationRequest
 	59,  // 105: gatehouse.accounts.v1.AccountsService.FinishPasskeyRegistration:input_type -> gatehouse.accounts.v1.FinishPasskeyRegistrationRequest
-	61,  // 106: gatehouse.accounts.v1.AccountsService.RemovePasskey:input_type -> gatehouse.accounts.v1.RemovePasskeyRequest
-	63,  // 107: gatehouse.accounts.v1.AccountsService.StartTOTPEnrolment:input_type -> gatehouse.accounts.v1.StartTOTPEnrolmentRequest
-	65,  // 108: gatehouse.accounts.v1.AccountsService.ConfirmTOTPEnrolment:input_type -> gatehouse.accounts.v1.ConfirmTOTPEnrolmentRequest
-	67,  // 109: gatehouse.accounts.v1.AccountsService.DisableTOTP:input_type -> gatehouse.accounts.v1.DisableTOTPRequest
-	69,  // 110: gatehouse.accounts.v1.AccountsService.GenerateRecoveryCodes:input_type -> gatehouse.accounts.v1.GenerateRecoveryCodesRequest
-	71,  // 111: gatehouse.accounts.v1.AccountsService.SetSecondFactorRequired:input_type -> gatehouse.accounts.v1.SetSecondFactorRequiredRequest
-	73,  // 112: gatehouse.accounts.v1.AccountsService.ResetSecondFactors:input_type -> gatehouse.accounts.v1.ResetSecondFactorsRequest
-	75,  // 113: gatehouse.accounts.v1.AccountsService.ReauthenticateBrowserSession:input_type -> gatehouse.accounts.v1.ReauthenticateBrowserSessionRequest
-	40,  // 114: gatehouse.accounts.v1.AccountsService.Register:output_type -> gatehouse.accounts.v1.RegisterResponse
-	34,  // 115: gatehouse.accounts.v1.AccountsService.StartRegistration:output_type -> gatehouse.accounts.v1.StartRegistrationResponse
-	37,  // 116: gatehouse.accounts.v1.AccountsService.GetRegistration:output_type -> gatehouse.accounts.v1.GetRegistrationResponse
-	39,  // 117: gatehouse.accounts.v1.AccountsService.CompleteRegistration:output_type -> gatehouse.accounts.v1.CompleteRegistrationResponse
-	43,  // 118: gatehouse.accounts.v1.AccountsService.GetUser:output_type -> gatehouse.accounts.v1.GetUserResponse
-	44,  // 119: gatehouse.accounts.v1.AccountsService.GetUserByUsername:output_type -> gatehouse.accounts.v1.GetUserByUsernameResponse
-	46,  // 120: gatehouse.accounts.v1.AccountsService.VerifyPassword:output_type -> gatehouse.accounts.v1.VerifyPasswordResponse
-	78,  // 121: gatehouse.accounts.v1.AccountsService.ChangePassword:output_type -> gatehouse.accounts.v1.ChangePasswordResponse
-	80,  // 122: gatehouse.accounts.v1.AccountsService.SetPassword:output_type -> gatehouse.accounts.v1.SetPasswordResponse
-	82,  // 123: gatehouse.accounts.v1.AccountsService.LockUser:output_type -> gatehouse.accounts.v1.LockUserResponse
-	84,  // 124: gatehouse.accounts.v1.AccountsService.UnlockUser:output_type -> gatehouse.accounts.v1.UnlockUserResponse
-	86,  // 125: gatehouse.accounts.v1.AccountsService.DeactivateUser:output_type -> gatehouse.accounts.v1.DeactivateUserResponse
-	88,  // 126: gatehouse.accounts.v1.AccountsService.ReactivateUser:output_type -> gatehouse.accounts.v1.ReactivateUserResponse
-	90,  // 127: gatehouse.accounts.v1.AccountsService.SetDisplayName:output_type -> gatehouse.accounts.v1.SetDisplayNameResponse
-	92,  // 128: gatehouse.accounts.v1.AccountsService.ListUsers:output_type -> gatehouse.accounts.v1.ListUsersResponse
-	95,  // 129: gatehouse.accounts.v1.AccountsService.ListAuditEntries:output_type -> gatehouse.accounts.v1.ListAuditEntriesResponse
-	12,  // 130: gatehouse.accounts.v1.AccountsService.GetUserByEmail:output_type -> gatehouse.accounts.v1.GetUserByEmailResponse
-	15,  // 131: gatehouse.accounts.v1.AccountsService.AddEmail:output_type -> gatehouse.accounts.v1.AddEmailResponse
-	17,  // 132: gatehouse.accounts.v1.AccountsService.RemoveEmail:output_type -> gatehouse.accounts.v1.RemoveEmailResponse
-	19,  // 133: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:output_type -> gatehouse.accounts.v1.SetPrimaryEmailResponse
-	21,  // 134: gatehouse.accounts.v1.AccountsService.ListEmails:output_type -> gatehouse.accounts.v1.ListEmailsResponse
-	24,  // 135: gatehouse.accounts.v1.AccountsService.StartBrowserSession:output_type -> gatehouse.accounts.v1.StartBrowserSessionResponse
-	26,  // 136: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:output_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionResponse
-	28,  // 137: gatehouse.accounts.v1.AccountsService.EndBrowserSession:output_type -> gatehouse.accounts.v1.EndBrowserSessionResponse
-	30,  // 138: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:output_type -> gatehouse.accounts.v1.ListBrowserSessionsResponse
-	4,   // 139: gatehouse.accounts.v1.AccountsService.CreateRegistrationToken:output_type -> gatehouse.accounts.v1.CreateRegistrationTokenResponse
-	6,   // 140: gatehouse.accounts.v1.AccountsService.UseRegistrationToken:output_type -> gatehouse.accounts.v1.UseRegistrationTokenResponse
-	8,   // 141: gatehouse.accounts.v1.AccountsService.RevokeRegistrationToken:output_type -> gatehouse.accounts.v1.RevokeRegistrationTokenResponse
-	10,  // 142: gatehouse.accounts.v1.AccountsService.ListRegistrationTokens:output_type -> gatehouse.accounts.v1.ListRegistrationTokensResponse
-	98,  // 143: gatehouse.accounts.v1.AccountsService.ListUpstreamProviders:output_type -> gatehouse.accounts.v1.ListUpstreamProvidersResponse
-	100, // 144: gatehouse.accounts.v1.AccountsService.StartUpstreamSignIn:output_type -> gatehouse.accounts.v1.StartUpstreamSignInResponse
-	102, // 145: gatehouse.accounts.v1.AccountsService.CompleteUpstreamSignIn:output_type -> gatehouse.accounts.v1.CompleteUpstreamSignInResponse
-	105, // 146: gatehouse.accounts.v1.AccountsService.GetUpstreamSignIn:output_type -> gatehouse.accounts.v1.GetUpstreamSignInResponse
-	107, // 147: gatehouse.accounts.v1.AccountsService.RegisterUpstreamUser:output_type -> gatehouse.accounts.v1.RegisterUpstreamUserResponse
-	109, // 148: gatehouse.accounts.v1.AccountsService.LinkUpstream:output_type -> gatehouse.accounts.v1.LinkUpstreamResponse
-	112, // 149: gatehouse.accounts.v1.AccountsService.ListUpstreamLinks:output_type -> gatehouse.accounts.v1.ListUpstreamLinksResponse
-	114, // 150: gatehouse.accounts.v1.AccountsService.AddUpstreamLink:output_type -> gatehouse.accounts.v1.AddUpstreamLinkResponse
-	116, // 151: gatehouse.accounts.v1.AccountsService.RemoveUpstreamLink:output_type -> gatehouse.accounts.v1.RemoveUpstreamLinkResponse
-	118, // 152: gatehouse.accounts.v1.AccountsService.UpstreamBackchannelLogout:output_type -> gatehouse.accounts.v1.UpstreamBackchannelLogoutResponse
-	50,  // 153: gatehouse.accounts.v1.AccountsService.GetSecondFactors:output_type -> gatehouse.accounts.v1.GetSecondFactorsResponse
-	52,  // 154: gatehouse.accounts.v1.AccountsService.VerifySecondFactor:output_type -> gatehouse.accounts.v1.VerifySecondFactorResponse
-	54,  // 155: gatehouse.accounts.v1.AccountsService.BeginPasskeySignIn:output_type -> gatehouse.accounts.v1.BeginPasskeySignInResponse
-	56,  // 156: gatehouse.accounts.v1.AccountsService.FinishPasskeySignIn:output_type -> gatehouse.accounts.v1.FinishPasskeySignInResponse
-	58,  // 157: gatehouse.accounts.v1.AccountsService.BeginPasskeyRegistration:output_type -> gatehouse.accounts.v1.BeginPasskeyRegistrationResponse
-	60,  // 158: gatehouse.accounts.v1.AccountsService.FinishPasskeyRegistration:output_type -> gatehouse.accounts.v1.FinishPasskeyRegistrationResponse
-	62,  // 159: gatehouse.accounts.v1.AccountsService.RemovePasskey:output_type -> gatehouse.accounts.v1.RemovePasskeyResponse
-	64,  // 160: gatehouse.accounts.v1.AccountsService.StartTOTPEnrolment:output_type -> gatehouse.accounts.v1.StartTOTPEnrolmentResponse
-	66,  // 161: gatehouse.accounts.v1.AccountsService.ConfirmTOTPEnrolment:output_type -> gatehouse.accounts.v1.ConfirmTOTPEnrolmentResponse
-	68,  // 162: gatehouse.accounts.v1.AccountsService.DisableTOTP:output_type -> gatehouse.accounts.v1.DisableTOTPResponse
-	70,  // 163: gatehouse.accounts.v1.AccountsService.GenerateRecoveryCodes:output_type -> gatehouse.accounts.v1.GenerateRecoveryCodesResponse
-	72,  // 164: gatehouse.accounts.v1.AccountsService.SetSecondFactorRequired:output_type -> gatehouse.accounts.v1.SetSecondFactorRequiredResponse
-	74,  // 165: gatehouse.accounts.v1.AccountsService.ResetSecondFactors:output_type -> gatehouse.accounts.v1.ResetSecondFactorsResponse
-	76,  // 166: gatehouse.accounts.v1.AccountsService.ReauthenticateBrowserSession:output_type -> gatehouse.accounts.v1.ReauthenticateBrowserSessionResponse
-	114, // [114:167] is the sub-list for method output_type
-	61,  // [61:114] is the sub-list for method input_type
+	61,  // 106: gatehouse.accounts.v1.AccountsService.RenamePasskey:input_type -> gatehouse.accounts.v1.RenamePasskeyRequest
+	63,  // 107: gatehouse.accounts.v1.AccountsService.RemovePasskey:input_type -> gatehouse.accounts.v1.RemovePasskeyRequest
+	65,  // 108: gatehouse.accounts.v1.AccountsService.StartTOTPEnrolment:input_type -> gatehouse.accounts.v1.StartTOTPEnrolmentRequest
+	67,  // 109: gatehouse.accounts.v1.AccountsService.ConfirmTOTPEnrolment:input_type -> gatehouse.accounts.v1.ConfirmTOTPEnrolmentRequest
+	69,  // 110: gatehouse.accounts.v1.AccountsService.DisableTOTP:input_type -> gatehouse.accounts.v1.DisableTOTPRequest
+	71,  // 111: gatehouse.accounts.v1.AccountsService.GenerateRecoveryCodes:input_type -> gatehouse.accounts.v1.GenerateRecoveryCodesRequest
+	73,  // 112: gatehouse.accounts.v1.AccountsService.SetSecondFactorRequired:input_type -> gatehouse.accounts.v1.SetSecondFactorRequiredRequest
+	75,  // 113: gatehouse.accounts.v1.AccountsService.ResetSecondFactors:input_type -> gatehouse.accounts.v1.ResetSecondFactorsRequest
+	77,  // 114: gatehouse.accounts.v1.AccountsService.ReauthenticateBrowserSession:input_type -> gatehouse.accounts.v1.ReauthenticateBrowserSessionRequest
+	40,  // 115: gatehouse.accounts.v1.AccountsService.Register:output_type -> gatehouse.accounts.v1.RegisterResponse
+	34,  // 116: gatehouse.accounts.v1.AccountsService.StartRegistration:output_type -> gatehouse.accounts.v1.StartRegistrationResponse
+	37,  // 117: gatehouse.accounts.v1.AccountsService.GetRegistration:output_type -> gatehouse.accounts.v1.GetRegistrationResponse
+	39,  // 118: gatehouse.accounts.v1.AccountsService.CompleteRegistration:output_type -> gatehouse.accounts.v1.CompleteRegistrationResponse
+	43,  // 119: gatehouse.accounts.v1.AccountsService.GetUser:output_type -> gatehouse.accounts.v1.GetUserResponse
+	44,  // 120: gatehouse.accounts.v1.AccountsService.GetUserByUsername:output_type -> gatehouse.accounts.v1.GetUserByUsernameResponse
+	46,  // 121: gatehouse.accounts.v1.AccountsService.VerifyPassword:output_type -> gatehouse.accounts.v1.VerifyPasswordResponse
+	80,  // 122: gatehouse.accounts.v1.AccountsService.ChangePassword:output_type -> gatehouse.accounts.v1.ChangePasswordResponse
+	82,  // 123: gatehouse.accounts.v1.AccountsService.SetPassword:output_type -> gatehouse.accounts.v1.SetPasswordResponse
+	84,  // 124: gatehouse.accounts.v1.AccountsService.LockUser:output_type -> gatehouse.accounts.v1.LockUserResponse
+	86,  // 125: gatehouse.accounts.v1.AccountsService.UnlockUser:output_type -> gatehouse.accounts.v1.UnlockUserResponse
+	88,  // 126: gatehouse.accounts.v1.AccountsService.DeactivateUser:output_type -> gatehouse.accounts.v1.DeactivateUserResponse
+	90,  // 127: gatehouse.accounts.v1.AccountsService.ReactivateUser:output_type -> gatehouse.accounts.v1.ReactivateUserResponse
+	92,  // 128: gatehouse.accounts.v1.AccountsService.SetDisplayName:output_type -> gatehouse.accounts.v1.SetDisplayNameResponse
+	94,  // 129: gatehouse.accounts.v1.AccountsService.ListUsers:output_type -> gatehouse.accounts.v1.ListUsersResponse
+	97,  // 130: gatehouse.accounts.v1.AccountsService.ListAuditEntries:output_type -> gatehouse.accounts.v1.ListAuditEntriesResponse
+	12,  // 131: gatehouse.accounts.v1.AccountsService.GetUserByEmail:output_type -> gatehouse.accounts.v1.GetUserByEmailResponse
+	15,  // 132: gatehouse.accounts.v1.AccountsService.AddEmail:output_type -> gatehouse.accounts.v1.AddEmailResponse
+	17,  // 133: gatehouse.accounts.v1.AccountsService.RemoveEmail:output_type -> gatehouse.accounts.v1.RemoveEmailResponse
+	19,  // 134: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:output_type -> gatehouse.accounts.v1.SetPrimaryEmailResponse
+	21,  // 135: gatehouse.accounts.v1.AccountsService.ListEmails:output_type -> gatehouse.accounts.v1.ListEmailsResponse
+	24,  // 136: gatehouse.accounts.v1.AccountsService.StartBrowserSession:output_type -> gatehouse.accounts.v1.StartBrowserSessionResponse
+	26,  // 137: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:output_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionResponse
+	28,  // 138: gatehouse.accounts.v1.AccountsService.EndBrowserSession:output_type -> gatehouse.accounts.v1.EndBrowserSessionResponse
+	30,  // 139: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:output_type -> gatehouse.accounts.v1.ListBrowserSessionsResponse
+	4,   // 140: gatehouse.accounts.v1.AccountsService.CreateRegistrationToken:output_type -> gatehouse.accounts.v1.CreateRegistrationTokenResponse
+	6,   // 141: gatehouse.accounts.v1.AccountsService.UseRegistrationToken:output_type -> gatehouse.accounts.v1.UseRegistrationTokenResponse
+	8,   // 142: gatehouse.accounts.v1.AccountsService.RevokeRegistrationToken:output_type -> gatehouse.accounts.v1.RevokeRegistrationTokenResponse
+	10,  // 143: gatehouse.accounts.v1.AccountsService.ListRegistrationTokens:output_type -> gatehouse.accounts.v1.ListRegistrationTokensResponse
+	100, // 144: gatehouse.accounts.v1.AccountsService.ListUpstreamProviders:output_type -> gatehouse.accounts.v1.ListUpstreamProvidersResponse
+	102, // 145: gatehouse.accounts.v1.AccountsService.StartUpstreamSignIn:output_type -> gatehouse.accounts.v1.StartUpstreamSignInResponse
+	104, // 146: gatehouse.accounts.v1.AccountsService.CompleteUpstreamSignIn:output_type -> gatehouse.accounts.v1.CompleteUpstreamSignInResponse
+	107, // 147: gatehouse.accounts.v1.AccountsService.GetUpstreamSignIn:output_type -> gatehouse.accounts.v1.GetUpstreamSignInResponse
+	109, // 148: gatehouse.accounts.v1.AccountsService.RegisterUpstreamUser:output_type -> gatehouse.accounts.v1.RegisterUpstreamUserResponse
+	111, // 149: gatehouse.accounts.v1.AccountsService.LinkUpstream:output_type -> gatehouse.accounts.v1.LinkUpstreamResponse
+	114, // 150: gatehouse.accounts.v1.AccountsService.ListUpstreamLinks:output_type -> gatehouse.accounts.v1.ListUpstreamLinksResponse
+	116, // 151: gatehouse.accounts.v1.AccountsService.AddUpstreamLink:output_type -> gatehouse.accounts.v1.AddUpstreamLinkResponse
+	118, // 152: gatehouse.accounts.v1.AccountsService.RemoveUpstreamLink:output_type -> gatehouse.accounts.v1.RemoveUpstreamLinkResponse
+	120, // 153: gatehouse.accounts.v1.AccountsService.UpstreamBackchannelLogout:output_type -> gatehouse.accounts.v1.UpstreamBackchannelLogoutResponse
+	50,  // 154: gatehouse.accounts.v1.AccountsService.GetSecondFactors:output_type -> gatehouse.accounts.v1.GetSecondFactorsResponse
+	52,  // 155: gatehouse.accounts.v1.AccountsService.VerifySecondFactor:output_type -> gatehouse.accounts.v1.VerifySecondFactorResponse
+	54,  // 156: gatehouse.accounts.v1.AccountsService.BeginPasskeySignIn:output_type -> gatehouse.accounts.v1.BeginPasskeySignInResponse
+	56,  // 157: gatehouse.accounts.v1.AccountsService.FinishPasskeySignIn:output_type -> gatehouse.accounts.v1.FinishPasskeySignInResponse
+	58,  // 158: gatehouse.accounts.v1.AccountsService.BeginPasskeyRegistration:output_type -> gatehouse.accounts.v1.BeginPasskeyRegistrationResponse
+	60,  // 159: gatehouse.accounts.v1.AccountsService.FinishPasskeyRegistration:output_type -> gatehouse.accounts.v1.FinishPasskeyRegistrationResponse
+	62,  // 160: gatehouse.accounts.v1.AccountsService.RenamePasskey:output_type -> gatehouse.accounts.v1.RenamePasskeyResponse
+	64,  // 161: gatehouse.accounts.v1.AccountsService.RemovePasskey:output_type -> gatehouse.accounts.v1.RemovePasskeyResponse
+	66,  // 162: gatehouse.accounts.v1.AccountsService.StartTOTPEnrolment:output_type -> gatehouse.accounts.v1.StartTOTPEnrolmentResponse
+	68,  // 163: gatehouse.accounts.v1.AccountsService.ConfirmTOTPEnrolment:output_type -> gatehouse.accounts.v1.ConfirmTOTPEnrolmentResponse
+	70,  // 164: gatehouse.accounts.v1.AccountsService.DisableTOTP:output_type -> gatehouse.accounts.v1.DisableTOTPResponse
+	72,  // 165: gatehouse.accounts.v1.AccountsService.GenerateRecoveryCodes:output_type -> gatehouse.accounts.v1.GenerateRecoveryCodesResponse
+	74,  // 166: gatehouse.accounts.v1.AccountsService.SetSecondFactorRequired:output_type -> gatehouse.accounts.v1.SetSecondFactorRequiredResponse
+	76,  // 167: gatehouse.accounts.v1.AccountsService.ResetSecondFactors:output_type -> gatehouse.accounts.v1.ResetSecondFactorsResponse
+	78,  // 168: gatehouse.accounts.v1.AccountsService.ReauthenticateBrowserSession:output_type -> gatehouse.accounts.v1.ReauthenticateBrowserSessionResponse
+	115, // [115:169] is the sub-list for method output_type
+	61,  // [61:115] is the sub-list for method input_type
 	61,  // [61:61] is the sub-list for extension type_name
 	61,  // [61:61] is the sub-list for extension extendee
 	0,   // [0:61] is the sub-list for field type_name
@@ -7577,7 +7686,7 @@ func file_gatehouse_accounts_v1_accounts_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_accounts_v1_accounts_proto_rawDesc), len(file_gatehouse_accounts_v1_accounts_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   117,
+			NumMessages:   119,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

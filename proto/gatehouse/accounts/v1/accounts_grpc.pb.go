@@ -64,6 +64,7 @@ const (
 	AccountsService_FinishPasskeySignIn_FullMethodName          = "/gatehouse.accounts.v1.AccountsService/FinishPasskeySignIn"
 	AccountsService_BeginPasskeyRegistration_FullMethodName     = "/gatehouse.accounts.v1.AccountsService/BeginPasskeyRegistration"
 	AccountsService_FinishPasskeyRegistration_FullMethodName    = "/gatehouse.accounts.v1.AccountsService/FinishPasskeyRegistration"
+	AccountsService_RenamePasskey_FullMethodName                = "/gatehouse.accounts.v1.AccountsService/RenamePasskey"
 	AccountsService_RemovePasskey_FullMethodName                = "/gatehouse.accounts.v1.AccountsService/RemovePasskey"
 	AccountsService_StartTOTPEnrolment_FullMethodName           = "/gatehouse.accounts.v1.AccountsService/StartTOTPEnrolment"
 	AccountsService_ConfirmTOTPEnrolment_FullMethodName         = "/gatehouse.accounts.v1.AccountsService/ConfirmTOTPEnrolment"
@@ -210,6 +211,8 @@ type AccountsServiceClient interface {
 	BeginPasskeyRegistration(ctx context.Context, in *BeginPasskeyRegistrationRequest, opts ...grpc.CallOption) (*BeginPasskeyRegistrationResponse, error)
 	// FinishPasskeyRegistration verifies the browser's attestation and adds the passkey.
 	FinishPasskeyRegistration(ctx context.Context, in *FinishPasskeyRegistrationRequest, opts ...grpc.CallOption) (*FinishPasskeyRegistrationResponse, error)
+	// RenamePasskey gives one of the signed-in person's passkeys another name.
+	RenamePasskey(ctx context.Context, in *RenamePasskeyRequest, opts ...grpc.CallOption) (*RenamePasskeyResponse, error)
 	// RemovePasskey removes a passkey (after a recent authentication).
 	RemovePasskey(ctx context.Context, in *RemovePasskeyRequest, opts ...grpc.CallOption) (*RemovePasskeyResponse, error)
 	// StartTOTPEnrolment draws a TOTP secret for the signed-in person (or the
@@ -696,6 +699,16 @@ func (c *accountsServiceClient) FinishPasskeyRegistration(ctx context.Context, i
 	return out, nil
 }
 
+func (c *accountsServiceClient) RenamePasskey(ctx context.Context, in *RenamePasskeyRequest, opts ...grpc.CallOption) (*RenamePasskeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RenamePasskeyResponse)
+	err := c.cc.Invoke(ctx, AccountsService_RenamePasskey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *accountsServiceClient) RemovePasskey(ctx context.Context, in *RemovePasskeyRequest, opts ...grpc.CallOption) (*RemovePasskeyResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RemovePasskeyResponse)
@@ -912,6 +925,8 @@ type AccountsServiceServer interface {
 	BeginPasskeyRegistration(context.Context, *BeginPasskeyRegistrationRequest) (*BeginPasskeyRegistrationResponse, error)
 	// FinishPasskeyRegistration verifies the browser's attestation and adds the passkey.
 	FinishPasskeyRegistration(context.Context, *FinishPasskeyRegistrationRequest) (*FinishPasskeyRegistrationResponse, error)
+	// RenamePasskey gives one of the signed-in person's passkeys another name.
+	RenamePasskey(context.Context, *RenamePasskeyRequest) (*RenamePasskeyResponse, error)
 	// RemovePasskey removes a passkey (after a recent authentication).
 	RemovePasskey(context.Context, *RemovePasskeyRequest) (*RemovePasskeyResponse, error)
 	// StartTOTPEnrolment draws a TOTP secret for the signed-in person (or the
@@ -1082,6 +1097,9 @@ func (UnimplementedAccountsServiceServer) BeginPasskeyRegistration(context.Conte
 }
 func (UnimplementedAccountsServiceServer) FinishPasskeyRegistration(context.Context, *FinishPasskeyRegistrationRequest) (*FinishPasskeyRegistrationResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method FinishPasskeyRegistration not implemented")
+}
+func (UnimplementedAccountsServiceServer) RenamePasskey(context.Context, *RenamePasskeyRequest) (*RenamePasskeyResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RenamePasskey not implemented")
 }
 func (UnimplementedAccountsServiceServer) RemovePasskey(context.Context, *RemovePasskeyRequest) (*RemovePasskeyResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method RemovePasskey not implemented")
@@ -1938,6 +1956,24 @@ func _AccountsService_FinishPasskeyRegistration_Handler(srv interface{}, ctx con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AccountsService_RenamePasskey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RenamePasskeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).RenamePasskey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_RenamePasskey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).RenamePasskey(ctx, req.(*RenamePasskeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AccountsService_RemovePasskey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(RemovePasskeyRequest)
 	if err := dec(in); err != nil {
@@ -2268,6 +2304,10 @@ var AccountsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "FinishPasskeyRegistration",
 			Handler:    _AccountsService_FinishPasskeyRegistration_Handler,
+		},
+		{
+			MethodName: "RenamePasskey",
+			Handler:    _AccountsService_RenamePasskey_Handler,
 		},
 		{
 			MethodName: "RemovePasskey",

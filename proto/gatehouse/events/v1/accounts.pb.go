@@ -2373,6 +2373,76 @@ func (x *PasskeyUsed) GetPurpose() string {
 	return ""
 }
 
+// PasskeyRenamed gives a passkey another name.
+type PasskeyRenamed struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	UserId    string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	PasskeyId string                 `protobuf:"bytes,2,opt,name=passkey_id,json=passkeyId,proto3" json:"passkey_id,omitempty"`
+	// Personal data, kept in sealed_name.
+	Name          string        `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	SealedName    *SealedSecret `protobuf:"bytes,4,opt,name=sealed_name,json=sealedName,proto3" json:"sealed_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PasskeyRenamed) Reset() {
+	*x = PasskeyRenamed{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PasskeyRenamed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PasskeyRenamed) ProtoMessage() {}
+
+func (x *PasskeyRenamed) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PasskeyRenamed.ProtoReflect.Descriptor instead.
+func (*PasskeyRenamed) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *PasskeyRenamed) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *PasskeyRenamed) GetPasskeyId() string {
+	if x != nil {
+		return x.PasskeyId
+	}
+	return ""
+}
+
+func (x *PasskeyRenamed) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PasskeyRenamed) GetSealedName() *SealedSecret {
+	if x != nil {
+		return x.SealedName
+	}
+	return nil
+}
+
 // PasskeyRemoved removes a passkey.
 type PasskeyRemoved struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
@@ -2387,7 +2457,7 @@ type PasskeyRemoved struct {
 
 func (x *PasskeyRemoved) Reset() {
 	*x = PasskeyRemoved{}
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[31]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2399,7 +2469,7 @@ func (x *PasskeyRemoved) String() string {
 func (*PasskeyRemoved) ProtoMessage() {}
 
 func (x *PasskeyRemoved) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[31]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2412,7 +2482,7 @@ func (x *PasskeyRemoved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PasskeyRemoved.ProtoReflect.Descriptor instead.
 func (*PasskeyRemoved) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{31}
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *PasskeyRemoved) GetUserId() string {
@@ -2469,7 +2539,7 @@ type TOTPEnabled struct {
 
 func (x *TOTPEnabled) Reset() {
 	*x = TOTPEnabled{}
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[32]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2481,7 +2551,7 @@ func (x *TOTPEnabled) String() string {
 func (*TOTPEnabled) ProtoMessage() {}
 
 func (x *TOTPEnabled) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[32]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2494,7 +2564,7 @@ func (x *TOTPEnabled) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TOTPEnabled.ProtoReflect.Descriptor instead.
 func (*TOTPEnabled) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{32}
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *TOTPEnabled) GetUserId() string {
@@ -2558,7 +2628,7 @@ type TOTPUsed struct {
 
 func (x *TOTPUsed) Reset() {
 	*x = TOTPUsed{}
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[33]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2570,7 +2640,7 @@ func (x *TOTPUsed) String() string {
 func (*TOTPUsed) ProtoMessage() {}
 
 func (x *TOTPUsed) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[33]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2583,7 +2653,7 @@ func (x *TOTPUsed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TOTPUsed.ProtoReflect.Descriptor instead.
 func (*TOTPUsed) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{33}
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *TOTPUsed) GetUserId() string {
@@ -2613,7 +2683,7 @@ type TOTPDisabled struct {
 
 func (x *TOTPDisabled) Reset() {
 	*x = TOTPDisabled{}
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[34]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2625,7 +2695,7 @@ func (x *TOTPDisabled) String() string {
 func (*TOTPDisabled) ProtoMessage() {}
 
 func (x *TOTPDisabled) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[34]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2638,7 +2708,7 @@ func (x *TOTPDisabled) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TOTPDisabled.ProtoReflect.Descriptor instead.
 func (*TOTPDisabled) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{34}
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *TOTPDisabled) GetUserId() string {
@@ -2685,7 +2755,7 @@ type RecoveryCodesGenerated struct {
 
 func (x *RecoveryCodesGenerated) Reset() {
 	*x = RecoveryCodesGenerated{}
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[35]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2697,7 +2767,7 @@ func (x *RecoveryCodesGenerated) String() string {
 func (*RecoveryCodesGenerated) ProtoMessage() {}
 
 func (x *RecoveryCodesGenerated) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[35]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2710,7 +2780,7 @@ func (x *RecoveryCodesGenerated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecoveryCodesGenerated.ProtoReflect.Descriptor instead.
 func (*RecoveryCodesGenerated) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{35}
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RecoveryCodesGenerated) GetUserId() string {
@@ -2763,7 +2833,7 @@ type RecoveryCodeUsed struct {
 
 func (x *RecoveryCodeUsed) Reset() {
 	*x = RecoveryCodeUsed{}
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[36]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2775,7 +2845,7 @@ func (x *RecoveryCodeUsed) String() string {
 func (*RecoveryCodeUsed) ProtoMessage() {}
 
 func (x *RecoveryCodeUsed) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[36]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2788,7 +2858,7 @@ func (x *RecoveryCodeUsed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecoveryCodeUsed.ProtoReflect.Descriptor instead.
 func (*RecoveryCodeUsed) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{36}
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *RecoveryCodeUsed) GetUserId() string {
@@ -2840,7 +2910,7 @@ type SecondFactorRequirementSet struct {
 
 func (x *SecondFactorRequirementSet) Reset() {
 	*x = SecondFactorRequirementSet{}
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[37]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2852,7 +2922,7 @@ func (x *SecondFactorRequirementSet) String() string {
 func (*SecondFactorRequirementSet) ProtoMessage() {}
 
 func (x *SecondFactorRequirementSet) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[37]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2865,7 +2935,7 @@ func (x *SecondFactorRequirementSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecondFactorRequirementSet.ProtoReflect.Descriptor instead.
 func (*SecondFactorRequirementSet) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{37}
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *SecondFactorRequirementSet) GetUserId() string {
@@ -2903,7 +2973,7 @@ type SecondFactorsReset struct {
 
 func (x *SecondFactorsReset) Reset() {
 	*x = SecondFactorsReset{}
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[38]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2915,7 +2985,7 @@ func (x *SecondFactorsReset) String() string {
 func (*SecondFactorsReset) ProtoMessage() {}
 
 func (x *SecondFactorsReset) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[38]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2928,7 +2998,7 @@ func (x *SecondFactorsReset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecondFactorsReset.ProtoReflect.Descriptor instead.
 func (*SecondFactorsReset) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{38}
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SecondFactorsReset) GetUserId() string {
@@ -2974,7 +3044,7 @@ type BrowserSessionReauthenticated struct {
 
 func (x *BrowserSessionReauthenticated) Reset() {
 	*x = BrowserSessionReauthenticated{}
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[39]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2986,7 +3056,7 @@ func (x *BrowserSessionReauthenticated) String() string {
 func (*BrowserSessionReauthenticated) ProtoMessage() {}
 
 func (x *BrowserSessionReauthenticated) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[39]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2999,7 +3069,7 @@ func (x *BrowserSessionReauthenticated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BrowserSessionReauthenticated.ProtoReflect.Descriptor instead.
 func (*BrowserSessionReauthenticated) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{39}
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *BrowserSessionReauthenticated) GetSessionId() string {
@@ -3038,7 +3108,7 @@ type BrowserSessionsActive_Entry struct {
 
 func (x *BrowserSessionsActive_Entry) Reset() {
 	*x = BrowserSessionsActive_Entry{}
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[40]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3050,7 +3120,7 @@ func (x *BrowserSessionsActive_Entry) String() string {
 func (*BrowserSessionsActive_Entry) ProtoMessage() {}
 
 func (x *BrowserSessionsActive_Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[40]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3297,7 +3367,14 @@ const file_gatehouse_events_v1_accounts_proto_rawDesc = "" +
 	"\fbackup_state\x18\x04 \x01(\bR\vbackupState\x12#\n" +
 	"\ruser_verified\x18\x05 \x01(\bR\fuserVerified\x12%\n" +
 	"\x0echallenge_hash\x18\x06 \x01(\tR\rchallengeHash\x12\x18\n" +
-	"\apurpose\x18\a \x01(\tR\apurpose\"\xe3\x01\n" +
+	"\apurpose\x18\a \x01(\tR\apurpose\"\xa0\x01\n" +
+	"\x0ePasskeyRenamed\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
+	"\n" +
+	"passkey_id\x18\x02 \x01(\tR\tpasskeyId\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12B\n" +
+	"\vsealed_name\x18\x04 \x01(\v2!.gatehouse.events.v1.SealedSecretR\n" +
+	"sealedName\"\xe3\x01\n" +
 	"\x0ePasskeyRemoved\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
 	"\n" +
@@ -3369,7 +3446,7 @@ func file_gatehouse_events_v1_accounts_proto_rawDescGZIP() []byte {
 }
 
 var file_gatehouse_events_v1_accounts_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_gatehouse_events_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_gatehouse_events_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_gatehouse_events_v1_accounts_proto_goTypes = []any{
 	(PasswordChangeReason)(0),             // 0: gatehouse.events.v1.PasswordChangeReason
 	(*UsernameReserved)(nil),              // 1: gatehouse.events.v1.UsernameReserved
@@ -3403,62 +3480,64 @@ var file_gatehouse_events_v1_accounts_proto_goTypes = []any{
 	(*UpstreamLogoutReceived)(nil),        // 29: gatehouse.events.v1.UpstreamLogoutReceived
 	(*PasskeyAdded)(nil),                  // 30: gatehouse.events.v1.PasskeyAdded
 	(*PasskeyUsed)(nil),                   // 31: gatehouse.events.v1.PasskeyUsed
-	(*PasskeyRemoved)(nil),                // 32: gatehouse.events.v1.PasskeyRemoved
-	(*TOTPEnabled)(nil),                   // 33: gatehouse.events.v1.TOTPEnabled
-	(*TOTPUsed)(nil),                      // 34: gatehouse.events.v1.TOTPUsed
-	(*TOTPDisabled)(nil),                  // 35: gatehouse.events.v1.TOTPDisabled
-	(*RecoveryCodesGenerated)(nil),        // 36: gatehouse.events.v1.RecoveryCodesGenerated
-	(*RecoveryCodeUsed)(nil),              // 37: gatehouse.events.v1.RecoveryCodeUsed
-	(*SecondFactorRequirementSet)(nil),    // 38: gatehouse.events.v1.SecondFactorRequirementSet
-	(*SecondFactorsReset)(nil),            // 39: gatehouse.events.v1.SecondFactorsReset
-	(*BrowserSessionReauthenticated)(nil), // 40: gatehouse.events.v1.BrowserSessionReauthenticated
-	(*BrowserSessionsActive_Entry)(nil),   // 41: gatehouse.events.v1.BrowserSessionsActive.Entry
-	(*SealedSecret)(nil),                  // 42: gatehouse.events.v1.SealedSecret
-	(*timestamppb.Timestamp)(nil),         // 43: google.protobuf.Timestamp
-	(SecretChange)(0),                     // 44: gatehouse.events.v1.SecretChange
+	(*PasskeyRenamed)(nil),                // 32: gatehouse.events.v1.PasskeyRenamed
+	(*PasskeyRemoved)(nil),                // 33: gatehouse.events.v1.PasskeyRemoved
+	(*TOTPEnabled)(nil),                   // 34: gatehouse.events.v1.TOTPEnabled
+	(*TOTPUsed)(nil),                      // 35: gatehouse.events.v1.TOTPUsed
+	(*TOTPDisabled)(nil),                  // 36: gatehouse.events.v1.TOTPDisabled
+	(*RecoveryCodesGenerated)(nil),        // 37: gatehouse.events.v1.RecoveryCodesGenerated
+	(*RecoveryCodeUsed)(nil),              // 38: gatehouse.events.v1.RecoveryCodeUsed
+	(*SecondFactorRequirementSet)(nil),    // 39: gatehouse.events.v1.SecondFactorRequirementSet
+	(*SecondFactorsReset)(nil),            // 40: gatehouse.events.v1.SecondFactorsReset
+	(*BrowserSessionReauthenticated)(nil), // 41: gatehouse.events.v1.BrowserSessionReauthenticated
+	(*BrowserSessionsActive_Entry)(nil),   // 42: gatehouse.events.v1.BrowserSessionsActive.Entry
+	(*SealedSecret)(nil),                  // 43: gatehouse.events.v1.SealedSecret
+	(*timestamppb.Timestamp)(nil),         // 44: google.protobuf.Timestamp
+	(SecretChange)(0),                     // 45: gatehouse.events.v1.SecretChange
 }
 var file_gatehouse_events_v1_accounts_proto_depIdxs = []int32{
-	42, // 0: gatehouse.events.v1.EmailReserved.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	42, // 1: gatehouse.events.v1.EmailReleased.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	42, // 2: gatehouse.events.v1.UserRegistered.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
-	42, // 3: gatehouse.events.v1.UserRegistered.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	42, // 4: gatehouse.events.v1.UserRegistered.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
+	43, // 0: gatehouse.events.v1.EmailReserved.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	43, // 1: gatehouse.events.v1.EmailReleased.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	43, // 2: gatehouse.events.v1.UserRegistered.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
+	43, // 3: gatehouse.events.v1.UserRegistered.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	43, // 4: gatehouse.events.v1.UserRegistered.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
 	0,  // 5: gatehouse.events.v1.PasswordChanged.reason:type_name -> gatehouse.events.v1.PasswordChangeReason
-	42, // 6: gatehouse.events.v1.PasswordChanged.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
-	42, // 7: gatehouse.events.v1.DisplayNameSet.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
-	42, // 8: gatehouse.events.v1.EmailAdded.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	42, // 9: gatehouse.events.v1.EmailRemoved.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	42, // 10: gatehouse.events.v1.PrimaryEmailSet.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	42, // 11: gatehouse.events.v1.BrowserSessionStarted.sealed_user_agent:type_name -> gatehouse.events.v1.SealedSecret
-	42, // 12: gatehouse.events.v1.BrowserSessionStarted.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
-	41, // 13: gatehouse.events.v1.BrowserSessionsActive.entries:type_name -> gatehouse.events.v1.BrowserSessionsActive.Entry
-	43, // 14: gatehouse.events.v1.RegistrationTokenCreated.expires_at:type_name -> google.protobuf.Timestamp
-	43, // 15: gatehouse.events.v1.RegistrationStarted.expires_at:type_name -> google.protobuf.Timestamp
-	42, // 16: gatehouse.events.v1.RegistrationStarted.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
-	42, // 17: gatehouse.events.v1.RegistrationStarted.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	42, // 18: gatehouse.events.v1.RegistrationStarted.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
-	42, // 19: gatehouse.events.v1.AuthProofKeyGenerated.sealed_key:type_name -> gatehouse.events.v1.SealedSecret
-	44, // 20: gatehouse.events.v1.AuthProofKeyGenerated.change:type_name -> gatehouse.events.v1.SecretChange
-	42, // 21: gatehouse.events.v1.ClaimKeyGenerated.sealed_key:type_name -> gatehouse.events.v1.SealedSecret
-	44, // 22: gatehouse.events.v1.ClaimKeyGenerated.change:type_name -> gatehouse.events.v1.SecretChange
-	42, // 23: gatehouse.events.v1.UpstreamLinked.sealed_subject:type_name -> gatehouse.events.v1.SealedSecret
-	42, // 24: gatehouse.events.v1.UpstreamLinked.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	42, // 25: gatehouse.events.v1.PasskeyAdded.sealed_name:type_name -> gatehouse.events.v1.SealedSecret
-	42, // 26: gatehouse.events.v1.PasskeyAdded.sealed_user_handle:type_name -> gatehouse.events.v1.SealedSecret
-	42, // 27: gatehouse.events.v1.PasskeyAdded.sealed_notice_email:type_name -> gatehouse.events.v1.SealedSecret
-	42, // 28: gatehouse.events.v1.PasskeyRemoved.sealed_notice_email:type_name -> gatehouse.events.v1.SealedSecret
-	42, // 29: gatehouse.events.v1.TOTPEnabled.sealed_secret:type_name -> gatehouse.events.v1.SealedSecret
-	42, // 30: gatehouse.events.v1.TOTPEnabled.sealed_notice_email:type_name -> gatehouse.events.v1.SealedSecret
-	42, // 31: gatehouse.events.v1.TOTPDisabled.sealed_notice_email:type_name -> gatehouse.events.v1.SealedSecret
-	42, // 32: gatehouse.events.v1.RecoveryCodesGenerated.sealed_notice_email:type_name -> gatehouse.events.v1.SealedSecret
-	42, // 33: gatehouse.events.v1.RecoveryCodeUsed.sealed_notice_email:type_name -> gatehouse.events.v1.SealedSecret
-	42, // 34: gatehouse.events.v1.SecondFactorsReset.sealed_notice_email:type_name -> gatehouse.events.v1.SealedSecret
-	42, // 35: gatehouse.events.v1.BrowserSessionsActive.Entry.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
-	36, // [36:36] is the sub-list for method output_type
-	36, // [36:36] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	43, // 6: gatehouse.events.v1.PasswordChanged.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
+	43, // 7: gatehouse.events.v1.DisplayNameSet.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
+	43, // 8: gatehouse.events.v1.EmailAdded.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	43, // 9: gatehouse.events.v1.EmailRemoved.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	43, // 10: gatehouse.events.v1.PrimaryEmailSet.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	43, // 11: gatehouse.events.v1.BrowserSessionStarted.sealed_user_agent:type_name -> gatehouse.events.v1.SealedSecret
+	43, // 12: gatehouse.events.v1.BrowserSessionStarted.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
+	42, // 13: gatehouse.events.v1.BrowserSessionsActive.entries:type_name -> gatehouse.events.v1.BrowserSessionsActive.Entry
+	44, // 14: gatehouse.events.v1.RegistrationTokenCreated.expires_at:type_name -> google.protobuf.Timestamp
+	44, // 15: gatehouse.events.v1.RegistrationStarted.expires_at:type_name -> google.protobuf.Timestamp
+	43, // 16: gatehouse.events.v1.RegistrationStarted.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
+	43, // 17: gatehouse.events.v1.RegistrationStarted.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	43, // 18: gatehouse.events.v1.RegistrationStarted.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
+	43, // 19: gatehouse.events.v1.AuthProofKeyGenerated.sealed_key:type_name -> gatehouse.events.v1.SealedSecret
+	45, // 20: gatehouse.events.v1.AuthProofKeyGenerated.change:type_name -> gatehouse.events.v1.SecretChange
+	43, // 21: gatehouse.events.v1.ClaimKeyGenerated.sealed_key:type_name -> gatehouse.events.v1.SealedSecret
+	45, // 22: gatehouse.events.v1.ClaimKeyGenerated.change:type_name -> gatehouse.events.v1.SecretChange
+	43, // 23: gatehouse.events.v1.UpstreamLinked.sealed_subject:type_name -> gatehouse.events.v1.SealedSecret
+	43, // 24: gatehouse.events.v1.UpstreamLinked.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	43, // 25: gatehouse.events.v1.PasskeyAdded.sealed_name:type_name -> gatehouse.events.v1.SealedSecret
+	43, // 26: gatehouse.events.v1.PasskeyAdded.sealed_user_handle:type_name -> gatehouse.events.v1.SealedSecret
+	43, // 27: gatehouse.events.v1.PasskeyAdded.sealed_notice_email:type_name -> gatehouse.events.v1.SealedSecret
+	43, // 28: gatehouse.events.v1.PasskeyRenamed.sealed_name:type_name -> gatehouse.events.v1.SealedSecret
+	43, // 29: gatehouse.events.v1.PasskeyRemoved.sealed_notice_email:type_name -> gatehouse.events.v1.SealedSecret
+	43, // 30: gatehouse.events.v1.TOTPEnabled.sealed_secret:type_name -> gatehouse.events.v1.SealedSecret
+	43, // 31: gatehouse.events.v1.TOTPEnabled.sealed_notice_email:type_name -> gatehouse.events.v1.SealedSecret
+	43, // 32: gatehouse.events.v1.TOTPDisabled.sealed_notice_email:type_name -> gatehouse.events.v1.SealedSecret
+	43, // 33: gatehouse.events.v1.RecoveryCodesGenerated.sealed_notice_email:type_name -> gatehouse.events.v1.SealedSecret
+	43, // 34: gatehouse.events.v1.RecoveryCodeUsed.sealed_notice_email:type_name -> gatehouse.events.v1.SealedSecret
+	43, // 35: gatehouse.events.v1.SecondFactorsReset.sealed_notice_email:type_name -> gatehouse.events.v1.SealedSecret
+	43, // 36: gatehouse.events.v1.BrowserSessionsActive.Entry.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
+	37, // [37:37] is the sub-list for method output_type
+	37, // [37:37] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_events_v1_accounts_proto_init() }
@@ -3473,7 +3552,7 @@ func file_gatehouse_events_v1_accounts_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_events_v1_accounts_proto_rawDesc), len(file_gatehouse_events_v1_accounts_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   41,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

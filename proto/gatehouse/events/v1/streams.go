@@ -120,7 +120,7 @@ var (
 	// AccountsFactors is a user's passkeys, TOTP, recovery codes and
 	// second-factor requirement (accounts.factors.<user_id>).
 	AccountsFactors = aggregate("accounts", "factors",
-		&PasskeyAdded{}, &PasskeyUsed{}, &PasskeyRemoved{}, &TOTPEnabled{}, &TOTPUsed{}, &TOTPDisabled{},
+		&PasskeyAdded{}, &PasskeyUsed{}, &PasskeyRenamed{}, &PasskeyRemoved{}, &TOTPEnabled{}, &TOTPUsed{}, &TOTPDisabled{},
 		&RecoveryCodesGenerated{}, &RecoveryCodeUsed{}, &SecondFactorRequirementSet{}, &SecondFactorsReset{})
 
 	Accounts = Stream{Name: "ACCOUNTS", Prefix: "accounts", Aggregates: []Aggregate{

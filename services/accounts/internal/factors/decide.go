@@ -105,6 +105,27 @@ func UsePasskey(s State, a Assertion, now time.Time) ([]proto.Message, error) {
 	}}, nil
 }
 
+// RenamePasskey decides a passkey's new name.
+func RenamePasskey(s State, userID, id, name string) ([]proto.Message, error) {
+	p, ok := s.Passkey(id)
+	if !ok {
+		return nil, errs.NotFound("No such passkey.")
+	}
+	name, err := CleanName(name, "")
+	if err != nil {
+		return nil, err
+	}
+	if name == "" {
+		e := errs.Invalid("Give the passkey a name.")
+		e.Field = "name"
+		return nil, e
+	}
+	if name == p.Name {
+		return nil, nil
+	}
+	return []proto.Message{&eventsv1.PasskeyRenamed{UserId: userID, PasskeyId: id, Name: name}}, nil
+}
+
 // RemovePasskey decides removing a passkey.
 func RemovePasskey(s State, userID, id string, n Notice) ([]proto.Message, error) {
 	if _, ok := s.Passkey(id); !ok {

@@ -176,6 +176,14 @@ func (s *State) Apply(rec eventlog.Record) {
 			}
 		}
 		s.Passkeys = ps
+	case *eventsv1.PasskeyRenamed:
+		ps := slices.Clone(s.Passkeys)
+		for i := range ps {
+			if ps[i].ID == ev.GetPasskeyId() {
+				ps[i].Name = ev.GetName()
+			}
+		}
+		s.Passkeys = ps
 	case *eventsv1.PasskeyRemoved:
 		s.Passkeys = slices.DeleteFunc(slices.Clone(s.Passkeys), func(p Passkey) bool { return p.ID == ev.GetPasskeyId() })
 	case *eventsv1.TOTPEnabled:

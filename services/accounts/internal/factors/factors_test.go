@@ -1,6 +1,7 @@
 package factors
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -207,5 +208,31 @@ func TestAdminRequirementIsTheAdminsToLift(t *testing.T) {
 	evs, _ = SetRequired(s, "u", false, true)
 	if len(evs) != 1 {
 		t.Fatal("the administrator cannot lift it")
+	}
+}
+
+func TestRenamePasskey(t *testing.T) {
+	now := time.Now()
+	s := fold(now, &eventsv1.PasskeyAdded{UserId: "u", PasskeyId: "p1", CredentialId: []byte("c1"), PublicKey: []byte("k"), Name: "Key"})
+	for _, tc := range []struct {
+		id, name string
+		kind     errs.Kind
+	}{
+		{"p2", "Phone", errs.KindNotFound},
+		{"p1", "", errs.KindInvalid},
+		{"p1", strings.Repeat("x", 65), errs.KindInvalid},
+		{"p1", "bad\x00name", errs.KindInvalid},
+	} {
+		if _, err := RenamePasskey(s, "u", tc.id, tc.name); errs.KindOf(err) != tc.kind {
+			t.Errorf("rename %s to %q: %v, want %v", tc.id, tc.name, err, tc.kind)
+		}
+	}
+	evs, err := RenamePasskey(s, "u", "p1", "  Phone ")
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("rename: %v %v", evs, err)
+	}
+	s = fold(now, &eventsv1.PasskeyAdded{UserId: "u", PasskeyId: "p1", CredentialId: []byte("c1"), PublicKey: []byte("k"), Name: "Key"}, evs[0])
+	if p, _ := s.Passkey("p1"); p.Name != "Phone" {
+		t.Fatalf("after renaming: %q", p.Name)
 	}
 }

@@ -43,6 +43,9 @@ const (
 	AccountPasskeyNeverUsed    ID = "account.passkeys.never_used"
 	AccountPasskeySynced       ID = "account.passkeys.synced"
 	AccountPasskeyRemove       ID = "account.passkeys.remove"
+	AccountPasskeyRename       ID = "account.passkeys.rename"
+	AccountPasskeyNewName      ID = "account.passkeys.new_name"
+	AccountDonePasskeyRenamed  ID = "account.done.passkey_renamed"
 	AccountPasskeyFailed       ID = "account.passkeys.failed"
 	AccountTOTPHeading         ID = "account.totp.heading"
 	AccountTOTPOn              ID = "account.totp.on"
@@ -108,6 +111,9 @@ func factorsEnglish() Texts {
 		AccountPasskeyNeverUsed:    "never used",
 		AccountPasskeySynced:       "synced",
 		AccountPasskeyRemove:       "Remove",
+		AccountPasskeyRename:       "Rename",
+		AccountPasskeyNewName:      "New name for %s",
+		AccountDonePasskeyRenamed:  "The passkey has been renamed.",
 		AccountPasskeyFailed:       "The passkey could not be added. Try again.",
 		AccountTOTPHeading:         "Authenticator app",
 		AccountTOTPOn:              "On since %s.",

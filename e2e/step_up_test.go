@@ -42,9 +42,18 @@ func TestStepUpForSensitiveActions(t *testing.T) {
 			_, err := accounts.ChangePassword(old, &accountsv1.ChangePasswordRequest{CurrentPassword: "alice's password", NewPassword: "another passphrase 42"})
 			return err
 		},
-		"add email":     func() error { _, err := accounts.AddEmail(old, &accountsv1.AddEmailRequest{Email: "a2@example.org"}); return err },
-		"primary email": func() error { _, err := accounts.SetPrimaryEmail(old, &accountsv1.SetPrimaryEmailRequest{Email: "a2@example.org"}); return err },
-		"remove email":  func() error { _, err := accounts.RemoveEmail(old, &accountsv1.RemoveEmailRequest{Email: "a2@example.org"}); return err },
+		"add email": func() error {
+			_, err := accounts.AddEmail(old, &accountsv1.AddEmailRequest{Email: "a2@example.org"})
+			return err
+		},
+		"primary email": func() error {
+			_, err := accounts.SetPrimaryEmail(old, &accountsv1.SetPrimaryEmailRequest{Email: "a2@example.org"})
+			return err
+		},
+		"remove email": func() error {
+			_, err := accounts.RemoveEmail(old, &accountsv1.RemoveEmailRequest{Email: "a2@example.org"})
+			return err
+		},
 		"set up TOTP": func() error {
 			_, err := accounts.StartTOTPEnrolment(old, &accountsv1.StartTOTPEnrolmentRequest{})
 			return err

@@ -377,3 +377,31 @@ func TestErasureRemovesFactors(t *testing.T) {
 		t.Fatal("no SecondFactorsReset with the erasure")
 	}
 }
+
+// Passkeys need a relying party that is a domain: a public URL on an IP
+// address serves everything else, and refuses passkeys clearly.
+func TestPasskeysNeedADomain(t *testing.T) {
+	h := startHarness(t, func(c *accounts.Config) { c.PublicURL = "http://127.0.0.1:8080/" })
+	_, err := h.c.BeginPasskeySignIn(context.Background(), &accountsv1.BeginPasskeySignInRequest{})
+	wantCode(t, err, codes.FailedPrecondition)
+}
+
+// A signed-in person reads and changes only their own factors.
+func TestFactorsAreTheirOwn(t *testing.T) {
+	h, clock := factorHarness(t, nil)
+	alice := register(t, h.c, "alice", "alice's password")
+	bob := register(t, h.c, "bob", "bob's password")
+	enrolTOTP(t, h, clock, startSession(t, h.c, bob.GetId(), "").GetSecret())
+	ctx := asUser(startSession(t, h.c, alice.GetId(), "").GetSecret())
+	_, err := h.c.GetSecondFactors(ctx, &accountsv1.GetSecondFactorsRequest{UserId: bob.GetId()})
+	wantCode(t, err, codes.PermissionDenied)
+	_, err = h.c.DisableTOTP(ctx, &accountsv1.DisableTOTPRequest{UserId: bob.GetId()})
+	wantCode(t, err, codes.PermissionDenied)
+	_, err = h.c.SetSecondFactorRequired(ctx, &accountsv1.SetSecondFactorRequiredRequest{UserId: bob.GetId(), Required: false})
+	wantCode(t, err, codes.PermissionDenied)
+	_, err = h.c.BeginPasskeyRegistration(ctx, &accountsv1.BeginPasskeyRegistrationRequest{UserId: bob.GetId()})
+	wantCode(t, err, codes.PermissionDenied)
+	if f, err := h.c.GetSecondFactors(context.Background(), &accountsv1.GetSecondFactorsRequest{UserId: bob.GetId()}); err != nil || !f.GetFactors().GetTotpEnabled() {
+		t.Fatalf("bob's factors: %v %v", f, err)
+	}
+}

@@ -208,4 +208,29 @@ func TestPasskeysInBrowser(t *testing.T) {
 	if f := factors(); len(f.GetPasskeys()) != 0 {
 		t.Fatalf("passkeys after removing: %v", f.GetPasskeys())
 	}
+
+	// An authenticator app from the account page: the QR code and the key
+	// (drawn by the server), confirmed with a code computed from the key.
+	b.navigate("set up an authenticator app", chromedp.Click(chromedp.CSS(`a[href$="/account/security/totp"]`)))
+	if n := eval[int](b, `document.querySelectorAll(".qr svg path").length`); n != 1 {
+		t.Fatalf("no QR code on the set-up page:\n%s", b.pageText())
+	}
+	b.page("totp-enrol")
+	key := strings.ReplaceAll(b.text("#totp-key"), " ", "")
+	b.fill("code", totpAt(t, key, time.Now()))
+	b.submit("turn on", `form[action$="/account/security/totp"] button[type=submit]`)
+	if f := factors(); !f.GetTotpEnabled() || !strings.Contains(b.location(), "/account/security") {
+		t.Fatalf("after setting up the app: %v\n%s", f, b.pageText())
+	}
+
+	// The new pages in French.
+	acceptLanguage(b, "fr-FR,fr;q=0.9")
+	b.open("sign-in methods in French", e.issuer+"account/security")
+	wantFrench(t, b, "sign-in methods", "Moyens de connexion", "Clés d’accès", "Application d’authentification", "Codes de secours")
+	b.page("account-security-fr")
+	b.open("new passkey in French", e.issuer+"account/security/passkeys/new")
+	b.page("passkey-new-fr")
+	b.open("step-up in French", e.issuer+"account/confirm?next=%2Faccount")
+	wantFrench(t, b, "step-up", "Confirmez que c’est vous", "Mot de passe")
+	b.page("step-up-fr")
 }

@@ -7,11 +7,12 @@ import (
 	"testing"
 	"time"
 
-	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
+	"github.com/chromedp/chromedp"
 )
 
-// TestCompatSecondFactor: with account.second_factor=required, alice (who
-// set up an authenticator app) is refused by the compat password login with
+// TestCompatSecondFactor: with account.second_factor=required, alice sets
+// up an authenticator app at her first sign-in (compat SSO); then she is
+// refused by the compat password login with
 // M_FORBIDDEN telling the client to use m.login.sso, while the SSO path
 // (the browser: password, then the app's code, then the confirmation) gives
 // her client a login token that signs it in.
@@ -24,21 +25,33 @@ func TestCompatSecondFactor(t *testing.T) {
 			t.Logf("gatehouse serve log (end):\n%s", tail(e.s.log.String()))
 		}
 	})
-	// Under this policy alice's first sign-in sets up the app (over gRPC as
-	// the pages do: a password proof, then the enrolment).
-	accounts := accountsv1.NewAccountsServiceClient(e.conn)
-	pw, err := accounts.VerifyPassword(t.Context(), &accountsv1.VerifyPasswordRequest{Username: "alice", Password: "alice's password", SecondFactorCapable: true})
-	if err != nil || pw.GetSecondFactor() != accountsv1.SecondFactorNeed_SECOND_FACTOR_NEED_ENROL {
-		t.Fatalf("alice's password under the policy: %v %v", pw, err)
+	// Under this policy alice's first sign-in (compat SSO, in the browser)
+	// sets up an authenticator app after the password: QR code and key,
+	// a code computed from the key, recovery codes shown once.
+	redirect := cb.redirectURL() + "?client=old"
+	sso := e.issuer + "_matrix/client/v3/login/sso/redirect?" + url.Values{"redirectUrl": {redirect}}.Encode()
+	b.open("sso redirect", sso)
+	b.fill("username", "alice")
+	b.fill("password", "alice's password")
+	b.submit("sign in", `form:not([data-passkey]) button[type=submit]`)
+	if !strings.Contains(b.location(), "/login/second-factor?next=") || b.text("h1") != "Set up a second factor" {
+		t.Fatalf("after the password, no set-up:\n%s", b.pageText())
 	}
-	enrol, err := accounts.StartTOTPEnrolment(t.Context(), &accountsv1.StartTOTPEnrolmentRequest{AuthProof: pw.GetAuthProof()})
-	if err != nil {
-		t.Fatal(err)
+	b.page("second-factor-enrol")
+	secret := strings.ReplaceAll(b.text("#totp-key"), " ", "")
+	b.fill("code", totpAt(t, secret, time.Now()))
+	b.submit("turn on", `input[value="enrol"] ~ button`)
+	if n := eval[int](b, `document.querySelectorAll(".recovery-codes li").length`); n != 10 {
+		t.Fatalf("after setting up: %d recovery codes\n%s", n, b.pageText())
 	}
-	if _, err := accounts.ConfirmTOTPEnrolment(t.Context(), &accountsv1.ConfirmTOTPEnrolmentRequest{
-		Ticket: enrol.GetTicket(), AuthProof: pw.GetAuthProof(), Code: totpAt(t, enrol.GetSecret(), time.Now()),
-	}); err != nil {
-		t.Fatal(err)
+	b.page("second-factor-codes")
+	b.navigate("continue", chromedp.Click(chromedp.CSS(`a.button.primary`)))
+	if !strings.Contains(b.location(), "/complete-compat-sso/") {
+		t.Fatalf("after the recovery codes:\n%s", b.pageText())
+	}
+	b.submit("continue", `button[value="continue"]`)
+	if cb.last(t).Get("loginToken") == "" {
+		t.Fatal("no login token after the first sign-in")
 	}
 
 	m := newMatrixClient(e)
@@ -48,15 +61,15 @@ func TestCompatSecondFactor(t *testing.T) {
 		t.Fatalf("the refusal does not send the client to SSO: %s", refused.raw)
 	}
 
-	redirect := cb.redirectURL() + "?client=old"
-	b.open("sso redirect", e.issuer+"_matrix/client/v3/login/sso/redirect?"+url.Values{"redirectUrl": {redirect}}.Encode())
+	b.clearCookies()
+	b.open("sso redirect again", sso)
 	b.fill("username", "alice")
 	b.fill("password", "alice's password")
 	b.submit("sign in", `form:not([data-passkey]) button[type=submit]`)
 	if !strings.Contains(b.location(), "/login/second-factor?next=") {
 		t.Fatalf("after the password:\n%s", b.pageText())
 	}
-	b.fill("code", totpAt(t, enrol.GetSecret(), time.Now().Add(30*time.Second)))
+	b.fill("code", totpAt(t, secret, time.Now().Add(30*time.Second)))
 	b.submit("code", `input[value="totp"] ~ button`)
 	if !strings.Contains(b.location(), "/complete-compat-sso/") {
 		t.Fatalf("after the code:\n%s", b.pageText())

@@ -237,6 +237,13 @@ func (s *Service) upstreamLinkExisting(w http.ResponseWriter, r *http.Request, f
 			form.linkErr = l.T(i18n.UpstreamLinkTaken)
 			s.renderUpstreamLink(w, r, http.StatusConflict, f, in, form)
 		case errs.KindFailedPrecondition:
+			if v, _ := errs.FactOf(err, errs.FactSecondFactor); v != "" {
+				// Linking signs in: an account with a second factor cannot
+				// be linked with its password alone.
+				form.linkErr = l.T(i18n.UpstreamLinkSecondFactor)
+				s.renderUpstreamLink(w, r, http.StatusForbidden, f, in, form)
+				return
+			}
 			s.cookies.Clear(w, cookie.UpstreamTicket)
 			s.errorPage(w, r, http.StatusBadRequest, i18n.ErrorTitle, i18n.UpstreamExpired)
 		default:

@@ -67,6 +67,7 @@ const (
 	StepUpIntro                ID = "stepup.intro"
 	StepUpPasswordSubmit       ID = "stepup.password.submit"
 	StepUpOr                   ID = "stepup.or"
+	UpstreamLinkSecondFactor   ID = "upstream.link.second_factor"
 )
 
 // factorsEnglish are the English texts of second factors and passkeys.
@@ -135,5 +136,6 @@ func factorsEnglish() Texts {
 		StepUpIntro:                "Before this change, confirm it’s you.",
 		StepUpPasswordSubmit:       "Confirm",
 		StepUpOr:                   "Or use your second factor:",
+		UpstreamLinkSecondFactor:   "This account signs in with a second factor, so it cannot be linked with its password alone. Sign in to it directly instead.",
 	}
 }

@@ -65,6 +65,7 @@ func factorsFrench() Texts {
 		StepUpTitle:                "Confirmez que c’est vous",
 		StepUpIntro:                "Avant cette modification, confirmez que c’est vous.",
 		StepUpPasswordSubmit:       "Confirmer",
+		UpstreamLinkSecondFactor:   "Ce compte se connecte avec un second facteur : il ne peut pas être lié avec son seul mot de passe. Connectez-vous directement à ce compte.",
 		StepUpOr:                   "Ou utilisez votre second facteur :",
 	}
 }

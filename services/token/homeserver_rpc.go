@@ -2,6 +2,7 @@ package token
 
 import (
 	"context"
+	"time"
 
 	"gatehouse.dev/platform/caller"
 	"gatehouse.dev/platform/errs"
@@ -31,6 +32,10 @@ func (g *grpcServer) AllowCrossSigningReset(ctx context.Context, req *tokenv1.Al
 	}
 	if user, err := caller.SignedIn(ctx); err == nil && user.Username != req.GetLocalpart() {
 		return nil, errs.PermissionDenied("a cross-signing reset may only be allowed for the signed-in user")
+	}
+	// A sensitive action: the person authenticated recently (a step-up).
+	if err := caller.RequireRecentAuth(ctx, g.svc.cfg.StepUpWindow, time.Now()); err != nil {
+		return nil, err
 	}
 	p := g.svc.provisioner
 	if p == nil {

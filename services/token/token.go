@@ -67,6 +67,9 @@ type Config struct {
 	// token is refused without ending the session (a concurrent refresh);
 	// after that, its use is a replay and ends the session.
 	RefreshReuseGrace time.Duration
+	// StepUpWindow is how recent the person's authentication must be for a
+	// cross-signing reset (account.step_up_window); zero: no such check.
+	StepUpWindow time.Duration
 	// MatrixSecret lets the homeserver introspect with "Authorization: Bearer <secret>".
 	MatrixSecret string
 	// HomeserverURL is where the homeserver's /_synapse/mas/ API is; with
@@ -307,6 +310,7 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 	}
 	cfg := Config{Issuer: rt.Config.PublicURL, MatrixSecret: string(rt.Config.Matrix.Secret), HomeserverURL: rt.Config.Matrix.HomeserverURL, ServerName: rt.Config.Matrix.ServerName, Replicas: rt.Config.NATS.Replicas,
 		AccessTTL: rt.Config.OAuth.AccessTokenTTL, RefreshReuseGrace: rt.Config.OAuth.RefreshReuseGrace,
+		StepUpWindow:          rt.Config.Account.StepUpWindow,
 		ActivityFlushInterval: rt.Config.OAuth.ActivityFlushInterval, Limits: ratelimit.RulesFrom(rt.Config.RateLimits),
 		AdminClients: rt.Config.OAuth.AdminClients, CompatAdminScope: rt.Config.Matrix.CompatAdminScope}
 	if files := rt.Config.OAuth.SigningKeyFiles; len(files) > 0 {

@@ -76,6 +76,14 @@ func applyAuditEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error 
 		if err = remember(ev.GetSessionId(), ev.GetUserId(), ev.GetKind()); err == nil {
 			e = &auditEntry{userID: ev.GetUserId(), sessionID: ev.GetSessionId(), ip: ev.GetIpAddress(), summary: describeStart(ev)}
 		}
+	case *eventsv1.SessionImported:
+		// One of the homeserver's devices brought over: its later events
+		// (rotation, end) find their user; no address is recorded.
+		st := ev.GetSession()
+		if err = remember(st.GetSessionId(), st.GetUserId(), st.GetKind()); err == nil {
+			e = &auditEntry{userID: st.GetUserId(), sessionID: st.GetSessionId(),
+				summary: describeStart(st) + " (imported from " + ev.GetSource() + ")"}
+		}
 	case *eventsv1.TokensIssued:
 		// A rotation is routine; a personal token regenerated is an act.
 		user, kind, serr := subject(ev.GetSessionId())

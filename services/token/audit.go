@@ -79,10 +79,13 @@ func applyAuditEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error 
 	case *eventsv1.SessionImported:
 		// One of the homeserver's devices brought over: its later events
 		// (rotation, end) find their user; no address is recorded.
-		st := ev.GetSession()
+		st, source := ev.GetSession(), ev.GetSource()
+		if source == "synapse" {
+			source = "Synapse" // as the accounts service's audit says it
+		}
 		if err = remember(st.GetSessionId(), st.GetUserId(), st.GetKind()); err == nil {
 			e = &auditEntry{userID: st.GetUserId(), sessionID: st.GetSessionId(),
-				summary: describeStart(st) + " (imported from " + ev.GetSource() + ")"}
+				summary: describeStart(st) + " (imported from " + source + ")"}
 		}
 	case *eventsv1.TokensIssued:
 		// A rotation is routine; a personal token regenerated is an act.

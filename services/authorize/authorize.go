@@ -141,7 +141,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("authorize: %w", err)
 	}
-	pending, err := eventlog.Open(ctx, deps.JetStream, cfg.pendingStream(), eventlog.WithPropagator(deps.Propagator))
+	pending, err := eventlog.Open(ctx, deps.JetStream, cfg.pendingStream(), eventlog.WithPropagator(deps.Propagator), eventlog.WithTelemetry(deps.Telemetry))
 	if err != nil {
 		return nil, fmt.Errorf("authorize: %w", err)
 	}

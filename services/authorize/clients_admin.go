@@ -16,6 +16,13 @@ import (
 // (static clients) or dynamic registration.
 var clientSources = map[string]bool{"configuration": true, "registration": true}
 
+// everyClient is every client that can be used: those of the configuration
+// and the approved registrations (clients), and the registrations nobody
+// approved yet that have not expired (pending_clients).
+const everyClient = `(SELECT client_id, metadata, source, registered_at FROM clients
+	UNION ALL SELECT p.client_id, p.metadata, 'registration', p.registered_at FROM pending_clients p
+	WHERE p.expires_at > now() AND NOT EXISTS (SELECT 1 FROM clients c WHERE c.client_id = p.client_id)) AS every_client`
+
 // ListClients pages through the registered clients for administrators, in
 // client id order, with the admin API's filters; never their secrets.
 func (g *grpcServer) ListClients(ctx context.Context, req *authorizev1.ListClientsRequest) (*authorizev1.ListClientsResponse, error) {
@@ -23,7 +30,7 @@ func (g *grpcServer) ListClients(ctx context.Context, req *authorizev1.ListClien
 	if err != nil {
 		return nil, err
 	}
-	q := &paging.Query{From: "clients", Columns: "client_id, metadata, source, registered_at", Key: "client_id"}
+	q := &paging.Query{From: everyClient, Columns: "client_id, metadata, source, registered_at", Key: "client_id"}
 	if src := req.GetSource(); src != "" {
 		if !clientSources[src] {
 			return nil, errs.InvalidField("source", "source is configuration or registration")

@@ -9,10 +9,10 @@ import (
 
 // Pending bounds what anonymous requests leave behind: authorization
 // requests waiting for a person, device authorizations waiting for
-// approval and dynamically registered clients nobody has approved yet. They
-// live in their own stream (AUTHORIZE_PENDING), whose events expire when the
-// flow they belong to can no longer complete, and whose size is capped, so a
-// flood fills that stream only and never the durable ones (sign-ins,
+// approval, dynamically registered clients nobody has approved yet and
+// email verifications. They live in streams of their own (AUTHORIZE_PENDING,
+// NOTIFY_PENDING), whose events expire when the flow they belong to can no
+// longer complete, and whose size is capped, so a flood fills those streams only and never the durable ones (sign-ins,
 // refreshes, revocations keep working).
 type Pending struct {
 	// AuthorizationTTL is how long a person has to sign in and approve an

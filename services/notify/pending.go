@@ -40,8 +40,8 @@ func (c Config) pendingStream() eventlog.StreamConfig {
 	sc := eventlog.StreamOf(eventsv1.NotifyPending, c.Replicas)
 	sc.Bounds = &eventlog.Bounds{
 		// A backstop: every event has a TTL at most this long.
-		MaxAge:    c.life() + time.Minute,
-		MaxBytes:  c.PendingMaxBytes,
+		MaxAge:   c.life() + time.Minute,
+		MaxBytes: c.PendingMaxBytes,
 		// JetStream raises a TTL below the marker's to it, so the marker is
 		// no longer than the time a verification's events outlive its use.
 		MarkerTTL: min(max(c.ConfirmationWindow, time.Second), time.Minute),

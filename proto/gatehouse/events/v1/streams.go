@@ -222,7 +222,9 @@ var (
 var PersonalKeys = struct{ Name, Prefix string }{Name: "PERSONALKEYS", Prefix: "personalkeys"}
 
 // Streams lists every stream of the contract.
-func Streams() []Stream { return []Stream{Accounts, Authorize, AuthorizePending, Notify, NotifyPending, Token} }
+func Streams() []Stream {
+	return []Stream{Accounts, Authorize, AuthorizePending, Notify, NotifyPending, Token}
+}
 
 // AggregateOf finds the aggregate whose subjects hold events of the type.
 func AggregateOf(name protoreflect.FullName) (Stream, Aggregate, bool) {

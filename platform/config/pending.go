@@ -31,8 +31,10 @@ type Pending struct {
 	// VerificationTTL is how long an email verification (registration,
 	// recovery, adding an address) may be used from its start: codes are
 	// sent again and confirmed within it. Its events stay an hour longer,
-	// while accounts may use a confirmation, then expire from NOTIFY_PENDING
-	// (GATEHOUSE_PENDING_VERIFICATION_TTL, 1m..24h).
+	// while accounts may use a confirmation, then expire from NOTIFY_PENDING;
+	// at most an hour, so the address sealed under the verification's own
+	// personal key (2 hours) opens as long as the verification lives
+	// (GATEHOUSE_PENDING_VERIFICATION_TTL, 1m..1h).
 	VerificationTTL time.Duration `yaml:"verification_ttl"`
 	// Keep is how long a flow's events stay after it can no longer complete,
 	// to recognise a replayed code and to inspect (GATEHOUSE_PENDING_KEEP, 0..24h).
@@ -68,7 +70,7 @@ func pendingFields() []field {
 			func(p *Pending) *time.Duration { return &p.DeviceCodeTTL }),
 		dur("client_ttl", "CLIENT_TTL", "How long a dynamically registered client no person has approved yet is kept; 1s..720h.",
 			func(p *Pending) *time.Duration { return &p.ClientTTL }),
-		dur("verification_ttl", "VERIFICATION_TTL", "How long an email verification may be used from its start (codes resent and confirmed); its events expire an hour later; 1m..24h.",
+		dur("verification_ttl", "VERIFICATION_TTL", "How long an email verification may be used from its start (codes resent and confirmed); its events expire an hour later; 1m..1h.",
 			func(p *Pending) *time.Duration { return &p.VerificationTTL }),
 		dur("keep", "KEEP", "How long a flow's events stay once it can no longer complete (replayed codes, inspection); 0..24h.",
 			func(p *Pending) *time.Duration { return &p.Keep }),
@@ -103,7 +105,7 @@ func (p *problems) validatePending(c Pending) {
 		{"code_ttl", c.CodeTTL, time.Second, 10 * time.Minute},
 		{"device_code_ttl", c.DeviceCodeTTL, time.Second, 24 * time.Hour},
 		{"client_ttl", c.ClientTTL, time.Second, 30 * 24 * time.Hour},
-		{"verification_ttl", c.VerificationTTL, time.Minute, 24 * time.Hour},
+		{"verification_ttl", c.VerificationTTL, time.Minute, time.Hour},
 		{"keep", c.Keep, 0, 24 * time.Hour},
 	} {
 		if d.v < d.min || d.v > d.max {

@@ -44,7 +44,7 @@ func TestValidatePending(t *testing.T) {
 		{"devices beyond a day", func(p *config.Pending) { p.DeviceCodeTTL = 25 * time.Hour }, "pending.device_code_ttl"},
 		{"clients beyond 30 days", func(p *config.Pending) { p.ClientTTL = 31 * 24 * time.Hour }, "pending.client_ttl"},
 		{"verifications shorter than a minute", func(p *config.Pending) { p.VerificationTTL = 30 * time.Second }, "pending.verification_ttl: 30s is outside"},
-		{"verifications beyond a day", func(p *config.Pending) { p.VerificationTTL = 25 * time.Hour }, "pending.verification_ttl"},
+		{"verifications outliving their personal keys", func(p *config.Pending) { p.VerificationTTL = 61 * time.Minute }, "pending.verification_ttl"},
 		{"negative keep", func(p *config.Pending) { p.Keep = -time.Second }, "pending.keep"},
 		{"a stream too small", func(p *config.Pending) { p.MaxBytes = 1024 }, "pending.max_bytes: 1024 is not between"},
 	}

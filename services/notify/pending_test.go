@@ -175,3 +175,19 @@ func TestFullStreamRefusesNewStarts(t *testing.T) {
 		t.Fatalf("confirm while full: %v", err)
 	}
 }
+
+// Past its usable time a verification gets no new code (its events would
+// outlive their end); its current code still checks until it expires.
+func TestNoResendPastUsableTime(t *testing.T) {
+	e := newEnv(t, smtptest.Options{})
+	n := e.start(t, func(c *notify.Config) { c.VerificationTTL = 20 * time.Second })
+	ctx := context.Background()
+	resp := verify(t, n.client, &notifyv1.StartVerificationRequest{Email: "peggy@example.org", Purpose: registration})
+	code := e.mails(t, 1)[0].code(t)
+	e.clock.Advance(30 * time.Second)
+	_, err := n.client.ResendVerification(ctx, &notifyv1.ResendVerificationRequest{VerificationId: resp.GetVerificationId()})
+	wantStatus(t, err, codes.FailedPrecondition, "start it again", "")
+	if _, err := n.client.CheckCode(ctx, &notifyv1.CheckCodeRequest{VerificationId: resp.GetVerificationId(), Code: code}); err != nil {
+		t.Fatalf("the code issued in time: %v", err)
+	}
+}

@@ -191,6 +191,8 @@ func (a *admin) user(ctx context.Context, sub string, args []string) error {
 		return a.userSetPassword(ctx, args)
 	case "audit":
 		return a.userAudit(ctx, args)
+	case "reset-factors", "require-factor":
+		return a.userFactors(ctx, sub, args)
 	default:
 		return fmt.Errorf("%w: unknown user subcommand %q", errUsage, sub)
 	}

@@ -39,6 +39,8 @@ commands:
   user reactivate USERNAME
   user set-password USERNAME [--password P | --password-file F]
   user audit [USERNAME]
+  user reset-factors USERNAME          remove every passkey, authenticator app and recovery code (a lost second factor)
+  user require-factor USERNAME [--off] require a second factor at sign-in (or lift an administrator's requirement)
   projections list                     checkpoints, versions, rebuilds under way (position/target, rate)
   projections rebuild NAME [--max-rate N] [--background]
                                        e.g. token.sessions: rebuilt beside the live tables, swapped in when caught up

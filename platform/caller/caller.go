@@ -106,6 +106,8 @@ type User struct {
 	SessionID string
 	// AuthenticatedAt is when the person last proved who they are in that session.
 	AuthenticatedAt time.Time
+	// AuthMethods is how they did ("password", "passkey", "totp", ...).
+	AuthMethods []string
 }
 
 // Is reports whether the identity is of kind k; for WebUser, whether it is the
@@ -185,4 +187,20 @@ func SignedIn(ctx context.Context) (*User, error) {
 		return id.User, nil
 	}
 	return nil, errs.PermissionDenied("this call needs a signed-in user")
+}
+
+// RequireRecentAuth refuses a call made for a signed-in person whose browser
+// session last authenticated longer than window before now: a sensitive
+// action (a password, an address or a factor changed, a deactivation, a
+// cross-signing reset) needs a step-up first. PERMISSION_DENIED with the fact
+// errs.FactStepUp = "required". Other callers (administrators, services
+// acting on their own) pass.
+func RequireRecentAuth(ctx context.Context, window time.Duration, now time.Time) error {
+	id, _ := From(ctx)
+	if id.User == nil || window <= 0 || now.Sub(id.User.AuthenticatedAt) <= window {
+		return nil
+	}
+	e := errs.PermissionDenied("Confirm it is you: sign in again to do this.")
+	e.Facts = map[string]string{errs.FactStepUp: "required"}
+	return e
 }

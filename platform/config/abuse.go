@@ -48,6 +48,7 @@ type RateLimits struct {
 	ClientRegistration  RateLimit      `yaml:"client_registration"`
 	Authorization       RateLimit      `yaml:"authorization"`
 	BackchannelLogout   RateLimit      `yaml:"backchannel_logout"`
+	SecondFactor        RateLimit      `yaml:"second_factor"`
 }
 
 // LoginLimits limit password checks: failed ones per address, any per account.
@@ -121,6 +122,9 @@ func rateLimitTable() []rateLimit {
 		{"backchannel_logout", "BACKCHANNEL_LOGOUT",
 			"Refused back-channel logout tokens (/upstream/backchannel-logout) per client address; a valid token costs nothing.",
 			func(c *Config) *RateLimit { return &c.RateLimits.BackchannelLogout }, RateLimit{10, 6 * time.Second}},
+		{"second_factor", "SECOND_FACTOR",
+			"Wrong second-factor codes (TOTP and recovery codes) per account; a right code costs nothing.",
+			func(c *Config) *RateLimit { return &c.RateLimits.SecondFactor }, RateLimit{5, time.Minute}},
 	}
 }
 

@@ -317,6 +317,14 @@ type Account struct {
 	Registration string `yaml:"registration"`
 	// LoginWithEmail lets people sign in with an email address instead of their username.
 	LoginWithEmail bool `yaml:"login_with_email"`
+	// SecondFactor is the server's second-factor policy: optional (people
+	// may set one up), required_for_admins or required
+	// (GATEHOUSE_SECOND_FACTOR).
+	SecondFactor string `yaml:"second_factor"`
+	// StepUpWindow is how recent an authentication must be for a sensitive
+	// action (changing the password, emails or factors, deactivating,
+	// approving a cross-signing reset) (GATEHOUSE_STEP_UP_WINDOW).
+	StepUpWindow time.Duration `yaml:"step_up_window"`
 }
 
 // Web configures the web service.
@@ -361,7 +369,7 @@ func Default() Config {
 		},
 		OAuth:    OAuth{AccessTokenTTL: 5 * time.Minute, RefreshReuseGrace: 10 * time.Second, ActivityFlushInterval: 30 * time.Second},
 		Branding: Branding{ServiceName: "Gatehouse"},
-		Account:  Account{Registration: "open"},
+		Account:  Account{Registration: "open", SecondFactor: "optional", StepUpWindow: 5 * time.Minute},
 		Timeouts: Timeouts{Request: 15 * time.Second},
 
 		RateLimits: defaultRateLimits(),

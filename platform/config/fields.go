@@ -220,6 +220,16 @@ func baseFields() []field {
 				c.Account.LoginWithEmail = b
 				return err
 			}},
+		{"account.second_factor", "GATEHOUSE_SECOND_FACTOR",
+			"optional (people may set up a passkey or TOTP), required_for_admins or required: who must give a second factor after the password.",
+			setString(func(c *Config) *string { return &c.Account.SecondFactor })},
+		{"account.step_up_window", "GATEHOUSE_STEP_UP_WINDOW",
+			"How recent an authentication (password, passkey or TOTP) must be for a sensitive action: changing the password, an email address or a factor, deactivating, approving a cross-signing reset; e.g. 5m; 30s..24h.",
+			func(c *Config, v string) error {
+				d, err := time.ParseDuration(v)
+				c.Account.StepUpWindow = d
+				return err
+			}},
 		{"branding.terms_uri", "GATEHOUSE_BRANDING_TERMS_URI",
 			"Terms of service people accept when they create an account; empty: none.",
 			setString(func(c *Config) *string { return &c.Branding.TermsURI })},

@@ -46,6 +46,10 @@ func (c Config) Validate() error {
 	p.validateUpstream(c.Upstream)
 	p.inRange("passwords.min_strength_bits", c.Passwords.MinStrengthBits, 20, 128)
 	p.oneOf("account.registration", c.Account.Registration, "open", "token", "closed")
+	p.oneOf("account.second_factor", c.Account.SecondFactor, "optional", "required_for_admins", "required")
+	if w := c.Account.StepUpWindow; w < 30*time.Second || w > 24*time.Hour {
+		p.add("account.step_up_window", "must be between 30s and 24h")
+	}
 	if u := c.Branding.LogoURI; u != "" && !strings.HasPrefix(u, "https://") {
 		p.add("branding.logo_uri", "must be an https URL")
 	}

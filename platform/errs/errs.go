@@ -218,6 +218,14 @@ const (
 	FactRule = "rule"
 	// FactMaxLength is the most characters a text may have (a decimal number).
 	FactMaxLength = "max_length"
+	// FactSecondFactor says a sign-in needs a second factor: "needed" (give
+	// one), "enrol" (set one up first) or "required" (a caller that cannot
+	// ask for one, such as the compat password login, must send the person
+	// to the browser).
+	FactSecondFactor = "second_factor"
+	// FactStepUp is "required" when an action needs a recent authentication
+	// (account.step_up_window) that the browser session does not have.
+	FactStepUp = "step_up"
 )
 
 // Values of FactRule.

@@ -44,6 +44,7 @@ func AccountsSessions(conn grpc.ClientConnInterface) SessionVerifier {
 			Admin:           u.GetAdmin(),
 			SessionID:       s.GetSessionId(),
 			AuthenticatedAt: authAt.AsTime(),
+			AuthMethods:     s.GetAuthMethods(),
 		}, nil
 	}
 }

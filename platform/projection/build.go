@@ -24,7 +24,9 @@ import (
 // search_path to that schema alone, so Apply's unqualified names reach the
 // copies (and a table the projection did not list fails loudly instead of
 // touching a live one). The live tables keep answering and the live
-// projection keeps applying new events meanwhile.
+// projection keeps applying new events meanwhile. (A projection that never
+// ran has no live model to upgrade: its checkpoint row is created at its
+// Version, so it builds nothing.)
 //
 // Once the copies have caught up with the live checkpoint, one transaction
 // swaps them in: it locks the checkpoint row (the live batches wait), applies
@@ -115,6 +117,8 @@ type BuildStatus struct {
 	StartedAt, UpdatedAt time.Time
 	// Schema holds the copies being filled.
 	Schema string
+	// liveShape is the live tables' shape the copies were cloned from.
+	liveShape string
 }
 
 // Status is what the set knows of one projection or reactor.
@@ -150,9 +154,9 @@ type queryRower interface {
 func loadBuild(ctx context.Context, q queryRower, schema, name string) (*BuildStatus, error) {
 	b := &BuildStatus{Schema: BuildSchema(schema, name)}
 	var pos, target int64
-	err := q.QueryRow(ctx, `SELECT version, reason, position, target, rate, max_rate, started_at, updated_at
+	err := q.QueryRow(ctx, `SELECT version, reason, position, target, rate, max_rate, started_at, updated_at, live_shape
 		FROM `+pgx.Identifier{schema, "projection_builds"}.Sanitize()+` WHERE name = $1`, name).
-		Scan(&b.Version, &b.Reason, &pos, &target, &b.Rate, &b.MaxRate, &b.StartedAt, &b.UpdatedAt)
+		Scan(&b.Version, &b.Reason, &pos, &target, &b.Rate, &b.MaxRate, &b.StartedAt, &b.UpdatedAt, &b.liveShape)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -314,7 +318,20 @@ func (b *builder) run(ctx context.Context, st *BuildStatus) error {
 	if err := r.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, b.shadow).Scan(&exists); err != nil {
 		return fmt.Errorf("look up the build schema: %w", err)
 	}
-	if b.pos == 0 || !exists {
+	fresh := b.pos == 0 || !exists
+	if !fresh {
+		// A migration that changed the live tables since the copies were
+		// cloned (a new binary took the build over) makes them stale.
+		shape, err := liveShape(ctx, r.pool, b.schema, r.proj.Tables)
+		if err != nil {
+			return err
+		}
+		if shape != st.liveShape {
+			r.logger.Info("the live tables changed since the build began (a migration); starting it again")
+			fresh = true
+		}
+	}
+	if fresh {
 		if err := b.prepare(ctx); err != nil {
 			return err
 		}
@@ -412,6 +429,14 @@ func (b *builder) prepare(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("restart build: %w", err)
 		}
+		shape, err := liveShape(ctx, tx, b.schema, r.proj.Tables)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE `+pgx.Identifier{b.schema, "projection_builds"}.Sanitize()+` SET live_shape = $2 WHERE name = $1`,
+			r.proj.Name, shape); err != nil {
+			return fmt.Errorf("record the live tables' shape: %w", err)
+		}
 		shadow := pgx.Identifier{b.shadow}.Sanitize()
 		if _, err := tx.Exec(ctx, `DROP SCHEMA IF EXISTS `+shadow+` CASCADE`); err != nil {
 			return fmt.Errorf("drop an old build schema: %w", err)
@@ -442,6 +467,36 @@ func (b *builder) prepare(ctx context.Context) error {
 		b.pos, b.rate = 0, 0
 		return nil
 	})
+}
+
+// liveShape sums up the definitions of the tables of schema that exist
+// (columns, constraints, indexes): it changes when a migration changes them.
+func liveShape(ctx context.Context, q queryRower, schema string, tables []string) (string, error) {
+	names := make([]string, len(tables))
+	for i, t := range tables {
+		names[i] = pgx.Identifier{schema, t}.Sanitize()
+	}
+	var shape string
+	err := q.QueryRow(ctx, `
+		WITH t AS (SELECT to_regclass(n) AS oid FROM unnest($1::text[]) n)
+		SELECT coalesce(md5(string_agg(d, E'\n' ORDER BY d)), '') FROM (
+			SELECT c.relname || ' column ' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull::text ||
+				coalesce(' default ' || pg_get_expr(ad.adbin, ad.adrelid), '') AS d
+			FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+			LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+			WHERE a.attrelid IN (SELECT oid FROM t) AND a.attnum > 0 AND NOT a.attisdropped
+			UNION ALL
+			SELECT c.relname || ' constraint ' || k.conname || ' ' || pg_get_constraintdef(k.oid)
+			FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid WHERE k.conrelid IN (SELECT oid FROM t)
+			UNION ALL
+			SELECT c.relname || ' index ' || pg_get_indexdef(x.indexrelid)
+			FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class c ON c.oid = x.indrelid
+			WHERE x.indrelid IN (SELECT oid FROM t)
+		) defs`, names).Scan(&shape)
+	if err != nil {
+		return "", fmt.Errorf("read the live tables' shape: %w", err)
+	}
+	return shape, nil
 }
 
 // setSearchPath confines the rest of tx to the given schemas.

@@ -57,12 +57,16 @@ type Projection struct {
 	Tables []string
 	// Version is the version of the read model's shape and meaning (1 when
 	// zero). Raising it makes the leader build the new version beside the
-	// live one, from the stream, and swap it in once it has caught up.
+	// live one, from the stream, and swap it in once it has caught up; a
+	// read model that never ran starts at it. Until the swap Apply keeps
+	// applying to the live tables: a column it writes is added by a
+	// migration, and the build makes every row's value exact.
 	Version int
 	// Upgrade, optional, turns the copies of the tables (cloned from the live
 	// ones, at version from) into this Version's shape before the replay fills
-	// them: DDL by unqualified names (ALTER TABLE sessions ADD COLUMN ...). The
-	// live tables keep their shape until the swap.
+	// them: DDL by unqualified names (ALTER TABLE sessions DROP COLUMN ...).
+	// The live tables keep their shape until the swap, so Apply must not
+	// depend on what Upgrade changes.
 	Upgrade func(ctx context.Context, tx pgx.Tx, from int) error
 	// Source is the stream the events come from when it is not the service's
 	// own: another service's stream, followed read-only (eventlog.Follow).
@@ -179,6 +183,12 @@ CREATE TABLE IF NOT EXISTS projection_checkpoints (
 		END IF;
 	END $$`,
 	buildsDDL,
+	`DO $$ BEGIN
+		IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+			WHERE table_schema = current_schema() AND table_name = 'projection_builds' AND column_name = 'live_shape') THEN
+			ALTER TABLE projection_builds ADD COLUMN live_shape text NOT NULL DEFAULT '';
+		END IF;
+	END $$`,
 }
 
 // Setup creates the checkpoint and build tables in the pool's schema if they
@@ -232,13 +242,16 @@ func notify(ctx context.Context, tx pgx.Tx, name, payload string) error {
 // transaction, in place: readers see empty tables until the leader, which
 // notices, has replayed the stream. It is for tests and for a read model
 // nobody reads yet; Set.Rebuild rebuilds without readers noticing.
+// The replay applies this binary's Apply, so the read model becomes of its
+// Version.
 func Reset(ctx context.Context, pool *pgxpool.Pool, p Projection) error {
-	return rewind(ctx, pool, p.Name, p.truncate)
+	return rewind(ctx, pool, p.Name, p.version(), p.truncate)
 }
 
-// rewind sets a member's checkpoint back to zero, running reset (when set) in
-// the same transaction, and announces it.
-func rewind(ctx context.Context, pool *pgxpool.Pool, name string, reset func(context.Context, pgx.Tx) error) error {
+// rewind sets a member's checkpoint back to zero, and its version to version
+// unless that is 0, running reset (when set) in the same transaction, and
+// announces it.
+func rewind(ctx context.Context, pool *pgxpool.Pool, name string, version int, reset func(context.Context, pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING`, name); err != nil {
 			return fmt.Errorf("projection %s: ensure checkpoint: %w", name, err)
@@ -252,7 +265,8 @@ func rewind(ctx context.Context, pool *pgxpool.Pool, name string, reset func(con
 				return fmt.Errorf("projection %s: reset tables: %w", name, err)
 			}
 		}
-		if _, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET last_seq = 0, updated_at = now() WHERE name = $1`, name); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET last_seq = 0, version = CASE WHEN $2 > 0 THEN $2 ELSE version END,
+			updated_at = now() WHERE name = $1`, name, version); err != nil {
 			return fmt.Errorf("projection %s: rewind checkpoint: %w", name, err)
 		}
 		return notify(ctx, tx, name, "reset")

@@ -120,6 +120,9 @@ func (r *Runner) Run(ctx context.Context) error {
 // meanwhile runs the builds the projection is asked for (build.go).
 func (r *Runner) lead(ctx context.Context) error {
 	return lead(ctx, r.pool, r.proj.Name, func(ctx context.Context) error {
+		if err := r.ensureCheckpoint(ctx); err != nil {
+			return err
+		}
 		ctx, cancel := context.WithCancel(ctx)
 		var wg sync.WaitGroup
 		wg.Go(func() { r.builds(ctx) })
@@ -138,12 +141,21 @@ func (r *Runner) swapHold() <-chan struct{} {
 	return nil
 }
 
+// ensureCheckpoint creates the projection's checkpoint row when it has none:
+// a read model never applied yet is built by the live runner, from the start
+// of the stream, with this binary's Apply, so it is of this binary's Version
+// and needs no upgrade build. It runs before the builds are looked at.
+func (r *Runner) ensureCheckpoint(ctx context.Context) error {
+	if _, err := r.pool.Exec(ctx, `INSERT INTO projection_checkpoints (name, version) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`,
+		r.proj.Name, r.proj.version()); err != nil {
+		return fmt.Errorf("ensure checkpoint: %w", err)
+	}
+	return nil
+}
+
 // consume applies events as the leader, from just after the checkpoint,
 // until an error or a rewind.
 func (r *Runner) consume(ctx context.Context) error {
-	if _, err := r.pool.Exec(ctx, `INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING`, r.proj.Name); err != nil {
-		return fmt.Errorf("ensure checkpoint: %w", err)
-	}
 	seen := r.listener.snapshot(r.proj.Name) // before the checkpoint is read: no rewind slips in between
 	checkpoint, err := Checkpoint(ctx, r.pool, r.proj.Name)
 	if err != nil {

@@ -207,7 +207,7 @@ func (s *Set) StartRebuild(ctx context.Context, name string, opts RebuildOptions
 		return Status{}, 0, err
 	}
 	if a.kind == KindReactor {
-		if err := rewind(ctx, s.pool, a.name, a.reset); err != nil {
+		if err := rewind(ctx, s.pool, a.name, 0, a.reset); err != nil {
 			return Status{}, 0, err
 		}
 	} else {

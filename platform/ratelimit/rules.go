@@ -20,6 +20,7 @@ type Rules struct {
 	ClientRegistration  Rule
 	Authorization       Rule
 	BackchannelLogout   Rule
+	SecondFactor        Rule
 }
 
 // RulesFrom makes the rules of a configuration. What each does when the
@@ -48,6 +49,7 @@ func RulesFrom(c config.RateLimits) Rules {
 		ClientRegistration:  rule("client_registration", c.ClientRegistration, FailLocal),
 		Authorization:       rule("authorization", c.Authorization, FailLocal),
 		BackchannelLogout:   rule("backchannel_logout", c.BackchannelLogout, FailLocal),
+		SecondFactor:        rule("second_factor", c.SecondFactor, FailLocal),
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/propagation"
@@ -34,10 +35,12 @@ import (
 	"gatehouse.dev/platform/personal"
 	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/projection"
+	"gatehouse.dev/platform/ratelimit"
 	"gatehouse.dev/platform/sealed"
 	"gatehouse.dev/platform/telemetry"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
+	"gatehouse.dev/services/accounts/internal/factors"
 	"gatehouse.dev/services/accounts/internal/password"
 	"gatehouse.dev/services/accounts/internal/upstream"
 	"gatehouse.dev/services/accounts/migrations"
@@ -74,6 +77,18 @@ type Config struct {
 	PublicURL string
 	// Upstream are the upstream identity providers (upstream.providers).
 	Upstream []config.UpstreamProvider
+	// ServiceName names the deployment to authenticators (the WebAuthn
+	// relying party's name, the TOTP issuer); "Gatehouse" when empty.
+	ServiceName string
+	// SecondFactor is the server's second-factor policy
+	// (account.second_factor); optional when empty.
+	SecondFactor factors.Policy
+	// StepUpWindow is how recent an authentication a sensitive action
+	// needs (account.step_up_window); 5 minutes when zero.
+	StepUpWindow time.Duration
+	// SecondFactorLimit limits wrong second-factor codes per account
+	// (rate_limits.second_factor); the default when zero.
+	SecondFactorLimit ratelimit.Rule
 }
 
 // Deps are the service's connections.
@@ -95,6 +110,9 @@ type Deps struct {
 	// HTTPClient calls the upstream identity providers; nil: a client with
 	// a 10-second timeout.
 	HTTPClient *http.Client
+	// Limiter counts the rate limits (shared by replicas); nil counts in
+	// this process only.
+	Limiter *ratelimit.Limiter
 }
 
 // Service is the accounts service.
@@ -116,6 +134,10 @@ type Service struct {
 	upstream    *upstream.Set   // the upstream identity providers (upstream.go)
 	ticketKey   []byte          // seals upstream tickets, derived from proofKey
 	measures    *measures       // counts sign-ins and registrations (metrics.go)
+	webauthn    *webauthn.WebAuthn
+	recoveryKey []byte // keys recovery codes' hashes, derived from claimKey (factors.go)
+	ceremonyKey []byte // seals WebAuthn ceremonies and TOTP enrolments, derived from proofKey
+	limiter     *ratelimit.Limiter
 }
 
 // New migrates the service's schema, opens its stream and prepares its projections.
@@ -131,6 +153,29 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	}
 	if len(cfg.Upstream) > 0 && !strings.HasSuffix(cfg.PublicURL, "/") {
 		return nil, fmt.Errorf("accounts: the public URL %q must end in / (upstream providers send people back there)", cfg.PublicURL)
+	}
+	if cfg.ServiceName == "" {
+		cfg.ServiceName = "Gatehouse"
+	}
+	if cfg.SecondFactor == "" {
+		cfg.SecondFactor = factors.Optional
+	}
+	if cfg.StepUpWindow <= 0 {
+		cfg.StepUpWindow = 5 * time.Minute
+	}
+	if cfg.SecondFactorLimit == (ratelimit.Rule{}) {
+		cfg.SecondFactorLimit = ratelimit.DefaultRules().SecondFactor
+	}
+	if deps.Limiter == nil {
+		deps.Limiter = ratelimit.New(ratelimit.Options{Logger: deps.Logger})
+	}
+	publicURL := cfg.PublicURL
+	if publicURL == "" {
+		publicURL = "http://localhost/"
+	}
+	wa, err := newWebAuthn(publicURL, cfg.ServiceName)
+	if err != nil {
+		return nil, err
 	}
 	providers, err := upstream.New(cfg.Upstream, cfg.PublicURL, deps.HTTPClient)
 	if err != nil {
@@ -177,6 +222,8 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		keyring:    deps.Keyring,
 		personal:   store,
 		upstream:   providers,
+		webauthn:   wa,
+		limiter:    deps.Limiter,
 	}
 	if err := s.loadProofKey(ctx); err != nil {
 		return nil, err
@@ -189,11 +236,14 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	}
 	s.projections, err = projection.NewSet(ctx, deps.Pool, log, deps.Logger,
 		s.usersReadModel(), s.auditReadModel(), s.sessionsReadModel(), regTokensReadModel(), s.verificationsReadModel(notify),
-		s.erasureReactor())
+		s.passkeysReadModel(), s.erasureReactor())
 	if err != nil {
 		return nil, fmt.Errorf("accounts: %w", err)
 	}
 	if err := s.deriveTicketKey(); err != nil {
+		return nil, err
+	}
+	if err := s.deriveFactorKeys(); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -240,12 +290,20 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 		return nil, err
 	}
 	a := rt.Config.Passwords.Argon2
+	limiter, err := rt.Limiter(ctx)
+	if err != nil {
+		return nil, err
+	}
 	return New(ctx, Config{
-		ServerName:   rt.Config.Matrix.ServerName,
-		Passwords:    password.Params{MemoryKiB: uint32(a.MemoryKiB), Iterations: uint32(a.Iterations), Parallelism: uint8(a.Parallelism)},
-		BcryptPepper: string(rt.Config.Passwords.BcryptPepper),
-		Replicas:     rt.Config.NATS.Replicas,
-		PublicURL:    rt.Config.PublicURL,
-		Upstream:     rt.Config.Upstream.Providers,
-	}, Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "accounts"), Propagator: rt.Telemetry.Propagator(), Telemetry: rt.Telemetry, Keyring: rt.Keyring, Personal: store})
+		ServiceName:       rt.Config.Branding.ServiceName,
+		SecondFactor:      factors.Policy(rt.Config.Account.SecondFactor),
+		StepUpWindow:      rt.Config.Account.StepUpWindow,
+		SecondFactorLimit: ratelimit.RulesFrom(rt.Config.RateLimits).SecondFactor,
+		ServerName:        rt.Config.Matrix.ServerName,
+		Passwords:         password.Params{MemoryKiB: uint32(a.MemoryKiB), Iterations: uint32(a.Iterations), Parallelism: uint8(a.Parallelism)},
+		BcryptPepper:      string(rt.Config.Passwords.BcryptPepper),
+		Replicas:          rt.Config.NATS.Replicas,
+		PublicURL:         rt.Config.PublicURL,
+		Upstream:          rt.Config.Upstream.Providers,
+	}, Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "accounts"), Propagator: rt.Telemetry.Propagator(), Telemetry: rt.Telemetry, Keyring: rt.Keyring, Personal: store, Limiter: limiter})
 }

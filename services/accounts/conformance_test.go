@@ -59,6 +59,7 @@ func TestProjectionsConform(t *testing.T) {
 		{Projection: s.auditReadModel()},
 		{Projection: s.sessionsReadModel()},
 		{Projection: regTokensReadModel()},
+		{Projection: s.passkeysReadModel()},
 	} {
 		c.Contract, c.Log, c.Pool, c.Events = eventsv1.Accounts, stream(eventsv1.Accounts), pool, history
 		conformance.Run(t, c)
@@ -119,6 +120,8 @@ func (s *Service) accountsHistory(t *testing.T) []eventlog.Event {
 		return eventlog.Event{Aggregate: eventlog.Ref{Type: typ, ID: id}, Actor: "admin", Payload: p}
 	}
 	u := func(id string, p proto.Message) eventlog.Event { return ev(userAggregate, id, p) }
+	f := func(id string, p proto.Message) eventlog.Event { return ev(factorsAggregate, id, p) }
+	pk1, pk2, pk3, pk4 := ids.New(), ids.New(), ids.New(), ids.New()
 	in := func(d time.Duration) *timestamppb.Timestamp {
 		return timestamppb.New(time.Now().Add(d).Truncate(time.Second))
 	}
@@ -178,6 +181,22 @@ func (s *Service) accountsHistory(t *testing.T) []eventlog.Event {
 		ev(upstreamAggregate, "k2", &eventsv1.UpstreamLinkReleased{Provider: "synapse:oidc-github", UserId: alice, LinkId: l2}),
 		ev(bclogoutAggregate, "j1", &eventsv1.UpstreamLogoutReceived{Provider: "google", Sid: "sid-1", UserId: alice}),
 		ev(browserAggregate, s3, &eventsv1.BrowserSessionEnded{SessionId: s3, UserId: alice, Reason: "upstream_logout", EndStartedSessions: true}),
+		// alice sets up second factors, uses and changes them.
+		f(alice, &eventsv1.PasskeyAdded{UserId: alice, PasskeyId: pk1, CredentialId: []byte("cred-1"), PublicKey: []byte("cose-1"),
+			Name: "Laptop", UserHandle: "aGFuZGxl", ChallengeHash: "c1", NoticeEmail: "alice@example.net", UserVerified: true}),
+		f(alice, &eventsv1.RecoveryCodesGenerated{UserId: alice, CodeHashes: []string{"h0", "h1", "h2", "h3", "h4", "h5", "h6", "h7", "h8", "h9"}}),
+		f(alice, &eventsv1.PasskeyUsed{UserId: alice, PasskeyId: pk1, SignCount: 3, ChallengeHash: "c2", Purpose: "sign_in"}),
+		ev(browserAggregate, s1, &eventsv1.BrowserSessionReauthenticated{SessionId: s1, UserId: alice, AuthMethods: []string{"passkey"}}),
+		f(alice, &eventsv1.TOTPEnabled{UserId: alice, Secret: "JBSWY3DPEHPK3PXP", Step: 100, NoticeEmail: "alice@example.net"}),
+		f(alice, &eventsv1.TOTPUsed{UserId: alice, Step: 101}),
+		f(alice, &eventsv1.RecoveryCodeUsed{UserId: alice, Index: 3}),
+		f(alice, &eventsv1.SecondFactorRequirementSet{UserId: alice, Required: true}),
+		f(alice, &eventsv1.PasskeyAdded{UserId: alice, PasskeyId: pk2, CredentialId: []byte("cred-2"), PublicKey: []byte("cose-2"), Name: "Phone"}),
+		f(alice, &eventsv1.PasskeyRenamed{UserId: alice, PasskeyId: pk2, Name: "Alice's phone"}),
+		f(alice, &eventsv1.PasskeyRemoved{UserId: alice, PasskeyId: pk1}),
+		f(alice, &eventsv1.TOTPDisabled{UserId: alice}),
+		f(alice, &eventsv1.SecondFactorsReset{UserId: alice}),
+		f(alice, &eventsv1.PasskeyAdded{UserId: alice, PasskeyId: pk3, CredentialId: []byte("cred-3"), PublicKey: []byte("cose-3"), Name: "Key"}),
 		u(alice, &eventsv1.UserLocked{UserId: alice}),
 		// Dave is imported from Synapse, then signs in (his hash upgraded).
 		ev(usernameAggregate, user.UsernameKey("Dave"), &eventsv1.UsernameReserved{Username: "Dave", UserId: dave}),
@@ -204,6 +223,8 @@ func (s *Service) accountsHistory(t *testing.T) []eventlog.Event {
 		u(carol, &eventsv1.DisplayNameSet{UserId: carol, DisplayName: "Carol"}),
 		ev(emailAggregate, emailKey("carol@example.org"), &eventsv1.EmailReleased{Email: "carol@example.org", UserId: carol}),
 		ev(emailAggregate, emailKey("carol@example.net"), &eventsv1.EmailReleased{Email: "carol@example.net", UserId: carol}),
+		f(carol, &eventsv1.PasskeyAdded{UserId: carol, PasskeyId: pk4, CredentialId: []byte("cred-4"), PublicKey: []byte("cose-4"), Name: "Carol's key"}),
+		f(carol, &eventsv1.TOTPEnabled{UserId: carol, Secret: "KRSXG5CTMVRXEZLU", Step: 7}),
 		u(carol, &eventsv1.UserDeactivated{UserId: carol, Erase: true}),
 		ev(browserAggregate, s3, &eventsv1.BrowserSessionEnded{SessionId: s3, UserId: carol, Reason: "deactivated"}),
 		ev(activityAggregate, ids.New(), &eventsv1.BrowserSessionsActive{Entries: []*eventsv1.BrowserSessionsActive_Entry{

@@ -9,6 +9,7 @@ import (
 	"gatehouse.dev/platform/projection"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	"gatehouse.dev/services/accounts/internal/browser"
+	"gatehouse.dev/services/accounts/internal/factors"
 	"gatehouse.dev/services/accounts/internal/user"
 )
 
@@ -20,6 +21,8 @@ import (
 //     address, display name, password, session addresses and user agents,
 //     and the audit log's summaries of the user's entries lose their
 //     personal data (projections.go, sessions_projection.go);
+//     (with, when the user has any, SecondFactorsReset: passkeys, TOTP and
+//     recovery codes removed);
 //  2. ends the user's browser sessions;
 //  3. destroys the user's personal key: every personal datum sealed under
 //     it, in the events of every service and in any copy of the streams,
@@ -98,6 +101,18 @@ func (s *Service) erase(ctx context.Context, userID, actor string) (*userRow, er
 				Expect: eventlog.ExpectVersion(claim.Version),
 				Event: eventlog.Event{Aggregate: claimRef, Actor: actor,
 					Payload: &eventsv1.UpstreamLinkReleased{Provider: l.Provider, UserId: st.ID, LinkId: l.ID}},
+			})
+		}
+		// Passkeys, the authenticator app and recovery codes go too (the
+		// TOTP secret and the passkeys' names are sealed under the key).
+		fs, err := s.loadFactors(ctx, st.ID)
+		if err != nil {
+			return nil, err
+		}
+		if reset, _ := factors.Reset(fs, st.ID, factors.Notice{}); len(reset) > 0 {
+			writes = append(writes, eventlog.Write{
+				Expect: eventlog.ExpectVersion(fs.Version),
+				Event:  eventlog.Event{Aggregate: eventlog.Ref{Type: factorsAggregate, ID: st.ID}, Actor: actor, Payload: reset[0]},
 			})
 		}
 		return append(writes, eventlog.Write{

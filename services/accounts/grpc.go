@@ -11,6 +11,7 @@ import (
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	"gatehouse.dev/services/accounts/internal/browser"
+	"gatehouse.dev/services/accounts/internal/factors"
 	"gatehouse.dev/services/accounts/internal/user"
 )
 
@@ -74,12 +75,26 @@ func (g *grpcServer) VerifyPassword(ctx context.Context, req *accountsv1.VerifyP
 	if err != nil {
 		return nil, err
 	}
-	return &accountsv1.VerifyPasswordResponse{User: u.proto(), AuthProof: g.svc.mintAuthProof(u.id, methodPassword)}, nil
+	need, _, err := g.svc.needOf(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	if need != factors.NeedNothing && !req.GetSecondFactorCapable() {
+		// Said only after the right password, like a lock. The compat
+		// password login turns it into M_FORBIDDEN (MSC3824: use SSO).
+		e := errs.PermissionDenied("This account signs in with a second factor; sign in through the browser (SSO).")
+		e.Facts = map[string]string{errs.FactSecondFactor: "required"}
+		return nil, e
+	}
+	return &accountsv1.VerifyPasswordResponse{User: u.proto(), AuthProof: g.svc.mintAuthProof(u.id, methodPassword), SecondFactor: needProto(need)}, nil
 }
 
 func (g *grpcServer) ChangePassword(ctx context.Context, req *accountsv1.ChangePasswordRequest) (*accountsv1.ChangePasswordResponse, error) {
 	userID, err := forUser(ctx, req.GetUserId())
 	if err != nil {
+		return nil, err
+	}
+	if err := g.svc.stepUp(ctx); err != nil {
 		return nil, err
 	}
 	if err := g.svc.changePassword(ctx, userID, req.GetCurrentPassword(), req.GetNewPassword(), actor(ctx)); err != nil {
@@ -158,6 +173,9 @@ func (g *grpcServer) DeactivateUser(ctx context.Context, req *accountsv1.Deactiv
 	if err != nil {
 		return nil, err
 	}
+	if err := g.svc.stepUp(ctx); err != nil {
+		return nil, err
+	}
 	u, err := g.svc.deactivate(ctx, userID, req.GetErase(), actor(ctx))
 	if err != nil {
 		return nil, err
@@ -206,6 +224,9 @@ func (g *grpcServer) AddEmail(ctx context.Context, req *accountsv1.AddEmailReque
 	if err != nil {
 		return nil, err
 	}
+	if err := g.svc.stepUp(ctx); err != nil {
+		return nil, err
+	}
 	if id, _ := caller.From(ctx); req.GetSkipVerification() && !id.Is(caller.Admin) {
 		return nil, errs.PermissionDenied("only an administrator may vouch for an address")
 	}
@@ -221,6 +242,9 @@ func (g *grpcServer) RemoveEmail(ctx context.Context, req *accountsv1.RemoveEmai
 	if err != nil {
 		return nil, err
 	}
+	if err := g.svc.stepUp(ctx); err != nil {
+		return nil, err
+	}
 	emails, err := g.svc.removeEmail(ctx, userID, req.GetEmail(), actor(ctx))
 	if err != nil {
 		return nil, err
@@ -231,6 +255,9 @@ func (g *grpcServer) RemoveEmail(ctx context.Context, req *accountsv1.RemoveEmai
 func (g *grpcServer) SetPrimaryEmail(ctx context.Context, req *accountsv1.SetPrimaryEmailRequest) (*accountsv1.SetPrimaryEmailResponse, error) {
 	userID, err := forUser(ctx, req.GetUserId())
 	if err != nil {
+		return nil, err
+	}
+	if err := g.svc.stepUp(ctx); err != nil {
 		return nil, err
 	}
 	emails, err := g.svc.setPrimaryEmail(ctx, userID, req.GetEmail(), actor(ctx))
@@ -268,9 +295,13 @@ func (g *grpcServer) StartBrowserSession(ctx context.Context, req *accountsv1.St
 	if err != nil {
 		return nil, err
 	}
+	// A session starts only once the second-factor policy is satisfied.
+	if err := g.svc.requireComplete(ctx, req.GetUserId(), proof); err != nil {
+		return nil, err
+	}
 	r, secret, err := g.svc.startBrowserSession(ctx, req.GetUserId(), browser.StartCommand{
 		UserAgent: req.GetUserAgent(), IPAddress: req.GetIpAddress(),
-		UpstreamProvider: proof.upstreamProvider, UpstreamSID: proof.upstreamSID,
+		UpstreamProvider: proof.upstreamProvider, UpstreamSID: proof.upstreamSID, AuthMethods: proof.methods,
 	}, "user:"+req.GetUserId())
 	if err != nil {
 		return nil, err

@@ -31,7 +31,7 @@ func proofFor(t *testing.T, c accountsv1.AccountsServiceClient, userID string) s
 	if err != nil {
 		t.Fatalf("get user %s: %v", userID, err)
 	}
-	resp, err := c.VerifyPassword(context.Background(), &accountsv1.VerifyPasswordRequest{Username: u.GetUser().GetUsername(), Password: pw.(string)})
+	resp, err := c.VerifyPassword(context.Background(), &accountsv1.VerifyPasswordRequest{Username: u.GetUser().GetUsername(), Password: pw.(string), SecondFactorCapable: true})
 	if err != nil {
 		t.Fatalf("verify password of %s: %v", userID, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/sealed"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
+	"gatehouse.dev/services/accounts/internal/factors"
 )
 
 // Authentication proofs. A browser session is a credential: whoever holds its
@@ -25,17 +27,25 @@ import (
 // generated on first start), so the web service, or anyone who can reach the
 // gRPC API, cannot start a session for somebody else.
 
-// Ways a person proves who they are.
+// Ways a person proves who they are (package factors names them all). A
+// proof names every method used so far, joined by "+": a password sign-in
+// that went on with a TOTP code is "password+totp". A second factor extends
+// the proof of the first (extendProof); StartBrowserSession accepts a proof
+// only once its methods satisfy the user's second-factor policy.
 const (
-	methodPassword     = "password"
-	methodRegistration = "registration"
-	methodRecovery     = "recovery"
+	methodPassword     = factors.MethodPassword
+	methodRegistration = factors.MethodRegistration
+	methodRecovery     = factors.MethodRecovery
 	// methodUpstream: the accounts service itself redeemed an upstream
 	// identity provider's code and verified its answer (upstream.go). Such a
 	// proof also names the provider and its session (sid), which the browser
 	// session records for back-channel logout.
-	methodUpstream = "upstream"
+	methodUpstream = factors.MethodUpstream
 )
+
+// firstFactorTTL is how long the proof of a first factor may be extended by
+// a second one: the time to find a phone or a security key.
+const firstFactorTTL = 10 * time.Minute
 
 // proofTTL is how long a proof may be used to start a session.
 const proofTTL = 2 * time.Minute
@@ -73,7 +83,7 @@ func (s *Service) mintUpstreamProof(userID, provider, sid string) string {
 	return s.mintProof(userID, methodUpstream, extra)
 }
 
-// mintProof makes "<user>.<method>.<unix time>[.<extra>].<MAC>": the extra
+// mintProof makes "<user>.<methods>.<unix time>[.<extra>].<MAC>": the extra
 // part (base64url) carries what a method records with the session.
 func (s *Service) mintProof(userID, method, extra string) string {
 	body := userID + "." + method + "." + strconv.FormatInt(s.clock().Unix(), 10)
@@ -83,10 +93,24 @@ func (s *Service) mintProof(userID, method, extra string) string {
 	return body + "." + base64.RawURLEncoding.EncodeToString(s.proofMAC(body))
 }
 
+// extendProof states that the person of proof p (for userID) also proved
+// who they are by method, now: the methods so far and this one, with the
+// upstream session p names, if any.
+func (s *Service) extendProof(userID string, p authProof, method string) string {
+	methods := append(slices.Clone(p.methods), method)
+	extra := ""
+	if p.upstreamProvider != "" || p.upstreamSID != "" {
+		extra = base64.RawURLEncoding.EncodeToString([]byte(p.upstreamProvider + "\x00" + p.upstreamSID))
+	}
+	return s.mintProof(userID, strings.Join(methods, "+"), extra)
+}
+
 // authProof is what a checked proof says.
 type authProof struct {
-	method string
-	at     time.Time
+	// method is the first method; methods all of them, in order.
+	method  string
+	methods []string
+	at      time.Time
 	// upstreamProvider and upstreamSID: the upstream session of an upstream proof.
 	upstreamProvider, upstreamSID string
 }
@@ -97,9 +121,28 @@ func (s *Service) proofMAC(body string) []byte {
 	return m.Sum(nil)
 }
 
+// has reports whether the proof names method.
+func (p authProof) has(method string) bool { return slices.Contains(p.methods, method) }
+
 // checkAuthProof returns how and when userID proved who they are, if proof is
-// one of ours for that user and still fresh.
+// one of ours for that user and still fresh (proofTTL).
 func (s *Service) checkAuthProof(proof, userID string) (authProof, error) {
+	return s.checkProofWithin(proof, userID, proofTTL)
+}
+
+// checkFirstFactor is checkAuthProof for a proof a second factor extends:
+// it may be firstFactorTTL old.
+func (s *Service) checkFirstFactor(proof, userID string) (authProof, error) {
+	return s.checkProofWithin(proof, userID, firstFactorTTL)
+}
+
+// proofUser returns the user a well-formed proof names, without checking it.
+func proofUser(proof string) string {
+	u, _, _ := strings.Cut(proof, ".")
+	return u
+}
+
+func (s *Service) checkProofWithin(proof, userID string, ttl time.Duration) (authProof, error) {
 	refuse := errs.PermissionDenied("a browser session starts only after the person proves who they are")
 	parts := strings.Split(proof, ".")
 	if len(parts) != 4 && len(parts) != 5 {
@@ -117,13 +160,14 @@ func (s *Service) checkAuthProof(proof, userID string) (authProof, error) {
 	if err != nil {
 		return authProof{}, refuse
 	}
-	p := authProof{method: parts[1], at: time.Unix(unix, 0)}
-	if age := s.clock().Sub(p.at); age > proofTTL || age < -time.Minute {
+	methods := strings.Split(parts[1], "+")
+	p := authProof{method: methods[0], methods: methods, at: time.Unix(unix, 0)}
+	if age := s.clock().Sub(p.at); age > ttl || age < -time.Minute {
 		return authProof{}, errs.PermissionDenied("the sign-in took too long; sign in again")
 	}
 	if len(parts) == 5 {
 		extra, err := base64.RawURLEncoding.DecodeString(parts[3])
-		if err != nil || p.method != methodUpstream {
+		if err != nil || !p.has(methodUpstream) {
 			return authProof{}, refuse
 		}
 		p.upstreamProvider, p.upstreamSID, _ = strings.Cut(string(extra), "\x00")

@@ -390,6 +390,9 @@ func regTokensReadModel() projection.Projection {
 			return nil
 		},
 		Tables: []string{"registration_tokens"},
+		// 2: last use and revocation times (0011_admin_api.sql gave used and
+		// revoked tokens their creation time), rebuilt exact on upgrade.
+		Version: 2,
 	}
 }
 

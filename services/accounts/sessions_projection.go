@@ -42,10 +42,14 @@ func applySessionEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) erro
 	switch ev := rec.Event.(type) {
 	case *eventsv1.BrowserSessionStarted:
 		sql = `INSERT INTO browser_sessions (session_id, user_id, secret_hash, user_agent, ip_address, created_at, authenticated_at, last_active_at, version,
-		       upstream_provider, upstream_sid)
-		       VALUES ($1, $2, $3, $4, $5, $6, $6, $6, $7, $8, $9) ON CONFLICT (session_id) DO NOTHING`
+		       upstream_provider, upstream_sid, auth_methods)
+		       VALUES ($1, $2, $3, $4, $5, $6, $6, $6, $7, $8, $9, $10) ON CONFLICT (session_id) DO NOTHING`
 		args = []any{ev.GetSessionId(), ev.GetUserId(), ev.GetSecretHash(), ev.GetUserAgent(), ev.GetIpAddress(), at, seq,
-			ev.GetUpstreamProvider(), ev.GetUpstreamSid()}
+			ev.GetUpstreamProvider(), ev.GetUpstreamSid(), methodsOrEmpty(ev.GetAuthMethods())}
+	case *eventsv1.BrowserSessionReauthenticated:
+		sql = `UPDATE browser_sessions SET authenticated_at = $2, auth_methods = $3, version = $4
+		       WHERE session_id = $1 AND ended_at IS NULL AND version < $4`
+		args = []any{ev.GetSessionId(), at, methodsOrEmpty(ev.GetAuthMethods()), seq}
 	case *eventsv1.BrowserSessionEnded:
 		sql = `UPDATE browser_sessions SET ended_at = $2, end_reason = $3, version = $4 WHERE session_id = $1 AND ended_at IS NULL`
 		args = []any{ev.GetSessionId(), at, ev.GetReason(), seq}
@@ -83,18 +87,27 @@ func applySessionEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) erro
 	return nil
 }
 
+// methodsOrEmpty keeps a nil list of methods from becoming NULL.
+func methodsOrEmpty(m []string) []string {
+	if m == nil {
+		return []string{}
+	}
+	return m
+}
+
 // sessionRow is a row of the browser_sessions read model (without the secret's hash).
 type sessionRow struct {
 	id, userID, userAgent, ip              string
 	upstreamProvider                       string
 	createdAt, authenticatedAt, lastActive time.Time
 	endedAt                                *time.Time
+	authMethods                            []string
 }
 
-const sessionColumns = `s.session_id, s.user_id, s.user_agent, s.ip_address, s.created_at, s.authenticated_at, s.last_active_at, s.ended_at, s.upstream_provider`
+const sessionColumns = `s.session_id, s.user_id, s.user_agent, s.ip_address, s.created_at, s.authenticated_at, s.last_active_at, s.ended_at, s.upstream_provider, s.auth_methods`
 
 func (r *sessionRow) scanTargets() []any {
-	return []any{&r.id, &r.userID, &r.userAgent, &r.ip, &r.createdAt, &r.authenticatedAt, &r.lastActive, &r.endedAt, &r.upstreamProvider}
+	return []any{&r.id, &r.userID, &r.userAgent, &r.ip, &r.createdAt, &r.authenticatedAt, &r.lastActive, &r.endedAt, &r.upstreamProvider, &r.authMethods}
 }
 
 // live reports whether the session authenticates at now, ignoring its user.
@@ -108,7 +121,7 @@ func (r *sessionRow) proto(now time.Time) *accountsv1.BrowserSession {
 	bs := &accountsv1.BrowserSession{
 		SessionId: r.id, UserId: r.userID, UserAgent: r.userAgent, IpAddress: r.ip,
 		CreatedAt: timestamppb.New(r.createdAt), AuthenticatedAt: timestamppb.New(r.authenticatedAt),
-		LastActiveAt: timestamppb.New(r.lastActive), UpstreamProvider: r.upstreamProvider,
+		LastActiveAt: timestamppb.New(r.lastActive), UpstreamProvider: r.upstreamProvider, AuthMethods: r.authMethods,
 	}
 	switch {
 	case r.endedAt != nil:

@@ -25,6 +25,7 @@ import (
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	"gatehouse.dev/services/accounts/internal/browser"
+	"gatehouse.dev/services/accounts/internal/factors"
 	"gatehouse.dev/services/accounts/internal/upstream"
 	"gatehouse.dev/services/accounts/internal/user"
 )
@@ -415,8 +416,12 @@ func (s *Service) linkUpstream(ctx context.Context, ticket, userID, passwordProo
 	if err != nil {
 		return nil, "", err
 	}
-	if proof.method != methodPassword {
+	if !proof.has(methodPassword) {
 		return nil, "", errs.PermissionDenied("Linking an identity needs the account's password.")
+	}
+	// The link signs the person in: it needs what a sign-in needs.
+	if err := s.requireComplete(ctx, userID, proof); err != nil {
+		return nil, "", err
 	}
 	if claim, err := s.findLink(ctx, p, t.Subject); err != nil {
 		return nil, "", err
@@ -431,6 +436,16 @@ func (s *Service) linkUpstream(ctx context.Context, ticket, userID, passwordProo
 	})
 	if err != nil {
 		return nil, "", err
+	}
+	linked, err := s.checkAuthProof(s.mintUpstreamProof(u.id, t.Provider, t.SID), u.id)
+	if err != nil {
+		return nil, "", err
+	}
+	// The upstream proof carries the second factor given with the password.
+	for _, m := range proof.methods {
+		if factors.Satisfies([]string{m}) {
+			return u, s.extendProof(u.id, linked, m), nil
+		}
 	}
 	return u, s.mintUpstreamProof(u.id, t.Provider, t.SID), nil
 }

@@ -132,7 +132,7 @@ func (g *grpcServer) ApproveDeviceGrant(ctx context.Context, req *authorizev1.Ap
 		}
 		approval = &eventsv1.DeviceApproved{
 			DeviceGrantId: id, UserId: user.ID, Username: user.Username, Admin: user.Admin,
-			Scope: granted, AuthTime: grant.Timestamp(authTime), BrowserSessionId: user.SessionID,
+			Scope: granted, AuthTime: grant.Timestamp(authTime), BrowserSessionId: user.SessionID, AuthMethods: user.AuthMethods,
 		}
 		decided, err := device.Approve(st, now, approval)
 		return g.svc.expiring(eventlog.Writes(ref, caller.Actor(ctx), version, decided...), g.svc.deviceEnd(st.Request)), err
@@ -227,7 +227,7 @@ func (g *grpcServer) PollDeviceCode(ctx context.Context, req *authorizev1.PollDe
 		resp.Status = authorizev1.DevicePollStatus_DEVICE_POLL_STATUS_APPROVED
 		resp.DeviceGrantId, resp.UserId, resp.Username, resp.Scope, resp.AuthTime, resp.Admin =
 			id, a.GetUserId(), a.GetUsername(), a.GetScope(), a.GetAuthTime(), a.GetAdmin()
-		resp.BrowserSessionId = a.GetBrowserSessionId()
+		resp.BrowserSessionId, resp.AuthMethods = a.GetBrowserSessionId(), a.GetAuthMethods()
 	default:
 		return nil, errs.Internalf("device poll of %s without an outcome", id)
 	}

@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"gatehouse.dev/platform/errs"
@@ -66,7 +67,7 @@ func (s *Service) readAuthRequest(w http.ResponseWriter, r *http.Request) (*auth
 		return nil, errs.Invalid("The authorization request could not be read.")
 	}
 	q := r.Form
-	for _, p := range []string{"client_id", "redirect_uri", "response_type", "response_mode", "scope", "state", "nonce", "code_challenge", "code_challenge_method", "prompt", "login_hint"} {
+	for _, p := range []string{"client_id", "redirect_uri", "response_type", "response_mode", "scope", "state", "nonce", "code_challenge", "code_challenge_method", "prompt", "login_hint", "max_age", "acr_values"} {
 		if len(q[p]) > 1 {
 			return nil, errs.Invalid("The parameter " + p + " appears more than once.")
 		}
@@ -145,7 +146,15 @@ func (s *Service) requestGrant(ctx context.Context, ar *authRequest, q url.Value
 			return "", oautherr.Errorf(oautherr.InvalidRequest, "unsupported prompt value %q", p)
 		}
 	}
-	for p, max := range map[string]int{"state": 2048, "nonce": 512, "login_hint": 512} {
+	var maxAge *int64
+	if v := q.Get("max_age"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 || n > 1<<31 {
+			return "", oautherr.Errorf(oautherr.InvalidRequest, "max_age must be a number of seconds")
+		}
+		maxAge = &n
+	}
+	for p, max := range map[string]int{"state": 2048, "nonce": 512, "login_hint": 512, "acr_values": 512} {
 		if len(q.Get(p)) > max {
 			return "", oautherr.Errorf(oautherr.InvalidRequest, "%s is longer than %d bytes", p, max)
 		}
@@ -159,6 +168,7 @@ func (s *Service) requestGrant(ctx context.Context, ar *authRequest, q url.Value
 		GrantId: id, ClientId: ar.client.ID, RedirectUri: ar.redirectURI, ResponseMode: ar.responseMode,
 		Scope: scopes.String(), State: ar.state, Nonce: q.Get("nonce"), CodeChallenge: challenge,
 		Prompt: q.Get("prompt"), LoginHint: q.Get("login_hint"), ExpiresAt: grant.Timestamp(now.Add(s.cfg.GrantTTL)),
+		MaxAge: maxAge, AcrValues: q.Get("acr_values"),
 	}
 	_, err = s.pending.Append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), TTL: s.ttl(s.grantEnd(req)), Event: eventlog.Event{
 		Aggregate: eventlog.Ref{Type: eventsv1.AuthorizeGrant.Type, ID: id}, Actor: "client:" + ar.client.ID, Payload: req,

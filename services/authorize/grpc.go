@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"google.golang.org/protobuf/types/known/timestamppb"
 	"net/url"
 
 	"github.com/jackc/pgx/v5"
@@ -68,6 +69,7 @@ func (g *grpcServer) GetGrant(ctx context.Context, req *authorizev1.GetGrantRequ
 		},
 		Scope: st.Request.GetScope(), Prompt: st.Request.GetPrompt(), LoginHint: st.Request.GetLoginHint(),
 		Status: statuses[st.Status], ExpiresAt: st.Request.GetExpiresAt(),
+		RequestedAt: timestamppb.New(st.RequestedAt), MaxAge: st.Request.MaxAge, AcrValues: st.Request.GetAcrValues(),
 	}}, nil
 }
 
@@ -107,8 +109,16 @@ func (g *grpcServer) ApproveGrant(ctx context.Context, req *authorizev1.ApproveG
 		if authTime.IsZero() {
 			authTime = g.svc.now()
 		}
+		// prompt=login and max_age: the person signs in again first (the
+		// web service sends them to; this refusal keeps it so).
+		if !st.FreshEnough(authTime, g.svc.now()) {
+			e := errs.FailedPrecondition("The application asks for a new sign-in.")
+			e.Facts = map[string]string{errs.FactStepUp: "login"}
+			return nil, e
+		}
 		decided, err := grant.Approve(st, g.svc.now(), &eventsv1.GrantApproved{
-			GrantId: req.GetGrantId(), UserId: user.ID, Username: user.Username, Admin: user.Admin,
+			AuthMethods: user.AuthMethods,
+			GrantId:     req.GetGrantId(), UserId: user.ID, Username: user.Username, Admin: user.Admin,
 			AuthTime: grant.Timestamp(authTime), CodeHash: grant.CodeHash(code),
 			CodeExpiresAt: grant.Timestamp(g.svc.now().Add(g.svc.cfg.CodeTTL)), Scope: granted,
 			BrowserSessionId: user.SessionID,
@@ -209,6 +219,7 @@ func (g *grpcServer) ExchangeCode(ctx context.Context, req *authorizev1.Exchange
 	return &authorizev1.ExchangeCodeResponse{
 		GrantId: grantID, UserId: a.GetUserId(), Username: a.GetUsername(), Scope: a.GetScope(),
 		Nonce: st.Request.GetNonce(), AuthTime: a.GetAuthTime(), Admin: a.GetAdmin(), BrowserSessionId: a.GetBrowserSessionId(),
+		AuthMethods: a.GetAuthMethods(), AcrValues: st.Request.GetAcrValues(),
 	}, nil
 }
 

@@ -1,7 +1,8 @@
 // Package notify is the notify service: it verifies email addresses. It
 // emails 6-digit codes (registration, adding an address) and single-use
 // recovery links, checks them, and delivers the emails over SMTP, driven by
-// the event stream.
+// the event stream. It also tells people when their sign-in methods change
+// (notices.go).
 //
 // Verifications are aggregates in the NOTIFY_PENDING stream
 // (notify.verification.<id>), whose events expire once the verification can
@@ -231,7 +232,12 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	}
 	members := []projection.Member{verificationsReadModel(s.pending, cfg.life())}
 	if !cfg.DisableDelivery {
-		members = append(members, s.deliveryReactor())
+		// Security notices follow the accounts service's stream (read-only).
+		accounts, err := eventlog.Follow(deps.JetStream, eventlog.StreamOf(eventsv1.Accounts, 0))
+		if err != nil {
+			return nil, fmt.Errorf("notify: %w", err)
+		}
+		members = append(members, s.deliveryReactor(), s.noticesReactor(accounts))
 	}
 	if s.projections, err = projection.NewSet(ctx, deps.Pool, s.log, deps.Logger, members...); err != nil {
 		return nil, fmt.Errorf("notify: %w", err)

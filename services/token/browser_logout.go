@@ -32,8 +32,8 @@ func (s *Service) browserLogoutsReactor() projection.Reactor {
 
 func (s *Service) endSessionsOfBrowser(ctx context.Context, rec eventlog.Record) error {
 	switch ev := rec.Event.(type) {
-	case *eventsv1.BrowserSessionStarted:
-		return nil
+	case *eventsv1.BrowserSessionStarted, *eventsv1.BrowserSessionReauthenticated:
+		return nil // nothing to end
 	case *eventsv1.BrowserSessionEnded:
 		if !ev.GetEndStartedSessions() {
 			return nil // a sign-out of the browser leaves the applications signed in

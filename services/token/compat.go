@@ -224,6 +224,12 @@ func accountRefusal(err error) error {
 	case errs.KindUnauthenticated, errs.KindNotFound, errs.KindInvalid:
 		return compat.WrongCredentials()
 	case errs.KindFailedPrecondition, errs.KindPermissionDenied:
+		if v, _ := errs.FactOf(err, errs.FactSecondFactor); v == "required" {
+			// The password was right, but the account signs in with a
+			// second factor, which only the browser asks for (MSC3824:
+			// the client should use m.login.sso).
+			return compat.Forbidden("This account uses a second factor (a passkey or an authenticator app): sign in with single sign-on (m.login.sso) in the browser.")
+		}
 		msg := errs.PublicMessage(err)
 		switch {
 		case strings.Contains(msg, "deactivated"):

@@ -2,6 +2,7 @@ package token
 
 import (
 	"context"
+	"gatehouse.dev/services/token/internal/amr"
 	"time"
 
 	"gatehouse.dev/platform/errs"
@@ -82,6 +83,14 @@ func (s *Service) idToken(clientID string, x *authorizev1.ExchangeCodeResponse, 
 		// The browser session the person consented in (OpenID Connect
 		// Front-/Back-Channel Logout's sid): RP-initiated logout recognises it.
 		extra["sid"] = sid
+	}
+	// How the person authenticated (RFC 8176), and the class of it when
+	// the client asked (acr_values).
+	if m := amr.Values(x.GetAuthMethods()); len(m) > 0 {
+		extra["amr"] = m
+	}
+	if x.GetAcrValues() != "" && len(x.GetAuthMethods()) > 0 {
+		extra["acr"] = amr.ACR(x.GetAuthMethods())
 	}
 	return idtoken.Sign(s.keys, alg, idtoken.Claims{
 		Issuer: s.cfg.Issuer, Subject: x.GetUserId(), Audience: clientID, AuthorizedParty: clientID,

@@ -46,5 +46,6 @@ func (s *Service) deviceCode(ctx context.Context, req tokenRequest) (map[string]
 	return s.signIn(ctx, req, sessionID, &authorizev1.ExchangeCodeResponse{
 		GrantId: poll.GetDeviceGrantId(), UserId: poll.GetUserId(), Username: poll.GetUsername(),
 		Scope: poll.GetScope(), AuthTime: poll.GetAuthTime(), Admin: poll.GetAdmin(), BrowserSessionId: poll.GetBrowserSessionId(),
+		AuthMethods: poll.GetAuthMethods(),
 	})
 }

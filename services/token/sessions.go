@@ -70,7 +70,7 @@ func (s *Service) start(ctx context.Context, ev *eventsv1.SessionStarted, actor 
 		s.abandon(ctx, ev.GetSessionId(), err) // the append may have landed: no tokens go out (abandon.go)
 		return errs.Classify(err, errs.KindUnavailable, unavailableMsg)
 	}
-	return s.provisionStarted(ctx, ev) // the homeserver gets the device before the tokens go out (provision_events.go)
+	return s.provisionStarted(ctx, ev) // the homeserver gets the device before the tokens go out (homeserver.go)
 }
 
 // tokenResponse is the token endpoint's answer with a pair (RFC 6749 §5.1).

@@ -42,6 +42,7 @@ import (
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	tokenv1 "gatehouse.dev/proto/gatehouse/token/v1"
 	"gatehouse.dev/services/token/internal/keys"
+	"gatehouse.dev/services/token/internal/provision"
 	"gatehouse.dev/services/token/internal/tokenfmt"
 	"gatehouse.dev/services/token/migrations"
 )
@@ -67,10 +68,13 @@ type Config struct {
 	// token is refused without ending the session (a concurrent refresh);
 	// after that, its use is a replay and ends the session.
 	RefreshReuseGrace time.Duration
+	// StepUpWindow is how recent the person's authentication must be for a
+	// cross-signing reset (account.step_up_window); zero: no such check.
+	StepUpWindow time.Duration
 	// MatrixSecret lets the homeserver introspect with "Authorization: Bearer <secret>".
 	MatrixSecret string
 	// HomeserverURL is where the homeserver's /_synapse/mas/ API is; with
-	// MatrixSecret it switches homeserver provisioning on (provision.go).
+	// MatrixSecret it switches homeserver provisioning on (internal/provision).
 	HomeserverURL string
 	// ServerName is the homeserver's server name, as in @localpart:server_name
 	// (the Matrix compatibility login API).
@@ -138,8 +142,9 @@ type Service struct {
 
 	// measures count grants, refresh token reuse and introspections (metrics.go).
 	measures *measures
-	// provisioner keeps the homeserver in step; nil when that is off (provision.go).
-	provisioner *provisioner
+	// provisioner keeps the homeserver in step; nil when that is off
+	// (internal/provision, homeserver.go).
+	provisioner *provision.Provisioner
 }
 
 // New migrates the schema, opens the stream, loads (or generates, on first
@@ -196,11 +201,11 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if s.measures, err = newMeasures(deps.Telemetry); err != nil {
 		return nil, err
 	}
-	if s.provisioner, err = newProvisioner(s, cfg); err != nil {
+	if s.provisioner, err = s.newProvisioner(cfg); err != nil {
 		return nil, fmt.Errorf("token: %w", err)
 	}
 	members := append([]projection.Member{s.sessionsReadModel(), s.auditReadModel(), userBlocksReadModel(accountsLog), s.accountChangesReactor(), s.browserLogoutsReactor()},
-		s.provisioner.reactors()...)
+		s.provisioner.Reactors()...)
 	if s.projections, err = projection.NewSet(ctx, deps.Pool, log, deps.Logger, members...); err != nil {
 		return nil, fmt.Errorf("token: %w", err)
 	}
@@ -307,6 +312,7 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 	}
 	cfg := Config{Issuer: rt.Config.PublicURL, MatrixSecret: string(rt.Config.Matrix.Secret), HomeserverURL: rt.Config.Matrix.HomeserverURL, ServerName: rt.Config.Matrix.ServerName, Replicas: rt.Config.NATS.Replicas,
 		AccessTTL: rt.Config.OAuth.AccessTokenTTL, RefreshReuseGrace: rt.Config.OAuth.RefreshReuseGrace,
+		StepUpWindow:          rt.Config.Account.StepUpWindow,
 		ActivityFlushInterval: rt.Config.OAuth.ActivityFlushInterval, Limits: ratelimit.RulesFrom(rt.Config.RateLimits),
 		AdminClients: rt.Config.OAuth.AdminClients, CompatAdminScope: rt.Config.Matrix.CompatAdminScope}
 	if files := rt.Config.OAuth.SigningKeyFiles; len(files) > 0 {

@@ -50,6 +50,8 @@ type accountView struct {
 	Deactivate   *deactivateView
 	CrossSigning *crossSigningView
 	Tokens       *tokensView
+	Security     *securityView
+	Confirm      *confirmView
 }
 
 // navItem is one link of the account pages' navigation.
@@ -82,6 +84,8 @@ func (s *Service) renderAccount(w http.ResponseWriter, r *http.Request, status i
 		current = sectionProfile
 	case sectionDevice, sectionDeviceEnd:
 		current = sectionSessions
+	case sectionConfirm:
+		current = ""
 	}
 	for _, n := range []struct {
 		section, page string
@@ -91,6 +95,7 @@ func (s *Service) renderAccount(w http.ResponseWriter, r *http.Request, status i
 		{sectionSessions, "account/sessions", i18n.AccountNavSessions},
 		{sectionTokens, "account/tokens", i18n.AccountNavTokens},
 		{sectionPassword, "account/password", i18n.AccountNavPassword},
+		{sectionSecurity, "account/security", i18n.AccountNavSecurity},
 	} {
 		v.Nav = append(v.Nav, navItem{URL: s.path(n.page), Label: l.T(n.label), Current: n.section == current})
 	}
@@ -143,6 +148,19 @@ func (s *Service) doneNotice(r *http.Request) string {
 		id = i18n.AccountDoneTokenRevoked
 	case "unlinked":
 		id = i18n.AccountDoneUnlinked
+	case "passkey_added", "totp_added":
+		id = i18n.AccountDonePasskeyAdded
+		if r.URL.Query().Get("done") == "totp_added" {
+			id = i18n.AccountDoneRequire
+		}
+	case "passkey_removed":
+		id = i18n.AccountDonePasskeyRemoved
+	case "passkey_renamed":
+		id = i18n.AccountDonePasskeyRenamed
+	case "totp_removed":
+		id = i18n.AccountDoneTOTPRemoved
+	case "require":
+		id = i18n.AccountDoneRequire
 	default:
 		return ""
 	}

@@ -78,7 +78,7 @@ func (s *Service) handleDeactivatePost(w http.ResponseWriter, r *http.Request, w
 		return
 	}
 	ctx := s.asUser(r.Context(), who)
-	if _, err := s.accounts.VerifyPassword(ctx, &accountsv1.VerifyPasswordRequest{Username: who.user.GetUsername(), Password: password}); err != nil {
+	if _, err := s.accounts.VerifyPassword(ctx, &accountsv1.VerifyPasswordRequest{Username: who.user.GetUsername(), Password: password, SecondFactorCapable: true}); err != nil {
 		switch errs.KindOf(err) {
 		case errs.KindUnauthenticated, errs.KindNotFound, errs.KindInvalid:
 			s.showDeactivate(w, r, http.StatusUnauthorized, who, l.T(i18n.AccountPasswordWrong), "", confirm)

@@ -57,6 +57,11 @@ func (s *Service) handleConsentGet(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// prompt=login, max_age: a new authentication first.
+	if !freshEnough(g, who.session, s.now()) {
+		s.signInAgain(w, r, f.grant)
+		return
+	}
 	l := s.localizer(r)
 	v := s.consentView(r, g.GetClient(), g.GetScope(), who)
 	v.Action = s.flowURL("consent", f)
@@ -96,6 +101,10 @@ func (s *Service) handleConsentPost(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		resp, err := s.authorize.ApproveGrant(ctx, &authorizev1.ApproveGrantRequest{GrantId: f.grant})
+		if v, _ := errs.FactOf(err, errs.FactStepUp); v == "login" {
+			s.signInAgain(w, r, f.grant)
+			return
+		}
 		if err != nil {
 			s.decisionFailed(w, r, "approve grant", err)
 			return

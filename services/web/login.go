@@ -22,6 +22,9 @@ type loginView struct {
 	Captcha *captchaView
 	// Providers are the upstream identity providers' buttons.
 	Providers []providerButton
+	// Passkey signs in with a passkey alone (offered in the username's
+	// autofill, and as a button), nil when it cannot start.
+	Passkey *passkeyForm
 }
 
 // handleLoginGet shows the sign-in form, or sends a browser that is signed
@@ -115,7 +118,7 @@ func (s *Service) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 		s.renderLogin(w, r, http.StatusTooManyRequests, f, g, loginErrors{form: l.T(i18n.LoginRateLimited)}, typed)
 		return
 	}
-	resp, err := s.accounts.VerifyPassword(r.Context(), &accountsv1.VerifyPasswordRequest{Username: username, Password: password})
+	resp, err := s.accounts.VerifyPassword(r.Context(), &accountsv1.VerifyPasswordRequest{Username: username, Password: password, SecondFactorCapable: true})
 	if err != nil {
 		switch errs.KindOf(err) {
 		case errs.KindUnauthenticated, errs.KindNotFound, errs.KindInvalid:
@@ -133,7 +136,7 @@ func (s *Service) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 	}
 	s.limiter.Refund(r.Context(), limit)
 	if err := s.startSession(w, r, resp.GetUser(), resp.GetAuthProof()); err != nil {
-		s.failure(w, r, "start browser session", err)
+		s.sessionFailed(w, r, f, err)
 		return
 	}
 	s.continueFlow(w, r, f)
@@ -148,7 +151,7 @@ func (s *Service) renderLogin(w http.ResponseWriter, r *http.Request, status int
 		RegisterURL: s.flowURL("register", f),
 		Providers:   s.providerButtons(l, f),
 		Username: render.Field{
-			ID: "username", Name: "username", Type: "text", Label: l.T(i18n.FieldUsername), Autocomplete: "username",
+			ID: "username", Name: "username", Type: "text", Label: l.T(i18n.FieldUsername), Autocomplete: "username webauthn",
 			Autocapitalize: "none", Value: username, Error: e.username, Required: true, MaxLength: 255,
 		},
 		Password: render.Field{
@@ -161,6 +164,11 @@ func (s *Service) renderLogin(w http.ResponseWriter, r *http.Request, status int
 		v.Subtitle = l.T(i18n.LoginFor, clientName(g.GetClient()))
 	case f.device != "":
 		v.Subtitle = l.T(i18n.LoginForDevice)
+	}
+	if pf, err := s.passkeyGet(w, r, &accountsv1.BeginPasskeySignInRequest{}, s.flowURL("login/passkey", f), "login", true); err == nil {
+		v.Passkey = pf
+	} else if errs.KindOf(err) != errs.KindFailedPrecondition { // none where the public URL is an IP address
+		s.logger.WarnContext(r.Context(), "passkey sign-in not offered", "err", err)
 	}
 	render.FocusFirst(&v.Username, &v.Password)
 	if e.form != "" && username != "" {

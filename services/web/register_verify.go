@@ -119,7 +119,7 @@ func (s *Service) handleVerifyPost(w http.ResponseWriter, r *http.Request) {
 	}
 	s.cookies.Clear(w, cookie.Registration)
 	if err := s.startSession(w, r, resp.GetUser(), resp.GetAuthProof()); err != nil {
-		s.failure(w, r, "start browser session", err)
+		s.sessionFailed(w, r, f, err)
 		return
 	}
 	s.continueFlow(w, r, f)

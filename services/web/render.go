@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"gatehouse.dev/platform/errs"
@@ -67,6 +68,14 @@ func (s *Service) errorPage(w http.ResponseWriter, r *http.Request, status int, 
 // internal (500) otherwise — a refusal the page did not expect is this
 // service's fault, not the browser's — logged with its cause.
 func (s *Service) failure(w http.ResponseWriter, r *http.Request, what string, err error) {
+	// A sensitive action without a recent authentication: confirm it is
+	// the person (account_security.go), then back to the page.
+	if back, ok := r.Context().Value(returnPageKey{}).(string); ok {
+		if v, _ := errs.FactOf(err, errs.FactStepUp); v == "required" {
+			http.Redirect(w, r, s.path("account/confirm")+"?"+url.Values{"next": {back}}.Encode(), http.StatusSeeOther)
+			return
+		}
+	}
 	switch kind := errs.KindOf(err); {
 	case kind == errs.KindRateLimited:
 		err = errs.Wrap(errs.KindUnavailable, "", err)

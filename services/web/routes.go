@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -44,6 +45,11 @@ func (s *Service) routes() []route {
 		{method: get, path: "/login", anyone: s.handleLoginGet},
 		{method: post, path: "/login", anyone: s.handleLoginPost},
 		{method: post, path: "/logout", anyone: s.handleLogoutPost},
+		// The second factor after the first (login_second_factor.go), and
+		// passwordless sign-in with a passkey from the sign-in page.
+		{method: get, path: "/login/second-factor", anyone: s.handleSecondFactorGet},
+		{method: post, path: "/login/second-factor", anyone: s.handleSecondFactorPost},
+		{method: post, path: "/login/passkey", anyone: s.handlePasskeyLoginPost},
 
 		// Registration (register.go, register_verify.go).
 		{method: get, path: "/register", anyone: s.handleRegisterGet},
@@ -119,6 +125,19 @@ func (s *Service) routes() []route {
 		{method: post, path: "/account/deactivate", user: s.handleDeactivatePost, back: "account/deactivate"},
 		{method: get, path: "/account/cross-signing-reset", user: s.handleCrossSigningGet},
 		{method: post, path: "/account/cross-signing-reset", user: s.handleCrossSigningPost, back: "account/cross-signing-reset"},
+		// Sign-in methods (account_security.go) and the step-up page.
+		{method: get, path: "/account/security", user: s.handleSecurityGet},
+		{method: get, path: "/account/security/totp", user: s.handleTOTPGet},
+		{method: post, path: "/account/security/totp", user: s.handleTOTPPost, back: "account/security/totp"},
+		{method: post, path: "/account/security/totp/remove", user: s.handleTOTPRemovePost, back: "account/security"},
+		{method: post, path: "/account/security/recovery-codes", user: s.handleRecoveryCodesPost, back: "account/security"},
+		{method: get, path: "/account/security/passkeys/new", user: s.handlePasskeyNewGet},
+		{method: post, path: "/account/security/passkeys/new", user: s.handlePasskeyNewPost, back: "account/security/passkeys/new"},
+		{method: post, path: "/account/security/passkeys/remove", user: s.handlePasskeyRemovePost, back: "account/security"},
+		{method: post, path: "/account/security/passkeys/rename", user: s.handlePasskeyRenamePost, back: "account/security"},
+		{method: post, path: "/account/security/require", user: s.handleRequirePost, back: "account/security"},
+		{method: get, path: "/account/confirm", user: s.handleConfirmGet},
+		{method: post, path: "/account/confirm", user: s.handleConfirmPost, back: "account/confirm"},
 		// RFC 8615 well-known URL for changing passwords (password managers).
 		{method: get, path: "/.well-known/change-password", anyone: s.handleChangePassword},
 
@@ -208,7 +227,9 @@ func (s *Service) signedInPage(back string, h userHandler) http.HandlerFunc {
 		if !ok {
 			return
 		}
-		h(w, r, who)
+		// A sensitive action refused for want of a recent authentication
+		// comes back here after the step-up (failure).
+		h(w, r.WithContext(context.WithValue(r.Context(), returnPageKey{}, next)), who)
 	}
 }
 
@@ -272,3 +293,6 @@ func (s *Service) redirect(w http.ResponseWriter, r *http.Request, page string, 
 	}
 	http.Redirect(w, r, target, http.StatusSeeOther)
 }
+
+// returnPageKey keys the page a signed-in request returns to in its context.
+type returnPageKey struct{}

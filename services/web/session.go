@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"time"
 
 	"gatehouse.dev/platform/clientaddr"
 	"gatehouse.dev/platform/errs"
@@ -68,12 +69,19 @@ func (s *Service) requireUser(w http.ResponseWriter, r *http.Request, page strin
 
 // startSession signs the user in on this browser, with the proof accounts
 // gave when the person proved who they are (a password, a completed
-// registration).
+// registration). When the person must also give a second factor, the proof
+// waits in a cookie and errSecondFactor says to send the browser to the
+// second step (sessionFailed).
 func (s *Service) startSession(w http.ResponseWriter, r *http.Request, user *accountsv1.User, proof string) error {
 	resp, err := s.accounts.StartBrowserSession(r.Context(), &accountsv1.StartBrowserSessionRequest{
 		UserId: user.GetId(), UserAgent: truncate(r.UserAgent(), 512), IpAddress: clientaddr.String(r), AuthProof: proof,
 	})
 	if err != nil {
+		if v, _ := errs.FactOf(err, errs.FactSecondFactor); v == "needed" || v == "enrol" {
+			// The second step takes the proof on (login_second_factor.go).
+			s.cookies.Set(w, cookie.SecondFactor, proof, int(secondFactorLife/time.Second))
+			return errSecondFactor
+		}
 		return err
 	}
 	s.cookies.Set(w, cookie.Session, resp.GetSecret(), 0)

@@ -179,7 +179,7 @@ func (s *Service) handleUpstreamCallback(w http.ResponseWriter, r *http.Request)
 		return
 	}
 	if err := s.replaceSession(w, r, resp.GetUser(), resp.GetAuthProof()); err != nil {
-		s.failure(w, r, "start browser session", err)
+		s.sessionFailed(w, r, f, err)
 		return
 	}
 	s.continueFlow(w, r, f)

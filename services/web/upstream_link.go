@@ -211,7 +211,7 @@ func (s *Service) upstreamLinkExisting(w http.ResponseWriter, r *http.Request, f
 		s.renderUpstreamLink(w, r, http.StatusTooManyRequests, f, in, form)
 		return
 	}
-	verified, err := s.accounts.VerifyPassword(ctx, &accountsv1.VerifyPasswordRequest{Username: username, Password: password})
+	verified, err := s.accounts.VerifyPassword(ctx, &accountsv1.VerifyPasswordRequest{Username: username, Password: password, SecondFactorCapable: true})
 	if err != nil {
 		switch errs.KindOf(err) {
 		case errs.KindUnauthenticated, errs.KindNotFound, errs.KindInvalid:
@@ -237,6 +237,13 @@ func (s *Service) upstreamLinkExisting(w http.ResponseWriter, r *http.Request, f
 			form.linkErr = l.T(i18n.UpstreamLinkTaken)
 			s.renderUpstreamLink(w, r, http.StatusConflict, f, in, form)
 		case errs.KindFailedPrecondition:
+			if v, _ := errs.FactOf(err, errs.FactSecondFactor); v != "" {
+				// Linking signs in: an account with a second factor cannot
+				// be linked with its password alone.
+				form.linkErr = l.T(i18n.UpstreamLinkSecondFactor)
+				s.renderUpstreamLink(w, r, http.StatusForbidden, f, in, form)
+				return
+			}
 			s.cookies.Clear(w, cookie.UpstreamTicket)
 			s.errorPage(w, r, http.StatusBadRequest, i18n.ErrorTitle, i18n.UpstreamExpired)
 		default:
@@ -251,7 +258,7 @@ func (s *Service) upstreamLinkExisting(w http.ResponseWriter, r *http.Request, f
 func (s *Service) finishUpstream(w http.ResponseWriter, r *http.Request, f flow, user *accountsv1.User, proof string) {
 	s.cookies.Clear(w, cookie.UpstreamTicket)
 	if err := s.replaceSession(w, r, user, proof); err != nil {
-		s.failure(w, r, "start browser session", err)
+		s.sessionFailed(w, r, f, err)
 		return
 	}
 	s.continueFlow(w, r, f)

@@ -45,6 +45,11 @@ func (f *fakeAccounts) VerifyPassword(_ context.Context, req *accountsv1.VerifyP
 	return nil, errs.Unauthenticated("wrong username or password")
 }
 
+// BeginPasskeySignIn: this stand-in has no passkeys (the sign-in page then offers none).
+func (f *fakeAccounts) BeginPasskeySignIn(context.Context, *accountsv1.BeginPasskeySignInRequest, ...grpc.CallOption) (*accountsv1.BeginPasskeySignInResponse, error) {
+	return nil, errs.FailedPrecondition("no passkeys in this stand-in")
+}
+
 func (f *fakeAccounts) StartBrowserSession(_ context.Context, req *accountsv1.StartBrowserSessionRequest, _ ...grpc.CallOption) (*accountsv1.StartBrowserSessionResponse, error) {
 	if req.GetAuthProof() != "proof of "+req.GetUserId() {
 		return nil, errs.PermissionDenied("no proof")

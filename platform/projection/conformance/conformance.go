@@ -19,6 +19,10 @@
 //     were and the build's copies hold the same rows; after the swap, the
 //     live tables still do;
 //   - rebuild equals live: a rebuild from the stream gives the same rows;
+//   - a new version is built beside the live one: the same projection
+//     with its Version raised (as a new binary starts it) builds it from the
+//     stream while readers keep the live version, unchanged, and swaps it
+//     in, the rows the same and the checkpoint recording the version;
 //   - reset empties: after a reset every table of the projection is empty
 //     and its checkpoint is back to zero.
 package conformance
@@ -81,14 +85,13 @@ func Run(t *testing.T, c Case) {
 
 	t.Run(name+"/handles every event type", func(t *testing.T) { c.handlesEveryType(ctx, t) })
 
-	set, err := projection.NewSet(ctx, c.Pool, c.Log, slog.New(slog.DiscardHandler), c.Projection)
+	logger := slog.New(slog.DiscardHandler)
+	set, err := projection.NewSet(ctx, c.Pool, c.Log, logger, c.Projection)
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); set.Run(runCtx) }()
-	defer func() { stop(); <-done }()
+	stop := run(ctx, set)
+	defer func() { stop() }()
 
 	var (
 		records []eventlog.Record
@@ -216,9 +219,45 @@ func Run(t *testing.T, c Case) {
 			t.Errorf("the rebuild differs from the live read model:\n%s", diff(live, rebuilt))
 		}
 	})
+	t.Run(name+"/a new version is built beside the live one", func(t *testing.T) {
+		// A binary with the projection's next Version: it builds the new
+		// version from the stream while readers keep the live one.
+		stop()
+		next := c.Projection
+		next.Version = max(next.Version, 1) + 1
+		upgraded, err := projection.NewSet(ctx, c.Pool, c.Log, logger, next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		release := upgraded.HoldSwap(name) // before it runs: no build swaps unseen
+		defer release()
+		stop = run(ctx, upgraded)
+		target, err := c.Log.LastSeqOf(ctx, next.Subjects...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := waitStatus(ctx, t, upgraded, name, "the new version built up to the stream's last event", func(st projection.Status) bool {
+			return st.Build != nil && st.Build.Reason == projection.ReasonUpgrade && st.Build.Version == next.Version && st.Build.Position >= target
+		})
+		if st.Version != next.Version-1 {
+			t.Errorf("while the new version is built the live one is version %d, want %d", st.Version, next.Version-1)
+		}
+		if got := c.dump(ctx, t, c.Pool); got != live {
+			t.Errorf("while the new version is built readers see:\n%s", diff(live, got))
+		}
+		if copies := c.dumpIn(ctx, t, c.Pool, st.Build.Schema); copies != live {
+			t.Errorf("the new version's copies differ from the live read model:\n%s", diff(live, copies))
+		}
+		release()
+		waitStatus(ctx, t, upgraded, name, "the new version swapped in", func(st projection.Status) bool {
+			return st.Build == nil && st.Version == next.Version && st.Checkpoint >= target
+		})
+		if got := c.dump(ctx, t, c.Pool); got != live {
+			t.Errorf("the new version differs from the live read model:\n%s", diff(live, got))
+		}
+	})
 	t.Run(name+"/reset empties", func(t *testing.T) {
 		stop() // no leader replays behind the reset
-		<-done
 		if err := projection.Reset(ctx, c.Pool, c.Projection); err != nil {
 			t.Fatal(err)
 		}
@@ -357,6 +396,34 @@ func identifiers(names []string) string {
 
 // empty is the dump of empty tables.
 func (c Case) empty() string { return "" }
+
+// run runs set until stop, which waits for it to end (and does nothing
+// more when called again).
+func run(ctx context.Context, set *projection.Set) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); set.Run(ctx) }()
+	return func() { cancel(); <-done }
+}
+
+// waitStatus waits until the status of projection name satisfies ok, and returns it.
+func waitStatus(ctx context.Context, t *testing.T, set *projection.Set, name, what string, ok func(projection.Status) bool) projection.Status {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		st, err := set.Status(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not reached in %v: %s (status %+v, build %+v)", timeout, what, st, st.Build)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
 
 func wait(ctx context.Context, t *testing.T, set *projection.Set, name string, seq uint64) {
 	t.Helper()

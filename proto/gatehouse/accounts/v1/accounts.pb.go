@@ -24,6 +24,59 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// SecondFactorNeed says what a sign-in still needs.
+type SecondFactorNeed int32
+
+const (
+	// Nothing more: the proof is complete.
+	SecondFactorNeed_SECOND_FACTOR_NEED_UNSPECIFIED SecondFactorNeed = 0
+	// A passkey, a TOTP code or a recovery code.
+	SecondFactorNeed_SECOND_FACTOR_NEED_VERIFY SecondFactorNeed = 1
+	// The policy requires a second factor and the user has none: set one up.
+	SecondFactorNeed_SECOND_FACTOR_NEED_ENROL SecondFactorNeed = 2
+)
+
+// Enum value maps for SecondFactorNeed.
+var (
+	SecondFactorNeed_name = map[int32]string{
+		0: "SECOND_FACTOR_NEED_UNSPECIFIED",
+		1: "SECOND_FACTOR_NEED_VERIFY",
+		2: "SECOND_FACTOR_NEED_ENROL",
+	}
+	SecondFactorNeed_value = map[string]int32{
+		"SECOND_FACTOR_NEED_UNSPECIFIED": 0,
+		"SECOND_FACTOR_NEED_VERIFY":      1,
+		"SECOND_FACTOR_NEED_ENROL":       2,
+	}
+)
+
+func (x SecondFactorNeed) Enum() *SecondFactorNeed {
+	p := new(SecondFactorNeed)
+	*p = x
+	return p
+}
+
+func (x SecondFactorNeed) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SecondFactorNeed) Descriptor() protoreflect.EnumDescriptor {
+	return file_gatehouse_accounts_v1_accounts_proto_enumTypes[0].Descriptor()
+}
+
+func (SecondFactorNeed) Type() protoreflect.EnumType {
+	return &file_gatehouse_accounts_v1_accounts_proto_enumTypes[0]
+}
+
+func (x SecondFactorNeed) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SecondFactorNeed.Descriptor instead.
+func (SecondFactorNeed) EnumDescriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{0}
+}
+
 // UserStatus filters ListUsers.
 type UserStatus int32
 
@@ -65,11 +118,11 @@ func (x UserStatus) String() string {
 }
 
 func (UserStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_gatehouse_accounts_v1_accounts_proto_enumTypes[0].Descriptor()
+	return file_gatehouse_accounts_v1_accounts_proto_enumTypes[1].Descriptor()
 }
 
 func (UserStatus) Type() protoreflect.EnumType {
-	return &file_gatehouse_accounts_v1_accounts_proto_enumTypes[0]
+	return &file_gatehouse_accounts_v1_accounts_proto_enumTypes[1]
 }
 
 func (x UserStatus) Number() protoreflect.EnumNumber {
@@ -78,7 +131,7 @@ func (x UserStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use UserStatus.Descriptor instead.
 func (UserStatus) EnumDescriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{0}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{1}
 }
 
 // ImportOutcome is what an import did with one record.
@@ -129,11 +182,11 @@ func (x ImportOutcome) String() string {
 }
 
 func (ImportOutcome) Descriptor() protoreflect.EnumDescriptor {
-	return file_gatehouse_accounts_v1_accounts_proto_enumTypes[1].Descriptor()
+	return file_gatehouse_accounts_v1_accounts_proto_enumTypes[2].Descriptor()
 }
 
 func (ImportOutcome) Type() protoreflect.EnumType {
-	return &file_gatehouse_accounts_v1_accounts_proto_enumTypes[1]
+	return &file_gatehouse_accounts_v1_accounts_proto_enumTypes[2]
 }
 
 func (x ImportOutcome) Number() protoreflect.EnumNumber {
@@ -142,7 +195,7 @@ func (x ImportOutcome) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ImportOutcome.Descriptor instead.
 func (ImportOutcome) EnumDescriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{1}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{2}
 }
 
 type SetAdminRequest struct {
@@ -1843,8 +1896,12 @@ type BrowserSession struct {
 	AuthenticatedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=authenticated_at,json=authenticatedAt,proto3" json:"authenticated_at,omitempty"`
 	// The upstream provider the person signed in with, if any.
 	UpstreamProvider string `protobuf:"bytes,9,opt,name=upstream_provider,json=upstreamProvider,proto3" json:"upstream_provider,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// How the person last proved who they are (at authenticated_at):
+	// "password", "passkey", "totp", "recovery_code", "registration",
+	// "recovery", "upstream".
+	AuthMethods   []string `protobuf:"bytes,10,rep,name=auth_methods,json=authMethods,proto3" json:"auth_methods,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *BrowserSession) Reset() {
@@ -1938,6 +1995,13 @@ func (x *BrowserSession) GetUpstreamProvider() string {
 		return x.UpstreamProvider
 	}
 	return ""
+}
+
+func (x *BrowserSession) GetAuthMethods() []string {
+	if x != nil {
+		return x.AuthMethods
+	}
+	return nil
 }
 
 type StartBrowserSessionRequest struct {
@@ -3272,11 +3336,16 @@ func (x *GetUserByUsernameResponse) GetUser() *User {
 }
 
 type VerifyPasswordRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
-	Password      string                 `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Username string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	Password string                 `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	// The caller can ask for a second factor after the password (the web
+	// service). Without it, a user who must use a second factor is refused
+	// after a correct password: PERMISSION_DENIED with the fact
+	// "second_factor" = "required" (the compat password login).
+	SecondFactorCapable bool `protobuf:"varint,3,opt,name=second_factor_capable,json=secondFactorCapable,proto3" json:"second_factor_capable,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *VerifyPasswordRequest) Reset() {
@@ -3323,11 +3392,21 @@ func (x *VerifyPasswordRequest) GetPassword() string {
 	return ""
 }
 
+func (x *VerifyPasswordRequest) GetSecondFactorCapable() bool {
+	if x != nil {
+		return x.SecondFactorCapable
+	}
+	return false
+}
+
 type VerifyPasswordResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	User  *User                  `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
 	// Proof, for StartBrowserSession, that the person gave the right password.
-	AuthProof     string `protobuf:"bytes,2,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
+	AuthProof string `protobuf:"bytes,2,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
+	// The user must also give a second factor (or set one up first) before a
+	// session starts with this proof.
+	SecondFactor  SecondFactorNeed `protobuf:"varint,3,opt,name=second_factor,json=secondFactor,proto3,enum=gatehouse.accounts.v1.SecondFactorNeed" json:"second_factor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3376,6 +3455,1790 @@ func (x *VerifyPasswordResponse) GetAuthProof() string {
 	return ""
 }
 
+func (x *VerifyPasswordResponse) GetSecondFactor() SecondFactorNeed {
+	if x != nil {
+		return x.SecondFactor
+	}
+	return SecondFactorNeed_SECOND_FACTOR_NEED_UNSPECIFIED
+}
+
+// Passkey is a registered WebAuthn credential.
+type Passkey struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	PasskeyId string                 `protobuf:"bytes,1,opt,name=passkey_id,json=passkeyId,proto3" json:"passkey_id,omitempty"`
+	Name      string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// Unset until first used.
+	LastUsedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=last_used_at,json=lastUsedAt,proto3" json:"last_used_at,omitempty"`
+	// A synced passkey (backup state).
+	BackedUp      bool   `protobuf:"varint,5,opt,name=backed_up,json=backedUp,proto3" json:"backed_up,omitempty"`
+	SignCount     uint32 `protobuf:"varint,6,opt,name=sign_count,json=signCount,proto3" json:"sign_count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Passkey) Reset() {
+	*x = Passkey{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Passkey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Passkey) ProtoMessage() {}
+
+func (x *Passkey) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Passkey.ProtoReflect.Descriptor instead.
+func (*Passkey) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *Passkey) GetPasskeyId() string {
+	if x != nil {
+		return x.PasskeyId
+	}
+	return ""
+}
+
+func (x *Passkey) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Passkey) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Passkey) GetLastUsedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastUsedAt
+	}
+	return nil
+}
+
+func (x *Passkey) GetBackedUp() bool {
+	if x != nil {
+		return x.BackedUp
+	}
+	return false
+}
+
+func (x *Passkey) GetSignCount() uint32 {
+	if x != nil {
+		return x.SignCount
+	}
+	return 0
+}
+
+// SecondFactors is what a user has and what the policy asks of them.
+type SecondFactors struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Passkeys          []*Passkey             `protobuf:"bytes,1,rep,name=passkeys,proto3" json:"passkeys,omitempty"`
+	TotpEnabled       bool                   `protobuf:"varint,2,opt,name=totp_enabled,json=totpEnabled,proto3" json:"totp_enabled,omitempty"`
+	TotpEnabledAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=totp_enabled_at,json=totpEnabledAt,proto3" json:"totp_enabled_at,omitempty"`
+	RecoveryCodesLeft int32                  `protobuf:"varint,4,opt,name=recovery_codes_left,json=recoveryCodesLeft,proto3" json:"recovery_codes_left,omitempty"`
+	// The person asked for a second factor at every sign-in.
+	RequiredByUser bool `protobuf:"varint,5,opt,name=required_by_user,json=requiredByUser,proto3" json:"required_by_user,omitempty"`
+	// An administrator requires it.
+	RequiredByAdmin bool `protobuf:"varint,6,opt,name=required_by_admin,json=requiredByAdmin,proto3" json:"required_by_admin,omitempty"`
+	// The server's policy requires it for this user (account.second_factor).
+	RequiredByPolicy bool `protobuf:"varint,7,opt,name=required_by_policy,json=requiredByPolicy,proto3" json:"required_by_policy,omitempty"`
+	// What a password sign-in needs now.
+	Need          SecondFactorNeed `protobuf:"varint,8,opt,name=need,proto3,enum=gatehouse.accounts.v1.SecondFactorNeed" json:"need,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SecondFactors) Reset() {
+	*x = SecondFactors{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecondFactors) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecondFactors) ProtoMessage() {}
+
+func (x *SecondFactors) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecondFactors.ProtoReflect.Descriptor instead.
+func (*SecondFactors) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *SecondFactors) GetPasskeys() []*Passkey {
+	if x != nil {
+		return x.Passkeys
+	}
+	return nil
+}
+
+func (x *SecondFactors) GetTotpEnabled() bool {
+	if x != nil {
+		return x.TotpEnabled
+	}
+	return false
+}
+
+func (x *SecondFactors) GetTotpEnabledAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.TotpEnabledAt
+	}
+	return nil
+}
+
+func (x *SecondFactors) GetRecoveryCodesLeft() int32 {
+	if x != nil {
+		return x.RecoveryCodesLeft
+	}
+	return 0
+}
+
+func (x *SecondFactors) GetRequiredByUser() bool {
+	if x != nil {
+		return x.RequiredByUser
+	}
+	return false
+}
+
+func (x *SecondFactors) GetRequiredByAdmin() bool {
+	if x != nil {
+		return x.RequiredByAdmin
+	}
+	return false
+}
+
+func (x *SecondFactors) GetRequiredByPolicy() bool {
+	if x != nil {
+		return x.RequiredByPolicy
+	}
+	return false
+}
+
+func (x *SecondFactors) GetNeed() SecondFactorNeed {
+	if x != nil {
+		return x.Need
+	}
+	return SecondFactorNeed_SECOND_FACTOR_NEED_UNSPECIFIED
+}
+
+type GetSecondFactorsRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// During a sign-in: the first factor's proof, naming the user.
+	AuthProof     string `protobuf:"bytes,2,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSecondFactorsRequest) Reset() {
+	*x = GetSecondFactorsRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSecondFactorsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSecondFactorsRequest) ProtoMessage() {}
+
+func (x *GetSecondFactorsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSecondFactorsRequest.ProtoReflect.Descriptor instead.
+func (*GetSecondFactorsRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *GetSecondFactorsRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *GetSecondFactorsRequest) GetAuthProof() string {
+	if x != nil {
+		return x.AuthProof
+	}
+	return ""
+}
+
+type GetSecondFactorsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Factors       *SecondFactors         `protobuf:"bytes,1,opt,name=factors,proto3" json:"factors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSecondFactorsResponse) Reset() {
+	*x = GetSecondFactorsResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSecondFactorsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSecondFactorsResponse) ProtoMessage() {}
+
+func (x *GetSecondFactorsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSecondFactorsResponse.ProtoReflect.Descriptor instead.
+func (*GetSecondFactorsResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *GetSecondFactorsResponse) GetFactors() *SecondFactors {
+	if x != nil {
+		return x.Factors
+	}
+	return nil
+}
+
+type VerifySecondFactorRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// The proof so far (a password's); empty for the signed-in person's step-up.
+	AuthProof string `protobuf:"bytes,2,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
+	// One of the two.
+	TotpCode     string `protobuf:"bytes,3,opt,name=totp_code,json=totpCode,proto3" json:"totp_code,omitempty"`
+	RecoveryCode string `protobuf:"bytes,4,opt,name=recovery_code,json=recoveryCode,proto3" json:"recovery_code,omitempty"`
+	// The language of a notice email (a recovery code used).
+	Locale        string `protobuf:"bytes,5,opt,name=locale,proto3" json:"locale,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifySecondFactorRequest) Reset() {
+	*x = VerifySecondFactorRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifySecondFactorRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifySecondFactorRequest) ProtoMessage() {}
+
+func (x *VerifySecondFactorRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifySecondFactorRequest.ProtoReflect.Descriptor instead.
+func (*VerifySecondFactorRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *VerifySecondFactorRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *VerifySecondFactorRequest) GetAuthProof() string {
+	if x != nil {
+		return x.AuthProof
+	}
+	return ""
+}
+
+func (x *VerifySecondFactorRequest) GetTotpCode() string {
+	if x != nil {
+		return x.TotpCode
+	}
+	return ""
+}
+
+func (x *VerifySecondFactorRequest) GetRecoveryCode() string {
+	if x != nil {
+		return x.RecoveryCode
+	}
+	return ""
+}
+
+func (x *VerifySecondFactorRequest) GetLocale() string {
+	if x != nil {
+		return x.Locale
+	}
+	return ""
+}
+
+type VerifySecondFactorResponse struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	User              *User                  `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	AuthProof         string                 `protobuf:"bytes,2,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
+	RecoveryCodesLeft int32                  `protobuf:"varint,3,opt,name=recovery_codes_left,json=recoveryCodesLeft,proto3" json:"recovery_codes_left,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *VerifySecondFactorResponse) Reset() {
+	*x = VerifySecondFactorResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifySecondFactorResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifySecondFactorResponse) ProtoMessage() {}
+
+func (x *VerifySecondFactorResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifySecondFactorResponse.ProtoReflect.Descriptor instead.
+func (*VerifySecondFactorResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *VerifySecondFactorResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *VerifySecondFactorResponse) GetAuthProof() string {
+	if x != nil {
+		return x.AuthProof
+	}
+	return ""
+}
+
+func (x *VerifySecondFactorResponse) GetRecoveryCodesLeft() int32 {
+	if x != nil {
+		return x.RecoveryCodesLeft
+	}
+	return 0
+}
+
+type BeginPasskeySignInRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Empty for a passwordless sign-in.
+	UserId        string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	AuthProof     string `protobuf:"bytes,2,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginPasskeySignInRequest) Reset() {
+	*x = BeginPasskeySignInRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginPasskeySignInRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginPasskeySignInRequest) ProtoMessage() {}
+
+func (x *BeginPasskeySignInRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginPasskeySignInRequest.ProtoReflect.Descriptor instead.
+func (*BeginPasskeySignInRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *BeginPasskeySignInRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *BeginPasskeySignInRequest) GetAuthProof() string {
+	if x != nil {
+		return x.AuthProof
+	}
+	return ""
+}
+
+type BeginPasskeySignInResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// PublicKeyCredentialRequestOptions as JSON, for navigator.credentials.get.
+	OptionsJson string `protobuf:"bytes,1,opt,name=options_json,json=optionsJson,proto3" json:"options_json,omitempty"`
+	// Opaque, sealed by accounts: give it back with the answer (keep it bound
+	// to the browser).
+	Ceremony      string `protobuf:"bytes,2,opt,name=ceremony,proto3" json:"ceremony,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginPasskeySignInResponse) Reset() {
+	*x = BeginPasskeySignInResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginPasskeySignInResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginPasskeySignInResponse) ProtoMessage() {}
+
+func (x *BeginPasskeySignInResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginPasskeySignInResponse.ProtoReflect.Descriptor instead.
+func (*BeginPasskeySignInResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *BeginPasskeySignInResponse) GetOptionsJson() string {
+	if x != nil {
+		return x.OptionsJson
+	}
+	return ""
+}
+
+func (x *BeginPasskeySignInResponse) GetCeremony() string {
+	if x != nil {
+		return x.Ceremony
+	}
+	return ""
+}
+
+type FinishPasskeySignInRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Ceremony string                 `protobuf:"bytes,1,opt,name=ceremony,proto3" json:"ceremony,omitempty"`
+	// The PublicKeyCredential as JSON (its toJSON()).
+	CredentialJson string `protobuf:"bytes,2,opt,name=credential_json,json=credentialJson,proto3" json:"credential_json,omitempty"`
+	// As given to BeginPasskeySignIn.
+	AuthProof     string `protobuf:"bytes,3,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FinishPasskeySignInRequest) Reset() {
+	*x = FinishPasskeySignInRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FinishPasskeySignInRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FinishPasskeySignInRequest) ProtoMessage() {}
+
+func (x *FinishPasskeySignInRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FinishPasskeySignInRequest.ProtoReflect.Descriptor instead.
+func (*FinishPasskeySignInRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *FinishPasskeySignInRequest) GetCeremony() string {
+	if x != nil {
+		return x.Ceremony
+	}
+	return ""
+}
+
+func (x *FinishPasskeySignInRequest) GetCredentialJson() string {
+	if x != nil {
+		return x.CredentialJson
+	}
+	return ""
+}
+
+func (x *FinishPasskeySignInRequest) GetAuthProof() string {
+	if x != nil {
+		return x.AuthProof
+	}
+	return ""
+}
+
+type FinishPasskeySignInResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          *User                  `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	AuthProof     string                 `protobuf:"bytes,2,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FinishPasskeySignInResponse) Reset() {
+	*x = FinishPasskeySignInResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FinishPasskeySignInResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FinishPasskeySignInResponse) ProtoMessage() {}
+
+func (x *FinishPasskeySignInResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FinishPasskeySignInResponse.ProtoReflect.Descriptor instead.
+func (*FinishPasskeySignInResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *FinishPasskeySignInResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *FinishPasskeySignInResponse) GetAuthProof() string {
+	if x != nil {
+		return x.AuthProof
+	}
+	return ""
+}
+
+type BeginPasskeyRegistrationRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	AuthProof     string                 `protobuf:"bytes,2,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginPasskeyRegistrationRequest) Reset() {
+	*x = BeginPasskeyRegistrationRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginPasskeyRegistrationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginPasskeyRegistrationRequest) ProtoMessage() {}
+
+func (x *BeginPasskeyRegistrationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginPasskeyRegistrationRequest.ProtoReflect.Descriptor instead.
+func (*BeginPasskeyRegistrationRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *BeginPasskeyRegistrationRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *BeginPasskeyRegistrationRequest) GetAuthProof() string {
+	if x != nil {
+		return x.AuthProof
+	}
+	return ""
+}
+
+type BeginPasskeyRegistrationResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// PublicKeyCredentialCreationOptions as JSON.
+	OptionsJson   string `protobuf:"bytes,1,opt,name=options_json,json=optionsJson,proto3" json:"options_json,omitempty"`
+	Ceremony      string `protobuf:"bytes,2,opt,name=ceremony,proto3" json:"ceremony,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginPasskeyRegistrationResponse) Reset() {
+	*x = BeginPasskeyRegistrationResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginPasskeyRegistrationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginPasskeyRegistrationResponse) ProtoMessage() {}
+
+func (x *BeginPasskeyRegistrationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginPasskeyRegistrationResponse.ProtoReflect.Descriptor instead.
+func (*BeginPasskeyRegistrationResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *BeginPasskeyRegistrationResponse) GetOptionsJson() string {
+	if x != nil {
+		return x.OptionsJson
+	}
+	return ""
+}
+
+func (x *BeginPasskeyRegistrationResponse) GetCeremony() string {
+	if x != nil {
+		return x.Ceremony
+	}
+	return ""
+}
+
+type FinishPasskeyRegistrationRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Ceremony       string                 `protobuf:"bytes,1,opt,name=ceremony,proto3" json:"ceremony,omitempty"`
+	CredentialJson string                 `protobuf:"bytes,2,opt,name=credential_json,json=credentialJson,proto3" json:"credential_json,omitempty"`
+	// What the person calls it (at most 64 characters).
+	Name          string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	AuthProof     string `protobuf:"bytes,4,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
+	Locale        string `protobuf:"bytes,5,opt,name=locale,proto3" json:"locale,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FinishPasskeyRegistrationRequest) Reset() {
+	*x = FinishPasskeyRegistrationRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FinishPasskeyRegistrationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FinishPasskeyRegistrationRequest) ProtoMessage() {}
+
+func (x *FinishPasskeyRegistrationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FinishPasskeyRegistrationRequest.ProtoReflect.Descriptor instead.
+func (*FinishPasskeyRegistrationRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *FinishPasskeyRegistrationRequest) GetCeremony() string {
+	if x != nil {
+		return x.Ceremony
+	}
+	return ""
+}
+
+func (x *FinishPasskeyRegistrationRequest) GetCredentialJson() string {
+	if x != nil {
+		return x.CredentialJson
+	}
+	return ""
+}
+
+func (x *FinishPasskeyRegistrationRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *FinishPasskeyRegistrationRequest) GetAuthProof() string {
+	if x != nil {
+		return x.AuthProof
+	}
+	return ""
+}
+
+func (x *FinishPasskeyRegistrationRequest) GetLocale() string {
+	if x != nil {
+		return x.Locale
+	}
+	return ""
+}
+
+type FinishPasskeyRegistrationResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Passkey *Passkey               `protobuf:"bytes,1,opt,name=passkey,proto3" json:"passkey,omitempty"`
+	// For a sign-in that set up its second factor: the complete proof.
+	AuthProof string `protobuf:"bytes,2,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
+	// A user's first second factor: ten recovery codes, shown once.
+	RecoveryCodes []string `protobuf:"bytes,3,rep,name=recovery_codes,json=recoveryCodes,proto3" json:"recovery_codes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FinishPasskeyRegistrationResponse) Reset() {
+	*x = FinishPasskeyRegistrationResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FinishPasskeyRegistrationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FinishPasskeyRegistrationResponse) ProtoMessage() {}
+
+func (x *FinishPasskeyRegistrationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FinishPasskeyRegistrationResponse.ProtoReflect.Descriptor instead.
+func (*FinishPasskeyRegistrationResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *FinishPasskeyRegistrationResponse) GetPasskey() *Passkey {
+	if x != nil {
+		return x.Passkey
+	}
+	return nil
+}
+
+func (x *FinishPasskeyRegistrationResponse) GetAuthProof() string {
+	if x != nil {
+		return x.AuthProof
+	}
+	return ""
+}
+
+func (x *FinishPasskeyRegistrationResponse) GetRecoveryCodes() []string {
+	if x != nil {
+		return x.RecoveryCodes
+	}
+	return nil
+}
+
+type RenamePasskeyRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	UserId    string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	PasskeyId string                 `protobuf:"bytes,2,opt,name=passkey_id,json=passkeyId,proto3" json:"passkey_id,omitempty"`
+	// At most 64 characters.
+	Name          string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenamePasskeyRequest) Reset() {
+	*x = RenamePasskeyRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenamePasskeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenamePasskeyRequest) ProtoMessage() {}
+
+func (x *RenamePasskeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenamePasskeyRequest.ProtoReflect.Descriptor instead.
+func (*RenamePasskeyRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *RenamePasskeyRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *RenamePasskeyRequest) GetPasskeyId() string {
+	if x != nil {
+		return x.PasskeyId
+	}
+	return ""
+}
+
+func (x *RenamePasskeyRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type RenamePasskeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenamePasskeyResponse) Reset() {
+	*x = RenamePasskeyResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenamePasskeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenamePasskeyResponse) ProtoMessage() {}
+
+func (x *RenamePasskeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenamePasskeyResponse.ProtoReflect.Descriptor instead.
+func (*RenamePasskeyResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{72}
+}
+
+type RemovePasskeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	PasskeyId     string                 `protobuf:"bytes,2,opt,name=passkey_id,json=passkeyId,proto3" json:"passkey_id,omitempty"`
+	Locale        string                 `protobuf:"bytes,3,opt,name=locale,proto3" json:"locale,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemovePasskeyRequest) Reset() {
+	*x = RemovePasskeyRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemovePasskeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemovePasskeyRequest) ProtoMessage() {}
+
+func (x *RemovePasskeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemovePasskeyRequest.ProtoReflect.Descriptor instead.
+func (*RemovePasskeyRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *RemovePasskeyRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *RemovePasskeyRequest) GetPasskeyId() string {
+	if x != nil {
+		return x.PasskeyId
+	}
+	return ""
+}
+
+func (x *RemovePasskeyRequest) GetLocale() string {
+	if x != nil {
+		return x.Locale
+	}
+	return ""
+}
+
+type RemovePasskeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemovePasskeyResponse) Reset() {
+	*x = RemovePasskeyResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemovePasskeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemovePasskeyResponse) ProtoMessage() {}
+
+func (x *RemovePasskeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemovePasskeyResponse.ProtoReflect.Descriptor instead.
+func (*RemovePasskeyResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{74}
+}
+
+type StartTOTPEnrolmentRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	AuthProof     string                 `protobuf:"bytes,2,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartTOTPEnrolmentRequest) Reset() {
+	*x = StartTOTPEnrolmentRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartTOTPEnrolmentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartTOTPEnrolmentRequest) ProtoMessage() {}
+
+func (x *StartTOTPEnrolmentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartTOTPEnrolmentRequest.ProtoReflect.Descriptor instead.
+func (*StartTOTPEnrolmentRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *StartTOTPEnrolmentRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *StartTOTPEnrolmentRequest) GetAuthProof() string {
+	if x != nil {
+		return x.AuthProof
+	}
+	return ""
+}
+
+type StartTOTPEnrolmentResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The secret (base32) for typing in, and the otpauth:// URI for a QR code.
+	Secret string `protobuf:"bytes,1,opt,name=secret,proto3" json:"secret,omitempty"`
+	Uri    string `protobuf:"bytes,2,opt,name=uri,proto3" json:"uri,omitempty"`
+	// Sealed by accounts (10 minutes): give it back with a code.
+	Ticket        string `protobuf:"bytes,3,opt,name=ticket,proto3" json:"ticket,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartTOTPEnrolmentResponse) Reset() {
+	*x = StartTOTPEnrolmentResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartTOTPEnrolmentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartTOTPEnrolmentResponse) ProtoMessage() {}
+
+func (x *StartTOTPEnrolmentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartTOTPEnrolmentResponse.ProtoReflect.Descriptor instead.
+func (*StartTOTPEnrolmentResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{76}
+}
+
+func (x *StartTOTPEnrolmentResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *StartTOTPEnrolmentResponse) GetUri() string {
+	if x != nil {
+		return x.Uri
+	}
+	return ""
+}
+
+func (x *StartTOTPEnrolmentResponse) GetTicket() string {
+	if x != nil {
+		return x.Ticket
+	}
+	return ""
+}
+
+type ConfirmTOTPEnrolmentRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ticket        string                 `protobuf:"bytes,1,opt,name=ticket,proto3" json:"ticket,omitempty"`
+	Code          string                 `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	AuthProof     string                 `protobuf:"bytes,3,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
+	Locale        string                 `protobuf:"bytes,4,opt,name=locale,proto3" json:"locale,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfirmTOTPEnrolmentRequest) Reset() {
+	*x = ConfirmTOTPEnrolmentRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[77]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfirmTOTPEnrolmentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfirmTOTPEnrolmentRequest) ProtoMessage() {}
+
+func (x *ConfirmTOTPEnrolmentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[77]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfirmTOTPEnrolmentRequest.ProtoReflect.Descriptor instead.
+func (*ConfirmTOTPEnrolmentRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{77}
+}
+
+func (x *ConfirmTOTPEnrolmentRequest) GetTicket() string {
+	if x != nil {
+		return x.Ticket
+	}
+	return ""
+}
+
+func (x *ConfirmTOTPEnrolmentRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *ConfirmTOTPEnrolmentRequest) GetAuthProof() string {
+	if x != nil {
+		return x.AuthProof
+	}
+	return ""
+}
+
+func (x *ConfirmTOTPEnrolmentRequest) GetLocale() string {
+	if x != nil {
+		return x.Locale
+	}
+	return ""
+}
+
+type ConfirmTOTPEnrolmentResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AuthProof     string                 `protobuf:"bytes,1,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
+	RecoveryCodes []string               `protobuf:"bytes,2,rep,name=recovery_codes,json=recoveryCodes,proto3" json:"recovery_codes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfirmTOTPEnrolmentResponse) Reset() {
+	*x = ConfirmTOTPEnrolmentResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[78]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfirmTOTPEnrolmentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfirmTOTPEnrolmentResponse) ProtoMessage() {}
+
+func (x *ConfirmTOTPEnrolmentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[78]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfirmTOTPEnrolmentResponse.ProtoReflect.Descriptor instead.
+func (*ConfirmTOTPEnrolmentResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{78}
+}
+
+func (x *ConfirmTOTPEnrolmentResponse) GetAuthProof() string {
+	if x != nil {
+		return x.AuthProof
+	}
+	return ""
+}
+
+func (x *ConfirmTOTPEnrolmentResponse) GetRecoveryCodes() []string {
+	if x != nil {
+		return x.RecoveryCodes
+	}
+	return nil
+}
+
+type DisableTOTPRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Locale        string                 `protobuf:"bytes,2,opt,name=locale,proto3" json:"locale,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisableTOTPRequest) Reset() {
+	*x = DisableTOTPRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[79]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisableTOTPRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisableTOTPRequest) ProtoMessage() {}
+
+func (x *DisableTOTPRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[79]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisableTOTPRequest.ProtoReflect.Descriptor instead.
+func (*DisableTOTPRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{79}
+}
+
+func (x *DisableTOTPRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *DisableTOTPRequest) GetLocale() string {
+	if x != nil {
+		return x.Locale
+	}
+	return ""
+}
+
+type DisableTOTPResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisableTOTPResponse) Reset() {
+	*x = DisableTOTPResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisableTOTPResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisableTOTPResponse) ProtoMessage() {}
+
+func (x *DisableTOTPResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisableTOTPResponse.ProtoReflect.Descriptor instead.
+func (*DisableTOTPResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{80}
+}
+
+type GenerateRecoveryCodesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Locale        string                 `protobuf:"bytes,2,opt,name=locale,proto3" json:"locale,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GenerateRecoveryCodesRequest) Reset() {
+	*x = GenerateRecoveryCodesRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[81]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GenerateRecoveryCodesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GenerateRecoveryCodesRequest) ProtoMessage() {}
+
+func (x *GenerateRecoveryCodesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[81]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GenerateRecoveryCodesRequest.ProtoReflect.Descriptor instead.
+func (*GenerateRecoveryCodesRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{81}
+}
+
+func (x *GenerateRecoveryCodesRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *GenerateRecoveryCodesRequest) GetLocale() string {
+	if x != nil {
+		return x.Locale
+	}
+	return ""
+}
+
+type GenerateRecoveryCodesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RecoveryCodes []string               `protobuf:"bytes,1,rep,name=recovery_codes,json=recoveryCodes,proto3" json:"recovery_codes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GenerateRecoveryCodesResponse) Reset() {
+	*x = GenerateRecoveryCodesResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[82]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GenerateRecoveryCodesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GenerateRecoveryCodesResponse) ProtoMessage() {}
+
+func (x *GenerateRecoveryCodesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[82]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GenerateRecoveryCodesResponse.ProtoReflect.Descriptor instead.
+func (*GenerateRecoveryCodesResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{82}
+}
+
+func (x *GenerateRecoveryCodesResponse) GetRecoveryCodes() []string {
+	if x != nil {
+		return x.RecoveryCodes
+	}
+	return nil
+}
+
+type SetSecondFactorRequiredRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Required      bool                   `protobuf:"varint,2,opt,name=required,proto3" json:"required,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetSecondFactorRequiredRequest) Reset() {
+	*x = SetSecondFactorRequiredRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[83]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetSecondFactorRequiredRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetSecondFactorRequiredRequest) ProtoMessage() {}
+
+func (x *SetSecondFactorRequiredRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[83]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetSecondFactorRequiredRequest.ProtoReflect.Descriptor instead.
+func (*SetSecondFactorRequiredRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{83}
+}
+
+func (x *SetSecondFactorRequiredRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *SetSecondFactorRequiredRequest) GetRequired() bool {
+	if x != nil {
+		return x.Required
+	}
+	return false
+}
+
+type SetSecondFactorRequiredResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Factors       *SecondFactors         `protobuf:"bytes,1,opt,name=factors,proto3" json:"factors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetSecondFactorRequiredResponse) Reset() {
+	*x = SetSecondFactorRequiredResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[84]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetSecondFactorRequiredResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetSecondFactorRequiredResponse) ProtoMessage() {}
+
+func (x *SetSecondFactorRequiredResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[84]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetSecondFactorRequiredResponse.ProtoReflect.Descriptor instead.
+func (*SetSecondFactorRequiredResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{84}
+}
+
+func (x *SetSecondFactorRequiredResponse) GetFactors() *SecondFactors {
+	if x != nil {
+		return x.Factors
+	}
+	return nil
+}
+
+type ResetSecondFactorsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetSecondFactorsRequest) Reset() {
+	*x = ResetSecondFactorsRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[85]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetSecondFactorsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetSecondFactorsRequest) ProtoMessage() {}
+
+func (x *ResetSecondFactorsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[85]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetSecondFactorsRequest.ProtoReflect.Descriptor instead.
+func (*ResetSecondFactorsRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{85}
+}
+
+func (x *ResetSecondFactorsRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+type ResetSecondFactorsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetSecondFactorsResponse) Reset() {
+	*x = ResetSecondFactorsResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[86]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetSecondFactorsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetSecondFactorsResponse) ProtoMessage() {}
+
+func (x *ResetSecondFactorsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[86]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetSecondFactorsResponse.ProtoReflect.Descriptor instead.
+func (*ResetSecondFactorsResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{86}
+}
+
+type ReauthenticateBrowserSessionRequest struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	AuthProof       string                 `protobuf:"bytes,1,opt,name=auth_proof,json=authProof,proto3" json:"auth_proof,omitempty"`
+	RequireComplete bool                   `protobuf:"varint,2,opt,name=require_complete,json=requireComplete,proto3" json:"require_complete,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ReauthenticateBrowserSessionRequest) Reset() {
+	*x = ReauthenticateBrowserSessionRequest{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[87]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReauthenticateBrowserSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReauthenticateBrowserSessionRequest) ProtoMessage() {}
+
+func (x *ReauthenticateBrowserSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[87]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReauthenticateBrowserSessionRequest.ProtoReflect.Descriptor instead.
+func (*ReauthenticateBrowserSessionRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{87}
+}
+
+func (x *ReauthenticateBrowserSessionRequest) GetAuthProof() string {
+	if x != nil {
+		return x.AuthProof
+	}
+	return ""
+}
+
+func (x *ReauthenticateBrowserSessionRequest) GetRequireComplete() bool {
+	if x != nil {
+		return x.RequireComplete
+	}
+	return false
+}
+
+type ReauthenticateBrowserSessionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       *BrowserSession        `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReauthenticateBrowserSessionResponse) Reset() {
+	*x = ReauthenticateBrowserSessionResponse{}
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[88]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReauthenticateBrowserSessionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReauthenticateBrowserSessionResponse) ProtoMessage() {}
+
+func (x *ReauthenticateBrowserSessionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[88]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReauthenticateBrowserSessionResponse.ProtoReflect.Descriptor instead.
+func (*ReauthenticateBrowserSessionResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{88}
+}
+
+func (x *ReauthenticateBrowserSessionResponse) GetSession() *BrowserSession {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
 type ChangePasswordRequest struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	UserId          string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
@@ -3387,7 +5250,7 @@ type ChangePasswordRequest struct {
 
 func (x *ChangePasswordRequest) Reset() {
 	*x = ChangePasswordRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[57]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3399,7 +5262,7 @@ func (x *ChangePasswordRequest) String() string {
 func (*ChangePasswordRequest) ProtoMessage() {}
 
 func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[57]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3412,7 +5275,7 @@ func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordRequest.ProtoReflect.Descriptor instead.
 func (*ChangePasswordRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{57}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *ChangePasswordRequest) GetUserId() string {
@@ -3444,7 +5307,7 @@ type ChangePasswordResponse struct {
 
 func (x *ChangePasswordResponse) Reset() {
 	*x = ChangePasswordResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[58]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3456,7 +5319,7 @@ func (x *ChangePasswordResponse) String() string {
 func (*ChangePasswordResponse) ProtoMessage() {}
 
 func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[58]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3469,7 +5332,7 @@ func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordResponse.ProtoReflect.Descriptor instead.
 func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{58}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{90}
 }
 
 type SetPasswordRequest struct {
@@ -3487,7 +5350,7 @@ type SetPasswordRequest struct {
 
 func (x *SetPasswordRequest) Reset() {
 	*x = SetPasswordRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[59]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3499,7 +5362,7 @@ func (x *SetPasswordRequest) String() string {
 func (*SetPasswordRequest) ProtoMessage() {}
 
 func (x *SetPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[59]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3512,7 +5375,7 @@ func (x *SetPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPasswordRequest.ProtoReflect.Descriptor instead.
 func (*SetPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{59}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *SetPasswordRequest) GetUserId() string {
@@ -3547,7 +5410,7 @@ type SetPasswordResponse struct {
 
 func (x *SetPasswordResponse) Reset() {
 	*x = SetPasswordResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[60]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3559,7 +5422,7 @@ func (x *SetPasswordResponse) String() string {
 func (*SetPasswordResponse) ProtoMessage() {}
 
 func (x *SetPasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[60]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3572,7 +5435,7 @@ func (x *SetPasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPasswordResponse.ProtoReflect.Descriptor instead.
 func (*SetPasswordResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{60}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *SetPasswordResponse) GetAuthProof() string {
@@ -3592,7 +5455,7 @@ type LockUserRequest struct {
 
 func (x *LockUserRequest) Reset() {
 	*x = LockUserRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[61]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3604,7 +5467,7 @@ func (x *LockUserRequest) String() string {
 func (*LockUserRequest) ProtoMessage() {}
 
 func (x *LockUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[61]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3617,7 +5480,7 @@ func (x *LockUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockUserRequest.ProtoReflect.Descriptor instead.
 func (*LockUserRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{61}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *LockUserRequest) GetUserId() string {
@@ -3643,7 +5506,7 @@ type LockUserResponse struct {
 
 func (x *LockUserResponse) Reset() {
 	*x = LockUserResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[62]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3655,7 +5518,7 @@ func (x *LockUserResponse) String() string {
 func (*LockUserResponse) ProtoMessage() {}
 
 func (x *LockUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[62]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3668,7 +5531,7 @@ func (x *LockUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockUserResponse.ProtoReflect.Descriptor instead.
 func (*LockUserResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{62}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *LockUserResponse) GetUser() *User {
@@ -3687,7 +5550,7 @@ type UnlockUserRequest struct {
 
 func (x *UnlockUserRequest) Reset() {
 	*x = UnlockUserRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[63]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3699,7 +5562,7 @@ func (x *UnlockUserRequest) String() string {
 func (*UnlockUserRequest) ProtoMessage() {}
 
 func (x *UnlockUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[63]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3712,7 +5575,7 @@ func (x *UnlockUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockUserRequest.ProtoReflect.Descriptor instead.
 func (*UnlockUserRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{63}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *UnlockUserRequest) GetUserId() string {
@@ -3731,7 +5594,7 @@ type UnlockUserResponse struct {
 
 func (x *UnlockUserResponse) Reset() {
 	*x = UnlockUserResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[64]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3743,7 +5606,7 @@ func (x *UnlockUserResponse) String() string {
 func (*UnlockUserResponse) ProtoMessage() {}
 
 func (x *UnlockUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[64]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3756,7 +5619,7 @@ func (x *UnlockUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockUserResponse.ProtoReflect.Descriptor instead.
 func (*UnlockUserResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{64}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *UnlockUserResponse) GetUser() *User {
@@ -3776,7 +5639,7 @@ type DeactivateUserRequest struct {
 
 func (x *DeactivateUserRequest) Reset() {
 	*x = DeactivateUserRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[65]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3788,7 +5651,7 @@ func (x *DeactivateUserRequest) String() string {
 func (*DeactivateUserRequest) ProtoMessage() {}
 
 func (x *DeactivateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[65]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3801,7 +5664,7 @@ func (x *DeactivateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeactivateUserRequest.ProtoReflect.Descriptor instead.
 func (*DeactivateUserRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{65}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *DeactivateUserRequest) GetUserId() string {
@@ -3827,7 +5690,7 @@ type DeactivateUserResponse struct {
 
 func (x *DeactivateUserResponse) Reset() {
 	*x = DeactivateUserResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[66]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3839,7 +5702,7 @@ func (x *DeactivateUserResponse) String() string {
 func (*DeactivateUserResponse) ProtoMessage() {}
 
 func (x *DeactivateUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[66]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3852,7 +5715,7 @@ func (x *DeactivateUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeactivateUserResponse.ProtoReflect.Descriptor instead.
 func (*DeactivateUserResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{66}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *DeactivateUserResponse) GetUser() *User {
@@ -3871,7 +5734,7 @@ type ReactivateUserRequest struct {
 
 func (x *ReactivateUserRequest) Reset() {
 	*x = ReactivateUserRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[67]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3883,7 +5746,7 @@ func (x *ReactivateUserRequest) String() string {
 func (*ReactivateUserRequest) ProtoMessage() {}
 
 func (x *ReactivateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[67]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3896,7 +5759,7 @@ func (x *ReactivateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReactivateUserRequest.ProtoReflect.Descriptor instead.
 func (*ReactivateUserRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{67}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{99}
 }
 
 func (x *ReactivateUserRequest) GetUserId() string {
@@ -3915,7 +5778,7 @@ type ReactivateUserResponse struct {
 
 func (x *ReactivateUserResponse) Reset() {
 	*x = ReactivateUserResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[68]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[100]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3927,7 +5790,7 @@ func (x *ReactivateUserResponse) String() string {
 func (*ReactivateUserResponse) ProtoMessage() {}
 
 func (x *ReactivateUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[68]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[100]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3940,7 +5803,7 @@ func (x *ReactivateUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReactivateUserResponse.ProtoReflect.Descriptor instead.
 func (*ReactivateUserResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{68}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{100}
 }
 
 func (x *ReactivateUserResponse) GetUser() *User {
@@ -3960,7 +5823,7 @@ type SetDisplayNameRequest struct {
 
 func (x *SetDisplayNameRequest) Reset() {
 	*x = SetDisplayNameRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[69]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[101]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3972,7 +5835,7 @@ func (x *SetDisplayNameRequest) String() string {
 func (*SetDisplayNameRequest) ProtoMessage() {}
 
 func (x *SetDisplayNameRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[69]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[101]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3985,7 +5848,7 @@ func (x *SetDisplayNameRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDisplayNameRequest.ProtoReflect.Descriptor instead.
 func (*SetDisplayNameRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{69}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{101}
 }
 
 func (x *SetDisplayNameRequest) GetUserId() string {
@@ -4011,7 +5874,7 @@ type SetDisplayNameResponse struct {
 
 func (x *SetDisplayNameResponse) Reset() {
 	*x = SetDisplayNameResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[70]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[102]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4023,7 +5886,7 @@ func (x *SetDisplayNameResponse) String() string {
 func (*SetDisplayNameResponse) ProtoMessage() {}
 
 func (x *SetDisplayNameResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[70]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[102]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4036,7 +5899,7 @@ func (x *SetDisplayNameResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDisplayNameResponse.ProtoReflect.Descriptor instead.
 func (*SetDisplayNameResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{70}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{102}
 }
 
 func (x *SetDisplayNameResponse) GetUser() *User {
@@ -4065,7 +5928,7 @@ type ListUsersRequest struct {
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[71]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[103]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4077,7 +5940,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[71]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[103]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4090,7 +5953,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{71}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{103}
 }
 
 func (x *ListUsersRequest) GetPageSize() int32 {
@@ -4148,7 +6011,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[72]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[104]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4160,7 +6023,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[72]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[104]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4173,7 +6036,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{72}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{104}
 }
 
 func (x *ListUsersResponse) GetUsers() []*User {
@@ -4218,7 +6081,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[73]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[105]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4230,7 +6093,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[73]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[105]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4243,7 +6106,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{73}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{105}
 }
 
 func (x *AuditEntry) GetSequence() uint64 {
@@ -4316,7 +6179,7 @@ type ListAuditEntriesRequest struct {
 
 func (x *ListAuditEntriesRequest) Reset() {
 	*x = ListAuditEntriesRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[74]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[106]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4328,7 +6191,7 @@ func (x *ListAuditEntriesRequest) String() string {
 func (*ListAuditEntriesRequest) ProtoMessage() {}
 
 func (x *ListAuditEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[74]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[106]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4341,7 +6204,7 @@ func (x *ListAuditEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEntriesRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{74}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{106}
 }
 
 func (x *ListAuditEntriesRequest) GetUserId() string {
@@ -4383,7 +6246,7 @@ type ListAuditEntriesResponse struct {
 
 func (x *ListAuditEntriesResponse) Reset() {
 	*x = ListAuditEntriesResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[75]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[107]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4395,7 +6258,7 @@ func (x *ListAuditEntriesResponse) String() string {
 func (*ListAuditEntriesResponse) ProtoMessage() {}
 
 func (x *ListAuditEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[75]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[107]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4408,7 +6271,7 @@ func (x *ListAuditEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEntriesResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{75}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{107}
 }
 
 func (x *ListAuditEntriesResponse) GetEntries() []*AuditEntry {
@@ -4446,7 +6309,7 @@ type UpstreamProvider struct {
 
 func (x *UpstreamProvider) Reset() {
 	*x = UpstreamProvider{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[76]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[108]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4458,7 +6321,7 @@ func (x *UpstreamProvider) String() string {
 func (*UpstreamProvider) ProtoMessage() {}
 
 func (x *UpstreamProvider) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[76]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[108]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4471,7 +6334,7 @@ func (x *UpstreamProvider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpstreamProvider.ProtoReflect.Descriptor instead.
 func (*UpstreamProvider) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{76}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{108}
 }
 
 func (x *UpstreamProvider) GetProviderId() string {
@@ -4517,7 +6380,7 @@ type ListUpstreamProvidersRequest struct {
 
 func (x *ListUpstreamProvidersRequest) Reset() {
 	*x = ListUpstreamProvidersRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[77]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[109]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4529,7 +6392,7 @@ func (x *ListUpstreamProvidersRequest) String() string {
 func (*ListUpstreamProvidersRequest) ProtoMessage() {}
 
 func (x *ListUpstreamProvidersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[77]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[109]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4542,7 +6405,7 @@ func (x *ListUpstreamProvidersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUpstreamProvidersRequest.ProtoReflect.Descriptor instead.
 func (*ListUpstreamProvidersRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{77}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{109}
 }
 
 type ListUpstreamProvidersResponse struct {
@@ -4554,7 +6417,7 @@ type ListUpstreamProvidersResponse struct {
 
 func (x *ListUpstreamProvidersResponse) Reset() {
 	*x = ListUpstreamProvidersResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[78]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[110]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4566,7 +6429,7 @@ func (x *ListUpstreamProvidersResponse) String() string {
 func (*ListUpstreamProvidersResponse) ProtoMessage() {}
 
 func (x *ListUpstreamProvidersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[78]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[110]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4579,7 +6442,7 @@ func (x *ListUpstreamProvidersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUpstreamProvidersResponse.ProtoReflect.Descriptor instead.
 func (*ListUpstreamProvidersResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{78}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{110}
 }
 
 func (x *ListUpstreamProvidersResponse) GetProviders() []*UpstreamProvider {
@@ -4598,7 +6461,7 @@ type StartUpstreamSignInRequest struct {
 
 func (x *StartUpstreamSignInRequest) Reset() {
 	*x = StartUpstreamSignInRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[79]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[111]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4610,7 +6473,7 @@ func (x *StartUpstreamSignInRequest) String() string {
 func (*StartUpstreamSignInRequest) ProtoMessage() {}
 
 func (x *StartUpstreamSignInRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[79]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[111]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4623,7 +6486,7 @@ func (x *StartUpstreamSignInRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartUpstreamSignInRequest.ProtoReflect.Descriptor instead.
 func (*StartUpstreamSignInRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{79}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{111}
 }
 
 func (x *StartUpstreamSignInRequest) GetProviderId() string {
@@ -4648,7 +6511,7 @@ type StartUpstreamSignInResponse struct {
 
 func (x *StartUpstreamSignInResponse) Reset() {
 	*x = StartUpstreamSignInResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[80]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[112]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4660,7 +6523,7 @@ func (x *StartUpstreamSignInResponse) String() string {
 func (*StartUpstreamSignInResponse) ProtoMessage() {}
 
 func (x *StartUpstreamSignInResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[80]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[112]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4673,7 +6536,7 @@ func (x *StartUpstreamSignInResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartUpstreamSignInResponse.ProtoReflect.Descriptor instead.
 func (*StartUpstreamSignInResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{80}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{112}
 }
 
 func (x *StartUpstreamSignInResponse) GetAuthorizationUrl() string {
@@ -4718,7 +6581,7 @@ type CompleteUpstreamSignInRequest struct {
 
 func (x *CompleteUpstreamSignInRequest) Reset() {
 	*x = CompleteUpstreamSignInRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[81]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[113]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4730,7 +6593,7 @@ func (x *CompleteUpstreamSignInRequest) String() string {
 func (*CompleteUpstreamSignInRequest) ProtoMessage() {}
 
 func (x *CompleteUpstreamSignInRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[81]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[113]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4743,7 +6606,7 @@ func (x *CompleteUpstreamSignInRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteUpstreamSignInRequest.ProtoReflect.Descriptor instead.
 func (*CompleteUpstreamSignInRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{81}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{113}
 }
 
 func (x *CompleteUpstreamSignInRequest) GetProviderId() string {
@@ -4789,7 +6652,7 @@ type CompleteUpstreamSignInResponse struct {
 
 func (x *CompleteUpstreamSignInResponse) Reset() {
 	*x = CompleteUpstreamSignInResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[82]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[114]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4801,7 +6664,7 @@ func (x *CompleteUpstreamSignInResponse) String() string {
 func (*CompleteUpstreamSignInResponse) ProtoMessage() {}
 
 func (x *CompleteUpstreamSignInResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[82]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[114]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4814,7 +6677,7 @@ func (x *CompleteUpstreamSignInResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteUpstreamSignInResponse.ProtoReflect.Descriptor instead.
 func (*CompleteUpstreamSignInResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{82}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{114}
 }
 
 func (x *CompleteUpstreamSignInResponse) GetUser() *User {
@@ -4869,7 +6732,7 @@ type UpstreamSignIn struct {
 
 func (x *UpstreamSignIn) Reset() {
 	*x = UpstreamSignIn{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[83]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[115]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4881,7 +6744,7 @@ func (x *UpstreamSignIn) String() string {
 func (*UpstreamSignIn) ProtoMessage() {}
 
 func (x *UpstreamSignIn) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[83]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[115]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4894,7 +6757,7 @@ func (x *UpstreamSignIn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpstreamSignIn.ProtoReflect.Descriptor instead.
 func (*UpstreamSignIn) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{83}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{115}
 }
 
 func (x *UpstreamSignIn) GetProviderId() string {
@@ -4976,7 +6839,7 @@ type GetUpstreamSignInRequest struct {
 
 func (x *GetUpstreamSignInRequest) Reset() {
 	*x = GetUpstreamSignInRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[84]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[116]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4988,7 +6851,7 @@ func (x *GetUpstreamSignInRequest) String() string {
 func (*GetUpstreamSignInRequest) ProtoMessage() {}
 
 func (x *GetUpstreamSignInRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[84]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[116]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5001,7 +6864,7 @@ func (x *GetUpstreamSignInRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUpstreamSignInRequest.ProtoReflect.Descriptor instead.
 func (*GetUpstreamSignInRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{84}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{116}
 }
 
 func (x *GetUpstreamSignInRequest) GetTicket() string {
@@ -5020,7 +6883,7 @@ type GetUpstreamSignInResponse struct {
 
 func (x *GetUpstreamSignInResponse) Reset() {
 	*x = GetUpstreamSignInResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[85]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[117]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5032,7 +6895,7 @@ func (x *GetUpstreamSignInResponse) String() string {
 func (*GetUpstreamSignInResponse) ProtoMessage() {}
 
 func (x *GetUpstreamSignInResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[85]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[117]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5045,7 +6908,7 @@ func (x *GetUpstreamSignInResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUpstreamSignInResponse.ProtoReflect.Descriptor instead.
 func (*GetUpstreamSignInResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{85}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{117}
 }
 
 func (x *GetUpstreamSignInResponse) GetSignIn() *UpstreamSignIn {
@@ -5069,7 +6932,7 @@ type RegisterUpstreamUserRequest struct {
 
 func (x *RegisterUpstreamUserRequest) Reset() {
 	*x = RegisterUpstreamUserRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[86]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[118]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5081,7 +6944,7 @@ func (x *RegisterUpstreamUserRequest) String() string {
 func (*RegisterUpstreamUserRequest) ProtoMessage() {}
 
 func (x *RegisterUpstreamUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[86]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[118]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5094,7 +6957,7 @@ func (x *RegisterUpstreamUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterUpstreamUserRequest.ProtoReflect.Descriptor instead.
 func (*RegisterUpstreamUserRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{86}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{118}
 }
 
 func (x *RegisterUpstreamUserRequest) GetTicket() string {
@@ -5135,7 +6998,7 @@ type RegisterUpstreamUserResponse struct {
 
 func (x *RegisterUpstreamUserResponse) Reset() {
 	*x = RegisterUpstreamUserResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[87]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[119]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5147,7 +7010,7 @@ func (x *RegisterUpstreamUserResponse) String() string {
 func (*RegisterUpstreamUserResponse) ProtoMessage() {}
 
 func (x *RegisterUpstreamUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[87]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[119]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5160,7 +7023,7 @@ func (x *RegisterUpstreamUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterUpstreamUserResponse.ProtoReflect.Descriptor instead.
 func (*RegisterUpstreamUserResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{87}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{119}
 }
 
 func (x *RegisterUpstreamUserResponse) GetUser() *User {
@@ -5189,7 +7052,7 @@ type LinkUpstreamRequest struct {
 
 func (x *LinkUpstreamRequest) Reset() {
 	*x = LinkUpstreamRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[88]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[120]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5201,7 +7064,7 @@ func (x *LinkUpstreamRequest) String() string {
 func (*LinkUpstreamRequest) ProtoMessage() {}
 
 func (x *LinkUpstreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[88]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[120]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5214,7 +7077,7 @@ func (x *LinkUpstreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkUpstreamRequest.ProtoReflect.Descriptor instead.
 func (*LinkUpstreamRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{88}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{120}
 }
 
 func (x *LinkUpstreamRequest) GetTicket() string {
@@ -5249,7 +7112,7 @@ type LinkUpstreamResponse struct {
 
 func (x *LinkUpstreamResponse) Reset() {
 	*x = LinkUpstreamResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[89]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[121]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5261,7 +7124,7 @@ func (x *LinkUpstreamResponse) String() string {
 func (*LinkUpstreamResponse) ProtoMessage() {}
 
 func (x *LinkUpstreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[89]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[121]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5274,7 +7137,7 @@ func (x *LinkUpstreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkUpstreamResponse.ProtoReflect.Descriptor instead.
 func (*LinkUpstreamResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{89}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{121}
 }
 
 func (x *LinkUpstreamResponse) GetUser() *User {
@@ -5311,7 +7174,7 @@ type UpstreamLink struct {
 
 func (x *UpstreamLink) Reset() {
 	*x = UpstreamLink{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[90]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[122]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5323,7 +7186,7 @@ func (x *UpstreamLink) String() string {
 func (*UpstreamLink) ProtoMessage() {}
 
 func (x *UpstreamLink) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[90]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[122]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5336,7 +7199,7 @@ func (x *UpstreamLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpstreamLink.ProtoReflect.Descriptor instead.
 func (*UpstreamLink) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{90}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{122}
 }
 
 func (x *UpstreamLink) GetLinkId() string {
@@ -5415,7 +7278,7 @@ type ListUpstreamLinksRequest struct {
 
 func (x *ListUpstreamLinksRequest) Reset() {
 	*x = ListUpstreamLinksRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[91]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[123]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5427,7 +7290,7 @@ func (x *ListUpstreamLinksRequest) String() string {
 func (*ListUpstreamLinksRequest) ProtoMessage() {}
 
 func (x *ListUpstreamLinksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[91]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[123]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5440,7 +7303,7 @@ func (x *ListUpstreamLinksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUpstreamLinksRequest.ProtoReflect.Descriptor instead.
 func (*ListUpstreamLinksRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{91}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{123}
 }
 
 func (x *ListUpstreamLinksRequest) GetUserId() string {
@@ -5496,7 +7359,7 @@ type ListUpstreamLinksResponse struct {
 
 func (x *ListUpstreamLinksResponse) Reset() {
 	*x = ListUpstreamLinksResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[92]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[124]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5508,7 +7371,7 @@ func (x *ListUpstreamLinksResponse) String() string {
 func (*ListUpstreamLinksResponse) ProtoMessage() {}
 
 func (x *ListUpstreamLinksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[92]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[124]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5521,7 +7384,7 @@ func (x *ListUpstreamLinksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUpstreamLinksResponse.ProtoReflect.Descriptor instead.
 func (*ListUpstreamLinksResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{92}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{124}
 }
 
 func (x *ListUpstreamLinksResponse) GetLinks() []*UpstreamLink {
@@ -5554,7 +7417,7 @@ type AddUpstreamLinkRequest struct {
 
 func (x *AddUpstreamLinkRequest) Reset() {
 	*x = AddUpstreamLinkRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[93]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[125]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5566,7 +7429,7 @@ func (x *AddUpstreamLinkRequest) String() string {
 func (*AddUpstreamLinkRequest) ProtoMessage() {}
 
 func (x *AddUpstreamLinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[93]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[125]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5579,7 +7442,7 @@ func (x *AddUpstreamLinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddUpstreamLinkRequest.ProtoReflect.Descriptor instead.
 func (*AddUpstreamLinkRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{93}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{125}
 }
 
 func (x *AddUpstreamLinkRequest) GetUserId() string {
@@ -5626,7 +7489,7 @@ type AddUpstreamLinkResponse struct {
 
 func (x *AddUpstreamLinkResponse) Reset() {
 	*x = AddUpstreamLinkResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[94]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[126]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5638,7 +7501,7 @@ func (x *AddUpstreamLinkResponse) String() string {
 func (*AddUpstreamLinkResponse) ProtoMessage() {}
 
 func (x *AddUpstreamLinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[94]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[126]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5651,7 +7514,7 @@ func (x *AddUpstreamLinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddUpstreamLinkResponse.ProtoReflect.Descriptor instead.
 func (*AddUpstreamLinkResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{94}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{126}
 }
 
 func (x *AddUpstreamLinkResponse) GetLink() *UpstreamLink {
@@ -5671,7 +7534,7 @@ type RemoveUpstreamLinkRequest struct {
 
 func (x *RemoveUpstreamLinkRequest) Reset() {
 	*x = RemoveUpstreamLinkRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[95]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[127]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5683,7 +7546,7 @@ func (x *RemoveUpstreamLinkRequest) String() string {
 func (*RemoveUpstreamLinkRequest) ProtoMessage() {}
 
 func (x *RemoveUpstreamLinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[95]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[127]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5696,7 +7559,7 @@ func (x *RemoveUpstreamLinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveUpstreamLinkRequest.ProtoReflect.Descriptor instead.
 func (*RemoveUpstreamLinkRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{95}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{127}
 }
 
 func (x *RemoveUpstreamLinkRequest) GetUserId() string {
@@ -5721,7 +7584,7 @@ type RemoveUpstreamLinkResponse struct {
 
 func (x *RemoveUpstreamLinkResponse) Reset() {
 	*x = RemoveUpstreamLinkResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[96]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[128]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5733,7 +7596,7 @@ func (x *RemoveUpstreamLinkResponse) String() string {
 func (*RemoveUpstreamLinkResponse) ProtoMessage() {}
 
 func (x *RemoveUpstreamLinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[96]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[128]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5746,7 +7609,7 @@ func (x *RemoveUpstreamLinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveUpstreamLinkResponse.ProtoReflect.Descriptor instead.
 func (*RemoveUpstreamLinkResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{96}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{128}
 }
 
 type UpstreamBackchannelLogoutRequest struct {
@@ -5759,7 +7622,7 @@ type UpstreamBackchannelLogoutRequest struct {
 
 func (x *UpstreamBackchannelLogoutRequest) Reset() {
 	*x = UpstreamBackchannelLogoutRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[97]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[129]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5771,7 +7634,7 @@ func (x *UpstreamBackchannelLogoutRequest) String() string {
 func (*UpstreamBackchannelLogoutRequest) ProtoMessage() {}
 
 func (x *UpstreamBackchannelLogoutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[97]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[129]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5784,7 +7647,7 @@ func (x *UpstreamBackchannelLogoutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpstreamBackchannelLogoutRequest.ProtoReflect.Descriptor instead.
 func (*UpstreamBackchannelLogoutRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{97}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{129}
 }
 
 func (x *UpstreamBackchannelLogoutRequest) GetProviderId() string {
@@ -5810,7 +7673,7 @@ type UpstreamBackchannelLogoutResponse struct {
 
 func (x *UpstreamBackchannelLogoutResponse) Reset() {
 	*x = UpstreamBackchannelLogoutResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[98]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[130]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5822,7 +7685,7 @@ func (x *UpstreamBackchannelLogoutResponse) String() string {
 func (*UpstreamBackchannelLogoutResponse) ProtoMessage() {}
 
 func (x *UpstreamBackchannelLogoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[98]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[130]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5835,7 +7698,7 @@ func (x *UpstreamBackchannelLogoutResponse) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use UpstreamBackchannelLogoutResponse.ProtoReflect.Descriptor instead.
 func (*UpstreamBackchannelLogoutResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{98}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{130}
 }
 
 func (x *UpstreamBackchannelLogoutResponse) GetBrowserSessionsEnded() int32 {
@@ -5862,7 +7725,7 @@ type ImportResult struct {
 
 func (x *ImportResult) Reset() {
 	*x = ImportResult{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[99]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[131]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5874,7 +7737,7 @@ func (x *ImportResult) String() string {
 func (*ImportResult) ProtoMessage() {}
 
 func (x *ImportResult) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[99]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[131]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5887,7 +7750,7 @@ func (x *ImportResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportResult.ProtoReflect.Descriptor instead.
 func (*ImportResult) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{99}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{131}
 }
 
 func (x *ImportResult) GetId() string {
@@ -5931,7 +7794,7 @@ type ImportUsersRequest struct {
 
 func (x *ImportUsersRequest) Reset() {
 	*x = ImportUsersRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[100]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[132]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5943,7 +7806,7 @@ func (x *ImportUsersRequest) String() string {
 func (*ImportUsersRequest) ProtoMessage() {}
 
 func (x *ImportUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[100]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[132]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5956,7 +7819,7 @@ func (x *ImportUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportUsersRequest.ProtoReflect.Descriptor instead.
 func (*ImportUsersRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{100}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{132}
 }
 
 func (x *ImportUsersRequest) GetSource() string {
@@ -6008,7 +7871,7 @@ type ImportedUser struct {
 
 func (x *ImportedUser) Reset() {
 	*x = ImportedUser{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[101]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[133]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6020,7 +7883,7 @@ func (x *ImportedUser) String() string {
 func (*ImportedUser) ProtoMessage() {}
 
 func (x *ImportedUser) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[101]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[133]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6033,7 +7896,7 @@ func (x *ImportedUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportedUser.ProtoReflect.Descriptor instead.
 func (*ImportedUser) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{101}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{133}
 }
 
 func (x *ImportedUser) GetUserId() string {
@@ -6123,7 +7986,7 @@ type ImportedUserEmail struct {
 
 func (x *ImportedUserEmail) Reset() {
 	*x = ImportedUserEmail{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[102]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[134]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6135,7 +7998,7 @@ func (x *ImportedUserEmail) String() string {
 func (*ImportedUserEmail) ProtoMessage() {}
 
 func (x *ImportedUserEmail) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[102]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[134]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6148,7 +8011,7 @@ func (x *ImportedUserEmail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportedUserEmail.ProtoReflect.Descriptor instead.
 func (*ImportedUserEmail) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{102}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{134}
 }
 
 func (x *ImportedUserEmail) GetEmail() string {
@@ -6177,7 +8040,7 @@ type ImportedUserLink struct {
 
 func (x *ImportedUserLink) Reset() {
 	*x = ImportedUserLink{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[103]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[135]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6189,7 +8052,7 @@ func (x *ImportedUserLink) String() string {
 func (*ImportedUserLink) ProtoMessage() {}
 
 func (x *ImportedUserLink) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[103]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[135]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6202,7 +8065,7 @@ func (x *ImportedUserLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportedUserLink.ProtoReflect.Descriptor instead.
 func (*ImportedUserLink) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{103}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{135}
 }
 
 func (x *ImportedUserLink) GetSynapseAuthProvider() string {
@@ -6228,7 +8091,7 @@ type ImportUsersResponse struct {
 
 func (x *ImportUsersResponse) Reset() {
 	*x = ImportUsersResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[104]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[136]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6240,7 +8103,7 @@ func (x *ImportUsersResponse) String() string {
 func (*ImportUsersResponse) ProtoMessage() {}
 
 func (x *ImportUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[104]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[136]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6253,7 +8116,7 @@ func (x *ImportUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportUsersResponse.ProtoReflect.Descriptor instead.
 func (*ImportUsersResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{104}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{136}
 }
 
 func (x *ImportUsersResponse) GetResults() []*ImportResult {
@@ -6274,7 +8137,7 @@ type ImportRegistrationTokensRequest struct {
 
 func (x *ImportRegistrationTokensRequest) Reset() {
 	*x = ImportRegistrationTokensRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[105]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[137]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6286,7 +8149,7 @@ func (x *ImportRegistrationTokensRequest) String() string {
 func (*ImportRegistrationTokensRequest) ProtoMessage() {}
 
 func (x *ImportRegistrationTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[105]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[137]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6299,7 +8162,7 @@ func (x *ImportRegistrationTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportRegistrationTokensRequest.ProtoReflect.Descriptor instead.
 func (*ImportRegistrationTokensRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{105}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{137}
 }
 
 func (x *ImportRegistrationTokensRequest) GetSource() string {
@@ -6339,7 +8202,7 @@ type ImportedRegistrationToken struct {
 
 func (x *ImportedRegistrationToken) Reset() {
 	*x = ImportedRegistrationToken{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[106]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[138]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6351,7 +8214,7 @@ func (x *ImportedRegistrationToken) String() string {
 func (*ImportedRegistrationToken) ProtoMessage() {}
 
 func (x *ImportedRegistrationToken) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[106]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[138]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6364,7 +8227,7 @@ func (x *ImportedRegistrationToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportedRegistrationToken.ProtoReflect.Descriptor instead.
 func (*ImportedRegistrationToken) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{106}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{138}
 }
 
 func (x *ImportedRegistrationToken) GetTokenId() string {
@@ -6404,7 +8267,7 @@ type ImportRegistrationTokensResponse struct {
 
 func (x *ImportRegistrationTokensResponse) Reset() {
 	*x = ImportRegistrationTokensResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[107]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[139]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6416,7 +8279,7 @@ func (x *ImportRegistrationTokensResponse) String() string {
 func (*ImportRegistrationTokensResponse) ProtoMessage() {}
 
 func (x *ImportRegistrationTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[107]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[139]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6429,7 +8292,7 @@ func (x *ImportRegistrationTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportRegistrationTokensResponse.ProtoReflect.Descriptor instead.
 func (*ImportRegistrationTokensResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{107}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{139}
 }
 
 func (x *ImportRegistrationTokensResponse) GetResults() []*ImportResult {
@@ -6449,7 +8312,7 @@ type FindUsernamesRequest struct {
 
 func (x *FindUsernamesRequest) Reset() {
 	*x = FindUsernamesRequest{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[108]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[140]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6461,7 +8324,7 @@ func (x *FindUsernamesRequest) String() string {
 func (*FindUsernamesRequest) ProtoMessage() {}
 
 func (x *FindUsernamesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[108]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[140]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6474,7 +8337,7 @@ func (x *FindUsernamesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindUsernamesRequest.ProtoReflect.Descriptor instead.
 func (*FindUsernamesRequest) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{108}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{140}
 }
 
 func (x *FindUsernamesRequest) GetUsernames() []string {
@@ -6493,7 +8356,7 @@ type FindUsernamesResponse struct {
 
 func (x *FindUsernamesResponse) Reset() {
 	*x = FindUsernamesResponse{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[109]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[141]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6505,7 +8368,7 @@ func (x *FindUsernamesResponse) String() string {
 func (*FindUsernamesResponse) ProtoMessage() {}
 
 func (x *FindUsernamesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[109]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[141]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6518,7 +8381,7 @@ func (x *FindUsernamesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindUsernamesResponse.ProtoReflect.Descriptor instead.
 func (*FindUsernamesResponse) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{109}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{141}
 }
 
 func (x *FindUsernamesResponse) GetFound() []*FoundUsername {
@@ -6544,7 +8407,7 @@ type FoundUsername struct {
 
 func (x *FoundUsername) Reset() {
 	*x = FoundUsername{}
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[110]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[142]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6556,7 +8419,7 @@ func (x *FoundUsername) String() string {
 func (*FoundUsername) ProtoMessage() {}
 
 func (x *FoundUsername) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[110]
+	mi := &file_gatehouse_accounts_v1_accounts_proto_msgTypes[142]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6569,7 +8432,7 @@ func (x *FoundUsername) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FoundUsername.ProtoReflect.Descriptor instead.
 func (*FoundUsername) Descriptor() ([]byte, []int) {
-	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{110}
+	return file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP(), []int{142}
 }
 
 func (x *FoundUsername) GetAsked() string {
@@ -6712,7 +8575,7 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x05email\x18\x03 \x01(\tR\x05email\"}\n" +
 	"\x12ListEmailsResponse\x124\n" +
 	"\x06emails\x18\x01 \x03(\v2\x1c.gatehouse.accounts.v1.EmailR\x06emails\x121\n" +
-	"\x04page\x18\x02 \x01(\v2\x1d.gatehouse.paging.v1.PageInfoR\x04page\"\xae\x03\n" +
+	"\x04page\x18\x02 \x01(\v2\x1d.gatehouse.paging.v1.PageInfoR\x04page\"\xd1\x03\n" +
 	"\x0eBrowserSession\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
@@ -6726,7 +8589,9 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x0elast_active_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\flastActiveAt\x125\n" +
 	"\bended_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\aendedAt\x12E\n" +
 	"\x10authenticated_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x0fauthenticatedAt\x12+\n" +
-	"\x11upstream_provider\x18\t \x01(\tR\x10upstreamProvider\"\x92\x01\n" +
+	"\x11upstream_provider\x18\t \x01(\tR\x10upstreamProvider\x12!\n" +
+	"\fauth_methods\x18\n" +
+	" \x03(\tR\vauthMethods\"\x92\x01\n" +
 	"\x1aStartBrowserSessionRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
 	"\n" +
@@ -6823,14 +8688,142 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x0fGetUserResponse\x12/\n" +
 	"\x04user\x18\x01 \x01(\v2\x1b.gatehouse.accounts.v1.UserR\x04user\"L\n" +
 	"\x19GetUserByUsernameResponse\x12/\n" +
-	"\x04user\x18\x01 \x01(\v2\x1b.gatehouse.accounts.v1.UserR\x04user\"O\n" +
+	"\x04user\x18\x01 \x01(\v2\x1b.gatehouse.accounts.v1.UserR\x04user\"\x83\x01\n" +
 	"\x15VerifyPasswordRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
-	"\bpassword\x18\x02 \x01(\tR\bpassword\"h\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\x122\n" +
+	"\x15second_factor_capable\x18\x03 \x01(\bR\x13secondFactorCapable\"\xb6\x01\n" +
 	"\x16VerifyPasswordResponse\x12/\n" +
 	"\x04user\x18\x01 \x01(\v2\x1b.gatehouse.accounts.v1.UserR\x04user\x12\x1d\n" +
 	"\n" +
-	"auth_proof\x18\x02 \x01(\tR\tauthProof\"~\n" +
+	"auth_proof\x18\x02 \x01(\tR\tauthProof\x12L\n" +
+	"\rsecond_factor\x18\x03 \x01(\x0e2'.gatehouse.accounts.v1.SecondFactorNeedR\fsecondFactor\"\xf1\x01\n" +
+	"\aPasskey\x12\x1d\n" +
+	"\n" +
+	"passkey_id\x18\x01 \x01(\tR\tpasskeyId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x129\n" +
+	"\n" +
+	"created_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12<\n" +
+	"\flast_used_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"lastUsedAt\x12\x1b\n" +
+	"\tbacked_up\x18\x05 \x01(\bR\bbackedUp\x12\x1d\n" +
+	"\n" +
+	"sign_count\x18\x06 \x01(\rR\tsignCount\"\xa3\x03\n" +
+	"\rSecondFactors\x12:\n" +
+	"\bpasskeys\x18\x01 \x03(\v2\x1e.gatehouse.accounts.v1.PasskeyR\bpasskeys\x12!\n" +
+	"\ftotp_enabled\x18\x02 \x01(\bR\vtotpEnabled\x12B\n" +
+	"\x0ftotp_enabled_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\rtotpEnabledAt\x12.\n" +
+	"\x13recovery_codes_left\x18\x04 \x01(\x05R\x11recoveryCodesLeft\x12(\n" +
+	"\x10required_by_user\x18\x05 \x01(\bR\x0erequiredByUser\x12*\n" +
+	"\x11required_by_admin\x18\x06 \x01(\bR\x0frequiredByAdmin\x12,\n" +
+	"\x12required_by_policy\x18\a \x01(\bR\x10requiredByPolicy\x12;\n" +
+	"\x04need\x18\b \x01(\x0e2'.gatehouse.accounts.v1.SecondFactorNeedR\x04need\"Q\n" +
+	"\x17GetSecondFactorsRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
+	"\n" +
+	"auth_proof\x18\x02 \x01(\tR\tauthProof\"Z\n" +
+	"\x18GetSecondFactorsResponse\x12>\n" +
+	"\afactors\x18\x01 \x01(\v2$.gatehouse.accounts.v1.SecondFactorsR\afactors\"\xad\x01\n" +
+	"\x19VerifySecondFactorRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
+	"\n" +
+	"auth_proof\x18\x02 \x01(\tR\tauthProof\x12\x1b\n" +
+	"\ttotp_code\x18\x03 \x01(\tR\btotpCode\x12#\n" +
+	"\rrecovery_code\x18\x04 \x01(\tR\frecoveryCode\x12\x16\n" +
+	"\x06locale\x18\x05 \x01(\tR\x06locale\"\x9c\x01\n" +
+	"\x1aVerifySecondFactorResponse\x12/\n" +
+	"\x04user\x18\x01 \x01(\v2\x1b.gatehouse.accounts.v1.UserR\x04user\x12\x1d\n" +
+	"\n" +
+	"auth_proof\x18\x02 \x01(\tR\tauthProof\x12.\n" +
+	"\x13recovery_codes_left\x18\x03 \x01(\x05R\x11recoveryCodesLeft\"S\n" +
+	"\x19BeginPasskeySignInRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
+	"\n" +
+	"auth_proof\x18\x02 \x01(\tR\tauthProof\"[\n" +
+	"\x1aBeginPasskeySignInResponse\x12!\n" +
+	"\foptions_json\x18\x01 \x01(\tR\voptionsJson\x12\x1a\n" +
+	"\bceremony\x18\x02 \x01(\tR\bceremony\"\x80\x01\n" +
+	"\x1aFinishPasskeySignInRequest\x12\x1a\n" +
+	"\bceremony\x18\x01 \x01(\tR\bceremony\x12'\n" +
+	"\x0fcredential_json\x18\x02 \x01(\tR\x0ecredentialJson\x12\x1d\n" +
+	"\n" +
+	"auth_proof\x18\x03 \x01(\tR\tauthProof\"m\n" +
+	"\x1bFinishPasskeySignInResponse\x12/\n" +
+	"\x04user\x18\x01 \x01(\v2\x1b.gatehouse.accounts.v1.UserR\x04user\x12\x1d\n" +
+	"\n" +
+	"auth_proof\x18\x02 \x01(\tR\tauthProof\"Y\n" +
+	"\x1fBeginPasskeyRegistrationRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
+	"\n" +
+	"auth_proof\x18\x02 \x01(\tR\tauthProof\"a\n" +
+	" BeginPasskeyRegistrationResponse\x12!\n" +
+	"\foptions_json\x18\x01 \x01(\tR\voptionsJson\x12\x1a\n" +
+	"\bceremony\x18\x02 \x01(\tR\bceremony\"\xb2\x01\n" +
+	" FinishPasskeyRegistrationRequest\x12\x1a\n" +
+	"\bceremony\x18\x01 \x01(\tR\bceremony\x12'\n" +
+	"\x0fcredential_json\x18\x02 \x01(\tR\x0ecredentialJson\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"auth_proof\x18\x04 \x01(\tR\tauthProof\x12\x16\n" +
+	"\x06locale\x18\x05 \x01(\tR\x06locale\"\xa3\x01\n" +
+	"!FinishPasskeyRegistrationResponse\x128\n" +
+	"\apasskey\x18\x01 \x01(\v2\x1e.gatehouse.accounts.v1.PasskeyR\apasskey\x12\x1d\n" +
+	"\n" +
+	"auth_proof\x18\x02 \x01(\tR\tauthProof\x12%\n" +
+	"\x0erecovery_codes\x18\x03 \x03(\tR\rrecoveryCodes\"b\n" +
+	"\x14RenamePasskeyRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
+	"\n" +
+	"passkey_id\x18\x02 \x01(\tR\tpasskeyId\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\"\x17\n" +
+	"\x15RenamePasskeyResponse\"f\n" +
+	"\x14RemovePasskeyRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
+	"\n" +
+	"passkey_id\x18\x02 \x01(\tR\tpasskeyId\x12\x16\n" +
+	"\x06locale\x18\x03 \x01(\tR\x06locale\"\x17\n" +
+	"\x15RemovePasskeyResponse\"S\n" +
+	"\x19StartTOTPEnrolmentRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
+	"\n" +
+	"auth_proof\x18\x02 \x01(\tR\tauthProof\"^\n" +
+	"\x1aStartTOTPEnrolmentResponse\x12\x16\n" +
+	"\x06secret\x18\x01 \x01(\tR\x06secret\x12\x10\n" +
+	"\x03uri\x18\x02 \x01(\tR\x03uri\x12\x16\n" +
+	"\x06ticket\x18\x03 \x01(\tR\x06ticket\"\x80\x01\n" +
+	"\x1bConfirmTOTPEnrolmentRequest\x12\x16\n" +
+	"\x06ticket\x18\x01 \x01(\tR\x06ticket\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\x12\x1d\n" +
+	"\n" +
+	"auth_proof\x18\x03 \x01(\tR\tauthProof\x12\x16\n" +
+	"\x06locale\x18\x04 \x01(\tR\x06locale\"d\n" +
+	"\x1cConfirmTOTPEnrolmentResponse\x12\x1d\n" +
+	"\n" +
+	"auth_proof\x18\x01 \x01(\tR\tauthProof\x12%\n" +
+	"\x0erecovery_codes\x18\x02 \x03(\tR\rrecoveryCodes\"E\n" +
+	"\x12DisableTOTPRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x16\n" +
+	"\x06locale\x18\x02 \x01(\tR\x06locale\"\x15\n" +
+	"\x13DisableTOTPResponse\"O\n" +
+	"\x1cGenerateRecoveryCodesRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x16\n" +
+	"\x06locale\x18\x02 \x01(\tR\x06locale\"F\n" +
+	"\x1dGenerateRecoveryCodesResponse\x12%\n" +
+	"\x0erecovery_codes\x18\x01 \x03(\tR\rrecoveryCodes\"U\n" +
+	"\x1eSetSecondFactorRequiredRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1a\n" +
+	"\brequired\x18\x02 \x01(\bR\brequired\"a\n" +
+	"\x1fSetSecondFactorRequiredResponse\x12>\n" +
+	"\afactors\x18\x01 \x01(\v2$.gatehouse.accounts.v1.SecondFactorsR\afactors\"4\n" +
+	"\x19ResetSecondFactorsRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\"\x1c\n" +
+	"\x1aResetSecondFactorsResponse\"o\n" +
+	"#ReauthenticateBrowserSessionRequest\x12\x1d\n" +
+	"\n" +
+	"auth_proof\x18\x01 \x01(\tR\tauthProof\x12)\n" +
+	"\x10require_complete\x18\x02 \x01(\bR\x0frequireComplete\"g\n" +
+	"$ReauthenticateBrowserSessionResponse\x12?\n" +
+	"\asession\x18\x01 \x01(\v2%.gatehouse.accounts.v1.BrowserSessionR\asession\"~\n" +
 	"\x15ChangePasswordRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12)\n" +
 	"\x10current_password\x18\x02 \x01(\tR\x0fcurrentPassword\x12!\n" +
@@ -7062,7 +9055,11 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x05asked\x18\x01 \x01(\tR\x05asked\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x17\n" +
 	"\auser_id\x18\x03 \x01(\tR\x06userId\x12#\n" +
-	"\rimported_from\x18\x04 \x01(\tR\fimportedFrom*\x9d\x01\n" +
+	"\rimported_from\x18\x04 \x01(\tR\fimportedFrom*s\n" +
+	"\x10SecondFactorNeed\x12\"\n" +
+	"\x1eSECOND_FACTOR_NEED_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19SECOND_FACTOR_NEED_VERIFY\x10\x01\x12\x1c\n" +
+	"\x18SECOND_FACTOR_NEED_ENROL\x10\x02*\x9d\x01\n" +
 	"\n" +
 	"UserStatus\x12\x1b\n" +
 	"\x17USER_STATUS_UNSPECIFIED\x10\x00\x12\x16\n" +
@@ -7076,7 +9073,7 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x1fIMPORT_OUTCOME_ALREADY_IMPORTED\x10\x02\x12\x1f\n" +
 	"\x1bIMPORT_OUTCOME_WOULD_IMPORT\x10\x03\x12\x18\n" +
 	"\x14IMPORT_OUTCOME_CLASH\x10\x04\x12\x1a\n" +
-	"\x16IMPORT_OUTCOME_INVALID\x10\x052\xe2/\n" +
+	"\x16IMPORT_OUTCOME_INVALID\x10\x052\xdb?\n" +
 	"\x0fAccountsService\x12d\n" +
 	"\bRegister\x12&.gatehouse.accounts.v1.RegisterRequest\x1a'.gatehouse.accounts.v1.RegisterResponse\"\a\xc2\xf3\x18\x03\n" +
 	"\x01\x02\x12\x7f\n" +
@@ -7169,7 +9166,37 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x12RemoveUpstreamLink\x120.gatehouse.accounts.v1.RemoveUpstreamLinkRequest\x1a1.gatehouse.accounts.v1.RemoveUpstreamLinkResponse\"\b\xc2\xf3\x18\x04\n" +
 	"\x02\x02\b\x12\x97\x01\n" +
 	"\x19UpstreamBackchannelLogout\x127.gatehouse.accounts.v1.UpstreamBackchannelLogoutRequest\x1a8.gatehouse.accounts.v1.UpstreamBackchannelLogoutResponse\"\a\xc2\xf3\x18\x03\n" +
-	"\x01\a\x12m\n" +
+	"\x01\a\x12}\n" +
+	"\x10GetSecondFactors\x12..gatehouse.accounts.v1.GetSecondFactorsRequest\x1a/.gatehouse.accounts.v1.GetSecondFactorsResponse\"\b\xc2\xf3\x18\x04\n" +
+	"\x02\x02\a\x12\x82\x01\n" +
+	"\x12VerifySecondFactor\x120.gatehouse.accounts.v1.VerifySecondFactorRequest\x1a1.gatehouse.accounts.v1.VerifySecondFactorResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\a\x12\x82\x01\n" +
+	"\x12BeginPasskeySignIn\x120.gatehouse.accounts.v1.BeginPasskeySignInRequest\x1a1.gatehouse.accounts.v1.BeginPasskeySignInResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\a\x12\x85\x01\n" +
+	"\x13FinishPasskeySignIn\x121.gatehouse.accounts.v1.FinishPasskeySignInRequest\x1a2.gatehouse.accounts.v1.FinishPasskeySignInResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\a\x12\x94\x01\n" +
+	"\x18BeginPasskeyRegistration\x126.gatehouse.accounts.v1.BeginPasskeyRegistrationRequest\x1a7.gatehouse.accounts.v1.BeginPasskeyRegistrationResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\a\x12\x97\x01\n" +
+	"\x19FinishPasskeyRegistration\x127.gatehouse.accounts.v1.FinishPasskeyRegistrationRequest\x1a8.gatehouse.accounts.v1.FinishPasskeyRegistrationResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\a\x12t\n" +
+	"\rRenamePasskey\x12+.gatehouse.accounts.v1.RenamePasskeyRequest\x1a,.gatehouse.accounts.v1.RenamePasskeyResponse\"\b\xc2\xf3\x18\x04\n" +
+	"\x02\x02\b\x12t\n" +
+	"\rRemovePasskey\x12+.gatehouse.accounts.v1.RemovePasskeyRequest\x1a,.gatehouse.accounts.v1.RemovePasskeyResponse\"\b\xc2\xf3\x18\x04\n" +
+	"\x02\x02\b\x12\x82\x01\n" +
+	"\x12StartTOTPEnrolment\x120.gatehouse.accounts.v1.StartTOTPEnrolmentRequest\x1a1.gatehouse.accounts.v1.StartTOTPEnrolmentResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\a\x12\x88\x01\n" +
+	"\x14ConfirmTOTPEnrolment\x122.gatehouse.accounts.v1.ConfirmTOTPEnrolmentRequest\x1a3.gatehouse.accounts.v1.ConfirmTOTPEnrolmentResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\a\x12n\n" +
+	"\vDisableTOTP\x12).gatehouse.accounts.v1.DisableTOTPRequest\x1a*.gatehouse.accounts.v1.DisableTOTPResponse\"\b\xc2\xf3\x18\x04\n" +
+	"\x02\x02\b\x12\x8b\x01\n" +
+	"\x15GenerateRecoveryCodes\x123.gatehouse.accounts.v1.GenerateRecoveryCodesRequest\x1a4.gatehouse.accounts.v1.GenerateRecoveryCodesResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\b\x12\x92\x01\n" +
+	"\x17SetSecondFactorRequired\x125.gatehouse.accounts.v1.SetSecondFactorRequiredRequest\x1a6.gatehouse.accounts.v1.SetSecondFactorRequiredResponse\"\b\xc2\xf3\x18\x04\n" +
+	"\x02\x02\b\x12\x82\x01\n" +
+	"\x12ResetSecondFactors\x120.gatehouse.accounts.v1.ResetSecondFactorsRequest\x1a1.gatehouse.accounts.v1.ResetSecondFactorsResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\x02\x12\xa0\x01\n" +
+	"\x1cReauthenticateBrowserSession\x12:.gatehouse.accounts.v1.ReauthenticateBrowserSessionRequest\x1a;.gatehouse.accounts.v1.ReauthenticateBrowserSessionResponse\"\a\xc2\xf3\x18\x03\n" +
+	"\x01\b\x12m\n" +
 	"\vImportUsers\x12).gatehouse.accounts.v1.ImportUsersRequest\x1a*.gatehouse.accounts.v1.ImportUsersResponse\"\a\xc2\xf3\x18\x03\n" +
 	"\x01\x02\x12\x94\x01\n" +
 	"\x18ImportRegistrationTokens\x126.gatehouse.accounts.v1.ImportRegistrationTokensRequest\x1a7.gatehouse.accounts.v1.ImportRegistrationTokensResponse\"\a\xc2\xf3\x18\x03\n" +
@@ -7189,315 +9216,390 @@ func file_gatehouse_accounts_v1_accounts_proto_rawDescGZIP() []byte {
 	return file_gatehouse_accounts_v1_accounts_proto_rawDescData
 }
 
-var file_gatehouse_accounts_v1_accounts_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_gatehouse_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 111)
+var file_gatehouse_accounts_v1_accounts_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_gatehouse_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 143)
 var file_gatehouse_accounts_v1_accounts_proto_goTypes = []any{
-	(UserStatus)(0),                            // 0: gatehouse.accounts.v1.UserStatus
-	(ImportOutcome)(0),                         // 1: gatehouse.accounts.v1.ImportOutcome
-	(*SetAdminRequest)(nil),                    // 2: gatehouse.accounts.v1.SetAdminRequest
-	(*SetAdminResponse)(nil),                   // 3: gatehouse.accounts.v1.SetAdminResponse
-	(*GetEmailRequest)(nil),                    // 4: gatehouse.accounts.v1.GetEmailRequest
-	(*GetEmailResponse)(nil),                   // 5: gatehouse.accounts.v1.GetEmailResponse
-	(*GetBrowserSessionRequest)(nil),           // 6: gatehouse.accounts.v1.GetBrowserSessionRequest
-	(*GetBrowserSessionResponse)(nil),          // 7: gatehouse.accounts.v1.GetBrowserSessionResponse
-	(*GetRegistrationTokenRequest)(nil),        // 8: gatehouse.accounts.v1.GetRegistrationTokenRequest
-	(*GetRegistrationTokenResponse)(nil),       // 9: gatehouse.accounts.v1.GetRegistrationTokenResponse
-	(*UpdateRegistrationTokenRequest)(nil),     // 10: gatehouse.accounts.v1.UpdateRegistrationTokenRequest
-	(*UnrevokeRegistrationTokenRequest)(nil),   // 11: gatehouse.accounts.v1.UnrevokeRegistrationTokenRequest
-	(*UpdateRegistrationTokenResponse)(nil),    // 12: gatehouse.accounts.v1.UpdateRegistrationTokenResponse
-	(*UnrevokeRegistrationTokenResponse)(nil),  // 13: gatehouse.accounts.v1.UnrevokeRegistrationTokenResponse
-	(*RegistrationToken)(nil),                  // 14: gatehouse.accounts.v1.RegistrationToken
-	(*CreateRegistrationTokenRequest)(nil),     // 15: gatehouse.accounts.v1.CreateRegistrationTokenRequest
-	(*CreateRegistrationTokenResponse)(nil),    // 16: gatehouse.accounts.v1.CreateRegistrationTokenResponse
-	(*UseRegistrationTokenRequest)(nil),        // 17: gatehouse.accounts.v1.UseRegistrationTokenRequest
-	(*UseRegistrationTokenResponse)(nil),       // 18: gatehouse.accounts.v1.UseRegistrationTokenResponse
-	(*RevokeRegistrationTokenRequest)(nil),     // 19: gatehouse.accounts.v1.RevokeRegistrationTokenRequest
-	(*RevokeRegistrationTokenResponse)(nil),    // 20: gatehouse.accounts.v1.RevokeRegistrationTokenResponse
-	(*ListRegistrationTokensRequest)(nil),      // 21: gatehouse.accounts.v1.ListRegistrationTokensRequest
-	(*ListRegistrationTokensResponse)(nil),     // 22: gatehouse.accounts.v1.ListRegistrationTokensResponse
-	(*GetUserByEmailRequest)(nil),              // 23: gatehouse.accounts.v1.GetUserByEmailRequest
-	(*GetUserByEmailResponse)(nil),             // 24: gatehouse.accounts.v1.GetUserByEmailResponse
-	(*Email)(nil),                              // 25: gatehouse.accounts.v1.Email
-	(*AddEmailRequest)(nil),                    // 26: gatehouse.accounts.v1.AddEmailRequest
-	(*AddEmailResponse)(nil),                   // 27: gatehouse.accounts.v1.AddEmailResponse
-	(*RemoveEmailRequest)(nil),                 // 28: gatehouse.accounts.v1.RemoveEmailRequest
-	(*RemoveEmailResponse)(nil),                // 29: gatehouse.accounts.v1.RemoveEmailResponse
-	(*SetPrimaryEmailRequest)(nil),             // 30: gatehouse.accounts.v1.SetPrimaryEmailRequest
-	(*SetPrimaryEmailResponse)(nil),            // 31: gatehouse.accounts.v1.SetPrimaryEmailResponse
-	(*ListEmailsRequest)(nil),                  // 32: gatehouse.accounts.v1.ListEmailsRequest
-	(*ListEmailsResponse)(nil),                 // 33: gatehouse.accounts.v1.ListEmailsResponse
-	(*BrowserSession)(nil),                     // 34: gatehouse.accounts.v1.BrowserSession
-	(*StartBrowserSessionRequest)(nil),         // 35: gatehouse.accounts.v1.StartBrowserSessionRequest
-	(*StartBrowserSessionResponse)(nil),        // 36: gatehouse.accounts.v1.StartBrowserSessionResponse
-	(*AuthenticateBrowserSessionRequest)(nil),  // 37: gatehouse.accounts.v1.AuthenticateBrowserSessionRequest
-	(*AuthenticateBrowserSessionResponse)(nil), // 38: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse
-	(*EndBrowserSessionRequest)(nil),           // 39: gatehouse.accounts.v1.EndBrowserSessionRequest
-	(*EndBrowserSessionResponse)(nil),          // 40: gatehouse.accounts.v1.EndBrowserSessionResponse
-	(*ListBrowserSessionsRequest)(nil),         // 41: gatehouse.accounts.v1.ListBrowserSessionsRequest
-	(*ListBrowserSessionsResponse)(nil),        // 42: gatehouse.accounts.v1.ListBrowserSessionsResponse
-	(*User)(nil),                               // 43: gatehouse.accounts.v1.User
-	(*RegisterRequest)(nil),                    // 44: gatehouse.accounts.v1.RegisterRequest
-	(*StartRegistrationRequest)(nil),           // 45: gatehouse.accounts.v1.StartRegistrationRequest
-	(*StartRegistrationResponse)(nil),          // 46: gatehouse.accounts.v1.StartRegistrationResponse
-	(*Registration)(nil),                       // 47: gatehouse.accounts.v1.Registration
-	(*GetRegistrationRequest)(nil),             // 48: gatehouse.accounts.v1.GetRegistrationRequest
-	(*GetRegistrationResponse)(nil),            // 49: gatehouse.accounts.v1.GetRegistrationResponse
-	(*CompleteRegistrationRequest)(nil),        // 50: gatehouse.accounts.v1.CompleteRegistrationRequest
-	(*CompleteRegistrationResponse)(nil),       // 51: gatehouse.accounts.v1.CompleteRegistrationResponse
-	(*RegisterResponse)(nil),                   // 52: gatehouse.accounts.v1.RegisterResponse
-	(*GetUserRequest)(nil),                     // 53: gatehouse.accounts.v1.GetUserRequest
-	(*GetUserByUsernameRequest)(nil),           // 54: gatehouse.accounts.v1.GetUserByUsernameRequest
-	(*GetUserResponse)(nil),                    // 55: gatehouse.accounts.v1.GetUserResponse
-	(*GetUserByUsernameResponse)(nil),          // 56: gatehouse.accounts.v1.GetUserByUsernameResponse
-	(*VerifyPasswordRequest)(nil),              // 57: gatehouse.accounts.v1.VerifyPasswordRequest
-	(*VerifyPasswordResponse)(nil),             // 58: gatehouse.accounts.v1.VerifyPasswordResponse
-	(*ChangePasswordRequest)(nil),              // 59: gatehouse.accounts.v1.ChangePasswordRequest
-	(*ChangePasswordResponse)(nil),             // 60: gatehouse.accounts.v1.ChangePasswordResponse
-	(*SetPasswordRequest)(nil),                 // 61: gatehouse.accounts.v1.SetPasswordRequest
-	(*SetPasswordResponse)(nil),                // 62: gatehouse.accounts.v1.SetPasswordResponse
-	(*LockUserRequest)(nil),                    // 63: gatehouse.accounts.v1.LockUserRequest
-	(*LockUserResponse)(nil),                   // 64: gatehouse.accounts.v1.LockUserResponse
-	(*UnlockUserRequest)(nil),                  // 65: gatehouse.accounts.v1.UnlockUserRequest
-	(*UnlockUserResponse)(nil),                 // 66: gatehouse.accounts.v1.UnlockUserResponse
-	(*DeactivateUserRequest)(nil),              // 67: gatehouse.accounts.v1.DeactivateUserRequest
-	(*DeactivateUserResponse)(nil),             // 68: gatehouse.accounts.v1.DeactivateUserResponse
-	(*ReactivateUserRequest)(nil),              // 69: gatehouse.accounts.v1.ReactivateUserRequest
-	(*ReactivateUserResponse)(nil),             // 70: gatehouse.accounts.v1.ReactivateUserResponse
-	(*SetDisplayNameRequest)(nil),              // 71: gatehouse.accounts.v1.SetDisplayNameRequest
-	(*SetDisplayNameResponse)(nil),             // 72: gatehouse.accounts.v1.SetDisplayNameResponse
-	(*ListUsersRequest)(nil),                   // 73: gatehouse.accounts.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),                  // 74: gatehouse.accounts.v1.ListUsersResponse
-	(*AuditEntry)(nil),                         // 75: gatehouse.accounts.v1.AuditEntry
-	(*ListAuditEntriesRequest)(nil),            // 76: gatehouse.accounts.v1.ListAuditEntriesRequest
-	(*ListAuditEntriesResponse)(nil),           // 77: gatehouse.accounts.v1.ListAuditEntriesResponse
-	(*UpstreamProvider)(nil),                   // 78: gatehouse.accounts.v1.UpstreamProvider
-	(*ListUpstreamProvidersRequest)(nil),       // 79: gatehouse.accounts.v1.ListUpstreamProvidersRequest
-	(*ListUpstreamProvidersResponse)(nil),      // 80: gatehouse.accounts.v1.ListUpstreamProvidersResponse
-	(*StartUpstreamSignInRequest)(nil),         // 81: gatehouse.accounts.v1.StartUpstreamSignInRequest
-	(*StartUpstreamSignInResponse)(nil),        // 82: gatehouse.accounts.v1.StartUpstreamSignInResponse
-	(*CompleteUpstreamSignInRequest)(nil),      // 83: gatehouse.accounts.v1.CompleteUpstreamSignInRequest
-	(*CompleteUpstreamSignInResponse)(nil),     // 84: gatehouse.accounts.v1.CompleteUpstreamSignInResponse
-	(*UpstreamSignIn)(nil),                     // 85: gatehouse.accounts.v1.UpstreamSignIn
-	(*GetUpstreamSignInRequest)(nil),           // 86: gatehouse.accounts.v1.GetUpstreamSignInRequest
-	(*GetUpstreamSignInResponse)(nil),          // 87: gatehouse.accounts.v1.GetUpstreamSignInResponse
-	(*RegisterUpstreamUserRequest)(nil),        // 88: gatehouse.accounts.v1.RegisterUpstreamUserRequest
-	(*RegisterUpstreamUserResponse)(nil),       // 89: gatehouse.accounts.v1.RegisterUpstreamUserResponse
-	(*LinkUpstreamRequest)(nil),                // 90: gatehouse.accounts.v1.LinkUpstreamRequest
-	(*LinkUpstreamResponse)(nil),               // 91: gatehouse.accounts.v1.LinkUpstreamResponse
-	(*UpstreamLink)(nil),                       // 92: gatehouse.accounts.v1.UpstreamLink
-	(*ListUpstreamLinksRequest)(nil),           // 93: gatehouse.accounts.v1.ListUpstreamLinksRequest
-	(*ListUpstreamLinksResponse)(nil),          // 94: gatehouse.accounts.v1.ListUpstreamLinksResponse
-	(*AddUpstreamLinkRequest)(nil),             // 95: gatehouse.accounts.v1.AddUpstreamLinkRequest
-	(*AddUpstreamLinkResponse)(nil),            // 96: gatehouse.accounts.v1.AddUpstreamLinkResponse
-	(*RemoveUpstreamLinkRequest)(nil),          // 97: gatehouse.accounts.v1.RemoveUpstreamLinkRequest
-	(*RemoveUpstreamLinkResponse)(nil),         // 98: gatehouse.accounts.v1.RemoveUpstreamLinkResponse
-	(*UpstreamBackchannelLogoutRequest)(nil),   // 99: gatehouse.accounts.v1.UpstreamBackchannelLogoutRequest
-	(*UpstreamBackchannelLogoutResponse)(nil),  // 100: gatehouse.accounts.v1.UpstreamBackchannelLogoutResponse
-	(*ImportResult)(nil),                       // 101: gatehouse.accounts.v1.ImportResult
-	(*ImportUsersRequest)(nil),                 // 102: gatehouse.accounts.v1.ImportUsersRequest
-	(*ImportedUser)(nil),                       // 103: gatehouse.accounts.v1.ImportedUser
-	(*ImportedUserEmail)(nil),                  // 104: gatehouse.accounts.v1.ImportedUserEmail
-	(*ImportedUserLink)(nil),                   // 105: gatehouse.accounts.v1.ImportedUserLink
-	(*ImportUsersResponse)(nil),                // 106: gatehouse.accounts.v1.ImportUsersResponse
-	(*ImportRegistrationTokensRequest)(nil),    // 107: gatehouse.accounts.v1.ImportRegistrationTokensRequest
-	(*ImportedRegistrationToken)(nil),          // 108: gatehouse.accounts.v1.ImportedRegistrationToken
-	(*ImportRegistrationTokensResponse)(nil),   // 109: gatehouse.accounts.v1.ImportRegistrationTokensResponse
-	(*FindUsernamesRequest)(nil),               // 110: gatehouse.accounts.v1.FindUsernamesRequest
-	(*FindUsernamesResponse)(nil),              // 111: gatehouse.accounts.v1.FindUsernamesResponse
-	(*FoundUsername)(nil),                      // 112: gatehouse.accounts.v1.FoundUsername
-	(*timestamppb.Timestamp)(nil),              // 113: google.protobuf.Timestamp
-	(*v1.PageRequest)(nil),                     // 114: gatehouse.paging.v1.PageRequest
-	(*v1.PageInfo)(nil),                        // 115: gatehouse.paging.v1.PageInfo
+	(SecondFactorNeed)(0),                        // 0: gatehouse.accounts.v1.SecondFactorNeed
+	(UserStatus)(0),                              // 1: gatehouse.accounts.v1.UserStatus
+	(ImportOutcome)(0),                           // 2: gatehouse.accounts.v1.ImportOutcome
+	(*SetAdminRequest)(nil),                      // 3: gatehouse.accounts.v1.SetAdminRequest
+	(*SetAdminResponse)(nil),                     // 4: gatehouse.accounts.v1.SetAdminResponse
+	(*GetEmailRequest)(nil),                      // 5: gatehouse.accounts.v1.GetEmailRequest
+	(*GetEmailResponse)(nil),                     // 6: gatehouse.accounts.v1.GetEmailResponse
+	(*GetBrowserSessionRequest)(nil),             // 7: gatehouse.accounts.v1.GetBrowserSessionRequest
+	(*GetBrowserSessionResponse)(nil),            // 8: gatehouse.accounts.v1.GetBrowserSessionResponse
+	(*GetRegistrationTokenRequest)(nil),          // 9: gatehouse.accounts.v1.GetRegistrationTokenRequest
+	(*GetRegistrationTokenResponse)(nil),         // 10: gatehouse.accounts.v1.GetRegistrationTokenResponse
+	(*UpdateRegistrationTokenRequest)(nil),       // 11: gatehouse.accounts.v1.UpdateRegistrationTokenRequest
+	(*UnrevokeRegistrationTokenRequest)(nil),     // 12: gatehouse.accounts.v1.UnrevokeRegistrationTokenRequest
+	(*UpdateRegistrationTokenResponse)(nil),      // 13: gatehouse.accounts.v1.UpdateRegistrationTokenResponse
+	(*UnrevokeRegistrationTokenResponse)(nil),    // 14: gatehouse.accounts.v1.UnrevokeRegistrationTokenResponse
+	(*RegistrationToken)(nil),                    // 15: gatehouse.accounts.v1.RegistrationToken
+	(*CreateRegistrationTokenRequest)(nil),       // 16: gatehouse.accounts.v1.CreateRegistrationTokenRequest
+	(*CreateRegistrationTokenResponse)(nil),      // 17: gatehouse.accounts.v1.CreateRegistrationTokenResponse
+	(*UseRegistrationTokenRequest)(nil),          // 18: gatehouse.accounts.v1.UseRegistrationTokenRequest
+	(*UseRegistrationTokenResponse)(nil),         // 19: gatehouse.accounts.v1.UseRegistrationTokenResponse
+	(*RevokeRegistrationTokenRequest)(nil),       // 20: gatehouse.accounts.v1.RevokeRegistrationTokenRequest
+	(*RevokeRegistrationTokenResponse)(nil),      // 21: gatehouse.accounts.v1.RevokeRegistrationTokenResponse
+	(*ListRegistrationTokensRequest)(nil),        // 22: gatehouse.accounts.v1.ListRegistrationTokensRequest
+	(*ListRegistrationTokensResponse)(nil),       // 23: gatehouse.accounts.v1.ListRegistrationTokensResponse
+	(*GetUserByEmailRequest)(nil),                // 24: gatehouse.accounts.v1.GetUserByEmailRequest
+	(*GetUserByEmailResponse)(nil),               // 25: gatehouse.accounts.v1.GetUserByEmailResponse
+	(*Email)(nil),                                // 26: gatehouse.accounts.v1.Email
+	(*AddEmailRequest)(nil),                      // 27: gatehouse.accounts.v1.AddEmailRequest
+	(*AddEmailResponse)(nil),                     // 28: gatehouse.accounts.v1.AddEmailResponse
+	(*RemoveEmailRequest)(nil),                   // 29: gatehouse.accounts.v1.RemoveEmailRequest
+	(*RemoveEmailResponse)(nil),                  // 30: gatehouse.accounts.v1.RemoveEmailResponse
+	(*SetPrimaryEmailRequest)(nil),               // 31: gatehouse.accounts.v1.SetPrimaryEmailRequest
+	(*SetPrimaryEmailResponse)(nil),              // 32: gatehouse.accounts.v1.SetPrimaryEmailResponse
+	(*ListEmailsRequest)(nil),                    // 33: gatehouse.accounts.v1.ListEmailsRequest
+	(*ListEmailsResponse)(nil),                   // 34: gatehouse.accounts.v1.ListEmailsResponse
+	(*BrowserSession)(nil),                       // 35: gatehouse.accounts.v1.BrowserSession
+	(*StartBrowserSessionRequest)(nil),           // 36: gatehouse.accounts.v1.StartBrowserSessionRequest
+	(*StartBrowserSessionResponse)(nil),          // 37: gatehouse.accounts.v1.StartBrowserSessionResponse
+	(*AuthenticateBrowserSessionRequest)(nil),    // 38: gatehouse.accounts.v1.AuthenticateBrowserSessionRequest
+	(*AuthenticateBrowserSessionResponse)(nil),   // 39: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse
+	(*EndBrowserSessionRequest)(nil),             // 40: gatehouse.accounts.v1.EndBrowserSessionRequest
+	(*EndBrowserSessionResponse)(nil),            // 41: gatehouse.accounts.v1.EndBrowserSessionResponse
+	(*ListBrowserSessionsRequest)(nil),           // 42: gatehouse.accounts.v1.ListBrowserSessionsRequest
+	(*ListBrowserSessionsResponse)(nil),          // 43: gatehouse.accounts.v1.ListBrowserSessionsResponse
+	(*User)(nil),                                 // 44: gatehouse.accounts.v1.User
+	(*RegisterRequest)(nil),                      // 45: gatehouse.accounts.v1.RegisterRequest
+	(*StartRegistrationRequest)(nil),             // 46: gatehouse.accounts.v1.StartRegistrationRequest
+	(*StartRegistrationResponse)(nil),            // 47: gatehouse.accounts.v1.StartRegistrationResponse
+	(*Registration)(nil),                         // 48: gatehouse.accounts.v1.Registration
+	(*GetRegistrationRequest)(nil),               // 49: gatehouse.accounts.v1.GetRegistrationRequest
+	(*GetRegistrationResponse)(nil),              // 50: gatehouse.accounts.v1.GetRegistrationResponse
+	(*CompleteRegistrationRequest)(nil),          // 51: gatehouse.accounts.v1.CompleteRegistrationRequest
+	(*CompleteRegistrationResponse)(nil),         // 52: gatehouse.accounts.v1.CompleteRegistrationResponse
+	(*RegisterResponse)(nil),                     // 53: gatehouse.accounts.v1.RegisterResponse
+	(*GetUserRequest)(nil),                       // 54: gatehouse.accounts.v1.GetUserRequest
+	(*GetUserByUsernameRequest)(nil),             // 55: gatehouse.accounts.v1.GetUserByUsernameRequest
+	(*GetUserResponse)(nil),                      // 56: gatehouse.accounts.v1.GetUserResponse
+	(*GetUserByUsernameResponse)(nil),            // 57: gatehouse.accounts.v1.GetUserByUsernameResponse
+	(*VerifyPasswordRequest)(nil),                // 58: gatehouse.accounts.v1.VerifyPasswordRequest
+	(*VerifyPasswordResponse)(nil),               // 59: gatehouse.accounts.v1.VerifyPasswordResponse
+	(*Passkey)(nil),                              // 60: gatehouse.accounts.v1.Passkey
+	(*SecondFactors)(nil),                        // 61: gatehouse.accounts.v1.SecondFactors
+	(*GetSecondFactorsRequest)(nil),              // 62: gatehouse.accounts.v1.GetSecondFactorsRequest
+	(*GetSecondFactorsResponse)(nil),             // 63: gatehouse.accounts.v1.GetSecondFactorsResponse
+	(*VerifySecondFactorRequest)(nil),            // 64: gatehouse.accounts.v1.VerifySecondFactorRequest
+	(*VerifySecondFactorResponse)(nil),           // 65: gatehouse.accounts.v1.VerifySecondFactorResponse
+	(*BeginPasskeySignInRequest)(nil),            // 66: gatehouse.accounts.v1.BeginPasskeySignInRequest
+	(*BeginPasskeySignInResponse)(nil),           // 67: gatehouse.accounts.v1.BeginPasskeySignInResponse
+	(*FinishPasskeySignInRequest)(nil),           // 68: gatehouse.accounts.v1.FinishPasskeySignInRequest
+	(*FinishPasskeySignInResponse)(nil),          // 69: gatehouse.accounts.v1.FinishPasskeySignInResponse
+	(*BeginPasskeyRegistrationRequest)(nil),      // 70: gatehouse.accounts.v1.BeginPasskeyRegistrationRequest
+	(*BeginPasskeyRegistrationResponse)(nil),     // 71: gatehouse.accounts.v1.BeginPasskeyRegistrationResponse
+	(*FinishPasskeyRegistrationRequest)(nil),     // 72: gatehouse.accounts.v1.FinishPasskeyRegistrationRequest
+	(*FinishPasskeyRegistrationResponse)(nil),    // 73: gatehouse.accounts.v1.FinishPasskeyRegistrationResponse
+	(*RenamePasskeyRequest)(nil),                 // 74: gatehouse.accounts.v1.RenamePasskeyRequest
+	(*RenamePasskeyResponse)(nil),                // 75: gatehouse.accounts.v1.RenamePasskeyResponse
+	(*RemovePasskeyRequest)(nil),                 // 76: gatehouse.accounts.v1.RemovePasskeyRequest
+	(*RemovePasskeyResponse)(nil),                // 77: gatehouse.accounts.v1.RemovePasskeyResponse
+	(*StartTOTPEnrolmentRequest)(nil),            // 78: gatehouse.accounts.v1.StartTOTPEnrolmentRequest
+	(*StartTOTPEnrolmentResponse)(nil),           // 79: gatehouse.accounts.v1.StartTOTPEnrolmentResponse
+	(*ConfirmTOTPEnrolmentRequest)(nil),          // 80: gatehouse.accounts.v1.ConfirmTOTPEnrolmentRequest
+	(*ConfirmTOTPEnrolmentResponse)(nil),         // 81: gatehouse.accounts.v1.ConfirmTOTPEnrolmentResponse
+	(*DisableTOTPRequest)(nil),                   // 82: gatehouse.accounts.v1.DisableTOTPRequest
+	(*DisableTOTPResponse)(nil),                  // 83: gatehouse.accounts.v1.DisableTOTPResponse
+	(*GenerateRecoveryCodesRequest)(nil),         // 84: gatehouse.accounts.v1.GenerateRecoveryCodesRequest
+	(*GenerateRecoveryCodesResponse)(nil),        // 85: gatehouse.accounts.v1.GenerateRecoveryCodesResponse
+	(*SetSecondFactorRequiredRequest)(nil),       // 86: gatehouse.accounts.v1.SetSecondFactorRequiredRequest
+	(*SetSecondFactorRequiredResponse)(nil),      // 87: gatehouse.accounts.v1.SetSecondFactorRequiredResponse
+	(*ResetSecondFactorsRequest)(nil),            // 88: gatehouse.accounts.v1.ResetSecondFactorsRequest
+	(*ResetSecondFactorsResponse)(nil),           // 89: gatehouse.accounts.v1.ResetSecondFactorsResponse
+	(*ReauthenticateBrowserSessionRequest)(nil),  // 90: gatehouse.accounts.v1.ReauthenticateBrowserSessionRequest
+	(*ReauthenticateBrowserSessionResponse)(nil), // 91: gatehouse.accounts.v1.ReauthenticateBrowserSessionResponse
+	(*ChangePasswordRequest)(nil),                // 92: gatehouse.accounts.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil),               // 93: gatehouse.accounts.v1.ChangePasswordResponse
+	(*SetPasswordRequest)(nil),                   // 94: gatehouse.accounts.v1.SetPasswordRequest
+	(*SetPasswordResponse)(nil),                  // 95: gatehouse.accounts.v1.SetPasswordResponse
+	(*LockUserRequest)(nil),                      // 96: gatehouse.accounts.v1.LockUserRequest
+	(*LockUserResponse)(nil),                     // 97: gatehouse.accounts.v1.LockUserResponse
+	(*UnlockUserRequest)(nil),                    // 98: gatehouse.accounts.v1.UnlockUserRequest
+	(*UnlockUserResponse)(nil),                   // 99: gatehouse.accounts.v1.UnlockUserResponse
+	(*DeactivateUserRequest)(nil),                // 100: gatehouse.accounts.v1.DeactivateUserRequest
+	(*DeactivateUserResponse)(nil),               // 101: gatehouse.accounts.v1.DeactivateUserResponse
+	(*ReactivateUserRequest)(nil),                // 102: gatehouse.accounts.v1.ReactivateUserRequest
+	(*ReactivateUserResponse)(nil),               // 103: gatehouse.accounts.v1.ReactivateUserResponse
+	(*SetDisplayNameRequest)(nil),                // 104: gatehouse.accounts.v1.SetDisplayNameRequest
+	(*SetDisplayNameResponse)(nil),               // 105: gatehouse.accounts.v1.SetDisplayNameResponse
+	(*ListUsersRequest)(nil),                     // 106: gatehouse.accounts.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),                    // 107: gatehouse.accounts.v1.ListUsersResponse
+	(*AuditEntry)(nil),                           // 108: gatehouse.accounts.v1.AuditEntry
+	(*ListAuditEntriesRequest)(nil),              // 109: gatehouse.accounts.v1.ListAuditEntriesRequest
+	(*ListAuditEntriesResponse)(nil),             // 110: gatehouse.accounts.v1.ListAuditEntriesResponse
+	(*UpstreamProvider)(nil),                     // 111: gatehouse.accounts.v1.UpstreamProvider
+	(*ListUpstreamProvidersRequest)(nil),         // 112: gatehouse.accounts.v1.ListUpstreamProvidersRequest
+	(*ListUpstreamProvidersResponse)(nil),        // 113: gatehouse.accounts.v1.ListUpstreamProvidersResponse
+	(*StartUpstreamSignInRequest)(nil),           // 114: gatehouse.accounts.v1.StartUpstreamSignInRequest
+	(*StartUpstreamSignInResponse)(nil),          // 115: gatehouse.accounts.v1.StartUpstreamSignInResponse
+	(*CompleteUpstreamSignInRequest)(nil),        // 116: gatehouse.accounts.v1.CompleteUpstreamSignInRequest
+	(*CompleteUpstreamSignInResponse)(nil),       // 117: gatehouse.accounts.v1.CompleteUpstreamSignInResponse
+	(*UpstreamSignIn)(nil),                       // 118: gatehouse.accounts.v1.UpstreamSignIn
+	(*GetUpstreamSignInRequest)(nil),             // 119: gatehouse.accounts.v1.GetUpstreamSignInRequest
+	(*GetUpstreamSignInResponse)(nil),            // 120: gatehouse.accounts.v1.GetUpstreamSignInResponse
+	(*RegisterUpstreamUserRequest)(nil),          // 121: gatehouse.accounts.v1.RegisterUpstreamUserRequest
+	(*RegisterUpstreamUserResponse)(nil),         // 122: gatehouse.accounts.v1.RegisterUpstreamUserResponse
+	(*LinkUpstreamRequest)(nil),                  // 123: gatehouse.accounts.v1.LinkUpstreamRequest
+	(*LinkUpstreamResponse)(nil),                 // 124: gatehouse.accounts.v1.LinkUpstreamResponse
+	(*UpstreamLink)(nil),                         // 125: gatehouse.accounts.v1.UpstreamLink
+	(*ListUpstreamLinksRequest)(nil),             // 126: gatehouse.accounts.v1.ListUpstreamLinksRequest
+	(*ListUpstreamLinksResponse)(nil),            // 127: gatehouse.accounts.v1.ListUpstreamLinksResponse
+	(*AddUpstreamLinkRequest)(nil),               // 128: gatehouse.accounts.v1.AddUpstreamLinkRequest
+	(*AddUpstreamLinkResponse)(nil),              // 129: gatehouse.accounts.v1.AddUpstreamLinkResponse
+	(*RemoveUpstreamLinkRequest)(nil),            // 130: gatehouse.accounts.v1.RemoveUpstreamLinkRequest
+	(*RemoveUpstreamLinkResponse)(nil),           // 131: gatehouse.accounts.v1.RemoveUpstreamLinkResponse
+	(*UpstreamBackchannelLogoutRequest)(nil),     // 132: gatehouse.accounts.v1.UpstreamBackchannelLogoutRequest
+	(*UpstreamBackchannelLogoutResponse)(nil),    // 133: gatehouse.accounts.v1.UpstreamBackchannelLogoutResponse
+	(*ImportResult)(nil),                         // 134: gatehouse.accounts.v1.ImportResult
+	(*ImportUsersRequest)(nil),                   // 135: gatehouse.accounts.v1.ImportUsersRequest
+	(*ImportedUser)(nil),                         // 136: gatehouse.accounts.v1.ImportedUser
+	(*ImportedUserEmail)(nil),                    // 137: gatehouse.accounts.v1.ImportedUserEmail
+	(*ImportedUserLink)(nil),                     // 138: gatehouse.accounts.v1.ImportedUserLink
+	(*ImportUsersResponse)(nil),                  // 139: gatehouse.accounts.v1.ImportUsersResponse
+	(*ImportRegistrationTokensRequest)(nil),      // 140: gatehouse.accounts.v1.ImportRegistrationTokensRequest
+	(*ImportedRegistrationToken)(nil),            // 141: gatehouse.accounts.v1.ImportedRegistrationToken
+	(*ImportRegistrationTokensResponse)(nil),     // 142: gatehouse.accounts.v1.ImportRegistrationTokensResponse
+	(*FindUsernamesRequest)(nil),                 // 143: gatehouse.accounts.v1.FindUsernamesRequest
+	(*FindUsernamesResponse)(nil),                // 144: gatehouse.accounts.v1.FindUsernamesResponse
+	(*FoundUsername)(nil),                        // 145: gatehouse.accounts.v1.FoundUsername
+	(*timestamppb.Timestamp)(nil),                // 146: google.protobuf.Timestamp
+	(*v1.PageRequest)(nil),                       // 147: gatehouse.paging.v1.PageRequest
+	(*v1.PageInfo)(nil),                          // 148: gatehouse.paging.v1.PageInfo
 }
 var file_gatehouse_accounts_v1_accounts_proto_depIdxs = []int32{
-	43,  // 0: gatehouse.accounts.v1.SetAdminResponse.user:type_name -> gatehouse.accounts.v1.User
-	25,  // 1: gatehouse.accounts.v1.GetEmailResponse.email:type_name -> gatehouse.accounts.v1.Email
-	34,  // 2: gatehouse.accounts.v1.GetBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
-	14,  // 3: gatehouse.accounts.v1.GetRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
-	113, // 4: gatehouse.accounts.v1.UpdateRegistrationTokenRequest.expires_at:type_name -> google.protobuf.Timestamp
-	14,  // 5: gatehouse.accounts.v1.UpdateRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
-	14,  // 6: gatehouse.accounts.v1.UnrevokeRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
-	113, // 7: gatehouse.accounts.v1.RegistrationToken.created_at:type_name -> google.protobuf.Timestamp
-	113, // 8: gatehouse.accounts.v1.RegistrationToken.expires_at:type_name -> google.protobuf.Timestamp
-	113, // 9: gatehouse.accounts.v1.RegistrationToken.last_used_at:type_name -> google.protobuf.Timestamp
-	113, // 10: gatehouse.accounts.v1.RegistrationToken.revoked_at:type_name -> google.protobuf.Timestamp
-	113, // 11: gatehouse.accounts.v1.CreateRegistrationTokenRequest.expires_at:type_name -> google.protobuf.Timestamp
-	14,  // 12: gatehouse.accounts.v1.CreateRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
-	114, // 13: gatehouse.accounts.v1.ListRegistrationTokensRequest.page:type_name -> gatehouse.paging.v1.PageRequest
-	14,  // 14: gatehouse.accounts.v1.ListRegistrationTokensResponse.registration_tokens:type_name -> gatehouse.accounts.v1.RegistrationToken
-	115, // 15: gatehouse.accounts.v1.ListRegistrationTokensResponse.page:type_name -> gatehouse.paging.v1.PageInfo
-	43,  // 16: gatehouse.accounts.v1.GetUserByEmailResponse.user:type_name -> gatehouse.accounts.v1.User
-	113, // 17: gatehouse.accounts.v1.Email.added_at:type_name -> google.protobuf.Timestamp
-	25,  // 18: gatehouse.accounts.v1.AddEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
-	25,  // 19: gatehouse.accounts.v1.RemoveEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
-	25,  // 20: gatehouse.accounts.v1.SetPrimaryEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
-	114, // 21: gatehouse.accounts.v1.ListEmailsRequest.page:type_name -> gatehouse.paging.v1.PageRequest
-	25,  // 22: gatehouse.accounts.v1.ListEmailsResponse.emails:type_name -> gatehouse.accounts.v1.Email
-	115, // 23: gatehouse.accounts.v1.ListEmailsResponse.page:type_name -> gatehouse.paging.v1.PageInfo
-	113, // 24: gatehouse.accounts.v1.BrowserSession.created_at:type_name -> google.protobuf.Timestamp
-	113, // 25: gatehouse.accounts.v1.BrowserSession.last_active_at:type_name -> google.protobuf.Timestamp
-	113, // 26: gatehouse.accounts.v1.BrowserSession.ended_at:type_name -> google.protobuf.Timestamp
-	113, // 27: gatehouse.accounts.v1.BrowserSession.authenticated_at:type_name -> google.protobuf.Timestamp
-	34,  // 28: gatehouse.accounts.v1.StartBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
-	34,  // 29: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
-	43,  // 30: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse.user:type_name -> gatehouse.accounts.v1.User
-	114, // 31: gatehouse.accounts.v1.ListBrowserSessionsRequest.page:type_name -> gatehouse.paging.v1.PageRequest
-	113, // 32: gatehouse.accounts.v1.ListBrowserSessionsRequest.created_before:type_name -> google.protobuf.Timestamp
-	113, // 33: gatehouse.accounts.v1.ListBrowserSessionsRequest.created_after:type_name -> google.protobuf.Timestamp
-	113, // 34: gatehouse.accounts.v1.ListBrowserSessionsRequest.last_active_before:type_name -> google.protobuf.Timestamp
-	113, // 35: gatehouse.accounts.v1.ListBrowserSessionsRequest.last_active_after:type_name -> google.protobuf.Timestamp
-	34,  // 36: gatehouse.accounts.v1.ListBrowserSessionsResponse.sessions:type_name -> gatehouse.accounts.v1.BrowserSession
-	115, // 37: gatehouse.accounts.v1.ListBrowserSessionsResponse.page:type_name -> gatehouse.paging.v1.PageInfo
-	113, // 38: gatehouse.accounts.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	113, // 39: gatehouse.accounts.v1.User.updated_at:type_name -> google.protobuf.Timestamp
-	113, // 40: gatehouse.accounts.v1.User.locked_at:type_name -> google.protobuf.Timestamp
-	113, // 41: gatehouse.accounts.v1.User.deactivated_at:type_name -> google.protobuf.Timestamp
-	47,  // 42: gatehouse.accounts.v1.StartRegistrationResponse.registration:type_name -> gatehouse.accounts.v1.Registration
-	113, // 43: gatehouse.accounts.v1.Registration.started_at:type_name -> google.protobuf.Timestamp
-	113, // 44: gatehouse.accounts.v1.Registration.expires_at:type_name -> google.protobuf.Timestamp
-	47,  // 45: gatehouse.accounts.v1.GetRegistrationResponse.registration:type_name -> gatehouse.accounts.v1.Registration
-	43,  // 46: gatehouse.accounts.v1.CompleteRegistrationResponse.user:type_name -> gatehouse.accounts.v1.User
-	43,  // 47: gatehouse.accounts.v1.RegisterResponse.user:type_name -> gatehouse.accounts.v1.User
-	43,  // 48: gatehouse.accounts.v1.GetUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	43,  // 49: gatehouse.accounts.v1.GetUserByUsernameResponse.user:type_name -> gatehouse.accounts.v1.User
-	43,  // 50: gatehouse.accounts.v1.VerifyPasswordResponse.user:type_name -> gatehouse.accounts.v1.User
-	43,  // 51: gatehouse.accounts.v1.LockUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	43,  // 52: gatehouse.accounts.v1.UnlockUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	43,  // 53: gatehouse.accounts.v1.DeactivateUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	43,  // 54: gatehouse.accounts.v1.ReactivateUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	43,  // 55: gatehouse.accounts.v1.SetDisplayNameResponse.user:type_name -> gatehouse.accounts.v1.User
-	0,   // 56: gatehouse.accounts.v1.ListUsersRequest.status:type_name -> gatehouse.accounts.v1.UserStatus
-	114, // 57: gatehouse.accounts.v1.ListUsersRequest.page:type_name -> gatehouse.paging.v1.PageRequest
-	43,  // 58: gatehouse.accounts.v1.ListUsersResponse.users:type_name -> gatehouse.accounts.v1.User
-	115, // 59: gatehouse.accounts.v1.ListUsersResponse.page:type_name -> gatehouse.paging.v1.PageInfo
-	113, // 60: gatehouse.accounts.v1.AuditEntry.occurred_at:type_name -> google.protobuf.Timestamp
-	114, // 61: gatehouse.accounts.v1.ListAuditEntriesRequest.page:type_name -> gatehouse.paging.v1.PageRequest
-	75,  // 62: gatehouse.accounts.v1.ListAuditEntriesResponse.entries:type_name -> gatehouse.accounts.v1.AuditEntry
-	115, // 63: gatehouse.accounts.v1.ListAuditEntriesResponse.page:type_name -> gatehouse.paging.v1.PageInfo
-	78,  // 64: gatehouse.accounts.v1.ListUpstreamProvidersResponse.providers:type_name -> gatehouse.accounts.v1.UpstreamProvider
-	43,  // 65: gatehouse.accounts.v1.CompleteUpstreamSignInResponse.user:type_name -> gatehouse.accounts.v1.User
-	85,  // 66: gatehouse.accounts.v1.CompleteUpstreamSignInResponse.sign_in:type_name -> gatehouse.accounts.v1.UpstreamSignIn
-	113, // 67: gatehouse.accounts.v1.UpstreamSignIn.expires_at:type_name -> google.protobuf.Timestamp
-	85,  // 68: gatehouse.accounts.v1.GetUpstreamSignInResponse.sign_in:type_name -> gatehouse.accounts.v1.UpstreamSignIn
-	43,  // 69: gatehouse.accounts.v1.RegisterUpstreamUserResponse.user:type_name -> gatehouse.accounts.v1.User
-	43,  // 70: gatehouse.accounts.v1.LinkUpstreamResponse.user:type_name -> gatehouse.accounts.v1.User
-	113, // 71: gatehouse.accounts.v1.UpstreamLink.linked_at:type_name -> google.protobuf.Timestamp
-	114, // 72: gatehouse.accounts.v1.ListUpstreamLinksRequest.page:type_name -> gatehouse.paging.v1.PageRequest
-	92,  // 73: gatehouse.accounts.v1.ListUpstreamLinksResponse.links:type_name -> gatehouse.accounts.v1.UpstreamLink
-	115, // 74: gatehouse.accounts.v1.ListUpstreamLinksResponse.page:type_name -> gatehouse.paging.v1.PageInfo
-	92,  // 75: gatehouse.accounts.v1.AddUpstreamLinkResponse.link:type_name -> gatehouse.accounts.v1.UpstreamLink
-	1,   // 76: gatehouse.accounts.v1.ImportResult.outcome:type_name -> gatehouse.accounts.v1.ImportOutcome
-	103, // 77: gatehouse.accounts.v1.ImportUsersRequest.users:type_name -> gatehouse.accounts.v1.ImportedUser
-	113, // 78: gatehouse.accounts.v1.ImportedUser.created_at:type_name -> google.protobuf.Timestamp
-	104, // 79: gatehouse.accounts.v1.ImportedUser.emails:type_name -> gatehouse.accounts.v1.ImportedUserEmail
-	105, // 80: gatehouse.accounts.v1.ImportedUser.links:type_name -> gatehouse.accounts.v1.ImportedUserLink
-	113, // 81: gatehouse.accounts.v1.ImportedUserEmail.added_at:type_name -> google.protobuf.Timestamp
-	101, // 82: gatehouse.accounts.v1.ImportUsersResponse.results:type_name -> gatehouse.accounts.v1.ImportResult
-	108, // 83: gatehouse.accounts.v1.ImportRegistrationTokensRequest.tokens:type_name -> gatehouse.accounts.v1.ImportedRegistrationToken
-	113, // 84: gatehouse.accounts.v1.ImportedRegistrationToken.expires_at:type_name -> google.protobuf.Timestamp
-	101, // 85: gatehouse.accounts.v1.ImportRegistrationTokensResponse.results:type_name -> gatehouse.accounts.v1.ImportResult
-	112, // 86: gatehouse.accounts.v1.FindUsernamesResponse.found:type_name -> gatehouse.accounts.v1.FoundUsername
-	44,  // 87: gatehouse.accounts.v1.AccountsService.Register:input_type -> gatehouse.accounts.v1.RegisterRequest
-	45,  // 88: gatehouse.accounts.v1.AccountsService.StartRegistration:input_type -> gatehouse.accounts.v1.StartRegistrationRequest
-	48,  // 89: gatehouse.accounts.v1.AccountsService.GetRegistration:input_type -> gatehouse.accounts.v1.GetRegistrationRequest
-	50,  // 90: gatehouse.accounts.v1.AccountsService.CompleteRegistration:input_type -> gatehouse.accounts.v1.CompleteRegistrationRequest
-	53,  // 91: gatehouse.accounts.v1.AccountsService.GetUser:input_type -> gatehouse.accounts.v1.GetUserRequest
-	54,  // 92: gatehouse.accounts.v1.AccountsService.GetUserByUsername:input_type -> gatehouse.accounts.v1.GetUserByUsernameRequest
-	57,  // 93: gatehouse.accounts.v1.AccountsService.VerifyPassword:input_type -> gatehouse.accounts.v1.VerifyPasswordRequest
-	59,  // 94: gatehouse.accounts.v1.AccountsService.ChangePassword:input_type -> gatehouse.accounts.v1.ChangePasswordRequest
-	61,  // 95: gatehouse.accounts.v1.AccountsService.SetPassword:input_type -> gatehouse.accounts.v1.SetPasswordRequest
-	63,  // 96: gatehouse.accounts.v1.AccountsService.LockUser:input_type -> gatehouse.accounts.v1.LockUserRequest
-	65,  // 97: gatehouse.accounts.v1.AccountsService.UnlockUser:input_type -> gatehouse.accounts.v1.UnlockUserRequest
-	67,  // 98: gatehouse.accounts.v1.AccountsService.DeactivateUser:input_type -> gatehouse.accounts.v1.DeactivateUserRequest
-	69,  // 99: gatehouse.accounts.v1.AccountsService.ReactivateUser:input_type -> gatehouse.accounts.v1.ReactivateUserRequest
-	71,  // 100: gatehouse.accounts.v1.AccountsService.SetDisplayName:input_type -> gatehouse.accounts.v1.SetDisplayNameRequest
-	73,  // 101: gatehouse.accounts.v1.AccountsService.ListUsers:input_type -> gatehouse.accounts.v1.ListUsersRequest
-	76,  // 102: gatehouse.accounts.v1.AccountsService.ListAuditEntries:input_type -> gatehouse.accounts.v1.ListAuditEntriesRequest
-	23,  // 103: gatehouse.accounts.v1.AccountsService.GetUserByEmail:input_type -> gatehouse.accounts.v1.GetUserByEmailRequest
-	26,  // 104: gatehouse.accounts.v1.AccountsService.AddEmail:input_type -> gatehouse.accounts.v1.AddEmailRequest
-	28,  // 105: gatehouse.accounts.v1.AccountsService.RemoveEmail:input_type -> gatehouse.accounts.v1.RemoveEmailRequest
-	30,  // 106: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:input_type -> gatehouse.accounts.v1.SetPrimaryEmailRequest
-	32,  // 107: gatehouse.accounts.v1.AccountsService.ListEmails:input_type -> gatehouse.accounts.v1.ListEmailsRequest
-	35,  // 108: gatehouse.accounts.v1.AccountsService.StartBrowserSession:input_type -> gatehouse.accounts.v1.StartBrowserSessionRequest
-	37,  // 109: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:input_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionRequest
-	39,  // 110: gatehouse.accounts.v1.AccountsService.EndBrowserSession:input_type -> gatehouse.accounts.v1.EndBrowserSessionRequest
-	41,  // 111: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:input_type -> gatehouse.accounts.v1.ListBrowserSessionsRequest
-	15,  // 112: gatehouse.accounts.v1.AccountsService.CreateRegistrationToken:input_type -> gatehouse.accounts.v1.CreateRegistrationTokenRequest
-	17,  // 113: gatehouse.accounts.v1.AccountsService.UseRegistrationToken:input_type -> gatehouse.accounts.v1.UseRegistrationTokenRequest
-	19,  // 114: gatehouse.accounts.v1.AccountsService.RevokeRegistrationToken:input_type -> gatehouse.accounts.v1.RevokeRegistrationTokenRequest
-	21,  // 115: gatehouse.accounts.v1.AccountsService.ListRegistrationTokens:input_type -> gatehouse.accounts.v1.ListRegistrationTokensRequest
-	8,   // 116: gatehouse.accounts.v1.AccountsService.GetRegistrationToken:input_type -> gatehouse.accounts.v1.GetRegistrationTokenRequest
-	10,  // 117: gatehouse.accounts.v1.AccountsService.UpdateRegistrationToken:input_type -> gatehouse.accounts.v1.UpdateRegistrationTokenRequest
-	11,  // 118: gatehouse.accounts.v1.AccountsService.UnrevokeRegistrationToken:input_type -> gatehouse.accounts.v1.UnrevokeRegistrationTokenRequest
-	2,   // 119: gatehouse.accounts.v1.AccountsService.SetAdmin:input_type -> gatehouse.accounts.v1.SetAdminRequest
-	4,   // 120: gatehouse.accounts.v1.AccountsService.GetEmail:input_type -> gatehouse.accounts.v1.GetEmailRequest
-	6,   // 121: gatehouse.accounts.v1.AccountsService.GetBrowserSession:input_type -> gatehouse.accounts.v1.GetBrowserSessionRequest
-	79,  // 122: gatehouse.accounts.v1.AccountsService.ListUpstreamProviders:input_type -> gatehouse.accounts.v1.ListUpstreamProvidersRequest
-	81,  // 123: gatehouse.accounts.v1.AccountsService.StartUpstreamSignIn:input_type -> gatehouse.accounts.v1.StartUpstreamSignInRequest
-	83,  // 124: gatehouse.accounts.v1.AccountsService.CompleteUpstreamSignIn:input_type -> gatehouse.accounts.v1.CompleteUpstreamSignInRequest
-	86,  // 125: gatehouse.accounts.v1.AccountsService.GetUpstreamSignIn:input_type -> gatehouse.accounts.v1.GetUpstreamSignInRequest
-	88,  // 126: gatehouse.accounts.v1.AccountsService.RegisterUpstreamUser:input_type -> gatehouse.accounts.v1.RegisterUpstreamUserRequest
-	90,  // 127: gatehouse.accounts.v1.AccountsService.LinkUpstream:input_type -> gatehouse.accounts.v1.LinkUpstreamRequest
-	93,  // 128: gatehouse.accounts.v1.AccountsService.ListUpstreamLinks:input_type -> gatehouse.accounts.v1.ListUpstreamLinksRequest
-	95,  // 129: gatehouse.accounts.v1.AccountsService.AddUpstreamLink:input_type -> gatehouse.accounts.v1.AddUpstreamLinkRequest
-	97,  // 130: gatehouse.accounts.v1.AccountsService.RemoveUpstreamLink:input_type -> gatehouse.accounts.v1.RemoveUpstreamLinkRequest
-	99,  // 131: gatehouse.accounts.v1.AccountsService.UpstreamBackchannelLogout:input_type -> gatehouse.accounts.v1.UpstreamBackchannelLogoutRequest
-	102, // 132: gatehouse.accounts.v1.AccountsService.ImportUsers:input_type -> gatehouse.accounts.v1.ImportUsersRequest
-	107, // 133: gatehouse.accounts.v1.AccountsService.ImportRegistrationTokens:input_type -> gatehouse.accounts.v1.ImportRegistrationTokensRequest
-	110, // 134: gatehouse.accounts.v1.AccountsService.FindUsernames:input_type -> gatehouse.accounts.v1.FindUsernamesRequest
-	52,  // 135: gatehouse.accounts.v1.AccountsService.Register:output_type -> gatehouse.accounts.v1.RegisterResponse
-	46,  // 136: gatehouse.accounts.v1.AccountsService.StartRegistration:output_type -> gatehouse.accounts.v1.StartRegistrationResponse
-	49,  // 137: gatehouse.accounts.v1.AccountsService.GetRegistration:output_type -> gatehouse.accounts.v1.GetRegistrationResponse
-	51,  // 138: gatehouse.accounts.v1.AccountsService.CompleteRegistration:output_type -> gatehouse.accounts.v1.CompleteRegistrationResponse
-	55,  // 139: gatehouse.accounts.v1.AccountsService.GetUser:output_type -> gatehouse.accounts.v1.GetUserResponse
-	56,  // 140: gatehouse.accounts.v1.AccountsService.GetUserByUsername:output_type -> gatehouse.accounts.v1.GetUserByUsernameResponse
-	58,  // 141: gatehouse.accounts.v1.AccountsService.VerifyPassword:output_type -> gatehouse.accounts.v1.VerifyPasswordResponse
-	60,  // 142: gatehouse.accounts.v1.AccountsService.ChangePassword:output_type -> gatehouse.accounts.v1.ChangePasswordResponse
-	62,  // 143: gatehouse.accounts.v1.AccountsService.SetPassword:output_type -> gatehouse.accounts.v1.SetPasswordResponse
-	64,  // 144: gatehouse.accounts.v1.AccountsService.LockUser:output_type -> gatehouse.accounts.v1.LockUserResponse
-	66,  // 145: gatehouse.accounts.v1.AccountsService.UnlockUser:output_type -> gatehouse.accounts.v1.UnlockUserResponse
-	68,  // 146: gatehouse.accounts.v1.AccountsService.DeactivateUser:output_type -> gatehouse.accounts.v1.DeactivateUserResponse
-	70,  // 147: gatehouse.accounts.v1.AccountsService.ReactivateUser:output_type -> gatehouse.accounts.v1.ReactivateUserResponse
-	72,  // 148: gatehouse.accounts.v1.AccountsService.SetDisplayName:output_type -> gatehouse.accounts.v1.SetDisplayNameResponse
-	74,  // 149: gatehouse.accounts.v1.AccountsService.ListUsers:output_type -> gatehouse.accounts.v1.ListUsersResponse
-	77,  // 150: gatehouse.accounts.v1.AccountsService.ListAuditEntries:output_type -> gatehouse.accounts.v1.ListAuditEntriesResponse
-	24,  // 151: gatehouse.accounts.v1.AccountsService.GetUserByEmail:output_type -> gatehouse.accounts.v1.GetUserByEmailResponse
-	27,  // 152: gatehouse.accounts.v1.AccountsService.AddEmail:output_type -> gatehouse.accounts.v1.AddEmailResponse
-	29,  // 153: gatehouse.accounts.v1.AccountsService.RemoveEmail:output_type -> gatehouse.accounts.v1.RemoveEmailResponse
-	31,  // 154: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:output_type -> gatehouse.accounts.v1.SetPrimaryEmailResponse
-	33,  // 155: gatehouse.accounts.v1.AccountsService.ListEmails:output_type -> gatehouse.accounts.v1.ListEmailsResponse
-	36,  // 156: gatehouse.accounts.v1.AccountsService.StartBrowserSession:output_type -> gatehouse.accounts.v1.StartBrowserSessionResponse
-	38,  // 157: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:output_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionResponse
-	40,  // 158: gatehouse.accounts.v1.AccountsService.EndBrowserSession:output_type -> gatehouse.accounts.v1.EndBrowserSessionResponse
-	42,  // 159: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:output_type -> gatehouse.accounts.v1.ListBrowserSessionsResponse
-	16,  // 160: gatehouse.accounts.v1.AccountsService.CreateRegistrationToken:output_type -> gatehouse.accounts.v1.CreateRegistrationTokenResponse
-	18,  // 161: gatehouse.accounts.v1.AccountsService.UseRegistrationToken:output_type -> gatehouse.accounts.v1.UseRegistrationTokenResponse
-	20,  // 162: gatehouse.accounts.v1.AccountsService.RevokeRegistrationToken:output_type -> gatehouse.accounts.v1.RevokeRegistrationTokenResponse
-	22,  // 163: gatehouse.accounts.v1.AccountsService.ListRegistrationTokens:output_type -> gatehouse.accounts.v1.ListRegistrationTokensResponse
-	9,   // 164: gatehouse.accounts.v1.AccountsService.GetRegistrationToken:output_type -> gatehouse.accounts.v1.GetRegistrationTokenResponse
-	12,  // 165: gatehouse.accounts.v1.AccountsService.UpdateRegistrationToken:output_type -> gatehouse.accounts.v1.UpdateRegistrationTokenResponse
-	13,  // 166: gatehouse.accounts.v1.AccountsService.UnrevokeRegistrationToken:output_type -> gatehouse.accounts.v1.UnrevokeRegistrationTokenResponse
-	3,   // 167: gatehouse.accounts.v1.AccountsService.SetAdmin:output_type -> gatehouse.accounts.v1.SetAdminResponse
-	5,   // 168: gatehouse.accounts.v1.AccountsService.GetEmail:output_type -> gatehouse.accounts.v1.GetEmailResponse
-	7,   // 169: gatehouse.accounts.v1.AccountsService.GetBrowserSession:output_type -> gatehouse.accounts.v1.GetBrowserSessionResponse
-	80,  // 170: gatehouse.accounts.v1.AccountsService.ListUpstreamProviders:output_type -> gatehouse.accounts.v1.ListUpstreamProvidersResponse
-	82,  // 171: gatehouse.accounts.v1.AccountsService.StartUpstreamSignIn:output_type -> gatehouse.accounts.v1.StartUpstreamSignInResponse
-	84,  // 172: gatehouse.accounts.v1.AccountsService.CompleteUpstreamSignIn:output_type -> gatehouse.accounts.v1.CompleteUpstreamSignInResponse
-	87,  // 173: gatehouse.accounts.v1.AccountsService.GetUpstreamSignIn:output_type -> gatehouse.accounts.v1.GetUpstreamSignInResponse
-	89,  // 174: gatehouse.accounts.v1.AccountsService.RegisterUpstreamUser:output_type -> gatehouse.accounts.v1.RegisterUpstreamUserResponse
-	91,  // 175: gatehouse.accounts.v1.AccountsService.LinkUpstream:output_type -> gatehouse.accounts.v1.LinkUpstreamResponse
-	94,  // 176: gatehouse.accounts.v1.AccountsService.ListUpstreamLinks:output_type -> gatehouse.accounts.v1.ListUpstreamLinksResponse
-	96,  // 177: gatehouse.accounts.v1.AccountsService.AddUpstreamLink:output_type -> gatehouse.accounts.v1.AddUpstreamLinkResponse
-	98,  // 178: gatehouse.accounts.v1.AccountsService.RemoveUpstreamLink:output_type -> gatehouse.accounts.v1.RemoveUpstreamLinkResponse
-	100, // 179: gatehouse.accounts.v1.AccountsService.UpstreamBackchannelLogout:output_type -> gatehouse.accounts.v1.UpstreamBackchannelLogoutResponse
-	106, // 180: gatehouse.accounts.v1.AccountsService.ImportUsers:output_type -> gatehouse.accounts.v1.ImportUsersResponse
-	109, // 181: gatehouse.accounts.v1.AccountsService.ImportRegistrationTokens:output_type -> gatehouse.accounts.v1.ImportRegistrationTokensResponse
-	111, // 182: gatehouse.accounts.v1.AccountsService.FindUsernames:output_type -> gatehouse.accounts.v1.FindUsernamesResponse
-	135, // [135:183] is the sub-list for method output_type
-	87,  // [87:135] is the sub-list for method input_type
-	87,  // [87:87] is the sub-list for extension type_name
-	87,  // [87:87] is the sub-list for extension extendee
-	0,   // [0:87] is the sub-list for field type_name
+	44,  // 0: gatehouse.accounts.v1.SetAdminResponse.user:type_name -> gatehouse.accounts.v1.User
+	26,  // 1: gatehouse.accounts.v1.GetEmailResponse.email:type_name -> gatehouse.accounts.v1.Email
+	35,  // 2: gatehouse.accounts.v1.GetBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
+	15,  // 3: gatehouse.accounts.v1.GetRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
+	146, // 4: gatehouse.accounts.v1.UpdateRegistrationTokenRequest.expires_at:type_name -> google.protobuf.Timestamp
+	15,  // 5: gatehouse.accounts.v1.UpdateRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
+	15,  // 6: gatehouse.accounts.v1.UnrevokeRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
+	146, // 7: gatehouse.accounts.v1.RegistrationToken.created_at:type_name -> google.protobuf.Timestamp
+	146, // 8: gatehouse.accounts.v1.RegistrationToken.expires_at:type_name -> google.protobuf.Timestamp
+	146, // 9: gatehouse.accounts.v1.RegistrationToken.last_used_at:type_name -> google.protobuf.Timestamp
+	146, // 10: gatehouse.accounts.v1.RegistrationToken.revoked_at:type_name -> google.protobuf.Timestamp
+	146, // 11: gatehouse.accounts.v1.CreateRegistrationTokenRequest.expires_at:type_name -> google.protobuf.Timestamp
+	15,  // 12: gatehouse.accounts.v1.CreateRegistrationTokenResponse.registration_token:type_name -> gatehouse.accounts.v1.RegistrationToken
+	147, // 13: gatehouse.accounts.v1.ListRegistrationTokensRequest.page:type_name -> gatehouse.paging.v1.PageRequest
+	15,  // 14: gatehouse.accounts.v1.ListRegistrationTokensResponse.registration_tokens:type_name -> gatehouse.accounts.v1.RegistrationToken
+	148, // 15: gatehouse.accounts.v1.ListRegistrationTokensResponse.page:type_name -> gatehouse.paging.v1.PageInfo
+	44,  // 16: gatehouse.accounts.v1.GetUserByEmailResponse.user:type_name -> gatehouse.accounts.v1.User
+	146, // 17: gatehouse.accounts.v1.Email.added_at:type_name -> google.protobuf.Timestamp
+	26,  // 18: gatehouse.accounts.v1.AddEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
+	26,  // 19: gatehouse.accounts.v1.RemoveEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
+	26,  // 20: gatehouse.accounts.v1.SetPrimaryEmailResponse.emails:type_name -> gatehouse.accounts.v1.Email
+	147, // 21: gatehouse.accounts.v1.ListEmailsRequest.page:type_name -> gatehouse.paging.v1.PageRequest
+	26,  // 22: gatehouse.accounts.v1.ListEmailsResponse.emails:type_name -> gatehouse.accounts.v1.Email
+	148, // 23: gatehouse.accounts.v1.ListEmailsResponse.page:type_name -> gatehouse.paging.v1.PageInfo
+	146, // 24: gatehouse.accounts.v1.BrowserSession.created_at:type_name -> google.protobuf.Timestamp
+	146, // 25: gatehouse.accounts.v1.BrowserSession.last_active_at:type_name -> google.protobuf.Timestamp
+	146, // 26: gatehouse.accounts.v1.BrowserSession.ended_at:type_name -> google.protobuf.Timestamp
+	146, // 27: gatehouse.accounts.v1.BrowserSession.authenticated_at:type_name -> google.protobuf.Timestamp
+	35,  // 28: gatehouse.accounts.v1.StartBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
+	35,  // 29: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
+	44,  // 30: gatehouse.accounts.v1.AuthenticateBrowserSessionResponse.user:type_name -> gatehouse.accounts.v1.User
+	147, // 31: gatehouse.accounts.v1.ListBrowserSessionsRequest.page:type_name -> gatehouse.paging.v1.PageRequest
+	146, // 32: gatehouse.accounts.v1.ListBrowserSessionsRequest.created_before:type_name -> google.protobuf.Timestamp
+	146, // 33: gatehouse.accounts.v1.ListBrowserSessionsRequest.created_after:type_name -> google.protobuf.Timestamp
+	146, // 34: gatehouse.accounts.v1.ListBrowserSessionsRequest.last_active_before:type_name -> google.protobuf.Timestamp
+	146, // 35: gatehouse.accounts.v1.ListBrowserSessionsRequest.last_active_after:type_name -> google.protobuf.Timestamp
+	35,  // 36: gatehouse.accounts.v1.ListBrowserSessionsResponse.sessions:type_name -> gatehouse.accounts.v1.BrowserSession
+	148, // 37: gatehouse.accounts.v1.ListBrowserSessionsResponse.page:type_name -> gatehouse.paging.v1.PageInfo
+	146, // 38: gatehouse.accounts.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	146, // 39: gatehouse.accounts.v1.User.updated_at:type_name -> google.protobuf.Timestamp
+	146, // 40: gatehouse.accounts.v1.User.locked_at:type_name -> google.protobuf.Timestamp
+	146, // 41: gatehouse.accounts.v1.User.deactivated_at:type_name -> google.protobuf.Timestamp
+	48,  // 42: gatehouse.accounts.v1.StartRegistrationResponse.registration:type_name -> gatehouse.accounts.v1.Registration
+	146, // 43: gatehouse.accounts.v1.Registration.started_at:type_name -> google.protobuf.Timestamp
+	146, // 44: gatehouse.accounts.v1.Registration.expires_at:type_name -> google.protobuf.Timestamp
+	48,  // 45: gatehouse.accounts.v1.GetRegistrationResponse.registration:type_name -> gatehouse.accounts.v1.Registration
+	44,  // 46: gatehouse.accounts.v1.CompleteRegistrationResponse.user:type_name -> gatehouse.accounts.v1.User
+	44,  // 47: gatehouse.accounts.v1.RegisterResponse.user:type_name -> gatehouse.accounts.v1.User
+	44,  // 48: gatehouse.accounts.v1.GetUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	44,  // 49: gatehouse.accounts.v1.GetUserByUsernameResponse.user:type_name -> gatehouse.accounts.v1.User
+	44,  // 50: gatehouse.accounts.v1.VerifyPasswordResponse.user:type_name -> gatehouse.accounts.v1.User
+	0,   // 51: gatehouse.accounts.v1.VerifyPasswordResponse.second_factor:type_name -> gatehouse.accounts.v1.SecondFactorNeed
+	146, // 52: gatehouse.accounts.v1.Passkey.created_at:type_name -> google.protobuf.Timestamp
+	146, // 53: gatehouse.accounts.v1.Passkey.last_used_at:type_name -> google.protobuf.Timestamp
+	60,  // 54: gatehouse.accounts.v1.SecondFactors.passkeys:type_name -> gatehouse.accounts.v1.Passkey
+	146, // 55: gatehouse.accounts.v1.SecondFactors.totp_enabled_at:type_name -> google.protobuf.Timestamp
+	0,   // 56: gatehouse.accounts.v1.SecondFactors.need:type_name -> gatehouse.accounts.v1.SecondFactorNeed
+	61,  // 57: gatehouse.accounts.v1.GetSecondFactorsResponse.factors:type_name -> gatehouse.accounts.v1.SecondFactors
+	44,  // 58: gatehouse.accounts.v1.VerifySecondFactorResponse.user:type_name -> gatehouse.accounts.v1.User
+	44,  // 59: gatehouse.accounts.v1.FinishPasskeySignInResponse.user:type_name -> gatehouse.accounts.v1.User
+	60,  // 60: gatehouse.accounts.v1.FinishPasskeyRegistrationResponse.passkey:type_name -> gatehouse.accounts.v1.Passkey
+	61,  // 61: gatehouse.accounts.v1.SetSecondFactorRequiredResponse.factors:type_name -> gatehouse.accounts.v1.SecondFactors
+	35,  // 62: gatehouse.accounts.v1.ReauthenticateBrowserSessionResponse.session:type_name -> gatehouse.accounts.v1.BrowserSession
+	44,  // 63: gatehouse.accounts.v1.LockUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	44,  // 64: gatehouse.accounts.v1.UnlockUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	44,  // 65: gatehouse.accounts.v1.DeactivateUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	44,  // 66: gatehouse.accounts.v1.ReactivateUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	44,  // 67: gatehouse.accounts.v1.SetDisplayNameResponse.user:type_name -> gatehouse.accounts.v1.User
+	1,   // 68: gatehouse.accounts.v1.ListUsersRequest.status:type_name -> gatehouse.accounts.v1.UserStatus
+	147, // 69: gatehouse.accounts.v1.ListUsersRequest.page:type_name -> gatehouse.paging.v1.PageRequest
+	44,  // 70: gatehouse.accounts.v1.ListUsersResponse.users:type_name -> gatehouse.accounts.v1.User
+	148, // 71: gatehouse.accounts.v1.ListUsersResponse.page:type_name -> gatehouse.paging.v1.PageInfo
+	146, // 72: gatehouse.accounts.v1.AuditEntry.occurred_at:type_name -> google.protobuf.Timestamp
+	147, // 73: gatehouse.accounts.v1.ListAuditEntriesRequest.page:type_name -> gatehouse.paging.v1.PageRequest
+	108, // 74: gatehouse.accounts.v1.ListAuditEntriesResponse.entries:type_name -> gatehouse.accounts.v1.AuditEntry
+	148, // 75: gatehouse.accounts.v1.ListAuditEntriesResponse.page:type_name -> gatehouse.paging.v1.PageInfo
+	111, // 76: gatehouse.accounts.v1.ListUpstreamProvidersResponse.providers:type_name -> gatehouse.accounts.v1.UpstreamProvider
+	44,  // 77: gatehouse.accounts.v1.CompleteUpstreamSignInResponse.user:type_name -> gatehouse.accounts.v1.User
+	118, // 78: gatehouse.accounts.v1.CompleteUpstreamSignInResponse.sign_in:type_name -> gatehouse.accounts.v1.UpstreamSignIn
+	146, // 79: gatehouse.accounts.v1.UpstreamSignIn.expires_at:type_name -> google.protobuf.Timestamp
+	118, // 80: gatehouse.accounts.v1.GetUpstreamSignInResponse.sign_in:type_name -> gatehouse.accounts.v1.UpstreamSignIn
+	44,  // 81: gatehouse.accounts.v1.RegisterUpstreamUserResponse.user:type_name -> gatehouse.accounts.v1.User
+	44,  // 82: gatehouse.accounts.v1.LinkUpstreamResponse.user:type_name -> gatehouse.accounts.v1.User
+	146, // 83: gatehouse.accounts.v1.UpstreamLink.linked_at:type_name -> google.protobuf.Timestamp
+	147, // 84: gatehouse.accounts.v1.ListUpstreamLinksRequest.page:type_name -> gatehouse.paging.v1.PageRequest
+	125, // 85: gatehouse.accounts.v1.ListUpstreamLinksResponse.links:type_name -> gatehouse.accounts.v1.UpstreamLink
+	148, // 86: gatehouse.accounts.v1.ListUpstreamLinksResponse.page:type_name -> gatehouse.paging.v1.PageInfo
+	125, // 87: gatehouse.accounts.v1.AddUpstreamLinkResponse.link:type_name -> gatehouse.accounts.v1.UpstreamLink
+	2,   // 88: gatehouse.accounts.v1.ImportResult.outcome:type_name -> gatehouse.accounts.v1.ImportOutcome
+	136, // 89: gatehouse.accounts.v1.ImportUsersRequest.users:type_name -> gatehouse.accounts.v1.ImportedUser
+	146, // 90: gatehouse.accounts.v1.ImportedUser.created_at:type_name -> google.protobuf.Timestamp
+	137, // 91: gatehouse.accounts.v1.ImportedUser.emails:type_name -> gatehouse.accounts.v1.ImportedUserEmail
+	138, // 92: gatehouse.accounts.v1.ImportedUser.links:type_name -> gatehouse.accounts.v1.ImportedUserLink
+	146, // 93: gatehouse.accounts.v1.ImportedUserEmail.added_at:type_name -> google.protobuf.Timestamp
+	134, // 94: gatehouse.accounts.v1.ImportUsersResponse.results:type_name -> gatehouse.accounts.v1.ImportResult
+	141, // 95: gatehouse.accounts.v1.ImportRegistrationTokensRequest.tokens:type_name -> gatehouse.accounts.v1.ImportedRegistrationToken
+	146, // 96: gatehouse.accounts.v1.ImportedRegistrationToken.expires_at:type_name -> google.protobuf.Timestamp
+	134, // 97: gatehouse.accounts.v1.ImportRegistrationTokensResponse.results:type_name -> gatehouse.accounts.v1.ImportResult
+	145, // 98: gatehouse.accounts.v1.FindUsernamesResponse.found:type_name -> gatehouse.accounts.v1.FoundUsername
+	45,  // 99: gatehouse.accounts.v1.AccountsService.Register:input_type -> gatehouse.accounts.v1.RegisterRequest
+	46,  // 100: gatehouse.accounts.v1.AccountsService.StartRegistration:input_type -> gatehouse.accounts.v1.StartRegistrationRequest
+	49,  // 101: gatehouse.accounts.v1.AccountsService.GetRegistration:input_type -> gatehouse.accounts.v1.GetRegistrationRequest
+	51,  // 102: gatehouse.accounts.v1.AccountsService.CompleteRegistration:input_type -> gatehouse.accounts.v1.CompleteRegistrationRequest
+	54,  // 103: gatehouse.accounts.v1.AccountsService.GetUser:input_type -> gatehouse.accounts.v1.GetUserRequest
+	55,  // 104: gatehouse.accounts.v1.AccountsService.GetUserByUsername:input_type -> gatehouse.accounts.v1.GetUserByUsernameRequest
+	58,  // 105: gatehouse.accounts.v1.AccountsService.VerifyPassword:input_type -> gatehouse.accounts.v1.VerifyPasswordRequest
+	92,  // 106: gatehouse.accounts.v1.AccountsService.ChangePassword:input_type -> gatehouse.accounts.v1.ChangePasswordRequest
+	94,  // 107: gatehouse.accounts.v1.AccountsService.SetPassword:input_type -> gatehouse.accounts.v1.SetPasswordRequest
+	96,  // 108: gatehouse.accounts.v1.AccountsService.LockUser:input_type -> gatehouse.accounts.v1.LockUserRequest
+	98,  // 109: gatehouse.accounts.v1.AccountsService.UnlockUser:input_type -> gatehouse.accounts.v1.UnlockUserRequest
+	100, // 110: gatehouse.accounts.v1.AccountsService.DeactivateUser:input_type -> gatehouse.accounts.v1.DeactivateUserRequest
+	102, // 111: gatehouse.accounts.v1.AccountsService.ReactivateUser:input_type -> gatehouse.accounts.v1.ReactivateUserRequest
+	104, // 112: gatehouse.accounts.v1.AccountsService.SetDisplayName:input_type -> gatehouse.accounts.v1.SetDisplayNameRequest
+	106, // 113: gatehouse.accounts.v1.AccountsService.ListUsers:input_type -> gatehouse.accounts.v1.ListUsersRequest
+	109, // 114: gatehouse.accounts.v1.AccountsService.ListAuditEntries:input_type -> gatehouse.accounts.v1.ListAuditEntriesRequest
+	24,  // 115: gatehouse.accounts.v1.AccountsService.GetUserByEmail:input_type -> gatehouse.accounts.v1.GetUserByEmailRequest
+	27,  // 116: gatehouse.accounts.v1.AccountsService.AddEmail:input_type -> gatehouse.accounts.v1.AddEmailRequest
+	29,  // 117: gatehouse.accounts.v1.AccountsService.RemoveEmail:input_type -> gatehouse.accounts.v1.RemoveEmailRequest
+	31,  // 118: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:input_type -> gatehouse.accounts.v1.SetPrimaryEmailRequest
+	33,  // 119: gatehouse.accounts.v1.AccountsService.ListEmails:input_type -> gatehouse.accounts.v1.ListEmailsRequest
+	36,  // 120: gatehouse.accounts.v1.AccountsService.StartBrowserSession:input_type -> gatehouse.accounts.v1.StartBrowserSessionRequest
+	38,  // 121: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:input_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionRequest
+	40,  // 122: gatehouse.accounts.v1.AccountsService.EndBrowserSession:input_type -> gatehouse.accounts.v1.EndBrowserSessionRequest
+	42,  // 123: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:input_type -> gatehouse.accounts.v1.ListBrowserSessionsRequest
+	16,  // 124: gatehouse.accounts.v1.AccountsService.CreateRegistrationToken:input_type -> gatehouse.accounts.v1.CreateRegistrationTokenRequest
+	18,  // 125: gatehouse.accounts.v1.AccountsService.UseRegistrationToken:input_type -> gatehouse.accounts.v1.UseRegistrationTokenRequest
+	20,  // 126: gatehouse.accounts.v1.AccountsService.RevokeRegistrationToken:input_type -> gatehouse.accounts.v1.RevokeRegistrationTokenRequest
+	22,  // 127: gatehouse.accounts.v1.AccountsService.ListRegistrationTokens:input_type -> gatehouse.accounts.v1.ListRegistrationTokensRequest
+	9,   // 128: gatehouse.accounts.v1.AccountsService.GetRegistrationToken:input_type -> gatehouse.accounts.v1.GetRegistrationTokenRequest
+	11,  // 129: gatehouse.accounts.v1.AccountsService.UpdateRegistrationToken:input_type -> gatehouse.accounts.v1.UpdateRegistrationTokenRequest
+	12,  // 130: gatehouse.accounts.v1.AccountsService.UnrevokeRegistrationToken:input_type -> gatehouse.accounts.v1.UnrevokeRegistrationTokenRequest
+	3,   // 131: gatehouse.accounts.v1.AccountsService.SetAdmin:input_type -> gatehouse.accounts.v1.SetAdminRequest
+	5,   // 132: gatehouse.accounts.v1.AccountsService.GetEmail:input_type -> gatehouse.accounts.v1.GetEmailRequest
+	7,   // 133: gatehouse.accounts.v1.AccountsService.GetBrowserSession:input_type -> gatehouse.accounts.v1.GetBrowserSessionRequest
+	112, // 134: gatehouse.accounts.v1.AccountsService.ListUpstreamProviders:input_type -> gatehouse.accounts.v1.ListUpstreamProvidersRequest
+	114, // 135: gatehouse.accounts.v1.AccountsService.StartUpstreamSignIn:input_type -> gatehouse.accounts.v1.StartUpstreamSignInRequest
+	116, // 136: gatehouse.accounts.v1.AccountsService.CompleteUpstreamSignIn:input_type -> gatehouse.accounts.v1.CompleteUpstreamSignInRequest
+	119, // 137: gatehouse.accounts.v1.AccountsService.GetUpstreamSignIn:input_type -> gatehouse.accounts.v1.GetUpstreamSignInRequest
+	121, // 138: gatehouse.accounts.v1.AccountsService.RegisterUpstreamUser:input_type -> gatehouse.accounts.v1.RegisterUpstreamUserRequest
+	123, // 139: gatehouse.accounts.v1.AccountsService.LinkUpstream:input_type -> gatehouse.accounts.v1.LinkUpstreamRequest
+	126, // 140: gatehouse.accounts.v1.AccountsService.ListUpstreamLinks:input_type -> gatehouse.accounts.v1.ListUpstreamLinksRequest
+	128, // 141: gatehouse.accounts.v1.AccountsService.AddUpstreamLink:input_type -> gatehouse.accounts.v1.AddUpstreamLinkRequest
+	130, // 142: gatehouse.accounts.v1.AccountsService.RemoveUpstreamLink:input_type -> gatehouse.accounts.v1.RemoveUpstreamLinkRequest
+	132, // 143: gatehouse.accounts.v1.AccountsService.UpstreamBackchannelLogout:input_type -> gatehouse.accounts.v1.UpstreamBackchannelLogoutRequest
+	62,  // 144: gatehouse.accounts.v1.AccountsService.GetSecondFactors:input_type -> gatehouse.accounts.v1.GetSecondFactorsRequest
+	64,  // 145: gatehouse.accounts.v1.AccountsService.VerifySecondFactor:input_type -> gatehouse.accounts.v1.VerifySecondFactorRequest
+	66,  // 146: gatehouse.accounts.v1.AccountsService.BeginPasskeySignIn:input_type -> gatehouse.accounts.v1.BeginPasskeySignInRequest
+	68,  // 147: gatehouse.accounts.v1.AccountsService.FinishPasskeySignIn:input_type -> gatehouse.accounts.v1.FinishPasskeySignInRequest
+	70,  // 148: gatehouse.accounts.v1.AccountsService.BeginPasskeyRegistration:input_type -> gatehouse.accounts.v1.BeginPasskeyRegistrationRequest
+	72,  // 149: gatehouse.accounts.v1.AccountsService.FinishPasskeyRegistration:input_type -> gatehouse.accounts.v1.FinishPasskeyRegistrationRequest
+	74,  // 150: gatehouse.accounts.v1.AccountsService.RenamePasskey:input_type -> gatehouse.accounts.v1.RenamePasskeyRequest
+	76,  // 151: gatehouse.accounts.v1.AccountsService.RemovePasskey:input_type -> gatehouse.accounts.v1.RemovePasskeyRequest
+	78,  // 152: gatehouse.accounts.v1.AccountsService.StartTOTPEnrolment:input_type -> gatehouse.accounts.v1.StartTOTPEnrolmentRequest
+	80,  // 153: gatehouse.accounts.v1.AccountsService.ConfirmTOTPEnrolment:input_type -> gatehouse.accounts.v1.ConfirmTOTPEnrolmentRequest
+	82,  // 154: gatehouse.accounts.v1.AccountsService.DisableTOTP:input_type -> gatehouse.accounts.v1.DisableTOTPRequest
+	84,  // 155: gatehouse.accounts.v1.AccountsService.GenerateRecoveryCodes:input_type -> gatehouse.accounts.v1.GenerateRecoveryCodesRequest
+	86,  // 156: gatehouse.accounts.v1.AccountsService.SetSecondFactorRequired:input_type -> gatehouse.accounts.v1.SetSecondFactorRequiredRequest
+	88,  // 157: gatehouse.accounts.v1.AccountsService.ResetSecondFactors:input_type -> gatehouse.accounts.v1.ResetSecondFactorsRequest
+	90,  // 158: gatehouse.accounts.v1.AccountsService.ReauthenticateBrowserSession:input_type -> gatehouse.accounts.v1.ReauthenticateBrowserSessionRequest
+	135, // 159: gatehouse.accounts.v1.AccountsService.ImportUsers:input_type -> gatehouse.accounts.v1.ImportUsersRequest
+	140, // 160: gatehouse.accounts.v1.AccountsService.ImportRegistrationTokens:input_type -> gatehouse.accounts.v1.ImportRegistrationTokensRequest
+	143, // 161: gatehouse.accounts.v1.AccountsService.FindUsernames:input_type -> gatehouse.accounts.v1.FindUsernamesRequest
+	53,  // 162: gatehouse.accounts.v1.AccountsService.Register:output_type -> gatehouse.accounts.v1.RegisterResponse
+	47,  // 163: gatehouse.accounts.v1.AccountsService.StartRegistration:output_type -> gatehouse.accounts.v1.StartRegistrationResponse
+	50,  // 164: gatehouse.accounts.v1.AccountsService.GetRegistration:output_type -> gatehouse.accounts.v1.GetRegistrationResponse
+	52,  // 165: gatehouse.accounts.v1.AccountsService.CompleteRegistration:output_type -> gatehouse.accounts.v1.CompleteRegistrationResponse
+	56,  // 166: gatehouse.accounts.v1.AccountsService.GetUser:output_type -> gatehouse.accounts.v1.GetUserResponse
+	57,  // 167: gatehouse.accounts.v1.AccountsService.GetUserByUsername:output_type -> gatehouse.accounts.v1.GetUserByUsernameResponse
+	59,  // 168: gatehouse.accounts.v1.AccountsService.VerifyPassword:output_type -> gatehouse.accounts.v1.VerifyPasswordResponse
+	93,  // 169: gatehouse.accounts.v1.AccountsService.ChangePassword:output_type -> gatehouse.accounts.v1.ChangePasswordResponse
+	95,  // 170: gatehouse.accounts.v1.AccountsService.SetPassword:output_type -> gatehouse.accounts.v1.SetPasswordResponse
+	97,  // 171: gatehouse.accounts.v1.AccountsService.LockUser:output_type -> gatehouse.accounts.v1.LockUserResponse
+	99,  // 172: gatehouse.accounts.v1.AccountsService.UnlockUser:output_type -> gatehouse.accounts.v1.UnlockUserResponse
+	101, // 173: gatehouse.accounts.v1.AccountsService.DeactivateUser:output_type -> gatehouse.accounts.v1.DeactivateUserResponse
+	103, // 174: gatehouse.accounts.v1.AccountsService.ReactivateUser:output_type -> gatehouse.accounts.v1.ReactivateUserResponse
+	105, // 175: gatehouse.accounts.v1.AccountsService.SetDisplayName:output_type -> gatehouse.accounts.v1.SetDisplayNameResponse
+	107, // 176: gatehouse.accounts.v1.AccountsService.ListUsers:output_type -> gatehouse.accounts.v1.ListUsersResponse
+	110, // 177: gatehouse.accounts.v1.AccountsService.ListAuditEntries:output_type -> gatehouse.accounts.v1.ListAuditEntriesResponse
+	25,  // 178: gatehouse.accounts.v1.AccountsService.GetUserByEmail:output_type -> gatehouse.accounts.v1.GetUserByEmailResponse
+	28,  // 179: gatehouse.accounts.v1.AccountsService.AddEmail:output_type -> gatehouse.accounts.v1.AddEmailResponse
+	30,  // 180: gatehouse.accounts.v1.AccountsService.RemoveEmail:output_type -> gatehouse.accounts.v1.RemoveEmailResponse
+	32,  // 181: gatehouse.accounts.v1.AccountsService.SetPrimaryEmail:output_type -> gatehouse.accounts.v1.SetPrimaryEmailResponse
+	34,  // 182: gatehouse.accounts.v1.AccountsService.ListEmails:output_type -> gatehouse.accounts.v1.ListEmailsResponse
+	37,  // 183: gatehouse.accounts.v1.AccountsService.StartBrowserSession:output_type -> gatehouse.accounts.v1.StartBrowserSessionResponse
+	39,  // 184: gatehouse.accounts.v1.AccountsService.AuthenticateBrowserSession:output_type -> gatehouse.accounts.v1.AuthenticateBrowserSessionResponse
+	41,  // 185: gatehouse.accounts.v1.AccountsService.EndBrowserSession:output_type -> gatehouse.accounts.v1.EndBrowserSessionResponse
+	43,  // 186: gatehouse.accounts.v1.AccountsService.ListBrowserSessions:output_type -> gatehouse.accounts.v1.ListBrowserSessionsResponse
+	17,  // 187: gatehouse.accounts.v1.AccountsService.CreateRegistrationToken:output_type -> gatehouse.accounts.v1.CreateRegistrationTokenResponse
+	19,  // 188: gatehouse.accounts.v1.AccountsService.UseRegistrationToken:output_type -> gatehouse.accounts.v1.UseRegistrationTokenResponse
+	21,  // 189: gatehouse.accounts.v1.AccountsService.RevokeRegistrationToken:output_type -> gatehouse.accounts.v1.RevokeRegistrationTokenResponse
+	23,  // 190: gatehouse.accounts.v1.AccountsService.ListRegistrationTokens:output_type -> gatehouse.accounts.v1.ListRegistrationTokensResponse
+	10,  // 191: gatehouse.accounts.v1.AccountsService.GetRegistrationToken:output_type -> gatehouse.accounts.v1.GetRegistrationTokenResponse
+	13,  // 192: gatehouse.accounts.v1.AccountsService.UpdateRegistrationToken:output_type -> gatehouse.accounts.v1.UpdateRegistrationTokenResponse
+	14,  // 193: gatehouse.accounts.v1.AccountsService.UnrevokeRegistrationToken:output_type -> gatehouse.accounts.v1.UnrevokeRegistrationTokenResponse
+	4,   // 194: gatehouse.accounts.v1.AccountsService.SetAdmin:output_type -> gatehouse.accounts.v1.SetAdminResponse
+	6,   // 195: gatehouse.accounts.v1.AccountsService.GetEmail:output_type -> gatehouse.accounts.v1.GetEmailResponse
+	8,   // 196: gatehouse.accounts.v1.AccountsService.GetBrowserSession:output_type -> gatehouse.accounts.v1.GetBrowserSessionResponse
+	113, // 197: gatehouse.accounts.v1.AccountsService.ListUpstreamProviders:output_type -> gatehouse.accounts.v1.ListUpstreamProvidersResponse
+	115, // 198: gatehouse.accounts.v1.AccountsService.StartUpstreamSignIn:output_type -> gatehouse.accounts.v1.StartUpstreamSignInResponse
+	117, // 199: gatehouse.accounts.v1.AccountsService.CompleteUpstreamSignIn:output_type -> gatehouse.accounts.v1.CompleteUpstreamSignInResponse
+	120, // 200: gatehouse.accounts.v1.AccountsService.GetUpstreamSignIn:output_type -> gatehouse.accounts.v1.GetUpstreamSignInResponse
+	122, // 201: gatehouse.accounts.v1.AccountsService.RegisterUpstreamUser:output_type -> gatehouse.accounts.v1.RegisterUpstreamUserResponse
+	124, // 202: gatehouse.accounts.v1.AccountsService.LinkUpstream:output_type -> gatehouse.accounts.v1.LinkUpstreamResponse
+	127, // 203: gatehouse.accounts.v1.AccountsService.ListUpstreamLinks:output_type -> gatehouse.accounts.v1.ListUpstreamLinksResponse
+	129, // 204: gatehouse.accounts.v1.AccountsService.AddUpstreamLink:output_type -> gatehouse.accounts.v1.AddUpstreamLinkResponse
+	131, // 205: gatehouse.accounts.v1.AccountsService.RemoveUpstreamLink:output_type -> gatehouse.accounts.v1.RemoveUpstreamLinkResponse
+	133, // 206: gatehouse.accounts.v1.AccountsService.UpstreamBackchannelLogout:output_type -> gatehouse.accounts.v1.UpstreamBackchannelLogoutResponse
+	63,  // 207: gatehouse.accounts.v1.AccountsService.GetSecondFactors:output_type -> gatehouse.accounts.v1.GetSecondFactorsResponse
+	65,  // 208: gatehouse.accounts.v1.AccountsService.VerifySecondFactor:output_type -> gatehouse.accounts.v1.VerifySecondFactorResponse
+	67,  // 209: gatehouse.accounts.v1.AccountsService.BeginPasskeySignIn:output_type -> gatehouse.accounts.v1.BeginPasskeySignInResponse
+	69,  // 210: gatehouse.accounts.v1.AccountsService.FinishPasskeySignIn:output_type -> gatehouse.accounts.v1.FinishPasskeySignInResponse
+	71,  // 211: gatehouse.accounts.v1.AccountsService.BeginPasskeyRegistration:output_type -> gatehouse.accounts.v1.BeginPasskeyRegistrationResponse
+	73,  // 212: gatehouse.accounts.v1.AccountsService.FinishPasskeyRegistration:output_type -> gatehouse.accounts.v1.FinishPasskeyRegistrationResponse
+	75,  // 213: gatehouse.accounts.v1.AccountsService.RenamePasskey:output_type -> gatehouse.accounts.v1.RenamePasskeyResponse
+	77,  // 214: gatehouse.accounts.v1.AccountsService.RemovePasskey:output_type -> gatehouse.accounts.v1.RemovePasskeyResponse
+	79,  // 215: gatehouse.accounts.v1.AccountsService.StartTOTPEnrolment:output_type -> gatehouse.accounts.v1.StartTOTPEnrolmentResponse
+	81,  // 216: gatehouse.accounts.v1.AccountsService.ConfirmTOTPEnrolment:output_type -> gatehouse.accounts.v1.ConfirmTOTPEnrolmentResponse
+	83,  // 217: gatehouse.accounts.v1.AccountsService.DisableTOTP:output_type -> gatehouse.accounts.v1.DisableTOTPResponse
+	85,  // 218: gatehouse.accounts.v1.AccountsService.GenerateRecoveryCodes:output_type -> gatehouse.accounts.v1.GenerateRecoveryCodesResponse
+	87,  // 219: gatehouse.accounts.v1.AccountsService.SetSecondFactorRequired:output_type -> gatehouse.accounts.v1.SetSecondFactorRequiredResponse
+	89,  // 220: gatehouse.accounts.v1.AccountsService.ResetSecondFactors:output_type -> gatehouse.accounts.v1.ResetSecondFactorsResponse
+	91,  // 221: gatehouse.accounts.v1.AccountsService.ReauthenticateBrowserSession:output_type -> gatehouse.accounts.v1.ReauthenticateBrowserSessionResponse
+	139, // 222: gatehouse.accounts.v1.AccountsService.ImportUsers:output_type -> gatehouse.accounts.v1.ImportUsersResponse
+	142, // 223: gatehouse.accounts.v1.AccountsService.ImportRegistrationTokens:output_type -> gatehouse.accounts.v1.ImportRegistrationTokensResponse
+	144, // 224: gatehouse.accounts.v1.AccountsService.FindUsernames:output_type -> gatehouse.accounts.v1.FindUsernamesResponse
+	162, // [162:225] is the sub-list for method output_type
+	99,  // [99:162] is the sub-list for method input_type
+	99,  // [99:99] is the sub-list for extension type_name
+	99,  // [99:99] is the sub-list for extension extendee
+	0,   // [0:99] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_accounts_v1_accounts_proto_init() }
@@ -7506,14 +9608,14 @@ func file_gatehouse_accounts_v1_accounts_proto_init() {
 		return
 	}
 	file_gatehouse_accounts_v1_accounts_proto_msgTypes[19].OneofWrappers = []any{}
-	file_gatehouse_accounts_v1_accounts_proto_msgTypes[71].OneofWrappers = []any{}
+	file_gatehouse_accounts_v1_accounts_proto_msgTypes[103].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_accounts_v1_accounts_proto_rawDesc), len(file_gatehouse_accounts_v1_accounts_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   111,
+			NumEnums:      3,
+			NumMessages:   143,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

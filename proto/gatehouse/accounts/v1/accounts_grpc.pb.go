@@ -19,54 +19,69 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AccountsService_Register_FullMethodName                   = "/gatehouse.accounts.v1.AccountsService/Register"
-	AccountsService_StartRegistration_FullMethodName          = "/gatehouse.accounts.v1.AccountsService/StartRegistration"
-	AccountsService_GetRegistration_FullMethodName            = "/gatehouse.accounts.v1.AccountsService/GetRegistration"
-	AccountsService_CompleteRegistration_FullMethodName       = "/gatehouse.accounts.v1.AccountsService/CompleteRegistration"
-	AccountsService_GetUser_FullMethodName                    = "/gatehouse.accounts.v1.AccountsService/GetUser"
-	AccountsService_GetUserByUsername_FullMethodName          = "/gatehouse.accounts.v1.AccountsService/GetUserByUsername"
-	AccountsService_VerifyPassword_FullMethodName             = "/gatehouse.accounts.v1.AccountsService/VerifyPassword"
-	AccountsService_ChangePassword_FullMethodName             = "/gatehouse.accounts.v1.AccountsService/ChangePassword"
-	AccountsService_SetPassword_FullMethodName                = "/gatehouse.accounts.v1.AccountsService/SetPassword"
-	AccountsService_LockUser_FullMethodName                   = "/gatehouse.accounts.v1.AccountsService/LockUser"
-	AccountsService_UnlockUser_FullMethodName                 = "/gatehouse.accounts.v1.AccountsService/UnlockUser"
-	AccountsService_DeactivateUser_FullMethodName             = "/gatehouse.accounts.v1.AccountsService/DeactivateUser"
-	AccountsService_ReactivateUser_FullMethodName             = "/gatehouse.accounts.v1.AccountsService/ReactivateUser"
-	AccountsService_SetDisplayName_FullMethodName             = "/gatehouse.accounts.v1.AccountsService/SetDisplayName"
-	AccountsService_ListUsers_FullMethodName                  = "/gatehouse.accounts.v1.AccountsService/ListUsers"
-	AccountsService_ListAuditEntries_FullMethodName           = "/gatehouse.accounts.v1.AccountsService/ListAuditEntries"
-	AccountsService_GetUserByEmail_FullMethodName             = "/gatehouse.accounts.v1.AccountsService/GetUserByEmail"
-	AccountsService_AddEmail_FullMethodName                   = "/gatehouse.accounts.v1.AccountsService/AddEmail"
-	AccountsService_RemoveEmail_FullMethodName                = "/gatehouse.accounts.v1.AccountsService/RemoveEmail"
-	AccountsService_SetPrimaryEmail_FullMethodName            = "/gatehouse.accounts.v1.AccountsService/SetPrimaryEmail"
-	AccountsService_ListEmails_FullMethodName                 = "/gatehouse.accounts.v1.AccountsService/ListEmails"
-	AccountsService_StartBrowserSession_FullMethodName        = "/gatehouse.accounts.v1.AccountsService/StartBrowserSession"
-	AccountsService_AuthenticateBrowserSession_FullMethodName = "/gatehouse.accounts.v1.AccountsService/AuthenticateBrowserSession"
-	AccountsService_EndBrowserSession_FullMethodName          = "/gatehouse.accounts.v1.AccountsService/EndBrowserSession"
-	AccountsService_ListBrowserSessions_FullMethodName        = "/gatehouse.accounts.v1.AccountsService/ListBrowserSessions"
-	AccountsService_CreateRegistrationToken_FullMethodName    = "/gatehouse.accounts.v1.AccountsService/CreateRegistrationToken"
-	AccountsService_UseRegistrationToken_FullMethodName       = "/gatehouse.accounts.v1.AccountsService/UseRegistrationToken"
-	AccountsService_RevokeRegistrationToken_FullMethodName    = "/gatehouse.accounts.v1.AccountsService/RevokeRegistrationToken"
-	AccountsService_ListRegistrationTokens_FullMethodName     = "/gatehouse.accounts.v1.AccountsService/ListRegistrationTokens"
-	AccountsService_GetRegistrationToken_FullMethodName       = "/gatehouse.accounts.v1.AccountsService/GetRegistrationToken"
-	AccountsService_UpdateRegistrationToken_FullMethodName    = "/gatehouse.accounts.v1.AccountsService/UpdateRegistrationToken"
-	AccountsService_UnrevokeRegistrationToken_FullMethodName  = "/gatehouse.accounts.v1.AccountsService/UnrevokeRegistrationToken"
-	AccountsService_SetAdmin_FullMethodName                   = "/gatehouse.accounts.v1.AccountsService/SetAdmin"
-	AccountsService_GetEmail_FullMethodName                   = "/gatehouse.accounts.v1.AccountsService/GetEmail"
-	AccountsService_GetBrowserSession_FullMethodName          = "/gatehouse.accounts.v1.AccountsService/GetBrowserSession"
-	AccountsService_ListUpstreamProviders_FullMethodName      = "/gatehouse.accounts.v1.AccountsService/ListUpstreamProviders"
-	AccountsService_StartUpstreamSignIn_FullMethodName        = "/gatehouse.accounts.v1.AccountsService/StartUpstreamSignIn"
-	AccountsService_CompleteUpstreamSignIn_FullMethodName     = "/gatehouse.accounts.v1.AccountsService/CompleteUpstreamSignIn"
-	AccountsService_GetUpstreamSignIn_FullMethodName          = "/gatehouse.accounts.v1.AccountsService/GetUpstreamSignIn"
-	AccountsService_RegisterUpstreamUser_FullMethodName       = "/gatehouse.accounts.v1.AccountsService/RegisterUpstreamUser"
-	AccountsService_LinkUpstream_FullMethodName               = "/gatehouse.accounts.v1.AccountsService/LinkUpstream"
-	AccountsService_ListUpstreamLinks_FullMethodName          = "/gatehouse.accounts.v1.AccountsService/ListUpstreamLinks"
-	AccountsService_AddUpstreamLink_FullMethodName            = "/gatehouse.accounts.v1.AccountsService/AddUpstreamLink"
-	AccountsService_RemoveUpstreamLink_FullMethodName         = "/gatehouse.accounts.v1.AccountsService/RemoveUpstreamLink"
-	AccountsService_UpstreamBackchannelLogout_FullMethodName  = "/gatehouse.accounts.v1.AccountsService/UpstreamBackchannelLogout"
-	AccountsService_ImportUsers_FullMethodName                = "/gatehouse.accounts.v1.AccountsService/ImportUsers"
-	AccountsService_ImportRegistrationTokens_FullMethodName   = "/gatehouse.accounts.v1.AccountsService/ImportRegistrationTokens"
-	AccountsService_FindUsernames_FullMethodName              = "/gatehouse.accounts.v1.AccountsService/FindUsernames"
+	AccountsService_Register_FullMethodName                     = "/gatehouse.accounts.v1.AccountsService/Register"
+	AccountsService_StartRegistration_FullMethodName            = "/gatehouse.accounts.v1.AccountsService/StartRegistration"
+	AccountsService_GetRegistration_FullMethodName              = "/gatehouse.accounts.v1.AccountsService/GetRegistration"
+	AccountsService_CompleteRegistration_FullMethodName         = "/gatehouse.accounts.v1.AccountsService/CompleteRegistration"
+	AccountsService_GetUser_FullMethodName                      = "/gatehouse.accounts.v1.AccountsService/GetUser"
+	AccountsService_GetUserByUsername_FullMethodName            = "/gatehouse.accounts.v1.AccountsService/GetUserByUsername"
+	AccountsService_VerifyPassword_FullMethodName               = "/gatehouse.accounts.v1.AccountsService/VerifyPassword"
+	AccountsService_ChangePassword_FullMethodName               = "/gatehouse.accounts.v1.AccountsService/ChangePassword"
+	AccountsService_SetPassword_FullMethodName                  = "/gatehouse.accounts.v1.AccountsService/SetPassword"
+	AccountsService_LockUser_FullMethodName                     = "/gatehouse.accounts.v1.AccountsService/LockUser"
+	AccountsService_UnlockUser_FullMethodName                   = "/gatehouse.accounts.v1.AccountsService/UnlockUser"
+	AccountsService_DeactivateUser_FullMethodName               = "/gatehouse.accounts.v1.AccountsService/DeactivateUser"
+	AccountsService_ReactivateUser_FullMethodName               = "/gatehouse.accounts.v1.AccountsService/ReactivateUser"
+	AccountsService_SetDisplayName_FullMethodName               = "/gatehouse.accounts.v1.AccountsService/SetDisplayName"
+	AccountsService_ListUsers_FullMethodName                    = "/gatehouse.accounts.v1.AccountsService/ListUsers"
+	AccountsService_ListAuditEntries_FullMethodName             = "/gatehouse.accounts.v1.AccountsService/ListAuditEntries"
+	AccountsService_GetUserByEmail_FullMethodName               = "/gatehouse.accounts.v1.AccountsService/GetUserByEmail"
+	AccountsService_AddEmail_FullMethodName                     = "/gatehouse.accounts.v1.AccountsService/AddEmail"
+	AccountsService_RemoveEmail_FullMethodName                  = "/gatehouse.accounts.v1.AccountsService/RemoveEmail"
+	AccountsService_SetPrimaryEmail_FullMethodName              = "/gatehouse.accounts.v1.AccountsService/SetPrimaryEmail"
+	AccountsService_ListEmails_FullMethodName                   = "/gatehouse.accounts.v1.AccountsService/ListEmails"
+	AccountsService_StartBrowserSession_FullMethodName          = "/gatehouse.accounts.v1.AccountsService/StartBrowserSession"
+	AccountsService_AuthenticateBrowserSession_FullMethodName   = "/gatehouse.accounts.v1.AccountsService/AuthenticateBrowserSession"
+	AccountsService_EndBrowserSession_FullMethodName            = "/gatehouse.accounts.v1.AccountsService/EndBrowserSession"
+	AccountsService_ListBrowserSessions_FullMethodName          = "/gatehouse.accounts.v1.AccountsService/ListBrowserSessions"
+	AccountsService_CreateRegistrationToken_FullMethodName      = "/gatehouse.accounts.v1.AccountsService/CreateRegistrationToken"
+	AccountsService_UseRegistrationToken_FullMethodName         = "/gatehouse.accounts.v1.AccountsService/UseRegistrationToken"
+	AccountsService_RevokeRegistrationToken_FullMethodName      = "/gatehouse.accounts.v1.AccountsService/RevokeRegistrationToken"
+	AccountsService_ListRegistrationTokens_FullMethodName       = "/gatehouse.accounts.v1.AccountsService/ListRegistrationTokens"
+	AccountsService_GetRegistrationToken_FullMethodName         = "/gatehouse.accounts.v1.AccountsService/GetRegistrationToken"
+	AccountsService_UpdateRegistrationToken_FullMethodName      = "/gatehouse.accounts.v1.AccountsService/UpdateRegistrationToken"
+	AccountsService_UnrevokeRegistrationToken_FullMethodName    = "/gatehouse.accounts.v1.AccountsService/UnrevokeRegistrationToken"
+	AccountsService_SetAdmin_FullMethodName                     = "/gatehouse.accounts.v1.AccountsService/SetAdmin"
+	AccountsService_GetEmail_FullMethodName                     = "/gatehouse.accounts.v1.AccountsService/GetEmail"
+	AccountsService_GetBrowserSession_FullMethodName            = "/gatehouse.accounts.v1.AccountsService/GetBrowserSession"
+	AccountsService_ListUpstreamProviders_FullMethodName        = "/gatehouse.accounts.v1.AccountsService/ListUpstreamProviders"
+	AccountsService_StartUpstreamSignIn_FullMethodName          = "/gatehouse.accounts.v1.AccountsService/StartUpstreamSignIn"
+	AccountsService_CompleteUpstreamSignIn_FullMethodName       = "/gatehouse.accounts.v1.AccountsService/CompleteUpstreamSignIn"
+	AccountsService_GetUpstreamSignIn_FullMethodName            = "/gatehouse.accounts.v1.AccountsService/GetUpstreamSignIn"
+	AccountsService_RegisterUpstreamUser_FullMethodName         = "/gatehouse.accounts.v1.AccountsService/RegisterUpstreamUser"
+	AccountsService_LinkUpstream_FullMethodName                 = "/gatehouse.accounts.v1.AccountsService/LinkUpstream"
+	AccountsService_ListUpstreamLinks_FullMethodName            = "/gatehouse.accounts.v1.AccountsService/ListUpstreamLinks"
+	AccountsService_AddUpstreamLink_FullMethodName              = "/gatehouse.accounts.v1.AccountsService/AddUpstreamLink"
+	AccountsService_RemoveUpstreamLink_FullMethodName           = "/gatehouse.accounts.v1.AccountsService/RemoveUpstreamLink"
+	AccountsService_UpstreamBackchannelLogout_FullMethodName    = "/gatehouse.accounts.v1.AccountsService/UpstreamBackchannelLogout"
+	AccountsService_GetSecondFactors_FullMethodName             = "/gatehouse.accounts.v1.AccountsService/GetSecondFactors"
+	AccountsService_VerifySecondFactor_FullMethodName           = "/gatehouse.accounts.v1.AccountsService/VerifySecondFactor"
+	AccountsService_BeginPasskeySignIn_FullMethodName           = "/gatehouse.accounts.v1.AccountsService/BeginPasskeySignIn"
+	AccountsService_FinishPasskeySignIn_FullMethodName          = "/gatehouse.accounts.v1.AccountsService/FinishPasskeySignIn"
+	AccountsService_BeginPasskeyRegistration_FullMethodName     = "/gatehouse.accounts.v1.AccountsService/BeginPasskeyRegistration"
+	AccountsService_FinishPasskeyRegistration_FullMethodName    = "/gatehouse.accounts.v1.AccountsService/FinishPasskeyRegistration"
+	AccountsService_RenamePasskey_FullMethodName                = "/gatehouse.accounts.v1.AccountsService/RenamePasskey"
+	AccountsService_RemovePasskey_FullMethodName                = "/gatehouse.accounts.v1.AccountsService/RemovePasskey"
+	AccountsService_StartTOTPEnrolment_FullMethodName           = "/gatehouse.accounts.v1.AccountsService/StartTOTPEnrolment"
+	AccountsService_ConfirmTOTPEnrolment_FullMethodName         = "/gatehouse.accounts.v1.AccountsService/ConfirmTOTPEnrolment"
+	AccountsService_DisableTOTP_FullMethodName                  = "/gatehouse.accounts.v1.AccountsService/DisableTOTP"
+	AccountsService_GenerateRecoveryCodes_FullMethodName        = "/gatehouse.accounts.v1.AccountsService/GenerateRecoveryCodes"
+	AccountsService_SetSecondFactorRequired_FullMethodName      = "/gatehouse.accounts.v1.AccountsService/SetSecondFactorRequired"
+	AccountsService_ResetSecondFactors_FullMethodName           = "/gatehouse.accounts.v1.AccountsService/ResetSecondFactors"
+	AccountsService_ReauthenticateBrowserSession_FullMethodName = "/gatehouse.accounts.v1.AccountsService/ReauthenticateBrowserSession"
+	AccountsService_ImportUsers_FullMethodName                  = "/gatehouse.accounts.v1.AccountsService/ImportUsers"
+	AccountsService_ImportRegistrationTokens_FullMethodName     = "/gatehouse.accounts.v1.AccountsService/ImportRegistrationTokens"
+	AccountsService_FindUsernames_FullMethodName                = "/gatehouse.accounts.v1.AccountsService/FindUsernames"
 )
 
 // AccountsServiceClient is the client API for AccountsService service.
@@ -192,6 +207,60 @@ type AccountsServiceClient interface {
 	// from the upstream session it names. INVALID_ARGUMENT for a token that is
 	// not valid (or replayed).
 	UpstreamBackchannelLogout(ctx context.Context, in *UpstreamBackchannelLogoutRequest, opts ...grpc.CallOption) (*UpstreamBackchannelLogoutResponse, error)
+	// GetSecondFactors shows a user's passkeys, TOTP and recovery codes and
+	// what the policy asks of them: the signed-in person's, the user of a
+	// proof (auth_proof, during a sign-in), or anyone's for administrators.
+	GetSecondFactors(ctx context.Context, in *GetSecondFactorsRequest, opts ...grpc.CallOption) (*GetSecondFactorsResponse, error)
+	// VerifySecondFactor checks a TOTP code or a recovery code, each accepted
+	// once (the step or the code is spent by an expected-version append), and
+	// returns a proof naming the methods so far plus this one.
+	// UNAUTHENTICATED for a wrong or spent code; RESOURCE_EXHAUSTED after too
+	// many wrong codes for the account (rate_limits.second_factor).
+	VerifySecondFactor(ctx context.Context, in *VerifySecondFactorRequest, opts ...grpc.CallOption) (*VerifySecondFactorResponse, error)
+	// BeginPasskeySignIn starts a WebAuthn assertion: with neither a user nor a
+	// proof, a passwordless sign-in with any discoverable passkey (user
+	// verification required); with a proof or for the signed-in person, one of
+	// that user's passkeys. The ceremony is sealed by accounts and must come
+	// back with the browser's answer; its challenge is accepted once.
+	BeginPasskeySignIn(ctx context.Context, in *BeginPasskeySignInRequest, opts ...grpc.CallOption) (*BeginPasskeySignInResponse, error)
+	// FinishPasskeySignIn verifies the browser's assertion (signature with the
+	// stored public key, challenge, origin, relying party, flags, counter) and
+	// returns the user and a proof (method "passkey").
+	FinishPasskeySignIn(ctx context.Context, in *FinishPasskeySignInRequest, opts ...grpc.CallOption) (*FinishPasskeySignInResponse, error)
+	// BeginPasskeyRegistration starts registering a passkey for the signed-in
+	// person (after a recent authentication), or for the user of a proof who
+	// must set up a second factor before signing in.
+	BeginPasskeyRegistration(ctx context.Context, in *BeginPasskeyRegistrationRequest, opts ...grpc.CallOption) (*BeginPasskeyRegistrationResponse, error)
+	// FinishPasskeyRegistration verifies the browser's attestation and adds the passkey.
+	FinishPasskeyRegistration(ctx context.Context, in *FinishPasskeyRegistrationRequest, opts ...grpc.CallOption) (*FinishPasskeyRegistrationResponse, error)
+	// RenamePasskey gives one of the signed-in person's passkeys another name.
+	RenamePasskey(ctx context.Context, in *RenamePasskeyRequest, opts ...grpc.CallOption) (*RenamePasskeyResponse, error)
+	// RemovePasskey removes a passkey (after a recent authentication).
+	RemovePasskey(ctx context.Context, in *RemovePasskeyRequest, opts ...grpc.CallOption) (*RemovePasskeyResponse, error)
+	// StartTOTPEnrolment draws a TOTP secret for the signed-in person (or the
+	// user of a proof who must set one up) and returns it with a ticket,
+	// sealed by accounts, that ConfirmTOTPEnrolment takes back with a code.
+	StartTOTPEnrolment(ctx context.Context, in *StartTOTPEnrolmentRequest, opts ...grpc.CallOption) (*StartTOTPEnrolmentResponse, error)
+	// ConfirmTOTPEnrolment enables TOTP once a code from the authenticator
+	// checks out. A user's first second factor also gets ten recovery codes.
+	ConfirmTOTPEnrolment(ctx context.Context, in *ConfirmTOTPEnrolmentRequest, opts ...grpc.CallOption) (*ConfirmTOTPEnrolmentResponse, error)
+	// DisableTOTP removes the TOTP authenticator (after a recent authentication).
+	DisableTOTP(ctx context.Context, in *DisableTOTPRequest, opts ...grpc.CallOption) (*DisableTOTPResponse, error)
+	// GenerateRecoveryCodes replaces the recovery codes with ten new ones,
+	// returned once (after a recent authentication).
+	GenerateRecoveryCodes(ctx context.Context, in *GenerateRecoveryCodesRequest, opts ...grpc.CallOption) (*GenerateRecoveryCodesResponse, error)
+	// SetSecondFactorRequired makes a second factor required for a user: by
+	// the person for themselves, or by an administrator (which the person
+	// cannot lift).
+	SetSecondFactorRequired(ctx context.Context, in *SetSecondFactorRequiredRequest, opts ...grpc.CallOption) (*SetSecondFactorRequiredResponse, error)
+	// ResetSecondFactors removes every passkey, TOTP and recovery code of a
+	// user who lost them: administrators only (never by email alone).
+	ResetSecondFactors(ctx context.Context, in *ResetSecondFactorsRequest, opts ...grpc.CallOption) (*ResetSecondFactorsResponse, error)
+	// ReauthenticateBrowserSession records a fresh authentication (a proof of
+	// the signed-in person) in their browser session: a step-up, or a sign-in
+	// asked for by prompt=login or max_age. With require_complete the proof
+	// must satisfy the second-factor policy, as for a new session.
+	ReauthenticateBrowserSession(ctx context.Context, in *ReauthenticateBrowserSessionRequest, opts ...grpc.CallOption) (*ReauthenticateBrowserSessionResponse, error)
 	// ImportUsers writes accounts as they were on the homeserver (UserImported,
 	// with their claims), in one call for many: password hashes as they are
 	// (never computed here), verified addresses, upstream links. A user whose
@@ -662,6 +731,156 @@ func (c *accountsServiceClient) UpstreamBackchannelLogout(ctx context.Context, i
 	return out, nil
 }
 
+func (c *accountsServiceClient) GetSecondFactors(ctx context.Context, in *GetSecondFactorsRequest, opts ...grpc.CallOption) (*GetSecondFactorsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetSecondFactorsResponse)
+	err := c.cc.Invoke(ctx, AccountsService_GetSecondFactors_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) VerifySecondFactor(ctx context.Context, in *VerifySecondFactorRequest, opts ...grpc.CallOption) (*VerifySecondFactorResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VerifySecondFactorResponse)
+	err := c.cc.Invoke(ctx, AccountsService_VerifySecondFactor_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) BeginPasskeySignIn(ctx context.Context, in *BeginPasskeySignInRequest, opts ...grpc.CallOption) (*BeginPasskeySignInResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BeginPasskeySignInResponse)
+	err := c.cc.Invoke(ctx, AccountsService_BeginPasskeySignIn_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) FinishPasskeySignIn(ctx context.Context, in *FinishPasskeySignInRequest, opts ...grpc.CallOption) (*FinishPasskeySignInResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FinishPasskeySignInResponse)
+	err := c.cc.Invoke(ctx, AccountsService_FinishPasskeySignIn_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) BeginPasskeyRegistration(ctx context.Context, in *BeginPasskeyRegistrationRequest, opts ...grpc.CallOption) (*BeginPasskeyRegistrationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BeginPasskeyRegistrationResponse)
+	err := c.cc.Invoke(ctx, AccountsService_BeginPasskeyRegistration_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) FinishPasskeyRegistration(ctx context.Context, in *FinishPasskeyRegistrationRequest, opts ...grpc.CallOption) (*FinishPasskeyRegistrationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FinishPasskeyRegistrationResponse)
+	err := c.cc.Invoke(ctx, AccountsService_FinishPasskeyRegistration_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) RenamePasskey(ctx context.Context, in *RenamePasskeyRequest, opts ...grpc.CallOption) (*RenamePasskeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RenamePasskeyResponse)
+	err := c.cc.Invoke(ctx, AccountsService_RenamePasskey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) RemovePasskey(ctx context.Context, in *RemovePasskeyRequest, opts ...grpc.CallOption) (*RemovePasskeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemovePasskeyResponse)
+	err := c.cc.Invoke(ctx, AccountsService_RemovePasskey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) StartTOTPEnrolment(ctx context.Context, in *StartTOTPEnrolmentRequest, opts ...grpc.CallOption) (*StartTOTPEnrolmentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StartTOTPEnrolmentResponse)
+	err := c.cc.Invoke(ctx, AccountsService_StartTOTPEnrolment_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) ConfirmTOTPEnrolment(ctx context.Context, in *ConfirmTOTPEnrolmentRequest, opts ...grpc.CallOption) (*ConfirmTOTPEnrolmentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ConfirmTOTPEnrolmentResponse)
+	err := c.cc.Invoke(ctx, AccountsService_ConfirmTOTPEnrolment_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) DisableTOTP(ctx context.Context, in *DisableTOTPRequest, opts ...grpc.CallOption) (*DisableTOTPResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DisableTOTPResponse)
+	err := c.cc.Invoke(ctx, AccountsService_DisableTOTP_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) GenerateRecoveryCodes(ctx context.Context, in *GenerateRecoveryCodesRequest, opts ...grpc.CallOption) (*GenerateRecoveryCodesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GenerateRecoveryCodesResponse)
+	err := c.cc.Invoke(ctx, AccountsService_GenerateRecoveryCodes_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) SetSecondFactorRequired(ctx context.Context, in *SetSecondFactorRequiredRequest, opts ...grpc.CallOption) (*SetSecondFactorRequiredResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetSecondFactorRequiredResponse)
+	err := c.cc.Invoke(ctx, AccountsService_SetSecondFactorRequired_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) ResetSecondFactors(ctx context.Context, in *ResetSecondFactorsRequest, opts ...grpc.CallOption) (*ResetSecondFactorsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResetSecondFactorsResponse)
+	err := c.cc.Invoke(ctx, AccountsService_ResetSecondFactors_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsServiceClient) ReauthenticateBrowserSession(ctx context.Context, in *ReauthenticateBrowserSessionRequest, opts ...grpc.CallOption) (*ReauthenticateBrowserSessionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReauthenticateBrowserSessionResponse)
+	err := c.cc.Invoke(ctx, AccountsService_ReauthenticateBrowserSession_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *accountsServiceClient) ImportUsers(ctx context.Context, in *ImportUsersRequest, opts ...grpc.CallOption) (*ImportUsersResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ImportUsersResponse)
@@ -815,6 +1034,60 @@ type AccountsServiceServer interface {
 	// from the upstream session it names. INVALID_ARGUMENT for a token that is
 	// not valid (or replayed).
 	UpstreamBackchannelLogout(context.Context, *UpstreamBackchannelLogoutRequest) (*UpstreamBackchannelLogoutResponse, error)
+	// GetSecondFactors shows a user's passkeys, TOTP and recovery codes and
+	// what the policy asks of them: the signed-in person's, the user of a
+	// proof (auth_proof, during a sign-in), or anyone's for administrators.
+	GetSecondFactors(context.Context, *GetSecondFactorsRequest) (*GetSecondFactorsResponse, error)
+	// VerifySecondFactor checks a TOTP code or a recovery code, each accepted
+	// once (the step or the code is spent by an expected-version append), and
+	// returns a proof naming the methods so far plus this one.
+	// UNAUTHENTICATED for a wrong or spent code; RESOURCE_EXHAUSTED after too
+	// many wrong codes for the account (rate_limits.second_factor).
+	VerifySecondFactor(context.Context, *VerifySecondFactorRequest) (*VerifySecondFactorResponse, error)
+	// BeginPasskeySignIn starts a WebAuthn assertion: with neither a user nor a
+	// proof, a passwordless sign-in with any discoverable passkey (user
+	// verification required); with a proof or for the signed-in person, one of
+	// that user's passkeys. The ceremony is sealed by accounts and must come
+	// back with the browser's answer; its challenge is accepted once.
+	BeginPasskeySignIn(context.Context, *BeginPasskeySignInRequest) (*BeginPasskeySignInResponse, error)
+	// FinishPasskeySignIn verifies the browser's assertion (signature with the
+	// stored public key, challenge, origin, relying party, flags, counter) and
+	// returns the user and a proof (method "passkey").
+	FinishPasskeySignIn(context.Context, *FinishPasskeySignInRequest) (*FinishPasskeySignInResponse, error)
+	// BeginPasskeyRegistration starts registering a passkey for the signed-in
+	// person (after a recent authentication), or for the user of a proof who
+	// must set up a second factor before signing in.
+	BeginPasskeyRegistration(context.Context, *BeginPasskeyRegistrationRequest) (*BeginPasskeyRegistrationResponse, error)
+	// FinishPasskeyRegistration verifies the browser's attestation and adds the passkey.
+	FinishPasskeyRegistration(context.Context, *FinishPasskeyRegistrationRequest) (*FinishPasskeyRegistrationResponse, error)
+	// RenamePasskey gives one of the signed-in person's passkeys another name.
+	RenamePasskey(context.Context, *RenamePasskeyRequest) (*RenamePasskeyResponse, error)
+	// RemovePasskey removes a passkey (after a recent authentication).
+	RemovePasskey(context.Context, *RemovePasskeyRequest) (*RemovePasskeyResponse, error)
+	// StartTOTPEnrolment draws a TOTP secret for the signed-in person (or the
+	// user of a proof who must set one up) and returns it with a ticket,
+	// sealed by accounts, that ConfirmTOTPEnrolment takes back with a code.
+	StartTOTPEnrolment(context.Context, *StartTOTPEnrolmentRequest) (*StartTOTPEnrolmentResponse, error)
+	// ConfirmTOTPEnrolment enables TOTP once a code from the authenticator
+	// checks out. A user's first second factor also gets ten recovery codes.
+	ConfirmTOTPEnrolment(context.Context, *ConfirmTOTPEnrolmentRequest) (*ConfirmTOTPEnrolmentResponse, error)
+	// DisableTOTP removes the TOTP authenticator (after a recent authentication).
+	DisableTOTP(context.Context, *DisableTOTPRequest) (*DisableTOTPResponse, error)
+	// GenerateRecoveryCodes replaces the recovery codes with ten new ones,
+	// returned once (after a recent authentication).
+	GenerateRecoveryCodes(context.Context, *GenerateRecoveryCodesRequest) (*GenerateRecoveryCodesResponse, error)
+	// SetSecondFactorRequired makes a second factor required for a user: by
+	// the person for themselves, or by an administrator (which the person
+	// cannot lift).
+	SetSecondFactorRequired(context.Context, *SetSecondFactorRequiredRequest) (*SetSecondFactorRequiredResponse, error)
+	// ResetSecondFactors removes every passkey, TOTP and recovery code of a
+	// user who lost them: administrators only (never by email alone).
+	ResetSecondFactors(context.Context, *ResetSecondFactorsRequest) (*ResetSecondFactorsResponse, error)
+	// ReauthenticateBrowserSession records a fresh authentication (a proof of
+	// the signed-in person) in their browser session: a step-up, or a sign-in
+	// asked for by prompt=login or max_age. With require_complete the proof
+	// must satisfy the second-factor policy, as for a new session.
+	ReauthenticateBrowserSession(context.Context, *ReauthenticateBrowserSessionRequest) (*ReauthenticateBrowserSessionResponse, error)
 	// ImportUsers writes accounts as they were on the homeserver (UserImported,
 	// with their claims), in one call for many: password hashes as they are
 	// (never computed here), verified addresses, upstream links. A user whose
@@ -969,6 +1242,51 @@ func (UnimplementedAccountsServiceServer) RemoveUpstreamLink(context.Context, *R
 }
 func (UnimplementedAccountsServiceServer) UpstreamBackchannelLogout(context.Context, *UpstreamBackchannelLogoutRequest) (*UpstreamBackchannelLogoutResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method UpstreamBackchannelLogout not implemented")
+}
+func (UnimplementedAccountsServiceServer) GetSecondFactors(context.Context, *GetSecondFactorsRequest) (*GetSecondFactorsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetSecondFactors not implemented")
+}
+func (UnimplementedAccountsServiceServer) VerifySecondFactor(context.Context, *VerifySecondFactorRequest) (*VerifySecondFactorResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method VerifySecondFactor not implemented")
+}
+func (UnimplementedAccountsServiceServer) BeginPasskeySignIn(context.Context, *BeginPasskeySignInRequest) (*BeginPasskeySignInResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method BeginPasskeySignIn not implemented")
+}
+func (UnimplementedAccountsServiceServer) FinishPasskeySignIn(context.Context, *FinishPasskeySignInRequest) (*FinishPasskeySignInResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method FinishPasskeySignIn not implemented")
+}
+func (UnimplementedAccountsServiceServer) BeginPasskeyRegistration(context.Context, *BeginPasskeyRegistrationRequest) (*BeginPasskeyRegistrationResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method BeginPasskeyRegistration not implemented")
+}
+func (UnimplementedAccountsServiceServer) FinishPasskeyRegistration(context.Context, *FinishPasskeyRegistrationRequest) (*FinishPasskeyRegistrationResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method FinishPasskeyRegistration not implemented")
+}
+func (UnimplementedAccountsServiceServer) RenamePasskey(context.Context, *RenamePasskeyRequest) (*RenamePasskeyResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RenamePasskey not implemented")
+}
+func (UnimplementedAccountsServiceServer) RemovePasskey(context.Context, *RemovePasskeyRequest) (*RemovePasskeyResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RemovePasskey not implemented")
+}
+func (UnimplementedAccountsServiceServer) StartTOTPEnrolment(context.Context, *StartTOTPEnrolmentRequest) (*StartTOTPEnrolmentResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method StartTOTPEnrolment not implemented")
+}
+func (UnimplementedAccountsServiceServer) ConfirmTOTPEnrolment(context.Context, *ConfirmTOTPEnrolmentRequest) (*ConfirmTOTPEnrolmentResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ConfirmTOTPEnrolment not implemented")
+}
+func (UnimplementedAccountsServiceServer) DisableTOTP(context.Context, *DisableTOTPRequest) (*DisableTOTPResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DisableTOTP not implemented")
+}
+func (UnimplementedAccountsServiceServer) GenerateRecoveryCodes(context.Context, *GenerateRecoveryCodesRequest) (*GenerateRecoveryCodesResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GenerateRecoveryCodes not implemented")
+}
+func (UnimplementedAccountsServiceServer) SetSecondFactorRequired(context.Context, *SetSecondFactorRequiredRequest) (*SetSecondFactorRequiredResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SetSecondFactorRequired not implemented")
+}
+func (UnimplementedAccountsServiceServer) ResetSecondFactors(context.Context, *ResetSecondFactorsRequest) (*ResetSecondFactorsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ResetSecondFactors not implemented")
+}
+func (UnimplementedAccountsServiceServer) ReauthenticateBrowserSession(context.Context, *ReauthenticateBrowserSessionRequest) (*ReauthenticateBrowserSessionResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ReauthenticateBrowserSession not implemented")
 }
 func (UnimplementedAccountsServiceServer) ImportUsers(context.Context, *ImportUsersRequest) (*ImportUsersResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ImportUsers not implemented")
@@ -1810,6 +2128,276 @@ func _AccountsService_UpstreamBackchannelLogout_Handler(srv interface{}, ctx con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AccountsService_GetSecondFactors_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetSecondFactorsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).GetSecondFactors(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_GetSecondFactors_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).GetSecondFactors(ctx, req.(*GetSecondFactorsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_VerifySecondFactor_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VerifySecondFactorRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).VerifySecondFactor(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_VerifySecondFactor_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).VerifySecondFactor(ctx, req.(*VerifySecondFactorRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_BeginPasskeySignIn_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BeginPasskeySignInRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).BeginPasskeySignIn(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_BeginPasskeySignIn_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).BeginPasskeySignIn(ctx, req.(*BeginPasskeySignInRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_FinishPasskeySignIn_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FinishPasskeySignInRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).FinishPasskeySignIn(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_FinishPasskeySignIn_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).FinishPasskeySignIn(ctx, req.(*FinishPasskeySignInRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_BeginPasskeyRegistration_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BeginPasskeyRegistrationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).BeginPasskeyRegistration(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_BeginPasskeyRegistration_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).BeginPasskeyRegistration(ctx, req.(*BeginPasskeyRegistrationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_FinishPasskeyRegistration_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FinishPasskeyRegistrationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).FinishPasskeyRegistration(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_FinishPasskeyRegistration_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).FinishPasskeyRegistration(ctx, req.(*FinishPasskeyRegistrationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_RenamePasskey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RenamePasskeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).RenamePasskey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_RenamePasskey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).RenamePasskey(ctx, req.(*RenamePasskeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_RemovePasskey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemovePasskeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).RemovePasskey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_RemovePasskey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).RemovePasskey(ctx, req.(*RemovePasskeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_StartTOTPEnrolment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StartTOTPEnrolmentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).StartTOTPEnrolment(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_StartTOTPEnrolment_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).StartTOTPEnrolment(ctx, req.(*StartTOTPEnrolmentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_ConfirmTOTPEnrolment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConfirmTOTPEnrolmentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).ConfirmTOTPEnrolment(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_ConfirmTOTPEnrolment_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).ConfirmTOTPEnrolment(ctx, req.(*ConfirmTOTPEnrolmentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_DisableTOTP_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DisableTOTPRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).DisableTOTP(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_DisableTOTP_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).DisableTOTP(ctx, req.(*DisableTOTPRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_GenerateRecoveryCodes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GenerateRecoveryCodesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).GenerateRecoveryCodes(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_GenerateRecoveryCodes_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).GenerateRecoveryCodes(ctx, req.(*GenerateRecoveryCodesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_SetSecondFactorRequired_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetSecondFactorRequiredRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).SetSecondFactorRequired(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_SetSecondFactorRequired_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).SetSecondFactorRequired(ctx, req.(*SetSecondFactorRequiredRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_ResetSecondFactors_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResetSecondFactorsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).ResetSecondFactors(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_ResetSecondFactors_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).ResetSecondFactors(ctx, req.(*ResetSecondFactorsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountsService_ReauthenticateBrowserSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReauthenticateBrowserSessionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).ReauthenticateBrowserSession(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_ReauthenticateBrowserSession_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).ReauthenticateBrowserSession(ctx, req.(*ReauthenticateBrowserSessionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AccountsService_ImportUsers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ImportUsersRequest)
 	if err := dec(in); err != nil {
@@ -2050,6 +2638,66 @@ var AccountsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UpstreamBackchannelLogout",
 			Handler:    _AccountsService_UpstreamBackchannelLogout_Handler,
+		},
+		{
+			MethodName: "GetSecondFactors",
+			Handler:    _AccountsService_GetSecondFactors_Handler,
+		},
+		{
+			MethodName: "VerifySecondFactor",
+			Handler:    _AccountsService_VerifySecondFactor_Handler,
+		},
+		{
+			MethodName: "BeginPasskeySignIn",
+			Handler:    _AccountsService_BeginPasskeySignIn_Handler,
+		},
+		{
+			MethodName: "FinishPasskeySignIn",
+			Handler:    _AccountsService_FinishPasskeySignIn_Handler,
+		},
+		{
+			MethodName: "BeginPasskeyRegistration",
+			Handler:    _AccountsService_BeginPasskeyRegistration_Handler,
+		},
+		{
+			MethodName: "FinishPasskeyRegistration",
+			Handler:    _AccountsService_FinishPasskeyRegistration_Handler,
+		},
+		{
+			MethodName: "RenamePasskey",
+			Handler:    _AccountsService_RenamePasskey_Handler,
+		},
+		{
+			MethodName: "RemovePasskey",
+			Handler:    _AccountsService_RemovePasskey_Handler,
+		},
+		{
+			MethodName: "StartTOTPEnrolment",
+			Handler:    _AccountsService_StartTOTPEnrolment_Handler,
+		},
+		{
+			MethodName: "ConfirmTOTPEnrolment",
+			Handler:    _AccountsService_ConfirmTOTPEnrolment_Handler,
+		},
+		{
+			MethodName: "DisableTOTP",
+			Handler:    _AccountsService_DisableTOTP_Handler,
+		},
+		{
+			MethodName: "GenerateRecoveryCodes",
+			Handler:    _AccountsService_GenerateRecoveryCodes_Handler,
+		},
+		{
+			MethodName: "SetSecondFactorRequired",
+			Handler:    _AccountsService_SetSecondFactorRequired_Handler,
+		},
+		{
+			MethodName: "ResetSecondFactors",
+			Handler:    _AccountsService_ResetSecondFactors_Handler,
+		},
+		{
+			MethodName: "ReauthenticateBrowserSession",
+			Handler:    _AccountsService_ReauthenticateBrowserSession_Handler,
 		},
 		{
 			MethodName: "ImportUsers",

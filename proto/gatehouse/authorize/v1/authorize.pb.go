@@ -506,14 +506,19 @@ func (x *ClientInfo) GetPolicyUri() string {
 }
 
 type Grant struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	GrantId       string                 `protobuf:"bytes,1,opt,name=grant_id,json=grantId,proto3" json:"grant_id,omitempty"`
-	Client        *ClientInfo            `protobuf:"bytes,2,opt,name=client,proto3" json:"client,omitempty"`
-	Scope         string                 `protobuf:"bytes,3,opt,name=scope,proto3" json:"scope,omitempty"`
-	Prompt        string                 `protobuf:"bytes,4,opt,name=prompt,proto3" json:"prompt,omitempty"`
-	LoginHint     string                 `protobuf:"bytes,5,opt,name=login_hint,json=loginHint,proto3" json:"login_hint,omitempty"`
-	Status        GrantStatus            `protobuf:"varint,6,opt,name=status,proto3,enum=gatehouse.authorize.v1.GrantStatus" json:"status,omitempty"`
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	GrantId   string                 `protobuf:"bytes,1,opt,name=grant_id,json=grantId,proto3" json:"grant_id,omitempty"`
+	Client    *ClientInfo            `protobuf:"bytes,2,opt,name=client,proto3" json:"client,omitempty"`
+	Scope     string                 `protobuf:"bytes,3,opt,name=scope,proto3" json:"scope,omitempty"`
+	Prompt    string                 `protobuf:"bytes,4,opt,name=prompt,proto3" json:"prompt,omitempty"`
+	LoginHint string                 `protobuf:"bytes,5,opt,name=login_hint,json=loginHint,proto3" json:"login_hint,omitempty"`
+	Status    GrantStatus            `protobuf:"varint,6,opt,name=status,proto3,enum=gatehouse.authorize.v1.GrantStatus" json:"status,omitempty"`
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// When the client asked (prompt=login needs an authentication after it).
+	RequestedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=requested_at,json=requestedAt,proto3" json:"requested_at,omitempty"`
+	// OpenID Connect max_age in seconds; unset when none was sent.
+	MaxAge        *int64 `protobuf:"varint,9,opt,name=max_age,json=maxAge,proto3,oneof" json:"max_age,omitempty"`
+	AcrValues     string `protobuf:"bytes,10,opt,name=acr_values,json=acrValues,proto3" json:"acr_values,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -595,6 +600,27 @@ func (x *Grant) GetExpiresAt() *timestamppb.Timestamp {
 		return x.ExpiresAt
 	}
 	return nil
+}
+
+func (x *Grant) GetRequestedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RequestedAt
+	}
+	return nil
+}
+
+func (x *Grant) GetMaxAge() int64 {
+	if x != nil && x.MaxAge != nil {
+		return *x.MaxAge
+	}
+	return 0
+}
+
+func (x *Grant) GetAcrValues() string {
+	if x != nil {
+		return x.AcrValues
+	}
+	return ""
 }
 
 type GetGrantRequest struct {
@@ -957,8 +983,11 @@ type ExchangeCodeResponse struct {
 	ReplayedSessionId string `protobuf:"bytes,8,opt,name=replayed_session_id,json=replayedSessionId,proto3" json:"replayed_session_id,omitempty"`
 	// The browser session the person consented from.
 	BrowserSessionId string `protobuf:"bytes,9,opt,name=browser_session_id,json=browserSessionId,proto3" json:"browser_session_id,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// How the person authenticated (amr), and the acr_values the client asked for.
+	AuthMethods   []string `protobuf:"bytes,10,rep,name=auth_methods,json=authMethods,proto3" json:"auth_methods,omitempty"`
+	AcrValues     string   `protobuf:"bytes,11,opt,name=acr_values,json=acrValues,proto3" json:"acr_values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ExchangeCodeResponse) Reset() {
@@ -1050,6 +1079,20 @@ func (x *ExchangeCodeResponse) GetReplayedSessionId() string {
 func (x *ExchangeCodeResponse) GetBrowserSessionId() string {
 	if x != nil {
 		return x.BrowserSessionId
+	}
+	return ""
+}
+
+func (x *ExchangeCodeResponse) GetAuthMethods() []string {
+	if x != nil {
+		return x.AuthMethods
+	}
+	return nil
+}
+
+func (x *ExchangeCodeResponse) GetAcrValues() string {
+	if x != nil {
+		return x.AcrValues
 	}
 	return ""
 }
@@ -1595,7 +1638,8 @@ type PollDeviceCodeResponse struct {
 	AuthTime      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=auth_time,json=authTime,proto3" json:"auth_time,omitempty"`
 	Admin         bool                   `protobuf:"varint,8,opt,name=admin,proto3" json:"admin,omitempty"`
 	// The browser session the person approved from.
-	BrowserSessionId string `protobuf:"bytes,9,opt,name=browser_session_id,json=browserSessionId,proto3" json:"browser_session_id,omitempty"`
+	BrowserSessionId string   `protobuf:"bytes,9,opt,name=browser_session_id,json=browserSessionId,proto3" json:"browser_session_id,omitempty"`
+	AuthMethods      []string `protobuf:"bytes,10,rep,name=auth_methods,json=authMethods,proto3" json:"auth_methods,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -1691,6 +1735,13 @@ func (x *PollDeviceCodeResponse) GetBrowserSessionId() string {
 		return x.BrowserSessionId
 	}
 	return ""
+}
+
+func (x *PollDeviceCodeResponse) GetAuthMethods() []string {
+	if x != nil {
+		return x.AuthMethods
+	}
+	return nil
 }
 
 type ClaimClientAssertionRequest struct {
@@ -1832,7 +1883,7 @@ const file_gatehouse_authorize_v1_authorize_proto_rawDesc = "" +
 	"\blogo_uri\x18\x04 \x01(\tR\alogoUri\x12\x17\n" +
 	"\atos_uri\x18\x05 \x01(\tR\x06tosUri\x12\x1d\n" +
 	"\n" +
-	"policy_uri\x18\x06 \x01(\tR\tpolicyUri\"\xa3\x02\n" +
+	"policy_uri\x18\x06 \x01(\tR\tpolicyUri\"\xab\x03\n" +
 	"\x05Grant\x12\x19\n" +
 	"\bgrant_id\x18\x01 \x01(\tR\agrantId\x12:\n" +
 	"\x06client\x18\x02 \x01(\v2\".gatehouse.authorize.v1.ClientInfoR\x06client\x12\x14\n" +
@@ -1842,7 +1893,14 @@ const file_gatehouse_authorize_v1_authorize_proto_rawDesc = "" +
 	"login_hint\x18\x05 \x01(\tR\tloginHint\x12;\n" +
 	"\x06status\x18\x06 \x01(\x0e2#.gatehouse.authorize.v1.GrantStatusR\x06status\x129\n" +
 	"\n" +
-	"expires_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\",\n" +
+	"expires_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12=\n" +
+	"\frequested_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\vrequestedAt\x12\x1c\n" +
+	"\amax_age\x18\t \x01(\x03H\x00R\x06maxAge\x88\x01\x01\x12\x1d\n" +
+	"\n" +
+	"acr_values\x18\n" +
+	" \x01(\tR\tacrValuesB\n" +
+	"\n" +
+	"\b_max_age\",\n" +
 	"\x0fGetGrantRequest\x12\x19\n" +
 	"\bgrant_id\x18\x01 \x01(\tR\agrantId\"G\n" +
 	"\x10GetGrantResponse\x123\n" +
@@ -1861,7 +1919,7 @@ const file_gatehouse_authorize_v1_authorize_proto_rawDesc = "" +
 	"\fredirect_uri\x18\x03 \x01(\tR\vredirectUri\x12#\n" +
 	"\rcode_verifier\x18\x04 \x01(\tR\fcodeVerifier\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\x05 \x01(\tR\tsessionId\"\xbf\x02\n" +
+	"session_id\x18\x05 \x01(\tR\tsessionId\"\x81\x03\n" +
 	"\x14ExchangeCodeResponse\x12\x19\n" +
 	"\bgrant_id\x18\x01 \x01(\tR\agrantId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1a\n" +
@@ -1871,7 +1929,11 @@ const file_gatehouse_authorize_v1_authorize_proto_rawDesc = "" +
 	"\tauth_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bauthTime\x12\x14\n" +
 	"\x05admin\x18\a \x01(\bR\x05admin\x12.\n" +
 	"\x13replayed_session_id\x18\b \x01(\tR\x11replayedSessionId\x12,\n" +
-	"\x12browser_session_id\x18\t \x01(\tR\x10browserSessionId\"/\n" +
+	"\x12browser_session_id\x18\t \x01(\tR\x10browserSessionId\x12!\n" +
+	"\fauth_methods\x18\n" +
+	" \x03(\tR\vauthMethods\x12\x1d\n" +
+	"\n" +
+	"acr_values\x18\v \x01(\tR\tacrValues\"/\n" +
 	"\x10GetClientRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\"\x95\x01\n" +
 	"\x11GetClientResponse\x12\x1b\n" +
@@ -1905,7 +1967,7 @@ const file_gatehouse_authorize_v1_authorize_proto_rawDesc = "" +
 	"deviceCode\x12\x1b\n" +
 	"\tclient_id\x18\x02 \x01(\tR\bclientId\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\x03 \x01(\tR\tsessionId\"\xe6\x02\n" +
+	"session_id\x18\x03 \x01(\tR\tsessionId\"\x89\x03\n" +
 	"\x16PollDeviceCodeResponse\x12@\n" +
 	"\x06status\x18\x01 \x01(\x0e2(.gatehouse.authorize.v1.DevicePollStatusR\x06status\x12\x1a\n" +
 	"\binterval\x18\x02 \x01(\x05R\binterval\x12&\n" +
@@ -1915,7 +1977,9 @@ const file_gatehouse_authorize_v1_authorize_proto_rawDesc = "" +
 	"\x05scope\x18\x06 \x01(\tR\x05scope\x127\n" +
 	"\tauth_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bauthTime\x12\x14\n" +
 	"\x05admin\x18\b \x01(\bR\x05admin\x12,\n" +
-	"\x12browser_session_id\x18\t \x01(\tR\x10browserSessionId\"\x87\x01\n" +
+	"\x12browser_session_id\x18\t \x01(\tR\x10browserSessionId\x12!\n" +
+	"\fauth_methods\x18\n" +
+	" \x03(\tR\vauthMethods\"\x87\x01\n" +
 	"\x1bClaimClientAssertionRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x10\n" +
 	"\x03jti\x18\x02 \x01(\tR\x03jti\x129\n" +
@@ -2025,43 +2089,44 @@ var file_gatehouse_authorize_v1_authorize_proto_depIdxs = []int32{
 	6,  // 4: gatehouse.authorize.v1.Grant.client:type_name -> gatehouse.authorize.v1.ClientInfo
 	0,  // 5: gatehouse.authorize.v1.Grant.status:type_name -> gatehouse.authorize.v1.GrantStatus
 	30, // 6: gatehouse.authorize.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
-	7,  // 7: gatehouse.authorize.v1.GetGrantResponse.grant:type_name -> gatehouse.authorize.v1.Grant
-	30, // 8: gatehouse.authorize.v1.ExchangeCodeResponse.auth_time:type_name -> google.protobuf.Timestamp
-	6,  // 9: gatehouse.authorize.v1.DeviceGrant.client:type_name -> gatehouse.authorize.v1.ClientInfo
-	1,  // 10: gatehouse.authorize.v1.DeviceGrant.status:type_name -> gatehouse.authorize.v1.DeviceGrantStatus
-	30, // 11: gatehouse.authorize.v1.DeviceGrant.expires_at:type_name -> google.protobuf.Timestamp
-	18, // 12: gatehouse.authorize.v1.GetDeviceGrantResponse.device_grant:type_name -> gatehouse.authorize.v1.DeviceGrant
-	18, // 13: gatehouse.authorize.v1.ApproveDeviceGrantResponse.device_grant:type_name -> gatehouse.authorize.v1.DeviceGrant
-	2,  // 14: gatehouse.authorize.v1.PollDeviceCodeResponse.status:type_name -> gatehouse.authorize.v1.DevicePollStatus
-	30, // 15: gatehouse.authorize.v1.PollDeviceCodeResponse.auth_time:type_name -> google.protobuf.Timestamp
-	30, // 16: gatehouse.authorize.v1.ClaimClientAssertionRequest.expires_at:type_name -> google.protobuf.Timestamp
-	8,  // 17: gatehouse.authorize.v1.AuthorizeService.GetGrant:input_type -> gatehouse.authorize.v1.GetGrantRequest
-	10, // 18: gatehouse.authorize.v1.AuthorizeService.ApproveGrant:input_type -> gatehouse.authorize.v1.ApproveGrantRequest
-	12, // 19: gatehouse.authorize.v1.AuthorizeService.DenyGrant:input_type -> gatehouse.authorize.v1.DenyGrantRequest
-	14, // 20: gatehouse.authorize.v1.AuthorizeService.ExchangeCode:input_type -> gatehouse.authorize.v1.ExchangeCodeRequest
-	16, // 21: gatehouse.authorize.v1.AuthorizeService.GetClient:input_type -> gatehouse.authorize.v1.GetClientRequest
-	19, // 22: gatehouse.authorize.v1.AuthorizeService.GetDeviceGrant:input_type -> gatehouse.authorize.v1.GetDeviceGrantRequest
-	21, // 23: gatehouse.authorize.v1.AuthorizeService.ApproveDeviceGrant:input_type -> gatehouse.authorize.v1.ApproveDeviceGrantRequest
-	23, // 24: gatehouse.authorize.v1.AuthorizeService.DenyDeviceGrant:input_type -> gatehouse.authorize.v1.DenyDeviceGrantRequest
-	25, // 25: gatehouse.authorize.v1.AuthorizeService.PollDeviceCode:input_type -> gatehouse.authorize.v1.PollDeviceCodeRequest
-	27, // 26: gatehouse.authorize.v1.AuthorizeService.ClaimClientAssertion:input_type -> gatehouse.authorize.v1.ClaimClientAssertionRequest
-	3,  // 27: gatehouse.authorize.v1.AuthorizeService.ListClients:input_type -> gatehouse.authorize.v1.ListClientsRequest
-	9,  // 28: gatehouse.authorize.v1.AuthorizeService.GetGrant:output_type -> gatehouse.authorize.v1.GetGrantResponse
-	11, // 29: gatehouse.authorize.v1.AuthorizeService.ApproveGrant:output_type -> gatehouse.authorize.v1.ApproveGrantResponse
-	13, // 30: gatehouse.authorize.v1.AuthorizeService.DenyGrant:output_type -> gatehouse.authorize.v1.DenyGrantResponse
-	15, // 31: gatehouse.authorize.v1.AuthorizeService.ExchangeCode:output_type -> gatehouse.authorize.v1.ExchangeCodeResponse
-	17, // 32: gatehouse.authorize.v1.AuthorizeService.GetClient:output_type -> gatehouse.authorize.v1.GetClientResponse
-	20, // 33: gatehouse.authorize.v1.AuthorizeService.GetDeviceGrant:output_type -> gatehouse.authorize.v1.GetDeviceGrantResponse
-	22, // 34: gatehouse.authorize.v1.AuthorizeService.ApproveDeviceGrant:output_type -> gatehouse.authorize.v1.ApproveDeviceGrantResponse
-	24, // 35: gatehouse.authorize.v1.AuthorizeService.DenyDeviceGrant:output_type -> gatehouse.authorize.v1.DenyDeviceGrantResponse
-	26, // 36: gatehouse.authorize.v1.AuthorizeService.PollDeviceCode:output_type -> gatehouse.authorize.v1.PollDeviceCodeResponse
-	28, // 37: gatehouse.authorize.v1.AuthorizeService.ClaimClientAssertion:output_type -> gatehouse.authorize.v1.ClaimClientAssertionResponse
-	5,  // 38: gatehouse.authorize.v1.AuthorizeService.ListClients:output_type -> gatehouse.authorize.v1.ListClientsResponse
-	28, // [28:39] is the sub-list for method output_type
-	17, // [17:28] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	30, // 7: gatehouse.authorize.v1.Grant.requested_at:type_name -> google.protobuf.Timestamp
+	7,  // 8: gatehouse.authorize.v1.GetGrantResponse.grant:type_name -> gatehouse.authorize.v1.Grant
+	30, // 9: gatehouse.authorize.v1.ExchangeCodeResponse.auth_time:type_name -> google.protobuf.Timestamp
+	6,  // 10: gatehouse.authorize.v1.DeviceGrant.client:type_name -> gatehouse.authorize.v1.ClientInfo
+	1,  // 11: gatehouse.authorize.v1.DeviceGrant.status:type_name -> gatehouse.authorize.v1.DeviceGrantStatus
+	30, // 12: gatehouse.authorize.v1.DeviceGrant.expires_at:type_name -> google.protobuf.Timestamp
+	18, // 13: gatehouse.authorize.v1.GetDeviceGrantResponse.device_grant:type_name -> gatehouse.authorize.v1.DeviceGrant
+	18, // 14: gatehouse.authorize.v1.ApproveDeviceGrantResponse.device_grant:type_name -> gatehouse.authorize.v1.DeviceGrant
+	2,  // 15: gatehouse.authorize.v1.PollDeviceCodeResponse.status:type_name -> gatehouse.authorize.v1.DevicePollStatus
+	30, // 16: gatehouse.authorize.v1.PollDeviceCodeResponse.auth_time:type_name -> google.protobuf.Timestamp
+	30, // 17: gatehouse.authorize.v1.ClaimClientAssertionRequest.expires_at:type_name -> google.protobuf.Timestamp
+	8,  // 18: gatehouse.authorize.v1.AuthorizeService.GetGrant:input_type -> gatehouse.authorize.v1.GetGrantRequest
+	10, // 19: gatehouse.authorize.v1.AuthorizeService.ApproveGrant:input_type -> gatehouse.authorize.v1.ApproveGrantRequest
+	12, // 20: gatehouse.authorize.v1.AuthorizeService.DenyGrant:input_type -> gatehouse.authorize.v1.DenyGrantRequest
+	14, // 21: gatehouse.authorize.v1.AuthorizeService.ExchangeCode:input_type -> gatehouse.authorize.v1.ExchangeCodeRequest
+	16, // 22: gatehouse.authorize.v1.AuthorizeService.GetClient:input_type -> gatehouse.authorize.v1.GetClientRequest
+	19, // 23: gatehouse.authorize.v1.AuthorizeService.GetDeviceGrant:input_type -> gatehouse.authorize.v1.GetDeviceGrantRequest
+	21, // 24: gatehouse.authorize.v1.AuthorizeService.ApproveDeviceGrant:input_type -> gatehouse.authorize.v1.ApproveDeviceGrantRequest
+	23, // 25: gatehouse.authorize.v1.AuthorizeService.DenyDeviceGrant:input_type -> gatehouse.authorize.v1.DenyDeviceGrantRequest
+	25, // 26: gatehouse.authorize.v1.AuthorizeService.PollDeviceCode:input_type -> gatehouse.authorize.v1.PollDeviceCodeRequest
+	27, // 27: gatehouse.authorize.v1.AuthorizeService.ClaimClientAssertion:input_type -> gatehouse.authorize.v1.ClaimClientAssertionRequest
+	3,  // 28: gatehouse.authorize.v1.AuthorizeService.ListClients:input_type -> gatehouse.authorize.v1.ListClientsRequest
+	9,  // 29: gatehouse.authorize.v1.AuthorizeService.GetGrant:output_type -> gatehouse.authorize.v1.GetGrantResponse
+	11, // 30: gatehouse.authorize.v1.AuthorizeService.ApproveGrant:output_type -> gatehouse.authorize.v1.ApproveGrantResponse
+	13, // 31: gatehouse.authorize.v1.AuthorizeService.DenyGrant:output_type -> gatehouse.authorize.v1.DenyGrantResponse
+	15, // 32: gatehouse.authorize.v1.AuthorizeService.ExchangeCode:output_type -> gatehouse.authorize.v1.ExchangeCodeResponse
+	17, // 33: gatehouse.authorize.v1.AuthorizeService.GetClient:output_type -> gatehouse.authorize.v1.GetClientResponse
+	20, // 34: gatehouse.authorize.v1.AuthorizeService.GetDeviceGrant:output_type -> gatehouse.authorize.v1.GetDeviceGrantResponse
+	22, // 35: gatehouse.authorize.v1.AuthorizeService.ApproveDeviceGrant:output_type -> gatehouse.authorize.v1.ApproveDeviceGrantResponse
+	24, // 36: gatehouse.authorize.v1.AuthorizeService.DenyDeviceGrant:output_type -> gatehouse.authorize.v1.DenyDeviceGrantResponse
+	26, // 37: gatehouse.authorize.v1.AuthorizeService.PollDeviceCode:output_type -> gatehouse.authorize.v1.PollDeviceCodeResponse
+	28, // 38: gatehouse.authorize.v1.AuthorizeService.ClaimClientAssertion:output_type -> gatehouse.authorize.v1.ClaimClientAssertionResponse
+	5,  // 39: gatehouse.authorize.v1.AuthorizeService.ListClients:output_type -> gatehouse.authorize.v1.ListClientsResponse
+	29, // [29:40] is the sub-list for method output_type
+	18, // [18:29] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_authorize_v1_authorize_proto_init() }
@@ -2069,6 +2134,7 @@ func file_gatehouse_authorize_v1_authorize_proto_init() {
 	if File_gatehouse_authorize_v1_authorize_proto != nil {
 		return
 	}
+	file_gatehouse_authorize_v1_authorize_proto_msgTypes[4].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

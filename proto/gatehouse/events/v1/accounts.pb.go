@@ -995,8 +995,12 @@ type BrowserSessionStarted struct {
 	// it gave none) that a back-channel logout names.
 	UpstreamProvider string `protobuf:"bytes,8,opt,name=upstream_provider,json=upstreamProvider,proto3" json:"upstream_provider,omitempty"`
 	UpstreamSid      string `protobuf:"bytes,9,opt,name=upstream_sid,json=upstreamSid,proto3" json:"upstream_sid,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// How the person proved who they are: "password", "passkey", "totp",
+	// "recovery_code", "registration", "recovery", "upstream" (in that order
+	// of use). Empty in sessions started before methods were recorded.
+	AuthMethods   []string `protobuf:"bytes,10,rep,name=auth_methods,json=authMethods,proto3" json:"auth_methods,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *BrowserSessionStarted) Reset() {
@@ -1090,6 +1094,13 @@ func (x *BrowserSessionStarted) GetUpstreamSid() string {
 		return x.UpstreamSid
 	}
 	return ""
+}
+
+func (x *BrowserSessionStarted) GetAuthMethods() []string {
+	if x != nil {
+		return x.AuthMethods
+	}
+	return nil
 }
 
 // BrowserSessionsActive records, in one batch, when sessions were last used.
@@ -2347,6 +2358,1026 @@ func (x *UserImported) GetLinks() []*UserImported_Link {
 	return nil
 }
 
+// PasskeyAdded registers a WebAuthn credential (a passkey) for the user.
+type PasskeyAdded struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// The passkey's id here (a ULID).
+	PasskeyId string `protobuf:"bytes,2,opt,name=passkey_id,json=passkeyId,proto3" json:"passkey_id,omitempty"`
+	// The credential id the authenticator chose (raw bytes).
+	CredentialId []byte `protobuf:"bytes,3,opt,name=credential_id,json=credentialId,proto3" json:"credential_id,omitempty"`
+	// The credential's public key, COSE-encoded.
+	PublicKey []byte `protobuf:"bytes,4,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	// The authenticator's model (AAGUID), all zeros when it gave none.
+	Aaguid []byte `protobuf:"bytes,5,opt,name=aaguid,proto3" json:"aaguid,omitempty"`
+	// The signature counter at registration (0 for authenticators without one).
+	SignCount uint32 `protobuf:"varint,6,opt,name=sign_count,json=signCount,proto3" json:"sign_count,omitempty"`
+	// Backup eligibility and state (BE, BS flags): a synced passkey.
+	BackupEligible bool `protobuf:"varint,7,opt,name=backup_eligible,json=backupEligible,proto3" json:"backup_eligible,omitempty"`
+	BackupState    bool `protobuf:"varint,8,opt,name=backup_state,json=backupState,proto3" json:"backup_state,omitempty"`
+	// The authenticator verified the user (UV flag) at registration.
+	UserVerified bool `protobuf:"varint,9,opt,name=user_verified,json=userVerified,proto3" json:"user_verified,omitempty"`
+	// How the browser may reach the authenticator ("internal", "usb", "hybrid", …).
+	Transports []string `protobuf:"bytes,10,rep,name=transports,proto3" json:"transports,omitempty"`
+	// The attestation statement format ("none" unless asked otherwise).
+	AttestationFormat string `protobuf:"bytes,11,opt,name=attestation_format,json=attestationFormat,proto3" json:"attestation_format,omitempty"`
+	// The name the person gave it: personal data, kept in sealed_name.
+	Name       string        `protobuf:"bytes,12,opt,name=name,proto3" json:"name,omitempty"`
+	SealedName *SealedSecret `protobuf:"bytes,13,opt,name=sealed_name,json=sealedName,proto3" json:"sealed_name,omitempty"`
+	// The WebAuthn user handle (user.id) given to the authenticator, base64url:
+	// random, one per user, kept in sealed_user_handle.
+	UserHandle       string        `protobuf:"bytes,14,opt,name=user_handle,json=userHandle,proto3" json:"user_handle,omitempty"`
+	SealedUserHandle *SealedSecret `protobuf:"bytes,15,opt,name=sealed_user_handle,json=sealedUserHandle,proto3" json:"sealed_user_handle,omitempty"`
+	// SHA-256 (hex) of the registration ceremony's challenge, spent here.
+	ChallengeHash string `protobuf:"bytes,16,opt,name=challenge_hash,json=challengeHash,proto3" json:"challenge_hash,omitempty"`
+	// The address and language of the notice email (see SecondFactorNotice).
+	NoticeEmail       string        `protobuf:"bytes,17,opt,name=notice_email,json=noticeEmail,proto3" json:"notice_email,omitempty"`
+	SealedNoticeEmail *SealedSecret `protobuf:"bytes,18,opt,name=sealed_notice_email,json=sealedNoticeEmail,proto3" json:"sealed_notice_email,omitempty"`
+	NoticeLocale      string        `protobuf:"bytes,19,opt,name=notice_locale,json=noticeLocale,proto3" json:"notice_locale,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *PasskeyAdded) Reset() {
+	*x = PasskeyAdded{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PasskeyAdded) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PasskeyAdded) ProtoMessage() {}
+
+func (x *PasskeyAdded) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PasskeyAdded.ProtoReflect.Descriptor instead.
+func (*PasskeyAdded) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *PasskeyAdded) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *PasskeyAdded) GetPasskeyId() string {
+	if x != nil {
+		return x.PasskeyId
+	}
+	return ""
+}
+
+func (x *PasskeyAdded) GetCredentialId() []byte {
+	if x != nil {
+		return x.CredentialId
+	}
+	return nil
+}
+
+func (x *PasskeyAdded) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+func (x *PasskeyAdded) GetAaguid() []byte {
+	if x != nil {
+		return x.Aaguid
+	}
+	return nil
+}
+
+func (x *PasskeyAdded) GetSignCount() uint32 {
+	if x != nil {
+		return x.SignCount
+	}
+	return 0
+}
+
+func (x *PasskeyAdded) GetBackupEligible() bool {
+	if x != nil {
+		return x.BackupEligible
+	}
+	return false
+}
+
+func (x *PasskeyAdded) GetBackupState() bool {
+	if x != nil {
+		return x.BackupState
+	}
+	return false
+}
+
+func (x *PasskeyAdded) GetUserVerified() bool {
+	if x != nil {
+		return x.UserVerified
+	}
+	return false
+}
+
+func (x *PasskeyAdded) GetTransports() []string {
+	if x != nil {
+		return x.Transports
+	}
+	return nil
+}
+
+func (x *PasskeyAdded) GetAttestationFormat() string {
+	if x != nil {
+		return x.AttestationFormat
+	}
+	return ""
+}
+
+func (x *PasskeyAdded) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PasskeyAdded) GetSealedName() *SealedSecret {
+	if x != nil {
+		return x.SealedName
+	}
+	return nil
+}
+
+func (x *PasskeyAdded) GetUserHandle() string {
+	if x != nil {
+		return x.UserHandle
+	}
+	return ""
+}
+
+func (x *PasskeyAdded) GetSealedUserHandle() *SealedSecret {
+	if x != nil {
+		return x.SealedUserHandle
+	}
+	return nil
+}
+
+func (x *PasskeyAdded) GetChallengeHash() string {
+	if x != nil {
+		return x.ChallengeHash
+	}
+	return ""
+}
+
+func (x *PasskeyAdded) GetNoticeEmail() string {
+	if x != nil {
+		return x.NoticeEmail
+	}
+	return ""
+}
+
+func (x *PasskeyAdded) GetSealedNoticeEmail() *SealedSecret {
+	if x != nil {
+		return x.SealedNoticeEmail
+	}
+	return nil
+}
+
+func (x *PasskeyAdded) GetNoticeLocale() string {
+	if x != nil {
+		return x.NoticeLocale
+	}
+	return ""
+}
+
+// PasskeyUsed records a verified assertion of a passkey.
+type PasskeyUsed struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	UserId    string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	PasskeyId string                 `protobuf:"bytes,2,opt,name=passkey_id,json=passkeyId,proto3" json:"passkey_id,omitempty"`
+	// The authenticator's counter in the assertion (0: it keeps none).
+	SignCount uint32 `protobuf:"varint,3,opt,name=sign_count,json=signCount,proto3" json:"sign_count,omitempty"`
+	// The backup state flag in the assertion (a passkey may become synced).
+	BackupState  bool `protobuf:"varint,4,opt,name=backup_state,json=backupState,proto3" json:"backup_state,omitempty"`
+	UserVerified bool `protobuf:"varint,5,opt,name=user_verified,json=userVerified,proto3" json:"user_verified,omitempty"`
+	// SHA-256 (hex) of the ceremony's challenge: spent, never accepted again.
+	ChallengeHash string `protobuf:"bytes,6,opt,name=challenge_hash,json=challengeHash,proto3" json:"challenge_hash,omitempty"`
+	// "sign_in" (alone, user verified), "second_factor" or "step_up".
+	Purpose       string `protobuf:"bytes,7,opt,name=purpose,proto3" json:"purpose,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PasskeyUsed) Reset() {
+	*x = PasskeyUsed{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PasskeyUsed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PasskeyUsed) ProtoMessage() {}
+
+func (x *PasskeyUsed) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PasskeyUsed.ProtoReflect.Descriptor instead.
+func (*PasskeyUsed) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *PasskeyUsed) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *PasskeyUsed) GetPasskeyId() string {
+	if x != nil {
+		return x.PasskeyId
+	}
+	return ""
+}
+
+func (x *PasskeyUsed) GetSignCount() uint32 {
+	if x != nil {
+		return x.SignCount
+	}
+	return 0
+}
+
+func (x *PasskeyUsed) GetBackupState() bool {
+	if x != nil {
+		return x.BackupState
+	}
+	return false
+}
+
+func (x *PasskeyUsed) GetUserVerified() bool {
+	if x != nil {
+		return x.UserVerified
+	}
+	return false
+}
+
+func (x *PasskeyUsed) GetChallengeHash() string {
+	if x != nil {
+		return x.ChallengeHash
+	}
+	return ""
+}
+
+func (x *PasskeyUsed) GetPurpose() string {
+	if x != nil {
+		return x.Purpose
+	}
+	return ""
+}
+
+// PasskeyRenamed gives a passkey another name.
+type PasskeyRenamed struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	UserId    string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	PasskeyId string                 `protobuf:"bytes,2,opt,name=passkey_id,json=passkeyId,proto3" json:"passkey_id,omitempty"`
+	// Personal data, kept in sealed_name.
+	Name          string        `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	SealedName    *SealedSecret `protobuf:"bytes,4,opt,name=sealed_name,json=sealedName,proto3" json:"sealed_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PasskeyRenamed) Reset() {
+	*x = PasskeyRenamed{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PasskeyRenamed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PasskeyRenamed) ProtoMessage() {}
+
+func (x *PasskeyRenamed) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PasskeyRenamed.ProtoReflect.Descriptor instead.
+func (*PasskeyRenamed) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *PasskeyRenamed) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *PasskeyRenamed) GetPasskeyId() string {
+	if x != nil {
+		return x.PasskeyId
+	}
+	return ""
+}
+
+func (x *PasskeyRenamed) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PasskeyRenamed) GetSealedName() *SealedSecret {
+	if x != nil {
+		return x.SealedName
+	}
+	return nil
+}
+
+// PasskeyRemoved removes a passkey.
+type PasskeyRemoved struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	UserId            string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	PasskeyId         string                 `protobuf:"bytes,2,opt,name=passkey_id,json=passkeyId,proto3" json:"passkey_id,omitempty"`
+	NoticeEmail       string                 `protobuf:"bytes,3,opt,name=notice_email,json=noticeEmail,proto3" json:"notice_email,omitempty"`
+	SealedNoticeEmail *SealedSecret          `protobuf:"bytes,4,opt,name=sealed_notice_email,json=sealedNoticeEmail,proto3" json:"sealed_notice_email,omitempty"`
+	NoticeLocale      string                 `protobuf:"bytes,5,opt,name=notice_locale,json=noticeLocale,proto3" json:"notice_locale,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *PasskeyRemoved) Reset() {
+	*x = PasskeyRemoved{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PasskeyRemoved) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PasskeyRemoved) ProtoMessage() {}
+
+func (x *PasskeyRemoved) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PasskeyRemoved.ProtoReflect.Descriptor instead.
+func (*PasskeyRemoved) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *PasskeyRemoved) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *PasskeyRemoved) GetPasskeyId() string {
+	if x != nil {
+		return x.PasskeyId
+	}
+	return ""
+}
+
+func (x *PasskeyRemoved) GetNoticeEmail() string {
+	if x != nil {
+		return x.NoticeEmail
+	}
+	return ""
+}
+
+func (x *PasskeyRemoved) GetSealedNoticeEmail() *SealedSecret {
+	if x != nil {
+		return x.SealedNoticeEmail
+	}
+	return nil
+}
+
+func (x *PasskeyRemoved) GetNoticeLocale() string {
+	if x != nil {
+		return x.NoticeLocale
+	}
+	return ""
+}
+
+// TOTPEnabled records a confirmed TOTP authenticator (RFC 6238: SHA-1,
+// 6 digits, 30-second steps).
+type TOTPEnabled struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// The shared secret (base32): kept in sealed_secret only.
+	Secret       string        `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	SealedSecret *SealedSecret `protobuf:"bytes,3,opt,name=sealed_secret,json=sealedSecret,proto3" json:"sealed_secret,omitempty"`
+	// The time step of the code that confirmed it: spent.
+	Step              int64         `protobuf:"varint,4,opt,name=step,proto3" json:"step,omitempty"`
+	NoticeEmail       string        `protobuf:"bytes,5,opt,name=notice_email,json=noticeEmail,proto3" json:"notice_email,omitempty"`
+	SealedNoticeEmail *SealedSecret `protobuf:"bytes,6,opt,name=sealed_notice_email,json=sealedNoticeEmail,proto3" json:"sealed_notice_email,omitempty"`
+	NoticeLocale      string        `protobuf:"bytes,7,opt,name=notice_locale,json=noticeLocale,proto3" json:"notice_locale,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *TOTPEnabled) Reset() {
+	*x = TOTPEnabled{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TOTPEnabled) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TOTPEnabled) ProtoMessage() {}
+
+func (x *TOTPEnabled) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TOTPEnabled.ProtoReflect.Descriptor instead.
+func (*TOTPEnabled) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *TOTPEnabled) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *TOTPEnabled) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *TOTPEnabled) GetSealedSecret() *SealedSecret {
+	if x != nil {
+		return x.SealedSecret
+	}
+	return nil
+}
+
+func (x *TOTPEnabled) GetStep() int64 {
+	if x != nil {
+		return x.Step
+	}
+	return 0
+}
+
+func (x *TOTPEnabled) GetNoticeEmail() string {
+	if x != nil {
+		return x.NoticeEmail
+	}
+	return ""
+}
+
+func (x *TOTPEnabled) GetSealedNoticeEmail() *SealedSecret {
+	if x != nil {
+		return x.SealedNoticeEmail
+	}
+	return nil
+}
+
+func (x *TOTPEnabled) GetNoticeLocale() string {
+	if x != nil {
+		return x.NoticeLocale
+	}
+	return ""
+}
+
+// TOTPUsed records an accepted code: its step and every step before it are
+// spent.
+type TOTPUsed struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Step          int64                  `protobuf:"varint,2,opt,name=step,proto3" json:"step,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TOTPUsed) Reset() {
+	*x = TOTPUsed{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TOTPUsed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TOTPUsed) ProtoMessage() {}
+
+func (x *TOTPUsed) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TOTPUsed.ProtoReflect.Descriptor instead.
+func (*TOTPUsed) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *TOTPUsed) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *TOTPUsed) GetStep() int64 {
+	if x != nil {
+		return x.Step
+	}
+	return 0
+}
+
+// TOTPDisabled removes the TOTP authenticator.
+type TOTPDisabled struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	UserId            string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	NoticeEmail       string                 `protobuf:"bytes,2,opt,name=notice_email,json=noticeEmail,proto3" json:"notice_email,omitempty"`
+	SealedNoticeEmail *SealedSecret          `protobuf:"bytes,3,opt,name=sealed_notice_email,json=sealedNoticeEmail,proto3" json:"sealed_notice_email,omitempty"`
+	NoticeLocale      string                 `protobuf:"bytes,4,opt,name=notice_locale,json=noticeLocale,proto3" json:"notice_locale,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *TOTPDisabled) Reset() {
+	*x = TOTPDisabled{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TOTPDisabled) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TOTPDisabled) ProtoMessage() {}
+
+func (x *TOTPDisabled) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TOTPDisabled.ProtoReflect.Descriptor instead.
+func (*TOTPDisabled) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *TOTPDisabled) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *TOTPDisabled) GetNoticeEmail() string {
+	if x != nil {
+		return x.NoticeEmail
+	}
+	return ""
+}
+
+func (x *TOTPDisabled) GetSealedNoticeEmail() *SealedSecret {
+	if x != nil {
+		return x.SealedNoticeEmail
+	}
+	return nil
+}
+
+func (x *TOTPDisabled) GetNoticeLocale() string {
+	if x != nil {
+		return x.NoticeLocale
+	}
+	return ""
+}
+
+// RecoveryCodesGenerated replaces the user's recovery codes: ten codes,
+// shown once, kept as keyed hashes (HMAC-SHA-256 under a key derived from
+// the claim key, of "<user_id>\x00<code>").
+type RecoveryCodesGenerated struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	UserId            string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	CodeHashes        []string               `protobuf:"bytes,2,rep,name=code_hashes,json=codeHashes,proto3" json:"code_hashes,omitempty"`
+	NoticeEmail       string                 `protobuf:"bytes,3,opt,name=notice_email,json=noticeEmail,proto3" json:"notice_email,omitempty"`
+	SealedNoticeEmail *SealedSecret          `protobuf:"bytes,4,opt,name=sealed_notice_email,json=sealedNoticeEmail,proto3" json:"sealed_notice_email,omitempty"`
+	NoticeLocale      string                 `protobuf:"bytes,5,opt,name=notice_locale,json=noticeLocale,proto3" json:"notice_locale,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *RecoveryCodesGenerated) Reset() {
+	*x = RecoveryCodesGenerated{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecoveryCodesGenerated) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecoveryCodesGenerated) ProtoMessage() {}
+
+func (x *RecoveryCodesGenerated) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecoveryCodesGenerated.ProtoReflect.Descriptor instead.
+func (*RecoveryCodesGenerated) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *RecoveryCodesGenerated) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *RecoveryCodesGenerated) GetCodeHashes() []string {
+	if x != nil {
+		return x.CodeHashes
+	}
+	return nil
+}
+
+func (x *RecoveryCodesGenerated) GetNoticeEmail() string {
+	if x != nil {
+		return x.NoticeEmail
+	}
+	return ""
+}
+
+func (x *RecoveryCodesGenerated) GetSealedNoticeEmail() *SealedSecret {
+	if x != nil {
+		return x.SealedNoticeEmail
+	}
+	return nil
+}
+
+func (x *RecoveryCodesGenerated) GetNoticeLocale() string {
+	if x != nil {
+		return x.NoticeLocale
+	}
+	return ""
+}
+
+// RecoveryCodeUsed spends one recovery code (its index in the last
+// RecoveryCodesGenerated).
+type RecoveryCodeUsed struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	UserId            string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Index             int32                  `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	NoticeEmail       string                 `protobuf:"bytes,3,opt,name=notice_email,json=noticeEmail,proto3" json:"notice_email,omitempty"`
+	SealedNoticeEmail *SealedSecret          `protobuf:"bytes,4,opt,name=sealed_notice_email,json=sealedNoticeEmail,proto3" json:"sealed_notice_email,omitempty"`
+	NoticeLocale      string                 `protobuf:"bytes,5,opt,name=notice_locale,json=noticeLocale,proto3" json:"notice_locale,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *RecoveryCodeUsed) Reset() {
+	*x = RecoveryCodeUsed{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecoveryCodeUsed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecoveryCodeUsed) ProtoMessage() {}
+
+func (x *RecoveryCodeUsed) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecoveryCodeUsed.ProtoReflect.Descriptor instead.
+func (*RecoveryCodeUsed) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *RecoveryCodeUsed) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *RecoveryCodeUsed) GetIndex() int32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *RecoveryCodeUsed) GetNoticeEmail() string {
+	if x != nil {
+		return x.NoticeEmail
+	}
+	return ""
+}
+
+func (x *RecoveryCodeUsed) GetSealedNoticeEmail() *SealedSecret {
+	if x != nil {
+		return x.SealedNoticeEmail
+	}
+	return nil
+}
+
+func (x *RecoveryCodeUsed) GetNoticeLocale() string {
+	if x != nil {
+		return x.NoticeLocale
+	}
+	return ""
+}
+
+// SecondFactorRequirementSet says whether the user must use a second factor
+// to sign in: set by the person for themselves, or by an administrator
+// (which the person cannot lift).
+type SecondFactorRequirementSet struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Required      bool                   `protobuf:"varint,2,opt,name=required,proto3" json:"required,omitempty"`
+	ByAdmin       bool                   `protobuf:"varint,3,opt,name=by_admin,json=byAdmin,proto3" json:"by_admin,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SecondFactorRequirementSet) Reset() {
+	*x = SecondFactorRequirementSet{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecondFactorRequirementSet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecondFactorRequirementSet) ProtoMessage() {}
+
+func (x *SecondFactorRequirementSet) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecondFactorRequirementSet.ProtoReflect.Descriptor instead.
+func (*SecondFactorRequirementSet) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *SecondFactorRequirementSet) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *SecondFactorRequirementSet) GetRequired() bool {
+	if x != nil {
+		return x.Required
+	}
+	return false
+}
+
+func (x *SecondFactorRequirementSet) GetByAdmin() bool {
+	if x != nil {
+		return x.ByAdmin
+	}
+	return false
+}
+
+// SecondFactorsReset removes every passkey, the TOTP authenticator and the
+// recovery codes of a user who lost them, by an administrator.
+type SecondFactorsReset struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	UserId            string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	NoticeEmail       string                 `protobuf:"bytes,2,opt,name=notice_email,json=noticeEmail,proto3" json:"notice_email,omitempty"`
+	SealedNoticeEmail *SealedSecret          `protobuf:"bytes,3,opt,name=sealed_notice_email,json=sealedNoticeEmail,proto3" json:"sealed_notice_email,omitempty"`
+	NoticeLocale      string                 `protobuf:"bytes,4,opt,name=notice_locale,json=noticeLocale,proto3" json:"notice_locale,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *SecondFactorsReset) Reset() {
+	*x = SecondFactorsReset{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecondFactorsReset) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecondFactorsReset) ProtoMessage() {}
+
+func (x *SecondFactorsReset) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecondFactorsReset.ProtoReflect.Descriptor instead.
+func (*SecondFactorsReset) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *SecondFactorsReset) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *SecondFactorsReset) GetNoticeEmail() string {
+	if x != nil {
+		return x.NoticeEmail
+	}
+	return ""
+}
+
+func (x *SecondFactorsReset) GetSealedNoticeEmail() *SealedSecret {
+	if x != nil {
+		return x.SealedNoticeEmail
+	}
+	return nil
+}
+
+func (x *SecondFactorsReset) GetNoticeLocale() string {
+	if x != nil {
+		return x.NoticeLocale
+	}
+	return ""
+}
+
+// BrowserSessionReauthenticated records that the person proved who they are
+// again in a signed-in browser (a step-up, or a sign-in asked for by
+// prompt=login or max_age). Subject: accounts.browser.<session_id>.
+type BrowserSessionReauthenticated struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	UserId    string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// How: "password", "passkey", "totp", "recovery_code", "upstream", ...
+	AuthMethods   []string `protobuf:"bytes,3,rep,name=auth_methods,json=authMethods,proto3" json:"auth_methods,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BrowserSessionReauthenticated) Reset() {
+	*x = BrowserSessionReauthenticated{}
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BrowserSessionReauthenticated) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BrowserSessionReauthenticated) ProtoMessage() {}
+
+func (x *BrowserSessionReauthenticated) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BrowserSessionReauthenticated.ProtoReflect.Descriptor instead.
+func (*BrowserSessionReauthenticated) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_accounts_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *BrowserSessionReauthenticated) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *BrowserSessionReauthenticated) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *BrowserSessionReauthenticated) GetAuthMethods() []string {
+	if x != nil {
+		return x.AuthMethods
+	}
+	return nil
+}
+
 type BrowserSessionsActive_Entry struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	SessionId      string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
@@ -2362,7 +3393,7 @@ type BrowserSessionsActive_Entry struct {
 
 func (x *BrowserSessionsActive_Entry) Reset() {
 	*x = BrowserSessionsActive_Entry{}
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[32]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2374,7 +3405,7 @@ func (x *BrowserSessionsActive_Entry) String() string {
 func (*BrowserSessionsActive_Entry) ProtoMessage() {}
 
 func (x *BrowserSessionsActive_Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[32]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2439,7 +3470,7 @@ type UserImported_Email struct {
 
 func (x *UserImported_Email) Reset() {
 	*x = UserImported_Email{}
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[33]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2451,7 +3482,7 @@ func (x *UserImported_Email) String() string {
 func (*UserImported_Email) ProtoMessage() {}
 
 func (x *UserImported_Email) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[33]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2506,7 +3537,7 @@ type UserImported_Link struct {
 
 func (x *UserImported_Link) Reset() {
 	*x = UserImported_Link{}
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[34]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2518,7 +3549,7 @@ func (x *UserImported_Link) String() string {
 func (*UserImported_Link) ProtoMessage() {}
 
 func (x *UserImported_Link) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[34]
+	mi := &file_gatehouse_events_v1_accounts_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2626,7 +3657,7 @@ const file_gatehouse_events_v1_accounts_proto_rawDesc = "" +
 	"\x0fPrimaryEmailSet\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12D\n" +
-	"\fsealed_email\x18\x03 \x01(\v2!.gatehouse.events.v1.SealedSecretR\vsealedEmail\"\x9c\x03\n" +
+	"\fsealed_email\x18\x03 \x01(\v2!.gatehouse.events.v1.SealedSecretR\vsealedEmail\"\xbf\x03\n" +
 	"\x15BrowserSessionStarted\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
@@ -2640,7 +3671,9 @@ const file_gatehouse_events_v1_accounts_proto_rawDesc = "" +
 	"\x11sealed_user_agent\x18\x06 \x01(\v2!.gatehouse.events.v1.SealedSecretR\x0fsealedUserAgent\x12M\n" +
 	"\x11sealed_ip_address\x18\a \x01(\v2!.gatehouse.events.v1.SealedSecretR\x0fsealedIpAddress\x12+\n" +
 	"\x11upstream_provider\x18\b \x01(\tR\x10upstreamProvider\x12!\n" +
-	"\fupstream_sid\x18\t \x01(\tR\vupstreamSid\"\xbd\x02\n" +
+	"\fupstream_sid\x18\t \x01(\tR\vupstreamSid\x12!\n" +
+	"\fauth_methods\x18\n" +
+	" \x03(\tR\vauthMethods\"\xbd\x02\n" +
 	"\x15BrowserSessionsActive\x12J\n" +
 	"\aentries\x18\x01 \x03(\v20.gatehouse.events.v1.BrowserSessionsActive.EntryR\aentries\x1a\xd7\x01\n" +
 	"\x05Entry\x12\x1d\n" +
@@ -2753,7 +3786,102 @@ const file_gatehouse_events_v1_accounts_proto_rawDesc = "" +
 	"\alink_id\x18\x01 \x01(\tR\x06linkId\x12\x1a\n" +
 	"\bprovider\x18\x02 \x01(\tR\bprovider\x12H\n" +
 	"\x0esealed_subject\x18\x04 \x01(\v2!.gatehouse.events.v1.SealedSecretR\rsealedSubject\x12\x1b\n" +
-	"\tclaim_key\x18\x05 \x01(\tR\bclaimKeyJ\x04\b\x03\x10\x04*\xef\x01\n" +
+	"\tclaim_key\x18\x05 \x01(\tR\bclaimKeyJ\x04\b\x03\x10\x04\"\x8d\x06\n" +
+	"\fPasskeyAdded\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
+	"\n" +
+	"passkey_id\x18\x02 \x01(\tR\tpasskeyId\x12#\n" +
+	"\rcredential_id\x18\x03 \x01(\fR\fcredentialId\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x04 \x01(\fR\tpublicKey\x12\x16\n" +
+	"\x06aaguid\x18\x05 \x01(\fR\x06aaguid\x12\x1d\n" +
+	"\n" +
+	"sign_count\x18\x06 \x01(\rR\tsignCount\x12'\n" +
+	"\x0fbackup_eligible\x18\a \x01(\bR\x0ebackupEligible\x12!\n" +
+	"\fbackup_state\x18\b \x01(\bR\vbackupState\x12#\n" +
+	"\ruser_verified\x18\t \x01(\bR\fuserVerified\x12\x1e\n" +
+	"\n" +
+	"transports\x18\n" +
+	" \x03(\tR\n" +
+	"transports\x12-\n" +
+	"\x12attestation_format\x18\v \x01(\tR\x11attestationFormat\x12\x12\n" +
+	"\x04name\x18\f \x01(\tR\x04name\x12B\n" +
+	"\vsealed_name\x18\r \x01(\v2!.gatehouse.events.v1.SealedSecretR\n" +
+	"sealedName\x12\x1f\n" +
+	"\vuser_handle\x18\x0e \x01(\tR\n" +
+	"userHandle\x12O\n" +
+	"\x12sealed_user_handle\x18\x0f \x01(\v2!.gatehouse.events.v1.SealedSecretR\x10sealedUserHandle\x12%\n" +
+	"\x0echallenge_hash\x18\x10 \x01(\tR\rchallengeHash\x12!\n" +
+	"\fnotice_email\x18\x11 \x01(\tR\vnoticeEmail\x12Q\n" +
+	"\x13sealed_notice_email\x18\x12 \x01(\v2!.gatehouse.events.v1.SealedSecretR\x11sealedNoticeEmail\x12#\n" +
+	"\rnotice_locale\x18\x13 \x01(\tR\fnoticeLocale\"\xed\x01\n" +
+	"\vPasskeyUsed\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
+	"\n" +
+	"passkey_id\x18\x02 \x01(\tR\tpasskeyId\x12\x1d\n" +
+	"\n" +
+	"sign_count\x18\x03 \x01(\rR\tsignCount\x12!\n" +
+	"\fbackup_state\x18\x04 \x01(\bR\vbackupState\x12#\n" +
+	"\ruser_verified\x18\x05 \x01(\bR\fuserVerified\x12%\n" +
+	"\x0echallenge_hash\x18\x06 \x01(\tR\rchallengeHash\x12\x18\n" +
+	"\apurpose\x18\a \x01(\tR\apurpose\"\xa0\x01\n" +
+	"\x0ePasskeyRenamed\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
+	"\n" +
+	"passkey_id\x18\x02 \x01(\tR\tpasskeyId\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12B\n" +
+	"\vsealed_name\x18\x04 \x01(\v2!.gatehouse.events.v1.SealedSecretR\n" +
+	"sealedName\"\xe3\x01\n" +
+	"\x0ePasskeyRemoved\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
+	"\n" +
+	"passkey_id\x18\x02 \x01(\tR\tpasskeyId\x12!\n" +
+	"\fnotice_email\x18\x03 \x01(\tR\vnoticeEmail\x12Q\n" +
+	"\x13sealed_notice_email\x18\x04 \x01(\v2!.gatehouse.events.v1.SealedSecretR\x11sealedNoticeEmail\x12#\n" +
+	"\rnotice_locale\x18\x05 \x01(\tR\fnoticeLocale\"\xb5\x02\n" +
+	"\vTOTPEnabled\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\x12F\n" +
+	"\rsealed_secret\x18\x03 \x01(\v2!.gatehouse.events.v1.SealedSecretR\fsealedSecret\x12\x12\n" +
+	"\x04step\x18\x04 \x01(\x03R\x04step\x12!\n" +
+	"\fnotice_email\x18\x05 \x01(\tR\vnoticeEmail\x12Q\n" +
+	"\x13sealed_notice_email\x18\x06 \x01(\v2!.gatehouse.events.v1.SealedSecretR\x11sealedNoticeEmail\x12#\n" +
+	"\rnotice_locale\x18\a \x01(\tR\fnoticeLocale\"7\n" +
+	"\bTOTPUsed\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x12\n" +
+	"\x04step\x18\x02 \x01(\x03R\x04step\"\xc2\x01\n" +
+	"\fTOTPDisabled\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12!\n" +
+	"\fnotice_email\x18\x02 \x01(\tR\vnoticeEmail\x12Q\n" +
+	"\x13sealed_notice_email\x18\x03 \x01(\v2!.gatehouse.events.v1.SealedSecretR\x11sealedNoticeEmail\x12#\n" +
+	"\rnotice_locale\x18\x04 \x01(\tR\fnoticeLocale\"\xed\x01\n" +
+	"\x16RecoveryCodesGenerated\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1f\n" +
+	"\vcode_hashes\x18\x02 \x03(\tR\n" +
+	"codeHashes\x12!\n" +
+	"\fnotice_email\x18\x03 \x01(\tR\vnoticeEmail\x12Q\n" +
+	"\x13sealed_notice_email\x18\x04 \x01(\v2!.gatehouse.events.v1.SealedSecretR\x11sealedNoticeEmail\x12#\n" +
+	"\rnotice_locale\x18\x05 \x01(\tR\fnoticeLocale\"\xdc\x01\n" +
+	"\x10RecoveryCodeUsed\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x05R\x05index\x12!\n" +
+	"\fnotice_email\x18\x03 \x01(\tR\vnoticeEmail\x12Q\n" +
+	"\x13sealed_notice_email\x18\x04 \x01(\v2!.gatehouse.events.v1.SealedSecretR\x11sealedNoticeEmail\x12#\n" +
+	"\rnotice_locale\x18\x05 \x01(\tR\fnoticeLocale\"l\n" +
+	"\x1aSecondFactorRequirementSet\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1a\n" +
+	"\brequired\x18\x02 \x01(\bR\brequired\x12\x19\n" +
+	"\bby_admin\x18\x03 \x01(\bR\abyAdmin\"\xc8\x01\n" +
+	"\x12SecondFactorsReset\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12!\n" +
+	"\fnotice_email\x18\x02 \x01(\tR\vnoticeEmail\x12Q\n" +
+	"\x13sealed_notice_email\x18\x03 \x01(\v2!.gatehouse.events.v1.SealedSecretR\x11sealedNoticeEmail\x12#\n" +
+	"\rnotice_locale\x18\x04 \x01(\tR\fnoticeLocale\"z\n" +
+	"\x1dBrowserSessionReauthenticated\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12!\n" +
+	"\fauth_methods\x18\x03 \x03(\tR\vauthMethods*\xef\x01\n" +
 	"\x14PasswordChangeReason\x12&\n" +
 	"\"PASSWORD_CHANGE_REASON_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bPASSWORD_CHANGE_REASON_USER\x10\x01\x12 \n" +
@@ -2775,89 +3903,112 @@ func file_gatehouse_events_v1_accounts_proto_rawDescGZIP() []byte {
 }
 
 var file_gatehouse_events_v1_accounts_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_gatehouse_events_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_gatehouse_events_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_gatehouse_events_v1_accounts_proto_goTypes = []any{
-	(PasswordChangeReason)(0),           // 0: gatehouse.events.v1.PasswordChangeReason
-	(*UsernameReserved)(nil),            // 1: gatehouse.events.v1.UsernameReserved
-	(*EmailReserved)(nil),               // 2: gatehouse.events.v1.EmailReserved
-	(*EmailReleased)(nil),               // 3: gatehouse.events.v1.EmailReleased
-	(*UserRegistered)(nil),              // 4: gatehouse.events.v1.UserRegistered
-	(*PasswordChanged)(nil),             // 5: gatehouse.events.v1.PasswordChanged
-	(*UserLocked)(nil),                  // 6: gatehouse.events.v1.UserLocked
-	(*UserUnlocked)(nil),                // 7: gatehouse.events.v1.UserUnlocked
-	(*UserDeactivated)(nil),             // 8: gatehouse.events.v1.UserDeactivated
-	(*UserReactivated)(nil),             // 9: gatehouse.events.v1.UserReactivated
-	(*DisplayNameSet)(nil),              // 10: gatehouse.events.v1.DisplayNameSet
-	(*AdminSet)(nil),                    // 11: gatehouse.events.v1.AdminSet
-	(*EmailAdded)(nil),                  // 12: gatehouse.events.v1.EmailAdded
-	(*EmailRemoved)(nil),                // 13: gatehouse.events.v1.EmailRemoved
-	(*PrimaryEmailSet)(nil),             // 14: gatehouse.events.v1.PrimaryEmailSet
-	(*BrowserSessionStarted)(nil),       // 15: gatehouse.events.v1.BrowserSessionStarted
-	(*BrowserSessionsActive)(nil),       // 16: gatehouse.events.v1.BrowserSessionsActive
-	(*BrowserSessionEnded)(nil),         // 17: gatehouse.events.v1.BrowserSessionEnded
-	(*RegistrationTokenCreated)(nil),    // 18: gatehouse.events.v1.RegistrationTokenCreated
-	(*RegistrationTokenUsed)(nil),       // 19: gatehouse.events.v1.RegistrationTokenUsed
-	(*RegistrationTokenRevoked)(nil),    // 20: gatehouse.events.v1.RegistrationTokenRevoked
-	(*RegistrationTokenUnrevoked)(nil),  // 21: gatehouse.events.v1.RegistrationTokenUnrevoked
-	(*RegistrationTokenUpdated)(nil),    // 22: gatehouse.events.v1.RegistrationTokenUpdated
-	(*RegistrationStarted)(nil),         // 23: gatehouse.events.v1.RegistrationStarted
-	(*RegistrationCompleted)(nil),       // 24: gatehouse.events.v1.RegistrationCompleted
-	(*AuthProofKeyGenerated)(nil),       // 25: gatehouse.events.v1.AuthProofKeyGenerated
-	(*ClaimKeyGenerated)(nil),           // 26: gatehouse.events.v1.ClaimKeyGenerated
-	(*UpstreamLinked)(nil),              // 27: gatehouse.events.v1.UpstreamLinked
-	(*UpstreamUnlinked)(nil),            // 28: gatehouse.events.v1.UpstreamUnlinked
-	(*UpstreamLinkReserved)(nil),        // 29: gatehouse.events.v1.UpstreamLinkReserved
-	(*UpstreamLinkReleased)(nil),        // 30: gatehouse.events.v1.UpstreamLinkReleased
-	(*UpstreamLogoutReceived)(nil),      // 31: gatehouse.events.v1.UpstreamLogoutReceived
-	(*UserImported)(nil),                // 32: gatehouse.events.v1.UserImported
-	(*BrowserSessionsActive_Entry)(nil), // 33: gatehouse.events.v1.BrowserSessionsActive.Entry
-	(*UserImported_Email)(nil),          // 34: gatehouse.events.v1.UserImported.Email
-	(*UserImported_Link)(nil),           // 35: gatehouse.events.v1.UserImported.Link
-	(*SealedSecret)(nil),                // 36: gatehouse.events.v1.SealedSecret
-	(*timestamppb.Timestamp)(nil),       // 37: google.protobuf.Timestamp
-	(SecretChange)(0),                   // 38: gatehouse.events.v1.SecretChange
+	(PasswordChangeReason)(0),             // 0: gatehouse.events.v1.PasswordChangeReason
+	(*UsernameReserved)(nil),              // 1: gatehouse.events.v1.UsernameReserved
+	(*EmailReserved)(nil),                 // 2: gatehouse.events.v1.EmailReserved
+	(*EmailReleased)(nil),                 // 3: gatehouse.events.v1.EmailReleased
+	(*UserRegistered)(nil),                // 4: gatehouse.events.v1.UserRegistered
+	(*PasswordChanged)(nil),               // 5: gatehouse.events.v1.PasswordChanged
+	(*UserLocked)(nil),                    // 6: gatehouse.events.v1.UserLocked
+	(*UserUnlocked)(nil),                  // 7: gatehouse.events.v1.UserUnlocked
+	(*UserDeactivated)(nil),               // 8: gatehouse.events.v1.UserDeactivated
+	(*UserReactivated)(nil),               // 9: gatehouse.events.v1.UserReactivated
+	(*DisplayNameSet)(nil),                // 10: gatehouse.events.v1.DisplayNameSet
+	(*AdminSet)(nil),                      // 11: gatehouse.events.v1.AdminSet
+	(*EmailAdded)(nil),                    // 12: gatehouse.events.v1.EmailAdded
+	(*EmailRemoved)(nil),                  // 13: gatehouse.events.v1.EmailRemoved
+	(*PrimaryEmailSet)(nil),               // 14: gatehouse.events.v1.PrimaryEmailSet
+	(*BrowserSessionStarted)(nil),         // 15: gatehouse.events.v1.BrowserSessionStarted
+	(*BrowserSessionsActive)(nil),         // 16: gatehouse.events.v1.BrowserSessionsActive
+	(*BrowserSessionEnded)(nil),           // 17: gatehouse.events.v1.BrowserSessionEnded
+	(*RegistrationTokenCreated)(nil),      // 18: gatehouse.events.v1.RegistrationTokenCreated
+	(*RegistrationTokenUsed)(nil),         // 19: gatehouse.events.v1.RegistrationTokenUsed
+	(*RegistrationTokenRevoked)(nil),      // 20: gatehouse.events.v1.RegistrationTokenRevoked
+	(*RegistrationTokenUnrevoked)(nil),    // 21: gatehouse.events.v1.RegistrationTokenUnrevoked
+	(*RegistrationTokenUpdated)(nil),      // 22: gatehouse.events.v1.RegistrationTokenUpdated
+	(*RegistrationStarted)(nil),           // 23: gatehouse.events.v1.RegistrationStarted
+	(*RegistrationCompleted)(nil),         // 24: gatehouse.events.v1.RegistrationCompleted
+	(*AuthProofKeyGenerated)(nil),         // 25: gatehouse.events.v1.AuthProofKeyGenerated
+	(*ClaimKeyGenerated)(nil),             // 26: gatehouse.events.v1.ClaimKeyGenerated
+	(*UpstreamLinked)(nil),                // 27: gatehouse.events.v1.UpstreamLinked
+	(*UpstreamUnlinked)(nil),              // 28: gatehouse.events.v1.UpstreamUnlinked
+	(*UpstreamLinkReserved)(nil),          // 29: gatehouse.events.v1.UpstreamLinkReserved
+	(*UpstreamLinkReleased)(nil),          // 30: gatehouse.events.v1.UpstreamLinkReleased
+	(*UpstreamLogoutReceived)(nil),        // 31: gatehouse.events.v1.UpstreamLogoutReceived
+	(*UserImported)(nil),                  // 32: gatehouse.events.v1.UserImported
+	(*PasskeyAdded)(nil),                  // 33: gatehouse.events.v1.PasskeyAdded
+	(*PasskeyUsed)(nil),                   // 34: gatehouse.events.v1.PasskeyUsed
+	(*PasskeyRenamed)(nil),                // 35: gatehouse.events.v1.PasskeyRenamed
+	(*PasskeyRemoved)(nil),                // 36: gatehouse.events.v1.PasskeyRemoved
+	(*TOTPEnabled)(nil),                   // 37: gatehouse.events.v1.TOTPEnabled
+	(*TOTPUsed)(nil),                      // 38: gatehouse.events.v1.TOTPUsed
+	(*TOTPDisabled)(nil),                  // 39: gatehouse.events.v1.TOTPDisabled
+	(*RecoveryCodesGenerated)(nil),        // 40: gatehouse.events.v1.RecoveryCodesGenerated
+	(*RecoveryCodeUsed)(nil),              // 41: gatehouse.events.v1.RecoveryCodeUsed
+	(*SecondFactorRequirementSet)(nil),    // 42: gatehouse.events.v1.SecondFactorRequirementSet
+	(*SecondFactorsReset)(nil),            // 43: gatehouse.events.v1.SecondFactorsReset
+	(*BrowserSessionReauthenticated)(nil), // 44: gatehouse.events.v1.BrowserSessionReauthenticated
+	(*BrowserSessionsActive_Entry)(nil),   // 45: gatehouse.events.v1.BrowserSessionsActive.Entry
+	(*UserImported_Email)(nil),            // 46: gatehouse.events.v1.UserImported.Email
+	(*UserImported_Link)(nil),             // 47: gatehouse.events.v1.UserImported.Link
+	(*SealedSecret)(nil),                  // 48: gatehouse.events.v1.SealedSecret
+	(*timestamppb.Timestamp)(nil),         // 49: google.protobuf.Timestamp
+	(SecretChange)(0),                     // 50: gatehouse.events.v1.SecretChange
 }
 var file_gatehouse_events_v1_accounts_proto_depIdxs = []int32{
-	36, // 0: gatehouse.events.v1.EmailReserved.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	36, // 1: gatehouse.events.v1.EmailReleased.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	36, // 2: gatehouse.events.v1.UserRegistered.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
-	36, // 3: gatehouse.events.v1.UserRegistered.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	36, // 4: gatehouse.events.v1.UserRegistered.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
+	48, // 0: gatehouse.events.v1.EmailReserved.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	48, // 1: gatehouse.events.v1.EmailReleased.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	48, // 2: gatehouse.events.v1.UserRegistered.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
+	48, // 3: gatehouse.events.v1.UserRegistered.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	48, // 4: gatehouse.events.v1.UserRegistered.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
 	0,  // 5: gatehouse.events.v1.PasswordChanged.reason:type_name -> gatehouse.events.v1.PasswordChangeReason
-	36, // 6: gatehouse.events.v1.PasswordChanged.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
-	36, // 7: gatehouse.events.v1.DisplayNameSet.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
-	36, // 8: gatehouse.events.v1.EmailAdded.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	36, // 9: gatehouse.events.v1.EmailRemoved.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	36, // 10: gatehouse.events.v1.PrimaryEmailSet.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	36, // 11: gatehouse.events.v1.BrowserSessionStarted.sealed_user_agent:type_name -> gatehouse.events.v1.SealedSecret
-	36, // 12: gatehouse.events.v1.BrowserSessionStarted.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
-	33, // 13: gatehouse.events.v1.BrowserSessionsActive.entries:type_name -> gatehouse.events.v1.BrowserSessionsActive.Entry
-	37, // 14: gatehouse.events.v1.RegistrationTokenCreated.expires_at:type_name -> google.protobuf.Timestamp
-	37, // 15: gatehouse.events.v1.RegistrationTokenUpdated.expires_at:type_name -> google.protobuf.Timestamp
-	37, // 16: gatehouse.events.v1.RegistrationStarted.expires_at:type_name -> google.protobuf.Timestamp
-	36, // 17: gatehouse.events.v1.RegistrationStarted.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
-	36, // 18: gatehouse.events.v1.RegistrationStarted.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	36, // 19: gatehouse.events.v1.RegistrationStarted.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
-	36, // 20: gatehouse.events.v1.AuthProofKeyGenerated.sealed_key:type_name -> gatehouse.events.v1.SealedSecret
-	38, // 21: gatehouse.events.v1.AuthProofKeyGenerated.change:type_name -> gatehouse.events.v1.SecretChange
-	36, // 22: gatehouse.events.v1.ClaimKeyGenerated.sealed_key:type_name -> gatehouse.events.v1.SealedSecret
-	38, // 23: gatehouse.events.v1.ClaimKeyGenerated.change:type_name -> gatehouse.events.v1.SecretChange
-	36, // 24: gatehouse.events.v1.UpstreamLinked.sealed_subject:type_name -> gatehouse.events.v1.SealedSecret
-	36, // 25: gatehouse.events.v1.UpstreamLinked.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	37, // 26: gatehouse.events.v1.UserImported.created_at:type_name -> google.protobuf.Timestamp
-	36, // 27: gatehouse.events.v1.UserImported.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
-	36, // 28: gatehouse.events.v1.UserImported.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
-	34, // 29: gatehouse.events.v1.UserImported.emails:type_name -> gatehouse.events.v1.UserImported.Email
-	35, // 30: gatehouse.events.v1.UserImported.links:type_name -> gatehouse.events.v1.UserImported.Link
-	36, // 31: gatehouse.events.v1.BrowserSessionsActive.Entry.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
-	36, // 32: gatehouse.events.v1.UserImported.Email.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
-	37, // 33: gatehouse.events.v1.UserImported.Email.added_at:type_name -> google.protobuf.Timestamp
-	36, // 34: gatehouse.events.v1.UserImported.Link.sealed_subject:type_name -> gatehouse.events.v1.SealedSecret
-	35, // [35:35] is the sub-list for method output_type
-	35, // [35:35] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	48, // 6: gatehouse.events.v1.PasswordChanged.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
+	48, // 7: gatehouse.events.v1.DisplayNameSet.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
+	48, // 8: gatehouse.events.v1.EmailAdded.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	48, // 9: gatehouse.events.v1.EmailRemoved.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	48, // 10: gatehouse.events.v1.PrimaryEmailSet.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	48, // 11: gatehouse.events.v1.BrowserSessionStarted.sealed_user_agent:type_name -> gatehouse.events.v1.SealedSecret
+	48, // 12: gatehouse.events.v1.BrowserSessionStarted.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
+	45, // 13: gatehouse.events.v1.BrowserSessionsActive.entries:type_name -> gatehouse.events.v1.BrowserSessionsActive.Entry
+	49, // 14: gatehouse.events.v1.RegistrationTokenCreated.expires_at:type_name -> google.protobuf.Timestamp
+	49, // 15: gatehouse.events.v1.RegistrationTokenUpdated.expires_at:type_name -> google.protobuf.Timestamp
+	49, // 16: gatehouse.events.v1.RegistrationStarted.expires_at:type_name -> google.protobuf.Timestamp
+	48, // 17: gatehouse.events.v1.RegistrationStarted.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
+	48, // 18: gatehouse.events.v1.RegistrationStarted.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	48, // 19: gatehouse.events.v1.RegistrationStarted.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
+	48, // 20: gatehouse.events.v1.AuthProofKeyGenerated.sealed_key:type_name -> gatehouse.events.v1.SealedSecret
+	50, // 21: gatehouse.events.v1.AuthProofKeyGenerated.change:type_name -> gatehouse.events.v1.SecretChange
+	48, // 22: gatehouse.events.v1.ClaimKeyGenerated.sealed_key:type_name -> gatehouse.events.v1.SealedSecret
+	50, // 23: gatehouse.events.v1.ClaimKeyGenerated.change:type_name -> gatehouse.events.v1.SecretChange
+	48, // 24: gatehouse.events.v1.UpstreamLinked.sealed_subject:type_name -> gatehouse.events.v1.SealedSecret
+	48, // 25: gatehouse.events.v1.UpstreamLinked.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	49, // 26: gatehouse.events.v1.UserImported.created_at:type_name -> google.protobuf.Timestamp
+	48, // 27: gatehouse.events.v1.UserImported.sealed_display_name:type_name -> gatehouse.events.v1.SealedSecret
+	48, // 28: gatehouse.events.v1.UserImported.sealed_password_hash:type_name -> gatehouse.events.v1.SealedSecret
+	46, // 29: gatehouse.events.v1.UserImported.emails:type_name -> gatehouse.events.v1.UserImported.Email
+	47, // 30: gatehouse.events.v1.UserImported.links:type_name -> gatehouse.events.v1.UserImported.Link
+	48, // 31: gatehouse.events.v1.PasskeyAdded.sealed_name:type_name -> gatehouse.events.v1.SealedSecret
+	48, // 32: gatehouse.events.v1.PasskeyAdded.sealed_user_handle:type_name -> gatehouse.events.v1.SealedSecret
+	48, // 33: gatehouse.events.v1.PasskeyAdded.sealed_notice_email:type_name -> gatehouse.events.v1.SealedSecret
+	48, // 34: gatehouse.events.v1.PasskeyRenamed.sealed_name:type_name -> gatehouse.events.v1.SealedSecret
+	48, // 35: gatehouse.events.v1.PasskeyRemoved.sealed_notice_email:type_name -> gatehouse.events.v1.SealedSecret
+	48, // 36: gatehouse.events.v1.TOTPEnabled.sealed_secret:type_name -> gatehouse.events.v1.SealedSecret
+	48, // 37: gatehouse.events.v1.TOTPEnabled.sealed_notice_email:type_name -> gatehouse.events.v1.SealedSecret
+	48, // 38: gatehouse.events.v1.TOTPDisabled.sealed_notice_email:type_name -> gatehouse.events.v1.SealedSecret
+	48, // 39: gatehouse.events.v1.RecoveryCodesGenerated.sealed_notice_email:type_name -> gatehouse.events.v1.SealedSecret
+	48, // 40: gatehouse.events.v1.RecoveryCodeUsed.sealed_notice_email:type_name -> gatehouse.events.v1.SealedSecret
+	48, // 41: gatehouse.events.v1.SecondFactorsReset.sealed_notice_email:type_name -> gatehouse.events.v1.SealedSecret
+	48, // 42: gatehouse.events.v1.BrowserSessionsActive.Entry.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
+	48, // 43: gatehouse.events.v1.UserImported.Email.sealed_email:type_name -> gatehouse.events.v1.SealedSecret
+	49, // 44: gatehouse.events.v1.UserImported.Email.added_at:type_name -> google.protobuf.Timestamp
+	48, // 45: gatehouse.events.v1.UserImported.Link.sealed_subject:type_name -> gatehouse.events.v1.SealedSecret
+	46, // [46:46] is the sub-list for method output_type
+	46, // [46:46] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_events_v1_accounts_proto_init() }
@@ -2872,7 +4023,7 @@ func file_gatehouse_events_v1_accounts_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_events_v1_accounts_proto_rawDesc), len(file_gatehouse_events_v1_accounts_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   35,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -187,6 +187,11 @@ type GrantRequested struct {
 	Prompt        string                 `protobuf:"bytes,9,opt,name=prompt,proto3" json:"prompt,omitempty"`
 	LoginHint     string                 `protobuf:"bytes,10,opt,name=login_hint,json=loginHint,proto3" json:"login_hint,omitempty"`
 	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// OpenID Connect max_age, in seconds: the person must have authenticated
+	// this recently; unset when the client sent none.
+	MaxAge *int64 `protobuf:"varint,12,opt,name=max_age,json=maxAge,proto3,oneof" json:"max_age,omitempty"`
+	// OpenID Connect acr_values, as sent.
+	AcrValues     string `protobuf:"bytes,13,opt,name=acr_values,json=acrValues,proto3" json:"acr_values,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -298,6 +303,20 @@ func (x *GrantRequested) GetExpiresAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *GrantRequested) GetMaxAge() int64 {
+	if x != nil && x.MaxAge != nil {
+		return *x.MaxAge
+	}
+	return 0
+}
+
+func (x *GrantRequested) GetAcrValues() string {
+	if x != nil {
+		return x.AcrValues
+	}
+	return ""
+}
+
 // GrantApproved records the user's consent and the code issued for it.
 type GrantApproved struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -313,8 +332,10 @@ type GrantApproved struct {
 	Admin bool   `protobuf:"varint,8,opt,name=admin,proto3" json:"admin,omitempty"`
 	// The browser session (accounts) the person consented from.
 	BrowserSessionId string `protobuf:"bytes,9,opt,name=browser_session_id,json=browserSessionId,proto3" json:"browser_session_id,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// How the person last authenticated in that session (the ID token's amr).
+	AuthMethods   []string `protobuf:"bytes,10,rep,name=auth_methods,json=authMethods,proto3" json:"auth_methods,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GrantApproved) Reset() {
@@ -408,6 +429,13 @@ func (x *GrantApproved) GetBrowserSessionId() string {
 		return x.BrowserSessionId
 	}
 	return ""
+}
+
+func (x *GrantApproved) GetAuthMethods() []string {
+	if x != nil {
+		return x.AuthMethods
+	}
+	return nil
 }
 
 // GrantDenied records that the user refused.
@@ -620,7 +648,8 @@ type DeviceApproved struct {
 	Scope    string                 `protobuf:"bytes,5,opt,name=scope,proto3" json:"scope,omitempty"`
 	AuthTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=auth_time,json=authTime,proto3" json:"auth_time,omitempty"`
 	// The browser session (accounts) the person approved from.
-	BrowserSessionId string `protobuf:"bytes,7,opt,name=browser_session_id,json=browserSessionId,proto3" json:"browser_session_id,omitempty"`
+	BrowserSessionId string   `protobuf:"bytes,7,opt,name=browser_session_id,json=browserSessionId,proto3" json:"browser_session_id,omitempty"`
+	AuthMethods      []string `protobuf:"bytes,8,rep,name=auth_methods,json=authMethods,proto3" json:"auth_methods,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -702,6 +731,13 @@ func (x *DeviceApproved) GetBrowserSessionId() string {
 		return x.BrowserSessionId
 	}
 	return ""
+}
+
+func (x *DeviceApproved) GetAuthMethods() []string {
+	if x != nil {
+		return x.AuthMethods
+	}
+	return nil
 }
 
 // DeviceDenied records that the user refused the device.
@@ -944,7 +980,7 @@ const file_gatehouse_events_v1_authorize_proto_rawDesc = "" +
 	"\vsecret_hash\x18\x03 \x01(\tR\n" +
 	"secretHash\x129\n" +
 	"\n" +
-	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xeb\x02\n" +
+	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xb4\x03\n" +
 	"\x0eGrantRequested\x12\x19\n" +
 	"\bgrant_id\x18\x01 \x01(\tR\agrantId\x12\x1b\n" +
 	"\tclient_id\x18\x02 \x01(\tR\bclientId\x12!\n" +
@@ -959,7 +995,12 @@ const file_gatehouse_events_v1_authorize_proto_rawDesc = "" +
 	"login_hint\x18\n" +
 	" \x01(\tR\tloginHint\x129\n" +
 	"\n" +
-	"expires_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xd3\x02\n" +
+	"expires_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x1c\n" +
+	"\amax_age\x18\f \x01(\x03H\x00R\x06maxAge\x88\x01\x01\x12\x1d\n" +
+	"\n" +
+	"acr_values\x18\r \x01(\tR\tacrValuesB\n" +
+	"\n" +
+	"\b_max_age\"\xf6\x02\n" +
 	"\rGrantApproved\x12\x19\n" +
 	"\bgrant_id\x18\x01 \x01(\tR\agrantId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1a\n" +
@@ -969,7 +1010,9 @@ const file_gatehouse_events_v1_authorize_proto_rawDesc = "" +
 	"\x0fcode_expires_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\rcodeExpiresAt\x12\x14\n" +
 	"\x05scope\x18\a \x01(\tR\x05scope\x12\x14\n" +
 	"\x05admin\x18\b \x01(\bR\x05admin\x12,\n" +
-	"\x12browser_session_id\x18\t \x01(\tR\x10browserSessionId\"(\n" +
+	"\x12browser_session_id\x18\t \x01(\tR\x10browserSessionId\x12!\n" +
+	"\fauth_methods\x18\n" +
+	" \x03(\tR\vauthMethods\"(\n" +
 	"\vGrantDenied\x12\x19\n" +
 	"\bgrant_id\x18\x01 \x01(\tR\agrantId\"J\n" +
 	"\x0eGrantExchanged\x12\x19\n" +
@@ -984,7 +1027,7 @@ const file_gatehouse_events_v1_authorize_proto_rawDesc = "" +
 	"\x0euser_code_hash\x18\x05 \x01(\tR\fuserCodeHash\x129\n" +
 	"\n" +
 	"expires_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x1a\n" +
-	"\binterval\x18\a \x01(\x05R\binterval\"\x80\x02\n" +
+	"\binterval\x18\a \x01(\x05R\binterval\"\xa3\x02\n" +
 	"\x0eDeviceApproved\x12&\n" +
 	"\x0fdevice_grant_id\x18\x01 \x01(\tR\rdeviceGrantId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1a\n" +
@@ -992,7 +1035,8 @@ const file_gatehouse_events_v1_authorize_proto_rawDesc = "" +
 	"\x05admin\x18\x04 \x01(\bR\x05admin\x12\x14\n" +
 	"\x05scope\x18\x05 \x01(\tR\x05scope\x127\n" +
 	"\tauth_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bauthTime\x12,\n" +
-	"\x12browser_session_id\x18\a \x01(\tR\x10browserSessionId\"6\n" +
+	"\x12browser_session_id\x18\a \x01(\tR\x10browserSessionId\x12!\n" +
+	"\fauth_methods\x18\b \x03(\tR\vauthMethods\"6\n" +
 	"\fDeviceDenied\x12&\n" +
 	"\x0fdevice_grant_id\x18\x01 \x01(\tR\rdeviceGrantId\"Z\n" +
 	"\x11DeviceTokenIssued\x12&\n" +
@@ -1062,6 +1106,7 @@ func file_gatehouse_events_v1_authorize_proto_init() {
 		return
 	}
 	file_gatehouse_events_v1_sealed_proto_init()
+	file_gatehouse_events_v1_authorize_proto_msgTypes[2].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

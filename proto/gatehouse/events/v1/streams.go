@@ -133,7 +133,7 @@ var (
 		&UpstreamLinked{}, &UpstreamUnlinked{}, &UserImported{})
 	AccountsUsername     = aggregate("accounts", "username", &UsernameReserved{})
 	AccountsEmail        = aggregate("accounts", "email", &EmailReserved{}, &EmailReleased{})
-	AccountsBrowser      = aggregate("accounts", "browser", &BrowserSessionStarted{}, &BrowserSessionEnded{})
+	AccountsBrowser      = aggregate("accounts", "browser", &BrowserSessionStarted{}, &BrowserSessionEnded{}, &BrowserSessionReauthenticated{})
 	AccountsActivity     = aggregate("accounts", "activity", &BrowserSessionsActive{})
 	AccountsRegToken     = aggregate("accounts", "regtoken", &RegistrationTokenCreated{}, &RegistrationTokenUsed{}, &RegistrationTokenRevoked{}, &RegistrationTokenUnrevoked{}, &RegistrationTokenUpdated{})
 	AccountsRegistration = aggregate("accounts", "registration", &RegistrationStarted{}, &RegistrationCompleted{})
@@ -142,12 +142,17 @@ var (
 	AccountsUpstream = aggregate("accounts", "upstream", &UpstreamLinkReserved{}, &UpstreamLinkReleased{})
 	// AccountsBackchannelLogout is a provider's logout token, received once.
 	AccountsBackchannelLogout = aggregate("accounts", "bclogout", &UpstreamLogoutReceived{})
+	// AccountsFactors is a user's passkeys, TOTP, recovery codes and
+	// second-factor requirement (accounts.factors.<user_id>).
+	AccountsFactors = aggregate("accounts", "factors",
+		&PasskeyAdded{}, &PasskeyUsed{}, &PasskeyRenamed{}, &PasskeyRemoved{}, &TOTPEnabled{}, &TOTPUsed{}, &TOTPDisabled{},
+		&RecoveryCodesGenerated{}, &RecoveryCodeUsed{}, &SecondFactorRequirementSet{}, &SecondFactorsReset{})
 
 	// RegistrationStarted expires (registrations.go in the accounts
 	// service); RegistrationCompleted stays.
 	Accounts = Stream{Name: "ACCOUNTS", Prefix: "accounts", TTLs: true, Aggregates: []Aggregate{
 		AccountsUser, AccountsUsername, AccountsEmail, AccountsBrowser, AccountsActivity, AccountsRegToken, AccountsRegistration,
-		AccountsKeys, AccountsUpstream, AccountsBackchannelLogout,
+		AccountsKeys, AccountsUpstream, AccountsBackchannelLogout, AccountsFactors,
 	}}
 )
 

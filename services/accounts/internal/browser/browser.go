@@ -191,6 +191,8 @@ func (s *State) Apply(rec eventlog.Record) {
 		if !s.Ended {
 			s.Ended, s.EndReason = true, ev.GetReason()
 		}
+	case *eventsv1.BrowserSessionReauthenticated:
+		// Only the read model keeps when and how; the session itself is unchanged.
 	}
 }
 
@@ -207,6 +209,8 @@ type StartCommand struct {
 	// UpstreamProvider and UpstreamSID name the upstream session the person
 	// signed in with (from the authentication proof), if any.
 	UpstreamProvider, UpstreamSID string
+	// AuthMethods are how the person proved who they are (from the proof).
+	AuthMethods []string
 }
 
 // Start decides starting session s for user u.
@@ -237,6 +241,7 @@ func Start(s State, u user.State, cmd StartCommand) ([]proto.Message, error) {
 		IpAddress:        ip,
 		UpstreamProvider: cmd.UpstreamProvider,
 		UpstreamSid:      cmd.UpstreamSID,
+		AuthMethods:      cmd.AuthMethods,
 	}}, nil
 }
 

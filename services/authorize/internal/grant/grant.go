@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -32,11 +33,14 @@ const (
 
 // State is a grant folded from its events.
 type State struct {
-	Status    Status
-	Request   *eventsv1.GrantRequested
-	Approval  *eventsv1.GrantApproved
-	SessionID string
-	Version   uint64
+	Status  Status
+	Request *eventsv1.GrantRequested
+	// RequestedAt is when the client asked (prompt=login and max_age
+	// compare the person's authentication with it).
+	RequestedAt time.Time
+	Approval    *eventsv1.GrantApproved
+	SessionID   string
+	Version     uint64
 }
 
 // Fold rebuilds a grant from its history.
@@ -46,7 +50,7 @@ func Fold(history []eventlog.Record) State {
 		s.Version = rec.Seq
 		switch ev := rec.Event.(type) {
 		case *eventsv1.GrantRequested:
-			s.Status, s.Request = Pending, ev
+			s.Status, s.Request, s.RequestedAt = Pending, ev, rec.OccurredAt()
 		case *eventsv1.GrantApproved:
 			s.Status, s.Approval = Approved, ev
 		case *eventsv1.GrantDenied:
@@ -138,3 +142,24 @@ func DecideExchange(s State, x Exchange) ([]proto.Message, *Replayed, error) {
 
 // Timestamp converts a time for an event.
 func Timestamp(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }
+
+// FreshEnough reports whether an authentication at authAt satisfies the
+// request's prompt=login and max_age (OpenID Connect Core §3.1.2.1): it
+// happened after the request, or, with max_age, within max_age seconds of
+// now (max_age=0 is prompt=login).
+func (s State) FreshEnough(authAt, now time.Time) bool {
+	loginAsked := false
+	for _, p := range strings.Fields(s.Request.GetPrompt()) {
+		loginAsked = loginAsked || p == "login"
+	}
+	if !loginAsked && !(s.Request != nil && s.Request.MaxAge != nil) {
+		return true
+	}
+	if !authAt.Before(s.RequestedAt.Truncate(time.Second)) {
+		return true
+	}
+	if loginAsked || !(s.Request != nil && s.Request.MaxAge != nil) || s.Request.GetMaxAge() == 0 {
+		return false
+	}
+	return now.Sub(authAt) <= time.Duration(s.Request.GetMaxAge())*time.Second
+}

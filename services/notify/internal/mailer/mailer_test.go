@@ -204,7 +204,7 @@ func TestTemplatesComplete(t *testing.T) {
 			continue
 		}
 		seen = append(seen, lang.Name())
-		for _, kind := range []Kind{KindCode, KindRecovery} {
+		for _, kind := range Kinds {
 			for _, ext := range []string{".txt", ".html"} {
 				if _, err := fs.Stat(templateFS, "templates/"+lang.Name()+"/"+string(kind)+ext); err != nil {
 					t.Errorf("%s lacks %s%s", lang.Name(), kind, ext)

@@ -30,7 +30,13 @@ const (
 	KindCode Kind = "code"
 	// KindRecovery carries a recovery link.
 	KindRecovery Kind = "recovery"
+	// KindSecurity tells the person a sign-in method of theirs changed
+	// (Change says which).
+	KindSecurity Kind = "security"
 )
+
+// Kinds are every email.
+var Kinds = []Kind{KindCode, KindRecovery, KindSecurity}
 
 // Content is what an email says.
 type Content struct {
@@ -43,6 +49,10 @@ type Content struct {
 	Link        string
 	// Minutes until the code or link expires.
 	Minutes int
+	// Change is what changed, for KindSecurity: "passkey_added",
+	// "passkey_removed", "totp_enabled", "totp_disabled",
+	// "recovery_codes_generated", "recovery_code_used", "factors_reset".
+	Change string
 	// Lang is the language rendered, set by Render.
 	Lang string
 }
@@ -64,7 +74,7 @@ func LoadTemplates() (*Templates, error) {
 		if !lang.IsDir() {
 			continue
 		}
-		for _, kind := range []Kind{KindCode, KindRecovery} {
+		for _, kind := range Kinds {
 			key := lang.Name() + "/" + string(kind)
 			base := "templates/" + key
 			if _, err := fs.Stat(templateFS, base+".txt"); err != nil {
@@ -81,7 +91,7 @@ func LoadTemplates() (*Templates, error) {
 			t.text[key], t.html[key] = txt, html
 		}
 	}
-	for _, kind := range []Kind{KindCode, KindRecovery} {
+	for _, kind := range Kinds {
 		if t.text[fallbackLang+"/"+string(kind)] == nil {
 			return nil, fmt.Errorf("mailer: no %s template for %q", fallbackLang, kind)
 		}

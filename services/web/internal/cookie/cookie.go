@@ -34,6 +34,13 @@ const (
 	// an upstream identity (sealed by accounts; opaque here), kept until the
 	// person creates an account or links an existing one (30 minutes).
 	UpstreamTicket = "gatehouse-upstream-ticket"
+	// SecondFactor is a sign-in waiting for its second factor: the accounts
+	// service's proof of the first (opaque here; it starts no session by
+	// itself). It lives 10 minutes, as the proof does.
+	SecondFactor = "gatehouse-second-factor"
+	// Passkey is a WebAuthn ceremony under way (sealed by accounts; opaque
+	// here), bound to this browser: its answer is accepted only with it.
+	Passkey = "gatehouse-passkey"
 )
 
 // maxValue is the longest cookie value read; a longer one counts as absent.
@@ -75,7 +82,7 @@ func (j Jar) Clear(w http.ResponseWriter, name string) { j.Set(w, name, "", -1) 
 func (j Jar) Get(r *http.Request, name string) string {
 	c, err := r.Cookie(j.Name(name))
 	limit := maxValue
-	if name == UpstreamTicket {
+	if name == UpstreamTicket || name == Passkey {
 		limit = maxTicket
 	}
 	if err != nil || len(c.Value) > limit {

@@ -7,7 +7,7 @@ package i18n
 // same placeholders).
 func Catalogs() []Catalog {
 	return []Catalog{
-		{Lang: "en", Groups: []Texts{pagesEnglish(), accountEnglish(), recoverEnglish(), registrationEnglish(), ssoEnglish(), captchaEnglish(), upstreamEnglish()}},
-		{Lang: "fr", Groups: []Texts{pagesFrench(), accountFrench(), recoverFrench(), registrationFrench(), ssoFrench(), captchaFrench(), upstreamFrench()}},
+		{Lang: "en", Groups: []Texts{pagesEnglish(), accountEnglish(), recoverEnglish(), registrationEnglish(), ssoEnglish(), captchaEnglish(), upstreamEnglish(), factorsEnglish()}},
+		{Lang: "fr", Groups: []Texts{pagesFrench(), accountFrench(), recoverFrench(), registrationFrench(), ssoFrench(), captchaFrench(), upstreamFrench(), factorsFrench()}},
 	}
 }

@@ -1,4 +1,4 @@
-package token
+package provision
 
 import (
 	"context"
@@ -20,22 +20,13 @@ const syncWorkers = 4
 // maxSyncFailures is how many refusals a sync reports in detail.
 const maxSyncFailures = 20
 
-// SyncHomeserver reconciles the homeserver with Gatehouse: see syncAll.
-func (g *grpcServer) SyncHomeserver(ctx context.Context, _ *tokenv1.SyncHomeserverRequest) (*tokenv1.SyncHomeserverResponse, error) {
-	p := g.svc.provisioner
-	if p == nil {
-		return nil, errs.FailedPrecondition("Homeserver provisioning is off: set matrix.homeserver_url and matrix.secret.")
-	}
-	return p.syncAll(ctx)
-}
-
-// syncAll walks every user (accounts' ListUsers) and reconciles each: an
+// SyncAll walks every user (accounts' ListUsers) and reconciles each: an
 // active user is provisioned with everything Gatehouse knows of it and gets
 // exactly the devices of its live sessions (sync_devices); a deactivated user
 // is deactivated on the homeserver unless it already is. A user the homeserver
 // refuses is counted and reported; a homeserver that does not answer stops
 // the sync with KindUnavailable (it can simply be run again).
-func (p *provisioner) syncAll(ctx context.Context) (*tokenv1.SyncHomeserverResponse, error) {
+func (p *Provisioner) SyncAll(ctx context.Context) (*tokenv1.SyncHomeserverResponse, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var (
@@ -93,10 +84,10 @@ func (p *provisioner) syncAll(ctx context.Context) (*tokenv1.SyncHomeserverRespo
 }
 
 // listUsers sends the id of every user to work, page by page.
-func (p *provisioner) listUsers(ctx context.Context, work chan<- string) error {
+func (p *Provisioner) listUsers(ctx context.Context, work chan<- string) error {
 	token := ""
 	for {
-		page, err := p.svc.accounts.ListUsers(ctx, &accountsv1.ListUsersRequest{PageSize: 500, PageToken: token})
+		page, err := p.deps.Users.ListUsers(ctx, &accountsv1.ListUsersRequest{PageSize: 500, PageToken: token})
 		if err != nil {
 			return err
 		}
@@ -121,7 +112,7 @@ type syncOutcome struct {
 }
 
 // syncUser reconciles one user from its own events and its live sessions.
-func (p *provisioner) syncUser(ctx context.Context, userID string) (syncOutcome, error) {
+func (p *Provisioner) syncUser(ctx context.Context, userID string) (syncOutcome, error) {
 	if !ids.Valid(userID) {
 		return syncOutcome{}, nil
 	}
@@ -152,7 +143,7 @@ func (p *provisioner) syncUser(ctx context.Context, userID string) (syncOutcome,
 	if created {
 		out.created = 1
 	}
-	devices, err := p.liveDevices(ctx, userID)
+	devices, err := p.deps.Sessions.LiveDevices(ctx, userID)
 	if err != nil {
 		return out, err
 	}
@@ -162,7 +153,7 @@ func (p *provisioner) syncUser(ctx context.Context, userID string) (syncOutcome,
 	// A session that started or ended while sync_devices was on its way may
 	// be missing from, or still in, the set just sent: read again and fix
 	// those devices one by one.
-	after, err := p.liveDevices(ctx, userID)
+	after, err := p.deps.Sessions.LiveDevices(ctx, userID)
 	if err != nil {
 		return out, err
 	}
@@ -182,24 +173,4 @@ func (p *provisioner) syncUser(ctx context.Context, userID string) (syncOutcome,
 	}
 	out.devices = int64(len(after))
 	return out, nil
-}
-
-// liveDevices are the device ids of a user's sessions that have not ended.
-func (p *provisioner) liveDevices(ctx context.Context, userID string) ([]string, error) {
-	rows, err := p.svc.pool.Query(ctx, `
-		SELECT DISTINCT device_id FROM sessions
-		WHERE user_id = $1 AND ended_at IS NULL AND device_id <> '' ORDER BY device_id`, userID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	devices := []string{}
-	for rows.Next() {
-		var d string
-		if err := rows.Scan(&d); err != nil {
-			return nil, err
-		}
-		devices = append(devices, d)
-	}
-	return devices, rows.Err()
 }

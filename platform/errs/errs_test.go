@@ -215,6 +215,20 @@ func TestFromStatusRoundTrip(t *testing.T) {
 	}
 }
 
+// The wait a refusal asks for crosses gRPC as its fact, so the caller's
+// error edge answers with the same Retry-After.
+func TestFromStatusRetryAfter(t *testing.T) {
+	sent := &errs.Error{Kind: errs.KindUnavailable, Public: "full", RetryAfter: time.Minute,
+		Facts: map[string]string{errs.FactRetryAfterSeconds: "60"}}
+	if got := errs.RetryAfterOf(errs.FromStatus(errs.ToStatus(sent).Err())); got != time.Minute {
+		t.Errorf("RetryAfter = %v, want 1m", got)
+	}
+	bad := &errs.Error{Kind: errs.KindUnavailable, Facts: map[string]string{errs.FactRetryAfterSeconds: "soon"}}
+	if got := errs.RetryAfterOf(errs.FromStatus(errs.ToStatus(bad).Err())); got != 0 {
+		t.Errorf("RetryAfter of a wait that is no number = %v, want 0", got)
+	}
+}
+
 func TestFromStatusForeign(t *testing.T) {
 	tests := []struct {
 		name     string

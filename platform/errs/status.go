@@ -3,7 +3,9 @@ package errs
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -69,8 +71,8 @@ func withDetails(st *status.Status, e *Error) *status.Status {
 }
 
 // FromStatus converts an error returned by a gRPC client call back into an
-// *Error whose Kind, Public message and Field are those the Gatehouse server
-// sent, so callers can switch on KindOf across service boundaries. The status
+// *Error whose Kind, Public message, Field and Facts are those the Gatehouse
+// server sent (RetryAfter from the FactRetryAfterSeconds fact), so callers can switch on KindOf across service boundaries. The status
 // error stays in the chain (status.Code still works), DeadlineExceeded and
 // Canceled add the matching context error to it, and a status that did not
 // come from ToStatus keeps its text internal. An error that already holds an
@@ -105,6 +107,10 @@ func FromStatus(err error) error {
 			}
 			if len(d.GetMetadata()) > 0 {
 				e.Facts = d.GetMetadata()
+			}
+			// The wait a refusal asks for crosses as its fact.
+			if secs, err := strconv.Atoi(e.Facts[FactRetryAfterSeconds]); err == nil && secs > 0 {
+				e.RetryAfter = time.Duration(secs) * time.Second
 			}
 		case *errdetails.BadRequest:
 			if v := d.GetFieldViolations(); len(v) > 0 {

@@ -199,7 +199,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("accounts: %w", err)
 	}
-	notify, err := eventlog.Follow(deps.JetStream, eventlog.StreamOf(eventsv1.Notify, 0), eventlog.WithTelemetry(deps.Telemetry))
+	notify, err := eventlog.Follow(deps.JetStream, eventlog.StreamOf(eventsv1.NotifyPending, 0), eventlog.WithTelemetry(deps.Telemetry))
 	if err != nil {
 		return nil, fmt.Errorf("accounts: %w", err)
 	}

@@ -67,7 +67,7 @@ func TestProjectionsConform(t *testing.T) {
 	// Confirmations spread over hours, so the projection forgets old ones.
 	clock := &steppingClock{now: time.Now().Add(-6 * time.Hour)}
 	conformance.Run(t, conformance.Case{
-		Projection: s.verificationsReadModel(nil), Contract: eventsv1.Notify, Log: stream(eventsv1.Notify, eventlog.WithClock(clock.next)), Pool: pool, Events: confirmationsHistory(),
+		Projection: s.verificationsReadModel(nil), Contract: eventsv1.NotifyPending, Log: stream(eventsv1.NotifyPending, eventlog.WithClock(clock.next)), Pool: pool, Events: confirmationsHistory(),
 	})
 }
 

@@ -54,7 +54,7 @@ func TestEraseLeavesNoPersonalData(t *testing.T) {
 		}
 		p.secret = resp.GetSecret()
 	}
-	h.confirm(t, confirmation{email: bob.email2, purpose: addEmailPurpose, userID: bob.user.GetId()}) // the NOTIFY stream exists
+	h.confirm(t, confirmation{email: bob.email2, purpose: addEmailPurpose, userID: bob.user.GetId()}) // the NOTIFY_PENDING stream exists
 	clock.Advance(time.Hour)                                                                          // activity is recorded in whole seconds, after the start
 	for _, p := range people {
 		if _, err := authenticate(c, p.secret, p.ip2); err != nil {

@@ -2,7 +2,9 @@ package accounts
 
 // Proof of email addresses. The notify service owns verifications: it emails
 // a code and, when the right one is typed, appends VerificationConfirmed to
-// its stream (NOTIFY, notify.verification.<id>). The accounts service follows
+// its stream (NOTIFY_PENDING, notify.verification.<id>, where a
+// verification's events expire an hour after it can last be used, and
+// which notify's key does not share). The accounts service follows
 // that stream read-only and projects every confirmation into
 // email_verifications; an address becomes one of a user's only against such
 // a row, never on a caller's word:
@@ -23,6 +25,11 @@ package accounts
 // verification aggregate from the stream itself (one direct get), waits until
 // the projection has applied up to it, and only then reads the row: a
 // confirmation that exists is never missed, and none is taken on trust.
+//
+// A verification whose events expired from the stream proves nothing: the
+// marker of its expiry removes its row, so the read model holds what a
+// rebuild from the stream would. Its events outlive the verification by an
+// hour (verificationRetention), longer than any check accepts.
 
 import (
 	"context"
@@ -50,6 +57,11 @@ const (
 	// longer than any check accepts (verificationMaxAge, registrationTTL), so
 	// the table stays small and holds no old addresses.
 	verificationRetention = time.Hour
+	// verificationsVersion is the read model's version: 2 since
+	// verifications moved from NOTIFY to NOTIFY_PENDING, so an upgrade
+	// builds it again from the new stream (confirmations recorded in
+	// NOTIFY are no longer read).
+	verificationsVersion = 2
 	// verificationWait bounds the wait for the projection to catch up.
 	verificationWait = 10 * time.Second
 )
@@ -72,13 +84,22 @@ func (s *Service) verificationsReadModel(notify *eventlog.Log) projection.Projec
 		Subjects: []string{eventsv1.NotifyVerification.Subjects()},
 		Apply:    s.unsealing(s.applyConfirmation),
 		Tables:   []string{"email_verifications"},
+		Version:  verificationsVersion,
 	}
 }
 
 // applyConfirmation records a confirmation; the verification's other events
 // prove nothing. A confirmation whose address no longer opens (erased,
-// expired) is recorded with no key, and proves nothing.
+// expired) is recorded with no key, and proves nothing. The marker of a
+// verification's expiry forgets its confirmation.
 func (s *Service) applyConfirmation(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
+	if rec.Expired {
+		if _, err := tx.Exec(ctx, `DELETE FROM email_verifications WHERE verification_id = $1 AND seq < $2`,
+			rec.Aggregate().ID, int64(rec.Seq)); err != nil {
+			return fmt.Errorf("email verifications: forget expired: %w", err)
+		}
+		return nil
+	}
 	var ev *eventsv1.VerificationConfirmed
 	switch e := rec.Event.(type) {
 	case *eventsv1.VerificationConfirmed:

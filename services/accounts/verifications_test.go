@@ -29,9 +29,20 @@ type confirmation struct {
 	at time.Time
 	// unconfirmed stops after VerificationStarted (a code sent, never typed).
 	unconfirmed bool
+	// ttl, when set, is the TTL of the verification's events, as notify
+	// gives them (its end less now); none: they stay.
+	ttl time.Duration
 }
 
-// confirm appends a verification to the notify service's stream, NOTIFY,
+// notifyPending is NOTIFY_PENDING as the notify service opens it: bounded,
+// its events expiring.
+func notifyPending() eventlog.StreamConfig {
+	sc := eventlog.StreamOf(eventsv1.NotifyPending, 1)
+	sc.Bounds = &eventlog.Bounds{MaxAge: 2 * time.Hour, MaxBytes: 1 << 20, MarkerTTL: time.Second}
+	return sc
+}
+
+// confirm appends a verification to the notify service's stream, NOTIFY_PENDING,
 // with the events the notify service writes, and returns its id. The
 // accounts service reads them as it reads notify's: from the stream.
 func (h *harness) confirm(t *testing.T, c confirmation) string {
@@ -41,7 +52,7 @@ func (h *harness) confirm(t *testing.T, c confirmation) string {
 	if at.IsZero() {
 		at = time.Now()
 	}
-	notify, err := eventlog.Open(ctx, h.js, eventlog.StreamConfig{Name: "NOTIFY", Prefix: "notify"},
+	notify, err := eventlog.Open(ctx, h.js, notifyPending(),
 		eventlog.WithClock(func() time.Time { return at }))
 	if err != nil {
 		t.Fatal(err)
@@ -55,6 +66,7 @@ func (h *harness) confirm(t *testing.T, c confirmation) string {
 			Payload: &eventsv1.VerificationConfirmed{VerificationId: id, Email: c.email, Purpose: c.purpose, UserId: c.userID}}})
 	}
 	for _, w := range writes {
+		w.TTL = c.ttl
 		if _, err := notify.Append(ctx, w); err != nil {
 			t.Fatal(err)
 		}
@@ -370,4 +382,55 @@ func TestOldConfirmationsAreForgotten(t *testing.T) {
 	}
 	_, err := c.AddEmail(ctx, &accountsv1.AddEmailRequest{UserId: dan.GetId(), Email: "dan@work.example", VerificationId: old})
 	wantCode(t, err, codes.FailedPrecondition)
+}
+
+// Since verifications live in NOTIFY_PENDING, a confirmation proves its
+// address for as long as a check accepts it (its events stay an hour after
+// the verification can last be used), and once its events expired it
+// proves nothing: the marker of its expiry removes it from the read model.
+func TestConfirmationLivesItsWindowThenExpires(t *testing.T) {
+	clock := newFakeClock()
+	h := startHarness(t, func(c *accounts.Config) { c.Clock = clock.Now })
+	c, ctx := h.c, context.Background()
+	alice := register(t, c, "alice", "alice's password")
+
+	// Confirmed 29 minutes ago, its events expiring in an hour and a half
+	// (notify's default: 30 minutes of use, then an hour): still proves.
+	kept := h.confirm(t, confirmation{email: "alice@work.example", purpose: addEmailPurpose, userID: alice.GetId(),
+		at: clock.Now().Add(-29 * time.Minute), ttl: 90 * time.Minute})
+	if _, err := c.AddEmail(ctx, &accountsv1.AddEmailRequest{UserId: alice.GetId(), Email: "alice@work.example", VerificationId: kept}); err != nil {
+		t.Fatalf("AddEmail within the window: %v", err)
+	}
+
+	// A verification whose events expire: proves nothing once they have.
+	gone := h.confirm(t, confirmation{email: "alice@home.example", purpose: addEmailPurpose, userID: alice.GetId(), ttl: 3 * time.Second})
+	var rows int
+	// waitRows waits until the read model holds want rows of it.
+	waitRows := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if err := h.pool.QueryRow(ctx, `SELECT count(*) FROM email_verifications WHERE verification_id = $1`, gone).Scan(&rows); err != nil {
+				t.Fatal(err)
+			}
+			if rows == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the read model holds %d confirmations of the verification, want %d", rows, want)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitRows(1) // projected
+	waitRows(0) // expired
+	_, err := c.AddEmail(ctx, &accountsv1.AddEmailRequest{UserId: alice.GetId(), Email: "alice@home.example", VerificationId: gone})
+	wantCode(t, err, codes.FailedPrecondition)
+	// A rebuild from what the stream still holds agrees.
+	if _, err := h.svc.Projections().Rebuild(ctx, "email_verifications"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.pool.QueryRow(ctx, `SELECT count(*) FROM email_verifications WHERE verification_id = $1`, gone).Scan(&rows); err != nil || rows != 0 {
+		t.Fatalf("after a rebuild: %d rows, %v", rows, err)
+	}
 }

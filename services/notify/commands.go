@@ -64,16 +64,20 @@ func (s *Service) start(ctx context.Context, in startInput, actor string) (*star
 	if err := s.take(ctx, limits...); err != nil {
 		return nil, err
 	}
+	if err := s.checkRoom(ctx); err != nil {
+		return nil, err
+	}
 	decided, err := verification.Start(verification.State{}, cmd, s.key, now)
 	if err != nil {
 		return nil, err
 	}
 	ref := eventlog.Ref{Type: verificationAggregate, ID: cmd.ID}
-	sealed, err := s.seal(ctx, eventlog.Writes(ref, actor, 0, decided...))
+	end := now.Add(s.cfg.life())
+	sealed, err := s.seal(ctx, s.expiring(eventlog.Writes(ref, actor, 0, decided...), end))
 	if err != nil {
 		return nil, errs.Wrap(errs.KindUnavailable, "The verification could not be started right now; try again.", err)
 	}
-	appended, err := s.log.Append(ctx, sealed...)
+	appended, err := s.pending.Append(ctx, sealed...)
 	if err != nil {
 		return nil, errs.Wrap(errs.KindUnavailable, "The verification could not be started right now; try again.", err)
 	}
@@ -110,8 +114,11 @@ func (s *Service) resend(ctx context.Context, id, clientIP, actor string) (*rese
 	charged := false
 	var after verification.State
 	ref := eventlog.Ref{Type: verificationAggregate, ID: id}
-	appended, err := s.log.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
+	appended, err := s.pending.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
 		st := verification.Fold(history)
+		if st.Exists() && !now.Before(s.usableUntil(st)) {
+			return nil, errVerificationOver()
+		}
 		decided, err := verification.Reissue(st, s.key, now)
 		if err != nil {
 			return nil, err
@@ -128,7 +135,7 @@ func (s *Service) resend(ctx context.Context, id, clientIP, actor string) (*rese
 		}
 		after = st
 		after.Apply(eventlog.Record{Seq: version, Envelope: &eventsv1.Envelope{}, Event: decided[0]})
-		return eventlog.Writes(ref, actor, version, decided...), nil
+		return s.expiring(eventlog.Writes(ref, actor, version, decided...), s.end(st)), nil
 	})
 	if err != nil {
 		return nil, commandError(err)
@@ -177,7 +184,7 @@ func (s *Service) confirm(ctx context.Context, id, actor string, check func(veri
 		st      verification.State
 	)
 	ref := eventlog.Ref{Type: verificationAggregate, ID: id}
-	appended, err := s.log.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
+	appended, err := s.pending.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
 		// The confirmation carries the address: open it to seal it again.
 		if err := s.personal.UnsealHistory(ctx, history); err != nil {
 			return nil, err
@@ -188,7 +195,7 @@ func (s *Service) confirm(ctx context.Context, id, actor string, check func(veri
 		if len(decided) == 0 {
 			return nil, err
 		}
-		return s.seal(ctx, eventlog.Writes(ref, actor, version, decided...))
+		return s.seal(ctx, s.expiring(eventlog.Writes(ref, actor, version, decided...), s.end(st)))
 	})
 	if err != nil {
 		return verification.State{}, commandError(err)
@@ -211,7 +218,7 @@ func (s *Service) confirm(ctx context.Context, id, actor string, check func(veri
 func (s *Service) seal(ctx context.Context, ws []eventlog.Write) ([]eventlog.Write, error) {
 	out := make([]eventlog.Write, len(ws))
 	for i, w := range ws {
-		sealed, err := s.personal.SealWithFallback(ctx, w.Event.Payload, s.log.Subject(w.Event.Aggregate), personal.Flow(w.Event.Aggregate.ID))
+		sealed, err := s.personal.SealWithFallback(ctx, w.Event.Payload, s.pending.Subject(w.Event.Aggregate), personal.Flow(w.Event.Aggregate.ID))
 		if err != nil {
 			return nil, err
 		}

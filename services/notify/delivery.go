@@ -44,9 +44,13 @@ const deliveryName = "delivery"
 //
 // A rebuild (gatehouse projections rebuild notify.delivery) replays the
 // stream through it and sends nothing twice.
+//
+// A verification that expired before its email went out leaves a marker
+// and an empty history: nothing is sent, and the reactor moves on.
 func (s *Service) deliveryReactor() projection.Reactor {
 	return projection.Reactor{
 		Name:     deliveryName,
+		Source:   s.pending,
 		Subjects: []string{eventsv1.NotifyVerification.Subjects()},
 		Handle:   s.deliver,
 		RetryMax: 10 * time.Second,
@@ -56,6 +60,9 @@ func (s *Service) deliveryReactor() projection.Reactor {
 // deliver sends the email of the issue an event created, if it still should be.
 // An error makes the reactor try the same event again, with backoff.
 func (s *Service) deliver(ctx context.Context, rec eventlog.Record) error {
+	if rec.Expired {
+		return nil // the verification is gone, and its emails with it
+	}
 	var issue uint32
 	switch ev := rec.Event.(type) {
 	case *eventsv1.VerificationStarted:
@@ -69,7 +76,7 @@ func (s *Service) deliver(ctx context.Context, rec eventlog.Record) error {
 		return eventlog.Unhandled(rec)
 	}
 	ref := eventlog.Ref{Type: verificationAggregate, ID: rec.Aggregate().ID}
-	history, _, err := s.log.Load(ctx, ref)
+	history, _, err := s.pending.Load(ctx, ref)
 	if err != nil {
 		return err
 	}
@@ -128,8 +135,9 @@ const (
 func (s *Service) record(ctx context.Context, ref eventlog.Ref, decide func(verification.State) []proto.Message) error {
 	backoff := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		_, err := s.log.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
-			return eventlog.Writes(ref, "system", version, decide(verification.Fold(history))...), nil
+		_, err := s.pending.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
+			st := verification.Fold(history)
+			return s.expiring(eventlog.Writes(ref, "system", version, decide(st)...), s.end(st)), nil
 		})
 		if err == nil || attempt == recordAttempts || ctx.Err() != nil {
 			return err

@@ -4,7 +4,9 @@
 // the event stream. It also tells people when their sign-in methods change
 // (notices.go).
 //
-// Verifications are aggregates in the NOTIFY stream (notify.verification.<id>).
+// Verifications are aggregates in the NOTIFY_PENDING stream
+// (notify.verification.<id>), whose events expire once the verification can
+// no longer be used (pending.go); NOTIFY keeps the service's key.
 // A command appends and answers; the delivery consumer (delivery.go) sends
 // the email from the stream afterwards, exactly once as far as the log knows.
 // Codes and tickets are derived from the service's key (keys.go) and never
@@ -50,7 +52,8 @@ import (
 )
 
 // Schema is the PostgreSQL schema holding the service's read models. The
-// service's stream is eventsv1.Notify (NOTIFY, subjects notify.>).
+// service's streams are eventsv1.Notify (NOTIFY: its key) and
+// eventsv1.NotifyPending (NOTIFY_PENDING: verifications, which expire).
 const Schema = "notify"
 
 // Config is what the service needs to know about the deployment.
@@ -76,6 +79,18 @@ type Config struct {
 	// client address (IPv6: per /64) and per verification. Zero means the
 	// defaults.
 	Limits ratelimit.Rules
+	// VerificationTTL is how long a verification may be used from its start
+	// (pending.verification_ttl); its events expire an hour later. Zero: 30
+	// minutes.
+	VerificationTTL time.Duration
+	// PendingMaxBytes caps NOTIFY_PENDING (pending.max_bytes); new
+	// verifications are refused once it is full but for its reserve. Zero:
+	// 256 MiB.
+	PendingMaxBytes int64
+	// ConfirmationWindow is how long a verification's events stay after it
+	// can last be used, while the accounts service may use its confirmation.
+	// Zero: an hour, what accounts accepts; tests shorten it.
+	ConfirmationWindow time.Duration
 	// DisableDelivery leaves the delivery consumer out: the service records
 	// verifications but sends nothing until a process with delivery runs.
 	DisableDelivery bool
@@ -110,7 +125,8 @@ type Deps struct {
 type Service struct {
 	cfg         Config
 	pool        *pgxpool.Pool
-	log         *eventlog.Log
+	log         *eventlog.Log // NOTIFY: the key
+	pending     *eventlog.Log // NOTIFY_PENDING: verifications
 	projections *projection.Set
 	logger      *slog.Logger
 	now         func() time.Time
@@ -149,6 +165,15 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		if _, err := mail.ParseAddress(cfg.ReplyTo); err != nil {
 			return nil, fmt.Errorf("notify: reply-to %q: %w", cfg.ReplyTo, err)
 		}
+	}
+	if cfg.VerificationTTL <= 0 {
+		cfg.VerificationTTL = defaultVerificationTTL
+	}
+	if cfg.ConfirmationWindow <= 0 {
+		cfg.ConfirmationWindow = confirmationWindow
+	}
+	if cfg.PendingMaxBytes <= 0 {
+		cfg.PendingMaxBytes = defaultPendingMaxBytes
 	}
 	if cfg.Limits == (ratelimit.Rules{}) {
 		cfg.Limits = ratelimit.DefaultRules()
@@ -194,6 +219,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if s.log, err = eventlog.Open(ctx, deps.JetStream, eventlog.StreamOf(eventsv1.Notify, cfg.Replicas), opts...); err != nil {
 		return nil, fmt.Errorf("notify: %w", err)
 	}
+	if s.pending, err = eventlog.Open(ctx, deps.JetStream, cfg.pendingStream(), opts...); err != nil {
+		return nil, fmt.Errorf("notify: %w", err)
+	}
 	if err := s.loadKey(ctx, deps.Keyring); err != nil {
 		return nil, err
 	}
@@ -202,7 +230,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 			return nil, fmt.Errorf("notify: %w", err)
 		}
 	}
-	members := []projection.Member{verificationsReadModel()}
+	members := []projection.Member{verificationsReadModel(s.pending, cfg.life())}
 	if !cfg.DisableDelivery {
 		// Security notices follow the accounts service's stream (read-only).
 		accounts, err := eventlog.Follow(deps.JetStream, eventlog.StreamOf(eventsv1.Accounts, 0))
@@ -258,5 +286,8 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 		OutboxDir:   filepath.Join(c.DataDir, "outbox"),
 		Replicas:    c.NATS.Replicas,
 		Limits:      ratelimit.RulesFrom(c.RateLimits),
+
+		VerificationTTL: c.Pending.VerificationTTL,
+		PendingMaxBytes: c.Pending.MaxBytes,
 	}, Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "notify"), Propagator: rt.Telemetry.Propagator(), Telemetry: rt.Telemetry, Limiter: limiter, Keyring: rt.Keyring, Personal: store})
 }

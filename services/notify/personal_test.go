@@ -17,7 +17,7 @@ import (
 	"gatehouse.dev/services/notify/internal/smtptest"
 )
 
-// Addresses are never in clear in the NOTIFY stream or the read model: a
+// Addresses are never in clear in the NOTIFY_PENDING stream or the read model: a
 // verification for a user with a personal key seals the address under it; a
 // registration's (nobody's yet), and a user's who has no key, under the
 // verification's own key, which expires. The codes still reach the
@@ -95,7 +95,7 @@ func notifyEvents(t *testing.T, js jetstream.JetStream, id string) []eventlog.Re
 		subject = "notify.verification." + id
 	}
 	ctx := context.Background()
-	c, err := js.OrderedConsumer(ctx, "NOTIFY", jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	c, err := js.OrderedConsumer(ctx, "NOTIFY_PENDING", jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -18,18 +19,32 @@ import (
 const verificationsProjection = "verifications"
 
 // verificationsReadModel keeps one row per verification (its status, for
-// operators) and the index of recovery tickets by hash.
-func verificationsReadModel() projection.Projection {
+// operators) and the index of recovery tickets by hash, from NOTIFY_PENDING,
+// while the verifications live: a verification's rows go when the marker of
+// its expiry comes, or when an event later than its purge time (its start
+// plus life: how long its events are kept) is applied, should the marker
+// have expired unread; so a rebuild from what the stream still holds gives
+// the same rows.
+func verificationsReadModel(pending *eventlog.Log, life time.Duration) projection.Projection {
 	return projection.Projection{
 		Name:     verificationsProjection,
+		Source:   pending,
 		Subjects: []string{eventsv1.NotifyVerification.Subjects()},
-		Apply:    applyVerificationEvent,
-		Tables:   []string{"verifications", "recovery_tickets"},
+		Apply: func(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
+			return applyVerificationEvent(ctx, tx, rec, life)
+		},
+		Tables: []string{"verifications", "recovery_tickets"},
 	}
 }
 
-func applyVerificationEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
+func applyVerificationEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record, life time.Duration) error {
 	at, seq, id := rec.OccurredAt(), int64(rec.Seq), rec.Aggregate().ID
+	if err := forgetVerifications(ctx, tx, `purge_at < $1`, at); err != nil {
+		return err
+	}
+	if rec.Expired {
+		return forgetVerifications(ctx, tx, `id = $1 AND version < $2`, id, seq)
+	}
 	var (
 		sql  string
 		args []any
@@ -40,9 +55,9 @@ func applyVerificationEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record)
 			return err
 		}
 		// No address: the event keeps it sealed, and only the delivery needs it.
-		sql = `INSERT INTO verifications (id, purpose, user_id, status, issue, expires_at, created_at, updated_at, version)
-		       VALUES ($1, $2, $3, 'pending', 1, $4, $5, $5, $6) ON CONFLICT (id) DO NOTHING`
-		args = []any{id, purposeName(ev.GetPurpose()), ev.GetUserId(), ev.GetExpiresAt().AsTime(), at, seq}
+		sql = `INSERT INTO verifications (id, purpose, user_id, status, issue, expires_at, created_at, updated_at, version, purge_at)
+		       VALUES ($1, $2, $3, 'pending', 1, $4, $5, $5, $6, $7) ON CONFLICT (id) DO NOTHING`
+		args = []any{id, purposeName(ev.GetPurpose()), ev.GetUserId(), ev.GetExpiresAt().AsTime(), at, seq, ev.GetIssuedAt().AsTime().Add(life)}
 	case *eventsv1.VerificationCodeReissued:
 		if err := indexTicket(ctx, tx, ev.GetTicketHash(), id, ev.GetIssue()); err != nil {
 			return err
@@ -62,6 +77,18 @@ func applyVerificationEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record)
 	}
 	if _, err := tx.Exec(ctx, sql, args...); err != nil {
 		return fmt.Errorf("verifications: %s: %w", rec.Type(), err)
+	}
+	return nil
+}
+
+// forgetVerifications deletes the verifications matching where (on the
+// verifications table, arguments from $1) and their recovery tickets.
+func forgetVerifications(ctx context.Context, tx pgx.Tx, where string, args ...any) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM recovery_tickets WHERE verification_id IN (SELECT id FROM verifications WHERE `+where+`)`, args...); err != nil {
+		return fmt.Errorf("verifications: forget tickets: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM verifications WHERE `+where, args...); err != nil {
+		return fmt.Errorf("verifications: forget: %w", err)
 	}
 	return nil
 }

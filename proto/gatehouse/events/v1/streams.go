@@ -184,15 +184,21 @@ var (
 	}}
 )
 
-// The NOTIFY stream: email verifications and the key their codes and
-// recovery tickets are derived from.
+// The NOTIFY stream: the key codes and recovery tickets are derived from;
+// and the NOTIFY_PENDING stream, on the same prefix: email verifications,
+// which anonymous requests start and which expire once no one can use them.
+// (NOTIFY held the verifications before the split; those it still stores
+// are no longer read.)
 var (
+	NotifyKeys = aggregate("notify", "keys", &VerificationKeyGenerated{})
+
+	Notify = Stream{Name: "NOTIFY", Prefix: "notify", Aggregates: []Aggregate{NotifyKeys}}
+
 	NotifyVerification = aggregate("notify", "verification",
 		&VerificationStarted{}, &VerificationCodeReissued{}, &VerificationAttemptFailed{}, &VerificationConfirmed{},
 		&EmailDelivered{}, &EmailDeliveryFailed{})
-	NotifyKeys = aggregate("notify", "keys", &VerificationKeyGenerated{})
 
-	Notify = Stream{Name: "NOTIFY", Prefix: "notify", Aggregates: []Aggregate{NotifyVerification, NotifyKeys}}
+	NotifyPending = Stream{Name: "NOTIFY_PENDING", Prefix: "notify", ShortLived: true, Aggregates: []Aggregate{NotifyVerification}}
 )
 
 // The TOKEN stream: sessions and their tokens, session activity, the signing
@@ -221,7 +227,9 @@ var (
 var PersonalKeys = struct{ Name, Prefix string }{Name: "PERSONALKEYS", Prefix: "personalkeys"}
 
 // Streams lists every stream of the contract.
-func Streams() []Stream { return []Stream{Accounts, Authorize, AuthorizePending, Notify, Token} }
+func Streams() []Stream {
+	return []Stream{Accounts, Authorize, AuthorizePending, Notify, NotifyPending, Token}
+}
 
 // AggregateOf finds the aggregate whose subjects hold events of the type.
 func AggregateOf(name protoreflect.FullName) (Stream, Aggregate, bool) {

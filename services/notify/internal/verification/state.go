@@ -23,6 +23,8 @@ type State struct {
 	// it; empty since (the code is derived again to be checked).
 	CodeHash   string
 	TicketHash string
+	// StartedAt is when the verification was started (its first issue).
+	StartedAt time.Time
 	// IssuedAt is when the current secret was issued; ExpiresAt when it stops working.
 	IssuedAt  time.Time
 	ExpiresAt time.Time
@@ -64,6 +66,7 @@ func (s *State) Apply(rec eventlog.Record) {
 		s.ID, s.Email, s.Purpose, s.UserID, s.Locale = ev.GetVerificationId(), ev.GetEmail(), ev.GetPurpose(), ev.GetUserId(), ev.GetLocale()
 		s.Issue, s.CodeHash, s.TicketHash = 1, ev.GetCodeHash(), ev.GetTicketHash()
 		s.IssuedAt, s.ExpiresAt = ev.GetIssuedAt().AsTime(), ev.GetExpiresAt().AsTime()
+		s.StartedAt = s.IssuedAt
 	case *eventsv1.VerificationCodeReissued:
 		s.Issue, s.CodeHash, s.TicketHash = ev.GetIssue(), ev.GetCodeHash(), ev.GetTicketHash()
 		s.IssuedAt, s.ExpiresAt = ev.GetIssuedAt().AsTime(), ev.GetExpiresAt().AsTime()

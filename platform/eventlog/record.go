@@ -126,6 +126,23 @@ func (l *Log) Load(ctx context.Context, ref Ref) ([]Record, uint64, error) {
 		return nil, 0, fmt.Errorf("eventlog: invalid aggregate reference %q/%q", ref.Type, ref.ID)
 	}
 	subject := l.Subject(ref)
+	// A replicated stream whose leader was just elected (or moved) may have
+	// nobody answering reads for a moment: asked again, it has.
+	for wait := 25 * time.Millisecond; ; wait *= 2 {
+		records, version, err := l.load(ctx, subject)
+		if !errors.Is(err, nats.ErrNoResponders) || wait > time.Second {
+			return records, version, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, 0, err
+		case <-time.After(wait):
+		}
+	}
+}
+
+// load reads an aggregate's events once (Load).
+func (l *Log) load(ctx context.Context, subject string) ([]Record, uint64, error) {
 	var (
 		records []Record
 		next    uint64 = 1

@@ -66,7 +66,8 @@ func TestMigrateSynapseImport(t *testing.T) {
 	}
 
 	// Killed in the middle of the users.
-	cmd := exec.CommandContext(ctx, binary, append(args, "--batch", "5")...)
+	// Small batches and a progress line after each: the kill lands early in the users.
+	cmd := exec.CommandContext(ctx, binary, append(args, "--batch", "5", "--progress-every", "1ms")...)
 	cmd.Env = e.s.cmd.Env
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -83,9 +84,10 @@ func TestMigrateSynapseImport(t *testing.T) {
 			Progress *struct {
 				Phase string `json:"phase"`
 				Done  int64  `json:"done"`
+				Final bool   `json:"final"`
 			} `json:"progress"`
 		}
-		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Progress != nil && line.Progress.Phase == "users" && line.Progress.Done > 0 {
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Progress != nil && line.Progress.Phase == "users" && line.Progress.Done > 0 && !line.Progress.Final {
 			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}

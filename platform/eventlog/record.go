@@ -116,6 +116,9 @@ func marker(seq uint64, subject string, at time.Time) Record {
 // loadBatch is how many events one direct-get request returns while loading.
 const loadBatch = 256
 
+// readAttempt bounds one attempt to read an aggregate (Load).
+const readAttempt = 2 * time.Second
+
 // Load returns every event of one aggregate in order, and its version: the
 // sequence of its last event, or 0 when it has none. Pass the version to
 // ExpectVersion when appending the events a command decides on this history.
@@ -127,10 +130,16 @@ func (l *Log) Load(ctx context.Context, ref Ref) ([]Record, uint64, error) {
 	}
 	subject := l.Subject(ref)
 	// A replicated stream whose leader was just elected (or moved) may have
-	// nobody answering reads for a moment: asked again, it has.
+	// nobody answering reads for a moment, and a cluster under load leaves
+	// some requests unanswered (EnsureStream): each read is bounded, and
+	// asked again it is answered.
 	for wait := 25 * time.Millisecond; ; wait *= 2 {
-		records, version, err := l.load(ctx, subject)
-		if !errors.Is(err, nats.ErrNoResponders) || wait > time.Second {
+		attempt, cancel := context.WithTimeout(ctx, readAttempt)
+		records, version, err := l.load(attempt, subject)
+		cancel()
+		unanswered := errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) ||
+			errors.Is(err, context.DeadlineExceeded)
+		if !unanswered || ctx.Err() != nil || wait > time.Second {
 			return records, version, err
 		}
 		select {

@@ -220,6 +220,23 @@ func (s *Service) stepUp(ctx context.Context) error {
 	return caller.RequireRecentAuth(ctx, s.cfg.StepUpWindow, s.clock())
 }
 
+// enrollingAs finishes an enrolment begun for owner (a ceremony or ticket
+// names whose it is): the subject the proof or session gives must be that
+// person, and may enrol (enrolling).
+func (s *Service) enrollingAs(ctx context.Context, owner, proof, whose string) (factorSubject, error) {
+	sub, err := s.subjectOf(ctx, owner, proof)
+	if err != nil {
+		return factorSubject{}, err
+	}
+	if sub.user.id != owner {
+		return factorSubject{}, errs.PermissionDenied(whose)
+	}
+	if err := s.enrolling(ctx, sub); err != nil {
+		return factorSubject{}, err
+	}
+	return sub, nil
+}
+
 // enrolling checks that a sign-in may set up a factor before it has a
 // session: only when the policy requires one and the user has none (a user
 // with factors adds more from the account page, after a step-up).

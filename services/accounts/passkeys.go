@@ -365,14 +365,8 @@ func (s *Service) finishPasskeyRegistration(ctx context.Context, req *accountsv1
 	if err != nil {
 		return nil, err
 	}
-	sub, err := s.subjectOf(ctx, c.User, req.GetAuthProof())
+	sub, err := s.enrollingAs(ctx, c.User, req.GetAuthProof(), "this passkey registration is another person's")
 	if err != nil {
-		return nil, err
-	}
-	if sub.user.id != c.User {
-		return nil, errs.PermissionDenied("this passkey registration is another person's")
-	}
-	if err := s.enrolling(ctx, sub); err != nil {
 		return nil, err
 	}
 	name, err := factors.CleanName(req.GetName(), "Passkey")

@@ -65,14 +65,8 @@ func (s *Service) confirmTOTP(ctx context.Context, req *accountsv1.ConfirmTOTPEn
 		e.Field = "ticket"
 		return nil, e
 	}
-	sub, err := s.subjectOf(ctx, t.User, req.GetAuthProof())
+	sub, err := s.enrollingAs(ctx, t.User, req.GetAuthProof(), "this setup is another person's")
 	if err != nil {
-		return nil, err
-	}
-	if sub.user.id != t.User {
-		return nil, errs.PermissionDenied("this setup is another person's")
-	}
-	if err := s.enrolling(ctx, sub); err != nil {
 		return nil, err
 	}
 	budget, err := s.takeSecondFactor(ctx, sub.user.id)

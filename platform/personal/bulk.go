@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -146,30 +147,44 @@ func (s *Store) GetAll(ctx context.Context, owners []Owner) (map[Owner]*sealed.K
 	for len(missing) > 0 {
 		chunk := missing[:min(prefetchBatch, len(missing))]
 		missing = missing[len(chunk):]
-		msgs, err := jetstreamext.GetLastMsgsFor(ctx, s.js, eventsv1.PersonalKeys.Name, chunk, jetstreamext.GetLastMsgsBatchSize(len(chunk)))
-		if err != nil {
-			return nil, fmt.Errorf("personal: read keys: %w", err)
-		}
-		for msg, err := range msgs {
-			if errors.Is(err, jetstreamext.ErrNoMessages) {
-				break
-			}
-			if err != nil {
-				return nil, fmt.Errorf("personal: read keys: %w", err)
-			}
-			o, ok := bySubject[msg.Subject]
-			if !ok {
-				continue
-			}
-			key, err := s.unwrap(o, msg.Data)
-			if err != nil {
-				return nil, err
-			}
-			s.remember(o, key)
-			out[o] = key
+		if err := s.readChunk(ctx, chunk, bySubject, out); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// readChunkFor bounds one batched read of keys: a request JetStream leaves
+// unanswered fails instead of waiting for ever.
+const readChunkFor = 10 * time.Second
+
+// readChunk reads the newest key message of each subject in chunk into out.
+func (s *Store) readChunk(ctx context.Context, chunk []string, bySubject map[string]Owner, out map[Owner]*sealed.Key) error {
+	ctx, cancel := context.WithTimeout(ctx, readChunkFor)
+	defer cancel()
+	msgs, err := jetstreamext.GetLastMsgsFor(ctx, s.js, eventsv1.PersonalKeys.Name, chunk, jetstreamext.GetLastMsgsBatchSize(len(chunk)))
+	if err != nil {
+		return fmt.Errorf("personal: read keys: %w", err)
+	}
+	for msg, err := range msgs {
+		if errors.Is(err, jetstreamext.ErrNoMessages) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("personal: read keys: %w", err)
+		}
+		o, ok := bySubject[msg.Subject]
+		if !ok {
+			continue
+		}
+		key, err := s.unwrap(o, msg.Data)
+		if err != nil {
+			return err
+		}
+		s.remember(o, key)
+		out[o] = key
+	}
+	return nil
 }
 
 // Prefetch reads the keys of the people whose personal data the events

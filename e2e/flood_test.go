@@ -142,6 +142,7 @@ func (f *floodEnv) refreshes(t *testing.T, tok *oauth2.Token) *oauth2.Token {
 // completes, and once the flood's requests expire everything is gone and
 // new sign-ins work.
 func TestFloodStaysBounded(t *testing.T) {
+	t.Parallel() // most of it is waiting for expiries: it runs beside the other waiting tests
 	f := newFloodEnv(t)
 	ctx := context.Background()
 	alice := "192.0.2.77"

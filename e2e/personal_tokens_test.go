@@ -21,6 +21,7 @@ import (
 // its last use, and it stops working when revoked on the page — or when it
 // expires. axe-core checks the page.
 func TestPersonalTokensInBrowser(t *testing.T) {
+	t.Parallel() // most of it is waiting for expiries: it runs beside the other waiting tests
 	hs := newStandIn(t)
 	e := newOAuthEnv(t, "GATEHOUSE_MATRIX_HOMESERVER_URL="+hs.URL())
 	b := newBrowser(t)

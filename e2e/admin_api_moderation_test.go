@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/pb33f/libopenapi"
 	validator "github.com/pb33f/libopenapi-validator"
+
+	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 )
 
 // Issue 14: a tool written for MAS's admin API works against Gatehouse
@@ -211,6 +214,66 @@ func TestAdminAPIModerationWithAMASClient(t *testing.T) {
 		if got := e.introspect(t, tk); got["active"] != active {
 			t.Fatalf("after unlocking, a token: %v, want active %v", got, active)
 		}
+	}
+
+	// Who uses what: the filters joining users and clients with the token
+	// service's sessions. alice holds a live session of the application and
+	// a live device; bob only a device.
+	bob, err := accountsv1.NewAccountsServiceClient(e.conn).Register(context.Background(), &accountsv1.RegisterRequest{Username: "bob", Password: "bob's password"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	compatLogin(t, e, map[string]any{"type": "m.login.password", "identifier": map[string]any{"type": "m.id.user", "user": "bob"}, "password": "bob's password"})
+	appID, bobID := e.client.ClientID, bob.GetUser().GetId()
+	ids := func(op string, q url.Values) []string {
+		t.Helper()
+		status, page := mas.do(t, op, nil, q, nil)
+		if status != http.StatusOK {
+			t.Fatalf("%s %v: %d %v", op, q, status, page)
+		}
+		var out []string
+		items, _ := page["data"].([]any) // absent when empty
+		for _, d := range items {
+			out = append(out, d.(map[string]any)["id"].(string))
+		}
+		return out
+	}
+	usersOf := func(q url.Values) []string { t.Helper(); return ids("listUsers", q) }
+	clientsOf := func(q url.Values) []string { t.Helper(); return ids("listOAuth2Clients", q) }
+	if got := usersOf(url.Values{"filter[active-oauth2-client]": {appID}}); !slices.Equal(got, []string{id}) {
+		t.Fatalf("users of the application: %v, want alice", got)
+	}
+	if got := usersOf(url.Values{"filter[has-active-oauth2-session]": {"false"}}); !slices.Equal(got, []string{bobID}) {
+		t.Fatalf("users without an OAuth 2.0 session: %v, want bob", got)
+	}
+	// Pages of one: alice, then bob; the application, then the bot.
+	first := usersOf(url.Values{"filter[has-active-compat-session]": {"true"}, "page[first]": {"1"}})
+	second := usersOf(url.Values{"filter[has-active-compat-session]": {"true"}, "page[first]": {"1"}, "page[after]": first})
+	if !slices.Equal(append(first, second...), []string{id, bobID}) {
+		t.Fatalf("users with a device, by pages of one: %v then %v", first, second)
+	}
+	first = clientsOf(url.Values{"filter[has-active-sessions]": {"true"}, "page[first]": {"1"}})
+	second = clientsOf(url.Values{"filter[has-active-sessions]": {"true"}, "page[first]": {"1"}, "page[after]": first})
+	if got := append(first, second...); !slices.Equal(got, []string{appID, botID}) {
+		t.Fatalf("clients with live sessions, by pages of one: %v, want the application and the bot", got)
+	}
+	// Finishing alice's session of the application: she uses it no more,
+	// nor does anyone.
+	app0 := ids("listOAuth2Sessions", url.Values{"filter[user]": {id}, "filter[status]": {"active"}})
+	if len(app0) != 1 {
+		t.Fatalf("alice's OAuth 2.0 sessions: %v", app0)
+	}
+	if status, s := mas.do(t, "finishOAuth2Session", map[string]string{"id": app0[0]}, nil, nil); status != http.StatusOK {
+		t.Fatalf("finish the OAuth 2.0 session: %d %v", status, s)
+	}
+	if got := usersOf(url.Values{"filter[active-oauth2-client]": {appID}}); len(got) != 0 {
+		t.Fatalf("users of the application once its session finished: %v", got)
+	}
+	if got := usersOf(url.Values{"filter[has-active-oauth2-session]": {"false"}}); !slices.Equal(got, []string{id, bobID}) {
+		t.Fatalf("users without an OAuth 2.0 session: %v, want alice and bob", got)
+	}
+	if got := clientsOf(url.Values{"filter[has-active-sessions]": {"false"}}); !slices.Contains(got, appID) || slices.Contains(got, botID) {
+		t.Fatalf("clients without live sessions: %v", got)
 	}
 
 	// A registration token for the next person.

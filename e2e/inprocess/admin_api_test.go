@@ -715,6 +715,7 @@ func TestAdminAPIListsReadEveryDeclaredFilter(t *testing.T) {
 		"filter[client-kind]": "static", "filter[client-name]": "x", "filter[client-uri]": "https", "filter[grant-type]": "client_credentials",
 		"filter[status]": "active", "count": "true", "page[first]": "3", "page[after]": "01ARZ3NDEKTSV4RRFFQ69G5FAV",
 		"filter[provider]": "corp", "filter[subject]": "s", "filter[human-account-name]": "a", "filter[user-session]": "01ARZ3NDEKTSV4RRFFQ69G5FAV",
+		"filter[active-oauth2-client]": adminClientID,
 	}
 	doc, _ := libopenapi.NewDocument(e.call(t, "GET", "/openapi.json", "", nil).rawBytes())
 	model, err := doc.BuildV3Model()

@@ -203,6 +203,10 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("accounts: %w", err)
 	}
+	token, err := eventlog.Follow(deps.JetStream, eventlog.StreamOf(eventsv1.Token, 0), eventlog.WithTelemetry(deps.Telemetry))
+	if err != nil {
+		return nil, fmt.Errorf("accounts: %w", err)
+	}
 	store := deps.Personal
 	if store == nil {
 		if store, err = personal.Open(ctx, deps.JetStream, deps.Keyring, personal.Config{Replicas: cfg.Replicas}); err != nil {
@@ -236,7 +240,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	}
 	s.projections, err = projection.NewSet(ctx, deps.Pool, log, deps.Logger,
 		s.usersReadModel(), s.auditReadModel(), s.sessionsReadModel(), regTokensReadModel(), s.verificationsReadModel(notify),
-		s.passkeysReadModel(), s.erasureReactor())
+		s.passkeysReadModel(), s.erasureReactor(), tokenSessionsReadModel(token))
 	if err != nil {
 		return nil, fmt.Errorf("accounts: %w", err)
 	}

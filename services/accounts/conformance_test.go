@@ -64,6 +64,10 @@ func TestProjectionsConform(t *testing.T) {
 		c.Contract, c.Log, c.Pool, c.Events = eventsv1.Accounts, stream(eventsv1.Accounts), pool, history
 		conformance.Run(t, c)
 	}
+	// The users' sessions of the token service, from its stream.
+	conformance.Run(t, conformance.Case{
+		Projection: tokenSessionsReadModel(nil), Contract: eventsv1.Token, Log: stream(eventsv1.Token), Pool: pool, Events: tokenSessionsHistory(),
+	})
 	// Confirmations spread over hours, so the projection forgets old ones.
 	clock := &steppingClock{now: time.Now().Add(-6 * time.Hour)}
 	conformance.Run(t, conformance.Case{

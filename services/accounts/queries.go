@@ -144,6 +144,15 @@ func (s *Service) listUsers(ctx context.Context, req *accountsv1.ListUsersReques
 	if term := req.GetSearch(); term != "" {
 		q.Where("strpos(username, ?) > 0", strings.ToLower(term))
 	}
+	bySessions, err := filterBySessions(q, req)
+	if err != nil {
+		return nil, err
+	}
+	if bySessions {
+		if err := s.catchUpTokenSessions(ctx); err != nil {
+			return nil, err
+		}
+	}
 	users, info, err := paging.List(ctx, s.pool, q, p, func(r pgx.Rows) (*accountsv1.User, error) {
 		u, err := scanUser(r)
 		if err != nil {

@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 
@@ -52,9 +53,14 @@ func (s *Service) listClients(ctx context.Context, r *request) (reply, error) {
 	if err != nil {
 		return reply{}, err
 	}
+	active, err := r.query.boolean("filter[has-active-sessions]")
+	if err != nil {
+		return reply{}, err
+	}
 	resp, err := s.authorize.ListClients(ctx, &authorizev1.ListClientsRequest{
 		Page: pr, Source: map[string]string{"static": "configuration", "dynamic": "registration"}[kind],
 		Name: r.query.get("filter[client-name]"), Uri: r.query.get("filter[client-uri]"), GrantType: r.query.get("filter[grant-type]"),
+		HasActiveSessions: active,
 	})
 	if err != nil {
 		return reply{}, err
@@ -77,4 +83,28 @@ func (s *Service) getClient(ctx context.Context, r *request) (reply, error) {
 	}
 	res := s.clientResource(resp.GetClients()[0])
 	return reply{status: http.StatusOK, body: single{Data: res, Links: res.Links}}, nil
+}
+
+// maxFilterClients bounds the clients one filter[active-oauth2-client] names.
+const maxFilterClients = 100
+
+// knownClients checks that every client a filter names exists, as MAS does:
+// a mistyped client is 404, not a list that matches nobody.
+func (s *Service) knownClients(ctx context.Context, name string, ids []string) error {
+	if len(ids) > maxFilterClients {
+		return badRequest(fmt.Sprintf("Invalid %s: at most %d clients.", name, maxFilterClients))
+	}
+	for _, id := range ids {
+		if id == "" {
+			return badRequest(fmt.Sprintf("Invalid %s: a client ID is empty.", name))
+		}
+		resp, err := s.authorize.ListClients(ctx, &authorizev1.ListClientsRequest{ClientId: id, Page: &pagingv1.PageRequest{First: 1}})
+		if err != nil {
+			return err
+		}
+		if len(resp.GetClients()) == 0 {
+			return &apiError{status: http.StatusNotFound, title: "Client ID " + url.PathEscape(id) + " not found"}
+		}
+	}
+	return nil
 }

@@ -74,6 +74,17 @@ func (s *Service) listUsers(ctx context.Context, r *request) (reply, error) {
 		"active": accountsv1.UserStatus_USER_STATUS_ACTIVE, "locked": accountsv1.UserStatus_USER_STATUS_LOCKED_OR_DEACTIVATED,
 		"deactivated": accountsv1.UserStatus_USER_STATUS_DEACTIVATED,
 	}[status]
+	// The sessions are the token service's; accounts follows their events.
+	req.ActiveOauth2Clients = r.query.all("filter[active-oauth2-client]")
+	if err := s.knownClients(ctx, "filter[active-oauth2-client]", req.ActiveOauth2Clients); err != nil {
+		return reply{}, err
+	}
+	if req.HasActiveOauth2Session, err = r.query.boolean("filter[has-active-oauth2-session]"); err != nil {
+		return reply{}, err
+	}
+	if req.HasActiveCompatSession, err = r.query.boolean("filter[has-active-compat-session]"); err != nil {
+		return reply{}, err
+	}
 	if guest != nil && *guest {
 		// No user of Gatehouse was ever a guest.
 		zero := int64(0)

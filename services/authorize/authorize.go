@@ -145,8 +145,13 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("authorize: %w", err)
 	}
+	token, err := eventlog.Follow(deps.JetStream, eventlog.StreamOf(eventsv1.Token, 0), eventlog.WithTelemetry(deps.Telemetry))
+	if err != nil {
+		return nil, fmt.Errorf("authorize: %w", err)
+	}
 	set, err := projection.NewSet(ctx, deps.Pool, log, deps.Logger,
-		clientsReadModel(), pendingClientsReadModel(pending), grantsReadModel(pending, cfg.CodeTTL+cfg.Keep), devicesReadModel(pending, cfg.Keep))
+		clientsReadModel(), pendingClientsReadModel(pending), grantsReadModel(pending, cfg.CodeTTL+cfg.Keep), devicesReadModel(pending, cfg.Keep),
+		tokenSessionsReadModel(token))
 	if err != nil {
 		return nil, fmt.Errorf("authorize: %w", err)
 	}

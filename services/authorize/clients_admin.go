@@ -41,6 +41,12 @@ func (g *grpcServer) ListClients(ctx context.Context, req *authorizev1.ListClien
 	q.WhereIf(req.GetName() != "", "strpos(lower(metadata->>'client_name'), lower(?)) > 0", req.GetName())
 	q.WhereIf(req.GetUri() != "", "strpos(lower(metadata->>'client_uri'), lower(?)) > 0", req.GetUri())
 	q.WhereIf(req.GetGrantType() != "", "metadata->'grant_types' @> jsonb_build_array(?::text)", req.GetGrantType())
+	if has := req.HasActiveSessions; has != nil {
+		q.WhereIf(*has, liveClientSession).WhereIf(!*has, "NOT "+liveClientSession)
+		if err := g.svc.catchUpTokenSessions(ctx); err != nil {
+			return nil, err
+		}
+	}
 	list, info, err := paging.List(ctx, g.svc.pool, q, p, func(r pgx.Rows) (*authorizev1.Client, error) {
 		var (
 			c  authorizev1.Client

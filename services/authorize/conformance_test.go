@@ -53,6 +53,43 @@ func TestProjectionsConform(t *testing.T) {
 		c.Log, c.Pool, c.Events = log, pool, authorizeHistory(c.Contract)
 		conformance.Run(t, c)
 	}
+	// The clients' sessions of the token service, from its stream.
+	token, err := eventlog.Open(ctx, testkit.NATS(t), eventlog.StreamOf(eventsv1.Token, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conformance.Run(t, conformance.Case{
+		Projection: tokenSessionsReadModel(nil), Contract: eventsv1.Token, Log: token, Pool: pool, Events: tokenSessionsHistory(),
+	})
+}
+
+// tokenSessionsHistory is what the token service appends for the sessions
+// of two clients: a person's sessions rotated, renamed and ended, a client's
+// own, a compat session, an imported one and a personal token.
+func tokenSessionsHistory() []eventlog.Event {
+	alice := ids.New()
+	s1, s2, s3, s4, s5, s6 := ids.New(), ids.New(), ids.New(), ids.New(), ids.New(), ids.New()
+	ev := func(id string, p proto.Message) eventlog.Event {
+		return eventlog.Event{Aggregate: eventlog.Ref{Type: eventsv1.TokenSession.Type, ID: id}, Actor: "system:token", Payload: p}
+	}
+	started := func(id, kind, client, user string) *eventsv1.SessionStarted {
+		return &eventsv1.SessionStarted{SessionId: id, Kind: kind, ClientId: client, UserId: user,
+			Tokens: &eventsv1.TokensIssued{SessionId: id, AccessHash: ids.New(), RefreshHash: ids.New()}}
+	}
+	return []eventlog.Event{
+		ev(s1, started(s1, "oauth", "app", alice)),
+		ev(s2, started(s2, "oauth", "app", alice)),
+		ev(s1, &eventsv1.TokensIssued{SessionId: s1, AccessHash: ids.New(), RefreshHash: ids.New()}),
+		ev(s1, &eventsv1.SessionRenamed{SessionId: s1, DeviceDisplayName: "phone"}),
+		ev(s3, started(s3, "client_credentials", "bot", "")),
+		ev(s4, started(s4, "compat", "legacy", alice)),
+		ev(s5, started(s5, "personal", "bot", alice)),
+		ev(s6, &eventsv1.SessionImported{Source: "synapse", Session: &eventsv1.SessionStarted{
+			SessionId: s6, Kind: "compat", ClientId: "legacy", UserId: alice, DeviceId: "ABC"}}),
+		ev(s1, &eventsv1.SessionEnded{SessionId: s1, Reason: "revoked"}),
+		ev(s3, &eventsv1.SessionEnded{SessionId: s3, Reason: "admin"}),
+		ev(s6, &eventsv1.SessionEnded{SessionId: s6, Reason: "user_deactivated"}),
+	}
 }
 
 // authorizeHistory is what the service appends to one of its streams: a

@@ -5921,9 +5921,18 @@ type ListUsersRequest struct {
 	// Set: only administrators (true) or only the others (false).
 	Admin *bool `protobuf:"varint,5,opt,name=admin,proto3,oneof" json:"admin,omitempty"`
 	// Only users whose username contains this (case-insensitive).
-	Search        string `protobuf:"bytes,6,opt,name=search,proto3" json:"search,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Search string `protobuf:"bytes,6,opt,name=search,proto3" json:"search,omitempty"`
+	// Only users with a live (not ended) OAuth 2.0 session of any of these
+	// clients (at most 100), as the token service's events say.
+	ActiveOauth2Clients []string `protobuf:"bytes,7,rep,name=active_oauth2_clients,json=activeOauth2Clients,proto3" json:"active_oauth2_clients,omitempty"`
+	// Set: only users with (true) or without (false) a live OAuth 2.0 session
+	// of any client.
+	HasActiveOauth2Session *bool `protobuf:"varint,8,opt,name=has_active_oauth2_session,json=hasActiveOauth2Session,proto3,oneof" json:"has_active_oauth2_session,omitempty"`
+	// Set: only users with (true) or without (false) a live compatibility
+	// session.
+	HasActiveCompatSession *bool `protobuf:"varint,9,opt,name=has_active_compat_session,json=hasActiveCompatSession,proto3,oneof" json:"has_active_compat_session,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *ListUsersRequest) Reset() {
@@ -5996,6 +6005,27 @@ func (x *ListUsersRequest) GetSearch() string {
 		return x.Search
 	}
 	return ""
+}
+
+func (x *ListUsersRequest) GetActiveOauth2Clients() []string {
+	if x != nil {
+		return x.ActiveOauth2Clients
+	}
+	return nil
+}
+
+func (x *ListUsersRequest) GetHasActiveOauth2Session() bool {
+	if x != nil && x.HasActiveOauth2Session != nil {
+		return *x.HasActiveOauth2Session
+	}
+	return false
+}
+
+func (x *ListUsersRequest) GetHasActiveCompatSession() bool {
+	if x != nil && x.HasActiveCompatSession != nil {
+		return *x.HasActiveCompatSession
+	}
+	return false
 }
 
 type ListUsersResponse struct {
@@ -8858,7 +8888,7 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12!\n" +
 	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\"I\n" +
 	"\x16SetDisplayNameResponse\x12/\n" +
-	"\x04user\x18\x01 \x01(\v2\x1b.gatehouse.accounts.v1.UserR\x04user\"\xfc\x01\n" +
+	"\x04user\x18\x01 \x01(\v2\x1b.gatehouse.accounts.v1.UserR\x04user\"\xec\x03\n" +
 	"\x10ListUsersRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
@@ -8866,8 +8896,13 @@ const file_gatehouse_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x06status\x18\x03 \x01(\x0e2!.gatehouse.accounts.v1.UserStatusR\x06status\x124\n" +
 	"\x04page\x18\x04 \x01(\v2 .gatehouse.paging.v1.PageRequestR\x04page\x12\x19\n" +
 	"\x05admin\x18\x05 \x01(\bH\x00R\x05admin\x88\x01\x01\x12\x16\n" +
-	"\x06search\x18\x06 \x01(\tR\x06searchB\b\n" +
-	"\x06_admin\"\xa1\x01\n" +
+	"\x06search\x18\x06 \x01(\tR\x06search\x122\n" +
+	"\x15active_oauth2_clients\x18\a \x03(\tR\x13activeOauth2Clients\x12>\n" +
+	"\x19has_active_oauth2_session\x18\b \x01(\bH\x01R\x16hasActiveOauth2Session\x88\x01\x01\x12>\n" +
+	"\x19has_active_compat_session\x18\t \x01(\bH\x02R\x16hasActiveCompatSession\x88\x01\x01B\b\n" +
+	"\x06_adminB\x1c\n" +
+	"\x1a_has_active_oauth2_sessionB\x1c\n" +
+	"\x1a_has_active_compat_session\"\xa1\x01\n" +
 	"\x11ListUsersResponse\x121\n" +
 	"\x05users\x18\x01 \x03(\v2\x1b.gatehouse.accounts.v1.UserR\x05users\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x121\n" +

@@ -220,9 +220,13 @@ type ListClientsRequest struct {
 	// Only clients registered for this grant type.
 	GrantType string `protobuf:"bytes,5,opt,name=grant_type,json=grantType,proto3" json:"grant_type,omitempty"`
 	// Only this client.
-	ClientId      string `protobuf:"bytes,6,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ClientId string `protobuf:"bytes,6,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// Set: only clients with (true) or without (false) a live (not ended)
+	// OAuth 2.0 session, a person's or the client's own (client_credentials),
+	// as the token service's events say.
+	HasActiveSessions *bool `protobuf:"varint,7,opt,name=has_active_sessions,json=hasActiveSessions,proto3,oneof" json:"has_active_sessions,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ListClientsRequest) Reset() {
@@ -295,6 +299,13 @@ func (x *ListClientsRequest) GetClientId() string {
 		return x.ClientId
 	}
 	return ""
+}
+
+func (x *ListClientsRequest) GetHasActiveSessions() bool {
+	if x != nil && x.HasActiveSessions != nil {
+		return *x.HasActiveSessions
+	}
+	return false
 }
 
 // Client is a registered client as administrators see it (never its secret).
@@ -1856,7 +1867,7 @@ var File_gatehouse_authorize_v1_authorize_proto protoreflect.FileDescriptor
 
 const file_gatehouse_authorize_v1_authorize_proto_rawDesc = "" +
 	"\n" +
-	"&gatehouse/authorize/v1/authorize.proto\x12\x16gatehouse.authorize.v1\x1a\x1egatehouse/auth/v1/access.proto\x1a gatehouse/paging/v1/paging.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc4\x01\n" +
+	"&gatehouse/authorize/v1/authorize.proto\x12\x16gatehouse.authorize.v1\x1a\x1egatehouse/auth/v1/access.proto\x1a gatehouse/paging/v1/paging.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x91\x02\n" +
 	"\x12ListClientsRequest\x124\n" +
 	"\x04page\x18\x01 \x01(\v2 .gatehouse.paging.v1.PageRequestR\x04page\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12\x12\n" +
@@ -1864,7 +1875,9 @@ const file_gatehouse_authorize_v1_authorize_proto_rawDesc = "" +
 	"\x03uri\x18\x04 \x01(\tR\x03uri\x12\x1d\n" +
 	"\n" +
 	"grant_type\x18\x05 \x01(\tR\tgrantType\x12\x1b\n" +
-	"\tclient_id\x18\x06 \x01(\tR\bclientId\"\xa3\x01\n" +
+	"\tclient_id\x18\x06 \x01(\tR\bclientId\x123\n" +
+	"\x13has_active_sessions\x18\a \x01(\bH\x00R\x11hasActiveSessions\x88\x01\x01B\x16\n" +
+	"\x14_has_active_sessions\"\xa3\x01\n" +
 	"\x06Client\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12#\n" +
 	"\rmetadata_json\x18\x02 \x01(\fR\fmetadataJson\x12\x16\n" +
@@ -2134,6 +2147,7 @@ func file_gatehouse_authorize_v1_authorize_proto_init() {
 	if File_gatehouse_authorize_v1_authorize_proto != nil {
 		return
 	}
+	file_gatehouse_authorize_v1_authorize_proto_msgTypes[0].OneofWrappers = []any{}
 	file_gatehouse_authorize_v1_authorize_proto_msgTypes[4].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

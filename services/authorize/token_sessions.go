@@ -1,0 +1,117 @@
+package authorize
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"gatehouse.dev/platform/errs"
+	"gatehouse.dev/platform/eventlog"
+	"gatehouse.dev/platform/projection"
+	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
+)
+
+// Clients' sessions of the token service, for the admin API's
+// filter[has-active-sessions] of clients (MAS's). The sessions are the token
+// service's: this service follows its stream (TOKEN, token.session.*), never
+// its tables.
+//
+// An OAuth 2.0 session (kind "oauth", a person's, or "client_credentials",
+// the client's own; as the admin API's OAuth 2.0 sessions list has them) is
+// live from its SessionStarted until its SessionEnded, as that list's
+// filter[status]=active counts it: TOKEN keeps its events for ever and a
+// session ends in no other way. Every way it ends is a SessionEnded the token
+// service appends: revocation, logout, a refresh token used twice, an
+// administrator, tokens never delivered, and the user's deactivation,
+// erasure or password reset by recovery (its account_sessions reactor). An
+// access token that expires ends nothing; neither does it in MAS.
+
+// tokenSessionsProjection is the name of the read model.
+const tokenSessionsProjection = "token_sessions"
+
+// tokenSessionsBatch is how many events one transaction applies at most: an
+// import starts sessions by the thousand (none of them an OAuth 2.0 one).
+const tokenSessionsBatch = 1000
+
+// tokenSessionCatchUp bounds how long a filtered list waits for the read
+// model to hold every session event appended before it was asked.
+const tokenSessionCatchUp = 5 * time.Second
+
+// tokenSessionsReadModel keeps client_token_sessions: one row per OAuth 2.0
+// session of a client, with whether it ended. The row stays when the
+// session ends, so that its start, delivered again, does not bring it back.
+func tokenSessionsReadModel(token *eventlog.Log) projection.Projection {
+	return projection.Projection{
+		Name:     tokenSessionsProjection,
+		Source:   token,
+		Subjects: []string{eventsv1.TokenSession.Subjects()},
+		Apply: func(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
+			return applyTokenSessions(ctx, tx, []eventlog.Record{rec})
+		},
+		ApplyBatch: applyTokenSessions,
+		Batch:      tokenSessionsBatch,
+		Tables:     []string{"client_token_sessions"},
+	}
+}
+
+// applyTokenSessions applies events in two statements: the sessions they
+// start, then the ones they end. That is the same as applying them in turn:
+// a session's end always follows its start, and a start delivered again
+// changes nothing.
+func applyTokenSessions(ctx context.Context, tx pgx.Tx, recs []eventlog.Record) error {
+	var sessions, clients, ended []string
+	for _, rec := range recs {
+		switch ev := rec.Event.(type) {
+		case *eventsv1.SessionStarted:
+			if k := ev.GetKind(); k == "oauth" || k == "client_credentials" {
+				sessions, clients = append(sessions, ev.GetSessionId()), append(clients, ev.GetClientId())
+			}
+		case *eventsv1.SessionImported:
+			// a Synapse device: a compat session, no client's
+		case *eventsv1.SessionEnded:
+			ended = append(ended, ev.GetSessionId())
+		case *eventsv1.TokensIssued, *eventsv1.SessionRenamed:
+			// new tokens, a new name: the session stays as live as it was
+		default:
+			if err := eventlog.Unhandled(rec); err != nil {
+				return err
+			}
+		}
+	}
+	if len(sessions) > 0 {
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO client_token_sessions (session_id, client_id)
+			SELECT * FROM unnest($1::text[], $2::text[])
+			ON CONFLICT (session_id) DO NOTHING`, sessions, clients); err != nil {
+			return fmt.Errorf("token sessions: start: %w", err)
+		}
+	}
+	if len(ended) > 0 {
+		if _, err := tx.Exec(ctx, `UPDATE client_token_sessions SET ended = true WHERE session_id = ANY($1) AND NOT ended`, ended); err != nil {
+			return fmt.Errorf("token sessions: end: %w", err)
+		}
+	}
+	return nil
+}
+
+// liveClientSession is the condition that a client (a row of every_client)
+// has a live OAuth 2.0 session.
+const liveClientSession = `EXISTS (SELECT 1 FROM client_token_sessions t WHERE t.client_id = every_client.client_id AND NOT t.ended)`
+
+// catchUpTokenSessions waits, briefly, until the read model holds every
+// session event the token service appended before now, so that an
+// administrator who just ended a session does not find it live.
+func (s *Service) catchUpTokenSessions(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, tokenSessionCatchUp)
+	defer cancel()
+	head, err := s.projections.Head(ctx, tokenSessionsProjection)
+	if err == nil && head > 0 {
+		err = s.projections.WaitFor(ctx, tokenSessionsProjection, head)
+	}
+	if err != nil {
+		return errs.Wrap(errs.KindUnavailable, "The clients' sessions cannot be read right now.", err)
+	}
+	return nil
+}

@@ -50,10 +50,19 @@ func BenchmarkMigrateSynapse(b *testing.B) {
 		if err := os.WriteFile(hsYAML, []byte("server_name: example.org\n"), 0o600); err != nil {
 			b.Fatal(err)
 		}
-		s := startServe(b, dataDir(b), "GATEHOUSE_MATRIX_SECRET="+homeserverSecret, "GATEHOUSE_MATRIX_SERVER_NAME=example.org", "GATEHOUSE_LOG_LEVEL=error")
+		env := []string{"GATEHOUSE_MATRIX_SECRET=" + homeserverSecret, "GATEHOUSE_MATRIX_SERVER_NAME=example.org", "GATEHOUSE_LOG_LEVEL=error"}
+		profiles := os.Getenv("GATEHOUSE_BENCH_PROFILE")
+		if profiles != "" {
+			env = append(env, "GATEHOUSE_CPU_PROFILE="+filepath.Join(profiles, "serve.pprof"))
+		}
+		s := startServe(b, dataDir(b), env...)
+		var cliEnv []string
+		if profiles != "" {
+			cliEnv = append(cliEnv, "GATEHOUSE_CPU_PROFILE="+filepath.Join(profiles, "migrate.pprof"))
+		}
 		b.StartTimer()
 		start = time.Now()
-		out := runBenchCLI(b, s, "migrate", "synapse", "--synapse-database", dbURL, "--synapse-config", hsYAML,
+		out := runBenchCLI(b, s, cliEnv, "migrate", "synapse", "--synapse-database", dbURL, "--synapse-config", hsYAML,
 			"--ignore-missing-auth-providers", "--format", "json", "--grpc", s.grpc)
 		total := time.Since(start)
 		b.StopTimer()
@@ -84,10 +93,10 @@ func BenchmarkMigrateSynapse(b *testing.B) {
 
 // runBenchCLI runs an admin command of the binary against s (no time limit
 // but the benchmark's) and returns its standard output.
-func runBenchCLI(b *testing.B, s *server, args ...string) string {
+func runBenchCLI(b *testing.B, s *server, env []string, args ...string) string {
 	b.Helper()
 	cmd := exec.Command(binary, args...)
-	cmd.Env = s.cmd.Env
+	cmd.Env = append(append([]string{}, s.cmd.Env...), env...)
 	var errOut strings.Builder
 	cmd.Stderr = &errOut
 	out, err := cmd.Output()

@@ -90,7 +90,7 @@ bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./platform/ratelimit/
 	@echo "== token introspection index: memory per million live tokens (every replica holds every live token) =="
 	$(GO) test -run '^$$' -bench '^BenchmarkIndexMemory$$' -benchtime 1x ./services/token/
-	@echo "== passwords: argon2id with the default parameters, and verifying a bcrypt hash imported from Synapse (cost 12, pepper) =="
+	@echo "== passwords: sign-in cost of argon2id (default parameters) vs a bcrypt hash imported from Synapse (cost 12, pepper), and argon2id padded to bcrypt (every verification takes the slowest scheme's time) =="
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./services/accounts/internal/password/
 	@echo "== load test of a running gatehouse serve: introspection (HTTP, gRPC), client_credentials; 64 concurrent clients =="
 	$(GO) test -run '^$$' -bench '^BenchmarkLoad$$' -benchtime 5000x ./e2e/

@@ -98,7 +98,7 @@ bench: deps
 	$(GO) test -run '^$$' -bench '^BenchmarkWeb$$' -benchtime 1000x ./e2e/
 	@echo "== Synapse migration: generate a Synapse database of 100,000 users with COPY, then stream every table (rows/s per table) =="
 	$(GO) test -run '^$$' -bench '^BenchmarkReader100k$$' -benchtime 1x -timeout 15m ./migrate/synapse/
-	@echo "== Synapse migration: import 100,000 generated users (email, 2 devices with tokens each) into a running gatehouse serve with migrate synapse; users/s =="
+	@echo "== Synapse migration: import 100,000 generated users (email, 2 devices with tokens each) into a running gatehouse serve with migrate synapse; users/s (users phase; everything), the server CPU per user =="
 	$(GO) test -run '^$$' -bench '^BenchmarkMigrateSynapse$$' -benchtime 1x -timeout 60m ./e2e/
 	@echo "== benchmarks of every other package =="
 	@pkgs=$$(grep -rl --include='*_test.go' '^func Benchmark' $(MODULES) | xargs -r -n1 dirname | sort -u | \

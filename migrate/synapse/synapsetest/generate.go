@@ -43,7 +43,7 @@ type Options struct {
 	// BcryptCost is the cost of the hashes (bcrypt.MinCost by default).
 	BcryptCost int
 	// DevicesPerUser is how many devices, each with a token, an active user
-	// has (2 by default).
+	// has (2 by default; negative: none).
 	DevicesPerUser int
 	// Seed makes the random parts (device IDs, tokens) reproducible.
 	Seed uint64

@@ -79,7 +79,7 @@ commands:
                                        or derived from Synapse's (what is not carried over is listed)
   config check [--config F]            validate a configuration file
   migrate synapse [--check | --dry-run] [--synapse-database URL] [--synapse-config homeserver.yaml]
-                  [--format auto|text|json] [--ignore-missing-auth-providers] [--batch N]
+                  [--format auto|text|json] [--ignore-missing-auth-providers] [--batch N] [--workers N]
                                        check a Synapse homeserver, then import its users, passwords,
                                        emails, SSO links, devices with their live tokens and
                                        registration tokens into the running Gatehouse (resumable:

@@ -615,10 +615,10 @@ func (g *generator) user(i int) {
 		p.AccessTokens[""] = g.token(u, r, "", "plain", "")
 		g.person("deviceless", p)
 	}
-	if i%30 == 1 {
+	if i%30 == 1 && len(p.Devices) > 0 {
 		g.token(u, r, p.Devices[0], "puppet", synapse.SkipPuppet)
 	}
-	if i%60 == 13 {
+	if i%60 == 13 && len(p.Devices) > 0 {
 		g.token(u, r, p.Devices[0], "expired", synapse.SkipExpired)
 	}
 

@@ -600,7 +600,9 @@ func (s *sessionSender) finish(err error) error {
 	if err == nil && len(rest) > 0 {
 		err = s.send(rest)
 	}
-	if werr := s.pool.wait(); err == nil {
+	// A batch of sessions that failed stopped the users too: its error is
+	// the cause, theirs the cancellation.
+	if werr := s.pool.wait(); werr != nil {
 		err = werr
 	}
 	s.meter.add(0, true)

@@ -90,7 +90,7 @@ bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./platform/ratelimit/
 	@echo "== token introspection index: memory per million live tokens (every replica holds every live token) =="
 	$(GO) test -run '^$$' -bench '^BenchmarkIndexMemory$$' -benchtime 1x ./services/token/
-	@echo "== passwords: argon2id with the default parameters, and verifying a bcrypt hash imported from Synapse (cost 12, pepper) =="
+	@echo "== passwords: sign-in cost of argon2id (default parameters) vs a bcrypt hash imported from Synapse (cost 12, pepper), and argon2id padded to bcrypt (every verification takes the slowest scheme's time) =="
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./services/accounts/internal/password/
 	@echo "== load test of a running gatehouse serve: introspection (HTTP, gRPC), client_credentials; 64 concurrent clients =="
 	$(GO) test -run '^$$' -bench '^BenchmarkLoad$$' -benchtime 5000x ./e2e/
@@ -98,7 +98,7 @@ bench: deps
 	$(GO) test -run '^$$' -bench '^BenchmarkWeb$$' -benchtime 1000x ./e2e/
 	@echo "== Synapse migration: generate a Synapse database of 100,000 users with COPY, then stream every table (rows/s per table) =="
 	$(GO) test -run '^$$' -bench '^BenchmarkReader100k$$' -benchtime 1x -timeout 15m ./migrate/synapse/
-	@echo "== Synapse migration: import 100,000 generated users (email, 2 devices with tokens each) into a running gatehouse serve with migrate synapse; users/s =="
+	@echo "== Synapse migration: import 100,000 generated users (email, 2 devices with tokens each) into a running gatehouse serve with migrate synapse; users/s (users phase; everything), the server CPU per user =="
 	$(GO) test -run '^$$' -bench '^BenchmarkMigrateSynapse$$' -benchtime 1x -timeout 60m ./e2e/
 	@echo "== benchmarks of every other package =="
 	@pkgs=$$(grep -rl --include='*_test.go' '^func Benchmark' $(MODULES) | xargs -r -n1 dirname | sort -u | \

@@ -20,10 +20,37 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 )
 
 func main() {
-	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	stop := cpuProfile(os.Getenv("GATEHOUSE_CPU_PROFILE"), os.Stderr)
+	code := run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// cpuProfile writes a CPU profile of the whole command to path (none when
+// path is empty): how the benchmarks see where an import's time goes
+// (go tool pprof). It returns what ends the profile.
+func cpuProfile(path string, stderr io.Writer) func() {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "gatehouse: cpu profile: %v\n", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintf(stderr, "gatehouse: cpu profile: %v\n", err)
+		f.Close()
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }
 
 // usage is printed for `gatehouse help` and after a wrong command.
@@ -52,7 +79,7 @@ commands:
                                        or derived from Synapse's (what is not carried over is listed)
   config check [--config F]            validate a configuration file
   migrate synapse [--check | --dry-run] [--synapse-database URL] [--synapse-config homeserver.yaml]
-                  [--format auto|text|json] [--ignore-missing-auth-providers] [--batch N]
+                  [--format auto|text|json] [--ignore-missing-auth-providers] [--batch N] [--workers N]
                                        check a Synapse homeserver, then import its users, passwords,
                                        emails, SSO links, devices with their live tokens and
                                        registration tokens into the running Gatehouse (resumable:

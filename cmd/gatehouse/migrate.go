@@ -41,6 +41,7 @@ func migrateSynapse(ctx context.Context, args []string, stdout, stderr io.Writer
 	dryRun := a.fs.Bool("dry-run", false, "check, then read everything and have Gatehouse check every record, writing nothing")
 	format := a.fs.String("format", "auto", "report and progress format: text, json (JSON lines) or auto (text on a terminal, else json)")
 	batch := a.fs.Int("batch", synapse.DefaultImportBatch, "records per call to Gatehouse")
+	workers := a.fs.Int("workers", synapse.DefaultImportWorkers, "calls to Gatehouse under way at once, for users and for sessions each")
 	every := a.fs.Duration("progress-every", time.Second, "how often progress is shown (and at the end of each phase)")
 	ignoreProviders := a.fs.Bool("ignore-missing-auth-providers", false,
 		"report SSO links to providers Gatehouse has no upstream provider for as warnings, not errors")
@@ -55,6 +56,9 @@ func migrateSynapse(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	if *batch < 1 || *batch > 2000 {
 		return finish(stderr, cmd, fmt.Errorf("%w: --batch must be 1 to 2000", errUsage))
+	}
+	if *workers < 1 || *workers > 64 {
+		return finish(stderr, cmd, fmt.Errorf("%w: --workers must be 1 to 64", errUsage))
 	}
 	cfg, err := config.Load(*a.configPath, os.Environ())
 	if err != nil {
@@ -151,7 +155,7 @@ func migrateSynapse(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	defer src.Close(context.WithoutCancel(ctx))
 	progress := progressPrinter(stdout, stderr, text)
-	sum, err := synapse.Import(ctx, src, imp, synapse.ImportOptions{Batch: *batch, DryRun: *dryRun, Progress: progress, ProgressEvery: *every})
+	sum, err := synapse.Import(ctx, src, imp, synapse.ImportOptions{Batch: *batch, Workers: *workers, DryRun: *dryRun, Progress: progress, ProgressEvery: *every})
 	if err != nil {
 		return finish(stderr, cmd, fmt.Errorf("the import stopped (run the same command again to go on; nothing is written twice): %w", err))
 	}

@@ -36,9 +36,12 @@ import (
 //   - each usable registration token: ImportRegistrationTokens, by hash,
 //     with the uses it has left.
 //
-// Emails, links and tokens are gathered in memory before the users and
-// devices stream (one read-only transaction reads one query at a time):
-// about 100 bytes per row.
+// Emails, links, tokens and devices are gathered in memory before the users
+// stream (one read-only transaction reads one query at a time): about 100
+// to 200 bytes per row. Then the users stream, in batches on Workers
+// workers, and as each batch is written the sessions of its users are sent
+// on as many workers of their own: the users and sessions phases run at
+// once.
 
 // Importer is the Gatehouse API an import writes to (the admin's clients).
 type Importer struct {
@@ -151,8 +154,8 @@ type run struct {
 	opts ImportOptions
 	sum  *ImportSummary
 	mu   sync.Mutex
-	// users are the users written (now or before), by MXID.
-	users map[string]*importedUser
+	// reportMu makes one progress report at a time.
+	reportMu sync.Mutex
 }
 
 // Import reads src and writes what it holds into Gatehouse through imp. It
@@ -170,8 +173,8 @@ func Import(ctx context.Context, src *Source, imp Importer, opts ImportOptions) 
 		opts.ProgressEvery = time.Second
 	}
 	start := time.Now()
-	r := &run{src: src, imp: imp, opts: opts, sum: &ImportSummary{DryRun: opts.DryRun}, users: map[string]*importedUser{}}
-	for _, step := range []func(context.Context) error{r.importUsers, r.importSessions, r.importRegistrationTokens} {
+	r := &run{src: src, imp: imp, opts: opts, sum: &ImportSummary{DryRun: opts.DryRun}}
+	for _, step := range []func(context.Context) error{r.importUsersAndSessions, r.importRegistrationTokens} {
 		if err := step(ctx); err != nil {
 			return r.sum, err
 		}
@@ -192,7 +195,15 @@ type meter struct {
 
 func (r *run) meter(phase string, total int64) *meter {
 	now := time.Now()
-	return &meter{phase: phase, total: max(total, 0), start: now, last: now, report: r.opts.Progress, every: r.opts.ProgressEvery}
+	report := r.opts.Progress
+	if report != nil {
+		report = func(p Progress) { // phases run at once: one report at a time
+			r.reportMu.Lock()
+			defer r.reportMu.Unlock()
+			r.opts.Progress(p)
+		}
+	}
+	return &meter{phase: phase, total: max(total, 0), start: now, last: now, report: report, every: r.opts.ProgressEvery}
 }
 
 // add counts n records done and reports when it is time.
@@ -314,8 +325,23 @@ func userOutcome(o accountsv1.ImportOutcome) string {
 	return "invalid"
 }
 
-// importUsers imports the users with their addresses and links.
-func (r *run) importUsers(ctx context.Context) error {
+// importUsersAndSessions imports the users with their addresses and links
+// and, as each batch of users is written, their sessions: two phases
+// (users, sessions) under way at once, each on its own workers.
+func (r *run) importUsersAndSessions(ctx context.Context) error {
+	sessions, err := r.gatherSessions(ctx)
+	if err != nil {
+		return err
+	}
+	sp, sctx := newPool(ctx, r.opts.Workers)
+	sender := &sessionSender{r: r, pool: sp, ctx: sctx, meter: r.meter("sessions", r.src.Info.Estimates["devices"])}
+	err = r.importUsers(sctx, sessions, sender)
+	return sender.finish(err)
+}
+
+// importUsers imports the users with their addresses and links, handing
+// the sessions of those written to sender.
+func (r *run) importUsers(ctx context.Context, sessions *sessionsOf, sender *sessionSender) error {
 	emails := map[string][]*accountsv1.ImportedUserEmail{}
 	st, err := r.src.Emails(ctx, func(e Email) error {
 		at := e.AddedAt
@@ -353,7 +379,7 @@ func (r *run) importUsers(ctx context.Context) error {
 		if len(users) == 0 {
 			return nil
 		}
-		return p.do(func() error { return r.sendUsers(pctx, users, info, m) })
+		return p.do(func() error { return r.sendUsers(pctx, users, info, m, sessions, sender) })
 	}
 	st, err = r.src.Users(pctx, func(u User) error {
 		created := u.CreatedAt
@@ -388,7 +414,8 @@ func (r *run) importUsers(ctx context.Context) error {
 
 // sendUsers imports one batch of users: those imported before (found by
 // name, with the id this import gives them) are not sent again.
-func (r *run) sendUsers(ctx context.Context, users []*accountsv1.ImportedUser, info []*importedUser, m *meter) error {
+func (r *run) sendUsers(ctx context.Context, users []*accountsv1.ImportedUser, info []*importedUser, m *meter,
+	sessions *sessionsOf, sender *sessionSender) error {
 	names := make([]string, len(users))
 	for i, u := range users {
 		names[i] = u.GetUsername()
@@ -404,12 +431,12 @@ func (r *run) sendUsers(ctx context.Context, users []*accountsv1.ImportedUser, i
 		}
 	}
 	var send []*accountsv1.ImportedUser
-	var sendInfo []*importedUser
+	var sendInfo, written []*importedUser
 	r.mu.Lock()
 	for i, u := range users {
 		if done[u.GetUserId()] {
 			r.sum.Users.count("already", "", u.GetExternalId(), nil)
-			r.users[info[i].mxid] = info[i]
+			written = append(written, info[i])
 			continue
 		}
 		send, sendInfo = append(send, u), append(sendInfo, info[i])
@@ -428,110 +455,157 @@ func (r *run) sendUsers(ctx context.Context, users []*accountsv1.ImportedUser, i
 			o := userOutcome(res.GetOutcome())
 			r.sum.Users.count(o, res.GetMessage(), send[i].GetExternalId(), res.GetNotes())
 			if o == "imported" || o == "already" || o == "would" {
-				r.users[sendInfo[i].mxid] = sendInfo[i]
+				written = append(written, sendInfo[i])
 			}
 		}
 		r.mu.Unlock()
 	}
+	var next []*tokenv1.ImportedSession
 	r.mu.Lock()
 	m.add(int64(len(users)), false)
+	for _, u := range written {
+		next = append(next, sessions.take(u)...)
+	}
 	r.mu.Unlock()
-	return nil
+	return sender.add(next)
 }
 
-// importSessions imports every device with its live tokens, and each
-// deviceless token, of the users written.
-func (r *run) importSessions(ctx context.Context) error {
-	tokens := map[deviceKey][]*tokenv1.ImportedToken{}
-	var deviceless []AccessToken
+// sessionsOf holds, from before the users stream, what becomes sessions:
+// the devices and deviceless tokens of every user, with the devices'
+// tokens. As each batch of users is written, their sessions are sent
+// (sessionSender), so users and sessions are imported at once.
+type sessionsOf struct {
+	tokens     map[deviceKey][]*tokenv1.ImportedToken
+	devices    map[string][]Device
+	deviceless map[string][]AccessToken
+}
+
+// gatherSessions reads every live access and refresh token and every device
+// into memory (about 200 bytes a device, 100 a token).
+func (r *run) gatherSessions(ctx context.Context) (*sessionsOf, error) {
+	g := &sessionsOf{tokens: map[deviceKey][]*tokenv1.ImportedToken{}, devices: map[string][]Device{}, deviceless: map[string][]AccessToken{}}
 	st, err := r.src.AccessTokens(ctx, func(t AccessToken) error {
-		if r.users[t.MXID] == nil {
-			return nil
-		}
 		it := &tokenv1.ImportedToken{AccessHash: hashToken(t.Token)}
 		if !t.ValidUntil.IsZero() {
 			it.AccessExpiresAt = timestamppb.New(t.ValidUntil)
 		}
 		if t.DeviceID == "" {
 			t.Token = Token(it.AccessHash) // keep the hash, not the token
-			deviceless = append(deviceless, t)
+			g.deviceless[t.MXID] = append(g.deviceless[t.MXID], t)
 			return nil
 		}
 		k := deviceKey{t.MXID, t.DeviceID}
-		tokens[k] = append(tokens[k], it)
+		g.tokens[k] = append(g.tokens[k], it)
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	r.sum.Streams = append(r.sum.Streams, st)
 	st, err = r.src.RefreshPairs(ctx, func(p RefreshPair) error {
-		if r.users[p.MXID] == nil {
-			return nil
-		}
 		it := &tokenv1.ImportedToken{AccessHash: hashToken(p.AccessToken), RefreshHash: hashToken(p.RefreshToken)}
 		if !p.AccessValidUntil.IsZero() {
 			it.AccessExpiresAt = timestamppb.New(p.AccessValidUntil)
 		}
 		k := deviceKey{p.MXID, p.DeviceID}
-		tokens[k] = append(tokens[k], it)
+		g.tokens[k] = append(g.tokens[k], it)
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	r.sum.Streams = append(r.sum.Streams, st)
-
-	m := r.meter("sessions", r.src.Info.Estimates["devices"])
-	p, pctx := newPool(ctx, r.opts.Workers)
-	var batch []*tokenv1.ImportedSession
-	flush := func() error {
-		sessions := batch
-		batch = nil
-		if len(sessions) == 0 {
-			return nil
-		}
-		return p.do(func() error { return r.sendSessions(pctx, sessions, m) })
-	}
-	add := func(s *tokenv1.ImportedSession) error {
-		r.sum.Tokens += int64(len(s.GetTokens()))
-		batch = append(batch, s)
-		if len(batch) >= r.opts.Batch {
-			return flush()
-		}
+	st, err = r.src.Devices(ctx, func(d Device) error {
+		g.devices[d.MXID] = append(g.devices[d.MXID], d)
 		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	st, err = r.src.Devices(pctx, func(d Device) error {
-		u := r.users[d.MXID]
-		if u == nil {
-			return nil // a user the import did not write
-		}
+	r.sum.Streams = append(r.sum.Streams, st)
+	return g, nil
+}
+
+// take returns the sessions of a user the import wrote (each device with
+// its tokens, then each deviceless token) and forgets them.
+func (g *sessionsOf) take(u *importedUser) []*tokenv1.ImportedSession {
+	var out []*tokenv1.ImportedSession
+	for _, d := range g.devices[u.mxid] {
 		s := &tokenv1.ImportedSession{
 			SessionId: sessionID(u, d.DeviceID, 0), UserId: u.id, Username: u.localpart, Admin: u.admin,
 			DeviceId: d.DeviceID, DeviceDisplayName: d.DisplayName, CreatedAt: timestamppb.New(u.created),
-			IpAddress: d.IP, UserAgent: d.UserAgent, Tokens: tokens[deviceKey{d.MXID, d.DeviceID}],
+			IpAddress: d.IP, UserAgent: d.UserAgent, Tokens: g.tokens[deviceKey{d.MXID, d.DeviceID}],
 		}
 		if !d.LastSeen.IsZero() {
 			s.LastActiveAt = timestamppb.New(d.LastSeen)
 		}
-		return add(s)
-	})
-	for i := 0; err == nil && i < len(deviceless); i++ {
-		t := deviceless[i]
-		u := r.users[t.MXID]
-		err = add(&tokenv1.ImportedSession{
+		delete(g.tokens, deviceKey{d.MXID, d.DeviceID})
+		out = append(out, s)
+	}
+	for _, t := range g.deviceless[u.mxid] {
+		out = append(out, &tokenv1.ImportedSession{
 			SessionId: sessionID(u, "", t.ID), UserId: u.id, Username: u.localpart, Admin: u.admin, CreatedAt: timestamppb.New(u.created),
 			Tokens: []*tokenv1.ImportedToken{{AccessHash: t.Token.Reveal(), AccessExpiresAt: tsOrNil(t.ValidUntil)}},
 		})
 	}
-	if err == nil {
-		err = flush()
+	delete(g.devices, u.mxid)
+	delete(g.deviceless, u.mxid)
+	return out
+}
+
+// sessionSender batches the sessions of the users written and sends them
+// on its own workers, while the users go on.
+type sessionSender struct {
+	r     *run
+	pool  *pool
+	ctx   context.Context
+	meter *meter
+	mu    sync.Mutex
+	batch []*tokenv1.ImportedSession
+}
+
+// add queues sessions, sending a batch whenever one is full (waiting for a
+// free worker: the users wait for the sessions when these fall behind).
+func (s *sessionSender) add(sessions []*tokenv1.ImportedSession) error {
+	s.mu.Lock()
+	var full [][]*tokenv1.ImportedSession
+	for _, x := range sessions {
+		s.r.sum.Tokens += int64(len(x.GetTokens()))
+		s.batch = append(s.batch, x)
+		if len(s.batch) >= s.r.opts.Batch {
+			full = append(full, s.batch)
+			s.batch = nil
+		}
 	}
-	if werr := p.wait(); err == nil {
+	s.mu.Unlock()
+	for _, b := range full {
+		if err := s.send(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// send sends one batch on a worker.
+func (s *sessionSender) send(batch []*tokenv1.ImportedSession) error {
+	return s.pool.do(func() error { return s.r.sendSessions(s.ctx, batch, s.meter) })
+}
+
+// finish sends what is left and waits for every batch.
+func (s *sessionSender) finish(err error) error {
+	s.mu.Lock()
+	rest := s.batch
+	s.batch = nil
+	s.mu.Unlock()
+	if err == nil && len(rest) > 0 {
+		err = s.send(rest)
+	}
+	// A batch of sessions that failed stopped the users too: its error is
+	// the cause, theirs the cancellation.
+	if werr := s.pool.wait(); werr != nil {
 		err = werr
 	}
-	r.sum.Streams = append(r.sum.Streams, st)
-	m.add(0, true)
+	s.meter.add(0, true)
 	return err
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -202,40 +203,103 @@ type fieldFunc func(ctx context.Context, m protoreflect.Message, f, sibling prot
 // walk calls fn on every personal field of m and of the event messages it
 // holds, with each field's place and owner.
 func (s *Store) walk(ctx context.Context, m protoreflect.Message, where string, owner Owner, fn fieldFunc) error {
-	fields := m.Descriptor().Fields()
-	if f := fields.ByName("user_id"); f != nil && f.Kind() == protoreflect.StringKind && !f.IsList() {
-		if id := m.Get(f).String(); id != "" {
+	p := planOf(m.Descriptor())
+	if len(p.steps) == 0 {
+		return nil
+	}
+	if p.userID != nil {
+		if id := m.Get(p.userID).String(); id != "" {
 			owner = User(id)
 		}
 	}
-	for i := range fields.Len() {
-		f := fields.Get(i)
-		if sibling := personalSibling(fields, f); sibling != nil {
-			if err := fn(ctx, m, f, sibling, where+"/"+string(f.Name()), owner); err != nil {
+	for _, st := range p.steps {
+		if st.sibling != nil {
+			if err := fn(ctx, m, st.field, st.sibling, where+st.suffix, owner); err != nil {
 				return err
 			}
+			continue
+		}
+		switch {
+		case st.field.IsList():
+			list := m.Get(st.field).List()
+			for j := range list.Len() {
+				if err := s.walk(ctx, list.Get(j).Message(), where+st.suffix+"/"+strconv.Itoa(j), owner, fn); err != nil {
+					return err
+				}
+			}
+		case m.Has(st.field):
+			if err := s.walk(ctx, m.Mutable(st.field).Message(), where+st.suffix, owner, fn); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// plan is what walk visits in messages of one type, worked out once per
+// type (walk runs on every event an import writes and every projection
+// reads: looking the fields up each time cost more than the sealing).
+type plan struct {
+	// userID is the message's user_id string field, nil when it has none.
+	userID protoreflect.FieldDescriptor
+	// steps are, in field order, the personal fields (sibling set) and the
+	// event messages that hold some, directly or deeper (sibling nil).
+	steps []planStep
+}
+
+// planStep is one field walk visits.
+type planStep struct {
+	field, sibling protoreflect.FieldDescriptor
+	suffix         string // "/<field name>"
+}
+
+// plans caches the plan of each message type, by full name.
+var plans sync.Map
+
+// planOf returns the plan of messages of type md.
+func planOf(md protoreflect.MessageDescriptor) *plan {
+	if p, ok := plans.Load(md.FullName()); ok {
+		return p.(*plan)
+	}
+	p := buildPlan(md, map[protoreflect.FullName]bool{})
+	got, _ := plans.LoadOrStore(md.FullName(), p)
+	return got.(*plan)
+}
+
+// buildPlan works out the plan of md; visiting holds the types being worked
+// out (a type that holds itself is kept as a step, to be safe).
+func buildPlan(md protoreflect.MessageDescriptor, visiting map[protoreflect.FullName]bool) *plan {
+	visiting[md.FullName()] = true
+	defer delete(visiting, md.FullName())
+	p := &plan{}
+	fields := md.Fields()
+	if f := fields.ByName("user_id"); f != nil && f.Kind() == protoreflect.StringKind && !f.IsList() {
+		p.userID = f
+	}
+	for i := range fields.Len() {
+		f := fields.Get(i)
+		suffix := "/" + string(f.Name())
+		if sibling := personalSibling(fields, f); sibling != nil {
+			p.steps = append(p.steps, planStep{field: f, sibling: sibling, suffix: suffix})
 			continue
 		}
 		if f.Kind() != protoreflect.MessageKind || f.IsMap() || f.Message().FullName() == sealedSecretName ||
 			f.Message().ParentFile().Package() != sealedSecretName.Parent() {
 			continue
 		}
-		at := where + "/" + string(f.Name())
-		switch {
-		case f.IsList():
-			list := m.Get(f).List()
-			for j := range list.Len() {
-				if err := s.walk(ctx, list.Get(j).Message(), at+"/"+strconv.Itoa(j), owner, fn); err != nil {
-					return err
+		child := f.Message()
+		if !visiting[child.FullName()] {
+			if cp, ok := plans.Load(child.FullName()); ok {
+				if len(cp.(*plan).steps) == 0 {
+					continue
 				}
-			}
-		case m.Has(f):
-			if err := s.walk(ctx, m.Mutable(f).Message(), at, owner, fn); err != nil {
-				return err
+			} else if len(buildPlan(child, visiting).steps) == 0 {
+				continue
 			}
 		}
+		p.steps = append(p.steps, planStep{field: f, suffix: suffix})
 	}
-	return nil
+	return p
 }
 
 // personalSibling returns the sealed_<x> sibling of a personal string field

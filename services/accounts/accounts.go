@@ -262,6 +262,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.runActivity(ctx) })
+	wg.Go(func() { s.calibratePasswords(ctx) })
 	wg.Go(func() {
 		if err := s.upgrade(ctx); err != nil && ctx.Err() == nil {
 			s.logger.ErrorContext(ctx, "bringing personal data up to date failed; it is tried again at the next start", "err", err)

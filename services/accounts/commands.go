@@ -287,6 +287,32 @@ func (s *Service) verifyPassword(ctx context.Context, username, pw string) (*use
 	return u, nil
 }
 
+// calibratePasswords measures what verifying a password costs in each
+// scheme users may have — argon2id, and bcrypt at Synapse's cost when users
+// were imported or a Synapse pepper is configured — so that sign-ins are
+// padded to the slowest from the first (password.Hasher.Calibrate).
+func (s *Service) calibratePasswords(ctx context.Context) {
+	imported := s.cfg.BcryptPepper != ""
+	if !imported {
+		if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE imported_from <> '')`).Scan(&imported); err != nil && ctx.Err() == nil {
+			s.logger.WarnContext(ctx, "password calibration: cannot tell whether users were imported; measuring bcrypt too", "err", err)
+			imported = true
+		}
+	}
+	var costs []int
+	if imported {
+		costs = append(costs, password.SynapseBcryptCost)
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	if err := s.hasher.Calibrate(costs...); err != nil {
+		s.logger.WarnContext(ctx, "password calibration failed", "err", err)
+		return
+	}
+	s.logger.DebugContext(ctx, "password verification padded", "to", s.hasher.PaddedTo())
+}
+
 // upgradeHash re-hashes a password with the current scheme after a successful
 // login. It is best effort: the login succeeds whatever happens here.
 func (s *Service) upgradeHash(ctx context.Context, u *userRow, pw string) {

@@ -43,7 +43,7 @@ type Options struct {
 	// BcryptCost is the cost of the hashes (bcrypt.MinCost by default).
 	BcryptCost int
 	// DevicesPerUser is how many devices, each with a token, an active user
-	// has (2 by default).
+	// has (2 by default; negative: none).
 	DevicesPerUser int
 	// Seed makes the random parts (device IDs, tokens) reproducible.
 	Seed uint64
@@ -615,10 +615,10 @@ func (g *generator) user(i int) {
 		p.AccessTokens[""] = g.token(u, r, "", "plain", "")
 		g.person("deviceless", p)
 	}
-	if i%30 == 1 {
+	if i%30 == 1 && len(p.Devices) > 0 {
 		g.token(u, r, p.Devices[0], "puppet", synapse.SkipPuppet)
 	}
-	if i%60 == 13 {
+	if i%60 == 13 && len(p.Devices) > 0 {
 		g.token(u, r, p.Devices[0], "expired", synapse.SkipExpired)
 	}
 

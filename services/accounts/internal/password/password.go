@@ -44,6 +44,9 @@ type Hasher struct {
 	dummy string
 	// pepper is appended to passwords verified against bcrypt hashes.
 	pepper string
+	// pace pads every verification to the slowest scheme's cost (pace.go);
+	// shared by the Hashers WithBcryptPepper derives.
+	pace *pacer
 }
 
 // WithBcryptPepper returns a Hasher that verifies bcrypt hashes made with
@@ -67,7 +70,7 @@ func New(p Params) *Hasher {
 	// Verification costs the same whether or not the key matches, so the
 	// dummy needs no real key; zero bytes of the right lengths will do.
 	dummy := encodeArgon2id(p, make([]byte, saltLength), make([]byte, keyLength))
-	return &Hasher{params: p, dummy: dummy}
+	return &Hasher{params: p, dummy: dummy, pace: newPacer()}
 }
 
 // Hash returns the argon2id PHC string of password with a fresh random salt.
@@ -85,17 +88,29 @@ func (h *Hasher) Hash(password string) (string, error) {
 // whether the hash should be replaced by Hash(password) because it is not
 // argon2id with this Hasher's parameters and sizes. A mismatch is not an
 // error; err (wrapping ErrMalformedHash, errs.KindInternal) is only for
-// hashes that cannot be verified at all.
+// hashes that cannot be verified at all. Whatever the scheme, it takes as
+// long as the slowest scheme verified recently (see pace.go).
 func (h *Hasher) Verify(hash, password string) (ok, rehash bool, err error) {
+	started := h.pace.now()
+	scheme := ""
 	switch {
 	case strings.HasPrefix(hash, argon2idPrefix):
-		ok, rehash, err = h.verifyArgon2id(hash, password)
+		var p Params
+		ok, rehash, p, err = h.verifyArgon2id(hash, password)
+		if err == nil {
+			scheme = argon2idScheme(p)
+		}
 	case isBcrypt(hash):
-		ok, err = verifyBcrypt(hash, synapsePassword(password, h.pepper))
+		var cost int
+		ok, cost, err = verifyBcrypt(hash, synapsePassword(password, h.pepper))
 		rehash = true
+		if err == nil {
+			scheme = bcryptScheme(cost)
+		}
 	default:
 		err = malformed("unknown hash scheme")
 	}
+	h.pace.finish(scheme, started)
 	if err != nil {
 		return false, false, errs.Internalf("verify password: %w", err)
 	}
@@ -113,15 +128,15 @@ func (h *Hasher) VerifyDummy(password string) {
 }
 
 // verifyArgon2id verifies password against an argon2id PHC string.
-func (h *Hasher) verifyArgon2id(hash, password string) (ok, rehash bool, err error) {
+func (h *Hasher) verifyArgon2id(hash, password string) (ok, rehash bool, p Params, err error) {
 	p, salt, key, err := parseArgon2id(hash)
 	if err != nil {
-		return false, false, err
+		return false, false, p, err
 	}
 	got := argon2.IDKey([]byte(password), salt, p.Iterations, p.MemoryKiB, p.Parallelism, uint32(len(key)))
 	ok = subtle.ConstantTimeCompare(got, key) == 1
 	rehash = p != h.params || len(salt) != saltLength || len(key) != keyLength
-	return ok, rehash, nil
+	return ok, rehash, p, nil
 }
 
 // isBcrypt reports whether hash claims to be a bcrypt hash of a version
@@ -144,25 +159,26 @@ func synapsePassword(password, pepper string) string {
 	return in
 }
 
-// verifyBcrypt verifies password against a bcrypt hash of bounded cost. Like
-// the Python bcrypt Synapse used, only the first 72 bytes of password count.
-func verifyBcrypt(hash, password string) (bool, error) {
+// verifyBcrypt verifies password against a bcrypt hash of bounded cost,
+// and returns the cost. Like the Python bcrypt Synapse used, only the first
+// 72 bytes of password count.
+func verifyBcrypt(hash, password string) (bool, int, error) {
 	if len(hash) != bcryptLength || hash[6] != '$' || strings.Trim(hash[7:], bcryptAlphabet) != "" {
-		return false, malformed("bcrypt hash is not $2?$<cost>$ and 53 characters of its alphabet")
+		return false, 0, malformed("bcrypt hash is not $2?$<cost>$ and 53 characters of its alphabet")
 	}
 	cost, err := bcrypt.Cost([]byte(hash))
 	if err != nil {
-		return false, malformed("bcrypt cost: %v", err)
+		return false, 0, malformed("bcrypt cost: %v", err)
 	}
 	if cost > MaxBcryptCost {
-		return false, malformed("bcrypt cost %d above %d", cost, MaxBcryptCost)
+		return false, 0, malformed("bcrypt cost %d above %d", cost, MaxBcryptCost)
 	}
 	err = bcrypt.CompareHashAndPassword([]byte(hash), []byte(password))
 	switch {
 	case errors.Is(err, bcrypt.ErrMismatchedHashAndPassword):
-		return false, nil
+		return false, cost, nil
 	case err != nil:
-		return false, malformed("bcrypt: %v", err)
+		return false, cost, malformed("bcrypt: %v", err)
 	}
-	return true, nil
+	return true, cost, nil
 }

@@ -365,3 +365,20 @@ func TestVerifyBcryptWithSynapsesPepper(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkVerifyPadded is the sign-in cost of an argon2id user on a server
+// that also holds users imported from Synapse (bcrypt cost 12): padded to
+// bcrypt's cost, so the time tells no scheme (compare the two above).
+func BenchmarkVerifyPadded(b *testing.B) {
+	h := New(DefaultParams())
+	if err := h.Calibrate(SynapseBcryptCost); err != nil {
+		b.Fatal(err)
+	}
+	hash := mustHash(b, h, "correct horse battery staple")
+	for b.Loop() {
+		if ok, _, err := h.Verify(hash, "correct horse battery staple"); !ok || err != nil {
+			b.Fatalf("Verify = %v, %v", ok, err)
+		}
+	}
+	b.ReportMetric(float64(h.PaddedTo().Microseconds())/1000, "ms-padded-to")
+}

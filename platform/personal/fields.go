@@ -253,7 +253,10 @@ type planStep struct {
 	suffix         string // "/<field name>"
 }
 
-// plans caches the plan of each message type, by full name.
+// plans caches the plan of each message type, by full name. It is the one
+// package-level value that changes: it only memoises what the compiled-in
+// descriptors already fix (as protobuf's own registry does), so two stores
+// can never see different plans.
 var plans sync.Map
 
 // planOf returns the plan of messages of type md.

@@ -98,6 +98,8 @@ func applyAuditEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error 
 		if err = serr; err == nil {
 			e = &auditEntry{userID: user, sessionID: ev.GetSessionId(), summary: fmt.Sprintf("%s session %s ended: %s", kindName(kind), ev.GetSessionId(), ev.GetReason())}
 		}
+	case *eventsv1.SessionSnapshotted:
+		// A session's state written again when its stream was compacted: nothing happened.
 	case *eventsv1.LoginTokenIssued:
 		if err = remember(rec.Aggregate().ID, ev.GetUserId(), "login_token"); err == nil {
 			e = &auditEntry{userID: ev.GetUserId(), summary: "single-use login token issued (compat SSO)"}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"gatehouse.dev/platform/errs"
@@ -153,7 +154,7 @@ func (s *Service) rotate(ctx context.Context, rot rotation) (pair, session.State
 		if err != nil {
 			return nil, err
 		}
-		return eventlog.Writes(ref, rot.actor(st), version, decided...), nil
+		return s.sessionWrites(ctx, ref, rot.actor(st), st, version, decided...)
 	})
 	if err != nil {
 		return pair{}, session.State{}, errs.Classify(err, errs.KindUnavailable, unavailableMsg)
@@ -179,8 +180,12 @@ func (s *Service) endSession(ctx context.Context, sessionID, reason, actor strin
 	}
 	ref := sessionRef(sessionID)
 	appended, err := s.log.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
-		decided, err := session.End(session.Fold(history), reason)
-		return eventlog.Writes(ref, actor, version, decided...), err
+		st := session.Fold(history)
+		decided, err := session.End(st, reason)
+		if err != nil {
+			return nil, err
+		}
+		return s.sessionWrites(ctx, ref, actor, st, version, decided...)
 	})
 	if err != nil {
 		return err
@@ -190,6 +195,31 @@ func (s *Service) endSession(ctx context.Context, sessionID, reason, actor strin
 		return s.projections.WaitFor(ctx, sessionsProjection, appended.Last())
 	}
 	return nil
+}
+
+// sessionWrites are the writes of the events decided on a session's state
+// st (at version): each carries the session's snapshot after it
+// (session.WithState), so that the session's last event alone holds it. The
+// start's address and user agent, sealed where the start was read from,
+// are sealed again for their place in the snapshot.
+func (s *Service) sessionWrites(ctx context.Context, ref eventlog.Ref, actor string, st session.State, version uint64, decided ...proto.Message) ([]eventlog.Write, error) {
+	if !st.Exists() || len(decided) == 0 {
+		return eventlog.Writes(ref, actor, version, decided...), nil
+	}
+	started := proto.Clone(st.Started).(*eventsv1.SessionStarted)
+	if err := s.personal.Unseal(ctx, started, st.SealedAt); err != nil {
+		return nil, err
+	}
+	st.Started = started
+	events := session.WithState(st, version, s.now(), decided)
+	for i, ev := range events {
+		sealed, err := s.personal.SealDroppingErased(ctx, ev, s.log.Subject(ref), personal.NoOwner)
+		if err != nil {
+			return nil, err
+		}
+		events[i] = sealed
+	}
+	return eventlog.Writes(ref, actor, version, events...), nil
 }
 
 // hasScope reports whether the space-separated scope holds tok.

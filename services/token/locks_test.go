@@ -84,13 +84,21 @@ type replica struct {
 
 func (e *lockEnv) replica(t *testing.T) *replica {
 	t.Helper()
+	return e.replicaWith(t, func(*Config) {})
+}
+
+// replicaWith is a replica whose configuration tune changes.
+func (e *lockEnv) replicaWith(t *testing.T, tune func(*Config)) *replica {
+	t.Helper()
 	ctx := context.Background()
 	pool, err := pg.Connect(ctx, e.dbURL, Schema)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	svc, err := New(ctx, Config{Issuer: "https://auth.example.org/", MatrixSecret: lockTestSecret, ServerName: "example.org"},
+	cfg := Config{Issuer: "https://auth.example.org/", MatrixSecret: lockTestSecret, ServerName: "example.org"}
+	tune(&cfg)
+	svc, err := New(ctx, cfg,
 		Deps{Pool: pool, JetStream: e.js, Logger: slog.New(slog.DiscardHandler), Keyring: e.keyring})
 	if err != nil {
 		t.Fatal(err)

@@ -206,20 +206,19 @@ func (s *Service) sessionWrites(ctx context.Context, ref eventlog.Ref, actor str
 	if !st.Exists() || len(decided) == 0 {
 		return eventlog.Writes(ref, actor, version, decided...), nil
 	}
-	started := proto.Clone(st.Started).(*eventsv1.SessionStarted)
-	if err := s.personal.Unseal(ctx, started, st.SealedAt); err != nil {
-		return nil, err
-	}
-	st.Started = started
 	events := session.WithState(st, version, s.now(), decided)
+	writes := make([]eventlog.Write, len(events))
 	for i, ev := range events {
-		sealed, err := s.personal.SealDroppingErased(ctx, ev, s.log.Subject(ref), personal.NoOwner)
+		sealed, err := resealSnapshot(ctx, s.personal, s.log.Subject(ref), st, ev)
 		if err != nil {
 			return nil, err
 		}
-		events[i] = sealed
+		writes[i] = eventlog.Write{Expect: eventlog.ExpectVersion(version), Event: eventlog.Event{Aggregate: ref, Actor: actor, Payload: sealed}}
+		if _, ended := ev.(*eventsv1.SessionEnded); ended && s.cfg.CompactSessions {
+			writes[i].TTL = s.cfg.EndedSessionRetention // the session's subject goes once no token of it can be live (compaction.go)
+		}
 	}
-	return eventlog.Writes(ref, actor, version, events...), nil
+	return writes, nil
 }
 
 // hasScope reports whether the space-separated scope holds tok.

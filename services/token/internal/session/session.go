@@ -168,6 +168,12 @@ func (s *State) rotate(ev *eventsv1.TokensIssued, after uint64, at time.Time) {
 	s.issue(ev, at, false)
 }
 
+// HasSnapshot reports whether an event carries its session's state.
+func HasSnapshot(ev proto.Message) bool { return snapshotOf(ev) != nil }
+
+// EndedAt is when the session ended (zero: it has not).
+func (s State) EndedAt() time.Time { return s.endedAt }
+
 // snapshotOf is the snapshot an event carries, if any.
 func snapshotOf(ev proto.Message) *eventsv1.SessionSnapshot {
 	switch ev := ev.(type) { //eventcheck:partial — the events that carry a snapshot; the others carry none

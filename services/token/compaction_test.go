@@ -214,5 +214,3 @@ func readModel(ctx context.Context, t *testing.T, r *replica) string {
 	}
 	return fmt.Sprintf("sessions %s\ntokens %s", sessions, tokens)
 }
-
-

@@ -117,8 +117,8 @@ func resealSnapshot(ctx context.Context, keys *personal.Store, subject string, s
 }
 
 // sweepEnded drops, every sweepEndedEvery, the sessions ended longer ago
-// than the retention, with their tokens: their last event has expired from
-// the stream, so a rebuild would not hold them either.
+// than the retention, with their tokens and audit trail: their last event
+// has expired from the stream, so a rebuild would not hold them either.
 func (s *Service) sweepEnded(ctx context.Context) {
 	for {
 		cutoff := s.now().Add(-s.cfg.EndedSessionRetention)
@@ -133,15 +133,23 @@ func (s *Service) sweepEnded(ctx context.Context) {
 	}
 }
 
-// dropEnded deletes the sessions ended before cutoff and their tokens.
+// dropEnded deletes the sessions ended before cutoff, their tokens and
+// their audit trail (which their snapshot carried: a rebuild would not
+// have it either).
 func (s *Service) dropEnded(ctx context.Context, cutoff time.Time) (int64, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return 0, err
 	}
 	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, `DELETE FROM tokens t USING sessions s WHERE t.session_id = s.session_id AND s.ended_at < $1`, cutoff); err != nil {
-		return 0, err
+	for _, sql := range []string{
+		`DELETE FROM tokens t USING sessions s WHERE t.session_id = s.session_id AND s.ended_at < $1`,
+		`DELETE FROM audit_log a USING sessions s WHERE a.session_id = s.session_id AND s.ended_at < $1`,
+		`DELETE FROM audit_subjects a USING sessions s WHERE a.aggregate_id = s.session_id AND s.ended_at < $1`,
+	} {
+		if _, err := tx.Exec(ctx, sql, cutoff); err != nil {
+			return 0, err
+		}
 	}
 	tag, err := tx.Exec(ctx, `DELETE FROM sessions WHERE ended_at < $1`, cutoff)
 	if err != nil {

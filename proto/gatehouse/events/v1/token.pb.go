@@ -383,7 +383,11 @@ type SessionSnapshot struct {
 	EndedAt   *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=ended_at,json=endedAt,proto3" json:"ended_at,omitempty"`
 	EndReason string                 `protobuf:"bytes,7,opt,name=end_reason,json=endReason,proto3" json:"end_reason,omitempty"`
 	// When the session was last used, as far as its own events know (imports).
-	LastActiveAt  *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_active_at,json=lastActiveAt,proto3" json:"last_active_at,omitempty"`
+	LastActiveAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_active_at,json=lastActiveAt,proto3" json:"last_active_at,omitempty"`
+	// The audit trail of the session's earlier events (its start, renames,
+	// regenerations; the newest 64 after the start), so that the audit read
+	// model rebuilt from the session's last event has them.
+	Audit         []*AuditEntry `protobuf:"bytes,9,rep,name=audit,proto3" json:"audit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -474,6 +478,111 @@ func (x *SessionSnapshot) GetLastActiveAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *SessionSnapshot) GetAudit() []*AuditEntry {
+	if x != nil {
+		return x.Audit
+	}
+	return nil
+}
+
+// AuditEntry is what one earlier event of a session added to the audit
+// trail (the token service's audit read model), as it added it.
+type AuditEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The event's stream sequence, id, type, actor and time.
+	Seq        uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	EventId    string                 `protobuf:"bytes,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	EventType  string                 `protobuf:"bytes,3,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	Actor      string                 `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
+	OccurredAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	// Never a token or a hash, nor personal data.
+	Summary string `protobuf:"bytes,6,opt,name=summary,proto3" json:"summary,omitempty"`
+	// The session's start: the entry's address is the session's (sealed in
+	// the snapshot's session).
+	Start         bool `protobuf:"varint,7,opt,name=start,proto3" json:"start,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditEntry) Reset() {
+	*x = AuditEntry{}
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditEntry) ProtoMessage() {}
+
+func (x *AuditEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
+func (*AuditEntry) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *AuditEntry) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *AuditEntry) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetEventType() string {
+	if x != nil {
+		return x.EventType
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
+}
+
+func (x *AuditEntry) GetSummary() string {
+	if x != nil {
+		return x.Summary
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetStart() bool {
+	if x != nil {
+		return x.Start
+	}
+	return false
+}
+
 // SessionToken is one token of a SessionSnapshot, by hash.
 type SessionToken struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -498,7 +607,7 @@ type SessionToken struct {
 
 func (x *SessionToken) Reset() {
 	*x = SessionToken{}
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[4]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -510,7 +619,7 @@ func (x *SessionToken) String() string {
 func (*SessionToken) ProtoMessage() {}
 
 func (x *SessionToken) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[4]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -523,7 +632,7 @@ func (x *SessionToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionToken.ProtoReflect.Descriptor instead.
 func (*SessionToken) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{4}
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SessionToken) GetHash() string {
@@ -604,7 +713,7 @@ type SigningKeysGenerated struct {
 
 func (x *SigningKeysGenerated) Reset() {
 	*x = SigningKeysGenerated{}
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[5]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -616,7 +725,7 @@ func (x *SigningKeysGenerated) String() string {
 func (*SigningKeysGenerated) ProtoMessage() {}
 
 func (x *SigningKeysGenerated) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[5]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -629,7 +738,7 @@ func (x *SigningKeysGenerated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SigningKeysGenerated.ProtoReflect.Descriptor instead.
 func (*SigningKeysGenerated) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{5}
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SigningKeysGenerated) GetPrivateJwks() []byte {
@@ -682,7 +791,7 @@ type SessionEnded struct {
 
 func (x *SessionEnded) Reset() {
 	*x = SessionEnded{}
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[6]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -694,7 +803,7 @@ func (x *SessionEnded) String() string {
 func (*SessionEnded) ProtoMessage() {}
 
 func (x *SessionEnded) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[6]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -707,7 +816,7 @@ func (x *SessionEnded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionEnded.ProtoReflect.Descriptor instead.
 func (*SessionEnded) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{6}
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SessionEnded) GetSessionId() string {
@@ -746,7 +855,7 @@ type ClientAssertionUsed struct {
 
 func (x *ClientAssertionUsed) Reset() {
 	*x = ClientAssertionUsed{}
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[7]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -758,7 +867,7 @@ func (x *ClientAssertionUsed) String() string {
 func (*ClientAssertionUsed) ProtoMessage() {}
 
 func (x *ClientAssertionUsed) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[7]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -771,7 +880,7 @@ func (x *ClientAssertionUsed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientAssertionUsed.ProtoReflect.Descriptor instead.
 func (*ClientAssertionUsed) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{7}
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ClientAssertionUsed) GetClientId() string {
@@ -807,7 +916,7 @@ type LoginTokenIssued struct {
 
 func (x *LoginTokenIssued) Reset() {
 	*x = LoginTokenIssued{}
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[8]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -819,7 +928,7 @@ func (x *LoginTokenIssued) String() string {
 func (*LoginTokenIssued) ProtoMessage() {}
 
 func (x *LoginTokenIssued) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[8]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -832,7 +941,7 @@ func (x *LoginTokenIssued) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginTokenIssued.ProtoReflect.Descriptor instead.
 func (*LoginTokenIssued) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{8}
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *LoginTokenIssued) GetUserId() string {
@@ -881,7 +990,7 @@ type LoginTokenUsed struct {
 
 func (x *LoginTokenUsed) Reset() {
 	*x = LoginTokenUsed{}
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[9]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -893,7 +1002,7 @@ func (x *LoginTokenUsed) String() string {
 func (*LoginTokenUsed) ProtoMessage() {}
 
 func (x *LoginTokenUsed) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[9]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -906,7 +1015,7 @@ func (x *LoginTokenUsed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginTokenUsed.ProtoReflect.Descriptor instead.
 func (*LoginTokenUsed) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{9}
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *LoginTokenUsed) GetSessionId() string {
@@ -931,7 +1040,7 @@ type SessionRenamed struct {
 
 func (x *SessionRenamed) Reset() {
 	*x = SessionRenamed{}
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[10]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -943,7 +1052,7 @@ func (x *SessionRenamed) String() string {
 func (*SessionRenamed) ProtoMessage() {}
 
 func (x *SessionRenamed) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[10]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -956,7 +1065,7 @@ func (x *SessionRenamed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionRenamed.ProtoReflect.Descriptor instead.
 func (*SessionRenamed) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{10}
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SessionRenamed) GetSessionId() string {
@@ -993,7 +1102,7 @@ type SessionsActive struct {
 
 func (x *SessionsActive) Reset() {
 	*x = SessionsActive{}
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[11]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1005,7 +1114,7 @@ func (x *SessionsActive) String() string {
 func (*SessionsActive) ProtoMessage() {}
 
 func (x *SessionsActive) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[11]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1018,7 +1127,7 @@ func (x *SessionsActive) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionsActive.ProtoReflect.Descriptor instead.
 func (*SessionsActive) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{11}
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SessionsActive) GetEntries() []*SessionsActive_Entry {
@@ -1056,7 +1165,7 @@ type SessionImported struct {
 
 func (x *SessionImported) Reset() {
 	*x = SessionImported{}
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[12]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1068,7 +1177,7 @@ func (x *SessionImported) String() string {
 func (*SessionImported) ProtoMessage() {}
 
 func (x *SessionImported) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[12]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1081,7 +1190,7 @@ func (x *SessionImported) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionImported.ProtoReflect.Descriptor instead.
 func (*SessionImported) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{12}
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SessionImported) GetSession() *SessionStarted {
@@ -1136,7 +1245,7 @@ type SessionsActive_Entry struct {
 
 func (x *SessionsActive_Entry) Reset() {
 	*x = SessionsActive_Entry{}
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[13]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1148,7 +1257,7 @@ func (x *SessionsActive_Entry) String() string {
 func (*SessionsActive_Entry) ProtoMessage() {}
 
 func (x *SessionsActive_Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[13]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1161,7 +1270,7 @@ func (x *SessionsActive_Entry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionsActive_Entry.ProtoReflect.Descriptor instead.
 func (*SessionsActive_Entry) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{11, 0}
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{12, 0}
 }
 
 func (x *SessionsActive_Entry) GetSessionId() string {
@@ -1238,7 +1347,7 @@ const file_gatehouse_events_v1_token_proto_rawDesc = "" +
 	"\x12SessionSnapshotted\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12:\n" +
-	"\x05state\x18\x02 \x01(\v2$.gatehouse.events.v1.SessionSnapshotR\x05state\"\xa4\x03\n" +
+	"\x05state\x18\x02 \x01(\v2$.gatehouse.events.v1.SessionSnapshotR\x05state\"\xdb\x03\n" +
 	"\x0fSessionSnapshot\x12=\n" +
 	"\asession\x18\x01 \x01(\v2#.gatehouse.events.v1.SessionStartedR\asession\x129\n" +
 	"\n" +
@@ -1249,7 +1358,19 @@ const file_gatehouse_events_v1_token_proto_rawDesc = "" +
 	"\bended_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\aendedAt\x12\x1d\n" +
 	"\n" +
 	"end_reason\x18\a \x01(\tR\tendReason\x12@\n" +
-	"\x0elast_active_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\flastActiveAt\"\xd1\x02\n" +
+	"\x0elast_active_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\flastActiveAt\x125\n" +
+	"\x05audit\x18\t \x03(\v2\x1f.gatehouse.events.v1.AuditEntryR\x05audit\"\xdb\x01\n" +
+	"\n" +
+	"AuditEntry\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x19\n" +
+	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12\x1d\n" +
+	"\n" +
+	"event_type\x18\x03 \x01(\tR\teventType\x12\x14\n" +
+	"\x05actor\x18\x04 \x01(\tR\x05actor\x12;\n" +
+	"\voccurred_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\x12\x18\n" +
+	"\asummary\x18\x06 \x01(\tR\asummary\x12\x14\n" +
+	"\x05start\x18\a \x01(\bR\x05start\"\xd1\x02\n" +
 	"\fSessionToken\x12\x12\n" +
 	"\x04hash\x18\x01 \x01(\tR\x04hash\x12\x18\n" +
 	"\arefresh\x18\x02 \x01(\bR\arefresh\x127\n" +
@@ -1322,59 +1443,62 @@ func file_gatehouse_events_v1_token_proto_rawDescGZIP() []byte {
 	return file_gatehouse_events_v1_token_proto_rawDescData
 }
 
-var file_gatehouse_events_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_gatehouse_events_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_gatehouse_events_v1_token_proto_goTypes = []any{
 	(*SessionStarted)(nil),        // 0: gatehouse.events.v1.SessionStarted
 	(*TokensIssued)(nil),          // 1: gatehouse.events.v1.TokensIssued
 	(*SessionSnapshotted)(nil),    // 2: gatehouse.events.v1.SessionSnapshotted
 	(*SessionSnapshot)(nil),       // 3: gatehouse.events.v1.SessionSnapshot
-	(*SessionToken)(nil),          // 4: gatehouse.events.v1.SessionToken
-	(*SigningKeysGenerated)(nil),  // 5: gatehouse.events.v1.SigningKeysGenerated
-	(*SessionEnded)(nil),          // 6: gatehouse.events.v1.SessionEnded
-	(*ClientAssertionUsed)(nil),   // 7: gatehouse.events.v1.ClientAssertionUsed
-	(*LoginTokenIssued)(nil),      // 8: gatehouse.events.v1.LoginTokenIssued
-	(*LoginTokenUsed)(nil),        // 9: gatehouse.events.v1.LoginTokenUsed
-	(*SessionRenamed)(nil),        // 10: gatehouse.events.v1.SessionRenamed
-	(*SessionsActive)(nil),        // 11: gatehouse.events.v1.SessionsActive
-	(*SessionImported)(nil),       // 12: gatehouse.events.v1.SessionImported
-	(*SessionsActive_Entry)(nil),  // 13: gatehouse.events.v1.SessionsActive.Entry
-	(*SealedSecret)(nil),          // 14: gatehouse.events.v1.SealedSecret
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
-	(SecretChange)(0),             // 16: gatehouse.events.v1.SecretChange
+	(*AuditEntry)(nil),            // 4: gatehouse.events.v1.AuditEntry
+	(*SessionToken)(nil),          // 5: gatehouse.events.v1.SessionToken
+	(*SigningKeysGenerated)(nil),  // 6: gatehouse.events.v1.SigningKeysGenerated
+	(*SessionEnded)(nil),          // 7: gatehouse.events.v1.SessionEnded
+	(*ClientAssertionUsed)(nil),   // 8: gatehouse.events.v1.ClientAssertionUsed
+	(*LoginTokenIssued)(nil),      // 9: gatehouse.events.v1.LoginTokenIssued
+	(*LoginTokenUsed)(nil),        // 10: gatehouse.events.v1.LoginTokenUsed
+	(*SessionRenamed)(nil),        // 11: gatehouse.events.v1.SessionRenamed
+	(*SessionsActive)(nil),        // 12: gatehouse.events.v1.SessionsActive
+	(*SessionImported)(nil),       // 13: gatehouse.events.v1.SessionImported
+	(*SessionsActive_Entry)(nil),  // 14: gatehouse.events.v1.SessionsActive.Entry
+	(*SealedSecret)(nil),          // 15: gatehouse.events.v1.SealedSecret
+	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
+	(SecretChange)(0),             // 17: gatehouse.events.v1.SecretChange
 }
 var file_gatehouse_events_v1_token_proto_depIdxs = []int32{
 	1,  // 0: gatehouse.events.v1.SessionStarted.tokens:type_name -> gatehouse.events.v1.TokensIssued
-	14, // 1: gatehouse.events.v1.SessionStarted.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
-	14, // 2: gatehouse.events.v1.SessionStarted.sealed_user_agent:type_name -> gatehouse.events.v1.SealedSecret
-	15, // 3: gatehouse.events.v1.TokensIssued.access_expires_at:type_name -> google.protobuf.Timestamp
+	15, // 1: gatehouse.events.v1.SessionStarted.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
+	15, // 2: gatehouse.events.v1.SessionStarted.sealed_user_agent:type_name -> gatehouse.events.v1.SealedSecret
+	16, // 3: gatehouse.events.v1.TokensIssued.access_expires_at:type_name -> google.protobuf.Timestamp
 	3,  // 4: gatehouse.events.v1.TokensIssued.state:type_name -> gatehouse.events.v1.SessionSnapshot
 	3,  // 5: gatehouse.events.v1.SessionSnapshotted.state:type_name -> gatehouse.events.v1.SessionSnapshot
 	0,  // 6: gatehouse.events.v1.SessionSnapshot.session:type_name -> gatehouse.events.v1.SessionStarted
-	15, // 7: gatehouse.events.v1.SessionSnapshot.created_at:type_name -> google.protobuf.Timestamp
-	4,  // 8: gatehouse.events.v1.SessionSnapshot.tokens:type_name -> gatehouse.events.v1.SessionToken
-	15, // 9: gatehouse.events.v1.SessionSnapshot.ended_at:type_name -> google.protobuf.Timestamp
-	15, // 10: gatehouse.events.v1.SessionSnapshot.last_active_at:type_name -> google.protobuf.Timestamp
-	15, // 11: gatehouse.events.v1.SessionToken.issued_at:type_name -> google.protobuf.Timestamp
-	15, // 12: gatehouse.events.v1.SessionToken.expires_at:type_name -> google.protobuf.Timestamp
-	15, // 13: gatehouse.events.v1.SessionToken.consumed_at:type_name -> google.protobuf.Timestamp
-	14, // 14: gatehouse.events.v1.SigningKeysGenerated.sealed_private_jwks:type_name -> gatehouse.events.v1.SealedSecret
-	14, // 15: gatehouse.events.v1.SigningKeysGenerated.sealed_token_mac_key:type_name -> gatehouse.events.v1.SealedSecret
-	16, // 16: gatehouse.events.v1.SigningKeysGenerated.change:type_name -> gatehouse.events.v1.SecretChange
-	3,  // 17: gatehouse.events.v1.SessionEnded.state:type_name -> gatehouse.events.v1.SessionSnapshot
-	15, // 18: gatehouse.events.v1.ClientAssertionUsed.expires_at:type_name -> google.protobuf.Timestamp
-	15, // 19: gatehouse.events.v1.LoginTokenIssued.expires_at:type_name -> google.protobuf.Timestamp
-	3,  // 20: gatehouse.events.v1.SessionRenamed.state:type_name -> gatehouse.events.v1.SessionSnapshot
-	13, // 21: gatehouse.events.v1.SessionsActive.entries:type_name -> gatehouse.events.v1.SessionsActive.Entry
-	0,  // 22: gatehouse.events.v1.SessionImported.session:type_name -> gatehouse.events.v1.SessionStarted
-	1,  // 23: gatehouse.events.v1.SessionImported.tokens:type_name -> gatehouse.events.v1.TokensIssued
-	15, // 24: gatehouse.events.v1.SessionImported.created_at:type_name -> google.protobuf.Timestamp
-	15, // 25: gatehouse.events.v1.SessionImported.last_active_at:type_name -> google.protobuf.Timestamp
-	14, // 26: gatehouse.events.v1.SessionsActive.Entry.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
-	27, // [27:27] is the sub-list for method output_type
-	27, // [27:27] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	16, // 7: gatehouse.events.v1.SessionSnapshot.created_at:type_name -> google.protobuf.Timestamp
+	5,  // 8: gatehouse.events.v1.SessionSnapshot.tokens:type_name -> gatehouse.events.v1.SessionToken
+	16, // 9: gatehouse.events.v1.SessionSnapshot.ended_at:type_name -> google.protobuf.Timestamp
+	16, // 10: gatehouse.events.v1.SessionSnapshot.last_active_at:type_name -> google.protobuf.Timestamp
+	4,  // 11: gatehouse.events.v1.SessionSnapshot.audit:type_name -> gatehouse.events.v1.AuditEntry
+	16, // 12: gatehouse.events.v1.AuditEntry.occurred_at:type_name -> google.protobuf.Timestamp
+	16, // 13: gatehouse.events.v1.SessionToken.issued_at:type_name -> google.protobuf.Timestamp
+	16, // 14: gatehouse.events.v1.SessionToken.expires_at:type_name -> google.protobuf.Timestamp
+	16, // 15: gatehouse.events.v1.SessionToken.consumed_at:type_name -> google.protobuf.Timestamp
+	15, // 16: gatehouse.events.v1.SigningKeysGenerated.sealed_private_jwks:type_name -> gatehouse.events.v1.SealedSecret
+	15, // 17: gatehouse.events.v1.SigningKeysGenerated.sealed_token_mac_key:type_name -> gatehouse.events.v1.SealedSecret
+	17, // 18: gatehouse.events.v1.SigningKeysGenerated.change:type_name -> gatehouse.events.v1.SecretChange
+	3,  // 19: gatehouse.events.v1.SessionEnded.state:type_name -> gatehouse.events.v1.SessionSnapshot
+	16, // 20: gatehouse.events.v1.ClientAssertionUsed.expires_at:type_name -> google.protobuf.Timestamp
+	16, // 21: gatehouse.events.v1.LoginTokenIssued.expires_at:type_name -> google.protobuf.Timestamp
+	3,  // 22: gatehouse.events.v1.SessionRenamed.state:type_name -> gatehouse.events.v1.SessionSnapshot
+	14, // 23: gatehouse.events.v1.SessionsActive.entries:type_name -> gatehouse.events.v1.SessionsActive.Entry
+	0,  // 24: gatehouse.events.v1.SessionImported.session:type_name -> gatehouse.events.v1.SessionStarted
+	1,  // 25: gatehouse.events.v1.SessionImported.tokens:type_name -> gatehouse.events.v1.TokensIssued
+	16, // 26: gatehouse.events.v1.SessionImported.created_at:type_name -> google.protobuf.Timestamp
+	16, // 27: gatehouse.events.v1.SessionImported.last_active_at:type_name -> google.protobuf.Timestamp
+	15, // 28: gatehouse.events.v1.SessionsActive.Entry.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
+	29, // [29:29] is the sub-list for method output_type
+	29, // [29:29] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_events_v1_token_proto_init() }
@@ -1389,7 +1513,7 @@ func file_gatehouse_events_v1_token_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_events_v1_token_proto_rawDesc), len(file_gatehouse_events_v1_token_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

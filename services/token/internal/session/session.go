@@ -46,7 +46,9 @@ type State struct {
 	// snapshot carries.
 	createdAt, endedAt, lastActive time.Time
 	endReason                      string
-	Version                        uint64
+	// audit is the trail of the session's audit events (audit.go).
+	audit   []*eventsv1.AuditEntry
+	Version uint64
 }
 
 // ReuseMemory is how many of a session's rotated-out refresh tokens are
@@ -76,6 +78,7 @@ func Fold(history []eventlog.Record) State {
 		if snap := snapshotOf(rec.Event); snap != nil {
 			s.restore(snap)
 			s.SealedAt = rec.Subject + "/state/session"
+			s.noteAudit(rec)
 			continue
 		}
 		switch ev := rec.Event.(type) {
@@ -108,6 +111,7 @@ func Fold(history []eventlog.Record) State {
 		case *eventsv1.SessionSnapshotted:
 			// One without a state changes nothing (with one: restored above).
 		}
+		s.noteAudit(rec)
 	}
 	return s
 }
@@ -136,7 +140,7 @@ func (s *State) issue(t *eventsv1.TokensIssued, at time.Time, imported bool) {
 // clone is a copy of the state sharing nothing it changes.
 func (s State) clone() State {
 	s.consumed, s.imported, s.live = maps.Clone(s.consumed), maps.Clone(s.imported), maps.Clone(s.live)
-	s.order, s.liveOrder = slices.Clone(s.order), slices.Clone(s.liveOrder)
+	s.order, s.liveOrder, s.audit = slices.Clone(s.order), slices.Clone(s.liveOrder), slices.Clone(s.audit)
 	return s
 }
 
@@ -200,6 +204,7 @@ func (s *State) restore(snap *eventsv1.SessionSnapshot) {
 		s.lastActive = snap.GetLastActiveAt().AsTime()
 	}
 	s.DisplayName = snap.GetDeviceDisplayName()
+	s.audit = snap.GetAudit()
 	s.Ended, s.endReason = snap.GetEnded(), snap.GetEndReason()
 	if snap.GetEndedAt() != nil {
 		s.endedAt = snap.GetEndedAt().AsTime()
@@ -237,7 +242,7 @@ func (s State) Snapshot() *eventsv1.SessionSnapshot {
 	started.Tokens = nil
 	snap := &eventsv1.SessionSnapshot{
 		Session: started, CreatedAt: timestamppb.New(s.createdAt), DeviceDisplayName: s.DisplayName,
-		Ended: s.Ended, EndReason: s.endReason,
+		Ended: s.Ended, EndReason: s.endReason, Audit: s.audit,
 	}
 	if !s.endedAt.IsZero() {
 		snap.EndedAt = timestamppb.New(s.endedAt)

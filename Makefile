@@ -90,6 +90,8 @@ bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./platform/ratelimit/
 	@echo "== token introspection index: memory per million live tokens (every replica holds every live token) =="
 	$(GO) test -run '^$$' -bench '^BenchmarkIndexMemory$$' -benchtime 1x ./services/token/
+	@echo "== session storage: disk per refresh and per active session per day (NATS file store + PostgreSQL), history kept vs oauth.compact_sessions; before the redesign: NATS 824 B + PostgreSQL 623 B per refresh (issue 16) =="
+	$(GO) test -run '^$$' -bench '^BenchmarkSessionStorage$$' -benchtime 1x -timeout 10m ./services/token/
 	@echo "== passwords: sign-in cost of argon2id (default parameters) vs a bcrypt hash imported from Synapse (cost 12, pepper), and argon2id padded to bcrypt (every verification takes the slowest scheme's time) =="
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./services/accounts/internal/password/
 	@echo "== load test of a running gatehouse serve: introspection (HTTP, gRPC), client_credentials; 64 concurrent clients =="

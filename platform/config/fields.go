@@ -203,6 +203,20 @@ func baseFields() []field {
 				c.OAuth.ActivityFlushInterval = d
 				return err
 			}},
+		{"oauth.compact_sessions", "GATEHOUSE_COMPACT_SESSIONS",
+			"true: the TOKEN stream keeps only each session's last event (its whole state) and ended sessions expire; compacts an existing stream once, cannot be undone.",
+			func(c *Config, v string) error {
+				b, err := strconv.ParseBool(v)
+				c.OAuth.CompactSessions = b
+				return err
+			}},
+		{"oauth.ended_session_retention", "GATEHOUSE_ENDED_SESSION_RETENTION",
+			"With oauth.compact_sessions, how long an ended session stays, e.g. 720h (the default); at least 1h.",
+			func(c *Config, v string) error {
+				d, err := time.ParseDuration(v)
+				c.OAuth.EndedSessionRetention = d
+				return err
+			}},
 		{"timeouts.request", "GATEHOUSE_REQUEST_TIMEOUT",
 			"Server-side deadline of every public HTTP request and of gRPC calls without one, e.g. 15s; 1s..5m. Past it the caller gets 503 (UNAVAILABLE) rather than a hang.",
 			func(c *Config, v string) error {

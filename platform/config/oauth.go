@@ -30,6 +30,16 @@ type OAuth struct {
 	// (GATEHOUSE_OAUTH_ADMIN_CLIENTS, comma-separated). No other client ever
 	// gets one for itself.
 	AdminClients []string `yaml:"admin_clients,omitempty"`
+	// CompactSessions (GATEHOUSE_COMPACT_SESSIONS): the TOKEN stream keeps
+	// only the last event of each session, which holds its whole state, and
+	// ended sessions expire after EndedSessionRetention: storage follows
+	// live sessions, not their history (ARCHITECTURE "Storage that follows
+	// live state"). Turning it on compacts an existing stream once; stop
+	// replicas of earlier versions first. It cannot be turned off.
+	CompactSessions bool `yaml:"compact_sessions,omitempty"`
+	// EndedSessionRetention (GATEHOUSE_ENDED_SESSION_RETENTION, ≥ 1h; 0:
+	// 720h) is how long an ended session stays listed, with compact_sessions.
+	EndedSessionRetention time.Duration `yaml:"ended_session_retention,omitempty"`
 }
 
 // StaticClient is an OAuth client defined in configuration.
@@ -61,6 +71,9 @@ func (p *problems) validateOAuth(o OAuth) {
 	}
 	if o.RefreshReuseGrace < 0 || o.RefreshReuseGrace > time.Minute {
 		p.add("oauth.refresh_reuse_grace", "%s is outside 0..1m", o.RefreshReuseGrace)
+	}
+	if o.EndedSessionRetention != 0 && o.EndedSessionRetention < time.Hour {
+		p.add("oauth.ended_session_retention", "%s is below 1h", o.EndedSessionRetention)
 	}
 	if o.ActivityFlushInterval < time.Second || o.ActivityFlushInterval > 10*time.Minute {
 		p.add("oauth.activity_flush_interval", "%s is outside 1s..10m", o.ActivityFlushInterval)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -129,4 +130,59 @@ func (l *Log) FirstID(ctx context.Context, ref Ref) (string, error) {
 		return "", err
 	}
 	return rec.ID(), nil
+}
+
+// lastOfEachBatch is how many messages one fetch of LastOfEach asks for.
+const lastOfEachBatch = 256
+
+// LastOfEach calls fn with the last event of each aggregate whose subject
+// matches filter (for example "token.session.*"), in stream order, as the
+// stream holds them when it starts: a pass over every live aggregate, such
+// as writing a snapshot of each before a stream starts keeping only the last
+// message of each subject. Expiry markers are skipped.
+func (l *Log) LastOfEach(ctx context.Context, filter string, fn func(Record) error) error {
+	st, err := l.handle(ctx)
+	if err != nil {
+		return err
+	}
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("eventlog: last of each %s: %w", filter, err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("eventlog: last of each %s: %w", filter, err)
+	}
+	for pending := info.NumPending; pending > 0; {
+		batch, err := cons.Fetch(lastOfEachBatch, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			return fmt.Errorf("eventlog: last of each %s: %w", filter, err)
+		}
+		n := 0
+		for msg := range batch.Messages() {
+			n++
+			if meta, err := msg.Metadata(); err == nil {
+				pending = meta.NumPending
+			}
+			rec, err := DecodeMsg(msg)
+			if err != nil {
+				return err
+			}
+			if rec.Expired {
+				continue
+			}
+			if err := fn(rec); err != nil {
+				return err
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			return fmt.Errorf("eventlog: last of each %s: %w", filter, err)
+		}
+		if n == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	return nil
 }

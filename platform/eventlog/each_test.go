@@ -2,6 +2,7 @@ package eventlog_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/oklog/ulid/v2"
@@ -87,5 +88,57 @@ func TestAppendEachChecksTheContract(t *testing.T) {
 	}
 	if last, err := l.LastSeq(ctx); err != nil || last != 0 {
 		t.Fatalf("the stream holds %d events (%v)", last, err)
+	}
+}
+
+// A stream that keeps the last message of each subject: an existing
+// stream's history is dropped when it is set, an aggregate's version is its
+// last event's sequence and optimistic concurrency still works on it, and
+// LastOfEach visits each aggregate's last event once.
+func TestLastPerSubject(t *testing.T) {
+	ctx := context.Background()
+	l, js := openLog(t)
+	refs := []eventlog.Ref{userRef(), userRef(), userRef()}
+	for i := range 3 {
+		for _, ref := range refs {
+			if _, err := l.Append(ctx, renamed(ref, fmt.Sprintf("name %d", i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	visited := func(l *eventlog.Log) map[string]string {
+		got := map[string]string{}
+		if err := l.LastOfEach(ctx, l.Subjects("user"), func(rec eventlog.Record) error {
+			got[rec.Aggregate().ID] += rec.Event.(*eventsv1.DisplayNameSet).GetDisplayName()
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := visited(l); len(got) != 3 || got[refs[1].ID] != "name 2" {
+		t.Fatalf("last of each before the limit: %v", got)
+	}
+
+	l, err := eventlog.Open(ctx, js, eventlog.StreamConfig{Name: "TEST", Prefix: "test", LastPerSubject: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	history, version, err := l.Load(ctx, refs[0])
+	if err != nil || len(history) != 1 || history[0].Seq != version || history[0].Event.(*eventsv1.DisplayNameSet).GetDisplayName() != "name 2" {
+		t.Fatalf("after the limit: %d events, version %d, %v", len(history), version, err)
+	}
+	stale := renamed(refs[0], "stale")
+	stale.Expect = eventlog.ExpectVersion(version - 1)
+	if _, err := l.Append(ctx, stale); !eventlog.IsConflict(err) {
+		t.Fatalf("a write on an older version: %v", err)
+	}
+	next := renamed(refs[0], "next")
+	next.Expect = eventlog.ExpectVersion(version)
+	if _, err := l.Append(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	if got := visited(l); len(got) != 3 || got[refs[0].ID] != "next" || got[refs[2].ID] != "name 2" {
+		t.Fatalf("last of each after the limit: %v", got)
 	}
 }

@@ -71,6 +71,11 @@ type StreamConfig struct {
 	// the few an anonymous flow writes before it completes. The rest stays
 	// for ever. Once allowed, JetStream cannot forbid it again.
 	AllowTTL bool
+	// LastPerSubject keeps only the last message of each subject (JetStream's
+	// MaxMsgsPerSubject 1): for aggregates whose last event holds their
+	// whole state. Setting it on a stream that has history drops every
+	// subject's older messages at once.
+	LastPerSubject bool
 }
 
 // Bounds limit a stream of short-lived aggregates (pending authorization
@@ -125,6 +130,9 @@ func (cfg StreamConfig) jetStreamConfig() jetstream.StreamConfig {
 		AllowDirect:        true,
 		AllowAtomicPublish: true,
 		AllowMsgTTL:        cfg.AllowTTL,
+	}
+	if cfg.LastPerSubject {
+		sc.MaxMsgsPerSubject = 1
 	}
 	if b := cfg.Bounds; b != nil {
 		sc.Description = "Gatehouse short-lived aggregates (" + cfg.Prefix + "), expiring"

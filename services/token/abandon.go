@@ -46,11 +46,12 @@ func (s *Service) endAbandoned(ctx context.Context, sessionID string) {
 	ref := sessionRef(sessionID)
 	for backoff := 100 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
 		_, err := s.log.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
-			decided, err := session.End(session.Fold(history), abandonReason)
+			st := session.Fold(history)
+			decided, err := session.End(st, abandonReason)
 			if err != nil || len(decided) == 0 {
 				return nil, err
 			}
-			return []eventlog.Write{{Expect: eventlog.ExpectVersion(version), Event: eventlog.Event{Aggregate: ref, Actor: "system:token", Payload: decided[0]}}}, nil
+			return s.sessionWrites(ctx, ref, "system:token", st, version, decided...)
 		})
 		if err == nil || errs.KindOf(err) == errs.KindNotFound {
 			return

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -25,7 +24,9 @@ import (
 // locks, passwords, emails, admin actions on users); the admin API merges
 // both by event id — ULIDs, so by time — into one trail per user.
 // Rotations and activity, which happen every few minutes of every session,
-// are not audit events.
+// are not audit events. A session's snapshot carries the entries of its
+// earlier events (session.Summary), which a rebuild from a compacted TOKEN
+// stream (compaction.go) finds only there.
 
 const auditProjection = "audit"
 
@@ -71,22 +72,42 @@ func applyAuditEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error 
 		e   *auditEntry
 		err error
 	)
+	if snap := sessionSnapshot(rec.Event); snap != nil {
+		// The trail of the session's earlier events, which a rebuild from a
+		// compacted stream finds only here (as the live trail has them: once).
+		st := snap.GetSession()
+		if err := remember(st.GetSessionId(), st.GetUserId(), st.GetKind()); err != nil {
+			return fmt.Errorf("audit: %s: %w", rec.Type(), err)
+		}
+		for _, a := range snap.GetAudit() {
+			ip := ""
+			if a.GetStart() {
+				ip = st.GetIpAddress()
+			}
+			if _, err := tx.Exec(ctx, `
+				INSERT INTO audit_log (seq, event_id, event_type, user_id, session_id, actor, ip_address, occurred_at, summary)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
+				int64(a.GetSeq()), a.GetEventId(), a.GetEventType(), st.GetUserId(), st.GetSessionId(), a.GetActor(), ip, a.GetOccurredAt().AsTime(), a.GetSummary()); err != nil {
+				return fmt.Errorf("audit: %s: %w", rec.Type(), err)
+			}
+		}
+	}
 	switch ev := rec.Event.(type) {
 	case *eventsv1.SessionStarted:
 		if err = remember(ev.GetSessionId(), ev.GetUserId(), ev.GetKind()); err == nil {
-			e = &auditEntry{userID: ev.GetUserId(), sessionID: ev.GetSessionId(), ip: ev.GetIpAddress(), summary: describeStart(ev)}
+			e = &auditEntry{userID: ev.GetUserId(), sessionID: ev.GetSessionId(), ip: ev.GetIpAddress(), summary: session.DescribeStart(ev)}
 		}
 	case *eventsv1.SessionImported:
 		st := ev.GetSession()
 		if err = remember(st.GetSessionId(), st.GetUserId(), st.GetKind()); err == nil {
 			e = &auditEntry{userID: st.GetUserId(), sessionID: st.GetSessionId(), ip: st.GetIpAddress(),
-				summary: fmt.Sprintf("%s session %s (device %s) imported from %s", kindName(st.GetKind()), st.GetSessionId(), st.GetDeviceId(), ev.GetSource())}
+				summary: fmt.Sprintf("%s session %s (device %s) imported from %s", session.KindName(st.GetKind()), st.GetSessionId(), st.GetDeviceId(), ev.GetSource())}
 		}
 	case *eventsv1.TokensIssued:
 		// A rotation is routine; a personal token regenerated is an act.
 		user, kind, serr := subject(ev.GetSessionId())
 		if err = serr; err == nil && kind == session.PersonalKind {
-			e = &auditEntry{userID: user, sessionID: ev.GetSessionId(), summary: "personal access token of session " + ev.GetSessionId() + " regenerated" + expiry(ev)}
+			e = &auditEntry{userID: user, sessionID: ev.GetSessionId(), summary: "personal access token of session " + ev.GetSessionId() + " regenerated" + session.DescribeExpiry(ev)}
 		}
 	case *eventsv1.SessionRenamed:
 		user, _, serr := subject(ev.GetSessionId())
@@ -96,8 +117,10 @@ func applyAuditEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error 
 	case *eventsv1.SessionEnded:
 		user, kind, serr := subject(ev.GetSessionId())
 		if err = serr; err == nil {
-			e = &auditEntry{userID: user, sessionID: ev.GetSessionId(), summary: fmt.Sprintf("%s session %s ended: %s", kindName(kind), ev.GetSessionId(), ev.GetReason())}
+			e = &auditEntry{userID: user, sessionID: ev.GetSessionId(), summary: fmt.Sprintf("%s session %s ended: %s", session.KindName(kind), ev.GetSessionId(), ev.GetReason())}
 		}
+	case *eventsv1.SessionSnapshotted:
+		// A session's state written again when its stream was compacted: nothing happened.
 	case *eventsv1.LoginTokenIssued:
 		if err = remember(rec.Aggregate().ID, ev.GetUserId(), "login_token"); err == nil {
 			e = &auditEntry{userID: ev.GetUserId(), summary: "single-use login token issued (compat SSO)"}
@@ -118,59 +141,12 @@ func applyAuditEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error 
 	}
 	_, err = tx.Exec(ctx, `
 		INSERT INTO audit_log (seq, event_id, event_type, user_id, session_id, actor, ip_address, occurred_at, summary)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (seq) DO NOTHING`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
 		int64(rec.Seq), rec.ID(), rec.Type(), e.userID, e.sessionID, rec.Envelope.GetActor(), e.ip, rec.OccurredAt(), e.summary)
 	if err != nil {
 		return fmt.Errorf("audit: %s: %w", rec.Type(), err)
 	}
 	return nil
-}
-
-// kindName names a kind of session for people.
-func kindName(kind string) string {
-	switch kind {
-	case "oauth":
-		return "OAuth"
-	case "client_credentials":
-		return "client credentials"
-	case "":
-		return "unknown"
-	}
-	return kind
-}
-
-// describeStart summarises a session's start (never its tokens' hashes).
-func describeStart(ev *eventsv1.SessionStarted) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s session %s started", kindName(ev.GetKind()), ev.GetSessionId())
-	if ev.GetKind() == session.PersonalKind {
-		fmt.Fprintf(&b, " (personal access token %q", ev.GetDeviceDisplayName())
-		if ev.GetOwnerUserId() != "" && ev.GetOwnerUserId() != ev.GetUserId() {
-			b.WriteString(", created by user " + ev.GetOwnerUserId())
-		}
-		b.WriteString(")")
-	}
-	if ev.GetClientId() != "" {
-		b.WriteString(" for client " + ev.GetClientId())
-	}
-	if ev.GetDeviceId() != "" {
-		b.WriteString(" with device " + ev.GetDeviceId())
-	}
-	if ev.GetScope() != "" {
-		fmt.Fprintf(&b, ", scope %q", ev.GetScope())
-	}
-	if ev.GetKind() == session.PersonalKind {
-		b.WriteString(expiry(ev.GetTokens()))
-	}
-	return b.String() // never the address or user agent: personal data, kept apart (ip_address) and erasable
-}
-
-// expiry says when a personal token expires.
-func expiry(t *eventsv1.TokensIssued) string {
-	if t.GetAccessExpiresAt() == nil {
-		return ", never expires"
-	}
-	return ", expires " + t.GetAccessExpiresAt().AsTime().UTC().Format(time.RFC3339)
 }
 
 // ListAuditEntries pages through the trail in event id order.

@@ -2,6 +2,7 @@ package token
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"gatehouse.dev/platform/sealed"
 	"gatehouse.dev/platform/testkit"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
+	"gatehouse.dev/services/token/internal/session"
 	"gatehouse.dev/services/token/migrations"
 )
 
@@ -49,7 +51,7 @@ func TestProjectionsConform(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Service{personal: keys}
+	s := &Service{personal: keys, log: tokens, now: time.Now}
 	conformance.Run(t, conformance.Case{
 		Projection: s.sessionsReadModel(), Contract: eventsv1.Token, Log: tokens, Pool: pool, Events: s.sessionHistory(t),
 	})
@@ -129,10 +131,70 @@ func (s *Service) sessionHistory(t *testing.T) []eventlog.Event {
 		}
 		history[i].Payload = sealed
 	}
+	history = append(history, s.snapshotHistory(t, alice)...)
 	if err := s.personal.Destroy(context.Background(), personal.User(carol)); err != nil {
 		t.Fatal(err)
 	}
 	return history
+}
+
+// snapshotHistory is a session as the service writes it since issue 16:
+// every event after its start carries the session's whole state
+// (sessionWrites), refreshed twice, renamed, snapshotted as when its stream
+// was compacted, and ended.
+func (s *Service) snapshotHistory(t *testing.T, user string) []eventlog.Event {
+	ctx := context.Background()
+	id := ids.New()
+	ref := sessionRef(id)
+	subject := s.log.Subject(ref)
+	expires := timestamppb.New(time.Now().Add(5 * time.Minute).Truncate(time.Second))
+	start, err := s.personal.SealDroppingErased(ctx, &eventsv1.SessionStarted{SessionId: id, Kind: "oauth", ClientId: "client-1", UserId: user, Username: "alice",
+		Scope: "openid urn:matrix:client:api:* urn:matrix:client:device:SNAP", DeviceId: "SNAP", IpAddress: "192.0.2.9", UserAgent: "Snap client",
+		Tokens: &eventsv1.TokensIssued{SessionId: id, AccessHash: "sa1", RefreshHash: "sr1", AccessExpiresAt: expires}}, subject, personal.NoOwner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := []eventlog.Record{{Seq: 1, Subject: subject, Envelope: &eventsv1.Envelope{OccurredAt: timestamppb.Now()}, Event: start}}
+	out := []eventlog.Event{{Aggregate: ref, Actor: "user:" + user, Payload: start}}
+	decide := func(decided func(session.State) []proto.Message) {
+		st := session.Fold(recs)
+		writes, err := s.sessionWrites(ctx, ref, "user:"+user, st, st.Version, decided(st)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range writes {
+			recs = append(recs, eventlog.Record{Seq: st.Version + 1, Subject: subject, Envelope: &eventsv1.Envelope{OccurredAt: timestamppb.Now()}, Event: w.Event.Payload})
+			out = append(out, w.Event)
+		}
+	}
+	refresh := func(n int) func(session.State) []proto.Message {
+		return func(st session.State) []proto.Message {
+			next := &eventsv1.TokensIssued{AccessHash: fmt.Sprintf("sa%d", n+1), RefreshHash: fmt.Sprintf("sr%d", n+1), AccessExpiresAt: expires}
+			decided, _, err := session.Refresh(st, session.Rotation{ClientID: "client-1", PresentedHash: fmt.Sprintf("sr%d", n), FirstSeen: st.Version, Next: next, Now: time.Now()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return decided
+		}
+	}
+	decide(refresh(1))
+	decide(func(st session.State) []proto.Message {
+		decided, err := session.Rename(st, "", "Snap laptop")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return decided
+	})
+	decide(refresh(2))
+	out = append(out, eventlog.Event{Aggregate: ref, Actor: "system:token", Payload: &eventsv1.SessionSnapshotted{SessionId: id, State: session.Fold(recs).Snapshot()}})
+	decide(func(st session.State) []proto.Message {
+		decided, err := session.End(st, "revoked")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return decided
+	})
+	return out
 }
 
 // loginTokenHistory is a compat SSO login token issued and used.

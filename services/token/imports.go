@@ -253,13 +253,14 @@ func applySessionImported(ctx context.Context, tx pgx.Tx, ev *eventsv1.SessionIm
 		t := ev.GetLastActiveAt().AsTime()
 		lastActive = &t
 	}
-	if _, err := tx.Exec(ctx, `
+	tag, err := tx.Exec(ctx, `
 		INSERT INTO sessions (session_id, kind, client_id, user_id, username, scope, device_id, created_at, device_display_name, ip_address, user_agent, version,
 		                      browser_session_id, last_active_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, '', $13) ON CONFLICT (session_id) DO NOTHING`,
 		st.GetSessionId(), st.GetKind(), st.GetClientId(), st.GetUserId(), st.GetUsername(), st.GetScope(), st.GetDeviceId(), created,
-		st.GetDeviceDisplayName(), st.GetIpAddress(), st.GetUserAgent(), seq, lastActive); err != nil {
-		return err
+		st.GetDeviceDisplayName(), st.GetIpAddress(), st.GetUserAgent(), seq, lastActive)
+	if err != nil || tag.RowsAffected() == 0 {
+		return err // delivered again: its rotated-out tokens stay gone
 	}
 	for _, t := range ev.GetTokens() {
 		if err := insertTokens(ctx, tx, t, created); err != nil {
@@ -336,19 +337,25 @@ func (s *Service) applySessionsBatch(ctx context.Context, tx pgx.Tx, recs []even
 				}
 			}
 		}
-		if _, err := tx.Exec(ctx, `
+		rows, err := tx.Query(ctx, `
 			INSERT INTO sessions (session_id, kind, client_id, user_id, username, scope, device_id, created_at, device_display_name, ip_address, user_agent, version,
 			                      browser_session_id, last_active_at)
 			SELECT i, k, c, u, n, sc, d, cr, dn, ip, ua, v, '', la FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
 				$8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::timestamptz[]) AS t(i, k, c, u, n, sc, d, cr, dn, ip, ua, v, la)
-			ON CONFLICT (session_id) DO NOTHING`,
-			ids, kinds, clients, users, names, scopes, devices, created, displays, ips, agents, seqs, active); err != nil {
+			ON CONFLICT (session_id) DO NOTHING RETURNING session_id`,
+			ids, kinds, clients, users, names, scopes, devices, created, displays, ips, agents, seqs, active)
+		if err != nil {
 			return fmt.Errorf("sessions: SessionImported: %w", err)
 		}
-		if len(hashes) > 0 {
+		inserted, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return fmt.Errorf("sessions: SessionImported: %w", err)
+		}
+		if len(hashes) > 0 { // the tokens of the sessions inserted now: one delivered again keeps its rotated-out tokens gone
 			if _, err := tx.Exec(ctx, `INSERT INTO tokens (token_hash, session_id, kind, issued_at, expires_at)
-				SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])
-				ON CONFLICT (token_hash) DO NOTHING`, hashes, tokenSessions, tokenKinds, issued, expires); err != nil {
+				SELECT t.* FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[]) AS t(h, s, k, i, e)
+				WHERE t.s = ANY($6)
+				ON CONFLICT (token_hash) DO NOTHING`, hashes, tokenSessions, tokenKinds, issued, expires, inserted); err != nil {
 				return fmt.Errorf("sessions: SessionImported: tokens: %w", err)
 			}
 		}

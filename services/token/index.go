@@ -369,15 +369,48 @@ func (x *index) learn(rec eventlog.Record) error {
 		}
 		if s := x.sessions[ev.GetSessionId()]; s != nil {
 			x.issueLocked(s, ev, rec.OccurredAt())
+		} else {
+			x.learnSnapshotLocked(ev.GetState())
 		}
 	case *eventsv1.SessionEnded:
 		x.endLocked(ev.GetSessionId(), now)
 	case *eventsv1.SessionRenamed:
-		// Nothing introspection answers changes.
+		// Nothing introspection answers changes, unless its session is
+		// known only from here on.
+		x.learnSnapshotLocked(ev.GetState())
+	case *eventsv1.SessionSnapshotted:
+		x.learnSnapshotLocked(ev.GetState())
 	default:
 		return eventlog.Unhandled(rec)
 	}
 	return nil
+}
+
+// learnSnapshotLocked learns a live session from its snapshot when the
+// index does not know it: its earlier events are gone from the stream (it
+// keeps only each session's last one), and the read model the index
+// started from had not applied them yet.
+func (x *index) learnSnapshotLocked(snap *eventsv1.SessionSnapshot) {
+	st := snap.GetSession()
+	if snap == nil || snap.GetEnded() || x.sessions[st.GetSessionId()] != nil {
+		return
+	}
+	if _, ended := x.ended[st.GetSessionId()]; ended {
+		return
+	}
+	s := newLiveSession(st.GetSessionId(), st.GetClientId(), st.GetUserId(), st.GetUsername(), st.GetScope(), st.GetDeviceId())
+	x.sessions[s.id] = s
+	for _, t := range snap.GetTokens() {
+		key, ok := keyOf(t.GetHash())
+		if !ok || t.GetConsumedAt() != nil {
+			continue
+		}
+		lt := liveToken{session: s, issued: t.GetIssuedAt().GetSeconds(), refresh: t.GetRefresh()}
+		if t.GetExpiresAt() != nil {
+			lt.expires = t.GetExpiresAt().GetSeconds()
+		}
+		x.addLocked(key, lt)
+	}
 }
 
 // issueLocked adds the tokens of one issue to a live session.

@@ -46,7 +46,7 @@ type lockEnv struct {
 	keyring  *sealed.Keyring // every replica's, as a deployment's processes share one
 }
 
-func newLockEnv(t *testing.T) *lockEnv {
+func newLockEnv(t testing.TB) *lockEnv {
 	t.Helper()
 	js := testkit.NATS(t)
 	accounts, err := eventlog.Open(context.Background(), js, eventlog.StreamOf(eventsv1.Accounts, 1))
@@ -57,7 +57,7 @@ func newLockEnv(t *testing.T) *lockEnv {
 }
 
 // account appends what the accounts service appends for a user command.
-func (e *lockEnv) account(t *testing.T, userID string, ev proto.Message) {
+func (e *lockEnv) account(t testing.TB, userID string, ev proto.Message) {
 	t.Helper()
 	if _, err := e.accounts.Append(context.Background(), eventlog.Write{Event: eventlog.Event{
 		Aggregate: eventlog.Ref{Type: eventsv1.AccountsUser.Type, ID: userID}, Actor: "admin", Payload: ev,
@@ -67,7 +67,7 @@ func (e *lockEnv) account(t *testing.T, userID string, ev proto.Message) {
 }
 
 // newUser registers a user in the ACCOUNTS stream.
-func (e *lockEnv) newUser(t *testing.T) string {
+func (e *lockEnv) newUser(t testing.TB) string {
 	t.Helper()
 	id := ids.New()
 	e.account(t, id, &eventsv1.UserRegistered{UserId: id, Username: "user" + strings.ToLower(id[len(id)-6:])})
@@ -82,7 +82,13 @@ type replica struct {
 	stop func()
 }
 
-func (e *lockEnv) replica(t *testing.T) *replica {
+func (e *lockEnv) replica(t testing.TB) *replica {
+	t.Helper()
+	return e.replicaWith(t, func(*Config) {})
+}
+
+// replicaWith is a replica whose configuration tune changes.
+func (e *lockEnv) replicaWith(t testing.TB, tune func(*Config)) *replica {
 	t.Helper()
 	ctx := context.Background()
 	pool, err := pg.Connect(ctx, e.dbURL, Schema)
@@ -90,7 +96,9 @@ func (e *lockEnv) replica(t *testing.T) *replica {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	svc, err := New(ctx, Config{Issuer: "https://auth.example.org/", MatrixSecret: lockTestSecret, ServerName: "example.org"},
+	cfg := Config{Issuer: "https://auth.example.org/", MatrixSecret: lockTestSecret, ServerName: "example.org"}
+	tune(&cfg)
+	svc, err := New(ctx, cfg,
 		Deps{Pool: pool, JetStream: e.js, Logger: slog.New(slog.DiscardHandler), Keyring: e.keyring})
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +119,7 @@ func (e *lockEnv) replica(t *testing.T) *replica {
 
 // session starts an OAuth or compat session of a user on this replica and
 // returns its access and refresh tokens.
-func (r *replica) session(t *testing.T, userID, kind string) (access, refresh string) {
+func (r *replica) session(t testing.TB, userID, kind string) (access, refresh string) {
 	t.Helper()
 	id := ids.New()
 	start := &eventsv1.SessionStarted{SessionId: id, UserId: userID, Username: "alice", DeviceId: "DEV" + id[len(id)-6:]}
@@ -133,7 +141,7 @@ func (r *replica) session(t *testing.T, userID, kind string) (access, refresh st
 }
 
 // introspectHTTP is the homeserver asking over HTTP.
-func (r *replica) introspectHTTP(t *testing.T, token string) bool {
+func (r *replica) introspectHTTP(t testing.TB, token string) bool {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, r.http.URL+"/oauth2/introspect", strings.NewReader(url.Values{"token": {token}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -192,7 +200,7 @@ func (r *replica) compatRefresh(t *testing.T, refresh string) (int, map[string]a
 // oauthRefresh runs the refresh_token grant for the session's client (its
 // authentication, which needs the authorize service, is taken as done) and
 // returns the tokens, or the OAuth error code it is answered with.
-func (r *replica) oauthRefresh(t *testing.T, refresh string) (map[string]any, string) {
+func (r *replica) oauthRefresh(t testing.TB, refresh string) (map[string]any, string) {
 	t.Helper()
 	c := &client{ID: "the-client", Meta: clientMeta{AuthMethod: "none", GrantTypes: []string{"authorization_code", "refresh_token"}}}
 	resp, err := r.svc.refreshToken(context.Background(), tokenRequest{client: c, form: url.Values{"refresh_token": {refresh}}})

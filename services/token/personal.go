@@ -106,7 +106,10 @@ func (g *grpcServer) RegeneratePersonalSession(ctx context.Context, req *tokenv1
 		}
 		decided, err := session.Regenerate(st, owner, issued)
 		revoked = st.CurrentAccess
-		return eventlog.Writes(ref, caller.Actor(ctx), version, decided...), err
+		if err != nil {
+			return nil, err
+		}
+		return s.sessionWrites(ctx, ref, caller.Actor(ctx), st, version, decided...)
 	})
 	if err != nil {
 		return nil, errs.Classify(err, errs.KindUnavailable, unavailableMsg)

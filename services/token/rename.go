@@ -26,8 +26,12 @@ func (g *grpcServer) RenameSession(ctx context.Context, req *tokenv1.RenameSessi
 	}
 	ref := sessionRef(req.GetSessionId())
 	appended, err := g.svc.log.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
-		decided, err := session.Rename(session.Fold(history), userID, req.GetDeviceDisplayName())
-		return eventlog.Writes(ref, caller.Actor(ctx), version, decided...), err
+		st := session.Fold(history)
+		decided, err := session.Rename(st, userID, req.GetDeviceDisplayName())
+		if err != nil {
+			return nil, err
+		}
+		return g.svc.sessionWrites(ctx, ref, caller.Actor(ctx), st, version, decided...)
 	})
 	if err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"gatehouse.dev/platform/errs"
@@ -153,7 +154,7 @@ func (s *Service) rotate(ctx context.Context, rot rotation) (pair, session.State
 		if err != nil {
 			return nil, err
 		}
-		return eventlog.Writes(ref, rot.actor(st), version, decided...), nil
+		return s.sessionWrites(ctx, ref, rot.actor(st), st, version, decided...)
 	})
 	if err != nil {
 		return pair{}, session.State{}, errs.Classify(err, errs.KindUnavailable, unavailableMsg)
@@ -179,8 +180,12 @@ func (s *Service) endSession(ctx context.Context, sessionID, reason, actor strin
 	}
 	ref := sessionRef(sessionID)
 	appended, err := s.log.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
-		decided, err := session.End(session.Fold(history), reason)
-		return eventlog.Writes(ref, actor, version, decided...), err
+		st := session.Fold(history)
+		decided, err := session.End(st, reason)
+		if err != nil {
+			return nil, err
+		}
+		return s.sessionWrites(ctx, ref, actor, st, version, decided...)
 	})
 	if err != nil {
 		return err
@@ -190,6 +195,30 @@ func (s *Service) endSession(ctx context.Context, sessionID, reason, actor strin
 		return s.projections.WaitFor(ctx, sessionsProjection, appended.Last())
 	}
 	return nil
+}
+
+// sessionWrites are the writes of the events decided on a session's state
+// st (at version): each carries the session's snapshot after it
+// (session.WithState), so that the session's last event alone holds it. The
+// start's address and user agent, sealed where the start was read from,
+// are sealed again for their place in the snapshot.
+func (s *Service) sessionWrites(ctx context.Context, ref eventlog.Ref, actor string, st session.State, version uint64, decided ...proto.Message) ([]eventlog.Write, error) {
+	if !st.Exists() || len(decided) == 0 {
+		return eventlog.Writes(ref, actor, version, decided...), nil
+	}
+	events := session.WithState(st, version, s.now(), decided)
+	writes := make([]eventlog.Write, len(events))
+	for i, ev := range events {
+		sealed, err := resealSnapshot(ctx, s.personal, s.log.Subject(ref), st, ev)
+		if err != nil {
+			return nil, err
+		}
+		writes[i] = eventlog.Write{Expect: eventlog.ExpectVersion(version), Event: eventlog.Event{Aggregate: ref, Actor: actor, Payload: sealed}}
+		if _, ended := ev.(*eventsv1.SessionEnded); ended && s.cfg.CompactSessions { //eventcheck:partial — only an end expires
+			writes[i].TTL = s.cfg.EndedSessionRetention // the session's subject goes once no token of it can be live (compaction.go)
+		}
+	}
+	return writes, nil
 }
 
 // hasScope reports whether the space-separated scope holds tok.

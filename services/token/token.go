@@ -96,6 +96,12 @@ type Config struct {
 	// Limits are the rate limits (rate_limits); the compat password login
 	// applies the sign-in ones. Zero means the defaults.
 	Limits ratelimit.Rules
+	// CompactSessions makes the TOKEN stream keep only the last event of
+	// each session, and ended sessions expire (compaction.go).
+	CompactSessions bool
+	// EndedSessionRetention is how long an ended session stays when
+	// compacting; DefaultEndedSessionRetention when zero.
+	EndedSessionRetention time.Duration
 }
 
 // Deps are the service's connections.
@@ -160,6 +166,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if cfg.ActivityFlushInterval <= 0 {
 		cfg.ActivityFlushInterval = DefaultActivityFlushInterval
 	}
+	if cfg.EndedSessionRetention <= 0 {
+		cfg.EndedSessionRetention = DefaultEndedSessionRetention
+	}
 	if cfg.Limits == (ratelimit.Rules{}) {
 		cfg.Limits = ratelimit.DefaultRules()
 	}
@@ -172,18 +181,18 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err := pg.Migrate(ctx, deps.Pool, migrations.FS); err != nil {
 		return nil, fmt.Errorf("token: migrate: %w", err)
 	}
-	log, err := eventlog.Open(ctx, deps.JetStream, eventlog.StreamOf(eventsv1.Token, cfg.Replicas), eventlog.WithPropagator(deps.Propagator), eventlog.WithTelemetry(deps.Telemetry))
+	if deps.Personal == nil {
+		if deps.Personal, err = personal.Open(ctx, deps.JetStream, deps.Keyring, personal.Config{Replicas: cfg.Replicas}); err != nil {
+			return nil, fmt.Errorf("token: %w", err)
+		}
+	}
+	log, err := openTokenLog(ctx, cfg, deps.JetStream, deps.Personal, deps.Logger, eventlog.WithPropagator(deps.Propagator), eventlog.WithTelemetry(deps.Telemetry))
 	if err != nil {
 		return nil, fmt.Errorf("token: %w", err)
 	}
 	accountsLog, err := eventlog.Follow(deps.JetStream, eventlog.StreamOf(eventsv1.Accounts, 0), eventlog.WithTelemetry(deps.Telemetry))
 	if err != nil {
 		return nil, fmt.Errorf("token: %w", err)
-	}
-	if deps.Personal == nil {
-		if deps.Personal, err = personal.Open(ctx, deps.JetStream, deps.Keyring, personal.Config{Replicas: cfg.Replicas}); err != nil {
-			return nil, fmt.Errorf("token: %w", err)
-		}
 	}
 	s := &Service{personal: deps.Personal,
 		cfg: cfg, issuer: issuer, pool: deps.Pool, log: log, accountsLog: accountsLog,
@@ -314,7 +323,8 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 		AccessTTL: rt.Config.OAuth.AccessTokenTTL, RefreshReuseGrace: rt.Config.OAuth.RefreshReuseGrace,
 		StepUpWindow:          rt.Config.Account.StepUpWindow,
 		ActivityFlushInterval: rt.Config.OAuth.ActivityFlushInterval, Limits: ratelimit.RulesFrom(rt.Config.RateLimits),
-		AdminClients: rt.Config.OAuth.AdminClients, CompatAdminScope: rt.Config.Matrix.CompatAdminScope}
+		AdminClients: rt.Config.OAuth.AdminClients, CompatAdminScope: rt.Config.Matrix.CompatAdminScope,
+		CompactSessions: rt.Config.OAuth.CompactSessions, EndedSessionRetention: rt.Config.OAuth.EndedSessionRetention}
 	if files := rt.Config.OAuth.SigningKeyFiles; len(files) > 0 {
 		var pems [][]byte
 		for _, f := range files {
@@ -355,6 +365,9 @@ func (s *Service) Run(ctx context.Context) error {
 	wg.Go(func() { s.projections.Run(ctx) })
 	wg.Go(func() { s.index.run(ctx) })
 	wg.Go(func() { s.runActivity(ctx) })
+	if s.cfg.CompactSessions {
+		wg.Go(func() { s.sweepEnded(ctx) })
+	}
 	wg.Wait()
 	return nil
 }

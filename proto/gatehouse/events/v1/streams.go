@@ -205,12 +205,15 @@ var (
 // keys, the client assertions used before they were claimed on AUTHORIZE (no
 // longer written) and compat login tokens.
 var (
-	TokenSession    = aggregate("token", "session", &SessionStarted{}, &TokensIssued{}, &SessionRenamed{}, &SessionEnded{}, &SessionImported{})
+	TokenSession    = aggregate("token", "session", &SessionStarted{}, &TokensIssued{}, &SessionRenamed{}, &SessionEnded{}, &SessionImported{}, &SessionSnapshotted{})
 	TokenActivity   = aggregate("token", "activity", &SessionsActive{})
 	TokenKeys       = aggregate("token", "keys", &SigningKeysGenerated{})
 	TokenAssertion  = aggregate("token", "assertion", &ClientAssertionUsed{})
 	TokenLoginToken = aggregate("token", "logintoken", &LoginTokenIssued{}, &LoginTokenUsed{})
 
+	// Every session event after the first carries the session's whole
+	// state (SessionSnapshot), so the stream may keep only the last message
+	// of each subject (the token service's CompactSessions).
 	Token = Stream{Name: "TOKEN", Prefix: "token", Aggregates: []Aggregate{
 		TokenSession, TokenActivity, TokenKeys, TokenAssertion, TokenLoginToken,
 	}}

@@ -219,8 +219,12 @@ type TokensIssued struct {
 	ReplacesRefreshHash string `protobuf:"bytes,5,opt,name=replaces_refresh_hash,json=replacesRefreshHash,proto3" json:"replaces_refresh_hash,omitempty"`
 	// The access token issued with the replaced refresh token, which stops working.
 	RevokesAccessHash string `protobuf:"bytes,6,opt,name=revokes_access_hash,json=revokesAccessHash,proto3" json:"revokes_access_hash,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The session's whole state after this issue (a rotation or a
+	// regeneration); unset on the tokens a session starts with, and on events
+	// written before snapshots.
+	State         *SessionSnapshot `protobuf:"bytes,7,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TokensIssued) Reset() {
@@ -295,6 +299,398 @@ func (x *TokensIssued) GetRevokesAccessHash() string {
 	return ""
 }
 
+func (x *TokensIssued) GetState() *SessionSnapshot {
+	if x != nil {
+		return x.State
+	}
+	return nil
+}
+
+// SessionSnapshotted records a session's whole state without changing it:
+// written once for each session whose last event carried no snapshot, when
+// the TOKEN stream starts keeping only the last event of each session
+// (issue 16).
+type SessionSnapshotted struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	State         *SessionSnapshot       `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionSnapshotted) Reset() {
+	*x = SessionSnapshotted{}
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionSnapshotted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionSnapshotted) ProtoMessage() {}
+
+func (x *SessionSnapshotted) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionSnapshotted.ProtoReflect.Descriptor instead.
+func (*SessionSnapshotted) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SessionSnapshotted) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *SessionSnapshotted) GetState() *SessionSnapshot {
+	if x != nil {
+		return x.State
+	}
+	return nil
+}
+
+// SessionSnapshot is a session's whole state after the event that carries
+// it (TokensIssued, SessionRenamed, SessionEnded), so that the session's last
+// event alone folds it: the TOKEN stream keeps only the last message of each
+// subject (issue 16). Hashes only, never a token.
+type SessionSnapshot struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The session as it started (or was imported), without its first tokens;
+	// a user's address and user agent sealed under the user's personal key at
+	// "<subject>/state/session/<field>".
+	Session *SessionStarted `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	// When the session started (imported: when the device was first seen).
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// The device's display name now.
+	DeviceDisplayName string `protobuf:"bytes,3,opt,name=device_display_name,json=deviceDisplayName,proto3" json:"device_display_name,omitempty"`
+	// The session's tokens: those in use, and the rotated-out refresh tokens
+	// still remembered so that a reuse ends the session (consumed set).
+	Tokens    []*SessionToken        `protobuf:"bytes,4,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	Ended     bool                   `protobuf:"varint,5,opt,name=ended,proto3" json:"ended,omitempty"`
+	EndedAt   *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=ended_at,json=endedAt,proto3" json:"ended_at,omitempty"`
+	EndReason string                 `protobuf:"bytes,7,opt,name=end_reason,json=endReason,proto3" json:"end_reason,omitempty"`
+	// When the session was last used, as far as its own events know (imports).
+	LastActiveAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_active_at,json=lastActiveAt,proto3" json:"last_active_at,omitempty"`
+	// The audit trail of the session's earlier events (its start, renames,
+	// regenerations; the newest 64 after the start), so that the audit read
+	// model rebuilt from the session's last event has them.
+	Audit         []*AuditEntry `protobuf:"bytes,9,rep,name=audit,proto3" json:"audit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionSnapshot) Reset() {
+	*x = SessionSnapshot{}
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionSnapshot) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionSnapshot) ProtoMessage() {}
+
+func (x *SessionSnapshot) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionSnapshot.ProtoReflect.Descriptor instead.
+func (*SessionSnapshot) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SessionSnapshot) GetSession() *SessionStarted {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+func (x *SessionSnapshot) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *SessionSnapshot) GetDeviceDisplayName() string {
+	if x != nil {
+		return x.DeviceDisplayName
+	}
+	return ""
+}
+
+func (x *SessionSnapshot) GetTokens() []*SessionToken {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
+func (x *SessionSnapshot) GetEnded() bool {
+	if x != nil {
+		return x.Ended
+	}
+	return false
+}
+
+func (x *SessionSnapshot) GetEndedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndedAt
+	}
+	return nil
+}
+
+func (x *SessionSnapshot) GetEndReason() string {
+	if x != nil {
+		return x.EndReason
+	}
+	return ""
+}
+
+func (x *SessionSnapshot) GetLastActiveAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastActiveAt
+	}
+	return nil
+}
+
+func (x *SessionSnapshot) GetAudit() []*AuditEntry {
+	if x != nil {
+		return x.Audit
+	}
+	return nil
+}
+
+// AuditEntry is what one earlier event of a session added to the audit
+// trail (the token service's audit read model), as it added it.
+type AuditEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The event's stream sequence, id, type, actor and time.
+	Seq        uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	EventId    string                 `protobuf:"bytes,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	EventType  string                 `protobuf:"bytes,3,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	Actor      string                 `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
+	OccurredAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	// Never a token or a hash, nor personal data.
+	Summary string `protobuf:"bytes,6,opt,name=summary,proto3" json:"summary,omitempty"`
+	// The session's start: the entry's address is the session's (sealed in
+	// the snapshot's session).
+	Start         bool `protobuf:"varint,7,opt,name=start,proto3" json:"start,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditEntry) Reset() {
+	*x = AuditEntry{}
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditEntry) ProtoMessage() {}
+
+func (x *AuditEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
+func (*AuditEntry) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *AuditEntry) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *AuditEntry) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetEventType() string {
+	if x != nil {
+		return x.EventType
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
+}
+
+func (x *AuditEntry) GetSummary() string {
+	if x != nil {
+		return x.Summary
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetStart() bool {
+	if x != nil {
+		return x.Start
+	}
+	return false
+}
+
+// SessionToken is one token of a SessionSnapshot, by hash.
+type SessionToken struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Hash  string                 `protobuf:"bytes,1,opt,name=hash,proto3" json:"hash,omitempty"`
+	// A refresh token (otherwise an access token).
+	Refresh  bool                   `protobuf:"varint,2,opt,name=refresh,proto3" json:"refresh,omitempty"`
+	IssuedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=issued_at,json=issuedAt,proto3" json:"issued_at,omitempty"`
+	// An access token's expiry; unset: none.
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// A refresh token's access token, revoked when it is used.
+	AccessHash string `protobuf:"bytes,5,opt,name=access_hash,json=accessHash,proto3" json:"access_hash,omitempty"`
+	// A rotated-out refresh token: when, and the session's version (stream
+	// sequence of its last event) just before.
+	ConsumedAt    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=consumed_at,json=consumedAt,proto3" json:"consumed_at,omitempty"`
+	ConsumedAfter uint64                 `protobuf:"varint,7,opt,name=consumed_after,json=consumedAfter,proto3" json:"consumed_after,omitempty"`
+	// A token an imported session came with (SessionImported), in use until
+	// rotated; not the session's current pair.
+	Imported      bool `protobuf:"varint,8,opt,name=imported,proto3" json:"imported,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionToken) Reset() {
+	*x = SessionToken{}
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionToken) ProtoMessage() {}
+
+func (x *SessionToken) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionToken.ProtoReflect.Descriptor instead.
+func (*SessionToken) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *SessionToken) GetHash() string {
+	if x != nil {
+		return x.Hash
+	}
+	return ""
+}
+
+func (x *SessionToken) GetRefresh() bool {
+	if x != nil {
+		return x.Refresh
+	}
+	return false
+}
+
+func (x *SessionToken) GetIssuedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.IssuedAt
+	}
+	return nil
+}
+
+func (x *SessionToken) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *SessionToken) GetAccessHash() string {
+	if x != nil {
+		return x.AccessHash
+	}
+	return ""
+}
+
+func (x *SessionToken) GetConsumedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ConsumedAt
+	}
+	return nil
+}
+
+func (x *SessionToken) GetConsumedAfter() uint64 {
+	if x != nil {
+		return x.ConsumedAfter
+	}
+	return 0
+}
+
+func (x *SessionToken) GetImported() bool {
+	if x != nil {
+		return x.Imported
+	}
+	return false
+}
+
 // SigningKeysGenerated records the service's keys, generated on first start:
 // the private JSON Web Key Set that signs ID tokens and the key that makes
 // opaque tokens' checksums unforgeable. Subject: token.keys.current; the
@@ -317,7 +713,7 @@ type SigningKeysGenerated struct {
 
 func (x *SigningKeysGenerated) Reset() {
 	*x = SigningKeysGenerated{}
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[2]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -329,7 +725,7 @@ func (x *SigningKeysGenerated) String() string {
 func (*SigningKeysGenerated) ProtoMessage() {}
 
 func (x *SigningKeysGenerated) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[2]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -342,7 +738,7 @@ func (x *SigningKeysGenerated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SigningKeysGenerated.ProtoReflect.Descriptor instead.
 func (*SigningKeysGenerated) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{2}
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SigningKeysGenerated) GetPrivateJwks() []byte {
@@ -385,14 +781,17 @@ type SessionEnded struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	// "revoked", "refresh_token_reused", "code_reused", "logout", "admin", ...
-	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The session's whole state after its end; unset on events written
+	// before snapshots.
+	State         *SessionSnapshot `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SessionEnded) Reset() {
 	*x = SessionEnded{}
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[3]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -404,7 +803,7 @@ func (x *SessionEnded) String() string {
 func (*SessionEnded) ProtoMessage() {}
 
 func (x *SessionEnded) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[3]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -417,7 +816,7 @@ func (x *SessionEnded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionEnded.ProtoReflect.Descriptor instead.
 func (*SessionEnded) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{3}
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SessionEnded) GetSessionId() string {
@@ -432,6 +831,13 @@ func (x *SessionEnded) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *SessionEnded) GetState() *SessionSnapshot {
+	if x != nil {
+		return x.State
+	}
+	return nil
 }
 
 // ClientAssertionUsed recorded the single use of a client assertion's jti
@@ -449,7 +855,7 @@ type ClientAssertionUsed struct {
 
 func (x *ClientAssertionUsed) Reset() {
 	*x = ClientAssertionUsed{}
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[4]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -461,7 +867,7 @@ func (x *ClientAssertionUsed) String() string {
 func (*ClientAssertionUsed) ProtoMessage() {}
 
 func (x *ClientAssertionUsed) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[4]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -474,7 +880,7 @@ func (x *ClientAssertionUsed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientAssertionUsed.ProtoReflect.Descriptor instead.
 func (*ClientAssertionUsed) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{4}
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ClientAssertionUsed) GetClientId() string {
@@ -510,7 +916,7 @@ type LoginTokenIssued struct {
 
 func (x *LoginTokenIssued) Reset() {
 	*x = LoginTokenIssued{}
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[5]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -522,7 +928,7 @@ func (x *LoginTokenIssued) String() string {
 func (*LoginTokenIssued) ProtoMessage() {}
 
 func (x *LoginTokenIssued) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[5]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -535,7 +941,7 @@ func (x *LoginTokenIssued) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginTokenIssued.ProtoReflect.Descriptor instead.
 func (*LoginTokenIssued) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{5}
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *LoginTokenIssued) GetUserId() string {
@@ -584,7 +990,7 @@ type LoginTokenUsed struct {
 
 func (x *LoginTokenUsed) Reset() {
 	*x = LoginTokenUsed{}
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[6]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -596,7 +1002,7 @@ func (x *LoginTokenUsed) String() string {
 func (*LoginTokenUsed) ProtoMessage() {}
 
 func (x *LoginTokenUsed) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[6]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -609,7 +1015,7 @@ func (x *LoginTokenUsed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginTokenUsed.ProtoReflect.Descriptor instead.
 func (*LoginTokenUsed) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{6}
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *LoginTokenUsed) GetSessionId() string {
@@ -625,13 +1031,16 @@ type SessionRenamed struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	SessionId         string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	DeviceDisplayName string                 `protobuf:"bytes,2,opt,name=device_display_name,json=deviceDisplayName,proto3" json:"device_display_name,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The session's whole state after the rename; unset on events written
+	// before snapshots.
+	State         *SessionSnapshot `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SessionRenamed) Reset() {
 	*x = SessionRenamed{}
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[7]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -643,7 +1052,7 @@ func (x *SessionRenamed) String() string {
 func (*SessionRenamed) ProtoMessage() {}
 
 func (x *SessionRenamed) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[7]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -656,7 +1065,7 @@ func (x *SessionRenamed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionRenamed.ProtoReflect.Descriptor instead.
 func (*SessionRenamed) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{7}
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SessionRenamed) GetSessionId() string {
@@ -673,6 +1082,13 @@ func (x *SessionRenamed) GetDeviceDisplayName() string {
 	return ""
 }
 
+func (x *SessionRenamed) GetState() *SessionSnapshot {
+	if x != nil {
+		return x.State
+	}
+	return nil
+}
+
 // SessionsActive records, in one batch, when sessions were last used (an
 // introspection of one of their tokens, a refresh). Several replicas flush
 // their own batches; activity only moves forward.
@@ -686,7 +1102,7 @@ type SessionsActive struct {
 
 func (x *SessionsActive) Reset() {
 	*x = SessionsActive{}
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[8]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -698,7 +1114,7 @@ func (x *SessionsActive) String() string {
 func (*SessionsActive) ProtoMessage() {}
 
 func (x *SessionsActive) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[8]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -711,7 +1127,7 @@ func (x *SessionsActive) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionsActive.ProtoReflect.Descriptor instead.
 func (*SessionsActive) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{8}
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SessionsActive) GetEntries() []*SessionsActive_Entry {
@@ -749,7 +1165,7 @@ type SessionImported struct {
 
 func (x *SessionImported) Reset() {
 	*x = SessionImported{}
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[9]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -761,7 +1177,7 @@ func (x *SessionImported) String() string {
 func (*SessionImported) ProtoMessage() {}
 
 func (x *SessionImported) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[9]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -774,7 +1190,7 @@ func (x *SessionImported) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionImported.ProtoReflect.Descriptor instead.
 func (*SessionImported) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{9}
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SessionImported) GetSession() *SessionStarted {
@@ -829,7 +1245,7 @@ type SessionsActive_Entry struct {
 
 func (x *SessionsActive_Entry) Reset() {
 	*x = SessionsActive_Entry{}
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[10]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -841,7 +1257,7 @@ func (x *SessionsActive_Entry) String() string {
 func (*SessionsActive_Entry) ProtoMessage() {}
 
 func (x *SessionsActive_Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[10]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -854,7 +1270,7 @@ func (x *SessionsActive_Entry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionsActive_Entry.ProtoReflect.Descriptor instead.
 func (*SessionsActive_Entry) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{8, 0}
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{12, 0}
 }
 
 func (x *SessionsActive_Entry) GetSessionId() string {
@@ -917,7 +1333,7 @@ const file_gatehouse_events_v1_token_proto_rawDesc = "" +
 	"\x11sealed_ip_address\x18\r \x01(\v2!.gatehouse.events.v1.SealedSecretR\x0fsealedIpAddress\x12M\n" +
 	"\x11sealed_user_agent\x18\x0e \x01(\v2!.gatehouse.events.v1.SealedSecretR\x0fsealedUserAgent\x12,\n" +
 	"\x12browser_session_id\x18\x0f \x01(\tR\x10browserSessionId\x12\"\n" +
-	"\rowner_user_id\x18\x10 \x01(\tR\vownerUserId\"\x9d\x02\n" +
+	"\rowner_user_id\x18\x10 \x01(\tR\vownerUserId\"\xd9\x02\n" +
 	"\fTokensIssued\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1f\n" +
@@ -926,17 +1342,58 @@ const file_gatehouse_events_v1_token_proto_rawDesc = "" +
 	"\x11access_expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x0faccessExpiresAt\x12!\n" +
 	"\frefresh_hash\x18\x04 \x01(\tR\vrefreshHash\x122\n" +
 	"\x15replaces_refresh_hash\x18\x05 \x01(\tR\x13replacesRefreshHash\x12.\n" +
-	"\x13revokes_access_hash\x18\x06 \x01(\tR\x11revokesAccessHash\"\xbf\x02\n" +
+	"\x13revokes_access_hash\x18\x06 \x01(\tR\x11revokesAccessHash\x12:\n" +
+	"\x05state\x18\a \x01(\v2$.gatehouse.events.v1.SessionSnapshotR\x05state\"o\n" +
+	"\x12SessionSnapshotted\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12:\n" +
+	"\x05state\x18\x02 \x01(\v2$.gatehouse.events.v1.SessionSnapshotR\x05state\"\xdb\x03\n" +
+	"\x0fSessionSnapshot\x12=\n" +
+	"\asession\x18\x01 \x01(\v2#.gatehouse.events.v1.SessionStartedR\asession\x129\n" +
+	"\n" +
+	"created_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12.\n" +
+	"\x13device_display_name\x18\x03 \x01(\tR\x11deviceDisplayName\x129\n" +
+	"\x06tokens\x18\x04 \x03(\v2!.gatehouse.events.v1.SessionTokenR\x06tokens\x12\x14\n" +
+	"\x05ended\x18\x05 \x01(\bR\x05ended\x125\n" +
+	"\bended_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\aendedAt\x12\x1d\n" +
+	"\n" +
+	"end_reason\x18\a \x01(\tR\tendReason\x12@\n" +
+	"\x0elast_active_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\flastActiveAt\x125\n" +
+	"\x05audit\x18\t \x03(\v2\x1f.gatehouse.events.v1.AuditEntryR\x05audit\"\xdb\x01\n" +
+	"\n" +
+	"AuditEntry\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x19\n" +
+	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12\x1d\n" +
+	"\n" +
+	"event_type\x18\x03 \x01(\tR\teventType\x12\x14\n" +
+	"\x05actor\x18\x04 \x01(\tR\x05actor\x12;\n" +
+	"\voccurred_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\x12\x18\n" +
+	"\asummary\x18\x06 \x01(\tR\asummary\x12\x14\n" +
+	"\x05start\x18\a \x01(\bR\x05start\"\xd1\x02\n" +
+	"\fSessionToken\x12\x12\n" +
+	"\x04hash\x18\x01 \x01(\tR\x04hash\x12\x18\n" +
+	"\arefresh\x18\x02 \x01(\bR\arefresh\x127\n" +
+	"\tissued_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt\x129\n" +
+	"\n" +
+	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x1f\n" +
+	"\vaccess_hash\x18\x05 \x01(\tR\n" +
+	"accessHash\x12;\n" +
+	"\vconsumed_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"consumedAt\x12%\n" +
+	"\x0econsumed_after\x18\a \x01(\x04R\rconsumedAfter\x12\x1a\n" +
+	"\bimported\x18\b \x01(\bR\bimported\"\xbf\x02\n" +
 	"\x14SigningKeysGenerated\x12!\n" +
 	"\fprivate_jwks\x18\x01 \x01(\fR\vprivateJwks\x12\"\n" +
 	"\rtoken_mac_key\x18\x02 \x01(\fR\vtokenMacKey\x12Q\n" +
 	"\x13sealed_private_jwks\x18\x03 \x01(\v2!.gatehouse.events.v1.SealedSecretR\x11sealedPrivateJwks\x12R\n" +
 	"\x14sealed_token_mac_key\x18\x04 \x01(\v2!.gatehouse.events.v1.SealedSecretR\x11sealedTokenMacKey\x129\n" +
-	"\x06change\x18\x05 \x01(\x0e2!.gatehouse.events.v1.SecretChangeR\x06change\"E\n" +
+	"\x06change\x18\x05 \x01(\x0e2!.gatehouse.events.v1.SecretChangeR\x06change\"\x81\x01\n" +
 	"\fSessionEnded\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"m\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12:\n" +
+	"\x05state\x18\x03 \x01(\v2$.gatehouse.events.v1.SessionSnapshotR\x05state\"m\n" +
 	"\x13ClientAssertionUsed\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x129\n" +
 	"\n" +
@@ -950,11 +1407,12 @@ const file_gatehouse_events_v1_token_proto_rawDesc = "" +
 	"\x12browser_session_id\x18\x05 \x01(\tR\x10browserSessionId\"/\n" +
 	"\x0eLoginTokenUsed\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\x01 \x01(\tR\tsessionId\"_\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\"\x9b\x01\n" +
 	"\x0eSessionRenamed\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12.\n" +
-	"\x13device_display_name\x18\x02 \x01(\tR\x11deviceDisplayName\"\xaf\x02\n" +
+	"\x13device_display_name\x18\x02 \x01(\tR\x11deviceDisplayName\x12:\n" +
+	"\x05state\x18\x03 \x01(\v2$.gatehouse.events.v1.SessionSnapshotR\x05state\"\xaf\x02\n" +
 	"\x0eSessionsActive\x12C\n" +
 	"\aentries\x18\x01 \x03(\v2).gatehouse.events.v1.SessionsActive.EntryR\aentries\x1a\xd7\x01\n" +
 	"\x05Entry\x12\x1d\n" +
@@ -985,44 +1443,62 @@ func file_gatehouse_events_v1_token_proto_rawDescGZIP() []byte {
 	return file_gatehouse_events_v1_token_proto_rawDescData
 }
 
-var file_gatehouse_events_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_gatehouse_events_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_gatehouse_events_v1_token_proto_goTypes = []any{
 	(*SessionStarted)(nil),        // 0: gatehouse.events.v1.SessionStarted
 	(*TokensIssued)(nil),          // 1: gatehouse.events.v1.TokensIssued
-	(*SigningKeysGenerated)(nil),  // 2: gatehouse.events.v1.SigningKeysGenerated
-	(*SessionEnded)(nil),          // 3: gatehouse.events.v1.SessionEnded
-	(*ClientAssertionUsed)(nil),   // 4: gatehouse.events.v1.ClientAssertionUsed
-	(*LoginTokenIssued)(nil),      // 5: gatehouse.events.v1.LoginTokenIssued
-	(*LoginTokenUsed)(nil),        // 6: gatehouse.events.v1.LoginTokenUsed
-	(*SessionRenamed)(nil),        // 7: gatehouse.events.v1.SessionRenamed
-	(*SessionsActive)(nil),        // 8: gatehouse.events.v1.SessionsActive
-	(*SessionImported)(nil),       // 9: gatehouse.events.v1.SessionImported
-	(*SessionsActive_Entry)(nil),  // 10: gatehouse.events.v1.SessionsActive.Entry
-	(*SealedSecret)(nil),          // 11: gatehouse.events.v1.SealedSecret
-	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
-	(SecretChange)(0),             // 13: gatehouse.events.v1.SecretChange
+	(*SessionSnapshotted)(nil),    // 2: gatehouse.events.v1.SessionSnapshotted
+	(*SessionSnapshot)(nil),       // 3: gatehouse.events.v1.SessionSnapshot
+	(*AuditEntry)(nil),            // 4: gatehouse.events.v1.AuditEntry
+	(*SessionToken)(nil),          // 5: gatehouse.events.v1.SessionToken
+	(*SigningKeysGenerated)(nil),  // 6: gatehouse.events.v1.SigningKeysGenerated
+	(*SessionEnded)(nil),          // 7: gatehouse.events.v1.SessionEnded
+	(*ClientAssertionUsed)(nil),   // 8: gatehouse.events.v1.ClientAssertionUsed
+	(*LoginTokenIssued)(nil),      // 9: gatehouse.events.v1.LoginTokenIssued
+	(*LoginTokenUsed)(nil),        // 10: gatehouse.events.v1.LoginTokenUsed
+	(*SessionRenamed)(nil),        // 11: gatehouse.events.v1.SessionRenamed
+	(*SessionsActive)(nil),        // 12: gatehouse.events.v1.SessionsActive
+	(*SessionImported)(nil),       // 13: gatehouse.events.v1.SessionImported
+	(*SessionsActive_Entry)(nil),  // 14: gatehouse.events.v1.SessionsActive.Entry
+	(*SealedSecret)(nil),          // 15: gatehouse.events.v1.SealedSecret
+	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
+	(SecretChange)(0),             // 17: gatehouse.events.v1.SecretChange
 }
 var file_gatehouse_events_v1_token_proto_depIdxs = []int32{
 	1,  // 0: gatehouse.events.v1.SessionStarted.tokens:type_name -> gatehouse.events.v1.TokensIssued
-	11, // 1: gatehouse.events.v1.SessionStarted.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
-	11, // 2: gatehouse.events.v1.SessionStarted.sealed_user_agent:type_name -> gatehouse.events.v1.SealedSecret
-	12, // 3: gatehouse.events.v1.TokensIssued.access_expires_at:type_name -> google.protobuf.Timestamp
-	11, // 4: gatehouse.events.v1.SigningKeysGenerated.sealed_private_jwks:type_name -> gatehouse.events.v1.SealedSecret
-	11, // 5: gatehouse.events.v1.SigningKeysGenerated.sealed_token_mac_key:type_name -> gatehouse.events.v1.SealedSecret
-	13, // 6: gatehouse.events.v1.SigningKeysGenerated.change:type_name -> gatehouse.events.v1.SecretChange
-	12, // 7: gatehouse.events.v1.ClientAssertionUsed.expires_at:type_name -> google.protobuf.Timestamp
-	12, // 8: gatehouse.events.v1.LoginTokenIssued.expires_at:type_name -> google.protobuf.Timestamp
-	10, // 9: gatehouse.events.v1.SessionsActive.entries:type_name -> gatehouse.events.v1.SessionsActive.Entry
-	0,  // 10: gatehouse.events.v1.SessionImported.session:type_name -> gatehouse.events.v1.SessionStarted
-	1,  // 11: gatehouse.events.v1.SessionImported.tokens:type_name -> gatehouse.events.v1.TokensIssued
-	12, // 12: gatehouse.events.v1.SessionImported.created_at:type_name -> google.protobuf.Timestamp
-	12, // 13: gatehouse.events.v1.SessionImported.last_active_at:type_name -> google.protobuf.Timestamp
-	11, // 14: gatehouse.events.v1.SessionsActive.Entry.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	15, // 1: gatehouse.events.v1.SessionStarted.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
+	15, // 2: gatehouse.events.v1.SessionStarted.sealed_user_agent:type_name -> gatehouse.events.v1.SealedSecret
+	16, // 3: gatehouse.events.v1.TokensIssued.access_expires_at:type_name -> google.protobuf.Timestamp
+	3,  // 4: gatehouse.events.v1.TokensIssued.state:type_name -> gatehouse.events.v1.SessionSnapshot
+	3,  // 5: gatehouse.events.v1.SessionSnapshotted.state:type_name -> gatehouse.events.v1.SessionSnapshot
+	0,  // 6: gatehouse.events.v1.SessionSnapshot.session:type_name -> gatehouse.events.v1.SessionStarted
+	16, // 7: gatehouse.events.v1.SessionSnapshot.created_at:type_name -> google.protobuf.Timestamp
+	5,  // 8: gatehouse.events.v1.SessionSnapshot.tokens:type_name -> gatehouse.events.v1.SessionToken
+	16, // 9: gatehouse.events.v1.SessionSnapshot.ended_at:type_name -> google.protobuf.Timestamp
+	16, // 10: gatehouse.events.v1.SessionSnapshot.last_active_at:type_name -> google.protobuf.Timestamp
+	4,  // 11: gatehouse.events.v1.SessionSnapshot.audit:type_name -> gatehouse.events.v1.AuditEntry
+	16, // 12: gatehouse.events.v1.AuditEntry.occurred_at:type_name -> google.protobuf.Timestamp
+	16, // 13: gatehouse.events.v1.SessionToken.issued_at:type_name -> google.protobuf.Timestamp
+	16, // 14: gatehouse.events.v1.SessionToken.expires_at:type_name -> google.protobuf.Timestamp
+	16, // 15: gatehouse.events.v1.SessionToken.consumed_at:type_name -> google.protobuf.Timestamp
+	15, // 16: gatehouse.events.v1.SigningKeysGenerated.sealed_private_jwks:type_name -> gatehouse.events.v1.SealedSecret
+	15, // 17: gatehouse.events.v1.SigningKeysGenerated.sealed_token_mac_key:type_name -> gatehouse.events.v1.SealedSecret
+	17, // 18: gatehouse.events.v1.SigningKeysGenerated.change:type_name -> gatehouse.events.v1.SecretChange
+	3,  // 19: gatehouse.events.v1.SessionEnded.state:type_name -> gatehouse.events.v1.SessionSnapshot
+	16, // 20: gatehouse.events.v1.ClientAssertionUsed.expires_at:type_name -> google.protobuf.Timestamp
+	16, // 21: gatehouse.events.v1.LoginTokenIssued.expires_at:type_name -> google.protobuf.Timestamp
+	3,  // 22: gatehouse.events.v1.SessionRenamed.state:type_name -> gatehouse.events.v1.SessionSnapshot
+	14, // 23: gatehouse.events.v1.SessionsActive.entries:type_name -> gatehouse.events.v1.SessionsActive.Entry
+	0,  // 24: gatehouse.events.v1.SessionImported.session:type_name -> gatehouse.events.v1.SessionStarted
+	1,  // 25: gatehouse.events.v1.SessionImported.tokens:type_name -> gatehouse.events.v1.TokensIssued
+	16, // 26: gatehouse.events.v1.SessionImported.created_at:type_name -> google.protobuf.Timestamp
+	16, // 27: gatehouse.events.v1.SessionImported.last_active_at:type_name -> google.protobuf.Timestamp
+	15, // 28: gatehouse.events.v1.SessionsActive.Entry.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
+	29, // [29:29] is the sub-list for method output_type
+	29, // [29:29] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_events_v1_token_proto_init() }
@@ -1037,7 +1513,7 @@ func file_gatehouse_events_v1_token_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_events_v1_token_proto_rawDesc), len(file_gatehouse_events_v1_token_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

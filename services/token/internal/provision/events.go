@@ -88,6 +88,8 @@ func (p *Provisioner) applySessionEvent(ctx context.Context, rec eventlog.Record
 		return nil // a rotation: the device stays
 	case *eventsv1.SessionImported:
 		return nil // imported from the homeserver, which has the device already
+	case *eventsv1.SessionSnapshotted:
+		return nil // the session's state written again: nothing changed
 	default:
 		return eventlog.Unhandled(rec)
 	}

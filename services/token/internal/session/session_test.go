@@ -1,10 +1,12 @@
 package session
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"gatehouse.dev/platform/errs"
@@ -116,5 +118,79 @@ func TestRename(t *testing.T) {
 	}
 	if events, err := Rename(renamed, "", "New"); err != nil || len(events) != 0 {
 		t.Fatalf("renaming to the same name: %v %v", events, err)
+	}
+}
+
+// A session's last event carries its whole state: folding that event alone
+// gives what folding the whole history gives — the stream keeps only it
+// (issue 16). Rotated-out refresh tokens are remembered, ReuseMemory of
+// them, so a replay of a recent one still ends the session after the
+// history is gone; an older one is merely invalid.
+func TestSnapshotFoldsLikeHistory(t *testing.T) {
+	at := rotatedAt
+	history := []eventlog.Record{{Seq: 1, Subject: "token.session.s", Envelope: &eventsv1.Envelope{OccurredAt: timestamppb.New(at)},
+		Event: &eventsv1.SessionStarted{SessionId: "s", ClientId: "c", Kind: "oauth", UserId: "u", Scope: "openid",
+			Tokens: &eventsv1.TokensIssued{SessionId: "s", AccessHash: "a0", RefreshHash: "r0", AccessExpiresAt: timestamppb.New(at.Add(time.Minute))}}}}
+	appendDecided := func(evs []proto.Message) {
+		for _, ev := range evs {
+			seq := history[len(history)-1].Seq + 3 // other aggregates' events between
+			at = at.Add(time.Minute)
+			history = append(history, eventlog.Record{Seq: seq, Subject: "token.session.s", Envelope: &eventsv1.Envelope{OccurredAt: timestamppb.New(at)}, Event: ev})
+		}
+	}
+	const rotations = 3 * ReuseMemory
+	for i := 1; i <= rotations; i++ {
+		st := Fold(history)
+		next := &eventsv1.TokensIssued{AccessHash: fmt.Sprintf("a%d", i), RefreshHash: fmt.Sprintf("r%d", i), AccessExpiresAt: timestamppb.New(at.Add(time.Hour))}
+		decided, o, err := Refresh(st, Rotation{ClientID: "c", PresentedHash: fmt.Sprintf("r%d", i-1), FirstSeen: st.Version, Next: next, Now: at})
+		if err != nil || o != Rotated {
+			t.Fatalf("rotation %d: %v %v", i, o, err)
+		}
+		appendDecided(WithState(st, st.Version, at.Add(time.Minute), decided))
+		if i == rotations/2 {
+			st := Fold(history)
+			renamed, err := Rename(st, "", "Laptop")
+			if err != nil {
+				t.Fatal(err)
+			}
+			appendDecided(WithState(st, st.Version, at.Add(time.Minute), renamed))
+		}
+	}
+	full, last := Fold(history), Fold(history[len(history)-1:])
+	if !proto.Equal(full.Snapshot(), last.Snapshot()) || full.Version != last.Version || full.SealedAt != last.SealedAt {
+		t.Fatalf("the last event folds to\n%v\nthe history to\n%v", last.Snapshot(), full.Snapshot())
+	}
+	want := fmt.Sprintf("r%d", rotations)
+	if last.CurrentRefresh != want || last.CurrentAccess != fmt.Sprintf("a%d", rotations) || last.DisplayName != "Laptop" || last.Started.GetUserId() != "u" {
+		t.Fatalf("state %+v", last)
+	}
+	if n := len(last.Snapshot().GetTokens()); n != ReuseMemory+2 {
+		t.Fatalf("snapshot holds %d tokens, want the pair and %d rotated out", n, ReuseMemory)
+	}
+	replay := func(hash string) Outcome {
+		_, o, _ := Refresh(last, Rotation{ClientID: "c", PresentedHash: hash, FirstSeen: last.Version, Next: &eventsv1.TokensIssued{AccessHash: "x"}, Now: at.Add(time.Hour)})
+		return o
+	}
+	if o := replay(fmt.Sprintf("r%d", rotations-1)); o != Reused {
+		t.Fatalf("replay of the last rotated-out token: %v, want Reused", o)
+	}
+	if o := replay(fmt.Sprintf("r%d", rotations-ReuseMemory)); o != Reused {
+		t.Fatalf("replay of the oldest remembered token: %v, want Reused", o)
+	}
+	if o := replay(fmt.Sprintf("r%d", rotations-ReuseMemory-1)); o != 0 {
+		t.Fatalf("replay of a forgotten token: %v, want merely invalid", o)
+	}
+	// A concurrent request that read the session before the last rotation lost a race.
+	if _, o, _ := Refresh(last, Rotation{ClientID: "c", PresentedHash: fmt.Sprintf("r%d", rotations-1), FirstSeen: history[len(history)-2].Seq, Next: &eventsv1.TokensIssued{}, Now: at.Add(time.Hour)}); o != LostRace {
+		t.Fatalf("concurrent loser: %v", o)
+	}
+
+	ended, err := End(last, "revoked")
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendDecided(WithState(last, last.Version, at, ended))
+	if st := Fold(history[len(history)-1:]); !st.Ended || st.Started.GetSessionId() != "s" || st.CurrentRefresh != want {
+		t.Fatalf("ended session from its last event: %+v", st)
 	}
 }

@@ -1,0 +1,159 @@
+package token
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"gatehouse.dev/platform/eventlog"
+	"gatehouse.dev/platform/personal"
+	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
+	"gatehouse.dev/services/token/internal/session"
+)
+
+// Storage that follows live sessions, not their history (issue 16). Every
+// session event after the first carries the session's whole state
+// (SessionSnapshot, sessionWrites), so with Config.CompactSessions the
+// TOKEN stream keeps only the last message of each subject (JetStream's
+// MaxMsgsPerSubject 1): a session refreshed a thousand times holds one
+// message. An ended session's last event expires after
+// Config.EndedSessionRetention (a message TTL), and the read model drops the
+// session's rows at the same age (sweepEnded), so a rebuild still equals
+// the live read model and a session's subject does not outlive it.
+//
+// A stream that kept history until now is compacted once, at start: every
+// session whose last event carries no state gets a SessionSnapshotted first,
+// then the limit is set and JetStream drops the older messages. Replicas of
+// an earlier version must be stopped first: an event they append without a
+// state after the limit is set loses the session's start.
+
+// DefaultEndedSessionRetention is how long an ended session stays, in the
+// stream and the read model, when compacting.
+const DefaultEndedSessionRetention = 30 * 24 * time.Hour
+
+// sweepEndedEvery is how often the read model drops long-ended sessions.
+const sweepEndedEvery = time.Hour
+
+// openTokenLog opens the TOKEN stream, compacting it first when asked to.
+func openTokenLog(ctx context.Context, cfg Config, js jetstream.JetStream, keys *personal.Store, logger *slog.Logger, opts ...eventlog.Option) (*eventlog.Log, error) {
+	streamCfg := eventlog.StreamOf(eventsv1.Token, cfg.Replicas)
+	if !cfg.CompactSessions {
+		return eventlog.Open(ctx, js, streamCfg, opts...)
+	}
+	streamCfg.AllowTTL = true
+	if st, err := js.Stream(ctx, streamCfg.Name); err == nil && st.CachedInfo().Config.MaxMsgsPerSubject != 1 {
+		log, err := eventlog.Open(ctx, js, streamCfg, opts...)
+		if err != nil {
+			return nil, err
+		}
+		began := time.Now()
+		n, err := snapshotSessions(ctx, log, keys, cfg.EndedSessionRetention, time.Now)
+		if err != nil {
+			return nil, fmt.Errorf("token: compacting the TOKEN stream: %w", err)
+		}
+		logger.Info("TOKEN stream compacted: each session's last event now holds its state", "snapshots", n, "took", time.Since(began).Round(time.Millisecond))
+	} else if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, err
+	}
+	streamCfg.LastPerSubject = true
+	return eventlog.Open(ctx, js, streamCfg, opts...)
+}
+
+// snapshotSessions writes a SessionSnapshotted for every session whose
+// last event carries no state, and returns how many it wrote. An ended
+// session's expires when it would have, had it been written at its end. A
+// session changed meanwhile got a state from its new event.
+func snapshotSessions(ctx context.Context, log *eventlog.Log, keys *personal.Store, retention time.Duration, now func() time.Time) (int, error) {
+	n := 0
+	err := log.LastOfEach(ctx, log.Subjects(eventsv1.TokenSession.Type), func(last eventlog.Record) error {
+		if session.HasSnapshot(last.Event) {
+			return nil
+		}
+		ref := last.Aggregate()
+		history, version, err := log.Load(ctx, ref)
+		if err != nil {
+			return err
+		}
+		st := session.Fold(history)
+		if !st.Exists() {
+			return nil
+		}
+		ev, err := resealSnapshot(ctx, keys, log.Subject(ref), st, &eventsv1.SessionSnapshotted{SessionId: ref.ID, State: st.Snapshot()})
+		if err != nil {
+			return err
+		}
+		w := eventlog.Write{Expect: eventlog.ExpectVersion(version), Event: eventlog.Event{Aggregate: ref, Actor: "system:token", Payload: ev}}
+		if st.Ended {
+			w.TTL = max(retention-now().Sub(st.EndedAt()), time.Second)
+		}
+		if _, err := log.Append(ctx, w); err != nil && !eventlog.IsConflict(err) {
+			return err
+		}
+		n++
+		return nil
+	})
+	return n, err
+}
+
+// resealSnapshot seals the personal fields of an event carrying st's
+// snapshot for their place in it: the start's, sealed where the start was
+// read from (st.SealedAt), are opened and sealed again.
+func resealSnapshot(ctx context.Context, keys *personal.Store, subject string, st session.State, ev proto.Message) (proto.Message, error) {
+	if st.SealedAt == "" {
+		return ev, nil
+	}
+	clear := proto.Clone(ev)
+	if snap := sessionSnapshot(clear); snap.GetSession() != nil {
+		if err := keys.Unseal(ctx, snap.GetSession(), st.SealedAt); err != nil {
+			return nil, err
+		}
+	}
+	return keys.SealDroppingErased(ctx, clear, subject, personal.NoOwner)
+}
+
+// sweepEnded drops, every sweepEndedEvery, the sessions ended longer ago
+// than the retention, with their tokens and audit trail: their last event
+// has expired from the stream, so a rebuild would not hold them either.
+func (s *Service) sweepEnded(ctx context.Context) {
+	for {
+		cutoff := s.now().Add(-s.cfg.EndedSessionRetention)
+		if n, err := s.dropEnded(ctx, cutoff); err != nil && ctx.Err() == nil {
+			s.logger.Warn("could not drop long-ended sessions", "err", err)
+		} else if n > 0 {
+			s.logger.Info("dropped long-ended sessions", "sessions", n, "ended_before", cutoff)
+		}
+		if !sleep(ctx, sweepEndedEvery) {
+			return
+		}
+	}
+}
+
+// dropEnded deletes the sessions ended before cutoff, their tokens and
+// their audit trail (which their snapshot carried: a rebuild would not
+// have it either).
+func (s *Service) dropEnded(ctx context.Context, cutoff time.Time) (int64, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback(ctx)
+	for _, sql := range []string{
+		`DELETE FROM tokens t USING sessions s WHERE t.session_id = s.session_id AND s.ended_at < $1`,
+		`DELETE FROM audit_log a USING sessions s WHERE a.session_id = s.session_id AND s.ended_at < $1`,
+		`DELETE FROM audit_subjects a USING sessions s WHERE a.aggregate_id = s.session_id AND s.ended_at < $1`,
+	} {
+		if _, err := tx.Exec(ctx, sql, cutoff); err != nil {
+			return 0, err
+		}
+	}
+	tag, err := tx.Exec(ctx, `DELETE FROM sessions WHERE ended_at < $1`, cutoff)
+	if err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), tx.Commit(ctx)
+}

@@ -13,7 +13,7 @@ func TestCheckFindsForgottenEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
-		"consumers.go:11:2: type switch names SessionStarted, SessionEnded of token.session.* but not TokensIssued, SessionRenamed, SessionImported",
+		"consumers.go:11:2: type switch names SessionStarted, SessionEnded of token.session.* but not TokensIssued, SessionRenamed, SessionImported, SessionSnapshotted",
 		"consumers.go:44:2: type assertion names VerificationConfirmed of notify.verification.* but not VerificationStarted, VerificationCodeReissued, VerificationAttemptFailed, EmailDelivered, EmailDeliveryFailed",
 	}
 	if len(problems) != len(want) {

@@ -63,21 +63,36 @@ func tokenSessionsReadModel(token *eventlog.Log) projection.Projection {
 func applyTokenSessions(ctx context.Context, tx pgx.Tx, recs []eventlog.Record) error {
 	var sessions, clients, ended []string
 	for _, rec := range recs {
+		// Every event after a session's start carries its whole state; a
+		// compacted TOKEN stream (oauth.compact_sessions) keeps only the last.
+		var (
+			id      string
+			started *eventsv1.SessionStarted
+		)
 		switch ev := rec.Event.(type) {
 		case *eventsv1.SessionStarted:
-			if k := ev.GetKind(); k == "oauth" || k == "client_credentials" {
-				sessions, clients = append(sessions, ev.GetSessionId()), append(clients, ev.GetClientId())
-			}
+			id, started = ev.GetSessionId(), ev
 		case *eventsv1.SessionImported:
 			// a Synapse device: a compat session, no client's
+		case *eventsv1.TokensIssued:
+			id, started = ev.GetSessionId(), ev.GetState().GetSession()
+		case *eventsv1.SessionRenamed:
+			id, started = ev.GetSessionId(), ev.GetState().GetSession()
 		case *eventsv1.SessionEnded:
-			ended = append(ended, ev.GetSessionId())
-		case *eventsv1.TokensIssued, *eventsv1.SessionRenamed:
-			// new tokens, a new name: the session stays as live as it was
+			id, started = ev.GetSessionId(), ev.GetState().GetSession()
+			ended = append(ended, id)
+		case *eventsv1.SessionSnapshotted:
+			id, started = ev.GetSessionId(), ev.GetState().GetSession()
+			if ev.GetState().GetEnded() {
+				ended = append(ended, id)
+			}
 		default:
 			if err := eventlog.Unhandled(rec); err != nil {
 				return err
 			}
+		}
+		if k := started.GetKind(); k == "oauth" || k == "client_credentials" {
+			sessions, clients = append(sessions, id), append(clients, started.GetClientId())
 		}
 	}
 	if len(sessions) > 0 {

@@ -23,7 +23,7 @@ func complete(e any) int {
 	switch e.(type) {
 	case *ev1.SessionStarted, *ev1.TokensIssued:
 		return 1
-	case *ev1.SessionRenamed, *ev1.SessionEnded, *ev1.SessionImported:
+	case *ev1.SessionRenamed, *ev1.SessionEnded, *ev1.SessionImported, *ev1.SessionSnapshotted:
 		return 2
 	}
 	return 0

@@ -151,6 +151,32 @@ func TestListUsersBySessions(t *testing.T) {
 		_, err := h.c.ListUsers(ctx, &accountsv1.ListUsersRequest{ActiveOauth2Clients: many})
 		wantCode(t, err, codes.InvalidArgument)
 	})
+
+	// A compacted TOKEN stream (oauth.compact_sessions) keeps only each
+	// session's last event, whose state says how it started.
+	t.Run("sessions known by their last event only", func(t *testing.T) {
+		state := func(kind, client string, u *accountsv1.User, ended bool) *eventsv1.SessionSnapshot {
+			return &eventsv1.SessionSnapshot{Ended: ended, Session: &eventsv1.SessionStarted{Kind: kind, ClientId: client, UserId: u.GetId()}}
+		}
+		of := func(client string) []string {
+			t.Helper()
+			resp, err := h.c.ListUsers(ctx, &accountsv1.ListUsersRequest{ActiveOauth2Clients: []string{client}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return usernames(resp.GetUsers())
+		}
+		rotated, snapshotted, ended := ids.New(), ids.New(), ids.New()
+		put(rotated, &eventsv1.TokensIssued{SessionId: rotated, AccessHash: ids.New(), State: state("oauth", "compacted", dave, false)})
+		put(snapshotted, &eventsv1.SessionSnapshotted{SessionId: snapshotted, State: state("oauth", "compacted", erin, false)})
+		put(ended, &eventsv1.SessionSnapshotted{SessionId: ended, State: state("oauth", "compacted-ended", bob, true)})
+		if got := of("compacted"); !slices.Equal(got, []string{"dave", "erin"}) {
+			t.Errorf("users with a live session known by its last event: %v, want [dave erin]", got)
+		}
+		if got := of("compacted-ended"); len(got) != 0 {
+			t.Errorf("a session whose last event says it ended is live: %v", got)
+		}
+	})
 }
 
 func usernames(users []*accountsv1.User) []string {

@@ -67,8 +67,9 @@ func TestProjectionsConform(t *testing.T) {
 // of two clients: a person's sessions rotated, renamed and ended, a client's
 // own, a compat session, an imported one and a personal token.
 func tokenSessionsHistory() []eventlog.Event {
-	alice := ids.New()
+	alice, bob := ids.New(), ids.New()
 	s1, s2, s3, s4, s5, s6 := ids.New(), ids.New(), ids.New(), ids.New(), ids.New(), ids.New()
+	s7, s8, s9 := ids.New(), ids.New(), ids.New()
 	ev := func(id string, p proto.Message) eventlog.Event {
 		return eventlog.Event{Aggregate: eventlog.Ref{Type: eventsv1.TokenSession.Type, ID: id}, Actor: "system:token", Payload: p}
 	}
@@ -89,6 +90,11 @@ func tokenSessionsHistory() []eventlog.Event {
 		ev(s1, &eventsv1.SessionEnded{SessionId: s1, Reason: "revoked"}),
 		ev(s3, &eventsv1.SessionEnded{SessionId: s3, Reason: "admin"}),
 		ev(s6, &eventsv1.SessionEnded{SessionId: s6, Reason: "user_deactivated"}),
+		// What a compacted TOKEN stream keeps of sessions: their last event.
+		ev(s7, &eventsv1.TokensIssued{SessionId: s7, AccessHash: ids.New(), State: &eventsv1.SessionSnapshot{Session: started(s7, "oauth", "app", alice)}}),
+		ev(s8, &eventsv1.SessionSnapshotted{SessionId: s8, State: &eventsv1.SessionSnapshot{Session: started(s8, "oauth", "other", bob)}}),
+		ev(s9, &eventsv1.SessionSnapshotted{SessionId: s9, State: &eventsv1.SessionSnapshot{Session: started(s9, "oauth", "app", bob), Ended: true}}),
+		ev(s8, &eventsv1.SessionEnded{SessionId: s8, Reason: "revoked", State: &eventsv1.SessionSnapshot{Session: started(s8, "oauth", "other", bob), Ended: true}}),
 	}
 }
 

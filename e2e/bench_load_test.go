@@ -111,6 +111,10 @@ func driveProfiled(b *testing.B, s *server, fn func() error) {
 		all     = make([]time.Duration, 0, b.N)
 		profile = profileDuring(b, s)
 	)
+	var cpu0 time.Duration
+	if s != nil {
+		cpu0 = treeCPU(s.cmd.Process.Pid)
+	}
 	b.ResetTimer()
 	start := time.Now()
 	for range loadClients {
@@ -138,6 +142,13 @@ func driveProfiled(b *testing.B, s *server, fn func() error) {
 	wg.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
+	if s != nil && len(all) > 0 {
+		// The server's own CPU per request: what a core of it serves,
+		// whatever else (the load generator, other work) the machine runs.
+		cpu := treeCPU(s.cmd.Process.Pid) - cpu0
+		b.ReportMetric(float64(cpu.Microseconds())/float64(len(all)), "server-cpu-µs/op")
+		b.ReportMetric(float64(len(all))/cpu.Seconds(), "req/s/server-core")
+	}
 	profile.wait(b)
 	report(b, all, elapsed)
 }

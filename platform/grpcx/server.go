@@ -14,6 +14,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"runtime/debug"
 	"time"
 
@@ -31,6 +32,9 @@ import (
 
 // MaxRecvMsgSize bounds a message the server accepts: 4 MiB.
 const MaxRecvMsgSize = 4 << 20
+
+// streamWorkers is the least number of goroutines kept to run calls.
+const streamWorkers = 256
 
 // ServerOptions configures NewServer.
 type ServerOptions struct {
@@ -72,6 +76,14 @@ func NewServer(opts ServerOptions) *grpc.Server {
 		grpc.ChainUnaryInterceptor(unaryInterceptor(logger), deadlineUnary(opts.Deadline), authUnary(auth)),
 		grpc.ChainStreamInterceptor(streamInterceptor(logger), authStream(auth)),
 		grpc.MaxRecvMsgSize(MaxRecvMsgSize),
+		// Calls run on long-lived workers (a new goroutine only when all are
+		// busy): a fresh goroutine per call grew its stack through the
+		// interceptors and telemetry every time, a fifth of the CPU of an
+		// introspection. As many as the calls a busy homeserver keeps in
+		// flight: a worker is busy while its call waits for a core.
+		grpc.NumStreamWorkers(uint32(max(streamWorkers, 16*runtime.GOMAXPROCS(0)))),
+		// Idle connections keep no write buffer of their own.
+		grpc.SharedWriteBuffer(true),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
 			MinTime:             10 * time.Second,
 			PermitWithoutStream: true,

@@ -193,13 +193,21 @@ func (l *Listener) watchRewind(ctx context.Context, pool *pgxpool.Pool, name str
 // seq (its checkpoint is at or past seq), or ctx ends. Use it after appending, so
 // that the next read of the projection sees the command's own writes.
 //
-// The checkpoint row decides; announcements only say when to read it again:
-// first, whenever one reaches seq, and after the listener reconnects.
+// An announcement of seq or later, heard on the listener's current
+// connection since the last reset, is proof enough: it is sent by the
+// transaction that wrote the checkpoint, and only once that commits. Else
+// the checkpoint row decides, read first and again after the listener
+// reconnects (announcements may have been missed). A command thus usually
+// waits without a query of its own: on the hot path (a token issued) those
+// were two queries per request.
 func (l *Listener) WaitFor(ctx context.Context, name string, seq uint64) error {
 	checkedEpoch := ^uint64(0)
 	for {
 		announced, _, epoch, wake := l.watch(name)
-		if epoch != checkedEpoch || announced >= seq {
+		if announced >= seq {
+			return nil
+		}
+		if epoch != checkedEpoch {
 			cp, err := Checkpoint(ctx, l.pool, name)
 			if err != nil {
 				return err

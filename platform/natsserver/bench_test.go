@@ -88,4 +88,3 @@ func serverMemory(b *testing.B, srv *natsserver.Server) (rss, heap uint64) {
 	}
 	return uint64(v.Mem), ms.HeapInuse
 }
-

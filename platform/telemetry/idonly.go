@@ -22,7 +22,9 @@ type idOnlyProvider struct {
 }
 
 // Tracer returns the provider's one tracer.
-func (p *idOnlyProvider) Tracer(string, ...trace.TracerOption) trace.Tracer { return idOnlyTracer{p: p} }
+func (p *idOnlyProvider) Tracer(string, ...trace.TracerOption) trace.Tracer {
+	return idOnlyTracer{p: p}
+}
 
 // idOnlyTracer starts idOnlyProvider's spans.
 type idOnlyTracer struct {

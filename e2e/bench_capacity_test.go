@@ -141,8 +141,8 @@ func rssMiB(b testing.TB, s *server) float64 {
 const clockTicks = 100
 
 // treeCPU is the CPU time used so far by the process pid and its children
-// (gatehouse serve's private PostgreSQL), from /proc.
-func treeCPU(pid int) time.Duration {
+// (gatehouse serve's private PostgreSQL), and by pid alone, from /proc.
+func treeCPU(pid int) (tree, self time.Duration) {
 	parents := map[int]int{}
 	cpu := map[int]time.Duration{}
 	dirs, _ := filepath.Glob("/proc/[0-9]*/stat")
@@ -168,14 +168,13 @@ func treeCPU(pid int) time.Duration {
 		parents[id] = ppid
 		cpu[id] = time.Duration(utime+stime) * time.Second / clockTicks
 	}
-	var total time.Duration
 	for id, t := range cpu {
 		for p := id; p != 0; p = parents[p] {
 			if p == pid {
-				total += t
+				tree += t
 				break
 			}
 		}
 	}
-	return total
+	return tree, cpu[pid]
 }

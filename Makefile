@@ -94,8 +94,14 @@ bench: deps
 	$(GO) test -run '^$$' -bench '^BenchmarkSessionStorage$$' -benchtime 1x -timeout 10m ./services/token/
 	@echo "== passwords: sign-in cost of argon2id (default parameters) vs a bcrypt hash imported from Synapse (cost 12, pepper), and argon2id padded to bcrypt (every verification takes the slowest scheme's time) =="
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./services/accounts/internal/password/
-	@echo "== load test of a running gatehouse serve: introspection (HTTP, gRPC), client_credentials; 64 concurrent clients =="
-	$(GO) test -run '^$$' -bench '^BenchmarkLoad$$' -benchtime 5000x ./e2e/
+	@echo "== NATS JetStream: server memory and storage per million subjects (one event-sized message each, file storage) =="
+	$(GO) test -run '^$$' -bench '^BenchmarkSubjectMemory$$' -benchtime 1x -timeout 20m ./platform/natsserver/
+	@echo "== load test of a running gatehouse serve: introspection (HTTP, gRPC, homeserver secret), client_credentials; 64 concurrent clients; server CPU per request (GATEHOUSE_BENCH_PROFILE=<dir> saves pprof profiles) =="
+	$(GO) test -run '^$$' -bench '^BenchmarkLoad$$' -benchtime 10000x ./e2e/
+	@echo "== revocation on one token replica seen by another: delay after the revocation's 200 =="
+	$(GO) test -run '^$$' -bench '^BenchmarkRevocationVisibility$$' -benchtime 200x ./e2e/
+	@echo "== idle resident memory: all-in-one gatehouse serve, and one process per service =="
+	$(GO) test -run '^$$' -bench '^BenchmarkIdleMemory$$' -benchtime 1x ./e2e/
 	@echo "== pages: sign-in and consent rendering, and the signed-in authorize → consent → code exchange round trip =="
 	$(GO) test -run '^$$' -bench '^BenchmarkWeb$$' -benchtime 1000x ./e2e/
 	@echo "== Synapse migration: generate a Synapse database of 100,000 users with COPY, then stream every table (rows/s per table) =="
@@ -104,7 +110,7 @@ bench: deps
 	$(GO) test -run '^$$' -bench '^BenchmarkMigrateSynapse$$' -benchtime 1x -timeout 60m ./e2e/
 	@echo "== benchmarks of every other package =="
 	@pkgs=$$(grep -rl --include='*_test.go' '^func Benchmark' $(MODULES) | xargs -r -n1 dirname | sort -u | \
-	  grep -vx -e platform/eventlog -e platform/projection -e platform/ratelimit -e services/token -e services/accounts/internal/password -e migrate/synapse -e e2e | sed 's|^|./|'); \
+	  grep -vx -e platform/eventlog -e platform/natsserver -e platform/projection -e platform/ratelimit -e services/token -e services/accounts/internal/password -e migrate/synapse -e e2e | sed 's|^|./|'); \
 	if [ -z "$$pkgs" ]; then echo "(none)"; else set -x; $(GO) test -run '^$$' -bench . -benchtime 2s $$pkgs; fi
 
 clean:

@@ -4,18 +4,38 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
-	"sort"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 
 	tokenv1 "gatehouse.dev/proto/gatehouse/token/v1"
+)
+
+// The load test drives a running `gatehouse serve` from loadClients
+// concurrent clients in the test process, which shares the machine's cores
+// with the server: the numbers are those of the server and its load
+// generator together. With GATEHOUSE_BENCH_PROFILE=<dir>, every load runs
+// for at least profileSeconds more while the server's CPU and allocation
+// profiles are taken (ops.pprof), written to <dir>/<load>.cpu.pprof and
+// <dir>/<load>.allocs.pprof for `go tool pprof`.
+const (
+	loadClients    = 64
+	profileSeconds = 8
 )
 
 // benchServer is one `gatehouse serve` shared by the load tests, with a
@@ -30,13 +50,30 @@ type benchServer struct {
 
 func startBench(b *testing.B) *benchServer {
 	b.Helper()
-	s := startServe(b, dataDir(b), "GATEHOUSE_MATRIX_SECRET="+homeserverSecret, "GATEHOUSE_LOG_LEVEL=error")
-	bs := &benchServer{s: s, base: "http://" + s.http + "/", client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
+	s := startServe(b, dataDir(b), "GATEHOUSE_MATRIX_SECRET="+homeserverSecret, "GATEHOUSE_LOG_LEVEL=error", "GATEHOUSE_OPS_PPROF=true")
+	bs := &benchServer{s: s, base: "http://" + s.http + "/", client: loadHTTPClient()}
+	bs.cc = benchCCClient(b, bs.base)
+	tok, err := bs.cc.Token(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	bs.token = tok.AccessToken
+	return bs
+}
+
+// loadHTTPClient keeps a connection per load client alive.
+func loadHTTPClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2 * loadClients, MaxConnsPerHost: 2 * loadClients}}
+}
+
+// benchCCClient registers a confidential client_credentials client at base.
+func benchCCClient(b testing.TB, base string) clientcredentials.Config {
+	b.Helper()
 	body, _ := json.Marshal(map[string]any{
 		"client_uri": "https://bench.example.com/", "application_type": "web",
 		"token_endpoint_auth_method": "client_secret_basic", "grant_types": []string{"client_credentials"},
 	})
-	resp, err := http.Post(bs.base+"oauth2/registration", "application/json", bytes.NewReader(body))
+	resp, err := http.Post(base+"oauth2/registration", "application/json", bytes.NewReader(body))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -46,62 +83,169 @@ func startBench(b *testing.B) *benchServer {
 	if resp.StatusCode != http.StatusCreated {
 		b.Fatalf("register: %d %v", resp.StatusCode, reg)
 	}
-	bs.cc = clientcredentials.Config{ClientID: reg["client_id"].(string), ClientSecret: reg["client_secret"].(string), TokenURL: bs.base + "oauth2/token"}
-	tok, err := bs.cc.Token(context.Background())
-	if err != nil {
-		b.Fatal(err)
-	}
-	bs.token = tok.AccessToken
-	return bs
+	return clientcredentials.Config{ClientID: reg["client_id"].(string), ClientSecret: reg["client_secret"].(string), TokenURL: base + "oauth2/token"}
 }
 
-// latencies collects request durations and reports p50/p99 and requests/s.
-type latencies struct {
-	mu  sync.Mutex
-	all []time.Duration
-}
-
-func (l *latencies) add(d time.Duration) {
-	l.mu.Lock()
-	l.all = append(l.all, d)
-	l.mu.Unlock()
-}
-
-func (l *latencies) report(b *testing.B, elapsed time.Duration) {
-	sort.Slice(l.all, func(i, j int) bool { return l.all[i] < l.all[j] })
-	if n := len(l.all); n > 0 {
-		b.ReportMetric(float64(l.all[n/2].Microseconds()), "p50-µs")
-		b.ReportMetric(float64(l.all[n*99/100].Microseconds()), "p99-µs")
+// report sorts durations and reports p50/p99 and requests/s over elapsed.
+func report(b *testing.B, all []time.Duration, elapsed time.Duration) {
+	slices.Sort(all)
+	if n := len(all); n > 0 {
+		b.ReportMetric(float64(all[n/2].Microseconds()), "p50-µs")
+		b.ReportMetric(float64(all[n*99/100].Microseconds()), "p99-µs")
 		b.ReportMetric(float64(n)/elapsed.Seconds(), "req/s")
+		b.ReportMetric(float64(elapsed.Nanoseconds())/float64(n), "ns/op")
 	}
 }
 
-// drive drives fn from 64 concurrent clients, b.N requests in all.
-func drive(b *testing.B, fn func() error) {
-	var lat latencies
-	b.SetParallelism(32) // 2 cores × 32 = 64 concurrent requests
+// drive drives fn from loadClients concurrent clients, b.N requests in all.
+func drive(b *testing.B, fn func() error) { driveProfiled(b, nil, fn) }
+
+// driveProfiled is drive that, when profiling, also goes on for as long as
+// the profiles of s (when not nil) take.
+func driveProfiled(b *testing.B, s *server, fn func() error) {
+	var (
+		next    atomic.Int64
+		failed  atomic.Bool
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		all     = make([]time.Duration, 0, b.N)
+		profile = profileDuring(b, s)
+	)
+	var cpu0, self0 time.Duration
+	if s != nil {
+		cpu0, self0 = treeCPU(s.cmd.Process.Pid)
+	}
 	b.ResetTimer()
 	start := time.Now()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			t0 := time.Now()
-			if err := fn(); err != nil {
-				b.Error(err)
-				return
+	for range loadClients {
+		wg.Go(func() {
+			mine := make([]time.Duration, 0, b.N/loadClients+1)
+			defer func() {
+				mu.Lock()
+				all = append(all, mine...)
+				mu.Unlock()
+			}()
+			for !failed.Load() {
+				if next.Add(1) > int64(b.N) && profile.done() {
+					return
+				}
+				t0 := time.Now()
+				if err := fn(); err != nil {
+					b.Error(err)
+					failed.Store(true)
+					return
+				}
+				mine = append(mine, time.Since(t0))
 			}
-			lat.add(time.Since(t0))
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if s != nil && len(all) > 0 {
+		// The server's own CPU per request: what a core of it serves,
+		// whatever else (the load generator, other work) the machine runs.
+		cpu, self := treeCPU(s.cmd.Process.Pid)
+		cpu, self = cpu-cpu0, self-self0
+		b.ReportMetric(float64(cpu.Microseconds())/float64(len(all)), "server-cpu-µs/op")
+		// Of which gatehouse itself (the rest: its PostgreSQL).
+		b.ReportMetric(float64(self.Microseconds())/float64(len(all)), "gatehouse-cpu-µs/op")
+		b.ReportMetric(float64(len(all))/cpu.Seconds(), "req/s/server-core")
+	}
+	profile.wait(b)
+	report(b, all, elapsed)
+}
+
+// profiles are the server's profiles being taken during a load.
+type profiles struct {
+	finished chan struct{} // nil: not profiling
+	errs     []error
+}
+
+// profileDuring starts taking s's CPU and allocation profiles, for
+// profileSeconds, when GATEHOUSE_BENCH_PROFILE names a directory.
+func profileDuring(b *testing.B, s *server) *profiles {
+	dir := os.Getenv("GATEHOUSE_BENCH_PROFILE")
+	p := &profiles{}
+	if dir == "" || s == nil || b.N == 1 { // b.N == 1: the framework's first, probing run
+		return p
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	name := strings.ReplaceAll(strings.TrimPrefix(b.Name(), "BenchmarkLoad/"), "/", "-")
+	p.finished = make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for kind, path := range map[string]string{"cpu": "profile", "allocs": "allocs"} {
+		wg.Go(func() {
+			err := fetchProfile(fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", s.ops, path, profileSeconds),
+				filepath.Join(dir, name+"."+kind+".pprof"))
+			mu.Lock()
+			p.errs = append(p.errs, err)
+			mu.Unlock()
+		})
+	}
+	go func() { wg.Wait(); close(p.finished) }()
+	return p
+}
+
+// done reports whether the profiles are taken (true when not profiling).
+func (p *profiles) done() bool {
+	if p.finished == nil {
+		return true
+	}
+	select {
+	case <-p.finished:
+		return true
+	default:
+		return false
+	}
+}
+
+// wait waits for the profiles and fails on an error taking one.
+func (p *profiles) wait(b *testing.B) {
+	if p.finished == nil {
+		return
+	}
+	<-p.finished
+	for _, err := range p.errs {
+		if err != nil {
+			b.Error(err)
 		}
-	})
-	lat.report(b, time.Since(start))
+	}
+}
+
+// fetchProfile saves the profile at url to path.
+func fetchProfile(url, path string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // BenchmarkLoad is the load test of a running system: introspection over HTTP
-// (as Synapse calls it) and gRPC, and client_credentials issuance.
+// and gRPC as a homeserver calls them (with its shared secret), and
+// client_credentials issuance.
 func BenchmarkLoad(b *testing.B) {
 	bs := startBench(b)
 	form := url.Values{"token": {bs.token}}.Encode()
+	active := []byte(`"active":true`)
 	b.Run("introspect-http", func(b *testing.B) {
-		drive(b, func() error {
+		driveProfiled(b, bs.s, func() error {
 			req, _ := http.NewRequest(http.MethodPost, bs.base+"oauth2/introspect", strings.NewReader(form))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			req.Header.Set("Authorization", "Bearer "+homeserverSecret)
@@ -109,28 +253,33 @@ func BenchmarkLoad(b *testing.B) {
 			if err != nil {
 				return err
 			}
-			var out map[string]any
-			err = json.NewDecoder(resp.Body).Decode(&out)
+			body, err := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if err == nil && out["active"] != true {
-				b.Errorf("token inactive: %v", out)
+			if err == nil && (resp.StatusCode != http.StatusOK || !bytes.Contains(body, active)) {
+				return fmt.Errorf("introspection: %d %s", resp.StatusCode, body)
 			}
 			return err
 		})
 	})
 	b.Run("introspect-grpc", func(b *testing.B) {
-		c := tokenv1.NewTokenServiceClient(bs.s.dial(b))
-		drive(b, func() error {
-			resp, err := c.Introspect(context.Background(), &tokenv1.IntrospectRequest{Token: bs.token})
+		conn, err := grpc.NewClient(bs.s.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer conn.Close()
+		c := tokenv1.NewTokenServiceClient(conn)
+		ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+homeserverSecret)
+		driveProfiled(b, bs.s, func() error {
+			resp, err := c.Introspect(ctx, &tokenv1.IntrospectRequest{Token: bs.token})
 			if err == nil && !resp.GetActive() {
-				b.Error("token inactive")
+				return fmt.Errorf("token inactive")
 			}
 			return err
 		})
 	})
 	b.Run("client-credentials", func(b *testing.B) {
 		ctx := context.WithValue(context.Background(), oauth2.HTTPClient, bs.client)
-		drive(b, func() error {
+		driveProfiled(b, bs.s, func() error {
 			_, err := bs.cc.Token(ctx)
 			return err
 		})

@@ -275,7 +275,7 @@ type splitDeployment struct {
 	kek string
 }
 
-func newSplitDeployment(t *testing.T) *splitDeployment {
+func newSplitDeployment(t testing.TB) *splitDeployment {
 	t.Helper()
 	secret, kek := make([]byte, 32), make([]byte, 32)
 	rand.Read(secret)
@@ -286,7 +286,7 @@ func newSplitDeployment(t *testing.T) *splitDeployment {
 
 // process starts `gatehouse serve` running only the named services; the
 // others are reached at the gRPC address of `peer` (when given).
-func (d *splitDeployment) process(t *testing.T, services string, peer *server, publicURL string, extra ...string) *server {
+func (d *splitDeployment) process(t testing.TB, services string, peer *server, publicURL string, extra ...string) *server {
 	t.Helper()
 	env := append([]string{
 		"GATEHOUSE_NATS_URL=" + d.natsURL,

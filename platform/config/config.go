@@ -53,7 +53,7 @@ type Config struct {
 	// GRPC is the gRPC listener (GATEHOUSE_GRPC_ADDR) and its TLS.
 	GRPC GRPC `yaml:"grpc"`
 	// Ops is the health and metrics listener (GATEHOUSE_OPS_ADDR).
-	Ops Listener `yaml:"ops"`
+	Ops Ops `yaml:"ops"`
 	// Database is the PostgreSQL holding the projections.
 	Database Database `yaml:"database"`
 	// NATS is the JetStream holding the events.
@@ -106,10 +106,15 @@ type Timeouts struct {
 	Request time.Duration `yaml:"request"`
 }
 
-// Listener is a TCP address to listen on.
-type Listener struct {
-	// Addr is host:port; port 0 picks a free port.
+// Ops is the operations listener: health, readiness, metrics and, when
+// asked, the Go profiler.
+type Ops struct {
+	// Addr is host:port; port 0 picks a free port (GATEHOUSE_OPS_ADDR).
 	Addr string `yaml:"addr"`
+	// Pprof serves the Go runtime's profiles under /debug/pprof/ on this
+	// listener (GATEHOUSE_OPS_PPROF; off by default): CPU, heap, allocations,
+	// goroutines, mutex and block contention.
+	Pprof bool `yaml:"pprof"`
 }
 
 // GRPC is the gRPC listener: services, the admin CLI and homeservers call it.
@@ -354,7 +359,7 @@ func Default() Config {
 		DataDir:   "./data",
 		HTTP:      HTTP{Addr: "127.0.0.1:8080", TrustedProxies: clientaddr.DefaultTrustedProxies(), ForwardedHeader: "x-forwarded-for"},
 		GRPC:      GRPC{Addr: "127.0.0.1:9090"},
-		Ops:       Listener{Addr: "127.0.0.1:8081"},
+		Ops:       Ops{Addr: "127.0.0.1:8081"},
 		Database:  Database{MaxConns: 10},
 		NATS:      NATS{Replicas: 1},
 		Log:       Log{Level: "info", Format: "text"},

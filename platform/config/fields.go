@@ -56,6 +56,13 @@ func baseFields() []field {
 		{"ops.addr", "GATEHOUSE_OPS_ADDR",
 			"host:port of the /health, /ready and /metrics listener.",
 			setString(func(c *Config) *string { return &c.Ops.Addr })},
+		{"ops.pprof", "GATEHOUSE_OPS_PPROF",
+			"true serves the Go profiler under /debug/pprof/ on the ops listener (CPU, heap, mutex, block profiles); keep the listener private.",
+			func(c *Config, v string) error {
+				b, err := strconv.ParseBool(v)
+				c.Ops.Pprof = b
+				return err
+			}},
 		{"database.url", "GATEHOUSE_DATABASE_URL",
 			"postgres:// URL; empty runs a private cluster under data_dir.",
 			setString(func(c *Config) *string { return &c.Database.URL })},

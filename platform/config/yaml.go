@@ -20,7 +20,7 @@ func sectionDocs() map[string]string {
 	return map[string]string{
 		"http":               "Public HTTP: OAuth 2.0, OIDC and the Matrix login API.",
 		"grpc":               "Internal gRPC between services (plaintext: use a private network or a mesh with mTLS).",
-		"ops":                "Operations: health checks and Prometheus metrics.",
+		"ops":                "Operations: health checks, Prometheus metrics and (when asked) the Go profiler.",
 		"database":           "PostgreSQL holding the projections.",
 		"nats":               "NATS JetStream holding the events.",
 		"log":                "Process log on stderr.",

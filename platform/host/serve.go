@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"sync"
 
 	"github.com/nats-io/nats.go"
@@ -104,6 +105,10 @@ func (rt *Runtime) Serve(ctx context.Context, services ...Service) error {
 	}
 	healthChecks := httpx.NewHealth(checks...)
 	ops := httpx.OpsMux(healthChecks, rt.Telemetry.MetricsHandler())
+	if rt.Config.Ops.Pprof {
+		httpx.Profiler(ops)
+		runtime.SetMutexProfileFraction(100) // one contended lock in 100 shows in the mutex profile
+	}
 
 	var (
 		wg      sync.WaitGroup

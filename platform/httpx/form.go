@@ -22,7 +22,7 @@ func ReadForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 	if r.Method != http.MethodPost {
 		return nil, MethodNotAllowed(w, http.MethodPost)
 	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
+	if ct := r.Header.Get("Content-Type"); ct != formType && !isFormType(ct) {
 		return nil, oautherr.New(oautherr.InvalidRequest, "the body must be application/x-www-form-urlencoded")
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, MaxFormBody)
@@ -38,6 +38,16 @@ func ReadForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 		}
 	}
 	return r.PostForm, nil
+}
+
+// formType is the media type of OAuth's form bodies.
+const formType = "application/x-www-form-urlencoded"
+
+// isFormType reports whether a Content-Type is formType with parameters
+// (the common bare one is compared without parsing).
+func isFormType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == formType
 }
 
 // MethodNotAllowed sets the Allow header and returns the error of a request

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -125,4 +126,16 @@ func OpsMux(h *Health, metrics http.Handler) *http.ServeMux {
 		mux.Handle("GET /metrics", metrics)
 	}
 	return mux
+}
+
+// Profiler adds the Go runtime's profiles to an operations mux under
+// /debug/pprof/ (CPU, heap, allocations, goroutines, mutex and block
+// contention, execution traces). They show the process's internals: serve
+// them only on the operations listener, and only when asked (ops.pprof).
+func Profiler(mux *http.ServeMux) {
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 }

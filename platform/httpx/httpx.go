@@ -10,11 +10,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"gatehouse.dev/platform/telemetry"
@@ -42,18 +46,30 @@ const (
 func SecurityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("X-Frame-Options", "DENY")
+		// Canonical keys, and values shared by every response (their
+		// length is their capacity, so Add copies rather than writing into
+		// them): no allocation per request.
+		h["X-Content-Type-Options"] = nosniff
+		h["Referrer-Policy"] = noReferrer
+		h["X-Frame-Options"] = deny
 		if h.Get("Content-Security-Policy") == "" {
-			h.Set("Content-Security-Policy", DefaultCSP)
+			h["Content-Security-Policy"] = defaultCSP
 		}
 		if r.TLS != nil {
-			h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+			h["Strict-Transport-Security"] = hsts
 		}
 		next.ServeHTTP(w, r)
 	})
 }
+
+// The values SecurityHeaders sets.
+var (
+	nosniff    = []string{"nosniff"}
+	noReferrer = []string{"no-referrer"}
+	deny       = []string{"DENY"}
+	defaultCSP = []string{DefaultCSP}
+	hsts       = []string{"max-age=63072000; includeSubDomains"}
+)
 
 // LimitBody caps request bodies at max bytes: reading past it fails with an
 // *http.MaxBytesError, and the connection is closed after the response.
@@ -83,47 +99,170 @@ func Deadline(next http.Handler, d time.Duration) http.Handler {
 // treated as coming from the public internet: an incoming trace context
 // becomes a link of a new trace, so callers cannot pick trace ids or force
 // sampling. Spans record the route a request matched ("/recover/{ticket}"),
-// never its path, which may carry a secret. A nil t returns next unchanged.
+// never its path, which may carry a secret, and so does the request's
+// measure (http.server.request.duration by method, route and status, as
+// OpenTelemetry's semantic conventions name them). A nil t returns next
+// unchanged.
+//
+// It does what otelhttp's handler did at a fraction of its cost, on the hot
+// paths (an introspection answered from memory: a fifth of the CPU): no
+// trace headers parsed when there are none, no wrapping of the response
+// beyond its status, and each route and status's attribute set made once.
 func Instrument(next http.Handler, t *telemetry.Telemetry, name string) http.Handler {
 	if t == nil {
 		return next
 	}
-	return otelhttp.NewHandler(routeOnly(next), name,
-		otelhttp.WithTracerProvider(t.TracerProvider()),
-		otelhttp.WithMeterProvider(t.MeterProvider()),
-		otelhttp.WithPropagators(t.Propagator()),
-		otelhttp.WithPublicEndpointFn(func(*http.Request) bool { return true }),
-	)
+	duration, err := t.MeterProvider().Meter(instrumentScope).Float64Histogram("http.server.request.duration", metric.WithUnit("s"),
+		metric.WithDescription("Duration of HTTP server requests."),
+		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10))
+	if err != nil {
+		slog.Default().Error("http server telemetry", "err", err) // the instrument returned still works
+	}
+	in := &instrumented{next: next, name: name, tracer: t.TracerProvider().Tracer(instrumentScope), propagator: t.Propagator(), duration: duration}
+	return in
 }
 
-// routeOnly replaces the path otelhttp records on the request's span with the
-// pattern of the http.ServeMux route that served it ("unmatched" when none
-// did), so that no recovery ticket or other secret in a path reaches a trace
-// exporter, and labels the request's metrics with it (http_route: a fixed
-// set). The pattern is the one Routes saw, or else the one the mux set on
-// this very request (when no middleware in between copied it).
-func routeOnly(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var seen string
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), routeKey{}, &seen)))
-		pattern := seen
-		if pattern == "" {
-			pattern = r.Pattern
-		}
-		route := "unmatched"
-		if i := strings.IndexByte(pattern, '/'); i >= 0 {
-			route = pattern[i:] // without the method and host of "GET host/path"
-		}
-		trace.SpanFromContext(r.Context()).SetAttributes(
-			attribute.String("url.path", route), attribute.String("http.route", route))
-		if l, ok := otelhttp.LabelerFromContext(r.Context()); ok {
-			l.Add(attribute.String("http.route", route))
-		}
-	})
+// instrumentScope is the instrumentation scope of the request spans and measures.
+const instrumentScope = "gatehouse.dev/platform/httpx"
+
+// instrumented is a handler Instrument traces and measures.
+type instrumented struct {
+	next       http.Handler
+	name       string
+	tracer     trace.Tracer
+	propagator propagation.TextMapPropagator
+	duration   metric.Float64Histogram
+	sets       sync.Map // requestKey → metric.MeasurementOption
 }
+
+// requestKey is what a request's measure is labelled with.
+type requestKey struct {
+	method, route, scheme, version string
+	status                         int
+}
+
+func (in *instrumented) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	began := time.Now()
+	ctx := r.Context()
+	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer), trace.WithNewRoot()}
+	if len(r.Header["Traceparent"]) > 0 || len(r.Header["Baggage"]) > 0 {
+		ctx = in.propagator.Extract(ctx, propagation.HeaderCarrier(r.Header))
+		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() && sc.IsRemote() {
+			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc}))
+		}
+	}
+	ctx, span := in.tracer.Start(ctx, in.name, opts...)
+	var seen string
+	inner := r.WithContext(context.WithValue(ctx, routeKey{}, &seen))
+	sw := &statusWriter{ResponseWriter: w}
+	defer func() {
+		// net/http removes a multipart form's temporary files from the
+		// request it made, not from this copy.
+		if inner.MultipartForm != nil {
+			r.MultipartForm = inner.MultipartForm
+		}
+	}()
+	in.next.ServeHTTP(sw, inner)
+
+	pattern := seen
+	if pattern == "" {
+		pattern = inner.Pattern
+	}
+	route := "unmatched"
+	if i := strings.IndexByte(pattern, '/'); i >= 0 {
+		route = pattern[i:] // without the method and host of "GET host/path"
+	}
+	status := sw.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	method := r.Method
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete,
+		http.MethodOptions, http.MethodConnect, http.MethodTrace:
+	default:
+		method = "_OTHER" // the conventions' word for any other: a fixed set of labels
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	version := "1.1"
+	switch r.ProtoMajor {
+	case 2:
+		version = "2"
+	case 1:
+		if r.ProtoMinor == 0 {
+			version = "1.0"
+		}
+	}
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("http.request.method", method), attribute.String("url.scheme", scheme),
+			attribute.String("url.path", route), attribute.String("http.route", route),
+			attribute.Int("http.response.status_code", status), attribute.String("network.protocol.version", version))
+		if status >= http.StatusInternalServerError {
+			span.SetStatus(codes.Error, "")
+		}
+	}
+	span.End()
+	in.duration.Record(ctx, time.Since(began).Seconds(), in.attrs(requestKey{method, route, scheme, version, status}))
+}
+
+// attrs is the attribute set of a request's measure, made once per key.
+func (in *instrumented) attrs(k requestKey) metric.MeasurementOption {
+	if o, ok := in.sets.Load(k); ok {
+		return o.(metric.MeasurementOption)
+	}
+	kvs := []attribute.KeyValue{
+		attribute.String("http.request.method", k.method), attribute.String("http.route", k.route),
+		attribute.Int("http.response.status_code", k.status), attribute.String("url.scheme", k.scheme),
+		attribute.String("network.protocol.name", "http"), attribute.String("network.protocol.version", k.version),
+	}
+	if k.status >= http.StatusInternalServerError {
+		kvs = append(kvs, attribute.String("error.type", strconv.Itoa(k.status)))
+	}
+	o, _ := in.sets.LoadOrStore(k, metric.WithAttributeSet(attribute.NewSet(kvs...)))
+	return o.(metric.MeasurementOption)
+}
+
+// statusWriter notes the status a handler answers with.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+// WriteHeader notes the first final status.
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= http.StatusOK {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Write answers 200 unless a status was written.
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush flushes the response, when the writer underneath can.
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		if w.status == 0 {
+			w.status = http.StatusOK
+		}
+		f.Flush()
+	}
+}
+
+// Unwrap is the writer underneath, for http.ResponseController.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // routeKey carries, in an instrumented request's context, where Routes
-// writes the pattern the request matched.
+// writes the pattern the request matched (Instrument, further out, sees only
+// its own copy of the request).
 type routeKey struct{}
 
 // Routes serves mux, telling Instrument (further out, past middleware that

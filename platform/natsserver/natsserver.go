@@ -102,6 +102,10 @@ func Start(opts Options) (*Server, error) {
 // ClientURL is the nats:// URL clients connect to.
 func (s *Server) ClientURL() string { return s.srv.ClientURL() }
 
+// Varz is the server's general state, as its /varz monitoring endpoint
+// shows it: memory, connections, JetStream usage.
+func (s *Server) Varz() (*server.Varz, error) { return s.srv.Varz(nil) }
+
 // Shutdown stops the server and waits for it to finish, flushing JetStream storage.
 func (s *Server) Shutdown() {
 	s.srv.Shutdown()

@@ -193,13 +193,21 @@ func (l *Listener) watchRewind(ctx context.Context, pool *pgxpool.Pool, name str
 // seq (its checkpoint is at or past seq), or ctx ends. Use it after appending, so
 // that the next read of the projection sees the command's own writes.
 //
-// The checkpoint row decides; announcements only say when to read it again:
-// first, whenever one reaches seq, and after the listener reconnects.
+// The checkpoint row decides; announcements only say when to read it: when
+// one reaches seq, and after the listener reconnects (announcements may have
+// been missed). A wait that hears nothing reads it every unannouncedCheck
+// too, for an announcement made before it began and lost to a reconnect. A
+// command thus reads the row once, when its event is applied, not also
+// before: on the hot path (a token issued) that was a second query per
+// request.
 func (l *Listener) WaitFor(ctx context.Context, name string, seq uint64) error {
-	checkedEpoch := ^uint64(0)
+	_, _, checkedEpoch, _ := l.watch(name)
+	poll := time.NewTicker(unannouncedCheck)
+	defer poll.Stop()
+	polled := false
 	for {
 		announced, _, epoch, wake := l.watch(name)
-		if epoch != checkedEpoch || announced >= seq {
+		if announced >= seq || epoch != checkedEpoch || polled {
 			cp, err := Checkpoint(ctx, l.pool, name)
 			if err != nil {
 				return err
@@ -207,12 +215,17 @@ func (l *Listener) WaitFor(ctx context.Context, name string, seq uint64) error {
 			if cp >= seq {
 				return nil
 			}
-			checkedEpoch = epoch
+			checkedEpoch, polled = epoch, false
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("projection %s: waiting for seq %d: %w", name, seq, ctx.Err())
 		case <-wake:
+		case <-poll.C:
+			polled = true
 		}
 	}
 }
+
+// unannouncedCheck is how often WaitFor reads a checkpoint nobody announces.
+const unannouncedCheck = 100 * time.Millisecond

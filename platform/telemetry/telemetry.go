@@ -5,8 +5,8 @@
 //
 // Metrics are exported through a Prometheus registry private to the
 // Telemetry, served by MetricsHandler, and, when asked, pushed with OTLP.
-// Traces go nowhere ("none": spans are still made, so trace ids reach logs
-// and other services), to a writer as JSON ("stdout"), or to an OpenTelemetry
+// Traces go nowhere ("none": spans are still made, recording nothing, so
+// trace ids reach logs and other services), to a writer as JSON ("stdout"), or to an OpenTelemetry
 // collector with OTLP over gRPC or HTTP ("otlp").
 package telemetry
 
@@ -80,7 +80,10 @@ type Options struct {
 
 // Telemetry holds one process's tracer and meter providers.
 type Telemetry struct {
-	tracer     *sdktrace.TracerProvider
+	tracer *sdktrace.TracerProvider
+	// idOnly, when no span goes anywhere (traces none, no span processor),
+	// makes the spans instead of tracer: ids without recording.
+	idOnly     *idOnlyProvider
 	meter      *sdkmetric.MeterProvider
 	registry   *prometheus.Registry
 	propagator propagation.TextMapPropagator
@@ -174,6 +177,9 @@ func Setup(ctx context.Context, opts Options) (*Telemetry, error) {
 		),
 		logger: logger,
 	}
+	if (opts.Traces == "" || opts.Traces == TracesNone) && len(opts.SpanProcessors) == 0 {
+		t.idOnly = &idOnlyProvider{ratio: opts.SampleRatio}
+	}
 	logger.DebugContext(ctx, "telemetry ready", "service", opts.ServiceName,
 		"traces", opts.Traces, "sample_ratio", opts.SampleRatio)
 	return t, nil
@@ -184,6 +190,9 @@ func Setup(ctx context.Context, opts Options) (*Telemetry, error) {
 func (t *Telemetry) TracerProvider() trace.TracerProvider {
 	if t == nil {
 		return tracenoop.NewTracerProvider()
+	}
+	if t.idOnly != nil {
+		return t.idOnly
 	}
 	return t.tracer
 }
@@ -216,7 +225,7 @@ func (t *Telemetry) MetricsHandler() http.Handler {
 // InstallGlobal makes t's providers and propagator otel's globals, for
 // libraries that only know those. Nothing in Gatehouse needs it.
 func (t *Telemetry) InstallGlobal() {
-	otel.SetTracerProvider(t.tracer)
+	otel.SetTracerProvider(t.TracerProvider())
 	otel.SetMeterProvider(t.meter)
 	otel.SetTextMapPropagator(t.propagator)
 }

@@ -275,12 +275,21 @@ func (x *index) lookupImported(ctx context.Context, hash string) (tokenInfo, boo
 
 // lookupOr is lookup, catching up with the stream on a miss when catchUp.
 func (x *index) lookupOr(ctx context.Context, hash string, catchUp bool) (tokenInfo, bool, error) {
-	if err := x.waitReady(ctx); err != nil {
-		return tokenInfo{}, false, err
-	}
 	key, ok := keyOf(hash)
 	if !ok {
+		if err := x.waitReady(ctx); err != nil {
+			return tokenInfo{}, false, err
+		}
 		return tokenInfo{}, false, nil
+	}
+	return x.lookupKey(ctx, key, catchUp)
+}
+
+// lookupKey is lookupOr for a token's SHA-256 itself (tokenfmt.Hash), as
+// introspection has it: no hex on the hot path.
+func (x *index) lookupKey(ctx context.Context, key tokenKey, catchUp bool) (tokenInfo, bool, error) {
+	if err := x.waitReady(ctx); err != nil {
+		return tokenInfo{}, false, err
 	}
 	info, state := x.find(key)
 	if state == tokenUnknown && catchUp {

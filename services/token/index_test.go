@@ -275,6 +275,8 @@ func BenchmarkIndexMemory(b *testing.B) {
 		perToken := float64(after.HeapAlloc-before.HeapAlloc) / float64(tokens)
 		b.ReportMetric(perToken, "B/token")
 		b.ReportMetric(perToken*1e6/(1<<20), "MiB/1M-tokens")
+		// A session holds an access and a refresh token (deploy/README.md's capacity model).
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/sessions*1e6/(1<<20), "MiB/1M-sessions")
 		runtime.KeepAlive(x)
 	}
 }

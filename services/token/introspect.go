@@ -44,11 +44,9 @@ func (s *Service) introspect(ctx context.Context, token string) (introspection, 
 	default:
 		return introspection{}, nil
 	}
-	lookup := s.index.lookup
-	if tokenfmt.Imported(token) != 0 {
-		lookup = s.index.lookupImported
-	}
-	info, live, err := lookup(ctx, tokenfmt.HashString(token))
+	// Imported tokens (Synapse's formats) carry no MAC: an unknown one is
+	// simply inactive, without a catch-up with the stream (index.lookupImported).
+	info, live, err := s.index.lookupKey(ctx, tokenfmt.Hash(token), tokenfmt.Imported(token) == 0)
 	if err != nil || !live || info.Kind != tokenType {
 		return introspection{}, err
 	}
@@ -159,31 +157,49 @@ func (s *Service) handleIntrospect(w http.ResponseWriter, r *http.Request) (any,
 		return nil, errs.Classify(err, errs.KindUnavailable, "introspection is unavailable right now")
 	}
 	if !res.Active {
-		return map[string]any{"active": false}, nil
+		return introspectionBody{}, nil
 	}
 	i := res.Info
-	body := map[string]any{
-		"active":     true,
-		"scope":      matrixScopeTwins(i.Scope),
-		"client_id":  i.ClientID,
-		"token_type": res.TokenType,
-		"iat":        i.IssuedAt.Unix(),
+	body := introspectionBody{
+		Active: true, Scope: matrixScopeTwins(i.Scope), ClientID: i.ClientID, TokenType: res.TokenType,
+		IssuedAt: i.IssuedAt.Unix(), Sub: i.UserID,
 	}
 	if i.UserID != "" {
-		body["sub"] = i.UserID
-		body["username"] = i.Username
+		body.Username = i.Username
 	}
 	if !i.ExpiresAt.IsZero() {
-		body["exp"] = i.ExpiresAt.Unix()
-		body["expires_in"] = int64(time.Until(i.ExpiresAt).Seconds())
+		body.tokenExpiry = &tokenExpiry{At: i.ExpiresAt.Unix(), In: int64(time.Until(i.ExpiresAt).Seconds())}
 	}
 	// MAS's contract: a compat session's device always, an OAuth session's to
 	// a homeserver that says it reads the field; a personal token's always
 	// too (its device is in its scope as well).
 	if i.DeviceID != "" && (res.Compat || res.Personal || r.Header.Get("X-MAS-Supports-Device-Id") == "1") {
-		body["device_id"] = i.DeviceID
+		body.DeviceID = i.DeviceID
 	}
 	return body, nil
+}
+
+// introspectionBody is the JSON answer of HTTP introspection (RFC 7662
+// §2.2): a struct, not a map, as this is the hot path — encoding/json
+// encodes a struct without reflecting on each key, and sorts nothing.
+// An inactive token's is {"active":false}.
+type introspectionBody struct {
+	Active    bool   `json:"active"`
+	Scope     string `json:"scope,omitempty"`
+	ClientID  string `json:"client_id,omitempty"`
+	TokenType string `json:"token_type,omitempty"`
+	IssuedAt  int64  `json:"iat,omitempty"`
+	Sub       string `json:"sub,omitempty"`
+	Username  string `json:"username,omitempty"`
+	*tokenExpiry
+	DeviceID string `json:"device_id,omitempty"`
+}
+
+// tokenExpiry is when a token that expires does, both ways RFC 7662 and MAS say
+// it; expires_in may be 0 in its last second.
+type tokenExpiry struct {
+	At int64 `json:"exp"`
+	In int64 `json:"expires_in"`
 }
 
 // homeserverAuthorized reports whether the request carries the homeserver's

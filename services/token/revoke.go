@@ -38,12 +38,19 @@ func (s *Service) revoke(ctx context.Context, token, clientID string) error {
 		return nil // not one of ours: nothing to revoke
 	}
 	var sessionID, owner string
+	hash := tokenfmt.HashString(token)
 	err := s.pool.QueryRow(ctx, `SELECT s.session_id, s.client_id FROM tokens t JOIN sessions s USING (session_id) WHERE t.token_hash = $1`,
-		tokenfmt.HashString(token)).Scan(&sessionID, &owner)
+		hash).Scan(&sessionID, &owner)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil
-	}
-	if err != nil {
+		// Issued a moment ago, perhaps by another replica, and not in the
+		// read model yet: the index follows the stream, and catches up with
+		// it on a miss.
+		info, live, err := s.index.lookup(ctx, hash)
+		if err != nil || !live {
+			return err
+		}
+		sessionID, owner = info.SessionID, info.ClientID
+	} else if err != nil {
 		return err
 	}
 	if clientID != "" && owner != clientID {

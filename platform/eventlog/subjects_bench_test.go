@@ -15,11 +15,11 @@ import (
 	"gatehouse.dev/platform/testkit"
 )
 
-// subjectsMeasured is how many aggregate subjects BenchmarkSubjectMemory
+// subjectsMeasured is how many aggregate subjects BenchmarkCompactedSubjectMemory
 // fills a stream with.
 const subjectsMeasured = 200_000
 
-// BenchmarkSubjectMemory measures what each aggregate subject of a stream
+// BenchmarkCompactedSubjectMemory measures what each aggregate subject of a stream
 // that keeps one message per subject (a compacted TOKEN stream: one subject
 // per live session) costs the NATS server in memory and on disk: a stream of
 // subjectsMeasured subjects with one ≈1.5 KB message each (a session
@@ -28,7 +28,7 @@ const subjectsMeasured = 200_000
 // (both after a GC; the per-subject index, psim, is what stays). Printed
 // per subject and per million (issue 16: NATS memory per million aggregate
 // subjects). The server is embedded: heap is the server's.
-func BenchmarkSubjectMemory(b *testing.B) {
+func BenchmarkCompactedSubjectMemory(b *testing.B) {
 	for b.Loop() {
 		ctx := context.Background()
 		srv := testkit.StartNATS(b)

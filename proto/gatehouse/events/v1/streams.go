@@ -219,6 +219,10 @@ var (
 	}}
 )
 
+// Parts are the messages of the event files that are parts of events, never
+// appended on their own.
+var Parts = []proto.Message{&SessionSnapshot{}, &SessionToken{}, &AuditEntry{}}
+
 // PersonalKeys is the stream of personal keys (platform/personal): one
 // message per key, the key sealed with the key-encryption key, on
 // personalkeys.user.<user_id> (a person's) or personalkeys.flow.<id> (an

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
@@ -35,6 +36,9 @@ func TestEveryEventBelongsToOneAggregate(t *testing.T) {
 		msgs := fd.Messages()
 		for i := range msgs.Len() {
 			name := msgs.Get(i).FullName()
+			if slices.ContainsFunc(eventsv1.Parts, func(m proto.Message) bool { return m.ProtoReflect().Descriptor().FullName() == name }) {
+				continue
+			}
 			seen++
 			var holders []string
 			for _, a := range s.Aggregates {
@@ -84,12 +88,12 @@ func TestSubjectsAndFilters(t *testing.T) {
 		filters []string
 		want    string
 	}{
-		{[]string{"token.session.*"}, "SessionStarted TokensIssued SessionRenamed SessionEnded SessionImported"},
-		{[]string{"token.session.*", "token.activity.*"}, "SessionStarted TokensIssued SessionRenamed SessionEnded SessionImported SessionsActive"},
+		{[]string{"token.session.*"}, "SessionStarted TokensIssued SessionRenamed SessionEnded SessionImported SessionSnapshotted"},
+		{[]string{"token.session.*", "token.activity.*"}, "SessionStarted TokensIssued SessionRenamed SessionEnded SessionImported SessionSnapshotted SessionsActive"},
 		{[]string{"token.logintoken.*", "token.logintoken.*"}, "LoginTokenIssued LoginTokenUsed"},
-		{[]string{"token.>"}, "SessionStarted TokensIssued SessionRenamed SessionEnded SessionImported SessionsActive SigningKeysGenerated ClientAssertionUsed LoginTokenIssued LoginTokenUsed"},
+		{[]string{"token.>"}, "SessionStarted TokensIssued SessionRenamed SessionEnded SessionImported SessionSnapshotted SessionsActive SigningKeysGenerated ClientAssertionUsed LoginTokenIssued LoginTokenUsed"},
 		{[]string{"accounts.user.*"}, ""},
-		{[]string{"token.session.01J"}, "SessionStarted TokensIssued SessionRenamed SessionEnded SessionImported"},
+		{[]string{"token.session.01J"}, "SessionStarted TokensIssued SessionRenamed SessionEnded SessionImported SessionSnapshotted"},
 	}
 	for _, tt := range tests {
 		if got := strings.Join(names(tt.filters...), " "); got != tt.want {

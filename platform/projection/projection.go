@@ -31,7 +31,12 @@ import (
 
 // Projection is a read model kept from a stream's events.
 type Projection struct {
-	// Name is unique within the service's schema, for example "users".
+	// Name is unique within the service's schema, for example "users", and
+	// among the projections of every service that follow the same stream:
+	// it names the stream's durable consumer (projection_<name>), and two
+	// runners sharing one would each get part of the events (found by the
+	// node loss drill: accounts and authorize both had "token_sessions" on
+	// TOKEN).
 	Name string
 	// Subjects it consumes, for example "accounts.user.*".
 	Subjects []string

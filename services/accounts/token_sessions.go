@@ -31,7 +31,7 @@ import (
 // in MAS.
 
 // tokenSessionsProjection is the name of the read model.
-const tokenSessionsProjection = "token_sessions"
+const tokenSessionsProjection = "user_token_sessions"
 
 // maxFilterClients bounds the clients one filter[active-oauth2-client] names.
 const maxFilterClients = 100

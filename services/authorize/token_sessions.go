@@ -29,7 +29,7 @@ import (
 // access token that expires ends nothing; neither does it in MAS.
 
 // tokenSessionsProjection is the name of the read model.
-const tokenSessionsProjection = "token_sessions"
+const tokenSessionsProjection = "client_token_sessions"
 
 // tokenSessionsBatch is how many events one transaction applies at most: an
 // import starts sessions by the thousand (none of them an OAuth 2.0 one).

@@ -1,7 +1,7 @@
 -- The token service's OAuth 2.0 and compatibility sessions of users, as far
 -- as the admin API's user filters need them (filter[active-oauth2-client],
 -- filter[has-active-oauth2-session], filter[has-active-compat-session]):
--- kept by the "token_sessions" projection, which follows the TOKEN stream
+-- kept by the "user_token_sessions" projection, which follows the TOKEN stream
 -- (token.session.*). One row per session of a user, kept once the session
 -- ended (ended), so that its start delivered again does not bring it back.
 CREATE TABLE user_token_sessions (

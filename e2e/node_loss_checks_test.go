@@ -194,7 +194,12 @@ func (d *scaled) checkStreams(t *testing.T, pairs int) {
 	issues := types["SessionStarted"] + types["TokensIssued"]
 	t.Logf("TOKEN: %d sessions started, %d later issues of tokens, %d sessions ended; %d token pairs answered 200",
 		types["SessionStarted"], types["TokensIssued"], types["SessionEnded"], pairs)
-	if issues < pairs {
+	switch {
+	case compacted(t, js):
+		// Only each session's last event is kept: the tokens answered 200 were
+		// checked one by one by introspection instead.
+		t.Logf("TOKEN keeps each session's last event only (oauth.compact_sessions)")
+	case issues < pairs:
 		t.Errorf("the TOKEN stream records %d issues of tokens, fewer than the %d token pairs answered 200", issues, pairs)
 	}
 }
@@ -431,4 +436,15 @@ func buildProgress(b *projectionsv1.Build) string {
 		return "swapping"
 	}
 	return fmt.Sprintf("%d/%d", b.GetPosition(), b.GetTarget())
+}
+
+// compacted reports whether the TOKEN stream keeps only the last message of
+// each subject (oauth.compact_sessions).
+func compacted(t *testing.T, js jetstream.JetStream) bool {
+	t.Helper()
+	st, err := js.Stream(context.Background(), eventsv1.Token.Name)
+	if err != nil {
+		t.Fatalf("TOKEN: %v", err)
+	}
+	return st.CachedInfo().Config.MaxMsgsPerSubject == 1
 }

@@ -34,9 +34,10 @@ type OAuth struct {
 	// only the last event of each session, which holds its whole state, and
 	// ended sessions expire after EndedSessionRetention: storage follows
 	// live sessions, not their history (ARCHITECTURE "Storage that follows
-	// live state"). Turning it on compacts an existing stream once; stop
-	// replicas of earlier versions first. It cannot be turned off.
-	CompactSessions bool `yaml:"compact_sessions,omitempty"`
+	// live state"). On by default; the first start with it compacts an
+	// existing stream once, so stop replicas of earlier versions first (or
+	// set it false until they are). It cannot be turned off afterwards.
+	CompactSessions bool `yaml:"compact_sessions"`
 	// EndedSessionRetention (GATEHOUSE_ENDED_SESSION_RETENTION, ≥ 1h; 0:
 	// 720h) is how long an ended session stays listed, with compact_sessions.
 	EndedSessionRetention time.Duration `yaml:"ended_session_retention,omitempty"`

@@ -65,9 +65,11 @@ func tokenSessionsReadModel(token *eventlog.Log) projection.Projection {
 func applyTokenSessions(ctx context.Context, tx pgx.Tx, recs []eventlog.Record) error {
 	var sessions, users, kinds, clients, ended []string
 	for _, rec := range recs {
-		id, started, end, err := tokenSessionOf(rec)
-		if err != nil {
-			return err
+		id, started, end, ok := eventsv1.SessionOf(rec.Event)
+		if !ok {
+			if err := eventlog.Unhandled(rec); err != nil {
+				return err
+			}
 		}
 		if end {
 			ended = append(ended, id)
@@ -91,30 +93,6 @@ func applyTokenSessions(ctx context.Context, tx pgx.Tx, recs []eventlog.Record) 
 		}
 	}
 	return nil
-}
-
-// tokenSessionOf reads what one session event says of its session: its
-// id, how it started, and whether it ended. Every event after the start
-// carries the session's whole state (SessionSnapshot), and a compacted TOKEN
-// stream keeps only a session's last event (oauth.compact_sessions): a
-// rebuild then learns the start from that state.
-func tokenSessionOf(rec eventlog.Record) (id string, started *eventsv1.SessionStarted, ended bool, err error) {
-	switch ev := rec.Event.(type) {
-	case *eventsv1.SessionStarted:
-		return ev.GetSessionId(), ev, false, nil
-	case *eventsv1.SessionImported:
-		return ev.GetSession().GetSessionId(), ev.GetSession(), false, nil
-	case *eventsv1.TokensIssued:
-		return ev.GetSessionId(), ev.GetState().GetSession(), false, nil
-	case *eventsv1.SessionRenamed:
-		return ev.GetSessionId(), ev.GetState().GetSession(), false, nil
-	case *eventsv1.SessionEnded:
-		return ev.GetSessionId(), ev.GetState().GetSession(), true, nil
-	case *eventsv1.SessionSnapshotted:
-		return ev.GetSessionId(), ev.GetState().GetSession(), ev.GetState().GetEnded(), nil
-	default:
-		return "", nil, false, eventlog.Unhandled(rec)
-	}
 }
 
 // liveSession is the condition that a user (a row of users) has a live

@@ -63,34 +63,16 @@ func tokenSessionsReadModel(token *eventlog.Log) projection.Projection {
 func applyTokenSessions(ctx context.Context, tx pgx.Tx, recs []eventlog.Record) error {
 	var sessions, clients, ended []string
 	for _, rec := range recs {
-		// Every event after a session's start carries its whole state; a
-		// compacted TOKEN stream (oauth.compact_sessions) keeps only the last.
-		var (
-			id      string
-			started *eventsv1.SessionStarted
-		)
-		switch ev := rec.Event.(type) {
-		case *eventsv1.SessionStarted:
-			id, started = ev.GetSessionId(), ev
-		case *eventsv1.SessionImported:
-			// a Synapse device: a compat session, no client's
-		case *eventsv1.TokensIssued:
-			id, started = ev.GetSessionId(), ev.GetState().GetSession()
-		case *eventsv1.SessionRenamed:
-			id, started = ev.GetSessionId(), ev.GetState().GetSession()
-		case *eventsv1.SessionEnded:
-			id, started = ev.GetSessionId(), ev.GetState().GetSession()
-			ended = append(ended, id)
-		case *eventsv1.SessionSnapshotted:
-			id, started = ev.GetSessionId(), ev.GetState().GetSession()
-			if ev.GetState().GetEnded() {
-				ended = append(ended, id)
-			}
-		default:
+		id, started, end, ok := eventsv1.SessionOf(rec.Event)
+		if !ok {
 			if err := eventlog.Unhandled(rec); err != nil {
 				return err
 			}
 		}
+		if end {
+			ended = append(ended, id)
+		}
+		// A Synapse device (SessionImported) is a compat session: no client's.
 		if k := started.GetKind(); k == "oauth" || k == "client_credentials" {
 			sessions, clients = append(sessions, id), append(clients, started.GetClientId())
 		}

@@ -372,7 +372,7 @@ func Default() Config {
 			Run:       AllServices(),
 			Endpoints: map[string]string{},
 		},
-		OAuth:    OAuth{AccessTokenTTL: 5 * time.Minute, RefreshReuseGrace: 10 * time.Second, ActivityFlushInterval: 30 * time.Second, CompactSessions: true},
+		OAuth:    OAuth{AccessTokenTTL: 5 * time.Minute, RefreshReuseGrace: 10 * time.Second, ActivityFlushInterval: 30 * time.Second},
 		Branding: Branding{ServiceName: "Gatehouse"},
 		Account:  Account{Registration: "open", SecondFactor: "optional", StepUpWindow: 5 * time.Minute},
 		Timeouts: Timeouts{Request: 15 * time.Second},

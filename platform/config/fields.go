@@ -211,7 +211,7 @@ func baseFields() []field {
 				return err
 			}},
 		{"oauth.compact_sessions", "GATEHOUSE_COMPACT_SESSIONS",
-			"true (the default): the TOKEN stream keeps only each session's last event (its whole state) and ended sessions expire; compacts an existing stream once, cannot be undone.",
+			"true: the TOKEN stream keeps only each session's last event (its whole state) and ended sessions expire; compacts an existing stream once, cannot be undone.",
 			func(c *Config, v string) error {
 				b, err := strconv.ParseBool(v)
 				c.OAuth.CompactSessions = b

@@ -34,10 +34,11 @@ type OAuth struct {
 	// only the last event of each session, which holds its whole state, and
 	// ended sessions expire after EndedSessionRetention: storage follows
 	// live sessions, not their history (ARCHITECTURE "Storage that follows
-	// live state"). On by default; the first start with it compacts an
-	// existing stream once, so stop replicas of earlier versions first (or
-	// set it false until they are). It cannot be turned off afterwards.
-	CompactSessions bool `yaml:"compact_sessions"`
+	// live state"). Off by default: a rebuild from a compacted stream loses
+	// the last use of a session whose activity came before its last event.
+	// The first start with it compacts an existing stream once; stop
+	// replicas of earlier versions first. It cannot be turned off.
+	CompactSessions bool `yaml:"compact_sessions,omitempty"`
 	// EndedSessionRetention (GATEHOUSE_ENDED_SESSION_RETENTION, ≥ 1h; 0:
 	// 720h) is how long an ended session stays listed, with compact_sessions.
 	EndedSessionRetention time.Duration `yaml:"ended_session_retention,omitempty"`

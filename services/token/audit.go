@@ -72,7 +72,7 @@ func applyAuditEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error 
 		e   *auditEntry
 		err error
 	)
-	if snap := sessionSnapshot(rec.Event); snap != nil {
+	if snap := eventsv1.SnapshotOf(rec.Event); snap != nil {
 		// The trail of the session's earlier events, which a rebuild from a
 		// compacted stream finds only here (as the live trail has them: once).
 		st := snap.GetSession()

@@ -71,7 +71,7 @@ func openTokenLog(ctx context.Context, cfg Config, js jetstream.JetStream, keys 
 func snapshotSessions(ctx context.Context, log *eventlog.Log, keys *personal.Store, retention time.Duration, now func() time.Time) (int, error) {
 	n := 0
 	err := log.LastOfEach(ctx, log.Subjects(eventsv1.TokenSession.Type), func(last eventlog.Record) error {
-		if session.HasSnapshot(last.Event) {
+		if eventsv1.SnapshotOf(last.Event) != nil {
 			return nil
 		}
 		ref := last.Aggregate()
@@ -108,7 +108,7 @@ func resealSnapshot(ctx context.Context, keys *personal.Store, subject string, s
 		return ev, nil
 	}
 	clear := proto.Clone(ev)
-	if snap := sessionSnapshot(clear); snap.GetSession() != nil {
+	if snap := eventsv1.SnapshotOf(clear); snap.GetSession() != nil {
 		if err := keys.Unseal(ctx, snap.GetSession(), st.SealedAt); err != nil {
 			return nil, err
 		}

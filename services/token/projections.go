@@ -46,7 +46,7 @@ var sessionsTables = []string{"tokens", "sessions"}
 // only for an event later than the last one applied to it (its version).
 func applySessionEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
 	at, seq := rec.OccurredAt(), int64(rec.Seq)
-	if snap := sessionSnapshot(rec.Event); snap != nil {
+	if snap := eventsv1.SnapshotOf(rec.Event); snap != nil {
 		if err := applySnapshot(ctx, tx, snap, seq); err != nil {
 			return fmt.Errorf("sessions: %s: %w", rec.Type(), err)
 		}
@@ -103,21 +103,6 @@ func applySessionEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) erro
 	}
 	if err != nil {
 		return fmt.Errorf("sessions: %s: %w", rec.Type(), err)
-	}
-	return nil
-}
-
-// sessionSnapshot is the snapshot a session event carries, if any.
-func sessionSnapshot(ev any) *eventsv1.SessionSnapshot {
-	switch ev := ev.(type) { //eventcheck:partial — the events that carry a snapshot; the others carry none
-	case *eventsv1.SessionSnapshotted:
-		return ev.GetState()
-	case *eventsv1.TokensIssued:
-		return ev.GetState()
-	case *eventsv1.SessionRenamed:
-		return ev.GetState()
-	case *eventsv1.SessionEnded:
-		return ev.GetState()
 	}
 	return nil
 }

@@ -24,3 +24,19 @@ func SessionOf(m proto.Message) (id string, start *SessionStarted, ended, ok boo
 	}
 	return "", nil, false, false
 }
+
+// SnapshotOf is the session state an event carries: nil for a session's
+// start, an import, and any other message.
+func SnapshotOf(m proto.Message) *SessionSnapshot {
+	switch ev := m.(type) {
+	case *SessionSnapshotted:
+		return ev.GetState()
+	case *TokensIssued:
+		return ev.GetState()
+	case *SessionRenamed:
+		return ev.GetState()
+	case *SessionEnded:
+		return ev.GetState()
+	}
+	return nil
+}

@@ -39,6 +39,12 @@ func TestSessionOf(t *testing.T) {
 			if ok && (id != "s" || got.GetClientId() != "app" || got.GetUserId() != "u") {
 				t.Fatalf("session %q started %v", id, got)
 			}
+			// The start and an import carry no state of their own.
+			_, first := tt.ev.(*eventsv1.SessionStarted)
+			_, imported := tt.ev.(*eventsv1.SessionImported)
+			if snap := eventsv1.SnapshotOf(tt.ev); (snap != nil) != (ok && !first && !imported) {
+				t.Fatalf("SnapshotOf = %v", snap)
+			}
 		})
 	}
 }

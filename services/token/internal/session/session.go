@@ -75,7 +75,7 @@ func Fold(history []eventlog.Record) State {
 	s.reset()
 	for _, rec := range history {
 		s.Version = rec.Seq
-		if snap := snapshotOf(rec.Event); snap != nil {
+		if snap := eventsv1.SnapshotOf(rec.Event); snap != nil {
 			s.restore(snap)
 			s.SealedAt = rec.Subject + "/state/session"
 			s.noteAudit(rec)
@@ -172,26 +172,8 @@ func (s *State) rotate(ev *eventsv1.TokensIssued, after uint64, at time.Time) {
 	s.issue(ev, at, false)
 }
 
-// HasSnapshot reports whether an event carries its session's state.
-func HasSnapshot(ev proto.Message) bool { return snapshotOf(ev) != nil }
-
 // EndedAt is when the session ended (zero: it has not).
 func (s State) EndedAt() time.Time { return s.endedAt }
-
-// snapshotOf is the snapshot an event carries, if any.
-func snapshotOf(ev proto.Message) *eventsv1.SessionSnapshot {
-	switch ev := ev.(type) { //eventcheck:partial — the events that carry a snapshot; the others carry none
-	case *eventsv1.SessionSnapshotted:
-		return ev.GetState()
-	case *eventsv1.TokensIssued:
-		return ev.GetState()
-	case *eventsv1.SessionRenamed:
-		return ev.GetState()
-	case *eventsv1.SessionEnded:
-		return ev.GetState()
-	}
-	return nil
-}
 
 // restore replaces the state with a snapshot's.
 func (s *State) restore(snap *eventsv1.SessionSnapshot) {

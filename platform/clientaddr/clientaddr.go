@@ -16,7 +16,7 @@
 // that sets one passes the other through untouched from the client, so reading
 // both would let a client choose its address.
 //
-// The host resolves the address once per request (Resolver.Middleware); the
+// The host resolves the address once per request (Resolver.WithAddr); the
 // services read it with Of. For rate limits, Key groups IPv6 addresses by /64,
 // the allocation of one subscriber; sessions record the full address.
 package clientaddr
@@ -139,15 +139,37 @@ type ctxKey struct{}
 // Middleware resolves each request's client address once, for Of.
 func (res *Resolver) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, res.Resolve(r))))
+		next.ServeHTTP(w, r.WithContext(res.WithAddr(r.Context(), r)))
 	})
+}
+
+// WithAddr is ctx carrying r's client address for Of, for a server that
+// derives each request's context once (httpx.Edge.Context) rather than
+// through Middleware.
+func (res *Resolver) WithAddr(ctx context.Context, r *http.Request) context.Context {
+	return &addrContext{Context: ctx, addr: res.Resolve(r)}
+}
+
+// addrContext is a context carrying a client address: one allocation, where
+// context.WithValue makes two (the context and the address as an any).
+type addrContext struct {
+	context.Context
+	addr netip.Addr
+}
+
+// Value is the addrContext itself for ctxKey, else the parent's value.
+func (c *addrContext) Value(key any) any {
+	if _, ok := key.(ctxKey); ok {
+		return c
+	}
+	return c.Context.Value(key)
 }
 
 // Of is the client address of r as the host's Middleware resolved it, or
 // r's peer when no Resolver ran (a handler tested on its own).
 func Of(r *http.Request) netip.Addr {
-	if a, ok := r.Context().Value(ctxKey{}).(netip.Addr); ok {
-		return a
+	if c, ok := r.Context().Value(ctxKey{}).(*addrContext); ok {
+		return c.addr
 	}
 	return Peer(r)
 }

@@ -1,10 +1,12 @@
 package clientaddr
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"testing"
+	"time"
 )
 
 func TestResolve(t *testing.T) {
@@ -167,5 +169,34 @@ func TestNewRefusesBadConfiguration(t *testing.T) {
 	}
 	if _, err := New([]string{"10.0.0.1", " 192.168.0.0/16 ", "2001:db8::/32"}, Forwarded); err != nil {
 		t.Errorf("good configuration refused: %v", err)
+	}
+}
+
+// WithAddr's context carries the address through contexts derived from it,
+// and everything of its parent.
+func TestWithAddr(t *testing.T) {
+	res, err := New([]string{"10.0.0.0/8"}, XForwardedFor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.RemoteAddr = "10.1.2.3:80"
+	r.Header.Set("X-Forwarded-For", "192.0.2.9")
+	type key struct{}
+	parent, cancelParent := context.WithCancel(context.WithValue(context.Background(), key{}, "parent's"))
+	ctx, cancel := context.WithTimeout(res.WithAddr(parent, r), time.Minute)
+	defer cancel()
+	inner := r.WithContext(ctx)
+	if got := String(inner); got != "192.0.2.9" {
+		t.Errorf("String = %q, want 192.0.2.9", got)
+	}
+	if ctx.Value(key{}) != "parent's" {
+		t.Error("the parent's value is lost")
+	}
+	cancelParent()
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("cancelling the parent did not end the derived context")
 	}
 }

@@ -295,3 +295,100 @@ func TestPageErrors(t *testing.T) {
 		})
 	}
 }
+
+// ReadParams answers every request as ReadForm does — the same values, the
+// same errors — whether it reads the body itself (small, plain) or through
+// ReadForm.
+func TestReadParamsAnswersAsReadForm(t *testing.T) {
+	const form = "application/x-www-form-urlencoded"
+	tests := []struct {
+		name, method, target, contentType, body string
+	}{
+		{"one parameter", http.MethodPost, "/", form, "token=mat_abc_123"},
+		{"several", http.MethodPost, "/", form, "token=a&token_type_hint=access_token&client_id=c&client_secret=s"},
+		{"six", http.MethodPost, "/", form, "a=1&b=2&c=3&d=4&e=5&f=6"},
+		{"seven", http.MethodPost, "/", form, "a=1&b=2&c=3&d=4&e=5&f=6&g=7"},
+		{"seven, one repeated", http.MethodPost, "/", form, "a=1&b=2&c=3&d=4&e=5&f=6&a=7"},
+		{"empty", http.MethodPost, "/", form, ""},
+		{"empty pairs", http.MethodPost, "/", form, "&&token=a&"},
+		{"no value", http.MethodPost, "/", form, "token"},
+		{"no name", http.MethodPost, "/", form, "=x&token=y"},
+		{"empty value", http.MethodPost, "/", form, "token="},
+		{"repeated", http.MethodPost, "/", form, "token=a&token=b"},
+		{"repeated, empty", http.MethodPost, "/", form, "token&token="},
+		{"repeated through an escape", http.MethodPost, "/", form, "token=a&%74oken=b"},
+		{"escapes", http.MethodPost, "/", form, "token=a%2Bb+c&x=%E2%9C%93"},
+		{"bad escape", http.MethodPost, "/", form, "token=%zz"},
+		{"semicolon", http.MethodPost, "/", form, "token=a;b=c"},
+		{"query string", http.MethodPost, "/?token=q", form, "token=a"},
+		{"bad query string", http.MethodPost, "/?a=%zz", form, "token=a"},
+		{"charset", http.MethodPost, "/", form + "; charset=UTF-8", "token=a"},
+		{"JSON", http.MethodPost, "/", "application/json", `{"token":"a"}`},
+		{"no content type", http.MethodPost, "/", "", "token=a"},
+		{"GET", http.MethodGet, "/", "", ""},
+		{"large", http.MethodPost, "/", form, "token=" + strings.Repeat("x", 5000)},
+		{"too large", http.MethodPost, "/", form, "token=" + strings.Repeat("x", httpx.MaxFormBody)},
+	}
+	type answered struct {
+		status      int
+		allow, body string
+		values      url.Values
+	}
+	read := func(tt struct{ name, method, target, contentType, body string }, params bool) answered {
+		req := httptest.NewRequest(tt.method, tt.target, strings.NewReader(tt.body))
+		if tt.contentType != "" {
+			req.Header.Set("Content-Type", tt.contentType)
+		}
+		var got url.Values
+		rec, _ := answer(t, httpx.OAuth, nil, req, func(w http.ResponseWriter, r *http.Request) (any, error) {
+			if params {
+				p, err := httpx.ReadParams(w, r)
+				got = p.Values()
+				return map[string]any{}, err
+			}
+			form, err := httpx.ReadForm(w, r)
+			got = form
+			return map[string]any{}, err
+		})
+		if rec.Code != http.StatusOK {
+			got = nil
+		} else if got == nil {
+			got = url.Values{}
+		}
+		return answered{rec.Code, rec.Header().Get("Allow"), rec.Body.String(), got}
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want, got := read(tt, false), read(tt, true)
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("ReadParams: %+v\nReadForm:   %+v", got, want)
+			}
+		})
+	}
+}
+
+// AppendJSONString writes every string as encoding/json does.
+func TestAppendJSONString(t *testing.T) {
+	for _, s := range []string{
+		"", "plain", "@alice:example.org", "urn:matrix:client:api:* openid", `quote " and \ backslash`,
+		"<script>&amp;</script>", "tab\tnew\nline\r\x00\x1f\x7f", "é ✓ 😀", "\u2028\u2029", "bad \xff utf-8 \xc3",
+	} {
+		want, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := httpx.AppendJSONString([]byte("x"), s); string(got) != "x"+string(want) {
+			t.Errorf("AppendJSONString(%q) = %s, want x%s", s, got, want)
+		}
+	}
+}
+
+// WriteRawJSON answers with WriteJSON's headers.
+func TestWriteRawJSON(t *testing.T) {
+	raw, enc := httptest.NewRecorder(), httptest.NewRecorder()
+	httpx.WriteRawJSON(raw, http.StatusOK, []byte("{\"a\":1}\n"))
+	httpx.WriteJSON(enc, http.StatusOK, map[string]int{"a": 1})
+	if fmt.Sprint(raw.Header()) != fmt.Sprint(enc.Header()) || raw.Body.String() != enc.Body.String() || raw.Code != enc.Code {
+		t.Errorf("WriteRawJSON %d %v %q, WriteJSON %d %v %q", raw.Code, raw.Header(), raw.Body, enc.Code, enc.Header(), enc.Body)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,21 +46,25 @@ const (
 // TLS here, so the proxy should send HSTS itself.
 func SecurityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		// Canonical keys, and values shared by every response (their
-		// length is their capacity, so Add copies rather than writing into
-		// them): no allocation per request.
-		h["X-Content-Type-Options"] = nosniff
-		h["Referrer-Policy"] = noReferrer
-		h["X-Frame-Options"] = deny
-		if h.Get("Content-Security-Policy") == "" {
-			h["Content-Security-Policy"] = defaultCSP
-		}
-		if r.TLS != nil {
-			h["Strict-Transport-Security"] = hsts
-		}
+		setSecurityHeaders(w.Header(), r)
 		next.ServeHTTP(w, r)
 	})
+}
+
+// setSecurityHeaders sets the headers of SecurityHeaders on h.
+func setSecurityHeaders(h http.Header, r *http.Request) {
+	// Canonical keys, and values shared by every response (their length is
+	// their capacity, so Add copies rather than writing into them): no
+	// allocation per request.
+	h["X-Content-Type-Options"] = nosniff
+	h["Referrer-Policy"] = noReferrer
+	h["X-Frame-Options"] = deny
+	if h.Get("Content-Security-Policy") == "" {
+		h["Content-Security-Policy"] = defaultCSP
+	}
+	if r.TLS != nil {
+		h["Strict-Transport-Security"] = hsts
+	}
 }
 
 // The values SecurityHeaders sets.
@@ -118,8 +123,75 @@ func Instrument(next http.Handler, t *telemetry.Telemetry, name string) http.Han
 	if err != nil {
 		slog.Default().Error("http server telemetry", "err", err) // the instrument returned still works
 	}
-	in := &instrumented{next: next, name: name, tracer: t.TracerProvider().Tracer(instrumentScope), propagator: t.Propagator(), duration: duration}
+	return &instrumented{next: next, name: name, tracer: t.TracerProvider().Tracer(instrumentScope), propagator: t.Propagator(),
+		duration: duration, sets: map[requestKey][]metric.RecordOption{}}
+}
+
+// Edge is what the public listener does to every request besides tracing
+// it: SecurityHeaders, LimitBody, Deadline and the values Context adds (the
+// client's address).
+type Edge struct {
+	// Timeout is each request's deadline (Deadline); 0: none.
+	Timeout time.Duration
+	// MaxBody caps request bodies (LimitBody); 0: no cap.
+	MaxBody int64
+	// Context adds values to a request's context, e.g. clientaddr's
+	// Resolver.WithAddr; nil adds none.
+	Context func(context.Context, *http.Request) context.Context
+}
+
+// Public serves mux as the public listener: Instrument's traces and
+// measures (none with a nil t) and the Edge's headers, body limit, deadline
+// and context values, in one handler that derives each request's context
+// once — one copy of the request where a chain of middleware makes one each,
+// which is most of the HTTP edge's cost on the hot paths (introspection).
+func Public(mux *http.ServeMux, t *telemetry.Telemetry, name string, e Edge) http.Handler {
+	in, ok := Instrument(mux, t, name).(*instrumented)
+	if !ok {
+		return &edge{mux: mux, e: e}
+	}
+	in.edge, in.mux = &e, mux
 	return in
+}
+
+// edge is a Public handler without telemetry.
+type edge struct {
+	mux *http.ServeMux
+	e   Edge
+}
+
+func (h *edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	inner, cancel := h.e.request(w, r, r.Context())
+	defer cancel()
+	defer keepMultipartForm(r, inner)
+	h.mux.ServeHTTP(w, inner)
+}
+
+// keepMultipartForm gives r the multipart form read from its copy inner:
+// net/http removes a form's temporary files from the request it made, not
+// from a copy.
+func keepMultipartForm(r, inner *http.Request) {
+	if inner.MultipartForm != nil {
+		r.MultipartForm = inner.MultipartForm
+	}
+}
+
+// request is r with the Edge applied, its context derived from ctx; cancel
+// releases the deadline's resources.
+func (e *Edge) request(w http.ResponseWriter, r *http.Request, ctx context.Context) (_ *http.Request, cancel context.CancelFunc) {
+	setSecurityHeaders(w.Header(), r)
+	if e.Context != nil {
+		ctx = e.Context(ctx, r)
+	}
+	cancel = func() {}
+	if e.Timeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, e.Timeout)
+	}
+	inner := r.WithContext(ctx)
+	if e.MaxBody > 0 {
+		inner.Body = http.MaxBytesReader(w, inner.Body, e.MaxBody)
+	}
+	return inner, cancel
 }
 
 // instrumentScope is the instrumentation scope of the request spans and measures.
@@ -132,8 +204,17 @@ type instrumented struct {
 	tracer     trace.Tracer
 	propagator propagation.TextMapPropagator
 	duration   metric.Float64Histogram
-	sets       sync.Map // requestKey → metric.MeasurementOption
+	// sets are the options of each requestKey's measure, made once.
+	setsMu sync.RWMutex
+	sets   map[requestKey][]metric.RecordOption
+	// edge, for Public: applied to the request in the same copy that
+	// carries the span, and mux served directly (its pattern is the route).
+	edge *Edge
+	mux  *http.ServeMux
 }
+
+// serverSpan are the options of a request's span without a link.
+var serverSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer), trace.WithNewRoot()}
 
 // requestKey is what a request's measure is labelled with.
 type requestKey struct {
@@ -144,25 +225,30 @@ type requestKey struct {
 func (in *instrumented) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	began := time.Now()
 	ctx := r.Context()
-	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer), trace.WithNewRoot()}
+	opts := serverSpan
 	if len(r.Header["Traceparent"]) > 0 || len(r.Header["Baggage"]) > 0 {
 		ctx = in.propagator.Extract(ctx, propagation.HeaderCarrier(r.Header))
 		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() && sc.IsRemote() {
-			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc}))
+			opts = append(slices.Clip(opts), trace.WithLinks(trace.Link{SpanContext: sc}))
 		}
 	}
 	ctx, span := in.tracer.Start(ctx, in.name, opts...)
-	var seen string
-	inner := r.WithContext(context.WithValue(ctx, routeKey{}, &seen))
 	sw := &statusWriter{ResponseWriter: w}
-	defer func() {
-		// net/http removes a multipart form's temporary files from the
-		// request it made, not from this copy.
-		if inner.MultipartForm != nil {
-			r.MultipartForm = inner.MultipartForm
-		}
-	}()
-	in.next.ServeHTTP(sw, inner)
+	var inner *http.Request
+	seen := ""
+	if in.edge != nil {
+		var cancel context.CancelFunc
+		inner, cancel = in.edge.request(sw, r, ctx)
+		defer cancel()
+	} else {
+		inner = r.WithContext(context.WithValue(ctx, routeKey{}, &seen))
+	}
+	defer keepMultipartForm(r, inner)
+	if in.edge != nil {
+		in.mux.ServeHTTP(sw, inner)
+	} else {
+		in.next.ServeHTTP(sw, inner)
+	}
 
 	pattern := seen
 	if pattern == "" {
@@ -205,13 +291,17 @@ func (in *instrumented) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	span.End()
-	in.duration.Record(ctx, time.Since(began).Seconds(), in.attrs(requestKey{method, route, scheme, version, status}))
+	in.duration.Record(ctx, time.Since(began).Seconds(), in.attrs(requestKey{method, route, scheme, version, status})...)
 }
 
-// attrs is the attribute set of a request's measure, made once per key.
-func (in *instrumented) attrs(k requestKey) metric.MeasurementOption {
-	if o, ok := in.sets.Load(k); ok {
-		return o.(metric.MeasurementOption)
+// attrs are the options of a request's measure, its attribute set, made
+// once per key (a slice made once: passing it allocates nothing).
+func (in *instrumented) attrs(k requestKey) []metric.RecordOption {
+	in.setsMu.RLock()
+	o, ok := in.sets[k]
+	in.setsMu.RUnlock()
+	if ok {
+		return o
 	}
 	kvs := []attribute.KeyValue{
 		attribute.String("http.request.method", k.method), attribute.String("http.route", k.route),
@@ -221,8 +311,14 @@ func (in *instrumented) attrs(k requestKey) metric.MeasurementOption {
 	if k.status >= http.StatusInternalServerError {
 		kvs = append(kvs, attribute.String("error.type", strconv.Itoa(k.status)))
 	}
-	o, _ := in.sets.LoadOrStore(k, metric.WithAttributeSet(attribute.NewSet(kvs...)))
-	return o.(metric.MeasurementOption)
+	in.setsMu.Lock()
+	defer in.setsMu.Unlock()
+	if o, ok := in.sets[k]; ok {
+		return o
+	}
+	o = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(kvs...))}
+	in.sets[k] = o
+	return o
 }
 
 // statusWriter notes the status a handler answers with.

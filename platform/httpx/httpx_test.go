@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -229,6 +230,17 @@ func TestInstrument(t *testing.T) {
 // spans record the route the request matched, and so do the metrics — also
 // through middleware that copies the request (Deadline), as the host's does.
 func TestInstrumentRecordsRoutesNotPaths(t *testing.T) {
+	chained := func(mux *http.ServeMux, tel *telemetry.Telemetry) http.Handler {
+		return httpx.Instrument(httpx.SecurityHeaders(httpx.Deadline(httpx.Routes(mux), time.Minute)), tel, "public")
+	}
+	public := func(mux *http.ServeMux, tel *telemetry.Telemetry) http.Handler {
+		return httpx.Public(mux, tel, "public", httpx.Edge{Timeout: time.Minute})
+	}
+	t.Run("Instrument", func(t *testing.T) { recordsRoutesNotPaths(t, chained) })
+	t.Run("Public", func(t *testing.T) { recordsRoutesNotPaths(t, public) })
+}
+
+func recordsRoutesNotPaths(t *testing.T, serve func(*http.ServeMux, *telemetry.Telemetry) http.Handler) {
 	var traces bytes.Buffer
 	tel, err := telemetry.Setup(t.Context(), telemetry.Options{ServiceName: "http-test", SampleRatio: 1, Traces: "stdout",
 		TraceWriter: &traces, Logger: slog.New(slog.DiscardHandler)})
@@ -238,7 +250,7 @@ func TestInstrumentRecordsRoutesNotPaths(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /recover/{ticket}", func(w http.ResponseWriter, r *http.Request) {})
 	mux.HandleFunc("/", http.NotFound)
-	h := httpx.Instrument(httpx.SecurityHeaders(httpx.Deadline(httpx.Routes(mux), time.Minute)), tel, "public")
+	h := serve(mux, tel)
 	const ticket = "Zq8ticketSECRETticketSECRET0000x"
 	for _, path := range []string{"/recover/" + ticket, "/" + ticket + "/nothing"} {
 		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, path, nil))
@@ -361,5 +373,92 @@ func TestDeadline(t *testing.T) {
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
 	if rec.Code != http.StatusServiceUnavailable || time.Since(start) > 2*time.Second {
 		t.Fatalf("status %d after %v", rec.Code, time.Since(start))
+	}
+}
+
+// Public does in one handler what the chain of middleware did: security
+// headers, the body limit, the deadline and the context's values reach the
+// handler, with telemetry or without.
+func TestPublic(t *testing.T) {
+	tel, err := telemetry.Setup(t.Context(), telemetry.Options{ServiceName: "http-test", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tel.Shutdown(context.Background())
+	type key struct{}
+	edge := httpx.Edge{Timeout: time.Minute, MaxBody: 8, Context: func(ctx context.Context, r *http.Request) context.Context {
+		return context.WithValue(ctx, key{}, r.Header.Get("X-Who"))
+	}}
+	for _, tel := range []*telemetry.Telemetry{tel, nil} {
+		mux := http.NewServeMux()
+		mux.HandleFunc("POST /echo", func(w http.ResponseWriter, r *http.Request) {
+			deadline, ok := r.Context().Deadline()
+			if !ok || time.Until(deadline) > time.Minute {
+				t.Errorf("telemetry %v: deadline %v, %v; want within a minute", tel != nil, deadline, ok)
+			}
+			b, err := io.ReadAll(r.Body)
+			if err != nil {
+				http.Error(w, "too large", http.StatusRequestEntityTooLarge)
+				return
+			}
+			io.WriteString(w, r.Context().Value(key{}).(string)+":"+string(b))
+		})
+		h := httpx.Public(mux, tel, "public", edge)
+		for _, tt := range []struct {
+			body string
+			code int
+			want string
+		}{
+			{"12345678", http.StatusOK, "alice:12345678"},
+			{"123456789", http.StatusRequestEntityTooLarge, "too large\n"},
+		} {
+			req := httptest.NewRequest(http.MethodPost, "/echo", strings.NewReader(tt.body))
+			req.Header.Set("X-Who", "alice")
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tt.code || rec.Body.String() != tt.want {
+				t.Errorf("telemetry %v, body %q: %d %q, want %d %q", tel != nil, tt.body, rec.Code, rec.Body, tt.code, tt.want)
+			}
+			if rec.Header().Get("X-Frame-Options") != "DENY" || rec.Header().Get("Content-Security-Policy") != httpx.DefaultCSP {
+				t.Errorf("telemetry %v: no security headers: %v", tel != nil, rec.Header())
+			}
+		}
+	}
+}
+
+// A multipart form's temporary files, read from Public's copy of the
+// request, are still removed by net/http once the request is served.
+func TestPublicRemovesMultipartFiles(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /upload", func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseMultipartForm(1); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if files, _ := os.ReadDir(tmp); len(files) == 0 {
+			t.Error("the form was not spilled to a temporary file")
+		}
+	})
+	srv := httptest.NewServer(httpx.Public(mux, nil, "public", httpx.Edge{Timeout: time.Minute, MaxBody: 1 << 20}))
+	defer srv.Close()
+	body := "--x\r\nContent-Disposition: form-data; name=\"f\"; filename=\"f.txt\"\r\n\r\n" + strings.Repeat("data", 1000) + "\r\n--x--\r\n"
+	resp, err := http.Post(srv.URL+"/upload", "multipart/form-data; boundary=x", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("upload answered %d", resp.StatusCode)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		files, _ := os.ReadDir(tmp)
+		if len(files) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("temporary files left: %v", files)
+		}
 	}
 }

@@ -12,11 +12,49 @@ import (
 // WriteJSON writes v as a JSON response with the given status, uncacheable:
 // OAuth responses carry tokens and must never be stored (RFC 6749 §5.1).
 func WriteJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Pragma", "no-cache")
+	setJSONHeaders(w.Header())
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// WriteRawJSON writes body, JSON already encoded (by AppendJSONString and
+// its kind, on a hot path), as WriteJSON writes a value: uncacheable.
+func WriteRawJSON(w http.ResponseWriter, status int, body []byte) {
+	setJSONHeaders(w.Header())
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// setJSONHeaders sets the headers of WriteJSON: canonical keys and values
+// shared by every response (see setSecurityHeaders), no allocation.
+func setJSONHeaders(h http.Header) {
+	h["Content-Type"] = jsonType
+	h["Cache-Control"] = noStore
+	h["Pragma"] = noCache
+}
+
+// The values setJSONHeaders sets.
+var (
+	jsonType = []string{"application/json"}
+	noStore  = []string{"no-store"}
+	noCache  = []string{"no-cache"}
+)
+
+// AppendJSONString appends s as a JSON string exactly as encoding/json
+// writes it (HTML's <, > and & escaped, invalid UTF-8 replaced): printable
+// ASCII is copied, anything else encoded by encoding/json.
+func AppendJSONString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			// A copy: s itself does not escape, so neither does what
+			// holds it (a string always encodes).
+			b, _ := json.Marshal(strings.Clone(s))
+			return append(dst, b...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
 }
 
 // OAuthError is the JSON body of an OAuth 2.0 error response (RFC 6749 §5.2, RFC 7591 §3.2.2).

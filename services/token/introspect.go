@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/subtle"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"gatehouse.dev/platform/caller"
@@ -56,26 +58,49 @@ func (s *Service) introspect(ctx context.Context, token string) (introspection, 
 }
 
 // matrixScopeTwins adds the stable or unstable twin of every Matrix scope, as
-// homeservers may check either form.
+// homeservers may check either form: each scope once, in the order first
+// seen, a twin right after its scope. Built in one string, as it is on the
+// hot path (every active introspection).
 func matrixScopeTwins(scope string) string {
 	const stable, unstable = "urn:matrix:client:", "urn:matrix:org.matrix.msc2967.client:"
-	seen := map[string]bool{}
-	var out []string
-	add := func(s string) {
-		if !seen[s] {
-			seen[s] = true
-			out = append(out, s)
+	// A scope is prefix+rest, prefix one of the two or "" for any other
+	// scope: one way to write each, so equal parts are equal scopes.
+	type part struct{ prefix, rest string }
+	var inline [16]part
+	out := inline[:0]
+	add := func(prefix, rest string) {
+		for _, p := range out {
+			if p.prefix == prefix && p.rest == rest {
+				return
+			}
 		}
+		out = append(out, part{prefix, rest})
 	}
-	for _, s := range strings.Fields(scope) {
-		add(s)
+	for s := range strings.FieldsSeq(scope) {
 		if rest, ok := strings.CutPrefix(s, stable); ok {
-			add(unstable + rest)
+			add(stable, rest)
+			add(unstable, rest)
 		} else if rest, ok := strings.CutPrefix(s, unstable); ok {
-			add(stable + rest)
+			add(unstable, rest)
+			add(stable, rest)
+		} else {
+			add("", s)
 		}
 	}
-	return strings.Join(out, " ")
+	n := 0
+	for _, p := range out {
+		n += len(p.prefix) + len(p.rest) + 1
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for i, p := range out {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(p.prefix)
+		b.WriteString(p.rest)
+	}
+	return b.String()
 }
 
 // viewer is who asks about a token. Introspection answers only what the
@@ -130,7 +155,7 @@ func (s *Service) introspectFor(ctx context.Context, token string, v viewer) (in
 // token_type_hint is ignored (§2.1 allows it): the token says what it is.
 func (s *Service) handleIntrospect(w http.ResponseWriter, r *http.Request) (any, error) {
 	began := time.Now()
-	form, err := httpx.ReadForm(w, r)
+	form, err := httpx.ReadParams(w, r)
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +163,7 @@ func (s *Service) handleIntrospect(w http.ResponseWriter, r *http.Request) (any,
 	v := viewer{homeserver: true}
 	if !s.homeserverAuthorized(r) {
 		// A public client proves nothing by naming its client_id (RFC 7662 §2.1).
-		c, err := s.clientAuth.Authenticate(ctx, r, form)
+		c, err := s.clientAuth.Authenticate(ctx, r, form.Values())
 		if errs.KindOf(err).ServerFault() && err != nil {
 			return nil, err
 		}
@@ -157,7 +182,8 @@ func (s *Service) handleIntrospect(w http.ResponseWriter, r *http.Request) (any,
 		return nil, errs.Classify(err, errs.KindUnavailable, "introspection is unavailable right now")
 	}
 	if !res.Active {
-		return introspectionBody{}, nil
+		httpx.WriteRawJSON(w, http.StatusOK, inactiveJSON)
+		return nil, nil
 	}
 	i := res.Info
 	body := introspectionBody{
@@ -172,17 +198,28 @@ func (s *Service) handleIntrospect(w http.ResponseWriter, r *http.Request) (any,
 	}
 	// MAS's contract: a compat session's device always, an OAuth session's to
 	// a homeserver that says it reads the field; a personal token's always
-	// too (its device is in its scope as well).
-	if i.DeviceID != "" && (res.Compat || res.Personal || r.Header.Get("X-MAS-Supports-Device-Id") == "1") {
+	// too (its device is in its scope as well). The header's name is written
+	// in its canonical form, which Get looks up without allocating.
+	if i.DeviceID != "" && (res.Compat || res.Personal || r.Header.Get("X-Mas-Supports-Device-Id") == "1") {
 		body.DeviceID = i.DeviceID
 	}
-	return body, nil
+	buf := answerBuffers.Get().(*[]byte)
+	*buf = body.appendJSON((*buf)[:0])
+	httpx.WriteRawJSON(w, http.StatusOK, *buf) // copied into the connection's buffer
+	answerBuffers.Put(buf)
+	return nil, nil
 }
 
+// answerBuffers hold the answers of HTTP introspection while they are written.
+var answerBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// inactiveJSON is the answer about a token the viewer may not see.
+var inactiveJSON = []byte("{\"active\":false}\n")
+
 // introspectionBody is the JSON answer of HTTP introspection (RFC 7662
-// §2.2): a struct, not a map, as this is the hot path — encoding/json
-// encodes a struct without reflecting on each key, and sorts nothing.
-// An inactive token's is {"active":false}.
+// §2.2), as encoding/json encodes it; appendJSON writes the same bytes
+// without reflection, as this is the hot path. An inactive token's is
+// {"active":false}.
 type introspectionBody struct {
 	Active    bool   `json:"active"`
 	Scope     string `json:"scope,omitempty"`
@@ -200,6 +237,36 @@ type introspectionBody struct {
 type tokenExpiry struct {
 	At int64 `json:"exp"`
 	In int64 `json:"expires_in"`
+}
+
+// appendJSON appends the body as encoding/json's Encoder writes it, the
+// same fields in the same order, a newline last.
+func (b *introspectionBody) appendJSON(dst []byte) []byte {
+	dst = append(dst, `{"active":`...)
+	dst = strconv.AppendBool(dst, b.Active)
+	dst = appendStringField(dst, "scope", b.Scope)
+	dst = appendStringField(dst, "client_id", b.ClientID)
+	dst = appendStringField(dst, "token_type", b.TokenType)
+	if b.IssuedAt != 0 {
+		dst = strconv.AppendInt(append(dst, `,"iat":`...), b.IssuedAt, 10)
+	}
+	dst = appendStringField(dst, "sub", b.Sub)
+	dst = appendStringField(dst, "username", b.Username)
+	if b.tokenExpiry != nil {
+		dst = strconv.AppendInt(append(dst, `,"exp":`...), b.At, 10)
+		dst = strconv.AppendInt(append(dst, `,"expires_in":`...), b.In, 10)
+	}
+	dst = appendStringField(dst, "device_id", b.DeviceID)
+	return append(dst, "}\n"...)
+}
+
+// appendStringField appends ,"name":value unless value is empty (omitempty).
+func appendStringField(dst []byte, name, value string) []byte {
+	if value == "" {
+		return dst
+	}
+	dst = append(append(append(dst, `,"`...), name...), `":`...)
+	return httpx.AppendJSONString(dst, value)
 }
 
 // homeserverAuthorized reports whether the request carries the homeserver's

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"gatehouse.dev/platform/errs"
@@ -323,4 +324,38 @@ func BenchmarkParse(b *testing.B) {
 			}
 		}
 	})
+}
+
+// HMACs reused across calls and goroutines give every token its own
+// checksum: each one minted verifies under the rotating minter, and the same
+// token with its checksum's last character changed never does.
+func TestReusedMACsConcurrently(t *testing.T) {
+	during := newTestMinter(t, testKey(2, 32), testKey(1, 32))
+	before := newTestMinter(t, testKey(1, 32))
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 500 {
+				m := during
+				if (g+i)%2 == 0 {
+					m = before
+				}
+				tok := m.New(allKinds[i%len(allKinds)])
+				if _, err := during.Parse(tok); err != nil {
+					t.Errorf("minted %q does not parse: %v", tok, err)
+					return
+				}
+				last := tok[len(tok)-1]
+				bad := tok[:len(tok)-1] + string(rune('A'+(last-'A'+1)%26))
+				if last < 'A' || last > 'Z' {
+					bad = tok[:len(tok)-1] + "A"
+				}
+				if _, err := during.Parse(bad); err == nil && bad != tok {
+					t.Errorf("%q with its checksum changed parses", bad)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

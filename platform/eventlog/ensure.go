@@ -17,6 +17,16 @@ const (
 	// ensureFor bounds all the requests of one EnsureStream when ctx has
 	// no earlier deadline.
 	ensureFor = 30 * time.Second
+	// ensurePause is the wait before asking again a cluster that said it
+	// cannot place the stream yet.
+	ensurePause = 250 * time.Millisecond
+)
+
+// JetStream's answers that a cluster not yet whole gives (nats-server's
+// JSClusterNoPeersErrF and JSClusterNotAvailErr).
+const (
+	errCodeNoPeers      jetstream.ErrorCode = 10005
+	errCodeNotAvailable jetstream.ErrorCode = 10008
 )
 
 // EnsureStream creates the stream or brings its configuration up to date,
@@ -26,10 +36,13 @@ const (
 // JetStream answers only some of those requests (NATS 2.15: three of ten
 // in the node loss drill, e2e/node_loss_test.go; the others time out); a
 // cluster still electing its leader answers none. Asking again finds the
-// stream created. A stream just created may have no leader yet, and reads
-// of it then find no responders: EnsureStream returns once it has one. It
-// gives up after ensureFor or when ctx ends; any other error is returned at
-// once.
+// stream created. A cluster not yet whole (a node not back after a crash,
+// the meta leader being elected) answers "no suitable peers for placement"
+// or "temporarily unavailable": EnsureStream asks again a moment later. A
+// stream just created may have no leader yet, and reads of it then find no
+// responders: EnsureStream returns once it has one. It gives up after
+// ensureFor or when ctx ends, with the last answer; any other error is
+// returned at once.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
 	ctx, cancel := context.WithTimeout(ctx, ensureFor)
 	defer cancel()
@@ -41,7 +54,54 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 		if err == nil {
 			return stream, waitForLeader(ctx, stream)
 		}
-		if !unanswered || ctx.Err() != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		if notYet(err) {
+			select {
+			case <-ctx.Done():
+				return nil, fmt.Errorf("stream %s: %w", cfg.Name, err)
+			case <-time.After(ensurePause):
+			}
+			continue
+		}
+		if !unanswered {
+			return nil, err
+		}
+	}
+}
+
+// notYet is a cluster's answer that it cannot place or create a stream
+// until it is whole again.
+func notYet(err error) bool {
+	var api *jetstream.APIError
+	return errors.As(err, &api) && (api.ErrorCode == errCodeNoPeers || api.ErrorCode == errCodeNotAvailable)
+}
+
+// FindStream looks a stream up as EnsureStream asks for one: an unanswered
+// request, or a cluster not yet whole, is asked again until ensureFor or
+// ctx ends. A stream that does not exist is jetstream.ErrStreamNotFound at
+// once. (A replica starting with the cluster failed its start on a lookup
+// left unanswered: the node loss drill.)
+func FindStream(ctx context.Context, js jetstream.JetStream, name string) (jetstream.Stream, error) {
+	ctx, cancel := context.WithTimeout(ctx, ensureFor)
+	defer cancel()
+	for {
+		attempt, cancelAttempt := context.WithTimeout(ctx, ensureAttempt)
+		stream, err := js.Stream(attempt, name)
+		cancelAttempt()
+		if err == nil || ctx.Err() != nil {
+			return stream, err
+		}
+		switch {
+		case notYet(err) || errors.Is(err, nats.ErrNoResponders):
+			select {
+			case <-ctx.Done():
+				return nil, fmt.Errorf("stream %s: %w", name, err)
+			case <-time.After(ensurePause):
+			}
+		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
+		default:
 			return nil, err
 		}
 	}

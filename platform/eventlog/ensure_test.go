@@ -2,6 +2,7 @@ package eventlog_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -27,6 +28,83 @@ func TestReplicasOpenTheSameReplicatedStreamAtOnce(t *testing.T) {
 	urls := startCluster(t, 3)
 	for _, stream := range []string{"ONE", "TWO", "THREE"} {
 		openAtOnce(t, urls, stream)
+	}
+}
+
+// A replica that asks for a stream the cluster cannot place yet (a node
+// not yet back after a crash, a cluster still growing to the size or the
+// placement the stream asks for) gets "no suitable peers for placement": it
+// waits for the cluster instead of failing its start (the node loss drill's
+// processes, starting with the cluster, failed on it).
+func TestStreamWaitsForAPeerToJoin(t *testing.T) {
+	urls, opts := startClusterNodes(t, 3, 3)
+	nc, err := nats.Connect(urls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A fourth node, the only one with the tag the stream asks for, joins a
+	// second later.
+	late := &server.Options{
+		ServerName: "late", Host: "127.0.0.1", Port: server.RANDOM_PORT, Tags: []string{"late"},
+		JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
+		Cluster: server.ClusterOpts{Name: "test", Host: "127.0.0.1", Port: server.RANDOM_PORT},
+		Routes:  opts[0].Routes,
+	}
+	joined := make(chan struct{})
+	go func() {
+		defer close(joined)
+		time.Sleep(time.Second)
+		runNode(t, late)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+	defer cancel()
+	stream, err := eventlog.EnsureStream(ctx, js, jetstream.StreamConfig{Name: "LATE", Subjects: []string{"late.>"},
+		Placement: &jetstream.Placement{Tags: []string{"late"}}})
+	<-joined
+	if err != nil {
+		t.Fatalf("a stream asked for before its peer joined: %v", err)
+	}
+	if got := stream.CachedInfo().Cluster; got == nil || got.Leader != "late" {
+		t.Fatalf("stream placed on %+v, want the late node", got)
+	}
+}
+
+// A stream looked up before the cluster has elected its meta leader (a
+// replica starting with a new cluster, whose last node is not up yet) is
+// looked up again until the cluster answers: here, that it does not exist.
+// A single request failed the replica's start ("token: context deadline
+// exceeded", found by the node loss drill).
+func TestFindStreamWaitsForTheCluster(t *testing.T) {
+	urls, opts := startClusterNodes(t, 3, 2)
+	nc, err := nats.Connect(urls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := js.Stream(ctx, "NONE"); err == nil || errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatalf("a single lookup before the cluster has a leader: %v, want no answer yet", err)
+	}
+	joined := make(chan struct{})
+	go func() {
+		defer close(joined)
+		time.Sleep(time.Second)
+		runNode(t, opts[2])
+	}()
+	_, err = eventlog.FindStream(context.Background(), js, "NONE")
+	<-joined
+	if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatalf("FindStream before the cluster was whole: %v, want stream not found", err)
 	}
 }
 
@@ -66,6 +144,16 @@ func openAtOnce(t *testing.T, urls, stream string) {
 // and returns their client URLs once the cluster has a meta leader.
 func startCluster(t *testing.T, n int) string {
 	t.Helper()
+	urls, _ := startClusterNodes(t, n, n)
+	return urls
+}
+
+// startClusterNodes configures an n-node cluster, starts the first started
+// of them and returns their client URLs, once the cluster has a meta leader
+// if all were started, with every node's options (to start the others
+// later).
+func startClusterNodes(t *testing.T, n, started int) (string, []*server.Options) {
+	t.Helper()
 	routes := make([]int, n)
 	for i := range routes {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -79,24 +167,22 @@ func startCluster(t *testing.T, n int) string {
 	for _, p := range routes {
 		routeURLs = append(routeURLs, fmt.Sprintf("nats://127.0.0.1:%d", p))
 	}
+	opts := make([]*server.Options, n)
 	for i := range n {
-		srv, err := server.NewServer(&server.Options{
+		opts[i] = &server.Options{
 			ServerName: fmt.Sprintf("n%d", i), Host: "127.0.0.1", Port: server.RANDOM_PORT,
 			JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
 			Cluster: server.ClusterOpts{Name: "test", Host: "127.0.0.1", Port: routes[i]},
 			Routes:  server.RoutesFromStr(strings.Join(routeURLs, ",")),
-		})
-		if err != nil {
-			t.Fatal(err)
 		}
-		srv.Start()
-		t.Cleanup(srv.Shutdown)
-		if !srv.ReadyForConnections(10 * time.Second) {
-			t.Fatalf("server %d not ready", i)
+		if i < started {
+			clientURLs = append(clientURLs, runNode(t, opts[i]).ClientURL())
 		}
-		clientURLs = append(clientURLs, srv.ClientURL())
 	}
 	urls := strings.Join(clientURLs, ",")
+	if started < n {
+		return urls, opts
+	}
 	nc, err := nats.Connect(urls)
 	if err != nil {
 		t.Fatal(err)
@@ -109,11 +195,26 @@ func startCluster(t *testing.T, n int) string {
 		_, err := js.AccountInfo(ctx)
 		cancel()
 		if err == nil {
-			return urls
+			return urls, opts
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the cluster elected no meta leader: %v", err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// runNode starts one cluster node and stops it when the test ends.
+func runNode(t *testing.T, opts *server.Options) *server.Server {
+	t.Helper()
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatalf("server %s not ready", opts.ServerName)
+	}
+	return srv
 }

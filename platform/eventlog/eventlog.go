@@ -76,6 +76,10 @@ type StreamConfig struct {
 	// whole state. Setting it on a stream that has history drops every
 	// subject's older messages at once.
 	LastPerSubject bool
+	// MaxAge, when positive, removes every event older than this (the
+	// AUDIT stream's retention): a durable stream bounded by time, whose
+	// events are otherwise kept as long. Zero: kept for ever.
+	MaxAge time.Duration
 }
 
 // Bounds limit a stream of short-lived aggregates (pending authorization
@@ -133,6 +137,12 @@ func (cfg StreamConfig) jetStreamConfig() jetstream.StreamConfig {
 	}
 	if cfg.LastPerSubject {
 		sc.MaxMsgsPerSubject = 1
+	}
+	if cfg.MaxAge > 0 {
+		sc.MaxAge = cfg.MaxAge
+		if sc.Duplicates > cfg.MaxAge {
+			sc.Duplicates = cfg.MaxAge
+		}
 	}
 	if b := cfg.Bounds; b != nil {
 		sc.Description = "Gatehouse short-lived aggregates (" + cfg.Prefix + "), expiring"
@@ -247,7 +257,7 @@ func (l *Log) handle(ctx context.Context) (jetstream.Stream, error) {
 	if l.st != nil {
 		return l.st, nil
 	}
-	st, err := l.js.Stream(ctx, l.stream)
+	st, err := FindStream(ctx, l.js, l.stream)
 	if err != nil {
 		return nil, fmt.Errorf("eventlog: stream %s: %w", l.stream, err)
 	}

@@ -38,6 +38,10 @@ type Record struct {
 	// Event is nil, so a consumer that does not look (eventlog.Unhandled)
 	// skips it.
 	Expired bool
+	// Skipped is set on an event its consumer said it does nothing with
+	// (Decoding): it was not decoded, and only Seq, Subject and Pending are
+	// set.
+	Skipped bool
 }
 
 // ID is the event's id.

@@ -40,7 +40,11 @@ func (e *UndecodableError) Unwrap() error { return e.Err }
 // subscription fails. Gaps and server restarts are repaired by the ordered
 // consumer underneath; after any return, a caller resumes from the sequence
 // after the last event fn accepted, so no event is ever skipped.
-func (l *Log) Read(ctx context.Context, from uint64, subjects []string, fn func(Record) error) error {
+func (l *Log) Read(ctx context.Context, from uint64, subjects []string, fn func(Record) error, opts ...ReadOption) error {
+	var o readOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: subjects, DeliverPolicy: jetstream.DeliverAllPolicy}
 	if from > 1 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
@@ -64,7 +68,7 @@ func (l *Log) Read(ctx context.Context, from uint64, subjects []string, fn func(
 			}
 			return fmt.Errorf("eventlog: follow %s: %w", l.stream, err)
 		}
-		rec, err := DecodeMsg(m)
+		rec, err := DecodeMsgFor(m, o.want)
 		if err != nil {
 			meta, merr := m.Metadata()
 			if merr != nil {

@@ -153,6 +153,13 @@ func Owners(event proto.Message, owner Owner) []Owner {
 	return out
 }
 
+// Holds reports whether events of this one's type can carry personal data
+// (a personal field, or a message holding one): for the others, sealing,
+// opening and redacting change nothing.
+func Holds(event proto.Message) bool {
+	return event != nil && len(planOf(event.ProtoReflect().Descriptor()).steps) > 0
+}
+
 // Redacted returns a copy of an event without its personal data, as it reads
 // once erased: every personal field empty, its sealed sibling set (to an
 // empty SealedSecret where the event held the field in clear), so Erased

@@ -291,3 +291,22 @@ func TestSealWithFallback(t *testing.T) {
 		t.Fatalf("unseal = %v, %v", got, err)
 	}
 }
+
+// Holds tells the event types that can carry personal data, directly or in
+// a message they hold, from those that cannot.
+func TestHoldsPersonalData(t *testing.T) {
+	for _, tc := range []struct {
+		event proto.Message
+		want  bool
+	}{
+		{&eventsv1.EmailReserved{}, true},     // email, sealed_email
+		{&eventsv1.UserImported{}, true},      // display_name; emails and links hold more
+		{&eventsv1.UsernameReserved{}, false}, // a username is no personal field
+		{&eventsv1.AdminSet{}, false},
+		{nil, false},
+	} {
+		if got := personal.Holds(tc.event); got != tc.want {
+			t.Errorf("Holds(%T) = %v, want %v", tc.event, got, tc.want)
+		}
+	}
+}

@@ -352,7 +352,7 @@ func (b *builder) run(ctx context.Context, st *BuildStatus) error {
 			case <-readCtx.Done():
 				return context.Cause(readCtx)
 			}
-		})
+		}, eventlog.WithDecoding(r.decoding))
 	}()
 	src := &source{recs: recs, errs: readErr}
 
@@ -524,7 +524,9 @@ func (b *builder) applyToCopies(ctx context.Context, tx pgx.Tx, batch []eventlog
 		if rec.Seq <= next {
 			continue
 		}
-		recs = append(recs, rec)
+		if !rec.Skipped {
+			recs = append(recs, rec)
+		}
 		next = rec.Seq
 	}
 	if err := b.r.proj.applyAll(ctx, tx, recs); err != nil {

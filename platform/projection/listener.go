@@ -29,6 +29,17 @@ type watchState struct {
 	resets uint64        // resets announced
 	wake   chan struct{} // closed and replaced on every announcement
 	builds chan struct{} // closed and replaced when a build is asked for or swapped in
+	reads  uint64        // checkpoint reads started for waiters (readCheckpoint)
+	read   *sharedRead   // the one in flight, if any
+}
+
+// sharedRead is one read of a checkpoint row that every waiter needing a
+// read begun after it started waiting shares.
+type sharedRead struct {
+	id   uint64
+	done chan struct{} // closed once cp and err are set
+	cp   uint64
+	err  error
 }
 
 // NewListener returns a Listener for the pool's schema; call Run to start it.
@@ -198,8 +209,8 @@ func (l *Listener) watchRewind(ctx context.Context, pool *pgxpool.Pool, name str
 // been missed). A wait that hears nothing reads it every unannouncedCheck
 // too, for an announcement made before it began and lost to a reconnect. A
 // command thus reads the row once, when its event is applied, not also
-// before: on the hot path (a token issued) that was a second query per
-// request.
+// before; and the commands waiting on one batch share that read
+// (readCheckpoint).
 func (l *Listener) WaitFor(ctx context.Context, name string, seq uint64) error {
 	_, _, checkedEpoch, _ := l.watch(name)
 	poll := time.NewTicker(unannouncedCheck)
@@ -208,7 +219,7 @@ func (l *Listener) WaitFor(ctx context.Context, name string, seq uint64) error {
 	for {
 		announced, _, epoch, wake := l.watch(name)
 		if announced >= seq || epoch != checkedEpoch || polled {
-			cp, err := Checkpoint(ctx, l.pool, name)
+			cp, err := l.readCheckpoint(ctx, name)
 			if err != nil {
 				return err
 			}
@@ -229,3 +240,42 @@ func (l *Listener) WaitFor(ctx context.Context, name string, seq uint64) error {
 
 // unannouncedCheck is how often WaitFor reads a checkpoint nobody announces.
 const unannouncedCheck = 100 * time.Millisecond
+
+// readCheckpoint reads name's checkpoint row for a waiter, in a read begun
+// after the call: what the waiter appended, and a reset committed before
+// that, are seen as a read of its own would see them. Waiters share reads:
+// every request waiting on one batch of a projection hears its
+// announcement at once, and each reading the row for itself made one query
+// per request (issue 16: a token issued under load); one query per
+// announcement, shared, is as exact. A shared read that failed is tried
+// again by each of its other waiters, with their own contexts.
+func (l *Listener) readCheckpoint(ctx context.Context, name string) (uint64, error) {
+	l.mu.Lock()
+	st := l.stateLocked(name)
+	mark := st.reads // a read with a higher id began after this call
+	for {
+		r := st.read
+		if r == nil {
+			st.reads++
+			r = &sharedRead{id: st.reads, done: make(chan struct{})}
+			st.read = r
+			l.mu.Unlock()
+			r.cp, r.err = Checkpoint(ctx, l.pool, name)
+			l.mu.Lock()
+			st.read = nil
+			close(r.done)
+			l.mu.Unlock()
+			return r.cp, r.err
+		}
+		l.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("projection %s: read checkpoint: %w", name, ctx.Err())
+		case <-r.done:
+		}
+		if r.id > mark && r.err == nil {
+			return r.cp, nil
+		}
+		l.mu.Lock() // begun before this call, or failed: another read
+	}
+}

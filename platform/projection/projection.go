@@ -25,6 +25,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/protobuf/proto"
 
 	"gatehouse.dev/platform/eventlog"
 )
@@ -76,6 +77,11 @@ type Projection struct {
 	// Source is the stream the events come from when it is not the service's
 	// own: another service's stream, followed read-only (eventlog.Follow).
 	Source *eventlog.Log
+	// Ignores, optional, are event types on the subjects that Apply does
+	// nothing with (its switch still names them): the runner and a rebuild
+	// step over them without decoding them, the checkpoint moving past them.
+	// The conformance suite checks that applying them changes nothing.
+	Ignores []proto.Message
 }
 
 var validName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
@@ -99,6 +105,14 @@ func (p Projection) validate() error {
 		}
 	}
 	return nil
+}
+
+// decoding is what the projection's runners decode: all but Ignores.
+func (p Projection) decoding() eventlog.Decoding {
+	if len(p.Ignores) == 0 {
+		return nil
+	}
+	return eventlog.Except(eventlog.TypesOf(p.Ignores...))
 }
 
 // version is the projection's version, 1 when unset.

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/protobuf/proto"
 
 	"gatehouse.dev/platform/eventlog"
 )
@@ -51,6 +52,18 @@ type Reactor struct {
 	// Handle makes the side effects of one event. Events of types this binary
 	// does not know arrive with a nil Event.
 	Handle func(ctx context.Context, rec eventlog.Record) error
+	// HandleBatch, optional, makes the side effects of a run of events at
+	// once instead of Handle on each: for side effects that can be
+	// pipelined (appends to another stream, eventlog.Log.AppendEach), where
+	// one round trip per event would be the limit in a bulk of events (an
+	// import). It gets up to Batch consecutive events Relevant accepts, in
+	// stream order, as they arrive while more are pending (a single event
+	// once the reactor has caught up); on failure the whole run is tried
+	// again, so it must be idempotent for every event of it, and a crash
+	// repeats the run. The checkpoint moves past a run once it succeeded.
+	HandleBatch func(ctx context.Context, recs []eventlog.Record) error
+	// Batch is how many events HandleBatch gets at most (DefaultBatch when zero).
+	Batch int
 	// Relevant, optional, tells from an event alone whether Handle has
 	// anything to do with it. Events it rejects skip Handle, and the
 	// checkpoint moves over them lazily — once the reactor has caught up
@@ -59,6 +72,10 @@ type Reactor struct {
 	// import) costs little. A crash replays those events through Relevant
 	// only.
 	Relevant func(rec eventlog.Record) bool
+	// Ignores, optional, are event types Handle has nothing to do with
+	// (Relevant rejects them too, when set): they are not even decoded, and
+	// skip Handle as those Relevant rejects do.
+	Ignores []proto.Message
 	// Reset, optional, forgets what the reactor keeps in its own tables before
 	// a replay. Side effects already made are not undone.
 	Reset func(ctx context.Context, tx pgx.Tx) error
@@ -86,10 +103,18 @@ func (r Reactor) validate() error {
 		return fmt.Errorf("reactor: invalid name %q", r.Name)
 	case len(r.Subjects) == 0:
 		return fmt.Errorf("reactor %s: no subjects", r.Name)
-	case r.Handle == nil:
-		return fmt.Errorf("reactor %s: Handle is required", r.Name)
+	case r.Handle == nil && r.HandleBatch == nil:
+		return fmt.Errorf("reactor %s: Handle or HandleBatch is required", r.Name)
 	}
 	return nil
+}
+
+// decoding is what the reactor decodes: all but Ignores.
+func (r Reactor) decoding() eventlog.Decoding {
+	if len(r.Ignores) == 0 {
+		return nil
+	}
+	return eventlog.Except(eventlog.TypesOf(r.Ignores...))
 }
 
 // reactorRunner runs one reactor: it waits to be its leader, then reacts.
@@ -179,34 +204,88 @@ func (rr *reactorRunner) react(ctx context.Context) error {
 
 	rr.logger.Debug("leading reactor", "checkpoint", start)
 	lastAdvance := time.Now()
+	// run holds the events of a HandleBatch run not handled yet.
+	var run []eventlog.Record
+	// through handles the run, then moves the checkpoint to seq.
+	through := func(seq uint64) error {
+		if len(run) > 0 {
+			if err := rr.handleRun(ctx, run); err != nil {
+				return err
+			}
+			run = run[:0]
+		}
+		lastAdvance = time.Now()
+		if err := rr.advance(ctx, checkpoint.Load(), seq); err != nil {
+			return err
+		}
+		checkpoint.Store(seq)
+		return nil
+	}
 	err = rr.log.Read(ctx, start+1, rr.r.Subjects, func(rec eventlog.Record) error {
 		cp := checkpoint.Load()
 		if rec.Seq <= cp {
 			return nil
 		}
-		if rr.r.Relevant != nil && rec.Event != nil && !rr.r.Relevant(rec) {
-			if rec.Pending > 0 && rec.Seq-cp < lazyEvents && time.Since(lastAdvance) < lazyInterval {
-				return nil // over it later, with the events that follow
+		relevant := !rec.Skipped && (rr.r.Relevant == nil || rec.Event == nil || rr.r.Relevant(rec))
+		switch {
+		case relevant && rr.r.HandleBatch != nil:
+			run = append(run, rec)
+			if rec.Pending > 0 && len(run) < rr.batch() && time.Since(lastAdvance) < lazyInterval {
+				return nil // with the events that follow
 			}
-		} else if err := rr.handle(ctx, rec); err != nil {
-			return err
+		case relevant:
+			if err := rr.handle(ctx, rec); err != nil {
+				return err
+			}
+		case len(run) == 0 && rec.Pending > 0 && rec.Seq-cp < lazyEvents && time.Since(lastAdvance) < lazyInterval:
+			return nil // over it later, with the events that follow
+		case len(run) > 0 && rec.Pending > 0 && len(run) < rr.batch() && time.Since(lastAdvance) < lazyInterval:
+			return nil // after the run, with the events that follow
 		}
-		lastAdvance = time.Now()
-		if err := rr.advance(ctx, cp, rec.Seq); err != nil {
-			return err
-		}
-		checkpoint.Store(rec.Seq)
-		return nil
-	})
+		return through(rec.Seq)
+	}, eventlog.WithDecoding(rr.r.decoding()))
 	var undecodable *eventlog.UndecodableError
 	if errors.As(err, &undecodable) {
 		rr.logger.Error("undecodable event skipped", "seq", undecodable.Seq, "err", undecodable.Err)
-		if err := rr.advance(ctx, checkpoint.Load(), undecodable.Seq); err != nil {
+		if err := through(undecodable.Seq); err != nil {
 			return err
 		}
 		return errSkipped
 	}
 	return err
+}
+
+// batch is how many events HandleBatch gets at most.
+func (rr *reactorRunner) batch() int {
+	if rr.r.Batch > 0 {
+		return rr.r.Batch
+	}
+	return DefaultBatch
+}
+
+// handleRun runs HandleBatch on a run until it succeeds or ctx ends.
+func (rr *reactorRunner) handleRun(ctx context.Context, run []eventlog.Record) error {
+	backoff := rr.r.RetryMin
+	for attempt := 1; ; attempt++ {
+		err := rr.r.HandleBatch(ctx, run)
+		if err == nil {
+			if attempt > 1 {
+				rr.logger.InfoContext(ctx, "events handled after retries", "events", len(run), "from", run[0].Seq, "attempts", attempt)
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		if attempt == 1 || backoff == rr.r.RetryMax {
+			rr.logger.WarnContext(ctx, "events not handled yet; retrying", "events", len(run), "from", run[0].Seq,
+				"attempt", attempt, "retry_in", backoff, "err", err)
+		}
+		if !sleep(ctx, backoff) {
+			return context.Cause(ctx)
+		}
+		backoff = min(backoff*2, rr.r.RetryMax)
+	}
 }
 
 // handle runs Handle until it succeeds or ctx ends.

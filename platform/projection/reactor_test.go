@@ -264,3 +264,90 @@ func TestInvalidReactor(t *testing.T) {
 		t.Error("NewSet accepted a name twice")
 	}
 }
+
+// batches records the runs a batch reactor was given.
+type batches struct {
+	effects
+	mu   sync.Mutex
+	runs [][]uint64
+}
+
+func (b *batches) handleBatch(ctx context.Context, recs []eventlog.Record) error {
+	var seqs []uint64
+	for _, rec := range recs {
+		seqs = append(seqs, rec.Seq)
+	}
+	b.mu.Lock()
+	b.runs = append(b.runs, seqs)
+	b.mu.Unlock()
+	for _, rec := range recs {
+		if err := b.handle(ctx, rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// A reactor with HandleBatch gets the events of a bulk in runs of at most
+// Batch, in order, only those Relevant accepts; a run that fails is tried
+// again whole, and nothing behind it moves; every event ends up handled,
+// and the checkpoint reaches the last event, irrelevant ones included.
+func TestReactorHandlesRunsOfEvents(t *testing.T) {
+	e := setup(t)
+	last := e.appendNames(t, 3, 60)
+	var (
+		mu     sync.Mutex
+		outage = true
+	)
+	b := &batches{}
+	b.fail = func(seq uint64, _ int) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return outage && seq == 31
+	}
+	r := projection.Reactor{Name: "bulk", Subjects: []string{"test.user.*"}, HandleBatch: b.handleBatch, Batch: 8,
+		Relevant: func(rec eventlog.Record) bool { return rec.Seq%5 != 0 },
+		RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond}
+	set, stop := e.runSet(t, r)
+	defer stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for b.attempts(31) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("event 31 tried %d times", b.attempts(31))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if cp, _ := set.Checkpoint(e.ctx, "bulk"); cp >= 31 {
+		t.Fatalf("checkpoint %d while the run holding 31 fails", cp)
+	}
+	mu.Lock()
+	outage = false
+	mu.Unlock()
+	waitSet(t, set, "bulk", last)
+	var want []uint64
+	for s := uint64(1); s <= last; s++ {
+		if s%5 != 0 {
+			want = append(want, s)
+		}
+	}
+	got := slices.Compact(slices.Clone(b.handled()))
+	slices.Sort(got)
+	if !slices.Equal(slices.Compact(got), want) {
+		t.Fatalf("handled %v, want every relevant event of 1..%d", got, last)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	prev := uint64(0)
+	for _, run := range b.runs {
+		if len(run) == 0 || len(run) > 8 {
+			t.Fatalf("a run of %d events, want 1..8: %v", len(run), b.runs)
+		}
+		if run[0] < prev && !slices.Contains(run, 31) {
+			t.Fatalf("runs out of order: %v", b.runs)
+		}
+		prev = run[len(run)-1]
+	}
+	if len(b.runs) >= len(want) {
+		t.Fatalf("%d runs for %d events: not batched", len(b.runs), len(want))
+	}
+}

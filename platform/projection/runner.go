@@ -17,6 +17,7 @@ import (
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"gatehouse.dev/platform/eventlog"
+	"gatehouse.dev/platform/telemetry"
 )
 
 // Span attributes of projections and reactors.
@@ -41,14 +42,17 @@ type Runner struct {
 	proj     Projection
 	logger   *slog.Logger
 	batch    int
+	decoding eventlog.Decoding // what it decodes: all but the projection's Ignores
 
 	// afterCommit, when set, runs after a batch commits and before it is
 	// acknowledged; returning an error abandons the batch unacknowledged (tests
 	// use it to crash at the worst moment).
 	afterCommit func(lastSeq uint64) error
 
-	// tracer makes a span of each event applied (a child of its append's).
+	// tracer makes a span of each event applied (a child of its append's),
+	// unless quiet: its spans would record nothing.
 	tracer trace.Tracer
+	quiet  bool
 
 	schemaOnce sync.Mutex
 	schemaName string // the service's schema, read once (schema)
@@ -76,11 +80,12 @@ func NewRunner(pool *pgxpool.Pool, log *eventlog.Log, listener *Listener, p Proj
 	if err := p.validate(); err != nil {
 		return nil, err
 	}
-	r := &Runner{pool: pool, log: log, listener: listener, proj: p, logger: logger.With("projection", p.Name), batch: p.batch(),
+	r := &Runner{pool: pool, log: log, listener: listener, proj: p, logger: logger.With("projection", p.Name), batch: p.batch(), decoding: p.decoding(),
 		tracer: tracenoop.NewTracerProvider().Tracer("")}
 	for _, o := range opts {
 		o(r)
 	}
+	r.quiet = telemetry.RecordsNothing(r.tracer)
 	return r, nil
 }
 
@@ -313,18 +318,25 @@ func (r *Runner) apply(ctx context.Context, checkpoint uint64, batch []jetstream
 		}
 		recs := make([]eventlog.Record, 0, len(batch))
 		for _, m := range batch {
-			rec, err := eventlog.DecodeMsg(m)
+			rec, err := eventlog.DecodeMsgFor(m, r.decoding)
 			if err != nil {
 				return err
 			}
 			if rec.Seq <= next {
 				continue // already applied: a redelivery
 			}
+			if rec.Skipped {
+				next = rec.Seq // a type Apply ignores
+				continue
+			}
 			// The span stands for the event's application, which happens with
-			// the batch's (ApplyBatch may apply many in one statement).
-			_, span := eventlog.StartSpan(ctx, r.tracer, "projection "+r.proj.Name, rec,
-				attrProjection.String(r.proj.Name), attrBatch.Int(len(batch)), eventlog.AttrStream.String(r.log.Stream()))
-			spans = append(spans, span)
+			// the batch's (ApplyBatch may apply many in one statement). Its
+			// context goes nowhere: none when it would record nothing.
+			if !r.quiet {
+				_, span := eventlog.StartSpan(ctx, r.tracer, "projection "+r.proj.Name, rec,
+					attrProjection.String(r.proj.Name), attrBatch.Int(len(batch)), eventlog.AttrStream.String(r.log.Stream()))
+				spans = append(spans, span)
+			}
 			recs = append(recs, rec)
 			next = rec.Seq
 		}

@@ -7,6 +7,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/embedded"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 )
 
 // idOnlyProvider makes spans that record nothing but carry trace and span
@@ -53,4 +54,15 @@ func (t idOnlyTracer) Start(ctx context.Context, _ string, opts ...trace.SpanSta
 	}
 	ctx = trace.ContextWithSpanContext(ctx, trace.NewSpanContext(sc))
 	return ctx, trace.SpanFromContext(ctx)
+}
+
+// RecordsNothing reports whether a tracer's spans record nothing: they only
+// carry ids (no exporter) or are no-ops. A caller that discards a span's
+// context (a read model applying a batch of events) need not start one.
+func RecordsNothing(t trace.Tracer) bool {
+	switch t.(type) {
+	case idOnlyTracer, tracenoop.Tracer:
+		return true
+	}
+	return false
 }

@@ -3,7 +3,10 @@ package telemetry_test
 import (
 	"testing"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"gatehouse.dev/platform/telemetry"
 )
@@ -36,5 +39,25 @@ func TestSpansWithoutExporterCarryIDsOnly(t *testing.T) {
 	remote := trace.NewSpanContext(trace.SpanContextConfig{TraceID: rsc.TraceID(), SpanID: rsc.SpanID(), TraceFlags: trace.FlagsSampled, Remote: true})
 	if _, s := unsampled.Start(trace.ContextWithRemoteSpanContext(t.Context(), remote), "y"); !s.SpanContext().IsSampled() || s.SpanContext().TraceID() != rsc.TraceID() {
 		t.Error("a sampled remote parent was not followed")
+	}
+}
+
+// RecordsNothing is true for the tracers whose spans only carry ids or do
+// nothing, false for one whose spans reach a processor.
+func TestRecordsNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts telemetry.Options
+		want bool
+	}{
+		{"no exporter", telemetry.Options{Traces: telemetry.TracesNone, SampleRatio: 1}, true},
+		{"a span processor", telemetry.Options{SampleRatio: 1, SpanProcessors: []sdktrace.SpanProcessor{tracetest.NewSpanRecorder()}}, false},
+	} {
+		if got := telemetry.RecordsNothing(setup(t, tc.opts).TracerProvider().Tracer("test")); got != tc.want {
+			t.Errorf("%s: RecordsNothing = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if !telemetry.RecordsNothing(tracenoop.NewTracerProvider().Tracer("")) {
+		t.Error("a no-op tracer records something")
 	}
 }

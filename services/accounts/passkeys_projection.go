@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
 
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/projection"
@@ -23,6 +24,11 @@ func (s *Service) passkeysReadModel() projection.Projection {
 		Subjects: []string{eventsv1.AccountsFactors.Subjects(), eventsv1.AccountsUser.Subjects()},
 		Apply:    applyPasskeyEvent,
 		Tables:   []string{"passkey_credentials"},
+		// The users' events but an erasure, stepped over undecoded (an
+		// import's above all).
+		Ignores: []proto.Message{&eventsv1.UserRegistered{}, &eventsv1.PasswordChanged{}, &eventsv1.UserLocked{}, &eventsv1.UserUnlocked{},
+			&eventsv1.UserReactivated{}, &eventsv1.DisplayNameSet{}, &eventsv1.AdminSet{}, &eventsv1.EmailAdded{}, &eventsv1.EmailRemoved{},
+			&eventsv1.PrimaryEmailSet{}, &eventsv1.UpstreamLinked{}, &eventsv1.UpstreamUnlinked{}, &eventsv1.UserImported{}},
 	}
 }
 

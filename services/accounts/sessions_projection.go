@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"gatehouse.dev/platform/errs"
@@ -29,6 +30,11 @@ func (s *Service) sessionsReadModel() projection.Projection {
 		Subjects: []string{eventsv1.AccountsBrowser.Subjects(), eventsv1.AccountsActivity.Subjects(), eventsv1.AccountsUser.Subjects()},
 		Apply:    s.unsealing(applySessionEvent),
 		Tables:   []string{"browser_sessions"},
+		// The users' events but an erasure, stepped over undecoded (an
+		// import's above all).
+		Ignores: []proto.Message{&eventsv1.UserRegistered{}, &eventsv1.UserImported{}, &eventsv1.PasswordChanged{}, &eventsv1.UserLocked{},
+			&eventsv1.UserUnlocked{}, &eventsv1.UserReactivated{}, &eventsv1.DisplayNameSet{}, &eventsv1.AdminSet{}, &eventsv1.UpstreamLinked{},
+			&eventsv1.UpstreamUnlinked{}, &eventsv1.EmailAdded{}, &eventsv1.EmailRemoved{}, &eventsv1.PrimaryEmailSet{}},
 	}
 }
 

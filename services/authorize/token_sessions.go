@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
 
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/eventlog"
@@ -53,6 +54,9 @@ func tokenSessionsReadModel(token *eventlog.Log) projection.Projection {
 		ApplyBatch: applyTokenSessions,
 		Batch:      tokenSessionsBatch,
 		Tables:     []string{"client_token_sessions"},
+		// A Synapse device is a compat session, no client's: an import's
+		// sessions are stepped over undecoded.
+		Ignores: []proto.Message{&eventsv1.SessionImported{}},
 	}
 }
 

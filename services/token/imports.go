@@ -9,7 +9,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/oklog/ulid/v2"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"gatehouse.dev/platform/caller"
@@ -17,7 +16,6 @@ import (
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/ids"
 	"gatehouse.dev/platform/personal"
-	"gatehouse.dev/platform/projection"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	tokenv1 "gatehouse.dev/proto/gatehouse/token/v1"
 	"gatehouse.dev/services/token/internal/compat"
@@ -283,87 +281,67 @@ func (g *grpcServer) ImportSessions(ctx context.Context, req *tokenv1.ImportSess
 // transaction: imports come in thousands.
 const importBatch = 1000
 
-// applySessionsBatch is the sessions read model's ApplyBatch: runs of
-// SessionImported in two statements, every other event on its own.
-func (s *Service) applySessionsBatch(ctx context.Context, tx pgx.Tx, recs []eventlog.Record) error {
-	events := make([]proto.Message, 0, len(recs))
-	for _, rec := range recs {
-		events = append(events, rec.Event)
-	}
-	if err := s.personal.Prefetch(ctx, events); err != nil {
-		return err
-	}
-	return projection.RunsOf(recs, func(rec eventlog.Record) bool {
-		//eventcheck:partial — picks the events applied in bulk; applySessionEvent handles every other
-		_, ok := rec.Event.(*eventsv1.SessionImported)
-		return ok
-	}, func(run []eventlog.Record) error {
-		var (
-			ids, kinds, clients, users, names, scopes, devices, displays, ips, agents []string
-			created                                                                   []time.Time
-			active                                                                    []*time.Time
-			seqs                                                                      []int64
-			hashes, tokenSessions, tokenKinds                                         []string
-			issued                                                                    []time.Time
-			expires                                                                   []*time.Time
-		)
-		for _, rec := range run {
-			if err := s.personal.UnsealRecord(ctx, &rec); err != nil {
-				return err
-			}
-			ev := rec.Event.(*eventsv1.SessionImported) //eventcheck:partial — a run of SessionImported only
-			st := ev.GetSession()
-			at := ev.GetCreatedAt().AsTime()
-			ids, kinds, clients, users = append(ids, st.GetSessionId()), append(kinds, st.GetKind()), append(clients, st.GetClientId()), append(users, st.GetUserId())
-			names, scopes, devices, displays = append(names, st.GetUsername()), append(scopes, st.GetScope()), append(devices, st.GetDeviceId()), append(displays, st.GetDeviceDisplayName())
-			ips, agents, created, seqs = append(ips, st.GetIpAddress()), append(agents, st.GetUserAgent()), append(created, at), append(seqs, int64(rec.Seq))
-			var last *time.Time
-			if ev.GetLastActiveAt() != nil {
-				t := ev.GetLastActiveAt().AsTime()
-				last = &t
-			}
-			active = append(active, last)
-			for _, t := range ev.GetTokens() {
-				if t.GetAccessHash() != "" {
-					var exp *time.Time
-					if t.GetAccessExpiresAt() != nil {
-						e := t.GetAccessExpiresAt().AsTime()
-						exp = &e
-					}
-					hashes, tokenSessions, tokenKinds, issued, expires = append(hashes, t.GetAccessHash()), append(tokenSessions, st.GetSessionId()), append(tokenKinds, "access_token"), append(issued, at), append(expires, exp)
+// applyImportedRun inserts a run of SessionImported in two statements: the
+// sessions, and the tokens of the sessions inserted now (one delivered
+// again keeps its rotated-out tokens gone). The records are unsealed.
+func applyImportedRun(ctx context.Context, tx pgx.Tx, run []eventlog.Record) error {
+	var (
+		ids, kinds, clients, users, names, scopes, devices, displays, ips, agents []string
+		created                                                                   []time.Time
+		active                                                                    []*time.Time
+		seqs                                                                      []int64
+		hashes, tokenSessions, tokenKinds                                         []string
+		issued                                                                    []time.Time
+		expires                                                                   []*time.Time
+	)
+	for _, rec := range run {
+		ev := rec.Event.(*eventsv1.SessionImported) //eventcheck:partial — a run of SessionImported only
+		st := ev.GetSession()
+		at := ev.GetCreatedAt().AsTime()
+		ids, kinds, clients, users = append(ids, st.GetSessionId()), append(kinds, st.GetKind()), append(clients, st.GetClientId()), append(users, st.GetUserId())
+		names, scopes, devices, displays = append(names, st.GetUsername()), append(scopes, st.GetScope()), append(devices, st.GetDeviceId()), append(displays, st.GetDeviceDisplayName())
+		ips, agents, created, seqs = append(ips, st.GetIpAddress()), append(agents, st.GetUserAgent()), append(created, at), append(seqs, int64(rec.Seq))
+		var last *time.Time
+		if ev.GetLastActiveAt() != nil {
+			t := ev.GetLastActiveAt().AsTime()
+			last = &t
+		}
+		active = append(active, last)
+		for _, t := range ev.GetTokens() {
+			if t.GetAccessHash() != "" {
+				var exp *time.Time
+				if t.GetAccessExpiresAt() != nil {
+					e := t.GetAccessExpiresAt().AsTime()
+					exp = &e
 				}
-				if t.GetRefreshHash() != "" {
-					hashes, tokenSessions, tokenKinds, issued, expires = append(hashes, t.GetRefreshHash()), append(tokenSessions, st.GetSessionId()), append(tokenKinds, "refresh_token"), append(issued, at), append(expires, nil)
-				}
+				hashes, tokenSessions, tokenKinds, issued, expires = append(hashes, t.GetAccessHash()), append(tokenSessions, st.GetSessionId()), append(tokenKinds, "access_token"), append(issued, at), append(expires, exp)
+			}
+			if t.GetRefreshHash() != "" {
+				hashes, tokenSessions, tokenKinds, issued, expires = append(hashes, t.GetRefreshHash()), append(tokenSessions, st.GetSessionId()), append(tokenKinds, "refresh_token"), append(issued, at), append(expires, nil)
 			}
 		}
-		rows, err := tx.Query(ctx, `
-			INSERT INTO sessions (session_id, kind, client_id, user_id, username, scope, device_id, created_at, device_display_name, ip_address, user_agent, version,
-			                      browser_session_id, last_active_at)
-			SELECT i, k, c, u, n, sc, d, cr, dn, ip, ua, v, '', la FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-				$8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::timestamptz[]) AS t(i, k, c, u, n, sc, d, cr, dn, ip, ua, v, la)
-			ON CONFLICT (session_id) DO NOTHING RETURNING session_id`,
-			ids, kinds, clients, users, names, scopes, devices, created, displays, ips, agents, seqs, active)
-		if err != nil {
-			return fmt.Errorf("sessions: SessionImported: %w", err)
+	}
+	rows, err := tx.Query(ctx, `
+		INSERT INTO sessions (session_id, kind, client_id, user_id, username, scope, device_id, created_at, device_display_name, ip_address, user_agent, version,
+		                      browser_session_id, last_active_at)
+		SELECT i, k, c, u, n, sc, d, cr, dn, ip, ua, v, '', la FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+			$8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::timestamptz[]) AS t(i, k, c, u, n, sc, d, cr, dn, ip, ua, v, la)
+		ON CONFLICT (session_id) DO NOTHING RETURNING session_id`,
+		ids, kinds, clients, users, names, scopes, devices, created, displays, ips, agents, seqs, active)
+	if err != nil {
+		return fmt.Errorf("sessions: SessionImported: %w", err)
+	}
+	inserted, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("sessions: SessionImported: %w", err)
+	}
+	if len(hashes) > 0 { // the tokens of the sessions inserted now: one delivered again keeps its rotated-out tokens gone
+		if _, err := tx.Exec(ctx, `INSERT INTO tokens (token_hash, session_id, kind, issued_at, expires_at)
+			SELECT t.* FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[]) AS t(h, s, k, i, e)
+			WHERE t.s = ANY($6)
+			ON CONFLICT (token_hash) DO NOTHING`, hashes, tokenSessions, tokenKinds, issued, expires, inserted); err != nil {
+			return fmt.Errorf("sessions: SessionImported: tokens: %w", err)
 		}
-		inserted, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return fmt.Errorf("sessions: SessionImported: %w", err)
-		}
-		if len(hashes) > 0 { // the tokens of the sessions inserted now: one delivered again keeps its rotated-out tokens gone
-			if _, err := tx.Exec(ctx, `INSERT INTO tokens (token_hash, session_id, kind, issued_at, expires_at)
-				SELECT t.* FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[]) AS t(h, s, k, i, e)
-				WHERE t.s = ANY($6)
-				ON CONFLICT (token_hash) DO NOTHING`, hashes, tokenSessions, tokenKinds, issued, expires, inserted); err != nil {
-				return fmt.Errorf("sessions: SessionImported: tokens: %w", err)
-			}
-		}
-		return nil
-	}, func(rec eventlog.Record) error {
-		if err := s.personal.UnsealRecord(ctx, &rec); err != nil {
-			return err
-		}
-		return applySessionEvent(ctx, tx, rec)
-	})
+	}
+	return nil
 }

@@ -8,6 +8,9 @@
 //     types this binary does not know), and the history given exercises each;
 //   - live: the events appended one by one, each applied as it arrives,
 //     build the read model (the reference for what follows);
+//   - the types it Ignores change nothing: each such event of the history,
+//     applied after the whole history (which the runner stepped over
+//     undecoded), leaves the read model as it was;
 //   - apply is idempotent: any one event delivered again after the whole
 //     history changes nothing (the runner's checkpoint already prevents a
 //     second application; this guards the read model itself against one);
@@ -119,6 +122,26 @@ func Run(t *testing.T, c Case) {
 	})
 	if !ok {
 		return
+	}
+	if ignored := eventlog.TypesOf(c.Projection.Ignores...); len(ignored) > 0 {
+		t.Run(name+"/the types it ignores change nothing", func(t *testing.T) {
+			for _, rec := range records {
+				if !ignored.Has(rec.Type()) {
+					continue
+				}
+				var after string
+				err := c.inTx(ctx, func(tx pgx.Tx) error {
+					if err := c.Projection.Apply(ctx, tx, rec); err != nil {
+						return err
+					}
+					after = c.dump(ctx, t, tx)
+					return errRollback
+				})
+				if err != nil || after != live {
+					t.Errorf("Ignores lists %s, which the runner steps over, but Apply changes the read model with it (%v):\n%s", rec.Type(), err, diff(live, after))
+				}
+			}
+		})
 	}
 	t.Run(name+"/apply is idempotent", func(t *testing.T) {
 		for _, rec := range records {

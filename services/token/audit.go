@@ -2,17 +2,16 @@ package token
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/ids"
 	"gatehouse.dev/platform/paging"
-	"gatehouse.dev/platform/projection"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	tokenv1 "gatehouse.dev/proto/gatehouse/token/v1"
 	"gatehouse.dev/services/token/internal/session"
@@ -24,132 +23,103 @@ import (
 // locks, passwords, emails, admin actions on users); the admin API merges
 // both by event id — ULIDs, so by time — into one trail per user.
 // Rotations and activity, which happen every few minutes of every session,
-// are not audit events. A session's snapshot carries the entries of its
-// earlier events (session.Summary), which a rebuild from a compacted TOKEN
-// stream (compaction.go) finds only there.
+// are not audit events.
+//
+// The trail lives in the AUDIT stream (audit_stream.go), apart from the
+// sessions: the audit reactor appends the entry of each session and login
+// token event worth auditing (audit_reactor.go), and the audit read model
+// follows those entries. Both the stream and the read model forget entries
+// older than the retention (audit.retention), so the trail is bounded by
+// time whatever the TOKEN stream keeps.
 
-const auditProjection = "audit"
+// sessionSubject is whose a session or login token is, and its kind.
+type sessionSubject func(ctx context.Context, rec eventlog.Record) (userID, kind string, err error)
 
-// auditReadModel keeps audit_log (and audit_subjects, whose each session
-// and login token is). A session's address is sealed under its user's
-// personal key in the event: it is opened to be recorded (in ip_address
-// only, never in a summary), an erasure empties it (eraseSessions), and a
-// rebuild after the erasure, whose key is destroyed, finds it unknown.
-func (s *Service) auditReadModel() projection.Projection {
-	return projection.Projection{
-		Name:     auditProjection,
-		Subjects: []string{eventsv1.TokenSession.Subjects(), eventsv1.TokenLoginToken.Subjects()},
-		Apply: func(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
-			if err := s.personal.UnsealRecord(ctx, &rec); err != nil {
-				return err
-			}
-			return applyAuditEvent(ctx, tx, rec)
-		},
-		Tables: []string{"audit_log", "audit_subjects"},
-	}
-}
-
-// auditEntry is what one event adds to the trail.
-type auditEntry struct {
-	userID, sessionID, ip, summary string
-}
-
-// applyAuditEvent records one event. Rows are inserted once (by stream
-// sequence), so an event delivered again changes nothing.
-func applyAuditEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
-	subject := func(id string) (user, kind string, err error) {
-		err = tx.QueryRow(ctx, `SELECT user_id, kind FROM audit_subjects WHERE aggregate_id = $1`, id).Scan(&user, &kind)
-		if errors.Is(err, pgx.ErrNoRows) {
-			err = nil
-		}
-		return user, kind, err
-	}
-	remember := func(id, user, kind string) error {
-		_, err := tx.Exec(ctx, `INSERT INTO audit_subjects (aggregate_id, user_id, kind) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, id, user, kind)
-		return err
-	}
-	var (
-		e   *auditEntry
-		err error
-	)
-	if snap := eventsv1.SnapshotOf(rec.Event); snap != nil {
-		// The trail of the session's earlier events, which a rebuild from a
-		// compacted stream finds only here (as the live trail has them: once).
-		st := snap.GetSession()
-		if err := remember(st.GetSessionId(), st.GetUserId(), st.GetKind()); err != nil {
-			return fmt.Errorf("audit: %s: %w", rec.Type(), err)
-		}
-		for _, a := range snap.GetAudit() {
-			ip := ""
-			if a.GetStart() {
-				ip = st.GetIpAddress()
-			}
-			if _, err := tx.Exec(ctx, `
-				INSERT INTO audit_log (seq, event_id, event_type, user_id, session_id, actor, ip_address, occurred_at, summary)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
-				int64(a.GetSeq()), a.GetEventId(), a.GetEventType(), st.GetUserId(), st.GetSessionId(), a.GetActor(), ip, a.GetOccurredAt().AsTime(), a.GetSummary()); err != nil {
-				return fmt.Errorf("audit: %s: %w", rec.Type(), err)
-			}
-		}
-	}
+// auditRecordOf makes the audit entry of one session or login token event,
+// its personal data (the session's address) in clear; nil for an event that
+// is no audit entry (a rotation, a snapshot). subject finds whose the
+// session or login token is, for the events that name only it.
+func auditRecordOf(ctx context.Context, rec eventlog.Record, subject sessionSubject) (*eventsv1.AuditRecord, error) {
+	var userID, sessionID, ip, summary string
 	switch ev := rec.Event.(type) {
 	case *eventsv1.SessionStarted:
-		if err = remember(ev.GetSessionId(), ev.GetUserId(), ev.GetKind()); err == nil {
-			e = &auditEntry{userID: ev.GetUserId(), sessionID: ev.GetSessionId(), ip: ev.GetIpAddress(), summary: session.DescribeStart(ev)}
-		}
+		userID, sessionID, ip, summary = ev.GetUserId(), ev.GetSessionId(), ev.GetIpAddress(), session.DescribeStart(ev)
 	case *eventsv1.SessionImported:
 		st := ev.GetSession()
-		if err = remember(st.GetSessionId(), st.GetUserId(), st.GetKind()); err == nil {
-			e = &auditEntry{userID: st.GetUserId(), sessionID: st.GetSessionId(), ip: st.GetIpAddress(),
-				summary: fmt.Sprintf("%s session %s (device %s) imported from %s", session.KindName(st.GetKind()), st.GetSessionId(), st.GetDeviceId(), ev.GetSource())}
-		}
+		userID, sessionID, ip = st.GetUserId(), st.GetSessionId(), st.GetIpAddress()
+		summary = fmt.Sprintf("%s session %s (device %s) imported from %s", session.KindName(st.GetKind()), st.GetSessionId(), st.GetDeviceId(), ev.GetSource())
 	case *eventsv1.TokensIssued:
 		// A rotation is routine; a personal token regenerated is an act.
-		user, kind, serr := subject(ev.GetSessionId())
-		if err = serr; err == nil && kind == session.PersonalKind {
-			e = &auditEntry{userID: user, sessionID: ev.GetSessionId(), summary: "personal access token of session " + ev.GetSessionId() + " regenerated" + session.DescribeExpiry(ev)}
+		user, kind, err := subject(ctx, rec)
+		if err != nil || kind != session.PersonalKind {
+			return nil, err
 		}
+		userID, sessionID = user, ev.GetSessionId()
+		summary = "personal access token of session " + ev.GetSessionId() + " regenerated" + session.DescribeExpiry(ev)
 	case *eventsv1.SessionRenamed:
-		user, _, serr := subject(ev.GetSessionId())
-		if err = serr; err == nil {
-			e = &auditEntry{userID: user, sessionID: ev.GetSessionId(), summary: fmt.Sprintf("session %s renamed to %q", ev.GetSessionId(), ev.GetDeviceDisplayName())}
+		user, _, err := subject(ctx, rec)
+		if err != nil {
+			return nil, err
 		}
+		userID, sessionID = user, ev.GetSessionId()
+		summary = fmt.Sprintf("session %s renamed to %q", ev.GetSessionId(), ev.GetDeviceDisplayName())
 	case *eventsv1.SessionEnded:
-		user, kind, serr := subject(ev.GetSessionId())
-		if err = serr; err == nil {
-			e = &auditEntry{userID: user, sessionID: ev.GetSessionId(), summary: fmt.Sprintf("%s session %s ended: %s", session.KindName(kind), ev.GetSessionId(), ev.GetReason())}
+		user, kind, err := subject(ctx, rec)
+		if err != nil {
+			return nil, err
 		}
+		userID, sessionID = user, ev.GetSessionId()
+		summary = fmt.Sprintf("%s session %s ended: %s", session.KindName(kind), ev.GetSessionId(), ev.GetReason())
 	case *eventsv1.SessionSnapshotted:
-		// A session's state written again when its stream was compacted: nothing happened.
+		// A session's state written again (compaction, a fold of its
+		// activity): nothing happened (its earlier entries:
+		// snapshotAuditRecords).
+		return nil, nil
 	case *eventsv1.LoginTokenIssued:
-		if err = remember(rec.Aggregate().ID, ev.GetUserId(), "login_token"); err == nil {
-			e = &auditEntry{userID: ev.GetUserId(), summary: "single-use login token issued (compat SSO)"}
-		}
+		userID, summary = ev.GetUserId(), "single-use login token issued (compat SSO)"
 	case *eventsv1.LoginTokenUsed:
-		user, _, serr := subject(rec.Aggregate().ID)
-		if err = serr; err == nil {
-			e = &auditEntry{userID: user, sessionID: ev.GetSessionId(), summary: "login token exchanged for compat session " + ev.GetSessionId()}
+		user, _, err := subject(ctx, rec)
+		if err != nil {
+			return nil, err
 		}
+		userID, sessionID = user, ev.GetSessionId()
+		summary = "login token exchanged for compat session " + ev.GetSessionId()
 	default:
-		return eventlog.Unhandled(rec)
+		return nil, eventlog.Unhandled(rec)
 	}
-	if err != nil {
-		return fmt.Errorf("audit: %s: %w", rec.Type(), err)
-	}
-	if e == nil {
-		return nil
-	}
-	_, err = tx.Exec(ctx, `
-		INSERT INTO audit_log (seq, event_id, event_type, user_id, session_id, actor, ip_address, occurred_at, summary)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
-		int64(rec.Seq), rec.ID(), rec.Type(), e.userID, e.sessionID, rec.Envelope.GetActor(), e.ip, rec.OccurredAt(), e.summary)
-	if err != nil {
-		return fmt.Errorf("audit: %s: %w", rec.Type(), err)
-	}
-	return nil
+	// Summaries hold no personal data (never the address, nor the user
+	// agent): they read the same once the user is erased.
+	return &eventsv1.AuditRecord{
+		EventId: rec.ID(), EventType: rec.Type(), Actor: rec.Envelope.GetActor(), OccurredAt: timestamppb.New(rec.OccurredAt()),
+		UserId: userID, SessionId: sessionID, ErasedSummary: summary, IpAddress: ip,
+	}, nil
 }
 
-// ListAuditEntries pages through the trail in event id order.
+// snapshotAuditRecords are the entries of a session's earlier events that
+// its snapshot carries (the start and the newest ones), as the audit read
+// model made them before the trail had a stream of its own: what a TOKEN
+// stream compacted before the audit reactor first ran holds of them.
+func snapshotAuditRecords(snap *eventsv1.SessionSnapshot) []*eventsv1.AuditRecord {
+	st := snap.GetSession()
+	out := make([]*eventsv1.AuditRecord, 0, len(snap.GetAudit()))
+	for _, a := range snap.GetAudit() {
+		if a.GetEventId() == "" {
+			continue // no event to key it by
+		}
+		r := &eventsv1.AuditRecord{
+			EventId: a.GetEventId(), EventType: a.GetEventType(), Actor: a.GetActor(), OccurredAt: a.GetOccurredAt(),
+			UserId: st.GetUserId(), SessionId: st.GetSessionId(), ErasedSummary: a.GetSummary(),
+		}
+		if a.GetStart() {
+			r.IpAddress = st.GetIpAddress()
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// ListAuditEntries pages through the trail in event id order, once the
+// trail holds every event appended before the call (catchUpAudit).
 func (g *grpcServer) ListAuditEntries(ctx context.Context, req *tokenv1.ListAuditEntriesRequest) (*tokenv1.ListAuditEntriesResponse, error) {
 	if req.GetUserId() != "" && !ids.Valid(req.GetUserId()) {
 		return nil, errs.InvalidField("user_id", "user_id is not a user id")
@@ -158,9 +128,15 @@ func (g *grpcServer) ListAuditEntries(ctx context.Context, req *tokenv1.ListAudi
 	if err != nil {
 		return nil, err
 	}
-	q := &paging.Query{From: "audit_log", Key: "event_id",
+	if err := g.svc.catchUpAudit(ctx); err != nil {
+		return nil, err
+	}
+	q := &paging.Query{From: "audit_entries", Key: "event_id",
 		Columns: "event_id, event_type, user_id, session_id, actor, ip_address, occurred_at, summary"}
 	q.WhereIf(req.GetUserId() != "", "user_id = ?", req.GetUserId())
+	if r := g.svc.cfg.AuditRetention; r > 0 {
+		q.Where("occurred_at >= ?", g.svc.now().Add(-r)) // swept hourly; never shown past it
+	}
 	entries, info, err := paging.List(ctx, g.svc.pool, q, p, func(r pgx.Rows) (*tokenv1.AuditEntry, error) {
 		var (
 			e  tokenv1.AuditEntry

@@ -94,6 +94,8 @@ type Config struct {
 	Upstream Upstream `yaml:"upstream"`
 	// Pending bounds what anonymous requests leave behind (pending.go).
 	Pending Pending `yaml:"pending"`
+	// Audit configures the audit trail's retention (audit.go).
+	Audit Audit `yaml:"audit"`
 }
 
 // Timeouts bounds the work a request causes.
@@ -115,6 +117,12 @@ type Ops struct {
 	// listener (GATEHOUSE_OPS_PPROF; off by default): CPU, heap, allocations,
 	// goroutines, mutex and block contention.
 	Pprof bool `yaml:"pprof"`
+	// GCPercent is the Go garbage collector's target (GATEHOUSE_GC_PERCENT;
+	// GOGC's meaning: the heap grows this many percent over what is live
+	// before a collection): higher spends memory to collect less often.
+	// 0 leaves the runtime's own (GOGC, or 100); a GOGC in the environment
+	// wins over it. GOMEMLIMIT bounds the heap whatever it is.
+	GCPercent int `yaml:"gc_percent"`
 }
 
 // GRPC is the gRPC listener: services, the admin CLI and homeservers call it.
@@ -372,13 +380,14 @@ func Default() Config {
 			Run:       AllServices(),
 			Endpoints: map[string]string{},
 		},
-		OAuth:    OAuth{AccessTokenTTL: 5 * time.Minute, RefreshReuseGrace: 10 * time.Second, ActivityFlushInterval: 30 * time.Second},
+		OAuth:    OAuth{AccessTokenTTL: 5 * time.Minute, RefreshReuseGrace: 10 * time.Second, ActivityFlushInterval: 5 * time.Minute, CompactSessions: true},
 		Branding: Branding{ServiceName: "Gatehouse"},
 		Account:  Account{Registration: "open", SecondFactor: "optional", StepUpWindow: 5 * time.Minute},
 		Timeouts: Timeouts{Request: 15 * time.Second},
 
 		RateLimits: defaultRateLimits(),
 		Pending:    defaultPending(),
+		Audit:      Audit{Retention: DefaultAuditRetention},
 	}
 }
 

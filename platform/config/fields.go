@@ -63,6 +63,9 @@ func baseFields() []field {
 				c.Ops.Pprof = b
 				return err
 			}},
+		{"ops.gc_percent", "GATEHOUSE_GC_PERCENT",
+			"The Go garbage collector's target, as GOGC (e.g. 200: the heap grows 200% over live data between collections); 0 keeps the runtime's (GOGC, or 100). A GOGC in the environment wins.",
+			setInt(func(c *Config) *int { return &c.Ops.GCPercent })},
 		{"database.url", "GATEHOUSE_DATABASE_URL",
 			"postgres:// URL; empty runs a private cluster under data_dir.",
 			setString(func(c *Config) *string { return &c.Database.URL })},
@@ -211,7 +214,7 @@ func baseFields() []field {
 				return err
 			}},
 		{"oauth.compact_sessions", "GATEHOUSE_COMPACT_SESSIONS",
-			"true: the TOKEN stream keeps only each session's last event (its whole state) and ended sessions expire; compacts an existing stream once, cannot be undone.",
+			"true (the default): the TOKEN stream keeps only each session's last event (its whole state) and ended sessions expire; compacts an existing stream once, cannot be undone.",
 			func(c *Config, v string) error {
 				b, err := strconv.ParseBool(v)
 				c.OAuth.CompactSessions = b
@@ -222,6 +225,13 @@ func baseFields() []field {
 			func(c *Config, v string) error {
 				d, err := time.ParseDuration(v)
 				c.OAuth.EndedSessionRetention = d
+				return err
+			}},
+		{"oauth.activity_retention", "GATEHOUSE_ACTIVITY_RETENTION",
+			"How long a batch of sessions' activity stays in the TOKEN stream, e.g. 24h (the default); at least 4h, below oauth.ended_session_retention.",
+			func(c *Config, v string) error {
+				d, err := time.ParseDuration(v)
+				c.OAuth.ActivityRetention = d
 				return err
 			}},
 		{"timeouts.request", "GATEHOUSE_REQUEST_TIMEOUT",
@@ -314,7 +324,7 @@ func baseFields() []field {
 // fields returns the table of every setting overridable from the
 // environment: baseFields, then the rate limits' (see rateLimitFields).
 func fields() []field {
-	return append(append(baseFields(), rateLimitFields()...), pendingFields()...)
+	return append(append(append(baseFields(), rateLimitFields()...), pendingFields()...), auditFields()...)
 }
 
 // applyEnv applies the GATEHOUSE_* variables of environ to c. A variable set

@@ -34,14 +34,18 @@ type OAuth struct {
 	// only the last event of each session, which holds its whole state, and
 	// ended sessions expire after EndedSessionRetention: storage follows
 	// live sessions, not their history (ARCHITECTURE "Storage that follows
-	// live state"). Off by default: a rebuild from a compacted stream loses
-	// the last use of a session whose activity came before its last event.
-	// The first start with it compacts an existing stream once; stop
-	// replicas of earlier versions first. It cannot be turned off.
-	CompactSessions bool `yaml:"compact_sessions,omitempty"`
+	// live state"). On by default. The first start with it compacts an
+	// existing stream once; stop replicas of earlier versions first. It
+	// cannot be turned off.
+	CompactSessions bool `yaml:"compact_sessions"`
 	// EndedSessionRetention (GATEHOUSE_ENDED_SESSION_RETENTION, ≥ 1h; 0:
 	// 720h) is how long an ended session stays listed, with compact_sessions.
 	EndedSessionRetention time.Duration `yaml:"ended_session_retention,omitempty"`
+	// ActivityRetention (GATEHOUSE_ACTIVITY_RETENTION, ≥ 4h; 0: 24h) is how
+	// long a batch of sessions' activity is kept in the TOKEN stream; an
+	// idle session's last use is folded into its own event at half of it.
+	// With compact_sessions it must be below ended_session_retention.
+	ActivityRetention time.Duration `yaml:"activity_retention,omitempty"`
 }
 
 // StaticClient is an OAuth client defined in configuration.
@@ -76,6 +80,12 @@ func (p *problems) validateOAuth(o OAuth) {
 	}
 	if o.EndedSessionRetention != 0 && o.EndedSessionRetention < time.Hour {
 		p.add("oauth.ended_session_retention", "%s is below 1h", o.EndedSessionRetention)
+	}
+	if o.ActivityRetention != 0 && o.ActivityRetention < 4*time.Hour {
+		p.add("oauth.activity_retention", "%s is below 4h (idle sessions are folded hourly, at half the retention)", o.ActivityRetention)
+	}
+	if o.CompactSessions && activityRetention(o) >= endedSessionRetention(o) {
+		p.add("oauth.activity_retention", "%s must be below oauth.ended_session_retention (%s)", activityRetention(o), endedSessionRetention(o))
 	}
 	if o.ActivityFlushInterval < time.Second || o.ActivityFlushInterval > 10*time.Minute {
 		p.add("oauth.activity_flush_interval", "%s is outside 1s..10m", o.ActivityFlushInterval)
@@ -118,3 +128,20 @@ func (p *problems) validateOAuth(o OAuth) {
 
 // scopeTokens matches a scope (RFC 6749 §3.3), or nothing.
 var scopeTokens = regexp.MustCompile(`^([\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*)?$`)
+
+// activityRetention is oauth.activity_retention, its default when unset.
+func activityRetention(o OAuth) time.Duration {
+	if o.ActivityRetention == 0 {
+		return 24 * time.Hour
+	}
+	return o.ActivityRetention
+}
+
+// endedSessionRetention is oauth.ended_session_retention, its default when
+// unset.
+func endedSessionRetention(o OAuth) time.Duration {
+	if o.EndedSessionRetention == 0 {
+		return 720 * time.Hour
+	}
+	return o.EndedSessionRetention
+}

@@ -22,6 +22,14 @@ func TestOAuthSection(t *testing.T) {
 		{"activity flush too short", func(c *Config) { c.OAuth.ActivityFlushInterval = 500 * time.Millisecond }, "oauth.activity_flush_interval"},
 		{"activity flush too long", func(c *Config) { c.OAuth.ActivityFlushInterval = 11 * time.Minute }, "oauth.activity_flush_interval"},
 		{"activity flush unset", func(c *Config) { c.OAuth.ActivityFlushInterval = 0 }, "oauth.activity_flush_interval"},
+		{"activity retention too short", func(c *Config) { c.OAuth.ActivityRetention = 3 * time.Hour }, "oauth.activity_retention"},
+		{"activity retention 4h", func(c *Config) { c.OAuth.ActivityRetention = 4 * time.Hour }, ""},
+		{"activity outlives ended sessions", func(c *Config) {
+			c.OAuth.EndedSessionRetention, c.OAuth.CompactSessions = 12*time.Hour, true
+		}, "oauth.activity_retention"},
+		{"activity outlives ended sessions, not compacting", func(c *Config) {
+			c.OAuth.EndedSessionRetention, c.OAuth.CompactSessions = 12*time.Hour, false
+		}, ""},
 		{"bad client id", func(c *Config) { g := good; g.ClientID = "a.b"; c.OAuth.Clients = []StaticClient{g} }, "oauth.clients[0].client_id"},
 		{"duplicate client", func(c *Config) { c.OAuth.Clients = []StaticClient{good, good} }, "defined twice"},
 		{"short secret", func(c *Config) { g := good; g.ClientSecret = "short"; c.OAuth.Clients = []StaticClient{g} }, "at least 16"},
@@ -76,9 +84,27 @@ func TestOAuthFromFileAndEnv(t *testing.T) {
 	}
 }
 
+// Compaction is on unless turned off, in the file or the environment.
+func TestCompactSessionsByDefault(t *testing.T) {
+	c, err := Load("", nil)
+	if err != nil || !c.OAuth.CompactSessions {
+		t.Fatalf("default: %v, %v", c.OAuth.CompactSessions, err)
+	}
+	path := filepath.Join(t.TempDir(), "gatehouse.yaml")
+	if err := os.WriteFile(path, []byte("oauth:\n  compact_sessions: false\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = Load(path, nil); err != nil || c.OAuth.CompactSessions {
+		t.Fatalf("off in the file: %v, %v", c.OAuth.CompactSessions, err)
+	}
+	if c, err = Load("", []string{"GATEHOUSE_COMPACT_SESSIONS=false"}); err != nil || c.OAuth.CompactSessions {
+		t.Fatalf("off in the environment: %v, %v", c.OAuth.CompactSessions, err)
+	}
+}
+
 func TestActivityFlushInterval(t *testing.T) {
 	c, err := Load("", nil)
-	if err != nil || c.OAuth.ActivityFlushInterval != 30*time.Second {
+	if err != nil || c.OAuth.ActivityFlushInterval != 5*time.Minute {
 		t.Fatalf("default: %v, %v", c.OAuth.ActivityFlushInterval, err)
 	}
 	path := filepath.Join(t.TempDir(), "gatehouse.yaml")

@@ -112,6 +112,10 @@ func (c Config) Validate() error {
 	p.validateInternal(c)
 	p.validateAbuse(c)
 	p.validatePending(c.Pending)
+	p.validateAudit(c.Audit)
+	if n := c.Ops.GCPercent; n < 0 || n > 10000 {
+		p.add("ops.gc_percent", "%d is not between 0 (the runtime's own) and 10000", n)
+	}
 	if d := c.Timeouts.Request; d < time.Second || d > 5*time.Minute {
 		p.add("timeouts.request", "%v is not between 1s and 5m", d)
 	}

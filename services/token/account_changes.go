@@ -9,6 +9,7 @@ import (
 	"gatehouse.dev/platform/personal"
 	"gatehouse.dev/platform/projection"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 // accountChanges is the reactor that ends the OAuth and compat sessions of a
@@ -57,6 +58,7 @@ func (s *Service) accountChangesReactor() projection.Reactor {
 			}
 			return false
 		},
+		Ignores:  []proto.Message{&eventsv1.UserImported{}}, // an import's bulk, stepped over undecoded
 		RetryMax: 10 * time.Second,
 	}
 }
@@ -105,15 +107,22 @@ func (s *Service) eraseSessions(ctx context.Context, userID string, t time.Time)
 	if _, err := s.pool.Exec(ctx, `UPDATE sessions SET ip_address = '', user_agent = '' WHERE user_id = $1 AND (ip_address <> '' OR user_agent <> '')`, userID); err != nil {
 		return fmt.Errorf("erase the sessions of user %s: %w", userID, err)
 	}
+	// And the addresses noted with their activity, their times with them (as
+	// a rebuild, which cannot open them, leaves them: activity_projection.go).
+	if _, err := s.pool.Exec(ctx, `UPDATE session_activity a SET ip_address = '', ip_at = NULL, carried_ip_at = NULL FROM sessions s
+		WHERE a.session_id = s.session_id AND s.user_id = $1 AND (a.ip_address <> '' OR a.ip_at IS NOT NULL OR a.carried_ip_at IS NOT NULL)`, userID); err != nil {
+		return fmt.Errorf("erase the session activity of user %s: %w", userID, err)
+	}
 	// The audit trail keeps what happened, not where from.
-	last, err = s.log.LastSeqOf(ctx, eventsv1.TokenSession.Subjects(), eventsv1.TokenLoginToken.Subjects())
+	// (Entries appended from now on hold no address: the key is gone.)
+	last, err = s.projections.Head(ctx, auditProjection)
 	if err != nil {
 		return err
 	}
 	if err := s.projections.WaitFor(wctx, auditProjection, last); err != nil {
 		return err
 	}
-	if _, err := s.pool.Exec(ctx, `UPDATE audit_log SET ip_address = '' WHERE user_id = $1 AND ip_address <> ''`, userID); err != nil {
+	if _, err := s.pool.Exec(ctx, `UPDATE audit_entries SET ip_address = '' WHERE user_id = $1 AND ip_address <> ''`, userID); err != nil {
 		return fmt.Errorf("erase the audit trail of user %s: %w", userID, err)
 	}
 	return nil

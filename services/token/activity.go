@@ -24,10 +24,11 @@ import (
 // projection applies to last_active_at and ip_address. Introspection is the
 // homeserver asking, so it notes only the time; a refresh, like the login
 // (SessionStarted), also notes the client's address. What a process noted but
-// had not flushed when it crashed is lost.
+// had not flushed when it crashed is lost. A batch is kept
+// Config.ActivityRetention (activity_fold.go).
 
 // DefaultActivityFlushInterval is how often session activity is written.
-const DefaultActivityFlushInterval = 30 * time.Second
+const DefaultActivityFlushInterval = 5 * time.Minute
 
 // activityAggregate is one batch of session activity.
 var activityAggregate = eventsv1.TokenActivity.Type
@@ -93,6 +94,7 @@ func (s *Service) flushActivity(ctx context.Context) {
 		_, err = s.log.Append(ctx, eventlog.Write{
 			Expect: eventlog.ExpectNew(),
 			Event:  eventlog.Event{Aggregate: ref, Actor: "system", Payload: sealed},
+			TTL:    s.cfg.ActivityRetention, // bounded: idle sessions' activity is folded before (activity_fold.go)
 		})
 		return err
 	})

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
@@ -40,19 +42,19 @@ const DefaultEndedSessionRetention = 30 * 24 * time.Hour
 const sweepEndedEvery = time.Hour
 
 // openTokenLog opens the TOKEN stream, compacting it first when asked to.
-func openTokenLog(ctx context.Context, cfg Config, js jetstream.JetStream, keys *personal.Store, logger *slog.Logger, opts ...eventlog.Option) (*eventlog.Log, error) {
+func openTokenLog(ctx context.Context, cfg Config, js jetstream.JetStream, keys *personal.Store, pool *pgxpool.Pool, logger *slog.Logger, opts ...eventlog.Option) (*eventlog.Log, error) {
 	streamCfg := eventlog.StreamOf(eventsv1.Token, cfg.Replicas)
+	streamCfg.AllowTTL = true // activity batches expire (activity_fold.go), and so do ended sessions when compacting
 	if !cfg.CompactSessions {
 		return eventlog.Open(ctx, js, streamCfg, opts...)
 	}
-	streamCfg.AllowTTL = true
-	if st, err := js.Stream(ctx, streamCfg.Name); err == nil && st.CachedInfo().Config.MaxMsgsPerSubject != 1 {
+	if st, err := eventlog.FindStream(ctx, js, streamCfg.Name); err == nil && st.CachedInfo().Config.MaxMsgsPerSubject != 1 {
 		log, err := eventlog.Open(ctx, js, streamCfg, opts...)
 		if err != nil {
 			return nil, err
 		}
 		began := time.Now()
-		n, err := snapshotSessions(ctx, log, keys, cfg.EndedSessionRetention, time.Now)
+		n, err := snapshotSessions(ctx, log, keys, cfg.EndedSessionRetention, time.Now, lastActiveIn(pool))
 		if err != nil {
 			return nil, fmt.Errorf("token: compacting the TOKEN stream: %w", err)
 		}
@@ -65,10 +67,12 @@ func openTokenLog(ctx context.Context, cfg Config, js jetstream.JetStream, keys 
 }
 
 // snapshotSessions writes a SessionSnapshotted for every session whose
-// last event carries no state, and returns how many it wrote. An ended
+// last event carries no state, and returns how many it wrote; each carries
+// the session's last use as lastActive finds it (nil: none). An ended
 // session's expires when it would have, had it been written at its end. A
 // session changed meanwhile got a state from its new event.
-func snapshotSessions(ctx context.Context, log *eventlog.Log, keys *personal.Store, retention time.Duration, now func() time.Time) (int, error) {
+func snapshotSessions(ctx context.Context, log *eventlog.Log, keys *personal.Store, retention time.Duration, now func() time.Time,
+	lastActive func(context.Context, string) (time.Time, error)) (int, error) {
 	n := 0
 	err := log.LastOfEach(ctx, log.Subjects(eventsv1.TokenSession.Type), func(last eventlog.Record) error {
 		if eventsv1.SnapshotOf(last.Event) != nil {
@@ -82,6 +86,13 @@ func snapshotSessions(ctx context.Context, log *eventlog.Log, keys *personal.Sto
 		st := session.Fold(history)
 		if !st.Exists() {
 			return nil
+		}
+		if lastActive != nil {
+			at, err := lastActive(ctx, ref.ID)
+			if err != nil {
+				return err
+			}
+			st.NoteUse(at, "", time.Time{})
 		}
 		ev, err := resealSnapshot(ctx, keys, log.Subject(ref), st, &eventsv1.SessionSnapshotted{SessionId: ref.ID, State: st.Snapshot()})
 		if err != nil {
@@ -104,12 +115,17 @@ func snapshotSessions(ctx context.Context, log *eventlog.Log, keys *personal.Sto
 // snapshot for their place in it: the start's, sealed where the start was
 // read from (st.SealedAt), are opened and sealed again.
 func resealSnapshot(ctx context.Context, keys *personal.Store, subject string, st session.State, ev proto.Message) (proto.Message, error) {
-	if st.SealedAt == "" {
-		return ev, nil
-	}
 	clear := proto.Clone(ev)
-	if snap := eventsv1.SnapshotOf(clear); snap.GetSession() != nil {
+	snap := eventsv1.SnapshotOf(clear)
+	if snap.GetSession() != nil && st.SealedAt != "" {
 		if err := keys.Unseal(ctx, snap.GetSession(), st.SealedAt); err != nil {
+			return nil, err
+		}
+	}
+	// The last use's address, carried from the session's previous snapshot,
+	// was sealed at the same place (activity_fold.go).
+	if lu := snap.GetLastUse(); lu.GetSealedIpAddress() != nil && lu.GetIpAddress() == "" {
+		if err := keys.Unseal(ctx, lu, lastUsePlace(subject)); err != nil {
 			return nil, err
 		}
 	}
@@ -117,7 +133,8 @@ func resealSnapshot(ctx context.Context, keys *personal.Store, subject string, s
 }
 
 // sweepEnded drops, every sweepEndedEvery, the sessions ended longer ago
-// than the retention, with their tokens and audit trail: their last event
+// than the retention, with their tokens (the audit trail has a retention of
+// its own, audit_stream.go): their last event
 // has expired from the stream, so a rebuild would not hold them either.
 func (s *Service) sweepEnded(ctx context.Context) {
 	for {
@@ -133,9 +150,7 @@ func (s *Service) sweepEnded(ctx context.Context) {
 	}
 }
 
-// dropEnded deletes the sessions ended before cutoff, their tokens and
-// their audit trail (which their snapshot carried: a rebuild would not
-// have it either).
+// dropEnded deletes the sessions ended before cutoff and their tokens.
 func (s *Service) dropEnded(ctx context.Context, cutoff time.Time) (int64, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
@@ -144,8 +159,7 @@ func (s *Service) dropEnded(ctx context.Context, cutoff time.Time) (int64, error
 	defer tx.Rollback(ctx)
 	for _, sql := range []string{
 		`DELETE FROM tokens t USING sessions s WHERE t.session_id = s.session_id AND s.ended_at < $1`,
-		`DELETE FROM audit_log a USING sessions s WHERE a.session_id = s.session_id AND s.ended_at < $1`,
-		`DELETE FROM audit_subjects a USING sessions s WHERE a.aggregate_id = s.session_id AND s.ended_at < $1`,
+		`DELETE FROM session_activity a USING sessions s WHERE a.session_id = s.session_id AND s.ended_at < $1`,
 	} {
 		if _, err := tx.Exec(ctx, sql, cutoff); err != nil {
 			return 0, err
@@ -156,4 +170,24 @@ func (s *Service) dropEnded(ctx context.Context, cutoff time.Time) (int64, error
 		return 0, err
 	}
 	return tag.RowsAffected(), tx.Commit(ctx)
+}
+
+// lastActiveIn reads a session's last use from the read model as versions
+// before session_activity kept it (sessions.last_active_at, which the
+// activity batches raised) and as this one does: what a stream compacted on
+// upgrade keeps of it, with the batches of before (kept for ever).
+func lastActiveIn(pool *pgxpool.Pool) func(context.Context, string) (time.Time, error) {
+	return func(ctx context.Context, id string) (time.Time, error) {
+		var at *time.Time
+		err := pool.QueryRow(ctx, `SELECT GREATEST(s.last_active_at, a.last_active_at) FROM sessions s`+activityJoin+` WHERE s.session_id = $1`, id).Scan(&at)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return time.Time{}, nil
+		case err != nil:
+			return time.Time{}, err
+		case at == nil:
+			return time.Time{}, nil
+		}
+		return *at, nil
+	}
 }

@@ -9,6 +9,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"gatehouse.dev/platform/activity"
+	"gatehouse.dev/platform/audittrail"
 	"gatehouse.dev/platform/eventcheck"
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/ids"
@@ -51,13 +53,18 @@ func TestProjectionsConform(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Service{personal: keys, log: tokens, now: time.Now}
+	s := &Service{personal: keys, log: tokens, now: time.Now, pool: pool, activity: activity.New()}
 	conformance.Run(t, conformance.Case{
 		Projection: s.sessionsReadModel(), Contract: eventsv1.Token, Log: tokens, Pool: pool, Events: s.sessionHistory(t),
 	})
+	audit, err := audittrail.Open(ctx, js, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.auditLog = audit
 	conformance.Run(t, conformance.Case{
-		Projection: s.auditReadModel(), Contract: eventsv1.Token, Log: tokens, Pool: pool,
-		Events: append(s.sessionHistory(t), loginTokenHistory()...),
+		Projection: s.auditReadModel(), Contract: eventsv1.Audit, Log: audit, Pool: pool,
+		Events: s.reactedAudit(t, pool, append(s.sessionHistory(t), loginTokenHistory()...)),
 	})
 	conformance.Run(t, conformance.Case{
 		Projection: userBlocksReadModel(nil), Contract: eventsv1.Accounts, Log: accounts, Pool: pool, Events: userHistory(),
@@ -154,7 +161,7 @@ func (s *Service) snapshotHistory(t *testing.T, user string) []eventlog.Event {
 	if err != nil {
 		t.Fatal(err)
 	}
-	recs := []eventlog.Record{{Seq: 1, Subject: subject, Envelope: &eventsv1.Envelope{OccurredAt: timestamppb.Now()}, Event: start}}
+	recs := []eventlog.Record{{Seq: 1, Subject: subject, Envelope: &eventsv1.Envelope{OccurredAt: timestamppb.New(s.now())}, Event: start}}
 	out := []eventlog.Event{{Aggregate: ref, Actor: "user:" + user, Payload: start}}
 	decide := func(decided func(session.State) []proto.Message) {
 		st := session.Fold(recs)
@@ -163,7 +170,7 @@ func (s *Service) snapshotHistory(t *testing.T, user string) []eventlog.Event {
 			t.Fatal(err)
 		}
 		for _, w := range writes {
-			recs = append(recs, eventlog.Record{Seq: st.Version + 1, Subject: subject, Envelope: &eventsv1.Envelope{OccurredAt: timestamppb.Now()}, Event: w.Event.Payload})
+			recs = append(recs, eventlog.Record{Seq: st.Version + 1, Subject: subject, Envelope: &eventsv1.Envelope{OccurredAt: timestamppb.New(s.now())}, Event: w.Event.Payload})
 			out = append(out, w.Event)
 		}
 	}
@@ -177,7 +184,23 @@ func (s *Service) snapshotHistory(t *testing.T, user string) []eventlog.Event {
 			return decided
 		}
 	}
+	// Activity batches before the session's last events: a rebuild from a
+	// compacted stream meets them before the only event of the session it
+	// keeps (TestCompactedSessionsConform).
+	batch := func(d time.Duration, ip string) {
+		ref := eventlog.Ref{Type: activityAggregate, ID: ids.New()}
+		ev, err := s.personal.Seal(ctx, &eventsv1.SessionsActive{Entries: []*eventsv1.SessionsActive_Entry{
+			{SessionId: id, UserId: user, LastActiveUnix: time.Now().Add(d).Unix(), IpAddress: ip}}}, s.log.Subject(ref), personal.NoOwner)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, eventlog.Event{Aggregate: ref, Actor: "system", Payload: ev})
+	}
+	batch(time.Minute, "192.0.2.10")
 	decide(refresh(1))
+	batch(2*time.Minute, "")
+	// What this replica noted and has not written goes into the next event.
+	s.activity.Touch(id, user, "192.0.2.11", time.Now().Add(90*time.Second))
 	decide(func(st session.State) []proto.Message {
 		decided, err := session.Rename(st, "", "Snap laptop")
 		if err != nil {
@@ -238,4 +261,68 @@ func userHistory() []eventlog.Event {
 		user(erin, &eventsv1.UserImported{UserId: erin, Username: "erin", Source: "synapse"}),
 		user(dave, &eventsv1.UserUnlocked{UserId: dave}),
 	}
+}
+
+// The sessions read model passes the suite on a TOKEN stream that keeps
+// only each session's last event (oauth.compact_sessions): its rebuild meets
+// activity batches before the one event kept of their session, and still
+// equals the live read model (issue 16).
+func TestCompactedSessionsConform(t *testing.T) {
+	ctx := context.Background()
+	js := testkit.NATS(t)
+	pool, err := pg.Connect(ctx, testkit.Postgres(t), Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := pg.Migrate(ctx, pool, migrations.FS); err != nil {
+		t.Fatal(err)
+	}
+	cfg := eventlog.StreamOf(eventsv1.Token, 1)
+	cfg.LastPerSubject, cfg.AllowTTL = true, true
+	// One clock for the log and the service: a snapshot's times are those
+	// of the events it folds, as when the service appends them.
+	now := time.Now().Truncate(time.Second)
+	clock := func() time.Time { return now }
+	tokens, err := eventlog.Open(ctx, js, cfg, eventlog.WithClock(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := personal.Open(ctx, js, sealed.NewRandomKeyring(), personal.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Service{personal: keys, log: tokens, now: clock, pool: pool, activity: activity.New()}
+	alice, bob := ids.New(), ids.New()
+	for _, u := range []string{alice, bob} {
+		if _, err := keys.Create(ctx, personal.User(u)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// An imported session, a session only started, and activity for both
+	// before and after; then a session written as the service writes it.
+	imported, started := ids.New(), ids.New()
+	seal := func(ref eventlog.Ref, ev proto.Message) eventlog.Event {
+		sealed, err := keys.Seal(ctx, ev, tokens.Subject(ref), personal.NoOwner)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return eventlog.Event{Aggregate: ref, Actor: "system", Payload: sealed}
+	}
+	active := func(entries ...*eventsv1.SessionsActive_Entry) eventlog.Event {
+		return seal(eventlog.Ref{Type: activityAggregate, ID: ids.New()}, &eventsv1.SessionsActive{Entries: entries})
+	}
+	events := []eventlog.Event{
+		seal(sessionRef(imported), &eventsv1.SessionImported{Source: "synapse", CreatedAt: timestamppb.New(now.Add(-24 * time.Hour)), LastActiveAt: timestamppb.New(now.Add(-time.Hour)),
+			Session: &eventsv1.SessionStarted{SessionId: imported, Kind: compatKind, ClientId: compatClientID, UserId: bob, Username: "bob",
+				Scope: "urn:matrix:client:api:* urn:matrix:client:device:SYNDEV", DeviceId: "SYNDEV", IpAddress: "192.0.2.44", UserAgent: "Element Android"},
+			Tokens: []*eventsv1.TokensIssued{{SessionId: imported, AccessHash: "s1"}}}),
+		seal(sessionRef(started), &eventsv1.SessionStarted{SessionId: started, Kind: "oauth", ClientId: "client-1", UserId: alice, Username: "alice",
+			IpAddress: "192.0.2.1", Tokens: &eventsv1.TokensIssued{SessionId: started, AccessHash: "b1", AccessExpiresAt: timestamppb.New(now.Add(time.Hour))}}),
+		active(&eventsv1.SessionsActive_Entry{SessionId: imported, UserId: bob, LastActiveUnix: now.Unix(), IpAddress: "198.51.100.7"},
+			&eventsv1.SessionsActive_Entry{SessionId: started, UserId: alice, LastActiveUnix: now.Add(time.Second).Unix()}),
+		active(&eventsv1.SessionsActive_Entry{SessionId: started, UserId: alice, LastActiveUnix: now.Unix(), IpAddress: "192.0.2.5"}),
+	}
+	events = append(events, s.snapshotHistory(t, alice)...)
+	conformance.Run(t, conformance.Case{Projection: s.sessionsReadModel(), Contract: eventsv1.Token, Log: tokens, Pool: pool, Events: events})
 }

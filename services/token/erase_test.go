@@ -63,7 +63,7 @@ func TestErasureEmptiesSessionsAddresses(t *testing.T) {
 	}
 	row := func(p *person) (ip, agent string) {
 		t.Helper()
-		if err := r.pool.QueryRow(ctx, `SELECT ip_address, user_agent FROM sessions WHERE session_id = $1`, p.session).Scan(&ip, &agent); err != nil {
+		if err := r.pool.QueryRow(ctx, `SELECT `+lastAddressSQL+`, s.user_agent FROM sessions s`+activityJoin+` WHERE s.session_id = $1`, p.session).Scan(&ip, &agent); err != nil {
 			t.Fatal(err)
 		}
 		return ip, agent
@@ -74,7 +74,7 @@ func TestErasureEmptiesSessionsAddresses(t *testing.T) {
 	})
 	audit := func(p *person) (entries int, ips []string) {
 		t.Helper()
-		rows, err := r.pool.Query(ctx, `SELECT ip_address, summary FROM audit_log WHERE user_id = $1`, p.id)
+		rows, err := r.pool.Query(ctx, `SELECT ip_address, summary FROM audit_entries WHERE user_id = $1`, p.id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -113,6 +113,9 @@ func TestErasureEmptiesSessionsAddresses(t *testing.T) {
 	waitReactor(t, r, e)
 	check := func(what string) {
 		t.Helper()
+		if err := r.svc.catchUpAudit(ctx); err != nil {
+			t.Fatal(err)
+		}
 		if ip, agent := row(alice); ip != "" || agent != "" {
 			t.Errorf("%s: alice's session still has %q, %q", what, ip, agent)
 		}
@@ -127,6 +130,31 @@ func TestErasureEmptiesSessionsAddresses(t *testing.T) {
 		}
 	}
 	check("after the erasure")
+	// In AUDIT, the addresses are sealed under each user's key: alice's
+	// no longer open.
+	if raw := rawEvents(t, r.svc.auditLog); strings.Contains(raw, alice.ip) || strings.Contains(raw, bob.ip) {
+		t.Errorf("the AUDIT stream holds an address in clear:\n%s", raw)
+	}
+	opened := 0
+	readAll(t, r.svc.auditLog, func(rec eventlog.Record) {
+		if err := r.svc.personal.UnsealRecord(ctx, &rec); err != nil {
+			t.Fatal(err)
+		}
+		e := rec.Event.(*eventsv1.TokenAuditRecorded).GetEntry()
+		switch e.GetUserId() {
+		case alice.id:
+			if e.GetIpAddress() != "" {
+				t.Errorf("alice's entry %s opens to %q after her erasure", e.GetEventType(), e.GetIpAddress())
+			}
+		case bob.id:
+			if e.GetIpAddress() == bob.ip {
+				opened++
+			}
+		}
+	})
+	if opened != 1 {
+		t.Errorf("bob's start in AUDIT opens to his address %d times, want once", opened)
+	}
 	for _, p := range []string{sessionsProjection, auditProjection} {
 		if _, err := r.svc.projections.Rebuild(ctx, p); err != nil {
 			t.Fatal(err)
@@ -136,19 +164,34 @@ func TestErasureEmptiesSessionsAddresses(t *testing.T) {
 }
 
 // rawTokenEvents returns every event of the TOKEN stream, as text.
-func rawTokenEvents(t *testing.T, r *replica) string {
+func rawTokenEvents(t *testing.T, r *replica) string { return rawEvents(t, r.svc.log) }
+
+// rawEvents returns every event of a stream, as text.
+func rawEvents(t *testing.T, l *eventlog.Log) string {
 	t.Helper()
 	var b strings.Builder
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	last, err := r.svc.log.LastSeq(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = r.svc.log.Read(ctx, 1, nil, func(rec eventlog.Record) error {
+	readAll(t, l, func(rec eventlog.Record) {
 		if rec.Event != nil {
 			b.WriteString(prototext.Format(rec.Event))
 		}
+	})
+	return b.String()
+}
+
+// readAll calls fn on every record of a stream, in order.
+func readAll(t *testing.T, l *eventlog.Log, fn func(eventlog.Record)) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	last, err := l.LastSeq(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last == 0 {
+		return
+	}
+	err = l.Read(ctx, 1, nil, func(rec eventlog.Record) error {
+		fn(rec)
 		if rec.Seq >= last {
 			cancel()
 		}
@@ -157,7 +200,6 @@ func rawTokenEvents(t *testing.T, r *replica) string {
 	if err != nil && ctx.Err() == nil {
 		t.Fatal(err)
 	}
-	return b.String()
 }
 
 // waitUntil polls cond for up to ten seconds.

@@ -378,6 +378,7 @@ func (x *index) learn(rec eventlog.Record) error {
 		}
 		if s := x.sessions[ev.GetSessionId()]; s != nil {
 			x.issueLocked(s, ev, rec.OccurredAt())
+			x.reconcileLocked(s, ev.GetState(), now)
 		} else {
 			x.learnSnapshotLocked(ev.GetState())
 		}
@@ -385,7 +386,7 @@ func (x *index) learn(rec eventlog.Record) error {
 		x.endLocked(ev.GetSessionId(), now)
 	case *eventsv1.SessionRenamed:
 		// Nothing introspection answers changes, unless its session is
-		// known only from here on.
+		// known only from here on, or events before it were compacted away.
 		x.learnSnapshotLocked(ev.GetState())
 	case *eventsv1.SessionSnapshotted:
 		x.learnSnapshotLocked(ev.GetState())
@@ -401,7 +402,11 @@ func (x *index) learn(rec eventlog.Record) error {
 // started from had not applied them yet.
 func (x *index) learnSnapshotLocked(snap *eventsv1.SessionSnapshot) {
 	st := snap.GetSession()
-	if snap == nil || snap.GetEnded() || x.sessions[st.GetSessionId()] != nil {
+	if snap == nil || snap.GetEnded() {
+		return
+	}
+	if s := x.sessions[st.GetSessionId()]; s != nil {
+		x.reconcileLocked(s, snap, x.now().Unix())
 		return
 	}
 	if _, ended := x.ended[st.GetSessionId()]; ended {
@@ -419,6 +424,36 @@ func (x *index) learnSnapshotLocked(snap *eventsv1.SessionSnapshot) {
 			lt.expires = t.GetExpiresAt().GetSeconds()
 		}
 		x.addLocked(key, lt)
+	}
+}
+
+// reconcileLocked makes a known session's tokens no more than its
+// snapshot's live ones: on a compacted stream the tail finds only a
+// session's last event, so the events that rotated out or revoked its
+// earlier tokens may be gone before the tail (lagging, or starting from
+// the read model's checkpoint) reads them (found by the node loss drill:
+// rotated-out access tokens answered active on one replica). Tokens are
+// added only from the stream, in order, so none issued after snap is
+// known yet. A snapshot-less event (written before snapshots) changes
+// nothing.
+func (x *index) reconcileLocked(s *liveSession, snap *eventsv1.SessionSnapshot, now int64) {
+	if snap == nil {
+		return
+	}
+	live := make(map[tokenKey]bool, len(snap.GetTokens()))
+	for _, t := range snap.GetTokens() {
+		if key, ok := keyOf(t.GetHash()); ok && t.GetConsumedAt() == nil {
+			live[key] = true
+		}
+	}
+	var stale []tokenKey
+	for _, key := range s.tokens {
+		if !live[key] {
+			stale = append(stale, key)
+		}
+	}
+	for _, key := range stale {
+		x.forgetKeyLocked(key, now)
 	}
 }
 
@@ -449,10 +484,13 @@ func (x *index) addLocked(key tokenKey, t liveToken) {
 
 // forgetLocked removes a revoked or rotated-out token and remembers it is gone.
 func (x *index) forgetLocked(hash string, now int64) {
-	key, ok := keyOf(hash)
-	if !ok {
-		return
+	if key, ok := keyOf(hash); ok {
+		x.forgetKeyLocked(key, now)
 	}
+}
+
+// forgetKeyLocked is forgetLocked by key.
+func (x *index) forgetKeyLocked(key tokenKey, now int64) {
 	x.gone[key] = now
 	t, live := x.tokens[key]
 	if !live {

@@ -30,6 +30,7 @@ import (
 	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/projection"
 	"gatehouse.dev/platform/sealed"
+	"gatehouse.dev/platform/telemetry"
 	"gatehouse.dev/platform/testkit"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	tokenv1 "gatehouse.dev/proto/gatehouse/token/v1"
@@ -43,7 +44,8 @@ type lockEnv struct {
 	js       jetstream.JetStream
 	dbURL    string
 	accounts *eventlog.Log
-	keyring  *sealed.Keyring // every replica's, as a deployment's processes share one
+	keyring  *sealed.Keyring      // every replica's, as a deployment's processes share one
+	tel      *telemetry.Telemetry // every replica's; nil: none
 }
 
 func newLockEnv(t testing.TB) *lockEnv {
@@ -99,7 +101,7 @@ func (e *lockEnv) replicaWith(t testing.TB, tune func(*Config)) *replica {
 	cfg := Config{Issuer: "https://auth.example.org/", MatrixSecret: lockTestSecret, ServerName: "example.org"}
 	tune(&cfg)
 	svc, err := New(ctx, cfg,
-		Deps{Pool: pool, JetStream: e.js, Logger: slog.New(slog.DiscardHandler), Keyring: e.keyring})
+		Deps{Pool: pool, JetStream: e.js, Logger: slog.New(slog.DiscardHandler), Keyring: e.keyring, Telemetry: e.tel})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,10 +40,11 @@ type measures struct {
 	reuse         metric.Int64Counter
 	introspection metric.Int64Counter
 	introspectDur metric.Float64Histogram
-	// byCall are the attribute sets of the common introspections, made once:
+	// byCall are the options (attribute sets) of the common introspections,
+	// made once — slices, so that passing them allocates nothing:
 	// introspection is the hot path.
-	byCall map[introspectionCall]metric.MeasurementOption
-	byWho  map[introspectionCall]metric.MeasurementOption // outcome left out
+	byCall map[introspectionCall][]metric.AddOption
+	byWho  map[introspectionCall][]metric.RecordOption // outcome left out
 }
 
 // introspectionCall is who introspected, how, and what they learnt.
@@ -85,14 +86,14 @@ func newMeasures(t *telemetry.Telemetry) (*measures, error) {
 	for _, k := range []string{"oauth", "compat"} {
 		m.reuse.Add(context.Background(), 0, metric.WithAttributes(attribute.String("kind", k)))
 	}
-	m.byCall, m.byWho = map[introspectionCall]metric.MeasurementOption{}, map[introspectionCall]metric.MeasurementOption{}
+	m.byCall, m.byWho = map[introspectionCall][]metric.AddOption{}, map[introspectionCall][]metric.RecordOption{}
 	for _, caller := range []string{"homeserver", "client", "admin"} {
 		for _, transport := range []string{"http", "grpc"} {
 			who := introspectionCall{caller: caller, transport: transport}
-			m.byWho[who] = metric.WithAttributeSet(attribute.NewSet(introspectionAttrs(who)...))
+			m.byWho[who] = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(introspectionAttrs(who)...))}
 			for _, outcome := range []string{"active", "inactive"} {
 				c := introspectionCall{caller, transport, outcome}
-				m.byCall[c] = metric.WithAttributeSet(attribute.NewSet(introspectionAttrs(c)...))
+				m.byCall[c] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(introspectionAttrs(c)...))}
 			}
 		}
 	}
@@ -135,11 +136,11 @@ func (m *measures) introspected(ctx context.Context, v viewer, transport string,
 	c := introspectionCall{v.kind(), transport, outcome}
 	call, ok := m.byCall[c]
 	if !ok {
-		call = metric.WithAttributes(introspectionAttrs(c)...)
+		call = []metric.AddOption{metric.WithAttributes(introspectionAttrs(c)...)}
 	}
-	m.introspection.Add(ctx, 1, call)
+	m.introspection.Add(ctx, 1, call...)
 	c.outcome = ""
-	m.introspectDur.Record(ctx, time.Since(began).Seconds(), m.byWho[c])
+	m.introspectDur.Record(ctx, time.Since(began).Seconds(), m.byWho[c]...)
 }
 
 // kind names the viewer for metrics: homeserver, client or admin.

@@ -34,12 +34,15 @@ func (s *Service) sessionsReadModel() projection.Projection {
 		Tables:     sessionsTables,
 		Batch:      importBatch,
 		ApplyBatch: s.applySessionsBatch,
+		// 2: each session's last use in session_activity, whatever the
+		// order of its sources (activity_projection.go); rebuilt on upgrade.
+		Version: 2,
 	}
 }
 
 // sessionsTables are the tables of the sessions read model; the
 // introspection index reads them in one snapshot with the checkpoint.
-var sessionsTables = []string{"tokens", "sessions"}
+var sessionsTables = []string{"tokens", "sessions", "session_activity"}
 
 // applySessionEvent applies one event. Applying an event again changes
 // nothing: rows are inserted once, and a session row and its tokens change
@@ -75,23 +78,7 @@ func applySessionEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) erro
 		_, err = tx.Exec(ctx, `UPDATE sessions SET device_display_name = $2, version = $3 WHERE session_id = $1 AND version < $3`,
 			ev.GetSessionId(), ev.GetDeviceDisplayName(), seq)
 	case *eventsv1.SessionsActive:
-		// One statement for the whole batch. Activity only moves forward
-		// (several replicas flush their own batches), never before the session
-		// started (times are whole seconds), and is not recorded on ended
-		// sessions. An entry without an address keeps the one known.
-		n := len(ev.GetEntries())
-		ids, ips, ats := make([]string, 0, n), make([]string, 0, n), make([]time.Time, 0, n)
-		for _, e := range ev.GetEntries() {
-			ids = append(ids, e.GetSessionId())
-			ips = append(ips, e.GetIpAddress())
-			ats = append(ats, time.Unix(e.GetLastActiveUnix(), 0).UTC())
-		}
-		_, err = tx.Exec(ctx, `
-			UPDATE sessions s
-			SET last_active_at = GREATEST(v.at, s.created_at), ip_address = CASE WHEN v.ip <> '' THEN v.ip ELSE s.ip_address END
-			FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS v(id, ip, at)
-			WHERE s.session_id = v.id AND s.ended_at IS NULL AND v.at > COALESCE(s.last_active_at, '-infinity')`,
-			ids, ips, ats)
+		err = applySessionsActive(ctx, tx, ev) // activity_projection.go
 	case *eventsv1.SessionEnded:
 		_, err = tx.Exec(ctx, `UPDATE sessions SET ended_at = $2, end_reason = $3, version = $4 WHERE session_id = $1 AND ended_at IS NULL`,
 			ev.GetSessionId(), at, ev.GetReason(), seq)
@@ -112,7 +99,8 @@ func applySessionEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) erro
 // created when the rebuild finds only its last event, and its tokens
 // exactly the snapshot's — those rotated out deleted, the remembered
 // rotated-out refresh tokens kept revoked, every one revoked once it ended.
-// The activity events keep last_active_at and the address as they do.
+// The last use it carries goes to the session's activity row
+// (activity_projection.go).
 func applySnapshot(ctx context.Context, tx pgx.Tx, snap *eventsv1.SessionSnapshot, seq int64) error {
 	st := snap.GetSession()
 	var version int64 = -1
@@ -141,6 +129,9 @@ func applySnapshot(ctx context.Context, tx pgx.Tx, snap *eventsv1.SessionSnapsho
 			ended_at = COALESCE(sessions.ended_at, EXCLUDED.ended_at), end_reason = CASE WHEN sessions.ended_at IS NULL THEN EXCLUDED.end_reason ELSE sessions.end_reason END`,
 		st.GetSessionId(), st.GetKind(), st.GetClientId(), st.GetUserId(), st.GetUsername(), st.GetScope(), st.GetDeviceId(), snap.GetCreatedAt().AsTime(),
 		snap.GetDeviceDisplayName(), st.GetIpAddress(), st.GetUserAgent(), seq, st.GetBrowserSessionId(), st.GetOwnerUserId(), ended, snap.GetEndReason(), lastActive); err != nil {
+		return err
+	}
+	if err := applyLastUse(ctx, tx, st.GetSessionId(), snap); err != nil {
 		return err
 	}
 	n := len(snap.GetTokens())

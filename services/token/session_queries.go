@@ -20,15 +20,16 @@ import (
 // token's expiry (personal tokens) and the activity this replica noted but
 // has not written yet.
 
-// sessionsFrom is the sessions read model with each session's current
-// access token's expiry (NULL: none, or it never expires).
-const sessionsFrom = `sessions s LEFT JOIN LATERAL (
+// sessionsFrom is the sessions read model with each session's activity
+// (activity_projection.go) and current access token's expiry (NULL: none,
+// or it never expires).
+const sessionsFrom = `sessions s` + activityJoin + ` LEFT JOIN LATERAL (
 	SELECT max(t.expires_at) AS expires_at FROM tokens t
 	WHERE t.session_id = s.session_id AND t.kind = 'access_token' AND NOT t.revoked) x ON true`
 
 // sessionColumns are the columns scanSession reads.
 const sessionColumns = `s.session_id, s.kind, s.client_id, s.user_id, s.scope, s.device_id, s.created_at, s.ended_at,
-	s.device_display_name, s.last_active_at, s.ip_address, s.user_agent, s.owner_user_id, s.end_reason, x.expires_at, s.browser_session_id`
+	s.device_display_name, ` + lastActiveSQL + `, ` + lastAddressSQL + `, s.user_agent, s.owner_user_id, s.end_reason, x.expires_at, s.browser_session_id`
 
 // scanSession reads one row of sessionColumns.
 func (s *Service) scanSession(row pgx.Row) (*tokenv1.Session, error) {
@@ -151,8 +152,8 @@ func (g *grpcServer) QuerySessions(ctx context.Context, req *tokenv1.QuerySessio
 	}{
 		{"s.created_at < ?", req.GetCreatedBefore(), req.GetCreatedBefore() != nil},
 		{"s.created_at > ?", req.GetCreatedAfter(), req.GetCreatedAfter() != nil},
-		{"s.last_active_at < ?", req.GetLastActiveBefore(), req.GetLastActiveBefore() != nil},
-		{"s.last_active_at > ?", req.GetLastActiveAfter(), req.GetLastActiveAfter() != nil},
+		{"(" + lastActiveSQL + ") < ?", req.GetLastActiveBefore(), req.GetLastActiveBefore() != nil},
+		{"(" + lastActiveSQL + ") > ?", req.GetLastActiveAfter(), req.GetLastActiveAfter() != nil},
 		{"x.expires_at < ?", req.GetExpiresBefore(), req.GetExpiresBefore() != nil},
 		{"x.expires_at > ?", req.GetExpiresAfter(), req.GetExpiresAfter() != nil},
 	} {

@@ -206,6 +206,10 @@ func (s *Service) sessionWrites(ctx context.Context, ref eventlog.Ref, actor str
 	if !st.Exists() || len(decided) == 0 {
 		return eventlog.Writes(ref, actor, version, decided...), nil
 	}
+	st, err := s.withKnownUse(ctx, st) // activity_fold.go
+	if err != nil {
+		return nil, err
+	}
 	events := session.WithState(st, version, s.now(), decided)
 	writes := make([]eventlog.Write, len(events))
 	for i, ev := range events {

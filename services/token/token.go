@@ -20,14 +20,14 @@ import (
 	"sync"
 	"time"
 
-	"gatehouse.dev/platform/activity"
-
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/propagation"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
+	"gatehouse.dev/platform/activity"
+	"gatehouse.dev/platform/audittrail"
 	"gatehouse.dev/platform/clientauth"
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/host"
@@ -102,6 +102,13 @@ type Config struct {
 	// EndedSessionRetention is how long an ended session stays when
 	// compacting; DefaultEndedSessionRetention when zero.
 	EndedSessionRetention time.Duration
+	// AuditRetention is how long audit entries are kept, in the AUDIT
+	// stream and the audit read model; 0: for ever.
+	AuditRetention time.Duration
+	// ActivityRetention is how long an activity batch is kept (a message
+	// TTL); idle sessions' activity is folded into their own events before
+	// (activity_fold.go). DefaultActivityRetention when zero.
+	ActivityRetention time.Duration
 }
 
 // Deps are the service's connections.
@@ -132,6 +139,7 @@ type Service struct {
 	pool        *pgxpool.Pool
 	log         *eventlog.Log
 	accountsLog *eventlog.Log // the accounts service's stream, followed read-only
+	auditLog    *eventlog.Log // the AUDIT stream, of which the service writes audit.token.*
 	projections *projection.Set
 	index       *index
 	keys        *keys.Keyset
@@ -169,6 +177,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if cfg.EndedSessionRetention <= 0 {
 		cfg.EndedSessionRetention = DefaultEndedSessionRetention
 	}
+	if cfg.ActivityRetention <= 0 {
+		cfg.ActivityRetention = DefaultActivityRetention
+	}
 	if cfg.Limits == (ratelimit.Rules{}) {
 		cfg.Limits = ratelimit.DefaultRules()
 	}
@@ -186,7 +197,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 			return nil, fmt.Errorf("token: %w", err)
 		}
 	}
-	log, err := openTokenLog(ctx, cfg, deps.JetStream, deps.Personal, deps.Logger, eventlog.WithPropagator(deps.Propagator), eventlog.WithTelemetry(deps.Telemetry))
+	log, err := openTokenLog(ctx, cfg, deps.JetStream, deps.Personal, deps.Pool, deps.Logger, eventlog.WithPropagator(deps.Propagator), eventlog.WithTelemetry(deps.Telemetry))
 	if err != nil {
 		return nil, fmt.Errorf("token: %w", err)
 	}
@@ -194,8 +205,12 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("token: %w", err)
 	}
+	auditLog, err := audittrail.Open(ctx, deps.JetStream, cfg.Replicas, cfg.AuditRetention, eventlog.WithPropagator(deps.Propagator), eventlog.WithTelemetry(deps.Telemetry))
+	if err != nil {
+		return nil, fmt.Errorf("token: %w", err)
+	}
 	s := &Service{personal: deps.Personal,
-		cfg: cfg, issuer: issuer, pool: deps.Pool, log: log, accountsLog: accountsLog,
+		cfg: cfg, issuer: issuer, pool: deps.Pool, log: log, accountsLog: accountsLog, auditLog: auditLog,
 		index: newIndex(deps.Pool, log, accountsLog, deps.Logger), activity: activity.New(),
 		authorize: deps.Authorize, accounts: deps.Accounts, logger: deps.Logger, now: time.Now,
 		compat: compatState{limiter: deps.Limiter},
@@ -213,7 +228,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if s.provisioner, err = s.newProvisioner(cfg); err != nil {
 		return nil, fmt.Errorf("token: %w", err)
 	}
-	members := append([]projection.Member{s.sessionsReadModel(), s.auditReadModel(), userBlocksReadModel(accountsLog), s.accountChangesReactor(), s.browserLogoutsReactor()},
+	members := append([]projection.Member{s.sessionsReadModel(), s.auditReactor(), s.auditReadModel(), userBlocksReadModel(accountsLog), s.accountChangesReactor(), s.browserLogoutsReactor()},
 		s.provisioner.Reactors()...)
 	if s.projections, err = projection.NewSet(ctx, deps.Pool, log, deps.Logger, members...); err != nil {
 		return nil, fmt.Errorf("token: %w", err)
@@ -324,7 +339,8 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 		StepUpWindow:          rt.Config.Account.StepUpWindow,
 		ActivityFlushInterval: rt.Config.OAuth.ActivityFlushInterval, Limits: ratelimit.RulesFrom(rt.Config.RateLimits),
 		AdminClients: rt.Config.OAuth.AdminClients, CompatAdminScope: rt.Config.Matrix.CompatAdminScope,
-		CompactSessions: rt.Config.OAuth.CompactSessions, EndedSessionRetention: rt.Config.OAuth.EndedSessionRetention}
+		CompactSessions: rt.Config.OAuth.CompactSessions, EndedSessionRetention: rt.Config.OAuth.EndedSessionRetention,
+		AuditRetention: rt.Config.Audit.Retention, ActivityRetention: rt.Config.OAuth.ActivityRetention}
 	if files := rt.Config.OAuth.SigningKeyFiles; len(files) > 0 {
 		var pems [][]byte
 		for _, f := range files {
@@ -365,8 +381,12 @@ func (s *Service) Run(ctx context.Context) error {
 	wg.Go(func() { s.projections.Run(ctx) })
 	wg.Go(func() { s.index.run(ctx) })
 	wg.Go(func() { s.runActivity(ctx) })
+	wg.Go(func() { s.runFolds(ctx) })
 	if s.cfg.CompactSessions {
 		wg.Go(func() { s.sweepEnded(ctx) })
+	}
+	if s.cfg.AuditRetention > 0 {
+		wg.Go(func() { audittrail.Sweep(ctx, s.pool, "audit_entries", s.auditRetention(), s.logger) })
 	}
 	wg.Wait()
 	return nil

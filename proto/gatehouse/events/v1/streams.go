@@ -219,9 +219,21 @@ var (
 	}}
 )
 
+// The AUDIT stream: the audit trail of what matters (sign-ins, sessions,
+// consents, revocations, administrators' acts), one entry per audited event,
+// appended by each service's audit reactor from its own stream. Its events
+// expire after the configured retention (audit.retention), so the trail is
+// bounded by time, not by history.
+var (
+	AuditAccounts = aggregate("audit", "accounts", &AccountsAuditRecorded{})
+	AuditToken    = aggregate("audit", "token", &TokenAuditRecorded{})
+
+	Audit = Stream{Name: "AUDIT", Prefix: "audit", Aggregates: []Aggregate{AuditAccounts, AuditToken}}
+)
+
 // Parts are the messages of the event files that are parts of events, never
 // appended on their own.
-var Parts = []proto.Message{&SessionSnapshot{}, &SessionToken{}, &AuditEntry{}}
+var Parts = []proto.Message{&SessionSnapshot{}, &SessionToken{}, &AuditEntry{}, &AuditRecord{}, &SessionLastUse{}}
 
 // PersonalKeys is the stream of personal keys (platform/personal): one
 // message per key, the key sealed with the key-encryption key, on
@@ -235,7 +247,7 @@ var PersonalKeys = struct{ Name, Prefix string }{Name: "PERSONALKEYS", Prefix: "
 
 // Streams lists every stream of the contract.
 func Streams() []Stream {
-	return []Stream{Accounts, Authorize, AuthorizePending, Notify, NotifyPending, Token}
+	return []Stream{Accounts, Authorize, AuthorizePending, Notify, NotifyPending, Token, Audit}
 }
 
 // AggregateOf finds the aggregate whose subjects hold events of the type.

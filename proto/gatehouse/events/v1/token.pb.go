@@ -309,7 +309,9 @@ func (x *TokensIssued) GetState() *SessionSnapshot {
 // SessionSnapshotted records a session's whole state without changing it:
 // written once for each session whose last event carried no snapshot, when
 // the TOKEN stream starts keeping only the last event of each session
-// (issue 16).
+// (issue 16), and for a live session whose newest activity its last event
+// does not carry yet, before the activity batch holding it expires (the
+// token service's activity fold).
 type SessionSnapshotted struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
@@ -387,7 +389,12 @@ type SessionSnapshot struct {
 	// The audit trail of the session's earlier events (its start, renames,
 	// regenerations; the newest 64 after the start), so that the audit read
 	// model rebuilt from the session's last event has them.
-	Audit         []*AuditEntry `protobuf:"bytes,9,rep,name=audit,proto3" json:"audit,omitempty"`
+	Audit []*AuditEntry `protobuf:"bytes,9,rep,name=audit,proto3" json:"audit,omitempty"`
+	// The session's last use as the writer of the event knew it (its read
+	// model of the activity batches, and what it noted but had not written),
+	// so that a rebuild keeps it once the batches have expired
+	// (oauth.activity_retention). Unset: no use noted.
+	LastUse       *SessionLastUse `protobuf:"bytes,10,opt,name=last_use,json=lastUse,proto3" json:"last_use,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -485,6 +492,95 @@ func (x *SessionSnapshot) GetAudit() []*AuditEntry {
 	return nil
 }
 
+func (x *SessionSnapshot) GetLastUse() *SessionLastUse {
+	if x != nil {
+		return x.LastUse
+	}
+	return nil
+}
+
+// SessionLastUse is a session's newest noted use and newest client address.
+type SessionLastUse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The session's user, whose personal key seals the address (empty for a
+	// client acting for itself: the address stays in clear).
+	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// When the session was last used.
+	At *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=at,proto3" json:"at,omitempty"`
+	// The newest client address noted (a refresh), and when; sealed under the
+	// user's personal key at "<subject>/state/last_use/ip_address".
+	IpAddress       string                 `protobuf:"bytes,3,opt,name=ip_address,json=ipAddress,proto3" json:"ip_address,omitempty"`
+	SealedIpAddress *SealedSecret          `protobuf:"bytes,4,opt,name=sealed_ip_address,json=sealedIpAddress,proto3" json:"sealed_ip_address,omitempty"`
+	IpAt            *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=ip_at,json=ipAt,proto3" json:"ip_at,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *SessionLastUse) Reset() {
+	*x = SessionLastUse{}
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionLastUse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionLastUse) ProtoMessage() {}
+
+func (x *SessionLastUse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionLastUse.ProtoReflect.Descriptor instead.
+func (*SessionLastUse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *SessionLastUse) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *SessionLastUse) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *SessionLastUse) GetIpAddress() string {
+	if x != nil {
+		return x.IpAddress
+	}
+	return ""
+}
+
+func (x *SessionLastUse) GetSealedIpAddress() *SealedSecret {
+	if x != nil {
+		return x.SealedIpAddress
+	}
+	return nil
+}
+
+func (x *SessionLastUse) GetIpAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.IpAt
+	}
+	return nil
+}
+
 // AuditEntry is what one earlier event of a session added to the audit
 // trail (the token service's audit read model), as it added it.
 type AuditEntry struct {
@@ -506,7 +602,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[4]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -518,7 +614,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[4]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -531,7 +627,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{4}
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *AuditEntry) GetSeq() uint64 {
@@ -607,7 +703,7 @@ type SessionToken struct {
 
 func (x *SessionToken) Reset() {
 	*x = SessionToken{}
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[5]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -619,7 +715,7 @@ func (x *SessionToken) String() string {
 func (*SessionToken) ProtoMessage() {}
 
 func (x *SessionToken) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[5]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -632,7 +728,7 @@ func (x *SessionToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionToken.ProtoReflect.Descriptor instead.
 func (*SessionToken) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{5}
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SessionToken) GetHash() string {
@@ -713,7 +809,7 @@ type SigningKeysGenerated struct {
 
 func (x *SigningKeysGenerated) Reset() {
 	*x = SigningKeysGenerated{}
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[6]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -725,7 +821,7 @@ func (x *SigningKeysGenerated) String() string {
 func (*SigningKeysGenerated) ProtoMessage() {}
 
 func (x *SigningKeysGenerated) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[6]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -738,7 +834,7 @@ func (x *SigningKeysGenerated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SigningKeysGenerated.ProtoReflect.Descriptor instead.
 func (*SigningKeysGenerated) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{6}
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SigningKeysGenerated) GetPrivateJwks() []byte {
@@ -791,7 +887,7 @@ type SessionEnded struct {
 
 func (x *SessionEnded) Reset() {
 	*x = SessionEnded{}
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[7]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -803,7 +899,7 @@ func (x *SessionEnded) String() string {
 func (*SessionEnded) ProtoMessage() {}
 
 func (x *SessionEnded) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[7]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -816,7 +912,7 @@ func (x *SessionEnded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionEnded.ProtoReflect.Descriptor instead.
 func (*SessionEnded) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{7}
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SessionEnded) GetSessionId() string {
@@ -855,7 +951,7 @@ type ClientAssertionUsed struct {
 
 func (x *ClientAssertionUsed) Reset() {
 	*x = ClientAssertionUsed{}
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[8]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -867,7 +963,7 @@ func (x *ClientAssertionUsed) String() string {
 func (*ClientAssertionUsed) ProtoMessage() {}
 
 func (x *ClientAssertionUsed) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[8]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -880,7 +976,7 @@ func (x *ClientAssertionUsed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientAssertionUsed.ProtoReflect.Descriptor instead.
 func (*ClientAssertionUsed) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{8}
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ClientAssertionUsed) GetClientId() string {
@@ -916,7 +1012,7 @@ type LoginTokenIssued struct {
 
 func (x *LoginTokenIssued) Reset() {
 	*x = LoginTokenIssued{}
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[9]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -928,7 +1024,7 @@ func (x *LoginTokenIssued) String() string {
 func (*LoginTokenIssued) ProtoMessage() {}
 
 func (x *LoginTokenIssued) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[9]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -941,7 +1037,7 @@ func (x *LoginTokenIssued) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginTokenIssued.ProtoReflect.Descriptor instead.
 func (*LoginTokenIssued) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{9}
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *LoginTokenIssued) GetUserId() string {
@@ -990,7 +1086,7 @@ type LoginTokenUsed struct {
 
 func (x *LoginTokenUsed) Reset() {
 	*x = LoginTokenUsed{}
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[10]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1002,7 +1098,7 @@ func (x *LoginTokenUsed) String() string {
 func (*LoginTokenUsed) ProtoMessage() {}
 
 func (x *LoginTokenUsed) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[10]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1015,7 +1111,7 @@ func (x *LoginTokenUsed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginTokenUsed.ProtoReflect.Descriptor instead.
 func (*LoginTokenUsed) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{10}
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LoginTokenUsed) GetSessionId() string {
@@ -1040,7 +1136,7 @@ type SessionRenamed struct {
 
 func (x *SessionRenamed) Reset() {
 	*x = SessionRenamed{}
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[11]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1052,7 +1148,7 @@ func (x *SessionRenamed) String() string {
 func (*SessionRenamed) ProtoMessage() {}
 
 func (x *SessionRenamed) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[11]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1065,7 +1161,7 @@ func (x *SessionRenamed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionRenamed.ProtoReflect.Descriptor instead.
 func (*SessionRenamed) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{11}
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SessionRenamed) GetSessionId() string {
@@ -1102,7 +1198,7 @@ type SessionsActive struct {
 
 func (x *SessionsActive) Reset() {
 	*x = SessionsActive{}
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[12]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1114,7 +1210,7 @@ func (x *SessionsActive) String() string {
 func (*SessionsActive) ProtoMessage() {}
 
 func (x *SessionsActive) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[12]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1127,7 +1223,7 @@ func (x *SessionsActive) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionsActive.ProtoReflect.Descriptor instead.
 func (*SessionsActive) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{12}
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SessionsActive) GetEntries() []*SessionsActive_Entry {
@@ -1165,7 +1261,7 @@ type SessionImported struct {
 
 func (x *SessionImported) Reset() {
 	*x = SessionImported{}
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[13]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1177,7 +1273,7 @@ func (x *SessionImported) String() string {
 func (*SessionImported) ProtoMessage() {}
 
 func (x *SessionImported) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[13]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1190,7 +1286,7 @@ func (x *SessionImported) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionImported.ProtoReflect.Descriptor instead.
 func (*SessionImported) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{13}
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SessionImported) GetSession() *SessionStarted {
@@ -1245,7 +1341,7 @@ type SessionsActive_Entry struct {
 
 func (x *SessionsActive_Entry) Reset() {
 	*x = SessionsActive_Entry{}
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[14]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1257,7 +1353,7 @@ func (x *SessionsActive_Entry) String() string {
 func (*SessionsActive_Entry) ProtoMessage() {}
 
 func (x *SessionsActive_Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_gatehouse_events_v1_token_proto_msgTypes[14]
+	mi := &file_gatehouse_events_v1_token_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1270,7 +1366,7 @@ func (x *SessionsActive_Entry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionsActive_Entry.ProtoReflect.Descriptor instead.
 func (*SessionsActive_Entry) Descriptor() ([]byte, []int) {
-	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{12, 0}
+	return file_gatehouse_events_v1_token_proto_rawDescGZIP(), []int{13, 0}
 }
 
 func (x *SessionsActive_Entry) GetSessionId() string {
@@ -1347,7 +1443,7 @@ const file_gatehouse_events_v1_token_proto_rawDesc = "" +
 	"\x12SessionSnapshotted\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12:\n" +
-	"\x05state\x18\x02 \x01(\v2$.gatehouse.events.v1.SessionSnapshotR\x05state\"\xdb\x03\n" +
+	"\x05state\x18\x02 \x01(\v2$.gatehouse.events.v1.SessionSnapshotR\x05state\"\x9b\x04\n" +
 	"\x0fSessionSnapshot\x12=\n" +
 	"\asession\x18\x01 \x01(\v2#.gatehouse.events.v1.SessionStartedR\asession\x129\n" +
 	"\n" +
@@ -1359,7 +1455,16 @@ const file_gatehouse_events_v1_token_proto_rawDesc = "" +
 	"\n" +
 	"end_reason\x18\a \x01(\tR\tendReason\x12@\n" +
 	"\x0elast_active_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\flastActiveAt\x125\n" +
-	"\x05audit\x18\t \x03(\v2\x1f.gatehouse.events.v1.AuditEntryR\x05audit\"\xdb\x01\n" +
+	"\x05audit\x18\t \x03(\v2\x1f.gatehouse.events.v1.AuditEntryR\x05audit\x12>\n" +
+	"\blast_use\x18\n" +
+	" \x01(\v2#.gatehouse.events.v1.SessionLastUseR\alastUse\"\xf4\x01\n" +
+	"\x0eSessionLastUse\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12*\n" +
+	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x1d\n" +
+	"\n" +
+	"ip_address\x18\x03 \x01(\tR\tipAddress\x12M\n" +
+	"\x11sealed_ip_address\x18\x04 \x01(\v2!.gatehouse.events.v1.SealedSecretR\x0fsealedIpAddress\x12/\n" +
+	"\x05ip_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04ipAt\"\xdb\x01\n" +
 	"\n" +
 	"AuditEntry\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x19\n" +
@@ -1443,62 +1548,67 @@ func file_gatehouse_events_v1_token_proto_rawDescGZIP() []byte {
 	return file_gatehouse_events_v1_token_proto_rawDescData
 }
 
-var file_gatehouse_events_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_gatehouse_events_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_gatehouse_events_v1_token_proto_goTypes = []any{
 	(*SessionStarted)(nil),        // 0: gatehouse.events.v1.SessionStarted
 	(*TokensIssued)(nil),          // 1: gatehouse.events.v1.TokensIssued
 	(*SessionSnapshotted)(nil),    // 2: gatehouse.events.v1.SessionSnapshotted
 	(*SessionSnapshot)(nil),       // 3: gatehouse.events.v1.SessionSnapshot
-	(*AuditEntry)(nil),            // 4: gatehouse.events.v1.AuditEntry
-	(*SessionToken)(nil),          // 5: gatehouse.events.v1.SessionToken
-	(*SigningKeysGenerated)(nil),  // 6: gatehouse.events.v1.SigningKeysGenerated
-	(*SessionEnded)(nil),          // 7: gatehouse.events.v1.SessionEnded
-	(*ClientAssertionUsed)(nil),   // 8: gatehouse.events.v1.ClientAssertionUsed
-	(*LoginTokenIssued)(nil),      // 9: gatehouse.events.v1.LoginTokenIssued
-	(*LoginTokenUsed)(nil),        // 10: gatehouse.events.v1.LoginTokenUsed
-	(*SessionRenamed)(nil),        // 11: gatehouse.events.v1.SessionRenamed
-	(*SessionsActive)(nil),        // 12: gatehouse.events.v1.SessionsActive
-	(*SessionImported)(nil),       // 13: gatehouse.events.v1.SessionImported
-	(*SessionsActive_Entry)(nil),  // 14: gatehouse.events.v1.SessionsActive.Entry
-	(*SealedSecret)(nil),          // 15: gatehouse.events.v1.SealedSecret
-	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
-	(SecretChange)(0),             // 17: gatehouse.events.v1.SecretChange
+	(*SessionLastUse)(nil),        // 4: gatehouse.events.v1.SessionLastUse
+	(*AuditEntry)(nil),            // 5: gatehouse.events.v1.AuditEntry
+	(*SessionToken)(nil),          // 6: gatehouse.events.v1.SessionToken
+	(*SigningKeysGenerated)(nil),  // 7: gatehouse.events.v1.SigningKeysGenerated
+	(*SessionEnded)(nil),          // 8: gatehouse.events.v1.SessionEnded
+	(*ClientAssertionUsed)(nil),   // 9: gatehouse.events.v1.ClientAssertionUsed
+	(*LoginTokenIssued)(nil),      // 10: gatehouse.events.v1.LoginTokenIssued
+	(*LoginTokenUsed)(nil),        // 11: gatehouse.events.v1.LoginTokenUsed
+	(*SessionRenamed)(nil),        // 12: gatehouse.events.v1.SessionRenamed
+	(*SessionsActive)(nil),        // 13: gatehouse.events.v1.SessionsActive
+	(*SessionImported)(nil),       // 14: gatehouse.events.v1.SessionImported
+	(*SessionsActive_Entry)(nil),  // 15: gatehouse.events.v1.SessionsActive.Entry
+	(*SealedSecret)(nil),          // 16: gatehouse.events.v1.SealedSecret
+	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
+	(SecretChange)(0),             // 18: gatehouse.events.v1.SecretChange
 }
 var file_gatehouse_events_v1_token_proto_depIdxs = []int32{
 	1,  // 0: gatehouse.events.v1.SessionStarted.tokens:type_name -> gatehouse.events.v1.TokensIssued
-	15, // 1: gatehouse.events.v1.SessionStarted.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
-	15, // 2: gatehouse.events.v1.SessionStarted.sealed_user_agent:type_name -> gatehouse.events.v1.SealedSecret
-	16, // 3: gatehouse.events.v1.TokensIssued.access_expires_at:type_name -> google.protobuf.Timestamp
+	16, // 1: gatehouse.events.v1.SessionStarted.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
+	16, // 2: gatehouse.events.v1.SessionStarted.sealed_user_agent:type_name -> gatehouse.events.v1.SealedSecret
+	17, // 3: gatehouse.events.v1.TokensIssued.access_expires_at:type_name -> google.protobuf.Timestamp
 	3,  // 4: gatehouse.events.v1.TokensIssued.state:type_name -> gatehouse.events.v1.SessionSnapshot
 	3,  // 5: gatehouse.events.v1.SessionSnapshotted.state:type_name -> gatehouse.events.v1.SessionSnapshot
 	0,  // 6: gatehouse.events.v1.SessionSnapshot.session:type_name -> gatehouse.events.v1.SessionStarted
-	16, // 7: gatehouse.events.v1.SessionSnapshot.created_at:type_name -> google.protobuf.Timestamp
-	5,  // 8: gatehouse.events.v1.SessionSnapshot.tokens:type_name -> gatehouse.events.v1.SessionToken
-	16, // 9: gatehouse.events.v1.SessionSnapshot.ended_at:type_name -> google.protobuf.Timestamp
-	16, // 10: gatehouse.events.v1.SessionSnapshot.last_active_at:type_name -> google.protobuf.Timestamp
-	4,  // 11: gatehouse.events.v1.SessionSnapshot.audit:type_name -> gatehouse.events.v1.AuditEntry
-	16, // 12: gatehouse.events.v1.AuditEntry.occurred_at:type_name -> google.protobuf.Timestamp
-	16, // 13: gatehouse.events.v1.SessionToken.issued_at:type_name -> google.protobuf.Timestamp
-	16, // 14: gatehouse.events.v1.SessionToken.expires_at:type_name -> google.protobuf.Timestamp
-	16, // 15: gatehouse.events.v1.SessionToken.consumed_at:type_name -> google.protobuf.Timestamp
-	15, // 16: gatehouse.events.v1.SigningKeysGenerated.sealed_private_jwks:type_name -> gatehouse.events.v1.SealedSecret
-	15, // 17: gatehouse.events.v1.SigningKeysGenerated.sealed_token_mac_key:type_name -> gatehouse.events.v1.SealedSecret
-	17, // 18: gatehouse.events.v1.SigningKeysGenerated.change:type_name -> gatehouse.events.v1.SecretChange
-	3,  // 19: gatehouse.events.v1.SessionEnded.state:type_name -> gatehouse.events.v1.SessionSnapshot
-	16, // 20: gatehouse.events.v1.ClientAssertionUsed.expires_at:type_name -> google.protobuf.Timestamp
-	16, // 21: gatehouse.events.v1.LoginTokenIssued.expires_at:type_name -> google.protobuf.Timestamp
-	3,  // 22: gatehouse.events.v1.SessionRenamed.state:type_name -> gatehouse.events.v1.SessionSnapshot
-	14, // 23: gatehouse.events.v1.SessionsActive.entries:type_name -> gatehouse.events.v1.SessionsActive.Entry
-	0,  // 24: gatehouse.events.v1.SessionImported.session:type_name -> gatehouse.events.v1.SessionStarted
-	1,  // 25: gatehouse.events.v1.SessionImported.tokens:type_name -> gatehouse.events.v1.TokensIssued
-	16, // 26: gatehouse.events.v1.SessionImported.created_at:type_name -> google.protobuf.Timestamp
-	16, // 27: gatehouse.events.v1.SessionImported.last_active_at:type_name -> google.protobuf.Timestamp
-	15, // 28: gatehouse.events.v1.SessionsActive.Entry.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
-	29, // [29:29] is the sub-list for method output_type
-	29, // [29:29] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	17, // 7: gatehouse.events.v1.SessionSnapshot.created_at:type_name -> google.protobuf.Timestamp
+	6,  // 8: gatehouse.events.v1.SessionSnapshot.tokens:type_name -> gatehouse.events.v1.SessionToken
+	17, // 9: gatehouse.events.v1.SessionSnapshot.ended_at:type_name -> google.protobuf.Timestamp
+	17, // 10: gatehouse.events.v1.SessionSnapshot.last_active_at:type_name -> google.protobuf.Timestamp
+	5,  // 11: gatehouse.events.v1.SessionSnapshot.audit:type_name -> gatehouse.events.v1.AuditEntry
+	4,  // 12: gatehouse.events.v1.SessionSnapshot.last_use:type_name -> gatehouse.events.v1.SessionLastUse
+	17, // 13: gatehouse.events.v1.SessionLastUse.at:type_name -> google.protobuf.Timestamp
+	16, // 14: gatehouse.events.v1.SessionLastUse.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
+	17, // 15: gatehouse.events.v1.SessionLastUse.ip_at:type_name -> google.protobuf.Timestamp
+	17, // 16: gatehouse.events.v1.AuditEntry.occurred_at:type_name -> google.protobuf.Timestamp
+	17, // 17: gatehouse.events.v1.SessionToken.issued_at:type_name -> google.protobuf.Timestamp
+	17, // 18: gatehouse.events.v1.SessionToken.expires_at:type_name -> google.protobuf.Timestamp
+	17, // 19: gatehouse.events.v1.SessionToken.consumed_at:type_name -> google.protobuf.Timestamp
+	16, // 20: gatehouse.events.v1.SigningKeysGenerated.sealed_private_jwks:type_name -> gatehouse.events.v1.SealedSecret
+	16, // 21: gatehouse.events.v1.SigningKeysGenerated.sealed_token_mac_key:type_name -> gatehouse.events.v1.SealedSecret
+	18, // 22: gatehouse.events.v1.SigningKeysGenerated.change:type_name -> gatehouse.events.v1.SecretChange
+	3,  // 23: gatehouse.events.v1.SessionEnded.state:type_name -> gatehouse.events.v1.SessionSnapshot
+	17, // 24: gatehouse.events.v1.ClientAssertionUsed.expires_at:type_name -> google.protobuf.Timestamp
+	17, // 25: gatehouse.events.v1.LoginTokenIssued.expires_at:type_name -> google.protobuf.Timestamp
+	3,  // 26: gatehouse.events.v1.SessionRenamed.state:type_name -> gatehouse.events.v1.SessionSnapshot
+	15, // 27: gatehouse.events.v1.SessionsActive.entries:type_name -> gatehouse.events.v1.SessionsActive.Entry
+	0,  // 28: gatehouse.events.v1.SessionImported.session:type_name -> gatehouse.events.v1.SessionStarted
+	1,  // 29: gatehouse.events.v1.SessionImported.tokens:type_name -> gatehouse.events.v1.TokensIssued
+	17, // 30: gatehouse.events.v1.SessionImported.created_at:type_name -> google.protobuf.Timestamp
+	17, // 31: gatehouse.events.v1.SessionImported.last_active_at:type_name -> google.protobuf.Timestamp
+	16, // 32: gatehouse.events.v1.SessionsActive.Entry.sealed_ip_address:type_name -> gatehouse.events.v1.SealedSecret
+	33, // [33:33] is the sub-list for method output_type
+	33, // [33:33] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_events_v1_token_proto_init() }
@@ -1513,7 +1623,7 @@ func file_gatehouse_events_v1_token_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_events_v1_token_proto_rawDesc), len(file_gatehouse_events_v1_token_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/personal"
@@ -105,6 +106,7 @@ func (p *Provisioner) Reactors() []projection.Member {
 			Name: checkpointUsers, Source: p.deps.AccountsLog, Subjects: []string{eventsv1.AccountsUser.Subjects()},
 			Handle: p.refusalsSkipped(p.applyUserEvent), RetryMax: retryMax,
 			Relevant: func(rec eventlog.Record) bool { return homeserver.Concerns(rec.Event) },
+			Ignores:  []proto.Message{&eventsv1.UserImported{}}, // the homeserver has them: stepped over undecoded
 		},
 		projection.Reactor{
 			Name: checkpointSessions, Subjects: []string{eventsv1.TokenSession.Subjects()},
@@ -117,6 +119,7 @@ func (p *Provisioner) Reactors() []projection.Member {
 				}
 				return true
 			},
+			Ignores: []proto.Message{&eventsv1.SessionImported{}}, // the homeserver has the devices: stepped over undecoded
 		},
 	}
 }

@@ -47,7 +47,10 @@ type State struct {
 	createdAt, endedAt, lastActive time.Time
 	endReason                      string
 	// audit is the trail of the session's audit events (audit.go).
-	audit   []*eventsv1.AuditEntry
+	audit []*eventsv1.AuditEntry
+	// lastUse is the session's last use as its last snapshot carried it,
+	// raised by NoteUse (its address possibly still sealed).
+	lastUse *eventsv1.SessionLastUse
 	Version uint64
 }
 
@@ -172,6 +175,41 @@ func (s *State) rotate(ev *eventsv1.TokensIssued, after uint64, at time.Time) {
 	s.issue(ev, at, false)
 }
 
+// NoteUse raises the session's last use to a use at at and, when ip is
+// set, an address noted at ipAt: the newer of each is kept (of two
+// addresses noted at the same second, the greater string), as the read
+// model keeps them (the token service's activity_projection.go).
+func (s *State) NoteUse(at time.Time, ip string, ipAt time.Time) {
+	if at.IsZero() {
+		return
+	}
+	lu := &eventsv1.SessionLastUse{}
+	if s.lastUse != nil {
+		lu = proto.Clone(s.lastUse).(*eventsv1.SessionLastUse)
+	}
+	if lu.GetAt() == nil || at.After(lu.GetAt().AsTime()) {
+		lu.At = timestamppb.New(at)
+	}
+	known := lu.GetIpAddress() != "" || lu.GetSealedIpAddress() != nil
+	if ip != "" && (!known || lu.GetIpAt() == nil || ipAt.After(lu.GetIpAt().AsTime()) ||
+		(ipAt.Equal(lu.GetIpAt().AsTime()) && (lu.GetIpAddress() == "" || ip > lu.GetIpAddress()))) {
+		lu.IpAddress, lu.SealedIpAddress, lu.IpAt = ip, nil, timestamppb.New(ipAt)
+	}
+	s.lastUse = lu
+}
+
+// LastUse is the session's last use as its state carries it: when, and when
+// its newest address was noted (zero: none).
+func (s State) LastUse() (at, ipAt time.Time) {
+	if s.lastUse.GetAt() != nil {
+		at = s.lastUse.GetAt().AsTime()
+	}
+	if s.lastUse.GetIpAt() != nil {
+		ipAt = s.lastUse.GetIpAt().AsTime()
+	}
+	return at, ipAt
+}
+
 // EndedAt is when the session ended (zero: it has not).
 func (s State) EndedAt() time.Time { return s.endedAt }
 
@@ -187,6 +225,7 @@ func (s *State) restore(snap *eventsv1.SessionSnapshot) {
 	}
 	s.DisplayName = snap.GetDeviceDisplayName()
 	s.audit = snap.GetAudit()
+	s.lastUse = snap.GetLastUse()
 	s.Ended, s.endReason = snap.GetEnded(), snap.GetEndReason()
 	if snap.GetEndedAt() != nil {
 		s.endedAt = snap.GetEndedAt().AsTime()
@@ -231,6 +270,10 @@ func (s State) Snapshot() *eventsv1.SessionSnapshot {
 	}
 	if !s.lastActive.IsZero() {
 		snap.LastActiveAt = timestamppb.New(s.lastActive)
+	}
+	if s.lastUse.GetAt() != nil {
+		snap.LastUse = proto.Clone(s.lastUse).(*eventsv1.SessionLastUse)
+		snap.LastUse.UserId = s.Started.GetUserId()
 	}
 	for _, h := range s.order {
 		c := s.consumed[h]

@@ -194,3 +194,33 @@ func TestSnapshotFoldsLikeHistory(t *testing.T) {
 		t.Fatalf("ended session from its last event: %+v", st)
 	}
 }
+
+// A session's last use only moves forward, travels in every snapshot, and
+// is what the session's last event alone folds to; of two addresses noted
+// at the same second the greater string wins, as in the read model.
+func TestLastUseTravelsInSnapshots(t *testing.T) {
+	t0 := rotatedAt
+	s := rotatedOnce()
+	s.Started.UserId = "u"
+	s.NoteUse(t0, "192.0.2.1", t0)
+	s.NoteUse(t0.Add(-time.Minute), "192.0.2.9", t0.Add(-time.Minute)) // older: nothing changes
+	s.NoteUse(t0.Add(time.Minute), "", time.Time{})                    // later, no address: the address stays
+	s.NoteUse(t0, "192.0.2.0", t0)                                     // same second, smaller: stays
+	snap := s.Snapshot()
+	lu := snap.GetLastUse()
+	if !lu.GetAt().AsTime().Equal(t0.Add(time.Minute)) || lu.GetIpAddress() != "192.0.2.1" || !lu.GetIpAt().AsTime().Equal(t0) || lu.GetUserId() != "u" {
+		t.Fatalf("last use %v", lu)
+	}
+	folded := Fold([]eventlog.Record{{Seq: 7, Subject: "token.session.s", Event: &eventsv1.SessionSnapshotted{SessionId: "s", State: snap}}})
+	at, ipAt := folded.LastUse()
+	if !at.Equal(t0.Add(time.Minute)) || !ipAt.Equal(t0) {
+		t.Fatalf("folded from the snapshot: %v, %v", at, ipAt)
+	}
+	ended := WithState(folded, 7, t0.Add(time.Hour), []proto.Message{&eventsv1.SessionEnded{SessionId: "s", Reason: "revoked"}})
+	if got := ended[0].(*eventsv1.SessionEnded).GetState().GetLastUse(); !proto.Equal(got, lu) {
+		t.Fatalf("the end carries %v, want %v", got, lu)
+	}
+	if never := rotatedOnce().Snapshot().GetLastUse(); never != nil {
+		t.Fatalf("a session never used carries %v", never)
+	}
+}

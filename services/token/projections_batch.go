@@ -1,0 +1,146 @@
+package token
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
+
+	"gatehouse.dev/platform/eventlog"
+	"gatehouse.dev/platform/projection"
+	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
+)
+
+// The token read models apply the events that start sessions in bulk: one
+// statement for a whole run of them, where applying each on its own takes
+// two or three round trips to PostgreSQL inside the batch's transaction.
+// Under load, client_credentials issues a token per request, and the
+// projection leader finds tens of SessionStarted in each batch (issue 16);
+// an import brings thousands of SessionImported. Every other event is
+// applied on its own, as Apply does, in stream order.
+
+// startsSession reports whether rec starts a session: the events applied in
+// bulk.
+func startsSession(rec eventlog.Record) bool {
+	switch rec.Event.(type) { //eventcheck:partial — picks the events applied in bulk; Apply handles every other
+	case *eventsv1.SessionStarted, *eventsv1.SessionImported:
+		return true
+	}
+	return false
+}
+
+// sameKind splits a run into its maximal runs of one event type, in order,
+// and hands each to apply.
+func sameKind(run []eventlog.Record, apply func([]eventlog.Record) error) error {
+	for i := 0; i < len(run); {
+		j := i + 1
+		for j < len(run) && run[j].Type() == run[i].Type() {
+			j++
+		}
+		if err := apply(run[i:j]); err != nil {
+			return err
+		}
+		i = j
+	}
+	return nil
+}
+
+// unsealAll opens the personal fields of recs in place, their owners' keys
+// read at once first.
+func (s *Service) unsealAll(ctx context.Context, recs []eventlog.Record) error {
+	events := make([]proto.Message, 0, len(recs))
+	for _, rec := range recs {
+		events = append(events, rec.Event)
+	}
+	if err := s.personal.Prefetch(ctx, events); err != nil {
+		return err
+	}
+	for i := range recs {
+		if err := s.personal.UnsealRecord(ctx, &recs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applySessionsBatch is the sessions read model's ApplyBatch: runs of
+// SessionStarted and of SessionImported in one statement or two each, every
+// other event on its own.
+func (s *Service) applySessionsBatch(ctx context.Context, tx pgx.Tx, recs []eventlog.Record) error {
+	if err := s.unsealAll(ctx, recs); err != nil {
+		return err
+	}
+	return projection.RunsOf(recs, startsSession, func(run []eventlog.Record) error {
+		return sameKind(run, func(run []eventlog.Record) error {
+			if _, ok := run[0].Event.(*eventsv1.SessionImported); ok { //eventcheck:partial — a run of SessionStarted or of SessionImported
+				return applyImportedRun(ctx, tx, run)
+			}
+			return applyStartedRun(ctx, tx, run)
+		})
+	}, func(rec eventlog.Record) error {
+		return applySessionEvent(ctx, tx, rec)
+	})
+}
+
+// applyStartedRun inserts a run of SessionStarted (unsealed) in one
+// statement: the sessions not there yet, and the tokens of those inserted
+// now — as applySessionEvent does for each, so that a start delivered again
+// does not bring back rotated-out tokens.
+func applyStartedRun(ctx context.Context, tx pgx.Tx, run []eventlog.Record) error {
+	n := len(run)
+	var (
+		ids, kinds, clients, users, names, scopes = make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+		devices, displays, ips, agents, browsers  = make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+		owners                                    = make([]string, 0, n)
+		created                                   = make([]time.Time, 0, n)
+		seqs                                      = make([]int64, 0, n)
+		hashes, tokenSessions, tokenKinds         = make([]string, 0, 2*n), make([]string, 0, 2*n), make([]string, 0, 2*n)
+		issued                                    = make([]time.Time, 0, 2*n)
+		expires                                   = make([]*time.Time, 0, 2*n)
+		seen                                      = make(map[string]struct{}, n)
+	)
+	for _, rec := range run {
+		ev := rec.Event.(*eventsv1.SessionStarted) //eventcheck:partial — a run of SessionStarted only
+		if _, dup := seen[ev.GetSessionId()]; dup {
+			continue // applied one by one, a second start of a session changes nothing
+		}
+		seen[ev.GetSessionId()] = struct{}{}
+		at := rec.OccurredAt()
+		ids, kinds, clients, users = append(ids, ev.GetSessionId()), append(kinds, ev.GetKind()), append(clients, ev.GetClientId()), append(users, ev.GetUserId())
+		names, scopes, devices, displays = append(names, ev.GetUsername()), append(scopes, ev.GetScope()), append(devices, ev.GetDeviceId()), append(displays, ev.GetDeviceDisplayName())
+		ips, agents, browsers, owners = append(ips, ev.GetIpAddress()), append(agents, ev.GetUserAgent()), append(browsers, ev.GetBrowserSessionId()), append(owners, ev.GetOwnerUserId())
+		created, seqs = append(created, at), append(seqs, int64(rec.Seq))
+		t := ev.GetTokens()
+		if t.GetAccessHash() != "" {
+			var exp *time.Time // NULL: a compat access token issued without a refresh token never expires
+			if t.GetAccessExpiresAt() != nil {
+				e := t.GetAccessExpiresAt().AsTime()
+				exp = &e
+			}
+			hashes, tokenSessions, tokenKinds, issued, expires = append(hashes, t.GetAccessHash()), append(tokenSessions, ev.GetSessionId()), append(tokenKinds, "access_token"), append(issued, at), append(expires, exp)
+		}
+		if t.GetRefreshHash() != "" {
+			hashes, tokenSessions, tokenKinds, issued, expires = append(hashes, t.GetRefreshHash()), append(tokenSessions, ev.GetSessionId()), append(tokenKinds, "refresh_token"), append(issued, at), append(expires, nil)
+		}
+	}
+	// The tokens' check of their session (a foreign key) sees the sessions
+	// the statement's first part inserted.
+	if _, err := tx.Exec(ctx, `
+		WITH started AS (
+			INSERT INTO sessions (session_id, kind, client_id, user_id, username, scope, device_id, created_at, device_display_name, ip_address, user_agent, version,
+			                      browser_session_id, owner_user_id)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::text[], $10::text[],
+				$11::text[], $12::bigint[], $13::text[], $14::text[])
+			ON CONFLICT (session_id) DO NOTHING RETURNING session_id)
+		INSERT INTO tokens (token_hash, session_id, kind, issued_at, expires_at)
+		SELECT t.* FROM unnest($15::text[], $16::text[], $17::text[], $18::timestamptz[], $19::timestamptz[]) AS t(h, s, k, i, e)
+		WHERE t.s IN (SELECT session_id FROM started)
+		ON CONFLICT (token_hash) DO NOTHING`,
+		ids, kinds, clients, users, names, scopes, devices, created, displays, ips, agents, seqs, browsers, owners,
+		hashes, tokenSessions, tokenKinds, issued, expires); err != nil {
+		return fmt.Errorf("sessions: %d SessionStarted: %w", len(ids), err)
+	}
+	return nil
+}

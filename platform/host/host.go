@@ -76,6 +76,7 @@ type Runtime struct {
 // when no database URL is configured.
 func Start(ctx context.Context, cfg config.Config, name string, logger *slog.Logger) (_ *Runtime, err error) {
 	rt := &Runtime{Config: cfg, Logger: logger, conns: map[[2]string]*grpc.ClientConn{}}
+	tuneGC(cfg.Ops.GCPercent, os.LookupEnv, logger)
 	defer func() {
 		if err != nil {
 			rt.Close(context.WithoutCancel(ctx))
@@ -119,7 +120,14 @@ func Start(ctx context.Context, cfg config.Config, name string, logger *slog.Log
 		return nil, err
 	}
 	rt.natsSrv = target.srv
-	rt.NATS, err = nats.Connect(target.url, append(target.opts, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second))...)
+	opts := append(target.opts, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second))
+	if target.srv != nil {
+		// The process's own connection to its embedded server goes without a
+		// socket (authenticated all the same): two system calls fewer per
+		// publish and per delivery, on every hot path (issue 16).
+		opts = append(opts, nats.InProcessServer(target.srv))
+	}
+	rt.NATS, err = nats.Connect(target.url, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS: %w", err)
 	}

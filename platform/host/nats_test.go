@@ -210,3 +210,31 @@ func writePEM(t *testing.T, path, typ string, der []byte) {
 		t.Fatal(err)
 	}
 }
+
+// The process's own connection to its embedded server goes without a socket,
+// with the same credentials, and carries messages. (Only code in the process
+// can open one; the server authenticates it as any client.)
+func TestEmbeddedNATSInProcess(t *testing.T) {
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	target, err := startNATS(cfg, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.srv.Shutdown()
+	nc, err := connect(target.url, append(target.opts, nats.InProcessServer(target.srv))...)
+	if err != nil {
+		t.Fatalf("in-process connection with the credentials: %v", err)
+	}
+	defer nc.Close()
+	sub, err := nc.SubscribeSync("probe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Publish("probe", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := sub.NextMsg(5 * time.Second); err != nil || string(m.Data) != "x" {
+		t.Fatalf("message over the in-process connection: %v, %v", m, err)
+	}
+}

@@ -130,7 +130,7 @@ func (rt *Runtime) Serve(ctx context.Context, services ...Service) error {
 	}
 	run("grpc", func(ctx context.Context) error { return grpcx.Serve(ctx, srv, rt.Config.GRPC.Addr, rt.Logger) })
 	if serveHTTP {
-		public := httpx.Instrument(clients.Middleware(httpx.SecurityHeaders(httpx.Deadline(httpx.LimitBody(httpx.Routes(mux), maxBody), rt.Config.Timeouts.Request))), rt.Telemetry, "public")
+		public := httpx.Public(mux, rt.Telemetry, "public", httpx.Edge{Timeout: rt.Config.Timeouts.Request, MaxBody: maxBody, Context: clients.WithAddr})
 		run("http", func(ctx context.Context) error { return httpx.Serve(ctx, rt.Config.HTTP.Addr, public, rt.Logger) })
 	}
 	run("ops", func(ctx context.Context) error { return httpx.Serve(ctx, rt.Config.Ops.Addr, ops, rt.Logger) })

@@ -9,6 +9,7 @@ package natsserver
 import (
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -101,6 +102,11 @@ func Start(opts Options) (*Server, error) {
 
 // ClientURL is the nats:// URL clients connect to.
 func (s *Server) ClientURL() string { return s.srv.ClientURL() }
+
+// InProcessConn is a connection to the server within this process, without
+// a socket (nats.InProcessServer): what a process embedding the server
+// uses, sparing each publish and delivery two system calls.
+func (s *Server) InProcessConn() (net.Conn, error) { return s.srv.InProcessConn() }
 
 // Varz is the server's general state, as its /varz monitoring endpoint
 // shows it: memory, connections, JetStream usage.

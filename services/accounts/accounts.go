@@ -5,7 +5,7 @@
 //
 // Commands are decided on the aggregates' histories (users, email claims,
 // browser sessions, registrations) and appended to the ACCOUNTS stream;
-// queries read the users, user_emails, browser_sessions and audit_log
+// queries read the users, user_emails, browser_sessions and audit_entries
 // projections, which the service keeps in its own PostgreSQL schema. A
 // command returns once its own projection has applied it, so a client reads
 // its writes. Email addresses are proved by the notify service's
@@ -29,6 +29,7 @@ import (
 	"google.golang.org/grpc"
 
 	"gatehouse.dev/platform/activity"
+	"gatehouse.dev/platform/audittrail"
 	"gatehouse.dev/platform/config"
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/host"
@@ -61,6 +62,9 @@ type Config struct {
 	BcryptPepper string
 	// Replicas of the event stream in a JetStream cluster.
 	Replicas int
+	// AuditRetention is how long audit entries are kept, in the AUDIT
+	// stream and the audit read model; 0: for ever.
+	AuditRetention time.Duration
 	// ActivityFlushInterval is how often browser session activity is
 	// written; DefaultActivityFlushInterval when zero.
 	ActivityFlushInterval time.Duration
@@ -121,6 +125,7 @@ type Service struct {
 	pool        *pgxpool.Pool
 	log         *eventlog.Log
 	notify      *eventlog.Log // the notify service's stream, followed (verifications.go)
+	auditLog    *eventlog.Log // the AUDIT stream, of which the service writes audit.accounts.* (audit_stream.go)
 	projections *projection.Set
 	hasher      *password.Hasher
 	logger      *slog.Logger
@@ -207,6 +212,10 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("accounts: %w", err)
 	}
+	auditLog, err := audittrail.Open(ctx, deps.JetStream, cfg.Replicas, cfg.AuditRetention, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("accounts: %w", err)
+	}
 	store := deps.Personal
 	if store == nil {
 		if store, err = personal.Open(ctx, deps.JetStream, deps.Keyring, personal.Config{Replicas: cfg.Replicas}); err != nil {
@@ -218,6 +227,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		pool:       deps.Pool,
 		log:        log,
 		notify:     notify,
+		auditLog:   auditLog,
 		hasher:     password.New(cfg.Passwords).WithBcryptPepper(cfg.BcryptPepper),
 		logger:     deps.Logger,
 		clock:      clock,
@@ -239,7 +249,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		return nil, err
 	}
 	s.projections, err = projection.NewSet(ctx, deps.Pool, log, deps.Logger,
-		s.usersReadModel(), s.auditReadModel(), s.sessionsReadModel(), regTokensReadModel(), s.verificationsReadModel(notify),
+		s.usersReadModel(), s.auditReactor(), s.auditReadModel(), s.sessionsReadModel(), regTokensReadModel(), s.verificationsReadModel(notify),
 		s.passkeysReadModel(), s.erasureReactor(), tokenSessionsReadModel(token))
 	if err != nil {
 		return nil, fmt.Errorf("accounts: %w", err)
@@ -263,6 +273,9 @@ func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.runActivity(ctx) })
 	wg.Go(func() { s.calibratePasswords(ctx) })
+	if s.cfg.AuditRetention > 0 {
+		wg.Go(func() { audittrail.Sweep(ctx, s.pool, "audit_entries", s.auditRetention(), s.logger) })
+	}
 	wg.Go(func() {
 		if err := s.upgrade(ctx); err != nil && ctx.Err() == nil {
 			s.logger.ErrorContext(ctx, "bringing personal data up to date failed; it is tried again at the next start", "err", err)
@@ -308,6 +321,7 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 		Passwords:         password.Params{MemoryKiB: uint32(a.MemoryKiB), Iterations: uint32(a.Iterations), Parallelism: uint8(a.Parallelism)},
 		BcryptPepper:      string(rt.Config.Passwords.BcryptPepper),
 		Replicas:          rt.Config.NATS.Replicas,
+		AuditRetention:    rt.Config.Audit.Retention,
 		PublicURL:         rt.Config.PublicURL,
 		Upstream:          rt.Config.Upstream.Providers,
 	}, Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "accounts"), Propagator: rt.Telemetry.Propagator(), Telemetry: rt.Telemetry, Keyring: rt.Keyring, Personal: store, Limiter: limiter})

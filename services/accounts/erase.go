@@ -11,6 +11,7 @@ import (
 	"gatehouse.dev/services/accounts/internal/browser"
 	"gatehouse.dev/services/accounts/internal/factors"
 	"gatehouse.dev/services/accounts/internal/user"
+	"google.golang.org/protobuf/proto"
 )
 
 // Erasure (GDPR art. 17). Deactivating a user with erase:
@@ -48,6 +49,7 @@ func (s *Service) erasureReactor() projection.Reactor {
 			ev, ok := rec.Event.(*eventsv1.UserDeactivated)
 			return ok && ev.GetErase()
 		},
+		Ignores: []proto.Message{&eventsv1.UserImported{}}, // an import's bulk, stepped over undecoded
 		Handle: func(ctx context.Context, rec eventlog.Record) error {
 			//eventcheck:partial — only an erasure destroys a key; no other event of a user concerns this reactor
 			if ev, ok := rec.Event.(*eventsv1.UserDeactivated); ok && ev.GetErase() {
@@ -136,10 +138,18 @@ func (s *Service) erase(ctx context.Context, userID, actor string) (*userRow, er
 	}
 	// Every read model of the service shows the erasure when the call returns.
 	if seq := appended.Last(); seq > 0 {
-		for _, name := range []string{auditProjection, sessionsProjection, erasureReactorName} {
+		for _, name := range []string{sessionsProjection, erasureReactorName, auditReactorName} {
 			if err := s.projections.WaitFor(ctx, name, seq); err != nil {
 				return nil, errs.Wrap(errs.KindUnavailable, "The account was erased but the change is not visible yet; try again shortly.", err)
 			}
+		}
+		// The erasure's entry is in AUDIT: the trail shows it once applied.
+		head, err := s.projections.Head(ctx, auditProjection)
+		if err == nil {
+			err = s.projections.WaitFor(ctx, auditProjection, head)
+		}
+		if err != nil {
+			return nil, errs.Wrap(errs.KindUnavailable, "The account was erased but the change is not visible yet; try again shortly.", err)
 		}
 	}
 	return s.userByID(ctx, userID)

@@ -129,6 +129,34 @@ func TestEraseLeavesNoPersonalData(t *testing.T) {
 		t.Error("bob's data no longer opens from the stream")
 	}
 
+	// So does the AUDIT stream: nothing in clear, alice's entries no longer
+	// open to anything of hers, bob's still do.
+	var raw, openedAudit strings.Builder
+	for _, rec := range h.events(t, "audit.>") {
+		raw.WriteString(prototext.Format(rec.Event))
+		if err := h.personal(t).UnsealRecord(ctx, &rec); err != nil {
+			t.Fatal(err)
+		}
+		openedAudit.WriteString(prototext.Format(rec.Event))
+	}
+	for _, p := range people {
+		for _, v := range personalData(p) {
+			if strings.Contains(raw.String(), v) {
+				t.Errorf("the AUDIT stream holds %s's %q in clear", p.name, v)
+			}
+		}
+	}
+	for _, v := range personalData(alice) {
+		if strings.Contains(openedAudit.String(), v) {
+			t.Errorf("alice's %q still opens from the AUDIT stream", v)
+		}
+	}
+	for _, v := range []string{bob.email2, bob.display, bob.ip} {
+		if !strings.Contains(openedAudit.String(), v) {
+			t.Errorf("bob's %q does not open from the AUDIT stream", v)
+		}
+	}
+
 	// The audit log says what happened, without what alice was.
 	audit, err := c.ListAuditEntries(ctx, &accountsv1.ListAuditEntriesRequest{UserId: alice.user.GetId(), PageSize: 100})
 	if err != nil {

@@ -1,4 +1,21 @@
 package accounts
 
+import (
+	"context"
+
+	"gatehouse.dev/platform/audittrail"
+)
+
 // EmailID is emailID, for the migration's test.
 var EmailID = emailID
+
+// DropOldAudit is the audit sweep once, for the retention's test.
+func (s *Service) DropOldAudit(ctx context.Context) (int64, error) {
+	return audittrail.Drop(ctx, s.pool, "audit_entries", s.auditRetention())
+}
+
+// Names of the audit reactor and read model, for their tests.
+const (
+	AuditReactorName = auditReactorName
+	AuditProjection  = auditProjection
+)

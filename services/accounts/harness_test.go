@@ -3,6 +3,7 @@ package accounts_test
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -98,7 +99,11 @@ func startHarness(t *testing.T, configure func(*accounts.Config)) *harness {
 func (h *harness) events(t *testing.T, subject string) []eventlog.Record {
 	t.Helper()
 	ctx := context.Background()
-	c, err := h.js.OrderedConsumer(ctx, eventsv1.Accounts.Name, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	stream := eventsv1.Accounts.Name
+	if strings.HasPrefix(subject, eventsv1.Audit.Prefix+".") {
+		stream = eventsv1.Audit.Name
+	}
+	c, err := h.js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,6 @@ import (
 // Projection names.
 const (
 	usersProjection    = "users"
-	auditProjection    = "audit"
 	sessionsProjection = "browser_sessions"
 )
 
@@ -219,94 +218,7 @@ func update(set, id string, at any, seq int64, extra ...any) (string, []any) {
 	return `UPDATE users SET ` + set + `, updated_at = $2, version = $3 WHERE id = $1`, append([]any{id, at, seq}, extra...)
 }
 
-// auditReadModel records every accounts event as an audit entry. Each entry
-// also keeps its summary as it reads without personal data (erased_summary):
-// erasing the user replaces the summaries of their entries with it, and a
-// rebuild after the erasure, which finds the personal fields unreadable,
-// writes the same.
-func (s *Service) auditReadModel() projection.Projection {
-	return projection.Projection{
-		Name:       auditProjection,
-		Subjects:   []string{eventsv1.Accounts.All()},
-		Batch:      importBatch,
-		ApplyBatch: s.applyAuditBatch,
-		Apply: func(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
-			//eventcheck:partial — a registration's start expires from the log (registrations.go), so it is no entry: a rebuild would not find it; its completion is
-			if _, ok := rec.Event.(*eventsv1.RegistrationStarted); ok {
-				return nil
-			}
-			e, err := s.auditEntryOf(ctx, rec)
-			if err != nil {
-				return err
-			}
-			_, err = tx.Exec(ctx, `
-				INSERT INTO audit_log (seq, event_id, event_type, user_id, actor, occurred_at, summary, erased_summary, ip_address)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (seq) DO NOTHING`,
-				int64(rec.Seq), rec.ID(), rec.Type(), e.userID, rec.Envelope.GetActor(), rec.OccurredAt(), e.summary, e.erased, e.ip)
-			if err != nil {
-				return fmt.Errorf("audit: %w", err)
-			}
-			//eventcheck:partial — only an erasure changes earlier entries; describe summarises every event
-			if ev, ok := rec.Event.(*eventsv1.UserDeactivated); ok && ev.GetErase() {
-				if _, err := tx.Exec(ctx, `UPDATE audit_log SET summary = COALESCE(erased_summary, event_type || ' (erased)'), ip_address = ''
-					WHERE user_id = $1 AND (summary IS DISTINCT FROM erased_summary OR ip_address <> '')`, ev.GetUserId()); err != nil {
-					return fmt.Errorf("audit: erase: %w", err)
-				}
-			}
-			return nil
-		},
-		Tables: []string{"audit_log"},
-		// 2: sign-ins' addresses (entries before 0011_admin_api.sql have
-		// none), rebuilt from the stream on upgrade.
-		Version: 2,
-	}
-}
-
-// applyAuditBatch is the audit read model's ApplyBatch: one statement for
-// each run of entries, an erasure (which changes earlier entries) on its own.
-func (s *Service) applyAuditBatch(ctx context.Context, tx pgx.Tx, recs []eventlog.Record) error {
-	if err := s.prefetch(ctx, recs); err != nil {
-		return err
-	}
-	isErasure := func(rec eventlog.Record) bool {
-		//eventcheck:partial — only an erasure changes earlier entries; every event is an entry
-		ev, ok := rec.Event.(*eventsv1.UserDeactivated)
-		return ok && ev.GetErase()
-	}
-	one := s.auditReadModelApply()
-	isStart := func(rec eventlog.Record) bool {
-		_, ok := rec.Event.(*eventsv1.RegistrationStarted) //eventcheck:partial — a registration's start is no entry (Apply says why)
-		return ok
-	}
-	return projection.RunsOf(recs, func(rec eventlog.Record) bool { return !isErasure(rec) && !isStart(rec) },
-		func(run []eventlog.Record) error {
-			n := len(run)
-			seqs := make([]int64, 0, n)
-			var eventIDs, types, users, actors, summaries, ips []string
-			var erased []*string
-			var at []time.Time
-			for _, rec := range run {
-				e, err := s.auditEntryOf(ctx, rec)
-				if err != nil {
-					return err
-				}
-				seqs, eventIDs, types = append(seqs, int64(rec.Seq)), append(eventIDs, rec.ID()), append(types, rec.Type())
-				users, actors, at = append(users, e.userID), append(actors, rec.Envelope.GetActor()), append(at, rec.OccurredAt())
-				summaries, erased, ips = append(summaries, e.summary), append(erased, &e.erased), append(ips, e.ip)
-			}
-			_, err := tx.Exec(ctx, `
-				INSERT INTO audit_log (seq, event_id, event_type, user_id, actor, occurred_at, summary, erased_summary, ip_address)
-				SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[], $8::text[], $9::text[])
-				ON CONFLICT (seq) DO NOTHING`, seqs, eventIDs, types, users, actors, at, summaries, erased, ips)
-			if err != nil {
-				return fmt.Errorf("audit: %w", err)
-			}
-			return nil
-		},
-		func(rec eventlog.Record) error { return one(ctx, tx, rec) })
-}
-
-// auditEntry is what the audit read model keeps of one event.
+// auditEntry is what the audit trail keeps of one event (audit_reactor.go).
 type auditEntry struct {
 	userID, summary string
 	// erased is the summary once the user's personal data is gone.
@@ -317,6 +229,12 @@ type auditEntry struct {
 
 // auditEntryOf makes the audit entry of an event, its personal data opened.
 func (s *Service) auditEntryOf(ctx context.Context, rec eventlog.Record) (auditEntry, error) {
+	if !personal.Holds(rec.Event) { // nothing to erase: one summary (a username claim)
+		var e auditEntry
+		e.userID, e.summary = describe(rec)
+		e.erased = e.summary
+		return e, nil
+	}
 	bare := rec
 	bare.Event = personal.Redacted(rec.Event)
 	_, erased := describe(bare)
@@ -518,6 +436,3 @@ func shown(clear string, sealed *eventsv1.SealedSecret) string {
 	}
 	return strconv.Quote(clear)
 }
-
-// auditReadModelApply is the audit read model's Apply on each event.
-func (s *Service) auditReadModelApply() applyFunc { return s.auditReadModel().Apply }

@@ -181,9 +181,15 @@ func (s *Service) pageAudit(ctx context.Context, req *accountsv1.ListAuditEntrie
 	if err != nil {
 		return nil, err
 	}
-	q := &paging.Query{From: "audit_log", Key: "event_id",
+	if err := s.catchUpAudit(ctx); err != nil {
+		return nil, err
+	}
+	q := &paging.Query{From: "audit_entries", Key: "event_id",
 		Columns: "seq, event_id, event_type, user_id, actor, occurred_at, summary, ip_address"}
 	q.WhereIf(req.GetUserId() != "", "user_id = ?", req.GetUserId())
+	if r := s.cfg.AuditRetention; r > 0 {
+		q.Where("occurred_at >= ?", s.clock().Add(-r)) // swept hourly; never shown past it
+	}
 	entries, info, err := paging.List(ctx, s.pool, q, p, func(r pgx.Rows) (*accountsv1.AuditEntry, error) {
 		var (
 			e  accountsv1.AuditEntry
@@ -219,9 +225,16 @@ func (s *Service) listAudit(ctx context.Context, req *accountsv1.ListAuditEntrie
 			return nil, errs.InvalidField("page_token", "page_token is not a token from a previous page")
 		}
 	}
+	if err := s.catchUpAudit(ctx); err != nil {
+		return nil, err
+	}
+	since := time.Time{}
+	if r := s.cfg.AuditRetention; r > 0 {
+		since = s.clock().Add(-r) // swept hourly; never shown past it
+	}
 	rows, err := s.pool.Query(ctx, `
-		SELECT seq, event_id, event_type, user_id, actor, occurred_at, summary FROM audit_log
-		WHERE seq < $1 AND ($2 = '' OR user_id = $2) ORDER BY seq DESC LIMIT $3`, before, req.GetUserId(), size+1)
+		SELECT seq, event_id, event_type, user_id, actor, occurred_at, summary FROM audit_entries
+		WHERE seq < $1 AND ($2 = '' OR user_id = $2) AND occurred_at >= $4 ORDER BY seq DESC LIMIT $3`, before, req.GetUserId(), size+1, since)
 	if err != nil {
 		return nil, errs.Wrap(errs.KindUnavailable, "The audit log cannot be read right now.", err)
 	}

@@ -54,7 +54,7 @@ func TestAbandonedRegistrationExpires(t *testing.T) {
 		t.Errorf("an expired registration: %v", err)
 	}
 	var entries int
-	if err := h.pool.QueryRow(ctx, `SELECT count(*) FROM audit_log WHERE event_type = 'gatehouse.events.v1.RegistrationStarted'`).Scan(&entries); err != nil || entries != 0 {
+	if err := h.pool.QueryRow(ctx, `SELECT count(*) FROM audit_entries WHERE event_type = 'gatehouse.events.v1.RegistrationStarted'`).Scan(&entries); err != nil || entries != 0 {
 		t.Errorf("audit entries of registration starts: %d (%v)", entries, err)
 	}
 }

@@ -122,7 +122,7 @@ func TestBrowserSessionLifecycle(t *testing.T) {
 		return nil
 	})
 	var hashes int
-	if err := h.pool.QueryRow(ctx, `SELECT count(*) FROM audit_log a JOIN browser_sessions s ON strpos(a.summary, s.secret_hash) > 0`).Scan(&hashes); err != nil || hashes != 0 {
+	if err := h.pool.QueryRow(ctx, `SELECT count(*) FROM audit_entries a JOIN browser_sessions s ON strpos(a.summary, s.secret_hash) > 0`).Scan(&hashes); err != nil || hashes != 0 {
 		t.Fatalf("audit entries with a secret hash: %d, %v", hashes, err)
 	}
 }

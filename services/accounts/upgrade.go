@@ -83,7 +83,7 @@ func (s *Service) ensureKeys(ctx context.Context, writes []eventlog.Write) error
 // keyEmailClaims moves the claims of addresses still held on legacy subjects
 // to their keyed subjects.
 func (s *Service) keyEmailClaims(ctx context.Context) error {
-	st, err := s.log.JetStream().Stream(ctx, s.log.Stream())
+	st, err := eventlog.FindStream(ctx, s.log.JetStream(), s.log.Stream())
 	if err != nil {
 		return err
 	}

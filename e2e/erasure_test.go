@@ -173,8 +173,8 @@ func TestErasureLeavesNoPersonalData(t *testing.T) {
 	}
 
 	// Rebuilt from the streams, the read models show carol erased.
-	for _, name := range []string{"accounts.users", "accounts.audit", "accounts.browser_sessions", "accounts.email_verifications",
-		"token.sessions", "token.audit", "notify.verifications"} {
+	for _, name := range []string{"accounts.users", "accounts.accounts_audit", "accounts.browser_sessions", "accounts.email_verifications",
+		"token.sessions", "token.token_audit", "notify.verifications"} {
 		mustCLI(t, e.s, "projections", "rebuild", name)
 	}
 	list := mustCLI(t, e.s, "user", "list")
@@ -319,7 +319,7 @@ func records(t *testing.T, msgs []streamMsg) []eventlog.Record {
 	var out []eventlog.Record
 	for _, m := range msgs {
 		switch m.stream {
-		case eventsv1.Accounts.Name, eventsv1.Authorize.Name, eventsv1.AuthorizePending.Name, eventsv1.Notify.Name, eventsv1.NotifyPending.Name, eventsv1.Token.Name:
+		case eventsv1.Accounts.Name, eventsv1.Authorize.Name, eventsv1.AuthorizePending.Name, eventsv1.Notify.Name, eventsv1.NotifyPending.Name, eventsv1.Token.Name, eventsv1.Audit.Name:
 		default:
 			continue // not events: personal keys, rate-limit counts
 		}
@@ -493,7 +493,7 @@ func waitForFollowers(t *testing.T, e *oauthEnv, natsAddr, subject string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	followers := map[string]bool{"accounts.users": true, "accounts.audit": true, "accounts.browser_sessions": true, "accounts.erasure": true,
+	followers := map[string]bool{"accounts.users": true, "accounts.accounts_audit_recorder": true, "accounts.browser_sessions": true, "accounts.erasure": true,
 		"token.user_blocks": true, "token.account_sessions": true}
 	c := projectionsv1.NewProjectionsServiceClient(e.conn)
 	err = waitFor(60*time.Second, func() (bool, error) {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -277,6 +278,15 @@ func newTCPFront(t *testing.T, backends []string) *tcpFront {
 
 func (f *tcpFront) addr() string { return f.ln.Addr().String() }
 
+// setBackend makes addr the i-th replica.
+func (f *tcpFront) setBackend(i int, addr string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	backends := slices.Clone(*f.backends.Load())
+	backends[i] = addr
+	f.backends.Store(&backends)
+}
+
 func (f *tcpFront) serve() {
 	for {
 		c, err := f.ln.Accept()
@@ -375,6 +385,15 @@ func (f *httpFront) setBackends(service string, addrs []string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.backends[service] = addrs
+}
+
+// setBackend makes addr the i-th replica of a service.
+func (f *httpFront) setBackend(service string, i int, addr string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	backends := slices.Clone(f.backends[service])
+	backends[i] = addr
+	f.backends[service] = backends
 }
 
 // serviceOf is the service owning a public path (deploy/README.md,

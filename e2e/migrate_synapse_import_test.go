@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"gatehouse.dev/migrate/synapse/synapsetest"
 	"gatehouse.dev/platform/testkit"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
@@ -209,10 +212,21 @@ func TestMigrateSynapseImport(t *testing.T) {
 		t.Errorf("plain's emails: %v, want %s", got, plain.Email)
 	}
 
-	// The audit log says where the user came from.
-	audit, err := accounts.ListAuditEntries(ctx, &accountsv1.ListAuditEntriesRequest{UserId: u.GetUser().GetId()})
-	if err != nil {
+	// The audit log says where the user came from. (Its entries are made
+	// from the events by the audit reactor, which catches up with a bulk
+	// import on its own: until then a list answers UNAVAILABLE.)
+	var (
+		audit   *accountsv1.ListAuditEntriesResponse
+		listErr error
+	)
+	if err := waitFor(60*time.Second, func() (bool, error) {
+		audit, listErr = accounts.ListAuditEntries(ctx, &accountsv1.ListAuditEntriesRequest{UserId: u.GetUser().GetId()})
+		return status.Code(listErr) != codes.Unavailable, listErr
+	}); err != nil {
 		t.Fatal(err)
+	}
+	if listErr != nil {
+		t.Fatal(listErr)
 	}
 	imported := false
 	for _, e := range audit.GetEntries() {

@@ -64,7 +64,7 @@ func TestNodeLoss(t *testing.T) {
 	victim.crash()
 	dr.fault("token replica 0 killed", time.Now())
 	time.Sleep(faultWindow)
-	restarted, err := startProcess(t, dep.env["token"], victim.grpc, victim.http, victim.ops)
+	restarted, err := dep.startReplica(t, "token", 0, []string{victim.grpc, victim.http, victim.ops})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,8 +169,7 @@ func startScaled(t *testing.T, requestDeadline time.Duration) *scaled {
 		d.replicas[svc] = make([]*server, 2)
 		for i := range 2 {
 			wg.Go(func() {
-				a := addrs[svc][3*i:]
-				s, err := startProcess(t, d.env[svc], a[0], a[1], a[2])
+				s, err := d.startReplica(t, svc, i, addrs[svc][3*i:3*i+3])
 				mu.Lock()
 				defer mu.Unlock()
 				d.replicas[svc][i] = s
@@ -188,4 +187,20 @@ func startScaled(t *testing.T, requestDeadline time.Duration) *scaled {
 		t.FailNow()
 	}
 	return d
+}
+
+// startReplica starts replica i of svc on addrs (gRPC, HTTP, ops). An
+// address another process took meanwhile (the tests of other packages pick
+// free ports too) makes it start again on new ones, which the fronts then
+// send to.
+func (d *scaled) startReplica(t *testing.T, svc string, i int, addrs []string) (*server, error) {
+	s, err := startProcess(t, d.env[svc], addrs[0], addrs[1], addrs[2])
+	for try := 0; err != nil && strings.Contains(err.Error(), "address already in use") && try < 3; try++ {
+		t.Logf("%s replica %d: an address was taken meanwhile; starting it on others", svc, i)
+		addrs = freeAddrs(t, 3)
+		d.grpc[svc].setBackend(i, addrs[0])
+		d.front.setBackend(svc, i, addrs[1])
+		s, err = startProcess(t, d.env[svc], addrs[0], addrs[1], addrs[2])
+	}
+	return s, err
 }

@@ -54,7 +54,7 @@ func TestServeKeepsEverythingAcrossRestarts(t *testing.T) {
 	if list := mustCLI(t, s, "user", "list"); list != listBefore {
 		t.Fatalf("after rebuild:\n%s\nbefore:\n%s", list, listBefore)
 	}
-	if out := mustCLI(t, s, "projections", "list"); !strings.Contains(out, "accounts.audit") || !strings.Contains(out, "accounts.users") {
+	if out := mustCLI(t, s, "projections", "list"); !strings.Contains(out, "accounts.accounts_audit") || !strings.Contains(out, "accounts.users") {
 		t.Fatalf("projections list:\n%s", out)
 	}
 }

@@ -35,10 +35,14 @@ func sessionOf(ctx context.Context, t *testing.T, r *replica, token string) stri
 	return id
 }
 
-// caughtUp waits until the sessions read model holds the whole stream.
+// caughtUp waits until the sessions read model holds the whole stream and
+// the audit trail an entry for each of its events.
 func caughtUp(ctx context.Context, t *testing.T, r *replica) {
 	t.Helper()
 	if err := r.svc.projections.WaitFor(ctx, sessionsProjection, lastSeq(ctx, t, r)); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.svc.catchUpAudit(ctx); err != nil { // readModel compares the trail too, which a reactor writes later
 		t.Fatal(err)
 	}
 }

@@ -261,12 +261,19 @@ func (d *scaled) waitProjections(t *testing.T) {
 	t.Logf("every projection caught up with its stream in %v", took.Round(time.Millisecond))
 	if took > 5*time.Second {
 		t.Logf("behind meanwhile:\n%s", strings.Join(lagging, "\n"))
-		for _, svc := range scaledServices {
-			for i, r := range d.replicas[svc] {
-				for _, line := range strings.Split(r.log.String(), "\n") {
-					if strings.Contains(line, "projection") {
-						t.Logf("%s replica %d: %s", svc, i, line)
-					}
+		d.logProjections(t)
+	}
+}
+
+// logProjections logs what the replicas said of their projections and
+// reactors, to tell why one stalled.
+func (d *scaled) logProjections(t *testing.T) {
+	t.Helper()
+	for _, svc := range scaledServices {
+		for i, r := range d.replicas[svc] {
+			for _, line := range strings.Split(r.log.String(), "\n") {
+				if strings.Contains(line, "projection") || strings.Contains(line, "reactor") {
+					t.Logf("%s replica %d: %s", svc, i, line)
 				}
 			}
 		}

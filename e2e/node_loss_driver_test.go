@@ -112,6 +112,7 @@ func newDriver(t *testing.T, dep *scaled, deadline time.Duration) *driver {
 		name := fmt.Sprintf("drill%d", i)
 		if _, err := accountsv1.NewAccountsServiceClient(conn).Register(context.Background(),
 			&accountsv1.RegisterRequest{Username: name, Password: name + "'s password"}); err != nil {
+			dep.logProjections(t)
 			t.Fatalf("register %s: %v", name, err)
 		}
 		d.users = append(d.users, name)

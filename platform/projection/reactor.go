@@ -146,7 +146,7 @@ var errSkipped = errors.New("undecodable message skipped")
 // Run reacts until ctx ends. It returns nil on cancellation and recovers from
 // every other failure by starting over from the checkpoint.
 func (rr *reactorRunner) Run(ctx context.Context) error {
-	backoff := 100 * time.Millisecond
+	var wait restarts
 	for {
 		began := time.Now()
 		err := lead(ctx, rr.pool, rr.r.Name, rr.react)
@@ -156,22 +156,20 @@ func (rr *reactorRunner) Run(ctx context.Context) error {
 		switch {
 		case errors.Is(err, errRewound):
 			rr.logger.Info("checkpoint rewound; replaying from it")
-			backoff = 100 * time.Millisecond
+			wait.reset()
 			continue
 		case errors.Is(err, errSkipped):
 			continue
-		case isStreamNotFound(err):
-			rr.logger.Info("waiting for the reactor's stream to exist", "err", err, "backoff", backoff)
-		default:
-			rr.logger.Error("reactor stopped; restarting from its checkpoint", "err", err, "backoff", backoff)
 		}
-		if time.Since(began) > time.Minute {
-			backoff = 100 * time.Millisecond
+		backoff := wait.after(time.Since(began))
+		if isStreamNotFound(err) {
+			rr.logger.Info("waiting for the reactor's stream to exist", "err", err, "backoff", backoff)
+		} else {
+			rr.logger.Error("reactor stopped; restarting from its checkpoint", "err", err, "backoff", backoff)
 		}
 		if !sleep(ctx, backoff) {
 			return nil
 		}
-		backoff = min(backoff*2, 10*time.Second)
 	}
 }
 

@@ -95,34 +95,33 @@ func (r *Runner) Projection() Projection { return r.proj }
 // Run applies events until ctx ends. It returns nil on cancellation and
 // recovers from every other failure by starting over from the checkpoint.
 func (r *Runner) Run(ctx context.Context) error {
-	backoff := 100 * time.Millisecond
+	var wait restarts
 	for {
+		began := time.Now()
 		err := r.lead(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if errors.Is(err, errRewound) {
 			r.logger.Info("checkpoint moved by a rebuild or a reset; resuming from it")
-			backoff = 100 * time.Millisecond
+			wait.reset()
 			continue
 		}
 		if errors.Is(err, errDeliveryLost) {
 			r.logger.Warn("resuming from the checkpoint", "err", err)
-			backoff = 100 * time.Millisecond
+			wait.reset()
 			continue
 		}
+		backoff := wait.after(time.Since(began))
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			// Another service's stream that its owner has not created yet.
 			r.logger.Info("waiting for the projection's stream to exist", "err", err, "backoff", backoff)
 		} else {
 			r.logger.Error("projection stopped; restarting from checkpoint", "err", err, "backoff", backoff)
 		}
-		select {
-		case <-ctx.Done():
+		if !sleep(ctx, backoff) {
 			return nil
-		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, 10*time.Second)
 	}
 }
 
@@ -271,8 +270,10 @@ func (d *deliveries) next(m jetstream.Msg) error {
 // nothing until it expires and the client, missing its heartbeats, asks
 // again: with jetstream's default of 30 s, a projection stalled that long
 // after NATS or PostgreSQL came back (found by the node loss drill,
-// e2e/node_loss_test.go). Heartbeats come every half of it.
-const pullExpiry = 5 * time.Second
+// e2e/node_loss_test.go); with 5 s, a projection whose consumer was created
+// as a fresh cluster settled still missed a write made just after start.
+// Heartbeats come every half of it: an idle projection asks once a second.
+const pullExpiry = 2 * time.Second
 
 // consumer (re)creates the projection's durable consumer so that it delivers
 // from just after the checkpoint.

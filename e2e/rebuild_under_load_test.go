@@ -34,6 +34,7 @@ const (
 )
 
 func TestRebuildUnderLoad(t *testing.T) {
+	t.Parallel() // mostly waiting: its two minutes of polling overlap the other long tests
 	t.Run("rebuild", func(t *testing.T) {
 		t.Parallel()
 		rebuildUnderLoad(t, false)

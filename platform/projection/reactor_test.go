@@ -89,6 +89,18 @@ func seqsUpTo(from, last uint64) []uint64 {
 	return out
 }
 
+// inOrder is the events handled in stream order, leaving out each one
+// handled again after a later one (a pass resumed from its checkpoint).
+func inOrder(handled []uint64) []uint64 {
+	var out []uint64
+	for _, s := range handled {
+		if len(out) == 0 || s > out[len(out)-1] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 func TestReactorHandlesEveryEventOnceInOrder(t *testing.T) {
 	e := setup(t)
 	f := &effects{}
@@ -200,12 +212,18 @@ func TestReactorRebuild(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(e.ctx, 20*time.Second)
 	defer cancel()
+	before := len(f.handled())
 	cp, err := set.Rebuild(ctx, "mailer")
 	if err != nil || cp != last {
 		t.Fatalf("rebuild: %d, %v", cp, err)
 	}
-	want := append(seqsUpTo(1, last), seqsUpTo(1, last)...)
-	if got := f.handled(); !slices.Equal(got, want) || resets != 1 {
+	// Two passes over 1..last, Reset between them. Handlers are idempotent
+	// and a lead that ends between an effect and its checkpoint (a busy
+	// machine once ended one) handles that event again: a pass is the
+	// events in order, an event handled again not counted twice.
+	got := f.handled()
+	first, again := inOrder(got[:before]), inOrder(got[before:])
+	if !slices.Equal(first, seqsUpTo(1, last)) || !slices.Equal(again, seqsUpTo(1, last)) || resets != 1 {
 		t.Fatalf("handled %v (resets %d), want two passes over 1..%d", got, resets, last)
 	}
 

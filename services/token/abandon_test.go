@@ -71,7 +71,10 @@ func TestAFailedTokenRequestLeavesNoSession(t *testing.T) {
 	p := r.svc.mint(id, true)
 	start := &eventsv1.SessionStarted{SessionId: id, Kind: "oauth", ClientId: "the-client", UserId: alice, Username: "alice",
 		Scope: "openid", Tokens: p.issued}
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	// Long enough for the append even on a busy machine (with 500 ms, one
+	// run's append itself missed the deadline: no session at all), never for
+	// the read model, which is held.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	if err := r.svc.start(ctx, start, "user:"+alice); err == nil {
 		t.Fatal("the request succeeded although the read model could not catch up")
@@ -117,7 +120,7 @@ func TestAFailedRefreshLeavesNoSession(t *testing.T) {
 	holdSessionsProjection(t, e)
 	r = e.replica(t)
 	c := &client{ID: "the-client", Meta: clientMeta{AuthMethod: "none", GrantTypes: []string{"authorization_code", "refresh_token"}}}
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second) // for the append, not the held read model
 	defer cancel()
 	if _, err := r.svc.refreshToken(ctx, tokenRequest{client: c, form: map[string][]string{"refresh_token": {refresh}}}); err == nil {
 		t.Fatal("the refresh succeeded although the read model could not catch up")

@@ -184,8 +184,12 @@ func (l *Listener) rewound(ctx context.Context, pool *pgxpool.Pool, name string,
 }
 
 // watchRewind cancels ctx with errRewound once the member's checkpoint is
-// rewound (see rewound), and returns when ctx ends.
-func (l *Listener) watchRewind(ctx context.Context, pool *pgxpool.Pool, name string, s seen, current func() uint64, cancel context.CancelCauseFunc) {
+// rewound (see rewound), and returns when ctx ends. It holds advancing while
+// it compares the checkpoint row with current: the member holds it from
+// writing the row to storing what current returns, so its own advance is
+// never taken for a rewind (a reactor took one for a rewind and handled an
+// event twice).
+func (l *Listener) watchRewind(ctx context.Context, pool *pgxpool.Pool, name string, s seen, current func() uint64, advancing sync.Locker, cancel context.CancelCauseFunc) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -193,7 +197,10 @@ func (l *Listener) watchRewind(ctx context.Context, pool *pgxpool.Pool, name str
 		case <-s.wake:
 		}
 		var rewound bool
-		if rewound, s = l.rewound(ctx, pool, name, s, current); rewound {
+		advancing.Lock()
+		rewound, s = l.rewound(ctx, pool, name, s, current)
+		advancing.Unlock()
+		if rewound {
 			cancel(errRewound)
 			return
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -198,7 +199,8 @@ func (rr *reactorRunner) react(ctx context.Context) error {
 	checkpoint.Store(start)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	go rr.listener.watchRewind(ctx, rr.pool, name, seen, checkpoint.Load, cancel)
+	var advancing sync.Mutex // from writing the checkpoint row to storing it in checkpoint
+	go rr.listener.watchRewind(ctx, rr.pool, name, seen, checkpoint.Load, &advancing, cancel)
 
 	rr.logger.Debug("leading reactor", "checkpoint", start)
 	lastAdvance := time.Now()
@@ -213,6 +215,8 @@ func (rr *reactorRunner) react(ctx context.Context) error {
 			run = run[:0]
 		}
 		lastAdvance = time.Now()
+		advancing.Lock()
+		defer advancing.Unlock()
 		if err := rr.advance(ctx, checkpoint.Load(), seq); err != nil {
 			return err
 		}

@@ -2,7 +2,6 @@ package token
 
 import (
 	"context"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +10,7 @@ import (
 
 	"gatehouse.dev/platform/audittrail"
 	"gatehouse.dev/platform/eventlog"
-	"gatehouse.dev/platform/projection"
+	"gatehouse.dev/platform/projection/conformance"
 	"gatehouse.dev/platform/testkit"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 )
@@ -149,8 +148,7 @@ func TestAuditRetention(t *testing.T) {
 // appended returned as they were stored (sealed).
 func (s *Service) reactedAudit(t *testing.T, pool *pgxpool.Pool, history []eventlog.Event) []eventlog.Event {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	ctx := context.Background()
 	js := testkit.NATS(t)
 	tokens, err := eventlog.Open(ctx, js, eventlog.StreamOf(eventsv1.Token, 1))
 	if err != nil {
@@ -160,34 +158,8 @@ func (s *Service) reactedAudit(t *testing.T, pool *pgxpool.Pool, history []event
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, ev := range history {
-		if _, err := tokens.Append(ctx, eventlog.Write{Event: ev}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	reactor := &Service{personal: s.personal, log: tokens, auditLog: audit, now: time.Now}
-	if err := projection.Setup(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	set, err := projection.NewSet(ctx, pool, tokens, slog.New(slog.DiscardHandler), reactor.auditReactor())
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); set.Run(runCtx) }()
-	defer func() { stop(); <-done }()
-	head, err := set.Head(ctx, auditReactorName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := set.WaitFor(ctx, auditReactorName, head); err != nil {
-		t.Fatal(err)
-	}
-	var out []eventlog.Event
-	readAll(t, audit, func(rec eventlog.Record) {
-		out = append(out, eventlog.Event{Aggregate: rec.Aggregate(), Actor: rec.Envelope.GetActor(), Payload: rec.Event})
-	})
+	out := conformance.Reacted(t, pool, tokens, audit, reactor.auditReactor(), history)
 	var summaries []string
 	for _, ev := range out {
 		summaries = append(summaries, ev.Payload.(*eventsv1.TokenAuditRecorded).GetEntry().GetErasedSummary())

@@ -46,26 +46,36 @@ const (
 func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
 	ctx, cancel := context.WithTimeout(ctx, ensureFor)
 	defer cancel()
+	stream, err := askStream(ctx, cfg.Name, false, func(ctx context.Context) (jetstream.Stream, error) {
+		return js.CreateOrUpdateStream(ctx, cfg)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return stream, waitForLeader(ctx, stream)
+}
+
+// askStream asks for a stream until it is answered: a request left
+// unanswered is asked again at once, and one a cluster not yet whole
+// refused (and, when noResponders, one nobody answered) after ensurePause;
+// any other error is returned at once, and the last one when ctx ends.
+func askStream(ctx context.Context, name string, noResponders bool, ask func(context.Context) (jetstream.Stream, error)) (jetstream.Stream, error) {
 	for {
 		attempt, cancelAttempt := context.WithTimeout(ctx, ensureAttempt)
-		stream, err := js.CreateOrUpdateStream(attempt, cfg)
+		stream, err := ask(attempt)
 		cancelAttempt()
-		unanswered := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
-		if err == nil {
-			return stream, waitForLeader(ctx, stream)
+		if err == nil || ctx.Err() != nil {
+			return stream, err
 		}
-		if ctx.Err() != nil {
-			return nil, err
-		}
-		if notYet(err) {
+		switch {
+		case notYet(err) || noResponders && errors.Is(err, nats.ErrNoResponders):
 			select {
 			case <-ctx.Done():
-				return nil, fmt.Errorf("stream %s: %w", cfg.Name, err)
+				return nil, fmt.Errorf("stream %s: %w", name, err)
 			case <-time.After(ensurePause):
 			}
-			continue
-		}
-		if !unanswered {
+		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
+		default:
 			return nil, err
 		}
 	}
@@ -86,25 +96,9 @@ func notYet(err error) bool {
 func FindStream(ctx context.Context, js jetstream.JetStream, name string) (jetstream.Stream, error) {
 	ctx, cancel := context.WithTimeout(ctx, ensureFor)
 	defer cancel()
-	for {
-		attempt, cancelAttempt := context.WithTimeout(ctx, ensureAttempt)
-		stream, err := js.Stream(attempt, name)
-		cancelAttempt()
-		if err == nil || ctx.Err() != nil {
-			return stream, err
-		}
-		switch {
-		case notYet(err) || errors.Is(err, nats.ErrNoResponders):
-			select {
-			case <-ctx.Done():
-				return nil, fmt.Errorf("stream %s: %w", name, err)
-			case <-time.After(ensurePause):
-			}
-		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
-		default:
-			return nil, err
-		}
-	}
+	return askStream(ctx, name, true, func(ctx context.Context) (jetstream.Stream, error) {
+		return js.Stream(ctx, name)
+	})
 }
 
 // waitForLeader waits until a replicated stream has elected its leader.

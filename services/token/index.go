@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -440,15 +441,17 @@ func (x *index) reconcileLocked(s *liveSession, snap *eventsv1.SessionSnapshot, 
 	if snap == nil {
 		return
 	}
-	live := make(map[tokenKey]bool, len(snap.GetTokens()))
+	// A session holds a few tokens: slices on the stack, no map, as this
+	// runs for every issue of tokens on every replica.
+	live := make([]tokenKey, 0, 8)
 	for _, t := range snap.GetTokens() {
 		if key, ok := keyOf(t.GetHash()); ok && t.GetConsumedAt() == nil {
-			live[key] = true
+			live = append(live, key)
 		}
 	}
 	var stale []tokenKey
 	for _, key := range s.tokens {
-		if !live[key] {
+		if !slices.Contains(live, key) {
 			stale = append(stale, key)
 		}
 	}

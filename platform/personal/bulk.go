@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/sealed"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 )
@@ -185,6 +186,15 @@ func (s *Store) readChunk(ctx context.Context, chunk []string, bySubject map[str
 		out[o] = key
 	}
 	return nil
+}
+
+// PrefetchRecords is Prefetch for the events of a batch of records.
+func (s *Store) PrefetchRecords(ctx context.Context, recs []eventlog.Record) error {
+	events := make([]proto.Message, 0, len(recs))
+	for _, rec := range recs {
+		events = append(events, rec.Event)
+	}
+	return s.Prefetch(ctx, events)
 }
 
 // Prefetch reads the keys of the people whose personal data the events

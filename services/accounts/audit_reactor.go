@@ -41,7 +41,7 @@ func (s *Service) auditReactor() projection.Reactor {
 // (eventlog.Log.AppendEach): a bulk of events (an import) costs no round
 // trip per entry.
 func (s *Service) recordAudit(ctx context.Context, recs []eventlog.Record) error {
-	if err := s.prefetch(ctx, recs); err != nil {
+	if err := s.personal.PrefetchRecords(ctx, recs); err != nil {
 		return err
 	}
 	writes := make([]eventlog.Write, 0, len(recs))

@@ -95,7 +95,7 @@ func (s *Service) applyAuditEntry(ctx context.Context, tx pgx.Tx, rec eventlog.R
 // applyAuditEntries is the audit read model's ApplyBatch: one statement for
 // each run of entries, an erasure (which changes earlier entries) on its own.
 func (s *Service) applyAuditEntries(ctx context.Context, tx pgx.Tx, recs []eventlog.Record) error {
-	if err := s.prefetch(ctx, recs); err != nil {
+	if err := s.personal.PrefetchRecords(ctx, recs); err != nil {
 		return err
 	}
 	isErasure := func(rec eventlog.Record) bool {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/oklog/ulid/v2"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"gatehouse.dev/platform/errs"
@@ -612,7 +611,7 @@ const importBatch = 1000
 // applyUsersBatch is the users read model's ApplyBatch: runs of
 // UserImported in a few statements, every other event with Apply.
 func (s *Service) applyUsersBatch(ctx context.Context, tx pgx.Tx, recs []eventlog.Record) error {
-	if err := s.prefetch(ctx, recs); err != nil {
+	if err := s.personal.PrefetchRecords(ctx, recs); err != nil {
 		return err
 	}
 	apply := s.unsealing(applyUserEvent)
@@ -635,15 +634,6 @@ func isImport(rec eventlog.Record) bool {
 	//eventcheck:partial — picks the events applied in bulk; Apply handles every other
 	_, ok := rec.Event.(*eventsv1.UserImported)
 	return ok
-}
-
-// prefetch reads the personal keys a batch's events name at once.
-func (s *Service) prefetch(ctx context.Context, recs []eventlog.Record) error {
-	events := make([]proto.Message, 0, len(recs))
-	for _, rec := range recs {
-		events = append(events, rec.Event)
-	}
-	return s.personal.Prefetch(ctx, events)
 }
 
 // applyUsersImported inserts imported users, their addresses and links, one

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"google.golang.org/protobuf/proto"
 
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/projection"
@@ -50,11 +49,7 @@ func sameKind(run []eventlog.Record, apply func([]eventlog.Record) error) error 
 // unsealAll opens the personal fields of recs in place, their owners' keys
 // read at once first.
 func (s *Service) unsealAll(ctx context.Context, recs []eventlog.Record) error {
-	events := make([]proto.Message, 0, len(recs))
-	for _, rec := range recs {
-		events = append(events, rec.Event)
-	}
-	if err := s.personal.Prefetch(ctx, events); err != nil {
+	if err := s.personal.PrefetchRecords(ctx, recs); err != nil {
 		return err
 	}
 	for i := range recs {

@@ -15,7 +15,7 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: all build run test test-go lint proto proto-check bench tools deps clean
+.PHONY: all build run test test-go lint proto proto-check bench bench-deps tools deps clean
 
 all: build
 
@@ -83,8 +83,16 @@ deps:
 	  npm install --no-save --no-audit --no-fund --silent --prefix $(CURDIR)/.cache/axe axe-core@4 >/dev/null; \
 	fi
 
+## bench-deps: the load generators the load tests drive a running system with (wrk, h2load), from Debian
+bench-deps: deps
+	@if ! command -v wrk >/dev/null || ! command -v h2load >/dev/null; then \
+	  echo "installing wrk and h2load (nghttp2-client) from Debian packages"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nghttp2-client >/dev/null; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nghttp2-client >/dev/null; fi; \
+	fi
+
 ## bench: Go benchmarks and a load test of a running system; prints numbers
-bench: deps
+bench: bench-deps
 	@echo "== event log: appends, atomic batches, loads (embedded NATS JetStream, file storage) =="
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./platform/eventlog/
 	@echo "== projections: catching up with a backlog (PostgreSQL, one statement per event) =="
@@ -107,6 +115,8 @@ bench: deps
 	$(GO) test -run '^$$' -bench '^BenchmarkSubjectMemory$$' -benchtime 1x -timeout 20m ./platform/natsserver/
 	@echo "== load test of a running gatehouse serve: introspection (HTTP, gRPC, homeserver secret), client_credentials; 64 concurrent clients; server CPU per request (GATEHOUSE_BENCH_PROFILE=<dir> saves pprof profiles) =="
 	$(GO) test -run '^$$' -bench '^BenchmarkLoad$$' -benchtime 10000x ./e2e/
+	@echo "== the same load test driven by wrk (HTTP/1.1, 64 connections) and h2load (gRPC over HTTP/2, 64 streams on one connection), load generators in a process of their own that leave the server more of the two cores; every answer checked against the server's counters; 10 s each =="
+	$(GO) test -run '^$$' -bench '^BenchmarkLoadExternal$$' -benchtime 1x ./e2e/
 	@echo "== revocation on one token replica seen by another: delay after the revocation's 200 =="
 	$(GO) test -run '^$$' -bench '^BenchmarkRevocationVisibility$$' -benchtime 200x ./e2e/
 	@echo "== idle resident memory: all-in-one gatehouse serve, and one process per service =="

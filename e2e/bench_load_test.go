@@ -165,15 +165,25 @@ type profiles struct {
 // profileDuring starts taking s's CPU and allocation profiles, for
 // profileSeconds, when GATEHOUSE_BENCH_PROFILE names a directory.
 func profileDuring(b *testing.B, s *server) *profiles {
+	if b.N == 1 { // the framework's first, probing run
+		return &profiles{}
+	}
+	return startProfiles(b, s, strings.TrimPrefix(b.Name(), "BenchmarkLoad/"))
+}
+
+// startProfiles starts taking s's CPU and allocation profiles, for
+// profileSeconds, when GATEHOUSE_BENCH_PROFILE names a directory; name
+// names their files.
+func startProfiles(b *testing.B, s *server, name string) *profiles {
 	dir := os.Getenv("GATEHOUSE_BENCH_PROFILE")
 	p := &profiles{}
-	if dir == "" || s == nil || b.N == 1 { // b.N == 1: the framework's first, probing run
+	if dir == "" || s == nil {
 		return p
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.Fatal(err)
 	}
-	name := strings.ReplaceAll(strings.TrimPrefix(b.Name(), "BenchmarkLoad/"), "/", "-")
+	name = strings.ReplaceAll(name, "/", "-")
 	p.finished = make(chan struct{})
 	var wg sync.WaitGroup
 	var mu sync.Mutex

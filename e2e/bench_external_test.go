@@ -1,0 +1,305 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"google.golang.org/protobuf/proto"
+
+	tokenv1 "gatehouse.dev/proto/gatehouse/token/v1"
+)
+
+// BenchmarkLoadExternal is BenchmarkLoad's hot paths driven by load
+// generators made for the job, each a process of its own on the same two
+// cores: wrk (HTTP/1.1, keep-alive) for HTTP introspection and
+// client_credentials on 64 connections, h2load (HTTP/2 with gRPC's
+// framing) for gRPC introspection with 64 streams on one connection, as a
+// gRPC channel carries them (and as BenchmarkLoad's gRPC client does).
+// They spend a few µs of CPU per request where the Go clients of
+// BenchmarkLoad spend tens, so more of the machine is left to the server:
+// these are the numbers to size from; BenchmarkLoad's are the floor.
+//
+// Nothing is taken on trust from the generators: each load's outcome is
+// read from the server's own counters (gatehouse_introspections_total with
+// outcome active, gatehouse_token_grants_total with outcome ok), which must
+// have grown by every request the generator completed. Each load runs for
+// GATEHOUSE_BENCH_SECONDS (10 by default) once per benchmark run: run it
+// with -benchtime 1x. GATEHOUSE_BENCH_PROFILE=<dir> saves the server's
+// profiles, as for BenchmarkLoad (the loads must then run for more than
+// profileSeconds). wrk and h2load come from Debian's wrk and
+// nghttp2-client packages (make bench installs them).
+func BenchmarkLoadExternal(b *testing.B) {
+	wrk, err := exec.LookPath("wrk")
+	if err != nil {
+		b.Fatal("wrk is not installed (Debian package wrk; make bench installs it)")
+	}
+	h2load, err := exec.LookPath("h2load")
+	if err != nil {
+		b.Fatal("h2load is not installed (Debian package nghttp2-client; make bench installs it)")
+	}
+	seconds := 10
+	if v := os.Getenv("GATEHOUSE_BENCH_SECONDS"); v != "" {
+		if seconds, err = strconv.Atoi(v); err != nil || seconds < 1 {
+			b.Fatalf("GATEHOUSE_BENCH_SECONDS=%q", v)
+		}
+	}
+	bs := startBench(b)
+	introspected := series{"gatehouse_introspections_total", map[string]string{"caller": "homeserver", "outcome": "active"}}
+	b.Run("introspect-http-wrk", func(b *testing.B) {
+		script := wrkScript(b, "POST", url.Values{"token": {bs.token}}.Encode(), map[string]string{
+			"Content-Type": "application/x-www-form-urlencoded", "Authorization": "Bearer " + homeserverSecret})
+		runExternal(b, bs.s, introspected.with("transport", "http"), func() loadResult {
+			return runWrk(b, wrk, script, seconds, bs.base+"oauth2/introspect")
+		})
+	})
+	b.Run("introspect-grpc-h2load", func(b *testing.B) {
+		body := grpcFrame(b, &tokenv1.IntrospectRequest{Token: bs.token})
+		runExternal(b, bs.s, introspected.with("transport", "grpc"), func() loadResult {
+			return runH2load(b, h2load, body, seconds, "http://"+bs.s.grpc+"/"+tokenv1.TokenService_Introspect_FullMethodName[1:],
+				"content-type: application/grpc", "te: trailers", "authorization: Bearer "+homeserverSecret)
+		})
+	})
+	b.Run("client-credentials-wrk", func(b *testing.B) {
+		basic := base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(bs.cc.ClientID) + ":" + url.QueryEscape(bs.cc.ClientSecret)))
+		script := wrkScript(b, "POST", "grant_type=client_credentials", map[string]string{
+			"Content-Type": "application/x-www-form-urlencoded", "Authorization": "Basic " + basic})
+		granted := series{"gatehouse_token_grants_total", map[string]string{"grant": "client_credentials", "outcome": "ok"}}
+		runExternal(b, bs.s, granted, func() loadResult {
+			return runWrk(b, wrk, script, seconds, bs.base+"oauth2/token")
+		})
+	})
+}
+
+// loadResult is what a load generator measured.
+type loadResult struct {
+	requests int64         // completed with a success status
+	failed   int64         // anything else: errors, other statuses, timeouts
+	elapsed  time.Duration // how long the load ran
+	p50, p99 time.Duration
+}
+
+// runExternal runs load, checks that the server's counter s grew by every
+// request the generator completed, and reports the generator's figures with
+// the server's CPU per request.
+func runExternal(b *testing.B, s *server, ok series, load func() loadResult) {
+	before := ok.read(b, s)
+	cpu0, self0 := treeCPU(s.cmd.Process.Pid)
+	b.ResetTimer()
+	profile := startProfiles(b, s, strings.TrimPrefix(b.Name(), "BenchmarkLoadExternal/"))
+	r := load()
+	b.StopTimer()
+	cpu, self := treeCPU(s.cmd.Process.Pid)
+	profile.wait(b)
+	after := ok.read(b, s)
+	if r.failed > 0 || r.requests == 0 {
+		b.Fatalf("%d requests succeeded and %d failed", r.requests, r.failed)
+	}
+	// A request completed as the load ended may not be counted by the
+	// generator: the server's count may be ahead by the connections' worth.
+	if grew := int64(after - before); grew < r.requests || grew > r.requests+2*loadClients {
+		b.Fatalf("the generator completed %d requests, the server counted %d with %s", r.requests, grew, ok)
+	}
+	b.ReportMetric(float64(r.requests)/r.elapsed.Seconds(), "req/s")
+	b.ReportMetric(float64(r.p50.Microseconds()), "p50-µs")
+	b.ReportMetric(float64(r.p99.Microseconds()), "p99-µs")
+	b.ReportMetric(float64((cpu-cpu0).Microseconds())/float64(r.requests), "server-cpu-µs/op")
+	b.ReportMetric(float64((self-self0).Microseconds())/float64(r.requests), "gatehouse-cpu-µs/op")
+	b.ReportMetric(float64(r.elapsed.Nanoseconds())/float64(r.requests), "ns/op")
+}
+
+// wrkScript writes the Lua script that makes wrk send method with body and
+// headers, and print, when done, what runWrk reads back.
+func wrkScript(b *testing.B, method, body string, headers map[string]string) string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "wrk.method = %q\nwrk.body = %q\n", method, body)
+	for k, v := range headers {
+		fmt.Fprintf(&sb, "wrk.headers[%q] = %q\n", k, v)
+	}
+	sb.WriteString(`
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("result requests=%d failed=%d elapsed_us=%d p50_us=%d p99_us=%d\n",
+    summary.requests, e.connect + e.read + e.write + e.status + e.timeout, summary.duration,
+    latency:percentile(50), latency:percentile(99)))
+end
+`)
+	path := filepath.Join(b.TempDir(), "load.lua")
+	if err := os.WriteFile(path, []byte(sb.String()), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	return path
+}
+
+// runWrk runs wrk with script against target for seconds.
+func runWrk(b *testing.B, wrk, script string, seconds int, target string) loadResult {
+	out, err := exec.Command(wrk, "-t", "1", "-c", strconv.Itoa(loadClients), "-d", strconv.Itoa(seconds)+"s",
+		"--timeout", "5s", "-s", script, target).CombinedOutput()
+	if err != nil {
+		b.Fatalf("wrk: %v\n%s", err, out)
+	}
+	for line := range strings.Lines(string(out)) {
+		rest, found := strings.CutPrefix(line, "result ")
+		if !found {
+			continue
+		}
+		f := fields(b, rest)
+		// wrk counts a non-2xx answer among requests and among errors.
+		return loadResult{requests: f["requests"] - f["failed"], failed: f["failed"],
+			elapsed: time.Duration(f["elapsed_us"]) * time.Microsecond,
+			p50:     time.Duration(f["p50_us"]) * time.Microsecond, p99: time.Duration(f["p99_us"]) * time.Microsecond}
+	}
+	b.Fatalf("wrk printed no result:\n%s", out)
+	return loadResult{}
+}
+
+// fields parses "k=v k=v" with integer values.
+func fields(b *testing.B, s string) map[string]int64 {
+	out := map[string]int64{}
+	for _, kv := range strings.Fields(s) {
+		k, v, _ := strings.Cut(kv, "=")
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			b.Fatalf("%q: %v", kv, err)
+		}
+		out[k] = n
+	}
+	return out
+}
+
+// grpcFrame is m in gRPC's length-prefixed framing, uncompressed.
+func grpcFrame(b *testing.B, m proto.Message) []byte {
+	raw, err := proto.Marshal(m)
+	if err != nil {
+		b.Fatal(err)
+	}
+	frame := make([]byte, 5, 5+len(raw))
+	frame[1], frame[2], frame[3], frame[4] = byte(len(raw)>>24), byte(len(raw)>>16), byte(len(raw)>>8), byte(len(raw))
+	return append(frame, raw...)
+}
+
+// runH2load runs h2load with loadClients streams at once on one connection,
+// posting body to target with headers for seconds; the latencies come from
+// its per-request log. HTTP/2's status is 200 for any gRPC answer: the
+// server's counter (runExternal) tells the active ones.
+func runH2load(b *testing.B, h2load string, body []byte, seconds int, target string, headers ...string) loadResult {
+	dir := b.TempDir()
+	data, logFile := filepath.Join(dir, "body"), filepath.Join(dir, "requests.log")
+	if err := os.WriteFile(data, body, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	args := []string{"-c", "1", "-m", strconv.Itoa(loadClients), "-t", "1", "-D", strconv.Itoa(seconds), "-d", data, "--log-file", logFile}
+	for _, h := range headers {
+		args = append(args, "-H", h)
+	}
+	start := time.Now()
+	out, err := exec.Command(h2load, append(args, target)...).CombinedOutput()
+	elapsed := time.Since(start)
+	if err != nil {
+		b.Fatalf("h2load: %v\n%s", err, out)
+	}
+	f, err := os.Open(logFile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	var (
+		r     loadResult
+		lat   []time.Duration
+		first = int64(-1)
+		last  int64
+	)
+	sc := bufio.NewScanner(f)
+	for sc.Scan() { // start time (µs since the epoch), status, elapsed (µs)
+		cols := strings.Fields(sc.Text())
+		if len(cols) < 3 {
+			continue
+		}
+		started, _ := strconv.ParseInt(cols[0], 10, 64)
+		took, _ := strconv.ParseInt(cols[2], 10, 64)
+		if cols[1] != "200" {
+			r.failed++
+			continue
+		}
+		r.requests++
+		lat = append(lat, time.Duration(took)*time.Microsecond)
+		if first < 0 || started < first {
+			first = started
+		}
+		last = max(last, started+took)
+	}
+	if err := sc.Err(); err != nil {
+		b.Fatal(err)
+	}
+	if len(lat) == 0 {
+		b.Fatalf("h2load logged no request:\n%s", out)
+	}
+	slices.Sort(lat)
+	r.p50, r.p99 = lat[len(lat)/2], lat[len(lat)*99/100]
+	r.elapsed = time.Duration(last-first) * time.Microsecond
+	if r.elapsed <= 0 || r.elapsed > elapsed {
+		r.elapsed = elapsed
+	}
+	return r
+}
+
+// series names one counter of the server's /metrics: the sum of the series
+// of name whose labels include labels.
+type series struct {
+	name   string
+	labels map[string]string
+}
+
+// with is s also matching label k=v.
+func (s series) with(k, v string) series {
+	labels := map[string]string{k: v}
+	for lk, lv := range s.labels {
+		labels[lk] = lv
+	}
+	return series{s.name, labels}
+}
+
+func (s series) String() string { return fmt.Sprintf("%s%v", s.name, s.labels) }
+
+// read scrapes the server's /metrics and sums the counter's matching series.
+func (s series) read(b *testing.B, srv *server) float64 {
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, "http://"+srv.ops+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sum float64
+	for _, m := range families[s.name].GetMetric() {
+		have := map[string]string{}
+		for _, l := range m.GetLabel() {
+			have[l.GetName()] = l.GetValue()
+		}
+		match := true
+		for k, v := range s.labels {
+			match = match && have[k] == v
+		}
+		if match {
+			sum += m.GetCounter().GetValue()
+		}
+	}
+	return sum
+}

@@ -102,6 +102,7 @@ func runExternal(b *testing.B, s *server, ok series, load func() loadResult) {
 	profile := startProfiles(b, s, strings.TrimPrefix(b.Name(), "BenchmarkLoadExternal/"))
 	r := load()
 	b.StopTimer()
+	settled := settle(s)
 	cpu, self := treeCPU(s.cmd.Process.Pid)
 	profile.wait(b)
 	after := ok.read(b, s)
@@ -119,6 +120,29 @@ func runExternal(b *testing.B, s *server, ok series, load func() loadResult) {
 	b.ReportMetric(float64((cpu-cpu0).Microseconds())/float64(r.requests), "server-cpu-µs/op")
 	b.ReportMetric(float64((self-self0).Microseconds())/float64(r.requests), "gatehouse-cpu-µs/op")
 	b.ReportMetric(float64(r.elapsed.Nanoseconds())/float64(r.requests), "ns/op")
+	b.ReportMetric(float64(settled.Milliseconds()), "settle-ms")
+}
+
+// settle waits until the server is idle again after a load, at most 30 s,
+// and returns how long that took: what the load left to do (read models
+// and followers applying its events) is counted in its CPU per request, and
+// a load that only looks fast because its work was left behind shows.
+func settle(s *server) time.Duration {
+	const (
+		every = 250 * time.Millisecond
+		idle  = every / 10 // under a tenth of a core
+	)
+	start := time.Now()
+	prev, _ := treeCPU(s.cmd.Process.Pid)
+	for time.Since(start) < 30*time.Second {
+		time.Sleep(every)
+		cpu, _ := treeCPU(s.cmd.Process.Pid)
+		if cpu-prev < idle {
+			break
+		}
+		prev = cpu
+	}
+	return time.Since(start)
 }
 
 // wrkScript writes the Lua script that makes wrk send method with body and

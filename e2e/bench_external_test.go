@@ -2,10 +2,8 @@ package e2e
 
 import (
 	"bufio"
-	"context"
 	"encoding/base64"
 	"fmt"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -16,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"google.golang.org/protobuf/proto"
 
 	tokenv1 "gatehouse.dev/proto/gatehouse/token/v1"
@@ -300,17 +296,7 @@ func (s series) String() string { return fmt.Sprintf("%s%v", s.name, s.labels) }
 
 // read scrapes the server's /metrics and sums the counter's matching series.
 func (s series) read(b *testing.B, srv *server) float64 {
-	req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, "http://"+srv.ops+"/metrics", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		b.Fatal(err)
-	}
+	families := scrapeMetrics(b, "http://"+srv.ops+"/metrics")
 	var sum float64
 	for _, m := range families[s.name].GetMetric() {
 		have := map[string]string{}

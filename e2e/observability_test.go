@@ -15,6 +15,7 @@ import (
 	"text/template"
 
 	"github.com/VictoriaMetrics/metricsql"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"golang.org/x/oauth2"
@@ -115,16 +116,7 @@ func matchesOne(f metricsql.LabelFilter, values map[string]bool) bool {
 // its series carry and their values.
 func exposedMetrics(t *testing.T, url string) map[string]map[string]map[string]bool {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("%s is not in the Prometheus text format: %v", url, err)
-	}
+	families := scrapeMetrics(t, url)
 	out := map[string]map[string]map[string]bool{}
 	for name, f := range families {
 		if len(f.GetMetric()) == 0 {
@@ -147,6 +139,22 @@ func exposedMetrics(t *testing.T, url string) map[string]map[string]map[string]b
 		}
 	}
 	return out
+}
+
+// scrapeMetrics reads url's metric families in Prometheus's text format.
+func scrapeMetrics(t testing.TB, url string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("%s is not in the Prometheus text format: %v", url, err)
+	}
+	return families
 }
 
 // query is one PromQL expression of the dashboard.

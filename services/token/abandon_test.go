@@ -129,3 +129,31 @@ func TestAFailedRefreshLeavesNoSession(t *testing.T) {
 		t.Fatalf("the session ended with reason %q, want %q", got, abandonReason)
 	}
 }
+
+// A client acting for itself (client_credentials: no person, no refresh
+// token) gets its tokens as soon as its start is stored: nothing reads that
+// session from the read model first (waitsForReadModel). With the sessions
+// read model held, its start succeeds and its token introspects active —
+// while a person's session, whose refresh token is found through the read
+// model, still waits (TestAFailedTokenRequestLeavesNoSession).
+func TestAClientsOwnSessionNeedsNoReadModel(t *testing.T) {
+	e := newLockEnv(t)
+	holdSessionsProjection(t, e)
+	r := e.replica(t)
+
+	id := ids.New()
+	p := r.svc.mint(id, false)
+	start := &eventsv1.SessionStarted{SessionId: id, Kind: "client_credentials", ClientId: "the-client", Scope: "read:stats", Tokens: p.issued}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.svc.start(ctx, start, "client:the-client"); err != nil {
+		t.Fatalf("a client's own session waited for the held read model: %v", err)
+	}
+	if !r.introspectHTTP(t, p.access) {
+		t.Fatal("the client's token is not active although its start is stored")
+	}
+	var n int
+	if err := r.pool.QueryRow(context.Background(), `SELECT count(*) FROM sessions WHERE session_id = $1`, id).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("the held read model holds the session (%d rows, %v): the test proves nothing", n, err)
+	}
+}

@@ -86,6 +86,12 @@ type loadResult struct {
 	failed   int64         // anything else: errors, other statuses, timeouts
 	elapsed  time.Duration // how long the load ran
 	p50, p99 time.Duration
+	cpu      time.Duration // the generator's own CPU time
+}
+
+// generatorCPU is the CPU time a finished generator process spent.
+func generatorCPU(cmd *exec.Cmd) time.Duration {
+	return cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 }
 
 // runExternal runs load, checks that the server's counter s grew by every
@@ -117,6 +123,7 @@ func runExternal(b *testing.B, s *server, ok series, load func() loadResult) {
 	b.ReportMetric(float64((self-self0).Microseconds())/float64(r.requests), "gatehouse-cpu-µs/op")
 	b.ReportMetric(float64(r.elapsed.Nanoseconds())/float64(r.requests), "ns/op")
 	b.ReportMetric(float64(settled.Milliseconds()), "settle-ms")
+	b.ReportMetric(float64(r.cpu.Microseconds())/float64(r.requests), "generator-cpu-µs/op")
 }
 
 // settle waits until the server is idle again after a load, at most 30 s,
@@ -166,8 +173,9 @@ end
 
 // runWrk runs wrk with script against target for seconds.
 func runWrk(b *testing.B, wrk, script string, seconds int, target string) loadResult {
-	out, err := exec.Command(wrk, "-t", "1", "-c", strconv.Itoa(loadClients), "-d", strconv.Itoa(seconds)+"s",
-		"--timeout", "5s", "-s", script, target).CombinedOutput()
+	cmd := exec.Command(wrk, "-t", "1", "-c", strconv.Itoa(loadClients), "-d", strconv.Itoa(seconds)+"s",
+		"--timeout", "5s", "-s", script, target)
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		b.Fatalf("wrk: %v\n%s", err, out)
 	}
@@ -180,7 +188,8 @@ func runWrk(b *testing.B, wrk, script string, seconds int, target string) loadRe
 		// wrk counts a non-2xx answer among requests and among errors.
 		return loadResult{requests: f["requests"] - f["failed"], failed: f["failed"],
 			elapsed: time.Duration(f["elapsed_us"]) * time.Microsecond,
-			p50:     time.Duration(f["p50_us"]) * time.Microsecond, p99: time.Duration(f["p99_us"]) * time.Microsecond}
+			p50:     time.Duration(f["p50_us"]) * time.Microsecond, p99: time.Duration(f["p99_us"]) * time.Microsecond,
+			cpu: generatorCPU(cmd)}
 	}
 	b.Fatalf("wrk printed no result:\n%s", out)
 	return loadResult{}
@@ -226,7 +235,8 @@ func runH2load(b *testing.B, h2load string, body []byte, seconds int, target str
 		args = append(args, "-H", h)
 	}
 	start := time.Now()
-	out, err := exec.Command(h2load, append(args, target)...).CombinedOutput()
+	cmd := exec.Command(h2load, append(args, target)...)
+	out, err := cmd.CombinedOutput()
 	elapsed := time.Since(start)
 	if err != nil {
 		b.Fatalf("h2load: %v\n%s", err, out)
@@ -237,7 +247,7 @@ func runH2load(b *testing.B, h2load string, body []byte, seconds int, target str
 	}
 	defer f.Close()
 	var (
-		r     loadResult
+		r     = loadResult{cpu: generatorCPU(cmd)}
 		lat   []time.Duration
 		first = int64(-1)
 		last  int64

@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"gatehouse.dev/migrate/synapse/synapsetest"
 	"gatehouse.dev/platform/testkit"
 )
@@ -92,17 +90,6 @@ func benchImport(b *testing.B, users, devices int, profilePrefix string) benchRu
 		b.Fatal(err)
 	}
 	b.Logf("generated %d Synapse users (%d devices) in %s", ds.Expect.Emitted["users"], ds.Expect.Emitted["devices"], time.Since(start).Round(time.Millisecond))
-	// Autovacuum would visit the freshly filled tables during the import
-	// and hold a lock the migration's EXCLUSIVE NOWAIT takes for a running
-	// Synapse: vacuum and analyse them first, as a stopped Synapse's are.
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := conn.Exec(ctx, "VACUUM ANALYZE"); err != nil {
-		b.Fatal(err)
-	}
-	conn.Close(ctx)
 	hsYAML := filepath.Join(b.TempDir(), "homeserver.yaml")
 	if err := os.WriteFile(hsYAML, []byte("server_name: example.org\n"), 0o600); err != nil {
 		b.Fatal(err)

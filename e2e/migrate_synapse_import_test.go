@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -72,6 +73,8 @@ func TestMigrateSynapseImport(t *testing.T) {
 	// Small batches and a progress line after each: the kill lands early in the users.
 	cmd := exec.CommandContext(ctx, binary, append(args, "--batch", "5", "--progress-every", "1ms")...)
 	cmd.Env = e.s.cmd.Env
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +103,7 @@ func TestMigrateSynapseImport(t *testing.T) {
 	}
 	cmd.Wait()
 	if !killed {
-		t.Fatal("the first run ended before it could be killed among the users")
+		t.Fatalf("the first run ended before it could be killed among the users:\n%s", stderr.String())
 	}
 
 	type outcomes struct {

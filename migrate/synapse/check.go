@@ -370,7 +370,7 @@ func (r *Report) checkSource(src *Source) {
 			sev = SeverityError
 		}
 		r.add(sev, CodeSynapseRunning, 0, nil,
-			"Synapse is writing to its tables (the lock a migration takes was refused): stop Synapse before migrating")
+			"Synapse is writing to its tables (the lock a migration takes was refused): stop Synapse before migrating; if it is stopped, an autovacuum of its tables holds them, so try again in a minute or run VACUUM first")
 	case ProbeDenied:
 		r.add(SeverityWarning, CodeLockNotPermitted, 0, nil,
 			"this database role may not take the EXCLUSIVE locks a migration holds to keep Synapse out (it needs UPDATE on the tables): the check ran, the migration needs Synapse's own role")

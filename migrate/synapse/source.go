@@ -68,7 +68,7 @@ var requiredTables = []string{
 // ErrSynapseRunning is returned by Open in ModeMigrate when another session
 // holds a lock on the Synapse tables that EXCLUSIVE mode conflicts with:
 // Synapse (or something else) is writing to them.
-var ErrSynapseRunning = errors.New("the Synapse tables are in use: stop Synapse before migrating")
+var ErrSynapseRunning = errors.New("the Synapse tables are in use: stop Synapse before migrating (if it is stopped, an autovacuum holds them: try again in a minute, or run VACUUM first)")
 
 // SchemaError says the database is not a Synapse database the reader can read.
 type SchemaError struct {

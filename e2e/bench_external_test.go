@@ -3,12 +3,12 @@ package e2e
 import (
 	"bufio"
 	"encoding/base64"
+	endian "encoding/binary" // the package has a variable named binary
 	"fmt"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -116,12 +116,9 @@ func runExternal(b *testing.B, s *server, ok series, load func() loadResult) {
 	if grew := int64(after - before); grew < r.requests || grew > r.requests+2*loadClients {
 		b.Fatalf("the generator completed %d requests, the server counted %d with %s", r.requests, grew, ok)
 	}
-	b.ReportMetric(float64(r.requests)/r.elapsed.Seconds(), "req/s")
-	b.ReportMetric(float64(r.p50.Microseconds()), "p50-µs")
-	b.ReportMetric(float64(r.p99.Microseconds()), "p99-µs")
+	reportLatency(b, r.requests, r.elapsed, r.p50, r.p99)
 	b.ReportMetric(float64((cpu-cpu0).Microseconds())/float64(r.requests), "server-cpu-µs/op")
 	b.ReportMetric(float64((self-self0).Microseconds())/float64(r.requests), "gatehouse-cpu-µs/op")
-	b.ReportMetric(float64(r.elapsed.Nanoseconds())/float64(r.requests), "ns/op")
 	b.ReportMetric(float64(settled.Milliseconds()), "settle-ms")
 	b.ReportMetric(float64(r.cpu.Microseconds())/float64(r.requests), "generator-cpu-µs/op")
 }
@@ -215,8 +212,7 @@ func grpcFrame(b *testing.B, m proto.Message) []byte {
 	if err != nil {
 		b.Fatal(err)
 	}
-	frame := make([]byte, 5, 5+len(raw))
-	frame[1], frame[2], frame[3], frame[4] = byte(len(raw)>>24), byte(len(raw)>>16), byte(len(raw)>>8), byte(len(raw))
+	frame := endian.BigEndian.AppendUint32([]byte{0}, uint32(len(raw))) // not compressed, length
 	return append(frame, raw...)
 }
 
@@ -277,8 +273,7 @@ func runH2load(b *testing.B, h2load string, body []byte, seconds int, target str
 	if len(lat) == 0 {
 		b.Fatalf("h2load logged no request:\n%s", out)
 	}
-	slices.Sort(lat)
-	r.p50, r.p99 = lat[len(lat)/2], lat[len(lat)*99/100]
+	r.p50, r.p99 = percentiles(lat)
 	r.elapsed = time.Duration(last-first) * time.Microsecond
 	if r.elapsed <= 0 || r.elapsed > elapsed {
 		r.elapsed = elapsed

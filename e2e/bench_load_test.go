@@ -88,13 +88,24 @@ func benchCCClient(b testing.TB, base string) clientcredentials.Config {
 
 // report sorts durations and reports p50/p99 and requests/s over elapsed.
 func report(b *testing.B, all []time.Duration, elapsed time.Duration) {
-	slices.Sort(all)
-	if n := len(all); n > 0 {
-		b.ReportMetric(float64(all[n/2].Microseconds()), "p50-µs")
-		b.ReportMetric(float64(all[n*99/100].Microseconds()), "p99-µs")
-		b.ReportMetric(float64(n)/elapsed.Seconds(), "req/s")
-		b.ReportMetric(float64(elapsed.Nanoseconds())/float64(n), "ns/op")
+	if len(all) > 0 {
+		p50, p99 := percentiles(all)
+		reportLatency(b, int64(len(all)), elapsed, p50, p99)
 	}
+}
+
+// percentiles sorts all (not empty) and returns its median and 99th percentile.
+func percentiles(all []time.Duration) (p50, p99 time.Duration) {
+	slices.Sort(all)
+	return all[len(all)/2], all[len(all)*99/100]
+}
+
+// reportLatency reports n requests over elapsed, with their p50 and p99.
+func reportLatency(b *testing.B, n int64, elapsed, p50, p99 time.Duration) {
+	b.ReportMetric(float64(p50.Microseconds()), "p50-µs")
+	b.ReportMetric(float64(p99.Microseconds()), "p99-µs")
+	b.ReportMetric(float64(n)/elapsed.Seconds(), "req/s")
+	b.ReportMetric(float64(elapsed.Nanoseconds())/float64(n), "ns/op")
 }
 
 // drive drives fn from loadClients concurrent clients, b.N requests in all.

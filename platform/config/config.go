@@ -123,6 +123,13 @@ type Ops struct {
 	// 0 leaves the runtime's own (GOGC, or 100); a GOGC in the environment
 	// wins over it. GOMEMLIMIT bounds the heap whatever it is.
 	GCPercent int `yaml:"gc_percent"`
+	// GCHeadroomMiB is how far, at most, the heap may grow over live data
+	// between collections while the process allocates fast
+	// (GATEHOUSE_GC_HEADROOM_MIB; 256 by default, 0 turns it off): under
+	// load the collector's target rises so that collections come about
+	// twice a second instead of dozens of times, and falls back to
+	// GCPercent at rest. A GOGC in the environment turns it off.
+	GCHeadroomMiB int `yaml:"gc_headroom_mib"`
 }
 
 // GRPC is the gRPC listener: services, the admin CLI and homeservers call it.
@@ -367,7 +374,7 @@ func Default() Config {
 		DataDir:   "./data",
 		HTTP:      HTTP{Addr: "127.0.0.1:8080", TrustedProxies: clientaddr.DefaultTrustedProxies(), ForwardedHeader: "x-forwarded-for"},
 		GRPC:      GRPC{Addr: "127.0.0.1:9090"},
-		Ops:       Ops{Addr: "127.0.0.1:8081"},
+		Ops:       Ops{Addr: "127.0.0.1:8081", GCHeadroomMiB: 256},
 		Database:  Database{MaxConns: 10},
 		NATS:      NATS{Replicas: 1},
 		Log:       Log{Level: "info", Format: "text"},

@@ -116,6 +116,9 @@ func (c Config) Validate() error {
 	if n := c.Ops.GCPercent; n < 0 || n > 10000 {
 		p.add("ops.gc_percent", "%d is not between 0 (the runtime's own) and 10000", n)
 	}
+	if n := c.Ops.GCHeadroomMiB; n < 0 || n > 1<<20 {
+		p.add("ops.gc_headroom_mib", "%d is not between 0 (off) and 1048576 (1 TiB)", n)
+	}
 	if d := c.Timeouts.Request; d < time.Second || d > 5*time.Minute {
 		p.add("timeouts.request", "%v is not between 1s and 5m", d)
 	}

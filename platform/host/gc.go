@@ -1,8 +1,11 @@
 package host
 
 import (
+	"context"
 	"log/slog"
 	"runtime/debug"
+	"runtime/metrics"
+	"time"
 )
 
 // tuneGC sets the garbage collector's target to ops.gc_percent (when not 0),
@@ -19,4 +22,101 @@ func tuneGC(percent int, lookupEnv func(string) (string, bool), logger *slog.Log
 	}
 	debug.SetGCPercent(percent)
 	return percent
+}
+
+// A process of Gatehouse keeps little live data (tens of MiB, more in a
+// token replica's introspection index) and, under load, allocates hundreds
+// of MiB a second in its HTTP and gRPC stacks. With the runtime's target of
+// 100%, that is a collection every few tens of milliseconds, each marking
+// the whole heap on cores the requests need: the collector was a tenth of
+// the CPU of a gRPC introspection and most of its tail latency. The
+// adaptive target lets the heap grow, under load only, by what the process
+// allocates in gcEvery (bounded by ops.gc_headroom_mib), and falls back to
+// the configured target at rest, so an idle process stays small.
+const (
+	// gcEvery is the time between collections aimed for under load.
+	gcEvery = 500 * time.Millisecond
+	// gcTick is how often the allocation rate is read.
+	gcTick = 250 * time.Millisecond
+	// gcWindow is how many ticks the rate is measured over (a second).
+	gcWindow = 4
+	// maxGCPercent bounds the adaptive target.
+	maxGCPercent = 10000
+)
+
+// gcTarget is the collector's target (percent) for a process whose live
+// heap is live bytes and which allocates rate bytes a second: what it
+// allocates in gcEvery, at most headroom bytes, as a share of live, never
+// under base.
+func gcTarget(base int, live uint64, rate float64, headroom uint64) int {
+	if live == 0 {
+		return base
+	}
+	want := min(rate*gcEvery.Seconds(), float64(headroom))
+	return max(base, min(int(want/float64(live)*100), maxGCPercent))
+}
+
+// gcSample is one reading of the runtime's allocation counters.
+type gcSample struct {
+	at     time.Time
+	allocs uint64 // bytes allocated on the heap since the process started
+	live   uint64 // bytes marked live by the last collection
+}
+
+// readGC reads the runtime's counters into s.
+func readGC(s []metrics.Sample, now time.Time) gcSample {
+	metrics.Read(s)
+	return gcSample{at: now, allocs: s[0].Value.Uint64(), live: s[1].Value.Uint64()}
+}
+
+// gcSamples are the runtime metrics readGC reads, in its order.
+func gcSamples() []metrics.Sample {
+	return []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/heap/live:bytes"}}
+}
+
+// adaptGC runs the adaptive target until ctx ends (see above): base is the
+// target at rest (ops.gc_percent, or the runtime's), headroomMiB
+// ops.gc_headroom_mib. It does nothing when headroomMiB is 0 or GOGC is in
+// the environment (lookupEnv). It restores base when it returns.
+func adaptGC(ctx context.Context, base, headroomMiB int, lookupEnv func(string) (string, bool), logger *slog.Logger) {
+	if headroomMiB == 0 {
+		return
+	}
+	if _, ok := lookupEnv("GOGC"); ok {
+		return
+	}
+	if base == 0 {
+		base = 100
+	}
+	headroom := uint64(headroomMiB) << 20
+	samples := gcSamples()
+	var window [gcWindow]gcSample
+	window[0] = readGC(samples, time.Now())
+	current := base
+	defer func() { debug.SetGCPercent(base) }()
+	tick := time.NewTicker(gcTick)
+	defer tick.Stop()
+	for n := 1; ; n++ {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			s := readGC(samples, now)
+			first := window[n%gcWindow] // the oldest reading, or zero in the first second
+			if first.at.IsZero() {
+				first = window[0]
+			}
+			window[n%gcWindow] = s
+			rate := float64(s.allocs-first.allocs) / s.at.Sub(first.at).Seconds()
+			want := gcTarget(base, s.live, rate, headroom)
+			// A small change is not worth making: the target moves with
+			// every reading.
+			if want == current || (want > base && want*10 > current*9 && want*10 < current*11) {
+				continue
+			}
+			debug.SetGCPercent(want)
+			logger.Debug("garbage collector's target", "percent", want, "live_bytes", s.live, "alloc_bytes_per_s", int64(rate))
+			current = want
+		}
+	}
 }

@@ -1,8 +1,11 @@
 package host
 
 import (
+	"context"
 	"runtime/debug"
+	"runtime/metrics"
 	"testing"
+	"time"
 )
 
 // ops.gc_percent sets the collector's target, unless it is 0 or GOGC is in
@@ -30,5 +33,98 @@ func TestTuneGC(t *testing.T) {
 				t.Fatalf("GC percent %d, want %d", got, tt.want)
 			}
 		})
+	}
+}
+
+// Under load the target allows what the process allocates in gcEvery, at
+// most the headroom, never under the base.
+func TestGCTarget(t *testing.T) {
+	const mib = 1 << 20
+	tests := []struct {
+		name     string
+		base     int
+		live     uint64
+		rate     float64 // bytes a second
+		headroom uint64
+		want     int
+	}{
+		{"at rest: the base", 100, 20 * mib, 0, 256 * mib, 100},
+		{"slow allocation: the base", 100, 20 * mib, 10 * mib, 256 * mib, 100},
+		{"fast: half a second's allocation", 100, 20 * mib, 200 * mib, 256 * mib, 500},
+		{"faster: bounded by the headroom", 100, 20 * mib, 2000 * mib, 256 * mib, 1280},
+		{"a large live heap: the base already allows more", 100, 1000 * mib, 200 * mib, 256 * mib, 100},
+		{"a configured base wins when higher", 800, 20 * mib, 200 * mib, 256 * mib, 800},
+		{"before the first collection: the base", 100, 0, 200 * mib, 256 * mib, 100},
+		{"a tiny heap: bounded", 100, 1024, 200 * mib, 256 * mib, maxGCPercent},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := gcTarget(tt.base, tt.live, tt.rate, tt.headroom); got != tt.want {
+				t.Fatalf("gcTarget = %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
+// adaptGC, on the real runtime: allocating fast raises the collector's
+// target, which comes back to the base at rest and when adaptGC ends; GOGC
+// in the environment or a headroom of 0 leave the runtime's target alone.
+func TestAdaptGC(t *testing.T) {
+	before := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(before) })
+	noEnv := func(string) (string, bool) { return "", false }
+	percent := func() int { // read, not set and restored: adaptGC sets it meanwhile
+		s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+		metrics.Read(s)
+		return int(s[0].Value.Uint64())
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); adaptGC(ctx, 100, 256, noEnv, quiet) }()
+
+	// Allocate about 400 MiB a second until the target rises.
+	var sink [][]byte
+	deadline := time.Now().Add(10 * time.Second)
+	for percent() <= 100 {
+		if time.Now().After(deadline) {
+			t.Fatal("allocating fast for 10 s did not raise the target")
+		}
+		for range 100 {
+			sink = append(sink, make([]byte, 40<<10))
+		}
+		if len(sink) > 2000 {
+			sink = sink[:0]
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	raised := percent()
+	sink = nil
+	deadline = time.Now().Add(10 * time.Second)
+	for percent() != 100 {
+		if time.Now().After(deadline) {
+			t.Fatalf("at rest the target stayed at %d, raised from 100 to %d", percent(), raised)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("raised to %d under load, back to 100 at rest", raised)
+
+	// Raised again, then adaptGC ends: the base is restored.
+	debug.SetGCPercent(700)
+	cancel()
+	<-done
+	if p := percent(); p != 100 {
+		t.Fatalf("after adaptGC ended the target is %d, want 100", p)
+	}
+
+	for name, run := range map[string]func(){
+		"GOGC set":   func() { adaptGC(t.Context(), 100, 256, func(k string) (string, bool) { return "50", k == "GOGC" }, quiet) },
+		"headroom 0": func() { adaptGC(t.Context(), 100, 0, noEnv, quiet) },
+	} {
+		debug.SetGCPercent(300)
+		run() // returns at once, or the test times out
+		if p := percent(); p != 300 {
+			t.Fatalf("%s: the target is %d, want 300 untouched", name, p)
+		}
 	}
 }

@@ -48,6 +48,8 @@ type Runtime struct {
 	// only the web service, which keeps none.
 	Keyring *sealed.Keyring
 
+	stopGC context.CancelFunc // ends adaptGC
+
 	dbURL   string
 	natsSrv *natsserver.Server
 	cluster *pgcluster.Cluster
@@ -76,7 +78,10 @@ type Runtime struct {
 // when no database URL is configured.
 func Start(ctx context.Context, cfg config.Config, name string, logger *slog.Logger) (_ *Runtime, err error) {
 	rt := &Runtime{Config: cfg, Logger: logger, conns: map[[2]string]*grpc.ClientConn{}}
-	tuneGC(cfg.Ops.GCPercent, os.LookupEnv, logger)
+	base := tuneGC(cfg.Ops.GCPercent, os.LookupEnv, logger)
+	gcCtx, stopGC := context.WithCancel(context.WithoutCancel(ctx))
+	rt.stopGC = stopGC
+	go adaptGC(gcCtx, base, cfg.Ops.GCHeadroomMiB, os.LookupEnv, logger)
 	defer func() {
 		if err != nil {
 			rt.Close(context.WithoutCancel(ctx))
@@ -290,6 +295,7 @@ func grpcTLSFiles(cfg config.Config) grpcx.TLSFiles {
 // Close releases everything in reverse order of start.
 func (rt *Runtime) Close(ctx context.Context) error {
 	var errs []error
+	rt.stopGC()
 	rt.mu.Lock()
 	for _, c := range rt.conns {
 		c.Close()

@@ -118,7 +118,9 @@ func TestAdaptGC(t *testing.T) {
 	}
 
 	for name, run := range map[string]func(){
-		"GOGC set":   func() { adaptGC(t.Context(), 100, 256, func(k string) (string, bool) { return "50", k == "GOGC" }, quiet) },
+		"GOGC set": func() {
+			adaptGC(t.Context(), 100, 256, func(k string) (string, bool) { return "50", k == "GOGC" }, quiet)
+		},
 		"headroom 0": func() { adaptGC(t.Context(), 100, 0, noEnv, quiet) },
 	} {
 		debug.SetGCPercent(300)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -43,6 +44,7 @@ func TestAppendIsTracedAndMeasured(t *testing.T) {
 	tailCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	go tail.Run(tailCtx)
+	catchUp(t, tail) // "now" is resolved: the append below comes after it
 
 	reqCtx, req := tel.TracerProvider().Tracer("test").Start(ctx, "request")
 	ref := userRef()
@@ -55,7 +57,12 @@ func TestAppendIsTracedAndMeasured(t *testing.T) {
 	if _, err := l.Append(ctx, w); !eventlog.IsConflict(err) { // expects a new aggregate again: a lost race
 		t.Fatalf("second append: %v, want a conflict", err)
 	}
-	rec := <-handled
+	var rec eventlog.Record
+	select {
+	case rec = <-handled:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the tail did not handle the event in 20 s")
+	}
 	stop()
 
 	var appendSpan, tailSpan tracetest.SpanStub

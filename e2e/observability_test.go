@@ -112,8 +112,9 @@ func matchesOne(f metricsql.LabelFilter, values map[string]bool) bool {
 }
 
 // exposedMetrics scrapes url and returns the names of its series (histogram
-// series under their _bucket, _count and _sum names), each with the labels
-// its series carry and their values.
+// series under their _bucket, _count and _sum names, summaries' under their
+// _count and _sum too), each with the labels its series carry and their
+// values.
 func exposedMetrics(t *testing.T, url string) map[string]map[string]map[string]bool {
 	t.Helper()
 	families := scrapeMetrics(t, url)
@@ -132,10 +133,13 @@ func exposedMetrics(t *testing.T, url string) map[string]map[string]map[string]b
 			}
 		}
 		out[name] = labels
-		if f.GetType().String() == "HISTOGRAM" {
+		switch f.GetType().String() {
+		case "HISTOGRAM":
 			bucket := maps.Clone(labels)
 			bucket["le"] = map[string]bool{}
 			out[name+"_bucket"], out[name+"_count"], out[name+"_sum"] = bucket, labels, labels
+		case "SUMMARY":
+			out[name+"_count"], out[name+"_sum"] = labels, labels
 		}
 	}
 	return out

@@ -125,7 +125,8 @@ type Ops struct {
 	GCPercent int `yaml:"gc_percent"`
 	// GCHeadroomMiB is how far, at most, the heap may grow over live data
 	// between collections while the process allocates fast
-	// (GATEHOUSE_GC_HEADROOM_MIB; 256 by default, 0 turns it off): under
+	// (GATEHOUSE_GC_HEADROOM_MIB; 256 by default, 0 turns it off; never more
+	// than a quarter of GOMEMLIMIT or the container's limit): under
 	// load the collector's target rises so that collections come about
 	// twice a second instead of dozens of times, and falls back to
 	// GCPercent at rest. A GOGC in the environment turns it off.

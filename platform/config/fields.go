@@ -67,7 +67,7 @@ func baseFields() []field {
 			"The Go garbage collector's target, as GOGC (e.g. 200: the heap grows 200% over live data between collections); 0 keeps the runtime's (GOGC, or 100). A GOGC in the environment wins.",
 			setInt(func(c *Config) *int { return &c.Ops.GCPercent })},
 		{"ops.gc_headroom_mib", "GATEHOUSE_GC_HEADROOM_MIB",
-			"While the process allocates fast, the most (MiB) the heap may grow over live data between collections, so that they come about twice a second; at rest the target is ops.gc_percent's. 0 turns this off; a GOGC in the environment does too.",
+			"While the process allocates fast, the most (MiB) the heap may grow over live data between collections (never more than a quarter of GOMEMLIMIT or the container's memory limit), so that they come about twice a second; at rest the target is ops.gc_percent's. 0 turns this off; a GOGC in the environment does too.",
 			setInt(func(c *Config) *int { return &c.Ops.GCHeadroomMiB })},
 		{"database.url", "GATEHOUSE_DATABASE_URL",
 			"postgres:// URL; empty runs a private cluster under data_dir.",

@@ -3,8 +3,12 @@ package host
 import (
 	"context"
 	"log/slog"
+	"math"
+	"os"
 	"runtime/debug"
 	"runtime/metrics"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -89,6 +93,12 @@ func adaptGC(ctx context.Context, base, headroomMiB int, lookupEnv func(string) 
 		base = 100
 	}
 	headroom := uint64(headroomMiB) << 20
+	if c := memoryCeiling(os.ReadFile); c > 0 && headroom > c/4 {
+		// A container of 256 MiB must not be pushed over its limit by a
+		// burst: the headroom stays within a quarter of it.
+		headroom = c / 4
+		logger.Debug("garbage collector's headroom bounded by the memory limit", "headroom_bytes", headroom, "limit_bytes", c)
+	}
 	samples := gcSamples()
 	var window [gcWindow]gcSample
 	window[0] = readGC(samples, time.Now())
@@ -119,4 +129,29 @@ func adaptGC(ctx context.Context, base, headroomMiB int, lookupEnv func(string) 
 			current = want
 		}
 	}
+}
+
+// cgroupMemoryFiles hold the container's memory limit: cgroup v2's, then v1's.
+var cgroupMemoryFiles = []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}
+
+// memoryCeiling is the memory the process may use when something bounds it:
+// GOMEMLIMIT (or debug.SetMemoryLimit), else its container's cgroup limit
+// read with readFile (as os.ReadFile); 0 when nothing does.
+func memoryCeiling(readFile func(string) ([]byte, error)) uint64 {
+	if l := debug.SetMemoryLimit(-1); l > 0 && l < math.MaxInt64 {
+		return uint64(l)
+	}
+	for _, f := range cgroupMemoryFiles {
+		raw, err := readFile(f)
+		if err != nil {
+			continue
+		}
+		// "max" (v2) or a number near 2^63 (v1) means no limit.
+		n, err := strconv.ParseUint(strings.TrimSpace(string(raw)), 10, 64)
+		if err == nil && n > 0 && n < 1<<60 {
+			return n
+		}
+		return 0
+	}
+	return 0
 }

@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"os"
 	"runtime/debug"
 	"runtime/metrics"
 	"testing"
@@ -128,5 +129,43 @@ func TestAdaptGC(t *testing.T) {
 		if p := percent(); p != 300 {
 			t.Fatalf("%s: the target is %d, want 300 untouched", name, p)
 		}
+	}
+}
+
+// The headroom's bound: GOMEMLIMIT when set, else the container's cgroup
+// limit (v2, then v1), else none.
+func TestMemoryCeiling(t *testing.T) {
+	files := func(m map[string]string) func(string) ([]byte, error) {
+		return func(name string) ([]byte, error) {
+			if v, ok := m[name]; ok {
+				return []byte(v), nil
+			}
+			return nil, os.ErrNotExist
+		}
+	}
+	v2, v1 := cgroupMemoryFiles[0], cgroupMemoryFiles[1]
+	tests := []struct {
+		name     string
+		memLimit int64 // GOMEMLIMIT; 0: unset
+		files    map[string]string
+		want     uint64
+	}{
+		{"nothing", 0, nil, 0},
+		{"cgroup v2", 0, map[string]string{v2: "268435456\n"}, 256 << 20},
+		{"cgroup v2 unlimited", 0, map[string]string{v2: "max\n"}, 0},
+		{"cgroup v1", 0, map[string]string{v1: "536870912\n"}, 512 << 20},
+		{"cgroup v1 unlimited", 0, map[string]string{v1: "9223372036854771712\n"}, 0},
+		{"GOMEMLIMIT wins", 100 << 20, map[string]string{v2: "268435456\n"}, 100 << 20},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.memLimit > 0 {
+				before := debug.SetMemoryLimit(tt.memLimit)
+				defer debug.SetMemoryLimit(before)
+			}
+			if got := memoryCeiling(files(tt.files)); got != tt.want {
+				t.Fatalf("memoryCeiling = %d, want %d", got, tt.want)
+			}
+		})
 	}
 }

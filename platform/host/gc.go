@@ -14,18 +14,21 @@ import (
 
 // tuneGC sets the garbage collector's target to ops.gc_percent (when not 0),
 // unless GOGC is in the environment (lookupEnv, as os.LookupEnv): the
-// runtime read that one already, and it wins. It reports the target set,
-// 0 when it left the runtime's.
-func tuneGC(percent int, lookupEnv func(string) (string, bool), logger *slog.Logger) int {
-	if percent == 0 {
-		return 0
-	}
+// runtime read that one already, and it wins. It reports the target at
+// rest (100, the runtime's, when percent is 0) and whether Gatehouse manages
+// the target at all: not when GOGC is set, and then adaptGC must not run.
+func tuneGC(percent int, lookupEnv func(string) (string, bool), logger *slog.Logger) (base int, managed bool) {
 	if v, ok := lookupEnv("GOGC"); ok {
-		logger.Info("GOGC is set: ops.gc_percent is ignored", "GOGC", v, "ops.gc_percent", percent)
-		return 0
+		if percent != 0 {
+			logger.Info("GOGC is set: ops.gc_percent is ignored", "GOGC", v, "ops.gc_percent", percent)
+		}
+		return 0, false
+	}
+	if percent == 0 {
+		return 100, true
 	}
 	debug.SetGCPercent(percent)
-	return percent
+	return percent, true
 }
 
 // A process of Gatehouse keeps little live data (tens of MiB, more in a
@@ -79,18 +82,12 @@ func gcSamples() []metrics.Sample {
 }
 
 // adaptGC runs the adaptive target until ctx ends (see above): base is the
-// target at rest (ops.gc_percent, or the runtime's), headroomMiB
-// ops.gc_headroom_mib. It does nothing when headroomMiB is 0 or GOGC is in
-// the environment (lookupEnv). It restores base when it returns.
-func adaptGC(ctx context.Context, base, headroomMiB int, lookupEnv func(string) (string, bool), logger *slog.Logger) {
+// target at rest (tuneGC's), headroomMiB ops.gc_headroom_mib. It does
+// nothing when headroomMiB is 0, and restores base when it returns. Only
+// run it when tuneGC says Gatehouse manages the target.
+func adaptGC(ctx context.Context, base, headroomMiB int, logger *slog.Logger) {
 	if headroomMiB == 0 {
 		return
-	}
-	if _, ok := lookupEnv("GOGC"); ok {
-		return
-	}
-	if base == 0 {
-		base = 100
 	}
 	headroom := uint64(headroomMiB) << 20
 	if c := memoryCeiling(os.ReadFile); c > 0 && headroom > c/4 {
@@ -100,24 +97,25 @@ func adaptGC(ctx context.Context, base, headroomMiB int, lookupEnv func(string) 
 		logger.Debug("garbage collector's headroom bounded by the memory limit", "headroom_bytes", headroom, "limit_bytes", c)
 	}
 	samples := gcSamples()
+	// The last gcWindow readings, oldest next; all the first one until a
+	// second has passed.
 	var window [gcWindow]gcSample
-	window[0] = readGC(samples, time.Now())
+	first := readGC(samples, time.Now())
+	for i := range window {
+		window[i] = first
+	}
 	current := base
 	defer func() { debug.SetGCPercent(base) }()
 	tick := time.NewTicker(gcTick)
 	defer tick.Stop()
-	for n := 1; ; n++ {
+	for n := 0; ; n = (n + 1) % gcWindow {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
-			s := readGC(samples, now)
-			first := window[n%gcWindow] // the oldest reading, or zero in the first second
-			if first.at.IsZero() {
-				first = window[0]
-			}
-			window[n%gcWindow] = s
-			rate := float64(s.allocs-first.allocs) / s.at.Sub(first.at).Seconds()
+			s, oldest := readGC(samples, now), window[n]
+			window[n] = s
+			rate := float64(s.allocs-oldest.allocs) / s.at.Sub(oldest.at).Seconds()
 			want := gcTarget(base, s.live, rate, headroom)
 			// A small change is not worth making: the target moves with
 			// every reading.

@@ -78,10 +78,11 @@ type Runtime struct {
 // when no database URL is configured.
 func Start(ctx context.Context, cfg config.Config, name string, logger *slog.Logger) (_ *Runtime, err error) {
 	rt := &Runtime{Config: cfg, Logger: logger, conns: map[[2]string]*grpc.ClientConn{}}
-	base := tuneGC(cfg.Ops.GCPercent, os.LookupEnv, logger)
 	gcCtx, stopGC := context.WithCancel(context.WithoutCancel(ctx))
 	rt.stopGC = stopGC
-	go adaptGC(gcCtx, base, cfg.Ops.GCHeadroomMiB, os.LookupEnv, logger)
+	if base, managed := tuneGC(cfg.Ops.GCPercent, os.LookupEnv, logger); managed {
+		go adaptGC(gcCtx, base, cfg.Ops.GCHeadroomMiB, logger)
+	}
 	defer func() {
 		if err != nil {
 			rt.Close(context.WithoutCancel(ctx))

@@ -152,7 +152,11 @@ func runExternal(b *testing.B, s *server, ok series, load func() loadResult) {
 
 // collections is how many garbage collections the server has run.
 func collections(b *testing.B, s *server) uint64 {
-	return scrapeMetrics(b, "http://"+s.ops+"/metrics")["go_gc_duration_seconds"].GetMetric()[0].GetSummary().GetSampleCount()
+	m := scrapeMetrics(b, "http://"+s.ops+"/metrics")["go_gc_duration_seconds"].GetMetric()
+	if len(m) == 0 {
+		b.Fatal("the server's /metrics has no go_gc_duration_seconds")
+	}
+	return m[0].GetSummary().GetSampleCount()
 }
 
 // settle waits until the server is idle again after a load, at most 30 s,
@@ -275,11 +279,11 @@ func runH2load(b *testing.B, h2load string, l h2Load, body []byte, seconds int, 
 	if err := os.WriteFile(data, body, 0o600); err != nil {
 		b.Fatal(err)
 	}
-	args := []string{"-c", strconv.Itoa(l.clients), "-m", strconv.Itoa(l.streams), "-t", "1", "-d", data, "--log-file", logFile}
+	args := []string{"-c", strconv.Itoa(l.clients), "-m", strconv.Itoa(l.streams), "-t", "1", "-D", strconv.Itoa(seconds),
+		"-d", data, "--log-file", logFile}
 	if l.h1 {
 		args = append(args, "--h1")
 	}
-	args = append(args, "-D", strconv.Itoa(seconds))
 	if l.rps > 0 {
 		args = append(args, "--rps", strconv.Itoa(l.rps))
 	}

@@ -48,7 +48,7 @@ func (s *Service) compatCaller(r *http.Request) (tokenInfo, error) {
 	if kind, err := s.parseToken(token); err != nil || kind != tokenfmt.CompatAccessToken {
 		return tokenInfo{}, unknown
 	}
-	res, err := s.introspect(r.Context(), token)
+	res, err := s.introspect(r.Context(), token, false)
 	if err != nil {
 		return tokenInfo{}, err
 	}

@@ -77,7 +77,7 @@ func TestImportSessions(t *testing.T) {
 		{"locked user's token", bobAccess, "", false},
 		{"a token of Synapse's shape never imported", "syt_YWxpY2U_notimportednotimported_5abcde", "", false},
 	} {
-		res, err := r.svc.introspect(ctx, tc.token)
+		res, err := r.svc.introspect(ctx, tc.token, true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -92,9 +92,15 @@ func TestImportSessions(t *testing.T) {
 			t.Errorf("%s over HTTP: active %v", tc.name, got)
 		}
 	}
-	// A refresh token is not an access token.
-	if res, _ := r.svc.introspect(ctx, refresh); res.Active && res.TokenType == "access_token" {
-		t.Error("the refresh token introspects as an access token")
+	// A refresh token is not an access token; the index does not hold it,
+	// the session aggregate answers (index.lookupRefresh), and only for a
+	// viewer who may see one.
+	if res, err := r.svc.introspect(ctx, refresh, true); err != nil || !res.Active || res.TokenType != "refresh_token" ||
+		res.Info.UserID != alice || res.Info.DeviceID != "ABCDEFGHIJ" {
+		t.Errorf("the imported refresh token: %+v, %v", res, err)
+	}
+	if res, _ := r.svc.introspect(ctx, refresh, false); res.Active {
+		t.Error("a refresh token was looked up for a viewer who may not see one")
 	}
 
 	// The refresh token refreshes once into Gatehouse's tokens; the access
@@ -104,11 +110,14 @@ func TestImportSessions(t *testing.T) {
 		t.Fatalf("compat refresh: %d %v", code, body)
 	}
 	next, _ := body["access_token"].(string)
-	if res, _ := r.svc.introspect(ctx, next); !res.Active || res.Info.DeviceID != "ABCDEFGHIJ" {
+	if res, _ := r.svc.introspect(ctx, next, true); !res.Active || res.Info.DeviceID != "ABCDEFGHIJ" {
 		t.Errorf("the refreshed access token: %+v", res)
 	}
 	if r.introspectGRPC(t, pairedAccess) {
 		t.Error("the access token of the refreshed pair still works")
+	}
+	if res, _ := r.svc.introspect(ctx, refresh, true); res.Active {
+		t.Error("the imported refresh token still introspects active once used")
 	}
 	if !r.introspectGRPC(t, access) {
 		t.Error("another token of the device stopped working")

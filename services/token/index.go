@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -19,6 +20,7 @@ import (
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/projection"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
+	"gatehouse.dev/services/token/internal/session"
 )
 
 // tokenInfo is what introspection needs to know about a token.
@@ -88,15 +90,14 @@ func (s *liveSession) scopeOf() string {
 	return strings.Replace(shape, deviceMark, s.deviceID, 1)
 }
 
-// liveToken is a token of a live session.
+// liveToken is an access token of a live session.
 type liveToken struct {
 	session         *liveSession
 	issued, expires int64 // Unix seconds; expires 0: never
-	refresh         bool
 }
 
 // index answers introspection from memory, and trusts no read model for it:
-// every replica holds every live token, fed by the TOKEN stream.
+// every replica holds every live access token, fed by the TOKEN stream.
 //
 //   - At start it loads the live tokens of the sessions read model together
 //     with the checkpoint they are at, from one consistent snapshot
@@ -111,6 +112,14 @@ type liveToken struct {
 //     one), so a token issued before the question is always found.
 //   - Who is locked or deactivated comes from users (user_blocks.go), fed the
 //     same way from the ACCOUNTS stream.
+//
+//   - Refresh tokens are not held: a homeserver never asks about them, and
+//     a session whose access token has expired would otherwise stay in
+//     memory as long as its refresh token lives (for ever). So the index
+//     holds the sessions used within an access token's lifetime (and
+//     expiredGrace), not every session. A question about a refresh token
+//     (a client's introspection, revocation) is answered from the session
+//     aggregate itself (lookupRefresh), as the refresh grant decides.
 //
 // Until the snapshot is loaded and both tails have caught up after start,
 // lookups wait (at most blocksReadyWait, then 503). The cost is memory: see
@@ -185,15 +194,16 @@ func (x *index) run(ctx context.Context) {
 	}
 }
 
-// load reads the live tokens of the sessions read model (Snapshot's load).
+// load reads the live access tokens of the sessions read model (Snapshot's
+// load).
 func (x *index) load(ctx context.Context, tx pgx.Tx) error {
 	x.reset()
 	cutoff := x.now().Add(-expiredGrace)
 	rows, err := tx.Query(ctx, `
-		SELECT t.token_hash, t.kind = 'refresh_token', t.issued_at, t.expires_at,
+		SELECT t.token_hash, t.issued_at, t.expires_at,
 		       s.session_id, s.client_id, s.user_id, s.username, s.scope, s.device_id
 		FROM tokens t JOIN sessions s USING (session_id)
-		WHERE NOT t.revoked AND s.ended_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $1)`, cutoff)
+		WHERE t.kind <> 'refresh_token' AND NOT t.revoked AND s.ended_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $1)`, cutoff)
 	if err != nil {
 		return err
 	}
@@ -202,12 +212,11 @@ func (x *index) load(ctx context.Context, tx pgx.Tx) error {
 	defer x.mu.Unlock()
 	var (
 		hash, sessionID, clientID, userID, username, scope, deviceID string
-		refresh                                                      bool
 		issued                                                       time.Time
 		expires                                                      *time.Time
 	)
 	for rows.Next() {
-		if err := rows.Scan(&hash, &refresh, &issued, &expires, &sessionID, &clientID, &userID, &username, &scope, &deviceID); err != nil {
+		if err := rows.Scan(&hash, &issued, &expires, &sessionID, &clientID, &userID, &username, &scope, &deviceID); err != nil {
 			return err
 		}
 		key, ok := keyOf(hash)
@@ -219,7 +228,7 @@ func (x *index) load(ctx context.Context, tx pgx.Tx) error {
 			s = newLiveSession(sessionID, clientID, userID, username, scope, deviceID)
 			x.sessions[sessionID] = s
 		}
-		t := liveToken{session: s, issued: issued.Unix(), refresh: refresh}
+		t := liveToken{session: s, issued: issued.Unix()}
 		if expires != nil {
 			t.expires = expires.Unix()
 		}
@@ -228,7 +237,7 @@ func (x *index) load(ctx context.Context, tx pgx.Tx) error {
 	return rows.Err()
 }
 
-// size is how many tokens the index holds.
+// size is how many access tokens the index holds.
 func (x *index) size() int {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
@@ -309,6 +318,43 @@ func (x *index) lookupKey(ctx context.Context, key tokenKey, catchUp bool) (toke
 	return info, true, nil
 }
 
+// lookupRefresh is lookup for a refresh token, which the index does not
+// hold: the read model says which session the token is of (every refresh
+// token goes out only once the read model holds it: waitsForReadModel), and
+// the session aggregate, read from the stream, whether the token still
+// refreshes it, as the refresh grant decides (sessions.go, rotate). So a
+// lagging or rebuilt read model cannot revive a rotated-out token.
+func (x *index) lookupRefresh(ctx context.Context, hash string) (tokenInfo, bool, error) {
+	if err := x.waitReady(ctx); err != nil {
+		return tokenInfo{}, false, err
+	}
+	var sessionID string
+	err := x.pool.QueryRow(ctx, `SELECT session_id FROM tokens WHERE token_hash = $1 AND kind = 'refresh_token'`, hash).Scan(&sessionID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return tokenInfo{}, false, nil
+	}
+	if err != nil {
+		return tokenInfo{}, false, errs.Wrap(errs.KindUnavailable, "Tokens cannot be checked right now; try again shortly.", err)
+	}
+	history, _, err := x.log.Load(ctx, sessionRef(sessionID))
+	if err != nil {
+		return tokenInfo{}, false, errs.Wrap(errs.KindUnavailable, "Tokens cannot be checked right now; try again shortly.", err)
+	}
+	st := session.Fold(history)
+	t, live := st.LiveRefresh(hash)
+	if !live {
+		return tokenInfo{}, false, nil
+	}
+	s := st.Started
+	if blocked, err := x.users.blocked(ctx, s.GetUserId()); err != nil || blocked {
+		return tokenInfo{}, false, err
+	}
+	return tokenInfo{
+		SessionID: s.GetSessionId(), Kind: "refresh_token", ClientID: s.GetClientId(), UserID: s.GetUserId(),
+		Username: s.GetUsername(), Scope: s.GetScope(), DeviceID: s.GetDeviceId(), IssuedAt: t.GetIssuedAt().AsTime(),
+	}, true, nil
+}
+
 // find looks a token up in memory.
 func (x *index) find(key tokenKey) (tokenInfo, int) {
 	now := x.now().Unix()
@@ -328,9 +374,6 @@ func (x *index) find(key tokenKey) (tokenInfo, int) {
 	info := tokenInfo{
 		SessionID: s.id, Kind: "access_token", ClientID: s.clientID.Value(), UserID: s.userID.Value(),
 		Username: s.username.Value(), Scope: s.scopeOf(), DeviceID: s.deviceID, IssuedAt: time.Unix(t.issued, 0),
-	}
-	if t.refresh {
-		info.Kind = "refresh_token"
 	}
 	if t.expires != 0 {
 		info.ExpiresAt = time.Unix(t.expires, 0)
@@ -352,6 +395,10 @@ func (x *index) catchUp(ctx context.Context) error {
 
 // learn applies one session event (the tail's Handle).
 func (x *index) learn(rec eventlog.Record) error {
+	started, err := x.forgottenSession(rec)
+	if err != nil {
+		return err
+	}
 	now := x.now().Unix()
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -374,14 +421,17 @@ func (x *index) learn(rec eventlog.Record) error {
 			x.issueLocked(s, t, rec.OccurredAt())
 		}
 	case *eventsv1.TokensIssued:
-		for _, h := range []string{ev.GetReplacesRefreshHash(), ev.GetRevokesAccessHash()} {
-			x.forgetLocked(h, now)
-		}
-		if s := x.sessions[ev.GetSessionId()]; s != nil {
+		x.forgetLocked(ev.GetRevokesAccessHash(), now)
+		switch s := x.sessions[ev.GetSessionId()]; {
+		case s != nil:
 			x.issueLocked(s, ev, rec.OccurredAt())
 			x.reconcileLocked(s, ev.GetState(), now)
-		} else {
+		case ev.GetState() != nil:
 			x.learnSnapshotLocked(ev.GetState())
+		case started != nil:
+			s := newLiveSession(started.GetSessionId(), started.GetClientId(), started.GetUserId(), started.GetUsername(), started.GetScope(), started.GetDeviceId())
+			x.sessions[s.id] = s
+			x.issueLocked(s, ev, rec.OccurredAt())
 		}
 	case *eventsv1.SessionEnded:
 		x.endLocked(ev.GetSessionId(), now)
@@ -395,6 +445,36 @@ func (x *index) learn(rec eventlog.Record) error {
 		return eventlog.Unhandled(rec)
 	}
 	return nil
+}
+
+// forgottenSession returns how a session started when rec issues it tokens
+// but neither the index knows it (it forgot the session when its access
+// token expired: refresh tokens are not held) nor rec carries its state (an
+// event written before events carried snapshots): read from the stream.
+// Otherwise nil.
+func (x *index) forgottenSession(rec eventlog.Record) (*eventsv1.SessionStarted, error) {
+	ev, ok := rec.Event.(*eventsv1.TokensIssued) //eventcheck:partial — only an issue of tokens may need its session's start
+	if !ok || ev.GetState() != nil {
+		return nil, nil
+	}
+	x.mu.RLock()
+	known := x.sessions[ev.GetSessionId()] != nil
+	_, ended := x.ended[ev.GetSessionId()]
+	x.mu.RUnlock()
+	if known || ended || x.log == nil {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), catchUpTimeout)
+	defer cancel()
+	history, _, err := x.log.Load(ctx, sessionRef(ev.GetSessionId()))
+	if err != nil {
+		return nil, fmt.Errorf("token index: read session %s: %w", ev.GetSessionId(), err)
+	}
+	st := session.Fold(history)
+	if st.Ended {
+		return nil, nil
+	}
+	return st.Started, nil
 }
 
 // learnSnapshotLocked learns a live session from its snapshot when the
@@ -417,14 +497,19 @@ func (x *index) learnSnapshotLocked(snap *eventsv1.SessionSnapshot) {
 	x.sessions[s.id] = s
 	for _, t := range snap.GetTokens() {
 		key, ok := keyOf(t.GetHash())
-		if !ok || t.GetConsumedAt() != nil {
+		if !ok || t.GetConsumedAt() != nil || t.GetRefresh() {
 			continue
 		}
-		lt := liveToken{session: s, issued: t.GetIssuedAt().GetSeconds(), refresh: t.GetRefresh()}
+		lt := liveToken{session: s, issued: t.GetIssuedAt().GetSeconds()}
 		if t.GetExpiresAt() != nil {
 			lt.expires = t.GetExpiresAt().GetSeconds()
 		}
-		x.addLocked(key, lt)
+		if lt.expires == 0 || lt.expires > x.now().Add(-expiredGrace).Unix() {
+			x.addLocked(key, lt)
+		}
+	}
+	if len(s.tokens) == 0 {
+		delete(x.sessions, s.id) // nothing to answer: as the sweep leaves it
 	}
 }
 
@@ -445,7 +530,7 @@ func (x *index) reconcileLocked(s *liveSession, snap *eventsv1.SessionSnapshot, 
 	// runs for every issue of tokens on every replica.
 	live := make([]tokenKey, 0, 8)
 	for _, t := range snap.GetTokens() {
-		if key, ok := keyOf(t.GetHash()); ok && t.GetConsumedAt() == nil {
+		if key, ok := keyOf(t.GetHash()); ok && t.GetConsumedAt() == nil && !t.GetRefresh() {
 			live = append(live, key)
 		}
 	}
@@ -460,7 +545,8 @@ func (x *index) reconcileLocked(s *liveSession, snap *eventsv1.SessionSnapshot, 
 	}
 }
 
-// issueLocked adds the tokens of one issue to a live session.
+// issueLocked adds the access token of one issue to a live session (its
+// refresh token is not held: lookupRefresh).
 func (x *index) issueLocked(s *liveSession, t *eventsv1.TokensIssued, at time.Time) {
 	if key, ok := keyOf(t.GetAccessHash()); ok {
 		lt := liveToken{session: s, issued: at.Unix()}
@@ -468,9 +554,6 @@ func (x *index) issueLocked(s *liveSession, t *eventsv1.TokensIssued, at time.Ti
 			lt.expires = t.GetAccessExpiresAt().AsTime().Unix()
 		}
 		x.addLocked(key, lt)
-	}
-	if key, ok := keyOf(t.GetRefreshHash()); ok {
-		x.addLocked(key, liveToken{session: s, issued: at.Unix(), refresh: true})
 	}
 }
 
@@ -531,7 +614,7 @@ func (x *index) markEnded(sessionID string) {
 	x.endLocked(sessionID, x.now().Unix())
 }
 
-// markRevoked records tokens this replica rotated out itself.
+// markRevoked records access tokens this replica rotated out itself.
 func (x *index) markRevoked(hashes ...string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -550,16 +633,17 @@ func (x *index) sweepEvery(ctx context.Context, d time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			x.sweep()
+			x.sweep(x.now())
 		}
 	}
 }
 
-// sweep forgets tokens expired for longer than expiredGrace (and sessions
-// left without tokens: none can be issued to them any more), and tombstones
-// older than goneTTL.
-func (x *index) sweep() {
-	now := x.now().Unix()
+// sweep forgets tokens expired for longer than expiredGrace as of at (and
+// sessions left without tokens: a refresh brings a session back, from the
+// state its event carries, or from the stream), and tombstones older than
+// goneTTL.
+func (x *index) sweep(at time.Time) {
+	now := at.Unix()
 	expiredBefore, goneBefore := now-int64(expiredGrace/time.Second), now-int64(goneTTL/time.Second)
 	x.mu.Lock()
 	defer x.mu.Unlock()

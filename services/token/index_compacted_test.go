@@ -13,6 +13,7 @@ import (
 
 	"gatehouse.dev/platform/eventlog"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
+	"gatehouse.dev/services/token/internal/tokenfmt"
 )
 
 // On a compacted TOKEN stream a tail that lags (a NATS leader lost, a
@@ -47,8 +48,8 @@ func TestIndexForgetsTokensRotatedOutByEventsItNeverSaw(t *testing.T) {
 		live   []string
 		gone   []string
 	}{
-		{"every event seen", []proto.Message{started, second}, []string{a2, r2}, []string{a0, r0, a1, r1}},
-		{"the session's last event only", []proto.Message{second}, []string{a2, r2}, []string{a0, r0, a1, r1}},
+		{"every event seen", []proto.Message{started, second}, []string{a2}, []string{a0, r0, a1, r1}},
+		{"the session's last event only", []proto.Message{second}, []string{a2}, []string{a0, r0, a1, r1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			x := newIndex(nil, nil, nil, slog.New(slog.DiscardHandler))
@@ -74,6 +75,13 @@ func TestIndexForgetsTokensRotatedOutByEventsItNeverSaw(t *testing.T) {
 					t.Errorf("token %s… rotated out is live", h[:8])
 				}
 			}
+			// Refresh tokens are not held (index.lookupRefresh answers them).
+			if _, status := x.find(mustKey(t, r2)); status != tokenUnknown {
+				t.Errorf("the live refresh token is in memory (%d)", status)
+			}
+			if x.size() != 1 {
+				t.Errorf("%d tokens in memory, want the access token alone", x.size())
+			}
 		})
 	}
 }
@@ -86,4 +94,42 @@ func mustKey(t *testing.T, hash string) tokenKey {
 		t.Fatalf("%q is no token hash", hash)
 	}
 	return key
+}
+
+// A session learned from its state alone (an event that carries it, when the
+// index did not know the session) is held only while it has an access token
+// to answer: refresh tokens are not held, and an access token expired past
+// expiredGrace is gone, so the session would only take memory.
+func TestIndexHoldsSessionsWithAccessTokensOnly(t *testing.T) {
+	now := time.Now()
+	access, refresh := tokenfmt.HashString("access"), tokenfmt.HashString("refresh")
+	started := &eventsv1.SessionStarted{SessionId: "s1", ClientId: "c", UserId: "u", Scope: "openid"}
+	for _, tc := range []struct {
+		name    string
+		expires time.Time // zero: never
+		held    bool
+	}{
+		{"a live access token", now.Add(5 * time.Minute), true},
+		{"one expired within the grace", now.Add(-time.Minute), true},
+		{"one expired long ago", now.Add(-time.Hour), false},
+		{"one that never expires", time.Time{}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tok := &eventsv1.SessionToken{Hash: access, IssuedAt: timestamppb.New(now.Add(-2 * time.Hour))}
+			if !tc.expires.IsZero() {
+				tok.ExpiresAt = timestamppb.New(tc.expires)
+			}
+			x := newIndex(nil, nil, nil, slog.New(slog.DiscardHandler))
+			err := x.learn(eventlog.Record{Event: &eventsv1.SessionRenamed{SessionId: "s1", State: &eventsv1.SessionSnapshot{
+				Session: started, Tokens: []*eventsv1.SessionToken{tok, {Hash: refresh, Refresh: true, AccessHash: access}},
+			}}, Envelope: &eventsv1.Envelope{OccurredAt: timestamppb.New(now)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, held := x.sessions["s1"]
+			if held != tc.held || x.size() != map[bool]int{true: 1}[tc.held] {
+				t.Fatalf("session held %v with %d tokens, want held %v", held, x.size(), tc.held)
+			}
+		})
+	}
 }

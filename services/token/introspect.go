@@ -32,7 +32,10 @@ type introspection struct {
 // tokens are refused by their MAC before any lookup, known tokens are
 // answered from memory. A live token's session is noted as used, in memory
 // only (activity.go); the caller is the homeserver, so no address is noted.
-func (s *Service) introspect(ctx context.Context, token string) (introspection, error) {
+// A refresh token is looked up only when refresh is set (a viewer who may
+// see one): it costs a read of the database and of its session's event
+// (index.lookupRefresh), never done for the homeserver's questions.
+func (s *Service) introspect(ctx context.Context, token string, refresh bool) (introspection, error) {
 	kind, err := s.parseToken(token)
 	if err != nil {
 		return introspection{}, nil
@@ -42,13 +45,25 @@ func (s *Service) introspect(ctx context.Context, token string) (introspection, 
 	case tokenfmt.AccessToken, tokenfmt.CompatAccessToken, tokenfmt.PersonalToken:
 		tokenType = "access_token"
 	case tokenfmt.RefreshToken, tokenfmt.CompatRefreshToken:
+		if !refresh {
+			return introspection{}, nil
+		}
 		tokenType = "refresh_token"
 	default:
 		return introspection{}, nil
 	}
-	// Imported tokens (Synapse's formats) carry no MAC: an unknown one is
-	// simply inactive, without a catch-up with the stream (index.lookupImported).
-	info, live, err := s.index.lookupKey(ctx, tokenfmt.Hash(token), tokenfmt.Imported(token) == 0)
+	var (
+		info tokenInfo
+		live bool
+	)
+	if tokenType == "refresh_token" {
+		// Not held in memory (index.lookupRefresh).
+		info, live, err = s.index.lookupRefresh(ctx, tokenfmt.HashString(token))
+	} else {
+		// Imported tokens (Synapse's formats) carry no MAC: an unknown one is
+		// simply inactive, without a catch-up with the stream (index.lookupImported).
+		info, live, err = s.index.lookupKey(ctx, tokenfmt.Hash(token), tokenfmt.Imported(token) == 0)
+	}
 	if err != nil || !live || info.Kind != tokenType {
 		return introspection{}, err
 	}
@@ -143,7 +158,7 @@ func (v viewer) sees(res introspection) bool {
 // introspectFor introspects a token for a viewer: {"active": false} for what
 // it may not see.
 func (s *Service) introspectFor(ctx context.Context, token string, v viewer) (introspection, error) {
-	res, err := s.introspect(ctx, token)
+	res, err := s.introspect(ctx, token, !v.homeserver)
 	if err != nil || !v.sees(res) {
 		return introspection{}, err
 	}

@@ -178,7 +178,7 @@ func (s *Service) rotate(ctx context.Context, rot rotation) (pair, session.State
 		s.index.markEnded(sessionID)
 		return pair{}, session.State{}, errs.FailedPrecondition("The refresh token has already been used; the session has been ended.")
 	}
-	s.index.markRevoked(st.CurrentRefresh, st.CurrentAccess)
+	s.index.markRevoked(st.CurrentAccess)
 	s.activity.Touch(sessionID, st.Started.GetUserId(), rot.ip, s.now())
 	if err := s.projections.WaitFor(ctx, sessionsProjection, appended.Last()); err != nil {
 		s.abandon(ctx, sessionID, err) // the client keeps a rotated-out refresh token: nobody can use the session (abandon.go)

@@ -23,7 +23,7 @@ func (s *Service) handleUserinfo(w http.ResponseWriter, r *http.Request) (any, e
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse"`)
 		return nil, oautherr.New(oautherr.InvalidToken, "an access token is required")
 	}
-	res, err := s.introspect(r.Context(), token)
+	res, err := s.introspect(r.Context(), token, false)
 	if err != nil {
 		return nil, errs.Wrap(errs.KindUnavailable, "try again shortly", err)
 	}

@@ -314,6 +314,17 @@ func WithState(s State, version uint64, now time.Time, decided []proto.Message) 
 // Exists reports whether the session has started.
 func (s State) Exists() bool { return s.Started != nil }
 
+// LiveRefresh returns the refresh token whose hash is hash when it still
+// refreshes the session: the session has started and not ended, and the
+// token is its current one or an imported one not used yet.
+func (s State) LiveRefresh(hash string) (*eventsv1.SessionToken, bool) {
+	t, ok := s.live[hash]
+	if !s.Exists() || s.Ended || !ok || !t.GetRefresh() || hash == "" {
+		return nil, false
+	}
+	return t, true
+}
+
 // Rotation asks to exchange a refresh token for a new pair.
 type Rotation struct {
 	// ClientID is the authenticated client.

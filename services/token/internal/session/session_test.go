@@ -66,6 +66,45 @@ func TestRefresh(t *testing.T) {
 	}
 }
 
+func TestLiveRefresh(t *testing.T) {
+	ended := rotatedOnce()
+	ended.Ended = true
+	start := eventlog.Record{Seq: 1, Event: &eventsv1.SessionImported{
+		Session: &eventsv1.SessionStarted{SessionId: "s", ClientId: "c"},
+		Tokens:  []*eventsv1.TokensIssued{{AccessHash: "ia1", RefreshHash: "ir1"}, {AccessHash: "ia2", RefreshHash: "ir2"}},
+	}}
+	imported := Fold([]eventlog.Record{start})
+	importedUsed := Fold([]eventlog.Record{start, {Seq: 2,
+		Event: &eventsv1.TokensIssued{AccessHash: "a3", RefreshHash: "r3", ReplacesRefreshHash: "ir1", RevokesAccessHash: "ia1"}}})
+	tests := []struct {
+		name  string
+		state State
+		hash  string
+		live  bool
+	}{
+		{"the current refresh token", rotatedOnce(), "r2", true},
+		{"a rotated-out one", rotatedOnce(), "r1", false},
+		{"an access token", rotatedOnce(), "a2", false},
+		{"an unknown hash", rotatedOnce(), "zz", false},
+		{"no hash", rotatedOnce(), "", false},
+		{"the current one of an ended session", ended, "r2", false},
+		{"no session", State{}, "r2", false},
+		{"an imported one not used yet", imported, "ir2", true},
+		{"the other imported one", imported, "ir1", true},
+		{"an imported one used", importedUsed, "ir1", false},
+		{"the one it was exchanged for", importedUsed, "r3", true},
+		{"an imported one left", importedUsed, "ir2", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tok, live := tt.state.LiveRefresh(tt.hash)
+			if live != tt.live || (live && (tok.GetHash() != tt.hash || !tok.GetRefresh())) {
+				t.Fatalf("LiveRefresh(%q) = %v, %v; want live %v", tt.hash, tok, live, tt.live)
+			}
+		})
+	}
+}
+
 func TestEnd(t *testing.T) {
 	s := rotatedOnce()
 	if evs, err := End(s, "logout"); err != nil || len(evs) != 1 {

@@ -106,10 +106,12 @@ type liveToken struct {
 //     checkpoint (a live tail). Ended sessions and rotated-out tokens are
 //     thus known from the stream itself: a read model that lags, or is
 //     rebuilt, changes nothing, and nothing is forgotten across restarts.
+//
 //   - A token that is not in memory may have been issued on another replica
 //     a moment ago: before answering that it is inactive, the index catches
 //     up with the stream (eventlog.Tail.CatchUp; concurrent misses share
 //     one), so a token issued before the question is always found.
+//
 //   - Who is locked or deactivated comes from users (user_blocks.go), fed the
 //     same way from the ACCOUNTS stream.
 //

@@ -314,11 +314,11 @@ func eventuallyTrue(t *testing.T, cond func() bool) {
 	}
 }
 
-// BenchmarkIndexMemory fills the introspection index with a million tokens
-// through its event handler — 500,000 sessions of 100,000 users on 50
-// clients, an access and a refresh token each, as OAuth sessions are — and
-// reports the heap it takes per token and per million tokens. Run with
-// -benchtime 1x (make bench).
+// BenchmarkIndexMemory fills the introspection index through its event
+// handler with 500,000 sessions of 100,000 users on 50 clients, each issued
+// an access and a refresh token as OAuth sessions are (the index holds the
+// access token alone), and reports the heap it takes per token and per
+// million sessions. Run with -benchtime 1x (make bench).
 func BenchmarkIndexMemory(b *testing.B) {
 	const sessions, users, clients = 500_000, 100_000, 50
 	for b.Loop() {

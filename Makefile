@@ -101,10 +101,10 @@ bench: bench-deps
 	$(GO) test -run '^$$' -bench '^BenchmarkRebuild100k$$' -benchtime 1x -timeout 15m ./platform/projection/
 	@echo "== rate limits: the check of one request against the counts every replica shares (embedded NATS, in memory); p50/p99 per request =="
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./platform/ratelimit/
-	@echo "== token introspection index: memory per million live tokens (every replica holds every live token) =="
+	@echo "== token introspection index: memory per million sessions held (every replica holds every live access token; refresh tokens are not held) =="
 	$(GO) test -run '^$$' -bench '^BenchmarkIndexMemory$$' -benchtime 1x ./services/token/
-	@echo "== HTTP introspection in process: the homeserver's POST /oauth2/introspect through the public listener's handler chain, ns and allocations per request (issue 16; 67 allocs/op before httpx.Public, httpx.ReadParams and the appended answer, 37 after) =="
-	$(GO) test -run '^$$' -bench '^BenchmarkIntrospectHTTP$$' -benchtime 2s ./services/token/
+	@echo "== HTTP introspection in process: the homeserver's POST /oauth2/introspect through the public listener's handler chain, ns and allocations per request (issue 16; 67 allocs/op before httpx.Public, httpx.ReadParams and the appended answer, 37 after), and a client's introspection of its refresh token, answered from its session (the read model and the stream), which the homeserver never pays =="
+	$(GO) test -run '^$$' -bench '^BenchmarkIntrospect(HTTP|Refresh)$$' -benchtime 2s ./services/token/
 	@echo "== session storage: disk per refresh and per active session per day (NATS file store + PostgreSQL), history kept vs oauth.compact_sessions; before the redesign: NATS 824 B + PostgreSQL 623 B per refresh (issue 16) =="
 	$(GO) test -run '^$$' -bench '^BenchmarkSessionStorage$$' -benchtime 1x -timeout 10m ./services/token/
 	@echo "== session activity: bytes per active session per day in the TOKEN stream, kept for ever before vs. bounded by oauth.activity_retention (issue 16) =="

@@ -62,3 +62,27 @@ func publicChain(b *testing.B, svc *Service, tel *telemetry.Telemetry) http.Hand
 	svc.RegisterHTTP(mux)
 	return httpx.Public(mux, tel, "public", httpx.Edge{Timeout: 30 * time.Second, MaxBody: 1 << 20, Context: clients.WithAddr})
 }
+
+// BenchmarkIntrospectRefresh is a client's introspection of its own refresh
+// token, which the index does not hold (index.lookupRefresh): a read of the
+// sessions read model and of the session's newest event on the stream per
+// question. The homeserver never pays it (a refresh token is never active to
+// it); this is the price of keeping refresh tokens out of every replica's
+// memory.
+func BenchmarkIntrospectRefresh(b *testing.B) {
+	env := newLockEnv(b)
+	r := env.replica(b)
+	_, refresh := r.session(b, env.newUser(b), "oauth")
+	ctx := context.Background()
+	owner := viewer{clientID: "the-client"}
+	if res, err := r.svc.introspectFor(ctx, refresh, owner); err != nil || !res.Active {
+		b.Fatalf("the refresh token: active %v, %v", res.Active, err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if res, err := r.svc.introspectFor(ctx, refresh, owner); err != nil || !res.Active {
+			b.Fatalf("the refresh token: active %v, %v", res.Active, err)
+		}
+	}
+}

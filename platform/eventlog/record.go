@@ -117,8 +117,17 @@ func marker(seq uint64, subject string, at time.Time) Record {
 	return Record{Seq: seq, Subject: subject, Envelope: env, Expired: true}
 }
 
-// loadBatch is how many events one direct-get request returns while loading.
-const loadBatch = 256
+// DirectBatch is the most messages one direct-get read asks JetStream for:
+// a batch of an aggregate's events (Load), or of personal keys.
+const DirectBatch = 256
+
+// ConnOptions are options every NATS connection the event log reads through
+// needs. Each direct-get read receives its reply on a synchronous
+// subscription of its own, whose channel nats.go sizes for 65,536 messages
+// unless told otherwise: 512 KiB allocated and cleared on every Load (every
+// refresh of a token, every command on an aggregate), where a reply holds at
+// most DirectBatch messages and its end marker.
+func ConnOptions() []nats.Option { return []nats.Option{nats.SyncQueueLen(4 * DirectBatch)} }
 
 // readAttempt bounds one attempt to read an aggregate (Load).
 const readAttempt = 2 * time.Second
@@ -162,7 +171,7 @@ func (l *Log) load(ctx context.Context, subject string) ([]Record, uint64, error
 		version uint64
 	)
 	for {
-		msgs, err := jetstreamext.GetBatch(ctx, l.js, l.stream, loadBatch,
+		msgs, err := jetstreamext.GetBatch(ctx, l.js, l.stream, DirectBatch,
 			jetstreamext.GetBatchSubject(subject), jetstreamext.GetBatchSeq(next))
 		if err != nil {
 			return nil, 0, fmt.Errorf("eventlog: load %s: %w", subject, err)
@@ -186,7 +195,7 @@ func (l *Log) load(ctx context.Context, subject string) ([]Record, uint64, error
 			}
 			records = append(records, rec)
 		}
-		if n < loadBatch {
+		if n < DirectBatch {
 			break
 		}
 	}

@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc"
 
 	"gatehouse.dev/platform/config"
+	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/grpcx"
 	"gatehouse.dev/platform/natsserver"
 	"gatehouse.dev/platform/personal"
@@ -127,6 +128,7 @@ func Start(ctx context.Context, cfg config.Config, name string, logger *slog.Log
 	}
 	rt.natsSrv = target.srv
 	opts := append(target.opts, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second))
+	opts = append(opts, eventlog.ConnOptions()...)
 	if target.srv != nil {
 		// The process's own connection to its embedded server goes without a
 		// socket (authenticated all the same): two system calls fewer per

@@ -23,8 +23,9 @@ import (
 // bulkWindow is how many key publishes CreateAll keeps in flight.
 const bulkWindow = 512
 
-// prefetchBatch is how many keys one batched read asks for.
-const prefetchBatch = 256
+// prefetchBatch is how many keys one batched read asks for: a direct-get
+// read's most (a connection with eventlog.ConnOptions has room for them).
+const prefetchBatch = eventlog.DirectBatch
 
 // CreateAll is Create for many people's keys at once (not flows'): the keys
 // that do not exist yet are published together (asynchronous publishes, each

@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/natsserver"
 )
 
@@ -55,7 +56,7 @@ func (s *NATSServer) Start(t testing.TB) {
 // Connect opens a client connection closed when the test ends.
 func (s *NATSServer) Connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(s.ClientURL())
+	nc, err := nats.Connect(s.ClientURL(), eventlog.ConnOptions()...)
 	if err != nil {
 		t.Fatalf("connect nats: %v", err)
 	}

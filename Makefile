@@ -113,7 +113,7 @@ bench: bench-deps
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./services/accounts/internal/password/
 	@echo "== NATS JetStream: server memory and storage per million subjects (one event-sized message each, file storage) =="
 	$(GO) test -run '^$$' -bench '^BenchmarkSubjectMemory$$' -benchtime 1x -timeout 20m ./platform/natsserver/
-	@echo "== load test of a running gatehouse serve: introspection (HTTP, gRPC, homeserver secret), client_credentials; 64 concurrent clients; server CPU per request (GATEHOUSE_BENCH_PROFILE=<dir> saves pprof profiles) =="
+	@echo "== load test of a running gatehouse serve: introspection (HTTP, gRPC, homeserver secret), client_credentials, compat refreshes (each loads its session from the stream, appends the rotation, waits for the read model); 64 concurrent clients; server CPU per request (GATEHOUSE_BENCH_PROFILE=<dir> saves pprof profiles) =="
 	$(GO) test -run '^$$' -bench '^BenchmarkLoad$$' -benchtime 10000x ./e2e/
 	@echo "== the same load test driven by wrk (HTTP/1.1, 64 connections) and h2load (gRPC over HTTP/2, 64 streams on one connection), load generators in a process of their own that leave the server more of the two cores; every answer checked against the server's counters; 10 s each =="
 	$(GO) test -run '^$$' -bench '^BenchmarkLoadExternal$$' -benchtime 1x ./e2e/

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
+	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	tokenv1 "gatehouse.dev/proto/gatehouse/token/v1"
 )
 
@@ -41,11 +42,12 @@ const (
 // benchServer is one `gatehouse serve` shared by the load tests, with a
 // confidential client and a token to introspect.
 type benchServer struct {
-	s      *server
-	base   string
-	cc     clientcredentials.Config
-	token  string
-	client *http.Client
+	s         *server
+	base      string
+	cc        clientcredentials.Config
+	token     string
+	client    *http.Client
+	aliceOnce sync.Once
 }
 
 func startBench(b *testing.B) *benchServer {
@@ -259,8 +261,8 @@ func fetchProfile(url, path string) error {
 }
 
 // BenchmarkLoad is the load test of a running system: introspection over HTTP
-// and gRPC as a homeserver calls them (with its shared secret), and
-// client_credentials issuance.
+// and gRPC as a homeserver calls them (with its shared secret),
+// client_credentials issuance, and refreshes on the Matrix login API.
 func BenchmarkLoad(b *testing.B) {
 	bs := startBench(b)
 	form := url.Values{"token": {bs.token}}.Encode()
@@ -305,4 +307,65 @@ func BenchmarkLoad(b *testing.B) {
 			return err
 		})
 	})
+	b.Run("refresh-compat", func(b *testing.B) {
+		// loadClients devices of one user, each refreshed in turn: every
+		// refresh loads its session from the stream, appends the rotation
+		// and waits for the read model (sessions.go, rotate).
+		refreshes := make(chan string, loadClients)
+		for range loadClients {
+			refreshes <- bs.compatLogin(b)
+		}
+		driveProfiled(b, bs.s, func() error {
+			next, err := bs.compatRefresh(<-refreshes)
+			if err != nil {
+				return err
+			}
+			refreshes <- next
+			return nil
+		})
+	})
+}
+
+// compatLogin signs alice in on the Matrix login API with a refresh token
+// and returns it (alice is registered on first use).
+func (bs *benchServer) compatLogin(b *testing.B) string {
+	b.Helper()
+	bs.aliceOnce.Do(func() {
+		conn := bs.s.dial(b)
+		if _, err := accountsv1.NewAccountsServiceClient(conn).Register(context.Background(),
+			&accountsv1.RegisterRequest{Username: "alice", Password: "alice's password"}); err != nil {
+			b.Fatal(err)
+		}
+	})
+	body, _ := json.Marshal(map[string]any{"type": "m.login.password", "identifier": map[string]any{"type": "m.id.user", "user": "alice"},
+		"password": "alice's password", "refresh_token": true})
+	resp, err := bs.client.Post(bs.base+"_matrix/client/v3/login", "application/json", bytes.NewReader(body))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK || out.RefreshToken == "" {
+		b.Fatalf("login: %d %v", resp.StatusCode, err)
+	}
+	return out.RefreshToken
+}
+
+// compatRefresh exchanges a compat refresh token for the next one.
+func (bs *benchServer) compatRefresh(token string) (string, error) {
+	body, _ := json.Marshal(map[string]string{"refresh_token": token})
+	resp, err := bs.client.Post(bs.base+"_matrix/client/v3/refresh", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK || out.RefreshToken == "" {
+		return "", fmt.Errorf("refresh: %d %v", resp.StatusCode, err)
+	}
+	return out.RefreshToken, nil
 }

@@ -170,7 +170,7 @@ func (x *index) run(ctx context.Context) {
 		cp, err := projection.Snapshot(ctx, x.pool, projection.Projection{Name: sessionsProjection, Tables: sessionsTables}, x.load)
 		if err == nil {
 			checkpoint = cp
-			x.logger.Info("live tokens loaded", "tokens", x.size(), "checkpoint", cp, "took", time.Since(began).Round(time.Millisecond))
+			x.logger.Info("live access tokens loaded", "tokens", x.size(), "checkpoint", cp, "took", time.Since(began).Round(time.Millisecond))
 			break
 		}
 		x.logger.Warn("live tokens not loaded yet; retrying", "err", err, "backoff", backoff)

@@ -27,7 +27,6 @@ import (
 //     message, and so is a token that expired after the migration (having
 //     worked before).
 func TestMigrateSynapseRegistrationTokens(t *testing.T) {
-	t.Parallel() // mostly waiting for a token to expire: it runs beside the other waiting tests
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

@@ -20,7 +20,6 @@ import (
 // send the person to confirm it is them (/account/confirm, axe-checked)
 // and back, after which the action goes through.
 func TestStepUpForSensitiveActions(t *testing.T) {
-	t.Parallel() // mostly waiting for the window to pass: it runs beside the other waiting tests
 	hs := newStandIn(t)
 	e := newOAuthEnv(t, "GATEHOUSE_MATRIX_HOMESERVER_URL="+hs.URL(), "GATEHOUSE_STEP_UP_WINDOW=30s")
 	b := newBrowser(t)

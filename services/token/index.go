@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -23,10 +22,12 @@ import (
 	"gatehouse.dev/services/token/internal/session"
 )
 
-// tokenInfo is what introspection needs to know about a token.
+// tokenInfo is what introspection needs to know about a token (its kind is
+// the lookup's: the index holds access tokens, lookupRefresh answers refresh
+// tokens).
 type tokenInfo struct {
-	SessionID, Kind, ClientID, UserID, Username, Scope, DeviceID string
-	IssuedAt, ExpiresAt                                          time.Time
+	SessionID, ClientID, UserID, Username, Scope, DeviceID string
+	IssuedAt, ExpiresAt                                    time.Time
 }
 
 // How long the index keeps what no longer works, so that questions about it
@@ -70,6 +71,11 @@ type liveSession struct {
 
 // deviceMark stands for the device id in an interned scope shape.
 const deviceMark = "\x00"
+
+// liveSessionOf is the in-memory form of how a session started.
+func liveSessionOf(st *eventsv1.SessionStarted) *liveSession {
+	return newLiveSession(st.GetSessionId(), st.GetClientId(), st.GetUserId(), st.GetUsername(), st.GetScope(), st.GetDeviceId())
+}
 
 // newLiveSession is the in-memory form of a session's facts.
 func newLiveSession(id, clientID, userID, username, scope, deviceID string) *liveSession {
@@ -330,13 +336,9 @@ func (x *index) lookupRefresh(ctx context.Context, hash string) (tokenInfo, bool
 	if err := x.waitReady(ctx); err != nil {
 		return tokenInfo{}, false, err
 	}
-	var sessionID string
-	err := x.pool.QueryRow(ctx, `SELECT session_id FROM tokens WHERE token_hash = $1 AND kind = 'refresh_token'`, hash).Scan(&sessionID)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return tokenInfo{}, false, nil
-	}
-	if err != nil {
-		return tokenInfo{}, false, errs.Wrap(errs.KindUnavailable, "Tokens cannot be checked right now; try again shortly.", err)
+	sessionID, err := refreshSession(ctx, x.pool, hash)
+	if err != nil || sessionID == "" {
+		return tokenInfo{}, false, errs.Classify(err, errs.KindUnavailable, "Tokens cannot be checked right now; try again shortly.")
 	}
 	history, _, err := x.log.Load(ctx, sessionRef(sessionID))
 	if err != nil {
@@ -352,7 +354,7 @@ func (x *index) lookupRefresh(ctx context.Context, hash string) (tokenInfo, bool
 		return tokenInfo{}, false, err
 	}
 	return tokenInfo{
-		SessionID: s.GetSessionId(), Kind: "refresh_token", ClientID: s.GetClientId(), UserID: s.GetUserId(),
+		SessionID: s.GetSessionId(), ClientID: s.GetClientId(), UserID: s.GetUserId(),
 		Username: s.GetUsername(), Scope: s.GetScope(), DeviceID: s.GetDeviceId(), IssuedAt: t.GetIssuedAt().AsTime(),
 	}, true, nil
 }
@@ -374,7 +376,7 @@ func (x *index) find(key tokenKey) (tokenInfo, int) {
 	}
 	s := t.session
 	info := tokenInfo{
-		SessionID: s.id, Kind: "access_token", ClientID: s.clientID.Value(), UserID: s.userID.Value(),
+		SessionID: s.id, ClientID: s.clientID.Value(), UserID: s.userID.Value(),
 		Username: s.username.Value(), Scope: s.scopeOf(), DeviceID: s.deviceID, IssuedAt: time.Unix(t.issued, 0),
 	}
 	if t.expires != 0 {
@@ -409,7 +411,7 @@ func (x *index) learn(rec eventlog.Record) error {
 		if _, ended := x.ended[ev.GetSessionId()]; ended || x.sessions[ev.GetSessionId()] != nil {
 			return nil // ended here before the tail got to its start, or seen already
 		}
-		s := newLiveSession(ev.GetSessionId(), ev.GetClientId(), ev.GetUserId(), ev.GetUsername(), ev.GetScope(), ev.GetDeviceId())
+		s := liveSessionOf(ev)
 		x.sessions[s.id] = s
 		x.issueLocked(s, ev.GetTokens(), rec.OccurredAt())
 	case *eventsv1.SessionImported:
@@ -417,7 +419,7 @@ func (x *index) learn(rec eventlog.Record) error {
 		if _, ended := x.ended[ev0.GetSessionId()]; ended || x.sessions[ev0.GetSessionId()] != nil {
 			return nil
 		}
-		s := newLiveSession(ev0.GetSessionId(), ev0.GetClientId(), ev0.GetUserId(), ev0.GetUsername(), ev0.GetScope(), ev0.GetDeviceId())
+		s := liveSessionOf(ev0)
 		x.sessions[s.id] = s
 		for _, t := range ev.GetTokens() {
 			x.issueLocked(s, t, rec.OccurredAt())
@@ -431,7 +433,7 @@ func (x *index) learn(rec eventlog.Record) error {
 		case ev.GetState() != nil:
 			x.learnSnapshotLocked(ev.GetState())
 		case started != nil:
-			s := newLiveSession(started.GetSessionId(), started.GetClientId(), started.GetUserId(), started.GetUsername(), started.GetScope(), started.GetDeviceId())
+			s := liveSessionOf(started)
 			x.sessions[s.id] = s
 			x.issueLocked(s, ev, rec.OccurredAt())
 		}
@@ -463,7 +465,7 @@ func (x *index) forgottenSession(rec eventlog.Record) (*eventsv1.SessionStarted,
 	known := x.sessions[ev.GetSessionId()] != nil
 	_, ended := x.ended[ev.GetSessionId()]
 	x.mu.RUnlock()
-	if known || ended || x.log == nil {
+	if known || ended {
 		return nil, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), catchUpTimeout)
@@ -495,7 +497,7 @@ func (x *index) learnSnapshotLocked(snap *eventsv1.SessionSnapshot) {
 	if _, ended := x.ended[st.GetSessionId()]; ended {
 		return
 	}
-	s := newLiveSession(st.GetSessionId(), st.GetClientId(), st.GetUserId(), st.GetUsername(), st.GetScope(), st.GetDeviceId())
+	s := liveSessionOf(st)
 	x.sessions[s.id] = s
 	for _, t := range snap.GetTokens() {
 		key, ok := keyOf(t.GetHash())

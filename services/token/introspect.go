@@ -40,31 +40,27 @@ func (s *Service) introspect(ctx context.Context, token string, refresh bool) (i
 	if err != nil {
 		return introspection{}, nil
 	}
-	var tokenType string
+	var (
+		tokenType string
+		info      tokenInfo
+		live      bool
+	)
 	switch kind {
 	case tokenfmt.AccessToken, tokenfmt.CompatAccessToken, tokenfmt.PersonalToken:
+		// Imported tokens (Synapse's formats) carry no MAC: an unknown one is
+		// simply inactive, without a catch-up with the stream (index.lookupImported).
 		tokenType = "access_token"
+		info, live, err = s.index.lookupKey(ctx, tokenfmt.Hash(token), tokenfmt.Imported(token) == 0)
 	case tokenfmt.RefreshToken, tokenfmt.CompatRefreshToken:
 		if !refresh {
 			return introspection{}, nil
 		}
-		tokenType = "refresh_token"
+		tokenType = "refresh_token" // not held in memory (index.lookupRefresh)
+		info, live, err = s.index.lookupRefresh(ctx, tokenfmt.HashString(token))
 	default:
 		return introspection{}, nil
 	}
-	var (
-		info tokenInfo
-		live bool
-	)
-	if tokenType == "refresh_token" {
-		// Not held in memory (index.lookupRefresh).
-		info, live, err = s.index.lookupRefresh(ctx, tokenfmt.HashString(token))
-	} else {
-		// Imported tokens (Synapse's formats) carry no MAC: an unknown one is
-		// simply inactive, without a catch-up with the stream (index.lookupImported).
-		info, live, err = s.index.lookupKey(ctx, tokenfmt.Hash(token), tokenfmt.Imported(token) == 0)
-	}
-	if err != nil || !live || info.Kind != tokenType {
+	if err != nil || !live {
 		return introspection{}, err
 	}
 	s.activity.Touch(info.SessionID, info.UserID, "", s.now())

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -132,13 +133,12 @@ func (s *Service) rotate(ctx context.Context, rot rotation) (pair, session.State
 		return pair{}, session.State{}, invalid
 	}
 	hash := tokenfmt.HashString(rot.presented)
-	var sessionID string
-	err := s.pool.QueryRow(ctx, `SELECT session_id FROM tokens WHERE token_hash = $1 AND kind = 'refresh_token'`, hash).Scan(&sessionID)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return pair{}, session.State{}, invalid
-	}
+	sessionID, err := refreshSession(ctx, s.pool, hash)
 	if err != nil {
 		return pair{}, session.State{}, errs.Wrap(errs.KindUnavailable, unavailableMsg, err)
+	}
+	if sessionID == "" {
+		return pair{}, session.State{}, invalid
 	}
 	ref := sessionRef(sessionID)
 	var (
@@ -185,6 +185,19 @@ func (s *Service) rotate(ctx context.Context, rot rotation) (pair, session.State
 		return pair{}, session.State{}, errs.Classify(err, errs.KindUnavailable, unavailableMsg)
 	}
 	return p, st, nil
+}
+
+// refreshSession is the session a refresh token (by hash) was issued to,
+// from the sessions read model, which holds every refresh token before it
+// goes out (waitsForReadModel); "" when none. Whether the token still
+// refreshes it is the session aggregate's to say.
+func refreshSession(ctx context.Context, pool *pgxpool.Pool, hash string) (string, error) {
+	var sessionID string
+	err := pool.QueryRow(ctx, `SELECT session_id FROM tokens WHERE token_hash = $1 AND kind = 'refresh_token'`, hash).Scan(&sessionID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	return sessionID, err
 }
 
 // endSession ends a session.

@@ -337,8 +337,7 @@ func (bs *benchServer) compatLogin(b *testing.B) string {
 			b.Fatal(err)
 		}
 	})
-	body, _ := json.Marshal(map[string]any{"type": "m.login.password", "identifier": map[string]any{"type": "m.id.user", "user": "alice"},
-		"password": "alice's password", "refresh_token": true})
+	body, _ := json.Marshal(alicePassword(map[string]any{"refresh_token": true}))
 	resp, err := bs.client.Post(bs.base+"_matrix/client/v3/login", "application/json", bytes.NewReader(body))
 	if err != nil {
 		b.Fatal(err)

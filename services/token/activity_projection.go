@@ -107,43 +107,80 @@ func applySessionsActive(ctx context.Context, tx pgx.Tx, ev *eventsv1.SessionsAc
 	return err
 }
 
-// applyLastUse applies the last use a session's snapshot carries: a live
-// session's raises its row and is what its last event carries; an ended
-// session's replaces the row (none: no row).
-func applyLastUse(ctx context.Context, tx pgx.Tx, sessionID string, snap *eventsv1.SessionSnapshot) error {
-	lu := snap.GetLastUse()
-	if lu.GetAt() == nil {
-		if snap.GetEnded() {
-			_, err := tx.Exec(ctx, `DELETE FROM session_activity WHERE session_id = $1`, sessionID)
+// applyLastUses applies the last use each snapshot carries (one snapshot
+// per session): a live session's raises its row and is what its last event
+// carries; an ended session's replaces the row (none: no row). One
+// statement for each of the four cases present, whatever the number of
+// sessions.
+func applyLastUses(ctx context.Context, tx pgx.Tx, snaps []*eventsv1.SessionSnapshot) error {
+	var (
+		gone, forgotten []string // no last use: the session ended, or is live
+		ended, live     lastUses
+	)
+	for _, snap := range snaps {
+		id, lu := snap.GetSession().GetSessionId(), snap.GetLastUse()
+		switch {
+		case lu.GetAt() == nil && snap.GetEnded():
+			gone = append(gone, id)
+		case lu.GetAt() == nil:
+			forgotten = append(forgotten, id)
+		case snap.GetEnded():
+			ended.add(id, lu)
+		default:
+			live.add(id, lu)
+		}
+	}
+	if len(gone) > 0 {
+		if _, err := tx.Exec(ctx, `DELETE FROM session_activity WHERE session_id = ANY($1)`, gone); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `UPDATE session_activity SET carried_at = NULL, carried_ip_at = NULL WHERE session_id = $1`, sessionID)
-		return err
 	}
-	at := lu.GetAt().AsTime()
-	ip, ipAt := lu.GetIpAddress(), (*time.Time)(nil)
-	if ip != "" && lu.GetIpAt() != nil { // an erased user's address does not open: no address, no time
-		ipAt = timeOrNil(lu.GetIpAt().AsTime())
-	} else {
-		ip = ""
+	if len(forgotten) > 0 {
+		if _, err := tx.Exec(ctx, `UPDATE session_activity SET carried_at = NULL, carried_ip_at = NULL WHERE session_id = ANY($1)`, forgotten); err != nil {
+			return err
+		}
 	}
-	if snap.GetEnded() {
-		_, err := tx.Exec(ctx, `
-			INSERT INTO session_activity (session_id, last_active_at, ip_address, ip_at, carried_at, carried_ip_at) VALUES ($1, $2, $3, $4, $2, $4)
-			ON CONFLICT (session_id) DO UPDATE SET last_active_at = EXCLUDED.last_active_at, ip_address = EXCLUDED.ip_address, ip_at = EXCLUDED.ip_at,
-				carried_at = EXCLUDED.carried_at, carried_ip_at = EXCLUDED.carried_ip_at`,
-			sessionID, at, ip, ipAt)
-		return err
+	const carried = `
+		INSERT INTO session_activity AS a (session_id, last_active_at, ip_address, ip_at, carried_at, carried_ip_at)
+		SELECT v.id, v.at, v.ip, v.ip_at, v.at, v.ip_at FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::timestamptz[]) AS v(id, at, ip, ip_at)
+		ON CONFLICT (session_id) DO UPDATE SET `
+	if len(ended.ids) > 0 {
+		if _, err := tx.Exec(ctx, carried+`last_active_at = EXCLUDED.last_active_at, ip_address = EXCLUDED.ip_address, ip_at = EXCLUDED.ip_at,
+			carried_at = EXCLUDED.carried_at, carried_ip_at = EXCLUDED.carried_ip_at`,
+			ended.ids, ended.at, ended.ip, ended.ipAt); err != nil {
+			return err
+		}
 	}
-	_, err := tx.Exec(ctx, `
-		INSERT INTO session_activity AS a (session_id, last_active_at, ip_address, ip_at, carried_at, carried_ip_at) VALUES ($1, $2, $3, $4, $2, $4)
-		ON CONFLICT (session_id) DO UPDATE SET
+	if len(live.ids) > 0 {
+		if _, err := tx.Exec(ctx, carried+`
 			last_active_at = GREATEST(a.last_active_at, EXCLUDED.last_active_at),
 			ip_address = CASE WHEN `+newerAddress+` THEN EXCLUDED.ip_address ELSE a.ip_address END,
 			ip_at = CASE WHEN `+newerAddress+` THEN EXCLUDED.ip_at ELSE a.ip_at END,
 			carried_at = EXCLUDED.carried_at, carried_ip_at = EXCLUDED.carried_ip_at`,
-		sessionID, at, ip, ipAt)
-	return err
+			live.ids, live.at, live.ip, live.ipAt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lastUses are the columns of session_activity rows to write at once.
+type lastUses struct {
+	ids, ip []string
+	at      []time.Time
+	ipAt    []*time.Time
+}
+
+// add adds a session's last use; an address goes only with its time (an
+// erased user's does not open: no address, no time).
+func (l *lastUses) add(sessionID string, lu *eventsv1.SessionLastUse) {
+	ip, ipAt := lu.GetIpAddress(), (*time.Time)(nil)
+	if ip != "" && lu.GetIpAt() != nil {
+		ipAt = timeOrNil(lu.GetIpAt().AsTime())
+	} else {
+		ip = ""
+	}
+	l.ids, l.at, l.ip, l.ipAt = append(l.ids, sessionID), append(l.at, lu.GetAt().AsTime()), append(l.ip, ip), append(l.ipAt, ipAt)
 }
 
 // readLastUse is a session's last use in this replica's read model (zero:

@@ -2,7 +2,6 @@ package token
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -49,8 +48,8 @@ var sessionsTables = []string{"tokens", "sessions", "session_activity"}
 // only for an event later than the last one applied to it (its version).
 func applySessionEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) error {
 	at, seq := rec.OccurredAt(), int64(rec.Seq)
-	if snap := eventsv1.SnapshotOf(rec.Event); snap != nil {
-		if err := applySnapshot(ctx, tx, snap, seq); err != nil {
+	if eventsv1.SnapshotOf(rec.Event) != nil {
+		if err := applySnapshots(ctx, tx, []eventlog.Record{rec}); err != nil {
 			return fmt.Errorf("sessions: %s: %w", rec.Type(), err)
 		}
 		return nil
@@ -73,7 +72,7 @@ func applySessionEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) erro
 	case *eventsv1.TokensIssued:
 		err = rotateTokens(ctx, tx, ev, at, seq)
 	case *eventsv1.SessionSnapshotted:
-		// Without a state there is nothing to apply (applySnapshot above).
+		// Without a state there is nothing to apply (applySnapshots above).
 	case *eventsv1.SessionRenamed:
 		_, err = tx.Exec(ctx, `UPDATE sessions SET device_display_name = $2, version = $3 WHERE session_id = $1 AND version < $3`,
 			ev.GetSessionId(), ev.GetDeviceDisplayName(), seq)
@@ -94,24 +93,90 @@ func applySessionEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) erro
 	return nil
 }
 
-// applySnapshot makes a session's rows what its snapshot says, unless an
-// event as late was applied to it already (its version): the session row,
-// created when the rebuild finds only its last event, and its tokens
-// exactly the snapshot's — those rotated out deleted, the remembered
-// rotated-out refresh tokens kept revoked, every one revoked once it ended.
-// The last use it carries goes to the session's activity row
-// (activity_projection.go).
-func applySnapshot(ctx context.Context, tx pgx.Tx, snap *eventsv1.SessionSnapshot, seq int64) error {
-	st := snap.GetSession()
-	var version int64 = -1
-	err := tx.QueryRow(ctx, `SELECT version FROM sessions WHERE session_id = $1 FOR UPDATE`, st.GetSessionId()).Scan(&version)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-	case err != nil:
+// applySnapshots makes each session's rows what its snapshot says (recs
+// carry their session's state, one record per session), unless an event as
+// late was applied to it already (its version): the session row, created
+// when the rebuild finds only its last event, and its tokens exactly the
+// snapshot's — those rotated out deleted, the remembered rotated-out
+// refresh tokens kept revoked, every one revoked once it ended. The last
+// use it carries goes to the session's activity row
+// (activity_projection.go). The same few statements apply one snapshot or
+// a batch's run of them (applySnapshotRun).
+func applySnapshots(ctx context.Context, tx pgx.Tx, recs []eventlog.Record) error {
+	ids := make([]string, len(recs))
+	for i, rec := range recs {
+		ids[i] = eventsv1.SnapshotOf(rec.Event).GetSession().GetSessionId()
+	}
+	versions := make(map[string]int64, len(recs))
+	rows, err := tx.Query(ctx, `SELECT session_id, version FROM sessions WHERE session_id = ANY($1) ORDER BY session_id FOR UPDATE`, ids)
+	if err != nil {
 		return err
-	case version >= seq:
+	}
+	var (
+		id      string
+		version int64
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&id, &version}, func() error { versions[id] = version; return nil }); err != nil {
+		return err
+	}
+	var (
+		cols   snapshotColumns
+		snaps  = make([]*eventsv1.SessionSnapshot, 0, len(recs))
+		tokens tokenColumns
+	)
+	for _, rec := range recs {
+		snap, seq := eventsv1.SnapshotOf(rec.Event), int64(rec.Seq)
+		if v, ok := versions[snap.GetSession().GetSessionId()]; ok && v >= seq {
+			continue
+		}
+		cols.add(snap, seq)
+		snaps = append(snaps, snap)
+		tokens.add(snap)
+	}
+	if len(snaps) == 0 {
 		return nil
 	}
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO sessions (session_id, kind, client_id, user_id, username, scope, device_id, created_at, device_display_name, ip_address, user_agent, version,
+		                      browser_session_id, owner_user_id, ended_at, end_reason, last_active_at)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::text[], $10::text[],
+			$11::text[], $12::bigint[], $13::text[], $14::text[], $15::timestamptz[], $16::text[], $17::timestamptz[])
+		ON CONFLICT (session_id) DO UPDATE SET device_display_name = EXCLUDED.device_display_name, version = EXCLUDED.version,
+			ended_at = COALESCE(sessions.ended_at, EXCLUDED.ended_at), end_reason = CASE WHEN sessions.ended_at IS NULL THEN EXCLUDED.end_reason ELSE sessions.end_reason END`,
+		cols.ids, cols.kinds, cols.clients, cols.users, cols.names, cols.scopes, cols.devices, cols.created, cols.displays, cols.ips, cols.agents, cols.versions,
+		cols.browsers, cols.owners, cols.ended, cols.endReasons, cols.lastActive); err != nil {
+		return err
+	}
+	if err := applyLastUses(ctx, tx, snaps); err != nil {
+		return err
+	}
+	// A token belongs to one session: the hashes of every snapshot of the
+	// run are those each of its sessions keeps.
+	if _, err := tx.Exec(ctx, `DELETE FROM tokens WHERE session_id = ANY($1) AND NOT (token_hash = ANY($2))`, cols.ids, tokens.hashes); err != nil {
+		return err
+	}
+	if len(tokens.hashes) == 0 {
+		return nil
+	}
+	_, err = tx.Exec(ctx, `
+		INSERT INTO tokens (token_hash, session_id, kind, issued_at, expires_at, revoked)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::bool[])
+		ON CONFLICT (token_hash) DO UPDATE SET revoked = EXCLUDED.revoked`,
+		tokens.hashes, tokens.sessions, tokens.kinds, tokens.issued, tokens.expires, tokens.revoked)
+	return err
+}
+
+// snapshotColumns are the sessions rows of snapshots, column by column.
+type snapshotColumns struct {
+	ids, kinds, clients, users, names, scopes, devices, displays, ips, agents, browsers, owners, endReasons []string
+	created                                                                                             []time.Time
+	versions                                                                                            []int64
+	ended, lastActive                                                                                   []*time.Time
+}
+
+// add adds the row of a snapshot applied at seq.
+func (c *snapshotColumns) add(snap *eventsv1.SessionSnapshot, seq int64) {
+	st := snap.GetSession()
 	var ended, lastActive *time.Time
 	if snap.GetEnded() {
 		t := snap.GetEndedAt().AsTime()
@@ -121,21 +186,27 @@ func applySnapshot(ctx context.Context, tx pgx.Tx, snap *eventsv1.SessionSnapsho
 		t := snap.GetLastActiveAt().AsTime()
 		lastActive = &t
 	}
-	if _, err := tx.Exec(ctx, `
-		INSERT INTO sessions (session_id, kind, client_id, user_id, username, scope, device_id, created_at, device_display_name, ip_address, user_agent, version,
-		                      browser_session_id, owner_user_id, ended_at, end_reason, last_active_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-		ON CONFLICT (session_id) DO UPDATE SET device_display_name = EXCLUDED.device_display_name, version = EXCLUDED.version,
-			ended_at = COALESCE(sessions.ended_at, EXCLUDED.ended_at), end_reason = CASE WHEN sessions.ended_at IS NULL THEN EXCLUDED.end_reason ELSE sessions.end_reason END`,
-		st.GetSessionId(), st.GetKind(), st.GetClientId(), st.GetUserId(), st.GetUsername(), st.GetScope(), st.GetDeviceId(), snap.GetCreatedAt().AsTime(),
-		snap.GetDeviceDisplayName(), st.GetIpAddress(), st.GetUserAgent(), seq, st.GetBrowserSessionId(), st.GetOwnerUserId(), ended, snap.GetEndReason(), lastActive); err != nil {
-		return err
+	c.ids, c.kinds, c.clients, c.users = append(c.ids, st.GetSessionId()), append(c.kinds, st.GetKind()), append(c.clients, st.GetClientId()), append(c.users, st.GetUserId())
+	c.names, c.scopes, c.devices, c.created = append(c.names, st.GetUsername()), append(c.scopes, st.GetScope()), append(c.devices, st.GetDeviceId()), append(c.created, snap.GetCreatedAt().AsTime())
+	c.displays, c.ips, c.agents, c.versions = append(c.displays, snap.GetDeviceDisplayName()), append(c.ips, st.GetIpAddress()), append(c.agents, st.GetUserAgent()), append(c.versions, seq)
+	c.browsers, c.owners, c.ended = append(c.browsers, st.GetBrowserSessionId()), append(c.owners, st.GetOwnerUserId()), append(c.ended, ended)
+	c.endReasons, c.lastActive = append(c.endReasons, snap.GetEndReason()), append(c.lastActive, lastActive)
+}
+
+// tokenColumns are the tokens rows of snapshots, column by column; hashes
+// is never nil (an empty array keeps no token).
+type tokenColumns struct {
+	hashes, sessions, kinds []string
+	issued                  []time.Time
+	expires                 []*time.Time
+	revoked                 []bool
+}
+
+// add adds the tokens a snapshot keeps.
+func (c *tokenColumns) add(snap *eventsv1.SessionSnapshot) {
+	if c.hashes == nil {
+		c.hashes = []string{}
 	}
-	if err := applyLastUse(ctx, tx, st.GetSessionId(), snap); err != nil {
-		return err
-	}
-	n := len(snap.GetTokens())
-	hashes, kinds, issued, expires, revoked := make([]string, 0, n), make([]string, 0, n), make([]time.Time, 0, n), make([]*time.Time, 0, n), make([]bool, 0, n)
 	for _, t := range snap.GetTokens() {
 		kind := "access_token"
 		if t.GetRefresh() {
@@ -150,18 +221,9 @@ func applySnapshot(ctx context.Context, tx pgx.Tx, snap *eventsv1.SessionSnapsho
 		if t.GetIssuedAt() != nil {
 			issuedAt = t.GetIssuedAt().AsTime()
 		}
-		hashes, kinds, issued, expires = append(hashes, t.GetHash()), append(kinds, kind), append(issued, issuedAt), append(expires, exp)
-		revoked = append(revoked, snap.GetEnded() || t.GetConsumedAt() != nil)
+		c.hashes, c.sessions, c.kinds = append(c.hashes, t.GetHash()), append(c.sessions, snap.GetSession().GetSessionId()), append(c.kinds, kind)
+		c.issued, c.expires, c.revoked = append(c.issued, issuedAt), append(c.expires, exp), append(c.revoked, snap.GetEnded() || t.GetConsumedAt() != nil)
 	}
-	if _, err := tx.Exec(ctx, `DELETE FROM tokens WHERE session_id = $1 AND NOT (token_hash = ANY($2))`, st.GetSessionId(), hashes); err != nil {
-		return err
-	}
-	_, err = tx.Exec(ctx, `
-		INSERT INTO tokens (token_hash, session_id, kind, issued_at, expires_at, revoked)
-		SELECT h, $1, k, i, e, r FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::bool[]) AS t(h, k, i, e, r)
-		ON CONFLICT (token_hash) DO UPDATE SET revoked = EXCLUDED.revoked`,
-		st.GetSessionId(), hashes, kinds, issued, expires, revoked)
-	return err
 }
 
 // reuseMemory is how many of a session's rotated-out refresh tokens the

@@ -12,36 +12,67 @@ import (
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 )
 
-// The token read models apply the events that start sessions in bulk: one
-// statement for a whole run of them, where applying each on its own takes
-// two or three round trips to PostgreSQL inside the batch's transaction.
-// Under load, client_credentials issues a token per request, and the
-// projection leader finds tens of SessionStarted in each batch (issue 16);
-// an import brings thousands of SessionImported. Every other event is
-// applied on its own, as Apply does, in stream order.
+// The token read models apply runs of events in bulk: one statement, or a
+// few, for a whole run of them, where applying each on its own takes two to
+// six round trips to PostgreSQL inside the batch's transaction. Under load,
+// client_credentials issues a token per request and every refresh appends
+// its session's new state, so the projection leader finds tens of
+// SessionStarted or of states in each batch (issue 16); an import brings
+// thousands of SessionImported. Every other event is applied on its own, as
+// Apply does, in stream order.
 
-// startsSession reports whether rec starts a session: the events applied in
-// bulk.
-func startsSession(rec eventlog.Record) bool {
+// bulkClass is how rec is applied in bulk with the events like it next to
+// it: a session's start, an import, or an event carrying its session's
+// state; "" for an event applied on its own.
+func bulkClass(rec eventlog.Record) string {
 	switch rec.Event.(type) { //eventcheck:partial — picks the events applied in bulk; Apply handles every other
-	case *eventsv1.SessionStarted, *eventsv1.SessionImported:
-		return true
+	case *eventsv1.SessionStarted:
+		return "started"
+	case *eventsv1.SessionImported:
+		return "imported"
 	}
-	return false
+	if eventsv1.SnapshotOf(rec.Event) != nil {
+		return "state"
+	}
+	return ""
 }
 
-// sameKind splits a run into its maximal runs of one event type, in order,
-// and hands each to apply.
-func sameKind(run []eventlog.Record, apply func([]eventlog.Record) error) error {
+// runsOfClass splits a run into its maximal runs of one bulk class, in
+// order, and hands each to apply.
+func runsOfClass(run []eventlog.Record, apply func(class string, run []eventlog.Record) error) error {
 	for i := 0; i < len(run); {
-		j := i + 1
-		for j < len(run) && run[j].Type() == run[i].Type() {
+		class, j := bulkClass(run[i]), i+1
+		for j < len(run) && bulkClass(run[j]) == class {
 			j++
 		}
-		if err := apply(run[i:j]); err != nil {
+		if err := apply(class, run[i:j]); err != nil {
 			return err
 		}
 		i = j
+	}
+	return nil
+}
+
+// applySnapshotRun applies a run of events carrying their session's state
+// as applying each in turn would: in parts in which each session appears
+// once (a session met again starts the next part), each part in one go
+// (applySnapshots).
+func applySnapshotRun(ctx context.Context, tx pgx.Tx, run []eventlog.Record) error {
+	seen := make(map[string]struct{}, len(run))
+	from := 0
+	for i, rec := range run {
+		id := eventsv1.SnapshotOf(rec.Event).GetSession().GetSessionId()
+		if _, again := seen[id]; again {
+			if err := applySnapshots(ctx, tx, run[from:i]); err != nil {
+				return fmt.Errorf("sessions: %d states from seq %d: %w", i-from, run[from].Seq, err)
+			}
+			clear(seen)
+			from = i
+		}
+		seen[id] = struct{}{}
+	}
+	if err := applySnapshots(ctx, tx, run[from:]); err != nil {
+		return fmt.Errorf("sessions: %d states from seq %d: %w", len(run)-from, run[from].Seq, err)
 	}
 	return nil
 }
@@ -61,18 +92,23 @@ func (s *Service) unsealAll(ctx context.Context, recs []eventlog.Record) error {
 }
 
 // applySessionsBatch is the sessions read model's ApplyBatch: runs of
-// SessionStarted and of SessionImported in one statement or two each, every
-// other event on its own.
+// SessionStarted, of SessionImported and of states in one statement or a
+// few each, every other event on its own.
 func (s *Service) applySessionsBatch(ctx context.Context, tx pgx.Tx, recs []eventlog.Record) error {
 	if err := s.unsealAll(ctx, recs); err != nil {
 		return err
 	}
-	return projection.RunsOf(recs, startsSession, func(run []eventlog.Record) error {
-		return sameKind(run, func(run []eventlog.Record) error {
-			if _, ok := run[0].Event.(*eventsv1.SessionImported); ok { //eventcheck:partial — a run of SessionStarted or of SessionImported
+	inBulk := func(rec eventlog.Record) bool { return bulkClass(rec) != "" }
+	return projection.RunsOf(recs, inBulk, func(run []eventlog.Record) error {
+		return runsOfClass(run, func(class string, run []eventlog.Record) error {
+			switch class {
+			case "imported":
 				return applyImportedRun(ctx, tx, run)
+			case "started":
+				return applyStartedRun(ctx, tx, run)
+			default:
+				return applySnapshotRun(ctx, tx, run)
 			}
-			return applyStartedRun(ctx, tx, run)
 		})
 	}, func(rec eventlog.Record) error {
 		return applySessionEvent(ctx, tx, rec)

@@ -169,9 +169,9 @@ func applySnapshots(ctx context.Context, tx pgx.Tx, recs []eventlog.Record) erro
 // snapshotColumns are the sessions rows of snapshots, column by column.
 type snapshotColumns struct {
 	ids, kinds, clients, users, names, scopes, devices, displays, ips, agents, browsers, owners, endReasons []string
-	created                                                                                             []time.Time
-	versions                                                                                            []int64
-	ended, lastActive                                                                                   []*time.Time
+	created                                                                                                 []time.Time
+	versions                                                                                                []int64
+	ended, lastActive                                                                                       []*time.Time
 }
 
 // add adds the row of a snapshot applied at seq.

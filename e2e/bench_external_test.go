@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/base64"
 	endian "encoding/binary" // the package has a variable named binary
 	"fmt"
@@ -82,6 +83,19 @@ func BenchmarkLoadExternal(b *testing.B) {
 		runExternal(b, bs.s, introspected.with("transport", "http"), func() loadResult {
 			return runPaced(b, 25000, func() loadResult {
 				return runH2load(b, h2load, h2Load{clients: loadClients, streams: 1, h1: true, rps: 25000 / loadClients}, body, seconds,
+					bs.base+"oauth2/introspect", "content-type: application/x-www-form-urlencoded", "authorization: Bearer "+homeserverSecret)
+			})
+		})
+	})
+	// The same rate and connections, the connections out of step: four
+	// h2load processes of 16, started a quarter of a pacing period apart,
+	// as the workers of a homeserver send their questions each on its own
+	// clock. In step (above), each tick sends 64 requests at once.
+	b.Run("introspect-http-h2load-25000-per-s-spread", func(b *testing.B) {
+		body := []byte(url.Values{"token": {bs.token}}.Encode())
+		runExternal(b, bs.s, introspected.with("transport", "http"), func() loadResult {
+			return runPaced(b, 25000, func() loadResult {
+				return runH2load(b, h2load, h2Load{clients: loadClients, streams: 1, h1: true, rps: 25000 / loadClients, procs: 4}, body, seconds,
 					bs.base+"oauth2/introspect", "content-type: application/x-www-form-urlencoded", "authorization: Bearer "+homeserverSecret)
 			})
 		})
@@ -263,10 +277,15 @@ func runPaced(b *testing.B, rate int, load func() loadResult) loadResult {
 // h2Load is how h2load loads: clients connections with streams requests in
 // flight on each (HTTP/2), or HTTP/1.1 connections (h1: one request in
 // flight each); rps, when set, paces each connection to that many requests
-// a second instead of sending as fast as answers come back.
+// a second instead of sending as fast as answers come back. procs, when
+// above 1, spreads the clients over that many h2load processes whose starts
+// are spaced a pacing period apart divided by procs: one h2load fires all
+// its paced connections on the same tick, so that 64 connections send 64
+// requests at once and wait, where callers of their own (a homeserver's
+// workers) are not in step.
 type h2Load struct {
-	clients, streams, rps int
-	h1                    bool
+	clients, streams, rps, procs int
+	h1                           bool
 }
 
 // runH2load runs h2load as l says, posting body to target with headers for
@@ -275,70 +294,99 @@ type h2Load struct {
 // answer: the server's counter (runExternal) tells the active ones.
 func runH2load(b *testing.B, h2load string, l h2Load, body []byte, seconds int, target string, headers ...string) loadResult {
 	dir := b.TempDir()
-	data, logFile := filepath.Join(dir, "body"), filepath.Join(dir, "requests.log")
+	data := filepath.Join(dir, "body")
 	if err := os.WriteFile(data, body, 0o600); err != nil {
 		b.Fatal(err)
 	}
-	args := []string{"-c", strconv.Itoa(l.clients), "-m", strconv.Itoa(l.streams), "-t", "1", "-D", strconv.Itoa(seconds),
-		"-d", data, "--log-file", logFile}
-	if l.h1 {
-		args = append(args, "--h1")
+	procs := max(l.procs, 1)
+	if l.clients%procs != 0 {
+		b.Fatalf("%d clients do not split over %d h2load processes", l.clients, procs)
 	}
+	var spacing time.Duration
 	if l.rps > 0 {
-		args = append(args, "--rps", strconv.Itoa(l.rps))
+		spacing = time.Second / time.Duration(l.rps*procs)
 	}
-	for _, h := range headers {
-		args = append(args, "-H", h)
+	type run struct {
+		cmd     *exec.Cmd
+		log     string
+		out     bytes.Buffer
+		started chan error
 	}
+	runs := make([]*run, procs)
 	start := time.Now()
-	cmd := exec.Command(h2load, append(args, target)...)
-	out, err := cmd.CombinedOutput()
-	elapsed := time.Since(start)
-	if err != nil {
-		b.Fatalf("h2load: %v\n%s", err, out)
+	for i := range runs {
+		r := &run{log: filepath.Join(dir, fmt.Sprintf("requests-%d.log", i))}
+		args := []string{"-c", strconv.Itoa(l.clients / procs), "-m", strconv.Itoa(l.streams), "-t", "1", "-D", strconv.Itoa(seconds),
+			"-d", data, "--log-file", r.log}
+		if l.h1 {
+			args = append(args, "--h1")
+		}
+		if l.rps > 0 {
+			args = append(args, "--rps", strconv.Itoa(l.rps))
+		}
+		for _, h := range headers {
+			args = append(args, "-H", h)
+		}
+		r.cmd = exec.Command(h2load, append(args, target)...)
+		r.cmd.Stdout, r.cmd.Stderr = &r.out, &r.out
+		if i > 0 {
+			time.Sleep(spacing)
+		}
+		if err := r.cmd.Start(); err != nil {
+			b.Fatalf("h2load: %v", err)
+		}
+		runs[i] = r
 	}
-	f, err := os.Open(logFile)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
+	res := loadResult{}
 	var (
-		r     = loadResult{cpu: generatorCPU(cmd)}
 		lat   []time.Duration
 		first = int64(-1)
 		last  int64
 	)
-	sc := bufio.NewScanner(f)
-	for sc.Scan() { // start time (µs since the epoch), status, elapsed (µs)
-		cols := strings.Fields(sc.Text())
-		if len(cols) < 3 {
-			continue
+	for _, r := range runs {
+		if err := r.cmd.Wait(); err != nil {
+			b.Fatalf("h2load: %v\n%s", err, r.out.String())
 		}
-		started, _ := strconv.ParseInt(cols[0], 10, 64)
-		took, _ := strconv.ParseInt(cols[2], 10, 64)
-		if cols[1] != "200" {
-			r.failed++
-			continue
+		res.cpu += generatorCPU(r.cmd)
+		f, err := os.Open(r.log)
+		if err != nil {
+			b.Fatal(err)
 		}
-		r.requests++
-		lat = append(lat, time.Duration(took)*time.Microsecond)
-		if first < 0 || started < first {
-			first = started
+		sc := bufio.NewScanner(f)
+		for sc.Scan() { // start time (µs since the epoch), status, elapsed (µs)
+			cols := strings.Fields(sc.Text())
+			if len(cols) < 3 {
+				continue
+			}
+			started, _ := strconv.ParseInt(cols[0], 10, 64)
+			took, _ := strconv.ParseInt(cols[2], 10, 64)
+			if cols[1] != "200" {
+				res.failed++
+				continue
+			}
+			res.requests++
+			lat = append(lat, time.Duration(took)*time.Microsecond)
+			if first < 0 || started < first {
+				first = started
+			}
+			last = max(last, started+took)
 		}
-		last = max(last, started+took)
+		err = sc.Err()
+		f.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
 	}
-	if err := sc.Err(); err != nil {
-		b.Fatal(err)
-	}
+	elapsed := time.Since(start)
 	if len(lat) == 0 {
-		b.Fatalf("h2load logged no request:\n%s", out)
+		b.Fatalf("h2load logged no request:\n%s", runs[0].out.String())
 	}
-	r.p50, r.p99 = percentiles(lat)
-	r.elapsed = time.Duration(last-first) * time.Microsecond
-	if r.elapsed <= 0 || r.elapsed > elapsed {
-		r.elapsed = elapsed
+	res.p50, res.p99 = percentiles(lat)
+	res.elapsed = time.Duration(last-first) * time.Microsecond
+	if res.elapsed <= 0 || res.elapsed > elapsed {
+		res.elapsed = elapsed
 	}
-	return r
+	return res
 }
 
 // series names one counter of the server's /metrics: the sum of the series

@@ -150,9 +150,11 @@ func applySnapshots(ctx context.Context, tx pgx.Tx, recs []eventlog.Record) erro
 	if err := applyLastUses(ctx, tx, snaps); err != nil {
 		return err
 	}
-	// A token belongs to one session: the hashes of every snapshot of the
-	// run are those each of its sessions keeps.
-	if _, err := tx.Exec(ctx, `DELETE FROM tokens WHERE session_id = ANY($1) AND NOT (token_hash = ANY($2))`, cols.ids, tokens.hashes); err != nil {
+	// Each session keeps the tokens its snapshot lists: its other rows go.
+	if _, err := tx.Exec(ctx, `
+		DELETE FROM tokens t WHERE t.session_id = ANY($1)
+			AND NOT EXISTS (SELECT 1 FROM unnest($2::text[], $3::text[]) AS k(h, s) WHERE k.h = t.token_hash AND k.s = t.session_id)`,
+		cols.ids, tokens.hashes, tokens.sessions); err != nil {
 		return err
 	}
 	if len(tokens.hashes) == 0 {
@@ -194,7 +196,7 @@ func (c *snapshotColumns) add(snap *eventsv1.SessionSnapshot, seq int64) {
 }
 
 // tokenColumns are the tokens rows of snapshots, column by column; hashes
-// is never nil (an empty array keeps no token).
+// and sessions are never nil (empty arrays keep no token).
 type tokenColumns struct {
 	hashes, sessions, kinds []string
 	issued                  []time.Time
@@ -205,7 +207,7 @@ type tokenColumns struct {
 // add adds the tokens a snapshot keeps.
 func (c *tokenColumns) add(snap *eventsv1.SessionSnapshot) {
 	if c.hashes == nil {
-		c.hashes = []string{}
+		c.hashes, c.sessions = []string{}, []string{}
 	}
 	for _, t := range snap.GetTokens() {
 		kind := "access_token"

@@ -3,6 +3,7 @@ package token
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -54,22 +55,29 @@ func runsOfClass(run []eventlog.Record, apply func(class string, run []eventlog.
 }
 
 // applySnapshotRun applies a run of events carrying their session's state
-// as applying each in turn would: in parts in which each session appears
-// once (a session met again starts the next part), each part in one go
-// (applySnapshots).
+// as applying each in turn would: in parts in which each session, and each
+// token, appears once (a session or a token met again starts the next
+// part), each part in one go (applySnapshots).
 func applySnapshotRun(ctx context.Context, tx pgx.Tx, run []eventlog.Record) error {
-	seen := make(map[string]struct{}, len(run))
+	seen := make(map[string]struct{}, 3*len(run))
 	from := 0
 	for i, rec := range run {
-		id := eventsv1.SnapshotOf(rec.Event).GetSession().GetSessionId()
-		if _, again := seen[id]; again {
+		snap := eventsv1.SnapshotOf(rec.Event)
+		keys := make([]string, 0, 1+len(snap.GetTokens()))
+		keys = append(keys, "session "+snap.GetSession().GetSessionId())
+		for _, t := range snap.GetTokens() {
+			keys = append(keys, "token "+t.GetHash())
+		}
+		if slices.ContainsFunc(keys, func(k string) bool { _, again := seen[k]; return again }) {
 			if err := applySnapshots(ctx, tx, run[from:i]); err != nil {
 				return fmt.Errorf("sessions: %d states from seq %d: %w", i-from, run[from].Seq, err)
 			}
 			clear(seen)
 			from = i
 		}
-		seen[id] = struct{}{}
+		for _, k := range keys {
+			seen[k] = struct{}{}
+		}
 	}
 	if err := applySnapshots(ctx, tx, run[from:]); err != nil {
 		return fmt.Errorf("sessions: %d states from seq %d: %w", len(run)-from, run[from].Seq, err)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/pgcluster"
 )
 
@@ -263,4 +265,22 @@ func randomBytes(n int) []byte {
 	b := make([]byte, n)
 	rand.Read(b) // never fails; see crypto/rand.Read
 	return b
+}
+
+// Schema connects to a fresh database (Postgres) in schema, with the
+// service's migrations applied: what a service's read-model tests start
+// from. The pool closes when the test ends.
+func Schema(t testing.TB, schema string, migrations fs.FS) *pgxpool.Pool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)
+	defer cancel()
+	pool, err := pg.Connect(ctx, Postgres(t), schema)
+	if err != nil {
+		t.Fatalf("testkit: schema %s: %v", schema, err)
+	}
+	t.Cleanup(pool.Close)
+	if err := pg.Migrate(ctx, pool, migrations); err != nil {
+		t.Fatalf("testkit: schema %s: %v", schema, err)
+	}
+	return pool
 }

@@ -13,7 +13,6 @@ import (
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/ids"
 	"gatehouse.dev/platform/personal"
-	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/projection/conformance"
 	"gatehouse.dev/platform/sealed"
 	"gatehouse.dev/platform/testkit"
@@ -31,14 +30,7 @@ func TestEveryEventTypeIsHandled(t *testing.T) { eventcheck.Switches(t, ".") }
 // notify service writes).
 func TestProjectionsConform(t *testing.T) {
 	ctx := context.Background()
-	pool, err := pg.Connect(ctx, testkit.Postgres(t), Schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if err := pg.Migrate(ctx, pool, migrations.FS); err != nil {
-		t.Fatal(err)
-	}
+	pool := testkit.Schema(t, Schema, migrations.FS)
 	// stream opens a stream of the contract on a NATS server of its own.
 	stream := func(s eventsv1.Stream, opts ...eventlog.Option) *eventlog.Log {
 		l, err := eventlog.Open(ctx, testkit.NATS(t), eventlog.StreamOf(s, 1), opts...)

@@ -10,7 +10,6 @@ import (
 
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/personal"
-	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/projection"
 	"gatehouse.dev/platform/sealed"
 	"gatehouse.dev/platform/testkit"
@@ -36,14 +35,7 @@ const adminColumns = `
 func TestUpgradeMakesTheAdminColumnsExact(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	pool, err := pg.Connect(ctx, testkit.Postgres(t), Schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if err := pg.Migrate(ctx, pool, migrations.FS); err != nil {
-		t.Fatal(err)
-	}
+	pool := testkit.Schema(t, Schema, migrations.FS)
 	js := testkit.NATS(t)
 	log, err := eventlog.Open(ctx, js, eventlog.StreamOf(eventsv1.Accounts, 1))
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 	"gatehouse.dev/platform/eventcheck"
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/ids"
-	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/projection/conformance"
 	"gatehouse.dev/platform/testkit"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
@@ -26,14 +25,7 @@ func TestEveryEventTypeIsHandled(t *testing.T) { eventcheck.Switches(t, ".") }
 // the history the service really writes.
 func TestProjectionsConform(t *testing.T) {
 	ctx := context.Background()
-	pool, err := pg.Connect(ctx, testkit.Postgres(t), Schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if err := pg.Migrate(ctx, pool, migrations.FS); err != nil {
-		t.Fatal(err)
-	}
+	pool := testkit.Schema(t, Schema, migrations.FS)
 	cfg := Config{VerificationTTL: 30 * time.Minute, ConfirmationWindow: confirmationWindow, PendingMaxBytes: 1 << 20}
 	log, err := eventlog.Open(ctx, testkit.NATS(t), cfg.pendingStream())
 	if err != nil {

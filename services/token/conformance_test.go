@@ -15,7 +15,6 @@ import (
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/ids"
 	"gatehouse.dev/platform/personal"
-	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/projection/conformance"
 	"gatehouse.dev/platform/sealed"
 	"gatehouse.dev/platform/testkit"
@@ -33,14 +32,7 @@ func TestEveryEventTypeIsHandled(t *testing.T) { eventcheck.Switches(t, ".") }
 func TestProjectionsConform(t *testing.T) {
 	ctx := context.Background()
 	js := testkit.NATS(t)
-	pool, err := pg.Connect(ctx, testkit.Postgres(t), Schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if err := pg.Migrate(ctx, pool, migrations.FS); err != nil {
-		t.Fatal(err)
-	}
+	pool := testkit.Schema(t, Schema, migrations.FS)
 	tokens, err := eventlog.Open(ctx, js, eventlog.StreamOf(eventsv1.Token, 1))
 	if err != nil {
 		t.Fatal(err)
@@ -290,14 +282,7 @@ func userHistory() []eventlog.Event {
 func TestCompactedSessionsConform(t *testing.T) {
 	ctx := context.Background()
 	js := testkit.NATS(t)
-	pool, err := pg.Connect(ctx, testkit.Postgres(t), Schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if err := pg.Migrate(ctx, pool, migrations.FS); err != nil {
-		t.Fatal(err)
-	}
+	pool := testkit.Schema(t, Schema, migrations.FS)
 	cfg := eventlog.StreamOf(eventsv1.Token, 1)
 	cfg.LastPerSubject, cfg.AllowTTL = true, true
 	// One clock for the log and the service: a snapshot's times are those

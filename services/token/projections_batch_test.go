@@ -11,7 +11,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"gatehouse.dev/platform/eventlog"
-	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/testkit"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	"gatehouse.dev/services/token/migrations"
@@ -26,14 +25,7 @@ import (
 // state lists.
 func TestSnapshotRunsApplyAsOneByOne(t *testing.T) {
 	ctx := context.Background()
-	pool, err := pg.Connect(ctx, testkit.Postgres(t), Schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if err := pg.Migrate(ctx, pool, migrations.FS); err != nil {
-		t.Fatal(err)
-	}
+	pool := testkit.Schema(t, Schema, migrations.FS)
 	base := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
 	at := func(min int) *timestamppb.Timestamp {
 		return timestamppb.New(base.Add(time.Duration(min) * time.Minute))

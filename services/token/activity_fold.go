@@ -50,11 +50,17 @@ func lastUsePlace(subject string) string { return subject + "/state/last_use" }
 // withKnownUse raises st's last use to what this replica knows of it: the
 // activity row of its read model and the note it has not written yet.
 func (s *Service) withKnownUse(ctx context.Context, st session.State) (session.State, error) {
-	id := st.Started.GetSessionId()
-	u, err := readLastUse(ctx, s.pool, id)
+	u, err := readLastUse(ctx, s.pool, st.Started.GetSessionId())
 	if err != nil {
 		return st, err
 	}
+	return s.withUse(st, u), nil
+}
+
+// withUse is withKnownUse with the session's activity row already read (u):
+// st's last use raised to it and to the note this replica has not written.
+func (s *Service) withUse(st session.State, u use) session.State {
+	id := st.Started.GetSessionId()
 	if n, ok := s.activity.Last(id); ok {
 		noted := use{at: n.At.Truncate(time.Second)} // as the batch would write it
 		if n.IP != "" {
@@ -63,7 +69,7 @@ func (s *Service) withKnownUse(ctx context.Context, st session.State) (session.S
 		u = u.merge(noted)
 	}
 	st.NoteUse(u.at, u.ip, u.ipAt)
-	return st, nil
+	return st
 }
 
 // runFolds folds idle sessions' activity every foldEvery until ctx ends.

@@ -303,3 +303,41 @@ func lastMsg(ctx context.Context, t *testing.T, st jetstream.Stream, subject str
 	}
 	return m.Sequence
 }
+
+// A refresh writes into the state its event carries the session's last use
+// as the replica's read model holds it: read with the token's session, in
+// the one query the refresh grant makes of the read model (refreshSession).
+func TestRefreshCarriesTheReadModelsLastUse(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	e := newLockEnv(t)
+	r := e.replicaWith(t, func(c *Config) { c.CompactSessions = true })
+	alice := e.newUser(t)
+	if _, err := r.svc.personal.Create(ctx, personal.User(alice)); err != nil {
+		t.Fatal(err)
+	}
+	access, refresh := r.session(t, alice, "oauth")
+	id := sessionOf(ctx, t, r, access)
+	usedAt := time.Now().Add(time.Hour).Truncate(time.Second) // later than anything the refresh itself notes
+	r.svc.activity.Touch(id, alice, "192.0.2.88", usedAt)
+	r.svc.flushActivity(ctx) // into a batch, then the read model: this replica notes nothing more
+	caughtUp(ctx, t, r)
+	if at, ip := lastUseOf(ctx, t, r, id); at == nil || !at.Equal(usedAt) || ip != "192.0.2.88" {
+		t.Fatalf("the read model says %v from %q, want %v from 192.0.2.88", at, ip, usedAt)
+	}
+	if _, code := r.oauthRefresh(t, refresh); code != "" {
+		t.Fatalf("refresh: %s", code)
+	}
+	history, _, err := r.svc.log.Load(ctx, sessionRef(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := history[len(history)-1]
+	if _, ok := last.Event.(*eventsv1.TokensIssued); !ok {
+		t.Fatalf("the session's last event is %s, want the refresh's TokensIssued", last.Type())
+	}
+	lu := eventsv1.SnapshotOf(last.Event).GetLastUse()
+	if lu.GetAt() == nil || !lu.GetAt().AsTime().Equal(usedAt) || lu.GetIpAt() == nil {
+		t.Fatalf("the refresh's state carries the last use %v (address at %v), want %v with its address", lu.GetAt().AsTime(), lu.GetIpAt(), usedAt)
+	}
+}

@@ -336,7 +336,7 @@ func (x *index) lookupRefresh(ctx context.Context, hash string) (tokenInfo, bool
 	if err := x.waitReady(ctx); err != nil {
 		return tokenInfo{}, false, err
 	}
-	sessionID, err := refreshSession(ctx, x.pool, hash)
+	sessionID, _, err := refreshSession(ctx, x.pool, hash)
 	if err != nil || sessionID == "" {
 		return tokenInfo{}, false, errs.Classify(err, errs.KindUnavailable, "Tokens cannot be checked right now; try again shortly.")
 	}

@@ -133,7 +133,7 @@ func (s *Service) rotate(ctx context.Context, rot rotation) (pair, session.State
 		return pair{}, session.State{}, invalid
 	}
 	hash := tokenfmt.HashString(rot.presented)
-	sessionID, err := refreshSession(ctx, s.pool, hash)
+	sessionID, used, err := refreshSession(ctx, s.pool, hash)
 	if err != nil {
 		return pair{}, session.State{}, errs.Wrap(errs.KindUnavailable, unavailableMsg, err)
 	}
@@ -168,7 +168,9 @@ func (s *Service) rotate(ctx context.Context, rot rotation) (pair, session.State
 		if err != nil {
 			return nil, err
 		}
-		return s.sessionWrites(ctx, ref, rot.actor(st), st, version, decided...)
+		// The activity row read with the token's session: a retry after a
+		// conflict keeps it, a last use at most that much older.
+		return s.sessionWritesUsing(ctx, ref, rot.actor(st), st, used, version, decided...)
 	})
 	if err != nil {
 		return pair{}, session.State{}, errs.Classify(err, errs.KindUnavailable, unavailableMsg)
@@ -188,16 +190,33 @@ func (s *Service) rotate(ctx context.Context, rot rotation) (pair, session.State
 }
 
 // refreshSession is the session a refresh token (by hash) was issued to,
-// from the sessions read model, which holds every refresh token before it
-// goes out (waitsForReadModel); "" when none. Whether the token still
-// refreshes it is the session aggregate's to say.
-func refreshSession(ctx context.Context, pool *pgxpool.Pool, hash string) (string, error) {
-	var sessionID string
-	err := pool.QueryRow(ctx, `SELECT session_id FROM tokens WHERE token_hash = $1 AND kind = 'refresh_token'`, hash).Scan(&sessionID)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", nil
+// "" when the read model holds no such token, with the session's activity
+// row (its last use; zero without one): one query for the refresh grant,
+// which writes the last use into the rotation's snapshot (withUse).
+func refreshSession(ctx context.Context, pool *pgxpool.Pool, hash string) (string, use, error) {
+	var (
+		sessionID string
+		at, ipAt  *time.Time
+		ip        *string
+	)
+	err := pool.QueryRow(ctx, `
+		SELECT t.session_id, a.last_active_at, a.ip_address, a.ip_at
+		FROM tokens t LEFT JOIN session_activity a ON a.session_id = t.session_id
+		WHERE t.token_hash = $1 AND t.kind = 'refresh_token'`, hash).Scan(&sessionID, &at, &ip, &ipAt)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return "", use{}, nil
+	case err != nil:
+		return "", use{}, err
 	}
-	return sessionID, err
+	var u use
+	if at != nil {
+		u.at = *at
+	}
+	if ip != nil && ipAt != nil { // an address goes with its time, as readLastUse reads it
+		u.ip, u.ipAt = *ip, *ipAt
+	}
+	return sessionID, u, nil
 }
 
 // endSession ends a session.
@@ -228,15 +247,26 @@ func (s *Service) endSession(ctx context.Context, sessionID, reason, actor strin
 // st (at version): each carries the session's snapshot after it
 // (session.WithState), so that the session's last event alone holds it. The
 // start's address and user agent, sealed where the start was read from,
-// are sealed again for their place in the snapshot.
+// are sealed again for their place in the snapshot. The last use the
+// snapshot carries is what this replica knows (withKnownUse).
 func (s *Service) sessionWrites(ctx context.Context, ref eventlog.Ref, actor string, st session.State, version uint64, decided ...proto.Message) ([]eventlog.Write, error) {
 	if !st.Exists() || len(decided) == 0 {
 		return eventlog.Writes(ref, actor, version, decided...), nil
 	}
-	st, err := s.withKnownUse(ctx, st) // activity_fold.go
+	u, err := readLastUse(ctx, s.pool, st.Started.GetSessionId()) // activity_projection.go
 	if err != nil {
 		return nil, err
 	}
+	return s.sessionWritesUsing(ctx, ref, actor, st, u, version, decided...)
+}
+
+// sessionWritesUsing is sessionWrites with the session's activity row
+// already read (u).
+func (s *Service) sessionWritesUsing(ctx context.Context, ref eventlog.Ref, actor string, st session.State, u use, version uint64, decided ...proto.Message) ([]eventlog.Write, error) {
+	if !st.Exists() || len(decided) == 0 {
+		return eventlog.Writes(ref, actor, version, decided...), nil
+	}
+	st = s.withUse(st, u) // activity_fold.go
 	events := session.WithState(st, version, s.now(), decided)
 	writes := make([]eventlog.Write, len(events))
 	for i, ev := range events {

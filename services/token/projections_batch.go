@@ -55,9 +55,10 @@ func runsOfClass(run []eventlog.Record, apply func(class string, run []eventlog.
 }
 
 // applySnapshotRun applies a run of events carrying their session's state
-// as applying each in turn would: in parts in which each session, and each
-// token, appears once (a session or a token met again starts the next
-// part), each part in one go (applySnapshots).
+// as applying each in turn would (a token hash belongs to one session): in
+// parts in which each session, and each token, appears once (a session or a
+// token met again starts the next part), each part in one go
+// (applySnapshots).
 func applySnapshotRun(ctx context.Context, tx pgx.Tx, run []eventlog.Record) error {
 	seen := make(map[string]struct{}, 3*len(run))
 	from := 0

@@ -190,9 +190,12 @@ func (s *Service) rotate(ctx context.Context, rot rotation) (pair, session.State
 }
 
 // refreshSession is the session a refresh token (by hash) was issued to,
-// "" when the read model holds no such token, with the session's activity
-// row (its last use; zero without one): one query for the refresh grant,
-// which writes the last use into the rotation's snapshot (withUse).
+// from the sessions read model, which holds every refresh token before it
+// goes out (waitsForReadModel); "" when none. Whether the token still
+// refreshes it is the session aggregate's to say. With it comes the
+// session's activity row (its last use; zero without one), so that the
+// refresh grant, which writes that last use into the rotation's state
+// (withUse), asks the read model once.
 func refreshSession(ctx context.Context, pool *pgxpool.Pool, hash string) (string, use, error) {
 	var (
 		sessionID string

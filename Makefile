@@ -107,6 +107,8 @@ bench: bench-deps
 	$(GO) test -run '^$$' -bench '^BenchmarkIntrospect(HTTP|Refresh)$$' -benchtime 2s ./services/token/
 	@echo "== session storage: disk per refresh and per active session per day (NATS file store + PostgreSQL), history kept vs oauth.compact_sessions; before the redesign: NATS 824 B + PostgreSQL 623 B per refresh (issue 16) =="
 	$(GO) test -run '^$$' -bench '^BenchmarkSessionStorage$$' -benchtime 1x -timeout 10m ./services/token/
+	@echo "== sessions read model: a blue/green rebuild from a compacted TOKEN stream (each session one event carrying its state), sessions/s (3,000 sessions; GATEHOUSE_BENCH_SESSIONS=n for more) =="
+	$(GO) test -run '^$$' -bench '^BenchmarkSessionsRebuild$$' -benchtime 1x -timeout 10m ./services/token/
 	@echo "== session activity: bytes per active session per day in the TOKEN stream, kept for ever before vs. bounded by oauth.activity_retention (issue 16) =="
 	$(GO) test -run '^$$' -bench '^BenchmarkActivityStorage$$' -benchtime 1x ./services/token/
 	@echo "== passwords: sign-in cost of argon2id (default parameters) vs a bcrypt hash imported from Synapse (cost 12, pepper), and argon2id padded to bcrypt (every verification takes the slowest scheme's time) =="

@@ -81,6 +81,25 @@ func renameUnaware(ctx context.Context, t *testing.T, r *replica, id, name strin
 	}
 }
 
+// compactedWithUser is a replica with compact_sessions (and what more
+// configure sets) and a user with a personal key, as the accounts service
+// makes one.
+func compactedWithUser(ctx context.Context, t *testing.T, configure func(*Config)) (*lockEnv, *replica, string) {
+	t.Helper()
+	e := newLockEnv(t)
+	r := e.replicaWith(t, func(c *Config) {
+		c.CompactSessions = true
+		if configure != nil {
+			configure(c)
+		}
+	})
+	user := e.newUser(t)
+	if _, err := r.svc.personal.Create(ctx, personal.User(user)); err != nil {
+		t.Fatal(err)
+	}
+	return e, r, user
+}
+
 // A rebuild from a compacted TOKEN stream meets a session's activity
 // batches before the one event it keeps of the session (its last), written
 // by a replica that knew nothing of that activity; the session's last use
@@ -89,12 +108,7 @@ func renameUnaware(ctx context.Context, t *testing.T, r *replica, id, name strin
 func TestCompactedRebuildKeepsActivityBeforeTheLastEvent(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	e := newLockEnv(t)
-	r := e.replicaWith(t, func(c *Config) { c.CompactSessions = true })
-	alice := e.newUser(t)
-	if _, err := r.svc.personal.Create(ctx, personal.User(alice)); err != nil {
-		t.Fatal(err)
-	}
+	_, r, alice := compactedWithUser(ctx, t, nil)
 	access, refresh := r.session(t, alice, "oauth")
 	resp, code := r.oauthRefresh(t, refresh)
 	if code != "" {
@@ -135,13 +149,8 @@ func TestCompactedRebuildKeepsActivityBeforeTheLastEvent(t *testing.T) {
 func TestIdleSessionsActivityIsFoldedBeforeItExpires(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	e := newLockEnv(t)
 	const retention = 4 * time.Second
-	r := e.replicaWith(t, func(c *Config) { c.CompactSessions, c.ActivityRetention = true, retention })
-	alice := e.newUser(t)
-	if _, err := r.svc.personal.Create(ctx, personal.User(alice)); err != nil {
-		t.Fatal(err)
-	}
+	e, r, alice := compactedWithUser(ctx, t, func(c *Config) { c.ActivityRetention = retention })
 	const address = "192.0.2.77"
 	used := func() string {
 		_, refresh := r.session(t, alice, "oauth")
@@ -310,12 +319,7 @@ func lastMsg(ctx context.Context, t *testing.T, st jetstream.Stream, subject str
 func TestRefreshCarriesTheReadModelsLastUse(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	e := newLockEnv(t)
-	r := e.replicaWith(t, func(c *Config) { c.CompactSessions = true })
-	alice := e.newUser(t)
-	if _, err := r.svc.personal.Create(ctx, personal.User(alice)); err != nil {
-		t.Fatal(err)
-	}
+	_, r, alice := compactedWithUser(ctx, t, nil)
 	access, refresh := r.session(t, alice, "oauth")
 	id := sessionOf(ctx, t, r, access)
 	usedAt := time.Now().Add(time.Hour).Truncate(time.Second) // later than anything the refresh itself notes

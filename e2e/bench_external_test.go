@@ -17,6 +17,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"gatehouse.dev/platform/testkit"
 	tokenv1 "gatehouse.dev/proto/gatehouse/token/v1"
 )
 
@@ -48,12 +49,7 @@ func BenchmarkLoadExternal(b *testing.B) {
 	if err != nil {
 		b.Fatal("h2load is not installed (Debian package nghttp2-client; make bench installs it)")
 	}
-	seconds := 10
-	if v := os.Getenv("GATEHOUSE_BENCH_SECONDS"); v != "" {
-		if seconds, err = strconv.Atoi(v); err != nil || seconds < 1 {
-			b.Fatalf("GATEHOUSE_BENCH_SECONDS=%q", v)
-		}
-	}
+	seconds := testkit.Count(b, "GATEHOUSE_BENCH_SECONDS", 10)
 	bs := startBench(b)
 	introspected := series{"gatehouse_introspections_total", map[string]string{"caller": "homeserver", "outcome": "active"}}
 	b.Run("introspect-http-wrk", func(b *testing.B) {

@@ -28,14 +28,7 @@ import (
 // (migrate.pprof) there. What bounds it is the server's CPU per event
 // (README, "Migrating from Synapse"); argon2id never runs during an import.
 func BenchmarkMigrateSynapse(b *testing.B) {
-	users := 100_000
-	if v := os.Getenv("GATEHOUSE_BENCH_SYNAPSE_USERS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			b.Fatalf("GATEHOUSE_BENCH_SYNAPSE_USERS=%q", v)
-		}
-		users = n
-	}
+	users := testkit.Count(b, "GATEHOUSE_BENCH_SYNAPSE_USERS", 100_000)
 	for range b.N {
 		alone := benchImport(b, users, -1, "users-")
 		fmt.Printf("migrate synapse, users with passwords and emails alone: %d users: %.0f users/s in %s, check included (goal 10000); users phase %.0f users/s; %s\n",

@@ -3,10 +3,10 @@ package token
 import (
 	"context"
 	"fmt"
-	"os"
-	"strconv"
 	"testing"
 	"time"
+
+	"gatehouse.dev/platform/testkit"
 )
 
 // BenchmarkSessionsRebuild rebuilds the sessions read model (blue/green,
@@ -16,13 +16,7 @@ import (
 // rebuild meets at scale. It prints sessions rebuilt a second. Run with
 // -benchtime 1x (make bench).
 func BenchmarkSessionsRebuild(b *testing.B) {
-	n := 3000
-	if v := os.Getenv("GATEHOUSE_BENCH_SESSIONS"); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil || n < 1 {
-			b.Fatalf("GATEHOUSE_BENCH_SESSIONS=%q", v)
-		}
-	}
+	n := testkit.Count(b, "GATEHOUSE_BENCH_SESSIONS", 3000)
 	ctx := context.Background()
 	e := newLockEnv(b)
 	r := e.replicaWith(b, func(c *Config) { c.CompactSessions = true })

@@ -2,6 +2,7 @@ package token
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -188,20 +189,34 @@ func (l *lastUses) add(sessionID string, lu *eventsv1.SessionLastUse) {
 func readLastUse(ctx context.Context, q interface {
 	QueryRow(context.Context, string, ...any) pgx.Row
 }, sessionID string) (use, error) {
-	var (
-		u    use
-		ipAt *time.Time
-	)
-	err := q.QueryRow(ctx, `SELECT last_active_at, ip_address, ip_at FROM session_activity WHERE session_id = $1`, sessionID).Scan(&u.at, &u.ip, &ipAt)
-	if err == pgx.ErrNoRows {
+	var row useRow
+	err := q.QueryRow(ctx, `SELECT last_active_at, ip_address, ip_at FROM session_activity WHERE session_id = $1`, sessionID).Scan(row.dest()...)
+	if errors.Is(err, pgx.ErrNoRows) {
 		return use{}, nil
 	}
-	if ipAt != nil {
-		u.ipAt = *ipAt
-	} else {
-		u.ip = ""
+	return row.use(), err
+}
+
+// useRow is a session's activity row as read, its columns NULL when the
+// session has none (a LEFT JOIN).
+type useRow struct {
+	at, ipAt *time.Time
+	ip       *string
+}
+
+// dest are the scan targets of last_active_at, ip_address, ip_at.
+func (r *useRow) dest() []any { return []any{&r.at, &r.ip, &r.ipAt} }
+
+// use is the row's use (zero: no row); an address goes only with its time.
+func (r useRow) use() use {
+	var u use
+	if r.at != nil {
+		u.at = *r.at
 	}
-	return u, err
+	if r.ip != nil && r.ipAt != nil {
+		u.ip, u.ipAt = *r.ip, *r.ipAt
+	}
+	return u
 }
 
 // timeOrNil is t, nil when zero.

@@ -199,27 +199,19 @@ func (s *Service) rotate(ctx context.Context, rot rotation) (pair, session.State
 func refreshSession(ctx context.Context, pool *pgxpool.Pool, hash string) (string, use, error) {
 	var (
 		sessionID string
-		at, ipAt  *time.Time
-		ip        *string
+		row       useRow
 	)
 	err := pool.QueryRow(ctx, `
 		SELECT t.session_id, a.last_active_at, a.ip_address, a.ip_at
 		FROM tokens t LEFT JOIN session_activity a ON a.session_id = t.session_id
-		WHERE t.token_hash = $1 AND t.kind = 'refresh_token'`, hash).Scan(&sessionID, &at, &ip, &ipAt)
+		WHERE t.token_hash = $1 AND t.kind = 'refresh_token'`, hash).Scan(append([]any{&sessionID}, row.dest()...)...)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return "", use{}, nil
 	case err != nil:
 		return "", use{}, err
 	}
-	var u use
-	if at != nil {
-		u.at = *at
-	}
-	if ip != nil && ipAt != nil { // an address goes with its time, as readLastUse reads it
-		u.ip, u.ipAt = *ip, *ipAt
-	}
-	return sessionID, u, nil
+	return sessionID, row.use(), nil
 }
 
 // endSession ends a session.

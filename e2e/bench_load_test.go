@@ -337,25 +337,26 @@ func (bs *benchServer) compatLogin(b *testing.B) string {
 			b.Fatal(err)
 		}
 	})
-	body, _ := json.Marshal(alicePassword(map[string]any{"refresh_token": true}))
-	resp, err := bs.client.Post(bs.base+"_matrix/client/v3/login", "application/json", bytes.NewReader(body))
+	refresh, err := bs.refreshTokenFrom("login", alicePassword(map[string]any{"refresh_token": true}))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer resp.Body.Close()
-	var out struct {
-		RefreshToken string `json:"refresh_token"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK || out.RefreshToken == "" {
-		b.Fatalf("login: %d %v", resp.StatusCode, err)
-	}
-	return out.RefreshToken
+	return refresh
 }
 
 // compatRefresh exchanges a compat refresh token for the next one.
 func (bs *benchServer) compatRefresh(token string) (string, error) {
-	body, _ := json.Marshal(map[string]string{"refresh_token": token})
-	resp, err := bs.client.Post(bs.base+"_matrix/client/v3/refresh", "application/json", bytes.NewReader(body))
+	return bs.refreshTokenFrom("refresh", map[string]string{"refresh_token": token})
+}
+
+// refreshTokenFrom posts body to the Matrix client API's endpoint and
+// returns the refresh token its answer carries.
+func (bs *benchServer) refreshTokenFrom(endpoint string, body any) (string, error) {
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return "", err
+	}
+	resp, err := bs.client.Post(bs.base+"_matrix/client/v3/"+endpoint, "application/json", bytes.NewReader(raw))
 	if err != nil {
 		return "", err
 	}
@@ -364,7 +365,7 @@ func (bs *benchServer) compatRefresh(token string) (string, error) {
 		RefreshToken string `json:"refresh_token"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK || out.RefreshToken == "" {
-		return "", fmt.Errorf("refresh: %d %v", resp.StatusCode, err)
+		return "", fmt.Errorf("%s: %d %v", endpoint, resp.StatusCode, err)
 	}
 	return out.RefreshToken, nil
 }

@@ -79,8 +79,7 @@ func BenchmarkIntrospectRefresh(b *testing.B) {
 		b.Fatalf("the refresh token: active %v, %v", res.Active, err)
 	}
 	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
+	for b.Loop() { // b.Loop times only the loop
 		if res, err := r.svc.introspectFor(ctx, refresh, owner); err != nil || !res.Active {
 			b.Fatalf("the refresh token: active %v, %v", res.Active, err)
 		}

@@ -150,19 +150,34 @@ func (p Projection) applyAll(ctx context.Context, tx pgx.Tx, recs []eventlog.Rec
 // records bulk accepts goes to many, every other record to one, in stream
 // order.
 func RunsOf(recs []eventlog.Record, bulk func(eventlog.Record) bool, many func([]eventlog.Record) error, one func(eventlog.Record) error) error {
-	for i := 0; i < len(recs); {
-		if !bulk(recs[i]) {
-			if err := one(recs[i]); err != nil {
+	return RunsBy(recs, func(rec eventlog.Record) string {
+		if bulk(rec) {
+			return "bulk"
+		}
+		return ""
+	}, func(kind string, run []eventlog.Record) error {
+		if kind != "" {
+			return many(run)
+		}
+		for _, rec := range run {
+			if err := one(rec); err != nil {
 				return err
 			}
-			i++
-			continue
 		}
-		j := i + 1
-		for j < len(recs) && bulk(recs[j]) {
+		return nil
+	})
+}
+
+// RunsBy splits recs for an ApplyBatch that applies several kinds of events
+// in bulk: each maximal run of consecutive records of one kind goes to
+// apply with that kind, in stream order.
+func RunsBy(recs []eventlog.Record, kind func(eventlog.Record) string, apply func(kind string, run []eventlog.Record) error) error {
+	for i := 0; i < len(recs); {
+		k, j := kind(recs[i]), i+1
+		for j < len(recs) && kind(recs[j]) == k {
 			j++
 		}
-		if err := many(recs[i:j]); err != nil {
+		if err := apply(k, recs[i:j]); err != nil {
 			return err
 		}
 		i = j

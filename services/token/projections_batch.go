@@ -38,22 +38,6 @@ func bulkClass(rec eventlog.Record) string {
 	return ""
 }
 
-// runsOfClass splits a run into its maximal runs of one bulk class, in
-// order, and hands each to apply.
-func runsOfClass(run []eventlog.Record, apply func(class string, run []eventlog.Record) error) error {
-	for i := 0; i < len(run); {
-		class, j := bulkClass(run[i]), i+1
-		for j < len(run) && bulkClass(run[j]) == class {
-			j++
-		}
-		if err := apply(class, run[i:j]); err != nil {
-			return err
-		}
-		i = j
-	}
-	return nil
-}
-
 // applySnapshotRun applies a run of events carrying their session's state
 // as applying each in turn would (a token hash belongs to one session): in
 // parts in which each session, and each token, appears once (a session or a
@@ -107,20 +91,21 @@ func (s *Service) applySessionsBatch(ctx context.Context, tx pgx.Tx, recs []even
 	if err := s.unsealAll(ctx, recs); err != nil {
 		return err
 	}
-	inBulk := func(rec eventlog.Record) bool { return bulkClass(rec) != "" }
-	return projection.RunsOf(recs, inBulk, func(run []eventlog.Record) error {
-		return runsOfClass(run, func(class string, run []eventlog.Record) error {
-			switch class {
-			case "imported":
-				return applyImportedRun(ctx, tx, run)
-			case "started":
-				return applyStartedRun(ctx, tx, run)
-			default:
-				return applySnapshotRun(ctx, tx, run)
+	return projection.RunsBy(recs, bulkClass, func(class string, run []eventlog.Record) error {
+		switch class {
+		case "imported":
+			return applyImportedRun(ctx, tx, run)
+		case "started":
+			return applyStartedRun(ctx, tx, run)
+		case "state":
+			return applySnapshotRun(ctx, tx, run)
+		}
+		for _, rec := range run {
+			if err := applySessionEvent(ctx, tx, rec); err != nil {
+				return err
 			}
-		})
-	}, func(rec eventlog.Record) error {
-		return applySessionEvent(ctx, tx, rec)
+		}
+		return nil
 	})
 }
 

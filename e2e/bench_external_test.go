@@ -96,6 +96,26 @@ func BenchmarkLoadExternal(b *testing.B) {
 			})
 		})
 	})
+	// The floor: a bare net/http server (e2e/floorserver) answering the same
+	// introspection under the same paced loads, in step and spread. Its
+	// latency is what this machine allows any Go HTTP/1.1 server at this
+	// rate; Gatehouse's above is that plus what it does besides.
+	for _, procs := range []int{1, 4} {
+		name := "introspect-http-floor-h2load-25000-per-s"
+		if procs > 1 {
+			name += "-spread"
+		}
+		b.Run(name, func(b *testing.B) {
+			body := []byte(url.Values{"token": {bs.token}}.Encode())
+			floor := startFloor(b, bs)
+			runFloor(b, floor, func() loadResult {
+				return runPaced(b, 25000, func() loadResult {
+					return runH2load(b, h2load, h2Load{clients: loadClients, streams: 1, h1: true, rps: 25000 / loadClients, procs: procs}, body, seconds,
+						floor.base+"oauth2/introspect", "content-type: application/x-www-form-urlencoded", "authorization: Bearer "+homeserverSecret)
+				})
+			})
+		})
+	}
 	b.Run("introspect-grpc-h2load-36000-per-s", func(b *testing.B) {
 		runExternal(b, bs.s, introspected.with("transport", "grpc"), func() loadResult {
 			return runPaced(b, 36000, func() loadResult {

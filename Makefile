@@ -117,7 +117,7 @@ bench: bench-deps
 	$(GO) test -run '^$$' -bench '^BenchmarkSubjectMemory$$' -benchtime 1x -timeout 20m ./platform/natsserver/
 	@echo "== load test of a running gatehouse serve: introspection (HTTP, gRPC, homeserver secret), client_credentials, compat refreshes (each loads its session from the stream, appends the rotation, waits for the read model); 64 concurrent clients; server CPU per request (GATEHOUSE_BENCH_PROFILE=<dir> saves pprof profiles) =="
 	$(GO) test -run '^$$' -bench '^BenchmarkLoad$$' -benchtime 10000x ./e2e/
-	@echo "== the same load test driven by wrk (HTTP/1.1, 64 connections) and h2load (gRPC over HTTP/2, 64 streams on one connection), load generators in a process of their own that leave the server more of the two cores; also introspection held at the targets' rates (HTTP 25,000/s with its 64 connections in step and out of step, gRPC 36,000/s); every answer checked against the server's counters; 10 s each =="
+	@echo "== the same load test driven by wrk (HTTP/1.1, 64 connections) and h2load (gRPC over HTTP/2, 64 streams on one connection), load generators in a process of their own that leave the server more of the two cores; also introspection held at the targets' rates (HTTP 25,000/s with its 64 connections in step and out of step, and a bare net/http server under the same loads: the machine's floor; gRPC 36,000/s); every answer checked against the server's counters; 10 s each =="
 	$(GO) test -run '^$$' -bench '^BenchmarkLoadExternal$$' -benchtime 1x ./e2e/
 	@echo "== revocation on one token replica seen by another: delay after the revocation's 200 =="
 	$(GO) test -run '^$$' -bench '^BenchmarkRevocationVisibility$$' -benchtime 200x ./e2e/

@@ -8,7 +8,9 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/oklog/ulid/v2"
 
@@ -106,6 +108,77 @@ func BenchmarkAppendBatch(b *testing.B) {
 		batches++
 	}
 	reportEventsPerSecond(b, 2*batches)
+}
+
+// BenchmarkAppendBulk appends runs of 1,000 new aggregates' first events
+// (claims, as an import writes them), pipelined (AppendEach, the import's
+// way) and as atomic batches (Append), and reports the process's CPU per
+// event, client and embedded server together: what one event costs when
+// nothing waits, the floor of anything that writes events in bulk.
+func BenchmarkAppendBulk(b *testing.B) {
+	const run = 1000
+	for _, bc := range []struct {
+		name   string
+		append func(context.Context, *eventlog.Log, []eventlog.Write) error
+	}{
+		{"pipelined", func(ctx context.Context, l *eventlog.Log, ws []eventlog.Write) error {
+			out, err := l.AppendEach(ctx, ws)
+			if err != nil {
+				return err
+			}
+			for _, p := range out {
+				if p.Err != nil || p.Duplicate {
+					return fmt.Errorf("a write of the run: %+v", p)
+				}
+			}
+			return nil
+		}},
+		{"atomic-batch", func(ctx context.Context, l *eventlog.Log, ws []eventlog.Write) error {
+			got, err := l.Append(ctx, ws...)
+			if err == nil && len(got.Seqs) != len(ws) {
+				err = fmt.Errorf("%d of %d events stored", len(got.Seqs), len(ws))
+			}
+			return err
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			ctx := b.Context()
+			l := benchLog(b)
+			events := 0
+			cpu0 := processCPU(b)
+			for b.Loop() {
+				if err := bc.append(ctx, l, newClaims(run)); err != nil {
+					b.Fatal(err)
+				}
+				events += run
+			}
+			reportEventsPerSecond(b, events)
+			b.ReportMetric(float64((processCPU(b)-cpu0).Microseconds())/float64(events), "cpu-µs/event")
+		})
+	}
+}
+
+// newClaims are n writes of a username claim each, every one expecting its
+// aggregate new.
+func newClaims(n int) []eventlog.Write {
+	ws := make([]eventlog.Write, n)
+	for i := range ws {
+		id := ulid.Make().String()
+		ws[i] = eventlog.Write{Expect: eventlog.ExpectNew(), Event: eventlog.Event{
+			Aggregate: eventlog.Ref{Type: "username", ID: "u" + id}, Actor: "bench",
+			Payload: &eventsv1.UsernameReserved{Username: "u" + id, UserId: id},
+		}}
+	}
+	return ws
+}
+
+// processCPU is the CPU time, user and system, this process has used.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkLoad loads aggregates of 20 events each from a stream in which the

@@ -221,7 +221,7 @@ func readModel(ctx context.Context, t *testing.T, r *replica) string {
 	var sessions, tokens string
 	if err := r.pool.QueryRow(ctx, `SELECT coalesce(json_agg(x ORDER BY session_id)::text, '') FROM (
 		SELECT s.session_id, kind, client_id, user_id, username, scope, device_id, created_at, ended_at, end_reason, device_display_name,
-		       user_agent, version, browser_session_id, owner_user_id, `+lastActiveSQL+` AS last_active, `+lastAddressSQL+` AS address
+		       user_agent, version, browser_session_id, owner_user_id, usable_until, `+lastActiveSQL+` AS last_active, `+lastAddressSQL+` AS address
 		FROM sessions s`+activityJoin+`) x`).Scan(&sessions); err != nil {
 		t.Fatal(err)
 	}

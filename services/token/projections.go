@@ -60,10 +60,10 @@ func applySessionEvent(ctx context.Context, tx pgx.Tx, rec eventlog.Record) erro
 		var tag pgconn.CommandTag
 		tag, err = tx.Exec(ctx, `
 			INSERT INTO sessions (session_id, kind, client_id, user_id, username, scope, device_id, created_at, device_display_name, ip_address, user_agent, version,
-			                      browser_session_id, owner_user_id)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (session_id) DO NOTHING`,
+			                      browser_session_id, owner_user_id, usable_until)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (session_id) DO NOTHING`,
 			ev.GetSessionId(), ev.GetKind(), ev.GetClientId(), ev.GetUserId(), ev.GetUsername(), ev.GetScope(), ev.GetDeviceId(), at, ev.GetDeviceDisplayName(),
-			ev.GetIpAddress(), ev.GetUserAgent(), seq, ev.GetBrowserSessionId(), ev.GetOwnerUserId())
+			ev.GetIpAddress(), ev.GetUserAgent(), seq, ev.GetBrowserSessionId(), ev.GetOwnerUserId(), usableUntil(session.UsableUntil(ev)))
 		if err == nil && tag.RowsAffected() == 1 { // once: a start delivered again does not bring back rotated-out tokens
 			err = insertTokens(ctx, tx, ev.GetTokens(), at)
 		}
@@ -138,13 +138,14 @@ func applySnapshots(ctx context.Context, tx pgx.Tx, recs []eventlog.Record) erro
 	}
 	if _, err := tx.Exec(ctx, `
 		INSERT INTO sessions (session_id, kind, client_id, user_id, username, scope, device_id, created_at, device_display_name, ip_address, user_agent, version,
-		                      browser_session_id, owner_user_id, ended_at, end_reason, last_active_at)
+		                      browser_session_id, owner_user_id, ended_at, end_reason, last_active_at, usable_until)
 		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::text[], $10::text[],
-			$11::text[], $12::bigint[], $13::text[], $14::text[], $15::timestamptz[], $16::text[], $17::timestamptz[])
+			$11::text[], $12::bigint[], $13::text[], $14::text[], $15::timestamptz[], $16::text[], $17::timestamptz[], $18::timestamptz[])
 		ON CONFLICT (session_id) DO UPDATE SET device_display_name = EXCLUDED.device_display_name, version = EXCLUDED.version,
-			ended_at = COALESCE(sessions.ended_at, EXCLUDED.ended_at), end_reason = CASE WHEN sessions.ended_at IS NULL THEN EXCLUDED.end_reason ELSE sessions.end_reason END`,
+			ended_at = COALESCE(sessions.ended_at, EXCLUDED.ended_at), end_reason = CASE WHEN sessions.ended_at IS NULL THEN EXCLUDED.end_reason ELSE sessions.end_reason END,
+			usable_until = EXCLUDED.usable_until`,
 		cols.ids, cols.kinds, cols.clients, cols.users, cols.names, cols.scopes, cols.devices, cols.created, cols.displays, cols.ips, cols.agents, cols.versions,
-		cols.browsers, cols.owners, cols.ended, cols.endReasons, cols.lastActive); err != nil {
+		cols.browsers, cols.owners, cols.ended, cols.endReasons, cols.lastActive, cols.usable); err != nil {
 		return err
 	}
 	if err := applyLastUses(ctx, tx, snaps); err != nil {
@@ -173,7 +174,7 @@ type snapshotColumns struct {
 	ids, kinds, clients, users, names, scopes, devices, displays, ips, agents, browsers, owners, endReasons []string
 	created                                                                                                 []time.Time
 	versions                                                                                                []int64
-	ended, lastActive                                                                                       []*time.Time
+	ended, lastActive, usable                                                                               []*time.Time
 }
 
 // add adds the row of a snapshot applied at seq.
@@ -193,6 +194,16 @@ func (c *snapshotColumns) add(snap *eventsv1.SessionSnapshot, seq int64) {
 	c.displays, c.ips, c.agents, c.versions = append(c.displays, snap.GetDeviceDisplayName()), append(c.ips, st.GetIpAddress()), append(c.agents, st.GetUserAgent()), append(c.versions, seq)
 	c.browsers, c.owners, c.ended = append(c.browsers, st.GetBrowserSessionId()), append(c.owners, st.GetOwnerUserId()), append(c.ended, ended)
 	c.endReasons, c.lastActive = append(c.endReasons, snap.GetEndReason()), append(c.lastActive, lastActive)
+	c.usable = append(c.usable, usableUntil(session.SnapshotUsableUntil(snap)))
+}
+
+// usableUntil is the sessions row's usable_until: NULL for a session that
+// can go on (expiry.go).
+func usableUntil(at time.Time, ok bool) *time.Time {
+	if !ok {
+		return nil
+	}
+	return &at
 }
 
 // tokenColumns are the tokens rows of snapshots, column by column; hashes

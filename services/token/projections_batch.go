@@ -11,6 +11,7 @@ import (
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/projection"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
+	"gatehouse.dev/services/token/internal/session"
 )
 
 // The token read models apply runs of events in bulk: one statement, or a
@@ -120,6 +121,7 @@ func applyStartedRun(ctx context.Context, tx pgx.Tx, run []eventlog.Record) erro
 		devices, displays, ips, agents, browsers  = make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
 		owners                                    = make([]string, 0, n)
 		created                                   = make([]time.Time, 0, n)
+		usable                                    = make([]*time.Time, 0, n)
 		seqs                                      = make([]int64, 0, n)
 		hashes, tokenSessions, tokenKinds         = make([]string, 0, 2*n), make([]string, 0, 2*n), make([]string, 0, 2*n)
 		issued                                    = make([]time.Time, 0, 2*n)
@@ -136,7 +138,7 @@ func applyStartedRun(ctx context.Context, tx pgx.Tx, run []eventlog.Record) erro
 		ids, kinds, clients, users = append(ids, ev.GetSessionId()), append(kinds, ev.GetKind()), append(clients, ev.GetClientId()), append(users, ev.GetUserId())
 		names, scopes, devices, displays = append(names, ev.GetUsername()), append(scopes, ev.GetScope()), append(devices, ev.GetDeviceId()), append(displays, ev.GetDeviceDisplayName())
 		ips, agents, browsers, owners = append(ips, ev.GetIpAddress()), append(agents, ev.GetUserAgent()), append(browsers, ev.GetBrowserSessionId()), append(owners, ev.GetOwnerUserId())
-		created, seqs = append(created, at), append(seqs, int64(rec.Seq))
+		created, seqs, usable = append(created, at), append(seqs, int64(rec.Seq)), append(usable, usableUntil(session.UsableUntil(ev)))
 		t := ev.GetTokens()
 		if t.GetAccessHash() != "" {
 			var exp *time.Time // NULL: a compat access token issued without a refresh token never expires
@@ -155,16 +157,16 @@ func applyStartedRun(ctx context.Context, tx pgx.Tx, run []eventlog.Record) erro
 	if _, err := tx.Exec(ctx, `
 		WITH started AS (
 			INSERT INTO sessions (session_id, kind, client_id, user_id, username, scope, device_id, created_at, device_display_name, ip_address, user_agent, version,
-			                      browser_session_id, owner_user_id)
+			                      browser_session_id, owner_user_id, usable_until)
 			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::text[], $10::text[],
-				$11::text[], $12::bigint[], $13::text[], $14::text[])
+				$11::text[], $12::bigint[], $13::text[], $14::text[], $20::timestamptz[])
 			ON CONFLICT (session_id) DO NOTHING RETURNING session_id)
 		INSERT INTO tokens (token_hash, session_id, kind, issued_at, expires_at)
 		SELECT t.* FROM unnest($15::text[], $16::text[], $17::text[], $18::timestamptz[], $19::timestamptz[]) AS t(h, s, k, i, e)
 		WHERE t.s IN (SELECT session_id FROM started)
 		ON CONFLICT (token_hash) DO NOTHING`,
 		ids, kinds, clients, users, names, scopes, devices, created, displays, ips, agents, seqs, browsers, owners,
-		hashes, tokenSessions, tokenKinds, issued, expires); err != nil {
+		hashes, tokenSessions, tokenKinds, issued, expires, usable); err != nil {
 		return fmt.Errorf("sessions: %d SessionStarted: %w", len(ids), err)
 	}
 	return nil

@@ -374,14 +374,16 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 func (s *Service) Name() string { return "token" }
 
 // Run keeps the projections, the reactors (homeserver provisioning, sessions
-// ended by account changes) and the introspection index current and writes
-// session activity until ctx ends (then once more).
+// ended by account changes) and the introspection index current, writes
+// session activity and ends the sessions nothing can use any more until ctx
+// ends (then once more).
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.projections.Run(ctx) })
 	wg.Go(func() { s.index.run(ctx) })
 	wg.Go(func() { s.runActivity(ctx) })
 	wg.Go(func() { s.runFolds(ctx) })
+	wg.Go(func() { s.runExpiries(ctx) })
 	if s.cfg.CompactSessions {
 		wg.Go(func() { s.sweepEnded(ctx) })
 	}

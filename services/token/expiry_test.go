@@ -1,0 +1,103 @@
+package token
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"gatehouse.dev/platform/ids"
+	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
+	"gatehouse.dev/services/token/internal/session"
+)
+
+// Sessions that nothing can use any more end once their last token has
+// expired: a client's own session and a person's OAuth session given no
+// refresh token, never one that can go on (a refresh token, a compat
+// token that never expires). Two replicas sweeping at once end each once;
+// the end expires like any other, and a rebuild of the read model equals
+// the live one.
+func TestSessionsNothingCanUseEnd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	e, r, alice := compactedWithUser(ctx, t, nil)
+	other := e.replicaWith(t, func(c *Config) { c.CompactSessions = true })
+	start := func(kind, user string, refresh bool) string {
+		t.Helper()
+		id := ids.New()
+		ev := &eventsv1.SessionStarted{SessionId: id, Kind: kind, ClientId: "the-client", UserId: user, Tokens: r.svc.mint(id, refresh).issued}
+		if user != "" {
+			ev.Username, ev.DeviceId = "alice", "DEV"+id[len(id)-6:]
+		}
+		if err := r.svc.start(ctx, ev, "client:the-client"); err != nil {
+			t.Fatalf("start a %s session: %v", kind, err)
+		}
+		return id
+	}
+	own := start("client_credentials", "", false)
+	once := start("oauth", alice, false)
+	revoked := start("client_credentials", "", false)
+	_, refresh := r.session(t, alice, "oauth")
+	_, compatRefresh := r.session(t, alice, compatKind)
+	refreshed := sessionOf(ctx, t, r, refresh)
+	compat := sessionOf(ctx, t, r, compatRefresh)
+	if err := r.svc.endSession(ctx, revoked, "revoked", "test"); err != nil {
+		t.Fatal(err)
+	}
+	caughtUp(ctx, t, r)
+
+	if n, err := r.svc.expireSessions(ctx, time.Now()); err != nil || n != 0 {
+		t.Fatalf("sessions ended while their tokens are live: %d, %v", n, err)
+	}
+	later := time.Now().Add(r.svc.cfg.AccessTTL + 2*expireGrace)
+	before := lastSeq(ctx, t, r)
+	var wg sync.WaitGroup
+	counts := make([]int, 2)
+	for i, rep := range []*replica{r, other} {
+		wg.Go(func() {
+			n, err := rep.svc.expireSessions(ctx, later)
+			if err != nil {
+				t.Error(err)
+			}
+			counts[i] = n
+		})
+	}
+	wg.Wait()
+	if counts[0]+counts[1] != 2 || lastSeq(ctx, t, r) != before+2 {
+		t.Fatalf("two replicas ended %v sessions with %d events; want 2 with 2", counts, lastSeq(ctx, t, r)-before)
+	}
+	caughtUp(ctx, t, r)
+	for id, want := range map[string]string{own: session.ExpiredReason, once: session.ExpiredReason, revoked: "revoked", refreshed: "", compat: ""} {
+		var reason string
+		if err := r.pool.QueryRow(ctx, `SELECT end_reason FROM sessions WHERE session_id = $1`, id).Scan(&reason); err != nil {
+			t.Fatal(err)
+		}
+		if reason != want {
+			t.Errorf("session %s ended with %q, want %q", id, reason, want)
+		}
+	}
+	if n, err := r.svc.expireSessions(ctx, later.Add(time.Hour)); err != nil || n != 0 {
+		t.Fatalf("swept again: %d ended, %v", n, err)
+	}
+	st, err := e.js.Stream(ctx, eventsv1.Token.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end, err := st.GetLastMsgForSubject(ctx, r.svc.log.Subject(sessionRef(own)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ttl := end.Header.Get("Nats-TTL"); ttl == "" {
+		t.Errorf("the end of an expired session has no TTL: it would stay for ever (headers %v)", end.Header)
+	}
+	var audited int
+	if err := r.pool.QueryRow(ctx, `SELECT count(*) FROM audit_entries WHERE session_id = ANY($1) AND summary LIKE '%ended: expired'`,
+		[]string{own, once}).Scan(&audited); err != nil || audited != 2 {
+		t.Fatalf("audit entries of the expiries: %d, %v", audited, err)
+	}
+	live := readModel(ctx, t, r)
+	rebuildSessions(ctx, t, r)
+	if rebuilt := readModel(ctx, t, r); rebuilt != live {
+		t.Fatalf("rebuilt read model differs:\nlive    %s\nrebuilt %s", live, rebuilt)
+	}
+}

@@ -237,6 +237,13 @@ func baseFields() []field {
 				c.OAuth.ActivityRetention = d
 				return err
 			}},
+		{"oauth.inactive_session_expiry", "GATEHOUSE_INACTIVE_SESSION_EXPIRY",
+			"End a person's OAuth or compat session (and its device on the homeserver) unused for this long, e.g. 2160h (90 days); at least 24h; 0 (the default) never does.",
+			func(c *Config, v string) error {
+				d, err := time.ParseDuration(v)
+				c.OAuth.InactiveSessionExpiry = d
+				return err
+			}},
 		{"timeouts.request", "GATEHOUSE_REQUEST_TIMEOUT",
 			"Server-side deadline of every public HTTP request and of gRPC calls without one, e.g. 15s; 1s..5m. Past it the caller gets 503 (UNAVAILABLE) rather than a hang.",
 			func(c *Config, v string) error {

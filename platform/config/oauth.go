@@ -46,6 +46,10 @@ type OAuth struct {
 	// idle session's last use is folded into its own event at half of it.
 	// With compact_sessions it must be below ended_session_retention.
 	ActivityRetention time.Duration `yaml:"activity_retention,omitempty"`
+	// InactiveSessionExpiry (GATEHOUSE_INACTIVE_SESSION_EXPIRY, 0: off, the
+	// default; otherwise ≥ 24h) ends a person's OAuth or compat session
+	// unused for that long, and with it the device on the homeserver.
+	InactiveSessionExpiry time.Duration `yaml:"inactive_session_expiry,omitempty"`
 }
 
 // StaticClient is an OAuth client defined in configuration.
@@ -86,6 +90,9 @@ func (p *problems) validateOAuth(o OAuth) {
 	}
 	if o.CompactSessions && activityRetention(o) >= endedSessionRetention(o) {
 		p.add("oauth.activity_retention", "%s must be below oauth.ended_session_retention (%s)", activityRetention(o), endedSessionRetention(o))
+	}
+	if o.InactiveSessionExpiry != 0 && o.InactiveSessionExpiry < 24*time.Hour {
+		p.add("oauth.inactive_session_expiry", "%s is below 24h (0 turns it off)", o.InactiveSessionExpiry)
 	}
 	if o.ActivityFlushInterval < time.Second || o.ActivityFlushInterval > 10*time.Minute {
 		p.add("oauth.activity_flush_interval", "%s is outside 1s..10m", o.ActivityFlushInterval)

@@ -30,6 +30,9 @@ func TestOAuthSection(t *testing.T) {
 		{"activity outlives ended sessions, not compacting", func(c *Config) {
 			c.OAuth.EndedSessionRetention, c.OAuth.CompactSessions = 12*time.Hour, false
 		}, ""},
+		{"inactive sessions kept", func(c *Config) { c.OAuth.InactiveSessionExpiry = 0 }, ""},
+		{"inactive sessions end after 90 days", func(c *Config) { c.OAuth.InactiveSessionExpiry = 90 * 24 * time.Hour }, ""},
+		{"inactive sessions end too soon", func(c *Config) { c.OAuth.InactiveSessionExpiry = 12 * time.Hour }, "oauth.inactive_session_expiry"},
 		{"bad client id", func(c *Config) { g := good; g.ClientID = "a.b"; c.OAuth.Clients = []StaticClient{g} }, "oauth.clients[0].client_id"},
 		{"duplicate client", func(c *Config) { c.OAuth.Clients = []StaticClient{good, good} }, "defined twice"},
 		{"short secret", func(c *Config) { g := good; g.ClientSecret = "short"; c.OAuth.Clients = []StaticClient{g} }, "at least 16"},

@@ -25,6 +25,17 @@ import (
 // replicas ending the same session append one end, and a session that the
 // read model has wrong is left alone.
 
+// Sessions unused for too long. With Config.InactiveSessionExpiry (off by
+// default), a person's OAuth or compat session last used longer ago than
+// that is ended too (reason session.InactiveReason), and the homeserver
+// deletes its device: every inactiveEvery, each replica reads the live
+// sessions whose last use in the read model (its activity row, an import's
+// last use, else its start) is that old, and ends each whose own state,
+// raised to all this replica knows of its use, agrees. A use on another
+// replica not yet written (oauth.activity_flush_interval) is not known: a
+// session used for the first time in that long within the last few
+// minutes may still end, while a refresh, an event of its own, keeps it.
+
 // expireEvery is how often the sessions nothing can use are ended.
 const expireEvery = 15 * time.Minute
 
@@ -100,6 +111,87 @@ func (s *Service) expireSession(ctx context.Context, id string, now time.Time) (
 	appended, err := s.log.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
 		st := session.Fold(history)
 		return s.sessionWrites(ctx, ref, "system:token", st, version, session.Expire(st, now)...)
+	})
+	return len(appended.Seqs) > 0, err
+}
+
+// inactiveEvery is how often the sessions unused for too long are ended: a
+// scan of every live session, where the expiry is at least a day.
+const inactiveEvery = time.Hour
+
+// runInactiveExpiries ends the sessions unused for too long every
+// inactiveEvery until ctx ends.
+func (s *Service) runInactiveExpiries(ctx context.Context) {
+	for {
+		if n, err := s.expireInactive(ctx, s.now()); err != nil && ctx.Err() == nil {
+			s.logger.Warn("could not end the sessions unused for too long", "err", err)
+		} else if n > 0 {
+			s.logger.Info("ended the sessions unused for too long", "sessions", n, "unused_for", s.cfg.InactiveSessionExpiry)
+		}
+		if !sleep(ctx, inactiveEvery) {
+			return
+		}
+	}
+}
+
+// expireInactive ends every live OAuth or compat session last used before
+// now less Config.InactiveSessionExpiry, and returns how many it ended.
+func (s *Service) expireInactive(ctx context.Context, now time.Time) (int, error) {
+	if s.cfg.InactiveSessionExpiry <= 0 {
+		return 0, nil
+	}
+	cut := now.Add(-s.cfg.InactiveSessionExpiry)
+	ended, after := 0, ""
+	for {
+		rows, err := s.pool.Query(ctx, `
+			SELECT s.session_id FROM sessions s LEFT JOIN session_activity a ON a.session_id = s.session_id
+			WHERE s.ended_at IS NULL AND s.kind IN ('oauth', 'compat') AND s.session_id > $2
+				AND GREATEST(s.created_at, s.last_active_at, a.last_active_at) < $1
+			ORDER BY s.session_id LIMIT $3`, cut, after, expirePage)
+		if err != nil {
+			return ended, err
+		}
+		var (
+			page []string
+			id   string
+		)
+		if _, err := pgx.ForEachRow(rows, []any{&id}, func() error {
+			page, after = append(page, id), id
+			return nil
+		}); err != nil {
+			return ended, err
+		}
+		for _, id := range page {
+			ok, err := s.expireIfInactive(ctx, id, cut)
+			if err != nil {
+				return ended, err
+			}
+			if ok {
+				ended++
+			}
+		}
+		if len(page) < expirePage {
+			return ended, nil
+		}
+	}
+}
+
+// expireIfInactive ends a session when, by its own state raised to all this
+// replica knows of its use, it was last active before cut
+// (session.ExpireInactive), and reports whether it did.
+func (s *Service) expireIfInactive(ctx context.Context, id string, cut time.Time) (bool, error) {
+	ref := sessionRef(id)
+	appended, err := s.log.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
+		st := session.Fold(history)
+		if !st.Exists() || st.Ended {
+			return nil, nil
+		}
+		u, err := readLastUse(ctx, s.pool, id)
+		if err != nil {
+			return nil, err
+		}
+		decided := session.ExpireInactive(s.withUse(st, u), cut)
+		return s.sessionWritesUsing(ctx, ref, "system:token", st, u, version, decided...)
 	})
 	return len(appended.Seqs) > 0, err
 }

@@ -101,3 +101,61 @@ func TestSessionsNothingCanUseEnd(t *testing.T) {
 		t.Fatalf("rebuilt read model differs:\nlive    %s\nrebuilt %s", live, rebuilt)
 	}
 }
+
+// With oauth.inactive_session_expiry, a person's OAuth or compat session
+// unused for that long ends (reason inactive); one used since — in the read
+// model, or in a use this replica noted and has not written yet — does not,
+// nor a client's own or a personal session. A rebuild equals the live read
+// model.
+func TestInactiveSessionsEnd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const expiry = 48 * time.Hour
+	_, r, alice := compactedWithUser(ctx, t, func(c *Config) { c.InactiveSessionExpiry = expiry })
+	start := func(kind, user string) string {
+		t.Helper()
+		id := ids.New()
+		ev := &eventsv1.SessionStarted{SessionId: id, Kind: kind, ClientId: "the-client", UserId: user, Tokens: r.svc.mint(id, false).issued}
+		if err := r.svc.start(ctx, ev, "test"); err != nil {
+			t.Fatalf("start a %s session: %v", kind, err)
+		}
+		return id
+	}
+	signIn := func(kind string) string {
+		t.Helper()
+		_, refresh := r.session(t, alice, kind)
+		return sessionOf(ctx, t, r, refresh)
+	}
+	now := time.Now()
+	idle, idleCompat, used, noted := signIn("oauth"), signIn(compatKind), signIn("oauth"), signIn("oauth")
+	own, personal := start("client_credentials", ""), start(session.PersonalKind, alice)
+	r.svc.activity.Touch(used, alice, "", now.Add(30*time.Hour))
+	r.svc.flushActivity(ctx)
+	caughtUp(ctx, t, r)
+	r.svc.activity.Touch(noted, alice, "", now.Add(30*time.Hour)) // noted, not written
+
+	if n, err := r.svc.expireInactive(ctx, now.Add(expiry-time.Hour)); err != nil || n != 0 {
+		t.Fatalf("sessions unused for less than the expiry ended: %d, %v", n, err)
+	}
+	if n, err := r.svc.expireInactive(ctx, now.Add(expiry+time.Hour)); err != nil || n != 2 {
+		t.Fatalf("%d sessions ended, %v; want the 2 idle ones", n, err)
+	}
+	caughtUp(ctx, t, r)
+	for id, want := range map[string]string{idle: session.InactiveReason, idleCompat: session.InactiveReason, used: "", noted: "", own: "", personal: ""} {
+		var reason string
+		if err := r.pool.QueryRow(ctx, `SELECT end_reason FROM sessions WHERE session_id = $1`, id).Scan(&reason); err != nil {
+			t.Fatal(err)
+		}
+		if reason != want {
+			t.Errorf("session %s ended with %q, want %q", id, reason, want)
+		}
+	}
+	if n, err := r.svc.expireInactive(ctx, now.Add(expiry+time.Hour)); err != nil || n != 0 {
+		t.Fatalf("swept again: %d ended, %v", n, err)
+	}
+	live := readModel(ctx, t, r)
+	rebuildSessions(ctx, t, r)
+	if rebuilt := readModel(ctx, t, r); rebuilt != live {
+		t.Fatalf("rebuilt read model differs:\nlive    %s\nrebuilt %s", live, rebuilt)
+	}
+}

@@ -109,6 +109,9 @@ type Config struct {
 	// TTL); idle sessions' activity is folded into their own events before
 	// (activity_fold.go). DefaultActivityRetention when zero.
 	ActivityRetention time.Duration
+	// InactiveSessionExpiry ends a person's OAuth or compat session unused
+	// for that long (expiry.go); 0: never.
+	InactiveSessionExpiry time.Duration
 }
 
 // Deps are the service's connections.
@@ -340,7 +343,8 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 		ActivityFlushInterval: rt.Config.OAuth.ActivityFlushInterval, Limits: ratelimit.RulesFrom(rt.Config.RateLimits),
 		AdminClients: rt.Config.OAuth.AdminClients, CompatAdminScope: rt.Config.Matrix.CompatAdminScope,
 		CompactSessions: rt.Config.OAuth.CompactSessions, EndedSessionRetention: rt.Config.OAuth.EndedSessionRetention,
-		AuditRetention: rt.Config.Audit.Retention, ActivityRetention: rt.Config.OAuth.ActivityRetention}
+		AuditRetention: rt.Config.Audit.Retention, ActivityRetention: rt.Config.OAuth.ActivityRetention,
+		InactiveSessionExpiry: rt.Config.OAuth.InactiveSessionExpiry}
 	if files := rt.Config.OAuth.SigningKeyFiles; len(files) > 0 {
 		var pems [][]byte
 		for _, f := range files {
@@ -384,6 +388,9 @@ func (s *Service) Run(ctx context.Context) error {
 	wg.Go(func() { s.runActivity(ctx) })
 	wg.Go(func() { s.runFolds(ctx) })
 	wg.Go(func() { s.runExpiries(ctx) })
+	if s.cfg.InactiveSessionExpiry > 0 {
+		wg.Go(func() { s.runInactiveExpiries(ctx) })
+	}
 	if s.cfg.CompactSessions {
 		wg.Go(func() { s.sweepEnded(ctx) })
 	}

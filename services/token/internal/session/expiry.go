@@ -82,3 +82,36 @@ func Expire(s State, now time.Time) []proto.Message {
 	}
 	return []proto.Message{&eventsv1.SessionEnded{SessionId: s.Started.GetSessionId(), Reason: ExpiredReason}}
 }
+
+// InactiveReason is the end reason of a session unused for longer than the
+// deployment allows (oauth.inactive_session_expiry).
+const InactiveReason = "inactive"
+
+// personKinds are the kinds of a person's sessions on a device: those ended
+// when unused for too long. A client's own sessions end with their token
+// (Expire); personal sessions are tokens a person made for a program,
+// with an expiry of their own.
+var personKinds = map[string]bool{"oauth": true, "compat": true}
+
+// LastActive is the newest of when the session started, the last use an
+// import brought and the last use its state carries.
+func (s State) LastActive() time.Time {
+	at := s.createdAt
+	if s.lastActive.After(at) {
+		at = s.lastActive
+	}
+	if used, _ := s.LastUse(); used.After(at) {
+		at = used
+	}
+	return at
+}
+
+// ExpireInactive decides ending a person's session last active before cut
+// (its state's last use raised to all that is known of it first): none when
+// it has ended, was active since, or is not a person's session on a device.
+func ExpireInactive(s State, cut time.Time) []proto.Message {
+	if !s.Exists() || s.Ended || !personKinds[s.Started.GetKind()] || !s.LastActive().Before(cut) {
+		return nil
+	}
+	return []proto.Message{&eventsv1.SessionEnded{SessionId: s.Started.GetSessionId(), Reason: InactiveReason}}
+}

@@ -71,3 +71,45 @@ func TestExpire(t *testing.T) {
 		})
 	}
 }
+
+func TestExpireInactive(t *testing.T) {
+	started := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	cut := started.Add(time.Hour)
+	history := func(kind string, more ...eventlog.Record) []eventlog.Record {
+		return append([]eventlog.Record{{Seq: 1, Envelope: &eventsv1.Envelope{OccurredAt: timestamppb.New(started)},
+			Event: &eventsv1.SessionStarted{SessionId: "s", Kind: kind, ClientId: "c", UserId: "u", Tokens: &eventsv1.TokensIssued{AccessHash: "a1", RefreshHash: "r1"}}}}, more...)
+	}
+	imported := []eventlog.Record{{Seq: 1, Event: &eventsv1.SessionImported{
+		Session:   &eventsv1.SessionStarted{SessionId: "s", Kind: "compat", ClientId: "c", UserId: "u"},
+		CreatedAt: timestamppb.New(started.Add(-48 * time.Hour)), LastActiveAt: timestamppb.New(cut.Add(time.Minute))}}}
+	ended := eventlog.Record{Seq: 2, Envelope: &eventsv1.Envelope{OccurredAt: timestamppb.New(started)}, Event: &eventsv1.SessionEnded{SessionId: "s", Reason: "logout"}}
+	for _, tc := range []struct {
+		name    string
+		history []eventlog.Record
+		usedAt  time.Time // a use noted on the state; zero: none
+		ends    bool
+	}{
+		{"an OAuth session unused since it started", history("oauth"), time.Time{}, true},
+		{"a compat session unused since it started", history("compat"), time.Time{}, true},
+		{"an OAuth session used after the cut", history("oauth"), cut.Add(time.Second), false},
+		{"an OAuth session used before the cut", history("oauth"), cut.Add(-time.Second), true},
+		{"an imported session its homeserver saw used after the cut", imported, time.Time{}, false},
+		{"a client's own session", history("client_credentials"), time.Time{}, false},
+		{"a personal session", history(PersonalKind), time.Time{}, false},
+		{"an ended session", history("oauth", ended), time.Time{}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := Fold(tc.history)
+			if !tc.usedAt.IsZero() {
+				st.NoteUse(tc.usedAt, "", time.Time{})
+			}
+			decided := ExpireInactive(st, cut)
+			if got := len(decided) == 1; got != tc.ends {
+				t.Fatalf("ExpireInactive: %v, want an end: %v", decided, tc.ends)
+			}
+			if tc.ends && decided[0].(*eventsv1.SessionEnded).GetReason() != InactiveReason {
+				t.Fatalf("ExpireInactive decided %v", decided[0])
+			}
+		})
+	}
+}

@@ -188,6 +188,11 @@ type Limiter struct {
 	now     func() time.Time
 	hashKey []byte
 
+	// turns serialize this process's changes to a key in the store (by a
+	// stripe of its subject): requests from one address at once would
+	// otherwise race each other's conditional appends (shared.go).
+	turns [keyTurns]sync.Mutex
+
 	mu        sync.Mutex
 	known     map[string]state // by subject: the last state seen, or the local count
 	lastSweep time.Time
@@ -246,10 +251,11 @@ func (l *Limiter) Take(ctx context.Context, keys ...Key) (Decision, error) {
 
 // take is Take without its metrics.
 func (l *Limiter) take(ctx context.Context, keys []Key) (Decision, error) {
-	now := l.now().UnixNano()
 	if l.store == nil {
-		return l.takeLocal(now, keys), nil
+		return l.takeLocal(l.now().UnixNano(), keys), nil
 	}
+	defer l.takeTurns(keys)()
+	now := l.now().UnixNano() // once its turn has come: a wait does not count against it
 	d, err := l.takeShared(ctx, now, keys)
 	if err != nil {
 		l.storeFailures.Add(ctx, 1)
@@ -278,7 +284,10 @@ func (l *Limiter) Refund(ctx context.Context, d Decision) {
 		}
 	}
 	if len(shared) > 0 {
-		if err := l.refundShared(ctx, shared); err != nil {
+		unlock := l.takeTurns(shared)
+		err := l.refundShared(ctx, shared)
+		unlock()
+		if err != nil {
 			l.warn(ctx, "refund", err)
 		}
 	}

@@ -2,6 +2,10 @@ package ratelimit
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -20,7 +24,43 @@ type change struct {
 }
 
 // maxConflicts bounds the retries of one change that keeps losing races.
+// Within a process, changes to a key take turns (takeTurns), so races are
+// between replicas: a change that still loses this many has not been
+// written, which is a failure of the store (the rule's OnStoreFailure
+// decides), not a refusal — the bucket may be far from empty.
 const maxConflicts = 8
+
+// errContended is a change that lost maxConflicts races in a row.
+var errContended = errors.New("ratelimit: the key kept changing under this change")
+
+// keyTurns is how many stripes the keys' turns are spread over: keys in one
+// stripe wait for each other, which costs nothing at the rate of the
+// requests these rules count.
+const keyTurns = 64
+
+// takeTurns waits for the turn of every key's stripe, in stripe order (two
+// takes of the same keys never wait for each other crosswise), and returns
+// what ends the turns.
+func (l *Limiter) takeTurns(keys []Key) (done func()) {
+	stripes := make([]int, 0, len(keys))
+	for _, k := range keys {
+		h := fnv.New32a()
+		h.Write([]byte(k.Rule.Name))
+		h.Write([]byte{0})
+		h.Write([]byte(k.Subject))
+		stripes = append(stripes, int(h.Sum32()%keyTurns))
+	}
+	slices.Sort(stripes)
+	stripes = slices.Compact(stripes)
+	for _, i := range stripes {
+		l.turns[i].Lock()
+	}
+	return func() {
+		for _, i := range stripes {
+			l.turns[i].Unlock()
+		}
+	}
+}
 
 // takeShared takes a token from every key in the store, or from none. The
 // first attempt starts from the state last seen of each key, with every
@@ -103,7 +143,7 @@ func (l *Limiter) takeFresh(ctx context.Context, k Key, subject string, now int6
 		case !isConflict(err):
 			return 0, err
 		case attempt >= maxConflicts:
-			return k.Rule.Every, nil // many replicas changing one key at once: refuse this one
+			return 0, fmt.Errorf("%w: %d tries", errContended, attempt+1)
 		}
 	}
 }

@@ -10,11 +10,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -283,4 +285,30 @@ func Schema(t testing.TB, schema string, migrations fs.FS) *pgxpool.Pool {
 		t.Fatalf("testkit: schema %s: %v", schema, err)
 	}
 	return pool
+}
+
+// SchemaBefore is Schema migrated only as far as the migration named first
+// (not included): a schema as a release before it left it, for a test of
+// what that migration does to existing rows.
+func SchemaBefore(t testing.TB, schema string, migrations fs.FS, first string) *pgxpool.Pool {
+	t.Helper()
+	names, err := fs.Glob(migrations, "*.sql")
+	if err != nil {
+		t.Fatalf("testkit: schema %s: %v", schema, err)
+	}
+	old := fstest.MapFS{}
+	for _, name := range names {
+		if name >= first {
+			break
+		}
+		b, err := fs.ReadFile(migrations, name)
+		if err != nil {
+			t.Fatalf("testkit: schema %s: %v", schema, err)
+		}
+		old[name] = &fstest.MapFile{Data: b}
+	}
+	if !slices.Contains(names, first) || len(old) == 0 {
+		t.Fatalf("testkit: schema %s: no migration %q after the first among %v", schema, first, names)
+	}
+	return Schema(t, schema, old)
 }

@@ -2,10 +2,8 @@ package accounts_test
 
 import (
 	"context"
-	"io/fs"
 	"log/slog"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"gatehouse.dev/platform/pg"
@@ -19,22 +17,7 @@ import (
 // when the service migrates it, as the projection would have written.
 func TestUserEmailsMigrationBackfills(t *testing.T) {
 	ctx := context.Background()
-	pool, err := pg.Connect(ctx, testkit.Postgres(t), accounts.Schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	old := fstest.MapFS{}
-	for _, name := range []string{"0001_users.sql", "0002_audit.sql"} {
-		b, err := fs.ReadFile(migrations.FS, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		old[name] = &fstest.MapFile{Data: b}
-	}
-	if err := pg.Migrate(ctx, pool, old); err != nil {
-		t.Fatal(err)
-	}
+	pool := testkit.SchemaBefore(t, accounts.Schema, migrations.FS, "0003_user_emails.sql")
 	created := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	if _, err := pool.Exec(ctx, `INSERT INTO users (id, username, email, created_at, updated_at, version) VALUES
 		('01J00000000000000000000001', 'alice', 'alice@example.org', $1, $1, 3),
@@ -76,25 +59,7 @@ func TestUserEmailsMigrationBackfills(t *testing.T) {
 // changes none; locks and deactivations get a time.
 func TestEmailIDsMigrationMatchesTheProjection(t *testing.T) {
 	ctx := context.Background()
-	pool, err := pg.Connect(ctx, testkit.Postgres(t), accounts.Schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	old := fstest.MapFS{}
-	entries, err := fs.ReadDir(migrations.FS, ".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if e.Name() < "0009" {
-			b, _ := fs.ReadFile(migrations.FS, e.Name())
-			old[e.Name()] = &fstest.MapFile{Data: b}
-		}
-	}
-	if err := pg.Migrate(ctx, pool, old); err != nil {
-		t.Fatal(err)
-	}
+	pool := testkit.SchemaBefore(t, accounts.Schema, migrations.FS, "0009_personal_data.sql")
 	added := []time.Time{time.Date(2026, 1, 2, 3, 4, 5, 678_912_000, time.UTC), time.Date(1999, 12, 31, 23, 59, 59, 999_000, time.UTC)}
 	if _, err := pool.Exec(ctx, `INSERT INTO users (id, username, locked, created_at, updated_at, version) VALUES
 		('01J00000000000000000000001', 'alice', true, $1, $1, 3)`, added[0]); err != nil {

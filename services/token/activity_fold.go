@@ -72,20 +72,6 @@ func (s *Service) withUse(st session.State, u use) session.State {
 	return st
 }
 
-// runFolds folds idle sessions' activity every foldEvery until ctx ends.
-func (s *Service) runFolds(ctx context.Context) {
-	for {
-		if n, err := s.foldActivity(ctx, s.now()); err != nil && ctx.Err() == nil {
-			s.logger.Warn("could not fold session activity", "err", err)
-		} else if n > 0 {
-			s.logger.Info("folded the activity of idle sessions into their own events", "sessions", n)
-		}
-		if !sleep(ctx, foldEvery) {
-			return
-		}
-	}
-}
-
 // foldActivity appends, for every live session whose newest activity (or
 // address) is older than half the retention at now and newer than what its
 // last event carries, a SessionSnapshotted carrying it. It returns how many

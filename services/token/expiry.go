@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
 
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/services/token/internal/session"
@@ -46,16 +47,16 @@ const expireGrace = time.Minute
 // expirePage is how many sessions one query of the sweep reads.
 const expirePage = 500
 
-// runExpiries ends the sessions nothing can use every expireEvery until ctx
-// ends.
-func (s *Service) runExpiries(ctx context.Context) {
+// repeat runs job (with the time it runs at) every d until ctx ends, and
+// logs what it did (did, with how many sessions) or its failure.
+func (s *Service) repeat(ctx context.Context, d time.Duration, job func(context.Context, time.Time) (int, error), failed, did string) {
 	for {
-		if n, err := s.expireSessions(ctx, s.now()); err != nil && ctx.Err() == nil {
-			s.logger.Warn("could not end the sessions whose tokens have all expired", "err", err)
+		if n, err := job(ctx, s.now()); err != nil && ctx.Err() == nil {
+			s.logger.Warn(failed, "err", err)
 		} else if n > 0 {
-			s.logger.Info("ended the sessions whose tokens have all expired", "sessions", n)
+			s.logger.Info(did, "sessions", n)
 		}
-		if !sleep(ctx, expireEvery) {
+		if !sleep(ctx, d) {
 			return
 		}
 	}
@@ -65,104 +66,43 @@ func (s *Service) runExpiries(ctx context.Context) {
 // now less expireGrace, and returns how many it ended.
 func (s *Service) expireSessions(ctx context.Context, now time.Time) (int, error) {
 	cut := now.Add(-expireGrace)
-	ended := 0
 	var (
 		afterAt time.Time // the sweep's place: (usable_until, session_id) of the last session read
 		afterID string
 	)
-	for {
+	return s.endPaged(ctx, func(ctx context.Context) ([]string, error) {
 		rows, err := s.pool.Query(ctx, `
 			SELECT session_id, usable_until FROM sessions
 			WHERE ended_at IS NULL AND usable_until < $1 AND (usable_until, session_id) > ($2, $3)
 			ORDER BY usable_until, session_id LIMIT $4`, cut, afterAt, afterID, expirePage)
 		if err != nil {
-			return ended, err
+			return nil, err
 		}
 		var (
 			page []string
 			id   string
 			at   time.Time
 		)
-		if _, err := pgx.ForEachRow(rows, []any{&id, &at}, func() error {
+		_, err = pgx.ForEachRow(rows, []any{&id, &at}, func() error {
 			page, afterAt, afterID = append(page, id), at, id
 			return nil
-		}); err != nil {
-			return ended, err
-		}
-		for _, id := range page {
-			ok, err := s.expireSession(ctx, id, cut)
-			if err != nil {
-				return ended, err
-			}
-			if ok {
-				ended++
-			}
-		}
-		if len(page) < expirePage {
-			return ended, nil
-		}
-	}
+		})
+		return page, err
+	}, func(st session.State, _ use) []proto.Message { return session.Expire(st, cut) })
 }
 
-// expireSession ends a session when, by its own state, nothing of it can be
-// used at now (session.Expire), and reports whether it did.
-func (s *Service) expireSession(ctx context.Context, id string, now time.Time) (bool, error) {
-	ref := sessionRef(id)
-	appended, err := s.log.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
-		st := session.Fold(history)
-		return s.sessionWrites(ctx, ref, "system:token", st, version, session.Expire(st, now)...)
-	})
-	return len(appended.Seqs) > 0, err
-}
-
-// inactiveEvery is how often the sessions unused for too long are ended: a
-// scan of every live session, where the expiry is at least a day.
-const inactiveEvery = time.Hour
-
-// runInactiveExpiries ends the sessions unused for too long every
-// inactiveEvery until ctx ends.
-func (s *Service) runInactiveExpiries(ctx context.Context) {
+// endPaged ends, page by page (expirePage sessions, until a page is short),
+// each session next finds whose state decide ends, and returns how many it
+// ended.
+func (s *Service) endPaged(ctx context.Context, next func(context.Context) ([]string, error), decide func(session.State, use) []proto.Message) (int, error) {
+	ended := 0
 	for {
-		if n, err := s.expireInactive(ctx, s.now()); err != nil && ctx.Err() == nil {
-			s.logger.Warn("could not end the sessions unused for too long", "err", err)
-		} else if n > 0 {
-			s.logger.Info("ended the sessions unused for too long", "sessions", n, "unused_for", s.cfg.InactiveSessionExpiry)
-		}
-		if !sleep(ctx, inactiveEvery) {
-			return
-		}
-	}
-}
-
-// expireInactive ends every live OAuth or compat session last used before
-// now less Config.InactiveSessionExpiry, and returns how many it ended.
-func (s *Service) expireInactive(ctx context.Context, now time.Time) (int, error) {
-	if s.cfg.InactiveSessionExpiry <= 0 {
-		return 0, nil
-	}
-	cut := now.Add(-s.cfg.InactiveSessionExpiry)
-	ended, after := 0, ""
-	for {
-		rows, err := s.pool.Query(ctx, `
-			SELECT s.session_id FROM sessions s LEFT JOIN session_activity a ON a.session_id = s.session_id
-			WHERE s.ended_at IS NULL AND s.kind IN ('oauth', 'compat') AND s.session_id > $2
-				AND GREATEST(s.created_at, s.last_active_at, a.last_active_at) < $1
-			ORDER BY s.session_id LIMIT $3`, cut, after, expirePage)
+		page, err := next(ctx)
 		if err != nil {
 			return ended, err
 		}
-		var (
-			page []string
-			id   string
-		)
-		if _, err := pgx.ForEachRow(rows, []any{&id}, func() error {
-			page, after = append(page, id), id
-			return nil
-		}); err != nil {
-			return ended, err
-		}
 		for _, id := range page {
-			ok, err := s.expireIfInactive(ctx, id, cut)
+			ok, err := s.endIf(ctx, id, decide)
 			if err != nil {
 				return ended, err
 			}
@@ -176,10 +116,11 @@ func (s *Service) expireInactive(ctx context.Context, now time.Time) (int, error
 	}
 }
 
-// expireIfInactive ends a session when, by its own state raised to all this
-// replica knows of its use, it was last active before cut
-// (session.ExpireInactive), and reports whether it did.
-func (s *Service) expireIfInactive(ctx context.Context, id string, cut time.Time) (bool, error) {
+// endIf appends the end decide decides on a live session's own state and
+// its activity row in the read model (nothing when it decides none), and
+// reports whether it did. The append expects the version decided on, so a
+// session that changed meanwhile is decided again.
+func (s *Service) endIf(ctx context.Context, id string, decide func(session.State, use) []proto.Message) (bool, error) {
 	ref := sessionRef(id)
 	appended, err := s.log.Execute(ctx, ref, func(history []eventlog.Record, version uint64) ([]eventlog.Write, error) {
 		st := session.Fold(history)
@@ -190,8 +131,42 @@ func (s *Service) expireIfInactive(ctx context.Context, id string, cut time.Time
 		if err != nil {
 			return nil, err
 		}
-		decided := session.ExpireInactive(s.withUse(st, u), cut)
-		return s.sessionWritesUsing(ctx, ref, "system:token", st, u, version, decided...)
+		return s.sessionWritesUsing(ctx, ref, "system:token", st, u, version, decide(st, u)...)
 	})
 	return len(appended.Seqs) > 0, err
+}
+
+// inactiveEvery is how often the sessions unused for too long are ended: a
+// scan of every live session, where the expiry is at least a day.
+const inactiveEvery = time.Hour
+
+// expireInactive ends every live OAuth or compat session last used before
+// now less Config.InactiveSessionExpiry, and returns how many it ended.
+func (s *Service) expireInactive(ctx context.Context, now time.Time) (int, error) {
+	if s.cfg.InactiveSessionExpiry <= 0 {
+		return 0, nil
+	}
+	cut := now.Add(-s.cfg.InactiveSessionExpiry)
+	after := "" // the sweep's place: the last session read
+	return s.endPaged(ctx, func(ctx context.Context) ([]string, error) {
+		rows, err := s.pool.Query(ctx, `
+			SELECT s.session_id FROM sessions s LEFT JOIN session_activity a ON a.session_id = s.session_id
+			WHERE s.ended_at IS NULL AND s.kind IN ('oauth', 'compat') AND s.session_id > $2
+				AND GREATEST(s.created_at, s.last_active_at, a.last_active_at) < $1
+			ORDER BY s.session_id LIMIT $3`, cut, after, expirePage)
+		if err != nil {
+			return nil, err
+		}
+		var (
+			page []string
+			id   string
+		)
+		_, err = pgx.ForEachRow(rows, []any{&id}, func() error {
+			page, after = append(page, id), id
+			return nil
+		})
+		return page, err
+	}, func(st session.State, u use) []proto.Message {
+		return session.ExpireInactive(s.withUse(st, u), cut) // raised to this replica's unwritten notes too
+	})
 }

@@ -2,10 +2,7 @@ package token
 
 import (
 	"context"
-	"io/fs"
-	"strings"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"gatehouse.dev/platform/pg"
@@ -19,29 +16,7 @@ import (
 // keeps NULL.
 func TestUsableUntilMigrationBackfills(t *testing.T) {
 	ctx := context.Background()
-	pool, err := pg.Connect(ctx, testkit.Postgres(t), Schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	names, err := fs.Glob(migrations.FS, "*.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := fstest.MapFS{}
-	for _, name := range names {
-		if strings.HasPrefix(name, "0010_") {
-			break
-		}
-		b, err := fs.ReadFile(migrations.FS, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		old[name] = &fstest.MapFile{Data: b}
-	}
-	if err := pg.Migrate(ctx, pool, old); err != nil {
-		t.Fatal(err)
-	}
+	pool := testkit.SchemaBefore(t, Schema, migrations.FS, "0010_sessions_usable_until.sql")
 	created := time.Date(2026, 11, 2, 3, 4, 5, 0, time.UTC)
 	expires := created.Add(5 * time.Minute)
 	for _, s := range []struct{ id, kind, ended string }{

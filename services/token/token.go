@@ -386,10 +386,16 @@ func (s *Service) Run(ctx context.Context) error {
 	wg.Go(func() { s.projections.Run(ctx) })
 	wg.Go(func() { s.index.run(ctx) })
 	wg.Go(func() { s.runActivity(ctx) })
-	wg.Go(func() { s.runFolds(ctx) })
-	wg.Go(func() { s.runExpiries(ctx) })
+	wg.Go(func() {
+		s.repeat(ctx, foldEvery, s.foldActivity, "could not fold session activity", "folded the activity of idle sessions into their own events")
+	})
+	wg.Go(func() {
+		s.repeat(ctx, expireEvery, s.expireSessions, "could not end the sessions whose tokens have all expired", "ended the sessions whose tokens have all expired")
+	})
 	if s.cfg.InactiveSessionExpiry > 0 {
-		wg.Go(func() { s.runInactiveExpiries(ctx) })
+		wg.Go(func() {
+			s.repeat(ctx, inactiveEvery, s.expireInactive, "could not end the sessions unused for too long", "ended the sessions unused for too long")
+		})
 	}
 	if s.cfg.CompactSessions {
 		wg.Go(func() { s.sweepEnded(ctx) })

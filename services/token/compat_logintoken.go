@@ -2,6 +2,7 @@ package token
 
 import (
 	"context"
+	"time"
 
 	"gatehouse.dev/platform/caller"
 	"gatehouse.dev/platform/errs"
@@ -20,7 +21,11 @@ import (
 // LoginTokenIssued (expected empty), then LoginTokenUsed appended with the
 // expected version, so of two concurrent uses exactly one logs in, on any
 // replica. Nothing but the hash is stored, and nothing needs a read model:
-// the token's subject is found from the token itself.
+// the token's subject is found from the token itself. With
+// Config.CompactSessions, each of its events expires after
+// Config.EndedSessionRetention (loginTokenTTL), as an ended session's end
+// does: a token is spent or past its 30 seconds long before, and its
+// subject would otherwise stay in the stream for ever, one for each login.
 
 // loginTokenRef is the aggregate of a login token: its id is the SHA-256
 // (hex) of the token, so the token itself is never stored.
@@ -42,12 +47,21 @@ func (g *grpcServer) CreateLoginToken(ctx context.Context, _ *tokenv1.CreateLogi
 	token := ids.Token(compat.LoginTokenLen)
 	issued := compat.IssueLoginToken(user.ID, user.Username, user.Admin, s.now())
 	issued.BrowserSessionId = user.SessionID // a back-channel logout that ends it may end the compat session too
-	if _, err := s.log.Append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), Event: eventlog.Event{
+	if _, err := s.log.Append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), TTL: s.loginTokenTTL(), Event: eventlog.Event{
 		Aggregate: loginTokenRef(token), Actor: caller.Actor(ctx), Payload: issued,
 	}}); err != nil {
 		return nil, errs.Wrap(errs.KindUnavailable, "The login token could not be issued right now.", err)
 	}
 	return &tokenv1.CreateLoginTokenResponse{LoginToken: token, ExpiresAt: issued.GetExpiresAt()}, nil
+}
+
+// loginTokenTTL is how long a login token's events stay in the stream: the
+// retention of ended sessions when compacting; for ever (0) otherwise.
+func (s *Service) loginTokenTTL() time.Duration {
+	if !s.cfg.CompactSessions {
+		return 0
+	}
+	return s.cfg.EndedSessionRetention
 }
 
 // useLoginToken spends a login token on the session sessionID and returns
@@ -65,7 +79,9 @@ func (s *Service) useLoginToken(ctx context.Context, token, sessionID string) (c
 		if e != nil {
 			return nil, e
 		}
-		return eventlog.Writes(ref, "user:"+lt.Issued.GetUserId(), version, used), nil
+		writes := eventlog.Writes(ref, "user:"+lt.Issued.GetUserId(), version, used)
+		writes[0].TTL = s.loginTokenTTL()
+		return writes, nil
 	})
 	if err != nil {
 		return compatUser{}, err

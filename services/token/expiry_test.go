@@ -6,8 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"gatehouse.dev/platform/caller"
 	"gatehouse.dev/platform/ids"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
+	tokenv1 "gatehouse.dev/proto/gatehouse/token/v1"
 	"gatehouse.dev/services/token/internal/session"
 )
 
@@ -157,5 +159,31 @@ func TestInactiveSessionsEnd(t *testing.T) {
 	rebuildSessions(ctx, t, r)
 	if rebuilt := readModel(ctx, t, r); rebuilt != live {
 		t.Fatalf("rebuilt read model differs:\nlive    %s\nrebuilt %s", live, rebuilt)
+	}
+}
+
+// A login token's events expire, when compacting, after the retention of
+// ended sessions: spent or stale within seconds, each would otherwise keep a
+// subject of the TOKEN stream for ever.
+func TestLoginTokensExpire(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const retention = 2 * time.Hour
+	e, r, alice := compactedWithUser(ctx, t, func(c *Config) { c.EndedSessionRetention = retention })
+	signedIn := caller.NewContext(ctx, caller.Identity{User: &caller.User{ID: alice, Username: "alice", SessionID: ids.New()}})
+	lt, err := (&grpcServer{svc: r.svc}).CreateLoginToken(signedIn, &tokenv1.CreateLoginTokenRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := e.js.Stream(ctx, eventsv1.Token.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issued, err := st.GetLastMsgForSubject(ctx, r.svc.log.Subject(loginTokenRef(lt.GetLoginToken())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := issued.Header.Get("Nats-TTL"); got != "7200" { // whole seconds
+		t.Fatalf("a login token's issue expires after %q, want %s", got, retention)
 	}
 }

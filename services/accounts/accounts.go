@@ -68,6 +68,9 @@ type Config struct {
 	// ActivityFlushInterval is how often browser session activity is
 	// written; DefaultActivityFlushInterval when zero.
 	ActivityFlushInterval time.Duration
+	// EndedSessionRetention is how long a browser session stays listed once
+	// it can no longer be used (browser_retention.go); 720h when zero.
+	EndedSessionRetention time.Duration
 	// Clock replaces time.Now for events and session lifetimes (tests); nil
 	// means time.Now.
 	Clock func() time.Time
@@ -272,6 +275,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.runActivity(ctx) })
+	wg.Go(func() { s.sweepBrowserSessions(ctx) })
 	wg.Go(func() { s.calibratePasswords(ctx) })
 	if s.cfg.AuditRetention > 0 {
 		wg.Go(func() { audittrail.Sweep(ctx, s.pool, "audit_entries", s.auditRetention(), s.logger) })
@@ -313,16 +317,17 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 		return nil, err
 	}
 	return New(ctx, Config{
-		ServiceName:       rt.Config.Branding.ServiceName,
-		SecondFactor:      factors.Policy(rt.Config.Account.SecondFactor),
-		StepUpWindow:      rt.Config.Account.StepUpWindow,
-		SecondFactorLimit: ratelimit.RulesFrom(rt.Config.RateLimits).SecondFactor,
-		ServerName:        rt.Config.Matrix.ServerName,
-		Passwords:         password.Params{MemoryKiB: uint32(a.MemoryKiB), Iterations: uint32(a.Iterations), Parallelism: uint8(a.Parallelism)},
-		BcryptPepper:      string(rt.Config.Passwords.BcryptPepper),
-		Replicas:          rt.Config.NATS.Replicas,
-		AuditRetention:    rt.Config.Audit.Retention,
-		PublicURL:         rt.Config.PublicURL,
-		Upstream:          rt.Config.Upstream.Providers,
+		ServiceName:           rt.Config.Branding.ServiceName,
+		SecondFactor:          factors.Policy(rt.Config.Account.SecondFactor),
+		StepUpWindow:          rt.Config.Account.StepUpWindow,
+		SecondFactorLimit:     ratelimit.RulesFrom(rt.Config.RateLimits).SecondFactor,
+		ServerName:            rt.Config.Matrix.ServerName,
+		Passwords:             password.Params{MemoryKiB: uint32(a.MemoryKiB), Iterations: uint32(a.Iterations), Parallelism: uint8(a.Parallelism)},
+		BcryptPepper:          string(rt.Config.Passwords.BcryptPepper),
+		Replicas:              rt.Config.NATS.Replicas,
+		AuditRetention:        rt.Config.Audit.Retention,
+		PublicURL:             rt.Config.PublicURL,
+		Upstream:              rt.Config.Upstream.Providers,
+		EndedSessionRetention: rt.Config.OAuth.EndedSessionRetention,
 	}, Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "accounts"), Propagator: rt.Telemetry.Propagator(), Telemetry: rt.Telemetry, Keyring: rt.Keyring, Personal: store, Limiter: limiter})
 }

@@ -57,8 +57,8 @@ func (s *Service) flushActivity(ctx context.Context) {
 			return err
 		}
 		_, err = s.log.Append(ctx, eventlog.Write{
-			Expect: eventlog.ExpectNew(),
-			Event:  eventlog.Event{Aggregate: ref, Actor: "system", Payload: sealed},
+			Expect: eventlog.ExpectNew(), TTL: s.browserTTL(), // every session it names started before it (browser_retention.go)
+			Event: eventlog.Event{Aggregate: ref, Actor: "system", Payload: sealed},
 		})
 		return err
 	})

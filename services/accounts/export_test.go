@@ -2,6 +2,7 @@ package accounts
 
 import (
 	"context"
+	"time"
 
 	"gatehouse.dev/platform/audittrail"
 )
@@ -19,3 +20,9 @@ const (
 	AuditReactorName = auditReactorName
 	AuditProjection  = auditProjection
 )
+
+// DropOldBrowserSessions is the browser sessions' sweep once at now, for the
+// retention's test.
+func (s *Service) DropOldBrowserSessions(ctx context.Context, now time.Time) (int64, error) {
+	return s.dropOldBrowserSessions(ctx, now)
+}

@@ -485,7 +485,7 @@ func (s *Service) reauthenticate(ctx context.Context, proof string, requireCompl
 	}
 	ref := eventlog.Ref{Type: browserAggregate, ID: id.User.SessionID}
 	appended, err := s.append(ctx, eventlog.Write{
-		Expect: eventlog.ExpectAny(),
+		Expect: eventlog.ExpectAny(), TTL: s.browserTTL(),
 		Event: eventlog.Event{Aggregate: ref, Actor: caller.Actor(ctx), Payload: &eventsv1.BrowserSessionReauthenticated{
 			SessionId: id.User.SessionID, UserId: id.User.ID, AuthMethods: p.methods,
 		}},

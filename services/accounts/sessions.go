@@ -38,8 +38,8 @@ func (s *Service) startBrowserSession(ctx context.Context, userID string, cmd br
 		return nil, "", err
 	}
 	appended, err := s.append(ctx, eventlog.Write{
-		Expect: eventlog.ExpectNew(),
-		Event:  eventlog.Event{Aggregate: eventlog.Ref{Type: browserAggregate, ID: id}, Actor: actor, Payload: decided[0]},
+		Expect: eventlog.ExpectNew(), TTL: s.browserTTL(), // browser_retention.go
+		Event: eventlog.Event{Aggregate: eventlog.Ref{Type: browserAggregate, ID: id}, Actor: actor, Payload: decided[0]},
 	})
 	if err != nil {
 		if _, ok := errors.AsType[*errs.Error](err); ok {
@@ -140,8 +140,8 @@ func (s *Service) endSession(ctx context.Context, sessionID, ownerID, reason str
 			return nil, err
 		}
 		return []eventlog.Write{{
-			Expect: eventlog.ExpectVersion(version),
-			Event:  eventlog.Event{Aggregate: ref, Actor: actor, Payload: decided[0]},
+			Expect: eventlog.ExpectVersion(version), TTL: s.browserTTL(),
+			Event: eventlog.Event{Aggregate: ref, Actor: actor, Payload: decided[0]},
 		}}, nil
 	})
 	if err != nil {

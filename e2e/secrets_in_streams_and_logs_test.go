@@ -54,7 +54,9 @@ func (s issued) add(t *testing.T, what, value string) {
 // private key material, MAC key, password hash or issued secret in clear;
 // the embedded NATS server refuses that client without Gatehouse's
 // credentials; and the process's output — its log at debug level and its
-// traces, exported to stdout — holds none of them.
+// traces, exported to stdout — holds none of them. The same dump finds a TTL
+// on every message of what happens once (a sign-in, a registration
+// started, ...).
 func TestNoSecretInStreamsOrLogs(t *testing.T) {
 	natsAddr := freeAddr(t)
 	e := newOAuthEnv(t, "GATEHOUSE_LOG_LEVEL=debug", "GATEHOUSE_TRACES=stdout", "GATEHOUSE_NATS_LISTEN="+natsAddr)
@@ -106,6 +108,43 @@ func TestNoSecretInStreamsOrLogs(t *testing.T) {
 			}
 		}
 		t.Logf("checked %d messages of %d streams for %d forbidden byte strings; %d found", len(msgs), len(streamsOf(msgs)), len(forbidden), found)
+	})
+
+	// What happens once per sign-in, activity flush, registration started,
+	// back-channel logout or login token, and every session's end, expires:
+	// storage follows live state (issue 16), and a message of these without
+	// a TTL would stay for ever. (A completed registration stays, one per
+	// user, as the user's own events do.)
+	t.Run("what happens once expires", func(t *testing.T) {
+		msgs := dumpStreams(t, e.s.dataDir, "nats://"+natsAddr)
+		seen := map[string]int{}
+		for _, m := range msgs {
+			what := ""
+			for _, prefix := range []string{"accounts.browser.", "accounts.activity.", "accounts.bclogout.", "token.activity.", "token.logintoken."} {
+				if strings.HasPrefix(m.subject, prefix) {
+					what = prefix
+				}
+			}
+			if strings.HasPrefix(m.subject, "accounts.registration.") && bytes.Contains(m.headers, []byte("RegistrationStarted")) {
+				what = "a registration started"
+			}
+			if strings.HasPrefix(m.subject, "token.session.") && bytes.Contains(m.headers, []byte("SessionEnded")) {
+				what = "an ended session"
+			}
+			if what == "" {
+				continue
+			}
+			seen[what]++
+			if !bytes.Contains(m.headers, []byte(jetstream.MsgTTLHeader+": ")) {
+				t.Errorf("%s seq %d (%s) has no TTL:\n%s", m.stream, m.seq, m.subject, m.headers)
+			}
+		}
+		for _, want := range []string{"accounts.browser.", "a registration started"} {
+			if seen[want] == 0 {
+				t.Errorf("no message of %s to check (saw %v)", want, seen)
+			}
+		}
+		t.Logf("messages that must expire, by kind: %v", seen)
 	})
 
 	t.Run("logs", func(t *testing.T) {

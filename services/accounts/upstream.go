@@ -713,7 +713,7 @@ func (s *Service) backchannelLogout(ctx context.Context, providerID, raw string)
 		userID = claim.Holder
 		if userID == "" && lt.SID == "" {
 			// Nobody signs in with that identity: nothing to end.
-			return 0, s.recordLogout(ctx, ref, providerID, lt.SID, "")
+			return 0, s.recordLogout(ctx, ref, providerID, lt, "")
 		}
 	}
 	sessions, err := s.upstreamSessions(ctx, providerID, lt.SID, userID)
@@ -733,13 +733,16 @@ func (s *Service) backchannelLogout(ctx context.Context, providerID, raw string)
 		return 0, err
 	}
 	s.logger.InfoContext(ctx, "upstream logout", "provider", providerID, "sessions", len(sessions), "end_started_sessions", endStarted)
-	return len(sessions), s.recordLogout(ctx, ref, providerID, lt.SID, userID)
+	return len(sessions), s.recordLogout(ctx, ref, providerID, lt, userID)
 }
 
-// recordLogout records a logout token's jti, once.
-func (s *Service) recordLogout(ctx context.Context, ref eventlog.Ref, provider, sid, userID string) error {
-	_, err := s.log.Append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), Event: eventlog.Event{
-		Aggregate: ref, Actor: "upstream:" + provider, Payload: &eventsv1.UpstreamLogoutReceived{Provider: provider, Sid: sid, UserId: userID}}})
+// recordLogout records a logout token's jti, once: until the token could no
+// longer be accepted anyway, and the ended sessions' retention after that
+// (for the audit trail's reactor), not for ever — one for each logout.
+func (s *Service) recordLogout(ctx context.Context, ref eventlog.Ref, provider string, lt upstream.LogoutToken, userID string) error {
+	ttl := max(lt.Expires.Sub(s.clock()), 0) + s.endedRetention()
+	_, err := s.log.Append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), TTL: ttl, Event: eventlog.Event{
+		Aggregate: ref, Actor: "upstream:" + provider, Payload: &eventsv1.UpstreamLogoutReceived{Provider: provider, Sid: lt.SID, UserId: userID}}})
 	if eventlog.IsConflict(err) {
 		return errs.InvalidField("logout_token", "The logout token was used already.")
 	}

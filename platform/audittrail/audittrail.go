@@ -20,6 +20,7 @@ import (
 
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/eventlog"
+	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/projection"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 )
@@ -91,20 +92,9 @@ func Sweep(ctx context.Context, pool *pgxpool.Pool, table string, r Retention, l
 	if r.Keep <= 0 {
 		return
 	}
-	for {
-		if n, err := Drop(ctx, pool, table, r); err != nil && ctx.Err() == nil {
-			logger.Warn("could not drop old audit entries", "err", err)
-		} else if n > 0 {
-			logger.Info("dropped audit entries past the retention", "entries", n, "retention", r.Keep)
-		}
-		t := time.NewTimer(SweepEvery)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-	}
+	pg.SweepEvery(ctx, SweepEvery, logger, "audit entries past the retention", func(ctx context.Context) (int64, error) {
+		return Drop(ctx, pool, table, r)
+	})
 }
 
 // Drop deletes the rows of table past the retention once; how many it

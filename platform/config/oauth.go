@@ -152,3 +152,13 @@ func endedSessionRetention(o OAuth) time.Duration {
 	}
 	return o.EndedSessionRetention
 }
+
+// EndedTokenSessionsKept is how long the TOKEN stream keeps an ended
+// session, so how long the read models that follow it keep its row: the
+// retention when compact_sessions is on, 0 (for ever) when it is off.
+func (o OAuth) EndedTokenSessionsKept() time.Duration {
+	if !o.CompactSessions {
+		return 0
+	}
+	return endedSessionRetention(o)
+}

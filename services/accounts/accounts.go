@@ -71,6 +71,10 @@ type Config struct {
 	// EndedSessionRetention is how long a browser session stays listed once
 	// it can no longer be used (browser_retention.go); 720h when zero.
 	EndedSessionRetention time.Duration
+	// EndedTokenSessionRetention is how long a user's ended token session
+	// stays in the read model of users' sessions: as long as TOKEN keeps it;
+	// 0, for ever.
+	EndedTokenSessionRetention time.Duration
 	// Clock replaces time.Now for events and session lifetimes (tests); nil
 	// means time.Now.
 	Clock func() time.Time
@@ -276,6 +280,7 @@ func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.runActivity(ctx) })
 	wg.Go(func() { s.sweepBrowserSessions(ctx) })
+	wg.Go(func() { s.sweepTokenSessions(ctx) })
 	wg.Go(func() { s.calibratePasswords(ctx) })
 	if s.cfg.AuditRetention > 0 {
 		wg.Go(func() { audittrail.Sweep(ctx, s.pool, "audit_entries", s.auditRetention(), s.logger) })
@@ -328,6 +333,6 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 		AuditRetention:        rt.Config.Audit.Retention,
 		PublicURL:             rt.Config.PublicURL,
 		Upstream:              rt.Config.Upstream.Providers,
-		EndedSessionRetention: rt.Config.OAuth.EndedSessionRetention,
+		EndedSessionRetention: rt.Config.OAuth.EndedSessionRetention, EndedTokenSessionRetention: rt.Config.OAuth.EndedTokenSessionsKept(),
 	}, Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "accounts"), Propagator: rt.Telemetry.Propagator(), Telemetry: rt.Telemetry, Keyring: rt.Keyring, Personal: store, Limiter: limiter})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/services/accounts/internal/browser"
 )
 
@@ -42,20 +43,9 @@ func (s *Service) endedRetention() time.Duration {
 // sweepBrowserSessions drops, every sweepBrowserSessionsEvery until ctx
 // ends, the browser sessions whose events have left the stream.
 func (s *Service) sweepBrowserSessions(ctx context.Context) {
-	for {
-		if n, err := s.dropOldBrowserSessions(ctx, s.clock()); err != nil && ctx.Err() == nil {
-			s.logger.WarnContext(ctx, "could not drop the browser sessions past their retention", "err", err)
-		} else if n > 0 {
-			s.logger.InfoContext(ctx, "dropped the browser sessions past their retention", "sessions", n)
-		}
-		t := time.NewTimer(sweepBrowserSessionsEvery)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-	}
+	pg.SweepEvery(ctx, sweepBrowserSessionsEvery, s.logger, "browser sessions past their retention", func(ctx context.Context) (int64, error) {
+		return s.dropOldBrowserSessions(ctx, s.clock())
+	})
 }
 
 // dropOldBrowserSessions deletes the browser sessions started more than

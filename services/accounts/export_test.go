@@ -26,3 +26,9 @@ const (
 func (s *Service) DropOldBrowserSessions(ctx context.Context, now time.Time) (int64, error) {
 	return s.dropOldBrowserSessions(ctx, now)
 }
+
+// DropEndedTokenSessions is the users' token sessions sweep once at now, for
+// its test.
+func (s *Service) DropEndedTokenSessions(ctx context.Context, now time.Time) (int64, error) {
+	return s.dropEndedTokenSessions(ctx, now)
+}

@@ -10,6 +10,7 @@ import (
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/paging"
+	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/projection"
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
@@ -22,13 +23,17 @@ import (
 //
 // A session is live from its SessionStarted (or SessionImported) until its
 // SessionEnded, as the admin API's sessions list counts it (filter[status]=
-// active): TOKEN keeps its events for ever and a session ends in no other way.
-// Every way it ends is a SessionEnded the token service appends: revocation,
-// logout, a refresh token used twice, an administrator, a replaced compat
-// device, tokens never delivered, and the account changes its
-// account_sessions reactor follows (deactivation, erasure, a password reset
-// by recovery). An access token that expires ends nothing; neither does it
-// in MAS.
+// active): a session ends in no other way. Every way it ends is a
+// SessionEnded the token service appends: revocation, logout, a refresh
+// token used twice, an administrator, a replaced compat device, tokens never
+// delivered, the account changes its account_sessions reactor follows
+// (deactivation, erasure, a password reset by recovery), its last token's
+// expiry when it can be given no more (an OAuth session without a refresh
+// token) and, when the deployment sets it, a session unused for too long.
+// With compact_sessions, TOKEN drops an ended session
+// oauth.ended_session_retention after its end, and so does this read model
+// (Config.EndedTokenSessionRetention, sweepTokenSessions), so that a rebuild
+// equals it.
 
 // tokenSessionsProjection is the name of the read model.
 const tokenSessionsProjection = "user_token_sessions"
@@ -64,6 +69,7 @@ func tokenSessionsReadModel(token *eventlog.Log) projection.Projection {
 // changes nothing.
 func applyTokenSessions(ctx context.Context, tx pgx.Tx, recs []eventlog.Record) error {
 	var sessions, users, kinds, clients, ended []string
+	var endedAt []time.Time
 	for _, rec := range recs {
 		id, started, end, ok := eventsv1.SessionOf(rec.Event)
 		if !ok {
@@ -72,7 +78,7 @@ func applyTokenSessions(ctx context.Context, tx pgx.Tx, recs []eventlog.Record) 
 			}
 		}
 		if end {
-			ended = append(ended, id)
+			ended, endedAt = append(ended, id), append(endedAt, rec.OccurredAt())
 		}
 		if k := started.GetKind(); started.GetUserId() != "" && (k == "oauth" || k == "compat") {
 			sessions, users = append(sessions, id), append(users, started.GetUserId())
@@ -88,7 +94,8 @@ func applyTokenSessions(ctx context.Context, tx pgx.Tx, recs []eventlog.Record) 
 		}
 	}
 	if len(ended) > 0 {
-		if _, err := tx.Exec(ctx, `UPDATE user_token_sessions SET ended = true WHERE session_id = ANY($1) AND NOT ended`, ended); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE user_token_sessions t SET ended = true, ended_at = e.at
+			FROM unnest($1::text[], $2::timestamptz[]) AS e(id, at) WHERE t.session_id = e.id AND NOT t.ended`, ended, endedAt); err != nil {
 			return fmt.Errorf("token sessions: end: %w", err)
 		}
 	}
@@ -134,4 +141,26 @@ func (s *Service) catchUpTokenSessions(ctx context.Context) error {
 		return errs.Wrap(errs.KindUnavailable, "The users' sessions cannot be read right now.", err)
 	}
 	return nil
+}
+
+// sweepTokenSessionsEvery is how often the rows of long-ended sessions go.
+const sweepTokenSessionsEvery = time.Hour
+
+// sweepTokenSessions drops, every sweepTokenSessionsEvery until ctx ends, the
+// sessions ended longer ago than Config.EndedTokenSessionRetention (none
+// when it is 0: TOKEN keeps them).
+func (s *Service) sweepTokenSessions(ctx context.Context) {
+	if s.cfg.EndedTokenSessionRetention <= 0 {
+		return
+	}
+	pg.SweepEvery(ctx, sweepTokenSessionsEvery, s.logger, "users' long-ended token sessions", func(ctx context.Context) (int64, error) {
+		return s.dropEndedTokenSessions(ctx, s.clock())
+	})
+}
+
+// dropEndedTokenSessions deletes the sessions ended before now less the
+// retention, and returns how many.
+func (s *Service) dropEndedTokenSessions(ctx context.Context, now time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM user_token_sessions WHERE ended AND ended_at < $1`, now.Add(-s.cfg.EndedTokenSessionRetention))
+	return tag.RowsAffected(), err
 }

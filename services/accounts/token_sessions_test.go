@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
@@ -14,6 +15,7 @@ import (
 	accountsv1 "gatehouse.dev/proto/gatehouse/accounts/v1"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	pagingv1 "gatehouse.dev/proto/gatehouse/paging/v1"
+	"gatehouse.dev/services/accounts"
 )
 
 // The users list's session filters answer from the token service's session
@@ -177,6 +179,61 @@ func TestListUsersBySessions(t *testing.T) {
 			t.Errorf("a session whose last event says it ended is live: %v", got)
 		}
 	})
+}
+
+// The rows of ended sessions go once TOKEN no longer keeps them (the
+// retention after their end, with compact_sessions); the live ones stay.
+func TestEndedTokenSessionsLeave(t *testing.T) {
+	const retention = 48 * time.Hour
+	h := startHarness(t, func(c *accounts.Config) { c.EndedTokenSessionRetention = retention })
+	ctx := context.Background()
+	token, err := eventlog.Open(ctx, h.js, eventlog.StreamOf(eventsv1.Token, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := register(t, h.c, "alice", "alice's secret")
+	var last uint64
+	put := func(id string, ev proto.Message) {
+		t.Helper()
+		a, err := token.Append(ctx, eventlog.Write{Event: eventlog.Event{
+			Aggregate: eventlog.Ref{Type: eventsv1.TokenSession.Type, ID: id}, Actor: "system:token", Payload: ev}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = a.Last()
+	}
+	live, ended := ids.New(), ids.New()
+	for _, id := range []string{live, ended} {
+		put(id, &eventsv1.SessionStarted{SessionId: id, Kind: "oauth", ClientId: "app", UserId: alice.GetId(),
+			Tokens: &eventsv1.TokensIssued{SessionId: id, AccessHash: ids.New(), RefreshHash: ids.New()}})
+	}
+	put(ended, &eventsv1.SessionEnded{SessionId: ended, Reason: "revoked"})
+	if err := h.svc.Projections().WaitFor(ctx, "user_token_sessions", last); err != nil {
+		t.Fatal(err)
+	}
+	for _, sweep := range []struct {
+		at      time.Time
+		dropped int64
+	}{{time.Now(), 0}, {time.Now().Add(retention - time.Hour), 0}, {time.Now().Add(retention + time.Hour), 1}} {
+		if n, err := h.svc.DropEndedTokenSessions(ctx, sweep.at); err != nil || n != sweep.dropped {
+			t.Fatalf("sweep at %s: %d dropped, %v; want %d", sweep.at, n, err, sweep.dropped)
+		}
+	}
+	var left []string
+	rows, err := h.pool.Query(ctx, `SELECT session_id FROM user_token_sessions ORDER BY session_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		left = append(left, id)
+	}
+	if rows.Err() != nil || !slices.Equal(left, []string{live}) {
+		t.Fatalf("rows left: %v (%v), want only the live session's", left, rows.Err())
+	}
 }
 
 func usernames(users []*accountsv1.User) []string {

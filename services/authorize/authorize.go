@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -42,6 +43,10 @@ const Schema = "authorize"
 type Config struct {
 	// Issuer is the public base URL, ending in "/".
 	Issuer string
+	// EndedSessionRetention is how long a client's ended session stays in
+	// the read model of the clients' sessions: as long as TOKEN keeps it; 0,
+	// for ever.
+	EndedSessionRetention time.Duration
 	// GrantTTL is how long a person has to sign in and consent.
 	GrantTTL time.Duration
 	// CodeTTL is how long an authorization code may wait for its exchange (at most 10 minutes).
@@ -194,15 +199,22 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 	return New(ctx, Config{Issuer: rt.Config.PublicURL, Replicas: rt.Config.NATS.Replicas, StaticClients: static, SigningAlgorithms: algs,
 		Limits:   ratelimit.RulesFrom(rt.Config.RateLimits),
 		GrantTTL: p.AuthorizationTTL, CodeTTL: p.CodeTTL, DeviceTTL: p.DeviceCodeTTL, ClientTTL: p.ClientTTL, Keep: keepOrNone(p.Keep),
-		PendingMaxBytes: p.MaxBytes},
+		PendingMaxBytes: p.MaxBytes, EndedSessionRetention: rt.Config.OAuth.EndedTokenSessionsKept()},
 		Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "authorize"), Propagator: rt.Telemetry.Propagator(), Telemetry: rt.Telemetry, Limiter: limiter, Keyring: rt.Keyring})
 }
 
 // Name is the service's name.
 func (s *Service) Name() string { return "authorize" }
 
-// Run keeps the projections current until ctx ends.
-func (s *Service) Run(ctx context.Context) error { return s.projections.Run(ctx) }
+// Run keeps the projections current, and drops clients' sessions the TOKEN
+// stream no longer keeps, until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Go(func() { s.sweepTokenSessions(ctx) })
+	err := s.projections.Run(ctx)
+	wg.Wait()
+	return err
+}
 
 // Projections is the service's projection set.
 func (s *Service) Projections() *projection.Set { return s.projections }

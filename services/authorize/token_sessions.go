@@ -10,6 +10,7 @@ import (
 
 	"gatehouse.dev/platform/errs"
 	"gatehouse.dev/platform/eventlog"
+	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/projection"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 )
@@ -22,12 +23,16 @@ import (
 // An OAuth 2.0 session (kind "oauth", a person's, or "client_credentials",
 // the client's own; as the admin API's OAuth 2.0 sessions list has them) is
 // live from its SessionStarted until its SessionEnded, as that list's
-// filter[status]=active counts it: TOKEN keeps its events for ever and a
-// session ends in no other way. Every way it ends is a SessionEnded the token
-// service appends: revocation, logout, a refresh token used twice, an
-// administrator, tokens never delivered, and the user's deactivation,
-// erasure or password reset by recovery (its account_sessions reactor). An
-// access token that expires ends nothing; neither does it in MAS.
+// filter[status]=active counts it: a session ends in no other way. Every way
+// it ends is a SessionEnded the token service appends: revocation, logout, a
+// refresh token used twice, an administrator, tokens never delivered, the
+// user's deactivation, erasure or password reset by recovery (its
+// account_sessions reactor), its last token's expiry when it can be given no
+// more (a client's own, a person's without a refresh token) and, when the
+// deployment sets it, a person's session unused for too long. With
+// compact_sessions, TOKEN drops an ended session oauth.ended_session_retention
+// after its end, and so does this read model (Config.EndedSessionRetention,
+// sweepTokenSessions), so that a rebuild equals it.
 
 // tokenSessionsProjection is the name of the read model.
 const tokenSessionsProjection = "client_token_sessions"
@@ -66,6 +71,7 @@ func tokenSessionsReadModel(token *eventlog.Log) projection.Projection {
 // changes nothing.
 func applyTokenSessions(ctx context.Context, tx pgx.Tx, recs []eventlog.Record) error {
 	var sessions, clients, ended []string
+	var endedAt []time.Time
 	for _, rec := range recs {
 		id, started, end, ok := eventsv1.SessionOf(rec.Event)
 		if !ok {
@@ -74,7 +80,7 @@ func applyTokenSessions(ctx context.Context, tx pgx.Tx, recs []eventlog.Record) 
 			}
 		}
 		if end {
-			ended = append(ended, id)
+			ended, endedAt = append(ended, id), append(endedAt, rec.OccurredAt())
 		}
 		// A Synapse device (SessionImported) is a compat session: no client's.
 		if k := started.GetKind(); k == "oauth" || k == "client_credentials" {
@@ -90,7 +96,8 @@ func applyTokenSessions(ctx context.Context, tx pgx.Tx, recs []eventlog.Record) 
 		}
 	}
 	if len(ended) > 0 {
-		if _, err := tx.Exec(ctx, `UPDATE client_token_sessions SET ended = true WHERE session_id = ANY($1) AND NOT ended`, ended); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE client_token_sessions t SET ended = true, ended_at = e.at
+			FROM unnest($1::text[], $2::timestamptz[]) AS e(id, at) WHERE t.session_id = e.id AND NOT t.ended`, ended, endedAt); err != nil {
 			return fmt.Errorf("token sessions: end: %w", err)
 		}
 	}
@@ -115,4 +122,26 @@ func (s *Service) catchUpTokenSessions(ctx context.Context) error {
 		return errs.Wrap(errs.KindUnavailable, "The clients' sessions cannot be read right now.", err)
 	}
 	return nil
+}
+
+// sweepTokenSessionsEvery is how often the rows of long-ended sessions go.
+const sweepTokenSessionsEvery = time.Hour
+
+// sweepTokenSessions drops, every sweepTokenSessionsEvery until ctx ends, the
+// sessions ended longer ago than Config.EndedSessionRetention (none when it
+// is 0: TOKEN keeps them).
+func (s *Service) sweepTokenSessions(ctx context.Context) {
+	if s.cfg.EndedSessionRetention <= 0 {
+		return
+	}
+	pg.SweepEvery(ctx, sweepTokenSessionsEvery, s.logger, "clients' long-ended sessions", func(ctx context.Context) (int64, error) {
+		return s.dropEndedTokenSessions(ctx, time.Now())
+	})
+}
+
+// dropEndedTokenSessions deletes the sessions ended before now less the
+// retention, and returns how many.
+func (s *Service) dropEndedTokenSessions(ctx context.Context, now time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM client_token_sessions WHERE ended AND ended_at < $1`, now.Add(-s.cfg.EndedSessionRetention))
+	return tag.RowsAffected(), err
 }

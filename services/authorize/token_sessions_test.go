@@ -37,7 +37,8 @@ func TestListClientsBySessions(t *testing.T) {
 		return StaticClient{ID: id, Secret: "secret", AuthMethod: "client_secret_basic", Name: id,
 			RedirectURIs: []string{"https://" + id + ".example.org/cb"}, GrantTypes: grants}
 	}
-	svc, err := New(ctx, Config{Issuer: "https://auth.example.org/", StaticClients: []StaticClient{
+	const retention = 48 * time.Hour
+	svc, err := New(ctx, Config{Issuer: "https://auth.example.org/", EndedSessionRetention: retention, StaticClients: []StaticClient{
 		static("app", "authorization_code", "refresh_token"), static("bot", "client_credentials"),
 		static("idle", "authorization_code"), static("web", "authorization_code"),
 	}}, Deps{Pool: pool, JetStream: js, Logger: slog.New(slog.DiscardHandler), Keyring: sealed.NewRandomKeyring()})
@@ -122,5 +123,22 @@ func TestListClientsBySessions(t *testing.T) {
 	end(b, "admin")
 	if got := clientIDs(list(t, yes, nil)); !slices.Equal(got, []string{"app"}) {
 		t.Errorf("after bot's session ended: %v, want [app]", got)
+	}
+
+	// The ended sessions' rows go once TOKEN no longer keeps them (the
+	// retention after their end); the live ones stay.
+	for _, sweep := range []struct {
+		at      time.Time
+		dropped int64
+	}{{time.Now(), 0}, {time.Now().Add(retention - time.Hour), 0}, {time.Now().Add(retention + time.Hour), 3}} {
+		if n, err := svc.dropEndedTokenSessions(ctx, sweep.at); err != nil || n != sweep.dropped {
+			t.Fatalf("sweep at %s: %d dropped, %v; want %d", sweep.at, n, err, sweep.dropped)
+		}
+	}
+	if got := clientIDs(list(t, nil, count)); !slices.Equal(got, []string{"app", "bot", "idle", "web"}) {
+		t.Errorf("clients after the sweep: %v", got)
+	}
+	if got := clientIDs(list(t, yes, nil)); !slices.Equal(got, []string{"app"}) {
+		t.Errorf("clients with live sessions after the sweep: %v, want [app]", got)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/personal"
+	"gatehouse.dev/platform/pg"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	"gatehouse.dev/services/token/internal/session"
 )
@@ -137,17 +138,9 @@ func resealSnapshot(ctx context.Context, keys *personal.Store, subject string, s
 // its own, audit_stream.go): their last event
 // has expired from the stream, so a rebuild would not hold them either.
 func (s *Service) sweepEnded(ctx context.Context) {
-	for {
-		cutoff := s.now().Add(-s.cfg.EndedSessionRetention)
-		if n, err := s.dropEnded(ctx, cutoff); err != nil && ctx.Err() == nil {
-			s.logger.Warn("could not drop long-ended sessions", "err", err)
-		} else if n > 0 {
-			s.logger.Info("dropped long-ended sessions", "sessions", n, "ended_before", cutoff)
-		}
-		if !sleep(ctx, sweepEndedEvery) {
-			return
-		}
-	}
+	pg.SweepEvery(ctx, sweepEndedEvery, s.logger, "long-ended sessions", func(ctx context.Context) (int64, error) {
+		return s.dropEnded(ctx, s.now().Add(-s.cfg.EndedSessionRetention))
+	})
 }
 
 // dropEnded deletes the sessions ended before cutoff and their tokens.

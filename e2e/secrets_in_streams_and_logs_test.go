@@ -111,7 +111,8 @@ func TestNoSecretInStreamsOrLogs(t *testing.T) {
 	})
 
 	// What happens once per sign-in, activity flush, registration started,
-	// back-channel logout or login token, and every session's end, expires:
+	// back-channel logout, client assertion or login token, and every
+	// session's end, expires:
 	// storage follows live state (issue 16), and a message of these without
 	// a TTL would stay for ever. (A completed registration stays, one per
 	// user, as the user's own events do.)
@@ -120,7 +121,7 @@ func TestNoSecretInStreamsOrLogs(t *testing.T) {
 		seen := map[string]int{}
 		for _, m := range msgs {
 			what := ""
-			for _, prefix := range []string{"accounts.browser.", "accounts.activity.", "accounts.bclogout.", "token.activity.", "token.logintoken."} {
+			for _, prefix := range []string{"accounts.browser.", "accounts.activity.", "accounts.bclogout.", "authorize.assertion.", "token.activity.", "token.logintoken."} {
 				if strings.HasPrefix(m.subject, prefix) {
 					what = prefix
 				}

@@ -121,13 +121,18 @@ func (s *Service) newClientAuth() (*clientauth.Authenticator[*client], error) {
 // assertionClaims records each client assertion's jti once in the event log,
 // on a subject named by its hash with an expected-empty append: the second
 // use, on any replica, at any endpoint of any service (the token service
-// claims through ClaimClientAssertion), finds it taken.
+// claims through ClaimClientAssertion), finds it taken. The claim expires
+// (a message TTL) once the assertion could no longer be accepted anyway:
+// kept for ever, every token request of a client authenticating with
+// assertions would leave a subject in AUTHORIZE.
 type assertionClaims struct{ s *Service }
 
-// Seen claims (clientID, jti) and reports whether it was already claimed.
+// Seen claims (clientID, jti) until until and reports whether it was already
+// claimed.
 func (a assertionClaims) Seen(ctx context.Context, clientID, jti string, until time.Time) (bool, error) {
 	sum := sha256.Sum256([]byte(clientID + "\x00" + jti))
-	_, err := a.s.log.Append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), Event: eventlog.Event{
+	ttl := max(time.Until(until), 0) + time.Second // JetStream counts whole seconds
+	_, err := a.s.log.Append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), TTL: ttl, Event: eventlog.Event{
 		Aggregate: eventlog.Ref{Type: eventsv1.AuthorizeAssertion.Type, ID: hex.EncodeToString(sum[:])}, Actor: "client:" + clientID,
 		Payload: &eventsv1.ClientAssertionClaimed{ClientId: clientID, ExpiresAt: timestamppb.New(until)},
 	}})

@@ -5,17 +5,23 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"net/url"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/ids"
 	authorizev1 "gatehouse.dev/proto/gatehouse/authorize/v1"
+	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	"gatehouse.dev/services/authorize/internal/device"
 )
 
@@ -125,5 +131,30 @@ func TestClaimClientAssertionInput(t *testing.T) {
 		if _, err := e.srv.ClaimClientAssertion(context.Background(), req); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// A claim expires once its assertion could no longer be accepted: it does
+// not stay in AUTHORIZE for ever, one for every assertion a client ever
+// sent.
+func TestAssertionClaimsExpire(t *testing.T) {
+	e := newDeviceEnv(t)
+	ctx := context.Background()
+	jti := ids.Token(24)
+	if _, err := e.srv.ClaimClientAssertion(ctx, &authorizev1.ClaimClientAssertionRequest{
+		ClientId: "c", Jti: jti, ExpiresAt: timestamppb.New(time.Now().Add(time.Minute))}); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte("c\x00" + jti))
+	st, err := e.svc.log.JetStream().Stream(ctx, eventsv1.Authorize.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.GetLastMsgForSubject(ctx, e.svc.log.Subject(eventlog.Ref{Type: eventsv1.AuthorizeAssertion.Type, ID: hex.EncodeToString(sum[:])}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ttl, err := strconv.Atoi(m.Header.Get(jetstream.MsgTTLHeader)); err != nil || ttl < 55 || ttl > 62 {
+		t.Fatalf("the claim of an assertion valid a minute more expires after %q s", m.Header.Get(jetstream.MsgTTLHeader))
 	}
 }

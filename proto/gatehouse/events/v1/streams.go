@@ -167,7 +167,7 @@ var (
 	// AuthorizeAssertion is a client assertion's jti, claimed once.
 	AuthorizeAssertion = aggregate("authorize", "assertion", &ClientAssertionClaimed{})
 
-	Authorize = Stream{Name: "AUTHORIZE", Prefix: "authorize", Aggregates: []Aggregate{
+	Authorize = Stream{Name: "AUTHORIZE", Prefix: "authorize", TTLs: true, Aggregates: []Aggregate{
 		AuthorizeClient, AuthorizeKeys, AuthorizeAssertion,
 	}}
 

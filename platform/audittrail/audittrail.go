@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
@@ -103,11 +102,11 @@ func Drop(ctx context.Context, pool *pgxpool.Pool, table string, r Retention) (i
 	if r.Keep <= 0 {
 		return 0, nil
 	}
-	tag, err := pool.Exec(ctx, `DELETE FROM `+pgx.Identifier{table}.Sanitize()+` WHERE occurred_at < $1`, r.Now().Add(-r.Keep))
+	n, err := pg.DropBefore(ctx, pool, table, "occurred_at", r.Now().Add(-r.Keep))
 	if err != nil {
 		return 0, fmt.Errorf("audit: drop old entries: %w", err)
 	}
-	return tag.RowsAffected(), nil
+	return n, nil
 }
 
 // CatchUp waits, up to CatchUpWithin, until the reactor and the read model

@@ -2,8 +2,12 @@ package pg
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // SweepEvery runs drop every d until ctx ends, and logs how many rows it
@@ -24,4 +28,15 @@ func SweepEvery(ctx context.Context, d time.Duration, logger *slog.Logger, what 
 		case <-t.C:
 		}
 	}
+}
+
+// DropBefore deletes the rows of table whose column (a time) is before
+// cutoff, and returns how many: a read model's rows its stream has dropped.
+// Rows whose column is NULL stay.
+func DropBefore(ctx context.Context, pool *pgxpool.Pool, table, column string, cutoff time.Time) (int64, error) {
+	tag, err := pool.Exec(ctx, `DELETE FROM `+pgx.Identifier{table}.Sanitize()+` WHERE `+pgx.Identifier{column}.Sanitize()+` < $1`, cutoff)
+	if err != nil {
+		return 0, fmt.Errorf("pg: drop %s before %s: %w", table, cutoff.Format(time.RFC3339), err)
+	}
+	return tag.RowsAffected(), nil
 }

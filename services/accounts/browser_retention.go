@@ -51,6 +51,5 @@ func (s *Service) sweepBrowserSessions(ctx context.Context) {
 // dropOldBrowserSessions deletes the browser sessions started more than
 // browserTTL before now, and returns how many.
 func (s *Service) dropOldBrowserSessions(ctx context.Context, now time.Time) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM browser_sessions WHERE created_at < $1`, now.Add(-s.browserTTL()))
-	return tag.RowsAffected(), err
+	return pg.DropBefore(ctx, s.pool, "browser_sessions", "created_at", now.Add(-s.browserTTL()))
 }

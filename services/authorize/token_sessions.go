@@ -142,6 +142,5 @@ func (s *Service) sweepTokenSessions(ctx context.Context) {
 // dropEndedTokenSessions deletes the sessions ended before now less the
 // retention, and returns how many.
 func (s *Service) dropEndedTokenSessions(ctx context.Context, now time.Time) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM client_token_sessions WHERE ended AND ended_at < $1`, now.Add(-s.cfg.EndedSessionRetention))
-	return tag.RowsAffected(), err
+	return pg.DropBefore(ctx, s.pool, "client_token_sessions", "ended_at", now.Add(-s.cfg.EndedSessionRetention))
 }

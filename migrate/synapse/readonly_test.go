@@ -164,15 +164,52 @@ func holdUsers(t *testing.T, dbURL string) (end func()) {
 	return end
 }
 
+// A migration started again at once after one was killed finds the killed
+// run's session still holding the tables, until the database ends it: it
+// waits for that, not for a Synapse (TestLockProbe refuses at once).
+func TestMigrationWaitsForAnEarlierRunsSession(t *testing.T) {
+	dbURL, _ := generate(t, synapsetest.Options{Users: 30, NoOddities: true})
+	ctx := testCtx(t)
+	cfg, err := pgx.ParseConfig(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RuntimeParams["application_name"] = "gatehouse-migrate"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "LOCK TABLE users IN EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	const held = 1500 * time.Millisecond
+	go func() { time.Sleep(held); tx.Rollback(context.Background()) }()
+	start := time.Now()
+	src, err := synapse.Open(ctx, dbURL, synapse.Options{ServerName: "example.org", Mode: synapse.ModeMigrate})
+	if err != nil {
+		t.Fatalf("migrate after an earlier run's session: %v", err)
+	}
+	src.Close(ctx)
+	if waited := time.Since(start); waited < held-100*time.Millisecond {
+		t.Fatalf("opened after %s, while the earlier run held the tables for %s", waited, held)
+	}
+}
+
 // The lock probe tells a running Synapse: a migration refuses to start,
 // a check reports it, and other sessions on the database are listed.
 func TestLockProbe(t *testing.T) {
 	dbURL, _ := generate(t, synapsetest.Options{Users: 30, NoOddities: true})
 	end := holdUsers(t, dbURL)
 
+	start := time.Now()
 	_, err := synapse.Open(testCtx(t), dbURL, synapse.Options{ServerName: "example.org", Mode: synapse.ModeMigrate})
-	if !errors.Is(err, synapse.ErrSynapseRunning) {
-		t.Fatalf("migrate while Synapse writes: %v", err)
+	if !errors.Is(err, synapse.ErrSynapseRunning) || time.Since(start) > 10*time.Second {
+		t.Fatalf("migrate while Synapse writes: %v after %s", err, time.Since(start))
 	}
 	src := open(t, dbURL, synapse.Options{ServerName: "example.org", Mode: synapse.ModeCheck})
 	if src.Info.Probe != synapse.ProbeBusy {

@@ -65,6 +65,9 @@ var requiredTables = []string{
 	"user_external_ids", "profiles", "erased_users", "users_pending_deactivation", "registration_tokens",
 }
 
+// applicationName names a migration's sessions on the Synapse database.
+const applicationName = "gatehouse-migrate"
+
 // ErrSynapseRunning is returned by Open in ModeMigrate when another session
 // holds a lock on the Synapse tables that EXCLUSIVE mode conflicts with:
 // Synapse (or something else) is writing to them.
@@ -153,7 +156,7 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Source, error
 	if cfg.RuntimeParams == nil {
 		cfg.RuntimeParams = map[string]string{}
 	}
-	cfg.RuntimeParams["application_name"] = "gatehouse-migrate"
+	cfg.RuntimeParams["application_name"] = applicationName
 	// Every transaction of this session is read-only, not just ours.
 	cfg.RuntimeParams["default_transaction_read_only"] = "on"
 	// The streams are a few large scans and hash joins: compiling them (JIT)
@@ -166,11 +169,60 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Source, error
 		return nil, fmt.Errorf("synapse: connect to %s: %w", redactURL(databaseURL), err)
 	}
 	s := &Source{conn: conn, opts: opts}
-	if err := s.begin(ctx); err != nil {
-		conn.Close(context.WithoutCancel(ctx)) // ends the transaction too
-		return nil, err
+	for waited := time.Duration(0); ; waited += earlierRunPoll {
+		err := s.begin(ctx)
+		if err == nil {
+			return s, nil
+		}
+		if !errors.Is(err, ErrSynapseRunning) || waited >= earlierRunWait || !s.heldByEarlierRuns(ctx) {
+			conn.Close(context.WithoutCancel(ctx)) // ends the transaction too
+			return nil, err
+		}
+		// An earlier migration holds the tables: one killed a moment ago,
+		// whose session the database has not ended yet, or one finishing.
+		select {
+		case <-ctx.Done():
+			conn.Close(context.WithoutCancel(ctx))
+			return nil, ctx.Err()
+		case <-time.After(earlierRunPoll):
+		}
 	}
-	return s, nil
+}
+
+// earlierRunWait bounds how long a migration waits for the sessions of
+// earlier migrations to let go of the Synapse tables, polled every
+// earlierRunPoll: a run killed (kill -9) and started again at once finds
+// the database still ending the killed run's session. A Synapse holding the
+// tables is not waited for.
+const (
+	earlierRunWait = time.Minute
+	earlierRunPoll = 500 * time.Millisecond
+)
+
+// heldByEarlierRuns reports whether every other session holding a lock on
+// the Synapse tables is a migration's (its application_name), after ending
+// the transaction a refused lock aborted. False when none does or it cannot
+// tell.
+func (s *Source) heldByEarlierRuns(ctx context.Context) bool {
+	if s.tx != nil {
+		s.tx.Rollback(ctx)
+		s.tx = nil
+	}
+	rows, err := s.conn.Query(ctx, `
+		SELECT DISTINCT coalesce(a.application_name, '')
+		FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+		WHERE l.pid <> pg_backend_pid() AND l.granted AND l.relation IN (
+			SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relnamespace = current_schema()::regnamespace AND c.relname = ANY($1))`,
+		LockedTables)
+	if err != nil {
+		return false
+	}
+	var names []string
+	var name string
+	if _, err := pgx.ForEachRow(rows, []any{&name}, func() error { names = append(names, name); return nil }); err != nil {
+		return false
+	}
+	return len(names) > 0 && !slices.ContainsFunc(names, func(n string) bool { return n != applicationName })
 }
 
 // begin checks the tables, starts the transaction, locks, and reads the

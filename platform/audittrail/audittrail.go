@@ -91,7 +91,7 @@ func Sweep(ctx context.Context, pool *pgxpool.Pool, table string, r Retention, l
 	if r.Keep <= 0 {
 		return
 	}
-	pg.SweepEvery(ctx, SweepEvery, logger, "audit entries past the retention", func(ctx context.Context) (int64, error) {
+	pg.Every(ctx, SweepEvery, logger, "dropped audit entries past the retention", func(ctx context.Context) (int64, error) {
 		return Drop(ctx, pool, table, r)
 	})
 }

@@ -10,15 +10,16 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// SweepEvery runs drop every d until ctx ends, and logs how many rows it
-// dropped (as what) or its failure: the read models' hourly removal of rows
-// their stream no longer holds either.
-func SweepEvery(ctx context.Context, d time.Duration, logger *slog.Logger, what string, drop func(context.Context) (int64, error)) {
+// Every runs job every d until ctx ends, and logs what it did (did, with
+// how many rows or sessions, when any) or its failure: the one loop of the
+// read models' periodic work — rows their stream has dropped, sessions to
+// fold or end.
+func Every(ctx context.Context, d time.Duration, logger *slog.Logger, did string, job func(context.Context) (int64, error)) {
 	for {
-		if n, err := drop(ctx); err != nil && ctx.Err() == nil {
-			logger.WarnContext(ctx, "could not drop "+what, "err", err)
+		if n, err := job(ctx); err != nil && ctx.Err() == nil {
+			logger.WarnContext(ctx, "periodic work failed", "work", did, "err", err)
 		} else if n > 0 {
-			logger.InfoContext(ctx, "dropped "+what, "rows", n)
+			logger.InfoContext(ctx, did, "count", n)
 		}
 		t := time.NewTimer(d)
 		select {

@@ -43,7 +43,7 @@ func (s *Service) endedRetention() time.Duration {
 // sweepBrowserSessions drops, every sweepBrowserSessionsEvery until ctx
 // ends, the browser sessions whose events have left the stream.
 func (s *Service) sweepBrowserSessions(ctx context.Context) {
-	pg.SweepEvery(ctx, sweepBrowserSessionsEvery, s.logger, "browser sessions past their retention", func(ctx context.Context) (int64, error) {
+	pg.Every(ctx, sweepBrowserSessionsEvery, s.logger, "dropped browser sessions past their retention", func(ctx context.Context) (int64, error) {
 		return s.dropOldBrowserSessions(ctx, s.clock())
 	})
 }

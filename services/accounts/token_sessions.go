@@ -153,7 +153,7 @@ func (s *Service) sweepTokenSessions(ctx context.Context) {
 	if s.cfg.EndedTokenSessionRetention <= 0 {
 		return
 	}
-	pg.SweepEvery(ctx, sweepTokenSessionsEvery, s.logger, "users' long-ended token sessions", func(ctx context.Context) (int64, error) {
+	pg.Every(ctx, sweepTokenSessionsEvery, s.logger, "dropped users' long-ended token sessions", func(ctx context.Context) (int64, error) {
 		return s.dropEndedTokenSessions(ctx, s.clock())
 	})
 }

@@ -134,8 +134,8 @@ func (s *Service) sweepTokenSessions(ctx context.Context) {
 	if s.cfg.EndedSessionRetention <= 0 {
 		return
 	}
-	pg.SweepEvery(ctx, sweepTokenSessionsEvery, s.logger, "clients' long-ended sessions", func(ctx context.Context) (int64, error) {
-		return s.dropEndedTokenSessions(ctx, time.Now())
+	pg.Every(ctx, sweepTokenSessionsEvery, s.logger, "dropped clients' long-ended sessions", func(ctx context.Context) (int64, error) {
+		return s.dropEndedTokenSessions(ctx, s.now())
 	})
 }
 

@@ -138,7 +138,7 @@ func resealSnapshot(ctx context.Context, keys *personal.Store, subject string, s
 // its own, audit_stream.go): their last event
 // has expired from the stream, so a rebuild would not hold them either.
 func (s *Service) sweepEnded(ctx context.Context) {
-	pg.SweepEvery(ctx, sweepEndedEvery, s.logger, "long-ended sessions", func(ctx context.Context) (int64, error) {
+	pg.Every(ctx, sweepEndedEvery, s.logger, "dropped long-ended sessions", func(ctx context.Context) (int64, error) {
 		return s.dropEnded(ctx, s.now().Add(-s.cfg.EndedSessionRetention))
 	})
 }

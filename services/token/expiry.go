@@ -47,18 +47,11 @@ const expireGrace = time.Minute
 // expirePage is how many sessions one query of the sweep reads.
 const expirePage = 500
 
-// repeat runs job (with the time it runs at) every d until ctx ends, and
-// logs what it did (did, with how many sessions) or its failure.
-func (s *Service) repeat(ctx context.Context, d time.Duration, job func(context.Context, time.Time) (int, error), failed, did string) {
-	for {
-		if n, err := job(ctx, s.now()); err != nil && ctx.Err() == nil {
-			s.logger.Warn(failed, "err", err)
-		} else if n > 0 {
-			s.logger.Info(did, "sessions", n)
-		}
-		if !sleep(ctx, d) {
-			return
-		}
+// atNow is job run at the time it runs, for pg.Every.
+func (s *Service) atNow(job func(context.Context, time.Time) (int, error)) func(context.Context) (int64, error) {
+	return func(ctx context.Context) (int64, error) {
+		n, err := job(ctx, s.now())
+		return int64(n), err
 	}
 }
 

@@ -387,14 +387,14 @@ func (s *Service) Run(ctx context.Context) error {
 	wg.Go(func() { s.index.run(ctx) })
 	wg.Go(func() { s.runActivity(ctx) })
 	wg.Go(func() {
-		s.repeat(ctx, foldEvery, s.foldActivity, "could not fold session activity", "folded the activity of idle sessions into their own events")
+		pg.Every(ctx, foldEvery, s.logger, "folded the activity of idle sessions into their own events", s.atNow(s.foldActivity))
 	})
 	wg.Go(func() {
-		s.repeat(ctx, expireEvery, s.expireSessions, "could not end the sessions whose tokens have all expired", "ended the sessions whose tokens have all expired")
+		pg.Every(ctx, expireEvery, s.logger, "ended the sessions whose tokens have all expired", s.atNow(s.expireSessions))
 	})
 	if s.cfg.InactiveSessionExpiry > 0 {
 		wg.Go(func() {
-			s.repeat(ctx, inactiveEvery, s.expireInactive, "could not end the sessions unused for too long", "ended the sessions unused for too long")
+			pg.Every(ctx, inactiveEvery, s.logger, "ended the sessions unused for too long", s.atNow(s.expireInactive))
 		})
 	}
 	if s.cfg.CompactSessions {

@@ -174,6 +174,10 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Source, error
 		if err == nil {
 			return s, nil
 		}
+		if s.tx != nil {
+			s.tx.Rollback(ctx) // a refused lock aborted it
+			s.tx = nil
+		}
 		if !errors.Is(err, ErrSynapseRunning) || waited >= earlierRunWait || !s.heldByEarlierRuns(ctx) {
 			conn.Close(context.WithoutCancel(ctx)) // ends the transaction too
 			return nil, err
@@ -200,14 +204,9 @@ const (
 )
 
 // heldByEarlierRuns reports whether every other session holding a lock on
-// the Synapse tables is a migration's (its application_name), after ending
-// the transaction a refused lock aborted. False when none does or it cannot
-// tell.
+// the Synapse tables is a migration's (its application_name). False when
+// none does or it cannot tell.
 func (s *Source) heldByEarlierRuns(ctx context.Context) bool {
-	if s.tx != nil {
-		s.tx.Rollback(ctx)
-		s.tx = nil
-	}
 	rows, err := s.conn.Query(ctx, `
 		SELECT DISTINCT coalesce(a.application_name, '')
 		FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid

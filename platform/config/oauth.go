@@ -153,6 +153,28 @@ func endedSessionRetention(o OAuth) time.Duration {
 	return o.EndedSessionRetention
 }
 
+// EndedClientSessionRetention is how long a client's own session
+// (client_credentials) stays once ended, given how long other ended sessions
+// and the activity batches stay: a client's session is one token that
+// nobody lists, so it stays only until no activity batch can name it any
+// more (a batch outliving it would bring its use back into a rebuilt read
+// model), an hour past the batches, which covers the flush interval.
+// Otherwise a client asking for a token per request would keep a TOKEN
+// subject per token for the whole retention — at 3,000 tokens a second,
+// 7.8 billion, each in every NATS server's memory.
+func EndedClientSessionRetention(ended, activity time.Duration) time.Duration {
+	return min(ended, activity+time.Hour)
+}
+
+// EndedClientTokenSessionsKept is EndedTokenSessionsKept for a client's own
+// session (EndedClientSessionRetention).
+func (o OAuth) EndedClientTokenSessionsKept() time.Duration {
+	if !o.CompactSessions {
+		return 0
+	}
+	return EndedClientSessionRetention(endedSessionRetention(o), activityRetention(o))
+}
+
 // EndedTokenSessionsKept is how long the TOKEN stream keeps an ended
 // session, so how long the read models that follow it keep its row: the
 // retention when compact_sessions is on, 0 (for ever) when it is off.

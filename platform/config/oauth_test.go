@@ -141,3 +141,29 @@ func TestAccountAndBranding(t *testing.T) {
 		}
 	}
 }
+
+// The read models following TOKEN keep an ended session as long as the
+// stream does: a person's for the retention, a client's own only until no
+// activity batch can name it, and for ever when TOKEN is not compacted.
+func TestEndedTokenSessionsKept(t *testing.T) {
+	for _, tt := range []struct {
+		name             string
+		env              []string
+		kept, clientKept time.Duration
+	}{
+		{"defaults", nil, 720 * time.Hour, 25 * time.Hour},
+		{"shorter activity", []string{"GATEHOUSE_ACTIVITY_RETENTION=4h"}, 720 * time.Hour, 5 * time.Hour},
+		{"retention below activity and the margin", []string{"GATEHOUSE_ENDED_SESSION_RETENTION=24h", "GATEHOUSE_ACTIVITY_RETENTION=23h30m"}, 24 * time.Hour, 24 * time.Hour},
+		{"not compacted", []string{"GATEHOUSE_COMPACT_SESSIONS=false"}, 0, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load("", tt.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, gotClient := c.OAuth.EndedTokenSessionsKept(), c.OAuth.EndedClientTokenSessionsKept(); got != tt.kept || gotClient != tt.clientKept {
+				t.Errorf("kept %s and %s for a client's own, want %s and %s", got, gotClient, tt.kept, tt.clientKept)
+			}
+		})
+	}
+}

@@ -47,6 +47,10 @@ type Config struct {
 	// the read model of the clients' sessions: as long as TOKEN keeps it; 0,
 	// for ever.
 	EndedSessionRetention time.Duration
+	// EndedClientSessionRetention is the same for a client's own session
+	// (client_credentials), which TOKEN drops sooner; 0: as
+	// EndedSessionRetention.
+	EndedClientSessionRetention time.Duration
 	// GrantTTL is how long a person has to sign in and consent.
 	GrantTTL time.Duration
 	// CodeTTL is how long an authorization code may wait for its exchange (at most 10 minutes).
@@ -199,7 +203,8 @@ func FromRuntime(ctx context.Context, rt *host.Runtime) (*Service, error) {
 	return New(ctx, Config{Issuer: rt.Config.PublicURL, Replicas: rt.Config.NATS.Replicas, StaticClients: static, SigningAlgorithms: algs,
 		Limits:   ratelimit.RulesFrom(rt.Config.RateLimits),
 		GrantTTL: p.AuthorizationTTL, CodeTTL: p.CodeTTL, DeviceTTL: p.DeviceCodeTTL, ClientTTL: p.ClientTTL, Keep: keepOrNone(p.Keep),
-		PendingMaxBytes: p.MaxBytes, EndedSessionRetention: rt.Config.OAuth.EndedTokenSessionsKept()},
+		PendingMaxBytes: p.MaxBytes, EndedSessionRetention: rt.Config.OAuth.EndedTokenSessionsKept(),
+		EndedClientSessionRetention: rt.Config.OAuth.EndedClientTokenSessionsKept()},
 		Deps{Pool: pool, JetStream: rt.JetStream, Logger: rt.Logger.With("service", "authorize"), Propagator: rt.Telemetry.Propagator(), Telemetry: rt.Telemetry, Limiter: limiter, Keyring: rt.Keyring})
 }
 

@@ -31,8 +31,10 @@ import (
 // more (a client's own, a person's without a refresh token) and, when the
 // deployment sets it, a person's session unused for too long. With
 // compact_sessions, TOKEN drops an ended session oauth.ended_session_retention
-// after its end, and so does this read model (Config.EndedSessionRetention,
-// sweepTokenSessions), so that a rebuild equals it.
+// after its end (a client's own sooner, config.EndedClientSessionRetention),
+// and so does this read model (Config.EndedSessionRetention and
+// EndedClientSessionRetention, sweepTokenSessions), so that a rebuild
+// equals it.
 
 // tokenSessionsProjection is the name of the read model.
 const tokenSessionsProjection = "client_token_sessions"
@@ -70,7 +72,7 @@ func tokenSessionsReadModel(token *eventlog.Log) projection.Projection {
 // a session's end always follows its start, and a start delivered again
 // changes nothing.
 func applyTokenSessions(ctx context.Context, tx pgx.Tx, recs []eventlog.Record) error {
-	var sessions, clients, ended []string
+	var sessions, clients, kinds, ended []string
 	var endedAt []time.Time
 	for _, rec := range recs {
 		id, started, end, ok := eventsv1.SessionOf(rec.Event)
@@ -84,14 +86,14 @@ func applyTokenSessions(ctx context.Context, tx pgx.Tx, recs []eventlog.Record) 
 		}
 		// A Synapse device (SessionImported) is a compat session: no client's.
 		if k := started.GetKind(); k == "oauth" || k == "client_credentials" {
-			sessions, clients = append(sessions, id), append(clients, started.GetClientId())
+			sessions, clients, kinds = append(sessions, id), append(clients, started.GetClientId()), append(kinds, k)
 		}
 	}
 	if len(sessions) > 0 {
 		if _, err := tx.Exec(ctx, `
-			INSERT INTO client_token_sessions (session_id, client_id)
-			SELECT * FROM unnest($1::text[], $2::text[])
-			ON CONFLICT (session_id) DO NOTHING`, sessions, clients); err != nil {
+			INSERT INTO client_token_sessions (session_id, client_id, kind)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+			ON CONFLICT (session_id) DO NOTHING`, sessions, clients, kinds); err != nil {
 			return fmt.Errorf("token sessions: start: %w", err)
 		}
 	}
@@ -140,7 +142,18 @@ func (s *Service) sweepTokenSessions(ctx context.Context) {
 }
 
 // dropEndedTokenSessions deletes the sessions ended before now less the
-// retention, and returns how many.
+// retention of their kind (a client's own goes sooner, as TOKEN drops it),
+// and returns how many.
 func (s *Service) dropEndedTokenSessions(ctx context.Context, now time.Time) (int64, error) {
-	return pg.DropBefore(ctx, s.pool, "client_token_sessions", "ended_at", now.Add(-s.cfg.EndedSessionRetention))
+	clients := s.cfg.EndedClientSessionRetention
+	if clients <= 0 {
+		clients = s.cfg.EndedSessionRetention
+	}
+	tag, err := s.pool.Exec(ctx, `DELETE FROM client_token_sessions
+		WHERE ended_at < $1 OR (kind = 'client_credentials' AND ended_at < $2)`,
+		now.Add(-s.cfg.EndedSessionRetention), now.Add(-clients))
+	if err != nil {
+		return 0, fmt.Errorf("token sessions: drop the long-ended: %w", err)
+	}
+	return tag.RowsAffected(), nil
 }

@@ -37,8 +37,8 @@ func TestListClientsBySessions(t *testing.T) {
 		return StaticClient{ID: id, Secret: "secret", AuthMethod: "client_secret_basic", Name: id,
 			RedirectURIs: []string{"https://" + id + ".example.org/cb"}, GrantTypes: grants}
 	}
-	const retention = 48 * time.Hour
-	svc, err := New(ctx, Config{Issuer: "https://auth.example.org/", EndedSessionRetention: retention, StaticClients: []StaticClient{
+	const retention, clientRetention = 48 * time.Hour, 25 * time.Hour
+	svc, err := New(ctx, Config{Issuer: "https://auth.example.org/", EndedSessionRetention: retention, EndedClientSessionRetention: clientRetention, StaticClients: []StaticClient{
 		static("app", "authorization_code", "refresh_token"), static("bot", "client_credentials"),
 		static("idle", "authorization_code"), static("web", "authorization_code"),
 	}}, Deps{Pool: pool, JetStream: js, Logger: slog.New(slog.DiscardHandler), Keyring: sealed.NewRandomKeyring()})
@@ -126,11 +126,15 @@ func TestListClientsBySessions(t *testing.T) {
 	}
 
 	// The ended sessions' rows go once TOKEN no longer keeps them (the
-	// retention after their end); the live ones stay.
+	// retention after their end; a client's own, bot's, sooner); the live
+	// ones stay.
 	for _, sweep := range []struct {
 		at      time.Time
 		dropped int64
-	}{{time.Now(), 0}, {time.Now().Add(retention - time.Hour), 0}, {time.Now().Add(retention + time.Hour), 3}} {
+	}{
+		{time.Now(), 0}, {time.Now().Add(clientRetention - time.Hour), 0}, {time.Now().Add(clientRetention + time.Hour), 1},
+		{time.Now().Add(retention - time.Hour), 0}, {time.Now().Add(retention + time.Hour), 2},
+	} {
 		if n, err := svc.dropEndedTokenSessions(ctx, sweep.at); err != nil || n != sweep.dropped {
 			t.Fatalf("sweep at %s: %d dropped, %v; want %d", sweep.at, n, err, sweep.dropped)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"gatehouse.dev/platform/config"
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/personal"
 	"gatehouse.dev/platform/pg"
@@ -25,7 +26,8 @@ import (
 // TOKEN stream keeps only the last message of each subject (JetStream's
 // MaxMsgsPerSubject 1): a session refreshed a thousand times holds one
 // message. An ended session's last event expires after
-// Config.EndedSessionRetention (a message TTL), and the read model drops the
+// Config.EndedSessionRetention (a message TTL; a client's own session's
+// sooner, endedRetention), and the read model drops the
 // session's rows at the same age (sweepEnded), so a rebuild still equals
 // the live read model and a session's subject does not outlive it.
 //
@@ -38,6 +40,17 @@ import (
 // DefaultEndedSessionRetention is how long an ended session stays, in the
 // stream and the read model, when compacting.
 const DefaultEndedSessionRetention = 30 * 24 * time.Hour
+
+// endedRetention is how long a session of kind stays once ended, in the
+// stream and the read model, when compacting.
+// A client's own session (client_credentials) goes sooner
+// (config.EndedClientSessionRetention).
+func (c Config) endedRetention(kind string) time.Duration {
+	if kind == "client_credentials" {
+		return config.EndedClientSessionRetention(c.EndedSessionRetention, c.ActivityRetention)
+	}
+	return c.EndedSessionRetention
+}
 
 // sweepEndedEvery is how often the read model drops long-ended sessions.
 const sweepEndedEvery = time.Hour
@@ -55,7 +68,7 @@ func openTokenLog(ctx context.Context, cfg Config, js jetstream.JetStream, keys 
 			return nil, err
 		}
 		began := time.Now()
-		n, err := snapshotSessions(ctx, log, keys, cfg.EndedSessionRetention, time.Now, lastActiveIn(pool))
+		n, err := snapshotSessions(ctx, log, keys, cfg.endedRetention, time.Now, lastActiveIn(pool))
 		if err != nil {
 			return nil, fmt.Errorf("token: compacting the TOKEN stream: %w", err)
 		}
@@ -71,8 +84,9 @@ func openTokenLog(ctx context.Context, cfg Config, js jetstream.JetStream, keys 
 // last event carries no state, and returns how many it wrote; each carries
 // the session's last use as lastActive finds it (nil: none). An ended
 // session's expires when it would have, had it been written at its end. A
-// session changed meanwhile got a state from its new event.
-func snapshotSessions(ctx context.Context, log *eventlog.Log, keys *personal.Store, retention time.Duration, now func() time.Time,
+// session changed meanwhile got a state from its new event. retention is
+// how long an ended session of a kind stays.
+func snapshotSessions(ctx context.Context, log *eventlog.Log, keys *personal.Store, retention func(kind string) time.Duration, now func() time.Time,
 	lastActive func(context.Context, string) (time.Time, error)) (int, error) {
 	n := 0
 	err := log.LastOfEach(ctx, log.Subjects(eventsv1.TokenSession.Type), func(last eventlog.Record) error {
@@ -101,7 +115,7 @@ func snapshotSessions(ctx context.Context, log *eventlog.Log, keys *personal.Sto
 		}
 		w := eventlog.Write{Expect: eventlog.ExpectVersion(version), Event: eventlog.Event{Aggregate: ref, Actor: "system:token", Payload: ev}}
 		if st.Ended {
-			w.TTL = max(retention-now().Sub(st.EndedAt()), time.Second)
+			w.TTL = max(retention(st.Started.GetKind())-now().Sub(st.EndedAt()), time.Second)
 		}
 		if _, err := log.Append(ctx, w); err != nil && !eventlog.IsConflict(err) {
 			return err
@@ -139,26 +153,29 @@ func resealSnapshot(ctx context.Context, keys *personal.Store, subject string, s
 // has expired from the stream, so a rebuild would not hold them either.
 func (s *Service) sweepEnded(ctx context.Context) {
 	pg.Every(ctx, sweepEndedEvery, s.logger, "dropped long-ended sessions", func(ctx context.Context) (int64, error) {
-		return s.dropEnded(ctx, s.now().Add(-s.cfg.EndedSessionRetention))
+		return s.dropEnded(ctx, s.now())
 	})
 }
 
-// dropEnded deletes the sessions ended before cutoff and their tokens.
-func (s *Service) dropEnded(ctx context.Context, cutoff time.Time) (int64, error) {
+// dropEnded deletes the sessions whose end is older than their kind's
+// retention at now, and their tokens.
+func (s *Service) dropEnded(ctx context.Context, now time.Time) (int64, error) {
+	const long = `s.ended_at < $1 OR (s.kind = 'client_credentials' AND s.ended_at < $2)`
+	cutoff, clients := now.Add(-s.cfg.endedRetention("")), now.Add(-s.cfg.endedRetention("client_credentials"))
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return 0, err
 	}
 	defer tx.Rollback(ctx)
 	for _, sql := range []string{
-		`DELETE FROM tokens t USING sessions s WHERE t.session_id = s.session_id AND s.ended_at < $1`,
-		`DELETE FROM session_activity a USING sessions s WHERE a.session_id = s.session_id AND s.ended_at < $1`,
+		`DELETE FROM tokens t USING sessions s WHERE t.session_id = s.session_id AND (` + long + `)`,
+		`DELETE FROM session_activity a USING sessions s WHERE a.session_id = s.session_id AND (` + long + `)`,
 	} {
-		if _, err := tx.Exec(ctx, sql, cutoff); err != nil {
+		if _, err := tx.Exec(ctx, sql, cutoff, clients); err != nil {
 			return 0, err
 		}
 	}
-	tag, err := tx.Exec(ctx, `DELETE FROM sessions WHERE ended_at < $1`, cutoff)
+	tag, err := tx.Exec(ctx, `DELETE FROM sessions s WHERE `+long, cutoff, clients)
 	if err != nil {
 		return 0, err
 	}

@@ -172,7 +172,7 @@ func TestCompactionKeepsEveryGuarantee(t *testing.T) {
 
 	// Ended sessions leave the read model at the retention's age (their
 	// audit entries stay for the audit retention, audit_stream.go).
-	if _, err := again.svc.dropEnded(ctx, time.Now().Add(time.Minute)); err != nil {
+	if _, err := again.svc.dropEnded(ctx, time.Now().Add(again.svc.cfg.EndedSessionRetention+time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	var n int

@@ -2,6 +2,7 @@ package token
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -85,12 +86,20 @@ func TestSessionsNothingCanUseEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	end, err := st.GetLastMsgForSubject(ctx, r.svc.log.Subject(sessionRef(own)))
-	if err != nil {
-		t.Fatal(err)
+	// A client's own session stays only until no activity batch can name
+	// it; a person's, the whole retention.
+	clientKept := r.svc.cfg.ActivityRetention + time.Hour
+	if clientKept >= r.svc.cfg.EndedSessionRetention {
+		t.Fatalf("the test's retentions do not tell the kinds apart: %s and %s", clientKept, r.svc.cfg.EndedSessionRetention)
 	}
-	if ttl := end.Header.Get("Nats-TTL"); ttl == "" {
-		t.Errorf("the end of an expired session has no TTL: it would stay for ever (headers %v)", end.Header)
+	for id, want := range map[string]time.Duration{own: clientKept, revoked: clientKept, once: r.svc.cfg.EndedSessionRetention} {
+		end, err := st.GetLastMsgForSubject(ctx, r.svc.log.Subject(sessionRef(id)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ttl := end.Header.Get("Nats-TTL"); ttl != strconv.Itoa(int(want.Seconds())) {
+			t.Errorf("the end of session %s has TTL %q s, want %s (headers %v)", id, ttl, want, end.Header)
+		}
 	}
 	var audited int
 	if err := r.pool.QueryRow(ctx, `SELECT count(*) FROM audit_entries WHERE session_id = ANY($1) AND summary LIKE '%ended: expired'`,
@@ -101,6 +110,29 @@ func TestSessionsNothingCanUseEnd(t *testing.T) {
 	rebuildSessions(ctx, t, r)
 	if rebuilt := readModel(ctx, t, r); rebuilt != live {
 		t.Fatalf("rebuilt read model differs:\nlive    %s\nrebuilt %s", live, rebuilt)
+	}
+
+	// The read model drops each at its kind's age, as the stream does.
+	for _, sweep := range []struct {
+		after time.Duration
+		gone  []string
+		kept  []string
+	}{
+		{clientKept - time.Minute, nil, []string{own, revoked, once}},
+		{clientKept + time.Minute, []string{own, revoked}, []string{once}},
+		{r.svc.cfg.EndedSessionRetention + time.Minute, []string{once}, []string{refreshed, compat}},
+	} {
+		if _, err := r.svc.dropEnded(ctx, time.Now().Add(sweep.after)); err != nil {
+			t.Fatal(err)
+		}
+		for want, ids := range map[int][]string{0: sweep.gone, 1: sweep.kept} {
+			for _, id := range ids {
+				var n int
+				if err := r.pool.QueryRow(ctx, `SELECT count(*) FROM sessions WHERE session_id = $1`, id).Scan(&n); err != nil || n != want {
+					t.Errorf("%s after the end: session %s has %d rows (%v), want %d", sweep.after, id, n, err, want)
+				}
+			}
+		}
 	}
 }
 

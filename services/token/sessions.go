@@ -271,7 +271,7 @@ func (s *Service) sessionWritesUsing(ctx context.Context, ref eventlog.Ref, acto
 		}
 		writes[i] = eventlog.Write{Expect: eventlog.ExpectVersion(version), Event: eventlog.Event{Aggregate: ref, Actor: actor, Payload: sealed}}
 		if _, ended := ev.(*eventsv1.SessionEnded); ended && s.cfg.CompactSessions { //eventcheck:partial — only an end expires
-			writes[i].TTL = s.cfg.EndedSessionRetention // the session's subject goes once no token of it can be live (compaction.go)
+			writes[i].TTL = s.cfg.endedRetention(st.Started.GetKind()) // the session's subject goes once no token of it can be live (compaction.go)
 		}
 	}
 	return writes, nil

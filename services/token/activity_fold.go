@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"gatehouse.dev/platform/eventlog"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	"gatehouse.dev/services/token/internal/session"
@@ -78,8 +80,8 @@ func (s *Service) withUse(st session.State, u use) session.State {
 // it appended.
 func (s *Service) foldActivity(ctx context.Context, now time.Time) (int, error) {
 	cut := now.Add(-s.cfg.ActivityRetention / 2)
-	folded, after := 0, ""
-	for {
+	after := "" // the sweep's place: the last session read
+	return s.eachPaged(ctx, foldPage, func(ctx context.Context) ([]string, error) {
 		rows, err := s.pool.Query(ctx, `
 			SELECT a.session_id FROM session_activity a JOIN sessions s ON s.session_id = a.session_id
 			WHERE a.session_id > $2 AND s.ended_at IS NULL AND (
@@ -87,35 +89,18 @@ func (s *Service) foldActivity(ctx context.Context, now time.Time) (int, error) 
 				OR (a.ip_at <= $1 AND a.ip_at > COALESCE(a.carried_ip_at, '-infinity')))
 			ORDER BY a.session_id LIMIT $3`, cut, after, foldPage)
 		if err != nil {
-			return folded, err
+			return nil, err
 		}
-		var page []string
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return folded, err
-			}
-			page = append(page, id)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return folded, err
-		}
-		for _, id := range page {
-			ok, err := s.foldSession(ctx, id)
-			if err != nil {
-				return folded, err
-			}
-			if ok {
-				folded++
-			}
-		}
-		if len(page) < foldPage {
-			return folded, nil
-		}
-		after = page[len(page)-1]
-	}
+		var (
+			page []string
+			id   string
+		)
+		_, err = pgx.ForEachRow(rows, []any{&id}, func() error {
+			page, after = append(page, id), id
+			return nil
+		})
+		return page, err
+	}, s.foldSession)
 }
 
 // foldSession appends a SessionSnapshotted carrying the session's last use

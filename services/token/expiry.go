@@ -87,44 +87,51 @@ func (s *Service) expireSessions(ctx context.Context, now time.Time) (int, error
 	}, func(st session.State, _ use) []proto.Message { return session.Expire(st, cut) })
 }
 
-// endPaged ends, page by page (expirePage sessions, until a page is short),
-// each session next finds whose state decide ends, and returns how many it
-// ended. The sessions of a page are decided and ended endWorkers at a time,
-// in an order of this replica's own: one at a time, each a load and an
-// append waiting on the last, a sweep ended some 700 sessions a second, fewer
-// than a deployment issuing client_credentials tokens at the rate
-// starts; two replicas sweeping at once mostly meet different sessions
-// first, and the one that comes second finds the session ended.
+// endPaged ends each session next finds whose state decide ends (eachPaged),
+// and returns how many it ended.
 func (s *Service) endPaged(ctx context.Context, next func(context.Context) ([]string, error), decide func(session.State, use) []proto.Message) (int, error) {
-	var ended atomic.Int64
+	return s.eachPaged(ctx, expirePage, next, func(ctx context.Context, id string) (bool, error) {
+		return s.endIf(ctx, id, decide)
+	})
+}
+
+// eachPaged runs do on each session next finds, page by page (until a page
+// holds fewer than size), and returns how many do reported done. The
+// sessions of a page are done sweepWorkers at a time, in an order of this
+// replica's own: one at a time, each a load and an append waiting on the
+// last, a sweep ended some 700 sessions a second, fewer than a deployment
+// issuing client_credentials tokens at the rate starts; two
+// replicas sweeping at once mostly meet different sessions first, and the
+// one that comes second finds the session done.
+func (s *Service) eachPaged(ctx context.Context, size int, next func(context.Context) ([]string, error), do func(context.Context, string) (bool, error)) (int, error) {
+	var done atomic.Int64
 	for {
 		page, err := next(ctx)
 		if err != nil {
-			return int(ended.Load()), err
+			return int(done.Load()), err
 		}
-		order := rand.Perm(len(page))
 		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(endWorkers)
-		for _, i := range order {
+		g.SetLimit(sweepWorkers)
+		for _, i := range rand.Perm(len(page)) {
 			g.Go(func() error {
-				ok, err := s.endIf(gctx, page[i], decide)
+				ok, err := do(gctx, page[i])
 				if ok {
-					ended.Add(1)
+					done.Add(1)
 				}
 				return err
 			})
 		}
 		if err := g.Wait(); err != nil {
-			return int(ended.Load()), err
+			return int(done.Load()), err
 		}
-		if len(page) < expirePage {
-			return int(ended.Load()), nil
+		if len(page) < size {
+			return int(done.Load()), nil
 		}
 	}
 }
 
-// endWorkers is how many sessions a sweep ends at once.
-const endWorkers = 32
+// sweepWorkers is how many sessions a sweep works on at once.
+const sweepWorkers = 32
 
 // endIf appends the end decide decides on a live session's own state and
 // its activity row in the read model (nothing when it decides none), and

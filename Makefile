@@ -109,7 +109,7 @@ bench: bench-deps
 	$(GO) test -run '^$$' -bench '^BenchmarkSessionStorage$$' -benchtime 1x -timeout 10m ./services/token/
 	@echo "== sessions read model: a blue/green rebuild from a compacted TOKEN stream (each session one event carrying its state), sessions/s (3,000 sessions; GATEHOUSE_BENCH_SESSIONS=n for more) =="
 	$(GO) test -run '^$$' -bench '^BenchmarkSessionsRebuild$$' -benchtime 1x -timeout 10m ./services/token/
-	@echo "== sessions nothing can use (client_credentials, whose token expired): the sweep that ends them, one replica and two at once, sessions/s and CPU per session (5,000; GATEHOUSE_BENCH_SESSIONS=n for more); one at a time it ended about 700 a second, fewer than the 3,000 client_credentials tokens a second of issue 16 start =="
+	@echo "== sessions nothing can use (client_credentials, whose token expired): the sweep that ends them, one replica, two at once, and two through pg.Alone (one at a time, as they run), sessions/s and CPU per session (5,000; GATEHOUSE_BENCH_SESSIONS=n for more); one at a time it ended about 700 a second, fewer than the 3,000 client_credentials tokens a second of issue 16 start =="
 	$(GO) test -run '^$$' -bench '^BenchmarkExpireSessions$$' -benchtime 1x -timeout 10m ./services/token/
 	@echo "== session activity: bytes per active session per day in the TOKEN stream, kept for ever before vs. bounded by oauth.activity_retention (issue 16) =="
 	$(GO) test -run '^$$' -bench '^BenchmarkActivityStorage$$' -benchtime 1x ./services/token/

@@ -41,3 +41,39 @@ func DropBefore(ctx context.Context, pool *pgxpool.Pool, table, column string, c
 	}
 	return tag.RowsAffected(), nil
 }
+
+// Alone wraps a periodic job so that one replica at a time runs it: a run
+// that finds another replica's under way (a PostgreSQL advisory lock named
+// name, in the pool's schema, held on one of the pool's connections while
+// the job runs) does nothing and reports 0. For work each replica would
+// otherwise do whole, at the same moments (replicas started together keep
+// their timers together): sweeps that load and append per row. If the
+// lock's connection breaks, another replica may start meanwhile; the job
+// must stay correct run twice at once.
+func Alone(pool *pgxpool.Pool, name string, job func(context.Context) (int64, error)) func(context.Context) (int64, error) {
+	key := "gatehouse.alone." + name
+	const lock = `SELECT pg_try_advisory_lock(hashtextextended(current_schema() || '.' || $1, 0))`
+	const unlock = `SELECT pg_advisory_unlock(hashtextextended(current_schema() || '.' || $1, 0))`
+	return func(ctx context.Context) (int64, error) {
+		conn, err := pool.Acquire(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("pg: %s: %w", name, err)
+		}
+		defer conn.Release()
+		var mine bool
+		if err := conn.QueryRow(ctx, lock, key).Scan(&mine); err != nil {
+			return 0, fmt.Errorf("pg: %s: take the lock: %w", name, err)
+		}
+		if !mine {
+			return 0, nil
+		}
+		defer func() {
+			// A connection going back to the pool must not keep the lock:
+			// one that cannot give it back is closed, which does.
+			if _, err := conn.Exec(context.WithoutCancel(ctx), unlock, key); err != nil {
+				conn.Conn().Close(context.WithoutCancel(ctx))
+			}
+		}()
+		return job(ctx)
+	}
+}

@@ -20,10 +20,10 @@ import (
 // nothing of the session can be used again: left live, each would keep a
 // subject of the TOKEN stream and rows of every read model that follows it
 // for ever, one for every token such a client ever asked for. Every
-// expireEvery, each replica ends those whose last token expired more than
-// expireGrace ago (SessionEnded, reason session.ExpiredReason), found by the
-// read model's usable_until; the end then goes like any other: its
-// message expires after Config.EndedSessionRetention, the read models drop
+// expireEvery, one replica at a time ends those whose last token expired
+// more than expireGrace ago (SessionEnded, reason session.ExpiredReason),
+// found by the read model's usable_until; the end then goes like any other: its
+// message expires after its retention (endedRetention), the read models drop
 // the session, the homeserver its device. Ending is an expected-sequence
 // append decided on the session's own state (session.Expire), so two
 // replicas ending the same session append one end, and a session that the
@@ -32,7 +32,7 @@ import (
 // Sessions unused for too long. With Config.InactiveSessionExpiry (off by
 // default), a person's OAuth or compat session last used longer ago than
 // that is ended too (reason session.InactiveReason), and the homeserver
-// deletes its device: every inactiveEvery, each replica reads the live
+// deletes its device: every inactiveEvery, a replica reads the live
 // sessions whose last use in the read model (its activity row, an import's
 // last use, else its start) is that old, and ends each whose own state,
 // raised to all this replica knows of its use, agrees. A use on another
@@ -97,12 +97,13 @@ func (s *Service) endPaged(ctx context.Context, next func(context.Context) ([]st
 
 // eachPaged runs do on each session next finds, page by page (until a page
 // holds fewer than size), and returns how many do reported done. The
-// sessions of a page are done sweepWorkers at a time, in an order of this
-// replica's own: one at a time, each a load and an append waiting on the
-// last, a sweep ended some 700 sessions a second, fewer than a deployment
-// issuing client_credentials tokens at the rate starts; two
-// replicas sweeping at once mostly meet different sessions first, and the
-// one that comes second finds the session done.
+// sessions of a page are done sweepWorkers at a time: one at a time, each a
+// load and an append waiting on the last, a sweep ended some 700 sessions a
+// second, fewer than a deployment issuing client_credentials tokens at the
+// issue's rate starts. Each sweep runs on one replica at a time (pg.Alone
+// in Run); should two run at once (the lock's connection lost), each goes
+// through a page in an order of its own, so they mostly meet different
+// sessions first, and the one that comes second finds the session done.
 func (s *Service) eachPaged(ctx context.Context, size int, next func(context.Context) ([]string, error), do func(context.Context, string) (bool, error)) (int, error) {
 	var done atomic.Int64
 	for {

@@ -9,16 +9,18 @@ import (
 	"time"
 
 	"gatehouse.dev/platform/ids"
+	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/platform/testkit"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 )
 
 // BenchmarkExpireSessions times the sweep that ends sessions nothing can use
 // (client_credentials sessions whose token expired): GATEHOUSE_BENCH_SESSIONS
-// of them (5,000 by default) are started, then one replica sweeps alone and,
-// on a second set, two replicas sweep at once, as two replicas whose timers
-// meet do. A deployment issuing client_credentials tokens at r per second
-// must end r sessions a second: it prints sessions ended a second. Run with
+// of them (5,000 by default) are started, then one replica sweeps; on a
+// second set two replicas sweep at once, as two replicas whose timers meet
+// would; on a third, the same two through pg.Alone, as Run has them. A
+// deployment issuing client_credentials tokens at r per second must end r
+// sessions a second: it prints sessions ended a second. Run with
 // -benchtime 1x (make bench).
 func BenchmarkExpireSessions(b *testing.B) {
 	n := testkit.Count(b, "GATEHOUSE_BENCH_SESSIONS", 5000)
@@ -27,15 +29,30 @@ func BenchmarkExpireSessions(b *testing.B) {
 	r := e.replicaWith(b, func(c *Config) { c.CompactSessions = true })
 	other := e.replicaWith(b, func(c *Config) { c.CompactSessions = true })
 	for b.Loop() {
-		for _, sweepers := range [][]*replica{{r}, {r, other}} {
+		for _, mode := range []struct {
+			name, metric string
+			sweepers     []*replica
+			alone        bool
+		}{
+			{"one replica", "1-replica", []*replica{r}, false},
+			{"two replicas at once", "2-at-once", []*replica{r, other}, false},
+			{"two replicas, one at a time as Run has them (pg.Alone)", "2-alone", []*replica{r, other}, true},
+		} {
 			startClientSessions(ctx, b, r, n)
 			later := time.Now().Add(r.svc.cfg.AccessTTL + 2*expireGrace)
 			began, cpu := time.Now(), processCPU(b)
-			counts := make([]int, len(sweepers))
+			counts := make([]int64, len(mode.sweepers))
 			var wg sync.WaitGroup
-			for i, s := range sweepers {
+			for i, s := range mode.sweepers {
+				job := func(ctx context.Context) (int64, error) {
+					n, err := s.svc.expireSessions(ctx, later)
+					return int64(n), err
+				}
+				if mode.alone {
+					job = pg.Alone(s.svc.pool, "expire-sessions", job)
+				}
 				wg.Go(func() {
-					c, err := s.svc.expireSessions(ctx, later)
+					c, err := job(ctx)
 					if err != nil {
 						b.Error(err)
 					}
@@ -44,16 +61,16 @@ func BenchmarkExpireSessions(b *testing.B) {
 			}
 			wg.Wait()
 			took, spent := time.Since(began), processCPU(b)-cpu
-			ended := 0
+			var ended int64
 			for _, c := range counts {
 				ended += c
 			}
-			if ended != n {
-				b.Fatalf("%d replicas ended %v sessions of %d", len(sweepers), counts, n)
+			if ended != int64(n) {
+				b.Fatalf("%s: ended %v sessions of %d", mode.name, counts, n)
 			}
-			fmt.Printf("expiry sweep, %d replica(s) at once: %d sessions ended in %s, %.0f sessions/s; %.0f µs of CPU per session (the replicas and NATS; PostgreSQL not counted)\n",
-				len(sweepers), n, took.Round(time.Millisecond), float64(n)/took.Seconds(), float64(spent.Microseconds())/float64(n))
-			b.ReportMetric(float64(n)/took.Seconds(), fmt.Sprintf("sessions/s(%d-replicas)", len(sweepers)))
+			fmt.Printf("expiry sweep, %s: %d sessions ended in %s, %.0f sessions/s; %.0f µs of CPU per session (the replicas and NATS; PostgreSQL not counted)\n",
+				mode.name, n, took.Round(time.Millisecond), float64(n)/took.Seconds(), float64(spent.Microseconds())/float64(n))
+			b.ReportMetric(float64(n)/took.Seconds(), "sessions/s("+mode.metric+")")
 		}
 	}
 }

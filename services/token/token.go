@@ -380,21 +380,23 @@ func (s *Service) Name() string { return "token" }
 // Run keeps the projections, the reactors (homeserver provisioning, sessions
 // ended by account changes) and the introspection index current, writes
 // session activity and ends the sessions nothing can use any more until ctx
-// ends (then once more).
+// ends (then once more). The sweeps that load and append per session run on
+// one replica at a time (pg.Alone): replicas started together would each
+// do all of the work at the same moments.
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.projections.Run(ctx) })
 	wg.Go(func() { s.index.run(ctx) })
 	wg.Go(func() { s.runActivity(ctx) })
 	wg.Go(func() {
-		pg.Every(ctx, foldEvery, s.logger, "folded the activity of idle sessions into their own events", s.atNow(s.foldActivity))
+		pg.Every(ctx, foldEvery, s.logger, "folded the activity of idle sessions into their own events", pg.Alone(s.pool, "fold-activity", s.atNow(s.foldActivity)))
 	})
 	wg.Go(func() {
-		pg.Every(ctx, expireEvery, s.logger, "ended the sessions whose tokens have all expired", s.atNow(s.expireSessions))
+		pg.Every(ctx, expireEvery, s.logger, "ended the sessions whose tokens have all expired", pg.Alone(s.pool, "expire-sessions", s.atNow(s.expireSessions)))
 	})
 	if s.cfg.InactiveSessionExpiry > 0 {
 		wg.Go(func() {
-			pg.Every(ctx, inactiveEvery, s.logger, "ended the sessions unused for too long", s.atNow(s.expireInactive))
+			pg.Every(ctx, inactiveEvery, s.logger, "ended the sessions unused for too long", pg.Alone(s.pool, "expire-inactive", s.atNow(s.expireInactive)))
 		})
 	}
 	if s.cfg.CompactSessions {

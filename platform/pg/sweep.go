@@ -42,6 +42,9 @@ func DropBefore(ctx context.Context, pool *pgxpool.Pool, table, column string, c
 	return tag.RowsAffected(), nil
 }
 
+// unlockTimeout bounds giving Alone's lock back.
+const unlockTimeout = 5 * time.Second
+
 // Alone wraps a periodic job so that one replica at a time runs it: a run
 // that finds another replica's under way (a PostgreSQL advisory lock named
 // name, in the pool's schema, held on one of the pool's connections while
@@ -69,9 +72,12 @@ func Alone(pool *pgxpool.Pool, name string, job func(context.Context) (int64, er
 		}
 		defer func() {
 			// A connection going back to the pool must not keep the lock:
-			// one that cannot give it back is closed, which does.
-			if _, err := conn.Exec(context.WithoutCancel(ctx), unlock, key); err != nil {
-				conn.Conn().Close(context.WithoutCancel(ctx))
+			// one that cannot give it back (in time: the database may be
+			// gone) is closed, which does.
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unlockTimeout)
+			defer cancel()
+			if _, err := conn.Exec(ctx, unlock, key); err != nil {
+				conn.Conn().Close(ctx)
 			}
 		}()
 		return job(ctx)

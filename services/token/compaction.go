@@ -42,9 +42,8 @@ import (
 const DefaultEndedSessionRetention = 30 * 24 * time.Hour
 
 // endedRetention is how long a session of kind stays once ended, in the
-// stream and the read model, when compacting.
-// A client's own session (client_credentials) goes sooner
-// (config.EndedClientSessionRetention).
+// stream and the read model, when compacting: a client's own
+// (client_credentials) less long, config.EndedClientSessionRetention.
 func (c Config) endedRetention(kind string) time.Duration {
 	if kind == "client_credentials" {
 		return config.EndedClientSessionRetention(c.EndedSessionRetention, c.ActivityRetention)

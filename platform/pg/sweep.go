@@ -33,14 +33,37 @@ func Every(ctx context.Context, d time.Duration, logger *slog.Logger, did string
 
 // DropBefore deletes the rows of table whose column (a time) is before
 // cutoff, and returns how many: a read model's rows its stream has dropped.
-// Rows whose column is NULL stay.
+// Rows whose column is NULL stay. Index the column.
 func DropBefore(ctx context.Context, pool *pgxpool.Pool, table, column string, cutoff time.Time) (int64, error) {
-	tag, err := pool.Exec(ctx, `DELETE FROM `+pgx.Identifier{table}.Sanitize()+` WHERE `+pgx.Identifier{column}.Sanitize()+` < $1`, cutoff)
+	n, err := DropWhere(ctx, pool, table, pgx.Identifier{column}.Sanitize()+` < $1`, cutoff)
 	if err != nil {
-		return 0, fmt.Errorf("pg: drop %s before %s: %w", table, cutoff.Format(time.RFC3339), err)
+		return n, fmt.Errorf("pg: drop %s before %s: %w", table, cutoff.Format(time.RFC3339), err)
 	}
-	return tag.RowsAffected(), nil
+	return n, nil
 }
+
+// DropWhere deletes the rows of table that where (SQL of the caller's, its
+// parameters args) holds for, DropChunk rows a statement, so that a sweep
+// of millions holds no long transaction, and returns how many.
+func DropWhere(ctx context.Context, pool *pgxpool.Pool, table, where string, args ...any) (int64, error) {
+	t := pgx.Identifier{table}.Sanitize()
+	sql := fmt.Sprintf(`DELETE FROM %s WHERE ctid = ANY(ARRAY(SELECT ctid FROM %s WHERE %s LIMIT $%d))`, t, t, where, len(args)+1)
+	args = append(args[:len(args):len(args)], DropChunk)
+	var dropped int64
+	for {
+		tag, err := pool.Exec(ctx, sql, args...)
+		if err != nil {
+			return dropped, fmt.Errorf("pg: drop from %s: %w", table, err)
+		}
+		dropped += tag.RowsAffected()
+		if tag.RowsAffected() < DropChunk {
+			return dropped, nil
+		}
+	}
+}
+
+// DropChunk is how many rows one statement of a sweep deletes at most.
+const DropChunk = 5000
 
 // unlockTimeout bounds giving Alone's lock back.
 const unlockTimeout = 5 * time.Second

@@ -29,8 +29,12 @@ func TestDropBefore(t *testing.T) {
 		cutoff.Add(-time.Hour), cutoff, cutoff.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := pg.DropBefore(ctx, pool, "ended", "ended_at", cutoff); err != nil || n != 1 {
-		t.Fatalf("dropped %d, %v; want the one row before the cutoff", n, err)
+	// More than one statement's chunk of old rows, all of them dropped.
+	if _, err := pool.Exec(ctx, `INSERT INTO ended SELECT 'older' || g, $1 FROM generate_series(1, $2) g`, cutoff.Add(-2*time.Hour), 2*pg.DropChunk+3); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := pg.DropBefore(ctx, pool, "ended", "ended_at", cutoff); err != nil || n != 2*pg.DropChunk+4 {
+		t.Fatalf("dropped %d, %v; want the %d rows before the cutoff", n, err, 2*pg.DropChunk+4)
 	}
 	var left int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM ended`).Scan(&left); err != nil || left != 3 {

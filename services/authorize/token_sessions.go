@@ -149,11 +149,6 @@ func (s *Service) dropEndedTokenSessions(ctx context.Context, now time.Time) (in
 	if clients <= 0 {
 		clients = s.cfg.EndedSessionRetention
 	}
-	tag, err := s.pool.Exec(ctx, `DELETE FROM client_token_sessions
-		WHERE ended_at < $1 OR (kind = 'client_credentials' AND ended_at < $2)`,
+	return pg.DropWhere(ctx, s.pool, "client_token_sessions", `ended_at < $1 OR (kind = 'client_credentials' AND ended_at < $2)`,
 		now.Add(-s.cfg.EndedSessionRetention), now.Add(-clients))
-	if err != nil {
-		return 0, fmt.Errorf("token sessions: drop the long-ended: %w", err)
-	}
-	return tag.RowsAffected(), nil
 }

@@ -157,28 +157,36 @@ func (s *Service) sweepEnded(ctx context.Context) {
 }
 
 // dropEnded deletes the sessions whose end is older than their kind's
-// retention at now, and their tokens.
+// retention at now, and their tokens and activity, and returns how many
+// sessions. It deletes pg.DropChunk sessions a statement, each found by its
+// end (an index), so that a sweep of millions (a busy client's tokens) holds
+// no long transaction and reads no live session.
 func (s *Service) dropEnded(ctx context.Context, now time.Time) (int64, error) {
-	const long = `s.ended_at < $1 OR (s.kind = 'client_credentials' AND s.ended_at < $2)`
-	cutoff, clients := now.Add(-s.cfg.endedRetention("")), now.Add(-s.cfg.endedRetention("client_credentials"))
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer tx.Rollback(ctx)
-	for _, sql := range []string{
-		`DELETE FROM tokens t USING sessions s WHERE t.session_id = s.session_id AND (` + long + `)`,
-		`DELETE FROM session_activity a USING sessions s WHERE a.session_id = s.session_id AND (` + long + `)`,
+	const chunk = `WITH gone AS (SELECT session_id FROM sessions WHERE %s LIMIT $2),
+		t AS (DELETE FROM tokens WHERE session_id IN (SELECT session_id FROM gone)),
+		a AS (DELETE FROM session_activity WHERE session_id IN (SELECT session_id FROM gone))
+		DELETE FROM sessions WHERE session_id IN (SELECT session_id FROM gone)`
+	var dropped int64
+	for _, by := range []struct {
+		where string
+		kind  string
+	}{
+		{"ended_at IS NOT NULL AND ended_at < $1", ""},
+		{"ended_at IS NOT NULL AND kind = 'client_credentials' AND ended_at < $1", "client_credentials"},
 	} {
-		if _, err := tx.Exec(ctx, sql, cutoff, clients); err != nil {
-			return 0, err
+		cutoff := now.Add(-s.cfg.endedRetention(by.kind))
+		for {
+			tag, err := s.pool.Exec(ctx, fmt.Sprintf(chunk, by.where), cutoff, pg.DropChunk)
+			if err != nil {
+				return dropped, fmt.Errorf("token: drop long-ended sessions: %w", err)
+			}
+			dropped += tag.RowsAffected()
+			if tag.RowsAffected() < pg.DropChunk {
+				break
+			}
 		}
 	}
-	tag, err := tx.Exec(ctx, `DELETE FROM sessions s WHERE `+long, cutoff, clients)
-	if err != nil {
-		return 0, err
-	}
-	return tag.RowsAffected(), tx.Commit(ctx)
+	return dropped, nil
 }
 
 // lastActiveIn reads a session's last use from the read model as versions

@@ -3,12 +3,14 @@ package token
 import (
 	"context"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"gatehouse.dev/platform/caller"
 	"gatehouse.dev/platform/ids"
+	"gatehouse.dev/platform/pg"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	tokenv1 "gatehouse.dev/proto/gatehouse/token/v1"
 	"gatehouse.dev/services/token/internal/session"
@@ -217,5 +219,47 @@ func TestLoginTokensExpire(t *testing.T) {
 	}
 	if got := issued.Header.Get("Nats-TTL"); got != "7200" { // whole seconds
 		t.Fatalf("a login token's issue expires after %q, want %s", got, retention)
+	}
+}
+
+// The sweep of long-ended sessions deletes them a chunk at a time: more
+// than a chunk of them go, each with its tokens and activity, and the live
+// and recently ended ones stay.
+func TestDropEndedInChunks(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	_, r, _ := compactedWithUser(ctx, t, nil)
+	ended := time.Now().Add(-r.svc.cfg.EndedSessionRetention - time.Hour)
+	const many = pg.DropChunk*2 + 7
+	for _, sql := range []string{
+		`INSERT INTO sessions (session_id, kind, client_id, created_at, ended_at, end_reason)
+			SELECT 'old' || g, 'oauth', 'the-client', $1, $1, 'revoked' FROM generate_series(1, $2) g`,
+		`INSERT INTO tokens (token_hash, session_id, kind, issued_at) SELECT 'hash-old' || g, 'old' || g, 'access_token', $1 FROM generate_series(1, $2) g`,
+		`INSERT INTO session_activity (session_id, last_active_at) SELECT 'old' || g, $1 FROM generate_series(1, $2) g`,
+		`INSERT INTO sessions (session_id, kind, client_id, created_at, ended_at) VALUES ('live', 'oauth', 'the-client', $1, NULL), ('recent', 'oauth', 'the-client', $1, now())`,
+	} {
+		args := []any{ended, many}
+		if strings.Count(sql, "$2") == 0 {
+			args = args[:1]
+		}
+		if _, err := r.pool.Exec(ctx, sql, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := r.svc.dropEnded(ctx, time.Now())
+	if err != nil || n != many {
+		t.Fatalf("dropped %d sessions, %v; want %d", n, err, many)
+	}
+	var sessions, tokens, activity int
+	if err := r.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM sessions WHERE session_id LIKE 'old%'), (SELECT count(*) FROM tokens WHERE session_id LIKE 'old%'),
+		(SELECT count(*) FROM session_activity WHERE session_id LIKE 'old%')`).Scan(&sessions, &tokens, &activity); err != nil {
+		t.Fatal(err)
+	}
+	if sessions+tokens+activity != 0 {
+		t.Fatalf("left %d sessions, %d tokens, %d activity rows of the long-ended", sessions, tokens, activity)
+	}
+	var kept int
+	if err := r.pool.QueryRow(ctx, `SELECT count(*) FROM sessions WHERE session_id IN ('live', 'recent')`).Scan(&kept); err != nil || kept != 2 {
+		t.Fatalf("the live and the recently ended session: %d kept, %v", kept, err)
 	}
 }

@@ -16,8 +16,9 @@ import (
 
 // auditReactor appends to AUDIT the entry of each accounts event (but a
 // registration's start, which expires from ACCOUNTS: its completion is the
-// entry), on the subject of the event's id, which must be new: an event
-// delivered again (a crash before the checkpoint) appends nothing twice.
+// entry; and the claims, auditedSubjects), on the subject of the event's id,
+// which must be new: an event delivered again (a crash before the
+// checkpoint) appends nothing twice.
 // The entry's summary, when it names personal data, and its address are
 // sealed under the user's personal key (an erased user's are dropped).
 // Events older than the retention make no entry: the stream would drop it.
@@ -26,7 +27,7 @@ import (
 func (s *Service) auditReactor() projection.Reactor {
 	return projection.Reactor{
 		Name:     auditReactorName,
-		Subjects: []string{eventsv1.Accounts.All()},
+		Subjects: auditedSubjects(),
 		Relevant: func(rec eventlog.Record) bool {
 			//eventcheck:partial — a registration's start expires from the log, so it is no entry; every other event is one
 			_, started := rec.Event.(*eventsv1.RegistrationStarted)
@@ -35,6 +36,26 @@ func (s *Service) auditReactor() projection.Reactor {
 		HandleBatch: s.recordAudit,
 		Batch:       importBatch,
 	}
+}
+
+// auditedSubjects are the ACCOUNTS subjects the audit reactor follows: every
+// aggregate's but the claims' (a username, an address or an upstream
+// identity held unique: UsernameReserved, EmailReserved and EmailReleased,
+// UpstreamLinkReserved and UpstreamLinkReleased). A claim only serves the
+// event that follows it — a registration or an import, an address added or
+// removed, a link, an erasure — whose entry names the same, so an entry of
+// its own said it twice (three entries a registration or an imported user,
+// each kept for the audit retention), and an import paid for it.
+func auditedSubjects() []string {
+	var out []string
+	for _, a := range eventsv1.Accounts.Aggregates {
+		switch a.Type {
+		case eventsv1.AccountsUsername.Type, eventsv1.AccountsEmail.Type, eventsv1.AccountsUpstream.Type:
+			continue
+		}
+		out = append(out, a.Subjects())
+	}
+	return out
 }
 
 // recordAudit appends the entries of a run of events to AUDIT, pipelined

@@ -312,6 +312,7 @@ func TestMetricsFollowRequests(t *testing.T) {
 		{name: "gatehouse_ratelimit_refusals_total", labels: []string{"rule=login_per_ip"}, delta: 0},
 		{name: "http_server_request_duration_seconds_count", labels: []string{"http_route=/oauth2/token"}, delta: 3},
 		{name: "gatehouse_projection_checkpoint", labels: []string{"projection=token.sessions"}, delta: 1, atLeast: true},
+		{name: "gatehouse_token_sessions_unexpired", delta: 0}, // the expiry sweep's backlog: none
 	})
 
 	// The projections catch up: no lag, in events or seconds.

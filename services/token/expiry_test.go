@@ -263,3 +263,34 @@ func TestDropEndedInChunks(t *testing.T) {
 		t.Fatalf("the live and the recently ended session: %d kept, %v", kept, err)
 	}
 }
+
+// The expiry sweep's backlog, which the gauge gatehouse_token_sessions_unexpired
+// shows, counts the live sessions whose last token expired before the cut,
+// not those ended or still usable, and at most expiryBacklogCap of them.
+func TestExpiryBacklog(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	_, r, _ := compactedWithUser(ctx, t, nil)
+	cut := time.Now().Add(-expireEvery)
+	long := cut.Add(-time.Hour)
+	for _, sql := range []string{
+		`INSERT INTO sessions (session_id, kind, client_id, created_at, usable_until) SELECT 'behind' || g, 'client_credentials', 'c', $1, $1 FROM generate_series(1, 3) g`,
+		`INSERT INTO sessions (session_id, kind, client_id, created_at, usable_until, ended_at) VALUES ('ended', 'client_credentials', 'c', $1, $1, $1)`,
+		`INSERT INTO sessions (session_id, kind, client_id, created_at, usable_until) VALUES ('usable', 'client_credentials', 'c', $1, now())`,
+		`INSERT INTO sessions (session_id, kind, client_id, created_at) VALUES ('goes-on', 'oauth', 'c', $1)`,
+	} {
+		if _, err := r.pool.Exec(ctx, sql, long); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := expiryBacklog(ctx, r.pool, cut); err != nil || n != 3 {
+		t.Fatalf("backlog %d, %v; want the 3 live sessions past the cut", n, err)
+	}
+	if _, err := r.pool.Exec(ctx, `INSERT INTO sessions (session_id, kind, client_id, created_at, usable_until)
+		SELECT 'many' || g, 'client_credentials', 'c', $1, $1 FROM generate_series(1, $2) g`, long, expiryBacklogCap); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := expiryBacklog(ctx, r.pool, cut); err != nil || n != expiryBacklogCap {
+		t.Fatalf("backlog %d, %v; want it capped at %d", n, err, expiryBacklogCap)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
@@ -23,6 +24,10 @@ import (
 //	gatehouse_introspections_total{caller, transport, outcome}  introspections: caller homeserver, client or admin;
 //	                                                         outcome active, inactive or the error's kind
 //	gatehouse_introspection_duration_seconds{caller, transport} how long they took (histogram)
+//	gatehouse_token_sessions_unexpired                       live sessions nothing can use any more, a whole
+//	                                                         sweep period past their last token's expiry: what
+//	                                                         the expiry sweep has not caught up with (counted
+//	                                                         up to 100,000)
 //
 // Refreshes are the grants refresh_token (OAuth) and compat_refresh (the
 // Matrix /refresh API). The
@@ -98,6 +103,48 @@ func newMeasures(t *telemetry.Telemetry) (*measures, error) {
 		}
 	}
 	return m, nil
+}
+
+// expiryBacklogCap bounds the count of the expiry sweep's backlog: past
+// it, the gauge says "at least", and a scrape reads no more rows.
+const expiryBacklogCap = 100_000
+
+// observeExpiryBacklog registers the gauge of the sessions the expiry sweep
+// has not ended a whole period (expireEvery) after it should have: a sweep
+// that fails, or ends fewer sessions than clients start, makes it grow.
+func (m *measures) observeExpiryBacklog(pool *pgxpool.Pool, now func() time.Time) error {
+	if m == nil {
+		return nil
+	}
+	gauge, err := m.meter.Int64ObservableGauge("gatehouse.token.sessions.unexpired",
+		metric.WithDescription("Live sessions nothing can use any more (their last token expired) that the expiry sweep has not ended a whole period later; counted up to 100,000."))
+	if err != nil {
+		return fmt.Errorf("token: metrics: %w", err)
+	}
+	_, err = m.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		n, err := expiryBacklog(ctx, pool, now().Add(-expireGrace-expireEvery))
+		if err != nil {
+			return err
+		}
+		o.ObserveInt64(gauge, n)
+		return nil
+	}, gauge)
+	if err != nil {
+		return fmt.Errorf("token: metrics: %w", err)
+	}
+	return nil
+}
+
+// expiryBacklog counts, up to expiryBacklogCap, the live sessions whose
+// last token expired before cut.
+func expiryBacklog(ctx context.Context, pool *pgxpool.Pool, cut time.Time) (int64, error) {
+	var n int64
+	err := pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM sessions WHERE ended_at IS NULL AND usable_until < $1 LIMIT $2) x`,
+		cut, expiryBacklogCap).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("token: the expiry sweep's backlog: %w", err)
+	}
+	return n, nil
 }
 
 // granted counts a token request of grant type grant that ended with err.

@@ -228,6 +228,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if s.measures, err = newMeasures(deps.Telemetry); err != nil {
 		return nil, err
 	}
+	if err := s.measures.observeExpiryBacklog(deps.Pool, func() time.Time { return s.now() }); err != nil {
+		return nil, err
+	}
 	if s.provisioner, err = s.newProvisioner(cfg); err != nil {
 		return nil, fmt.Errorf("token: %w", err)
 	}

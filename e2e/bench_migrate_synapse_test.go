@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -51,6 +52,9 @@ type benchRun struct {
 	total            time.Duration
 	phases           map[string]float64 // final rate of each phase
 	serveCPU, cliCPU time.Duration
+	// cliPeak is the import process's peak resident memory: it holds every
+	// device, token, address and link in memory before the users stream.
+	cliPeak int64
 	// serveWait is how long the server's threads were ready to run but
 	// waited for a CPU (other processes had them): the machine's load.
 	serveWait time.Duration
@@ -67,7 +71,8 @@ func (r benchRun) rate() float64 { return float64(r.users) / r.total.Seconds() }
 func (r benchRun) cpu() string {
 	return fmt.Sprintf("CPU: gatehouse serve %s (%.0f µs/user; on 2 cores that alone bounds the import at %.0f users/s, PostgreSQL not counted; its threads waited %s for a CPU other processes held), migrate %s",
 		r.serveCPU.Round(time.Millisecond), r.cpuPerUser(), 2*float64(r.users)/r.serveCPU.Seconds(),
-		r.serveWait.Round(time.Millisecond), r.cliCPU.Round(time.Millisecond))
+		r.serveWait.Round(time.Millisecond), r.cliCPU.Round(time.Millisecond)) +
+		fmt.Sprintf("; migrate's peak memory %.0f MiB (%.0f bytes per user)", float64(r.cliPeak)/(1<<20), float64(r.cliPeak)/float64(r.users))
 }
 
 // benchImport generates a Synapse homeserver of users (devices each; 0: the
@@ -101,10 +106,10 @@ func benchImport(b *testing.B, users, devices int, profilePrefix string) benchRu
 	start = time.Now()
 	args := append([]string{"migrate", "synapse", "--synapse-database", dbURL, "--synapse-config", hsYAML,
 		"--ignore-missing-auth-providers", "--format", "json", "--grpc", s.grpc}, benchImportFlags()...)
-	out, cliCPU := runBenchCLI(b, s, cliEnv, args...)
+	out, cliCPU, cliPeak := runBenchCLI(b, s, cliEnv, args...)
 	r.total = time.Since(start)
 	b.StopTimer()
-	r.serveCPU, r.cliCPU = processCPU(b, s.cmd.Process.Pid)-serveCPU, cliCPU
+	r.serveCPU, r.cliCPU, r.cliPeak = processCPU(b, s.cmd.Process.Pid)-serveCPU, cliCPU, cliPeak
 	r.serveWait = runQueueWait(s.cmd.Process.Pid) - serveWait
 	sc := bufio.NewScanner(strings.NewReader(out))
 	sc.Buffer(nil, 1<<20)
@@ -124,9 +129,9 @@ func benchImport(b *testing.B, users, devices int, profilePrefix string) benchRu
 }
 
 // runBenchCLI runs an admin command of the binary against s (no time limit
-// but the benchmark's) and returns its standard output and the CPU time it
-// took.
-func runBenchCLI(b *testing.B, s *server, env []string, args ...string) (string, time.Duration) {
+// but the benchmark's) and returns its standard output, the CPU time it took
+// and its peak resident memory in bytes.
+func runBenchCLI(b *testing.B, s *server, env []string, args ...string) (string, time.Duration, int64) {
 	b.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Env = append(append([]string{}, s.cmd.Env...), env...)
@@ -136,7 +141,11 @@ func runBenchCLI(b *testing.B, s *server, env []string, args ...string) (string,
 	if err != nil {
 		b.Fatalf("gatehouse %v: %v\n%s\n%s", args, err, errOut.String(), out)
 	}
-	return string(out), cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	var peak int64
+	if u, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		peak = u.Maxrss * 1024 // kilobytes on Linux
+	}
+	return string(out), cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), peak
 }
 
 // benchImportFlags are more flags for the import, from

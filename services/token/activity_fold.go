@@ -4,8 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"gatehouse.dev/platform/eventlog"
 	eventsv1 "gatehouse.dev/proto/gatehouse/events/v1"
 	"gatehouse.dev/services/token/internal/session"
@@ -80,27 +78,12 @@ func (s *Service) withUse(st session.State, u use) session.State {
 // it appended.
 func (s *Service) foldActivity(ctx context.Context, now time.Time) (int, error) {
 	cut := now.Add(-s.cfg.ActivityRetention / 2)
-	after := "" // the sweep's place: the last session read
-	return s.eachPaged(ctx, foldPage, func(ctx context.Context) ([]string, error) {
-		rows, err := s.pool.Query(ctx, `
-			SELECT a.session_id FROM session_activity a JOIN sessions s ON s.session_id = a.session_id
-			WHERE a.session_id > $2 AND s.ended_at IS NULL AND (
-				(a.last_active_at <= $1 AND a.last_active_at > COALESCE(a.carried_at, '-infinity'))
-				OR (a.ip_at <= $1 AND a.ip_at > COALESCE(a.carried_ip_at, '-infinity')))
-			ORDER BY a.session_id LIMIT $3`, cut, after, foldPage)
-		if err != nil {
-			return nil, err
-		}
-		var (
-			page []string
-			id   string
-		)
-		_, err = pgx.ForEachRow(rows, []any{&id}, func() error {
-			page, after = append(page, id), id
-			return nil
-		})
-		return page, err
-	}, s.foldSession)
+	return s.eachPaged(ctx, foldPage, s.idPages(`
+		SELECT a.session_id FROM session_activity a JOIN sessions s ON s.session_id = a.session_id
+		WHERE a.session_id > $2 AND s.ended_at IS NULL AND (
+			(a.last_active_at <= $1 AND a.last_active_at > COALESCE(a.carried_at, '-infinity'))
+			OR (a.ip_at <= $1 AND a.ip_at > COALESCE(a.carried_ip_at, '-infinity')))
+		ORDER BY a.session_id LIMIT $3`, cut, foldPage), s.foldSession)
 }
 
 // foldSession appends a SessionSnapshotted carrying the session's last use

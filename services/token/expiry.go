@@ -165,13 +165,22 @@ func (s *Service) expireInactive(ctx context.Context, now time.Time) (int, error
 		return 0, nil
 	}
 	cut := now.Add(-s.cfg.InactiveSessionExpiry)
-	after := "" // the sweep's place: the last session read
-	return s.endPaged(ctx, func(ctx context.Context) ([]string, error) {
-		rows, err := s.pool.Query(ctx, `
-			SELECT s.session_id FROM sessions s LEFT JOIN session_activity a ON a.session_id = s.session_id
-			WHERE s.ended_at IS NULL AND s.kind IN ('oauth', 'compat') AND s.session_id > $2
-				AND GREATEST(s.created_at, s.last_active_at, a.last_active_at) < $1
-			ORDER BY s.session_id LIMIT $3`, cut, after, expirePage)
+	return s.endPaged(ctx, s.idPages(`
+		SELECT s.session_id FROM sessions s LEFT JOIN session_activity a ON a.session_id = s.session_id
+		WHERE s.ended_at IS NULL AND s.kind IN ('oauth', 'compat') AND s.session_id > $2
+			AND GREATEST(s.created_at, s.last_active_at, a.last_active_at) < $1
+		ORDER BY s.session_id LIMIT $3`, cut, expirePage), func(st session.State, u use) []proto.Message {
+		return session.ExpireInactive(s.withUse(st, u), cut) // raised to this replica's unwritten notes too
+	})
+}
+
+// idPages pages through the session ids query finds, in id order: query
+// takes the cut ($1), the last id read so far ($2, the sweep's place) and
+// the page's size ($3).
+func (s *Service) idPages(query string, cut time.Time, size int) func(context.Context) ([]string, error) {
+	after := ""
+	return func(ctx context.Context) ([]string, error) {
+		rows, err := s.pool.Query(ctx, query, cut, after, size)
 		if err != nil {
 			return nil, err
 		}
@@ -184,7 +193,5 @@ func (s *Service) expireInactive(ctx context.Context, now time.Time) (int, error
 			return nil
 		})
 		return page, err
-	}, func(st session.State, u use) []proto.Message {
-		return session.ExpireInactive(s.withUse(st, u), cut) // raised to this replica's unwritten notes too
-	})
+	}
 }

@@ -144,11 +144,16 @@ func activityRetention(o OAuth) time.Duration {
 	return o.ActivityRetention
 }
 
+// DefaultEndedSessionRetention is oauth.ended_session_retention when unset:
+// how long an ended session stays listed, and a browser session past its
+// longest life.
+const DefaultEndedSessionRetention = 720 * time.Hour
+
 // endedSessionRetention is oauth.ended_session_retention, its default when
 // unset.
 func endedSessionRetention(o OAuth) time.Duration {
 	if o.EndedSessionRetention == 0 {
-		return 720 * time.Hour
+		return DefaultEndedSessionRetention
 	}
 	return o.EndedSessionRetention
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"gatehouse.dev/platform/config"
 	"gatehouse.dev/platform/pg"
 	"gatehouse.dev/services/accounts/internal/browser"
 )
@@ -20,9 +21,6 @@ import (
 // outlives its session's start finds no row, live or rebuilt. Without it,
 // every sign-in kept a subject of ACCOUNTS and a row for ever.
 
-// defaultEndedSessionRetention is Config.EndedSessionRetention when zero.
-const defaultEndedSessionRetention = 30 * 24 * time.Hour
-
 // sweepBrowserSessionsEvery is how often the read model drops the browser
 // sessions past the retention.
 const sweepBrowserSessionsEvery = time.Hour
@@ -37,7 +35,7 @@ func (s *Service) endedRetention() time.Duration {
 	if s.cfg.EndedSessionRetention > 0 {
 		return s.cfg.EndedSessionRetention
 	}
-	return defaultEndedSessionRetention
+	return config.DefaultEndedSessionRetention
 }
 
 // sweepBrowserSessions drops, every sweepBrowserSessionsEvery until ctx

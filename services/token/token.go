@@ -29,6 +29,7 @@ import (
 	"gatehouse.dev/platform/activity"
 	"gatehouse.dev/platform/audittrail"
 	"gatehouse.dev/platform/clientauth"
+	"gatehouse.dev/platform/config"
 	"gatehouse.dev/platform/eventlog"
 	"gatehouse.dev/platform/host"
 	"gatehouse.dev/platform/personal"
@@ -100,7 +101,7 @@ type Config struct {
 	// each session, and ended sessions expire (compaction.go).
 	CompactSessions bool
 	// EndedSessionRetention is how long an ended session stays when
-	// compacting; DefaultEndedSessionRetention when zero.
+	// compacting; config.DefaultEndedSessionRetention when zero.
 	EndedSessionRetention time.Duration
 	// AuditRetention is how long audit entries are kept, in the AUDIT
 	// stream and the audit read model; 0: for ever.
@@ -178,7 +179,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		cfg.ActivityFlushInterval = DefaultActivityFlushInterval
 	}
 	if cfg.EndedSessionRetention <= 0 {
-		cfg.EndedSessionRetention = DefaultEndedSessionRetention
+		cfg.EndedSessionRetention = config.DefaultEndedSessionRetention
 	}
 	if cfg.ActivityRetention <= 0 {
 		cfg.ActivityRetention = DefaultActivityRetention

@@ -37,10 +37,6 @@ import (
 // an earlier version must be stopped first: an event they append without a
 // state after the limit is set loses the session's start.
 
-// DefaultEndedSessionRetention is how long an ended session stays, in the
-// stream and the read model, when compacting.
-const DefaultEndedSessionRetention = 30 * 24 * time.Hour
-
 // endedRetention is how long a session of kind stays once ended, in the
 // stream and the read model, when compacting: a client's own
 // (client_credentials) less long, config.EndedClientSessionRetention.
@@ -160,33 +156,28 @@ func (s *Service) sweepEnded(ctx context.Context) {
 // retention at now, and their tokens and activity, and returns how many
 // sessions. It deletes pg.DropChunk sessions a statement, each found by its
 // end (an index), so that a sweep of millions (a busy client's tokens) holds
-// no long transaction and reads no live session.
+// no long transaction and reads no live session. (Not pg.DropWhere: a chunk
+// is chosen among the sessions once, and its tokens and activity go with it;
+// deleting them by a subquery over every long-ended session would read that
+// whole set again for each chunk.)
 func (s *Service) dropEnded(ctx context.Context, now time.Time) (int64, error) {
-	const chunk = `WITH gone AS (SELECT session_id FROM sessions WHERE %s LIMIT $2),
+	const chunk = `WITH gone AS (SELECT session_id FROM sessions
+			WHERE ended_at < $1 OR (kind = 'client_credentials' AND ended_at < $2) LIMIT $3),
 		t AS (DELETE FROM tokens WHERE session_id IN (SELECT session_id FROM gone)),
 		a AS (DELETE FROM session_activity WHERE session_id IN (SELECT session_id FROM gone))
 		DELETE FROM sessions WHERE session_id IN (SELECT session_id FROM gone)`
+	cutoff, clients := now.Add(-s.cfg.endedRetention("")), now.Add(-s.cfg.endedRetention("client_credentials"))
 	var dropped int64
-	for _, by := range []struct {
-		where string
-		kind  string
-	}{
-		{"ended_at IS NOT NULL AND ended_at < $1", ""},
-		{"ended_at IS NOT NULL AND kind = 'client_credentials' AND ended_at < $1", "client_credentials"},
-	} {
-		cutoff := now.Add(-s.cfg.endedRetention(by.kind))
-		for {
-			tag, err := s.pool.Exec(ctx, fmt.Sprintf(chunk, by.where), cutoff, pg.DropChunk)
-			if err != nil {
-				return dropped, fmt.Errorf("token: drop long-ended sessions: %w", err)
-			}
-			dropped += tag.RowsAffected()
-			if tag.RowsAffected() < pg.DropChunk {
-				break
-			}
+	for {
+		tag, err := s.pool.Exec(ctx, chunk, cutoff, clients, pg.DropChunk)
+		if err != nil {
+			return dropped, fmt.Errorf("token: drop long-ended sessions: %w", err)
+		}
+		dropped += tag.RowsAffected()
+		if tag.RowsAffected() < pg.DropChunk {
+			return dropped, nil
 		}
 	}
-	return dropped, nil
 }
 
 // lastActiveIn reads a session's last use from the read model as versions

@@ -131,7 +131,7 @@ type assertionClaims struct{ s *Service }
 // claimed.
 func (a assertionClaims) Seen(ctx context.Context, clientID, jti string, until time.Time) (bool, error) {
 	sum := sha256.Sum256([]byte(clientID + "\x00" + jti))
-	ttl := max(time.Until(until), 0) + time.Second // JetStream counts whole seconds
+	ttl := max(until.Sub(a.s.now()), 0) + time.Second // JetStream counts whole seconds
 	_, err := a.s.log.Append(ctx, eventlog.Write{Expect: eventlog.ExpectNew(), TTL: ttl, Event: eventlog.Event{
 		Aggregate: eventlog.Ref{Type: eventsv1.AuthorizeAssertion.Type, ID: hex.EncodeToString(sum[:])}, Actor: "client:" + clientID,
 		Payload: &eventsv1.ClientAssertionClaimed{ClientId: clientID, ExpiresAt: timestamppb.New(until)},
